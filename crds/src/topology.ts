@@ -84,3 +84,10 @@ export function parseNodeTopology(nodeName: string, labels: Readonly<Record<stri
 export function hasTopologyLabels(labels: Readonly<Record<string, string>> | undefined): boolean {
   return labels?.[TopologyLabel.gpuModel] !== undefined;
 }
+
+/**
+ * GPU models gpufleet has hardware profiles for (keys of operator/src/hardware/catalog.ts; a unit test keeps the
+ * two lists equal). The API offers exactly these so a typo fails at `kubectl apply`.
+ */
+export const GpuModels = ["H100-80GB", "H200-141GB", "A100-80GB", "A100-40GB"] as const;
+export type GpuModelName = (typeof GpuModels)[number];

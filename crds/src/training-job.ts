@@ -1,0 +1,123 @@
+/**
+ * TrainingJob: a gang of GPU pods for one distributed training run, placed NIC-aware (Holmes), restarted whole
+ * from its last checkpoint on failure.
+ *
+ * No scale subresource: a job's size is fixed by its parallelism (tp × pp × dp = nodes × gpusPerNode), so
+ * scaling one means a new plan and a restart, which is a spec change, not `kubectl scale`.
+ */
+import { Type, type Static } from "@sinclair/typebox";
+import type { V1ObjectMeta } from "@kubernetes/client-node";
+import { ConditionsSchema, type Condition } from "./conditions.js";
+import { EnvSchema } from "./common.js";
+import { StringEnum, cel } from "./schema-helpers.js";
+import { GpuModels } from "./topology.js";
+
+export const ParallelismSchema = Type.Object({
+  tp: Type.Integer({ minimum: 1, default: 1, description: "Tensor-parallel degree (inside a node, over NVLink)." }),
+  pp: Type.Integer({ minimum: 1, default: 1, description: "Pipeline-parallel stages." }),
+  dp: Type.Integer({ minimum: 1, description: "Data-parallel replicas." }),
+});
+
+export const TrainingModelSchema = Type.Object({
+  paramsBillions: Type.Number({ exclusiveMinimum: 0, description: "Parameter count in billions." }),
+  layers: Type.Integer({ minimum: 1 }),
+  hiddenSize: Type.Integer({ minimum: 1 }),
+  seqLength: Type.Integer({ minimum: 1, default: 2048 }),
+  globalBatchSequences: Type.Integer({ minimum: 1, default: 512, description: "Sequences per optimizer step." }),
+  microBatchSequences: Type.Integer({ minimum: 1, default: 1 }),
+});
+
+export const CheckpointSchema = Type.Object({
+  path: Type.String({ minLength: 1, maxLength: 1024, description: "Where workers write checkpoints (a shared volume or object store URL)." }),
+  intervalSteps: Type.Integer({ minimum: 1, default: 1000 }),
+});
+
+export const FaultPolicySchema = Type.Object(
+  {
+    maxRestarts: Type.Integer({ minimum: 0, default: 3, description: "Whole-gang restarts before the job fails. Never resets by itself." }),
+    slowRankTolerancePercent: Type.Number({ exclusiveMinimum: 0, default: 30, description: "A rank this much slower than its group's median is slow." }),
+    hangTimeoutSeconds: Type.Integer({ minimum: 1, default: 60, description: "A collective unfinished this long marks its laggard rank hung." }),
+    restartBackoffSeconds: Type.Integer({ minimum: 0, default: 10, description: "First restart delay; doubles per restart." }),
+  },
+  { default: {} },
+);
+
+export const PlacementPolicySchema = Type.Object(
+  {
+    nicAware: Type.Boolean({ default: true, description: "Holmes placement: DP groups inside one NIC island." }),
+    gpuModel: Type.Optional(StringEnum(GpuModels, { description: "Only nodes with this GPU model." })),
+  },
+  { default: {} },
+);
+
+export const TrainingJobSpecSchema = Type.Object(
+  {
+    image: Type.String({ minLength: 1, maxLength: 1024 }),
+    command: Type.Array(Type.String({ maxLength: 4096 }), { minItems: 1, maxItems: 64 }),
+    args: Type.Array(Type.String({ maxLength: 4096 }), { maxItems: 128, default: [] }),
+    env: EnvSchema,
+    nodes: Type.Integer({ minimum: 1, maximum: 8192, description: "Nodes in the gang." }),
+    gpusPerNode: Type.Integer({ minimum: 1, maximum: 16, default: 8 }),
+    parallelism: ParallelismSchema,
+    model: TrainingModelSchema,
+    checkpoint: CheckpointSchema,
+    faultPolicy: FaultPolicySchema,
+    placement: PlacementPolicySchema,
+  },
+  cel(
+    { rule: "self.parallelism.tp * self.parallelism.pp * self.parallelism.dp == self.nodes * self.gpusPerNode", message: "parallelism.tp × pp × dp must equal nodes × gpusPerNode", fieldPath: ".parallelism" },
+    { rule: "self.parallelism.tp in [1, 2, 4, 8, 16]", message: "parallelism.tp must be a power of two", fieldPath: ".parallelism.tp" },
+    { rule: "self.parallelism.tp <= self.gpusPerNode && self.gpusPerNode % self.parallelism.tp == 0", message: "parallelism.tp must divide gpusPerNode (a TP group stays inside one node)", fieldPath: ".parallelism.tp" },
+    { rule: "self.parallelism.pp <= self.model.layers", message: "parallelism.pp cannot exceed model.layers", fieldPath: ".parallelism.pp" },
+  ),
+);
+export type TrainingJobSpec = Static<typeof TrainingJobSpecSchema>;
+
+export const TrainingPhase = {
+  Pending: "Pending",
+  Placed: "Placed",
+  Running: "Running",
+  Restarting: "Restarting",
+  Succeeded: "Succeeded",
+  Failed: "Failed",
+} as const;
+export type TrainingPhase = (typeof TrainingPhase)[keyof typeof TrainingPhase];
+
+export const TrainingJobStatusSchema = Type.Object({
+  observedGeneration: Type.Optional(Type.Integer()),
+  phase: Type.Optional(StringEnum(Object.values(TrainingPhase))),
+  ready: Type.Optional(Type.String({ description: "running/total pods, for the printer column." })),
+  planSummary: Type.Optional(Type.String()),
+  restarts: Type.Optional(Type.Integer({ minimum: 0 })),
+  /** Last step the workers reported a complete checkpoint for; restarts resume from it. */
+  lastCheckpointStep: Type.Optional(Type.Integer({ minimum: 0 })),
+  nextRestartTime: Type.Optional(Type.String({ format: "date-time" })),
+  placement: Type.Optional(
+    Type.Object({
+      islands: Type.Array(Type.String(), { maxItems: 1024 }),
+      ranksPerIsland: Type.Record(Type.String(), Type.Integer()),
+      layersPerStage: Type.Array(Type.Integer(), { maxItems: 1024 }),
+      nodes: Type.Array(Type.String(), { maxItems: 8192 }),
+      predictedStepMs: Type.Number(),
+      obliviousStepMs: Type.Optional(Type.Number()),
+    }),
+  ),
+  conditions: Type.Optional(ConditionsSchema),
+});
+export type TrainingJobStatus = Static<typeof TrainingJobStatusSchema>;
+
+export interface TrainingJob {
+  apiVersion: "gpufleet.io/v1alpha1";
+  kind: "TrainingJob";
+  metadata: V1ObjectMeta;
+  spec: TrainingJobSpec;
+  status?: TrainingJobStatus & { conditions?: Condition[] };
+}
+
+export const TrainingJobNames = {
+  kind: "TrainingJob",
+  listKind: "TrainingJobList",
+  plural: "trainingjobs",
+  singular: "trainingjob",
+  shortNames: ["tj"],
+} as const;
