@@ -1,0 +1,30 @@
+/**
+ * Generates the TypeScript types of agent/proto/*.proto into agent/src/grpc/generated/ with proto-loader-gen-types
+ * (no protoc needed). `npm run gen:proto` runs it; gen-proto.test.ts fails when the committed output is stale.
+ */
+import { execFileSync } from "node:child_process";
+import { rmSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const PROTO_ROOT = resolve(here, "../../proto");
+export const GENERATED_DIR = resolve(here, "generated");
+export const PROTO_FILES = ["gpufleet/agent/v1/agent.proto", "gpufleet/worker/v1/worker.proto"] as const;
+
+/** Options shared by the generator and the runtime loader (load.ts), so generated types match loaded objects. */
+export const LOADER_OPTIONS = { keepCase: false, longs: Number, enums: String, defaults: true, oneofs: true } as const;
+
+export function generate(outDir: string): void {
+  const bin = resolve(here, "../../../node_modules/.bin/proto-loader-gen-types");
+  rmSync(outDir, { recursive: true, force: true });
+  execFileSync(bin, [
+    "--longs=Number", "--enums=String", "--defaults", "--oneofs", "--grpcLib=@grpc/grpc-js", "--importFileExtension=.js",
+    "-I", PROTO_ROOT, "-O", outDir, ...PROTO_FILES,
+  ], { stdio: ["ignore", "ignore", "pipe"] });
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  generate(GENERATED_DIR);
+  console.log(`generated ${join("agent/src/grpc/generated")} from ${PROTO_FILES.join(", ")}`);
+}

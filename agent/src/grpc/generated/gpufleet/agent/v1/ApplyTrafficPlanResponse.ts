@@ -1,0 +1,12 @@
+// Original file: /work/main/agent/proto/gpufleet/agent/v1/agent.proto
+
+
+export interface ApplyTrafficPlanResponse {
+  'planId'?: (string);
+  'routesApplied'?: (number);
+}
+
+export interface ApplyTrafficPlanResponse__Output {
+  'planId': (string);
+  'routesApplied': (number);
+}

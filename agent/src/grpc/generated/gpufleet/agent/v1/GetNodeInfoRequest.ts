@@ -1,0 +1,10 @@
+// Original file: /work/main/agent/proto/gpufleet/agent/v1/agent.proto
+
+
+export interface GetNodeInfoRequest {
+  'nodeName'?: (string);
+}
+
+export interface GetNodeInfoRequest__Output {
+  'nodeName': (string);
+}

@@ -1,0 +1,10 @@
+// Original file: /work/main/agent/proto/gpufleet/agent/v1/agent.proto
+
+
+export interface ListWorkersRequest {
+  'nodeName'?: (string);
+}
+
+export interface ListWorkersRequest__Output {
+  'nodeName': (string);
+}

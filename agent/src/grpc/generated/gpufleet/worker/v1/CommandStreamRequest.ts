@@ -1,0 +1,10 @@
+// Original file: /work/main/agent/proto/gpufleet/worker/v1/worker.proto
+
+
+export interface CommandStreamRequest {
+  'workerId'?: (string);
+}
+
+export interface CommandStreamRequest__Output {
+  'workerId': (string);
+}

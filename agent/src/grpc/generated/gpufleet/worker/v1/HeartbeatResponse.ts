@@ -1,0 +1,11 @@
+// Original file: /work/main/agent/proto/gpufleet/worker/v1/worker.proto
+
+import type { Long } from '@grpc/proto-loader';
+
+export interface HeartbeatResponse {
+  'receivedUnixMs'?: (number | string | Long);
+}
+
+export interface HeartbeatResponse__Output {
+  'receivedUnixMs': (number);
+}

@@ -1,0 +1,14 @@
+// Original file: /work/main/agent/proto/gpufleet/worker/v1/worker.proto
+
+
+export interface MigrateIn {
+  'requestId'?: (string);
+  'sourceWorkerId'?: (string);
+  'sourcePod'?: (string);
+}
+
+export interface MigrateIn__Output {
+  'requestId': (string);
+  'sourceWorkerId': (string);
+  'sourcePod': (string);
+}

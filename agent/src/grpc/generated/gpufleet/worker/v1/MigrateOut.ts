@@ -1,0 +1,14 @@
+// Original file: /work/main/agent/proto/gpufleet/worker/v1/worker.proto
+
+
+export interface MigrateOut {
+  'requestId'?: (string);
+  'targetWorkerId'?: (string);
+  'targetPod'?: (string);
+}
+
+export interface MigrateOut__Output {
+  'requestId': (string);
+  'targetWorkerId': (string);
+  'targetPod': (string);
+}
