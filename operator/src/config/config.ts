@@ -1,0 +1,60 @@
+/**
+ * The operator's configuration: one typed object, read from the environment once at start-up and validated, so a
+ * bad value fails at boot with the variable's name instead of at the first reconcile.
+ */
+import { Type, type Static } from "@sinclair/typebox";
+import { Value } from "@sinclair/typebox/value";
+import { hostname } from "node:os";
+
+export const OperatorConfigSchema = Type.Object({
+  /** Namespace holding the leader Lease (the operator's own namespace). */
+  namespace: Type.String({ minLength: 1, default: "gpufleet-system" }),
+  leaseName: Type.String({ minLength: 1, default: "gpufleet-operator" }),
+  identity: Type.String({ minLength: 1 }),
+  leaderElection: Type.Boolean({ default: true }),
+  leaseDurationMs: Type.Integer({ minimum: 1000, default: 15_000 }),
+  renewDeadlineMs: Type.Integer({ minimum: 500, default: 10_000 }),
+  retryPeriodMs: Type.Integer({ minimum: 100, default: 2_000 }),
+  httpPort: Type.Integer({ minimum: 0, maximum: 65535, default: 8080 }),
+  logLevel: Type.Union([Type.Literal("trace"), Type.Literal("debug"), Type.Literal("info"), Type.Literal("warn"), Type.Literal("error")], { default: "info" }),
+  natsUrl: Type.Optional(Type.String()),
+  /** Re-check every resource this often even without events (level-based safety net). */
+  resyncMs: Type.Integer({ minimum: 1000, default: 300_000 }),
+});
+export type OperatorConfig = Static<typeof OperatorConfigSchema>;
+
+const ENV: Record<keyof OperatorConfig, string> = {
+  namespace: "GPUFLEET_NAMESPACE",
+  leaseName: "GPUFLEET_LEASE_NAME",
+  identity: "GPUFLEET_IDENTITY",
+  leaderElection: "GPUFLEET_LEADER_ELECTION",
+  leaseDurationMs: "GPUFLEET_LEASE_DURATION_MS",
+  renewDeadlineMs: "GPUFLEET_RENEW_DEADLINE_MS",
+  retryPeriodMs: "GPUFLEET_RETRY_PERIOD_MS",
+  httpPort: "GPUFLEET_HTTP_PORT",
+  logLevel: "GPUFLEET_LOG_LEVEL",
+  natsUrl: "GPUFLEET_NATS_URL",
+  resyncMs: "GPUFLEET_RESYNC_MS",
+};
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+/** Builds the config from environment variables (POD_NAMESPACE/POD_NAME from the downward API as fallbacks). */
+export function loadOperatorConfig(env: NodeJS.ProcessEnv = process.env): OperatorConfig {
+  const raw: Record<string, unknown> = {};
+  for (const [field, variable] of Object.entries(ENV)) if (env[variable] !== undefined && env[variable] !== "") raw[field] = env[variable];
+  raw.namespace ??= env.POD_NAMESPACE;
+  raw.identity ??= env.POD_NAME ?? `${hostname()}-${process.pid}`;
+  if (raw.namespace === undefined) delete raw.namespace;
+  const converted = Value.Convert(OperatorConfigSchema, Value.Default(OperatorConfigSchema, raw));
+  const errors = [...Value.Errors(OperatorConfigSchema, converted)];
+  if (errors.length > 0) {
+    const details = errors.map((e) => `${ENV[e.path.slice(1) as keyof OperatorConfig] ?? e.path}: ${e.message} (got ${JSON.stringify(e.value)})`);
+    throw new ConfigError(`invalid operator configuration: ${[...new Set(details)].join("; ")}`);
+  }
+  const config = converted as OperatorConfig;
+  if (config.renewDeadlineMs >= config.leaseDurationMs) throw new ConfigError(`${ENV.renewDeadlineMs} must be shorter than ${ENV.leaseDurationMs}`);
+  return config;
+}

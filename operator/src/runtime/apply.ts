@@ -1,0 +1,72 @@
+/**
+ * Writes to the API server the way every gpufleet controller does: server-side apply under one field manager for
+ * owned objects (so re-applying an unchanged object is a no-op and fields we stop setting are removed), and
+ * server-side apply on the status subresource for status, written only when it differs from what is there.
+ */
+import type { KubeConfig} from "@kubernetes/client-node";
+import { CustomObjectsApi, KubernetesObjectApi, PatchStrategy, setHeaderOptions, type KubernetesObject, type V1OwnerReference } from "@kubernetes/client-node";
+import { isDeepStrictEqual } from "node:util";
+import { isNotFound, kubeCall } from "./errors.js";
+
+export interface StatusTarget {
+  group: string;
+  version: string;
+  plural: string;
+  kind: string;
+  namespace: string;
+  name: string;
+}
+
+export class Applier {
+  private readonly objects: KubernetesObjectApi;
+  private readonly customObjects: CustomObjectsApi;
+
+  constructor(kubeConfig: KubeConfig, readonly fieldManager: string) {
+    this.objects = KubernetesObjectApi.makeApiClient(kubeConfig);
+    this.customObjects = kubeConfig.makeApiClient(CustomObjectsApi);
+  }
+
+  /** Server-side apply with force: this controller is the only writer of the fields it sets. */
+  async apply<T extends KubernetesObject>(object: T): Promise<T> {
+    const what = `apply ${object.kind} ${object.metadata?.namespace ?? ""}/${object.metadata?.name ?? ""}`;
+    return kubeCall(what, () => this.objects.patch(object, undefined, undefined, this.fieldManager, true, PatchStrategy.ServerSideApply));
+  }
+
+  /** Deletes with background propagation; an already-gone object is success (idempotent). */
+  async delete(object: KubernetesObject): Promise<void> {
+    const what = `delete ${object.kind} ${object.metadata?.namespace ?? ""}/${object.metadata?.name ?? ""}`;
+    try {
+      await kubeCall(what, () => this.objects.delete(object, undefined, undefined, 0, undefined, "Background"));
+    } catch (error) {
+      if (!isNotFound(error)) throw error;
+    }
+  }
+
+  /**
+   * Applies `status` when it differs from `current`; returns whether it wrote. Comparing first keeps idle
+   * reconciles from bumping resourceVersion and waking every watcher.
+   */
+  async applyStatus(target: StatusTarget, current: unknown, status: object): Promise<boolean> {
+    if (isDeepStrictEqual(normalize(current), normalize(status))) return false;
+    const body = { apiVersion: `${target.group}/${target.version}`, kind: target.kind, metadata: { name: target.name, namespace: target.namespace }, status };
+    await kubeCall(`apply status of ${target.kind} ${target.namespace}/${target.name}`, () =>
+      this.customObjects.patchNamespacedCustomObjectStatus(
+        { group: target.group, version: target.version, namespace: target.namespace, plural: target.plural, name: target.name, body, fieldManager: this.fieldManager, force: true },
+        setHeaderOptions("Content-Type", PatchStrategy.ServerSideApply),
+      ),
+    );
+    return true;
+  }
+}
+
+/** JSON round trip drops undefined fields, so `{a: undefined}` equals `{}` as the API server would store it. */
+function normalize(value: unknown): unknown {
+  return value === undefined ? undefined : JSON.parse(JSON.stringify(value));
+}
+
+/** Owner reference making `owner` garbage-collect the object it is set on. */
+export function controllerOwnerReference(owner: KubernetesObject): V1OwnerReference {
+  const { apiVersion, kind, metadata } = owner;
+  if (!apiVersion || !kind || !metadata?.name || !metadata.uid) throw new Error(`cannot own objects by ${kind}/${metadata?.name}: apiVersion, kind, name and uid are required`);
+  return { apiVersion, kind, name: metadata.name, uid: metadata.uid, controller: true, blockOwnerDeletion: true };
+}

@@ -1,0 +1,93 @@
+/**
+ * Runs a level-based reconciler: watch events only enqueue keys; `reconcile(key)` re-reads the cache and says when
+ * to look again. One worker per controller, so a key is never reconciled concurrently with itself and ordering
+ * questions stay simple; planners are fast, so one worker keeps up.
+ */
+import type { KubernetesObject } from "@kubernetes/client-node";
+import { isConflict } from "./errors.js";
+import type { ResilientInformer } from "./informer.js";
+import type { Logger } from "./logger.js";
+import { WorkQueue } from "./queue.js";
+import type { OperatorMetrics } from "../metrics.js";
+
+export interface ReconcileResult {
+  /** Look at this key again after this long even if nothing changes (level-based polling). */
+  requeueAfterMs?: number;
+}
+
+export interface Reconciler {
+  readonly name: string;
+  reconcile(key: string): Promise<ReconcileResult>;
+}
+
+export interface ControllerOptions {
+  reconciler: Reconciler;
+  metrics: OperatorMetrics;
+  logger: Logger;
+  queue?: WorkQueue;
+}
+
+export class Controller {
+  readonly queue: WorkQueue;
+  private running: Promise<void> | undefined;
+
+  constructor(private readonly options: ControllerOptions) {
+    this.queue = options.queue ?? new WorkQueue();
+  }
+
+  get name(): string {
+    return this.options.reconciler.name;
+  }
+
+  enqueue(key: string): void {
+    this.queue.add(key);
+    this.options.metrics.workqueueDepth.set({ controller: this.name }, this.queue.depth);
+  }
+
+  /** Enqueues the keys `mapToKeys` derives from every event of `informer` (its own key, an owner's, all of a kind…). */
+  watch<T extends KubernetesObject>(informer: ResilientInformer<T>, mapToKeys: (object: T) => readonly string[]): void {
+    informer.on((_event, object) => {
+      for (const key of mapToKeys(object)) this.enqueue(key);
+    });
+  }
+
+  start(): void {
+    this.running ??= this.loop();
+  }
+
+  /** Stops taking keys; resolves when the reconcile in flight has finished. */
+  async stop(): Promise<void> {
+    this.queue.shutDown();
+    await this.running;
+  }
+
+  private async loop(): Promise<void> {
+    const { reconciler, metrics, logger } = this.options;
+    const labels = { controller: reconciler.name };
+    for (;;) {
+      const key = await this.queue.get();
+      if (key === undefined) return;
+      metrics.workqueueDepth.set(labels, this.queue.depth);
+      const endTimer = metrics.reconcileDurationSeconds.startTimer(labels);
+      try {
+        const result = await reconciler.reconcile(key);
+        this.queue.forget(key);
+        metrics.reconcileTotal.inc({ ...labels, result: "success" });
+        if (result.requeueAfterMs !== undefined) this.queue.addAfter(key, result.requeueAfterMs);
+      } catch (error) {
+        const delayMs = this.queue.addRateLimited(key);
+        if (isConflict(error)) {
+          metrics.reconcileTotal.inc({ ...labels, result: "conflict" });
+          logger.debug({ controller: reconciler.name, key, delayMs }, "conflict; requeued");
+        } else {
+          metrics.reconcileTotal.inc({ ...labels, result: "error" });
+          metrics.reconcileErrorsTotal.inc(labels);
+          logger.error({ controller: reconciler.name, key, err: error, delayMs, failures: this.queue.failureCount(key) }, "reconcile failed; retrying with backoff");
+        }
+      } finally {
+        endTimer();
+        this.queue.done(key);
+      }
+    }
+  }
+}

@@ -1,0 +1,132 @@
+/**
+ * Leader election on a coordination.k8s.io/v1 Lease, as client-go's leaderelection does it: every replica tries to
+ * acquire or renew every `retryPeriodMs`; writes are guarded by resourceVersion so two replicas can never both win;
+ * a follower takes over only after it has watched the lease go unrenewed for `leaseDurationMs` of its own clock
+ * (no cross-machine clock comparison); a leader that cannot renew within `renewDeadlineMs` (< leaseDuration) stops
+ * leading before anyone else may start. On a clean shutdown the leader releases the lease so failover is immediate.
+ */
+import type { KubeConfig} from "@kubernetes/client-node";
+import { CoordinationV1Api, V1MicroTime, type V1Lease } from "@kubernetes/client-node";
+import { systemClock, type Clock } from "./clock.js";
+import { isConflict, isNotFound } from "./errors.js";
+import type { Logger } from "./logger.js";
+
+export interface LeaderElectionOptions {
+  kubeConfig: KubeConfig;
+  namespace: string;
+  leaseName: string;
+  identity: string;
+  leaseDurationMs: number;
+  renewDeadlineMs: number;
+  retryPeriodMs: number;
+  logger: Logger;
+  clock?: Clock;
+  onStartedLeading: () => void;
+  /** Called once when leadership is lost; the process should stop reconciling at once (main exits). */
+  onStoppedLeading: () => void;
+}
+
+export class LeaderElector {
+  private readonly api: CoordinationV1Api;
+  private readonly clock: Clock;
+  private leading = false;
+  private lastRenewMs = 0;
+  /** The lease record as last observed, and when (our clock) it last changed. */
+  private observed: { holder: string; renewTime: string; atMs: number } | undefined;
+  private timer: unknown;
+  private stopped = false;
+
+  constructor(private readonly options: LeaderElectionOptions) {
+    if (options.renewDeadlineMs >= options.leaseDurationMs) throw new Error("leader election: renewDeadlineMs must be shorter than leaseDurationMs");
+    this.api = options.kubeConfig.makeApiClient(CoordinationV1Api);
+    this.clock = options.clock ?? systemClock;
+  }
+
+  get isLeader(): boolean {
+    return this.leading;
+  }
+
+  start(): void {
+    this.stopped = false;
+    void this.tick();
+  }
+
+  /** Stops campaigning and, if leading, releases the lease so another replica can take over at once. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.clock.clearTimeout(this.timer);
+    if (!this.leading) return;
+    this.leading = false;
+    try {
+      const lease = await this.api.readNamespacedLease({ name: this.options.leaseName, namespace: this.options.namespace });
+      if (lease.spec?.holderIdentity === this.options.identity) {
+        lease.spec = { ...lease.spec, holderIdentity: undefined, leaseDurationSeconds: 1, renewTime: new V1MicroTime(this.clock.now()) };
+        await this.api.replaceNamespacedLease({ name: this.options.leaseName, namespace: this.options.namespace, body: lease });
+      }
+    } catch (error) {
+      this.options.logger.warn({ err: error }, "could not release leader lease");
+    }
+  }
+
+  private async tick(): Promise<void> {
+    if (this.stopped) return;
+    let renewed = false;
+    try {
+      renewed = await this.tryAcquireOrRenew();
+    } catch (error) {
+      if (!isConflict(error)) this.options.logger.warn({ err: error }, "leader election: lease update failed");
+    }
+    const nowMs = this.clock.now();
+    if (renewed) {
+      this.lastRenewMs = nowMs;
+      if (!this.leading) {
+        this.leading = true;
+        this.options.logger.info({ identity: this.options.identity, lease: this.options.leaseName }, "became leader");
+        this.options.onStartedLeading();
+      }
+    } else if (this.leading && nowMs - this.lastRenewMs >= this.options.renewDeadlineMs) {
+      this.leading = false;
+      this.options.logger.error({ identity: this.options.identity }, "lost leadership: could not renew the lease in time");
+      this.options.onStoppedLeading();
+    }
+    if (!this.stopped) this.timer = this.clock.setTimeout(() => void this.tick(), this.options.retryPeriodMs);
+  }
+
+  private async tryAcquireOrRenew(): Promise<boolean> {
+    const { namespace, leaseName: name, identity, leaseDurationMs } = this.options;
+    const nowMs = this.clock.now();
+    const leaseDurationSeconds = Math.ceil(leaseDurationMs / 1000);
+    let lease: V1Lease;
+    try {
+      lease = await this.api.readNamespacedLease({ name, namespace });
+    } catch (error) {
+      if (!isNotFound(error)) throw error;
+      await this.api.createNamespacedLease({
+        namespace,
+        body: { metadata: { name, namespace }, spec: { holderIdentity: identity, leaseDurationSeconds, acquireTime: new V1MicroTime(nowMs), renewTime: new V1MicroTime(nowMs), leaseTransitions: 0 } },
+      });
+      return true;
+    }
+    const spec = lease.spec ?? {};
+    const holder = spec.holderIdentity ?? "";
+    const renewTime = spec.renewTime ? new Date(spec.renewTime).toISOString() : "";
+    if (!this.observed || this.observed.holder !== holder || this.observed.renewTime !== renewTime) {
+      this.observed = { holder, renewTime, atMs: nowMs };
+    }
+    const heldByOther = holder !== "" && holder !== identity;
+    const observedDurationMs = (spec.leaseDurationSeconds ?? leaseDurationSeconds) * 1000;
+    if (heldByOther && nowMs - this.observed.atMs < observedDurationMs) return false;
+
+    const takingOver = holder !== identity;
+    lease.spec = {
+      ...spec,
+      holderIdentity: identity,
+      leaseDurationSeconds,
+      renewTime: new V1MicroTime(nowMs),
+      acquireTime: takingOver ? new V1MicroTime(nowMs) : spec.acquireTime,
+      leaseTransitions: (spec.leaseTransitions ?? 0) + (takingOver && holder !== "" ? 1 : 0),
+    };
+    await this.api.replaceNamespacedLease({ name, namespace, body: lease });
+    return true;
+  }
+}
