@@ -50,3 +50,10 @@ export function findCondition(conditions: readonly Condition[] | undefined, type
 export function isConditionTrue(conditions: readonly Condition[] | undefined, type: string): boolean {
   return findCondition(conditions, type)?.status === "True";
 }
+
+/** Whether a condition's status, reason or message differs between two lists: the moments worth an Event. */
+export function conditionChanged(before: readonly Condition[] | undefined, after: readonly Condition[] | undefined, type: string): boolean {
+  const a = findCondition(before, type);
+  const b = findCondition(after, type);
+  return a?.status !== b?.status || a?.reason !== b?.reason || a?.message !== b?.message;
+}

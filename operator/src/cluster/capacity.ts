@@ -1,0 +1,83 @@
+/**
+ * What the cluster can give: per GPU node its topology (from gpufleet.io labels), allocatable and free GPUs, and
+ * whether new pods may land there. Pure: computed from the node and pod caches, shared by every planner.
+ */
+import type { V1Node, V1Pod } from "@kubernetes/client-node";
+import { GpuResource, IsolatedTaintKey, hasTopologyLabels, parseNodeTopology, type NodeTopology } from "../../../crds/src/topology.js";
+
+export interface NodeCapacity extends NodeTopology {
+  gpusAllocatable: number;
+  /** Allocatable minus what non-terminated pods bound to the node request. */
+  gpusFree: number;
+  /** Ready, not cordoned, not isolated by gpufleet. */
+  schedulable: boolean;
+  /** Carries gpufleet's isolation taint (fault detection took it out). */
+  isolated: boolean;
+}
+
+export interface ClusterCapacity {
+  nodes: NodeCapacity[];
+  /** Nodes with gpufleet labels that could not be parsed, with why: surfaced, never silently dropped. */
+  invalidNodes: { nodeName: string; error: string }[];
+}
+
+export function gpuRequest(pod: V1Pod): number {
+  let total = 0;
+  for (const container of pod.spec?.containers ?? []) {
+    const value = container.resources?.requests?.[GpuResource] ?? container.resources?.limits?.[GpuResource];
+    if (value !== undefined) total += Number(value);
+  }
+  return total;
+}
+
+const isTerminated = (pod: V1Pod): boolean => pod.status?.phase === "Succeeded" || pod.status?.phase === "Failed";
+
+export function summarizeCapacity(nodes: readonly V1Node[], pods: readonly V1Pod[]): ClusterCapacity {
+  const usedByNode = new Map<string, number>();
+  for (const pod of pods) {
+    const nodeName = pod.spec?.nodeName;
+    if (!nodeName || isTerminated(pod)) continue;
+    usedByNode.set(nodeName, (usedByNode.get(nodeName) ?? 0) + gpuRequest(pod));
+  }
+  const result: ClusterCapacity = { nodes: [], invalidNodes: [] };
+  for (const node of nodes) {
+    const name = node.metadata?.name ?? "";
+    if (!hasTopologyLabels(node.metadata?.labels)) continue;
+    let topology: NodeTopology;
+    try {
+      topology = parseNodeTopology(name, node.metadata?.labels ?? {});
+    } catch (error) {
+      result.invalidNodes.push({ nodeName: name, error: (error as Error).message });
+      continue;
+    }
+    const gpusAllocatable = Number(node.status?.allocatable?.[GpuResource] ?? 0);
+    const isolated = (node.spec?.taints ?? []).some((t) => t.key === IsolatedTaintKey);
+    const ready = (node.status?.conditions ?? []).some((c) => c.type === "Ready" && c.status === "True");
+    result.nodes.push({
+      ...topology,
+      gpusAllocatable,
+      gpusFree: Math.max(0, gpusAllocatable - (usedByNode.get(name) ?? 0)),
+      schedulable: ready && !node.spec?.unschedulable && !isolated,
+      isolated,
+    });
+  }
+  result.nodes.sort((a, b) => a.nodeName.localeCompare(b.nodeName));
+  return result;
+}
+
+/** "H100-80GB: 8 nodes, 64 GPUs (40 free); A100-80GB: …" — what the cluster has, for condition messages. */
+export function describeCapacity(nodes: readonly NodeCapacity[]): string {
+  const byModel = new Map<string, { nodes: number; gpus: number; free: number }>();
+  for (const node of nodes) {
+    const entry = byModel.get(node.gpuModel) ?? { nodes: 0, gpus: 0, free: 0 };
+    entry.nodes += 1;
+    entry.gpus += node.gpusAllocatable;
+    entry.free += node.schedulable ? node.gpusFree : 0;
+    byModel.set(node.gpuModel, entry);
+  }
+  if (byModel.size === 0) return "the cluster has no GPU nodes with gpufleet.io topology labels";
+  return [...byModel.entries()]
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([model, e]) => `${model}: ${e.nodes} node${e.nodes === 1 ? "" : "s"}, ${e.gpus} GPUs (${e.free} free)`)
+    .join("; ");
+}

@@ -1,0 +1,151 @@
+/**
+ * Wires the operator: informers (kept warm on every replica, so a new leader starts with full caches),
+ * controllers (run only while this replica holds the Lease), health and metrics endpoints.
+ */
+import type { KubeConfig} from "@kubernetes/client-node";
+import { CoreV1Api, CustomObjectsApi, type KubernetesListObject, type KubernetesObject, type V1Node, type V1Pod } from "@kubernetes/client-node";
+import { API_GROUP, API_VERSION } from "../../crds/src/common.js";
+import { OPERATOR_FIELD_MANAGER, OwnedLabel } from "../../crds/src/reasons.js";
+import { ServingDeploymentNames, type ServingDeployment } from "../../crds/src/serving-deployment.js";
+import { TrainingJobNames, type TrainingJob } from "../../crds/src/training-job.js";
+import type { OperatorConfig } from "./config/config.js";
+import { OperatorMetrics } from "./metrics.js";
+import { Applier } from "./runtime/apply.js";
+import { systemClock, type Clock } from "./runtime/clock.js";
+import { Controller } from "./runtime/controller.js";
+import { EventRecorder } from "./runtime/events.js";
+import { ResilientInformer, objectKey } from "./runtime/informer.js";
+import { LeaderElector } from "./runtime/leader.js";
+import type { Logger } from "./runtime/logger.js";
+import { startHealthServer } from "./runtime/server.js";
+import { ServingDeploymentReconciler, type ServingPlanStep } from "./serving/controller.js";
+import { TrainingJobReconciler, type TrainingGangStep } from "./training/controller.js";
+
+export interface OperatorHandle {
+  readonly httpPort: number;
+  readonly isLeader: () => boolean;
+  /** Stops reconciling, releases the Lease and closes the endpoints. */
+  stop(): Promise<void>;
+}
+
+export interface OperatorOptions {
+  config: OperatorConfig;
+  kubeConfig: KubeConfig;
+  logger: Logger;
+  clock?: Clock;
+  /** Called when leadership is lost after it was held; main exits so a fresh process campaigns again. */
+  onLostLeadership?: () => void;
+  servingPlanStep?: ServingPlanStep;
+  trainingGangStep?: TrainingGangStep;
+}
+
+function customResourceInformer<T extends KubernetesObject>(kubeConfig: KubeConfig, plural: string, logger: Logger, metrics: OperatorMetrics): ResilientInformer<T> {
+  const api = kubeConfig.makeApiClient(CustomObjectsApi);
+  return new ResilientInformer<T>({
+    kubeConfig,
+    resource: plural,
+    path: `/apis/${API_GROUP}/${API_VERSION}/${plural}`,
+    list: async () => (await api.listClusterCustomObject({ group: API_GROUP, version: API_VERSION, plural })) as KubernetesListObject<T>,
+    logger,
+    onRestart: () => metrics.informerRestartsTotal.inc({ resource: plural }),
+  });
+}
+
+export async function startOperator(options: OperatorOptions): Promise<OperatorHandle> {
+  const { config, kubeConfig, logger } = options;
+  const clock = options.clock ?? systemClock;
+  const metrics = new OperatorMetrics();
+  const core = kubeConfig.makeApiClient(CoreV1Api);
+  const applier = new Applier(kubeConfig, OPERATOR_FIELD_MANAGER);
+  const events = new EventRecorder(kubeConfig, "gpufleet-operator", logger, metrics, clock);
+
+  const servingDeployments = customResourceInformer<ServingDeployment>(kubeConfig, ServingDeploymentNames.plural, logger, metrics);
+  const trainingJobs = customResourceInformer<TrainingJob>(kubeConfig, TrainingJobNames.plural, logger, metrics);
+  const nodes = new ResilientInformer<V1Node>({ kubeConfig, resource: "nodes", path: "/api/v1/nodes", list: () => core.listNode(), logger, onRestart: () => metrics.informerRestartsTotal.inc({ resource: "nodes" }) });
+  const pods = new ResilientInformer<V1Pod>({ kubeConfig, resource: "pods", path: "/api/v1/pods", list: () => core.listPodForAllNamespaces(), logger, onRestart: () => metrics.informerRestartsTotal.inc({ resource: "pods" }) });
+  const informers = [servingDeployments, trainingJobs, nodes, pods];
+
+  const deps = { nodes, pods, applier, events, clock };
+  const serving = new Controller({
+    reconciler: new ServingDeploymentReconciler({ ...deps, servingDeployments, logger: logger.child({ controller: "servingdeployment" }), planStep: options.servingPlanStep }),
+    metrics,
+    logger,
+  });
+  const training = new Controller({
+    reconciler: new TrainingJobReconciler({ ...deps, trainingJobs, logger: logger.child({ controller: "trainingjob" }), gangStep: options.trainingGangStep }),
+    metrics,
+    logger,
+  });
+  const allKeys = <T extends KubernetesObject>(informer: ResilientInformer<T>) => () => informer.list().map(objectKey);
+  const ownerKey = (label: string) => (pod: V1Pod) => {
+    const owner = pod.metadata?.labels?.[label];
+    return owner ? [`${pod.metadata?.namespace}/${owner}`] : [];
+  };
+  serving.watch(servingDeployments, (sd) => [objectKey(sd)]);
+  serving.watch(nodes, allKeys(servingDeployments));
+  serving.watch(pods, ownerKey(OwnedLabel.servingDeployment));
+  training.watch(trainingJobs, (job) => [objectKey(job)]);
+  training.watch(nodes, allKeys(trainingJobs));
+  training.watch(pods, ownerKey(OwnedLabel.trainingJob));
+  const controllers = [serving, training];
+
+  await Promise.all(informers.map((i) => i.start()));
+  logger.info({ resources: informers.length }, "caches synced");
+
+  let resyncHandle: unknown;
+  const resync = () => {
+    for (const key of allKeys(servingDeployments)()) serving.enqueue(key);
+    for (const key of allKeys(trainingJobs)()) training.enqueue(key);
+    resyncHandle = clock.setTimeout(resync, config.resyncMs);
+  };
+  const startControllers = () => {
+    metrics.leader.set(1);
+    for (const c of controllers) c.start();
+    resync();
+  };
+
+  let elector: LeaderElector | undefined;
+  if (config.leaderElection) {
+    elector = new LeaderElector({
+      kubeConfig,
+      namespace: config.namespace,
+      leaseName: config.leaseName,
+      identity: config.identity,
+      leaseDurationMs: config.leaseDurationMs,
+      renewDeadlineMs: config.renewDeadlineMs,
+      retryPeriodMs: config.retryPeriodMs,
+      logger,
+      clock,
+      onStartedLeading: startControllers,
+      onStoppedLeading: () => {
+        metrics.leader.set(0);
+        for (const c of controllers) void c.stop();
+        options.onLostLeadership?.();
+      },
+    });
+    metrics.leader.set(0);
+    elector.start();
+  } else {
+    startControllers();
+  }
+
+  const health = await startHealthServer({
+    port: config.httpPort,
+    registry: metrics.registry,
+    notReadyReason: () => (informers.every((i) => i.hasSynced) ? undefined : "caches not synced"),
+  });
+  logger.info({ port: health.port, identity: config.identity }, "operator started");
+
+  return {
+    httpPort: health.port,
+    isLeader: () => (elector ? elector.isLeader : true),
+    async stop() {
+      clock.clearTimeout(resyncHandle);
+      await Promise.all(controllers.map((c) => c.stop()));
+      await elector?.stop();
+      metrics.leader.set(0);
+      await Promise.all(informers.map((i) => i.stop()));
+      await health.close();
+    },
+  };
+}
