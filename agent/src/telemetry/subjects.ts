@@ -1,0 +1,195 @@
+/**
+ * The agent's NATS wire protocol, in one place: subjects, versioned message schemas (TypeBox, so the operator side
+ * validates at its edge) and the encoders/decoders.
+ *
+ * Subjects: `gpufleet.v1.<stream>.<node>`; subscribers use `gpufleet.v1.<stream>.*`.
+ * Collective records travel columnar: one message carries a batch, each record a fixed-order tuple (see
+ * COLLECTIVE_FIELDS) and peers as flat [peerRank, bytes, startUnixUs, endUnixUs] quadruples. This is ~3x cheaper
+ * to encode and decode than one JSON object per record and halves the bytes (field names are not repeated).
+ * A breaking change bumps the schema string and the subject version together.
+ */
+import { Type, type Static } from "@sinclair/typebox";
+import { TypeCompiler } from "@sinclair/typebox/compiler";
+import type { Collective, CollectiveRecord } from "./collectives.js";
+
+export const SUBJECT_PREFIX = "gpufleet.v1";
+
+export const Stream = {
+  collectives: "collectives",
+  rdma: "rdma",
+  load: "load",
+  workers: "workers",
+} as const;
+export type Stream = (typeof Stream)[keyof typeof Stream];
+
+/** NATS subject tokens may not contain '.', '*', '>' or whitespace; node names may contain dots. */
+export function subjectToken(name: string): string {
+  return name.replace(/[.*>\s]/g, "_");
+}
+
+export function subjectFor(stream: Stream, nodeName: string): string {
+  return `${SUBJECT_PREFIX}.${stream}.${subjectToken(nodeName)}`;
+}
+
+export function subscriptionFor(stream: Stream): string {
+  return `${SUBJECT_PREFIX}.${stream}.*`;
+}
+
+export const Schema = {
+  collectives: "gpufleet.collectives/v1",
+  rdma: "gpufleet.rdma/v1",
+  load: "gpufleet.load/v1",
+  workers: "gpufleet.workers/v1",
+} as const;
+
+export const COLLECTIVE_FIELDS = ["communicator", "rank", "nRanks", "collective", "sequence", "bytes", "startUnixUs", "endUnixUs", "peers"] as const;
+
+const CollectiveTuple = Type.Tuple([
+  Type.String(), Type.Integer(), Type.Integer(), Type.String(), Type.Number(), Type.Number(), Type.Number(), Type.Number(),
+  Type.Array(Type.Number()),
+]);
+
+export const CollectivesMessage = Type.Object({
+  schema: Type.Literal(Schema.collectives),
+  node: Type.String(),
+  sentUnixMs: Type.Number(),
+  /** Records dropped on this node since the previous message (bounded buffers). */
+  droppedSincePrevious: Type.Integer({ minimum: 0 }),
+  records: Type.Array(CollectiveTuple),
+});
+export type CollectivesMessage = Static<typeof CollectivesMessage>;
+
+export const RdmaMessage = Type.Object({
+  schema: Type.Literal(Schema.rdma),
+  node: Type.String(),
+  sentUnixMs: Type.Number(),
+  ports: Type.Array(Type.Object({
+    device: Type.String(),
+    port: Type.Integer(),
+    intervalMs: Type.Number(),
+    transmitBytesPerSec: Type.Number(),
+    receiveBytesPerSec: Type.Number(),
+    transmitPacketsPerSec: Type.Number(),
+    receivePacketsPerSec: Type.Number(),
+    errorDeltas: Type.Record(Type.String(), Type.Number()),
+    resets: Type.Array(Type.String()),
+    wraps: Type.Array(Type.String()),
+    saturated: Type.Array(Type.String()),
+  })),
+});
+export type RdmaMessage = Static<typeof RdmaMessage>;
+
+export const LoadMessage = Type.Object({
+  schema: Type.Literal(Schema.load),
+  node: Type.String(),
+  sentUnixMs: Type.Number(),
+  reports: Type.Array(Type.Object({
+    workerId: Type.String(),
+    podNamespace: Type.String(),
+    podName: Type.String(),
+    unixMs: Type.Number(),
+    queueLength: Type.Integer({ minimum: 0 }),
+    runningRequests: Type.Integer({ minimum: 0 }),
+    kvCacheUsedFraction: Type.Number({ minimum: 0, maximum: 1 }),
+    kvCacheUsedBytes: Type.Number({ minimum: 0 }),
+    ttftMs: Type.Number({ minimum: 0 }),
+    tpotMs: Type.Number({ minimum: 0 }),
+    tokensPerSecond: Type.Number({ minimum: 0 }),
+  })),
+});
+export type LoadMessage = Static<typeof LoadMessage>;
+export type LoadEntry = LoadMessage["reports"][number];
+
+export const WorkerEvent = { registered: "registered", missing: "missing", recovered: "recovered", removed: "removed" } as const;
+export type WorkerEvent = (typeof WorkerEvent)[keyof typeof WorkerEvent];
+
+export const WorkersMessage = Type.Object({
+  schema: Type.Literal(Schema.workers),
+  node: Type.String(),
+  sentUnixMs: Type.Number(),
+  event: Type.Union(Object.values(WorkerEvent).map((e) => Type.Literal(e))),
+  workerId: Type.String(),
+  podNamespace: Type.String(),
+  podName: Type.String(),
+  lastHeartbeatUnixMs: Type.Number(),
+});
+export type WorkersMessage = Static<typeof WorkersMessage>;
+
+const checkers = {
+  collectives: TypeCompiler.Compile(CollectivesMessage),
+  rdma: TypeCompiler.Compile(RdmaMessage),
+  load: TypeCompiler.Compile(LoadMessage),
+  workers: TypeCompiler.Compile(WorkersMessage),
+};
+
+export class TelemetryDecodeError extends Error {
+  override name = "TelemetryDecodeError";
+  constructor(readonly subject: string, message: string, options?: ErrorOptions) {
+    super(`message on ${subject}: ${message}`, options);
+  }
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+export function encodeJson(message: object): Uint8Array {
+  return encoder.encode(JSON.stringify(message));
+}
+
+function parse(subject: string, data: Uint8Array): unknown {
+  try {
+    return JSON.parse(decoder.decode(data));
+  } catch (err) {
+    throw new TelemetryDecodeError(subject, "is not JSON", { cause: err });
+  }
+}
+
+interface Messages { collectives: CollectivesMessage; rdma: RdmaMessage; load: LoadMessage; workers: WorkersMessage }
+
+function decodeWith<K extends keyof Messages>(kind: K, subject: string, data: Uint8Array): Messages[K] {
+  const value = parse(subject, data);
+  const checker = checkers[kind];
+  if (!checker.Check(value)) {
+    const first = checker.Errors(value).First();
+    throw new TelemetryDecodeError(subject, `does not match ${Schema[kind]}: ${first ? `${first.path} ${first.message}` : "invalid"}`);
+  }
+  return value as Messages[K];
+}
+
+export const decodeRdma = (subject: string, data: Uint8Array): RdmaMessage => decodeWith("rdma", subject, data);
+export const decodeLoad = (subject: string, data: Uint8Array): LoadMessage => decodeWith("load", subject, data);
+export const decodeWorkers = (subject: string, data: Uint8Array): WorkersMessage => decodeWith("workers", subject, data);
+
+type CollectiveTuple = Static<typeof CollectiveTuple>;
+
+export function collectiveToTuple(r: CollectiveRecord): CollectiveTuple {
+  const peers: number[] = [];
+  for (const p of r.peers) peers.push(p.peerRank, p.bytes, p.startUnixUs, p.endUnixUs);
+  return [r.communicator, r.rank, r.nRanks, r.collective, r.sequence, r.bytes, r.startUnixUs, r.endUnixUs, peers];
+}
+
+export function tupleToCollective(t: CollectiveTuple): CollectiveRecord {
+  const [communicator, rank, nRanks, collective, sequence, bytes, startUnixUs, endUnixUs, flat] = t;
+  const peers = [];
+  for (let i = 0; i + 3 < flat.length; i += 4) {
+    peers.push({ peerRank: flat[i]!, bytes: flat[i + 1]!, startUnixUs: flat[i + 2]!, endUnixUs: flat[i + 3]! });
+  }
+  return { communicator, rank, nRanks, collective: collective as Collective, sequence, bytes, startUnixUs, endUnixUs, peers };
+}
+
+export function encodeCollectives(node: string, records: readonly CollectiveRecord[], sentUnixMs: number, droppedSincePrevious: number): Uint8Array {
+  const message: CollectivesMessage = { schema: Schema.collectives, node, sentUnixMs, droppedSincePrevious, records: records.map(collectiveToTuple) };
+  return encodeJson(message);
+}
+
+export interface DecodedCollectives {
+  node: string;
+  sentUnixMs: number;
+  droppedSincePrevious: number;
+  records: CollectiveRecord[];
+}
+
+export function decodeCollectives(subject: string, data: Uint8Array): DecodedCollectives {
+  const message = decodeWith("collectives", subject, data);
+  return { node: message.node, sentUnixMs: message.sentUnixMs, droppedSincePrevious: message.droppedSincePrevious, records: message.records.map(tupleToCollective) };
+}
