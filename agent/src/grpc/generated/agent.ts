@@ -14,9 +14,9 @@ import type { RunDiagnosticRequest as _gpufleet_agent_v1_RunDiagnosticRequest, R
 import type { RunDiagnosticResponse as _gpufleet_agent_v1_RunDiagnosticResponse, RunDiagnosticResponse__Output as _gpufleet_agent_v1_RunDiagnosticResponse__Output } from './gpufleet/agent/v1/RunDiagnosticResponse.js';
 import type { SendWorkerCommandRequest as _gpufleet_agent_v1_SendWorkerCommandRequest, SendWorkerCommandRequest__Output as _gpufleet_agent_v1_SendWorkerCommandRequest__Output } from './gpufleet/agent/v1/SendWorkerCommandRequest.js';
 import type { SendWorkerCommandResponse as _gpufleet_agent_v1_SendWorkerCommandResponse, SendWorkerCommandResponse__Output as _gpufleet_agent_v1_SendWorkerCommandResponse__Output } from './gpufleet/agent/v1/SendWorkerCommandResponse.js';
-import type { TrafficRoute as _gpufleet_agent_v1_TrafficRoute, TrafficRoute__Output as _gpufleet_agent_v1_TrafficRoute__Output } from './gpufleet/agent/v1/TrafficRoute.js';
 import type { WorkerStatus as _gpufleet_agent_v1_WorkerStatus, WorkerStatus__Output as _gpufleet_agent_v1_WorkerStatus__Output } from './gpufleet/agent/v1/WorkerStatus.js';
 import type { Abort as _gpufleet_worker_v1_Abort, Abort__Output as _gpufleet_worker_v1_Abort__Output } from './gpufleet/worker/v1/Abort.js';
+import type { ApplyRoutes as _gpufleet_worker_v1_ApplyRoutes, ApplyRoutes__Output as _gpufleet_worker_v1_ApplyRoutes__Output } from './gpufleet/worker/v1/ApplyRoutes.js';
 import type { CollectiveBatch as _gpufleet_worker_v1_CollectiveBatch, CollectiveBatch__Output as _gpufleet_worker_v1_CollectiveBatch__Output } from './gpufleet/worker/v1/CollectiveBatch.js';
 import type { CollectiveRecord as _gpufleet_worker_v1_CollectiveRecord, CollectiveRecord__Output as _gpufleet_worker_v1_CollectiveRecord__Output } from './gpufleet/worker/v1/CollectiveRecord.js';
 import type { CommandStreamRequest as _gpufleet_worker_v1_CommandStreamRequest, CommandStreamRequest__Output as _gpufleet_worker_v1_CommandStreamRequest__Output } from './gpufleet/worker/v1/CommandStreamRequest.js';
@@ -31,6 +31,7 @@ import type { PeerTransfer as _gpufleet_worker_v1_PeerTransfer, PeerTransfer__Ou
 import type { RegisterRequest as _gpufleet_worker_v1_RegisterRequest, RegisterRequest__Output as _gpufleet_worker_v1_RegisterRequest__Output } from './gpufleet/worker/v1/RegisterRequest.js';
 import type { RegisterResponse as _gpufleet_worker_v1_RegisterResponse, RegisterResponse__Output as _gpufleet_worker_v1_RegisterResponse__Output } from './gpufleet/worker/v1/RegisterResponse.js';
 import type { ReportAck as _gpufleet_worker_v1_ReportAck, ReportAck__Output as _gpufleet_worker_v1_ReportAck__Output } from './gpufleet/worker/v1/ReportAck.js';
+import type { Route as _gpufleet_worker_v1_Route, Route__Output as _gpufleet_worker_v1_Route__Output } from './gpufleet/worker/v1/Route.js';
 import type { WorkerAgentClient as _gpufleet_worker_v1_WorkerAgentClient, WorkerAgentDefinition as _gpufleet_worker_v1_WorkerAgentDefinition } from './gpufleet/worker/v1/WorkerAgent.js';
 import type { WorkerCommand as _gpufleet_worker_v1_WorkerCommand, WorkerCommand__Output as _gpufleet_worker_v1_WorkerCommand__Output } from './gpufleet/worker/v1/WorkerCommand.js';
 
@@ -55,13 +56,13 @@ export interface ProtoGrpcType {
         RunDiagnosticResponse: MessageTypeDefinition<_gpufleet_agent_v1_RunDiagnosticResponse, _gpufleet_agent_v1_RunDiagnosticResponse__Output>
         SendWorkerCommandRequest: MessageTypeDefinition<_gpufleet_agent_v1_SendWorkerCommandRequest, _gpufleet_agent_v1_SendWorkerCommandRequest__Output>
         SendWorkerCommandResponse: MessageTypeDefinition<_gpufleet_agent_v1_SendWorkerCommandResponse, _gpufleet_agent_v1_SendWorkerCommandResponse__Output>
-        TrafficRoute: MessageTypeDefinition<_gpufleet_agent_v1_TrafficRoute, _gpufleet_agent_v1_TrafficRoute__Output>
         WorkerStatus: MessageTypeDefinition<_gpufleet_agent_v1_WorkerStatus, _gpufleet_agent_v1_WorkerStatus__Output>
       }
     }
     worker: {
       v1: {
         Abort: MessageTypeDefinition<_gpufleet_worker_v1_Abort, _gpufleet_worker_v1_Abort__Output>
+        ApplyRoutes: MessageTypeDefinition<_gpufleet_worker_v1_ApplyRoutes, _gpufleet_worker_v1_ApplyRoutes__Output>
         CollectiveBatch: MessageTypeDefinition<_gpufleet_worker_v1_CollectiveBatch, _gpufleet_worker_v1_CollectiveBatch__Output>
         CollectiveRecord: MessageTypeDefinition<_gpufleet_worker_v1_CollectiveRecord, _gpufleet_worker_v1_CollectiveRecord__Output>
         CommandStreamRequest: MessageTypeDefinition<_gpufleet_worker_v1_CommandStreamRequest, _gpufleet_worker_v1_CommandStreamRequest__Output>
@@ -76,6 +77,7 @@ export interface ProtoGrpcType {
         RegisterRequest: MessageTypeDefinition<_gpufleet_worker_v1_RegisterRequest, _gpufleet_worker_v1_RegisterRequest__Output>
         RegisterResponse: MessageTypeDefinition<_gpufleet_worker_v1_RegisterResponse, _gpufleet_worker_v1_RegisterResponse__Output>
         ReportAck: MessageTypeDefinition<_gpufleet_worker_v1_ReportAck, _gpufleet_worker_v1_ReportAck__Output>
+        Route: MessageTypeDefinition<_gpufleet_worker_v1_Route, _gpufleet_worker_v1_Route__Output>
         WorkerAgent: SubtypeConstructor<typeof grpc.Client, _gpufleet_worker_v1_WorkerAgentClient> & { service: _gpufleet_worker_v1_WorkerAgentDefinition }
         WorkerCommand: MessageTypeDefinition<_gpufleet_worker_v1_WorkerCommand, _gpufleet_worker_v1_WorkerCommand__Output>
       }

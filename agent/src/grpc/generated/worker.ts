@@ -2,6 +2,7 @@ import type * as grpc from '@grpc/grpc-js';
 import type { MessageTypeDefinition } from '@grpc/proto-loader';
 
 import type { Abort as _gpufleet_worker_v1_Abort, Abort__Output as _gpufleet_worker_v1_Abort__Output } from './gpufleet/worker/v1/Abort.js';
+import type { ApplyRoutes as _gpufleet_worker_v1_ApplyRoutes, ApplyRoutes__Output as _gpufleet_worker_v1_ApplyRoutes__Output } from './gpufleet/worker/v1/ApplyRoutes.js';
 import type { CollectiveBatch as _gpufleet_worker_v1_CollectiveBatch, CollectiveBatch__Output as _gpufleet_worker_v1_CollectiveBatch__Output } from './gpufleet/worker/v1/CollectiveBatch.js';
 import type { CollectiveRecord as _gpufleet_worker_v1_CollectiveRecord, CollectiveRecord__Output as _gpufleet_worker_v1_CollectiveRecord__Output } from './gpufleet/worker/v1/CollectiveRecord.js';
 import type { CommandStreamRequest as _gpufleet_worker_v1_CommandStreamRequest, CommandStreamRequest__Output as _gpufleet_worker_v1_CommandStreamRequest__Output } from './gpufleet/worker/v1/CommandStreamRequest.js';
@@ -16,6 +17,7 @@ import type { PeerTransfer as _gpufleet_worker_v1_PeerTransfer, PeerTransfer__Ou
 import type { RegisterRequest as _gpufleet_worker_v1_RegisterRequest, RegisterRequest__Output as _gpufleet_worker_v1_RegisterRequest__Output } from './gpufleet/worker/v1/RegisterRequest.js';
 import type { RegisterResponse as _gpufleet_worker_v1_RegisterResponse, RegisterResponse__Output as _gpufleet_worker_v1_RegisterResponse__Output } from './gpufleet/worker/v1/RegisterResponse.js';
 import type { ReportAck as _gpufleet_worker_v1_ReportAck, ReportAck__Output as _gpufleet_worker_v1_ReportAck__Output } from './gpufleet/worker/v1/ReportAck.js';
+import type { Route as _gpufleet_worker_v1_Route, Route__Output as _gpufleet_worker_v1_Route__Output } from './gpufleet/worker/v1/Route.js';
 import type { WorkerAgentClient as _gpufleet_worker_v1_WorkerAgentClient, WorkerAgentDefinition as _gpufleet_worker_v1_WorkerAgentDefinition } from './gpufleet/worker/v1/WorkerAgent.js';
 import type { WorkerCommand as _gpufleet_worker_v1_WorkerCommand, WorkerCommand__Output as _gpufleet_worker_v1_WorkerCommand__Output } from './gpufleet/worker/v1/WorkerCommand.js';
 
@@ -28,6 +30,7 @@ export interface ProtoGrpcType {
     worker: {
       v1: {
         Abort: MessageTypeDefinition<_gpufleet_worker_v1_Abort, _gpufleet_worker_v1_Abort__Output>
+        ApplyRoutes: MessageTypeDefinition<_gpufleet_worker_v1_ApplyRoutes, _gpufleet_worker_v1_ApplyRoutes__Output>
         CollectiveBatch: MessageTypeDefinition<_gpufleet_worker_v1_CollectiveBatch, _gpufleet_worker_v1_CollectiveBatch__Output>
         CollectiveRecord: MessageTypeDefinition<_gpufleet_worker_v1_CollectiveRecord, _gpufleet_worker_v1_CollectiveRecord__Output>
         CommandStreamRequest: MessageTypeDefinition<_gpufleet_worker_v1_CommandStreamRequest, _gpufleet_worker_v1_CommandStreamRequest__Output>
@@ -42,6 +45,7 @@ export interface ProtoGrpcType {
         RegisterRequest: MessageTypeDefinition<_gpufleet_worker_v1_RegisterRequest, _gpufleet_worker_v1_RegisterRequest__Output>
         RegisterResponse: MessageTypeDefinition<_gpufleet_worker_v1_RegisterResponse, _gpufleet_worker_v1_RegisterResponse__Output>
         ReportAck: MessageTypeDefinition<_gpufleet_worker_v1_ReportAck, _gpufleet_worker_v1_ReportAck__Output>
+        Route: MessageTypeDefinition<_gpufleet_worker_v1_Route, _gpufleet_worker_v1_Route__Output>
         WorkerAgent: SubtypeConstructor<typeof grpc.Client, _gpufleet_worker_v1_WorkerAgentClient> & { service: _gpufleet_worker_v1_WorkerAgentDefinition }
         WorkerCommand: MessageTypeDefinition<_gpufleet_worker_v1_WorkerCommand, _gpufleet_worker_v1_WorkerCommand__Output>
       }

@@ -1,15 +1,15 @@
 // Original file: /work/main/agent/proto/gpufleet/agent/v1/agent.proto
 
-import type { TrafficRoute as _gpufleet_agent_v1_TrafficRoute, TrafficRoute__Output as _gpufleet_agent_v1_TrafficRoute__Output } from '../../../gpufleet/agent/v1/TrafficRoute.js';
+import type { Route as _gpufleet_worker_v1_Route, Route__Output as _gpufleet_worker_v1_Route__Output } from '../../../gpufleet/worker/v1/Route.js';
 
 export interface ApplyTrafficPlanRequest {
   'nodeName'?: (string);
   'planId'?: (string);
-  'routes'?: (_gpufleet_agent_v1_TrafficRoute)[];
+  'routes'?: (_gpufleet_worker_v1_Route)[];
 }
 
 export interface ApplyTrafficPlanRequest__Output {
   'nodeName': (string);
   'planId': (string);
-  'routes': (_gpufleet_agent_v1_TrafficRoute__Output)[];
+  'routes': (_gpufleet_worker_v1_Route__Output)[];
 }

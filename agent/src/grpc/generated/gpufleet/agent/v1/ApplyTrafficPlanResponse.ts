@@ -4,9 +4,11 @@
 export interface ApplyTrafficPlanResponse {
   'planId'?: (string);
   'routesApplied'?: (number);
+  'workersNotified'?: (number);
 }
 
 export interface ApplyTrafficPlanResponse__Output {
   'planId': (string);
   'routesApplied': (number);
+  'workersNotified': (number);
 }

@@ -5,6 +5,7 @@ import type { MigrateIn as _gpufleet_worker_v1_MigrateIn, MigrateIn__Output as _
 import type { Drain as _gpufleet_worker_v1_Drain, Drain__Output as _gpufleet_worker_v1_Drain__Output } from '../../../gpufleet/worker/v1/Drain.js';
 import type { Abort as _gpufleet_worker_v1_Abort, Abort__Output as _gpufleet_worker_v1_Abort__Output } from '../../../gpufleet/worker/v1/Abort.js';
 import type { InjectFault as _gpufleet_worker_v1_InjectFault, InjectFault__Output as _gpufleet_worker_v1_InjectFault__Output } from '../../../gpufleet/worker/v1/InjectFault.js';
+import type { ApplyRoutes as _gpufleet_worker_v1_ApplyRoutes, ApplyRoutes__Output as _gpufleet_worker_v1_ApplyRoutes__Output } from '../../../gpufleet/worker/v1/ApplyRoutes.js';
 
 export interface WorkerCommand {
   'commandId'?: (string);
@@ -13,7 +14,8 @@ export interface WorkerCommand {
   'drain'?: (_gpufleet_worker_v1_Drain | null);
   'abort'?: (_gpufleet_worker_v1_Abort | null);
   'injectFault'?: (_gpufleet_worker_v1_InjectFault | null);
-  'command'?: "migrateOut"|"migrateIn"|"drain"|"abort"|"injectFault";
+  'applyRoutes'?: (_gpufleet_worker_v1_ApplyRoutes | null);
+  'command'?: "migrateOut"|"migrateIn"|"drain"|"abort"|"injectFault"|"applyRoutes";
 }
 
 export interface WorkerCommand__Output {
@@ -23,5 +25,6 @@ export interface WorkerCommand__Output {
   'drain'?: (_gpufleet_worker_v1_Drain__Output | null);
   'abort'?: (_gpufleet_worker_v1_Abort__Output | null);
   'injectFault'?: (_gpufleet_worker_v1_InjectFault__Output | null);
-  'command'?: "migrateOut"|"migrateIn"|"drain"|"abort"|"injectFault";
+  'applyRoutes'?: (_gpufleet_worker_v1_ApplyRoutes__Output | null);
+  'command'?: "migrateOut"|"migrateIn"|"drain"|"abort"|"injectFault"|"applyRoutes";
 }

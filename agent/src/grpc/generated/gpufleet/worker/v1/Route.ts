@@ -1,7 +1,7 @@
-// Original file: /work/main/agent/proto/gpufleet/agent/v1/agent.proto
+// Original file: /work/main/agent/proto/gpufleet/worker/v1/worker.proto
 
 
-export interface TrafficRoute {
+export interface Route {
   'communicator'?: (string);
   'rank'?: (number);
   'peerRank'?: (number);
@@ -9,7 +9,7 @@ export interface TrafficRoute {
   'weight'?: (number);
 }
 
-export interface TrafficRoute__Output {
+export interface Route__Output {
   'communicator': (string);
   'rank': (number);
   'peerRank': (number);

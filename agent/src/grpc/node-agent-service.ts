@@ -1,0 +1,146 @@
+/** NodeAgent service: what the operator calls. Every call must carry a deadline. */
+import * as grpc from "@grpc/grpc-js";
+import type { NodeAgentHandlers } from "./generated/gpufleet/agent/v1/NodeAgent.js";
+import type { NodeInfo } from "./generated/gpufleet/agent/v1/NodeInfo.js";
+import type { WorkerCommand__Output } from "./generated/gpufleet/worker/v1/WorkerCommand.js";
+import type { NodeFacts } from "../discovery/facts.js";
+import type { AgentMetrics } from "../metrics.js";
+import { WorkerKind, type WorkerRegistry } from "../workers/registry.js";
+import { InvalidArgumentError, NotFoundError, statusName, unary } from "./status.js";
+
+/** The nodes this agent serves (one on a real node, many in simulation). */
+export interface NodeDirectory {
+  nodeNames(): string[];
+  facts(nodeName: string): NodeFacts | undefined;
+  labels(nodeName: string): Record<string, string> | undefined;
+}
+
+export const Diagnostic = { gpuInventory: "gpu-inventory", nicLinks: "nic-links", rdmaCounters: "rdma-counters" } as const;
+export type Diagnostic = (typeof Diagnostic)[keyof typeof Diagnostic];
+const DIAGNOSTICS: ReadonlySet<string> = new Set(Object.values(Diagnostic));
+
+export interface DiagnosticResult {
+  passed: boolean;
+  summary: string;
+  details: Record<string, string>;
+}
+
+export interface Diagnostics {
+  run(nodeName: string, diagnostic: Diagnostic, timeoutMs: number): Promise<DiagnosticResult>;
+}
+
+export interface NodeAgentDeps {
+  nodes: NodeDirectory;
+  registry: WorkerRegistry;
+  diagnostics: Diagnostics;
+  metrics: AgentMetrics;
+  nowMs: () => number;
+}
+
+function remainingMs(call: grpc.ServerUnaryCall<unknown, unknown>, nowMs: number): number {
+  const deadline = call.getDeadline();
+  const at = deadline instanceof Date ? deadline.getTime() : deadline;
+  return at - nowMs;
+}
+
+const COMMANDS: ReadonlySet<string> = new Set(["migrateOut", "migrateIn", "drain", "abort", "injectFault", "applyRoutes"]);
+
+export function validateWorkerCommand(command: WorkerCommand__Output | null): WorkerCommand__Output {
+  if (!command) throw new InvalidArgumentError("command is required");
+  if (!command.commandId) throw new InvalidArgumentError("command.command_id is required");
+  if (!command.command || !COMMANDS.has(command.command)) throw new InvalidArgumentError("command must set one of migrate_out, migrate_in, drain, abort, inject_fault, apply_routes");
+  if (command.migrateOut && !command.migrateOut.requestId) throw new InvalidArgumentError("migrate_out.request_id is required");
+  if (command.migrateIn && !command.migrateIn.requestId) throw new InvalidArgumentError("migrate_in.request_id is required");
+  if (command.injectFault) {
+    const f = command.injectFault;
+    if (!["hang-rank", "slow-rank", "slow-link", "clear"].includes(f.kind)) throw new InvalidArgumentError(`inject_fault.kind "${f.kind}" is not hang-rank, slow-rank, slow-link or clear`);
+    if ((f.kind === "slow-rank" && !(f.factor >= 1)) || (f.kind === "slow-link" && !(f.factor > 0 && f.factor <= 1))) {
+      throw new InvalidArgumentError(`inject_fault.factor ${f.factor} is out of range for ${f.kind} (slow-rank: >= 1, slow-link: (0, 1])`);
+    }
+  }
+  return command;
+}
+
+export function nodeInfoOf(facts: NodeFacts, labels: Record<string, string>): NodeInfo {
+  return {
+    nodeName: facts.nodeName,
+    simulated: facts.simulated,
+    gpus: facts.gpus.map((g) => ({ index: g.index, uuid: g.uuid, model: g.model ?? "", productName: g.productName, memoryMib: g.memoryMiB, pciBusId: g.pciBusId, numaNode: g.numaNode })),
+    nics: facts.nics.map((n) => ({ device: n.device, port: n.port, type: n.type, bandwidthGbps: n.bandwidthGbps, state: n.state, nearestGpus: n.nearestGpus })),
+    labels,
+  };
+}
+
+export function nodeAgentHandlers(deps: NodeAgentDeps): NodeAgentHandlers {
+  const { nodes, registry, metrics } = deps;
+  const done = (method: string) => (code: grpc.status) => metrics.grpcRequests.inc({ service: "NodeAgent", method, code: statusName(code) });
+  const requireDeadline = (call: grpc.ServerUnaryCall<unknown, unknown>): number => {
+    const ms = remainingMs(call, deps.nowMs());
+    if (!Number.isFinite(ms)) throw new InvalidArgumentError("the call has no deadline; every NodeAgent call must set one");
+    return ms;
+  };
+  const servedFacts = (nodeName: string): NodeFacts => {
+    if (!nodeName) throw new InvalidArgumentError("node_name is required");
+    const facts = nodes.facts(nodeName);
+    if (!facts) throw new NotFoundError(`node "${nodeName}" is not served by this agent (serves: ${nodes.nodeNames().join(", ") || "none yet"})`);
+    return facts;
+  };
+
+  return {
+    GetNodeInfo: unary((req, call) => {
+      requireDeadline(call);
+      const facts = servedFacts(req.nodeName);
+      return nodeInfoOf(facts, nodes.labels(req.nodeName) ?? {});
+    }, done("GetNodeInfo")),
+
+    ListWorkers: unary((req, call) => {
+      requireDeadline(call);
+      if (req.nodeName) servedFacts(req.nodeName);
+      return {
+        workers: registry.list(req.nodeName || undefined).map((w) => ({
+          workerId: w.workerId, podNamespace: w.podNamespace, podName: w.podName, nodeName: w.nodeName, kind: w.kind,
+          rank: w.rank, simulated: w.simulated, state: w.state, lastHeartbeatUnixMs: w.lastHeartbeatUnixMs,
+        })),
+      };
+    }, done("ListWorkers")),
+
+    RunDiagnostic: unary(async (req, call) => {
+      const budgetMs = requireDeadline(call);
+      servedFacts(req.nodeName);
+      if (!DIAGNOSTICS.has(req.diagnostic)) throw new InvalidArgumentError(`diagnostic "${req.diagnostic}" is not one of ${[...DIAGNOSTICS].join(", ")}`);
+      // Leave a little of the caller's budget for the answer to travel back.
+      return deps.diagnostics.run(req.nodeName, req.diagnostic as Diagnostic, Math.max(1, budgetMs - 50));
+    }, done("RunDiagnostic")),
+
+    ApplyTrafficPlan: unary((req, call) => {
+      requireDeadline(call);
+      const facts = servedFacts(req.nodeName);
+      if (!req.planId) throw new InvalidArgumentError("plan_id is required");
+      const nics = new Set(facts.nics.map((n) => n.device));
+      req.routes.forEach((r, i) => {
+        if (!r.communicator) throw new InvalidArgumentError(`routes[${i}].communicator is required`);
+        if (r.rank < 0 || r.peerRank < 0) throw new InvalidArgumentError(`routes[${i}]: ranks must be non-negative`);
+        if (!nics.has(r.nic)) throw new InvalidArgumentError(`routes[${i}].nic "${r.nic}" is not a NIC of node ${req.nodeName} (${[...nics].join(", ")})`);
+      });
+      let notified = 0;
+      for (const w of registry.list(req.nodeName)) {
+        if (w.kind !== WorkerKind.training) continue;
+        try {
+          registry.sendCommand(w.workerId, { commandId: `${req.planId}/${w.workerId}`, applyRoutes: { planId: req.planId, routes: req.routes } });
+          notified++;
+        } catch {
+          // No open command stream: the worker is not notified; workersNotified tells the operator.
+        }
+      }
+      return { planId: req.planId, routesApplied: req.routes.length, workersNotified: notified };
+    }, done("ApplyTrafficPlan")),
+
+    SendWorkerCommand: unary((req, call) => {
+      requireDeadline(call);
+      if (!req.workerId) throw new InvalidArgumentError("worker_id is required");
+      const command = validateWorkerCommand(req.command);
+      registry.sendCommand(req.workerId, command);
+      return { commandId: command.commandId, delivered: true };
+    }, done("SendWorkerCommand")),
+  };
+}

@@ -1,0 +1,43 @@
+/** Maps agent errors to gRPC status codes, so callers can tell bad input from unknown workers from our faults. */
+import * as grpc from "@grpc/grpc-js";
+import { InvalidRecordError } from "../telemetry/collectives.js";
+import { InvalidRegistrationError, NoCommandStreamError, UnknownWorkerError } from "../workers/registry.js";
+
+/** Thrown by handlers for requests that are wrong in themselves. */
+export class InvalidArgumentError extends Error {
+  override name = "InvalidArgumentError";
+}
+
+export class NotFoundError extends Error {
+  override name = "NotFoundError";
+}
+
+export function statusOf(err: unknown): grpc.StatusObject {
+  const details = err instanceof Error ? err.message : String(err);
+  const code =
+    err instanceof InvalidArgumentError || err instanceof InvalidRecordError || err instanceof InvalidRegistrationError ? grpc.status.INVALID_ARGUMENT
+    : err instanceof UnknownWorkerError || err instanceof NotFoundError ? grpc.status.NOT_FOUND
+    : err instanceof NoCommandStreamError ? grpc.status.FAILED_PRECONDITION
+    : grpc.status.INTERNAL;
+  return { code, details, metadata: new grpc.Metadata() };
+}
+
+export const statusName = (code: grpc.status): string => grpc.status[code] ?? String(code);
+
+/**
+ * Wraps an async unary handler: the result or the mapped error goes to the callback, and every call is counted
+ * (onDone receives the status code).
+ */
+export function unary<Req, Res>(
+  handler: (request: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res> | Res,
+  onDone: (code: grpc.status) => void,
+): grpc.handleUnaryCall<Req, Res> {
+  return (call, callback) => {
+    Promise.resolve()
+      .then(() => handler(call.request, call))
+      .then(
+        (response) => { onDone(grpc.status.OK); callback(null, response); },
+        (err: unknown) => { const s = statusOf(err); onDone(s.code); callback(s); },
+      );
+  };
+}

@@ -1,0 +1,74 @@
+/** WorkerAgent service: what workers on this node call over the node-local socket. */
+import type * as grpc from "@grpc/grpc-js";
+import type { WorkerAgentHandlers } from "./generated/gpufleet/worker/v1/WorkerAgent.js";
+import type { AgentMetrics } from "../metrics.js";
+import { validateRecord } from "../telemetry/collectives.js";
+import type { TelemetryIngest } from "../telemetry/ingest.js";
+import type { SupervisionEvent, WorkerRegistry } from "../workers/registry.js";
+import { InvalidArgumentError, statusName, statusOf, unary } from "./status.js";
+
+export interface WorkerServiceDeps {
+  registry: WorkerRegistry;
+  ingest: TelemetryIngest;
+  metrics: AgentMetrics;
+  onEvent: (event: SupervisionEvent) => void;
+  nowMs: () => number;
+}
+
+export function workerAgentHandlers(deps: WorkerServiceDeps): WorkerAgentHandlers {
+  const { registry, ingest, metrics } = deps;
+  const done = (method: string) => (code: grpc.status) => metrics.grpcRequests.inc({ service: "WorkerAgent", method, code: statusName(code) });
+  return {
+    Register: unary((req) => {
+      const event = registry.register(req, deps.nowMs());
+      deps.onEvent(event);
+      return { heartbeatIntervalMs: registry.options.heartbeatIntervalMs, missedHeartbeatsLimit: registry.options.missedHeartbeatsLimit };
+    }, done("Register")),
+
+    Heartbeat: unary((req) => {
+      const now = deps.nowMs();
+      const event = registry.heartbeat(req.workerId, now);
+      if (event) deps.onEvent(event);
+      return { receivedUnixMs: now };
+    }, done("Heartbeat")),
+
+    ReportLoad: unary((req) => {
+      const worker = registry.get(req.workerId);
+      if (!(req.kvCacheUsedFraction >= 0 && req.kvCacheUsedFraction <= 1)) {
+        throw new InvalidArgumentError(`kv_cache_used_fraction must be within [0, 1], got ${req.kvCacheUsedFraction}`);
+      }
+      for (const [field, value] of [["ttft_ms", req.ttftMs], ["tpot_ms", req.tpotMs], ["tokens_per_second", req.tokensPerSecond]] as const) {
+        if (!(value >= 0) || !Number.isFinite(value)) throw new InvalidArgumentError(`${field} must be a finite non-negative number, got ${value}`);
+      }
+      const { workerId: _id, ...report } = req;
+      return { accepted: ingest.load(worker, report) };
+    }, done("ReportLoad")),
+
+    ReportCollectives: unary((req) => {
+      const worker = registry.get(req.workerId);
+      let records;
+      try {
+        records = req.records.map(validateRecord);
+      } catch (err) {
+        metrics.rejectedRecords.inc({ reason: "invalid" }, req.records.length);
+        throw err;
+      }
+      return { accepted: ingest.collectives(worker.nodeName, records) };
+    }, done("ReportCollectives")),
+
+    Commands: (call) => {
+      let detach: (() => void) | undefined;
+      try {
+        detach = registry.attachCommands(call.request.workerId, (command) => call.write(command));
+      } catch (err) {
+        const status = statusOf(err);
+        done("Commands")(status.code);
+        call.emit("error", status);
+        return;
+      }
+      done("Commands")(0);
+      call.on("cancelled", () => detach?.());
+      call.on("close", () => detach?.());
+    },
+  };
+}

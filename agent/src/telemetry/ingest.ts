@@ -1,0 +1,67 @@
+/**
+ * Ingest of worker telemetry: validated collective records and load reports go to Prometheus and to the bounded
+ * NATS publisher. Labeled metric children are cached: at 100k records/s the label lookup is the hot path.
+ */
+import type { Counter, Histogram } from "prom-client";
+import type { AgentMetrics } from "../metrics.js";
+import type { WorkerEntry } from "../workers/registry.js";
+import type { CollectiveRecord } from "./collectives.js";
+import type { LoadEntry } from "./subjects.js";
+
+/** Where ingested telemetry goes (TelemetryPublisher implements it). */
+export interface TelemetrySink {
+  collectives(node: string, records: readonly CollectiveRecord[]): number;
+  load(node: string, reports: readonly LoadEntry[]): number;
+}
+
+interface CollectiveChildren {
+  records: Counter.Internal;
+  bytes: Counter.Internal;
+  duration: Histogram.Internal<"collective">;
+}
+
+export class TelemetryIngest {
+  private readonly children = new Map<string, CollectiveChildren>();
+
+  constructor(private readonly metrics: AgentMetrics, private readonly sink: TelemetrySink) {}
+
+  collectives(node: string, records: readonly CollectiveRecord[]): number {
+    let incomplete = 0;
+    for (const r of records) {
+      const c = this.childrenFor(node, r.collective);
+      c.records.inc();
+      if (r.endUnixUs === 0) {
+        incomplete++;
+        continue;
+      }
+      c.bytes.inc(r.bytes);
+      c.duration.observe((r.endUnixUs - r.startUnixUs) / 1e6);
+    }
+    this.metrics.collectivesInFlight.set({ node }, incomplete);
+    return this.sink.collectives(node, records);
+  }
+
+  load(worker: WorkerEntry, report: Omit<LoadEntry, "workerId" | "podNamespace" | "podName">): number {
+    const labels = { node: worker.nodeName, pod: `${worker.podNamespace}/${worker.podName}` };
+    this.metrics.workerQueueLength.set(labels, report.queueLength);
+    this.metrics.workerRunningRequests.set(labels, report.runningRequests);
+    this.metrics.workerKvCacheUsedRatio.set(labels, report.kvCacheUsedFraction);
+    this.metrics.workerTimePerOutputToken.set(labels, report.tpotMs / 1000);
+    this.metrics.workerTimeToFirstToken.set(labels, report.ttftMs / 1000);
+    return this.sink.load(worker.nodeName, [{ workerId: worker.workerId, podNamespace: worker.podNamespace, podName: worker.podName, ...report }]);
+  }
+
+  private childrenFor(node: string, collective: string): CollectiveChildren {
+    const key = `${node}\u0000${collective}`;
+    let c = this.children.get(key);
+    if (!c) {
+      c = {
+        records: this.metrics.collectiveRecords.labels(node, collective),
+        bytes: this.metrics.collectiveBytes.labels(node, collective),
+        duration: this.metrics.collectiveDuration.labels(collective),
+      };
+      this.children.set(key, c);
+    }
+    return c;
+  }
+}
