@@ -43,6 +43,6 @@ describe("summarizeCapacity", () => {
 
   it("describes capacity per GPU model", () => {
     const { nodes } = summarizeCapacity([node("a"), node("b"), node("c", { model: "A100-80GB" })], [pod("a", 8)]);
-    expect(describeCapacity(nodes)).toBe("A100-80GB: 1 node, 8 GPUs (8 free); H100-80GB: 2 nodes, 16 GPUs (8 free)");
+    expect(describeCapacity(nodes)).toBe("A100-80GB: 1 node, 8 GPUs; H100-80GB: 2 nodes, 16 GPUs");
   });
 });

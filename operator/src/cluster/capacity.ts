@@ -65,19 +65,22 @@ export function summarizeCapacity(nodes: readonly V1Node[], pods: readonly V1Pod
   return result;
 }
 
-/** "H100-80GB: 8 nodes, 64 GPUs (40 free); A100-80GB: …" — what the cluster has, for condition messages. */
+/**
+ * "A100-80GB: 2 nodes, 16 GPUs; H100-80GB: 8 nodes, 64 GPUs" — what the cluster has, for condition messages.
+ * Totals only: free counts change with every pod anywhere, and a message that churns would rewrite status and
+ * repeat Events on every such change.
+ */
 export function describeCapacity(nodes: readonly NodeCapacity[]): string {
-  const byModel = new Map<string, { nodes: number; gpus: number; free: number }>();
+  const byModel = new Map<string, { nodes: number; gpus: number }>();
   for (const node of nodes) {
-    const entry = byModel.get(node.gpuModel) ?? { nodes: 0, gpus: 0, free: 0 };
+    const entry = byModel.get(node.gpuModel) ?? { nodes: 0, gpus: 0 };
     entry.nodes += 1;
     entry.gpus += node.gpusAllocatable;
-    entry.free += node.schedulable ? node.gpusFree : 0;
     byModel.set(node.gpuModel, entry);
   }
   if (byModel.size === 0) return "the cluster has no GPU nodes with gpufleet.io topology labels";
   return [...byModel.entries()]
     .sort(([a], [b]) => a.localeCompare(b))
-    .map(([model, e]) => `${model}: ${e.nodes} node${e.nodes === 1 ? "" : "s"}, ${e.gpus} GPUs (${e.free} free)`)
+    .map(([model, e]) => `${model}: ${e.nodes} node${e.nodes === 1 ? "" : "s"}, ${e.gpus} GPUs`)
     .join("; ");
 }

@@ -1,0 +1,97 @@
+/**
+ * Test support for the operator: install the generated CRDs into a cluster, and run the operator as a real
+ * process (as it runs in a pod) or in-process.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { waitFor } from "../harness/wait.js";
+import { kubectl } from "./kubectl.js";
+
+export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+
+/**
+ * Installs crds/*.yaml with kubectl server-side apply, as a user would, and waits until they are Established.
+ * Not through client-node: its typed serializer drops `default` and `x-kubernetes-validations` from CRD schemas.
+ */
+export async function installCrds(kubeconfigPath: string): Promise<void> {
+  const crdDir = path.join(REPO_ROOT, "crds");
+  const applied = await kubectl(kubeconfigPath, ["apply", "--server-side", "--field-manager=gpufleet-install", "-f", crdDir]);
+  if (applied.code !== 0) throw new Error(`installing CRDs failed: ${applied.stderr}`);
+  const established = await kubectl(kubeconfigPath, ["wait", "--for=condition=Established", "--timeout=60s", "-f", crdDir]);
+  if (established.code !== 0) throw new Error(`CRDs not Established: ${established.stderr}`);
+}
+
+export interface OperatorProcess {
+  readonly child: ChildProcess;
+  readonly identity: string;
+  /** Parsed JSON log lines so far. */
+  readonly logs: Record<string, unknown>[];
+  httpPort(): Promise<number>;
+  metrics(): Promise<string>;
+  /** Sends `signal` and waits for the process to exit. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/** Starts `operator/src/main.ts` in its own process, as the container would, and waits for "operator started". */
+export async function startOperatorProcess(opts: { kubeconfigPath: string; namespace: string; identity: string; env?: Record<string, string> }): Promise<OperatorProcess> {
+  const child = spawn(process.execPath, ["--import", "tsx", path.join(REPO_ROOT, "operator/src/main.ts")], {
+    cwd: REPO_ROOT,
+    env: {
+      ...process.env,
+      KUBECONFIG: opts.kubeconfigPath,
+      GPUFLEET_NAMESPACE: opts.namespace,
+      GPUFLEET_IDENTITY: opts.identity,
+      GPUFLEET_HTTP_PORT: "0",
+      GPUFLEET_LOG_LEVEL: "debug",
+      ...opts.env,
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const logs: Record<string, unknown>[] = [];
+  let buffered = "";
+  let stderr = "";
+  child.stdout!.on("data", (chunk: Buffer) => {
+    buffered += chunk.toString();
+    const lines = buffered.split("\n");
+    buffered = lines.pop() ?? "";
+    for (const line of lines) {
+      try {
+        logs.push(JSON.parse(line) as Record<string, unknown>);
+      } catch {
+        logs.push({ msg: line });
+      }
+    }
+  });
+  child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+  let exited: number | null | undefined;
+  const exit = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve((exited = code))));
+  const abortIf = () => {
+    if (exited !== undefined) throw new Error(`operator ${opts.identity} exited with ${exited}: ${stderr.slice(-2000)}`);
+  };
+  const started = await waitFor(() => logs.find((l) => l.msg === "operator started"), { description: `operator ${opts.identity} started`, timeoutMs: 60_000, abortIf });
+  const port = started.port as number;
+  return {
+    child,
+    identity: opts.identity,
+    logs,
+    httpPort: async () => port,
+    metrics: async () => (await fetch(`http://127.0.0.1:${port}/metrics`)).text(),
+    async stop(signal = "SIGTERM") {
+      if (exited === undefined) child.kill(signal);
+      return exit;
+    },
+  };
+}
+
+/** Reads one sample of a Prometheus text exposition (first match of name and label subset). */
+export function metricValue(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
+  for (const line of text.split("\n")) {
+    if (!line.startsWith(name)) continue;
+    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)/.exec(line);
+    if (!match || match[1] !== name) continue;
+    const labelText = match[2] ?? "";
+    if (Object.entries(labels).every(([k, v]) => labelText.includes(`${k}="${v}"`))) return Number(match[3]);
+  }
+  return undefined;
+}
