@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Prepares this machine for the gpufleet test suites and `npm start`, idempotently and quietly:
+#   - Debian packages: nats-server, kubectl, prometheus, openssl (and golang-go only when no `go` is on PATH),
+#     installed with apt-get only when missing (one `apt-get update`, only then);
+#   - the Kubernetes control-plane binaries, etcd and kwok (scripts/k8s-binaries.sh: env var, cache or Go build).
+# Prints nothing when everything is already present, except the binaries directory on stdout (last line), so
+# callers can do: K8S_BIN="$(bash scripts/setup-system.sh | tail -n1)".
+# Set GPUFLEET_SKIP_K8S_BINARIES=1 to install the packages only.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+
+# package:command pairs; a package is wanted when its command is not on PATH.
+wanted=(nats-server:nats-server kubectl:kubectl prometheus:prometheus openssl:openssl)
+command -v go >/dev/null || wanted+=(golang-go:go)
+
+missing=()
+for pair in "${wanted[@]}"; do
+  command -v "${pair#*:}" >/dev/null || missing+=("${pair%%:*}")
+done
+
+if ((${#missing[@]} > 0)); then
+  echo "[setup-system] installing: ${missing[*]}" >&2
+  sudo=""
+  [[ "$(id -u)" == 0 ]] || sudo="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq >&2
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi
+
+if [[ "${GPUFLEET_SKIP_K8S_BINARIES:-}" != 1 ]]; then
+  bash "$here/k8s-binaries.sh"
+fi

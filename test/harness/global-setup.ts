@@ -1,0 +1,45 @@
+/**
+ * Vitest globalSetup of the integration project: one cluster for the whole run (default profile, with NATS), or
+ * the existing cluster named by KUBECONFIG when GPUFLEET_USE_EXISTING_CLUSTER=true. Test files reach it through
+ * inject() (see context.ts); teardown stops it even when tests failed (and processes.ts covers a crash).
+ */
+import type { TestProject } from "vitest/node";
+import { existingClusterRequested, startLocalCluster, useExistingCluster } from "./cluster.js";
+import type { LocalCluster } from "./cluster.js";
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    /** Admin kubeconfig of the cluster under test. */
+    kubeconfigPath: string;
+    /** nats:// URL of the NATS server, "" when there is none (existing cluster without GPUFLEET_NATS_URL). */
+    natsUrl: string;
+    /** Whether the harness started the cluster (false: an existing one). */
+    localCluster: boolean;
+    /** Cluster profile the local cluster was started with ("" for an existing cluster). */
+    clusterProfile: string;
+    /** Process ids of the local cluster's servers, by name. */
+    clusterPids: Record<string, number>;
+  }
+}
+
+let cluster: LocalCluster | undefined;
+
+export async function setup(project: TestProject): Promise<void> {
+  const log = (message: string): void => console.error(`[harness] ${message}`);
+  if (existingClusterRequested()) {
+    cluster = useExistingCluster();
+    log(`using the existing cluster of ${cluster.kubeconfigPath}`);
+  } else {
+    cluster = await startLocalCluster({ profile: "default", withNats: true, log });
+  }
+  project.provide("kubeconfigPath", cluster.kubeconfigPath);
+  project.provide("natsUrl", cluster.natsUrl ?? "");
+  project.provide("localCluster", cluster.local);
+  project.provide("clusterProfile", cluster.profile?.name ?? "");
+  project.provide("clusterPids", cluster.pids);
+}
+
+export async function teardown(): Promise<void> {
+  await cluster?.stop();
+  cluster = undefined;
+}

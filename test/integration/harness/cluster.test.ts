@@ -1,0 +1,179 @@
+import { execFile } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { CoreV1Api, VersionApi } from "@kubernetes/client-node";
+import type { V1Pod } from "@kubernetes/client-node";
+import { connect, StringCodec } from "nats";
+import { describe, expect, inject, it } from "vitest";
+import { GpuResource, parseNodeTopology } from "../../../crds/src/topology.js";
+import { ClusterStartError, natsGreeting, startLocalCluster } from "../../harness/cluster.js";
+import { freshNamespace, getTestCluster, waitFor } from "../../harness/context.js";
+import { claimRunDir, killStale, processAlive, spawnManaged } from "../../harness/processes.js";
+import { expandProfile, loadProfile } from "../../harness/profile.js";
+
+const exec = promisify(execFile);
+const local = inject("localCluster");
+const fixtures = path.join(path.dirname(fileURLToPath(import.meta.url)), "fixtures");
+
+function gpuPod(name: string, gpus: number): V1Pod {
+  return {
+    metadata: { name },
+    spec: {
+      containers: [{ name: "main", image: "registry.example/worker:1", resources: { limits: { [GpuResource]: String(gpus) } } }],
+      terminationGracePeriodSeconds: 0,
+    },
+  };
+}
+
+describe("the shared test cluster", () => {
+  it.skipIf(!local)("serves Kubernetes v1.36.3 (built with version ldflags)", async () => {
+    const version = await getTestCluster().kubeConfig.makeApiClient(VersionApi).getCode();
+    expect(version).toMatchObject({ gitVersion: "v1.36.3", major: "1", minor: "36" });
+  });
+
+  it("has every node of the default profile Ready, with 8 allocatable GPUs and its topology labels", async () => {
+    const { core } = getTestCluster();
+    const expected = expandProfile(await loadProfile("default"));
+    const nodes = (await core.listNode({ labelSelector: "type=kwok" })).items;
+    const byName = new Map(nodes.map((n) => [n.metadata?.name, n]));
+    for (const want of expected) {
+      const name = want.metadata?.name ?? "";
+      const node = byName.get(name);
+      expect(node, `node ${name}`).toBeDefined();
+      expect(node?.status?.conditions?.find((c) => c.type === "Ready")?.status, `${name} Ready`).toBe("True");
+      expect(node?.status?.allocatable?.[GpuResource], `${name} allocatable GPUs`).toBe("8");
+      expect(parseNodeTopology(name, node?.metadata?.labels ?? {})).toEqual(parseNodeTopology(name, want.metadata?.labels ?? {}));
+    }
+    expect(nodes.filter((n) => n.metadata?.labels?.["gpufleet.io/nic-type"] === "infiniband")).toHaveLength(4);
+  });
+
+  it("schedules a 2-GPU pod onto a kwok node with kube-scheduler, where kwok runs it", async () => {
+    const { core } = getTestCluster();
+    const namespace = await freshNamespace("harness-pod");
+    await core.createNamespacedPod({ namespace, body: gpuPod("two-gpus", 2) });
+    const pod = await waitFor(
+      async () => {
+        const p = await core.readNamespacedPod({ name: "two-gpus", namespace });
+        return p.status?.phase === "Running" ? p : undefined;
+      },
+      { description: "pod two-gpus Running", timeoutMs: 60_000 },
+    );
+    const node = await core.readNode({ name: pod.spec?.nodeName ?? "" });
+    expect(node.metadata?.labels?.["type"]).toBe("kwok");
+    expect(pod.status?.podIP).toMatch(/^10\.244\./);
+    expect(pod.status?.containerStatuses?.[0]?.ready).toBe(true);
+  });
+
+  it("leaves a pod wanting more GPUs than any node has Pending, for lack of nvidia.com/gpu", async () => {
+    const { core } = getTestCluster();
+    const namespace = await freshNamespace("harness-unsched");
+    await core.createNamespacedPod({ namespace, body: gpuPod("nine-gpus", 9) });
+    const condition = await waitFor(
+      async () => {
+        const p = await core.readNamespacedPod({ name: "nine-gpus", namespace });
+        return p.status?.conditions?.find((c) => c.type === "PodScheduled" && c.status === "False");
+      },
+      { description: "pod nine-gpus marked unschedulable", timeoutMs: 60_000 },
+    );
+    expect(condition.reason).toBe("Unschedulable");
+    expect(condition.message).toContain(`Insufficient ${GpuResource}`);
+  });
+
+  it("works with the Debian kubectl through the kubeconfig", async () => {
+    const { kubeconfigPath } = getTestCluster();
+    const { stdout } = await exec("kubectl", ["--kubeconfig", kubeconfigPath, "get", "nodes", "-l", "type=kwok", "-o", "name"]);
+    const names = stdout.trim().split("\n").sort();
+    const expected = expandProfile(await loadProfile("default")).map((n) => `node/${n.metadata?.name}`).sort();
+    expect(names).toEqual(expect.arrayContaining(expected));
+  });
+
+  it.skipIf(!inject("natsUrl"))("has a nats-server that delivers a published message", async () => {
+    const nc = await connect({ servers: getTestCluster().natsUrl, timeout: 5_000 });
+    try {
+      const sc = StringCodec();
+      const sub = nc.subscribe("gpufleet.harness.ping", { max: 1 });
+      const received = (async () => {
+        for await (const m of sub) return sc.decode(m.data);
+        return undefined;
+      })();
+      nc.publish("gpufleet.harness.ping", sc.encode("pong"));
+      expect(await received).toBe("pong");
+    } finally {
+      await nc.close();
+    }
+  });
+});
+
+describe.skipIf(!local)("cluster lifecycle", () => {
+  it("starts a second cluster from a profile file and stop() leaves no process and no data behind", async () => {
+    const cluster = await startLocalCluster({ profile: path.join(fixtures, "two-nodes.yaml") });
+    let stopped = false;
+    try {
+      expect(Object.keys(cluster.pids).sort()).toEqual(["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "nats-server"]);
+      for (const pid of Object.values(cluster.pids)) expect(processAlive(pid)).toBe(true);
+      const nodes = (await cluster.kubeConfig.makeApiClient(CoreV1Api).listNode()).items;
+      expect(nodes.map((n) => `${n.metadata?.name}=${n.status?.allocatable?.[GpuResource]}`).sort()).toEqual(["a100-eth-0=4", "h200-roce-0=8"]);
+      const [host, port] = (cluster.natsUrl ?? "").replace("nats://", "").split(":");
+      expect(await natsGreeting(host ?? "", Number(port))).toMatch(/^INFO /);
+      // The shared cluster is untouched by a second one: its own ports, certificates and data.
+      expect(cluster.kubeconfigPath).not.toBe(getTestCluster().kubeconfigPath);
+
+      await cluster.stop();
+      stopped = true;
+      for (const [name, pid] of Object.entries(cluster.pids)) expect(processAlive(pid), `${name} (pid ${pid})`).toBe(false);
+      expect(existsSync(cluster.dataDir ?? "")).toBe(false);
+    } finally {
+      if (!stopped) await cluster.stop();
+    }
+  });
+
+  it("fails with ClusterStartError naming the server that cannot start, and stops the others", async () => {
+    const previous = process.env["GPUFLEET_NATS_SERVER"];
+    process.env["GPUFLEET_NATS_SERVER"] = "/nonexistent/nats-server";
+    try {
+      const err = await startLocalCluster({ profile: path.join(fixtures, "two-nodes.yaml") }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(ClusterStartError);
+      const { dataDir, cause } = err as ClusterStartError;
+      expect((cause as Error).message).toContain("cannot start nats-server");
+      // Every server it had started was stopped: stop() removes a child's pidfile only once its group is gone.
+      expect(await readdir(path.join(dataDir, "pids"))).toEqual([]);
+      await rm(dataDir, { recursive: true, force: true });
+    } finally {
+      if (previous === undefined) delete process.env["GPUFLEET_NATS_SERVER"];
+      else process.env["GPUFLEET_NATS_SERVER"] = previous;
+    }
+  });
+
+  it("killStale kills the children of a dead runner, and leaves a live runner's alone", async () => {
+    const root = await mkdtemp(path.join(os.tmpdir(), "gpufleet-stale-test-"));
+    try {
+      const orphanDir = path.join(root, "run-orphan");
+      const liveDir = path.join(root, "run-live");
+      await claimRunDir(orphanDir);
+      await claimRunDir(liveDir);
+      const orphan = await spawnManaged({ name: "sleeper", command: "sleep", args: ["300"], runDir: orphanDir });
+      const mine = await spawnManaged({ name: "sleeper", command: "sleep", args: ["300"], runDir: liveDir });
+      // Make the first run look like one whose runner died: a start time no live process has.
+      await writeFile(path.join(orphanDir, "owner.json"), JSON.stringify({ pid: process.pid, startTime: "0" }));
+
+      const killed = await killStale(root);
+
+      expect(killed).toEqual([`sleeper (pid ${orphan.pid}, run-orphan)`]);
+      await waitFor(() => !processAlive(orphan.pid), { description: "orphaned sleeper gone", timeoutMs: 5_000 });
+      expect(existsSync(orphanDir)).toBe(false);
+      expect(processAlive(mine.pid)).toBe(true);
+      await mine.stop();
+      expect(processAlive(mine.pid)).toBe(false);
+      await orphan.stop(); // already dead: resolves at once
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+});
