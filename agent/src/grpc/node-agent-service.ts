@@ -1,5 +1,5 @@
 /** NodeAgent service: what the operator calls. Every call must carry a deadline. */
-import * as grpc from "@grpc/grpc-js";
+import type * as grpc from "@grpc/grpc-js";
 import type { NodeAgentHandlers } from "./generated/gpufleet/agent/v1/NodeAgent.js";
 import type { NodeInfo } from "./generated/gpufleet/agent/v1/NodeInfo.js";
 import type { WorkerCommand__Output } from "./generated/gpufleet/worker/v1/WorkerCommand.js";
