@@ -24,9 +24,19 @@ CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/gpufleet/k8s/k8s-${K8S_VERSION}_etcd-${ET
 if have_all "$CACHE"; then echo "$CACHE"; exit 0; fi
 
 command -v go >/dev/null || { echo "Go is required to build the Kubernetes binaries (or set GPUFLEET_K8S_BIN)" >&2; exit 1; }
-mkdir -p "$CACHE"
-WORK="$(mktemp -d)"; trap 'rm -rf "$WORK"' EXIT
-export CGO_ENABLED=0 GOFLAGS=-mod=mod GOTOOLCHAIN=local
+mkdir -p "$(dirname "$CACHE")"
+# One build at a time (CI, setup-system.sh and the test harness may all ask at once); whoever waited finds the
+# cache filled by the first.
+exec 9>"$CACHE.lock"
+flock 9
+if have_all "$CACHE"; then echo "$CACHE"; exit 0; fi
+# Build into a staging directory and move it into place only when every binary is there, so an interrupted build
+# never leaves a truncated executable that have_all would accept.
+STAGE="$CACHE.partial"
+rm -rf "$STAGE" && mkdir -p "$STAGE"
+WORK="$(mktemp -d)"; trap 'rm -rf "$WORK" "$STAGE"' EXIT
+# GOTOOLCHAIN=auto: an older Debian Go fetches the toolchain the Kubernetes go.mod asks for from the module proxy.
+export CGO_ENABLED=0 GOFLAGS=-mod=mod GOTOOLCHAIN="${GOTOOLCHAIN:-auto}"
 log() { echo "[k8s-binaries] $*" >&2; }
 start=$SECONDS
 
@@ -53,7 +63,7 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
 done
 for cmd in kube-apiserver kube-controller-manager kube-scheduler; do
   log "building $cmd ${K8S_VERSION}"
-  go build -trimpath -ldflags "-s -w $ld" -o "$CACHE/$cmd" "k8s.io/kubernetes/cmd/$cmd"
+  go build -trimpath -ldflags "-s -w $ld" -o "$STAGE/$cmd" "k8s.io/kubernetes/cmd/$cmd"
 done
 
 # --- etcd: Debian's 3.4.23 is below Kubernetes' minimum, so build the server module's main package.
@@ -61,11 +71,13 @@ mkdir -p "$WORK/etcd" && cd "$WORK/etcd"
 go mod init gpufleet.local/etcdbuild >/dev/null 2>&1
 go get -tool "go.etcd.io/etcd/server/v3@${ETCD_VERSION}" >&2
 log "building etcd ${ETCD_VERSION}"
-go build -trimpath -ldflags "-s -w" -o "$CACHE/etcd" go.etcd.io/etcd/server/v3
+go build -trimpath -ldflags "-s -w" -o "$STAGE/etcd" go.etcd.io/etcd/server/v3
 
 # --- kwok has no replace directives: a plain install works.
 log "building kwok ${KWOK_VERSION}"
-GOBIN="$CACHE" GOFLAGS= go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@${KWOK_VERSION}"
+GOBIN="$STAGE" GOFLAGS= go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@${KWOK_VERSION}"
 
+have_all "$STAGE" || { echo "build finished without all of: ${BINARIES[*]}" >&2; exit 1; }
+rm -rf "$CACHE" && mv "$STAGE" "$CACHE"
 log "built in $((SECONDS - start)) s into $CACHE"
 echo "$CACHE"

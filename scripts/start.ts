@@ -1,0 +1,101 @@
+/**
+ * `npm start`: the whole gpufleet system on this machine. Sets up what is missing (Debian packages, cached
+ * Kubernetes binaries), starts a local cluster (etcd, kube-apiserver, controller-manager, scheduler, kwok GPU nodes
+ * from clusters/<profile>.yaml, nats-server), installs the CRDs, starts the operator and the node agent (simulation
+ * mode for kwok nodes), applies examples/, prints their status and keeps running until Ctrl-C, then cleans up.
+ *
+ * Flags: --profile <name|path> (default "default"), --once (print the status and exit; for scripts and tests).
+ */
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { createWriteStream, mkdirSync } from "node:fs";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { startLocalCluster, type LocalCluster } from "../test/harness/cluster.js";
+import { waitFor } from "../test/harness/wait.js";
+import { kubectl } from "../test/support/kubectl.js";
+import { REPO_ROOT, installCrds } from "../test/support/operator.js";
+
+const { values } = parseArgs({ options: { profile: { type: "string", default: "default" }, once: { type: "boolean", default: false } } });
+const logDir = path.join(REPO_ROOT, ".gpufleet", "logs");
+mkdirSync(logDir, { recursive: true });
+const say = (message: string) => console.log(`[gpufleet] ${message}`);
+
+interface Component {
+  name: string;
+  child: ChildProcess;
+}
+const components: Component[] = [];
+let cluster: LocalCluster | undefined;
+let stopping = false;
+
+/** Runs a TypeScript entry point as its own process (as its container would), logging to .gpufleet/logs/<name>.log. */
+function startComponent(name: string, entry: string, env: Record<string, string>): Component {
+  const log = createWriteStream(path.join(logDir, `${name}.log`), { flags: "w" });
+  const child = spawn(process.execPath, ["--import", "tsx", path.join(REPO_ROOT, entry)], { cwd: REPO_ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  child.stdout!.pipe(log);
+  child.stderr!.pipe(log);
+  child.on("exit", (code, signal) => {
+    if (!stopping) say(`${name} exited (${signal ?? code}); see ${path.relative(REPO_ROOT, path.join(logDir, `${name}.log`))}`);
+  });
+  const component = { name, child };
+  components.push(component);
+  return component;
+}
+
+async function shutdown(code: number): Promise<never> {
+  if (!stopping) {
+    stopping = true;
+    say("stopping…");
+    await Promise.all(
+      components.map(({ child }) => new Promise<void>((resolve) => (child.exitCode !== null ? resolve() : (child.once("exit", () => resolve()), child.kill("SIGTERM"))))),
+    );
+    await cluster?.stop();
+    say("stopped; nothing left running");
+  }
+  process.exit(code);
+}
+process.on("SIGINT", () => void shutdown(0));
+process.on("SIGTERM", () => void shutdown(0));
+
+try {
+  say("checking system packages and Kubernetes binaries (the first run builds them from the Go module proxy)…");
+  const setup = spawnSync("bash", [path.join(REPO_ROOT, "scripts/setup-system.sh")], { stdio: ["ignore", "ignore", "inherit"] });
+  if (setup.status !== 0) throw new Error("scripts/setup-system.sh failed");
+
+  say(`starting the local cluster (profile ${values.profile})…`);
+  cluster = await startLocalCluster({ profile: values.profile, log: (m) => say(`  ${m}`) });
+  const kubeconfigPath = cluster.kubeconfigPath;
+  await installCrds(kubeconfigPath);
+  say("CRDs installed");
+
+  const common = { KUBECONFIG: kubeconfigPath, GPUFLEET_NATS_URL: cluster.natsUrl ?? "" };
+  const namespace = "gpufleet-system";
+  await kubectl(kubeconfigPath, ["create", "namespace", namespace]);
+  startComponent("operator", "operator/src/main.ts", { ...common, GPUFLEET_NAMESPACE: namespace, GPUFLEET_IDENTITY: "gpufleet-operator-0", GPUFLEET_HTTP_PORT: "18080" });
+  await waitFor(async () => (await fetch("http://127.0.0.1:18080/readyz")).ok, { description: "operator ready", timeoutMs: 60_000 });
+  say("operator ready: metrics at http://127.0.0.1:18080/metrics");
+
+  const applied = await kubectl(kubeconfigPath, ["apply", "-f", path.join(REPO_ROOT, "examples")]);
+  if (applied.code !== 0) throw new Error(`applying examples/ failed: ${applied.stderr}`);
+  say(`applied examples/:\n${applied.stdout.trim()}`);
+
+  await waitFor(
+    async () => {
+      const out = await kubectl(kubeconfigPath, ["get", "sd,tj", "-A", "-o", "jsonpath={range .items[*]}{.status.observedGeneration}{\"\\n\"}{end}"]);
+      const lines = out.stdout.split("\n").filter((l) => l !== "");
+      return lines.length > 0 && lines.every((l) => Number(l) >= 1);
+    },
+    { description: "sample resources reconciled", timeoutMs: 60_000 },
+  );
+  const status = await kubectl(kubeconfigPath, ["get", "sd,tj", "-A", "-o", "wide"]);
+  const pods = await kubectl(kubeconfigPath, ["get", "pods", "-A", "-l", "app.kubernetes.io/managed-by=gpufleet", "-o", "wide"]);
+  console.log(`\n${status.stdout}\n${pods.stdout || "(no gpufleet pods yet)\n"}`);
+  say(`use the cluster: export KUBECONFIG=${kubeconfigPath}`);
+  say(`logs: ${path.relative(REPO_ROOT, logDir)}/`);
+  if (values.once) await shutdown(0);
+  say("running; Ctrl-C to stop and clean up");
+  setInterval(() => {}, 1 << 30);
+} catch (error) {
+  console.error(`[gpufleet] start failed: ${(error as Error).message}`);
+  await shutdown(1);
+}
