@@ -1,0 +1,90 @@
+import { describe, expect, it } from "vitest";
+import { OperatorMetrics } from "../metrics.js";
+import { Controller, type ReconcileResult } from "./controller.js";
+import { silentLogger } from "./logger.js";
+import { WorkQueue } from "./queue.js";
+
+/** Runs `controller` until `done()` holds, with a bound so a broken runner fails instead of hanging. */
+async function until(done: () => boolean, timeoutMs = 2000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error("condition not reached");
+    await new Promise((r) => setTimeout(r, 1));
+  }
+}
+
+function harness(behaviour: (key: string, attempt: number) => ReconcileResult | Promise<ReconcileResult>) {
+  const metrics = new OperatorMetrics({ defaultMetrics: false });
+  const calls: string[] = [];
+  const attempts = new Map<string, number>();
+  const controller = new Controller({
+    reconciler: {
+      name: "test",
+      async reconcile(key) {
+        const attempt = (attempts.get(key) ?? 0) + 1;
+        attempts.set(key, attempt);
+        calls.push(key);
+        return behaviour(key, attempt);
+      },
+    },
+    metrics,
+    logger: silentLogger,
+    queue: new WorkQueue({ baseBackoffMs: 1, maxBackoffMs: 5 }),
+  });
+  const count = async (result: string) => (await metrics.reconcileTotal.get()).values.find((v) => v.labels.result === result)?.value ?? 0;
+  return { controller, calls, metrics, count };
+}
+
+describe("Controller", () => {
+  it("retries a throwing reconcile with backoff until it succeeds, counting errors", async () => {
+    const { controller, calls, count } = harness((_key, attempt) => {
+      if (attempt < 3) throw new Error("apiserver unavailable");
+      return {};
+    });
+    controller.start();
+    controller.enqueue("ns/a");
+    await until(() => calls.length === 3);
+    await controller.stop();
+    expect(await count("error")).toBe(2);
+    expect(await count("success")).toBe(1);
+    expect(controller.queue.failureCount("ns/a")).toBe(0);
+  });
+
+  it("treats a 409 conflict as a quiet requeue, not an error", async () => {
+    const { controller, calls, count } = harness((_key, attempt) => {
+      if (attempt === 1) throw Object.assign(new Error("conflict"), { code: 409 });
+      return {};
+    });
+    controller.start();
+    controller.enqueue("ns/a");
+    await until(() => calls.length === 2);
+    await controller.stop();
+    expect(await count("conflict")).toBe(1);
+    expect(await count("error")).toBe(0);
+  });
+
+  it("requeues after the requested delay", async () => {
+    const { controller, calls } = harness((_key, attempt) => (attempt === 1 ? { requeueAfterMs: 5 } : {}));
+    controller.start();
+    controller.enqueue("ns/a");
+    await until(() => calls.length === 2);
+    await controller.stop();
+    expect(calls).toEqual(["ns/a", "ns/a"]);
+  });
+
+  it("collapses a burst of events for one key into few reconciles", async () => {
+    let release: () => void = () => {};
+    const gate = new Promise<void>((r) => (release = r));
+    const { controller, calls } = harness(async () => {
+      await gate;
+      return {};
+    });
+    controller.start();
+    for (let i = 0; i < 100; i++) controller.enqueue("ns/a");
+    release();
+    await until(() => calls.length >= 1 && controller.queue.depth === 0);
+    await new Promise((r) => setTimeout(r, 10));
+    await controller.stop();
+    expect(calls.length).toBeLessThanOrEqual(2);
+  });
+});
