@@ -18,6 +18,7 @@ export function statusOf(err: unknown): grpc.StatusObject {
     err instanceof InvalidArgumentError || err instanceof InvalidRecordError || err instanceof InvalidRegistrationError ? grpc.status.INVALID_ARGUMENT
     : err instanceof UnknownWorkerError || err instanceof NotFoundError ? grpc.status.NOT_FOUND
     : err instanceof NoCommandStreamError ? grpc.status.FAILED_PRECONDITION
+    : err instanceof Error && err.name === "TimeoutError" ? grpc.status.DEADLINE_EXCEEDED
     : grpc.status.INTERNAL;
   return { code, details, metadata: new grpc.Metadata() };
 }
