@@ -34,6 +34,8 @@ import { waitFor } from "./wait.js";
 
 /** Env var that opts in to running against the cluster named by KUBECONFIG instead of starting one. */
 export const USE_EXISTING_CLUSTER_ENV = "GPUFLEET_USE_EXISTING_CLUSTER";
+/** Env var naming a profile whose nodes to create in an existing cluster (which must run kwok). */
+export const EXISTING_CLUSTER_PROFILE_ENV = "GPUFLEET_EXISTING_CLUSTER_PROFILE";
 /** Env var with the NATS URL to use with an existing cluster. */
 export const NATS_URL_ENV = "GPUFLEET_NATS_URL";
 /** Parent of every run directory; killStale() sweeps it for leftovers of crashed runs. */
@@ -75,31 +77,58 @@ export interface LocalCluster {
   stop(): Promise<void>;
 }
 
-/** Whether the environment asks for an existing cluster (explicit opt-in plus KUBECONFIG). */
+/** Whether the environment asks for an existing cluster (explicit opt-in; KUBECONFIG is checked when used). */
 export function existingClusterRequested(env: NodeJS.ProcessEnv = process.env): boolean {
   return env[USE_EXISTING_CLUSTER_ENV] === "true";
 }
 
+export interface ExistingClusterOptions {
+  /**
+   * Also create this profile's kwok nodes (those missing) and wait until they are Ready; stop() deletes the ones it
+   * created. The cluster must run kwok (e.g. kind plus kwok's in-cluster controller), or they never become Ready.
+   */
+  profile?: string;
+  log?: (message: string) => void;
+  env?: NodeJS.ProcessEnv;
+}
+
 /**
- * Uses the cluster KUBECONFIG names, starting nothing. NATS comes from GPUFLEET_NATS_URL, if set.
- * Throws when the opt-in variable or KUBECONFIG is missing, so a stray KUBECONFIG never points tests at a real
- * cluster by accident.
+ * Uses the cluster KUBECONFIG names, starting nothing. NATS comes from GPUFLEET_NATS_URL, if set. Throws when the
+ * opt-in variable or KUBECONFIG is missing, so a stray KUBECONFIG never points tests at a real cluster by accident.
  */
-export function useExistingCluster(env: NodeJS.ProcessEnv = process.env): LocalCluster {
+export async function useExistingCluster(opts: ExistingClusterOptions = {}): Promise<LocalCluster> {
+  const env = opts.env ?? process.env;
   if (!existingClusterRequested(env)) throw new Error(`${USE_EXISTING_CLUSTER_ENV}=true is required to use an existing cluster`);
   const kubeconfigPath = env["KUBECONFIG"];
   if (!kubeconfigPath) throw new Error(`${USE_EXISTING_CLUSTER_ENV}=true needs KUBECONFIG naming the cluster's kubeconfig`);
+  if (kubeconfigPath.includes(path.delimiter)) throw new Error(`KUBECONFIG must name one file for an existing test cluster, got ${kubeconfigPath}`);
   const kubeConfig = new KubeConfig();
   kubeConfig.loadFromFile(kubeconfigPath);
   const natsUrl = env[NATS_URL_ENV];
+  let profile: ClusterProfile | undefined;
+  let createdNodes: string[] = [];
+  if (opts.profile) {
+    profile = await loadProfile(opts.profile);
+    const core = kubeConfig.makeApiClient(CoreV1Api);
+    const before = new Set((await core.listNode()).items.map((n) => n.metadata?.name));
+    const nodes = await createProfileNodes(kubeConfig, profile);
+    const names = nodes.map((n) => n.metadata?.name ?? "");
+    createdNodes = names.filter((n) => !before.has(n));
+    opts.log?.(`created ${createdNodes.length} of ${names.length} ${profile.name} profile nodes; waiting until kwok makes them Ready`);
+    await waitNodesReady(kubeConfig, names, 120_000 + 60 * names.length);
+  }
   return {
     kubeconfigPath,
     kubeConfig,
     ...(natsUrl ? { natsUrl } : {}),
     local: false,
+    ...(profile ? { profile } : {}),
     pids: {},
     timings: {},
-    stop: async () => {},
+    stop: async () => {
+      const core = kubeConfig.makeApiClient(CoreV1Api);
+      await Promise.all(createdNodes.map((name) => core.deleteNode({ name }).catch(() => undefined)));
+    },
   };
 }
 

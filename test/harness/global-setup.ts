@@ -1,10 +1,10 @@
 /**
  * Vitest globalSetup of the integration project: one cluster for the whole run (default profile, with NATS), or
- * the existing cluster named by KUBECONFIG when GPUFLEET_USE_EXISTING_CLUSTER=true. Test files reach it through
+ * the existing cluster named by KUBECONFIG when GPUFLEET_USE_EXISTING_CLUSTER=true (see useExistingCluster). Test files reach it through
  * inject() (see context.ts); teardown stops it even when tests failed (and processes.ts covers a crash).
  */
 import type { TestProject } from "vitest/node";
-import { existingClusterRequested, startLocalCluster, useExistingCluster } from "./cluster.js";
+import { EXISTING_CLUSTER_PROFILE_ENV, existingClusterRequested, startLocalCluster, useExistingCluster } from "./cluster.js";
 import type { LocalCluster } from "./cluster.js";
 
 declare module "vitest" {
@@ -27,7 +27,9 @@ let cluster: LocalCluster | undefined;
 export async function setup(project: TestProject): Promise<void> {
   const log = (message: string): void => console.error(`[harness] ${message}`);
   if (existingClusterRequested()) {
-    cluster = useExistingCluster();
+    // GPUFLEET_EXISTING_CLUSTER_PROFILE=default also creates that profile's kwok nodes (the cluster must run kwok).
+    const profile = process.env[EXISTING_CLUSTER_PROFILE_ENV];
+    cluster = await useExistingCluster({ ...(profile ? { profile } : {}), log });
     log(`using the existing cluster of ${cluster.kubeconfigPath}`);
   } else {
     cluster = await startLocalCluster({ profile: "default", withNats: true, log });
