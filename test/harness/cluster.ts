@@ -22,6 +22,7 @@ import { fileURLToPath } from "node:url";
 import { CoreV1Api, KubeConfig } from "@kubernetes/client-node";
 import type { V1Node } from "@kubernetes/client-node";
 import { stringify } from "yaml";
+import { GpuResource, TopologyLabel } from "../../crds/src/topology.js";
 import { resolveK8sBinaries } from "./binaries.js";
 import type { K8sBinaries } from "./binaries.js";
 import { generateCerts } from "./certs.js";
@@ -235,7 +236,18 @@ function isNodeReady(node: V1Node): boolean {
 export async function createProfileNodes(kubeConfig: KubeConfig, profile: ClusterProfile, concurrency = 16): Promise<V1Node[]> {
   const core = kubeConfig.makeApiClient(CoreV1Api);
   const nodes = expandProfile(profile);
-  const existing = new Set((await core.listNode({ labelSelector: "type=kwok" })).items.map((n) => n.metadata?.name));
+  const existing = new Map((await core.listNode()).items.map((n) => [n.metadata?.name, n]));
+  // A node of the same name that is not the profile's (another profile, a real node) would silently change the
+  // fleet the tests reason about: refuse.
+  const conflicts = nodes.flatMap((want) => {
+    const have = existing.get(want.metadata?.name);
+    if (!have) return [];
+    const wanted: Record<string, string | undefined> = { ...want.metadata?.labels, [GpuResource]: want.status?.allocatable?.[GpuResource] };
+    const actual: Record<string, string | undefined> = { ...have.metadata?.labels, [GpuResource]: have.status?.allocatable?.[GpuResource] };
+    const diff = [...Object.values(TopologyLabel), GpuResource].filter((key) => wanted[key] !== actual[key]);
+    return diff.length === 0 ? [] : [`${want.metadata?.name} (${diff.map((k) => `${k}=${actual[k] ?? "<none>"}, want ${wanted[k]}`).join("; ")})`];
+  });
+  if (conflicts.length > 0) throw new Error(`nodes of profile ${profile.name} exist with other hardware: ${conflicts.join(", ")}`);
   const todo = nodes.filter((n) => !existing.has(n.metadata?.name));
   let next = 0;
   const worker = async (): Promise<void> => {

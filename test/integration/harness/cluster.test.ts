@@ -123,7 +123,7 @@ describe.skipIf(!local)("cluster lifecycle", () => {
       expect(Object.keys(cluster.pids).sort()).toEqual(["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "nats-server"]);
       for (const pid of Object.values(cluster.pids)) expect(processAlive(pid)).toBe(true);
       const nodes = (await cluster.kubeConfig.makeApiClient(CoreV1Api).listNode()).items;
-      expect(nodes.map((n) => `${n.metadata?.name}=${n.status?.allocatable?.[GpuResource]}`).sort()).toEqual(["a100-eth-0=4", "h200-roce-0=8"]);
+      expect(nodes.map((n) => `${n.metadata?.name}=${n.status?.allocatable?.[GpuResource]}`).sort()).toEqual(["tiny-a100-eth-0=4", "tiny-h200-roce-0=8"]);
       const [host, port] = (cluster.natsUrl ?? "").replace("nats://", "").split(":");
       expect(await natsGreeting(host ?? "", Number(port))).toMatch(/^INFO /);
       // The shared cluster is untouched by a second one: its own ports, certificates and data.
