@@ -1,0 +1,22 @@
+import { describe, expect, it } from "vitest";
+import { ConfigError, loadConfig } from "./config.js";
+
+describe("loadConfig", () => {
+  it("has defaults for a real node", () => {
+    expect(loadConfig({ NODE_NAME: "n1" })).toMatchObject({ nodeName: "n1", simulate: false, natsUrl: "nats://127.0.0.1:4222", workerSocketPath: "/run/gpufleet/agent.sock", sysfsRoot: "/sys", heartbeatIntervalMs: 2000, missedHeartbeatsLimit: 3, leaf: undefined });
+  });
+
+  it("simulation needs no node name", () => {
+    expect(loadConfig({ GPUFLEET_AGENT_SIMULATE: "true", GPUFLEET_AGENT_HTTP_PORT: "0" })).toMatchObject({ simulate: true, httpPort: 0 });
+  });
+
+  it.each([
+    ["missing node name", {}, /NODE_NAME/],
+    ["bad boolean", { GPUFLEET_AGENT_SIMULATE: "yes" }, /GPUFLEET_AGENT_SIMULATE/],
+    ["bad interval", { NODE_NAME: "n", GPUFLEET_AGENT_HEARTBEAT_INTERVAL_MS: "fast" }, /HEARTBEAT_INTERVAL_MS/],
+    ["bad NATS URL", { NODE_NAME: "n", GPUFLEET_NATS_URL: "http://x" }, /nats:\/\//],
+  ])("rejects %s", (_n, env, error) => {
+    expect(() => loadConfig(env)).toThrow(ConfigError);
+    expect(() => loadConfig(env)).toThrow(error);
+  });
+});

@@ -1,0 +1,149 @@
+/**
+ * Node agent entry point. Real mode: discover this node, apply its topology labels, serve workers and the operator,
+ * sample RDMA counters. Simulation mode (GPUFLEET_AGENT_SIMULATE=true): serve every kwok node at once, apply
+ * labels to those that lack them, and run simulated workers for the pods bound to them.
+ */
+import { CoreV1Api, KubeConfig, makeInformer, type V1Node, type V1Pod } from "@kubernetes/client-node";
+import express from "express";
+import { connect } from "nats";
+import { pino } from "pino";
+import { collectDefaultMetrics, Registry } from "prom-client";
+import { hasTopologyLabels } from "../../crds/src/topology.js";
+import { AgentCore } from "./agent.js";
+import { loadConfig } from "./config.js";
+import { NodeDiagnostics } from "./diagnostics.js";
+import { discoverNode, execRunner } from "./discovery/discover.js";
+import { factsToLabels, type NodeFacts } from "./discovery/facts.js";
+import { NodeLabelPublisher } from "./discovery/publish.js";
+import { WorkerClient } from "./grpc/client.js";
+import { readTlsDir } from "./grpc/credentials.js";
+import { AgentMetrics } from "./metrics.js";
+import { isSimulatedNode, simulatedNodeFacts } from "./simulation/model.js";
+import { SimulationRuntime } from "./simulation/runtime.js";
+import { DEFAULT_PUBLISHER_LIMITS } from "./telemetry/publisher.js";
+import { RdmaSampler } from "./telemetry/rdma-sampler.js";
+
+async function main(): Promise<void> {
+  const config = loadConfig(process.env);
+  const log = pino({ level: config.logLevel, base: { component: "gpufleet-agent" } });
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: "gpufleet_agent_process_" });
+  const metrics = new AgentMetrics(registry);
+  const kc = new KubeConfig();
+  kc.loadFromDefault();
+  const core = kc.makeApiClient(CoreV1Api);
+  const labeler = new NodeLabelPublisher(core);
+  const facts = new Map<string, NodeFacts>();
+  const published = new Map<string, Record<string, string>>();
+  let ready = false;
+
+  const applyLabels = async (f: NodeFacts): Promise<void> => {
+    try {
+      const labels = factsToLabels(f);
+      await labeler.apply(f.nodeName, labels);
+      published.set(f.nodeName, labels);
+      metrics.labelApplies.inc({ node: f.nodeName, result: "ok" });
+      log.info({ node: f.nodeName, labels }, "applied topology labels");
+    } catch (err) {
+      metrics.labelApplies.inc({ node: f.nodeName, result: err instanceof Error && err.name === "FactsError" ? "invalid_facts" : "error" });
+      log.error({ node: f.nodeName, err }, "applying topology labels failed");
+    }
+  };
+
+  const nc = await connect({ servers: config.natsUrl, name: `gpufleet-agent-${config.nodeName || "sim"}`, maxReconnectAttempts: -1 });
+  const rdma = new RdmaSampler(config.sysfsRoot);
+  const agent = new AgentCore(
+    {
+      workerSocketPath: config.workerSocketPath, operatorAddress: config.operatorAddress, tls: config.tlsDir ? readTlsDir(config.tlsDir) : undefined,
+      heartbeatIntervalMs: config.heartbeatIntervalMs, missedHeartbeatsLimit: config.missedHeartbeatsLimit, publisherLimits: DEFAULT_PUBLISHER_LIMITS,
+    },
+    nc,
+    { nodeNames: () => [...facts.keys()], facts: (n) => facts.get(n), labels: (n) => published.get(n) ?? (facts.get(n) ? factsToLabels(facts.get(n)!) : undefined) },
+    new NodeDiagnostics({
+      rediscover: async (n, timeoutMs) => (config.simulate ? facts.get(n)! : discoverNode({ nodeName: n, nvidiaSmiPath: config.nvidiaSmiPath, sysfsRoot: config.sysfsRoot, commandTimeoutMs: timeoutMs, leaf: config.leaf, island: config.island, run: execRunner })),
+      publishedLabels: (n) => published.get(n),
+      sampleRdma: async (_n, budgetMs) => {
+        if (config.simulate) return undefined;
+        await rdma.sample();
+        await new Promise((r) => setTimeout(r, Math.min(1000, budgetMs / 2)));
+        return rdma.sample();
+      },
+    }),
+    metrics,
+    (e) => log.info({ event: e.event, workerId: e.worker.workerId, pod: `${e.worker.podNamespace}/${e.worker.podName}`, node: e.worker.nodeName }, "worker event"),
+  );
+  await agent.start();
+  log.info({ socket: config.workerSocketPath, grpcPort: agent.server.operatorPort, simulate: config.simulate }, "agent serving");
+
+  const timers: NodeJS.Timeout[] = [];
+  let sim: SimulationRuntime | undefined;
+  if (config.simulate) {
+    const client = new WorkerClient(`unix:${config.workerSocketPath}`);
+    sim = new SimulationRuntime(client, (n) => facts.get(n), config.simReportIntervalMs, log);
+    const nodeInformer = makeInformer<V1Node>(kc, "/api/v1/nodes", () => core.listNode());
+    const onNode = (node: V1Node): void => {
+      if (!isSimulatedNode(node)) return;
+      const f = simulatedNodeFacts(node);
+      facts.set(f.nodeName, f);
+      if (!hasTopologyLabels(node.metadata?.labels)) void applyLabels(f);
+      else published.set(f.nodeName, factsToLabels(f));
+    };
+    nodeInformer.on("add", onNode);
+    nodeInformer.on("update", onNode);
+    nodeInformer.on("delete", (node) => facts.delete(node.metadata?.name ?? ""));
+    nodeInformer.on("error", (err) => { log.error({ err }, "node watch failed; restarting"); setTimeout(() => void nodeInformer.start(), 2000); });
+    await nodeInformer.start();
+    const podInformer = makeInformer<V1Pod>(kc, "/api/v1/pods", () => core.listPodForAllNamespaces());
+    const onPod = (pod: V1Pod, deleted = false): void => {
+      void sim!.syncPod(pod, deleted).then(() => metrics.simulatedWorkers.set({ kind: "all" }, sim!.count)).catch((err: unknown) => log.warn({ err }, "simulated worker sync failed"));
+    };
+    podInformer.on("add", (p) => onPod(p));
+    podInformer.on("update", (p) => onPod(p));
+    podInformer.on("delete", (p) => onPod(p, true));
+    podInformer.on("error", (err) => { log.error({ err }, "pod watch failed; restarting"); setTimeout(() => void podInformer.start(), 2000); });
+    await podInformer.start();
+  } else {
+    const f = await discoverNode({ nodeName: config.nodeName, nvidiaSmiPath: config.nvidiaSmiPath, sysfsRoot: config.sysfsRoot, commandTimeoutMs: 30_000, leaf: config.leaf, island: config.island, run: execRunner });
+    facts.set(f.nodeName, f);
+    await applyLabels(f);
+    timers.push(setInterval(() => {
+      rdma.sample().then((rates) => {
+        for (const r of rates) {
+          const l = { node: config.nodeName, device: r.device, port: String(r.port) };
+          metrics.rdmaTransmitBytesPerSecond.set(l, r.transmitBytesPerSec);
+          metrics.rdmaReceiveBytesPerSecond.set(l, r.receiveBytesPerSec);
+          metrics.rdmaTransmittedBytes.inc(l, (r.transmitBytesPerSec * r.intervalMs) / 1000);
+          metrics.rdmaReceivedBytes.inc(l, (r.receiveBytesPerSec * r.intervalMs) / 1000);
+          for (const [counter, d] of Object.entries(r.errorDeltas)) metrics.rdmaErrors.inc({ ...l, counter }, d);
+          for (const [event, names] of [["wrapped", r.wraps], ["reset", r.resets], ["saturated", r.saturated]] as const) if (names.length) metrics.rdmaCounterEvents.inc({ ...l, event }, names.length);
+        }
+        if (rates.length) agent.publisher.rdma(config.nodeName, rates);
+      }).catch((err: unknown) => log.warn({ err }, "RDMA sampling failed"));
+    }, config.rdmaSampleIntervalMs));
+  }
+  ready = true;
+
+  const app = express();
+  app.get("/healthz", (_req, res) => { res.send("ok"); });
+  app.get("/readyz", (_req, res) => { res.status(ready && !nc.isClosed() ? 200 : 503).send(ready ? "ready" : "starting"); });
+  app.get("/metrics", (_req, res) => { void registry.metrics().then((text) => res.type(registry.contentType).send(text)); });
+  const http = app.listen(config.httpPort, () => log.info({ port: config.httpPort }, "http listening"));
+
+  const shutdown = async (signal: string): Promise<void> => {
+    log.info({ signal }, "shutting down");
+    ready = false;
+    timers.forEach(clearInterval);
+    sim?.stopAll();
+    http.close();
+    await agent.stop();
+    await nc.drain();
+    process.exit(0);
+  };
+  process.once("SIGTERM", () => void shutdown("SIGTERM"));
+  process.once("SIGINT", () => void shutdown("SIGINT"));
+}
+
+main().catch((err: unknown) => {
+  console.error(JSON.stringify({ level: 50, msg: "agent failed to start", err: err instanceof Error ? { message: err.message, cause: String(err.cause) } : String(err) }));
+  process.exit(1);
+});
