@@ -1,0 +1,715 @@
+/**
+ * DistServe planner: chooses prefill and decode parallelism, replica counts and placement for a
+ * ServingDeployment, and compares them with the best colocated (vLLM / Sarathi-Serve) plan.
+ *
+ * Follows Zhong et al., "DistServe", OSDI 2024, §4:
+ * - Algorithm 1, high node-affinity (§4.1): prefill and decode configurations are chosen independently; for each
+ *   phase every (TP, PP) that fits in GPU memory is simulated alone and its goodput found by binary search on
+ *   the rate; the phase picks the configuration with the best goodput per GPU; replicas are then
+ *   ⌈rate / per-instance goodput⌉ for each phase. KV crosses the scale-out NICs.
+ * - Algorithm 2, low node-affinity (§4.2): when the NICs cannot carry the KV stream, prefill and decode
+ *   instances share the same PP degree and stage s of both sits on one node, so KV moves over NVLink; a unit is
+ *   `a` prefill and `b` decode instances whose per-stage segments fit one node.
+ * The plan the phase search picks is then simulated end to end (prefill, KV transfer, decode) to measure its
+ * real goodput per GPU and its attainment at the target rate; replicas are added to the bottleneck phase until
+ * the target attainment holds. `mode: auto` picks whichever of disaggregated and colocated has the higher
+ * measured goodput per GPU. The plan never uses more GPUs than the cluster has free (or maxGpus): it says what
+ * is missing instead.
+ *
+ * Pure: no I/O, no clock; deterministic for a given input (the seed defaults to 1).
+ */
+import type { NicType } from "../../../crds/src/topology.js";
+import { GPU_CATALOG } from "../hardware/catalog.js";
+import { maxRateMeeting } from "./goodput.js";
+import {
+  type InstanceLatencyModel,
+  type LatencyCoefficientOverrides,
+  type LatencyCoefficients,
+  type Parallelism,
+  instanceLatencyModel,
+  instanceMemory,
+  latencyCoefficients,
+  saturatingPrefillTokens,
+} from "./latency.js";
+import { type DerivedModel, type ModelShape, InvalidModelShapeError, deriveModel } from "./model-shapes.js";
+import { type FreeNode, type InstancePlacement, type PackResult, packLowAffinity, packPools } from "./placement.js";
+import {
+  type ColocatedPolicy,
+  type DisaggregatedSimConfig,
+  type Slo,
+  attainment,
+  simulateColocated,
+  simulateDisaggregated,
+} from "./simulate.js";
+import { type ArrivalProcess, type WorkloadLengths, type WorkloadSample, sampleWorkload, workloadProblem } from "./workload.js";
+
+export const ServingMode = { disaggregated: "disaggregated", colocated: "colocated", auto: "auto" } as const;
+export type ServingMode = (typeof ServingMode)[keyof typeof ServingMode];
+
+export const PlanFailureReason = {
+  /** The cluster (or maxGpus) has fewer suitable free GPUs than the plan needs; the message says how many. */
+  insufficientCapacity: "InsufficientCapacity",
+  /** No TP×PP split of the model fits in GPU memory on the available GPU models. */
+  modelDoesNotFit: "ModelDoesNotFit",
+  /** The input itself is wrong; the message names the field. */
+  invalidInput: "InvalidInput",
+} as const;
+export type PlanFailureReason = (typeof PlanFailureReason)[keyof typeof PlanFailureReason];
+
+/** A node as the planner sees it: crds NodeTopology facts plus its free GPUs. */
+export interface ClusterNode {
+  nodeName: string;
+  gpuModel: string;
+  gpuCount: number;
+  gpusFree: number;
+  nicType: NicType;
+  /** Bandwidth of one NIC. */
+  nicBandwidthGbps: number;
+  nicCount: number;
+}
+
+export interface ServingSlo {
+  ttftMs: number;
+  tpotMs: number;
+  /** Share of requests that must meet both SLOs, e.g. 90. */
+  attainmentPercent: number;
+}
+
+export interface ServingWorkload {
+  arrivalRatePerSec: number;
+  lengths: WorkloadLengths;
+  /** Poisson (default), or the trace's own arrivals rescaled to the rate (needs trace records with arrivalMs). */
+  arrivals?: ArrivalProcess;
+}
+
+export interface ServingPlanOptions {
+  /** PRNG seed for the simulated workload. Default 1. */
+  seed?: number;
+  /** Requests simulated per instance in each goodput search. Default 200. */
+  requestsPerInstance?: number;
+  /** Largest TP×PP instance considered. Default 64. */
+  maxInstanceGpus?: number;
+}
+
+export interface ServingPlanInput {
+  model: ModelShape;
+  slo: ServingSlo;
+  workload: ServingWorkload;
+  mode: ServingMode;
+  maxGpus?: number;
+  nodes: readonly ClusterNode[];
+  /** Plan only on nodes of this GPU model. */
+  gpuModel?: string;
+  /** Measured latency coefficients per GPU model, replacing the datasheet-derived defaults. */
+  coefficientOverrides?: LatencyCoefficientOverrides;
+  options?: ServingPlanOptions;
+}
+
+export interface PoolPlan {
+  tp: number;
+  pp: number;
+  replicas: number;
+  gpusPerReplica: number;
+  /** Goodput of one instance of this phase measured alone (req/s). */
+  goodputPerInstance: number;
+}
+
+export interface ColocatedPlan extends PoolPlan {
+  policy: ColocatedPolicy;
+  /** Sarathi token budget per iteration, or vLLM prefill batch tokens. */
+  batchTokens: number;
+  goodputPerGpu: number;
+}
+
+export interface DisaggregatedSummary {
+  prefill: PoolPlan;
+  decode: PoolPlan;
+  affinity: "high" | "low";
+  goodputPerGpu: number;
+  /** Smallest balanced group of instances the goodput was measured on. */
+  unit: { prefill: number; decode: number; gpus: number };
+}
+
+export interface ServingPlanOk {
+  ok: true;
+  mode: "disaggregated" | "colocated";
+  gpuModel: string;
+  prefill: PoolPlan | null;
+  decode: PoolPlan | null;
+  affinity: "high" | "low" | null;
+  /** Measured end-to-end goodput of the chosen plan's unit, req/s per GPU. */
+  goodputPerGpu: number;
+  /** Simulated attainment of the whole plan at the target rate. */
+  predictedAttainmentPercent: number;
+  totalGpus: number;
+  /** Best colocated alternative (the plan itself when mode is colocated). */
+  colocated: ColocatedPlan | null;
+  /** Best disaggregated alternative (the plan itself when mode is disaggregated). */
+  disaggregated: DisaggregatedSummary | null;
+  placement: InstancePlacement[];
+  gpusByNode: { nodeName: string; gpus: number }[];
+  explanation: string;
+}
+
+export interface ServingPlanError {
+  ok: false;
+  reason: PlanFailureReason;
+  message: string;
+}
+
+export type ServingPlanResult = ServingPlanOk | ServingPlanError;
+
+const TP_CHOICES = [1, 2, 4, 8] as const;
+const PP_CHOICES = [1, 2, 4, 8] as const;
+/** vLLM's default max_num_seqs: sequences one scheduler batches. */
+const MAX_SEQS_PER_LANE = 256;
+const MAX_UNIT_INSTANCES = 8;
+const MAX_SIM_REQUESTS = 3000;
+
+const fail = (reason: PlanFailureReason, message: string): ServingPlanError => ({ ok: false, reason, message });
+
+function inputProblem(input: ServingPlanInput): string | undefined {
+  const { slo, workload } = input;
+  if (!slo || !(slo.ttftMs > 0) || !(slo.tpotMs > 0)) return `slo.ttftMs and slo.tpotMs must be > 0, got ${slo?.ttftMs} and ${slo?.tpotMs}`;
+  if (!(slo.attainmentPercent > 0 && slo.attainmentPercent <= 100)) return `slo.attainmentPercent must be in (0, 100], got ${slo.attainmentPercent}`;
+  if (!workload || !(workload.arrivalRatePerSec > 0 && Number.isFinite(workload.arrivalRatePerSec))) {
+    return `workload.arrivalRatePerSec must be a positive number, got ${workload?.arrivalRatePerSec}`;
+  }
+  const wp = workloadProblem(workload.lengths, workload.arrivals);
+  if (wp) return wp;
+  if (!Object.values(ServingMode).includes(input.mode)) return `mode must be one of ${Object.values(ServingMode).join(", ")}, got "${input.mode}"`;
+  if (input.maxGpus !== undefined && !(Number.isInteger(input.maxGpus) && input.maxGpus > 0)) return `maxGpus must be a positive integer, got ${input.maxGpus}`;
+  if (!Array.isArray(input.nodes)) return "nodes must be a list";
+  const seen = new Set<string>();
+  for (const node of input.nodes) {
+    const where = `node ${node.nodeName || "(unnamed)"}`;
+    if (!node.nodeName) return "every node needs a nodeName";
+    if (seen.has(node.nodeName)) return `${where} is listed twice`;
+    seen.add(node.nodeName);
+    if (!(Number.isInteger(node.gpuCount) && node.gpuCount > 0)) return `${where}: gpuCount must be a positive integer, got ${node.gpuCount}`;
+    if (!(Number.isInteger(node.gpusFree) && node.gpusFree >= 0 && node.gpusFree <= node.gpuCount)) {
+      return `${where}: gpusFree must be an integer in [0, gpuCount=${node.gpuCount}], got ${node.gpusFree}`;
+    }
+    if (!(node.nicBandwidthGbps > 0) || !(Number.isInteger(node.nicCount) && node.nicCount > 0)) {
+      return `${where}: nicBandwidthGbps and nicCount must be positive, got ${node.nicBandwidthGbps} and ${node.nicCount}`;
+    }
+  }
+  if (input.gpuModel !== undefined && !(input.gpuModel in GPU_CATALOG)) {
+    return `gpuModel "${input.gpuModel}" is not in the hardware catalog (${Object.keys(GPU_CATALOG).join(", ")})`;
+  }
+  const o = input.options;
+  if (o?.requestsPerInstance !== undefined && !(Number.isInteger(o.requestsPerInstance) && o.requestsPerInstance >= 20)) {
+    return `options.requestsPerInstance must be an integer ≥ 20, got ${o.requestsPerInstance}`;
+  }
+  return undefined;
+}
+
+/** Plans a ServingDeployment. Pure and deterministic; see the file comment for the algorithm. */
+export function planServing(input: ServingPlanInput): ServingPlanResult {
+  const problem = inputProblem(input);
+  if (problem) return fail(PlanFailureReason.invalidInput, problem);
+  let model: DerivedModel;
+  try {
+    model = deriveModel(input.model);
+  } catch (error) {
+    if (error instanceof InvalidModelShapeError) return fail(PlanFailureReason.invalidInput, error.message);
+    throw error;
+  }
+  const candidates = input.nodes.filter((n) => (input.gpuModel ? n.gpuModel === input.gpuModel : n.gpuModel in GPU_CATALOG));
+  const gpuModels = [...new Set(candidates.map((n) => n.gpuModel))].sort();
+  if (gpuModels.length === 0) {
+    const what = input.gpuModel ? `${input.gpuModel} nodes` : "nodes with a known GPU model";
+    return fail(PlanFailureReason.insufficientCapacity, `cluster has no ${what} (known: ${Object.keys(GPU_CATALOG).join(", ")})`);
+  }
+  const results: ServingPlanResult[] = [];
+  for (const gpuModel of gpuModels) {
+    let coeffs: LatencyCoefficients;
+    try {
+      coeffs = latencyCoefficients(gpuModel, input.coefficientOverrides);
+    } catch (error) {
+      return fail(PlanFailureReason.invalidInput, (error as Error).message);
+    }
+    results.push(planOnGpuModel(input, model, coeffs, candidates.filter((n) => n.gpuModel === gpuModel)));
+  }
+  const ok = results.filter((r): r is ServingPlanOk => r.ok);
+  if (ok.length > 0) {
+    // Fewest GPUs for the target rate, then the best goodput per GPU.
+    ok.sort((a, b) => a.totalGpus - b.totalGpus || b.goodputPerGpu - a.goodputPerGpu || a.gpuModel.localeCompare(b.gpuModel));
+    return ok[0] as ServingPlanOk;
+  }
+  const capacity = results.find((r) => !r.ok && r.reason === PlanFailureReason.insufficientCapacity);
+  return (capacity ?? results[0]) as ServingPlanError;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+
+interface Config extends Parallelism {
+  gpus: number;
+  latency: InstanceLatencyModel;
+  kvCapacityTokens: number;
+}
+
+interface Phase {
+  config: Config;
+  /** Per-instance goodput (req/s). */
+  goodput: number;
+  perGpu: number;
+}
+
+interface Context {
+  input: ServingPlanInput;
+  model: DerivedModel;
+  coeffs: LatencyCoefficients;
+  slo: Slo;
+  target: number;
+  sample: WorkloadSample;
+  seed: number;
+  perInstance: number;
+  lmTokens: number;
+  maxNodeGpus: number;
+  nicGBpsPerGpu: number;
+  samples: Map<number, WorkloadSample>;
+}
+
+function sampleFor(ctx: Context, count: number): WorkloadSample {
+  const n = Math.min(MAX_SIM_REQUESTS, Math.max(ctx.perInstance, Math.ceil(count)));
+  let sample = ctx.samples.get(n);
+  if (!sample) {
+    sample = sampleWorkload(ctx.input.workload.lengths, {
+      count: n, seed: ctx.seed, maxContextTokens: ctx.model.maxContextTokens, arrivals: ctx.input.workload.arrivals,
+    });
+    ctx.samples.set(n, sample);
+  }
+  return sample;
+}
+
+/**
+ * Requests to simulate for `instances` instances. A finite run cannot show overload by itself (a burst the
+ * batches can absorb looks fine), which is why every search is capped by the configuration's capacity bound.
+ */
+function requestsFor(ctx: Context, instances: number): number {
+  return ctx.perInstance * instances;
+}
+
+function nicKvGBps(ctx: Context, gpus: number): number {
+  return gpus * ctx.nicGBpsPerGpu * ctx.coeffs.nicEfficiency;
+}
+
+/** Sequences one decode/colocated lane can hold at the workload's mean sequence length. */
+function seqsPerLane(ctx: Context, c: Config): number {
+  const { meanPromptTokens: p, meanOutputTokens: o } = ctx.sample;
+  return Math.max(1, Math.min(MAX_SEQS_PER_LANE, Math.floor(c.kvCapacityTokens / c.pp / (p + o))));
+}
+
+/** Prefill throughput bound (req/s): back-to-back batches of L_m tokens, one every bottleneck-stage time. */
+function prefillCapacity(ctx: Context, c: Config): number {
+  const mean = ctx.sample.meanPromptTokens;
+  const perBatch = Math.max(1, Math.floor(ctx.lmTokens / mean));
+  const lat = c.latency.forward({ newTokens: perBatch * mean, attentionPairs: (perBatch * mean * (mean + 1)) / 2, kvReadTokens: 0, sequences: perBatch });
+  return (perBatch * 1000) / lat.bottleneckStageMs;
+}
+
+/**
+ * Decode throughput bound (req/s): every lane running the largest batch that memory allows and whose step
+ * still meets the TPOT SLO (a bigger batch would miss it for everyone in it).
+ */
+function decodeCapacity(ctx: Context, c: Config): number {
+  const { meanPromptTokens: p, meanOutputTokens: o } = ctx.sample;
+  const stepMs = (b: number): number =>
+    c.latency.forward({ newTokens: b, attentionPairs: b * (p + o / 2), kvReadTokens: b * (p + o / 2), sequences: b }).totalMs;
+  let lo = 1;
+  let hi = seqsPerLane(ctx, c);
+  if (stepMs(hi) <= ctx.slo.tpotMs) lo = hi;
+  while (hi - lo > 1) {
+    const mid = (lo + hi) >> 1;
+    if (stepMs(mid) <= ctx.slo.tpotMs) lo = mid;
+    else hi = mid;
+  }
+  return (c.pp * lo * 1000) / (stepMs(lo) * Math.max(1, o - 1));
+}
+
+function prefillSim(ctx: Context, c: Config, count: number): DisaggregatedSimConfig["prefill"] {
+  return { latency: c.latency, count, maxBatchTokens: ctx.lmTokens, kvLinkGBps: nicKvGBps(ctx, c.gpus) };
+}
+
+function decodeSim(c: Config, count: number, kvLinkGBps: number): DisaggregatedSimConfig["decode"] {
+  return { latency: c.latency, count, kvCapacityTokens: c.kvCapacityTokens, maxSeqsPerLane: MAX_SEQS_PER_LANE, kvLinkGBps };
+}
+
+function searchPrefill(ctx: Context, c: Config): number {
+  const sample = sampleFor(ctx, ctx.perInstance);
+  const cfg: DisaggregatedSimConfig = { prefill: prefillSim(ctx, c, 1), decode: decodeSim(c, 0, 1), kvBytesPerToken: ctx.model.kvBytesPerToken, phase: "prefill" };
+  return maxRateMeeting((rate) => attainment(simulateDisaggregated(sample, rate, cfg), ctx.slo, "prefill"), {
+    target: ctx.target, capacityRatePerSec: prefillCapacity(ctx, c),
+  });
+}
+
+function searchDecode(ctx: Context, c: Config, kvLinkGBps: number): number {
+  const sample = sampleFor(ctx, requestsFor(ctx, 1));
+  const cfg: DisaggregatedSimConfig = { prefill: prefillSim(ctx, c, 0), decode: decodeSim(c, 1, kvLinkGBps), kvBytesPerToken: ctx.model.kvBytesPerToken, phase: "decode" };
+  return maxRateMeeting((rate) => attainment(simulateDisaggregated(sample, rate, cfg), ctx.slo, "decode"), {
+    target: ctx.target, capacityRatePerSec: decodeCapacity(ctx, c),
+  });
+}
+
+/** Sarathi-Serve §4.3: the largest power-of-two token budget whose iteration stays within half the TPOT SLO. */
+function sarathiChunkTokens(ctx: Context, c: Config): number {
+  let best = 128;
+  for (let tokens = 128; tokens <= 8192; tokens *= 2) {
+    const ms = c.latency.forward({ newTokens: tokens, attentionPairs: (tokens * tokens) / 2, kvReadTokens: 0, sequences: 1 }).totalMs;
+    if (ms <= ctx.slo.tpotMs / 2) best = tokens;
+  }
+  return best;
+}
+
+function colocatedSimConfig(ctx: Context, c: Config, count: number, policy: ColocatedPolicy) {
+  return {
+    latency: c.latency, count, kvCapacityTokens: c.kvCapacityTokens, maxSeqsPerLane: MAX_SEQS_PER_LANE,
+    maxBatchTokens: ctx.lmTokens, policy, chunkTokens: sarathiChunkTokens(ctx, c),
+  };
+}
+
+/** Time-sharing bound: each request needs 1/prefill + 1/decode of the instance's time. */
+function colocatedCapacity(ctx: Context, c: Config): number {
+  return 1 / (1 / prefillCapacity(ctx, c) + 1 / decodeCapacity(ctx, c));
+}
+
+function searchColocated(ctx: Context, c: Config, policy: ColocatedPolicy): number {
+  const sample = sampleFor(ctx, requestsFor(ctx, 1));
+  const cfg = colocatedSimConfig(ctx, c, 1, policy);
+  return maxRateMeeting((rate) => attainment(simulateColocated(sample, rate, cfg), ctx.slo), {
+    target: ctx.target, capacityRatePerSec: colocatedCapacity(ctx, c),
+  });
+}
+
+interface DisaggShape {
+  prefill: Phase;
+  decode: Phase;
+  affinity: "high" | "low";
+  /** Instances per unit (low affinity) or per measured group (high). */
+  unitPrefill: number;
+  unitDecode: number;
+  /** Estimated req/s per GPU from the phase searches. */
+  estimatePerGpu: number;
+  kvLinkGBps: number;
+}
+
+function disaggConfig(ctx: Context, s: DisaggShape, nPrefill: number, nDecode: number): DisaggregatedSimConfig {
+  const prefill = prefillSim(ctx, s.prefill.config, nPrefill);
+  if (s.affinity === "low") prefill.kvLinkGBps = s.kvLinkGBps;
+  return {
+    prefill,
+    decode: decodeSim(s.decode.config, nDecode, s.kvLinkGBps),
+    kvBytesPerToken: ctx.model.kvBytesPerToken,
+    unit: s.affinity === "low" ? { prefill: s.unitPrefill, decode: s.unitDecode } : undefined,
+  };
+}
+
+function gpusOf(s: DisaggShape, nPrefill: number, nDecode: number): number {
+  return nPrefill * s.prefill.config.gpus + nDecode * s.decode.config.gpus;
+}
+
+/** Smallest-GPU integer mix (≤ MAX_UNIT_INSTANCES each) maximising min(a·gp, b·gd) per GPU. */
+function balancedUnit(p: Phase, d: Phase, maxGpus: number): { a: number; b: number; perGpu: number } {
+  let best = { a: 1, b: 1, perGpu: Math.min(p.goodput, d.goodput) / (p.config.gpus + d.config.gpus) };
+  for (let a = 1; a <= MAX_UNIT_INSTANCES; a++) {
+    for (let b = 1; b <= MAX_UNIT_INSTANCES; b++) {
+      const gpus = a * p.config.gpus + b * d.config.gpus;
+      if (gpus > maxGpus && !(a === 1 && b === 1)) continue;
+      const perGpu = Math.min(a * p.goodput, b * d.goodput) / gpus;
+      if (perGpu > best.perGpu * 1.0001) best = { a, b, perGpu };
+    }
+  }
+  return best;
+}
+
+function measureDisagg(ctx: Context, s: DisaggShape): number {
+  const sample = sampleFor(ctx, disaggRequests(ctx, s, s.unitPrefill, s.unitDecode));
+  const cfg = disaggConfig(ctx, s, s.unitPrefill, s.unitDecode);
+  const rate = maxRateMeeting((r) => attainment(simulateDisaggregated(sample, r, cfg), ctx.slo), {
+    target: ctx.target,
+    capacityRatePerSec: Math.min(s.unitPrefill * prefillCapacity(ctx, s.prefill.config), s.unitDecode * decodeCapacity(ctx, s.decode.config)),
+  });
+  return rate / gpusOf(s, s.unitPrefill, s.unitDecode);
+}
+
+function disaggRequests(ctx: Context, s: DisaggShape, nPrefill: number, nDecode: number): number {
+  return requestsFor(ctx, nPrefill + nDecode);
+}
+
+function enumerateConfigs(ctx: Context, maxInstanceGpus: number): { prefill: Config[]; serving: Config[] } {
+  const prefill: Config[] = [];
+  const serving: Config[] = [];
+  const { shape } = ctx.model;
+  for (const tp of TP_CHOICES) {
+    if (tp > ctx.maxNodeGpus || shape.heads % tp !== 0) continue;
+    for (const pp of PP_CHOICES) {
+      if (pp > shape.layers || tp * pp > maxInstanceGpus) continue;
+      const { kvCapacityTokens } = instanceMemory(ctx.model, ctx.coeffs, { tp, pp });
+      const latency = instanceLatencyModel(ctx.model, ctx.coeffs, { tp, pp }, { sameNode: tp * pp <= ctx.maxNodeGpus, nicGBpsPerGpu: ctx.nicGBpsPerGpu });
+      const config: Config = { tp, pp, gpus: tp * pp, latency, kvCapacityTokens };
+      if (kvCapacityTokens >= Math.max(ctx.lmTokens, ctx.sample.maxPromptTokens)) prefill.push(config);
+      if (kvCapacityTokens / pp >= ctx.sample.maxSequenceTokens) serving.push(config);
+    }
+  }
+  return { prefill, serving };
+}
+
+/** Highest bound first; ties to fewer GPUs, then lower TP, for determinism. */
+function sortByBound(configs: readonly Config[], bound: (c: Config) => number): Config[] {
+  const scored = configs.map((c) => ({ c, score: bound(c) }));
+  scored.sort((x, y) => y.score - x.score || x.c.gpus - y.c.gpus || x.c.tp - y.c.tp);
+  return scored.map((x) => x.c);
+}
+
+function memo<K, V>(fn: (key: K) => V): (key: K) => V {
+  const cache = new Map<K, V>();
+  return (key) => {
+    if (!cache.has(key)) cache.set(key, fn(key));
+    return cache.get(key) as V;
+  };
+}
+
+function planOnGpuModel(input: ServingPlanInput, model: DerivedModel, coeffs: LatencyCoefficients, nodes: readonly ClusterNode[]): ServingPlanResult {
+  const gpuModel = coeffs.gpuModel;
+  const seed = input.options?.seed ?? 1;
+  const perInstance = input.options?.requestsPerInstance ?? 200;
+  const freeNodes: FreeNode[] = nodes.filter((n) => n.gpusFree > 0).map((n) => ({ nodeName: n.nodeName, gpusFree: n.gpusFree }));
+  const freeGpus = freeNodes.reduce((sum, n) => sum + n.gpusFree, 0);
+  const budget = Math.min(freeGpus, input.maxGpus ?? Infinity);
+  const maxNodeGpus = nodes.reduce((max, n) => Math.max(max, n.gpuCount), 0);
+  const nicGBpsPerGpu = nodes.reduce((min, n) => Math.min(min, (n.nicCount * n.nicBandwidthGbps) / 8 / n.gpuCount), Infinity);
+  const sample = sampleWorkload(input.workload.lengths, { count: perInstance, seed, maxContextTokens: model.maxContextTokens, arrivals: input.workload.arrivals });
+  const ctx: Context = {
+    input, model, coeffs, seed, perInstance, sample, maxNodeGpus, nicGBpsPerGpu,
+    slo: { ttftMs: input.slo.ttftMs, tpotMs: input.slo.tpotMs },
+    target: input.slo.attainmentPercent / 100,
+    lmTokens: saturatingPrefillTokens(model, coeffs),
+    samples: new Map([[perInstance, sample]]),
+  };
+  const maxInstanceGpus = input.options?.maxInstanceGpus ?? 64;
+  const fitting = enumerateConfigs(ctx, maxInstanceGpus);
+  const weightsGB = (model.weightBytes / 1e9).toFixed(0);
+  if (fitting.serving.length === 0 || fitting.prefill.length === 0) {
+    return fail(
+      PlanFailureReason.modelDoesNotFit,
+      `${model.shape.name} (${weightsGB} GB of weights, KV ${(model.kvBytesPerToken / 1e6).toFixed(2)} MB/token, sequences up to ` +
+        `${ctx.sample.maxSequenceTokens} tokens) does not fit in any TP≤${maxNodeGpus}×PP split of ≤${maxInstanceGpus} ${gpuModel} GPUs`,
+    );
+  }
+  // Only instances the free GPUs can hold at least once are worth simulating.
+  const maxFreeNode = freeNodes.reduce((max, n) => Math.max(max, n.gpusFree), 0);
+  const placeable = (c: Config): boolean => c.gpus <= budget && stageBlock(c, maxFreeNode) <= maxFreeNode;
+  const configs = { prefill: fitting.prefill.filter(placeable), serving: fitting.serving.filter(placeable) };
+  if (configs.serving.length === 0 || configs.prefill.length === 0) {
+    const smallest = [...fitting.serving].sort((x, y) => x.gpus - y.gpus)[0] as Config;
+    return capacityFailure(input, gpuModel, smallest.gpus, stageBlock(smallest, maxNodeGpus), freeNodes, budget);
+  }
+  const notes: string[] = [];
+
+  // Colocated baseline: every config × {vLLM, Sarathi}, best goodput per GPU first. Goodput never exceeds the
+  // capacity bound, so configs whose bound per GPU is below the best found so far are skipped (exact pruning).
+  let colocated: { config: Config; policy: ColocatedPolicy; goodput: number; perGpu: number } | undefined;
+  for (const c of sortByBound(configs.serving, (x) => colocatedCapacity(ctx, x) / x.gpus)) {
+    if (colocated && colocatedCapacity(ctx, c) / c.gpus <= colocated.perGpu) break;
+    for (const policy of ["chunked", "vllm"] as const) {
+      const goodput = searchColocated(ctx, c, policy);
+      const perGpu = goodput / c.gpus;
+      if (goodput > 0 && (!colocated || perGpu > colocated.perGpu)) colocated = { config: c, policy, goodput, perGpu };
+    }
+  }
+
+  // Disaggregated: phase searches (Algorithm 1), low-affinity units (Algorithm 2), then end-to-end measurement.
+  let disagg: { shape: DisaggShape; perGpu: number } | undefined;
+  if (input.mode !== "colocated") {
+    const prefillGoodput = memo((c: Config) => searchPrefill(ctx, c));
+    const decodeGoodputNic = memo((c: Config) => searchDecode(ctx, c, nicKvGBps(ctx, c.gpus)));
+    const decodeGoodputNvlink = memo((c: Config) => searchDecode(ctx, c, c.tp * c.pp * coeffs.p2pNvlinkGBps));
+    const prefillCap = memo((c: Config) => prefillCapacity(ctx, c));
+    const decodeCap = memo((c: Config) => decodeCapacity(ctx, c));
+    const bestPhase = (cs: readonly Config[], cap: (c: Config) => number, goodput: (c: Config) => number): Phase | undefined => {
+      let best: Phase | undefined;
+      for (const c of sortByBound(cs, (x) => cap(x) / x.gpus)) {
+        if (best && cap(c) / c.gpus <= best.perGpu) break;
+        const g = goodput(c);
+        if (g > 0 && (!best || g / c.gpus > best.perGpu)) best = { config: c, goodput: g, perGpu: g / c.gpus };
+      }
+      return best;
+    };
+    const shapes: DisaggShape[] = [];
+    const p = bestPhase(configs.prefill, prefillCap, prefillGoodput);
+    const d = bestPhase(configs.serving, decodeCap, decodeGoodputNic);
+    if (p && d) {
+      const unit = balancedUnit(p, d, Math.max(budget, p.config.gpus + d.config.gpus));
+      shapes.push({ prefill: p, decode: d, affinity: "high", unitPrefill: unit.a, unitDecode: unit.b, estimatePerGpu: unit.perGpu, kvLinkGBps: nicKvGBps(ctx, d.config.gpus) });
+      const kvStreamGBps = (d.goodput * ctx.sample.meanPromptTokens * model.kvBytesPerToken) / 1e9;
+      notes.push(`KV stream into one decode instance at its goodput: ${kvStreamGBps.toFixed(2)} GB/s over ${nicKvGBps(ctx, d.config.gpus).toFixed(1)} GB/s of NIC`);
+    }
+    // Low affinity: same PP on both sides; a unit's per-stage segments (a·TPp + b·TPd GPUs) share a node.
+    interface LowCandidate { pc: Config; dc: Config; a: number; b: number; gpus: number; bound: number }
+    const low: LowCandidate[] = [];
+    for (const pc of configs.prefill) {
+      for (const dc of configs.serving) {
+        if (dc.pp !== pc.pp) continue;
+        for (let a = 1; a * pc.tp < maxFreeNode; a++) {
+          for (let b = 1; a * pc.tp + b * dc.tp <= maxFreeNode; b++) {
+            const gpus = pc.pp * (a * pc.tp + b * dc.tp);
+            if (gpus > budget) continue;
+            low.push({ pc, dc, a, b, gpus, bound: Math.min(a * prefillCap(pc), b * decodeCap(dc)) / gpus });
+          }
+        }
+      }
+    }
+    low.sort((x, y) => y.bound - x.bound || x.gpus - y.gpus);
+    let bestLow: DisaggShape | undefined;
+    for (const cand of low) {
+      if (bestLow && cand.bound <= bestLow.estimatePerGpu) break;
+      const gp = prefillGoodput(cand.pc);
+      const gd = gp > 0 ? decodeGoodputNvlink(cand.dc) : 0;
+      const est = Math.min(cand.a * gp, cand.b * gd) / cand.gpus;
+      if (est > 0 && (!bestLow || est > bestLow.estimatePerGpu)) {
+        bestLow = {
+          prefill: { config: cand.pc, goodput: gp, perGpu: gp / cand.pc.gpus },
+          decode: { config: cand.dc, goodput: gd, perGpu: gd / cand.dc.gpus },
+          affinity: "low", unitPrefill: cand.a, unitDecode: cand.b, estimatePerGpu: est,
+          kvLinkGBps: Math.min(cand.pc.tp, cand.dc.tp) * cand.pc.pp * coeffs.p2pNvlinkGBps,
+        };
+      }
+    }
+    if (bestLow) shapes.push(bestLow);
+    // Measure the better estimate end to end, and the other when it is within 30%: the KV transfer and the
+    // interplay of the phases only show in the whole simulation, and decide the affinity.
+    shapes.sort((x, y) => y.estimatePerGpu - x.estimatePerGpu);
+    for (const [i, shape] of shapes.entries()) {
+      if (i > 0 && disagg && shape.estimatePerGpu < 0.7 * (shapes[0] as DisaggShape).estimatePerGpu) break;
+      const perGpu = measureDisagg(ctx, shape);
+      if (perGpu > 0 && (!disagg || perGpu > disagg.perGpu)) disagg = { shape, perGpu };
+    }
+  }
+
+  const rate = input.workload.arrivalRatePerSec;
+  const colocatedPerGpu = colocated?.perGpu ?? 0;
+  const useDisagg = input.mode === "disaggregated" || (input.mode === "auto" && disagg !== undefined && disagg.perGpu >= colocatedPerGpu);
+  if (input.mode === "disaggregated" && !disagg) {
+    return fail(PlanFailureReason.modelDoesNotFit, `no disaggregated ${model.shape.name} configuration on ${gpuModel} meets TTFT ≤ ${ctx.slo.ttftMs} ms and TPOT ≤ ${ctx.slo.tpotMs} ms for ${input.slo.attainmentPercent}% of requests even at a trickle of load`);
+  }
+  if (!useDisagg && !colocated) {
+    return fail(PlanFailureReason.modelDoesNotFit, `no ${model.shape.name} configuration on ${gpuModel} meets TTFT ≤ ${ctx.slo.ttftMs} ms and TPOT ≤ ${ctx.slo.tpotMs} ms for ${input.slo.attainmentPercent}% of requests even at a trickle of load`);
+  }
+
+  const colocatedPlan = (replicas: number): ColocatedPlan | null =>
+    colocated
+      ? {
+          tp: colocated.config.tp, pp: colocated.config.pp, replicas, gpusPerReplica: colocated.config.gpus,
+          goodputPerInstance: colocated.goodput, goodputPerGpu: colocated.perGpu, policy: colocated.policy,
+          batchTokens: colocated.policy === "chunked" ? sarathiChunkTokens(ctx, colocated.config) : ctx.lmTokens,
+        }
+      : null;
+  const pool = (ph: Phase, replicas: number): PoolPlan => ({ tp: ph.config.tp, pp: ph.config.pp, replicas, gpusPerReplica: ph.config.gpus, goodputPerInstance: ph.goodput });
+  const disaggSummary = (nP: number, nD: number): DisaggregatedSummary | null =>
+    disagg
+      ? {
+          prefill: pool(disagg.shape.prefill, nP), decode: pool(disagg.shape.decode, nD), affinity: disagg.shape.affinity,
+          goodputPerGpu: disagg.perGpu,
+          unit: { prefill: disagg.shape.unitPrefill, decode: disagg.shape.unitDecode, gpus: gpusOf(disagg.shape, disagg.shape.unitPrefill, disagg.shape.unitDecode) },
+        }
+      : null;
+  const comparison = `disaggregated ${disagg ? disagg.perGpu.toFixed(3) : "n/a"} vs colocated ${colocated ? `${colocatedPerGpu.toFixed(3)} (${colocated.policy}, TP${colocated.config.tp}×PP${colocated.config.pp})` : "n/a"} req/s/GPU`;
+
+  if (useDisagg && disagg) {
+    const s = disagg.shape;
+    // Replicas: enough for the rate by each phase's own goodput and by the measured unit, then verified.
+    const unitRate = disagg.perGpu * gpusOf(s, s.unitPrefill, s.unitDecode);
+    let nP: number;
+    let nD: number;
+    if (s.affinity === "low") {
+      const units = Math.max(1, Math.ceil(rate / unitRate));
+      nP = units * s.unitPrefill;
+      nD = units * s.unitDecode;
+    } else {
+      const k = rate / unitRate;
+      nP = Math.max(1, Math.ceil(k * s.unitPrefill - 1e-9), Math.ceil(rate / s.prefill.goodput));
+      nD = Math.max(1, Math.ceil(k * s.unitDecode - 1e-9), Math.ceil(rate / s.decode.goodput));
+    }
+    let achieved = 0;
+    for (let attempt = 0; attempt < 6; attempt++) {
+      if (gpusOf(s, nP, nD) > budget) break;
+      const sample = sampleFor(ctx, disaggRequests(ctx, s, nP, nD));
+      achieved = attainment(simulateDisaggregated(sample, rate, disaggConfig(ctx, s, nP, nD)), ctx.slo);
+      if (achieved >= ctx.target) break;
+      if (s.affinity === "low") {
+        nP += s.unitPrefill;
+        nD += s.unitDecode;
+      } else if (rate / (nP * s.prefill.goodput) >= rate / (nD * s.decode.goodput)) nP++;
+      else nD++;
+    }
+    const totalGpus = gpusOf(s, nP, nD);
+    const packed: PackResult =
+      totalGpus > budget
+        ? { ok: false, neededGpus: totalGpus, blockGpus: 0 }
+        : s.affinity === "low"
+          ? packLowAffinity(freeNodes, { units: nP / s.unitPrefill, pp: s.prefill.config.pp, prefill: { tp: s.prefill.config.tp, perUnit: s.unitPrefill }, decode: { tp: s.decode.config.tp, perUnit: s.unitDecode } })
+          : packPools(freeNodes, [
+              { role: "prefill", tp: s.prefill.config.tp, pp: s.prefill.config.pp, replicas: nP },
+              { role: "decode", tp: s.decode.config.tp, pp: s.decode.config.pp, replicas: nD },
+            ]);
+    if (!packed.ok) return capacityFailure(input, gpuModel, totalGpus, s.affinity === "low" ? s.unitPrefill * s.prefill.config.tp + s.unitDecode * s.decode.config.tp : Math.max(stageBlock(s.prefill.config, maxNodeGpus), stageBlock(s.decode.config, maxNodeGpus)), freeNodes, budget);
+    return {
+      ok: true, mode: "disaggregated", gpuModel,
+      prefill: pool(s.prefill, nP), decode: pool(s.decode, nD), affinity: s.affinity,
+      goodputPerGpu: disagg.perGpu, predictedAttainmentPercent: achieved * 100, totalGpus,
+      colocated: colocatedPlan(colocated ? Math.max(1, Math.ceil(rate / colocated.goodput)) : 0),
+      disaggregated: disaggSummary(nP, nD),
+      placement: packed.instances, gpusByNode: packed.gpusByNode,
+      explanation: [
+        `${model.shape.name} on ${gpuModel}: disaggregated, ${s.affinity} node-affinity; prefill TP${s.prefill.config.tp}×PP${s.prefill.config.pp} ×${nP} ` +
+          `(${s.prefill.goodput.toFixed(2)} req/s each), decode TP${s.decode.config.tp}×PP${s.decode.config.pp} ×${nD} (${s.decode.goodput.toFixed(2)} req/s each)`,
+        `goodput per GPU: ${comparison}`,
+        `predicted attainment at ${rate} req/s: ${(achieved * 100).toFixed(1)}% (target ${input.slo.attainmentPercent}%)`,
+        ...notes,
+      ].join("; "),
+    };
+  }
+
+  const c = colocated as NonNullable<typeof colocated>;
+  let n = Math.max(1, Math.ceil(rate / c.goodput));
+  let achieved = 0;
+  for (let attempt = 0; attempt < 6; attempt++) {
+    if (n * c.config.gpus > budget) break;
+    achieved = attainment(simulateColocated(sampleFor(ctx, requestsFor(ctx, n)), rate, colocatedSimConfig(ctx, c.config, n, c.policy)), ctx.slo);
+    if (achieved >= ctx.target) break;
+    n++;
+  }
+  const totalGpus = n * c.config.gpus;
+  const packed: PackResult =
+    totalGpus > budget ? { ok: false, neededGpus: totalGpus, blockGpus: 0 } : packPools(freeNodes, [{ role: "colocated", tp: c.config.tp, pp: c.config.pp, replicas: n }]);
+  if (!packed.ok) return capacityFailure(input, gpuModel, totalGpus, stageBlock(c.config, maxNodeGpus), freeNodes, budget);
+  return {
+    ok: true, mode: "colocated", gpuModel, prefill: null, decode: null, affinity: null,
+    goodputPerGpu: c.perGpu, predictedAttainmentPercent: achieved * 100, totalGpus,
+    colocated: colocatedPlan(n), disaggregated: disaggSummary(0, 0),
+    placement: packed.instances, gpusByNode: packed.gpusByNode,
+    explanation: [
+      `${model.shape.name} on ${gpuModel}: colocated (${c.policy === "chunked" ? "Sarathi chunked prefill" : "vLLM prefill-first"}) TP${c.config.tp}×PP${c.config.pp} ×${n} (${c.goodput.toFixed(2)} req/s each)`,
+      `goodput per GPU: ${comparison}`,
+      `predicted attainment at ${rate} req/s: ${(achieved * 100).toFixed(1)}% (target ${input.slo.attainmentPercent}%)`,
+      ...notes,
+    ].join("; "),
+  };
+}
+
+/** GPUs that must sit on one node for one instance: all of it when it fits a node, else one stage. */
+function stageBlock(c: Parallelism, maxNodeGpus: number): number {
+  return c.tp * c.pp <= maxNodeGpus ? c.tp * c.pp : c.tp;
+}
+
+function capacityFailure(input: ServingPlanInput, gpuModel: string, needed: number, block: number, freeNodes: readonly FreeNode[], budget: number): ServingPlanError {
+  const free = freeNodes.reduce((sum, n) => sum + n.gpusFree, 0);
+  const usable = freeNodes.filter((n) => n.gpusFree >= block).reduce((sum, n) => sum + n.gpusFree, 0);
+  const cap = input.maxGpus !== undefined && input.maxGpus < free ? `, maxGpus ${input.maxGpus}` : "";
+  return fail(
+    PlanFailureReason.insufficientCapacity,
+    `needs ${needed} ${gpuModel} GPUs in nodes of ≥${block} free for ${input.workload.arrivalRatePerSec} req/s, ` +
+      `cluster has ${free} free (${usable} in nodes with ≥${block} free${cap}); missing ${Math.max(0, needed - Math.min(usable, budget))}`,
+  );
+}
