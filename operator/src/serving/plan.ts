@@ -521,6 +521,7 @@ function planOnGpuModel(input: ServingPlanInput, model: DerivedModel, coeffs: La
 
   // Disaggregated: phase searches (Algorithm 1), low-affinity units (Algorithm 2), then end-to-end measurement.
   let disagg: { shape: DisaggShape; perGpu: number } | undefined;
+  const measured: { shape: DisaggShape; perGpu: number }[] = [];
   if (input.mode !== "colocated") {
     const prefillGoodput = memo((c: Config) => searchPrefill(ctx, c));
     const decodeGoodputNic = memo((c: Config) => searchDecode(ctx, c, nicKvGBps(ctx, c.gpus)));
@@ -577,24 +578,23 @@ function planOnGpuModel(input: ServingPlanInput, model: DerivedModel, coeffs: La
       }
     }
     if (bestLow) shapes.push(bestLow);
-    // Measure the better estimate end to end, and the other when it is within 30%: the KV transfer and the
-    // interplay of the phases only show in the whole simulation, and decide the affinity.
-    shapes.sort((x, y) => y.estimatePerGpu - x.estimatePerGpu);
-    for (const [i, shape] of shapes.entries()) {
-      if (i > 0 && disagg && shape.estimatePerGpu < 0.7 * (shapes[0] as DisaggShape).estimatePerGpu) break;
+    // Measure both affinities end to end: the KV transfer and the interplay of the phases only show in the
+    // whole simulation, and decide between them.
+    for (const shape of shapes) {
       const perGpu = measureDisagg(ctx, shape);
+      if (perGpu > 0) measured.push({ shape, perGpu });
       if (perGpu > 0 && (!disagg || perGpu > disagg.perGpu)) disagg = { shape, perGpu };
     }
   }
 
   const rate = input.workload.arrivalRatePerSec;
   const colocatedPerGpu = colocated?.perGpu ?? 0;
-  const useDisagg = input.mode === "disaggregated" || (input.mode === "auto" && disagg !== undefined && disagg.perGpu >= colocatedPerGpu);
-  if (input.mode === "disaggregated" && !disagg) {
-    return fail(PlanFailureReason.modelDoesNotFit, `no disaggregated ${model.shape.name} configuration on ${gpuModel} meets TTFT ≤ ${ctx.slo.ttftMs} ms and TPOT ≤ ${ctx.slo.tpotMs} ms for ${input.slo.attainmentPercent}% of requests even at a trickle of load`);
+  const trickle = `meets TTFT ≤ ${ctx.slo.ttftMs} ms and TPOT ≤ ${ctx.slo.tpotMs} ms for ${input.slo.attainmentPercent}% of requests even at a trickle of load`;
+  if (input.mode === "disaggregated" && measured.length === 0) {
+    return fail(PlanFailureReason.modelDoesNotFit, `no disaggregated ${model.shape.name} configuration on ${gpuModel} ${trickle}`);
   }
-  if (!useDisagg && !colocated) {
-    return fail(PlanFailureReason.modelDoesNotFit, `no ${model.shape.name} configuration on ${gpuModel} meets TTFT ≤ ${ctx.slo.ttftMs} ms and TPOT ≤ ${ctx.slo.tpotMs} ms for ${input.slo.attainmentPercent}% of requests even at a trickle of load`);
+  if (measured.length === 0 && !colocated) {
+    return fail(PlanFailureReason.modelDoesNotFit, `no ${model.shape.name} configuration on ${gpuModel} ${trickle}`);
   }
 
   const colocatedPlan = (replicas: number): ColocatedPlan | null =>
@@ -606,96 +606,124 @@ function planOnGpuModel(input: ServingPlanInput, model: DerivedModel, coeffs: La
         }
       : null;
   const pool = (ph: Phase, replicas: number): PoolPlan => ({ tp: ph.config.tp, pp: ph.config.pp, replicas, gpusPerReplica: ph.config.gpus, goodputPerInstance: ph.goodput });
-  const disaggSummary = (nP: number, nD: number): DisaggregatedSummary | null =>
-    disagg
+  const summary = (m: { shape: DisaggShape; perGpu: number } | undefined, nP: number, nD: number): DisaggregatedSummary | null =>
+    m
       ? {
-          prefill: pool(disagg.shape.prefill, nP), decode: pool(disagg.shape.decode, nD), affinity: disagg.shape.affinity,
-          goodputPerGpu: disagg.perGpu,
-          unit: { prefill: disagg.shape.unitPrefill, decode: disagg.shape.unitDecode, gpus: gpusOf(disagg.shape, disagg.shape.unitPrefill, disagg.shape.unitDecode) },
+          prefill: pool(m.shape.prefill, nP), decode: pool(m.shape.decode, nD), affinity: m.shape.affinity, goodputPerGpu: m.perGpu,
+          unit: { prefill: m.shape.unitPrefill, decode: m.shape.unitDecode, gpus: gpusOf(m.shape, m.shape.unitPrefill, m.shape.unitDecode) },
         }
       : null;
   const comparison = `disaggregated ${disagg ? disagg.perGpu.toFixed(3) : "n/a"} vs colocated ${colocated ? `${colocatedPerGpu.toFixed(3)} (${colocated.policy}, TP${colocated.config.tp}×PP${colocated.config.pp})` : "n/a"} req/s/GPU`;
 
-  if (useDisagg && disagg) {
-    const s = disagg.shape;
-    // Replicas: enough for the rate by each phase's own goodput and by the measured unit, then verified.
-    const unitRate = disagg.perGpu * gpusOf(s, s.unitPrefill, s.unitDecode);
-    let nP: number;
-    let nD: number;
-    if (s.affinity === "low") {
-      const units = Math.max(1, Math.ceil(rate / unitRate));
-      nP = units * s.unitPrefill;
-      nD = units * s.unitDecode;
-    } else {
-      const k = rate / unitRate;
-      nP = Math.max(1, Math.ceil(k * s.unitPrefill - 1e-9), Math.ceil(rate / s.prefill.goodput));
-      nD = Math.max(1, Math.ceil(k * s.unitDecode - 1e-9), Math.ceil(rate / s.decode.goodput));
+  /** Initial replica counts for a disaggregated shape: the measured unit scaled to the rate, each phase covered. */
+  const disaggReplicas = (m: { shape: DisaggShape; perGpu: number }): [number, number] => {
+    const sh = m.shape;
+    const unitRate = m.perGpu * gpusOf(sh, sh.unitPrefill, sh.unitDecode);
+    if (sh.affinity === "low") {
+      const units = Math.max(1, Math.ceil(rate / unitRate - 1e-9));
+      return [units * sh.unitPrefill, units * sh.unitDecode];
     }
+    const k = rate / unitRate;
+    return [
+      Math.max(1, Math.ceil(k * sh.unitPrefill - 1e-9), Math.ceil(rate / sh.prefill.goodput - 1e-9)),
+      Math.max(1, Math.ceil(k * sh.unitDecode - 1e-9), Math.ceil(rate / sh.decode.goodput - 1e-9)),
+    ];
+  };
+
+  const finalizeDisagg = (m: { shape: DisaggShape; perGpu: number }): ServingPlanResult => {
+    const sh = m.shape;
+    let [nP, nD] = disaggReplicas(m);
     let achieved = 0;
+    // Verify the whole plan at the target rate; add replicas to the more loaded phase (or a unit) until it holds.
     for (let attempt = 0; attempt < 6; attempt++) {
-      if (gpusOf(s, nP, nD) > budget) break;
-      const sample = sampleFor(ctx, disaggRequests(ctx, s, nP, nD));
-      achieved = attainment(simulateDisaggregated(sample, rate, disaggConfig(ctx, s, nP, nD)), ctx.slo);
+      if (gpusOf(sh, nP, nD) > budget) break;
+      const sample = sampleFor(ctx, disaggRequests(ctx, sh, nP, nD));
+      achieved = attainment(simulateDisaggregated(sample, rate, disaggConfig(ctx, sh, nP, nD)), ctx.slo);
       if (achieved >= ctx.target) break;
-      if (s.affinity === "low") {
-        nP += s.unitPrefill;
-        nD += s.unitDecode;
-      } else if (rate / (nP * s.prefill.goodput) >= rate / (nD * s.decode.goodput)) nP++;
+      if (sh.affinity === "low") {
+        nP += sh.unitPrefill;
+        nD += sh.unitDecode;
+      } else if (nD * sh.decode.goodput >= nP * sh.prefill.goodput) nP++;
       else nD++;
     }
-    const totalGpus = gpusOf(s, nP, nD);
+    const totalGpus = gpusOf(sh, nP, nD);
+    const block = sh.affinity === "low"
+      ? sh.unitPrefill * sh.prefill.config.tp + sh.unitDecode * sh.decode.config.tp
+      : Math.max(stageBlock(sh.prefill.config, maxNodeGpus), stageBlock(sh.decode.config, maxNodeGpus));
     const packed: PackResult =
       totalGpus > budget
-        ? { ok: false, neededGpus: totalGpus, blockGpus: 0 }
-        : s.affinity === "low"
-          ? packLowAffinity(freeNodes, { units: nP / s.unitPrefill, pp: s.prefill.config.pp, prefill: { tp: s.prefill.config.tp, perUnit: s.unitPrefill }, decode: { tp: s.decode.config.tp, perUnit: s.unitDecode } })
+        ? { ok: false, neededGpus: totalGpus, blockGpus: block }
+        : sh.affinity === "low"
+          ? packLowAffinity(freeNodes, { units: nP / sh.unitPrefill, pp: sh.prefill.config.pp, prefill: { tp: sh.prefill.config.tp, perUnit: sh.unitPrefill }, decode: { tp: sh.decode.config.tp, perUnit: sh.unitDecode } })
           : packPools(freeNodes, [
-              { role: "prefill", tp: s.prefill.config.tp, pp: s.prefill.config.pp, replicas: nP },
-              { role: "decode", tp: s.decode.config.tp, pp: s.decode.config.pp, replicas: nD },
+              { role: "prefill", tp: sh.prefill.config.tp, pp: sh.prefill.config.pp, replicas: nP },
+              { role: "decode", tp: sh.decode.config.tp, pp: sh.decode.config.pp, replicas: nD },
             ]);
-    if (!packed.ok) return capacityFailure(input, gpuModel, totalGpus, s.affinity === "low" ? s.unitPrefill * s.prefill.config.tp + s.unitDecode * s.decode.config.tp : Math.max(stageBlock(s.prefill.config, maxNodeGpus), stageBlock(s.decode.config, maxNodeGpus)), freeNodes, budget);
+    if (!packed.ok) return capacityFailure(input, gpuModel, totalGpus, block, freeNodes, budget);
     return {
       ok: true, mode: "disaggregated", gpuModel,
-      prefill: pool(s.prefill, nP), decode: pool(s.decode, nD), affinity: s.affinity,
-      goodputPerGpu: disagg.perGpu, predictedAttainmentPercent: achieved * 100, totalGpus,
+      prefill: pool(sh.prefill, nP), decode: pool(sh.decode, nD), affinity: sh.affinity,
+      goodputPerGpu: m.perGpu, predictedAttainmentPercent: achieved * 100, totalGpus,
       colocated: colocatedPlan(colocated ? Math.max(1, Math.ceil(rate / colocated.goodput)) : 0),
-      disaggregated: disaggSummary(nP, nD),
+      disaggregated: summary(m, nP, nD),
       placement: packed.instances, gpusByNode: packed.gpusByNode,
       explanation: [
-        `${model.shape.name} on ${gpuModel}: disaggregated, ${s.affinity} node-affinity; prefill TP${s.prefill.config.tp}×PP${s.prefill.config.pp} ×${nP} ` +
-          `(${s.prefill.goodput.toFixed(2)} req/s each), decode TP${s.decode.config.tp}×PP${s.decode.config.pp} ×${nD} (${s.decode.goodput.toFixed(2)} req/s each)`,
+        `${model.shape.name} on ${gpuModel}: disaggregated, ${sh.affinity} node-affinity; prefill TP${sh.prefill.config.tp}×PP${sh.prefill.config.pp} ×${nP} ` +
+          `(${sh.prefill.goodput.toFixed(2)} req/s each), decode TP${sh.decode.config.tp}×PP${sh.decode.config.pp} ×${nD} (${sh.decode.goodput.toFixed(2)} req/s each)`,
         `goodput per GPU: ${comparison}`,
         `predicted attainment at ${rate} req/s: ${(achieved * 100).toFixed(1)}% (target ${input.slo.attainmentPercent}%)`,
         ...notes,
       ].join("; "),
     };
-  }
-
-  const c = colocated as NonNullable<typeof colocated>;
-  let n = Math.max(1, Math.ceil(rate / c.goodput));
-  let achieved = 0;
-  for (let attempt = 0; attempt < 6; attempt++) {
-    if (n * c.config.gpus > budget) break;
-    achieved = attainment(simulateColocated(sampleFor(ctx, requestsFor(ctx, n)), rate, colocatedSimConfig(ctx, c.config, n, c.policy)), ctx.slo);
-    if (achieved >= ctx.target) break;
-    n++;
-  }
-  const totalGpus = n * c.config.gpus;
-  const packed: PackResult =
-    totalGpus > budget ? { ok: false, neededGpus: totalGpus, blockGpus: 0 } : packPools(freeNodes, [{ role: "colocated", tp: c.config.tp, pp: c.config.pp, replicas: n }]);
-  if (!packed.ok) return capacityFailure(input, gpuModel, totalGpus, stageBlock(c.config, maxNodeGpus), freeNodes, budget);
-  return {
-    ok: true, mode: "colocated", gpuModel, prefill: null, decode: null, affinity: null,
-    goodputPerGpu: c.perGpu, predictedAttainmentPercent: achieved * 100, totalGpus,
-    colocated: colocatedPlan(n), disaggregated: disaggSummary(0, 0),
-    placement: packed.instances, gpusByNode: packed.gpusByNode,
-    explanation: [
-      `${model.shape.name} on ${gpuModel}: colocated (${c.policy === "chunked" ? "Sarathi chunked prefill" : "vLLM prefill-first"}) TP${c.config.tp}×PP${c.config.pp} ×${n} (${c.goodput.toFixed(2)} req/s each)`,
-      `goodput per GPU: ${comparison}`,
-      `predicted attainment at ${rate} req/s: ${(achieved * 100).toFixed(1)}% (target ${input.slo.attainmentPercent}%)`,
-      ...notes,
-    ].join("; "),
   };
+
+  const finalizeColocated = (c: NonNullable<typeof colocated>): ServingPlanResult => {
+    let n = Math.max(1, Math.ceil(rate / c.goodput - 1e-9));
+    let achieved = 0;
+    for (let attempt = 0; attempt < 6; attempt++) {
+      if (n * c.config.gpus > budget) break;
+      achieved = attainment(simulateColocated(sampleFor(ctx, requestsFor(ctx, n)), rate, colocatedSimConfig(ctx, c.config, n, c.policy)), ctx.slo);
+      if (achieved >= ctx.target) break;
+      n++;
+    }
+    const totalGpus = n * c.config.gpus;
+    const block = stageBlock(c.config, maxNodeGpus);
+    const packed: PackResult =
+      totalGpus > budget ? { ok: false, neededGpus: totalGpus, blockGpus: block } : packPools(freeNodes, [{ role: "colocated", tp: c.config.tp, pp: c.config.pp, replicas: n }]);
+    if (!packed.ok) return capacityFailure(input, gpuModel, totalGpus, block, freeNodes, budget);
+    return {
+      ok: true, mode: "colocated", gpuModel, prefill: null, decode: null, affinity: null,
+      goodputPerGpu: c.perGpu, predictedAttainmentPercent: achieved * 100, totalGpus,
+      colocated: colocatedPlan(n), disaggregated: summary(disagg, 0, 0),
+      placement: packed.instances, gpusByNode: packed.gpusByNode,
+      explanation: [
+        `${model.shape.name} on ${gpuModel}: colocated (${c.policy === "chunked" ? "Sarathi chunked prefill" : "vLLM prefill-first"}) TP${c.config.tp}×PP${c.config.pp} ×${n} (${c.goodput.toFixed(2)} req/s each)`,
+        `goodput per GPU: ${comparison}`,
+        `predicted attainment at ${rate} req/s: ${(achieved * 100).toFixed(1)}% (target ${input.slo.attainmentPercent}%)`,
+        ...notes,
+      ].join("; "),
+    };
+  };
+
+  // Candidates in order of fewest GPUs for the target rate, then best goodput per GPU (what `auto` compares);
+  // the first that verifies and packs wins, so a plan that does not fit falls back to the next.
+  const candidates: { gpus: number; perGpu: number; finalize: () => ServingPlanResult }[] = [];
+  for (const m of measured) {
+    const [nP, nD] = disaggReplicas(m);
+    candidates.push({ gpus: gpusOf(m.shape, nP, nD), perGpu: m.perGpu, finalize: () => finalizeDisagg(m) });
+  }
+  if (colocated && input.mode !== "disaggregated") {
+    const c = colocated;
+    candidates.push({ gpus: Math.ceil(rate / c.goodput - 1e-9) * c.config.gpus, perGpu: c.perGpu, finalize: () => finalizeColocated(c) });
+  }
+  candidates.sort((x, y) => x.gpus - y.gpus || y.perGpu - x.perGpu);
+  let firstFailure: ServingPlanResult | undefined;
+  for (const cand of candidates) {
+    const result = cand.finalize();
+    if (result.ok) return result;
+    firstFailure ??= result;
+  }
+  return firstFailure as ServingPlanResult;
 }
 
 /** GPUs that must sit on one node for one instance: all of it when it fits a node, else one stage. */

@@ -1,0 +1,116 @@
+import { describe, expect, it } from "vitest";
+import { MODEL_SHAPES } from "./model-shapes.js";
+import { type ClusterNode, type ServingPlanInput, type ServingPlanOk, planServing } from "./plan.js";
+
+function nodes(count: number, over: Partial<ClusterNode> = {}): ClusterNode[] {
+  return Array.from({ length: count }, (_, i) => ({
+    nodeName: `node-${String(i).padStart(3, "0")}`, gpuModel: "A100-80GB", gpuCount: 8, gpusFree: 8,
+    nicType: "infiniband", nicBandwidthGbps: 200, nicCount: 8, ...over,
+  }));
+}
+
+function input(over: Partial<ServingPlanInput> = {}): ServingPlanInput {
+  return {
+    model: MODEL_SHAPES["OPT-13B"],
+    slo: { ttftMs: 2500, tpotMs: 150, attainmentPercent: 90 },
+    workload: { arrivalRatePerSec: 4, lengths: "code-completion" },
+    mode: "auto",
+    nodes: nodes(2),
+    options: { requestsPerInstance: 100 },
+    ...over,
+  };
+}
+
+function planOk(i: ServingPlanInput): ServingPlanOk {
+  const r = planServing(i);
+  if (!r.ok) throw new Error(`expected a plan, got ${r.reason}: ${r.message}`);
+  return r;
+}
+
+const fixedPrompt = (promptTokens: number, outputTokens: number) => ({ trace: [{ promptTokens, outputTokens }] });
+
+describe("planServing", () => {
+  it.each<[string, Partial<ServingPlanInput>, RegExp]>([
+    ["zero rate", { workload: { arrivalRatePerSec: 0, lengths: "chatbot" } }, /arrivalRatePerSec must be a positive number/],
+    ["attainment over 100", { slo: { ttftMs: 1, tpotMs: 1, attainmentPercent: 120 } }, /attainmentPercent must be in \(0, 100\]/],
+    ["bad mode", { mode: "fast" as never }, /mode must be one of disaggregated, colocated, auto/],
+    ["unknown workload", { workload: { arrivalRatePerSec: 1, lengths: "poems" as never } }, /workload "poems" is not one of/],
+    ["free > count", { nodes: nodes(1, { gpusFree: 9 }) }, /node node-000: gpusFree must be an integer in \[0, gpuCount=8\], got 9/],
+    ["duplicate node", { nodes: [...nodes(1), ...nodes(1)] }, /node node-000 is listed twice/],
+    ["unknown gpuModel", { gpuModel: "TPU-v5" }, /gpuModel "TPU-v5" is not in the hardware catalog/],
+    ["bad model", { model: { ...MODEL_SHAPES["OPT-13B"], kvHeads: 3 } }, /model OPT-13B: heads 40 is not a multiple of kvHeads 3/],
+    ["bad maxGpus", { maxGpus: 0 }, /maxGpus must be a positive integer/],
+  ])("rejects %s with InvalidInput naming the field", (_name, over, message) => {
+    const r = planServing(input(over));
+    expect(r.ok).toBe(false);
+    if (!r.ok) {
+      expect(r.reason).toBe("InvalidInput");
+      expect(r.message).toMatch(message);
+    }
+  });
+
+  it("says the model does not fit when no TP×PP split holds its weights", () => {
+    const r = planServing(input({ model: MODEL_SHAPES["OPT-175B"], nodes: nodes(4, { gpuModel: "A100-40GB", gpuCount: 2, gpusFree: 2 }), options: { requestsPerInstance: 50, maxInstanceGpus: 4 } }));
+    expect(r).toMatchObject({ ok: false, reason: "ModelDoesNotFit" });
+    if (!r.ok) expect(r.message).toMatch(/OPT-175B \(349 GB of weights.*does not fit in any TP≤2×PP split of ≤4 A100-40GB GPUs/);
+  });
+
+  it("never plans more GPUs than are free and says what is missing", () => {
+    const r = planServing(input({ workload: { arrivalRatePerSec: 500, lengths: "code-completion" }, nodes: nodes(2, { gpusFree: 4 }) }));
+    expect(r).toMatchObject({ ok: false, reason: "InsufficientCapacity" });
+    if (!r.ok) expect(r.message).toMatch(/^needs \d+ A100-80GB GPUs in nodes of ≥\d+ free for 500 req\/s, cluster has 8 free/);
+    const capped = planServing(input({ maxGpus: 1, workload: { arrivalRatePerSec: 200, lengths: "code-completion" } }));
+    expect(capped).toMatchObject({ ok: false, reason: "InsufficientCapacity" });
+    if (!capped.ok) expect(capped.message).toMatch(/maxGpus 1/);
+  });
+
+  it.each(["auto", "disaggregated", "colocated"] as const)("respects free GPUs per node and packs instances (mode %s)", (mode) => {
+    const cluster = nodes(3).map((n, i) => ({ ...n, gpusFree: [8, 3, 5][i] as number }));
+    const plan = planOk(input({ mode, nodes: cluster, workload: { arrivalRatePerSec: 6, lengths: "code-completion" } }));
+    expect(plan.totalGpus).toBeLessThanOrEqual(16);
+    for (const { nodeName, gpus } of plan.gpusByNode) {
+      expect(gpus).toBeLessThanOrEqual(cluster.find((n) => n.nodeName === nodeName)?.gpusFree ?? 0);
+    }
+    const placed = plan.placement.reduce((sum, inst) => sum + inst.stages.reduce((s, st) => s + st.gpus, 0), 0);
+    expect(placed).toBe(plan.totalGpus);
+    for (const inst of plan.placement) {
+      expect(inst.stages).toHaveLength(inst.pp);
+      if (inst.tp * inst.pp <= 8) expect(new Set(inst.stages.map((s) => s.nodeName)).size).toBe(1);
+    }
+    if (mode !== "auto") expect(plan.mode).toBe(mode);
+    expect(plan.predictedAttainmentPercent).toBeGreaterThanOrEqual(90);
+  });
+
+  it("is deterministic for the same input and seed", () => {
+    const i = input({ workload: { arrivalRatePerSec: 3, lengths: "chatbot" }, slo: { ttftMs: 2500, tpotMs: 150, attainmentPercent: 90 } });
+    expect(planServing(i)).toEqual(planServing(i));
+  });
+
+  it("picks TP for prefill when the TTFT SLO is below one GPU's prefill time, and no TP when it is loose (DistServe §3.1)", () => {
+    // 1,024-token prompts take ≈140 ms to prefill on one A100 (OPT-13B).
+    const workload = { arrivalRatePerSec: 2, lengths: fixedPrompt(1024, 32) };
+    const tight = planOk(input({ mode: "disaggregated", workload, slo: { ttftMs: 110, tpotMs: 200, attainmentPercent: 90 } }));
+    const loose = planOk(input({ mode: "disaggregated", workload, slo: { ttftMs: 5000, tpotMs: 200, attainmentPercent: 90 } }));
+    expect(tight.prefill?.tp).toBeGreaterThanOrEqual(2);
+    expect(loose.prefill?.tp).toBe(1);
+  });
+
+  it("chooses low node-affinity when the NICs cannot carry the KV stream, with each unit's stages sharing nodes", () => {
+    const slow = nodes(2, { nicType: "ethernet", nicBandwidthGbps: 10, nicCount: 1 });
+    const plan = planOk(input({ mode: "disaggregated", nodes: slow, workload: { arrivalRatePerSec: 2, lengths: fixedPrompt(1500, 64) }, slo: { ttftMs: 3000, tpotMs: 100, attainmentPercent: 90 } }));
+    expect(plan.affinity).toBe("low");
+    const byUnit = new Map<number, Map<number, Set<string>>>();
+    for (const inst of plan.placement) {
+      const stages = byUnit.get(inst.unit ?? -1) ?? new Map<number, Set<string>>();
+      for (const s of inst.stages) stages.set(s.stage, (stages.get(s.stage) ?? new Set()).add(s.nodeName));
+      byUnit.set(inst.unit ?? -1, stages);
+    }
+    for (const stages of byUnit.values()) for (const nodeNames of stages.values()) expect(nodeNames.size).toBe(1);
+  });
+
+  it("uses high node-affinity when InfiniBand carries the KV stream easily", () => {
+    const plan = planOk(input({ mode: "disaggregated", nodes: nodes(4), workload: { arrivalRatePerSec: 2, lengths: fixedPrompt(1500, 64) }, slo: { ttftMs: 3000, tpotMs: 100, attainmentPercent: 90 } }));
+    expect(plan.disaggregated?.goodputPerGpu).toBeGreaterThan(0);
+    expect(plan.explanation).toMatch(/KV stream into one decode instance/);
+  });
+});
