@@ -1,0 +1,326 @@
+/**
+ * The Helm chart (charts/gpufleet) as a user meets it: `helm lint`, `helm template` with default values, the
+ * rendered manifests accepted by the real API server, the RBAC it grants (and what it does not), values rejected by
+ * values.schema.json with a message naming the key, and every PromQL expression of the Grafana dashboards run by a
+ * real Prometheus scraping a running operator.
+ */
+import { readdir, readFile } from "node:fs/promises";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseAllDocuments, stringify } from "yaml";
+import { KubernetesObjectApi } from "@kubernetes/client-node";
+import { waitFor } from "../../harness/wait.js";
+import { testCluster, type TestCluster } from "../../support/cluster.js";
+import { kubectl } from "../../support/kubectl.js";
+import { REPO_ROOT, installCrds, startOperatorProcess, type OperatorProcess } from "../../support/operator.js";
+import { validServingDeployment, validTrainingJob, withField } from "../operator/fixtures.js";
+import { CHART_DIR, helmBinary, run, startPrometheus, type PrometheusProcess } from "./tools.js";
+
+interface Manifest {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; labels?: Record<string, string> };
+  spec?: Record<string, unknown>;
+  data?: Record<string, string>;
+}
+
+let cluster: TestCluster;
+let helm: string;
+
+beforeAll(async () => {
+  cluster = testCluster();
+  helm = await helmBinary();
+  await installCrds(cluster.kubeconfigPath);
+});
+
+async function template(release: string, namespace: string, args: string[] = []) {
+  return run(helm, ["template", release, CHART_DIR, "--namespace", namespace, ...args]);
+}
+
+async function render(release: string, namespace: string, args: string[] = []): Promise<Manifest[]> {
+  const result = await template(release, namespace, args);
+  expect(result.stderr).toBe("");
+  expect(result.code).toBe(0);
+  return parseAllDocuments(result.stdout).map((d) => d.toJSON() as Manifest | null).filter((m): m is Manifest => m !== null);
+}
+
+const find = (manifests: Manifest[], kind: string, nameSuffix = "") => {
+  const found = manifests.filter((m) => m.kind === kind && m.metadata.name.endsWith(nameSuffix));
+  expect(found, `${kind} *${nameSuffix}`).toHaveLength(1);
+  return found[0]!;
+};
+
+type Container = {
+  name: string;
+  args?: string[];
+  env?: { name: string; value?: string; valueFrom?: { fieldRef?: { fieldPath: string } } }[];
+  livenessProbe?: { httpGet: { path: string } };
+  readinessProbe?: { httpGet: { path: string } };
+  volumeMounts?: { name: string; mountPath: string; readOnly?: boolean }[];
+  securityContext?: Record<string, unknown>;
+  resources?: Record<string, unknown>;
+};
+type PodSpec = { hostNetwork?: boolean; nodeSelector?: Record<string, string>; serviceAccountName: string; containers: Container[]; volumes?: { name: string; hostPath?: { path: string } }[] };
+const podSpec = (m: Manifest) => (m.spec as { template: { spec: PodSpec } }).template.spec;
+
+describe("helm", () => {
+  it("lints the chart cleanly (--strict)", async () => {
+    const result = await run(helm, ["lint", "--strict", CHART_DIR]);
+    expect(result.stdout + result.stderr).toMatch(/1 chart\(s\) linted, 0 chart\(s\) failed/);
+    expect(result.code).toBe(0);
+  });
+
+  it("ships CRDs identical to the generated crds/*.yaml", async () => {
+    const generated = (await readdir(path.join(REPO_ROOT, "crds"))).filter((f) => f.endsWith(".yaml")).sort();
+    const shipped = (await readdir(path.join(CHART_DIR, "crds"))).sort();
+    expect(shipped).toEqual(generated);
+    for (const file of generated) {
+      const [a, b] = await Promise.all([readFile(path.join(REPO_ROOT, "crds", file), "utf8"), readFile(path.join(CHART_DIR, "crds", file), "utf8")]);
+      expect(b, `charts/gpufleet/crds/${file} is stale: cp crds/*.yaml charts/gpufleet/crds/`).toBe(a);
+    }
+  });
+
+  it("renders the default values into the expected objects", async () => {
+    const manifests = await render("gpf", "gpufleet-system");
+    expect(manifests.map((m) => m.kind).sort()).toEqual(
+      ["ClusterRole", "ClusterRole", "ClusterRoleBinding", "ClusterRoleBinding", "ConfigMap", "ConfigMap", "DaemonSet", "Deployment", "Role", "RoleBinding", "Service", "Service", "ServiceAccount", "ServiceAccount"],
+    );
+
+    const deployment = find(manifests, "Deployment", "-operator");
+    expect(deployment.spec?.replicas).toBe(2);
+    const operator = podSpec(deployment).containers[0]!;
+    expect(operator.args).toEqual(["operator"]);
+    const env = Object.fromEntries((operator.env ?? []).map((e) => [e.name, e.value ?? e.valueFrom?.fieldRef?.fieldPath]));
+    expect(env).toMatchObject({ POD_NAME: "metadata.name", POD_NAMESPACE: "metadata.namespace", GPUFLEET_IDENTITY: "$(POD_NAME)", GPUFLEET_LEADER_ELECTION: "true", GPUFLEET_LEASE_NAME: "gpufleet-operator", GPUFLEET_HTTP_PORT: "8080" });
+    expect(env).not.toHaveProperty("GPUFLEET_NATS_URL");
+    expect(operator.livenessProbe?.httpGet.path).toBe("/healthz");
+    expect(operator.readinessProbe?.httpGet.path).toBe("/readyz");
+    expect(operator.securityContext).toMatchObject({ runAsNonRoot: true, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] } });
+    expect(operator.resources).toMatchObject({ requests: { cpu: "100m", memory: "128Mi" } });
+
+    const daemonSet = find(manifests, "DaemonSet", "-agent");
+    const agentPod = podSpec(daemonSet);
+    expect(agentPod.hostNetwork).toBe(false);
+    expect(agentPod.nodeSelector).toEqual({ "nvidia.com/gpu.present": "true" });
+    expect(agentPod.containers[0]?.args).toEqual(["agent"]);
+    expect(agentPod.containers[0]?.volumeMounts).toContainEqual({ name: "sys", mountPath: "/host/sys", readOnly: true });
+    expect(agentPod.volumes).toContainEqual({ name: "sys", hostPath: { path: "/sys", type: "Directory" } });
+    expect(agentPod.serviceAccountName).not.toBe(podSpec(deployment).serviceAccountName);
+
+    const dashboards = manifests.filter((m) => m.kind === "ConfigMap");
+    expect(dashboards.map((d) => Object.keys(d.data ?? {})).flat().sort()).toEqual(["fleet.json", "operator.json"]);
+    for (const d of dashboards) {
+      expect(d.metadata.labels?.grafana_dashboard).toBe("1");
+      const json = JSON.parse(Object.values(d.data ?? {})[0]!) as { title: string; panels: unknown[] };
+      expect(json.panels.length).toBeGreaterThan(5);
+    }
+  });
+
+  it("renders the optional parts when asked: NATS URL, ServiceMonitors, no agent", async () => {
+    const manifests = await render("gpf", "gpufleet-system", ["--set", "natsUrl=nats://nats.gpufleet-system:4222", "--set", "metrics.serviceMonitor.enabled=true", "--set", "agent.enabled=false"]);
+    const operator = podSpec(find(manifests, "Deployment")).containers[0]!;
+    expect(operator.env).toContainEqual({ name: "GPUFLEET_NATS_URL", value: "nats://nats.gpufleet-system:4222" });
+    expect(manifests.filter((m) => m.kind === "ServiceMonitor").map((m) => m.metadata.name)).toEqual(["gpf-gpufleet-operator"]);
+    expect(manifests.some((m) => m.kind === "DaemonSet")).toBe(false);
+  });
+
+  it("refuses a Kubernetes older than the chart's kubeVersion", async () => {
+    const result = await template("gpf", "gpufleet-system", ["--kube-version", "1.29.0"]);
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toMatch(/chart requires kubeVersion: >=1\.30\.0-0 which is incompatible with Kubernetes v1\.29\.0/);
+  });
+});
+
+describe("values.schema.json rejects bad values with the key's path", () => {
+  it.each([
+    ["replicas as a word", "operator.replicas=two", /at '\/operator\/replicas': got string, want integer/],
+    ["a misspelt key", "operator.replica=2", /at '\/operator': additional properties 'replica' not allowed/],
+    ["a port out of range", "agent.httpPort=70000", /at '\/agent\/httpPort': maximum: got 70,000, want 65,535/],
+    ["a NATS URL with another scheme", "natsUrl=http://nats:4222", /at '\/natsUrl': 'http:\/\/nats:4222' does not match pattern/],
+    ["an unknown pull policy", "image.pullPolicy=Sometimes", /at '\/image\/pullPolicy': value must be one of 'Always', 'IfNotPresent', 'Never'/],
+    ["two replicas without leader election", "operator.leaderElection.enabled=false", /at '\/operator\/replicas': value must be 1/],
+    ["a malformed memory quantity", "operator.resources.limits.memory=lots", /at '\/operator\/resources\/limits\/memory': 'lots' does not match pattern/],
+  ])("%s", async (_name, setting, message) => {
+    const result = await template("gpf", "gpufleet-system", ["--set", setting]);
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toMatch(/values don't meet the specifications of the schema/);
+    expect(result.stderr).toMatch(message);
+  });
+
+  it("accepts one replica without leader election", async () => {
+    const manifests = await render("gpf", "gpufleet-system", ["--set", "operator.leaderElection.enabled=false", "--set", "operator.replicas=1"]);
+    expect(manifests.some((m) => m.kind === "Role")).toBe(false);
+  });
+});
+
+describe("on the API server", () => {
+  let namespace: string;
+  let release: string;
+
+  beforeAll(async () => {
+    namespace = await cluster.freshNamespace("chart");
+    release = namespace;
+  });
+
+  afterAll(async () => {
+    // Cluster-scoped objects outlive the namespace: remove them by the release label.
+    if (release) await kubectl(cluster.kubeconfigPath, ["delete", "clusterrole,clusterrolebinding", "-l", `app.kubernetes.io/instance=${release}`, "--ignore-not-found"]);
+  });
+
+  it("accepts every rendered manifest (kubectl apply --dry-run=server)", async () => {
+    const rendered = await template(release, namespace, ["--set", "natsUrl=nats://nats:4222"]);
+    expect(rendered.code).toBe(0);
+    const applied = await kubectl(cluster.kubeconfigPath, ["apply", "--dry-run=server", "-n", namespace, "-f", "-"], rendered.stdout);
+    expect(applied.stderr).toBe("");
+    expect(applied.code).toBe(0);
+    const lines = applied.stdout.trim().split("\n");
+    expect(lines).toHaveLength(14);
+    for (const line of lines) expect(line).toMatch(/ created \(server dry run\)$/);
+    expect(lines).toContain(`deployment.apps/${release}-gpufleet-operator created (server dry run)`);
+    expect(lines).toContain(`daemonset.apps/${release}-gpufleet-agent created (server dry run)`);
+  });
+
+  describe("grants least privilege", () => {
+    beforeAll(async () => {
+      const manifests = await render(release, namespace);
+      const rbac = manifests.filter((m) => ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"].includes(m.kind));
+      const applied = await kubectl(cluster.kubeconfigPath, ["apply", "-n", namespace, "-f", "-"], rbac.map((m) => stringify(m)).join("---\n"));
+      expect(applied.stderr).toBe("");
+      expect(applied.code).toBe(0);
+    });
+
+    const operatorSa = () => `system:serviceaccount:${namespace}:${release}-gpufleet-operator`;
+    const agentSa = () => `system:serviceaccount:${namespace}:${release}-gpufleet-agent`;
+    // [case, who, verb, resource (and kubectl flags), namespace ("": cluster-wide, "own": the release's), allowed]
+    const cases: [string, "operator" | "agent", string, string, string, boolean][] = [
+      ["operator watches its CRs", "operator", "watch", "servingdeployments.gpufleet.io", "", true],
+      ["operator server-side applies its CRs", "operator", "patch", "trainingjobs.gpufleet.io", "", true],
+      ["operator writes CR status", "operator", "patch", "servingdeployments.gpufleet.io --subresource=status", "", true],
+      ["operator cannot delete its CRs", "operator", "delete", "trainingjobs.gpufleet.io", "", false],
+      ["operator creates pods anywhere", "operator", "create", "pods", "default", true],
+      ["operator deletes services", "operator", "delete", "services", "default", true],
+      ["operator taints nodes", "operator", "patch", "nodes", "", true],
+      ["operator cannot delete nodes", "operator", "delete", "nodes", "", false],
+      ["operator records Events", "operator", "create", "events", "default", true],
+      ["operator cannot read Secrets", "operator", "get", "secrets", "default", false],
+      ["operator cannot read ConfigMaps", "operator", "list", "configmaps", "default", false],
+      ["operator cannot grant itself more", "operator", "create", "clusterrolebindings.rbac.authorization.k8s.io", "", false],
+      ["operator creates its Lease", "operator", "create", "leases.coordination.k8s.io", "own", true],
+      ["operator updates its Lease", "operator", "update", "leases.coordination.k8s.io/gpufleet-operator", "own", true],
+      ["operator cannot update another Lease", "operator", "update", "leases.coordination.k8s.io/kube-scheduler", "own", false],
+      ["operator cannot create Leases elsewhere", "operator", "create", "leases.coordination.k8s.io", "kube-system", false],
+      ["agent labels its node", "agent", "patch", "nodes", "", true],
+      ["agent cannot list nodes", "agent", "list", "nodes", "", false],
+      ["agent watches pods", "agent", "watch", "pods", "", true],
+      ["agent cannot delete pods", "agent", "delete", "pods", "default", false],
+      ["agent cannot read Secrets", "agent", "get", "secrets", "default", false],
+    ];
+    it.each(cases)("%s", async (_name, who, verb, resource, ns, allowed) => {
+      const scope = ns === "" ? [] : ["-n", ns === "own" ? namespace : ns];
+      const result = await kubectl(cluster.kubeconfigPath, ["auth", "can-i", verb, ...resource.split(" "), ...scope, `--as=${who === "operator" ? operatorSa() : agentSa()}`]);
+      expect(result.stdout.trim()).toBe(allowed ? "yes" : "no");
+    });
+  });
+});
+
+interface Panel {
+  title: string;
+  type: string;
+  targets?: { expr: string }[];
+  panels?: Panel[];
+}
+interface Dashboard {
+  title: string;
+  panels: Panel[];
+  templating: { list: { name: string; type: string; definition?: string }[] };
+}
+
+/** Every panel query of the chart's dashboards, with Grafana variables replaced by what Prometheus accepts. */
+async function dashboardQueries(): Promise<{ dashboard: string; panel: string; expr: string }[]> {
+  const dir = path.join(CHART_DIR, "dashboards");
+  const queries: { dashboard: string; panel: string; expr: string }[] = [];
+  for (const file of (await readdir(dir)).sort()) {
+    const dashboard = JSON.parse(await readFile(path.join(dir, file), "utf8")) as Dashboard;
+    const walk = (panels: Panel[]) => {
+      for (const panel of panels) {
+        for (const target of panel.targets ?? []) queries.push({ dashboard: file, panel: panel.title, expr: target.expr.replaceAll("$__rate_interval", "1m").replaceAll("$node", ".*") });
+        walk(panel.panels ?? []);
+      }
+    };
+    walk(dashboard.panels);
+  }
+  return queries;
+}
+
+const metricNames = (expr: string) => [...new Set(expr.match(/gpufleet_[a-z0-9_]+/g) ?? [])];
+
+describe("Grafana dashboards against Prometheus and a running operator", async () => {
+  const queries = await dashboardQueries();
+  const operatorQueries = queries.filter((q) => q.dashboard === "operator.json");
+  const agentMetricsSource = await readFile(path.join(REPO_ROOT, "agent/src/metrics.ts"), "utf8");
+  let prometheus: PrometheusProcess | undefined;
+  let operator: OperatorProcess | undefined;
+
+  beforeAll(async () => {
+    const namespace = await cluster.freshNamespace("chart-prom");
+    operator = await startOperatorProcess({ kubeconfigPath: cluster.kubeconfigPath, namespace, identity: "chart-prom-op", env: { GPUFLEET_LEASE_NAME: `op-${namespace}` } });
+    // Work for both controllers, and a Warning Event (too many nodes asked for).
+    const objects = KubernetesObjectApi.makeApiClient(cluster.kubeConfig);
+    await objects.create(validServingDeployment("chat", namespace) as never);
+    await objects.create(withField(withField(validTrainingJob("too-big", namespace), "spec.nodes", 64), "spec.parallelism", { tp: 8, pp: 1, dp: 64 }) as never);
+    prometheus = await startPrometheus([`127.0.0.1:${await operator.httpPort()}`]);
+    await waitFor(async () => (await prometheus!.targetHealth()).every((h) => h === "up") || undefined, { description: "operator target up", timeoutMs: 30_000 });
+  });
+
+  afterAll(async () => {
+    await prometheus?.stop();
+    await operator?.stop();
+  });
+
+  it("finds the panels it checks", () => {
+    expect(operatorQueries.length).toBeGreaterThanOrEqual(8);
+    expect(queries.length - operatorQueries.length).toBeGreaterThanOrEqual(10);
+  });
+
+  it.each(queries.map((q) => [`${q.dashboard}: ${q.panel}: ${q.expr}`, q.expr]))("%s parses", async (_name, expr) => {
+    const result = await prometheus!.query(expr);
+    expect(result.error ?? "").toBe("");
+    expect(result.status).toBe("success");
+  });
+
+  it("reads only metrics the operator serves or the agent declares", async () => {
+    const served = await operator!.metrics();
+    for (const q of queries) {
+      for (const name of metricNames(q.expr)) {
+        const base = name.replace(/_(bucket|sum|count)$/, "");
+        if (name.startsWith("gpufleet_operator_")) expect(served, `${q.panel}: ${name}`).toMatch(new RegExp(`^# TYPE ${base} `, "m"));
+        else expect(agentMetricsSource, `${q.panel}: ${name}`).toContain(`name: "${base}"`);
+      }
+    }
+  });
+
+  it("has data for the reconcile, latency, queue depth and leader panels", async () => {
+    for (const name of ["gpufleet_operator_reconcile_total", "gpufleet_operator_reconcile_duration_seconds_bucket", "gpufleet_operator_workqueue_depth", "gpufleet_operator_leader"]) {
+      const q = operatorQueries.find((query) => metricNames(query.expr).includes(name));
+      expect(q, name).toBeDefined();
+      await waitFor(async () => ((await prometheus!.query(q!.expr)).data?.result.length ?? 0) > 0, { description: `data for "${q!.expr}"`, timeoutMs: 60_000 });
+    }
+    // The one replica running leads: the "Leaders" stat reads exactly 1.
+    await waitFor(async () => {
+      const result = (await prometheus!.query("sum(gpufleet_operator_leader)")).data?.result as { value: [number, string] }[] | undefined;
+      return result?.length === 1 && result[0]!.value[1] === "1";
+    }, { description: "sum(gpufleet_operator_leader) == 1", timeoutMs: 30_000 });
+  });
+
+  it("has data for every operator panel whose metrics have samples", async () => {
+    const served = await operator!.metrics();
+    const hasSamples = (name: string) => new RegExp(`^${name}(\\{|\\s)`, "m").test(served);
+    const withSamples = operatorQueries.filter((q) => metricNames(q.expr).every(hasSamples));
+    // Only errors and watch restarts may lack series (none has happened); every other panel must have data.
+    const withoutSamples = new Set(operatorQueries.flatMap((q) => metricNames(q.expr)).filter((n) => !hasSamples(n)));
+    expect([...withoutSamples].filter((n) => !["gpufleet_operator_reconcile_errors_total", "gpufleet_operator_informer_restarts_total"].includes(n))).toEqual([]);
+    for (const q of withSamples) {
+      await waitFor(async () => ((await prometheus!.query(q.expr)).data?.result.length ?? 0) > 0, { description: `data for ${q.panel}: "${q.expr}"`, timeoutMs: 30_000 });
+    }
+  });
+});
