@@ -35,6 +35,7 @@ export {
   type LatencyCoefficients,
   type Parallelism,
 } from "./latency.js";
+export { measureDisaggregatedGoodputPerGpu, type DisaggregatedPlanShape } from "./plan.js";
 export { MODEL_SHAPES, deriveModel, type DerivedModel, type KnownModel, type ModelShape } from "./model-shapes.js";
 export { attainment, ColocatedPolicy, simulateColocated, simulateDisaggregated, type SimOutcome, type Slo } from "./simulate.js";
 export { maxRateMeeting, meanTtftMdOneMs } from "./goodput.js";

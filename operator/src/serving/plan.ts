@@ -470,23 +470,28 @@ function memo<K, V>(fn: (key: K) => V): (key: K) => V {
   };
 }
 
-function planOnGpuModel(input: ServingPlanInput, model: DerivedModel, coeffs: LatencyCoefficients, nodes: readonly ClusterNode[]): ServingPlanResult {
-  const gpuModel = coeffs.gpuModel;
+function makeContext(input: ServingPlanInput, model: DerivedModel, coeffs: LatencyCoefficients, nodes: readonly ClusterNode[]): Context {
   const seed = input.options?.seed ?? 1;
   const perInstance = input.options?.requestsPerInstance ?? 200;
-  const freeNodes: FreeNode[] = nodes.filter((n) => n.gpusFree > 0).map((n) => ({ nodeName: n.nodeName, gpusFree: n.gpusFree }));
-  const freeGpus = freeNodes.reduce((sum, n) => sum + n.gpusFree, 0);
-  const budget = Math.min(freeGpus, input.maxGpus ?? Infinity);
   const maxNodeGpus = nodes.reduce((max, n) => Math.max(max, n.gpuCount), 0);
   const nicGBpsPerGpu = nodes.reduce((min, n) => Math.min(min, (n.nicCount * n.nicBandwidthGbps) / 8 / n.gpuCount), Infinity);
   const sample = sampleWorkload(input.workload.lengths, { count: perInstance, seed, maxContextTokens: model.maxContextTokens, arrivals: input.workload.arrivals });
-  const ctx: Context = {
+  return {
     input, model, coeffs, seed, perInstance, sample, maxNodeGpus, nicGBpsPerGpu,
     slo: { ttftMs: input.slo.ttftMs, tpotMs: input.slo.tpotMs },
     target: input.slo.attainmentPercent / 100,
     lmTokens: saturatingPrefillTokens(model, coeffs),
     samples: new Map([[perInstance, sample]]),
   };
+}
+
+function planOnGpuModel(input: ServingPlanInput, model: DerivedModel, coeffs: LatencyCoefficients, nodes: readonly ClusterNode[]): ServingPlanResult {
+  const gpuModel = coeffs.gpuModel;
+  const ctx = makeContext(input, model, coeffs, nodes);
+  const { maxNodeGpus } = ctx;
+  const freeNodes: FreeNode[] = nodes.filter((n) => n.gpusFree > 0).map((n) => ({ nodeName: n.nodeName, gpusFree: n.gpusFree }));
+  const freeGpus = freeNodes.reduce((sum, n) => sum + n.gpusFree, 0);
+  const budget = Math.min(freeGpus, input.maxGpus ?? Infinity);
   const maxInstanceGpus = input.options?.maxInstanceGpus ?? 64;
   const fitting = enumerateConfigs(ctx, maxInstanceGpus);
   const weightsGB = (model.weightBytes / 1e9).toFixed(0);
@@ -740,4 +745,34 @@ function capacityFailure(input: ServingPlanInput, gpuModel: string, needed: numb
     `needs ${needed} ${gpuModel} GPUs in nodes of ≥${block} free for ${input.workload.arrivalRatePerSec} req/s, ` +
       `cluster has ${free} free (${usable} in nodes with ≥${block} free${cap}); missing ${Math.max(0, needed - Math.min(usable, budget))}`,
   );
+}
+
+/** A disaggregated plan shape to measure (benchmark and exhaustive search). */
+export interface DisaggregatedPlanShape {
+  prefill: { tp: number; pp: number; replicas: number };
+  decode: { tp: number; pp: number; replicas: number };
+}
+
+/**
+ * Goodput per GPU (req/s/GPU) of a given high node-affinity disaggregated plan, measured with the same
+ * simulator, workload sample and settings planServing uses; 0 when it cannot meet the SLOs or does not fit.
+ * The benchmark's exhaustive search calls this for every shape within a GPU budget.
+ */
+export function measureDisaggregatedGoodputPerGpu(input: ServingPlanInput, gpuModel: string, shape: DisaggregatedPlanShape): number {
+  const model = deriveModel(input.model);
+  const coeffs = latencyCoefficients(gpuModel, input.coefficientOverrides);
+  const nodes = input.nodes.filter((n) => n.gpuModel === gpuModel);
+  const ctx = makeContext(input, model, coeffs, nodes);
+  const config = (c: { tp: number; pp: number }): Config => ({
+    tp: c.tp, pp: c.pp, gpus: c.tp * c.pp, kvCapacityTokens: instanceMemory(model, coeffs, c).kvCapacityTokens,
+    latency: instanceLatencyModel(model, coeffs, c, { sameNode: c.tp * c.pp <= ctx.maxNodeGpus, nicGBpsPerGpu: ctx.nicGBpsPerGpu }),
+  });
+  const pc = config(shape.prefill);
+  const dc = config(shape.decode);
+  if (pc.kvCapacityTokens < Math.max(ctx.lmTokens, ctx.sample.maxPromptTokens) || dc.kvCapacityTokens / dc.pp < ctx.sample.maxSequenceTokens) return 0;
+  const phase = (c: Config): Phase => ({ config: c, goodput: 1, perGpu: 1 / c.gpus });
+  return measureDisagg(ctx, {
+    prefill: phase(pc), decode: phase(dc), affinity: "high", unitPrefill: shape.prefill.replicas, unitDecode: shape.decode.replicas,
+    estimatePerGpu: 0, kvLinkGBps: nicKvGBps(ctx, dc.gpus),
+  });
 }
