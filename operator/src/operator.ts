@@ -20,6 +20,7 @@ import type { Logger } from "./runtime/logger.js";
 import { startHealthServer } from "./runtime/server.js";
 import { ServingDeploymentReconciler, type ServingPlanStep } from "./serving/controller.js";
 import { TrainingJobReconciler, type TrainingGangStep } from "./training/controller.js";
+import { createTrainingGangStep } from "./training/gang-step.js";
 
 export interface OperatorHandle {
   readonly httpPort: number;
@@ -72,7 +73,12 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorH
     logger,
   });
   const training = new Controller({
-    reconciler: new TrainingJobReconciler({ ...deps, trainingJobs, logger: logger.child({ controller: "trainingjob" }), gangStep: options.trainingGangStep }),
+    reconciler: new TrainingJobReconciler({
+      ...deps,
+      trainingJobs,
+      logger: logger.child({ controller: "trainingjob" }),
+      gangStep: options.trainingGangStep ?? createTrainingGangStep({ applier, pods, clock, logger: logger.child({ controller: "trainingjob" }) }),
+    }),
     metrics,
     logger,
   });
