@@ -10,6 +10,8 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { createWriteStream, mkdirSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
+import { connect } from "nats";
+import { SUBJECT_PREFIX } from "../agent/src/telemetry/subjects.js";
 import { startLocalCluster, type LocalCluster } from "../test/harness/cluster.js";
 import { waitFor } from "../test/harness/wait.js";
 import { kubectl } from "../test/support/kubectl.js";
@@ -40,6 +42,23 @@ function startComponent(name: string, entry: string, env: Record<string, string>
   const component = { name, child };
   components.push(component);
   return component;
+}
+
+/** Listens to the agents' NATS subjects for a moment and summarises what the simulated workers report. */
+async function sampleTelemetry(natsUrl: string, windowMs: number): Promise<string> {
+  const nc = await connect({ servers: natsUrl });
+  const counts = new Map<string, number>();
+  const subscription = nc.subscribe(`${SUBJECT_PREFIX}.>`, {
+    callback: (_err, message) => {
+      const stream = message.subject.split(".")[2] ?? message.subject;
+      counts.set(stream, (counts.get(stream) ?? 0) + 1);
+    },
+  });
+  await new Promise((resolve) => setTimeout(resolve, windowMs));
+  subscription.unsubscribe();
+  await nc.close();
+  const lines = [...counts.entries()].map(([stream, n]) => `  ${SUBJECT_PREFIX}.${stream}.*: ${n} messages`);
+  return `telemetry on NATS in ${windowMs / 1000} s:\n${lines.length > 0 ? lines.join("\n") : "  (none yet: no gpufleet pods are running)"}\n`;
 }
 
 async function shutdown(code: number): Promise<never> {
@@ -74,6 +93,16 @@ try {
   startComponent("operator", "operator/src/main.ts", { ...common, GPUFLEET_NAMESPACE: namespace, GPUFLEET_IDENTITY: "gpufleet-operator-0", GPUFLEET_HTTP_PORT: "18080" });
   await waitFor(async () => (await fetch("http://127.0.0.1:18080/readyz")).ok, { description: "operator ready", timeoutMs: 60_000 });
   say("operator ready: metrics at http://127.0.0.1:18080/metrics");
+  // One agent process serves every kwok node in simulation mode (a real cluster runs one per node, as a DaemonSet).
+  startComponent("agent", "agent/src/main.ts", {
+    ...common,
+    GPUFLEET_AGENT_SIMULATE: "true",
+    GPUFLEET_AGENT_SOCKET: path.join(REPO_ROOT, ".gpufleet", "agent.sock"),
+    GPUFLEET_AGENT_GRPC_ADDRESS: "127.0.0.1:18051",
+    GPUFLEET_AGENT_HTTP_PORT: "19400",
+  });
+  await waitFor(async () => (await fetch("http://127.0.0.1:19400/readyz")).ok, { description: "agent ready", timeoutMs: 60_000 });
+  say("agent ready (simulation mode): metrics at http://127.0.0.1:19400/metrics");
 
   const applied = await kubectl(kubeconfigPath, ["apply", "-f", path.join(REPO_ROOT, "examples")]);
   if (applied.code !== 0) throw new Error(`applying examples/ failed: ${applied.stderr}`);
@@ -87,9 +116,19 @@ try {
     },
     { description: "sample resources reconciled", timeoutMs: 60_000 },
   );
+  // Give pods a moment to come up so the status printed is the settled one; a resource still rolling is shown as is.
+  const transient = new Set(["Placed", "Progressing", "Restarting"]);
+  await waitFor(
+    async () => {
+      const out = await kubectl(kubeconfigPath, ["get", "sd,tj", "-A", "-o", "jsonpath={range .items[*]}{.status.phase}{\"\\n\"}{end}"]);
+      return out.stdout.split("\n").every((phase) => !transient.has(phase));
+    },
+    { description: "sample resources settled", timeoutMs: 60_000 },
+  ).catch(() => say("some resources are still rolling out; showing them as they are"));
   const status = await kubectl(kubeconfigPath, ["get", "sd,tj", "-A", "-o", "wide"]);
-  const pods = await kubectl(kubeconfigPath, ["get", "pods", "-A", "-l", "app.kubernetes.io/managed-by=gpufleet", "-o", "wide"]);
-  console.log(`\n${status.stdout}\n${pods.stdout || "(no gpufleet pods yet)\n"}`);
+  const pods = await kubectl(kubeconfigPath, ["get", "pods", "-A", "-o", "wide", "--field-selector=metadata.namespace!=kube-system"]);
+  console.log(`\n${status.stdout}\n${pods.stdout || "(no pods)\n"}`);
+  if (cluster.natsUrl) console.log(await sampleTelemetry(cluster.natsUrl, 3_000));
   say(`use the cluster: export KUBECONFIG=${kubeconfigPath}`);
   say(`logs: ${path.relative(REPO_ROOT, logDir)}/`);
   if (values.once) await shutdown(0);

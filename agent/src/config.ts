@@ -41,7 +41,7 @@ export const ENV = {
   missedHeartbeatsLimit: "GPUFLEET_AGENT_MISSED_HEARTBEATS",
   rdmaSampleIntervalMs: "GPUFLEET_AGENT_RDMA_SAMPLE_INTERVAL_MS",
   simReportIntervalMs: "GPUFLEET_AGENT_SIM_REPORT_INTERVAL_MS",
-  logLevel: "LOG_LEVEL",
+  logLevel: "GPUFLEET_LOG_LEVEL",
 } as const satisfies Record<keyof AgentConfig, string>;
 
 export function loadConfig(env: Readonly<Record<string, string | undefined>>): AgentConfig {
