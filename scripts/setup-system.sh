@@ -3,8 +3,8 @@
 #   - Debian packages: nats-server, kubectl, prometheus, openssl (and golang-go only when no `go` is on PATH),
 #     installed with apt-get only when missing (one `apt-get update`, only then);
 #   - the Kubernetes control-plane binaries, etcd and kwok (scripts/k8s-binaries.sh: env var, cache or Go build).
-# Prints nothing when everything is already present, except the binaries directory on stdout (last line), so
-# callers can do: K8S_BIN="$(bash scripts/setup-system.sh | tail -n1)".
+# Prints nothing when everything is already present. The binaries' directory: `bash scripts/k8s-binaries.sh`
+# (milliseconds once built), which test/harness/binaries.ts also runs.
 # Set GPUFLEET_SKIP_K8S_BINARIES=1 to install the packages only.
 set -euo pipefail
 
@@ -29,5 +29,5 @@ if ((${#missing[@]} > 0)); then
 fi
 
 if [[ "${GPUFLEET_SKIP_K8S_BINARIES:-}" != 1 ]]; then
-  bash "$here/k8s-binaries.sh"
+  bash "$here/k8s-binaries.sh" >/dev/null
 fi
