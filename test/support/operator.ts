@@ -22,32 +22,21 @@ export async function installCrds(kubeconfigPath: string): Promise<void> {
   if (established.code !== 0) throw new Error(`CRDs not Established: ${established.stderr}`);
 }
 
-export interface OperatorProcess {
+export interface ComponentProcess {
   readonly child: ChildProcess;
-  readonly identity: string;
+  readonly name: string;
   /** Parsed JSON log lines so far. */
   readonly logs: Record<string, unknown>[];
-  httpPort(): Promise<number>;
-  metrics(): Promise<string>;
   /** Sends `signal` and waits for the process to exit. */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** Starts `operator/src/main.ts` in its own process, as the container would, and waits for "operator started". */
-export async function startOperatorProcess(opts: { kubeconfigPath: string; namespace: string; identity: string; env?: Record<string, string> }): Promise<OperatorProcess> {
-  const child = spawn(process.execPath, ["--import", "tsx", path.join(REPO_ROOT, "operator/src/main.ts")], {
-    cwd: REPO_ROOT,
-    env: {
-      ...process.env,
-      KUBECONFIG: opts.kubeconfigPath,
-      GPUFLEET_NAMESPACE: opts.namespace,
-      GPUFLEET_IDENTITY: opts.identity,
-      GPUFLEET_HTTP_PORT: "0",
-      GPUFLEET_LOG_LEVEL: "debug",
-      ...opts.env,
-    },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+/**
+ * Runs a TypeScript entry point in its own process, as its container would, and resolves once it logs
+ * `readyMessage` (JSON logs; the matching line is returned too). Fails at once, with its stderr, if it exits.
+ */
+export async function startComponentProcess(opts: { name: string; entry: string; env: Record<string, string>; readyMessage: string; timeoutMs?: number }): Promise<{ process: ComponentProcess; readyLine: Record<string, unknown> }> {
+  const child = spawn(process.execPath, ["--import", "tsx", path.join(REPO_ROOT, opts.entry)], { cwd: REPO_ROOT, env: { ...process.env, ...opts.env }, stdio: ["ignore", "pipe", "pipe"] });
   const logs: Record<string, unknown>[] = [];
   let buffered = "";
   let stderr = "";
@@ -67,20 +56,53 @@ export async function startOperatorProcess(opts: { kubeconfigPath: string; names
   let exited: number | null | undefined;
   const exit = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve((exited = code))));
   const abortIf = () => {
-    if (exited !== undefined) throw new Error(`operator ${opts.identity} exited with ${exited}: ${stderr.slice(-2000)}`);
+    if (exited !== undefined) throw new Error(`${opts.name} exited with ${exited}: ${stderr.slice(-2000)}`);
   };
-  const started = await waitFor(() => logs.find((l) => l.msg === "operator started"), { description: `operator ${opts.identity} started`, timeoutMs: 60_000, abortIf });
-  const port = started.port as number;
-  return {
+  const componentProcess: ComponentProcess = {
     child,
-    identity: opts.identity,
+    name: opts.name,
     logs,
-    httpPort: async () => port,
-    metrics: async () => (await fetch(`http://127.0.0.1:${port}/metrics`)).text(),
     async stop(signal = "SIGTERM") {
       if (exited === undefined) child.kill(signal);
       return exit;
     },
+  };
+  try {
+    const readyLine = await waitFor(() => logs.find((l) => l.msg === opts.readyMessage), { description: `${opts.name}: "${opts.readyMessage}"`, timeoutMs: opts.timeoutMs ?? 60_000, abortIf });
+    return { process: componentProcess, readyLine };
+  } catch (error) {
+    await componentProcess.stop("SIGKILL");
+    throw error;
+  }
+}
+
+export interface OperatorProcess extends ComponentProcess {
+  readonly identity: string;
+  httpPort(): Promise<number>;
+  metrics(): Promise<string>;
+}
+
+/** Starts `operator/src/main.ts` in its own process and waits for "operator started". */
+export async function startOperatorProcess(opts: { kubeconfigPath: string; namespace: string; identity: string; env?: Record<string, string> }): Promise<OperatorProcess> {
+  const { process: operator, readyLine } = await startComponentProcess({
+    name: `operator ${opts.identity}`,
+    entry: "operator/src/main.ts",
+    readyMessage: "operator started",
+    env: {
+      KUBECONFIG: opts.kubeconfigPath,
+      GPUFLEET_NAMESPACE: opts.namespace,
+      GPUFLEET_IDENTITY: opts.identity,
+      GPUFLEET_HTTP_PORT: "0",
+      GPUFLEET_LOG_LEVEL: "debug",
+      ...opts.env,
+    },
+  });
+  const port = readyLine.port as number;
+  return {
+    ...operator,
+    identity: opts.identity,
+    httpPort: async () => port,
+    metrics: async () => (await fetch(`http://127.0.0.1:${port}/metrics`)).text(),
   };
 }
 

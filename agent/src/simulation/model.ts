@@ -22,6 +22,9 @@ export const SimAnnotation = {
   gpuCount: "gpufleet.io/sim-gpu-count",
   nicType: "gpufleet.io/sim-nic-type",
   nicBandwidthGbps: "gpufleet.io/sim-nic-bandwidth-gbps",
+  /** Fabric position: a real node's agent gets these from its environment; a kwok node from its annotations. */
+  leaf: "gpufleet.io/sim-leaf",
+  island: "gpufleet.io/sim-island",
   /** Serving pods: Poisson request rate per second (default 4). */
   requestRate: "gpufleet.io/sim-request-rate",
   /** Training pods: compute time per step (default 200 ms) and bytes per all-reduce bucket (default 256 MiB). */
@@ -61,8 +64,8 @@ export function simulatedNodeFacts(node: V1Node): NodeFacts {
       device: nicType === NicType.ethernet ? `eth${i}` : `mlx5_${i}`, port: 1, type: nicType, bandwidthGbps, state: "ACTIVE", active: true,
       netdev: undefined, numaNode: i < nicCount / 2 ? 0 : 1, gidCount: 1, nearestGpus: nicCount === gpuCount ? [i] : [],
     })),
-    leaf: labels[TopologyLabel.leaf],
-    island: labels[TopologyLabel.island],
+    leaf: labels[TopologyLabel.leaf] ?? ann[SimAnnotation.leaf],
+    island: labels[TopologyLabel.island] ?? ann[SimAnnotation.island],
   };
 }
 
