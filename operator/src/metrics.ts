@@ -1,5 +1,13 @@
 /** Every metric the operator exports, in one place. Names: gpufleet_operator_<noun>_<unit>. */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import type { ServingDeployment } from "../../crds/src/serving-deployment.js";
+import type { TrainingJob } from "../../crds/src/training-job.js";
+
+/** Where the per-resource gauges read from at scrape time: the informer caches. */
+export interface ResourceSources {
+  servingDeployments: () => readonly ServingDeployment[];
+  trainingJobs: () => readonly TrainingJob[];
+}
 
 export class OperatorMetrics {
   readonly registry = new Registry();
@@ -54,7 +62,102 @@ export class OperatorMetrics {
     registers: [this.registry],
   });
 
+  // Per-resource gauges, filled from status at scrape time (what the planners promised, for the Fleet dashboard).
+  readonly resources = new Gauge({
+    name: "gpufleet_operator_resources",
+    help: "gpufleet resources by kind (ServingDeployment, TrainingJob) and phase.",
+    labelNames: ["kind", "phase"] as const,
+    registers: [this.registry],
+  });
+
+  readonly servingGoodputPerGpu = new Gauge({
+    name: "gpufleet_operator_serving_goodput_per_gpu",
+    help: "Planned requests/s per GPU meeting both SLOs, by deployment and plan (chosen, colocated baseline).",
+    labelNames: ["namespace", "name", "plan"] as const,
+    registers: [this.registry],
+  });
+
+  readonly servingInstances = new Gauge({
+    name: "gpufleet_operator_serving_instances",
+    help: "Serving instances by deployment and state (ready, desired).",
+    labelNames: ["namespace", "name", "state"] as const,
+    registers: [this.registry],
+  });
+
+  readonly servingGpus = new Gauge({
+    name: "gpufleet_operator_serving_gpus",
+    help: "GPUs the deployment's plan uses.",
+    labelNames: ["namespace", "name"] as const,
+    registers: [this.registry],
+  });
+
+  readonly trainingRestarts = new Gauge({
+    name: "gpufleet_operator_training_restarts",
+    help: "Whole-gang restarts of a training job so far (never reset).",
+    labelNames: ["namespace", "name"] as const,
+    registers: [this.registry],
+  });
+
+  readonly trainingPredictedStepSeconds = new Gauge({
+    name: "gpufleet_operator_training_predicted_step_seconds",
+    help: "Predicted step time of a job's placement (holmes) and of a NIC-oblivious one (oblivious).",
+    labelNames: ["namespace", "name", "placement"] as const,
+    registers: [this.registry],
+  });
+
+  readonly trainingLastCheckpointStep = new Gauge({
+    name: "gpufleet_operator_training_last_checkpoint_step",
+    help: "Last step a job reported a complete checkpoint for.",
+    labelNames: ["namespace", "name"] as const,
+    registers: [this.registry],
+  });
+
   constructor(options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: "gpufleet_operator_" });
+  }
+
+  /**
+   * Refreshes the per-resource gauges from the caches before every scrape. Reset first: a deleted resource must
+   * disappear from the exposition, not keep its last value.
+   */
+  observeResources(sources: ResourceSources): void {
+    const refresh = () => {
+      for (const gauge of [this.resources, this.servingGoodputPerGpu, this.servingInstances, this.servingGpus, this.trainingRestarts, this.trainingPredictedStepSeconds, this.trainingLastCheckpointStep]) gauge.reset();
+      const phases = new Map<string, number>();
+      const countPhase = (kind: string, phase: string | undefined) => phases.set(`${kind}|${phase ?? "Unknown"}`, (phases.get(`${kind}|${phase ?? "Unknown"}`) ?? 0) + 1);
+      for (const sd of sources.servingDeployments()) {
+        countPhase("ServingDeployment", sd.status?.phase);
+        const id = { namespace: sd.metadata.namespace ?? "", name: sd.metadata.name ?? "" };
+        const plan = sd.status?.plan;
+        if (plan) {
+          this.servingGoodputPerGpu.set({ ...id, plan: "chosen" }, plan.goodputPerGpu);
+          if (plan.colocatedGoodputPerGpu !== undefined) this.servingGoodputPerGpu.set({ ...id, plan: "colocated" }, plan.colocatedGoodputPerGpu);
+          this.servingGpus.set(id, plan.totalGpus);
+        }
+        if (sd.status?.readyInstances !== undefined) this.servingInstances.set({ ...id, state: "ready" }, sd.status.readyInstances);
+        if (sd.status?.desiredInstances !== undefined) this.servingInstances.set({ ...id, state: "desired" }, sd.status.desiredInstances);
+      }
+      for (const job of sources.trainingJobs()) {
+        countPhase("TrainingJob", job.status?.phase);
+        const id = { namespace: job.metadata.namespace ?? "", name: job.metadata.name ?? "" };
+        this.trainingRestarts.set(id, job.status?.restarts ?? 0);
+        const placement = job.status?.placement;
+        if (placement) {
+          this.trainingPredictedStepSeconds.set({ ...id, placement: "holmes" }, placement.predictedStepMs / 1000);
+          if (placement.obliviousStepMs !== undefined) this.trainingPredictedStepSeconds.set({ ...id, placement: "oblivious" }, placement.obliviousStepMs / 1000);
+        }
+        if (job.status?.lastCheckpointStep !== undefined) this.trainingLastCheckpointStep.set(id, job.status.lastCheckpointStep);
+      }
+      for (const [key, count] of phases) {
+        const [kind = "", phase = ""] = key.split("|");
+        this.resources.set({ kind, phase }, count);
+      }
+    };
+    // prom-client awaits every metric's collect() before rendering; one refresh per scrape is enough.
+    const original = this.registry.metrics.bind(this.registry);
+    this.registry.metrics = async () => {
+      refresh();
+      return original();
+    };
   }
 }

@@ -65,6 +65,7 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorH
   const nodes = new ResilientInformer<V1Node>({ kubeConfig, resource: "nodes", path: "/api/v1/nodes", list: () => core.listNode(), logger, onRestart: () => metrics.informerRestartsTotal.inc({ resource: "nodes" }) });
   const pods = new ResilientInformer<V1Pod>({ kubeConfig, resource: "pods", path: "/api/v1/pods", list: () => core.listPodForAllNamespaces(), logger, onRestart: () => metrics.informerRestartsTotal.inc({ resource: "pods" }) });
   const informers = [servingDeployments, trainingJobs, nodes, pods];
+  metrics.observeResources({ servingDeployments: () => servingDeployments.list(), trainingJobs: () => trainingJobs.list() });
 
   const deps = { nodes, pods, applier, events, clock };
   const serving = new Controller({
