@@ -32,6 +32,27 @@ describe("latency model", () => {
     expect(eight / one).toBeLessThan(1.3); // batching decode is nearly free
   });
 
+  it("charges a Sarathi mixed iteration the decodes' KV reads on top of the chunk's GEMMs (separate kernels)", () => {
+    const coeffs = latencyCoefficients("A100-80GB");
+    const lat = instanceLatencyModel(opt13, coeffs, { tp: 1, pp: 1 });
+    const chunk = prefillBatch([256]);
+    // 100 running decodes holding 1,000 tokens of KV each: 82 GB of KV, ≈64 ms of HBM time on an A100.
+    const decodes = { newTokens: 100, attentionPairs: 100_000, kvReadTokens: 100_000, sequences: 100 };
+    const mixed = {
+      newTokens: chunk.newTokens + decodes.newTokens,
+      attentionPairs: chunk.attentionPairs + decodes.attentionPairs,
+      kvReadTokens: decodes.kvReadTokens,
+      sequences: 1 + decodes.sequences,
+    };
+    const kvReadMs = (decodes.kvReadTokens * opt13.kvBytesPerToken) / (coeffs.achievedHbmGBps * 1e6);
+    expect(kvReadMs).toBeGreaterThan(50);
+    const chunkMs = lat.forward(chunk).totalMs;
+    const mixedMs = lat.forward(mixed).totalMs;
+    // The decodes' GEMM rows hide under the chunk's compute, their KV reads do not.
+    expect(mixedMs - chunkMs).toBeGreaterThan(kvReadMs);
+    expect(mixedMs).toBeLessThan(chunkMs + lat.forward(decodes).totalMs);
+  });
+
   describe.each([
     ["OPT-13B", "A100-80GB"],
     ["OPT-66B", "H100-80GB"],

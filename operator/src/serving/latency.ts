@@ -7,9 +7,15 @@
  *   plus attention 4·h FLOPs per (query, key) pair per layer (QKᵀ and A·V, 2·h each; causal prefill attends
  *   s(s+1)/2 pairs), plus the LM head 2·h·vocab for each sampled token. Same accounting as Pope et al. 2022,
  *   "Efficiently Scaling Transformer Inference", §2.
- * - Time of a stage is the roofline max(compute, memory) (Williams et al. 2009, "Roofline"): compute = FLOPs /
- *   (TP · achieved TFLOP/s); memory = (weights of the stage + KV read + KV written) / (TP · achieved HBM GB/s).
- *   DistServe §3 uses the same split: prefill is compute-bound, decode memory-bound.
+ * - Time of a stage is a roofline (Williams et al. 2009, "Roofline") applied per operator class, then summed:
+ *   the dense GEMMs take max(dense FLOPs / (TP · achieved TFLOP/s), weight bytes / (TP · achieved HBM GB/s)) and
+ *   attention takes max(attention FLOPs / FLOP/s, (KV read + KV written) bytes / HBM B/s). They are separate
+ *   kernels that run one after the other in every layer, so one cannot hide under the other: in a Sarathi mixed
+ *   iteration the decodes' KV reads (paged attention, memory-bound) are paid on top of the prompt chunk's GEMMs
+ *   (compute-bound). One roofline over the whole pass would let those KV reads overlap the chunk's GEMMs and
+ *   make mixing decodes into prefill chunks almost free. DistServe §3 uses the same split: prefill is
+ *   compute-bound, decode memory-bound; its latency model (§4 and appendix) also keeps the GEMM and attention
+ *   terms separate.
  * - Tensor parallelism (Megatron-LM, Shoeybi et al. 2019 §3): two all-reduces per layer of tokens·h activations;
  *   a ring all-reduce moves 2·(TP−1)/TP of the message per GPU (Patarasuk & Yuan 2009) plus a fixed latency.
  * - Pipeline parallelism (GPipe/Megatron, and DistServe §3.1): layers split evenly over PP stages; a request
@@ -166,19 +172,19 @@ export function instanceLatencyModel(
     (links.sameNode ? coeffs.p2pNvlinkGBps : links.nicGBpsPerGpu * coeffs.nicEfficiency * tp) * 1e6;
 
   const stageMs = (stageLayers: number, withHead: boolean, batch: ForwardBatch): number => {
-    const flops =
-      stageLayers * (2 * model.layerParams * batch.newTokens + 4 * h * batch.attentionPairs) +
-      (withHead ? 2 * h * vocabSize * batch.sequences : 0);
-    const bytes =
-      stageLayers * (layerWeightBytes + kvBytesPerTokenLayer * (batch.kvReadTokens + batch.newTokens)) +
-      (withHead ? headWeightBytes : 0);
-    const computeMs = (flops / flopsPerSec) * 1000;
-    const memoryMs = bytes / hbmBytesPerMs;
+    // Dense GEMMs (QKV/O projections, MLP, LM head): weights streamed once per pass.
+    const gemmFlops = stageLayers * 2 * model.layerParams * batch.newTokens + (withHead ? 2 * h * vocabSize * batch.sequences : 0);
+    const gemmBytes = stageLayers * layerWeightBytes + (withHead ? headWeightBytes : 0);
+    const gemmMs = Math.max((gemmFlops / flopsPerSec) * 1000, gemmBytes / hbmBytesPerMs);
+    // Attention: QKᵀ and A·V over the pairs, reading the cached KV and writing the new tokens' KV.
+    const attentionFlops = stageLayers * 4 * h * batch.attentionPairs;
+    const kvBytes = stageLayers * kvBytesPerTokenLayer * (batch.kvReadTokens + batch.newTokens);
+    const attentionMs = Math.max((attentionFlops / flopsPerSec) * 1000, kvBytes / hbmBytesPerMs);
     const allReduceMs =
       tp > 1
         ? stageLayers * 2 * (allReduceLatencyMs + ((2 * (tp - 1)) / tp) * ((batch.newTokens * h * ACTIVATION_BYTES) / allReduceBytesPerMs))
         : 0;
-    return Math.max(computeMs, memoryMs) + allReduceMs + stageLayers * overheadMsPerLayer;
+    return gemmMs + attentionMs + allReduceMs + stageLayers * overheadMsPerLayer;
   };
 
   return {
