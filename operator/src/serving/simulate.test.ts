@@ -99,6 +99,27 @@ describe("colocated simulator", () => {
     }
   });
 
+  describe.each([
+    ["TP1×PP1", 1],
+    ["TP1×PP2", 2],
+  ])("vLLM on %s: a prompt arriving mid-decode stalls the running request (DistServe §2.2)", (_name, pp) => {
+    // Request 0 decodes 101 tokens alone; request 1 (1,500-token prompt) arrives while it runs. With PP the
+    // prompt lands in the other micro-batch lane, and still delays request 0 through the shared stages.
+    const lat = latency(1, pp);
+    const cfgPp = { ...cfg("vllm"), latency: lat, maxBatchTokens: 2048 };
+    const run = (records: { arrivalMs: number; promptTokens: number; outputTokens: number }[]) =>
+      simulateColocated(sampleWorkload({ trace: records }, { count: records.length, seed: 1, maxContextTokens: 2048, arrivals: "trace" }), 1, cfgPp);
+    const first = { arrivalMs: 0, promptTokens: 100, outputTokens: 101 };
+    const alone = run([first, { arrivalMs: 1000, promptTokens: 100, outputTokens: 1 }]);
+    const mixed = run([first, { arrivalMs: 1000, promptTokens: 1500, outputTokens: 1 }]);
+    it("adds the prompt's prefill time to the running request's decode time", () => {
+      const prefillMs = lat.forward(prefillBatch([1500])).totalMs;
+      const extraMs = ((mixed.tpotMs[0] as number) - (alone.tpotMs[0] as number)) * 100;
+      // The short prompt of the baseline also stalls it a little; the long one must cost ≥ 80% of its time.
+      expect(extraMs).toBeGreaterThan(0.8 * prefillMs * (pp === 1 ? 1 : 0.5));
+    });
+  });
+
   it("shows prefill-decode interference: vLLM's decodes stall behind prompts, chunked prefill bounds the stall", () => {
     const p99 = (a: Float64Array) => [...a].sort((x, y) => x - y)[Math.floor(a.length * 0.99)] as number;
     const vllm = simulateColocated(sample, 2, cfg("vllm"));

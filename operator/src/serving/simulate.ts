@@ -12,7 +12,8 @@
  * - decode instances run continuous batching (Orca/vLLM): a request joins at the next step if its KV fits; it
  *   reserves prompt + output tokens on admission (the simulator knows output lengths, so no preemption is
  *   modelled). A PP decode instance runs PP micro-batch "lanes", each with 1/PP of the KV memory, whose step
- *   time is the full pipeline round trip; this is how PP raises decode throughput but not per-token speed.
+ *   time is the full pipeline round trip; this is how PP raises decode throughput but not per-token speed. The
+ *   lanes share the instance's stages (FIFO per stage), so a slow micro-batch delays the others.
  * Colocated (the baseline):
  * - vLLM (Kwon et al., SOSP 2023): an iteration prefills waiting prompts whenever they fit (prefill first, the
  *   running decodes stall), otherwise runs one decode step;
@@ -217,6 +218,32 @@ function outcomeOf(req: Requests): SimOutcome {
 const LaneMode = { decode: 0, vllm: 1, chunked: 2 } as const;
 type LaneMode = (typeof LaneMode)[keyof typeof LaneMode];
 
+/**
+ * The PP stages of one instance, shared by its micro-batch lanes. Stages serve micro-batches FIFO in the order
+ * they were launched (Megatron/vLLM pipeline schedule), so a long prefill micro-batch in one lane holds every
+ * stage for its full stage time and the other lanes' decode micro-batches queue behind it stage by stage: the
+ * pipeline bubble that makes prefill-decode interference hit all running requests of a PP instance, not just
+ * the 1/PP in the same lane.
+ */
+class Pipeline {
+  private readonly stageFreeMs: Float64Array;
+  constructor(readonly stages: number) {
+    this.stageFreeMs = new Float64Array(stages);
+  }
+
+  /** Reserves every stage in turn for a micro-batch launched at `now`; returns when it leaves the last stage. */
+  launch(now: number, totalMs: number): number {
+    if (this.stages === 1) return now + totalMs;
+    const stageMs = totalMs / this.stages;
+    let t = now;
+    for (let s = 0; s < this.stages; s++) {
+      t = Math.max(t, this.stageFreeMs[s] as number) + stageMs;
+      this.stageFreeMs[s] = t;
+    }
+    return t;
+  }
+}
+
 class Lane {
   running: number[] = [];
   waiting: number[] = [];
@@ -240,6 +267,7 @@ class Lane {
     readonly maxSeqs: number,
     readonly maxBatchTokens: number,
     readonly chunkTokens: number,
+    readonly pipeline: Pipeline,
   ) {}
 
   private need(req: Requests, r: number): number {
@@ -345,7 +373,7 @@ class Lane {
     if (newTokens === 0) return;
     this.busy = true;
     const ms = this.latency.forward({ newTokens, attentionPairs, kvReadTokens, sequences }).totalMs;
-    heap.push(now + ms, Ev.laneDone, this.id, 0);
+    heap.push(this.pipeline.launch(now, ms), Ev.laneDone, this.id, 0);
   }
 
   /** Applies a finished iteration: tokens generated, first tokens emitted, finished requests released. */
@@ -410,8 +438,10 @@ function makeLanes(
   chunkTokens: number,
 ): Lane[] {
   const lanes: Lane[] = [];
+  let pipeline = new Pipeline(lanesPer);
   for (let i = 0; i < instances * lanesPer; i++) {
-    lanes.push(new Lane(i, mode, latency, Math.floor(capacityTokens / lanesPer), maxSeqs, maxBatchTokens, chunkTokens));
+    if (i % lanesPer === 0) pipeline = new Pipeline(lanesPer);
+    lanes.push(new Lane(i, mode, latency, Math.floor(capacityTokens / lanesPer), maxSeqs, maxBatchTokens, chunkTokens, pipeline));
   }
   return lanes;
 }
