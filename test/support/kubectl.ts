@@ -1,21 +1,28 @@
-/** Runs the real kubectl (Debian's) against a kubeconfig, as a user would. */
+/** Runs real command-line tools (kubectl, helm, …) as a user would, capturing their output. */
 import { spawn } from "node:child_process";
+import { REPO_ROOT } from "./paths.js";
 
-export interface KubectlResult {
+export interface RunResult {
   code: number | null;
   stdout: string;
   stderr: string;
 }
 
-export function kubectl(kubeconfigPath: string, args: string[], stdin?: string): Promise<KubectlResult> {
+/** Runs a command to completion, feeding `stdin`; never throws on a non-zero exit (tests assert on it). */
+export function run(command: string, args: string[], options: { stdin?: string; env?: NodeJS.ProcessEnv } = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn("kubectl", args, { env: { ...process.env, KUBECONFIG: kubeconfigPath }, stdio: ["pipe", "pipe", "pipe"] });
+    const child = spawn(command, args, { cwd: REPO_ROOT, env: { ...process.env, ...options.env }, stdio: ["pipe", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
     child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
     child.on("error", reject);
     child.on("close", (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(stdin ?? "");
+    child.stdin.end(options.stdin ?? "");
   });
+}
+
+/** The real kubectl (Debian's) against a kubeconfig. */
+export function kubectl(kubeconfigPath: string, args: string[], stdin?: string): Promise<RunResult> {
+  return run("kubectl", args, { ...(stdin === undefined ? {} : { stdin }), env: { KUBECONFIG: kubeconfigPath } });
 }

@@ -4,11 +4,11 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { waitFor } from "../harness/wait.js";
 import { kubectl } from "./kubectl.js";
+import { REPO_ROOT } from "./paths.js";
 
-export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+export { REPO_ROOT } from "./paths.js";
 
 /**
  * Installs crds/*.yaml with kubectl server-side apply, as a user would, and waits until they are Established.
@@ -116,4 +116,24 @@ export function metricValue(text: string, name: string, labels: Record<string, s
     if (Object.entries(labels).every(([k, v]) => labelText.includes(`${k}="${v}"`))) return Number(match[3]);
   }
   return undefined;
+}
+
+/** Starts `agent/src/main.ts` in simulation mode against the test cluster; resolves with its gRPC port. */
+export async function startSimulatedAgent(opts: { kubeconfigPath: string; natsUrl: string; name?: string; env?: Record<string, string> }): Promise<{ agent: ComponentProcess; grpcPort: number }> {
+  const name = opts.name ?? "agent";
+  const { process: agent, readyLine } = await startComponentProcess({
+    name,
+    entry: "agent/src/main.ts",
+    readyMessage: "agent serving",
+    env: {
+      KUBECONFIG: opts.kubeconfigPath,
+      GPUFLEET_AGENT_SIMULATE: "true",
+      GPUFLEET_NATS_URL: opts.natsUrl,
+      GPUFLEET_AGENT_SOCKET: path.join(REPO_ROOT, ".gpufleet", `${name.replace(/\W+/g, "-")}-${process.pid}.sock`),
+      GPUFLEET_AGENT_GRPC_ADDRESS: "127.0.0.1:0",
+      GPUFLEET_AGENT_HTTP_PORT: "0",
+      ...opts.env,
+    },
+  });
+  return { agent, grpcPort: readyLine.grpcPort as number };
 }

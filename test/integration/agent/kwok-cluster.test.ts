@@ -10,8 +10,7 @@ import { AGENT_FIELD_MANAGER } from "../../../agent/src/discovery/publish.js";
 import { SimAnnotation } from "../../../agent/src/simulation/model.js";
 import { decodeLoad, subscriptionFor, type LoadMessage } from "../../../agent/src/telemetry/subjects.js";
 import { freshNamespace, getTestCluster, waitFor } from "../../harness/context.js";
-import { REPO_ROOT, startComponentProcess, type ComponentProcess } from "../../support/operator.js";
-import path from "node:path";
+import { startSimulatedAgent, type ComponentProcess } from "../../support/operator.js";
 
 const NODE = "sim-agent-label-test";
 let agent: ComponentProcess | undefined;
@@ -37,20 +36,7 @@ beforeAll(async () => {
       status: { capacity: { cpu: "32", memory: "256Gi", pods: "110", "nvidia.com/gpu": "4" }, allocatable: { cpu: "32", memory: "256Gi", pods: "110", "nvidia.com/gpu": "4" } },
     },
   });
-  ({ process: agent } = await startComponentProcess({
-    name: "agent",
-    entry: "agent/src/main.ts",
-    readyMessage: "agent serving",
-    env: {
-      KUBECONFIG: kubeconfigPath,
-      GPUFLEET_AGENT_SIMULATE: "true",
-      GPUFLEET_NATS_URL: natsUrl,
-      GPUFLEET_AGENT_SOCKET: path.join(REPO_ROOT, ".gpufleet", `agent-test-${process.pid}.sock`),
-      GPUFLEET_AGENT_GRPC_ADDRESS: "127.0.0.1:0",
-      GPUFLEET_AGENT_HTTP_PORT: "0",
-      GPUFLEET_AGENT_SIM_REPORT_INTERVAL_MS: "200",
-    },
-  }));
+  ({ agent } = await startSimulatedAgent({ kubeconfigPath, natsUrl, env: { GPUFLEET_AGENT_SIM_REPORT_INTERVAL_MS: "200" } }));
   nats = await connect({ servers: natsUrl });
 });
 

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { NodeAgentClient } from "../../../agent/src/grpc/client.js";
 import { generateCerts, type ClusterCerts } from "../../harness/certs.js";
 import { getTestCluster } from "../../harness/context.js";
-import { REPO_ROOT, startComponentProcess, type ComponentProcess } from "../../support/operator.js";
+import { startSimulatedAgent, type ComponentProcess } from "../../support/operator.js";
 
 let workDir: string;
 let certs: ClusterCerts;
@@ -28,22 +28,9 @@ beforeAll(async () => {
   await copyFile(certs.apiserver.cert, path.join(tlsDir, "tls.crt"));
   await copyFile(certs.apiserver.key, path.join(tlsDir, "tls.key"));
   const { kubeconfigPath, natsUrl } = getTestCluster();
-  const started = await startComponentProcess({
-    name: "agent (mTLS)",
-    entry: "agent/src/main.ts",
-    readyMessage: "agent serving",
-    env: {
-      KUBECONFIG: kubeconfigPath,
-      GPUFLEET_AGENT_SIMULATE: "true",
-      GPUFLEET_NATS_URL: natsUrl,
-      GPUFLEET_AGENT_TLS_DIR: tlsDir,
-      GPUFLEET_AGENT_SOCKET: path.join(REPO_ROOT, ".gpufleet", `agent-mtls-${process.pid}.sock`),
-      GPUFLEET_AGENT_GRPC_ADDRESS: "127.0.0.1:0",
-      GPUFLEET_AGENT_HTTP_PORT: "0",
-    },
-  });
-  agent = started.process;
-  address = `127.0.0.1:${started.readyLine.grpcPort as number}`;
+  const started = await startSimulatedAgent({ kubeconfigPath, natsUrl, name: "agent-mtls", env: { GPUFLEET_AGENT_TLS_DIR: tlsDir } });
+  agent = started.agent;
+  address = `127.0.0.1:${started.grpcPort}`;
 });
 
 afterAll(async () => {

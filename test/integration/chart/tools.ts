@@ -4,34 +4,17 @@
  */
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
+import { freePorts } from "../../harness/cluster.js";
 import { waitFor } from "../../harness/wait.js";
-import { REPO_ROOT } from "../../support/operator.js";
+import { REPO_ROOT } from "../../support/paths.js";
+import { run, type RunResult } from "../../support/kubectl.js";
+
+export { run, type RunResult };
 
 export const CHART_DIR = path.join(REPO_ROOT, "charts/gpufleet");
-
-export interface RunResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs a command to completion, feeding `stdin`; never throws on a non-zero exit (tests assert on it). */
-export function run(command: string, args: string[], options: { stdin?: string; env?: NodeJS.ProcessEnv } = {}): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { cwd: REPO_ROOT, env: { ...process.env, ...options.env }, stdio: ["pipe", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(options.stdin ?? "");
-  });
-}
 
 /** Path of the helm binary: builds it from the Go module proxy on first use (about 90 s), then cached. */
 export async function helmBinary(): Promise<string> {
@@ -41,16 +24,10 @@ export async function helmBinary(): Promise<string> {
   return lines[0];
 }
 
+/** One free loopback port (the harness's picker). */
 export async function freeLoopbackPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
+  const [port] = await freePorts(1);
+  return port!;
 }
 
 export interface PromQueryResult {
