@@ -19,6 +19,7 @@
  * its burstiness. Samples are generated once at 1 request/s and divided by the rate, so every rate and every
  * configuration sees the same requests (common random numbers make the goodput search monotone and fair).
  */
+import { seededRandom } from "../util/random.js";
 
 export const NamedWorkload = { chatbot: "chatbot", codeCompletion: "code-completion", summarization: "summarization" } as const;
 export type NamedWorkload = (typeof NamedWorkload)[keyof typeof NamedWorkload];
@@ -57,17 +58,8 @@ export interface WorkloadSample {
   maxSequenceTokens: number;
 }
 
-/** mulberry32: small, fast, good enough for simulation, and identical on every platform. */
-export function makeRng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Seeded PRNG (mulberry32) for workloads and the simulator. */
+export const makeRng = seededRandom;
 
 function normal(rng: () => number): number {
   const u = Math.max(rng(), 1e-12);

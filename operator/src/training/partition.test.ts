@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { layerRanges, maxStageMs, partitionLayers, PartitionError, uniformLayers, type StageTimeFn } from "./partition.js";
+import { seededRandom as rng } from "../util/random.js";
 
 /** Every split of `layers` into `stages` positive parts. */
 function* compositions(layers: number, stages: number): Generator<number[]> {
@@ -16,17 +17,6 @@ function bruteForceMinMax(layers: number, stages: readonly StageTimeFn[]): numbe
   return best;
 }
 
-/** Deterministic PRNG (mulberry32) so the cases are the same on every run. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const randomCases = Array.from({ length: 60 }, (_, i) => {
   const next = rng(1000 + i);

@@ -3,6 +3,7 @@ import type { NicType } from "../../../crds/src/topology.js";
 import { cluster, GptShape, makeTrainingJob } from "./builders.js";
 import { planObliviousPlacement, planTrainingPlacement } from "./placement.js";
 import { Transport, type CandidateNode, type TrainingJobShape, type TrainingPlacement, type TrainingPlacementResult } from "./types.js";
+import { seededRandom as rng } from "../util/random.js";
 
 function placed(result: TrainingPlacementResult): TrainingPlacement {
   if (!result.ok) throw new Error(`expected a placement, got ${result.reason}: ${result.message}`);
@@ -197,17 +198,6 @@ describe("planTrainingPlacement: Holmes NIC-aware placement", () => {
   });
 });
 
-/** Deterministic PRNG (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const nicTypes: NicType[] = ["infiniband", "roce", "ethernet"];
 const randomClusters = Array.from({ length: 80 }, (_, i) => {

@@ -4,6 +4,7 @@
  * batch), latencies from a ServingLatencyModel. It yields the load report a real engine would send.
  */
 import type { ServingLatencyModel } from "./latency.js";
+import { seededRandom } from "../../../../operator/src/util/random.js";
 
 export interface ServingSimOptions {
   requestRatePerSec: number;
@@ -30,17 +31,7 @@ export interface ServingLoad {
   tokensPerSecond: number;
 }
 
-/** mulberry32: small seeded PRNG so a simulation replays exactly. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom };
 
 export class ServingSim {
   private nowMs: number;
