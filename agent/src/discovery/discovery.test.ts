@@ -21,7 +21,8 @@ const fixtureRunner: CommandRunner = async (command, args) => {
 describe("parseNvidiaSmiXml", () => {
   it.each([
     { name: "captured H100", dir: "h100", count: 1, model: "H100-80GB", product: "NVIDIA H100 80GB HBM3", memoryMiB: 81559, first: { uuid: "GPU-306528c3-1377-01be-7d90-7db28afb6fcc", pciBusId: "00000000:00:06.0" } },
-    { name: "HGX H200", dir: "h200", count: 8, model: "H200-141GB", product: "NVIDIA H200", memoryMiB: 143771, first: { uuid: "GPU-5e1f9c2a-0b7d-4a3e-9c61-1f2a3b4c5d01", pciBusId: "00000000:18:00.0" } },
+    { name: "captured H200", dir: "h200-captured", count: 1, model: "H200-141GB", product: "NVIDIA H200", memoryMiB: 143771, first: { uuid: "GPU-30ab8efd-a464-e6b4-99d2-b444c66bd336", pciBusId: "00000000:00:06.0" } },
+    { name: "HGX H200 (hand-built)", dir: "h200", count: 8, model: "H200-141GB", product: "NVIDIA H200", memoryMiB: 143771, first: { uuid: "GPU-5e1f9c2a-0b7d-4a3e-9c61-1f2a3b4c5d01", pciBusId: "00000000:18:00.0" } },
   ])("$name", async ({ dir, count, model, product, memoryMiB, first }) => {
     const gpus = parseNvidiaSmiXml(await fixture(`${dir}/nvidia-smi-q-x.xml`));
     expect(gpus).toHaveLength(count);
@@ -53,8 +54,8 @@ describe("catalogModel", () => {
 });
 
 describe("parseTopoMatrix", () => {
-  it("reads the captured single-GPU matrix with its ANSI header", async () => {
-    const topo = parseTopoMatrix(await fixture("h100/topo-m.txt"));
+  it.each(["h100", "h200-captured"])("reads the captured single-GPU matrix with its ANSI header (%s)", async (dir) => {
+    const topo = parseTopoMatrix(await fixture(`${dir}/topo-m.txt`));
     expect(topo.devices).toEqual(["GPU0"]);
     expect(topo.numaNode).toEqual({ GPU0: 0 });
     expect(topo.nicNames).toEqual({});
