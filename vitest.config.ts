@@ -8,7 +8,8 @@ export default defineConfig({
       {
         test: {
           name: "unit",
-          include: ["{crds,operator,agent,bench,scripts}/**/*.test.ts"],
+          // test/harness holds pure tests of the harness itself (profile loading): no cluster needed.
+          include: ["{crds,operator,agent,bench,scripts}/**/*.test.ts", "test/harness/**/*.test.ts"],
           environment: "node",
         },
       },
@@ -16,6 +17,7 @@ export default defineConfig({
         test: {
           name: "integration",
           include: ["test/**/*.test.ts"],
+          exclude: ["test/harness/**", "**/node_modules/**"],
           environment: "node",
           testTimeout: 120_000,
           hookTimeout: 300_000,
