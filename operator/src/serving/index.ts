@@ -9,6 +9,7 @@ export {
   type ClusterNode,
   type ColocatedPlan,
   type DisaggregatedSummary,
+  type PlanAlternatives,
   type PoolPlan,
   type ServingPlanError,
   type ServingPlanInput,

@@ -113,4 +113,27 @@ describe("planServing", () => {
     expect(plan.disaggregated?.goodputPerGpu).toBeGreaterThan(0);
     expect(plan.explanation).toMatch(/KV stream into one decode instance/);
   });
+
+  describe("alternatives (best of each kind by goodput per GPU)", () => {
+    const chat = input({
+      nodes: nodes(1), maxGpus: 8, mode: "auto",
+      workload: { arrivalRatePerSec: 1, lengths: "chatbot" }, slo: { ttftMs: 250, tpotMs: 100, attainmentPercent: 90 },
+    });
+    const plan = planOk(chat);
+    it("reports vLLM and Sarathi separately, and the colocated plan is the better of the two", () => {
+      const { vllm, chunked } = plan.alternatives;
+      expect(vllm?.policy).toBe("vllm");
+      expect(chunked?.policy).toBe("chunked");
+      expect(plan.colocated?.goodputPerGpu).toBe(Math.max(vllm?.goodputPerGpu ?? 0, chunked?.goodputPerGpu ?? 0));
+    });
+
+    it("keeps the best disaggregated unit within the GPUs there are (prefill and decode winners may not fit together)", () => {
+      const best = plan.alternatives.disaggregated;
+      expect(best).not.toBeNull();
+      expect(best?.unit.gpus).toBeLessThanOrEqual(8);
+      // Whatever was deployed at 1 req/s (fewest GPUs), no disaggregated plan measured better per GPU.
+      if (plan.mode === "disaggregated") expect(best?.goodputPerGpu).toBeGreaterThanOrEqual(plan.goodputPerGpu);
+      expect(best?.goodputPerGpu).toBeGreaterThanOrEqual(plan.disaggregated?.goodputPerGpu ?? 0);
+    });
+  });
 });

@@ -6,14 +6,21 @@
  * - Algorithm 1, high node-affinity (§4.1): prefill and decode configurations are chosen independently; for each
  *   phase every (TP, PP) that fits in GPU memory is simulated alone and its goodput found by binary search on
  *   the rate; the phase picks the configuration with the best goodput per GPU; replicas are then
- *   ⌈rate / per-instance goodput⌉ for each phase. KV crosses the scale-out NICs.
+ *   ⌈rate / per-instance goodput⌉ for each phase. KV crosses the scale-out NICs. Two departures, both checked
+ *   against exhaustive search in bench/serving.ts: each configuration is simulated as a pool of instances
+ *   filling one node rather than one instance, so configurations are compared at equal pooling (one instance
+ *   of TP1 vs one of TP4 compares 1 GPU of queueing against 4); and the top two configurations of each phase
+ *   are paired within the GPU budget and the best two units measured end to end, because the two
+ *   per-phase winners may not fit the budget together and the runner-up can win once the phases interact.
  * - Algorithm 2, low node-affinity (§4.2): when the NICs cannot carry the KV stream, prefill and decode
  *   instances share the same PP degree and stage s of both sits on one node, so KV moves over NVLink; a unit is
  *   `a` prefill and `b` decode instances whose per-stage segments fit one node.
  * The plan the phase search picks is then simulated end to end (prefill, KV transfer, decode) to measure its
  * real goodput per GPU and its attainment at the target rate; replicas are added to the bottleneck phase until
- * the target attainment holds. `mode: auto` picks whichever of disaggregated and colocated has the higher
- * measured goodput per GPU. The plan never uses more GPUs than the cluster has free (or maxGpus): it says what
+ * the target attainment holds. The deployed plan is the candidate (disaggregated units, the best colocated
+ * plan; `mode` limits which) that needs the fewest GPUs for the target rate, ties to the higher measured goodput
+ * per GPU; at high rates that is the best per-GPU plan, at low rates a smaller unit can win. `alternatives`
+ * always reports the best per-GPU plan of each kind (DistServe's objective), and vLLM and Sarathi separately. The plan never uses more GPUs than the cluster has free (or maxGpus): it says what
  * is missing instead.
  *
  * Pure: no I/O, no clock; deterministic for a given input (the seed defaults to 1).
@@ -146,9 +153,23 @@ export interface ServingPlanOk {
   colocated: ColocatedPlan | null;
   /** Best disaggregated alternative (the plan itself when mode is disaggregated). */
   disaggregated: DisaggregatedSummary | null;
+  /**
+   * The best plan of each kind by measured goodput per GPU, whatever was deployed: DistServe's objective
+   * (Algorithm 1 maximises per-GPU goodput, then replicates). The deployed plan minimises GPUs for the target
+   * rate, so at low rates it can be a smaller unit with lower goodput per GPU than `alternatives.disaggregated`.
+   * `vllm` and `chunked` are the best colocated plans with each scheduler (vLLM prefill-first, Sarathi chunked
+   * prefill); `colocated` above is the better of the two. Null where not searched (mode) or nothing met the SLOs.
+   */
+  alternatives: PlanAlternatives;
   placement: InstancePlacement[];
   gpusByNode: { nodeName: string; gpus: number }[];
   explanation: string;
+}
+
+export interface PlanAlternatives {
+  disaggregated: DisaggregatedSummary | null;
+  vllm: ColocatedPlan | null;
+  chunked: ColocatedPlan | null;
 }
 
 export interface ServingPlanError {
@@ -164,6 +185,10 @@ const PP_CHOICES = [1, 2, 4, 8] as const;
 /** vLLM's default max_num_seqs: sequences one scheduler batches. */
 const MAX_SEQS_PER_LANE = 256;
 const MAX_UNIT_INSTANCES = 8;
+/** Configurations per phase carried from the one-instance phase search into unit building. */
+const PHASE_FINALISTS = 2;
+/** High-affinity units measured end to end (best estimates first). */
+const HIGH_AFFINITY_MEASURED = 2;
 const MAX_SIM_REQUESTS = 3000;
 
 const fail = (reason: PlanFailureReason, message: string): ServingPlanError => ({ ok: false, reason, message });
@@ -336,20 +361,35 @@ function decodeSim(c: Config, count: number, kvLinkGBps: number): DisaggregatedS
   return { latency: c.latency, count, kvCapacityTokens: c.kvCapacityTokens, maxSeqsPerLane: MAX_SEQS_PER_LANE, kvLinkGBps };
 }
 
+/**
+ * Instances a per-configuration search simulates together: as many as fill one node (at least one). Goodput
+ * depends on pooling (k instances behind one shortest-queue dispatcher absorb a burst better than one), so
+ * configurations are compared on equal GPU pools, not one instance each, which would favour big instances
+ * (a TP4 instance pools 4 GPUs' worth of work, a TP1 instance one). Colocated searches use the same pools.
+ * Returns per-instance goodput (pool goodput ÷ k).
+ */
+function poolSize(ctx: Context, c: Config): number {
+  return Math.max(1, Math.floor(ctx.maxNodeGpus / c.gpus));
+}
+
 function searchPrefill(ctx: Context, c: Config): number {
-  const sample = sampleFor(ctx, ctx.perInstance);
-  const cfg: DisaggregatedSimConfig = { prefill: prefillSim(ctx, c, 1), decode: decodeSim(c, 0, 1), kvBytesPerToken: ctx.model.kvBytesPerToken, phase: "prefill" };
-  return maxRateMeeting((rate) => attainment(simulateDisaggregated(sample, rate, cfg), ctx.slo, "prefill"), {
-    target: ctx.target, capacityRatePerSec: prefillCapacity(ctx, c),
+  const k = poolSize(ctx, c);
+  const sample = sampleFor(ctx, requestsFor(ctx, k));
+  const cfg: DisaggregatedSimConfig = { prefill: prefillSim(ctx, c, k), decode: decodeSim(c, 0, 1), kvBytesPerToken: ctx.model.kvBytesPerToken, phase: "prefill" };
+  const pool = maxRateMeeting((rate) => attainment(simulateDisaggregated(sample, rate, cfg), ctx.slo, "prefill"), {
+    target: ctx.target, capacityRatePerSec: k * prefillCapacity(ctx, c),
   });
+  return pool / k;
 }
 
 function searchDecode(ctx: Context, c: Config, kvLinkGBps: number): number {
-  const sample = sampleFor(ctx, requestsFor(ctx, 1));
-  const cfg: DisaggregatedSimConfig = { prefill: prefillSim(ctx, c, 0), decode: decodeSim(c, 1, kvLinkGBps), kvBytesPerToken: ctx.model.kvBytesPerToken, phase: "decode" };
-  return maxRateMeeting((rate) => attainment(simulateDisaggregated(sample, rate, cfg), ctx.slo, "decode"), {
-    target: ctx.target, capacityRatePerSec: decodeCapacity(ctx, c),
+  const k = poolSize(ctx, c);
+  const sample = sampleFor(ctx, requestsFor(ctx, k));
+  const cfg: DisaggregatedSimConfig = { prefill: prefillSim(ctx, c, 0), decode: decodeSim(c, k, kvLinkGBps), kvBytesPerToken: ctx.model.kvBytesPerToken, phase: "decode" };
+  const pool = maxRateMeeting((rate) => attainment(simulateDisaggregated(sample, rate, cfg), ctx.slo, "decode"), {
+    target: ctx.target, capacityRatePerSec: k * decodeCapacity(ctx, c),
   });
+  return pool / k;
 }
 
 /** Sarathi-Serve §4.3: the largest power-of-two token budget whose iteration stays within half the TPOT SLO. */
@@ -375,11 +415,13 @@ function colocatedCapacity(ctx: Context, c: Config): number {
 }
 
 function searchColocated(ctx: Context, c: Config, policy: ColocatedPolicy): number {
-  const sample = sampleFor(ctx, requestsFor(ctx, 1));
-  const cfg = colocatedSimConfig(ctx, c, 1, policy);
-  return maxRateMeeting((rate) => attainment(simulateColocated(sample, rate, cfg), ctx.slo), {
-    target: ctx.target, capacityRatePerSec: colocatedCapacity(ctx, c),
+  const k = poolSize(ctx, c);
+  const sample = sampleFor(ctx, requestsFor(ctx, k));
+  const cfg = colocatedSimConfig(ctx, c, k, policy);
+  const pool = maxRateMeeting((rate) => attainment(simulateColocated(sample, rate, cfg), ctx.slo), {
+    target: ctx.target, capacityRatePerSec: k * colocatedCapacity(ctx, c),
   });
+  return pool / k;
 }
 
 interface DisaggShape {
@@ -409,7 +451,7 @@ function gpusOf(s: DisaggShape, nPrefill: number, nDecode: number): number {
   return nPrefill * s.prefill.config.gpus + nDecode * s.decode.config.gpus;
 }
 
-/** Smallest-GPU integer mix (≤ MAX_UNIT_INSTANCES each) maximising min(a·gp, b·gd) per GPU. */
+/** Smallest-GPU integer mix (≤ MAX_UNIT_INSTANCES each, ≤ maxGpus unless 1+1 already exceeds it) maximising min(a·gp, b·gd) per GPU. */
 function balancedUnit(p: Phase, d: Phase, maxGpus: number): { a: number; b: number; perGpu: number } {
   let best = { a: 1, b: 1, perGpu: Math.min(p.goodput, d.goodput) / (p.config.gpus + d.config.gpus) };
   for (let a = 1; a <= MAX_UNIT_INSTANCES; a++) {
@@ -514,15 +556,23 @@ function planOnGpuModel(input: ServingPlanInput, model: DerivedModel, coeffs: La
 
   // Colocated baseline: every config × {vLLM, Sarathi}, best goodput per GPU first. Goodput never exceeds the
   // capacity bound, so configs whose bound per GPU is below the best found so far are skipped (exact pruning).
-  let colocated: { config: Config; policy: ColocatedPolicy; goodput: number; perGpu: number } | undefined;
+  // Each policy keeps its own best (the benchmark reports vLLM alone too); a config is skipped only when its
+  // bound is below both bests.
+  type ColocatedChoice = { config: Config; policy: ColocatedPolicy; goodput: number; perGpu: number };
+  const byPolicy: Record<ColocatedPolicy, ColocatedChoice | undefined> = { chunked: undefined, vllm: undefined };
   for (const c of sortByBound(configs.serving, (x) => colocatedCapacity(ctx, x) / x.gpus)) {
-    if (colocated && colocatedCapacity(ctx, c) / c.gpus <= colocated.perGpu) break;
+    const bound = colocatedCapacity(ctx, c) / c.gpus;
+    if (bound <= Math.min(byPolicy.chunked?.perGpu ?? 0, byPolicy.vllm?.perGpu ?? 0)) break;
     for (const policy of ["chunked", "vllm"] as const) {
+      const best = byPolicy[policy];
+      if (best && bound <= best.perGpu) continue;
       const goodput = searchColocated(ctx, c, policy);
       const perGpu = goodput / c.gpus;
-      if (goodput > 0 && (!colocated || perGpu > colocated.perGpu)) colocated = { config: c, policy, goodput, perGpu };
+      if (goodput > 0 && (!best || perGpu > best.perGpu)) byPolicy[policy] = { config: c, policy, goodput, perGpu };
     }
   }
+  let colocated: ColocatedChoice | undefined = byPolicy.chunked;
+  if (byPolicy.vllm && (!colocated || byPolicy.vllm.perGpu > colocated.perGpu)) colocated = byPolicy.vllm;
 
   // Disaggregated: phase searches (Algorithm 1), low-affinity units (Algorithm 2), then end-to-end measurement.
   let disagg: { shape: DisaggShape; perGpu: number } | undefined;
@@ -533,21 +583,42 @@ function planOnGpuModel(input: ServingPlanInput, model: DerivedModel, coeffs: La
     const decodeGoodputNvlink = memo((c: Config) => searchDecode(ctx, c, c.tp * c.pp * coeffs.p2pNvlinkGBps));
     const prefillCap = memo((c: Config) => prefillCapacity(ctx, c));
     const decodeCap = memo((c: Config) => decodeCapacity(ctx, c));
-    const bestPhase = (cs: readonly Config[], cap: (c: Config) => number, goodput: (c: Config) => number): Phase | undefined => {
-      let best: Phase | undefined;
+    // Algorithm 1 ranks each phase's configurations by goodput per GPU measured on one instance alone. That
+    // ranking misses two things: a pooled group of small instances absorbs bursts better than one instance
+    // (so the runner-up can win once replicated), and the two winners together may not fit the GPUs there
+    // are. So the top PHASE_FINALISTS of each phase are kept, every pair that fits the budget is balanced
+    // into a unit, and the best HIGH_AFFINITY_MEASURED units by estimate are measured end to end below.
+    const topPhases = (cs: readonly Config[], cap: (c: Config) => number, goodput: (c: Config) => number, keep: number): Phase[] => {
+      const top: Phase[] = [];
       for (const c of sortByBound(cs, (x) => cap(x) / x.gpus)) {
-        if (best && cap(c) / c.gpus <= best.perGpu) break;
+        if (top.length >= keep && cap(c) / c.gpus <= (top[keep - 1] as Phase).perGpu) break;
         const g = goodput(c);
-        if (g > 0 && (!best || g / c.gpus > best.perGpu)) best = { config: c, goodput: g, perGpu: g / c.gpus };
+        if (g <= 0) continue;
+        top.push({ config: c, goodput: g, perGpu: g / c.gpus });
+        top.sort((x, y) => y.perGpu - x.perGpu || x.config.gpus - y.config.gpus);
+        top.length = Math.min(top.length, keep);
       }
-      return best;
+      return top;
     };
     const shapes: DisaggShape[] = [];
-    const p = bestPhase(configs.prefill, prefillCap, prefillGoodput);
-    const d = bestPhase(configs.serving, decodeCap, decodeGoodputNic);
-    if (p && d) {
-      const unit = balancedUnit(p, d, Math.max(budget, p.config.gpus + d.config.gpus));
-      shapes.push({ prefill: p, decode: d, affinity: "high", unitPrefill: unit.a, unitDecode: unit.b, estimatePerGpu: unit.perGpu, kvLinkGBps: nicKvGBps(ctx, d.config.gpus) });
+    const highPairs = (ps: readonly Phase[], ds: readonly Phase[]): DisaggShape[] => {
+      const out: DisaggShape[] = [];
+      for (const p of ps) {
+        for (const d of ds) {
+          if (p.config.gpus + d.config.gpus > budget) continue;
+          const unit = balancedUnit(p, d, budget);
+          out.push({ prefill: p, decode: d, affinity: "high", unitPrefill: unit.a, unitDecode: unit.b, estimatePerGpu: unit.perGpu, kvLinkGBps: nicKvGBps(ctx, d.config.gpus) });
+        }
+      }
+      return out.sort((x, y) => y.estimatePerGpu - x.estimatePerGpu);
+    };
+    let high = highPairs(topPhases(configs.prefill, prefillCap, prefillGoodput, PHASE_FINALISTS), topPhases(configs.serving, decodeCap, decodeGoodputNic, PHASE_FINALISTS));
+    // When no finalist pair fits the budget, every fitting pair is a candidate (phase searches are memoised).
+    if (high.length === 0) high = highPairs(topPhases(configs.prefill, prefillCap, prefillGoodput, Infinity), topPhases(configs.serving, decodeCap, decodeGoodputNic, Infinity));
+    for (const sh of high.slice(0, HIGH_AFFINITY_MEASURED)) shapes.push(sh);
+    const firstHigh = high[0];
+    if (firstHigh) {
+      const d = firstHigh.decode;
       const kvStreamGBps = (d.goodput * ctx.sample.meanPromptTokens * model.kvBytesPerToken) / 1e9;
       notes.push(`KV stream into one decode instance at its goodput: ${kvStreamGBps.toFixed(2)} GB/s over ${nicKvGBps(ctx, d.config.gpus).toFixed(1)} GB/s of NIC`);
     }
@@ -602,14 +673,15 @@ function planOnGpuModel(input: ServingPlanInput, model: DerivedModel, coeffs: La
     return fail(PlanFailureReason.modelDoesNotFit, `no ${model.shape.name} configuration on ${gpuModel} ${trickle}`);
   }
 
-  const colocatedPlan = (replicas: number): ColocatedPlan | null =>
-    colocated
+  const colocatedPlanOf = (choice: ColocatedChoice | undefined, replicas: number): ColocatedPlan | null =>
+    choice
       ? {
-          tp: colocated.config.tp, pp: colocated.config.pp, replicas, gpusPerReplica: colocated.config.gpus,
-          goodputPerInstance: colocated.goodput, goodputPerGpu: colocated.perGpu, policy: colocated.policy,
-          batchTokens: colocated.policy === "chunked" ? sarathiChunkTokens(ctx, colocated.config) : ctx.lmTokens,
+          tp: choice.config.tp, pp: choice.config.pp, replicas, gpusPerReplica: choice.config.gpus,
+          goodputPerInstance: choice.goodput, goodputPerGpu: choice.perGpu, policy: choice.policy,
+          batchTokens: choice.policy === "chunked" ? sarathiChunkTokens(ctx, choice.config) : ctx.lmTokens,
         }
       : null;
+  const colocatedPlan = (replicas: number): ColocatedPlan | null => colocatedPlanOf(colocated, replicas);
   const pool = (ph: Phase, replicas: number): PoolPlan => ({ tp: ph.config.tp, pp: ph.config.pp, replicas, gpusPerReplica: ph.config.gpus, goodputPerInstance: ph.goodput });
   const summary = (m: { shape: DisaggShape; perGpu: number } | undefined, nP: number, nD: number): DisaggregatedSummary | null =>
     m
@@ -618,6 +690,12 @@ function planOnGpuModel(input: ServingPlanInput, model: DerivedModel, coeffs: La
           unit: { prefill: m.shape.unitPrefill, decode: m.shape.unitDecode, gpus: gpusOf(m.shape, m.shape.unitPrefill, m.shape.unitDecode) },
         }
       : null;
+  const alternatives = (): PlanAlternatives => {
+    const atRate = (choice: ColocatedChoice | undefined) => colocatedPlanOf(choice, choice ? Math.max(1, Math.ceil(rate / choice.goodput - 1e-9)) : 0);
+    if (!disagg) return { disaggregated: null, vllm: atRate(byPolicy.vllm), chunked: atRate(byPolicy.chunked) };
+    const [nP, nD] = disaggReplicas(disagg);
+    return { disaggregated: summary(disagg, nP, nD), vllm: atRate(byPolicy.vllm), chunked: atRate(byPolicy.chunked) };
+  };
   const comparison = `disaggregated ${disagg ? disagg.perGpu.toFixed(3) : "n/a"} vs colocated ${colocated ? `${colocatedPerGpu.toFixed(3)} (${colocated.policy}, TP${colocated.config.tp}×PP${colocated.config.pp})` : "n/a"} req/s/GPU`;
 
   /** Initial replica counts for a disaggregated shape: the measured unit scaled to the rate, each phase covered. */
@@ -670,7 +748,7 @@ function planOnGpuModel(input: ServingPlanInput, model: DerivedModel, coeffs: La
       prefill: pool(sh.prefill, nP), decode: pool(sh.decode, nD), affinity: sh.affinity,
       goodputPerGpu: m.perGpu, predictedAttainmentPercent: achieved * 100, totalGpus,
       colocated: colocatedPlan(colocated ? Math.max(1, Math.ceil(rate / colocated.goodput)) : 0),
-      disaggregated: summary(m, nP, nD),
+      disaggregated: summary(m, nP, nD), alternatives: alternatives(),
       placement: packed.instances, gpusByNode: packed.gpusByNode,
       explanation: [
         `${model.shape.name} on ${gpuModel}: disaggregated, ${sh.affinity} node-affinity; prefill TP${sh.prefill.config.tp}×PP${sh.prefill.config.pp} ×${nP} ` +
@@ -699,7 +777,7 @@ function planOnGpuModel(input: ServingPlanInput, model: DerivedModel, coeffs: La
     return {
       ok: true, mode: "colocated", gpuModel, prefill: null, decode: null, affinity: null,
       goodputPerGpu: c.perGpu, predictedAttainmentPercent: achieved * 100, totalGpus,
-      colocated: colocatedPlan(n), disaggregated: summary(disagg, 0, 0),
+      colocated: colocatedPlan(n), disaggregated: summary(disagg, 0, 0), alternatives: alternatives(),
       placement: packed.instances, gpusByNode: packed.gpusByNode,
       explanation: [
         `${model.shape.name} on ${gpuModel}: colocated (${c.policy === "chunked" ? "Sarathi chunked prefill" : "vLLM prefill-first"}) TP${c.config.tp}×PP${c.config.pp} ×${n} (${c.goodput.toFixed(2)} req/s each)`,
@@ -751,12 +829,18 @@ function capacityFailure(input: ServingPlanInput, gpuModel: string, needed: numb
 export interface DisaggregatedPlanShape {
   prefill: { tp: number; pp: number; replicas: number };
   decode: { tp: number; pp: number; replicas: number };
+  /**
+   * high (default): KV over the decode instance's NICs. low (DistServe Algorithm 2): prefill and decode share
+   * the PP degree and stage s of every instance sits on one node, so KV moves over NVLink; needs equal PP and
+   * the replicas' per-stage segments (replicas·TP of both sides) within one node.
+   */
+  affinity?: "high" | "low";
 }
 
 /**
- * Goodput per GPU (req/s/GPU) of a given high node-affinity disaggregated plan, measured with the same
- * simulator, workload sample and settings planServing uses; 0 when it cannot meet the SLOs or does not fit.
- * The benchmark's exhaustive search calls this for every shape within a GPU budget.
+ * Goodput per GPU (req/s/GPU) of a given disaggregated plan (high node-affinity unless the shape says low),
+ * measured with the same simulator, workload sample and settings planServing uses; 0 when it cannot meet the
+ * SLOs or does not fit. The benchmark's exhaustive search calls this for every shape within a GPU budget.
  */
 export function measureDisaggregatedGoodputPerGpu(input: ServingPlanInput, gpuModel: string, shape: DisaggregatedPlanShape): number {
   const model = deriveModel(input.model);
@@ -771,8 +855,10 @@ export function measureDisaggregatedGoodputPerGpu(input: ServingPlanInput, gpuMo
   const dc = config(shape.decode);
   if (pc.kvCapacityTokens < Math.max(ctx.lmTokens, ctx.sample.maxPromptTokens) || dc.kvCapacityTokens / dc.pp < ctx.sample.maxSequenceTokens) return 0;
   const phase = (c: Config): Phase => ({ config: c, goodput: 1, perGpu: 1 / c.gpus });
+  const low = shape.affinity === "low";
+  if (low && (pc.pp !== dc.pp || shape.prefill.replicas * pc.tp + shape.decode.replicas * dc.tp > ctx.maxNodeGpus)) return 0;
   return measureDisagg(ctx, {
-    prefill: phase(pc), decode: phase(dc), affinity: "high", unitPrefill: shape.prefill.replicas, unitDecode: shape.decode.replicas,
-    estimatePerGpu: 0, kvLinkGBps: nicKvGBps(ctx, dc.gpus),
+    prefill: phase(pc), decode: phase(dc), affinity: low ? "low" : "high", unitPrefill: shape.prefill.replicas, unitDecode: shape.decode.replicas,
+    estimatePerGpu: 0, kvLinkGBps: low ? Math.min(pc.tp, dc.tp) * pc.pp * coeffs.p2pNvlinkGBps : nicKvGBps(ctx, dc.gpus),
   });
 }
