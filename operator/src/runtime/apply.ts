@@ -44,11 +44,16 @@ export class Applier {
 
   /**
    * Applies `status` when it differs from `current`; returns whether it wrote. Comparing first keeps idle
-   * reconciles from bumping resourceVersion and waking every watcher.
+   * reconciles from bumping resourceVersion and waking every watcher. Pass the resourceVersion `current` was read
+   * at to make the write conditional on it.
    */
-  async applyStatus(target: StatusTarget, current: unknown, status: object): Promise<boolean> {
+  async applyStatus(target: StatusTarget, current: unknown, status: object, resourceVersion?: string): Promise<boolean> {
     if (isDeepStrictEqual(normalize(current), normalize(status))) return false;
-    const body = { apiVersion: `${target.group}/${target.version}`, kind: target.kind, metadata: { name: target.name, namespace: target.namespace }, status };
+    // resourceVersion makes the write conditional on the object we computed from: status also carries fields
+    // others write (a worker's lastCheckpointStep), and a forced apply from a stale cache would overwrite them.
+    // A stale write gets 409 Conflict, which the runner turns into a quiet requeue on fresher data.
+    const metadata = { name: target.name, namespace: target.namespace, ...(resourceVersion ? { resourceVersion } : {}) };
+    const body = { apiVersion: `${target.group}/${target.version}`, kind: target.kind, metadata, status };
     await kubeCall(`apply status of ${target.kind} ${target.namespace}/${target.name}`, () =>
       this.customObjects.patchNamespacedCustomObjectStatus(
         { group: target.group, version: target.version, namespace: target.namespace, plural: target.plural, name: target.name, body, fieldManager: this.fieldManager, force: true },

@@ -20,7 +20,7 @@ export async function commitStatus(
   status: object,
   events: readonly PendingEvent[],
 ): Promise<boolean> {
-  const wrote = await deps.applier.applyStatus(target, object.status, status);
+  const wrote = await deps.applier.applyStatus(target, object.status, status, object.metadata?.resourceVersion);
   if (wrote) for (const event of events) await deps.events.record(object, event.type, event.reason, event.message);
   return wrote;
 }

@@ -6,7 +6,7 @@
 import type { V1Node, V1Pod } from "@kubernetes/client-node";
 import { API_GROUP, API_VERSION } from "../../../crds/src/common.js";
 import { conditionChanged, setCondition, type Condition } from "../../../crds/src/conditions.js";
-import { TrainingCondition } from "../../../crds/src/reasons.js";
+import { OwnedLabel, Reason, TrainingCondition } from "../../../crds/src/reasons.js";
 import { TrainingJobNames, TrainingPhase, type TrainingJob, type TrainingJobStatus } from "../../../crds/src/training-job.js";
 import { summarizeCapacity, type ClusterCapacity, type NodeCapacity } from "../cluster/capacity.js";
 import type { Applier } from "../runtime/apply.js";
@@ -65,10 +65,13 @@ export class TrainingJobReconciler implements Reconciler {
     let requeueAfterMs: number | undefined;
     const check = checkTrainingSpec(job.spec, capacity.nodes);
     if (!check.ok) {
+      // A gang placed for an earlier spec must not keep holding GPUs for a spec that cannot run.
+      const released = await this.releaseGang(job);
       set(TrainingCondition.Unschedulable, "True", check.reason, check.message);
       set(TrainingCondition.Placed, "False", check.reason, "no placement");
-      status = { ...job.status, observedGeneration: generation, phase: TrainingPhase.Pending, restarts: job.status?.restarts ?? 0, conditions };
+      status = { ...job.status, observedGeneration: generation, phase: TrainingPhase.Pending, restarts: job.status?.restarts ?? 0, ready: `0/${job.spec.nodes}`, placement: undefined, planSummary: undefined, conditions };
       if (conditionChanged(previous, conditions, TrainingCondition.Unschedulable)) events.push({ type: "Warning", reason: check.reason, message: check.message });
+      if (released > 0) events.push({ type: "Normal", reason: Reason.PlanChanged, message: `deleted ${released} pod(s) of the previous placement: the new spec cannot be placed` });
     } else if (this.deps.gangStep) {
       const outcome = await this.deps.gangStep(job, capacity, check.candidateNodes);
       for (const c of outcome.conditions) set(c.type, c.status, c.reason, c.message);
@@ -88,5 +91,15 @@ export class TrainingJobReconciler implements Reconciler {
       events,
     );
     return requeueAfterMs === undefined ? {} : { requeueAfterMs };
+  }
+
+  /** Deletes the job's pods (labelled with its name and owned by its uid); returns how many it deleted. */
+  private async releaseGang(job: TrainingJob): Promise<number> {
+    const { namespace, name, uid } = job.metadata;
+    const owned = this.deps.pods.list(namespace).filter(
+      (pod) => pod.metadata?.labels?.[OwnedLabel.trainingJob] === name && (pod.metadata?.ownerReferences ?? []).some((ref) => ref.uid === uid) && !pod.metadata?.deletionTimestamp,
+    );
+    for (const pod of owned) await this.deps.applier.delete({ apiVersion: "v1", kind: "Pod", metadata: { name: pod.metadata?.name, namespace } });
+    return owned.length;
   }
 }

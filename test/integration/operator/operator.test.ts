@@ -67,11 +67,8 @@ describe("operator", () => {
       return r.status?.observedGeneration === r.metadata.generation && condition(r, "Unschedulable")?.status === "True" ? r : undefined;
     }, { description: "too-big reconciled after the spec change", timeoutMs: 30_000 });
     expect(condition(second, "Unschedulable")).toMatchObject({ reason: "InsufficientCapacity", message: expect.stringMatching(/needs 12 nodes with 8 GPUs \(96 GPUs\); the cluster has 10 such nodes/) });
-    const events = await waitFor(async () => {
-      const list = await eventsFor(namespace, "too-big");
-      return list.length > 0 ? list : undefined;
-    }, { description: "an Event for too-big" });
-    expect(events[0]).toMatchObject({ type: "Warning", reason: "InsufficientCapacity", source: { component: "gpufleet-operator" } });
+    const warning = await waitFor(async () => (await eventsFor(namespace, "too-big")).find((e) => e.reason === "InsufficientCapacity"), { description: "an InsufficientCapacity Event for too-big" });
+    expect(warning).toMatchObject({ type: "Warning", source: { component: "gpufleet-operator" } });
   });
 
   it("reports semantic errors the schema cannot catch as conditions and Events", async () => {

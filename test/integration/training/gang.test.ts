@@ -173,8 +173,11 @@ describe("TrainingJob gang", () => {
     }
     const service = await core.readNamespacedService({ name: "llm", namespace });
     expect(service.spec).toMatchObject({ clusterIP: "None", publishNotReadyAddresses: true, selector: { "gpufleet.io/training-job": "llm" } });
-    const reasons = (await eventsFor(namespace, "llm")).map((e) => `${e.type}/${e.reason}`);
-    expect(reasons).toEqual(expect.arrayContaining(["Normal/Placed", "Normal/PodsReady"]));
+    // Events follow the status write they describe, so wait for them rather than read once.
+    await waitFor(async () => {
+      const reasons = (await eventsFor(namespace, "llm")).map((e) => `${e.type}/${e.reason}`);
+      return ["Normal/Placed", "Normal/PodsReady"].every((r) => reasons.includes(r));
+    }, { description: "Placed and PodsReady Events" });
 
     await deleteJob(namespace, "llm");
     await expect(core.readNamespacedService({ name: "llm", namespace })).rejects.toThrow();
@@ -272,6 +275,23 @@ describe("TrainingJob gang", () => {
     expect(condition(failed, "Failed")?.message).toBe(`pod llm-1 (node ${second.pods[1]!.spec!.nodeName}) failed; restart budget spent (1 of maxRestarts 1 used)`);
     await waitFor(async () => (await jobPods(namespace, "llm")).length === 0, { description: "the failed gang's pods deleted", timeoutMs: 30_000 });
     await waitFor(async () => (await eventsFor(namespace, "llm")).some((e) => e.type === "Warning" && e.reason === "RestartBudgetExhausted"), { description: "Warning RestartBudgetExhausted Event" });
+    await deleteJob(namespace, "llm");
+  });
+
+  it("releases a placed gang when a spec change makes the job impossible to place", async () => {
+    const namespace = await cluster.freshNamespace("tj-respec");
+    await objects.create(trainingJob("llm", namespace, 2));
+    await waitRunning(namespace, "llm");
+    await custom.patchNamespacedCustomObject({ ...group, namespace, name: "llm", body: { spec: { placement: { gpuModel: "H200-141GB" } } } }, mergePatch);
+
+    const waiting = await waitFor(async () => {
+      const j = await getJob(namespace, "llm");
+      return condition(j, "Unschedulable")?.reason === "NoMatchingNodes" ? j : undefined;
+    }, { description: "llm Unschedulable after the spec change", timeoutMs: 30_000 });
+    expect(waiting.status).toMatchObject({ phase: "Pending", ready: "0/2" });
+    expect(waiting.status?.placement).toBeUndefined();
+    await waitFor(async () => (await jobPods(namespace, "llm")).length === 0, { description: "the old gang's pods deleted", timeoutMs: 30_000 });
+    await waitFor(async () => (await eventsFor(namespace, "llm")).some((e) => e.reason === "PlanChanged" && /deleted 2 pod\(s\) of the previous placement/.test(e.message ?? "")), { description: "PlanChanged Event" });
     await deleteJob(namespace, "llm");
   });
 });
