@@ -6,6 +6,7 @@
 import type { TestProject } from "vitest/node";
 import { EXISTING_CLUSTER_PROFILE_ENV, existingClusterRequested, startLocalCluster, useExistingCluster } from "./cluster.js";
 import type { LocalCluster } from "./cluster.js";
+import { installCrds } from "../support/operator.js";
 
 declare module "vitest" {
   export interface ProvidedContext {
@@ -34,6 +35,10 @@ export async function setup(project: TestProject): Promise<void> {
   } else {
     cluster = await startLocalCluster({ profile: "default", withNats: true, log });
   }
+  // Install gpufleet's CRDs once, first: kube-controller-manager's garbage collector only learns of new resource
+  // types on its periodic rediscovery, so owned pods of a CRD installed later linger until it runs.
+  await installCrds(cluster.kubeconfigPath);
+  log("gpufleet CRDs installed");
   project.provide("kubeconfigPath", cluster.kubeconfigPath);
   project.provide("natsUrl", cluster.natsUrl ?? "");
   project.provide("localCluster", cluster.local);
