@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { MODEL_SHAPES } from "./model-shapes.js";
-import { type ClusterNode, type ServingPlanInput, type ServingPlanOk, planServing } from "./plan.js";
+import { type ClusterNode, type ServingPlanInput, type ServingPlanOk, measureDisaggregatedGoodputPerGpu, planServing } from "./plan.js";
 
 function nodes(count: number, over: Partial<ClusterNode> = {}): ClusterNode[] {
   return Array.from({ length: count }, (_, i) => ({
@@ -135,5 +135,32 @@ describe("planServing", () => {
       if (plan.mode === "disaggregated") expect(best?.goodputPerGpu).toBeGreaterThanOrEqual(plan.goodputPerGpu);
       expect(best?.goodputPerGpu).toBeGreaterThanOrEqual(plan.disaggregated?.goodputPerGpu ?? 0);
     });
+  });
+
+  it("returns a high-affinity unit no neighbouring unit beats when measured end to end", () => {
+    const i = input({ nodes: nodes(1), maxGpus: 8, mode: "disaggregated", slo: { ttftMs: 250, tpotMs: 100, attainmentPercent: 90 }, workload: { arrivalRatePerSec: 1, lengths: "chatbot" } });
+    const best = planOk(i).alternatives.disaggregated;
+    expect(best?.affinity).toBe("high");
+    if (!best || best.affinity !== "high") return;
+    const { prefill: p, decode: d, unit } = best;
+    type Side = { tp: number; pp: number; replicas: number };
+    const here = { prefill: { tp: p.tp, pp: p.pp, replicas: unit.prefill }, decode: { tp: d.tp, pp: d.pp, replicas: unit.decode } };
+    // One instance more or fewer on a side, or a side's TP or PP halved or doubled at about the same GPUs.
+    const moves = (x: Side): Side[] => [
+      { ...x, replicas: x.replicas + 1 }, { ...x, replicas: x.replicas - 1 },
+      ...[[2, 1], [0.5, 1], [1, 2], [1, 0.5]].map(([ft, fp]) => {
+        const tp = x.tp * (ft as number);
+        const pp = x.pp * (fp as number);
+        return { tp, pp, replicas: Math.max(1, Math.round((x.replicas * x.tp * x.pp) / (tp * pp))) };
+      }),
+    ];
+    const neighbours = [...moves(here.prefill).map((prefill) => ({ ...here, prefill })), ...moves(here.decode).map((decode) => ({ ...here, decode }))];
+    for (const n of neighbours) {
+      const gpus = n.prefill.replicas * n.prefill.tp * n.prefill.pp + n.decode.replicas * n.decode.tp * n.decode.pp;
+      if (n.prefill.replicas < 1 || n.decode.replicas < 1 || gpus > 8 || [n.prefill.tp, n.prefill.pp, n.decode.tp, n.decode.pp].some((v) => v < 1 || v > 8)) continue;
+      expect(measureDisaggregatedGoodputPerGpu(i, "A100-80GB", n)).toBeLessThanOrEqual(best.goodputPerGpu * 1.0001);
+    }
+    // And the planner measured it with the same function the benchmark's exhaustive search uses.
+    expect(measureDisaggregatedGoodputPerGpu(i, "A100-80GB", { prefill: { tp: p.tp, pp: p.pp, replicas: unit.prefill }, decode: { tp: d.tp, pp: d.pp, replicas: unit.decode } })).toBeCloseTo(best.goodputPerGpu, 9);
   });
 });

@@ -11,7 +11,10 @@
  *   filling one node rather than one instance, so configurations are compared at equal pooling (one instance
  *   of TP1 vs one of TP4 compares 1 GPU of queueing against 4); and the top two configurations of each phase
  *   are paired within the GPU budget and the best two units measured end to end, because the two
- *   per-phase winners may not fit the budget together and the runner-up can win once the phases interact.
+ *   per-phase winners may not fit the budget together and the runner-up can win once the phases interact;
+ *   then a short local search on the end-to-end measurement (neighbouring replica counts and TP/PP) refines
+ *   the best unit. Each phase is sized to half the allowed misses (95% for a 90% target), since a request
+ *   must meet both SLOs.
  * - Algorithm 2, low node-affinity (§4.2): when the NICs cannot carry the KV stream, prefill and decode
  *   instances share the same PP degree and stage s of both sits on one node, so KV moves over NVLink; a unit is
  *   `a` prefill and `b` decode instances whose per-stage segments fit one node.
@@ -189,6 +192,8 @@ const MAX_UNIT_INSTANCES = 8;
 const PHASE_FINALISTS = 2;
 /** High-affinity units measured end to end (best estimates first). */
 const HIGH_AFFINITY_MEASURED = 2;
+/** End-to-end measurements the local search around the best high-affinity unit may spend. */
+const CLIMB_MEASUREMENTS = 16;
 const MAX_SIM_REQUESTS = 3000;
 
 const fail = (reason: PlanFailureReason, message: string): ServingPlanError => ({ ok: false, reason, message });
@@ -294,6 +299,8 @@ interface Context {
   maxNodeGpus: number;
   nicGBpsPerGpu: number;
   samples: Map<number, WorkloadSample>;
+  /** GPUs the plan may use (free GPUs, capped by maxGpus); sizes the search pools. */
+  budgetGpus: number;
 }
 
 function sampleFor(ctx: Context, count: number): WorkloadSample {
@@ -362,14 +369,24 @@ function decodeSim(c: Config, count: number, kvLinkGBps: number): DisaggregatedS
 }
 
 /**
- * Instances a per-configuration search simulates together: as many as fill one node (at least one). Goodput
- * depends on pooling (k instances behind one shortest-queue dispatcher absorb a burst better than one), so
- * configurations are compared on equal GPU pools, not one instance each, which would favour big instances
- * (a TP4 instance pools 4 GPUs' worth of work, a TP1 instance one). Colocated searches use the same pools.
- * Returns per-instance goodput (pool goodput ÷ k).
+ * Instances a per-configuration search simulates together (at least one): as many as fill one node (or the
+ * budget, if smaller). Goodput depends on pooling (k instances behind one shortest-queue dispatcher absorb a
+ * burst better than one), so configurations are compared on equal GPU pools, not one instance each, which
+ * would favour big instances (a TP4 instance pools 4 GPUs' worth of work, a TP1 instance one). Colocated and
+ * disaggregated phase searches use the same pools. The searches return per-instance goodput (pool ÷ k).
  */
 function poolSize(ctx: Context, c: Config): number {
-  return Math.max(1, Math.floor(ctx.maxNodeGpus / c.gpus));
+  return Math.max(1, Math.floor(Math.min(ctx.maxNodeGpus, ctx.budgetGpus) / c.gpus));
+}
+
+/**
+ * Attainment each phase must reach alone. A request meets the end-to-end SLO only if it meets both TTFT and
+ * TPOT; with the phases sized separately their misses add up, so each phase gets half the allowed misses
+ * (union bound: 95% + 95% guarantees 90% together). Sizing both at the full target overstates every unit whose
+ * phases both run near their limit, and ranks units wrongly before the end-to-end measurement.
+ */
+function phaseTarget(ctx: Context): number {
+  return 1 - (1 - ctx.target) / 2;
 }
 
 function searchPrefill(ctx: Context, c: Config): number {
@@ -377,7 +394,7 @@ function searchPrefill(ctx: Context, c: Config): number {
   const sample = sampleFor(ctx, requestsFor(ctx, k));
   const cfg: DisaggregatedSimConfig = { prefill: prefillSim(ctx, c, k), decode: decodeSim(c, 0, 1), kvBytesPerToken: ctx.model.kvBytesPerToken, phase: "prefill" };
   const pool = maxRateMeeting((rate) => attainment(simulateDisaggregated(sample, rate, cfg), ctx.slo, "prefill"), {
-    target: ctx.target, capacityRatePerSec: k * prefillCapacity(ctx, c),
+    target: phaseTarget(ctx), capacityRatePerSec: k * prefillCapacity(ctx, c),
   });
   return pool / k;
 }
@@ -387,7 +404,7 @@ function searchDecode(ctx: Context, c: Config, kvLinkGBps: number): number {
   const sample = sampleFor(ctx, requestsFor(ctx, k));
   const cfg: DisaggregatedSimConfig = { prefill: prefillSim(ctx, c, 0), decode: decodeSim(c, k, kvLinkGBps), kvBytesPerToken: ctx.model.kvBytesPerToken, phase: "decode" };
   const pool = maxRateMeeting((rate) => attainment(simulateDisaggregated(sample, rate, cfg), ctx.slo, "decode"), {
-    target: ctx.target, capacityRatePerSec: k * decodeCapacity(ctx, c),
+    target: phaseTarget(ctx), capacityRatePerSec: k * decodeCapacity(ctx, c),
   });
   return pool / k;
 }
@@ -475,6 +492,51 @@ function measureDisagg(ctx: Context, s: DisaggShape): number {
   return rate / gpusOf(s, s.unitPrefill, s.unitDecode);
 }
 
+function shapeKey(s: DisaggShape): string {
+  const { prefill: p, decode: d } = s;
+  return `${s.affinity}:${p.config.tp}x${p.config.pp}*${s.unitPrefill}/${d.config.tp}x${d.config.pp}*${s.unitDecode}`;
+}
+
+/**
+ * High-affinity units next to `s`: one instance more or fewer on either side, or one side's configuration
+ * with TP or PP halved or doubled at about the same GPUs. Only units within the budget whose configurations
+ * meet the phase's SLO alone (goodput > 0) are returned.
+ */
+function neighbourUnits(
+  s: DisaggShape,
+  configs: { prefill: readonly Config[]; serving: readonly Config[] },
+  budget: number,
+  prefillGoodput: (c: Config) => number,
+  decodeGoodput: (c: Config) => number,
+  kvLinkGBps: (decode: Config) => number,
+): DisaggShape[] {
+  const out: DisaggShape[] = [];
+  const phase = (c: Config, goodput: (c: Config) => number): Phase | undefined => {
+    const g = goodput(c);
+    return g > 0 ? { config: c, goodput: g, perGpu: g / c.gpus } : undefined;
+  };
+  const push = (p: Phase | undefined, a: number, d: Phase | undefined, b: number): void => {
+    if (!p || !d || a < 1 || b < 1 || a > MAX_UNIT_INSTANCES || b > MAX_UNIT_INSTANCES) return;
+    if (a * p.config.gpus + b * d.config.gpus > budget) return;
+    out.push({ prefill: p, decode: d, affinity: "high", unitPrefill: a, unitDecode: b, estimatePerGpu: 0, kvLinkGBps: kvLinkGBps(d.config) });
+  };
+  const a = s.unitPrefill;
+  const b = s.unitDecode;
+  push(s.prefill, a + 1, s.decode, b);
+  push(s.prefill, a - 1, s.decode, b);
+  push(s.prefill, a, s.decode, b + 1);
+  push(s.prefill, a, s.decode, b - 1);
+  const adjacent = (c: Config, pool: readonly Config[]): Config[] =>
+    pool.filter((x) => (x.tp === c.tp && (x.pp === 2 * c.pp || 2 * x.pp === c.pp)) || (x.pp === c.pp && (x.tp === 2 * c.tp || 2 * x.tp === c.tp)));
+  for (const c of adjacent(s.prefill.config, configs.prefill)) {
+    push(phase(c, prefillGoodput), Math.max(1, Math.round((a * s.prefill.config.gpus) / c.gpus)), s.decode, b);
+  }
+  for (const c of adjacent(s.decode.config, configs.serving)) {
+    push(s.prefill, a, phase(c, decodeGoodput), Math.max(1, Math.round((b * s.decode.config.gpus) / c.gpus)));
+  }
+  return out;
+}
+
 function disaggRequests(ctx: Context, s: DisaggShape, nPrefill: number, nDecode: number): number {
   return requestsFor(ctx, nPrefill + nDecode);
 }
@@ -524,6 +586,7 @@ function makeContext(input: ServingPlanInput, model: DerivedModel, coeffs: Laten
     target: input.slo.attainmentPercent / 100,
     lmTokens: saturatingPrefillTokens(model, coeffs),
     samples: new Map([[perInstance, sample]]),
+    budgetGpus: Math.max(1, Math.min(nodes.reduce((sum, n) => sum + n.gpusFree, 0), input.maxGpus ?? Infinity)),
   };
 }
 
@@ -612,9 +675,16 @@ function planOnGpuModel(input: ServingPlanInput, model: DerivedModel, coeffs: La
       }
       return out.sort((x, y) => y.estimatePerGpu - x.estimatePerGpu);
     };
-    let high = highPairs(topPhases(configs.prefill, prefillCap, prefillGoodput, PHASE_FINALISTS), topPhases(configs.serving, decodeCap, decodeGoodputNic, PHASE_FINALISTS));
-    // When no finalist pair fits the budget, every fitting pair is a candidate (phase searches are memoised).
-    if (high.length === 0) high = highPairs(topPhases(configs.prefill, prefillCap, prefillGoodput, Infinity), topPhases(configs.serving, decodeCap, decodeGoodputNic, Infinity));
+    // Finalists are drawn from the configurations that can share a unit within the budget with at least the
+    // smallest configuration of the other phase.
+    const minGpus = (cs: readonly Config[]) => cs.reduce((m, c) => Math.min(m, c.gpus), Infinity);
+    const pairable = (cs: readonly Config[], other: readonly Config[]) => cs.filter((c) => c.gpus + minGpus(other) <= budget);
+    const prefillPool = pairable(configs.prefill, configs.serving);
+    const decodePool = pairable(configs.serving, configs.prefill);
+    let high = highPairs(topPhases(prefillPool, prefillCap, prefillGoodput, PHASE_FINALISTS), topPhases(decodePool, decodeCap, decodeGoodputNic, PHASE_FINALISTS));
+    // When fewer finalist pairs fit than are to be measured, every fitting pair is a candidate (phase searches
+    // are memoised, so this costs only the configurations not searched yet).
+    if (high.length < HIGH_AFFINITY_MEASURED) high = highPairs(topPhases(prefillPool, prefillCap, prefillGoodput, Infinity), topPhases(decodePool, decodeCap, decodeGoodputNic, Infinity));
     for (const sh of high.slice(0, HIGH_AFFINITY_MEASURED)) shapes.push(sh);
     const firstHigh = high[0];
     if (firstHigh) {
@@ -656,10 +726,32 @@ function planOnGpuModel(input: ServingPlanInput, model: DerivedModel, coeffs: La
     if (bestLow) shapes.push(bestLow);
     // Measure both affinities end to end: the KV transfer and the interplay of the phases only show in the
     // whole simulation, and decide between them.
-    for (const shape of shapes) {
+    const seen = new Set<string>();
+    const measure = (shape: DisaggShape): number => {
+      seen.add(shapeKey(shape));
       const perGpu = measureDisagg(ctx, shape);
       if (perGpu > 0) measured.push({ shape, perGpu });
       if (perGpu > 0 && (!disagg || perGpu > disagg.perGpu)) disagg = { shape, perGpu };
+      return perGpu;
+    };
+    for (const shape of shapes) measure(shape);
+    // Local search on the measured objective from the best high-affinity unit: the phase-alone estimates rank
+    // units only roughly (each phase meets its SLO alone; together the misses add and the KV stream and
+    // burst shapes interact), so neighbouring units (one instance more or fewer on a side, or a side's TP or
+    // PP halved or doubled at about the same GPUs) are measured end to end and the search moves to the best
+    // while it improves, within CLIMB_MEASUREMENTS measurements.
+    let current = measured.filter((m) => m.shape.affinity === "high").sort((x, y) => y.perGpu - x.perGpu)[0];
+    let spent = 0;
+    while (current && spent < CLIMB_MEASUREMENTS) {
+      let next: { shape: DisaggShape; perGpu: number } | undefined;
+      for (const shape of neighbourUnits(current.shape, configs, budget, prefillGoodput, decodeGoodputNic, (c) => nicKvGBps(ctx, c.gpus))) {
+        if (seen.has(shapeKey(shape)) || spent >= CLIMB_MEASUREMENTS) continue;
+        spent++;
+        const perGpu = measure(shape);
+        if (perGpu > (next?.perGpu ?? current.perGpu) * 1.0001) next = { shape, perGpu };
+      }
+      if (!next) break;
+      current = next;
     }
   }
 
