@@ -1,19 +1,38 @@
 /**
- * Serving benchmark (`npm run bench -- serving`): the DistServe planner against the best colocated plan and
- * against exhaustive search, all in the same simulator and the same run, plus planner wall time.
+ * Serving benchmark (`npm run bench -- serving`): the DistServe planner against the best colocated plan (vLLM
+ * prefill-first and Sarathi chunked prefill, each tuned over TP×PP) and against exhaustive search, all in the
+ * same simulator and the same run, plus planner wall time.
  *
  * Workloads (DistServe §6.1): chatbot = the Azure LLM inference trace 2023, conversation service, replayed with
  * its arrival gaps rescaled (DistServe used ShareGPT; Azure Public Dataset, CC-BY 4.0, Patel et al., "Splitwise",
  * ISCA 2024); code-completion and summarization are synthesized (distributions in operator/src/serving/workload.ts).
- * SLOs: DistServe Table 1 as we recall it (not verified against the paper here): chatbot OPT-13B 0.25 s / 0.1 s,
- * OPT-66B 2.5 s / 0.15 s, OPT-175B 4.0 s / 0.2 s; code completion 0.125 s / 0.2 s; summarization 15 s / 0.15 s;
- * 90% attainment. Llama-3-8B uses OPT-13B's chatbot SLOs and Llama-3-70B OPT-66B's.
+ *
+ * SLOs, checked against DistServe's artifact-evaluation plotting script (evaluation/ae-scripts/e2e/_plot.py of
+ * the LLMServe/DistServe artifact, read in the public fork b21111314/DistServe; the paper's Table 1 itself was
+ * not available to check): chatbot OPT-13B TTFT 0.25 s / TPOT 0.1 s, OPT-66B 0.4 s / 0.1 s, OPT-175B 4.0 s /
+ * 0.2 s; code completion (HumanEval, OPT-66B) 0.125 s / 0.2 s; summarization (LongBench, OPT-66B) 15 s / 0.15 s;
+ * 90% attainment. The OPT-66B chatbot pair differs from the 2.5 s / 0.15 s this file used before (written from
+ * memory); we follow the script. DistServe gives code-completion and summarization SLOs for OPT-66B only; we
+ * apply them to every model (an assumption). Llama-3-8B uses OPT-13B's chatbot SLOs and Llama-3-70B OPT-66B's.
+ *
+ * Tight TTFT: DistServe's SLO-scale experiments (Fig. 8 lower, Fig. 9) fix the rate and multiply both SLOs by a
+ * scale from 1.6 down to 0.4; we add a chatbot row per model and GPU with the TTFT SLO ×0.5 and TPOT kept
+ * (sloScale {ttft: 0.5, tpot: 1}), the "tight TTFT" case the issue names.
+ *
+ * Ratios: DistServe's headline (up to 7.4×) is against vLLM without chunked prefill, on vLLM instances of a
+ * fixed size (the artifact's plot script counts 1 GPU for OPT-13B, 4 for OPT-66B, 8 for OPT-175B): that is
+ * `ratioVsVllmDistServe`. `ratioVsVllm` lets vLLM pick its best TP×PP as well; `ratioVsColocated` is against
+ * the better of vLLM and Sarathi-Serve, the strictest baseline. Both use the
+ * planner's best disaggregated plan by goodput per GPU (`alternatives.disaggregated`, DistServe's objective).
+ * The deployed plan at the benchmark's 1 req/s minimises GPUs instead and can be a smaller, less efficient unit;
+ * `ratioVsExhaustiveDeployed` shows that gap.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
   type ClusterNode,
+  type DisaggregatedSummary,
   type KnownModel,
   type ServingPlanInput,
   type ServingWorkload,
@@ -29,10 +48,15 @@ type Workload = "chatbot" | "code-completion" | "summarization";
 
 const SLOS: Record<Workload, (model: KnownModel) => { ttftMs: number; tpotMs: number }> = {
   chatbot: (m) =>
-    m === "OPT-13B" || m === "Llama-3-8B" ? { ttftMs: 250, tpotMs: 100 } : m === "OPT-175B" ? { ttftMs: 4000, tpotMs: 200 } : { ttftMs: 2500, tpotMs: 150 },
+    m === "OPT-13B" || m === "Llama-3-8B" ? { ttftMs: 250, tpotMs: 100 } : m === "OPT-175B" ? { ttftMs: 4000, tpotMs: 200 } : { ttftMs: 400, tpotMs: 100 },
   "code-completion": () => ({ ttftMs: 125, tpotMs: 200 }),
   summarization: () => ({ ttftMs: 15000, tpotMs: 150 }),
 };
+
+interface SloScale {
+  ttft: number;
+  tpot: number;
+}
 
 function cluster(gpuModel: string, nodes: number): ClusterNode[] {
   return Array.from({ length: nodes }, (_, i) => ({
@@ -44,20 +68,67 @@ export interface ServingScenarioResult {
   model: string;
   gpu: string;
   workload: Workload;
+  sloScale: SloScale;
   gpus: number;
   slo: { ttftMs: number; tpotMs: number; attainmentPercent: number };
+  /** Planner's best disaggregated plan by goodput per GPU. */
   disaggGoodputPerGpu: number;
+  /** Better of vLLM and Sarathi chunked prefill. */
   colocatedGoodputPerGpu: number;
+  vllmGoodputPerGpu: number;
+  chunkedGoodputPerGpu: number;
+  /** vLLM with instances no bigger than DistServe's evaluation gave it (OPT-13B 1 GPU, OPT-66B 4, OPT-175B 8). */
+  vllmDistServeGoodputPerGpu: number;
+  vllmDistServeGpus: number;
+  ratioVsVllmDistServe: number | null;
   ratioVsColocated: number | null;
+  ratioVsVllm: number | null;
   exhaustiveGoodputPerGpu?: number;
   ratioVsExhaustive?: number | null;
+  /** The plan deployed at 1 req/s within the exhaustive budget (fewest GPUs) ÷ the exhaustive optimum. */
+  ratioVsExhaustiveDeployed?: number | null;
   exhaustiveShapes?: number;
+  exhaustiveBest?: string;
   plannerMs: number;
   prefill?: string;
   decode?: string;
   affinity?: string | null;
   colocated?: string;
+  vllm?: string;
   note?: string;
+}
+
+const fmtDisagg = (d: DisaggregatedSummary): string =>
+  `P TP${d.prefill.tp}×PP${d.prefill.pp}×${d.unit.prefill}, D TP${d.decode.tp}×PP${d.decode.pp}×${d.unit.decode} (${d.affinity})`;
+
+/**
+ * Best goodput per GPU over every disaggregated shape on one node of `budget` GPUs: both affinities, every
+ * prefill and decode TP×PP and replica count, each measured end to end by the planner's own simulator.
+ */
+function exhaustive(input: ServingPlanInput, gpu: string, budget: number): { best: number; shapes: number; label: string } {
+  const configs: { tp: number; pp: number }[] = [];
+  for (const tp of [1, 2, 4, 8]) for (const pp of [1, 2, 4, 8]) if (tp * pp <= budget) configs.push({ tp, pp });
+  let best = 0;
+  let label = "";
+  let shapes = 0;
+  for (const affinity of ["high", "low"] as const) {
+    for (const p of configs) {
+      for (const d of configs) {
+        if (affinity === "low" && p.pp !== d.pp) continue;
+        for (let n = 1; n * p.tp * p.pp + d.tp * d.pp <= budget; n++) {
+          for (let m = 1; n * p.tp * p.pp + m * d.tp * d.pp <= budget; m++) {
+            shapes++;
+            const g = measureDisaggregatedGoodputPerGpu(input, gpu, { prefill: { ...p, replicas: n }, decode: { ...d, replicas: m }, affinity });
+            if (g > best) {
+              best = g;
+              label = `P TP${p.tp}×PP${p.pp}×${n}, D TP${d.tp}×PP${d.pp}×${m} (${affinity})`;
+            }
+          }
+        }
+      }
+    }
+  }
+  return { best, shapes, label };
 }
 
 export async function run(): Promise<void> {
@@ -67,13 +138,28 @@ export async function run(): Promise<void> {
   const scenarios: ServingScenarioResult[] = [];
   const models: KnownModel[] = ["OPT-13B", "OPT-66B", "OPT-175B", "Llama-3-8B", "Llama-3-70B"];
   const gpusFor = (m: KnownModel): number => (m === "OPT-175B" ? 64 : m === "OPT-66B" || m === "Llama-3-70B" ? 32 : 8);
-  const exhaustiveFor = new Set(["OPT-13B|A100-80GB|chatbot", "Llama-3-8B|H100-80GB|code-completion"]);
+  // Exhaustive search over one 8-GPU node: every model that fits, every workload on one GPU type each.
+  const exhaustiveFor = new Set([
+    "OPT-13B|A100-80GB|chatbot|1", "OPT-13B|A100-80GB|chatbot|0.5", "OPT-13B|A100-80GB|code-completion|1", "OPT-13B|A100-80GB|summarization|1",
+    "Llama-3-8B|H100-80GB|chatbot|1", "Llama-3-8B|H100-80GB|chatbot|0.5", "Llama-3-8B|H100-80GB|code-completion|1", "Llama-3-8B|H100-80GB|summarization|1",
+    "OPT-66B|H100-80GB|chatbot|1", "OPT-66B|H100-80GB|code-completion|1",
+  ]);
+  // GPUs per vLLM instance in DistServe's artifact (the _plot.py backends: OPT-13B 1, OPT-66B 4, OPT-175B 8);
+  // the Llama models take their OPT counterpart's.
+  const distServeVllmGpus = (m: KnownModel): number => (m === "OPT-13B" || m === "Llama-3-8B" ? 1 : m === "OPT-175B" ? 8 : 4);
+  const cases: { workload: Workload; sloScale: SloScale }[] = [
+    { workload: "chatbot", sloScale: { ttft: 1, tpot: 1 } },
+    { workload: "chatbot", sloScale: { ttft: 0.5, tpot: 1 } },
+    { workload: "code-completion", sloScale: { ttft: 1, tpot: 1 } },
+    { workload: "summarization", sloScale: { ttft: 1, tpot: 1 } },
+  ];
 
   for (const model of models) {
     for (const gpu of ["A100-80GB", "H100-80GB"]) {
-      for (const workload of ["chatbot", "code-completion", "summarization"] as const) {
+      for (const { workload, sloScale } of cases) {
         const gpus = gpusFor(model);
-        const slo = { ...SLOS[workload](model), attainmentPercent: 90 };
+        const base = SLOS[workload](model);
+        const slo = { ttftMs: base.ttftMs * sloScale.ttft, tpotMs: base.tpotMs * sloScale.tpot, attainmentPercent: 90 };
         const input: ServingPlanInput = {
           model: MODEL_SHAPES[model], slo, workload: workloadOf(workload, 1), mode: "auto",
           nodes: cluster(gpu, gpus / 8), options: { requestsPerInstance: 150 },
@@ -82,52 +168,51 @@ export async function run(): Promise<void> {
         const plan = planServing(input);
         const plannerMs = performance.now() - t0;
         const row: ServingScenarioResult = {
-          model, gpu, workload, gpus, slo, plannerMs,
-          disaggGoodputPerGpu: 0, colocatedGoodputPerGpu: 0, ratioVsColocated: null,
+          model, gpu, workload, sloScale, gpus, slo, plannerMs,
+          disaggGoodputPerGpu: 0, colocatedGoodputPerGpu: 0, vllmGoodputPerGpu: 0, chunkedGoodputPerGpu: 0, ratioVsColocated: null, ratioVsVllm: null,
+          vllmDistServeGoodputPerGpu: 0, vllmDistServeGpus: distServeVllmGpus(model), ratioVsVllmDistServe: null,
         };
+        const small = planServing({ ...input, mode: "colocated", options: { ...input.options, maxInstanceGpus: row.vllmDistServeGpus } });
+        row.vllmDistServeGoodputPerGpu = small.ok ? (small.alternatives.vllm?.goodputPerGpu ?? 0) : 0;
         if (!plan.ok) {
           row.note = `${plan.reason}: ${plan.message}`;
         } else {
-          const d = plan.disaggregated;
-          const c = plan.colocated;
+          const { disaggregated: d, vllm, chunked } = plan.alternatives;
           row.disaggGoodputPerGpu = d?.goodputPerGpu ?? 0;
-          row.colocatedGoodputPerGpu = c?.goodputPerGpu ?? 0;
+          row.vllmGoodputPerGpu = vllm?.goodputPerGpu ?? 0;
+          row.chunkedGoodputPerGpu = chunked?.goodputPerGpu ?? 0;
+          row.colocatedGoodputPerGpu = Math.max(row.vllmGoodputPerGpu, row.chunkedGoodputPerGpu);
           row.ratioVsColocated = row.colocatedGoodputPerGpu > 0 ? row.disaggGoodputPerGpu / row.colocatedGoodputPerGpu : null;
+          row.ratioVsVllm = row.vllmGoodputPerGpu > 0 ? row.disaggGoodputPerGpu / row.vllmGoodputPerGpu : null;
+          row.ratioVsVllmDistServe = row.vllmDistServeGoodputPerGpu > 0 ? row.disaggGoodputPerGpu / row.vllmDistServeGoodputPerGpu : null;
           if (d) {
             row.prefill = `TP${d.prefill.tp}×PP${d.prefill.pp}×${d.unit.prefill}`;
             row.decode = `TP${d.decode.tp}×PP${d.decode.pp}×${d.unit.decode}`;
             row.affinity = d.affinity;
           }
+          const c = plan.colocated;
           if (c) row.colocated = `${c.policy} TP${c.tp}×PP${c.pp}`;
+          if (vllm) row.vllm = `TP${vllm.tp}×PP${vllm.pp}`;
         }
-        if (exhaustiveFor.has(`${model}|${gpu}|${workload}`)) {
-          // Exhaustive: every high-affinity (prefill TP×PP×n, decode TP×PP×m) within 8 GPUs, measured end to end.
+        if (exhaustiveFor.has(`${model}|${gpu}|${workload}|${sloScale.ttft}`)) {
           const budget = 8;
           const exInput: ServingPlanInput = { ...input, nodes: cluster(gpu, 1), maxGpus: budget };
           const limited = planServing(exInput);
-          const configs: { tp: number; pp: number }[] = [];
-          for (const tp of [1, 2, 4, 8]) for (const pp of [1, 2, 4, 8]) if (tp * pp <= budget) configs.push({ tp, pp });
-          let best = 0;
-          let shapes = 0;
-          for (const p of configs) {
-            for (const d of configs) {
-              for (let n = 1; n * p.tp * p.pp + d.tp * d.pp <= budget; n++) {
-                for (let m = 1; n * p.tp * p.pp + m * d.tp * d.pp <= budget; m++) {
-                  shapes++;
-                  best = Math.max(best, measureDisaggregatedGoodputPerGpu(exInput, gpu, { prefill: { ...p, replicas: n }, decode: { ...d, replicas: m } }));
-                }
-              }
-            }
-          }
-          const plannerPerGpu = limited.ok ? (limited.disaggregated?.goodputPerGpu ?? 0) : 0;
-          row.exhaustiveGoodputPerGpu = best;
-          row.exhaustiveShapes = shapes;
-          row.ratioVsExhaustive = best > 0 ? plannerPerGpu / best : null;
+          const ex = exhaustive(exInput, gpu, budget);
+          const best = limited.ok ? (limited.alternatives.disaggregated?.goodputPerGpu ?? 0) : 0;
+          const deployed = limited.ok && limited.mode === "disaggregated" ? limited.goodputPerGpu : limited.ok ? (limited.disaggregated?.goodputPerGpu ?? 0) : 0;
+          row.exhaustiveGoodputPerGpu = ex.best;
+          row.exhaustiveShapes = ex.shapes;
+          row.exhaustiveBest = ex.label;
+          row.ratioVsExhaustive = ex.best > 0 ? best / ex.best : null;
+          row.ratioVsExhaustiveDeployed = ex.best > 0 ? deployed / ex.best : null;
+          if (limited.ok && limited.alternatives.disaggregated) row.note = `planner within 8 GPUs: ${fmtDisagg(limited.alternatives.disaggregated)}`;
         }
         scenarios.push(row);
         console.log(
-          `${model} ${gpu} ${workload}: disagg ${row.disaggGoodputPerGpu.toFixed(3)} colocated ${row.colocatedGoodputPerGpu.toFixed(3)} ` +
-            `ratio ${row.ratioVsColocated?.toFixed(2) ?? "n/a"}${row.ratioVsExhaustive !== undefined ? ` vsExhaustive ${row.ratioVsExhaustive?.toFixed(3)}` : ""} ${plannerMs.toFixed(0)} ms${row.note ? ` (${row.note})` : ""}`,
+          `${model} ${gpu} ${workload}${sloScale.ttft !== 1 ? ` TTFT×${sloScale.ttft}` : ""}: disagg ${row.disaggGoodputPerGpu.toFixed(3)} vllm ${row.vllmGoodputPerGpu.toFixed(3)} ` +
+            `chunked ${row.chunkedGoodputPerGpu.toFixed(3)} vllm≤${row.vllmDistServeGpus}GPU ${row.vllmDistServeGoodputPerGpu.toFixed(3)} ratio ${row.ratioVsColocated?.toFixed(2) ?? "n/a"} vsVllm ${row.ratioVsVllm?.toFixed(2) ?? "n/a"} vsVllmDistServe ${row.ratioVsVllmDistServe?.toFixed(2) ?? "n/a"}` +
+            `${row.ratioVsExhaustive !== undefined ? ` vsExhaustive ${row.ratioVsExhaustive?.toFixed(3)} (${row.exhaustiveBest})` : ""} ${plannerMs.toFixed(0)} ms${row.note && !plan.ok ? ` (${row.note})` : ""}`,
         );
       }
     }
@@ -137,7 +222,7 @@ export async function run(): Promise<void> {
   const timing: { model: string; gpu: string; gpus: number; rate: number; plannerMs: number; ok: boolean; totalGpus: number | null }[] = [];
   for (const gpus of [8, 64, 512, 1024]) {
     const input: ServingPlanInput = {
-      model: MODEL_SHAPES["OPT-66B"], slo: { ttftMs: 2500, tpotMs: 150, attainmentPercent: 90 },
+      model: MODEL_SHAPES["OPT-66B"], slo: { ...SLOS.chatbot("OPT-66B"), attainmentPercent: 90 },
       workload: { arrivalRatePerSec: gpus * 0.3, lengths: "chatbot" }, mode: "auto", nodes: cluster("H100-80GB", gpus / 8),
     };
     planServing(input); // warm the JIT
@@ -165,17 +250,32 @@ function markdown(
   attribution: string,
 ): string {
   const f = (v: number | null | undefined, digits = 3): string => (v === null || v === undefined ? "–" : v.toFixed(digits));
+  const exhaustiveRows = scenarios.filter((s) => s.ratioVsExhaustive !== undefined);
   const lines = [
     "# Serving benchmark: DistServe planner",
     "",
     `Generated by \`npm run bench -- serving\`. Goodput = highest rate with ≥90% of requests meeting TTFT and TPOT, per GPU (req/s/GPU), simulated. ${attribution}.`,
+    "Disaggregated = the planner's best plan by goodput per GPU. \"÷ vLLM\" is the comparison DistServe reports (colocated without chunked prefill);",
+    "\"÷ best colocated\" is against the better of vLLM and Sarathi-Serve chunked prefill, each with its best TP×PP. Same simulator, same run.",
+    "SLO scale 0.5/1 = chatbot with the TTFT SLO halved and TPOT kept (tight TTFT).",
     "",
-    "| model | GPU | workload | GPUs | TTFT/TPOT SLO (ms) | disagg plan | colocated plan | disagg/GPU | colocated/GPU | ratio | vs exhaustive | planner ms |",
-    "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    "\"vLLM (DistServe's size)\" is vLLM limited to instances of as many GPUs as DistServe's evaluation gave it (OPT-13B/Llama-3-8B 1, OPT-66B/Llama-3-70B 4, OPT-175B 8).",
+    "",
+    "| model | GPU | workload | SLO scale TTFT/TPOT | GPUs | TTFT/TPOT SLO (ms) | disagg plan | vLLM plan | best colocated plan | disagg/GPU | vLLM (DistServe's size)/GPU | vLLM/GPU | chunked/GPU | ÷ vLLM (DistServe's size) | ÷ vLLM | ÷ best colocated | planner ms |",
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ...scenarios.map(
       (s) =>
-        `| ${s.model} | ${s.gpu} | ${s.workload} | ${s.gpus} | ${s.slo.ttftMs}/${s.slo.tpotMs} | ${s.prefill ? `P ${s.prefill}, D ${s.decode} (${s.affinity})` : s.note ?? "–"} | ${s.colocated ?? "–"} | ` +
-        `${f(s.disaggGoodputPerGpu)} | ${f(s.colocatedGoodputPerGpu)} | ${f(s.ratioVsColocated, 2)} | ${s.ratioVsExhaustive === undefined ? "" : `${f(s.ratioVsExhaustive, 3)} (${s.exhaustiveShapes} shapes)`} | ${s.plannerMs.toFixed(0)} |`,
+        `| ${s.model} | ${s.gpu} | ${s.workload} | ${s.sloScale.ttft}/${s.sloScale.tpot} | ${s.gpus} | ${s.slo.ttftMs}/${s.slo.tpotMs} | ${s.prefill ? `P ${s.prefill}, D ${s.decode} (${s.affinity})` : s.note ?? "–"} | ${s.vllm ?? "–"} | ${s.colocated ?? "–"} | ` +
+        `${f(s.disaggGoodputPerGpu)} | ${f(s.vllmDistServeGoodputPerGpu)} | ${f(s.vllmGoodputPerGpu)} | ${f(s.chunkedGoodputPerGpu)} | ${f(s.ratioVsVllmDistServe, 2)} | ${f(s.ratioVsVllm, 2)} | ${f(s.ratioVsColocated, 2)} | ${s.plannerMs.toFixed(0)} |`,
+    ),
+    "",
+    "## Planner vs exhaustive search (one 8-GPU node, both affinities, every TP×PP and replica count)",
+    "",
+    "| model | GPU | workload | SLO scale | exhaustive best | exhaustive /GPU | planner best | planner ÷ exhaustive | deployed at 1 req/s ÷ exhaustive | shapes |",
+    "|---|---|---|---|---|---|---|---|---|---|",
+    ...exhaustiveRows.map(
+      (s) =>
+        `| ${s.model} | ${s.gpu} | ${s.workload} | ${s.sloScale.ttft}/${s.sloScale.tpot} | ${s.exhaustiveBest ?? "–"} | ${f(s.exhaustiveGoodputPerGpu)} | ${s.note ?? "–"} | ${f(s.ratioVsExhaustive, 3)} | ${f(s.ratioVsExhaustiveDeployed, 3)} | ${s.exhaustiveShapes} |`,
     ),
     "",
     "## Planner wall time (OPT-66B, H100-80GB, chatbot lengths, auto mode, one core)",
