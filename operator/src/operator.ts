@@ -19,6 +19,7 @@ import { LeaderElector } from "./runtime/leader.js";
 import type { Logger } from "./runtime/logger.js";
 import { startHealthServer } from "./runtime/server.js";
 import { ServingDeploymentReconciler, type ServingPlanStep } from "./serving/controller.js";
+import { createClusterServingPlanStep } from "./serving/plan-step.js";
 import { TrainingJobReconciler, type TrainingGangStep } from "./training/controller.js";
 import { createTrainingGangStep } from "./training/gang-step.js";
 
@@ -69,7 +70,12 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorH
 
   const deps = { nodes, pods, applier, events, clock };
   const serving = new Controller({
-    reconciler: new ServingDeploymentReconciler({ ...deps, servingDeployments, logger: logger.child({ controller: "servingdeployment" }), planStep: options.servingPlanStep }),
+    reconciler: new ServingDeploymentReconciler({
+      ...deps,
+      servingDeployments,
+      logger: logger.child({ controller: "servingdeployment" }),
+      planStep: options.servingPlanStep ?? createClusterServingPlanStep({ kubeConfig, applier, pods, clock, logger: logger.child({ controller: "servingdeployment" }) }),
+    }),
     metrics,
     logger,
   });

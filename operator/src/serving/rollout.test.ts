@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { planGroups, placeGroups, type Role, type StatusPlan } from "./pools.js";
-import { planRollout, type ObservedPod, type RolloutStep } from "./rollout.js";
+import { planRollout, runningPlanFits, type ObservedPod, type RolloutStep } from "./rollout.js";
 
 const pool = (tp: number, pp: number, replicas: number) => ({ tp, pp, replicas, gpus: tp * pp * replicas });
 const plan = (over: Partial<StatusPlan>): StatusPlan => ({ mode: "disaggregated", gpuModel: "H100-80GB", totalGpus: 0, goodputPerGpu: 1, ...over });
@@ -194,5 +194,36 @@ describe("planRollout repairs the target plan", () => {
     expect(step.create.map((g) => g.key)).toEqual(["decode-0", "decode-1", "prefill-0"]);
     expect(step.blocked.map((g) => g.key)).toEqual(["decode-2"]);
     expect(step.waiting).toBe("1 group(s) of the new plan wait for GPUs to free up");
+  });
+});
+
+describe("runningPlanFits", () => {
+  const running = disagg([2, 1, 1], [1, 1, 2]);
+  const fitsIn = (world: World) => runningPlanFits({ sdName: "sd", plan: running, hash: "r", pods: world.pods, free: world.free().filter((n) => !world.lost.has(n.nodeName)), lostNodes: world.lost });
+
+  it("holds for a complete plan even with no GPU free", () => {
+    const world = new World({ n0: 4 });
+    world.install(running, "r");
+    expect(fitsIn(world)).toBe(true);
+  });
+
+  it("holds when a group on a lost node can be placed again elsewhere, and not when it cannot", () => {
+    const roomy = new World({ n0: 4, n1: 4 });
+    roomy.install(running, "r");
+    roomy.lost.add("n0");
+    expect(fitsIn(roomy)).toBe(true);
+    const tight = new World({ n0: 4, n1: 1 });
+    tight.install(running, "r");
+    tight.lost.add("n0");
+    expect(fitsIn(tight)).toBe(false);
+  });
+
+  it("counts GPUs of the deployment's pods of other plans as reusable", () => {
+    const world = new World({ n0: 4 });
+    world.install(coloc(1, 1, 4), "old");
+    expect(fitsIn(world)).toBe(true);
+    world.capacity.n0 = 3;
+    world.pods.pop();
+    expect(fitsIn(world)).toBe(false);
   });
 });

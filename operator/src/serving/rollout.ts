@@ -19,7 +19,7 @@ import type { V1Pod } from "@kubernetes/client-node";
 import { OwnedLabel } from "../../../crds/src/reasons.js";
 import { gpuRequest } from "../cluster/capacity.js";
 import type { FreeNode } from "./placement.js";
-import { type PlacedGroup, type PlannedGroup, type Role, ServingPodAnnotation, ServingPodLabel, placeGroups } from "./pools.js";
+import { type PlacedGroup, type PlannedGroup, type Role, type StatusPlan, ServingPodAnnotation, ServingPodLabel, placeGroups, planGroups } from "./pools.js";
 
 export interface ObservedPod {
   name: string;
@@ -241,4 +241,23 @@ function makeRoom(input: RolloutInput, group: PlannedGroup, candidates: readonly
     }
   }
   return undefined;
+}
+
+/**
+ * Whether a running plan can keep running on the cluster as it is: its groups that are missing, incomplete or on
+ * a lost node can be placed in the GPUs free plus those the deployment's other pods hold (the rollout may reuse
+ * them). Hysteresis keeps a plan only while this holds.
+ */
+export function runningPlanFits(input: { sdName: string; plan: StatusPlan; hash: string; pods: readonly ObservedPod[]; free: readonly FreeNode[]; lostNodes: ReadonlySet<string> }): boolean {
+  const { hash, lostNodes } = input;
+  const live = input.pods.filter((p) => !p.deleting && !p.failed);
+  const groups = planGroups(input.plan);
+  const healthy = new Set<string>();
+  for (const group of groups) {
+    const pods = live.filter((p) => p.hash === hash && p.groupKey === group.key);
+    if (pods.length > 0 && pods.length === pods[0]!.groupPods && !pods.some((p) => lostNodes.has(p.nodeName))) healthy.add(group.key);
+  }
+  const reusable = live.filter((p) => p.counted && !lostNodes.has(p.nodeName) && !(p.hash === hash && healthy.has(p.groupKey)));
+  const free = input.free.map((n) => ({ nodeName: n.nodeName, gpusFree: n.gpusFree + reusable.filter((p) => p.nodeName === n.nodeName).reduce((s, p) => s + p.gpus, 0) }));
+  return placeGroups(input.sdName, hash, groups.filter((g) => !healthy.has(g.key)), free).blocked.length === 0;
 }
