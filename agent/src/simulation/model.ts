@@ -13,7 +13,7 @@ import type { V1Node, V1Pod } from "@kubernetes/client-node";
 import { NicType, TopologyLabel } from "../../../crds/src/topology.js";
 import { gpuSpec } from "../../../operator/src/hardware/catalog.js";
 import type { NodeFacts } from "../discovery/facts.js";
-import { WorkerKind } from "../workers/registry.js";
+import { WorkerKind, type WorkerIdentity } from "../workers/registry.js";
 
 export const KWOK_NODE = { key: "kwok.x-k8s.io/node", value: "fake" } as const;
 
@@ -69,15 +69,7 @@ export function simulatedNodeFacts(node: V1Node): NodeFacts {
   };
 }
 
-export interface SimWorkerSpec {
-  workerId: string;
-  podNamespace: string;
-  podName: string;
-  podUid: string;
-  nodeName: string;
-  kind: WorkerKind;
-  rank: number;
-  worldSize: number;
+export interface SimWorkerSpec extends WorkerIdentity {
   /** namespace/job for training ranks. */
   jobKey: string | undefined;
 }

@@ -13,16 +13,21 @@ const KINDS: ReadonlySet<string> = new Set(Object.values(WorkerKind));
 export const WorkerState = { healthy: "healthy", missing: "missing" } as const;
 export type WorkerState = (typeof WorkerState)[keyof typeof WorkerState];
 
-export interface WorkerEntry {
+/** Who a worker is: the same for a registered real worker and a simulated one the agent plans to start. */
+export interface WorkerIdentity {
   workerId: string;
   podNamespace: string;
   podName: string;
   podUid: string;
   nodeName: string;
   kind: WorkerKind;
-  gpuUuids: string[];
+  /** Training rank in the job (-1 for serving workers). */
   rank: number;
   worldSize: number;
+}
+
+export interface WorkerEntry extends WorkerIdentity {
+  gpuUuids: string[];
   simulated: boolean;
   registeredUnixMs: number;
   lastHeartbeatUnixMs: number;
