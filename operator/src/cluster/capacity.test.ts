@@ -28,6 +28,19 @@ describe("summarizeCapacity", () => {
     expect(nodes.map((n) => [n.nodeName, n.gpusFree])).toEqual([["a", 3], ["b", 0]]);
   });
 
+  it("counts a pod pinned to one node by a required hostname affinity before it is bound, and no other unbound pod", () => {
+    const pinned = (values: string[]): V1Pod => ({
+      spec: {
+        affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: "kubernetes.io/hostname", operator: "In", values }] }] } } },
+        containers: [{ name: "c", resources: { requests: { "nvidia.com/gpu": "2" } } }],
+      },
+      status: { phase: "Pending" },
+    });
+    const unbound: V1Pod = { spec: { containers: [{ name: "c", resources: { requests: { "nvidia.com/gpu": "4" } } }] }, status: { phase: "Pending" } };
+    const { nodes } = summarizeCapacity([node("a"), node("b")], [pinned(["a"]), pinned(["a", "b"]), unbound]);
+    expect(nodes.map((n) => [n.nodeName, n.gpusFree])).toEqual([["a", 6], ["b", 8]]);
+  });
+
   it("marks isolated and not-ready nodes unschedulable", () => {
     const { nodes } = summarizeCapacity([node("a", { isolated: true }), node("b", { ready: false }), node("c")], []);
     expect(nodes.map((n) => [n.nodeName, n.schedulable, n.isolated])).toEqual([["a", false, true], ["b", false, false], ["c", true, false]]);

@@ -7,7 +7,7 @@ import { GpuResource, IsolatedTaintKey, hasTopologyLabels, parseNodeTopology, ty
 
 export interface NodeCapacity extends NodeTopology {
   gpusAllocatable: number;
-  /** Allocatable minus what non-terminated pods bound to the node request. */
+  /** Allocatable minus what non-terminated pods bound (or pinned, see podNode) to the node request. */
   gpusFree: number;
   /** Ready, not cordoned, not isolated by gpufleet. */
   schedulable: boolean;
@@ -32,10 +32,23 @@ export function gpuRequest(pod: V1Pod): number {
 
 const isTerminated = (pod: V1Pod): boolean => pod.status?.phase === "Succeeded" || pod.status?.phase === "Failed";
 
+/**
+ * The node a pod holds GPUs on: where it is bound, or, before kube-scheduler binds it, the one node a required
+ * node affinity on kubernetes.io/hostname pins it to (the serving pools' pods). Counting pinned pods at once keeps
+ * another controller that binds directly (the training gang) from planning the same GPUs in the meantime.
+ */
+export function podNode(pod: V1Pod): string | undefined {
+  if (pod.spec?.nodeName) return pod.spec.nodeName;
+  const terms = pod.spec?.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms ?? [];
+  if (terms.length !== 1) return undefined;
+  const pins = (terms[0]!.matchExpressions ?? []).filter((e) => e.key === "kubernetes.io/hostname" && e.operator === "In" && e.values?.length === 1);
+  return pins.length === 1 ? pins[0]!.values![0] : undefined;
+}
+
 export function summarizeCapacity(nodes: readonly V1Node[], pods: readonly V1Pod[]): ClusterCapacity {
   const usedByNode = new Map<string, number>();
   for (const pod of pods) {
-    const nodeName = pod.spec?.nodeName;
+    const nodeName = podNode(pod);
     if (!nodeName || isTerminated(pod)) continue;
     usedByNode.set(nodeName, (usedByNode.get(nodeName) ?? 0) + gpuRequest(pod));
   }

@@ -92,7 +92,7 @@ export function clusterNodes(nodes: readonly NodeCapacity[], gpuModels: readonly
 
 /**
  * GPUs free right now for new pods of the plan, per schedulable node of its GPU model: the capacity's free count
- * less the deployment's pods it does not count yet (created but not bound, or not yet in the cache).
+ * less the deployment's pods it does not count yet (created but not yet in the cache).
  */
 export function placementNodes(nodes: readonly NodeCapacity[], gpuModel: string, ownPods: readonly ObservedPod[]): { nodeName: string; gpusFree: number }[] {
   const pending = new Map<string, number>();

@@ -17,7 +17,7 @@
  */
 import type { V1Pod } from "@kubernetes/client-node";
 import { OwnedLabel } from "../../../crds/src/reasons.js";
-import { gpuRequest } from "../cluster/capacity.js";
+import { gpuRequest, podNode } from "../cluster/capacity.js";
 import type { FreeNode } from "./placement.js";
 import { type PlacedGroup, type PlannedGroup, type Role, type StatusPlan, ServingPodAnnotation, ServingPodLabel, placeGroups, planGroups } from "./pools.js";
 
@@ -37,7 +37,7 @@ export interface ObservedPod {
   failed: boolean;
   /** Being deleted (deletionTimestamp set, or deleted by us and still in the cache). */
   deleting: boolean;
-  /** Bound and in the pod cache: the cluster capacity already counts its GPUs. */
+  /** In the pod cache, bound or pinned, not finished: the cluster capacity already counts its GPUs. */
   counted: boolean;
 }
 
@@ -93,7 +93,7 @@ export function observePod(pod: V1Pod, opts: { deleting?: boolean; counted?: boo
     ready: phase === "Running" && (pod.status?.conditions ?? []).some((c) => c.type === "Ready" && c.status === "True"),
     failed: phase === "Failed" || phase === "Succeeded",
     deleting: opts.deleting ?? pod.metadata?.deletionTimestamp !== undefined,
-    counted: opts.counted ?? (pod.spec?.nodeName !== undefined && phase !== "Failed" && phase !== "Succeeded"),
+    counted: opts.counted ?? (podNode(pod) !== undefined && phase !== "Failed" && phase !== "Succeeded"),
   };
 }
 
