@@ -13,6 +13,7 @@ import { CoreV1Api, CustomObjectsApi, KubernetesObjectApi, PatchStrategy, setHea
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { API_GROUP, API_VERSION } from "../../../crds/src/common.js";
 import type { ServingDeployment, ServingDeploymentSpec } from "../../../crds/src/serving-deployment.js";
+import { IsolatedTaintKey } from "../../../crds/src/topology.js";
 import { summarizeCapacity } from "../../../operator/src/cluster/capacity.js";
 import { loadOperatorConfig } from "../../../operator/src/config/config.js";
 import { startOperator, type OperatorHandle } from "../../../operator/src/operator.js";
@@ -231,6 +232,30 @@ describe("ServingDeployment", () => {
     const changed = (await eventsFor(namespace, "chat")).filter((e) => e.reason === "PlanChanged");
     expect(changed).toEqual([expect.objectContaining({ type: "Normal", message: expect.stringContaining(`${before.status?.planSummary} → ${planSummary(expected)} (SpecChanged)`) })]);
 
+    await deleteSd(namespace, "chat");
+  });
+
+  it("moves the pods off a node isolated by fault detection, keeping the plan (hysteresis: same shape)", async () => {
+    const namespace = await cluster.freshNamespace("sd-isolate");
+    await objects.create(servingDeployment("chat", namespace));
+    const { sd: before, pods } = await waitAvailable(namespace, "chat");
+    const victim = pods[0]!.spec!.nodeName!;
+    const taint = { key: IsolatedTaintKey, value: "serving-it", effect: "NoSchedule" };
+    const node = await core.readNode({ name: victim });
+    await core.patchNode({ name: victim, body: { spec: { taints: [...(node.spec?.taints ?? []), taint] } } }, mergePatch);
+    try {
+      const after = await waitFor(async () => {
+        const r = await waitAvailable(namespace, "chat");
+        return r.pods.every((p) => p.spec?.nodeName !== victim) ? r : undefined;
+      }, { description: `chat moved off ${victim}`, timeoutMs: 60_000 });
+      expect(after.sd.status?.planSummary).toBe(before.status?.planSummary);
+      expect(after.pods.map((p) => p.metadata?.labels?.["gpufleet.io/plan-hash"])).toEqual(pods.map((p) => p.metadata?.labels?.["gpufleet.io/plan-hash"]));
+      await expectPodsRun(after.pods, after.sd.status!.plan!);
+      expect((await eventsFor(namespace, "chat")).filter((e) => e.reason === "PlanChanged")).toEqual([]);
+    } finally {
+      const now = await core.readNode({ name: victim });
+      await core.patchNode({ name: victim, body: { spec: { taints: (now.spec?.taints ?? []).filter((t) => t.key !== IsolatedTaintKey) } } }, mergePatch);
+    }
     await deleteSd(namespace, "chat");
   });
 
