@@ -90,7 +90,7 @@ const withStatus = (outcome: ServingPlanOutcome, generation = 1): ServingDeploym
 });
 
 describe("serving plan step", () => {
-  it("creates the planned pods and Services once, reports the plan, and does not create them again while the cache lags", async () => {
+  it("creates the planned pods once, reports the plan, and does not create them again while the cache lags", async () => {
     const fake = new Fake();
     const first = await fake.step(sd(), capacity([node("a"), node("b")]), ["H100-80GB"]);
     expect(fake.appliedPods().map((p) => p.metadata?.name).sort()).toEqual([expect.stringMatching(/^chat-[0-9a-f]{8}-d0$/), expect.stringMatching(/-d1$/), expect.stringMatching(/-p0$/)]);
@@ -100,9 +100,9 @@ describe("serving plan step", () => {
     expect(first.requeueAfterMs).toBe(2_000);
 
     // The cache has not seen the pods: nothing is created twice, nothing deleted.
-    const before = fake.applied.length;
+    const before = fake.appliedPods().length;
     await fake.step(sd(withStatus(first)), capacity([node("a"), node("b")]), ["H100-80GB"]);
-    expect(fake.applied.length).toBe(before);
+    expect(fake.appliedPods().length).toBe(before);
     expect(fake.deleted).toEqual([]);
 
     fake.catchUp();
@@ -140,10 +140,16 @@ describe("serving plan step", () => {
     expect(short.status).toMatchObject({ phase: "Pending", plan: undefined });
     expect(short.conditions).toEqual(expect.arrayContaining([
       { type: "Planned", status: "False", reason: "InsufficientCapacity", message: "needs 40 H100-80GB GPUs …; missing 32" },
-      { type: "InsufficientCapacity", status: "True", reason: "InsufficientCapacity", message: "needs 40 H100-80GB GPUs …; missing 32; the pods of the previous plan (disagg P1×TP1 D2×TP1 (3 GPU)) keep serving" },
+      { type: "InsufficientCapacity", status: "True", reason: "InsufficientCapacity", message: "needs 40 H100-80GB GPUs …; missing 32; 3 pod(s) of the previous plan (disagg P1×TP1 D2×TP1 (3 GPU)) keep serving" },
     ]));
     expect(short.events).toEqual([{ type: "Warning", reason: "InsufficientCapacity", message: "needs 40 H100-80GB GPUs …; missing 32" }]);
     expect(fake.deleted).toEqual([]);
+
+    // Other workloads free a GPU: the message moves with the count, but no second Warning for the same state.
+    fake.next = { ok: false, reason: "InsufficientCapacity", message: "needs 40 H100-80GB GPUs …; missing 31" };
+    const still = await fake.step(sd(withStatus(short, 2), 2, 400), capacity([node("a", 5), node("b", 1)]), ["H100-80GB"]);
+    expect(still.conditions.find((c) => c.type === "Planned")?.message).toMatch(/missing 31$/);
+    expect(still.events).toEqual([]);
   });
 
   it("takes back the pods of a group it could not finish creating", async () => {

@@ -182,7 +182,7 @@ export function createServingPlanStep(deps: ServingPlanStepDeps): ServingPlanSte
     // ---- helpers closing over this reconcile ----
 
     function invalidSpec(message: string): ServingPlanOutcome {
-      const flipped = conditionFlips(ServingCondition.Planned, "False", Reason.InvalidSpec, message);
+      const flipped = flipsTo(ServingCondition.Planned, "False", Reason.InvalidSpec) || findCondition(previous, ServingCondition.Planned)?.message !== message;
       return {
         status: { phase: ServingPhase.Pending },
         conditions: [
@@ -198,9 +198,9 @@ export function createServingPlanStep(deps: ServingPlanStepDeps): ServingPlanSte
     function noPlan(why: { reason: Reason; message: string }, dropped: StatusPlan | undefined): ServingPlanOutcome {
       const capacityShort = why.reason === Reason.InsufficientCapacity;
       const events: PendingEvent[] = [];
-      if (conditionFlips(ServingCondition.Planned, "False", why.reason, why.message)) events.push({ type: "Warning", reason: why.reason, message: why.message });
+      if (flipsTo(ServingCondition.Planned, "False", why.reason)) events.push({ type: "Warning", reason: why.reason, message: why.message });
       const left = observed.filter((p) => !p.deleting).length;
-      const keeping = dropped && left > 0 ? `; the pods of the previous plan (${planSummary(dropped)}) keep serving` : "";
+      const keeping = left > 0 ? `; ${left} pod(s) of ${dropped ? `the previous plan (${planSummary(dropped)})` : "an earlier plan"} keep serving` : "";
       return {
         status: { phase: ServingPhase.Pending, plan: undefined, planSummary: undefined, ready: undefined, readyInstances: undefined, desiredInstances: undefined },
         conditions: [
@@ -229,7 +229,7 @@ export function createServingPlanStep(deps: ServingPlanStepDeps): ServingPlanSte
       // The running plan is kept but cannot be repaired, and the planner finds nothing better that fits.
       const short = failure?.reason === Reason.InsufficientCapacity && step.blocked.length > 0;
       const shortMessage = short ? `${summary} cannot be repaired: ${failure.message}` : "";
-      if (short && conditionFlips(ServingCondition.InsufficientCapacity, "True", Reason.InsufficientCapacity, shortMessage)) {
+      if (short && flipsTo(ServingCondition.InsufficientCapacity, "True", Reason.InsufficientCapacity)) {
         events.push({ type: "Warning", reason: Reason.InsufficientCapacity, message: shortMessage });
       }
       if (allReady && conditionFlips(ServingCondition.Available, "True", Reason.PodsReady, `all ${step.desiredInstances} instances of ${summary} are ready`)) {
@@ -265,6 +265,15 @@ export function createServingPlanStep(deps: ServingPlanStepDeps): ServingPlanSte
     function conditionFlips(type: string, status: string, reason: string, message: string): boolean {
       const c = findCondition(previous, type);
       return c?.status !== status || c.reason !== reason || c.message !== message;
+    }
+
+    /**
+     * Whether a condition newly takes this status and reason. Warnings about capacity fire on this, not on every
+     * new message: the planner's message carries the cluster's free GPU count, which moves with other workloads.
+     */
+    function flipsTo(type: string, status: string, reason: string): boolean {
+      const c = findCondition(previous, type);
+      return c?.status !== status || c.reason !== reason;
     }
   };
 
@@ -329,13 +338,17 @@ export function createServingPlanStep(deps: ServingPlanStepDeps): ServingPlanSte
     }
   }
 
+  /**
+   * Applies the Services every reconcile (level-based: one deleted by hand comes back; an unchanged apply is a
+   * no-op), and lists and removes those of roles no longer served only when the set of roles changed.
+   */
   async function syncServices(sd: ServingDeployment, roles: Role[]): Promise<void> {
     const namespace = sd.metadata.namespace!;
     const name = sd.metadata.name!;
     const wanted = serviceObjects(sd, roles.sort());
-    const key = JSON.stringify(wanted);
-    if (appliedServices.get(sd.metadata.uid!) === key) return;
     for (const service of wanted) await deps.applier.apply(service);
+    const key = JSON.stringify(roles);
+    if (appliedServices.get(sd.metadata.uid!) === key) return;
     const names = new Set(wanted.map((s) => s.metadata?.name));
     for (const existing of await deps.listServices(namespace, name)) {
       const owned = existing.metadata?.ownerReferences?.some((o) => o.uid === sd.metadata.uid);
