@@ -51,9 +51,8 @@ export function isConditionTrue(conditions: readonly Condition[] | undefined, ty
   return findCondition(conditions, type)?.status === "True";
 }
 
-/** Whether a condition's status, reason or message differs between two lists: the moments worth an Event. */
-export function conditionChanged(before: readonly Condition[] | undefined, after: readonly Condition[] | undefined, type: string): boolean {
-  const a = findCondition(before, type);
-  const b = findCondition(after, type);
-  return a?.status !== b?.status || a?.reason !== b?.reason || a?.message !== b?.message;
+/** Whether writing `update` would change the condition's status, reason or message (an Event-worthy change). */
+export function wouldChange(conditions: readonly Condition[] | undefined, update: ConditionUpdate): boolean {
+  const current = findCondition(conditions, update.type);
+  return current?.status !== update.status || current?.reason !== update.reason || current?.message !== update.message;
 }

@@ -73,7 +73,6 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorH
     reconciler: new ServingDeploymentReconciler({
       ...deps,
       servingDeployments,
-      logger: logger.child({ controller: "servingdeployment" }),
       planStep: options.servingPlanStep ?? createClusterServingPlanStep({ kubeConfig, applier, pods, clock, logger: logger.child({ controller: "servingdeployment" }) }),
     }),
     metrics,
@@ -83,7 +82,6 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorH
     reconciler: new TrainingJobReconciler({
       ...deps,
       trainingJobs,
-      logger: logger.child({ controller: "trainingjob" }),
       gangStep: options.trainingGangStep ?? createTrainingGangStep({ applier, pods, clock, logger: logger.child({ controller: "trainingjob" }) }),
     }),
     metrics,

@@ -1,44 +1,33 @@
 /**
- * TrainingJob reconciler: fetch → check → place (gang) → apply → status. Thin by design: whether and where the gang
- * runs is decided by pure code (controller-checks.ts, Holmes placement, the restart policy); this file reads caches,
- * writes objects and status.
+ * TrainingJob reconciler: check → place (gang) → apply, inside the shared lifecycle (runtime/lifecycle.ts). Thin by
+ * design: whether and where the gang runs is decided by pure code (controller-checks.ts, Holmes placement, the
+ * restart policy); the gang step applies it.
  */
 import type { V1Node, V1Pod } from "@kubernetes/client-node";
 import { API_GROUP, API_VERSION } from "../../../crds/src/common.js";
-import { conditionChanged, setCondition, type Condition } from "../../../crds/src/conditions.js";
+import { wouldChange, type ConditionUpdate } from "../../../crds/src/conditions.js";
 import { OwnedLabel, Reason, TrainingCondition } from "../../../crds/src/reasons.js";
 import { TrainingJobNames, TrainingPhase, type TrainingJob, type TrainingJobStatus } from "../../../crds/src/training-job.js";
 import { summarizeCapacity, type ClusterCapacity, type NodeCapacity } from "../cluster/capacity.js";
-import type { Applier } from "../runtime/apply.js";
-import type { Clock } from "../runtime/clock.js";
 import type { ReconcileResult, Reconciler } from "../runtime/controller.js";
-import type { EventSink } from "../runtime/events.js";
-import { parseKey, type ResilientInformer } from "../runtime/informer.js";
-import type { Logger } from "../runtime/logger.js";
-import { commitStatus, type PendingEvent } from "../runtime/status.js";
+import type { ResilientInformer } from "../runtime/informer.js";
+import { reconcileResource, type LifecycleDeps, type StepOutcome } from "../runtime/lifecycle.js";
+import type { PendingEvent } from "../runtime/status.js";
 import { checkTrainingSpec } from "./controller-checks.js";
 
-export interface TrainingGangOutcome {
-  status: Partial<TrainingJobStatus>;
-  conditions: { type: string; status: "True" | "False" | "Unknown"; reason: string; message: string }[];
-  events: PendingEvent[];
-  requeueAfterMs?: number;
-}
+export type TrainingGangOutcome = StepOutcome<TrainingJobStatus>;
 
-/** Places, runs and restarts the gang of a job whose spec passed the checks (Holmes placement, issue 5). */
+/** Places, runs and restarts the gang of a job whose spec passed the checks (Holmes placement). */
 export type TrainingGangStep = (job: TrainingJob, capacity: ClusterCapacity, candidates: NodeCapacity[]) => Promise<TrainingGangOutcome>;
 
-export interface TrainingReconcilerDeps {
+export interface TrainingReconcilerDeps extends LifecycleDeps {
   trainingJobs: ResilientInformer<TrainingJob>;
-  nodes: ResilientInformer<V1Node>;
-  pods: ResilientInformer<V1Pod>;
-  applier: Applier;
-  events: EventSink;
-  clock: Clock;
-  logger: Logger;
-  gangStep?: TrainingGangStep;
+  nodes: Pick<ResilientInformer<V1Node>, "list">;
+  pods: Pick<ResilientInformer<V1Pod>, "list">;
+  gangStep: TrainingGangStep;
 }
 
+const TARGET = { group: API_GROUP, version: API_VERSION, plural: TrainingJobNames.plural, kind: TrainingJobNames.kind };
 const TERMINAL: readonly string[] = [TrainingPhase.Succeeded, TrainingPhase.Failed];
 
 export class TrainingJobReconciler implements Reconciler {
@@ -46,51 +35,31 @@ export class TrainingJobReconciler implements Reconciler {
 
   constructor(private readonly deps: TrainingReconcilerDeps) {}
 
-  async reconcile(key: string): Promise<ReconcileResult> {
-    const { namespace, name } = parseKey(key);
-    const job = this.deps.trainingJobs.get(name, namespace);
-    if (!job || job.metadata.deletionTimestamp) return {};
-    if (job.status?.phase && TERMINAL.includes(job.status.phase)) return {};
-    const generation = job.metadata.generation ?? 0;
-    const now = new Date(this.deps.clock.now());
+  reconcile(key: string): Promise<ReconcileResult> {
+    return reconcileResource({
+      key,
+      informer: this.deps.trainingJobs,
+      target: TARGET,
+      deps: this.deps,
+      skip: (job) => TERMINAL.includes(job.status?.phase ?? ""),
+      decide: (job) => this.decide(job),
+    });
+  }
+
+  private async decide(job: TrainingJob): Promise<TrainingGangOutcome> {
     const capacity = summarizeCapacity(this.deps.nodes.list(), this.deps.pods.list());
-    const previous = job.status?.conditions;
-    let conditions: Condition[] = [...(previous ?? [])];
-    const set = (type: string, status: "True" | "False" | "Unknown", reason: string, message: string) => {
-      conditions = setCondition(conditions, { type, status, reason, message }, generation, now);
-    };
-
-    const events: PendingEvent[] = [];
-    let status: TrainingJobStatus;
-    let requeueAfterMs: number | undefined;
     const check = checkTrainingSpec(job.spec, capacity.nodes);
-    if (!check.ok) {
-      // A gang placed for an earlier spec must not keep holding GPUs for a spec that cannot run.
-      const released = await this.releaseGang(job);
-      set(TrainingCondition.Unschedulable, "True", check.reason, check.message);
-      set(TrainingCondition.Placed, "False", check.reason, "no placement");
-      status = { ...job.status, observedGeneration: generation, phase: TrainingPhase.Pending, restarts: job.status?.restarts ?? 0, ready: `0/${job.spec.nodes}`, placement: undefined, planSummary: undefined, conditions };
-      if (conditionChanged(previous, conditions, TrainingCondition.Unschedulable)) events.push({ type: "Warning", reason: check.reason, message: check.message });
-      if (released > 0) events.push({ type: "Normal", reason: Reason.PlanChanged, message: `deleted ${released} pod(s) of the previous placement: the new spec cannot be placed` });
-    } else if (this.deps.gangStep) {
-      const outcome = await this.deps.gangStep(job, capacity, check.candidateNodes);
-      for (const c of outcome.conditions) set(c.type, c.status, c.reason, c.message);
-      status = { ...job.status, ...outcome.status, observedGeneration: generation, conditions };
-      events.push(...outcome.events);
-      requeueAfterMs = outcome.requeueAfterMs;
-    } else {
-      set(TrainingCondition.Placed, "Unknown", "AwaitingPlacement", `spec accepted: ${check.candidateNodes.length} candidate nodes; no gang placement is configured in this operator build`);
-      status = { ...job.status, observedGeneration: generation, phase: TrainingPhase.Pending, restarts: job.status?.restarts ?? 0, conditions };
-    }
-
-    await commitStatus(
-      this.deps,
-      job,
-      { group: API_GROUP, version: API_VERSION, plural: TrainingJobNames.plural, kind: TrainingJobNames.kind, namespace, name },
-      status,
+    if (check.ok) return this.deps.gangStep(job, capacity, check.candidateNodes);
+    // A gang placed for an earlier spec must not keep holding GPUs for a spec that cannot run.
+    const released = await this.releaseGang(job);
+    const unschedulable: ConditionUpdate = { type: TrainingCondition.Unschedulable, status: "True", reason: check.reason, message: check.message };
+    const events: PendingEvent[] = wouldChange(job.status?.conditions, unschedulable) ? [{ type: "Warning", reason: check.reason, message: check.message }] : [];
+    if (released > 0) events.push({ type: "Normal", reason: Reason.PlanChanged, message: `deleted ${released} pod(s) of the previous placement: the new spec cannot be placed` });
+    return {
+      status: { phase: TrainingPhase.Pending, restarts: job.status?.restarts ?? 0, ready: `0/${job.spec.nodes}`, placement: undefined, planSummary: undefined },
+      conditions: [unschedulable, { type: TrainingCondition.Placed, status: "False", reason: check.reason, message: "no placement" }],
       events,
-    );
-    return requeueAfterMs === undefined ? {} : { requeueAfterMs };
+    };
   }
 
   /** Deletes the job's pods (labelled with its name and owned by its uid); returns how many it deleted. */
