@@ -2,7 +2,11 @@
  * Test support for the operator: install the generated CRDs into a cluster, and run the operator as a real
  * process (as it runs in a pod) or in-process.
  */
+import type { KubeConfig } from "@kubernetes/client-node";
 import { spawn, type ChildProcess } from "node:child_process";
+import { loadOperatorConfig } from "../../operator/src/config/config.js";
+import { startOperator, type OperatorHandle } from "../../operator/src/operator.js";
+import { silentLogger } from "../../operator/src/runtime/logger.js";
 import path from "node:path";
 import { waitFor } from "../harness/wait.js";
 import { kubectl } from "./kubectl.js";
@@ -136,4 +140,14 @@ export async function startSimulatedAgent(opts: { kubeconfigPath: string; natsUr
     },
   });
   return { agent, grpcPort: readyLine.grpcPort as number };
+}
+
+/**
+ * The operator in this test process (no leader election, any free port), after installing the CRDs: faster than
+ * a separate process for tests that exercise reconcilers rather than the process itself.
+ */
+export async function startInProcessOperator(cluster: { kubeConfig: KubeConfig; kubeconfigPath: string }, identity: string): Promise<OperatorHandle> {
+  await installCrds(cluster.kubeconfigPath);
+  const config = loadOperatorConfig({ GPUFLEET_LEADER_ELECTION: "false", GPUFLEET_HTTP_PORT: "0", GPUFLEET_IDENTITY: identity, GPUFLEET_NAMESPACE: "default" });
+  return startOperator({ config, kubeConfig: cluster.kubeConfig, logger: silentLogger });
 }

@@ -153,6 +153,24 @@ describe("training gang step", () => {
     expect(c.log.filter((l) => l.startsWith("create"))).toHaveLength(2);
   });
 
+  it("re-emits an Event whose status write was lost, and never repeats one whose write landed", async () => {
+    const c = new FakeCluster(cluster().island("ib", "infiniband", 2).build());
+    const h = harness(c);
+    const job = makeJob("llm");
+    await h.step(job);
+    c.runAll();
+    // This reconcile's status write loses a race (409): its outcome, PodsReady included, never reaches the API.
+    const lost = structuredClone(job);
+    await h.step(lost);
+    expect(h.events.map((e) => e.reason)).toEqual(["Placed", "PodsReady"]);
+    h.events.length = 0;
+    // The retry reads the status the API server still holds (phase Placed) and says it again.
+    await h.step(job);
+    expect(h.events.map((e) => e.reason)).toEqual(["PodsReady"]);
+    await h.step(job);
+    expect(h.events.map((e) => e.reason)).toEqual(["PodsReady"]);
+  });
+
   it("binds nothing when the whole gang does not fit, and says what is missing", async () => {
     const nodes = cluster().island("ib", "infiniband", 3).gpusFree(4, "ib-n001").isolate("ib-n002").build();
     const c = new FakeCluster(nodes);

@@ -235,14 +235,19 @@ export function createTrainingGangStep(deps: TrainingGangStepDeps): TrainingGang
     const planSummary = record.planSummary ?? job.status?.planSummary;
     const next = { ...record, phase, placement, planSummary };
     memory.record(job.metadata.uid!, next, nowMs);
+    // Events compare with the status the API server holds (the cache), not with this process's memory: if the
+    // write that carried an Event lost a race (409) or never happened, the retry still sees the old phase and
+    // emits it again; once a write lands, the cache shows the new phase and nothing repeats.
+    const written = job.status?.phase;
     const events: PendingEvent[] = [];
     let conditions = placedConditions(next, gangSize, state.running, false);
-    if (phase === TrainingPhase.Running && record.phase !== TrainingPhase.Running) events.push({ type: "Normal", reason: Reason.PodsReady, message: `all ${gangSize} pods running` });
+    if (!PLACED_PHASES.includes(written ?? "") && written !== TrainingPhase.Succeeded) events.push({ type: "Normal", reason: TrainingCondition.Placed, message: `placed: ${planSummary ?? "the whole gang"}` });
+    if (phase === TrainingPhase.Running && written !== TrainingPhase.Running) events.push({ type: "Normal", reason: Reason.PodsReady, message: `all ${gangSize} pods running` });
     if (phase === TrainingPhase.Succeeded) {
       conditions = conditions.filter((c) => c.type !== TrainingCondition.Running);
       conditions.push({ type: TrainingCondition.Succeeded, status: "True", reason: Reason.Completed, message: state.detail });
       conditions.push({ type: TrainingCondition.Running, status: "False", reason: Reason.Completed, message: state.detail });
-      if (record.phase !== TrainingPhase.Succeeded) events.push({ type: "Normal", reason: Reason.Completed, message: state.detail });
+      if (written !== TrainingPhase.Succeeded) events.push({ type: "Normal", reason: Reason.Completed, message: state.detail });
     }
     return {
       status: { phase, restarts: record.restarts, ready: `${state.running}/${gangSize}`, placement, planSummary, nextRestartTime: undefined },

@@ -7,21 +7,20 @@
  * Other test files share the cluster, so every job sizes itself from the GPUs free when it starts, and every test
  * deletes its jobs and waits for their pods to go.
  */
-import { CoreV1Api, CustomObjectsApi, KubernetesObjectApi, PatchStrategy, setHeaderOptions, type CoreV1Event, type V1Pod } from "@kubernetes/client-node";
+import type { CoreV1Api, CustomObjectsApi, KubernetesObjectApi} from "@kubernetes/client-node";
+import { PatchStrategy, setHeaderOptions, type CoreV1Event, type V1Pod } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { API_GROUP, API_VERSION } from "../../../crds/src/common.js";
 import { IsolatedTaintKey } from "../../../crds/src/topology.js";
 import type { TrainingJob } from "../../../crds/src/training-job.js";
 import { summarizeCapacity, type NodeCapacity } from "../../../operator/src/cluster/capacity.js";
-import { loadOperatorConfig } from "../../../operator/src/config/config.js";
-import { startOperator, type OperatorHandle } from "../../../operator/src/operator.js";
-import { silentLogger } from "../../../operator/src/runtime/logger.js";
+import type { OperatorHandle } from "../../../operator/src/operator.js";
 import { jobShape } from "../../../operator/src/training/gang-step.js";
 import { planTrainingPlacement } from "../../../operator/src/training/index.js";
 import { waitFor } from "../../harness/wait.js";
 import { testCluster, type TestCluster } from "../../support/cluster.js";
 import { kubectl } from "../../support/kubectl.js";
-import { installCrds } from "../../support/operator.js";
+import { startInProcessOperator } from "../../support/operator.js";
 
 let cluster: TestCluster;
 let core: CoreV1Api;
@@ -31,12 +30,8 @@ let operator: OperatorHandle | undefined;
 
 beforeAll(async () => {
   cluster = testCluster();
-  await installCrds(cluster.kubeconfigPath);
-  core = cluster.kubeConfig.makeApiClient(CoreV1Api);
-  custom = cluster.kubeConfig.makeApiClient(CustomObjectsApi);
-  objects = KubernetesObjectApi.makeApiClient(cluster.kubeConfig);
-  const config = loadOperatorConfig({ GPUFLEET_LEADER_ELECTION: "false", GPUFLEET_HTTP_PORT: "0", GPUFLEET_IDENTITY: "training-it", GPUFLEET_NAMESPACE: "default" });
-  operator = await startOperator({ config, kubeConfig: cluster.kubeConfig, logger: silentLogger });
+  ({ core, customObjects: custom, objects } = cluster);
+  operator = await startInProcessOperator(cluster, "training-it");
 });
 
 afterAll(async () => {
