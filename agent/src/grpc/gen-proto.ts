@@ -3,7 +3,7 @@
  * (no protoc needed). `npm run gen:proto` runs it; gen-proto.test.ts fails when the committed output is stale.
  */
 import { execFileSync } from "node:child_process";
-import { rmSync } from "node:fs";
+import { readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -22,6 +22,15 @@ export function generate(outDir: string): void {
     "--longs=Number", "--enums=String", "--defaults", "--oneofs", "--grpcLib=@grpc/grpc-js", "--importFileExtension=.js",
     "-I", PROTO_ROOT, "-O", outDir, ...PROTO_FILES,
   ], { stdio: ["ignore", "ignore", "pipe"] });
+  // The generator writes each .proto's absolute path into a header comment; make it repo-relative so the output
+  // is the same in every checkout (and the staleness test can compare it).
+  const repoRoot = resolve(here, "../../..") + "/";
+  for (const entry of readdirSync(outDir, { recursive: true, withFileTypes: true })) {
+    if (!entry.isFile()) continue;
+    const file = join(entry.parentPath, entry.name);
+    const text = readFileSync(file, "utf8");
+    if (text.includes(repoRoot)) writeFileSync(file, text.replaceAll(repoRoot, ""));
+  }
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

@@ -1,4 +1,4 @@
-// Original file: /work/main/agent/proto/gpufleet/agent/v1/agent.proto
+// Original file: agent/proto/gpufleet/agent/v1/agent.proto
 
 import type { Route as _gpufleet_worker_v1_Route, Route__Output as _gpufleet_worker_v1_Route__Output } from '../../../gpufleet/worker/v1/Route.js';
 

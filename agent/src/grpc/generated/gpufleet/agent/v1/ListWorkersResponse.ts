@@ -1,4 +1,4 @@
-// Original file: /work/main/agent/proto/gpufleet/agent/v1/agent.proto
+// Original file: agent/proto/gpufleet/agent/v1/agent.proto
 
 import type { WorkerStatus as _gpufleet_agent_v1_WorkerStatus, WorkerStatus__Output as _gpufleet_agent_v1_WorkerStatus__Output } from '../../../gpufleet/agent/v1/WorkerStatus.js';
 

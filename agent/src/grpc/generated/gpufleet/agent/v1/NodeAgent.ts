@@ -1,4 +1,4 @@
-// Original file: /work/main/agent/proto/gpufleet/agent/v1/agent.proto
+// Original file: agent/proto/gpufleet/agent/v1/agent.proto
 
 import type * as grpc from '@grpc/grpc-js'
 import type { MethodDefinition } from '@grpc/proto-loader'

@@ -1,4 +1,4 @@
-// Original file: /work/main/agent/proto/gpufleet/agent/v1/agent.proto
+// Original file: agent/proto/gpufleet/agent/v1/agent.proto
 
 import type { Gpu as _gpufleet_agent_v1_Gpu, Gpu__Output as _gpufleet_agent_v1_Gpu__Output } from '../../../gpufleet/agent/v1/Gpu.js';
 import type { Nic as _gpufleet_agent_v1_Nic, Nic__Output as _gpufleet_agent_v1_Nic__Output } from '../../../gpufleet/agent/v1/Nic.js';

@@ -1,4 +1,4 @@
-// Original file: /work/main/agent/proto/gpufleet/agent/v1/agent.proto
+// Original file: agent/proto/gpufleet/agent/v1/agent.proto
 
 
 export interface RunDiagnosticResponse {

@@ -1,4 +1,4 @@
-// Original file: /work/main/agent/proto/gpufleet/worker/v1/worker.proto
+// Original file: agent/proto/gpufleet/worker/v1/worker.proto
 
 import type { PeerTransfer as _gpufleet_worker_v1_PeerTransfer, PeerTransfer__Output as _gpufleet_worker_v1_PeerTransfer__Output } from '../../../gpufleet/worker/v1/PeerTransfer.js';
 import type { Long } from '@grpc/proto-loader';

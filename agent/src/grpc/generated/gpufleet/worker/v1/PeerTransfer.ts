@@ -1,4 +1,4 @@
-// Original file: /work/main/agent/proto/gpufleet/worker/v1/worker.proto
+// Original file: agent/proto/gpufleet/worker/v1/worker.proto
 
 import type { Long } from '@grpc/proto-loader';
 

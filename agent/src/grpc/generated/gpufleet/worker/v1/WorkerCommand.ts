@@ -1,4 +1,4 @@
-// Original file: /work/main/agent/proto/gpufleet/worker/v1/worker.proto
+// Original file: agent/proto/gpufleet/worker/v1/worker.proto
 
 import type { MigrateOut as _gpufleet_worker_v1_MigrateOut, MigrateOut__Output as _gpufleet_worker_v1_MigrateOut__Output } from '../../../gpufleet/worker/v1/MigrateOut.js';
 import type { MigrateIn as _gpufleet_worker_v1_MigrateIn, MigrateIn__Output as _gpufleet_worker_v1_MigrateIn__Output } from '../../../gpufleet/worker/v1/MigrateIn.js';
