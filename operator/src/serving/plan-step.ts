@@ -28,6 +28,7 @@ import type { PendingEvent } from "../runtime/status.js";
 import type { ServingPlanOutcome, ServingPlanStep } from "./controller.js";
 import { decidePlan, type PlanDecision } from "./hysteresis.js";
 import { planServing, type ServingPlanInput, type ServingPlanResult } from "./plan.js";
+import { PlannerThread } from "./planner-thread.js";
 import { clusterNodes, placementNodes, plannerInput, toStatusPlan } from "./planner-input.js";
 import { planGroups, planHash, planRoles, planSummary, podObject, serviceObjects, type Role, type StatusPlan } from "./pools.js";
 import { observePod, planRollout, runningPlanFits, type ObservedPod, type RolloutStep } from "./rollout.js";
@@ -43,8 +44,8 @@ export interface ServingPlanStepDeps {
   listServices(namespace: string, sdName: string): Promise<V1Service[]>;
   clock: Pick<Clock, "now">;
   logger?: Pick<Logger, "info" | "debug">;
-  /** The planner; planServing unless a test injects another. */
-  plan?: (input: ServingPlanInput) => ServingPlanResult;
+  /** The planner; planServing on this thread unless another is given (the operator runs it on a worker thread). */
+  plan?: (input: ServingPlanInput) => ServingPlanResult | Promise<ServingPlanResult>;
   /** A new plan must beat the running one by more than this (goodput per GPU or GPUs); default 10. */
   bandPercent?: number;
   /** Old instances per role in flight out at once during a rollout; default 1. */
@@ -62,7 +63,9 @@ type ConditionOut = ServingPlanOutcome["conditions"][number];
 /** The plan step wired to a cluster: ConfigMaps and Services read with the core API. */
 export function createClusterServingPlanStep(opts: Omit<ServingPlanStepDeps, "readConfigMap" | "listServices"> & { kubeConfig: KubeConfig }): ServingPlanStep {
   const core = opts.kubeConfig.makeApiClient(CoreV1Api);
+  const planner = new PlannerThread();
   return createServingPlanStep({
+    plan: (input) => planner.plan(input),
     ...opts,
     async readConfigMap(namespace, name) {
       try {
@@ -109,7 +112,7 @@ export function createServingPlanStep(deps: ServingPlanStepDeps): ServingPlanSte
     const cachedOwn = allPods.filter((p) => p.metadata?.namespace === namespace && p.metadata.labels?.[OwnedLabel.servingDeployment] === name && p.metadata.ownerReferences?.some((o) => o.uid === uid));
     const observed: ObservedPod[] = [];
     for (const p of cachedOwn) {
-      const o = observePod(p, { deleting: p.metadata?.deletionTimestamp !== undefined || memory.isDeleted(p.metadata?.uid) });
+      const o = observePod(p, { deleting: p.metadata?.deletionTimestamp !== undefined || memory.isDeleted(p.metadata?.uid), nowMs });
       if (o) observed.push(o);
     }
     for (const p of memory.assumedFor(uid)) {
@@ -128,7 +131,7 @@ export function createServingPlanStep(deps: ServingPlanStepDeps): ServingPlanSte
 
     // Plan, then keep or replace the running plan.
     const input = plannerInput(sd.spec, clusterNodes(capacity.nodes, gpuModels, observed), trace);
-    const result = planFor(uid, input);
+    const result = await planFor(uid, input);
     let candidate: StatusPlan | undefined;
     let failure: { reason: Reason; message: string } | undefined;
     if (result.ok) {
@@ -297,11 +300,11 @@ export function createServingPlanStep(deps: ServingPlanStepDeps): ServingPlanSte
     }
   }
 
-  function planFor(uid: string, input: ServingPlanInput): ServingPlanResult {
+  async function planFor(uid: string, input: ServingPlanInput): Promise<ServingPlanResult> {
     const key = JSON.stringify(input);
     const hit = plans.get(uid);
     if (hit?.key === key) return hit.result;
-    const result = plan(input);
+    const result = await plan(input);
     plans.set(uid, { key, result });
     if (plans.size > 1000) plans.delete(plans.keys().next().value as string);
     return result;
