@@ -9,6 +9,11 @@ export interface NodeCapacity extends NodeTopology {
   gpusAllocatable: number;
   /** Allocatable minus what non-terminated pods bound (or pinned, see podNode) to the node request. */
   gpusFree: number;
+  /**
+   * What those pods request, unclamped: a pod pinned to a node that is already full (the scheduler keeps it
+   * Pending) makes this exceed allocatable, which gpusFree, floored at 0, cannot show. Absent in hand-built views.
+   */
+  gpusRequested?: number;
   /** Ready, not cordoned, not isolated by gpufleet. */
   schedulable: boolean;
   /** Carries gpufleet's isolation taint (fault detection took it out). */
@@ -70,6 +75,7 @@ export function summarizeCapacity(nodes: readonly V1Node[], pods: readonly V1Pod
       ...topology,
       gpusAllocatable,
       gpusFree: Math.max(0, gpusAllocatable - (usedByNode.get(name) ?? 0)),
+      gpusRequested: usedByNode.get(name) ?? 0,
       schedulable: ready && !node.spec?.unschedulable && !isolated,
       isolated,
     });

@@ -13,7 +13,7 @@ function node(name: string, over: Partial<NodeCapacity> = {}): NodeCapacity {
 }
 
 function pod(nodeName: string, gpus: number, counted: boolean): ObservedPod {
-  return { name: `p-${nodeName}-${gpus}`, hash: "h", role: "decode", index: 0, worker: 0, groupKey: "decode-0", groupPods: 1, instancePods: 1, nodeName, gpus, ready: counted, failed: false, deleting: false, counted };
+  return { name: `p-${nodeName}-${gpus}`, hash: "h", role: "decode", index: 0, worker: 0, groupKey: "decode-0", groupPods: 1, instancePods: 1, nodeName, gpus, ready: counted, failed: false, deleting: false, unschedulable: false, counted };
 }
 
 describe("modelShape", () => {
@@ -66,6 +66,12 @@ describe("clusterNodes and placementNodes", () => {
       ["a", 6, 8],
       ["d", 5, 8],
     ]);
+  });
+
+  it("does not hand back GPUs others hold on an overcommitted node (our pod pinned there waits in vain)", () => {
+    // 8 GPUs held by a training gang plus our 1-GPU pod pinned to the same node: 9 requested on an 8-GPU node.
+    const full = node("e", { gpusFree: 0, gpusRequested: 9 });
+    expect(clusterNodes([full], ["H100-80GB"], [pod("e", 1, true)]).map((n) => [n.nodeName, n.gpusFree])).toEqual([["e", 0]]);
   });
 
   it("takes the deployment's not yet counted pods out of what new pods may use", () => {

@@ -82,7 +82,9 @@ export function clusterNodes(nodes: readonly NodeCapacity[], gpuModels: readonly
         nodeName: n.nodeName,
         gpuModel: n.gpuModel,
         gpuCount,
-        gpusFree: Math.min(gpuCount, n.gpusFree + (own.get(n.nodeName) ?? 0)),
+        // Our own pods' GPUs are ours to re-plan; everyone else's stay taken, even where the node is overcommitted
+        // (our pod pinned there is Pending because others got the GPUs first).
+        gpusFree: Math.max(0, Math.min(gpuCount, gpuCount - ((n.gpusRequested ?? gpuCount - n.gpusFree) - (own.get(n.nodeName) ?? 0)))),
         nicType: n.nicType,
         nicBandwidthGbps: n.nicBandwidthGbps,
         nicCount: n.nicCount,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { planGroups, placeGroups, type Role, type StatusPlan } from "./pools.js";
-import { planRollout, runningPlanFits, type ObservedPod, type RolloutStep } from "./rollout.js";
+import { observePod, planRollout, runningPlanFits, UNSCHEDULABLE_GRACE_MS, type ObservedPod, type RolloutStep } from "./rollout.js";
 
 const pool = (tp: number, pp: number, replicas: number) => ({ tp, pp, replicas, gpus: tp * pp * replicas });
 const plan = (over: Partial<StatusPlan>): StatusPlan => ({ mode: "disaggregated", gpuModel: "H100-80GB", totalGpus: 0, goodputPerGpu: 1, ...over });
@@ -69,7 +69,7 @@ class World {
 
 function observed(pod: { name: string; role: Role; index: number; worker: number; groupKey: string; groupPods: number; instancePods: number; nodeName: string; gpus: number }, hash: string): ObservedPod {
   const { name, role, index, worker, groupKey, groupPods, instancePods, nodeName, gpus } = pod;
-  return { name, hash, role, index, worker, groupKey, groupPods, instancePods, nodeName, gpus, ready: false, failed: false, deleting: false, counted: true };
+  return { name, hash, role, index, worker, groupKey, groupPods, instancePods, nodeName, gpus, ready: false, failed: false, deleting: false, unschedulable: false, counted: true };
 }
 
 /** Steps until complete (or `limit`), checking after every step that each role served before still has a Ready instance. */
@@ -183,6 +183,13 @@ describe("planRollout repairs the target plan", () => {
     expect(step.delete.sort()).toEqual(lostWorld.pods.filter((p) => p.nodeName === lostWorld.pods[0]!.nodeName).map((p) => p.name).sort());
   });
 
+  it("places a group again elsewhere when the scheduler refuses its pod on the planned node", () => {
+    const world = running({ n0: 8, n1: 8 });
+    const decode = world.pods.find((p) => p.role === "decode")!;
+    decode.unschedulable = true;
+    expect(world.step(target, "t").delete).toEqual([decode.name]);
+  });
+
   it("is complete and idle when everything is Ready", () => {
     const world = running({ n0: 8 });
     expect(world.step(target, "t")).toMatchObject({ create: [], delete: [], blocked: [], complete: true, readyInstances: 2, desiredInstances: 2 });
@@ -225,5 +232,24 @@ describe("runningPlanFits", () => {
     world.capacity.n0 = 3;
     world.pods.pop();
     expect(fitsIn(world)).toBe(false);
+  });
+});
+
+describe("observePod", () => {
+  const base = (conditions: { type: string; status: string; reason?: string; lastTransitionTime?: Date }[], nodeName?: string) => ({
+    metadata: { name: "sd-t-d0", labels: { "gpufleet.io/role": "decode", "gpufleet.io/plan-hash": "t", "gpufleet.io/instance": "0" } },
+    spec: { nodeName, containers: [] },
+    status: { phase: "Pending", conditions },
+  });
+  const since = new Date("2026-01-01T00:00:00Z");
+  const refused = [{ type: "PodScheduled", status: "False", reason: "Unschedulable", lastTransitionTime: since }];
+
+  it.each([
+    ["refused past the grace", refused, undefined, since.getTime() + UNSCHEDULABLE_GRACE_MS, true],
+    ["refused within the grace", refused, undefined, since.getTime() + UNSCHEDULABLE_GRACE_MS - 1, false],
+    ["pending for another reason", [{ type: "PodScheduled", status: "False", reason: "SchedulerError", lastTransitionTime: since }], undefined, since.getTime() + 60_000, false],
+    ["bound", refused, "n0", since.getTime() + 60_000, false],
+  ])("marks a pod unschedulable only when %s", (_name, conditions, nodeName, nowMs, expected) => {
+    expect(observePod(base(conditions, nodeName) as never, { nowMs })?.unschedulable).toBe(expected);
   });
 });

@@ -37,6 +37,8 @@ export interface ObservedPod {
   failed: boolean;
   /** Being deleted (deletionTimestamp set, or deleted by us and still in the cache). */
   deleting: boolean;
+  /** kube-scheduler has refused it (PodScheduled=False, Unschedulable) on its pinned node for longer than the grace. */
+  unschedulable: boolean;
   /** In the pod cache, bound or pinned, not finished: the cluster capacity already counts its GPUs. */
   counted: boolean;
 }
@@ -71,7 +73,13 @@ export interface RolloutStep {
 const ROLES: readonly Role[] = ["prefill", "decode", "colocated"];
 
 /** The rollout's view of one of our pods; undefined for a pod without our labels. */
-export function observePod(pod: V1Pod, opts: { deleting?: boolean; counted?: boolean } = {}): ObservedPod | undefined {
+/**
+ * How long a pinned pod may stay Unschedulable before its group is placed again elsewhere: long enough for the
+ * scheduler to catch up with GPUs just freed, short enough that a plan made from a stale view heals quickly.
+ */
+export const UNSCHEDULABLE_GRACE_MS = 10_000;
+
+export function observePod(pod: V1Pod, opts: { deleting?: boolean; counted?: boolean; nowMs?: number } = {}): ObservedPod | undefined {
   const labels = pod.metadata?.labels ?? {};
   const annotations = pod.metadata?.annotations ?? {};
   const role = labels[OwnedLabel.role] as Role | undefined;
@@ -93,8 +101,17 @@ export function observePod(pod: V1Pod, opts: { deleting?: boolean; counted?: boo
     ready: phase === "Running" && (pod.status?.conditions ?? []).some((c) => c.type === "Ready" && c.status === "True"),
     failed: phase === "Failed" || phase === "Succeeded",
     deleting: opts.deleting ?? pod.metadata?.deletionTimestamp !== undefined,
+    unschedulable: unschedulableFor(pod, opts.nowMs) >= UNSCHEDULABLE_GRACE_MS,
     counted: opts.counted ?? (podNode(pod) !== undefined && phase !== "Failed" && phase !== "Succeeded"),
   };
+}
+
+/** How long kube-scheduler has been refusing an unbound pod (0 when it is bound, pending normally, or no clock). */
+function unschedulableFor(pod: V1Pod, nowMs: number | undefined): number {
+  if (nowMs === undefined || pod.spec?.nodeName) return 0;
+  const scheduled = pod.status?.conditions?.find((c) => c.type === "PodScheduled");
+  if (scheduled?.status !== "False" || scheduled.reason !== "Unschedulable" || !scheduled.lastTransitionTime) return 0;
+  return nowMs - new Date(scheduled.lastTransitionTime).getTime();
 }
 
 interface Instance {
@@ -120,7 +137,7 @@ export function planRollout(input: RolloutInput): RolloutStep {
   const remove = (pods: readonly ObservedPod[]) => {
     for (const p of pods) if (!p.deleting) deletions.add(p.name);
   };
-  const broken = (p: ObservedPod) => p.failed || lostNodes.has(p.nodeName);
+  const broken = (p: ObservedPod) => p.failed || p.unschedulable || lostNodes.has(p.nodeName);
 
   // 1a. Target groups: complete, missing, or broken (repaired whole).
   const targetPods = input.pods.filter((p) => p.hash === targetHash);

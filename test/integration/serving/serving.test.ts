@@ -101,8 +101,10 @@ async function waitAvailable(namespace: string, name: string, timeoutMs = 60_000
     async () => {
       const sd = await getSd(namespace, name);
       if (sd.status?.phase !== "Available" || sd.status.observedGeneration !== sd.metadata.generation) return undefined;
+      // Status follows the operator's actions, so it can still say Available just after pods were replaced: require
+      // the pods themselves to be there and ready.
       const pods = await sdPods(namespace, name);
-      return pods.every(isReady) ? { sd, pods } : undefined;
+      return pods.length > 0 && pods.every(isReady) ? { sd, pods } : undefined;
     },
     { description: `${namespace}/${name} Available`, timeoutMs },
   );
