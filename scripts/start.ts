@@ -110,9 +110,10 @@ try {
 
   await waitFor(
     async () => {
-      const out = await kubectl(kubeconfigPath, ["get", "sd,tj", "-A", "-o", "jsonpath={range .items[*]}{.status.observedGeneration}{\"\\n\"}{end}"]);
+      // One line per resource ("name generation observedGeneration"): every resource must have been seen.
+      const out = await kubectl(kubeconfigPath, ["get", "sd,tj", "-A", "-o", "jsonpath={range .items[*]}{.metadata.name} {.metadata.generation} {.status.observedGeneration}{\"\\n\"}{end}"]);
       const lines = out.stdout.split("\n").filter((l) => l !== "");
-      return lines.length > 0 && lines.every((l) => Number(l) >= 1);
+      return lines.length > 0 && lines.every((l) => { const [, generation, observed] = l.split(" "); return observed !== "" && observed === generation; });
     },
     { description: "sample resources reconciled", timeoutMs: 60_000 },
   );

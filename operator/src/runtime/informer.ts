@@ -54,11 +54,13 @@ export class ResilientInformer<T extends KubernetesObject> {
     this.handlers.push(handler);
   }
 
-  /** Lists, starts watching and resolves once the cache holds the first list. */
+  /** Lists and starts watching; hasSynced tells whether the first list succeeded (else a restart is pending). */
   async start(): Promise<void> {
     this.stopped = false;
     await this.listWatch.start();
-    this.synced = true;
+    // ListWatch reports a failed first list through its error handler (which schedules a restart) and resolves
+    // anyway: only a list that happened leaves a resourceVersion behind.
+    this.synced = this.listWatch.latestResourceVersion() !== "";
     this.scheduleAgeRestart();
   }
 
@@ -95,6 +97,8 @@ export class ResilientInformer<T extends KubernetesObject> {
     try {
       await this.listWatch.stop();
       await this.listWatch.start();
+      if (this.listWatch.latestResourceVersion() === "") return; // the list failed again; onError retries
+      this.synced = true;
       this.restartAttempts = 0;
       for (const object of this.list()) this.emit("resync", object);
       this.scheduleAgeRestart();
