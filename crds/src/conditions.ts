@@ -47,10 +47,6 @@ export function findCondition(conditions: readonly Condition[] | undefined, type
   return conditions?.find((c) => c.type === type);
 }
 
-export function isConditionTrue(conditions: readonly Condition[] | undefined, type: string): boolean {
-  return findCondition(conditions, type)?.status === "True";
-}
-
 /** Whether writing `update` would change the condition's status, reason or message (an Event-worthy change). */
 export function wouldChange(conditions: readonly Condition[] | undefined, update: ConditionUpdate): boolean {
   const current = findCondition(conditions, update.type);

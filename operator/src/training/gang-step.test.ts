@@ -121,6 +121,17 @@ function harness(c: FakeCluster, opts: { nowMs?: number } = {}) {
   };
 }
 
+/** A 2-node job placed and Running on an InfiniBand island of `nodes` nodes. */
+async function runningGang(nodes: number) {
+  const c = new FakeCluster(cluster().island("ib", "infiniband", nodes).build());
+  const h = harness(c);
+  const job = makeJob("llm");
+  await h.step(job);
+  c.runAll();
+  await h.step(job);
+  return { c, h, job };
+}
+
 const cond = (job: TrainingJob, type: string) => job.status?.conditions?.find((c) => c.type === type);
 const envOf = (pod: V1Pod) => Object.fromEntries((pod.spec!.containers[0]!.env ?? []).map((e) => [e.name, e.value]));
 
@@ -188,12 +199,7 @@ describe("training gang step", () => {
   });
 
   it("restarts the whole gang after a member fails: backoff, other nodes, resume from the checkpoint", async () => {
-    const c = new FakeCluster(cluster().island("ib", "infiniband", 4).build());
-    const h = harness(c);
-    const job = makeJob("llm");
-    await h.step(job);
-    c.runAll();
-    await h.step(job);
+    const { c, h, job } = await runningGang(4);
     const firstNodes = c.nodesOf();
     job.status = { ...job.status, lastCheckpointStep: 1200 };
 
@@ -313,12 +319,7 @@ describe("training gang step", () => {
   });
 
   it("tears the gang down and places it anew when the spec changes, without counting a restart", async () => {
-    const c = new FakeCluster(cluster().island("ib", "infiniband", 4).build());
-    const h = harness(c);
-    const job = makeJob("llm");
-    await h.step(job);
-    c.runAll();
-    await h.step(job);
+    const { c, h, job } = await runningGang(4);
     job.spec = { ...job.spec, image: "trainer:2" };
     await h.step(job);
     expect(c.pods.size).toBe(0);
