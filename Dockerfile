@@ -5,13 +5,14 @@
 # Build: docker build -t gpufleet:dev .
 ARG NODE_IMAGE=node:20-slim
 
-# --- build: compile TypeScript (crds/src, operator/src, agent/src) to dist/ with the dev dependencies.
+# --- build: compile TypeScript (crds/src, common/src, operator/src, agent/src) to dist/ with the dev dependencies.
 FROM ${NODE_IMAGE} AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY crds/src crds/src
+COPY common/src common/src
 COPY operator/src operator/src
 COPY agent/src agent/src
 RUN npm run build

@@ -16,8 +16,8 @@ import { WorkerClient } from "../agent/src/grpc/client.js";
 import { factsToLabels } from "../agent/src/discovery/facts.js";
 import { AgentMetrics } from "../agent/src/metrics.js";
 import { simulatedNodeFacts } from "../agent/src/simulation/model.js";
-import type { CollectiveRecord } from "../agent/src/telemetry/collectives.js";
-import { decodeCollectives, encodeCollectives, subjectFor, subscriptionFor } from "../agent/src/telemetry/subjects.js";
+import type { CollectiveRecord } from "../common/src/telemetry/records.js";
+import { decodeCollectives, encodeCollectives, subjectFor, subscriptionFor } from "../common/src/telemetry/subjects.js";
 import { startNatsServer } from "../test/integration/agent/nats-server.js";
 
 const NODE = "bench-node";

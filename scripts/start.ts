@@ -11,7 +11,7 @@ import { createWriteStream, mkdirSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { connect } from "nats";
-import { SUBJECT_PREFIX } from "../agent/src/telemetry/subjects.js";
+import { SUBJECT_PREFIX } from "../common/src/telemetry/subjects.js";
 import { startLocalCluster, type LocalCluster } from "../test/harness/cluster.js";
 import { waitFor } from "../test/harness/wait.js";
 import { kubectl } from "../test/support/kubectl.js";

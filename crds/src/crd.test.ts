@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { GPU_CATALOG } from "../../operator/src/hardware/catalog.js";
+import { GPU_CATALOG } from "../../common/src/hardware/catalog.js";
 import { toStructuralSchema } from "./crd.js";
 import { renderCrdFiles } from "./render.js";
 import { Type } from "@sinclair/typebox";

@@ -15,7 +15,7 @@ import { fileURLToPath } from "node:url";
 import type { V1Node } from "@kubernetes/client-node";
 import { parse } from "yaml";
 import { GpuResource, NicType, TopologyLabel } from "../../crds/src/topology.js";
-import { GPU_CATALOG } from "../../operator/src/hardware/catalog.js";
+import { GPU_CATALOG } from "../../common/src/hardware/catalog.js";
 
 /** Annotation kwok is told to select the nodes it manages by (`--manage-nodes-with-annotation-selector`). */
 export const KwokNodeAnnotation = { key: "kwok.x-k8s.io/node", value: "fake" } as const;

@@ -2,7 +2,7 @@
  * GPUs from `nvidia-smi -q -x`: model, memory, UUID, PCI bus id; NUMA node comes from `nvidia-smi topo -m`
  * (the XML does not carry it). Product names map to hardware catalog keys by family and nearest memory size.
  */
-import { GPU_CATALOG } from "../../../operator/src/hardware/catalog.js";
+import { GPU_CATALOG } from "../../../common/src/hardware/catalog.js";
 import { childText, parseXml } from "./xml.js";
 
 export interface GpuInfo {

@@ -12,12 +12,18 @@ export class NotFoundError extends Error {
   override name = "NotFoundError";
 }
 
+/** A call this agent cannot carry out (yet): answered UNIMPLEMENTED, never with a success it did not earn. */
+export class UnimplementedError extends Error {
+  override name = "UnimplementedError";
+}
+
 export function statusOf(err: unknown): grpc.StatusObject {
   const details = err instanceof Error ? err.message : String(err);
   const code =
     err instanceof InvalidArgumentError || err instanceof InvalidRecordError || err instanceof InvalidRegistrationError ? grpc.status.INVALID_ARGUMENT
     : err instanceof UnknownWorkerError || err instanceof NotFoundError ? grpc.status.NOT_FOUND
     : err instanceof NoCommandStreamError ? grpc.status.FAILED_PRECONDITION
+    : err instanceof UnimplementedError ? grpc.status.UNIMPLEMENTED
     : err instanceof Error && err.name === "TimeoutError" ? grpc.status.DEADLINE_EXCEEDED
     : grpc.status.INTERNAL;
   return { code, details, metadata: new grpc.Metadata() };

@@ -5,7 +5,7 @@ import type { AgentMetrics } from "../metrics.js";
 import { validateRecord } from "../telemetry/collectives.js";
 import type { TelemetryIngest } from "../telemetry/ingest.js";
 import type { SupervisionEvent, WorkerRegistry } from "../workers/registry.js";
-import { InvalidArgumentError, statusName, statusOf, unary } from "./status.js";
+import { InvalidArgumentError, statusName, statusOf, unary, UnimplementedError } from "./status.js";
 
 export interface WorkerServiceDeps {
   registry: WorkerRegistry;
@@ -55,6 +55,14 @@ export function workerAgentHandlers(deps: WorkerServiceDeps): WorkerAgentHandler
       }
       return { accepted: ingest.collectives(worker.nodeName, records) };
     }, done("ReportCollectives")),
+
+    AckCommand: unary(() => {
+      throw new UnimplementedError("AckCommand: command acknowledgements are not wired yet (issue 9)");
+    }, done("AckCommand")),
+
+    ReportCheckpoint: unary(() => {
+      throw new UnimplementedError("ReportCheckpoint: checkpoint reports are not wired yet (issue 9)");
+    }, done("ReportCheckpoint")),
 
     Commands: (call) => {
       let detach: (() => void) | undefined;

@@ -11,7 +11,7 @@
  */
 import type { V1Node, V1Pod } from "@kubernetes/client-node";
 import { NicType, TopologyLabel } from "../../../crds/src/topology.js";
-import { gpuSpec } from "../../../operator/src/hardware/catalog.js";
+import { gpuSpec } from "../../../common/src/hardware/catalog.js";
 import type { NodeFacts } from "../discovery/facts.js";
 import { WorkerKind, type WorkerIdentity } from "../workers/registry.js";
 

@@ -4,7 +4,7 @@
  * stream), exactly like a real one. Training ranks of one job step together (one agent serves all kwok nodes).
  */
 import type { V1Pod } from "@kubernetes/client-node";
-import { gpuSpec } from "../../../operator/src/hardware/catalog.js";
+import { gpuSpec } from "../../../common/src/hardware/catalog.js";
 import type { NodeFacts } from "../discovery/facts.js";
 import type { WorkerClient } from "../grpc/client.js";
 import type { WorkerCommand__Output } from "../grpc/generated/gpufleet/worker/v1/WorkerCommand.js";

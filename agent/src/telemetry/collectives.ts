@@ -1,42 +1,9 @@
 /**
- * Per-collective records from workers (what an NCCL profiler plugin reports per collective: communicator, rank,
- * collective, sequence number, bytes, start/end, and per-peer transfers from its proxy/net events), validated at the
- * gRPC edge into plain objects.
+ * Validation of per-collective records at the agent's gRPC edge: wire messages become the plain records of
+ * common/src/telemetry/records.ts, or an error naming the bad field.
  */
 import type { CollectiveRecord__Output } from "../grpc/generated/gpufleet/worker/v1/CollectiveRecord.js";
-
-export const Collective = {
-  allReduce: "AllReduce",
-  allGather: "AllGather",
-  reduceScatter: "ReduceScatter",
-  broadcast: "Broadcast",
-  reduce: "Reduce",
-  allToAll: "AllToAll",
-  send: "Send",
-  recv: "Recv",
-} as const;
-export type Collective = (typeof Collective)[keyof typeof Collective];
-const COLLECTIVES: ReadonlySet<string> = new Set(Object.values(Collective));
-
-export interface PeerTransfer {
-  peerRank: number;
-  bytes: number;
-  startUnixUs: number;
-  endUnixUs: number;
-}
-
-export interface CollectiveRecord {
-  communicator: string;
-  rank: number;
-  nRanks: number;
-  collective: Collective;
-  sequence: number;
-  bytes: number;
-  startUnixUs: number;
-  /** 0 while not completed (a hung rank never completes). */
-  endUnixUs: number;
-  peers: PeerTransfer[];
-}
+import { COLLECTIVES, type Collective, type CollectiveRecord } from "../../../common/src/telemetry/records.js";
 
 export class InvalidRecordError extends Error {
   override name = "InvalidRecordError";

@@ -5,8 +5,8 @@
 import type { Counter, Histogram } from "prom-client";
 import type { AgentMetrics } from "../metrics.js";
 import type { WorkerEntry } from "../workers/registry.js";
-import type { CollectiveRecord } from "./collectives.js";
-import type { LoadEntry } from "./subjects.js";
+import type { CollectiveRecord } from "../../../common/src/telemetry/records.js";
+import type { LoadEntry } from "../../../common/src/telemetry/subjects.js";
 
 /** Where ingested telemetry goes (TelemetryPublisher implements it). */
 export interface TelemetrySink {

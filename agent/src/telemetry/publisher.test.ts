@@ -1,9 +1,9 @@
 import { Registry } from "prom-client";
 import { describe, expect, it } from "vitest";
 import { AgentMetrics } from "../metrics.js";
-import type { CollectiveRecord } from "./collectives.js";
+import type { CollectiveRecord } from "../../../common/src/telemetry/records.js";
 import { TelemetryPublisher, type TelemetryTransport } from "./publisher.js";
-import { decodeCollectives, decodeWorkers, subjectFor } from "./subjects.js";
+import { decodeCollectives, decodeWorkers, subjectFor } from "../../../common/src/telemetry/subjects.js";
 
 /** A transport whose flushes complete only when the test says so: a NATS server that stopped answering. */
 class StalledTransport implements TelemetryTransport {

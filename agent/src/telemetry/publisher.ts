@@ -9,8 +9,8 @@
  * next collectives message). Memory is therefore bounded by maxBufferedItems + maxInFlightBatches x maxBatchItems.
  */
 import type { AgentMetrics } from "../metrics.js";
-import type { CollectiveRecord } from "./collectives.js";
-import { encodeCollectives, encodeJson, Schema, Stream, subjectFor, type LoadEntry, type LoadMessage, type RdmaMessage, type WorkersMessage } from "./subjects.js";
+import type { CollectiveRecord } from "../../../common/src/telemetry/records.js";
+import { encodeCollectives, encodeJson, Schema, Stream, subjectFor, type LoadEntry, type LoadMessage, type RdmaMessage, type WorkersMessage } from "../../../common/src/telemetry/subjects.js";
 
 /** The part of a NATS connection the publisher needs (nats.js NatsConnection satisfies it). */
 export interface TelemetryTransport {

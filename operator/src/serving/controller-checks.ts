@@ -4,7 +4,7 @@
  */
 import type { ServingDeploymentSpec } from "../../../crds/src/serving-deployment.js";
 import { Reason } from "../../../crds/src/reasons.js";
-import { gpuSpec } from "../hardware/catalog.js";
+import { gpuSpec } from "../../../common/src/hardware/catalog.js";
 import { describeCapacity, type NodeCapacity } from "../cluster/capacity.js";
 
 export type SpecCheck = { ok: true; gpuModels: string[] } | { ok: false; reason: Reason; message: string };

@@ -35,9 +35,9 @@ export {
   type LatencyCoefficientOverrides,
   type LatencyCoefficients,
   type Parallelism,
-} from "./latency.js";
+} from "../../../common/src/models/latency.js";
 export { measureDisaggregatedGoodputPerGpu, type DisaggregatedPlanShape } from "./plan.js";
-export { MODEL_SHAPES, deriveModel, type DerivedModel, type KnownModel, type ModelShape } from "./model-shapes.js";
+export { MODEL_SHAPES, deriveModel, type DerivedModel, type KnownModel, type ModelShape } from "../../../common/src/models/model-shapes.js";
 export { attainment, ColocatedPolicy, simulateColocated, simulateDisaggregated, type SimOutcome, type Slo } from "./simulate.js";
 export { maxRateMeeting, meanTtftMdOneMs } from "./goodput.js";
 export {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { MODEL_SHAPES } from "./model-shapes.js";
+import { MODEL_SHAPES } from "../../../common/src/models/model-shapes.js";
 import { type ClusterNode, type ServingPlanInput, type ServingPlanOk, measureDisaggregatedGoodputPerGpu, planServing } from "./plan.js";
 
 function nodes(count: number, over: Partial<ClusterNode> = {}): ClusterNode[] {

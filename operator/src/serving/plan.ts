@@ -29,7 +29,7 @@
  * Pure: no I/O, no clock; deterministic for a given input (the seed defaults to 1).
  */
 import type { NicType } from "../../../crds/src/topology.js";
-import { GPU_CATALOG } from "../hardware/catalog.js";
+import { GPU_CATALOG } from "../../../common/src/hardware/catalog.js";
 import { maxRateMeeting } from "./goodput.js";
 import {
   type InstanceLatencyModel,
@@ -40,8 +40,8 @@ import {
   instanceMemory,
   latencyCoefficients,
   saturatingPrefillTokens,
-} from "./latency.js";
-import { type DerivedModel, type ModelShape, InvalidModelShapeError, deriveModel } from "./model-shapes.js";
+} from "../../../common/src/models/latency.js";
+import { type DerivedModel, type ModelShape, InvalidModelShapeError, deriveModel } from "../../../common/src/models/model-shapes.js";
 import { type FreeNode, type InstancePlacement, type PackResult, packLowAffinity, packPools } from "./placement.js";
 import {
   type ColocatedPolicy,

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { ServingDeploymentSpec } from "../../../crds/src/serving-deployment.js";
 import type { NodeCapacity } from "../cluster/capacity.js";
-import { deriveModel, MODEL_SHAPES } from "./model-shapes.js";
+import { deriveModel, MODEL_SHAPES } from "../../../common/src/models/model-shapes.js";
 import type { ServingPlanOk } from "./plan.js";
 import { clusterNodes, modelShape, placementNodes, plannerInput, toStatusPlan, workloadLengths } from "./planner-input.js";
 import type { ObservedPod } from "./rollout.js";

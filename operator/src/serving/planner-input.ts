@@ -7,7 +7,7 @@
  */
 import type { ServingDeploymentSpec } from "../../../crds/src/serving-deployment.js";
 import type { NodeCapacity } from "../cluster/capacity.js";
-import type { ModelShape } from "./model-shapes.js";
+import type { ModelShape } from "../../../common/src/models/model-shapes.js";
 import type { ClusterNode, ServingPlanInput, ServingPlanOk } from "./plan.js";
 import type { StatusPlan } from "./pools.js";
 import type { ObservedPod } from "./rollout.js";

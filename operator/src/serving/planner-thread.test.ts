@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from "vitest";
-import { MODEL_SHAPES } from "./model-shapes.js";
+import { MODEL_SHAPES } from "../../../common/src/models/model-shapes.js";
 import { planServing, type ServingPlanInput } from "./plan.js";
 import { PlannerThread } from "./planner-thread.js";
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { meanTtftMdOneMs } from "./goodput.js";
-import { instanceLatencyModel, latencyCoefficients, prefillBatch } from "./latency.js";
-import { MODEL_SHAPES, deriveModel } from "./model-shapes.js";
+import { instanceLatencyModel, latencyCoefficients, prefillBatch } from "../../../common/src/models/latency.js";
+import { MODEL_SHAPES, deriveModel } from "../../../common/src/models/model-shapes.js";
 import { type DisaggregatedSimConfig, attainment, simulateColocated, simulateDisaggregated } from "./simulate.js";
 import { sampleWorkload } from "./workload.js";
 

@@ -5,7 +5,7 @@
  */
 import type { TrainingJobSpec } from "../../../crds/src/training-job.js";
 import { Reason } from "../../../crds/src/reasons.js";
-import { gpuSpec } from "../hardware/catalog.js";
+import { gpuSpec } from "../../../common/src/hardware/catalog.js";
 import { describeCapacity, type NodeCapacity } from "../cluster/capacity.js";
 
 export type SpecCheck = { ok: true; candidateNodes: NodeCapacity[] } | { ok: false; reason: Reason; message: string };

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { layerRanges, maxStageMs, partitionLayers, PartitionError, uniformLayers, type StageTimeFn } from "./partition.js";
-import { seededRandom as rng } from "../util/random.js";
+import { seededRandom as rng } from "../../../common/src/random.js";
 
 /** Every split of `layers` into `stages` positive parts. */
 function* compositions(layers: number, stages: number): Generator<number[]> {

@@ -3,7 +3,7 @@ import type { NicType } from "../../../crds/src/topology.js";
 import { cluster, GptShape, makeTrainingJob } from "./builders.js";
 import { planObliviousPlacement, planTrainingPlacement } from "./placement.js";
 import { Transport, type CandidateNode, type TrainingJobShape, type TrainingPlacement, type TrainingPlacementResult } from "./types.js";
-import { seededRandom as rng } from "../util/random.js";
+import { seededRandom as rng } from "../../../common/src/random.js";
 
 function placed(result: TrainingPlacementResult): TrainingPlacement {
   if (!result.ok) throw new Error(`expected a placement, got ${result.reason}: ${result.message}`);

@@ -29,7 +29,7 @@
  * The NIC-oblivious placement (the comparison baseline) is what kube-scheduler's first fit gives: usable nodes in
  * the order given (by name unless the caller says otherwise), chunked into stages, Megatron's uniform layer split.
  */
-import { gpuSpec } from "../hardware/catalog.js";
+import { gpuSpec } from "../../../common/src/hardware/catalog.js";
 import type { NicType } from "../../../crds/src/topology.js";
 import { DEFAULT_NCCL_OPTIONS, nodeNcclEnv, type NcclOptions } from "./nccl.js";
 import { layerRanges, partitionLayers, uniformLayers } from "./partition.js";

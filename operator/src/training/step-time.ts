@@ -26,7 +26,7 @@
  * by the inter-island path. The fractions are assumptions in the range NCCL's nccl-tests report for busbw on
  * these fabrics, not measurements of any one cluster.
  */
-import { gpuSpec } from "../hardware/catalog.js";
+import { gpuSpec } from "../../../common/src/hardware/catalog.js";
 import type { NicType, NodeTopology } from "../../../crds/src/topology.js";
 import type { TrainingJobShape } from "./types.js";
 import { Transport } from "./types.js";

@@ -18,7 +18,7 @@ import type { WorkerCommand__Output } from "../../../agent/src/grpc/generated/gp
 import { factsToLabels } from "../../../agent/src/discovery/facts.js";
 import { AgentMetrics } from "../../../agent/src/metrics.js";
 import { simulatedNodeFacts } from "../../../agent/src/simulation/model.js";
-import { decodeCollectives, decodeLoad, decodeWorkers, subscriptionFor } from "../../../agent/src/telemetry/subjects.js";
+import { decodeCollectives, decodeLoad, decodeWorkers, subscriptionFor } from "../../../common/src/telemetry/subjects.js";
 import { startNatsServer, type NatsServer } from "./nats-server.js";
 
 const NODE = "gpu-node-1";

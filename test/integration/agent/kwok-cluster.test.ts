@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseNodeTopology, TopologyLabel } from "../../../crds/src/topology.js";
 import { AGENT_FIELD_MANAGER } from "../../../agent/src/discovery/publish.js";
 import { SimAnnotation } from "../../../agent/src/simulation/model.js";
-import { decodeLoad, subscriptionFor, type LoadMessage } from "../../../agent/src/telemetry/subjects.js";
+import { decodeLoad, subscriptionFor, type LoadMessage } from "../../../common/src/telemetry/subjects.js";
 import { freshNamespace, getTestCluster, waitFor } from "../../harness/context.js";
 import { startSimulatedAgent, type ComponentProcess } from "../../support/operator.js";
 

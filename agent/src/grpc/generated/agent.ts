@@ -17,8 +17,10 @@ import type { SendWorkerCommandResponse as _gpufleet_agent_v1_SendWorkerCommandR
 import type { WorkerStatus as _gpufleet_agent_v1_WorkerStatus, WorkerStatus__Output as _gpufleet_agent_v1_WorkerStatus__Output } from './gpufleet/agent/v1/WorkerStatus.js';
 import type { Abort as _gpufleet_worker_v1_Abort, Abort__Output as _gpufleet_worker_v1_Abort__Output } from './gpufleet/worker/v1/Abort.js';
 import type { ApplyRoutes as _gpufleet_worker_v1_ApplyRoutes, ApplyRoutes__Output as _gpufleet_worker_v1_ApplyRoutes__Output } from './gpufleet/worker/v1/ApplyRoutes.js';
+import type { CheckpointReport as _gpufleet_worker_v1_CheckpointReport, CheckpointReport__Output as _gpufleet_worker_v1_CheckpointReport__Output } from './gpufleet/worker/v1/CheckpointReport.js';
 import type { CollectiveBatch as _gpufleet_worker_v1_CollectiveBatch, CollectiveBatch__Output as _gpufleet_worker_v1_CollectiveBatch__Output } from './gpufleet/worker/v1/CollectiveBatch.js';
 import type { CollectiveRecord as _gpufleet_worker_v1_CollectiveRecord, CollectiveRecord__Output as _gpufleet_worker_v1_CollectiveRecord__Output } from './gpufleet/worker/v1/CollectiveRecord.js';
+import type { CommandAck as _gpufleet_worker_v1_CommandAck, CommandAck__Output as _gpufleet_worker_v1_CommandAck__Output } from './gpufleet/worker/v1/CommandAck.js';
 import type { CommandStreamRequest as _gpufleet_worker_v1_CommandStreamRequest, CommandStreamRequest__Output as _gpufleet_worker_v1_CommandStreamRequest__Output } from './gpufleet/worker/v1/CommandStreamRequest.js';
 import type { Drain as _gpufleet_worker_v1_Drain, Drain__Output as _gpufleet_worker_v1_Drain__Output } from './gpufleet/worker/v1/Drain.js';
 import type { HeartbeatRequest as _gpufleet_worker_v1_HeartbeatRequest, HeartbeatRequest__Output as _gpufleet_worker_v1_HeartbeatRequest__Output } from './gpufleet/worker/v1/HeartbeatRequest.js';
@@ -63,8 +65,10 @@ export interface ProtoGrpcType {
       v1: {
         Abort: MessageTypeDefinition<_gpufleet_worker_v1_Abort, _gpufleet_worker_v1_Abort__Output>
         ApplyRoutes: MessageTypeDefinition<_gpufleet_worker_v1_ApplyRoutes, _gpufleet_worker_v1_ApplyRoutes__Output>
+        CheckpointReport: MessageTypeDefinition<_gpufleet_worker_v1_CheckpointReport, _gpufleet_worker_v1_CheckpointReport__Output>
         CollectiveBatch: MessageTypeDefinition<_gpufleet_worker_v1_CollectiveBatch, _gpufleet_worker_v1_CollectiveBatch__Output>
         CollectiveRecord: MessageTypeDefinition<_gpufleet_worker_v1_CollectiveRecord, _gpufleet_worker_v1_CollectiveRecord__Output>
+        CommandAck: MessageTypeDefinition<_gpufleet_worker_v1_CommandAck, _gpufleet_worker_v1_CommandAck__Output>
         CommandStreamRequest: MessageTypeDefinition<_gpufleet_worker_v1_CommandStreamRequest, _gpufleet_worker_v1_CommandStreamRequest__Output>
         Drain: MessageTypeDefinition<_gpufleet_worker_v1_Drain, _gpufleet_worker_v1_Drain__Output>
         HeartbeatRequest: MessageTypeDefinition<_gpufleet_worker_v1_HeartbeatRequest, _gpufleet_worker_v1_HeartbeatRequest__Output>

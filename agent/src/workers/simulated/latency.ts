@@ -5,7 +5,7 @@
  * parameter per prompt token (compute-bound, Kaplan et al. 2020 §2.1); each is the roofline max of the two bounds
  * (Williams et al. 2009), at assumed achievable fractions of the catalog's datasheet peaks.
  */
-import { gpuSpec } from "../../../../operator/src/hardware/catalog.js";
+import { gpuSpec } from "../../../../common/src/hardware/catalog.js";
 
 export interface ServingLatencyModel {
   /** Latency of one prefill batch with these prompt lengths. */

@@ -4,7 +4,7 @@
  * batch), latencies from a ServingLatencyModel. It yields the load report a real engine would send.
  */
 import type { ServingLatencyModel } from "./latency.js";
-import { seededRandom } from "../../../../operator/src/util/random.js";
+import { seededRandom } from "../../../../common/src/random.js";
 
 export interface ServingSimOptions {
   requestRatePerSec: number;

@@ -11,7 +11,7 @@
  * A hung rank never enters the collective: it reports nothing, the others report a start and no end, and the job
  * makes no further progress.
  */
-import type { CollectiveRecord } from "../../telemetry/collectives.js";
+import type { CollectiveRecord } from "../../../../common/src/telemetry/records.js";
 import { linkKey, type Faults } from "./faults.js";
 
 export interface TrainingPlacement {

@@ -1,12 +1,17 @@
 // Original file: agent/proto/gpufleet/agent/v1/agent.proto
 
+import type { Long } from '@grpc/proto-loader';
 
 export interface SendWorkerCommandResponse {
   'commandId'?: (string);
-  'delivered'?: (boolean);
+  'outcome'?: (string);
+  'reason'?: (string);
+  'acknowledgedUnixMs'?: (number | string | Long);
 }
 
 export interface SendWorkerCommandResponse__Output {
   'commandId': (string);
-  'delivered': (boolean);
+  'outcome': (string);
+  'reason': (string);
+  'acknowledgedUnixMs': (number);
 }

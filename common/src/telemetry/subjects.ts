@@ -10,7 +10,7 @@
  */
 import { Type, type Static } from "@sinclair/typebox";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
-import type { Collective, CollectiveRecord } from "./collectives.js";
+import type { Collective, CollectiveRecord } from "./records.js";
 
 export const SUBJECT_PREFIX = "gpufleet.v1";
 
