@@ -10,7 +10,9 @@ import type { NodeAgentClient as RawNodeAgentClient } from "./generated/gpufleet
 import type { NodeInfo__Output } from "./generated/gpufleet/agent/v1/NodeInfo.js";
 import type { RunDiagnosticResponse__Output } from "./generated/gpufleet/agent/v1/RunDiagnosticResponse.js";
 import type { SendWorkerCommandResponse__Output } from "./generated/gpufleet/agent/v1/SendWorkerCommandResponse.js";
+import type { CheckpointReport } from "./generated/gpufleet/worker/v1/CheckpointReport.js";
 import type { CollectiveBatch } from "./generated/gpufleet/worker/v1/CollectiveBatch.js";
+import type { CommandAck } from "./generated/gpufleet/worker/v1/CommandAck.js";
 import type { LoadReport } from "./generated/gpufleet/worker/v1/LoadReport.js";
 import type { RegisterRequest } from "./generated/gpufleet/worker/v1/RegisterRequest.js";
 import type { RegisterResponse__Output } from "./generated/gpufleet/worker/v1/RegisterResponse.js";
@@ -82,6 +84,16 @@ export class WorkerClient {
 
   reportCollectives(batch: CollectiveBatch): Promise<{ accepted: number }> {
     return call((o, cb) => this.raw.ReportCollectives(batch, o, cb), this.timeoutMs);
+  }
+
+  /** Tells the agent what became of a command from the stream (applied, rejected or failed, with a reason). */
+  ackCommand(ack: CommandAck): Promise<{ accepted: number }> {
+    return call((o, cb) => this.raw.AckCommand(ack, o, cb), this.timeoutMs);
+  }
+
+  /** A checkpoint at `step` is durable; the operator resumes the job from the newest one after a restart. */
+  reportCheckpoint(report: CheckpointReport): Promise<{ accepted: number }> {
+    return call((o, cb) => this.raw.ReportCheckpoint(report, o, cb), this.timeoutMs);
   }
 
   /** Long-lived stream of commands (no deadline: it lives as long as the worker). */
