@@ -108,7 +108,7 @@ export class ServingEngine {
     if (this.config.role === ServingRole.decode) return refuse(`a decode-role worker takes requests only with their prefilled KV (importKv)`);
     const invalid = this.validate(request) ?? this.admissible(request.promptTokens + request.maxOutputTokens);
     if (invalid) return refuse(invalid);
-    this.advance(atMs);
+    this.advance(atMs, false);
     this.enqueue(new Sequence({ priority: 0, ...request }, sink, atMs));
     return { accepted: true };
   }
@@ -122,7 +122,7 @@ export class ServingEngine {
     const invalid = this.validate(request) ?? this.admissible(request.promptTokens + request.maxOutputTokens);
     if (invalid) return refuse(invalid);
     if (!(handoff.outputTokens >= 1 && handoff.outputTokens < handoff.maxOutputTokens)) return refuse(`a hand-off needs 1 <= outputTokens < maxOutputTokens, got ${handoff.outputTokens} of ${handoff.maxOutputTokens}`);
-    this.advance(atMs);
+    this.advance(atMs, false);
     const seq = new Sequence(request, sink, atMs, handoff.outputTokens);
     seq.firstTokenAtMs = atMs;
     this.enqueue(seq);
@@ -176,8 +176,11 @@ export class ServingEngine {
     return ids;
   }
 
-  /** Runs the engine up to `toMs`: completes the steps that end by then and starts the next ones. */
-  advance(toMs: number): void {
+  /**
+   * Runs the engine up to `toMs`: completes the steps that end by then and starts the next ones. With
+   * startAtEnd false no step starts at `toMs` itself: an arrival at that instant joins the step that starts then.
+   */
+  advance(toMs: number, startAtEnd = true): void {
     for (;;) {
       if (this.inFlight) {
         if (this.inFlight.endMs > toMs) return;
@@ -187,10 +190,10 @@ export class ServingEngine {
         this.complete(done);
         continue;
       }
-      if (this.nowMs >= toMs) return;
+      if (this.nowMs > toMs || (!startAtEnd && this.nowMs === toMs)) return;
       const step = this.scheduler.schedule();
       if (!step) {
-        this.nowMs = toMs;
+        this.nowMs = Math.max(this.nowMs, toMs);
         return;
       }
       this.inFlight = { step, startMs: this.nowMs, endMs: this.nowMs + this.stepMs(step) };
@@ -253,6 +256,10 @@ export class ServingEngine {
     return undefined;
   }
 
+  /**
+   * Queues a request; the next advance() starts its step at the engine's present time (the arrival, when idle),
+   * so requests that arrive at one instant are batched together.
+   */
   private enqueue(seq: Sequence): void {
     this.sequences.set(seq.id, seq);
     this.scheduler.add(seq);

@@ -9,7 +9,7 @@
  * Sequences that arrive with their KV (a decode worker's import) are admitted by allocating blocks alone: no
  * prefill runs for them.
  */
-import { BlockManager, blocksForTokens } from "./block-manager.js";
+import { blocksForTokens, type BlockManager } from "./block-manager.js";
 import { RequestStatus, type Sequence } from "./sequence.js";
 
 export interface SchedulerLimits {
