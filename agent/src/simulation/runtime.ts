@@ -157,8 +157,8 @@ export class SimulationRuntime {
         const engine = w.engine;
         const report = setInterval(() => {
           if (stopped) return;
+          // The serving tick advances the engine (arrivals first); the report shows it as of that tick.
           const now = this.nowMs();
-          engine.advance(now);
           const { draining, ...load } = engine.load(now);
           const s = spec.serving!;
           void this.client.reportLoad({ workerId: spec.workerId, unixMs: now, ...load, draining, role: s.role, model: s.shape.name, tp: s.tp, pp: s.pp, gpuModel: w.gpuModel }).catch(() => {});
