@@ -6,12 +6,17 @@
  * labels when present, else from `gpufleet.io/sim-*` annotations, else defaults (8 x H100-80GB, 8 x 400G
  * InfiniBand); the agent applies labels only to nodes that lack them.
  * Pods: training pods (label gpufleet.io/training-job) run one simulated rank per entry of GPUFLEET_RANKS (the
- * operator's pod env); serving pods (label gpufleet.io/serving-deployment) run one serving worker whose kind
- * follows gpufleet.io/role (prefill / decode).
+ * operator's pod env), stepping on from GPUFLEET_RESUME_STEP and checkpointing every
+ * GPUFLEET_CHECKPOINT_INTERVAL_STEPS; serving pods (label gpufleet.io/serving-deployment) run one serving worker
+ * with the pod's role (GPUFLEET_ROLE, else label gpufleet.io/role), model (GPUFLEET_MODEL_SHAPE, the planner's
+ * shape as JSON) and GPUFLEET_TP / GPUFLEET_PP. A pod that does not name a model runs DEFAULT_SIM_MODEL at TP=PP=1;
+ * a pod whose env is malformed runs nothing and the reason is logged.
  */
 import type { V1Node, V1Pod } from "@kubernetes/client-node";
 import { NicType, TopologyLabel } from "../../../crds/src/topology.js";
 import { gpuSpec } from "../../../common/src/hardware/catalog.js";
+import { deriveModel, MODEL_SHAPES, type ModelShape } from "../../../common/src/models/model-shapes.js";
+import { ServingRole } from "../workers/simulated/engine.js";
 import type { NodeFacts } from "../discovery/facts.js";
 import { WorkerKind, type WorkerIdentity } from "../workers/registry.js";
 
@@ -69,10 +74,47 @@ export function simulatedNodeFacts(node: V1Node): NodeFacts {
   };
 }
 
+/** What a serving pod says its engine is. */
+export interface ServingPodSpec {
+  deployment: string;
+  role: ServingRole;
+  shape: ModelShape;
+  tp: number;
+  pp: number;
+  /** Index of this pod in its instance: 0 is the leader, the one that serves requests. */
+  workerIndex: number;
+  instancePods: number;
+}
+
+/** Where a training rank resumes and how often its job checkpoints. */
+export interface TrainingPodSpec {
+  resumeStep: number;
+  /** Undefined when the pod does not say (pods from operators before the env existed): no checkpoints. */
+  checkpointIntervalSteps: number | undefined;
+  checkpointPath: string;
+}
+
 export interface SimWorkerSpec extends WorkerIdentity {
   /** namespace/job for training ranks. */
   jobKey: string | undefined;
+  serving?: ServingPodSpec;
+  training?: TrainingPodSpec;
 }
+
+export const DEFAULT_SIM_MODEL: ModelShape = MODEL_SHAPES["Llama-3-8B"];
+
+/** Pod env the simulated workers read (set by operator/src/serving/pools.ts and operator/src/training/env.ts). */
+export const SimEnv = {
+  role: "GPUFLEET_ROLE",
+  modelShape: "GPUFLEET_MODEL_SHAPE",
+  tp: "GPUFLEET_TP",
+  pp: "GPUFLEET_PP",
+  workerIndex: "GPUFLEET_WORKER_INDEX",
+  instancePods: "GPUFLEET_INSTANCE_PODS",
+  resumeStep: "GPUFLEET_RESUME_STEP",
+  checkpointIntervalSteps: "GPUFLEET_CHECKPOINT_INTERVAL_STEPS",
+  checkpointPath: "GPUFLEET_CHECKPOINT_PATH",
+} as const;
 
 export class PodSpecError extends Error {
   override name = "PodSpecError";
@@ -100,12 +142,62 @@ export function workerSpecsForPod(pod: V1Pod): SimWorkerSpec[] {
     if (!Number.isInteger(worldSize) || worldSize <= 0 || ranks.length === 0 || ranks.some((r) => !Number.isInteger(r) || r < 0 || r >= worldSize)) {
       throw new PodSpecError(`pod ${ns}/${name}: training pod needs WORLD_SIZE and GPUFLEET_RANKS within it (got "${env.WORLD_SIZE}", "${env.GPUFLEET_RANKS}")`);
     }
-    return ranks.map((rank) => ({ ...base, workerId: `${uid}/${rank}`, kind: WorkerKind.training, rank, worldSize, jobKey: `${ns}/${job}` }));
+    const training = trainingPodSpec(env, `${ns}/${name}`);
+    return ranks.map((rank) => ({ ...base, workerId: `${uid}/${rank}`, kind: WorkerKind.training, rank, worldSize, jobKey: `${ns}/${job}`, training }));
   }
-  if (labels[SERVING_LABEL]) {
-    const role = labels[ROLE_LABEL];
-    const kind = role === "prefill" ? WorkerKind.servingPrefill : role === "decode" ? WorkerKind.servingDecode : WorkerKind.serving;
-    return [{ ...base, workerId: `${uid}/0`, kind, rank: -1, worldSize: 0, jobKey: undefined }];
+  const deployment = labels[SERVING_LABEL];
+  if (deployment) {
+    const serving = servingPodSpec(deployment, envOf(pod), labels, `${ns}/${name}`);
+    const kind = serving.role === ServingRole.prefill ? WorkerKind.servingPrefill : serving.role === ServingRole.decode ? WorkerKind.servingDecode : WorkerKind.serving;
+    return [{ ...base, workerId: `${uid}/0`, kind, rank: -1, worldSize: 0, jobKey: undefined, serving }];
   }
   return [];
+}
+
+function integerEnv(env: Record<string, string>, key: string, fallback: number | undefined, min: number, pod: string): number | undefined {
+  const text = env[key];
+  if (text === undefined) return fallback;
+  const n = Number(text);
+  if (text.trim() === "" || !Number.isInteger(n) || n < min) throw new PodSpecError(`pod ${pod}: ${key}="${text}" must be an integer >= ${min}`);
+  return n;
+}
+
+function servingPodSpec(deployment: string, env: Record<string, string>, labels: Record<string, string>, pod: string): ServingPodSpec {
+  const roleText = env[SimEnv.role] ?? labels[ROLE_LABEL] ?? ServingRole.colocated;
+  const roles: readonly string[] = Object.values(ServingRole);
+  if (!roles.includes(roleText)) throw new PodSpecError(`pod ${pod}: role "${roleText}" is not one of ${roles.join(", ")}`);
+  let shape = DEFAULT_SIM_MODEL;
+  const shapeText = env[SimEnv.modelShape];
+  if (shapeText !== undefined) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(shapeText);
+    } catch (err) {
+      throw new PodSpecError(`pod ${pod}: ${SimEnv.modelShape} is not JSON`, { cause: err });
+    }
+    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new PodSpecError(`pod ${pod}: ${SimEnv.modelShape} must be a JSON object`);
+    shape = parsed as ModelShape;
+    try {
+      deriveModel(shape);
+    } catch (err) {
+      throw new PodSpecError(`pod ${pod}: ${SimEnv.modelShape}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+  return {
+    deployment,
+    role: roleText as ServingRole,
+    shape,
+    tp: integerEnv(env, SimEnv.tp, 1, 1, pod)!,
+    pp: integerEnv(env, SimEnv.pp, 1, 1, pod)!,
+    workerIndex: integerEnv(env, SimEnv.workerIndex, 0, 0, pod)!,
+    instancePods: integerEnv(env, SimEnv.instancePods, 1, 1, pod)!,
+  };
+}
+
+function trainingPodSpec(env: Record<string, string>, pod: string): TrainingPodSpec {
+  return {
+    resumeStep: integerEnv(env, SimEnv.resumeStep, 0, 0, pod)!,
+    checkpointIntervalSteps: integerEnv(env, SimEnv.checkpointIntervalSteps, undefined, 1, pod),
+    checkpointPath: env[SimEnv.checkpointPath] ?? "",
+  };
 }

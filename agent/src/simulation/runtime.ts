@@ -8,10 +8,13 @@ import { gpuSpec } from "../../../common/src/hardware/catalog.js";
 import type { NodeFacts } from "../discovery/facts.js";
 import type { WorkerClient } from "../grpc/client.js";
 import type { WorkerCommand__Output } from "../grpc/generated/gpufleet/worker/v1/WorkerCommand.js";
-import { applyFaultCommand, FAULT_ANNOTATION, NO_FAULTS, parseFaultAnnotation, type Faults } from "../workers/simulated/faults.js";
-import { DEFAULT_SERVED_MODEL, RooflineLatencyModel } from "../workers/simulated/latency.js";
-import { DEFAULT_SERVING_SIM, ServingSim } from "../workers/simulated/serving.js";
-import { simulateStep, type TrainingPlacement } from "../workers/simulated/training.js";
+import { CommandOutcome, decideCommand } from "../workers/simulated/commands.js";
+import { ServingEngine, ServingRole } from "../workers/simulated/engine.js";
+import { servingEngineConfig } from "../workers/simulated/engine-config.js";
+import { applyFaultCommand, FAULT_ANNOTATION, FaultSpecError, NO_FAULTS, parseFaultAnnotation, type Faults } from "../workers/simulated/faults.js";
+import { Outcome, RequestStatus, type RequestResult, type RequestSink, type ServingRequest } from "../workers/simulated/sequence.js";
+import { DEFAULT_SYNTHETIC_LOAD, PoissonArrivals } from "../workers/simulated/synthetic-load.js";
+import { CheckpointCadence, checkpointPathFor, simulateStep, type TrainingPlacement } from "../workers/simulated/training.js";
 import { SimAnnotation, workerSpecsForPod, type SimWorkerSpec } from "./model.js";
 
 export interface SimLog {
@@ -34,12 +37,40 @@ interface TrainingJob {
   timer: NodeJS.Timeout | undefined;
   hung: boolean;
   pod: V1Pod;
+  cadence: CheckpointCadence;
+  checkpointPath: string;
+  /** The step started last and when it ends; completed (and checkpointed) at the next step's start. */
+  inProgress: { step: number; endUnixMs: number } | undefined;
 }
+
+/** A serving pod's engine (leaders only: follower pods of a multi-pod instance serve through their leader). */
+interface ServingWorker {
+  spec: SimWorkerSpec;
+  engine: ServingEngine | undefined;
+  gpuModel: string;
+  arrivals: PoissonArrivals | undefined;
+  drainTimer: NodeJS.Timeout | undefined;
+}
+
+/** A prefilled request of the synthetic client on its way to a decode worker of the same deployment. */
+interface PendingHandoff {
+  from: ServingWorker;
+  requestId: string;
+  sink: RequestSink;
+  atMs: number;
+}
+
+/** Engines advance on this tick; tokens carry their modelled times and reach sinks up to one tick later. */
+const SERVING_TICK_MS = 20;
 
 export class SimulationRuntime {
   private readonly workers = new Map<string, Running>();
   private readonly jobs = new Map<string, TrainingJob>();
-  private readonly drains = new Map<string, () => void>();
+  private readonly serving = new Map<string, ServingWorker>();
+  private handoffs: PendingHandoff[] = [];
+  private tick: NodeJS.Timeout | undefined;
+  /** Synthetic requests a prefill worker could hand to no decode worker (none in the deployment, or all refused). */
+  handoffsDropped = 0;
 
   constructor(
     private readonly client: WorkerClient,
@@ -81,10 +112,35 @@ export class SimulationRuntime {
     this.workers.clear();
     for (const j of this.jobs.values()) clearTimeout(j.timer);
     this.jobs.clear();
+    clearInterval(this.tick);
+    this.tick = undefined;
+  }
+
+  /**
+   * Submits a request to a simulated serving worker's engine (the gateway's entry point, issue 10); the sink gets
+   * its tokens at the modelled step times and its result.
+   */
+  submit(workerId: string, request: ServingRequest, sink: RequestSink): { accepted: true } | { accepted: false; reason: string } {
+    const engine = this.serving.get(workerId)?.engine;
+    if (!engine) return { accepted: false, reason: `no simulated serving engine ${workerId} here` };
+    return engine.submit(request, sink, this.nowMs());
+  }
+
+  cancel(workerId: string, requestId: string): boolean {
+    return this.serving.get(workerId)?.engine?.cancel(requestId, this.nowMs()) ?? false;
   }
 
   private async start(spec: SimWorkerSpec, pod: V1Pod): Promise<void> {
     const facts = this.factsOf(spec.nodeName)!;
+    let servingWorker: ServingWorker | undefined;
+    if (spec.serving) {
+      try {
+        servingWorker = this.servingWorker(spec, pod, facts);
+      } catch (err) {
+        this.log.warn({ workerId: spec.workerId, pod: `${spec.podNamespace}/${spec.podName}`, err: (err as Error).message }, "pod cannot run a simulated serving engine");
+        return;
+      }
+    }
     await this.client.register({ ...spec, gpuUuids: facts.gpus.slice(0, 1).map((g) => g.uuid), simulated: true });
     const heartbeat = setInterval(() => void this.client.heartbeat(spec.workerId).catch(() => {}), this.reportIntervalMs);
     let stopped = false;
@@ -93,31 +149,160 @@ export class SimulationRuntime {
     if (spec.kind === "training" && spec.jobKey) {
       this.joinJob(spec, pod);
       stops.push(() => this.leaveJob(spec));
-    } else {
-      const model = new RooflineLatencyModel(facts.gpus[0]?.model ?? "H100-80GB", DEFAULT_SERVED_MODEL);
-      const rate = Number(pod.metadata?.annotations?.[SimAnnotation.requestRate] ?? DEFAULT_SERVING_SIM.requestRatePerSec);
-      const sim = new ServingSim(model, { ...DEFAULT_SERVING_SIM, requestRatePerSec: Number.isFinite(rate) ? rate : DEFAULT_SERVING_SIM.requestRatePerSec, seed: hash(spec.workerId) }, this.nowMs());
-      const report = setInterval(() => {
-        if (stopped) return;
-        const now = this.nowMs();
-        sim.advance(now);
-        void this.client.reportLoad({ workerId: spec.workerId, unixMs: now, ...sim.report(now) }).catch(() => {});
-      }, this.reportIntervalMs);
-      stops.push(() => clearInterval(report));
-      this.drains.set(spec.workerId, () => sim.stopAccepting());
-      stops.push(() => this.drains.delete(spec.workerId));
+    } else if (servingWorker) {
+      const w = servingWorker;
+      this.serving.set(spec.workerId, w);
+      this.ensureTick();
+      if (w.engine) {
+        const engine = w.engine;
+        const report = setInterval(() => {
+          if (stopped) return;
+          // The serving tick advances the engine (arrivals first); the report shows it as of that tick.
+          const now = this.nowMs();
+          const { draining, ...load } = engine.load(now);
+          const s = spec.serving!;
+          void this.client.reportLoad({ workerId: spec.workerId, unixMs: now, ...load, draining, role: s.role, model: s.shape.name, tp: s.tp, pp: s.pp, gpuModel: w.gpuModel }).catch(() => {});
+        }, this.reportIntervalMs);
+        stops.push(() => clearInterval(report));
+      }
+      stops.push(() => {
+        clearTimeout(w.drainTimer);
+        w.engine?.abortAll("the pod's simulated worker stopped", this.nowMs());
+        this.serving.delete(spec.workerId);
+      });
     }
     this.workers.set(spec.workerId, { spec, stop: () => stops.forEach((s) => s()) });
-    this.log.info({ workerId: spec.workerId, pod: `${spec.podNamespace}/${spec.podName}`, node: spec.nodeName, kind: spec.kind, rank: spec.rank }, "simulated worker started");
+    const s = spec.serving;
+    this.log.info({
+      workerId: spec.workerId, pod: `${spec.podNamespace}/${spec.podName}`, node: spec.nodeName, kind: spec.kind, rank: spec.rank,
+      ...(s ? { role: s.role, model: s.shape.name, tp: s.tp, pp: s.pp, gpuModel: servingWorker?.gpuModel, leader: s.workerIndex === 0 } : {}),
+    }, "simulated worker started");
+  }
+
+  private servingWorker(spec: SimWorkerSpec, pod: V1Pod, facts: NodeFacts): ServingWorker {
+    const s = spec.serving!;
+    const gpuModel = facts.gpus[0]?.model ?? "H100-80GB";
+    if (s.workerIndex > 0) return { spec, engine: undefined, gpuModel, arrivals: undefined, drainTimer: undefined };
+    const nicGBpsPerGpu = facts.gpus.length > 0 ? facts.nics.reduce((sum, n) => sum + n.bandwidthGbps, 0) / 8 / facts.gpus.length : 50;
+    const config = servingEngineConfig({ role: s.role, shape: s.shape, parallelism: { tp: s.tp, pp: s.pp }, gpuModel, links: { sameNode: s.instancePods === 1, nicGBpsPerGpu } });
+    const now = this.nowMs();
+    const engine = new ServingEngine(config, now);
+    // Decode workers get their load from prefill hand-offs, not from a client of their own.
+    let arrivals: PoissonArrivals | undefined;
+    if (s.role !== ServingRole.decode) {
+      const rate = Number(pod.metadata?.annotations?.[SimAnnotation.requestRate] ?? DEFAULT_SYNTHETIC_LOAD.requestRatePerSec);
+      const requestRatePerSec = Number.isFinite(rate) && rate >= 0 ? rate : DEFAULT_SYNTHETIC_LOAD.requestRatePerSec;
+      arrivals = new PoissonArrivals({ ...DEFAULT_SYNTHETIC_LOAD, requestRatePerSec, seed: hash(spec.workerId) }, now, `sim-${spec.podName}`);
+    }
+    return { spec, engine, gpuModel, arrivals, drainTimer: undefined };
+  }
+
+  private ensureTick(): void {
+    if (this.tick) return;
+    this.tick = setInterval(() => this.advanceServing(), SERVING_TICK_MS);
+    this.tick.unref();
+  }
+
+  /** One tick: synthetic arrivals submitted at their arrival times, engines advanced, hand-offs carried out. */
+  private advanceServing(): void {
+    const now = this.nowMs();
+    for (const w of this.serving.values()) {
+      if (!w.engine) continue;
+      for (const { atMs, request } of w.arrivals?.until(now) ?? []) {
+        if (w.engine.draining) break;
+        w.engine.submit(request, this.syntheticSink(w), atMs);
+      }
+      w.engine.advance(now);
+    }
+    const pending = this.handoffs;
+    this.handoffs = [];
+    for (const h of pending) this.handOff(h);
+  }
+
+  private syntheticSink(w: ServingWorker): RequestSink {
+    const sink: RequestSink = {
+      token: () => {},
+      finish: (result: RequestResult) => {
+        if (result.outcome === Outcome.prefilled) this.handoffs.push({ from: w, requestId: result.requestId, sink, atMs: result.finishedAtMs });
+      },
+    };
+    return sink;
+  }
+
+  /** Prefill → decode: export the KV by blocks, import it on the decode worker with the most free blocks, release. */
+  private handOff(h: PendingHandoff): void {
+    const from = h.from.engine!;
+    if (from.statusOf(h.requestId) !== RequestStatus.holdingKv) return; // cancelled or aborted meanwhile
+    const handoff = from.exportKv(h.requestId);
+    const s = h.from.spec.serving!;
+    const targets = [...this.serving.values()]
+      .filter((w) => w.engine && w.spec.podNamespace === h.from.spec.podNamespace && w.spec.serving?.deployment === s.deployment && w.spec.serving.role === ServingRole.decode && !w.engine.draining)
+      .sort((a, b) => b.engine!.freeBlocks - a.engine!.freeBlocks);
+    let accepted = false;
+    for (const t of targets) {
+      if (t.engine!.importKv(handoff, h.sink, Math.max(h.atMs, this.nowMs())).accepted) {
+        accepted = true;
+        break;
+      }
+    }
+    from.releaseKv(h.requestId);
+    if (!accepted) this.handoffsDropped++;
   }
 
   private onCommand(spec: SimWorkerSpec, command: WorkerCommand__Output): void {
     this.log.info({ workerId: spec.workerId, command: command.command, commandId: command.commandId }, "simulated worker received command");
-    if (command.injectFault && spec.jobKey) {
-      const job = this.jobs.get(spec.jobKey);
-      if (job) job.faults = applyFaultCommand(job.faults, command.injectFault);
+    const { outcome, reason } = this.carryOut(spec, command);
+    this.log.info({ workerId: spec.workerId, commandId: command.commandId, outcome, reason }, "simulated worker acted on command");
+    this.client.ackCommand({ workerId: spec.workerId, commandId: command.commandId, outcome, reason }).catch((err: Error & { code?: number }) => {
+      this.log.warn({ workerId: spec.workerId, commandId: command.commandId, code: err.code, err: err.message }, "command acknowledgement failed");
+    });
+  }
+
+  private carryOut(spec: SimWorkerSpec, command: WorkerCommand__Output): { outcome: CommandOutcome; reason: string } {
+    const action = decideCommand(spec.kind === "training" ? "training" : "serving", command);
+    const rejected = (reason: string) => ({ outcome: CommandOutcome.rejected, reason });
+    switch (action.kind) {
+      case "reject":
+        return rejected(action.reason);
+      case "drain": {
+        const w = this.serving.get(spec.workerId);
+        if (!w?.engine) return rejected(`pod ${spec.podName} is a follower of a multi-pod instance; its leader (worker 0) serves and drains`);
+        const engine = w.engine;
+        engine.drain();
+        engine.advance(this.nowMs());
+        const load = { queued: engine.queueLength, running: engine.runningRequests };
+        let deadline = "";
+        if (action.deadlineMs > 0) {
+          clearTimeout(w.drainTimer);
+          w.drainTimer = setTimeout(() => {
+            const aborted = engine.abortAll(`drain deadline of ${action.deadlineMs} ms passed`, this.nowMs());
+            if (aborted.length > 0) this.log.info({ workerId: spec.workerId, aborted: aborted.length }, "drain deadline passed: aborted the requests left");
+          }, action.deadlineMs);
+          w.drainTimer.unref();
+          deadline = `; what is left after ${action.deadlineMs} ms is aborted`;
+        }
+        return { outcome: CommandOutcome.applied, reason: `draining: admitting no new requests; ${load.queued} queued and ${load.running} running requests continue${deadline}` };
+      }
+      case "abort": {
+        const w = this.serving.get(spec.workerId);
+        if (!w?.engine) return rejected(`pod ${spec.podName} is a follower of a multi-pod instance; its leader (worker 0) holds the requests`);
+        const aborted = w.engine.abortAll(action.reason, this.nowMs());
+        const shown = aborted.slice(0, 10).join(", ");
+        return { outcome: CommandOutcome.applied, reason: `aborted ${aborted.length} requests${aborted.length > 0 ? `: ${shown}${aborted.length > 10 ? ", …" : ""}` : ""}` };
+      }
+      case "inject-fault": {
+        const job = spec.jobKey ? this.jobs.get(spec.jobKey) : undefined;
+        if (!job) return { outcome: CommandOutcome.failed, reason: `rank ${spec.rank} is not part of a running simulated job` };
+        try {
+          job.faults = applyFaultCommand(job.faults, action.fault);
+        } catch (err) {
+          if (err instanceof FaultSpecError) return rejected(err.message);
+          throw err;
+        }
+        if (job.hung && job.faults.hungRanks.size === 0) this.scheduleStep(job, 0);
+        return { outcome: CommandOutcome.applied, reason: `fault ${action.fault.kind} applied to job ${job.key}` };
+      }
     }
-    if (command.drain) this.drains.get(spec.workerId)?.();
   }
 
   private updateJobFaults(jobKey: string, pod: V1Pod): void {
@@ -136,7 +321,11 @@ export class SimulationRuntime {
   private joinJob(spec: SimWorkerSpec, pod: V1Pod): void {
     let job = this.jobs.get(spec.jobKey!);
     if (!job) {
-      job = { key: spec.jobKey!, ranks: new Map(), worldSize: spec.worldSize, faults: NO_FAULTS, annotationFaults: undefined, sequence: 0, timer: undefined, hung: false, pod };
+      const t = spec.training ?? { resumeStep: 0, checkpointIntervalSteps: undefined, checkpointPath: "" };
+      job = {
+        key: spec.jobKey!, ranks: new Map(), worldSize: spec.worldSize, faults: NO_FAULTS, annotationFaults: undefined, sequence: 0, timer: undefined, hung: false, pod,
+        cadence: new CheckpointCadence(spec.worldSize, t.resumeStep, t.checkpointIntervalSteps), checkpointPath: t.checkpointPath, inProgress: undefined,
+      };
       this.jobs.set(job.key, job);
       this.updateJobFaults(job.key, pod);
     }
@@ -181,7 +370,9 @@ export class SimulationRuntime {
 
   private async step(job: TrainingJob): Promise<void> {
     if (job.ranks.size < job.worldSize || !this.jobs.has(job.key)) return;
-    const startUs = this.nowMs() * 1000;
+    const nowMs = this.nowMs();
+    this.completeStep(job, nowMs);
+    const startUs = nowMs * 1000;
     const result = simulateStep(this.placement(job), job.faults, startUs, job.sequence);
     job.sequence = result.sequenceAfter;
     const byRank = new Map<number, typeof result.records>();
@@ -189,10 +380,28 @@ export class SimulationRuntime {
     await Promise.all([...byRank].map(([rank, records]) => this.client.reportCollectives({ workerId: job.ranks.get(rank)!.workerId, records }).catch(() => {})));
     if (result.endUnixUs === undefined) {
       job.hung = true; // stalls until the hang is cleared
-      this.log.warn({ job: job.key, sequence: job.sequence - 1 }, "simulated training job hung");
+      this.log.warn({ job: job.key, step: job.cadence.nextStep, sequence: job.sequence - 1 }, "simulated training job hung");
       return;
     }
+    job.inProgress = { step: job.cadence.nextStep, endUnixMs: result.endUnixUs / 1000 };
     this.scheduleStep(job, Math.max(this.reportIntervalMs / 4, (result.endUnixUs - startUs) / 1000));
+  }
+
+  /** The step started last has ended on every rank: count it, and write and report the checkpoints now due. */
+  private completeStep(job: TrainingJob, nowMs: number): void {
+    const done = job.inProgress;
+    if (!done || done.endUnixMs > nowMs) return;
+    job.inProgress = undefined;
+    for (const rank of job.ranks.keys()) job.cadence.rankCompleted(rank, done.step);
+    const rank0 = job.ranks.get(0);
+    if (!rank0) return;
+    for (const step of job.cadence.takeDue()) {
+      const report = { workerId: rank0.workerId, step, unixMs: Math.round(done.endUnixMs), path: checkpointPathFor(job.checkpointPath, step) };
+      this.client.reportCheckpoint(report).then(
+        () => this.log.info({ job: job.key, ...report, reported: true }, "simulated checkpoint written"),
+        (err: Error & { code?: number }) => this.log.warn({ job: job.key, ...report, reported: false, code: err.code, err: err.message }, "simulated checkpoint written; reporting it failed"),
+      );
+    }
   }
 }
 

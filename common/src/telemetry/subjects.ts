@@ -95,6 +95,21 @@ export const LoadMessage = Type.Object({
     ttftMs: Type.Number({ minimum: 0 }),
     tpotMs: Type.Number({ minimum: 0 }),
     tokensPerSecond: Type.Number({ minimum: 0 }),
+    // Optional so messages from agents and workers that predate them still decode (see worker.proto LoadReport).
+    kvBlocksTotal: Type.Optional(Type.Integer({ minimum: 0 })),
+    kvBlocksUsed: Type.Optional(Type.Integer({ minimum: 0 })),
+    blockSizeTokens: Type.Optional(Type.Integer({ minimum: 0 })),
+    waitingDemandBlocks: Type.Optional(Type.Integer({ minimum: 0 })),
+    headOfLineDemandBlocks: Type.Optional(Type.Integer({ minimum: 0 })),
+    role: Type.Optional(Type.String()),
+    model: Type.Optional(Type.String()),
+    tp: Type.Optional(Type.Integer({ minimum: 0 })),
+    pp: Type.Optional(Type.Integer({ minimum: 0 })),
+    gpuModel: Type.Optional(Type.String()),
+    preemptionsTotal: Type.Optional(Type.Integer({ minimum: 0 })),
+    heldKvBlocks: Type.Optional(Type.Integer({ minimum: 0 })),
+    outstandingPromptTokens: Type.Optional(Type.Integer({ minimum: 0 })),
+    draining: Type.Optional(Type.Boolean()),
   })),
 });
 export type LoadMessage = Static<typeof LoadMessage>;

@@ -24,6 +24,7 @@ import type { ServingDeployment, ServingDeploymentSpec, ServingDeploymentStatus 
 import { GpuResource, TopologyLabel } from "../../../crds/src/topology.js";
 import { controllerOwnerReference } from "../runtime/apply.js";
 import { type FreeNode, type InstancePlacement, type InstanceRole, packLowAffinity, packPools } from "./placement.js";
+import { contextTokens, modelShape } from "./planner-input.js";
 
 export type StatusPlan = NonNullable<ServingDeploymentStatus["plan"]>;
 export type Role = InstanceRole;
@@ -247,6 +248,8 @@ export function podObject(sd: ServingDeployment, pod: PodPlacement, hash: string
   const env = new Map<string, string>([
     ["GPUFLEET_SERVING_DEPLOYMENT", sdName],
     ["GPUFLEET_MODEL", sd.spec.model.name],
+    // The planner's full model shape, so a (simulated) engine runs the model the plan was sized for.
+    ["GPUFLEET_MODEL_SHAPE", JSON.stringify(modelShape(sd.spec.model, contextTokens(sd.spec.workload)))],
     ["GPUFLEET_ROLE", pod.role],
     ["GPUFLEET_INSTANCE", String(pod.index)],
     ["GPUFLEET_TP", String(pod.tp)],

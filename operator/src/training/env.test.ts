@@ -4,7 +4,7 @@ import { GpufleetEnv, TrainingEnvError, trainingPodEnv, trainingRankEnv } from "
 import { planTrainingPlacement } from "./placement.js";
 import type { CandidateNode, TrainingJobShape, TrainingPlacement } from "./types.js";
 
-const opts = { masterAddr: "j-0.j.ns.svc", masterPort: 29500, checkpointPath: "s3://ckpt/j", resumeStep: 1200 };
+const opts = { masterAddr: "j-0.j.ns.svc", masterPort: 29500, checkpointPath: "s3://ckpt/j", checkpointIntervalSteps: 500, resumeStep: 1200 };
 
 function place(job: TrainingJobShape, nodes: CandidateNode[]): TrainingPlacement {
   const result = planTrainingPlacement({ job, nodes });
@@ -32,6 +32,7 @@ describe.each(cases)("rank env: $name", ({ job, nodes }) => {
       expect(e.MASTER_ADDR).toBe(opts.masterAddr);
       expect(e.MASTER_PORT).toBe("29500");
       expect(e[GpufleetEnv.resumeStep]).toBe("1200");
+      expect(e[GpufleetEnv.checkpointIntervalSteps]).toBe("500");
       expect(e[GpufleetEnv.checkpointPath]).toBe("s3://ckpt/j");
       // The per-local-rank lists agree with the rank's own values.
       const local = Number(e.LOCAL_RANK);
@@ -115,6 +116,7 @@ describe("trainingPodEnv / trainingRankEnv errors", () => {
     { name: "rank out of range", call: () => trainingRankEnv(p, 16, opts), match: /rank 16 is not in 0..15/ },
     { name: "bad port", call: () => trainingPodEnv(p, 0, { ...opts, masterPort: 70000 }), match: /masterPort 70000/ },
     { name: "negative resume step", call: () => trainingPodEnv(p, 0, { ...opts, resumeStep: -1 }), match: /resumeStep -1/ },
+    { name: "zero checkpoint interval", call: () => trainingPodEnv(p, 0, { ...opts, checkpointIntervalSteps: 0 }), match: /checkpointIntervalSteps 0/ },
     { name: "empty master address", call: () => trainingPodEnv(p, 0, { ...opts, masterAddr: "" }), match: /masterAddr is empty/ },
   ])("$name", ({ call, match }) => {
     expect(call).toThrow(TrainingEnvError);

@@ -14,6 +14,8 @@ export interface PodEnvOptions {
   masterAddr: string;
   masterPort: number;
   checkpointPath: string;
+  /** spec.checkpoint.intervalSteps: workers write a checkpoint every this many steps. */
+  checkpointIntervalSteps: number;
   /** Step to resume from (the job's last reported checkpoint step; 0 for a fresh start). */
   resumeStep: number;
 }
@@ -46,6 +48,7 @@ export const GpufleetEnv = {
   ppNextTransport: "GPUFLEET_PP_NEXT_TRANSPORT",
   checkpointPath: "GPUFLEET_CHECKPOINT_PATH",
   resumeStep: "GPUFLEET_RESUME_STEP",
+  checkpointIntervalSteps: "GPUFLEET_CHECKPOINT_INTERVAL_STEPS",
 } as const;
 
 /** The env of the pod on node `nodeRank`. Throws TrainingEnvError on an out-of-range rank or bad options. */
@@ -57,6 +60,7 @@ export function trainingPodEnv(placement: TrainingPlacement, nodeRank: number, o
   }
   if (!Number.isInteger(opts.masterPort) || opts.masterPort < 1 || opts.masterPort > 65535) throw new TrainingEnvError(job.name, `masterPort ${opts.masterPort} is not a TCP port`);
   if (!Number.isInteger(opts.resumeStep) || opts.resumeStep < 0) throw new TrainingEnvError(job.name, `resumeStep ${opts.resumeStep} must be a non-negative integer`);
+  if (!Number.isInteger(opts.checkpointIntervalSteps) || opts.checkpointIntervalSteps < 1) throw new TrainingEnvError(job.name, `checkpointIntervalSteps ${opts.checkpointIntervalSteps} must be a positive integer`);
   if (opts.masterAddr === "") throw new TrainingEnvError(job.name, "masterAddr is empty");
   const stage = placement.stages[node.stage]!;
   const prev = node.stage > 0 ? placement.stages[node.stage - 1]!.nextTransport : null;
@@ -86,6 +90,7 @@ export function trainingPodEnv(placement: TrainingPlacement, nodeRank: number, o
     ...(stage.nextTransport !== null ? { [GpufleetEnv.ppNextTransport]: stage.nextTransport } : {}),
     [GpufleetEnv.checkpointPath]: opts.checkpointPath,
     [GpufleetEnv.resumeStep]: String(opts.resumeStep),
+    [GpufleetEnv.checkpointIntervalSteps]: String(opts.checkpointIntervalSteps),
     ...node.nccl,
   };
 }

@@ -198,7 +198,7 @@ export function createTrainingGangStep(deps: TrainingGangStepDeps): TrainingGang
     const placement = result;
     const resumeStep = job.status?.lastCheckpointStep ?? 0;
     const specHash = stableHash(job.spec);
-    const gangPods = planGangPods(placement, { namespace, serviceName: name, masterPort, checkpointPath: job.spec.checkpoint.path, resumeStep });
+    const gangPods = planGangPods(placement, { namespace, serviceName: name, masterPort, checkpointPath: job.spec.checkpoint.path, checkpointIntervalSteps: job.spec.checkpoint.intervalSteps, resumeStep });
     const opts: GangObjectOptions = { masterPort, attempt: record.restarts, specHash, planHash: stableHash({ specHash, attempt: record.restarts, nodes: gangPods.map((p) => p.nodeName) }) };
 
     await deps.applier.apply(gangService(job, opts));

@@ -10,7 +10,7 @@ const result = planTrainingPlacement({ job, nodes });
 const p = result as TrainingPlacement;
 
 describe("planGangPods", () => {
-  const pods = planGangPods(p, { namespace: "ml", serviceName: "llm", masterPort: 29500, checkpointPath: "/ckpt", resumeStep: 7 });
+  const pods = planGangPods(p, { namespace: "ml", serviceName: "llm", masterPort: 29500, checkpointPath: "/ckpt", checkpointIntervalSteps: 100, resumeStep: 7 });
 
   it("has one pod per planned node with all of its GPUs, bound to that node", () => {
     expect(result.ok).toBe(true);

@@ -16,6 +16,7 @@ export interface GangPodOptions {
   serviceName: string;
   masterPort: number;
   checkpointPath: string;
+  checkpointIntervalSteps: number;
   resumeStep: number;
 }
 
@@ -43,7 +44,7 @@ export function planGangPods(placement: TrainingPlacement, opts: GangPodOptions)
     nodeName: node.nodeName,
     nodeRank: node.nodeRank,
     gpus: placement.job.gpusPerNode,
-    env: trainingPodEnv(placement, node.nodeRank, { masterAddr, masterPort: opts.masterPort, checkpointPath: opts.checkpointPath, resumeStep: opts.resumeStep }),
+    env: trainingPodEnv(placement, node.nodeRank, { masterAddr, masterPort: opts.masterPort, checkpointPath: opts.checkpointPath, checkpointIntervalSteps: opts.checkpointIntervalSteps, resumeStep: opts.resumeStep }),
   }));
 }
 

@@ -1,8 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { applyFaultCommand, FaultSpecError, NO_FAULTS, parseFaultAnnotation } from "./faults.js";
-import { DEFAULT_SERVED_MODEL, RooflineLatencyModel } from "./latency.js";
-import { ServingSim } from "./serving.js";
-import { ringAllReduceUs, simulateStep, type TrainingPlacement } from "./training.js";
+import { CheckpointCadence, checkpointPathFor, ringAllReduceUs, simulateStep, type TrainingPlacement } from "./training.js";
 
 describe("parseFaultAnnotation", () => {
   it.each([
@@ -79,29 +77,41 @@ describe("simulated training", () => {
   });
 });
 
-describe("simulated serving", () => {
-  it("roofline decode step is memory-bound: H100 reads 16 GB of weights at 80% of 3.35 TB/s", () => {
-    const m = new RooflineLatencyModel("H100-80GB", DEFAULT_SERVED_MODEL);
-    expect(m.decodeStepMs(1, 0)).toBeCloseTo((16e9 / (3350e9 * 0.8)) * 1000, 6);
-    expect(new RooflineLatencyModel("H200-141GB", DEFAULT_SERVED_MODEL).decodeStepMs(1, 0)).toBeLessThan(m.decodeStepMs(1, 0));
-    // prefill of 4096 tokens is compute-bound: 2 * 8e9 * 4096 / (989e12 * 0.6)
-    expect(m.prefillBatchMs([4096])).toBeCloseTo(((2 * 8e9 * 4096) / (989e12 * 0.6)) * 1000, 6);
+describe("checkpoint cadence", () => {
+  it.each([
+    { name: "fresh job, every 3 steps", resume: 0, interval: 3, steps: 7, next: 8, due: [3, 6] },
+    { name: "resumed at a checkpoint: the next is one interval on", resume: 6, interval: 3, steps: 4, next: 11, due: [9] },
+    { name: "resumed off the grid (interval changed): next multiple of the interval", resume: 5, interval: 4, steps: 4, next: 10, due: [8] },
+    { name: "no interval in the pod: no checkpoints", resume: 0, interval: undefined, steps: 5, next: 6, due: [] },
+  ])("$name", ({ resume, interval, steps, next, due }) => {
+    const c = new CheckpointCadence(2, resume, interval);
+    expect(c.nextStep).toBe(resume + 1);
+    const got: number[] = [];
+    for (let i = 0; i < steps; i++) {
+      const step = c.nextStep;
+      c.rankCompleted(0, step);
+      c.rankCompleted(1, step);
+      got.push(...c.takeDue());
+    }
+    expect(c.nextStep).toBe(next);
+    expect(got).toEqual(due);
+    expect(c.takeDue()).toEqual([]); // each checkpoint is reported once
   });
 
-  it.each([
-    { name: "light load keeps the queue empty", rate: 2, queueEmpty: true },
-    { name: "overload builds a queue and fills the KV cache", rate: 400, queueEmpty: false },
-  ])("$name", ({ rate, queueEmpty }) => {
-    const model = new RooflineLatencyModel("H100-80GB", DEFAULT_SERVED_MODEL);
-    const sim = new ServingSim(model, { requestRatePerSec: rate, promptTokens: 1024, outputTokens: 256, maxBatchSequences: 256, seed: 7 }, 0);
-    sim.advance(20_000);
-    const load = sim.report(20_000);
-    expect(load.queueLength === 0).toBe(queueEmpty);
-    expect(load.tokensPerSecond).toBeGreaterThan(0);
-    expect(load.tpotMs).toBeGreaterThan(model.decodeStepMs(1, 0) - 1e-9);
-    if (!queueEmpty) {
-      expect(load.runningRequests).toBeGreaterThan(100);
-      expect(load.ttftMs).toBeGreaterThan(1000); // requests wait in the queue
-    }
+  it("a checkpoint is due only once every rank has finished its step", () => {
+    const c = new CheckpointCadence(3, 0, 2);
+    for (const step of [1, 2]) { c.rankCompleted(0, step); c.rankCompleted(1, step); }
+    expect(c.step).toBe(0);
+    expect(c.takeDue()).toEqual([]);
+    c.rankCompleted(2, 1);
+    expect(c.takeDue()).toEqual([]);
+    c.rankCompleted(2, 2);
+    expect(c.takeDue()).toEqual([2]);
+  });
+
+  it("rejects a bad resume step or interval and names the checkpoint path by step", () => {
+    expect(() => new CheckpointCadence(1, -1, 5)).toThrow(/resume step/);
+    expect(() => new CheckpointCadence(1, 0, 0)).toThrow(/interval/);
+    expect(checkpointPathFor("s3://ckpt/job/", 1200)).toBe("s3://ckpt/job/step-00001200");
   });
 });

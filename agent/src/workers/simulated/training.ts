@@ -79,3 +79,50 @@ export function simulateStep(p: TrainingPlacement, faults: Faults, stepStartUnix
   }
   return { records, endUnixUs: t[0], sequenceAfter: seq };
 }
+
+/**
+ * Checkpoint cadence of a job (pure): steps are numbered on from the step the job resumed at (the checkpoint it
+ * restarted from, GPUFLEET_RESUME_STEP), and a checkpoint holds step s when s is a multiple of the interval. It is
+ * durable, and reported, once every rank has finished step s.
+ */
+export class CheckpointCadence {
+  private readonly completed: number[];
+  private lastCheckpoint: number;
+
+  constructor(worldSize: number, readonly resumeStep: number, readonly intervalSteps: number | undefined) {
+    if (!Number.isInteger(resumeStep) || resumeStep < 0) throw new RangeError(`resume step must be a non-negative integer, got ${resumeStep}`);
+    if (intervalSteps !== undefined && !(Number.isInteger(intervalSteps) && intervalSteps > 0)) throw new RangeError(`checkpoint interval must be a positive integer, got ${intervalSteps}`);
+    this.completed = Array.from({ length: worldSize }, () => resumeStep);
+    this.lastCheckpoint = resumeStep;
+  }
+
+  /** The step every rank has finished. */
+  get step(): number {
+    return Math.min(...this.completed);
+  }
+
+  /** The step the job runs next. */
+  get nextStep(): number {
+    return this.step + 1;
+  }
+
+  rankCompleted(rank: number, step: number): void {
+    if (this.completed[rank] === undefined) throw new RangeError(`rank ${rank} is outside world size ${this.completed.length}`);
+    this.completed[rank] = Math.max(this.completed[rank], step);
+  }
+
+  /** Checkpoint steps all ranks are past and not yet returned, oldest first. */
+  takeDue(): number[] {
+    if (this.intervalSteps === undefined) return [];
+    const due: number[] = [];
+    const first = (Math.floor(this.lastCheckpoint / this.intervalSteps) + 1) * this.intervalSteps;
+    for (let s = first; s <= this.step; s += this.intervalSteps) due.push(s);
+    if (due.length > 0) this.lastCheckpoint = due[due.length - 1]!;
+    return due;
+  }
+}
+
+/** Where the checkpoint of `step` lives under the job's checkpoint path. */
+export function checkpointPathFor(base: string, step: number): string {
+  return `${base.replace(/\/+$/, "")}/step-${String(step).padStart(8, "0")}`;
+}

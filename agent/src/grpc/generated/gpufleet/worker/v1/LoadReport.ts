@@ -12,6 +12,20 @@ export interface LoadReport {
   'ttftMs'?: (number | string);
   'tpotMs'?: (number | string);
   'tokensPerSecond'?: (number | string);
+  'kvBlocksTotal'?: (number);
+  'kvBlocksUsed'?: (number);
+  'blockSizeTokens'?: (number);
+  'waitingDemandBlocks'?: (number);
+  'headOfLineDemandBlocks'?: (number);
+  'role'?: (string);
+  'model'?: (string);
+  'tp'?: (number);
+  'pp'?: (number);
+  'gpuModel'?: (string);
+  'preemptionsTotal'?: (number | string | Long);
+  'heldKvBlocks'?: (number);
+  'outstandingPromptTokens'?: (number);
+  'draining'?: (boolean);
 }
 
 export interface LoadReport__Output {
@@ -24,4 +38,18 @@ export interface LoadReport__Output {
   'ttftMs': (number);
   'tpotMs': (number);
   'tokensPerSecond': (number);
+  'kvBlocksTotal': (number);
+  'kvBlocksUsed': (number);
+  'blockSizeTokens': (number);
+  'waitingDemandBlocks': (number);
+  'headOfLineDemandBlocks': (number);
+  'role': (string);
+  'model': (string);
+  'tp': (number);
+  'pp': (number);
+  'gpuModel': (string);
+  'preemptionsTotal': (number);
+  'heldKvBlocks': (number);
+  'outstandingPromptTokens': (number);
+  'draining': (boolean);
 }

@@ -1,0 +1,308 @@
+/**
+ * Simulated serving engine (pure, clock passed in; nano-vllm's llm_engine.py loop): requests come in through
+ * submit() (or importKv() on a decode worker), the scheduler picks each step, the step takes the time the common
+ * latency model gives for that batch (common/src/models/latency.ts, the planner's model), and at the step's end
+ * every sequence in it gets its token through its sink. One step runs at a time; a step that ends after the time
+ * advance() is given stays in flight until a later call, so tokens are delivered at their modelled times.
+ *
+ * Roles follow DistServe: a colocated worker prefills and decodes; a prefill worker prefills, samples the first
+ * token and then holds the request's KV blocks until exportKv()/releaseKv() (the hand-off); a decode worker only
+ * takes requests whose KV it imports (block bookkeeping here, the transfer time comes with the gateway, issue 10).
+ * Pipeline parallelism is modelled in the step time only: steps do not overlap across stages.
+ */
+import type { ForwardBatch, InstanceLatencyModel } from "../../../../common/src/models/latency.js";
+import { prefillBatch, decodeBatch } from "../../../../common/src/models/latency.js";
+import { BlockManager, blocksForTokens } from "./block-manager.js";
+import { Scheduler, type ScheduledStep } from "./scheduler.js";
+import { Outcome, RequestStatus, Sequence, type KvHandoff, type RequestSink, type ServingRequest } from "./sequence.js";
+
+export const ServingRole = { prefill: "prefill", decode: "decode", colocated: "colocated" } as const;
+export type ServingRole = (typeof ServingRole)[keyof typeof ServingRole];
+
+export interface EngineConfig {
+  role: ServingRole;
+  modelName: string;
+  latency: InstanceLatencyModel;
+  kvBytesPerToken: number;
+  kvCapacityTokens: number;
+  blockSizeTokens: number;
+  maxNumSeqs: number;
+  maxBatchedTokens: number;
+  /** Longest prompt + output a request may ask for (the model's context). */
+  maxContextTokens: number;
+}
+
+export type Admission = { accepted: true } | { accepted: false; reason: string };
+
+export interface EngineLoad {
+  queueLength: number;
+  runningRequests: number;
+  kvCacheUsedFraction: number;
+  kvCacheUsedBytes: number;
+  ttftMs: number;
+  tpotMs: number;
+  tokensPerSecond: number;
+  kvBlocksTotal: number;
+  kvBlocksUsed: number;
+  blockSizeTokens: number;
+  waitingDemandBlocks: number;
+  headOfLineDemandBlocks: number;
+  heldKvRequests: number;
+  heldKvBlocks: number;
+  outstandingPromptTokens: number;
+  preemptionsTotal: number;
+  draining: boolean;
+}
+
+interface InFlight {
+  step: ScheduledStep;
+  startMs: number;
+  endMs: number;
+}
+
+export class ServingEngine {
+  private readonly blocks: BlockManager;
+  private readonly scheduler: Scheduler;
+  private readonly sequences = new Map<string, Sequence>();
+  private inFlight: InFlight | undefined;
+  private nowMs: number;
+  private accepting = true;
+  private lastTtftMs = 0;
+  private lastTpotMs = 0;
+  private tokensSinceReport = 0;
+  private lastReportMs: number;
+
+  constructor(readonly config: EngineConfig, startMs: number) {
+    this.blocks = new BlockManager(Math.floor(config.kvCapacityTokens / config.blockSizeTokens), config.blockSizeTokens);
+    this.scheduler = new Scheduler(this.blocks, { maxNumSeqs: config.maxNumSeqs, maxBatchedTokens: config.maxBatchedTokens });
+    this.nowMs = startMs;
+    this.lastReportMs = startMs;
+  }
+
+  get draining(): boolean {
+    return !this.accepting;
+  }
+
+  get freeBlocks(): number {
+    return this.blocks.freeBlocks;
+  }
+
+  get queueLength(): number {
+    return this.scheduler.waiting.length;
+  }
+
+  get runningRequests(): number {
+    return this.scheduler.running.length;
+  }
+
+  /** End of the step in flight: when advance() next has something to deliver. */
+  nextEventMs(): number | undefined {
+    return this.inFlight?.endMs;
+  }
+
+  statusOf(requestId: string): RequestStatus | undefined {
+    return this.sequences.get(requestId)?.status;
+  }
+
+  submit(request: ServingRequest, sink: RequestSink, atMs: number): Admission {
+    if (this.config.role === ServingRole.decode) return refuse(`a decode-role worker takes requests only with their prefilled KV (importKv)`);
+    const invalid = this.validate(request) ?? this.admissible(request.promptTokens + request.maxOutputTokens);
+    if (invalid) return refuse(invalid);
+    this.advance(atMs, false);
+    this.enqueue(new Sequence({ priority: 0, ...request }, sink, atMs));
+    return { accepted: true };
+  }
+
+  /** Decode worker: takes a request prefilled elsewhere, allocating blocks for its KV (no prefill runs). */
+  importKv(handoff: KvHandoff, sink: RequestSink, atMs: number): Admission {
+    if (this.config.role !== ServingRole.decode) return refuse(`only a decode-role worker imports KV (this one is ${this.config.role})`);
+    if (handoff.model !== this.config.modelName) return refuse(`KV of model ${handoff.model} cannot be imported by a ${this.config.modelName} worker`);
+    if (handoff.blockSizeTokens !== this.config.blockSizeTokens) return refuse(`block size ${handoff.blockSizeTokens} differs from this worker's ${this.config.blockSizeTokens}`);
+    const request = { requestId: handoff.requestId, promptTokens: handoff.promptTokens, maxOutputTokens: handoff.maxOutputTokens, priority: handoff.priority };
+    const invalid = this.validate(request) ?? this.admissible(request.promptTokens + request.maxOutputTokens);
+    if (invalid) return refuse(invalid);
+    if (!(handoff.outputTokens >= 1 && handoff.outputTokens < handoff.maxOutputTokens)) return refuse(`a hand-off needs 1 <= outputTokens < maxOutputTokens, got ${handoff.outputTokens} of ${handoff.maxOutputTokens}`);
+    this.advance(atMs, false);
+    const seq = new Sequence(request, sink, atMs, handoff.outputTokens);
+    seq.firstTokenAtMs = atMs;
+    this.enqueue(seq);
+    return { accepted: true };
+  }
+
+  /** Prefill worker: the block-level description of a held request's KV (its blocks stay held until releaseKv). */
+  exportKv(requestId: string): KvHandoff {
+    const seq = this.sequences.get(requestId);
+    if (!seq || seq.status !== RequestStatus.holdingKv) throw new KvHandoffError(requestId, `is not holding KV here (status ${seq?.status ?? "unknown"})`);
+    return {
+      requestId, promptTokens: seq.request.promptTokens, outputTokens: seq.outputTokens, maxOutputTokens: seq.request.maxOutputTokens,
+      priority: seq.request.priority, blocks: this.blocks.blocksOf(requestId), blockSizeTokens: this.config.blockSizeTokens,
+      kvBytes: seq.kvTokens * this.config.kvBytesPerToken, model: this.config.modelName,
+    };
+  }
+
+  /** Prefill worker: the decode side has the KV (or gave up on it); frees the blocks. Returns how many. */
+  releaseKv(requestId: string): number {
+    const seq = this.sequences.get(requestId);
+    if (!seq || seq.status !== RequestStatus.holdingKv) throw new KvHandoffError(requestId, `is not holding KV here (status ${seq?.status ?? "unknown"})`);
+    this.sequences.delete(requestId);
+    seq.status = RequestStatus.finished;
+    return this.blocks.free(requestId);
+  }
+
+  /** Cancels a waiting or running request (its sink gets `cancelled`); false when there is none by that id. */
+  cancel(requestId: string, atMs: number, reason = "cancelled by the client"): boolean {
+    this.advance(atMs);
+    const seq = this.sequences.get(requestId);
+    if (!seq) return false;
+    if (seq.status === RequestStatus.holdingKv) this.blocks.free(seq.id);
+    this.finish(seq, Outcome.cancelled, Math.max(atMs, this.nowMs), reason);
+    return true;
+  }
+
+  /** Stops admitting requests; the queue and the batch run to completion. */
+  drain(): void {
+    this.accepting = false;
+  }
+
+  /** Ends every request here (queued, running, holding KV) with `aborted`; returns their ids. */
+  abortAll(reason: string, atMs: number): string[] {
+    this.advance(atMs);
+    const ids = [...this.sequences.keys()];
+    for (const id of ids) {
+      const seq = this.sequences.get(id)!;
+      if (seq.status === RequestStatus.holdingKv) this.blocks.free(id);
+      this.finish(seq, Outcome.aborted, Math.max(atMs, this.nowMs), reason);
+    }
+    return ids;
+  }
+
+  /**
+   * Runs the engine up to `toMs`: completes the steps that end by then and starts the next ones. With
+   * startAtEnd false no step starts at `toMs` itself: an arrival at that instant joins the step that starts then.
+   */
+  advance(toMs: number, startAtEnd = true): void {
+    for (;;) {
+      if (this.inFlight) {
+        if (this.inFlight.endMs > toMs) return;
+        const done = this.inFlight;
+        this.inFlight = undefined;
+        this.nowMs = done.endMs;
+        this.complete(done);
+        continue;
+      }
+      if (this.nowMs > toMs || (!startAtEnd && this.nowMs === toMs)) return;
+      const step = this.scheduler.schedule();
+      if (!step) {
+        this.nowMs = Math.max(this.nowMs, toMs);
+        return;
+      }
+      this.inFlight = { step, startMs: this.nowMs, endMs: this.nowMs + this.stepMs(step) };
+    }
+  }
+
+  /** Step time from the common latency model: what the planner predicts for exactly this batch. */
+  stepMs(step: ScheduledStep): number {
+    const batch: ForwardBatch = step.kind === "prefill"
+      ? prefillBatch(step.sequences.map((s) => s.prefillTokens))
+      : decodeBatch(step.sequences.length, step.sequences.reduce((sum, s) => sum + s.kvTokens, 0));
+    return this.config.latency.forward(batch).totalMs;
+  }
+
+  load(atMs: number): EngineLoad {
+    const windowS = Math.max(1e-3, (atMs - this.lastReportMs) / 1000);
+    const tokensPerSecond = this.tokensSinceReport / windowS;
+    this.tokensSinceReport = 0;
+    this.lastReportMs = atMs;
+    const used = this.blocks.usedBlocks;
+    const held = [...this.sequences.values()].filter((s) => s.status === RequestStatus.holdingKv);
+    const kvCacheUsedBytes = [...this.sequences.values()].reduce((sum, s) => sum + (this.blocks.blocksOf(s.id) > 0 ? s.kvTokens : 0), 0) * this.config.kvBytesPerToken;
+    return {
+      queueLength: this.scheduler.waiting.length,
+      runningRequests: this.scheduler.running.length,
+      kvCacheUsedFraction: this.blocks.totalBlocks > 0 ? used / this.blocks.totalBlocks : 0,
+      kvCacheUsedBytes,
+      ttftMs: this.lastTtftMs,
+      tpotMs: this.lastTpotMs,
+      tokensPerSecond,
+      kvBlocksTotal: this.blocks.totalBlocks,
+      kvBlocksUsed: used,
+      blockSizeTokens: this.config.blockSizeTokens,
+      waitingDemandBlocks: this.scheduler.waitingDemandBlocks(),
+      headOfLineDemandBlocks: this.scheduler.headOfLineDemandBlocks(),
+      heldKvRequests: held.length,
+      heldKvBlocks: held.reduce((sum, s) => sum + this.blocks.blocksOf(s.id), 0),
+      outstandingPromptTokens: this.scheduler.waiting.reduce((sum, s) => sum + (s.needsPrefill ? s.prefillTokens : 0), 0),
+      preemptionsTotal: this.scheduler.preemptions,
+      draining: this.draining,
+    };
+  }
+
+  private validate(r: ServingRequest): string | undefined {
+    if (typeof r.requestId !== "string" || r.requestId === "") return "requestId is required";
+    if (this.sequences.has(r.requestId)) return `request ${r.requestId} is already here`;
+    for (const [field, value] of [["promptTokens", r.promptTokens], ["maxOutputTokens", r.maxOutputTokens]] as const) {
+      if (!Number.isInteger(value) || value <= 0) return `${field} must be a positive integer, got ${value}`;
+    }
+    if (r.priority !== undefined && !Number.isFinite(r.priority)) return `priority must be a finite number, got ${r.priority}`;
+    return undefined;
+  }
+
+  private admissible(totalTokens: number): string | undefined {
+    if (!this.accepting) return "the worker is draining: it admits no new requests";
+    if (totalTokens > this.config.maxContextTokens) return `prompt + output of ${totalTokens} tokens exceeds the model's context of ${this.config.maxContextTokens}`;
+    if (totalTokens > this.config.maxBatchedTokens) return `prompt + output of ${totalTokens} tokens exceeds the batch token budget of ${this.config.maxBatchedTokens}`;
+    const blocks = blocksForTokens(totalTokens, this.config.blockSizeTokens);
+    if (blocks > this.blocks.totalBlocks) return `a request of ${totalTokens} tokens needs ${blocks} KV blocks, the instance has ${this.blocks.totalBlocks}`;
+    return undefined;
+  }
+
+  /**
+   * Queues a request; the next advance() starts its step at the engine's present time (the arrival, when idle),
+   * so requests that arrive at one instant are batched together.
+   */
+  private enqueue(seq: Sequence): void {
+    this.sequences.set(seq.id, seq);
+    this.scheduler.add(seq);
+  }
+
+  private complete({ step, startMs, endMs }: InFlight): void {
+    const live = step.sequences.filter((s) => s.status === RequestStatus.running);
+    if (step.kind === "decode") this.lastTpotMs = endMs - startMs;
+    let ttftSum = 0;
+    let firsts = 0;
+    for (const seq of live) {
+      seq.outputTokens++;
+      this.tokensSinceReport++;
+      if (seq.firstTokenAtMs === undefined) {
+        seq.firstTokenAtMs = endMs;
+        ttftSum += endMs - seq.arrivalMs;
+        firsts++;
+      }
+      seq.sink.token(seq.id, seq.outputTokens - 1, endMs);
+      if (seq.done) {
+        this.finish(seq, Outcome.completed, endMs);
+      } else if (step.kind === "prefill" && this.config.role === ServingRole.prefill) {
+        this.scheduler.detachKeepingBlocks(seq);
+        seq.status = RequestStatus.holdingKv;
+        seq.sink.finish({ requestId: seq.id, outcome: Outcome.prefilled, outputTokens: seq.outputTokens, firstTokenAtMs: seq.firstTokenAtMs, finishedAtMs: endMs });
+      }
+    }
+    if (firsts > 0) this.lastTtftMs = ttftSum / firsts;
+  }
+
+  private finish(seq: Sequence, outcome: Outcome, atMs: number, reason?: string): void {
+    this.scheduler.remove(seq);
+    this.sequences.delete(seq.id);
+    seq.status = RequestStatus.finished;
+    seq.sink.finish({ requestId: seq.id, outcome, outputTokens: seq.outputTokens, firstTokenAtMs: seq.firstTokenAtMs, finishedAtMs: atMs, ...(reason ? { reason } : {}) });
+  }
+}
+
+export class KvHandoffError extends Error {
+  override name = "KvHandoffError";
+  constructor(readonly requestId: string, message: string) {
+    super(`request ${requestId} ${message}`);
+  }
+}
+
+const refuse = (reason: string): Admission => ({ accepted: false, reason });
