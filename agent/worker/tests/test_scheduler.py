@@ -6,7 +6,9 @@ from gpufleet_worker.engine.sequence import SamplingParams, Sequence, SequenceSt
 
 
 def make(role: str = "colocated", num_blocks: int = 64, budget: int = 64, max_seqs: int = 8) -> Scheduler:
-    return Scheduler(EngineConfig(num_blocks, block_size=4, max_num_seqs=max_seqs, max_num_batched_tokens=budget, role=role))
+    return Scheduler(
+        EngineConfig(num_blocks, block_size=4, max_num_seqs=max_seqs, max_num_batched_tokens=budget, role=role)
+    )
 
 
 def req(rid: str, n: int, max_tokens: int = 4) -> Sequence:
@@ -22,7 +24,10 @@ def step(s: Scheduler, token: int = 7):
 def test_chunked_prefill_splits_a_long_prompt_over_the_token_budget() -> None:
     s = make(budget=8)
     s.add(req("a", 20))
-    chunks = [(o.kind, [(x.seq.request_id, x.num_new_tokens, x.sample) for x in o.scheduled]) for o in [step(s) for _ in range(4)]]
+    chunks = [
+        (o.kind, [(x.seq.request_id, x.num_new_tokens, x.sample) for x in o.scheduled])
+        for o in [step(s) for _ in range(4)]
+    ]
     assert chunks == [
         ("prefill", [("a", 8, False)]),
         ("prefill", [("a", 8, False)]),
@@ -55,7 +60,13 @@ def test_decode_preempts_the_latest_admitted_when_blocks_run_out() -> None:
     assert [p.request_id for p in out.preempted] == ["b"]
     assert [x.seq.request_id for x in out.scheduled] == ["a"]
     b = s.waiting[0]
-    assert (b.request_id, b.status, b.block_table, b.num_computed_tokens, len(b)) == ("b", SequenceStatus.WAITING, [], 0, 9)
+    assert (b.request_id, b.status, b.block_table, b.num_computed_tokens, len(b)) == (
+        "b",
+        SequenceStatus.WAITING,
+        [],
+        0,
+        9,
+    )
     assert s.block_manager.num_free_blocks == 1
 
 

@@ -50,6 +50,14 @@ def prepare_step(out: SchedulerOutput, block_size: int) -> StepInputs:
             sample_idx.append(len(tokens) - 1)
             sample_ids.append(seq.request_id)
     return StepInputs(
-        out.kind, [s.seq.request_id for s in out.scheduled], tokens, positions, slots, query_lens, context_lens,
-        tables, sample_idx, sample_ids,
+        out.kind,
+        [s.seq.request_id for s in out.scheduled],
+        tokens,
+        positions,
+        slots,
+        query_lens,
+        context_lens,
+        tables,
+        sample_idx,
+        sample_ids,
     )

@@ -86,13 +86,20 @@ class LLMEngine:
         finally:
             self.scheduler.finish_export(seq, pinned)
         return KVExport(
-            seq.request_id, list(seq.token_ids), seq.num_prompt_tokens, len(seq.token_ids) - 1, seq.params,
-            self.config.block_size, payload,
+            seq.request_id,
+            list(seq.token_ids),
+            seq.num_prompt_tokens,
+            len(seq.token_ids) - 1,
+            seq.params,
+            self.config.block_size,
+            payload,
         )
 
     def import_request(self, kv: KVExport) -> Sequence:
         if kv.block_size != self.config.block_size:
-            raise ValueError(f"request {kv.request_id}: block size {kv.block_size}, this engine uses {self.config.block_size}")
+            raise ValueError(
+                f"request {kv.request_id}: block size {kv.block_size}, this engine uses {self.config.block_size}"
+            )
         seq = Sequence(kv.request_id, list(kv.token_ids), kv.num_prompt_tokens, kv.params)
         blocks = self.scheduler.add_imported(seq, kv.num_computed_tokens)
         self.runner.import_blocks(blocks, kv.payload)
@@ -101,6 +108,8 @@ class LLMEngine:
     def load(self) -> LoadSnapshot:
         bm = self.scheduler.block_manager
         return LoadSnapshot(
-            len(self.scheduler.waiting), len(self.scheduler.running), bm.num_used_blocks / bm.num_blocks,
+            len(self.scheduler.waiting),
+            len(self.scheduler.running),
+            bm.num_used_blocks / bm.num_blocks,
             bm.num_used_blocks,
         )

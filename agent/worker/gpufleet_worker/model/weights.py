@@ -24,13 +24,21 @@ def weight_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
+def round_to_bf16(x: np.ndarray) -> np.ndarray:
+    """float32 values rounded to the nearest bfloat16 (ties to even): a bf16 copy then holds the same weights."""
+    bits = x.astype(np.float32).view(np.uint32)
+    rounded = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
+    return rounded.astype(np.uint32).view(np.float32)
+
+
 def random_weights(cfg: ModelConfig, seed: int) -> Weights:
-    """float32 weights with std 1/sqrt(fan_in) (activations keep their scale through the layers); norms near 1."""
+    """float32 weights with std 1/sqrt(fan_in) (activations keep their scale through the layers), norms near 1,
+    all exactly representable in bf16 (the GPU runner's copy is then the same model)."""
     rng = np.random.default_rng(seed)
     out: Weights = {}
     for name, shape in weight_shapes(cfg).items():
         if len(shape) == 1:
-            out[name] = (1.0 + 0.1 * rng.standard_normal(shape)).astype(np.float32)
+            out[name] = round_to_bf16(1.0 + 0.1 * rng.standard_normal(shape))
         else:
-            out[name] = (rng.standard_normal(shape) / np.sqrt(shape[1])).astype(np.float32)
+            out[name] = round_to_bf16(rng.standard_normal(shape) / np.sqrt(shape[1]))
     return out
