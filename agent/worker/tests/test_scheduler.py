@@ -129,7 +129,7 @@ def test_max_num_seqs_bounds_admission() -> None:
     assert [x.seq.request_id for x in out.scheduled] == ["a", "b"] and len(s.waiting) == 1
 
 
-def test_partial_prefills_holding_every_block_free_the_latest_instead_of_stalling() -> None:
+def test_two_prompts_larger_together_than_the_cache_both_complete() -> None:
     s = make(num_blocks=4, budget=8)  # 16 slots; two 10-token prompts fit one at a time
     s.add(req("a", 10, max_tokens=1))
     s.add(req("b", 10, max_tokens=1))
@@ -142,3 +142,20 @@ def test_partial_prefills_holding_every_block_free_the_latest_instead_of_stallin
             break
     assert sorted(f.request_id for f in finished) == ["a", "b"]
     assert s.block_manager.num_free_blocks == 4
+
+
+def test_partial_prefills_holding_every_block_free_the_latest_instead_of_stalling() -> None:
+    s = make(num_blocks=4, budget=8)
+    a, b = req("a", 10), req("b", 10)
+    for seq in (a, b):  # both half prefilled, holding all four blocks between them, nothing to decode
+        s._admit(seq)
+        s.block_manager.ensure_capacity(seq, 8)
+        seq.num_computed_tokens = 8
+    assert s.block_manager.num_free_blocks == 0
+    out = s.schedule()
+    assert [p.request_id for p in out.preempted] == ["b"]
+    assert (out.kind, [(x.seq.request_id, x.num_new_tokens, x.sample) for x in out.scheduled]) == (
+        "prefill",
+        [("a", 2, True), ("b", 4, False)],  # b restarts from its first token in the block a left free
+    )
+    assert (b.num_computed_tokens, len(b.block_table), s.block_manager.num_free_blocks) == (0, 1, 0)
