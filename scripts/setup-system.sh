@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Prepares this machine for the gpufleet test suites and `npm start`, idempotently and quietly:
-#   - Debian packages: nats-server, kubectl, prometheus, openssl (and golang-go only when no `go` is on PATH),
+#   - Debian packages: nats-server, kubectl, prometheus, openssl, python3-venv (for scripts/test-python.sh; wanted
+#     when python3 cannot make a venv with pip) (and golang-go only when no `go` is on PATH),
 #     installed with apt-get only when missing (one `apt-get update`, only then);
 #   - the Kubernetes control-plane binaries, etcd and kwok (scripts/k8s-binaries.sh: env var, cache or Go build).
 # Prints nothing when everything is already present. The binaries' directory: `bash scripts/k8s-binaries.sh`
@@ -18,6 +19,8 @@ missing=()
 for pair in "${wanted[@]}"; do
   command -v "${pair#*:}" >/dev/null || missing+=("${pair%%:*}")
 done
+# python3-venv provides no command: it is wanted when python3 lacks venv or ensurepip (Debian splits them out).
+python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
 
 if ((${#missing[@]} > 0)); then
   echo "[setup-system] installing: ${missing[*]}" >&2

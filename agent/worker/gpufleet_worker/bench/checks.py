@@ -1,0 +1,194 @@
+"""Correctness checks of the Triton kernels and the GPU runner on fresh random inputs (shared by pytest and the
+benchmark). Each returns rows {case, relErr | mismatches, ok}; error is ||out - ref|| / ||ref|| against float64."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from ..attention.backends import DecodeMetadata, TorchSdpaBackend, TritonPagedBackend
+from ..config import EngineConfig, ModelConfig
+from ..engine.batch import prepare_step
+from ..engine.scheduler import Scheduler
+from ..engine.sequence import SamplingParams, Sequence
+from ..kernels.kv_block_copy import gather_blocks, scatter_blocks
+from ..kernels.paged_decode_attention import PagedDecodeAttention, reference_paged_decode
+from ..model.numpy_model import NumpyModel
+from ..model.torch_runner import TorchModelRunner, torch_weights_from_numpy
+from ..model.weights import random_weights
+
+BF16_TOLERANCE = 1e-2  # bf16 operands land between 1e-3 and 1e-2 (METHOD.md)
+
+
+def rel_err(out: torch.Tensor, ref: torch.Tensor) -> float:
+    return float((out.double() - ref.double()).norm() / ref.double().norm())
+
+
+def _random_tables(context_lens: list[int], block_size: int, num_blocks: int, gen: torch.Generator) -> torch.Tensor:
+    """Each sequence gets distinct blocks in a random order, so a kernel that assumes contiguity fails."""
+    need = [math.ceil(c / block_size) for c in context_lens]
+    perm = torch.randperm(num_blocks, generator=gen)
+    width = max(need)
+    tables = torch.zeros((len(context_lens), width), dtype=torch.int32)
+    at = 0
+    for i, n in enumerate(need):
+        tables[i, :n] = perm[at : at + n]
+        tables[i, n:] = perm[at]  # padding entries point at a real block; the kernel must not read past the length
+        at += n
+    return tables
+
+
+DECODE_CASES = [
+    # name, heads, kv_heads, head_dim, block_size, context lengths (ragged, around block and partition edges)
+    ("gqa4-bs16-ragged", 32, 8, 128, 16, [1, 15, 16, 17, 255, 256, 257, 1000]),
+    ("mha-bs16", 8, 8, 128, 16, [3, 64, 300]),
+    ("gqa8-bs32", 32, 4, 128, 32, [31, 32, 33, 511, 512, 513]),
+    ("gqa4-d64-long", 16, 4, 64, 16, [4097, 2, 8191]),
+]
+
+
+def check_paged_decode(device: str = "cuda", seed: int = 0) -> list[dict]:
+    rows = []
+    gen = torch.Generator().manual_seed(seed)
+    for name, heads, kv_heads, d, bs, lens in DECODE_CASES:
+        num_blocks = sum(math.ceil(c / bs) for c in lens) + 7
+        k_cache = torch.randn((num_blocks, bs, kv_heads, d), generator=gen).to(device, torch.bfloat16)
+        v_cache = torch.randn((num_blocks, bs, kv_heads, d), generator=gen).to(device, torch.bfloat16)
+        q = torch.randn((len(lens), heads, d), generator=gen).to(device, torch.bfloat16)
+        tables = _random_tables(lens, bs, num_blocks, gen).to(device)
+        ctx = torch.tensor(lens, dtype=torch.int32, device=device)
+        ref = reference_paged_decode(q, k_cache, v_cache, tables, ctx)
+        kernel = PagedDecodeAttention(len(lens), heads, kv_heads, d, bs, max(lens), device)
+        out = torch.full_like(q, float("nan"))  # poisoned: every element must be written
+        kernel(q, k_cache, v_cache, tables, ctx, out=out)
+        torch.cuda.synchronize()
+        e = rel_err(out, ref)
+        rows.append(
+            {"case": f"triton {name}", "relErr": e, "ok": bool(torch.isfinite(out).all()) and e < BF16_TOLERANCE}
+        )
+        torch_out = TorchSdpaBackend().decode(q, k_cache, v_cache, DecodeMetadata(tables, ctx))
+        e = rel_err(torch_out, ref)
+        rows.append({"case": f"torch-sdpa {name}", "relErr": e, "ok": e < BF16_TOLERANCE})
+    return rows
+
+
+def check_block_copy(device: str = "cuda", seed: int = 1) -> list[dict]:
+    rows = []
+    gen = torch.Generator().manual_seed(seed)
+    for layers, num_blocks, bs, kvh, d, n in [
+        (4, 64, 16, 8, 128, 13),
+        (3, 40, 32, 2, 64, 1),
+        (2, 100, 16, 8, 128, 100),
+    ]:
+        cache = torch.randn((layers, 2, num_blocks, bs, kvh, d), generator=gen).to(device, torch.bfloat16)
+        blocks = torch.randperm(num_blocks, generator=gen)[:n].to(device=device, dtype=torch.int32)
+        out = torch.full((layers, 2, n, bs, kvh, d), float("nan"), dtype=torch.bfloat16, device=device)
+        gather_blocks(cache, blocks, out=out)
+        bad = int((out != cache[:, :, blocks.long()]).sum())  # NaN != anything: unwritten elements count
+        rows.append({"case": f"gather L{layers} n{n} bs{bs} kv{kvh} d{d}", "mismatches": bad, "ok": bad == 0})
+        data = torch.randn(out.shape, generator=gen).to(device, torch.bfloat16)
+        before = cache.clone()
+        scatter_blocks(cache, blocks, data)
+        expect = before.clone()
+        expect[:, :, blocks.long()] = data
+        bad = int((cache != expect).sum())  # also catches writes to blocks outside the list
+        rows.append({"case": f"scatter L{layers} n{n} bs{bs} kv{kvh} d{d}", "mismatches": bad, "ok": bad == 0})
+    return rows
+
+
+TINY = ModelConfig("tiny", layers=2, hidden_size=256, heads=8, kv_heads=2, intermediate_size=512, vocab_size=512)
+
+
+def check_runner_against_numpy(device: str = "cuda", seed: int = 2) -> list[dict]:
+    """Drives the scheduler over ragged prompts with chunked prefill and decode; at every step the GPU runner (each
+    backend, decode through CUDA graphs) and the numpy reference get the same inputs (teacher-forced with the
+    reference's tokens) and their logits are compared. Then KV export from one runner and import into a fresh one
+    must continue with the same logits."""
+    rows = []
+    weights = random_weights(TINY, seed)
+    eng = EngineConfig(num_blocks=64, block_size=16, max_num_seqs=8, max_num_batched_tokens=48)
+    tw = torch_weights_from_numpy(weights, device)
+    for backend, fused in (
+        (TorchSdpaBackend(), True),
+        (TritonPagedBackend(8, TINY.heads, TINY.kv_heads, TINY.head_dim, 16, 512, device), True),
+        (TritonPagedBackend(8, TINY.heads, TINY.kv_heads, TINY.head_dim, 16, 512, device), False),
+    ):
+        ref = NumpyModel(TINY, weights, eng.num_blocks, eng.block_size, max_positions=512)
+        run = TorchModelRunner(TINY, eng, backend, tw, device, max_context=512, fused=fused)
+        label = f"{backend.name}{'' if fused else ', plain ops'}"
+        run.capture_decode_graphs([4, 8])
+        sched = Scheduler(eng)
+        rng = np.random.default_rng(seed)
+        for i, n in enumerate([5, 40, 17, 90, 1]):
+            sched.add(
+                Sequence.from_prompt(
+                    f"r{i}", rng.integers(0, TINY.vocab_size, n).tolist(), SamplingParams(max_tokens=6)
+                )
+            )
+        worst = {"prefill": 0.0, "decode": 0.0}
+        steps = 0
+        while sched.has_work and steps < 100:
+            out = sched.schedule()
+            inp = prepare_step(out, eng.block_size)
+            ref_logits = ref.forward(inp)
+            if inp.kind == "decode":
+                g = run.graphs[next(s for s in sorted(run.graphs) if s >= len(inp.token_ids))]
+                run._fill(g, inp)
+                g.graph.replay()
+                got = g.logits[: len(inp.token_ids)].float().cpu()
+                worst["decode"] = max(worst["decode"], rel_err(got, torch.from_numpy(ref_logits)))
+            else:
+                got = run.prefill_logits(inp).float().cpu()
+                worst["prefill"] = max(worst["prefill"], rel_err(got, torch.from_numpy(ref_logits)))
+            sched.postprocess(
+                out, dict(zip(inp.sample_request_ids, np.argmax(ref_logits, axis=-1).tolist(), strict=True))
+            )
+            steps += 1
+        rows.append(
+            {
+                "case": f"runner[{label}] prefill logits vs numpy",
+                "relErr": worst["prefill"],
+                "ok": worst["prefill"] < 2e-2,
+            }
+        )
+        rows.append(
+            {
+                "case": f"runner[{label}] decode (CUDA graph) logits vs numpy",
+                "relErr": worst["decode"],
+                "ok": worst["decode"] < 2e-2,
+            }
+        )
+    return rows
+
+
+def check_export_import(device: str = "cuda", seed: int = 3) -> list[dict]:
+    """Prefill on one runner, export the request's blocks, import into another runner's different blocks, and
+    decode there: the logits must match decoding in place."""
+    weights = random_weights(TINY, seed)
+    tw = torch_weights_from_numpy(weights, device)
+    eng = EngineConfig(num_blocks=32, block_size=16)
+    src = TorchModelRunner(TINY, eng, TorchSdpaBackend(), tw, device, max_context=512)
+    dst = TorchModelRunner(TINY, eng, TorchSdpaBackend(), tw, device, max_context=512)
+    rng = np.random.default_rng(seed)
+    a = Sequence.from_prompt("a", rng.integers(0, TINY.vocab_size, 37).tolist())
+    a.block_table = [5, 9, 2]
+    inp = prepare_step(_single(a, 37), 16)
+    src.prefill_logits(inp)
+    a.num_computed_tokens = 37
+    a.append_token(11)
+    payload = src.export_blocks(a.block_table)
+    b = Sequence(a.request_id, list(a.token_ids), a.num_prompt_tokens)
+    b.block_table, b.num_computed_tokens = [30, 0, 17], 37
+    dst.import_blocks(b.block_table, payload)
+    la = src.prefill_logits(prepare_step(_single(a, 1), 16)).float()
+    lb = dst.prefill_logits(prepare_step(_single(b, 1), 16)).float()
+    e = rel_err(lb, la)
+    return [{"case": "export 3 blocks, import into other blocks, next-token logits", "relErr": e, "ok": e < 1e-3}]
+
+
+def _single(seq: Sequence, n: int):
+    from ..engine.scheduler import ScheduledSeq, SchedulerOutput
+
+    return SchedulerOutput("prefill", [ScheduledSeq(seq, n, True)])

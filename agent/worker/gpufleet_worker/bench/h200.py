@@ -1,0 +1,411 @@
+"""The H200 run: correctness of both kernels and the runner on fresh random inputs, then the timings.
+
+python -m gpufleet_worker.bench.h200 OUT_DIR
+
+Ceilings are measured in the same run: device-to-device copy (bytes read + written) and a 8192^3 bf16 matmul on
+random data. Decode: Llama-3-8B shapes with random bf16 weights, every sequence at a 1024-token context, one step
+as a CUDA graph replay; bytes = weights read (all but the embedding table, of which only B rows are read) + KV read
+(B * 1024 * kv_bytes_per_token) + KV written. Prefill: one 2048-token prompt, eager; FLOPs = 2 * T * (non-embedding
+parameters less the LM head) + 2 * T * H*D (LM head on the sampled token only) + causal attention 2 * T^2 * H * D
+per layer. Timings are CUDA-event medians after warm-up.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+
+from ..attention.backends import DecodeMetadata, TorchSdpaBackend, TritonPagedBackend, partition_for
+from ..config import LLAMA3_8B, EngineConfig
+from ..engine.batch import StepInputs
+from ..kernels.kv_block_copy import gather_blocks, scatter_blocks
+from ..kernels.paged_decode_attention import PagedDecodeAttention
+from ..model.torch_runner import TorchModelRunner, random_torch_weights
+from . import checks
+
+DEV = "cuda"
+
+
+def time_ms(fn, warmup: int = 3, reps: int = 20) -> float:
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(reps):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        fn()
+        b.record()
+        b.synchronize()
+        times.append(a.elapsed_time(b))
+    return statistics.median(times)
+
+
+def spread(fn, **kw) -> tuple[float, float]:
+    """Two medians of the same thing: their difference is the noise floor between versions."""
+    return time_ms(fn, **kw), time_ms(fn, **kw)
+
+
+def ceilings(log) -> dict:
+    n = 1 << 30  # 2 GiB of bf16 per side, far past the 60 MB L2
+    src = torch.randn(n, device=DEV, dtype=torch.bfloat16)
+    dst = torch.empty_like(src)
+    t1, t2 = spread(lambda: dst.copy_(src), reps=30)
+    copy_gbps = 2 * n * 2 / (min(t1, t2) * 1e-3) / 1e9
+    src = dst = None  # free 4 GiB before the matmul
+    m = 8192
+    a = torch.randn((m, m), device=DEV, dtype=torch.bfloat16)
+    b = torch.randn((m, m), device=DEV, dtype=torch.bfloat16)
+    u1, u2 = spread(lambda: a @ b, reps=20)
+    tflops = 2 * m**3 / (min(u1, u2) * 1e-3) / 1e12
+    log(
+        f"copy {copy_gbps:.0f} GB/s (medians {t1:.3f}, {t2:.3f} ms); "
+        f"matmul {tflops:.0f} TFLOP/s ({u1:.3f}, {u2:.3f} ms)"
+    )
+    return {
+        "measuredCopyGBps": copy_gbps,
+        "measuredMatmulTflops": tflops,
+        "copyMediansMs": [t1, t2],
+        "matmulMediansMs": [u1, u2],
+    }
+
+
+def decode_inputs(batch: int, ctx: int, bs: int, num_blocks: int, gen: torch.Generator) -> StepInputs:
+    per = math.ceil(ctx / bs)
+    perm = torch.randperm(num_blocks, generator=gen)[: batch * per].view(batch, per).tolist()
+    pos = ctx - 1
+    return StepInputs(
+        "decode",
+        [f"r{i}" for i in range(batch)],
+        torch.randint(0, 128000, (batch,), generator=gen).tolist(),
+        [pos] * batch,
+        [t[pos // bs] * bs + pos % bs for t in perm],
+        [1] * batch,
+        [ctx] * batch,
+        perm,
+        list(range(batch)),
+        [f"r{i}" for i in range(batch)],
+    )
+
+
+def model_bench(ceil: dict, log) -> dict:
+    cfg = LLAMA3_8B
+    ctx, bs, batches = 1024, 16, [1, 32, 128]
+    eng = EngineConfig(num_blocks=max(batches) * (ctx // bs + 1) + 64, block_size=bs, max_num_batched_tokens=2048)
+    weights = random_torch_weights(cfg, DEV, seed=0)
+    weight_bytes = sum(t.numel() * t.element_size() for t in weights.values())
+    read_weight_bytes = weight_bytes - weights["embed"].numel() * 2
+    kv_tok = cfg.kv_bytes_per_token(2)
+    gen = torch.Generator().manual_seed(5)
+    result: dict = {
+        "model": cfg.name,
+        "weightBytes": weight_bytes,
+        "kvBytesPerToken": kv_tok,
+        "decodeContextTokens": ctx,
+    }
+
+    decode: dict = {}
+    best = ceil.get("attentionTuning", {})
+    by_batch = {k: v for k, v in best.items() if k != "partition"}  # partition from partition_for(batch)
+    versions = [  # name, backend, fused elementwise kernels, kernel tuning
+        ("v3 fused + triton-paged, partition by batch", "triton-paged", True, by_batch),
+        ("v2 fused + triton-paged, partition 512", "triton-paged", True, best),
+        ("v1 plain torch ops + triton-paged", "triton-paged", False, by_batch),
+        ("v3 fused + torch-sdpa", "torch-sdpa", True, {}),
+    ]
+    for version, backend_name, fused, tuning in versions:
+        max_context = ctx + bs
+        if backend_name == "triton-paged":
+            backend = TritonPagedBackend(
+                max(batches), cfg.heads, cfg.kv_heads, cfg.head_dim, bs, max_context, DEV, **tuning
+            )
+        else:
+            backend = TorchSdpaBackend()
+        runner = TorchModelRunner(cfg, eng, backend, weights, DEV, max_context=max_context, fused=fused)
+        runner.max_blocks = ctx // bs + 1  # the torch path gathers max_blocks per row: size it to this context
+        runner.capture_decode_graphs(batches)
+        for b in batches:
+            inp = decode_inputs(b, ctx, bs, eng.num_blocks, gen)
+            g = runner.graphs[b]
+            runner._fill(g, inp)
+            t1, t2 = spread(g.graph.replay, warmup=3, reps=20)
+            t = min(t1, t2)
+            nbytes = read_weight_bytes + b * ctx * kv_tok + b * kv_tok + b * cfg.hidden_size * 2
+            frac = nbytes / (t * 1e-3) / 1e9 / ceil["measuredCopyGBps"]
+            decode.setdefault(version, {})[str(b)] = {
+                "stepMs": t,
+                "mediansMs": [t1, t2],
+                "bytes": nbytes,
+                "fractionOfCopyBw": frac,
+            }
+            log(f"decode[{version}] B={b}: {t:.3f} ms ({t1:.3f}/{t2:.3f}), {nbytes / 1e9:.2f} GB, {frac:.3f} of copy")
+        del runner
+        torch.cuda.empty_cache()
+    result["decode"] = decode
+
+    # prefill: one 2048-token prompt
+    runner = TorchModelRunner(cfg, eng, TorchSdpaBackend(), weights, DEV, max_context=4096)
+    T = 2048
+    table = list(range(T // bs))
+    inp = StepInputs(
+        "prefill",
+        ["p"],
+        torch.randint(0, 128000, (T,), generator=gen).tolist(),
+        list(range(T)),
+        list(range(T)),
+        [T],
+        [T],
+        [table],
+        [T - 1],
+        ["p"],
+    )
+    runner.fused = False
+    plain_ms = time_ms(lambda: runner.prefill_logits(inp), warmup=2, reps=5)
+    runner.fused = True
+    p1, p2 = spread(lambda: runner.prefill_logits(inp), warmup=2, reps=7)
+    log(f"prefill plain torch ops (v1): {plain_ms:.2f} ms")
+    result["prefillPlainOpsMs"] = plain_ms
+    result["prefillAttentionForms"] = prefill_attention_forms(cfg, T, log)
+    t = min(p1, p2)
+    h, ffn, kvd = cfg.hidden_size, cfg.intermediate_size, cfg.kv_heads * cfg.head_dim
+    layer_params = h * (h + 2 * kvd) + h * h + 3 * h * ffn
+    flops = 2 * T * cfg.layers * layer_params + 2 * cfg.vocab_size * h + cfg.layers * 2 * T * T * h
+    frac = flops / (t * 1e-3) / 1e12 / ceil["measuredMatmulTflops"]
+    log(f"prefill T={T}: {t:.2f} ms ({p1:.2f}/{p2:.2f}), {flops / 1e12:.2f} TFLOP, {frac:.3f} of matmul peak")
+    # the same GEMMs alone (what cuBLAS reaches at M=2048 on these shapes): says how much is GEMM shape, not glue
+    x = torch.randn((T, h), device=DEV, dtype=torch.bfloat16)
+    xf = torch.randn((T, ffn), device=DEV, dtype=torch.bfloat16)
+    w0 = weights["l0.qkv"], weights["l0.o"], weights["l0.gate_up"], weights["l0.down"]
+    gemm_ms = time_ms(lambda: (x @ w0[0].T, x @ w0[1].T, x @ w0[2].T, xf @ w0[3].T), reps=20)
+    gemm_frac = 2 * T * layer_params / (gemm_ms * 1e-3) / 1e12 / ceil["measuredMatmulTflops"]
+    log(
+        f"prefill GEMMs of one layer alone: {gemm_ms:.3f} ms, {gemm_frac:.3f} of matmul peak; x{cfg.layers} = "
+        f"{gemm_ms * cfg.layers:.1f} ms of the {t:.1f} ms step"
+    )
+    result["prefill"] = {
+        "tokens": T,
+        "stepMs": t,
+        "mediansMs": [p1, p2],
+        "flops": flops,
+        "fractionOfMatmulPeak": frac,
+        "gemmOnlyLayerMs": gemm_ms,
+        "gemmOnlyFractionOfPeak": gemm_frac,
+    }
+
+    # KV export/import of whole requests, through the runner's cache (all 32 layers)
+    kv: list[dict] = []
+    for tokens in (256, 1024, 4096, 8192):
+        n = math.ceil(tokens / bs)
+        blocks = torch.randperm(eng.num_blocks, generator=gen)[:n].to(DEV, torch.int32)
+        buf = torch.empty((cfg.layers, 2, n, bs, cfg.kv_heads, cfg.head_dim), dtype=torch.bfloat16, device=DEV)
+        tg = time_ms(lambda: gather_blocks(runner.kv_cache, blocks, out=buf), reps=20)
+        ts = time_ms(lambda: scatter_blocks(runner.kv_cache, blocks, buf), reps=20)
+        payload = buf.numel() * 2
+        tt = time_ms(lambda: runner.kv_cache[:, :, blocks.long()], reps=20)
+        row = {
+            "tokens": tokens,
+            "payloadBytes": payload,
+            "gatherMs": tg,
+            "scatterMs": ts,
+            "gatherGBps": payload / (tg * 1e-3) / 1e9,
+            "scatterGBps": payload / (ts * 1e-3) / 1e9,
+            "torchIndexGatherMs": tt,
+            "oneGpuCopyDowntimeMs": tg + ts,
+        }
+        kv.append(row)
+        log(
+            f"kv {tokens} tok: {payload / 1e6:.1f} MB gather {tg:.3f} ms ({row['gatherGBps']:.0f} GB/s payload) "
+            f"scatter {ts:.3f} ms ({row['scatterGBps']:.0f} GB/s); torch index gather {tt:.3f} ms"
+        )
+    result["kvTransfer"] = kv
+    return result
+
+
+def graph_time_ms(fn, calls: int = 20) -> float:
+    """Median time of one call, from a CUDA graph of `calls` back-to-back calls (no launch gaps, as in a step)."""
+    fn()  # compiles Triton, creates handles
+    torch.cuda.synchronize()
+    g = torch.cuda.CUDAGraph()
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):
+        fn()
+    torch.cuda.current_stream().wait_stream(s)
+    with torch.cuda.graph(g):
+        for _ in range(calls):
+            fn()
+    return time_ms(g.replay, warmup=2, reps=10) / calls
+
+
+ATTN_SHAPES = [(1, 1024), (32, 1024), (128, 1024), (32, 4096), (8, 8192)]
+TUNING_GRID = [
+    {"partition": p, "block_n": n, "num_warps": w, "num_stages": st}
+    for p in (256, 512)
+    for n in (32, 64, 128)
+    for w in (4, 8)
+    for st in (2, 3)
+    if p % n == 0
+]
+
+
+def _attn_case(b: int, ctx: int, gen: torch.Generator):
+    cfg, bs = LLAMA3_8B, 16
+    per = math.ceil(ctx / bs)
+    nb = b * per + 8
+    kc = torch.randn((nb, bs, cfg.kv_heads, cfg.head_dim), generator=gen).to(DEV, torch.bfloat16)
+    vc = torch.randn_like(kc)
+    q = torch.randn((b, cfg.heads, cfg.head_dim), generator=gen).to(DEV, torch.bfloat16)
+    tables = torch.randperm(nb, generator=gen)[: b * per].view(b, per).to(DEV, torch.int32)
+    lens = torch.full((b,), ctx, dtype=torch.int32, device=DEV)
+    return kc, vc, q, tables, lens
+
+
+def attention_bench(ceil: dict, log) -> dict:
+    """Paged decode attention of one layer (Llama-3-8B heads, BS=16): our kernel (each tuning in TUNING_GRID, then
+    the best by total time) vs torch's path (dense gather + SDPA) and SDPA alone on already-dense KV (a bound the
+    paged cache cannot reach without the gather). All timed inside CUDA graphs, as they run in a decode step."""
+    cfg, bs = LLAMA3_8B, 16
+    gen = torch.Generator().manual_seed(9)
+    cases = {shape: _attn_case(*shape, gen) for shape in ATTN_SHAPES}
+    sweep = []
+    for tuning in TUNING_GRID:
+        total = 0.0
+        per_shape = {}
+        for (b, ctx), (kc, vc, q, tables, lens) in cases.items():
+            kern = PagedDecodeAttention(b, cfg.heads, cfg.kv_heads, cfg.head_dim, bs, ctx, DEV, **tuning)
+            out = torch.empty_like(q)
+            t = graph_time_ms(lambda: kern(q, kc, vc, tables, lens, out=out))
+            per_shape[f"{b}x{ctx}"] = t
+            total += t
+        sweep.append({"tuning": tuning, "totalMs": total, "ms": per_shape})
+    best = min(sweep, key=lambda r: r["totalMs"])
+    v1 = {"partition": 256, "block_n": 64, "num_warps": 4, "num_stages": 2}
+    default = next(r for r in sweep if r["tuning"] == v1)
+    log(
+        f"attn tuning: best {best['tuning']} total {best['totalMs'] * 1e3:.0f} us; "
+        f"v1 default {default['tuning']} total {default['totalMs'] * 1e3:.0f} us"
+    )
+    rows = []
+    for (b, ctx), (kc, vc, q, tables, lens) in cases.items():
+        t_tri = best["ms"][f"{b}x{ctx}"]
+        meta = DecodeMetadata(tables, lens)
+        sdpa = TorchSdpaBackend()
+        t_torch = graph_time_ms(lambda: sdpa.decode(q, kc, vc, meta))
+        per = math.ceil(ctx / bs)
+        kd = kc[tables.long()].reshape(b, per * bs, cfg.kv_heads, cfg.head_dim).transpose(1, 2).contiguous()
+        vd = vc[tables.long()].reshape(b, per * bs, cfg.kv_heads, cfg.head_dim).transpose(1, 2).contiguous()
+        qd = q.view(b, cfg.kv_heads, cfg.heads // cfg.kv_heads, cfg.head_dim)
+        t_dense = graph_time_ms(lambda: torch.nn.functional.scaled_dot_product_attention(qd, kd, vd))
+        nbytes = 2 * b * ctx * cfg.kv_heads * cfg.head_dim * 2 + 2 * q.numel() * 2
+        row = {
+            "batch": b,
+            "context": ctx,
+            "kvBytes": nbytes,
+            "tritonUs": t_tri * 1e3,
+            "tritonV1DefaultUs": default["ms"][f"{b}x{ctx}"] * 1e3,
+            "torchPagedUs": t_torch * 1e3,
+            "torchDenseSdpaUs": t_dense * 1e3,
+            "speedupVsTorchPaged": t_torch / t_tri,
+            "speedupVsDenseSdpa": t_dense / t_tri,
+            "tritonFractionOfCopyBw": nbytes / (t_tri * 1e-3) / 1e9 / ceil["measuredCopyGBps"],
+        }
+        pol = dict(best["tuning"], partition=partition_for(b, cfg.kv_heads, ctx))
+        pol["block_n"] = min(pol["block_n"], pol["partition"])
+        kern = PagedDecodeAttention(b, cfg.heads, cfg.kv_heads, cfg.head_dim, bs, ctx, DEV, **pol)
+        out = torch.empty_like(q)
+        row["tritonPartitionByBatchUs"] = graph_time_ms(lambda: kern(q, kc, vc, tables, lens, out=out)) * 1e3
+        row["partitionByBatch"] = pol["partition"]
+        rows.append(row)
+        log(f"attn B={b} ctx={ctx}: partition_for -> {pol['partition']}: {row['tritonPartitionByBatchUs']:.1f} us")
+        log(
+            f"attn B={b} ctx={ctx}: triton {t_tri * 1e3:.1f} us ({row['tritonFractionOfCopyBw']:.2f} of copy) | "
+            f"torch paged {t_torch * 1e3:.1f} us | dense SDPA {t_dense * 1e3:.1f} us"
+        )
+    ceil["attentionTuning"] = best["tuning"]
+    return {"bestTuning": best["tuning"], "rows": rows, "sweep": sweep}
+
+
+def prefill_attention_forms(cfg, T: int, log) -> dict:
+    """One layer's prefill attention at T tokens: SDPA with enable_gqa vs K/V repeated to the query heads."""
+    import torch.nn.functional as F
+
+    q = torch.randn((1, cfg.heads, T, cfg.head_dim), device=DEV, dtype=torch.bfloat16)
+    k = torch.randn((1, cfg.kv_heads, T, cfg.head_dim), device=DEV, dtype=torch.bfloat16)
+    v = torch.randn_like(k)
+    g = cfg.heads // cfg.kv_heads
+    t_gqa = time_ms(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True), reps=10)
+    t_rep = time_ms(
+        lambda: F.scaled_dot_product_attention(q, k.repeat_interleave(g, 1), v.repeat_interleave(g, 1), is_causal=True),
+        reps=10,
+    )
+    log(f"prefill attention one layer T={T}: enable_gqa {t_gqa:.3f} ms, repeated K/V {t_rep:.3f} ms")
+    return {"enableGqaMs": t_gqa, "repeatedKvMs": t_rep}
+
+
+def main() -> None:
+    out_dir = sys.argv[1] if len(sys.argv) > 1 else "."
+    lines: list[str] = []
+
+    def log(s: str) -> None:
+        print(s, flush=True)
+        lines.append(s)
+
+    t0 = time.time()
+    smi = subprocess.run(
+        ["nvidia-smi", "--query-gpu=name,memory.total,driver_version,clocks.sm,clocks.mem", "--format=csv,noheader"],
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    import triton
+
+    log(f"gpu: {smi}; torch {torch.__version__}, triton {triton.__version__}")
+    report: dict = {
+        "gpu": torch.cuda.get_device_name(),
+        "nvidiaSmi": smi,
+        "torch": torch.__version__,
+        "triton": triton.__version__,
+    }
+    correctness = []
+    for fn in (
+        checks.check_paged_decode,
+        checks.check_block_copy,
+        checks.check_runner_against_numpy,
+        checks.check_export_import,
+    ):
+        try:
+            correctness += fn(DEV)
+        except Exception as e:  # a failing check is reported, and the timings still run
+            correctness.append({"case": fn.__name__, "error": repr(e), "ok": False})
+    for r in correctness:
+        log(f"check {'PASS' if r['ok'] else 'FAIL'} {r}")
+    report["correctness"] = correctness
+    ceil = ceilings(log)
+    report.update(ceil)
+    sections = {"attention": attention_bench, "model": model_bench}
+    for key, fn in sections.items():
+        try:
+            report[key] = fn(ceil, log)
+        except Exception as e:
+            import traceback
+
+            traceback.print_exc()
+            report[key] = {"error": repr(e)}
+        with open(os.path.join(out_dir, "gpu-worker-raw.json"), "w") as f:
+            json.dump(report, f, indent=2)
+    report["wallSeconds"] = time.time() - t0
+    with open(os.path.join(out_dir, "gpu-worker-raw.json"), "w") as f:
+        json.dump(report, f, indent=2)
+    with open(os.path.join(out_dir, "bench.log"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    log(f"done in {report['wallSeconds']:.0f} s; correctness {sum(r['ok'] for r in correctness)}/{len(correctness)} ok")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Our Triton kernels (GPU only; importing a module here needs torch and triton)."""

@@ -1,0 +1,249 @@
+"""The GPU model runner: the only module that touches the device (nano-vllm's model_runner.py).
+
+It holds the bf16 weights, the paged KV cache [layers, 2, num_blocks + 1, BS, KV, D] (the extra last block is a
+scratch block that padded rows of a CUDA-graph batch write to), RoPE tables, and one CUDA graph per decode batch
+size. Greedy sampling (argmax) runs on the device, inside the graph for decode.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from ..attention.backends import AttentionBackend, DecodeMetadata, PrefillMetadata, prefill_attention
+from ..config import EngineConfig, ModelConfig
+from ..engine.batch import StepInputs
+from .weights import weight_shapes
+
+
+def random_torch_weights(cfg: ModelConfig, device: torch.device | str, seed: int) -> dict[str, torch.Tensor]:
+    """bf16 weights drawn on the device (an 8B model's 16 GB would take minutes through numpy)."""
+    g = torch.Generator(device=device).manual_seed(seed)
+    out: dict[str, torch.Tensor] = {}
+    for name, shape in weight_shapes(cfg).items():
+        if len(shape) == 1:
+            t = 1.0 + 0.1 * torch.randn(shape, generator=g, device=device, dtype=torch.float32)
+        else:
+            t = torch.randn(shape, generator=g, device=device, dtype=torch.float32) / shape[1] ** 0.5
+        out[name] = t.to(torch.bfloat16)
+    return out
+
+
+def rms_norm(x: torch.Tensor, w: torch.Tensor, eps: float) -> torch.Tensor:
+    xf = x.float()
+    return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps)).to(x.dtype) * w
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    half = x.shape[-1] // 2
+    x1, x2 = x[..., :half].float(), x[..., half:].float()
+    c, s = cos[:, None, :], sin[:, None, :]
+    return torch.cat([x1 * c - x2 * s, x2 * c + x1 * s], dim=-1).to(x.dtype)
+
+
+@dataclass(slots=True)
+class _DecodeGraph:
+    graph: torch.cuda.CUDAGraph
+    tokens: torch.Tensor
+    positions: torch.Tensor
+    slots: torch.Tensor
+    block_tables: torch.Tensor
+    context_lens: torch.Tensor
+    next_tokens: torch.Tensor
+    logits: torch.Tensor
+
+
+class TorchModelRunner:
+    def __init__(
+        self,
+        cfg: ModelConfig,
+        engine: EngineConfig,
+        backend: AttentionBackend,
+        weights: dict[str, torch.Tensor],
+        device: torch.device | str = "cuda",
+        max_context: int = 8192,
+        fused: bool = True,
+    ) -> None:
+        self.cfg, self.engine, self.backend, self.device = cfg, engine, backend, torch.device(device)
+        self.fused = fused  # our fused Triton elementwise kernels; False: plain torch ops (version 1 in NOTES.md)
+        self.w = weights
+        self.block_size = engine.block_size
+        self.scratch_block = engine.num_blocks
+        self.max_blocks = -(-max_context // engine.block_size)
+        self.kv_cache = torch.empty(
+            (cfg.layers, 2, engine.num_blocks + 1, engine.block_size, cfg.kv_heads, cfg.head_dim),
+            dtype=torch.bfloat16,
+            device=self.device,
+        ).normal_()  # never zeros: a missed write must show as wrong output, not as a lucky zero
+        inv = 1.0 / cfg.rope_theta ** (torch.arange(0, cfg.head_dim, 2, dtype=torch.float64) / cfg.head_dim)
+        ang = torch.outer(torch.arange(max_context, dtype=torch.float64), inv)
+        self.cos = ang.cos().float().to(self.device)
+        self.sin = ang.sin().float().to(self.device)
+        self.graphs: dict[int, _DecodeGraph] = {}
+
+    # --- the decoder ---------------------------------------------------------------------------------------------
+    def forward(
+        self,
+        tokens: torch.Tensor,
+        positions: torch.Tensor,
+        slots: torch.Tensor,
+        decode: DecodeMetadata | None,
+        prefill: PrefillMetadata | None,
+        sample_idx: torch.Tensor,
+    ) -> torch.Tensor:
+        if self.fused:
+            return self._forward_fused(tokens, positions, slots, decode, prefill, sample_idx)
+        cfg, w = self.cfg, self.w
+        h, d, nh, nkv = cfg.hidden_size, cfg.head_dim, cfg.heads, cfg.kv_heads
+        cos, sin = self.cos[positions], self.sin[positions]
+        x = w["embed"][tokens]
+        for i in range(cfg.layers):
+            a = rms_norm(x, w[f"l{i}.attn_norm"], cfg.rms_norm_eps) @ w[f"l{i}.qkv"].T
+            q = apply_rope(a[:, :h].view(-1, nh, d), cos, sin)
+            k = apply_rope(a[:, h : h + nkv * d].view(-1, nkv, d), cos, sin)
+            v = a[:, h + nkv * d :].view(-1, nkv, d)
+            kc, vc = self.kv_cache[i, 0], self.kv_cache[i, 1]
+            kc.view(-1, nkv, d).index_copy_(0, slots, k)
+            vc.view(-1, nkv, d).index_copy_(0, slots, v)
+            att = self._attend(q, k, v, kc, vc, decode, prefill)
+            x = x + att.reshape(-1, h) @ w[f"l{i}.o"].T
+            gu = rms_norm(x, w[f"l{i}.mlp_norm"], cfg.rms_norm_eps) @ w[f"l{i}.gate_up"].T
+            gate, up = gu.chunk(2, dim=-1)
+            x = x + (F.silu(gate) * up) @ w[f"l{i}.down"].T
+        last = rms_norm(x[sample_idx], w["norm"], cfg.rms_norm_eps)
+        return last @ w["lm_head"].T
+
+    def _forward_fused(self, tokens, positions, slots, decode, prefill, sample_idx) -> torch.Tensor:
+        """The same function with three fused Triton stages (kernels/fused_elementwise.py): 10 launches a layer."""
+        from ..kernels.fused_elementwise import add_rms_norm, rope_and_cache, silu_mul
+
+        cfg, w = self.cfg, self.w
+        h, d, nh, nkv = cfg.hidden_size, cfg.head_dim, cfg.heads, cfg.kv_heads
+        eps = cfg.rms_norm_eps
+        x = w["embed"][tokens]  # the residual stream, updated in place
+        delta = None
+        for i in range(cfg.layers):
+            qkv = add_rms_norm(x, delta, w[f"l{i}.attn_norm"], eps) @ w[f"l{i}.qkv"].T
+            kc, vc = self.kv_cache[i, 0], self.kv_cache[i, 1]
+            rope_and_cache(qkv, positions, self.cos, self.sin, kc, vc, slots, nh, nkv)
+            q = qkv[:, :h].view(-1, nh, d)
+            k = qkv[:, h : h + nkv * d].view(-1, nkv, d)
+            v = qkv[:, h + nkv * d :].view(-1, nkv, d)
+            att = self._attend(q, k, v, kc, vc, decode, prefill)
+            hn = add_rms_norm(x, att.reshape(-1, h) @ w[f"l{i}.o"].T, w[f"l{i}.mlp_norm"], eps)
+            delta = silu_mul(hn @ w[f"l{i}.gate_up"].T) @ w[f"l{i}.down"].T
+        last = add_rms_norm(x, delta, w["norm"], eps)[sample_idx]
+        return last @ w["lm_head"].T
+
+    def _attend(self, q, k, v, kc, vc, decode: DecodeMetadata | None, prefill: PrefillMetadata | None) -> torch.Tensor:
+        if decode is not None:
+            return self.backend.decode(q, kc, vc, decode)
+        assert prefill is not None
+        return prefill_attention(q, k, v, kc, vc, prefill)
+
+    # --- one engine step -----------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def execute(self, inp: StepInputs) -> list[int]:
+        if not inp.token_ids:
+            return []
+        if inp.kind == "decode":
+            return self._decode(inp)
+        logits = self.prefill_logits(inp)
+        return logits.argmax(-1).tolist()
+
+    @torch.no_grad()
+    def prefill_logits(self, inp: StepInputs) -> torch.Tensor:
+        dev = self.device
+        meta = PrefillMetadata(
+            inp.query_lens, inp.context_lens, [torch.tensor(t, dtype=torch.long, device=dev) for t in inp.block_tables]
+        )
+        return self.forward(
+            torch.tensor(inp.token_ids, dtype=torch.long, device=dev),
+            torch.tensor(inp.positions, dtype=torch.long, device=dev),
+            torch.tensor(inp.slot_mapping, dtype=torch.long, device=dev),
+            None,
+            meta,
+            torch.tensor(inp.sample_indices, dtype=torch.long, device=dev),
+        )
+
+    def _decode(self, inp: StepInputs) -> list[int]:
+        b = len(inp.token_ids)
+        size = next((s for s in sorted(self.graphs) if s >= b), None)
+        if size is None:
+            g = self._eager_decode_buffers(b)
+            self._fill(g, inp)
+            self._decode_forward(g)
+            return g.next_tokens[:b].tolist()
+        g = self.graphs[size]
+        self._fill(g, inp)
+        g.graph.replay()
+        return g.next_tokens[:b].tolist()
+
+    def _fill(self, g: _DecodeGraph, inp: StepInputs) -> None:
+        b, bs = len(inp.token_ids), self.block_size
+        n = g.tokens.shape[0]
+        tables = torch.full((n, self.max_blocks), self.scratch_block, dtype=torch.int32)
+        for r, t in enumerate(inp.block_tables):
+            tables[r, : len(t)] = torch.tensor(t, dtype=torch.int32)
+        pad = n - b
+        g.tokens.copy_(torch.tensor(inp.token_ids + [0] * pad))
+        g.positions.copy_(torch.tensor(inp.positions + [0] * pad))
+        g.slots.copy_(torch.tensor(inp.slot_mapping + [self.scratch_block * bs] * pad))
+        g.block_tables.copy_(tables)
+        g.context_lens.copy_(torch.tensor(inp.context_lens + [1] * pad, dtype=torch.int32))
+
+    def _eager_decode_buffers(self, b: int) -> _DecodeGraph:
+        dev = self.device
+        return _DecodeGraph(
+            torch.cuda.CUDAGraph(),
+            torch.zeros(b, dtype=torch.long, device=dev),
+            torch.zeros(b, dtype=torch.long, device=dev),
+            torch.full((b,), self.scratch_block * self.block_size, dtype=torch.long, device=dev),
+            torch.full((b, self.max_blocks), self.scratch_block, dtype=torch.int32, device=dev),
+            torch.ones(b, dtype=torch.int32, device=dev),
+            torch.zeros(b, dtype=torch.long, device=dev),
+            torch.zeros((b, self.cfg.vocab_size), dtype=torch.bfloat16, device=dev),
+        )
+
+    def _decode_forward(self, g: _DecodeGraph) -> None:
+        meta = DecodeMetadata(g.block_tables, g.context_lens)
+        idx = torch.arange(g.tokens.shape[0], device=self.device)
+        g.logits.copy_(self.forward(g.tokens, g.positions, g.slots, meta, None, idx))
+        g.next_tokens.copy_(g.logits.argmax(-1))
+
+    @torch.no_grad()
+    def capture_decode_graphs(self, batch_sizes: list[int]) -> None:
+        """One graph per padded batch size (vLLM's cudagraph_capture_sizes); warm-up runs compile Triton first."""
+        for b in sorted(batch_sizes):
+            g = self._eager_decode_buffers(b)
+            s = torch.cuda.Stream()
+            s.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(s):
+                for _ in range(2):
+                    self._decode_forward(g)
+            torch.cuda.current_stream().wait_stream(s)
+            with torch.cuda.graph(g.graph):
+                self._decode_forward(g)
+            self.graphs[b] = g
+
+    # --- KV export / import by blocks ----------------------------------------------------------------------------
+    def export_blocks(self, blocks: list[int]) -> torch.Tensor:
+        from ..kernels.kv_block_copy import gather_blocks
+
+        return gather_blocks(self.kv_cache, torch.tensor(blocks, dtype=torch.int32, device=self.device))
+
+    def import_blocks(self, blocks: list[int], payload: torch.Tensor) -> None:
+        from ..kernels.kv_block_copy import scatter_blocks
+
+        scatter_blocks(
+            self.kv_cache,
+            torch.tensor(blocks, dtype=torch.int32, device=self.device),
+            payload.to(self.device).contiguous(),
+        )
+
+
+def torch_weights_from_numpy(weights: dict, device: torch.device | str) -> dict[str, torch.Tensor]:
+    """The numpy reference's weights in bf16 on the device, so both runners compute the same function."""
+    return {k: torch.from_numpy(v).to(device=device, dtype=torch.bfloat16) for k, v in weights.items()}
