@@ -53,7 +53,7 @@ class HeartbeatResponse(_message.Message):
     def __init__(self, received_unix_ms: _Optional[int] = ...) -> None: ...
 
 class LoadReport(_message.Message):
-    __slots__ = ("worker_id", "unix_ms", "queue_length", "running_requests", "kv_cache_used_fraction", "kv_cache_used_bytes", "ttft_ms", "tpot_ms", "tokens_per_second")
+    __slots__ = ("worker_id", "unix_ms", "queue_length", "running_requests", "kv_cache_used_fraction", "kv_cache_used_bytes", "ttft_ms", "tpot_ms", "tokens_per_second", "kv_blocks_total", "kv_blocks_used", "block_size_tokens", "waiting_demand_blocks", "head_of_line_demand_blocks", "role", "model", "tp", "pp", "gpu_model", "preemptions_total", "held_kv_blocks", "outstanding_prompt_tokens", "draining")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     UNIX_MS_FIELD_NUMBER: _ClassVar[int]
     QUEUE_LENGTH_FIELD_NUMBER: _ClassVar[int]
@@ -63,6 +63,20 @@ class LoadReport(_message.Message):
     TTFT_MS_FIELD_NUMBER: _ClassVar[int]
     TPOT_MS_FIELD_NUMBER: _ClassVar[int]
     TOKENS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    KV_BLOCKS_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    KV_BLOCKS_USED_FIELD_NUMBER: _ClassVar[int]
+    BLOCK_SIZE_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    WAITING_DEMAND_BLOCKS_FIELD_NUMBER: _ClassVar[int]
+    HEAD_OF_LINE_DEMAND_BLOCKS_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    TP_FIELD_NUMBER: _ClassVar[int]
+    PP_FIELD_NUMBER: _ClassVar[int]
+    GPU_MODEL_FIELD_NUMBER: _ClassVar[int]
+    PREEMPTIONS_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    HELD_KV_BLOCKS_FIELD_NUMBER: _ClassVar[int]
+    OUTSTANDING_PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    DRAINING_FIELD_NUMBER: _ClassVar[int]
     worker_id: str
     unix_ms: int
     queue_length: int
@@ -72,7 +86,21 @@ class LoadReport(_message.Message):
     ttft_ms: float
     tpot_ms: float
     tokens_per_second: float
-    def __init__(self, worker_id: _Optional[str] = ..., unix_ms: _Optional[int] = ..., queue_length: _Optional[int] = ..., running_requests: _Optional[int] = ..., kv_cache_used_fraction: _Optional[float] = ..., kv_cache_used_bytes: _Optional[int] = ..., ttft_ms: _Optional[float] = ..., tpot_ms: _Optional[float] = ..., tokens_per_second: _Optional[float] = ...) -> None: ...
+    kv_blocks_total: int
+    kv_blocks_used: int
+    block_size_tokens: int
+    waiting_demand_blocks: int
+    head_of_line_demand_blocks: int
+    role: str
+    model: str
+    tp: int
+    pp: int
+    gpu_model: str
+    preemptions_total: int
+    held_kv_blocks: int
+    outstanding_prompt_tokens: int
+    draining: bool
+    def __init__(self, worker_id: _Optional[str] = ..., unix_ms: _Optional[int] = ..., queue_length: _Optional[int] = ..., running_requests: _Optional[int] = ..., kv_cache_used_fraction: _Optional[float] = ..., kv_cache_used_bytes: _Optional[int] = ..., ttft_ms: _Optional[float] = ..., tpot_ms: _Optional[float] = ..., tokens_per_second: _Optional[float] = ..., kv_blocks_total: _Optional[int] = ..., kv_blocks_used: _Optional[int] = ..., block_size_tokens: _Optional[int] = ..., waiting_demand_blocks: _Optional[int] = ..., head_of_line_demand_blocks: _Optional[int] = ..., role: _Optional[str] = ..., model: _Optional[str] = ..., tp: _Optional[int] = ..., pp: _Optional[int] = ..., gpu_model: _Optional[str] = ..., preemptions_total: _Optional[int] = ..., held_kv_blocks: _Optional[int] = ..., outstanding_prompt_tokens: _Optional[int] = ..., draining: _Optional[bool] = ...) -> None: ...
 
 class PeerTransfer(_message.Message):
     __slots__ = ("peer_rank", "bytes", "start_unix_us", "end_unix_us")
