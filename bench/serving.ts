@@ -5,7 +5,7 @@
  *
  * Workloads (DistServe §6.1): chatbot = the Azure LLM inference trace 2023, conversation service, replayed with
  * its arrival gaps rescaled (DistServe used ShareGPT; Azure Public Dataset, CC-BY 4.0, Patel et al., "Splitwise",
- * ISCA 2024); code-completion and summarization are synthesized (distributions in operator/src/serving/workload.ts).
+ * ISCA 2024); code-completion and summarization are synthesized (distributions in operator/src/serving/distserve/workload.ts).
  *
  * SLOs, checked against DistServe's artifact-evaluation plotting script (evaluation/ae-scripts/e2e/_plot.py of
  * the LLMServe/DistServe artifact, read in the public fork b21111314/DistServe; the paper's Table 1 itself was

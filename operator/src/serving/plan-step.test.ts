@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import type { ServingDeployment } from "../../../crds/src/serving-deployment.js";
 import type { ClusterCapacity, NodeCapacity } from "../cluster/capacity.js";
 import type { ServingPlanOutcome } from "./controller.js";
-import type { ServingPlanInput, ServingPlanOk, ServingPlanResult } from "./plan.js";
+import type { ServingPlanInput, ServingPlanOk, ServingPlanResult } from "./distserve/planner.js";
 import { createServingPlanStep } from "./plan-step.js";
 
 function node(name: string, gpusFree = 8): NodeCapacity {

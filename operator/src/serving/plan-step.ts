@@ -2,8 +2,8 @@
  * The ServingDeployment plan step (issue 4): called by the reconciler after the spec checks pass. Thin: it reads
  * (pods from the cache, a trace ConfigMap from the API), asks pure code what to do, and does it.
  *
- *   planner input   spec + capacity, the deployment's own GPUs given back to it      (planner-input.ts)
- *   plan            planServing, kept or replaced by hysteresis                       (plan.ts, hysteresis.ts)
+ *   planner input   spec + capacity, the deployment's own GPUs given back to it      (planner-bridge.ts)
+ *   plan            planServing, kept or replaced by hysteresis                       (distserve/planner.ts, hysteresis.ts)
  *   objects         pods per instance/stage pinned to their nodes, Services per role  (pools.ts)
  *   rollout         this step's creates and deletes, surge first                      (rollout.ts)
  *   apply           server-side apply / delete under the operator's field manager; every object has the
@@ -27,12 +27,12 @@ import type { Logger } from "../runtime/logger.js";
 import type { PendingEvent } from "../runtime/status.js";
 import type { ServingPlanOutcome, ServingPlanStep } from "./controller.js";
 import { decidePlan, type PlanDecision } from "./hysteresis.js";
-import { planServing, type ServingPlanInput, type ServingPlanResult } from "./plan.js";
+import { planServing, type ServingPlanInput, type ServingPlanResult } from "./distserve/planner.js";
 import { PlannerThread } from "./planner-thread.js";
-import { clusterNodes, placementNodes, plannerInput, toStatusPlan } from "./planner-input.js";
+import { clusterNodes, placementNodes, plannerInput, toStatusPlan } from "./planner-bridge.js";
 import { planGroups, planHash, planRoles, planSummary, podObject, serviceObjects, type Role, type StatusPlan } from "./pools.js";
 import { observePod, planRollout, runningPlanFits, type ObservedPod, type RolloutStep } from "./rollout.js";
-import { parseAzureTraceCsv, type TraceRecord } from "./workload.js";
+import { parseAzureTraceCsv, type TraceRecord } from "./distserve/workload.js";
 
 export interface ServingPlanStepDeps {
   applier: Pick<Applier, "apply" | "delete">;

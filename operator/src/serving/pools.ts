@@ -23,7 +23,7 @@ import { OwnedLabel } from "../../../crds/src/reasons.js";
 import type { ServingDeployment, ServingDeploymentSpec, ServingDeploymentStatus } from "../../../crds/src/serving-deployment.js";
 import { GpuResource, TopologyLabel } from "../../../crds/src/topology.js";
 import { controllerOwnerReference } from "../runtime/apply.js";
-import { type FreeNode, type InstancePlacement, type InstanceRole, packLowAffinity, packPools } from "./placement.js";
+import { type FreeNode, type InstancePlacement, type InstanceRole, packLowAffinity, packPools } from "./distserve/packing.js";
 
 export type StatusPlan = NonNullable<ServingDeploymentStatus["plan"]>;
 export type Role = InstanceRole;

@@ -28,8 +28,8 @@
  *
  * Pure: no I/O, no clock; deterministic for a given input (the seed defaults to 1).
  */
-import type { NicType } from "../../../crds/src/topology.js";
-import { GPU_CATALOG } from "../../../common/src/hardware/catalog.js";
+import type { NicType } from "../../../../crds/src/topology.js";
+import { GPU_CATALOG } from "../../../../common/src/hardware/catalog.js";
 import { maxRateMeeting } from "./goodput.js";
 import {
   type InstanceLatencyModel,
@@ -40,9 +40,9 @@ import {
   instanceMemory,
   latencyCoefficients,
   saturatingPrefillTokens,
-} from "../../../common/src/models/latency.js";
-import { type DerivedModel, type ModelShape, InvalidModelShapeError, deriveModel } from "../../../common/src/models/model-shapes.js";
-import { type FreeNode, type InstancePlacement, type PackResult, packLowAffinity, packPools } from "./placement.js";
+} from "../../../../common/src/models/latency.js";
+import { type DerivedModel, type ModelShape, InvalidModelShapeError, deriveModel } from "../../../../common/src/models/model-shapes.js";
+import { type FreeNode, type InstancePlacement, type PackResult, packLowAffinity, packPools } from "./packing.js";
 import {
   type ColocatedPolicy,
   type DisaggregatedSimConfig,
@@ -50,7 +50,7 @@ import {
   attainment,
   simulateColocated,
   simulateDisaggregated,
-} from "./simulate.js";
+} from "./simulator.js";
 import { type ArrivalProcess, type WorkloadLengths, type WorkloadSample, sampleWorkload, workloadProblem } from "./workload.js";
 
 export const ServingMode = { disaggregated: "disaggregated", colocated: "colocated", auto: "auto" } as const;

@@ -19,7 +19,7 @@
  * its burstiness. Samples are generated once at 1 request/s and divided by the rate, so every rate and every
  * configuration sees the same requests (common random numbers make the goodput search monotone and fair).
  */
-import { seededRandom } from "../../../common/src/random.js";
+import { seededRandom } from "../../../../common/src/random.js";
 
 export const NamedWorkload = { chatbot: "chatbot", codeCompletion: "code-completion", summarization: "summarization" } as const;
 export type NamedWorkload = (typeof NamedWorkload)[keyof typeof NamedWorkload];

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { MODEL_SHAPES } from "../../../common/src/models/model-shapes.js";
-import { type ClusterNode, type ServingPlanInput, type ServingPlanOk, measureDisaggregatedGoodputPerGpu, planServing } from "./plan.js";
+import { MODEL_SHAPES } from "../../../../common/src/models/model-shapes.js";
+import { type ClusterNode, type ServingPlanInput, type ServingPlanOk, measureDisaggregatedGoodputPerGpu, planServing } from "./planner.js";
 
 function nodes(count: number, over: Partial<ClusterNode> = {}): ClusterNode[] {
   return Array.from({ length: count }, (_, i) => ({
