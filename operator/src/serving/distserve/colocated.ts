@@ -35,7 +35,11 @@ export function searchColocatedBaselines(ctx: Context, serving: readonly Config[
       if (goodput > 0 && (!best || perGpu > best.perGpu)) byPolicy[policy] = { config: c, policy, goodput, perGpu };
     }
   }
-  let best = byPolicy.chunked;
-  if (byPolicy.vllm && (!best || byPolicy.vllm.perGpu > best.perGpu)) best = byPolicy.vllm;
-  return { byPolicy, best };
+  return { byPolicy, best: betterOf(byPolicy) };
+}
+
+/** The better policy's choice by goodput per GPU; chunked on a tie. */
+export function betterOf(byPolicy: ColocatedBaselines["byPolicy"]): ColocatedChoice | undefined {
+  const { chunked, vllm } = byPolicy;
+  return vllm && (!chunked || vllm.perGpu > chunked.perGpu) ? vllm : chunked;
 }

@@ -155,6 +155,13 @@ export function makeContext(input: ServingPlanInput, model: DerivedModel, coeffs
   };
 }
 
+/** The same context on another seed's workload sample (the close-call re-measurements). */
+export function withSeed(ctx: Context, seed: number): Context {
+  const { input, model, perInstance } = ctx;
+  const sample = sampleWorkload(input.workload.lengths, { count: perInstance, seed, maxContextTokens: model.maxContextTokens, arrivals: input.workload.arrivals });
+  return { ...ctx, seed, sample, samples: new Map([[perInstance, sample]]) };
+}
+
 /** GPUs that must sit on one node for one instance: all of it when it fits a node, else one stage. */
 export function stageBlock(c: Parallelism, maxNodeGpus: number): number {
   return c.tp * c.pp <= maxNodeGpus ? c.tp * c.pp : c.tp;

@@ -26,16 +26,21 @@
  * always reports the best per-GPU plan of each kind (DistServe's objective), and vLLM and Sarathi separately. The plan never uses more GPUs than the cluster has free (or maxGpus): it says what
  * is missing instead.
  *
+ * Every search runs on one seeded workload sample (a trace's lengths drawn over the whole trace, workload.ts);
+ * finalists whose goodputs per GPU are within 10% of each other are measured on two more seeds and ranked by the
+ * mean (close-calls.ts).
+ *
  * Pure: no I/O, no clock; deterministic for a given input (the seed defaults to 1).
  *
- * The parts, one file each: context.ts (what the search shares), measurements.ts (every simulation: bounds, phase
- * searches, end-to-end units), colocated.ts (baselines), high-affinity.ts (Algorithm 1 and the local search),
- * low-affinity.ts (Algorithm 2), ranking.ts (fewest GPUs first, verified and packed), messages.ts (failures and
- * explanations), types.ts (input and answer).
+ * The parts, one file each: context.ts (what the search shares), measurements.ts (every simulation: bounds,
+ * phase searches, end-to-end units), colocated.ts (baselines), high-affinity.ts (Algorithm 1 and the local
+ * search), low-affinity.ts (Algorithm 2), close-calls.ts (finalists re-measured on more seeds), ranking.ts
+ * (fewest GPUs first, verified and packed), messages.ts (failures and explanations), types.ts (input and answer).
  */
 import { GPU_CATALOG } from "../../../../common/src/hardware/catalog.js";
 import { type LatencyCoefficients, instanceLatencyModel, instanceMemory, latencyCoefficients } from "../../../../common/src/models/latency.js";
 import { type DerivedModel, InvalidModelShapeError, deriveModel } from "../../../../common/src/models/model-shapes.js";
+import { settleCloseCalls } from "./close-calls.js";
 import { searchColocatedBaselines } from "./colocated.js";
 import { type Config, type Phase, type SearchSpace, enumerateConfigs, makeContext, nicKvGBps, stageBlock } from "./context.js";
 import { climbHighAffinity, highAffinityUnits } from "./high-affinity.js";
@@ -143,7 +148,8 @@ function planOnGpuModel(input: ServingPlanInput, model: DerivedModel, coeffs: La
   const colocated = searchColocatedBaselines(ctx, space.configs.serving);
   // Disaggregated: phase searches (Algorithm 1), low-affinity units (Algorithm 2), both measured end to end (the
   // KV transfer and the interplay of the phases only show in the whole simulation, and decide between them),
-  // then the local search from the best high-affinity unit.
+  // then the local search from the best high-affinity unit. Close calls between the finalists are settled on
+  // further seeds (close-calls.ts) before ranking.
   const units = new MeasuredUnits(ctx);
   const notes: string[] = [];
   if (input.mode !== "colocated") {
@@ -157,7 +163,7 @@ function planOnGpuModel(input: ServingPlanInput, model: DerivedModel, coeffs: La
 
   if (input.mode === "disaggregated" && units.all.length === 0) return sloOutOfReach(ctx, "disaggregated");
   if (units.all.length === 0 && !colocated.best) return sloOutOfReach(ctx, "any");
-  return rankAndFinalize(ctx, space, { colocated, units: units.all, bestUnit: units.best, notes });
+  return rankAndFinalize(ctx, space, settleCloseCalls(ctx, { colocated, units: units.all, bestUnit: units.best, notes }));
 }
 
 /**
