@@ -18,8 +18,8 @@ import { ResilientInformer, objectKey } from "./runtime/informer.js";
 import { LeaderElector } from "./runtime/leader.js";
 import type { Logger } from "./runtime/logger.js";
 import { startHealthServer } from "./runtime/server.js";
-import { ServingDeploymentReconciler, type ServingPlanStep } from "./serving/controller.js";
-import { createClusterServingPlanStep } from "./serving/plan-step.js";
+import { ServingDeploymentReconciler, type ServingExecutor } from "./serving/controller.js";
+import { createClusterServingExecutor } from "./serving/executor/cluster.js";
 import { TrainingJobReconciler, type TrainingGangStep } from "./training/controller.js";
 import { createTrainingGangStep } from "./training/gang-step.js";
 
@@ -37,7 +37,7 @@ export interface OperatorOptions {
   clock?: Clock;
   /** Called when leadership is lost after it was held; main exits so a fresh process campaigns again. */
   onLostLeadership?: () => void;
-  servingPlanStep?: ServingPlanStep;
+  servingExecutor?: ServingExecutor;
   trainingGangStep?: TrainingGangStep;
 }
 
@@ -73,7 +73,7 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorH
     reconciler: new ServingDeploymentReconciler({
       ...deps,
       servingDeployments,
-      planStep: options.servingPlanStep ?? createClusterServingPlanStep({ kubeConfig, applier, pods, clock, logger: logger.child({ controller: "servingdeployment" }) }),
+      executor: options.servingExecutor ?? createClusterServingExecutor({ kubeConfig, applier, pods, clock, logger: logger.child({ controller: "servingdeployment" }) }),
     }),
     metrics,
     logger,

@@ -14,17 +14,20 @@ import type { ResilientInformer } from "../runtime/informer.js";
 import { reconcileResource, type LifecycleDeps, type StepOutcome } from "../runtime/lifecycle.js";
 import { checkServingSpec } from "./controller-checks.js";
 
-/** What the planning step returns to the reconciler: status fields, conditions and events beyond the checks. */
-export type ServingPlanOutcome = StepOutcome<ServingDeploymentStatus>;
+/** What the executor returns to the reconciler: status fields, conditions and events beyond the checks. */
+export type ServingExecutorOutcome = StepOutcome<ServingDeploymentStatus>;
 
-/** Plans and applies the pools of a deployment whose spec passed the checks (the DistServe pools). */
-export type ServingPlanStep = (sd: ServingDeployment, capacity: ClusterCapacity, gpuModels: string[]) => Promise<ServingPlanOutcome>;
+/**
+ * Fetches, plans, applies and reports the pools of a deployment whose spec passed the checks (the DistServe pools);
+ * executor/executor.ts.
+ */
+export type ServingExecutor = (sd: ServingDeployment, capacity: ClusterCapacity, gpuModels: string[]) => Promise<ServingExecutorOutcome>;
 
 export interface ServingReconcilerDeps extends LifecycleDeps {
   servingDeployments: ResilientInformer<ServingDeployment>;
   nodes: Pick<ResilientInformer<V1Node>, "list">;
   pods: Pick<ResilientInformer<V1Pod>, "list">;
-  planStep: ServingPlanStep;
+  executor: ServingExecutor;
 }
 
 const TARGET = { group: API_GROUP, version: API_VERSION, plural: ServingDeploymentNames.plural, kind: ServingDeploymentNames.kind };
@@ -38,10 +41,10 @@ export class ServingDeploymentReconciler implements Reconciler {
     return reconcileResource({ key, informer: this.deps.servingDeployments, target: TARGET, deps: this.deps, decide: (sd) => this.decide(sd) });
   }
 
-  private async decide(sd: ServingDeployment): Promise<ServingPlanOutcome> {
+  private async decide(sd: ServingDeployment): Promise<ServingExecutorOutcome> {
     const capacity = summarizeCapacity(this.deps.nodes.list(), this.deps.pods.list());
     const check = checkServingSpec(sd.spec, capacity.nodes);
-    if (check.ok) return this.deps.planStep(sd, capacity, check.gpuModels);
+    if (check.ok) return this.deps.executor(sd, capacity, check.gpuModels);
     // Running pools stay: a bad edit must not take down a deployment that serves traffic.
     const planned: ConditionUpdate = { type: ServingCondition.Planned, status: "False", reason: check.reason, message: check.message };
     return {

@@ -1,6 +1,7 @@
 /**
- * Serving planner (DistServe) public surface: the planner the ServingDeployment reconciler calls, the latency
- * model with its overridable coefficients, the simulator, workloads and the model-shape table.
+ * Serving planner (DistServe) public surface: the planner the ServingDeployment reconciler calls (distserve/), the
+ * simulator and workloads it runs, and, re-exported from common/src/models/, the latency model with its
+ * overridable coefficients and the model-shape table it shares with the agent's simulated workers.
  */
 export {
   planServing,
@@ -18,7 +19,7 @@ export {
   type ServingPlanResult,
   type ServingSlo,
   type ServingWorkload,
-} from "./plan.js";
+} from "./distserve/planner.js";
 export {
   DEFAULT_EFFICIENCY,
   decodeBatch,
@@ -36,10 +37,10 @@ export {
   type LatencyCoefficients,
   type Parallelism,
 } from "../../../common/src/models/latency.js";
-export { measureDisaggregatedGoodputPerGpu, type DisaggregatedPlanShape } from "./plan.js";
+export { measureDisaggregatedGoodputPerGpu, type DisaggregatedPlanShape } from "./distserve/planner.js";
 export { MODEL_SHAPES, deriveModel, type DerivedModel, type KnownModel, type ModelShape } from "../../../common/src/models/model-shapes.js";
-export { attainment, ColocatedPolicy, simulateColocated, simulateDisaggregated, type SimOutcome, type Slo } from "./simulate.js";
-export { maxRateMeeting, meanTtftMdOneMs } from "./goodput.js";
+export { attainment, ColocatedPolicy, simulateColocated, simulateDisaggregated, type SimOutcome, type Slo } from "./distserve/simulator.js";
+export { maxRateMeeting, meanTtftMdOneMs } from "./distserve/goodput.js";
 export {
   NamedWorkload,
   parseAzureTraceCsv,
@@ -48,5 +49,5 @@ export {
   type TraceRecord,
   type WorkloadLengths,
   type WorkloadSample,
-} from "./workload.js";
-export { type InstancePlacement, type StagePlacement } from "./placement.js";
+} from "./distserve/workload.js";
+export { type InstancePlacement, type StagePlacement } from "./distserve/packing.js";

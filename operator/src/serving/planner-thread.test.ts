@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { MODEL_SHAPES } from "../../../common/src/models/model-shapes.js";
-import { planServing, type ServingPlanInput } from "./plan.js";
+import { planServing, type ServingPlanInput } from "./distserve/planner.js";
 import { PlannerThread } from "./planner-thread.js";
 
 const input: ServingPlanInput = {

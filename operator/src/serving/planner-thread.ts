@@ -7,7 +7,7 @@
 import { extname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
-import type { ServingPlanInput, ServingPlanResult } from "./plan.js";
+import type { ServingPlanInput, ServingPlanResult } from "./distserve/planner.js";
 
 type Reply = { id: number; result: ServingPlanResult } | { id: number; error: string };
 

@@ -1,6 +1,6 @@
 /** Worker-thread entry of the serving planner (see planner-thread.ts): plans each input it is sent. */
 import { parentPort } from "node:worker_threads";
-import { planServing, type ServingPlanInput } from "./plan.js";
+import { planServing, type ServingPlanInput } from "./distserve/planner.js";
 
 parentPort?.on("message", ({ id, input }: { id: number; input: ServingPlanInput }) => {
   try {

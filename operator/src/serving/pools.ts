@@ -23,8 +23,8 @@ import { OwnedLabel } from "../../../crds/src/reasons.js";
 import type { ServingDeployment, ServingDeploymentSpec, ServingDeploymentStatus } from "../../../crds/src/serving-deployment.js";
 import { GpuResource, TopologyLabel } from "../../../crds/src/topology.js";
 import { controllerOwnerReference } from "../runtime/apply.js";
-import { type FreeNode, type InstancePlacement, type InstanceRole, packLowAffinity, packPools } from "./placement.js";
-import { contextTokens, modelShape } from "./planner-input.js";
+import { type FreeNode, type InstancePlacement, type InstanceRole, packLowAffinity, packPools } from "./distserve/packing.js";
+import { contextTokens, modelShape } from "./planner-bridge.js";
 
 export type StatusPlan = NonNullable<ServingDeploymentStatus["plan"]>;
 export type Role = InstanceRole;

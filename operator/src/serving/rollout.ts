@@ -18,7 +18,7 @@
 import type { V1Pod } from "@kubernetes/client-node";
 import { OwnedLabel } from "../../../crds/src/reasons.js";
 import { gpuRequest, podNode } from "../cluster/capacity.js";
-import type { FreeNode } from "./placement.js";
+import type { FreeNode } from "./distserve/packing.js";
 import { type PlacedGroup, type PlannedGroup, type Role, type StatusPlan, ServingPodAnnotation, ServingPodLabel, placeGroups, planGroups } from "./pools.js";
 
 export interface ObservedPod {

@@ -18,7 +18,7 @@ import { IsolatedTaintKey } from "../../../crds/src/topology.js";
 import { summarizeCapacity } from "../../../operator/src/cluster/capacity.js";
 import type { OperatorHandle } from "../../../operator/src/operator.js";
 import { planServing, type ServingPlanOk } from "../../../operator/src/serving/index.js";
-import { clusterNodes, plannerInput, toStatusPlan } from "../../../operator/src/serving/planner-input.js";
+import { clusterNodes, plannerInput, toStatusPlan } from "../../../operator/src/serving/planner-bridge.js";
 import { planSummary, type StatusPlan } from "../../../operator/src/serving/pools.js";
 import { waitFor } from "../../harness/wait.js";
 import { testCluster, type TestCluster } from "../../support/cluster.js";

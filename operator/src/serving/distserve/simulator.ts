@@ -23,7 +23,7 @@
  * TTFT = first token − arrival; TPOT = (finish − first token) / (output − 1), DistServe §2's definitions.
  * Everything is deterministic: same sample, rate and configuration give the same outcome.
  */
-import { type InstanceLatencyModel } from "../../../common/src/models/latency.js";
+import { type InstanceLatencyModel } from "../../../../common/src/models/latency.js";
 import type { WorkloadSample } from "./workload.js";
 
 export interface SimOutcome {

@@ -2,8 +2,8 @@ import { describe, expect, it } from "vitest";
 import type { ServingDeploymentSpec } from "../../../crds/src/serving-deployment.js";
 import type { NodeCapacity } from "../cluster/capacity.js";
 import { deriveModel, MODEL_SHAPES } from "../../../common/src/models/model-shapes.js";
-import type { ServingPlanOk } from "./plan.js";
-import { clusterNodes, modelShape, placementNodes, plannerInput, toStatusPlan, workloadLengths } from "./planner-input.js";
+import type { ServingPlanOk } from "./distserve/planner.js";
+import { clusterNodes, modelShape, placementNodes, plannerInput, toStatusPlan, workloadLengths } from "./planner-bridge.js";
 import type { ObservedPod } from "./rollout.js";
 
 const llama: ServingDeploymentSpec["model"] = { name: "llama-3-8b", layers: 32, hiddenSize: 4096, heads: 32, kvHeads: 8, vocabSize: 128256, intermediateSize: 14336, dtype: "bf16", paramsBillions: 8.03 };

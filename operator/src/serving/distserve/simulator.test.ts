@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { meanTtftMdOneMs } from "./goodput.js";
-import { instanceLatencyModel, latencyCoefficients, prefillBatch } from "../../../common/src/models/latency.js";
-import { MODEL_SHAPES, deriveModel } from "../../../common/src/models/model-shapes.js";
-import { type DisaggregatedSimConfig, attainment, simulateColocated, simulateDisaggregated } from "./simulate.js";
+import { instanceLatencyModel, latencyCoefficients, prefillBatch } from "../../../../common/src/models/latency.js";
+import { MODEL_SHAPES, deriveModel } from "../../../../common/src/models/model-shapes.js";
+import { type DisaggregatedSimConfig, attainment, simulateColocated, simulateDisaggregated } from "./simulator.js";
 import { sampleWorkload } from "./workload.js";
 
 const model = deriveModel(MODEL_SHAPES["OPT-13B"]);

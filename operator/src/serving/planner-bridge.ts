@@ -8,10 +8,10 @@
 import type { ServingDeploymentSpec } from "../../../crds/src/serving-deployment.js";
 import type { NodeCapacity } from "../cluster/capacity.js";
 import type { ModelShape } from "../../../common/src/models/model-shapes.js";
-import type { ClusterNode, ServingPlanInput, ServingPlanOk } from "./plan.js";
+import type { ClusterNode, ServingPlanInput, ServingPlanOk } from "./distserve/planner.js";
 import type { StatusPlan } from "./pools.js";
 import type { ObservedPod } from "./rollout.js";
-import type { TraceRecord, WorkloadLengths } from "./workload.js";
+import type { TraceRecord, WorkloadLengths } from "./distserve/workload.js";
 
 /** The planner's default context length; raised when the spec's token maxima need more. */
 const DEFAULT_CONTEXT_TOKENS = 4096;

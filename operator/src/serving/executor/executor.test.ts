@@ -1,10 +1,10 @@
 import type { KubernetesObject, V1Pod } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
-import type { ServingDeployment } from "../../../crds/src/serving-deployment.js";
-import type { ClusterCapacity, NodeCapacity } from "../cluster/capacity.js";
-import type { ServingPlanOutcome } from "./controller.js";
-import type { ServingPlanInput, ServingPlanOk, ServingPlanResult } from "./plan.js";
-import { createServingPlanStep } from "./plan-step.js";
+import type { ServingDeployment } from "../../../../crds/src/serving-deployment.js";
+import type { ClusterCapacity, NodeCapacity } from "../../cluster/capacity.js";
+import type { ServingExecutorOutcome } from "../controller.js";
+import type { ServingPlanInput, ServingPlanOk, ServingPlanResult } from "../distserve/planner.js";
+import { createServingExecutor } from "./executor.js";
 
 function node(name: string, gpusFree = 8): NodeCapacity {
   return { nodeName: name, gpuModel: "H100-80GB", gpuCount: 8, nicType: "infiniband", nicCount: 8, nicBandwidthGbps: 400, gpusAllocatable: 8, gpusFree, schedulable: true, isolated: false } as NodeCapacity;
@@ -46,7 +46,7 @@ class Fake {
   inputs: ServingPlanInput[] = [];
   next: ServingPlanResult = answer(1, 2, 5);
 
-  step = createServingPlanStep({
+  step = createServingExecutor({
     applier: {
       apply: async <T extends KubernetesObject>(object: T): Promise<T> => {
         if (object.metadata?.name === this.failApplyOf) throw new Error("admission webhook said no");
@@ -83,13 +83,13 @@ class Fake {
 }
 
 const capacity = (nodes: NodeCapacity[]): ClusterCapacity => ({ nodes, invalidNodes: [] });
-const withStatus = (outcome: ServingPlanOutcome, generation = 1): ServingDeployment["status"] => ({
+const withStatus = (outcome: ServingExecutorOutcome, generation = 1): ServingDeployment["status"] => ({
   ...outcome.status,
   observedGeneration: generation,
   conditions: outcome.conditions.map((c) => ({ ...c, lastTransitionTime: "2026-01-01T00:00:00Z" })),
 });
 
-describe("serving plan step", () => {
+describe("serving executor", () => {
   it("creates the planned pods once, reports the plan, and does not create them again while the cache lags", async () => {
     const fake = new Fake();
     const first = await fake.step(sd(), capacity([node("a"), node("b")]), ["H100-80GB"]);
