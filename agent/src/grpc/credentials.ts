@@ -132,14 +132,10 @@ export function serverCredentials(tls: TlsFiles | undefined): grpc.ServerCredent
 }
 
 /**
- * Client credentials for the operator. `serverName`: the name the agent's certificate carries (one certificate
- * serves every agent, whose pod IPs are not known when it is issued), checked instead of the dialled IP.
+ * Client credentials for the operator. The agent's certificate names AGENT_SERVER_NAME, not its pod IP (one
+ * certificate serves every agent): dial with the channel option `grpc.ssl_target_name_override` set to that name.
  */
-export function clientCredentials(tls: TlsFiles | undefined, serverName?: string): grpc.ChannelCredentials {
+export function clientCredentials(tls: TlsFiles | undefined): grpc.ChannelCredentials {
   if (!tls) return grpc.credentials.createInsecure();
-  const checkServerIdentity = serverName
-    ? (_host: string, cert: { subjectaltname?: string }): Error | undefined =>
-        (cert.subjectaltname ?? "").split(", ").includes(`DNS:${serverName}`) ? undefined : new Error(`the agent's certificate is not for ${serverName} (SANs: ${cert.subjectaltname ?? "none"})`)
-    : undefined;
-  return grpc.credentials.createSsl(tls.caCert, tls.key, tls.cert, checkServerIdentity ? { checkServerIdentity } : {});
+  return grpc.credentials.createSsl(tls.caCert, tls.key, tls.cert);
 }

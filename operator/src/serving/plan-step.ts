@@ -50,6 +50,8 @@ export interface ServingPlanStepDeps {
   bandPercent?: number;
   /** Old instances per role in flight out at once during a rollout; default 1. */
   maxUnavailable?: number;
+  /** Host directory of the agent's worker socket, mounted into serving pods (default /var/run/gpufleet). */
+  workerSocketDir?: string;
   /** Re-check a rollout this often, in case a pod event is missed; default 2 s. */
   rolloutRetryMs?: number;
   /** Re-plan a deployment waiting for GPUs this often (other workloads' pods wake no event for it); default 15 s. */
@@ -325,7 +327,7 @@ export function createServingPlanStep(deps: ServingPlanStepDeps): ServingPlanSte
       const created: V1Pod[] = [];
       try {
         for (const placement of group.pods) {
-          const pod = podObject(sd, placement, hash, target.gpuModel);
+          const pod = podObject(sd, placement, hash, target.gpuModel, deps.workerSocketDir);
           created.push(pod);
           await deps.applier.apply(pod);
           memory.assume(uid, pod, nowMs);
