@@ -99,9 +99,11 @@ export class ReloadingCertificateProvider implements grpc.experimental.Certifica
     clearInterval(this.timer);
   }
 
+  // grpc-js registers its own watcher only after adding these listeners: a synchronous first update would reach
+  // nobody and leave the port dropping every connection ("unloaded credentials"). Hence the queued first update.
   addCaCertificateListener(listener: CaListener): void {
     this.caListeners.add(listener);
-    if (this.current) listener({ caCertificate: this.current.caCert });
+    queueMicrotask(() => { if (this.current && this.caListeners.has(listener)) listener({ caCertificate: this.current.caCert }); });
   }
 
   removeCaCertificateListener(listener: CaListener): void {
@@ -110,7 +112,7 @@ export class ReloadingCertificateProvider implements grpc.experimental.Certifica
 
   addIdentityCertificateListener(listener: IdentityListener): void {
     this.identityListeners.add(listener);
-    if (this.current) listener({ certificate: this.current.cert, privateKey: this.current.key });
+    queueMicrotask(() => { if (this.current && this.identityListeners.has(listener)) listener({ certificate: this.current.cert, privateKey: this.current.key }); });
   }
 
   removeIdentityCertificateListener(listener: IdentityListener): void {
