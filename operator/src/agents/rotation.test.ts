@@ -14,7 +14,7 @@ const healthy = (): Record<"ca" | "agent" | "operator", Observed> => ({
 describe("planCertificates", () => {
   it("issues everything on a fresh install", () => {
     expect(planCertificates({ ca: undefined, agent: undefined, operator: undefined }, 0, policy)).toEqual([
-      { role: "ca", reason: "missing" }, { role: "agent", reason: "the CA is re-issued" }, { role: "operator", reason: "the CA is re-issued" },
+      { role: "ca", reason: "missing" }, { role: "agent", reason: "missing" }, { role: "operator", reason: "missing" },
     ]);
   });
 
@@ -37,7 +37,7 @@ describe("planCertificates", () => {
 
   it("re-issues the CA and every leaf when the CA is due", () => {
     const decisions = planCertificates({ ...healthy(), ca: valid({ notAfterMs: 3 * DAY }) }, 2 * DAY + 1, policy);
-    expect(decisions.map((d) => d.role)).toEqual(["ca", "agent", "operator"]);
+    expect(decisions).toEqual([{ role: "ca", reason: "past 67% of its lifetime" }, { role: "agent", reason: "the CA is re-issued" }, { role: "operator", reason: "the CA is re-issued" }]);
   });
 
   it("schedules the next check at the earliest renewal, bounded by the maximum interval", () => {

@@ -52,7 +52,7 @@ export function planCertificates(observed: Record<CertificateRole, Observed>, no
   else if (!ca.keyMatches) caReason = "key does not match certificate";
   else caReason = renewalReason(ca, nowMs, policy);
   if (caReason) {
-    const leaves = [CertificateRole.agent, CertificateRole.operator].map((role) => ({ role, reason: "the CA is re-issued" }));
+    const leaves = [CertificateRole.agent, CertificateRole.operator].map((role) => ({ role, reason: observed[role] === undefined ? "missing" : "the CA is re-issued" }));
     return [{ role: CertificateRole.ca, reason: caReason }, ...leaves];
   }
   const decisions: IssueDecision[] = [];
