@@ -255,11 +255,43 @@ describe("rotation", () => {
 
     const ca = decoded(after, "ca.crt");
     expect(await presentedSerial(agent.server.operatorPort, ca)).toBe(serialOf(decoded(before, "tls.crt")));
+    // A torn set (new certificate, old key) is skipped: the agent keeps serving the previous one.
+    writeSecretVolume(join(dir, "tls"), { ...after, data: { ...after.data, "tls.key": before.data!["tls.key"]! } });
+    expect(await agent.server.reloadCertificates()).toBe(false);
+    expect(await presentedSerial(agent.server.operatorPort, ca)).toBe(serialOf(decoded(before, "tls.crt")));
     writeSecretVolume(join(dir, "tls"), after); // what kubelet does when the Secret changes
     await waitFor(async () => (await presentedSerial(agent.server.operatorPort, ca)) === newSerial, { description: "agent presents the rotated certificate", timeoutMs: 20_000 });
 
     expect(pool.setCredentials(tlsFilesOf(await secret(names().operator)))).toBe(true);
     expect(await pool.sendWorkerCommand(NODE, "w-ack", { commandId: "c-after-rotation", drain: { deadlineMs: 10 } })).toMatchObject({ outcome: "applied" });
+  });
+});
+
+describe("retries and the circuit", () => {
+  it("retries idempotent calls after UNAVAILABLE, never ApplyTrafficPlan, and opens the circuit of a node whose agent is gone", async () => {
+    const metrics = new OperatorMetrics({ defaultMetrics: false });
+    const gone = "gone-node";
+    const deadPool = new AgentClientPool({
+      lookup: (n) => agentEndpointOf(n, { metadata: { name: n, annotations: { [AGENT_ENDPOINT_ANNOTATION]: "127.0.0.1:1" } } }), // nothing listens on port 1
+      serverName: AGENT_SERVER_NAME, insecure: false, callTimeoutMs: 5000, maxAttempts: 3,
+      backoff: { baseMs: 10, maxMs: 50 }, circuit: { failureThreshold: 4, openMs: 60_000 }, metrics,
+    });
+    deadPool.setCredentials(tlsFilesOf(await secret(names().operator)));
+    try {
+      expect((await codeOf(deadPool.listWorkers(gone)))[0]).toBe(grpc.status.UNAVAILABLE); // 3 attempts: 3 failures
+      expect((await codeOf(deadPool.call(gone, "ApplyTrafficPlan", (c, ms) => c.applyTrafficPlan({ nodeName: gone, planId: "p", routes: [] }, ms))))[0]).toBe(grpc.status.UNAVAILABLE); // 1 attempt: 4th failure
+      expect(deadPool.circuitState(gone)).toBe("open");
+      const [code, details] = await codeOf(deadPool.getNodeInfo(gone));
+      expect(code).toBe(grpc.status.UNAVAILABLE);
+      expect(details).toMatch(/circuit .* is open/); // failed fast in the pool: no call was made (CIRCUIT_OPEN below)
+      const text = await metrics.registry.metrics();
+      expect(metricValue(text, "gpufleet_operator_agent_call_retries_total", { method: "ListWorkers" })).toBe(2);
+      expect(metricValue(text, "gpufleet_operator_agent_call_retries_total", { method: "ApplyTrafficPlan" })).toBeUndefined();
+      expect(metricValue(text, "gpufleet_operator_agent_calls_total", { method: "GetNodeInfo", code: "CIRCUIT_OPEN" })).toBe(1);
+      expect(metricValue(text, "gpufleet_operator_agent_circuit_state", { node: gone })).toBe(2);
+    } finally {
+      deadPool.close();
+    }
   });
 });
 
