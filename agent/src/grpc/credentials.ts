@@ -127,12 +127,6 @@ export function reloadingServerCredentials(provider: ReloadingCertificateProvide
   return grpc.experimental.createCertificateProviderServerCredentials(provider, provider, true);
 }
 
-export function serverCredentials(tls: TlsFiles | undefined): grpc.ServerCredentials {
-  if (!tls) return grpc.ServerCredentials.createInsecure();
-  // Third argument: require and verify client certificates (mutual TLS).
-  return grpc.ServerCredentials.createSsl(tls.caCert, [{ cert_chain: tls.cert, private_key: tls.key }], true);
-}
-
 /**
  * Client credentials for the operator. The agent's certificate names AGENT_SERVER_NAME, not its pod IP (one
  * certificate serves every agent): dial with the channel option `grpc.ssl_target_name_override` set to that name.
