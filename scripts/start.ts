@@ -7,7 +7,7 @@
  * Flags: --profile <name|path> (default "default"), --once (print the status and exit; for scripts and tests).
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { createWriteStream, mkdirSync } from "node:fs";
+import { createWriteStream, mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { connect } from "nats";
@@ -93,6 +93,15 @@ try {
   startComponent("operator", "operator/src/main.ts", { ...common, GPUFLEET_NAMESPACE: namespace, GPUFLEET_IDENTITY: "gpufleet-operator-0", GPUFLEET_HTTP_PORT: "18080" });
   await waitFor(async () => (await fetch("http://127.0.0.1:18080/readyz")).ok, { description: "operator ready", timeoutMs: 60_000 });
   say("operator ready: metrics at http://127.0.0.1:18080/metrics");
+  // mTLS as in a cluster: the operator issues the agent's certificate into a Secret; the agent reads it from files
+  // (kubelet would mount it). Copied once: a rotation (after 20 of its 30 days) is not mirrored here.
+  const agentTls = await waitFor(async () => {
+    const out = await kubectl(kubeconfigPath, ["get", "secret", "-n", namespace, "gpufleet-agent-tls", "-o", "json"]);
+    return out.code === 0 ? (JSON.parse(out.stdout) as { data: Record<string, string> }) : undefined;
+  }, { description: "the operator issued the agent certificate", timeoutMs: 60_000 });
+  const tlsDir = path.join(REPO_ROOT, ".gpufleet", "agent-tls");
+  mkdirSync(tlsDir, { recursive: true, mode: 0o700 });
+  for (const key of ["ca.crt", "tls.crt", "tls.key"]) writeFileSync(path.join(tlsDir, key), Buffer.from(agentTls.data[key] ?? "", "base64"), { mode: 0o600 });
   // One agent process serves every kwok node in simulation mode (a real cluster runs one per node, as a DaemonSet).
   startComponent("agent", "agent/src/main.ts", {
     ...common,
@@ -100,9 +109,11 @@ try {
     GPUFLEET_AGENT_SOCKET: path.join(REPO_ROOT, ".gpufleet", "agent.sock"),
     GPUFLEET_AGENT_GRPC_ADDRESS: "127.0.0.1:18051",
     GPUFLEET_AGENT_HTTP_PORT: "19400",
+    GPUFLEET_AGENT_TLS_DIR: tlsDir,
+    GPUFLEET_AGENT_ADVERTISE_HOST: "127.0.0.1",
   });
   await waitFor(async () => (await fetch("http://127.0.0.1:19400/readyz")).ok, { description: "agent ready", timeoutMs: 60_000 });
-  say("agent ready (simulation mode): metrics at http://127.0.0.1:19400/metrics");
+  say("agent ready (simulation mode, mTLS on 127.0.0.1:18051): metrics at http://127.0.0.1:19400/metrics");
 
   const applied = await kubectl(kubeconfigPath, ["apply", "-f", path.join(REPO_ROOT, "examples")]);
   if (applied.code !== 0) throw new Error(`applying examples/ failed: ${applied.stderr}`);

@@ -3,7 +3,7 @@
  * supervisor, telemetry ingest and bounded NATS publisher, the two gRPC servers.
  */
 import type { NodeDirectory, Diagnostics } from "./grpc/node-agent-service.js";
-import type { TlsFiles } from "./grpc/credentials.js";
+import type { ServerTls } from "./grpc/credentials.js";
 import { AgentServer } from "./grpc/server.js";
 import type { AgentMetrics } from "./metrics.js";
 import { TelemetryIngest } from "./telemetry/ingest.js";
@@ -14,10 +14,12 @@ import { Supervisor, type EventLog } from "./workers/supervisor.js";
 export interface AgentCoreOptions {
   workerSocketPath: string;
   operatorAddress: string;
-  tls: TlsFiles | undefined;
+  /** Operator-facing mTLS; undefined only in development (GPUFLEET_AGENT_INSECURE=true). */
+  tls: ServerTls | undefined;
   heartbeatIntervalMs: number;
   missedHeartbeatsLimit: number;
   publisherLimits: PublisherLimits;
+  onTlsReload?: (event: { ok: boolean; error?: Error; notAfter?: string }) => void;
 }
 
 export class AgentCore {
@@ -45,7 +47,7 @@ export class AgentCore {
     this.ingest = new TelemetryIngest(metrics, this.publisher);
     this.supervisor = new Supervisor(this.registry, this.publisher, metrics, log, nowMs);
     this.server = new AgentServer(
-      { workerSocketPath: options.workerSocketPath, operatorAddress: options.operatorAddress, tls: options.tls },
+      { workerSocketPath: options.workerSocketPath, operatorAddress: options.operatorAddress, tls: options.tls, onTlsReload: options.onTlsReload },
       { registry: this.registry, ingest: this.ingest, metrics, onEvent: (e) => this.supervisor.report(e), nowMs },
       { nodes, registry: this.registry, diagnostics, metrics, nowMs },
     );

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError, loadConfig } from "./config.js";
+import { ConfigError, loadConfig, requireOperatorTls } from "./config.js";
 
 describe("loadConfig", () => {
   it("has defaults for a real node", () => {
@@ -18,5 +18,22 @@ describe("loadConfig", () => {
   ])("rejects %s", (_n, env, error) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(error);
+  });
+});
+
+describe("requireOperatorTls", () => {
+  it.each([
+    { name: "a certificate folder", env: { GPUFLEET_AGENT_TLS_DIR: "/etc/gpufleet/tls" }, error: undefined },
+    { name: "the development flag", env: { GPUFLEET_AGENT_INSECURE: "true" }, error: undefined },
+    { name: "neither", env: {}, error: /GPUFLEET_AGENT_TLS_DIR is required.*GPUFLEET_AGENT_INSECURE=true/ },
+    { name: "both", env: { GPUFLEET_AGENT_TLS_DIR: "/x", GPUFLEET_AGENT_INSECURE: "true" }, error: /contradict/ },
+  ])("with $name", ({ env, error }) => {
+    const config = loadConfig({ NODE_NAME: "n1", ...env });
+    if (error) expect(() => requireOperatorTls(config)).toThrow(error);
+    else expect(() => requireOperatorTls(config)).not.toThrow();
+  });
+
+  it("rejects a development flag that is not a boolean", () => {
+    expect(() => loadConfig({ NODE_NAME: "n1", GPUFLEET_AGENT_INSECURE: "yes" })).toThrow(/GPUFLEET_AGENT_INSECURE/);
   });
 });

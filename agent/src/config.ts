@@ -8,8 +8,14 @@ export interface AgentConfig {
   workerSocketPath: string;
   operatorAddress: string;
   httpPort: number;
-  /** Folder with ca.crt, tls.crt, tls.key for operator-facing mTLS; empty: plaintext. */
+  /** Folder with ca.crt, tls.crt, tls.key for operator-facing mTLS (the operator-issued Secret, mounted). */
   tlsDir: string;
+  /** Development only: serve the operator port in plaintext when tlsDir is empty (see requireOperatorTls). */
+  insecure: boolean;
+  /** How often the certificate folder is re-read, so a rotated Secret is used without a restart. */
+  tlsRefreshIntervalMs: number;
+  /** Host (pod IP) the operator dials; advertised with the bound port on every served node. Empty: not advertised. */
+  advertiseHost: string;
   nvidiaSmiPath: string;
   sysfsRoot: string;
   leaf: string | undefined;
@@ -33,6 +39,9 @@ export const ENV = {
   operatorAddress: "GPUFLEET_AGENT_GRPC_ADDRESS",
   httpPort: "GPUFLEET_AGENT_HTTP_PORT",
   tlsDir: "GPUFLEET_AGENT_TLS_DIR",
+  insecure: "GPUFLEET_AGENT_INSECURE",
+  tlsRefreshIntervalMs: "GPUFLEET_AGENT_TLS_REFRESH_MS",
+  advertiseHost: "GPUFLEET_AGENT_ADVERTISE_HOST",
   nvidiaSmiPath: "GPUFLEET_AGENT_NVIDIA_SMI",
   sysfsRoot: "GPUFLEET_AGENT_SYSFS_ROOT",
   leaf: "GPUFLEET_AGENT_LEAF",
@@ -52,16 +61,23 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): A
     if (!Number.isInteger(value) || value < min) throw new ConfigError(`${ENV[key]} must be an integer >= ${min}, got "${text}"`);
     return value;
   };
-  const simulateText = str("simulate", "false");
-  if (!["true", "false"].includes(simulateText)) throw new ConfigError(`${ENV.simulate} must be "true" or "false", got "${simulateText}"`);
+  const bool = (key: keyof AgentConfig): boolean => {
+    const text = str(key, "false");
+    if (!["true", "false"].includes(text)) throw new ConfigError(`${ENV[key]} must be "true" or "false", got "${text}"`);
+    return text === "true";
+  };
+  const simulate = bool("simulate");
   const config: AgentConfig = {
     nodeName: str("nodeName", ""),
-    simulate: simulateText === "true",
+    simulate,
     natsUrl: str("natsUrl", "nats://127.0.0.1:4222"),
     workerSocketPath: str("workerSocketPath", "/run/gpufleet/agent.sock"),
     operatorAddress: str("operatorAddress", "0.0.0.0:50051"),
     httpPort: int("httpPort", 9400, 0),
     tlsDir: str("tlsDir", ""),
+    insecure: bool("insecure"),
+    tlsRefreshIntervalMs: int("tlsRefreshIntervalMs", 10_000, 100),
+    advertiseHost: str("advertiseHost", ""),
     nvidiaSmiPath: str("nvidiaSmiPath", "nvidia-smi"),
     sysfsRoot: str("sysfsRoot", "/sys"),
     leaf: env[ENV.leaf] || undefined,
@@ -75,4 +91,15 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): A
   if (!config.simulate && config.nodeName === "") throw new ConfigError(`${ENV.nodeName} is required unless ${ENV.simulate}=true`);
   if (!/^nats:\/\//.test(config.natsUrl)) throw new ConfigError(`${ENV.natsUrl} must be a nats:// URL, got "${config.natsUrl}"`);
   return config;
+}
+
+/**
+ * The operator port serves mTLS unless a developer said otherwise: an agent with neither a certificate folder nor
+ * GPUFLEET_AGENT_INSECURE=true refuses to start (checked apart from loadConfig so each rule has its own test).
+ */
+export function requireOperatorTls(config: Pick<AgentConfig, "tlsDir" | "insecure">): void {
+  if (config.tlsDir === "" && !config.insecure) {
+    throw new ConfigError(`${ENV.tlsDir} is required: the operator port serves only mTLS (set ${ENV.insecure}=true to serve plaintext in development)`);
+  }
+  if (config.tlsDir !== "" && config.insecure) throw new ConfigError(`${ENV.tlsDir} and ${ENV.insecure}=true contradict each other; set one`);
 }

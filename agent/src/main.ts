@@ -10,13 +10,13 @@ import { pino } from "pino";
 import { collectDefaultMetrics, Registry } from "prom-client";
 import { hasTopologyLabels } from "../../crds/src/topology.js";
 import { AgentCore } from "./agent.js";
-import { loadConfig } from "./config.js";
+import { loadConfig, requireOperatorTls } from "./config.js";
 import { NodeDiagnostics } from "./diagnostics.js";
 import { discoverNode, execRunner } from "./discovery/discover.js";
 import { factsToLabels, type NodeFacts } from "./discovery/facts.js";
 import { NodeLabelPublisher } from "./discovery/publish.js";
 import { WorkerClient } from "./grpc/client.js";
-import { readTlsDir } from "./grpc/credentials.js";
+import { EndpointAdvertiser } from "./grpc/advertise.js";
 import { AgentMetrics } from "./metrics.js";
 import { isSimulatedNode, simulatedNodeFacts } from "./simulation/model.js";
 import { SimulationRuntime } from "./simulation/runtime.js";
@@ -25,6 +25,7 @@ import { RdmaSampler } from "./telemetry/rdma-sampler.js";
 
 async function main(): Promise<void> {
   const config = loadConfig(process.env);
+  requireOperatorTls(config);
   const log = pino({ level: config.logLevel, base: { component: "gpufleet-agent" } });
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: "gpufleet_agent_process_" });
@@ -54,8 +55,9 @@ async function main(): Promise<void> {
   const rdma = new RdmaSampler(config.sysfsRoot);
   const agent = new AgentCore(
     {
-      workerSocketPath: config.workerSocketPath, operatorAddress: config.operatorAddress, tls: config.tlsDir ? readTlsDir(config.tlsDir) : undefined,
+      workerSocketPath: config.workerSocketPath, operatorAddress: config.operatorAddress, tls: config.tlsDir ? { dir: config.tlsDir, refreshIntervalMs: config.tlsRefreshIntervalMs } : undefined,
       heartbeatIntervalMs: config.heartbeatIntervalMs, missedHeartbeatsLimit: config.missedHeartbeatsLimit, publisherLimits: DEFAULT_PUBLISHER_LIMITS,
+      onTlsReload: (e) => (e.ok ? log.info({ notAfter: e.notAfter }, "reloaded operator-port certificates") : log.warn({ err: e.error }, "certificate reload skipped; serving with the previous set")),
     },
     nc,
     { nodeNames: () => [...facts.keys()], facts: (n) => facts.get(n), labels: (n) => published.get(n) ?? (facts.get(n) ? factsToLabels(facts.get(n)!) : undefined) },
@@ -73,7 +75,11 @@ async function main(): Promise<void> {
     (e) => log.info({ event: e.event, workerId: e.worker.workerId, pod: `${e.worker.podNamespace}/${e.worker.podName}`, node: e.worker.nodeName }, "worker event"),
   );
   await agent.start();
-  log.info({ socket: config.workerSocketPath, grpcPort: agent.server.operatorPort, simulate: config.simulate }, "agent serving");
+  log.info({ socket: config.workerSocketPath, grpcPort: agent.server.operatorPort, simulate: config.simulate, tls: config.tlsDir !== "" }, "agent serving");
+  const advertiser = config.advertiseHost
+    ? new EndpointAdvertiser(core, `${config.advertiseHost}:${agent.server.operatorPort}`, (node, err) => (err ? log.error({ node, err }, "advertising the agent endpoint failed") : log.info({ node, endpoint: `${config.advertiseHost}:${agent.server.operatorPort}` }, "advertised agent endpoint")))
+    : undefined;
+  if (!advertiser) log.warn("GPUFLEET_AGENT_ADVERTISE_HOST is empty: the operator cannot find this agent");
 
   const timers: NodeJS.Timeout[] = [];
   let sim: SimulationRuntime | undefined;
@@ -87,6 +93,7 @@ async function main(): Promise<void> {
       facts.set(f.nodeName, f);
       if (!hasTopologyLabels(node.metadata?.labels)) void applyLabels(f);
       else published.set(f.nodeName, factsToLabels(f));
+      void advertiser?.ensure(node);
     };
     nodeInformer.on("add", onNode);
     nodeInformer.on("update", onNode);
@@ -106,6 +113,7 @@ async function main(): Promise<void> {
     const f = await discoverNode({ nodeName: config.nodeName, nvidiaSmiPath: config.nvidiaSmiPath, sysfsRoot: config.sysfsRoot, commandTimeoutMs: 30_000, leaf: config.leaf, island: config.island, run: execRunner });
     facts.set(f.nodeName, f);
     await applyLabels(f);
+    await advertiser?.ensure({ metadata: { name: f.nodeName } });
     timers.push(setInterval(() => {
       rdma.sample().then((rates) => {
         for (const r of rates) {

@@ -112,6 +112,48 @@ export class OperatorMetrics {
     registers: [this.registry],
   });
 
+  // Operator → agent calls (operator/src/agents/).
+  readonly agentCallsTotal = new Counter({
+    name: "gpufleet_operator_agent_calls_total",
+    help: "Calls to node agents by method (GetNodeInfo, ListWorkers, RunDiagnostic, ApplyTrafficPlan, SendWorkerCommand) and final gRPC code (OK, UNAVAILABLE, DEADLINE_EXCEEDED, ...; CIRCUIT_OPEN and NO_ENDPOINT when no call was made).",
+    labelNames: ["method", "code"] as const,
+    registers: [this.registry],
+  });
+
+  readonly agentCallRetriesTotal = new Counter({
+    name: "gpufleet_operator_agent_call_retries_total",
+    help: "Retries of idempotent agent calls after UNAVAILABLE, by method.",
+    labelNames: ["method"] as const,
+    registers: [this.registry],
+  });
+
+  readonly agentCircuitState = new Gauge({
+    name: "gpufleet_operator_agent_circuit_state",
+    help: "Circuit state of each node's agent: 0 closed, 1 half-open, 2 open.",
+    labelNames: ["node"] as const,
+    registers: [this.registry],
+  });
+
+  readonly certificateExpiry = new Gauge({
+    name: "gpufleet_operator_certificate_expiry_timestamp_seconds",
+    help: "notAfter of the certificate in each mTLS Secret (<prefix>-ca, <prefix>-agent-tls, <prefix>-operator-tls), as Unix time.",
+    labelNames: ["secret"] as const,
+    registers: [this.registry],
+  });
+
+  readonly certificatesIssued = new Counter({
+    name: "gpufleet_operator_certificates_issued_total",
+    help: "Certificates issued (first issue and rotations) by Secret.",
+    labelNames: ["secret"] as const,
+    registers: [this.registry],
+  });
+
+  readonly agentCredentialReloadsTotal = new Counter({
+    name: "gpufleet_operator_agent_credential_reloads_total",
+    help: "Times the agent client pool took a new client certificate and rebuilt its channels.",
+    registers: [this.registry],
+  });
+
   constructor(options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: "gpufleet_operator_" });
   }

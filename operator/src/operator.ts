@@ -9,6 +9,7 @@ import { OPERATOR_FIELD_MANAGER, OwnedLabel } from "../../crds/src/reasons.js";
 import { ServingDeploymentNames, type ServingDeployment } from "../../crds/src/serving-deployment.js";
 import { TrainingJobNames, type TrainingJob } from "../../crds/src/training-job.js";
 import type { OperatorConfig } from "./config/config.js";
+import { startAgentCommands, type AgentClientPool } from "./agents/index.js";
 import { OperatorMetrics } from "./metrics.js";
 import { Applier } from "./runtime/apply.js";
 import { systemClock, type Clock } from "./runtime/clock.js";
@@ -26,6 +27,8 @@ import { createTrainingGangStep } from "./training/gang-step.js";
 export interface OperatorHandle {
   readonly httpPort: number;
   readonly isLeader: () => boolean;
+  /** Clients to the node agents (mTLS with the operator-issued certificate unless agentInsecure). */
+  readonly agents: AgentClientPool;
   /** Stops reconciling, releases the Lease and closes the endpoints. */
   stop(): Promise<void>;
 }
@@ -68,12 +71,13 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorH
   const informers = [servingDeployments, trainingJobs, nodes, pods];
   metrics.observeResources({ servingDeployments: () => servingDeployments.list(), trainingJobs: () => trainingJobs.list() });
 
+  const agentCommands = startAgentCommands({ config, core, nodes, clock, logger, metrics });
   const deps = { nodes, pods, applier, events, clock };
   const serving = new Controller({
     reconciler: new ServingDeploymentReconciler({
       ...deps,
       servingDeployments,
-      executor: options.servingExecutor ?? createClusterServingExecutor({ kubeConfig, applier, pods, clock, logger: logger.child({ controller: "servingdeployment" }) }),
+      executor: options.servingExecutor ?? createClusterServingExecutor({ kubeConfig, applier, pods, clock, logger: logger.child({ controller: "servingdeployment" }), workerSocketDir: config.workerSocketDir }),
     }),
     metrics,
     logger,
@@ -82,7 +86,7 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorH
     reconciler: new TrainingJobReconciler({
       ...deps,
       trainingJobs,
-      gangStep: options.trainingGangStep ?? createTrainingGangStep({ applier, pods, clock, logger: logger.child({ controller: "trainingjob" }) }),
+      gangStep: options.trainingGangStep ?? createTrainingGangStep({ applier, pods, clock, logger: logger.child({ controller: "trainingjob" }), workerSocketDir: config.workerSocketDir }),
     }),
     metrics,
     logger,
@@ -111,6 +115,7 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorH
   };
   const startControllers = () => {
     metrics.leader.set(1);
+    agentCommands.lead();
     for (const c of controllers) c.start();
     resync();
   };
@@ -130,6 +135,7 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorH
       onStartedLeading: startControllers,
       onStoppedLeading: () => {
         metrics.leader.set(0);
+        agentCommands.follow();
         for (const c of controllers) void c.stop();
         options.onLostLeadership?.();
       },
@@ -150,10 +156,12 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorH
   return {
     httpPort: health.port,
     isLeader: () => (elector ? elector.isLeader : true),
+    agents: agentCommands.pool,
     async stop() {
       clock.clearTimeout(resyncHandle);
       await Promise.all(controllers.map((c) => c.stop()));
       await elector?.stop();
+      agentCommands.stop();
       metrics.leader.set(0);
       await Promise.all(informers.map((i) => i.stop()));
       await health.close();

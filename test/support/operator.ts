@@ -136,6 +136,9 @@ export async function startSimulatedAgent(opts: { kubeconfigPath: string; natsUr
       GPUFLEET_AGENT_SOCKET: path.join(REPO_ROOT, ".gpufleet", `${name.replace(/\W+/g, "-")}-${process.pid}.sock`),
       GPUFLEET_AGENT_GRPC_ADDRESS: "127.0.0.1:0",
       GPUFLEET_AGENT_HTTP_PORT: "0",
+      GPUFLEET_AGENT_ADVERTISE_HOST: "127.0.0.1",
+      // Tests that do not exercise mTLS run the agent with the explicit development flag.
+      ...(opts.env?.GPUFLEET_AGENT_TLS_DIR ? {} : { GPUFLEET_AGENT_INSECURE: "true" }),
       ...opts.env,
     },
   });

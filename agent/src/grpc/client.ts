@@ -31,9 +31,10 @@ function call<T>(invoke: (options: grpc.CallOptions, cb: Callback<T>) => unknown
 export class NodeAgentClient {
   readonly raw: RawNodeAgentClient;
 
-  constructor(address: string, credentials: grpc.ChannelCredentials, private readonly timeoutMs = 5000) {
+  /** options: e.g. `grpc.ssl_target_name_override`, the name on the agents' certificate when dialling a pod IP. */
+  constructor(address: string, credentials: grpc.ChannelCredentials, private readonly timeoutMs = 5000, options: grpc.ChannelOptions = {}) {
     const { NodeAgent } = loadProtos().gpufleet.agent.v1;
-    this.raw = new NodeAgent(address, credentials);
+    this.raw = new NodeAgent(address, credentials, options);
   }
 
   getNodeInfo(nodeName: string, timeoutMs = this.timeoutMs): Promise<NodeInfo__Output> {

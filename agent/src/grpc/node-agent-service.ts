@@ -5,8 +5,8 @@ import type { NodeInfo } from "./generated/gpufleet/agent/v1/NodeInfo.js";
 import type { WorkerCommand__Output } from "./generated/gpufleet/worker/v1/WorkerCommand.js";
 import type { NodeFacts } from "../discovery/facts.js";
 import type { AgentMetrics } from "../metrics.js";
-import { WorkerKind, type WorkerRegistry } from "../workers/registry.js";
-import { InvalidArgumentError, NotFoundError, statusName, unary } from "./status.js";
+import type { WorkerRegistry } from "../workers/registry.js";
+import { InvalidArgumentError, NotFoundError, statusName, unary, UnimplementedError } from "./status.js";
 
 /** The nodes this agent serves (one on a real node, many in simulation). */
 export interface NodeDirectory {
@@ -122,25 +122,18 @@ export function nodeAgentHandlers(deps: NodeAgentDeps): NodeAgentHandlers {
         if (r.rank < 0 || r.peerRank < 0) throw new InvalidArgumentError(`routes[${i}]: ranks must be non-negative`);
         if (!nics.has(r.nic)) throw new InvalidArgumentError(`routes[${i}].nic "${r.nic}" is not a NIC of node ${req.nodeName} (${[...nics].join(", ")})`);
       });
-      let notified = 0;
-      for (const w of registry.list(req.nodeName)) {
-        if (w.kind !== WorkerKind.training) continue;
-        try {
-          registry.sendCommand(w.workerId, { commandId: `${req.planId}/${w.workerId}`, applyRoutes: { planId: req.planId, routes: req.routes } });
-          notified++;
-        } catch {
-          // No open command stream: the worker is not notified; workersNotified tells the operator.
-        }
-      }
-      return { planId: req.planId, routesApplied: req.routes.length, workersNotified: notified };
+      // Validated above so bad plans still get INVALID_ARGUMENT; carrying one out needs a fabric executor on the
+      // node, which does not exist yet. Telling workers about routes nobody applied would report what did not happen.
+      throw new UnimplementedError("ApplyTrafficPlan: no traffic-plan executor runs on this node yet");
     }, done("ApplyTrafficPlan")),
 
-    SendWorkerCommand: unary((req, call) => {
-      requireDeadline(call);
+    SendWorkerCommand: unary(async (req, call) => {
+      const budgetMs = requireDeadline(call);
       if (!req.workerId) throw new InvalidArgumentError("worker_id is required");
       const command = validateWorkerCommand(req.command);
-      registry.sendCommand(req.workerId, command);
-      return { commandId: command.commandId, delivered: true };
+      // Answer only from the worker's ack; leave a little of the budget for the answer to travel back.
+      const ack = await registry.sendCommand(req.workerId, command, Math.max(1, budgetMs - 50), deps.nowMs());
+      return { commandId: ack.commandId, outcome: ack.outcome, reason: ack.reason, acknowledgedUnixMs: ack.acknowledgedUnixMs };
     }, done("SendWorkerCommand")),
   };
 }

@@ -1,11 +1,12 @@
 /**
  * The agent's two gRPC servers: the worker service on a node-local Unix socket, the operator-facing NodeAgent
- * service on TCP (optionally mTLS). Two servers, so neither service is reachable through the other's port.
+ * service on TCP (mTLS, reloaded on rotation; plaintext only when `tls` is undefined, which the agent's config allows
+ * only with its explicit development flag). Two servers, so neither service is reachable through the other's port.
  */
 import { mkdirSync, rmSync } from "node:fs";
 import { dirname } from "node:path";
 import * as grpc from "@grpc/grpc-js";
-import { serverCredentials, type TlsFiles } from "./credentials.js";
+import { ReloadingCertificateProvider, reloadingServerCredentials, type ServerTls } from "./credentials.js";
 import { loadProtos } from "./load.js";
 import { nodeAgentHandlers, type NodeAgentDeps } from "./node-agent-service.js";
 import { workerAgentHandlers, type WorkerServiceDeps } from "./worker-service.js";
@@ -15,7 +16,9 @@ export interface AgentServerOptions {
   workerSocketPath: string;
   /** host:port for the operator; port 0 picks a free port. */
   operatorAddress: string;
-  tls: TlsFiles | undefined;
+  tls: ServerTls | undefined;
+  /** Told about every certificate reload (ok or why not). */
+  onTlsReload?: (event: { ok: boolean; error?: Error; notAfter?: string }) => void;
 }
 
 function bind(server: grpc.Server, address: string, credentials: grpc.ServerCredentials): Promise<number> {
@@ -28,6 +31,7 @@ export class AgentServer {
   private readonly workerServer = new grpc.Server({ "grpc.max_receive_message_length": 32 * 1024 * 1024 });
   private readonly operatorServer = new grpc.Server();
   operatorPort = 0;
+  private certificates: ReloadingCertificateProvider | undefined;
 
   constructor(private readonly options: AgentServerOptions, workerDeps: WorkerServiceDeps, nodeDeps: NodeAgentDeps) {
     const protos = loadProtos();
@@ -39,10 +43,22 @@ export class AgentServer {
     mkdirSync(dirname(this.options.workerSocketPath), { recursive: true });
     rmSync(this.options.workerSocketPath, { force: true }); // a socket left by a previous agent process
     await bind(this.workerServer, `unix:${this.options.workerSocketPath}`, grpc.ServerCredentials.createInsecure());
-    this.operatorPort = await bind(this.operatorServer, this.options.operatorAddress, serverCredentials(this.options.tls));
+    let credentials = grpc.ServerCredentials.createInsecure();
+    if (this.options.tls) {
+      this.certificates = new ReloadingCertificateProvider(this.options.tls, this.options.onTlsReload);
+      this.certificates.load();
+      credentials = reloadingServerCredentials(this.certificates);
+    }
+    this.operatorPort = await bind(this.operatorServer, this.options.operatorAddress, credentials);
+  }
+
+  /** Re-reads the certificate folder now instead of at the next interval (tests, SIGHUP). */
+  async reloadCertificates(): Promise<boolean> {
+    return (await this.certificates?.refresh()) ?? false;
   }
 
   async stop(graceMs = 2000): Promise<void> {
+    this.certificates?.stop();
     await Promise.all([this.workerServer, this.operatorServer].map((s) => new Promise<void>((resolve) => {
       const timer = setTimeout(() => { s.forceShutdown(); resolve(); }, graceMs);
       s.tryShutdown(() => { clearTimeout(timer); resolve(); });

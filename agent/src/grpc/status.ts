@@ -1,7 +1,7 @@
 /** Maps agent errors to gRPC status codes, so callers can tell bad input from unknown workers from our faults. */
 import * as grpc from "@grpc/grpc-js";
 import { InvalidRecordError } from "../telemetry/collectives.js";
-import { InvalidRegistrationError, NoCommandStreamError, UnknownWorkerError } from "../workers/registry.js";
+import { AckTimeoutError, CommandStreamClosedError, InvalidCommandError, InvalidRegistrationError, NoCommandStreamError, UnknownCommandError, UnknownWorkerError } from "../workers/registry.js";
 
 /** Thrown by handlers for requests that are wrong in themselves. */
 export class InvalidArgumentError extends Error {
@@ -20,9 +20,12 @@ export class UnimplementedError extends Error {
 export function statusOf(err: unknown): grpc.StatusObject {
   const details = err instanceof Error ? err.message : String(err);
   const code =
-    err instanceof InvalidArgumentError || err instanceof InvalidRecordError || err instanceof InvalidRegistrationError ? grpc.status.INVALID_ARGUMENT
-    : err instanceof UnknownWorkerError || err instanceof NotFoundError ? grpc.status.NOT_FOUND
-    : err instanceof NoCommandStreamError ? grpc.status.FAILED_PRECONDITION
+    err instanceof InvalidArgumentError || err instanceof InvalidRecordError || err instanceof InvalidRegistrationError || err instanceof InvalidCommandError ? grpc.status.INVALID_ARGUMENT
+    : err instanceof UnknownWorkerError || err instanceof NotFoundError || err instanceof UnknownCommandError ? grpc.status.NOT_FOUND
+    // UNAVAILABLE, not FAILED_PRECONDITION: a worker (re)opens its stream on its own, so the same call may succeed
+    // a moment later without anyone fixing anything; that is what UNAVAILABLE tells a retrying client.
+    : err instanceof NoCommandStreamError || err instanceof CommandStreamClosedError ? grpc.status.UNAVAILABLE
+    : err instanceof AckTimeoutError ? grpc.status.DEADLINE_EXCEEDED
     : err instanceof UnimplementedError ? grpc.status.UNIMPLEMENTED
     : err instanceof Error && err.name === "TimeoutError" ? grpc.status.DEADLINE_EXCEEDED
     : grpc.status.INTERNAL;

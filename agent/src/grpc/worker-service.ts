@@ -56,8 +56,9 @@ export function workerAgentHandlers(deps: WorkerServiceDeps): WorkerAgentHandler
       return { accepted: ingest.collectives(worker.nodeName, records) };
     }, done("ReportCollectives")),
 
-    AckCommand: unary(() => {
-      throw new UnimplementedError("AckCommand: command acknowledgements are not wired yet (issue 9)");
+    AckCommand: unary((req) => {
+      registry.get(req.workerId);
+      return { accepted: registry.acknowledge(req, deps.nowMs()) };
     }, done("AckCommand")),
 
     ReportCheckpoint: unary(() => {

@@ -4,6 +4,7 @@
  * so the heartbeat logic is tested without timers.
  */
 import type { RegisterRequest__Output } from "../grpc/generated/gpufleet/worker/v1/RegisterRequest.js";
+import type { CommandAck__Output } from "../grpc/generated/gpufleet/worker/v1/CommandAck.js";
 import type { WorkerCommand } from "../grpc/generated/gpufleet/worker/v1/WorkerCommand.js";
 
 export const WorkerKind = { serving: "serving", servingPrefill: "serving-prefill", servingDecode: "serving-decode", training: "training" } as const;
@@ -57,7 +58,52 @@ export class NoCommandStreamError extends Error {
   }
 }
 
+/** A command was sent, but no acknowledgement came within the caller's deadline (it may still be acted on). */
+export class AckTimeoutError extends Error {
+  override name = "AckTimeoutError";
+  constructor(readonly workerId: string, readonly commandId: string, readonly timeoutMs: number) {
+    super(`worker "${workerId}" did not acknowledge command "${commandId}" within ${timeoutMs} ms`);
+  }
+}
+
+/** The worker's command stream closed (or the worker was removed) while a command waited for its ack. */
+export class CommandStreamClosedError extends Error {
+  override name = "CommandStreamClosedError";
+  constructor(readonly workerId: string, readonly commandId: string) {
+    super(`worker "${workerId}"'s command stream closed before it acknowledged command "${commandId}"; whether it took effect is unknown`);
+  }
+}
+
+export class UnknownCommandError extends Error {
+  override name = "UnknownCommandError";
+}
+
+export class InvalidCommandError extends Error {
+  override name = "InvalidCommandError";
+}
+
+export const CommandOutcome = { applied: "applied", rejected: "rejected", failed: "failed" } as const;
+export type CommandOutcome = (typeof CommandOutcome)[keyof typeof CommandOutcome];
+const OUTCOMES: ReadonlySet<string> = new Set(Object.values(CommandOutcome));
+
+/** What a worker said became of a command. */
+export interface CommandResult {
+  commandId: string;
+  outcome: CommandOutcome;
+  reason: string;
+  acknowledgedUnixMs: number;
+}
+
 export type CommandSink = (command: WorkerCommand) => void;
+
+/** One command by id: waiting for its ack, or acknowledged (kept a while so a retried send gets the same answer). */
+interface CommandRecord {
+  workerId: string;
+  sentUnixMs: number;
+  result: CommandResult | undefined;
+  settle: { resolve: (r: CommandResult) => void; reject: (e: Error) => void };
+  settled: Promise<CommandResult>;
+}
 
 export interface RegistryOptions {
   heartbeatIntervalMs: number;
@@ -65,11 +111,17 @@ export interface RegistryOptions {
   missedHeartbeatsLimit: number;
   /** Node names this agent serves; registrations for others are refused. */
   servesNode: (nodeName: string) => boolean;
+  /** How long an acknowledged command's outcome is kept for retries of the same command_id (default 10 min). */
+  commandRetentionMs?: number;
+  /** At most this many commands are remembered (oldest first out; default 10 000). */
+  maxRememberedCommands?: number;
 }
 
 export class WorkerRegistry {
   private readonly workers = new Map<string, WorkerEntry>();
   private readonly sinks = new Map<string, CommandSink>();
+  /** By command_id, in insertion order (oldest first), so pruning walks from the front. */
+  private readonly commands = new Map<string, CommandRecord>();
 
   constructor(readonly options: RegistryOptions) {}
 
@@ -126,6 +178,7 @@ export class WorkerRegistry {
     if (!w) return undefined;
     this.workers.delete(workerId);
     this.sinks.delete(workerId);
+    this.failPending(workerId);
     return { event: "removed", worker: w };
   }
 
@@ -142,19 +195,95 @@ export class WorkerRegistry {
     return [...this.workers.values()].filter((w) => !nodeName || w.nodeName === nodeName);
   }
 
-  /** Attaches a worker's command stream; returns a function that detaches exactly this one. */
+  /**
+   * Attaches a worker's command stream; returns a function that detaches exactly this one. Detaching fails the
+   * worker's commands that still wait for an ack at once (the stream that carried them is gone).
+   */
   attachCommands(workerId: string, sink: CommandSink): () => void {
     this.get(workerId);
     this.sinks.set(workerId, sink);
     return () => {
-      if (this.sinks.get(workerId) === sink) this.sinks.delete(workerId);
+      if (this.sinks.get(workerId) !== sink) return;
+      this.sinks.delete(workerId);
+      this.failPending(workerId);
     };
   }
 
-  sendCommand(workerId: string, command: WorkerCommand): void {
+  /**
+   * Sends a command on the worker's stream and resolves with the worker's acknowledgement, or rejects with
+   * AckTimeoutError after `timeoutMs`. De-duplicated by command_id: a command already acknowledged answers with its
+   * first outcome, one still waiting is waited on again; neither is sent a second time. So a caller may retry.
+   */
+  sendCommand(workerId: string, command: WorkerCommand, timeoutMs: number, nowMs: number): Promise<CommandResult> {
+    this.pruneCommands(nowMs);
+    const commandId = command.commandId ?? "";
+    if (!commandId) throw new InvalidCommandError("command_id is required");
+    const known = this.commands.get(commandId);
+    if (known) {
+      if (known.workerId !== workerId) throw new InvalidCommandError(`command_id "${commandId}" was already used for worker "${known.workerId}"`);
+      return known.result ? Promise.resolve(known.result) : this.bounded(known, workerId, commandId, timeoutMs);
+    }
     this.get(workerId);
     const sink = this.sinks.get(workerId);
     if (!sink) throw new NoCommandStreamError(workerId);
+    let settle!: CommandRecord["settle"];
+    const settled = new Promise<CommandResult>((resolve, reject) => (settle = { resolve, reject }));
+    settled.catch(() => {}); // rejections reach callers through bounded(); none is left unhandled
+    const record: CommandRecord = { workerId, sentUnixMs: nowMs, result: undefined, settle, settled };
+    this.commands.set(commandId, record);
     sink(command);
+    return this.bounded(record, workerId, commandId, timeoutMs);
+  }
+
+  /** Records a worker's acknowledgement; 1 when it settled a command, 0 for a repeat (the first outcome stands). */
+  acknowledge(ack: CommandAck__Output, nowMs: number): number {
+    if (!OUTCOMES.has(ack.outcome)) throw new InvalidCommandError(`outcome "${ack.outcome}" is not one of ${[...OUTCOMES].join(", ")}`);
+    if ((ack.outcome === CommandOutcome.rejected || ack.outcome === CommandOutcome.failed) && !ack.reason) {
+      throw new InvalidCommandError(`an outcome "${ack.outcome}" needs a reason`);
+    }
+    const record = this.commands.get(ack.commandId);
+    if (!record || record.workerId !== ack.workerId) throw new UnknownCommandError(`no command "${ack.commandId}" is waiting for an ack from worker "${ack.workerId}"`);
+    if (record.result) return 0;
+    record.result = { commandId: ack.commandId, outcome: ack.outcome as CommandOutcome, reason: ack.reason, acknowledgedUnixMs: nowMs };
+    record.settle.resolve(record.result);
+    return 1;
+  }
+
+  /** Commands sent and not yet acknowledged (for tests and metrics). */
+  pendingCommands(): number {
+    return [...this.commands.values()].filter((c) => !c.result).length;
+  }
+
+  private bounded(record: CommandRecord, workerId: string, commandId: string, timeoutMs: number): Promise<CommandResult> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new AckTimeoutError(workerId, commandId, timeoutMs)), Math.max(0, timeoutMs));
+      record.settled.then(
+        (r) => { clearTimeout(timer); resolve(r); },
+        (e: Error) => { clearTimeout(timer); reject(e); },
+      );
+    });
+  }
+
+  /** Fails a worker's unacknowledged commands and forgets them, so a retry after reconnecting sends them again. */
+  private failPending(workerId: string): void {
+    for (const [commandId, record] of this.commands) {
+      if (record.workerId !== workerId || record.result) continue;
+      this.commands.delete(commandId);
+      record.settle.reject(new CommandStreamClosedError(workerId, commandId));
+    }
+  }
+
+  /**
+   * Forgets commands sent longer ago than the retention (an unacknowledged one that old is failed: nobody waits on
+   * it any more), and the oldest beyond the cap. Insertion order is send order, so this stops at the first young one.
+   */
+  private pruneCommands(nowMs: number): void {
+    const retentionMs = this.options.commandRetentionMs ?? 600_000;
+    const max = this.options.maxRememberedCommands ?? 10_000;
+    for (const [commandId, record] of this.commands) {
+      if (nowMs - record.sentUnixMs <= retentionMs && this.commands.size < max) break;
+      this.commands.delete(commandId);
+      if (!record.result) record.settle.reject(new CommandStreamClosedError(record.workerId, commandId));
+    }
   }
 }

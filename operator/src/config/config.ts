@@ -20,6 +20,19 @@ export const OperatorConfigSchema = Type.Object({
   natsUrl: Type.Optional(Type.String()),
   /** Re-check every resource this often even without events (level-based safety net). */
   resyncMs: Type.Integer({ minimum: 1000, default: 300_000 }),
+  /** Host directory with the agent's worker socket (chart: agent.workerSocketDir), mounted into worker pods. */
+  workerSocketDir: Type.String({ pattern: "^/", default: "/var/run/gpufleet" }),
+  /** Development only: call agents in plaintext and issue no certificates. */
+  agentInsecure: Type.Boolean({ default: false }),
+  /** mTLS Secrets in `namespace`: <prefix>-ca, <prefix>-agent-tls, <prefix>-operator-tls. */
+  certSecretPrefix: Type.String({ minLength: 1, default: "gpufleet" }),
+  /** Lifetime of the agent and operator leaf certificates; they are rotated at 2/3 of it. */
+  certLeafLifetimeMs: Type.Integer({ minimum: 60_000, default: 30 * 24 * 3600_000 }),
+  certCaLifetimeMs: Type.Integer({ minimum: 3600_000, default: 5 * 365 * 24 * 3600_000 }),
+  /** How often a standby or leader re-reads its client certificate Secret (rotation reaches channels within this). */
+  certReloadIntervalMs: Type.Integer({ minimum: 100, default: 30_000 }),
+  /** Default deadline of one operator → agent call, retries included. */
+  agentCallTimeoutMs: Type.Integer({ minimum: 100, default: 5_000 }),
 });
 export type OperatorConfig = Static<typeof OperatorConfigSchema>;
 
@@ -35,6 +48,13 @@ const ENV: Record<keyof OperatorConfig, string> = {
   logLevel: "GPUFLEET_LOG_LEVEL",
   natsUrl: "GPUFLEET_NATS_URL",
   resyncMs: "GPUFLEET_RESYNC_MS",
+  workerSocketDir: "GPUFLEET_WORKER_SOCKET_DIR",
+  agentInsecure: "GPUFLEET_AGENT_INSECURE",
+  certSecretPrefix: "GPUFLEET_CERT_SECRET_PREFIX",
+  certLeafLifetimeMs: "GPUFLEET_CERT_LEAF_LIFETIME_MS",
+  certCaLifetimeMs: "GPUFLEET_CERT_CA_LIFETIME_MS",
+  certReloadIntervalMs: "GPUFLEET_CERT_RELOAD_INTERVAL_MS",
+  agentCallTimeoutMs: "GPUFLEET_AGENT_CALL_TIMEOUT_MS",
 };
 
 export class ConfigError extends Error {

@@ -170,3 +170,16 @@ describe("serviceObjects", () => {
     expect(services.every((s) => s.metadata?.ownerReferences?.[0]?.uid === "uid-1" && s.spec?.ports?.[0]?.port === 8000)).toBe(true);
   });
 });
+
+describe("podObject: the agent's worker socket", () => {
+  const [group] = placeGroups("chat", "abc12345", planGroups(pipelined).filter((g) => g.key === "prefill-0"), nodes(2, 2)).placed;
+  it.each([
+    { name: "the default directory", dir: undefined, hostPath: "/var/run/gpufleet" },
+    { name: "the configured directory", dir: "/opt/gpufleet/run", hostPath: "/opt/gpufleet/run" },
+  ])("mounts $name and points GPUFLEET_AGENT_SOCKET at the socket", ({ dir, hostPath }) => {
+    const pod = podObject(sd(), group!.pods[0]!, "abc12345", "H100-80GB", dir);
+    expect(pod.spec?.volumes).toEqual([{ name: "gpufleet-agent-socket", hostPath: { path: hostPath, type: "DirectoryOrCreate" } }]);
+    expect(pod.spec?.containers[0]?.volumeMounts).toEqual([{ name: "gpufleet-agent-socket", mountPath: "/run/gpufleet" }]);
+    expect(pod.spec?.containers[0]?.env).toContainEqual({ name: "GPUFLEET_AGENT_SOCKET", value: "/run/gpufleet/agent.sock" });
+  });
+});

@@ -22,6 +22,7 @@ import { createHash } from "node:crypto";
 import { OwnedLabel } from "../../../crds/src/reasons.js";
 import type { ServingDeployment, ServingDeploymentSpec, ServingDeploymentStatus } from "../../../crds/src/serving-deployment.js";
 import { GpuResource, TopologyLabel } from "../../../crds/src/topology.js";
+import { DEFAULT_WORKER_SOCKET_DIR, workerSocketMount } from "../agents/worker-socket.js";
 import { controllerOwnerReference } from "../runtime/apply.js";
 import { type FreeNode, type InstancePlacement, type InstanceRole, packLowAffinity, packPools } from "./distserve/packing.js";
 import { contextTokens, modelShape } from "./planner-bridge.js";
@@ -240,7 +241,7 @@ function ownerLabels(sdName: string): Record<string, string> {
  * spec.engine.env is applied over it by name, so the list has no duplicate names (server-side apply keys env by
  * name).
  */
-export function podObject(sd: ServingDeployment, pod: PodPlacement, hash: string, gpuModel: string): V1Pod {
+export function podObject(sd: ServingDeployment, pod: PodPlacement, hash: string, gpuModel: string, workerSocketDir: string = DEFAULT_WORKER_SOCKET_DIR): V1Pod {
   const sdName = sd.metadata.name!;
   const namespace = sd.metadata.namespace!;
   const { engine } = sd.spec;
@@ -264,6 +265,8 @@ export function podObject(sd: ServingDeployment, pod: PodPlacement, hash: string
   if (pod.role === "prefill") env.set("GPUFLEET_DECODE_SERVICE", `${serviceName(sdName, "decode")}.${namespace}.svc:${engine.port}`);
   if (pod.unit !== undefined) env.set("GPUFLEET_UNIT", String(pod.unit));
   for (const e of engine.env) env.set(e.name, e.value);
+  const socket = workerSocketMount(workerSocketDir);
+  env.set(socket.env.name, socket.env.value!); // after the user's env: the socket path is the agent's, not tunable
   const gpus = String(pod.gpus);
   return {
     apiVersion: "v1",
@@ -307,8 +310,10 @@ export function podObject(sd: ServingDeployment, pod: PodPlacement, hash: string
           env: [...env.entries()].map(([name, value]) => ({ name, value })),
           ports: [{ name: ENGINE_PORT_NAME, containerPort: engine.port, protocol: "TCP" }],
           resources: { requests: { [GpuResource]: gpus }, limits: { [GpuResource]: gpus } },
+          volumeMounts: [socket.volumeMount],
         },
       ],
+      volumes: [socket.volume],
     },
   };
 }

@@ -11,7 +11,9 @@ import { GpuResource } from "../../../crds/src/topology.js";
 import type { TrainingJob } from "../../../crds/src/training-job.js";
 import { controllerOwnerReference } from "../runtime/apply.js";
 import type { GangPod } from "./gang.js";
+import { workerSocketMount } from "../agents/worker-socket.js";
 import { GangAnnotation } from "./gang-state.js";
+
 
 export const GANG_MANAGED_BY = "gpufleet-operator";
 export const GANG_CONTAINER = "trainer";
@@ -23,6 +25,8 @@ export interface GangObjectOptions {
   attempt: number;
   specHash: string;
   planHash: string;
+  /** Host directory of the agent's worker socket (default /var/run/gpufleet). */
+  workerSocketDir?: string;
 }
 
 /** Labels every object of the gang carries; the Service selects the pods by the first two. */
@@ -60,6 +64,8 @@ export function gangPodObject(job: TrainingJob, pod: GangPod, serviceName: strin
   const name = job.metadata.name!;
   const env = new Map<string, string>(Object.entries(pod.env));
   for (const e of job.spec.env ?? []) env.set(e.name, e.value);
+  const socket = workerSocketMount(opts.workerSocketDir);
+  env.set(socket.env.name, socket.env.value!); // after spec.env: the socket path is the agent's, not tunable
   const gpus = String(pod.gpus);
   return {
     apiVersion: "v1",
@@ -86,8 +92,10 @@ export function gangPodObject(job: TrainingJob, pod: GangPod, serviceName: strin
           env: [...env.entries()].map(([k, value]) => ({ name: k, value })),
           ports: [{ name: GANG_PORT_NAME, containerPort: opts.masterPort, protocol: "TCP" }],
           resources: { requests: { [GpuResource]: gpus }, limits: { [GpuResource]: gpus } },
+          volumeMounts: [socket.volumeMount],
         },
       ],
+      volumes: [socket.volume],
     },
   };
 }

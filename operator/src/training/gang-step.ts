@@ -48,6 +48,8 @@ export interface TrainingGangStepDeps {
   settleRetryMs?: number;
   /** API calls in flight while creating or deleting a gang's pods. */
   concurrency?: number;
+  /** Host directory of the agent's worker socket, mounted into the gang's pods. */
+  workerSocketDir?: string;
 }
 
 type ConditionOut = TrainingGangOutcome["conditions"][number];
@@ -199,7 +201,7 @@ export function createTrainingGangStep(deps: TrainingGangStepDeps): TrainingGang
     const resumeStep = job.status?.lastCheckpointStep ?? 0;
     const specHash = stableHash(job.spec);
     const gangPods = planGangPods(placement, { namespace, serviceName: name, masterPort, checkpointPath: job.spec.checkpoint.path, checkpointIntervalSteps: job.spec.checkpoint.intervalSteps, resumeStep });
-    const opts: GangObjectOptions = { masterPort, attempt: record.restarts, specHash, planHash: stableHash({ specHash, attempt: record.restarts, nodes: gangPods.map((p) => p.nodeName) }) };
+    const opts: GangObjectOptions = { masterPort, attempt: record.restarts, specHash, workerSocketDir: deps.workerSocketDir, planHash: stableHash({ specHash, attempt: record.restarts, nodes: gangPods.map((p) => p.nodeName) }) };
 
     await deps.applier.apply(gangService(job, opts));
     const created: string[] = [];

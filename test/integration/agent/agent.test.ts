@@ -179,23 +179,41 @@ describe("gRPC round trips", () => {
     expect(ok).toMatchObject({ passed: true, summary: "8 links up" });
   });
 
-  it("delivers operator commands and traffic plans to the worker's command stream", async () => {
+  it("delivers an operator command to the worker's stream and answers with the worker's acknowledgement", async () => {
     await worker.register(registration);
     const got: WorkerCommand__Output[] = [];
-    const stream = worker.commands("uid-1/0", (c) => got.push(c), () => {});
-    // The stream is attached once the agent has it: poll the registry (bounded) instead of sleeping.
+    const stream = worker.commands("uid-1/0", (c) => {
+      got.push(c);
+      void worker.ackCommand({ workerId: "uid-1/0", commandId: c.commandId, outcome: "rejected", reason: `request ${c.migrateOut?.requestId} is not here` });
+    }, () => {});
+    // The stream is attached once the agent has it: until then the agent answers UNAVAILABLE (bounded poll).
     const until = Date.now() + 5000;
+    let answer;
     for (;;) {
-      const [code] = await codeOf(operator.sendWorkerCommand("uid-1/0", { commandId: "m1", migrateOut: { requestId: "req-9", targetWorkerId: "uid-2/0", targetPod: "ns/serve-1" } }));
-      if (code === grpc.status.OK || Date.now() > until) break;
-      await new Promise((r) => setTimeout(r, 20));
+      try {
+        answer = await operator.sendWorkerCommand("uid-1/0", { commandId: "m1", migrateOut: { requestId: "req-9", targetWorkerId: "uid-2/0", targetPod: "ns/serve-1" } });
+        break;
+      } catch (err) {
+        if ((err as grpc.ServiceError).code !== grpc.status.UNAVAILABLE || Date.now() > until) throw err;
+        await new Promise((r) => setTimeout(r, 20));
+      }
     }
-    const plan = await operator.applyTrafficPlan({ nodeName: NODE, planId: "plan-1", routes: [{ communicator: "job-a", rank: 0, peerRank: 1, nic: "mlx5_3", weight: 1 }] });
-    expect(plan).toMatchObject({ planId: "plan-1", routesApplied: 1 });
-    expect(plan.workersNotified).toBeGreaterThanOrEqual(1);
-    while (got.length < 2 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    expect(answer).toMatchObject({ commandId: "m1", outcome: "rejected", reason: "request req-9 is not here" });
+    expect(got).toHaveLength(1);
     expect(got[0]).toMatchObject({ commandId: "m1", command: "migrateOut", migrateOut: { requestId: "req-9", targetPod: "ns/serve-1" } });
-    expect(got[1]).toMatchObject({ command: "applyRoutes", applyRoutes: { planId: "plan-1", routes: [{ nic: "mlx5_3" }] } });
     stream.cancel();
+  });
+
+  it("answers a command to a worker without a command stream with UNAVAILABLE", async () => {
+    await worker.register({ ...registration, workerId: "uid-4/0", podName: "train-4", podUid: "uid-4" });
+    const [code, details] = await codeOf(operator.sendWorkerCommand("uid-4/0", { commandId: "n1", drain: { deadlineMs: 1 } }));
+    expect(code).toBe(grpc.status.UNAVAILABLE);
+    expect(details).toMatch(/no open command stream/);
+  });
+
+  it("answers a valid traffic plan with UNIMPLEMENTED: no executor applies it on the node yet", async () => {
+    const [code, details] = await codeOf(operator.applyTrafficPlan({ nodeName: NODE, planId: "plan-1", routes: [{ communicator: "job-a", rank: 0, peerRank: 1, nic: "mlx5_3", weight: 1 }] }));
+    expect(code).toBe(grpc.status.UNIMPLEMENTED);
+    expect(details).toMatch(/executor/);
   });
 });

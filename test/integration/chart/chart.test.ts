@@ -83,7 +83,7 @@ describe("helm", () => {
   it("renders the default values into the expected objects", async () => {
     const manifests = await render("gpf", "gpufleet-system");
     expect(manifests.map((m) => m.kind).sort()).toEqual(
-      ["ClusterRole", "ClusterRole", "ClusterRoleBinding", "ClusterRoleBinding", "ConfigMap", "ConfigMap", "DaemonSet", "Deployment", "Role", "RoleBinding", "Service", "Service", "ServiceAccount", "ServiceAccount"],
+      ["ClusterRole", "ClusterRole", "ClusterRoleBinding", "ClusterRoleBinding", "ConfigMap", "ConfigMap", "DaemonSet", "Deployment", "Role", "Role", "RoleBinding", "RoleBinding", "Service", "Service", "ServiceAccount", "ServiceAccount"],
     );
 
     const deployment = find(manifests, "Deployment", "-operator");
@@ -106,6 +106,14 @@ describe("helm", () => {
     expect(agentPod.containers[0]?.volumeMounts).toContainEqual({ name: "sys", mountPath: "/host/sys", readOnly: true });
     expect(agentPod.volumes).toContainEqual({ name: "sys", hostPath: { path: "/sys", type: "Directory" } });
     expect(agentPod.serviceAccountName).not.toBe(podSpec(deployment).serviceAccountName);
+    // mTLS on by default: the agent mounts the operator-issued Secret and advertises its pod IP; the operator knows
+    // the Secrets' prefix and the worker socket directory it mounts into worker pods.
+    const agentEnv = Object.fromEntries((agentPod.containers[0]?.env ?? []).map((e) => [e.name, e.value ?? e.valueFrom?.fieldRef?.fieldPath]));
+    expect(agentEnv).toMatchObject({ GPUFLEET_AGENT_TLS_DIR: "/etc/gpufleet/tls", POD_IP: "status.podIP", GPUFLEET_AGENT_ADVERTISE_HOST: "$(POD_IP)" });
+    expect(agentEnv).not.toHaveProperty("GPUFLEET_AGENT_INSECURE");
+    expect(agentPod.containers[0]?.volumeMounts).toContainEqual({ name: "tls", mountPath: "/etc/gpufleet/tls", readOnly: true });
+    expect(agentPod.volumes).toContainEqual({ name: "tls", secret: { secretName: "gpf-gpufleet-agent-tls", defaultMode: 0o440 } });
+    expect(env).toMatchObject({ GPUFLEET_CERT_SECRET_PREFIX: "gpf-gpufleet", GPUFLEET_AGENT_INSECURE: "false", GPUFLEET_WORKER_SOCKET_DIR: "/var/run/gpufleet" });
 
     const dashboards = manifests.filter((m) => m.kind === "ConfigMap");
     expect(dashboards.map((d) => Object.keys(d.data ?? {})).flat().sort()).toEqual(["fleet.json", "operator.json"]);
@@ -149,7 +157,15 @@ describe("values.schema.json rejects bad values with the key's path", () => {
 
   it("accepts one replica without leader election", async () => {
     const manifests = await render("gpf", "gpufleet-system", ["--set", "operator.leaderElection.enabled=false", "--set", "operator.replicas=1"]);
-    expect(manifests.some((m) => m.kind === "Role")).toBe(false);
+    expect(manifests.filter((m) => m.kind === "Role").map((m) => m.metadata.name)).toEqual(["gpf-gpufleet-operator-certificates"]);
+  });
+
+  it("in development mode issues no certificates and runs the agent in plaintext, by explicit flag", async () => {
+    const manifests = await render("gpf", "gpufleet-system", ["--set", "tls.insecureDevelopmentMode=true"]);
+    expect(manifests.filter((m) => m.kind === "Role").map((m) => m.metadata.name)).toEqual(["gpf-gpufleet-operator-leader-election"]);
+    const agentPod = podSpec(find(manifests, "DaemonSet", "-agent"));
+    expect(agentPod.containers[0]?.env).toContainEqual({ name: "GPUFLEET_AGENT_INSECURE", value: "true" });
+    expect(agentPod.volumes?.map((v) => v.name)).not.toContain("tls");
   });
 });
 
@@ -174,7 +190,7 @@ describe("on the API server", () => {
     expect(applied.stderr).toBe("");
     expect(applied.code).toBe(0);
     const lines = applied.stdout.trim().split("\n");
-    expect(lines).toHaveLength(14);
+    expect(lines).toHaveLength(16);
     for (const line of lines) expect(line).toMatch(/ created \(server dry run\)$/);
     expect(lines).toContain(`deployment.apps/${release}-gpufleet-operator created (server dry run)`);
     expect(lines).toContain(`daemonset.apps/${release}-gpufleet-agent created (server dry run)`);
@@ -203,6 +219,13 @@ describe("on the API server", () => {
       ["operator cannot delete nodes", "operator", "delete", "nodes", "", false],
       ["operator records Events", "operator", "create", "events", "default", true],
       ["operator cannot read Secrets", "operator", "get", "secrets", "default", false],
+      ["operator reads the agent certificate Secret", "operator", "get", "secrets/{release}-gpufleet-agent-tls", "own", true],
+      ["operator rotates the CA Secret", "operator", "update", "secrets/{release}-gpufleet-ca", "own", true],
+      ["operator creates its certificate Secrets", "operator", "create", "secrets", "own", true],
+      ["operator cannot read other Secrets of its namespace", "operator", "get", "secrets/db-password", "own", false],
+      ["operator cannot list Secrets", "operator", "list", "secrets", "own", false],
+      ["operator cannot delete its certificate Secrets", "operator", "delete", "secrets/{release}-gpufleet-ca", "own", false],
+      ["operator cannot create Secrets elsewhere", "operator", "create", "secrets", "default", false],
       ["operator cannot read ConfigMaps", "operator", "list", "configmaps", "default", false],
       ["operator cannot grant itself more", "operator", "create", "clusterrolebindings.rbac.authorization.k8s.io", "", false],
       ["operator creates its Lease", "operator", "create", "leases.coordination.k8s.io", "own", true],
@@ -217,7 +240,7 @@ describe("on the API server", () => {
     ];
     it.each(cases)("%s", async (_name, who, verb, resource, ns, allowed) => {
       const scope = ns === "" ? [] : ["-n", ns === "own" ? namespace : ns];
-      const result = await kubectl(cluster.kubeconfigPath, ["auth", "can-i", verb, ...resource.split(" "), ...scope, `--as=${who === "operator" ? operatorSa() : agentSa()}`]);
+      const result = await kubectl(cluster.kubeconfigPath, ["auth", "can-i", verb, ...resource.replaceAll("{release}", release).split(" "), ...scope, `--as=${who === "operator" ? operatorSa() : agentSa()}`]);
       expect(result.stdout.trim()).toBe(allowed ? "yes" : "no");
     });
   });

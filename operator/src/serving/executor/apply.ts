@@ -17,6 +17,8 @@ export interface ServingApplierDeps {
   /** The deployment's Services (by its label). */
   listServices(namespace: string, sdName: string): Promise<V1Service[]>;
   logger?: Pick<Logger, "info">;
+  /** Host directory of the agent's worker socket, mounted into serving pods. */
+  workerSocketDir?: string;
 }
 
 export class ServingApplier {
@@ -44,7 +46,7 @@ export class ServingApplier {
       const created: V1Pod[] = [];
       try {
         for (const placement of group.pods) {
-          const pod = podObject(sd, placement, hash, target.gpuModel);
+          const pod = podObject(sd, placement, hash, target.gpuModel, this.deps.workerSocketDir);
           created.push(pod);
           await this.deps.applier.apply(pod);
           this.memory.assume(uid, pod, nowMs);

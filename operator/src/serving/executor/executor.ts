@@ -50,6 +50,8 @@ export interface ServingExecutorDeps {
   bandPercent?: number;
   /** Old instances per role in flight out at once during a rollout; default 1. */
   maxUnavailable?: number;
+  /** Host directory of the agent's worker socket, mounted into serving pods (default /var/run/gpufleet). */
+  workerSocketDir?: string;
   /** Re-check a rollout this often, in case a pod event is missed; default 2 s. */
   rolloutRetryMs?: number;
   /** Re-plan a deployment waiting for GPUs this often (other workloads' pods wake no event for it); default 15 s. */
