@@ -15,6 +15,8 @@ import { AgentCore } from "../agent/src/agent.js";
 import { WorkerClient } from "../agent/src/grpc/client.js";
 import { factsToLabels } from "../agent/src/discovery/facts.js";
 import { AgentMetrics } from "../agent/src/metrics.js";
+import { JetStreamTransport } from "../agent/src/telemetry/jetstream.js";
+import { DEFAULT_PUBLISHER_LIMITS } from "../agent/src/telemetry/publisher.js";
 import { simulatedNodeFacts } from "../agent/src/simulation/model.js";
 import type { CollectiveRecord } from "../common/src/telemetry/records.js";
 import { decodeCollectives, encodeCollectives, subjectFor, subscriptionFor } from "../common/src/telemetry/subjects.js";
@@ -35,8 +37,8 @@ async function agentIngest(natsUrl: string): Promise<{ recordsPerSec: number; pu
   const facts = simulatedNodeFacts({ metadata: { name: NODE, annotations: { "kwok.x-k8s.io/node": "fake" }, labels: { "gpufleet.io/leaf": "l", "gpufleet.io/island": "i" } } });
   const registry = new Registry();
   const agent = new AgentCore(
-    { workerSocketPath: join(dir, "agent.sock"), operatorAddress: "127.0.0.1:0", tls: undefined, heartbeatIntervalMs: 60_000, missedHeartbeatsLimit: 3, publisherLimits: { maxBatchItems: 2000, maxBufferedItems: 100_000, maxInFlightBatches: 16, flushIntervalMs: 100 } },
-    nc,
+    { workerSocketPath: join(dir, "agent.sock"), operatorAddress: "127.0.0.1:0", tls: undefined, heartbeatIntervalMs: 60_000, missedHeartbeatsLimit: 3, publisherLimits: { ...DEFAULT_PUBLISHER_LIMITS, maxBatchItems: 2000, maxBufferedItems: 100_000, maxInFlightBatches: 16, flushIntervalMs: 100 } },
+    await JetStreamTransport.connect(nc),
     { nodeNames: () => [NODE], facts: (n) => (n === NODE ? facts : undefined), labels: () => factsToLabels(facts) },
     { run: async () => ({ passed: true, summary: "", details: {} }) },
     new AgentMetrics(registry),

@@ -17,6 +17,11 @@ export class UnimplementedError extends Error {
   override name = "UnimplementedError";
 }
 
+/** A bounded resource is full (the telemetry buffer while NATS is away): the caller may retry later. */
+export class ResourceExhaustedError extends Error {
+  override name = "ResourceExhaustedError";
+}
+
 export function statusOf(err: unknown): grpc.StatusObject {
   const details = err instanceof Error ? err.message : String(err);
   const code =
@@ -24,6 +29,7 @@ export function statusOf(err: unknown): grpc.StatusObject {
     : err instanceof UnknownWorkerError || err instanceof NotFoundError ? grpc.status.NOT_FOUND
     : err instanceof NoCommandStreamError ? grpc.status.FAILED_PRECONDITION
     : err instanceof UnimplementedError ? grpc.status.UNIMPLEMENTED
+    : err instanceof ResourceExhaustedError ? grpc.status.RESOURCE_EXHAUSTED
     : err instanceof Error && err.name === "TimeoutError" ? grpc.status.DEADLINE_EXCEEDED
     : grpc.status.INTERNAL;
   return { code, details, metadata: new grpc.Metadata() };
