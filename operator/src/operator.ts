@@ -22,10 +22,16 @@ import { ServingDeploymentReconciler, type ServingPlanStep } from "./serving/con
 import { createClusterServingPlanStep } from "./serving/plan-step.js";
 import { TrainingJobReconciler, type TrainingGangStep } from "./training/controller.js";
 import { createTrainingGangStep } from "./training/gang-step.js";
+import { TelemetryService, type TelemetryOptions } from "./telemetry/service.js";
+import type { TelemetryViews } from "./telemetry/read-model.js";
 
 export interface OperatorHandle {
   readonly httpPort: number;
   readonly isLeader: () => boolean;
+  /** Agent telemetry read from JetStream (empty views when telemetry is off). */
+  readonly telemetry: TelemetryViews;
+  /** The telemetry service itself, for tests that inspect consumers and lag. */
+  readonly telemetryService: TelemetryService;
   /** Stops reconciling, releases the Lease and closes the endpoints. */
   stop(): Promise<void>;
 }
@@ -39,6 +45,8 @@ export interface OperatorOptions {
   onLostLeadership?: () => void;
   servingPlanStep?: ServingPlanStep;
   trainingGangStep?: TrainingGangStep;
+  /** Read-model and consumer limits (tests use small windows). */
+  telemetry?: Pick<TelemetryOptions, "readModelLimits" | "consumerLimits">;
 }
 
 function customResourceInformer<T extends KubernetesObject>(kubeConfig: KubeConfig, plural: string, logger: Logger, metrics: OperatorMetrics): ResilientInformer<T> {
@@ -67,6 +75,19 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorH
   const pods = new ResilientInformer<V1Pod>({ kubeConfig, resource: "pods", path: "/api/v1/pods", list: () => core.listPodForAllNamespaces(), logger, onRestart: () => metrics.informerRestartsTotal.inc({ resource: "pods" }) });
   const informers = [servingDeployments, trainingJobs, nodes, pods];
   metrics.observeResources({ servingDeployments: () => servingDeployments.list(), trainingJobs: () => trainingJobs.list() });
+
+  const telemetry = new TelemetryService({
+    natsUrl: config.natsUrl,
+    durablePrefix: config.telemetryDurablePrefix,
+    kubeConfig,
+    cachedPod: (namespace, name) => pods.get(name, namespace),
+    metrics,
+    clock,
+    logger: logger.child({ component: "telemetry" }),
+    ...options.telemetry,
+  });
+  if (telemetry.enabled) telemetry.connect();
+  else logger.info("telemetry off: no natsUrl configured (GPUFLEET_NATS_URL); TrainingJob checkpoints and agent load are not read");
 
   const deps = { nodes, pods, applier, events, clock };
   const serving = new Controller({
@@ -112,6 +133,7 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorH
   const startControllers = () => {
     metrics.leader.set(1);
     for (const c of controllers) c.start();
+    void telemetry.startLeading();
     resync();
   };
 
@@ -131,6 +153,7 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorH
       onStoppedLeading: () => {
         metrics.leader.set(0);
         for (const c of controllers) void c.stop();
+        void telemetry.stopLeading();
         options.onLostLeadership?.();
       },
     });
@@ -150,9 +173,11 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorH
   return {
     httpPort: health.port,
     isLeader: () => (elector ? elector.isLeader : true),
+    telemetry: telemetry.views,
+    telemetryService: telemetry,
     async stop() {
       clock.clearTimeout(resyncHandle);
-      await Promise.all(controllers.map((c) => c.stop()));
+      await Promise.all([...controllers.map((c) => c.stop()), telemetry.close()]);
       await elector?.stop();
       metrics.leader.set(0);
       await Promise.all(informers.map((i) => i.stop()));
