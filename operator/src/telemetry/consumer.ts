@@ -6,11 +6,11 @@
  *
  * A message is acknowledged after its handler returned (the read model updated, a checkpoint written), nak'ed with
  * a delay when the handler threw (redelivered later), and terminated when it cannot be decoded (a poison message
- * would otherwise come back forever). On stop, messages already pulled but not handled are nak'ed, so the next
- * consumer gets them at once instead of after the ack wait, and stop() resolves once the acks were flushed to the
- * server: what the read model holds is exactly what was acknowledged.
+ * would otherwise come back forever). On stop, messages already buffered but not handled are nak'ed, so the next
+ * consumer gets them at once (any still on the wire come back after the ack wait), and stop() resolves once the
+ * acks were flushed to the server: what the read model holds is exactly what was acknowledged.
  */
-import { AckPolicy, DeliverPolicy, nanos, type JetStreamManager, type JsMsg, type JetStreamClient, type Consumer, type NatsConnection } from "nats";
+import { AckPolicy, DeliverPolicy, nanos, type JetStreamManager, type JsMsg, type JetStreamClient, type Consumer, type ConsumerMessages, type NatsConnection } from "nats";
 import { TelemetryDecodeError } from "../../../common/src/telemetry/subjects.js";
 import type { StreamDefinition } from "../../../common/src/telemetry/streams.js";
 import type { OperatorMetrics } from "../metrics.js";
@@ -20,10 +20,8 @@ import type { Logger } from "../runtime/logger.js";
 export interface ConsumerLimits {
   /** Messages delivered and not yet acknowledged, at most (JetStream max_ack_pending). */
   maxAckPending: number;
-  /** Messages per pull. */
+  /** Messages the client buffers ahead of the handler (consume's max_messages). */
   batchMessages: number;
-  /** How long one pull waits for messages. */
-  pullExpiresMs: number;
   /** A delivered message unacknowledged this long is redelivered. */
   ackWaitMs: number;
   /** Delay before a message whose handler failed is redelivered. */
@@ -32,7 +30,7 @@ export interface ConsumerLimits {
   lagIntervalMs: number;
 }
 
-export const DEFAULT_CONSUMER_LIMITS: ConsumerLimits = { maxAckPending: 1000, batchMessages: 256, pullExpiresMs: 1000, ackWaitMs: 30_000, nakDelayMs: 1000, lagIntervalMs: 5000 };
+export const DEFAULT_CONSUMER_LIMITS: ConsumerLimits = { maxAckPending: 1000, batchMessages: 64, ackWaitMs: 30_000, nakDelayMs: 1000, lagIntervalMs: 5000 };
 
 /** Handles one message; throws TelemetryDecodeError for an undecodable one, anything else to have it redelivered. */
 export type MessageHandler = (subject: string, data: Uint8Array) => void | Promise<void>;
@@ -75,6 +73,7 @@ export class StreamConsumer {
   private loop: Promise<void> | undefined;
   private lagTimer: unknown;
   private consumer: Consumer | undefined;
+  private messages: ConsumerMessages | undefined;
   private readonly js: JetStreamClient;
 
   constructor(private readonly deps: StreamConsumerDeps) {
@@ -92,6 +91,7 @@ export class StreamConsumer {
   async stop(): Promise<void> {
     this.stopping = true;
     this.deps.clock.clearTimeout(this.lagTimer);
+    this.messages?.stop();
     await this.loop;
     this.loop = undefined;
     if (!this.deps.nc.isClosed()) await this.deps.nc.flush().catch(() => undefined);
@@ -103,16 +103,23 @@ export class StreamConsumer {
     while (!this.stopping) {
       try {
         this.consumer ??= await this.js.consumers.get(stream.name, this.deps.durable);
-        const batch = await this.consumer.fetch({ max_messages: this.deps.limits.batchMessages, expires: this.deps.limits.pullExpiresMs });
-        for await (const msg of batch) {
+        // consume(), not fetch(): fetch() stops listening when its expiry passes, and messages still on the wire
+        // then (a large batch on a busy machine) sit unacknowledged until the ack wait redelivers them.
+        const messages = await this.consumer.consume({ max_messages: this.deps.limits.batchMessages });
+        this.messages = messages;
+        if (this.stopping) messages.stop();
+        for await (const msg of messages) {
+          failures = 0;
           if (this.stopping) msg.nak();
           else await this.handle(msg);
         }
-        failures = 0;
+        if (!this.stopping) throw new Error(`consumer ${this.deps.durable} on ${stream.name} stopped delivering`);
       } catch (err) {
         failures++;
-        if (failures === 1 || failures % 30 === 0) logger.warn({ err, stream: stream.stream, failures }, "pulling telemetry failed; retrying");
+        if (failures === 1 || failures % 30 === 0) logger.warn({ err, stream: stream.stream, failures }, "consuming telemetry failed; retrying");
         await this.sleep(Math.min(5000, 100 * 2 ** Math.min(failures, 6)));
+      } finally {
+        this.messages = undefined;
       }
     }
   }
