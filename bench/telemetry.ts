@@ -1,12 +1,14 @@
 /**
  * Telemetry benchmark: collective records per second one agent ingests (gRPC ReportCollectives over its Unix
- * socket -> validation -> metrics -> bounded batched publisher -> real nats-server), and the operator side's ingest
- * rate (NATS subscription -> schema-checked decode). The baseline in the same run publishes one JSON object per
+ * socket -> validation -> metrics -> bounded batched publisher -> JetStream, counted when the stream acknowledged),
+ * the operator side's ingest rate (NATS subscription -> schema-checked decode), and end to end: from the worker's
+ * gRPC call through the agent and JetStream (file store) into the operator's read model (durable pull consumer ->
+ * decode -> de-duplicating apply -> ack), counted when the read model accepted the record. The baseline in the same run publishes one JSON object per
  * record (JSON.stringify per record, one NATS message each); results are reported as ratios against it.
  * The load generator (the worker's gRPC client) runs in the same process, so agent numbers include its cost.
  */
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
-import { cpus, tmpdir } from "node:os";
+import { cpus, loadavg, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { connect, type NatsConnection } from "nats";
@@ -15,10 +17,20 @@ import { AgentCore } from "../agent/src/agent.js";
 import { WorkerClient } from "../agent/src/grpc/client.js";
 import { factsToLabels } from "../agent/src/discovery/facts.js";
 import { AgentMetrics } from "../agent/src/metrics.js";
+import { JetStreamTransport } from "../agent/src/telemetry/jetstream.js";
+import { DEFAULT_PUBLISHER_LIMITS } from "../agent/src/telemetry/publisher.js";
 import { simulatedNodeFacts } from "../agent/src/simulation/model.js";
 import type { CollectiveRecord } from "../common/src/telemetry/records.js";
 import { decodeCollectives, encodeCollectives, subjectFor, subscriptionFor } from "../common/src/telemetry/subjects.js";
 import { startNatsServer } from "../test/integration/agent/nats-server.js";
+import { KubeConfig } from "@kubernetes/client-node";
+import { OperatorMetrics } from "../operator/src/metrics.js";
+import { systemClock } from "../operator/src/runtime/clock.js";
+import { silentLogger } from "../operator/src/runtime/logger.js";
+import { TelemetryService } from "../operator/src/telemetry/service.js";
+import type { ReadModelCounters } from "../operator/src/telemetry/read-model.js";
+import type { OperatorThreadData } from "./threads/operator-telemetry.js";
+import { Worker } from "node:worker_threads";
 
 const NODE = "bench-node";
 const RECORDS_PER_CALL = 1000;
@@ -35,8 +47,8 @@ async function agentIngest(natsUrl: string): Promise<{ recordsPerSec: number; pu
   const facts = simulatedNodeFacts({ metadata: { name: NODE, annotations: { "kwok.x-k8s.io/node": "fake" }, labels: { "gpufleet.io/leaf": "l", "gpufleet.io/island": "i" } } });
   const registry = new Registry();
   const agent = new AgentCore(
-    { workerSocketPath: join(dir, "agent.sock"), operatorAddress: "127.0.0.1:0", tls: undefined, heartbeatIntervalMs: 60_000, missedHeartbeatsLimit: 3, publisherLimits: { maxBatchItems: 2000, maxBufferedItems: 100_000, maxInFlightBatches: 16, flushIntervalMs: 100 } },
-    nc,
+    { workerSocketPath: join(dir, "agent.sock"), operatorAddress: "127.0.0.1:0", tls: undefined, heartbeatIntervalMs: 60_000, missedHeartbeatsLimit: 3, publisherLimits: { ...DEFAULT_PUBLISHER_LIMITS, maxBatchItems: 2000, maxBufferedItems: 100_000, maxInFlightBatches: 16, flushIntervalMs: 100 } },
+    await JetStreamTransport.connect(nc),
     { nodeNames: () => [NODE], facts: (n) => (n === NODE ? facts : undefined), labels: () => factsToLabels(facts) },
     { run: async () => ({ passed: true, summary: "", details: {} }) },
     new AgentMetrics(registry),
@@ -65,6 +77,141 @@ async function agentIngest(natsUrl: string): Promise<{ recordsPerSec: number; pu
   await nc.close();
   rmSync(dir, { recursive: true, force: true });
   return { recordsPerSec: published / elapsedS, published, dropped: dropped + (sent - published) };
+}
+
+interface EndToEnd {
+  recordsPerSec: number;
+  records: number;
+  seconds: number;
+  /** Records the agent had acknowledged by JetStream when the generator stopped, per second of generating. */
+  agentAckedRecordsPerSec: number;
+  /** How far the operator trailed when the generator stopped (records published, not yet in the read model). */
+  backlogAtGeneratorEnd: number;
+  duplicates: number;
+  stale: number;
+  droppedAtAgent: number;
+}
+
+/** The operator's TelemetryService on its own thread (bench/threads/operator-telemetry.ts), with the tsx loader. */
+function startOperatorThread(data: OperatorThreadData): Worker {
+  const entry = new URL("./threads/operator-telemetry.ts", import.meta.url);
+  const tsxApi = import.meta.resolve("tsx/esm/api");
+  const bootstrap = `import(${JSON.stringify(tsxApi)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry.href)}); });`;
+  return new Worker(bootstrap, { eval: true, workerData: data });
+}
+
+/**
+ * Agent (AgentCore, worker gRPC over its socket) -> JetStream -> the operator's TelemetryService (the same
+ * consumers and read model the operator runs) on a thread of its own (the operator is another process in a
+ * deployment), on a nats-server of its own. Each of the four
+ * generator loops reports its own communicator, 8 ranks per sequence, so every record is distinct and the read
+ * model's de-duplication and window work as in production. The rate is records accepted by the read model divided
+ * by the time from the first report to the last record accepted.
+ */
+async function endToEnd(natsUrl: string): Promise<EndToEnd> {
+  const operator = startOperatorThread({ natsUrl, durablePrefix: "bench" });
+  let counters: ReadModelCounters = { recordsAccepted: 0, recordsDuplicate: 0, recordsStale: 0, recordsDroppedAtAgents: 0, evictedSequences: 0, evictedCommunicators: 0, evictedLoadInstances: 0, evictedJobs: 0, evictedWorkers: 0, evictedRdmaPorts: 0, loadReportsStale: 0 };
+  let consuming = false;
+  operator.on("message", (m: { counters?: ReadModelCounters; consuming?: boolean }) => {
+    if (m.counters) counters = m.counters;
+    if (m.consuming) consuming = true;
+  });
+  const nc = await connect({ servers: natsUrl });
+  const dir = mkdtempSync(join(tmpdir(), "gpufleet-bench-"));
+  const facts = simulatedNodeFacts({ metadata: { name: NODE, annotations: { "kwok.x-k8s.io/node": "fake" }, labels: {} } });
+  const registry = new Registry();
+  const agent = new AgentCore(
+    { workerSocketPath: join(dir, "agent.sock"), operatorAddress: "127.0.0.1:0", tls: undefined, heartbeatIntervalMs: 60_000, missedHeartbeatsLimit: 3, publisherLimits: { ...DEFAULT_PUBLISHER_LIMITS, maxBatchItems: 2000, maxBufferedItems: 100_000, maxInFlightBatches: 16, flushIntervalMs: 100 } },
+    await JetStreamTransport.connect(nc),
+    { nodeNames: () => [NODE], facts: (n) => (n === NODE ? facts : undefined), labels: () => factsToLabels(facts) },
+    { run: async () => ({ passed: true, summary: "", details: {} }) },
+    new AgentMetrics(registry),
+    () => {},
+  );
+  await agent.start();
+  for (let i = 0; i < 400 && !consuming; i++) await new Promise((r) => setTimeout(r, 25));
+  if (!consuming) throw new Error("the operator thread did not start consuming within 10 s");
+  const worker = new WorkerClient(`unix:${join(dir, "agent.sock")}`, 10_000);
+  await worker.register({ workerId: "w0", podNamespace: "bench", podName: "train-0", podUid: "u", nodeName: NODE, kind: "training", rank: 0, worldSize: 8, simulated: true });
+  let sent = 0;
+  const started = performance.now();
+  await Promise.all(Array.from({ length: 4 }, async (_, loop) => {
+    const batch = Array.from({ length: RECORDS_PER_CALL }, (_, i) => ({ ...record(i), communicator: `comm-${loop}` }));
+    for (let call = 0; performance.now() - started < DURATION_MS; call++) {
+      for (let i = 0; i < batch.length; i++) batch[i]!.sequence = Math.floor((call * RECORDS_PER_CALL + i) / 8);
+      const { accepted } = await worker.reportCollectives({ workerId: "w0", records: batch });
+      sent += accepted;
+    }
+  }));
+  const generatedS = (performance.now() - started) / 1000;
+  const sum = async (name: string): Promise<number> => (await registry.getSingleMetric(name)!.get()).values.filter((v) => v.labels.stream === "collectives").reduce((s, v) => s + v.value, 0);
+  const ackedAtEnd = await sum("gpufleet_agent_telemetry_published_total");
+  const backlogAtGeneratorEnd = sent - counters.recordsAccepted;
+  await agent.publisher.drain();
+  const published = await sum("gpufleet_agent_telemetry_published_total");
+  let lastChange = performance.now();
+  let last = -1;
+  // Until every acknowledged record is in the read model (or nothing moved for 10 s).
+  while (counters.recordsAccepted < published && performance.now() - lastChange < 10_000) {
+    const now = counters.recordsAccepted;
+    if (now !== last) {
+      last = now;
+      lastChange = performance.now();
+    }
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  // Counters arrive every 20 ms: the last batch may have landed up to one interval before we saw it.
+  const seconds = (performance.now() - started) / 1000;
+  worker.close();
+  await agent.stop();
+  await nc.close();
+  await new Promise<void>((resolve) => {
+    operator.on("message", (m: { closed?: boolean }) => m.closed && resolve());
+    operator.postMessage("stop");
+  });
+  await operator.terminate();
+  rmSync(dir, { recursive: true, force: true });
+  return {
+    recordsPerSec: counters.recordsAccepted / seconds,
+    records: counters.recordsAccepted,
+    seconds,
+    agentAckedRecordsPerSec: ackedAtEnd / generatedS,
+    backlogAtGeneratorEnd,
+    duplicates: counters.recordsDuplicate,
+    stale: counters.recordsStale,
+    droppedAtAgent: (await sum("gpufleet_agent_telemetry_dropped_total")) + (sent - published),
+  };
+}
+
+/**
+ * The operator's half alone: `total` records stored in the stream first (JetStream publishes of 2000-record
+ * messages), then the operator's TelemetryService started and timed until its read model accepted all of them.
+ */
+async function operatorConsumerOnly(natsUrl: string, total: number): Promise<number> {
+  const nc = await connect({ servers: natsUrl });
+  const transport = await JetStreamTransport.connect(nc);
+  const subject = subjectFor("collectives", NODE);
+  const records = Array.from({ length: 2000 }, (_, i) => record(i));
+  for (let done = 0, message = 0; done < total; message++) {
+    const acks: Promise<void>[] = [];
+    for (let w = 0; w < 16 && done < total; w++, done += records.length) {
+      for (let i = 0; i < records.length; i++) records[i]!.sequence = Math.floor((done + i) / 8);
+      acks.push(transport.publish(subject, encodeCollectives(NODE, records, Date.now(), 0), `pre-${message}-${w}`));
+    }
+    await Promise.all(acks);
+  }
+  await nc.close();
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromOptions({ clusters: [{ name: "none", server: "https://127.0.0.1:1" }], users: [{ name: "none" }], contexts: [{ name: "none", cluster: "none", user: "none" }], currentContext: "none" });
+  const telemetry = new TelemetryService({ natsUrl, durablePrefix: "bench-consumer", kubeConfig, cachedPod: () => undefined, metrics: new OperatorMetrics({ defaultMetrics: false }), clock: systemClock, logger: silentLogger });
+  const started = performance.now();
+  await telemetry.startLeading();
+  telemetry.connect();
+  while (telemetry.views.counters().recordsAccepted < total && performance.now() - started < 60_000) await new Promise((r) => setTimeout(r, 5));
+  const rate = telemetry.views.counters().recordsAccepted / ((performance.now() - started) / 1000);
+  console.error("DEBUG", telemetry.views.counters(), await telemetry.lag(), performance.now() - started);
+  await telemetry.close();
+  return rate;
 }
 
 /** Baseline of the agent's publish step: one JSON message per record, same NATS flush window. */
@@ -122,6 +269,21 @@ async function operatorIngest(natsUrl: string, batched: boolean, total: number):
 }
 
 export async function run(): Promise<void> {
+  // A server of its own: the later phases publish into the same subjects, which the streams would capture.
+  const e2eNats = await startNatsServer();
+  let e2e: EndToEnd;
+  try {
+    e2e = await endToEnd(e2eNats.url);
+  } finally {
+    await e2eNats.close();
+  }
+  const consumerNats = await startNatsServer();
+  let consumerOnly: number;
+  try {
+    consumerOnly = await operatorConsumerOnly(consumerNats.url, 400_000);
+  } finally {
+    await consumerNats.close();
+  }
   const nats = await startNatsServer();
   try {
     const agent = await agentIngest(nats.url);
@@ -134,7 +296,7 @@ export async function run(): Promise<void> {
     const result = {
       benchmark: "telemetry",
       date: new Date().toISOString(),
-      machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? "", node: process.version },
+      machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? "", node: process.version, loadAverage1m: +loadavg()[0]!.toFixed(2) },
       durationMs: DURATION_MS,
       recordsPerCall: RECORDS_PER_CALL,
       agentRecordsPerSec: Math.round(agent.recordsPerSec),
@@ -143,6 +305,21 @@ export async function run(): Promise<void> {
       operatorRecordsPerSec: Math.round(operatorBatched),
       targetAgentRecordsPerSec: 100_000,
       meetsTarget: agent.recordsPerSec >= 100_000,
+      endToEndRecordsPerSec: Math.round(e2e.recordsPerSec),
+      targetEndToEndRecordsPerSec: 100_000,
+      meetsEndToEndTarget: e2e.recordsPerSec >= 100_000,
+      endToEnd: {
+        records: e2e.records,
+        seconds: +e2e.seconds.toFixed(2),
+        agentAckedRecordsPerSec: Math.round(e2e.agentAckedRecordsPerSec),
+        backlogAtGeneratorEnd: e2e.backlogAtGeneratorEnd,
+        duplicates: e2e.duplicates,
+        stale: e2e.stale,
+        droppedAtAgent: e2e.droppedAtAgent,
+        /** JetStream -> durable consumer -> read model alone, from a pre-filled stream (no agent, no generator). */
+        operatorConsumerRecordsPerSec: Math.round(consumerOnly),
+        ratioToBaselineJsonPerRecord: +(e2e.recordsPerSec / publishBaseline).toFixed(2),
+      },
       publishOnly: { batchedRecordsPerSec: Math.round(publishBatched), baselineJsonPerRecordPerSec: Math.round(publishBaseline), ratio: +(publishBatched / publishBaseline).toFixed(2) },
       operatorIngest: { batchedRecordsPerSec: Math.round(operatorBatched), baselineJsonPerRecordPerSec: Math.round(operatorBaseline), ratio: +(operatorBatched / operatorBaseline).toFixed(2) },
       baseline: "JSON.stringify of each record, one NATS message per record (same flush window, same server)",
@@ -153,20 +330,24 @@ export async function run(): Promise<void> {
     writeFileSync(join(out, "telemetry.md"), [
       "# Telemetry benchmark",
       "",
-      `${result.date}, ${result.machine.cpus} CPUs (${result.machine.cpuModel}), Node ${result.machine.node}, real nats-server on loopback.`,
+      `${result.date}, ${result.machine.cpus} CPUs (${result.machine.cpuModel}), Node ${result.machine.node}, load average ${result.machine.loadAverage1m} at the end (shared machine), real nats-server on loopback.`,
       "",
       "| Measure | Records/s | Baseline (JSON per record) | Ratio |",
       "| --- | ---: | ---: | ---: |",
-      `| Agent: gRPC ingest -> validate -> metrics -> batched NATS publish (client in same process) | ${result.agentRecordsPerSec.toLocaleString("en")} | | |`,
-      `| Agent publish step only | ${result.publishOnly.batchedRecordsPerSec.toLocaleString("en")} | ${result.publishOnly.baselineJsonPerRecordPerSec.toLocaleString("en")} | ${result.publishOnly.ratio}x |`,
-      `| Operator: NATS -> schema-checked decode | ${result.operatorRecordsPerSec.toLocaleString("en")} | ${result.operatorIngest.baselineJsonPerRecordPerSec.toLocaleString("en")} | ${result.operatorIngest.ratio}x |`,
+      `| End to end: worker gRPC -> agent -> JetStream (file store, acked) -> operator durable consumer -> read model (operator on its own thread) | ${result.endToEndRecordsPerSec.toLocaleString("en")} | ${result.publishOnly.baselineJsonPerRecordPerSec.toLocaleString("en")} | ${result.endToEnd.ratioToBaselineJsonPerRecord}x |`,
+      `| Operator alone: JetStream (pre-filled stream) -> durable consumer -> decode -> read model | ${result.endToEnd.operatorConsumerRecordsPerSec.toLocaleString("en")} | | |`,
+      `| Agent: gRPC ingest -> validate -> metrics -> batched JetStream publish, acked (client in same process) | ${result.agentRecordsPerSec.toLocaleString("en")} | | |`,
+      `| Agent publish step only (core NATS publish + flush) | ${result.publishOnly.batchedRecordsPerSec.toLocaleString("en")} | ${result.publishOnly.baselineJsonPerRecordPerSec.toLocaleString("en")} | ${result.publishOnly.ratio}x |`,
+      `| Operator: core NATS subscription -> schema-checked decode | ${result.operatorRecordsPerSec.toLocaleString("en")} | ${result.operatorIngest.baselineJsonPerRecordPerSec.toLocaleString("en")} | ${result.operatorIngest.ratio}x |`,
       "",
       `Target >= 100,000 records/s per agent: ${result.meetsTarget ? "met" : "NOT met"}. Records dropped by the bounded buffers: ${result.agentRecordsDropped}.`,
+      `Target >= 100,000 records/s end to end: ${result.meetsEndToEndTarget ? "met" : "NOT met"} (${result.endToEnd.records.toLocaleString("en")} records in ${result.endToEnd.seconds} s; the agent had ${result.endToEnd.agentAckedRecordsPerSec.toLocaleString("en")} records/s acknowledged by JetStream while the generator ran, the read model trailed by ${result.endToEnd.backlogAtGeneratorEnd.toLocaleString("en")} records when it stopped; duplicates ${result.endToEnd.duplicates}, stale ${result.endToEnd.stale}, dropped ${result.endToEnd.droppedAtAgent}).`,
+      "The end-to-end baseline column is the publish-only rate of one JSON message per record (core NATS, no acknowledgement, no consumer): what one message per record would cost before JetStream and the operator are even involved.",
       "",
     ].join("\n"));
     console.log(JSON.stringify(result, null, 2));
   } finally {
-    await nats.stop();
+    await nats.close();
   }
 }
 

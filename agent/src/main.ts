@@ -21,6 +21,7 @@ import { AgentMetrics } from "./metrics.js";
 import { isSimulatedNode, simulatedNodeFacts } from "./simulation/model.js";
 import { SimulationRuntime } from "./simulation/runtime.js";
 import { DEFAULT_PUBLISHER_LIMITS } from "./telemetry/publisher.js";
+import { JetStreamTransport } from "./telemetry/jetstream.js";
 import { RdmaSampler } from "./telemetry/rdma-sampler.js";
 
 async function main(): Promise<void> {
@@ -59,7 +60,7 @@ async function main(): Promise<void> {
       heartbeatIntervalMs: config.heartbeatIntervalMs, missedHeartbeatsLimit: config.missedHeartbeatsLimit, publisherLimits: DEFAULT_PUBLISHER_LIMITS,
       onTlsReload: (e) => (e.ok ? log.info({ notAfter: e.notAfter }, "reloaded operator-port certificates") : log.warn({ err: e.error }, "certificate reload skipped; serving with the previous set")),
     },
-    nc,
+    await JetStreamTransport.connect(nc),
     { nodeNames: () => [...facts.keys()], facts: (n) => facts.get(n), labels: (n) => published.get(n) ?? (facts.get(n) ? factsToLabels(facts.get(n)!) : undefined) },
     new NodeDiagnostics({
       rediscover: async (n, timeoutMs) => (config.simulate ? facts.get(n)! : discoverNode({ nodeName: n, nvidiaSmiPath: config.nvidiaSmiPath, sysfsRoot: config.sysfsRoot, commandTimeoutMs: timeoutMs, leaf: config.leaf, island: config.island, run: execRunner })),

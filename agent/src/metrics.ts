@@ -20,6 +20,7 @@ export class AgentMetrics {
   readonly telemetryPublishedBytes: Counter<"stream">;
   readonly telemetryDropped: Counter<"stream" | "reason">;
   readonly telemetryBuffered: Gauge<"stream">;
+  readonly telemetryPublishRetries: Counter<"stream">;
   readonly workers: Gauge<"node" | "kind" | "state">;
   readonly workerMissedHeartbeats: Counter<"node">;
   readonly workerQueueLength: Gauge<"node" | "pod">;
@@ -45,10 +46,11 @@ export class AgentMetrics {
     this.collectiveDuration = new Histogram({ name: "gpufleet_agent_collective_duration_seconds", help: "Duration of completed collectives (end - start) as reported by a rank.", labelNames: ["collective"], buckets: [1e-5, 1e-4, 5e-4, 1e-3, 5e-3, 0.01, 0.05, 0.1, 0.5, 1, 5], registers });
     this.collectivesInFlight = new Gauge({ name: "gpufleet_agent_collectives_incomplete", help: "Records of the last batch whose end time had not come (a hung rank shows here).", labelNames: ["node"], registers });
     this.rejectedRecords = new Counter({ name: "gpufleet_agent_rejected_records_total", help: "Records refused at the gRPC edge; reason: invalid | unknown_worker.", labelNames: ["reason"], registers });
-    this.telemetryPublished = new Counter({ name: "gpufleet_agent_telemetry_published_total", help: "Items published to NATS; stream: collectives | rdma | load | workers.", labelNames: ["stream"], registers });
+    this.telemetryPublished = new Counter({ name: "gpufleet_agent_telemetry_published_total", help: "Items published to JetStream and acknowledged by the stream; stream: collectives | rdma | load | workers | worker-events.", labelNames: ["stream"], registers });
     this.telemetryPublishedBytes = new Counter({ name: "gpufleet_agent_telemetry_published_bytes_total", help: "Encoded bytes published to NATS per stream.", labelNames: ["stream"], registers });
-    this.telemetryDropped = new Counter({ name: "gpufleet_agent_telemetry_dropped_total", help: "Items dropped before NATS; reason: buffer_full (NATS slower than producers) | publish_error.", labelNames: ["stream", "reason"], registers });
+    this.telemetryDropped = new Counter({ name: "gpufleet_agent_telemetry_dropped_total", help: "Items dropped before JetStream stored them; reason: buffer_full (NATS away or slower than producers: the bounded buffer was full) | shutdown (still unacknowledged when the agent stopped).", labelNames: ["stream", "reason"], registers });
     this.telemetryBuffered = new Gauge({ name: "gpufleet_agent_telemetry_buffered_items", help: "Items waiting in the bounded publish buffers per stream.", labelNames: ["stream"], registers });
+    this.telemetryPublishRetries = new Counter({ name: "gpufleet_agent_telemetry_publish_retries_total", help: "JetStream publishes that failed or timed out and were retried with backoff (same message id; nothing dropped).", labelNames: ["stream"], registers });
     this.workers = new Gauge({ name: "gpufleet_agent_workers", help: "Registered workers; kind: serving | serving-prefill | serving-decode | training; state: healthy | missing.", labelNames: ["node", "kind", "state"], registers });
     this.workerMissedHeartbeats = new Counter({ name: "gpufleet_agent_worker_missing_total", help: "Times a worker was declared missing after missed heartbeats.", labelNames: ["node"], registers });
     this.workerQueueLength = new Gauge({ name: "gpufleet_agent_worker_queue_length", help: "Requests waiting in a serving worker's queue.", labelNames: ["node", "pod"], registers });

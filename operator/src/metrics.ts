@@ -154,6 +154,62 @@ export class OperatorMetrics {
     registers: [this.registry],
   });
 
+  // Telemetry from agents through JetStream (operator/src/telemetry/).
+  readonly telemetryEnabled = new Gauge({
+    name: "gpufleet_operator_telemetry_enabled",
+    help: "1 when the operator consumes agent telemetry from JetStream (natsUrl set), 0 when telemetry is off.",
+    registers: [this.registry],
+  });
+
+  readonly telemetryConsumerPending = new Gauge({
+    name: "gpufleet_operator_telemetry_consumer_pending_messages",
+    help: "Consumer lag per stream: messages in the stream not yet delivered to the operator's durable consumer (state: pending), or delivered and not yet acknowledged (state: ack_pending).",
+    labelNames: ["stream", "state"] as const,
+    registers: [this.registry],
+  });
+
+  readonly telemetryMessagesTotal = new Counter({
+    name: "gpufleet_operator_telemetry_messages_total",
+    help: "JetStream messages handled per stream, by result: ack (applied) | nak (will be redelivered: a status write failed) | term (undecodable, never redelivered).",
+    labelNames: ["stream", "result"] as const,
+    registers: [this.registry],
+  });
+
+  readonly telemetryRedeliveriesTotal = new Counter({
+    name: "gpufleet_operator_telemetry_redeliveries_total",
+    help: "Messages JetStream delivered more than once (an earlier delivery was not acknowledged), per stream.",
+    labelNames: ["stream"] as const,
+    registers: [this.registry],
+  });
+
+  readonly telemetryDecodeErrorsTotal = new Counter({
+    name: "gpufleet_operator_telemetry_decode_errors_total",
+    help: "Messages that were not valid JSON of their stream's schema, per stream (terminated, not redelivered).",
+    labelNames: ["stream"] as const,
+    registers: [this.registry],
+  });
+
+  readonly telemetryRecordsTotal = new Counter({
+    name: "gpufleet_operator_telemetry_records_total",
+    help: "Collective records read, by result: accepted | duplicate (a redelivery, not counted again) | stale (older than the read model's window).",
+    labelNames: ["result"] as const,
+    registers: [this.registry],
+  });
+
+  readonly telemetryDroppedTotal = new Counter({
+    name: "gpufleet_operator_telemetry_dropped_total",
+    help: "Telemetry lost or pushed out, by where: agent (records agents dropped before JetStream, from droppedSincePrevious) | sequence | communicator | load_instance | job | worker | rdma_port (evicted from the bounded read model).",
+    labelNames: ["where"] as const,
+    registers: [this.registry],
+  });
+
+  readonly telemetryCheckpointWritesTotal = new Counter({
+    name: "gpufleet_operator_telemetry_checkpoint_writes_total",
+    help: "Checkpoint reports handled, by result: written (status.lastCheckpointStep raised) | unchanged (status already at or past the step) | moot (pod or job gone) | conflict (409, retried) | error.",
+    labelNames: ["result"] as const,
+    registers: [this.registry],
+  });
+
   constructor(options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: "gpufleet_operator_" });
   }

@@ -23,12 +23,18 @@ import { ServingDeploymentReconciler, type ServingExecutor } from "./serving/con
 import { createClusterServingExecutor } from "./serving/executor/cluster.js";
 import { TrainingJobReconciler, type TrainingGangStep } from "./training/controller.js";
 import { createTrainingGangStep } from "./training/gang-step.js";
+import { TelemetryService, type TelemetryOptions } from "./telemetry/service.js";
+import type { TelemetryViews } from "./telemetry/read-model.js";
 
 export interface OperatorHandle {
   readonly httpPort: number;
   readonly isLeader: () => boolean;
   /** Clients to the node agents (mTLS with the operator-issued certificate unless agentInsecure). */
   readonly agents: AgentClientPool;
+  /** Agent telemetry read from JetStream (empty views when telemetry is off). */
+  readonly telemetry: TelemetryViews;
+  /** The telemetry service itself, for tests that inspect consumers and lag. */
+  readonly telemetryService: TelemetryService;
   /** Stops reconciling, releases the Lease and closes the endpoints. */
   stop(): Promise<void>;
 }
@@ -42,6 +48,8 @@ export interface OperatorOptions {
   onLostLeadership?: () => void;
   servingExecutor?: ServingExecutor;
   trainingGangStep?: TrainingGangStep;
+  /** Read-model and consumer limits (tests use small windows). */
+  telemetry?: Pick<TelemetryOptions, "readModelLimits" | "consumerLimits">;
 }
 
 function customResourceInformer<T extends KubernetesObject>(kubeConfig: KubeConfig, plural: string, logger: Logger, metrics: OperatorMetrics): ResilientInformer<T> {
@@ -72,6 +80,19 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorH
   metrics.observeResources({ servingDeployments: () => servingDeployments.list(), trainingJobs: () => trainingJobs.list() });
 
   const agentCommands = startAgentCommands({ config, core, nodes, clock, logger, metrics });
+  const telemetry = new TelemetryService({
+    natsUrl: config.natsUrl,
+    durablePrefix: config.telemetryDurablePrefix,
+    kubeConfig,
+    cachedPod: (namespace, name) => pods.get(name, namespace),
+    metrics,
+    clock,
+    logger: logger.child({ component: "telemetry" }),
+    ...options.telemetry,
+  });
+  if (telemetry.enabled) telemetry.connect();
+  else logger.info("telemetry off: no natsUrl configured (GPUFLEET_NATS_URL); TrainingJob checkpoints and agent load are not read");
+
   const deps = { nodes, pods, applier, events, clock };
   const serving = new Controller({
     reconciler: new ServingDeploymentReconciler({
@@ -117,6 +138,7 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorH
     metrics.leader.set(1);
     agentCommands.lead();
     for (const c of controllers) c.start();
+    void telemetry.startLeading();
     resync();
   };
 
@@ -137,6 +159,7 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorH
         metrics.leader.set(0);
         agentCommands.follow();
         for (const c of controllers) void c.stop();
+        void telemetry.stopLeading();
         options.onLostLeadership?.();
       },
     });
@@ -157,9 +180,11 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorH
     httpPort: health.port,
     isLeader: () => (elector ? elector.isLeader : true),
     agents: agentCommands.pool,
+    telemetry: telemetry.views,
+    telemetryService: telemetry,
     async stop() {
       clock.clearTimeout(resyncHandle);
-      await Promise.all(controllers.map((c) => c.stop()));
+      await Promise.all([...controllers.map((c) => c.stop()), telemetry.close()]);
       await elector?.stop();
       agentCommands.stop();
       metrics.leader.set(0);

@@ -66,6 +66,11 @@ export interface LocalCluster {
   kubeconfigPath: string;
   kubeConfig: KubeConfig;
   natsUrl?: string;
+  /**
+   * The local NATS server (JetStream, store under the run directory): stop() and start() again on the same port
+   * and store, as an outage and its end would. Absent for an existing cluster or withNats: false.
+   */
+  nats?: { stop(): Promise<void>; start(): Promise<void> };
   /** Whether this harness started the cluster (false for an existing one: stop() then does nothing). */
   local: boolean;
   /** Run directory (local clusters only). */
@@ -414,10 +419,20 @@ export async function startLocalCluster(opts: LocalClusterOptions = {}): Promise
 
     const pids = Object.fromEntries(procs.map((p) => [p.name, p.pid]));
     let stopped: Promise<void> | undefined;
+    let natsProcess = nats;
+    const natsControl = {
+      stop: async () => natsProcess?.stop(),
+      start: async () => {
+        if (natsProcess && !natsProcess.exited) throw new Error(`nats-server on port ${natsPort} is still running`);
+        natsProcess = await startNats(spawn, runDir, natsPort, natsMonitorPort);
+        const started = natsProcess;
+        await waitFor(() => natsGreeting("127.0.0.1", natsPort), { description: "nats-server INFO greeting after restart", timeoutMs: 30_000, abortIf: () => started.assertRunning() });
+      },
+    };
     return {
       kubeconfigPath,
       kubeConfig,
-      ...(nats ? { natsUrl: `nats://127.0.0.1:${natsPort}` } : {}),
+      ...(nats ? { natsUrl: `nats://127.0.0.1:${natsPort}`, nats: natsControl } : {}),
       local: true,
       dataDir: runDir,
       profile,

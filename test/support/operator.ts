@@ -5,7 +5,7 @@
 import type { KubeConfig } from "@kubernetes/client-node";
 import { spawn, type ChildProcess } from "node:child_process";
 import { loadOperatorConfig } from "../../operator/src/config/config.js";
-import { startOperator, type OperatorHandle } from "../../operator/src/operator.js";
+import { startOperator, type OperatorHandle, type OperatorOptions } from "../../operator/src/operator.js";
 import { silentLogger } from "../../operator/src/runtime/logger.js";
 import path from "node:path";
 import { waitFor } from "../harness/wait.js";
@@ -149,8 +149,17 @@ export async function startSimulatedAgent(opts: { kubeconfigPath: string; natsUr
  * The operator in this test process (no leader election, any free port), after installing the CRDs: faster than
  * a separate process for tests that exercise reconcilers rather than the process itself.
  */
-export async function startInProcessOperator(cluster: { kubeConfig: KubeConfig; kubeconfigPath: string }, identity: string): Promise<OperatorHandle> {
+export async function startInProcessOperator(
+  cluster: { kubeConfig: KubeConfig; kubeconfigPath: string },
+  identity: string,
+  /** natsUrl turns telemetry on; durablePrefix keeps this operator's JetStream consumers apart from other tests'. */
+  telemetry: { natsUrl?: string; durablePrefix?: string; options?: OperatorOptions["telemetry"] } = {},
+): Promise<OperatorHandle> {
   await installCrds(cluster.kubeconfigPath);
-  const config = loadOperatorConfig({ GPUFLEET_LEADER_ELECTION: "false", GPUFLEET_HTTP_PORT: "0", GPUFLEET_IDENTITY: identity, GPUFLEET_NAMESPACE: "default" });
-  return startOperator({ config, kubeConfig: cluster.kubeConfig, logger: silentLogger });
+  const config = loadOperatorConfig({
+    GPUFLEET_LEADER_ELECTION: "false", GPUFLEET_HTTP_PORT: "0", GPUFLEET_IDENTITY: identity, GPUFLEET_NAMESPACE: "default",
+    ...(telemetry.natsUrl ? { GPUFLEET_NATS_URL: telemetry.natsUrl } : {}),
+    ...(telemetry.durablePrefix ? { GPUFLEET_TELEMETRY_DURABLE_PREFIX: telemetry.durablePrefix } : {}),
+  });
+  return startOperator({ config, kubeConfig: cluster.kubeConfig, logger: silentLogger, ...(telemetry.options ? { telemetry: telemetry.options } : {}) });
 }

@@ -17,6 +17,11 @@ export class UnimplementedError extends Error {
   override name = "UnimplementedError";
 }
 
+/** A bounded resource is full (the telemetry buffer while NATS is away): the caller may retry later. */
+export class ResourceExhaustedError extends Error {
+  override name = "ResourceExhaustedError";
+}
+
 export function statusOf(err: unknown): grpc.StatusObject {
   const details = err instanceof Error ? err.message : String(err);
   const code =
@@ -27,6 +32,7 @@ export function statusOf(err: unknown): grpc.StatusObject {
     : err instanceof NoCommandStreamError || err instanceof CommandStreamClosedError ? grpc.status.UNAVAILABLE
     : err instanceof AckTimeoutError ? grpc.status.DEADLINE_EXCEEDED
     : err instanceof UnimplementedError ? grpc.status.UNIMPLEMENTED
+    : err instanceof ResourceExhaustedError ? grpc.status.RESOURCE_EXHAUSTED
     : err instanceof Error && err.name === "TimeoutError" ? grpc.status.DEADLINE_EXCEEDED
     : grpc.status.INTERNAL;
   return { code, details, metadata: new grpc.Metadata() };

@@ -5,7 +5,7 @@ import type { AgentMetrics } from "../metrics.js";
 import { validateRecord } from "../telemetry/collectives.js";
 import type { TelemetryIngest } from "../telemetry/ingest.js";
 import type { SupervisionEvent, WorkerRegistry } from "../workers/registry.js";
-import { InvalidArgumentError, statusName, statusOf, unary, UnimplementedError } from "./status.js";
+import { InvalidArgumentError, ResourceExhaustedError, statusName, statusOf, unary } from "./status.js";
 
 export interface WorkerServiceDeps {
   registry: WorkerRegistry;
@@ -13,6 +13,14 @@ export interface WorkerServiceDeps {
   metrics: AgentMetrics;
   onEvent: (event: SupervisionEvent) => void;
   nowMs: () => number;
+}
+
+/** A checkpoint report names a step, when it became durable, and where it is (what a resumed job would read). */
+export function validateCheckpoint(req: { step: number; unixMs: number; path: string }): { step: number; unixMs: number; path: string } {
+  if (!Number.isSafeInteger(req.step) || req.step < 0) throw new InvalidArgumentError(`step must be a non-negative integer, got ${req.step}`);
+  if (!Number.isSafeInteger(req.unixMs) || req.unixMs <= 0) throw new InvalidArgumentError(`unix_ms must be a positive integer (when the checkpoint became durable), got ${req.unixMs}`);
+  if (req.path.trim() === "") throw new InvalidArgumentError("path must name where the checkpoint was written");
+  return { step: req.step, unixMs: req.unixMs, path: req.path };
 }
 
 export function workerAgentHandlers(deps: WorkerServiceDeps): WorkerAgentHandlers {
@@ -53,7 +61,7 @@ export function workerAgentHandlers(deps: WorkerServiceDeps): WorkerAgentHandler
         metrics.rejectedRecords.inc({ reason: "invalid" }, req.records.length);
         throw err;
       }
-      return { accepted: ingest.collectives(worker.nodeName, records) };
+      return { accepted: ingest.collectives(worker.nodeName, records, { podNamespace: worker.podNamespace, podName: worker.podName }) };
     }, done("ReportCollectives")),
 
     AckCommand: unary((req) => {
@@ -61,8 +69,13 @@ export function workerAgentHandlers(deps: WorkerServiceDeps): WorkerAgentHandler
       return { accepted: registry.acknowledge(req, deps.nowMs()) };
     }, done("AckCommand")),
 
-    ReportCheckpoint: unary(() => {
-      throw new UnimplementedError("ReportCheckpoint: checkpoint reports are not wired yet (issue 9)");
+    ReportCheckpoint: unary((req) => {
+      const worker = registry.get(req.workerId);
+      const report = validateCheckpoint(req);
+      if (ingest.checkpoint(worker, report) === 0) {
+        throw new ResourceExhaustedError("checkpoint report not queued: the agent's telemetry buffer is full (NATS unreachable); retry later");
+      }
+      return { accepted: 1 };
     }, done("ReportCheckpoint")),
 
     Commands: (call) => {

@@ -6,12 +6,13 @@ import type { Counter, Histogram } from "prom-client";
 import type { AgentMetrics } from "../metrics.js";
 import type { WorkerEntry } from "../workers/registry.js";
 import type { CollectiveRecord } from "../../../common/src/telemetry/records.js";
-import type { LoadEntry } from "../../../common/src/telemetry/subjects.js";
+import type { CheckpointEvent, LoadEntry, PodRef } from "../../../common/src/telemetry/subjects.js";
 
 /** Where ingested telemetry goes (TelemetryPublisher implements it). */
 export interface TelemetrySink {
-  collectives(node: string, records: readonly CollectiveRecord[]): number;
+  collectives(node: string, records: readonly CollectiveRecord[], source?: PodRef): number;
   load(node: string, reports: readonly LoadEntry[]): number;
+  checkpoint(node: string, event: CheckpointEvent): number;
 }
 
 interface CollectiveChildren {
@@ -25,7 +26,7 @@ export class TelemetryIngest {
 
   constructor(private readonly metrics: AgentMetrics, private readonly sink: TelemetrySink) {}
 
-  collectives(node: string, records: readonly CollectiveRecord[]): number {
+  collectives(node: string, records: readonly CollectiveRecord[], source?: PodRef): number {
     let incomplete = 0;
     for (const r of records) {
       const c = this.childrenFor(node, r.collective);
@@ -38,7 +39,7 @@ export class TelemetryIngest {
       c.duration.observe((r.endUnixUs - r.startUnixUs) / 1e6);
     }
     this.metrics.collectivesInFlight.set({ node }, incomplete);
-    return this.sink.collectives(node, records);
+    return this.sink.collectives(node, records, source);
   }
 
   load(worker: WorkerEntry, report: Omit<LoadEntry, "workerId" | "podNamespace" | "podName">): number {
@@ -49,6 +50,11 @@ export class TelemetryIngest {
     this.metrics.workerTimePerOutputToken.set(labels, report.tpotMs / 1000);
     this.metrics.workerTimeToFirstToken.set(labels, report.ttftMs / 1000);
     return this.sink.load(worker.nodeName, [{ workerId: worker.workerId, podNamespace: worker.podNamespace, podName: worker.podName, ...report }]);
+  }
+
+  /** One worker-events message per checkpoint; returns 1 when it was queued for the stream, 0 when the buffer was full. */
+  checkpoint(worker: WorkerEntry, report: { step: number; unixMs: number; path: string }): number {
+    return this.sink.checkpoint(worker.nodeName, { kind: "checkpoint", workerId: worker.workerId, podNamespace: worker.podNamespace, podName: worker.podName, rank: worker.rank, ...report });
   }
 
   private childrenFor(node: string, collective: string): CollectiveChildren {

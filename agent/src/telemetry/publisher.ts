@@ -1,22 +1,24 @@
 /**
- * Batching, bounded publishing to NATS.
+ * Batching, bounded, acknowledged publishing to the JetStream streams of common/src/telemetry/streams.ts.
  *
- * Each (stream, node) has a batcher: items queue up to `maxBufferedItems`, go out in messages of at most
- * `maxBatchItems`, on size or on the flush timer. A nats.js publish() only copies into the client's outbound
- * buffer, which grows without bound when the server or network is slow; so after each message we ask the server for
- * a round trip (flush) and keep at most `maxInFlightBatches` messages unacknowledged. When that window is full items
- * stay in our queue; when the queue is full new items are dropped and counted (metric + droppedSincePrevious in the
- * next collectives message). Memory is therefore bounded by maxBufferedItems + maxInFlightBatches x maxBatchItems.
+ * Each (stream, node, pod) has a batcher: items queue up to `maxBufferedItems`, go out in messages of at most
+ * `maxBatchItems`, on size or on the flush timer. Every message is a JetStream publish with a message id and waits
+ * for the stream's acknowledgement; at most `maxInFlightBatches` messages are unacknowledged at once. A publish that
+ * fails or times out (NATS down, stream full, no responders) keeps its window slot and is retried with exponential
+ * backoff under the same message id, so the stream's duplicate window drops a retry of a message it had in fact
+ * stored. Nothing is lost while NATS is away: items wait in the window and then in the queue; only when the queue is
+ * full are new items dropped and counted (metric + droppedSincePrevious in the next collectives message).
+ * Memory is therefore bounded by maxBufferedItems per batcher + maxInFlightBatches x maxBatchItems.
  */
+import { randomUUID } from "node:crypto";
 import type { AgentMetrics } from "../metrics.js";
 import type { CollectiveRecord } from "../../../common/src/telemetry/records.js";
-import { encodeCollectives, encodeJson, Schema, Stream, subjectFor, type LoadEntry, type LoadMessage, type RdmaMessage, type WorkersMessage } from "../../../common/src/telemetry/subjects.js";
+import { encodeCollectives, encodeJson, Schema, Stream, subjectFor, type CheckpointEvent, type LoadEntry, type LoadMessage, type PodRef, type RdmaMessage, type WorkerEventsMessage, type WorkersMessage } from "../../../common/src/telemetry/subjects.js";
 
-/** The part of a NATS connection the publisher needs (nats.js NatsConnection satisfies it). */
+/** Where batches go (JetStreamTransport in production). */
 export interface TelemetryTransport {
-  publish(subject: string, data: Uint8Array): void;
-  /** Resolves when the server has processed everything published before it. */
-  flush(): Promise<void>;
+  /** Resolves once the stream stored the message (or recognised `msgId` as a duplicate); rejects otherwise. */
+  publish(subject: string, data: Uint8Array, msgId: string): Promise<void>;
 }
 
 export interface PublisherLimits {
@@ -24,9 +26,26 @@ export interface PublisherLimits {
   maxBufferedItems: number;
   maxInFlightBatches: number;
   flushIntervalMs: number;
+  /** First retry delay of a failed publish; doubles per attempt up to maxRetryBackoffMs. */
+  retryBackoffMs: number;
+  maxRetryBackoffMs: number;
 }
 
-export const DEFAULT_PUBLISHER_LIMITS: PublisherLimits = { maxBatchItems: 1000, maxBufferedItems: 50_000, maxInFlightBatches: 8, flushIntervalMs: 250 };
+export const DEFAULT_PUBLISHER_LIMITS: PublisherLimits = { maxBatchItems: 1000, maxBufferedItems: 50_000, maxInFlightBatches: 8, flushIntervalMs: 250, retryBackoffMs: 100, maxRetryBackoffMs: 5000 };
+
+/** Retry delay for the n-th failed attempt (1-based): exponential, capped. */
+export function retryDelayMs(limits: Pick<PublisherLimits, "retryBackoffMs" | "maxRetryBackoffMs">, attempt: number): number {
+  return Math.min(limits.maxRetryBackoffMs, limits.retryBackoffMs * 2 ** Math.min(attempt - 1, 30));
+}
+
+interface Outgoing {
+  stream: Stream;
+  subject: string;
+  data: Uint8Array;
+  items: number;
+  msgId: string;
+  attempts: number;
+}
 
 type Encode<T> = (items: readonly T[], dropped: number) => Uint8Array;
 
@@ -61,15 +80,22 @@ class Batcher<T> {
     return accepted;
   }
 
-  /** Sends at most one batch; false when there was nothing to send. */
-  sendOne(fullOnly: boolean): boolean {
-    if (this.queue.length === 0 || (fullOnly && this.queue.length < this.maxBatchItems)) return false;
+  /** Takes at most one batch off the queue, encoded; undefined when there is nothing (or, fullOnly, no full batch). */
+  take(fullOnly: boolean): { data: Uint8Array; items: number } | undefined {
+    if (this.queue.length === 0 || (fullOnly && this.queue.length < this.maxBatchItems)) return undefined;
     const batch = this.queue.splice(0, this.maxBatchItems);
     this.owner.adjustBuffered(this.stream, -batch.length);
     const data = this.encode(batch, this.droppedSinceSent);
     this.droppedSinceSent = 0;
-    this.owner.send(this, data, batch.length);
-    return true;
+    return { data, items: batch.length };
+  }
+
+  /** Drops everything queued (shutdown without NATS); returns how many. */
+  discard(): number {
+    const n = this.queue.length;
+    this.queue = [];
+    this.owner.adjustBuffered(this.stream, -n);
+    return n;
   }
 }
 
@@ -77,8 +103,13 @@ export class TelemetryPublisher {
   private readonly batchers = new Map<string, Batcher<unknown>>();
   private inFlight = 0;
   private timer: NodeJS.Timeout | undefined;
+  private readonly retryTimers = new Set<NodeJS.Timeout>();
   private readonly bufferedByStream = new Map<Stream, number>();
   private idleWaiters: (() => void)[] = [];
+  /** Message ids are unique per publisher instance, so a restarted agent never collides with its predecessor. */
+  private readonly instanceId = randomUUID().slice(0, 8);
+  private nextMessage = 0;
+  private stopped = false;
 
   constructor(
     private readonly transport: TelemetryTransport,
@@ -88,14 +119,42 @@ export class TelemetryPublisher {
   ) {}
 
   start(): void {
+    this.stopped = false;
     this.timer ??= setInterval(() => this.pump(true), this.limits.flushIntervalMs);
     this.timer.unref();
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Stops the flush timer and drains for at most `drainTimeoutMs`; what is still unacknowledged then (NATS away)
+   * is dropped and counted (reason "shutdown"). Returns how many items that was.
+   */
+  async stop(drainTimeoutMs = 5000): Promise<number> {
     clearInterval(this.timer);
     this.timer = undefined;
-    await this.drain();
+    let timeout: NodeJS.Timeout | undefined;
+    const drained = await Promise.race([
+      this.drain().then(() => true),
+      new Promise<boolean>((resolve) => (timeout = setTimeout(() => resolve(false), drainTimeoutMs))),
+    ]);
+    clearTimeout(timeout);
+    this.stopped = true;
+    if (drained) return 0;
+    for (const t of this.retryTimers) clearTimeout(t);
+    this.retryTimers.clear();
+    let lost = 0;
+    for (const out of this.unacked) {
+      this.metrics.telemetryDropped.inc({ stream: out.stream, reason: "shutdown" }, out.items);
+      lost += out.items;
+    }
+    this.unacked.clear();
+    this.inFlight = 0;
+    for (const b of this.batchers.values()) {
+      const n = b.discard();
+      if (n > 0) this.metrics.telemetryDropped.inc({ stream: b.stream, reason: "shutdown" }, n);
+      lost += n;
+    }
+    this.wakeIdle();
+    return lost;
   }
 
   /** Sends everything queued (as the window allows) and resolves when all of it is acknowledged. */
@@ -103,6 +162,7 @@ export class TelemetryPublisher {
     for (;;) {
       this.pump(true);
       if (this.inFlight === 0 && this.buffered() === 0) return;
+      if (this.stopped) return;
       await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     }
   }
@@ -113,19 +173,30 @@ export class TelemetryPublisher {
     return n;
   }
 
-  collectives(node: string, records: readonly CollectiveRecord[]): number {
-    return this.batcher<CollectiveRecord>(Stream.collectives, node, (items, dropped) => encodeCollectives(node, items, this.nowMs(), dropped)).add(records);
+  /** Messages sent and not yet acknowledged (the in-flight window, including those waiting to be retried). */
+  private readonly unacked = new Set<Outgoing>();
+
+  /** Items sent and not yet acknowledged. */
+  unacknowledged(): number {
+    let n = 0;
+    for (const out of this.unacked) n += out.items;
+    return n;
+  }
+
+  collectives(node: string, records: readonly CollectiveRecord[], source?: PodRef): number {
+    const key = source ? `${source.podNamespace}/${source.podName}` : "";
+    return this.batcher<CollectiveRecord>(Stream.collectives, node, key, (items, dropped) => encodeCollectives(node, items, this.nowMs(), dropped, source)).add(records);
   }
 
   load(node: string, reports: readonly LoadEntry[]): number {
-    return this.batcher<LoadEntry>(Stream.load, node, (items) => {
+    return this.batcher<LoadEntry>(Stream.load, node, "", (items) => {
       const message: LoadMessage = { schema: Schema.load, node, sentUnixMs: this.nowMs(), reports: [...items] };
       return encodeJson(message);
     }).add(reports);
   }
 
   rdma(node: string, ports: RdmaMessage["ports"]): number {
-    return this.batcher<RdmaMessage["ports"][number]>(Stream.rdma, node, (items) => {
+    return this.batcher<RdmaMessage["ports"][number]>(Stream.rdma, node, "", (items) => {
       const message: RdmaMessage = { schema: Schema.rdma, node, sentUnixMs: this.nowMs(), ports: [...items] };
       return encodeJson(message);
     }).add(ports);
@@ -133,11 +204,16 @@ export class TelemetryPublisher {
 
   /** Worker events are rare and matter individually: one message each, still through the bounded window. */
   workerEvent(event: Omit<WorkersMessage, "schema" | "sentUnixMs">): number {
-    return this.batcher<WorkersMessage>(Stream.workers, event.node, (items) => encodeJson(items[0]!), 1).add([{ ...event, schema: Schema.workers, sentUnixMs: this.nowMs() }]);
+    return this.batcher<WorkersMessage>(Stream.workers, event.node, "", (items) => encodeJson(items[0]!), 1).add([{ ...event, schema: Schema.workers, sentUnixMs: this.nowMs() }]);
   }
 
-  private batcher<T>(stream: Stream, node: string, encode: Encode<T>, maxBatchItems?: number): Batcher<T> {
-    const key = `${stream}\u0000${node}`;
+  /** One worker-events message per checkpoint report. */
+  checkpoint(node: string, event: CheckpointEvent): number {
+    return this.batcher<WorkerEventsMessage>(Stream.workerEvents, node, "", (items) => encodeJson(items[0]!), 1).add([{ schema: Schema.workerEvents, node, sentUnixMs: this.nowMs(), event }]);
+  }
+
+  private batcher<T>(stream: Stream, node: string, source: string, encode: Encode<T>, maxBatchItems?: number): Batcher<T> {
+    const key = `${stream}\u0000${node}\u0000${source}`;
     let b = this.batchers.get(key) as Batcher<T> | undefined;
     if (!b) {
       b = new Batcher<T>(stream, subjectFor(stream, node), encode, this, maxBatchItems ?? this.limits.maxBatchItems);
@@ -155,38 +231,58 @@ export class TelemetryPublisher {
 
   /** @internal Sends batches while the in-flight window has room; with `all`, partial batches too. */
   pump(all = false): void {
+    if (this.stopped) return;
     let progressed = true;
     while (progressed && this.inFlight < this.limits.maxInFlightBatches) {
       progressed = false;
       for (const b of this.batchers.values()) {
         if (this.inFlight >= this.limits.maxInFlightBatches) break;
-        if (b.sendOne(!all)) progressed = true;
+        const batch = b.take(!all);
+        if (!batch) continue;
+        progressed = true;
+        this.inFlight++;
+        const out: Outgoing = { stream: b.stream, subject: b.subject, ...batch, msgId: `${this.instanceId}-${this.nextMessage++}`, attempts: 0 };
+        this.unacked.add(out);
+        this.send(out);
       }
     }
     if (this.inFlight === 0 && this.buffered() === 0) this.wakeIdle();
   }
 
-  /** @internal */
-  send(b: { readonly stream: Stream; readonly subject: string }, data: Uint8Array, items: number): void {
+  private send(out: Outgoing): void {
+    out.attempts++;
+    let published: Promise<void>;
     try {
-      this.transport.publish(b.subject, data);
-    } catch {
-      this.metrics.telemetryDropped.inc({ stream: b.stream, reason: "publish_error" }, items);
-      return;
+      published = this.transport.publish(out.subject, out.data, out.msgId);
+    } catch (err) {
+      published = Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
-    this.metrics.telemetryPublished.inc({ stream: b.stream }, items);
-    this.metrics.telemetryPublishedBytes.inc({ stream: b.stream }, data.length);
-    this.inFlight++;
-    this.transport.flush().then(
-      () => this.settle(),
-      () => this.settle(),
+    published.then(
+      () => this.acknowledged(out),
+      () => this.retryLater(out),
     );
   }
 
-  private settle(): void {
+  private acknowledged(out: Outgoing): void {
+    if (this.stopped) return;
+    this.metrics.telemetryPublished.inc({ stream: out.stream }, out.items);
+    this.metrics.telemetryPublishedBytes.inc({ stream: out.stream }, out.data.length);
     this.inFlight--;
+    this.unacked.delete(out);
     this.pump(this.idleWaiters.length > 0);
     if (this.inFlight === 0) this.wakeIdle();
+  }
+
+  /** The batch keeps its window slot and its message id: the stream de-duplicates a retry of a stored message. */
+  private retryLater(out: Outgoing): void {
+    if (this.stopped) return;
+    this.metrics.telemetryPublishRetries.inc({ stream: out.stream });
+    const timer = setTimeout(() => {
+      this.retryTimers.delete(timer);
+      if (!this.stopped) this.send(out);
+    }, retryDelayMs(this.limits, out.attempts));
+    timer.unref();
+    this.retryTimers.add(timer);
   }
 
   private wakeIdle(): void {

@@ -65,3 +65,16 @@ fsGroup: 10001
 seccompProfile:
   type: RuntimeDefault
 {{- end }}
+
+{{- define "gpufleet.natsName" -}}
+{{- printf "%s-nats" (include "gpufleet.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The NATS URL components use: natsUrl when set, else the in-chart NATS when nats.enabled, else none (""). */}}
+{{- define "gpufleet.natsUrl" -}}
+{{- if .Values.natsUrl }}
+{{- .Values.natsUrl }}
+{{- else if .Values.nats.enabled }}
+{{- printf "nats://%s.%s.svc:%d" (include "gpufleet.natsName" .) .Release.Namespace (int .Values.nats.port) }}
+{{- end }}
+{{- end }}

@@ -19,6 +19,8 @@ export const Stream = {
   rdma: "rdma",
   load: "load",
   workers: "workers",
+  /** Individual events of one worker that the operator acts on (checkpoint reports). */
+  workerEvents: "worker-events",
 } as const;
 export type Stream = (typeof Stream)[keyof typeof Stream];
 
@@ -40,6 +42,7 @@ export const Schema = {
   rdma: "gpufleet.rdma/v1",
   load: "gpufleet.load/v1",
   workers: "gpufleet.workers/v1",
+  workerEvents: "gpufleet.worker-events/v1",
 } as const;
 
 export const COLLECTIVE_FIELDS = ["communicator", "rank", "nRanks", "collective", "sequence", "bytes", "startUnixUs", "endUnixUs", "peers"] as const;
@@ -55,6 +58,9 @@ export const CollectivesMessage = Type.Object({
   sentUnixMs: Type.Number(),
   /** Records dropped on this node since the previous message (bounded buffers). */
   droppedSincePrevious: Type.Integer({ minimum: 0 }),
+  /** The pod whose worker reported these records (the operator maps it to its TrainingJob); absent if unknown. */
+  podNamespace: Type.Optional(Type.String()),
+  podName: Type.Optional(Type.String()),
   records: Type.Array(CollectiveTuple),
 });
 export type CollectivesMessage = Static<typeof CollectivesMessage>;
@@ -130,11 +136,40 @@ export const WorkersMessage = Type.Object({
 });
 export type WorkersMessage = Static<typeof WorkersMessage>;
 
+export const WorkerEventKind = { checkpoint: "checkpoint" } as const;
+export type WorkerEventKind = (typeof WorkerEventKind)[keyof typeof WorkerEventKind];
+
+/**
+ * One event of one worker, one message each. `checkpoint`: the worker's checkpoint of `step` became durable at
+ * `unixMs` under `path`; the operator raises the TrainingJob's status.lastCheckpointStep to it.
+ */
+export const CheckpointEvent = Type.Object({
+  kind: Type.Literal(WorkerEventKind.checkpoint),
+  workerId: Type.String({ minLength: 1 }),
+  podNamespace: Type.String({ minLength: 1 }),
+  podName: Type.String({ minLength: 1 }),
+  /** Training rank of the reporting worker (-1 when it has none). */
+  rank: Type.Integer({ minimum: -1 }),
+  step: Type.Integer({ minimum: 0 }),
+  unixMs: Type.Integer({ minimum: 0 }),
+  path: Type.String(),
+});
+export type CheckpointEvent = Static<typeof CheckpointEvent>;
+
+export const WorkerEventsMessage = Type.Object({
+  schema: Type.Literal(Schema.workerEvents),
+  node: Type.String(),
+  sentUnixMs: Type.Number(),
+  event: CheckpointEvent,
+});
+export type WorkerEventsMessage = Static<typeof WorkerEventsMessage>;
+
 const checkers = {
   collectives: TypeCompiler.Compile(CollectivesMessage),
   rdma: TypeCompiler.Compile(RdmaMessage),
   load: TypeCompiler.Compile(LoadMessage),
   workers: TypeCompiler.Compile(WorkersMessage),
+  workerEvents: TypeCompiler.Compile(WorkerEventsMessage),
 };
 
 export class TelemetryDecodeError extends Error {
@@ -159,7 +194,7 @@ function parse(subject: string, data: Uint8Array): unknown {
   }
 }
 
-interface Messages { collectives: CollectivesMessage; rdma: RdmaMessage; load: LoadMessage; workers: WorkersMessage }
+interface Messages { collectives: CollectivesMessage; rdma: RdmaMessage; load: LoadMessage; workers: WorkersMessage; workerEvents: WorkerEventsMessage }
 
 function decodeWith<K extends keyof Messages>(kind: K, subject: string, data: Uint8Array): Messages[K] {
   const value = parse(subject, data);
@@ -174,6 +209,7 @@ function decodeWith<K extends keyof Messages>(kind: K, subject: string, data: Ui
 export const decodeRdma = (subject: string, data: Uint8Array): RdmaMessage => decodeWith("rdma", subject, data);
 export const decodeLoad = (subject: string, data: Uint8Array): LoadMessage => decodeWith("load", subject, data);
 export const decodeWorkers = (subject: string, data: Uint8Array): WorkersMessage => decodeWith("workers", subject, data);
+export const decodeWorkerEvents = (subject: string, data: Uint8Array): WorkerEventsMessage => decodeWith("workerEvents", subject, data);
 
 type CollectiveTuple = Static<typeof CollectiveTuple>;
 
@@ -192,8 +228,13 @@ export function tupleToCollective(t: CollectiveTuple): CollectiveRecord {
   return { communicator, rank, nRanks, collective: collective as Collective, sequence, bytes, startUnixUs, endUnixUs, peers };
 }
 
-export function encodeCollectives(node: string, records: readonly CollectiveRecord[], sentUnixMs: number, droppedSincePrevious: number): Uint8Array {
-  const message: CollectivesMessage = { schema: Schema.collectives, node, sentUnixMs, droppedSincePrevious, records: records.map(collectiveToTuple) };
+export interface PodRef {
+  podNamespace: string;
+  podName: string;
+}
+
+export function encodeCollectives(node: string, records: readonly CollectiveRecord[], sentUnixMs: number, droppedSincePrevious: number, source?: PodRef): Uint8Array {
+  const message: CollectivesMessage = { schema: Schema.collectives, node, sentUnixMs, droppedSincePrevious, ...(source ? { podNamespace: source.podNamespace, podName: source.podName } : {}), records: records.map(collectiveToTuple) };
   return encodeJson(message);
 }
 
@@ -201,10 +242,12 @@ export interface DecodedCollectives {
   node: string;
   sentUnixMs: number;
   droppedSincePrevious: number;
+  source: PodRef | undefined;
   records: CollectiveRecord[];
 }
 
 export function decodeCollectives(subject: string, data: Uint8Array): DecodedCollectives {
   const message = decodeWith("collectives", subject, data);
-  return { node: message.node, sentUnixMs: message.sentUnixMs, droppedSincePrevious: message.droppedSincePrevious, records: message.records.map(tupleToCollective) };
+  const source = message.podNamespace !== undefined && message.podName !== undefined ? { podNamespace: message.podNamespace, podName: message.podName } : undefined;
+  return { node: message.node, sentUnixMs: message.sentUnixMs, droppedSincePrevious: message.droppedSincePrevious, source, records: message.records.map(tupleToCollective) };
 }

@@ -18,6 +18,8 @@ export const OperatorConfigSchema = Type.Object({
   httpPort: Type.Integer({ minimum: 0, maximum: 65535, default: 8080 }),
   logLevel: Type.Union([Type.Literal("trace"), Type.Literal("debug"), Type.Literal("info"), Type.Literal("warn"), Type.Literal("error")], { default: "info" }),
   natsUrl: Type.Optional(Type.String()),
+  /** Durable JetStream consumers are `<prefix>-<stream>`; all replicas of one operator share them. */
+  telemetryDurablePrefix: Type.String({ pattern: "^[A-Za-z0-9_-]+$", default: "gpufleet-operator" }),
   /** Re-check every resource this often even without events (level-based safety net). */
   resyncMs: Type.Integer({ minimum: 1000, default: 300_000 }),
   /** Host directory with the agent's worker socket (chart: agent.workerSocketDir), mounted into worker pods. */
@@ -47,6 +49,7 @@ const ENV: Record<keyof OperatorConfig, string> = {
   httpPort: "GPUFLEET_HTTP_PORT",
   logLevel: "GPUFLEET_LOG_LEVEL",
   natsUrl: "GPUFLEET_NATS_URL",
+  telemetryDurablePrefix: "GPUFLEET_TELEMETRY_DURABLE_PREFIX",
   resyncMs: "GPUFLEET_RESYNC_MS",
   workerSocketDir: "GPUFLEET_WORKER_SOCKET_DIR",
   agentInsecure: "GPUFLEET_AGENT_INSECURE",

@@ -20,6 +20,8 @@ import { AgentMetrics } from "../../../agent/src/metrics.js";
 import { simulatedNodeFacts } from "../../../agent/src/simulation/model.js";
 import { decodeCollectives, decodeLoad, decodeWorkers, subscriptionFor } from "../../../common/src/telemetry/subjects.js";
 import { startNatsServer, type NatsServer } from "./nats-server.js";
+import { JetStreamTransport } from "../../../agent/src/telemetry/jetstream.js";
+import { DEFAULT_PUBLISHER_LIMITS } from "../../../agent/src/telemetry/publisher.js";
 
 const NODE = "gpu-node-1";
 const facts = simulatedNodeFacts({ metadata: { name: NODE, annotations: { "kwok.x-k8s.io/node": "fake" }, labels: { "gpufleet.io/leaf": "leaf-0", "gpufleet.io/island": "ib-0" } } } satisfies V1Node);
@@ -62,8 +64,8 @@ beforeAll(async () => {
     sampleRdma: async () => undefined,
   });
   agent = new AgentCore(
-    { workerSocketPath: join(dir, "agent.sock"), operatorAddress: "127.0.0.1:0", tls: undefined, heartbeatIntervalMs: 200, missedHeartbeatsLimit: 2, publisherLimits: { maxBatchItems: 500, maxBufferedItems: 10_000, maxInFlightBatches: 4, flushIntervalMs: 50 } },
-    nc, nodes, diagnostics, new AgentMetrics(new Registry()), () => {},
+    { workerSocketPath: join(dir, "agent.sock"), operatorAddress: "127.0.0.1:0", tls: undefined, heartbeatIntervalMs: 200, missedHeartbeatsLimit: 2, publisherLimits: { ...DEFAULT_PUBLISHER_LIMITS, maxBatchItems: 500, maxBufferedItems: 10_000, maxInFlightBatches: 4, flushIntervalMs: 50 } },
+    await JetStreamTransport.connect(nc), nodes, diagnostics, new AgentMetrics(new Registry()), () => {},
   );
   await agent.start();
   operator = new NodeAgentClient(`127.0.0.1:${agent.server.operatorPort}`, grpc.credentials.createInsecure(), 2000);
@@ -75,7 +77,7 @@ afterAll(async () => {
   worker?.close();
   await agent?.stop();
   await nc?.close();
-  await nats?.stop();
+  await nats?.close();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 

@@ -83,7 +83,7 @@ describe("helm", () => {
   it("renders the default values into the expected objects", async () => {
     const manifests = await render("gpf", "gpufleet-system");
     expect(manifests.map((m) => m.kind).sort()).toEqual(
-      ["ClusterRole", "ClusterRole", "ClusterRoleBinding", "ClusterRoleBinding", "ConfigMap", "ConfigMap", "DaemonSet", "Deployment", "Role", "Role", "RoleBinding", "RoleBinding", "Service", "Service", "ServiceAccount", "ServiceAccount"],
+      ["ClusterRole", "ClusterRole", "ClusterRoleBinding", "ClusterRoleBinding", "ConfigMap", "ConfigMap", "DaemonSet", "Deployment", "Role", "Role", "RoleBinding", "RoleBinding", "Service", "Service", "Service", "ServiceAccount", "ServiceAccount", "StatefulSet"],
     );
 
     const deployment = find(manifests, "Deployment", "-operator");
@@ -92,7 +92,8 @@ describe("helm", () => {
     expect(operator.args).toEqual(["operator"]);
     const env = Object.fromEntries((operator.env ?? []).map((e) => [e.name, e.value ?? e.valueFrom?.fieldRef?.fieldPath]));
     expect(env).toMatchObject({ POD_NAME: "metadata.name", POD_NAMESPACE: "metadata.namespace", GPUFLEET_IDENTITY: "$(POD_NAME)", GPUFLEET_LEADER_ELECTION: "true", GPUFLEET_LEASE_NAME: "gpufleet-operator", GPUFLEET_HTTP_PORT: "8080" });
-    expect(env).not.toHaveProperty("GPUFLEET_NATS_URL");
+    // natsUrl empty: the in-chart NATS.
+    expect(env.GPUFLEET_NATS_URL).toBe("nats://gpf-gpufleet-nats.gpufleet-system.svc:4222");
     expect(operator.livenessProbe?.httpGet.path).toBe("/healthz");
     expect(operator.readinessProbe?.httpGet.path).toBe("/readyz");
     expect(operator.securityContext).toMatchObject({ runAsNonRoot: true, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] } });
@@ -124,10 +125,36 @@ describe("helm", () => {
     }
   });
 
+  it("runs NATS with JetStream in the chart by default: one StatefulSet with its store on a PVC, a headless Service", async () => {
+    const manifests = await render("gpf", "gpufleet-system");
+    const statefulSet = find(manifests, "StatefulSet", "-nats");
+    const spec = statefulSet.spec as { replicas: number; serviceName: string; volumeClaimTemplates: { metadata: { name: string }; spec: { resources: { requests: { storage: string } } } }[] };
+    expect(spec.replicas).toBe(1);
+    expect(spec.serviceName).toBe("gpf-gpufleet-nats");
+    const nats = podSpec(statefulSet).containers[0]!;
+    expect(nats.args).toEqual(["--jetstream", "--store_dir=/data", "--port=4222", "--http_port=8222"]);
+    expect(nats.volumeMounts).toContainEqual({ name: "data", mountPath: "/data" });
+    expect(nats.readinessProbe?.httpGet.path).toBe("/healthz?js-enabled-only=true");
+    expect(nats.securityContext).toMatchObject({ runAsNonRoot: true, readOnlyRootFilesystem: true });
+    expect(spec.volumeClaimTemplates.map((t) => [t.metadata.name, t.spec.resources.requests.storage])).toEqual([["data", "4Gi"]]);
+    const service = find(manifests, "Service", "-nats");
+    expect(service.spec).toMatchObject({ clusterIP: "None", ports: [{ name: "client", port: 4222 }, { name: "monitor", port: 8222 }] });
+    const agent = podSpec(find(manifests, "DaemonSet")).containers[0]!;
+    expect(agent.env).toContainEqual({ name: "GPUFLEET_NATS_URL", value: "nats://gpf-gpufleet-nats.gpufleet-system.svc:4222" });
+  });
+
+  it("runs without NATS (telemetry off) when nats.enabled=false and natsUrl is empty", async () => {
+    const manifests = await render("gpf", "gpufleet-system", ["--set", "nats.enabled=false"]);
+    expect(manifests.some((m) => m.kind === "StatefulSet")).toBe(false);
+    const operator = podSpec(find(manifests, "Deployment")).containers[0]!;
+    expect(operator.env?.map((e) => e.name)).not.toContain("GPUFLEET_NATS_URL");
+  });
+
   it("renders the optional parts when asked: NATS URL, ServiceMonitors, no agent", async () => {
-    const manifests = await render("gpf", "gpufleet-system", ["--set", "natsUrl=nats://nats.gpufleet-system:4222", "--set", "metrics.serviceMonitor.enabled=true", "--set", "agent.enabled=false"]);
+    const manifests = await render("gpf", "gpufleet-system", ["--set", "natsUrl=nats://nats.gpufleet-system:4222", "--set", "nats.enabled=false", "--set", "metrics.serviceMonitor.enabled=true", "--set", "agent.enabled=false"]);
     const operator = podSpec(find(manifests, "Deployment")).containers[0]!;
     expect(operator.env).toContainEqual({ name: "GPUFLEET_NATS_URL", value: "nats://nats.gpufleet-system:4222" });
+    expect(manifests.some((m) => m.kind === "StatefulSet")).toBe(false);
     expect(manifests.filter((m) => m.kind === "ServiceMonitor").map((m) => m.metadata.name)).toEqual(["gpf-gpufleet-operator"]);
     expect(manifests.some((m) => m.kind === "DaemonSet")).toBe(false);
   });
@@ -148,6 +175,7 @@ describe("values.schema.json rejects bad values with the key's path", () => {
     ["an unknown pull policy", "image.pullPolicy=Sometimes", /at '\/image\/pullPolicy': value must be one of 'Always', 'IfNotPresent', 'Never'/],
     ["two replicas without leader election", "operator.leaderElection.enabled=false", /at '\/operator\/replicas': value must be 1/],
     ["a malformed memory quantity", "operator.resources.limits.memory=lots", /at '\/operator\/resources\/limits\/memory': 'lots' does not match pattern/],
+    ["a malformed NATS store size", "nats.storage.size=big", /at '\/nats\/storage\/size': 'big' does not match pattern/],
   ])("%s", async (_name, setting, message) => {
     const result = await template("gpf", "gpufleet-system", ["--set", setting]);
     expect(result.code).not.toBe(0);
@@ -194,6 +222,7 @@ describe("on the API server", () => {
     for (const line of lines) expect(line).toMatch(/ created \(server dry run\)$/);
     expect(lines).toContain(`deployment.apps/${release}-gpufleet-operator created (server dry run)`);
     expect(lines).toContain(`daemonset.apps/${release}-gpufleet-agent created (server dry run)`);
+    expect(lines).toContain(`statefulset.apps/${release}-gpufleet-nats created (server dry run)`);
   });
 
   describe("grants least privilege", () => {

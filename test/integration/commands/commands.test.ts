@@ -24,6 +24,8 @@ import type { NodeDirectory } from "../../../agent/src/grpc/node-agent-service.j
 import type { WorkerCommand__Output } from "../../../agent/src/grpc/generated/gpufleet/worker/v1/WorkerCommand.js";
 import { AgentMetrics } from "../../../agent/src/metrics.js";
 import { simulatedNodeFacts } from "../../../agent/src/simulation/model.js";
+import { JetStreamTransport } from "../../../agent/src/telemetry/jetstream.js";
+import { DEFAULT_PUBLISHER_LIMITS } from "../../../agent/src/telemetry/publisher.js";
 import { AGENT_ENDPOINT_ANNOTATION, AGENT_SERVER_NAME } from "../../../common/src/agents/endpoint.js";
 import { CertificateManager, readSecret, secretNames, tlsFilesOf, type CertificateSettings } from "../../../operator/src/agents/certificates.js";
 import { agentEndpointOf } from "../../../operator/src/agents/directory.js";
@@ -117,8 +119,8 @@ beforeAll(async () => {
   nats = await startNatsServer();
   nc = await connect({ servers: nats.url });
   agent = new AgentCore(
-    { workerSocketPath: join(dir, "agent.sock"), operatorAddress: "127.0.0.1:0", tls: { dir: join(dir, "tls"), refreshIntervalMs: 200 }, heartbeatIntervalMs: 1000, missedHeartbeatsLimit: 30, publisherLimits: { maxBatchItems: 100, maxBufferedItems: 1000, maxInFlightBatches: 2, flushIntervalMs: 50 } },
-    nc, nodes, { run: async () => ({ passed: true, summary: "ok", details: {} }) }, new AgentMetrics(new Registry()), () => {},
+    { workerSocketPath: join(dir, "agent.sock"), operatorAddress: "127.0.0.1:0", tls: { dir: join(dir, "tls"), refreshIntervalMs: 200 }, heartbeatIntervalMs: 1000, missedHeartbeatsLimit: 30, publisherLimits: { ...DEFAULT_PUBLISHER_LIMITS, maxBatchItems: 100, maxBufferedItems: 1000, maxInFlightBatches: 2, flushIntervalMs: 50 } },
+    await JetStreamTransport.connect(nc), nodes, { run: async () => ({ passed: true, summary: "ok", details: {} }) }, new AgentMetrics(new Registry()), () => {},
   );
   await agent.start();
   const endpoint = `127.0.0.1:${agent.server.operatorPort}`;

@@ -11,6 +11,7 @@ import { connect, StringCodec } from "nats";
 import { describe, expect, inject, it } from "vitest";
 import { GpuResource, parseNodeTopology } from "../../../crds/src/topology.js";
 import { ClusterStartError, natsGreeting, startLocalCluster } from "../../harness/cluster.js";
+import { ensureStreams, streamName } from "../../../common/src/telemetry/streams.js";
 import { freshNamespace, getTestCluster, waitFor } from "../../harness/context.js";
 import { claimRunDir, killStale, processAlive, spawnManaged } from "../../harness/processes.js";
 import { expandProfile, loadProfile } from "../../harness/profile.js";
@@ -126,6 +127,19 @@ describe.skipIf(!local)("cluster lifecycle", () => {
       expect(nodes.map((n) => `${n.metadata?.name}=${n.status?.allocatable?.[GpuResource]}`).sort()).toEqual(["tiny-a100-eth-0=4", "tiny-h200-roce-0=8"]);
       const [host, port] = (cluster.natsUrl ?? "").replace("nats://", "").split(":");
       expect(await natsGreeting(host ?? "", Number(port))).toMatch(/^INFO /);
+      // NATS runs JetStream with its store in the run directory: stopped and started again on the same port, the
+      // streams it held are still there (what the telemetry outage tests rely on).
+      const nc = await connect({ servers: cluster.natsUrl, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
+      try {
+        await ensureStreams(await nc.jetstreamManager());
+        await cluster.nats!.stop();
+        await expect(natsGreeting(host ?? "", Number(port), 500)).rejects.toThrow();
+        await cluster.nats!.start();
+        const info = await waitFor(async () => (await nc.jetstreamManager()).streams.info(streamName("collectives")), { description: "collectives stream after the NATS restart", timeoutMs: 30_000 });
+        expect(info.config.subjects).toEqual(["gpufleet.v1.collectives.*"]);
+      } finally {
+        await nc.close();
+      }
       // The shared cluster is untouched by a second one: its own ports, certificates and data.
       expect(cluster.kubeconfigPath).not.toBe(getTestCluster().kubeconfigPath);
 

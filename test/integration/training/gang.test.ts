@@ -2,7 +2,8 @@
  * TrainingJob gangs on the local cluster (kwok nodes of the default profile: 4×8 H100 InfiniBand, 4×8 H100 RoCE,
  * 2×8 A100 Ethernet), the operator running in-process: the whole gang lands where the plan says, a job that does
  * not fit binds nothing, a deleted pod or an isolated node restarts the whole gang elsewhere from the last
- * checkpoint, and maxRestarts ends in Failed.
+ * checkpoint (reported by the gang's rank 0 through an in-process agent and JetStream, as a worker would), and
+ * maxRestarts ends in Failed.
  *
  * Other test files share the cluster, so every job sizes itself from the GPUs free when it starts, and every test
  * deletes its jobs and waits for their pods to go.
@@ -21,22 +22,38 @@ import { waitFor } from "../../harness/wait.js";
 import { testCluster, type TestCluster } from "../../support/cluster.js";
 import { kubectl } from "../../support/kubectl.js";
 import { startInProcessOperator } from "../../support/operator.js";
+import { startTestAgent, type TestAgent } from "../../support/agent.js";
 
 let cluster: TestCluster;
 let core: CoreV1Api;
 let custom: CustomObjectsApi;
 let objects: KubernetesObjectApi;
 let operator: OperatorHandle | undefined;
+let agent: TestAgent | undefined;
 
 beforeAll(async () => {
   cluster = testCluster();
   ({ core, customObjects: custom, objects } = cluster);
-  operator = await startInProcessOperator(cluster, "training-it");
+  // Telemetry on: checkpoints reach status the real way (worker -> agent -> JetStream -> operator).
+  operator = await startInProcessOperator(cluster, "training-it", { natsUrl: cluster.natsUrl, durablePrefix: `training-it-${Math.random().toString(36).slice(2, 8)}` });
+  agent = await startTestAgent({ natsUrl: cluster.natsUrl, nodeNames: (await core.listNode()).items.map((n) => n.metadata!.name!) });
 });
 
 afterAll(async () => {
+  await agent?.stop();
   await operator?.stop();
 });
+
+/**
+ * Every rank of the gang registers with the agent over its worker socket; rank 0 reports a checkpoint of `step`
+ * (WorkerClient.reportCheckpoint, the real worker protocol); resolves once the operator wrote it to status.
+ */
+async function checkpointThroughAgent(namespace: string, name: string, pods: V1Pod[], step: number): Promise<void> {
+  const workerIds = [];
+  for (const [rank, pod] of pods.entries()) workerIds.push(await agent!.registerPod(pod, rank, pods.length));
+  expect(await agent!.worker.reportCheckpoint({ workerId: workerIds[0]!, step, unixMs: Date.now(), path: `/ckpt/${name}/step-${step}` })).toMatchObject({ accepted: 1 });
+  await waitFor(async () => (await getJob(namespace, name)).status?.lastCheckpointStep === step, { description: `${namespace}/${name} status.lastCheckpointStep ${step}`, timeoutMs: 30_000 });
+}
 
 const group = { group: API_GROUP, version: API_VERSION, plural: "trainingjobs" };
 const mergePatch = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
@@ -208,7 +225,7 @@ describe("TrainingJob gang", () => {
     const namespace = await cluster.freshNamespace("tj-podgone");
     await objects.create(trainingJob("llm", namespace, 2, { backoffSeconds: 1 }));
     const before = await waitRunning(namespace, "llm");
-    await custom.patchNamespacedCustomObjectStatus({ ...group, namespace, name: "llm", body: { status: { lastCheckpointStep: 1200 } } }, mergePatch);
+    await checkpointThroughAgent(namespace, "llm", before.pods, 1200);
     const victim = before.pods[1]!;
 
     await core.deleteNamespacedPod({ name: victim.metadata!.name!, namespace });
@@ -234,7 +251,7 @@ describe("TrainingJob gang", () => {
     const namespace = await cluster.freshNamespace("tj-isolated");
     await objects.create(trainingJob("llm", namespace, 2, { backoffSeconds: 1 }));
     const before = await waitRunning(namespace, "llm");
-    await custom.patchNamespacedCustomObjectStatus({ ...group, namespace, name: "llm", body: { status: { lastCheckpointStep: 300 } } }, mergePatch);
+    await checkpointThroughAgent(namespace, "llm", before.pods, 300);
     const node = before.pods[0]!.spec!.nodeName!;
     const tainted = await kubectl(cluster.kubeconfigPath, ["taint", "node", node, `${IsolatedTaintKey}=hung-rank:NoSchedule`]);
     expect(tainted.code, tainted.stderr).toBe(0);

@@ -1,0 +1,25 @@
+/**
+ * The publisher's transport over JetStream: a publish resolves when the stream acknowledged the message. The
+ * message id lets the stream drop a retried message it already stored (duplicate window, see streams.ts).
+ */
+import type { JetStreamClient, NatsConnection } from "nats";
+import { ensureStreams } from "../../../common/src/telemetry/streams.js";
+import type { TelemetryTransport } from "./publisher.js";
+
+export class JetStreamTransport implements TelemetryTransport {
+  private readonly js: JetStreamClient;
+
+  constructor(nc: NatsConnection, private readonly ackTimeoutMs = 5000) {
+    this.js = nc.jetstream();
+  }
+
+  /** Adds or updates the streams (the operator does the same; whichever starts first creates them). */
+  static async connect(nc: NatsConnection, ackTimeoutMs?: number): Promise<JetStreamTransport> {
+    await ensureStreams(await nc.jetstreamManager());
+    return new JetStreamTransport(nc, ackTimeoutMs);
+  }
+
+  async publish(subject: string, data: Uint8Array, msgId: string): Promise<void> {
+    await this.js.publish(subject, data, { msgID: msgId, timeout: this.ackTimeoutMs });
+  }
+}
