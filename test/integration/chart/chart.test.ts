@@ -218,7 +218,7 @@ describe("on the API server", () => {
     expect(applied.stderr).toBe("");
     expect(applied.code).toBe(0);
     const lines = applied.stdout.trim().split("\n");
-    expect(lines).toHaveLength(16);
+    expect(lines).toHaveLength(18);
     for (const line of lines) expect(line).toMatch(/ created \(server dry run\)$/);
     expect(lines).toContain(`deployment.apps/${release}-gpufleet-operator created (server dry run)`);
     expect(lines).toContain(`daemonset.apps/${release}-gpufleet-agent created (server dry run)`);
