@@ -203,7 +203,11 @@ describe("on the API server", () => {
       ["operator cannot delete nodes", "operator", "delete", "nodes", "", false],
       ["operator records Events", "operator", "create", "events", "default", true],
       ["operator cannot read Secrets", "operator", "get", "secrets", "default", false],
-      ["operator cannot read ConfigMaps", "operator", "list", "configmaps", "default", false],
+      // workload.traceRef: the plan step reads one named ConfigMap (get), never lists, watches or writes them.
+      ["operator reads a ConfigMap (traceRef)", "operator", "get", "configmaps", "default", true],
+      ["operator cannot list ConfigMaps", "operator", "list", "configmaps", "default", false],
+      ["operator cannot watch ConfigMaps", "operator", "watch", "configmaps", "default", false],
+      ["operator cannot write ConfigMaps", "operator", "update", "configmaps", "default", false],
       ["operator cannot grant itself more", "operator", "create", "clusterrolebindings.rbac.authorization.k8s.io", "", false],
       ["operator creates its Lease", "operator", "create", "leases.coordination.k8s.io", "own", true],
       ["operator updates its Lease", "operator", "update", "leases.coordination.k8s.io/gpufleet-operator", "own", true],
