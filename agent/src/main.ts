@@ -10,7 +10,7 @@ import { pino } from "pino";
 import { collectDefaultMetrics, Registry } from "prom-client";
 import { hasTopologyLabels } from "../../crds/src/topology.js";
 import { AgentCore } from "./agent.js";
-import { loadConfig } from "./config.js";
+import { loadConfig, natsConnectionOptions } from "./config.js";
 import { NodeDiagnostics } from "./diagnostics.js";
 import { discoverNode, execRunner } from "./discovery/discover.js";
 import { factsToLabels, type NodeFacts } from "./discovery/facts.js";
@@ -50,7 +50,9 @@ async function main(): Promise<void> {
     }
   };
 
-  const nc = await connect({ servers: config.natsUrl, name: `gpufleet-agent-${config.nodeName || "sim"}`, maxReconnectAttempts: -1 });
+  const nats = natsConnectionOptions(config.natsUrl);
+  const nc = nats ? await connect({ ...nats, name: `gpufleet-agent-${config.nodeName || "sim"}`, maxReconnectAttempts: -1 }) : undefined;
+  if (!nc) log.warn("telemetry off: no NATS URL configured (GPUFLEET_NATS_URL); telemetry is counted as dropped (reason no_transport)");
   const rdma = new RdmaSampler(config.sysfsRoot);
   const agent = new AgentCore(
     {
@@ -73,7 +75,7 @@ async function main(): Promise<void> {
     (e) => log.info({ event: e.event, workerId: e.worker.workerId, pod: `${e.worker.podNamespace}/${e.worker.podName}`, node: e.worker.nodeName }, "worker event"),
   );
   await agent.start();
-  log.info({ socket: config.workerSocketPath, grpcPort: agent.server.operatorPort, simulate: config.simulate }, "agent serving");
+  log.info({ socket: config.workerSocketPath, grpcPort: agent.server.operatorPort, simulate: config.simulate, telemetry: nc ? "nats" : "off" }, "agent serving");
 
   const timers: NodeJS.Timeout[] = [];
   let sim: SimulationRuntime | undefined;
@@ -125,7 +127,7 @@ async function main(): Promise<void> {
 
   const app = express();
   app.get("/healthz", (_req, res) => { res.send("ok"); });
-  app.get("/readyz", (_req, res) => { res.status(ready && !nc.isClosed() ? 200 : 503).send(ready ? "ready" : "starting"); });
+  app.get("/readyz", (_req, res) => { res.status(ready && !nc?.isClosed() ? 200 : 503).send(!ready ? "starting" : nc ? "ready" : "ready (telemetry off: no NATS URL)"); });
   app.get("/metrics", (_req, res) => { void registry.metrics().then((text) => res.type(registry.contentType).send(text)); });
   const http = app.listen(config.httpPort, () => log.info({ port: config.httpPort }, "http listening"));
 
@@ -136,7 +138,7 @@ async function main(): Promise<void> {
     sim?.stopAll();
     http.close();
     await agent.stop();
-    await nc.drain();
+    await nc?.drain();
     process.exit(0);
   };
   process.once("SIGTERM", () => void shutdown("SIGTERM"));
