@@ -7,7 +7,7 @@ import { CoreV1Api, KubeConfig, makeInformer, type V1Node, type V1Pod } from "@k
 import express from "express";
 import { connect } from "nats";
 import { pino } from "pino";
-import { collectDefaultMetrics, Registry } from "prom-client";
+import { Registry } from "prom-client";
 import { hasTopologyLabels } from "../../crds/src/topology.js";
 import { AgentCore } from "./agent.js";
 import { loadConfig, natsConnectionOptions } from "./config.js";
@@ -17,7 +17,7 @@ import { factsToLabels, type NodeFacts } from "./discovery/facts.js";
 import { NodeLabelPublisher } from "./discovery/publish.js";
 import { WorkerClient } from "./grpc/client.js";
 import { readTlsDir } from "./grpc/credentials.js";
-import { AgentMetrics } from "./metrics.js";
+import { AgentMetrics, collectProcessMetrics } from "./metrics.js";
 import { isSimulatedNode, simulatedNodeFacts } from "./simulation/model.js";
 import { SimulationRuntime } from "./simulation/runtime.js";
 import { DEFAULT_PUBLISHER_LIMITS } from "./telemetry/publisher.js";
@@ -27,7 +27,7 @@ async function main(): Promise<void> {
   const config = loadConfig(process.env);
   const log = pino({ level: config.logLevel, base: { component: "gpufleet-agent" } });
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: "gpufleet_agent_process_" });
+  collectProcessMetrics(registry);
   const metrics = new AgentMetrics(registry);
   const kc = new KubeConfig();
   kc.loadFromDefault();

@@ -2,7 +2,15 @@
  * Every Prometheus metric of the node agent, in one module (gpufleet_agent_*). A Registry is passed in so tests and
  * the benchmark get their own; main.ts passes the one it serves on /metrics.
  */
-import { Counter, Gauge, Histogram, type Registry } from "prom-client";
+import { collectDefaultMetrics, Counter, Gauge, Histogram, type Registry } from "prom-client";
+
+/**
+ * prom-client's Node.js process metrics, as gpufleet_agent_process_* and gpufleet_agent_nodejs_*: its names already
+ * start with process_ / nodejs_, so the prefix is the component's alone.
+ */
+export function collectProcessMetrics(registry: Registry): void {
+  collectDefaultMetrics({ register: registry, prefix: "gpufleet_agent_" });
+}
 
 export class AgentMetrics {
   readonly rdmaTransmittedBytes: Counter<"node" | "device" | "port">;
