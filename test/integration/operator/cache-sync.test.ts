@@ -11,7 +11,7 @@ import { startOperator, type OperatorHandle } from "../../../operator/src/operat
 import { waitFor } from "../../harness/wait.js";
 import { startApiProxy, type ApiProxy } from "../../support/api-proxy.js";
 import { testCluster, type TestCluster } from "../../support/cluster.js";
-import { installCrds } from "../../support/operator.js";
+import { installCrds, metricValue } from "../../support/operator.js";
 import { validServingDeployment } from "./fixtures.js";
 
 const isPodList = (r: { method: string; url: string }) => r.method === "GET" && /^\/api\/v1\/pods(\?|$)/.test(r.url) && !/[?&]watch=(true|1)/.test(r.url);
@@ -44,6 +44,7 @@ describe("an operator whose first pod list fails", () => {
     const res = await fetch(`http://127.0.0.1:${operator!.httpPort}/readyz`);
     return { status: res.status, text: await res.text() };
   };
+  const leaderGauge = async () => metricValue(await (await fetch(`http://127.0.0.1:${operator!.httpPort}/metrics`)).text(), "gpufleet_operator_leader");
   const status = async () => ((await custom.getNamespacedCustomObject({ group: "gpufleet.io", version: "v1alpha1", namespace, plural: "servingdeployments", name: "chat" })) as { status?: { observedGeneration?: number } }).status;
 
   it("reconciles nothing and is not ready, naming the cache, while pods cannot be listed", async () => {
@@ -53,6 +54,7 @@ describe("an operator whose first pod list fails", () => {
     expect(await readyz()).toEqual({ status: 503, text: "caches not synced: pods" });
     expect(await status()).toBeUndefined();
     expect(operator!.isLeader()).toBe(false);
+    expect(await leaderGauge()).toBe(0);
   });
 
   it("starts the controllers once the pod list succeeds", async () => {
@@ -61,5 +63,6 @@ describe("an operator whose first pod list fails", () => {
     expect(await readyz()).toEqual({ status: 200, text: "ok" });
     await waitFor(async () => (await status())?.observedGeneration === 1 || undefined, { description: "ServingDeployment reconciled", timeoutMs: 30_000 });
     expect(operator!.isLeader()).toBe(true);
+    expect(await leaderGauge()).toBe(1);
   });
 });
