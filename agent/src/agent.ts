@@ -6,6 +6,7 @@ import type { NodeDirectory, Diagnostics } from "./grpc/node-agent-service.js";
 import type { ServerTls } from "./grpc/credentials.js";
 import { AgentServer } from "./grpc/server.js";
 import type { AgentMetrics } from "./metrics.js";
+import { TelemetryOffPublisher } from "./telemetry-off.js";
 import { TelemetryIngest } from "./telemetry/ingest.js";
 import { TelemetryPublisher, type PublisherLimits, type TelemetryTransport } from "./telemetry/publisher.js";
 import { WorkerRegistry } from "./workers/registry.js";
@@ -31,7 +32,8 @@ export class AgentCore {
 
   constructor(
     options: AgentCoreOptions,
-    transport: TelemetryTransport,
+    /** Undefined: telemetry off (no NATS configured); every item is counted as dropped, reason no_transport. */
+    transport: TelemetryTransport | undefined,
     nodes: NodeDirectory,
     diagnostics: Diagnostics,
     readonly metrics: AgentMetrics,
@@ -43,7 +45,7 @@ export class AgentCore {
       missedHeartbeatsLimit: options.missedHeartbeatsLimit,
       servesNode: (n) => nodes.facts(n) !== undefined,
     });
-    this.publisher = new TelemetryPublisher(transport, metrics, options.publisherLimits, nowMs);
+    this.publisher = transport ? new TelemetryPublisher(transport, metrics, options.publisherLimits, nowMs) : new TelemetryOffPublisher(metrics);
     this.ingest = new TelemetryIngest(metrics, this.publisher);
     this.supervisor = new Supervisor(this.registry, this.publisher, metrics, log, nowMs);
     this.server = new AgentServer(

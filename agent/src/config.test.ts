@@ -1,9 +1,9 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError, loadConfig, requireOperatorTls } from "./config.js";
+import { ConfigError, loadConfig, natsConnectionOptions, requireOperatorTls } from "./config.js";
 
 describe("loadConfig", () => {
   it("has defaults for a real node", () => {
-    expect(loadConfig({ NODE_NAME: "n1" })).toMatchObject({ nodeName: "n1", simulate: false, natsUrl: "nats://127.0.0.1:4222", workerSocketPath: "/run/gpufleet/agent.sock", sysfsRoot: "/sys", heartbeatIntervalMs: 2000, missedHeartbeatsLimit: 3, leaf: undefined });
+    expect(loadConfig({ NODE_NAME: "n1" })).toMatchObject({ nodeName: "n1", simulate: false, natsUrl: "", workerSocketPath: "/run/gpufleet/agent.sock", sysfsRoot: "/sys", heartbeatIntervalMs: 2000, missedHeartbeatsLimit: 3, leaf: undefined });
   });
 
   it("simulation needs no node name", () => {
@@ -14,10 +14,24 @@ describe("loadConfig", () => {
     ["missing node name", {}, /NODE_NAME/],
     ["bad boolean", { GPUFLEET_AGENT_SIMULATE: "yes" }, /GPUFLEET_AGENT_SIMULATE/],
     ["bad interval", { NODE_NAME: "n", GPUFLEET_AGENT_HEARTBEAT_INTERVAL_MS: "fast" }, /HEARTBEAT_INTERVAL_MS/],
-    ["bad NATS URL", { NODE_NAME: "n", GPUFLEET_NATS_URL: "http://x" }, /nats:\/\//],
+    ["bad NATS URL", { NODE_NAME: "n", GPUFLEET_NATS_URL: "http://x" }, /nats:\/\/ or tls:\/\//],
+    ["NATS URL without a host", { NODE_NAME: "n", GPUFLEET_NATS_URL: "tls://" }, /nats:\/\/ or tls:\/\//],
   ])("rejects %s", (_n, env, error) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(error);
+  });
+
+  // The chart's values schema accepts exactly these (empty: no NATS, telemetry off); the chart omits the variable
+  // when natsUrl is empty, so unset means the same as empty.
+  it.each([
+    ["unset", undefined, "", undefined],
+    ["empty", "", "", undefined],
+    ["nats://", "nats://nats.gpufleet-system:4222", "nats://nats.gpufleet-system:4222", undefined],
+    ["tls://", "tls://nats.example.com:4222", "tls://nats.example.com:4222", {}],
+  ])("NATS URL %s", (_n, url, natsUrl, tls) => {
+    const config = loadConfig({ NODE_NAME: "n", ...(url === undefined ? {} : { GPUFLEET_NATS_URL: url }) });
+    expect(config.natsUrl).toBe(natsUrl);
+    expect(natsConnectionOptions(config.natsUrl)).toEqual(natsUrl === "" ? undefined : { servers: natsUrl, tls });
   });
 });
 

@@ -1,9 +1,11 @@
 /** Agent configuration: one validated object, from the environment, with tested defaults. */
+import type { ConnectionOptions } from "nats";
 
 export interface AgentConfig {
   /** Node this agent runs on (downward API spec.nodeName); unused in simulation. */
   nodeName: string;
   simulate: boolean;
+  /** nats:// or tls:// URL of the NATS server; "" (or unset, as the chart leaves it by default): telemetry off. */
   natsUrl: string;
   workerSocketPath: string;
   operatorAddress: string;
@@ -70,7 +72,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): A
   const config: AgentConfig = {
     nodeName: str("nodeName", ""),
     simulate,
-    natsUrl: str("natsUrl", "nats://127.0.0.1:4222"),
+    natsUrl: str("natsUrl", ""),
     workerSocketPath: str("workerSocketPath", "/run/gpufleet/agent.sock"),
     operatorAddress: str("operatorAddress", "0.0.0.0:50051"),
     httpPort: int("httpPort", 9400, 0),
@@ -89,7 +91,8 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): A
     logLevel: str("logLevel", "info"),
   };
   if (!config.simulate && config.nodeName === "") throw new ConfigError(`${ENV.nodeName} is required unless ${ENV.simulate}=true`);
-  if (!/^nats:\/\//.test(config.natsUrl)) throw new ConfigError(`${ENV.natsUrl} must be a nats:// URL, got "${config.natsUrl}"`);
+  // The same pattern as charts/gpufleet/values.schema.json's natsUrl.
+  if (config.natsUrl !== "" && !/^(nats|tls):\/\/.+$/.test(config.natsUrl)) throw new ConfigError(`${ENV.natsUrl} must be empty (telemetry off) or a nats:// or tls:// URL, got "${config.natsUrl}"`);
   return config;
 }
 
@@ -102,4 +105,14 @@ export function requireOperatorTls(config: Pick<AgentConfig, "tlsDir" | "insecur
     throw new ConfigError(`${ENV.tlsDir} is required: the operator port serves only mTLS (set ${ENV.insecure}=true to serve plaintext in development)`);
   }
   if (config.tlsDir !== "" && config.insecure) throw new ConfigError(`${ENV.tlsDir} and ${ENV.insecure}=true contradict each other; set one`);
+}
+
+/**
+ * How to connect to `natsUrl`; undefined when telemetry is off. nats.js ignores the URL's scheme, so tls:// must
+ * turn TLS on explicitly (verified against the system CAs); with it set, a server without TLS is refused rather
+ * than used in plaintext.
+ */
+export function natsConnectionOptions(natsUrl: string): Pick<ConnectionOptions, "servers" | "tls"> | undefined {
+  if (natsUrl === "") return undefined;
+  return { servers: natsUrl, tls: natsUrl.startsWith("tls://") ? {} : undefined };
 }

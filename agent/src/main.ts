@@ -7,17 +7,17 @@ import { CoreV1Api, KubeConfig, makeInformer, type V1Node, type V1Pod } from "@k
 import express from "express";
 import { connect } from "nats";
 import { pino } from "pino";
-import { collectDefaultMetrics, Registry } from "prom-client";
+import { Registry } from "prom-client";
 import { hasTopologyLabels } from "../../crds/src/topology.js";
 import { AgentCore } from "./agent.js";
-import { loadConfig, requireOperatorTls } from "./config.js";
+import { loadConfig, natsConnectionOptions, requireOperatorTls } from "./config.js";
 import { NodeDiagnostics } from "./diagnostics.js";
 import { discoverNode, execRunner } from "./discovery/discover.js";
 import { factsToLabels, type NodeFacts } from "./discovery/facts.js";
 import { NodeLabelPublisher } from "./discovery/publish.js";
 import { WorkerClient } from "./grpc/client.js";
 import { EndpointAdvertiser } from "./grpc/advertise.js";
-import { AgentMetrics } from "./metrics.js";
+import { AgentMetrics, collectProcessMetrics } from "./metrics.js";
 import { isSimulatedNode, simulatedNodeFacts } from "./simulation/model.js";
 import { SimulationRuntime } from "./simulation/runtime.js";
 import { DEFAULT_PUBLISHER_LIMITS } from "./telemetry/publisher.js";
@@ -29,7 +29,7 @@ async function main(): Promise<void> {
   requireOperatorTls(config);
   const log = pino({ level: config.logLevel, base: { component: "gpufleet-agent" } });
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: "gpufleet_agent_process_" });
+  collectProcessMetrics(registry);
   const metrics = new AgentMetrics(registry);
   const kc = new KubeConfig();
   kc.loadFromDefault();
@@ -52,7 +52,9 @@ async function main(): Promise<void> {
     }
   };
 
-  const nc = await connect({ servers: config.natsUrl, name: `gpufleet-agent-${config.nodeName || "sim"}`, maxReconnectAttempts: -1 });
+  const nats = natsConnectionOptions(config.natsUrl);
+  const nc = nats ? await connect({ ...nats, name: `gpufleet-agent-${config.nodeName || "sim"}`, maxReconnectAttempts: -1 }) : undefined;
+  if (!nc) log.warn("telemetry off: no NATS URL configured (GPUFLEET_NATS_URL); telemetry is counted as dropped (reason no_transport)");
   const rdma = new RdmaSampler(config.sysfsRoot);
   const agent = new AgentCore(
     {
@@ -60,7 +62,7 @@ async function main(): Promise<void> {
       heartbeatIntervalMs: config.heartbeatIntervalMs, missedHeartbeatsLimit: config.missedHeartbeatsLimit, publisherLimits: DEFAULT_PUBLISHER_LIMITS,
       onTlsReload: (e) => (e.ok ? log.info({ notAfter: e.notAfter }, "reloaded operator-port certificates") : log.warn({ err: e.error }, "certificate reload skipped; serving with the previous set")),
     },
-    await JetStreamTransport.connect(nc),
+    nc ? await JetStreamTransport.connect(nc) : undefined,
     { nodeNames: () => [...facts.keys()], facts: (n) => facts.get(n), labels: (n) => published.get(n) ?? (facts.get(n) ? factsToLabels(facts.get(n)!) : undefined) },
     new NodeDiagnostics({
       rediscover: async (n, timeoutMs) => (config.simulate ? facts.get(n)! : discoverNode({ nodeName: n, nvidiaSmiPath: config.nvidiaSmiPath, sysfsRoot: config.sysfsRoot, commandTimeoutMs: timeoutMs, leaf: config.leaf, island: config.island, run: execRunner })),
@@ -76,7 +78,7 @@ async function main(): Promise<void> {
     (e) => log.info({ event: e.event, workerId: e.worker.workerId, pod: `${e.worker.podNamespace}/${e.worker.podName}`, node: e.worker.nodeName }, "worker event"),
   );
   await agent.start();
-  log.info({ socket: config.workerSocketPath, grpcPort: agent.server.operatorPort, simulate: config.simulate, tls: config.tlsDir !== "" }, "agent serving");
+  log.info({ socket: config.workerSocketPath, grpcPort: agent.server.operatorPort, simulate: config.simulate, tls: config.tlsDir !== "", telemetry: nc ? "nats" : "off" }, "agent serving");
   const advertiser = config.advertiseHost
     ? new EndpointAdvertiser(core, `${config.advertiseHost}:${agent.server.operatorPort}`, (node, err) => (err ? log.error({ node, err }, "advertising the agent endpoint failed") : log.info({ node, endpoint: `${config.advertiseHost}:${agent.server.operatorPort}` }, "advertised agent endpoint")))
     : undefined;
@@ -134,7 +136,7 @@ async function main(): Promise<void> {
 
   const app = express();
   app.get("/healthz", (_req, res) => { res.send("ok"); });
-  app.get("/readyz", (_req, res) => { res.status(ready && !nc.isClosed() ? 200 : 503).send(ready ? "ready" : "starting"); });
+  app.get("/readyz", (_req, res) => { res.status(ready && !nc?.isClosed() ? 200 : 503).send(!ready ? "starting" : nc ? "ready" : "ready (telemetry off: no NATS URL)"); });
   app.get("/metrics", (_req, res) => { void registry.metrics().then((text) => res.type(registry.contentType).send(text)); });
   const http = app.listen(config.httpPort, () => log.info({ port: config.httpPort }, "http listening"));
 
@@ -145,7 +147,7 @@ async function main(): Promise<void> {
     sim?.stopAll();
     http.close();
     await agent.stop();
-    await nc.drain();
+    await nc?.drain();
     process.exit(0);
   };
   process.once("SIGTERM", () => void shutdown("SIGTERM"));

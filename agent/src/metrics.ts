@@ -2,7 +2,15 @@
  * Every Prometheus metric of the node agent, in one module (gpufleet_agent_*). A Registry is passed in so tests and
  * the benchmark get their own; main.ts passes the one it serves on /metrics.
  */
-import { Counter, Gauge, Histogram, type Registry } from "prom-client";
+import { collectDefaultMetrics, Counter, Gauge, Histogram, type Registry } from "prom-client";
+
+/**
+ * prom-client's Node.js process metrics, as gpufleet_agent_process_* and gpufleet_agent_nodejs_*: its names already
+ * start with process_ / nodejs_, so the prefix is the component's alone.
+ */
+export function collectProcessMetrics(registry: Registry): void {
+  collectDefaultMetrics({ register: registry, prefix: "gpufleet_agent_" });
+}
 
 export class AgentMetrics {
   readonly rdmaTransmittedBytes: Counter<"node" | "device" | "port">;
@@ -48,7 +56,7 @@ export class AgentMetrics {
     this.rejectedRecords = new Counter({ name: "gpufleet_agent_rejected_records_total", help: "Records refused at the gRPC edge; reason: invalid | unknown_worker.", labelNames: ["reason"], registers });
     this.telemetryPublished = new Counter({ name: "gpufleet_agent_telemetry_published_total", help: "Items published to JetStream and acknowledged by the stream; stream: collectives | rdma | load | workers | worker-events.", labelNames: ["stream"], registers });
     this.telemetryPublishedBytes = new Counter({ name: "gpufleet_agent_telemetry_published_bytes_total", help: "Encoded bytes published to NATS per stream.", labelNames: ["stream"], registers });
-    this.telemetryDropped = new Counter({ name: "gpufleet_agent_telemetry_dropped_total", help: "Items dropped before JetStream stored them; reason: buffer_full (NATS away or slower than producers: the bounded buffer was full) | shutdown (still unacknowledged when the agent stopped).", labelNames: ["stream", "reason"], registers });
+    this.telemetryDropped = new Counter({ name: "gpufleet_agent_telemetry_dropped_total", help: "Items dropped before JetStream stored them; reason: buffer_full (NATS away or slower than producers: the bounded buffer was full) | shutdown (still unacknowledged when the agent stopped) | no_transport (telemetry off: no NATS URL).", labelNames: ["stream", "reason"], registers });
     this.telemetryBuffered = new Gauge({ name: "gpufleet_agent_telemetry_buffered_items", help: "Items waiting in the bounded publish buffers per stream.", labelNames: ["stream"], registers });
     this.telemetryPublishRetries = new Counter({ name: "gpufleet_agent_telemetry_publish_retries_total", help: "JetStream publishes that failed or timed out and were retried with backoff (same message id; nothing dropped).", labelNames: ["stream"], registers });
     this.workers = new Gauge({ name: "gpufleet_agent_workers", help: "Registered workers; kind: serving | serving-prefill | serving-decode | training; state: healthy | missing.", labelNames: ["node", "kind", "state"], registers });

@@ -92,6 +92,9 @@ export const TrainingJobStatusSchema = Type.Object({
   /** Last step the workers reported a complete checkpoint for; restarts resume from it. */
   lastCheckpointStep: Type.Optional(Type.Integer({ minimum: 0 })),
   nextRestartTime: Type.Optional(Type.String({ format: "date-time" })),
+  avoidNodes: Type.Optional(
+    Type.Array(Type.String(), { maxItems: 8192, description: "Nodes of the failed attempt's members (failed or isolated), avoided by the next placement when it can be; cleared once the gang is placed. Kept in status so a new leader avoids them too." }),
+  ),
   placement: Type.Optional(
     Type.Object({
       islands: Type.Array(Type.String(), { maxItems: 1024 }),

@@ -126,7 +126,8 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorH
   const controllers = [serving, training];
 
   await Promise.all(informers.map((i) => i.start()));
-  logger.info({ resources: informers.length }, "caches synced");
+  let stopped = false;
+  let controllersStarted = false;
 
   let resyncHandle: unknown;
   const resync = () => {
@@ -135,6 +136,7 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorH
     resyncHandle = clock.setTimeout(resync, config.resyncMs);
   };
   const startControllers = () => {
+    controllersStarted = true;
     metrics.leader.set(1);
     agentCommands.lead();
     for (const c of controllers) c.start();
@@ -164,25 +166,34 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorH
       },
     });
     metrics.leader.set(0);
-    elector.start();
-  } else {
-    startControllers();
   }
+  // start() resolves even when a first list failed (a retry is pending), and an empty pod cache makes every GPU look
+  // free: campaign and reconcile only once every informer has listed.
+  void Promise.all(informers.map((i) => i.whenSynced())).then(() => {
+    if (stopped) return;
+    logger.info({ resources: informers.length }, "caches synced");
+    if (elector) elector.start();
+    else startControllers();
+  });
 
   const health = await startHealthServer({
     port: config.httpPort,
     registry: metrics.registry,
-    notReadyReason: () => (informers.every((i) => i.hasSynced) ? undefined : "caches not synced"),
+    notReadyReason: () => {
+      const unsynced = informers.filter((i) => !i.hasSynced).map((i) => i.resource);
+      return unsynced.length > 0 ? `caches not synced: ${unsynced.join(", ")}` : undefined;
+    },
   });
   logger.info({ port: health.port, identity: config.identity }, "operator started");
 
   return {
     httpPort: health.port,
-    isLeader: () => (elector ? elector.isLeader : true),
+    isLeader: () => (elector ? elector.isLeader : controllersStarted),
     agents: agentCommands.pool,
     telemetry: telemetry.views,
     telemetryService: telemetry,
     async stop() {
+      stopped = true;
       clock.clearTimeout(resyncHandle);
       await Promise.all([...controllers.map((c) => c.stop()), telemetry.close()]);
       await elector?.stop();

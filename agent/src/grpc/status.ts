@@ -18,6 +18,11 @@ export class UnimplementedError extends Error {
 }
 
 /** A bounded resource is full (the telemetry buffer while NATS is away): the caller may retry later. */
+/** The call cannot be served now for a reason outside the request (answered UNAVAILABLE). */
+export class UnavailableError extends Error {
+  override name = "UnavailableError";
+}
+
 export class ResourceExhaustedError extends Error {
   override name = "ResourceExhaustedError";
 }
@@ -29,7 +34,7 @@ export function statusOf(err: unknown): grpc.StatusObject {
     : err instanceof UnknownWorkerError || err instanceof NotFoundError || err instanceof UnknownCommandError ? grpc.status.NOT_FOUND
     // UNAVAILABLE, not FAILED_PRECONDITION: a worker (re)opens its stream on its own, so the same call may succeed
     // a moment later without anyone fixing anything; that is what UNAVAILABLE tells a retrying client.
-    : err instanceof NoCommandStreamError || err instanceof CommandStreamClosedError ? grpc.status.UNAVAILABLE
+    : err instanceof NoCommandStreamError || err instanceof CommandStreamClosedError || err instanceof UnavailableError ? grpc.status.UNAVAILABLE
     : err instanceof AckTimeoutError ? grpc.status.DEADLINE_EXCEEDED
     : err instanceof UnimplementedError ? grpc.status.UNIMPLEMENTED
     : err instanceof ResourceExhaustedError ? grpc.status.RESOURCE_EXHAUSTED

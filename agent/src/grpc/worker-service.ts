@@ -5,7 +5,7 @@ import type { AgentMetrics } from "../metrics.js";
 import { validateRecord } from "../telemetry/collectives.js";
 import type { TelemetryIngest } from "../telemetry/ingest.js";
 import type { SupervisionEvent, WorkerRegistry } from "../workers/registry.js";
-import { InvalidArgumentError, ResourceExhaustedError, statusName, statusOf, unary } from "./status.js";
+import { InvalidArgumentError, ResourceExhaustedError, UnavailableError, statusName, statusOf, unary } from "./status.js";
 
 export interface WorkerServiceDeps {
   registry: WorkerRegistry;
@@ -72,6 +72,7 @@ export function workerAgentHandlers(deps: WorkerServiceDeps): WorkerAgentHandler
     ReportCheckpoint: unary((req) => {
       const worker = registry.get(req.workerId);
       const report = validateCheckpoint(req);
+      if (!ingest.telemetryEnabled) throw new UnavailableError("checkpoint report not sent: this agent runs with telemetry off (no NATS URL), so it cannot reach the operator");
       if (ingest.checkpoint(worker, report) === 0) {
         throw new ResourceExhaustedError("checkpoint report not queued: the agent's telemetry buffer is full (NATS unreachable); retry later");
       }

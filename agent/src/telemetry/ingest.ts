@@ -13,6 +13,8 @@ export interface TelemetrySink {
   collectives(node: string, records: readonly CollectiveRecord[], source?: PodRef): number;
   load(node: string, reports: readonly LoadEntry[]): number;
   checkpoint(node: string, event: CheckpointEvent): number;
+  /** False when nothing accepted here can ever leave the agent (telemetry off). */
+  readonly enabled: boolean;
 }
 
 interface CollectiveChildren {
@@ -25,6 +27,10 @@ export class TelemetryIngest {
   private readonly children = new Map<string, CollectiveChildren>();
 
   constructor(private readonly metrics: AgentMetrics, private readonly sink: TelemetrySink) {}
+
+  get telemetryEnabled(): boolean {
+    return this.sink.enabled;
+  }
 
   collectives(node: string, records: readonly CollectiveRecord[], source?: PodRef): number {
     let incomplete = 0;

@@ -207,6 +207,11 @@ export class TelemetryPublisher {
     return this.batcher<WorkersMessage>(Stream.workers, event.node, "", (items) => encodeJson(items[0]!), 1).add([{ ...event, schema: Schema.workers, sentUnixMs: this.nowMs() }]);
   }
 
+  /** False only for the telemetry-off publisher (no NATS configured): nothing queued here ever leaves the agent. */
+  get enabled(): boolean {
+    return true;
+  }
+
   /** One worker-events message per checkpoint report. */
   checkpoint(node: string, event: CheckpointEvent): number {
     return this.batcher<WorkerEventsMessage>(Stream.workerEvents, node, "", (items) => encodeJson(items[0]!), 1).add([{ schema: Schema.workerEvents, node, sentUnixMs: this.nowMs(), event }]);

@@ -36,6 +36,7 @@ export class ResilientInformer<T extends KubernetesObject> {
   private ageHandle: unknown;
   private stopped = true;
   private synced = false;
+  private syncWaiters: (() => void)[] = [];
 
   constructor(private readonly options: InformerOptions<T>) {
     this.clock = options.clock ?? systemClock;
@@ -46,8 +47,18 @@ export class ResilientInformer<T extends KubernetesObject> {
     this.listWatch.on("error", (err) => this.onError(err));
   }
 
+  get resource(): string {
+    return this.options.resource;
+  }
+
   get hasSynced(): boolean {
     return this.synced;
+  }
+
+  /** Resolves once a list has succeeded (at once if one has); a cache that never listed is empty, not "nothing". */
+  whenSynced(): Promise<void> {
+    if (this.synced) return Promise.resolve();
+    return new Promise((resolve) => this.syncWaiters.push(resolve));
   }
 
   on(handler: InformerHandler<T>): void {
@@ -60,7 +71,7 @@ export class ResilientInformer<T extends KubernetesObject> {
     await this.listWatch.start();
     // ListWatch reports a failed first list through its error handler (which schedules a restart) and resolves
     // anyway: only a list that happened leaves a resourceVersion behind.
-    this.synced = this.listWatch.latestResourceVersion() !== "";
+    if (this.listWatch.latestResourceVersion() !== "") this.markSynced();
     this.scheduleAgeRestart();
   }
 
@@ -77,6 +88,13 @@ export class ResilientInformer<T extends KubernetesObject> {
 
   list(namespace?: string): readonly T[] {
     return this.listWatch.list(namespace);
+  }
+
+  private markSynced(): void {
+    this.synced = true;
+    const waiters = this.syncWaiters;
+    this.syncWaiters = [];
+    for (const resolve of waiters) resolve();
   }
 
   private emit(event: InformerEvent, object: T): void {
@@ -98,7 +116,7 @@ export class ResilientInformer<T extends KubernetesObject> {
       await this.listWatch.stop();
       await this.listWatch.start();
       if (this.listWatch.latestResourceVersion() === "") return; // the list failed again; onError retries
-      this.synced = true;
+      this.markSynced();
       this.restartAttempts = 0;
       for (const object of this.list()) this.emit("resync", object);
       this.scheduleAgeRestart();

@@ -4,9 +4,15 @@
  * a follower takes over only after it has watched the lease go unrenewed for `leaseDurationMs` of its own clock
  * (no cross-machine clock comparison); a leader that cannot renew within `renewDeadlineMs` (< leaseDuration) stops
  * leading before anyone else may start. On a clean shutdown the leader releases the lease so failover is immediate.
+ *
+ * Every Lease call is aborted at the renew deadline (client-go runs tryAcquireOrRenew under a context with that
+ * timeout): a hung call would otherwise hold the tick, the deadline check would never run, and a follower would take
+ * over while this replica still believes it leads. Deadlines are measured on a monotonic clock: a wall-clock step
+ * (NTP) must neither extend leadership nor end it early. Wall time is used only for the timestamps in the Lease.
  */
 import type { KubeConfig} from "@kubernetes/client-node";
-import { CoordinationV1Api, V1MicroTime, type V1Lease } from "@kubernetes/client-node";
+import { CoordinationV1Api, V1MicroTime, Observable, type ConfigurationOptions, type ObservableMiddleware, type V1Lease } from "@kubernetes/client-node";
+import { performance } from "node:perf_hooks";
 import { systemClock, type Clock } from "./clock.js";
 import { isConflict, isNotFound } from "./errors.js";
 import type { Logger } from "./logger.js";
@@ -21,6 +27,8 @@ export interface LeaderElectionOptions {
   retryPeriodMs: number;
   logger: Logger;
   clock?: Clock;
+  /** Monotonic milliseconds for deadlines; default performance.now. */
+  monotonicMs?: () => number;
   onStartedLeading: () => void;
   /** Called once when leadership is lost; the process should stop reconciling at once (main exits). */
   onStoppedLeading: () => void;
@@ -29,9 +37,10 @@ export interface LeaderElectionOptions {
 export class LeaderElector {
   private readonly api: CoordinationV1Api;
   private readonly clock: Clock;
+  private readonly monotonicMs: () => number;
   private leading = false;
   private lastRenewMs = 0;
-  /** The lease record as last observed, and when (our clock) it last changed. */
+  /** The lease record as last observed, and when (our monotonic clock) it last changed. */
   private observed: { holder: string; renewTime: string; atMs: number } | undefined;
   private timer: unknown;
   private stopped = false;
@@ -40,6 +49,7 @@ export class LeaderElector {
     if (options.renewDeadlineMs >= options.leaseDurationMs) throw new Error("leader election: renewDeadlineMs must be shorter than leaseDurationMs");
     this.api = options.kubeConfig.makeApiClient(CoordinationV1Api);
     this.clock = options.clock ?? systemClock;
+    this.monotonicMs = options.monotonicMs ?? (() => performance.now());
   }
 
   get isLeader(): boolean {
@@ -57,26 +67,35 @@ export class LeaderElector {
     this.clock.clearTimeout(this.timer);
     if (!this.leading) return;
     this.leading = false;
+    const call = this.boundedCall(this.options.renewDeadlineMs);
     try {
-      const lease = await this.api.readNamespacedLease({ name: this.options.leaseName, namespace: this.options.namespace });
+      const lease = await this.api.readNamespacedLease({ name: this.options.leaseName, namespace: this.options.namespace }, call.options);
       if (lease.spec?.holderIdentity === this.options.identity) {
         lease.spec = { ...lease.spec, holderIdentity: undefined, leaseDurationSeconds: 1, renewTime: new V1MicroTime(this.clock.now()) };
-        await this.api.replaceNamespacedLease({ name: this.options.leaseName, namespace: this.options.namespace, body: lease });
+        await this.api.replaceNamespacedLease({ name: this.options.leaseName, namespace: this.options.namespace, body: lease }, call.options);
       }
     } catch (error) {
       this.options.logger.warn({ err: error }, "could not release leader lease");
+    } finally {
+      call.done();
     }
   }
 
   private async tick(): Promise<void> {
     if (this.stopped) return;
     let renewed = false;
+    // A leader's calls end at its renew deadline; a candidate's get a whole renew deadline.
+    const budgetMs = this.leading ? this.lastRenewMs + this.options.renewDeadlineMs - this.monotonicMs() : this.options.renewDeadlineMs;
+    const call = this.boundedCall(budgetMs);
     try {
-      renewed = await this.tryAcquireOrRenew();
+      if (budgetMs > 0) renewed = await this.tryAcquireOrRenew(call.options);
     } catch (error) {
-      if (!isConflict(error)) this.options.logger.warn({ err: error }, "leader election: lease update failed");
+      if (call.aborted()) this.options.logger.warn({ timeoutMs: Math.round(budgetMs) }, "leader election: lease call aborted at the renew deadline");
+      else if (!isConflict(error)) this.options.logger.warn({ err: error }, "leader election: lease update failed");
+    } finally {
+      call.done();
     }
-    const nowMs = this.clock.now();
+    const nowMs = this.monotonicMs();
     if (renewed) {
       this.lastRenewMs = nowMs;
       if (!this.leading) {
@@ -92,19 +111,39 @@ export class LeaderElector {
     if (!this.stopped) this.timer = this.clock.setTimeout(() => void this.tick(), this.options.retryPeriodMs);
   }
 
-  private async tryAcquireOrRenew(): Promise<boolean> {
+  /** An abort signal for one tick's Lease calls, fired after `timeoutMs`, as client-node call options. */
+  private boundedCall(timeoutMs: number): { options: ConfigurationOptions; aborted: () => boolean; done: () => void } {
+    const controller = new AbortController();
+    const timer = this.clock.setTimeout(() => controller.abort(new Error(`lease call exceeded ${Math.round(timeoutMs)} ms`)), Math.max(0, timeoutMs));
+    // The object-parameter API takes observable middleware (client-node's own small Observable).
+    const signalMiddleware: ObservableMiddleware = {
+      pre: (context) => {
+        context.setSignal(controller.signal);
+        return new Observable(Promise.resolve(context));
+      },
+      post: (response) => new Observable(Promise.resolve(response)),
+    };
+    return {
+      options: { middleware: [signalMiddleware], middlewareMergeStrategy: "append" },
+      aborted: () => controller.signal.aborted,
+      done: () => this.clock.clearTimeout(timer),
+    };
+  }
+
+  private async tryAcquireOrRenew(call: ConfigurationOptions): Promise<boolean> {
     const { namespace, leaseName: name, identity, leaseDurationMs } = this.options;
-    const nowMs = this.clock.now();
+    const wallMs = this.clock.now();
+    const nowMs = this.monotonicMs();
     const leaseDurationSeconds = Math.ceil(leaseDurationMs / 1000);
     let lease: V1Lease;
     try {
-      lease = await this.api.readNamespacedLease({ name, namespace });
+      lease = await this.api.readNamespacedLease({ name, namespace }, call);
     } catch (error) {
       if (!isNotFound(error)) throw error;
       await this.api.createNamespacedLease({
         namespace,
-        body: { metadata: { name, namespace }, spec: { holderIdentity: identity, leaseDurationSeconds, acquireTime: new V1MicroTime(nowMs), renewTime: new V1MicroTime(nowMs), leaseTransitions: 0 } },
-      });
+        body: { metadata: { name, namespace }, spec: { holderIdentity: identity, leaseDurationSeconds, acquireTime: new V1MicroTime(wallMs), renewTime: new V1MicroTime(wallMs), leaseTransitions: 0 } },
+      }, call);
       return true;
     }
     const spec = lease.spec ?? {};
@@ -122,11 +161,11 @@ export class LeaderElector {
       ...spec,
       holderIdentity: identity,
       leaseDurationSeconds,
-      renewTime: new V1MicroTime(nowMs),
-      acquireTime: takingOver ? new V1MicroTime(nowMs) : spec.acquireTime,
+      renewTime: new V1MicroTime(wallMs),
+      acquireTime: takingOver ? new V1MicroTime(wallMs) : spec.acquireTime,
       leaseTransitions: (spec.leaseTransitions ?? 0) + (takingOver && holder !== "" ? 1 : 0),
     };
-    await this.api.replaceNamespacedLease({ name, namespace, body: lease });
+    await this.api.replaceNamespacedLease({ name, namespace, body: lease }, call);
     return true;
   }
 }

@@ -157,6 +157,20 @@ describe("podObject", () => {
     expect(pod.spec?.containers[0]?.env?.filter((e) => e.name === "GPUFLEET_TP")).toHaveLength(1);
     expect(pod.spec).toMatchObject({ hostname: "chat-abc12345-p0-1", subdomain: "chat-pods", restartPolicy: "Never" });
   });
+
+  // Services route to Ready pods and Available counts Ready instances: Ready must mean "model loaded", which only
+  // the engine itself can say, on its port.
+  it.each([
+    ["a leader", podObject(sd(), placeGroups("chat", "abc12345", planGroups(pipelined).filter((g) => g.key === "prefill-0"), nodes(2, 2)).placed[0]!.pods[0]!, "abc12345", "H100-80GB")],
+    ["a worker", pod],
+  ])("makes %s Ready only when its engine answers GET /health on the engine port", (_name, p) => {
+    const container = p.spec?.containers[0];
+    expect(container?.ports).toEqual([{ name: "http", containerPort: 8000, protocol: "TCP" }]);
+    expect(container?.readinessProbe).toEqual({ httpGet: { path: "/health", port: "http" }, periodSeconds: 5, timeoutSeconds: 2, failureThreshold: 3, successThreshold: 1 });
+    // No liveness and so no startup probe: a load deadline the operator cannot know would kill slow, healthy loads.
+    expect(container?.livenessProbe).toBeUndefined();
+    expect(container?.startupProbe).toBeUndefined();
+  });
 });
 
 describe("serviceObjects", () => {

@@ -33,6 +33,12 @@ export type Role = InstanceRole;
 export const SERVING_MANAGED_BY = "gpufleet-operator";
 export const ENGINE_CONTAINER = "engine";
 export const ENGINE_PORT_NAME = "http";
+/**
+ * The engine's readiness endpoint: every engine pod (leader and workers) answers 200 on GET /health at its engine
+ * port once its model (shard) is loaded, as vLLM and SGLang do. Services route only to Ready pods and `Available`
+ * counts Ready instances, so Ready must mean "loaded", which only the engine can tell.
+ */
+export const ENGINE_HEALTH_PATH = "/health";
 export const HOSTNAME_LABEL = "kubernetes.io/hostname";
 
 /** Serving-local pod metadata beyond OwnedLabel. */
@@ -311,6 +317,9 @@ export function podObject(sd: ServingDeployment, pod: PodPlacement, hash: string
           ports: [{ name: ENGINE_PORT_NAME, containerPort: engine.port, protocol: "TCP" }],
           resources: { requests: { [GpuResource]: gpus }, limits: { [GpuResource]: gpus } },
           volumeMounts: [socket.volumeMount],
+          // Readiness only. A startup probe acts only as a deadline in front of a liveness probe, and load time
+          // (seconds to tens of minutes, by model size and storage) is not something the operator can know.
+          readinessProbe: { httpGet: { path: ENGINE_HEALTH_PATH, port: ENGINE_PORT_NAME }, periodSeconds: 5, timeoutSeconds: 2, failureThreshold: 3, successThreshold: 1 },
         },
       ],
       volumes: [socket.volume],

@@ -10,8 +10,7 @@
  *    neither skip a backoff nor lose a restart from the count.
  *
  * Entries expire after `ttlMs`: a watch event that never comes must not hold GPUs forever. Everything here is also
- * recoverable from the API (a new leader starts with full caches and reads status), so losing it only costs the
- * "avoid the failed node" preference.
+ * recoverable from the API (a new leader starts with full caches and reads status, nodes to avoid included).
  */
 import type { TrainingJobStatus } from "../../../crds/src/training-job.js";
 

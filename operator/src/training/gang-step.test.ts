@@ -233,6 +233,21 @@ describe("training gang step", () => {
     expect(cond(job, "Restarting")?.status).toBe("False");
   });
 
+  it("keeps the nodes to avoid in status, so a restarted operator (fresh memory) still avoids them", async () => {
+    const { c, h, job } = await runningGang(4);
+    c.setPhase("llm-1", "Failed");
+    await h.step(job);
+    expect(job.status).toMatchObject({ phase: "Restarting", avoidNodes: ["ib-n001"] });
+
+    // A new leader: nothing in memory, only the job's status as the API server holds it.
+    const restarted = harness(c, { nowMs: Date.parse("2026-01-01T00:00:11Z") });
+    await restarted.step(job);
+    expect(c.podNames()).toEqual(["llm-0", "llm-1"]);
+    expect(c.nodesOf()).not.toContain("ib-n001");
+    expect(job.status).toMatchObject({ phase: "Placed", restarts: 1 });
+    expect(job.status?.avoidNodes).toBeUndefined();
+  });
+
   it("restarts when a member's node is isolated, re-placing without it", async () => {
     const c = new FakeCluster(cluster().island("ib", "infiniband", 3).build());
     const h = harness(c);

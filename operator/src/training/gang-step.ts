@@ -225,7 +225,7 @@ export function createTrainingGangStep(deps: TrainingGangStepDeps): TrainingGang
     const resumed = record.restarts > 0 || resumeStep > 0 ? `, resuming from step ${resumeStep}` : "";
     deps.logger?.info({ job: `${namespace}/${name}`, nodes: status.nodes, resumeStep, attempt: record.restarts }, "gang placed");
     return {
-      status: { phase: TrainingPhase.Placed, restarts: record.restarts, ready: `0/${gangSize}`, placement: status, planSummary: placement.summary, nextRestartTime: undefined },
+      status: { phase: TrainingPhase.Placed, restarts: record.restarts, ready: `0/${gangSize}`, placement: status, planSummary: placement.summary, nextRestartTime: undefined, avoidNodes: undefined },
       conditions: placedConditions(next, gangSize, 0, restarting),
       events: [{ type: "Normal", reason: TrainingCondition.Placed, message: `placed ${where}${resumed}: ${placement.summary}` }],
     };
@@ -292,6 +292,7 @@ function restartingOutcome(record: JobRecord, gangSize: number, nowMs: number, e
       placement: undefined,
       planSummary: undefined,
       nextRestartTime: new Date(record.notBeforeMs).toISOString().replace(/\.\d{3}Z$/, "Z"),
+      avoidNodes: record.avoidNodes.length > 0 ? [...record.avoidNodes] : undefined,
     },
     conditions: [
       { type: TrainingCondition.Restarting, status: "True", reason: Reason.GangMemberFailed, message: record.message },
@@ -305,7 +306,7 @@ function restartingOutcome(record: JobRecord, gangSize: number, nowMs: number, e
 
 function failedOutcome(record: JobRecord, gangSize: number, events: PendingEvent[]): TrainingGangOutcome {
   return {
-    status: { phase: TrainingPhase.Failed, restarts: record.restarts, ready: `0/${gangSize}`, placement: undefined, planSummary: undefined, nextRestartTime: undefined },
+    status: { phase: TrainingPhase.Failed, restarts: record.restarts, ready: `0/${gangSize}`, placement: undefined, planSummary: undefined, nextRestartTime: undefined, avoidNodes: undefined },
     conditions: [
       { type: TrainingCondition.Failed, status: "True", reason: Reason.RestartBudgetExhausted, message: record.message },
       { type: TrainingCondition.Restarting, status: "False", reason: Reason.RestartBudgetExhausted, message: "no restarts left" },
@@ -324,7 +325,7 @@ function recordFromStatus(job: TrainingJob, nowMs: number): JobRecord {
     restarts: s?.restarts ?? 0,
     phase: s?.phase ?? TrainingPhase.Pending,
     notBeforeMs: Number.isFinite(next) ? next : nowMs,
-    avoidNodes: [],
+    avoidNodes: s?.avoidNodes ?? [],
     message: s?.conditions?.find((c) => c.type === (s.phase === TrainingPhase.Failed ? TrainingCondition.Failed : TrainingCondition.Restarting))?.message ?? "",
     ...(s?.placement ? { placement: s.placement } : {}),
     ...(s?.planSummary ? { planSummary: s.planSummary } : {}),

@@ -255,7 +255,11 @@ describe("on the API server", () => {
       ["operator cannot list Secrets", "operator", "list", "secrets", "own", false],
       ["operator cannot delete its certificate Secrets", "operator", "delete", "secrets/{release}-gpufleet-ca", "own", false],
       ["operator cannot create Secrets elsewhere", "operator", "create", "secrets", "default", false],
-      ["operator cannot read ConfigMaps", "operator", "list", "configmaps", "default", false],
+      // workload.traceRef: the plan step reads one named ConfigMap (get), never lists, watches or writes them.
+      ["operator reads a ConfigMap (traceRef)", "operator", "get", "configmaps", "default", true],
+      ["operator cannot list ConfigMaps", "operator", "list", "configmaps", "default", false],
+      ["operator cannot watch ConfigMaps", "operator", "watch", "configmaps", "default", false],
+      ["operator cannot write ConfigMaps", "operator", "update", "configmaps", "default", false],
       ["operator cannot grant itself more", "operator", "create", "clusterrolebindings.rbac.authorization.k8s.io", "", false],
       ["operator creates its Lease", "operator", "create", "leases.coordination.k8s.io", "own", true],
       ["operator updates its Lease", "operator", "update", "leases.coordination.k8s.io/gpufleet-operator", "own", true],
