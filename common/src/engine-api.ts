@@ -166,8 +166,11 @@ export type HealthResponse = Static<typeof HealthResponse>;
  * LoadEntry gains them, the gateway reads them from the same report object (TypeBox objects allow extra keys).
  */
 export const InstanceLoadFields = Type.Object({
-  /** Address the gateway calls (http://host:port, no trailing slash). */
-  engineUrl: Type.String({ pattern: "^https?://[^/]+$" }),
+  /**
+   * Base URL the gateway calls, the contract's paths appended (http://host:port, optionally with a path prefix such
+   * as the simulated instances' /instances/<pod uid>; no trailing slash, query or fragment).
+   */
+  engineUrl: Type.String({ pattern: "^https?://[^/?#]+(/[^/?#]+)*$" }),
   /** Served model name: the gateway's model route. */
   model: Type.String({ minLength: 1 }),
   role: Type.Union(Object.values(InstanceRole).map((r) => Type.Literal(r))),

@@ -84,7 +84,7 @@ describe("request lifecycle", () => {
   it("refuses a duplicate id, and a plain submit on a decode worker", () => {
     const engine = engineFor(ServingRole.colocated);
     engine.submit({ requestId: "a", promptTokens: 10, maxOutputTokens: 10 }, new Recorder(), 0);
-    expect(engine.submit({ requestId: "a", promptTokens: 10, maxOutputTokens: 10 }, new Recorder(), 0)).toEqual({ accepted: false, reason: "request a is already here" });
+    expect(engine.submit({ requestId: "a", promptTokens: 10, maxOutputTokens: 10 }, new Recorder(), 0)).toEqual({ accepted: false, reason: "request a is already here", code: "duplicate" });
     expect(engineFor(ServingRole.decode).submit({ requestId: "a", promptTokens: 10, maxOutputTokens: 10 }, new Recorder(), 0).accepted).toBe(false);
   });
 
