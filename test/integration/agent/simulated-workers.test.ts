@@ -76,7 +76,8 @@ describe("simulated serving workers follow their pods", () => {
       const roles = new Set(bound.map((p) => p.metadata?.labels?.["gpufleet.io/role"]));
       return roles.has("prefill") && roles.has("decode") ? bound : undefined;
     }, { description: "bound prefill and decode pods", timeoutMs: 60_000 });
-    const plan = ((await cluster.customObjects.getNamespacedCustomObject({ ...servingGroup, namespace, name: "chat" })) as ServingDeployment).status?.plan;
+    // The pods can be bound before the status write with the plan lands: wait for it rather than read it once.
+    const plan = await waitFor(async () => ((await cluster.customObjects.getNamespacedCustomObject({ ...servingGroup, namespace, name: "chat" })) as ServingDeployment).status?.plan, { description: "the plan in status", timeoutMs: 30_000 });
     expect(plan?.mode).toBe("disaggregated");
 
     for (const pod of pods) {
