@@ -100,6 +100,7 @@ try {
     GPUFLEET_AGENT_SOCKET: path.join(REPO_ROOT, ".gpufleet", "agent.sock"),
     GPUFLEET_AGENT_GRPC_ADDRESS: "127.0.0.1:18051",
     GPUFLEET_AGENT_HTTP_PORT: "19400",
+    GPUFLEET_AGENT_ENGINE_PORT: "18100",
   });
   await waitFor(async () => (await fetch("http://127.0.0.1:19400/readyz")).ok, { description: "agent ready", timeoutMs: 60_000 });
   say("agent ready (simulation mode): metrics at http://127.0.0.1:19400/metrics");
