@@ -111,6 +111,7 @@ try {
     GPUFLEET_AGENT_HTTP_PORT: "19400",
     GPUFLEET_AGENT_TLS_DIR: tlsDir,
     GPUFLEET_AGENT_ADVERTISE_HOST: "127.0.0.1",
+    GPUFLEET_AGENT_ENGINE_PORT: "18100",
   });
   await waitFor(async () => (await fetch("http://127.0.0.1:19400/readyz")).ok, { description: "agent ready", timeoutMs: 60_000 });
   say("agent ready (simulation mode, mTLS on 127.0.0.1:18051): metrics at http://127.0.0.1:19400/metrics");

@@ -26,6 +26,14 @@ export interface AgentConfig {
   missedHeartbeatsLimit: number;
   rdmaSampleIntervalMs: number;
   simReportIntervalMs: number;
+  /** Simulation: synthetic Poisson requests/s of serving pods without the sim-request-rate annotation (0: none). */
+  simRequestRatePerSec: number;
+  /** Simulation: the one port of the simulated instances' engine API (0: any free port). */
+  enginePort: number;
+  /** Simulation: interface the engine API listens on. */
+  engineBindHost: string;
+  /** Simulation: host in the instances' engineUrls, i.e. how the gateway reaches this agent. */
+  engineAdvertisedHost: string;
   logLevel: string;
 }
 
@@ -52,6 +60,10 @@ export const ENV = {
   missedHeartbeatsLimit: "GPUFLEET_AGENT_MISSED_HEARTBEATS",
   rdmaSampleIntervalMs: "GPUFLEET_AGENT_RDMA_SAMPLE_INTERVAL_MS",
   simReportIntervalMs: "GPUFLEET_AGENT_SIM_REPORT_INTERVAL_MS",
+  simRequestRatePerSec: "GPUFLEET_AGENT_SIM_REQUEST_RATE",
+  enginePort: "GPUFLEET_AGENT_ENGINE_PORT",
+  engineBindHost: "GPUFLEET_AGENT_ENGINE_BIND",
+  engineAdvertisedHost: "GPUFLEET_AGENT_ENGINE_HOST",
   logLevel: "GPUFLEET_LOG_LEVEL",
 } as const satisfies Record<keyof AgentConfig, string>;
 
@@ -67,6 +79,12 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): A
     const text = str(key, "false");
     if (!["true", "false"].includes(text)) throw new ConfigError(`${ENV[key]} must be "true" or "false", got "${text}"`);
     return text === "true";
+  };
+  const nonNegative = (key: keyof AgentConfig, fallback: number): number => {
+    const text = env[ENV[key]];
+    const value = text === undefined || text === "" ? fallback : Number(text);
+    if (!Number.isFinite(value) || value < 0) throw new ConfigError(`${ENV[key]} must be a number >= 0, got "${text}"`);
+    return value;
   };
   const simulate = bool("simulate");
   const config: AgentConfig = {
@@ -88,11 +106,17 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): A
     missedHeartbeatsLimit: int("missedHeartbeatsLimit", 3, 1),
     rdmaSampleIntervalMs: int("rdmaSampleIntervalMs", 5000, 100),
     simReportIntervalMs: int("simReportIntervalMs", 1000, 50),
+    simRequestRatePerSec: nonNegative("simRequestRatePerSec", 0),
+    enginePort: int("enginePort", 8100, 0),
+    engineBindHost: str("engineBindHost", "0.0.0.0"),
+    engineAdvertisedHost: str("engineAdvertisedHost", "127.0.0.1"),
     logLevel: str("logLevel", "info"),
   };
   if (!config.simulate && config.nodeName === "") throw new ConfigError(`${ENV.nodeName} is required unless ${ENV.simulate}=true`);
   // The same pattern as charts/gpufleet/values.schema.json's natsUrl.
   if (config.natsUrl !== "" && !/^(nats|tls):\/\/.+$/.test(config.natsUrl)) throw new ConfigError(`${ENV.natsUrl} must be empty (telemetry off) or a nats:// or tls:// URL, got "${config.natsUrl}"`);
+  if (config.enginePort > 65535) throw new ConfigError(`${ENV.enginePort} must be a port (0-65535), got ${config.enginePort}`);
+  if (!/^[A-Za-z0-9.\-:[\]]+$/.test(config.engineAdvertisedHost)) throw new ConfigError(`${ENV.engineAdvertisedHost} must be a host name or IP address, got "${config.engineAdvertisedHost}"`);
   return config;
 }
 

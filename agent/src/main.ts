@@ -19,6 +19,7 @@ import { WorkerClient } from "./grpc/client.js";
 import { EndpointAdvertiser } from "./grpc/advertise.js";
 import { AgentMetrics, collectProcessMetrics } from "./metrics.js";
 import { isSimulatedNode, simulatedNodeFacts } from "./simulation/model.js";
+import { EngineServer } from "./simulation/instances/server.js";
 import { SimulationRuntime } from "./simulation/runtime.js";
 import { DEFAULT_PUBLISHER_LIMITS } from "./telemetry/publisher.js";
 import { JetStreamTransport } from "./telemetry/jetstream.js";
@@ -86,9 +87,16 @@ async function main(): Promise<void> {
 
   const timers: NodeJS.Timeout[] = [];
   let sim: SimulationRuntime | undefined;
+  let engines: EngineServer | undefined;
   if (config.simulate) {
     const client = new WorkerClient(`unix:${config.workerSocketPath}`);
-    sim = new SimulationRuntime(client, (n) => facts.get(n), config.simReportIntervalMs, log);
+    const engineServer = (engines = new EngineServer({ port: config.enginePort, bindHost: config.engineBindHost, advertisedHost: config.engineAdvertisedHost }, (uid) => sim?.instance(uid), log));
+    const enginePort = await engineServer.start();
+    log.info({ port: enginePort, example: engineServer.engineUrl("<pod uid>") }, "simulated engine API listening");
+    sim = new SimulationRuntime(client, (n) => facts.get(n), config.simReportIntervalMs, log, Date.now, {
+      engineUrlOf: (uid) => engineServer.engineUrl(uid),
+      defaultRequestRatePerSec: config.simRequestRatePerSec,
+    });
     const nodeInformer = makeInformer<V1Node>(kc, "/api/v1/nodes", () => core.listNode());
     const onNode = (node: V1Node): void => {
       if (!isSimulatedNode(node)) return;
@@ -145,6 +153,7 @@ async function main(): Promise<void> {
     ready = false;
     timers.forEach(clearInterval);
     sim?.stopAll();
+    await engines?.stop();
     http.close();
     await agent.stop();
     await nc?.drain();

@@ -48,8 +48,10 @@ export function workerAgentHandlers(deps: WorkerServiceDeps): WorkerAgentHandler
       for (const [field, value] of [["ttft_ms", req.ttftMs], ["tpot_ms", req.tpotMs], ["tokens_per_second", req.tokensPerSecond]] as const) {
         if (!(value >= 0) || !Number.isFinite(value)) throw new InvalidArgumentError(`${field} must be a finite non-negative number, got ${value}`);
       }
-      const { workerId: _id, ...report } = req;
-      return { accepted: ingest.load(worker, report) };
+      // proto3 sends "" for unset strings: a report without an engine endpoint carries no engineUrl at all, so
+      // consumers (the gateway) can tell "no endpoint" from a malformed one.
+      const { workerId: _id, engineUrl, servingDeployment, ...report } = req;
+      return { accepted: ingest.load(worker, { ...report, ...(engineUrl ? { engineUrl } : {}), ...(servingDeployment ? { servingDeployment } : {}) }) };
     }, done("ReportLoad")),
 
     ReportCollectives: unary((req) => {

@@ -30,7 +30,7 @@ export const SimAnnotation = {
   /** Fabric position: a real node's agent gets these from its environment; a kwok node from its annotations. */
   leaf: "gpufleet.io/sim-leaf",
   island: "gpufleet.io/sim-island",
-  /** Serving pods: Poisson request rate per second (default 4). */
+  /** Serving pods: synthetic Poisson requests per second (default: the agent's GPUFLEET_AGENT_SIM_REQUEST_RATE, 0). */
   requestRate: "gpufleet.io/sim-request-rate",
   /** Training pods: compute time per step (default 200 ms) and bytes per all-reduce bucket (default 256 MiB). */
   computeMs: "gpufleet.io/sim-compute-ms",

@@ -9,12 +9,13 @@ import type { NodeFacts } from "../discovery/facts.js";
 import type { WorkerClient } from "../grpc/client.js";
 import type { WorkerCommand__Output } from "../grpc/generated/gpufleet/worker/v1/WorkerCommand.js";
 import { CommandOutcome, decideCommand } from "../workers/simulated/commands.js";
-import { ServingEngine, ServingRole } from "../workers/simulated/engine.js";
+import { ServingEngine, ServingRole, type Admission } from "../workers/simulated/engine.js";
 import { servingEngineConfig } from "../workers/simulated/engine-config.js";
 import { applyFaultCommand, FAULT_ANNOTATION, FaultSpecError, NO_FAULTS, parseFaultAnnotation, type Faults } from "../workers/simulated/faults.js";
-import { Outcome, RequestStatus, type RequestResult, type RequestSink, type ServingRequest } from "../workers/simulated/sequence.js";
+import { Outcome, RequestStatus, type KvHandoff, type RequestResult, type RequestSink, type ServingRequest } from "../workers/simulated/sequence.js";
 import { DEFAULT_SYNTHETIC_LOAD, PoissonArrivals } from "../workers/simulated/synthetic-load.js";
 import { CheckpointCadence, checkpointPathFor, simulateStep, type TrainingPlacement } from "../workers/simulated/training.js";
+import type { SimInstance } from "./instances/instance.js";
 import { SimAnnotation, workerSpecsForPod, type SimWorkerSpec } from "./model.js";
 
 export interface SimLog {
@@ -48,6 +49,10 @@ interface ServingWorker {
   spec: SimWorkerSpec;
   engine: ServingEngine | undefined;
   gpuModel: string;
+  /** Scale-out NIC bandwidth per GPU of the pod's node (the KV link to other nodes). */
+  nicGBpsPerGpu: number;
+  /** Base URL of the instance's engine API (agent/src/simulation/instances/); undefined without an engine server. */
+  engineUrl: string | undefined;
   arrivals: PoissonArrivals | undefined;
   drainTimer: NodeJS.Timeout | undefined;
 }
@@ -62,6 +67,16 @@ interface PendingHandoff {
 
 /** Engines advance on this tick; tokens carry their modelled times and reach sinks up to one tick later. */
 const SERVING_TICK_MS = 20;
+
+export interface SimulationOptions {
+  /** Base URL of a serving pod's engine API (by pod uid); absent: the instances serve no HTTP. */
+  engineUrlOf?: (podUid: string) => string;
+  /**
+   * Synthetic Poisson requests per second for serving pods without the gpufleet.io/sim-request-rate annotation.
+   * Default 0: instances stay idle for the requests that come through their engine API (the gateway).
+   */
+  defaultRequestRatePerSec?: number;
+}
 
 export class SimulationRuntime {
   private readonly workers = new Map<string, Running>();
@@ -78,6 +93,7 @@ export class SimulationRuntime {
     private readonly reportIntervalMs: number,
     private readonly log: SimLog,
     private readonly nowMs: () => number = Date.now,
+    private readonly options: SimulationOptions = {},
   ) {}
 
   get count(): number {
@@ -130,6 +146,36 @@ export class SimulationRuntime {
     return this.serving.get(workerId)?.engine?.cancel(requestId, this.nowMs()) ?? false;
   }
 
+  /** The serving instance of a pod (its leader's engine) as the engine API sees it; undefined when none runs here. */
+  instance(podUid: string): SimInstance | undefined {
+    for (const w of this.serving.values()) if (w.spec.podUid === podUid && w.engine) return this.instanceOf(w, w.engine);
+    return undefined;
+  }
+
+  private instanceOf(w: ServingWorker, engine: ServingEngine): SimInstance {
+    const s = w.spec.serving!;
+    const now = this.nowMs;
+    return {
+      workerId: w.spec.workerId,
+      role: s.role,
+      modelName: s.shape.name,
+      servingDeployment: `${w.spec.podNamespace}/${s.deployment}`,
+      engineUrl: w.engineUrl ?? "",
+      link: { nodeName: w.spec.nodeName, gpuModel: w.gpuModel, gpus: s.tp * s.pp, nicGBpsPerGpu: w.nicGBpsPerGpu },
+      blockSizeTokens: engine.config.blockSizeTokens,
+      get draining() {
+        return engine.draining;
+      },
+      nowMs: () => now(),
+      submit: (request: ServingRequest, sink: RequestSink): Admission => engine.submit(request, sink, now()),
+      importKv: (handoff: KvHandoff, sink: RequestSink, atMs: number): Admission => engine.importKv(handoff, sink, Math.min(atMs, now())),
+      exportKv: (requestId: string) => engine.exportKv(requestId),
+      releaseKv: (requestId: string) => engine.releaseKv(requestId),
+      cancel: (requestId: string) => engine.cancel(requestId, now()),
+      statusOf: (requestId: string) => engine.statusOf(requestId),
+    };
+  }
+
   private async start(spec: SimWorkerSpec, pod: V1Pod): Promise<void> {
     const facts = this.factsOf(spec.nodeName)!;
     let servingWorker: ServingWorker | undefined;
@@ -161,7 +207,10 @@ export class SimulationRuntime {
           const now = this.nowMs();
           const { draining, ...load } = engine.load(now);
           const s = spec.serving!;
-          void this.client.reportLoad({ workerId: spec.workerId, unixMs: now, ...load, draining, role: s.role, model: s.shape.name, tp: s.tp, pp: s.pp, gpuModel: w.gpuModel }).catch(() => {});
+          void this.client.reportLoad({
+            workerId: spec.workerId, unixMs: now, ...load, draining, role: s.role, model: s.shape.name, tp: s.tp, pp: s.pp, gpuModel: w.gpuModel,
+            engineUrl: w.engineUrl ?? "", servingDeployment: `${spec.podNamespace}/${s.deployment}`,
+          }).catch(() => {});
         }, this.reportIntervalMs);
         stops.push(() => clearInterval(report));
       }
@@ -182,19 +231,20 @@ export class SimulationRuntime {
   private servingWorker(spec: SimWorkerSpec, pod: V1Pod, facts: NodeFacts): ServingWorker {
     const s = spec.serving!;
     const gpuModel = facts.gpus[0]?.model ?? "H100-80GB";
-    if (s.workerIndex > 0) return { spec, engine: undefined, gpuModel, arrivals: undefined, drainTimer: undefined };
     const nicGBpsPerGpu = facts.gpus.length > 0 ? facts.nics.reduce((sum, n) => sum + n.bandwidthGbps, 0) / 8 / facts.gpus.length : 50;
+    if (s.workerIndex > 0) return { spec, engine: undefined, gpuModel, nicGBpsPerGpu, engineUrl: undefined, arrivals: undefined, drainTimer: undefined };
     const config = servingEngineConfig({ role: s.role, shape: s.shape, parallelism: { tp: s.tp, pp: s.pp }, gpuModel, links: { sameNode: s.instancePods === 1, nicGBpsPerGpu } });
     const now = this.nowMs();
     const engine = new ServingEngine(config, now);
     // Decode workers get their load from prefill hand-offs, not from a client of their own.
     let arrivals: PoissonArrivals | undefined;
     if (s.role !== ServingRole.decode) {
-      const rate = Number(pod.metadata?.annotations?.[SimAnnotation.requestRate] ?? DEFAULT_SYNTHETIC_LOAD.requestRatePerSec);
-      const requestRatePerSec = Number.isFinite(rate) && rate >= 0 ? rate : DEFAULT_SYNTHETIC_LOAD.requestRatePerSec;
-      arrivals = new PoissonArrivals({ ...DEFAULT_SYNTHETIC_LOAD, requestRatePerSec, seed: hash(spec.workerId) }, now, `sim-${spec.podName}`);
+      const fallback = this.options.defaultRequestRatePerSec ?? DEFAULT_SYNTHETIC_LOAD.requestRatePerSec;
+      const rate = Number(pod.metadata?.annotations?.[SimAnnotation.requestRate] ?? fallback);
+      const requestRatePerSec = Number.isFinite(rate) && rate >= 0 ? rate : fallback;
+      if (requestRatePerSec > 0) arrivals = new PoissonArrivals({ ...DEFAULT_SYNTHETIC_LOAD, requestRatePerSec, seed: hash(spec.workerId) }, now, `sim-${spec.podName}`);
     }
-    return { spec, engine, gpuModel, arrivals, drainTimer: undefined };
+    return { spec, engine, gpuModel, nicGBpsPerGpu, engineUrl: this.options.engineUrlOf?.(spec.podUid), arrivals, drainTimer: undefined };
   }
 
   private ensureTick(): void {

@@ -116,6 +116,10 @@ export const LoadMessage = Type.Object({
     heldKvBlocks: Type.Optional(Type.Integer({ minimum: 0 })),
     outstandingPromptTokens: Type.Optional(Type.Integer({ minimum: 0 })),
     draining: Type.Optional(Type.Boolean()),
+    // Serving instances with an engine endpoint (names as in common/src/engine-api.ts InstanceLoadFields).
+    engineUrl: Type.Optional(Type.String()),
+    servingDeployment: Type.Optional(Type.String()),
+    highPriorityRunning: Type.Optional(Type.Integer({ minimum: 0 })),
   })),
 });
 export type LoadMessage = Static<typeof LoadMessage>;

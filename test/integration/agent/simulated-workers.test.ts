@@ -2,7 +2,8 @@
  * Faithful simulated workers on the local cluster: the operator (in-process) plans and creates the pods, the agent
  * (its own process, simulation mode) runs a simulated worker for each pod bound to a kwok node.
  * - A disaggregated ServingDeployment's pods run as prefill and decode workers with the plan's model and TP: their
- *   load reports on NATS say so, and the decode workers receive the prefill workers' KV hand-offs (blocks used).
+ *   load reports on NATS say so, and the decode workers receive the prefill workers' KV hand-offs (blocks used) of
+ *   the synthetic load (turned on here with GPUFLEET_AGENT_SIM_REQUEST_RATE; it is off by default).
  * - Commands reach a simulated worker through the agent and are acted on: drain shows in its load report,
  *   migrate-out is rejected with the reason (the acknowledgement goes to AckCommand; until its handler lands the
  *   agent answers UNIMPLEMENTED and the worker logs that, which the test accepts either way).
@@ -34,7 +35,7 @@ const loads: LoadEntry[] = [];
 beforeAll(async () => {
   cluster = testCluster();
   operator = await startInProcessOperator(cluster, "simworkers-it");
-  const started = await startSimulatedAgent({ kubeconfigPath: cluster.kubeconfigPath, natsUrl: cluster.natsUrl, name: "agent-simworkers", env: { GPUFLEET_AGENT_SIM_REPORT_INTERVAL_MS: "200" } });
+  const started = await startSimulatedAgent({ kubeconfigPath: cluster.kubeconfigPath, natsUrl: cluster.natsUrl, name: "agent-simworkers", env: { GPUFLEET_AGENT_SIM_REPORT_INTERVAL_MS: "200", GPUFLEET_AGENT_SIM_REQUEST_RATE: "4", GPUFLEET_AGENT_ENGINE_PORT: "0" } });
   agent = started.agent;
   agentClient = new NodeAgentClient(`127.0.0.1:${started.grpcPort}`, grpc.credentials.createInsecure(), 5000);
   nats = await connect({ servers: cluster.natsUrl });
@@ -75,7 +76,8 @@ describe("simulated serving workers follow their pods", () => {
       const roles = new Set(bound.map((p) => p.metadata?.labels?.["gpufleet.io/role"]));
       return roles.has("prefill") && roles.has("decode") ? bound : undefined;
     }, { description: "bound prefill and decode pods", timeoutMs: 60_000 });
-    const plan = ((await cluster.customObjects.getNamespacedCustomObject({ ...servingGroup, namespace, name: "chat" })) as ServingDeployment).status?.plan;
+    // The pods can be bound before the status write with the plan lands: wait for it rather than read it once.
+    const plan = await waitFor(async () => ((await cluster.customObjects.getNamespacedCustomObject({ ...servingGroup, namespace, name: "chat" })) as ServingDeployment).status?.plan, { description: "the plan in status", timeoutMs: 30_000 });
     expect(plan?.mode).toBe("disaggregated");
 
     for (const pod of pods) {

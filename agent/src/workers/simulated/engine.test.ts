@@ -71,20 +71,41 @@ describe("request lifecycle", () => {
   });
 
   it.each([
-    { name: "empty id", req: { requestId: "", promptTokens: 1, maxOutputTokens: 1 }, reason: /requestId/ },
-    { name: "zero prompt", req: { requestId: "x", promptTokens: 0, maxOutputTokens: 1 }, reason: /promptTokens/ },
-    { name: "fractional output", req: { requestId: "x", promptTokens: 1, maxOutputTokens: 1.5 }, reason: /maxOutputTokens/ },
-    { name: "longer than the context", req: { requestId: "x", promptTokens: 8000, maxOutputTokens: 500 }, reason: /context of 8192/ },
-  ])("refuses $name with a reason", ({ req, reason }) => {
+    { name: "empty id", req: { requestId: "", promptTokens: 1, maxOutputTokens: 1 }, reason: /requestId/, code: "invalid" },
+    { name: "zero prompt", req: { requestId: "x", promptTokens: 0, maxOutputTokens: 1 }, reason: /promptTokens/, code: "invalid" },
+    { name: "fractional output", req: { requestId: "x", promptTokens: 1, maxOutputTokens: 1.5 }, reason: /maxOutputTokens/, code: "invalid" },
+    { name: "longer than the context", req: { requestId: "x", promptTokens: 8000, maxOutputTokens: 500 }, reason: /context of 8192/, code: "too-large" },
+  ])("refuses $name with a reason and its code", ({ req, reason, code }) => {
     const result = engineFor(ServingRole.colocated).submit(req, new Recorder(), 0);
     expect(result.accepted).toBe(false);
     expect(!result.accepted && result.reason).toMatch(reason);
+    expect(!result.accepted && result.code).toBe(code);
+  });
+
+  it("refuses with codes an HTTP front end can map: draining, wrong role, KV of another model", () => {
+    const draining = engineFor(ServingRole.colocated);
+    draining.drain();
+    expect(draining.submit({ requestId: "a", promptTokens: 10, maxOutputTokens: 10 }, new Recorder(), 0)).toMatchObject({ accepted: false, code: "draining" });
+    expect(engineFor(ServingRole.decode).submit({ requestId: "a", promptTokens: 10, maxOutputTokens: 10 }, new Recorder(), 0)).toMatchObject({ accepted: false, code: "wrong-role" });
+    const handoff = { requestId: "h", promptTokens: 10, outputTokens: 1, maxOutputTokens: 5, priority: 0, blocks: 1, blockSizeTokens: 16, kvBytes: 10, model: "other" };
+    expect(engineFor(ServingRole.decode).importKv(handoff, new Recorder(), 0)).toMatchObject({ accepted: false, code: "incompatible-kv" });
+  });
+
+  it("counts running high-priority requests (priority above the default) for the gateway's headroom", () => {
+    const engine = engineFor(ServingRole.colocated);
+    engine.submit({ requestId: "hi", promptTokens: 100, maxOutputTokens: 50, priority: 1 }, new Recorder(), 0);
+    engine.submit({ requestId: "lo", promptTokens: 100, maxOutputTokens: 50 }, new Recorder(), 0);
+    expect(engine.load(0).highPriorityRunning).toBe(0); // both still waiting
+    engine.advance(1);
+    expect(engine.load(1)).toMatchObject({ runningRequests: 2, highPriorityRunning: 1 });
+    engine.cancel("hi", 2);
+    expect(engine.load(2).highPriorityRunning).toBe(0);
   });
 
   it("refuses a duplicate id, and a plain submit on a decode worker", () => {
     const engine = engineFor(ServingRole.colocated);
     engine.submit({ requestId: "a", promptTokens: 10, maxOutputTokens: 10 }, new Recorder(), 0);
-    expect(engine.submit({ requestId: "a", promptTokens: 10, maxOutputTokens: 10 }, new Recorder(), 0)).toEqual({ accepted: false, reason: "request a is already here" });
+    expect(engine.submit({ requestId: "a", promptTokens: 10, maxOutputTokens: 10 }, new Recorder(), 0)).toEqual({ accepted: false, reason: "request a is already here", code: "duplicate" });
     expect(engineFor(ServingRole.decode).submit({ requestId: "a", promptTokens: 10, maxOutputTokens: 10 }, new Recorder(), 0).accepted).toBe(false);
   });
 

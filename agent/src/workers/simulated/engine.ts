@@ -7,7 +7,8 @@
  *
  * Roles follow DistServe: a colocated worker prefills and decodes; a prefill worker prefills, samples the first
  * token and then holds the request's KV blocks until exportKv()/releaseKv() (the hand-off); a decode worker only
- * takes requests whose KV it imports (block bookkeeping here, the transfer time comes with the gateway, issue 10).
+ * takes requests whose KV it imports (block bookkeeping here; the transfer time is waited out by the HTTP front
+ * end before importKv, agent/src/simulation/instances/).
  * Pipeline parallelism is modelled in the step time only: steps do not overlap across stages.
  */
 import type { ForwardBatch, InstanceLatencyModel } from "../../../../common/src/models/latency.js";
@@ -32,7 +33,23 @@ export interface EngineConfig {
   maxContextTokens: number;
 }
 
-export type Admission = { accepted: true } | { accepted: false; reason: string };
+/** Why a request was refused: lets an HTTP front end map refusals to status codes without parsing reasons. */
+export const RefusalCode = {
+  /** Missing id, lengths that are not positive integers, a bad priority or hand-off counts. */
+  invalid: "invalid",
+  /** The request id is already here. */
+  duplicate: "duplicate",
+  draining: "draining",
+  /** Prompt + output exceed the model's context, the batch token budget or the whole KV cache: it never fits. */
+  tooLarge: "too-large",
+  /** submit() on a decode worker, importKv() on another role. */
+  wrongRole: "wrong-role",
+  /** KV of another model or block size. */
+  incompatibleKv: "incompatible-kv",
+} as const;
+export type RefusalCode = (typeof RefusalCode)[keyof typeof RefusalCode];
+
+export type Admission = { accepted: true } | { accepted: false; reason: string; code: RefusalCode };
 
 export interface EngineLoad {
   queueLength: number;
@@ -51,6 +68,8 @@ export interface EngineLoad {
   heldKvBlocks: number;
   outstandingPromptTokens: number;
   preemptionsTotal: number;
+  /** Running sequences submitted with a priority above the default (the gateway's `high`). */
+  highPriorityRunning: number;
   draining: boolean;
 }
 
@@ -105,9 +124,9 @@ export class ServingEngine {
   }
 
   submit(request: ServingRequest, sink: RequestSink, atMs: number): Admission {
-    if (this.config.role === ServingRole.decode) return refuse(`a decode-role worker takes requests only with their prefilled KV (importKv)`);
+    if (this.config.role === ServingRole.decode) return refuse(`a decode-role worker takes requests only with their prefilled KV (importKv)`, RefusalCode.wrongRole);
     const invalid = this.validate(request) ?? this.admissible(request.promptTokens + request.maxOutputTokens);
-    if (invalid) return refuse(invalid);
+    if (invalid) return invalid;
     this.advance(atMs, false);
     this.enqueue(new Sequence({ priority: 0, ...request }, sink, atMs));
     return { accepted: true };
@@ -115,13 +134,13 @@ export class ServingEngine {
 
   /** Decode worker: takes a request prefilled elsewhere, allocating blocks for its KV (no prefill runs). */
   importKv(handoff: KvHandoff, sink: RequestSink, atMs: number): Admission {
-    if (this.config.role !== ServingRole.decode) return refuse(`only a decode-role worker imports KV (this one is ${this.config.role})`);
-    if (handoff.model !== this.config.modelName) return refuse(`KV of model ${handoff.model} cannot be imported by a ${this.config.modelName} worker`);
-    if (handoff.blockSizeTokens !== this.config.blockSizeTokens) return refuse(`block size ${handoff.blockSizeTokens} differs from this worker's ${this.config.blockSizeTokens}`);
+    if (this.config.role !== ServingRole.decode) return refuse(`only a decode-role worker imports KV (this one is ${this.config.role})`, RefusalCode.wrongRole);
+    if (handoff.model !== this.config.modelName) return refuse(`KV of model ${handoff.model} cannot be imported by a ${this.config.modelName} worker`, RefusalCode.incompatibleKv);
+    if (handoff.blockSizeTokens !== this.config.blockSizeTokens) return refuse(`block size ${handoff.blockSizeTokens} differs from this worker's ${this.config.blockSizeTokens}`, RefusalCode.incompatibleKv);
     const request = { requestId: handoff.requestId, promptTokens: handoff.promptTokens, maxOutputTokens: handoff.maxOutputTokens, priority: handoff.priority };
     const invalid = this.validate(request) ?? this.admissible(request.promptTokens + request.maxOutputTokens);
-    if (invalid) return refuse(invalid);
-    if (!(handoff.outputTokens >= 1 && handoff.outputTokens < handoff.maxOutputTokens)) return refuse(`a hand-off needs 1 <= outputTokens < maxOutputTokens, got ${handoff.outputTokens} of ${handoff.maxOutputTokens}`);
+    if (invalid) return invalid;
+    if (!(handoff.outputTokens >= 1 && handoff.outputTokens < handoff.maxOutputTokens)) return refuse(`a hand-off needs 1 <= outputTokens < maxOutputTokens, got ${handoff.outputTokens} of ${handoff.maxOutputTokens}`, RefusalCode.invalid);
     this.advance(atMs, false);
     const seq = new Sequence(request, sink, atMs, handoff.outputTokens);
     seq.firstTokenAtMs = atMs;
@@ -233,26 +252,28 @@ export class ServingEngine {
       heldKvBlocks: held.reduce((sum, s) => sum + this.blocks.blocksOf(s.id), 0),
       outstandingPromptTokens: this.scheduler.waiting.reduce((sum, s) => sum + (s.needsPrefill ? s.prefillTokens : 0), 0),
       preemptionsTotal: this.scheduler.preemptions,
+      highPriorityRunning: this.scheduler.running.filter((s) => s.request.priority > 0).length,
       draining: this.draining,
     };
   }
 
-  private validate(r: ServingRequest): string | undefined {
-    if (typeof r.requestId !== "string" || r.requestId === "") return "requestId is required";
-    if (this.sequences.has(r.requestId)) return `request ${r.requestId} is already here`;
+  private validate(r: ServingRequest): Admission | undefined {
+    if (typeof r.requestId !== "string" || r.requestId === "") return refuse("requestId is required", RefusalCode.invalid);
+    if (this.sequences.has(r.requestId)) return refuse(`request ${r.requestId} is already here`, RefusalCode.duplicate);
     for (const [field, value] of [["promptTokens", r.promptTokens], ["maxOutputTokens", r.maxOutputTokens]] as const) {
-      if (!Number.isInteger(value) || value <= 0) return `${field} must be a positive integer, got ${value}`;
+      if (!Number.isInteger(value) || value <= 0) return refuse(`${field} must be a positive integer, got ${value}`, RefusalCode.invalid);
     }
-    if (r.priority !== undefined && !Number.isFinite(r.priority)) return `priority must be a finite number, got ${r.priority}`;
+    if (r.priority !== undefined && !Number.isFinite(r.priority)) return refuse(`priority must be a finite number, got ${r.priority}`, RefusalCode.invalid);
     return undefined;
   }
 
-  private admissible(totalTokens: number): string | undefined {
-    if (!this.accepting) return "the worker is draining: it admits no new requests";
-    if (totalTokens > this.config.maxContextTokens) return `prompt + output of ${totalTokens} tokens exceeds the model's context of ${this.config.maxContextTokens}`;
-    if (totalTokens > this.config.maxBatchedTokens) return `prompt + output of ${totalTokens} tokens exceeds the batch token budget of ${this.config.maxBatchedTokens}`;
+  private admissible(totalTokens: number): Admission | undefined {
+    if (!this.accepting) return refuse("the worker is draining: it admits no new requests", RefusalCode.draining);
+    const tooLarge = (reason: string) => refuse(reason, RefusalCode.tooLarge);
+    if (totalTokens > this.config.maxContextTokens) return tooLarge(`prompt + output of ${totalTokens} tokens exceeds the model's context of ${this.config.maxContextTokens}`);
+    if (totalTokens > this.config.maxBatchedTokens) return tooLarge(`prompt + output of ${totalTokens} tokens exceeds the batch token budget of ${this.config.maxBatchedTokens}`);
     const blocks = blocksForTokens(totalTokens, this.config.blockSizeTokens);
-    if (blocks > this.blocks.totalBlocks) return `a request of ${totalTokens} tokens needs ${blocks} KV blocks, the instance has ${this.blocks.totalBlocks}`;
+    if (blocks > this.blocks.totalBlocks) return tooLarge(`a request of ${totalTokens} tokens needs ${blocks} KV blocks, the instance has ${this.blocks.totalBlocks}`);
     return undefined;
   }
 
@@ -305,4 +326,4 @@ export class KvHandoffError extends Error {
   }
 }
 
-const refuse = (reason: string): Admission => ({ accepted: false, reason });
+const refuse = (reason: string, code: RefusalCode): Admission => ({ accepted: false, reason, code });

@@ -1,7 +1,8 @@
 /**
  * Synthetic client of a simulated serving worker (pure, seeded): Poisson arrivals at a fixed rate with fixed
- * prompt and output lengths, submitted through the same submit() the gateway uses. Pod annotation
- * gpufleet.io/sim-request-rate sets the rate (0 turns it off), so `npm start` shows load without a gateway.
+ * prompt and output lengths, submitted through the same submit() the gateway uses. Off by default (the instances
+ * serve the gateway's requests); pod annotation gpufleet.io/sim-request-rate, or the agent's
+ * GPUFLEET_AGENT_SIM_REQUEST_RATE for pods without it, turns it on to show load without a gateway.
  */
 import { seededRandom } from "../../../../common/src/random.js";
 import type { ServingRequest } from "./sequence.js";
@@ -13,7 +14,7 @@ export interface SyntheticLoadOptions {
   seed: number;
 }
 
-export const DEFAULT_SYNTHETIC_LOAD: Omit<SyntheticLoadOptions, "seed"> = { requestRatePerSec: 4, promptTokens: 512, outputTokens: 128 };
+export const DEFAULT_SYNTHETIC_LOAD: Omit<SyntheticLoadOptions, "seed"> = { requestRatePerSec: 0, promptTokens: 512, outputTokens: 128 };
 
 export class PoissonArrivals {
   private readonly random: () => number;

@@ -26,6 +26,9 @@ export interface LoadReport {
   'heldKvBlocks'?: (number);
   'outstandingPromptTokens'?: (number);
   'draining'?: (boolean);
+  'engineUrl'?: (string);
+  'servingDeployment'?: (string);
+  'highPriorityRunning'?: (number);
 }
 
 export interface LoadReport__Output {
@@ -52,4 +55,7 @@ export interface LoadReport__Output {
   'heldKvBlocks': (number);
   'outstandingPromptTokens': (number);
   'draining': (boolean);
+  'engineUrl': (string);
+  'servingDeployment': (string);
+  'highPriorityRunning': (number);
 }
