@@ -1,0 +1,98 @@
+/**
+ * Dispatch policies: which instance of a pool a new request goes to. Pure: the caller passes candidate loads
+ * (latest report plus its own reservations, see reservations.ts) and executes the choice.
+ *
+ * - `freeness` (Llumnix §4.4): decode-capable instances (colocated, decode) by highest freeness F; prefill
+ *   instances by fewest outstanding prompt tokens (their cost is prompt compute, not KV held over time).
+ * - `round-robin`: the named baseline; cycles through the healthy instances in id order, ignoring load.
+ *
+ * Draining instances are never chosen by either policy. Ties break on fewer running requests, then on id, so the
+ * choice is deterministic. dispatchBatch orders a burst high priority first (then arrival), and reserves each
+ * choice before the next, so one burst spreads.
+ */
+import type { InstanceRole, Priority } from "../engine-api.js";
+import { DEFAULT_FREENESS_CONFIG, freeness, type FreenessConfig, type InstanceLoad } from "./freeness.js";
+import { withDemand, type Demand } from "./reservations.js";
+
+export const DispatchPolicyName = { freeness: "freeness", roundRobin: "round-robin" } as const;
+export type DispatchPolicyName = (typeof DispatchPolicyName)[keyof typeof DispatchPolicyName];
+
+export interface Candidate {
+  id: string;
+  role: InstanceRole;
+  load: InstanceLoad;
+}
+
+export interface DispatchRequest {
+  id: string;
+  priority: Priority;
+  promptTokens: number;
+}
+
+export interface DispatchPolicy {
+  readonly name: DispatchPolicyName;
+  /** The instance for `request` among `candidates` (one role), or undefined when none can take it. */
+  choose(candidates: readonly Candidate[], request: DispatchRequest): Candidate | undefined;
+}
+
+const byRunningThenId = (a: Candidate, b: Candidate): number => a.load.runningRequests - b.load.runningRequests || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+
+export class FreenessPolicy implements DispatchPolicy {
+  readonly name = DispatchPolicyName.freeness;
+  constructor(private readonly config: FreenessConfig = DEFAULT_FREENESS_CONFIG) {}
+
+  choose(candidates: readonly Candidate[]): Candidate | undefined {
+    const open = candidates.filter((c) => !c.load.draining);
+    if (open.length === 0) return undefined;
+    if (open.every((c) => c.role === "prefill")) {
+      return [...open].sort((a, b) => a.load.outstandingPromptTokens - b.load.outstandingPromptTokens || byRunningThenId(a, b))[0];
+    }
+    const scored = open.map((c) => ({ c, f: freeness(c.load, this.config) }));
+    scored.sort((a, b) => b.f - a.f || byRunningThenId(a.c, b.c));
+    return scored[0]?.c;
+  }
+}
+
+/** Cycles through the open candidates in id order; the cursor is the policy's only state. */
+export class RoundRobinPolicy implements DispatchPolicy {
+  readonly name = DispatchPolicyName.roundRobin;
+  private cursor = 0;
+
+  choose(candidates: readonly Candidate[]): Candidate | undefined {
+    const open = candidates.filter((c) => !c.load.draining).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    if (open.length === 0) return undefined;
+    const chosen = open[this.cursor % open.length];
+    this.cursor = (this.cursor + 1) % Number.MAX_SAFE_INTEGER;
+    return chosen;
+  }
+}
+
+export function createPolicy(name: DispatchPolicyName, config: FreenessConfig = DEFAULT_FREENESS_CONFIG): DispatchPolicy {
+  return name === DispatchPolicyName.roundRobin ? new RoundRobinPolicy() : new FreenessPolicy(config);
+}
+
+export interface BatchAssignment {
+  requestId: string;
+  instanceId: string | undefined;
+}
+
+/**
+ * Dispatches a burst: high priority first, each in arrival order, every choice reserved before the next is made.
+ * Returns assignments in dispatch order (undefined instanceId: no instance could take the request).
+ */
+export function dispatchBatch(policy: DispatchPolicy, candidates: readonly Candidate[], requests: readonly DispatchRequest[]): BatchAssignment[] {
+  const ordered = requests.map((r, i) => ({ r, i })).sort((a, b) => rank(a.r.priority) - rank(b.r.priority) || a.i - b.i).map((x) => x.r);
+  let pool = candidates.map((c) => ({ ...c }));
+  return ordered.map((request) => {
+    const chosen = policy.choose(pool, request);
+    if (chosen) {
+      const demand: Demand = { promptTokens: request.promptTokens, highPriority: request.priority === "high" };
+      pool = pool.map((c) => (c.id === chosen.id ? { ...c, load: withDemand(c.load, demand) } : c));
+    }
+    return { requestId: request.id, instanceId: chosen?.id };
+  });
+}
+
+function rank(priority: Priority): number {
+  return priority === "high" ? 0 : 1;
+}
