@@ -124,6 +124,30 @@ describe("helm", () => {
     expect(manifests.some((m) => m.kind === "DaemonSet")).toBe(false);
   });
 
+  it("renders the gateway when enabled: Deployment running `gateway` with NATS, probes, no API token; Service", async () => {
+    const manifests = await render("gpf", "gpufleet-system", ["--set", "gateway.enabled=true", "--set", "natsUrl=nats://nats:4222"]);
+    const deployment = find(manifests, "Deployment", "-gateway");
+    expect(deployment.spec?.replicas).toBe(2);
+    const pod = podSpec(deployment) as ReturnType<typeof podSpec> & { automountServiceAccountToken?: boolean; terminationGracePeriodSeconds?: number };
+    expect(pod.automountServiceAccountToken).toBe(false);
+    expect(pod.terminationGracePeriodSeconds).toBe(30); // the 25 s stream grace plus 5 s
+    const gateway = pod.containers[0]!;
+    expect(gateway.args).toEqual(["gateway"]);
+    const env = Object.fromEntries((gateway.env ?? []).map((e) => [e.name, e.value ?? e.valueFrom?.fieldRef?.fieldPath]));
+    expect(env).toMatchObject({ POD_NAME: "metadata.name", GPUFLEET_GATEWAY_NATS_URL: "nats://nats:4222", GPUFLEET_GATEWAY_PORT: "8000", GPUFLEET_GATEWAY_DISPATCH_POLICY: "freeness", GPUFLEET_GATEWAY_SHUTDOWN_GRACE_MS: "25000" });
+    expect(gateway.readinessProbe?.httpGet.path).toBe("/readyz");
+    expect(gateway.livenessProbe?.httpGet.path).toBe("/healthz");
+    expect(gateway.securityContext).toMatchObject({ runAsNonRoot: true, readOnlyRootFilesystem: true });
+    const service = find(manifests, "Service", "-gateway");
+    expect(service.spec).toMatchObject({ type: "ClusterIP", ports: [{ name: "http", port: 80, targetPort: "http" }] });
+  });
+
+  it("refuses the gateway without a NATS URL, saying why", async () => {
+    const result = await template("gpf", "gpufleet-system", ["--set", "gateway.enabled=true"]);
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toMatch(/gateway.enabled needs natsUrl/);
+  });
+
   it("refuses a Kubernetes older than the chart's kubeVersion", async () => {
     const result = await template("gpf", "gpufleet-system", ["--kube-version", "1.29.0"]);
     expect(result.code).not.toBe(0);
@@ -139,6 +163,7 @@ describe("values.schema.json rejects bad values with the key's path", () => {
     ["a NATS URL with another scheme", "natsUrl=http://nats:4222", /at '\/natsUrl': 'http:\/\/nats:4222' does not match pattern/],
     ["an unknown pull policy", "image.pullPolicy=Sometimes", /at '\/image\/pullPolicy': value must be one of 'Always', 'IfNotPresent', 'Never'/],
     ["two replicas without leader election", "operator.leaderElection.enabled=false", /at '\/operator\/replicas': value must be 1/],
+    ["an unknown dispatch policy", "gateway.dispatchPolicy=random", /at '\/gateway\/dispatchPolicy': value must be one of 'freeness', 'round-robin'/],
     ["a malformed memory quantity", "operator.resources.limits.memory=lots", /at '\/operator\/resources\/limits\/memory': 'lots' does not match pattern/],
   ])("%s", async (_name, setting, message) => {
     const result = await template("gpf", "gpufleet-system", ["--set", setting]);
@@ -168,16 +193,18 @@ describe("on the API server", () => {
   });
 
   it("accepts every rendered manifest (kubectl apply --dry-run=server)", async () => {
-    const rendered = await template(release, namespace, ["--set", "natsUrl=nats://nats:4222"]);
+    const rendered = await template(release, namespace, ["--set", "natsUrl=nats://nats:4222", "--set", "gateway.enabled=true"]);
     expect(rendered.code).toBe(0);
     const applied = await kubectl(cluster.kubeconfigPath, ["apply", "--dry-run=server", "-n", namespace, "-f", "-"], rendered.stdout);
     expect(applied.stderr).toBe("");
     expect(applied.code).toBe(0);
     const lines = applied.stdout.trim().split("\n");
-    expect(lines).toHaveLength(14);
+    expect(lines).toHaveLength(16);
     for (const line of lines) expect(line).toMatch(/ created \(server dry run\)$/);
     expect(lines).toContain(`deployment.apps/${release}-gpufleet-operator created (server dry run)`);
     expect(lines).toContain(`daemonset.apps/${release}-gpufleet-agent created (server dry run)`);
+    expect(lines).toContain(`deployment.apps/${release}-gpufleet-gateway created (server dry run)`);
+    expect(lines).toContain(`service/${release}-gpufleet-gateway created (server dry run)`);
   });
 
   describe("grants least privilege", () => {
