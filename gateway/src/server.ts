@@ -3,6 +3,7 @@
  * graceful stop (refuse new requests, let in-flight streams finish within the grace period, then end them with a
  * shutting_down error event).
  */
+import { setMaxListeners } from "node:events";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { EngineHeader } from "../../common/src/engine-api.js";
 import { ErrorCode, GatewayError, toGatewayError } from "./openai/errors.js";
@@ -17,6 +18,8 @@ export interface GatewayServer {
 
 export async function startGatewayServer(deps: RouteDeps, listen: { port: number; host: string }): Promise<GatewayServer> {
   const shutdown = new AbortController();
+  // Every in-flight request listens for the shutdown (and removes its listener when it ends).
+  setMaxListeners(0, shutdown.signal);
   const inFlight = new Set<Promise<void>>();
   let stopping = false;
 
