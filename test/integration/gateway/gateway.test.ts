@@ -185,4 +185,16 @@ describe("gateway", () => {
     expect(metrics).toMatch(new RegExp(`gpufleet_gateway_dispatch_decisions_total\\{model="${model("disagg")}",policy="freeness",role="decode"\\} [1-9]`));
     expect(metrics).toMatch(new RegExp(`gpufleet_gateway_instances\\{model="${model("disagg")}",role="prefill"\\} 1`));
   });
+
+  // Last: it stops the gateway.
+  it("on SIGTERM finishes the in-flight stream within the grace period, then exits cleanly", async () => {
+    const response = await post("/v1/completions", { model: model("slow"), prompt: "x", max_tokens: 6, stream: true });
+    expect(response.status).toBe(200);
+    const reading = readSse(response);
+    const exited = gateway.stop("SIGTERM");
+    const { events, done } = await reading;
+    expect(done).toBe(true);
+    expect(tokensOf(events)).toHaveLength(6);
+    expect(await exited).toBe(0);
+  });
 });
