@@ -52,13 +52,15 @@ beforeAll(async () => {
     startTestInstanceProcess(instanceEnv("prefill2", "prefill", "dying")),
     startTestInstanceProcess(instanceEnv("decode2", "decode", "dying", { TEST_INSTANCE_DIE_AFTER_TOKENS: "3", TEST_INSTANCE_TOKEN_INTERVAL_MS: "20" })),
     startTestInstanceProcess(instanceEnv("retry", "colocated", "retry")),
+    startTestInstanceProcess(instanceEnv("spread-a", "colocated", "spread", { TEST_INSTANCE_TOKEN_INTERVAL_MS: "50" })),
+    startTestInstanceProcess(instanceEnv("spread-b", "colocated", "spread", { TEST_INSTANCE_TOKEN_INTERVAL_MS: "50" })),
   ]);
   for (const p of started) instances[p.id.replace(`-${run}`, "")] = p;
   gateway = await startGatewayProcess({ GPUFLEET_GATEWAY_NATS_URL: natsUrl, GPUFLEET_GATEWAY_LOG_LEVEL: "info", GPUFLEET_GATEWAY_UPSTREAM_HEADERS_TIMEOUT_MS: "3000", GPUFLEET_GATEWAY_UPSTREAM_IDLE_TIMEOUT_MS: "5000" });
   await waitFor(async () => {
     const list = (await (await fetch(`${gateway.url}/v1/models`)).json()) as { data: { id: string; gpufleet: { instances: Record<string, number> } }[] };
     const live = (name: string, role: string, n: number) => (list.data.find((m) => m.id === model(name))?.gpufleet.instances[role] ?? 0) >= n;
-    return live("colo", "colocated", 1) && live("slow", "colocated", 1) && live("disagg", "prefill", 1) && live("disagg", "decode", 1) && live("dying", "decode", 1) && live("retry", "colocated", 2) && live("dead", "colocated", 1);
+    return live("colo", "colocated", 1) && live("slow", "colocated", 1) && live("disagg", "prefill", 1) && live("disagg", "decode", 1) && live("dying", "decode", 1) && live("retry", "colocated", 2) && live("dead", "colocated", 1) && live("spread", "colocated", 2);
   }, { description: "every instance in /v1/models", timeoutMs: 30_000 });
 }, 120_000);
 
@@ -138,6 +140,14 @@ describe("gateway", () => {
     expect(((await response.json()) as { choices: { text: string }[] }).choices[0]!.text).toBe("tok1 tok2 ");
     const metrics = await (await fetch(`${gateway.url}/metrics`)).text();
     expect(metrics).toMatch(new RegExp(`gpufleet_gateway_upstream_retries_total\\{model="${model("retry")}",role="colocated",reason="unreachable"\\} [1-9]`));
+  });
+
+  it("spreads a burst over equal instances: its own reservations count until the next load report", async () => {
+    const responses = await Promise.all([1, 2, 3, 4].map(() => post("/v1/completions", { model: model("spread"), prompt: "x", max_tokens: 10 })));
+    expect(responses.map((r) => r.status)).toEqual([200, 200, 200, 200]);
+    const served = responses.map((r) => r.headers.get("x-gpufleet-instance"));
+    expect(served.filter((s) => s === `colocated:spread-a-${run}`)).toHaveLength(2);
+    expect(served.filter((s) => s === `colocated:spread-b-${run}`)).toHaveLength(2);
   });
 
   it("cancels the upstream request when the client disconnects", async () => {
