@@ -20,6 +20,10 @@ export default tseslint.config(
     rules: { "no-restricted-imports": ["error", { patterns: [{ group: ["**/operator/**"], message: "The agent must not import operator internals: move shared code to common/." }] }] },
   },
   {
+    files: ["gateway/**/*.ts"],
+    rules: { "no-restricted-imports": ["error", { patterns: [{ group: ["**/operator/**", "**/agent/**"], message: "The gateway must not import operator or agent internals: move shared code to common/." }] }] },
+  },
+  {
     files: ["common/**/*.ts", "crds/**/*.ts"],
     rules: { "no-restricted-imports": ["error", { patterns: [{ group: ["**/operator/**", "**/agent/**", "**/gateway/**"], message: "common/ and crds/ are imported by the components, never the other way round." }] }] },
   },

@@ -83,7 +83,7 @@ describe("helm", () => {
   it("renders the default values into the expected objects", async () => {
     const manifests = await render("gpf", "gpufleet-system");
     expect(manifests.map((m) => m.kind).sort()).toEqual(
-      ["ClusterRole", "ClusterRole", "ClusterRoleBinding", "ClusterRoleBinding", "ConfigMap", "ConfigMap", "DaemonSet", "Deployment", "Role", "Role", "RoleBinding", "RoleBinding", "Service", "Service", "Service", "ServiceAccount", "ServiceAccount", "StatefulSet"],
+      ["ClusterRole", "ClusterRole", "ClusterRoleBinding", "ClusterRoleBinding", "ConfigMap", "ConfigMap", "DaemonSet", "Deployment", "Deployment", "Role", "Role", "RoleBinding", "RoleBinding", "Service", "Service", "Service", "Service", "ServiceAccount", "ServiceAccount", "StatefulSet"],
     );
 
     const deployment = find(manifests, "Deployment", "-operator");
@@ -159,6 +159,30 @@ describe("helm", () => {
     expect(manifests.some((m) => m.kind === "DaemonSet")).toBe(false);
   });
 
+  it("renders the gateway when enabled: Deployment running `gateway` with NATS, probes, no API token; Service", async () => {
+    const manifests = await render("gpf", "gpufleet-system", ["--set", "gateway.enabled=true", "--set", "natsUrl=nats://nats:4222"]);
+    const deployment = find(manifests, "Deployment", "-gateway");
+    expect(deployment.spec?.replicas).toBe(2);
+    const pod = podSpec(deployment) as ReturnType<typeof podSpec> & { automountServiceAccountToken?: boolean; terminationGracePeriodSeconds?: number };
+    expect(pod.automountServiceAccountToken).toBe(false);
+    expect(pod.terminationGracePeriodSeconds).toBe(30); // the 25 s stream grace plus 5 s
+    const gateway = pod.containers[0]!;
+    expect(gateway.args).toEqual(["gateway"]);
+    const env = Object.fromEntries((gateway.env ?? []).map((e) => [e.name, e.value ?? e.valueFrom?.fieldRef?.fieldPath]));
+    expect(env).toMatchObject({ POD_NAME: "metadata.name", GPUFLEET_GATEWAY_NATS_URL: "nats://nats:4222", GPUFLEET_GATEWAY_PORT: "8000", GPUFLEET_GATEWAY_DISPATCH_POLICY: "freeness", GPUFLEET_GATEWAY_SHUTDOWN_GRACE_MS: "25000" });
+    expect(gateway.readinessProbe?.httpGet.path).toBe("/readyz");
+    expect(gateway.livenessProbe?.httpGet.path).toBe("/healthz");
+    expect(gateway.securityContext).toMatchObject({ runAsNonRoot: true, readOnlyRootFilesystem: true });
+    const service = find(manifests, "Service", "-gateway");
+    expect(service.spec).toMatchObject({ type: "ClusterIP", ports: [{ name: "http", port: 80, targetPort: "http" }] });
+  });
+
+  it("refuses the gateway without any NATS (no natsUrl, in-chart NATS off), saying why", async () => {
+    const result = await template("gpf", "gpufleet-system", ["--set", "gateway.enabled=true", "--set", "nats.enabled=false"]);
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toMatch(/gateway.enabled needs NATS/);
+  });
+
   it("refuses a Kubernetes older than the chart's kubeVersion", async () => {
     const result = await template("gpf", "gpufleet-system", ["--kube-version", "1.29.0"]);
     expect(result.code).not.toBe(0);
@@ -174,6 +198,7 @@ describe("values.schema.json rejects bad values with the key's path", () => {
     ["a NATS URL with another scheme", "natsUrl=http://nats:4222", /at '\/natsUrl': 'http:\/\/nats:4222' does not match pattern/],
     ["an unknown pull policy", "image.pullPolicy=Sometimes", /at '\/image\/pullPolicy': value must be one of 'Always', 'IfNotPresent', 'Never'/],
     ["two replicas without leader election", "operator.leaderElection.enabled=false", /at '\/operator\/replicas': value must be 1/],
+    ["an unknown dispatch policy", "gateway.dispatchPolicy=random", /at '\/gateway\/dispatchPolicy': value must be one of 'freeness', 'round-robin'/],
     ["a malformed memory quantity", "operator.resources.limits.memory=lots", /at '\/operator\/resources\/limits\/memory': 'lots' does not match pattern/],
     ["a malformed NATS store size", "nats.storage.size=big", /at '\/nats\/storage\/size': 'big' does not match pattern/],
   ])("%s", async (_name, setting, message) => {
@@ -212,17 +237,20 @@ describe("on the API server", () => {
   });
 
   it("accepts every rendered manifest (kubectl apply --dry-run=server)", async () => {
-    const rendered = await template(release, namespace, ["--set", "natsUrl=nats://nats:4222"]);
+    // The defaults: in-chart NATS, gateway on.
+    const rendered = await template(release, namespace, []);
     expect(rendered.code).toBe(0);
     const applied = await kubectl(cluster.kubeconfigPath, ["apply", "--dry-run=server", "-n", namespace, "-f", "-"], rendered.stdout);
     expect(applied.stderr).toBe("");
     expect(applied.code).toBe(0);
     const lines = applied.stdout.trim().split("\n");
-    expect(lines).toHaveLength(18);
+    expect(lines).toHaveLength(20);
     for (const line of lines) expect(line).toMatch(/ created \(server dry run\)$/);
     expect(lines).toContain(`deployment.apps/${release}-gpufleet-operator created (server dry run)`);
     expect(lines).toContain(`daemonset.apps/${release}-gpufleet-agent created (server dry run)`);
     expect(lines).toContain(`statefulset.apps/${release}-gpufleet-nats created (server dry run)`);
+    expect(lines).toContain(`deployment.apps/${release}-gpufleet-gateway created (server dry run)`);
+    expect(lines).toContain(`service/${release}-gpufleet-gateway created (server dry run)`);
   });
 
   describe("grants least privilege", () => {

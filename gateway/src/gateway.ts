@@ -1,0 +1,54 @@
+/** Wires a gateway from its parts: instance source → view → dispatch executor → HTTP server. */
+import type { GatewayConfig } from "./config.js";
+import { DispatchExecutor } from "./dispatch/executor.js";
+import type { InstanceSource } from "./instances/source.js";
+import { InstanceView } from "./instances/view.js";
+import type { Logger } from "./logger.js";
+import { GatewayMetrics } from "./metrics.js";
+import { startGatewayServer } from "./server.js";
+
+export interface GatewayHandle {
+  readonly port: number;
+  readonly view: InstanceView;
+  readonly metrics: GatewayMetrics;
+  stop(): Promise<void>;
+}
+
+export async function startGateway(opts: { config: GatewayConfig; logger: Logger; source: (metrics: GatewayMetrics) => InstanceSource; now?: () => number }): Promise<GatewayHandle> {
+  const { config, logger } = opts;
+  const now = opts.now ?? Date.now;
+  const view = new InstanceView(config);
+  const metrics = new GatewayMetrics({
+    instances: () => view.routes(now()).flatMap((r) => Object.entries(r.instances).filter(([, n]) => n > 0).map(([role, count]) => ({ model: r.model, role, count }))),
+  });
+  const source = opts.source(metrics);
+  const unsubscribe = source.subscribe((report) => view.apply(report, now()));
+  const executor = new DispatchExecutor({
+    view,
+    metrics,
+    now,
+    config: {
+      dispatchPolicy: config.dispatchPolicy,
+      freeness: { highPriorityHeadroomFraction: config.highPriorityHeadroomFraction },
+      maxAttempts: config.maxAttempts,
+      maxQueuedPerInstance: config.maxQueuedPerInstance,
+      retryAfterS: config.retryAfterS,
+      timeouts: { headersMs: config.upstreamHeadersTimeoutMs, idleMs: config.upstreamIdleTimeoutMs, totalMs: config.upstreamTotalTimeoutMs },
+    },
+  });
+  const server = await startGatewayServer(
+    { view, executor, metrics, logger, now, limits: { maxBodyBytes: config.maxBodyBytes, maxTokensLimit: config.maxTokensLimit, defaultMaxTokens: config.defaultMaxTokens } },
+    { port: config.port, host: config.host },
+  );
+  logger.info({ port: server.port, policy: config.dispatchPolicy, identity: config.identity }, "gateway listening");
+  return {
+    port: server.port,
+    view,
+    metrics,
+    async stop() {
+      await server.stop(config.shutdownGraceMs);
+      unsubscribe();
+      await source.close();
+    },
+  };
+}

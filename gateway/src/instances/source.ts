@@ -1,0 +1,46 @@
+/**
+ * Where the gateway learns its instances: a small interface, so the core NATS subscription used now can become a
+ * JetStream consumer (or the telemetry read model) without touching dispatch.
+ */
+import type { InstanceRole } from "../../../common/src/engine-api.js";
+import type { InstanceLoad } from "../../../common/src/scheduler/freeness.js";
+
+/** One serving instance as its latest load report describes it. */
+export interface InstanceReport {
+  /** The worker's id (unique across the fleet). */
+  id: string;
+  model: string;
+  role: InstanceRole;
+  engineUrl: string;
+  /** `namespace/name` of the ServingDeployment. */
+  servingDeployment: string;
+  podNamespace: string;
+  podName: string;
+  load: InstanceLoad;
+  /** When the instance generated the report (its clock). */
+  reportedUnixMs: number;
+}
+
+export interface InstanceSource {
+  /** Calls `listener` with every report as it arrives; returns an unsubscribe function. */
+  subscribe(listener: (report: InstanceReport) => void): () => void;
+  close(): Promise<void>;
+}
+
+/** Reports pushed by hand: the benchmark's fixed instances and pure tests of the view. */
+export class StaticInstanceSource implements InstanceSource {
+  private readonly listeners = new Set<(report: InstanceReport) => void>();
+
+  publish(report: InstanceReport): void {
+    for (const listener of this.listeners) listener(report);
+  }
+
+  subscribe(listener: (report: InstanceReport) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  async close(): Promise<void> {
+    this.listeners.clear();
+  }
+}

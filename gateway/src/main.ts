@@ -1,0 +1,30 @@
+/** gpufleet gateway process: config from GPUFLEET_GATEWAY_*, load reports from NATS, clean shutdown on SIGTERM. */
+import { connect } from "nats";
+import { loadGatewayConfig } from "./config.js";
+import { startGateway } from "./gateway.js";
+import { NatsLoadInstanceSource } from "./instances/nats-source.js";
+import { createLogger } from "./logger.js";
+
+const config = loadGatewayConfig();
+const logger = createLogger({ level: config.logLevel, name: "gpufleet-gateway" });
+const nats = await connect({ servers: config.natsUrl, name: `gpufleet-gateway/${config.identity}`, maxReconnectAttempts: -1 });
+const gateway = await startGateway({ config, logger, source: (metrics) => new NatsLoadInstanceSource(nats, { logger, metrics }) });
+
+let stopping = false;
+for (const signal of ["SIGTERM", "SIGINT"] as const) {
+  process.on(signal, () => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal, graceMs: config.shutdownGraceMs }, "shutting down");
+    gateway
+      .stop()
+      .then(() => nats.drain())
+      .then(
+        () => process.exit(0),
+        (error: unknown) => {
+          logger.error({ err: error }, "unclean shutdown");
+          process.exit(1);
+        },
+      );
+  });
+}
