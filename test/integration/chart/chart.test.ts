@@ -144,15 +144,16 @@ describe("helm", () => {
   });
 
   it("runs without NATS (telemetry off) when nats.enabled=false and natsUrl is empty", async () => {
-    const manifests = await render("gpf", "gpufleet-system", ["--set", "nats.enabled=false"]);
+    // The gateway needs NATS, so it is turned off with it.
+    const manifests = await render("gpf", "gpufleet-system", ["--set", "nats.enabled=false", "--set", "gateway.enabled=false"]);
     expect(manifests.some((m) => m.kind === "StatefulSet")).toBe(false);
-    const operator = podSpec(find(manifests, "Deployment")).containers[0]!;
+    const operator = podSpec(find(manifests, "Deployment", "-operator")).containers[0]!;
     expect(operator.env?.map((e) => e.name)).not.toContain("GPUFLEET_NATS_URL");
   });
 
   it("renders the optional parts when asked: NATS URL, ServiceMonitors, no agent", async () => {
     const manifests = await render("gpf", "gpufleet-system", ["--set", "natsUrl=nats://nats.gpufleet-system:4222", "--set", "nats.enabled=false", "--set", "metrics.serviceMonitor.enabled=true", "--set", "agent.enabled=false"]);
-    const operator = podSpec(find(manifests, "Deployment")).containers[0]!;
+    const operator = podSpec(find(manifests, "Deployment", "-operator")).containers[0]!;
     expect(operator.env).toContainEqual({ name: "GPUFLEET_NATS_URL", value: "nats://nats.gpufleet-system:4222" });
     expect(manifests.some((m) => m.kind === "StatefulSet")).toBe(false);
     expect(manifests.filter((m) => m.kind === "ServiceMonitor").map((m) => m.metadata.name)).toEqual(["gpf-gpufleet-operator"]);
