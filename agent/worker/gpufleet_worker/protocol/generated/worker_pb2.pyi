@@ -53,7 +53,7 @@ class HeartbeatResponse(_message.Message):
     def __init__(self, received_unix_ms: _Optional[int] = ...) -> None: ...
 
 class LoadReport(_message.Message):
-    __slots__ = ("worker_id", "unix_ms", "queue_length", "running_requests", "kv_cache_used_fraction", "kv_cache_used_bytes", "ttft_ms", "tpot_ms", "tokens_per_second", "kv_blocks_total", "kv_blocks_used", "block_size_tokens", "waiting_demand_blocks", "head_of_line_demand_blocks", "role", "model", "tp", "pp", "gpu_model", "preemptions_total", "held_kv_blocks", "outstanding_prompt_tokens", "draining")
+    __slots__ = ("worker_id", "unix_ms", "queue_length", "running_requests", "kv_cache_used_fraction", "kv_cache_used_bytes", "ttft_ms", "tpot_ms", "tokens_per_second", "kv_blocks_total", "kv_blocks_used", "block_size_tokens", "waiting_demand_blocks", "head_of_line_demand_blocks", "role", "model", "tp", "pp", "gpu_model", "preemptions_total", "held_kv_blocks", "outstanding_prompt_tokens", "draining", "engine_url", "serving_deployment", "high_priority_running")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     UNIX_MS_FIELD_NUMBER: _ClassVar[int]
     QUEUE_LENGTH_FIELD_NUMBER: _ClassVar[int]
@@ -77,6 +77,9 @@ class LoadReport(_message.Message):
     HELD_KV_BLOCKS_FIELD_NUMBER: _ClassVar[int]
     OUTSTANDING_PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
     DRAINING_FIELD_NUMBER: _ClassVar[int]
+    ENGINE_URL_FIELD_NUMBER: _ClassVar[int]
+    SERVING_DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
+    HIGH_PRIORITY_RUNNING_FIELD_NUMBER: _ClassVar[int]
     worker_id: str
     unix_ms: int
     queue_length: int
@@ -100,7 +103,10 @@ class LoadReport(_message.Message):
     held_kv_blocks: int
     outstanding_prompt_tokens: int
     draining: bool
-    def __init__(self, worker_id: _Optional[str] = ..., unix_ms: _Optional[int] = ..., queue_length: _Optional[int] = ..., running_requests: _Optional[int] = ..., kv_cache_used_fraction: _Optional[float] = ..., kv_cache_used_bytes: _Optional[int] = ..., ttft_ms: _Optional[float] = ..., tpot_ms: _Optional[float] = ..., tokens_per_second: _Optional[float] = ..., kv_blocks_total: _Optional[int] = ..., kv_blocks_used: _Optional[int] = ..., block_size_tokens: _Optional[int] = ..., waiting_demand_blocks: _Optional[int] = ..., head_of_line_demand_blocks: _Optional[int] = ..., role: _Optional[str] = ..., model: _Optional[str] = ..., tp: _Optional[int] = ..., pp: _Optional[int] = ..., gpu_model: _Optional[str] = ..., preemptions_total: _Optional[int] = ..., held_kv_blocks: _Optional[int] = ..., outstanding_prompt_tokens: _Optional[int] = ..., draining: _Optional[bool] = ...) -> None: ...
+    engine_url: str
+    serving_deployment: str
+    high_priority_running: int
+    def __init__(self, worker_id: _Optional[str] = ..., unix_ms: _Optional[int] = ..., queue_length: _Optional[int] = ..., running_requests: _Optional[int] = ..., kv_cache_used_fraction: _Optional[float] = ..., kv_cache_used_bytes: _Optional[int] = ..., ttft_ms: _Optional[float] = ..., tpot_ms: _Optional[float] = ..., tokens_per_second: _Optional[float] = ..., kv_blocks_total: _Optional[int] = ..., kv_blocks_used: _Optional[int] = ..., block_size_tokens: _Optional[int] = ..., waiting_demand_blocks: _Optional[int] = ..., head_of_line_demand_blocks: _Optional[int] = ..., role: _Optional[str] = ..., model: _Optional[str] = ..., tp: _Optional[int] = ..., pp: _Optional[int] = ..., gpu_model: _Optional[str] = ..., preemptions_total: _Optional[int] = ..., held_kv_blocks: _Optional[int] = ..., outstanding_prompt_tokens: _Optional[int] = ..., draining: _Optional[bool] = ..., engine_url: _Optional[str] = ..., serving_deployment: _Optional[str] = ..., high_priority_running: _Optional[int] = ...) -> None: ...
 
 class PeerTransfer(_message.Message):
     __slots__ = ("peer_rank", "bytes", "start_unix_us", "end_unix_us")
