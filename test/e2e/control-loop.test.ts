@@ -14,7 +14,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ServingDeployment, ServingDeploymentSpec } from "../../crds/src/serving-deployment.js";
+import type { ServingDeployment } from "../../crds/src/serving-deployment.js";
 import type { TrainingJob } from "../../crds/src/training-job.js";
 import { API_GROUP, API_VERSION } from "../../crds/src/common.js";
 import { secretNames } from "../../operator/src/agents/certificates.js";
@@ -22,13 +22,13 @@ import type { OperatorHandle } from "../../operator/src/operator.js";
 import { waitFor } from "../harness/wait.js";
 import { testCluster, type TestCluster } from "../support/cluster.js";
 import { startInProcessOperator, startSimulatedAgent, type ComponentProcess } from "../support/operator.js";
+import { LLAMA_3_8B, servingDeployment, trainingJob } from "../support/builders.js";
 
 let cluster: TestCluster;
 let operator: OperatorHandle | undefined;
 let agent: ComponentProcess | undefined;
 const tlsDir = mkdtempSync(join(tmpdir(), "gpufleet-e2e-tls-"));
 
-const LLAMA_3_8B = { name: "meta-llama/Meta-Llama-3-8B-Instruct", layers: 32, hiddenSize: 4096, heads: 32, kvHeads: 8, vocabSize: 128256, intermediateSize: 14336, paramsBillions: 8.03 };
 const servingGroup = { group: API_GROUP, version: API_VERSION, plural: "servingdeployments" };
 const trainingGroup = { group: API_GROUP, version: API_VERSION, plural: "trainingjobs" };
 
@@ -60,15 +60,7 @@ afterAll(async () => {
 describe("the control loop, end to end with simulated workers", () => {
   it("a simulated rank's checkpoint reaches TrainingJob status through agent → JetStream → operator", async () => {
     const namespace = await cluster.freshNamespace("e2e-training");
-    const job: TrainingJob = {
-      apiVersion: "gpufleet.io/v1alpha1", kind: "TrainingJob", metadata: { name: "llm", namespace },
-      spec: {
-        image: "nvcr.io/nvidia/pytorch:25.01-py3", command: ["torchrun", "train.py"], nodes: 1, gpusPerNode: 8,
-        parallelism: { tp: 8, pp: 1, dp: 1 }, model: { paramsBillions: 7.5, layers: 36, hiddenSize: 4096 },
-        checkpoint: { path: "/ckpt/llm", intervalSteps: 2 },
-      } as TrainingJob["spec"],
-    };
-    await cluster.objects.create(job);
+    await cluster.objects.create(trainingJob("llm", namespace, { checkpoint: { path: "/ckpt/llm", intervalSteps: 2 } }));
     const status = await waitFor(async () => {
       const current = (await cluster.customObjects.getNamespacedCustomObject({ ...trainingGroup, namespace, name: "llm" })) as TrainingJob;
       return (current.status?.lastCheckpointStep ?? 0) >= 4 ? current.status : undefined;
@@ -81,16 +73,7 @@ describe("the control loop, end to end with simulated workers", () => {
 
   it("a disaggregated deployment's simulated workers report load into the operator's read model, and a command over mTLS is answered by the worker", async () => {
     const namespace = await cluster.freshNamespace("e2e-serving");
-    const sd: ServingDeployment = {
-      apiVersion: "gpufleet.io/v1alpha1", kind: "ServingDeployment", metadata: { name: "chat", namespace },
-      spec: {
-        model: LLAMA_3_8B, gpu: { model: "H100-80GB" }, mode: "disaggregated",
-        engine: { image: "vllm/vllm-openai:v0.11.0", args: [] },
-        slo: { ttftMs: 250, tpotMs: 100, attainmentPercent: 90 },
-        workload: { arrivalRatePerSec: 10, preset: "chatbot" },
-      } as unknown as ServingDeploymentSpec,
-    };
-    await cluster.objects.create(sd);
+    await cluster.objects.create(servingDeployment("chat", namespace));
     const plan = await waitFor(async () => ((await cluster.customObjects.getNamespacedCustomObject({ ...servingGroup, namespace, name: "chat" })) as ServingDeployment).status?.plan, { description: "the plan in status", timeoutMs: 60_000 });
     expect(plan.mode).toBe("disaggregated");
     const wanted = (plan.prefill?.replicas ?? 0) + (plan.decode?.replicas ?? 0);

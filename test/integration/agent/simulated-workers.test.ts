@@ -14,14 +14,14 @@ import type { V1Pod } from "@kubernetes/client-node";
 import { connect, type NatsConnection, type Subscription } from "nats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { NodeAgentClient } from "../../../agent/src/grpc/client.js";
-import type { ServingDeployment, ServingDeploymentSpec } from "../../../crds/src/serving-deployment.js";
-import type { TrainingJob } from "../../../crds/src/training-job.js";
+import type { ServingDeployment } from "../../../crds/src/serving-deployment.js";
 import { API_GROUP, API_VERSION } from "../../../crds/src/common.js";
 import type { OperatorHandle } from "../../../operator/src/operator.js";
 import { decodeLoad, subscriptionFor, type LoadEntry } from "../../../common/src/telemetry/subjects.js";
 import { waitFor } from "../../harness/wait.js";
 import { testCluster, type TestCluster } from "../../support/cluster.js";
 import { startInProcessOperator, startSimulatedAgent, type ComponentProcess } from "../../support/operator.js";
+import { LLAMA_3_8B, servingDeployment, trainingJob } from "../../support/builders.js";
 
 let cluster: TestCluster;
 let operator: OperatorHandle | undefined;
@@ -51,7 +51,6 @@ afterAll(async () => {
 
 const servingGroup = { group: API_GROUP, version: API_VERSION, plural: "servingdeployments" };
 const trainingGroup = { group: API_GROUP, version: API_VERSION, plural: "trainingjobs" };
-const LLAMA_3_8B = { name: "meta-llama/Meta-Llama-3-8B-Instruct", layers: 32, hiddenSize: 4096, heads: 32, kvHeads: 8, vocabSize: 128256, intermediateSize: 14336, paramsBillions: 8.03 };
 const envOf = (pod: V1Pod, name: string) => pod.spec?.containers[0]?.env?.find((e) => e.name === name)?.value;
 const logsWith = (msg: string) => (agent?.logs ?? []).filter((l) => l.msg === msg);
 const latestLoad = (namespace: string, podName: string) => loads.filter((l) => l.podNamespace === namespace && l.podName === podName).at(-1);
@@ -59,16 +58,7 @@ const latestLoad = (namespace: string, podName: string) => loads.filter((l) => l
 describe("simulated serving workers follow their pods", () => {
   it("a disaggregated plan's pods run as prefill and decode workers with the plan's model and TP, and hand KV from prefill to decode", async () => {
     const namespace = await cluster.freshNamespace("simworkers-serving");
-    const sd: ServingDeployment = {
-      apiVersion: "gpufleet.io/v1alpha1", kind: "ServingDeployment", metadata: { name: "chat", namespace },
-      spec: {
-        model: LLAMA_3_8B, gpu: { model: "H100-80GB" }, mode: "disaggregated",
-        engine: { image: "vllm/vllm-openai:v0.11.0", args: [] },
-        slo: { ttftMs: 250, tpotMs: 100, attainmentPercent: 90 },
-        workload: { arrivalRatePerSec: 10, preset: "chatbot" },
-      } as unknown as ServingDeploymentSpec,
-    };
-    await cluster.objects.create(sd);
+    await cluster.objects.create(servingDeployment("chat", namespace));
     const pods = await waitFor(async () => {
       const list = (await cluster.core.listNamespacedPod({ namespace, labelSelector: "gpufleet.io/serving-deployment=chat" })).items;
       const bound = list.filter((p) => p.spec?.nodeName);
@@ -122,15 +112,7 @@ describe("simulated training ranks checkpoint", () => {
 
   it("a TrainingJob's rank 0 writes a checkpoint every checkpoint.intervalSteps steps", async () => {
     const namespace = await cluster.freshNamespace("simworkers-training");
-    const job: TrainingJob = {
-      apiVersion: "gpufleet.io/v1alpha1", kind: "TrainingJob", metadata: { name: "llm", namespace },
-      spec: {
-        image: "nvcr.io/nvidia/pytorch:25.01-py3", command: ["torchrun", "train.py"], nodes: 1, gpusPerNode: 8,
-        parallelism: { tp: 8, pp: 1, dp: 1 }, model: { paramsBillions: 7.5, layers: 36, hiddenSize: 4096 },
-        checkpoint: { path: "/ckpt/llm", intervalSteps: 2 },
-      } as TrainingJob["spec"],
-    };
-    await cluster.objects.create(job);
+    await cluster.objects.create(trainingJob("llm", namespace, { checkpoint: { path: "/ckpt/llm", intervalSteps: 2 } }));
     const [pod] = await waitFor(async () => {
       const list = (await cluster.core.listNamespacedPod({ namespace, labelSelector: "gpufleet.io/training-job=llm" })).items;
       return list.length > 0 && list.every((p) => p.spec?.nodeName) ? list : undefined;

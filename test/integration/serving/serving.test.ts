@@ -23,6 +23,7 @@ import { planSummary, type StatusPlan } from "../../../operator/src/serving/pool
 import { waitFor } from "../../harness/wait.js";
 import { testCluster, type TestCluster } from "../../support/cluster.js";
 import { startInProcessOperator } from "../../support/operator.js";
+import { servingDeployment } from "../../support/builders.js";
 
 let cluster: TestCluster;
 let core: CoreV1Api;
@@ -42,27 +43,6 @@ afterAll(async () => {
 
 const group = { group: API_GROUP, version: API_VERSION, plural: "servingdeployments" };
 const mergePatch = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
-
-const LLAMA_3_8B = { name: "meta-llama/Meta-Llama-3-8B-Instruct", layers: 32, hiddenSize: 4096, heads: 32, kvHeads: 8, vocabSize: 128256, intermediateSize: 14336, paramsBillions: 8.03 };
-
-type SpecInput = Omit<Partial<ServingDeploymentSpec>, "slo" | "workload"> & { slo?: Partial<ServingDeploymentSpec["slo"]>; workload?: Partial<ServingDeploymentSpec["workload"]> };
-
-function servingDeployment(name: string, namespace: string, spec: SpecInput = {}): ServingDeployment {
-  return {
-    apiVersion: "gpufleet.io/v1alpha1",
-    kind: "ServingDeployment",
-    metadata: { name, namespace },
-    spec: {
-      model: LLAMA_3_8B,
-      gpu: { model: "H100-80GB" },
-      mode: "disaggregated",
-      engine: { image: "vllm/vllm-openai:v0.11.0", args: ["--max-model-len", "8192"] },
-      ...spec,
-      slo: { ttftMs: 250, tpotMs: 100, attainmentPercent: 90, ...spec.slo },
-      workload: { arrivalRatePerSec: 10, preset: "chatbot", ...spec.workload },
-    } as ServingDeploymentSpec,
-  };
-}
 
 async function getSd(namespace: string, name: string): Promise<ServingDeployment> {
   return (await custom.getNamespacedCustomObject({ ...group, namespace, name })) as ServingDeployment;
