@@ -353,4 +353,24 @@ describe("the gateway in front of simulated instances", () => {
     expect(shutdownAt).toBeGreaterThanOrEqual(0);
     expect(finishedAt).toBeGreaterThan(shutdownAt);
   });
+
+  // After the SIGTERM test: a fresh gateway (it also learns the instances again, from the load stream), then the
+  // agent itself stops under a running stream.
+  it("ends the stream with an error event, never a hang, when the agent stops under it", async () => {
+    gateway = await startGatewayProcess({ GPUFLEET_GATEWAY_NATS_URL: cluster.natsUrl, GPUFLEET_GATEWAY_LOG_LEVEL: "info", GPUFLEET_GATEWAY_UPSTREAM_HEADERS_TIMEOUT_MS: "3000", GPUFLEET_GATEWAY_UPSTREAM_IDLE_TIMEOUT_MS: "5000" });
+    await waitFor(async () => instancesOf(await models(), COLO, "colocated") >= 1, { description: "the restarted gateway routing the colocated deployment", timeoutMs: 20_000 });
+    const response = await post("/v1/completions", { model: COLO, prompt: "x", max_tokens: 3000, stream: true });
+    expect(response.status).toBe(200);
+    let received = 0;
+    const reading = readSseBounded(response, 30_000, () => (received += 1));
+    await waitFor(() => received >= 3, { description: "three streamed tokens", timeoutMs: 20_000, intervalMs: 5 });
+    expect(await agent!.stop("SIGTERM")).toBe(0);
+    const { events, done } = await reading;
+    expect(done).toBe(false);
+    expect(tokensOf(events).length).toBeLessThan(3000);
+    const last = events.at(-1) as { error?: { code: string; message: string } };
+    expect(last.error).toMatchObject({ code: "upstream_failed" });
+    // The instance ended its stream with an error event of its own before the agent closed its connections.
+    expect(last.error!.message).toMatch(/simulated worker stopped/);
+  });
 });
