@@ -65,7 +65,8 @@ export class JetStreamLoadInstanceSource implements InstanceSource {
 
   /**
    * Ensures the load stream (the agents and the operator do too; whichever starts first creates it) and starts the
-   * consumer. Listeners added right after this resolves get the replayed reports: delivery starts on the next turn.
+   * consumer. Listeners added right after this resolves get the replayed reports: messages come from the network,
+   * so none is handled before the caller's next await.
    */
   static async start(connection: NatsConnection, deps: { logger: Logger; metrics: GatewayMetrics }, options: LoadSourceOptions): Promise<JetStreamLoadInstanceSource> {
     const now = options.now ?? Date.now;
@@ -84,8 +85,6 @@ export class JetStreamLoadInstanceSource implements InstanceSource {
   }
 
   private async consume(): Promise<void> {
-    // Yield once so the caller can subscribe before the replay is delivered.
-    await Promise.resolve();
     for await (const message of this.messages) this.handle(message);
   }
 
