@@ -48,20 +48,25 @@ describe("JetStreamLoadInstanceSource", () => {
     const recentStoredMs = await publish(`recent-${run}`);
     const startMs = (oldStoredMs + recentStoredMs) / 2;
 
+    // And past the second, so a replayed report's age on the stream is clearly more than zero.
+    await waitFor(() => Date.now() > recentStoredMs + 20, { description: "the clock past the second report", timeoutMs: 5_000, intervalMs: 5 });
     const received: { report: InstanceReport; ageMs: number; atMs: number }[] = [];
     const metrics = new GatewayMetrics();
+    const startedMs = Date.now();
     const source = await JetStreamLoadInstanceSource.start(nats, { logger: createLogger({ level: "silent", name: "test" }), metrics }, { lookbackMs: Date.now() - startMs });
     source.subscribe((report, ageMs) => received.push({ report, ageMs, atMs: Date.now() }));
     try {
       const ours = () => received.filter((r) => r.report.podNamespace === "src" && r.report.model === `source-model-${run}`);
       const replayed = await waitFor(() => ours().find((r) => r.report.id === `recent-${run}`), { description: "the recent report replayed", timeoutMs: 10_000 });
       // Its age is its time on the stream, not zero: the view counts it as received when it was stored.
-      expect(replayed.ageMs).toBeGreaterThanOrEqual(replayed.atMs - recentStoredMs - 1);
+      // (Handled after startedMs; stored within the millisecond recentStoredMs names; delivered by atMs.)
+      expect(replayed.ageMs).toBeGreaterThan(startedMs - recentStoredMs - 1);
+      expect(replayed.ageMs).toBeLessThanOrEqual(replayed.atMs - recentStoredMs);
       expect(replayed.report).toMatchObject({ role: "colocated", servingDeployment: "src/sd", load: { kvBlocksTotal: 100 } });
 
       await publish(`live-${run}`);
       const live = await waitFor(() => ours().find((r) => r.report.id === `live-${run}`), { description: "a report published after the start, delivered", timeoutMs: 10_000 });
-      expect(live.ageMs).toBeLessThan(live.atMs - recentStoredMs + 1);
+      expect(live.ageMs).toBeLessThan(live.atMs - startedMs + 1);
       // Delivery is in stream order, so once the live report is here the replay is complete: the old report never came.
       expect(ours().map((r) => r.report.id)).toEqual([`recent-${run}`, `live-${run}`]);
       const accepted = (await metrics.loadReportsTotal.get()).values.find((v) => v.labels.result === "accepted")?.value ?? 0;
