@@ -7,7 +7,8 @@
  *   with the placeholder text and usage the instances produce;
  * - bad requests: 400/404 in OpenAI's error shape, including a refusal the instance itself sends (context length);
  * - a client disconnect cancels the request on the instance; a burst spreads over equal instances;
- * - a decode pod deleted mid-stream: the client gets an error event and the stream ends, never a hang;
+ * - a decode pod deleted, the agent stopped, the agent killed, each under a running stream: the client gets an
+ *   error event and the stream ends, never a hang (the first two carry the instance's own error event's reason);
  * - a dead instance (a report pointing at a closed port) is retried on a live one, or answered 503;
  * - SIGTERM lets an in-flight stream finish.
  *
@@ -372,5 +373,25 @@ describe("the gateway in front of simulated instances", () => {
     expect(last.error).toMatchObject({ code: "upstream_failed" });
     // The instance ended its stream with an error event of its own before the agent closed its connections.
     expect(last.error!.message).toMatch(/simulated worker stopped/);
+  });
+
+  it("ends the stream with an error event, never a hang, when the agent is killed under it (connection reset)", async () => {
+    // A new agent takes the same pods over (new engine port, so new engineUrls in its reports).
+    const restarted = await startSimulatedAgent({ kubeconfigPath: cluster.kubeconfigPath, natsUrl: cluster.natsUrl, name: "agent-gateway-2", env: { GPUFLEET_AGENT_SIM_REPORT_INTERVAL_MS: "200", GPUFLEET_AGENT_ENGINE_PORT: "0" } });
+    agent = restarted.agent;
+    const agentStartedMs = Date.now();
+    // Wait for a report from the new agent (the old one's instances stay in the view, stale, for a few seconds).
+    await waitFor(() => loads.find((l) => l.model === COLO && l.receivedMs > agentStartedMs && !l.workerId.startsWith("dead-")), { description: "a load report from the new agent", timeoutMs: 30_000 });
+    // Until the old agent's instances are stale the gateway may try them first: unreachable, retried on the new ones.
+    const response = await post("/v1/completions", { model: COLO, prompt: "x", max_tokens: 3000, stream: true });
+    expect(response.status).toBe(200);
+    let received = 0;
+    const reading = readSseBounded(response, 30_000, () => (received += 1));
+    await waitFor(() => received >= 3, { description: "three streamed tokens", timeoutMs: 20_000, intervalMs: 5 });
+    await agent.stop("SIGKILL");
+    const { events, done } = await reading;
+    expect(done).toBe(false);
+    expect(tokensOf(events).length).toBeLessThan(3000);
+    expect(events.at(-1)).toMatchObject({ error: { code: "upstream_failed", type: "server_error" } });
   });
 });
