@@ -1,8 +1,10 @@
 /**
  * `npm start`: the whole gpufleet system on this machine. Sets up what is missing (Debian packages, cached
  * Kubernetes binaries), starts a local cluster (etcd, kube-apiserver, controller-manager, scheduler, kwok GPU nodes
- * from clusters/<profile>.yaml, nats-server), installs the CRDs, starts the operator and the node agent (simulation
- * mode for kwok nodes), applies examples/, prints their status and keeps running until Ctrl-C, then cleans up.
+ * from clusters/<profile>.yaml, nats-server), installs the CRDs, starts the operator, the node agent (simulation
+ * mode for kwok nodes) and the gateway, applies examples/, prints their status, waits until the gateway routes every
+ * sample ServingDeployment's model, sends one streamed completion through it with curl and ends with that curl line;
+ * then keeps running until Ctrl-C, and cleans up.
  *
  * Flags: --profile <name|path> (default "default"), --once (print the status and exit; for scripts and tests).
  */
@@ -61,6 +63,37 @@ async function sampleTelemetry(natsUrl: string, windowMs: number): Promise<strin
   return `telemetry on NATS in ${windowMs / 1000} s:\n${lines.length > 0 ? lines.join("\n") : "  (none yet: no gpufleet pods are running)"}\n`;
 }
 
+const GATEWAY_PORT = 18000;
+const GATEWAY_URL = `http://127.0.0.1:${GATEWAY_PORT}`;
+
+interface RoutedModel {
+  id: string;
+  gpufleet: { mode: string; servingDeployments: string[]; instances: Record<string, number> };
+}
+
+/** Waits until /v1/models routes the model of every ServingDeployment in the cluster to live instances of each role it needs. */
+async function waitForSampleModels(kubeconfigPath: string): Promise<RoutedModel[]> {
+  const out = await kubectl(kubeconfigPath, ["get", "sd", "-A", "-o", "jsonpath={range .items[*]}{.spec.model.name}{\"\\n\"}{end}"]);
+  const wanted = [...new Set(out.stdout.split("\n").filter((l) => l !== ""))];
+  if (wanted.length === 0) throw new Error("examples/ holds no ServingDeployment: nothing for the gateway to route");
+  return waitFor(
+    async () => {
+      const list = (await (await fetch(`${GATEWAY_URL}/v1/models`)).json()) as { data: RoutedModel[] };
+      const live = (m: RoutedModel | undefined) => m !== undefined && (m.gpufleet.mode === "colocated" ? m.gpufleet.instances.colocated! > 0 : m.gpufleet.instances.prefill! > 0 && m.gpufleet.instances.decode! > 0);
+      const routed = wanted.map((id) => list.data.find((m) => m.id === id));
+      return routed.every(live) ? (routed as RoutedModel[]) : undefined;
+    },
+    { description: `the gateway routing ${wanted.join(", ")} (GET ${GATEWAY_URL}/v1/models)`, timeoutMs: 60_000 },
+  );
+}
+
+function completionCurlArgs(model: string): string[] {
+  const body = JSON.stringify({ model, prompt: "Hello", max_tokens: 16, stream: true });
+  return ["-sN", `${GATEWAY_URL}/v1/completions`, "-H", "content-type: application/json", "-d", body];
+}
+
+const shellQuote = (arg: string) => (/^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`);
+
 async function shutdown(code: number): Promise<never> {
   if (!stopping) {
     stopping = true;
@@ -115,6 +148,11 @@ try {
   });
   await waitFor(async () => (await fetch("http://127.0.0.1:19400/readyz")).ok, { description: "agent ready", timeoutMs: 60_000 });
   say("agent ready (simulation mode, mTLS on 127.0.0.1:18051): metrics at http://127.0.0.1:19400/metrics");
+  // The gateway learns instances from the agents' load reports on NATS: without NATS there is nothing to route to.
+  if (!cluster.natsUrl) throw new Error("the gateway needs NATS, and the local cluster started without it");
+  startComponent("gateway", "gateway/src/main.ts", { GPUFLEET_GATEWAY_NATS_URL: cluster.natsUrl, GPUFLEET_GATEWAY_HOST: "127.0.0.1", GPUFLEET_GATEWAY_PORT: String(GATEWAY_PORT), POD_NAME: "gpufleet-gateway-0" });
+  await waitFor(async () => (await fetch(`${GATEWAY_URL}/readyz`)).ok, { description: "gateway ready", timeoutMs: 60_000 });
+  say(`gateway ready: OpenAI API at ${GATEWAY_URL}/v1, metrics at ${GATEWAY_URL}/metrics`);
 
   const applied = await kubectl(kubeconfigPath, ["apply", "-f", path.join(REPO_ROOT, "examples")]);
   if (applied.code !== 0) throw new Error(`applying examples/ failed: ${applied.stderr}`);
@@ -142,10 +180,23 @@ try {
   const pods = await kubectl(kubeconfigPath, ["get", "pods", "-A", "-o", "wide", "--field-selector=metadata.namespace!=kube-system"]);
   console.log(`\n${status.stdout}\n${pods.stdout || "(no pods)\n"}`);
   if (cluster.natsUrl) console.log(await sampleTelemetry(cluster.natsUrl, 3_000));
+  const routed = await waitForSampleModels(kubeconfigPath);
+  say(`the gateway routes ${routed.map((m) => `${m.id} (${m.gpufleet.mode})`).join(", ")}`);
+  // Show a disaggregated route when there is one: the request then crosses prefill → KV pull → decode.
+  const shown = routed.find((m) => m.gpufleet.mode === "disaggregated") ?? routed[0]!;
+  const curlArgs = completionCurlArgs(shown.id);
+  const answer = spawnSync("curl", [...curlArgs, "--max-time", "30", "--fail-with-body"], { encoding: "utf8" });
+  const events = answer.stdout.split("\n").filter((l) => l.startsWith("data: "));
+  if (answer.status !== 0 || events.at(-1) !== "data: [DONE]") throw new Error(`the sample completion through the gateway failed (curl exit ${answer.status}): ${answer.stdout.slice(0, 500)}${answer.stderr}`);
   say(`use the cluster: export KUBECONFIG=${kubeconfigPath}`);
   say(`logs: ${path.relative(REPO_ROOT, logDir)}/`);
+  say(`a streamed completion from ${shown.id} through the gateway (${events.length - 1} events, then [DONE]); first lines:`);
+  console.log(events.slice(0, 3).join("\n"));
+  if (!values.once) say("running; Ctrl-C to stop and clean up");
+  // Last, so the line to copy is the end of the output.
+  say("send one yourself:");
+  console.log(["curl", ...curlArgs].map(shellQuote).join(" "));
   if (values.once) await shutdown(0);
-  say("running; Ctrl-C to stop and clean up");
   setInterval(() => {}, 1 << 30);
 } catch (error) {
   console.error(`[gpufleet] start failed: ${(error as Error).message}`);

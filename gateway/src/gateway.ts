@@ -14,15 +14,15 @@ export interface GatewayHandle {
   stop(): Promise<void>;
 }
 
-export async function startGateway(opts: { config: GatewayConfig; logger: Logger; source: (metrics: GatewayMetrics) => InstanceSource; now?: () => number }): Promise<GatewayHandle> {
+export async function startGateway(opts: { config: GatewayConfig; logger: Logger; source: (metrics: GatewayMetrics) => InstanceSource | Promise<InstanceSource>; now?: () => number }): Promise<GatewayHandle> {
   const { config, logger } = opts;
   const now = opts.now ?? Date.now;
   const view = new InstanceView(config);
   const metrics = new GatewayMetrics({
     instances: () => view.routes(now()).flatMap((r) => Object.entries(r.instances).filter(([, n]) => n > 0).map(([role, count]) => ({ model: r.model, role, count }))),
   });
-  const source = opts.source(metrics);
-  const unsubscribe = source.subscribe((report) => view.apply(report, now()));
+  const source = await opts.source(metrics);
+  const unsubscribe = source.subscribe((report, ageMs) => view.apply(report, now() - ageMs));
   const executor = new DispatchExecutor({
     view,
     metrics,

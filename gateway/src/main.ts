@@ -1,14 +1,14 @@
-/** gpufleet gateway process: config from GPUFLEET_GATEWAY_*, load reports from NATS, clean shutdown on SIGTERM. */
+/** gpufleet gateway process: config from GPUFLEET_GATEWAY_*, load reports from JetStream, clean shutdown on SIGTERM. */
 import { connect } from "nats";
 import { loadGatewayConfig } from "./config.js";
 import { startGateway } from "./gateway.js";
-import { NatsLoadInstanceSource } from "./instances/nats-source.js";
+import { JetStreamLoadInstanceSource } from "./instances/nats-source.js";
 import { createLogger } from "./logger.js";
 
 const config = loadGatewayConfig();
 const logger = createLogger({ level: config.logLevel, name: "gpufleet-gateway" });
 const nats = await connect({ servers: config.natsUrl, name: `gpufleet-gateway/${config.identity}`, maxReconnectAttempts: -1 });
-const gateway = await startGateway({ config, logger, source: (metrics) => new NatsLoadInstanceSource(nats, { logger, metrics }) });
+const gateway = await startGateway({ config, logger, source: (metrics) => JetStreamLoadInstanceSource.start(nats, { logger, metrics }, { lookbackMs: config.instanceStaleMs }) });
 
 let stopping = false;
 for (const signal of ["SIGTERM", "SIGINT"] as const) {

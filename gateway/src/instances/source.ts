@@ -1,6 +1,6 @@
 /**
- * Where the gateway learns its instances: a small interface, so the core NATS subscription used now can become a
- * JetStream consumer (or the telemetry read model) without touching dispatch.
+ * Where the gateway learns its instances: a small interface, so the JetStream consumer used now
+ * (nats-source.ts) could become the telemetry read model without touching dispatch.
  */
 import type { InstanceRole } from "../../../common/src/engine-api.js";
 import type { InstanceLoad } from "../../../common/src/scheduler/freeness.js";
@@ -21,21 +21,24 @@ export interface InstanceReport {
   reportedUnixMs: number;
 }
 
+/** `ageMs`: how long ago the report reached the transport (0 when it arrives live; more for a replayed one). */
+export type InstanceListener = (report: InstanceReport, ageMs: number) => void;
+
 export interface InstanceSource {
   /** Calls `listener` with every report as it arrives; returns an unsubscribe function. */
-  subscribe(listener: (report: InstanceReport) => void): () => void;
+  subscribe(listener: InstanceListener): () => void;
   close(): Promise<void>;
 }
 
 /** Reports pushed by hand: the benchmark's fixed instances and pure tests of the view. */
 export class StaticInstanceSource implements InstanceSource {
-  private readonly listeners = new Set<(report: InstanceReport) => void>();
+  private readonly listeners = new Set<InstanceListener>();
 
   publish(report: InstanceReport): void {
-    for (const listener of this.listeners) listener(report);
+    for (const listener of this.listeners) listener(report, 0);
   }
 
-  subscribe(listener: (report: InstanceReport) => void): () => void {
+  subscribe(listener: InstanceListener): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }

@@ -1,8 +1,8 @@
 /**
- * TEST INSTANCE: a minimal serving instance that implements docs/engine-api.md with placeholder tokens on a fixed
- * token interval. It exists so the gateway can be tested against real HTTP instance processes until the agent's
- * simulated instances land (the lead then switches the tests to those); it models no latency, GPU or KV cache
- * beyond block counting. Modes for tests: a token interval (slow instances), a running-request limit (answers 429
+ * TEST INSTANCE (a stand-in): a minimal serving instance that implements docs/engine-api.md with placeholder tokens
+ * on a fixed token interval; it models no latency, GPU or KV cache beyond block counting. The gateway's integration
+ * tests run against the agent's simulated instances and use this only for what those never do: answer 429 (a
+ * simulated instance queues what it cannot hold yet, as vLLM does). The gateway benchmark uses it too. Modes for tests: a token interval (slow instances), a running-request limit (answers 429
  * beyond it), and dieAfterTokens (the process dies mid-stream).
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
