@@ -12,6 +12,9 @@
  * B. Dispatch policy, simulated time: freeness vs round-robin on the Azure conversation trace through the gateway's
  *    Dispatcher and the agent's ServingEngines on a discrete-event clock (bench/gateway/dispatch-sim.ts), at loads
  *    from moderate to just past the pool's saturation rate. HIGH_LOAD (fixed before the run) is the headline point.
+ * C. Cross-check of B's simulation: one small load point (CROSS_INSTANCES instances, a CROSS_REQUESTS window of the
+ *    trace at CROSS_LOAD) replayed in wall-clock time through the gateway process to agent-simulated instances,
+ *    streamed, TTFT at the client, next to the same requests on the simulated clock.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdir, writeFile } from "node:fs/promises";
@@ -21,8 +24,9 @@ import { fileURLToPath } from "node:url";
 import { loadTraceFile } from "../operator/src/serving/trace-file.js";
 import { freePorts } from "../test/harness/cluster.js";
 import { startNatsServer } from "../test/integration/agent/nats-server.js";
+import { SseParser } from "../gateway/src/openai/sse.js";
 import { startSimulatedInstances } from "../test/support/simulated-instances.js";
-import { backlogThroughputPerSec, benchEngineConfig, GPU_MODEL, MODEL, simulateDispatch, type SimRequest, type SimResult } from "./gateway/dispatch-sim.js";
+import { backlogThroughputPerSec, benchEngineConfig, GPU_MODEL, MODEL, simulateDispatch, summarize, type LatencySummary, type SimRequest, type SimResult } from "./gateway/dispatch-sim.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const SEQUENTIAL_REQUESTS = 200;
@@ -40,6 +44,10 @@ const REPORT_INTERVAL_MS = 1_000; // the agent's GPUFLEET_AGENT_SIM_REPORT_INTER
 const FLUSH_INTERVAL_MS = 250; // the agent publisher's flushIntervalMs (DEFAULT_PUBLISHER_LIMITS)
 const SEED = 1;
 const BACKLOG_REQUESTS = 3_000;
+const CROSS_INSTANCES = 2;
+const CROSS_REQUESTS = 400;
+const CROSS_LOAD = 0.5;
+const CROSS_LIMIT_MS = 120_000;
 
 const round = (x: number, digits = 2) => Number(x.toFixed(digits));
 const nearestRank = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
@@ -133,6 +141,65 @@ async function overhead(): Promise<Overhead> {
   }
 }
 
+/** One streamed completion of `r`'s lengths (the prompt is 4 bytes per token: the contract's estimate); TTFT at the client. */
+async function streamed(url: string, model: string, r: SimRequest): Promise<{ ttftMs: number } | { error: string }> {
+  const started = performance.now();
+  try {
+    const response = await fetch(`${url}/v1/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model, prompt: "abcd".repeat(r.promptTokens), max_tokens: r.outputTokens, stream: true }) });
+    if (response.status !== 200) return { error: `HTTP ${response.status}` };
+    const parser = new SseParser();
+    let ttftMs: number | undefined;
+    let done = false;
+    for await (const chunk of response.body!) {
+      for (const data of parser.push(chunk as Uint8Array)) {
+        if (data === "[DONE]") done = true;
+        else if (ttftMs === undefined && (JSON.parse(data) as { choices?: { text?: string }[] }).choices?.[0]?.text) ttftMs = performance.now() - started;
+      }
+    }
+    return ttftMs !== undefined && done ? { ttftMs } : { error: "stream ended early" };
+  } catch (error) {
+    return { error: (error as Error).message };
+  }
+}
+
+interface CrossCheck {
+  instances: number;
+  requests: number;
+  load: number;
+  ratePerSec: number;
+  wallClock: { completed: number; errors: number; ttft: LatencySummary; hitLimit: boolean };
+  simulated: { completed: number; ttft: LatencySummary };
+}
+
+async function crossCheck(requests: SimRequest[], traceRatePerSec: number, perInstanceSaturationPerSec: number): Promise<CrossCheck> {
+  const ratePerSec = CROSS_LOAD * perInstanceSaturationPerSec * CROSS_INSTANCES;
+  const window = requests.slice(0, CROSS_REQUESTS).map((r) => ({ ...r, arrivalMs: (r.arrivalMs * traceRatePerSec) / ratePerSec }));
+  const simulated = simulateDispatch({ policy: "freeness", instances: CROSS_INSTANCES, requests: window, engine: benchEngineConfig(), reportIntervalMs: REPORT_INTERVAL_MS, flushIntervalMs: FLUSH_INTERVAL_MS, seed: SEED });
+  const nats = await startNatsServer();
+  const sim = await startSimulatedInstances({ natsUrl: nats.url, pods: Array.from({ length: CROSS_INSTANCES }, (_, i) => ({ name: `cross-${i}` })) });
+  const gateway = await startGateway(nats.url);
+  try {
+    await waitForRoute(gateway.url, sim.model, CROSS_INSTANCES, gateway.child);
+    const started = performance.now();
+    const outcomes = await Promise.all(window.map(async (r) => {
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, r.arrivalMs - (performance.now() - started))));
+      if (performance.now() - started > CROSS_LIMIT_MS) return { error: "time limit" };
+      return streamed(gateway.url, sim.model, r);
+    }));
+    const ttfts = outcomes.flatMap((o) => ("ttftMs" in o ? [o.ttftMs] : []));
+    return {
+      instances: CROSS_INSTANCES, requests: window.length, load: CROSS_LOAD, ratePerSec,
+      wallClock: { completed: ttfts.length, errors: outcomes.length - ttfts.length, ttft: summarize(ttfts), hitLimit: outcomes.some((o) => "error" in o && o.error === "time limit") },
+      simulated: { completed: simulated.completed, ttft: simulated.ttft },
+    };
+  } finally {
+    gateway.child.kill("SIGTERM");
+    await new Promise((r) => (gateway.child.exitCode !== null ? r(undefined) : gateway.child.once("exit", r)));
+    await sim.stop();
+    await nats.close();
+  }
+}
+
 interface LoadPoint {
   load: number;
   ratePerSec: number;
@@ -140,7 +207,7 @@ interface LoadPoint {
   roundRobin: SimResult;
 }
 
-function dispatchGrid(): { perInstanceSaturationPerSec: number; traceRatePerSec: number; points: LoadPoint[]; requests: number } {
+function dispatchGrid(): { perInstanceSaturationPerSec: number; traceRatePerSec: number; points: LoadPoint[]; requests: number; trace: SimRequest[] } {
   const trace = loadTraceFile();
   const t0 = trace[0]?.arrivalMs ?? 0;
   const requests: SimRequest[] = trace.map((r) => ({ arrivalMs: (r.arrivalMs ?? 0) - t0, promptTokens: r.promptTokens, outputTokens: r.outputTokens }));
@@ -158,7 +225,7 @@ function dispatchGrid(): { perInstanceSaturationPerSec: number; traceRatePerSec:
     console.log(`load ${load}: ${ratePerSec.toFixed(1)} req/s; P99 TTFT freeness ${freeness.ttft.p99Ms.toFixed(0)} ms, round-robin ${roundRobin.ttft.p99Ms.toFixed(0)} ms`);
     return { load, ratePerSec, freeness, roundRobin };
   });
-  return { perInstanceSaturationPerSec, traceRatePerSec, points, requests: requests.length };
+  return { perInstanceSaturationPerSec, traceRatePerSec, points, requests: requests.length, trace: requests };
 }
 
 const policyRow = (r: SimResult) => ({
@@ -183,6 +250,7 @@ export async function run(): Promise<void> {
   const loadBefore = loadavg();
   const o = await overhead();
   const grid = dispatchGrid();
+  const cross = await crossCheck(grid.trace, grid.traceRatePerSec, grid.perInstanceSaturationPerSec);
   const loadAfter = loadavg();
   const high = grid.points.find((p) => p.load === HIGH_LOAD)!;
   const result = {
@@ -216,6 +284,11 @@ export async function run(): Promise<void> {
     p99TtftFreenessMs: round(high.freeness.ttft.p99Ms, 1),
     p99TtftRoundRobinMs: round(high.roundRobin.ttft.p99Ms, 1),
     p99TtftRatioRoundRobinOverFreeness: round(high.roundRobin.ttft.p99Ms / high.freeness.ttft.p99Ms, 3),
+    crossCheck: {
+      policy: "freeness", instances: cross.instances, requests: cross.requests, load: cross.load, ratePerSec: round(cross.ratePerSec, 2),
+      wallClock: { completed: cross.wallClock.completed, errors: cross.wallClock.errors, hitLimit: cross.wallClock.hitLimit, meanTtftMs: round(cross.wallClock.ttft.meanMs, 1), p50TtftMs: round(cross.wallClock.ttft.p50Ms, 1), p99TtftMs: round(cross.wallClock.ttft.p99Ms, 1) },
+      simulated: { completed: cross.simulated.completed, meanTtftMs: round(cross.simulated.ttft.meanMs, 1), p50TtftMs: round(cross.simulated.ttft.p50Ms, 1), p99TtftMs: round(cross.simulated.ttft.p99Ms, 1) },
+    },
   };
   const dir = path.join(ROOT, "bench/results");
   await mkdir(dir, { recursive: true });
@@ -232,6 +305,7 @@ type Result = {
   overhead: { throughputHitLimit: boolean };
   dispatch: { requests: number; traceRatePerSec: number; perInstanceSaturationPerSec: number; saturationRatePerSec: number; points: { load: number; ratePerSec: number; freeness: ReturnType<typeof policyRow>; roundRobin: ReturnType<typeof policyRow>; p99TtftRatioRoundRobinOverFreeness: number }[] };
   p99TtftFreenessMs: number; p99TtftRoundRobinMs: number; p99TtftRatioRoundRobinOverFreeness: number;
+  crossCheck: { instances: number; requests: number; load: number; ratePerSec: number; wallClock: { completed: number; errors: number; hitLimit: boolean; meanTtftMs: number; p50TtftMs: number; p99TtftMs: number }; simulated: { completed: number; meanTtftMs: number; p50TtftMs: number; p99TtftMs: number } };
 };
 
 function markdown(r: Result): string {
@@ -268,6 +342,15 @@ function markdown(r: Result): string {
     ...rows,
     "",
     "Same-instance run: consecutive dispatches that went to the same instance (1 = every request to a different instance than the one before). One request of the trace (prompt + output 14,089 tokens) exceeds the model's 8,192-token context and is refused by the instance under both policies (a 400 through the gateway).",
+    "",
+    "## C. Cross-check: the simulation against the running system",
+    "",
+    `The first ${r.crossCheck.requests} requests of the trace at load ${r.crossCheck.load} of ${r.crossCheck.instances} instances (${r.crossCheck.ratePerSec} req/s), freeness, replayed in wall-clock time through the gateway process to ${r.crossCheck.instances} agent-simulated instances (as in A), streamed, TTFT measured at the client; and the same requests on the simulated clock (as in B). The wall-clock TTFT includes what the simulation leaves out: HTTP on loopback, the gateway's processing, the agent's 20 ms serving tick, and this loaded machine.`,
+    "",
+    "| | completed | errors | TTFT mean | P50 | P99 (ms) |",
+    "|---|---|---|---|---|---|",
+    `| wall clock, through the gateway${r.crossCheck.wallClock.hitLimit ? " (time limit hit)" : ""} | ${r.crossCheck.wallClock.completed} | ${r.crossCheck.wallClock.errors} | ${r.crossCheck.wallClock.meanTtftMs} | ${r.crossCheck.wallClock.p50TtftMs} | ${r.crossCheck.wallClock.p99TtftMs} |`,
+    `| simulated clock | ${r.crossCheck.simulated.completed} | 0 | ${r.crossCheck.simulated.meanTtftMs} | ${r.crossCheck.simulated.p50TtftMs} | ${r.crossCheck.simulated.p99TtftMs} |`,
     "",
     "Why the numbers come out as they do: bench/results/gateway-analysis.md (written from this run's numbers).",
     "",
