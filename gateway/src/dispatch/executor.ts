@@ -10,12 +10,13 @@
  * colocated requests have sent nothing yet, so they are retried whole (a `reset` event drops the partial text).
  */
 import { EnginePath, validateEngineChunk, validatePrefillResponse, type EngineChunk, type FinishReason, type InstanceRole, type PrefillResponse, type Priority, type Usage } from "../../../common/src/engine-api.js";
-import { createPolicy, FreenessPolicy, type Candidate, type DispatchPolicy, type DispatchPolicyName } from "../../../common/src/scheduler/dispatch.js";
+import type { Candidate, DispatchPolicyName } from "../../../common/src/scheduler/dispatch.js";
 import type { FreenessConfig } from "../../../common/src/scheduler/freeness.js";
 import { ErrorCode, GatewayError } from "../openai/errors.js";
 import type { Sampling } from "../openai/validation.js";
 import type { InstanceView } from "../instances/view.js";
 import type { GatewayMetrics } from "../metrics.js";
+import { Dispatcher } from "./dispatcher.js";
 import { CallCancelledError, postEngine, UpstreamError, UpstreamFailure, type UpstreamTimeouts } from "./upstream.js";
 
 export interface ExecutorConfig {
@@ -46,33 +47,15 @@ export type CompletionEvent =
   | { type: "done"; finishReason: FinishReason; usage: Usage };
 
 export class DispatchExecutor {
-  private readonly policies = new Map<string, DispatchPolicy>();
+  private readonly dispatcher: Dispatcher;
 
-  constructor(private readonly deps: { view: InstanceView; config: ExecutorConfig; metrics: GatewayMetrics; now: () => number }) {}
-
-  /** One policy object per pool, so round-robin cycles per pool. Prefill pools always go by outstanding tokens
-   * under the freeness policy (FreenessPolicy's prefill rule). */
-  private policy(model: string, role: InstanceRole): DispatchPolicy {
-    const key = `${model}\u0000${role}`;
-    let policy = this.policies.get(key);
-    if (!policy) this.policies.set(key, (policy = this.deps.config.dispatchPolicy === "round-robin" ? createPolicy("round-robin") : new FreenessPolicy(this.deps.config.freeness)));
-    return policy;
+  constructor(private readonly deps: { view: InstanceView; config: ExecutorConfig; metrics: GatewayMetrics; now: () => number }) {
+    this.dispatcher = new Dispatcher({ view: deps.view, config: deps.config, metrics: deps.metrics });
   }
 
   /** The instance for the next attempt, reserved; undefined when every live instance was tried. */
   private choose(c: Completion, role: InstanceRole, tried: ReadonlySet<string>): Candidate | undefined {
-    const now = this.deps.now();
-    const candidates = this.deps.view.candidates(c.model, role, now, tried);
-    if (candidates.length === 0) return undefined;
-    // High-priority requests may queue twice as deep: they are admitted where normal ones are turned away.
-    const limit = this.deps.config.maxQueuedPerInstance * (c.priority === "high" ? 2 : 1);
-    const admissible = candidates.filter((x) => x.load.queuedRequests < limit);
-    if (admissible.length === 0) throw this.overloaded(`every ${role} instance of '${c.model}' has ${limit} or more requests waiting`);
-    const chosen = this.policy(c.model, role).choose(admissible, { id: c.requestId, priority: c.priority, promptTokens: c.promptTokens });
-    if (!chosen) return undefined;
-    this.deps.view.reserve(c.requestId, chosen.id, { promptTokens: c.promptTokens, highPriority: c.priority === "high" }, now);
-    this.deps.metrics.dispatchDecisionsTotal.inc({ model: c.model, policy: this.policy(c.model, role).name, role });
-    return chosen;
+    return this.dispatcher.choose(c, role, tried, this.deps.now());
   }
 
   private overloaded(message: string): GatewayError {
@@ -111,7 +94,7 @@ export class DispatchExecutor {
       if (mode === "colocated") yield* this.colocated(c, signal);
       else yield* this.disaggregated(c, signal);
     } finally {
-      this.deps.view.release(c.requestId);
+      this.dispatcher.release(c.requestId);
     }
   }
 
@@ -186,7 +169,7 @@ export class DispatchExecutor {
     }
     // Phase 2: decode. Another decode instance is tried only while no decode token was yielded and the KV is
     // still on the prefill instance (a 410 means it is gone: nothing left to decode from).
-    this.deps.view.release(c.requestId);
+    this.dispatcher.release(c.requestId);
     const triedDecode = new Set<string>();
     const decodeFailures: UpstreamError[] = [];
     while (triedDecode.size < this.deps.config.maxAttempts) {

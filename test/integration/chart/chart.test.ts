@@ -2,7 +2,7 @@
  * The Helm chart (charts/gpufleet) as a user meets it: `helm lint`, `helm template` with default values, the
  * rendered manifests accepted by the real API server, the RBAC it grants (and what it does not), values rejected by
  * values.schema.json with a message naming the key, and every PromQL expression of the Grafana dashboards run by a
- * real Prometheus scraping a running operator.
+ * real Prometheus scraping a running operator and a running gateway that served traffic from simulated instances.
  */
 import { readdir, readFile } from "node:fs/promises";
 import path from "node:path";
@@ -14,6 +14,9 @@ import { testCluster, type TestCluster } from "../../support/cluster.js";
 import { kubectl } from "../../support/kubectl.js";
 import { REPO_ROOT, installCrds, startOperatorProcess, type OperatorProcess } from "../../support/operator.js";
 import { validServingDeployment, validTrainingJob, withField } from "../operator/fixtures.js";
+import { startNatsServer, type NatsServer } from "../agent/nats-server.js";
+import { startGatewayProcess, type GatewayProcess } from "../../support/gateway.js";
+import { startSimulatedInstances, type SimulatedInstances } from "../../support/simulated-instances.js";
 import { CHART_DIR, helmBinary, run, startPrometheus, type PrometheusProcess } from "./tools.js";
 
 interface Manifest {
@@ -83,7 +86,7 @@ describe("helm", () => {
   it("renders the default values into the expected objects", async () => {
     const manifests = await render("gpf", "gpufleet-system");
     expect(manifests.map((m) => m.kind).sort()).toEqual(
-      ["ClusterRole", "ClusterRole", "ClusterRoleBinding", "ClusterRoleBinding", "ConfigMap", "ConfigMap", "DaemonSet", "Deployment", "Deployment", "Role", "Role", "RoleBinding", "RoleBinding", "Service", "Service", "Service", "Service", "ServiceAccount", "ServiceAccount", "StatefulSet"],
+      ["ClusterRole", "ClusterRole", "ClusterRoleBinding", "ClusterRoleBinding", "ConfigMap", "ConfigMap", "ConfigMap", "DaemonSet", "Deployment", "Deployment", "Role", "Role", "RoleBinding", "RoleBinding", "Service", "Service", "Service", "Service", "ServiceAccount", "ServiceAccount", "StatefulSet"],
     );
 
     const deployment = find(manifests, "Deployment", "-operator");
@@ -117,7 +120,7 @@ describe("helm", () => {
     expect(env).toMatchObject({ GPUFLEET_CERT_SECRET_PREFIX: "gpf-gpufleet", GPUFLEET_AGENT_INSECURE: "false", GPUFLEET_WORKER_SOCKET_DIR: "/var/run/gpufleet" });
 
     const dashboards = manifests.filter((m) => m.kind === "ConfigMap");
-    expect(dashboards.map((d) => Object.keys(d.data ?? {})).flat().sort()).toEqual(["fleet.json", "operator.json"]);
+    expect(dashboards.map((d) => Object.keys(d.data ?? {})).flat().sort()).toEqual(["fleet.json", "operator.json", "serving.json"]);
     for (const d of dashboards) {
       expect(d.metadata.labels?.grafana_dashboard).toBe("1");
       const json = JSON.parse(Object.values(d.data ?? {})[0]!) as { title: string; panels: unknown[] };
@@ -245,7 +248,8 @@ describe("on the API server", () => {
     expect(applied.stderr).toBe("");
     expect(applied.code).toBe(0);
     const lines = applied.stdout.trim().split("\n");
-    expect(lines).toHaveLength(20);
+    expect(lines).toHaveLength(21);
+    expect(lines).toContain(`configmap/${release}-gpufleet-dashboard-serving created (server dry run)`);
     for (const line of lines) expect(line).toMatch(/ created \(server dry run\)$/);
     expect(lines).toContain(`deployment.apps/${release}-gpufleet-operator created (server dry run)`);
     expect(lines).toContain(`daemonset.apps/${release}-gpufleet-agent created (server dry run)`);
@@ -317,7 +321,16 @@ interface Panel {
 interface Dashboard {
   title: string;
   panels: Panel[];
-  templating: { list: { name: string; type: string; definition?: string }[] };
+  templating: { list: { name: string; type: string; definition?: string; allValue?: string; current?: { value?: string } }[] };
+}
+
+/** What a Grafana variable stands for in a query run straight against Prometheus: a custom variable's default, a
+ * query variable's "All" (allValue, else .*). Longest names first, so no name is replaced inside a longer one. */
+function variableValues(dashboard: Dashboard): [string, string][] {
+  return dashboard.templating.list
+    .filter((v) => v.type !== "datasource")
+    .map((v): [string, string] => [`$${v.name}`, v.type === "custom" ? (v.current?.value ?? "") : (v.allValue ?? ".*")])
+    .sort((a, b) => b[0].length - a[0].length);
 }
 
 /** Every panel query of the chart's dashboards, with Grafana variables replaced by what Prometheus accepts. */
@@ -326,9 +339,11 @@ async function dashboardQueries(): Promise<{ dashboard: string; panel: string; e
   const queries: { dashboard: string; panel: string; expr: string }[] = [];
   for (const file of (await readdir(dir)).sort()) {
     const dashboard = JSON.parse(await readFile(path.join(dir, file), "utf8")) as Dashboard;
+    const variables = variableValues(dashboard);
+    const substitute = (expr: string) => variables.reduce((e, [name, value]) => e.replaceAll(name, value), expr.replaceAll("$__rate_interval", "1m"));
     const walk = (panels: Panel[]) => {
       for (const panel of panels) {
-        for (const target of panel.targets ?? []) queries.push({ dashboard: file, panel: panel.title, expr: target.expr.replaceAll("$__rate_interval", "1m").replaceAll("$node", ".*") });
+        for (const target of panel.targets ?? []) queries.push({ dashboard: file, panel: panel.title, expr: substitute(target.expr) });
         walk(panel.panels ?? []);
       }
     };
@@ -339,12 +354,16 @@ async function dashboardQueries(): Promise<{ dashboard: string; panel: string; e
 
 const metricNames = (expr: string) => [...new Set(expr.match(/gpufleet_[a-z0-9_]+/g) ?? [])];
 
-describe("Grafana dashboards against Prometheus and a running operator", async () => {
+describe("Grafana dashboards against Prometheus, a running operator and a running gateway", async () => {
   const queries = await dashboardQueries();
   const operatorQueries = queries.filter((q) => q.dashboard === "operator.json");
+  const servingQueries = queries.filter((q) => q.dashboard === "serving.json");
   const agentMetricsSource = await readFile(path.join(REPO_ROOT, "agent/src/metrics.ts"), "utf8");
   let prometheus: PrometheusProcess | undefined;
   let operator: OperatorProcess | undefined;
+  let nats: NatsServer | undefined;
+  let instances: SimulatedInstances | undefined;
+  let gateway: GatewayProcess | undefined;
 
   beforeAll(async () => {
     const namespace = await cluster.freshNamespace("chart-prom");
@@ -353,17 +372,28 @@ describe("Grafana dashboards against Prometheus and a running operator", async (
     const objects = KubernetesObjectApi.makeApiClient(cluster.kubeConfig);
     await objects.create(validServingDeployment("chat", namespace) as never);
     await objects.create(withField(withField(validTrainingJob("too-big", namespace), "spec.nodes", 64), "spec.parallelism", { tp: 8, pp: 1, dp: 64 }) as never);
-    prometheus = await startPrometheus([`127.0.0.1:${await operator.httpPort()}`]);
-    await waitFor(async () => (await prometheus!.targetHealth()).every((h) => h === "up") || undefined, { description: "operator target up", timeoutMs: 30_000 });
+    // The serving panels read the gateway: two simulated colocated instances (the agent's own simulation runtime and
+    // engine API, in this process) whose load reports reach a gateway process over a nats-server of this file's own.
+    nats = await startNatsServer();
+    instances = await startSimulatedInstances({ natsUrl: nats.url, namespace, pods: [{ name: "chat-0" }, { name: "chat-1" }] });
+    gateway = await startGatewayProcess({ GPUFLEET_GATEWAY_NATS_URL: nats.url, GPUFLEET_GATEWAY_IDENTITY: "chart-prom-gw" });
+    const gatewayPort = new URL(gateway.url).port;
+    prometheus = await startPrometheus([`127.0.0.1:${await operator.httpPort()}`, `127.0.0.1:${gatewayPort}`]);
+    await waitFor(async () => { const h = await prometheus!.targetHealth(); return (h.length === 2 && h.every((x) => x === "up")) || undefined; }, { description: "operator and gateway targets up", timeoutMs: 30_000 });
+    await sendTraffic(gateway.url, instances.model);
   });
 
   afterAll(async () => {
     await prometheus?.stop();
+    await gateway?.stop();
+    await instances?.stop();
+    await nats?.close();
     await operator?.stop();
   });
 
   it("finds the panels it checks", () => {
     expect(operatorQueries.length).toBeGreaterThanOrEqual(8);
+    expect(servingQueries.length).toBeGreaterThanOrEqual(14);
     expect(queries.length - operatorQueries.length).toBeGreaterThanOrEqual(10);
   });
 
@@ -373,12 +403,14 @@ describe("Grafana dashboards against Prometheus and a running operator", async (
     expect(result.status).toBe("success");
   });
 
-  it("reads only metrics the operator serves or the agent declares", async () => {
+  it("reads only metrics the operator or the gateway serves, or the agent declares", async () => {
     const served = await operator!.metrics();
+    const gatewayServed = await (await fetch(`${gateway!.url}/metrics`)).text();
     for (const q of queries) {
       for (const name of metricNames(q.expr)) {
         const base = name.replace(/_(bucket|sum|count)$/, "");
         if (name.startsWith("gpufleet_operator_")) expect(served, `${q.panel}: ${name}`).toMatch(new RegExp(`^# TYPE ${base} `, "m"));
+        else if (name.startsWith("gpufleet_gateway_")) expect(gatewayServed, `${q.panel}: ${name}`).toMatch(new RegExp(`^# TYPE ${base} `, "m"));
         else expect(agentMetricsSource, `${q.panel}: ${name}`).toContain(`name: "${base}"`);
       }
     }
@@ -408,4 +440,33 @@ describe("Grafana dashboards against Prometheus and a running operator", async (
       await waitFor(async () => ((await prometheus!.query(q.expr)).data?.result.length ?? 0) > 0, { description: `data for ${q.panel}: "${q.expr}"`, timeoutMs: 30_000 });
     }
   });
+
+  it("has data for every serving panel after traffic through the gateway", async () => {
+    // No instance failed, so nothing was retried: the retries panel has no series (it parses, above).
+    const withoutTraffic = ["gpufleet_gateway_upstream_retries_total"];
+    const checked = servingQueries.filter((q) => !metricNames(q.expr).some((n) => withoutTraffic.includes(n)));
+    expect(checked.length).toBe(servingQueries.length - 1);
+    for (const q of checked) {
+      await waitFor(async () => ((await prometheus!.query(q.expr)).data?.result.length ?? 0) > 0, { description: `data for ${q.panel}: "${q.expr}"`, timeoutMs: 60_000 });
+    }
+    // The instances panel counts what the gateway learnt from the agent's reports: both simulated instances.
+    const instancesSeen = (await prometheus!.query(`max(gpufleet_gateway_instances{role="colocated"})`)).data?.result as { value: [number, string] }[];
+    expect(instancesSeen[0]?.value[1]).toBe("2");
+  });
 });
+
+/** Streamed and whole completions through the gateway, and two failures (an unknown model, a bad body). */
+async function sendTraffic(gatewayUrl: string, model: string): Promise<void> {
+  await waitFor(async () => {
+    const body = (await (await fetch(`${gatewayUrl}/v1/models`)).json()) as { data: { id: string; gpufleet: { instances: { colocated: number } } }[] };
+    return body.data.some((m) => m.id === model && m.gpufleet.instances.colocated === 2) || undefined;
+  }, { description: `the gateway lists ${model} with 2 instances`, timeoutMs: 30_000 });
+  const post = (body: unknown) => fetch(`${gatewayUrl}/v1/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  for (let i = 0; i < 6; i++) {
+    const response = await post({ model, prompt: `dashboard check ${i}`, max_tokens: 8, stream: i % 2 === 0 });
+    expect(response.status).toBe(200);
+    await response.text();
+  }
+  expect((await post({ model: "no-such-model", prompt: "x", max_tokens: 4 })).status).toBe(404);
+  expect((await post({ model, prompt: "x", max_tokens: -1 })).status).toBe(400);
+}
