@@ -7,7 +7,7 @@
  * record (JSON.stringify per record, one NATS message each); results are reported as ratios against it.
  * The load generator (the worker's gRPC client) runs in the same process, so agent numbers include its cost.
  */
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -35,19 +35,27 @@ import { Worker } from "node:worker_threads";
 const NODE = "bench-node";
 const RECORDS_PER_CALL = 1000;
 const DURATION_MS = Number(process.env.BENCH_TELEMETRY_MS ?? 5000);
+/** The agent's publisher limits under test (environment overrides are for comparing settings in one sitting). */
+const PUBLISHER_LIMITS = {
+  ...DEFAULT_PUBLISHER_LIMITS,
+  maxBatchItems: Number(process.env.BENCH_TELEMETRY_BATCH_ITEMS ?? 2000),
+  maxInFlightBatches: Number(process.env.BENCH_TELEMETRY_IN_FLIGHT ?? 16),
+  maxBufferedItems: 100_000,
+  flushIntervalMs: 100,
+};
 
 function record(i: number): CollectiveRecord {
   const t = 1_700_000_000_000_000 + i * 1000;
   return { communicator: "9f1c2a7d", rank: i % 8, nRanks: 8, collective: "AllReduce", sequence: i, bytes: 268_435_456, startUnixUs: t, endUnixUs: t + 900, peers: [{ peerRank: (i + 1) % 8, bytes: 469_762_048, startUnixUs: t + 10, endUnixUs: t + 880 }] };
 }
 
-async function agentIngest(natsUrl: string): Promise<{ recordsPerSec: number; published: number; dropped: number }> {
+export async function agentIngest(natsUrl: string): Promise<{ recordsPerSec: number; published: number; dropped: number }> {
   const nc = await connect({ servers: natsUrl });
   const dir = mkdtempSync(join(tmpdir(), "gpufleet-bench-"));
   const facts = simulatedNodeFacts({ metadata: { name: NODE, annotations: { "kwok.x-k8s.io/node": "fake" }, labels: { "gpufleet.io/leaf": "l", "gpufleet.io/island": "i" } } });
   const registry = new Registry();
   const agent = new AgentCore(
-    { workerSocketPath: join(dir, "agent.sock"), operatorAddress: "127.0.0.1:0", tls: undefined, heartbeatIntervalMs: 60_000, missedHeartbeatsLimit: 3, publisherLimits: { ...DEFAULT_PUBLISHER_LIMITS, maxBatchItems: 2000, maxBufferedItems: 100_000, maxInFlightBatches: 16, flushIntervalMs: 100 } },
+    { workerSocketPath: join(dir, "agent.sock"), operatorAddress: "127.0.0.1:0", tls: undefined, heartbeatIntervalMs: 60_000, missedHeartbeatsLimit: 3, publisherLimits: PUBLISHER_LIMITS },
     await JetStreamTransport.connect(nc),
     { nodeNames: () => [NODE], facts: (n) => (n === NODE ? facts : undefined), labels: () => factsToLabels(facts) },
     { run: async () => ({ passed: true, summary: "", details: {} }) },
@@ -79,7 +87,25 @@ async function agentIngest(natsUrl: string): Promise<{ recordsPerSec: number; pu
   return { recordsPerSec: published / elapsedS, published, dropped: dropped + (sent - published) };
 }
 
+/** CPU seconds (user + system) of a /proc stat file: a process or one thread of it. */
+function cpuSeconds(statPath: string): number {
+  try {
+    const stat = readFileSync(statPath, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100 on Linux)
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** CPU time split: this process's main thread (agent + generator), the rest of this process, nats-server. */
+function cpuSample(natsPid: number | undefined): { main: number; process: number; nats: number } {
+  return { main: cpuSeconds(`/proc/self/task/${process.pid}/stat`), process: cpuSeconds("/proc/self/stat"), nats: natsPid === undefined ? Number.NaN : cpuSeconds(`/proc/${natsPid}/stat`) };
+}
+
 interface EndToEnd {
+  /** CPU microseconds per record: agent + generator (main thread), operator thread + V8/libuv helpers, nats-server. */
+  cpuUsPerRecord: { agentAndGeneratorThread: number; operatorThreadAndHelpers: number; natsServer: number };
   recordsPerSec: number;
   records: number;
   seconds: number;
@@ -108,7 +134,7 @@ function startOperatorThread(data: OperatorThreadData): Worker {
  * model's de-duplication and window work as in production. The rate is records accepted by the read model divided
  * by the time from the first report to the last record accepted.
  */
-async function endToEnd(natsUrl: string): Promise<EndToEnd> {
+export async function endToEnd(natsUrl: string, natsPid?: number): Promise<EndToEnd> {
   const operator = startOperatorThread({ natsUrl, durablePrefix: "bench" });
   let counters: ReadModelCounters = { recordsAccepted: 0, recordsDuplicate: 0, recordsStale: 0, recordsDroppedAtAgents: 0, evictedSequences: 0, evictedCommunicators: 0, evictedLoadInstances: 0, evictedJobs: 0, evictedWorkers: 0, evictedRdmaPorts: 0, loadReportsStale: 0 };
   let consuming = false;
@@ -121,7 +147,7 @@ async function endToEnd(natsUrl: string): Promise<EndToEnd> {
   const facts = simulatedNodeFacts({ metadata: { name: NODE, annotations: { "kwok.x-k8s.io/node": "fake" }, labels: {} } });
   const registry = new Registry();
   const agent = new AgentCore(
-    { workerSocketPath: join(dir, "agent.sock"), operatorAddress: "127.0.0.1:0", tls: undefined, heartbeatIntervalMs: 60_000, missedHeartbeatsLimit: 3, publisherLimits: { ...DEFAULT_PUBLISHER_LIMITS, maxBatchItems: 2000, maxBufferedItems: 100_000, maxInFlightBatches: 16, flushIntervalMs: 100 } },
+    { workerSocketPath: join(dir, "agent.sock"), operatorAddress: "127.0.0.1:0", tls: undefined, heartbeatIntervalMs: 60_000, missedHeartbeatsLimit: 3, publisherLimits: PUBLISHER_LIMITS },
     await JetStreamTransport.connect(nc),
     { nodeNames: () => [NODE], facts: (n) => (n === NODE ? facts : undefined), labels: () => factsToLabels(facts) },
     { run: async () => ({ passed: true, summary: "", details: {} }) },
@@ -134,6 +160,7 @@ async function endToEnd(natsUrl: string): Promise<EndToEnd> {
   const worker = new WorkerClient(`unix:${join(dir, "agent.sock")}`, 10_000);
   await worker.register({ workerId: "w0", podNamespace: "bench", podName: "train-0", podUid: "u", nodeName: NODE, kind: "training", rank: 0, worldSize: 8, simulated: true });
   let sent = 0;
+  const cpuBefore = cpuSample(natsPid);
   const started = performance.now();
   await Promise.all(Array.from({ length: 4 }, async (_, loop) => {
     const batch = Array.from({ length: RECORDS_PER_CALL }, (_, i) => ({ ...record(i), communicator: `comm-${loop}` }));
@@ -162,6 +189,8 @@ async function endToEnd(natsUrl: string): Promise<EndToEnd> {
   }
   // Counters arrive every 20 ms: the last batch may have landed up to one interval before we saw it.
   const seconds = (performance.now() - started) / 1000;
+  const cpuAfter = cpuSample(natsPid);
+  const perRecordUs = (s: number): number => +((s * 1e6) / Math.max(1, counters.recordsAccepted)).toFixed(2);
   worker.close();
   await agent.stop();
   await nc.close();
@@ -174,6 +203,11 @@ async function endToEnd(natsUrl: string): Promise<EndToEnd> {
   return {
     recordsPerSec: counters.recordsAccepted / seconds,
     records: counters.recordsAccepted,
+    cpuUsPerRecord: {
+      agentAndGeneratorThread: perRecordUs(cpuAfter.main - cpuBefore.main),
+      operatorThreadAndHelpers: perRecordUs(cpuAfter.process - cpuBefore.process - (cpuAfter.main - cpuBefore.main)),
+      natsServer: perRecordUs(cpuAfter.nats - cpuBefore.nats),
+    },
     seconds,
     agentAckedRecordsPerSec: ackedAtEnd / generatedS,
     backlogAtGeneratorEnd,
@@ -273,7 +307,7 @@ export async function run(): Promise<void> {
   const e2eNats = await startNatsServer();
   let e2e: EndToEnd;
   try {
-    e2e = await endToEnd(e2eNats.url);
+    e2e = await endToEnd(e2eNats.url, e2eNats.pid);
   } finally {
     await e2eNats.close();
   }
