@@ -350,6 +350,8 @@ export async function run(): Promise<void> {
         duplicates: e2e.duplicates,
         stale: e2e.stale,
         droppedAtAgent: e2e.droppedAtAgent,
+        cpuUsPerRecord: e2e.cpuUsPerRecord,
+        publisherLimits: { maxBatchItems: PUBLISHER_LIMITS.maxBatchItems, maxInFlightBatches: PUBLISHER_LIMITS.maxInFlightBatches, maxMessageBytes: PUBLISHER_LIMITS.maxMessageBytes },
         /** JetStream -> durable consumer -> read model alone, from a pre-filled stream (no agent, no generator). */
         operatorConsumerRecordsPerSec: Math.round(consumerOnly),
         ratioToBaselineJsonPerRecord: +(e2e.recordsPerSec / publishBaseline).toFixed(2),
@@ -376,6 +378,8 @@ export async function run(): Promise<void> {
       "",
       `Target >= 100,000 records/s per agent: ${result.meetsTarget ? "met" : "NOT met"}. Records dropped by the bounded buffers: ${result.agentRecordsDropped}.`,
       `Target >= 100,000 records/s end to end: ${result.meetsEndToEndTarget ? "met" : "NOT met"} (${result.endToEnd.records.toLocaleString("en")} records in ${result.endToEnd.seconds} s; the agent had ${result.endToEnd.agentAckedRecordsPerSec.toLocaleString("en")} records/s acknowledged by JetStream while the generator ran, the read model trailed by ${result.endToEnd.backlogAtGeneratorEnd.toLocaleString("en")} records when it stopped; duplicates ${result.endToEnd.duplicates}, stale ${result.endToEnd.stale}, dropped ${result.endToEnd.droppedAtAgent}).`,
+      `CPU per record end to end: ${result.endToEnd.cpuUsPerRecord.agentAndGeneratorThread} µs on the agent's thread (agent and the load generator, the worker's gRPC client, which shares it), ${result.endToEnd.cpuUsPerRecord.operatorThreadAndHelpers} µs in the rest of the process (operator thread, V8/libuv helper threads), ${result.endToEnd.cpuUsPerRecord.natsServer} µs in nats-server; publisher: ${PUBLISHER_LIMITS.maxBatchItems} records per message at most, ${PUBLISHER_LIMITS.maxInFlightBatches} messages in flight.`,
+      "On a shared machine the rates follow its load; the CPU per record is the figure to compare changes by (bench/results/telemetry-notes.md).",
       "The end-to-end baseline column is the publish-only rate of one JSON message per record (core NATS, no acknowledgement, no consumer): what one message per record would cost before JetStream and the operator are even involved.",
       "",
     ].join("\n"));
