@@ -5,7 +5,8 @@
  * gRPC call through the agent and JetStream (file store) into the operator's read model (durable pull consumer ->
  * decode -> de-duplicating apply -> ack), counted when the read model accepted the record. The baseline in the same run publishes one JSON object per
  * record (JSON.stringify per record, one NATS message each); results are reported as ratios against it.
- * The load generator (the worker's gRPC client) runs in the same process, so agent numbers include its cost.
+ * The load generator (the worker's gRPC client, WorkerClient) runs in a process of its own, as a worker does; its CPU time is
+ * reported beside the agent's, the operator's and nats-server's.
  */
 import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
@@ -20,7 +21,6 @@ import { AgentMetrics } from "../agent/src/metrics.js";
 import { JetStreamTransport } from "../agent/src/telemetry/jetstream.js";
 import { DEFAULT_PUBLISHER_LIMITS } from "../agent/src/telemetry/publisher.js";
 import { simulatedNodeFacts } from "../agent/src/simulation/model.js";
-import type { CollectiveRecord } from "../common/src/telemetry/records.js";
 import { decodeCollectives, encodeCollectives, subjectFor, subscriptionFor } from "../common/src/telemetry/subjects.js";
 import { startNatsServer } from "../test/integration/agent/nats-server.js";
 import { KubeConfig } from "@kubernetes/client-node";
@@ -31,6 +31,8 @@ import { TelemetryService } from "../operator/src/telemetry/service.js";
 import type { ReadModelCounters } from "../operator/src/telemetry/read-model.js";
 import type { OperatorThreadData } from "./threads/operator-telemetry.js";
 import { Worker } from "node:worker_threads";
+import { fork } from "node:child_process";
+import { record, type GeneratorArgs } from "./threads/collectives-generator.js";
 
 const NODE = "bench-node";
 const RECORDS_PER_CALL = 1000;
@@ -44,10 +46,6 @@ const PUBLISHER_LIMITS = {
   flushIntervalMs: 100,
 };
 
-function record(i: number): CollectiveRecord {
-  const t = 1_700_000_000_000_000 + i * 1000;
-  return { communicator: "9f1c2a7d", rank: i % 8, nRanks: 8, collective: "AllReduce", sequence: i, bytes: 268_435_456, startUnixUs: t, endUnixUs: t + 900, peers: [{ peerRank: (i + 1) % 8, bytes: 469_762_048, startUnixUs: t + 10, endUnixUs: t + 880 }] };
-}
 
 export async function agentIngest(natsUrl: string): Promise<{ recordsPerSec: number; published: number; dropped: number }> {
   const nc = await connect({ servers: natsUrl });
@@ -65,16 +63,10 @@ export async function agentIngest(natsUrl: string): Promise<{ recordsPerSec: num
   await agent.start();
   const worker = new WorkerClient(`unix:${join(dir, "agent.sock")}`, 10_000);
   await worker.register({ workerId: "w0", podNamespace: "bench", podName: "train-0", podUid: "u", nodeName: NODE, kind: "training", rank: 0, worldSize: 8, simulated: true });
-  const batch = Array.from({ length: RECORDS_PER_CALL }, (_, i) => record(i));
-  let sent = 0;
+  // Four calls in flight, as a worker with a few NCCL communicators would have; the worker is another process.
+  const generator = await startGenerator({ socketPath: join(dir, "agent.sock"), workerId: "w0", durationMs: DURATION_MS, loops: 4, recordsPerCall: RECORDS_PER_CALL, distinct: false });
   const started = performance.now();
-  // Four calls in flight, as a worker with a few NCCL communicators would have.
-  await Promise.all(Array.from({ length: 4 }, async () => {
-    while (performance.now() - started < DURATION_MS) {
-      const { accepted } = await worker.reportCollectives({ workerId: "w0", records: batch });
-      sent += accepted;
-    }
-  }));
+  const sent = await generator.run();
   await agent.publisher.drain();
   const elapsedS = (performance.now() - started) / 1000;
   const sum = async (name: string): Promise<number> => (await registry.getSingleMetric(name)!.get()).values.filter((v) => v.labels.stream === "collectives").reduce((s, v) => s + v.value, 0);
@@ -85,6 +77,30 @@ export async function agentIngest(natsUrl: string): Promise<{ recordsPerSec: num
   await nc.close();
   rmSync(dir, { recursive: true, force: true });
   return { recordsPerSec: published / elapsedS, published, dropped: dropped + (sent - published) };
+}
+
+/** The load generator in its own process (bench/threads/collectives-generator.ts), connected and waiting. */
+async function startGenerator(args: GeneratorArgs): Promise<{ pid: number; run: () => Promise<number> }> {
+  const child = fork(fileURLToPath(new URL("./threads/collectives-generator.ts", import.meta.url)), [JSON.stringify(args)], { execArgv: ["--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  const exited = new Promise<never>((_, reject) => child.once("exit", (code) => reject(new Error(`the load generator exited with ${code}`))));
+  const next = <T>(key: string): Promise<T> => Promise.race([exited, new Promise<T>((resolve) => {
+    const listener = (m: Record<string, unknown>): void => {
+      if (key in m) {
+        child.off("message", listener);
+        resolve(m[key] as T);
+      }
+    };
+    child.on("message", listener);
+  })]);
+  await next<boolean>("ready");
+  return {
+    pid: child.pid!,
+    run: async () => {
+      const sent = next<number>("sent");
+      child.send("start");
+      return sent;
+    },
+  };
 }
 
 /** CPU seconds (user + system) of a /proc stat file: a process or one thread of it. */
@@ -98,14 +114,14 @@ function cpuSeconds(statPath: string): number {
   }
 }
 
-/** CPU time split: this process's main thread (agent + generator), the rest of this process, nats-server. */
-function cpuSample(natsPid: number | undefined): { main: number; process: number; nats: number } {
-  return { main: cpuSeconds(`/proc/self/task/${process.pid}/stat`), process: cpuSeconds("/proc/self/stat"), nats: natsPid === undefined ? Number.NaN : cpuSeconds(`/proc/${natsPid}/stat`) };
+/** CPU time split: the generator's process, this process's main thread (the agent), the rest of this process, nats-server. */
+function cpuSample(natsPid: number | undefined, generatorPid: number): { main: number; process: number; nats: number; generator: number } {
+  return { generator: cpuSeconds(`/proc/${generatorPid}/stat`), main: cpuSeconds(`/proc/self/task/${process.pid}/stat`), process: cpuSeconds("/proc/self/stat"), nats: natsPid === undefined ? Number.NaN : cpuSeconds(`/proc/${natsPid}/stat`) };
 }
 
 interface EndToEnd {
-  /** CPU microseconds per record: agent + generator (main thread), operator thread + V8/libuv helpers, nats-server. */
-  cpuUsPerRecord: { agentAndGeneratorThread: number; operatorThreadAndHelpers: number; natsServer: number };
+  /** CPU microseconds per record: generator process (the worker), agent (main thread), operator thread + V8/libuv helpers, nats-server. */
+  cpuUsPerRecord: { generatorProcess: number; agentThread: number; operatorThreadAndHelpers: number; natsServer: number };
   recordsPerSec: number;
   records: number;
   seconds: number;
@@ -159,17 +175,11 @@ export async function endToEnd(natsUrl: string, natsPid?: number): Promise<EndTo
   if (!consuming) throw new Error("the operator thread did not start consuming within 10 s");
   const worker = new WorkerClient(`unix:${join(dir, "agent.sock")}`, 10_000);
   await worker.register({ workerId: "w0", podNamespace: "bench", podName: "train-0", podUid: "u", nodeName: NODE, kind: "training", rank: 0, worldSize: 8, simulated: true });
-  let sent = 0;
-  const cpuBefore = cpuSample(natsPid);
+  const generator = await startGenerator({ socketPath: join(dir, "agent.sock"), workerId: "w0", durationMs: DURATION_MS, loops: 4, recordsPerCall: RECORDS_PER_CALL, distinct: true });
+  const cpuBefore = cpuSample(natsPid, generator.pid);
   const started = performance.now();
-  await Promise.all(Array.from({ length: 4 }, async (_, loop) => {
-    const batch = Array.from({ length: RECORDS_PER_CALL }, (_, i) => ({ ...record(i), communicator: `comm-${loop}` }));
-    for (let call = 0; performance.now() - started < DURATION_MS; call++) {
-      for (let i = 0; i < batch.length; i++) batch[i]!.sequence = Math.floor((call * RECORDS_PER_CALL + i) / 8);
-      const { accepted } = await worker.reportCollectives({ workerId: "w0", records: batch });
-      sent += accepted;
-    }
-  }));
+  const sent = await generator.run();
+  const generatorCpu = cpuSeconds(`/proc/${generator.pid}/stat`) - cpuBefore.generator;
   const generatedS = (performance.now() - started) / 1000;
   const sum = async (name: string): Promise<number> => (await registry.getSingleMetric(name)!.get()).values.filter((v) => v.labels.stream === "collectives").reduce((s, v) => s + v.value, 0);
   const ackedAtEnd = await sum("gpufleet_agent_telemetry_published_total");
@@ -189,7 +199,7 @@ export async function endToEnd(natsUrl: string, natsPid?: number): Promise<EndTo
   }
   // Counters arrive every 20 ms: the last batch may have landed up to one interval before we saw it.
   const seconds = (performance.now() - started) / 1000;
-  const cpuAfter = cpuSample(natsPid);
+  const cpuAfter = cpuSample(natsPid, generator.pid);
   const perRecordUs = (s: number): number => +((s * 1e6) / Math.max(1, counters.recordsAccepted)).toFixed(2);
   worker.close();
   await agent.stop();
@@ -204,7 +214,8 @@ export async function endToEnd(natsUrl: string, natsPid?: number): Promise<EndTo
     recordsPerSec: counters.recordsAccepted / seconds,
     records: counters.recordsAccepted,
     cpuUsPerRecord: {
-      agentAndGeneratorThread: perRecordUs(cpuAfter.main - cpuBefore.main),
+      generatorProcess: perRecordUs(generatorCpu),
+      agentThread: perRecordUs(cpuAfter.main - cpuBefore.main),
       operatorThreadAndHelpers: perRecordUs(cpuAfter.process - cpuBefore.process - (cpuAfter.main - cpuBefore.main)),
       natsServer: perRecordUs(cpuAfter.nats - cpuBefore.nats),
     },
@@ -372,13 +383,13 @@ export async function run(): Promise<void> {
       "| --- | ---: | ---: | ---: |",
       `| End to end: worker gRPC -> agent -> JetStream (file store, acked) -> operator durable consumer -> read model (operator on its own thread) | ${result.endToEndRecordsPerSec.toLocaleString("en")} | ${result.publishOnly.baselineJsonPerRecordPerSec.toLocaleString("en")} | ${result.endToEnd.ratioToBaselineJsonPerRecord}x |`,
       `| Operator alone: JetStream (pre-filled stream) -> durable consumer -> decode -> read model | ${result.endToEnd.operatorConsumerRecordsPerSec.toLocaleString("en")} | | |`,
-      `| Agent: gRPC ingest -> validate -> metrics -> batched JetStream publish, acked (client in same process) | ${result.agentRecordsPerSec.toLocaleString("en")} | | |`,
+      `| Agent: gRPC ingest -> validate -> metrics -> batched JetStream publish, acked (generator in its own process) | ${result.agentRecordsPerSec.toLocaleString("en")} | | |`,
       `| Agent publish step only (core NATS publish + flush) | ${result.publishOnly.batchedRecordsPerSec.toLocaleString("en")} | ${result.publishOnly.baselineJsonPerRecordPerSec.toLocaleString("en")} | ${result.publishOnly.ratio}x |`,
       `| Operator: core NATS subscription -> schema-checked decode | ${result.operatorRecordsPerSec.toLocaleString("en")} | ${result.operatorIngest.baselineJsonPerRecordPerSec.toLocaleString("en")} | ${result.operatorIngest.ratio}x |`,
       "",
       `Target >= 100,000 records/s per agent: ${result.meetsTarget ? "met" : "NOT met"}. Records dropped by the bounded buffers: ${result.agentRecordsDropped}.`,
       `Target >= 100,000 records/s end to end: ${result.meetsEndToEndTarget ? "met" : "NOT met"} (${result.endToEnd.records.toLocaleString("en")} records in ${result.endToEnd.seconds} s; the agent had ${result.endToEnd.agentAckedRecordsPerSec.toLocaleString("en")} records/s acknowledged by JetStream while the generator ran, the read model trailed by ${result.endToEnd.backlogAtGeneratorEnd.toLocaleString("en")} records when it stopped; duplicates ${result.endToEnd.duplicates}, stale ${result.endToEnd.stale}, dropped ${result.endToEnd.droppedAtAgent}).`,
-      `CPU per record end to end: ${result.endToEnd.cpuUsPerRecord.agentAndGeneratorThread} µs on the agent's thread (agent and the load generator, the worker's gRPC client, which shares it), ${result.endToEnd.cpuUsPerRecord.operatorThreadAndHelpers} µs in the rest of the process (operator thread, V8/libuv helper threads), ${result.endToEnd.cpuUsPerRecord.natsServer} µs in nats-server; publisher: ${PUBLISHER_LIMITS.maxBatchItems} records per message at most, ${PUBLISHER_LIMITS.maxInFlightBatches} messages in flight.`,
+      `CPU per record end to end: ${result.endToEnd.cpuUsPerRecord.agentThread} µs on the agent's thread, ${result.endToEnd.cpuUsPerRecord.generatorProcess} µs in the load generator (the worker's gRPC client, a process of its own as a worker is), ${result.endToEnd.cpuUsPerRecord.operatorThreadAndHelpers} µs in the rest of the process (operator thread, V8/libuv helper threads), ${result.endToEnd.cpuUsPerRecord.natsServer} µs in nats-server; publisher: ${PUBLISHER_LIMITS.maxBatchItems} records per message at most, ${PUBLISHER_LIMITS.maxInFlightBatches} messages in flight.`,
       "On a shared machine the rates follow its load; the CPU per record is the figure to compare changes by (bench/results/telemetry-notes.md).",
       "The end-to-end baseline column is the publish-only rate of one JSON message per record (core NATS, no acknowledgement, no consumer): what one message per record would cost before JetStream and the operator are even involved.",
       "",
