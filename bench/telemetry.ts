@@ -254,7 +254,6 @@ async function operatorConsumerOnly(natsUrl: string, total: number): Promise<num
   telemetry.connect();
   while (telemetry.views.counters().recordsAccepted < total && performance.now() - started < 60_000) await new Promise((r) => setTimeout(r, 5));
   const rate = telemetry.views.counters().recordsAccepted / ((performance.now() - started) / 1000);
-  console.error("DEBUG", telemetry.views.counters(), await telemetry.lag(), performance.now() - started);
   await telemetry.close();
   return rate;
 }
@@ -314,6 +313,7 @@ async function operatorIngest(natsUrl: string, batched: boolean, total: number):
 }
 
 export async function run(): Promise<void> {
+  const loadAtStart = loadavg()[0]!;
   // A server of its own: the later phases publish into the same subjects, which the streams would capture.
   const e2eNats = await startNatsServer();
   let e2e: EndToEnd;
@@ -341,7 +341,7 @@ export async function run(): Promise<void> {
     const result = {
       benchmark: "telemetry",
       date: new Date().toISOString(),
-      machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? "", node: process.version, loadAverage1m: +loadavg()[0]!.toFixed(2) },
+      machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? "", node: process.version, loadAverage1m: +loadavg()[0]!.toFixed(2), loadAverage1mAtStart: +loadAtStart.toFixed(2) },
       durationMs: DURATION_MS,
       recordsPerCall: RECORDS_PER_CALL,
       agentRecordsPerSec: Math.round(agent.recordsPerSec),
@@ -377,7 +377,7 @@ export async function run(): Promise<void> {
     writeFileSync(join(out, "telemetry.md"), [
       "# Telemetry benchmark",
       "",
-      `${result.date}, ${result.machine.cpus} CPUs (${result.machine.cpuModel}), Node ${result.machine.node}, load average ${result.machine.loadAverage1m} at the end (shared machine), real nats-server on loopback.`,
+      `${result.date}, ${result.machine.cpus} CPUs (${result.machine.cpuModel}), Node ${result.machine.node}, load average ${result.machine.loadAverage1mAtStart} at the start and ${result.machine.loadAverage1m} at the end (shared machine), real nats-server on loopback.`,
       "",
       "| Measure | Records/s | Baseline (JSON per record) | Ratio |",
       "| --- | ---: | ---: | ---: |",
