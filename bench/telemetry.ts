@@ -5,9 +5,10 @@
  * gRPC call through the agent and JetStream (file store) into the operator's read model (durable pull consumer ->
  * decode -> de-duplicating apply -> ack), counted when the read model accepted the record. The baseline in the same run publishes one JSON object per
  * record (JSON.stringify per record, one NATS message each); results are reported as ratios against it.
- * The load generator (the worker's gRPC client) runs in the same process, so agent numbers include its cost.
+ * The load generator (the worker's gRPC client, WorkerClient) runs in a process of its own, as a worker does; its CPU time is
+ * reported beside the agent's, the operator's and nats-server's.
  */
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -20,7 +21,6 @@ import { AgentMetrics } from "../agent/src/metrics.js";
 import { JetStreamTransport } from "../agent/src/telemetry/jetstream.js";
 import { DEFAULT_PUBLISHER_LIMITS } from "../agent/src/telemetry/publisher.js";
 import { simulatedNodeFacts } from "../agent/src/simulation/model.js";
-import type { CollectiveRecord } from "../common/src/telemetry/records.js";
 import { decodeCollectives, encodeCollectives, subjectFor, subscriptionFor } from "../common/src/telemetry/subjects.js";
 import { startNatsServer } from "../test/integration/agent/nats-server.js";
 import { KubeConfig } from "@kubernetes/client-node";
@@ -31,23 +31,29 @@ import { TelemetryService } from "../operator/src/telemetry/service.js";
 import type { ReadModelCounters } from "../operator/src/telemetry/read-model.js";
 import type { OperatorThreadData } from "./threads/operator-telemetry.js";
 import { Worker } from "node:worker_threads";
+import { fork } from "node:child_process";
+import { record, type GeneratorArgs } from "./threads/collectives-generator.js";
 
 const NODE = "bench-node";
 const RECORDS_PER_CALL = 1000;
 const DURATION_MS = Number(process.env.BENCH_TELEMETRY_MS ?? 5000);
+/** The agent's publisher limits under test (environment overrides are for comparing settings in one sitting). */
+const PUBLISHER_LIMITS = {
+  ...DEFAULT_PUBLISHER_LIMITS,
+  maxBatchItems: Number(process.env.BENCH_TELEMETRY_BATCH_ITEMS ?? 2000),
+  maxInFlightBatches: Number(process.env.BENCH_TELEMETRY_IN_FLIGHT ?? 16),
+  maxBufferedItems: 100_000,
+  flushIntervalMs: 100,
+};
 
-function record(i: number): CollectiveRecord {
-  const t = 1_700_000_000_000_000 + i * 1000;
-  return { communicator: "9f1c2a7d", rank: i % 8, nRanks: 8, collective: "AllReduce", sequence: i, bytes: 268_435_456, startUnixUs: t, endUnixUs: t + 900, peers: [{ peerRank: (i + 1) % 8, bytes: 469_762_048, startUnixUs: t + 10, endUnixUs: t + 880 }] };
-}
 
-async function agentIngest(natsUrl: string): Promise<{ recordsPerSec: number; published: number; dropped: number }> {
+export async function agentIngest(natsUrl: string): Promise<{ recordsPerSec: number; published: number; dropped: number }> {
   const nc = await connect({ servers: natsUrl });
   const dir = mkdtempSync(join(tmpdir(), "gpufleet-bench-"));
   const facts = simulatedNodeFacts({ metadata: { name: NODE, annotations: { "kwok.x-k8s.io/node": "fake" }, labels: { "gpufleet.io/leaf": "l", "gpufleet.io/island": "i" } } });
   const registry = new Registry();
   const agent = new AgentCore(
-    { workerSocketPath: join(dir, "agent.sock"), operatorAddress: "127.0.0.1:0", tls: undefined, heartbeatIntervalMs: 60_000, missedHeartbeatsLimit: 3, publisherLimits: { ...DEFAULT_PUBLISHER_LIMITS, maxBatchItems: 2000, maxBufferedItems: 100_000, maxInFlightBatches: 16, flushIntervalMs: 100 } },
+    { workerSocketPath: join(dir, "agent.sock"), operatorAddress: "127.0.0.1:0", tls: undefined, heartbeatIntervalMs: 60_000, missedHeartbeatsLimit: 3, publisherLimits: PUBLISHER_LIMITS },
     await JetStreamTransport.connect(nc),
     { nodeNames: () => [NODE], facts: (n) => (n === NODE ? facts : undefined), labels: () => factsToLabels(facts) },
     { run: async () => ({ passed: true, summary: "", details: {} }) },
@@ -57,16 +63,10 @@ async function agentIngest(natsUrl: string): Promise<{ recordsPerSec: number; pu
   await agent.start();
   const worker = new WorkerClient(`unix:${join(dir, "agent.sock")}`, 10_000);
   await worker.register({ workerId: "w0", podNamespace: "bench", podName: "train-0", podUid: "u", nodeName: NODE, kind: "training", rank: 0, worldSize: 8, simulated: true });
-  const batch = Array.from({ length: RECORDS_PER_CALL }, (_, i) => record(i));
-  let sent = 0;
+  // Four calls in flight, as a worker with a few NCCL communicators would have; the worker is another process.
+  const generator = await startGenerator({ socketPath: join(dir, "agent.sock"), workerId: "w0", durationMs: DURATION_MS, loops: 4, recordsPerCall: RECORDS_PER_CALL, distinct: false });
   const started = performance.now();
-  // Four calls in flight, as a worker with a few NCCL communicators would have.
-  await Promise.all(Array.from({ length: 4 }, async () => {
-    while (performance.now() - started < DURATION_MS) {
-      const { accepted } = await worker.reportCollectives({ workerId: "w0", records: batch });
-      sent += accepted;
-    }
-  }));
+  const sent = await generator.run();
   await agent.publisher.drain();
   const elapsedS = (performance.now() - started) / 1000;
   const sum = async (name: string): Promise<number> => (await registry.getSingleMetric(name)!.get()).values.filter((v) => v.labels.stream === "collectives").reduce((s, v) => s + v.value, 0);
@@ -79,7 +79,49 @@ async function agentIngest(natsUrl: string): Promise<{ recordsPerSec: number; pu
   return { recordsPerSec: published / elapsedS, published, dropped: dropped + (sent - published) };
 }
 
+/** The load generator in its own process (bench/threads/collectives-generator.ts), connected and waiting. */
+async function startGenerator(args: GeneratorArgs): Promise<{ pid: number; run: () => Promise<number> }> {
+  const child = fork(fileURLToPath(new URL("./threads/collectives-generator.ts", import.meta.url)), [JSON.stringify(args)], { execArgv: ["--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  const exited = new Promise<never>((_, reject) => child.once("exit", (code) => reject(new Error(`the load generator exited with ${code}`))));
+  const next = <T>(key: string): Promise<T> => Promise.race([exited, new Promise<T>((resolve) => {
+    const listener = (m: Record<string, unknown>): void => {
+      if (key in m) {
+        child.off("message", listener);
+        resolve(m[key] as T);
+      }
+    };
+    child.on("message", listener);
+  })]);
+  await next<boolean>("ready");
+  return {
+    pid: child.pid!,
+    run: async () => {
+      const sent = next<number>("sent");
+      child.send("start");
+      return sent;
+    },
+  };
+}
+
+/** CPU seconds (user + system) of a /proc stat file: a process or one thread of it. */
+function cpuSeconds(statPath: string): number {
+  try {
+    const stat = readFileSync(statPath, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100 on Linux)
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** CPU time split: the generator's process, this process's main thread (the agent), the rest of this process, nats-server. */
+function cpuSample(natsPid: number | undefined, generatorPid: number): { main: number; process: number; nats: number; generator: number } {
+  return { generator: cpuSeconds(`/proc/${generatorPid}/stat`), main: cpuSeconds(`/proc/self/task/${process.pid}/stat`), process: cpuSeconds("/proc/self/stat"), nats: natsPid === undefined ? Number.NaN : cpuSeconds(`/proc/${natsPid}/stat`) };
+}
+
 interface EndToEnd {
+  /** CPU microseconds per record: generator process (the worker), agent (main thread), operator thread + V8/libuv helpers, nats-server. */
+  cpuUsPerRecord: { generatorProcess: number; agentThread: number; operatorThreadAndHelpers: number; natsServer: number };
   recordsPerSec: number;
   records: number;
   seconds: number;
@@ -108,7 +150,7 @@ function startOperatorThread(data: OperatorThreadData): Worker {
  * model's de-duplication and window work as in production. The rate is records accepted by the read model divided
  * by the time from the first report to the last record accepted.
  */
-async function endToEnd(natsUrl: string): Promise<EndToEnd> {
+export async function endToEnd(natsUrl: string, natsPid?: number): Promise<EndToEnd> {
   const operator = startOperatorThread({ natsUrl, durablePrefix: "bench" });
   let counters: ReadModelCounters = { recordsAccepted: 0, recordsDuplicate: 0, recordsStale: 0, recordsDroppedAtAgents: 0, evictedSequences: 0, evictedCommunicators: 0, evictedLoadInstances: 0, evictedJobs: 0, evictedWorkers: 0, evictedRdmaPorts: 0, loadReportsStale: 0 };
   let consuming = false;
@@ -121,7 +163,7 @@ async function endToEnd(natsUrl: string): Promise<EndToEnd> {
   const facts = simulatedNodeFacts({ metadata: { name: NODE, annotations: { "kwok.x-k8s.io/node": "fake" }, labels: {} } });
   const registry = new Registry();
   const agent = new AgentCore(
-    { workerSocketPath: join(dir, "agent.sock"), operatorAddress: "127.0.0.1:0", tls: undefined, heartbeatIntervalMs: 60_000, missedHeartbeatsLimit: 3, publisherLimits: { ...DEFAULT_PUBLISHER_LIMITS, maxBatchItems: 2000, maxBufferedItems: 100_000, maxInFlightBatches: 16, flushIntervalMs: 100 } },
+    { workerSocketPath: join(dir, "agent.sock"), operatorAddress: "127.0.0.1:0", tls: undefined, heartbeatIntervalMs: 60_000, missedHeartbeatsLimit: 3, publisherLimits: PUBLISHER_LIMITS },
     await JetStreamTransport.connect(nc),
     { nodeNames: () => [NODE], facts: (n) => (n === NODE ? facts : undefined), labels: () => factsToLabels(facts) },
     { run: async () => ({ passed: true, summary: "", details: {} }) },
@@ -133,16 +175,11 @@ async function endToEnd(natsUrl: string): Promise<EndToEnd> {
   if (!consuming) throw new Error("the operator thread did not start consuming within 10 s");
   const worker = new WorkerClient(`unix:${join(dir, "agent.sock")}`, 10_000);
   await worker.register({ workerId: "w0", podNamespace: "bench", podName: "train-0", podUid: "u", nodeName: NODE, kind: "training", rank: 0, worldSize: 8, simulated: true });
-  let sent = 0;
+  const generator = await startGenerator({ socketPath: join(dir, "agent.sock"), workerId: "w0", durationMs: DURATION_MS, loops: 4, recordsPerCall: RECORDS_PER_CALL, distinct: true });
+  const cpuBefore = cpuSample(natsPid, generator.pid);
   const started = performance.now();
-  await Promise.all(Array.from({ length: 4 }, async (_, loop) => {
-    const batch = Array.from({ length: RECORDS_PER_CALL }, (_, i) => ({ ...record(i), communicator: `comm-${loop}` }));
-    for (let call = 0; performance.now() - started < DURATION_MS; call++) {
-      for (let i = 0; i < batch.length; i++) batch[i]!.sequence = Math.floor((call * RECORDS_PER_CALL + i) / 8);
-      const { accepted } = await worker.reportCollectives({ workerId: "w0", records: batch });
-      sent += accepted;
-    }
-  }));
+  const sent = await generator.run();
+  const generatorCpu = cpuSeconds(`/proc/${generator.pid}/stat`) - cpuBefore.generator;
   const generatedS = (performance.now() - started) / 1000;
   const sum = async (name: string): Promise<number> => (await registry.getSingleMetric(name)!.get()).values.filter((v) => v.labels.stream === "collectives").reduce((s, v) => s + v.value, 0);
   const ackedAtEnd = await sum("gpufleet_agent_telemetry_published_total");
@@ -162,6 +199,8 @@ async function endToEnd(natsUrl: string): Promise<EndToEnd> {
   }
   // Counters arrive every 20 ms: the last batch may have landed up to one interval before we saw it.
   const seconds = (performance.now() - started) / 1000;
+  const cpuAfter = cpuSample(natsPid, generator.pid);
+  const perRecordUs = (s: number): number => +((s * 1e6) / Math.max(1, counters.recordsAccepted)).toFixed(2);
   worker.close();
   await agent.stop();
   await nc.close();
@@ -174,6 +213,12 @@ async function endToEnd(natsUrl: string): Promise<EndToEnd> {
   return {
     recordsPerSec: counters.recordsAccepted / seconds,
     records: counters.recordsAccepted,
+    cpuUsPerRecord: {
+      generatorProcess: perRecordUs(generatorCpu),
+      agentThread: perRecordUs(cpuAfter.main - cpuBefore.main),
+      operatorThreadAndHelpers: perRecordUs(cpuAfter.process - cpuBefore.process - (cpuAfter.main - cpuBefore.main)),
+      natsServer: perRecordUs(cpuAfter.nats - cpuBefore.nats),
+    },
     seconds,
     agentAckedRecordsPerSec: ackedAtEnd / generatedS,
     backlogAtGeneratorEnd,
@@ -209,7 +254,6 @@ async function operatorConsumerOnly(natsUrl: string, total: number): Promise<num
   telemetry.connect();
   while (telemetry.views.counters().recordsAccepted < total && performance.now() - started < 60_000) await new Promise((r) => setTimeout(r, 5));
   const rate = telemetry.views.counters().recordsAccepted / ((performance.now() - started) / 1000);
-  console.error("DEBUG", telemetry.views.counters(), await telemetry.lag(), performance.now() - started);
   await telemetry.close();
   return rate;
 }
@@ -269,11 +313,12 @@ async function operatorIngest(natsUrl: string, batched: boolean, total: number):
 }
 
 export async function run(): Promise<void> {
+  const loadAtStart = loadavg()[0]!;
   // A server of its own: the later phases publish into the same subjects, which the streams would capture.
   const e2eNats = await startNatsServer();
   let e2e: EndToEnd;
   try {
-    e2e = await endToEnd(e2eNats.url);
+    e2e = await endToEnd(e2eNats.url, e2eNats.pid);
   } finally {
     await e2eNats.close();
   }
@@ -296,7 +341,7 @@ export async function run(): Promise<void> {
     const result = {
       benchmark: "telemetry",
       date: new Date().toISOString(),
-      machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? "", node: process.version, loadAverage1m: +loadavg()[0]!.toFixed(2) },
+      machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? "", node: process.version, loadAverage1m: +loadavg()[0]!.toFixed(2), loadAverage1mAtStart: +loadAtStart.toFixed(2) },
       durationMs: DURATION_MS,
       recordsPerCall: RECORDS_PER_CALL,
       agentRecordsPerSec: Math.round(agent.recordsPerSec),
@@ -316,6 +361,8 @@ export async function run(): Promise<void> {
         duplicates: e2e.duplicates,
         stale: e2e.stale,
         droppedAtAgent: e2e.droppedAtAgent,
+        cpuUsPerRecord: e2e.cpuUsPerRecord,
+        publisherLimits: { maxBatchItems: PUBLISHER_LIMITS.maxBatchItems, maxInFlightBatches: PUBLISHER_LIMITS.maxInFlightBatches, maxMessageBytes: PUBLISHER_LIMITS.maxMessageBytes },
         /** JetStream -> durable consumer -> read model alone, from a pre-filled stream (no agent, no generator). */
         operatorConsumerRecordsPerSec: Math.round(consumerOnly),
         ratioToBaselineJsonPerRecord: +(e2e.recordsPerSec / publishBaseline).toFixed(2),
@@ -330,18 +377,20 @@ export async function run(): Promise<void> {
     writeFileSync(join(out, "telemetry.md"), [
       "# Telemetry benchmark",
       "",
-      `${result.date}, ${result.machine.cpus} CPUs (${result.machine.cpuModel}), Node ${result.machine.node}, load average ${result.machine.loadAverage1m} at the end (shared machine), real nats-server on loopback.`,
+      `${result.date}, ${result.machine.cpus} CPUs (${result.machine.cpuModel}), Node ${result.machine.node}, load average ${result.machine.loadAverage1mAtStart} at the start and ${result.machine.loadAverage1m} at the end (shared machine), real nats-server on loopback.`,
       "",
       "| Measure | Records/s | Baseline (JSON per record) | Ratio |",
       "| --- | ---: | ---: | ---: |",
       `| End to end: worker gRPC -> agent -> JetStream (file store, acked) -> operator durable consumer -> read model (operator on its own thread) | ${result.endToEndRecordsPerSec.toLocaleString("en")} | ${result.publishOnly.baselineJsonPerRecordPerSec.toLocaleString("en")} | ${result.endToEnd.ratioToBaselineJsonPerRecord}x |`,
       `| Operator alone: JetStream (pre-filled stream) -> durable consumer -> decode -> read model | ${result.endToEnd.operatorConsumerRecordsPerSec.toLocaleString("en")} | | |`,
-      `| Agent: gRPC ingest -> validate -> metrics -> batched JetStream publish, acked (client in same process) | ${result.agentRecordsPerSec.toLocaleString("en")} | | |`,
+      `| Agent: gRPC ingest -> validate -> metrics -> batched JetStream publish, acked (generator in its own process) | ${result.agentRecordsPerSec.toLocaleString("en")} | | |`,
       `| Agent publish step only (core NATS publish + flush) | ${result.publishOnly.batchedRecordsPerSec.toLocaleString("en")} | ${result.publishOnly.baselineJsonPerRecordPerSec.toLocaleString("en")} | ${result.publishOnly.ratio}x |`,
       `| Operator: core NATS subscription -> schema-checked decode | ${result.operatorRecordsPerSec.toLocaleString("en")} | ${result.operatorIngest.baselineJsonPerRecordPerSec.toLocaleString("en")} | ${result.operatorIngest.ratio}x |`,
       "",
       `Target >= 100,000 records/s per agent: ${result.meetsTarget ? "met" : "NOT met"}. Records dropped by the bounded buffers: ${result.agentRecordsDropped}.`,
       `Target >= 100,000 records/s end to end: ${result.meetsEndToEndTarget ? "met" : "NOT met"} (${result.endToEnd.records.toLocaleString("en")} records in ${result.endToEnd.seconds} s; the agent had ${result.endToEnd.agentAckedRecordsPerSec.toLocaleString("en")} records/s acknowledged by JetStream while the generator ran, the read model trailed by ${result.endToEnd.backlogAtGeneratorEnd.toLocaleString("en")} records when it stopped; duplicates ${result.endToEnd.duplicates}, stale ${result.endToEnd.stale}, dropped ${result.endToEnd.droppedAtAgent}).`,
+      `CPU per record end to end: ${result.endToEnd.cpuUsPerRecord.agentThread} µs on the agent's thread, ${result.endToEnd.cpuUsPerRecord.generatorProcess} µs in the load generator (the worker's gRPC client, a process of its own as a worker is), ${result.endToEnd.cpuUsPerRecord.operatorThreadAndHelpers} µs in the rest of the process (operator thread, V8/libuv helper threads), ${result.endToEnd.cpuUsPerRecord.natsServer} µs in nats-server; publisher: ${PUBLISHER_LIMITS.maxBatchItems} records per message at most, ${PUBLISHER_LIMITS.maxInFlightBatches} messages in flight.`,
+      "On a shared machine the rates follow its load; the CPU per record is the figure to compare changes by (bench/results/telemetry-notes.md).",
       "The end-to-end baseline column is the publish-only rate of one JSON message per record (core NATS, no acknowledgement, no consumer): what one message per record would cost before JetStream and the operator are even involved.",
       "",
     ].join("\n"));

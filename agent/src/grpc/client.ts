@@ -18,6 +18,8 @@ import type { RegisterRequest } from "./generated/gpufleet/worker/v1/RegisterReq
 import type { RegisterResponse__Output } from "./generated/gpufleet/worker/v1/RegisterResponse.js";
 import type { WorkerAgentClient as RawWorkerAgentClient } from "./generated/gpufleet/worker/v1/WorkerAgent.js";
 import type { WorkerCommand, WorkerCommand__Output } from "./generated/gpufleet/worker/v1/WorkerCommand.js";
+import type { ReportAck__Output } from "./generated/gpufleet/worker/v1/ReportAck.js";
+import { encodeCollectiveBatch } from "./collective-batch-codec.js";
 import { loadProtos } from "./load.js";
 
 type Callback<T> = (err: grpc.ServiceError | null, value?: T) => void;
@@ -64,11 +66,13 @@ export class NodeAgentClient {
 
 export class WorkerClient {
   readonly raw: RawWorkerAgentClient;
+  private readonly collectivesMethod: grpc.MethodDefinition<CollectiveBatch, ReportAck__Output>;
 
   /** address: "unix:/run/gpufleet/agent.sock" on a node. */
   constructor(address: string, private readonly timeoutMs = 2000, channel?: grpc.Channel) {
     const { WorkerAgent } = loadProtos().gpufleet.worker.v1;
     this.raw = new WorkerAgent(address, grpc.credentials.createInsecure(), channel ? { channelOverride: channel } : {});
+    this.collectivesMethod = WorkerAgent.service.ReportCollectives as grpc.MethodDefinition<CollectiveBatch, ReportAck__Output>;
   }
 
   register(request: RegisterRequest): Promise<RegisterResponse__Output> {
@@ -83,8 +87,11 @@ export class WorkerClient {
     return call((o, cb) => this.raw.ReportLoad(report, o, cb), this.timeoutMs);
   }
 
+  /** Serialized by collective-batch-codec.ts (protobufjs for values it does not take): the hot call of a worker. */
   reportCollectives(batch: CollectiveBatch): Promise<{ accepted: number }> {
-    return call((o, cb) => this.raw.ReportCollectives(batch, o, cb), this.timeoutMs);
+    const method = this.collectivesMethod;
+    const serialize = (b: CollectiveBatch): Buffer => encodeCollectiveBatch(b) ?? method.requestSerialize(b);
+    return call((o, cb) => this.raw.makeUnaryRequest(method.path, serialize, method.responseDeserialize, batch, o, cb), this.timeoutMs);
   }
 
   /** Tells the agent what became of a command from the stream (applied, rejected or failed, with a reason). */

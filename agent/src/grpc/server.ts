@@ -8,6 +8,7 @@ import { dirname } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { ReloadingCertificateProvider, reloadingServerCredentials, type ServerTls } from "./credentials.js";
 import { loadProtos } from "./load.js";
+import { decodeCollectiveBatch } from "./collective-batch-codec.js";
 import { nodeAgentHandlers, type NodeAgentDeps } from "./node-agent-service.js";
 import { workerAgentHandlers, type WorkerServiceDeps } from "./worker-service.js";
 
@@ -27,6 +28,13 @@ function bind(server: grpc.Server, address: string, credentials: grpc.ServerCred
   );
 }
 
+/** The worker service with ReportCollectives decoded by collective-batch-codec.ts (same objects, ~10x cheaper). */
+function withFastCollectiveDecode(service: grpc.ServiceDefinition): grpc.ServiceDefinition {
+  const method = service.ReportCollectives;
+  if (!method) throw new Error("worker.proto has no ReportCollectives method");
+  return { ...service, ReportCollectives: { ...method, requestDeserialize: decodeCollectiveBatch } };
+}
+
 export class AgentServer {
   private readonly workerServer = new grpc.Server({ "grpc.max_receive_message_length": 32 * 1024 * 1024 });
   private readonly operatorServer = new grpc.Server();
@@ -35,7 +43,7 @@ export class AgentServer {
 
   constructor(private readonly options: AgentServerOptions, workerDeps: WorkerServiceDeps, nodeDeps: NodeAgentDeps) {
     const protos = loadProtos();
-    this.workerServer.addService(protos.gpufleet.worker.v1.WorkerAgent.service, workerAgentHandlers(workerDeps));
+    this.workerServer.addService(withFastCollectiveDecode(protos.gpufleet.worker.v1.WorkerAgent.service), workerAgentHandlers(workerDeps));
     this.operatorServer.addService(protos.gpufleet.agent.v1.NodeAgent.service, nodeAgentHandlers(nodeDeps));
   }
 

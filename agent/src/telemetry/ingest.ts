@@ -32,20 +32,40 @@ export class TelemetryIngest {
     return this.sink.enabled;
   }
 
+  /**
+   * Counters are added once per run of records of one collective (a batch is mostly one collective), not per
+   * record; the duration histogram takes each completed record.
+   */
   collectives(node: string, records: readonly CollectiveRecord[], source?: PodRef): number {
     let incomplete = 0;
+    let run: CollectiveChildren | undefined;
+    let runCollective = "";
+    let runRecords = 0;
+    let runBytes = 0;
     for (const r of records) {
-      const c = this.childrenFor(node, r.collective);
-      c.records.inc();
+      if (run === undefined || r.collective !== runCollective) {
+        if (run) this.addRun(run, runRecords, runBytes);
+        run = this.childrenFor(node, r.collective);
+        runCollective = r.collective;
+        runRecords = 0;
+        runBytes = 0;
+      }
+      runRecords++;
       if (r.endUnixUs === 0) {
         incomplete++;
         continue;
       }
-      c.bytes.inc(r.bytes);
-      c.duration.observe((r.endUnixUs - r.startUnixUs) / 1e6);
+      runBytes += r.bytes;
+      run.duration.observe((r.endUnixUs - r.startUnixUs) / 1e6);
     }
+    if (run) this.addRun(run, runRecords, runBytes);
     this.metrics.collectivesInFlight.set({ node }, incomplete);
     return this.sink.collectives(node, records, source);
+  }
+
+  private addRun(c: CollectiveChildren, records: number, bytes: number): void {
+    c.records.inc(records);
+    if (bytes > 0) c.bytes.inc(bytes);
   }
 
   load(worker: WorkerEntry, report: Omit<LoadEntry, "workerId" | "podNamespace" | "podName">): number {

@@ -9,8 +9,13 @@ import type { TelemetryTransport } from "./publisher.js";
 export class JetStreamTransport implements TelemetryTransport {
   private readonly js: JetStreamClient;
 
-  constructor(nc: NatsConnection, private readonly ackTimeoutMs = 5000) {
+  constructor(private readonly nc: NatsConnection, private readonly ackTimeoutMs = 5000) {
     this.js = nc.jetstream();
+  }
+
+  /** The server's max_payload (as of the current connection). */
+  get maxPayloadBytes(): number | undefined {
+    return this.nc.info?.max_payload;
   }
 
   /** Adds or updates the streams (the operator does the same; whichever starts first creates them). */

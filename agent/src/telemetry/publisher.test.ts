@@ -44,6 +44,27 @@ async function dropped(registry: Registry): Promise<number> {
 }
 
 describe("TelemetryPublisher", () => {
+  it("splits a batch larger than a message may be in bytes, and drops (counted) an item too large alone", async () => {
+    const transport = Object.assign(new StalledTransport(), { maxPayloadBytes: 1024 + 2000 });
+    const registry = new Registry();
+    const publisher = new TelemetryPublisher(transport, new AgentMetrics(registry), limitsOf({ maxBatchItems: 100, maxBufferedItems: 1000, maxInFlightBatches: 64 }), () => 42);
+    const huge = { ...record(1000), peers: Array.from({ length: 400 }, () => ({ peerRank: 2, bytes: 1, startUnixUs: 1, endUnixUs: 2 })) };
+    expect(publisher.collectives("n", [...records(0, 50), huge, ...records(50, 50)])).toBe(101);
+    const draining = publisher.drain();
+    for (let i = 0; i < 20 && transport.unacknowledged + publisher.buffered() > 0; i++) {
+      transport.acknowledgeAll();
+      await tick();
+    }
+    await draining;
+    expect(transport.published.every((p) => p.data.length <= 2000)).toBe(true);
+    const decoded = transport.published.map((p) => decodeCollectives(p.subject, p.data));
+    expect(decoded.length).toBeGreaterThan(1);
+    expect(decoded.flatMap((d) => d.records.map((r) => r.sequence))).toEqual([...Array(100).keys()]);
+    expect(decoded.reduce((s, d) => s + d.droppedSincePrevious, 0)).toBe(1);
+    const metric = await registry.getSingleMetric("gpufleet_agent_telemetry_dropped_total")!.get();
+    expect(metric.values.find((v) => v.labels.reason === "too_large")?.value).toBe(1);
+  });
+
   it("batches records into messages of at most maxBatchItems, in order, and round-trips them", async () => {
     const transport = new StalledTransport();
     const publisher = new TelemetryPublisher(transport, new AgentMetrics(new Registry()), limitsOf({ maxBatchItems: 100, maxBufferedItems: 1000, maxInFlightBatches: 4 }), () => 42);

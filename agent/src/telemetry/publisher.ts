@@ -8,7 +8,11 @@
  * backoff under the same message id, so the stream's duplicate window drops a retry of a message it had in fact
  * stored. Nothing is lost while NATS is away: items wait in the window and then in the queue; only when the queue is
  * full are new items dropped and counted (metric + droppedSincePrevious in the next collectives message).
- * Memory is therefore bounded by maxBufferedItems per batcher + maxInFlightBatches x maxBatchItems.
+ * A message is also bounded in bytes (the server refuses a publish above its max_payload, 1 MiB by default, and a
+ * retry would fail forever): a batch that encodes larger than `maxMessageBytes` (or the server's max_payload less
+ * room for headers) is split in halves until it fits; a single item that alone is too large is dropped, counted
+ * (reason "too_large").
+ * Memory is therefore bounded by maxBufferedItems per batcher + maxInFlightBatches x maxMessageBytes.
  */
 import { randomUUID } from "node:crypto";
 import type { AgentMetrics } from "../metrics.js";
@@ -19,10 +23,17 @@ import { encodeCollectives, encodeJson, Schema, Stream, subjectFor, type Checkpo
 export interface TelemetryTransport {
   /** Resolves once the stream stored the message (or recognised `msgId` as a duplicate); rejects otherwise. */
   publish(subject: string, data: Uint8Array, msgId: string): Promise<void>;
+  /** The largest message the server takes (NATS max_payload), when known. */
+  readonly maxPayloadBytes?: number;
 }
+
+/** Room left in a message for the headers (Nats-Msg-Id) within the server's max_payload. */
+export const HEADER_ROOM_BYTES = 1024;
 
 export interface PublisherLimits {
   maxBatchItems: number;
+  /** Encoded bytes per message, at most (lowered to the server's max_payload less HEADER_ROOM_BYTES). */
+  maxMessageBytes: number;
   maxBufferedItems: number;
   maxInFlightBatches: number;
   flushIntervalMs: number;
@@ -31,7 +42,7 @@ export interface PublisherLimits {
   maxRetryBackoffMs: number;
 }
 
-export const DEFAULT_PUBLISHER_LIMITS: PublisherLimits = { maxBatchItems: 1000, maxBufferedItems: 50_000, maxInFlightBatches: 8, flushIntervalMs: 250, retryBackoffMs: 100, maxRetryBackoffMs: 5000 };
+export const DEFAULT_PUBLISHER_LIMITS: PublisherLimits = { maxBatchItems: 1000, maxMessageBytes: 1024 * 1024 - HEADER_ROOM_BYTES, maxBufferedItems: 50_000, maxInFlightBatches: 8, flushIntervalMs: 250, retryBackoffMs: 100, maxRetryBackoffMs: 5000 };
 
 /** Retry delay for the n-th failed attempt (1-based): exponential, capped. */
 export function retryDelayMs(limits: Pick<PublisherLimits, "retryBackoffMs" | "maxRetryBackoffMs">, attempt: number): number {
@@ -80,14 +91,34 @@ class Batcher<T> {
     return accepted;
   }
 
-  /** Takes at most one batch off the queue, encoded; undefined when there is nothing (or, fullOnly, no full batch). */
-  take(fullOnly: boolean): { data: Uint8Array; items: number } | undefined {
+  /**
+   * Takes at most one batch off the queue, encoded within maxBytes; undefined when there is nothing (or, fullOnly,
+   * no full batch). A batch too large in bytes is halved until it fits; an item too large alone is dropped, counted.
+   */
+  take(fullOnly: boolean, maxBytes: number): { data: Uint8Array; items: number } | undefined {
     if (this.queue.length === 0 || (fullOnly && this.queue.length < this.maxBatchItems)) return undefined;
-    const batch = this.queue.splice(0, this.maxBatchItems);
-    this.owner.adjustBuffered(this.stream, -batch.length);
-    const data = this.encode(batch, this.droppedSinceSent);
-    this.droppedSinceSent = 0;
-    return { data, items: batch.length };
+    let n = Math.min(this.queue.length, this.maxBatchItems);
+    for (;;) {
+      const batch = n === this.queue.length ? this.queue : this.queue.slice(0, n);
+      const data = this.encode(batch, this.droppedSinceSent);
+      if (data.length <= maxBytes) {
+        if (n === this.queue.length) this.queue = [];
+        else this.queue.splice(0, n);
+        this.owner.adjustBuffered(this.stream, -n);
+        this.droppedSinceSent = 0;
+        return { data, items: n };
+      }
+      if (n > 1) {
+        n = Math.ceil(n / 2);
+        continue;
+      }
+      this.queue.shift();
+      this.owner.adjustBuffered(this.stream, -1);
+      this.droppedSinceSent++;
+      this.owner.metrics.telemetryDropped.inc({ stream: this.stream, reason: "too_large" });
+      if (this.queue.length === 0) return undefined;
+      n = Math.min(this.queue.length, this.maxBatchItems);
+    }
   }
 
   /** Drops everything queued (shutdown without NATS); returns how many. */
@@ -117,6 +148,12 @@ export class TelemetryPublisher {
     readonly limits: PublisherLimits = DEFAULT_PUBLISHER_LIMITS,
     private readonly nowMs: () => number = Date.now,
   ) {}
+
+  /** Read per pump: the server's max_payload may change with a reconnect to another server. */
+  private maxMessageBytes(): number {
+    const serverMax = this.transport.maxPayloadBytes;
+    return serverMax === undefined ? this.limits.maxMessageBytes : Math.min(this.limits.maxMessageBytes, serverMax - HEADER_ROOM_BYTES);
+  }
 
   start(): void {
     this.stopped = false;
@@ -237,12 +274,13 @@ export class TelemetryPublisher {
   /** @internal Sends batches while the in-flight window has room; with `all`, partial batches too. */
   pump(all = false): void {
     if (this.stopped) return;
+    const maxBytes = this.maxMessageBytes();
     let progressed = true;
     while (progressed && this.inFlight < this.limits.maxInFlightBatches) {
       progressed = false;
       for (const b of this.batchers.values()) {
         if (this.inFlight >= this.limits.maxInFlightBatches) break;
-        const batch = b.take(!all);
+        const batch = b.take(!all, maxBytes);
         if (!batch) continue;
         progressed = true;
         this.inFlight++;

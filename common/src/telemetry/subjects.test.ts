@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { decodeCollectives, decodeLoad, encodeCollectives, encodeJson, subjectFor, subscriptionFor, TelemetryDecodeError } from "./subjects.js";
+import { collectivesMessage, decodeCollectives, decodeLoad, encodeCollectives, encodeJson, subjectFor, subscriptionFor, TelemetryDecodeError } from "./subjects.js";
 
 describe("subjects", () => {
   it.each([
@@ -15,6 +15,20 @@ describe("decoding at the operator's edge", () => {
 
   it("round-trips records", () => {
     expect(decodeCollectives("s", encodeCollectives("n", [good], 5, 0)).records).toEqual([good]);
+  });
+
+  it("writes exactly what JSON.stringify writes for the message", () => {
+    const records = [
+      good,
+      { ...good, communicator: "c\"q\u00e9\n", sequence: 2 ** 52 + 1, bytes: 0.5, endUnixUs: Number.NaN, peers: [{ peerRank: 1, bytes: 1e21, startUnixUs: -0, endUnixUs: Infinity }, { peerRank: 0, bytes: 1, startUnixUs: 2, endUnixUs: 3 }] },
+      { ...good, collective: "Send" as const },
+    ];
+    const decoder = new TextDecoder();
+    for (const source of [undefined, { podNamespace: "ns", podName: "p\u2028" }]) {
+      for (const batch of [[], records]) {
+        expect(decoder.decode(encodeCollectives("node.a", batch, 17, 3, source))).toBe(decoder.decode(encodeJson(collectivesMessage("node.a", batch, 17, 3, source))));
+      }
+    }
   });
 
   it.each([

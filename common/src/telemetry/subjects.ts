@@ -10,6 +10,7 @@
  */
 import { Type, type Static } from "@sinclair/typebox";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
+import { JsonBytesWriter, jsonBytes, MAX_NUMBER_BYTES } from "./json-bytes.js";
 import type { Collective, CollectiveRecord } from "./records.js";
 
 export const SUBJECT_PREFIX = "gpufleet.v1";
@@ -237,10 +238,75 @@ export interface PodRef {
   podName: string;
 }
 
-export function encodeCollectives(node: string, records: readonly CollectiveRecord[], sentUnixMs: number, droppedSincePrevious: number, source?: PodRef): Uint8Array {
-  const message: CollectivesMessage = { schema: Schema.collectives, node, sentUnixMs, droppedSincePrevious, ...(source ? { podNamespace: source.podNamespace, podName: source.podName } : {}), records: records.map(collectiveToTuple) };
-  return encodeJson(message);
+/** The CollectivesMessage for these records, as an object (what encodeCollectives writes, byte for byte, as JSON). */
+export function collectivesMessage(node: string, records: readonly CollectiveRecord[], sentUnixMs: number, droppedSincePrevious: number, source?: PodRef): CollectivesMessage {
+  return { schema: Schema.collectives, node, sentUnixMs, droppedSincePrevious, ...(source ? { podNamespace: source.podNamespace, podName: source.podName } : {}), records: records.map(collectiveToTuple) };
 }
+
+const collectivesWriter = new JsonBytesWriter();
+const COMMA = 0x2c;
+const OPEN = 0x5b;
+const CLOSE = 0x5d;
+
+/**
+ * Writes the same bytes as `encodeJson(collectivesMessage(...))` (subjects.test.ts checks it) without building the
+ * tuples and one big string first: the agent encodes every collective record it publishes. Strings are escaped by
+ * JSON.stringify once per distinct value in a row (a batch is mostly one communicator and one collective).
+ */
+export function encodeCollectives(node: string, records: readonly CollectiveRecord[], sentUnixMs: number, droppedSincePrevious: number, source?: PodRef): Uint8Array {
+  const w = collectivesWriter;
+  w.bytes(encoder.encode(`{"schema":${JSON.stringify(Schema.collectives)},"node":${JSON.stringify(node)},"sentUnixMs":`));
+  w.reserve(MAX_NUMBER_BYTES);
+  w.number(sentUnixMs);
+  w.bytes(DROPPED_KEY);
+  w.reserve(MAX_NUMBER_BYTES);
+  w.number(droppedSincePrevious);
+  if (source) w.bytes(encoder.encode(`,"podNamespace":${JSON.stringify(source.podNamespace)},"podName":${JSON.stringify(source.podName)}`));
+  w.bytes(RECORDS_KEY);
+  let lastCommunicator: string | undefined;
+  let communicatorJson: Uint8Array = new Uint8Array(0);
+  let lastCollective: string | undefined;
+  let collectiveJson: Uint8Array = new Uint8Array(0);
+  for (let i = 0; i < records.length; i++) {
+    const r = records[i]!;
+    if (r.communicator !== lastCommunicator) {
+      lastCommunicator = r.communicator;
+      communicatorJson = jsonBytes(r.communicator);
+    }
+    if (r.collective !== lastCollective) {
+      lastCollective = r.collective;
+      collectiveJson = jsonBytes(r.collective);
+    }
+    const peers = r.peers;
+    // Every byte of the record but its two strings: 8 numbers, 4 per peer, brackets and commas.
+    w.reserve(communicatorJson.length + collectiveJson.length + (8 + 4 * peers.length) * (MAX_NUMBER_BYTES + 1) + 8);
+    if (i > 0) w.byte(COMMA);
+    w.byte(OPEN);
+    w.bytes(communicatorJson);
+    w.byte(COMMA); w.number(r.rank);
+    w.byte(COMMA); w.number(r.nRanks);
+    w.byte(COMMA); w.bytes(collectiveJson);
+    w.byte(COMMA); w.number(r.sequence);
+    w.byte(COMMA); w.number(r.bytes);
+    w.byte(COMMA); w.number(r.startUnixUs);
+    w.byte(COMMA); w.number(r.endUnixUs);
+    w.byte(COMMA); w.byte(OPEN);
+    for (let j = 0; j < peers.length; j++) {
+      const p = peers[j]!;
+      if (j > 0) w.byte(COMMA);
+      w.number(p.peerRank);
+      w.byte(COMMA); w.number(p.bytes);
+      w.byte(COMMA); w.number(p.startUnixUs);
+      w.byte(COMMA); w.number(p.endUnixUs);
+    }
+    w.byte(CLOSE); w.byte(CLOSE);
+  }
+  w.reserve(2); w.byte(CLOSE); w.byte(0x7d);
+  return w.take();
+}
+
+const DROPPED_KEY = encoder.encode(`,"droppedSincePrevious":`);
+const RECORDS_KEY = encoder.encode(`,"records":[`);
 
 export interface DecodedCollectives {
   node: string;
