@@ -32,7 +32,7 @@ describe("the agent with a tls:// NATS URL", () => {
     const certs = await generateCerts(dir);
     ca = certs.ca.cert;
     [natsPort, monitorPort] = (await freePorts(2)) as [number, number];
-    tlsNats = spawn(process.env.NATS_SERVER_BIN ?? "nats-server", ["-a", "127.0.0.1", "-p", String(natsPort), "-m", String(monitorPort), "--tls", "--tlscert", certs.apiserver.cert, "--tlskey", certs.apiserver.key], { stdio: "ignore" });
+    tlsNats = spawn(process.env.NATS_SERVER_BIN ?? "nats-server", ["-a", "127.0.0.1", "-p", String(natsPort), "-m", String(monitorPort), "-js", "-sd", join(dir, "jetstream"), "--tls", "--tlscert", certs.apiserver.cert, "--tlskey", certs.apiserver.key], { stdio: "ignore" });
     await waitFor(async () => (await fetch(`http://127.0.0.1:${monitorPort}/varz`).catch(() => undefined))?.ok || undefined, { description: "TLS nats-server up", timeoutMs: 15_000 });
     plainNats = await startNatsServer();
   });
@@ -60,7 +60,7 @@ describe("the agent with a tls:// NATS URL", () => {
       entry: "agent/src/main.ts",
       readyMessage: "agent serving",
       timeoutMs: 30_000,
-      env: { KUBECONFIG: getTestCluster().kubeconfigPath, GPUFLEET_AGENT_SIMULATE: "true", GPUFLEET_NATS_URL: `tls://127.0.0.1:${plainNats!.port}`, GPUFLEET_AGENT_GRPC_ADDRESS: "127.0.0.1:0", GPUFLEET_AGENT_HTTP_PORT: "0", GPUFLEET_AGENT_SOCKET: join(dir, "plain.sock") },
+      env: { KUBECONFIG: getTestCluster().kubeconfigPath, GPUFLEET_AGENT_SIMULATE: "true", GPUFLEET_NATS_URL: `tls://127.0.0.1:${plainNats!.port}`, GPUFLEET_AGENT_GRPC_ADDRESS: "127.0.0.1:0", GPUFLEET_AGENT_HTTP_PORT: "0", GPUFLEET_AGENT_SOCKET: join(dir, "plain.sock"), GPUFLEET_AGENT_INSECURE: "true" },
     });
     // A wrongly started agent must not outlive the test.
     void started.then(({ process }) => process.stop(), () => undefined);

@@ -43,8 +43,10 @@ async function publish(workerId: string): Promise<number> {
 describe("JetStreamLoadInstanceSource", () => {
   it("replays the reports of the look-back window at once, skips older ones, then delivers new ones live", async () => {
     const oldStoredMs = await publish(`old-${run}`);
-    // Wait (bounded polling) until the clock has moved on, so the two reports straddle the start time.
-    await waitFor(() => Date.now() > oldStoredMs + 20, { description: "the clock past the first report", timeoutMs: 5_000, intervalMs: 5 });
+    // Wait (bounded polling) until the clock has moved on, so the two reports straddle the start time with ~1 s on
+    // either side: the source takes its own "now" when it starts, later than the look-back computed below, and on a
+    // loaded machine that can be tens of milliseconds later.
+    await waitFor(() => Date.now() > oldStoredMs + 2_000, { description: "the clock 2 s past the first report", timeoutMs: 5_000, intervalMs: 20 });
     const recentStoredMs = await publish(`recent-${run}`);
     const startMs = (oldStoredMs + recentStoredMs) / 2;
 
