@@ -27,6 +27,13 @@ describe("Dispatcher", () => {
     expect(chosen).toEqual(["a", "b", "a", "b"]);
   });
 
+  it("spreads a burst over instances whose reports show a queue (each reservation counts in full)", () => {
+    const queued = { kvBlocksUsed: 300, runningRequests: 3, queuedRequests: 1, headOfLineDemandBlocks: 100 };
+    const { dispatcher } = setup("freeness", [report("a", 0, queued), report("b", 0, queued), report("c", 0, queued)]);
+    const chosen = ["1", "2", "3", "4", "5", "6"].map((id) => dispatcher.choose(request(id, "high"), "colocated", new Set(), 10)?.id);
+    expect(chosen).toEqual(["a", "b", "c", "a", "b", "c"]);
+  });
+
   it("a report generated after the dispatches supersedes their reservations", () => {
     const { view, dispatcher } = setup("freeness", [report("a", 0), report("b", 0, { kvBlocksUsed: 300, runningRequests: 1 })]);
     expect(dispatcher.choose(request("1"), "colocated", new Set(), 10)?.id).toBe("a"); // F(a) = 1000, F(b) = 700
