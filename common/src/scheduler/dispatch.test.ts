@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { dispatchBatch, FreenessPolicy, RoundRobinPolicy, type Candidate, type DispatchRequest } from "./dispatch.js";
+import { createPolicy, dispatchBatch, FreenessPolicy, RoundRobinPolicy, type Candidate, type DispatchRequest } from "./dispatch.js";
 import { idleLoad, type InstanceLoad } from "./freeness.js";
 
 const decode = (id: string, over: Partial<InstanceLoad> = {}): Candidate => ({ id, role: "decode", load: { ...idleLoad(100), ...over } });
@@ -58,6 +58,20 @@ describe("FreenessPolicy ties", () => {
     const policy = new FreenessPolicy();
     const pool = [decode("a"), decode("b", { kvBlocksUsed: 1, runningRequests: 1 })];
     expect([1, 2].map(() => policy.choose(pool)?.id)).toEqual(["a", "a"]);
+  });
+});
+
+describe("the waiting-prompt-tokens option", () => {
+  it("sends a colocated request to the fewest outstanding prompt tokens, where freeness picks the highest F", () => {
+    const pool = [decode("a", { kvBlocksUsed: 10, runningRequests: 1, queuedRequests: 3, outstandingPromptTokens: 9_000 }), decode("b", { kvBlocksUsed: 60, runningRequests: 4 })];
+    expect(createPolicy("waiting-prompt-tokens").choose(pool, request("1"))?.id).toBe("b");
+    expect(createPolicy("waiting-prompt-tokens").name).toBe("waiting-prompt-tokens");
+    expect(createPolicy("freeness").choose(pool, request("1"))?.id).toBe("a"); // F(a) = 90 - its head-of-line 0 = 90, F(b) = 10
+  });
+
+  it("spreads a burst through the reservations' prompt tokens", () => {
+    const assignments = dispatchBatch(createPolicy("waiting-prompt-tokens"), [decode("a"), decode("b"), decode("c")], ["1", "2", "3", "4", "5", "6"].map((id) => request(id)));
+    expect(assignments.map((a) => a.instanceId)).toEqual(["a", "b", "c", "a", "b", "c"]);
   });
 });
 

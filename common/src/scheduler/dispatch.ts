@@ -5,6 +5,10 @@
  * - `freeness` (Llumnix §4.4): decode-capable instances (colocated, decode) by highest freeness F; prefill
  *   instances by fewest outstanding prompt tokens (their cost is prompt compute, not KV held over time).
  * - `round-robin`: the named baseline; cycles through the healthy instances in id order, ignoring load.
+ * - `waiting-prompt-tokens` (an option, not the default): every instance, colocated too, by fewest outstanding prompt
+ *   tokens, the prefill rule above. It is the prefill-bound load metric of Llumnix's own code (AlibabaPAI/llumnix,
+ *   llumnix/load_computation.py, `MissWaitingTokensLoad`, "miss_waiting_tokens": tokens of the waiting requests not
+ *   yet computed), for instances whose TTFT is set by the prefill backlog rather than by KV memory.
  *
  * Draining instances are never chosen by either policy. Ties break on fewer running requests, then on the instance
  * this policy chose least recently (never chosen first), then on id: deterministic, but a tie does not always go to
@@ -15,7 +19,7 @@ import type { InstanceRole, Priority } from "../engine-api.js";
 import { DEFAULT_FREENESS_CONFIG, freeness, type FreenessConfig, type InstanceLoad } from "./freeness.js";
 import { withDemand, type Demand } from "./reservations.js";
 
-export const DispatchPolicyName = { freeness: "freeness", roundRobin: "round-robin" } as const;
+export const DispatchPolicyName = { freeness: "freeness", roundRobin: "round-robin", waitingPromptTokens: "waiting-prompt-tokens" } as const;
 export type DispatchPolicyName = (typeof DispatchPolicyName)[keyof typeof DispatchPolicyName];
 
 export interface Candidate {
@@ -39,17 +43,24 @@ export interface DispatchPolicy {
 const byId = (a: Candidate, b: Candidate): number => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 
 export class FreenessPolicy implements DispatchPolicy {
-  readonly name = DispatchPolicyName.freeness;
   /** When (in this policy's choices) each instance was last chosen: the tie-break's only state. */
   private readonly lastChosen = new Map<string, number>();
   private choices = 0;
 
-  constructor(private readonly config: FreenessConfig = DEFAULT_FREENESS_CONFIG) {}
+  /** byPromptTokensOnly: the `waiting-prompt-tokens` option, the prefill rule for every role. */
+  constructor(
+    private readonly config: FreenessConfig = DEFAULT_FREENESS_CONFIG,
+    private readonly byPromptTokensOnly = false,
+  ) {}
+
+  get name(): DispatchPolicyName {
+    return this.byPromptTokensOnly ? DispatchPolicyName.waitingPromptTokens : DispatchPolicyName.freeness;
+  }
 
   choose(candidates: readonly Candidate[]): Candidate | undefined {
     const open = candidates.filter((c) => !c.load.draining);
     if (open.length === 0) return undefined;
-    const chosen = open.every((c) => c.role === "prefill")
+    const chosen = this.byPromptTokensOnly || open.every((c) => c.role === "prefill")
       ? [...open].sort((a, b) => a.load.outstandingPromptTokens - b.load.outstandingPromptTokens || this.tieBreak(a, b))[0]
       : open.map((c) => ({ c, f: freeness(c.load, this.config) })).sort((a, b) => b.f - a.f || this.tieBreak(a.c, b.c))[0]?.c;
     if (chosen) this.lastChosen.set(chosen.id, ++this.choices);
@@ -76,7 +87,8 @@ export class RoundRobinPolicy implements DispatchPolicy {
 }
 
 export function createPolicy(name: DispatchPolicyName, config: FreenessConfig = DEFAULT_FREENESS_CONFIG): DispatchPolicy {
-  return name === DispatchPolicyName.roundRobin ? new RoundRobinPolicy() : new FreenessPolicy(config);
+  if (name === DispatchPolicyName.roundRobin) return new RoundRobinPolicy();
+  return new FreenessPolicy(config, name === DispatchPolicyName.waitingPromptTokens);
 }
 
 export interface BatchAssignment {
