@@ -205,6 +205,8 @@ interface LoadPoint {
   ratePerSec: number;
   freeness: SimResult;
   roundRobin: SimResult;
+  /** The optional waiting-prompt-tokens policy (Llumnix's prefill-bound metric), not the default: for comparison. */
+  waitingPromptTokens: SimResult;
 }
 
 function dispatchGrid(): { perInstanceSaturationPerSec: number; traceRatePerSec: number; points: LoadPoint[]; requests: number; trace: SimRequest[] } {
@@ -222,8 +224,9 @@ function dispatchGrid(): { perInstanceSaturationPerSec: number; traceRatePerSec:
     const common = { instances: INSTANCES, requests: scaled, engine, reportIntervalMs: REPORT_INTERVAL_MS, flushIntervalMs: FLUSH_INTERVAL_MS, seed: SEED };
     const freeness = simulateDispatch({ ...common, policy: "freeness" });
     const roundRobin = simulateDispatch({ ...common, policy: "round-robin" });
-    console.log(`load ${load}: ${ratePerSec.toFixed(1)} req/s; P99 TTFT freeness ${freeness.ttft.p99Ms.toFixed(0)} ms, round-robin ${roundRobin.ttft.p99Ms.toFixed(0)} ms`);
-    return { load, ratePerSec, freeness, roundRobin };
+    const waitingPromptTokens = simulateDispatch({ ...common, policy: "waiting-prompt-tokens" });
+    console.log(`load ${load}: ${ratePerSec.toFixed(1)} req/s; P99 TTFT freeness ${freeness.ttft.p99Ms.toFixed(0)} ms, round-robin ${roundRobin.ttft.p99Ms.toFixed(0)} ms, waiting-prompt-tokens ${waitingPromptTokens.ttft.p99Ms.toFixed(0)} ms`);
+    return { load, ratePerSec, freeness, roundRobin, waitingPromptTokens };
   });
   return { perInstanceSaturationPerSec, traceRatePerSec, points, requests: requests.length, trace: requests };
 }
@@ -279,7 +282,7 @@ export async function run(): Promise<void> {
       perInstanceSaturationPerSec: round(grid.perInstanceSaturationPerSec, 2),
       saturationRatePerSec: round(grid.perInstanceSaturationPerSec * INSTANCES, 1),
       highLoad: HIGH_LOAD,
-      points: grid.points.map((p) => ({ load: p.load, ratePerSec: round(p.ratePerSec, 1), freeness: policyRow(p.freeness), roundRobin: policyRow(p.roundRobin), p99TtftRatioRoundRobinOverFreeness: round(p.roundRobin.ttft.p99Ms / p.freeness.ttft.p99Ms, 3) })),
+      points: grid.points.map((p) => ({ load: p.load, ratePerSec: round(p.ratePerSec, 1), freeness: policyRow(p.freeness), roundRobin: policyRow(p.roundRobin), waitingPromptTokens: policyRow(p.waitingPromptTokens), p99TtftRatioRoundRobinOverFreeness: round(p.roundRobin.ttft.p99Ms / p.freeness.ttft.p99Ms, 3) })),
     },
     p99TtftFreenessMs: round(high.freeness.ttft.p99Ms, 1),
     p99TtftRoundRobinMs: round(high.roundRobin.ttft.p99Ms, 1),
@@ -303,14 +306,14 @@ type Result = {
   directRequestsPerSec: number; gatewayRequestsPerSec: number; throughputRatio: number;
   directLatencyMsP50: number; gatewayLatencyMsP50: number; directLatencyMsP99: number; gatewayLatencyMsP99: number; addedLatencyMsP50: number;
   overhead: { throughputHitLimit: boolean };
-  dispatch: { requests: number; traceRatePerSec: number; perInstanceSaturationPerSec: number; saturationRatePerSec: number; points: { load: number; ratePerSec: number; freeness: ReturnType<typeof policyRow>; roundRobin: ReturnType<typeof policyRow>; p99TtftRatioRoundRobinOverFreeness: number }[] };
+  dispatch: { requests: number; traceRatePerSec: number; perInstanceSaturationPerSec: number; saturationRatePerSec: number; points: { load: number; ratePerSec: number; freeness: ReturnType<typeof policyRow>; roundRobin: ReturnType<typeof policyRow>; waitingPromptTokens: ReturnType<typeof policyRow>; p99TtftRatioRoundRobinOverFreeness: number }[] };
   p99TtftFreenessMs: number; p99TtftRoundRobinMs: number; p99TtftRatioRoundRobinOverFreeness: number;
   crossCheck: { instances: number; requests: number; load: number; ratePerSec: number; wallClock: { completed: number; errors: number; hitLimit: boolean; meanTtftMs: number; p50TtftMs: number; p99TtftMs: number }; simulated: { completed: number; meanTtftMs: number; p50TtftMs: number; p99TtftMs: number } };
 };
 
 function markdown(r: Result): string {
   const d = r.dispatch;
-  const rows = d.points.flatMap((p) => ([["freeness", p.freeness], ["round-robin", p.roundRobin]] as const).map(([name, x]) =>
+  const rows = d.points.flatMap((p) => ([["freeness", p.freeness], ["round-robin", p.roundRobin], ["waiting-prompt-tokens (option)", p.waitingPromptTokens]] as const).map(([name, x]) =>
     `| ${p.load} | ${p.ratePerSec} | ${name} | ${x.completed} | ${x.rejectedOverloaded} | ${x.meanTtftMs} | ${x.p50TtftMs} | ${x.p99TtftMs} | ${x.meanTpotMs} | ${x.p50TpotMs} | ${x.p99TpotMs} | ${x.preemptions} | ${x.dispatchRunMean} / ${x.dispatchRunMax} | ${x.completedPerInstanceMin}–${x.completedPerInstanceMax} |`));
   return [
     "# Gateway benchmark",
@@ -329,7 +332,7 @@ function markdown(r: Result): string {
     "",
     "## B. Freeness vs round-robin dispatch (simulated time, Azure conversation trace)",
     "",
-    `All ${d.requests} requests of the Azure LLM inference trace 2023, conversation service (CC-BY 4.0; Patel et al., Splitwise, ISCA 2024), with their own lengths and their own arrival gaps compressed uniformly to each rate (the trace's ${d.traceRatePerSec} req/s becomes the rate under test; its burstiness is kept). ${INSTANCES} colocated instances of ${MODEL} at TP=1 on H100. The production code on both sides: the gateway's Dispatcher (InstanceView with its reservations, admission, common/src/scheduler/ policies, default configuration) and the agent's ServingEngines (agent/src/workers/simulated/, step times and KV blocks from common/src/models/latency.ts). Load reports every ${REPORT_INTERVAL_MS} ms per instance at a phase of its own, delivered on the agent publisher's ${FLUSH_INTERVAL_MS} ms flush tick and read through the gateway's reportFromLoadEntry, so dispatch sees loads as stale as the running gateway does. Seed ${SEED} (report and flush phases) for both policies.`,
+    `All ${d.requests} requests of the Azure LLM inference trace 2023, conversation service (CC-BY 4.0; Patel et al., Splitwise, ISCA 2024), with their own lengths and their own arrival gaps compressed uniformly to each rate (the trace's ${d.traceRatePerSec} req/s becomes the rate under test; its burstiness is kept). ${INSTANCES} colocated instances of ${MODEL} at TP=1 on H100. The production code on both sides: the gateway's Dispatcher (InstanceView with its reservations, admission, common/src/scheduler/ policies, default configuration) and the agent's ServingEngines (agent/src/workers/simulated/, step times and KV blocks from common/src/models/latency.ts). Load reports every ${REPORT_INTERVAL_MS} ms per instance at a phase of its own, delivered on the agent publisher's ${FLUSH_INTERVAL_MS} ms flush tick and read through the gateway's reportFromLoadEntry, so dispatch sees loads as stale as the running gateway does. Seed ${SEED} (report and flush phases) for every policy. The third row of each load is the optional \`waiting-prompt-tokens\` policy (every instance by fewest outstanding prompt tokens: Llumnix's own code's prefill-bound metric, \`miss_waiting_tokens\`), not the default; the headline compares the default, freeness, with round-robin.`,
     "",
     `Load = rate / saturation rate; saturation = ${INSTANCES} × ${d.perInstanceSaturationPerSec} req/s, the completion rate of one engine given the first ${BACKLOG_REQUESTS} trace requests as a backlog = ${d.saturationRatePerSec} req/s. High load (the headline, fixed before the run) = ${HIGH_LOAD}.`,
     "",

@@ -16,7 +16,7 @@ export const GatewayConfigSchema = Type.Object({
   identity: Type.String({ minLength: 1 }),
   /** nats:// URL carrying the agents' load reports (the instance source). */
   natsUrl: Type.String({ minLength: 1 }),
-  dispatchPolicy: Type.Union([Type.Literal("freeness"), Type.Literal("round-robin")], { default: "freeness" }),
+  dispatchPolicy: Type.Union([Type.Literal("freeness"), Type.Literal("round-robin"), Type.Literal("waiting-prompt-tokens")], { default: "freeness" }),
   highPriorityHeadroomFraction: Type.Number({ minimum: 0, maximum: 1, default: 0.1 }),
   /** An instance whose last load report is older than this takes no new requests. */
   instanceStaleMs: Ms(5_000, 100),

@@ -10,11 +10,20 @@ describe("withDemand", () => {
     expect(next).toMatchObject({ kvBlocksUsed: 10, runningRequests: 1, queuedRequests: 0, outstandingPromptTokens: 160 });
   });
 
-  it("queues one that does not fit; only the first waiting request counts its demand", () => {
+  it("counts a reservation in full on an instance that reports a queue: its blocks, one more in B, one more waiting", () => {
+    // The old head-of-line treatment left F at (100 - 40 - 10) / 4 here: the reservation changed nothing.
+    const queued = { ...idleLoad(100, 16), kvBlocksUsed: 40, runningRequests: 4, queuedRequests: 1, headOfLineDemandBlocks: 10 };
+    const next = withDemand(queued, normal(160));
+    expect(next).toMatchObject({ kvBlocksUsed: 50, runningRequests: 5, queuedRequests: 2, headOfLineDemandBlocks: 10, outstandingPromptTokens: 160 });
+    expect(freeness(next)).toBe((100 - 50 - 10) / 5);
+    expect(freeness(next)).toBeLessThan(freeness(queued));
+  });
+
+  it("counts one that does not fit as waiting too, and its blocks in full", () => {
     const full = { ...idleLoad(100, 16), kvBlocksUsed: 95, runningRequests: 5 };
     const next = withDemands(full, [normal(160), normal(1600)]);
-    expect(next).toMatchObject({ queuedRequests: 2, headOfLineDemandBlocks: 10, runningRequests: 5 });
-    expect(freeness(next)).toBe((100 - 95 - 10) / 5);
+    expect(next).toMatchObject({ queuedRequests: 2, kvBlocksUsed: 95 + 10 + 100, runningRequests: 7 });
+    expect(freeness(next)).toBe((100 - 205) / 7);
   });
 
   it("counts a high-priority request's headroom", () => {

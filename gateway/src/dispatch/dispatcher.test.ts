@@ -27,6 +27,17 @@ describe("Dispatcher", () => {
     expect(chosen).toEqual(["a", "b", "a", "b"]);
   });
 
+  it("spreads a burst over instances whose reports show a queue (each reservation counts in full)", () => {
+    // F(a) = (1000 - 300 - 100) / 3 = 200, F(b) = F(c) = 133. Counted as waiting behind the head, a's reservations
+    // left F(a) at 200 and the burst went to a until admission (queue limit 4 for high priority) turned it away.
+    const queued = (kvBlocksUsed: number) => ({ kvBlocksUsed, runningRequests: 3, queuedRequests: 1, headOfLineDemandBlocks: 100 });
+    const { dispatcher } = setup("freeness", [report("a", 0, queued(300)), report("b", 0, queued(500)), report("c", 0, queued(500))]);
+    const chosen = ["1", "2", "3", "4", "5", "6"].map((id) => dispatcher.choose(request(id, "high"), "colocated", new Set(), 10)?.id);
+    // Each reservation here adds 100 blocks, one request to B and a high-priority headroom of 100 blocks:
+    // F(a) 200 -> 100 -> 40, F(b) and F(c) 133 -> 50 -> 0.
+    expect(chosen).toEqual(["a", "b", "c", "a", "b", "c"]);
+  });
+
   it("a report generated after the dispatches supersedes their reservations", () => {
     const { view, dispatcher } = setup("freeness", [report("a", 0), report("b", 0, { kvBlocksUsed: 300, runningRequests: 1 })]);
     expect(dispatcher.choose(request("1"), "colocated", new Set(), 10)?.id).toBe("a"); // F(a) = 1000, F(b) = 700

@@ -6,7 +6,7 @@
  * same object on a simulated clock (bench/gateway/dispatch-sim.ts), so what it measures is what the gateway runs.
  */
 import type { InstanceRole, Priority } from "../../../common/src/engine-api.js";
-import { createPolicy, FreenessPolicy, type Candidate, type DispatchPolicy, type DispatchPolicyName } from "../../../common/src/scheduler/dispatch.js";
+import { createPolicy, type Candidate, type DispatchPolicy, type DispatchPolicyName } from "../../../common/src/scheduler/dispatch.js";
 import type { FreenessConfig } from "../../../common/src/scheduler/freeness.js";
 import type { InstanceView } from "../instances/view.js";
 import type { GatewayMetrics } from "../metrics.js";
@@ -37,7 +37,7 @@ export class Dispatcher {
   private policy(model: string, role: InstanceRole): DispatchPolicy {
     const key = `${model}\u0000${role}`;
     let policy = this.policies.get(key);
-    if (!policy) this.policies.set(key, (policy = this.deps.config.dispatchPolicy === "round-robin" ? createPolicy("round-robin") : new FreenessPolicy(this.deps.config.freeness)));
+    if (!policy) this.policies.set(key, (policy = createPolicy(this.deps.config.dispatchPolicy, this.deps.config.freeness)));
     return policy;
   }
 
