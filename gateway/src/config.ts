@@ -3,7 +3,7 @@
  * value fails at boot naming the variable.
  */
 import { Type, type Static } from "@sinclair/typebox";
-import { Value } from "@sinclair/typebox/value";
+import { configFromEnv } from "../../common/src/config/env.js";
 import { hostname } from "node:os";
 
 const Ms = (def: number, minimum = 1) => Type.Integer({ minimum, default: def });
@@ -73,16 +73,11 @@ export class GatewayConfigError extends Error {
 }
 
 export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig {
-  const raw: Record<string, unknown> = {};
-  for (const [field, variable] of Object.entries(GATEWAY_ENV)) if (env[variable] !== undefined && env[variable] !== "") raw[field] = env[variable];
-  raw.identity ??= env.POD_NAME ?? `${hostname()}-${process.pid}`;
-  const converted = Value.Convert(GatewayConfigSchema, Value.Default(GatewayConfigSchema, raw));
-  const errors = [...Value.Errors(GatewayConfigSchema, converted)];
-  if (errors.length > 0) {
-    const details = errors.map((e) => `${GATEWAY_ENV[e.path.slice(1) as keyof GatewayConfig] ?? e.path}: ${e.message} (got ${JSON.stringify(e.value)})`);
-    throw new GatewayConfigError(`invalid gateway configuration: ${[...new Set(details)].join("; ")}`);
-  }
-  const config = converted as GatewayConfig;
+  const config = configFromEnv(GatewayConfigSchema, GATEWAY_ENV, env, {
+    fallbacks: { identity: env.POD_NAME ?? `${hostname()}-${process.pid}` },
+    what: "gateway",
+    makeError: (message) => new GatewayConfigError(message),
+  });
   if (config.defaultMaxTokens > config.maxTokensLimit) throw new GatewayConfigError(`${GATEWAY_ENV.defaultMaxTokens} must not exceed ${GATEWAY_ENV.maxTokensLimit}`);
   if (config.upstreamIdleTimeoutMs > config.upstreamTotalTimeoutMs) throw new GatewayConfigError(`${GATEWAY_ENV.upstreamIdleTimeoutMs} must not exceed ${GATEWAY_ENV.upstreamTotalTimeoutMs}`);
   return config;

@@ -3,7 +3,7 @@
  * bad value fails at boot with the variable's name instead of at the first reconcile.
  */
 import { Type, type Static } from "@sinclair/typebox";
-import { Value } from "@sinclair/typebox/value";
+import { configFromEnv } from "../../../common/src/config/env.js";
 import { hostname } from "node:os";
 
 export const OperatorConfigSchema = Type.Object({
@@ -66,18 +66,11 @@ export class ConfigError extends Error {
 
 /** Builds the config from environment variables (POD_NAMESPACE/POD_NAME from the downward API as fallbacks). */
 export function loadOperatorConfig(env: NodeJS.ProcessEnv = process.env): OperatorConfig {
-  const raw: Record<string, unknown> = {};
-  for (const [field, variable] of Object.entries(ENV)) if (env[variable] !== undefined && env[variable] !== "") raw[field] = env[variable];
-  raw.namespace ??= env.POD_NAMESPACE;
-  raw.identity ??= env.POD_NAME ?? `${hostname()}-${process.pid}`;
-  if (raw.namespace === undefined) delete raw.namespace;
-  const converted = Value.Convert(OperatorConfigSchema, Value.Default(OperatorConfigSchema, raw));
-  const errors = [...Value.Errors(OperatorConfigSchema, converted)];
-  if (errors.length > 0) {
-    const details = errors.map((e) => `${ENV[e.path.slice(1) as keyof OperatorConfig] ?? e.path}: ${e.message} (got ${JSON.stringify(e.value)})`);
-    throw new ConfigError(`invalid operator configuration: ${[...new Set(details)].join("; ")}`);
-  }
-  const config = converted as OperatorConfig;
+  const config = configFromEnv(OperatorConfigSchema, ENV, env, {
+    fallbacks: { namespace: env.POD_NAMESPACE, identity: env.POD_NAME ?? `${hostname()}-${process.pid}` },
+    what: "operator",
+    makeError: (message) => new ConfigError(message),
+  });
   if (config.renewDeadlineMs >= config.leaseDurationMs) throw new ConfigError(`${ENV.renewDeadlineMs} must be shorter than ${ENV.leaseDurationMs}`);
   return config;
 }
