@@ -18,7 +18,7 @@ describe("configFromEnv", () => {
   });
 
   it("names the variable, the rule and the value of every invalid field", () => {
-    expect(() => read({ X_PORT: "0" })).toThrow(/^invalid test configuration: X_PORT: .*minimum.*\(got 0\)/);
+    expect(() => read({ X_PORT: "0" })).toThrow(/^invalid test configuration: .*X_PORT: Expected integer to be greater or equal to 1 \(got 0\)/);
     expect(() => read({ X_PORT: "0" })).toThrow(/X_NAME: /);
   });
 });
