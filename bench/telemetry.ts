@@ -47,10 +47,11 @@ const PUBLISHER_LIMITS = {
 };
 
 
-export async function agentIngest(natsUrl: string): Promise<{ recordsPerSec: number; published: number; dropped: number }> {
+/** One agent serving one simulated node, publishing to JetStream, as both agent measurements run it. */
+async function startBenchAgent(natsUrl: string, nodeLabels: Record<string, string>): Promise<{ nc: NatsConnection; dir: string; registry: Registry; agent: AgentCore }> {
   const nc = await connect({ servers: natsUrl });
   const dir = mkdtempSync(join(tmpdir(), "gpufleet-bench-"));
-  const facts = simulatedNodeFacts({ metadata: { name: NODE, annotations: { "kwok.x-k8s.io/node": "fake" }, labels: { "gpufleet.io/leaf": "l", "gpufleet.io/island": "i" } } });
+  const facts = simulatedNodeFacts({ metadata: { name: NODE, annotations: { "kwok.x-k8s.io/node": "fake" }, labels: nodeLabels } });
   const registry = new Registry();
   const agent = new AgentCore(
     { workerSocketPath: join(dir, "agent.sock"), operatorAddress: "127.0.0.1:0", tls: undefined, heartbeatIntervalMs: 60_000, missedHeartbeatsLimit: 3, publisherLimits: PUBLISHER_LIMITS },
@@ -61,8 +62,19 @@ export async function agentIngest(natsUrl: string): Promise<{ recordsPerSec: num
     () => {},
   );
   await agent.start();
+  return { nc, dir, registry, agent };
+}
+
+/** The training rank whose collective records the generator sends, registered over the agent's socket. */
+async function registerBenchWorker(dir: string): Promise<WorkerClient> {
   const worker = new WorkerClient(`unix:${join(dir, "agent.sock")}`, 10_000);
   await worker.register({ workerId: "w0", podNamespace: "bench", podName: "train-0", podUid: "u", nodeName: NODE, kind: "training", rank: 0, worldSize: 8, simulated: true });
+  return worker;
+}
+
+export async function agentIngest(natsUrl: string): Promise<{ recordsPerSec: number; published: number; dropped: number }> {
+  const { nc, dir, registry, agent } = await startBenchAgent(natsUrl, { "gpufleet.io/leaf": "l", "gpufleet.io/island": "i" });
+  const worker = await registerBenchWorker(dir);
   // Four calls in flight, as a worker with a few NCCL communicators would have; the worker is another process.
   const generator = await startGenerator({ socketPath: join(dir, "agent.sock"), workerId: "w0", durationMs: DURATION_MS, loops: 4, recordsPerCall: RECORDS_PER_CALL, distinct: false });
   const started = performance.now();
@@ -158,23 +170,10 @@ export async function endToEnd(natsUrl: string, natsPid?: number): Promise<EndTo
     if (m.counters) counters = m.counters;
     if (m.consuming) consuming = true;
   });
-  const nc = await connect({ servers: natsUrl });
-  const dir = mkdtempSync(join(tmpdir(), "gpufleet-bench-"));
-  const facts = simulatedNodeFacts({ metadata: { name: NODE, annotations: { "kwok.x-k8s.io/node": "fake" }, labels: {} } });
-  const registry = new Registry();
-  const agent = new AgentCore(
-    { workerSocketPath: join(dir, "agent.sock"), operatorAddress: "127.0.0.1:0", tls: undefined, heartbeatIntervalMs: 60_000, missedHeartbeatsLimit: 3, publisherLimits: PUBLISHER_LIMITS },
-    await JetStreamTransport.connect(nc),
-    { nodeNames: () => [NODE], facts: (n) => (n === NODE ? facts : undefined), labels: () => factsToLabels(facts) },
-    { run: async () => ({ passed: true, summary: "", details: {} }) },
-    new AgentMetrics(registry),
-    () => {},
-  );
-  await agent.start();
+  const { nc, dir, registry, agent } = await startBenchAgent(natsUrl, {});
   for (let i = 0; i < 400 && !consuming; i++) await new Promise((r) => setTimeout(r, 25));
   if (!consuming) throw new Error("the operator thread did not start consuming within 10 s");
-  const worker = new WorkerClient(`unix:${join(dir, "agent.sock")}`, 10_000);
-  await worker.register({ workerId: "w0", podNamespace: "bench", podName: "train-0", podUid: "u", nodeName: NODE, kind: "training", rank: 0, worldSize: 8, simulated: true });
+  const worker = await registerBenchWorker(dir);
   const generator = await startGenerator({ socketPath: join(dir, "agent.sock"), workerId: "w0", durationMs: DURATION_MS, loops: 4, recordsPerCall: RECORDS_PER_CALL, distinct: true });
   const cpuBefore = cpuSample(natsPid, generator.pid);
   const started = performance.now();
