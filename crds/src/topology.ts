@@ -89,5 +89,5 @@ export function hasTopologyLabels(labels: Readonly<Record<string, string>> | und
  * GPU models gpufleet has hardware profiles for (keys of operator/src/hardware/catalog.ts; a unit test keeps the
  * two lists equal). The API offers exactly these so a typo fails at `kubectl apply`.
  */
-export const GpuModels = ["H100-80GB", "H200-141GB", "A100-80GB", "A100-40GB"] as const;
+export const GpuModels = ["H100-80GB", "H200-141GB", "A100-80GB", "A100-40GB", "A10-24GB"] as const;
 export type GpuModelName = (typeof GpuModels)[number];

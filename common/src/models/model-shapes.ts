@@ -4,7 +4,10 @@
  * Sources: OPT shapes from Zhang et al., "OPT: Open Pre-trained Transformer Language Models" (2022), Table 1
  * (layers, heads, d_model; FFN = 4·d_model; 2,048-token context; 50,272-token vocabulary). Llama-3 shapes from
  * Meta's published model configs for Llama-3-8B and Llama-3-70B (grouped-query attention with 8 KV heads,
- * gated SwiGLU MLP, 128,256-token vocabulary, 8,192-token context).
+ * gated SwiGLU MLP, 128,256-token vocabulary, 8,192-token context). LLaMA-7B from Touvron et al., "LLaMA: Open and
+ * Efficient Foundation Language Models" (2023), Table 2 (6.7B parameters, dimension 4,096, 32 heads, 32 layers) and
+ * §2.2/the released config (SwiGLU MLP of width 11,008, 32,000-token vocabulary, 2,048-token context, no GQA): the
+ * model of the Llumnix artifact (OSDI'24 §6.1).
  *
  * Parameter count per layer (Kaplan et al. 2020 §2.1, extended for GQA and gated MLPs):
  *   attention: h·h (Q) + 2·h·kvHeads·headDim (K, V) + h·h (O); MLP: 2·h·ffn (standard) or 3·h·ffn (gated).
@@ -125,6 +128,10 @@ export const MODEL_SHAPES = {
   "OPT-175B": {
     name: "OPT-175B", layers: 96, hiddenSize: 12288, heads: 96, kvHeads: 96, vocabSize: 50272, dtype: "fp16",
     paramsBillions: 174.6, intermediateSize: 49152, maxContextTokens: 2048,
+  },
+  "LLaMA-7B": {
+    name: "LLaMA-7B", layers: 32, hiddenSize: 4096, heads: 32, kvHeads: 32, vocabSize: 32000, dtype: "fp16",
+    paramsBillions: 6.74, intermediateSize: 11008, gatedMlp: true, maxContextTokens: 2048,
   },
   "Llama-3-8B": {
     name: "Llama-3-8B", layers: 32, hiddenSize: 4096, heads: 32, kvHeads: 8, vocabSize: 128256, dtype: "bf16",
