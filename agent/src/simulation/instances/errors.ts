@@ -9,6 +9,10 @@
  *   it (queueLength, headOfLineDemandBlocks) so dispatch sends new work elsewhere.
  * - Decode side: 410 `kv_gone` when the prefill instance no longer holds the KV (the gateway's code for it),
  *   502 when the prefill instance cannot be reached or answers nonsense.
+ * - Live migration: 507 `out_of_memory` when a pre-allocation does not fit the destination's free KV blocks or
+ *   batch slots, 409 `migration_busy` when the instance already runs its most concurrent migrations, 409
+ *   `not_migratable` for a request that is not decoding here (or already migrating), 404 `migration_not_found` for
+ *   an unknown or expired pre-allocation, 503 `unavailable` from a worker that is gone.
  * - After a stream started, an aborted request (drain deadline, abort command, pod stopped) ends with one
  *   `data: {"error": ...}` event and no [DONE], as the contract says.
  */
@@ -37,10 +41,15 @@ export const ErrorCode = {
   kvGone: "kv_gone",
   kvSourceFailed: "kv_source_failed",
   aborted: "aborted",
+  outOfMemory: "out_of_memory",
+  migrationBusy: "migration_busy",
+  notMigratable: "not_migratable",
+  migrationNotFound: "migration_not_found",
+  unavailable: "unavailable",
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
-const TYPE_BY_STATUS: Readonly<Record<number, string>> = { 404: "not_found_error", 409: "conflict_error", 410: "kv_gone_error", 502: "upstream_error", 503: "service_unavailable_error" };
+const TYPE_BY_STATUS: Readonly<Record<number, string>> = { 404: "not_found_error", 409: "conflict_error", 410: "kv_gone_error", 502: "upstream_error", 503: "service_unavailable_error", 507: "insufficient_storage_error" };
 
 export function httpError(status: number, code: ErrorCode, message: string, param: string | null = null): HttpError {
   const type = TYPE_BY_STATUS[status] ?? (status >= 500 ? "server_error" : "invalid_request_error");
@@ -62,6 +71,14 @@ export function refusalError(code: RefusalCode, reason: string): HttpError {
       return httpError(503, ErrorCode.draining, reason);
     case RefusalCode.wrongRole:
       return httpError(404, ErrorCode.notFound, reason);
+    case RefusalCode.outOfMemory:
+      return httpError(507, ErrorCode.outOfMemory, reason);
+    case RefusalCode.migrationBusy:
+      return httpError(409, ErrorCode.migrationBusy, reason);
+    case RefusalCode.notMigratable:
+      return httpError(409, ErrorCode.notMigratable, reason);
+    case RefusalCode.dead:
+      return httpError(503, ErrorCode.unavailable, reason);
   }
 }
 

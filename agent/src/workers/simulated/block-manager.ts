@@ -65,6 +65,20 @@ export class BlockManager {
     return needed - blocks;
   }
 
+  /**
+   * Raises a holding to the blocks of `tokens` tokens (a live migration's pre-allocation, grown stage by stage);
+   * returns the blocks added (0 when it holds enough already).
+   */
+  grow(requestId: string, tokens: number): number {
+    const blocks = this.held.get(requestId) ?? 0;
+    const needed = blocksForTokens(tokens, this.blockSizeTokens);
+    if (needed <= blocks) return 0;
+    if (needed - blocks > this.freeBlocks) throw new BlockAccountingError(`request ${requestId} needs ${needed - blocks} more blocks, ${this.freeBlocks} free`);
+    this.held.set(requestId, needed);
+    this.used += needed - blocks;
+    return needed - blocks;
+  }
+
   /** Frees every block of a sequence; returns how many (0 when it held none). */
   free(requestId: string): number {
     const blocks = this.held.get(requestId) ?? 0;

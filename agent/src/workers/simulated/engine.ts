@@ -10,12 +10,18 @@
  * takes requests whose KV it imports (block bookkeeping here; the transfer time is waited out by the HTTP front
  * end before importKv, agent/src/simulation/instances/).
  * Pipeline parallelism is modelled in the step time only: steps do not overlap across stages.
+ *
+ * Live migration (Llumnix §4.2; the protocol is migration.ts): the source side marks a running request
+ * (beginMigrationOut), pauses it for the stop-and-copy (suspendForMigration) and hands it over (handOver); the
+ * destination side pre-allocates blocks and a batch slot (reserveIncoming, growIncoming), each grant a lease that
+ * the engine itself ends when it is not renewed in time (a stale pre-allocation), and adopts the request at the
+ * commit (commitIncoming). At most `maxConcurrentMigrations` migrations in or out at a time.
  */
 import type { ForwardBatch, InstanceLatencyModel } from "../../../../common/src/models/latency.js";
 import { prefillBatch, decodeBatch } from "../../../../common/src/models/latency.js";
 import { BlockManager, blocksForTokens } from "./block-manager.js";
 import { Scheduler, type ScheduledStep } from "./scheduler.js";
-import { Outcome, RequestStatus, Sequence, type KvHandoff, type RequestSink, type ServingRequest } from "./sequence.js";
+import { Outcome, RequestStatus, Sequence, type KvHandoff, type MigratedTo, type RequestSink, type ServingRequest } from "./sequence.js";
 
 export const ServingRole = { prefill: "prefill", decode: "decode", colocated: "colocated" } as const;
 export type ServingRole = (typeof ServingRole)[keyof typeof ServingRole];
@@ -31,6 +37,58 @@ export interface EngineConfig {
   maxBatchedTokens: number;
   /** Longest prompt + output a request may ask for (the model's context). */
   maxContextTokens: number;
+  /** Live migrations in and out at one time (Llumnix: one). Default 1. */
+  maxConcurrentMigrations?: number;
+}
+
+export const DEFAULT_MAX_CONCURRENT_MIGRATIONS = 1;
+/** Most migration candidates a load report lists (the LoadEntry contract). */
+export const MAX_MIGRATION_CANDIDATES = 16;
+
+/** A running request that could live-migrate out (the LoadEntry contract's migrationCandidates). */
+export interface MigrationCandidate {
+  requestId: string;
+  blocks: number;
+  priority: number;
+  outputTokens: number;
+}
+
+export const MigrationDirection = { in: "in", out: "out" } as const;
+export type MigrationDirection = (typeof MigrationDirection)[keyof typeof MigrationDirection];
+
+/** What a migration's source side reads of its request at each stage. */
+export interface MigrationSourceView {
+  status: RequestStatus;
+  preemptions: number;
+  outputTokens: number;
+  /** Positions whose KV is written (prompt + every output token but the newest). */
+  kvTokens: number;
+  migratingOut: boolean;
+}
+
+/** What the destination needs to pre-allocate for an incoming migration. */
+export interface IncomingMigration {
+  requestId: string;
+  model: string;
+  blockSizeTokens: number;
+  promptTokens: number;
+  maxOutputTokens: number;
+  /** KV positions to hold now (grown by later stages). */
+  tokens: number;
+}
+
+/** The request as the source hands it over at the commit. */
+export interface MigratingRequest {
+  request: Required<ServingRequest>;
+  outputTokens: number;
+  arrivalMs: number;
+  firstTokenAtMs: number | undefined;
+  sink: RequestSink;
+}
+
+interface IncomingReservation {
+  spec: IncomingMigration;
+  expiresAtMs: number;
 }
 
 /** Why a request was refused: lets an HTTP front end map refusals to status codes without parsing reasons. */
@@ -46,6 +104,14 @@ export const RefusalCode = {
   wrongRole: "wrong-role",
   /** KV of another model or block size. */
   incompatibleKv: "incompatible-kv",
+  /** Not enough free KV blocks (or batch slots) for a migration's pre-allocation. */
+  outOfMemory: "out-of-memory",
+  /** The instance already runs its most concurrent migrations. */
+  migrationBusy: "migration-busy",
+  /** The request is not here, not running, has no token yet or is already migrating. */
+  notMigratable: "not-migratable",
+  /** The worker is gone (kill()). */
+  dead: "dead",
 } as const;
 export type RefusalCode = (typeof RefusalCode)[keyof typeof RefusalCode];
 
@@ -71,6 +137,10 @@ export interface EngineLoad {
   /** Running sequences submitted with a priority above the default (the gateway's `high`). */
   highPriorityRunning: number;
   draining: boolean;
+  /** Running requests that could migrate out, fewest blocks first, at most MAX_MIGRATION_CANDIDATES. */
+  migrationCandidates: MigrationCandidate[];
+  /** A live migration in progress on this instance ("out" when both). */
+  migrating?: MigrationDirection;
 }
 
 interface InFlight {
@@ -83,7 +153,9 @@ export class ServingEngine {
   private readonly blocks: BlockManager;
   private readonly scheduler: Scheduler;
   private readonly sequences = new Map<string, Sequence>();
+  private readonly incoming = new Map<string, IncomingReservation>();
   private inFlight: InFlight | undefined;
+  private alive = true;
   private nowMs: number;
   private accepting = true;
   private lastTtftMs = 0;
@@ -114,9 +186,16 @@ export class ServingEngine {
     return this.scheduler.running.length;
   }
 
-  /** End of the step in flight: when advance() next has something to deliver. */
+  get isAlive(): boolean {
+    return this.alive;
+  }
+
+  /** End of the step in flight or of the earliest pre-allocation lease: when advance() next has something to do. */
   nextEventMs(): number | undefined {
-    return this.inFlight?.endMs;
+    const expiry = this.nextLeaseExpiryMs();
+    const end = this.inFlight?.endMs;
+    if (expiry === undefined) return end;
+    return end === undefined ? expiry : Math.min(end, expiry);
   }
 
   statusOf(requestId: string): RequestStatus | undefined {
@@ -201,6 +280,12 @@ export class ServingEngine {
    */
   advance(toMs: number, startAtEnd = true): void {
     for (;;) {
+      const expiryMs = this.nextLeaseExpiryMs();
+      if (expiryMs !== undefined && expiryMs <= toMs && (!this.inFlight || expiryMs <= this.inFlight.endMs)) {
+        if (!this.inFlight) this.nowMs = Math.max(this.nowMs, expiryMs);
+        this.expireLeases(expiryMs);
+        continue;
+      }
       if (this.inFlight) {
         if (this.inFlight.endMs > toMs) return;
         const done = this.inFlight;
@@ -225,6 +310,167 @@ export class ServingEngine {
       ? prefillBatch(step.sequences.map((s) => s.prefillTokens))
       : decodeBatch(step.sequences.length, step.sequences.reduce((sum, s) => sum + s.kvTokens, 0));
     return this.config.latency.forward(batch).totalMs;
+  }
+
+  /** The worker died: every request here ends `aborted`, every pre-allocation is freed, nothing is admitted again. */
+  kill(reason: string, atMs: number): string[] {
+    const ended = this.abortAll(reason, atMs);
+    for (const id of [...this.incoming.keys()]) this.releaseIncoming(id);
+    this.accepting = false;
+    this.alive = false;
+    return ended;
+  }
+
+  // ---- live migration, source side ----
+
+  migrationCandidates(limit = MAX_MIGRATION_CANDIDATES): MigrationCandidate[] {
+    if (this.config.role === ServingRole.prefill) return [];
+    return this.scheduler.running
+      .filter((s) => s.status === RequestStatus.running && !s.migratingOut && s.outputTokens >= 1 && !s.done)
+      .map((s) => ({ requestId: s.id, blocks: this.blocks.blocksOf(s.id), priority: s.request.priority, outputTokens: s.outputTokens }))
+      .sort((a, b) => a.blocks - b.blocks || a.requestId.localeCompare(b.requestId))
+      .slice(0, limit);
+  }
+
+  get migrating(): MigrationDirection | undefined {
+    if ([...this.sequences.values()].some((s) => s.migratingOut)) return MigrationDirection.out;
+    return this.incoming.size > 0 ? MigrationDirection.in : undefined;
+  }
+
+  sourceView(requestId: string): MigrationSourceView | undefined {
+    const seq = this.sequences.get(requestId);
+    if (!seq) return undefined;
+    return { status: seq.status, preemptions: seq.preemptions, outputTokens: seq.outputTokens, kvTokens: seq.kvTokens, migratingOut: seq.migratingOut };
+  }
+
+  /** Marks a running request as migrating out (it keeps decoding until suspendForMigration). */
+  beginMigrationOut(requestId: string, atMs: number): Admission {
+    this.advance(atMs, false);
+    if (!this.alive) return refuse(`the worker is dead`, RefusalCode.dead);
+    if (this.config.role === ServingRole.prefill) return refuse(`a prefill-role worker decodes nothing: its requests leave by the KV hand-off`, RefusalCode.wrongRole);
+    const seq = this.sequences.get(requestId);
+    if (!seq) return refuse(`request ${requestId} is not here`, RefusalCode.notMigratable);
+    if (seq.migratingOut) return refuse(`request ${requestId} is already migrating`, RefusalCode.notMigratable);
+    if (seq.status !== RequestStatus.running || seq.outputTokens < 1 || seq.done) return refuse(`request ${requestId} is ${seq.status} with ${seq.outputTokens} tokens: only a decoding request migrates`, RefusalCode.notMigratable);
+    const busy = this.migrationBusy();
+    if (busy) return busy;
+    seq.migratingOut = true;
+    return { accepted: true };
+  }
+
+  /** Source side, on an abort: the request is no longer migrating (and decodes again if it was paused). */
+  endMigrationOut(requestId: string): void {
+    const seq = this.sequences.get(requestId);
+    if (!seq) return;
+    seq.migratingOut = false;
+    if (seq.status === RequestStatus.migrating) seq.status = RequestStatus.running;
+  }
+
+  /** Stop-and-copy: the request keeps its slot and blocks but decodes no more here (a step in flight gives it no token). */
+  suspendForMigration(requestId: string): boolean {
+    const seq = this.sequences.get(requestId);
+    if (!seq || !seq.migratingOut || seq.status !== RequestStatus.running) return false;
+    seq.status = RequestStatus.migrating;
+    return true;
+  }
+
+  /** What the destination adopts at the commit (the request stays here until handOver). */
+  peekMigrating(requestId: string): MigratingRequest | undefined {
+    const seq = this.sequences.get(requestId);
+    if (!seq) return undefined;
+    return { request: seq.request, outputTokens: seq.outputTokens, arrivalMs: seq.arrivalMs, firstTokenAtMs: seq.firstTokenAtMs, sink: seq.sink };
+  }
+
+  /** Commit, source side: the request leaves (blocks freed) and its sink learns where it went. */
+  handOver(requestId: string, to: MigratedTo): MigratingRequest {
+    const seq = this.sequences.get(requestId);
+    if (!seq || seq.status !== RequestStatus.migrating) throw new MigrationStateError(requestId, `is not paused for migration here (status ${seq?.status ?? "unknown"})`);
+    this.scheduler.remove(seq);
+    this.sequences.delete(requestId);
+    seq.status = RequestStatus.finished;
+    seq.sink.migrated?.(requestId, to);
+    return { request: seq.request, outputTokens: seq.outputTokens, arrivalMs: seq.arrivalMs, firstTokenAtMs: seq.firstTokenAtMs, sink: seq.sink };
+  }
+
+  // ---- live migration, destination side ----
+
+  hasIncoming(requestId: string): boolean {
+    return this.incoming.has(requestId);
+  }
+
+  /** Pre-allocation: blocks for `spec.tokens` positions and a batch slot, held for `leaseMs` unless renewed. */
+  reserveIncoming(spec: IncomingMigration, atMs: number, leaseMs: number): Admission {
+    this.advance(atMs, false);
+    if (!this.alive) return refuse(`the worker is dead`, RefusalCode.dead);
+    if (this.config.role === ServingRole.prefill) return refuse(`a prefill-role worker does not decode: it takes no migrations`, RefusalCode.wrongRole);
+    if (spec.model !== this.config.modelName) return refuse(`KV of model ${spec.model} cannot migrate to a ${this.config.modelName} worker`, RefusalCode.incompatibleKv);
+    if (spec.blockSizeTokens !== this.config.blockSizeTokens) return refuse(`block size ${spec.blockSizeTokens} differs from this worker's ${this.config.blockSizeTokens}`, RefusalCode.incompatibleKv);
+    const request = { requestId: spec.requestId, promptTokens: spec.promptTokens, maxOutputTokens: spec.maxOutputTokens };
+    const invalid = this.validate(request) ?? this.admissible(spec.promptTokens + spec.maxOutputTokens);
+    if (invalid) return invalid;
+    if (this.incoming.has(spec.requestId)) return refuse(`request ${spec.requestId} is already being migrated here`, RefusalCode.duplicate);
+    const busy = this.migrationBusy();
+    if (busy) return busy;
+    if (this.scheduler.running.length + this.scheduler.reservedSlots >= this.config.maxNumSeqs) return refuse(`no batch slot: ${this.scheduler.running.length} running and ${this.scheduler.reservedSlots} reserved of max_num_seqs ${this.config.maxNumSeqs}`, RefusalCode.outOfMemory);
+    if (!this.blocks.canAllocate(spec.tokens)) return refuse(`out of KV memory: ${blocksForTokens(spec.tokens, this.config.blockSizeTokens)} blocks needed, ${this.blocks.freeBlocks} free`, RefusalCode.outOfMemory);
+    this.blocks.allocate(spec.requestId, spec.tokens);
+    this.scheduler.reservedSlots++;
+    this.incoming.set(spec.requestId, { spec, expiresAtMs: atMs + leaseMs });
+    return { accepted: true };
+  }
+
+  /** A later stage: grows the pre-allocation to `tokens` positions and renews its lease. */
+  growIncoming(requestId: string, tokens: number, atMs: number, leaseMs: number): Admission {
+    this.advance(atMs, false);
+    const held = this.incoming.get(requestId);
+    if (!held) return refuse(`no pre-allocation for ${requestId} here (never made, expired or released)`, RefusalCode.notMigratable);
+    const extra = blocksForTokens(tokens, this.config.blockSizeTokens) - this.blocks.blocksOf(requestId);
+    if (extra > this.blocks.freeBlocks) return refuse(`out of KV memory: ${extra} more blocks needed, ${this.blocks.freeBlocks} free`, RefusalCode.outOfMemory);
+    this.blocks.grow(requestId, tokens);
+    held.spec = { ...held.spec, tokens: Math.max(tokens, held.spec.tokens) };
+    held.expiresAtMs = atMs + leaseMs;
+    return { accepted: true };
+  }
+
+  /** Commit, destination side: the pre-allocation becomes the running request, decoding token `outputTokens` next. */
+  commitIncoming(handed: MigratingRequest, sink: RequestSink, atMs: number): Admission {
+    this.advance(atMs, false);
+    const id = handed.request.requestId;
+    const held = this.incoming.get(id);
+    if (!held) return refuse(`no pre-allocation for ${id} here (never made, expired or released)`, RefusalCode.notMigratable);
+    const seq = new Sequence(handed.request, sink, handed.arrivalMs, handed.outputTokens);
+    seq.firstTokenAtMs = handed.firstTokenAtMs;
+    if (blocksForTokens(seq.kvTokens, this.config.blockSizeTokens) > this.blocks.blocksOf(id)) return refuse(`the pre-allocation of ${this.blocks.blocksOf(id)} blocks does not cover ${seq.kvTokens} KV positions`, RefusalCode.outOfMemory);
+    this.incoming.delete(id);
+    this.scheduler.reservedSlots--;
+    this.sequences.set(id, seq);
+    this.scheduler.adopt(seq);
+    return { accepted: true };
+  }
+
+  /** Frees an incoming migration's pre-allocation (abort); returns the blocks freed (0 when there was none). */
+  releaseIncoming(requestId: string): number {
+    if (!this.incoming.delete(requestId)) return 0;
+    this.scheduler.reservedSlots--;
+    return this.blocks.free(requestId);
+  }
+
+  private migrationBusy(): Admission | undefined {
+    const limit = this.config.maxConcurrentMigrations ?? DEFAULT_MAX_CONCURRENT_MIGRATIONS;
+    const out = [...this.sequences.values()].filter((s) => s.migratingOut).length;
+    if (out + this.incoming.size >= limit) return refuse(`already ${out} migration(s) out and ${this.incoming.size} in of at most ${limit}`, RefusalCode.migrationBusy);
+    return undefined;
+  }
+
+  private nextLeaseExpiryMs(): number | undefined {
+    let min: number | undefined;
+    for (const r of this.incoming.values()) if (min === undefined || r.expiresAtMs < min) min = r.expiresAtMs;
+    return min;
+  }
+
+  /** A pre-allocation whose lease ran out is stale (its source vanished or gave up): free it. */
+  private expireLeases(atMs: number): void {
+    for (const [id, r] of [...this.incoming]) if (r.expiresAtMs <= atMs) this.releaseIncoming(id);
   }
 
   load(atMs: number): EngineLoad {
@@ -254,6 +500,8 @@ export class ServingEngine {
       preemptionsTotal: this.scheduler.preemptions,
       highPriorityRunning: this.scheduler.running.filter((s) => s.request.priority > 0).length,
       draining: this.draining,
+      migrationCandidates: this.migrationCandidates(),
+      ...(this.migrating ? { migrating: this.migrating } : {}),
     };
   }
 
@@ -268,6 +516,7 @@ export class ServingEngine {
   }
 
   private admissible(totalTokens: number): Admission | undefined {
+    if (!this.alive) return refuse("the worker is dead", RefusalCode.dead);
     if (!this.accepting) return refuse("the worker is draining: it admits no new requests", RefusalCode.draining);
     const tooLarge = (reason: string) => refuse(reason, RefusalCode.tooLarge);
     if (totalTokens > this.config.maxContextTokens) return tooLarge(`prompt + output of ${totalTokens} tokens exceeds the model's context of ${this.config.maxContextTokens}`);
@@ -316,6 +565,13 @@ export class ServingEngine {
     this.sequences.delete(seq.id);
     seq.status = RequestStatus.finished;
     seq.sink.finish({ requestId: seq.id, outcome, outputTokens: seq.outputTokens, firstTokenAtMs: seq.firstTokenAtMs, finishedAtMs: atMs, ...(reason ? { reason } : {}) });
+  }
+}
+
+export class MigrationStateError extends Error {
+  override name = "MigrationStateError";
+  constructor(readonly requestId: string, message: string) {
+    super(`request ${requestId} ${message}`);
   }
 }
 

@@ -8,6 +8,10 @@
  *
  * Sequences that arrive with their KV (a decode worker's import) are admitted by allocating blocks alone: no
  * prefill runs for them.
+ *
+ * Live migration (migration.ts): a sequence in its stop-and-copy (status `migrating`) keeps its batch slot and
+ * blocks but decodes nothing; an incoming migration holds a batch slot (`reservedSlots`) from its pre-allocation
+ * until it commits (adopt()) or is released, so the destination never admits past max_num_seqs.
  */
 import { blocksForTokens, type BlockManager } from "./block-manager.js";
 import { RequestStatus, type Sequence } from "./sequence.js";
@@ -27,6 +31,8 @@ export class Scheduler {
   readonly waiting: Sequence[] = [];
   readonly running: Sequence[] = [];
   preemptions = 0;
+  /** Batch slots held for incoming live migrations. */
+  reservedSlots = 0;
 
   constructor(readonly blocks: BlockManager, readonly limits: SchedulerLimits) {}
 
@@ -54,6 +60,16 @@ export class Scheduler {
     if (i !== -1) this.running.splice(i, 1);
   }
 
+  /** Joins the batch with the blocks it already holds (a committed incoming migration). */
+  adopt(seq: Sequence): void {
+    seq.status = RequestStatus.running;
+    this.running.push(seq);
+  }
+
+  private get slotsFree(): number {
+    return this.limits.maxNumSeqs - this.running.length - this.reservedSlots;
+  }
+
   /** KV blocks the waiting queue needs to be admitted (Llumnix counts queued demand in full). */
   waitingDemandBlocks(): number {
     return this.waiting.reduce((sum, s) => sum + blocksForTokens(s.needsPrefill ? s.prefillTokens : s.kvTokens, this.blocks.blockSizeTokens), 0);
@@ -72,7 +88,7 @@ export class Scheduler {
   }
 
   private admitImported(): void {
-    for (let i = 0; i < this.waiting.length && this.running.length < this.limits.maxNumSeqs;) {
+    for (let i = 0; i < this.waiting.length && this.slotsFree > 0;) {
       const seq = this.waiting[i]!;
       if (seq.needsPrefill) {
         i++;
@@ -89,7 +105,7 @@ export class Scheduler {
   private schedulePrefill(): Sequence[] {
     const scheduled: Sequence[] = [];
     let tokens = 0;
-    while (this.waiting.length > 0 && this.running.length < this.limits.maxNumSeqs) {
+    while (this.waiting.length > 0 && this.slotsFree > 0) {
       const seq = this.waiting[0]!;
       if (!seq.needsPrefill) break; // an import waiting for blocks holds its place in the queue
       if (tokens + seq.prefillTokens > this.limits.maxBatchedTokens || !this.blocks.canAllocate(seq.prefillTokens)) break;
@@ -106,8 +122,13 @@ export class Scheduler {
   private scheduleDecode(): ScheduledStep | undefined {
     const scheduled: Sequence[] = [];
     const preempted: Sequence[] = [];
+    const paused: Sequence[] = [];
     while (this.running.length > 0 && scheduled.length < this.limits.maxNumSeqs) {
       const seq = this.running.shift()!;
+      if (seq.status === RequestStatus.migrating) {
+        paused.push(seq);
+        continue;
+      }
       let fits = this.blocks.canAppend(seq.kvTokens);
       while (!fits && this.running.length > 0) {
         preempted.push(this.preempt(this.running.pop()!));
@@ -120,7 +141,7 @@ export class Scheduler {
       this.blocks.append(seq.id, seq.kvTokens);
       scheduled.push(seq);
     }
-    this.running.unshift(...scheduled);
+    this.running.unshift(...scheduled, ...paused);
     return scheduled.length > 0 ? { kind: "decode", sequences: scheduled, preempted } : undefined;
   }
 

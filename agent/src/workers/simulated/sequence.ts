@@ -17,6 +17,8 @@ export const RequestStatus = {
   running: "running",
   /** Prefill-role worker: prefill done, KV blocks held until the decode side has taken them. */
   holdingKv: "holding-kv",
+  /** Live migration's stop-and-copy: stays in the batch's slot with its blocks but decodes no token (migration.ts). */
+  migrating: "migrating",
   finished: "finished",
 } as const;
 export type RequestStatus = (typeof RequestStatus)[keyof typeof RequestStatus];
@@ -55,10 +57,22 @@ export interface RequestResult {
   reason?: string;
 }
 
-/** Receives a request's tokens at the modelled step times and, once, its result. */
+/** Where a live-migrated request went: the destination owns it and produces token `nextTokenIndex` next. */
+export interface MigratedTo {
+  /** The destination instance (an engine's id in a simulation, a worker id in the agent). */
+  destination: string;
+  nextTokenIndex: number;
+  atMs: number;
+}
+
+/**
+ * Receives a request's tokens at the modelled step times and, once, its result: finish(), or migrated() when a
+ * live migration moved the request away (the source then sends nothing more; the destination's sink continues).
+ */
 export interface RequestSink {
   token(requestId: string, index: number, atMs: number): void;
   finish(result: RequestResult): void;
+  migrated?(requestId: string, to: MigratedTo): void;
 }
 
 export class Sequence {
@@ -66,6 +80,8 @@ export class Sequence {
   outputTokens = 0;
   firstTokenAtMs: number | undefined;
   preemptions = 0;
+  /** A live migration out of this engine is in progress for this request (its source side). */
+  migratingOut = false;
 
   constructor(
     readonly request: Required<ServingRequest>,
