@@ -58,16 +58,24 @@ describe("decideScaling: the paper's thresholds", () => {
 });
 
 describe("decideScaling: bounds and pacing", () => {
-  it("cooldown: no decision within cooldownMs of the last one", () => {
-    const d = decideScaling(input([busyPool()], { lastScaledAtMs: 95_000 }));
+  it("cooldown: no scale-down within cooldownMs of the last decision", () => {
+    const d = decideScaling(input([idlePool()], { lastScaledAtMs: 95_000 }));
     expect(d).toMatchObject({ kind: "hold" });
     expect(d.reason).toMatch(/cooldown/);
-    expect(decideScaling(input([busyPool()], { lastScaledAtMs: 90_000 })).kind).toBe("up");
+    expect(decideScaling(input([idlePool()], { lastScaledAtMs: 90_000 })).kind).toBe("down");
+  });
+
+  it("freeness-driven scale-up is paced by counting starting instances as empty, not by the cooldown", () => {
+    // Four busy instances (40 free blocks, 12 requests): one empty instance more gives F = 140/12 = 11.7 >= 10.
+    expect(decideScaling(input([busyPool()], { lastScaledAtMs: 99_000 })).kind).toBe("up");
+    expect(decideScaling(input([{ ...busyPool(), startingInstances: 1 }], { lastScaledAtMs: 99_000 })).kind).toBe("hold");
+    expect(poolFreeness(busyPool().instances, 1)).toBeCloseTo(140 / 12, 9);
   });
 
   it("never above maxInstances (starting instances count)", () => {
     expect(decideScaling(input([{ ...busyPool(), maxInstances: 4 }])).reason).toMatch(/at maxInstances 4/);
-    expect(decideScaling(input([{ ...busyPool(), maxInstances: 5, startingInstances: 1 }])).kind).toBe("hold");
+    const packed = pool(times(4, (i) => si(`i${i}`, 99, 10)), { maxInstances: 5, startingInstances: 1 }); // F with the starting one: 104/40
+    expect(decideScaling(input([packed])).reason).toMatch(/at maxInstances 5/);
   });
 
   it("never asks for an instance the cluster cannot place", () => {
@@ -95,8 +103,9 @@ describe("decideScaling: bounds and pacing", () => {
 describe("decideScaling: SLO attainment", () => {
   const slo = (ttft: number, tpot: number, samples = 50) => ({ ttft, tpot, samples, target: 0.9 });
 
-  it("scales up on a missed SLO even when freeness is high", () => {
+  it("scales up on a missed SLO even when freeness is high, but not within the cooldown (attainment lags)", () => {
     expect(decideScaling(input([{ ...steadyPool(), slo: slo(0.8, 0.95) }]))).toMatchObject({ kind: "up", reason: "TTFT attainment 80% below the SLO's 90%" });
+    expect(decideScaling(input([{ ...steadyPool(), slo: slo(0.8, 0.95) }], { lastScaledAtMs: 95_000 })).kind).toBe("hold");
   });
 
   it("a missed SLO turns an idle pool's scale-down into a scale-up", () => {

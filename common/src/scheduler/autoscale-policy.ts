@@ -9,23 +9,27 @@
  * Cluster freeness of a pool (the artifact's `avg_load`): the pool taken as one instance,
  *   F = (Σ free blocks − Σ blocks the waiting requests need) / (Σ running + Σ waiting requests)
  * over its instances that are not draining (+∞ when nothing runs or waits).
- * - Scale up when F < scaleUpFreeness (10), or when the measured TTFT or TPOT attainment is below the SLO target.
+ * - Scale up when F < scaleUpFreeness (10), instances still starting counted as empty ones (as many KV blocks as
+ *   the pool's average, nothing running), or when the measured TTFT or TPOT attainment is below the SLO target.
+ *   The artifact adds at once as many empty instances as it takes to lift F to the threshold; the decision here is
+ *   one instance, but since the ones starting count as empty, consecutive decisions reach the same number without
+ *   waiting for the new instances' first reports (and stop there).
  * - Scale down when F computed as if one instance were gone is > scaleDownFreeness (60), and the SLO is met: the
  *   instance to go is the one with the fewest running requests (then fewest used blocks, then id), its blocks leave
  *   the total, its requests stay (they migrate to the others, so its used blocks are taken from the others' free
  *   blocks, the artifact's `num_free_gpu_block − num_total_gpu_block` for the removed instance, floored at 0).
  * - Within bounds: never above maxInstances or below minInstances per pool (instances starting count), never up when
  *   the cluster cannot place another instance of the pool (`capacityInstances` < 1), one scale-in at a time (no
- *   scale-down while an instance drains or starts), and no decision within `cooldownMs` of the last one (except to
- *   restore minInstances or maxInstances after a spec change).
+ *   scale-down while an instance drains or starts), no scale-down within `cooldownMs` of the last decision, and no
+ *   SLO-driven scale-up within it either (attainment is measured over a window, so it lags the instances started);
+ *   freeness-driven scale-ups are paced by counting starting instances instead. Restoring minInstances or
+ *   maxInstances after a spec change ignores the cooldown.
  * - Disaggregated pools (prefill and decode) scale one role at a time. The plan's P:D ratio r = prefill/decode
  *   replicas is a bound: a change is allowed when the ratio after it, P'/D', stays within [r / k, r · k]
  *   (k = pdRatioBoundFactor, 2: at most twice or half the plan's ratio), or when it moves the ratio closer to r
  *   (so a deployment outside the band can always come back). A role whose change the bound forbids holds, and the
  *   decision says so.
- * Deviations from the artifact: it adds as many instances as it takes to lift F above the threshold at once; here
- * one per decision (the cooldown paces it, and a new instance's first load reports show its effect). Its
- * scale-down F counts one waiting request in B (its migrate-side load); here both directions use the aggregate
+ * Deviations from the artifact: one instance per decision (see above). Its scale-down F counts one waiting request in B (its migrate-side load); here both directions use the aggregate
  * above, which counts every waiting request, so scale-in is no more eager than scale-out's measure.
  */
 import type { InstanceLoad } from "./freeness.js";
@@ -114,11 +118,9 @@ export function decideScaling(input: ScalingInput, config: AutoscaleConfig = DEF
   if (input.pools.length === 0) return hold("no pools");
   const bounds = restoreBounds(input);
   if (bounds) return bounds;
-  if (input.lastScaledAtMs !== undefined && input.nowMs - input.lastScaledAtMs < config.cooldownMs) {
-    return hold(`cooldown: last scaled ${input.nowMs - input.lastScaledAtMs} ms ago, less than ${config.cooldownMs} ms`);
-  }
+  const cooling = input.lastScaledAtMs !== undefined && input.nowMs - input.lastScaledAtMs < config.cooldownMs;
   const pressured = input.pools
-    .map((pool) => ({ pool, f: poolFreeness(pool.instances), slo: sloShortfall(pool, config) }))
+    .map((pool) => ({ pool, f: poolFreeness(pool.instances, pool.startingInstances), slo: cooling ? undefined : sloShortfall(pool, config) }))
     .filter((p) => p.f < config.scaleUpFreeness || p.slo !== undefined)
     .sort((a, b) => a.f - b.f);
   if (pressured.length > 0) {
@@ -131,6 +133,7 @@ export function decideScaling(input: ScalingInput, config: AutoscaleConfig = DEF
     }
     return hold(blocked.join("; "), pressured[0]!.pool.role);
   }
+  if (cooling) return hold(`cooldown: last scaled ${input.nowMs - input.lastScaledAtMs!} ms ago, less than ${config.cooldownMs} ms`);
   const downs = input.pools
     .map((pool) => ({ pool, gone: fewestRunning(pool.instances) }))
     .filter((d): d is { pool: ScalingPool; gone: ScalingInstance } => d.gone !== undefined)
@@ -147,10 +150,14 @@ export function decideScaling(input: ScalingInput, config: AutoscaleConfig = DEF
   return hold("every pool within its freeness band and SLO");
 }
 
-/** Cluster freeness of a pool's instances that are not draining (the artifact's avg_load, as F). */
-export function poolFreeness(instances: readonly ScalingInstance[]): number {
+/**
+ * Cluster freeness of a pool's instances that are not draining (the artifact's avg_load, as F), with `starting`
+ * instances counted as empty ones of the pool's average size.
+ */
+export function poolFreeness(instances: readonly ScalingInstance[], starting = 0): number {
   const open = instances.filter((i) => !i.load.draining);
-  return aggregateFreeness(open, 0);
+  const averageBlocks = open.reduce((s, i) => s + i.load.kvBlocksTotal, 0) / Math.max(1, open.length);
+  return aggregateFreeness(open, -starting * averageBlocks);
 }
 
 /** Pool freeness as if `gone` were removed and its requests spread over the others. */
