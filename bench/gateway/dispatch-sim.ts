@@ -439,8 +439,8 @@ export function simulateDispatch(setup: SimSetup): SimResult {
       src.migrating = true;
       dst.migrating = true;
       let ended = false;
-      let run: SimMigrationRun | undefined;
-      run = m.start({
+      const holder: { run?: SimMigrationRun } = {};
+      const run: SimMigrationRun = m.start({
         source: src.engine, destination: dst.engine, sourceId: src.id, destinationId: dst.id, requestId: move.requestId, atMs,
         onEnd: (outcome) => {
           ended = true;
@@ -458,9 +458,10 @@ export function simulateDispatch(setup: SimSetup): SimResult {
             const code = outcome.abortCode ?? "unknown";
             abortCodes[code] = (abortCodes[code] ?? 0) + 1;
           }
-          if (run) migrationRuns.delete(run);
+          if (holder.run) migrationRuns.delete(holder.run);
         },
       });
+      holder.run = run;
       if (!ended) migrationRuns.add(run);
     }
   };
