@@ -22,6 +22,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadTraceFile } from "../operator/src/serving/trace-file.js";
 import { backlogThroughputPerSec, simulateDispatch, type SimRequest, type SimResult, type SimSetup } from "./gateway/dispatch-sim.js";
+import { DEFAULT_MIGRATION_POLICY } from "../common/src/scheduler/migration-policy.js";
 import { INSTANCE_STARTUP_MS, MIGRATION_STAGE_LATENCY_MS, NODE_NIC_GBPS, policySetup, POLICIES, PolicyName, SCHED_GPU, SCHED_MODEL, schedEngineConfig, simMigration, type AutoscaleBounds } from "./scheduler/policies.js";
 import { arrivalName, withArrivals, zipfWorkload, type Arrival, type Lengths } from "./scheduler/workload.js";
 
@@ -41,6 +42,11 @@ const PRIORITY_FRACTION = 0.1;
 const PRIORITY_LOAD = 0.75;
 const AUTOSCALE: AutoscaleBounds = { initialInstances: 8, minInstances: 1, maxInstances: INSTANCES };
 const ZIPF_MEANS = [128, 256, 512] as const;
+/** Sensitivity (not the headline): the artifact's cadence, instance info every 50 ms and a migration check every 4th. */
+const ARTIFACT_CADENCE_MS = 200;
+/** Sensitivity: the artifact's high-priority reservation (all but 100 blocks of an instance running one, 1,600 tokens). */
+const ARTIFACT_PRIORITY_RESERVED_BLOCKS = 100;
+const SENSITIVITY_STARTUP_LOADS = [0.6, HEADLINE_LOAD] as const;
 
 const round = (x: number, digits = 1) => (Number.isFinite(x) ? Number(x.toFixed(digits)) : x);
 
@@ -98,11 +104,16 @@ function runPolicies(workload: string, arrival: string, load: number | null, rat
   });
 }
 
-function priorityRuns(lengths: Lengths[], saturationPerSec: number) {
+/** headroomFraction undefined: the production default (the gateway's and the policy's 0.1 of M per request). */
+function priorityRuns(lengths: Lengths[], saturationPerSec: number, headroomFraction?: number) {
   const ratePerSec = PRIORITY_LOAD * saturationPerSec;
   return PRIORITY_CVS.map((cv) => {
     const requests = withArrivals(lengths, { kind: "gamma", cv }, ratePerSec, SEED, PRIORITY_FRACTION);
-    const setup = { ...common(requests), policy: "freeness" as const, migration: simMigration(), preemptionsOf: policySetup(PolicyName.gpufleet, common(requests), AUTOSCALE).preemptionsOf! };
+    const headroom = headroomFraction === undefined ? {} : {
+      gatewayEnv: { GPUFLEET_GATEWAY_HIGH_PRIORITY_HEADROOM_FRACTION: String(headroomFraction) },
+      migration: simMigration({ ...DEFAULT_MIGRATION_POLICY, freeness: { highPriorityHeadroomFraction: headroomFraction } }),
+    };
+    const setup = { ...common(requests), policy: "freeness" as const, migration: simMigration(), preemptionsOf: policySetup(PolicyName.gpufleet, common(requests), AUTOSCALE).preemptionsOf!, ...headroom };
     const on = simulateDispatch(setup);
     const off = simulateDispatch({ ...setup, honourPriorities: false });
     const side = (r: SimResult) => ({
@@ -111,14 +122,38 @@ function priorityRuns(lengths: Lengths[], saturationPerSec: number) {
       migrations: r.migrations.committed, migrationReasons: r.migrations.byReason, requestsLost: r.requestsLost,
     });
     const result = {
-      workload: "zipf-128-priority", arrival: `gamma-cv${cv}`, load: PRIORITY_LOAD, ratePerSec: round(ratePerSec, 3), highPriorityFraction: PRIORITY_FRACTION,
+      workload: "zipf-128-priority", arrival: `gamma-cv${cv}`, load: PRIORITY_LOAD, ratePerSec: round(ratePerSec, 3), highPriorityFraction: PRIORITY_FRACTION, headroomFraction: round(headroomFraction ?? 0.1, 4),
       prioritiesOn: side(on), prioritiesOff: side(off),
       highSpeedup: round(off.byPriority!.high.e2e.meanMs / on.byPriority!.high.e2e.meanMs, 3),
       normalSlowdownPercent: round(100 * (on.byPriority!.normal.e2e.meanMs / off.byPriority!.normal.e2e.meanMs - 1), 2),
     };
-    console.log(`priority gamma cv${cv}: high-priority mean E2E ${result.prioritiesOff.high.meanE2eMs} -> ${result.prioritiesOn.high.meanE2eMs} ms (${result.highSpeedup}x), normal ${result.normalSlowdownPercent}%`);
+    console.log(`priority (headroom ${round(headroomFraction ?? 0.1, 3)}) gamma cv${cv}: high-priority mean E2E ${result.prioritiesOff.high.meanE2eMs} -> ${result.prioritiesOn.high.meanE2eMs} ms (${result.highSpeedup}x), normal ${result.normalSlowdownPercent}%`);
     return result;
   });
+}
+
+/**
+ * Sensitivity runs, labelled as such and never in the headline: (a) the artifact's 200 ms cadence for load reports
+ * and migration planning instead of the agent's 1 s; (b) autoscaling with instances that report at once (0 s
+ * startup) instead of 20 s.
+ */
+function sensitivity(w: Workload, sat: number) {
+  const out: (Row & { variant: string })[] = [];
+  const requests = withArrivals(w.lengths, { kind: "poisson" }, HEADLINE_LOAD * sat, SEED);
+  const fast = { ...common(requests), reportIntervalMs: ARTIFACT_CADENCE_MS };
+  for (const policy of [PolicyName.leastLoad, PolicyName.gpufleet]) {
+    const setup = policySetup(policy, fast, AUTOSCALE);
+    const r = simulateDispatch(policy === PolicyName.gpufleet ? { ...setup, migration: simMigration(DEFAULT_MIGRATION_POLICY, ARTIFACT_CADENCE_MS) } : setup);
+    out.push({ variant: `reports and planning every ${ARTIFACT_CADENCE_MS} ms`, ...row(policy, w.name, "poisson", HEADLINE_LOAD, HEADLINE_LOAD * sat, r) });
+  }
+  for (const load of SENSITIVITY_STARTUP_LOADS) {
+    const reqs = withArrivals(w.lengths, { kind: "poisson" }, load * sat, SEED);
+    const setup = policySetup(PolicyName.gpufleetAutoscale, common(reqs), AUTOSCALE);
+    const r = simulateDispatch({ ...setup, autoscale: { ...setup.autoscale!, startupMs: 0 } });
+    out.push({ variant: "instances report at once (0 s startup)", ...row(PolicyName.gpufleetAutoscale, w.name, "poisson", load, load * sat, r) });
+  }
+  for (const x of out) console.log(`sensitivity ${x.variant}: ${x.workload} ${x.load} ${x.policy}: P99 TTFT ${x.p99TtftMs} ms, inst-s ${x.instanceSeconds}`);
+  return out;
 }
 
 const ratio = (a: number, b: number) => round(a / b, 2);
@@ -156,6 +191,8 @@ export async function run(): Promise<void> {
   const rows: Row[] = [];
   const saturation: Record<string, number> = {};
   let priority: ReturnType<typeof priorityRuns> = [];
+  let priorityArtifactHeadroom: ReturnType<typeof priorityRuns> = [];
+  const sensitivityRows: ReturnType<typeof sensitivity> = [];
   for (const w of workloads()) {
     const sat = INSTANCES * backlogThroughputPerSec(engine, w.lengths.slice(0, BACKLOG_REQUESTS).map((l) => ({ arrivalMs: 0, ...l })));
     saturation[w.name] = round(sat, 3);
@@ -167,7 +204,12 @@ export async function run(): Promise<void> {
       const rate = p.load * sat;
       rows.push(...runPolicies(w.name, arrivalName(p.arrival), p.load, rate, withArrivals(w.lengths, p.arrival, rate, SEED)));
     }
-    if (w.name === "zipf-128") priority = priorityRuns(w.lengths, sat);
+    sensitivityRows.push(...sensitivity(w, sat));
+    if (w.name === "zipf-128") {
+      priority = priorityRuns(w.lengths, sat);
+      const blocks = Math.floor(engine.kvCapacityTokens / engine.blockSizeTokens);
+      priorityArtifactHeadroom = priorityRuns(w.lengths, sat, 1 - ARTIFACT_PRIORITY_RESERVED_BLOCKS / blocks);
+    }
   }
   const compared = comparisons(rows);
   const result = {
@@ -183,6 +225,8 @@ export async function run(): Promise<void> {
     rows,
     comparisons: compared,
     priority,
+    priorityArtifactHeadroom,
+    sensitivity: sensitivityRows,
   };
   const dir = path.join(ROOT, "bench/results");
   await mkdir(dir, { recursive: true });
@@ -222,7 +266,17 @@ type Result = {
   rows: Row[];
   comparisons: ReturnType<typeof comparisons>;
   priority: ReturnType<typeof priorityRuns>;
+  priorityArtifactHeadroom: ReturnType<typeof priorityRuns>;
+  sensitivity: ReturnType<typeof sensitivity>;
 };
+
+function priorityTable(rows: ReturnType<typeof priorityRuns>): string[] {
+  return [
+    "| arrival | req/s | high-priority mean E2E ignored → honoured (ms) | speed-up (target ≥ 1.5×) | normal mean E2E ignored → honoured (ms) | normal slowdown (target ≤ 5%) | high mean TTFT / TPOT ignored → honoured (ms) | normal mean TPOT ignored → honoured (ms) | priority migrations | lost |",
+    "|---|---|---|---|---|---|---|---|---|---|",
+    ...rows.map((p) => `| ${p.arrival} | ${p.ratePerSec} | ${p.prioritiesOff.high.meanE2eMs} → ${p.prioritiesOn.high.meanE2eMs} | ${p.highSpeedup}× | ${p.prioritiesOff.normal.meanE2eMs} → ${p.prioritiesOn.normal.meanE2eMs} | ${p.normalSlowdownPercent}% | ${p.prioritiesOff.high.meanTtftMs} / ${p.prioritiesOff.high.meanTpotMs} → ${p.prioritiesOn.high.meanTtftMs} / ${p.prioritiesOn.high.meanTpotMs} | ${p.prioritiesOff.normal.meanTpotMs} → ${p.prioritiesOn.normal.meanTpotMs} | ${(p.prioritiesOn.migrationReasons as Record<string, number>)["priority"] ?? 0} | ${p.prioritiesOn.requestsLost + p.prioritiesOff.requestsLost} |`),
+  ];
+}
 
 function markdown(r: Result): string {
   const headline = r.comparisons.filter((c) => c.arrival === "poisson" && c.load === HEADLINE_LOAD);
@@ -246,9 +300,21 @@ function markdown(r: Result): string {
     "",
     "## Priorities (the artifact's §6.4: Zipf 128, 10% high priority, Gamma arrivals), gpufleet with priorities honoured vs ignored",
     "",
-    "| arrival | req/s | high-priority mean E2E ignored → honoured (ms) | speed-up (target ≥ 1.5×) | normal mean E2E ignored → honoured (ms) | normal slowdown (target ≤ 5%) | high mean TTFT / TPOT honoured (ms) | lost |",
-    "|---|---|---|---|---|---|---|---|",
-    ...r.priority.map((p) => `| ${p.arrival} | ${p.ratePerSec} | ${p.prioritiesOff.high.meanE2eMs} → ${p.prioritiesOn.high.meanE2eMs} | ${p.highSpeedup}× | ${p.prioritiesOff.normal.meanE2eMs} → ${p.prioritiesOn.normal.meanE2eMs} | ${p.normalSlowdownPercent}% | ${p.prioritiesOn.high.meanTtftMs} / ${p.prioritiesOn.high.meanTpotMs} | ${p.prioritiesOn.requestsLost + p.prioritiesOff.requestsLost} |`),
+    `Production headroom (the gateway's default, ${r.priority[0]?.headroomFraction} of M per high-priority request):`,
+    "",
+    ...priorityTable(r.priority),
+    "",
+    `Sensitivity, not the production setting: the artifact's reservation (an instance running a high-priority request keeps all but ${ARTIFACT_PRIORITY_RESERVED_BLOCKS} blocks, i.e. headroom ${r.priorityArtifactHeadroom[0]?.headroomFraction} of M):`,
+    "",
+    ...priorityTable(r.priorityArtifactHeadroom),
+    "",
+    "## Sensitivity (not the headline)",
+    "",
+    `(a) The artifact's cadence: load reports and migration planning every ${ARTIFACT_CADENCE_MS} ms instead of the agent's 1 s, Poisson at the headline load. (b) Autoscaling with instances that report at once (0 s startup instead of ${INSTANCE_STARTUP_MS / 1000} s). Compare with the same points in the tables above.`,
+    "",
+    "| variant | workload | load | policy | TTFT mean / P99 (ms) | TPOT P99 (ms) | E2E P99 (s) | preemption loss (ms/request) | fragmentation % | migrations | instance-s | lost |",
+    "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ...r.sensitivity.map((x) => `| ${x.variant} | ${x.workload} | ${x.load} | ${x.policy} | ${x.meanTtftMs} / ${x.p99TtftMs} | ${x.p99TpotMs} | ${round(x.p99E2eMs / 1000, 2)} | ${x.preemptionLossMs} | ${x.fragmentationPercent} | ${x.migrations} | ${x.instanceSeconds} | ${x.requestsLost} |`),
     "",
     "## Every run",
     "",
