@@ -242,7 +242,7 @@ async function replayTrace(file: string): Promise<void> {
   const t0 = trace[0]!.arrivalMs ?? 0;
   const requests: SimRequest[] = trace.map((r) => ({ arrivalMs: (r.arrivalMs ?? 0) - t0, promptTokens: r.promptTokens, outputTokens: r.outputTokens }));
   const spanS = Math.max(1e-3, requests[requests.length - 1]!.arrivalMs / 1000);
-  const rows = runPolicies(`azure-${path.basename(file)}`, "trace", null, requests.length / spanS, requests);
+  const rows = runPolicies(`azure-trace-${path.basename(file, path.extname(file))}`, "trace", null, requests.length / spanS, requests);
   const result = { file, requests: requests.length, instances: INSTANCES, model: SCHED_MODEL, gpuModel: SCHED_GPU, rows };
   const dir = path.join(ROOT, "bench/results");
   await mkdir(dir, { recursive: true });
@@ -252,11 +252,13 @@ async function replayTrace(file: string): Promise<void> {
   console.log(md);
 }
 
+const cell = (x: number | null) => (x === null || !Number.isFinite(x) ? "–" : String(x));
+
 function table(rows: Row[]): string[] {
   return [
     "| workload | arrival | load | req/s | policy | TTFT mean / P99 (ms) | TPOT mean / P99 (ms) | E2E mean / P99 (s) | preemptions | preemption loss (ms/request) | fragmentation % | migrations (aborted) | downtime mean / P99 (ms) | instance-s | instances mean (min–max) | lost | 429/503 | too large |",
     "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ...rows.map((r) => `| ${r.workload} | ${r.arrival} | ${r.load ?? "trace"} | ${r.ratePerSec} | ${r.policy} | ${r.meanTtftMs} / ${r.p99TtftMs} | ${r.meanTpotMs} / ${r.p99TpotMs} | ${round(r.meanE2eMs / 1000, 2)} / ${round(r.p99E2eMs / 1000, 2)} | ${r.preemptions} | ${r.preemptionLossMs} | ${r.fragmentationPercent} | ${r.migrations} (${r.migrationsAborted}) | ${r.migrationDowntimeMeanMs} / ${r.migrationDowntimeP99Ms} | ${r.instanceSeconds} | ${r.meanInstances} (${r.minInstances}–${r.maxInstances}) | ${r.requestsLost} | ${r.rejected} | ${r.refusedTooLarge} |`),
+    ...rows.map((r) => `| ${r.workload} | ${r.arrival} | ${r.load ?? "trace"} | ${r.ratePerSec} | ${r.policy} | ${r.meanTtftMs} / ${r.p99TtftMs} | ${r.meanTpotMs} / ${r.p99TpotMs} | ${round(r.meanE2eMs / 1000, 2)} / ${round(r.p99E2eMs / 1000, 2)} | ${r.preemptions} | ${cell(r.preemptionLossMs)} | ${r.fragmentationPercent} | ${r.migrations} (${r.migrationsAborted}) | ${cell(r.migrationDowntimeMeanMs)} / ${cell(r.migrationDowntimeP99Ms)} | ${r.instanceSeconds} | ${r.meanInstances} (${r.minInstances}–${r.maxInstances}) | ${r.requestsLost} | ${r.rejected} | ${r.refusedTooLarge} |`),
   ];
 }
 
@@ -281,8 +283,9 @@ function priorityTable(rows: ReturnType<typeof priorityRuns>): string[] {
 function markdown(r: Result): string {
   const headline = r.comparisons.filter((c) => c.arrival === "poisson" && c.load === HEADLINE_LOAD);
   const best = (w: string, key: "p99TtftLeastLoadOverGpufleet" | "p99TpotLeastLoadOverGpufleet") => Math.max(...r.comparisons.filter((c) => c.workload === w).map((c) => c[key]));
-  const lost = r.rows.reduce((s, x) => s + x.requestsLost, 0);
-  const rejected = r.rows.reduce((s, x) => s + x.rejected, 0);
+  const extra = [...r.priority, ...r.priorityArtifactHeadroom].flatMap((p) => [p.prioritiesOn.requestsLost, p.prioritiesOff.requestsLost]);
+  const lost = [...r.rows, ...r.sensitivity].reduce((s, x) => s + x.requestsLost, 0) + extra.reduce((s, x) => s + x, 0);
+  const rejectedBy = (policy: string) => r.rows.filter((x) => x.policy === policy).reduce((s, x) => s + x.rejected, 0);
   return [
     "# Scheduler benchmark: Llumnix policies on the artifact's grid (simulated)",
     "",
@@ -296,7 +299,7 @@ function markdown(r: Result): string {
     "|---|---|---|---|---|---|---|---|",
     ...headline.map((c) => `| ${c.workload} | ${c.p99TtftLeastLoadOverGpufleet}× | ${best(c.workload, "p99TtftLeastLoadOverGpufleet")}× | ${c.p99TpotLeastLoadOverGpufleet}× | ${best(c.workload, "p99TpotLeastLoadOverGpufleet")}× | ${c.preemptionLossReductionPercent ?? "–"}% | ${c.autoscaleInstanceSecondsSavedPercent}% | ${c.autoscaleP99TtftOverGpufleet}× |`),
     "",
-    `Requests lost or errored over all ${r.rows.length} runs: ${lost} lost (aborted or never finished), ${rejected} rejected (429/503). Requests refused as too large (prompt + output above 12,800 tokens, a 400 under every policy) are counted apart.`,
+    `Requests lost over all ${r.rows.length + r.sensitivity.length + extra.length} runs (grid, priority and sensitivity): ${lost} (aborted or never finished). Rejected by the gateway's admission (429: every instance had 64 waiting) or with no instance (503), grid runs: ${POLICIES.map((p) => `${p} ${rejectedBy(p)}`).join(", ")}. Requests refused as too large (prompt + output above 12,800 tokens: one Azure request of 14,089, a 400 under every policy) are counted apart.`,
     "",
     "## Priorities (the artifact's §6.4: Zipf 128, 10% high priority, Gamma arrivals), gpufleet with priorities honoured vs ignored",
     "",
