@@ -8,15 +8,18 @@ import { fmtMs } from "./blame.js";
 import type { C4dConfig } from "./config.js";
 import { detectHang } from "./hang.js";
 import { collectivePeriodMs, hangTimeoutMs, recentSequences, type SequenceSummary } from "./sequences.js";
+import { C4dMemo } from "./memo.js";
 import { detectSlow } from "./slow.js";
-import { Topology } from "./topology.js";
 import { C4dAction, C4dFaultClass, type C4dInput, type C4dReport } from "./types.js";
 
 /** Sequences read per communicator beyond the slow window: the open ones at the tail. */
 const OPEN_SEQUENCE_ALLOWANCE = 8;
 
-export function detectFaults(input: C4dInput, config: C4dConfig, nowMs: number): C4dReport {
-  const topology = new Topology(input.rankNodes, input.rankNics);
+/**
+ * `memo` (optional, one per job, kept by the caller) only saves CPU: the report is the same without it.
+ */
+export function detectFaults(input: C4dInput, config: C4dConfig, nowMs: number, memo: C4dMemo = new C4dMemo()): C4dReport {
+  const topology = memo.topologyFor(input.rankNodes, input.rankNics, config);
   const report: C4dReport = { verdicts: [], ambiguous: [] };
   let anyOpen = false;
   let latest: { communicator: string; last: SequenceSummary; timeoutMs: number } | undefined;
@@ -29,8 +32,9 @@ export function detectFaults(input: C4dInput, config: C4dConfig, nowMs: number):
     const last = sequences[sequences.length - 1]!;
     if (!latest || last.lastEndUs > latest.last.lastEndUs) latest = { communicator: view.communicator, last, timeoutMs };
     detectHang({ view, sequences, topology, config, periodMs, timeoutMs, nowMs }, report);
-    detectSlow({ view, sequences, topology, config, periodMs, nowMs }, report);
+    detectSlow({ view, sequences, topology, config, periodMs, nowMs }, report, memo.analysesOf(view.communicator));
   }
+  memo.retain(new Set(input.communicators.map((c) => c.communicator)));
   if (!anyOpen && latest) jobHang(latest, config, nowMs, report);
   return report;
 }

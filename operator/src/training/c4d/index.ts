@@ -1,4 +1,5 @@
 export { detectFaults } from "./detect.js";
+export { C4dMemo } from "./memo.js";
 export { c4dConfigFor, C4D_DEFAULTS, DEFAULT_FAULT_POLICY, type C4dConfig } from "./config.js";
 export {
   C4dAction,

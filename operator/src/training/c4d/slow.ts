@@ -31,7 +31,7 @@ export interface SlowContext {
 
 type Out = { verdicts: C4dVerdict[]; ambiguous: C4dAmbiguity[] };
 
-interface FlaggedTransfer {
+export interface FlaggedTransfer {
   cell: number;
   sender: number;
   receiver: number;
@@ -40,11 +40,26 @@ interface FlaggedTransfer {
   thresholdUs: number;
 }
 
-interface FlaggedGap {
+export interface FlaggedGap {
   gapUs: number;
   medianUs: number;
   thresholdUs: number;
 }
+
+/** What one completed collective says, by itself: reusable while its record count is unchanged (memo.ts). */
+export interface SequenceAnalysis {
+  recordCount: number;
+  rows: number[];
+  cols: number[];
+  links: number[];
+  unattributable: number[];
+  flagged: FlaggedTransfer[];
+  /** Against the previous collective (compute gaps); absent when it is not in the window. */
+  gaps?: { prevSequence: number; prevRecordCount: number; flagged: Map<number, FlaggedGap> };
+}
+
+/** Where per-collective analyses are kept between calls (or not: a fresh Map each call). */
+export type AnalysisCache = Map<number, SequenceAnalysis>;
 
 /** Hits per entity: the window indices where it was slow. */
 class Hits {
@@ -57,11 +72,11 @@ class Hits {
 }
 
 class Buffers {
-  perByte = new Float64Array(1024);
+  values = new Float64Array(1024);
   scratch = new Float64Array(1024);
   ensure(n: number): void {
-    if (this.perByte.length >= n) return;
-    this.perByte = new Float64Array(n * 2);
+    if (this.values.length >= n) return;
+    this.values = new Float64Array(n * 2);
     this.scratch = new Float64Array(n * 2);
   }
 }
@@ -69,8 +84,8 @@ class Buffers {
 const INTRA = 0;
 const INTER = 1;
 
-export function detectSlow(ctx: SlowContext, out: Out): void {
-  const { topology, config } = ctx;
+export function detectSlow(ctx: SlowContext, out: Out, cache: AnalysisCache = new Map()): void {
+  const { config } = ctx;
   const window = ctx.sequences.filter((s) => !s.waiting).slice(-config.slowWindowSequences);
   const length = window.length;
   if (length < config.slowMinExcess) return;
@@ -82,77 +97,96 @@ export function detectSlow(ctx: SlowContext, out: Out): void {
   const flaggedTransfers: FlaggedTransfer[][] = [];
   const flaggedGaps = new Map<number, Map<number, FlaggedGap>>(); // index -> rank -> gap
   const buffers = new Buffers();
-  const kindValues = [new Float64Array(0), new Float64Array(0)];
+  const keep = new Set<number>();
   for (let i = 0; i < length; i++) {
     const seq = window[i]!;
-    // One pass to size and fill per-kind arrays of per-byte times.
-    let count = 0;
-    for (const rec of seq.records.values()) count += rec.peers.length;
-    buffers.ensure(count);
-    const senders = new Int32Array(count);
-    const receivers = new Int32Array(count);
-    const kinds = new Uint8Array(count);
-    const perByte = new Float64Array(count);
-    const durations = new Float64Array(count);
-    const bytes = new Float64Array(count);
-    let n = 0;
-    const perKindCount = [0, 0];
-    for (const rec of seq.records.values()) {
-      if (!topology.has(rec.rank)) continue;
-      for (const p of rec.peers) {
-        if (!topology.has(p.peerRank) || p.bytes <= 0 || p.endUnixUs <= p.startUnixUs) continue;
-        senders[n] = rec.rank;
-        receivers[n] = p.peerRank;
-        const kind = topology.sameNode(rec.rank, p.peerRank) ? INTRA : INTER;
-        kinds[n] = kind;
-        durations[n] = p.endUnixUs - p.startUnixUs;
-        bytes[n] = p.bytes;
-        perByte[n] = durations[n]! / p.bytes;
-        perKindCount[kind]!++;
-        n++;
-      }
+    keep.add(seq.sequence);
+    let a = cache.get(seq.sequence);
+    if (!a || a.recordCount !== seq.records.size) {
+      a = analyseTransfers(seq, ctx, buffers);
+      cache.set(seq.sequence, a);
     }
-    const threshold = [Infinity, Infinity];
-    const baseline = [0, 0];
-    for (const kind of [INTRA, INTER]) {
-      if (perKindCount[kind]! < 3) continue; // no peers to compare with
-      if (kindValues[kind]!.length < perKindCount[kind]!) kindValues[kind] = new Float64Array(perKindCount[kind]! * 2);
-      let k = 0;
-      for (let c = 0; c < n; c++) if (kinds[c] === kind) kindValues[kind]![k++] = perByte[c]!;
-      const spread = robustSpread(kindValues[kind]!, k, buffers.scratch);
-      baseline[kind] = spread.median;
-      threshold[kind] = Math.max(config.slowFactor * spread.median, spread.median + config.slowMinRobustZ * spread.sigma);
+    const prev = i > 0 && window[i - 1]!.sequence === seq.sequence - 1 ? window[i - 1]! : undefined;
+    if (prev && (!a.gaps || a.gaps.prevSequence !== prev.sequence || a.gaps.prevRecordCount !== prev.records.size)) {
+      a.gaps = { prevSequence: prev.sequence, prevRecordCount: prev.records.size, flagged: analyseGaps(prev, seq, ctx, buffers) };
     }
-    const matrix = new ConnectionMatrix(topology);
-    const flagged: FlaggedTransfer[] = [];
-    for (let c = 0; c < n; c++) {
-      const kind = kinds[c]!;
-      const bad = perByte[c]! > threshold[kind]!;
-      matrix.add(senders[c]!, receivers[c]!, bad);
-      if (bad) {
-        const s = topology.senderEndpoint(senders[c]!, receivers[c]!);
-        const d = topology.receiverEndpoint(senders[c]!, receivers[c]!);
-        flagged.push({ cell: s * topology.endpointCount + d, sender: senders[c]!, receiver: receivers[c]!, durationUs: durations[c]!, baselineUs: baseline[kind]! * bytes[c]!, thresholdUs: threshold[kind]! * bytes[c]! });
-      }
+    flaggedTransfers.push(a.flagged);
+    for (const e of a.rows) rows.add(e, i);
+    for (const e of a.cols) cols.add(e, i);
+    for (const key of a.links) links.add(key, i);
+    for (const key of a.unattributable) unattributable.add(key, i);
+    if (prev && a.gaps && a.gaps.flagged.size > 0) {
+      for (const rank of a.gaps.flagged.keys()) stragglers.add(rank, i);
+      flaggedGaps.set(i, a.gaps.flagged);
     }
-    flaggedTransfers.push(flagged);
-    if (flagged.length > 0) {
-      const a = matrix.attribute(config);
-      for (const e of a.rows) rows.add(e, i);
-      for (const e of a.cols) cols.add(e, i);
-      for (const key of a.links) links.add(key, i);
-      for (const key of a.unattributable) unattributable.add(key, i);
-    }
-    if (i > 0 && window[i - 1]!.sequence === seq.sequence - 1) gapsOf(window[i - 1]!, seq, ctx, buffers, i, stragglers, flaggedGaps);
   }
+  for (const key of cache.keys()) if (!keep.has(key)) cache.delete(key);
   const persistMs = Math.max(config.slowPersistMinMs, config.slowPersistPeriodMultiple * (ctx.periodMs ?? 0));
   const judge = new Judge(window, persistMs, config);
   matrixVerdicts(ctx, judge, { rows, cols, links, unattributable }, flaggedTransfers, out);
   stragglerVerdicts(ctx, judge, stragglers, flaggedGaps, out);
 }
 
-function gapsOf(prev: SequenceSummary, seq: SequenceSummary, ctx: SlowContext, buffers: Buffers, index: number, hits: Hits, flaggedGaps: Map<number, Map<number, FlaggedGap>>): void {
+/** Per-connection transfer times per byte against the median of the same kind in this collective; then the matrix. */
+function analyseTransfers(seq: SequenceSummary, ctx: SlowContext, buffers: Buffers): SequenceAnalysis {
   const { topology, config } = ctx;
+  let count = 0;
+  for (const rec of seq.records.values()) count += rec.peers.length;
+  buffers.ensure(count);
+  const senders = new Int32Array(count);
+  const receivers = new Int32Array(count);
+  const kinds = new Uint8Array(count);
+  const perByte = new Float64Array(count);
+  const durations = new Float64Array(count);
+  const bytes = new Float64Array(count);
+  let n = 0;
+  const perKindCount = [0, 0];
+  for (const rec of seq.records.values()) {
+    if (!topology.has(rec.rank)) continue;
+    for (const p of rec.peers) {
+      if (!topology.has(p.peerRank) || p.bytes <= 0 || p.endUnixUs <= p.startUnixUs) continue;
+      senders[n] = rec.rank;
+      receivers[n] = p.peerRank;
+      const kind = topology.sameNode(rec.rank, p.peerRank) ? INTRA : INTER;
+      kinds[n] = kind;
+      durations[n] = p.endUnixUs - p.startUnixUs;
+      bytes[n] = p.bytes;
+      perByte[n] = durations[n]! / p.bytes;
+      perKindCount[kind]!++;
+      n++;
+    }
+  }
+  const threshold = [Infinity, Infinity];
+  const baseline = [0, 0];
+  for (const kind of [INTRA, INTER]) {
+    if (perKindCount[kind]! < 3) continue; // no peers to compare with
+    let k = 0;
+    for (let c = 0; c < n; c++) if (kinds[c] === kind) buffers.values[k++] = perByte[c]!;
+    const spread = robustSpread(buffers.values, k, buffers.scratch);
+    baseline[kind] = spread.median;
+    threshold[kind] = Math.max(config.slowFactor * spread.median, spread.median + config.slowMinRobustZ * spread.sigma);
+  }
+  const flagged: FlaggedTransfer[] = [];
+  for (let c = 0; c < n; c++) {
+    const kind = kinds[c]!;
+    if (perByte[c]! <= threshold[kind]!) continue;
+    const s = topology.senderEndpoint(senders[c]!, receivers[c]!);
+    const d = topology.receiverEndpoint(senders[c]!, receivers[c]!);
+    flagged.push({ cell: s * topology.endpointCount + d, sender: senders[c]!, receiver: receivers[c]!, durationUs: durations[c]!, baselineUs: baseline[kind]! * bytes[c]!, thresholdUs: threshold[kind]! * bytes[c]! });
+  }
+  const analysis: SequenceAnalysis = { recordCount: seq.records.size, rows: [], cols: [], links: [], unattributable: [], flagged };
+  if (flagged.length === 0) return analysis; // nothing to attribute: skip building the matrix
+  const matrix = new ConnectionMatrix(topology);
+  const isFlagged = new Set(flagged.map((f) => f.sender * topology.ranks + f.receiver));
+  for (let c = 0; c < n; c++) matrix.add(senders[c]!, receivers[c]!, isFlagged.has(senders[c]! * topology.ranks + receivers[c]!));
+  const a = matrix.attribute(config);
+  return { ...analysis, rows: a.rows, cols: a.cols, links: a.links, unattributable: a.unattributable };
+}
+
+/** Per-rank compute gap (start of this collective minus its end of the previous one) against the median gap. */
+function analyseGaps(prev: SequenceSummary, seq: SequenceSummary, ctx: SlowContext, buffers: Buffers): Map<number, FlaggedGap> {
+  const { topology, config } = ctx;
+  const flagged = new Map<number, FlaggedGap>();
   buffers.ensure(seq.records.size);
   const ranks = new Int32Array(seq.records.size);
   const gaps = new Float64Array(seq.records.size);
@@ -164,18 +198,13 @@ function gapsOf(prev: SequenceSummary, seq: SequenceSummary, ctx: SlowContext, b
     gaps[n] = rec.startUnixUs - before.endUnixUs;
     n++;
   }
-  if (n < 3) return;
-  buffers.perByte.set(gaps.subarray(0, n));
-  const spread = robustSpread(buffers.perByte, n, buffers.scratch);
-  if (spread.median < config.minComputeGapMs * 1000) return;
+  if (n < 3) return flagged;
+  buffers.values.set(gaps.subarray(0, n));
+  const spread = robustSpread(buffers.values, n, buffers.scratch);
+  if (spread.median < config.minComputeGapMs * 1000) return flagged;
   const thresholdUs = Math.max(config.slowFactor * spread.median, spread.median + config.slowMinRobustZ * spread.sigma);
-  for (let k = 0; k < n; k++) {
-    if (gaps[k]! <= thresholdUs) continue;
-    hits.add(ranks[k]!, index);
-    let m = flaggedGaps.get(index);
-    if (!m) flaggedGaps.set(index, (m = new Map()));
-    m.set(ranks[k]!, { gapUs: gaps[k]!, medianUs: spread.median, thresholdUs });
-  }
+  for (let k = 0; k < n; k++) if (gaps[k]! > thresholdUs) flagged.set(ranks[k]!, { gapUs: gaps[k]!, medianUs: spread.median, thresholdUs });
+  return flagged;
 }
 
 interface Judgement {

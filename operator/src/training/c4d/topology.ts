@@ -17,13 +17,19 @@ export class Topology {
   readonly interEndpoint: Int32Array;
   readonly endpoints: Endpoint[] = [];
   private readonly firstIntra: number;
+  private readonly nodeIds: Int32Array;
 
   constructor(readonly rankNodes: readonly string[], readonly rankNics: readonly (string | undefined)[] | undefined) {
     const n = rankNodes.length;
     this.interEndpoint = new Int32Array(n);
     const ids = new Map<string, number>();
+    const nodeIds = new Map<string, number>();
+    this.nodeIds = new Int32Array(n);
     for (let r = 0; r < n; r++) {
       const node = rankNodes[r]!;
+      let nodeId = nodeIds.get(node);
+      if (nodeId === undefined) nodeIds.set(node, (nodeId = nodeIds.size));
+      this.nodeIds[r] = nodeId;
       const nic = rankNics?.[r];
       const key = `${node}\u0000${nic ?? ""}`;
       let id = ids.get(key);
@@ -36,6 +42,14 @@ export class Topology {
     }
     this.firstIntra = this.endpoints.length;
     for (let r = 0; r < n; r++) this.endpoints.push({ node: rankNodes[r]!, rank: r });
+  }
+
+  /** Whether this topology describes the same placement as the given rank maps. */
+  matches(rankNodes: readonly string[], rankNics: readonly (string | undefined)[] | undefined): boolean {
+    if (rankNodes === this.rankNodes && rankNics === this.rankNics) return true;
+    if (rankNodes.length !== this.rankNodes.length || (rankNics === undefined) !== (this.rankNics === undefined)) return false;
+    for (let r = 0; r < rankNodes.length; r++) if (rankNodes[r] !== this.rankNodes[r] || rankNics?.[r] !== this.rankNics?.[r]) return false;
+    return true;
   }
 
   get ranks(): number {
@@ -51,7 +65,7 @@ export class Topology {
   }
 
   sameNode(a: number, b: number): boolean {
-    return this.rankNodes[a] === this.rankNodes[b];
+    return this.nodeIds[a] === this.nodeIds[b];
   }
 
   /** Sender and receiver endpoints of the connection a -> b. */
