@@ -6,6 +6,8 @@ import type { NodeFacts } from "./discovery/facts.js";
 import { factsToLabels, scaleOutNics } from "./discovery/facts.js";
 import type { Diagnostic, DiagnosticResult, Diagnostics } from "./grpc/node-agent-service.js";
 import type { PortRates } from "./telemetry/rdma.js";
+import { judgeGpuMeasurement, type GpuMeasurement, type GpuDiagnostic } from "./gpu-diagnostics.js";
+import { FailedPreconditionError } from "./grpc/status.js";
 
 export interface DiagnosticSources {
   /** Fresh facts for a node (rediscovery on a real node; the node's facts in simulation). */
@@ -14,6 +16,8 @@ export interface DiagnosticSources {
   publishedLabels(nodeName: string): Record<string, string> | undefined;
   /** Counter rates over an interval within the budget; undefined where there are no RDMA counters (simulation). */
   sampleRdma(nodeName: string, budgetMs: number): Promise<PortRates[] | undefined>;
+  /** Runs a GPU measurement on the node (gpu-diagnostics.ts); undefined where there is none (simulation). */
+  measureGpu?(nodeName: string, diagnostic: GpuDiagnostic, budgetMs: number): Promise<GpuMeasurement>;
 }
 
 export class TimeoutError extends Error {
@@ -54,6 +58,13 @@ export class NodeDiagnostics implements Diagnostics {
           summary: down.length === 0 ? `${candidates.length} links up` : `${down.length} of ${candidates.length} links not active: ${down.map((n) => `${n.device}/${n.port} ${n.state}`).join(", ")}`,
           details: Object.fromEntries(candidates.map((n) => [`${n.device}/${n.port}`, `${n.type} ${n.bandwidthGbps}Gb/s ${n.state}`])),
         };
+      }
+      case "gpu-gemm":
+      case "hbm-copy":
+      case "all-reduce": {
+        if (!this.sources.measureGpu) throw new FailedPreconditionError(`${diagnostic} measures real GPUs; node ${nodeName} has none this agent can run on (simulated)`);
+        const m = await this.sources.measureGpu(nodeName, diagnostic, timeoutMs);
+        return judgeGpuMeasurement(diagnostic, m, this.sources.publishedLabels(nodeName)?.["gpufleet.io/gpu-model"]);
       }
       case "rdma-counters": {
         const rates = await within(this.sources.sampleRdma(nodeName, timeoutMs), timeoutMs, "RDMA counter sampling");

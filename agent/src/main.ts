@@ -12,6 +12,7 @@ import { hasTopologyLabels } from "../../crds/src/topology.js";
 import { AgentCore } from "./agent.js";
 import { loadConfig, natsConnectionOptions, requireOperatorTls } from "./config.js";
 import { NodeDiagnostics } from "./diagnostics.js";
+import { GpuMeasurer } from "./gpu-diagnostics.js";
 import { discoverNode, execRunner } from "./discovery/discover.js";
 import { factsToLabels, type NodeFacts } from "./discovery/facts.js";
 import { NodeLabelPublisher } from "./discovery/publish.js";
@@ -57,6 +58,7 @@ async function main(): Promise<void> {
   const nc = nats ? await connect({ ...nats, name: `gpufleet-agent-${config.nodeName || "sim"}`, maxReconnectAttempts: -1 }) : undefined;
   if (!nc) log.warn("telemetry off: no NATS URL configured (GPUFLEET_NATS_URL); telemetry is counted as dropped (reason no_transport)");
   const rdma = new RdmaSampler(config.sysfsRoot);
+  const gpuMeasurer = new GpuMeasurer({ python: config.workerPython, workerDir: config.workerDir });
   const agent = new AgentCore(
     {
       workerSocketPath: config.workerSocketPath, operatorAddress: config.operatorAddress, tls: config.tlsDir ? { dir: config.tlsDir, refreshIntervalMs: config.tlsRefreshIntervalMs } : undefined,
@@ -74,6 +76,7 @@ async function main(): Promise<void> {
         await new Promise((r) => setTimeout(r, Math.min(1000, budgetMs / 2)));
         return rdma.sample();
       },
+      ...(config.simulate ? {} : { measureGpu: (_n: string, d, budgetMs: number) => gpuMeasurer.measure(d, budgetMs) }),
     }),
     metrics,
     (e) => log.info({ event: e.event, workerId: e.worker.workerId, pod: `${e.worker.podNamespace}/${e.worker.podName}`, node: e.worker.nodeName }, "worker event"),

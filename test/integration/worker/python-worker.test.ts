@@ -18,6 +18,8 @@ import { AgentCore } from "../../../agent/src/agent.js";
 import { factsToLabels } from "../../../agent/src/discovery/facts.js";
 import { NodeAgentClient } from "../../../agent/src/grpc/client.js";
 import type { NodeDirectory } from "../../../agent/src/grpc/node-agent-service.js";
+import { NodeDiagnostics } from "../../../agent/src/diagnostics.js";
+import { GpuMeasurer } from "../../../agent/src/gpu-diagnostics.js";
 import { AgentMetrics } from "../../../agent/src/metrics.js";
 import { simulatedNodeFacts } from "../../../agent/src/simulation/model.js";
 import { JetStreamTransport } from "../../../agent/src/telemetry/jetstream.js";
@@ -35,6 +37,8 @@ const nodes: NodeDirectory = { nodeNames: () => [NODE], facts: (n) => (n === NOD
 const TINY_SHAPE = { name: "tiny-llama", layers: 2, hiddenSize: 64, heads: 4, kvHeads: 2, intermediateSize: 128, vocabSize: 512 };
 const PROMPT = "Explain paged attention to a platform engineer in one sentence.";
 const NUM_BLOCKS = 256;
+const PYTHON = join(REPO_ROOT, ".gpufleet/pyvenv/bin/python");
+const WORKER_DIR = join(REPO_ROOT, "agent/worker");
 
 let nats: NatsServer;
 let nc: NatsConnection;
@@ -45,8 +49,8 @@ const workers: Record<"colocated" | "prefill" | "decode", PythonWorker> = {} as 
 
 async function startWorker(role: "colocated" | "prefill" | "decode", socket: string): Promise<PythonWorker> {
   return startPythonWorker({
-    python: join(REPO_ROOT, ".gpufleet/pyvenv/bin/python"),
-    workerDir: join(REPO_ROOT, "agent/worker"),
+    python: PYTHON,
+    workerDir: WORKER_DIR,
     args: ["--backend", "numpy", "--role", role, "--num-blocks", String(NUM_BLOCKS), "--block-size", "4", "--max-num-batched-tokens", "16", "--host", "127.0.0.1", "--port", "0", "--load-interval-ms", "200"],
     env: {
       GPUFLEET_AGENT_SOCKET: socket, POD_NAMESPACE: "serving", POD_NAME: `tiny-${role}-0`, POD_UID: `uid-${role}`, NODE_NAME: NODE,
@@ -61,9 +65,15 @@ beforeAll(async () => {
   nc = await connect({ servers: nats.url });
   dir = mkdtempSync(join(tmpdir(), "gpufleet-pyworker-"));
   const socket = join(dir, "agent.sock");
+  // The real GPU diagnostics path: the worker's CLI in the CI venv, which has no torch (so no GPU to measure).
+  const measurer = new GpuMeasurer({ python: PYTHON, workerDir: WORKER_DIR });
+  const diagnostics = new NodeDiagnostics({
+    rediscover: async () => facts, publishedLabels: (n) => nodes.labels(n), sampleRdma: async () => undefined,
+    measureGpu: (_n, d, budgetMs) => measurer.measure(d, budgetMs),
+  });
   agent = new AgentCore(
     { workerSocketPath: socket, operatorAddress: "127.0.0.1:0", tls: undefined, heartbeatIntervalMs: 500, missedHeartbeatsLimit: 4, publisherLimits: { ...DEFAULT_PUBLISHER_LIMITS, flushIntervalMs: 50 } },
-    await JetStreamTransport.connect(nc), nodes, { run: async () => ({ passed: true, summary: "", details: {} }) }, new AgentMetrics(new Registry()), () => {},
+    await JetStreamTransport.connect(nc), nodes, diagnostics, new AgentMetrics(new Registry()), () => {},
   );
   await agent.start();
   operator = new NodeAgentClient(`127.0.0.1:${agent.server.operatorPort}`, grpc.credentials.createInsecure(), 10_000);
@@ -155,5 +165,11 @@ describe("Python reference worker driven by the agent (CPU, numpy)", () => {
     expect(refused.status).toBe(503);
     expect(await loadEntry(w.workerId, (e) => e.draining === true)).toMatchObject({ draining: true });
     expect(w.logs).toContainEqual(expect.objectContaining({ event: "command", command_id: "drain-1", kind: "drain", outcome: "applied" }));
+  });
+
+  it.each(["gpu-gemm", "hbm-copy", "all-reduce"])("answers RunDiagnostic %s with FAILED_PRECONDITION and the CLI's reason on a node without a GPU", async (name) => {
+    const err = await operator.runDiagnostic(NODE, name, 30_000).then(() => undefined, (e: unknown) => e as grpc.ServiceError);
+    expect(err?.code).toBe(grpc.status.FAILED_PRECONDITION);
+    expect(err?.details).toMatch(/torch is not installed/);
   });
 });
