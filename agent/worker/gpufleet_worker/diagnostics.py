@@ -82,7 +82,8 @@ def _all_reduce_rank(rank: int, world: int, port: int, sizes: list[int], out: An
         x = torch.ones(size // 2, device="cuda", dtype=torch.bfloat16)
         ms = _median_ms(torch, lambda x=x: dist.all_reduce(x), warmup=5, reps=20)
         algbw = size / (ms / 1000) / 1e9
-        results[size] = {"medianMs": round(ms, 4), "algGBps": round(algbw, 1), "busGBps": round(algbw * 2 * (world - 1) / world, 1)}
+        busbw = algbw * 2 * (world - 1) / world
+        results[size] = {"medianMs": round(ms, 4), "algGBps": round(algbw, 1), "busGBps": round(busbw, 1)}
     if rank == 0:
         out.put(results)
     dist.destroy_process_group()
