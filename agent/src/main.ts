@@ -26,6 +26,16 @@ import { DEFAULT_PUBLISHER_LIMITS } from "./telemetry/publisher.js";
 import { JetStreamTransport } from "./telemetry/jetstream.js";
 import { RdmaSampler } from "./telemetry/rdma-sampler.js";
 
+/** Labels for facts that can have them; none where they cannot (no active NIC, say): GetNodeInfo still answers. */
+function labelsOrNone(f: NodeFacts | undefined): Record<string, string> | undefined {
+  if (!f) return undefined;
+  try {
+    return factsToLabels(f);
+  } catch {
+    return undefined;
+  }
+}
+
 async function main(): Promise<void> {
   const config = loadConfig(process.env);
   requireOperatorTls(config);
@@ -66,7 +76,7 @@ async function main(): Promise<void> {
       onTlsReload: (e) => (e.ok ? log.info({ notAfter: e.notAfter }, "reloaded operator-port certificates") : log.warn({ err: e.error }, "certificate reload skipped; serving with the previous set")),
     },
     nc ? await JetStreamTransport.connect(nc) : undefined,
-    { nodeNames: () => [...facts.keys()], facts: (n) => facts.get(n), labels: (n) => published.get(n) ?? (facts.get(n) ? factsToLabels(facts.get(n)!) : undefined) },
+    { nodeNames: () => [...facts.keys()], facts: (n) => facts.get(n), labels: (n) => published.get(n) ?? labelsOrNone(facts.get(n)) },
     new NodeDiagnostics({
       rediscover: async (n, timeoutMs) => (config.simulate ? facts.get(n)! : discoverNode({ nodeName: n, nvidiaSmiPath: config.nvidiaSmiPath, sysfsRoot: config.sysfsRoot, commandTimeoutMs: timeoutMs, leaf: config.leaf, island: config.island, run: execRunner })),
       publishedLabels: (n) => published.get(n),

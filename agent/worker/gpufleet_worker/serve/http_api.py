@@ -22,6 +22,7 @@ from typing import Any
 
 from ..engine.scheduler import RejectedError
 from . import kv_wire, tokenizer
+from .agent_link import log
 from .engine_loop import EngineLoop, RequestStream, TokenEvent
 
 KV_PREFIX = "/gpufleet/v1/kv/"
@@ -244,6 +245,7 @@ class _Handler(BaseHTTPRequestHandler):
         kv_id = _field(kv, "request_id", str)
         want = _field(kv, "bytes", int, minimum=0)
         url = f"{source}{KV_PREFIX}{urllib.parse.quote(kv_id, safe='')}"
+        t0 = time.perf_counter()
         try:
             with urllib.request.urlopen(url, timeout=60) as resp:
                 data = resp.read()
@@ -257,10 +259,13 @@ class _Handler(BaseHTTPRequestHandler):
             raise HttpError(502, "kv_pull_failed", f"KV of {kv_id}: got {len(data)} bytes, the handle says {want}")
         with contextlib.suppress(OSError):  # the source frees it on its TTL anyway
             urllib.request.urlopen(urllib.request.Request(url, method="DELETE"), timeout=10).close()
+        t1 = time.perf_counter()
         try:
             req = self.instance.loop.import_kv(data, self._priority())
         except (kv_wire.KvWireError, RejectedError, ValueError) as err:
             raise HttpError(400, "kv_import_failed", f"importing KV of {kv_id}: {err}") from err
+        pull_ms, import_ms = (t1 - t0) * 1000, (time.perf_counter() - t1) * 1000
+        log("kv_imported", request_id=kv_id, bytes=len(data), pull_ms=round(pull_ms, 2), import_ms=round(import_ms, 2))
         self._answer(req, rid, prompt_tokens, bool(body.get("stream", False)), already=req.start_output_tokens)
 
     def _kv_get(self, request_id: str) -> None:
