@@ -5,6 +5,8 @@
 # Writes .gpufleet/pytest-counts.json ({passed, failed, skipped}) for scripts/test.sh, and ends with one
 # "pytest: N passed, N failed, N skipped" line. pytest's exit code 5 (no tests collected) is a failure here: a
 # suite that found nothing has tested nothing.
+# `--venv-only`: only create/refresh the venv (the vitest integration test that runs the worker beside the real
+# agent calls this first, since vitest runs before this script in `npm test`).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -23,6 +25,7 @@ if [[ ! -x "$venv/bin/python" || "$(cat "$venv/.requirements-sha256" 2>/dev/null
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$reqs"
   echo "$stamp" >"$venv/.requirements-sha256"
 fi
+[[ "${1:-}" == "--venv-only" ]] && exit 0
 
 status=0
 ( cd agent/worker && "../../$venv/bin/ruff" check . && "../../$venv/bin/ruff" format --check . ) || {

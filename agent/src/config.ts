@@ -34,6 +34,10 @@ export interface AgentConfig {
   engineBindHost: string;
   /** Simulation: host in the instances' engineUrls, i.e. how the gateway reaches this agent. */
   engineAdvertisedHost: string;
+  /** Python that runs the worker's GPU diagnostics CLI (torch on a GPU node). */
+  workerPython: string;
+  /** Folder holding the gpufleet_worker package (agent/worker/ of the repository or image). */
+  workerDir: string;
   logLevel: string;
 }
 
@@ -64,6 +68,8 @@ export const ENV = {
   enginePort: "GPUFLEET_AGENT_ENGINE_PORT",
   engineBindHost: "GPUFLEET_AGENT_ENGINE_BIND",
   engineAdvertisedHost: "GPUFLEET_AGENT_ENGINE_HOST",
+  workerPython: "GPUFLEET_AGENT_WORKER_PYTHON",
+  workerDir: "GPUFLEET_AGENT_WORKER_DIR",
   logLevel: "GPUFLEET_LOG_LEVEL",
 } as const satisfies Record<keyof AgentConfig, string>;
 
@@ -110,6 +116,8 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): A
     enginePort: int("enginePort", 8100, 0),
     engineBindHost: str("engineBindHost", "0.0.0.0"),
     engineAdvertisedHost: str("engineAdvertisedHost", "127.0.0.1"),
+    workerPython: str("workerPython", "python3"),
+    workerDir: str("workerDir", "/opt/gpufleet/worker"),
     logLevel: str("logLevel", "info"),
   };
   if (!config.simulate && config.nodeName === "") throw new ConfigError(`${ENV.nodeName} is required unless ${ENV.simulate}=true`);

@@ -12,6 +12,7 @@ import { hasTopologyLabels } from "../../crds/src/topology.js";
 import { AgentCore } from "./agent.js";
 import { loadConfig, natsConnectionOptions, requireOperatorTls } from "./config.js";
 import { NodeDiagnostics } from "./diagnostics.js";
+import { GpuMeasurer } from "./gpu-diagnostics.js";
 import { discoverNode, execRunner } from "./discovery/discover.js";
 import { factsToLabels, type NodeFacts } from "./discovery/facts.js";
 import { NodeLabelPublisher } from "./discovery/publish.js";
@@ -24,6 +25,16 @@ import { SimulationRuntime } from "./simulation/runtime.js";
 import { DEFAULT_PUBLISHER_LIMITS } from "./telemetry/publisher.js";
 import { JetStreamTransport } from "./telemetry/jetstream.js";
 import { RdmaSampler } from "./telemetry/rdma-sampler.js";
+
+/** Labels for facts that can have them; none where they cannot (no active NIC, say): GetNodeInfo still answers. */
+function labelsOrNone(f: NodeFacts | undefined): Record<string, string> | undefined {
+  if (!f) return undefined;
+  try {
+    return factsToLabels(f);
+  } catch {
+    return undefined;
+  }
+}
 
 async function main(): Promise<void> {
   const config = loadConfig(process.env);
@@ -57,6 +68,7 @@ async function main(): Promise<void> {
   const nc = nats ? await connect({ ...nats, name: `gpufleet-agent-${config.nodeName || "sim"}`, maxReconnectAttempts: -1 }) : undefined;
   if (!nc) log.warn("telemetry off: no NATS URL configured (GPUFLEET_NATS_URL); telemetry is counted as dropped (reason no_transport)");
   const rdma = new RdmaSampler(config.sysfsRoot);
+  const gpuMeasurer = new GpuMeasurer({ python: config.workerPython, workerDir: config.workerDir });
   const agent = new AgentCore(
     {
       workerSocketPath: config.workerSocketPath, operatorAddress: config.operatorAddress, tls: config.tlsDir ? { dir: config.tlsDir, refreshIntervalMs: config.tlsRefreshIntervalMs } : undefined,
@@ -64,7 +76,7 @@ async function main(): Promise<void> {
       onTlsReload: (e) => (e.ok ? log.info({ notAfter: e.notAfter }, "reloaded operator-port certificates") : log.warn({ err: e.error }, "certificate reload skipped; serving with the previous set")),
     },
     nc ? await JetStreamTransport.connect(nc) : undefined,
-    { nodeNames: () => [...facts.keys()], facts: (n) => facts.get(n), labels: (n) => published.get(n) ?? (facts.get(n) ? factsToLabels(facts.get(n)!) : undefined) },
+    { nodeNames: () => [...facts.keys()], facts: (n) => facts.get(n), labels: (n) => published.get(n) ?? labelsOrNone(facts.get(n)) },
     new NodeDiagnostics({
       rediscover: async (n, timeoutMs) => (config.simulate ? facts.get(n)! : discoverNode({ nodeName: n, nvidiaSmiPath: config.nvidiaSmiPath, sysfsRoot: config.sysfsRoot, commandTimeoutMs: timeoutMs, leaf: config.leaf, island: config.island, run: execRunner })),
       publishedLabels: (n) => published.get(n),
@@ -74,6 +86,7 @@ async function main(): Promise<void> {
         await new Promise((r) => setTimeout(r, Math.min(1000, budgetMs / 2)));
         return rdma.sample();
       },
+      ...(config.simulate ? {} : { measureGpu: (_n: string, d, budgetMs: number) => gpuMeasurer.measure(d, budgetMs) }),
     }),
     metrics,
     (e) => log.info({ event: e.event, workerId: e.worker.workerId, pod: `${e.worker.podNamespace}/${e.worker.podName}`, node: e.worker.nodeName }, "worker event"),

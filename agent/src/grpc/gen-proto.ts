@@ -33,7 +33,10 @@ export function generate(outDir: string): void {
   }
 }
 
-if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+// Run as a script only under its own name: bundled into another entry point (esbuild), import.meta.url is that
+// bundle's, and the bundle must not regenerate the stubs.
+const invokedPath = process.argv[1] ? resolve(process.argv[1]) : "";
+if (/gen-proto\.[jt]s$/.test(invokedPath) && invokedPath === fileURLToPath(import.meta.url)) {
   generate(GENERATED_DIR);
   console.log(`generated ${join("agent/src/grpc/generated")} from ${PROTO_FILES.join(", ")}`);
 }

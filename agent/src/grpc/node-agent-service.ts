@@ -15,7 +15,11 @@ export interface NodeDirectory {
   labels(nodeName: string): Record<string, string> | undefined;
 }
 
-export const Diagnostic = { gpuInventory: "gpu-inventory", nicLinks: "nic-links", rdmaCounters: "rdma-counters" } as const;
+export const Diagnostic = {
+  gpuInventory: "gpu-inventory", nicLinks: "nic-links", rdmaCounters: "rdma-counters",
+  // Measured on the GPUs by the Python worker's CLI (agent/src/gpu-diagnostics.ts).
+  gpuGemm: "gpu-gemm", hbmCopy: "hbm-copy", allReduce: "all-reduce",
+} as const;
 export type Diagnostic = (typeof Diagnostic)[keyof typeof Diagnostic];
 const DIAGNOSTICS: ReadonlySet<string> = new Set(Object.values(Diagnostic));
 

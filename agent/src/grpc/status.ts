@@ -23,6 +23,11 @@ export class UnavailableError extends Error {
   override name = "UnavailableError";
 }
 
+/** The call cannot succeed on this node as it is (no GPU to measure, too few GPUs); the message says why. */
+export class FailedPreconditionError extends Error {
+  override name = "FailedPreconditionError";
+}
+
 export class ResourceExhaustedError extends Error {
   override name = "ResourceExhaustedError";
 }
@@ -38,6 +43,7 @@ export function statusOf(err: unknown): grpc.StatusObject {
     : err instanceof AckTimeoutError ? grpc.status.DEADLINE_EXCEEDED
     : err instanceof UnimplementedError ? grpc.status.UNIMPLEMENTED
     : err instanceof ResourceExhaustedError ? grpc.status.RESOURCE_EXHAUSTED
+    : err instanceof FailedPreconditionError ? grpc.status.FAILED_PRECONDITION
     : err instanceof Error && err.name === "TimeoutError" ? grpc.status.DEADLINE_EXCEEDED
     : grpc.status.INTERNAL;
   return { code, details, metadata: new grpc.Metadata() };

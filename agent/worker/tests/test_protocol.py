@@ -27,6 +27,8 @@ IDENT = WorkerIdentity("uid-1/0", "ns", "pod-a", "uid-1", "node-1", "serving-dec
 
 
 def test_committed_stubs_match_the_proto() -> None:
+    # grpcio-tools generates the stubs: CI installs it (requirements-ci.txt); the GPU machine's image has none.
+    pytest.importorskip("grpc_tools", reason="grpcio-tools is not installed (CI has it; it regenerates the stubs)")
     with tempfile.TemporaryDirectory() as tmp:
         gen.generate(Path(tmp))
         for name in gen.FILES:

@@ -190,6 +190,25 @@ class Scheduler:
                 self.export_ready[seq.request_id] = seq
         return finished
 
+    # --- cancellation ---------------------------------------------------------------------------------------
+    def abort(self, request_id: str) -> Sequence | None:
+        """Drops a request wherever it is (waiting, running, held for export) and frees its blocks; None if unknown."""
+        seq = next((s for s in self.waiting if s.request_id == request_id), None)
+        if seq is not None:
+            self.waiting.remove(seq)
+        else:
+            seq = next((s for s in self.running if s.request_id == request_id), None)
+            if seq is not None:
+                self.running.remove(seq)
+            else:
+                seq = self.export_ready.pop(request_id, None)
+        if seq is None:
+            return None
+        self.block_manager.free(seq)
+        seq.status = SequenceStatus.FINISHED
+        self._ids.discard(request_id)
+        return seq
+
     # --- export (P/D hand-off, migration) --------------------------------------------------------------------
     def begin_export(self, request_id: str) -> tuple[Sequence, list[int]]:
         """Takes a sequence out of scheduling and pins the blocks holding its KV; finish_export lets them go."""

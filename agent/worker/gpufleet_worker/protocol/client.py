@@ -84,7 +84,15 @@ def build_load_report(
     ttft_ms: float = 0.0,
     tpot_ms: float = 0.0,
     tokens_per_second: float = 0.0,
+    **serving: object,
 ) -> pb.LoadReport:
+    """`serving`: the LoadReport fields beyond the basic ones (KV blocks, role, model, engine_url, draining, ...)."""
+    unknown = sorted(set(serving) - _SERVING_FIELDS)
+    if unknown:
+        raise ProtocolError(f"load report: unknown fields {', '.join(unknown)}")
+    negative = sorted(k for k, v in serving.items() if isinstance(v, int | float) and not isinstance(v, bool) and v < 0)
+    if negative:
+        raise ProtocolError(f"load report: {', '.join(negative)} must not be negative")
     if not 0.0 <= kv_cache_used_fraction <= 1.0:
         raise ProtocolError(f"load report: kv_cache_used_fraction must be in 0..1, got {kv_cache_used_fraction}")
     if min(queue_length, running_requests, kv_cache_used_bytes) < 0 or min(ttft_ms, tpot_ms, tokens_per_second) < 0:
@@ -99,7 +107,13 @@ def build_load_report(
         ttft_ms=ttft_ms,
         tpot_ms=tpot_ms,
         tokens_per_second=tokens_per_second,
+        **serving,
     )
+
+
+_BASIC_FIELDS = {"worker_id", "unix_ms", "queue_length", "running_requests", "kv_cache_used_fraction"}
+_BASIC_FIELDS |= {"kv_cache_used_bytes", "ttft_ms", "tpot_ms", "tokens_per_second"}
+_SERVING_FIELDS = {f.name for f in pb.LoadReport.DESCRIPTOR.fields} - _BASIC_FIELDS
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,1 @@
+"""The training rank: a torch.distributed step loop that times every collective and checkpoints (issue 14)."""
