@@ -11,15 +11,15 @@ import type { Connection } from "./flows.js";
 export interface EcmpResult {
   maxLinkLoad: number;
   loads: Float64Array;
-  /** Per connection id: the spine index of every QP. */
-  spinesOf: Map<string, number[]>;
+  /** Per inter-leaf connection id: the up and down link ids of every QP, [up0, down0, up1, down1, …]. */
+  linksOf: Map<string, number[]>;
 }
 
 export function ecmpLoads(fabric: Fabric, nodeLeaf: ReadonlyMap<string, string>, connections: readonly Connection[], qpsPerConnection: number, seed: number): EcmpResult {
   const random = seededRandom(seed);
   const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]!;
   const loads = new Float64Array(fabric.capacityGbps.length);
-  const spinesOf = new Map<string, number[]>();
+  const linksOf = new Map<string, number[]>();
   const live = (ids: readonly number[]): number[] => ids.filter((id) => fabric.capacityGbps[id]! > 0);
   for (const c of connections) {
     const src = fabric.leafIndex.get(nodeLeaf.get(c.srcNode) ?? "");
@@ -33,17 +33,17 @@ export function ecmpLoads(fabric: Fabric, nodeLeaf: ReadonlyMap<string, string>,
     }
     if (ups.length === 0) continue;
     const share = c.demandGbps / qpsPerConnection;
-    const spines: number[] = [];
+    const links: number[] = [];
     for (let q = 0; q < qpsPerConnection; q++) {
       const up = pick(ups);
       const down = pick(live(fabric.down[up.spine]![dst]!));
       loads[up.id]! += share / fabric.capacityGbps[up.id]!;
       loads[down]! += share / fabric.capacityGbps[down]!;
-      spines.push(up.spine);
+      links.push(up.id, down);
     }
-    spinesOf.set(c.id, spines);
+    linksOf.set(c.id, links);
   }
   let maxLinkLoad = 0;
   for (const v of loads) maxLinkLoad = Math.max(maxLinkLoad, v);
-  return { maxLinkLoad, loads, spinesOf };
+  return { maxLinkLoad, loads, linksOf };
 }

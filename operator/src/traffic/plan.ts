@@ -17,7 +17,7 @@
  *     maximum, move it; every move lowers (max load, links at max) lexicographically, so it ends.
  *  3. More QPs where they help: while the maximum is above the fluid lower bound, the job with most QPs on the
  *     busiest links doubles its QPs per connection (NCCL_IB_QPS_PER_CONNECTION is per process, so per job), up to
- *     maxQpsPerConnection, and steps 1-2 run again; kept only when the maximum drops.
+ *     maxQpsPerConnection, and steps 1-2 run again; kept only when (max load, links at max) drops.
  * Re-planning (a link failed, a job came or went) starts from the previous plan: QPs whose path is still up keep
  * it, the others are placed greedily, then steps 2-3. Moving few flows keeps running collectives undisturbed, and
  * it is fast.
@@ -99,7 +99,9 @@ export function planTraffic(input: PlanInput): TrafficPlan {
       if (qps.get(job)! >= config.maxQpsPerConnection) continue;
       const tryQps = new Map(qps).set(job, qps.get(job)! * 2);
       const trial = solve(problem, tryQps, config, best.paths);
-      if (trial.maxLoad < best.maxLoad - config.epsilon) {
+      // Lexicographic, like the local search: with several jobs at the maximum, each one's doubling only takes
+      // links off it; the maximum itself drops once the last job there has doubled.
+      if (better(trial, best, config.epsilon)) {
         best = trial;
         qps = tryQps;
         improved = true;
@@ -389,6 +391,18 @@ function toPlan(problem: Problem, solution: Solution, qps: ReadonlyMap<string, n
     intraLeafConnections: problem.intraLeaf,
     unroutable: problem.unroutable,
   };
+}
+
+function better(a: Solution, b: Solution, epsilon: number): boolean {
+  if (a.maxLoad < b.maxLoad - epsilon) return true;
+  if (a.maxLoad > b.maxLoad + epsilon) return false;
+  return countAtLeast(a.loads, a.maxLoad - epsilon) < countAtLeast(b.loads, b.maxLoad - epsilon);
+}
+
+function countAtLeast(values: Float64Array, threshold: number): number {
+  let n = 0;
+  for (const v of values) if (v >= threshold) n++;
+  return n;
 }
 
 function maxOf(values: Float64Array): number {
