@@ -17,7 +17,8 @@
  *     maximum, move it; every move lowers (max load, links at max) lexicographically, so it ends.
  *  3. More QPs where they help: while the maximum is above the fluid lower bound, the job with most QPs on the
  *     busiest links doubles its QPs per connection (NCCL_IB_QPS_PER_CONNECTION is per process, so per job), up to
- *     maxQpsPerConnection, and steps 1-2 run again; kept only when (max load, links at max) drops.
+ *     maxQpsPerConnection, and steps 1-2 run again from the current paths; kept only when (max load, links at
+ *     max) drops.
  * Re-planning (a link failed, a job came or went) starts from the previous plan: QPs whose path is still up keep
  * it, the others are placed greedily, then steps 2-3. Moving few flows keeps running collectives undisturbed, and
  * it is fast.
@@ -300,42 +301,124 @@ function leastLoaded(fabric: Fabric, ids: readonly number[], gbps: number, loads
 }
 
 /**
- * Step 2: QPs on links at the maximum move to a path whose two links stay below it. Each move lowers the number
- * of links at the maximum, or the maximum itself; the loop stops when no QP on any hot link can move.
+ * Step 2: QPs on links at the maximum move to a path whose two links stay below it, directly or, when every
+ * path is blocked by one link at the maximum, after one QP on that blocking link moves away first (an ejection
+ * chain of two). Each move lowers the number of links at the maximum, or the maximum itself; the search stops when
+ * no QP on any hot link can move.
  */
 function localSearch(problem: Problem, qps: ReadonlyMap<string, number>, config: TrafficPlannerConfig, paths: Map<string, Placed[]>, loads: Float64Array): void {
-  const { fabric } = problem;
-  const onLink = indexByLink(problem, paths, loads.length);
-  for (let moves = 0; moves < config.maxMovesPerRound; ) {
+  const search = new Search(problem, qps, config, paths, loads);
+  for (let round = 0; search.moves < config.maxMovesPerRound; round++) {
     const max = maxOf(loads);
     if (max <= config.epsilon) return;
+    const hot: number[] = [];
+    for (let link = 0; link < loads.length; link++) if (loads[link]! >= max - config.epsilon) hot.push(link);
     let moved = false;
-    for (let link = 0; link < loads.length && !moved; link++) {
-      if (loads[link]! < max - config.epsilon) continue;
-      for (const key of [...onLink[link]!].sort((a, b) => a - b)) {
-        const index = key >> 8;
-        const k = key & 0xff;
-        const { c } = problem.conns[index]!;
-        const share = c.demandGbps / qps.get(c.job)!;
-        const current = paths.get(c.id)![k]!;
-        removeLoad(fabric, loads, current, share);
-        // With its own load removed, the current path would come back at the maximum: only a real move passes.
-        const alternative = bestPath(problem, index, share, loads);
-        if (alternative !== null && alternative.cost < max - config.epsilon) {
-          addLoad(fabric, loads, alternative.path, share);
-          onLink[current.up]!.delete(key);
-          onLink[current.down]!.delete(key);
-          onLink[alternative.path.up]!.add(key);
-          onLink[alternative.path.down]!.add(key);
-          paths.get(c.id)![k] = alternative.path;
-          moved = true;
-          moves++;
-          break;
-        }
-        addLoad(fabric, loads, current, share);
+    for (const link of hot) {
+      while (loads[link]! >= max - config.epsilon && search.moves < config.maxMovesPerRound) {
+        if (!search.drainOne(link, max)) break;
+        moved = true;
       }
     }
     if (!moved) return;
+  }
+}
+
+class Search {
+  moves = 0;
+  private readonly onLink: Set<number>[];
+
+  constructor(
+    private readonly problem: Problem,
+    private readonly qps: ReadonlyMap<string, number>,
+    private readonly config: TrafficPlannerConfig,
+    private readonly paths: Map<string, Placed[]>,
+    private readonly loads: Float64Array,
+  ) {
+    this.onLink = indexByLink(problem, paths, loads.length);
+  }
+
+  /** Moves one QP off `link` so that nothing else reaches `max`; false when no such move (or chain) exists. */
+  drainOne(link: number, max: number): boolean {
+    const keys = [...this.onLink[link]!].sort((a, b) => a - b);
+    for (const key of keys) if (this.tryMove(key, max)) return true;
+    for (const key of keys) if (this.tryChain(key, link, max)) return true;
+    return false;
+  }
+
+  private share(key: number): number {
+    const { c } = this.problem.conns[key >> 8]!;
+    return c.demandGbps / this.qps.get(c.job)!;
+  }
+
+  private current(key: number): Placed {
+    return this.paths.get(this.problem.conns[key >> 8]!.c.id)![key & 0xff]!;
+  }
+
+  private place(key: number, to: Placed): void {
+    const from = this.current(key);
+    const share = this.share(key);
+    removeLoad(this.problem.fabric, this.loads, from, share);
+    this.onLink[from.up]!.delete(key);
+    this.onLink[from.down]!.delete(key);
+    addLoad(this.problem.fabric, this.loads, to, share);
+    this.onLink[to.up]!.add(key);
+    this.onLink[to.down]!.add(key);
+    this.paths.get(this.problem.conns[key >> 8]!.c.id)![key & 0xff] = to;
+  }
+
+  /** The best path for `key` with its own load taken off, and that path's cost; the load is put back. */
+  private bestFor(key: number): { path: Placed; cost: number } | null {
+    const from = this.current(key);
+    const share = this.share(key);
+    removeLoad(this.problem.fabric, this.loads, from, share);
+    // With its own load removed, the current path would come back at the maximum: only a real move passes.
+    const best = bestPath(this.problem, key >> 8, share, this.loads);
+    addLoad(this.problem.fabric, this.loads, from, share);
+    return best;
+  }
+
+  private tryMove(key: number, max: number): boolean {
+    const best = this.bestFor(key);
+    if (best === null || best.cost >= max - this.config.epsilon) return false;
+    this.place(key, best.path);
+    this.moves++;
+    return true;
+  }
+
+  /**
+   * For each spine, the QP's best path there is blocked by at most one link at the maximum: move one other QP off
+   * that link (to a path below the maximum), then this QP onto the freed path; undone when it does not work.
+   */
+  private tryChain(key: number, hotLink: number, max: number): boolean {
+    const { fabric } = this.problem;
+    const { src, dst, spines } = this.problem.conns[key >> 8]!;
+    const share = this.share(key);
+    const eps = this.config.epsilon;
+    for (const s of spines) {
+      const up = leastLoaded(fabric, fabric.up[src]![s]!, share, this.loads);
+      const down = leastLoaded(fabric, fabric.down[s]![dst]!, share, this.loads);
+      if (up === null || down === null || up.id === hotLink || down.id === hotLink) continue;
+      const blocked = [up, down].filter((x) => x.after >= max - eps);
+      if (blocked.length !== 1) continue;
+      const blocker = blocked[0]!.id;
+      for (const other of [...this.onLink[blocker]!].sort((a, b) => a - b)) {
+        if (other === key) continue;
+        const was = this.current(other);
+        const away = this.bestFor(other);
+        if (away === null || away.cost >= max - eps || away.path.up === hotLink || away.path.down === hotLink) continue;
+        this.place(other, away.path);
+        const target: Placed = { spine: s, up: up.id, down: down.id };
+        const cost = Math.max(this.loads[up.id]! + share / fabric.capacityGbps[up.id]!, this.loads[down.id]! + share / fabric.capacityGbps[down.id]!);
+        if (cost < max - eps) {
+          this.place(key, target);
+          this.moves += 2;
+          return true;
+        }
+        this.place(other, was);
+      }
+    }
+    return false;
   }
 }
 
