@@ -18,6 +18,7 @@ import { startLocalCluster, type LocalCluster } from "../test/harness/cluster.js
 import { waitFor } from "../test/harness/wait.js";
 import { kubectl } from "../test/support/kubectl.js";
 import { REPO_ROOT, installCrds } from "../test/support/operator.js";
+import { applyProfileFabrics } from "../test/harness/fabric.js";
 
 const { values } = parseArgs({ options: { profile: { type: "string", default: "default" }, once: { type: "boolean", default: false } } });
 const logDir = path.join(REPO_ROOT, ".gpufleet", "logs");
@@ -119,6 +120,7 @@ try {
   const kubeconfigPath = cluster.kubeconfigPath;
   await installCrds(kubeconfigPath);
   say("CRDs installed");
+  if (cluster.profile) say(`${await applyProfileFabrics(kubeconfigPath, cluster.profile)} FabricTopology object(s) of the profile applied`);
 
   const common = { KUBECONFIG: kubeconfigPath, GPUFLEET_NATS_URL: cluster.natsUrl ?? "" };
   const namespace = "gpufleet-system";

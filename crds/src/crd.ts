@@ -6,6 +6,7 @@ import type { TSchema } from "@sinclair/typebox";
 import { API_GROUP, API_VERSION, NAME_LENGTH_RULE } from "./common.js";
 import { ServingDeploymentNames, ServingDeploymentSpecSchema, ServingDeploymentStatusSchema } from "./serving-deployment.js";
 import { TrainingJobNames, TrainingJobSpecSchema, TrainingJobStatusSchema } from "./training-job.js";
+import { FabricTopologyNames, FabricTopologySpecSchema, FabricTopologyStatusSchema } from "./fabric-topology.js";
 
 type JsonSchema = { [key: string]: unknown };
 
@@ -64,6 +65,8 @@ interface CrdInput {
   spec: TSchema;
   status: TSchema;
   printerColumns: PrinterColumn[];
+  /** Namespaced unless said otherwise. */
+  scope?: "Namespaced" | "Cluster";
 }
 
 export function buildCrd(input: CrdInput): JsonSchema {
@@ -73,7 +76,7 @@ export function buildCrd(input: CrdInput): JsonSchema {
     metadata: { name: `${input.names.plural}.${API_GROUP}` },
     spec: {
       group: API_GROUP,
-      scope: "Namespaced",
+      scope: input.scope ?? "Namespaced",
       names: { ...input.names, shortNames: [...input.names.shortNames], categories: ["gpufleet"] },
       versions: [
         {
@@ -132,4 +135,18 @@ export const trainingJobCrd = buildCrd({
   ],
 });
 
-export const ALL_CRDS = [servingDeploymentCrd, trainingJobCrd] as const;
+export const fabricTopologyCrd = buildCrd({
+  names: FabricTopologyNames,
+  spec: FabricTopologySpecSchema,
+  status: FabricTopologyStatusSchema,
+  scope: "Cluster",
+  printerColumns: [
+    { name: "Island", type: "string", jsonPath: ".spec.island" },
+    { name: "Nodes", type: "integer", jsonPath: ".status.nodes" },
+    { name: "Failed ports", type: "integer", jsonPath: ".status.failedPorts" },
+    { name: "InSync", type: "string", jsonPath: ".status.conditions[?(@.type==\"InSync\")].status" },
+    age,
+  ],
+});
+
+export const ALL_CRDS = [servingDeploymentCrd, trainingJobCrd, fabricTopologyCrd] as const;

@@ -5,4 +5,5 @@ export * from "./reasons.js";
 export * from "./serving-deployment.js";
 export * from "./training-job.js";
 export * from "./topology.js";
-export { ALL_CRDS, servingDeploymentCrd, trainingJobCrd } from "./crd.js";
+export * from "./fabric-topology.js";
+export { ALL_CRDS, servingDeploymentCrd, trainingJobCrd, fabricTopologyCrd } from "./crd.js";

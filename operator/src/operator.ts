@@ -8,6 +8,7 @@ import { API_GROUP, API_VERSION } from "../../crds/src/common.js";
 import { OPERATOR_FIELD_MANAGER, OwnedLabel } from "../../crds/src/reasons.js";
 import { ServingDeploymentNames, type ServingDeployment } from "../../crds/src/serving-deployment.js";
 import { TrainingJobNames, type TrainingJob } from "../../crds/src/training-job.js";
+import { FabricTopologyNames, type FabricTopology } from "../../crds/src/fabric-topology.js";
 import type { OperatorConfig } from "./config/config.js";
 import { startAgentCommands, type AgentClientPool } from "./agents/index.js";
 import { OperatorMetrics } from "./metrics.js";
@@ -23,6 +24,7 @@ import { ServingDeploymentReconciler, type ServingExecutor } from "./serving/con
 import { createClusterServingExecutor } from "./serving/executor/cluster.js";
 import { TrainingJobReconciler, type TrainingGangStep } from "./training/controller.js";
 import { createTrainingGangStep } from "./training/gang-step.js";
+import { FabricTopologyReconciler } from "./traffic/controller.js";
 import { TelemetryService, type TelemetryOptions } from "./telemetry/service.js";
 import type { TelemetryViews } from "./telemetry/read-model.js";
 
@@ -76,7 +78,8 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorH
   const trainingJobs = customResourceInformer<TrainingJob>(kubeConfig, TrainingJobNames.plural, logger, metrics);
   const nodes = new ResilientInformer<V1Node>({ kubeConfig, resource: "nodes", path: "/api/v1/nodes", list: () => core.listNode(), logger, onRestart: () => metrics.informerRestartsTotal.inc({ resource: "nodes" }) });
   const pods = new ResilientInformer<V1Pod>({ kubeConfig, resource: "pods", path: "/api/v1/pods", list: () => core.listPodForAllNamespaces(), logger, onRestart: () => metrics.informerRestartsTotal.inc({ resource: "pods" }) });
-  const informers = [servingDeployments, trainingJobs, nodes, pods];
+  const fabricTopologies = customResourceInformer<FabricTopology>(kubeConfig, FabricTopologyNames.plural, logger, metrics);
+  const informers = [servingDeployments, trainingJobs, nodes, pods, fabricTopologies];
   metrics.observeResources({ servingDeployments: () => servingDeployments.list(), trainingJobs: () => trainingJobs.list() });
 
   const agentCommands = startAgentCommands({ config, core, nodes, clock, logger, metrics });
@@ -123,7 +126,10 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorH
   training.watch(trainingJobs, (job) => [objectKey(job)]);
   training.watch(nodes, allKeys(trainingJobs));
   training.watch(pods, ownerKey(OwnedLabel.trainingJob));
-  const controllers = [serving, training];
+  const fabric = new Controller({ reconciler: new FabricTopologyReconciler({ ...deps, fabricTopologies }), metrics, logger });
+  fabric.watch(fabricTopologies, (f) => [objectKey(f)]);
+  fabric.watch(nodes, allKeys(fabricTopologies));
+  const controllers = [serving, training, fabric];
 
   await Promise.all(informers.map((i) => i.start()));
   let stopped = false;

@@ -7,6 +7,7 @@ import type { TestProject } from "vitest/node";
 import { EXISTING_CLUSTER_PROFILE_ENV, existingClusterRequested, startLocalCluster, useExistingCluster } from "./cluster.js";
 import type { LocalCluster } from "./cluster.js";
 import { installCrds } from "../support/operator.js";
+import { applyProfileFabrics } from "./fabric.js";
 
 declare module "vitest" {
   export interface ProvidedContext {
@@ -39,6 +40,7 @@ export async function setup(project: TestProject): Promise<void> {
   // types on its periodic rediscovery, so owned pods of a CRD installed later linger until it runs.
   await installCrds(cluster.kubeconfigPath);
   log("gpufleet CRDs installed");
+  if (cluster.profile) log(`${await applyProfileFabrics(cluster.kubeconfigPath, cluster.profile)} FabricTopology object(s) of the profile applied`);
   project.provide("kubeconfigPath", cluster.kubeconfigPath);
   project.provide("natsUrl", cluster.natsUrl ?? "");
   project.provide("localCluster", cluster.local);

@@ -16,6 +16,7 @@ import type { V1Node } from "@kubernetes/client-node";
 import { parse } from "yaml";
 import { GpuResource, NicType, TopologyLabel } from "../../crds/src/topology.js";
 import { GPU_CATALOG } from "../../common/src/hardware/catalog.js";
+import { validateProfileFabric, type ProfileFabric } from "./fabric.js";
 
 /** Annotation kwok is told to select the nodes it manages by (`--manage-nodes-with-annotation-selector`). */
 export const KwokNodeAnnotation = { key: "kwok.x-k8s.io/node", value: "fake" } as const;
@@ -48,6 +49,8 @@ export interface ClusterProfile {
   name: string;
   description: string;
   groups: NodeGroup[];
+  /** Leaf-spine fabrics of some islands (test/harness/fabric.ts); none when absent. */
+  fabrics?: ProfileFabric[];
 }
 
 export class ProfileError extends Error {
@@ -68,7 +71,7 @@ const GROUP_FIELDS = [
   "namePrefix", "count", "gpuModel", "gpusPerNode", "nicType", "nicCount", "nicBandwidthGbps",
   "island", "leafPrefix", "nodesPerLeaf", "cpu", "memory", "pods",
 ] as const;
-const PROFILE_FIELDS = ["name", "description", "groups"] as const;
+const PROFILE_FIELDS = ["name", "description", "groups", "fabrics"] as const;
 
 // DNS-1123 label, short enough that `<prefix>-<index>` stays a valid node name and label value.
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,46}[a-z0-9])?$/;
@@ -152,7 +155,17 @@ export function validateProfile(doc: unknown, source = "<inline>"): ClusterProfi
       pods: positiveInt("pods", 110),
     };
   });
-  return { name: name as string, description: description as string, groups: parsed };
+  const fabrics = doc["fabrics"] ?? [];
+  if (!Array.isArray(fabrics)) return fail("fabrics", "must be a list");
+  const islands = new Set(parsed.map((g) => g.island));
+  const seenIslands = new Set<string>();
+  const parsedFabrics = fabrics.map((raw: unknown, i) => {
+    const fabric = validateProfileFabric(raw, `fabrics[${i}]`, islands, fail);
+    if (seenIslands.has(fabric.island)) fail(`fabrics[${i}].island`, `"${fabric.island}" has a fabric already`);
+    seenIslands.add(fabric.island);
+    return fabric;
+  });
+  return { name: name as string, description: description as string, groups: parsed, ...(parsedFabrics.length > 0 ? { fabrics: parsedFabrics } : {}) };
 }
 
 /** Parses and validates profile YAML text. */

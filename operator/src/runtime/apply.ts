@@ -54,11 +54,13 @@ export class Applier {
     // A stale write gets 409 Conflict, which the runner turns into a quiet requeue on fresher data.
     const metadata = { name: target.name, namespace: target.namespace, ...(resourceVersion ? { resourceVersion } : {}) };
     const body = { apiVersion: `${target.group}/${target.version}`, kind: target.kind, metadata, status };
+    const request = { group: target.group, version: target.version, plural: target.plural, name: target.name, body, fieldManager: this.fieldManager, force: true };
+    const ssa = setHeaderOptions("Content-Type", PatchStrategy.ServerSideApply);
+    // An empty namespace is a cluster-scoped resource (FabricTopology).
     await kubeCall(`apply status of ${target.kind} ${target.namespace}/${target.name}`, () =>
-      this.customObjects.patchNamespacedCustomObjectStatus(
-        { group: target.group, version: target.version, namespace: target.namespace, plural: target.plural, name: target.name, body, fieldManager: this.fieldManager, force: true },
-        setHeaderOptions("Content-Type", PatchStrategy.ServerSideApply),
-      ),
+      target.namespace === ""
+        ? this.customObjects.patchClusterCustomObjectStatus(request, ssa)
+        : this.customObjects.patchNamespacedCustomObjectStatus({ ...request, namespace: target.namespace }, ssa),
     );
     return true;
   }

@@ -1,0 +1,499 @@
+/**
+ * C4P traffic planner (pure): a path for every inter-leaf connection of every running job, so that the busiest
+ * fabric link carries as little as it can (Dong et al., "Boosting Large-scale Parallel Training Efficiency with
+ * C4: A Communication-Driven Approach", 2024, section C4P: path allocation over a leaf-spine fabric, balancing
+ * the few long, large collective flows that ECMP hashing collides; and Gangidi et al., "RDMA over Ethernet for
+ * Distributed AI Training at Meta Scale", SIGCOMM'24: more queue pairs per connection spread a flow over paths).
+ *
+ * Model: every connection carries its demand (Gbit/s) at once; a connection with q queue pairs sends demand ÷ q
+ * on each (NCCL stripes a connection's messages evenly over its QPs). A QP's path is (spine, uplink port, downlink
+ * port); its load adds demand ÷ q ÷ capacity to the up link and the down link. The objective is the maximum link
+ * load over the fabric, then how many links sit at that maximum.
+ *
+ * Algorithm (deterministic: every choice breaks ties by index, no randomness):
+ *  1. Greedy: QPs in decreasing demand order (then connection id) take the path whose worse link would be least
+ *     loaded after adding it (LPT list scheduling on the links).
+ *  2. Local search: while some QP on a link at the maximum can move to a path whose links both stay below the
+ *     maximum, move it; every move lowers (max load, links at max) lexicographically, so it ends.
+ *  3. More QPs where they help: while the maximum is above the fluid lower bound, the job with most QPs on the
+ *     busiest links doubles its QPs per connection (NCCL_IB_QPS_PER_CONNECTION is per process, so per job), up to
+ *     maxQpsPerConnection, and steps 1-2 run again from the current paths; kept only when (max load, links at
+ *     max) drops.
+ * Re-planning (a link failed, a job came or went) starts from the previous plan: QPs whose path is still up keep
+ * it, the others are placed greedily, then steps 2-3. Moving few flows keeps running collectives undisturbed, and
+ * it is fast.
+ */
+import type { Connection } from "./flows.js";
+import type { Fabric } from "./fabric.js";
+
+export interface TrafficPlannerConfig {
+  /** Upper bound on QPs per connection (a power of two; NCCL_IB_QPS_PER_CONNECTION). */
+  maxQpsPerConnection: number;
+  /** Cap on local-search moves per round (a safety net; rounds normally end far below it). */
+  maxMovesPerRound: number;
+  /** Loads closer than this count as equal. */
+  epsilon: number;
+}
+
+export const DEFAULT_TRAFFIC_PLANNER_CONFIG: TrafficPlannerConfig = { maxQpsPerConnection: 4, maxMovesPerRound: 200_000, epsilon: 1e-9 };
+
+export interface QpPath {
+  spine: string;
+  /** Port index among the leaf's ports to that spine. */
+  uplinkPort: number;
+  /** Port index among the spine's ports to the destination leaf. */
+  downlinkPort: number;
+}
+
+export interface PlannedConnection {
+  id: string;
+  job: string;
+  srcLeaf: string;
+  dstLeaf: string;
+  /** One path per QP; the connection's demand is split evenly over them. */
+  paths: QpPath[];
+}
+
+export interface LinkLoad {
+  link: string;
+  load: number;
+}
+
+export interface TrafficPlan {
+  /** Inter-leaf connections, by id. */
+  connections: PlannedConnection[];
+  /** QPs per connection, per job (jobs without inter-leaf traffic have 1). */
+  qpsPerJob: Record<string, number>;
+  maxLinkLoad: number;
+  /** The fluid lower bound every leaf's total traffic implies (max over leaves of out ÷ up capacity, in ÷ down). */
+  leafBound: number;
+  /** The busiest links, most loaded first (at most 16). */
+  hottestLinks: LinkLoad[];
+  /** Connections that stay inside one leaf (no fabric link to plan). */
+  intraLeafConnections: number;
+  /** Connections with no live path (every spine is cut off from one of their leaves); not placed. */
+  unroutable: { id: string; reason: string }[];
+}
+
+export interface PlanInput {
+  fabric: Fabric;
+  /** Leaf of every node that carries traffic. */
+  nodeLeaf: ReadonlyMap<string, string>;
+  connections: readonly Connection[];
+  /** The plan in force, for a re-plan that keeps what still works. */
+  previous?: TrafficPlan;
+  config?: Partial<TrafficPlannerConfig>;
+}
+
+/** Plans every connection; throws only on inconsistent input (a node without a leaf, a leaf not in the fabric). */
+export function planTraffic(input: PlanInput): TrafficPlan {
+  const config = { ...DEFAULT_TRAFFIC_PLANNER_CONFIG, ...input.config };
+  if (!Number.isInteger(Math.log2(config.maxQpsPerConnection))) throw new RangeError(`maxQpsPerConnection must be a power of two, got ${config.maxQpsPerConnection}`);
+  const problem = buildProblem(input);
+  const previousQps = input.previous?.qpsPerJob ?? {};
+  let qps = new Map(problem.jobs.map((j) => [j, Math.min(config.maxQpsPerConnection, previousQps[j] ?? 1)]));
+  let best = solve(problem, qps, config, warmStart(input.previous));
+  const bound = problem.leafBound;
+  while (best.maxLoad > bound + config.epsilon) {
+    let improved = false;
+    for (const job of jobsOnHotLinks(problem, best, config)) {
+      if (qps.get(job)! >= config.maxQpsPerConnection) continue;
+      const tryQps = new Map(qps).set(job, qps.get(job)! * 2);
+      const trial = solve(problem, tryQps, config, best.paths);
+      // Lexicographic, like the local search: with several jobs at the maximum, each one's doubling only takes
+      // links off it; the maximum itself drops once the last job there has doubled.
+      if (better(trial, best, config.epsilon)) {
+        best = trial;
+        qps = tryQps;
+        improved = true;
+        break;
+      }
+    }
+    if (!improved) break;
+  }
+  return toPlan(problem, best, qps);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Problem and state
+
+interface Problem {
+  fabric: Fabric;
+  /** Inter-leaf routable connections. */
+  conns: { c: Connection; src: number; dst: number; spines: number[] }[];
+  jobs: string[];
+  intraLeaf: number;
+  unroutable: { id: string; reason: string }[];
+  leafBound: number;
+}
+
+function buildProblem(input: PlanInput): Problem {
+  const { fabric } = input;
+  const leafOf = (node: string, id: string): number => {
+    const leaf = input.nodeLeaf.get(node);
+    if (leaf === undefined) throw new RangeError(`connection ${id}: node ${node} has no leaf`);
+    const index = fabric.leafIndex.get(leaf);
+    if (index === undefined) throw new RangeError(`connection ${id}: node ${node}'s leaf ${leaf} is not in the fabric`);
+    return index;
+  };
+  const conns: Problem["conns"] = [];
+  const unroutable: Problem["unroutable"] = [];
+  const jobs = new Set<string>();
+  let intraLeaf = 0;
+  const sorted = [...input.connections].sort((a, b) => cmp(a.id, b.id));
+  for (const c of sorted) {
+    jobs.add(c.job);
+    const src = leafOf(c.srcNode, c.id);
+    const dst = leafOf(c.dstNode, c.id);
+    if (src === dst) {
+      intraLeaf++;
+      continue;
+    }
+    const spines = liveSpines(fabric, src, dst);
+    if (spines.length === 0) {
+      unroutable.push({ id: c.id, reason: `no spine has a live cable to both ${fabric.leaves[src]} and ${fabric.leaves[dst]}` });
+      continue;
+    }
+    conns.push({ c, src, dst, spines });
+  }
+  return { fabric, conns, jobs: [...jobs].sort(cmp), intraLeaf, unroutable, leafBound: leafBound(fabric, conns) };
+}
+
+function liveSpines(fabric: Fabric, src: number, dst: number): number[] {
+  const out: number[] = [];
+  for (let s = 0; s < fabric.spines.length; s++) {
+    const ups = fabric.up[src]![s]!.some((l) => fabric.capacityGbps[l]! > 0);
+    const downs = fabric.down[s]![dst]!.some((l) => fabric.capacityGbps[l]! > 0);
+    if (ups && downs) out.push(s);
+  }
+  return out;
+}
+
+function leafBound(fabric: Fabric, conns: Problem["conns"]): number {
+  const out = new Float64Array(fabric.leaves.length);
+  const inn = new Float64Array(fabric.leaves.length);
+  for (const { c, src, dst } of conns) {
+    out[src]! += c.demandGbps;
+    inn[dst]! += c.demandGbps;
+  }
+  let bound = 0;
+  for (let l = 0; l < fabric.leaves.length; l++) {
+    let upCap = 0;
+    let downCap = 0;
+    for (let s = 0; s < fabric.spines.length; s++) {
+      for (const id of fabric.up[l]![s]!) upCap += fabric.capacityGbps[id]!;
+      for (const id of fabric.down[s]![l]!) downCap += fabric.capacityGbps[id]!;
+    }
+    if (out[l]! > 0) bound = Math.max(bound, upCap > 0 ? out[l]! / upCap : Number.POSITIVE_INFINITY);
+    if (inn[l]! > 0) bound = Math.max(bound, downCap > 0 ? inn[l]! / downCap : Number.POSITIVE_INFINITY);
+  }
+  return bound;
+}
+
+/** A QP's placement: spine index and the two link ids. */
+interface Placed {
+  spine: number;
+  up: number;
+  down: number;
+}
+
+interface Solution {
+  /** Per connection id, per QP. */
+  paths: Map<string, Placed[]>;
+  loads: Float64Array;
+  maxLoad: number;
+}
+
+function warmStart(previous: TrafficPlan | undefined): Map<string, QpPath[]> | undefined {
+  if (previous === undefined) return undefined;
+  return new Map(previous.connections.map((p) => [p.id, p.paths]));
+}
+
+/** Steps 1-2 for fixed QP counts. `seed` paths (from a previous plan or round) are kept where still valid. */
+function solve(problem: Problem, qps: ReadonlyMap<string, number>, config: TrafficPlannerConfig, seed?: Map<string, Placed[]> | Map<string, QpPath[]>): Solution {
+  const { fabric } = problem;
+  const loads = new Float64Array(fabric.capacityGbps.length);
+  const paths = new Map<string, Placed[]>();
+  const pending: { index: number; share: number }[] = [];
+  const qpLoad = (index: number): number => problem.conns[index]!.c.demandGbps / qps.get(problem.conns[index]!.c.job)!;
+  for (const [index, { c }] of problem.conns.entries()) {
+    const q = qps.get(c.job)!;
+    const kept = seed ? validSeed(problem, index, seed.get(c.id), q) : null;
+    if (kept) {
+      paths.set(c.id, kept);
+      for (const p of kept) addLoad(fabric, loads, p, qpLoad(index));
+    } else {
+      paths.set(c.id, []);
+      for (let k = 0; k < q; k++) pending.push({ index, share: qpLoad(index) });
+    }
+  }
+  // LPT order: biggest QPs first; ties by connection order (ids, sorted).
+  pending.sort((a, b) => b.share - a.share || a.index - b.index);
+  for (const { index, share } of pending) {
+    const placed = bestPath(problem, index, share, loads)!;
+    addLoad(fabric, loads, placed.path, share);
+    paths.get(problem.conns[index]!.c.id)!.push(placed.path);
+  }
+  localSearch(problem, qps, config, paths, loads);
+  return { paths, loads, maxLoad: maxOf(loads) };
+}
+
+function validSeed(problem: Problem, index: number, seed: readonly Placed[] | readonly QpPath[] | undefined, q: number): Placed[] | null {
+  if (seed === undefined || seed.length !== q) return null;
+  const { fabric } = problem;
+  const { src, dst } = problem.conns[index]!;
+  const out: Placed[] = [];
+  for (const p of seed) {
+    let placed: Placed | undefined;
+    if ("up" in p) placed = p;
+    else {
+      const s = fabric.spines.indexOf(p.spine);
+      const up = s < 0 ? undefined : fabric.up[src]![s]![p.uplinkPort];
+      const down = s < 0 ? undefined : fabric.down[s]![dst]![p.downlinkPort];
+      if (up !== undefined && down !== undefined) placed = { spine: s, up, down };
+    }
+    if (placed === undefined || fabric.capacityGbps[placed.up]! <= 0 || fabric.capacityGbps[placed.down]! <= 0) return null;
+    out.push(placed);
+  }
+  return out;
+}
+
+function addLoad(fabric: Fabric, loads: Float64Array, p: Placed, gbps: number): void {
+  loads[p.up]! += gbps / fabric.capacityGbps[p.up]!;
+  loads[p.down]! += gbps / fabric.capacityGbps[p.down]!;
+}
+
+function removeLoad(fabric: Fabric, loads: Float64Array, p: Placed, gbps: number): void {
+  loads[p.up]! -= gbps / fabric.capacityGbps[p.up]!;
+  loads[p.down]! -= gbps / fabric.capacityGbps[p.down]!;
+}
+
+/**
+ * The path whose worse link is least loaded once `gbps` is added (then the smaller sum, then the lower spine and
+ * port). On one spine the best up and down ports are independent: the least loaded live port of each.
+ */
+function bestPath(problem: Problem, index: number, gbps: number, loads: Float64Array): { path: Placed; cost: number } | null {
+  const { fabric } = problem;
+  const { src, dst, spines } = problem.conns[index]!;
+  let best: { path: Placed; cost: number; sum: number } | null = null;
+  for (const s of spines) {
+    const up = leastLoaded(fabric, fabric.up[src]![s]!, gbps, loads);
+    const down = leastLoaded(fabric, fabric.down[s]![dst]!, gbps, loads);
+    if (up === null || down === null) continue;
+    const cost = Math.max(up.after, down.after);
+    const sum = up.after + down.after;
+    if (best === null || cost < best.cost - 1e-12 || (Math.abs(cost - best.cost) <= 1e-12 && sum < best.sum - 1e-12)) {
+      best = { path: { spine: s, up: up.id, down: down.id }, cost, sum };
+    }
+  }
+  return best;
+}
+
+function leastLoaded(fabric: Fabric, ids: readonly number[], gbps: number, loads: Float64Array): { id: number; after: number } | null {
+  let best: { id: number; after: number } | null = null;
+  for (const id of ids) {
+    const cap = fabric.capacityGbps[id]!;
+    if (cap <= 0) continue;
+    const after = loads[id]! + gbps / cap;
+    if (best === null || after < best.after - 1e-12) best = { id, after };
+  }
+  return best;
+}
+
+/**
+ * Step 2: QPs on links at the maximum move to a path whose two links stay below it, directly or, when every
+ * path is blocked by one link at the maximum, after one QP on that blocking link moves away first (an ejection
+ * chain of two). Each move lowers the number of links at the maximum, or the maximum itself; the search stops when
+ * no QP on any hot link can move.
+ */
+function localSearch(problem: Problem, qps: ReadonlyMap<string, number>, config: TrafficPlannerConfig, paths: Map<string, Placed[]>, loads: Float64Array): void {
+  const search = new Search(problem, qps, config, paths, loads);
+  for (let round = 0; search.moves < config.maxMovesPerRound; round++) {
+    const max = maxOf(loads);
+    if (max <= config.epsilon) return;
+    const hot: number[] = [];
+    for (let link = 0; link < loads.length; link++) if (loads[link]! >= max - config.epsilon) hot.push(link);
+    let moved = false;
+    for (const link of hot) {
+      while (loads[link]! >= max - config.epsilon && search.moves < config.maxMovesPerRound) {
+        if (!search.drainOne(link, max)) break;
+        moved = true;
+      }
+    }
+    if (!moved) return;
+  }
+}
+
+class Search {
+  moves = 0;
+  private readonly onLink: Set<number>[];
+
+  constructor(
+    private readonly problem: Problem,
+    private readonly qps: ReadonlyMap<string, number>,
+    private readonly config: TrafficPlannerConfig,
+    private readonly paths: Map<string, Placed[]>,
+    private readonly loads: Float64Array,
+  ) {
+    this.onLink = indexByLink(problem, paths, loads.length);
+  }
+
+  /** Moves one QP off `link` so that nothing else reaches `max`; false when no such move (or chain) exists. */
+  drainOne(link: number, max: number): boolean {
+    const keys = [...this.onLink[link]!].sort((a, b) => a - b);
+    for (const key of keys) if (this.tryMove(key, max)) return true;
+    for (const key of keys) if (this.tryChain(key, link, max)) return true;
+    return false;
+  }
+
+  private share(key: number): number {
+    const { c } = this.problem.conns[key >> 8]!;
+    return c.demandGbps / this.qps.get(c.job)!;
+  }
+
+  private current(key: number): Placed {
+    return this.paths.get(this.problem.conns[key >> 8]!.c.id)![key & 0xff]!;
+  }
+
+  private place(key: number, to: Placed): void {
+    const from = this.current(key);
+    const share = this.share(key);
+    removeLoad(this.problem.fabric, this.loads, from, share);
+    this.onLink[from.up]!.delete(key);
+    this.onLink[from.down]!.delete(key);
+    addLoad(this.problem.fabric, this.loads, to, share);
+    this.onLink[to.up]!.add(key);
+    this.onLink[to.down]!.add(key);
+    this.paths.get(this.problem.conns[key >> 8]!.c.id)![key & 0xff] = to;
+  }
+
+  /** The best path for `key` with its own load taken off, and that path's cost; the load is put back. */
+  private bestFor(key: number): { path: Placed; cost: number } | null {
+    const from = this.current(key);
+    const share = this.share(key);
+    removeLoad(this.problem.fabric, this.loads, from, share);
+    // With its own load removed, the current path would come back at the maximum: only a real move passes.
+    const best = bestPath(this.problem, key >> 8, share, this.loads);
+    addLoad(this.problem.fabric, this.loads, from, share);
+    return best;
+  }
+
+  private tryMove(key: number, max: number): boolean {
+    const best = this.bestFor(key);
+    if (best === null || best.cost >= max - this.config.epsilon) return false;
+    this.place(key, best.path);
+    this.moves++;
+    return true;
+  }
+
+  /**
+   * For each spine, the QP's best path there is blocked by at most one link at the maximum: move one other QP off
+   * that link (to a path below the maximum), then this QP onto the freed path; undone when it does not work.
+   */
+  private tryChain(key: number, hotLink: number, max: number): boolean {
+    const { fabric } = this.problem;
+    const { src, dst, spines } = this.problem.conns[key >> 8]!;
+    const share = this.share(key);
+    const eps = this.config.epsilon;
+    for (const s of spines) {
+      const up = leastLoaded(fabric, fabric.up[src]![s]!, share, this.loads);
+      const down = leastLoaded(fabric, fabric.down[s]![dst]!, share, this.loads);
+      if (up === null || down === null || up.id === hotLink || down.id === hotLink) continue;
+      const blocked = [up, down].filter((x) => x.after >= max - eps);
+      if (blocked.length !== 1) continue;
+      const blocker = blocked[0]!.id;
+      for (const other of [...this.onLink[blocker]!].sort((a, b) => a - b)) {
+        if (other === key) continue;
+        const was = this.current(other);
+        const away = this.bestFor(other);
+        if (away === null || away.cost >= max - eps || away.path.up === hotLink || away.path.down === hotLink) continue;
+        this.place(other, away.path);
+        const target: Placed = { spine: s, up: up.id, down: down.id };
+        const cost = Math.max(this.loads[up.id]! + share / fabric.capacityGbps[up.id]!, this.loads[down.id]! + share / fabric.capacityGbps[down.id]!);
+        if (cost < max - eps) {
+          this.place(key, target);
+          this.moves += 2;
+          return true;
+        }
+        this.place(other, was);
+      }
+    }
+    return false;
+  }
+}
+
+/** QP keys on every link: connection index << 8 | QP index (QPs per connection stay far below 256). */
+function indexByLink(problem: Problem, paths: Map<string, Placed[]>, links: number): Set<number>[] {
+  const onLink = Array.from({ length: links }, () => new Set<number>());
+  for (const [index, { c }] of problem.conns.entries()) {
+    for (const [k, p] of paths.get(c.id)!.entries()) {
+      onLink[p.up]!.add((index << 8) | k);
+      onLink[p.down]!.add((index << 8) | k);
+    }
+  }
+  return onLink;
+}
+
+/** Jobs with QPs on the links at the maximum, most such QPs first (then by name). */
+function jobsOnHotLinks(problem: Problem, solution: Solution, config: TrafficPlannerConfig): string[] {
+  const counts = new Map<string, number>();
+  for (const { c } of problem.conns) {
+    for (const p of solution.paths.get(c.id)!) {
+      const hot = solution.loads[p.up]! >= solution.maxLoad - config.epsilon || solution.loads[p.down]! >= solution.maxLoad - config.epsilon;
+      if (hot) counts.set(c.job, (counts.get(c.job) ?? 0) + 1);
+    }
+  }
+  return [...counts.entries()].sort((a, b) => b[1] - a[1] || cmp(a[0], b[0])).map(([job]) => job);
+}
+
+function toPlan(problem: Problem, solution: Solution, qps: ReadonlyMap<string, number>): TrafficPlan {
+  const { fabric } = problem;
+  const portOf = (ids: readonly number[], id: number): number => ids.indexOf(id);
+  const connections = problem.conns.map(({ c, src, dst }): PlannedConnection => ({
+    id: c.id,
+    job: c.job,
+    srcLeaf: fabric.leaves[src]!,
+    dstLeaf: fabric.leaves[dst]!,
+    paths: solution.paths.get(c.id)!.map((p) => ({
+      spine: fabric.spines[p.spine]!,
+      uplinkPort: portOf(fabric.up[src]![p.spine]!, p.up),
+      downlinkPort: portOf(fabric.down[p.spine]![dst]!, p.down),
+    })),
+  }));
+  const hottestLinks = [...solution.loads.keys()]
+    .filter((l) => solution.loads[l]! > 0)
+    .sort((a, b) => solution.loads[b]! - solution.loads[a]! || a - b)
+    .slice(0, 16)
+    .map((l) => ({ link: fabric.linkNames[l]!, load: solution.loads[l]! }));
+  return {
+    connections,
+    qpsPerJob: Object.fromEntries(problem.jobs.map((j) => [j, qps.get(j) ?? 1])),
+    maxLinkLoad: solution.maxLoad,
+    leafBound: problem.leafBound,
+    hottestLinks,
+    intraLeafConnections: problem.intraLeaf,
+    unroutable: problem.unroutable,
+  };
+}
+
+function better(a: Solution, b: Solution, epsilon: number): boolean {
+  if (a.maxLoad < b.maxLoad - epsilon) return true;
+  if (a.maxLoad > b.maxLoad + epsilon) return false;
+  return countAtLeast(a.loads, a.maxLoad - epsilon) < countAtLeast(b.loads, b.maxLoad - epsilon);
+}
+
+function countAtLeast(values: Float64Array, threshold: number): number {
+  let n = 0;
+  for (const v of values) if (v >= threshold) n++;
+  return n;
+}
+
+function maxOf(values: Float64Array): number {
+  let max = 0;
+  for (const v of values) if (v > max) max = v;
+  return max;
+}
+
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
