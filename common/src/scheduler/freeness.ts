@@ -71,3 +71,30 @@ export function blocksFor(tokens: number, blockSizeTokens: number): number {
 export function idleLoad(kvBlocksTotal: number, blockSizeTokens = 16): InstanceLoad {
   return { kvBlocksTotal, kvBlocksUsed: 0, blockSizeTokens, runningRequests: 0, queuedRequests: 0, headOfLineDemandBlocks: 0, highPriorityRunning: 0, draining: false, outstandingPromptTokens: 0 };
 }
+
+/**
+ * F as the migration and scaling policies see it (issue 11), after the Llumnix artifact's migrate-side load
+ * (AlibabaPAI/llumnix, osdi24ae branch, vllm/instance_info.py, `compute_instance_load` under `consumed_speed`):
+ * - an instance with nothing running and nothing waiting is infinitely free (+∞): the best destination, never a
+ *   source (the artifact's load −∞);
+ * - de-fragmentation on (the artifact's `enable_load_control_prefill`): the head-of-line waiting request counts its
+ *   full demand in Σ V and one more request in B, so an instance whose queue cannot be admitted becomes a source
+ *   and migration makes room for it; off: only running requests count;
+ * - priority on: each high-priority running request reserves its headroom (as in dispatch); off: no headroom;
+ * - draining: −∞, a source of all its requests.
+ */
+export interface MigrationFreenessOptions {
+  defragmentation: boolean;
+  priority: boolean;
+  freeness: FreenessConfig;
+}
+
+export function migrationFreeness(load: InstanceLoad, options: MigrationFreenessOptions): number {
+  if (load.draining) return Number.NEGATIVE_INFINITY;
+  const counted = options.defragmentation && load.queuedRequests > 0;
+  const requests = load.runningRequests + (counted ? 1 : 0);
+  if (requests === 0) return Number.POSITIVE_INFINITY;
+  const headroom = options.priority ? load.highPriorityRunning * options.freeness.highPriorityHeadroomFraction * load.kvBlocksTotal : 0;
+  const usage = load.kvBlocksUsed + (counted ? load.headOfLineDemandBlocks : 0) + headroom;
+  return (load.kvBlocksTotal - usage) / requests;
+}
