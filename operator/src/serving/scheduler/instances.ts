@@ -28,6 +28,8 @@ export interface LiveInstance {
   /** TTFT and TPOT the instance last reported (ms; 0 before its first request). */
   ttftMs: number;
   tpotMs: number;
+  /** KV blocks the whole waiting queue needs. */
+  waitingDemandBlocks: number;
 }
 
 /** LoadEntry fields a migrate-capable instance adds (the contract's names; optional on the wire). */
@@ -72,6 +74,7 @@ export function liveInstances(reports: readonly ReportedLoad[], pods: readonly O
       reportedUnixMs: r.unixMs,
       ttftMs: r.ttftMs,
       tpotMs: r.tpotMs,
+      waitingDemandBlocks: r.waitingDemandBlocks ?? 0,
     });
   }
   return out.sort((a, b) => a.index - b.index || a.id.localeCompare(b.id));

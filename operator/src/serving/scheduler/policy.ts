@@ -1,51 +1,12 @@
 /**
- * The pure Llumnix policies the scheduler loop runs, as the contract between workstreams names them
- * (common/src/scheduler/migration-policy.ts and autoscale-policy.ts). The loop takes them through its constructor,
- * so its tests can drive it with small stand-ins.
- *
- * TODO(#11): import these from common/src/scheduler/ once "sched-bench" has committed them.
+ * The pure Llumnix policies the scheduler loop runs (common/src/scheduler/migration-policy.ts and
+ * autoscale-policy.ts), handed to the loop through its constructor so its tests can drive it with stand-ins.
  */
-import type { InstanceLoad } from "../../../../common/src/scheduler/freeness.js";
+import { decideScaling, DEFAULT_AUTOSCALE_CONFIG, type AutoscaleConfig, type ScalingDecision, type ScalingInput } from "../../../../common/src/scheduler/autoscale-policy.js";
+import { DEFAULT_MIGRATION_POLICY, planMigrations, type MigrationInstance, type MigrationPolicyConfig, type PlannedMigration } from "../../../../common/src/scheduler/migration-policy.js";
 
-export interface MigrationCandidate {
-  requestId: string;
-  blocks: number;
-  priority: number;
-  outputTokens: number;
-}
-
-export interface MigrationInstance {
-  id: string;
-  load: InstanceLoad;
-  candidates: readonly MigrationCandidate[];
-  migrating: boolean;
-}
-
-export interface PlannedMigration {
-  requestId: string;
-  sourceId: string;
-  destinationId: string;
-  blocks: number;
-  reason: string;
-}
-
-export type MigrationPolicyConfig = Record<string, unknown>;
-
-export interface ScalingInput {
-  role: string;
-  instances: readonly { id: string; load: InstanceLoad }[];
-  /** Share of recent reports within both SLO targets, when known. */
-  sloAttainmentPercent?: number;
-}
-
-export interface ScalingDecision {
-  kind: "up" | "down" | "hold";
-  role: string;
-  reason: string;
-  drainInstanceId?: string;
-}
-
-export type AutoscaleConfig = Record<string, unknown>;
+export type { MigrationCandidate, MigrationInstance, MigrationPolicyConfig, PlannedMigration } from "../../../../common/src/scheduler/migration-policy.js";
+export type { AutoscaleConfig, ScalingDecision, ScalingInput, ScalingPool, SloAttainment } from "../../../../common/src/scheduler/autoscale-policy.js";
 
 export interface SchedulerPolicies {
   planMigrations(instances: readonly MigrationInstance[], config: MigrationPolicyConfig): PlannedMigration[];
@@ -53,3 +14,10 @@ export interface SchedulerPolicies {
   migrationConfig: MigrationPolicyConfig;
   autoscaleConfig: AutoscaleConfig;
 }
+
+export const DEFAULT_SCHEDULER_POLICIES: SchedulerPolicies = {
+  planMigrations,
+  decideScaling,
+  migrationConfig: DEFAULT_MIGRATION_POLICY,
+  autoscaleConfig: DEFAULT_AUTOSCALE_CONFIG,
+};

@@ -1,20 +1,24 @@
 /**
- * What the operator does with the autoscale policy's decision (pure): the decision (common/src/scheduler/
- * autoscale-policy.ts) says a role is too loaded or too idle; this applies the bounds the policy does not know of.
+ * Between the autoscale policy (common/src/scheduler/autoscale-policy.ts, pure) and the deployment (pure too):
+ * the policy's input from what the operator sees, and its decision as new desired counts.
  *
- * - spec.scaling: every pool keeps at least minInstances and at most maxInstances; the whole deployment holds at
- *   most maxGpus GPUs.
- * - Capacity: a scale-up happens only when the new instances fit in the GPUs free now, placed by the same packer
- *   and free-GPU figures the rollout creates pods with (pools.ts placeGroups over planner-bridge.ts
- *   placementNodes), so the operator never asks for GPUs the cluster cannot give.
- * - Disaggregated plans keep the planner's P:D ratio as a bound: neither pool may grow past what the other pool's
- *   size implies at that ratio, rounded up (D ≤ ⌈P·d/p⌉ and P ≤ ⌈D·p/d⌉). A scale-up of one pool that would cross
- *   it adds the other pool's instances too (in one step, if both fit); a scale-down that would cross it holds.
- * - One scale-in at a time: while an instance drains, nothing else scales.
+ * - Pools: one per role of the plan, with the instances that report load; an instance this operator is draining
+ *   counts as draining even before its report says so (one scale-in at a time). Instances wanted but not yet
+ *   reporting are `startingInstances`.
+ * - Bounds: spec.scaling's minInstances and maxInstances per pool; maxGpus and the free GPUs both go into
+ *   `capacityInstances`, the number of further instances of the pool the cluster can place now: the pool's
+ *   groups are placed by the same packer and free-GPU figures the rollout creates pods with (pools.ts placeGroups
+ *   over planner-bridge.ts placementNodes), after the instances wanted but not created yet, so the operator never
+ *   asks for GPUs the cluster cannot give.
+ * - The plan's replicas are the P:D ratio the policy bounds disaggregated pools by.
+ * Low node-affinity plans are placed by unit (a prefill and a decode segment per stage on one node); scaling them
+ * is not done (they hold, and the decision says so).
  */
+import type { InstanceLoad } from "../../../../common/src/scheduler/freeness.js";
 import type { FreeNode } from "../distserve/packing.js";
 import { placeGroups, planRoles, type PlannedGroup, type Role, type StatusPlan } from "../pools.js";
-import type { ScalingDecision } from "./policy.js";
+import type { LiveInstance } from "./instances.js";
+import type { ScalingDecision, ScalingInput, ScalingPool, SloAttainment } from "./policy.js";
 
 export type Desired = Partial<Record<Role, number>>;
 
@@ -24,106 +28,105 @@ export interface ScalingBounds {
   maxGpus?: number;
 }
 
-export interface BoundInput {
-  decision: ScalingDecision;
+/** How far ahead capacity is counted: enough for any one decision, bounded so a huge cluster costs nothing. */
+const MAX_COUNTED_INSTANCES = 16;
+
+export interface PoolsInput {
   plan: StatusPlan;
   desired: Desired;
   bounds: ScalingBounds;
-  /** GPUs free now on the nodes the plan's GPU model offers. */
+  instances: readonly LiveInstance[];
+  /** Leader pods of instances being drained (or drained, pods still there). */
+  drainingPods: ReadonlySet<string>;
+  /** Those instances per role. */
+  drainingPerRole: Partial<Record<Role, number>>;
+  /** GPUs free now on the nodes of the plan's GPU model. */
   free: readonly FreeNode[];
   sdName: string;
   hash: string;
-  /** Instances (leader pod names) of each role that exist now; new instances take the lowest free indices. */
+  /** Indices of the plan's pods per role that exist now (new instances take the lowest free ones). */
   usedIndices: Partial<Record<Role, readonly number[]>>;
-  /** An instance is draining: scale-in in progress. */
-  draining: boolean;
-  /** Running requests per instance id of the role to scale in (to check or choose the instance to drain). */
-  runningById: ReadonlyMap<string, { role: Role; running: number }>;
+  /** Instances per role whose pods exist and are not being deleted (created or not Ready yet included). */
+  podsPerRole: Partial<Record<Role, number>>;
+  slo(role: Role): SloAttainment | undefined;
+  nowMs: number;
+  lastScaledAtMs: number | undefined;
 }
 
+export function scalingInput(input: PoolsInput): ScalingInput {
+  const { plan } = input;
+  const pools: ScalingPool[] = planRoles(plan).map((role) => {
+    const ofRole = input.instances.filter((i) => i.role === role);
+    const instances = ofRole.map((i) => ({
+      id: i.id,
+      load: input.drainingPods.has(i.podName) ? ({ ...i.load, draining: true } satisfies InstanceLoad) : i.load,
+      waitingDemandBlocks: i.waitingDemandBlocks,
+    }));
+    const open = instances.filter((i) => !i.load.draining).length;
+    const desired = input.desired[role] ?? 0;
+    return {
+      role,
+      instances,
+      startingInstances: Math.max(0, desired - open),
+      minInstances: input.bounds.minInstances,
+      maxInstances: input.bounds.maxInstances ?? Number.MAX_SAFE_INTEGER,
+      capacityInstances: capacityInstances(input, role),
+      slo: input.slo(role),
+    };
+  });
+  return {
+    nowMs: input.nowMs,
+    lastScaledAtMs: input.lastScaledAtMs,
+    pools,
+    planReplicas: plan.mode === "disaggregated" && plan.prefill && plan.decode ? { prefill: plan.prefill.replicas, decode: plan.decode.replicas } : undefined,
+  };
+}
+
+/**
+ * Further instances of `role` the cluster can place now, within maxGpus: instances wanted whose pods do not exist
+ * yet are placed first (their GPUs are as good as taken), then as many more as fit, up to MAX_COUNTED_INSTANCES.
+ */
+export function capacityInstances(input: Pick<PoolsInput, "plan" | "desired" | "bounds" | "free" | "sdName" | "hash" | "usedIndices" | "podsPerRole" | "drainingPerRole">, role: Role): number {
+  const { plan } = input;
+  const roles = planRoles(plan);
+  const draining = (r: Role) => input.drainingPerRole[r] ?? 0;
+  // Draining instances hold their GPUs until their pods are gone.
+  const heldGpus = roles.reduce((sum, r) => sum + ((input.desired[r] ?? 0) + draining(r)) * plan[r]!.tp * plan[r]!.pp, 0);
+  const perInstance = plan[role]!.tp * plan[role]!.pp;
+  const budget = input.bounds.maxGpus === undefined ? MAX_COUNTED_INSTANCES : Math.max(0, Math.floor((input.bounds.maxGpus - heldGpus) / perInstance));
+  const pending: PlannedGroup[] = [];
+  const extra: PlannedGroup[] = [];
+  for (const r of roles) {
+    const missing = Math.max(0, (input.desired[r] ?? 0) + draining(r) - (input.podsPerRole[r] ?? 0));
+    const more = r === role ? Math.min(budget, MAX_COUNTED_INSTANCES) : 0;
+    const indices = freeIndices(input.usedIndices[r] ?? [], missing + more);
+    pending.push(...indices.slice(0, missing).map((i) => group(plan, r, i)));
+    extra.push(...indices.slice(missing).map((i) => group(plan, r, i)));
+  }
+  if (extra.length === 0) return 0;
+  const { placed } = placeGroups(input.sdName, input.hash, [...pending, ...extra], input.free);
+  const placedKeys = new Set(placed.map((g) => g.key));
+  // The instances already wanted come first: if they do not all fit, there is no room for more.
+  if (pending.some((g) => !placedKeys.has(g.key))) return 0;
+  return extra.filter((g) => placedKeys.has(g.key)).length;
+}
+
+/** The policy's decision as what to do: the new desired counts, and for a scale-in the instance to drain. */
 export type ScalingAction =
-  | { kind: "up"; role: Role; reason: string; desired: Desired; added: Partial<Record<Role, number>> }
-  | { kind: "down"; role: Role; reason: string; desired: Desired; drainInstanceId: string }
+  | { kind: "up"; role: Role; reason: string; desired: Desired }
+  | { kind: "down"; role: Role; reason: string; desired: Desired; drain: LiveInstance }
   | { kind: "hold"; role: string; reason: string };
 
-export function boundScaling(input: BoundInput): ScalingAction {
-  const { decision, plan } = input;
-  const hold = (reason: string): ScalingAction => ({ kind: "hold", role: decision.role, reason });
-  if (decision.kind === "hold") return hold(decision.reason);
-  if (plan.affinity === "low") return hold(`${decision.reason}; not scaled: low node-affinity plans scale by whole units, which the autoscaler does not do yet`);
+export function actionFor(decision: ScalingDecision, plan: StatusPlan, desired: Desired, instances: readonly LiveInstance[]): ScalingAction {
+  if (decision.kind === "hold") return { kind: "hold", role: decision.role, reason: decision.reason };
   const role = decision.role as Role;
-  if (!planRoles(plan).includes(role)) return hold(`${decision.reason}; not scaled: the plan has no ${decision.role} pool`);
-  if (input.draining) return hold(`${decision.reason}; not scaled: an instance is still draining`);
-  return decision.kind === "up" ? scaleUp(input, role) : scaleDown(input, role);
-}
-
-function scaleUp(input: BoundInput, role: Role): ScalingAction {
-  const { decision, plan, bounds } = input;
-  const desired: Desired = { ...input.desired };
-  desired[role] = (desired[role] ?? 0) + 1;
-  keepRatio(plan, desired, role);
-  const hold = (why: string): ScalingAction => ({ kind: "hold", role, reason: `${decision.reason}; not scaled up: ${why}` });
-  for (const r of planRoles(plan)) {
-    if (bounds.maxInstances !== undefined && (desired[r] ?? 0) > bounds.maxInstances) return hold(`${r} would have ${desired[r]} instances, more than scaling.maxInstances ${bounds.maxInstances}`);
-  }
-  const gpus = gpusOf(plan, desired);
-  if (bounds.maxGpus !== undefined && gpus > bounds.maxGpus) return hold(`${gpus} GPUs would exceed scaling.maxGpus ${bounds.maxGpus}`);
-  const added: Partial<Record<Role, number>> = {};
-  const groups: PlannedGroup[] = [];
-  for (const r of planRoles(plan)) {
-    const more = (desired[r] ?? 0) - (input.desired[r] ?? 0);
-    if (more <= 0) continue;
-    added[r] = more;
-    for (const index of freeIndices(input.usedIndices[r] ?? [], more)) {
-      const { tp, pp } = plan[r]!;
-      groups.push({ key: `${r}-${index}`, instances: [{ role: r, index, tp, pp }], gpus: tp * pp });
-    }
-  }
-  const { blocked } = placeGroups(input.sdName, input.hash, groups, input.free);
-  if (blocked.length > 0) {
-    const needed = groups.map((g) => `${g.key} ${g.gpus} GPU`).join(", ");
-    const freeGpus = input.free.reduce((s, n) => s + n.gpusFree, 0);
-    return hold(`the cluster has no room (${needed} wanted; ${freeGpus} ${plan.gpuModel} GPUs free, none placeable for ${blocked.map((g) => g.key).join(", ")})`);
-  }
-  const also = Object.entries(added).filter(([r]) => r !== role).map(([r, n]) => ` and ${n} ${r} for the P:D ratio`).join("");
-  return { kind: "up", role, reason: `${decision.reason}: +1 ${role}${also}`, desired, added };
-}
-
-function scaleDown(input: BoundInput, role: Role): ScalingAction {
-  const { decision, plan, bounds } = input;
-  const hold = (why: string): ScalingAction => ({ kind: "hold", role, reason: `${decision.reason}; not scaled down: ${why}` });
-  const now = input.desired[role] ?? 0;
-  if (now - 1 < bounds.minInstances) return hold(`${role} is at scaling.minInstances ${bounds.minInstances}`);
-  const desired: Desired = { ...input.desired, [role]: now - 1 };
-  const other = otherRole(role);
-  if (plan.mode === "disaggregated" && other && !withinRatio(plan, desired)) {
-    return hold(`${now - 1} ${role} would be too few for ${desired[other]} ${other} at the plan's P:D ratio ${plan.prefill!.replicas}:${plan.decode!.replicas}`);
-  }
-  const ofRole = [...input.runningById].filter(([, v]) => v.role === role);
-  if (ofRole.length === 0) return hold(`no ${role} instance reports load`);
-  const asked = decision.drainInstanceId;
-  // The policy picks the instance with the fewest running requests; if it names one we do not know, pick it here.
-  const chosen = asked && ofRole.some(([id]) => id === asked) ? asked : [...ofRole].sort((a, b) => a[1].running - b[1].running || a[0].localeCompare(b[0]))[0]![0];
-  return { kind: "down", role, reason: `${decision.reason}: −1 ${role}, draining ${chosen}`, desired, drainInstanceId: chosen };
-}
-
-const otherRole = (role: Role): Role | undefined => (role === "prefill" ? "decode" : role === "decode" ? "prefill" : undefined);
-
-/** D ≤ ⌈P·d/p⌉ and P ≤ ⌈D·p/d⌉ for the plan's p:d (always true for colocated plans). */
-export function withinRatio(plan: StatusPlan, desired: Desired): boolean {
-  if (plan.mode !== "disaggregated" || !plan.prefill || !plan.decode) return true;
-  const p = plan.prefill.replicas;
-  const d = plan.decode.replicas;
-  const P = desired.prefill ?? 0;
-  const D = desired.decode ?? 0;
-  return D <= Math.ceil((P * d) / p - 1e-9) && P <= Math.ceil((D * p) / d - 1e-9);
-}
-
-/** Grows the other pool of a disaggregated plan until the ratio bound holds again after `role` grew. */
-function keepRatio(plan: StatusPlan, desired: Desired, role: Role): void {
-  const other = otherRole(role);
-  if (plan.mode !== "disaggregated" || !other) return;
-  while (!withinRatio(plan, desired)) desired[other] = (desired[other] ?? 0) + 1;
+  if (!planRoles(plan).includes(role)) return { kind: "hold", role: decision.role, reason: `${decision.reason}; the plan has no ${decision.role} pool` };
+  if (plan.affinity === "low") return { kind: "hold", role, reason: `${decision.reason}; not scaled: low node-affinity plans are placed by unit, which the autoscaler does not scale` };
+  const now = desired[role] ?? 0;
+  if (decision.kind === "up") return { kind: "up", role, reason: decision.reason, desired: { ...desired, [role]: now + 1 } };
+  const drain = instances.find((i) => i.id === decision.drainInstanceId && i.role === role);
+  if (!drain) return { kind: "hold", role, reason: `${decision.reason}; instance ${decision.drainInstanceId ?? "(none named)"} does not report load` };
+  return { kind: "down", role, reason: decision.reason, desired: { ...desired, [role]: now - 1 }, drain };
 }
 
 export function gpusOf(plan: StatusPlan, desired: Desired): number {
@@ -137,3 +140,8 @@ export function freeIndices(used: readonly number[], count: number): number[] {
   for (let i = 0; out.length < count; i++) if (!taken.has(i)) out.push(i);
   return out;
 }
+
+const group = (plan: StatusPlan, role: Role, index: number): PlannedGroup => {
+  const { tp, pp } = plan[role]!;
+  return { key: `${role}-${index}`, instances: [{ role, index, tp, pp }], gpus: tp * pp };
+};

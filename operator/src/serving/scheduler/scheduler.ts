@@ -33,8 +33,9 @@ import { observePod, type ObservedPod } from "../rollout.js";
 import { drainProgress } from "./drain.js";
 import { DEFAULT_DIGEST_CONFIG, MigrationEventDigest, type DigestConfig, type MigrationOutcome } from "./event-digest.js";
 import { liveInstances, migrationInstances, MIGRATING_ROLES, type LiveInstance } from "./instances.js";
-import type { PlannedMigration, ScalingDecision, ScalingInput, SchedulerPolicies } from "./policy.js";
-import { boundScaling, type ScalingAction } from "./scaling.js";
+import type { PlannedMigration, SchedulerPolicies } from "./policy.js";
+import { actionFor, scalingInput, type ScalingAction } from "./scaling.js";
+import { SloWindow } from "./slo.js";
 import type { ScalingMemory } from "./state.js";
 
 export interface SchedulerConfig {
@@ -48,10 +49,8 @@ export interface SchedulerConfig {
   commandTimeoutMs: number;
   /** Past this, a draining instance's pods go even with requests left (an Event says how many). */
   drainDeadlineMs: number;
-  /** No scale-up sooner than this after the last scaling decision. */
-  scaleUpCooldownMs: number;
-  /** No scale-down sooner than this after the last scaling decision. */
-  scaleDownCooldownMs: number;
+  /** SLO attainment is measured over this much recent load reports. */
+  sloWindowMs: number;
   digest: DigestConfig;
 }
 
@@ -61,8 +60,7 @@ export const DEFAULT_SCHEDULER_CONFIG: SchedulerConfig = {
   migrationTimeoutMs: 30_000,
   commandTimeoutMs: 5_000,
   drainDeadlineMs: 600_000,
-  scaleUpCooldownMs: 30_000,
-  scaleDownCooldownMs: 60_000,
+  sloWindowMs: 60_000,
   digest: DEFAULT_DIGEST_CONFIG,
 };
 
@@ -106,6 +104,7 @@ export class ServingScheduler {
   /** Drain commands in flight, by instance id. */
   private readonly draining = new Set<string>();
   private readonly seen = new Set<string>();
+  private readonly slo = new Map<string, SloWindow>();
   private timer: unknown;
   private running = false;
 
@@ -311,44 +310,57 @@ export class ServingScheduler {
     sd: ServingDeployment, key: string, plan: StatusPlan, hash: string, state: ServingScalingStatus, instances: readonly LiveInstance[], observed: readonly ObservedPod[], nowMs: number,
     freeNodes: (gpuModel: string, own: readonly ObservedPod[]) => { nodeName: string; gpusFree: number }[],
   ): void {
-    // Only a settled deployment is judged: every desired instance Ready and reporting, no rollout under way.
-    if (sd.status?.phase !== ServingPhase.Available || sd.status.observedGeneration !== sd.metadata.generation) return;
-    const roles = planRoles(plan);
-    for (const role of roles) {
-      const reporting = instances.filter((i) => i.role === role && !i.load.draining).length;
-      const drainingOfRole = (state.draining ?? []).filter((d) => d.role === role).length;
-      if (reporting + drainingOfRole < (state.desired[role] ?? 0)) return;
-    }
-    const decisions = roles.map((role) => this.deps.policies.decideScaling(scalingInput(role, instances, sd), this.deps.policies.autoscaleConfig));
-    const decision = decisions.find((d) => d.kind === "up") ?? decisions.find((d) => d.kind === "down") ?? decisions[0];
-    if (!decision || decision.kind === "hold") return;
-    const lastMs = state.lastDecision && state.lastDecision.kind !== "hold" ? Date.parse(state.lastDecision.time) : Number.NEGATIVE_INFINITY;
-    if (nowMs - lastMs < (decision.kind === "up" ? this.config.scaleUpCooldownMs : this.config.scaleDownCooldownMs)) return;
+    // A deployment is judged only once its reconcile has caught up with its spec.
+    if (sd.status?.observedGeneration !== sd.metadata.generation) return;
+    const slo = this.sloWindow(key);
+    for (const i of instances) slo.add({ id: i.id, role: i.role, reportedUnixMs: i.reportedUnixMs, ttftMs: i.ttftMs, tpotMs: i.tpotMs, busy: i.load.runningRequests + i.load.queuedRequests > 0 }, sd.spec.slo, nowMs);
+    slo.retain(new Set(instances.map((i) => i.id)));
+    const drains = state.draining ?? [];
     const usedIndices: Partial<Record<Role, number[]>> = {};
-    for (const p of observed) if (p.hash === hash) (usedIndices[p.role] ??= []).push(p.index);
-    const action = boundScaling({
-      decision,
+    const podsPerRole: Partial<Record<Role, number>> = {};
+    for (const p of observed) {
+      if (p.hash !== hash || p.worker !== 0) continue;
+      (usedIndices[p.role] ??= []).push(p.index);
+      if (!p.deleting) podsPerRole[p.role] = (podsPerRole[p.role] ?? 0) + 1;
+    }
+    const drainingPerRole: Partial<Record<Role, number>> = {};
+    for (const d of drains) drainingPerRole[d.role] = (drainingPerRole[d.role] ?? 0) + 1;
+    const last = state.lastDecision;
+    const input = scalingInput({
       plan,
       desired: state.desired,
       bounds: sd.spec.scaling,
+      instances,
+      drainingPods: new Set(drains.map((d) => d.pod)),
+      drainingPerRole,
       free: freeNodes(plan.gpuModel, observed),
       sdName: sd.metadata.name!,
       hash,
       usedIndices,
-      draining: (state.draining ?? []).length > 0,
-      runningById: new Map(instances.filter((i) => !i.load.draining).map((i) => [i.id, { role: i.role, running: i.load.runningRequests }])),
+      podsPerRole,
+      slo: (role) => slo.attainment(role, sd.spec.slo.attainmentPercent, nowMs),
+      nowMs,
+      lastScaledAtMs: last && last.kind !== "hold" ? Date.parse(last.time) : undefined,
     });
-    this.carryOut(sd, key, state, action, decision, instances, nowMs);
+    const decision = this.deps.policies.decideScaling(input, this.deps.policies.autoscaleConfig);
+    this.carryOut(sd, key, state, actionFor(decision, plan, state.desired, instances), nowMs);
   }
 
-  private carryOut(sd: ServingDeployment, key: string, state: ServingScalingStatus, action: ScalingAction, decision: ScalingDecision, instances: readonly LiveInstance[], nowMs: number): void {
+  private sloWindow(key: string): SloWindow {
+    let w = this.slo.get(key);
+    if (!w) this.slo.set(key, (w = new SloWindow(this.config.sloWindowMs)));
+    return w;
+  }
+
+  private carryOut(sd: ServingDeployment, key: string, state: ServingScalingStatus, action: ScalingAction, nowMs: number): void {
     const id = { namespace: sd.metadata.namespace!, name: sd.metadata.name! };
     const time = new Date(nowMs).toISOString();
     const lastDecision = { kind: action.kind, role: action.role, reason: action.reason, time };
     if (action.kind === "hold") {
-      // The policy asked and a bound refused: say so once per distinct reason, not every tick.
+      // Holds are the common case; only one that says a pool wanted to move and a bound refused is worth status
+      // (and then once per distinct reason, not every period).
+      if (!/, but |; not scaled|does not report/.test(action.reason)) return;
       if (state.lastDecision?.kind === "hold" && state.lastDecision.reason === action.reason) return;
-      this.deps.metrics.servingScalingDecisionsTotal.inc({ ...id, role: action.role, kind: `held_${decision.kind}` });
       this.deps.memory.set(sd.metadata.uid!, { ...state, lastDecision });
       this.deps.enqueue(key);
       this.record(sd, "Normal", ScalingEventReason.ScaleBlocked, action.reason);
@@ -357,16 +369,17 @@ export class ServingScheduler {
     this.deps.metrics.servingScalingDecisionsTotal.inc({ ...id, role: action.role, kind: action.kind });
     if (action.kind === "up") {
       this.deps.memory.set(sd.metadata.uid!, { ...state, desired: action.desired, lastDecision });
-      this.record(sd, "Normal", ScalingEventReason.ScaledUp, action.reason);
+      this.record(sd, "Normal", ScalingEventReason.ScaledUp, `${action.role} ${state.desired[action.role] ?? 0} → ${action.desired[action.role]}: ${action.reason}`);
     } else {
-      const instance = instances.find((i) => i.id === action.drainInstanceId)!;
+      const instance = action.drain;
       const entry = {
         pod: instance.podName, role: instance.role, index: instance.index, state: DrainState.Draining,
         startedTime: time, deadlineTime: new Date(nowMs + this.config.drainDeadlineMs).toISOString(), requestsLeft: instance.load.runningRequests + instance.load.queuedRequests,
       };
       this.deps.memory.set(sd.metadata.uid!, { ...state, desired: action.desired, lastDecision, draining: [...(state.draining ?? []), entry] });
       this.sendDrain(sd, instance);
-      this.record(sd, "Normal", ScalingEventReason.ScalingDown, `${action.reason} (pod ${instance.podName}, ${instance.load.runningRequests} running and ${instance.load.queuedRequests} queued requests to move out)`);
+      this.record(sd, "Normal", ScalingEventReason.ScalingDown,
+        `${action.role} ${state.desired[action.role] ?? 0} → ${action.desired[action.role]}: ${action.reason}; draining ${instance.id} (pod ${instance.podName}: ${instance.load.runningRequests} running and ${instance.load.queuedRequests} queued requests to move out)`);
     }
     this.deps.logger.info({ sd: key, kind: action.kind, role: action.role, reason: action.reason }, "serving autoscaler decided");
     this.deps.enqueue(key);
@@ -387,17 +400,6 @@ function ownPods(sd: ServingDeployment, pods: readonly V1Pod[], nowMs: number): 
     if (o) out.push(o);
   }
   return out;
-}
-
-/**
- * The autoscale policy's input for one role: its instances' loads, and SLO attainment as the share of instances
- * whose latest reported TTFT and TPOT are within the spec's targets (the read model keeps the latest report per
- * instance, not per request).
- */
-function scalingInput(role: Role, instances: readonly LiveInstance[], sd: ServingDeployment): ScalingInput {
-  const ofRole = instances.filter((i) => i.role === role);
-  const within = ofRole.filter((i) => i.ttftMs <= sd.spec.slo.ttftMs && i.tpotMs <= sd.spec.slo.tpotMs).length;
-  return { role, instances: ofRole.map((i) => ({ id: i.id, load: i.load })), sloAttainmentPercent: ofRole.length > 0 ? (100 * within) / ofRole.length : undefined };
 }
 
 const names = (m: PlannedMigration, source: LiveInstance, destination: LiveInstance) => ({ requestId: m.requestId, source: source.podName, destination: destination.podName });
