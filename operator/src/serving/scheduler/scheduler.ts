@@ -18,7 +18,7 @@
 import { randomUUID } from "node:crypto";
 import type { V1Node, V1Pod } from "@kubernetes/client-node";
 import { OwnedLabel } from "../../../../crds/src/reasons.js";
-import { DrainState, ServingPhase, type ServingDeployment, type ServingScalingStatus } from "../../../../crds/src/serving-deployment.js";
+import { DrainState, type ServingDeployment, type ServingScalingStatus } from "../../../../crds/src/serving-deployment.js";
 import type { SendWorkerCommandResponse__Output } from "../../../../agent/src/grpc/generated/gpufleet/agent/v1/SendWorkerCommandResponse.js";
 import type { WorkerCommand } from "../../../../agent/src/grpc/generated/gpufleet/worker/v1/WorkerCommand.js";
 import { summarizeCapacity } from "../../cluster/capacity.js";
