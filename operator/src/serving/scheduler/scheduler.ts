@@ -343,6 +343,8 @@ export class ServingScheduler {
       lastScaledAtMs: last && last.kind !== "hold" ? Date.parse(last.time) : undefined,
     });
     const decision = this.deps.policies.decideScaling(input, this.deps.policies.autoscaleConfig);
+    // One scale-in at a time, whatever the policy says (it sees drains only once instances report them).
+    if (decision.kind === "down" && drains.length > 0) return;
     this.carryOut(sd, key, state, actionFor(decision, plan, state.desired, instances), nowMs);
   }
 
