@@ -127,7 +127,7 @@ describe("ServingScheduler: migrations", () => {
     await w.settle();
     expect(await w.metric("gpufleet_operator_serving_migrations_total", { outcome: "completed" })).toBe(1);
     expect(await w.metric("gpufleet_operator_serving_migrations_in_flight")).toBe(0);
-    expect(await w.metrics.registry.getSingleMetricAsString("gpufleet_operator_serving_migration_downtime_seconds")).toMatch(/_sum 0\.0075\n[^]*_count 1\n/);
+    expect(await w.metrics.registry.getSingleMetricAsString("gpufleet_operator_serving_migration_downtime_seconds")).toMatch(/_sum 0\.0075\n[^]*_count 1$/);
     expect(w.events).toEqual([{ type: "Normal", reason: "MigrationCompleted", message: `migrated request r1 from chat-${HASH}-c0 to chat-${HASH}-c1, downtime 7.5 ms` }]);
     // Both ends are free again: the next period sends the next move.
     w.planned = [move("r2", 0, 2)];
