@@ -95,6 +95,10 @@ export const ScalingSchema = Type.Object(
     minInstances: Type.Integer({ minimum: 1, default: 1, description: "Fewest serving instances per pool." }),
     maxInstances: Type.Optional(Type.Integer({ minimum: 1, description: "Most instances per pool." })),
     maxGpus: Type.Optional(Type.Integer({ minimum: 1, description: "Most GPUs the deployment may hold." })),
+    autoscale: Type.Optional(Type.Boolean({
+      default: false,
+      description: "Scale each pool on measured load (Llumnix freeness, SLO attainment) within these bounds and the free GPUs; scale-in drains an instance by migration before its pod goes. Off: the planner's replica counts.",
+    })),
   },
   { ...cel({ rule: "!has(self.maxInstances) || self.minInstances <= self.maxInstances", message: "scaling.minInstances must not exceed scaling.maxInstances" }), default: {} },
 );
@@ -120,6 +124,62 @@ const PhasePlanSchema = Type.Object({
 export const ServingPhase = { Pending: "Pending", Progressing: "Progressing", Available: "Available", Degraded: "Degraded", Failed: "Failed" } as const;
 export type ServingPhase = (typeof ServingPhase)[keyof typeof ServingPhase];
 
+/** Roles a serving instance can have (the plan's pools). */
+export const ServingRoles = ["prefill", "decode", "colocated"] as const;
+
+/** How the autoscaler's last decision went (operator/src/serving/scheduler/). */
+export const ScalingDecisionKind = { up: "up", down: "down", hold: "hold" } as const;
+export type ScalingDecisionKind = (typeof ScalingDecisionKind)[keyof typeof ScalingDecisionKind];
+
+/** Where a scale-in drain stands: requests moving out, or empty (or past its deadline) and its pods going. */
+export const DrainState = { Draining: "Draining", Drained: "Drained" } as const;
+export type DrainState = (typeof DrainState)[keyof typeof DrainState];
+
+const InstancesPerRoleSchema = Type.Object({
+  prefill: Type.Optional(Type.Integer({ minimum: 0 })),
+  decode: Type.Optional(Type.Integer({ minimum: 0 })),
+  colocated: Type.Optional(Type.Integer({ minimum: 0 })),
+});
+
+/**
+ * The autoscaler's state, kept in status so a new leader continues from it: instances wanted per role (the
+ * planner's replicas at first, then the autoscaler's), its last decision, and the instances being drained for a
+ * scale-in. Reset to the planner's replicas when the plan or the spec changes.
+ */
+export const ServingScalingStatusSchema = Type.Object({
+  /** Hash of the plan (with the engine) these counts apply to: the running pods' gpufleet.io/plan-hash. */
+  planHash: Type.String(),
+  /** metadata.generation these counts were set for; a spec change resets them to the planner's. */
+  generation: Type.Integer(),
+  /** Instances wanted per role; the planner's replicas until the autoscaler decides otherwise. */
+  desired: InstancesPerRoleSchema,
+  lastDecision: Type.Optional(
+    Type.Object({
+      kind: StringEnum(Object.values(ScalingDecisionKind)),
+      role: Type.String(),
+      reason: Type.String(),
+      time: Type.String({ format: "date-time" }),
+    }),
+  ),
+  /** Instances leaving by scale-in: drained by migration, their pods deleted once empty (or past the deadline). */
+  draining: Type.Optional(
+    Type.Array(
+      Type.Object({
+        pod: Type.String({ description: "Leader pod of the instance." }),
+        role: StringEnum(ServingRoles),
+        index: Type.Integer({ minimum: 0 }),
+        state: StringEnum(Object.values(DrainState)),
+        startedTime: Type.String({ format: "date-time" }),
+        deadlineTime: Type.String({ format: "date-time", description: "Past it the pod goes even with requests left (an Event counts them)." }),
+        /** Requests the instance still held at its last report (running + queued). */
+        requestsLeft: Type.Optional(Type.Integer({ minimum: 0 })),
+      }),
+      { maxItems: 64 },
+    ),
+  ),
+});
+export type ServingScalingStatus = Static<typeof ServingScalingStatusSchema>;
+
 export const ServingDeploymentStatusSchema = Type.Object({
   observedGeneration: Type.Optional(Type.Integer()),
   phase: Type.Optional(StringEnum(Object.values(ServingPhase))),
@@ -144,6 +204,7 @@ export const ServingDeploymentStatusSchema = Type.Object({
   ),
   readyInstances: Type.Optional(Type.Integer()),
   desiredInstances: Type.Optional(Type.Integer()),
+  scaling: Type.Optional(ServingScalingStatusSchema),
   conditions: Type.Optional(ConditionsSchema),
 });
 export type ServingDeploymentStatus = Static<typeof ServingDeploymentStatusSchema>;

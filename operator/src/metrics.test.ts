@@ -21,4 +21,16 @@ describe("OperatorMetrics.observeResources", () => {
     sds = [];
     expect(await metrics.registry.metrics()).not.toContain('name="chat"');
   });
+
+  it("exports the autoscaler's desired instances per role and its drains from status.scaling", async () => {
+    const metrics = new OperatorMetrics({ defaultMetrics: false });
+    const drain = { pod: "chat-h-d0", role: "decode", index: 0, startedTime: "2026-01-01T00:00:00Z", deadlineTime: "2026-01-01T00:10:00Z" };
+    const scaled = { ...sd, status: { ...sd.status, scaling: { planHash: "h", generation: 1, desired: { prefill: 1, decode: 3 }, draining: [{ ...drain, state: "Draining" }] } } } as ServingDeployment;
+    metrics.observeResources({ servingDeployments: () => [scaled], trainingJobs: () => [] });
+    const text = await metrics.registry.metrics();
+    expect(text).toContain('gpufleet_operator_serving_desired_instances{namespace="ns",name="chat",role="decode"} 3');
+    expect(text).toContain('gpufleet_operator_serving_desired_instances{namespace="ns",name="chat",role="prefill"} 1');
+    expect(text).toContain('gpufleet_operator_serving_draining_instances{namespace="ns",name="chat",state="Draining"} 1');
+    expect(text).toContain('gpufleet_operator_serving_draining_instances{namespace="ns",name="chat",state="Drained"} 0');
+  });
 });

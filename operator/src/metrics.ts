@@ -210,6 +210,49 @@ export class OperatorMetrics {
     registers: [this.registry],
   });
 
+  // Llumnix scheduling of serving instances: migrations and autoscaling (operator/src/serving/scheduler/).
+  readonly servingMigrationsTotal = new Counter({
+    name: "gpufleet_operator_serving_migrations_total",
+    help: "Live migrations the operator ordered, by deployment and outcome: completed (the destination owns the request) | failed (the worker tried; the request stays on its source) | rejected (the worker refused before any effect) | unreachable (the command did not reach the worker).",
+    labelNames: ["namespace", "name", "outcome"] as const,
+    registers: [this.registry],
+  });
+
+  readonly servingMigrationsInFlight = new Gauge({
+    name: "gpufleet_operator_serving_migrations_in_flight",
+    help: "MigrateOut commands sent and not yet answered, by deployment.",
+    labelNames: ["namespace", "name"] as const,
+    registers: [this.registry],
+  });
+
+  readonly servingMigrationDowntimeSeconds = new Histogram({
+    name: "gpufleet_operator_serving_migration_downtime_seconds",
+    help: "Downtime of completed migrations as the source worker reported it (the request's stop-and-copy pause).",
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [this.registry],
+  });
+
+  readonly servingScalingDecisionsTotal = new Counter({
+    name: "gpufleet_operator_serving_scaling_decisions_total",
+    help: "Autoscaler decisions carried out, by deployment, role and kind (up | down), and bounded holds (kind held_up | held_down: the policy asked, a bound of spec.scaling, capacity or the P:D ratio refused).",
+    labelNames: ["namespace", "name", "role", "kind"] as const,
+    registers: [this.registry],
+  });
+
+  readonly servingDesiredInstances = new Gauge({
+    name: "gpufleet_operator_serving_desired_instances",
+    help: "Instances wanted per role (status.scaling.desired: the planner's replicas, or the autoscaler's), by deployment and role.",
+    labelNames: ["namespace", "name", "role"] as const,
+    registers: [this.registry],
+  });
+
+  readonly servingDrainingInstances = new Gauge({
+    name: "gpufleet_operator_serving_draining_instances",
+    help: "Instances leaving by scale-in, by deployment and state (Draining: requests moving out | Drained: its pods going).",
+    labelNames: ["namespace", "name", "state"] as const,
+    registers: [this.registry],
+  });
+
   constructor(options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: "gpufleet_operator_" });
   }
@@ -220,7 +263,7 @@ export class OperatorMetrics {
    */
   observeResources(sources: ResourceSources): void {
     const refresh = () => {
-      for (const gauge of [this.resources, this.servingGoodputPerGpu, this.servingInstances, this.servingGpus, this.trainingRestarts, this.trainingPredictedStepSeconds, this.trainingLastCheckpointStep]) gauge.reset();
+      for (const gauge of [this.resources, this.servingGoodputPerGpu, this.servingInstances, this.servingGpus, this.servingDesiredInstances, this.servingDrainingInstances, this.trainingRestarts, this.trainingPredictedStepSeconds, this.trainingLastCheckpointStep]) gauge.reset();
       const phases = new Map<string, number>();
       const countPhase = (kind: string, phase: string | undefined) => phases.set(`${kind}|${phase ?? "Unknown"}`, (phases.get(`${kind}|${phase ?? "Unknown"}`) ?? 0) + 1);
       for (const sd of sources.servingDeployments()) {
@@ -234,6 +277,8 @@ export class OperatorMetrics {
         }
         if (sd.status?.readyInstances !== undefined) this.servingInstances.set({ ...id, state: "ready" }, sd.status.readyInstances);
         if (sd.status?.desiredInstances !== undefined) this.servingInstances.set({ ...id, state: "desired" }, sd.status.desiredInstances);
+        for (const [role, count] of Object.entries(sd.status?.scaling?.desired ?? {})) this.servingDesiredInstances.set({ ...id, role }, count);
+        for (const state of ["Draining", "Drained"]) this.servingDrainingInstances.set({ ...id, state }, (sd.status?.scaling?.draining ?? []).filter((d) => d.state === state).length);
       }
       for (const job of sources.trainingJobs()) {
         countPhase("TrainingJob", job.status?.phase);

@@ -22,6 +22,9 @@ import type { Logger } from "./runtime/logger.js";
 import { startHealthServer } from "./runtime/server.js";
 import { ServingDeploymentReconciler, type ServingExecutor } from "./serving/controller.js";
 import { createClusterServingExecutor } from "./serving/executor/cluster.js";
+import { DEFAULT_SCHEDULER_POLICIES, type SchedulerPolicies } from "./serving/scheduler/policy.js";
+import { ServingScheduler, type SchedulerConfig } from "./serving/scheduler/scheduler.js";
+import { ScalingMemory } from "./serving/scheduler/state.js";
 import { TrainingJobReconciler, type TrainingGangStep } from "./training/controller.js";
 import { createTrainingGangStep } from "./training/gang-step.js";
 import { FabricTopologyReconciler } from "./traffic/controller.js";
@@ -52,6 +55,8 @@ export interface OperatorOptions {
   trainingGangStep?: TrainingGangStep;
   /** Read-model and consumer limits (tests use small windows). */
   telemetry?: Pick<TelemetryOptions, "readModelLimits" | "consumerLimits">;
+  /** Serving scheduler settings and policies beyond the config (tests use short cooldowns). */
+  scheduler?: { config?: Partial<SchedulerConfig>; policies?: Partial<SchedulerPolicies> };
 }
 
 function customResourceInformer<T extends KubernetesObject>(kubeConfig: KubeConfig, plural: string, logger: Logger, metrics: OperatorMetrics): ResilientInformer<T> {
@@ -97,14 +102,27 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorH
   else logger.info("telemetry off: no natsUrl configured (GPUFLEET_NATS_URL); TrainingJob checkpoints and agent load are not read");
 
   const deps = { nodes, pods, applier, events, clock };
+  const scaling = new ScalingMemory();
   const serving = new Controller({
     reconciler: new ServingDeploymentReconciler({
       ...deps,
       servingDeployments,
-      executor: options.servingExecutor ?? createClusterServingExecutor({ kubeConfig, applier, pods, clock, logger: logger.child({ controller: "servingdeployment" }), workerSocketDir: config.workerSocketDir }),
+      executor: options.servingExecutor ?? createClusterServingExecutor({ kubeConfig, applier, pods, clock, logger: logger.child({ controller: "servingdeployment" }), workerSocketDir: config.workerSocketDir, scaling }),
     }),
     metrics,
     logger,
+  });
+  // Migration and autoscaling (leader only, beside the controllers): decisions go to `scaling`, which the
+  // serving executor rolls out and writes to status.
+  const scheduler = new ServingScheduler({
+    servingDeployments, pods, nodes, events, metrics, clock,
+    telemetry: telemetry.views,
+    agents: agentCommands.pool,
+    logger: logger.child({ component: "serving-scheduler" }),
+    memory: scaling,
+    enqueue: (key) => serving.enqueue(key),
+    policies: { ...DEFAULT_SCHEDULER_POLICIES, ...options.scheduler?.policies },
+    config: { periodMs: config.schedulerPeriodMs, drainDeadlineMs: config.drainDeadlineMs, migrationTimeoutMs: config.migrationTimeoutMs, commandTimeoutMs: config.agentCallTimeoutMs, ...options.scheduler?.config },
   });
   const training = new Controller({
     reconciler: new TrainingJobReconciler({
@@ -146,6 +164,7 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorH
     metrics.leader.set(1);
     agentCommands.lead();
     for (const c of controllers) c.start();
+    scheduler.start();
     void telemetry.startLeading();
     resync();
   };
@@ -167,6 +186,7 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorH
         metrics.leader.set(0);
         agentCommands.follow();
         for (const c of controllers) void c.stop();
+        void scheduler.stop();
         void telemetry.stopLeading();
         options.onLostLeadership?.();
       },
@@ -201,7 +221,7 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorH
     async stop() {
       stopped = true;
       clock.clearTimeout(resyncHandle);
-      await Promise.all([...controllers.map((c) => c.stop()), telemetry.close()]);
+      await Promise.all([...controllers.map((c) => c.stop()), scheduler.stop(), telemetry.close()]);
       await elector?.stop();
       agentCommands.stop();
       metrics.leader.set(0);

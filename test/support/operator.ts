@@ -153,7 +153,7 @@ export async function startInProcessOperator(
   cluster: { kubeConfig: KubeConfig; kubeconfigPath: string },
   identity: string,
   /** natsUrl turns telemetry on; durablePrefix keeps this operator's JetStream consumers apart from other tests'. */
-  telemetry: { natsUrl?: string; durablePrefix?: string; options?: OperatorOptions["telemetry"] } = {},
+  telemetry: { natsUrl?: string; durablePrefix?: string; options?: OperatorOptions["telemetry"]; scheduler?: OperatorOptions["scheduler"] } = {},
 ): Promise<OperatorHandle> {
   await installCrds(cluster.kubeconfigPath);
   const config = loadOperatorConfig({
@@ -161,5 +161,5 @@ export async function startInProcessOperator(
     ...(telemetry.natsUrl ? { GPUFLEET_NATS_URL: telemetry.natsUrl } : {}),
     ...(telemetry.durablePrefix ? { GPUFLEET_TELEMETRY_DURABLE_PREFIX: telemetry.durablePrefix } : {}),
   });
-  return startOperator({ config, kubeConfig: cluster.kubeConfig, logger: silentLogger, ...(telemetry.options ? { telemetry: telemetry.options } : {}) });
+  return startOperator({ config, kubeConfig: cluster.kubeConfig, logger: silentLogger, ...(telemetry.options ? { telemetry: telemetry.options } : {}), ...(telemetry.scheduler ? { scheduler: telemetry.scheduler } : {}) });
 }

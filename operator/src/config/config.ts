@@ -35,6 +35,12 @@ export const OperatorConfigSchema = Type.Object({
   certReloadIntervalMs: Type.Integer({ minimum: 100, default: 30_000 }),
   /** Default deadline of one operator → agent call, retries included. */
   agentCallTimeoutMs: Type.Integer({ minimum: 100, default: 5_000 }),
+  /** How often the serving scheduler (migration, autoscaling) runs on the leader. */
+  schedulerPeriodMs: Type.Integer({ minimum: 100, default: 1_000 }),
+  /** A scale-in's draining instance is deleted with requests still on it only after this long (an Event counts them). */
+  drainDeadlineMs: Type.Integer({ minimum: 1_000, default: 600_000 }),
+  /** Deadline of one MigrateOut command (the worker answers when the migration committed or aborted). */
+  migrationTimeoutMs: Type.Integer({ minimum: 100, default: 30_000 }),
 });
 export type OperatorConfig = Static<typeof OperatorConfigSchema>;
 
@@ -58,6 +64,9 @@ const ENV: Record<keyof OperatorConfig, string> = {
   certCaLifetimeMs: "GPUFLEET_CERT_CA_LIFETIME_MS",
   certReloadIntervalMs: "GPUFLEET_CERT_RELOAD_INTERVAL_MS",
   agentCallTimeoutMs: "GPUFLEET_AGENT_CALL_TIMEOUT_MS",
+  schedulerPeriodMs: "GPUFLEET_SCHEDULER_PERIOD_MS",
+  drainDeadlineMs: "GPUFLEET_DRAIN_DEADLINE_MS",
+  migrationTimeoutMs: "GPUFLEET_MIGRATION_TIMEOUT_MS",
 };
 
 export class ConfigError extends Error {

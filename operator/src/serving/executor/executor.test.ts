@@ -4,6 +4,7 @@ import type { ServingDeployment } from "../../../../crds/src/serving-deployment.
 import type { ClusterCapacity, NodeCapacity } from "../../cluster/capacity.js";
 import type { ServingExecutorOutcome } from "../controller.js";
 import type { ServingPlanInput, ServingPlanOk, ServingPlanResult } from "../distserve/planner.js";
+import { ScalingMemory } from "../scheduler/state.js";
 import { createServingExecutor } from "./executor.js";
 
 function node(name: string, gpusFree = 8): NodeCapacity {
@@ -46,7 +47,11 @@ class Fake {
   inputs: ServingPlanInput[] = [];
   next: ServingPlanResult = answer(1, 2, 5);
 
-  step = createServingExecutor({
+  readonly step: ReturnType<typeof createServingExecutor>;
+  constructor(scaling?: ScalingMemory) {
+    this.step = this.executor(scaling);
+  }
+  private executor = (scaling?: ScalingMemory) => createServingExecutor({
     applier: {
       apply: async <T extends KubernetesObject>(object: T): Promise<T> => {
         if (object.metadata?.name === this.failApplyOf) throw new Error("admission webhook said no");
@@ -65,6 +70,7 @@ class Fake {
       this.inputs.push(input);
       return this.next;
     },
+    scaling,
   });
 
   appliedPods(): V1Pod[] {
@@ -166,5 +172,50 @@ describe("serving executor", () => {
     failing.failApplyOf = worker;
     await expect(failing.step(sd(), capacity(nodes), ["H100-80GB"])).rejects.toThrow(/admission webhook said no/);
     expect(failing.deleted).toContain(`Pod/${worker.replace(/-1$/, "")}`);
+  });
+
+  it("rolls out the autoscaler's desired counts on the running plan's hash, and deletes a scaled-in instance only once it is Drained", async () => {
+    const memory = new ScalingMemory();
+    const fake = new Fake(memory);
+    const nodes = capacity([node("a"), node("b")]);
+    const first = await fake.step(sd(), nodes, ["H100-80GB"]);
+    const hash = first.status.scaling!.planHash;
+    expect(first.status.scaling).toEqual({ planHash: hash, generation: 1, desired: { prefill: 1, decode: 2 } });
+    fake.catchUp();
+    let status = withStatus(first);
+
+    // Scale-up: one more decode instance of the same plan, nothing else touched.
+    memory.set("uid-1", { ...first.status.scaling!, desired: { prefill: 1, decode: 3 } });
+    const up = await fake.step(sd(status), capacity([node("a", 5), node("b")]), ["H100-80GB"]);
+    expect(fake.appliedPods().map((p) => p.metadata?.name)).toContain(`chat-${hash}-d2`);
+    expect(fake.deleted).toEqual([]);
+    expect(up.status).toMatchObject({ ready: "3/4", planSummary: "disagg P1×TP1 D2×TP1 (3 GPU)", scaling: { desired: { decode: 3 } } });
+    fake.catchUp();
+    status = withStatus(up);
+
+    // Scale-in of d0: kept while it drains, deleted once Drained.
+    const drain = { pod: `chat-${hash}-d0`, role: "decode" as const, index: 0, startedTime: "2026-01-01T00:00:00Z", deadlineTime: "2026-01-01T00:10:00Z" };
+    memory.set("uid-1", { ...up.status.scaling!, desired: { prefill: 1, decode: 2 }, draining: [{ ...drain, state: "Draining" }] });
+    await fake.step(sd(status), capacity([node("a", 4), node("b")]), ["H100-80GB"]);
+    expect(fake.deleted).toEqual([]);
+    memory.set("uid-1", { ...up.status.scaling!, desired: { prefill: 1, decode: 2 }, draining: [{ ...drain, state: "Drained" }] });
+    const down = await fake.step(sd(status), capacity([node("a", 4), node("b")]), ["H100-80GB"]);
+    expect(fake.deleted).toEqual([`Pod/chat-${hash}-d0`]);
+    expect(down.status.scaling?.draining).toEqual([{ ...drain, state: "Drained" }]);
+    // Once the pod is gone from the cache the entry goes too.
+    fake.pods = fake.pods.filter((p) => p.metadata?.name !== `chat-${hash}-d0`);
+    const after = await fake.step(sd(withStatus(down)), capacity([node("a", 5), node("b")]), ["H100-80GB"]);
+    expect(after.status.scaling).toEqual({ planHash: hash, generation: 1, desired: { prefill: 1, decode: 2 } });
+    expect(after.status.ready).toBe("3/3");
+  });
+
+  it("resets the autoscaler's counts to the planner's when the spec changes", async () => {
+    const memory = new ScalingMemory();
+    const fake = new Fake(memory);
+    const first = await fake.step(sd(), capacity([node("a")]), ["H100-80GB"]);
+    fake.catchUp();
+    memory.set("uid-1", { ...first.status.scaling!, desired: { prefill: 1, decode: 4 } });
+    const changed = await fake.step(sd(withStatus(first), 2), capacity([node("a", 5)]), ["H100-80GB"]);
+    expect(changed.status.scaling).toMatchObject({ generation: 2, desired: { prefill: 1, decode: 2 } });
   });
 });

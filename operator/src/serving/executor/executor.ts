@@ -6,6 +6,7 @@
  *   plan     planner input from spec + capacity, the deployment's own GPUs given back    (../planner-bridge.ts)
  *            planServing, re-run only when its input changed                            (planner-cache.ts)
  *            keep or replace the running plan                                           (choose-plan.ts, ../hysteresis.ts)
+ *            instances per role: the plan's, or the autoscaler's with its drains       (../scheduler/groups.ts)
  *            this step's creates and deletes, surge first                               (../rollout.ts)
  *   apply    pods per instance/stage pinned to their nodes, Services per role           (apply.ts, ../pools.ts)
  *   status   plan, summary, readiness, conditions, and Events for plan changes          (status.ts)
@@ -26,6 +27,8 @@ import { planServing } from "../distserve/planner.js";
 import { clusterNodes, placementNodes, plannerInput } from "../planner-bridge.js";
 import { planGroups, planHash, planRoles, type Role, type StatusPlan } from "../pools.js";
 import { planRollout, type ObservedPod } from "../rollout.js";
+import { scaledGroups } from "../scheduler/groups.js";
+import type { ScalingMemory } from "../scheduler/state.js";
 import { ServingApplier } from "./apply.js";
 import { choosePlan } from "./choose-plan.js";
 import { lostNodesOf, observeOwnPods } from "./observe.js";
@@ -58,6 +61,12 @@ export interface ServingExecutorDeps {
   capacityRetryMs?: number;
   /** How long written-but-unseen pods are remembered; default 60 s. */
   memoryTtlMs?: number;
+  /**
+   * The autoscaler's desired instances per role and drains (scheduler/state.ts), shared with the scheduler loop:
+   * the rollout keeps those counts instead of the plan's replicas and status.scaling shows them. Without it the
+   * plan's replicas are rolled out as they are.
+   */
+  scaling?: ScalingMemory;
 }
 
 export function createServingExecutor(deps: ServingExecutorDeps): ServingExecutor {
@@ -90,10 +99,11 @@ export function createServingExecutor(deps: ServingExecutorDeps): ServingExecuto
     if (!decision.plan) return noPlanOutcome(status, failure ?? { reason: Reason.InsufficientCapacity, message: "the planner found no plan" }, running, observed);
     const target = decision.plan;
     const hash = planHash(target, sd.spec.engine);
+    const scaling = deps.scaling?.resolve(sd, target, hash, observed);
     const step = planRollout({
       sdName: sd.metadata.name!,
       targetHash: hash,
-      groups: planGroups(target),
+      groups: scaling ? scaledGroups(target, scaling, observed, hash) : planGroups(target),
       pods: observed,
       free: placementNodes(capacity.nodes, target.gpuModel, observed).filter((n) => !lostNodes.has(n.nodeName)),
       lostNodes,
@@ -105,7 +115,8 @@ export function createServingExecutor(deps: ServingExecutorDeps): ServingExecuto
     await applier.syncServices(sd, liveRoles(target, observed, step.delete));
 
     // Status.
-    return plannedOutcome(status, { target, decision, step, failure, before: running });
+    const outcome = plannedOutcome(status, { target, decision, step, failure, before: running });
+    return scaling ? { ...outcome, status: { ...outcome.status, scaling } } : outcome;
   };
 
   /** The trace the spec's workload names, if any (no records when it names none). */
