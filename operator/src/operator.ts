@@ -24,6 +24,8 @@ import { createClusterServingExecutor } from "./serving/executor/cluster.js";
 import { TrainingJobReconciler, type TrainingGangStep } from "./training/controller.js";
 import { createTrainingGangStep } from "./training/gang-step.js";
 import { TelemetryService, type TelemetryOptions } from "./telemetry/service.js";
+import { FaultMonitor } from "./training/faults/monitor.js";
+import { KubeFaultWriter } from "./training/faults/apply.js";
 import type { TelemetryViews } from "./telemetry/read-model.js";
 
 export interface OperatorHandle {
@@ -50,6 +52,8 @@ export interface OperatorOptions {
   trainingGangStep?: TrainingGangStep;
   /** Read-model and consumer limits (tests use small windows). */
   telemetry?: Pick<TelemetryOptions, "readModelLimits" | "consumerLimits">;
+  /** C4D fault monitor of running TrainingJobs (leader only); default period 1,000 ms. */
+  faultMonitor?: { periodMs?: number };
 }
 
 function customResourceInformer<T extends KubernetesObject>(kubeConfig: KubeConfig, plural: string, logger: Logger, metrics: OperatorMetrics): ResilientInformer<T> {
@@ -107,10 +111,14 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorH
     reconciler: new TrainingJobReconciler({
       ...deps,
       trainingJobs,
-      gangStep: options.trainingGangStep ?? createTrainingGangStep({ applier, pods, clock, logger: logger.child({ controller: "trainingjob" }), workerSocketDir: config.workerSocketDir }),
+      gangStep: options.trainingGangStep ?? createTrainingGangStep({ applier, pods, clock, logger: logger.child({ controller: "trainingjob" }), workerSocketDir: config.workerSocketDir, onRestart: (cause) => metrics.trainingGangRestartsTotal.inc({ cause }) }),
     }),
     metrics,
     logger,
+  });
+  const faultMonitor = new FaultMonitor({
+    trainingJobs, nodes, pods, telemetry: telemetry.views, writer: new KubeFaultWriter(kubeConfig), events, clock, metrics,
+    logger: logger.child({ component: "faults" }), enqueue: (key) => training.enqueue(key), ...options.faultMonitor,
   });
   const allKeys = <T extends KubernetesObject>(informer: ResilientInformer<T>) => () => informer.list().map(objectKey);
   const ownerKey = (label: string) => (pod: V1Pod) => {
@@ -141,6 +149,7 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorH
     agentCommands.lead();
     for (const c of controllers) c.start();
     void telemetry.startLeading();
+    faultMonitor.start();
     resync();
   };
 
@@ -161,6 +170,7 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorH
         metrics.leader.set(0);
         agentCommands.follow();
         for (const c of controllers) void c.stop();
+        void faultMonitor.stop();
         void telemetry.stopLeading();
         options.onLostLeadership?.();
       },
@@ -195,7 +205,7 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorH
     async stop() {
       stopped = true;
       clock.clearTimeout(resyncHandle);
-      await Promise.all([...controllers.map((c) => c.stop()), telemetry.close()]);
+      await Promise.all([...controllers.map((c) => c.stop()), faultMonitor.stop(), telemetry.close()]);
       await elector?.stop();
       agentCommands.stop();
       metrics.leader.set(0);
