@@ -147,7 +147,7 @@ export function createTrainingGangStep(deps: TrainingGangStepDeps): TrainingGang
       case GangStateKind.running:
         // A fault C4D recorded for this attempt restarts the gang even when it tainted nothing (a NIC marked, or a
         // restart only) or an admin removed the taint already.
-        return faulted.summaries.length === 0 ? report(job, record, state, gangSize, nowMs) : restartGang();
+        return faulted.faults.length === 0 ? report(job, record, state, gangSize, nowMs) : restartGang();
 
       case GangStateKind.failedMember:
       case GangStateKind.isolatedNode:
@@ -161,7 +161,8 @@ export function createTrainingGangStep(deps: TrainingGangStepDeps): TrainingGang
         maxRestarts: job.spec.faultPolicy.maxRestarts,
         pods: [...state.failed, ...state.current.filter((p) => p.phase !== "Failed").map((p) => ({ name: p.name, nodeName: p.nodeName, phase: p.phase }))],
         isolatedNodes: state.isolatedNodes,
-        faults: faulted.summaries,
+        // A fault whose node is isolated already is told by "node … isolated".
+        faults: faulted.faults.filter((f) => !f.node || !state.isolatedNodes.includes(f.node)).map((f) => f.summary),
         lastCheckpointStep: job.status?.lastCheckpointStep,
         backoffBaseMs: job.spec.faultPolicy.restartBackoffSeconds * 1000,
       });

@@ -170,9 +170,11 @@ describe("status.faults helpers", () => {
       record({ id: "1-slow-sender-n2-mlx5_0", attempt: 1, action: "mark-nic", node: "n2", nic: "mlx5_0", faultClass: "slow-sender" }),
       record({ id: "1-ambiguous-x", attempt: 1, action: "none", node: "n3", faultClass: "ambiguous" }),
     ];
-    expect(faultRestartNodes(faults, 1)).toEqual({ nodes: ["n2"], summaries: ["slow-sender on node n2 (NIC mlx5_0)"] });
-    expect(faultRestartNodes(faults, 2)).toEqual({ nodes: [], summaries: [] });
-    expect(faultRestartNodes(undefined, 0)).toEqual({ nodes: [], summaries: [] });
+    expect(faultRestartNodes(faults, 1)).toEqual({ nodes: ["n2"], faults: [{ node: "n2", summary: "slow-sender on node n2 (NIC mlx5_0)" }] });
+    expect(faultRestartNodes(faults, 2)).toEqual({ nodes: [], faults: [] });
+    const link = [record({ id: "3-slow-link-n1", attempt: 3, action: "restart-only", faultClass: "slow-link", node: "n1", peerNode: "n0" })];
+    expect(faultRestartNodes(link, 3)).toEqual({ nodes: ["n0", "n1"], faults: [{ node: "n1", summary: "slow-link on node n1 (link to n0)" }] });
+    expect(faultRestartNodes(undefined, 0)).toEqual({ nodes: [], faults: [] });
   });
 
   it("ids name attempt, class, node and NIC, within a Kubernetes name's length", () => {

@@ -209,10 +209,16 @@ export function mergeFaultRecords(existing: readonly FaultRecord[] | undefined, 
   return [...(existing ?? []).filter((r) => !ids.has(r.id)), ...records].slice(-MAX_FAULT_RECORDS);
 }
 
-/** Nodes whose faults in attempt `attempt` demand a gang restart (read by the gang step). */
-export function faultRestartNodes(faults: readonly FaultRecord[] | undefined, attempt: number): { nodes: string[]; summaries: string[] } {
+/**
+ * The faults of attempt `attempt` that demand a gang restart (read by the gang step): the nodes the next placement
+ * avoids (both ends of a blamed link: neither is proven faulty) and one description per fault with the node it is on.
+ */
+export function faultRestartNodes(faults: readonly FaultRecord[] | undefined, attempt: number): { nodes: string[]; faults: { node: string | undefined; summary: string }[] } {
   const acted = (faults ?? []).filter((r) => r.attempt === attempt && isActed(r));
-  return { nodes: [...new Set(acted.flatMap((r) => (r.node ? [r.node] : [])))].sort(), summaries: acted.map((r) => `${r.faultClass}${r.node ? ` on node ${r.node}` : ""}${r.nic ? ` (NIC ${r.nic})` : ""}`) };
+  return {
+    nodes: [...new Set(acted.flatMap((r) => [r.node, r.peerNode].filter((n): n is string => Boolean(n))))].sort(),
+    faults: acted.map((r) => ({ node: r.node, summary: `${r.faultClass}${r.node ? ` on node ${r.node}` : ""}${r.nic ? ` (NIC ${r.nic})` : ""}${r.peerNode ? ` (link to ${r.peerNode})` : ""}` })),
+  };
 }
 
 /** One line telling the evidence: which collective, which ranks, what times. */
