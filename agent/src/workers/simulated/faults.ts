@@ -5,6 +5,8 @@
  *   hang-rank=<rank>                 the rank stops inside the next collective: it never reports it, peers never end
  *   slow-rank=<rank>:x<factor>       the rank's compute takes factor (>= 1) times longer; peers wait in collectives
  *   slow-link=<rankA>-<rankB>:x<f>   the ring link between two ranks runs at f (0 < f <= 1) of its bandwidth
+ *   slow-nic=<rank>:x<f>             the NIC of the rank's node runs at f (0 < f <= 1) of its bandwidth, both ways
+ *   down-link=<rankA>-<rankB>        the link stops: transfers over it never finish (every rank entered, none ends)
  * e.g. `kubectl annotate pod train-0 gpufleet.io/inject-fault='slow-rank=3:x2;slow-link=4-5:x0.25'`.
  * Removing the annotation (or the command kind "clear") clears the faults.
  */
@@ -17,6 +19,10 @@ export interface Faults {
   slowRanks: ReadonlyMap<number, number>;
   /** "a-b" with a < b -> bandwidth multiplier in (0, 1]. */
   slowLinks: ReadonlyMap<string, number>;
+  /** rank -> bandwidth multiplier in (0, 1] of its node's NIC (all inter-node links of that node). */
+  slowNics?: ReadonlyMap<number, number>;
+  /** "a-b" with a < b: links that stopped. */
+  downLinks?: ReadonlySet<string>;
 }
 
 export const NO_FAULTS: Faults = { hungRanks: new Set(), slowRanks: new Map(), slowLinks: new Map() };
@@ -44,6 +50,8 @@ export function parseFaultAnnotation(value: string | undefined): Faults {
   const hungRanks = new Set<number>();
   const slowRanks = new Map<number, number>();
   const slowLinks = new Map<string, number>();
+  const slowNics = new Map<number, number>();
+  const downLinks = new Set<string>();
   for (const raw of value.split(";")) {
     const item = raw.trim();
     if (item === "") continue;
@@ -66,22 +74,45 @@ export function parseFaultAnnotation(value: string | undefined): Faults {
         slowLinks.set(linkKey(rankOf(a, item), rankOf(b, item)), f);
         break;
       }
+      case "slow-nic": {
+        const f = factorOf(factorText, item);
+        if (!(f > 0 && f <= 1)) throw new FaultSpecError(`"${item}": a slow NIC's factor must be in (0, 1]`);
+        slowNics.set(rankOf(target, item), f);
+        break;
+      }
+      case "down-link": {
+        const [a = "", b = ""] = target.split("-", 2);
+        downLinks.add(linkKey(rankOf(a, item), rankOf(b, item)));
+        break;
+      }
       default:
-        throw new FaultSpecError(`"${item}": unknown fault "${kind}" (hang-rank, slow-rank, slow-link)`);
+        throw new FaultSpecError(`"${item}": unknown fault "${kind}" (hang-rank, slow-rank, slow-link, slow-nic, down-link)`);
     }
   }
-  return { hungRanks, slowRanks, slowLinks };
+  const faults: Faults = { hungRanks, slowRanks, slowLinks };
+  if (slowNics.size > 0) faults.slowNics = slowNics;
+  if (downLinks.size > 0) faults.downLinks = downLinks;
+  return faults;
 }
 
 /** Applies an InjectFault command (kind, rank, peerRank, factor) to the current faults. */
 export function applyFaultCommand(current: Faults, cmd: { kind: string; rank: number; peerRank: number; factor: number }): Faults {
-  const next = { hungRanks: new Set(current.hungRanks), slowRanks: new Map(current.slowRanks), slowLinks: new Map(current.slowLinks) };
+  const next = {
+    hungRanks: new Set(current.hungRanks), slowRanks: new Map(current.slowRanks), slowLinks: new Map(current.slowLinks),
+    slowNics: new Map(current.slowNics), downLinks: new Set(current.downLinks),
+  };
   switch (cmd.kind) {
     case "clear": return NO_FAULTS;
     case "hang-rank": next.hungRanks.add(cmd.rank); break;
     case "slow-rank": next.slowRanks.set(cmd.rank, cmd.factor); break;
     case "slow-link": next.slowLinks.set(linkKey(cmd.rank, cmd.peerRank), cmd.factor); break;
+    case "slow-nic": next.slowNics.set(cmd.rank, cmd.factor); break;
+    case "down-link": next.downLinks.add(linkKey(cmd.rank, cmd.peerRank)); break;
     default: throw new FaultSpecError(`unknown fault kind "${cmd.kind}"`);
   }
-  return next;
+  const { slowNics, downLinks, ...rest } = next;
+  const out: Faults = rest;
+  if (slowNics.size > 0) out.slowNics = slowNics;
+  if (downLinks.size > 0) out.downLinks = downLinks;
+  return out;
 }

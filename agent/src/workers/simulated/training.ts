@@ -10,6 +10,17 @@
  * Per-peer transfers: rank r sends 2(n-1)/n * bytes to r+1, taking that share over its own link's bandwidth.
  * A hung rank never enters the collective: it reports nothing, the others report a start and no end, and the job
  * makes no further progress.
+ *
+ * Optional, for the C4D benchmark (defaults reproduce the single ring above exactly):
+ * - `channels` > 1: the bucket is split over that many rings, as NCCL splits a collective over channels. Channel 0
+ *   is the ring above; channel c visits the nodes with a different stride (1, -1, 3, -3, ... coprime with the node
+ *   count) and the ranks of a node rotated by c (reversed when c is odd), so each node's NIC talks to several
+ *   nodes and each GPU to two NVLink peers, as a job with several rings or communicators does. Each record has one
+ *   peer transfer per channel; the collective takes as long as its slowest ring.
+ * - `noise`: per-rank compute and per-transfer time multipliers (jitter, stragglers of a few percent, noisy links).
+ * - faults `slowNics` (a node's NIC at a fraction of its bandwidth, both directions, all its inter-node links) and
+ *   `downLinks` (a link that stopped: every rank entered, the transfers over it never finish, so neither does the
+ *   collective).
  */
 import type { CollectiveRecord } from "../../../../common/src/telemetry/records.js";
 import { linkKey, type Faults } from "./faults.js";
@@ -25,6 +36,16 @@ export interface TrainingPlacement {
   computeMs: number;
   bucketBytes: number;
   bucketsPerStep: number;
+  /** Rings the bucket is split over (NCCL channels); 1 when absent. */
+  channels?: number;
+}
+
+/** Random variation of one step, drawn by the caller (pure here: same draws, same records). */
+export interface StepNoise {
+  /** Multiplier of rank r's compute slice before one bucket. */
+  computeFactor(rank: number): number;
+  /** Multiplier of one transfer's time on the connection sender -> receiver. */
+  transferFactor(sender: number, receiver: number): number;
 }
 
 export interface StepResult {
@@ -36,8 +57,49 @@ export interface StepResult {
 }
 
 export function linkGBps(p: TrainingPlacement, a: number, b: number, faults: Faults): number {
-  const base = p.rankNodes[a] === p.rankNodes[b] ? p.intraNodeGBps : p.interNodeGBps;
-  return base * (faults.slowLinks.get(linkKey(a, b)) ?? 1);
+  const sameNode = p.rankNodes[a] === p.rankNodes[b];
+  const base = sameNode ? p.intraNodeGBps : p.interNodeGBps;
+  let factor = faults.slowLinks.get(linkKey(a, b)) ?? 1;
+  if (!sameNode && faults.slowNics) {
+    for (const [rank, f] of faults.slowNics) if (p.rankNodes[rank] === p.rankNodes[a] || p.rankNodes[rank] === p.rankNodes[b]) factor *= f;
+  }
+  return base * factor;
+}
+
+/** Ring order (ranks) of channel c; channel 0 is 0, 1, ..., n-1. See the file comment. */
+export function ringOrder(p: TrainingPlacement, channel: number): number[] {
+  const n = p.rankNodes.length;
+  if (channel === 0) return Array.from({ length: n }, (_, r) => r);
+  const nodes: number[][] = [];
+  const index = new Map<string, number>();
+  for (let r = 0; r < n; r++) {
+    const node = p.rankNodes[r]!;
+    let i = index.get(node);
+    if (i === undefined) {
+      index.set(node, (i = nodes.length));
+      nodes.push([]);
+    }
+    nodes[i]!.push(r);
+  }
+  const stride = nodeStride(nodes.length, channel);
+  const order: number[] = [];
+  for (let k = 0, i = 0; k < nodes.length; k++, i = (i + stride) % nodes.length) {
+    const local = nodes[i]!;
+    const rotated = local.map((_, j) => local[(j + channel) % local.length]!);
+    order.push(...(channel % 2 === 1 ? rotated.reverse() : rotated));
+  }
+  return order;
+}
+
+/** The channel-th of 1, -1, 3, -3, 5, ... (mod nodes) that is coprime with the node count (1 when none is left). */
+function nodeStride(nodes: number, channel: number): number {
+  if (nodes <= 2) return 1;
+  const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
+  const strides: number[] = [];
+  for (let k = 1; k < nodes && strides.length <= channel; k += 2) {
+    for (const s of [k % nodes, (nodes - k) % nodes]) if (gcd(s, nodes) === 1 && !strides.includes(s)) strides.push(s);
+  }
+  return strides[channel] ?? 1;
 }
 
 export function ringAllReduceUs(p: TrainingPlacement, faults: Faults): number {
@@ -49,7 +111,57 @@ export function ringAllReduceUs(p: TrainingPlacement, faults: Faults): number {
   return (bytesOnWire / (minGBps * 1e9)) * 1e6 + 2 * (n - 1) * p.latencyUs;
 }
 
-export function simulateStep(p: TrainingPlacement, faults: Faults, stepStartUnixUs: number, sequence: number): StepResult {
+export function simulateStep(p: TrainingPlacement, faults: Faults, stepStartUnixUs: number, sequence: number, noise?: StepNoise): StepResult {
+  const n = p.rankNodes.length;
+  const channels = Math.max(1, Math.floor(p.channels ?? 1));
+  if (channels === 1 && noise === undefined && !faults.downLinks?.size) return simulateSingleRing(p, faults, stepStartUnixUs, sequence);
+  const rings = Array.from({ length: channels }, (_, c) => ringOrder(p, c));
+  // next[c][r]: rank r's successor in ring c.
+  const next = rings.map((order) => {
+    const succ = new Int32Array(n);
+    for (let i = 0; i < n; i++) succ[order[i]!] = order[(i + 1) % n]!;
+    return succ;
+  });
+  const perPeerBytes = Math.round((2 * (n - 1) / n) * (p.bucketBytes / channels));
+  const linkUs = (a: number, b: number): number => (perPeerBytes / (linkGBps(p, a, b, faults) * 1e9)) * 1e6;
+  const down = (a: number, b: number): boolean => faults.downLinks?.has(linkKey(a, b)) ?? false;
+  const records: CollectiveRecord[] = [];
+  const hungSet = faults.hungRanks;
+  const hung = [...hungSet].some((r) => r < n);
+  let t = Array.from({ length: n }, () => stepStartUnixUs);
+  let seq = sequence;
+  for (let b = 0; b < p.bucketsPerStep; b++) {
+    const starts = t.map((at, r) => Math.round(at + (p.computeMs * 1000 * (faults.slowRanks.get(r) ?? 1) * (noise?.computeFactor(r) ?? 1)) / p.bucketsPerStep));
+    const peerStart = starts.reduce((m, x) => Math.max(m, x), -Infinity);
+    // Per-transfer times, then each ring takes as long as its slowest link (plus its 2(n-1) latency steps).
+    const transfer = next.map((succ) => Float64Array.from(succ, (to, from) => (n < 2 ? 0 : linkUs(from, to) * (noise?.transferFactor(from, to) ?? 1))));
+    let stalled = hung;
+    let ringUs = 0;
+    for (let c = 0; c < channels && n >= 2; c++) {
+      for (let r = 0; r < n; r++) {
+        if (down(r, next[c]![r]!)) stalled = true;
+        ringUs = Math.max(ringUs, transfer[c]![r]!);
+      }
+    }
+    const end = stalled ? 0 : Math.round(peerStart + ringUs + (n < 2 ? 0 : 2 * (n - 1) * p.latencyUs));
+    for (let r = 0; r < n; r++) {
+      if (hungSet.has(r)) continue;
+      const peers = n < 2 ? [] : next.map((succ, c) => {
+        const to = succ[r]!;
+        const finished = !hung && !down(r, to);
+        return { peerRank: to, bytes: perPeerBytes, startUnixUs: peerStart, endUnixUs: finished ? Math.round(peerStart + transfer[c]![r]!) : 0 };
+      });
+      records.push({ communicator: p.communicator, rank: r, nRanks: n, collective: "AllReduce", sequence: seq, bytes: p.bucketBytes, startUnixUs: starts[r]!, endUnixUs: end, peers });
+    }
+    seq++;
+    if (stalled) return { records, endUnixUs: undefined, sequenceAfter: seq };
+    t = t.map(() => end);
+  }
+  return { records, endUnixUs: t[0], sequenceAfter: seq };
+}
+
+/** The original single ring without noise (kept exactly, so records stay byte-for-byte what they were). */
+function simulateSingleRing(p: TrainingPlacement, faults: Faults, stepStartUnixUs: number, sequence: number): StepResult {
   const n = p.rankNodes.length;
   const transferUs = ringAllReduceUs(p, faults);
   const perPeerBytes = Math.round((2 * (n - 1) / n) * p.bucketBytes);
@@ -61,12 +173,12 @@ export function simulateStep(p: TrainingPlacement, faults: Faults, stepStartUnix
   const hung = [...faults.hungRanks].some((r) => r < n);
   for (let b = 0; b < p.bucketsPerStep; b++) {
     const starts = t.map((at, r) => Math.round(at + computeSliceUs(r)));
-    const end = hung ? 0 : Math.round(Math.max(...starts) + transferUs);
+    const peerStart = starts.reduce((m, x) => Math.max(m, x), -Infinity);
+    const end = hung ? 0 : Math.round(peerStart + transferUs);
     for (let r = 0; r < n; r++) {
       if (faults.hungRanks.has(r)) continue;
       const next = (r + 1) % n;
       const linkUs = n < 2 ? 0 : (perPeerBytes / (linkGBps(p, r, next, faults) * 1e9)) * 1e6;
-      const peerStart = Math.max(...starts);
       records.push({
         communicator: p.communicator, rank: r, nRanks: n, collective: "AllReduce", sequence: seq, bytes: p.bucketBytes,
         startUnixUs: starts[r]!, endUnixUs: end,
