@@ -30,6 +30,13 @@ export const TrainingCondition = {
   Succeeded: "Succeeded",
   /** Terminal: the restart budget is spent or the job cannot run; the reason says which. */
   Failed: "Failed",
+  /**
+   * True when C4D blamed a component of the current gang attempt and the operator acted (the reason names the
+   * fault class, the message the evidence); False once a fresh attempt runs (the message recalls the last fault).
+   */
+  FaultDetected: "FaultDetected",
+  /** True when C4D saw anomalous collectives it could not pin on one component: nothing was tainted. */
+  FaultSuspected: "FaultSuspected",
 } as const;
 export type TrainingCondition = (typeof TrainingCondition)[keyof typeof TrainingCondition];
 
@@ -61,6 +68,28 @@ export const Reason = {
   BackoffPending: "BackoffPending",
   /** All workers exited successfully. */
   Completed: "Completed",
+  /** C4D: a rank never entered a collective its peers wait in. */
+  CommunicationHang: "CommunicationHang",
+  /** C4D: every rank entered a collective, transfers did not finish within the timeout. */
+  UnfinishedTransfer: "UnfinishedTransfer",
+  /** C4D: one rank's sends are slow to every peer. */
+  SlowSender: "SlowSender",
+  /** C4D: one rank's receives are slow from every peer. */
+  SlowReceiver: "SlowReceiver",
+  /** C4D: one link (a pair of ranks) is slow while both ends are fine with others. */
+  SlowLink: "SlowLink",
+  /** C4D: one rank is consistently last to enter collectives (slow compute). */
+  Straggler: "Straggler",
+  /** C4D: no rank progresses and no collective is open. */
+  JobHang: "JobHang",
+  /** C4D: anomalous collectives that blame no single component; nothing tainted. */
+  AmbiguousEvidence: "AmbiguousEvidence",
+  /** No fault detected in the current gang attempt. */
+  NoFault: "NoFault",
+  /** A node was tainted gpufleet.io/isolated by fault detection (Event on the node). */
+  NodeIsolated: "NodeIsolated",
+  /** A NIC of a node was marked degraded by fault detection (node condition and Event). */
+  NicDegraded: "NicDegraded",
 } as const;
 export type Reason = (typeof Reason)[keyof typeof Reason];
 

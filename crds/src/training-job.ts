@@ -83,6 +83,39 @@ export const TrainingPhase = {
 } as const;
 export type TrainingPhase = (typeof TrainingPhase)[keyof typeof TrainingPhase];
 
+/** C4D fault classes (operator/src/training/c4d/), plus `ambiguous` for evidence that blamed no single component. */
+export const FaultClasses = ["hang", "unfinished", "slow-sender", "slow-receiver", "slow-link", "straggler", "job-hang", "ambiguous"] as const;
+export type FaultClass = (typeof FaultClasses)[number];
+
+/** What the operator did about a fault: taint the node, mark one of its NICs, only restart the gang, or nothing. */
+export const FaultActions = ["isolate-node", "mark-nic", "restart-only", "none"] as const;
+export type FaultAction = (typeof FaultActions)[number];
+
+/** One fault C4D found in a gang attempt, with the evidence it acted on (status.faults keeps the last few). */
+export const FaultRecordSchema = Type.Object({
+  id: Type.String({ maxLength: 253, description: "Stable id: <attempt>-<class>-<node>[-<nic>]; the same fault is never acted on twice." }),
+  attempt: Type.Integer({ minimum: 0, description: "The gang attempt (status.restarts when its pods were made) the fault was seen in." }),
+  faultClass: StringEnum(FaultClasses),
+  action: StringEnum(FaultActions),
+  node: Type.Optional(Type.String({ maxLength: 253, description: "The node blamed (tainted for isolate-node)." })),
+  nic: Type.Optional(Type.String({ maxLength: 64, description: "The NIC blamed (mark-nic)." })),
+  peerNode: Type.Optional(Type.String({ maxLength: 253, description: "The other end of a blamed link." })),
+  ranks: Type.Array(Type.Integer({ minimum: 0 }), { maxItems: 64, description: "Ranks blamed (first 64)." }),
+  communicator: Type.String({ maxLength: 256 }),
+  collective: Type.String({ maxLength: 64 }),
+  sequence: Type.Integer({ minimum: 0, description: "Collective sequence number of the evidence." }),
+  evidenceRanks: Type.Array(Type.Integer({ minimum: 0 }), { maxItems: 64, description: "Ranks the evidence is about (first 64)." }),
+  detail: Type.String({ maxLength: 1024 }),
+  timesMs: Type.Record(Type.String({ maxLength: 64 }), Type.Number(), { maxProperties: 16, description: "Named times of the evidence in ms (durations, timeouts, baselines)." }),
+  firstAffectedTime: Type.String({ format: "date-time", description: "Start of the first collective the fault affected." }),
+  detectedTime: Type.String({ format: "date-time" }),
+  actedTime: Type.String({ format: "date-time", description: "When the operator tainted/marked (or decided not to act)." }),
+});
+export type FaultRecord = Static<typeof FaultRecordSchema>;
+
+/** How many fault records status keeps (newest last). */
+export const MAX_FAULT_RECORDS = 16;
+
 export const TrainingJobStatusSchema = Type.Object({
   observedGeneration: Type.Optional(Type.Integer()),
   phase: Type.Optional(StringEnum(Object.values(TrainingPhase))),
@@ -105,6 +138,7 @@ export const TrainingJobStatusSchema = Type.Object({
       obliviousStepMs: Type.Optional(Type.Number()),
     }),
   ),
+  faults: Type.Optional(Type.Array(FaultRecordSchema, { maxItems: MAX_FAULT_RECORDS, description: "The last faults C4D found (newest last), with their evidence and what was done." })),
   conditions: Type.Optional(ConditionsSchema),
 });
 export type TrainingJobStatus = Static<typeof TrainingJobStatusSchema>;

@@ -1,7 +1,7 @@
 /** Every metric the operator exports, in one place. Names: gpufleet_operator_<noun>_<unit>. */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { ServingDeployment } from "../../crds/src/serving-deployment.js";
-import type { TrainingJob } from "../../crds/src/training-job.js";
+import { FaultClasses, type TrainingJob } from "../../crds/src/training-job.js";
 
 /** Where the per-resource gauges read from at scrape time: the informer caches. */
 export interface ResourceSources {
@@ -109,6 +109,60 @@ export class OperatorMetrics {
     name: "gpufleet_operator_training_last_checkpoint_step",
     help: "Last step a job reported a complete checkpoint for.",
     labelNames: ["namespace", "name"] as const,
+    registers: [this.registry],
+  });
+
+  // Fault detection (C4D) and isolation of training jobs (operator/src/training/faults/).
+  readonly trainingFaultsTotal = new Counter({
+    name: "gpufleet_operator_training_faults_total",
+    help: "Faults C4D found in training gangs and the operator recorded, by class (hang, unfinished, slow-sender, slow-receiver, slow-link, straggler, job-hang, ambiguous: evidence that blamed no single component, nothing done).",
+    labelNames: ["class"] as const,
+    registers: [this.registry],
+  });
+
+  readonly trainingIsolationsTotal = new Counter({
+    name: "gpufleet_operator_training_isolations_total",
+    help: "Components isolated by fault detection, by target (node: tainted gpufleet.io/isolated, nic: node condition NicDegraded-<nic>).",
+    labelNames: ["target"] as const,
+    registers: [this.registry],
+  });
+
+  readonly trainingGangRestartsTotal = new Counter({
+    name: "gpufleet_operator_training_gang_restarts_total",
+    help: "Whole-gang restarts decided, by cause (pod_failed, node_isolated, fault: C4D blamed a NIC or only asked for a restart).",
+    labelNames: ["cause"] as const,
+    registers: [this.registry],
+  });
+
+  readonly trainingFaultDetectionSeconds = new Histogram({
+    name: "gpufleet_operator_training_fault_detection_seconds",
+    help: "From the start of the first collective a fault affected to the operator acting on it (taint, NIC mark or restart), by class.",
+    labelNames: ["class"] as const,
+    buckets: [0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 45, 60, 120, 300],
+    registers: [this.registry],
+  });
+
+  readonly trainingFaultChecksTotal = new Counter({
+    name: "gpufleet_operator_training_fault_checks_total",
+    help: "Fault monitor checks of running training jobs, by result (ok, error: the check threw and is retried next period).",
+    labelNames: ["result"] as const,
+    registers: [this.registry],
+  });
+
+  // Per rank, only for jobs of at most the fault monitor's maxRanksForRankMetrics ranks (default 64) and at most
+  // maxRankSeries series in all (default 2,048): the heatmap needs a row per rank, and a 4,096-rank job must not
+  // add 4,096 series per scrape. Larger jobs are still judged by C4D; only their heatmap rows are not exported.
+  readonly trainingRankCollectiveSeconds = new Gauge({
+    name: "gpufleet_operator_training_rank_collective_seconds",
+    help: "Median duration (end - start) of a rank's recent collectives, by job and rank; long on the ranks that wait for a slow peer.",
+    labelNames: ["namespace", "name", "rank"] as const,
+    registers: [this.registry],
+  });
+
+  readonly trainingRankSendSeconds = new Gauge({
+    name: "gpufleet_operator_training_rank_send_seconds",
+    help: "Median time of a rank's recent sends to its peers, by job and rank; long on the sending end of a slow link.",
+    labelNames: ["namespace", "name", "rank"] as const,
     registers: [this.registry],
   });
 
@@ -255,6 +309,11 @@ export class OperatorMetrics {
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: "gpufleet_operator_" });
+    // Known label values start at 0, so rate() and increase() have a series before the first fault.
+    for (const faultClass of FaultClasses) this.trainingFaultsTotal.inc({ class: faultClass }, 0);
+    for (const target of ["node", "nic"]) this.trainingIsolationsTotal.inc({ target }, 0);
+    for (const cause of ["pod_failed", "node_isolated", "fault"]) this.trainingGangRestartsTotal.inc({ cause }, 0);
+    for (const result of ["ok", "error"]) this.trainingFaultChecksTotal.inc({ result }, 0);
   }
 
   /**

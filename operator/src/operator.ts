@@ -29,6 +29,8 @@ import { TrainingJobReconciler, type TrainingGangStep } from "./training/control
 import { createTrainingGangStep } from "./training/gang-step.js";
 import { FabricTopologyReconciler } from "./traffic/controller.js";
 import { TelemetryService, type TelemetryOptions } from "./telemetry/service.js";
+import { FaultMonitor } from "./training/faults/monitor.js";
+import { KubeFaultWriter } from "./training/faults/apply.js";
 import type { TelemetryViews } from "./telemetry/read-model.js";
 
 export interface OperatorHandle {
@@ -57,6 +59,8 @@ export interface OperatorOptions {
   telemetry?: Pick<TelemetryOptions, "readModelLimits" | "consumerLimits">;
   /** Serving scheduler settings and policies beyond the config (tests use short cooldowns). */
   scheduler?: { config?: Partial<SchedulerConfig>; policies?: Partial<SchedulerPolicies> };
+  /** C4D fault monitor of running TrainingJobs (leader only); default period 1,000 ms. */
+  faultMonitor?: { periodMs?: number };
 }
 
 function customResourceInformer<T extends KubernetesObject>(kubeConfig: KubeConfig, plural: string, logger: Logger, metrics: OperatorMetrics): ResilientInformer<T> {
@@ -128,10 +132,14 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorH
     reconciler: new TrainingJobReconciler({
       ...deps,
       trainingJobs,
-      gangStep: options.trainingGangStep ?? createTrainingGangStep({ applier, pods, clock, logger: logger.child({ controller: "trainingjob" }), workerSocketDir: config.workerSocketDir }),
+      gangStep: options.trainingGangStep ?? createTrainingGangStep({ applier, pods, clock, logger: logger.child({ controller: "trainingjob" }), workerSocketDir: config.workerSocketDir, onRestart: (cause) => metrics.trainingGangRestartsTotal.inc({ cause }) }),
     }),
     metrics,
     logger,
+  });
+  const faultMonitor = new FaultMonitor({
+    trainingJobs, nodes, pods, telemetry: telemetry.views, writer: new KubeFaultWriter(kubeConfig), events, clock, metrics,
+    logger: logger.child({ component: "faults" }), enqueue: (key) => training.enqueue(key), ...options.faultMonitor,
   });
   const allKeys = <T extends KubernetesObject>(informer: ResilientInformer<T>) => () => informer.list().map(objectKey);
   const ownerKey = (label: string) => (pod: V1Pod) => {
@@ -166,6 +174,7 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorH
     for (const c of controllers) c.start();
     scheduler.start();
     void telemetry.startLeading();
+    faultMonitor.start();
     resync();
   };
 
@@ -187,6 +196,7 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorH
         agentCommands.follow();
         for (const c of controllers) void c.stop();
         void scheduler.stop();
+        void faultMonitor.stop();
         void telemetry.stopLeading();
         options.onLostLeadership?.();
       },
@@ -221,7 +231,7 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorH
     async stop() {
       stopped = true;
       clock.clearTimeout(resyncHandle);
-      await Promise.all([...controllers.map((c) => c.stop()), scheduler.stop(), telemetry.close()]);
+      await Promise.all([...controllers.map((c) => c.stop()), scheduler.stop(), faultMonitor.stop(), telemetry.close()]);
       await elector?.stop();
       agentCommands.stop();
       metrics.leader.set(0);

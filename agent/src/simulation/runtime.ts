@@ -400,7 +400,9 @@ export class SimulationRuntime {
     const nicGbps = Math.min(...rankNodes.map((n) => this.factsOf(n)?.nics[0]?.bandwidthGbps ?? 100));
     const ann = job.pod.metadata?.annotations ?? {};
     return {
-      communicator: job.key.replace("/", "-"),
+      // One communicator per incarnation of the gang, as NCCL makes a new unique id at every ncclCommInitRank: a
+      // restarted gang must not continue the old one's sequence numbers (the operator would drop them as duplicates).
+      communicator: `${job.key.replace("/", "-")}-${(job.pod.metadata?.uid ?? "").slice(0, 8)}`,
       rankNodes,
       intraNodeGBps: gpuSpec(model).nvlinkGBpsPerDirection,
       interNodeGBps: nicGbps / 8,

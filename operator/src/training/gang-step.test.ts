@@ -264,6 +264,45 @@ describe("training gang step", () => {
     expect(c.nodesOf()).not.toContain(victim);
   });
 
+  it("restarts once for a fault C4D recorded that tainted nothing (a NIC), avoiding its node, and not again in the next attempt", async () => {
+    const c = new FakeCluster(cluster().island("ib", "infiniband", 3).build());
+    const h = harness(c);
+    const job = makeJob("llm", { faultPolicy: { maxRestarts: 3, slowRankTolerancePercent: 30, hangTimeoutSeconds: 60, restartBackoffSeconds: 0 } });
+    await h.step(job);
+    c.runAll();
+    await h.step(job);
+    job.status!.lastCheckpointStep = 300;
+    const victim = c.pods.get("llm-1")!.spec!.nodeName!;
+    const fault = {
+      id: `0-slow-sender-${victim}-mlx5_0`, attempt: 0, faultClass: "slow-sender" as const, action: "mark-nic" as const, node: victim, nic: "mlx5_0", ranks: [8], communicator: "c", collective: "AllReduce",
+      sequence: 9, evidenceRanks: [8], detail: "slow row", timesMs: {}, firstAffectedTime: "2026-01-01T00:00:00Z", detectedTime: "2026-01-01T00:00:05Z", actedTime: "2026-01-01T00:00:05Z",
+    };
+    job.status!.faults = [fault];
+    await h.step(job);
+    expect(job.status).toMatchObject({ phase: "Restarting", restarts: 1, avoidNodes: [victim] });
+    expect(cond(job, "Restarting")?.message).toBe(`fault detection found slow-sender on node ${victim} (NIC mlx5_0); restarting the whole gang (restart 1 of 3) from step 300 after 0s`);
+    expect(c.pods.size).toBe(0);
+    await h.step(job);
+    expect(c.nodesOf()).not.toContain(victim);
+    expect(envOf(c.pods.get("llm-0")!).GPUFLEET_RESUME_STEP).toBe("300");
+    c.runAll();
+    await h.step(job);
+    // The record names attempt 0; the gang now runs attempt 1, which it does not restart.
+    expect(job.status).toMatchObject({ phase: "Running", restarts: 1, faults: [fault] });
+  });
+
+  it("restarts for a recorded fault of this attempt even when an admin already removed the node's taint", async () => {
+    const { c, h, job } = await runningGang(3);
+    const node = c.pods.get("llm-0")!.spec!.nodeName!;
+    job.status!.faults = [{
+      id: `0-hang-${node}`, attempt: 0, faultClass: "hang", action: "isolate-node", node, ranks: [0], communicator: "c", collective: "AllReduce", sequence: 1, evidenceRanks: [1],
+      detail: "rank 0 never entered", timesMs: {}, firstAffectedTime: "2026-01-01T00:00:00Z", detectedTime: "2026-01-01T00:00:02Z", actedTime: "2026-01-01T00:00:02Z",
+    }];
+    await h.step(job);
+    expect(job.status).toMatchObject({ phase: "Restarting", restarts: 1, avoidNodes: [node] });
+    expect(cond(job, "Restarting")?.message).toMatch(new RegExp(`^fault detection found hang on node ${node}; restarting`));
+  });
+
   it("falls back to a failed member's node when the cluster has no other", async () => {
     const c = new FakeCluster(cluster().island("ib", "infiniband", 2).build());
     const h = harness(c);

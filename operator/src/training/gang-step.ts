@@ -5,7 +5,8 @@
  *   no pods            → plan the whole gang (Holmes) and create the headless Service and every pod bound to its
  *                        planned node; or, when it does not fit, create nothing: Unschedulable with what is missing
  *   placing / pending  → report Placed; all Running → Running; all Succeeded → Succeeded
- *   a member failed, was deleted, or its node was isolated
+ *   a member failed, was deleted, its node was isolated, or fault detection recorded a fault of this attempt
+ *                      (status.faults, operator/src/training/faults/)
  *                      → delete every pod of the gang, count a restart, wait out the backoff (phase Restarting),
  *                        then re-place on healthy nodes (avoiding the failed ones when the cluster allows) resuming
  *                        from status.lastCheckpointStep; when maxRestarts is spent → Failed, pods deleted
@@ -31,6 +32,7 @@ import { gangPodObject, gangService, type GangObjectOptions } from "./gang-objec
 import { GangAnnotation, GangStateKind, observeGang, stableHash, type GangState, type ObservedPod } from "./gang-state.js";
 import { planTrainingPlacement } from "./placement.js";
 import { decideRestart, RestartAction, type PodPhase } from "./restart.js";
+import { faultRestartNodes } from "./faults/plan.js";
 import type { CandidateNode, TrainingJobShape, TrainingPlacementResult } from "./types.js";
 
 export interface TrainingGangStepDeps {
@@ -50,6 +52,8 @@ export interface TrainingGangStepDeps {
   concurrency?: number;
   /** Host directory of the agent's worker socket, mounted into the gang's pods. */
   workerSocketDir?: string;
+  /** Called once per restart decided, with its cause (pod_failed, node_isolated, fault). */
+  onRestart?: (cause: "pod_failed" | "node_isolated" | "fault") => void;
 }
 
 type ConditionOut = TrainingGangOutcome["conditions"][number];
@@ -90,6 +94,7 @@ export function createTrainingGangStep(deps: TrainingGangStepDeps): TrainingGang
       wasPlaced: PLACED_PHASES.includes(record.phase),
     });
     deps.logger?.debug({ job: `${namespace}/${name}`, state: state.kind, detail: state.detail, restarts: record.restarts }, "gang observed");
+    const faulted = faultRestartNodes(job.status?.faults, record.restarts);
 
     const remember = (change: Partial<JobRecord>): JobRecord => {
       const next = { ...record, ...change };
@@ -135,32 +140,42 @@ export function createTrainingGangStep(deps: TrainingGangStepDeps): TrainingGang
       }
 
       case GangStateKind.placing:
-      case GangStateKind.placedPending:
-      case GangStateKind.running:
       case GangStateKind.succeeded:
         return report(job, record, state, gangSize, nowMs);
 
+      case GangStateKind.placedPending:
+      case GangStateKind.running:
+        // A fault C4D recorded for this attempt restarts the gang even when it tainted nothing (a NIC marked, or a
+        // restart only) or an admin removed the taint already.
+        return faulted.faults.length === 0 ? report(job, record, state, gangSize, nowMs) : restartGang();
+
       case GangStateKind.failedMember:
-      case GangStateKind.isolatedNode: {
-        const decision = decideRestart({
-          jobName: name,
-          restarts: record.restarts,
-          maxRestarts: job.spec.faultPolicy.maxRestarts,
-          pods: [...state.failed, ...state.current.filter((p) => p.phase !== "Failed").map((p) => ({ name: p.name, nodeName: p.nodeName, phase: p.phase }))],
-          isolatedNodes: state.isolatedNodes,
-          lastCheckpointStep: job.status?.lastCheckpointStep,
-          backoffBaseMs: job.spec.faultPolicy.restartBackoffSeconds * 1000,
-        });
-        await deletePods(state.toDelete);
-        const avoidNodes = [...new Set([...state.failed.map((f) => f.nodeName), ...state.isolatedNodes])];
-        if (decision.action === RestartAction.fail) {
-          const next = remember({ phase: TrainingPhase.Failed, message: decision.message, notBeforeMs: 0, placement: undefined, planSummary: undefined });
-          return failedOutcome(next, gangSize, [{ type: "Warning", reason: Reason.RestartBudgetExhausted, message: decision.message }]);
-        }
-        const next = remember({ phase: TrainingPhase.Restarting, restarts: decision.restarts, notBeforeMs: nowMs + decision.backoffMs, avoidNodes, message: decision.message, placement: undefined, planSummary: undefined });
-        deps.logger?.info({ job: `${namespace}/${name}`, restarts: next.restarts, backoffMs: decision.backoffMs, avoidNodes }, decision.message);
-        return restartingOutcome(next, gangSize, nowMs, [restartEvent(next)], decision.backoffMs);
+      case GangStateKind.isolatedNode:
+        return restartGang();
+    }
+
+    async function restartGang(): Promise<TrainingGangOutcome> {
+      const decision = decideRestart({
+        jobName: name,
+        restarts: record.restarts,
+        maxRestarts: job.spec.faultPolicy.maxRestarts,
+        pods: [...state.failed, ...state.current.filter((p) => p.phase !== "Failed").map((p) => ({ name: p.name, nodeName: p.nodeName, phase: p.phase }))],
+        isolatedNodes: state.isolatedNodes,
+        // A fault whose node is isolated already is told by "node … isolated".
+        faults: faulted.faults.filter((f) => !f.node || !state.isolatedNodes.includes(f.node)).map((f) => f.summary),
+        lastCheckpointStep: job.status?.lastCheckpointStep,
+        backoffBaseMs: job.spec.faultPolicy.restartBackoffSeconds * 1000,
+      });
+      await deletePods(state.current);
+      const avoidNodes = [...new Set([...state.failed.map((f) => f.nodeName), ...state.isolatedNodes, ...faulted.nodes])];
+      if (decision.action === RestartAction.fail) {
+        const next = remember({ phase: TrainingPhase.Failed, message: decision.message, notBeforeMs: 0, placement: undefined, planSummary: undefined });
+        return failedOutcome(next, gangSize, [{ type: "Warning", reason: Reason.RestartBudgetExhausted, message: decision.message }]);
       }
+      deps.onRestart?.(state.failed.length > 0 ? "pod_failed" : state.isolatedNodes.length > 0 ? "node_isolated" : "fault");
+      const next = remember({ phase: TrainingPhase.Restarting, restarts: decision.restarts, notBeforeMs: nowMs + decision.backoffMs, avoidNodes, message: decision.message, placement: undefined, planSummary: undefined });
+      deps.logger?.info({ job: `${namespace}/${name}`, restarts: next.restarts, backoffMs: decision.backoffMs, avoidNodes }, decision.message);
+      return restartingOutcome(next, gangSize, nowMs, [restartEvent(next)], decision.backoffMs);
     }
   };
 

@@ -8,6 +8,9 @@
  * function returns the next count and has no path that lowers it, so a job that fails every few hours still runs
  * out of budget (a reset would hide a flapping node forever).
  *
+ * Faults C4D found (operator/src/training/faults/) restart the gang too: through the isolated taint when they
+ * isolated a node, or through `faults` when they only marked a NIC or asked for a restart.
+ *
  * Pods in phase Unknown are not failures by themselves: the kubelet may be back within seconds, and a node that
  * really died is isolated by fault detection, which this policy does act on.
  */
@@ -28,6 +31,8 @@ export interface RestartState {
   pods: readonly { name: string; nodeName: string; phase: PodPhase }[];
   /** The gang's planned nodes that now carry the isolated taint (or are gone). */
   isolatedNodes: readonly string[];
+  /** Faults C4D found in this attempt that tainted nothing (a NIC marked, or a restart only), described. */
+  faults?: readonly string[];
   /** status.lastCheckpointStep; undefined when no checkpoint was reported yet. */
   lastCheckpointStep?: number;
   /** spec.faultPolicy.restartBackoffSeconds × 1000. */
@@ -60,13 +65,14 @@ export function decideRestart(state: RestartState): RestartDecision {
   }
   const failed = state.pods.filter((p) => p.phase === "Failed");
   const isolated = [...new Set(state.isolatedNodes)];
-  if (failed.length === 0 && isolated.length === 0) {
+  const faults = state.faults ?? [];
+  if (failed.length === 0 && isolated.length === 0 && faults.length === 0) {
     const done = state.pods.length > 0 && state.pods.every((p) => p.phase === "Succeeded");
     return done
       ? { action: RestartAction.none, backoffMs: 0, reason: Reason.Completed, message: `all ${state.pods.length} pods succeeded`, restarts: state.restarts }
       : { action: RestartAction.none, backoffMs: 0, reason: Reason.AsExpected, message: "no failed pod and no isolated node", restarts: state.restarts };
   }
-  const what = describe(failed, isolated);
+  const what = describe(failed, isolated, faults);
   if (state.restarts >= state.maxRestarts) {
     return {
       action: RestartAction.fail,
@@ -89,10 +95,11 @@ export function decideRestart(state: RestartState): RestartDecision {
   };
 }
 
-function describe(failed: readonly { name: string; nodeName: string }[], isolated: readonly string[]): string {
+function describe(failed: readonly { name: string; nodeName: string }[], isolated: readonly string[], faults: readonly string[]): string {
   const parts: string[] = [];
   if (failed.length > 0) parts.push(`pod${failed.length === 1 ? "" : "s"} ${list(failed.map((p) => `${p.name} (node ${p.nodeName})`))} failed`);
   if (isolated.length > 0) parts.push(`node${isolated.length === 1 ? "" : "s"} ${list(isolated)} isolated`);
+  if (faults.length > 0) parts.push(`fault detection found ${list(faults)}`);
   return parts.join("; ");
 }
 

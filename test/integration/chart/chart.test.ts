@@ -86,7 +86,7 @@ describe("helm", () => {
   it("renders the default values into the expected objects", async () => {
     const manifests = await render("gpf", "gpufleet-system");
     expect(manifests.map((m) => m.kind).sort()).toEqual(
-      ["ClusterRole", "ClusterRole", "ClusterRoleBinding", "ClusterRoleBinding", "ConfigMap", "ConfigMap", "ConfigMap", "DaemonSet", "Deployment", "Deployment", "Role", "Role", "RoleBinding", "RoleBinding", "Service", "Service", "Service", "Service", "ServiceAccount", "ServiceAccount", "StatefulSet"],
+      ["ClusterRole", "ClusterRole", "ClusterRoleBinding", "ClusterRoleBinding", "ConfigMap", "ConfigMap", "ConfigMap", "ConfigMap", "DaemonSet", "Deployment", "Deployment", "Role", "Role", "RoleBinding", "RoleBinding", "Service", "Service", "Service", "Service", "ServiceAccount", "ServiceAccount", "StatefulSet"],
     );
 
     const deployment = find(manifests, "Deployment", "-operator");
@@ -120,7 +120,7 @@ describe("helm", () => {
     expect(env).toMatchObject({ GPUFLEET_CERT_SECRET_PREFIX: "gpf-gpufleet", GPUFLEET_AGENT_INSECURE: "false", GPUFLEET_WORKER_SOCKET_DIR: "/var/run/gpufleet" });
 
     const dashboards = manifests.filter((m) => m.kind === "ConfigMap");
-    expect(dashboards.map((d) => Object.keys(d.data ?? {})).flat().sort()).toEqual(["fleet.json", "operator.json", "serving.json"]);
+    expect(dashboards.map((d) => Object.keys(d.data ?? {})).flat().sort()).toEqual(["fleet.json", "operator.json", "serving.json", "training.json"]);
     for (const d of dashboards) {
       expect(d.metadata.labels?.grafana_dashboard).toBe("1");
       const json = JSON.parse(Object.values(d.data ?? {})[0]!) as { title: string; panels: unknown[] };
@@ -248,8 +248,9 @@ describe("on the API server", () => {
     expect(applied.stderr).toBe("");
     expect(applied.code).toBe(0);
     const lines = applied.stdout.trim().split("\n");
-    expect(lines).toHaveLength(21);
+    expect(lines).toHaveLength(22);
     expect(lines).toContain(`configmap/${release}-gpufleet-dashboard-serving created (server dry run)`);
+    expect(lines).toContain(`configmap/${release}-gpufleet-dashboard-training created (server dry run)`);
     for (const line of lines) expect(line).toMatch(/ created \(server dry run\)$/);
     expect(lines).toContain(`deployment.apps/${release}-gpufleet-operator created (server dry run)`);
     expect(lines).toContain(`daemonset.apps/${release}-gpufleet-agent created (server dry run)`);
@@ -279,6 +280,8 @@ describe("on the API server", () => {
       ["operator deletes services", "operator", "delete", "services", "default", true],
       ["operator taints nodes", "operator", "patch", "nodes", "", true],
       ["operator cannot delete nodes", "operator", "delete", "nodes", "", false],
+      ["operator marks a degraded NIC (node condition)", "operator", "patch", "nodes --subresource=status", "", true],
+      ["operator cannot update node status wholesale", "operator", "update", "nodes --subresource=status", "", false],
       ["operator records Events", "operator", "create", "events", "default", true],
       ["operator cannot read Secrets", "operator", "get", "secrets", "default", false],
       ["operator reads the agent certificate Secret", "operator", "get", "secrets/{release}-gpufleet-agent-tls", "own", true],
@@ -358,6 +361,7 @@ describe("Grafana dashboards against Prometheus, a running operator and a runnin
   const queries = await dashboardQueries();
   const operatorQueries = queries.filter((q) => q.dashboard === "operator.json");
   const servingQueries = queries.filter((q) => q.dashboard === "serving.json");
+  const trainingQueries = queries.filter((q) => q.dashboard === "training.json");
   const agentMetricsSource = await readFile(path.join(REPO_ROOT, "agent/src/metrics.ts"), "utf8");
   let prometheus: PrometheusProcess | undefined;
   let operator: OperatorProcess | undefined;
@@ -394,6 +398,7 @@ describe("Grafana dashboards against Prometheus, a running operator and a runnin
   it("finds the panels it checks", () => {
     expect(operatorQueries.length).toBeGreaterThanOrEqual(8);
     expect(servingQueries.length).toBeGreaterThanOrEqual(14);
+    expect(trainingQueries.length).toBeGreaterThanOrEqual(12);
     expect(queries.length - operatorQueries.length).toBeGreaterThanOrEqual(10);
   });
 
@@ -438,6 +443,18 @@ describe("Grafana dashboards against Prometheus, a running operator and a runnin
     expect([...withoutSamples].filter((n) => !["gpufleet_operator_reconcile_errors_total", "gpufleet_operator_informer_restarts_total"].includes(n))).toEqual([]);
     for (const q of withSamples) {
       await waitFor(async () => ((await prometheus!.query(q.expr)).data?.result.length ?? 0) > 0, { description: `data for ${q.panel}: "${q.expr}"`, timeoutMs: 30_000 });
+    }
+  });
+
+  it("has data for every training panel except those that need a running job or a fault", async () => {
+    // The per-rank heatmaps need a running job with telemetry and the latency histogram a fault acted on; the e2e
+    // test (test/e2e/fault-isolation.test.ts) checks those series on a running operator. Every other training
+    // panel reads counters that start at 0 or the per-job gauges of the job created above.
+    const needRun = ["gpufleet_operator_training_rank_collective_seconds", "gpufleet_operator_training_rank_send_seconds", "gpufleet_operator_training_fault_detection_seconds_bucket", "gpufleet_operator_training_last_checkpoint_step"];
+    const checked = trainingQueries.filter((q) => !metricNames(q.expr).some((n) => needRun.includes(n)));
+    expect(trainingQueries.length - checked.length).toBe(6);
+    for (const q of checked) {
+      await waitFor(async () => ((await prometheus!.query(q.expr)).data?.result.length ?? 0) > 0, { description: `data for ${q.panel}: "${q.expr}"`, timeoutMs: 60_000 });
     }
   });
 
