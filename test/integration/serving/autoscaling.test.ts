@@ -30,10 +30,9 @@ import { loadTraceFile } from "../../../operator/src/serving/trace-file.js";
 import { DEFAULT_AUTOSCALE_CONFIG } from "../../../common/src/scheduler/autoscale-policy.js";
 import { waitFor } from "../../harness/wait.js";
 import { testCluster, type TestCluster } from "../../support/cluster.js";
-import { startGatewayProcess, tokensOf, type GatewayProcess } from "../../support/gateway.js";
+import { readSse, startGatewayProcess, tokensOf, type GatewayProcess } from "../../support/gateway.js";
 import { kubectl } from "../../support/kubectl.js";
 import { metricValue, startInProcessOperator, startSimulatedAgent, type ComponentProcess } from "../../support/operator.js";
-import { SseParser } from "../../../gateway/src/openai/sse.js";
 
 const run = Date.now().toString(36);
 const MODEL = `autoscale-${run}`;
@@ -81,18 +80,7 @@ async function complete(promptTokens: number, outputTokens: number): Promise<voi
       results.push({ status: response.status, done: false, tokens: 0, wanted, error: await response.text(), endedMs: Date.now() });
       return;
     }
-    const parser = new SseParser();
-    const events: Record<string, unknown>[] = [];
-    let done = false;
-    const reader = response.body!.getReader();
-    for (;;) {
-      const chunk = await reader.read();
-      if (chunk.done) break;
-      for (const data of parser.push(chunk.value)) {
-        if (data === "[DONE]") done = true;
-        else events.push(JSON.parse(data) as Record<string, unknown>);
-      }
-    }
+    const { events, done } = await readSse(response);
     const error = events.find((e) => e.error) as { error?: { message?: string } } | undefined;
     results.push({ status: 200, done, tokens: tokensOf(events).length, wanted, error: error?.error?.message, endedMs: Date.now() });
   } catch (err) {
