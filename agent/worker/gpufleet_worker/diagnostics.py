@@ -34,7 +34,7 @@ def _torch_cuda() -> Any:
     return torch
 
 
-def _median_ms(torch: Any, fn, warmup: int, reps: int) -> float:
+def median_cuda_ms(torch: Any, fn, warmup: int, reps: int) -> float:
     for _ in range(warmup):
         fn()
     torch.cuda.synchronize()
@@ -54,7 +54,7 @@ def gemm(n: int = 8192, reps: int = 20) -> dict[str, Any]:
     a = torch.randn(n, n, device="cuda", dtype=torch.bfloat16)
     b = torch.randn(n, n, device="cuda", dtype=torch.bfloat16)
     c = torch.empty(n, n, device="cuda", dtype=torch.bfloat16)
-    ms = _median_ms(torch, lambda: torch.matmul(a, b, out=c), warmup=5, reps=reps)
+    ms = median_cuda_ms(torch, lambda: torch.matmul(a, b, out=c), warmup=5, reps=reps)
     tflops = 2 * n**3 / (ms / 1000) / 1e12
     details = {"m": n, "n": n, "k": n, "dtype": "bfloat16", "medianMs": round(ms, 4), "reps": reps}
     return {"name": "gemm", "value": round(tflops, 1), "unit": "TFLOP/s", "details": details | _device(torch)}
@@ -64,7 +64,7 @@ def copy(nbytes: int = 2 << 30, reps: int = 20) -> dict[str, Any]:
     torch = _torch_cuda()
     src = torch.empty(nbytes // 2, device="cuda", dtype=torch.bfloat16).normal_()
     dst = torch.empty_like(src)
-    ms = _median_ms(torch, lambda: dst.copy_(src), warmup=5, reps=reps)
+    ms = median_cuda_ms(torch, lambda: dst.copy_(src), warmup=5, reps=reps)
     gbps = 2 * nbytes / (ms / 1000) / 1e9
     details = {"bytes": nbytes, "countedBytes": 2 * nbytes, "medianMs": round(ms, 4), "reps": reps}
     return {"name": "copy", "value": round(gbps, 1), "unit": "GB/s", "details": details | _device(torch)}
@@ -80,7 +80,7 @@ def _all_reduce_rank(rank: int, world: int, port: int, sizes: list[int], out: An
     results = {}
     for size in sizes:
         x = torch.ones(size // 2, device="cuda", dtype=torch.bfloat16)
-        ms = _median_ms(torch, lambda x=x: dist.all_reduce(x), warmup=5, reps=20)
+        ms = median_cuda_ms(torch, lambda x=x: dist.all_reduce(x), warmup=5, reps=20)
         algbw = size / (ms / 1000) / 1e9
         busbw = algbw * 2 * (world - 1) / world
         results[size] = {"medianMs": round(ms, 4), "algGBps": round(algbw, 1), "busGBps": round(busbw, 1)}

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ import torch
 
 from ..attention.backends import DecodeMetadata, TorchSdpaBackend, TritonPagedBackend, partition_for
 from ..config import LLAMA3_8B, EngineConfig
+from ..diagnostics import median_cuda_ms
 from ..engine.batch import StepInputs
 from ..kernels.kv_block_copy import gather_blocks, scatter_blocks
 from ..kernels.paged_decode_attention import PagedDecodeAttention
@@ -34,18 +34,7 @@ DEV = "cuda"
 
 
 def time_ms(fn, warmup: int = 3, reps: int = 20) -> float:
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(reps):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        fn()
-        b.record()
-        b.synchronize()
-        times.append(a.elapsed_time(b))
-    return statistics.median(times)
+    return median_cuda_ms(torch, fn, warmup, reps)
 
 
 def spread(fn, **kw) -> tuple[float, float]:
