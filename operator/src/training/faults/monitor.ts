@@ -22,7 +22,7 @@ import type { Clock } from "../../runtime/clock.js";
 import type { EventSink } from "../../runtime/events.js";
 import type { Logger } from "../../runtime/logger.js";
 import type { TelemetryViews } from "../../telemetry/read-model.js";
-import { c4dConfigFor, detectFaults } from "../c4d/index.js";
+import { C4dMemo, c4dConfigFor, detectFaults } from "../c4d/index.js";
 import { GangAnnotation } from "../gang-state.js";
 import type { FaultWriter } from "./apply.js";
 import { currentAttemptCommunicators, rankLatencies, rankNodesOf } from "./input.js";
@@ -56,6 +56,8 @@ export class FaultMonitor {
   private checking: Promise<void> | undefined;
   /** Records written by this process, per job uid, until the cached status shows them. */
   private readonly written = new Map<string, FaultRecord[]>();
+  /** The detector's per-job memo (CPU only: the same report with or without it), per job uid. */
+  private readonly memos = new Map<string, C4dMemo>();
 
   constructor(private readonly deps: FaultMonitorDeps) {}
 
@@ -92,6 +94,7 @@ export class FaultMonitor {
     const jobs = this.deps.trainingJobs.list();
     const live = new Set(jobs.map((j) => j.metadata.uid ?? ""));
     for (const uid of this.written.keys()) if (!live.has(uid)) this.written.delete(uid);
+    for (const uid of this.memos.keys()) if (!live.has(uid)) this.memos.delete(uid);
     const isolated = new Set(this.deps.nodes.list().filter((n) => (n.spec?.taints ?? []).some((t) => t.key === IsolatedTaintKey)).map((n) => n.metadata?.name ?? ""));
     this.deps.metrics.trainingRankCollectiveSeconds.reset();
     this.deps.metrics.trainingRankSendSeconds.reset();
@@ -131,7 +134,10 @@ export class FaultMonitor {
     // C4D's definition (no collective opened) and its pods are watched by the gang step.
     let plan: FaultPlan | undefined;
     if (communicators.length > 0) {
-      const report = detectFaults({ job: key, communicators, rankNodes }, c4dConfigFor(job.spec.faultPolicy), nowMs);
+      let memo = this.memos.get(uid);
+      if (!memo) this.memos.set(uid, (memo = new C4dMemo()));
+      memo.retain(new Set(communicators.map((c) => c.communicator)));
+      const report = detectFaults({ job: key, communicators, rankNodes }, c4dConfigFor(job.spec.faultPolicy), nowMs, memo);
       plan = planFaultActions({ job: key, attempt: gang.attempt, report, recorded, remembered, gangNodes: new Set(rankNodes), isolatedNodes, nowMs });
     }
     if (!plan || plan.records.length === 0) {
