@@ -1,0 +1,46 @@
+import { readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { ALL_CRDS } from "../crds/src/crd.js";
+import { CRD_DOCS_PATH, crdRootSchema, renderCrdReference, schemaFields } from "./gen-crd-docs.js";
+
+type Schema = { [key: string]: unknown };
+const crds = ALL_CRDS as unknown as Schema[];
+const kindOf = (crd: Schema) => String(((crd.spec as Schema).names as Schema).kind);
+
+describe("CRD field descriptions", () => {
+  // `kubectl explain` prints a field's description and nothing else: an undescribed field is a blank page there.
+  it.each(crds.map((crd) => [kindOf(crd), crd] as const))("every field of %s has a description", (_kind, crd) => {
+    const undescribed = schemaFields(crdRootSchema(crd))
+      .filter((f) => typeof f.schema.description !== "string" || (f.schema.description as string).trim() === "")
+      .map((f) => f.path);
+    expect(undescribed).toEqual([]);
+  });
+
+  it("walks nested objects, array items and maps", () => {
+    const root = {
+      properties: {
+        a: { type: "array", items: { type: "object", properties: { b: { type: "string" } } } },
+        m: { type: "object", additionalProperties: { type: "object", properties: { c: { type: "integer" } } } },
+      },
+      required: ["a"],
+    };
+    expect(schemaFields(root).map((f) => [f.path, f.required])).toEqual([["a", true], ["a[].b", false], ["m", false], ["m{}.c", false]]);
+  });
+});
+
+describe("docs/reference/crds.md", () => {
+  it("is up to date (run `npm run gen:crd-docs`)", () => {
+    expect(readFileSync(CRD_DOCS_PATH, "utf8")).toBe(renderCrdReference());
+  });
+
+  it("has a row per field with its description", () => {
+    const page = renderCrdReference();
+    for (const crd of crds) {
+      expect(page).toContain(`## ${kindOf(crd)}`);
+      for (const f of schemaFields(crdRootSchema(crd)).filter((x) => !["apiVersion", "kind", "metadata"].includes(x.path))) {
+        expect(page).toContain(`| \`${f.path}\` |`);
+      }
+    }
+    expect(page).toContain("| `spec.slo.attainmentPercent` | number |  | `90` | > 0; ≤ 100 | Share of requests that must meet both targets. |");
+  });
+});
