@@ -1,6 +1,9 @@
-import { readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { ALL_CRDS } from "../crds/src/crd.js";
+import { FabricCondition } from "../crds/src/fabric-topology.js";
+import { ServingCondition, TrainingCondition } from "../crds/src/reasons.js";
 import { CRD_DOCS_PATH, crdRootSchema, renderCrdReference, schemaFields } from "./gen-crd-docs.js";
 
 type Schema = { [key: string]: unknown };
@@ -42,5 +45,33 @@ describe("docs/reference/crds.md", () => {
       }
     }
     expect(page).toContain("| `spec.slo.attainmentPercent` | number |  | `90` | > 0; ≤ 100 | Share of requests that must meet both targets. |");
+  });
+});
+
+describe("docs/runbooks", () => {
+  const dir = path.join(path.dirname(CRD_DOCS_PATH), "..", "runbooks");
+  const conditions = [
+    ...Object.values(ServingCondition).map((t) => `ServingDeployment-${t}`),
+    ...Object.values(TrainingCondition).map((t) => `TrainingJob-${t}`),
+    ...Object.values(FabricCondition).map((t) => `FabricTopology-${t}`),
+    "Node-NicDegraded", // the node condition NicDegraded-<nic> that fault detection sets
+  ];
+  it.each(conditions)("has a page for the %s condition", (page) => {
+    expect(existsSync(path.join(dir, `${page}.md`))).toBe(true);
+  });
+
+  it("links only to files that exist", () => {
+    for (const file of readdirSync(dir).filter((f) => f.endsWith(".md"))) {
+      const text = readFileSync(path.join(dir, file), "utf8");
+      for (const [, target] of text.matchAll(/\]\(([^)#]+)(#[^)]*)?\)/g)) {
+        if (/^[a-z]+:/.test(target!)) continue;
+        expect(existsSync(path.join(dir, target!)), `${file} → ${target}`).toBe(true);
+      }
+    }
+  });
+
+  it("lists every page in its README", () => {
+    const readme = readFileSync(path.join(dir, "README.md"), "utf8");
+    for (const file of readdirSync(dir).filter((f) => f.endsWith(".md") && f !== "README.md")) expect(readme).toContain(`(${file})`);
   });
 });
