@@ -10,7 +10,13 @@ import { ALL_CRDS } from "../crds/src/crd.js";
 
 type Schema = { [key: string]: unknown };
 
-export const CRD_DOCS_PATH = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "docs", "reference", "crds.md");
+export const CRD_DOCS_PATH = path.resolve(
+  path.dirname(fileURLToPath(import.meta.url)),
+  "..",
+  "docs",
+  "reference",
+  "crds.md",
+);
 
 /** One property of a CRD schema, at its path (arrays as `[]`, maps as `{}`). */
 export interface SchemaField {
@@ -31,7 +37,8 @@ export function schemaFields(root: Schema, prefix = ""): SchemaField[] {
       visit(child, childPath);
     }
     if (node.items && typeof node.items === "object") visit(node.items as Schema, `${at}[]`);
-    if (node.additionalProperties && typeof node.additionalProperties === "object") visit(node.additionalProperties as Schema, `${at}{}`);
+    if (node.additionalProperties && typeof node.additionalProperties === "object")
+      visit(node.additionalProperties as Schema, `${at}{}`);
   };
   visit(root, prefix);
   return out;
@@ -49,7 +56,8 @@ function typeOf(schema: Schema): string {
     const items = (schema.items ?? {}) as Schema;
     return `${typeOf(items)}[]`;
   }
-  if (type === "object" && schema.additionalProperties && !schema.properties) return `map[string]${typeOf(schema.additionalProperties as Schema)}`;
+  if (type === "object" && schema.additionalProperties && !schema.properties)
+    return `map[string]${typeOf(schema.additionalProperties as Schema)}`;
   if (schema.format) return `${type} (${String(schema.format)})`;
   return type ?? "any";
 }
@@ -58,8 +66,10 @@ function typeOf(schema: Schema): string {
 function constraints(schema: Schema): string[] {
   const out: string[] = [];
   if (Array.isArray(schema.enum)) out.push(`one of ${schema.enum.map((v) => `\`${String(v)}\``).join(", ")}`);
-  if (schema.minimum !== undefined) out.push(`${schema.exclusiveMinimum === true ? ">" : "≥"} ${String(schema.minimum)}`);
-  if (schema.maximum !== undefined) out.push(`${schema.exclusiveMaximum === true ? "<" : "≤"} ${String(schema.maximum)}`);
+  if (schema.minimum !== undefined)
+    out.push(`${schema.exclusiveMinimum === true ? ">" : "≥"} ${String(schema.minimum)}`);
+  if (schema.maximum !== undefined)
+    out.push(`${schema.exclusiveMaximum === true ? "<" : "≤"} ${String(schema.maximum)}`);
   if (schema.minLength !== undefined) out.push(`length ≥ ${String(schema.minLength)}`);
   if (schema.maxLength !== undefined) out.push(`length ≤ ${String(schema.maxLength)}`);
   if (schema.minItems !== undefined) out.push(`items ≥ ${String(schema.minItems)}`);
@@ -76,10 +86,15 @@ function constraints(schema: Schema): string[] {
 const cell = (text: string) => text.replace(/\|/g, "\\|").replace(/\n/g, " ");
 
 function fieldTable(fields: readonly SchemaField[]): string[] {
-  const lines = ["| Field | Type | Required | Default | Validation | Description |", "| --- | --- | --- | --- | --- | --- |"];
+  const lines = [
+    "| Field | Type | Required | Default | Validation | Description |",
+    "| --- | --- | --- | --- | --- | --- |",
+  ];
   for (const f of fields) {
     const def = f.schema.default === undefined ? "" : `\`${JSON.stringify(f.schema.default)}\``;
-    lines.push(`| \`${f.path}\` | ${cell(typeOf(f.schema))} | ${f.required ? "yes" : ""} | ${cell(def)} | ${cell(constraints(f.schema).join("; "))} | ${cell(String(f.schema.description ?? ""))} |`);
+    lines.push(
+      `| \`${f.path}\` | ${cell(typeOf(f.schema))} | ${f.required ? "yes" : ""} | ${cell(def)} | ${cell(constraints(f.schema).join("; "))} | ${cell(String(f.schema.description ?? ""))} |`,
+    );
   }
   return lines;
 }
@@ -87,8 +102,16 @@ function fieldTable(fields: readonly SchemaField[]): string[] {
 /** CEL rules with the path of the object they are attached to. */
 function celRules(root: Schema): { at: string; rule: string; message: string }[] {
   const rules = (node: Schema, at: string) =>
-    ((node["x-kubernetes-validations"] ?? []) as { rule: string; message: string }[]).map((r) => ({ at, rule: r.rule, message: r.message }));
-  return [...rules(root, "(root)"), ...schemaFields(root).flatMap((f) => rules(f.schema, f.path)), ...schemaFields(root).flatMap((f) => (f.schema.items ? rules(f.schema.items as Schema, `${f.path}[]`) : []))];
+    ((node["x-kubernetes-validations"] ?? []) as { rule: string; message: string }[]).map((r) => ({
+      at,
+      rule: r.rule,
+      message: r.message,
+    }));
+  return [
+    ...rules(root, "(root)"),
+    ...schemaFields(root).flatMap((f) => rules(f.schema, f.path)),
+    ...schemaFields(root).flatMap((f) => (f.schema.items ? rules(f.schema.items as Schema, `${f.path}[]`) : [])),
+  ];
 }
 
 export function renderCrdReference(crds: readonly Schema[] = ALL_CRDS as unknown as Schema[]): string {
@@ -124,7 +147,13 @@ export function renderCrdReference(crds: readonly Schema[] = ALL_CRDS as unknown
     );
     const rules = celRules(root);
     if (rules.length > 0) {
-      lines.push("", "Validation rules (CEL, checked by the API server):", "", "| On | Rule | Message |", "| --- | --- | --- |");
+      lines.push(
+        "",
+        "Validation rules (CEL, checked by the API server):",
+        "",
+        "| On | Rule | Message |",
+        "| --- | --- | --- |",
+      );
       for (const r of rules) lines.push(`| \`${r.at}\` | \`${cell(r.rule)}\` | ${cell(r.message)} |`);
     }
   }

@@ -16,7 +16,7 @@ describe("valueRows", () => {
     "# A group.",
     "group:",
     "  # The first child.",
-    "  first: \"a\"",
+    '  first: "a"',
     "  second: [x]  # trailing note",
     "  empty: {}",
     "undocumented: true",
@@ -27,8 +27,8 @@ describe("valueRows", () => {
     expect(valueRows(yaml, schema)).toEqual([
       { key: "top", defaultValue: "1", description: "" },
       { key: "group", defaultValue: "", description: "A group." },
-      { key: "group.first", defaultValue: "\"a\"", description: "The first child." },
-      { key: "group.second", defaultValue: "[\"x\"]", description: "" },
+      { key: "group.first", defaultValue: '"a"', description: "The first child." },
+      { key: "group.second", defaultValue: '["x"]', description: "" },
       { key: "group.empty", defaultValue: "{}", description: "" },
       { key: "undocumented", defaultValue: "true", description: "From the schema." },
     ]);

@@ -71,7 +71,10 @@ export function valueRows(valuesYaml: string, schema?: SchemaNode): ValueRow[] {
 
 const cell = (text: string) => text.replace(/\|/g, "\\|");
 
-export function renderValuesReference(valuesYaml = readFileSync(VALUES_PATH, "utf8"), schema: SchemaNode = JSON.parse(readFileSync(SCHEMA_PATH, "utf8")) as SchemaNode): string {
+export function renderValuesReference(
+  valuesYaml = readFileSync(VALUES_PATH, "utf8"),
+  schema: SchemaNode = JSON.parse(readFileSync(SCHEMA_PATH, "utf8")) as SchemaNode,
+): string {
   const lines = [
     "# Helm values reference",
     "",
@@ -82,7 +85,9 @@ export function renderValuesReference(valuesYaml = readFileSync(VALUES_PATH, "ut
     "",
     "| Key | Default | Description |",
     "| --- | --- | --- |",
-    ...valueRows(valuesYaml, schema).map((r) => `| \`${r.key}\` | ${r.defaultValue ? `\`${cell(r.defaultValue)}\`` : ""} | ${cell(r.description)} |`),
+    ...valueRows(valuesYaml, schema).map(
+      (r) => `| \`${r.key}\` | ${r.defaultValue ? `\`${cell(r.defaultValue)}\`` : ""} | ${cell(r.description)} |`,
+    ),
   ];
   return `${lines.join("\n")}\n`;
 }

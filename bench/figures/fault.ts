@@ -46,7 +46,13 @@ export function faultData(results: Json): FaultData {
     }
     const recall = num(FIGURE, row, "recall");
     if (recall !== null && recall < 1) partial.push(`${fault} @ ${ranks} ranks: recall ${recall}`);
-    detected.push({ fault, ranks, detectionLatencyMs: latency, detectionLatencyMaxMs: num(FIGURE, row, "detectionLatencyMaxMs"), recall });
+    detected.push({
+      fault,
+      ranks,
+      detectionLatencyMs: latency,
+      detectionLatencyMaxMs: num(FIGURE, row, "detectionLatencyMaxMs"),
+      recall,
+    });
   }
   return { detected, partial, undetected };
 }
@@ -58,7 +64,10 @@ export function faultSpec(data: FaultData): TopLevelSpec {
   ].filter(Boolean);
   return {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
-    title: { text: "C4D: detection latency per fault class", subtitle: ["median over runs, whisker to the slowest run (bench/results/fault.json)", ...missed] },
+    title: {
+      text: "C4D: detection latency per fault class",
+      subtitle: ["median over runs, whisker to the slowest run (bench/results/fault.json)", ...missed],
+    },
     data: { values: data.detected },
     width: 520,
     height: 320,
@@ -67,8 +76,21 @@ export function faultSpec(data: FaultData): TopLevelSpec {
       color: { field: "fault", type: "nominal", title: "fault class" },
     },
     layer: [
-      { mark: { type: "line", point: true, tooltip: true }, encoding: { y: { field: "detectionLatencyMs", type: "quantitative", scale: { type: "log" }, title: "detection latency (ms, log)" } } },
-      { mark: { type: "rule" }, encoding: { y: { field: "detectionLatencyMs", type: "quantitative" }, y2: { field: "detectionLatencyMaxMs" } } },
+      {
+        mark: { type: "line", point: true, tooltip: true },
+        encoding: {
+          y: {
+            field: "detectionLatencyMs",
+            type: "quantitative",
+            scale: { type: "log" },
+            title: "detection latency (ms, log)",
+          },
+        },
+      },
+      {
+        mark: { type: "rule" },
+        encoding: { y: { field: "detectionLatencyMs", type: "quantitative" }, y2: { field: "detectionLatencyMaxMs" } },
+      },
     ],
   };
 }

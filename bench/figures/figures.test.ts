@@ -19,13 +19,21 @@ const markLabels = (svg: string, role: string) =>
   [...svg.matchAll(new RegExp(`aria-roledescription="${role}"`, "g"))].length;
 
 const scenario = (over: Record<string, unknown>) => ({
-  model: "OPT-13B", gpu: "A100-80GB", workload: "chatbot", sloScale: { ttft: 1, tpot: 1 },
-  disaggGoodputPerGpu: 2.5, vllmGoodputPerGpu: 3, chunkedGoodputPerGpu: 0, ...over,
+  model: "OPT-13B",
+  gpu: "A100-80GB",
+  workload: "chatbot",
+  sloScale: { ttft: 1, tpot: 1 },
+  disaggGoodputPerGpu: 2.5,
+  vllmGoodputPerGpu: 3,
+  chunkedGoodputPerGpu: 0,
+  ...over,
 });
 
 describe("serving figure", () => {
   it("has one point per scenario and plan kind, labels the SLO scale, keeps zeros", () => {
-    const points = servingPoints({ scenarios: [scenario({}), scenario({ sloScale: { ttft: 0.5, tpot: 1 }, model: "Llama-3-8B", gpu: "H100-80GB" })] });
+    const points = servingPoints({
+      scenarios: [scenario({}), scenario({ sloScale: { ttft: 0.5, tpot: 1 }, model: "Llama-3-8B", gpu: "H100-80GB" })],
+    });
     expect(points).toHaveLength(6);
     expect(points.slice(0, 3)).toEqual([
       { deployment: "OPT-13B A100", panel: "chatbot", planKind: "disaggregated (gpufleet)", goodputPerGpu: 2.5 },
@@ -40,19 +48,32 @@ describe("serving figure", () => {
     const svg = await renderSvg(servingSpec(points));
     expect(svg.startsWith("<svg")).toBe(true);
     expect(markLabels(svg, "bar")).toBe(points.length);
-    for (const kind of ["disaggregated (gpufleet)", "vLLM colocated", "chunked prefill"]) expect(svg).toContain(`>${kind}<`);
+    for (const kind of ["disaggregated (gpufleet)", "vLLM colocated", "chunked prefill"])
+      expect(svg).toContain(`>${kind}<`);
   });
 
   it("says which field is wrong", () => {
-    expect(() => servingPoints({ scenarios: [scenario({ vllmGoodputPerGpu: "fast" })] })).toThrow(/serving-goodput: "vllmGoodputPerGpu" is not a number/);
+    expect(() => servingPoints({ scenarios: [scenario({ vllmGoodputPerGpu: "fast" })] })).toThrow(
+      /serving-goodput: "vllmGoodputPerGpu" is not a number/,
+    );
     expect(() => servingPoints({})).toThrow(FigureDataError);
   });
 });
 
 describe("scheduler figure", () => {
-  const row = (over: Record<string, unknown>) => ({ policy: "gpufleet", workload: "zipf-128", arrival: "poisson", load: 0.6, p99TtftMs: 400, p99TpotMs: 45, ...over });
+  const row = (over: Record<string, unknown>) => ({
+    policy: "gpufleet",
+    workload: "zipf-128",
+    arrival: "poisson",
+    load: 0.6,
+    p99TtftMs: 400,
+    p99TpotMs: 45,
+    ...over,
+  });
   it("takes the Poisson rows only, a P99 TTFT and a P99 TPOT point each", () => {
-    const points = schedulerPoints({ rows: [row({}), row({ arrival: "gamma-cv2" }), row({ policy: "round-robin", p99TpotMs: null })] });
+    const points = schedulerPoints({
+      rows: [row({}), row({ arrival: "gamma-cv2" }), row({ policy: "round-robin", p99TpotMs: null })],
+    });
     expect(points).toEqual([
       { workload: "zipf-128", policy: "gpufleet", load: 0.6, metric: "P99 TTFT", valueMs: 400 },
       { workload: "zipf-128", policy: "gpufleet", load: 0.6, metric: "P99 TPOT", valueMs: 45 },
@@ -62,9 +83,22 @@ describe("scheduler figure", () => {
 });
 
 describe("fault figure", () => {
-  const row = (over: Record<string, unknown>) => ({ faultClass: "hang", factor: null, ranks: 64, detectionLatencyMs: 1400, detectionLatencyMaxMs: 1450, recall: 1, ...over });
+  const row = (over: Record<string, unknown>) => ({
+    faultClass: "hang",
+    factor: null,
+    ranks: 64,
+    detectionLatencyMs: 1400,
+    detectionLatencyMaxMs: 1450,
+    recall: 1,
+    ...over,
+  });
   const data = faultData({
-    rows: [row({}), row({ faultClass: "straggler", factor: 1.2, detectionLatencyMs: null, detectionLatencyMaxMs: null, recall: 0 }), row({ faultClass: "slow-link", factor: 0.8, recall: 0.2 }), row({ faultClass: "none", detectionLatencyMs: null })],
+    rows: [
+      row({}),
+      row({ faultClass: "straggler", factor: 1.2, detectionLatencyMs: null, detectionLatencyMaxMs: null, recall: 0 }),
+      row({ faultClass: "slow-link", factor: 0.8, recall: 0.2 }),
+      row({ faultClass: "none", detectionLatencyMs: null }),
+    ],
   });
   it("separates detected, partly detected and missed faults and drops the no-fault control", () => {
     expect(data.detected.map((p) => p.fault)).toEqual(["hang", "slow-link ×0.8"]);
@@ -80,15 +114,36 @@ describe("fault figure", () => {
 
 describe("traffic figure", () => {
   it("has a point per method and tells failed-link scenarios apart", () => {
-    const points = trafficPoints({ rows: [{ placement: "full-rack", algorithm: "ring", failedLink: "leaf-0<>spine-0#0", gpus: 64, c4pMaxLinkLoad: 0.5, ecmpMaxLinkLoad: 2.1, ecmpMultiQpMaxLinkLoad: 1.1, idealMaxLinkLoad: 0.26 }] });
-    expect(points.map((p) => [p.method, p.maxLinkLoad])).toEqual([["C4P", 0.5], ["ECMP", 2.1], ["ECMP multi-QP", 1.1], ["ideal", 0.26]]);
-    expect(new Set(points.map((p) => `${p.pattern}|${p.links}`))).toEqual(new Set(["full-rack · ring|one link failed"]));
+    const points = trafficPoints({
+      rows: [
+        {
+          placement: "full-rack",
+          algorithm: "ring",
+          failedLink: "leaf-0<>spine-0#0",
+          gpus: 64,
+          c4pMaxLinkLoad: 0.5,
+          ecmpMaxLinkLoad: 2.1,
+          ecmpMultiQpMaxLinkLoad: 1.1,
+          idealMaxLinkLoad: 0.26,
+        },
+      ],
+    });
+    expect(points.map((p) => [p.method, p.maxLinkLoad])).toEqual([
+      ["C4P", 0.5],
+      ["ECMP", 2.1],
+      ["ECMP multi-QP", 1.1],
+      ["ideal", 0.26],
+    ]);
+    expect(new Set(points.map((p) => `${p.pattern}|${p.links}`))).toEqual(
+      new Set(["full-rack · ring|one link failed"]),
+    );
   });
 });
 
 describe("latency model figure", () => {
   const calibration = {
-    gpu: "NVIDIA H200", model: "llama-3-8b",
+    gpu: "NVIDIA H200",
+    model: "llama-3-8b",
     rows: [
       { phase: "decode", batch: 4, contextTokens: 1024, stepMs: 5.2 },
       { phase: "prefill", batch: 2, promptTokens: 2048, stepMs: 97.5 },
@@ -100,8 +155,14 @@ describe("latency model figure", () => {
     const points = latencyPoints(calibration);
     expect(skippedRows(calibration)).toBe(1);
     expect(points).toHaveLength(2);
-    expect(points[0]!.modelMs).toBeCloseTo(decodeStepLatencyMs(model, "H200-141GB", { tp: 1, pp: 1 }, [1024, 1024, 1024, 1024]).totalMs, 9);
-    expect(points[1]!.modelMs).toBeCloseTo(prefillLatencyMs(model, "H200-141GB", { tp: 1, pp: 1 }, [2048, 2048]).totalMs, 9);
+    expect(points[0]!.modelMs).toBeCloseTo(
+      decodeStepLatencyMs(model, "H200-141GB", { tp: 1, pp: 1 }, [1024, 1024, 1024, 1024]).totalMs,
+      9,
+    );
+    expect(points[1]!.modelMs).toBeCloseTo(
+      prefillLatencyMs(model, "H200-141GB", { tp: 1, pp: 1 }, [2048, 2048]).totalMs,
+      9,
+    );
     expect(points[1]!.errorPercent).toBeCloseTo(((points[1]!.modelMs - 97.5) / 97.5) * 100, 9);
     expect(medianAbsErrorPercent(points, "decode")).toBeCloseTo(Math.abs(points[0]!.errorPercent), 9);
   });
@@ -118,7 +179,21 @@ describe("writeFigures", () => {
 
   it("renders the figures whose JSON exists and skips the rest with a note", async () => {
     dir = await mkdtemp(path.join(tmpdir(), "figures-"));
-    await writeFile(path.join(dir, "fault.json"), JSON.stringify({ rows: [{ faultClass: "hang", factor: null, ranks: 64, detectionLatencyMs: 1400, detectionLatencyMaxMs: 1450, recall: 1 }] }));
+    await writeFile(
+      path.join(dir, "fault.json"),
+      JSON.stringify({
+        rows: [
+          {
+            faultClass: "hang",
+            factor: null,
+            ranks: 64,
+            detectionLatencyMs: 1400,
+            detectionLatencyMaxMs: 1450,
+            recall: 1,
+          },
+        ],
+      }),
+    );
     const log: string[] = [];
     const written = await writeFigures({ resultsDir: dir, log: (l) => log.push(l) });
     expect(written).toEqual([path.join(dir, "figures", "fault-detection.svg")]);

@@ -31,10 +31,20 @@ export interface FigureDef {
 
 export const FIGURES: readonly FigureDef[] = [
   { name: "serving-goodput", bench: "serving", source: "serving.json", spec: (r) => servingSpec(servingPoints(r)) },
-  { name: "scheduler-latency", bench: "scheduler", source: "scheduler.json", spec: (r) => schedulerSpec(schedulerPoints(r)) },
+  {
+    name: "scheduler-latency",
+    bench: "scheduler",
+    source: "scheduler.json",
+    spec: (r) => schedulerSpec(schedulerPoints(r)),
+  },
   { name: "fault-detection", bench: "fault", source: "fault.json", spec: (r) => faultSpec(faultData(r)) },
   { name: "traffic-link-load", bench: "traffic", source: "traffic.json", spec: (r) => trafficSpec(trafficPoints(r)) },
-  { name: "latency-model", bench: "gpu-worker", source: "gpu-worker-runs/calibration-v1/calibration-raw.json", spec: (r) => latencySpec(latencyPoints(r), skippedRows(r)) },
+  {
+    name: "latency-model",
+    bench: "gpu-worker",
+    source: "gpu-worker-runs/calibration-v1/calibration-raw.json",
+    spec: (r) => latencySpec(latencyPoints(r), skippedRows(r)),
+  },
 ];
 
 export interface WriteFiguresOptions {

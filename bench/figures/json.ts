@@ -12,7 +12,8 @@ export class FigureDataError extends Error {
 }
 
 export function field(figure: string, value: Json, key: string): Json {
-  if (value === null || typeof value !== "object" || Array.isArray(value)) throw new FigureDataError(figure, `expected an object holding "${key}"`);
+  if (value === null || typeof value !== "object" || Array.isArray(value))
+    throw new FigureDataError(figure, `expected an object holding "${key}"`);
   return (value as Record<string, Json>)[key];
 }
 
@@ -26,7 +27,8 @@ export function array(figure: string, value: Json, key: string): Json[] {
 export function num(figure: string, value: Json, key: string): number | null {
   const v = field(figure, value, key);
   if (v === null || v === undefined) return null;
-  if (typeof v !== "number" || !Number.isFinite(v)) throw new FigureDataError(figure, `"${key}" is not a number: ${JSON.stringify(v)}`);
+  if (typeof v !== "number" || !Number.isFinite(v))
+    throw new FigureDataError(figure, `"${key}" is not a number: ${JSON.stringify(v)}`);
   return v;
 }
 

@@ -27,7 +27,8 @@ export interface LatencyPoint {
 
 /** Rows the worker skipped (a batch that does not fit), with its reason; they have no step time. */
 export function skippedRows(calibration: Json): number {
-  return array(FIGURE, calibration, "rows").filter((row) => typeof (row as { skipped?: unknown }).skipped === "string").length;
+  return array(FIGURE, calibration, "rows").filter((row) => typeof (row as { skipped?: unknown }).skipped === "string")
+    .length;
 }
 
 export function latencyPoints(calibration: Json): LatencyPoint[] {
@@ -39,12 +40,15 @@ export function latencyPoints(calibration: Json): LatencyPoint[] {
   if (modelKey === undefined) throw new FigureDataError(FIGURE, `no model shape for "${modelName}"`);
   const model = deriveModel(MODEL_SHAPES[modelKey]);
   const parallelism = { tp: 1, pp: 1 };
-  const measured = array(FIGURE, calibration, "rows").filter((row) => typeof (row as { skipped?: unknown }).skipped !== "string");
+  const measured = array(FIGURE, calibration, "rows").filter(
+    (row) => typeof (row as { skipped?: unknown }).skipped !== "string",
+  );
   return measured.map((row) => {
     const phase = str(FIGURE, row, "phase");
     const batch = num(FIGURE, row, "batch") ?? 0;
     const measuredMs = num(FIGURE, row, "stepMs");
-    if (measuredMs === null || measuredMs <= 0) throw new FigureDataError(FIGURE, `row without a step time: ${JSON.stringify(row)}`);
+    if (measuredMs === null || measuredMs <= 0)
+      throw new FigureDataError(FIGURE, `row without a step time: ${JSON.stringify(row)}`);
     let tokens: number;
     let modelMs: number;
     if (phase === "decode") {
@@ -62,7 +66,10 @@ export function latencyPoints(calibration: Json): LatencyPoint[] {
 
 /** Median of |error %| per phase. */
 export function medianAbsErrorPercent(points: readonly LatencyPoint[], phase: LatencyPoint["phase"]): number {
-  const errors = points.filter((p) => p.phase === phase).map((p) => Math.abs(p.errorPercent)).sort((a, b) => a - b);
+  const errors = points
+    .filter((p) => p.phase === phase)
+    .map((p) => Math.abs(p.errorPercent))
+    .sort((a, b) => a - b);
   if (errors.length === 0) return Number.NaN;
   const mid = Math.floor(errors.length / 2);
   return errors.length % 2 === 1 ? errors[mid]! : (errors[mid - 1]! + errors[mid]!) / 2;
@@ -75,7 +82,10 @@ export function latencySpec(points: readonly LatencyPoint[], skipped = 0): TopLe
   const err = (phase: LatencyPoint["phase"]) => `${phase} ${medianAbsErrorPercent(points, phase).toFixed(0)}%`;
   return {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
-    title: { text: "Latency model vs measured step time (Llama-3-8B, H200, TP1)", subtitle: `model: common/src/models/latency.ts default coefficients; median |error|: ${err("decode")}, ${err("prefill")}${skipped > 0 ? `; ${skipped} shapes too large to run omitted` : ""}` },
+    title: {
+      text: "Latency model vs measured step time (Llama-3-8B, H200, TP1)",
+      subtitle: `model: common/src/models/latency.ts default coefficients; median |error|: ${err("decode")}, ${err("prefill")}${skipped > 0 ? `; ${skipped} shapes too large to run omitted` : ""}`,
+    },
     width: 460,
     height: 420,
     layer: [
@@ -88,8 +98,18 @@ export function latencySpec(points: readonly LatencyPoint[], skipped = 0): TopLe
         data: { values: [...points] },
         mark: { type: "point", filled: true, size: 50, tooltip: true },
         encoding: {
-          x: { field: "measuredMs", type: "quantitative", scale: { type: "log", domain: [lo, hi] }, title: "measured step (ms, log)" },
-          y: { field: "modelMs", type: "quantitative", scale: { type: "log", domain: [lo, hi] }, title: "model (ms, log)" },
+          x: {
+            field: "measuredMs",
+            type: "quantitative",
+            scale: { type: "log", domain: [lo, hi] },
+            title: "measured step (ms, log)",
+          },
+          y: {
+            field: "modelMs",
+            type: "quantitative",
+            scale: { type: "log", domain: [lo, hi] },
+            title: "model (ms, log)",
+          },
           color: { field: "phase", type: "nominal", title: "phase" },
           shape: { field: "phase", type: "nominal" },
         },

@@ -20,7 +20,11 @@ export function schedulerPoints(results: Json): SchedulerPoint[] {
   return array(FIGURE, results, "rows")
     .filter((row) => str(FIGURE, row, "arrival") === "poisson")
     .flatMap((row) => {
-      const base = { workload: str(FIGURE, row, "workload"), policy: str(FIGURE, row, "policy"), load: num(FIGURE, row, "load") };
+      const base = {
+        workload: str(FIGURE, row, "workload"),
+        policy: str(FIGURE, row, "policy"),
+        load: num(FIGURE, row, "load"),
+      };
       if (base.load === null) return [];
       const out: SchedulerPoint[] = [];
       const ttft = num(FIGURE, row, "p99TtftMs");
@@ -34,7 +38,11 @@ export function schedulerPoints(results: Json): SchedulerPoint[] {
 export function schedulerSpec(points: readonly SchedulerPoint[]): TopLevelSpec {
   return {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
-    title: { text: "Scheduler: tail latency vs load per dispatch policy", subtitle: "Poisson arrivals, 16 simulated LLaMA-7B instances (bench/results/scheduler.json); load = fraction of saturation rate" },
+    title: {
+      text: "Scheduler: tail latency vs load per dispatch policy",
+      subtitle:
+        "Poisson arrivals, 16 simulated LLaMA-7B instances (bench/results/scheduler.json); load = fraction of saturation rate",
+    },
     data: { values: [...points] },
     facet: {
       row: { field: "metric", type: "nominal", title: null, sort: ["P99 TTFT", "P99 TPOT"] },

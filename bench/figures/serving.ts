@@ -27,7 +27,10 @@ export interface ServingPoint {
 function sloLabel(scenario: Json): string {
   const workload = str(FIGURE, scenario, "workload");
   const scale = (scenario as { sloScale?: { ttft?: number; tpot?: number } }).sloScale ?? {};
-  const parts = [scale.ttft !== undefined && scale.ttft !== 1 ? `TTFT SLO ×${scale.ttft}` : "", scale.tpot !== undefined && scale.tpot !== 1 ? `TPOT SLO ×${scale.tpot}` : ""].filter(Boolean);
+  const parts = [
+    scale.ttft !== undefined && scale.ttft !== 1 ? `TTFT SLO ×${scale.ttft}` : "",
+    scale.tpot !== undefined && scale.tpot !== 1 ? `TPOT SLO ×${scale.tpot}` : "",
+  ].filter(Boolean);
   return parts.length > 0 ? `${workload}, ${parts.join(", ")}` : workload;
 }
 
@@ -46,7 +49,11 @@ export function servingPoints(results: Json): ServingPoint[] {
 export function servingSpec(points: readonly ServingPoint[]): TopLevelSpec {
   return {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
-    title: { text: "Serving: goodput per GPU by plan kind", subtitle: "highest rate per GPU meeting the SLO attainment target (bench/results/serving.json); log scale, 0 = no plan met the SLO" },
+    title: {
+      text: "Serving: goodput per GPU by plan kind",
+      subtitle:
+        "highest rate per GPU meeting the SLO attainment target (bench/results/serving.json); log scale, 0 = no plan met the SLO",
+    },
     data: { values: points.map((p) => ({ ...p, plotted: Math.max(p.goodputPerGpu, 0.01) })) },
     facet: { field: "panel", type: "nominal", title: null },
     columns: 2,
@@ -57,9 +64,20 @@ export function servingSpec(points: readonly ServingPoint[]): TopLevelSpec {
       encoding: {
         x: { field: "deployment", type: "nominal", title: null, axis: { labelAngle: -40, labelLimit: 200 } },
         xOffset: { field: "planKind", type: "nominal", sort: SERVING_PLAN_KINDS.map((k) => k.kind) },
-        y: { field: "plotted", type: "quantitative", scale: { type: "log", domainMin: 0.01 }, title: "goodput (req/s per GPU)" },
+        y: {
+          field: "plotted",
+          type: "quantitative",
+          scale: { type: "log", domainMin: 0.01 },
+          title: "goodput (req/s per GPU)",
+        },
         y2: { datum: 0.01 }, // a log scale has no 0: bars start at the axis floor
-        color: { field: "planKind", type: "nominal", title: "plan kind", legend: { labelLimit: 250 }, sort: SERVING_PLAN_KINDS.map((k) => k.kind) },
+        color: {
+          field: "planKind",
+          type: "nominal",
+          title: "plan kind",
+          legend: { labelLimit: 250 },
+          sort: SERVING_PLAN_KINDS.map((k) => k.kind),
+        },
       },
     },
   };

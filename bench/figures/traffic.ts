@@ -41,9 +41,15 @@ export function trafficPoints(results: Json): TrafficPoint[] {
 export function trafficSpec(points: readonly TrafficPoint[]): TopLevelSpec {
   return {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
-    title: { text: "C4P: max inter-leaf link load, C4P vs ECMP vs ideal", subtitle: "ECMP = mean over hash seeds; 1.0 = one NIC's line rate (bench/results/traffic.json)" },
+    title: {
+      text: "C4P: max inter-leaf link load, C4P vs ECMP vs ideal",
+      subtitle: "ECMP = mean over hash seeds; 1.0 = one NIC's line rate (bench/results/traffic.json)",
+    },
     data: { values: [...points] },
-    facet: { row: { field: "links", type: "nominal", title: null }, column: { field: "pattern", type: "nominal", title: null } },
+    facet: {
+      row: { field: "links", type: "nominal", title: null },
+      column: { field: "pattern", type: "nominal", title: null },
+    },
     spec: {
       width: 150,
       height: 160,

@@ -93,7 +93,8 @@ export function buildCrd(input: CrdInput): JsonSchema {
               properties: {
                 apiVersion: { type: "string", description: `API group and version of the object: ${API_GROUP}/${API_VERSION}.` },
                 kind: { type: "string", description: `${input.names.kind}.` },
-                metadata: { type: "object", description: "Standard object metadata (name, namespace, labels, …)." },
+                // The API server forbids anything but type here (metadata is ObjectMeta; `kubectl explain` documents it).
+                metadata: { type: "object" },
                 spec: toStructuralSchema(input.spec),
                 status: toStructuralSchema(input.status),
               },
