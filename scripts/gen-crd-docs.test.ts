@@ -87,3 +87,14 @@ describe("docs/runbooks", () => {
       expect(readme).toContain(`(${file})`);
   });
 });
+
+describe("docs/architecture.md", () => {
+  it("links only to files that exist, and to every docs/*.md page", () => {
+    const docs = path.join(path.dirname(CRD_DOCS_PATH), "..");
+    const text = readFileSync(path.join(docs, "architecture.md"), "utf8");
+    const targets = [...text.matchAll(/\]\(([^)#]+)(#[^)]*)?\)/g)].map((m) => m[1]!);
+    for (const target of targets) expect(existsSync(path.join(docs, target)), target).toBe(true);
+    for (const page of readdirSync(docs).filter((f) => f.endsWith(".md") && f !== "architecture.md"))
+      expect(targets, page).toContain(page);
+  });
+});
