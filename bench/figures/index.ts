@@ -13,7 +13,7 @@ import { faultData, faultSpec } from "./fault.js";
 import type { Json } from "./json.js";
 import { latencyPoints, latencySpec, skippedRows } from "./latency-model.js";
 import { renderSvg } from "./render.js";
-import { schedulerPoints, schedulerSpec } from "./scheduler.js";
+import { schedulerCdfPoints, schedulerCdfSpec, schedulerPoints, schedulerSetup, schedulerSpec } from "./scheduler.js";
 import { servingPoints, servingSpec } from "./serving.js";
 import { trafficPoints, trafficSpec } from "./traffic.js";
 
@@ -26,7 +26,8 @@ export interface FigureDef {
   bench: string;
   /** Results file it reads, relative to bench/results. */
   source: string;
-  spec(results: Json): TopLevelSpec;
+  /** The figure, or null when the results lack what it draws (written by an older version of the bench). */
+  spec(results: Json): TopLevelSpec | null;
 }
 
 export const FIGURES: readonly FigureDef[] = [
@@ -35,7 +36,16 @@ export const FIGURES: readonly FigureDef[] = [
     name: "scheduler-latency",
     bench: "scheduler",
     source: "scheduler.json",
-    spec: (r) => schedulerSpec(schedulerPoints(r)),
+    spec: (r) => schedulerSpec(schedulerPoints(r), schedulerSetup(r)),
+  },
+  {
+    name: "scheduler-cdf",
+    bench: "scheduler",
+    source: "scheduler.json",
+    spec: (r) => {
+      const points = schedulerCdfPoints(r);
+      return points && schedulerCdfSpec(points, schedulerSetup(r));
+    },
   },
   { name: "fault-detection", bench: "fault", source: "fault.json", spec: (r) => faultSpec(faultData(r)) },
   { name: "traffic-link-load", bench: "traffic", source: "traffic.json", spec: (r) => trafficSpec(trafficPoints(r)) },
@@ -73,7 +83,14 @@ export async function writeFigures(options: WriteFiguresOptions = {}): Promise<s
     } catch (error) {
       throw new Error(`figures: cannot read ${source}`, { cause: error });
     }
-    const svg = await renderSvg(figure.spec(results));
+    const spec = figure.spec(results);
+    if (spec === null) {
+      log(
+        `figures: ${figure.name} skipped, ${figure.source} lacks its data (re-run \`npm run bench -- ${figure.bench}\`)`,
+      );
+      continue;
+    }
+    const svg = await renderSvg(spec);
     await mkdir(outDir, { recursive: true });
     const out = path.join(outDir, `${figure.name}.svg`);
     await writeFile(out, svg);
