@@ -1,11 +1,13 @@
 /**
  * Benchmark dispatcher: `npm run bench -- <name>` runs bench/<name>.ts; with no name it runs every bench/*.ts
  * (other than this file and tests) that exports `run(): Promise<void>`. Each bench writes
- * bench/results/<name>.json and bench/results/<name>.md itself.
+ * bench/results/<name>.json and bench/results/<name>.md itself; then the figures of the benches that ran are
+ * rendered from that JSON (bench/figures). `npm run bench -- figures` renders every figure from the JSON on disk.
  */
 import { readdirSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { writeFigures } from "./figures/index.js";
 
 const benchDir = dirname(fileURLToPath(import.meta.url));
 
@@ -19,6 +21,7 @@ async function main(): Promise<void> {
     .filter((f) => f.endsWith(".ts") && f !== "run.ts" && !f.endsWith(".test.ts") && !f.endsWith(".d.ts"))
     .map((f) => basename(f, ".ts"))
     .sort();
+  if (names.length === 1 && names[0] === "figures") return void (await writeFigures()); // figures from the JSON on disk
   for (const name of names) {
     if (!all.includes(name)) throw new Error(`no bench named "${name}"; have: ${all.join(", ") || "none"}`);
   }
@@ -33,6 +36,7 @@ async function main(): Promise<void> {
     await (mod.run as () => Promise<void>)();
     console.log(`bench ${name}: done in ${((performance.now() - started) / 1000).toFixed(1)} s`);
   }
+  await writeFigures({ benches: names.length > 0 ? names : all }); // bench/figures: SVGs beside the tables
 }
 
 main().catch((error: unknown) => {

@@ -94,11 +94,22 @@ function row(policy: string, workload: string, arrival: string, load: number | n
 }
 type Row = ReturnType<typeof row>;
 
-function runPolicies(workload: string, arrival: string, load: number | null, ratePerSec: number, requests: SimRequest[]): Row[] {
+/** TTFT/TPOT at percentiles 0..100 of one run (bench/figures draws them as CDFs). */
+interface LatencyCdf {
+  workload: string;
+  arrival: string;
+  load: number | null;
+  policy: string;
+  ttftMs: number[];
+  tpotMs: number[];
+}
+
+function runPolicies(workload: string, arrival: string, load: number | null, ratePerSec: number, requests: SimRequest[], cdfs?: LatencyCdf[]): Row[] {
   return POLICIES.map((policy) => {
     const started = performance.now();
     const r = simulateDispatch(policySetup(policy, common(requests), AUTOSCALE));
     const out = row(policy, workload, arrival, load, ratePerSec, r);
+    cdfs?.push({ workload, arrival, load, policy, ttftMs: r.latencyQuantilesMs.ttft.map((x) => round(x)), tpotMs: r.latencyQuantilesMs.tpot.map((x) => round(x, 2)) });
     console.log(`${workload} ${arrival} ${load ?? "trace"} ${policy}: P99 TTFT ${out.p99TtftMs} ms, P99 TPOT ${out.p99TpotMs} ms, loss ${out.preemptionLossMs} ms, migrations ${out.migrations}, inst-s ${out.instanceSeconds}, lost ${out.requestsLost} (${((performance.now() - started) / 1000).toFixed(1)} s)`);
     return out;
   });
@@ -193,6 +204,7 @@ export async function run(): Promise<void> {
   let priority: ReturnType<typeof priorityRuns> = [];
   let priorityArtifactHeadroom: ReturnType<typeof priorityRuns> = [];
   const sensitivityRows: ReturnType<typeof sensitivity> = [];
+  const latencyCdfs: LatencyCdf[] = [];
   for (const w of workloads()) {
     const sat = INSTANCES * backlogThroughputPerSec(engine, w.lengths.slice(0, BACKLOG_REQUESTS).map((l) => ({ arrivalMs: 0, ...l })));
     saturation[w.name] = round(sat, 3);
@@ -202,7 +214,8 @@ export async function run(): Promise<void> {
     ];
     for (const p of points) {
       const rate = p.load * sat;
-      rows.push(...runPolicies(w.name, arrivalName(p.arrival), p.load, rate, withArrivals(w.lengths, p.arrival, rate, SEED)));
+      const headline = p.arrival.kind === "poisson" && p.load === HEADLINE_LOAD;
+      rows.push(...runPolicies(w.name, arrivalName(p.arrival), p.load, rate, withArrivals(w.lengths, p.arrival, rate, SEED), headline ? latencyCdfs : undefined));
     }
     sensitivityRows.push(...sensitivity(w, sat));
     if (w.name === "zipf-128") {
@@ -227,6 +240,8 @@ export async function run(): Promise<void> {
     priority,
     priorityArtifactHeadroom,
     sensitivity: sensitivityRows,
+    /** The headline runs' (Poisson at HEADLINE_LOAD) TTFT/TPOT at percentiles 0..100, per workload and policy. */
+    latencyCdfs,
   };
   const dir = path.join(ROOT, "bench/results");
   await mkdir(dir, { recursive: true });

@@ -139,6 +139,8 @@ export interface SimResult {
   ttft: LatencySummary;
   tpot: LatencySummary;
   e2e: LatencySummary;
+  /** TTFT and TPOT of completed requests at every whole percentile 0..100 (nearest rank): their CDFs, 101 points. */
+  latencyQuantilesMs: { ttft: number[]; tpot: number[] };
   /** Per request priority (present only when the workload has high-priority requests). */
   byPriority?: Record<Priority, { completed: number; ttft: LatencySummary; tpot: LatencySummary; e2e: LatencySummary }>;
   preemptions: number;
@@ -169,6 +171,12 @@ export function benchEngineConfig(): EngineConfig {
 export function percentile(sorted: readonly number[], p: number): number {
   if (sorted.length === 0) return Number.NaN;
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+}
+
+/** Nearest-rank values at percentiles 0, 1, …, 100 (101 points; NaN for no values): a CDF in a fixed size. */
+export function quantiles(values: readonly number[]): number[] {
+  const sorted = [...values].sort((a, b) => a - b);
+  return Array.from({ length: 101 }, (_, p) => (p === 0 ? (sorted[0] ?? Number.NaN) : percentile(sorted, p)));
 }
 
 export function summarize(values: number[]): LatencySummary {
@@ -592,6 +600,7 @@ export function simulateDispatch(setup: SimSetup): SimResult {
     ttft: summarize(ttfts),
     tpot: summarize(tpots),
     e2e: summarize(e2es),
+    latencyQuantilesMs: { ttft: quantiles(ttfts), tpot: quantiles(tpots) },
     ...(hasHighPriority ? { byPriority: { high: group(byPriority.high), normal: group(byPriority.normal) } } : {}),
     preemptions,
     ...(setup.preemptionsOf ? { preemptionLoss: { totalMs: totalLoss, meanPerRequestMs: totalLoss / Math.max(1, completed), requestsPreempted: losses.filter((x) => x > 0).length } } : {}),

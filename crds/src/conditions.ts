@@ -7,17 +7,18 @@ import { Type, type Static } from "@sinclair/typebox";
 import { StringEnum } from "./schema-helpers.js";
 
 export const ConditionSchema = Type.Object({
-  type: Type.String({ maxLength: 316 }),
-  status: StringEnum(["True", "False", "Unknown"] as const),
-  reason: Type.String({ maxLength: 1024, pattern: "^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$" }),
-  message: Type.String({ maxLength: 32768 }),
-  observedGeneration: Type.Optional(Type.Integer({ minimum: 0 })),
-  lastTransitionTime: Type.String({ format: "date-time" }),
+  type: Type.String({ maxLength: 316, description: "Condition type in CamelCase, e.g. Ready or Degraded (docs/runbooks/ has one page per type)." }),
+  status: StringEnum(["True", "False", "Unknown"] as const, { description: "True, False or Unknown." }),
+  reason: Type.String({ maxLength: 1024, pattern: "^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$", description: "CamelCase cause of the current status, for programs and alerts." }),
+  message: Type.String({ maxLength: 32768, description: "What happened, for people." }),
+  observedGeneration: Type.Optional(Type.Integer({ minimum: 0, description: "The metadata.generation the condition was set for." })),
+  lastTransitionTime: Type.String({ format: "date-time", description: "When status last changed (not when the condition was last checked)." }),
 });
 export type Condition = Static<typeof ConditionSchema>;
 export type ConditionStatus = Condition["status"];
 
 export const ConditionsSchema = Type.Array(ConditionSchema, {
+  description: "Current state as metav1.Condition-shaped entries, one per type.",
   maxItems: 32,
   "x-kubernetes-list-type": "map",
   "x-kubernetes-list-map-keys": ["type"],

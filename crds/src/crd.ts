@@ -2,7 +2,7 @@
  * Builds CustomResourceDefinition objects from the TypeBox schemas, converting the few places where TypeBox's JSON
  * Schema is not a Kubernetes structural schema.
  */
-import type { TSchema } from "@sinclair/typebox";
+import { CloneType, type TSchema } from "@sinclair/typebox";
 import { API_GROUP, API_VERSION, NAME_LENGTH_RULE } from "./common.js";
 import { ServingDeploymentNames, ServingDeploymentSpecSchema, ServingDeploymentStatusSchema } from "./serving-deployment.js";
 import { TrainingJobNames, TrainingJobSpecSchema, TrainingJobStatusSchema } from "./training-job.js";
@@ -91,8 +91,9 @@ export function buildCrd(input: CrdInput): JsonSchema {
               required: ["spec"],
               "x-kubernetes-validations": [NAME_LENGTH_RULE],
               properties: {
-                apiVersion: { type: "string" },
-                kind: { type: "string" },
+                apiVersion: { type: "string", description: `API group and version of the object: ${API_GROUP}/${API_VERSION}.` },
+                kind: { type: "string", description: `${input.names.kind}.` },
+                // The API server forbids anything but type here (metadata is ObjectMeta; `kubectl explain` documents it).
                 metadata: { type: "object" },
                 spec: toStructuralSchema(input.spec),
                 status: toStructuralSchema(input.status),
@@ -109,8 +110,8 @@ const age: PrinterColumn = { name: "Age", type: "date", jsonPath: ".metadata.cre
 
 export const servingDeploymentCrd = buildCrd({
   names: ServingDeploymentNames,
-  spec: ServingDeploymentSpecSchema,
-  status: ServingDeploymentStatusSchema,
+  spec: CloneType(ServingDeploymentSpecSchema, { description: "What to serve, under which SLOs, for which traffic, on which GPUs." }),
+  status: CloneType(ServingDeploymentStatusSchema, { description: "What the operator planned and observed." }),
   printerColumns: [
     { name: "Phase", type: "string", jsonPath: ".status.phase" },
     { name: "Ready", type: "string", jsonPath: ".status.ready", description: "Ready/desired serving instances" },
@@ -123,8 +124,8 @@ export const servingDeploymentCrd = buildCrd({
 
 export const trainingJobCrd = buildCrd({
   names: TrainingJobNames,
-  spec: TrainingJobSpecSchema,
-  status: TrainingJobStatusSchema,
+  spec: CloneType(TrainingJobSpecSchema, { description: "The training container, the gang's size and parallelism, and its checkpoint and fault policies." }),
+  status: CloneType(TrainingJobStatusSchema, { description: "Placement, restarts, faults found and conditions." }),
   printerColumns: [
     { name: "Phase", type: "string", jsonPath: ".status.phase" },
     { name: "Ready", type: "string", jsonPath: ".status.ready", description: "Running/total pods" },
@@ -137,8 +138,8 @@ export const trainingJobCrd = buildCrd({
 
 export const fabricTopologyCrd = buildCrd({
   names: FabricTopologyNames,
-  spec: FabricTopologySpecSchema,
-  status: FabricTopologyStatusSchema,
+  spec: CloneType(FabricTopologySpecSchema, { description: "The fabric's switches and cables: spines, leaves, and each leaf's ports to each spine." }),
+  status: CloneType(FabricTopologyStatusSchema, { description: "How the nodes labelled with this island match the fabric." }),
   scope: "Cluster",
   printerColumns: [
     { name: "Island", type: "string", jsonPath: ".spec.island" },

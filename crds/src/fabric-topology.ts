@@ -37,6 +37,7 @@ export const FabricUplinkSchema = Type.Object(
 export const FabricLeafSchema = Type.Object({
   name: { ...SwitchName, description: "Leaf (top-of-rack) switch: the gpufleet.io/leaf label of the nodes under it." },
   uplinks: Type.Array(FabricUplinkSchema, {
+    description: "The leaf's cables to the spines, one entry per spine.",
     minItems: 1,
     maxItems: FABRIC_LIMITS.spines,
     "x-kubernetes-list-type": "map",
@@ -47,8 +48,9 @@ export const FabricLeafSchema = Type.Object({
 export const FabricTopologySpecSchema = Type.Object(
   {
     island: Type.String({ minLength: 1, maxLength: 63, description: "The gpufleet.io/island label of the nodes on this fabric." }),
-    spines: Type.Array(SwitchName, { minItems: 1, maxItems: FABRIC_LIMITS.spines, "x-kubernetes-list-type": "set" }),
+    spines: Type.Array(SwitchName, { minItems: 1, maxItems: FABRIC_LIMITS.spines, "x-kubernetes-list-type": "set", description: "Spine switch names." }),
     leaves: Type.Array(FabricLeafSchema, {
+      description: "Leaf (top-of-rack) switches and their uplinks.",
       minItems: 1,
       maxItems: FABRIC_LIMITS.leaves,
       "x-kubernetes-list-type": "map",
@@ -60,15 +62,11 @@ export const FabricTopologySpecSchema = Type.Object(
 export type FabricTopologySpec = Static<typeof FabricTopologySpecSchema>;
 
 export const FabricTopologyStatusSchema = Type.Object({
-  observedGeneration: Type.Optional(Type.Integer()),
-  /** Nodes labelled with this fabric's island. */
-  nodes: Type.Optional(Type.Integer({ minimum: 0 })),
-  /** Leaves that have at least one of those nodes. */
-  leavesInUse: Type.Optional(Type.Integer({ minimum: 0 })),
-  /** Cables down (failedPorts summed over every leaf). */
-  failedPorts: Type.Optional(Type.Integer({ minimum: 0 })),
-  /** Nodes of the island whose gpufleet.io/leaf is not a leaf of this fabric (at most 64 listed). */
-  nodesOnUnknownLeaves: Type.Optional(Type.Array(Type.String(), { maxItems: 64 })),
+  observedGeneration: Type.Optional(Type.Integer({ description: "The metadata.generation this status was computed for." })),
+  nodes: Type.Optional(Type.Integer({ minimum: 0, description: "Nodes labelled with this fabric's island." })),
+  leavesInUse: Type.Optional(Type.Integer({ minimum: 0, description: "Leaves that have at least one of those nodes." })),
+  failedPorts: Type.Optional(Type.Integer({ minimum: 0, description: "Cables down (failedPorts summed over every leaf)." })),
+  nodesOnUnknownLeaves: Type.Optional(Type.Array(Type.String(), { maxItems: 64, description: "Nodes of the island whose gpufleet.io/leaf is not a leaf of this fabric (at most 64 listed)." })),
   conditions: Type.Optional(ConditionsSchema),
 });
 export type FabricTopologyStatus = Static<typeof FabricTopologyStatusSchema>;

@@ -5,7 +5,7 @@
  * No scale subresource: a job's size is fixed by its parallelism (tp × pp × dp = nodes × gpusPerNode), so
  * scaling one means a new plan and a restart, which is a spec change, not `kubectl scale`.
  */
-import { Type, type Static } from "@sinclair/typebox";
+import { CloneType, Type, type Static } from "@sinclair/typebox";
 import type { V1ObjectMeta } from "@kubernetes/client-node";
 import { ConditionsSchema, type Condition } from "./conditions.js";
 import { EnvSchema } from "./common.js";
@@ -20,16 +20,16 @@ export const ParallelismSchema = Type.Object({
 
 export const TrainingModelSchema = Type.Object({
   paramsBillions: Type.Number({ exclusiveMinimum: 0, description: "Parameter count in billions." }),
-  layers: Type.Integer({ minimum: 1 }),
-  hiddenSize: Type.Integer({ minimum: 1 }),
-  seqLength: Type.Integer({ minimum: 1, default: 2048 }),
+  layers: Type.Integer({ minimum: 1, description: "Transformer layers (split over the pipeline stages)." }),
+  hiddenSize: Type.Integer({ minimum: 1, description: "Hidden (model) dimension: sets activation and gradient message sizes." }),
+  seqLength: Type.Integer({ minimum: 1, default: 2048, description: "Tokens per training sequence." }),
   globalBatchSequences: Type.Integer({ minimum: 1, default: 512, description: "Sequences per optimizer step." }),
-  microBatchSequences: Type.Integer({ minimum: 1, default: 1 }),
+  microBatchSequences: Type.Integer({ minimum: 1, default: 1, description: "Sequences per pipeline micro-batch." }),
 });
 
 export const CheckpointSchema = Type.Object({
   path: Type.String({ minLength: 1, maxLength: 1024, description: "Where workers write checkpoints (a shared volume or object store URL)." }),
-  intervalSteps: Type.Integer({ minimum: 1, default: 1000 }),
+  intervalSteps: Type.Integer({ minimum: 1, default: 1000, description: "Steps between checkpoints." }),
 });
 
 export const FaultPolicySchema = Type.Object(
@@ -52,17 +52,17 @@ export const PlacementPolicySchema = Type.Object(
 
 export const TrainingJobSpecSchema = Type.Object(
   {
-    image: Type.String({ minLength: 1, maxLength: 1024 }),
-    command: Type.Array(Type.String({ maxLength: 4096 }), { minItems: 1, maxItems: 64 }),
-    args: Type.Array(Type.String({ maxLength: 4096 }), { maxItems: 128, default: [] }),
-    env: EnvSchema,
+    image: Type.String({ minLength: 1, maxLength: 1024, description: "Training container image, run by every pod of the gang." }),
+    command: Type.Array(Type.String({ maxLength: 4096 }), { minItems: 1, maxItems: 64, description: "Container entrypoint of every pod." }),
+    args: Type.Array(Type.String({ maxLength: 4096 }), { maxItems: 128, default: [], description: "Arguments to the command." }),
+    env: CloneType(EnvSchema, { description: "Extra environment variables for every pod (the operator adds its rank and NCCL settings)." }),
     nodes: Type.Integer({ minimum: 1, maximum: 8192, description: "Nodes in the gang." }),
-    gpusPerNode: Type.Integer({ minimum: 1, maximum: 16, default: 8 }),
-    parallelism: ParallelismSchema,
-    model: TrainingModelSchema,
-    checkpoint: CheckpointSchema,
-    faultPolicy: FaultPolicySchema,
-    placement: PlacementPolicySchema,
+    gpusPerNode: Type.Integer({ minimum: 1, maximum: 16, default: 8, description: "GPUs each pod takes (one pod per node)." }),
+    parallelism: CloneType(ParallelismSchema, { description: "How the model is split: tp × pp × dp must equal nodes × gpusPerNode." }),
+    model: CloneType(TrainingModelSchema, { description: "Model shape, for the placement's step-time estimate." }),
+    checkpoint: CloneType(CheckpointSchema, { description: "Where and how often the workers checkpoint; restarts resume from the last one." }),
+    faultPolicy: CloneType(FaultPolicySchema, { description: "When C4D calls a rank slow or hung, and how often the gang may restart." }),
+    placement: CloneType(PlacementPolicySchema, { description: "Which nodes the gang may use and whether placement is NIC-aware." }),
   },
   cel(
     { rule: "self.parallelism.tp * self.parallelism.pp * self.parallelism.dp == self.nodes * self.gpusPerNode", message: "parallelism.tp × pp × dp must equal nodes × gpusPerNode", fieldPath: ".parallelism" },
@@ -95,20 +95,20 @@ export type FaultAction = (typeof FaultActions)[number];
 export const FaultRecordSchema = Type.Object({
   id: Type.String({ maxLength: 253, description: "Stable id: <attempt>-<class>-<node>[-<nic>]; the same fault is never acted on twice." }),
   attempt: Type.Integer({ minimum: 0, description: "The gang attempt (status.restarts when its pods were made) the fault was seen in." }),
-  faultClass: StringEnum(FaultClasses),
-  action: StringEnum(FaultActions),
+  faultClass: StringEnum(FaultClasses, { description: "What C4D found (docs/c4d.md lists the classes)." }),
+  action: StringEnum(FaultActions, { description: "What the operator did: isolate-node (taint), mark-nic, restart-only, or none." }),
   node: Type.Optional(Type.String({ maxLength: 253, description: "The node blamed (tainted for isolate-node)." })),
   nic: Type.Optional(Type.String({ maxLength: 64, description: "The NIC blamed (mark-nic)." })),
   peerNode: Type.Optional(Type.String({ maxLength: 253, description: "The other end of a blamed link." })),
   ranks: Type.Array(Type.Integer({ minimum: 0 }), { maxItems: 64, description: "Ranks blamed (first 64)." }),
-  communicator: Type.String({ maxLength: 256 }),
-  collective: Type.String({ maxLength: 64 }),
+  communicator: Type.String({ maxLength: 256, description: "NCCL communicator the evidence came from." }),
+  collective: Type.String({ maxLength: 64, description: "Collective operation of the evidence (AllReduce, …)." }),
   sequence: Type.Integer({ minimum: 0, description: "Collective sequence number of the evidence." }),
   evidenceRanks: Type.Array(Type.Integer({ minimum: 0 }), { maxItems: 64, description: "Ranks the evidence is about (first 64)." }),
-  detail: Type.String({ maxLength: 1024 }),
+  detail: Type.String({ maxLength: 1024, description: "The evidence in words." }),
   timesMs: Type.Record(Type.String({ maxLength: 64 }), Type.Number(), { maxProperties: 16, description: "Named times of the evidence in ms (durations, timeouts, baselines)." }),
   firstAffectedTime: Type.String({ format: "date-time", description: "Start of the first collective the fault affected." }),
-  detectedTime: Type.String({ format: "date-time" }),
+  detectedTime: Type.String({ format: "date-time", description: "When C4D concluded." }),
   actedTime: Type.String({ format: "date-time", description: "When the operator tainted/marked (or decided not to act)." }),
 });
 export type FaultRecord = Static<typeof FaultRecordSchema>;
@@ -117,26 +117,25 @@ export type FaultRecord = Static<typeof FaultRecordSchema>;
 export const MAX_FAULT_RECORDS = 16;
 
 export const TrainingJobStatusSchema = Type.Object({
-  observedGeneration: Type.Optional(Type.Integer()),
-  phase: Type.Optional(StringEnum(Object.values(TrainingPhase))),
+  observedGeneration: Type.Optional(Type.Integer({ description: "The metadata.generation this status was computed for." })),
+  phase: Type.Optional(StringEnum(Object.values(TrainingPhase), { description: "Pending, Placed, Running, Restarting, Succeeded or Failed." })),
   ready: Type.Optional(Type.String({ description: "running/total pods, for the printer column." })),
-  planSummary: Type.Optional(Type.String()),
-  restarts: Type.Optional(Type.Integer({ minimum: 0 })),
-  /** Last step the workers reported a complete checkpoint for; restarts resume from it. */
-  lastCheckpointStep: Type.Optional(Type.Integer({ minimum: 0 })),
-  nextRestartTime: Type.Optional(Type.String({ format: "date-time" })),
+  planSummary: Type.Optional(Type.String({ description: "One-line placement, for the printer column." })),
+  restarts: Type.Optional(Type.Integer({ minimum: 0, description: "Whole-gang restarts so far (bounded by faultPolicy.maxRestarts)." })),
+  lastCheckpointStep: Type.Optional(Type.Integer({ minimum: 0, description: "Last step the workers reported a complete checkpoint for; restarts resume from it." })),
+  nextRestartTime: Type.Optional(Type.String({ format: "date-time", description: "When the pending restart's backoff ends." })),
   avoidNodes: Type.Optional(
     Type.Array(Type.String(), { maxItems: 8192, description: "Nodes of the failed attempt's members (failed or isolated), avoided by the next placement when it can be; cleared once the gang is placed. Kept in status so a new leader avoids them too." }),
   ),
   placement: Type.Optional(
     Type.Object({
-      islands: Type.Array(Type.String(), { maxItems: 1024 }),
-      ranksPerIsland: Type.Record(Type.String(), Type.Integer()),
-      layersPerStage: Type.Array(Type.Integer(), { maxItems: 1024 }),
-      nodes: Type.Array(Type.String(), { maxItems: 8192 }),
-      predictedStepMs: Type.Number(),
-      obliviousStepMs: Type.Optional(Type.Number()),
-    }),
+      islands: Type.Array(Type.String(), { maxItems: 1024, description: "NIC islands (gpufleet.io/island) the gang uses." }),
+      ranksPerIsland: Type.Record(Type.String(), Type.Integer(), { description: "Ranks (GPUs) placed in each island." }),
+      layersPerStage: Type.Array(Type.Integer(), { maxItems: 1024, description: "Model layers of each pipeline stage, first stage first." }),
+      nodes: Type.Array(Type.String(), { maxItems: 8192, description: "Nodes of the gang in rank order." }),
+      predictedStepMs: Type.Number({ description: "Predicted training step time of this placement." }),
+      obliviousStepMs: Type.Optional(Type.Number({ description: "Predicted step time of a NIC-oblivious placement, for comparison." })),
+    }, { description: "Where the gang runs (Holmes placement) and its predicted step time." }),
   ),
   faults: Type.Optional(Type.Array(FaultRecordSchema, { maxItems: MAX_FAULT_RECORDS, description: "The last faults C4D found (newest last), with their evidence and what was done." })),
   conditions: Type.Optional(ConditionsSchema),

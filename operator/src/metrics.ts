@@ -307,6 +307,20 @@ export class OperatorMetrics {
     registers: [this.registry],
   });
 
+  readonly servingSloAttainmentRatio = new Gauge({
+    name: "gpufleet_operator_serving_slo_attainment_ratio",
+    help: "Share (0..1) of a deployment's recent busy load reports (the scheduler's SLO window) within spec.slo, by deployment, role and slo (ttft: prefill and colocated instances | tpot: decode and colocated). No series while a role has no sample.",
+    labelNames: ["namespace", "name", "role", "slo"] as const,
+    registers: [this.registry],
+  });
+
+  readonly servingSloTargetRatio = new Gauge({
+    name: "gpufleet_operator_serving_slo_target_ratio",
+    help: "The attainment a deployment's SLO asks for (spec.slo.attainmentPercent / 100), by deployment.",
+    labelNames: ["namespace", "name"] as const,
+    registers: [this.registry],
+  });
+
   constructor(options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: "gpufleet_operator_" });
     // Known label values start at 0, so rate() and increase() have a series before the first fault.

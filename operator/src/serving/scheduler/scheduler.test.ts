@@ -243,6 +243,26 @@ describe("ServingScheduler: autoscaling", () => {
   });
 });
 
+describe("ServingScheduler: SLO attainment gauges", () => {
+  it("measures every deployment's attainment per role, autoscaled or not, and drops the series once the pool is idle", async () => {
+    const w = new World();
+    w.sd = deployment(false);
+    w.report(0, { runningRequests: 2, ttftMs: 120, tpotMs: 80 });
+    w.report(1, { runningRequests: 1, ttftMs: 300, tpotMs: 90 });
+    w.scheduler.tick();
+    const labels = { namespace: "llm", name: "chat", role: "colocated" };
+    expect(await w.metric("gpufleet_operator_serving_slo_attainment_ratio", { ...labels, slo: "ttft" })).toBe(0.5);
+    expect(await w.metric("gpufleet_operator_serving_slo_attainment_ratio", { ...labels, slo: "tpot" })).toBe(1);
+    expect(await w.metric("gpufleet_operator_serving_slo_target_ratio", { namespace: "llm", name: "chat" })).toBe(0.9);
+
+    w.nowMs += 61_000; // past the 60 s window, and the new reports are idle
+    for (const i of [0, 1, 2]) w.report(i, {});
+    w.scheduler.tick();
+    const series = (await w.metrics.registry.getSingleMetric("gpufleet_operator_serving_slo_attainment_ratio")!.get()).values;
+    expect(series).toEqual([]);
+  });
+});
+
 describe("ServingScheduler: lifecycle", () => {
   it("stop() waits for the commands in flight", async () => {
     const w = new World();

@@ -176,6 +176,7 @@ export class ServingScheduler {
     const instances = liveInstances(this.deps.telemetry.loadOf(key), observed, hash, nowMs, this.config.loadStaleMs);
     const afterDrains = this.progressDrains(sd, key, state, instances, observed, nowMs);
     this.migrate(sd, instances);
+    this.measureSlo(sd, key, plan, instances, nowMs);
     if (sd.spec.scaling.autoscale) this.autoscale(sd, key, plan, hash, afterDrains, instances, observed, nowMs, freeNodes);
   }
 
@@ -313,8 +314,6 @@ export class ServingScheduler {
     // A deployment is judged only once its reconcile has caught up with its spec.
     if (sd.status?.observedGeneration !== sd.metadata.generation) return;
     const slo = this.sloWindow(key);
-    for (const i of instances) slo.add({ id: i.id, role: i.role, reportedUnixMs: i.reportedUnixMs, ttftMs: i.ttftMs, tpotMs: i.tpotMs, busy: i.load.runningRequests + i.load.queuedRequests > 0 }, sd.spec.slo, nowMs);
-    slo.retain(new Set(instances.map((i) => i.id)));
     const drains = state.draining ?? [];
     const usedIndices: Partial<Record<Role, number[]>> = {};
     const podsPerRole: Partial<Record<Role, number>> = {};
@@ -346,6 +345,30 @@ export class ServingScheduler {
     // One scale-in at a time, whatever the policy says (it sees drains only once instances report them).
     if (decision.kind === "down" && drains.length > 0) return;
     this.carryOut(sd, key, state, actionFor(decision, plan, state.desired, instances), nowMs);
+  }
+
+  /**
+   * Samples every deployment's SLO attainment (the autoscaler reads the window, the SLO alert the gauges), once its
+   * reconcile has caught up with its spec. A role without a recent busy report has its series removed: an idle pool
+   * says nothing about latency, and a stale low value would keep the alert firing.
+   */
+  private measureSlo(sd: ServingDeployment, key: string, plan: StatusPlan, instances: readonly LiveInstance[], nowMs: number): void {
+    if (sd.status?.observedGeneration !== sd.metadata.generation) return;
+    const slo = this.sloWindow(key);
+    for (const i of instances) slo.add({ id: i.id, role: i.role, reportedUnixMs: i.reportedUnixMs, ttftMs: i.ttftMs, tpotMs: i.tpotMs, busy: i.load.runningRequests + i.load.queuedRequests > 0 }, sd.spec.slo, nowMs);
+    slo.retain(new Set(instances.map((i) => i.id)));
+    const id = { namespace: sd.metadata.namespace!, name: sd.metadata.name! };
+    const gauge = this.deps.metrics.servingSloAttainmentRatio;
+    this.deps.metrics.servingSloTargetRatio.set(id, sd.spec.slo.attainmentPercent / 100);
+    for (const role of planRoles(plan)) {
+      const attained = slo.attainment(role, sd.spec.slo.attainmentPercent, nowMs);
+      const measured = { ttft: role !== "decode", tpot: role !== "prefill" };
+      for (const which of ["ttft", "tpot"] as const) {
+        if (!measured[which]) continue;
+        if (attained) gauge.set({ ...id, role, slo: which }, attained[which]);
+        else gauge.remove({ ...id, role, slo: which });
+      }
+    }
   }
 
   private sloWindow(key: string): SloWindow {
