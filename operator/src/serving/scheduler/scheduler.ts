@@ -32,6 +32,7 @@ import { planHash, planRoles, type Role, type StatusPlan } from "../pools.js";
 import { observePod, type ObservedPod } from "../rollout.js";
 import { drainProgress } from "./drain.js";
 import { DEFAULT_DIGEST_CONFIG, MigrationEventDigest, type DigestConfig, type MigrationOutcome } from "./event-digest.js";
+import { engineMigrates } from "../engines/capabilities.js";
 import { liveInstances, migrationInstances, MIGRATING_ROLES, type LiveInstance } from "./instances.js";
 import type { PlannedMigration, SchedulerPolicies } from "./policy.js";
 import { actionFor, scalingInput, type ScalingAction } from "./scaling.js";
@@ -175,7 +176,8 @@ export class ServingScheduler {
     const observed = ownPods(sd, this.deps.pods.list(), nowMs);
     const instances = liveInstances(this.deps.telemetry.loadOf(key), observed, hash, nowMs, this.config.loadStaleMs);
     const afterDrains = this.progressDrains(sd, key, state, instances, observed, nowMs);
-    this.migrate(sd, instances);
+    // vLLM and SGLang cannot hand a running request over (engines/capabilities.ts): never ask them to.
+    if (engineMigrates(sd.spec.engine.kind)) this.migrate(sd, instances);
     if (sd.spec.scaling.autoscale) this.autoscale(sd, key, plan, hash, afterDrains, instances, observed, nowMs, freeNodes);
   }
 
