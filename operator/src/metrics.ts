@@ -307,6 +307,29 @@ export class OperatorMetrics {
     registers: [this.registry],
   });
 
+  // Live load and measured SLO attainment per deployment and role, set by the serving scheduler every period from
+  // the instances' latest load reports (what `gpufleet top` shows beside the plan's predictions).
+  readonly servingQueuedRequests = new Gauge({
+    name: "gpufleet_operator_serving_queued_requests",
+    help: "Requests waiting in the instances' queues, by deployment and role (prefill, decode, colocated), from their latest load reports.",
+    labelNames: ["namespace", "name", "role"] as const,
+    registers: [this.registry],
+  });
+
+  readonly servingRunningRequests = new Gauge({
+    name: "gpufleet_operator_serving_running_requests",
+    help: "Requests running on the instances, by deployment and role, from their latest load reports.",
+    labelNames: ["namespace", "name", "role"] as const,
+    registers: [this.registry],
+  });
+
+  readonly servingSloAttainmentRatio = new Gauge({
+    name: "gpufleet_operator_serving_slo_attainment_ratio",
+    help: "Share of recent busy load reports within spec.slo over the scheduler's SLO window, by deployment, role and slo (ttft on prefill and colocated instances, tpot on decode and colocated ones); absent without samples.",
+    labelNames: ["namespace", "name", "role", "slo"] as const,
+    registers: [this.registry],
+  });
+
   constructor(options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: "gpufleet_operator_" });
     // Known label values start at 0, so rate() and increase() have a series before the first fault.

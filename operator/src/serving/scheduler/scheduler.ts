@@ -106,6 +106,8 @@ export class ServingScheduler {
   private readonly draining = new Set<string>();
   private readonly seen = new Set<string>();
   private readonly slo = new Map<string, SloWindow>();
+  /** SLO windows behind the attainment gauges (exportLoad), apart from the autoscaler's. */
+  private readonly sloForMetrics = new Map<string, SloWindow>();
   private timer: unknown;
   private running = false;
 
@@ -149,6 +151,8 @@ export class ServingScheduler {
       }
       return free(gpuModel, own);
     };
+    // Load gauges are set afresh each tick, so a deleted deployment's series go with it.
+    for (const gauge of [this.deps.metrics.servingQueuedRequests, this.deps.metrics.servingRunningRequests, this.deps.metrics.servingSloAttainmentRatio]) gauge.reset();
     const byKey = new Map<string, ServingDeployment>();
     for (const sd of sds) {
       const key = `${sd.metadata.namespace}/${sd.metadata.name}`;
@@ -159,6 +163,7 @@ export class ServingScheduler {
         this.deps.logger.warn({ err, sd: key }, "scheduling a serving deployment failed");
       }
     }
+    for (const key of this.sloForMetrics.keys()) if (!byKey.has(key)) this.sloForMetrics.delete(key);
     for (const { key, event } of this.digest.flush(nowMs)) {
       const sd = byKey.get(key);
       if (sd) this.record(sd, event.type, event.reason, event.message);
@@ -175,10 +180,38 @@ export class ServingScheduler {
     this.initSeries(sd, key, plan);
     const observed = ownPods(sd, this.deps.pods.list(), nowMs);
     const instances = liveInstances(this.deps.telemetry.loadOf(key), observed, hash, nowMs, this.config.loadStaleMs);
+    this.exportLoad(sd, key, instances, nowMs);
     const afterDrains = this.progressDrains(sd, key, state, instances, observed, nowMs);
     // vLLM and SGLang cannot hand a running request over (engines/capabilities.ts): never ask them to.
     if (engineMigrates(sd.spec.engine.kind)) this.migrate(sd, instances);
     if (sd.spec.scaling.autoscale) this.autoscale(sd, key, plan, hash, afterDrains, instances, observed, nowMs, freeNodes);
+  }
+
+  /**
+   * Queue, running requests and measured SLO attainment per role as gauges. Its own SLO window, sampled whatever
+   * the deployment's autoscaling, so the autoscaler's window (which waits for the reconcile to catch up) is untouched.
+   */
+  private exportLoad(sd: ServingDeployment, key: string, instances: readonly LiveInstance[], nowMs: number): void {
+    const id = { namespace: sd.metadata.namespace!, name: sd.metadata.name! };
+    let window = this.sloForMetrics.get(key);
+    if (!window) this.sloForMetrics.set(key, (window = new SloWindow(this.config.sloWindowMs)));
+    const byRole = new Map<Role, { queued: number; running: number }>();
+    for (const i of instances) {
+      const r = byRole.get(i.role) ?? { queued: 0, running: 0 };
+      r.queued += i.load.queuedRequests;
+      r.running += i.load.runningRequests;
+      byRole.set(i.role, r);
+      window.add({ id: i.id, role: i.role, reportedUnixMs: i.reportedUnixMs, ttftMs: i.ttftMs, tpotMs: i.tpotMs, busy: i.load.runningRequests + i.load.queuedRequests > 0 }, sd.spec.slo, nowMs);
+    }
+    window.retain(new Set(instances.map((i) => i.id)));
+    for (const [role, r] of byRole) {
+      this.deps.metrics.servingQueuedRequests.set({ ...id, role }, r.queued);
+      this.deps.metrics.servingRunningRequests.set({ ...id, role }, r.running);
+      const attained = window.attainment(role, sd.spec.slo.attainmentPercent, nowMs);
+      if (!attained) continue;
+      if (role !== "decode") this.deps.metrics.servingSloAttainmentRatio.set({ ...id, role, slo: "ttft" }, attained.ttft);
+      if (role !== "prefill") this.deps.metrics.servingSloAttainmentRatio.set({ ...id, role, slo: "tpot" }, attained.tpot);
+    }
   }
 
   /** Counters start at 0 for a deployment's known label values, so dashboards show 0, not "no data". */
