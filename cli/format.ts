@@ -46,7 +46,7 @@ export function servingTable(p: ServingPreview): string {
   if (p.plan && p.failure) out.push(`  note: ${p.failure.reason}: ${p.failure.message}`);
   if (p.alternatives.length > 0) {
     out.push("");
-    out.push("ALTERNATIVES (best of each kind)");
+    out.push("ALTERNATIVES (best goodput per GPU of each kind; * = the deployed shape, which minimises GPUs for the rate)");
     out.push(table([["", "KIND", "SHAPE", "GOODPUT/GPU"], ...p.alternatives.map((a) => [a.chosen ? "*" : "", a.kind, a.shape, num(a.goodputPerGpu)])]).replace(/^/gm, "  "));
   }
   if (p.bounds.length > 0) {
@@ -60,6 +60,16 @@ export function servingTable(p: ServingPreview): string {
     out.push(`GPU PROFILE  ${g.gpuModel}: ${g.memoryGiB} GiB, ${g.peakTflops} TFLOP/s peak (${g.achievedTflops} modelled), HBM ${g.hbmBandwidthGBps} GB/s (${g.achievedHbmGBps} modelled), NVLink ${g.nvlinkGBpsPerDirection} GB/s per direction, ${g.memoryUtilization * 100}% of memory for the engine`);
   }
   if (p.placement.length > 0) out.push(`PLACEMENT  ${p.placement.map((n) => `${n.nodeName}: ${n.gpus} GPU`).join(", ")}`);
+  if (p.engineCommands?.length) {
+    out.push("");
+    out.push("ENGINE COMMANDS (as the operator renders them into each pod)");
+    for (const c of p.engineCommands) {
+      out.push(`  ${c.pod} (${c.role} on ${c.node})`);
+      const env = Object.entries(c.env).map(([k, v]) => `${k}=${v}`).join(" ");
+      if (env) out.push(`    env: ${env}`);
+      out.push(`    ${c.command}`);
+    }
+  }
   if (p.plan?.explanation) {
     out.push("");
     out.push("EXPLANATION (status.plan.explanation)");

@@ -15,7 +15,11 @@ import type { ColocatedPlan, DisaggregatedSummary, ServingPlanInput, ServingPlan
 import type { TraceRecord } from "../operator/src/serving/distserve/workload.js";
 import { candidatePlan } from "../operator/src/serving/executor/choose-plan.js";
 import { clusterNodes, plannerInput } from "../operator/src/serving/planner-bridge.js";
-import { planSummary, type StatusPlan } from "../operator/src/serving/pools.js";
+import type { ClusterCapacity } from "../operator/src/cluster/capacity.js";
+import { withEngine } from "../operator/src/serving/engines/pod.js";
+import { commandLine } from "../operator/src/serving/engines/render.js";
+import { placementNodes } from "../operator/src/serving/planner-bridge.js";
+import { planGroups, planHash, planSummary, placeGroups, podObject, type StatusPlan } from "../operator/src/serving/pools.js";
 import { observePod, type ObservedPod } from "../operator/src/serving/rollout.js";
 import { capacityByModel, type ClusterView } from "./cluster.js";
 
@@ -64,6 +68,11 @@ export interface ServingPreview {
     memoryUtilization: number;
   };
   placement: { nodeName: string; gpus: number }[];
+  /**
+   * For spec.engine.kind vllm or sglang: the engine container's command of each pod the plan would create, as the
+   * operator renders it (engines/pod.ts) on the nodes the rollout would pick.
+   */
+  engineCommands?: { pod: string; role: string; node: string; command: string; env: Record<string, string> }[];
 }
 
 export interface ServingPreviewOptions {
@@ -115,6 +124,7 @@ export async function previewServing(sd: ServingDeployment, cluster: ClusterView
   if (candidate) {
     preview.plan = candidate;
     preview.planSummary = planSummary(candidate);
+    if (sd.spec.engine.kind && sd.spec.engine.kind !== "reference") preview.engineCommands = engineCommands(sd, candidate, cluster.capacity);
   }
   preview.bounds = bounds(spec, input, result, candidate, cluster);
   return preview;
@@ -197,4 +207,19 @@ function bounds(spec: ServingDeploymentSpec, input: ServingPlanInput, result: Ex
 function failureBounds(reason: string, message: string): PlanBound[] {
   const limit = reason === "InsufficientCapacity" ? "capacity" : reason === "ModelDoesNotFit" && !message.includes("SLO") && !message.includes("TTFT") ? "memory" : reason === "ModelDoesNotFit" ? "SLO" : undefined;
   return limit ? [{ limit, binding: true, detail: message }] : [];
+}
+
+/** The pods the first rollout would create, with the engine rendered into them (the executor's own functions). */
+function engineCommands(sd: ServingDeployment, plan: StatusPlan, capacity: ClusterCapacity): NonNullable<ServingPreview["engineCommands"]> {
+  const hash = planHash(plan, sd.spec.engine);
+  const { placed } = placeGroups(sd.metadata.name!, hash, planGroups(plan), placementNodes(capacity.nodes, plan.gpuModel, []));
+  const nodes = new Map(capacity.nodes.map((n) => [n.nodeName, n]));
+  return placed.flatMap((g) =>
+    g.pods.map((placement) => {
+      const pod = withEngine(podObject(sd, placement, hash, plan.gpuModel), sd, placement, plan.gpuModel, nodes.get(placement.nodeName) ?? { nicType: "ethernet", nicCount: 1 });
+      const engine = pod.spec!.containers[0]!;
+      const env = Object.fromEntries((engine.env ?? []).filter((e) => !e.name.startsWith("GPUFLEET_")).map((e) => [e.name, e.value ?? `(${e.valueFrom?.fieldRef?.fieldPath ?? "from the pod"})`]));
+      return { pod: pod.metadata!.name!, role: placement.role, node: placement.nodeName, command: commandLine({ command: engine.command ?? [], args: engine.args ?? [], env: [] }), env };
+    }),
+  );
 }
