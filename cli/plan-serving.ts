@@ -210,7 +210,9 @@ function failureBounds(reason: string, message: string): PlanBound[] {
 }
 
 /** The pods the first rollout would create, with the engine rendered into them (the executor's own functions). */
-function engineCommands(sd: ServingDeployment, plan: StatusPlan, capacity: ClusterCapacity): NonNullable<ServingPreview["engineCommands"]> {
+function engineCommands(planned: ServingDeployment, plan: StatusPlan, capacity: ClusterCapacity): NonNullable<ServingPreview["engineCommands"]> {
+  // Pods carry an owner reference; a file's deployment has no uid yet.
+  const sd: ServingDeployment = { ...planned, metadata: { ...planned.metadata, uid: planned.metadata.uid ?? "not-created-yet" } };
   const hash = planHash(plan, sd.spec.engine);
   const { placed } = placeGroups(sd.metadata.name!, hash, planGroups(plan), placementNodes(capacity.nodes, plan.gpuModel, []));
   const nodes = new Map(capacity.nodes.map((n) => [n.nodeName, n]));

@@ -5,6 +5,9 @@
  * conditions and Events; `top` reads the operator's /metrics. The CLI runs as a user runs it: its bin, a child
  * process, KUBECONFIG in the environment.
  *
+ * The CLI plans in seconds to tens of seconds (the planner simulates thousands of requests), so the tests are given
+ * minutes; they assert what is planned, never how fast.
+ *
  * Profile and live plans are compared with status only when the cluster is as the profile describes it (no other
  * test's pods holding GPUs of the model); the live plan always (it sees what the operator sees).
  */
@@ -105,7 +108,7 @@ describe("gpufleet plan / explain / top on the samples", () => {
     // Free the GPUs for the serving samples.
     await custom.deleteNamespacedCustomObject({ group: API_GROUP, version: API_VERSION, plural: "trainingjobs", namespace: ns, name: "gpt-7b" });
     await waitFor(async () => ((await core.listNamespacedPod({ namespace: ns })).items.length === 0 ? true : undefined), { description: "the gang's pods gone", timeoutMs: 120_000 });
-  });
+  }, 600_000);
 
   it("plans the sample ServingDeployments as the operator plans them, and explains them", async () => {
     const ns = await cluster.freshNamespace("cli-sd");
@@ -114,8 +117,7 @@ describe("gpufleet plan / explain / top on the samples", () => {
     const both = path.join(work, `${ns}-samples.yaml`);
     writeFileSync(both, [...chat.objects, ...disagg.objects].map((o) => stringify(o)).join("---\n"));
     const pristine = await clusterIsPristine("H100-80GB");
-    const fromProfile = await gpufleetJson<ServingPreviewJson[]>(["plan", "-f", both]);
-    const live = await gpufleetJson<ServingPreviewJson[]>(["plan", "-f", both, "--live"]);
+    const [fromProfile, live] = await Promise.all([gpufleetJson<ServingPreviewJson[]>(["plan", "-f", both]), gpufleetJson<ServingPreviewJson[]>(["plan", "-f", both, "--live"])]);
     expect(fromProfile.map((p) => p.name)).toEqual(["llama3-8b-chat", "llama31-8b-disagg"]);
     for (const p of fromProfile) {
       expect(p.alternatives.map((a) => a.kind)).toEqual(["disaggregated", "vllm", "chunked"]);
@@ -154,7 +156,7 @@ describe("gpufleet plan / explain / top on the samples", () => {
       return rows.length === 2 ? rows : undefined;
     }, { description: "both samples in gpufleet top", timeoutMs: 30_000 });
     expect(top.find((r) => r.name === "llama31-8b-disagg")?.goodputPerGpu).toBeCloseTo(disaggSd.status!.plan!.goodputPerGpu, 6);
-  });
+  }, 900_000);
 
   it("refuses a bad file naming the field, and a missing resource, with exit code 2", async () => {
     const bad = path.join(work, "bad.yaml");
@@ -165,5 +167,5 @@ describe("gpufleet plan / explain / top on the samples", () => {
     const missing = await gpufleet(["explain", "sd/nope", "-n", "default"]);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain("ServingDeployment default/nope: not found");
-  });
+  }, 300_000);
 });
