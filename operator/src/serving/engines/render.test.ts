@@ -5,8 +5,8 @@ import { EngineRenderError, commandLine, renderEngine, shellJoin, type EnginePod
 
 /** Command lines from the engines' docs (sources inside the file). */
 const documented = JSON.parse(readFileSync(new URL("./fixtures/documented-commands.json", import.meta.url), "utf8")) as {
-  vllm: { examples: string[][]; env: string[]; kvRoles: string[] };
-  sglang: { examples: string[][]; disaggregationModes: string[]; transferBackends: string[] };
+  vllm: { examples: string[][]; usageFlags: string[]; env: string[]; kvRoles: string[] };
+  sglang: { examples: string[][]; usageFlags: string[]; disaggregationModes: string[]; transferBackends: string[] };
 };
 
 /** Flags (`--x`, or `--x=` of a `--x=v` word) of a list of argument vectors. */
@@ -34,7 +34,7 @@ const base = (over: Partial<EnginePodInput>): EnginePodInput => ({
 });
 
 describe("vLLM", () => {
-  const vllmFlags = flagsOf(documented.vllm.examples);
+  const vllmFlags = flagsOf([...documented.vllm.examples, documented.vllm.usageFlags]);
 
   describe.each([
     ["colocated TP2", base({ tp: 2 }), undefined],
@@ -90,7 +90,7 @@ describe("vLLM", () => {
 });
 
 describe("SGLang", () => {
-  const sglangFlags = flagsOf(documented.sglang.examples);
+  const sglangFlags = flagsOf([...documented.sglang.examples, documented.sglang.usageFlags]);
 
   describe.each([
     ["colocated TP2", base({ kind: "sglang", tp: 2 }), undefined],
