@@ -90,6 +90,7 @@ describe("gpufleet plan / explain / top on the samples", () => {
     expect(job.status!.placement).toEqual(live.placement);
     expect(job.status!.planSummary).toBe(live.planSummary);
     if (pristine) expect(job.status!.placement).toEqual(fromProfile.placement);
+    else console.warn("other pods hold H100 GPUs: the profile placement is not compared with the operator's");
 
     const explained = await waitFor(async () => {
       const r = await gpufleet(["explain", "tj/gpt-7b", "-n", ns]);
@@ -138,6 +139,7 @@ describe("gpufleet plan / explain / top on the samples", () => {
       expect(sd.status!.plan).toEqual(livePlan.plan);
       expect(sd.status!.planSummary).toBe(livePlan.planSummary);
       if (pristine && i === 0) expect(sd.status!.plan).toEqual(fromProfile[0]!.plan);
+      if (!pristine) console.warn("other pods hold H100 GPUs: the profile plans are not compared with the operator's");
 
       const explained = await gpufleet(["explain", `sd/${name}`, "-n", ns]);
       expect(explained.code, explained.stderr).toBe(0);
