@@ -45,6 +45,9 @@ afterAll(async () => {
 });
 
 const BIN = path.join(REPO_ROOT, "cli", "bin", "gpufleet.mjs");
+/** Set to a folder to keep the CLI's output of this run (docs/cli.md quotes one). */
+const TRANSCRIPTS = process.env["GPUFLEET_CLI_TRANSCRIPT_DIR"];
+const keep = (name: string, text: string) => TRANSCRIPTS && writeFileSync(path.join(TRANSCRIPTS, name), text);
 const gpufleet = (args: string[]): Promise<RunResult> => run(process.execPath, [BIN, ...args], { env: { KUBECONFIG: cluster.kubeconfigPath } });
 
 async function gpufleetJson<T>(args: string[]): Promise<T> {
@@ -96,6 +99,7 @@ describe("gpufleet plan / explain / top on the samples", () => {
       const r = await gpufleet(["explain", "tj/gpt-7b", "-n", ns]);
       return r.code === 0 && /Placed/.test(r.stdout) && /EVENTS \(oldest first\)/.test(r.stdout) ? r.stdout : undefined;
     }, { description: "explain tj/gpt-7b with its Placed Event", timeoutMs: 60_000 });
+    keep("explain-tj.txt", explained);
     expect(explained).toContain(`TrainingJob ${ns}/gpt-7b:`);
     expect(explained).toContain(`WHY THIS PLACEMENT  ${job.status!.planSummary}`);
     expect(explained).toMatch(/Normal\s+Placed\s+placed 4 pods on 1 island\(s\) \(ib-a\)/);
@@ -143,6 +147,7 @@ describe("gpufleet plan / explain / top on the samples", () => {
 
       const explained = await gpufleet(["explain", `sd/${name}`, "-n", ns]);
       expect(explained.code, explained.stderr).toBe(0);
+      keep(`explain-${name}.txt`, explained.stdout);
       expect(explained.stdout).toContain(`WHY THIS PLAN  ${sd.status!.planSummary}`);
       expect(explained.stdout).toMatch(/Planned\s+True/);
       for (const part of sd.status!.plan!.explanation!.split("; ")) expect(explained.stdout).toContain(`  - ${part}`);
@@ -158,6 +163,7 @@ describe("gpufleet plan / explain / top on the samples", () => {
       return rows.length === 2 ? rows : undefined;
     }, { description: "both samples in gpufleet top", timeoutMs: 30_000 });
     expect(top.find((r) => r.name === "llama31-8b-disagg")?.goodputPerGpu).toBeCloseTo(disaggSd.status!.plan!.goodputPerGpu, 6);
+    if (TRANSCRIPTS) keep("top.txt", (await gpufleet(["top", "--metrics-url", `http://127.0.0.1:${operator!.httpPort}/metrics`])).stdout);
   }, 900_000);
 
   it("refuses a bad file naming the field, and a missing resource, with exit code 2", async () => {
