@@ -187,10 +187,10 @@ function bounds(spec: ServingDeploymentSpec, input: ServingPlanInput, result: Ex
   const one = instanceMemory(model, coeffs, { tp: 1, pp: 1 });
   const longest = input.model.maxContextTokens ?? 0;
   const fitsOne = one.kvCapacityTokens >= longest;
-  const smallest = Math.min(...[result.prefill, result.decode, result.colocated].filter((p) => p !== null).map((p) => p!.tp * p!.pp));
   out.push({
     limit: "memory",
-    binding: !fitsOne || smallest > 1,
+    // Binding when one GPU cannot hold an instance: the smallest plan is then set by memory, not by the SLOs.
+    binding: !fitsOne,
     detail: `${spec.model.name} weights take ${(one.weightBytesPerGpu / 2 ** 30).toFixed(1)} GiB of a ${coeffs.memoryGiB} GiB ${result.gpuModel} at TP1, leaving KV room for ${one.kvCapacityTokens} tokens (sequences up to ${longest}): ${fitsOne ? "one GPU holds an instance" : "an instance needs more than one GPU"}`,
   });
   const free = cluster.capacity.nodes.filter((n) => n.schedulable && n.gpuModel === result.gpuModel).reduce((sum, n) => sum + n.gpusFree, 0);
