@@ -103,6 +103,8 @@ describe("engine adapter sidecar", () => {
       role: "prefill", model: "meta-llama/Llama-3.1-8B-Instruct", tp: 2, pp: 1, gpuModel: "H100-80GB", engineUrl: "http://10.1.2.3:8000", servingDeployment: "llm/chat", draining: false,
     });
 
+    loads.unsubscribe();
+    const afterDrain = nc.subscribe(subscriptionFor("load"));
     const operator = new NodeAgentClient(`127.0.0.1:${agent.server.operatorPort}`, grpc.credentials.createInsecure(), 5000);
     try {
       // The command stream attaches a moment after registration: until then the agent answers UNAVAILABLE.
@@ -122,10 +124,11 @@ describe("engine adapter sidecar", () => {
     } finally {
       operator.close();
     }
-    for await (const m of loads) {
+    // Reports after the Drain say so (the gateway dispatches no new request there).
+    for await (const m of afterDrain) {
       if (decodeLoad(m.subject, m.data).reports.some((r) => r.workerId === "uid-77/engine" && r.draining)) break;
     }
+    afterDrain.unsubscribe();
     workers.unsubscribe();
-    loads.unsubscribe();
   }, 120_000);
 });
