@@ -9,7 +9,7 @@ export default defineConfig({
         test: {
           name: "unit",
           // test/harness holds pure tests of the harness itself (profile loading): no cluster needed.
-          include: ["{crds,common,operator,agent,gateway,bench,scripts}/**/*.test.ts", "test/harness/**/*.test.ts"],
+          include: ["{cli,crds,common,operator,agent,gateway,bench,scripts}/**/*.test.ts", "test/harness/**/*.test.ts"],
           environment: "node",
         },
       },

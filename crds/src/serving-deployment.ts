@@ -84,7 +84,25 @@ export const GpuSelectionSchema = Type.Object(
   { default: {}, description: "Which GPUs the deployment may use." },
 );
 
+/**
+ * Which engine the pods run. reference: gpufleet's own instance contract (docs/engine-api.md; the simulated and
+ * Python workers), the container's args as given. vllm / sglang: the operator renders the engine's documented
+ * serve command for the pod's role and parallelism (operator/src/serving/engines/, docs/engines.md) before
+ * spec.engine.args, and a sidecar turns the engine's Prometheus metrics into gpufleet load reports. These engines
+ * cannot migrate running requests, so the scheduler never asks them to.
+ */
+export const EngineKind = { reference: "reference", vllm: "vllm", sglang: "sglang" } as const;
+export type EngineKind = (typeof EngineKind)[keyof typeof EngineKind];
+
 export const EngineSchema = Type.Object({
+  // Optional in the TypeScript type (the API server defaults it): objects written before the field existed and
+  // hand-built specs read as the reference engine.
+  kind: Type.Optional(
+    StringEnum(Object.values(EngineKind), {
+      default: "reference",
+      description: "reference (gpufleet instance API, args as given) | vllm | sglang (the operator renders the engine's own P/D disaggregation and TP/PP flags; no live migration).",
+    }),
+  ),
   image: Type.String({ minLength: 1, maxLength: 1024, description: "Serving engine image (vLLM, SGLang, …)." }),
   args: Type.Array(Type.String({ maxLength: 4096 }), { maxItems: 64, default: [], description: "Arguments passed to the engine container." }),
   port: Type.Integer({ minimum: 1, maximum: 65535, default: 8000, description: "Port the engine serves HTTP on inside its pod." }),

@@ -307,6 +307,22 @@ export class OperatorMetrics {
     registers: [this.registry],
   });
 
+  // Live load per deployment and role, set by the serving scheduler every period from
+  // the instances' latest load reports (what `gpufleet top` shows beside the plan's predictions).
+  readonly servingQueuedRequests = new Gauge({
+    name: "gpufleet_operator_serving_queued_requests",
+    help: "Requests waiting in the instances' queues, by deployment and role (prefill, decode, colocated), from their latest load reports.",
+    labelNames: ["namespace", "name", "role"] as const,
+    registers: [this.registry],
+  });
+
+  readonly servingRunningRequests = new Gauge({
+    name: "gpufleet_operator_serving_running_requests",
+    help: "Requests running on the instances, by deployment and role, from their latest load reports.",
+    labelNames: ["namespace", "name", "role"] as const,
+    registers: [this.registry],
+  });
+
   readonly servingSloAttainmentRatio = new Gauge({
     name: "gpufleet_operator_serving_slo_attainment_ratio",
     help: "Share (0..1) of a deployment's recent busy load reports (the scheduler's SLO window) within spec.slo, by deployment, role and slo (ttft: prefill and colocated instances | tpot: decode and colocated). No series while a role has no sample.",

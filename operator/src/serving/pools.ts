@@ -145,11 +145,12 @@ export function desiredInstances(plan: StatusPlan): Map<Role, number> {
 
 /**
  * Hash of what the pods of a plan run: the plan's shape and the engine. Pods are immutable, so any change here is
- * a rollout; goodput numbers and the explanation are left out (they change without changing any pod).
+ * a rollout; goodput numbers and the explanation are left out (they change without changing any pod). The engine
+ * kind joins the hash only when it is not the default, so hashes of reference pods stay what they were.
  */
 export function planHash(plan: StatusPlan, engine: ServingDeploymentSpec["engine"]): string {
   const pool = (p: StatusPlan["prefill"]) => (p ? [p.tp, p.pp, p.replicas] : null);
-  const shape = [plan.mode, plan.gpuModel, plan.affinity ?? null, pool(plan.prefill), pool(plan.decode), pool(plan.colocated), engine.image, engine.args, engine.port, engine.env.map((e) => [e.name, e.value])];
+  const shape = [plan.mode, plan.gpuModel, plan.affinity ?? null, pool(plan.prefill), pool(plan.decode), pool(plan.colocated), engine.image, engine.args, engine.port, engine.env.map((e) => [e.name, e.value]), ...(engine.kind && engine.kind !== "reference" ? [engine.kind] : [])];
   return createHash("sha256").update(JSON.stringify(shape)).digest("hex").slice(0, 8);
 }
 

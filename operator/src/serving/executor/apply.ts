@@ -7,6 +7,7 @@ import type { V1Pod, V1Service } from "@kubernetes/client-node";
 import type { ServingDeployment } from "../../../../crds/src/serving-deployment.js";
 import type { Applier } from "../../runtime/apply.js";
 import type { Logger } from "../../runtime/logger.js";
+import { withEngine, type EngineNode } from "../engines/pod.js";
 import { podObject, serviceObjects, type Role, type StatusPlan } from "../pools.js";
 import type { RolloutStep } from "../rollout.js";
 import type { WriteMemory } from "./write-memory.js";
@@ -19,7 +20,12 @@ export interface ServingApplierDeps {
   logger?: Pick<Logger, "info">;
   /** Host directory of the agent's worker socket, mounted into serving pods. */
   workerSocketDir?: string;
+  /** Image of the load adapter beside vLLM / SGLang engines (engines/pod.ts); the chart's gpufleet image by default. */
+  engineAdapterImage?: string;
 }
+
+/** Where a node's fabric is unknown (it left the capacity view), the engines' KV transport picks its own devices. */
+const UNKNOWN_FABRIC: EngineNode = { nicType: "ethernet", nicCount: 1 };
 
 export class ServingApplier {
   /** The roles whose Services were last reconciled, per deployment uid (stale ones are listed only when it changes). */
@@ -30,8 +36,11 @@ export class ServingApplier {
     private readonly memory: WriteMemory,
   ) {}
 
-  /** Deletes, then creates; a group whose creation fails half-way is taken back before the error propagates. */
-  async applyRollout(sd: ServingDeployment, step: RolloutStep, hash: string, target: StatusPlan, nowMs: number): Promise<void> {
+  /**
+   * Deletes, then creates; a group whose creation fails half-way is taken back before the error propagates.
+   * `nodes` gives each node's fabric, for a vLLM / SGLang engine's KV transport.
+   */
+  async applyRollout(sd: ServingDeployment, step: RolloutStep, hash: string, target: StatusPlan, nowMs: number, nodes: ReadonlyMap<string, EngineNode> = new Map()): Promise<void> {
     const namespace = sd.metadata.namespace!;
     const uid = sd.metadata.uid!;
     if (step.delete.length > 0) {
@@ -46,7 +55,8 @@ export class ServingApplier {
       const created: V1Pod[] = [];
       try {
         for (const placement of group.pods) {
-          const pod = podObject(sd, placement, hash, target.gpuModel, this.deps.workerSocketDir);
+          const reference = podObject(sd, placement, hash, target.gpuModel, this.deps.workerSocketDir);
+          const pod = withEngine(reference, sd, placement, target.gpuModel, nodes.get(placement.nodeName) ?? UNKNOWN_FABRIC, { adapterImage: this.deps.engineAdapterImage });
           created.push(pod);
           await this.deps.applier.apply(pod);
           this.memory.assume(uid, pod, nowMs);

@@ -55,6 +55,8 @@ export interface ServingExecutorDeps {
   maxUnavailable?: number;
   /** Host directory of the agent's worker socket, mounted into serving pods (default /var/run/gpufleet). */
   workerSocketDir?: string;
+  /** Image of the load adapter sidecar of vLLM / SGLang pods (default: the chart's gpufleet image). */
+  engineAdapterImage?: string;
   /** Re-check a rollout this often, in case a pod event is missed; default 2 s. */
   rolloutRetryMs?: number;
   /** Re-plan a deployment waiting for GPUs this often (other workloads' pods wake no event for it); default 15 s. */
@@ -111,7 +113,7 @@ export function createServingExecutor(deps: ServingExecutorDeps): ServingExecuto
     });
 
     // Apply.
-    await applier.applyRollout(sd, step, hash, target, nowMs);
+    await applier.applyRollout(sd, step, hash, target, nowMs, new Map(capacity.nodes.map((n) => [n.nodeName, n])));
     await applier.syncServices(sd, liveRoles(target, observed, step.delete));
 
     // Status.

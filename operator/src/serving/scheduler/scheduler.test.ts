@@ -277,3 +277,34 @@ describe("ServingScheduler: lifecycle", () => {
     expect(stopped).toBe(true);
   });
 });
+
+describe("ServingScheduler: load gauges and engines", () => {
+  it("exports queued and running requests and the measured SLO attainment per role", async () => {
+    const w = new World();
+    w.report(0, { queueLength: 2, runningRequests: 5, ttftMs: 100, tpotMs: 50 });
+    w.report(1, { runningRequests: 3, ttftMs: 400, tpotMs: 50 });
+    w.scheduler.tick();
+    expect(await w.metric("gpufleet_operator_serving_queued_requests", { namespace: "llm", name: "chat", role: "colocated" })).toBe(2);
+    expect(await w.metric("gpufleet_operator_serving_running_requests", { role: "colocated" })).toBe(8);
+    // Two busy reports (the idle instance says nothing about latency): one within the TTFT target, both within TPOT.
+    expect(await w.metric("gpufleet_operator_serving_slo_attainment_ratio", { role: "colocated", slo: "ttft" })).toBe(0.5);
+    expect(await w.metric("gpufleet_operator_serving_slo_attainment_ratio", { role: "colocated", slo: "tpot" })).toBe(1);
+    w.sd = { ...w.sd, metadata: { ...w.sd.metadata, name: "gone" } };
+    w.scheduler.tick();
+    expect(await w.metric("gpufleet_operator_serving_queued_requests", { name: "chat" })).toBe(0);
+  });
+
+  it("never asks a vLLM or SGLang deployment's instances to migrate", () => {
+    for (const kind of ["vllm", "sglang"] as const) {
+      const w = new World();
+      w.sd = { ...w.sd, spec: { ...w.sd.spec, engine: { ...ENGINE, kind } } };
+      const hash = planHash(PLAN, w.sd.spec.engine);
+      for (const p of w.pods) p.metadata!.labels!["gpufleet.io/plan-hash"] = hash;
+      w.memory.resolve(w.sd, PLAN, hash, w.pods.map((p) => observePod(p)!));
+      w.planned = [move("r1", 0, 1)];
+      w.scheduler.tick();
+      expect(w.migrationInputs).toEqual([]);
+      expect(w.commands).toEqual([]);
+    }
+  });
+});

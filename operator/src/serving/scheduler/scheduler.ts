@@ -32,6 +32,7 @@ import { planHash, planRoles, type Role, type StatusPlan } from "../pools.js";
 import { observePod, type ObservedPod } from "../rollout.js";
 import { drainProgress } from "./drain.js";
 import { DEFAULT_DIGEST_CONFIG, MigrationEventDigest, type DigestConfig, type MigrationOutcome } from "./event-digest.js";
+import { engineMigrates } from "../engines/capabilities.js";
 import { liveInstances, migrationInstances, MIGRATING_ROLES, type LiveInstance } from "./instances.js";
 import type { PlannedMigration, SchedulerPolicies } from "./policy.js";
 import { actionFor, scalingInput, type ScalingAction } from "./scaling.js";
@@ -148,6 +149,8 @@ export class ServingScheduler {
       }
       return free(gpuModel, own);
     };
+    // Load gauges are set afresh each tick, so a deleted deployment's series go with it.
+    for (const gauge of [this.deps.metrics.servingQueuedRequests, this.deps.metrics.servingRunningRequests, this.deps.metrics.servingSloAttainmentRatio, this.deps.metrics.servingSloTargetRatio]) gauge.reset();
     const byKey = new Map<string, ServingDeployment>();
     for (const sd of sds) {
       const key = `${sd.metadata.namespace}/${sd.metadata.name}`;
@@ -174,10 +177,28 @@ export class ServingScheduler {
     this.initSeries(sd, key, plan);
     const observed = ownPods(sd, this.deps.pods.list(), nowMs);
     const instances = liveInstances(this.deps.telemetry.loadOf(key), observed, hash, nowMs, this.config.loadStaleMs);
+    this.exportLoad(sd, instances);
     const afterDrains = this.progressDrains(sd, key, state, instances, observed, nowMs);
-    this.migrate(sd, instances);
+    // vLLM and SGLang cannot hand a running request over (engines/capabilities.ts): never ask them to.
+    if (engineMigrates(sd.spec.engine.kind)) this.migrate(sd, instances);
     this.measureSlo(sd, key, plan, instances, nowMs);
     if (sd.spec.scaling.autoscale) this.autoscale(sd, key, plan, hash, afterDrains, instances, observed, nowMs, freeNodes);
+  }
+
+  /** Queued and running requests per role as gauges (attainment is measureSlo's). */
+  private exportLoad(sd: ServingDeployment, instances: readonly LiveInstance[]): void {
+    const id = { namespace: sd.metadata.namespace!, name: sd.metadata.name! };
+    const byRole = new Map<Role, { queued: number; running: number }>();
+    for (const i of instances) {
+      const r = byRole.get(i.role) ?? { queued: 0, running: 0 };
+      r.queued += i.load.queuedRequests;
+      r.running += i.load.runningRequests;
+      byRole.set(i.role, r);
+    }
+    for (const [role, r] of byRole) {
+      this.deps.metrics.servingQueuedRequests.set({ ...id, role }, r.queued);
+      this.deps.metrics.servingRunningRequests.set({ ...id, role }, r.running);
+    }
   }
 
   /** Counters start at 0 for a deployment's known label values, so dashboards show 0, not "no data". */
