@@ -191,6 +191,7 @@ export const ServingDeploymentStatusSchema = Type.Object({
     Type.Object({
       mode: StringEnum(["disaggregated", "colocated"] as const),
       gpuModel: Type.String(),
+      gpuProfile: Type.Optional(Type.String({ description: "GpuProfile whose measured coefficients the plan was made with; unset: the shipped defaults of the GPU model." })),
       affinity: Type.Optional(StringEnum(["high", "low"] as const)),
       prefill: Type.Optional(PhasePlanSchema),
       decode: Type.Optional(PhasePlanSchema),
