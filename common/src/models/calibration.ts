@@ -15,6 +15,7 @@ import {
   latencyCoefficients,
   prefillBatch,
   smoothRoofline,
+  type ForwardBatch,
   type LatencyCoefficients,
 } from "./latency.js";
 
@@ -89,43 +90,41 @@ export interface CalibrationPoint {
   measuredMs: number;
   /** Spread of the point's two medians, percent of the smaller: the noise the model cannot fit. */
   noisePercent?: number;
-  predict(c: LatencyCoefficients): number;
+  /** The forward pass (decode and prefill points). */
+  batch?: ForwardBatch;
+  /** One layer's GEMMs alone (gemm points). */
+  gemm?: { flops: number; weightBytes: number };
 }
 
-/** Every measured point of a sweep with the model's prediction for it. */
-export function calibrationPoints(raw: CalibrationRaw, model: DerivedModel): CalibrationPoint[] {
+/** Every measured point of a sweep. */
+export function calibrationPoints(raw: CalibrationRaw): CalibrationPoint[] {
   const points: CalibrationPoint[] = [];
-  const single = { tp: 1, pp: 1 };
   const noise = (m?: number[]) => (m && m.length === 2 ? (100 * Math.abs(m[0]! - m[1]!)) / Math.min(m[0]!, m[1]!) : undefined);
   for (const r of raw.rows) {
     if (r.stepMs === undefined || r.skipped) continue;
     if (r.phase === "decode") {
       const ctx = r.contextTokens!;
-      points.push({
-        kind: "decode", label: `decode B=${r.batch} ctx=${ctx}`, measuredMs: r.stepMs, noisePercent: noise(r.mediansMs),
-        predict: (c) => instanceLatencyModel(model, c, single).forward(decodeBatch(r.batch, r.batch * ctx)).totalMs,
-      });
+      points.push({ kind: "decode", label: `decode B=${r.batch} ctx=${ctx}`, measuredMs: r.stepMs, noisePercent: noise(r.mediansMs), batch: decodeBatch(r.batch, r.batch * ctx) });
     } else {
-      const prompts = Array<number>(r.batch).fill(r.promptTokens!);
-      points.push({
-        kind: "prefill", label: `prefill B=${r.batch} T=${r.promptTokens}`, measuredMs: r.stepMs, noisePercent: noise(r.mediansMs),
-        predict: (c) => instanceLatencyModel(model, c, single).forward(prefillBatch(prompts)).totalMs,
-      });
-      if (r.gpuStepMs !== undefined) {
-        points.push({
-          kind: "prefill-gpu", label: `prefill (graph) B=${r.batch} T=${r.promptTokens}`, measuredMs: r.gpuStepMs,
-          predict: (c) => instanceLatencyModel(model, { ...c, prefillHostMs: 0, prefillHostMsPerSequence: 0 }, single).forward(prefillBatch(prompts)).totalMs,
-        });
-      }
+      const batch = prefillBatch(Array<number>(r.batch).fill(r.promptTokens!));
+      points.push({ kind: "prefill", label: `prefill B=${r.batch} T=${r.promptTokens}`, measuredMs: r.stepMs, noisePercent: noise(r.mediansMs), batch });
+      if (r.gpuStepMs !== undefined) points.push({ kind: "prefill-gpu", label: `prefill (graph) B=${r.batch} T=${r.promptTokens}`, measuredMs: r.gpuStepMs, batch });
     }
   }
-  for (const g of raw.gemm ?? []) {
-    points.push({
-      kind: "gemm", label: `gemm M=${g.rows}`, measuredMs: g.layerMs,
-      predict: (c) => smoothRoofline(g.weightBytes / (c.achievedHbmGBps * 1e6), g.flops / (c.achievedTflops * 1e9), c.rooflineSharpness),
-    });
-  }
+  for (const g of raw.gemm ?? []) points.push({ kind: "gemm", label: `gemm M=${g.rows}`, measuredMs: g.layerMs, gemm: { flops: g.flops, weightBytes: g.weightBytes } });
   return points;
+}
+
+/** The model's times for every point with coefficients `c` (one latency model built per call, not per point). */
+export function predictPoints(points: readonly CalibrationPoint[], model: DerivedModel, c: LatencyCoefficients): number[] {
+  const single = { tp: 1, pp: 1 };
+  const engine = instanceLatencyModel(model, c, single);
+  // A prefill captured in a CUDA graph: the GPU's time, no host floor.
+  const gpu = instanceLatencyModel(model, { ...c, prefillHostMs: 0, prefillHostMsPerSequence: 0 }, single);
+  return points.map((p) => {
+    if (p.gemm) return smoothRoofline(p.gemm.weightBytes / (c.achievedHbmGBps * 1e6), p.gemm.flops / (c.achievedTflops * 1e9), c.rooflineSharpness);
+    return (p.kind === "prefill-gpu" ? gpu : engine).forward(p.batch!).totalMs;
+  });
 }
 
 /** Nelder-Mead minimisation (Lagarias et al. 1998 coefficients); small and dependency-free. */
@@ -184,9 +183,10 @@ const ZERO_OK: ReadonlySet<FittedCoefficient> = new Set(["perLayerOverheadUs", "
 const encode = (k: FittedCoefficient, v: number) => (k === "rooflineSharpness" ? Math.log(v - 1 + 1e-3) : Math.log(ZERO_OK.has(k) ? v + 1e-3 : v));
 const decode = (k: FittedCoefficient, x: number) => (k === "rooflineSharpness" ? 1 + Math.exp(x) - 1e-3 : ZERO_OK.has(k) ? Math.max(0, Math.exp(x) - 1e-3) : Math.exp(x));
 
-export function pointErrors(points: readonly CalibrationPoint[], c: LatencyCoefficients): PointError[] {
-  return points.map((p) => {
-    const modelMs = p.predict(c);
+export function pointErrors(points: readonly CalibrationPoint[], model: DerivedModel, c: LatencyCoefficients): PointError[] {
+  const predicted = predictPoints(points, model, c);
+  return points.map((p, i) => {
+    const modelMs = predicted[i]!;
     return { kind: p.kind, label: p.label, measuredMs: p.measuredMs, modelMs, errorPercent: (100 * (modelMs - p.measuredMs)) / p.measuredMs, noisePercent: p.noisePercent };
   });
 }
@@ -202,7 +202,7 @@ function summarize(errors: readonly PointError[]): Pick<CalibrationFit, "maxErro
 /** Fits the FITTED coefficients of `gpuModel` to the sweep, starting from the same run's measured ceilings. */
 export function fitCalibration(raw: CalibrationRaw, gpuModel: string, iterations = 6000): CalibrationFit {
   const model = sweepModel(raw);
-  const points = calibrationPoints(raw, model);
+  const points = calibrationPoints(raw);
   if (points.length < FITTED.length) throw new Error(`calibration sweep has ${points.length} measured points, fewer than the ${FITTED.length} coefficients to fit`);
   const base = latencyCoefficients(gpuModel);
   const { measuredCopyGBps: copy, measuredMatmulTflops: matmul } = raw.ceilings;
@@ -216,22 +216,22 @@ export function fitCalibration(raw: CalibrationRaw, gpuModel: string, iterations
     return c;
   };
   const loss = (x: number[]): number => {
-    const c = coefficientsOf(x);
+    const predicted = predictPoints(points, model, coefficientsOf(x));
     let sum = 0;
-    for (const p of points) sum += Math.log(p.predict(c) / p.measuredMs) ** 2;
+    points.forEach((p, i) => (sum += Math.log(predicted[i]! / p.measuredMs) ** 2));
     return Number.isFinite(sum) ? sum : Number.MAX_VALUE;
   };
   let best = nelderMead(loss, FITTED.map((k) => encode(k, start[k])), 0.3, iterations);
   best = nelderMead(loss, best.x, 0.05, iterations); // restart: Nelder-Mead stalls in 10 dimensions
   const coefficients = coefficientsOf(best.x);
   const fitted = { ...(Object.fromEntries(FITTED.map((k) => [k, coefficients[k]])) as FittedValues), nonGemmGBps: copy };
-  const errors = pointErrors(points, coefficients);
+  const errors = pointErrors(points, model, coefficients);
   return { gpu: raw.gpu, gpuModel, coefficients, fitted, errors, ...summarize(errors) };
 }
 
 /** The same points predicted with other coefficients (e.g. the shipped defaults), summarised the same way. */
 export function checkCoefficients(raw: CalibrationRaw, c: LatencyCoefficients): Pick<CalibrationFit, "errors" | "maxErrorPercent" | "meanErrorPercent" | "maxErrorByKind"> {
-  const errors = pointErrors(calibrationPoints(raw, sweepModel(raw)), c);
+  const errors = pointErrors(calibrationPoints(raw), sweepModel(raw), c);
   return { errors, ...summarize(errors) };
 }
 
