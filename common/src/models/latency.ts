@@ -240,6 +240,22 @@ export function smoothRoofline(memoryMs: number, computeMs: number, p: number): 
   return big * (1 + (small / big) ** p) ** (1 / p);
 }
 
+const MEMO_COUNTS = 1 << 13; // 64 KiB a table: the planner builds a latency model per candidate configuration
+
+/** f over non-negative integer counts, remembered below MEMO_COUNTS (a Float64Array, NaN = not yet computed). */
+function memoByCount(f: (count: number) => number): (count: number) => number {
+  let table: Float64Array | undefined;
+  return (count) => {
+    if (!(Number.isInteger(count) && count >= 0 && count < MEMO_COUNTS)) return f(count);
+    table ??= new Float64Array(MEMO_COUNTS).fill(Number.NaN);
+    const hit = table[count]!;
+    if (!Number.isNaN(hit)) return hit;
+    const value = f(count);
+    table[count] = value;
+    return value;
+  };
+}
+
 export function instanceLatencyModel(
   model: DerivedModel,
   coeffs: LatencyCoefficients,
@@ -271,10 +287,15 @@ export function instanceLatencyModel(
   const handoffBytesPerMs =
     (links.sameNode ? coeffs.p2pNvlinkGBps : links.nicGBpsPerGpu * coeffs.nicEfficiency * tp) * 1e6;
 
+  // The smoothed roofline costs two powers; the simulator's inner loop asks for the same token and sequence counts
+  // over and over, so each GEMM's time is remembered per count (counts past the table are computed each time).
+  const layerGemm = memoByCount((tokens) => smoothRoofline(layerWeightBytes / weightBytesPerMs, (2 * model.layerParams * tokens) / gemmFlopsPerMs, p));
+  const headGemm = memoByCount((rows) => smoothRoofline(headWeightBytes / weightBytesPerMs, (2 * h * vocabSize * rows) / gemmFlopsPerMs, p));
+
   const stageMs = (stageLayers: number, withHead: boolean, batch: ForwardBatch): number => {
     // Dense GEMMs (QKV/O projections, MLP), weights streamed once per pass; the LM head is its own GEMM.
-    const layerGemmMs = smoothRoofline(layerWeightBytes / weightBytesPerMs, (2 * model.layerParams * batch.newTokens) / gemmFlopsPerMs, p);
-    const headMs = withHead ? smoothRoofline(headWeightBytes / weightBytesPerMs, (2 * h * vocabSize * batch.sequences) / gemmFlopsPerMs, p) : 0;
+    const layerGemmMs = layerGemm(batch.newTokens);
+    const headMs = withHead ? headGemm(batch.sequences) : 0;
     // Attention: QKᵀ and A·V over the pairs, reading the cached KV and writing the new tokens' KV.
     const attentionMs =
       Math.max((4 * h * batch.attentionPairs) / attentionFlopsPerMs, (kvBytesPerTokenLayer * (batch.kvReadTokens + batch.newTokens)) / kvBytesPerMs) +
