@@ -243,4 +243,9 @@ function migrationDowntime(result: Record<string, unknown>, gpuModel: string) {
   };
 }
 
-main();
+try {
+  main();
+} catch (error) {
+  console.error(`calibrate: ${error instanceof Error ? error.message : String(error)}`);
+  process.exit(1);
+}
