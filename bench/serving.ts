@@ -44,21 +44,21 @@ import { loadTraceFile } from "../operator/src/serving/trace-file.js";
 
 const resultsDir = join(dirname(fileURLToPath(import.meta.url)), "results");
 
-type Workload = "chatbot" | "code-completion" | "summarization";
+export type Workload = "chatbot" | "code-completion" | "summarization";
 
-const SLOS: Record<Workload, (model: KnownModel) => { ttftMs: number; tpotMs: number }> = {
+export const SLOS: Record<Workload, (model: KnownModel) => { ttftMs: number; tpotMs: number }> = {
   chatbot: (m) =>
     m === "OPT-13B" || m === "Llama-3-8B" ? { ttftMs: 250, tpotMs: 100 } : m === "OPT-175B" ? { ttftMs: 4000, tpotMs: 200 } : { ttftMs: 400, tpotMs: 100 },
   "code-completion": () => ({ ttftMs: 125, tpotMs: 200 }),
   summarization: () => ({ ttftMs: 15000, tpotMs: 150 }),
 };
 
-interface SloScale {
+export interface SloScale {
   ttft: number;
   tpot: number;
 }
 
-function cluster(gpuModel: string, nodes: number): ClusterNode[] {
+export function cluster(gpuModel: string, nodes: number): ClusterNode[] {
   return Array.from({ length: nodes }, (_, i) => ({
     nodeName: `node-${String(i).padStart(4, "0")}`, gpuModel, gpuCount: 8, gpusFree: 8, nicType: "infiniband", nicBandwidthGbps: 200, nicCount: 8,
   }));

@@ -7,6 +7,7 @@ import { API_GROUP, API_VERSION, NAME_LENGTH_RULE } from "./common.js";
 import { ServingDeploymentNames, ServingDeploymentSpecSchema, ServingDeploymentStatusSchema } from "./serving-deployment.js";
 import { TrainingJobNames, TrainingJobSpecSchema, TrainingJobStatusSchema } from "./training-job.js";
 import { FabricTopologyNames, FabricTopologySpecSchema, FabricTopologyStatusSchema } from "./fabric-topology.js";
+import { GpuProfileNames, GpuProfileSpecSchema, GpuProfileStatusSchema } from "./gpu-profile.js";
 
 type JsonSchema = { [key: string]: unknown };
 
@@ -150,4 +151,17 @@ export const fabricTopologyCrd = buildCrd({
   ],
 });
 
-export const ALL_CRDS = [servingDeploymentCrd, trainingJobCrd, fabricTopologyCrd] as const;
+export const gpuProfileCrd = buildCrd({
+  names: GpuProfileNames,
+  spec: CloneType(GpuProfileSpecSchema, { description: "Measured latency coefficients of one engine on one GPU model, and how well they fit the sweep." }),
+  status: CloneType(GpuProfileStatusSchema, { description: "Conditions of the profile." }),
+  scope: "Cluster",
+  printerColumns: [
+    { name: "GPU", type: "string", jsonPath: ".spec.gpuModel" },
+    { name: "Engine", type: "string", jsonPath: ".spec.engine.name" },
+    { name: "Max error %", type: "number", jsonPath: ".spec.calibration.maxErrorPercent", description: "Largest model-vs-measured error of the calibration" },
+    age,
+  ],
+});
+
+export const ALL_CRDS = [servingDeploymentCrd, trainingJobCrd, fabricTopologyCrd, gpuProfileCrd] as const;

@@ -6,4 +6,5 @@ export * from "./serving-deployment.js";
 export * from "./training-job.js";
 export * from "./topology.js";
 export * from "./fabric-topology.js";
-export { ALL_CRDS, servingDeploymentCrd, trainingJobCrd, fabricTopologyCrd } from "./crd.js";
+export * from "./gpu-profile.js";
+export { ALL_CRDS, servingDeploymentCrd, trainingJobCrd, fabricTopologyCrd, gpuProfileCrd } from "./crd.js";

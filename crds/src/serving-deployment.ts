@@ -204,6 +204,7 @@ export const ServingDeploymentStatusSchema = Type.Object({
     Type.Object({
       mode: StringEnum(["disaggregated", "colocated"] as const, { description: "Separate prefill and decode pools, or one colocated pool." }),
       gpuModel: Type.String({ description: "GPU model the plan was made for." }),
+      gpuProfile: Type.Optional(Type.String({ description: "GpuProfile whose measured coefficients the plan was made with; unset: the shipped defaults of the GPU model." })),
       affinity: Type.Optional(StringEnum(["high", "low"] as const, { description: "Disaggregated plans: high = KV cache crosses the NICs between nodes (DistServe §4.1); low = each prefill stage shares a node with its decode stage and KV moves over NVLink (§4.2)." })),
       prefill: Type.Optional(phasePlan("The prefill pool (disaggregated plans).")),
       decode: Type.Optional(phasePlan("The decode pool (disaggregated plans).")),

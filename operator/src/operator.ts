@@ -9,6 +9,7 @@ import { OPERATOR_FIELD_MANAGER, OwnedLabel } from "../../crds/src/reasons.js";
 import { ServingDeploymentNames, type ServingDeployment } from "../../crds/src/serving-deployment.js";
 import { TrainingJobNames, type TrainingJob } from "../../crds/src/training-job.js";
 import { FabricTopologyNames, type FabricTopology } from "../../crds/src/fabric-topology.js";
+import { GpuProfileNames, type GpuProfile } from "../../crds/src/gpu-profile.js";
 import type { OperatorConfig } from "./config/config.js";
 import { startAgentCommands, type AgentClientPool } from "./agents/index.js";
 import { OperatorMetrics } from "./metrics.js";
@@ -88,7 +89,8 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorH
   const nodes = new ResilientInformer<V1Node>({ kubeConfig, resource: "nodes", path: "/api/v1/nodes", list: () => core.listNode(), logger, onRestart: () => metrics.informerRestartsTotal.inc({ resource: "nodes" }) });
   const pods = new ResilientInformer<V1Pod>({ kubeConfig, resource: "pods", path: "/api/v1/pods", list: () => core.listPodForAllNamespaces(), logger, onRestart: () => metrics.informerRestartsTotal.inc({ resource: "pods" }) });
   const fabricTopologies = customResourceInformer<FabricTopology>(kubeConfig, FabricTopologyNames.plural, logger, metrics);
-  const informers = [servingDeployments, trainingJobs, nodes, pods, fabricTopologies];
+  const gpuProfiles = customResourceInformer<GpuProfile>(kubeConfig, GpuProfileNames.plural, logger, metrics);
+  const informers = [servingDeployments, trainingJobs, nodes, pods, fabricTopologies, gpuProfiles];
   metrics.observeResources({ servingDeployments: () => servingDeployments.list(), trainingJobs: () => trainingJobs.list() });
 
   const agentCommands = startAgentCommands({ config, core, nodes, clock, logger, metrics });
@@ -111,7 +113,7 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorH
     reconciler: new ServingDeploymentReconciler({
       ...deps,
       servingDeployments,
-      executor: options.servingExecutor ?? createClusterServingExecutor({ kubeConfig, applier, pods, clock, logger: logger.child({ controller: "servingdeployment" }), workerSocketDir: config.workerSocketDir, scaling }),
+      executor: options.servingExecutor ?? createClusterServingExecutor({ kubeConfig, applier, pods, gpuProfiles, clock, logger: logger.child({ controller: "servingdeployment" }), workerSocketDir: config.workerSocketDir, scaling }),
     }),
     metrics,
     logger,
@@ -149,6 +151,7 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorH
   serving.watch(servingDeployments, (sd) => [objectKey(sd)]);
   serving.watch(nodes, allKeys(servingDeployments));
   serving.watch(pods, ownerKey(OwnedLabel.servingDeployment));
+  serving.watch(gpuProfiles, allKeys(servingDeployments)); // a new or changed profile re-plans every deployment
   training.watch(trainingJobs, (job) => [objectKey(job)]);
   training.watch(nodes, allKeys(trainingJobs));
   training.watch(pods, ownerKey(OwnedLabel.trainingJob));

@@ -15,8 +15,10 @@ const opt13 = deriveModel(MODEL_SHAPES["OPT-13B"]);
 describe("latency model", () => {
   it("puts a 512-token OPT-13B prefill on an A100 near DistServe's fitted 66 ms (TP=1)", () => {
     const { totalMs } = prefillLatencyMs(opt13, "A100-80GB", { tp: 1, pp: 1 }, [512]);
-    // ≈70 ms: 12.9 TFLOP at 60% of 312 TFLOP/s. Within 10% of the anchor.
-    expect(Math.abs(totalMs - 66) / 66).toBeLessThan(0.1);
+    // ≈74 ms: 12.8 TFLOP of GEMMs at 60% of 312 TFLOP/s (≈66 ms), plus the element-wise kernels (5 GB of
+    // activations, ≈3 ms) and attention at its own rate, which the model before the calibration left out. 12% over
+    // the anchor; the A100 fractions are assumptions (no A100 was measured), so the check is within 15%.
+    expect(Math.abs(totalMs - 66) / 66).toBeLessThan(0.15);
   });
 
   it("makes prefill compute-bound (time grows with tokens) and small-batch decode memory-bound (time ≈ weights / HBM)", () => {
@@ -62,10 +64,12 @@ describe("latency model", () => {
     const coeffs = latencyCoefficients(gpu);
     const batch = prefillBatch([1024]);
     const at = (tp: number, pp: number) => instanceLatencyModel(model, coeffs, { tp, pp }).forward(batch);
-    it("TP cuts latency but by less than TP× (all-reduce); PP keeps latency and cuts the stage time", () => {
+    it("TP cuts latency by far less than TP× (all-reduce and published TP scaling); PP keeps latency and cuts the stage time", () => {
       const base = at(2, 1).totalMs;
-      expect(at(8, 1).totalMs).toBeLessThan(base / 2);
-      expect(at(8, 1).totalMs).toBeGreaterThan(base / 4);
+      // TP2 → TP8 is 4× the GPUs. Published scaling of a real engine (TensorRT-LLM, docs/latency-model.md) gives
+      // 0.31 of TP1's per-GPU throughput at TP8 and 0.79 at TP2: latency ×0.65 for 4× the GPUs, not ×0.25.
+      expect(at(8, 1).totalMs).toBeLessThan(base * 0.75);
+      expect(at(8, 1).totalMs).toBeGreaterThan(base / 3);
       expect(at(2, 4).totalMs).toBeGreaterThanOrEqual(base * 0.99);
       expect(at(2, 4).bottleneckStageMs).toBeLessThan(base / 3);
     });
@@ -81,12 +85,12 @@ describe("latency model", () => {
     expect(eight.kvCapacityTokens).toBeGreaterThan(2048);
   });
 
-  it("uses measured overrides: doubling achieved TFLOP/s halves a compute-bound prefill", () => {
-    const base = prefillLatencyMs(opt13, "H100-80GB", { tp: 1, pp: 1 }, [4096]).totalMs;
-    const peak = latencyCoefficients("H100-80GB").achievedTflops;
-    const faster = prefillLatencyMs(opt13, "H100-80GB", { tp: 1, pp: 1 }, [4096], { "H100-80GB": { achievedTflops: 2 * peak } }).totalMs;
-    expect(faster / base).toBeGreaterThan(0.48);
-    expect(faster / base).toBeLessThan(0.52);
+  it("uses measured overrides: doubling the GEMM and attention rates halves a compute-bound prefill but its element-wise part", () => {
+    const base = prefillLatencyMs(opt13, "A100-80GB", { tp: 1, pp: 1 }, [4096]).totalMs;
+    const c = latencyCoefficients("A100-80GB");
+    const faster = prefillLatencyMs(opt13, "A100-80GB", { tp: 1, pp: 1 }, [4096], { "A100-80GB": { achievedTflops: 2 * c.achievedTflops, attentionTflops: 2 * c.attentionTflops } }).totalMs;
+    expect(faster / base).toBeGreaterThan(0.5);
+    expect(faster / base).toBeLessThan(0.56);
   });
 
   it.each([

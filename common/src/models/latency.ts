@@ -1,57 +1,88 @@
 /**
- * First-principles latency model of one forward pass (a prefill batch, a decode step, or a Sarathi mixed
- * chunk) of a transformer split over TP×PP GPUs, and the memory it needs.
+ * Latency model of one forward pass (a prefill batch, a decode step, or a Sarathi mixed chunk) of a transformer
+ * split over TP×PP GPUs, and the memory it needs. Calibrated on an H200 against the reference worker
+ * (docs/latency-model.md has the structure, the fit and the error table; `npm run calibrate` refits it).
  *
  * Formulas and where they come from:
  * - FLOPs: 2 FLOPs per parameter per new token for the dense layers (Kaplan et al. 2020, "Scaling Laws", §2.1),
  *   plus attention 4·h FLOPs per (query, key) pair per layer (QKᵀ and A·V, 2·h each; causal prefill attends
  *   s(s+1)/2 pairs), plus the LM head 2·h·vocab for each sampled token. Same accounting as Pope et al. 2022,
  *   "Efficiently Scaling Transformer Inference", §2.
- * - Time of a stage is a roofline (Williams et al. 2009, "Roofline") applied per operator class, then summed:
- *   the dense GEMMs take max(dense FLOPs / (TP · achieved TFLOP/s), weight bytes / (TP · achieved HBM GB/s)) and
- *   attention takes max(attention FLOPs / FLOP/s, (KV read + KV written) bytes / HBM B/s). They are separate
- *   kernels that run one after the other in every layer, so one cannot hide under the other: in a Sarathi mixed
- *   iteration the decodes' KV reads (paged attention, memory-bound) are paid on top of the prompt chunk's GEMMs
- *   (compute-bound). One roofline over the whole pass would let those KV reads overlap the chunk's GEMMs and
- *   make mixing decodes into prefill chunks almost free. DistServe §3 uses the same split: prefill is
- *   compute-bound, decode memory-bound; its latency model (§4 and appendix) also keeps the GEMM and attention
- *   terms separate.
- * - Tensor parallelism (Megatron-LM, Shoeybi et al. 2019 §3): two all-reduces per layer of tokens·h activations;
- *   a ring all-reduce moves 2·(TP−1)/TP of the message per GPU (Patarasuk & Yuan 2009) plus a fixed latency.
+ * - Each operator class is its own kernel, run one after the other in every layer, so their times add (DistServe
+ *   §3 and its appendix keep GEMM and attention apart too; in a Sarathi mixed iteration the decodes' KV reads are
+ *   paid on top of the chunk's GEMMs):
+ *   · dense GEMMs: a smoothed roofline (t_mem^p + t_compute^p)^(1/p) of weight bytes over the weight-stream rate
+ *     and FLOPs over the GEMM rate. The plain max (p→∞) is what measurements contradict near the ridge point:
+ *     there a GEMM neither streams at full bandwidth nor computes at full rate (the H200 sweep fits p≈2);
+ *   · attention: decode streams the KV cache at its own measured rate; prefill attention (FlashAttention) runs
+ *     at its own FLOP rate, below the GEMMs';
+ *   · non-GEMM work: the element-wise kernels (RMSNorm, RoPE + KV write, SiLU·mul, residual adds) move about
+ *     (10·h + 6·kvDim + 3·ffn) activations per token per layer; a decode step at batch 256 or a prefill of 8k
+ *     tokens spends several percent there;
+ *   · a fixed cost per iteration and per layer (launch gaps, sampling): the engine's, not the GPU's; and for an
+ *     engine that issues prefill eagerly from Python, a host floor: the step takes at least the host's time.
+ * - Tensor parallelism (Megatron-LM, Shoeybi et al. 2019 §3): two all-reduces per layer of tokens·h activations,
+ *   a ring moving 2·(TP−1)/TP of the message per GPU (Patarasuk & Yuan 2009) plus a fixed latency; and each rank's
+ *   share of the GPU work grows by a·(TP−1) (smaller, less efficient kernels and synchronisation), with `a` from
+ *   published TP scaling of a real engine (docs/latency-model.md cites it). Before the calibration TP was modelled
+ *   as almost perfect scaling, which published measurements contradict, most for decode.
  * - Pipeline parallelism (GPipe/Megatron, and DistServe §3.1): layers split evenly over PP stages; a request
  *   sees the sum of stage times plus a hand-off of tokens·h activations per boundary; an instance can start a
  *   new batch every bottleneck-stage time, which is how PP buys throughput and TP buys latency.
  * - KV bytes per token: 2·layers·kvHeads·headDim·dtypeBytes (see model-shapes.ts).
  *
- * Coefficients: datasheet peaks from ../hardware/catalog.ts times achievable fractions (60% of peak tensor
- * throughput for large GEMMs, 80% of HBM bandwidth, 70% of NVLink for all-reduce bus bandwidth, 10 µs per
- * collective, 15 µs kernel-launch overhead per layer). These fractions are assumptions typical of published
- * measurements, not fitted; `LatencyCoefficientOverrides` replaces any of them with measured numbers.
+ * Coefficients: H100 and H200 come from the calibrated profile (../hardware/gpu-profiles.ts), the others from
+ * datasheet peaks times the assumed fractions below. A GpuProfile resource replaces any of them
+ * (`LatencyCoefficientOverrides`).
  *
- * Anchor: DistServe (§4.1, Fig. 6 fit on A100) puts a 512-token OPT-13B prefill at ≈66 ms at TP=1. This model
- * gives ≈70 ms (see latency.test.ts): 12.9 TFLOP at 187 TFLOP/s achieved. The ~6% gap is our 60% MFU
- * assumption; the fit implies ≈63% for this shape.
+ * Anchor: DistServe (§4.1, Fig. 6 fit on A100) puts a 512-token OPT-13B prefill at ≈66 ms at TP=1; this model
+ * gives ≈71 ms (latency.test.ts).
  */
-import { GPU_CATALOG, gpuSpec } from "../hardware/catalog.js";
+import { GPU_CATALOG, gpuSpec, type GpuSpec } from "../hardware/catalog.js";
+import { SHIPPED_GPU_PROFILES, type ShippedGpuProfile } from "../hardware/gpu-profiles.js";
 import type { DerivedModel } from "./model-shapes.js";
 
-/** Achieved (not peak) per-GPU numbers the model divides by. All can be overridden by measured profiles. */
+/** Achieved (not peak) per-GPU numbers the model divides by, and the engine's fixed costs. */
 export interface LatencyCoefficients {
   gpuModel: string;
   memoryGiB: number;
-  /** Dense fp16/bf16 GEMM throughput actually reached at large batch, per GPU. */
+  /** Dense fp16/bf16 GEMM throughput reached by large GEMMs, per GPU. */
   achievedTflops: number;
   /** Tensor-core speed-up of fp8 over bf16 (2 on Hopper; 1 on A100, which runs fp8 weights weight-only). */
   fp8ComputeSpeedup: number;
+  /** Rate at which the GEMMs stream weights. */
   achievedHbmGBps: number;
+  /** Rate at which decode attention streams the KV cache. */
+  kvReadGBps: number;
+  /** Prefill attention's FLOP rate over the causal pairs. */
+  attentionTflops: number;
+  /** p of the smoothed GEMM roofline (t_mem^p + t_compute^p)^(1/p); 1 adds them, large p is the max. */
+  rooflineSharpness: number;
+  /** Rate of the element-wise kernels over the activations they read and write. */
+  nonGemmGBps: number;
   /** Ring all-reduce bus bandwidth inside a node (NVLink), per GPU. */
   allReduceBusGBps: number;
   /** Fixed cost of one all-reduce (launch + synchronisation). */
   allReduceLatencyUs: number;
   /** Point-to-point NVLink bandwidth for PP hand-offs and same-node KV transfers, per GPU pair. */
   p2pNvlinkGBps: number;
-  /** Launch/framework overhead per transformer layer per forward pass. */
+  /** Each TP rank's GPU work is work/TP × (1 + tpOverheadPerRank·(TP−1)). */
+  tpOverheadPerRank: number;
+  /** Engine: launch gaps per transformer layer per forward pass. */
   perLayerOverheadUs: number;
+  /**
+   * Engine: attention's fixed cost per sequence per layer, whatever its context (a split-K decode kernel sized for
+   * the longest context launches its programs for every sequence; measured ≈0.5 µs on the reference worker).
+   */
+  attentionUsPerSequence: number;
+  /** Engine: fixed GPU-side cost of a decode step (graph launch, sampling). */
+  decodeIterationMs: number;
+  /** Engine: fixed GPU-side cost of a step with prompt tokens. */
+  prefillIterationMs: number;
+  /** Engine: host time to issue a step with prompt tokens; the step takes at least this (0: never host-bound). */
+  prefillHostMs: number;
+  /** Engine: host time per prompt in such a step. */
+  prefillHostMsPerSequence: number;
   /** Share of HBM the serving engine may use (vLLM's gpu_memory_utilization). */
   memoryUtilization: number;
   /** HBM kept for activations and workspace per GPU. */
@@ -62,10 +93,16 @@ export interface LatencyCoefficients {
 
 export type LatencyCoefficientOverrides = Readonly<Record<string, Partial<Omit<LatencyCoefficients, "gpuModel">>>>;
 
-/** Assumed fractions of datasheet peaks (see the file comment). */
+/**
+ * Assumed fractions of datasheet peaks for GPUs without a calibrated profile (A100, A10), anchored to DistServe's
+ * A100 fit (file comment). They keep the plain roofline (sharpness 8: within 0.1% of the max at the ridge's
+ * distance these GPUs see): the calibrated sharpness was fitted together with the Hopper rates and does not
+ * transfer without them. The TP overhead is an engine fact from published measurements and applies to all.
+ */
 export const DEFAULT_EFFICIENCY = {
   compute: 0.6,
   hbm: 0.8,
+  attentionOfCompute: 0.6,
   allReduce: 0.7,
   p2p: 0.8,
   allReduceLatencyUs: 10,
@@ -73,33 +110,55 @@ export const DEFAULT_EFFICIENCY = {
   memoryUtilization: 0.9,
   activationReserveGiB: 2,
   nic: 0.8,
+  rooflineSharpness: 8,
 } as const;
 
 const FP8_SPEEDUP: Readonly<Record<string, number>> = { "H100-80GB": 2, "H200-141GB": 2 };
 
-/** Coefficients for a GPU model: catalog peaks × default efficiencies, then any measured overrides on top. */
+/** Names of the coefficients that may be 0 (costs an engine need not have). */
+const MAY_BE_ZERO = new Set(["tpOverheadPerRank", "perLayerOverheadUs", "attentionUsPerSequence", "decodeIterationMs", "prefillIterationMs", "prefillHostMs", "prefillHostMsPerSequence", "activationReserveGiB"]);
+
+/**
+ * Coefficients for a GPU model: its shipped calibrated profile where there is one (H100, H200), else catalog
+ * peaks × default efficiencies; then any measured overrides (a GpuProfile) on top.
+ */
 export function latencyCoefficients(gpuModel: string, overrides?: LatencyCoefficientOverrides): LatencyCoefficients {
   const spec = gpuSpec(gpuModel);
+  const shipped = SHIPPED_GPU_PROFILES[spec.model];
+  const structure = SHIPPED_GPU_PROFILES["H200-141GB"]!;
+  const hbm = spec.hbmBandwidthGBps * DEFAULT_EFFICIENCY.hbm;
   const base: LatencyCoefficients = {
     gpuModel: spec.model,
     memoryGiB: spec.memoryGiB,
     achievedTflops: spec.peakTflops * DEFAULT_EFFICIENCY.compute,
     fp8ComputeSpeedup: FP8_SPEEDUP[spec.model] ?? 1,
-    achievedHbmGBps: spec.hbmBandwidthGBps * DEFAULT_EFFICIENCY.hbm,
+    achievedHbmGBps: hbm,
+    kvReadGBps: hbm,
+    attentionTflops: spec.peakTflops * DEFAULT_EFFICIENCY.compute * DEFAULT_EFFICIENCY.attentionOfCompute,
+    rooflineSharpness: DEFAULT_EFFICIENCY.rooflineSharpness,
+    nonGemmGBps: hbm,
     allReduceBusGBps: spec.nvlinkGBpsPerDirection * DEFAULT_EFFICIENCY.allReduce,
     allReduceLatencyUs: DEFAULT_EFFICIENCY.allReduceLatencyUs,
     p2pNvlinkGBps: spec.nvlinkGBpsPerDirection * DEFAULT_EFFICIENCY.p2p,
+    tpOverheadPerRank: structure.coefficients.tpOverheadPerRank,
     perLayerOverheadUs: DEFAULT_EFFICIENCY.perLayerOverheadUs,
+    attentionUsPerSequence: 0,
+    decodeIterationMs: 0,
+    prefillIterationMs: 0,
+    prefillHostMs: 0,
+    prefillHostMsPerSequence: 0,
     memoryUtilization: DEFAULT_EFFICIENCY.memoryUtilization,
     activationReserveGiB: DEFAULT_EFFICIENCY.activationReserveGiB,
     nicEfficiency: DEFAULT_EFFICIENCY.nic,
+    ...(shipped ? shippedCoefficients(shipped, spec) : {}),
   };
   const merged = { ...base, ...(overrides?.[spec.model] ?? {}) };
   for (const [key, value] of Object.entries(merged)) {
-    if (key !== "gpuModel" && !(typeof value === "number" && Number.isFinite(value) && value > 0)) {
-      throw new RangeError(`latency coefficient ${key} for ${spec.model} must be a positive number, got ${String(value)}`);
-    }
+    if (key === "gpuModel") continue;
+    const ok = typeof value === "number" && Number.isFinite(value) && (value > 0 || (value === 0 && MAY_BE_ZERO.has(key)));
+    if (!ok) throw new RangeError(`latency coefficient ${key} for ${spec.model} must be a ${MAY_BE_ZERO.has(key) ? "non-negative" : "positive"} number, got ${String(value)}`);
   }
+  if (merged.rooflineSharpness < 1) throw new RangeError(`latency coefficient rooflineSharpness for ${spec.model} must be at least 1, got ${merged.rooflineSharpness}`);
   return merged;
 }
 
@@ -148,6 +207,55 @@ export interface InstanceLatencyModel {
 
 const ACTIVATION_BYTES = 2; // activations stay in 16-bit even for fp8 weights
 
+/** The GPU rates of a shipped profile (fractions of the datasheet) applied to one GPU's catalog entry. */
+function shippedCoefficients(p: ShippedGpuProfile, spec: GpuSpec): Partial<LatencyCoefficients> {
+  return {
+    achievedTflops: p.fractionsOfDatasheet.gemm * spec.peakTflops,
+    achievedHbmGBps: p.fractionsOfDatasheet.weightStream * spec.hbmBandwidthGBps,
+    kvReadGBps: p.fractionsOfDatasheet.kvRead * spec.hbmBandwidthGBps,
+    attentionTflops: p.fractionsOfDatasheet.attention * spec.peakTflops,
+    nonGemmGBps: p.fractionsOfDatasheet.nonGemm * spec.hbmBandwidthGBps,
+    ...p.coefficients,
+    ...p.engine,
+  };
+}
+
+/**
+ * Activations the element-wise kernels of one layer read and write per token (elements): add+RMSNorm twice (4·h
+ * each), RoPE over q and k with the KV write (2·(h + 2·kvDim) + 2·kvDim), SiLU·mul (3·ffn).
+ */
+export function nonGemmElementsPerTokenLayer(model: DerivedModel): number {
+  const { hiddenSize: h, heads, kvHeads } = model.shape;
+  const kvDim = (kvHeads * h) / heads;
+  const mlpMatrices = model.shape.gatedMlp ? 3 : 2;
+  const ffn = model.shape.intermediateSize ?? Math.max(0, (model.layerParams - 2 * h * h - 2 * h * kvDim) / (mlpMatrices * h));
+  return 10 * h + 6 * kvDim + (model.shape.gatedMlp ? 3 : 2) * ffn;
+}
+
+/** (a^p + b^p)^(1/p) without overflow: the smoothed roofline of one kernel's memory and compute times. */
+export function smoothRoofline(memoryMs: number, computeMs: number, p: number): number {
+  const big = Math.max(memoryMs, computeMs);
+  if (big === 0) return 0;
+  const small = Math.min(memoryMs, computeMs);
+  return big * (1 + (small / big) ** p) ** (1 / p);
+}
+
+const MEMO_COUNTS = 1 << 13; // 64 KiB a table: the planner builds a latency model per candidate configuration
+
+/** f over non-negative integer counts, remembered below MEMO_COUNTS (a Float64Array, NaN = not yet computed). */
+function memoByCount(f: (count: number) => number): (count: number) => number {
+  let table: Float64Array | undefined;
+  return (count) => {
+    if (!(Number.isInteger(count) && count >= 0 && count < MEMO_COUNTS)) return f(count);
+    table ??= new Float64Array(MEMO_COUNTS).fill(Number.NaN);
+    const hit = table[count]!;
+    if (!Number.isNaN(hit)) return hit;
+    const value = f(count);
+    table[count] = value;
+    return value;
+  };
+}
+
 export function instanceLatencyModel(
   model: DerivedModel,
   coeffs: LatencyCoefficients,
@@ -158,46 +266,69 @@ export function instanceLatencyModel(
   const { layers, hiddenSize: h, vocabSize, kvHeads } = model.shape;
   const bigLayers = Math.ceil(layers / pp);
   const lastLayers = Math.floor(layers / pp);
-  const flopsPerSec = coeffs.achievedTflops * 1e12 * (model.shape.dtype === "fp8" ? coeffs.fp8ComputeSpeedup : 1) * tp;
-  const hbmBytesPerMs = coeffs.achievedHbmGBps * 1e6 * tp;
+  const p = coeffs.rooflineSharpness;
+  // Each rank does 1/TP of the work, less efficiently the more ranks share it (published TP scaling).
+  const tpWork = (1 + coeffs.tpOverheadPerRank * (tp - 1)) / tp;
+  const fp8 = model.shape.dtype === "fp8" ? coeffs.fp8ComputeSpeedup : 1;
+  const gemmFlopsPerMs = coeffs.achievedTflops * 1e9 * fp8;
+  const attentionFlopsPerMs = coeffs.attentionTflops * 1e9;
+  const weightBytesPerMs = coeffs.achievedHbmGBps * 1e6;
+  const kvBytesPerMs = coeffs.kvReadGBps * 1e6;
+  const nonGemmBytesPerMs = coeffs.nonGemmGBps * 1e6;
   // KV heads are split over TP; beyond kvHeads ranks each rank holds a replica.
   const kvShards = Math.min(tp, kvHeads);
   const kvBytesPerTokenLayer = (model.kvBytesPerToken / layers) * (tp / kvShards);
   const layerWeightBytes = model.layerParams * model.dtypeBytes;
   const headWeightBytes = vocabSize * h * model.dtypeBytes;
+  const nonGemmBytesPerTokenLayer = nonGemmElementsPerTokenLayer(model) * ACTIVATION_BYTES;
   const allReduceBytesPerMs = coeffs.allReduceBusGBps * 1e6;
   const allReduceLatencyMs = coeffs.allReduceLatencyUs / 1000;
   const overheadMsPerLayer = coeffs.perLayerOverheadUs / 1000;
   const handoffBytesPerMs =
     (links.sameNode ? coeffs.p2pNvlinkGBps : links.nicGBpsPerGpu * coeffs.nicEfficiency * tp) * 1e6;
 
+  // The smoothed roofline costs two powers; the simulator's inner loop asks for the same token and sequence counts
+  // over and over, so each GEMM's time is remembered per count (counts past the table are computed each time).
+  const layerGemm = memoByCount((tokens) => smoothRoofline(layerWeightBytes / weightBytesPerMs, (2 * model.layerParams * tokens) / gemmFlopsPerMs, p));
+  const headGemm = memoByCount((rows) => smoothRoofline(headWeightBytes / weightBytesPerMs, (2 * h * vocabSize * rows) / gemmFlopsPerMs, p));
+
   const stageMs = (stageLayers: number, withHead: boolean, batch: ForwardBatch): number => {
-    // Dense GEMMs (QKV/O projections, MLP, LM head): weights streamed once per pass.
-    const gemmFlops = stageLayers * 2 * model.layerParams * batch.newTokens + (withHead ? 2 * h * vocabSize * batch.sequences : 0);
-    const gemmBytes = stageLayers * layerWeightBytes + (withHead ? headWeightBytes : 0);
-    const gemmMs = Math.max((gemmFlops / flopsPerSec) * 1000, gemmBytes / hbmBytesPerMs);
+    // Dense GEMMs (QKV/O projections, MLP), weights streamed once per pass; the LM head is its own GEMM.
+    const layerGemmMs = layerGemm(batch.newTokens);
+    const headMs = withHead ? headGemm(batch.sequences) : 0;
     // Attention: QKᵀ and A·V over the pairs, reading the cached KV and writing the new tokens' KV.
-    const attentionFlops = stageLayers * 4 * h * batch.attentionPairs;
-    const kvBytes = stageLayers * kvBytesPerTokenLayer * (batch.kvReadTokens + batch.newTokens);
-    const attentionMs = Math.max((attentionFlops / flopsPerSec) * 1000, kvBytes / hbmBytesPerMs);
+    const attentionMs =
+      Math.max((4 * h * batch.attentionPairs) / attentionFlopsPerMs, (kvBytesPerTokenLayer * (batch.kvReadTokens + batch.newTokens)) / kvBytesPerMs) +
+      (batch.sequences * coeffs.attentionUsPerSequence) / 1000;
+    const nonGemmMs = (nonGemmBytesPerTokenLayer * batch.newTokens) / nonGemmBytesPerMs;
     const allReduceMs =
       tp > 1
         ? stageLayers * 2 * (allReduceLatencyMs + ((2 * (tp - 1)) / tp) * ((batch.newTokens * h * ACTIVATION_BYTES) / allReduceBytesPerMs))
         : 0;
-    return gemmMs + attentionMs + allReduceMs + stageLayers * overheadMsPerLayer;
+    return (stageLayers * (layerGemmMs + attentionMs + nonGemmMs) + headMs) * tpWork + allReduceMs + stageLayers * overheadMsPerLayer;
   };
+
+  const iterationMs = (batch: ForwardBatch): number => (batch.newTokens > batch.sequences ? coeffs.prefillIterationMs : coeffs.decodeIterationMs);
+  // An engine that issues prefill launches from the host cannot finish a step before the host has issued it.
+  const hostFloorMs = (batch: ForwardBatch): number =>
+    batch.newTokens > batch.sequences && coeffs.prefillHostMs > 0 ? coeffs.prefillHostMs + coeffs.prefillHostMsPerSequence * batch.sequences : 0;
 
   return {
     parallelism,
     forward(batch: ForwardBatch): ForwardLatency {
+      const fixed = iterationMs(batch);
+      const floor = hostFloorMs(batch);
       const handoffMs = pp > 1 ? allReduceLatencyMs + (batch.newTokens * h * ACTIVATION_BYTES) / handoffBytesPerMs : 0;
       const big = stageMs(bigLayers, pp === 1, batch);
-      if (pp === 1) return { totalMs: big, bottleneckStageMs: big };
+      if (pp === 1) {
+        const total = Math.max(floor, big + fixed);
+        return { totalMs: total, bottleneckStageMs: total };
+      }
       const last = stageMs(lastLayers, true, batch);
       const bigStages = layers % pp === 0 ? pp - 1 : layers % pp;
       const midStages = pp - 1 - bigStages;
-      const totalMs = bigStages * big + midStages * stageMs(lastLayers, false, batch) + last + (pp - 1) * handoffMs;
-      return { totalMs, bottleneckStageMs: Math.max(big, last) + handoffMs };
+      const totalMs = bigStages * big + midStages * stageMs(lastLayers, false, batch) + last + (pp - 1) * handoffMs + fixed;
+      return { totalMs: Math.max(floor, totalMs), bottleneckStageMs: Math.max(floor, Math.max(big, last) + handoffMs + fixed) };
     },
   };
 }

@@ -57,6 +57,23 @@ describe("workloadLengths and plannerInput", () => {
   });
 });
 
+describe("plannerInput with GpuProfiles", () => {
+  const spec = { model: llama, slo: { ttftMs: 250, tpotMs: 100, attainmentPercent: 90 }, workload: { arrivalRatePerSec: 1, preset: "chatbot" as const }, gpu: { model: "H100-80GB" as const }, mode: "auto" as const, engine: { image: "vllm/vllm-openai:v0.11.0", args: [], port: 8000, env: [] }, scaling: { minInstances: 1 } } as ServingDeploymentSpec;
+  const profile = (name: string, gpuModel: string, imagePrefix?: string) => ({ metadata: { name }, spec: { gpuModel, engine: { name: "e", ...(imagePrefix ? { imagePrefix } : {}) }, coefficients: { achievedTflops: 500 } } });
+
+  it("passes the applying profile's coefficients per GPU model and its name", () => {
+    const i = plannerInput(spec, [], undefined, [profile("h100-vllm", "H100-80GB", "vllm/"), profile("h100-sglang", "H100-80GB", "lmsys/"), profile("a100-any", "A100-80GB")]);
+    expect(i.gpuProfiles).toEqual({ "H100-80GB": "h100-vllm", "A100-80GB": "a100-any" });
+    expect(i.coefficientOverrides).toEqual({ "H100-80GB": { achievedTflops: 500 }, "A100-80GB": { achievedTflops: 500 } });
+  });
+
+  it("leaves the shipped defaults alone without a profile that applies", () => {
+    const i = plannerInput(spec, [], undefined, [profile("h100-sglang", "H100-80GB", "lmsys/")]);
+    expect(i.gpuProfiles).toBeUndefined();
+    expect(i.coefficientOverrides).toBeUndefined();
+  });
+});
+
 describe("clusterNodes and placementNodes", () => {
   const nodes = [node("a", { gpusFree: 2 }), node("b", { gpusFree: 0, schedulable: false }), node("c", { gpuModel: "A100-80GB" }), node("d", { gpusFree: 5 })];
   const own = [pod("a", 4, true), pod("d", 1, false)];
@@ -113,6 +130,13 @@ describe("toStatusPlan", () => {
     expect(r.ok && [r.plan.prefill?.replicas, r.plan.decode?.replicas, r.plan.totalGpus]).toEqual([3, 6, 36]);
     const c = toStatusPlan(result({ mode: "colocated", prefill: null, decode: null, affinity: null }), { minInstances: 2 });
     expect(c.ok && [c.plan.colocated, c.plan.totalGpus, c.plan.affinity]).toEqual([{ tp: 2, pp: 4, replicas: 2, gpus: 16 }, 16, undefined]);
+  });
+
+  it("names the GpuProfile the plan used, and none when it used the shipped defaults", () => {
+    const r = toStatusPlan(result({ gpuProfile: "a100-vllm" }), { minInstances: 1 });
+    expect(r.ok && r.plan.gpuProfile).toBe("a100-vllm");
+    const shipped = toStatusPlan(result({}), { minInstances: 1 });
+    expect(shipped.ok && "gpuProfile" in shipped.plan).toBe(false);
   });
 
   it("refuses a plan above maxInstances, naming the pool", () => {

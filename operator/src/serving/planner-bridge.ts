@@ -7,6 +7,7 @@
  */
 import type { ServingDeploymentSpec } from "../../../crds/src/serving-deployment.js";
 import type { NodeCapacity } from "../cluster/capacity.js";
+import { profilesForPlanning, type GpuProfileLike } from "../../../common/src/hardware/gpu-profile-reader.js";
 import type { ModelShape } from "../../../common/src/models/model-shapes.js";
 import type { ClusterNode, ServingPlanInput, ServingPlanOk } from "./distserve/planner.js";
 import type { StatusPlan } from "./pools.js";
@@ -104,8 +105,15 @@ export function placementNodes(nodes: readonly NodeCapacity[], gpuModel: string,
     .map((n) => ({ nodeName: n.nodeName, gpusFree: Math.max(0, n.gpusFree - (pending.get(n.nodeName) ?? 0)) }));
 }
 
-export function plannerInput(spec: ServingDeploymentSpec, nodes: readonly ClusterNode[], trace?: readonly TraceRecord[]): ServingPlanInput {
+/**
+ * The planner's input for a deployment. `profiles` are the cluster's GpuProfiles: the one that applies on each GPU
+ * model (common/src/hardware/gpu-profile-reader.ts) replaces that model's shipped latency coefficients, and the
+ * plan names it.
+ */
+export function plannerInput(spec: ServingDeploymentSpec, nodes: readonly ClusterNode[], trace?: readonly TraceRecord[], profiles: readonly GpuProfileLike[] = []): ServingPlanInput {
+  const measured = profilesForPlanning(profiles, spec.engine.image);
   return {
+    ...(Object.keys(measured.names).length > 0 ? { coefficientOverrides: measured.overrides, gpuProfiles: measured.names } : {}),
     model: modelShape(spec.model, contextTokens(spec.workload, trace)),
     slo: { ttftMs: spec.slo.ttftMs, tpotMs: spec.slo.tpotMs, attainmentPercent: spec.slo.attainmentPercent },
     workload: { arrivalRatePerSec: spec.workload.arrivalRatePerSec, lengths: workloadLengths(spec.workload, trace) },
@@ -126,6 +134,7 @@ export function toStatusPlan(result: ServingPlanOk, scaling: ServingDeploymentSp
   const plan: StatusPlan = {
     mode: result.mode,
     gpuModel: result.gpuModel,
+    ...(result.gpuProfile ? { gpuProfile: result.gpuProfile } : {}),
     totalGpus: result.totalGpus,
     goodputPerGpu: round(result.goodputPerGpu),
     predictedAttainmentPercent: round(result.predictedAttainmentPercent),

@@ -137,14 +137,14 @@ describe("planServing", () => {
     });
   });
 
-  it("returns a high-affinity unit no neighbouring unit beats when measured end to end", () => {
+  it("returns a unit no neighbouring unit of its affinity beats when measured end to end", { timeout: 180_000 }, () => {
     const i = input({ nodes: nodes(1), maxGpus: 8, mode: "disaggregated", slo: { ttftMs: 250, tpotMs: 100, attainmentPercent: 90 }, workload: { arrivalRatePerSec: 1, lengths: "chatbot" } });
     const best = planOk(i).alternatives.disaggregated;
-    expect(best?.affinity).toBe("high");
-    if (!best || best.affinity !== "high") return;
-    const { prefill: p, decode: d, unit } = best;
+    expect(best).toBeTruthy();
+    if (!best) return;
+    const { prefill: p, decode: d, unit, affinity } = best;
     type Side = { tp: number; pp: number; replicas: number };
-    const here = { prefill: { tp: p.tp, pp: p.pp, replicas: unit.prefill }, decode: { tp: d.tp, pp: d.pp, replicas: unit.decode } };
+    const here = { prefill: { tp: p.tp, pp: p.pp, replicas: unit.prefill }, decode: { tp: d.tp, pp: d.pp, replicas: unit.decode }, affinity };
     // One instance more or fewer on a side, or a side's TP or PP halved or doubled at about the same GPUs.
     const moves = (x: Side): Side[] => [
       { ...x, replicas: x.replicas + 1 }, { ...x, replicas: x.replicas - 1 },

@@ -121,7 +121,9 @@ export function planServing(input: ServingPlanInput): ServingPlanResult {
   if (ok.length > 0) {
     // Fewest GPUs for the target rate, then the best goodput per GPU.
     ok.sort((a, b) => a.totalGpus - b.totalGpus || b.goodputPerGpu - a.goodputPerGpu || a.gpuModel.localeCompare(b.gpuModel));
-    return ok[0] as ServingPlanOk;
+    const best = ok[0] as ServingPlanOk;
+    const profile = input.gpuProfiles?.[best.gpuModel];
+    return profile ? { ...best, gpuProfile: profile } : best;
   }
   const capacity = results.find((r) => !r.ok && r.reason === PlanFailureReason.insufficientCapacity);
   return (capacity ?? results[0]) as ServingPlanError;

@@ -67,6 +67,8 @@ export interface ServingPlanInput {
   gpuModel?: string;
   /** Measured latency coefficients per GPU model, replacing the datasheet-derived defaults. */
   coefficientOverrides?: LatencyCoefficientOverrides;
+  /** Name of the GpuProfile the overrides of each GPU model came from; the plan reports the one it used. */
+  gpuProfiles?: Readonly<Record<string, string>>;
   options?: ServingPlanOptions;
 }
 
@@ -99,6 +101,8 @@ export interface ServingPlanOk {
   ok: true;
   mode: "disaggregated" | "colocated";
   gpuModel: string;
+  /** GpuProfile whose coefficients this plan's GPU model was planned with (unset: the shipped defaults). */
+  gpuProfile?: string;
   prefill: PoolPlan | null;
   decode: PoolPlan | null;
   affinity: "high" | "low" | null;

@@ -17,6 +17,7 @@
 import type { V1ConfigMap, V1Pod, V1Service } from "@kubernetes/client-node";
 import { API_GROUP_VERSION } from "../../../../crds/src/common.js";
 import { Reason } from "../../../../crds/src/reasons.js";
+import type { GpuProfile } from "../../../../crds/src/gpu-profile.js";
 import { ServingDeploymentNames, type ServingDeployment } from "../../../../crds/src/serving-deployment.js";
 import type { ClusterCapacity } from "../../cluster/capacity.js";
 import type { Applier } from "../../runtime/apply.js";
@@ -41,6 +42,8 @@ export interface ServingExecutorDeps {
   applier: Pick<Applier, "apply" | "delete">;
   /** The pod cache (all namespaces); the deployment's pods are those labelled with and owned by it. */
   pods: { list(): readonly V1Pod[] };
+  /** The GpuProfile cache: measured latency coefficients the planner uses instead of the shipped defaults. */
+  gpuProfiles?: { list(): readonly GpuProfile[] };
   /** Reads a ConfigMap; undefined when it does not exist. */
   readConfigMap(namespace: string, name: string): Promise<V1ConfigMap | undefined>;
   /** The deployment's Services (by its label). */
@@ -93,7 +96,7 @@ export function createServingExecutor(deps: ServingExecutorDeps): ServingExecuto
     if (!trace.ok) return invalidSpecOutcome(status, trace.message);
 
     // Plan: the planner's answer, kept or not, then the rollout step towards the plan chosen.
-    const result = await planner.planFor(sd.metadata.uid!, plannerInput(sd.spec, clusterNodes(capacity.nodes, gpuModels, observed), trace.records));
+    const result = await planner.planFor(sd.metadata.uid!, plannerInput(sd.spec, clusterNodes(capacity.nodes, gpuModels, observed), trace.records, deps.gpuProfiles?.list()));
     const lostNodes = lostNodesOf(observed, capacity);
     const { decision, failure } = choosePlan({ sd, result, capacity, observed, lostNodes, bandPercent });
     deps.logger?.debug({ sd: `${sd.metadata.namespace}/${sd.metadata.name}`, decision: decision.reason, changed: decision.changed, failure: failure?.reason }, "serving plan decided");
