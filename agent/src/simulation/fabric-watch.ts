@@ -1,0 +1,29 @@
+/**
+ * Keeps the simulated fabric's cables in step with the cluster's FabricTopology objects (simulation mode only):
+ * the fabric is the "physical" network of the kwok nodes, so a cable marked down in spec.failedPorts goes down
+ * here too, whether or not any plan was re-sent.
+ */
+import { CustomObjectsApi, makeInformer, type KubeConfig, type ListPromise } from "@kubernetes/client-node";
+import { API_GROUP, API_VERSION } from "../../../crds/src/common.js";
+import { FabricTopologyNames, type FabricTopology } from "../../../crds/src/fabric-topology.js";
+import type { SimLog } from "./runtime.js";
+import type { SimulatedFabric } from "./fabric.js";
+
+export async function watchFabricTopologies(kc: KubeConfig, fabric: SimulatedFabric, log: SimLog & { error(obj: object, msg: string): void }): Promise<void> {
+  const api = kc.makeApiClient(CustomObjectsApi);
+  const list = (() => api.listClusterCustomObject({ group: API_GROUP, version: API_VERSION, plural: FabricTopologyNames.plural })) as unknown as ListPromise<FabricTopology>;
+  const informer = makeInformer<FabricTopology>(kc, `/apis/${API_GROUP}/${API_VERSION}/${FabricTopologyNames.plural}`, list);
+  const set = (f: FabricTopology): void => {
+    const name = f.metadata?.name ?? "";
+    fabric.setTopology(name, f.spec);
+    log.info({ fabric: name, island: f.spec.island, failedPorts: f.spec.leaves.flatMap((l) => l.uplinks.flatMap((u) => (u.failedPorts ?? []).map((p) => `${l.name}>${u.spine}#${p}`))) }, "simulated fabric cables updated");
+  };
+  informer.on("add", set);
+  informer.on("update", set);
+  informer.on("delete", (f) => fabric.deleteTopology(f.metadata?.name ?? ""));
+  informer.on("error", (err: unknown) => {
+    log.error({ err }, "FabricTopology watch failed; restarting");
+    setTimeout(() => void informer.start(), 2000);
+  });
+  await informer.start();
+}
