@@ -59,10 +59,17 @@ const nodeEvents = async (node: string): Promise<CoreV1Event[]> =>
 const envOf = (pod: V1Pod) => Object.fromEntries((pod.spec?.containers[0]?.env ?? []).map((e) => [e.name, e.value]));
 
 async function runningWithCheckpoint(namespace: string, name: string, minStep: number, restarts = 0): Promise<TrainingJob> {
-  return waitFor(async () => {
-    const j = await getJob(namespace, name);
-    return j.status?.phase === "Running" && (j.status.restarts ?? 0) === restarts && (j.status.lastCheckpointStep ?? 0) >= minStep ? j : undefined;
-  }, { description: `${namespace}/${name} Running (restarts ${restarts}) with a checkpoint at step ≥ ${minStep}`, timeoutMs: 90_000 });
+  try {
+    return await waitFor(async () => {
+      const j = await getJob(namespace, name);
+      return j.status?.phase === "Running" && (j.status.restarts ?? 0) === restarts && (j.status.lastCheckpointStep ?? 0) >= minStep ? j : undefined;
+    }, { description: `${namespace}/${name} Running (restarts ${restarts}) with a checkpoint at step ≥ ${minStep}`, timeoutMs: 90_000 });
+  } catch (err) {
+    // Say what the job was doing instead: its status and its story.
+    const { status } = await getJob(namespace, name);
+    const story = (await jobEvents(namespace, name)).map((e) => `${e.reason}: ${e.message}`);
+    throw new Error(`${(err as Error).message}; status ${JSON.stringify({ ...status, faults: status?.faults?.map((f) => `${f.faultClass} ${f.node} ${f.detail}`) })}; events:\n${story.join("\n")}`, { cause: err });
+  }
 }
 
 async function deleteJob(namespace: string, name: string): Promise<void> {
@@ -89,6 +96,10 @@ afterAll(async () => {
       if (isolation(node)?.value?.startsWith("c4d-")) await kubectl(cluster.kubeconfigPath, ["taint", "node", node.metadata!.name!, `${IsolatedTaintKey}-`]);
     }
   }
+  // The agent's warnings and errors (a simulated job that stalls says why there).
+  const problems = (agent?.logs ?? []).filter((l) => typeof l.level === "number" && l.level >= 40).slice(-20);
+  if (problems.length > 0) console.log(`agent warnings: ${problems.map((l) => JSON.stringify(l)).join("\n")}`);
+  console.log(`agent exit code so far: ${agent?.child.exitCode}`);
   await agent?.stop();
   await operator?.stop();
   console.log(`fault-isolation e2e measurements: ${JSON.stringify(measured)}`);
@@ -139,7 +150,7 @@ describe("C4D fault isolation, end to end with simulated ranks", () => {
     const story = (await jobEvents(namespace, "hang")).map((e) => `${e.reason}: ${e.message}`);
     const at = (pattern: RegExp) => story.findIndex((line) => pattern.test(line));
     expect(at(/^CommunicationHang: C4D hang: node .* ranks 9 in AllReduce #\d+ .*; node .* isolated \(taint gpufleet.io\/isolated\); restarting the gang/)).toBeGreaterThanOrEqual(0);
-    expect(at(new RegExp(`^GangMemberFailed: node ${hungNode} isolated; restarting the whole gang \\(restart 1 of 3\\) from step ${resume}`))).toBeGreaterThan(at(/^CommunicationHang/));
+    expect(at(new RegExp(`^GangMemberFailed: node ${hungNode} isolated; restarting the whole gang \\(restart 1 of 3\\) from step ${resume}`)), story.join("\n")).toBeGreaterThan(at(/^CommunicationHang/));
     expect(at(new RegExp(`^Placed: placed 2 pods .*resuming from step ${resume}`)), story.join("\n")).toBeGreaterThan(at(/^GangMemberFailed/));
     const onNode = (await nodeEvents(hungNode)).map((e) => `${e.reason}: ${e.message}`);
     expect(onNode).toContainEqual(expect.stringMatching(new RegExp(`^NodeIsolated: tainted gpufleet.io/isolated:NoSchedule; TrainingJob ${namespace}/hang: C4D hang: node ${hungNode} ranks 9`)));
@@ -189,9 +200,8 @@ describe("C4D fault isolation, end to end with simulated ranks", () => {
     expect(fault!.detail).toMatch(new RegExp(`transfers from NIC mlx5_7 of ${nodes[0]} to NIC mlx5_0 of ${nodes[1]} are slow .*the path between them`));
     expect(fault!.timesMs).toMatchObject({ observedTransferMs: expect.any(Number), baselineTransferMs: expect.any(Number) });
     measured.slowLinkDetectionMs = Date.parse(fault!.actedTime) - Date.parse(fault!.firstAffectedTime);
-    // A path is neither end's fault: no taint; the new attempt avoids both ends (6 other H100 nodes are free).
+    // A path is neither end's fault: no taint; the new attempt avoids both ends (avoidNodes, cleared once placed).
     for (const n of nodes) expect(isolation(await getNode(n))).toBeUndefined();
-    expect(after.status!.avoidNodes).toEqual(expect.arrayContaining([nodes[0], nodes[1]]));
     expect(after.status!.placement!.nodes).not.toContain(nodes[0]);
     expect(after.status!.placement!.nodes).not.toContain(nodes[1]);
     const story = (await jobEvents(namespace, "link")).map((e) => `${e.reason}: ${e.message}`);

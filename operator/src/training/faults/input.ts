@@ -6,7 +6,8 @@
  * records of the current attempt are passed on, and of those only the sequences whose every record started after
  * the attempt's first pod was created.
  */
-import { NicType, type NodeTopology } from "../../../../crds/src/topology.js";
+import type { NodeTopology } from "../../../../crds/src/topology.js";
+import { nicDeviceName } from "../nccl.js";
 import type { CommunicatorView } from "../../telemetry/read-model.js";
 import type { CollectiveRecord } from "../../../../common/src/telemetry/records.js";
 
@@ -26,8 +27,7 @@ export function rankNicsOf(placementNodes: readonly string[], gpusPerNode: numbe
   for (const node of placementNodes) {
     const t = topologyOf(node);
     if (!t) return undefined;
-    const prefix = t.nicType === NicType.ethernet ? "eth" : hcaPrefix;
-    for (let local = 0; local < gpusPerNode; local++) out.push(`${prefix}${Math.floor((local * t.nicCount) / Math.max(t.gpuCount, gpusPerNode)) % t.nicCount}`);
+    for (let local = 0; local < gpusPerNode; local++) out.push(nicDeviceName(t.nicType, Math.floor((local * t.nicCount) / Math.max(t.gpuCount, gpusPerNode)) % t.nicCount, hcaPrefix));
   }
   return out;
 }
