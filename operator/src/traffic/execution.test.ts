@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { hashedPath } from "../../../common/src/fabric/ecmp-hash.js";
-import { nodeRequests, planIdOf, type AppliedReport } from "./execution.js";
+import { nodeRequests, planIdOf, type AppliedReport, type NodePlanRequest } from "./execution.js";
 import { buildFabric, uniformFabricSpec, withFailedCable } from "./fabric.js";
 import { ConnectionKind, type Connection } from "./flows.js";
 import { jobTrafficStatus } from "./job-status.js";
@@ -19,7 +19,7 @@ function planned(s = spec) {
 }
 
 /** What an agent whose fabric hashes as ecmp-hash.ts does would report for these requests. */
-function reportsOf(byNode: ReturnType<typeof planned>["byNode"], s = spec): Map<string, AppliedReport> {
+function reportsOf(byNode: ReadonlyMap<string, NodePlanRequest>, s = spec): Map<string, AppliedReport> {
   return new Map([...byNode].map(([node, r]) => [node, {
     planId: r.planId,
     flows: r.flows.map((f) => ({ connectionId: f.connectionId, job: f.job, qps: f.qps.map((q) => ({ udpSourcePort: q.udpSourcePort, ...hashedPath(s, nodeLeaf.get(node)!, nodeLeaf.get(f.dstNode)!, { srcNode: node, dstNode: f.dstNode }, q.udpSourcePort)! })) })),

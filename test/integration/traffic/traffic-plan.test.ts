@@ -143,11 +143,12 @@ describe("C4P traffic plans applied by the agents", () => {
         expect(`${q.spine}#${q.uplinkPort}`, `${f.connection} must avoid the failed cable`).not.toBe(`${path.spine}#${path.uplinkPort}`);
       }
     }
-    // The QP that used the cable moved; QPs whose path is still up kept theirs (a re-plan starts from the previous
-    // one), though their source ports may change: the leaf's hash has one choice fewer.
+    // The QP that used the cable moved. With 15 live uplinks for 8 connections the planner may give each more QPs
+    // (16 over 15 ports leaves one port with two): the busiest link cannot be less loaded than before.
     const route = (paths: readonly string[]) => paths.map((p) => p.replace(/@\d+$/, ""));
-    const kept = t.flows.filter((f) => JSON.stringify(route(f.paths)) === JSON.stringify(route(before.flows.find((b) => b.connection === f.connection)?.paths ?? []))).length;
-    expect(kept).toBeGreaterThan(0);
-    expect(route(t.flows.find((f) => f.connection === flow.connection)!.paths)).not.toEqual(route(flow.paths));
+    expect(route(t.flows.find((f) => f.connection === flow.connection)!.paths)).not.toContain(`${path.spine}#${path.uplinkPort}>#${path.downlinkPort}`);
+    expect(t.maxLinkLoad).toBeGreaterThanOrEqual(before.maxLinkLoad);
+    expect(t.maxLinkLoad).toBeLessThan(t.ecmpMaxLinkLoad);
+    console.log(`traffic plan: before ${JSON.stringify({ qpsPerConnection: before.qpsPerConnection, maxLinkLoad: before.maxLinkLoad, ecmpMaxLinkLoad: before.ecmpMaxLinkLoad })}; after ${leaf}>${path.spine}#${path.uplinkPort} down ${JSON.stringify({ qpsPerConnection: t.qpsPerConnection, maxLinkLoad: t.maxLinkLoad, ecmpMaxLinkLoad: t.ecmpMaxLinkLoad })}`);
   });
 });
