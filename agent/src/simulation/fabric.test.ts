@@ -1,5 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { hashedPath, sourcePortFor, uplinkChoices } from "../../../common/src/fabric/ecmp-hash.js";
+import { NO_FAULTS } from "../workers/simulated/faults.js";
+import { simulateStep, type TrainingPlacement } from "../workers/simulated/training.js";
 import { SimulatedFabric, TrafficPlanError, UnknownFabricError, type FlowRequest, type SimFabricSpec } from "./fabric.js";
 
 // Two leaves, two spines, one 400G cable from each leaf to each spine; n0, n1 on leaf a, n2, n3 on leaf b.
@@ -76,5 +78,23 @@ describe("simulated fabric", () => {
     expect(() => f.apply("n0", "", "fab", [ok])).toThrow(TrafficPlanError);
     expect(() => f.apply("n0", "p", "nope", [ok])).toThrow(UnknownFabricError);
     expect(f.applied("n0")).toBeUndefined(); // nothing half-applied
+  });
+
+  it("the simulated ranks' collectives run slower when their connections are hashed onto one uplink, as planned apart they do not", () => {
+    // Job ns/j: ranks 0-7 on n0 (leaf a), 8-15 on n2 (leaf b), a single ring: 7 -> 8 and 15 -> 0 cross the fabric.
+    const f = fabric();
+    const rankNodes = Array.from({ length: 16 }, (_, r) => (r < 8 ? "n0" : "n2"));
+    const p: TrainingPlacement = { communicator: "c", rankNodes, intraNodeGBps: 450, interNodeGBps: 50, latencyUs: 10, computeMs: 100, bucketBytes: 256 * 2 ** 20, bucketsPerStep: 1, fabricShare: (a, b) => f.shareOf("ns/j", rankNodes[a]!, rankNodes[b]!) };
+    const collectiveMs = (): number => {
+      const step = simulateStep(p, NO_FAULTS, 1e15, 0);
+      const r = step.records.find((x) => x.rank === 7)!;
+      return (r.peers[0]!.endUnixUs - r.peers[0]!.startUnixUs) / 1000;
+    };
+    f.apply("n0", "p", "fab", [flow("n0", "n2", "s0")]);
+    f.apply("n1", "p", "fab", [flow("n1", "n3", "s0", { job: "ns/other" })]);
+    const collided = collectiveMs();
+    f.apply("n1", "p2", "fab", [flow("n1", "n3", "s1", { job: "ns/other" })]);
+    const apart = collectiveMs();
+    expect(collided / apart).toBeCloseTo(2, 3); // rounded to whole µs
   });
 });
