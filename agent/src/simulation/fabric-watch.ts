@@ -9,6 +9,11 @@ import { FabricTopologyNames, type FabricTopology } from "../../../crds/src/fabr
 import type { SimLog } from "./runtime.js";
 import type { SimulatedFabric } from "./fabric.js";
 
+/**
+ * Never rejects: without the FabricTopology CRD or the RBAC to list it (the chart's agent role grants nodes and
+ * pods only), the simulated fabric stays empty (inter-node links run at NIC speed, plans are refused with
+ * FAILED_PRECONDITION) and the watch is retried every 10 s.
+ */
 export async function watchFabricTopologies(kc: KubeConfig, fabric: SimulatedFabric, log: SimLog & { error(obj: object, msg: string): void }): Promise<void> {
   const api = kc.makeApiClient(CustomObjectsApi);
   const list = (() => api.listClusterCustomObject({ group: API_GROUP, version: API_VERSION, plural: FabricTopologyNames.plural })) as unknown as ListPromise<FabricTopology>;
@@ -21,9 +26,17 @@ export async function watchFabricTopologies(kc: KubeConfig, fabric: SimulatedFab
   informer.on("add", set);
   informer.on("update", set);
   informer.on("delete", (f) => fabric.deleteTopology(f.metadata?.name ?? ""));
+  const start = async (): Promise<void> => {
+    try {
+      await informer.start();
+    } catch (err) {
+      log.error({ err }, "FabricTopology watch could not start; the simulated fabric has no cables until it does (retrying in 10 s)");
+      setTimeout(() => void start(), 10_000).unref();
+    }
+  };
   informer.on("error", (err: unknown) => {
     log.error({ err }, "FabricTopology watch failed; restarting");
-    setTimeout(() => void informer.start(), 2000);
+    setTimeout(() => void start(), 2000).unref();
   });
-  await informer.start();
+  await start();
 }
