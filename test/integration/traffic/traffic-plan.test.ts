@@ -13,7 +13,13 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { secretNames } from "../../../operator/src/agents/certificates.js";
+import * as grpc from "@grpc/grpc-js";
+import { AGENT_ENDPOINT_ANNOTATION, AGENT_SERVER_NAME } from "../../../common/src/agents/endpoint.js";
+import { readSecret, secretNames, tlsFilesOf } from "../../../operator/src/agents/certificates.js";
+import { agentEndpointOf } from "../../../operator/src/agents/directory.js";
+import { AgentClientPool, AgentMethod } from "../../../operator/src/agents/pool.js";
+import type { ApplyTrafficPlanRequest } from "../../../agent/src/grpc/generated/gpufleet/agent/v1/ApplyTrafficPlanRequest.js";
+import { OperatorMetrics } from "../../../operator/src/metrics.js";
 import { API_GROUP, API_VERSION } from "../../../crds/src/common.js";
 import type { FabricTopology } from "../../../crds/src/fabric-topology.js";
 import { TopologyLabel } from "../../../crds/src/topology.js";
@@ -150,5 +156,35 @@ describe("C4P traffic plans applied by the agents", () => {
     expect(t.maxLinkLoad).toBeGreaterThanOrEqual(before.maxLinkLoad);
     expect(t.maxLinkLoad).toBeLessThan(t.ecmpMaxLinkLoad);
     console.log(`traffic plan: before ${JSON.stringify({ qpsPerConnection: before.qpsPerConnection, maxLinkLoad: before.maxLinkLoad, ecmpMaxLinkLoad: before.ecmpMaxLinkLoad })}; after ${leaf}>${path.spine}#${path.uplinkPort} down ${JSON.stringify({ qpsPerConnection: t.qpsPerConnection, maxLinkLoad: t.maxLinkLoad, ecmpMaxLinkLoad: t.ecmpMaxLinkLoad })}`);
+  });
+
+  it("the agent refuses bad plans with INVALID_ARGUMENT or FAILED_PRECONDITION, saying what is wrong, and reports what it applies", async () => {
+    expect(before, "the first test planned the job").toBeDefined();
+    const sender = before.flows[0]!.from;
+    const node = await cluster.core.readNode({ name: sender });
+    expect(node.metadata?.annotations?.[AGENT_ENDPOINT_ANNOTATION]).toBeTruthy();
+    // The operator's own client certificate, as its pool uses it.
+    const operatorSecret = (await readSecret(cluster.core, "default", secretNames("gpufleet").operator))!;
+    const pool = new AgentClientPool({
+      lookup: (n) => agentEndpointOf(n, n === sender ? node : undefined), serverName: AGENT_SERVER_NAME, insecure: false, callTimeoutMs: 5000, maxAttempts: 1,
+      backoff: { baseMs: 50, maxMs: 500 }, circuit: { failureThreshold: 5, openMs: 60_000 }, metrics: new OperatorMetrics({ defaultMetrics: false }),
+    });
+    pool.setCredentials(tlsFilesOf(operatorSecret));
+    try {
+      const info = await pool.getNodeInfo(sender);
+      expect(info.trafficPlan?.planId).toMatch(/^c4p-[0-9a-f]{16}$/);
+      expect(info.trafficPlan!.qpsOnPlannedPath).toBe(info.trafficPlan!.qpsApplied);
+      const flow = info.trafficPlan!.flows[0]!;
+      const call = (request: ApplyTrafficPlanRequest) => pool.call(sender, AgentMethod.applyTrafficPlan, (c, ms) => c.applyTrafficPlan(request, ms));
+      const codeOf = async (p: Promise<unknown>) => p.then(() => [grpc.status.OK, ""] as const, (e: grpc.ServiceError) => [e.code, e.details] as const);
+      const bad = { nodeName: sender, planId: "bad", fabric: FABRIC, flows: [{ ...flow, nic: "mlx5_99" }] };
+      expect(await codeOf(call(bad))).toEqual([grpc.status.INVALID_ARGUMENT, expect.stringMatching(/nic "mlx5_99" is not a NIC of node/)]);
+      expect(await codeOf(call({ ...bad, flows: [{ ...flow, qps: [{ ...flow.qps[0]!, udpSourcePort: 80 }] }] }))).toEqual([grpc.status.INVALID_ARGUMENT, expect.stringMatching(/udp_source_port 80 is outside 49152\.\.65535/)]);
+      expect(await codeOf(call({ ...bad, fabric: "no-such-fabric", flows: [flow] }))).toEqual([grpc.status.FAILED_PRECONDITION, expect.stringMatching(/FabricTopology no-such-fabric is not known/)]);
+      // A refused plan changes nothing: the node still applies the controller's plan.
+      expect((await pool.getNodeInfo(sender)).trafficPlan?.planId).toBe(info.trafficPlan!.planId);
+    } finally {
+      pool.close();
+    }
   });
 });
