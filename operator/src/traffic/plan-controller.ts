@@ -266,7 +266,7 @@ export class TrafficPlanController {
   private async writeIfChanged(job: TrainingJob, traffic: TrafficStatus | null, condition: ConditionUpdate): Promise<void> {
     const current = findCondition(job.status?.conditions, TrafficCondition);
     const sameCondition = current?.status === condition.status && current.reason === condition.reason && current.message === condition.message;
-    if (sameCondition && JSON.stringify(job.status?.traffic ?? null) === JSON.stringify(traffic)) return;
+    if (sameCondition && stableJson(job.status?.traffic ?? null) === stableJson(traffic)) return;
     const written = await this.deps.writer.write(job.metadata.namespace!, job.metadata.name!, traffic, condition, this.deps.clock.now());
     if (!written || (current?.status === condition.status && current.reason === condition.reason)) return;
     const type = condition.status === "True" ? "Normal" : "Warning";
@@ -276,6 +276,11 @@ export class TrafficPlanController {
 
 function keyOf(job: TrainingJob): string {
   return `${job.metadata.namespace}/${job.metadata.name}`;
+}
+
+/** JSON with object keys sorted: what the API server returns need not keep the order the operator wrote. */
+function stableJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) => (v && typeof v === "object" && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : v));
 }
 
 function digest(value: unknown): string {

@@ -166,7 +166,7 @@ describe("C4P traffic plans applied by the agents", () => {
     // The operator's own client certificate, as its pool uses it.
     const operatorSecret = (await readSecret(cluster.core, "default", secretNames("gpufleet").operator))!;
     const pool = new AgentClientPool({
-      lookup: (n) => agentEndpointOf(n, n === sender ? node : undefined), serverName: AGENT_SERVER_NAME, insecure: false, callTimeoutMs: 5000, maxAttempts: 1,
+      lookup: (n) => agentEndpointOf(n, n === sender ? node : undefined), serverName: AGENT_SERVER_NAME, insecure: false, callTimeoutMs: 20_000, maxAttempts: 4,
       backoff: { baseMs: 50, maxMs: 500 }, circuit: { failureThreshold: 5, openMs: 60_000 }, metrics: new OperatorMetrics({ defaultMetrics: false }),
     });
     pool.setCredentials(tlsFilesOf(operatorSecret));
