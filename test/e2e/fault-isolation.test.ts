@@ -80,7 +80,7 @@ async function deleteJob(namespace: string, name: string): Promise<void> {
 beforeAll(async () => {
   cluster = testCluster();
   operator = await startInProcessOperator(cluster, "e2e-faults", { natsUrl: cluster.natsUrl, durablePrefix: `e2e-faults-${process.pid}` });
-  const started = await startSimulatedAgent({ kubeconfigPath: cluster.kubeconfigPath, natsUrl: cluster.natsUrl, name: "agent-e2e-faults", env: { GPUFLEET_AGENT_SIM_REPORT_INTERVAL_MS: "200" } });
+  const started = await startSimulatedAgent({ kubeconfigPath: cluster.kubeconfigPath, natsUrl: cluster.natsUrl, name: "agent-e2e-faults", env: { GPUFLEET_AGENT_SIM_REPORT_INTERVAL_MS: "200", GPUFLEET_AGENT_ENGINE_PORT: "0" } });
   agent = started.agent;
   // The fault-free job runs on the A100 nodes for the whole file, beside the faulty ones on H100.
   const namespace = await cluster.freshNamespace("e2e-steady");

@@ -60,7 +60,7 @@ beforeAll(async () => {
   }, { description: "the agent certificate Secret issued by the operator", timeoutMs: 30_000 });
   mkdirSync(tlsDir, { recursive: true });
   for (const key of ["ca.crt", "tls.crt", "tls.key"]) writeFileSync(join(tlsDir, key), Buffer.from(agentSecret.data![key]!, "base64"), { mode: 0o600 });
-  agent = (await startSimulatedAgent({ kubeconfigPath: cluster.kubeconfigPath, natsUrl: cluster.natsUrl, name: "agent-traffic", env: { GPUFLEET_AGENT_TLS_DIR: tlsDir, GPUFLEET_AGENT_SIM_REPORT_INTERVAL_MS: "200" } })).agent;
+  agent = (await startSimulatedAgent({ kubeconfigPath: cluster.kubeconfigPath, natsUrl: cluster.natsUrl, name: "agent-traffic", env: { GPUFLEET_AGENT_TLS_DIR: tlsDir, GPUFLEET_AGENT_SIM_REPORT_INTERVAL_MS: "200", GPUFLEET_AGENT_ENGINE_PORT: "0" } })).agent;
   originalFabric = await getFabric();
 });
 
