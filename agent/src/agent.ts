@@ -2,7 +2,7 @@
  * The agent's core, wired once for main.ts, the integration tests and the benchmark: worker registry and
  * supervisor, telemetry ingest and bounded NATS publisher, the two gRPC servers.
  */
-import type { NodeDirectory, Diagnostics } from "./grpc/node-agent-service.js";
+import type { NodeDirectory, Diagnostics, TrafficPlanExecutor } from "./grpc/node-agent-service.js";
 import type { ServerTls } from "./grpc/credentials.js";
 import { AgentServer } from "./grpc/server.js";
 import type { AgentMetrics } from "./metrics.js";
@@ -21,6 +21,8 @@ export interface AgentCoreOptions {
   missedHeartbeatsLimit: number;
   publisherLimits: PublisherLimits;
   onTlsReload?: (event: { ok: boolean; error?: Error; notAfter?: string }) => void;
+  /** Applies C4P traffic plans (simulation: the simulated fabric); absent: ApplyTrafficPlan is UNIMPLEMENTED. */
+  traffic?: TrafficPlanExecutor;
 }
 
 export class AgentCore {
@@ -51,7 +53,7 @@ export class AgentCore {
     this.server = new AgentServer(
       { workerSocketPath: options.workerSocketPath, operatorAddress: options.operatorAddress, tls: options.tls, onTlsReload: options.onTlsReload },
       { registry: this.registry, ingest: this.ingest, metrics, onEvent: (e) => this.supervisor.report(e), nowMs },
-      { nodes, registry: this.registry, diagnostics, metrics, nowMs },
+      { nodes, registry: this.registry, diagnostics, metrics, nowMs, ...(options.traffic ? { traffic: options.traffic } : {}) },
     );
   }
 

@@ -22,6 +22,8 @@ import { AgentMetrics, collectProcessMetrics } from "./metrics.js";
 import { isSimulatedNode, simulatedNodeFacts } from "./simulation/model.js";
 import { EngineServer } from "./simulation/instances/server.js";
 import { SimulationRuntime } from "./simulation/runtime.js";
+import { SimulatedFabric } from "./simulation/fabric.js";
+import { watchFabricTopologies } from "./simulation/fabric-watch.js";
 import { DEFAULT_PUBLISHER_LIMITS } from "./telemetry/publisher.js";
 import { JetStreamTransport } from "./telemetry/jetstream.js";
 import { RdmaSampler } from "./telemetry/rdma-sampler.js";
@@ -69,11 +71,16 @@ async function main(): Promise<void> {
   if (!nc) log.warn("telemetry off: no NATS URL configured (GPUFLEET_NATS_URL); telemetry is counted as dropped (reason no_transport)");
   const rdma = new RdmaSampler(config.sysfsRoot);
   const gpuMeasurer = new GpuMeasurer({ python: config.workerPython, workerDir: config.workerDir });
+  // Simulation only: the kwok nodes' leaf-spine fabric, which ApplyTrafficPlan programs and simulated ranks run over.
+  const simFabric = config.simulate
+    ? new SimulatedFabric({ placeOf: (n) => { const f = facts.get(n); return f && { leaf: f.leaf, island: f.island }; }, nicsOf: (n) => facts.get(n)?.nics.map((x) => x.device) })
+    : undefined;
   const agent = new AgentCore(
     {
       workerSocketPath: config.workerSocketPath, operatorAddress: config.operatorAddress, tls: config.tlsDir ? { dir: config.tlsDir, refreshIntervalMs: config.tlsRefreshIntervalMs } : undefined,
       heartbeatIntervalMs: config.heartbeatIntervalMs, missedHeartbeatsLimit: config.missedHeartbeatsLimit, publisherLimits: DEFAULT_PUBLISHER_LIMITS,
       onTlsReload: (e) => (e.ok ? log.info({ notAfter: e.notAfter }, "reloaded operator-port certificates") : log.warn({ err: e.error }, "certificate reload skipped; serving with the previous set")),
+      ...(simFabric ? { traffic: simFabric } : {}),
     },
     nc ? await JetStreamTransport.connect(nc) : undefined,
     { nodeNames: () => [...facts.keys()], facts: (n) => facts.get(n), labels: (n) => published.get(n) ?? labelsOrNone(facts.get(n)) },
@@ -109,7 +116,9 @@ async function main(): Promise<void> {
     sim = new SimulationRuntime(client, (n) => facts.get(n), config.simReportIntervalMs, log, Date.now, {
       engineUrlOf: (uid) => engineServer.engineUrl(uid),
       defaultRequestRatePerSec: config.simRequestRatePerSec,
+      fabric: simFabric,
     });
+    await watchFabricTopologies(kc, simFabric!, log);
     const nodeInformer = makeInformer<V1Node>(kc, "/api/v1/nodes", () => core.listNode());
     const onNode = (node: V1Node): void => {
       if (!isSimulatedNode(node)) return;

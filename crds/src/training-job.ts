@@ -116,6 +116,37 @@ export type FaultRecord = Static<typeof FaultRecordSchema>;
 /** How many fault records status keeps (newest last). */
 export const MAX_FAULT_RECORDS = 16;
 
+/** How many planned flows status lists (the count is complete; the list is a sample, busiest first). */
+export const MAX_TRAFFIC_FLOWS_SHOWN = 32;
+
+export const TrafficStatusSchema = Type.Object({
+  fabric: Type.String({ maxLength: 253, description: "FabricTopology the job's traffic is planned on." }),
+  plannedTime: Type.String({ format: "date-time", description: "When the plan in force was computed." }),
+  connections: Type.Integer({ minimum: 0, description: "Inter-leaf connections of the job pinned to a path." }),
+  intraLeafConnections: Type.Integer({ minimum: 0, description: "Connections of the job that stay under one leaf (nothing to pin)." }),
+  unroutable: Type.Integer({ minimum: 0, description: "Connections with no live spine path." }),
+  qpsPerConnection: Type.Integer({ minimum: 1, description: "QPs per connection (NCCL_IB_QPS_PER_CONNECTION) the plan gives the job." }),
+  maxLinkLoad: Type.Number({ minimum: 0, description: "Predicted load (demand ÷ capacity) of the busiest fabric link under the plan, all jobs on the fabric." }),
+  ecmpMaxLinkLoad: Type.Number({ minimum: 0, description: "The same under ECMP hashing (one QP per connection), mean over seeds." }),
+  loadRatioToEcmp: Type.Number({ minimum: 0, description: "maxLinkLoad ÷ ecmpMaxLinkLoad." }),
+  nodes: Type.Integer({ minimum: 0, description: "Nodes sending planned flows of the job." }),
+  nodesApplied: Type.Integer({ minimum: 0, description: "Of those, nodes whose agent reports the current plan applied." }),
+  qpsPlanned: Type.Integer({ minimum: 0 }),
+  qpsApplied: Type.Integer({ minimum: 0, description: "QPs the agents report applied (source port set)." }),
+  qpsOnPlannedPath: Type.Integer({ minimum: 0, description: "Of those, QPs the fabric's hash puts on their planned path, as the agents read it back." }),
+  flows: Type.Array(
+    Type.Object({
+      connection: Type.String({ maxLength: 256 }),
+      from: Type.String({ maxLength: 253 }),
+      to: Type.String({ maxLength: 253 }),
+      nic: Type.String({ maxLength: 64 }),
+      paths: Type.Array(Type.String({ maxLength: 160 }), { maxItems: 16, description: "Per QP: spine#uplinkPort>#downlinkPort @ UDP source port." }),
+    }),
+    { maxItems: MAX_TRAFFIC_FLOWS_SHOWN },
+  ),
+});
+export type TrafficStatus = Static<typeof TrafficStatusSchema>;
+
 export const TrainingJobStatusSchema = Type.Object({
   observedGeneration: Type.Optional(Type.Integer({ description: "The metadata.generation this status was computed for." })),
   phase: Type.Optional(StringEnum(Object.values(TrainingPhase), { description: "Pending, Placed, Running, Restarting, Succeeded or Failed." })),
@@ -138,6 +169,7 @@ export const TrainingJobStatusSchema = Type.Object({
     }, { description: "Where the gang runs (Holmes placement) and its predicted step time." }),
   ),
   faults: Type.Optional(Type.Array(FaultRecordSchema, { maxItems: MAX_FAULT_RECORDS, description: "The last faults C4D found (newest last), with their evidence and what was done." })),
+  traffic: Type.Optional({ ...TrafficStatusSchema, description: "C4P: the job's planned fabric paths and what the agents applied (operator/src/traffic/)." }),
   conditions: Type.Optional(ConditionsSchema),
 });
 export type TrainingJobStatus = Static<typeof TrainingJobStatusSchema>;

@@ -142,6 +142,27 @@ export class OperatorMetrics {
     registers: [this.registry],
   });
 
+  readonly trafficPlansAppliedTotal = new Counter({
+    name: "gpufleet_operator_traffic_plans_applied_total",
+    help: "C4P node plans sent to agents (ApplyTrafficPlan), by result (applied; invalid: INVALID_ARGUMENT; unimplemented: the node has no executor; error: anything else).",
+    labelNames: ["result"] as const,
+    registers: [this.registry],
+  });
+
+  readonly trafficFlowsPinned = new Gauge({
+    name: "gpufleet_operator_traffic_flows_pinned",
+    help: "C4P: inter-leaf connections planned on a fabric, and of their QPs those the agents report on their planned path (kind: connections, qps_planned, qps_on_path).",
+    labelNames: ["fabric", "kind"] as const,
+    registers: [this.registry],
+  });
+
+  readonly trafficPredictedMaxLinkUtilization = new Gauge({
+    name: "gpufleet_operator_traffic_predicted_max_link_utilization",
+    help: "Predicted load (demand ÷ capacity) of a fabric's busiest link: under the C4P plan (plan=c4p) and under ECMP hashing, mean over seeds (plan=ecmp).",
+    labelNames: ["fabric", "plan"] as const,
+    registers: [this.registry],
+  });
+
   readonly trainingFaultChecksTotal = new Counter({
     name: "gpufleet_operator_training_fault_checks_total",
     help: "Fault monitor checks of running training jobs, by result (ok, error: the check threw and is retried next period).",
@@ -344,6 +365,7 @@ export class OperatorMetrics {
     for (const target of ["node", "nic"]) this.trainingIsolationsTotal.inc({ target }, 0);
     for (const cause of ["pod_failed", "node_isolated", "fault"]) this.trainingGangRestartsTotal.inc({ cause }, 0);
     for (const result of ["ok", "error"]) this.trainingFaultChecksTotal.inc({ result }, 0);
+    for (const result of ["applied", "invalid", "unimplemented", "error"]) this.trafficPlansAppliedTotal.inc({ result }, 0);
   }
 
   /**

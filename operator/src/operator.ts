@@ -31,6 +31,8 @@ import { createTrainingGangStep } from "./training/gang-step.js";
 import { FabricTopologyReconciler } from "./traffic/controller.js";
 import { TelemetryService, type TelemetryOptions } from "./telemetry/service.js";
 import { FaultMonitor } from "./training/faults/monitor.js";
+import { poolTrafficAgents, TrafficPlanController } from "./traffic/plan-controller.js";
+import { KubeTrafficStatusWriter } from "./traffic/status-writer.js";
 import { KubeFaultWriter } from "./training/faults/apply.js";
 import type { TelemetryViews } from "./telemetry/read-model.js";
 
@@ -62,6 +64,8 @@ export interface OperatorOptions {
   scheduler?: { config?: Partial<SchedulerConfig>; policies?: Partial<SchedulerPolicies> };
   /** C4D fault monitor of running TrainingJobs (leader only); default period 1,000 ms. */
   faultMonitor?: { periodMs?: number };
+  /** C4P traffic plan controller (operator/src/traffic/plan-controller.ts). */
+  trafficPlanner?: { periodMs?: number; ecmpSeeds?: number };
 }
 
 function customResourceInformer<T extends KubernetesObject>(kubeConfig: KubeConfig, plural: string, logger: Logger, metrics: OperatorMetrics): ResilientInformer<T> {
@@ -143,6 +147,10 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorH
     trainingJobs, nodes, pods, telemetry: telemetry.views, writer: new KubeFaultWriter(kubeConfig), events, clock, metrics,
     logger: logger.child({ component: "faults" }), enqueue: (key) => training.enqueue(key), ...options.faultMonitor,
   });
+  const trafficPlanner = new TrafficPlanController({
+    trainingJobs, nodes, fabricTopologies, agents: poolTrafficAgents(agentCommands.pool), writer: new KubeTrafficStatusWriter(kubeConfig), events, clock, metrics,
+    logger: logger.child({ component: "traffic" }), ...options.trafficPlanner,
+  });
   const allKeys = <T extends KubernetesObject>(informer: ResilientInformer<T>) => () => informer.list().map(objectKey);
   const ownerKey = (label: string) => (pod: V1Pod) => {
     const owner = pod.metadata?.labels?.[label];
@@ -178,6 +186,7 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorH
     scheduler.start();
     void telemetry.startLeading();
     faultMonitor.start();
+    trafficPlanner.start();
     resync();
   };
 
@@ -200,6 +209,7 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorH
         for (const c of controllers) void c.stop();
         void scheduler.stop();
         void faultMonitor.stop();
+        void trafficPlanner.stop();
         void telemetry.stopLeading();
         options.onLostLeadership?.();
       },
@@ -234,7 +244,7 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorH
     async stop() {
       stopped = true;
       clock.clearTimeout(resyncHandle);
-      await Promise.all([...controllers.map((c) => c.stop()), scheduler.stop(), faultMonitor.stop(), telemetry.close()]);
+      await Promise.all([...controllers.map((c) => c.stop()), scheduler.stop(), faultMonitor.stop(), trafficPlanner.stop(), telemetry.close()]);
       await elector?.stop();
       agentCommands.stop();
       metrics.leader.set(0);

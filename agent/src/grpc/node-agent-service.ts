@@ -3,10 +3,13 @@ import type * as grpc from "@grpc/grpc-js";
 import type { NodeAgentHandlers } from "./generated/gpufleet/agent/v1/NodeAgent.js";
 import type { NodeInfo } from "./generated/gpufleet/agent/v1/NodeInfo.js";
 import type { WorkerCommand__Output } from "./generated/gpufleet/worker/v1/WorkerCommand.js";
+import type { AppliedTrafficPlan } from "./generated/gpufleet/agent/v1/AppliedTrafficPlan.js";
+import type { TrafficFlow__Output } from "./generated/gpufleet/agent/v1/TrafficFlow.js";
+import type { AppliedPlan, FlowRequest } from "../simulation/fabric.js";
 import type { NodeFacts } from "../discovery/facts.js";
 import type { AgentMetrics } from "../metrics.js";
 import type { WorkerRegistry } from "../workers/registry.js";
-import { InvalidArgumentError, NotFoundError, statusName, unary, UnimplementedError } from "./status.js";
+import { FailedPreconditionError, InvalidArgumentError, NotFoundError, statusName, unary, UnimplementedError } from "./status.js";
 
 /** The nodes this agent serves (one on a real node, many in simulation). */
 export interface NodeDirectory {
@@ -33,12 +36,44 @@ export interface Diagnostics {
   run(nodeName: string, diagnostic: Diagnostic, timeoutMs: number): Promise<DiagnosticResult>;
 }
 
+/**
+ * Programs C4P traffic plans into the fabric a node's traffic runs over. Only the simulated fabric
+ * (agent/src/simulation/fabric.ts) implements it; a real node has none (setting QP source ports needs the
+ * NCCL/verbs stack of the workers to take them), so there ApplyTrafficPlan answers UNIMPLEMENTED.
+ */
+export interface TrafficPlanExecutor {
+  /** Throws TrafficPlanError (bad plan) or UnknownFabricError (fabric not known here). */
+  apply(nodeName: string, planId: string, fabric: string, flows: readonly FlowRequest[]): AppliedPlan;
+  applied(nodeName: string): AppliedPlan | undefined;
+}
+
 export interface NodeAgentDeps {
   nodes: NodeDirectory;
   registry: WorkerRegistry;
   diagnostics: Diagnostics;
   metrics: AgentMetrics;
   nowMs: () => number;
+  /** Absent on a real node: ApplyTrafficPlan answers UNIMPLEMENTED. */
+  traffic?: TrafficPlanExecutor;
+}
+
+function flowRequestOf(f: TrafficFlow__Output): FlowRequest {
+  return {
+    connectionId: f.connectionId, job: f.job, communicator: f.communicator, srcRank: f.srcRank, dstRank: f.dstRank, dstNode: f.dstNode, nic: f.nic,
+    demandGbps: Number(f.demandGbps),
+    qps: f.qps.map((q) => ({ udpSourcePort: q.udpSourcePort, ...(q.spine ? { spine: q.spine, uplinkPort: q.uplinkPort, downlinkPort: q.downlinkPort } : {}) })),
+  };
+}
+
+/** What a node applies, for the wire: each QP with the path the fabric hashed its port onto (empty spine: none). */
+export function appliedPlanMessage(a: AppliedPlan): AppliedTrafficPlan {
+  return {
+    planId: a.planId, fabric: a.fabric, appliedUnixMs: a.appliedUnixMs, qpsApplied: a.qpsApplied, qpsOnPlannedPath: a.qpsOnPlannedPath,
+    flows: a.flows.map((f) => ({
+      connectionId: f.connectionId, job: f.job, communicator: f.communicator, srcRank: f.srcRank, dstRank: f.dstRank, dstNode: f.dstNode, nic: f.nic, demandGbps: f.demandGbps,
+      qps: f.qps.map((q) => ({ udpSourcePort: q.udpSourcePort, spine: q.path?.spine ?? "", uplinkPort: q.path?.uplinkPort ?? 0, downlinkPort: q.path?.downlinkPort ?? 0 })),
+    })),
+  };
 }
 
 function remainingMs(call: grpc.ServerUnaryCall<unknown, unknown>, nowMs: number): number {
@@ -94,7 +129,8 @@ export function nodeAgentHandlers(deps: NodeAgentDeps): NodeAgentHandlers {
     GetNodeInfo: unary((req, call) => {
       requireDeadline(call);
       const facts = servedFacts(req.nodeName);
-      return nodeInfoOf(facts, nodes.labels(req.nodeName) ?? {});
+      const applied = deps.traffic?.applied(req.nodeName);
+      return { ...nodeInfoOf(facts, nodes.labels(req.nodeName) ?? {}), ...(applied ? { trafficPlan: appliedPlanMessage(applied) } : {}) };
     }, done("GetNodeInfo")),
 
     ListWorkers: unary((req, call) => {
@@ -126,9 +162,19 @@ export function nodeAgentHandlers(deps: NodeAgentDeps): NodeAgentHandlers {
         if (r.rank < 0 || r.peerRank < 0) throw new InvalidArgumentError(`routes[${i}]: ranks must be non-negative`);
         if (!nics.has(r.nic)) throw new InvalidArgumentError(`routes[${i}].nic "${r.nic}" is not a NIC of node ${req.nodeName} (${[...nics].join(", ")})`);
       });
-      // Validated above so bad plans still get INVALID_ARGUMENT; carrying one out needs a fabric executor on the
-      // node, which does not exist yet. Telling workers about routes nobody applied would report what did not happen.
-      throw new UnimplementedError("ApplyTrafficPlan: no traffic-plan executor runs on this node yet");
+      // Validated above so bad plans still get INVALID_ARGUMENT. A real node has no executor: setting QP source
+      // ports needs the workers' NCCL/verbs stack to take them, which nothing drives yet; claiming otherwise would
+      // report what did not happen.
+      if (!deps.traffic) throw new UnimplementedError("ApplyTrafficPlan: no traffic-plan executor runs on this node (no programmable fabric: only simulated nodes apply plans)");
+      if (req.routes.length > 0) throw new InvalidArgumentError("routes (per-rank NIC routes) are not applied; a traffic plan is flows with per-QP UDP source ports");
+      try {
+        const applied = deps.traffic.apply(req.nodeName, req.planId, req.fabric, req.flows.map(flowRequestOf));
+        return { planId: applied.planId, applied: appliedPlanMessage(applied) };
+      } catch (err) {
+        if (err instanceof Error && err.name === "TrafficPlanError") throw new InvalidArgumentError(`ApplyTrafficPlan ${req.planId}: ${err.message}`);
+        if (err instanceof Error && err.name === "UnknownFabricError") throw new FailedPreconditionError(`ApplyTrafficPlan ${req.planId}: ${err.message}`);
+        throw err;
+      }
     }, done("ApplyTrafficPlan")),
 
     SendWorkerCommand: unary(async (req, call) => {

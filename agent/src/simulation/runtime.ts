@@ -15,6 +15,7 @@ import { applyFaultCommand, FAULT_ANNOTATION, FaultSpecError, NO_FAULTS, parseFa
 import { Outcome, RequestStatus, type KvHandoff, type RequestResult, type RequestSink, type ServingRequest } from "../workers/simulated/sequence.js";
 import { DEFAULT_SYNTHETIC_LOAD, PoissonArrivals } from "../workers/simulated/synthetic-load.js";
 import { CheckpointCadence, checkpointPathFor, simulateStep, type TrainingPlacement } from "../workers/simulated/training.js";
+import type { SimulatedFabric } from "./fabric.js";
 import type { SimInstance } from "./instances/instance.js";
 import { SimAnnotation, workerSpecsForPod, type SimWorkerSpec } from "./model.js";
 
@@ -65,6 +66,9 @@ interface PendingHandoff {
   atMs: number;
 }
 
+/** Rings per simulated collective: four pairs, each pair leaving every node through one NIC (training.ts rails). */
+const SIM_CHANNELS = 8;
+
 /** Engines advance on this tick; tokens carry their modelled times and reach sinks up to one tick later. */
 const SERVING_TICK_MS = 20;
 
@@ -76,6 +80,8 @@ export interface SimulationOptions {
    * Default 0: instances stay idle for the requests that come through their engine API (the gateway).
    */
   defaultRequestRatePerSec?: number;
+  /** The simulated leaf-spine fabric (traffic plans, link loads); absent: inter-node links run at NIC speed. */
+  fabric?: SimulatedFabric | undefined;
 }
 
 export class SimulationRuntime {
@@ -399,6 +405,7 @@ export class SimulationRuntime {
     const model = facts?.gpus[0]?.model ?? "H100-80GB";
     const nicGbps = Math.min(...rankNodes.map((n) => this.factsOf(n)?.nics[0]?.bandwidthGbps ?? 100));
     const ann = job.pod.metadata?.annotations ?? {};
+    const fabric = this.options.fabric;
     return {
       // One communicator per incarnation of the gang, as NCCL makes a new unique id at every ncclCommInitRank: a
       // restarted gang must not continue the old one's sequence numbers (the operator would drop them as duplicates).
@@ -410,7 +417,33 @@ export class SimulationRuntime {
       computeMs: Number(ann[SimAnnotation.computeMs] ?? 200),
       bucketBytes: Number(ann[SimAnnotation.bucketBytes] ?? 256 * 2 ** 20),
       bucketsPerStep: 4,
+      // NCCL splits each collective over several rings (channels) that cross the network through different
+      // GPU-NIC pairs; with one ring a slow link cannot be told from a slow NIC (docs/c4d.md).
+      channels: SIM_CHANNELS,
+      layout: "rails",
+      rankNics: this.rankNics(rankNodes),
+      ...(fabric ? { fabricShare: (a: number, b: number) => fabric.shareOf(job.key, rankNodes[a]!, rankNodes[b]!) } : {}),
     };
+  }
+
+  /**
+   * The NIC each rank's inter-node traffic leaves by, as the agent knows its NICs: the one nearest the rank's GPU
+   * (its local index on the node), else the GPUs spread evenly over the NICs. The operator derives the same from
+   * the node's labels (operator/src/training/faults/input.ts rankNicsOf), which is how C4D can name a NIC.
+   */
+  private rankNics(rankNodes: readonly string[]): number[] {
+    const firstRank = new Map<string, number>();
+    rankNodes.forEach((node, r) => {
+      if (!firstRank.has(node)) firstRank.set(node, r);
+    });
+    return rankNodes.map((node, r) => {
+      const local = r - firstRank.get(node)!;
+      const facts = this.factsOf(node);
+      const nics = facts?.nics ?? [];
+      const nearest = nics.findIndex((n) => n.nearestGpus.includes(local));
+      if (nearest >= 0) return nearest;
+      return nics.length > 0 && facts!.gpus.length > 0 ? Math.floor((local * nics.length) / facts!.gpus.length) % nics.length : 0;
+    });
   }
 
   private scheduleStep(job: TrainingJob, delayMs: number): void {

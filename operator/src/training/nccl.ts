@@ -26,6 +26,11 @@ export interface NcclOptions {
 
 export const DEFAULT_NCCL_OPTIONS: NcclOptions = { hcaPrefix: "mlx5_", roceGidIndex: 3, socketIfname: "eth0" };
 
+/** The device name of a node's NIC `index` as NCCL is told to use it (NCCL_IB_HCA; plain Ethernet: eth<index>). */
+export function nicDeviceName(nicType: NodeTopology["nicType"], index: number, hcaPrefix: string): string {
+  return nicType === "ethernet" ? `eth${index}` : `${hcaPrefix}${index}`;
+}
+
 export interface NodeTransports {
   dp: Transport;
   /** Link to the previous stage, null on the first. */
@@ -38,7 +43,7 @@ export function nodeNcclEnv(node: NodeTopology, transports: NodeTransports, opti
   const env: Record<string, string> = {};
   const rdma = node.nicType !== "ethernet" && transports.dp !== Transport.socket;
   if (rdma) {
-    env.NCCL_IB_HCA = "=" + Array.from({ length: node.nicCount }, (_, i) => `${options.hcaPrefix}${i}`).join(",");
+    env.NCCL_IB_HCA = "=" + Array.from({ length: node.nicCount }, (_, i) => nicDeviceName(node.nicType, i, options.hcaPrefix)).join(",");
     if (node.nicType === "roce") env.NCCL_IB_GID_INDEX = String(options.roceGidIndex);
   } else {
     env.NCCL_IB_DISABLE = "1";

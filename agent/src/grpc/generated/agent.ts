@@ -1,6 +1,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { MessageTypeDefinition } from '@grpc/proto-loader';
 
+import type { AppliedTrafficPlan as _gpufleet_agent_v1_AppliedTrafficPlan, AppliedTrafficPlan__Output as _gpufleet_agent_v1_AppliedTrafficPlan__Output } from './gpufleet/agent/v1/AppliedTrafficPlan.js';
 import type { ApplyTrafficPlanRequest as _gpufleet_agent_v1_ApplyTrafficPlanRequest, ApplyTrafficPlanRequest__Output as _gpufleet_agent_v1_ApplyTrafficPlanRequest__Output } from './gpufleet/agent/v1/ApplyTrafficPlanRequest.js';
 import type { ApplyTrafficPlanResponse as _gpufleet_agent_v1_ApplyTrafficPlanResponse, ApplyTrafficPlanResponse__Output as _gpufleet_agent_v1_ApplyTrafficPlanResponse__Output } from './gpufleet/agent/v1/ApplyTrafficPlanResponse.js';
 import type { GetNodeInfoRequest as _gpufleet_agent_v1_GetNodeInfoRequest, GetNodeInfoRequest__Output as _gpufleet_agent_v1_GetNodeInfoRequest__Output } from './gpufleet/agent/v1/GetNodeInfoRequest.js';
@@ -10,10 +11,12 @@ import type { ListWorkersResponse as _gpufleet_agent_v1_ListWorkersResponse, Lis
 import type { Nic as _gpufleet_agent_v1_Nic, Nic__Output as _gpufleet_agent_v1_Nic__Output } from './gpufleet/agent/v1/Nic.js';
 import type { NodeAgentClient as _gpufleet_agent_v1_NodeAgentClient, NodeAgentDefinition as _gpufleet_agent_v1_NodeAgentDefinition } from './gpufleet/agent/v1/NodeAgent.js';
 import type { NodeInfo as _gpufleet_agent_v1_NodeInfo, NodeInfo__Output as _gpufleet_agent_v1_NodeInfo__Output } from './gpufleet/agent/v1/NodeInfo.js';
+import type { QueuePairPath as _gpufleet_agent_v1_QueuePairPath, QueuePairPath__Output as _gpufleet_agent_v1_QueuePairPath__Output } from './gpufleet/agent/v1/QueuePairPath.js';
 import type { RunDiagnosticRequest as _gpufleet_agent_v1_RunDiagnosticRequest, RunDiagnosticRequest__Output as _gpufleet_agent_v1_RunDiagnosticRequest__Output } from './gpufleet/agent/v1/RunDiagnosticRequest.js';
 import type { RunDiagnosticResponse as _gpufleet_agent_v1_RunDiagnosticResponse, RunDiagnosticResponse__Output as _gpufleet_agent_v1_RunDiagnosticResponse__Output } from './gpufleet/agent/v1/RunDiagnosticResponse.js';
 import type { SendWorkerCommandRequest as _gpufleet_agent_v1_SendWorkerCommandRequest, SendWorkerCommandRequest__Output as _gpufleet_agent_v1_SendWorkerCommandRequest__Output } from './gpufleet/agent/v1/SendWorkerCommandRequest.js';
 import type { SendWorkerCommandResponse as _gpufleet_agent_v1_SendWorkerCommandResponse, SendWorkerCommandResponse__Output as _gpufleet_agent_v1_SendWorkerCommandResponse__Output } from './gpufleet/agent/v1/SendWorkerCommandResponse.js';
+import type { TrafficFlow as _gpufleet_agent_v1_TrafficFlow, TrafficFlow__Output as _gpufleet_agent_v1_TrafficFlow__Output } from './gpufleet/agent/v1/TrafficFlow.js';
 import type { WorkerStatus as _gpufleet_agent_v1_WorkerStatus, WorkerStatus__Output as _gpufleet_agent_v1_WorkerStatus__Output } from './gpufleet/agent/v1/WorkerStatus.js';
 import type { Abort as _gpufleet_worker_v1_Abort, Abort__Output as _gpufleet_worker_v1_Abort__Output } from './gpufleet/worker/v1/Abort.js';
 import type { ApplyRoutes as _gpufleet_worker_v1_ApplyRoutes, ApplyRoutes__Output as _gpufleet_worker_v1_ApplyRoutes__Output } from './gpufleet/worker/v1/ApplyRoutes.js';
@@ -45,6 +48,7 @@ export interface ProtoGrpcType {
   gpufleet: {
     agent: {
       v1: {
+        AppliedTrafficPlan: MessageTypeDefinition<_gpufleet_agent_v1_AppliedTrafficPlan, _gpufleet_agent_v1_AppliedTrafficPlan__Output>
         ApplyTrafficPlanRequest: MessageTypeDefinition<_gpufleet_agent_v1_ApplyTrafficPlanRequest, _gpufleet_agent_v1_ApplyTrafficPlanRequest__Output>
         ApplyTrafficPlanResponse: MessageTypeDefinition<_gpufleet_agent_v1_ApplyTrafficPlanResponse, _gpufleet_agent_v1_ApplyTrafficPlanResponse__Output>
         GetNodeInfoRequest: MessageTypeDefinition<_gpufleet_agent_v1_GetNodeInfoRequest, _gpufleet_agent_v1_GetNodeInfoRequest__Output>
@@ -54,10 +58,12 @@ export interface ProtoGrpcType {
         Nic: MessageTypeDefinition<_gpufleet_agent_v1_Nic, _gpufleet_agent_v1_Nic__Output>
         NodeAgent: SubtypeConstructor<typeof grpc.Client, _gpufleet_agent_v1_NodeAgentClient> & { service: _gpufleet_agent_v1_NodeAgentDefinition }
         NodeInfo: MessageTypeDefinition<_gpufleet_agent_v1_NodeInfo, _gpufleet_agent_v1_NodeInfo__Output>
+        QueuePairPath: MessageTypeDefinition<_gpufleet_agent_v1_QueuePairPath, _gpufleet_agent_v1_QueuePairPath__Output>
         RunDiagnosticRequest: MessageTypeDefinition<_gpufleet_agent_v1_RunDiagnosticRequest, _gpufleet_agent_v1_RunDiagnosticRequest__Output>
         RunDiagnosticResponse: MessageTypeDefinition<_gpufleet_agent_v1_RunDiagnosticResponse, _gpufleet_agent_v1_RunDiagnosticResponse__Output>
         SendWorkerCommandRequest: MessageTypeDefinition<_gpufleet_agent_v1_SendWorkerCommandRequest, _gpufleet_agent_v1_SendWorkerCommandRequest__Output>
         SendWorkerCommandResponse: MessageTypeDefinition<_gpufleet_agent_v1_SendWorkerCommandResponse, _gpufleet_agent_v1_SendWorkerCommandResponse__Output>
+        TrafficFlow: MessageTypeDefinition<_gpufleet_agent_v1_TrafficFlow, _gpufleet_agent_v1_TrafficFlow__Output>
         WorkerStatus: MessageTypeDefinition<_gpufleet_agent_v1_WorkerStatus, _gpufleet_agent_v1_WorkerStatus__Output>
       }
     }

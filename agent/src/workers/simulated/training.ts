@@ -18,6 +18,14 @@
  *   nodes and each GPU to two NVLink peers, as a job with several rings or communicators does. Each record has one
  *   peer transfer per channel; the collective takes as long as its slowest ring.
  * - `noise`: per-rank compute and per-transfer time multipliers (jitter, stragglers of a few percent, noisy links).
+ * - `layout: "rails"` (what the agent's simulated jobs use; see railRingOrder): channels in pairs that enter every node
+ *   at one GPU's NIC and leave by its neighbour's, one of the pair visiting the nodes forwards, the other backwards,
+ *   so every NIC a ring crosses the network through talks to two different nodes' NICs (C4D's matrix needs >= 2
+ *   peers per endpoint to tell a slow link from a slow NIC).
+ * - `rankNics` (the NIC index each rank's inter-node traffic uses on its node): a slow-nic fault then slows that NIC
+ *   only, not every inter-node link of the node.
+ * - `fabricShare(a, b)`: the share (0, 1] of the NIC bandwidth the fabric gives the connection a -> b (a congested
+ *   or failed spine path, agent/src/simulation/fabric.ts); 1 when absent.
  * - faults `slowNics` (a node's NIC at a fraction of its bandwidth, both directions, all its inter-node links) and
  *   `downLinks` (a link that stopped: every rank entered, the transfers over it never finish, so neither does the
  *   collective).
@@ -38,6 +46,12 @@ export interface TrainingPlacement {
   bucketsPerStep: number;
   /** Rings the bucket is split over (NCCL channels); 1 when absent. */
   channels?: number;
+  /** How channels > 0 order the ranks (see the file comment); "strides" when absent. */
+  layout?: "strides" | "rails";
+  /** NIC index (on its node) of each rank's inter-node traffic; absent: one NIC per node. */
+  rankNics?: readonly number[];
+  /** Share (0, 1] of the NIC bandwidth the fabric gives the inter-node connection a -> b; 1 when absent. */
+  fabricShare?: (a: number, b: number) => number;
 }
 
 /** Random variation of one step, drawn by the caller (pure here: same draws, same records). */
@@ -61,15 +75,50 @@ export function linkGBps(p: TrainingPlacement, a: number, b: number, faults: Fau
   const base = sameNode ? p.intraNodeGBps : p.interNodeGBps;
   let factor = faults.slowLinks.get(linkKey(a, b)) ?? 1;
   if (!sameNode && faults.slowNics) {
-    for (const [rank, f] of faults.slowNics) if (p.rankNodes[rank] === p.rankNodes[a] || p.rankNodes[rank] === p.rankNodes[b]) factor *= f;
+    const onNic = (rank: number, end: number): boolean => p.rankNodes[rank] === p.rankNodes[end] && (p.rankNics === undefined || p.rankNics[rank] === p.rankNics[end]);
+    for (const [rank, f] of faults.slowNics) if (onNic(rank, a) || onNic(rank, b)) factor *= f;
   }
+  if (!sameNode && p.fabricShare) factor *= p.fabricShare(a, b);
   return base * factor;
 }
 
 /** Ring order (ranks) of channel c; channel 0 is 0, 1, ..., n-1. See the file comment. */
 export function ringOrder(p: TrainingPlacement, channel: number): number[] {
   const n = p.rankNodes.length;
+  if (p.layout === "rails") return railRingOrder(nodeGroups(p), channel);
   if (channel === 0) return Array.from({ length: n }, (_, r) => r);
+  const nodes = nodeGroups(p);
+  const stride = nodeStride(nodes.length, channel);
+  const order: number[] = [];
+  for (let k = 0, i = 0; k < nodes.length; k++, i = (i + stride) % nodes.length) {
+    const local = nodes[i]!;
+    const rotated = local.map((_, j) => local[(j + channel) % local.length]!);
+    order.push(...(channel % 2 === 1 ? rotated.reverse() : rotated));
+  }
+  return order;
+}
+
+/**
+ * Rail layout: channel pair k rotates every node's ranks by 2k, so the ring enters each node at its local rank 2k
+ * and leaves by local rank 2k - 1 (through their NICs, as NCCL's rings cross the network GPU-NIC pair by pair);
+ * the even channel of the pair visits the nodes 0, 1, 2, ..., the odd one 0, n-1, n-2, .... Channel 0 is the
+ * plain ring 0, 1, ..., n-1. Each leaving NIC thus sends to two nodes and each entering NIC receives from two
+ * (one when the job has two nodes: then a slow link and a slow NIC look alike, and C4D says so).
+ */
+export function railRingOrder(nodes: readonly (readonly number[])[], channel: number): number[] {
+  const rotation = 2 * Math.floor(channel / 2);
+  const backwards = channel % 2 === 1 && nodes.length > 2;
+  const order: number[] = [];
+  for (let k = 0; k < nodes.length; k++) {
+    const local = nodes[backwards ? (nodes.length - k) % nodes.length : k]!;
+    for (let j = 0; j < local.length; j++) order.push(local[(j + rotation) % local.length]!);
+  }
+  return order;
+}
+
+/** Ranks grouped by node, nodes in order of their first rank. */
+function nodeGroups(p: TrainingPlacement): number[][] {
+  const n = p.rankNodes.length;
   const nodes: number[][] = [];
   const index = new Map<string, number>();
   for (let r = 0; r < n; r++) {
@@ -81,14 +130,7 @@ export function ringOrder(p: TrainingPlacement, channel: number): number[] {
     }
     nodes[i]!.push(r);
   }
-  const stride = nodeStride(nodes.length, channel);
-  const order: number[] = [];
-  for (let k = 0, i = 0; k < nodes.length; k++, i = (i + stride) % nodes.length) {
-    const local = nodes[i]!;
-    const rotated = local.map((_, j) => local[(j + channel) % local.length]!);
-    order.push(...(channel % 2 === 1 ? rotated.reverse() : rotated));
-  }
-  return order;
+  return nodes;
 }
 
 /** The channel-th of 1, -1, 3, -3, 5, ... (mod nodes) that is coprime with the node count (1 when none is left). */

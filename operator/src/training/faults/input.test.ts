@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import type { CollectiveRecord } from "../../../../common/src/telemetry/records.js";
 import type { CommunicatorView } from "../../telemetry/read-model.js";
-import { currentAttemptCommunicators, rankLatencies, rankNodesOf } from "./input.js";
+import type { NodeTopology } from "../../../../crds/src/topology.js";
+import { currentAttemptCommunicators, rankLatencies, rankNicsOf, rankNodesOf } from "./input.js";
 
 const T = 1_800_000_000_000; // ms
 
@@ -58,5 +59,19 @@ describe("rankLatencies", () => {
   it("reads only the last windowSequences sequences", () => {
     const records = [rec(0, 0, T, 100), rec(0, 1, T + 200, 10), rec(0, 2, T + 300, 20)];
     expect(rankLatencies([comm("c", records)], 2)).toEqual([{ rank: 0, collectiveMs: 15, sendMs: undefined }]);
+  });
+});
+
+describe("rankNicsOf", () => {
+  const topo = (nicType: NodeTopology["nicType"], nicCount: number): NodeTopology => ({ nodeName: "n", gpuModel: "H100-80GB", gpuCount: 8, nicType, nicCount, nicBandwidthGbps: 400, leaf: "l", island: "i" });
+  it("names the NIC nearest each rank's GPU, as NCCL_IB_HCA names them (one per GPU, or shared evenly)", () => {
+    const nodes: Record<string, NodeTopology> = { a: topo("infiniband", 8), b: topo("ethernet", 2) };
+    expect(rankNicsOf(["a", "b"], 8, (n) => nodes[n], "mlx5_")).toEqual([
+      "mlx5_0", "mlx5_1", "mlx5_2", "mlx5_3", "mlx5_4", "mlx5_5", "mlx5_6", "mlx5_7",
+      "eth0", "eth0", "eth0", "eth0", "eth1", "eth1", "eth1", "eth1",
+    ]);
+  });
+  it("is undefined when a node's topology is unknown (C4D then blames nodes)", () => {
+    expect(rankNicsOf(["a", "gone"], 2, (n) => (n === "a" ? topo("roce", 8) : undefined), "mlx5_")).toBeUndefined();
   });
 });

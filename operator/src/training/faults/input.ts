@@ -6,12 +6,30 @@
  * records of the current attempt are passed on, and of those only the sequences whose every record started after
  * the attempt's first pod was created.
  */
+import type { NodeTopology } from "../../../../crds/src/topology.js";
+import { nicDeviceName } from "../nccl.js";
 import type { CommunicatorView } from "../../telemetry/read-model.js";
 import type { CollectiveRecord } from "../../../../common/src/telemetry/records.js";
 
 /** Global rank → node, from the placement's node list (rank = nodeRank × gpusPerNode + localRank; see ../types.ts). */
 export function rankNodesOf(placementNodes: readonly string[], gpusPerNode: number): string[] {
   return placementNodes.flatMap((node) => Array.from({ length: gpusPerNode }, () => node));
+}
+
+/**
+ * Global rank → the NIC its inter-node traffic uses: the NIC nearest its GPU (local rank i of a node with as many
+ * NICs as GPUs uses NIC i; fewer NICs are shared evenly), named as NCCL is told to use them (nccl.ts: NCCL_IB_HCA
+ * `${hcaPrefix}${i}`; plain Ethernet `eth${i}`). The agent's simulated ranks send the same way (agent/src/simulation
+ * runtime.ts rankNics). Undefined when a node's topology is unknown: C4D then blames nodes, not NICs.
+ */
+export function rankNicsOf(placementNodes: readonly string[], gpusPerNode: number, topologyOf: (node: string) => NodeTopology | undefined, hcaPrefix: string): string[] | undefined {
+  const out: string[] = [];
+  for (const node of placementNodes) {
+    const t = topologyOf(node);
+    if (!t) return undefined;
+    for (let local = 0; local < gpusPerNode; local++) out.push(nicDeviceName(t.nicType, Math.floor((local * t.nicCount) / Math.max(t.gpuCount, gpusPerNode)) % t.nicCount, hcaPrefix));
+  }
+  return out;
 }
 
 /** The communicators (and sequences) of the attempt that started at `sinceUnixMs`. */

@@ -15,7 +15,7 @@
  */
 import type { V1Node, V1Pod } from "@kubernetes/client-node";
 import { OwnedLabel, TrainingCondition } from "../../../../crds/src/reasons.js";
-import { IsolatedTaintKey } from "../../../../crds/src/topology.js";
+import { IsolatedTaintKey, parseNodeTopology, type NodeTopology } from "../../../../crds/src/topology.js";
 import { TrainingPhase, type FaultRecord, type TrainingJob } from "../../../../crds/src/training-job.js";
 import type { OperatorMetrics } from "../../metrics.js";
 import type { Clock } from "../../runtime/clock.js";
@@ -24,8 +24,9 @@ import type { Logger } from "../../runtime/logger.js";
 import type { TelemetryViews } from "../../telemetry/read-model.js";
 import { C4dMemo, c4dConfigFor, detectFaults } from "../c4d/index.js";
 import { GangAnnotation } from "../gang-state.js";
+import { DEFAULT_NCCL_OPTIONS } from "../nccl.js";
 import type { FaultWriter } from "./apply.js";
-import { currentAttemptCommunicators, rankLatencies, rankNodesOf } from "./input.js";
+import { currentAttemptCommunicators, rankLatencies, rankNicsOf, rankNodesOf } from "./input.js";
 import { isActed, planFaultActions, settledConditions, type FaultPlan } from "./plan.js";
 
 export interface FaultMonitorDeps {
@@ -46,6 +47,8 @@ export interface FaultMonitorDeps {
   maxRanksForRankMetrics?: number;
   /** Cap on per-rank series over all jobs; default 2,048. */
   maxRankSeries?: number;
+  /** HCA name prefix the pods' NCCL_IB_HCA uses (nccl.ts), for naming the NIC C4D blames; default "mlx5_". */
+  hcaPrefix?: string;
 }
 
 export const DEFAULT_FAULT_PERIOD_MS = 1000;
@@ -126,6 +129,7 @@ export class FaultMonitor {
     else this.written.delete(uid);
 
     const rankNodes = rankNodesOf(job.status!.placement!.nodes, job.spec.gpusPerNode);
+    const rankNics = rankNicsOf(job.status!.placement!.nodes, job.spec.gpusPerNode, (n) => this.topologyOf(n), this.deps.hcaPrefix ?? DEFAULT_NCCL_OPTIONS.hcaPrefix);
     const communicators = currentAttemptCommunicators(this.deps.telemetry.communicatorsOf(key), gang.startedUnixMs);
     const exported = this.exportRankLatencies(namespace, name, rankNodes.length, communicators, rankSeriesSoFar);
 
@@ -137,7 +141,7 @@ export class FaultMonitor {
       let memo = this.memos.get(uid);
       if (!memo) this.memos.set(uid, (memo = new C4dMemo()));
       memo.retain(new Set(communicators.map((c) => c.communicator)));
-      const report = detectFaults({ job: key, communicators, rankNodes }, c4dConfigFor(job.spec.faultPolicy), nowMs, memo);
+      const report = detectFaults({ job: key, communicators, rankNodes, ...(rankNics ? { rankNics } : {}) }, c4dConfigFor(job.spec.faultPolicy), nowMs, memo);
       plan = planFaultActions({ job: key, attempt: gang.attempt, report, recorded, remembered, gangNodes: new Set(rankNodes), isolatedNodes, nowMs });
     }
     if (!plan || plan.records.length === 0) {
@@ -146,6 +150,17 @@ export class FaultMonitor {
     }
     await this.execute(job, plan, nowMs);
     return exported;
+  }
+
+  /** A node's topology labels; undefined when the node is gone or its labels are not gpufleet's. */
+  private topologyOf(nodeName: string): NodeTopology | undefined {
+    const node = this.deps.nodes.list().find((n) => n.metadata?.name === nodeName);
+    if (!node) return undefined;
+    try {
+      return parseNodeTopology(nodeName, node.metadata?.labels ?? {});
+    } catch {
+      return undefined;
+    }
   }
 
   private async execute(job: TrainingJob, plan: FaultPlan, nowMs: number): Promise<void> {

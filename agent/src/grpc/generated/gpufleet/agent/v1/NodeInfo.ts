@@ -2,6 +2,7 @@
 
 import type { Gpu as _gpufleet_agent_v1_Gpu, Gpu__Output as _gpufleet_agent_v1_Gpu__Output } from '../../../gpufleet/agent/v1/Gpu.js';
 import type { Nic as _gpufleet_agent_v1_Nic, Nic__Output as _gpufleet_agent_v1_Nic__Output } from '../../../gpufleet/agent/v1/Nic.js';
+import type { AppliedTrafficPlan as _gpufleet_agent_v1_AppliedTrafficPlan, AppliedTrafficPlan__Output as _gpufleet_agent_v1_AppliedTrafficPlan__Output } from '../../../gpufleet/agent/v1/AppliedTrafficPlan.js';
 
 export interface NodeInfo {
   'nodeName'?: (string);
@@ -9,6 +10,7 @@ export interface NodeInfo {
   'gpus'?: (_gpufleet_agent_v1_Gpu)[];
   'nics'?: (_gpufleet_agent_v1_Nic)[];
   'labels'?: ({[key: string]: string});
+  'trafficPlan'?: (_gpufleet_agent_v1_AppliedTrafficPlan | null);
 }
 
 export interface NodeInfo__Output {
@@ -17,4 +19,5 @@ export interface NodeInfo__Output {
   'gpus': (_gpufleet_agent_v1_Gpu__Output)[];
   'nics': (_gpufleet_agent_v1_Nic__Output)[];
   'labels': ({[key: string]: string});
+  'trafficPlan': (_gpufleet_agent_v1_AppliedTrafficPlan__Output | null);
 }
