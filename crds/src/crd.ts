@@ -5,7 +5,8 @@
 import type { TSchema } from "@sinclair/typebox";
 import { API_GROUP, API_VERSION, NAME_LENGTH_RULE } from "./common.js";
 import { ServingDeploymentNames, ServingDeploymentSpecSchema, ServingDeploymentStatusSchema } from "./serving-deployment.js";
-import { TrainingJobNames, TrainingJobSpecSchema, TrainingJobStatusSchema } from "./training-job.js";
+import { TrainingJobNames, TrainingJobRootRules, TrainingJobSpecSchema, TrainingJobStatusSchema } from "./training-job.js";
+import type { CelRule } from "./schema-helpers.js";
 import { FabricTopologyNames, FabricTopologySpecSchema, FabricTopologyStatusSchema } from "./fabric-topology.js";
 
 type JsonSchema = { [key: string]: unknown };
@@ -67,6 +68,8 @@ interface CrdInput {
   printerColumns: PrinterColumn[];
   /** Namespaced unless said otherwise. */
   scope?: "Namespaced" | "Cluster";
+  /** CEL rules on the whole object, beside the name-length rule: transition rules that read status. */
+  rootRules?: readonly CelRule[];
 }
 
 export function buildCrd(input: CrdInput): JsonSchema {
@@ -89,7 +92,7 @@ export function buildCrd(input: CrdInput): JsonSchema {
             openAPIV3Schema: {
               type: "object",
               required: ["spec"],
-              "x-kubernetes-validations": [NAME_LENGTH_RULE],
+              "x-kubernetes-validations": [NAME_LENGTH_RULE, ...(input.rootRules ?? [])],
               properties: {
                 apiVersion: { type: "string" },
                 kind: { type: "string" },
@@ -125,6 +128,7 @@ export const trainingJobCrd = buildCrd({
   names: TrainingJobNames,
   spec: TrainingJobSpecSchema,
   status: TrainingJobStatusSchema,
+  rootRules: TrainingJobRootRules,
   printerColumns: [
     { name: "Phase", type: "string", jsonPath: ".status.phase" },
     { name: "Ready", type: "string", jsonPath: ".status.ready", description: "Running/total pods" },
