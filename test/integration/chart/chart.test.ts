@@ -86,7 +86,7 @@ describe("helm", () => {
   it("renders the default values into the expected objects", async () => {
     const manifests = await render("gpf", "gpufleet-system");
     expect(manifests.map((m) => m.kind).sort()).toEqual(
-      ["ClusterRole", "ClusterRole", "ClusterRoleBinding", "ClusterRoleBinding", "ConfigMap", "ConfigMap", "ConfigMap", "ConfigMap", "DaemonSet", "Deployment", "Deployment", "Role", "Role", "RoleBinding", "RoleBinding", "Service", "Service", "Service", "Service", "ServiceAccount", "ServiceAccount", "StatefulSet"],
+      ["ClusterRole", "ClusterRole", "ClusterRoleBinding", "ClusterRoleBinding", "ConfigMap", "ConfigMap", "ConfigMap", "ConfigMap", "DaemonSet", "Deployment", "Deployment", "NetworkPolicy", "NetworkPolicy", "NetworkPolicy", "NetworkPolicy", "Role", "Role", "RoleBinding", "RoleBinding", "Service", "Service", "Service", "Service", "ServiceAccount", "ServiceAccount", "StatefulSet", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"],
     );
 
     const deployment = find(manifests, "Deployment", "-operator");
@@ -248,7 +248,7 @@ describe("on the API server", () => {
     expect(applied.stderr).toBe("");
     expect(applied.code).toBe(0);
     const lines = applied.stdout.trim().split("\n");
-    expect(lines).toHaveLength(22);
+    expect(lines).toHaveLength(28);
     expect(lines).toContain(`configmap/${release}-gpufleet-dashboard-serving created (server dry run)`);
     expect(lines).toContain(`configmap/${release}-gpufleet-dashboard-training created (server dry run)`);
     for (const line of lines) expect(line).toMatch(/ created \(server dry run\)$/);
