@@ -24,6 +24,7 @@ export class AgentMetrics {
   readonly collectiveDuration: Histogram<"collective">;
   readonly collectivesInFlight: Gauge<"node">;
   readonly rejectedRecords: Counter<"reason">;
+  readonly undecodableMessages: Counter<"method">;
   readonly telemetryPublished: Counter<"stream">;
   readonly telemetryPublishedBytes: Counter<"stream">;
   readonly telemetryDropped: Counter<"stream" | "reason">;
@@ -54,6 +55,7 @@ export class AgentMetrics {
     this.collectiveDuration = new Histogram({ name: "gpufleet_agent_collective_duration_seconds", help: "Duration of completed collectives (end - start) as reported by a rank.", labelNames: ["collective"], buckets: [1e-5, 1e-4, 5e-4, 1e-3, 5e-3, 0.01, 0.05, 0.1, 0.5, 1, 5], registers });
     this.collectivesInFlight = new Gauge({ name: "gpufleet_agent_collectives_incomplete", help: "Records of the last batch whose end time had not come (a hung rank shows here).", labelNames: ["node"], registers });
     this.rejectedRecords = new Counter({ name: "gpufleet_agent_rejected_records_total", help: "Records refused at the gRPC edge; reason: invalid | unknown_worker.", labelNames: ["reason"], registers });
+    this.undecodableMessages = new Counter({ name: "gpufleet_agent_undecodable_messages_total", help: "Worker gRPC messages that were not valid protobuf of their type (the call fails, nothing of it is accepted); method: ReportCollectives.", labelNames: ["method"], registers });
     this.telemetryPublished = new Counter({ name: "gpufleet_agent_telemetry_published_total", help: "Items published to JetStream and acknowledged by the stream; stream: collectives | rdma | load | workers | worker-events.", labelNames: ["stream"], registers });
     this.telemetryPublishedBytes = new Counter({ name: "gpufleet_agent_telemetry_published_bytes_total", help: "Encoded bytes published to NATS per stream.", labelNames: ["stream"], registers });
     this.telemetryDropped = new Counter({ name: "gpufleet_agent_telemetry_dropped_total", help: "Items dropped before JetStream stored them; reason: buffer_full (NATS away or slower than producers: the bounded buffer was full) | shutdown (still unacknowledged when the agent stopped) | too_large (one item larger than a message may be) | no_transport (telemetry off: no NATS URL).", labelNames: ["stream", "reason"], registers });

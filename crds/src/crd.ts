@@ -5,7 +5,8 @@
 import { CloneType, type TSchema } from "@sinclair/typebox";
 import { API_GROUP, API_VERSION, NAME_LENGTH_RULE } from "./common.js";
 import { ServingDeploymentNames, ServingDeploymentSpecSchema, ServingDeploymentStatusSchema } from "./serving-deployment.js";
-import { TrainingJobNames, TrainingJobSpecSchema, TrainingJobStatusSchema } from "./training-job.js";
+import { TrainingJobNames, TrainingJobRootRules, TrainingJobSpecSchema, TrainingJobStatusSchema } from "./training-job.js";
+import type { CelRule } from "./schema-helpers.js";
 import { FabricTopologyNames, FabricTopologySpecSchema, FabricTopologyStatusSchema } from "./fabric-topology.js";
 import { GpuProfileNames, GpuProfileSpecSchema, GpuProfileStatusSchema } from "./gpu-profile.js";
 
@@ -68,6 +69,8 @@ interface CrdInput {
   printerColumns: PrinterColumn[];
   /** Namespaced unless said otherwise. */
   scope?: "Namespaced" | "Cluster";
+  /** CEL rules on the whole object, beside the name-length rule: transition rules that read status. */
+  rootRules?: readonly CelRule[];
 }
 
 export function buildCrd(input: CrdInput): JsonSchema {
@@ -90,7 +93,7 @@ export function buildCrd(input: CrdInput): JsonSchema {
             openAPIV3Schema: {
               type: "object",
               required: ["spec"],
-              "x-kubernetes-validations": [NAME_LENGTH_RULE],
+              "x-kubernetes-validations": [NAME_LENGTH_RULE, ...(input.rootRules ?? [])],
               properties: {
                 apiVersion: { type: "string", description: `API group and version of the object: ${API_GROUP}/${API_VERSION}.` },
                 kind: { type: "string", description: `${input.names.kind}.` },
@@ -127,6 +130,7 @@ export const trainingJobCrd = buildCrd({
   names: TrainingJobNames,
   spec: CloneType(TrainingJobSpecSchema, { description: "The training container, the gang's size and parallelism, and its checkpoint and fault policies." }),
   status: CloneType(TrainingJobStatusSchema, { description: "Placement, restarts, faults found and conditions." }),
+  rootRules: TrainingJobRootRules,
   printerColumns: [
     { name: "Phase", type: "string", jsonPath: ".status.phase" },
     { name: "Ready", type: "string", jsonPath: ".status.ready", description: "Running/total pods" },

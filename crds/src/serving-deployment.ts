@@ -36,8 +36,10 @@ export const ModelSchema = Type.Object(
     weightBytes: Type.Optional(Type.Integer({ minimum: 1, description: "Total weight bytes, if known exactly." })),
   },
   cel(
-    { rule: "self.hiddenSize % self.heads == 0", message: "model.hiddenSize must be divisible by model.heads" },
-    { rule: "!has(self.kvHeads) || (self.kvHeads <= self.heads && self.heads % self.kvHeads == 0)", message: "model.kvHeads must divide model.heads", fieldPath: ".kvHeads" },
+    // Guarded against heads/kvHeads below 1: the API server runs these rules even after the minimum failed, and a
+    // division by zero would be reported as a rule evaluation error instead of the field's own bound.
+    { rule: "self.heads < 1 || self.hiddenSize % self.heads == 0", message: "model.hiddenSize must be divisible by model.heads" },
+    { rule: "!has(self.kvHeads) || self.kvHeads < 1 || (self.kvHeads <= self.heads && self.heads % self.kvHeads == 0)", message: "model.kvHeads must divide model.heads", fieldPath: ".kvHeads" },
     { rule: "has(self.paramsBillions) || has(self.weightBytes)", message: "model needs paramsBillions or weightBytes" },
   ),
 );

@@ -9,14 +9,31 @@ import { CloneType, Type, type Static } from "@sinclair/typebox";
 import type { V1ObjectMeta } from "@kubernetes/client-node";
 import { ConditionsSchema, type Condition } from "./conditions.js";
 import { EnvSchema } from "./common.js";
-import { StringEnum, cel } from "./schema-helpers.js";
+import { StringEnum, cel, type CelRule } from "./schema-helpers.js";
 import { GpuModels } from "./topology.js";
 
+/** Largest gang: nodes × gpusPerNode at their maxima; no parallel degree can exceed it. */
+export const MAX_NODES = 8192;
+export const MAX_GPUS_PER_NODE = 16;
+export const MAX_RANKS = MAX_NODES * MAX_GPUS_PER_NODE;
+
 export const ParallelismSchema = Type.Object({
-  tp: Type.Integer({ minimum: 1, default: 1, description: "Tensor-parallel degree (inside a node, over NVLink)." }),
-  pp: Type.Integer({ minimum: 1, default: 1, description: "Pipeline-parallel stages." }),
-  dp: Type.Integer({ minimum: 1, description: "Data-parallel replicas." }),
+  tp: Type.Integer({ minimum: 1, maximum: MAX_GPUS_PER_NODE, default: 1, description: "Tensor-parallel degree (inside a node, over NVLink)." }),
+  pp: Type.Integer({ minimum: 1, maximum: MAX_RANKS, default: 1, description: "Pipeline-parallel stages." }),
+  dp: Type.Integer({ minimum: 1, maximum: MAX_RANKS, description: "Data-parallel replicas." }),
 });
+
+/**
+ * The API server evaluates CEL rules even when a field already failed its OpenAPI bounds, so a rule that
+ * multiplies or divides must guard itself: out of bounds it passes and the bound's own error names the field
+ * (found by test/integration/security/cr-validation.property.test.ts: `dp: -2^62` gave "integer overflow
+ * evaluating rule").
+ */
+const inRange = (path: string, max: number) => `${path} >= 1 && ${path} <= ${max}`;
+const SHAPE_IN_BOUNDS = [
+  inRange("self.parallelism.tp", MAX_GPUS_PER_NODE), inRange("self.parallelism.pp", MAX_RANKS), inRange("self.parallelism.dp", MAX_RANKS),
+  inRange("self.nodes", MAX_NODES), inRange("self.gpusPerNode", MAX_GPUS_PER_NODE),
+].join(" && ");
 
 export const TrainingModelSchema = Type.Object({
   paramsBillions: Type.Number({ exclusiveMinimum: 0, description: "Parameter count in billions." }),
@@ -56,8 +73,8 @@ export const TrainingJobSpecSchema = Type.Object(
     command: Type.Array(Type.String({ maxLength: 4096 }), { minItems: 1, maxItems: 64, description: "Container entrypoint of every pod." }),
     args: Type.Array(Type.String({ maxLength: 4096 }), { maxItems: 128, default: [], description: "Arguments to the command." }),
     env: CloneType(EnvSchema, { description: "Extra environment variables for every pod (the operator adds its rank and NCCL settings)." }),
-    nodes: Type.Integer({ minimum: 1, maximum: 8192, description: "Nodes in the gang." }),
-    gpusPerNode: Type.Integer({ minimum: 1, maximum: 16, default: 8, description: "GPUs each pod takes (one pod per node)." }),
+    nodes: Type.Integer({ minimum: 1, maximum: MAX_NODES, description: "Nodes in the gang." }),
+    gpusPerNode: Type.Integer({ minimum: 1, maximum: MAX_GPUS_PER_NODE, default: 8, description: "GPUs each pod takes (one pod per node)." }),
     parallelism: CloneType(ParallelismSchema, { description: "How the model is split: tp × pp × dp must equal nodes × gpusPerNode." }),
     model: CloneType(TrainingModelSchema, { description: "Model shape, for the placement's step-time estimate." }),
     checkpoint: CloneType(CheckpointSchema, { description: "Where and how often the workers checkpoint; restarts resume from the last one." }),
@@ -65,13 +82,36 @@ export const TrainingJobSpecSchema = Type.Object(
     placement: CloneType(PlacementPolicySchema, { description: "Which nodes the gang may use and whether placement is NIC-aware." }),
   },
   cel(
-    { rule: "self.parallelism.tp * self.parallelism.pp * self.parallelism.dp == self.nodes * self.gpusPerNode", message: "parallelism.tp × pp × dp must equal nodes × gpusPerNode", fieldPath: ".parallelism" },
+    { rule: `!(${SHAPE_IN_BOUNDS}) || self.parallelism.tp * self.parallelism.pp * self.parallelism.dp == self.nodes * self.gpusPerNode`, message: "parallelism.tp × pp × dp must equal nodes × gpusPerNode", fieldPath: ".parallelism" },
     { rule: "self.parallelism.tp in [1, 2, 4, 8, 16]", message: "parallelism.tp must be a power of two", fieldPath: ".parallelism.tp" },
-    { rule: "self.parallelism.tp <= self.gpusPerNode && self.gpusPerNode % self.parallelism.tp == 0", message: "parallelism.tp must divide gpusPerNode (a TP group stays inside one node)", fieldPath: ".parallelism.tp" },
+    { rule: "self.parallelism.tp < 1 || (self.parallelism.tp <= self.gpusPerNode && self.gpusPerNode % self.parallelism.tp == 0)", message: "parallelism.tp must divide gpusPerNode (a TP group stays inside one node)", fieldPath: ".parallelism.tp" },
     { rule: "self.parallelism.pp <= self.model.layers", message: "parallelism.pp cannot exceed model.layers", fieldPath: ".parallelism.pp" },
   ),
 );
 export type TrainingJobSpec = Static<typeof TrainingJobSpecSchema>;
+
+/**
+ * Spec fields that are frozen once a checkpoint exists (status.lastCheckpointStep > 0). A spec change re-places
+ * the gang, and the new pods resume from status.lastCheckpointStep at spec.checkpoint.path; a checkpoint is one
+ * file per rank (agent/worker: `<path>/step-N/rank-R.pt`) of one model. A new model, another path, or another
+ * rank layout (nodes × gpusPerNode ranks split tp × pp × dp) cannot resume from it, and the operator cannot
+ * convert checkpoints. Before the first checkpoint every field may change (the gang starts over at step 0).
+ * These are transition rules at the root, because the condition reads status (oldSelf.status); status writes
+ * never change spec, so they pass them.
+ */
+export const TRAINING_JOB_FROZEN_FIELDS = [
+  { field: "model", why: "the checkpoint holds another model's weights" },
+  { field: "checkpoint.path", why: "the resume step's checkpoint is under the old path" },
+  { field: "nodes", why: "the checkpoint has one file per rank of the old gang" },
+  { field: "gpusPerNode", why: "the checkpoint has one file per rank of the old gang" },
+  { field: "parallelism", why: "the checkpoint's shards follow the old tp × pp × dp layout" },
+] as const;
+
+export const TrainingJobRootRules: CelRule[] = TRAINING_JOB_FROZEN_FIELDS.map(({ field, why }) => ({
+  rule: `!has(oldSelf.status) || !has(oldSelf.status.lastCheckpointStep) || oldSelf.status.lastCheckpointStep == 0 || self.spec.${field} == oldSelf.spec.${field}`,
+  message: `spec.${field} is immutable once a checkpoint exists (status.lastCheckpointStep > 0): ${why}; create a new TrainingJob instead`,
+  fieldPath: `.spec.${field}`,
+}));
 
 export const TrainingPhase = {
   Pending: "Pending",
@@ -131,18 +171,18 @@ export const TrafficStatusSchema = Type.Object({
   loadRatioToEcmp: Type.Number({ minimum: 0, description: "maxLinkLoad ÷ ecmpMaxLinkLoad." }),
   nodes: Type.Integer({ minimum: 0, description: "Nodes sending planned flows of the job." }),
   nodesApplied: Type.Integer({ minimum: 0, description: "Of those, nodes whose agent reports the current plan applied." }),
-  qpsPlanned: Type.Integer({ minimum: 0 }),
+  qpsPlanned: Type.Integer({ minimum: 0, description: "QPs the plan pins for the job (connections × qpsPerConnection)." }),
   qpsApplied: Type.Integer({ minimum: 0, description: "QPs the agents report applied (source port set)." }),
   qpsOnPlannedPath: Type.Integer({ minimum: 0, description: "Of those, QPs the fabric's hash puts on their planned path, as the agents read it back." }),
   flows: Type.Array(
     Type.Object({
-      connection: Type.String({ maxLength: 256 }),
-      from: Type.String({ maxLength: 253 }),
-      to: Type.String({ maxLength: 253 }),
-      nic: Type.String({ maxLength: 64 }),
+      connection: Type.String({ maxLength: 256, description: "Connection id: job/communicator[/channel]/from-rank>to-rank." }),
+      from: Type.String({ maxLength: 253, description: "Sending node." }),
+      to: Type.String({ maxLength: 253, description: "Receiving node." }),
+      nic: Type.String({ maxLength: 64, description: "Sending NIC." }),
       paths: Type.Array(Type.String({ maxLength: 160 }), { maxItems: 16, description: "Per QP: spine#uplinkPort>#downlinkPort @ UDP source port." }),
     }),
-    { maxItems: MAX_TRAFFIC_FLOWS_SHOWN },
+    { maxItems: MAX_TRAFFIC_FLOWS_SHOWN, description: "The first planned flows of the job, with each QP's path." },
   ),
 });
 export type TrafficStatus = Static<typeof TrafficStatusSchema>;

@@ -1,5 +1,7 @@
 /** Wires a gateway from its parts: instance source → view → dispatch executor → HTTP server. */
 import type { GatewayConfig } from "./config.js";
+import { Admission } from "./admission/admission.js";
+import { DEFAULT_ADMISSION_CONFIG, type AdmissionConfig } from "./admission/config.js";
 import { DispatchExecutor } from "./dispatch/executor.js";
 import type { InstanceSource } from "./instances/source.js";
 import { InstanceView } from "./instances/view.js";
@@ -14,7 +16,7 @@ export interface GatewayHandle {
   stop(): Promise<void>;
 }
 
-export async function startGateway(opts: { config: GatewayConfig; logger: Logger; source: (metrics: GatewayMetrics) => InstanceSource | Promise<InstanceSource>; now?: () => number }): Promise<GatewayHandle> {
+export async function startGateway(opts: { config: GatewayConfig; admission?: AdmissionConfig; logger: Logger; source: (metrics: GatewayMetrics) => InstanceSource | Promise<InstanceSource>; now?: () => number }): Promise<GatewayHandle> {
   const { config, logger } = opts;
   const now = opts.now ?? Date.now;
   const view = new InstanceView(config);
@@ -36,9 +38,11 @@ export async function startGateway(opts: { config: GatewayConfig; logger: Logger
       timeouts: { headersMs: config.upstreamHeadersTimeoutMs, idleMs: config.upstreamIdleTimeoutMs, totalMs: config.upstreamTotalTimeoutMs },
     },
   });
+  const admission = new Admission(opts.admission ?? DEFAULT_ADMISSION_CONFIG, metrics, logger);
   const server = await startGatewayServer(
     { view, executor, metrics, logger, now, limits: { maxBodyBytes: config.maxBodyBytes, maxTokensLimit: config.maxTokensLimit, defaultMaxTokens: config.defaultMaxTokens } },
     { port: config.port, host: config.host },
+    admission,
   );
   logger.info({ port: server.port, policy: config.dispatchPolicy, identity: config.identity }, "gateway listening");
   return {
@@ -47,6 +51,7 @@ export async function startGateway(opts: { config: GatewayConfig; logger: Logger
     metrics,
     async stop() {
       await server.stop(config.shutdownGraceMs);
+      admission.close();
       unsubscribe();
       await source.close();
     },

@@ -1,14 +1,16 @@
 /** gpufleet gateway process: config from GPUFLEET_GATEWAY_*, load reports from JetStream, clean shutdown on SIGTERM. */
 import { connect } from "nats";
 import { loadGatewayConfig } from "./config.js";
+import { loadAdmissionConfig } from "./admission/config.js";
 import { startGateway } from "./gateway.js";
 import { JetStreamLoadInstanceSource } from "./instances/nats-source.js";
 import { createLogger } from "./logger.js";
 
 const config = loadGatewayConfig();
+const admission = loadAdmissionConfig();
 const logger = createLogger({ level: config.logLevel, name: "gpufleet-gateway" });
 const nats = await connect({ servers: config.natsUrl, name: `gpufleet-gateway/${config.identity}`, maxReconnectAttempts: -1 });
-const gateway = await startGateway({ config, logger, source: (metrics) => JetStreamLoadInstanceSource.start(nats, { logger, metrics }, { lookbackMs: config.instanceStaleMs }) });
+const gateway = await startGateway({ config, admission, logger, source: (metrics) => JetStreamLoadInstanceSource.start(nats, { logger, metrics }, { lookbackMs: config.instanceStaleMs }) });
 
 let stopping = false;
 for (const signal of ["SIGTERM", "SIGINT"] as const) {

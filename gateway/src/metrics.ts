@@ -70,6 +70,26 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
+  readonly admissionRefusedTotal = new Counter({
+    name: "gpufleet_gateway_admission_refused_total",
+    help: "Requests refused before any work (gateway/src/admission), by reason: queue_full (429), queue_timeout (503), missing_key, invalid_key (401).",
+    labelNames: ["reason"] as const,
+    registers: [this.registry],
+  });
+
+  readonly admissionSlots = new Gauge({
+    name: "gpufleet_gateway_admission_requests",
+    help: "Completions admitted by this replica, by state: in_flight (holding a slot) or queued (waiting for one).",
+    labelNames: ["state"] as const,
+    registers: [this.registry],
+  });
+
+  readonly slowClientsClosedTotal = new Counter({
+    name: "gpufleet_gateway_slow_clients_closed_total",
+    help: "Responses closed because the client read nothing for the write stall timeout (their upstream calls cancelled).",
+    registers: [this.registry],
+  });
+
   readonly instances: Gauge<"model" | "role">;
 
   constructor(counts: InstanceCounts = { instances: () => [] }) {

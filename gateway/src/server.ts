@@ -9,6 +9,7 @@ import { EngineHeader } from "../../common/src/engine-api.js";
 import { ErrorCode, GatewayError, toGatewayError } from "./openai/errors.js";
 import { handleCompletion, modelsResponse, requestIdOf, sendError, type RouteDeps } from "./openai/routes.js";
 import { Endpoint } from "./openai/validation.js";
+import type { Admission } from "./admission/admission.js";
 
 export interface GatewayServer {
   readonly port: number;
@@ -16,7 +17,7 @@ export interface GatewayServer {
   stop(graceMs: number): Promise<void>;
 }
 
-export async function startGatewayServer(deps: RouteDeps, listen: { port: number; host: string }): Promise<GatewayServer> {
+export async function startGatewayServer(deps: RouteDeps, listen: { port: number; host: string }, admission?: Admission): Promise<GatewayServer> {
   const shutdown = new AbortController();
   // Every in-flight request listens for the shutdown (and removes its listener when it ends).
   setMaxListeners(0, shutdown.signal);
@@ -37,6 +38,8 @@ export async function startGatewayServer(deps: RouteDeps, listen: { port: number
     }
     const requestId = requestIdOf(req);
     res.setHeader(EngineHeader.requestId, requestId);
+    const denied = admission?.authorize(req);
+    if (denied) return sendError(res, denied);
     if (path === "/v1/models" && req.method === "GET") {
       deps.metrics.requestsTotal.inc({ model: "", endpoint: "models", code: "200" });
       return void res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(modelsResponse(deps.view, deps.now())));
@@ -48,7 +51,13 @@ export async function startGatewayServer(deps: RouteDeps, listen: { port: number
       return sendError(res, new GatewayError(405, ErrorCode.methodNotAllowed, `${path} takes POST`));
     }
     if (stopping) return sendError(res, new GatewayError(503, ErrorCode.shuttingDown, "the gateway is shutting down", { retryAfterS: 1 }));
-    await handleCompletion(deps, endpoint, req, res, requestId, shutdown.signal);
+    const slot = admission ? await admission.enter(res) : () => {};
+    if (slot instanceof GatewayError) return sendError(res, slot);
+    try {
+      await handleCompletion(deps, endpoint, req, res, requestId, shutdown.signal);
+    } finally {
+      slot();
+    }
   };
 
   const server: Server = createServer((req, res) => {
@@ -63,6 +72,7 @@ export async function startGatewayServer(deps: RouteDeps, listen: { port: number
   // Streams may idle between tokens longer than Node's default request timeouts allow.
   server.requestTimeout = 0;
   server.keepAliveTimeout = 65_000;
+  admission?.applyServerLimits(server);
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(listen.port, listen.host, () => resolve());

@@ -28,11 +28,22 @@ function bind(server: grpc.Server, address: string, credentials: grpc.ServerCred
   );
 }
 
-/** The worker service with ReportCollectives decoded by collective-batch-codec.ts (same objects, ~10x cheaper). */
-function withFastCollectiveDecode(service: grpc.ServiceDefinition): grpc.ServiceDefinition {
+/**
+ * The worker service with ReportCollectives decoded by collective-batch-codec.ts (same objects, ~10x cheaper). A
+ * message that does not decode fails its call (grpc-js answers INTERNAL) and is counted.
+ */
+function withFastCollectiveDecode(service: grpc.ServiceDefinition, undecodable: () => void): grpc.ServiceDefinition {
   const method = service.ReportCollectives;
   if (!method) throw new Error("worker.proto has no ReportCollectives method");
-  return { ...service, ReportCollectives: { ...method, requestDeserialize: decodeCollectiveBatch } };
+  const requestDeserialize = (buf: Buffer) => {
+    try {
+      return decodeCollectiveBatch(buf);
+    } catch (error) {
+      undecodable();
+      throw error;
+    }
+  };
+  return { ...service, ReportCollectives: { ...method, requestDeserialize } };
 }
 
 export class AgentServer {
@@ -43,7 +54,7 @@ export class AgentServer {
 
   constructor(private readonly options: AgentServerOptions, workerDeps: WorkerServiceDeps, nodeDeps: NodeAgentDeps) {
     const protos = loadProtos();
-    this.workerServer.addService(withFastCollectiveDecode(protos.gpufleet.worker.v1.WorkerAgent.service), workerAgentHandlers(workerDeps));
+    this.workerServer.addService(withFastCollectiveDecode(protos.gpufleet.worker.v1.WorkerAgent.service, () => workerDeps.metrics.undecodableMessages.inc({ method: "ReportCollectives" })), workerAgentHandlers(workerDeps));
     this.operatorServer.addService(protos.gpufleet.agent.v1.NodeAgent.service, nodeAgentHandlers(nodeDeps));
   }
 

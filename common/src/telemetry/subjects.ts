@@ -177,12 +177,24 @@ const checkers = {
   workerEvents: TypeCompiler.Compile(WorkerEventsMessage),
 };
 
+/** Why a message was refused: above the size bound, not JSON, another schema (version), or a shape mismatch. */
+export const DecodeFailure = { tooLarge: "too_large", notJson: "not_json", wrongSchema: "wrong_schema", invalid: "invalid" } as const;
+export type DecodeFailure = (typeof DecodeFailure)[keyof typeof DecodeFailure];
+
 export class TelemetryDecodeError extends Error {
   override name = "TelemetryDecodeError";
-  constructor(readonly subject: string, message: string, options?: ErrorOptions) {
+  constructor(readonly subject: string, message: string, readonly reason: DecodeFailure = DecodeFailure.invalid, options?: ErrorOptions) {
     super(`message on ${subject}: ${message}`, options);
   }
 }
+
+/**
+ * The largest message any reader parses. Agents publish at most NATS' max_payload (1 MiB by default; the
+ * publisher splits batches below it), so this leaves room for a server configured with up to 8 MiB. A bigger
+ * message is refused before JSON.parse, whose memory is several times the input: a reader's memory per message
+ * stays bounded whatever a publisher sends.
+ */
+export const MAX_TELEMETRY_MESSAGE_BYTES = 8 * 1024 * 1024;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -191,30 +203,38 @@ export function encodeJson(message: object): Uint8Array {
   return encoder.encode(JSON.stringify(message));
 }
 
-function parse(subject: string, data: Uint8Array): unknown {
+function parse(subject: string, data: Uint8Array, maxBytes: number): unknown {
+  if (data.byteLength > maxBytes) {
+    throw new TelemetryDecodeError(subject, `is ${data.byteLength} bytes, more than the ${maxBytes}-byte limit`, DecodeFailure.tooLarge);
+  }
   try {
     return JSON.parse(decoder.decode(data));
   } catch (err) {
-    throw new TelemetryDecodeError(subject, "is not JSON", { cause: err });
+    throw new TelemetryDecodeError(subject, "is not JSON", DecodeFailure.notJson, { cause: err });
   }
 }
 
 interface Messages { collectives: CollectivesMessage; rdma: RdmaMessage; load: LoadMessage; workers: WorkersMessage; workerEvents: WorkerEventsMessage }
 
-function decodeWith<K extends keyof Messages>(kind: K, subject: string, data: Uint8Array): Messages[K] {
-  const value = parse(subject, data);
+function decodeWith<K extends keyof Messages>(kind: K, subject: string, data: Uint8Array, maxBytes: number): Messages[K] {
+  const value = parse(subject, data, maxBytes);
   const checker = checkers[kind];
   if (!checker.Check(value)) {
+    // Another version of the message says so by name, rather than by the first field that happens to differ.
+    const schema = value !== null && typeof value === "object" && !Array.isArray(value) ? (value as { schema?: unknown }).schema : undefined;
+    if (typeof schema === "string" && schema !== Schema[kind]) {
+      throw new TelemetryDecodeError(subject, `has schema ${JSON.stringify(schema.slice(0, 64))}, this reader understands ${Schema[kind]}`, DecodeFailure.wrongSchema);
+    }
     const first = checker.Errors(value).First();
-    throw new TelemetryDecodeError(subject, `does not match ${Schema[kind]}: ${first ? `${first.path} ${first.message}` : "invalid"}`);
+    throw new TelemetryDecodeError(subject, `does not match ${Schema[kind]}: ${first ? `${first.path} ${first.message}` : "invalid"}`, DecodeFailure.invalid);
   }
   return value as Messages[K];
 }
 
-export const decodeRdma = (subject: string, data: Uint8Array): RdmaMessage => decodeWith("rdma", subject, data);
-export const decodeLoad = (subject: string, data: Uint8Array): LoadMessage => decodeWith("load", subject, data);
-export const decodeWorkers = (subject: string, data: Uint8Array): WorkersMessage => decodeWith("workers", subject, data);
-export const decodeWorkerEvents = (subject: string, data: Uint8Array): WorkerEventsMessage => decodeWith("workerEvents", subject, data);
+export const decodeRdma = (subject: string, data: Uint8Array, maxBytes = MAX_TELEMETRY_MESSAGE_BYTES): RdmaMessage => decodeWith("rdma", subject, data, maxBytes);
+export const decodeLoad = (subject: string, data: Uint8Array, maxBytes = MAX_TELEMETRY_MESSAGE_BYTES): LoadMessage => decodeWith("load", subject, data, maxBytes);
+export const decodeWorkers = (subject: string, data: Uint8Array, maxBytes = MAX_TELEMETRY_MESSAGE_BYTES): WorkersMessage => decodeWith("workers", subject, data, maxBytes);
+export const decodeWorkerEvents = (subject: string, data: Uint8Array, maxBytes = MAX_TELEMETRY_MESSAGE_BYTES): WorkerEventsMessage => decodeWith("workerEvents", subject, data, maxBytes);
 
 type CollectiveTuple = Static<typeof CollectiveTuple>;
 
@@ -316,8 +336,8 @@ export interface DecodedCollectives {
   records: CollectiveRecord[];
 }
 
-export function decodeCollectives(subject: string, data: Uint8Array): DecodedCollectives {
-  const message = decodeWith("collectives", subject, data);
+export function decodeCollectives(subject: string, data: Uint8Array, maxBytes = MAX_TELEMETRY_MESSAGE_BYTES): DecodedCollectives {
+  const message = decodeWith("collectives", subject, data, maxBytes);
   const source = message.podNamespace !== undefined && message.podName !== undefined ? { podNamespace: message.podNamespace, podName: message.podName } : undefined;
   return { node: message.node, sentUnixMs: message.sentUnixMs, droppedSincePrevious: message.droppedSincePrevious, source, records: message.records.map(tupleToCollective) };
 }

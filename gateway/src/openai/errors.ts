@@ -7,6 +7,7 @@ import type { ErrorBody } from "../../../common/src/engine-api.js";
 export const ErrorCode = {
   invalidRequest: "invalid_request",
   invalidJson: "invalid_json",
+  unauthorized: "invalid_api_key",
   bodyTooLarge: "body_too_large",
   modelNotFound: "model_not_found",
   notFound: "not_found",
@@ -22,6 +23,7 @@ export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
 const TYPE_BY_STATUS: Record<number, string> = {
   400: "invalid_request_error",
+  401: "invalid_request_error",
   404: "invalid_request_error",
   405: "invalid_request_error",
   413: "invalid_request_error",

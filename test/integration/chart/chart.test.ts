@@ -86,7 +86,7 @@ describe("helm", () => {
   it("renders the default values into the expected objects", async () => {
     const manifests = await render("gpf", "gpufleet-system");
     expect(manifests.map((m) => m.kind).sort()).toEqual(
-      ["ClusterRole", "ClusterRole", "ClusterRoleBinding", "ClusterRoleBinding", "ConfigMap", "ConfigMap", "ConfigMap", "ConfigMap", "DaemonSet", "Deployment", "Deployment", "PodDisruptionBudget", "Role", "Role", "RoleBinding", "RoleBinding", "Service", "Service", "Service", "Service", "ServiceAccount", "ServiceAccount", "StatefulSet"],
+      ["ClusterRole", "ClusterRole", "ClusterRoleBinding", "ClusterRoleBinding", "ConfigMap", "ConfigMap", "ConfigMap", "ConfigMap", "DaemonSet", "Deployment", "Deployment", "NetworkPolicy", "NetworkPolicy", "NetworkPolicy", "NetworkPolicy", "PodDisruptionBudget", "Role", "Role", "RoleBinding", "RoleBinding", "Service", "Service", "Service", "Service", "ServiceAccount", "ServiceAccount", "StatefulSet", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"],
     );
 
     const deployment = find(manifests, "Deployment", "-operator");
@@ -248,7 +248,7 @@ describe("on the API server", () => {
     expect(applied.stderr).toBe("");
     expect(applied.code).toBe(0);
     const lines = applied.stdout.trim().split("\n");
-    expect(lines).toHaveLength(23);
+    expect(lines).toHaveLength(29);
     expect(lines).toContain(`poddisruptionbudget.policy/${release}-gpufleet-operator created (server dry run)`);
     expect(lines).toContain(`configmap/${release}-gpufleet-dashboard-serving created (server dry run)`);
     expect(lines).toContain(`configmap/${release}-gpufleet-dashboard-training created (server dry run)`);
@@ -304,7 +304,7 @@ describe("on the API server", () => {
       ["operator cannot create Leases elsewhere", "operator", "create", "leases.coordination.k8s.io", "kube-system", false],
       ["agent labels its node", "agent", "patch", "nodes", "", true],
       ["agent cannot list nodes", "agent", "list", "nodes", "", false],
-      ["agent watches pods", "agent", "watch", "pods", "", true],
+      ["agent cannot watch pods (it learns workers over its socket)", "agent", "watch", "pods", "", false],
       ["agent cannot delete pods", "agent", "delete", "pods", "default", false],
       ["agent cannot read Secrets", "agent", "get", "secrets", "default", false],
     ];
