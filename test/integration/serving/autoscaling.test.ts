@@ -237,13 +237,8 @@ afterAll(async () => {
 /** The Azure conversation trace shipped in the repository (data/traces/, CC-BY 4.0, Patel et al., Splitwise, ISCA 2024). */
 const TRACE = loadTraceFile();
 
-// Skipped until two open problems are fixed (both in the closing note of 2026-12-02, issue 11):
-// - under the 10× replay, 73 client requests end 503 upstream_failed (the instance's first-token timeout at the
-//   gateway) while the pool is saturated, so "no request fails" does not hold yet;
-// - the migration data path (wt/migrate-data: instance API, gateway follow) is not on main, so no migration happens.
-// The scale-up, capacity bound and drain-before-delete parts passed in the runs of 2026-12-02.
-describe.skip("Llumnix scheduling through the gateway", () => {
-  it("scales up under a replayed trace by one instance, the only one that fits, never beyond capacity", async () => {
+describe("Llumnix scheduling through the gateway", () => {
+  it("scales up under a replayed trace by one instance, the only one that fits, and migrates requests to it; never beyond capacity", async () => {
     // The trace's first 160 requests, 10× faster than recorded (~6 requests/s of ~1,100-token prompts).
     const replaying = replay(TRACE.slice(0, 160), 10);
     await waitFor(async () => (await reasonsOf()).includes("ScaledUp"), { description: "a ScaledUp Event", timeoutMs: 120_000 });
@@ -258,9 +253,14 @@ describe.skip("Llumnix scheduling through the gateway", () => {
     // The pool may already have scaled in again once the replay's tail drained (the next test covers that).
     expect(maxPods).toBe(2);
     const all = await events();
-    // Migration Events are not asserted yet: the simulated instances' migration data path (wt/migrate-data) is not on main.
-    void all;
+    const migrated = all.filter((e) => e.reason === "MigrationCompleted");
+    expect(migrated.length, `MigrationCompleted Events among ${JSON.stringify(all.map((e) => [e.reason, e.message]).slice(0, 20))}`).toBeGreaterThan(0);
+    expect(migrated[0]!.message).toMatch(/^migrated request \S+ from elastic-[0-9a-f]{8}-c\d to elastic-[0-9a-f]{8}-c\d/);
     const text = await operatorMetrics();
+    expect(metricValue(text, "gpufleet_operator_serving_migrations_total", { namespace, name: SD, outcome: "completed" })).toBeGreaterThan(0);
+    // The gateway followed the migrated streams to their destinations (the clients saw every token: failures() below).
+    const followed = metricValue(await (await fetch(`${gateway!.url}/metrics`)).text(), "gpufleet_gateway_migrations_followed_total", { model: MODEL, role: "colocated", outcome: "followed" });
+    expect(followed).toBeGreaterThan(0);
     expect(metricValue(text, "gpufleet_operator_serving_scaling_decisions_total", { namespace, name: SD, role: "colocated", kind: "up" })).toBe(1);
     expect(failures(), JSON.stringify(failures().slice(0, 3))).toEqual([]);
   }, 400_000);

@@ -17,7 +17,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect, type NatsConnection, type Subscription } from "nats";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { placeholderText } from "../../../agent/src/simulation/instances/tokens.js";
 import { EnginePath } from "../../../common/src/engine-api.js";
 import { decodeLoad, Stream, subscriptionFor, type LoadEntry } from "../../../common/src/telemetry/subjects.js";
@@ -188,6 +188,13 @@ afterAll(async () => {
   rmSync(tlsDir, { recursive: true, force: true });
 });
 
+// Each test starts its own instances; whatever it left (a failed test included) goes before the next one.
+afterEach(async () => {
+  const pods = (await cluster.core.listNamespacedPod({ namespace })).items;
+  for (const p of pods) await stopInstance(p.metadata!.name!);
+  await gatewayRoutes(0).catch(() => undefined);
+}, 120_000);
+
 describe("live migration through the gateway", () => {
   it("moves a streaming request mid-stream: the client's tokens are exactly an unmigrated run's, and the destination owns the request after", async () => {
     const a = await startInstance("inst-a", `mig-a-${run}`);
@@ -225,9 +232,6 @@ describe("live migration through the gateway", () => {
     // The resume stream is gone once it ended: a second client cannot take the request over.
     const again = await fetch(`${destination.engineUrl}${EnginePath.migrations}/${requestId}/stream?from=${nextToken}`);
     expect(again.status).toBe(404);
-    await stopInstance("inst-a");
-    await stopInstance("inst-b");
-    await gatewayRoutes(0).catch(() => undefined);
   }, 300_000);
 
   it("keeps the request on the source when the destination's pod is killed mid-migration; the client completes", async () => {
@@ -256,8 +260,6 @@ describe("live migration through the gateway", () => {
     expect(result.text).toBe(placeholderText(0, maxTokens));
     // The source kept it to the end, and no migration was followed.
     expect(await gatewayMetric("gpufleet_gateway_migrations_followed_total", { model: MODEL, role: "colocated", outcome: "followed" })).toBe(1);
-    await stopInstance(source.pod);
-    await gatewayRoutes(0).catch(() => undefined);
   }, 300_000);
 
   it("refuses at the pre-allocation when the destination is out of KV memory; the request stays on the source", async () => {
@@ -283,7 +285,5 @@ describe("live migration through the gateway", () => {
     expect(result.done).toBe(true);
     expect(result.text).toBe(placeholderText(0, maxTokens));
     await Promise.all(fillers);
-    await stopInstance("inst-small");
-    await stopInstance("inst-big");
   }, 300_000);
 });

@@ -143,15 +143,19 @@ class OutgoingMigration {
 
   private async stopAndCopy(): Promise<"committed" | Aborted> {
     const { requestId } = this.o;
+    // Pause first: the destination's answer takes a round trip, during which a decoding request would write KV
+    // beyond what it grants. Paused, the request writes no more: what it holds now is all there is to copy. The
+    // round trip is part of the downtime, as it is in a real engine.
+    const broken = this.brokenBy(RequestStatus.running);
+    if (broken) return broken;
+    if (!this.engine.suspendForMigration(requestId)) return { code: MigrationAbortCode.sourceFinished, reason: "the request could not be paused on the source" };
+    const pausedAtMs = this.o.now();
     const kvTokens = this.engine.sourceView(requestId)!.kvTokens;
     const grown = await this.o.destination.grow(requestId, kvTokens);
     if (!grown.accepted) return refused(grown, "the destination refused the stop-and-copy");
-    const broken = this.brokenBy(RequestStatus.running);
-    if (broken) return broken;
-    this.engine.advance(this.o.now(), false);
-    if (!this.engine.suspendForMigration(requestId)) return this.brokenBy(RequestStatus.running) ?? { code: MigrationAbortCode.sourceFinished, reason: "the request could not be paused on the source" };
-    // Paused, the request writes no more KV: what it holds now is all there is to copy.
-    await this.stage(StageKind.stopAndCopy, this.engine.sourceView(requestId)!.kvTokens);
+    const before = this.brokenBy(RequestStatus.migrating);
+    if (before) return before;
+    await this.stage(StageKind.stopAndCopy, kvTokens, pausedAtMs);
     const after = this.brokenBy(RequestStatus.migrating) ?? this.timedOut();
     if (after) return after;
     const handed = this.engine.peekMigrating(requestId)!;
@@ -168,8 +172,7 @@ class OutgoingMigration {
 
   private nextTokenIndex: number | undefined;
 
-  private async stage(kind: StageKind, toTokens: number): Promise<void> {
-    const startMs = this.o.now();
+  private async stage(kind: StageKind, toTokens: number, startMs = this.o.now()): Promise<void> {
     const tokens = Math.max(0, toTokens - this.copiedTokens);
     const kvBytesPerToken = this.engine.config.kvBytesPerToken;
     const durationMs = stageMs(tokens, kvBytesPerToken, this.link);
