@@ -87,6 +87,9 @@ export class SimulationRuntime {
   private readonly jobs = new Map<string, TrainingJob>();
   private readonly serving = new Map<string, ServingWorker>();
   private handoffs: PendingHandoff[] = [];
+  private readonly starting = new Set<string>();
+  /** Uids of pods seen deleted (a worker whose start was under way when its pod went is stopped once started). */
+  private readonly deletedPods = new Set<string>();
   private tick: NodeJS.Timeout | undefined;
   /** Synthetic requests a prefill worker could hand to no decode worker (none in the deployment, or all refused). */
   handoffsDropped = 0;
@@ -120,10 +123,23 @@ export class SimulationRuntime {
         this.workers.delete(id);
       }
     }
+    if (deleted) this.deletedPods.add(uid);
     for (const spec of specs) {
       if (spec.jobKey) this.updateJobFaults(spec.jobKey, pod);
-      if (this.workers.has(spec.workerId)) continue;
-      await this.start(spec, pod);
+      // Starting takes a registration round trip: a second event for the pod meanwhile (add, then update) must
+      // not start a second worker, whose reports nothing would ever stop.
+      if (this.workers.has(spec.workerId) || this.starting.has(spec.workerId)) continue;
+      this.starting.add(spec.workerId);
+      try {
+        await this.start(spec, pod);
+      } finally {
+        this.starting.delete(spec.workerId);
+      }
+      // The pod was deleted while its worker started: stop it now.
+      if (this.deletedPods.has(uid)) {
+        this.workers.get(spec.workerId)?.stop();
+        this.workers.delete(spec.workerId);
+      }
     }
   }
 
