@@ -283,7 +283,8 @@ describe("live migration through the gateway", () => {
     await gatewayRoutes(2);
     const requestId = `mig-oom-${run}`;
     const maxTokens = 2_000;
-    const streamed = await streamThroughGateway(requestId, 3_000, maxTokens, 20);
+    // 6,000 prompt tokens: 375 blocks to pre-allocate, more than the ~250 the fillers leave free (2,878 − 6 × 438).
+    const streamed = await streamThroughGateway(requestId, 6_000, maxTokens, 20);
     // Freeness dispatch sends it to the idle instance, not the full one.
     expect(streamed.instanceId).toBe(big.workerId);
     const ack = await migrateOut(big, requestId, small);

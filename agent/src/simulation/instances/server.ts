@@ -39,7 +39,6 @@ import type { SimInstance } from "./instance.js";
 import { kvLink, kvTransferMs, parseKvDescription, sourceEnd, type KvDescription, type KvLink } from "./kv-transfer.js";
 import { leaseMs, linkEndOf, parseCommitBody, parseReserveBody, parseStageBody, type ReserveAnswer } from "./migrations.js";
 import { ResumableStream, ResumeError } from "./resumable-stream.js";
-import { DEFAULT_MIGRATION_CONFIG } from "../../workers/simulated/migration.js";
 import { instanceBaseUrl, matchRoute, roleServes, type Route } from "./routes.js";
 import { placeholderToken } from "./tokens.js";
 import { SseWriter } from "./sse-writer.js";
@@ -60,7 +59,7 @@ export interface EngineServerOptions {
   heldKvTtlMs?: number;
   /** Bound on the decode side's KV pull (the description; the transfer itself is modelled, not waited on here). */
   kvPullTimeoutMs?: number;
-  /** How long a migration's pre-allocation outlives the stage it was granted for (default: the engine's). */
+  /** How long a migration's pre-allocation outlives the stage it was granted for (MIGRATION_LEASE_GRACE_MS). */
   migrationLeaseGraceMs?: number;
   /** A migrated request nobody resumes within this long is cancelled (resumable-stream.ts). */
   resumeAttachTimeoutMs?: number;
@@ -72,6 +71,12 @@ export const EngineResponseHeader = {
 } as const;
 
 export const HELD_KV_TTL_MS = 60_000;
+/**
+ * A pre-allocation outlives its stage's modelled copy time by this much before the destination frees it. Over
+ * HTTP the next message's round trip and both agents' event loops sit in between (a second under load), so the
+ * grace is wider than the in-process simulation's 1 s; a source that vanished is still noticed within seconds.
+ */
+export const MIGRATION_LEASE_GRACE_MS = 5_000;
 const MAX_BODY_BYTES = 4 * 2 ** 20;
 /** The engine's priority for the contract's `high` (higher runs first among waiting requests). */
 const HIGH_PRIORITY = 1;
@@ -179,7 +184,7 @@ export class EngineServer {
   private async migrationReserve(instance: SimInstance, req: IncomingMessage, res: ServerResponse): Promise<void> {
     const body = parsedWith(parseReserveBody(await readJson(req)));
     const link = kvLink(linkEndOf(body.source), instance.link);
-    const lease = leaseMs(body.tokens, 0, instance.kvBytesPerToken, link, this.options.migrationLeaseGraceMs ?? DEFAULT_MIGRATION_CONFIG.preallocationLeaseMs);
+    const lease = leaseMs(body.tokens, 0, instance.kvBytesPerToken, link, this.options.migrationLeaseGraceMs ?? MIGRATION_LEASE_GRACE_MS);
     const spec = { requestId: body.request_id, model: body.model, blockSizeTokens: body.block_size_tokens, promptTokens: body.prompt_tokens, maxOutputTokens: body.max_output_tokens, tokens: body.tokens };
     const admission = instance.reserveIncoming(spec, lease);
     if (!admission.accepted) {
@@ -195,7 +200,7 @@ export class EngineServer {
     const body = parsedWith(parseStageBody(await readJson(req)));
     const held = this.heldIncoming(instance, requestId);
     if (!held) return send(res, httpError(404, ErrorCode.migrationNotFound, `no pre-allocation for ${requestId} on ${instance.workerId} (never made, expired or released)`));
-    const lease = leaseMs(body.tokens, held.tokens, instance.kvBytesPerToken, held.link, this.options.migrationLeaseGraceMs ?? DEFAULT_MIGRATION_CONFIG.preallocationLeaseMs);
+    const lease = leaseMs(body.tokens, held.tokens, instance.kvBytesPerToken, held.link, this.options.migrationLeaseGraceMs ?? MIGRATION_LEASE_GRACE_MS);
     const admission = instance.growIncoming(requestId, body.tokens, lease);
     if (!admission.accepted) return send(res, refusalError(admission.code, admission.reason));
     held.tokens = Math.max(held.tokens, body.tokens);
