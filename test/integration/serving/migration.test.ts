@@ -11,7 +11,9 @@
  * 2. the destination's pod is killed mid-migration (stages over a 1 Gbit/s node take seconds): the ack is
  *    `failed` (destination-died), the request stays on the source and the client gets every token;
  * 3. the destination is out of KV memory: refused at the pre-allocation, the ack says so, the request stays;
- * 4. (all three) the acknowledgement reports what happened, not that the command arrived.
+ * 4. (all of them) the acknowledgement reports what happened, not that the command arrived;
+ * 5. a disaggregated request moves between decode instances with the stream as exact (the prefill instance's first
+ *    token is index 0 of the completion, so the decode stream resumes at the count the gateway relayed).
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -34,7 +36,10 @@ const run = `${Date.now().toString(36)}-${process.pid}`;
 const MODEL = `migrate-${run}`;
 // Llama-3-8B's shape (131,072 KV bytes per token) under a name of this test's own, so no other test's instance
 // is in the gateway's route; 8,192 tokens of context so a request can run long.
-const SHAPE = JSON.stringify(modelShape({ name: MODEL, layers: 32, hiddenSize: 4096, heads: 32, kvHeads: 8, vocabSize: 128256, intermediateSize: 14336, paramsBillions: 8.03, dtype: "bf16" } as never, 8192));
+const shapeOf = (name: string) => JSON.stringify(modelShape({ name, layers: 32, hiddenSize: 4096, heads: 32, kvHeads: 8, vocabSize: 128256, intermediateSize: 14336, paramsBillions: 8.03, dtype: "bf16" } as never, 8192));
+const SHAPE = shapeOf(MODEL);
+/** The same shape under another name: a disaggregated route of its own (prefill and decode instances). */
+const MODEL_PD = `${MODEL}-pd`;
 const TAINT = { key: "gpufleet.io/test-only", effect: "NoSchedule" } as const;
 
 let cluster: TestCluster;
@@ -63,10 +68,10 @@ async function createNode(name: string, annotations: Record<string, string>): Pr
 }
 
 /** A colocated instance of MODEL bound to `node` (as a scheduler would bind it), once it reports its engineUrl. */
-async function startInstance(pod: string, node: string): Promise<Instance> {
-  const env = { GPUFLEET_ROLE: "colocated", GPUFLEET_MODEL_SHAPE: SHAPE, GPUFLEET_TP: "1", GPUFLEET_PP: "1" };
+async function startInstance(pod: string, node: string, role = "colocated", shape = SHAPE): Promise<Instance> {
+  const env = { GPUFLEET_ROLE: role, GPUFLEET_MODEL_SHAPE: shape, GPUFLEET_TP: "1", GPUFLEET_PP: "1" };
   await cluster.core.createNamespacedPod({ namespace, body: {
-    metadata: { name: pod, labels: { "gpufleet.io/serving-deployment": "manual", "gpufleet.io/role": "colocated" } },
+    metadata: { name: pod, labels: { "gpufleet.io/serving-deployment": role === "colocated" ? "manual" : "manual-pd", "gpufleet.io/role": role } },
     spec: { nodeName: node, tolerations: [{ key: TAINT.key, operator: "Exists" }], containers: [{ name: "engine", image: "vllm/vllm-openai:v0.11.0", env: Object.entries(env).map(([name, value]) => ({ name, value })) }] },
   } });
   const report = await waitFor(() => (latest(pod)?.engineUrl ? latest(pod) : undefined), { description: `a load report with an engineUrl from ${pod}`, timeoutMs: 60_000 });
@@ -78,14 +83,14 @@ async function stopInstance(pod: string): Promise<void> {
 }
 
 /** Waits until the gateway routes exactly these instances of MODEL. */
-async function gatewayRoutes(count: number, timeoutMs = 60_000): Promise<void> {
+async function gatewayRoutes(count: number, timeoutMs = 60_000, model = MODEL, role: "colocated" | "decode" = "colocated"): Promise<void> {
   let last: unknown;
   await waitFor(async () => {
-    const body = (await (await fetch(`${gateway!.url}/v1/models`)).json()) as { data: { id: string; gpufleet: { instances: { colocated: number } } }[] };
-    const route = body.data.find((m) => m.id === MODEL);
+    const body = (await (await fetch(`${gateway!.url}/v1/models`)).json()) as { data: { id: string; gpufleet: { instances: { colocated: number; decode: number } } }[] };
+    const route = body.data.find((m) => m.id === model);
     last = route;
-    return (route?.gpufleet.instances.colocated ?? 0) === count;
-  }, { description: `the gateway routing ${count} instance(s) of ${MODEL}`, timeoutMs }).catch((err: Error) => {
+    return (route?.gpufleet.instances[role] ?? 0) === count;
+  }, { description: `the gateway routing ${count} ${role} instance(s) of ${model}`, timeoutMs }).catch((err: Error) => {
     const now = Date.now();
     const pods = [...new Set(loads.map((l) => l.podName))].map((p) => `${p}: last report ${now - latest(p)!.receivedMs} ms ago`);
     const agentLines = agent!.logs.filter((l) => /simulated worker (started|stopped)|pod/.test(String(l.msg))).slice(-8).map((l) => JSON.stringify(l));
@@ -102,10 +107,10 @@ interface Streamed {
 }
 
 /** A streamed completion through the gateway; resolves once `afterTokens` tokens arrived (the stream goes on). */
-async function streamThroughGateway(requestId: string, promptTokens: number, maxTokens: number, afterTokens: number): Promise<Streamed> {
+async function streamThroughGateway(requestId: string, promptTokens: number, maxTokens: number, afterTokens: number, model = MODEL): Promise<Streamed> {
   const response = await fetch(`${gateway!.url}/v1/completions`, {
     method: "POST", headers: { "content-type": "application/json", "x-request-id": requestId },
-    body: JSON.stringify({ model: MODEL, prompt: "x".repeat(4 * promptTokens), max_tokens: maxTokens, stream: true }),
+    body: JSON.stringify({ model, prompt: "x".repeat(4 * promptTokens), max_tokens: maxTokens, stream: true }),
   });
   if (response.status !== 200) throw new Error(`the gateway answered ${response.status}: ${await response.text()}`);
   const instanceId = (response.headers.get("x-gpufleet-instance") ?? "").replace(/^colocated:/, "");
@@ -157,7 +162,7 @@ beforeAll(async () => {
   loadSub = nats.subscribe(subscriptionFor(Stream.load), {
     callback: (_err, m) => {
       const message = decodeLoad(m.subject, m.data);
-      for (const r of message.reports) if (r.model === MODEL) loads.push({ ...r, node: message.node, receivedMs: Date.now() });
+      for (const r of message.reports) if (r.model === MODEL || r.model === MODEL_PD) loads.push({ ...r, node: message.node, receivedMs: Date.now() });
     },
   });
   namespace = await cluster.freshNamespace("migrate");
@@ -295,5 +300,29 @@ describe("live migration through the gateway", () => {
     expect(result.done).toBe(true);
     expect(result.text).toBe(placeholderText(0, maxTokens));
     await Promise.all(fillers);
+  }, 300_000);
+
+  it("moves a disaggregated request between decode instances: the prefill's first token is index 0, and the stream stays exact", async () => {
+    const shape = shapeOf(MODEL_PD);
+    await startInstance("pd-prefill", `mig-a-${run}`, "prefill", shape);
+    const d1 = await startInstance("pd-decode-1", `mig-a-${run}`, "decode", shape);
+    const d2 = await startInstance("pd-decode-2", `mig-b-${run}`, "decode", shape);
+    await gatewayRoutes(2, 60_000, MODEL_PD, "decode");
+    const requestId = `mig-pd-${run}`;
+    const maxTokens = 3_000;
+    const streamed = await streamThroughGateway(requestId, 2_000, maxTokens, 100, MODEL_PD);
+    // The response's headers name the prefill instance only: the decode instance running it says so in its reports.
+    const startedMs = Date.now();
+    const source = await waitFor(() => [d1, d2].find((d) => loads.some((l) => l.podName === d.pod && l.receivedMs > startedMs && l.runningRequests === 1)), {
+      description: "the decode instance running the request", timeoutMs: 20_000,
+    });
+    const destination = source === d1 ? d2 : d1;
+    const ack = await migrateOut(source, requestId, destination);
+    expect(ack, JSON.stringify(ack)).toMatchObject({ outcome: "applied" });
+    const result = await streamed.finished;
+    expect(result.error).toBeUndefined();
+    expect(result.done).toBe(true);
+    expect(result.text).toBe(placeholderText(0, maxTokens));
+    expect(await gatewayMetric("gpufleet_gateway_migrations_followed_total", { model: MODEL_PD, role: "decode", outcome: "followed" })).toBe(1);
   }, 300_000);
 });
