@@ -7,12 +7,13 @@
  * its KV cache holds few requests (see the spec below), so the replayed trace saturates it. The
  * other A100 GPUs are taken by blocker pods until exactly one more instance fits, so the test can tell "within
  * capacity" from "beyond it":
- * - under the trace the pool scales up by one instance (ScaledUp), requests migrate to it (MigrationCompleted
+ * - under the trace the pool scales up by one instance (ScaledUp), the scheduler moves requests to it (migration
  *   Events, gpufleet_operator_serving_migrations_total), the autoscaler wants more and is refused for capacity
  *   (ScaleBlocked), and the deployment never has more pods than fit;
  * - when the load drops the pool scales in: the instance with the fewest running requests is drained (it reports
  *   draining), its pod is deleted only after a report showing it empty (InstanceDrained first);
- * - every client request of both phases succeeds: status 200, [DONE], every token asked for.
+ * - requests live-migrate (MigrationCompleted, the gateway's followed count) and every client request of both
+ *   phases succeeds: status 200, [DONE], every token asked for.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -256,15 +257,19 @@ describe("Llumnix scheduling through the gateway", () => {
     await replaying;
     // The pool may already have scaled in again once the replay's tail drained (the next test covers that).
     expect(maxPods).toBe(2);
+    // The scheduler moved requests towards the new instance and the workers executed the moves. How many commit
+    // depends on a race the workload sets: the gateway fills the new, empty instance too, and once both are
+    // saturated (freeness < 3 on both) no instance is a destination; a move whose request finished meanwhile
+    // fails on the source. So this asserts executed moves; a committed one is asserted over the whole run, with
+    // the scale-in's drain, in the next test.
     const all = await events();
-    const migrated = all.filter((e) => e.reason === "MigrationCompleted");
-    expect(migrated.length, `MigrationCompleted Events among ${JSON.stringify(all.map((e) => [e.reason, e.message]).slice(0, 20))}`).toBeGreaterThan(0);
-    expect(migrated[0]!.message).toMatch(/^migrated request \S+ from elastic-[0-9a-f]{8}-c\d to elastic-[0-9a-f]{8}-c\d/);
+    const moves = all.filter((e) => e.reason === "MigrationCompleted" || e.reason === "MigrationFailed");
+    expect(moves.length, `migration Events among ${JSON.stringify(all.map((e) => [e.reason, e.message]).slice(0, 20))}`).toBeGreaterThan(0);
+    for (const e of moves) expect(e.message).toMatch(/^migrat(ed|ing) request \S+ from elastic-[0-9a-f]{8}-c\d to elastic-[0-9a-f]{8}-c\d/);
     const text = await operatorMetrics();
-    expect(metricValue(text, "gpufleet_operator_serving_migrations_total", { namespace, name: SD, outcome: "completed" })).toBeGreaterThan(0);
-    // The gateway followed the migrated streams to their destinations (the clients saw every token: failures() below).
-    const followed = metricValue(await (await fetch(`${gateway!.url}/metrics`)).text(), "gpufleet_gateway_migrations_followed_total", { model: MODEL, role: "colocated", outcome: "followed" });
-    expect(followed).toBeGreaterThan(0);
+    const outcomes = Object.fromEntries(["completed", "failed", "rejected", "unreachable"].map((outcome) => [outcome, metricValue(text, "gpufleet_operator_serving_migrations_total", { namespace, name: SD, outcome }) ?? 0]));
+    expect(outcomes.completed + outcomes.failed, JSON.stringify(outcomes)).toBeGreaterThan(0);
+    expect(outcomes.rejected, "workers execute MigrateOut (no rejection)").toBe(0);
     expect(metricValue(text, "gpufleet_operator_serving_scaling_decisions_total", { namespace, name: SD, role: "colocated", kind: "up" })).toBe(1);
     expect(failures(), JSON.stringify(failures().slice(0, 3))).toEqual([]);
   }, 400_000);
@@ -309,6 +314,16 @@ describe("Llumnix scheduling through the gateway", () => {
     const downAtMs = new Date(down.firstTimestamp ?? 0).getTime();
     const duringDrain = results.filter((r) => r.endedMs >= downAtMs + 1000 && r.endedMs <= deletedAtMs.get(drainedPod!)!);
     expect(duringDrain.length, `requests ended during the drain (${results.length - from} since this test began)`).toBeGreaterThan(0);
+    // Over the whole run (scale-up and the drain), requests live-migrated and the gateway followed them; every
+    // client still got every token (below).
+    const all = await events();
+    // Only the first migrations of each minute get an Event of their own; the rest are in a summary Event.
+    const committed = all.filter((e) => e.reason === "MigrationCompleted" || (e.reason === "MigrationsSummarized" && /more migrations completed/.test(e.message ?? "")));
+    expect(committed.length, `migration Events among ${JSON.stringify(all.map((e) => [e.reason, e.message]).slice(-20))}`).toBeGreaterThan(0);
+    for (const e of committed.filter((x) => x.reason === "MigrationCompleted")) expect(e.message).toMatch(/^migrated request \S+ from elastic-[0-9a-f]{8}-c\d to elastic-[0-9a-f]{8}-c\d, downtime [0-9.]+ ms/);
+    expect(metricValue(await operatorMetrics(), "gpufleet_operator_serving_migrations_total", { namespace, name: SD, outcome: "completed" })).toBeGreaterThan(0);
+    const followed = metricValue(await (await fetch(`${gateway!.url}/metrics`)).text(), "gpufleet_gateway_migrations_followed_total", { model: MODEL, role: "colocated", outcome: "followed" });
+    expect(followed).toBeGreaterThan(0);
     // Every request of the whole run, the replay's tail during the drain included.
     expect(failures(), JSON.stringify(failures().slice(0, 3))).toEqual([]);
   }, 400_000);
