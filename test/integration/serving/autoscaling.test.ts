@@ -267,7 +267,8 @@ describe("Llumnix scheduling through the gateway", () => {
     expect(moves.length, `migration Events among ${JSON.stringify(all.map((e) => [e.reason, e.message]).slice(0, 20))}`).toBeGreaterThan(0);
     for (const e of moves) expect(e.message).toMatch(/^migrat(ed|ing) request \S+ from elastic-[0-9a-f]{8}-c\d to elastic-[0-9a-f]{8}-c\d/);
     const text = await operatorMetrics();
-    const outcomes = Object.fromEntries(["completed", "failed", "rejected", "unreachable"].map((outcome) => [outcome, metricValue(text, "gpufleet_operator_serving_migrations_total", { namespace, name: SD, outcome }) ?? 0]));
+    const outcome = (name: string) => metricValue(text, "gpufleet_operator_serving_migrations_total", { namespace, name: SD, outcome: name }) ?? 0;
+    const outcomes = { completed: outcome("completed"), failed: outcome("failed"), rejected: outcome("rejected"), unreachable: outcome("unreachable") };
     expect(outcomes.completed + outcomes.failed, JSON.stringify(outcomes)).toBeGreaterThan(0);
     expect(outcomes.rejected, "workers execute MigrateOut (no rejection)").toBe(0);
     expect(metricValue(text, "gpufleet_operator_serving_scaling_decisions_total", { namespace, name: SD, role: "colocated", kind: "up" })).toBe(1);
