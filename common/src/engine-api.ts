@@ -17,7 +17,14 @@ export const EnginePath = {
   decode: "/gpufleet/v1/decode",
   /** GET pulls a prefilled request's KV (decode side calls it on the prefill instance); DELETE frees it. */
   kvPrefix: "/gpufleet/v1/kv/",
+  /** Live migration between instances (docs/engine-api.md "Live migration"): POST pre-allocates on the destination. */
+  migrations: "/gpufleet/v1/migrations",
 } as const;
+
+/** `/gpufleet/v1/migrations/<id>[/<step>]`: stages, commit, stream (the resume stream) or, without a step, DELETE. */
+export function migrationPath(requestId: string, step?: "stages" | "commit" | "stream"): string {
+  return `${EnginePath.migrations}/${encodeURIComponent(requestId)}${step ? `/${step}` : ""}`;
+}
 
 export function kvPath(requestId: string): string {
   return `${EnginePath.kvPrefix}${encodeURIComponent(requestId)}`;
@@ -209,6 +216,28 @@ export const validateDecodeRequest = validator(DecodeRequest);
 export const validateEngineChunk = validator(EngineChunk);
 export const validateInstanceLoadFields = validator(InstanceLoadFields);
 export const validateErrorBody = validator(ErrorBody);
+
+/**
+ * The control event a source instance sends on a request's stream when a live migration committed: the request is
+ * now owned by `instance` at `engine_url`, which produces token `next_token_index` (0-based over the whole
+ * completion) next; the source then ends its stream without [DONE]. The client of the stream (the gateway) opens
+ * `GET {engine_url}` + migrationPath(request_id, "stream") + `?from=<tokens it has>` and continues there.
+ */
+export const MIGRATED_OBJECT = "gpufleet.migrated";
+export const MigratedEvent = Type.Object({
+  object: Type.Literal(MIGRATED_OBJECT),
+  request_id: RequestId,
+  instance: Type.String({ minLength: 1 }),
+  engine_url: Type.String({ pattern: "^https?://[^/?#]+(/[^/?#]+)*$" }),
+  next_token_index: Type.Integer({ minimum: 1 }),
+});
+export type MigratedEvent = Static<typeof MigratedEvent>;
+export const validateMigratedEvent = validator(MigratedEvent);
+
+/** True for a stream payload that is a migration control event (validate it with validateMigratedEvent). */
+export function isMigratedEvent(payload: unknown): boolean {
+  return typeof payload === "object" && payload !== null && (payload as { object?: unknown }).object === MIGRATED_OBJECT;
+}
 
 /** SSE framing shared by instances and the gateway: one `data:` line per event, blank line after. */
 export function sseData(payload: unknown): string {

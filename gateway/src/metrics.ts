@@ -63,6 +63,13 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
+  readonly migrationsFollowedTotal = new Counter({
+    name: "gpufleet_gateway_migrations_followed_total",
+    help: "Live migrations of a streaming request that the gateway followed to the destination instance, by model, role and outcome (followed: the destination's resume stream opened; failed: it could not be opened or did not match the tokens relayed).",
+    labelNames: ["model", "role", "outcome"] as const,
+    registers: [this.registry],
+  });
+
   readonly loadReportsTotal = new Counter({
     name: "gpufleet_gateway_load_reports_total",
     help: "Instance load reports read, by result (accepted, invalid, not_serving: a report without the serving fields).",

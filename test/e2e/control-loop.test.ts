@@ -101,7 +101,7 @@ describe("the control loop, end to end with simulated workers", () => {
     await waitFor(() => operator!.telemetry.loadOf(`${namespace}/chat`).find((l) => l.podName === prefill.podName && l.draining === true), { description: "a draining load report in the read model", timeoutMs: 20_000 });
     // Acting on a request the worker cannot honour is a rejection with its reason, not a success.
     const migrate = await operator!.agents.sendWorkerCommand(prefill.node, prefill.workerId, { commandId: `migrate-${namespace}`, migrateOut: { requestId: "r", targetWorkerId: "w", targetPod: "ns/p" } }, 5000);
-    expect(migrate).toMatchObject({ outcome: "rejected", reason: "live migration is not implemented yet (issue 11)" });
+    expect(migrate).toMatchObject({ outcome: "rejected", reason: expect.stringMatching(/target_url is empty/) as unknown as string });
     await cluster.customObjects.deleteNamespacedCustomObject({ ...servingGroup, namespace, name: "chat" });
   });
 });

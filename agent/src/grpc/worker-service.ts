@@ -50,8 +50,10 @@ export function workerAgentHandlers(deps: WorkerServiceDeps): WorkerAgentHandler
       }
       // proto3 sends "" for unset strings: a report without an engine endpoint carries no engineUrl at all, so
       // consumers (the gateway) can tell "no endpoint" from a malformed one.
-      const { workerId: _id, engineUrl, servingDeployment, ...report } = req;
-      return { accepted: ingest.load(worker, { ...report, ...(engineUrl ? { engineUrl } : {}), ...(servingDeployment ? { servingDeployment } : {}) }) };
+      // Likewise `migrating`: "" (no migration) is left out, "in" / "out" pass through with the candidates.
+      const { workerId: _id, engineUrl, servingDeployment, migrating, ...report } = req;
+      if (migrating !== "" && migrating !== "in" && migrating !== "out") throw new InvalidArgumentError(`migrating must be "in", "out" or empty, got "${migrating}"`);
+      return { accepted: ingest.load(worker, { ...report, ...(engineUrl ? { engineUrl } : {}), ...(servingDeployment ? { servingDeployment } : {}), ...(migrating ? { migrating } : {}) }) };
     }, done("ReportLoad")),
 
     ReportCollectives: unary((req) => {

@@ -9,7 +9,11 @@ import type { NodeFacts } from "../discovery/facts.js";
 import type { WorkerClient } from "../grpc/client.js";
 import type { WorkerCommand__Output } from "../grpc/generated/gpufleet/worker/v1/WorkerCommand.js";
 import { CommandOutcome, decideCommand } from "../workers/simulated/commands.js";
-import { ServingEngine, ServingRole, type Admission } from "../workers/simulated/engine.js";
+import { ServingEngine, ServingRole, type Admission, type IncomingMigration, type MigratingRequest } from "../workers/simulated/engine.js";
+import { describeMigration, migrateOut } from "../workers/simulated/migration-out.js";
+import { MigrationPhase } from "../workers/simulated/migration.js";
+import { HttpMigrationDestination } from "./instances/migrations.js";
+import type { KvLinkEnd } from "./instances/kv-transfer.js";
 import { servingEngineConfig } from "../workers/simulated/engine-config.js";
 import { applyFaultCommand, FAULT_ANNOTATION, FaultSpecError, NO_FAULTS, parseFaultAnnotation, type Faults } from "../workers/simulated/faults.js";
 import { Outcome, RequestStatus, type KvHandoff, type RequestResult, type RequestSink, type ServingRequest } from "../workers/simulated/sequence.js";
@@ -89,6 +93,9 @@ export class SimulationRuntime {
   private readonly jobs = new Map<string, TrainingJob>();
   private readonly serving = new Map<string, ServingWorker>();
   private handoffs: PendingHandoff[] = [];
+  private readonly starting = new Set<string>();
+  /** Uids of pods seen deleted (a worker whose start was under way when its pod went is stopped once started). */
+  private readonly deletedPods = new Set<string>();
   private tick: NodeJS.Timeout | undefined;
   /** Synthetic requests a prefill worker could hand to no decode worker (none in the deployment, or all refused). */
   handoffsDropped = 0;
@@ -122,10 +129,23 @@ export class SimulationRuntime {
         this.workers.delete(id);
       }
     }
+    if (deleted) this.deletedPods.add(uid);
     for (const spec of specs) {
       if (spec.jobKey) this.updateJobFaults(spec.jobKey, pod);
-      if (this.workers.has(spec.workerId)) continue;
-      await this.start(spec, pod);
+      // Starting takes a registration round trip: a second event for the pod meanwhile (add, then update) must
+      // not start a second worker, whose reports nothing would ever stop.
+      if (this.workers.has(spec.workerId) || this.starting.has(spec.workerId)) continue;
+      this.starting.add(spec.workerId);
+      try {
+        await this.start(spec, pod);
+      } finally {
+        this.starting.delete(spec.workerId);
+      }
+      // The pod was deleted while its worker started: stop it now.
+      if (this.deletedPods.has(uid)) {
+        this.workers.get(spec.workerId)?.stop();
+        this.workers.delete(spec.workerId);
+      }
     }
   }
 
@@ -167,7 +187,7 @@ export class SimulationRuntime {
       modelName: s.shape.name,
       servingDeployment: `${w.spec.podNamespace}/${s.deployment}`,
       engineUrl: w.engineUrl ?? "",
-      link: { nodeName: w.spec.nodeName, gpuModel: w.gpuModel, gpus: s.tp * s.pp, nicGBpsPerGpu: w.nicGBpsPerGpu },
+      link: linkEndOf(w),
       blockSizeTokens: engine.config.blockSizeTokens,
       get draining() {
         return engine.draining;
@@ -179,6 +199,12 @@ export class SimulationRuntime {
       releaseKv: (requestId: string) => engine.releaseKv(requestId),
       cancel: (requestId: string) => engine.cancel(requestId, now()),
       statusOf: (requestId: string) => engine.statusOf(requestId),
+      kvBytesPerToken: engine.config.kvBytesPerToken,
+      reserveIncoming: (spec: IncomingMigration, leaseMs: number) => engine.reserveIncoming(spec, now(), leaseMs),
+      growIncoming: (requestId: string, tokens: number, leaseMs: number) => engine.growIncoming(requestId, tokens, now(), leaseMs),
+      commitIncoming: (handed: MigratingRequest, sink: RequestSink) => engine.commitIncoming(handed, sink, now()),
+      releaseIncoming: (requestId: string) => engine.releaseIncoming(requestId),
+      hasIncoming: (requestId: string) => engine.hasIncoming(requestId),
     };
   }
 
@@ -307,14 +333,31 @@ export class SimulationRuntime {
 
   private onCommand(spec: SimWorkerSpec, command: WorkerCommand__Output): void {
     this.log.info({ workerId: spec.workerId, command: command.command, commandId: command.commandId }, "simulated worker received command");
-    const { outcome, reason } = this.carryOut(spec, command);
-    this.log.info({ workerId: spec.workerId, commandId: command.commandId, outcome, reason }, "simulated worker acted on command");
-    this.client.ackCommand({ workerId: spec.workerId, commandId: command.commandId, outcome, reason }).catch((err: Error & { code?: number }) => {
+    // A migration acknowledges when it committed or aborted (seconds later); every other command at once.
+    void Promise.resolve(this.carryOut(spec, command)).then(({ outcome, reason }) => {
+      this.log.info({ workerId: spec.workerId, commandId: command.commandId, outcome, reason }, "simulated worker acted on command");
+      return this.client.ackCommand({ workerId: spec.workerId, commandId: command.commandId, outcome, reason });
+    }).catch((err: Error & { code?: number }) => {
       this.log.warn({ workerId: spec.workerId, commandId: command.commandId, code: err.code, err: err.message }, "command acknowledgement failed");
     });
   }
 
-  private carryOut(spec: SimWorkerSpec, command: WorkerCommand__Output): { outcome: CommandOutcome; reason: string } {
+  /** MigrateOut: this worker is the source; it pushes the KV stages to the destination's engine API. */
+  private async migrate(spec: SimWorkerSpec, w: ServingWorker, engine: ServingEngine, action: { requestId: string; targetWorkerId: string; targetUrl: string }): Promise<{ outcome: CommandOutcome; reason: string }> {
+    if (action.targetUrl === w.engineUrl) return { outcome: CommandOutcome.rejected, reason: `the destination ${action.targetUrl} is this instance` };
+    const handed = engine.peekMigrating(action.requestId);
+    if (handed && !handed.sink.migrated) return { outcome: CommandOutcome.failed, reason: `request ${action.requestId} stays on ${spec.workerId}: its client cannot follow a migration (not a streamed request of the engine API)` };
+    const report = await migrateOut({
+      source: engine, requestId: action.requestId, destination: new HttpMigrationDestination(action.targetUrl, linkEndOf(w)),
+      sourceName: spec.workerId, destinationName: action.targetWorkerId, destinationUrl: action.targetUrl,
+      now: this.nowMs, sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+    });
+    const committed = report.phase === MigrationPhase.committed;
+    this.log.info({ workerId: spec.workerId, requestId: action.requestId, destination: action.targetWorkerId, phase: report.phase, stages: report.stages.length, copiedBytes: report.copiedBytes, downtimeMs: report.downtimeMs, abort: report.abort?.code }, committed ? "live migration committed" : "live migration aborted");
+    return { outcome: committed ? CommandOutcome.applied : CommandOutcome.failed, reason: describeMigration(report) };
+  }
+
+  private carryOut(spec: SimWorkerSpec, command: WorkerCommand__Output): { outcome: CommandOutcome; reason: string } | Promise<{ outcome: CommandOutcome; reason: string }> {
     const action = decideCommand(spec.kind === "training" ? "training" : "serving", command);
     const rejected = (reason: string) => ({ outcome: CommandOutcome.rejected, reason });
     switch (action.kind) {
@@ -345,6 +388,11 @@ export class SimulationRuntime {
         const aborted = w.engine.abortAll(action.reason, this.nowMs());
         const shown = aborted.slice(0, 10).join(", ");
         return { outcome: CommandOutcome.applied, reason: `aborted ${aborted.length} requests${aborted.length > 0 ? `: ${shown}${aborted.length > 10 ? ", …" : ""}` : ""}` };
+      }
+      case "migrate-out": {
+        const w = this.serving.get(spec.workerId);
+        if (!w?.engine) return rejected(`pod ${spec.podName} is a follower of a multi-pod instance; its leader (worker 0) holds the requests`);
+        return this.migrate(spec, w, w.engine, action);
       }
       case "inject-fault": {
         const job = spec.jobKey ? this.jobs.get(spec.jobKey) : undefined;
@@ -488,6 +536,12 @@ export class SimulationRuntime {
       );
     }
   }
+}
+
+/** Where a serving worker's GPUs are (the KV link's end, for hand-offs and migrations). */
+function linkEndOf(w: ServingWorker): KvLinkEnd {
+  const s = w.spec.serving!;
+  return { nodeName: w.spec.nodeName, gpuModel: w.gpuModel, gpus: s.tp * s.pp, nicGBpsPerGpu: w.nicGBpsPerGpu };
 }
 
 function hash(text: string): number {

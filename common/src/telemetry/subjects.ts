@@ -121,6 +121,11 @@ export const LoadMessage = Type.Object({
     engineUrl: Type.Optional(Type.String()),
     servingDeployment: Type.Optional(Type.String()),
     highPriorityRunning: Type.Optional(Type.Integer({ minimum: 0 })),
+    // Live migration (worker.proto LoadReport 27-28; the operator's migration policy reads them).
+    migrationCandidates: Type.Optional(Type.Array(Type.Object({
+      requestId: Type.String(), blocks: Type.Integer({ minimum: 0 }), priority: Type.Number(), outputTokens: Type.Integer({ minimum: 0 }),
+    }))),
+    migrating: Type.Optional(Type.Union([Type.Literal("in"), Type.Literal("out")])),
   })),
 });
 export type LoadMessage = Static<typeof LoadMessage>;

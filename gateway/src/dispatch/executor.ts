@@ -8,8 +8,17 @@
  * to maxAttempts per phase. Once a token has been yielded the stream cannot be replayed elsewhere without duplicating
  * tokens, so a later failure ends the request with an error (the route turns it into an SSE error event). Non-stream
  * colocated requests have sent nothing yet, so they are retried whole (a `reset` event drops the partial text).
+ *
+ * Live migration (docs/engine-api.md "Live migration"): an instance whose request migrated ends its stream with a
+ * `migrated` event naming the destination; the executor then opens the destination's resume stream from the next
+ * token it has not relayed (tokens are counted over the whole completion: on disaggregated routes the prefill's
+ * first token is index 0, so the decode stream's first token is index 1) and keeps relaying, however many times the
+ * request moves. The consumer sees one uninterrupted token sequence.
  */
-import { EnginePath, validateEngineChunk, validatePrefillResponse, type EngineChunk, type FinishReason, type InstanceRole, type PrefillResponse, type Priority, type Usage } from "../../../common/src/engine-api.js";
+import {
+  EnginePath, isMigratedEvent, migrationPath, validateEngineChunk, validateMigratedEvent, validatePrefillResponse,
+  type EngineChunk, type FinishReason, type InstanceRole, type MigratedEvent, type PrefillResponse, type Priority, type Usage,
+} from "../../../common/src/engine-api.js";
 import type { Candidate, DispatchPolicyName } from "../../../common/src/scheduler/dispatch.js";
 import type { FreenessConfig } from "../../../common/src/scheduler/freeness.js";
 import { ErrorCode, GatewayError } from "../openai/errors.js";
@@ -17,7 +26,7 @@ import type { Sampling } from "../openai/validation.js";
 import type { InstanceView } from "../instances/view.js";
 import type { GatewayMetrics } from "../metrics.js";
 import { Dispatcher } from "./dispatcher.js";
-import { CallCancelledError, postEngine, UpstreamError, UpstreamFailure, type UpstreamTimeouts } from "./upstream.js";
+import { CallCancelledError, getEngineStream, postEngine, UpstreamError, UpstreamFailure, type UpstreamCall, type UpstreamTimeouts } from "./upstream.js";
 
 export interface ExecutorConfig {
   dispatchPolicy: DispatchPolicyName;
@@ -106,7 +115,7 @@ export class DispatchExecutor {
       const chosen = this.choose(c, role, tried);
       if (!chosen) break;
       tried.add(chosen.id);
-      let yielded = 0;
+      const relayed = { tokens: 0 };
       try {
         const call = await postEngine({
           url: this.url(chosen.id, EnginePath.completions),
@@ -117,20 +126,61 @@ export class DispatchExecutor {
           timeouts: this.deps.config.timeouts,
         });
         yield { type: "instance", role, instanceId: chosen.id };
-        for await (const event of relay(call.events())) {
-          if (event.type === "token") yielded += 1;
-          yield event;
-        }
+        yield* this.follow(c, role, call, signal, relayed);
         return;
       } catch (error) {
         if (error instanceof GatewayError) throw error;
         const failure = this.onAttemptFailed(c, role, chosen.id, error);
         failures.push(failure);
-        if (yielded > 0 && c.stream) throw midStream(c, failure);
-        if (yielded > 0) yield { type: "reset" };
+        if (relayed.tokens > 0 && c.stream) throw midStream(c, failure);
+        if (relayed.tokens > 0) yield { type: "reset" };
       }
     }
     throw this.exhausted(c, role, failures);
+  }
+
+  /**
+   * Relays one instance's stream and, whenever it ends with a `migrated` event, the destination's resume stream
+   * from the next token not yet relayed. `relayed.tokens` counts the completion's tokens relayed so far (the
+   * caller's retry rules read it).
+   */
+  private async *follow(c: Completion, role: InstanceRole, first: UpstreamCall, signal: AbortSignal, relayed: { tokens: number }): AsyncGenerator<CompletionEvent> {
+    let call = first;
+    for (;;) {
+      let migrated: MigratedEvent | undefined;
+      for await (const event of relay(call.events())) {
+        if (event.type === "migrated") {
+          migrated = event.to;
+          break;
+        }
+        if (event.type === "token") relayed.tokens += 1;
+        yield event;
+      }
+      if (!migrated) return;
+      call = await this.resume(c, role, migrated, signal, relayed.tokens);
+      yield { type: "instance", role, instanceId: migrated.instance };
+    }
+  }
+
+  /** Opens the destination's resume stream from token `from` (the first one the consumer does not have). */
+  private async resume(c: Completion, role: InstanceRole, to: MigratedEvent, signal: AbortSignal, from: number): Promise<UpstreamCall> {
+    const failed = (message: string, cause?: unknown) => {
+      this.deps.metrics.migrationsFollowedTotal.inc({ model: c.model, role, outcome: "failed" });
+      return new UpstreamError(UpstreamFailure.failed, to.engine_url, message, undefined, { cause });
+    };
+    // The source says where the request went; the gateway follows only to the instance the view knows by that id.
+    const known = this.deps.view.report(to.instance);
+    if (known && known.engineUrl !== to.engine_url) throw failed(`migrated to ${to.instance}, whose engine URL is ${known.engineUrl}, not ${to.engine_url}`);
+    // The source stops right after its last token: the destination continues at exactly the tokens relayed.
+    if (to.next_token_index !== from) throw failed(`the request migrated at token ${to.next_token_index}, but ${from} tokens were relayed`);
+    try {
+      const call = await getEngineStream({ url: `${to.engine_url}${migrationPath(c.requestId, "stream")}?from=${from}`, requestId: c.requestId, priority: c.priority, signal, timeouts: this.deps.config.timeouts });
+      this.deps.metrics.migrationsFollowedTotal.inc({ model: c.model, role, outcome: "followed" });
+      return call;
+    } catch (error) {
+      if (error instanceof CallCancelledError) throw error;
+      throw failed(`the resume stream did not open: ${(error as Error).message}`, error);
+    }
   }
 
   private async *disaggregated(c: Completion, signal: AbortSignal): AsyncGenerator<CompletionEvent> {
@@ -176,7 +226,8 @@ export class DispatchExecutor {
       const chosen = this.choose(c, "decode", triedDecode);
       if (!chosen) break;
       triedDecode.add(chosen.id);
-      let yielded = 0;
+      // The prefill's first token is index 0 of the completion: the decode stream's tokens start at 1.
+      const relayed = { tokens: 1 };
       try {
         const call = await postEngine({
           url: this.url(chosen.id, EnginePath.decode),
@@ -187,16 +238,13 @@ export class DispatchExecutor {
           timeouts: this.deps.config.timeouts,
         });
         yield { type: "instance", role: "decode", instanceId: chosen.id };
-        for await (const event of relay(call.events())) {
-          if (event.type === "token") yielded += 1;
-          yield event;
-        }
+        yield* this.follow(c, "decode", call, signal, relayed);
         return;
       } catch (error) {
         if (error instanceof GatewayError) throw error;
         const failure = this.onAttemptFailed(c, "decode", chosen.id, error);
         decodeFailures.push(failure);
-        if (yielded > 0 || failure.reason === UpstreamFailure.kvGone) throw midStream(c, failure);
+        if (relayed.tokens > 1 || failure.reason === UpstreamFailure.kvGone) throw midStream(c, failure);
       }
     }
     const final = this.exhausted(c, "decode", decodeFailures);
@@ -209,11 +257,20 @@ function midStream(c: Completion, cause: Error): GatewayError {
   return new GatewayError(502, ErrorCode.upstreamFailed, `the instance serving '${c.model}' failed after the response started: ${cause.message}`, {}, { cause });
 }
 
-/** Engine chunks to token and done events; a stream that ends without a finish_reason and usage is a failure. */
-async function* relay(payloads: AsyncGenerator<unknown>): AsyncGenerator<CompletionEvent> {
+/**
+ * Engine chunks to token and done events; a stream that ends without a finish_reason and usage is a failure. A
+ * `migrated` control event ends the relay of this stream with a `migrated` event (the caller follows it).
+ */
+async function* relay(payloads: AsyncGenerator<unknown>): AsyncGenerator<CompletionEvent | { type: "migrated"; to: MigratedEvent }> {
   let finished: { finishReason: FinishReason; usage: Usage } | undefined;
   let tokens = 0;
   for await (const payload of payloads) {
+    if (isMigratedEvent(payload)) {
+      const event = validateMigratedEvent(payload);
+      if (!event.ok) throw new UpstreamError(UpstreamFailure.failed, "instance", `bad migrated event: ${event.message}`);
+      yield { type: "migrated", to: event.value };
+      return;
+    }
     const chunk = validateEngineChunk(payload);
     if (!chunk.ok) throw new UpstreamError(UpstreamFailure.failed, "instance", `bad stream chunk: ${chunk.message}`);
     const choice: EngineChunk["choices"][number] | undefined = chunk.value.choices[0];

@@ -60,7 +60,24 @@ function errorMessage(text: string): string {
   return text.slice(0, 200);
 }
 
-export async function postEngine(opts: { url: string; body: unknown; requestId: string; priority: string; signal: AbortSignal; timeouts: UpstreamTimeouts }): Promise<UpstreamCall> {
+export interface EngineCallOptions {
+  url: string;
+  requestId: string;
+  priority: string;
+  signal: AbortSignal;
+  timeouts: UpstreamTimeouts;
+}
+
+export function postEngine(opts: EngineCallOptions & { body: unknown }): Promise<UpstreamCall> {
+  return callEngine({ ...opts, method: "POST" });
+}
+
+/** GET of a stream (a migrated request's resume stream), with the same bounds as every call. */
+export function getEngineStream(opts: EngineCallOptions): Promise<UpstreamCall> {
+  return callEngine({ ...opts, method: "GET" });
+}
+
+async function callEngine(opts: EngineCallOptions & { method: "GET" | "POST"; body?: unknown }): Promise<UpstreamCall> {
   const controller = new AbortController();
   let cause: "timeout" | "cancelled" | undefined;
   const abort = (why: "timeout" | "cancelled") => {
@@ -86,10 +103,10 @@ export async function postEngine(opts: { url: string; body: unknown; requestId: 
 
   let response: Response;
   try {
+    const headers = { accept: "text/event-stream, application/json", [EngineHeader.requestId]: opts.requestId, [EngineHeader.priority]: opts.priority };
     response = await fetch(opts.url, {
-      method: "POST",
-      headers: { "content-type": "application/json", accept: "text/event-stream, application/json", [EngineHeader.requestId]: opts.requestId, [EngineHeader.priority]: opts.priority },
-      body: JSON.stringify(opts.body),
+      method: opts.method,
+      ...(opts.method === "POST" ? { headers: { ...headers, "content-type": "application/json" }, body: JSON.stringify(opts.body) } : { headers }),
       signal: controller.signal,
     });
   } catch (error) {

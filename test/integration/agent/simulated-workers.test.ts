@@ -85,19 +85,19 @@ describe("simulated serving workers follow their pods", () => {
     });
     expect(busy.role).toBe("decode");
 
-    // Commands: drain is applied (the load report says draining), migrate-out is rejected with the reason.
+    // Commands: drain is applied (the load report says draining), a migrate-out without a destination is rejected with the reason.
     const prefillPod = pods.find((p) => p.metadata!.labels!["gpufleet.io/role"] === "prefill")!;
     const workerId = `${prefillPod.metadata!.uid}/0`;
     const drained = await agentClient!.sendWorkerCommand(workerId, { commandId: "drain-1", drain: { deadlineMs: 0 } });
     expect(drained).toMatchObject({ commandId: "drain-1", outcome: "applied" });
     const migrated = await agentClient!.sendWorkerCommand(workerId, { commandId: "migrate-1", migrateOut: { requestId: "r", targetWorkerId: "w", targetPod: "ns/p" } });
-    expect(migrated).toMatchObject({ commandId: "migrate-1", outcome: "rejected", reason: "live migration is not implemented yet (issue 11)" });
+    expect(migrated).toMatchObject({ commandId: "migrate-1", outcome: "rejected", reason: expect.stringMatching(/target_url is empty/) as unknown as string });
     const acted = await waitFor(() => {
       const lines = logsWith("simulated worker acted on command").filter((l) => l.workerId === workerId);
       return lines.length >= 2 ? lines : undefined;
     }, { description: "the worker acting on both commands", timeoutMs: 20_000 });
     expect(acted.map((l) => [l.commandId, l.outcome])).toEqual([["drain-1", "applied"], ["migrate-1", "rejected"]]);
-    expect(acted[1]!.reason).toBe("live migration is not implemented yet (issue 11)");
+    expect(acted[1]!.reason).toMatch(/target_url is empty/);
     await waitFor(() => latestLoad(namespace, prefillPod.metadata!.name!)?.draining === true ? true : undefined, { description: "a draining load report", timeoutMs: 20_000 });
     expect(logsWith("command acknowledgement failed").filter((l) => l.workerId === workerId)).toEqual([]);
 

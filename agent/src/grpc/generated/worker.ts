@@ -15,6 +15,7 @@ import type { InjectFault as _gpufleet_worker_v1_InjectFault, InjectFault__Outpu
 import type { LoadReport as _gpufleet_worker_v1_LoadReport, LoadReport__Output as _gpufleet_worker_v1_LoadReport__Output } from './gpufleet/worker/v1/LoadReport.js';
 import type { MigrateIn as _gpufleet_worker_v1_MigrateIn, MigrateIn__Output as _gpufleet_worker_v1_MigrateIn__Output } from './gpufleet/worker/v1/MigrateIn.js';
 import type { MigrateOut as _gpufleet_worker_v1_MigrateOut, MigrateOut__Output as _gpufleet_worker_v1_MigrateOut__Output } from './gpufleet/worker/v1/MigrateOut.js';
+import type { MigrationCandidate as _gpufleet_worker_v1_MigrationCandidate, MigrationCandidate__Output as _gpufleet_worker_v1_MigrationCandidate__Output } from './gpufleet/worker/v1/MigrationCandidate.js';
 import type { PeerTransfer as _gpufleet_worker_v1_PeerTransfer, PeerTransfer__Output as _gpufleet_worker_v1_PeerTransfer__Output } from './gpufleet/worker/v1/PeerTransfer.js';
 import type { RegisterRequest as _gpufleet_worker_v1_RegisterRequest, RegisterRequest__Output as _gpufleet_worker_v1_RegisterRequest__Output } from './gpufleet/worker/v1/RegisterRequest.js';
 import type { RegisterResponse as _gpufleet_worker_v1_RegisterResponse, RegisterResponse__Output as _gpufleet_worker_v1_RegisterResponse__Output } from './gpufleet/worker/v1/RegisterResponse.js';
@@ -45,6 +46,7 @@ export interface ProtoGrpcType {
         LoadReport: MessageTypeDefinition<_gpufleet_worker_v1_LoadReport, _gpufleet_worker_v1_LoadReport__Output>
         MigrateIn: MessageTypeDefinition<_gpufleet_worker_v1_MigrateIn, _gpufleet_worker_v1_MigrateIn__Output>
         MigrateOut: MessageTypeDefinition<_gpufleet_worker_v1_MigrateOut, _gpufleet_worker_v1_MigrateOut__Output>
+        MigrationCandidate: MessageTypeDefinition<_gpufleet_worker_v1_MigrationCandidate, _gpufleet_worker_v1_MigrationCandidate__Output>
         PeerTransfer: MessageTypeDefinition<_gpufleet_worker_v1_PeerTransfer, _gpufleet_worker_v1_PeerTransfer__Output>
         RegisterRequest: MessageTypeDefinition<_gpufleet_worker_v1_RegisterRequest, _gpufleet_worker_v1_RegisterRequest__Output>
         RegisterResponse: MessageTypeDefinition<_gpufleet_worker_v1_RegisterResponse, _gpufleet_worker_v1_RegisterResponse__Output>

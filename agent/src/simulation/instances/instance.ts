@@ -2,7 +2,7 @@
  * What the engine API needs of one simulated serving instance (SimulationRuntime.instance() implements it over the
  * pod's ServingEngine, with the agent's clock). Kept small so the HTTP layer never reaches into the runtime.
  */
-import type { Admission, ServingRole } from "../../workers/simulated/engine.js";
+import type { Admission, IncomingMigration, MigratingRequest, ServingRole } from "../../workers/simulated/engine.js";
 import type { KvHandoff, RequestSink, RequestStatus, ServingRequest } from "../../workers/simulated/sequence.js";
 import type { KvLinkEnd } from "./kv-transfer.js";
 
@@ -26,4 +26,12 @@ export interface SimInstance {
   releaseKv(requestId: string): number;
   cancel(requestId: string): boolean;
   statusOf(requestId: string): RequestStatus | undefined;
+  /** KV bytes per token position (the model's): a migration stage's bytes. */
+  readonly kvBytesPerToken: number;
+  /** Live migration, destination side (the engine's pre-allocation leases; ServingEngine documents them). */
+  reserveIncoming(spec: IncomingMigration, leaseMs: number): Admission;
+  growIncoming(requestId: string, tokens: number, leaseMs: number): Admission;
+  commitIncoming(handed: MigratingRequest, sink: RequestSink): Admission;
+  releaseIncoming(requestId: string): number;
+  hasIncoming(requestId: string): boolean;
 }

@@ -12,6 +12,11 @@ describe("matchRoute", () => {
     ["POST", `/instances/${UID}/gpufleet/v1/decode`, { instanceKey: UID, route: { name: "decode" } }],
     ["GET", `/instances/${UID}/gpufleet/v1/kv/req%2F1`, { instanceKey: UID, route: { name: "kv-get", requestId: "req/1" } }],
     ["DELETE", `/instances/${UID}/gpufleet/v1/kv/r2`, { instanceKey: UID, route: { name: "kv-delete", requestId: "r2" } }],
+    ["POST", `/instances/${UID}/gpufleet/v1/migrations`, { instanceKey: UID, route: { name: "migration-reserve" } }],
+    ["POST", `/instances/${UID}/gpufleet/v1/migrations/req%2F1/stages`, { instanceKey: UID, route: { name: "migration-stage", requestId: "req/1" } }],
+    ["POST", `/instances/${UID}/gpufleet/v1/migrations/r/commit`, { instanceKey: UID, route: { name: "migration-commit", requestId: "r" } }],
+    ["GET", `/instances/${UID}/gpufleet/v1/migrations/r/stream`, { instanceKey: UID, route: { name: "migration-stream", requestId: "r" } }],
+    ["DELETE", `/instances/${UID}/gpufleet/v1/migrations/r`, { instanceKey: UID, route: { name: "migration-release", requestId: "r" } }],
   ])("%s %s", (method, path, expected) => {
     expect(matchRoute(method, path)).toEqual(expected);
   });
@@ -25,6 +30,11 @@ describe("matchRoute", () => {
     ["POST", `/instances/${UID}/health`, 405],
     ["PUT", `/instances/${UID}/gpufleet/v1/kv/r`, 405],
     ["GET", "/instances/%E0%A4%A/health", 404],
+    ["GET", `/instances/${UID}/gpufleet/v1/migrations`, 405],
+    ["POST", `/instances/${UID}/gpufleet/v1/migrations/r`, 405],
+    ["POST", `/instances/${UID}/gpufleet/v1/migrations/r/stream`, 405],
+    ["POST", `/instances/${UID}/gpufleet/v1/migrations/r/other`, 404],
+    ["POST", `/instances/${UID}/gpufleet/v1/migrations/r/commit/x`, 404],
   ])("%s %s → %i", (method, path, status) => {
     const matched: Matched = matchRoute(method, path);
     expect("error" in matched && matched.error.status).toBe(status);
@@ -41,8 +51,11 @@ describe("roleServes", () => {
     ["decode", "decode", true],
     ["decode", "kv-delete", false],
     ["decode", "health", true],
+    ["colocated", "migration-commit", true],
+    ["decode", "migration-stream", true],
+    ["prefill", "migration-reserve", false],
   ] as const)("a %s instance serves %s: %s", (role, name, serves) => {
-    const route = name === "kv-get" || name === "kv-delete" ? { name, requestId: "r" } : { name };
+    const route = name === "kv-get" || name === "kv-delete" || name === "migration-commit" || name === "migration-stream" ? { name, requestId: "r" } : { name };
     const error = roleServes(role, route);
     expect(error === undefined).toBe(serves);
     if (error) expect(error.status).toBe(404);

@@ -20,7 +20,12 @@ export type Route =
   | { name: "prefill" }
   | { name: "decode" }
   | { name: "kv-get"; requestId: string }
-  | { name: "kv-delete"; requestId: string };
+  | { name: "kv-delete"; requestId: string }
+  | { name: "migration-reserve" }
+  | { name: "migration-stage"; requestId: string }
+  | { name: "migration-commit"; requestId: string }
+  | { name: "migration-release"; requestId: string }
+  | { name: "migration-stream"; requestId: string };
 
 export type Matched = { instanceKey: string; route: Route } | { error: HttpError };
 
@@ -31,6 +36,12 @@ const ROLES_OF: Readonly<Record<Route["name"], readonly InstanceRole[]>> = {
   decode: [InstanceRole.decode],
   "kv-get": [InstanceRole.prefill],
   "kv-delete": [InstanceRole.prefill],
+  // Decoding requests migrate (colocated and decode instances); prefill requests leave by the KV hand-off.
+  "migration-reserve": [InstanceRole.colocated, InstanceRole.decode],
+  "migration-stage": [InstanceRole.colocated, InstanceRole.decode],
+  "migration-commit": [InstanceRole.colocated, InstanceRole.decode],
+  "migration-release": [InstanceRole.colocated, InstanceRole.decode],
+  "migration-stream": [InstanceRole.colocated, InstanceRole.decode],
 };
 
 /** Which instance and route a request is for; an error for anything the engine API does not have. */
@@ -53,7 +64,26 @@ export function matchRoute(method: string, pathname: string): Matched {
     if (method === "DELETE") return { instanceKey, route: { name: "kv-delete", requestId } };
     return { error: httpError(405, ErrorCode.methodNotAllowed, `${method} ${path}: use GET or DELETE`) };
   }
+  if (path === EnginePath.migrations) return expect("POST", { name: "migration-reserve" });
+  if (path.startsWith(`${EnginePath.migrations}/`)) return matchMigration(path, instanceKey, method);
   return { error: httpError(404, ErrorCode.notFound, `no route ${path || "/"} on an instance`) };
+}
+
+/** `/gpufleet/v1/migrations/<id>` (DELETE) and `/<id>/stages|commit` (POST), `/<id>/stream` (GET). */
+function matchMigration(path: string, instanceKey: string, method: string): Matched {
+  const [encodedId = "", step, ...more] = path.slice(EnginePath.migrations.length + 1).split("/");
+  const requestId = safeDecode(encodedId);
+  if (!requestId || more.length > 0) return { error: httpError(404, ErrorCode.notFound, `no route ${path} on an instance`) };
+  const routes: Record<string, [string, Route]> = {
+    "": ["DELETE", { name: "migration-release", requestId }],
+    stages: ["POST", { name: "migration-stage", requestId }],
+    commit: ["POST", { name: "migration-commit", requestId }],
+    stream: ["GET", { name: "migration-stream", requestId }],
+  };
+  const found = routes[step ?? ""];
+  if (!found) return { error: httpError(404, ErrorCode.notFound, `no route ${path} on an instance`) };
+  const [wanted, route] = found;
+  return method === wanted ? { instanceKey, route } : { error: httpError(405, ErrorCode.methodNotAllowed, `${method} ${path}: use ${wanted}`) };
 }
 
 /** undefined when the role does not serve the route (its 404 names both). */

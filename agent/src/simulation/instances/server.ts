@@ -24,25 +24,24 @@ import {
   kvPath,
   parsePriority,
   Priority,
-  SSE_DONE,
-  sseData,
   validateDecodeRequest,
   validateEngineCompletionRequest,
   validatePrefillRequest,
-  type EngineChunk,
-  type FinishReason,
   type HealthResponse,
   type KvHandle,
   type PrefillResponse,
   type Usage,
   type Validation,
 } from "../../../../common/src/engine-api.js";
-import { Outcome, RequestStatus, type KvHandoff, type RequestResult, type RequestSink } from "../../workers/simulated/sequence.js";
+import { Outcome, RequestStatus, type KvHandoff, type MigratedTo, type RequestResult, type RequestSink } from "../../workers/simulated/sequence.js";
 import { ErrorCode, httpError, kvPullError, refusalError, type HttpError } from "./errors.js";
 import type { SimInstance } from "./instance.js";
-import { kvLink, kvTransferMs, parseKvDescription, sourceEnd, type KvDescription } from "./kv-transfer.js";
+import { kvLink, kvTransferMs, parseKvDescription, sourceEnd, type KvDescription, type KvLink } from "./kv-transfer.js";
+import { leaseMs, linkEndOf, parseCommitBody, parseReserveBody, parseStageBody, type ReserveAnswer } from "./migrations.js";
+import { ResumableStream, ResumeError } from "./resumable-stream.js";
 import { instanceBaseUrl, matchRoute, roleServes, type Route } from "./routes.js";
 import { placeholderToken } from "./tokens.js";
+import { SseWriter } from "./sse-writer.js";
 
 export interface EngineServerLog {
   info(obj: object, msg: string): void;
@@ -60,6 +59,10 @@ export interface EngineServerOptions {
   heldKvTtlMs?: number;
   /** Bound on the decode side's KV pull (the description; the transfer itself is modelled, not waited on here). */
   kvPullTimeoutMs?: number;
+  /** How long a migration's pre-allocation outlives the stage it was granted for (MIGRATION_LEASE_GRACE_MS). */
+  migrationLeaseGraceMs?: number;
+  /** A migrated request nobody resumes within this long is cancelled (resumable-stream.ts). */
+  resumeAttachTimeoutMs?: number;
 }
 
 export const EngineResponseHeader = {
@@ -68,6 +71,12 @@ export const EngineResponseHeader = {
 } as const;
 
 export const HELD_KV_TTL_MS = 60_000;
+/**
+ * A pre-allocation outlives its stage's modelled copy time by this much before the destination frees it. Over
+ * HTTP the next message's round trip and both agents' event loops sit in between (a second under load), so the
+ * grace is wider than the in-process simulation's 1 s; a source that vanished is still noticed within seconds.
+ */
+export const MIGRATION_LEASE_GRACE_MS = 5_000;
 const MAX_BODY_BYTES = 4 * 2 ** 20;
 /** The engine's priority for the contract's `high` (higher runs first among waiting requests). */
 const HIGH_PRIORITY = 1;
@@ -82,6 +91,10 @@ class BodyError extends Error {
 export class EngineServer {
   private readonly server: Server;
   private readonly heldKv = new Map<string, NodeJS.Timeout>();
+  /** Migrations into this agent's instances: the link and the KV positions pre-allocated so far. */
+  private readonly incoming = new Map<string, { link: KvLink; tokens: number }>();
+  /** Migrated requests' streams, until resumed and ended (or abandoned). */
+  private readonly resumable = new Map<string, ResumableStream>();
   private origin = "";
 
   constructor(
@@ -153,7 +166,97 @@ export class EngineServer {
         return this.kvGet(instance, route.requestId, res);
       case "kv-delete":
         return this.kvDelete(instance, route.requestId, res);
+      case "migration-reserve":
+        return this.migrationReserve(instance, req, res);
+      case "migration-stage":
+        return this.migrationStage(instance, route.requestId, req, res);
+      case "migration-commit":
+        return this.migrationCommit(instance, route.requestId, req, res);
+      case "migration-release":
+        return this.migrationRelease(instance, route.requestId, res);
+      case "migration-stream":
+        return this.migrationStream(instance, route.requestId, req, res);
     }
+  }
+
+  // ---- live migration, destination side (migrations.ts describes the messages) ----
+
+  private async migrationReserve(instance: SimInstance, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const body = parsedWith(parseReserveBody(await readJson(req)));
+    const link = kvLink(linkEndOf(body.source), instance.link);
+    const lease = leaseMs(body.tokens, 0, instance.kvBytesPerToken, link, this.options.migrationLeaseGraceMs ?? MIGRATION_LEASE_GRACE_MS);
+    const spec = { requestId: body.request_id, model: body.model, blockSizeTokens: body.block_size_tokens, promptTokens: body.prompt_tokens, maxOutputTokens: body.max_output_tokens, tokens: body.tokens };
+    const admission = instance.reserveIncoming(spec, lease);
+    if (!admission.accepted) {
+      this.log.info({ workerId: instance.workerId, requestId: body.request_id, code: admission.code, reason: admission.reason }, "migration pre-allocation refused");
+      return send(res, refusalError(admission.code, admission.reason));
+    }
+    this.incoming.set(key(instance, body.request_id), { link, tokens: body.tokens });
+    const answer: ReserveAnswer = { request_id: body.request_id, link: { kind: link.kind, gbps: link.GBps }, lease_ms: lease };
+    sendJson(res, 201, answer, body.request_id);
+  }
+
+  private async migrationStage(instance: SimInstance, requestId: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const body = parsedWith(parseStageBody(await readJson(req)));
+    const held = this.heldIncoming(instance, requestId);
+    if (!held) return send(res, httpError(404, ErrorCode.migrationNotFound, `no pre-allocation for ${requestId} on ${instance.workerId} (never made, expired or released)`));
+    const lease = leaseMs(body.tokens, held.tokens, instance.kvBytesPerToken, held.link, this.options.migrationLeaseGraceMs ?? MIGRATION_LEASE_GRACE_MS);
+    const admission = instance.growIncoming(requestId, body.tokens, lease);
+    if (!admission.accepted) return send(res, refusalError(admission.code, admission.reason));
+    held.tokens = Math.max(held.tokens, body.tokens);
+    sendJson(res, 200, { request_id: requestId, lease_ms: lease }, requestId);
+  }
+
+  private async migrationCommit(instance: SimInstance, requestId: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const body = parsedWith(parseCommitBody(await readJson(req)));
+    if (!this.heldIncoming(instance, requestId)) return send(res, httpError(404, ErrorCode.migrationNotFound, `no pre-allocation for ${requestId} on ${instance.workerId} (never made, expired or released)`));
+    const k = key(instance, requestId);
+    const usage: Usage = { prompt_tokens: body.prompt_tokens, completion_tokens: body.max_output_tokens, total_tokens: body.prompt_tokens + body.max_output_tokens };
+    const stream = new ResumableStream(requestId, body.output_tokens, instance.modelName, usage, (why) => {
+      this.resumable.delete(k);
+      if (why === "abandoned" && instance.cancel(requestId)) this.log.warn({ workerId: instance.workerId, requestId }, "migrated request not resumed by any client: cancelled");
+    }, this.options.resumeAttachTimeoutMs);
+    const handed = {
+      request: { requestId, promptTokens: body.prompt_tokens, maxOutputTokens: body.max_output_tokens, priority: body.priority },
+      outputTokens: body.output_tokens, arrivalMs: body.arrival_ms, firstTokenAtMs: body.first_token_at_ms, sink: stream.sink(),
+    };
+    const admission = instance.commitIncoming(handed, handed.sink);
+    this.incoming.delete(k);
+    if (!admission.accepted) return send(res, refusalError(admission.code, admission.reason));
+    this.resumable.set(k, stream);
+    this.log.info({ workerId: instance.workerId, requestId, nextTokenIndex: body.output_tokens }, "migrated request adopted");
+    sendJson(res, 200, { request_id: requestId, next_token_index: body.output_tokens }, requestId);
+  }
+
+  private migrationRelease(instance: SimInstance, requestId: string, res: ServerResponse): void {
+    this.incoming.delete(key(instance, requestId));
+    if (instance.releaseIncoming(requestId) === 0 && !instance.hasIncoming(requestId)) {
+      return send(res, httpError(404, ErrorCode.migrationNotFound, `no pre-allocation for ${requestId} on ${instance.workerId}`));
+    }
+    res.writeHead(204).end();
+  }
+
+  private migrationStream(instance: SimInstance, requestId: string, req: IncomingMessage, res: ServerResponse): void {
+    const stream = this.resumable.get(key(instance, requestId));
+    if (!stream) return send(res, httpError(404, ErrorCode.migrationNotFound, `no migrated request ${requestId} to resume on ${instance.workerId}`));
+    const from = Number(new URL(req.url ?? "/", "http://engine").searchParams.get("from") ?? stream.firstIndex);
+    try {
+      stream.attach(res, from);
+    } catch (err) {
+      if (err instanceof ResumeError) return send(res, httpError(400, ErrorCode.invalidRequest, err.message, "from"));
+      throw err;
+    }
+    onDisconnect(res, () => {
+      if (!stream.ended && instance.cancel(requestId)) this.log.info({ workerId: instance.workerId, requestId }, "client disconnected from a resumed stream: request cancelled");
+    });
+  }
+
+  /** The server's record of a pre-allocation the engine still holds (a lapsed lease is forgotten here too). */
+  private heldIncoming(instance: SimInstance, requestId: string): { link: KvLink; tokens: number } | undefined {
+    const k = key(instance, requestId);
+    const held = this.incoming.get(k);
+    if (held && !instance.hasIncoming(requestId)) this.incoming.delete(k);
+    return instance.hasIncoming(requestId) ? held : undefined;
   }
 
   private async completions(instance: SimInstance, req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -289,61 +392,61 @@ export class EngineServer {
 }
 
 /**
- * One completion's answer from the engine's sink: SSE chunks as tokens come (stream), or one JSON object at the
- * end. Tokens 0..firstIndex−1 came from elsewhere (the prefill instance): `prefix` is their text.
+ * One completion's answer from the engine's sink: SSE chunks as tokens come (stream, sse-writer.ts), or one JSON
+ * object at the end. Tokens 0..firstIndex−1 came from elsewhere (the prefill instance): `prefix` is their text.
+ * A streamed request can live-migrate away: its stream then ends with the `migrated` event.
  */
 class CompletionStream {
-  ended = false;
   private text: string;
-  private readonly created = Math.floor(Date.now() / 1000);
+  private readonly sse: SseWriter;
+  private nonStreamEnded = false;
 
   constructor(
     private readonly res: ServerResponse,
     private readonly requestId: string,
-    private readonly model: string,
+    model: string,
     private readonly streaming: boolean,
     private readonly usage: Usage,
     prefix = "",
     private readonly extraHeaders: Record<string, string> = {},
   ) {
     this.text = prefix;
+    this.sse = new SseWriter(res, requestId, model);
+  }
+
+  get ended(): boolean {
+    return this.sse.ended || this.nonStreamEnded;
   }
 
   /** Sends the SSE headers (streaming); a non-streamed answer waits for the end. */
   open(): void {
-    if (this.streaming && !this.res.headersSent) this.res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", [EngineHeader.requestId]: this.requestId, ...this.extraHeaders });
+    if (this.streaming) this.sse.open(this.extraHeaders);
   }
 
   sink(): RequestSink {
     return {
       token: (_id, index) => {
         const token = placeholderToken(index);
-        if (this.streaming) {
-          this.open();
-          this.res.write(sseData(this.chunk(token, null)));
-        } else {
-          this.text += token;
-        }
+        if (this.streaming) this.sse.token(token);
+        else this.text += token;
       },
       finish: (result) => this.finish(result),
+      // Only a stream can tell its client where the request went; a non-streamed request does not migrate.
+      ...(this.streaming ? { migrated: (_id: string, to: MigratedTo) => this.sse.migrated({ instance: to.destination, engineUrl: to.engineUrl ?? "", nextTokenIndex: to.nextTokenIndex }) } : {}),
     };
   }
 
-  private chunk(text: string, finishReason: FinishReason | null, usage?: Usage): EngineChunk {
-    return { id: `cmpl-${this.requestId}`, object: "text_completion", created: this.created, model: this.model, choices: [{ index: 0, text, finish_reason: finishReason }], ...(usage ? { usage } : {}) };
-  }
-
   private finish(result: RequestResult): void {
-    this.ended = true;
+    if (!this.streaming) this.nonStreamEnded = true;
     if (this.res.destroyed) return;
     if (result.outcome === Outcome.completed) {
-      if (this.streaming) this.res.end(sseData(this.chunk("", "length", this.usage)) + SSE_DONE);
-      else sendJson(this.res, 200, this.chunk(this.text, "length", this.usage), this.requestId, this.extraHeaders);
+      if (this.streaming) this.sse.finish("length", this.usage);
+      else sendJson(this.res, 200, this.sse.chunk(this.text, "length", this.usage), this.requestId, this.extraHeaders);
       return;
     }
     // Cancelled requests were cancelled here (the client is gone); aborted ones get the reason.
     const error = httpError(503, ErrorCode.aborted, `request ${this.requestId} ${result.outcome}: ${result.reason ?? "no reason given"}`);
-    if (this.streaming && this.res.headersSent) this.res.end(sseData(error.body));
+    if (this.streaming && this.res.headersSent) this.sse.error(error.body);
     else send(this.res, error);
   }
 }
@@ -393,6 +496,13 @@ function parsed<T>(v: Validation<T>): T {
   if (!v.ok) throw new BodyError(httpError(400, ErrorCode.invalidRequest, v.message, v.param));
   return v.value;
 }
+
+function parsedWith<T>(value: T | string): T {
+  if (typeof value === "string") throw new BodyError(httpError(400, ErrorCode.invalidRequest, value));
+  return value;
+}
+
+const key = (instance: SimInstance, requestId: string) => `${instance.workerId}\u0000${requestId}`;
 
 function checkModel(instance: SimInstance, model: string): void {
   if (model !== instance.modelName) throw new BodyError(httpError(404, ErrorCode.modelNotFound, `this instance serves '${instance.modelName}', not '${model}'`, "model"));

@@ -12,6 +12,7 @@ export type CommandAction =
   | { kind: "drain"; deadlineMs: number }
   | { kind: "abort"; reason: string }
   | { kind: "inject-fault"; fault: { kind: string; rank: number; peerRank: number; factor: number } }
+  | { kind: "migrate-out"; requestId: string; targetWorkerId: string; targetUrl: string }
   | { kind: "reject"; reason: string };
 
 /** What the worker is, as far as commands care. */
@@ -32,9 +33,17 @@ export function decideCommand(worker: WorkerRoleForCommands, command: WorkerComm
       if (!f) return { kind: "reject", reason: "malformed command: inject_fault has no body" };
       return { kind: "inject-fault", fault: { kind: f.kind, rank: f.rank, peerRank: f.peerRank, factor: f.factor } };
     }
-    case "migrateOut":
+    case "migrateOut": {
+      if (worker !== "serving") return { kind: "reject", reason: "migrate-out applies to serving workers; a training rank has no requests" };
+      const m = command.migrateOut;
+      if (!m?.requestId) return { kind: "reject", reason: "malformed command: migrate_out.request_id is empty" };
+      if (!m.targetUrl) return { kind: "reject", reason: "malformed command: migrate_out.target_url is empty (the source pushes the KV to the destination's engine API)" };
+      if (!/^https?:\/\/[^/?#]+(\/[^/?#]+)*$/.test(m.targetUrl)) return { kind: "reject", reason: `malformed command: migrate_out.target_url '${m.targetUrl}' is not an engine URL (http(s)://host[:port][/path], no trailing slash)` };
+      return { kind: "migrate-out", requestId: m.requestId, targetWorkerId: m.targetWorkerId || m.targetUrl, targetUrl: m.targetUrl };
+    }
     case "migrateIn":
-      return { kind: "reject", reason: "live migration is not implemented yet (issue 11)" };
+      // The source drives a migration (MigrateOut); the destination takes part through its engine API.
+      return { kind: "reject", reason: "migrate-in is not used by simulated workers: the source drives the migration (migrate-out) and the destination answers on its engine API" };
     case "applyRoutes":
       return { kind: "reject", reason: "traffic routes have no executor in workers yet (issue 13)" };
     default:

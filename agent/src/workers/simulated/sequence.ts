@@ -63,6 +63,8 @@ export interface MigratedTo {
   destination: string;
   nextTokenIndex: number;
   atMs: number;
+  /** The destination's engine URL, where the request's stream resumes (engine API migrations). */
+  engineUrl?: string;
 }
 
 /**

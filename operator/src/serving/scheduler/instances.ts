@@ -32,12 +32,6 @@ export interface LiveInstance {
   waitingDemandBlocks: number;
 }
 
-/** LoadEntry fields a migrate-capable instance adds (the contract's names; optional on the wire). */
-interface MigrationFields {
-  migrationCandidates?: MigrationCandidate[];
-  migrating?: "in" | "out";
-}
-
 /**
  * Instances of the deployment's plan `hash`: a fresh report (received within `staleMs`) from the leader pod of
  * an instance that is in the pod cache and not being deleted. Reports without KV figures are skipped (the
@@ -49,7 +43,6 @@ export function liveInstances(reports: readonly ReportedLoad[], pods: readonly O
   for (const r of reports) {
     const pod = leaders.get(r.podName);
     if (!pod || nowMs - r.receivedUnixMs > staleMs || !r.kvBlocksTotal || !r.blockSizeTokens) continue;
-    const extra = r as ReportedLoad & MigrationFields;
     out.push({
       id: r.workerId,
       podName: r.podName,
@@ -69,8 +62,9 @@ export function liveInstances(reports: readonly ReportedLoad[], pods: readonly O
         draining: r.draining ?? false,
         outstandingPromptTokens: r.outstandingPromptTokens ?? 0,
       },
-      candidates: extra.migrationCandidates ?? [],
-      migrating: extra.migrating,
+      // Absent from workers that do not migrate (the Python reference worker today): no candidates.
+      candidates: r.migrationCandidates ?? [],
+      migrating: r.migrating,
       reportedUnixMs: r.unixMs,
       ttftMs: r.ttftMs,
       tpotMs: r.tpotMs,

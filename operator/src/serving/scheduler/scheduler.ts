@@ -450,7 +450,7 @@ function ownPods(sd: ServingDeployment, pods: readonly V1Pod[], nowMs: number): 
 
 const names = (m: PlannedMigration, source: LiveInstance, destination: LiveInstance) => ({ requestId: m.requestId, source: source.podName, destination: destination.podName });
 
-/** The destination's engine URL for MigrateOut's target_url, once the proto has the field (issue 11, "migrate-data"). */
+/** MigrateOut's target_url: the source pushes the KV to the destination's engine API there (docs/engine-api.md). */
 function targetUrl(destination: LiveInstance): Record<string, string> {
   return destination.engineUrl ? { targetUrl: destination.engineUrl } : {};
 }

@@ -53,7 +53,7 @@ class HeartbeatResponse(_message.Message):
     def __init__(self, received_unix_ms: _Optional[int] = ...) -> None: ...
 
 class LoadReport(_message.Message):
-    __slots__ = ("worker_id", "unix_ms", "queue_length", "running_requests", "kv_cache_used_fraction", "kv_cache_used_bytes", "ttft_ms", "tpot_ms", "tokens_per_second", "kv_blocks_total", "kv_blocks_used", "block_size_tokens", "waiting_demand_blocks", "head_of_line_demand_blocks", "role", "model", "tp", "pp", "gpu_model", "preemptions_total", "held_kv_blocks", "outstanding_prompt_tokens", "draining", "engine_url", "serving_deployment", "high_priority_running")
+    __slots__ = ("worker_id", "unix_ms", "queue_length", "running_requests", "kv_cache_used_fraction", "kv_cache_used_bytes", "ttft_ms", "tpot_ms", "tokens_per_second", "kv_blocks_total", "kv_blocks_used", "block_size_tokens", "waiting_demand_blocks", "head_of_line_demand_blocks", "role", "model", "tp", "pp", "gpu_model", "preemptions_total", "held_kv_blocks", "outstanding_prompt_tokens", "draining", "engine_url", "serving_deployment", "high_priority_running", "migration_candidates", "migrating")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     UNIX_MS_FIELD_NUMBER: _ClassVar[int]
     QUEUE_LENGTH_FIELD_NUMBER: _ClassVar[int]
@@ -80,6 +80,8 @@ class LoadReport(_message.Message):
     ENGINE_URL_FIELD_NUMBER: _ClassVar[int]
     SERVING_DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
     HIGH_PRIORITY_RUNNING_FIELD_NUMBER: _ClassVar[int]
+    MIGRATION_CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    MIGRATING_FIELD_NUMBER: _ClassVar[int]
     worker_id: str
     unix_ms: int
     queue_length: int
@@ -106,7 +108,21 @@ class LoadReport(_message.Message):
     engine_url: str
     serving_deployment: str
     high_priority_running: int
-    def __init__(self, worker_id: _Optional[str] = ..., unix_ms: _Optional[int] = ..., queue_length: _Optional[int] = ..., running_requests: _Optional[int] = ..., kv_cache_used_fraction: _Optional[float] = ..., kv_cache_used_bytes: _Optional[int] = ..., ttft_ms: _Optional[float] = ..., tpot_ms: _Optional[float] = ..., tokens_per_second: _Optional[float] = ..., kv_blocks_total: _Optional[int] = ..., kv_blocks_used: _Optional[int] = ..., block_size_tokens: _Optional[int] = ..., waiting_demand_blocks: _Optional[int] = ..., head_of_line_demand_blocks: _Optional[int] = ..., role: _Optional[str] = ..., model: _Optional[str] = ..., tp: _Optional[int] = ..., pp: _Optional[int] = ..., gpu_model: _Optional[str] = ..., preemptions_total: _Optional[int] = ..., held_kv_blocks: _Optional[int] = ..., outstanding_prompt_tokens: _Optional[int] = ..., draining: _Optional[bool] = ..., engine_url: _Optional[str] = ..., serving_deployment: _Optional[str] = ..., high_priority_running: _Optional[int] = ...) -> None: ...
+    migration_candidates: _containers.RepeatedCompositeFieldContainer[MigrationCandidate]
+    migrating: str
+    def __init__(self, worker_id: _Optional[str] = ..., unix_ms: _Optional[int] = ..., queue_length: _Optional[int] = ..., running_requests: _Optional[int] = ..., kv_cache_used_fraction: _Optional[float] = ..., kv_cache_used_bytes: _Optional[int] = ..., ttft_ms: _Optional[float] = ..., tpot_ms: _Optional[float] = ..., tokens_per_second: _Optional[float] = ..., kv_blocks_total: _Optional[int] = ..., kv_blocks_used: _Optional[int] = ..., block_size_tokens: _Optional[int] = ..., waiting_demand_blocks: _Optional[int] = ..., head_of_line_demand_blocks: _Optional[int] = ..., role: _Optional[str] = ..., model: _Optional[str] = ..., tp: _Optional[int] = ..., pp: _Optional[int] = ..., gpu_model: _Optional[str] = ..., preemptions_total: _Optional[int] = ..., held_kv_blocks: _Optional[int] = ..., outstanding_prompt_tokens: _Optional[int] = ..., draining: _Optional[bool] = ..., engine_url: _Optional[str] = ..., serving_deployment: _Optional[str] = ..., high_priority_running: _Optional[int] = ..., migration_candidates: _Optional[_Iterable[_Union[MigrationCandidate, _Mapping]]] = ..., migrating: _Optional[str] = ...) -> None: ...
+
+class MigrationCandidate(_message.Message):
+    __slots__ = ("request_id", "blocks", "priority", "output_tokens")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    BLOCKS_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    blocks: int
+    priority: int
+    output_tokens: int
+    def __init__(self, request_id: _Optional[str] = ..., blocks: _Optional[int] = ..., priority: _Optional[int] = ..., output_tokens: _Optional[int] = ...) -> None: ...
 
 class PeerTransfer(_message.Message):
     __slots__ = ("peer_rank", "bytes", "start_unix_us", "end_unix_us")
@@ -163,14 +179,16 @@ class CommandStreamRequest(_message.Message):
     def __init__(self, worker_id: _Optional[str] = ...) -> None: ...
 
 class MigrateOut(_message.Message):
-    __slots__ = ("request_id", "target_worker_id", "target_pod")
+    __slots__ = ("request_id", "target_worker_id", "target_pod", "target_url")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     TARGET_WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     TARGET_POD_FIELD_NUMBER: _ClassVar[int]
+    TARGET_URL_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     target_worker_id: str
     target_pod: str
-    def __init__(self, request_id: _Optional[str] = ..., target_worker_id: _Optional[str] = ..., target_pod: _Optional[str] = ...) -> None: ...
+    target_url: str
+    def __init__(self, request_id: _Optional[str] = ..., target_worker_id: _Optional[str] = ..., target_pod: _Optional[str] = ..., target_url: _Optional[str] = ...) -> None: ...
 
 class MigrateIn(_message.Message):
     __slots__ = ("request_id", "source_worker_id", "source_pod")

@@ -1,5 +1,6 @@
 // Original file: agent/proto/gpufleet/worker/v1/worker.proto
 
+import type { MigrationCandidate as _gpufleet_worker_v1_MigrationCandidate, MigrationCandidate__Output as _gpufleet_worker_v1_MigrationCandidate__Output } from '../../../gpufleet/worker/v1/MigrationCandidate.js';
 import type { Long } from '@grpc/proto-loader';
 
 export interface LoadReport {
@@ -29,6 +30,8 @@ export interface LoadReport {
   'engineUrl'?: (string);
   'servingDeployment'?: (string);
   'highPriorityRunning'?: (number);
+  'migrationCandidates'?: (_gpufleet_worker_v1_MigrationCandidate)[];
+  'migrating'?: (string);
 }
 
 export interface LoadReport__Output {
@@ -58,4 +61,6 @@ export interface LoadReport__Output {
   'engineUrl': (string);
   'servingDeployment': (string);
   'highPriorityRunning': (number);
+  'migrationCandidates': (_gpufleet_worker_v1_MigrationCandidate__Output)[];
+  'migrating': (string);
 }

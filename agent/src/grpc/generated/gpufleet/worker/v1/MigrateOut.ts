@@ -5,10 +5,12 @@ export interface MigrateOut {
   'requestId'?: (string);
   'targetWorkerId'?: (string);
   'targetPod'?: (string);
+  'targetUrl'?: (string);
 }
 
 export interface MigrateOut__Output {
   'requestId': (string);
   'targetWorkerId': (string);
   'targetPod': (string);
+  'targetUrl': (string);
 }
