@@ -29,7 +29,8 @@ function planOk(i: ServingPlanInput): ServingPlanOk {
 
 const fixedPrompt = (promptTokens: number, outputTokens: number) => ({ trace: [{ promptTokens, outputTokens }] });
 
-describe("planServing", () => {
+// Each case runs the whole planner (seconds of simulation on a loaded 2-core CI machine): not the default 5 s.
+describe("planServing", { timeout: 60_000 }, () => {
   it.each<[string, Partial<ServingPlanInput>, RegExp]>([
     ["zero rate", { workload: { arrivalRatePerSec: 0, lengths: "chatbot" } }, /arrivalRatePerSec must be a positive number/],
     ["attainment over 100", { slo: { ttftMs: 1, tpotMs: 1, attainmentPercent: 120 } }, /attainmentPercent must be in \(0, 100\]/],
