@@ -135,3 +135,35 @@ export async function leaderFaultDuringGang(ctx: ChaosContext, opts: LeaderFault
     await set.stop();
   }
 }
+
+/** The baseline of the leader rows: the same two replicas and gang, no fault (apply → every pod Running). */
+export async function gangWithoutFault(ctx: ChaosContext, opts: { nodes: number; lease: LeaseSettings; timeoutMs: number }): Promise<ReliabilityRow> {
+  const namespace = await ctx.freshNamespace("chaos-baseline");
+  const set = await startReplicas(ctx, { namespace, lease: opts.lease });
+  const name = "gang";
+  try {
+    await set.leader(opts.timeoutMs);
+    const watch = await watchGang(ctx.kubeConfig, namespace, name);
+    const appliedAtMs = performance.now();
+    await KubernetesObjectApi.makeApiClient(ctx.kubeConfig).create(gangJob(name, namespace, opts.nodes));
+    const end = await waitGangRunning(ctx.kubeConfig, namespace, name, opts.nodes, opts.timeoutMs);
+    const applyToGangRunningMs = round(performance.now() - appliedAtMs);
+    watch.stop();
+    const duplicated = watch.duplicateRanks + end.extraPods;
+    return {
+      scenario: "baseline: gang placement, no fault",
+      injected: "nothing",
+      expected: `${opts.nodes} ranks Running once`,
+      happened: `gang Running ${applyToGangRunningMs} ms after apply, ${watch.created} pods created`,
+      passed: end.missingRanks === 0 && duplicated === 0,
+      lost: end.missingRanks,
+      duplicated,
+      scale: { gpus: opts.nodes * 8, pods: opts.nodes, replicas: set.replicas.length },
+      timingsMs: { applyToGangRunningMs },
+      counts: { podsCreatedInAll: watch.created, unplannedReplicaExits: set.replicas.reduce((n, r) => n + r.unplannedExits, 0) },
+    };
+  } finally {
+    await deleteJob(ctx.kubeConfig, namespace, name);
+    await set.stop();
+  }
+}
