@@ -6,10 +6,17 @@
  * request is checked, synchronously and just before it is sent, against the elector's monotonic renew deadline, and
  * refused locally when the lease may have passed to someone else.
  *
- * What is left: a request that passed the check and is frozen between the check and the socket write (microseconds
- * of synchronous code) can still land late; only a server-side fence (a precondition on the Lease) would close that.
+ * client-node makes a new HTTP agent, hence a new connection, for every request, so a write that passed the check can
+ * still be connecting when the process freezes: the 1,024-GPU SIGSTOP benchmark saw two such writes land after the
+ * takeover. The fence therefore checks a second time when the connection is established, before the request bytes,
+ * which Node queues until then, are written; a refused write's socket is destroyed unsent.
+ *
+ * What is left: a write frozen between that second check and the kernel accepting its bytes (synchronous code, no
+ * I/O wait) can still land late; only a server-side fence (a precondition on the Lease) would close that.
  */
 import { KubeConfig, type RequestContext } from "@kubernetes/client-node";
+import type { Agent, ClientRequest } from "node:http";
+import type { Socket } from "node:net";
 
 const MUTATING = new Set(["POST", "PUT", "PATCH", "DELETE"]);
 
@@ -34,7 +41,29 @@ export class FencedKubeConfig extends KubeConfig {
     // After the await: this is the last step before the request is sent, so the check is as late as it can be.
     const method = String(context.getHttpMethod()).toUpperCase();
     if (!MUTATING.has(method)) return;
+    const what = `${method} ${new URL(context.getUrl()).pathname}`;
     const reason = this.writeBlockedReason();
-    if (reason !== undefined) throw new LeaseLostError(`refused ${method} ${new URL(context.getUrl()).pathname}: ${reason}`);
+    if (reason !== undefined) throw new LeaseLostError(`refused ${what}: ${reason}`);
+    const agent = context.getAgent();
+    if (agent) checkAgainOnConnect(agent, what, this.writeBlockedReason);
   }
+}
+
+/**
+ * Hooks the request's socket: if it is still connecting, the fence is asked again first thing on 'connect'
+ * (prepended: before Node's own listener that writes the queued request), and the socket is destroyed if it refuses.
+ */
+function checkAgainOnConnect(agent: Agent, what: string, writeBlockedReason: () => string | undefined): void {
+  const hooked = agent as Agent & { addRequest(req: ClientRequest, options: unknown): void };
+  const addRequest = hooked.addRequest.bind(agent);
+  hooked.addRequest = (req, options) => {
+    req.once("socket", (socket: Socket) => {
+      if (!socket.connecting) return;
+      socket.prependOnceListener("connect", () => {
+        const reason = writeBlockedReason();
+        if (reason !== undefined) socket.destroy(new LeaseLostError(`refused ${what} while connecting: ${reason}`));
+      });
+    });
+    addRequest(req, options);
+  };
 }
