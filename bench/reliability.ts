@@ -63,11 +63,19 @@ export async function run(): Promise<void> {
       const row = await scenario();
       log(`${what}: ${row.passed ? "passed" : "FAILED"} — ${row.happened}`);
       rows.push(row);
+      await write(); // after every row: a later scenario that hangs must not lose the earlier ones
     } catch (error) {
       // A scenario that could not finish is a failed row with the reason, not a missing one.
       rows.push({ scenario: what, injected: "(see happened)", expected: "(scenario finished)", happened: `scenario error: ${(error as Error).message.slice(0, 400)}`, passed: false, lost: 0, duplicated: 0, scale: {}, timingsMs: {} });
       log(`${what}: error ${(error as Error).message}`);
+      await write();
     }
+  };
+  const write = async () => {
+    const baselineMs = rows.find((r) => r.scenario.startsWith("baseline"))?.timingsMs.applyToGangRunningMs;
+    await mkdir(resultsDir, { recursive: true });
+    await writeFile(join(resultsDir, "reliability.json"), `${JSON.stringify({ profile, lease, downMs, gangNodes: nodes, baseline: "baseline: gang placement, no fault", rows }, null, 2)}\n`);
+    await writeFile(join(resultsDir, "reliability.md"), markdown(profile, lease, rows, baselineMs));
   };
   try {
     await installCrds(cluster.kubeconfigPath);
@@ -82,9 +90,6 @@ export async function run(): Promise<void> {
     await ctx.deleteNamespaces();
     await cluster.stop();
   }
-  const baselineMs = rows.find((r) => r.scenario.startsWith("baseline"))?.timingsMs.applyToGangRunningMs;
-  await mkdir(resultsDir, { recursive: true });
-  await writeFile(join(resultsDir, "reliability.json"), `${JSON.stringify({ profile, lease, downMs, gangNodes: nodes, baseline: "baseline: gang placement, no fault", rows }, null, 2)}\n`);
-  await writeFile(join(resultsDir, "reliability.md"), markdown(profile, lease, rows, baselineMs));
+  await write();
   log(`wrote bench/results/reliability.json and .md (${rows.filter((r) => r.passed).length}/${rows.length} passed)`);
 }

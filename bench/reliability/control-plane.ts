@@ -47,9 +47,9 @@ export async function controlPlaneRestart(ctx: ChaosContext, opts: ControlPlaneO
     await waitFor(async () => (await jobs()).filter(reconciled).length === opts.changes || undefined, { description: `${opts.changes} jobs reconciled before the outage`, timeoutMs: opts.timeoutMs });
     const restartsBefore = await informerRestarts();
 
-    const times: RestartTimes[] = await Promise.all(opts.servers.map((server) => restart(server, { downMs: opts.downMs })));
-    const apiBackAtMs = Math.max(...times.map((t) => t.healthyAtMs));
-    const killedAtMs = Math.min(...times.map((t) => t.killedAtMs));
+    const times: RestartTimes = await restart(opts.servers, { downMs: opts.downMs });
+    const apiBackAtMs = times.healthyAtMs;
+    const killedAtMs = times.killedAtMs;
     // The API answers again: change everything at once, before the operator's watches have recovered.
     const changedAtMs = new Map<string, number>();
     const after = Array.from({ length: opts.changes }, (_, i) => `after-${i}`);

@@ -39,7 +39,7 @@ export interface ChaosContext {
   kubeConfig: KubeConfig;
   natsUrl?: string;
   /** Present when the harness started the cluster: kill and start etcd / kube-apiserver. */
-  restart?: (name: RestartableServer, opts?: { downMs?: number }) => Promise<RestartTimes>;
+  restart?: (name: RestartableServer | RestartableServer[], opts?: { downMs?: number }) => Promise<RestartTimes>;
   /** Present when the harness runs NATS. */
   nats?: { stop(): Promise<void>; start(): Promise<void> };
   /** A namespace `<prefix>-<random>` with its default ServiceAccount; deleted by whoever made the context. */

@@ -72,11 +72,12 @@ export interface LocalCluster {
    */
   nats?: { stop(): Promise<void>; start(): Promise<void> };
   /**
-   * Chaos control of the control plane (local clusters only): kill a server (SIGKILL to its process group), keep it
-   * down `downMs`, start it again with the same flags, ports and data directory, and wait until it is healthy
-   * (etcd /health, kube-apiserver /readyz). Resolves with when it went down and when it answered again.
+   * Chaos control of the control plane (local clusters only): kill a server or several (SIGKILL to each process
+   * group), keep them down `downMs`, start them again (etcd first) with the same flags, ports and data directory, and
+   * wait until each is healthy (etcd /health, kube-apiserver /readyz). Resolves with when they went down, were
+   * started again and answered again.
    */
-  restart?: (name: RestartableServer, opts?: { downMs?: number }) => Promise<RestartTimes>;
+  restart?: (name: RestartableServer | RestartableServer[], opts?: { downMs?: number }) => Promise<RestartTimes>;
   /** Whether this harness started the cluster (false for an existing one: stop() then does nothing). */
   local: boolean;
   /** Run directory (local clusters only). */
@@ -450,21 +451,26 @@ export async function startLocalCluster(opts: LocalClusterOptions = {}): Promise
       etcd: { start: () => spawnEtcd(spawn, bins, runDir, etcdPort, etcdPeerPort), probe: { url: `http://127.0.0.1:${etcdPort}/health` } },
       "kube-apiserver": { start: () => startApiServer(spawn, bins, certs, runDir, apiPort, etcdPort), probe: { url: `${apiServer}/readyz`, tls: adminTls } },
     };
-    const restart = async (name: RestartableServer, restartOpts: { downMs?: number } = {}): Promise<RestartTimes> => {
-      const old = procs.find((p) => p.name === name && !p.exited);
-      if (!old) throw new Error(`no running ${name} to restart`);
-      await old.stop(0); // SIGTERM and, without grace, SIGKILL: a crash, not a clean shutdown
-      procs.splice(procs.indexOf(old), 1);
+    const restart = async (which: RestartableServer | RestartableServer[], restartOpts: { downMs?: number } = {}): Promise<RestartTimes> => {
+      // Dependency order for the start: etcd before the API server; all are killed before any starts again.
+      const names = (["etcd", "kube-apiserver"] as const).filter((n) => (Array.isArray(which) ? which : [which]).includes(n));
+      for (const name of names) {
+        const old = procs.find((p) => p.name === name && !p.exited);
+        if (!old) throw new Error(`no running ${name} to restart`);
+        await old.stop(0); // SIGTERM and, without grace, SIGKILL: a crash, not a clean shutdown
+        procs.splice(procs.indexOf(old), 1);
+      }
       const killedAtMs = performance.now();
       if (restartOpts.downMs) await new Promise((resolve) => setTimeout(resolve, restartOpts.downMs));
-      const { start, probe } = servers[name];
-      const fresh = await start();
       const startedAtMs = performance.now();
-      // etcd's /health says unhealthy until the API server (or anything) can be served; the API server's /readyz
-      // waits for etcd. Either may take a while on a loaded machine.
-      await waitHealthy(fresh, probe, 90_000);
-      pids[name] = fresh.pid;
-      log(`${name} restarted (down ${((startedAtMs - killedAtMs) / 1000).toFixed(1)} s, healthy after ${((performance.now() - startedAtMs) / 1000).toFixed(1)} s more)`);
+      for (const name of names) {
+        const { start, probe } = servers[name];
+        const fresh = await start();
+        // Either may take a while on a loaded machine (the API server waits for etcd before /readyz says ok).
+        await waitHealthy(fresh, probe, 90_000);
+        pids[name] = fresh.pid;
+      }
+      log(`${names.join(" + ")} restarted (down ${((startedAtMs - killedAtMs) / 1000).toFixed(1)} s, healthy after ${((performance.now() - startedAtMs) / 1000).toFixed(1)} s more)`);
       return { killedAtMs, startedAtMs, healthyAtMs: performance.now() };
     };
     return {
