@@ -17,6 +17,7 @@ import { Applier } from "./runtime/apply.js";
 import { systemClock, type Clock } from "./runtime/clock.js";
 import { Controller } from "./runtime/controller.js";
 import { EventRecorder } from "./runtime/events.js";
+import { FencedKubeConfig } from "./runtime/fence.js";
 import { ResilientInformer, objectKey } from "./runtime/informer.js";
 import { LeaderElector } from "./runtime/leader.js";
 import type { Logger } from "./runtime/logger.js";
@@ -81,7 +82,14 @@ function customResourceInformer<T extends KubernetesObject>(kubeConfig: KubeConf
 }
 
 export async function startOperator(options: OperatorOptions): Promise<OperatorHandle> {
-  const { config, kubeConfig, logger } = options;
+  const { config, logger } = options;
+  // Every API client but the elector's writes through the fence: with leader election on, a write is refused unless
+  // this replica holds a lease it renewed within the renew deadline (runtime/fence.ts: a thawed or starved leader
+  // must not write after another replica may have taken over).
+  let elector: LeaderElector | undefined;
+  const kubeConfig = config.leaderElection
+    ? new FencedKubeConfig(options.kubeConfig, () => (elector?.holdsLease() ? undefined : `${config.identity} does not hold the leader lease ${config.namespace}/${config.leaseName}`))
+    : options.kubeConfig;
   const clock = options.clock ?? systemClock;
   const metrics = new OperatorMetrics();
   const core = kubeConfig.makeApiClient(CoreV1Api);
@@ -190,10 +198,9 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorH
     resync();
   };
 
-  let elector: LeaderElector | undefined;
   if (config.leaderElection) {
     elector = new LeaderElector({
-      kubeConfig,
+      kubeConfig: options.kubeConfig,
       namespace: config.namespace,
       leaseName: config.leaseName,
       identity: config.identity,

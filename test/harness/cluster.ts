@@ -71,6 +71,13 @@ export interface LocalCluster {
    * and store, as an outage and its end would. Absent for an existing cluster or withNats: false.
    */
   nats?: { stop(): Promise<void>; start(): Promise<void> };
+  /**
+   * Chaos control of the control plane (local clusters only): kill a server or several (SIGKILL to each process
+   * group), keep them down `downMs`, start them again (etcd first) with the same flags, ports and data directory, and
+   * wait until each is healthy (etcd /health, kube-apiserver /readyz). Resolves with when they went down, were
+   * started again and answered again.
+   */
+  restart?: (name: RestartableServer | RestartableServer[], opts?: { downMs?: number }) => Promise<RestartTimes>;
   /** Whether this harness started the cluster (false for an existing one: stop() then does nothing). */
   local: boolean;
   /** Run directory (local clusters only). */
@@ -81,6 +88,16 @@ export interface LocalCluster {
   /** Milliseconds from the call to ready, by phase, for reports. */
   timings: Record<string, number>;
   stop(): Promise<void>;
+}
+
+/** Servers of the local control plane that restart() can bounce. */
+export type RestartableServer = "etcd" | "kube-apiserver";
+
+/** performance.now() marks of one restart: killed, started again, healthy again. */
+export interface RestartTimes {
+  killedAtMs: number;
+  startedAtMs: number;
+  healthyAtMs: number;
 }
 
 /** Whether the environment asks for an existing cluster (explicit opt-in; KUBECONFIG is checked when used). */
@@ -429,9 +446,37 @@ export async function startLocalCluster(opts: LocalClusterOptions = {}): Promise
         await waitFor(() => natsGreeting("127.0.0.1", natsPort), { description: "nats-server INFO greeting after restart", timeoutMs: 30_000, abortIf: () => started.assertRunning() });
       },
     };
+    const adminTls = { ca: certs.ca.cert, cert: certs.admin.cert, key: certs.admin.key };
+    const servers: Record<RestartableServer, { start: () => Promise<ManagedProcess>; probe: HttpProbe }> = {
+      etcd: { start: () => spawnEtcd(spawn, bins, runDir, etcdPort, etcdPeerPort), probe: { url: `http://127.0.0.1:${etcdPort}/health` } },
+      "kube-apiserver": { start: () => startApiServer(spawn, bins, certs, runDir, apiPort, etcdPort), probe: { url: `${apiServer}/readyz`, tls: adminTls } },
+    };
+    const restart = async (which: RestartableServer | RestartableServer[], restartOpts: { downMs?: number } = {}): Promise<RestartTimes> => {
+      // Dependency order for the start: etcd before the API server; all are killed before any starts again.
+      const names = (["etcd", "kube-apiserver"] as const).filter((n) => (Array.isArray(which) ? which : [which]).includes(n));
+      for (const name of names) {
+        const old = procs.find((p) => p.name === name && !p.exited);
+        if (!old) throw new Error(`no running ${name} to restart`);
+        await old.stop(0); // SIGTERM and, without grace, SIGKILL: a crash, not a clean shutdown
+        procs.splice(procs.indexOf(old), 1);
+      }
+      const killedAtMs = performance.now();
+      if (restartOpts.downMs) await new Promise((resolve) => setTimeout(resolve, restartOpts.downMs));
+      const startedAtMs = performance.now();
+      for (const name of names) {
+        const { start, probe } = servers[name];
+        const fresh = await start();
+        // Either may take a while on a loaded machine (the API server waits for etcd before /readyz says ok).
+        await waitHealthy(fresh, probe, 90_000);
+        pids[name] = fresh.pid;
+      }
+      log(`${names.join(" + ")} restarted (down ${((startedAtMs - killedAtMs) / 1000).toFixed(1)} s, healthy after ${((performance.now() - startedAtMs) / 1000).toFixed(1)} s more)`);
+      return { killedAtMs, startedAtMs, healthyAtMs: performance.now() };
+    };
     return {
       kubeconfigPath,
       kubeConfig,
+      restart,
       ...(nats ? { natsUrl: `nats://127.0.0.1:${natsPort}`, nats: natsControl } : {}),
       local: true,
       dataDir: runDir,
@@ -473,9 +518,15 @@ function settledOrThrow<T extends readonly unknown[]>(results: { [K in keyof T]:
 type Spawn = (name: string, command: string, args: string[]) => Promise<ManagedProcess>;
 
 async function startEtcd(spawn: Spawn, bins: K8sBinaries, runDir: string, port: number, peerPort: number): Promise<ManagedProcess> {
+  const etcd = await spawnEtcd(spawn, bins, runDir, port, peerPort);
+  await waitHealthy(etcd, { url: `http://127.0.0.1:${port}/health` }, 30_000);
+  return etcd;
+}
+
+function spawnEtcd(spawn: Spawn, bins: K8sBinaries, runDir: string, port: number, peerPort: number): Promise<ManagedProcess> {
   const client = `http://127.0.0.1:${port}`;
   const peer = `http://127.0.0.1:${peerPort}`;
-  const etcd = await spawn("etcd", bins.etcd, [
+  return spawn("etcd", bins.etcd, [
     "--name=default",
     `--data-dir=${path.join(runDir, "etcd")}`,
     `--listen-client-urls=${client}`,
@@ -487,8 +538,6 @@ async function startEtcd(spawn: Spawn, bins: K8sBinaries, runDir: string, port: 
     "--unsafe-no-fsync=true",
     "--log-level=warn",
   ]);
-  await waitHealthy(etcd, { url: `${client}/health` }, 30_000);
-  return etcd;
 }
 
 async function startApiServer(spawn: Spawn, bins: K8sBinaries, certs: ClusterCerts, runDir: string, port: number, etcdPort: number): Promise<ManagedProcess> {

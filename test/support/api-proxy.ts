@@ -21,6 +21,8 @@ export interface ProxiedRequest {
   verdict: "forward" | "stall" | "answered";
   /** The client closed the request before an answer (for a stalled one: it timed out and aborted). */
   abortedAtMs?: number;
+  /** The upstream's HTTP status, once it answered a forwarded request. */
+  status?: number;
 }
 
 export interface ApiProxy {
@@ -61,6 +63,7 @@ export async function startApiProxy(target: KubeConfig): Promise<ApiProxy> {
     }
     const headers = { ...req.headers, host: upstream.host };
     const out = httpsRequest({ ...tls, hostname: upstream.hostname, port: upstream.port, path: url, method, headers }, (upstreamRes) => {
+      record.status = upstreamRes.statusCode;
       res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.headers);
       res.flushHeaders(); // a watch answers headers first and events much later: the client waits for the headers
       upstreamRes.pipe(res);

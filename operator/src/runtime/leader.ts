@@ -40,6 +40,8 @@ export class LeaderElector {
   private readonly monotonicMs: () => number;
   private leading = false;
   private lastRenewMs = 0;
+  /** When the last successful renew was sent (before lastRenewMs, when its answer came). */
+  private lastRenewStartMs = 0;
   /** The lease record as last observed, and when (our monotonic clock) it last changed. */
   private observed: { holder: string; renewTime: string; atMs: number } | undefined;
   private timer: unknown;
@@ -54,6 +56,17 @@ export class LeaderElector {
 
   get isLeader(): boolean {
     return this.leading;
+  }
+
+  /**
+   * Whether this replica may write now: it leads and its last successful renew began less than renewDeadline ago on
+   * the monotonic clock. Unlike isLeader, this does not wait for the next tick: after a freeze (SIGSTOP, a stalled
+   * event loop) it turns false the instant the clock says so, before any timer or I/O callback of the leader runs.
+   * A follower takes over no earlier than leaseDuration after it saw that renew land, and the renew began before it
+   * landed, so the lease is never held by two writers.
+   */
+  holdsLease(): boolean {
+    return this.leading && this.monotonicMs() - this.lastRenewStartMs < this.options.renewDeadlineMs;
   }
 
   start(): void {
@@ -84,6 +97,9 @@ export class LeaderElector {
   private async tick(): Promise<void> {
     if (this.stopped) return;
     let renewed = false;
+    // For the write fence the renew counts from when it was sent, not answered: the follower's leaseDuration starts
+    // when the write lands, which is after it was sent, so the fence closes first however slow the answer was.
+    const attemptStartMs = this.monotonicMs();
     // A leader's calls end at its renew deadline; a candidate's get a whole renew deadline.
     const budgetMs = this.leading ? this.lastRenewMs + this.options.renewDeadlineMs - this.monotonicMs() : this.options.renewDeadlineMs;
     const call = this.boundedCall(budgetMs);
@@ -98,6 +114,7 @@ export class LeaderElector {
     const nowMs = this.monotonicMs();
     if (renewed) {
       this.lastRenewMs = nowMs;
+      this.lastRenewStartMs = attemptStartMs;
       if (!this.leading) {
         this.leading = true;
         this.options.logger.info({ identity: this.options.identity, lease: this.options.leaseName }, "became leader");

@@ -1,0 +1,36 @@
+/**
+ * Control-plane chaos (bench/reliability/control-plane.ts) on a cluster of this file's own: kube-apiserver, then etcd,
+ * then both are killed and restarted under an in-process operator; every change made the moment the API is back is
+ * seen and reconciled. Its own cluster, since the run's shared one must not lose its API server under other files.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { controlPlaneRestart } from "../../bench/reliability/control-plane.js";
+import { localChaosContext } from "../../bench/reliability/local.js";
+import { startLocalCluster, type LocalCluster } from "../harness/cluster.js";
+import { installCrds } from "../support/operator.js";
+import type { RestartableServer } from "../harness/cluster.js";
+
+let cluster: LocalCluster | undefined;
+let ctx: ReturnType<typeof localChaosContext>;
+
+beforeAll(async () => {
+  cluster = await startLocalCluster({ profile: "default", withNats: false, log: (m) => console.log(`[chaos cluster] ${m}`) });
+  await installCrds(cluster.kubeconfigPath);
+  ctx = localChaosContext(cluster, (m) => console.log(`[chaos] ${m}`));
+}, 300_000);
+afterAll(async () => {
+  await ctx?.deleteNamespaces();
+  await cluster?.stop();
+}, 120_000);
+
+describe("control-plane restarts under the operator", () => {
+  const cases: [string, RestartableServer[]][] = [["kube-apiserver", ["kube-apiserver"]], ["etcd", ["etcd"]], ["both", ["etcd", "kube-apiserver"]]];
+  for (const [what, servers] of cases) {
+    it(`${what}: every change made as the API comes back is seen and reconciled`, async () => {
+      const row = await controlPlaneRestart(ctx, { servers, downMs: 2000, changes: 5, timeoutMs: 120_000 });
+      console.log(JSON.stringify(row));
+      expect(row).toMatchObject({ lost: 0, passed: true });
+      expect(row.counts).toMatchObject({ changes: 10, reconciled: 10 });
+    }, 300_000);
+  }
+});
