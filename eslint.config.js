@@ -11,20 +11,59 @@ export default tseslint.config(
       "@typescript-eslint/no-explicit-any": "error",
       "@typescript-eslint/consistent-type-imports": "error",
       "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_" }],
-      "no-restricted-syntax": ["error", { selector: "TSEnumDeclaration", message: "Use an `as const` object and a derived union instead of an enum." }],
+      "no-restricted-syntax": [
+        "error",
+        { selector: "TSEnumDeclaration", message: "Use an `as const` object and a derived union instead of an enum." },
+      ],
     },
   },
   // Component boundaries: what both the operator and the agent need lives in common/ (or crds/, the API).
   {
     files: ["agent/**/*.ts"],
-    rules: { "no-restricted-imports": ["error", { patterns: [{ group: ["**/operator/**"], message: "The agent must not import operator internals: move shared code to common/." }] }] },
+    rules: {
+      "no-restricted-imports": [
+        "error",
+        {
+          patterns: [
+            {
+              group: ["**/operator/**"],
+              message: "The agent must not import operator internals: move shared code to common/.",
+            },
+          ],
+        },
+      ],
+    },
   },
   {
     files: ["gateway/**/*.ts"],
-    rules: { "no-restricted-imports": ["error", { patterns: [{ group: ["**/operator/**", "**/agent/**"], message: "The gateway must not import operator or agent internals: move shared code to common/." }] }] },
+    rules: {
+      "no-restricted-imports": [
+        "error",
+        {
+          patterns: [
+            {
+              group: ["**/operator/**", "**/agent/**"],
+              message: "The gateway must not import operator or agent internals: move shared code to common/.",
+            },
+          ],
+        },
+      ],
+    },
   },
   {
     files: ["common/**/*.ts", "crds/**/*.ts"],
-    rules: { "no-restricted-imports": ["error", { patterns: [{ group: ["**/operator/**", "**/agent/**", "**/gateway/**"], message: "common/ and crds/ are imported by the components, never the other way round." }] }] },
+    rules: {
+      "no-restricted-imports": [
+        "error",
+        {
+          patterns: [
+            {
+              group: ["**/operator/**", "**/agent/**", "**/gateway/**"],
+              message: "common/ and crds/ are imported by the components, never the other way round.",
+            },
+          ],
+        },
+      ],
+    },
   },
 );

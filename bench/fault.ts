@@ -19,7 +19,11 @@ import { runScenario, type ScenarioClass, type ScenarioOutcome, type ScenarioSpe
 
 const resultsDir = join(dirname(fileURLToPath(import.meta.url)), "results");
 
-interface Cell { faultClass: ScenarioClass; factor?: number; runs: Record<number, number> }
+interface Cell {
+  faultClass: ScenarioClass;
+  factor?: number;
+  runs: Record<number, number>;
+}
 
 // Runs per rank count: few, and fewer at scale, to keep the whole bench within ~10 minutes on this 2-core machine
 // (so precision and recall rest on few runs per row: read them with the run counts).
@@ -39,20 +43,45 @@ const CELLS: Cell[] = [
 const FAULT_FREE_MS: Record<number, number> = { 64: 1_800_000, 256: 600_000, 1024: 300_000, 4096: 60_000 };
 
 function specFor(cell: Cell, ranks: number, seed: number): ScenarioSpec {
-  const horizonMs = cell.faultClass === "none" ? FAULT_FREE_MS[ranks]! : cell.faultClass === "job-hang" ? 75_000 : cell.faultClass === "hang" || cell.faultClass === "unfinished" ? 15_000 : 40_000;
-  return { faultClass: cell.faultClass, ranks, ...(cell.factor !== undefined ? { factor: cell.factor } : {}), seed, warmupMs: 12_000, horizonMs, tickMs: cell.faultClass === "none" ? 2_000 : 500, afterDetectionMs: 2_000 };
+  const horizonMs =
+    cell.faultClass === "none"
+      ? FAULT_FREE_MS[ranks]!
+      : cell.faultClass === "job-hang"
+        ? 75_000
+        : cell.faultClass === "hang" || cell.faultClass === "unfinished"
+          ? 15_000
+          : 40_000;
+  return {
+    faultClass: cell.faultClass,
+    ranks,
+    ...(cell.factor !== undefined ? { factor: cell.factor } : {}),
+    seed,
+    warmupMs: 12_000,
+    horizonMs,
+    tickMs: cell.faultClass === "none" ? 2_000 : 500,
+    afterDetectionMs: 2_000,
+  };
 }
 
-const pct = (xs: number[], q: number): number | null => (xs.length === 0 ? null : [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))]!);
+const pct = (xs: number[], q: number): number | null =>
+  xs.length === 0 ? null : [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))]!;
 const r1 = (x: number | null): number | null => (x === null ? null : Math.round(x));
 
 export async function run(): Promise<void> {
   const args = process.argv.slice(2);
-  const opt = (name: string): string | undefined => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : undefined; };
+  const opt = (name: string): string | undefined => {
+    const i = args.indexOf(name);
+    return i >= 0 ? args[i + 1] : undefined;
+  };
   const replayFile = opt("--replay");
   if (replayFile) return replay(replayFile, Number(opt("--tail-ms") ?? 5_000));
   const recordFile = opt("--record");
-  if (recordFile) return (await import("./fault/record.js")).recordScenario(recordFile, Number(opt("--ranks") ?? 64), opt("--fault") ?? "hang-rank=5");
+  if (recordFile)
+    return (await import("./fault/record.js")).recordScenario(
+      recordFile,
+      Number(opt("--ranks") ?? 64),
+      opt("--fault") ?? "hang-rank=5",
+    );
   const config = c4dConfigFor({});
   const rows = [];
   let seed = 1000;
@@ -66,14 +95,23 @@ export async function run(): Promise<void> {
       const wrong = outcomes.reduce((s, o) => s + o.wrong, 0);
       const cpuUs = outcomes.reduce((s, o) => s + o.detectorCpuUs, 0);
       const ticks = outcomes.reduce((s, o) => s + o.ticks, 0);
-      const jobHours = cell.faultClass === "none" ? outcomes.reduce((s, o) => s + o.simulatedMs, 0) / 3_600_000 : undefined;
+      const jobHours =
+        cell.faultClass === "none" ? outcomes.reduce((s, o) => s + o.simulatedMs, 0) / 3_600_000 : undefined;
       const row = {
-        faultClass: cell.faultClass, factor: cell.factor ?? null, ranks, runs: count,
-        detectionLatencyMs: r1(pct(latencies, 0.5)), detectionLatencyMaxMs: r1(pct(latencies, 1)),
+        faultClass: cell.faultClass,
+        factor: cell.factor ?? null,
+        ranks,
+        runs: count,
+        detectionLatencyMs: r1(pct(latencies, 0.5)),
+        detectionLatencyMaxMs: r1(pct(latencies, 1)),
         precision: correct + wrong === 0 ? null : Number((correct / (correct + wrong)).toFixed(3)),
-        recall: cell.faultClass === "none" ? null : Number((outcomes.filter((o) => o.detected).length / count).toFixed(3)),
-        falsePositives: wrong, ambiguous: outcomes.reduce((s, o) => s + o.ambiguous, 0),
-        ...(jobHours !== undefined ? { jobHours: Number(jobHours.toFixed(3)), falsePositivesPerJobHour: Number((wrong / jobHours).toFixed(3)) } : {}),
+        recall:
+          cell.faultClass === "none" ? null : Number((outcomes.filter((o) => o.detected).length / count).toFixed(3)),
+        falsePositives: wrong,
+        ambiguous: outcomes.reduce((s, o) => s + o.ambiguous, 0),
+        ...(jobHours !== undefined
+          ? { jobHours: Number(jobHours.toFixed(3)), falsePositivesPerJobHour: Number((wrong / jobHours).toFixed(3)) }
+          : {}),
         detectorCpuMsPerTickPer1000Ranks: Number((cpuUs / ticks / 1000 / (ranks / 1000)).toFixed(2)),
         injected: outcomes.map((o) => o.injected),
       };
@@ -94,9 +132,11 @@ export async function run(): Promise<void> {
     "",
     "| faultClass | factor | ranks | runs | latency median ms | latency max ms | precision | recall | FP | ambiguous | job-hours | CPU ms/tick/1k ranks |",
     "|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ...rows.map((r) => `| ${r.faultClass} | ${r.factor ?? ""} | ${r.ranks} | ${r.runs} | ${r.detectionLatencyMs ?? "-"} | ${r.detectionLatencyMaxMs ?? "-"} | ${r.precision ?? "-"} | ${r.recall ?? "-"} | ${r.falsePositives} | ${r.ambiguous} | ${"jobHours" in r ? r.jobHours : ""} | ${r.detectorCpuMsPerTickPer1000Ranks} |`),
+    ...rows.map(
+      (r) =>
+        `| ${r.faultClass} | ${r.factor ?? ""} | ${r.ranks} | ${r.runs} | ${r.detectionLatencyMs ?? "-"} | ${r.detectionLatencyMaxMs ?? "-"} | ${r.precision ?? "-"} | ${r.recall ?? "-"} | ${r.falsePositives} | ${r.ambiguous} | ${"jobHours" in r ? r.jobHours : ""} | ${r.detectorCpuMsPerTickPer1000Ranks} |`,
+    ),
     "",
   ].join("\n");
   await writeFile(join(resultsDir, "fault.md"), md);
 }
-

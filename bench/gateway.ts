@@ -26,7 +26,17 @@ import { freePorts } from "../test/harness/cluster.js";
 import { startNatsServer } from "../test/integration/agent/nats-server.js";
 import { SseParser } from "../gateway/src/openai/sse.js";
 import { startSimulatedInstances } from "../test/support/simulated-instances.js";
-import { backlogThroughputPerSec, benchEngineConfig, GPU_MODEL, MODEL, simulateDispatch, summarize, type LatencySummary, type SimRequest, type SimResult } from "./gateway/dispatch-sim.js";
+import {
+  backlogThroughputPerSec,
+  benchEngineConfig,
+  GPU_MODEL,
+  MODEL,
+  simulateDispatch,
+  summarize,
+  type LatencySummary,
+  type SimRequest,
+  type SimResult,
+} from "./gateway/dispatch-sim.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const SEQUENTIAL_REQUESTS = 200;
@@ -50,13 +60,19 @@ const CROSS_LOAD = 0.5;
 const CROSS_LIMIT_MS = 120_000;
 
 const round = (x: number, digits = 2) => Number(x.toFixed(digits));
-const nearestRank = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+const nearestRank = (sorted: number[], p: number) =>
+  sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
 
 async function complete(url: string, model: string): Promise<number> {
   const started = performance.now();
-  const response = await fetch(`${url}/v1/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model, prompt: PROMPT, max_tokens: MAX_TOKENS }) });
+  const response = await fetch(`${url}/v1/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ model, prompt: PROMPT, max_tokens: MAX_TOKENS }),
+  });
   const body = (await response.json()) as { choices?: { text: string }[]; usage?: { completion_tokens: number } };
-  if (response.status !== 200 || body.usage?.completion_tokens !== MAX_TOKENS) throw new Error(`${url}: ${response.status} ${JSON.stringify(body)}`);
+  if (response.status !== 200 || body.usage?.completion_tokens !== MAX_TOKENS)
+    throw new Error(`${url}: ${response.status} ${JSON.stringify(body)}`);
   return performance.now() - started;
 }
 
@@ -68,26 +84,41 @@ async function latency(url: string, model: string): Promise<{ p50Ms: number; p99
   return { p50Ms: nearestRank(samples, 50), p99Ms: nearestRank(samples, 99) };
 }
 
-async function throughput(url: string, model: string): Promise<{ requestsPerSec: number; completed: number; hitLimit: boolean }> {
+async function throughput(
+  url: string,
+  model: string,
+): Promise<{ requestsPerSec: number; completed: number; hitLimit: boolean }> {
   const started = performance.now();
   let issued = 0;
   let completed = 0;
-  await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
-    while (issued < THROUGHPUT_REQUESTS && performance.now() - started < THROUGHPUT_LIMIT_MS) {
-      issued += 1;
-      await complete(url, model);
-      completed += 1;
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      while (issued < THROUGHPUT_REQUESTS && performance.now() - started < THROUGHPUT_LIMIT_MS) {
+        issued += 1;
+        await complete(url, model);
+        completed += 1;
+      }
+    }),
+  );
   const elapsedMs = performance.now() - started;
   return { requestsPerSec: completed / (elapsedMs / 1000), completed, hitLimit: completed < THROUGHPUT_REQUESTS };
 }
 
 async function startGateway(natsUrl: string): Promise<{ child: ChildProcess; url: string }> {
   const [port] = await freePorts(1);
-  const env = { ...process.env, GPUFLEET_GATEWAY_NATS_URL: natsUrl, GPUFLEET_GATEWAY_PORT: String(port), GPUFLEET_GATEWAY_HOST: "127.0.0.1", GPUFLEET_GATEWAY_IDENTITY: "bench" };
+  const env = {
+    ...process.env,
+    GPUFLEET_GATEWAY_NATS_URL: natsUrl,
+    GPUFLEET_GATEWAY_PORT: String(port),
+    GPUFLEET_GATEWAY_HOST: "127.0.0.1",
+    GPUFLEET_GATEWAY_IDENTITY: "bench",
+  };
   // Production defaults otherwise (log level info, one line per request, to /dev/null here).
-  const child = spawn(process.execPath, ["--import", "tsx", path.join(ROOT, "gateway/src/main.ts")], { cwd: ROOT, env, stdio: ["ignore", "ignore", "inherit"] });
+  const child = spawn(process.execPath, ["--import", "tsx", path.join(ROOT, "gateway/src/main.ts")], {
+    cwd: ROOT,
+    env,
+    stdio: ["ignore", "ignore", "inherit"],
+  });
   return { child, url: `http://127.0.0.1:${port}` };
 }
 
@@ -97,12 +128,15 @@ async function waitForRoute(url: string, model: string, instances: number, child
   for (;;) {
     if (child.exitCode !== null) throw new Error(`the gateway exited with ${child.exitCode}`);
     try {
-      const body = (await (await fetch(`${url}/v1/models`)).json()) as { data?: { id: string; gpufleet?: { instances?: { colocated?: number } } }[] };
+      const body = (await (await fetch(`${url}/v1/models`)).json()) as {
+        data?: { id: string; gpufleet?: { instances?: { colocated?: number } } }[];
+      };
       if (body.data?.some((m) => m.id === model && m.gpufleet?.instances?.colocated === instances)) return;
     } catch {
       // not listening yet
     }
-    if (Date.now() > deadline) throw new Error(`the gateway did not list ${model} with ${instances} instance(s) within 60 s`);
+    if (Date.now() > deadline)
+      throw new Error(`the gateway did not list ${model} with ${instances} instance(s) within 60 s`);
     await new Promise((r) => setTimeout(r, 200));
   }
 }
@@ -141,11 +175,18 @@ async function overhead(): Promise<Overhead> {
   }
 }
 
-/** One streamed completion of `r`'s lengths (the prompt is 4 bytes per token: the contract's estimate); TTFT at the client. */
+/**
+ * One streamed completion of `r`'s lengths (the prompt is 4 bytes per token: the contract's estimate); TTFT at the
+ * client.
+ */
 async function streamed(url: string, model: string, r: SimRequest): Promise<{ ttftMs: number } | { error: string }> {
   const started = performance.now();
   try {
-    const response = await fetch(`${url}/v1/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model, prompt: "abcd".repeat(r.promptTokens), max_tokens: r.outputTokens, stream: true }) });
+    const response = await fetch(`${url}/v1/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model, prompt: "abcd".repeat(r.promptTokens), max_tokens: r.outputTokens, stream: true }),
+    });
     if (response.status !== 200) return { error: `HTTP ${response.status}` };
     const parser = new SseParser();
     let ttftMs: number | undefined;
@@ -153,7 +194,8 @@ async function streamed(url: string, model: string, r: SimRequest): Promise<{ tt
     for await (const chunk of response.body!) {
       for (const data of parser.push(chunk as Uint8Array)) {
         if (data === "[DONE]") done = true;
-        else if (ttftMs === undefined && (JSON.parse(data) as { choices?: { text?: string }[] }).choices?.[0]?.text) ttftMs = performance.now() - started;
+        else if (ttftMs === undefined && (JSON.parse(data) as { choices?: { text?: string }[] }).choices?.[0]?.text)
+          ttftMs = performance.now() - started;
       }
     }
     return ttftMs !== undefined && done ? { ttftMs } : { error: "stream ended early" };
@@ -171,25 +213,52 @@ interface CrossCheck {
   simulated: { completed: number; ttft: LatencySummary };
 }
 
-async function crossCheck(requests: SimRequest[], traceRatePerSec: number, perInstanceSaturationPerSec: number): Promise<CrossCheck> {
+async function crossCheck(
+  requests: SimRequest[],
+  traceRatePerSec: number,
+  perInstanceSaturationPerSec: number,
+): Promise<CrossCheck> {
   const ratePerSec = CROSS_LOAD * perInstanceSaturationPerSec * CROSS_INSTANCES;
-  const window = requests.slice(0, CROSS_REQUESTS).map((r) => ({ ...r, arrivalMs: (r.arrivalMs * traceRatePerSec) / ratePerSec }));
-  const simulated = simulateDispatch({ policy: "freeness", instances: CROSS_INSTANCES, requests: window, engine: benchEngineConfig(), reportIntervalMs: REPORT_INTERVAL_MS, flushIntervalMs: FLUSH_INTERVAL_MS, seed: SEED });
+  const window = requests
+    .slice(0, CROSS_REQUESTS)
+    .map((r) => ({ ...r, arrivalMs: (r.arrivalMs * traceRatePerSec) / ratePerSec }));
+  const simulated = simulateDispatch({
+    policy: "freeness",
+    instances: CROSS_INSTANCES,
+    requests: window,
+    engine: benchEngineConfig(),
+    reportIntervalMs: REPORT_INTERVAL_MS,
+    flushIntervalMs: FLUSH_INTERVAL_MS,
+    seed: SEED,
+  });
   const nats = await startNatsServer();
-  const sim = await startSimulatedInstances({ natsUrl: nats.url, pods: Array.from({ length: CROSS_INSTANCES }, (_, i) => ({ name: `cross-${i}` })) });
+  const sim = await startSimulatedInstances({
+    natsUrl: nats.url,
+    pods: Array.from({ length: CROSS_INSTANCES }, (_, i) => ({ name: `cross-${i}` })),
+  });
   const gateway = await startGateway(nats.url);
   try {
     await waitForRoute(gateway.url, sim.model, CROSS_INSTANCES, gateway.child);
     const started = performance.now();
-    const outcomes = await Promise.all(window.map(async (r) => {
-      await new Promise((resolve) => setTimeout(resolve, Math.max(0, r.arrivalMs - (performance.now() - started))));
-      if (performance.now() - started > CROSS_LIMIT_MS) return { error: "time limit" };
-      return streamed(gateway.url, sim.model, r);
-    }));
+    const outcomes = await Promise.all(
+      window.map(async (r) => {
+        await new Promise((resolve) => setTimeout(resolve, Math.max(0, r.arrivalMs - (performance.now() - started))));
+        if (performance.now() - started > CROSS_LIMIT_MS) return { error: "time limit" };
+        return streamed(gateway.url, sim.model, r);
+      }),
+    );
     const ttfts = outcomes.flatMap((o) => ("ttftMs" in o ? [o.ttftMs] : []));
     return {
-      instances: CROSS_INSTANCES, requests: window.length, load: CROSS_LOAD, ratePerSec,
-      wallClock: { completed: ttfts.length, errors: outcomes.length - ttfts.length, ttft: summarize(ttfts), hitLimit: outcomes.some((o) => "error" in o && o.error === "time limit") },
+      instances: CROSS_INSTANCES,
+      requests: window.length,
+      load: CROSS_LOAD,
+      ratePerSec,
+      wallClock: {
+        completed: ttfts.length,
+        errors: outcomes.length - ttfts.length,
+        ttft: summarize(ttfts),
+        hitLimit: outcomes.some((o) => "error" in o && o.error === "time limit"),
+      },
       simulated: { completed: simulated.completed, ttft: simulated.ttft },
     };
   } finally {
@@ -209,10 +278,20 @@ interface LoadPoint {
   waitingPromptTokens: SimResult;
 }
 
-function dispatchGrid(): { perInstanceSaturationPerSec: number; traceRatePerSec: number; points: LoadPoint[]; requests: number; trace: SimRequest[] } {
+function dispatchGrid(): {
+  perInstanceSaturationPerSec: number;
+  traceRatePerSec: number;
+  points: LoadPoint[];
+  requests: number;
+  trace: SimRequest[];
+} {
   const trace = loadTraceFile();
   const t0 = trace[0]?.arrivalMs ?? 0;
-  const requests: SimRequest[] = trace.map((r) => ({ arrivalMs: (r.arrivalMs ?? 0) - t0, promptTokens: r.promptTokens, outputTokens: r.outputTokens }));
+  const requests: SimRequest[] = trace.map((r) => ({
+    arrivalMs: (r.arrivalMs ?? 0) - t0,
+    promptTokens: r.promptTokens,
+    outputTokens: r.outputTokens,
+  }));
   const spanS = requests[requests.length - 1]!.arrivalMs / 1000;
   const traceRatePerSec = requests.length / spanS;
   const engine = benchEngineConfig();
@@ -221,11 +300,20 @@ function dispatchGrid(): { perInstanceSaturationPerSec: number; traceRatePerSec:
     const ratePerSec = load * perInstanceSaturationPerSec * INSTANCES;
     // The trace's own gaps, compressed uniformly to the rate under test (its burstiness kept).
     const scaled = requests.map((r) => ({ ...r, arrivalMs: (r.arrivalMs * traceRatePerSec) / ratePerSec }));
-    const common = { instances: INSTANCES, requests: scaled, engine, reportIntervalMs: REPORT_INTERVAL_MS, flushIntervalMs: FLUSH_INTERVAL_MS, seed: SEED };
+    const common = {
+      instances: INSTANCES,
+      requests: scaled,
+      engine,
+      reportIntervalMs: REPORT_INTERVAL_MS,
+      flushIntervalMs: FLUSH_INTERVAL_MS,
+      seed: SEED,
+    };
     const freeness = simulateDispatch({ ...common, policy: "freeness" });
     const roundRobin = simulateDispatch({ ...common, policy: "round-robin" });
     const waitingPromptTokens = simulateDispatch({ ...common, policy: "waiting-prompt-tokens" });
-    console.log(`load ${load}: ${ratePerSec.toFixed(1)} req/s; P99 TTFT freeness ${freeness.ttft.p99Ms.toFixed(0)} ms, round-robin ${roundRobin.ttft.p99Ms.toFixed(0)} ms, waiting-prompt-tokens ${waitingPromptTokens.ttft.p99Ms.toFixed(0)} ms`);
+    console.log(
+      `load ${load}: ${ratePerSec.toFixed(1)} req/s; P99 TTFT freeness ${freeness.ttft.p99Ms.toFixed(0)} ms, round-robin ${roundRobin.ttft.p99Ms.toFixed(0)} ms, waiting-prompt-tokens ${waitingPromptTokens.ttft.p99Ms.toFixed(0)} ms`,
+    );
     return { load, ratePerSec, freeness, roundRobin, waitingPromptTokens };
   });
   return { perInstanceSaturationPerSec, traceRatePerSec, points, requests: requests.length, trace: requests };
@@ -257,11 +345,22 @@ export async function run(): Promise<void> {
   const loadAfter = loadavg();
   const high = grid.points.find((p) => p.load === HIGH_LOAD)!;
   const result = {
-    machine: { cpus: cpus().length, loadavg1mBefore: round(loadBefore[0]!), loadavg1mAfter: round(loadAfter[0]!), note: "2 cores shared with other engineers' builds and tests; part A's client, instance and gateway compete for them" },
+    machine: {
+      cpus: cpus().length,
+      loadavg1mBefore: round(loadBefore[0]!),
+      loadavg1mAfter: round(loadAfter[0]!),
+      note: "2 cores shared with other engineers' builds and tests; part A's client, instance and gateway compete for them",
+    },
     overhead: {
-      instance: "the agent's simulated instance (SimulationRuntime + engine API server, in-process), Llama-3-8B TP=1 on a simulated H100; its load reports reach the gateway over a local nats-server",
+      instance:
+        "the agent's simulated instance (SimulationRuntime + engine API server, in-process), Llama-3-8B TP=1 on a simulated H100; its load reports reach the gateway over a local nats-server",
       gateway: "gateway/src/main.ts as a process, default configuration (freeness dispatch, info logging)",
-      maxTokens: MAX_TOKENS, sequentialRequests: SEQUENTIAL_REQUESTS, throughputRequests: THROUGHPUT_REQUESTS, throughputLimitMs: THROUGHPUT_LIMIT_MS, concurrency: CONCURRENCY, loopback: true,
+      maxTokens: MAX_TOKENS,
+      sequentialRequests: SEQUENTIAL_REQUESTS,
+      throughputRequests: THROUGHPUT_REQUESTS,
+      throughputLimitMs: THROUGHPUT_LIMIT_MS,
+      concurrency: CONCURRENCY,
+      loopback: true,
       throughputHitLimit: o.throughputHitLimit,
     },
     directRequestsPerSec: round(o.directRequestsPerSec, 1),
@@ -274,23 +373,53 @@ export async function run(): Promise<void> {
     addedLatencyMsP50: round(o.gatewayLatency.p50Ms - o.directLatency.p50Ms),
     dispatch: {
       clock: "simulated (discrete events)",
-      trace: "data/traces/azure-llm-2023-conv.csv (Azure LLM inference trace 2023, conversation; CC-BY 4.0, Patel et al., Splitwise, ISCA 2024)",
+      trace:
+        "data/traces/azure-llm-2023-conv.csv (Azure LLM inference trace 2023, conversation; CC-BY 4.0, Patel et al., Splitwise, ISCA 2024)",
       requests: grid.requests,
-      instances: INSTANCES, model: MODEL, gpuModel: GPU_MODEL, tp: 1, role: "colocated",
-      reportIntervalMs: REPORT_INTERVAL_MS, flushIntervalMs: FLUSH_INTERVAL_MS, seed: SEED,
+      instances: INSTANCES,
+      model: MODEL,
+      gpuModel: GPU_MODEL,
+      tp: 1,
+      role: "colocated",
+      reportIntervalMs: REPORT_INTERVAL_MS,
+      flushIntervalMs: FLUSH_INTERVAL_MS,
+      seed: SEED,
       traceRatePerSec: round(grid.traceRatePerSec, 3),
       perInstanceSaturationPerSec: round(grid.perInstanceSaturationPerSec, 2),
       saturationRatePerSec: round(grid.perInstanceSaturationPerSec * INSTANCES, 1),
       highLoad: HIGH_LOAD,
-      points: grid.points.map((p) => ({ load: p.load, ratePerSec: round(p.ratePerSec, 1), freeness: policyRow(p.freeness), roundRobin: policyRow(p.roundRobin), waitingPromptTokens: policyRow(p.waitingPromptTokens), p99TtftRatioRoundRobinOverFreeness: round(p.roundRobin.ttft.p99Ms / p.freeness.ttft.p99Ms, 3) })),
+      points: grid.points.map((p) => ({
+        load: p.load,
+        ratePerSec: round(p.ratePerSec, 1),
+        freeness: policyRow(p.freeness),
+        roundRobin: policyRow(p.roundRobin),
+        waitingPromptTokens: policyRow(p.waitingPromptTokens),
+        p99TtftRatioRoundRobinOverFreeness: round(p.roundRobin.ttft.p99Ms / p.freeness.ttft.p99Ms, 3),
+      })),
     },
     p99TtftFreenessMs: round(high.freeness.ttft.p99Ms, 1),
     p99TtftRoundRobinMs: round(high.roundRobin.ttft.p99Ms, 1),
     p99TtftRatioRoundRobinOverFreeness: round(high.roundRobin.ttft.p99Ms / high.freeness.ttft.p99Ms, 3),
     crossCheck: {
-      policy: "freeness", instances: cross.instances, requests: cross.requests, load: cross.load, ratePerSec: round(cross.ratePerSec, 2),
-      wallClock: { completed: cross.wallClock.completed, errors: cross.wallClock.errors, hitLimit: cross.wallClock.hitLimit, meanTtftMs: round(cross.wallClock.ttft.meanMs, 1), p50TtftMs: round(cross.wallClock.ttft.p50Ms, 1), p99TtftMs: round(cross.wallClock.ttft.p99Ms, 1) },
-      simulated: { completed: cross.simulated.completed, meanTtftMs: round(cross.simulated.ttft.meanMs, 1), p50TtftMs: round(cross.simulated.ttft.p50Ms, 1), p99TtftMs: round(cross.simulated.ttft.p99Ms, 1) },
+      policy: "freeness",
+      instances: cross.instances,
+      requests: cross.requests,
+      load: cross.load,
+      ratePerSec: round(cross.ratePerSec, 2),
+      wallClock: {
+        completed: cross.wallClock.completed,
+        errors: cross.wallClock.errors,
+        hitLimit: cross.wallClock.hitLimit,
+        meanTtftMs: round(cross.wallClock.ttft.meanMs, 1),
+        p50TtftMs: round(cross.wallClock.ttft.p50Ms, 1),
+        p99TtftMs: round(cross.wallClock.ttft.p99Ms, 1),
+      },
+      simulated: {
+        completed: cross.simulated.completed,
+        meanTtftMs: round(cross.simulated.ttft.meanMs, 1),
+        p50TtftMs: round(cross.simulated.ttft.p50Ms, 1),
+        p99TtftMs: round(cross.simulated.ttft.p99Ms, 1),
+      },
     },
   };
   const dir = path.join(ROOT, "bench/results");
@@ -303,18 +432,63 @@ export async function run(): Promise<void> {
 
 type Result = {
   machine: { cpus: number; loadavg1mBefore: number; loadavg1mAfter: number };
-  directRequestsPerSec: number; gatewayRequestsPerSec: number; throughputRatio: number;
-  directLatencyMsP50: number; gatewayLatencyMsP50: number; directLatencyMsP99: number; gatewayLatencyMsP99: number; addedLatencyMsP50: number;
+  directRequestsPerSec: number;
+  gatewayRequestsPerSec: number;
+  throughputRatio: number;
+  directLatencyMsP50: number;
+  gatewayLatencyMsP50: number;
+  directLatencyMsP99: number;
+  gatewayLatencyMsP99: number;
+  addedLatencyMsP50: number;
   overhead: { throughputHitLimit: boolean };
-  dispatch: { requests: number; traceRatePerSec: number; perInstanceSaturationPerSec: number; saturationRatePerSec: number; points: { load: number; ratePerSec: number; freeness: ReturnType<typeof policyRow>; roundRobin: ReturnType<typeof policyRow>; waitingPromptTokens: ReturnType<typeof policyRow>; p99TtftRatioRoundRobinOverFreeness: number }[] };
-  p99TtftFreenessMs: number; p99TtftRoundRobinMs: number; p99TtftRatioRoundRobinOverFreeness: number;
-  crossCheck: { instances: number; requests: number; load: number; ratePerSec: number; wallClock: { completed: number; errors: number; hitLimit: boolean; meanTtftMs: number; p50TtftMs: number; p99TtftMs: number }; simulated: { completed: number; meanTtftMs: number; p50TtftMs: number; p99TtftMs: number } };
+  dispatch: {
+    requests: number;
+    traceRatePerSec: number;
+    perInstanceSaturationPerSec: number;
+    saturationRatePerSec: number;
+    points: {
+      load: number;
+      ratePerSec: number;
+      freeness: ReturnType<typeof policyRow>;
+      roundRobin: ReturnType<typeof policyRow>;
+      waitingPromptTokens: ReturnType<typeof policyRow>;
+      p99TtftRatioRoundRobinOverFreeness: number;
+    }[];
+  };
+  p99TtftFreenessMs: number;
+  p99TtftRoundRobinMs: number;
+  p99TtftRatioRoundRobinOverFreeness: number;
+  crossCheck: {
+    instances: number;
+    requests: number;
+    load: number;
+    ratePerSec: number;
+    wallClock: {
+      completed: number;
+      errors: number;
+      hitLimit: boolean;
+      meanTtftMs: number;
+      p50TtftMs: number;
+      p99TtftMs: number;
+    };
+    simulated: { completed: number; meanTtftMs: number; p50TtftMs: number; p99TtftMs: number };
+  };
 };
 
 function markdown(r: Result): string {
   const d = r.dispatch;
-  const rows = d.points.flatMap((p) => ([["freeness", p.freeness], ["round-robin", p.roundRobin], ["waiting-prompt-tokens (option)", p.waitingPromptTokens]] as const).map(([name, x]) =>
-    `| ${p.load} | ${p.ratePerSec} | ${name} | ${x.completed} | ${x.rejectedOverloaded} | ${x.meanTtftMs} | ${x.p50TtftMs} | ${x.p99TtftMs} | ${x.meanTpotMs} | ${x.p50TpotMs} | ${x.p99TpotMs} | ${x.preemptions} | ${x.dispatchRunMean} / ${x.dispatchRunMax} | ${x.completedPerInstanceMin}–${x.completedPerInstanceMax} |`));
+  const rows = d.points.flatMap((p) =>
+    (
+      [
+        ["freeness", p.freeness],
+        ["round-robin", p.roundRobin],
+        ["waiting-prompt-tokens (option)", p.waitingPromptTokens],
+      ] as const
+    ).map(
+      ([name, x]) =>
+        `| ${p.load} | ${p.ratePerSec} | ${name} | ${x.completed} | ${x.rejectedOverloaded} | ${x.meanTtftMs} | ${x.p50TtftMs} | ${x.p99TtftMs} | ${x.meanTpotMs} | ${x.p50TpotMs} | ${x.p99TpotMs} | ${x.preemptions} | ${x.dispatchRunMean} / ${x.dispatchRunMax} | ${x.completedPerInstanceMin}–${x.completedPerInstanceMax} |`,
+    ),
+  );
   return [
     "# Gateway benchmark",
     "",

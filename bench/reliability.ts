@@ -25,10 +25,19 @@ import { chartLeaseSettings, type ReliabilityRow } from "./reliability/row.js";
 
 const resultsDir = join(dirname(fileURLToPath(import.meta.url)), "results");
 
-function markdown(profile: string, lease: ReturnType<typeof chartLeaseSettings>, rows: ReliabilityRow[], baselineMs: number | undefined): string {
+function markdown(
+  profile: string,
+  lease: ReturnType<typeof chartLeaseSettings>,
+  rows: ReliabilityRow[],
+  baselineMs: number | undefined,
+): string {
   const cell = (s: string) => s.replaceAll("|", "\\|");
-  const timings = (r: ReliabilityRow) => Object.entries(r.timingsMs).map(([k, v]) => `${k} ${v}`).join("; ");
-  const ratio = (r: ReliabilityRow) => (baselineMs && r.timingsMs.faultToGangRunningMs ? (r.timingsMs.faultToGangRunningMs / baselineMs).toFixed(2) : "");
+  const timings = (r: ReliabilityRow) =>
+    Object.entries(r.timingsMs)
+      .map(([k, v]) => `${k} ${v}`)
+      .join("; ");
+  const ratio = (r: ReliabilityRow) =>
+    baselineMs && r.timingsMs.faultToGangRunningMs ? (r.timingsMs.faultToGangRunningMs / baselineMs).toFixed(2) : "";
   return [
     "# Reliability (issue 15)",
     "",
@@ -39,7 +48,10 @@ function markdown(profile: string, lease: ReturnType<typeof chartLeaseSettings>,
     "",
     "| scenario | injected | expected | happened | passed | lost | duplicated | timings (ms) | × baseline |",
     "|---|---|---|---|---|---|---|---|---|",
-    ...rows.map((r) => `| ${cell(r.scenario)} | ${cell(r.injected)} | ${cell(r.expected)} | ${cell(r.happened)} | ${r.passed ? "yes" : "**no**"} | ${r.lost} | ${r.duplicated} | ${timings(r)} | ${ratio(r)} |`),
+    ...rows.map(
+      (r) =>
+        `| ${cell(r.scenario)} | ${cell(r.injected)} | ${cell(r.expected)} | ${cell(r.happened)} | ${r.passed ? "yes" : "**no**"} | ${r.lost} | ${r.duplicated} | ${timings(r)} | ${ratio(r)} |`,
+    ),
     "",
     "× baseline: the leader rows' fault → gang Running time over the baseline row's apply → gang Running time.",
     "",
@@ -66,7 +78,17 @@ export async function run(): Promise<void> {
       await write(); // after every row: a later scenario that hangs must not lose the earlier ones
     } catch (error) {
       // A scenario that could not finish is a failed row with the reason, not a missing one.
-      rows.push({ scenario: what, injected: "(see happened)", expected: "(scenario finished)", happened: `scenario error: ${(error as Error).message.slice(0, 400)}`, passed: false, lost: 0, duplicated: 0, scale: {}, timingsMs: {} });
+      rows.push({
+        scenario: what,
+        injected: "(see happened)",
+        expected: "(scenario finished)",
+        happened: `scenario error: ${(error as Error).message.slice(0, 400)}`,
+        passed: false,
+        lost: 0,
+        duplicated: 0,
+        scale: {},
+        timingsMs: {},
+      });
       log(`${what}: error ${(error as Error).message}`);
       await write();
     }
@@ -74,17 +96,26 @@ export async function run(): Promise<void> {
   const write = async () => {
     const baselineMs = rows.find((r) => r.scenario.startsWith("baseline"))?.timingsMs.applyToGangRunningMs;
     await mkdir(resultsDir, { recursive: true });
-    await writeFile(join(resultsDir, "reliability.json"), `${JSON.stringify({ profile, lease, downMs, gangNodes: nodes, baseline: "baseline: gang placement, no fault", rows }, null, 2)}\n`);
+    await writeFile(
+      join(resultsDir, "reliability.json"),
+      `${JSON.stringify({ profile, lease, downMs, gangNodes: nodes, baseline: "baseline: gang placement, no fault", rows }, null, 2)}\n`,
+    );
     await writeFile(join(resultsDir, "reliability.md"), markdown(profile, lease, rows, baselineMs));
   };
   try {
     await installCrds(cluster.kubeconfigPath);
     const timeoutMs = 240_000;
     await attempt("baseline: gang placement, no fault", () => gangWithoutFault(ctx, { nodes, lease, timeoutMs }));
-    await attempt("leader SIGKILL mid gang placement", () => leaderFaultDuringGang(ctx, { nodes, lease, signal: "SIGKILL", timeoutMs }));
-    await attempt("leader SIGSTOP (stalled renew) mid gang placement", () => leaderFaultDuringGang(ctx, { nodes, lease, signal: "SIGSTOP", timeoutMs }));
+    await attempt("leader SIGKILL mid gang placement", () =>
+      leaderFaultDuringGang(ctx, { nodes, lease, signal: "SIGKILL", timeoutMs }),
+    );
+    await attempt("leader SIGSTOP (stalled renew) mid gang placement", () =>
+      leaderFaultDuringGang(ctx, { nodes, lease, signal: "SIGSTOP", timeoutMs }),
+    );
     for (const servers of [["kube-apiserver"], ["etcd"], ["etcd", "kube-apiserver"]] as const) {
-      await attempt(`${servers.join(" + ")} restart`, () => controlPlaneRestart(ctx, { servers: [...servers], downMs, changes: 25, timeoutMs: 180_000 }));
+      await attempt(`${servers.join(" + ")} restart`, () =>
+        controlPlaneRestart(ctx, { servers: [...servers], downMs, changes: 25, timeoutMs: 180_000 }),
+      );
     }
   } finally {
     await ctx.deleteNamespaces();

@@ -16,7 +16,11 @@ async function load(name: string): Promise<{ run?: unknown }> {
 }
 
 async function main(): Promise<void> {
-  const names = process.argv.slice(2).filter((a) => a !== "--").filter((_, i, all) => !all.slice(0, i + 1).some((x) => x.startsWith("--"))); // options after the name go to the bench
+  const names = process.argv
+    .slice(2)
+    .filter((a) => a !== "--")
+    // options after the name go to the bench
+    .filter((_, i, all) => !all.slice(0, i + 1).some((x) => x.startsWith("--")));
   const all = readdirSync(benchDir)
     .filter((f) => f.endsWith(".ts") && f !== "run.ts" && !f.endsWith(".test.ts") && !f.endsWith(".d.ts"))
     .map((f) => basename(f, ".ts"))

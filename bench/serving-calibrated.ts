@@ -11,7 +11,13 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { latencyCoefficients } from "../common/src/models/latency.js";
-import { MODEL_SHAPES, planServing, type KnownModel, type ServingPlanInput, type ServingWorkload } from "../operator/src/serving/index.js";
+import {
+  MODEL_SHAPES,
+  planServing,
+  type KnownModel,
+  type ServingPlanInput,
+  type ServingWorkload,
+} from "../operator/src/serving/index.js";
 import { loadTraceFile } from "../operator/src/serving/trace-file.js";
 import { SLOS, cluster, type ServingScenarioResult, type SloScale, type Workload } from "./serving.js";
 
@@ -30,19 +36,36 @@ interface Row {
   disagg?: string;
   colocated?: string;
   plannerMs: number;
-  before?: { disaggGoodputPerGpu: number; colocatedGoodputPerGpu: number; ratioVsColocated: number | null; verdict: string; disagg?: string; colocated?: string };
+  before?: {
+    disaggGoodputPerGpu: number;
+    colocatedGoodputPerGpu: number;
+    ratioVsColocated: number | null;
+    verdict: string;
+    disagg?: string;
+    colocated?: string;
+  };
   note?: string;
 }
 
 const verdictOf = (disagg: number, colocated: number): string =>
-  disagg === 0 && colocated === 0 ? "no plan" : disagg > colocated * 1.1 ? "disaggregated" : colocated > disagg * 1.1 ? "colocated" : "within 10%";
+  disagg === 0 && colocated === 0
+    ? "no plan"
+    : disagg > colocated * 1.1
+      ? "disaggregated"
+      : colocated > disagg * 1.1
+        ? "colocated"
+        : "within 10%";
 
 export async function run(): Promise<void> {
   const gpus = (process.env.GPUFLEET_BENCH_GPUS ?? "H100-80GB").split(",");
   const trace = loadTraceFile();
-  const before = (JSON.parse(readFileSync(join(resultsDir, "serving.json"), "utf8")) as { scenarios: ServingScenarioResult[] }).scenarios;
+  const before = (
+    JSON.parse(readFileSync(join(resultsDir, "serving.json"), "utf8")) as { scenarios: ServingScenarioResult[] }
+  ).scenarios;
   const workloadOf = (w: Workload, rate: number): ServingWorkload =>
-    w === "chatbot" ? { arrivalRatePerSec: rate, lengths: { trace }, arrivals: "trace" } : { arrivalRatePerSec: rate, lengths: w };
+    w === "chatbot"
+      ? { arrivalRatePerSec: rate, lengths: { trace }, arrivals: "trace" }
+      : { arrivalRatePerSec: rate, lengths: w };
   const models: KnownModel[] = ["OPT-13B", "OPT-66B", "OPT-175B", "Llama-3-8B", "Llama-3-70B"];
   const gpusFor = (m: KnownModel): number => (m === "OPT-175B" ? 64 : m === "OPT-66B" || m === "Llama-3-70B" ? 32 : 8);
   const cases: { workload: Workload; sloScale: SloScale }[] = [
@@ -57,33 +80,69 @@ export async function run(): Promise<void> {
       for (const { workload, sloScale } of cases) {
         const base = SLOS[workload](model);
         const slo = { ttftMs: base.ttftMs * sloScale.ttft, tpotMs: base.tpotMs * sloScale.tpot, attainmentPercent: 90 };
-        const input: ServingPlanInput = { model: MODEL_SHAPES[model], slo, workload: workloadOf(workload, 1), mode: "auto", nodes: cluster(gpu, gpusFor(model) / 8), options: { requestsPerInstance: 150 } };
+        const input: ServingPlanInput = {
+          model: MODEL_SHAPES[model],
+          slo,
+          workload: workloadOf(workload, 1),
+          mode: "auto",
+          nodes: cluster(gpu, gpusFor(model) / 8),
+          options: { requestsPerInstance: 150 },
+        };
         const t0 = performance.now();
         const plan = planServing(input);
-        const row: Row = { model, gpu, workload, sloScale, gpus: gpusFor(model), disaggGoodputPerGpu: 0, colocatedGoodputPerGpu: 0, ratioVsColocated: null, verdict: "no plan", plannerMs: performance.now() - t0 };
+        const row: Row = {
+          model,
+          gpu,
+          workload,
+          sloScale,
+          gpus: gpusFor(model),
+          disaggGoodputPerGpu: 0,
+          colocatedGoodputPerGpu: 0,
+          ratioVsColocated: null,
+          verdict: "no plan",
+          plannerMs: performance.now() - t0,
+        };
         if (plan.ok) {
           const { disaggregated: d, vllm, chunked } = plan.alternatives;
           row.disaggGoodputPerGpu = d?.goodputPerGpu ?? 0;
           row.colocatedGoodputPerGpu = Math.max(vllm?.goodputPerGpu ?? 0, chunked?.goodputPerGpu ?? 0);
-          row.ratioVsColocated = row.colocatedGoodputPerGpu > 0 ? row.disaggGoodputPerGpu / row.colocatedGoodputPerGpu : null;
-          if (d) row.disagg = `P TP${d.prefill.tp}×PP${d.prefill.pp}×${d.unit.prefill}, D TP${d.decode.tp}×PP${d.decode.pp}×${d.unit.decode} (${d.affinity})`;
+          row.ratioVsColocated =
+            row.colocatedGoodputPerGpu > 0 ? row.disaggGoodputPerGpu / row.colocatedGoodputPerGpu : null;
+          if (d)
+            row.disagg = `P TP${d.prefill.tp}×PP${d.prefill.pp}×${d.unit.prefill}, D TP${d.decode.tp}×PP${d.decode.pp}×${d.unit.decode} (${d.affinity})`;
           if (plan.colocated) row.colocated = `${plan.colocated.policy} TP${plan.colocated.tp}×PP${plan.colocated.pp}`;
           row.verdict = verdictOf(row.disaggGoodputPerGpu, row.colocatedGoodputPerGpu);
         } else row.note = `${plan.reason}: ${plan.message}`;
-        const old = before.find((b) => b.model === model && b.gpu === gpu && b.workload === workload && b.sloScale.ttft === sloScale.ttft && b.sloScale.tpot === sloScale.tpot);
+        const old = before.find(
+          (b) =>
+            b.model === model &&
+            b.gpu === gpu &&
+            b.workload === workload &&
+            b.sloScale.ttft === sloScale.ttft &&
+            b.sloScale.tpot === sloScale.tpot,
+        );
         if (old) {
           row.before = {
-            disaggGoodputPerGpu: old.disaggGoodputPerGpu, colocatedGoodputPerGpu: old.colocatedGoodputPerGpu, ratioVsColocated: old.ratioVsColocated,
-            verdict: verdictOf(old.disaggGoodputPerGpu, old.colocatedGoodputPerGpu), disagg: old.prefill ? `P ${old.prefill}, D ${old.decode} (${old.affinity})` : undefined, colocated: old.colocated,
+            disaggGoodputPerGpu: old.disaggGoodputPerGpu,
+            colocatedGoodputPerGpu: old.colocatedGoodputPerGpu,
+            ratioVsColocated: old.ratioVsColocated,
+            verdict: verdictOf(old.disaggGoodputPerGpu, old.colocatedGoodputPerGpu),
+            disagg: old.prefill ? `P ${old.prefill}, D ${old.decode} (${old.affinity})` : undefined,
+            colocated: old.colocated,
           };
         }
         rows.push(row);
-        console.log(`${model} ${gpu} ${workload} ${sloScale.ttft}/${sloScale.tpot}: disagg ${row.disaggGoodputPerGpu.toFixed(3)} coloc ${row.colocatedGoodputPerGpu.toFixed(3)} → ${row.verdict} (before: ${row.before?.verdict ?? "–"}) ${row.plannerMs.toFixed(0)} ms`);
+        console.log(
+          `${model} ${gpu} ${workload} ${sloScale.ttft}/${sloScale.tpot}: disagg ${row.disaggGoodputPerGpu.toFixed(3)} coloc ${row.colocatedGoodputPerGpu.toFixed(3)} → ${row.verdict} (before: ${row.before?.verdict ?? "–"}) ${row.plannerMs.toFixed(0)} ms`,
+        );
       }
     }
   }
   const coefficients = Object.fromEntries(gpus.map((g) => [g, latencyCoefficients(g)]));
-  writeFileSync(join(resultsDir, "serving-calibrated.json"), `${JSON.stringify({ baseline: "before = bench/results/serving.json (latency model before the calibration)", gpus, coefficients, rows }, null, 2)}\n`);
+  writeFileSync(
+    join(resultsDir, "serving-calibrated.json"),
+    `${JSON.stringify({ baseline: "before = bench/results/serving.json (latency model before the calibration)", gpus, coefficients, rows }, null, 2)}\n`,
+  );
   writeFileSync(join(resultsDir, "serving-calibrated.md"), markdown(rows));
 }
 
@@ -93,7 +152,7 @@ function markdown(rows: readonly Row[]): string {
   return [
     "# Serving benchmark with the calibrated latency model",
     "",
-    "Generated by `npm run bench -- serving-calibrated` (bench/serving-calibrated.ts). Goodput per GPU (req/s/GPU, simulated) of the planner's best disaggregated plan and best colocated plan (vLLM or Sarathi), each scenario of bench/serving.ts, calibrated model (docs/latency-model.md). `before` = the same scenario in bench/results/serving.json, the model before the calibration. Verdict: the side ahead by more than 10%, else \"within 10%\".",
+    'Generated by `npm run bench -- serving-calibrated` (bench/serving-calibrated.ts). Goodput per GPU (req/s/GPU, simulated) of the planner\'s best disaggregated plan and best colocated plan (vLLM or Sarathi), each scenario of bench/serving.ts, calibrated model (docs/latency-model.md). `before` = the same scenario in bench/results/serving.json, the model before the calibration. Verdict: the side ahead by more than 10%, else "within 10%".',
     "",
     `Verdicts changed: ${changed.length} of ${rows.filter((r) => r.before).length}.`,
     "",

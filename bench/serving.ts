@@ -5,7 +5,8 @@
  *
  * Workloads (DistServe §6.1): chatbot = the Azure LLM inference trace 2023, conversation service: request lengths
  * drawn over the whole trace, arrival gaps from a window of it, rescaled (DistServe used ShareGPT; Azure Public
- * Dataset, CC-BY 4.0, Patel et al., "Splitwise", ISCA 2024); code-completion and summarization are synthesized (distributions in operator/src/serving/distserve/workload.ts).
+ * Dataset, CC-BY 4.0, Patel et al., "Splitwise", ISCA 2024); code-completion and summarization are synthesized
+ * (distributions in operator/src/serving/distserve/workload.ts).
  *
  * SLOs, checked against DistServe's artifact-evaluation plotting script (evaluation/ae-scripts/e2e/_plot.py of
  * the LLMServe/DistServe artifact, read in the public fork b21111314/DistServe; the paper's Table 1 itself was
@@ -48,7 +49,11 @@ export type Workload = "chatbot" | "code-completion" | "summarization";
 
 export const SLOS: Record<Workload, (model: KnownModel) => { ttftMs: number; tpotMs: number }> = {
   chatbot: (m) =>
-    m === "OPT-13B" || m === "Llama-3-8B" ? { ttftMs: 250, tpotMs: 100 } : m === "OPT-175B" ? { ttftMs: 4000, tpotMs: 200 } : { ttftMs: 400, tpotMs: 100 },
+    m === "OPT-13B" || m === "Llama-3-8B"
+      ? { ttftMs: 250, tpotMs: 100 }
+      : m === "OPT-175B"
+        ? { ttftMs: 4000, tpotMs: 200 }
+        : { ttftMs: 400, tpotMs: 100 },
   "code-completion": () => ({ ttftMs: 125, tpotMs: 200 }),
   summarization: () => ({ ttftMs: 15000, tpotMs: 150 }),
 };
@@ -60,7 +65,13 @@ export interface SloScale {
 
 export function cluster(gpuModel: string, nodes: number): ClusterNode[] {
   return Array.from({ length: nodes }, (_, i) => ({
-    nodeName: `node-${String(i).padStart(4, "0")}`, gpuModel, gpuCount: 8, gpusFree: 8, nicType: "infiniband", nicBandwidthGbps: 200, nicCount: 8,
+    nodeName: `node-${String(i).padStart(4, "0")}`,
+    gpuModel,
+    gpuCount: 8,
+    gpusFree: 8,
+    nicType: "infiniband",
+    nicBandwidthGbps: 200,
+    nicCount: 8,
   }));
 }
 
@@ -105,7 +116,11 @@ const fmtDisagg = (d: DisaggregatedSummary): string =>
  * Best goodput per GPU over every disaggregated shape on one node of `budget` GPUs: both affinities, every
  * prefill and decode TP×PP and replica count, each measured end to end by the planner's own simulator.
  */
-function exhaustive(input: ServingPlanInput, gpu: string, budget: number): { best: number; shapes: number; label: string } {
+function exhaustive(
+  input: ServingPlanInput,
+  gpu: string,
+  budget: number,
+): { best: number; shapes: number; label: string } {
   const configs: { tp: number; pp: number }[] = [];
   for (const tp of [1, 2, 4, 8]) for (const pp of [1, 2, 4, 8]) if (tp * pp <= budget) configs.push({ tp, pp });
   let best = 0;
@@ -118,7 +133,11 @@ function exhaustive(input: ServingPlanInput, gpu: string, budget: number): { bes
         for (let n = 1; n * p.tp * p.pp + d.tp * d.pp <= budget; n++) {
           for (let m = 1; n * p.tp * p.pp + m * d.tp * d.pp <= budget; m++) {
             shapes++;
-            const g = measureDisaggregatedGoodputPerGpu(input, gpu, { prefill: { ...p, replicas: n }, decode: { ...d, replicas: m }, affinity });
+            const g = measureDisaggregatedGoodputPerGpu(input, gpu, {
+              prefill: { ...p, replicas: n },
+              decode: { ...d, replicas: m },
+              affinity,
+            });
             if (g > best) {
               best = g;
               label = `P TP${p.tp}×PP${p.pp}×${n}, D TP${d.tp}×PP${d.pp}×${m} (${affinity})`;
@@ -144,19 +163,29 @@ function unitGoodputPerGpu(input: ServingPlanInput, gpu: string, d: Disaggregate
 export async function run(): Promise<void> {
   const trace = loadTraceFile();
   const workloadOf = (w: Workload, rate: number): ServingWorkload =>
-    w === "chatbot" ? { arrivalRatePerSec: rate, lengths: { trace }, arrivals: "trace" } : { arrivalRatePerSec: rate, lengths: w };
+    w === "chatbot"
+      ? { arrivalRatePerSec: rate, lengths: { trace }, arrivals: "trace" }
+      : { arrivalRatePerSec: rate, lengths: w };
   const scenarios: ServingScenarioResult[] = [];
   const models: KnownModel[] = ["OPT-13B", "OPT-66B", "OPT-175B", "Llama-3-8B", "Llama-3-70B"];
   const gpusFor = (m: KnownModel): number => (m === "OPT-175B" ? 64 : m === "OPT-66B" || m === "Llama-3-70B" ? 32 : 8);
   // Exhaustive search over one 8-GPU node: every model that fits, every workload on one GPU type each.
   const exhaustiveFor = new Set([
-    "OPT-13B|A100-80GB|chatbot|1", "OPT-13B|A100-80GB|chatbot|0.5", "OPT-13B|A100-80GB|code-completion|1", "OPT-13B|A100-80GB|summarization|1",
-    "Llama-3-8B|H100-80GB|chatbot|1", "Llama-3-8B|H100-80GB|chatbot|0.5", "Llama-3-8B|H100-80GB|code-completion|1", "Llama-3-8B|H100-80GB|summarization|1",
-    "OPT-66B|H100-80GB|chatbot|1", "OPT-66B|H100-80GB|code-completion|1",
+    "OPT-13B|A100-80GB|chatbot|1",
+    "OPT-13B|A100-80GB|chatbot|0.5",
+    "OPT-13B|A100-80GB|code-completion|1",
+    "OPT-13B|A100-80GB|summarization|1",
+    "Llama-3-8B|H100-80GB|chatbot|1",
+    "Llama-3-8B|H100-80GB|chatbot|0.5",
+    "Llama-3-8B|H100-80GB|code-completion|1",
+    "Llama-3-8B|H100-80GB|summarization|1",
+    "OPT-66B|H100-80GB|chatbot|1",
+    "OPT-66B|H100-80GB|code-completion|1",
   ]);
   // GPUs per vLLM instance in DistServe's artifact (the _plot.py backends: OPT-13B 1, OPT-66B 4, OPT-175B 8);
   // the Llama models take their OPT counterpart's.
-  const distServeVllmGpus = (m: KnownModel): number => (m === "OPT-13B" || m === "Llama-3-8B" ? 1 : m === "OPT-175B" ? 8 : 4);
+  const distServeVllmGpus = (m: KnownModel): number =>
+    m === "OPT-13B" || m === "Llama-3-8B" ? 1 : m === "OPT-175B" ? 8 : 4;
   const cases: { workload: Workload; sloScale: SloScale }[] = [
     { workload: "chatbot", sloScale: { ttft: 1, tpot: 1 } },
     { workload: "chatbot", sloScale: { ttft: 0.5, tpot: 1 } },
@@ -171,18 +200,39 @@ export async function run(): Promise<void> {
         const base = SLOS[workload](model);
         const slo = { ttftMs: base.ttftMs * sloScale.ttft, tpotMs: base.tpotMs * sloScale.tpot, attainmentPercent: 90 };
         const input: ServingPlanInput = {
-          model: MODEL_SHAPES[model], slo, workload: workloadOf(workload, 1), mode: "auto",
-          nodes: cluster(gpu, gpus / 8), options: { requestsPerInstance: 150 },
+          model: MODEL_SHAPES[model],
+          slo,
+          workload: workloadOf(workload, 1),
+          mode: "auto",
+          nodes: cluster(gpu, gpus / 8),
+          options: { requestsPerInstance: 150 },
         };
         const t0 = performance.now();
         const plan = planServing(input);
         const plannerMs = performance.now() - t0;
         const row: ServingScenarioResult = {
-          model, gpu, workload, sloScale, gpus, slo, plannerMs,
-          disaggGoodputPerGpu: 0, colocatedGoodputPerGpu: 0, vllmGoodputPerGpu: 0, chunkedGoodputPerGpu: 0, ratioVsColocated: null, ratioVsVllm: null,
-          vllmDistServeGoodputPerGpu: 0, vllmDistServeGpus: distServeVllmGpus(model), ratioVsVllmDistServe: null,
+          model,
+          gpu,
+          workload,
+          sloScale,
+          gpus,
+          slo,
+          plannerMs,
+          disaggGoodputPerGpu: 0,
+          colocatedGoodputPerGpu: 0,
+          vllmGoodputPerGpu: 0,
+          chunkedGoodputPerGpu: 0,
+          ratioVsColocated: null,
+          ratioVsVllm: null,
+          vllmDistServeGoodputPerGpu: 0,
+          vllmDistServeGpus: distServeVllmGpus(model),
+          ratioVsVllmDistServe: null,
         };
-        const small = planServing({ ...input, mode: "colocated", options: { ...input.options, maxInstanceGpus: row.vllmDistServeGpus } });
+        const small = planServing({
+          ...input,
+          mode: "colocated",
+          options: { ...input.options, maxInstanceGpus: row.vllmDistServeGpus },
+        });
         row.vllmDistServeGoodputPerGpu = small.ok ? (small.alternatives.vllm?.goodputPerGpu ?? 0) : 0;
         if (!plan.ok) {
           row.note = `${plan.reason}: ${plan.message}`;
@@ -192,9 +242,11 @@ export async function run(): Promise<void> {
           row.vllmGoodputPerGpu = vllm?.goodputPerGpu ?? 0;
           row.chunkedGoodputPerGpu = chunked?.goodputPerGpu ?? 0;
           row.colocatedGoodputPerGpu = Math.max(row.vllmGoodputPerGpu, row.chunkedGoodputPerGpu);
-          row.ratioVsColocated = row.colocatedGoodputPerGpu > 0 ? row.disaggGoodputPerGpu / row.colocatedGoodputPerGpu : null;
+          row.ratioVsColocated =
+            row.colocatedGoodputPerGpu > 0 ? row.disaggGoodputPerGpu / row.colocatedGoodputPerGpu : null;
           row.ratioVsVllm = row.vllmGoodputPerGpu > 0 ? row.disaggGoodputPerGpu / row.vllmGoodputPerGpu : null;
-          row.ratioVsVllmDistServe = row.vllmDistServeGoodputPerGpu > 0 ? row.disaggGoodputPerGpu / row.vllmDistServeGoodputPerGpu : null;
+          row.ratioVsVllmDistServe =
+            row.vllmDistServeGoodputPerGpu > 0 ? row.disaggGoodputPerGpu / row.vllmDistServeGoodputPerGpu : null;
           if (d) {
             row.prefill = `TP${d.prefill.tp}×PP${d.prefill.pp}×${d.unit.prefill}`;
             row.decode = `TP${d.decode.tp}×PP${d.decode.pp}×${d.unit.decode}`;
@@ -218,7 +270,8 @@ export async function run(): Promise<void> {
           row.exhaustiveBest = ex.label;
           row.ratioVsExhaustive = ex.best > 0 ? best / ex.best : null;
           row.ratioVsExhaustiveDeployed = ex.best > 0 ? deployed / ex.best : null;
-          if (limited.ok && limited.alternatives.disaggregated) row.note = `planner within 8 GPUs: ${fmtDisagg(limited.alternatives.disaggregated)}`;
+          if (limited.ok && limited.alternatives.disaggregated)
+            row.note = `planner within 8 GPUs: ${fmtDisagg(limited.alternatives.disaggregated)}`;
         }
         scenarios.push(row);
         console.log(
@@ -231,11 +284,22 @@ export async function run(): Promise<void> {
   }
 
   // Planner wall time vs cluster size: one core, the reconciler's call (synthetic chatbot lengths, auto mode).
-  const timing: { model: string; gpu: string; gpus: number; rate: number; plannerMs: number; ok: boolean; totalGpus: number | null }[] = [];
+  const timing: {
+    model: string;
+    gpu: string;
+    gpus: number;
+    rate: number;
+    plannerMs: number;
+    ok: boolean;
+    totalGpus: number | null;
+  }[] = [];
   for (const gpus of [8, 64, 512, 1024]) {
     const input: ServingPlanInput = {
-      model: MODEL_SHAPES["OPT-66B"], slo: { ...SLOS.chatbot("OPT-66B"), attainmentPercent: 90 },
-      workload: { arrivalRatePerSec: gpus * 0.3, lengths: "chatbot" }, mode: "auto", nodes: cluster("H100-80GB", gpus / 8),
+      model: MODEL_SHAPES["OPT-66B"],
+      slo: { ...SLOS.chatbot("OPT-66B"), attainmentPercent: 90 },
+      workload: { arrivalRatePerSec: gpus * 0.3, lengths: "chatbot" },
+      mode: "auto",
+      nodes: cluster("H100-80GB", gpus / 8),
     };
     planServing(input); // warm the JIT
     const runs: number[] = [];
@@ -246,13 +310,27 @@ export async function run(): Promise<void> {
       runs.push(performance.now() - t0);
     }
     runs.sort((a, b) => a - b);
-    timing.push({ model: "OPT-66B", gpu: "H100-80GB", gpus, rate: input.workload.arrivalRatePerSec, plannerMs: runs[1] as number, ok: last.ok, totalGpus: last.ok ? last.totalGpus : null });
-    console.log(`planner at ${gpus} GPUs: ${(runs[1] as number).toFixed(0)} ms (${last.ok ? `${last.mode}, ${last.totalGpus} GPUs` : last.message})`);
+    timing.push({
+      model: "OPT-66B",
+      gpu: "H100-80GB",
+      gpus,
+      rate: input.workload.arrivalRatePerSec,
+      plannerMs: runs[1] as number,
+      ok: last.ok,
+      totalGpus: last.ok ? last.totalGpus : null,
+    });
+    console.log(
+      `planner at ${gpus} GPUs: ${(runs[1] as number).toFixed(0)} ms (${last.ok ? `${last.mode}, ${last.totalGpus} GPUs` : last.message})`,
+    );
   }
 
   mkdirSync(resultsDir, { recursive: true });
-  const attribution = "chatbot workload: Azure LLM inference trace 2023 (conversation), Azure Public Dataset, CC-BY 4.0; Patel et al., Splitwise, ISCA 2024";
-  writeFileSync(join(resultsDir, "serving.json"), `${JSON.stringify({ attribution, scenarios, plannerTiming: timing }, null, 2)}\n`);
+  const attribution =
+    "chatbot workload: Azure LLM inference trace 2023 (conversation), Azure Public Dataset, CC-BY 4.0; Patel et al., Splitwise, ISCA 2024";
+  writeFileSync(
+    join(resultsDir, "serving.json"),
+    `${JSON.stringify({ attribution, scenarios, plannerTiming: timing }, null, 2)}\n`,
+  );
   writeFileSync(join(resultsDir, "serving.md"), markdown(scenarios, timing, attribution));
 }
 
@@ -261,14 +339,15 @@ function markdown(
   timing: readonly { gpus: number; rate: number; plannerMs: number; ok: boolean; totalGpus: number | null }[],
   attribution: string,
 ): string {
-  const f = (v: number | null | undefined, digits = 3): string => (v === null || v === undefined ? "–" : v.toFixed(digits));
+  const f = (v: number | null | undefined, digits = 3): string =>
+    v === null || v === undefined ? "–" : v.toFixed(digits);
   const exhaustiveRows = scenarios.filter((s) => s.ratioVsExhaustive !== undefined);
   const lines = [
     "# Serving benchmark: DistServe planner",
     "",
     `Generated by \`npm run bench -- serving\`. Goodput = highest rate with ≥90% of requests meeting TTFT and TPOT, per GPU (req/s/GPU), simulated. ${attribution}.`,
-    "Disaggregated = the planner's best plan by goodput per GPU. \"÷ vLLM\" is the comparison DistServe reports (colocated without chunked prefill);",
-    "\"÷ best colocated\" is against the better of vLLM and Sarathi-Serve chunked prefill, each with its best TP×PP. Same simulator, same run.",
+    'Disaggregated = the planner\'s best plan by goodput per GPU. "÷ vLLM" is the comparison DistServe reports (colocated without chunked prefill);',
+    '"÷ best colocated" is against the better of vLLM and Sarathi-Serve chunked prefill, each with its best TP×PP. Same simulator, same run.',
     "SLO scale 0.5/1 = chatbot with the TTFT SLO halved and TPOT kept (tight TTFT).",
     "",
     "\"vLLM (DistServe's size)\" is vLLM limited to instances of as many GPUs as DistServe's evaluation gave it (OPT-13B/Llama-3-8B 1, OPT-66B/Llama-3-70B 4, OPT-175B 8).",
@@ -277,7 +356,7 @@ function markdown(
     "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ...scenarios.map(
       (s) =>
-        `| ${s.model} | ${s.gpu} | ${s.workload} | ${s.sloScale.ttft}/${s.sloScale.tpot} | ${s.gpus} | ${s.slo.ttftMs}/${s.slo.tpotMs} | ${s.prefill ? `P ${s.prefill}, D ${s.decode} (${s.affinity})` : s.note ?? "–"} | ${s.vllm ?? "–"} | ${s.colocated ?? "–"} | ` +
+        `| ${s.model} | ${s.gpu} | ${s.workload} | ${s.sloScale.ttft}/${s.sloScale.tpot} | ${s.gpus} | ${s.slo.ttftMs}/${s.slo.tpotMs} | ${s.prefill ? `P ${s.prefill}, D ${s.decode} (${s.affinity})` : (s.note ?? "–")} | ${s.vllm ?? "–"} | ${s.colocated ?? "–"} | ` +
         `${f(s.disaggGoodputPerGpu)} | ${f(s.vllmDistServeGoodputPerGpu)} | ${f(s.vllmGoodputPerGpu)} | ${f(s.chunkedGoodputPerGpu)} | ${f(s.ratioVsVllmDistServe, 2)} | ${f(s.ratioVsVllm, 2)} | ${f(s.ratioVsColocated, 2)} | ${s.plannerMs.toFixed(0)} |`,
     ),
     "",
@@ -296,7 +375,9 @@ function markdown(
     "",
     "| cluster GPUs | target rate (req/s) | planner ms | plan GPUs |",
     "|---|---|---|---|",
-    ...timing.map((t) => `| ${t.gpus} | ${t.rate} | ${t.plannerMs.toFixed(0)} | ${t.ok ? t.totalGpus : "insufficient"} |`),
+    ...timing.map(
+      (t) => `| ${t.gpus} | ${t.rate} | ${t.plannerMs.toFixed(0)} | ${t.ok ? t.totalGpus : "insufficient"} |`,
+    ),
     "",
   ];
   return lines.join("\n");

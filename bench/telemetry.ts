@@ -3,9 +3,11 @@
  * socket -> validation -> metrics -> bounded batched publisher -> JetStream, counted when the stream acknowledged),
  * the operator side's ingest rate (NATS subscription -> schema-checked decode), and end to end: from the worker's
  * gRPC call through the agent and JetStream (file store) into the operator's read model (durable pull consumer ->
- * decode -> de-duplicating apply -> ack), counted when the read model accepted the record. The baseline in the same run publishes one JSON object per
+ * decode -> de-duplicating apply -> ack), counted when the read model accepted the record. The baseline in the same run
+ * publishes one JSON object per
  * record (JSON.stringify per record, one NATS message each); results are reported as ratios against it.
- * The load generator (the worker's gRPC client, WorkerClient) runs in a process of its own, as a worker does; its CPU time is
+ * The load generator (the worker's gRPC client, WorkerClient) runs in a process of its own, as a worker does; its CPU
+ * time is
  * reported beside the agent's, the operator's and nats-server's.
  */
 import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -46,15 +48,26 @@ const PUBLISHER_LIMITS = {
   flushIntervalMs: 100,
 };
 
-
 /** One agent serving one simulated node, publishing to JetStream, as both agent measurements run it. */
-async function startBenchAgent(natsUrl: string, nodeLabels: Record<string, string>): Promise<{ nc: NatsConnection; dir: string; registry: Registry; agent: AgentCore }> {
+async function startBenchAgent(
+  natsUrl: string,
+  nodeLabels: Record<string, string>,
+): Promise<{ nc: NatsConnection; dir: string; registry: Registry; agent: AgentCore }> {
   const nc = await connect({ servers: natsUrl });
   const dir = mkdtempSync(join(tmpdir(), "gpufleet-bench-"));
-  const facts = simulatedNodeFacts({ metadata: { name: NODE, annotations: { "kwok.x-k8s.io/node": "fake" }, labels: nodeLabels } });
+  const facts = simulatedNodeFacts({
+    metadata: { name: NODE, annotations: { "kwok.x-k8s.io/node": "fake" }, labels: nodeLabels },
+  });
   const registry = new Registry();
   const agent = new AgentCore(
-    { workerSocketPath: join(dir, "agent.sock"), operatorAddress: "127.0.0.1:0", tls: undefined, heartbeatIntervalMs: 60_000, missedHeartbeatsLimit: 3, publisherLimits: PUBLISHER_LIMITS },
+    {
+      workerSocketPath: join(dir, "agent.sock"),
+      operatorAddress: "127.0.0.1:0",
+      tls: undefined,
+      heartbeatIntervalMs: 60_000,
+      missedHeartbeatsLimit: 3,
+      publisherLimits: PUBLISHER_LIMITS,
+    },
     await JetStreamTransport.connect(nc),
     { nodeNames: () => [NODE], facts: (n) => (n === NODE ? facts : undefined), labels: () => factsToLabels(facts) },
     { run: async () => ({ passed: true, summary: "", details: {} }) },
@@ -68,20 +81,45 @@ async function startBenchAgent(natsUrl: string, nodeLabels: Record<string, strin
 /** The training rank whose collective records the generator sends, registered over the agent's socket. */
 async function registerBenchWorker(dir: string): Promise<WorkerClient> {
   const worker = new WorkerClient(`unix:${join(dir, "agent.sock")}`, 10_000);
-  await worker.register({ workerId: "w0", podNamespace: "bench", podName: "train-0", podUid: "u", nodeName: NODE, kind: "training", rank: 0, worldSize: 8, simulated: true });
+  await worker.register({
+    workerId: "w0",
+    podNamespace: "bench",
+    podName: "train-0",
+    podUid: "u",
+    nodeName: NODE,
+    kind: "training",
+    rank: 0,
+    worldSize: 8,
+    simulated: true,
+  });
   return worker;
 }
 
-export async function agentIngest(natsUrl: string): Promise<{ recordsPerSec: number; published: number; dropped: number }> {
-  const { nc, dir, registry, agent } = await startBenchAgent(natsUrl, { "gpufleet.io/leaf": "l", "gpufleet.io/island": "i" });
+export async function agentIngest(
+  natsUrl: string,
+): Promise<{ recordsPerSec: number; published: number; dropped: number }> {
+  const { nc, dir, registry, agent } = await startBenchAgent(natsUrl, {
+    "gpufleet.io/leaf": "l",
+    "gpufleet.io/island": "i",
+  });
   const worker = await registerBenchWorker(dir);
   // Four calls in flight, as a worker with a few NCCL communicators would have; the worker is another process.
-  const generator = await startGenerator({ socketPath: join(dir, "agent.sock"), workerId: "w0", durationMs: DURATION_MS, loops: 4, recordsPerCall: RECORDS_PER_CALL, distinct: false });
+  const generator = await startGenerator({
+    socketPath: join(dir, "agent.sock"),
+    workerId: "w0",
+    durationMs: DURATION_MS,
+    loops: 4,
+    recordsPerCall: RECORDS_PER_CALL,
+    distinct: false,
+  });
   const started = performance.now();
   const sent = await generator.run();
   await agent.publisher.drain();
   const elapsedS = (performance.now() - started) / 1000;
-  const sum = async (name: string): Promise<number> => (await registry.getSingleMetric(name)!.get()).values.filter((v) => v.labels.stream === "collectives").reduce((s, v) => s + v.value, 0);
+  const sum = async (name: string): Promise<number> =>
+    (await registry.getSingleMetric(name)!.get()).values
+      .filter((v) => v.labels.stream === "collectives")
+      .reduce((s, v) => s + v.value, 0);
   const published = await sum("gpufleet_agent_telemetry_published_total");
   const dropped = await sum("gpufleet_agent_telemetry_dropped_total");
   worker.close();
@@ -93,17 +131,27 @@ export async function agentIngest(natsUrl: string): Promise<{ recordsPerSec: num
 
 /** The load generator in its own process (bench/threads/collectives-generator.ts), connected and waiting. */
 async function startGenerator(args: GeneratorArgs): Promise<{ pid: number; run: () => Promise<number> }> {
-  const child = fork(fileURLToPath(new URL("./threads/collectives-generator.ts", import.meta.url)), [JSON.stringify(args)], { execArgv: ["--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
-  const exited = new Promise<never>((_, reject) => child.once("exit", (code) => reject(new Error(`the load generator exited with ${code}`))));
-  const next = <T>(key: string): Promise<T> => Promise.race([exited, new Promise<T>((resolve) => {
-    const listener = (m: Record<string, unknown>): void => {
-      if (key in m) {
-        child.off("message", listener);
-        resolve(m[key] as T);
-      }
-    };
-    child.on("message", listener);
-  })]);
+  const child = fork(
+    fileURLToPath(new URL("./threads/collectives-generator.ts", import.meta.url)),
+    [JSON.stringify(args)],
+    { execArgv: ["--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] },
+  );
+  const exited = new Promise<never>((_, reject) =>
+    child.once("exit", (code) => reject(new Error(`the load generator exited with ${code}`))),
+  );
+  const next = <T>(key: string): Promise<T> =>
+    Promise.race([
+      exited,
+      new Promise<T>((resolve) => {
+        const listener = (m: Record<string, unknown>): void => {
+          if (key in m) {
+            child.off("message", listener);
+            resolve(m[key] as T);
+          }
+        };
+        child.on("message", listener);
+      }),
+    ]);
   await next<boolean>("ready");
   return {
     pid: child.pid!,
@@ -126,14 +174,33 @@ function cpuSeconds(statPath: string): number {
   }
 }
 
-/** CPU time split: the generator's process, this process's main thread (the agent), the rest of this process, nats-server. */
-function cpuSample(natsPid: number | undefined, generatorPid: number): { main: number; process: number; nats: number; generator: number } {
-  return { generator: cpuSeconds(`/proc/${generatorPid}/stat`), main: cpuSeconds(`/proc/self/task/${process.pid}/stat`), process: cpuSeconds("/proc/self/stat"), nats: natsPid === undefined ? Number.NaN : cpuSeconds(`/proc/${natsPid}/stat`) };
+/**
+ * CPU time split: the generator's process, this process's main thread (the agent), the rest of this process, nats-
+ * server.
+ */
+function cpuSample(
+  natsPid: number | undefined,
+  generatorPid: number,
+): { main: number; process: number; nats: number; generator: number } {
+  return {
+    generator: cpuSeconds(`/proc/${generatorPid}/stat`),
+    main: cpuSeconds(`/proc/self/task/${process.pid}/stat`),
+    process: cpuSeconds("/proc/self/stat"),
+    nats: natsPid === undefined ? Number.NaN : cpuSeconds(`/proc/${natsPid}/stat`),
+  };
 }
 
 interface EndToEnd {
-  /** CPU microseconds per record: generator process (the worker), agent (main thread), operator thread + V8/libuv helpers, nats-server. */
-  cpuUsPerRecord: { generatorProcess: number; agentThread: number; operatorThreadAndHelpers: number; natsServer: number };
+  /**
+   * CPU microseconds per record: generator process (the worker), agent (main thread), operator thread + V8/libuv
+   * helpers, nats-server.
+   */
+  cpuUsPerRecord: {
+    generatorProcess: number;
+    agentThread: number;
+    operatorThreadAndHelpers: number;
+    natsServer: number;
+  };
   recordsPerSec: number;
   records: number;
   seconds: number;
@@ -164,7 +231,19 @@ function startOperatorThread(data: OperatorThreadData): Worker {
  */
 export async function endToEnd(natsUrl: string, natsPid?: number): Promise<EndToEnd> {
   const operator = startOperatorThread({ natsUrl, durablePrefix: "bench" });
-  let counters: ReadModelCounters = { recordsAccepted: 0, recordsDuplicate: 0, recordsStale: 0, recordsDroppedAtAgents: 0, evictedSequences: 0, evictedCommunicators: 0, evictedLoadInstances: 0, evictedJobs: 0, evictedWorkers: 0, evictedRdmaPorts: 0, loadReportsStale: 0 };
+  let counters: ReadModelCounters = {
+    recordsAccepted: 0,
+    recordsDuplicate: 0,
+    recordsStale: 0,
+    recordsDroppedAtAgents: 0,
+    evictedSequences: 0,
+    evictedCommunicators: 0,
+    evictedLoadInstances: 0,
+    evictedJobs: 0,
+    evictedWorkers: 0,
+    evictedRdmaPorts: 0,
+    loadReportsStale: 0,
+  };
   let consuming = false;
   operator.on("message", (m: { counters?: ReadModelCounters; consuming?: boolean }) => {
     if (m.counters) counters = m.counters;
@@ -174,13 +253,23 @@ export async function endToEnd(natsUrl: string, natsPid?: number): Promise<EndTo
   for (let i = 0; i < 400 && !consuming; i++) await new Promise((r) => setTimeout(r, 25));
   if (!consuming) throw new Error("the operator thread did not start consuming within 10 s");
   const worker = await registerBenchWorker(dir);
-  const generator = await startGenerator({ socketPath: join(dir, "agent.sock"), workerId: "w0", durationMs: DURATION_MS, loops: 4, recordsPerCall: RECORDS_PER_CALL, distinct: true });
+  const generator = await startGenerator({
+    socketPath: join(dir, "agent.sock"),
+    workerId: "w0",
+    durationMs: DURATION_MS,
+    loops: 4,
+    recordsPerCall: RECORDS_PER_CALL,
+    distinct: true,
+  });
   const cpuBefore = cpuSample(natsPid, generator.pid);
   const started = performance.now();
   const sent = await generator.run();
   const generatorCpu = cpuSeconds(`/proc/${generator.pid}/stat`) - cpuBefore.generator;
   const generatedS = (performance.now() - started) / 1000;
-  const sum = async (name: string): Promise<number> => (await registry.getSingleMetric(name)!.get()).values.filter((v) => v.labels.stream === "collectives").reduce((s, v) => s + v.value, 0);
+  const sum = async (name: string): Promise<number> =>
+    (await registry.getSingleMetric(name)!.get()).values
+      .filter((v) => v.labels.stream === "collectives")
+      .reduce((s, v) => s + v.value, 0);
   const ackedAtEnd = await sum("gpufleet_agent_telemetry_published_total");
   const backlogAtGeneratorEnd = sent - counters.recordsAccepted;
   await agent.publisher.drain();
@@ -246,12 +335,26 @@ async function operatorConsumerOnly(natsUrl: string, total: number): Promise<num
   }
   await nc.close();
   const kubeConfig = new KubeConfig();
-  kubeConfig.loadFromOptions({ clusters: [{ name: "none", server: "https://127.0.0.1:1" }], users: [{ name: "none" }], contexts: [{ name: "none", cluster: "none", user: "none" }], currentContext: "none" });
-  const telemetry = new TelemetryService({ natsUrl, durablePrefix: "bench-consumer", kubeConfig, cachedPod: () => undefined, metrics: new OperatorMetrics({ defaultMetrics: false }), clock: systemClock, logger: silentLogger });
+  kubeConfig.loadFromOptions({
+    clusters: [{ name: "none", server: "https://127.0.0.1:1" }],
+    users: [{ name: "none" }],
+    contexts: [{ name: "none", cluster: "none", user: "none" }],
+    currentContext: "none",
+  });
+  const telemetry = new TelemetryService({
+    natsUrl,
+    durablePrefix: "bench-consumer",
+    kubeConfig,
+    cachedPod: () => undefined,
+    metrics: new OperatorMetrics({ defaultMetrics: false }),
+    clock: systemClock,
+    logger: silentLogger,
+  });
   const started = performance.now();
   await telemetry.startLeading();
   telemetry.connect();
-  while (telemetry.views.counters().recordsAccepted < total && performance.now() - started < 60_000) await new Promise((r) => setTimeout(r, 5));
+  while (telemetry.views.counters().recordsAccepted < total && performance.now() - started < 60_000)
+    await new Promise((r) => setTimeout(r, 5));
   const rate = telemetry.views.counters().recordsAccepted / ((performance.now() - started) / 1000);
   await telemetry.close();
   return rate;
@@ -265,7 +368,9 @@ async function publishRate(nc: NatsConnection, batched: boolean, total: number):
   const started = performance.now();
   for (let done = 0; done < total; done += records.length) {
     if (batched) nc.publish(subject, encodeCollectives(NODE, records, Date.now(), 0));
-    else for (const r of records) nc.publish(subject, enc.encode(JSON.stringify({ schema: "gpufleet.collective/v0", node: NODE, ...r })));
+    else
+      for (const r of records)
+        nc.publish(subject, enc.encode(JSON.stringify({ schema: "gpufleet.collective/v0", node: NODE, ...r })));
     await nc.flush();
   }
   return total / ((performance.now() - started) / 1000);
@@ -294,9 +399,11 @@ async function operatorIngest(natsUrl: string, batched: boolean, total: number):
   const subject = subjectFor("collectives", NODE);
   const enc = new TextEncoder();
   // Pre-encode so the measurement is the subscriber's work, not the publisher's.
-  const messages = batched ? [encodeCollectives(NODE, records, Date.now(), 0)] : records.map((r) => enc.encode(JSON.stringify({ schema: "gpufleet.collective/v0", node: NODE, ...r })));
+  const messages = batched
+    ? [encodeCollectives(NODE, records, Date.now(), 0)]
+    : records.map((r) => enc.encode(JSON.stringify({ schema: "gpufleet.collective/v0", node: NODE, ...r })));
   const perRound = batched ? records.length : 1;
-  for (let sent = 0; sent < total; ) {
+  for (let sent = 0; sent < total;) {
     for (const m of messages) {
       pub.publish(subject, m);
       sent += perRound;
@@ -340,7 +447,13 @@ export async function run(): Promise<void> {
     const result = {
       benchmark: "telemetry",
       date: new Date().toISOString(),
-      machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? "", node: process.version, loadAverage1m: +loadavg()[0]!.toFixed(2), loadAverage1mAtStart: +loadAtStart.toFixed(2) },
+      machine: {
+        cpus: cpus().length,
+        cpuModel: cpus()[0]?.model ?? "",
+        node: process.version,
+        loadAverage1m: +loadavg()[0]!.toFixed(2),
+        loadAverage1mAtStart: +loadAtStart.toFixed(2),
+      },
       durationMs: DURATION_MS,
       recordsPerCall: RECORDS_PER_CALL,
       agentRecordsPerSec: Math.round(agent.recordsPerSec),
@@ -361,38 +474,53 @@ export async function run(): Promise<void> {
         stale: e2e.stale,
         droppedAtAgent: e2e.droppedAtAgent,
         cpuUsPerRecord: e2e.cpuUsPerRecord,
-        publisherLimits: { maxBatchItems: PUBLISHER_LIMITS.maxBatchItems, maxInFlightBatches: PUBLISHER_LIMITS.maxInFlightBatches, maxMessageBytes: PUBLISHER_LIMITS.maxMessageBytes },
+        publisherLimits: {
+          maxBatchItems: PUBLISHER_LIMITS.maxBatchItems,
+          maxInFlightBatches: PUBLISHER_LIMITS.maxInFlightBatches,
+          maxMessageBytes: PUBLISHER_LIMITS.maxMessageBytes,
+        },
         /** JetStream -> durable consumer -> read model alone, from a pre-filled stream (no agent, no generator). */
         operatorConsumerRecordsPerSec: Math.round(consumerOnly),
         ratioToBaselineJsonPerRecord: +(e2e.recordsPerSec / publishBaseline).toFixed(2),
       },
-      publishOnly: { batchedRecordsPerSec: Math.round(publishBatched), baselineJsonPerRecordPerSec: Math.round(publishBaseline), ratio: +(publishBatched / publishBaseline).toFixed(2) },
-      operatorIngest: { batchedRecordsPerSec: Math.round(operatorBatched), baselineJsonPerRecordPerSec: Math.round(operatorBaseline), ratio: +(operatorBatched / operatorBaseline).toFixed(2) },
+      publishOnly: {
+        batchedRecordsPerSec: Math.round(publishBatched),
+        baselineJsonPerRecordPerSec: Math.round(publishBaseline),
+        ratio: +(publishBatched / publishBaseline).toFixed(2),
+      },
+      operatorIngest: {
+        batchedRecordsPerSec: Math.round(operatorBatched),
+        baselineJsonPerRecordPerSec: Math.round(operatorBaseline),
+        ratio: +(operatorBatched / operatorBaseline).toFixed(2),
+      },
       baseline: "JSON.stringify of each record, one NATS message per record (same flush window, same server)",
     };
     const out = join(dirname(fileURLToPath(import.meta.url)), "results");
     mkdirSync(out, { recursive: true });
     writeFileSync(join(out, "telemetry.json"), JSON.stringify(result, null, 2) + "\n");
-    writeFileSync(join(out, "telemetry.md"), [
-      "# Telemetry benchmark",
-      "",
-      `${result.date}, ${result.machine.cpus} CPUs (${result.machine.cpuModel}), Node ${result.machine.node}, load average ${result.machine.loadAverage1mAtStart} at the start and ${result.machine.loadAverage1m} at the end (shared machine), real nats-server on loopback.`,
-      "",
-      "| Measure | Records/s | Baseline (JSON per record) | Ratio |",
-      "| --- | ---: | ---: | ---: |",
-      `| End to end: worker gRPC -> agent -> JetStream (file store, acked) -> operator durable consumer -> read model (operator on its own thread) | ${result.endToEndRecordsPerSec.toLocaleString("en")} | ${result.publishOnly.baselineJsonPerRecordPerSec.toLocaleString("en")} | ${result.endToEnd.ratioToBaselineJsonPerRecord}x |`,
-      `| Operator alone: JetStream (pre-filled stream) -> durable consumer -> decode -> read model | ${result.endToEnd.operatorConsumerRecordsPerSec.toLocaleString("en")} | | |`,
-      `| Agent: gRPC ingest -> validate -> metrics -> batched JetStream publish, acked (generator in its own process) | ${result.agentRecordsPerSec.toLocaleString("en")} | | |`,
-      `| Agent publish step only (core NATS publish + flush) | ${result.publishOnly.batchedRecordsPerSec.toLocaleString("en")} | ${result.publishOnly.baselineJsonPerRecordPerSec.toLocaleString("en")} | ${result.publishOnly.ratio}x |`,
-      `| Operator: core NATS subscription -> schema-checked decode | ${result.operatorRecordsPerSec.toLocaleString("en")} | ${result.operatorIngest.baselineJsonPerRecordPerSec.toLocaleString("en")} | ${result.operatorIngest.ratio}x |`,
-      "",
-      `Target >= 100,000 records/s per agent: ${result.meetsTarget ? "met" : "NOT met"}. Records dropped by the bounded buffers: ${result.agentRecordsDropped}.`,
-      `Target >= 100,000 records/s end to end: ${result.meetsEndToEndTarget ? "met" : "NOT met"} (${result.endToEnd.records.toLocaleString("en")} records in ${result.endToEnd.seconds} s; the agent had ${result.endToEnd.agentAckedRecordsPerSec.toLocaleString("en")} records/s acknowledged by JetStream while the generator ran, the read model trailed by ${result.endToEnd.backlogAtGeneratorEnd.toLocaleString("en")} records when it stopped; duplicates ${result.endToEnd.duplicates}, stale ${result.endToEnd.stale}, dropped ${result.endToEnd.droppedAtAgent}).`,
-      `CPU per record end to end: ${result.endToEnd.cpuUsPerRecord.agentThread} µs on the agent's thread, ${result.endToEnd.cpuUsPerRecord.generatorProcess} µs in the load generator (the worker's gRPC client, a process of its own as a worker is), ${result.endToEnd.cpuUsPerRecord.operatorThreadAndHelpers} µs in the rest of the process (operator thread, V8/libuv helper threads), ${result.endToEnd.cpuUsPerRecord.natsServer} µs in nats-server; publisher: ${PUBLISHER_LIMITS.maxBatchItems} records per message at most, ${PUBLISHER_LIMITS.maxInFlightBatches} messages in flight.`,
-      "On a shared machine the rates follow its load; the CPU per record is the figure to compare changes by (bench/results/telemetry-notes.md).",
-      "The end-to-end baseline column is the publish-only rate of one JSON message per record (core NATS, no acknowledgement, no consumer): what one message per record would cost before JetStream and the operator are even involved.",
-      "",
-    ].join("\n"));
+    writeFileSync(
+      join(out, "telemetry.md"),
+      [
+        "# Telemetry benchmark",
+        "",
+        `${result.date}, ${result.machine.cpus} CPUs (${result.machine.cpuModel}), Node ${result.machine.node}, load average ${result.machine.loadAverage1mAtStart} at the start and ${result.machine.loadAverage1m} at the end (shared machine), real nats-server on loopback.`,
+        "",
+        "| Measure | Records/s | Baseline (JSON per record) | Ratio |",
+        "| --- | ---: | ---: | ---: |",
+        `| End to end: worker gRPC -> agent -> JetStream (file store, acked) -> operator durable consumer -> read model (operator on its own thread) | ${result.endToEndRecordsPerSec.toLocaleString("en")} | ${result.publishOnly.baselineJsonPerRecordPerSec.toLocaleString("en")} | ${result.endToEnd.ratioToBaselineJsonPerRecord}x |`,
+        `| Operator alone: JetStream (pre-filled stream) -> durable consumer -> decode -> read model | ${result.endToEnd.operatorConsumerRecordsPerSec.toLocaleString("en")} | | |`,
+        `| Agent: gRPC ingest -> validate -> metrics -> batched JetStream publish, acked (generator in its own process) | ${result.agentRecordsPerSec.toLocaleString("en")} | | |`,
+        `| Agent publish step only (core NATS publish + flush) | ${result.publishOnly.batchedRecordsPerSec.toLocaleString("en")} | ${result.publishOnly.baselineJsonPerRecordPerSec.toLocaleString("en")} | ${result.publishOnly.ratio}x |`,
+        `| Operator: core NATS subscription -> schema-checked decode | ${result.operatorRecordsPerSec.toLocaleString("en")} | ${result.operatorIngest.baselineJsonPerRecordPerSec.toLocaleString("en")} | ${result.operatorIngest.ratio}x |`,
+        "",
+        `Target >= 100,000 records/s per agent: ${result.meetsTarget ? "met" : "NOT met"}. Records dropped by the bounded buffers: ${result.agentRecordsDropped}.`,
+        `Target >= 100,000 records/s end to end: ${result.meetsEndToEndTarget ? "met" : "NOT met"} (${result.endToEnd.records.toLocaleString("en")} records in ${result.endToEnd.seconds} s; the agent had ${result.endToEnd.agentAckedRecordsPerSec.toLocaleString("en")} records/s acknowledged by JetStream while the generator ran, the read model trailed by ${result.endToEnd.backlogAtGeneratorEnd.toLocaleString("en")} records when it stopped; duplicates ${result.endToEnd.duplicates}, stale ${result.endToEnd.stale}, dropped ${result.endToEnd.droppedAtAgent}).`,
+        `CPU per record end to end: ${result.endToEnd.cpuUsPerRecord.agentThread} µs on the agent's thread, ${result.endToEnd.cpuUsPerRecord.generatorProcess} µs in the load generator (the worker's gRPC client, a process of its own as a worker is), ${result.endToEnd.cpuUsPerRecord.operatorThreadAndHelpers} µs in the rest of the process (operator thread, V8/libuv helper threads), ${result.endToEnd.cpuUsPerRecord.natsServer} µs in nats-server; publisher: ${PUBLISHER_LIMITS.maxBatchItems} records per message at most, ${PUBLISHER_LIMITS.maxInFlightBatches} messages in flight.`,
+        "On a shared machine the rates follow its load; the CPU per record is the figure to compare changes by (bench/results/telemetry-notes.md).",
+        "The end-to-end baseline column is the publish-only rate of one JSON message per record (core NATS, no acknowledgement, no consumer): what one message per record would cost before JetStream and the operator are even involved.",
+        "",
+      ].join("\n"),
+    );
     console.log(JSON.stringify(result, null, 2));
   } finally {
     await nats.close();
@@ -400,5 +528,8 @@ export async function run(): Promise<void> {
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  run().catch((err: unknown) => { console.error(err); process.exitCode = 1; });
+  run().catch((err: unknown) => {
+    console.error(err);
+    process.exitCode = 1;
+  });
 }

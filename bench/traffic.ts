@@ -78,13 +78,22 @@ export async function run(): Promise<void> {
           const scenario = buildScenario(gpus, placement, algorithm, failed);
           const row = await runScenario(scenario, scenarioDir);
           rows.push(row);
-          console.log(`${row.scenario}: c4p ${row.c4pMaxLinkLoad.toFixed(3)} ecmp ${row.ecmpMaxLinkLoad.toFixed(3)} (${MULTI_QPS} QPs ${row.ecmpMultiQpMaxLinkLoad.toFixed(3)}) ideal ${row.idealMaxLinkLoad.toFixed(3)} plan ${row.planMs.toFixed(1)} ms`);
+          console.log(
+            `${row.scenario}: c4p ${row.c4pMaxLinkLoad.toFixed(3)} ecmp ${row.ecmpMaxLinkLoad.toFixed(3)} (${MULTI_QPS} QPs ${row.ecmpMultiQpMaxLinkLoad.toFixed(3)}) ideal ${row.idealMaxLinkLoad.toFixed(3)} plan ${row.planMs.toFixed(1)} ms`,
+          );
         }
       }
     }
   }
   const summary = summarize(rows);
-  await writeFile(join(resultsDir, "traffic.json"), JSON.stringify({ fabricShape: FABRIC_SHAPE, seeds: SEEDS, multiQps: MULTI_QPS, step: STEP, summary, rows }, null, 2) + "\n");
+  await writeFile(
+    join(resultsDir, "traffic.json"),
+    JSON.stringify(
+      { fabricShape: FABRIC_SHAPE, seeds: SEEDS, multiQps: MULTI_QPS, step: STEP, summary, rows },
+      null,
+      2,
+    ) + "\n",
+  );
   await writeFile(join(resultsDir, "traffic.md"), markdown(rows, summary));
 }
 
@@ -99,7 +108,8 @@ async function runScenario(s: Scenario, scenarioDir: string): Promise<TrafficRow
   if (plan.unroutable.length > 0) throw new Error(`${s.name}: ${plan.unroutable.length} connections unroutable`);
   const c4pLoads = linkLoads(fabric, connections, planLinks(fabric, plan));
   const c4pMax = Math.max(...c4pLoads);
-  if (Math.abs(c4pMax - plan.maxLinkLoad) > 1e-6) throw new Error(`${s.name}: plan reports max load ${plan.maxLinkLoad}, its paths give ${c4pMax}`);
+  if (Math.abs(c4pMax - plan.maxLinkLoad) > 1e-6)
+    throw new Error(`${s.name}: plan reports max load ${plan.maxLinkLoad}, its paths give ${c4pMax}`);
   const single = planTraffic({ ...input, config: { maxQpsPerConnection: 1 } });
 
   let replanMs: number | null = null;
@@ -107,18 +117,26 @@ async function runScenario(s: Scenario, scenarioDir: string): Promise<TrafficRow
   if (s.failedLink !== null) {
     const before = planTraffic({ ...input, fabric: buildFabric(s.healthySpec) });
     const fabricAfter = buildFabric(s.spec);
-    replanMs = median(Array.from({ length: REPEATS }, () => timed(() => planTraffic({ ...input, fabric: fabricAfter, previous: before })).ms));
+    replanMs = median(
+      Array.from(
+        { length: REPEATS },
+        () => timed(() => planTraffic({ ...input, fabric: fabricAfter, previous: before })).ms,
+      ),
+    );
     const after = planTraffic({ ...input, fabric: fabricAfter, previous: before });
     const was = new Map(before.connections.map((c) => [c.id, JSON.stringify(c.paths)]));
     replanMoved = after.connections.filter((c) => was.get(c.id) !== JSON.stringify(c.paths)).length;
   }
 
   const ecmp1 = Array.from({ length: SEEDS }, (_, seed) => ecmpLoads(fabric, s.nodeLeaf, connections, 1, seed + 1));
-  const ecmpQ = Array.from({ length: SEEDS }, (_, seed) => ecmpLoads(fabric, s.nodeLeaf, connections, MULTI_QPS, seed + 1));
+  const ecmpQ = Array.from({ length: SEEDS }, (_, seed) =>
+    ecmpLoads(fabric, s.nodeLeaf, connections, MULTI_QPS, seed + 1),
+  );
 
   const commodities = aggregate(fabric, s.nodeLeaf, inter);
   const ideal = await idealMaxLinkLoad(fabric, commodities);
-  if (ideal.maxLinkLoad > c4pMax + 1e-6) throw new Error(`${s.name}: the LP bound ${ideal.maxLinkLoad} exceeds a feasible plan's ${c4pMax}`);
+  if (ideal.maxLinkLoad > c4pMax + 1e-6)
+    throw new Error(`${s.name}: the LP bound ${ideal.maxLinkLoad} exceeds a feasible plan's ${c4pMax}`);
 
   const job = s.jobs.find((j) => j.name === s.measuredJob)!;
   const jobConns = connections.filter((c) => c.job === job.name);
@@ -126,25 +144,35 @@ async function runScenario(s: Scenario, scenarioDir: string): Promise<TrafficRow
   const stepMs = {
     c4p: stepTimeMs(job, jobConns, (c) => connectionSlowdown(c4pLoads, c4pLinks.get(c.id))),
     ecmp: mean(ecmp1.map((e) => stepTimeMs(job, jobConns, (c) => connectionSlowdown(e.loads, e.linksOf.get(c.id))))),
-    ecmpMultiQp: mean(ecmpQ.map((e) => stepTimeMs(job, jobConns, (c) => connectionSlowdown(e.loads, e.linksOf.get(c.id))))),
+    ecmpMultiQp: mean(
+      ecmpQ.map((e) => stepTimeMs(job, jobConns, (c) => connectionSlowdown(e.loads, e.linksOf.get(c.id)))),
+    ),
     ideal: stepTimeMs(job, jobConns, () => Math.max(1, ideal.maxLinkLoad)),
     unloaded: stepTimeMs(job, jobConns, () => 1),
   };
 
   const ecmpMean = mean(ecmp1.map((e) => e.maxLinkLoad));
   const ecmpQMean = mean(ecmpQ.map((e) => e.maxLinkLoad));
-  await writeFile(join(scenarioDir, `${s.name}.json`), JSON.stringify({
-    scenario: s.name,
-    note: "flows: inter-leaf connections [srcLeaf, dstLeaf, demandGbps]; commodities: the same summed per leaf pair; lp: the ideal bound in CPLEX LP format (x<k>_<s>: commodity k over spine index s; u<l>_<s>/v<s>_<l>: up/down capacity rows)",
-    fabric: s.spec,
-    flows: inter.map((c) => [s.nodeLeaf.get(c.srcNode), s.nodeLeaf.get(c.dstNode), c.demandGbps]),
-    commodities: commodities.map((c) => [fabric.leaves[c.srcLeaf], fabric.leaves[c.dstLeaf], c.demandGbps]),
-    idealMaxLinkLoad: ideal.maxLinkLoad,
-    lp: ideal.lp,
-  }) + "\n");
+  await writeFile(
+    join(scenarioDir, `${s.name}.json`),
+    JSON.stringify({
+      scenario: s.name,
+      note: "flows: inter-leaf connections [srcLeaf, dstLeaf, demandGbps]; commodities: the same summed per leaf pair; lp: the ideal bound in CPLEX LP format (x<k>_<s>: commodity k over spine index s; u<l>_<s>/v<s>_<l>: up/down capacity rows)",
+      fabric: s.spec,
+      flows: inter.map((c) => [s.nodeLeaf.get(c.srcNode), s.nodeLeaf.get(c.dstNode), c.demandGbps]),
+      commodities: commodities.map((c) => [fabric.leaves[c.srcLeaf], fabric.leaves[c.dstLeaf], c.demandGbps]),
+      idealMaxLinkLoad: ideal.maxLinkLoad,
+      lp: ideal.lp,
+    }) + "\n",
+  );
 
   return {
-    scenario: s.name, gpus: s.gpus, placement: s.placement, algorithm: s.algorithm, failedLink: s.failedLink, seeds: SEEDS,
+    scenario: s.name,
+    gpus: s.gpus,
+    placement: s.placement,
+    algorithm: s.algorithm,
+    failedLink: s.failedLink,
+    seeds: SEEDS,
     interLeafConnections: inter.length,
     c4pMaxLinkLoad: c4pMax,
     c4pQpsPerConnection: Math.max(...Object.values(plan.qpsPerJob)),
@@ -157,7 +185,9 @@ async function runScenario(s: Scenario, scenarioDir: string): Promise<TrafficRow
     reductionVsEcmp: 1 - c4pMax / ecmpMean,
     reductionVsEcmpMultiQp: 1 - c4pMax / ecmpQMean,
     stepMs,
-    planMs, replanMs, replanMovedConnections: replanMoved,
+    planMs,
+    replanMs,
+    replanMovedConnections: replanMoved,
     lpSolveMs: ideal.solveMs,
   };
 }
@@ -199,8 +229,14 @@ function stepTimeMs(job: TrafficJob, conns: readonly Connection[], slowdownOf: (
       slowLinks.set(linkKey(0, 1), slowest);
     }
     const placement: TrainingPlacement = {
-      communicator, rankNodes, intraNodeGBps: 450, interNodeGBps: FABRIC_SHAPE.nicGbps / 8,
-      latencyUs: STEP.latencyUs, computeMs: STEP.computeMs, bucketBytes: STEP.bucketBytes, bucketsPerStep: STEP.bucketsPerStep,
+      communicator,
+      rankNodes,
+      intraNodeGBps: 450,
+      interNodeGBps: FABRIC_SHAPE.nicGbps / 8,
+      latencyUs: STEP.latencyUs,
+      computeMs: STEP.computeMs,
+      bucketBytes: STEP.bucketBytes,
+      bucketsPerStep: STEP.bucketsPerStep,
     };
     const result = simulateStep(placement, { ...NO_FAULTS, slowLinks }, 0, 0);
     worst = Math.max(worst, (result.endUnixUs ?? Number.POSITIVE_INFINITY) / 1000);
@@ -226,7 +262,9 @@ function summarize(rows: readonly TrafficRow[]): Summary {
     scenarios: rows.length,
     c4pOverIdealMax: Math.max(...rows.map((r) => r.c4pOverIdeal)),
     c4pOverIdealMedian: median(rows.map((r) => r.c4pOverIdeal)),
-    scenariosAbove105: rows.filter((r) => r.c4pOverIdeal > 1.05).map((r) => `${r.scenario} (${r.c4pOverIdeal.toFixed(3)}×)`),
+    scenariosAbove105: rows
+      .filter((r) => r.c4pOverIdeal > 1.05)
+      .map((r) => `${r.scenario} (${r.c4pOverIdeal.toFixed(3)}×)`),
     reductionVsEcmpMedian: median(rows.map((r) => r.reductionVsEcmp)),
     reductionVsEcmpMultiQpMedian: median(rows.map((r) => r.reductionVsEcmpMultiQp)),
     planMsAt4096Max: Math.max(...at4096.map((r) => r.planMs)),
@@ -261,7 +299,9 @@ function markdown(rows: readonly TrafficRow[], s: Summary): string {
     "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
   ];
   for (const r of rows) {
-    lines.push(`| ${r.gpus} | ${r.placement} | ${r.algorithm} | ${r.failedLink ?? "-"} | ${r.interLeafConnections} | ${f(r.c4pMaxLinkLoad)} | ${r.c4pQpsPerConnection} | ${f(r.c4pSingleQpMaxLinkLoad)} | ${f(r.ecmpMaxLinkLoad)} (${f(r.ecmpMaxLinkLoadWorst)}) | ${f(r.ecmpMultiQpMaxLinkLoad)} | ${f(r.idealMaxLinkLoad)} | ${f(r.c4pOverIdeal)} | ${f(r.reductionVsEcmp * 100, 1)}% | ${f(r.stepMs.c4p, 1)} / ${f(r.stepMs.ecmp, 1)} / ${f(r.stepMs.ecmpMultiQp, 1)} / ${f(r.stepMs.ideal, 1)} | ${f(r.planMs, 1)} | ${r.replanMs === null ? "-" : `${f(r.replanMs, 1)} (${r.replanMovedConnections})`} |`);
+    lines.push(
+      `| ${r.gpus} | ${r.placement} | ${r.algorithm} | ${r.failedLink ?? "-"} | ${r.interLeafConnections} | ${f(r.c4pMaxLinkLoad)} | ${r.c4pQpsPerConnection} | ${f(r.c4pSingleQpMaxLinkLoad)} | ${f(r.ecmpMaxLinkLoad)} (${f(r.ecmpMaxLinkLoadWorst)}) | ${f(r.ecmpMultiQpMaxLinkLoad)} | ${f(r.idealMaxLinkLoad)} | ${f(r.c4pOverIdeal)} | ${f(r.reductionVsEcmp * 100, 1)}% | ${f(r.stepMs.c4p, 1)} / ${f(r.stepMs.ecmp, 1)} / ${f(r.stepMs.ecmpMultiQp, 1)} / ${f(r.stepMs.ideal, 1)} | ${f(r.planMs, 1)} | ${r.replanMs === null ? "-" : `${f(r.replanMs, 1)} (${r.replanMovedConnections})`} |`,
+    );
   }
   lines.push("", "Each scenario's fabric, flows and LP: bench/results/traffic-scenarios/<scenario>.json.", "");
   return lines.join("\n");
@@ -282,4 +322,3 @@ function median(values: readonly number[]): number {
 function mean(values: readonly number[]): number {
   return values.reduce((a, b) => a + b, 0) / values.length;
 }
-

@@ -46,7 +46,15 @@ import { resolveK8sBinaries } from "../test/harness/binaries.js";
 import { startLocalCluster } from "../test/harness/cluster.js";
 import { waitFor } from "../test/harness/wait.js";
 import { installCrds } from "../test/support/operator.js";
-import { DEFAULT_LINK_MODEL, planObliviousPlacement, planTrainingPlacement, type CandidateNode, type TrainingJobShape, type TrainingPlacement, type TrainingPlacementResult } from "../operator/src/training/index.js";
+import {
+  DEFAULT_LINK_MODEL,
+  planObliviousPlacement,
+  planTrainingPlacement,
+  type CandidateNode,
+  type TrainingJobShape,
+  type TrainingPlacement,
+  type TrainingPlacementResult,
+} from "../operator/src/training/index.js";
 import type { NicType } from "../crds/src/topology.js";
 
 interface IslandSpec {
@@ -73,7 +81,12 @@ const PROFILES: Profile[] = [
     islands: (scale) =>
       scale === "1k"
         ? [ib("ib-a", 0.5, 4, 200), roce("roce-a", 0.5, 4, 100)]
-        : [ib("ib-a", 0.25, 4, 200), ib("ib-b", 0.25, 4, 200), roce("roce-a", 0.25, 4, 100), roce("roce-b", 0.25, 4, 100)],
+        : [
+            ib("ib-a", 0.25, 4, 200),
+            ib("ib-b", 0.25, 4, 200),
+            roce("roce-a", 0.25, 4, 100),
+            roce("roce-b", 0.25, 4, 100),
+          ],
   },
   {
     profile: "ib-ethernet",
@@ -104,9 +117,23 @@ function eth(name: string, share: number, nicCount: number, nicBandwidthGbps: nu
 
 const JOBS = {
   // 1,024 GPUs = 128 nodes: GPT-7.5B with tp 4, pp 4, dp 64 (32 nodes per stage), 1,024 sequences per step.
-  "1k": { nodes: 128, gpusPerNode: 8, tp: 4, pp: 4, dp: 64, model: { ...GptShape["gpt-7.5b"], globalBatchSequences: 1024 } },
+  "1k": {
+    nodes: 128,
+    gpusPerNode: 8,
+    tp: 4,
+    pp: 4,
+    dp: 64,
+    model: { ...GptShape["gpt-7.5b"], globalBatchSequences: 1024 },
+  },
   // 8,000 GPUs = 1,000 nodes: GPT-175B with tp 8, pp 8, dp 125 (125 nodes per stage), 2,000 sequences per step.
-  "8k": { nodes: 1000, gpusPerNode: 8, tp: 8, pp: 8, dp: 125, model: { ...GptShape["gpt-175b"], globalBatchSequences: 2000 } },
+  "8k": {
+    nodes: 1000,
+    gpusPerNode: 8,
+    tp: 8,
+    pp: 8,
+    dp: 125,
+    model: { ...GptShape["gpt-175b"], globalBatchSequences: 2000 },
+  },
 } as const;
 
 const SPARE = 1.25;
@@ -145,7 +172,11 @@ function buildCluster(p: Profile, scale: "1k" | "8k", jobNodes: number): Candida
   specs.forEach((s, i) => {
     const count = i === specs.length - 1 ? left : Math.round(total * s.share);
     left -= count;
-    b.island(s.name, s.nicType, count, { gpuModel: p.gpuModel, nicCount: s.nicCount, nicBandwidthGbps: s.nicBandwidthGbps });
+    b.island(s.name, s.nicType, count, {
+      gpuModel: p.gpuModel,
+      nicCount: s.nicCount,
+      nicBandwidthGbps: s.nicBandwidthGbps,
+    });
   });
   return b.build();
 }
@@ -183,7 +214,12 @@ const crossFabric = (p: TrainingPlacement): number => p.stages.filter((s) => s.i
 const round = (x: number, digits: number): number => Math.round(x * 10 ** digits) / 10 ** digits;
 
 export function runScenario(p: Profile, scale: "1k" | "8k"): TrainingScenario {
-  const job: TrainingJobShape = { name: `${p.profile}-${scale}`, nicAware: true, ...JOBS[scale], model: { ...JOBS[scale].model } };
+  const job: TrainingJobShape = {
+    name: `${p.profile}-${scale}`,
+    nicAware: true,
+    ...JOBS[scale],
+    model: { ...JOBS[scale].model },
+  };
   const nodes = buildCluster(p, scale, job.nodes);
   must(planTrainingPlacement({ job, nodes }), job.name); // warm-up
   const times: number[] = [];
@@ -194,7 +230,9 @@ export function runScenario(p: Profile, scale: "1k" | "8k"): TrainingScenario {
     times.push(performance.now() - t0);
   }
   const placement = holmes!;
-  const oblivious = SEEDS.map((seed) => must(planObliviousPlacement({ job, nodes: shuffled(nodes, seed) }), `${job.name} oblivious`));
+  const oblivious = SEEDS.map((seed) =>
+    must(planObliviousPlacement({ job, nodes: shuffled(nodes, seed) }), `${job.name} oblivious`),
+  );
   const obliviousStepMs = median(oblivious.map((o) => o.predictedStepMs));
   const medianOblivious = oblivious.find((o) => o.predictedStepMs === obliviousStepMs) ?? oblivious[0]!;
   return {
@@ -281,7 +319,12 @@ function kwokJob(name: string): TrainingJob {
  * Watches the namespace's pods of `job`: `ready` once the watch is established, `done` with the performance.now()
  * times when the first pod appeared and when `count` were Running at once.
  */
-function watchGang(watch: Watch, job: string, count: number, timeoutMs: number): { ready: Promise<void>; done: Promise<{ firstAt: number; allRunningAt: number }>; abort: () => void } {
+function watchGang(
+  watch: Watch,
+  job: string,
+  count: number,
+  timeoutMs: number,
+): { ready: Promise<void>; done: Promise<{ firstAt: number; allRunningAt: number }>; abort: () => void } {
   const phases = new Map<string, string>();
   let firstAt: number | undefined;
   let controller: { abort: () => void } | undefined;
@@ -291,7 +334,15 @@ function watchGang(watch: Watch, job: string, count: number, timeoutMs: number):
     resolveDone = resolve;
     rejectDone = reject;
   });
-  const timer = setTimeout(() => rejectDone(new Error(`${job}: ${count} pods not Running within ${timeoutMs} ms (${[...phases.values()].filter((p) => p === "Running").length} are)`)), timeoutMs);
+  const timer = setTimeout(
+    () =>
+      rejectDone(
+        new Error(
+          `${job}: ${count} pods not Running within ${timeoutMs} ms (${[...phases.values()].filter((p) => p === "Running").length} are)`,
+        ),
+      ),
+    timeoutMs,
+  );
   void done.catch(() => undefined).finally(() => clearTimeout(timer));
   const ready = watch
     .watch(
@@ -302,7 +353,8 @@ function watchGang(watch: Watch, job: string, count: number, timeoutMs: number):
         if (type === "DELETED") phases.delete(name);
         else phases.set(name, pod.metadata?.deletionTimestamp ? "Terminating" : (pod.status?.phase ?? "Pending"));
         firstAt ??= performance.now();
-        if ([...phases.values()].filter((p) => p === "Running").length === count) resolveDone({ firstAt, allRunningAt: performance.now() });
+        if ([...phases.values()].filter((p) => p === "Running").length === count)
+          resolveDone({ firstAt, allRunningAt: performance.now() });
       },
       (err: unknown) => {
         if (err) rejectDone(err instanceof Error ? err : new Error(String(err)));
@@ -315,11 +367,15 @@ function watchGang(watch: Watch, job: string, count: number, timeoutMs: number):
 }
 
 /** The kwok measurement, or why it was skipped (binaries unavailable). Cluster and operator are always stopped. */
-export async function measureKwok(log: (message: string) => void = (m) => console.error(`[kwok] ${m}`)): Promise<KwokMeasurement | { skipped: string }> {
+export async function measureKwok(
+  log: (message: string) => void = (m) => console.error(`[kwok] ${m}`),
+): Promise<KwokMeasurement | { skipped: string }> {
   try {
     await resolveK8sBinaries();
   } catch (error) {
-    return { skipped: `kwok measurement skipped: the Kubernetes binaries are unavailable (${(error as Error).message}); see scripts/k8s-binaries.sh` };
+    return {
+      skipped: `kwok measurement skipped: the Kubernetes binaries are unavailable (${(error as Error).message}); see scripts/k8s-binaries.sh`,
+    };
   }
   const local = await startLocalCluster({ profile: "large", withNats: false, log });
   const kwokNodes = local.profile?.groups.reduce((sum, g) => sum + g.count, 0) ?? 0;
@@ -327,12 +383,20 @@ export async function measureKwok(log: (message: string) => void = (m) => consol
   let operator: Awaited<ReturnType<typeof startOperator>> | undefined;
   try {
     await installCrds(local.kubeconfigPath);
-    const config = loadOperatorConfig({ GPUFLEET_LEADER_ELECTION: "false", GPUFLEET_HTTP_PORT: "0", GPUFLEET_IDENTITY: "bench-training", GPUFLEET_NAMESPACE: "default" });
+    const config = loadOperatorConfig({
+      GPUFLEET_LEADER_ELECTION: "false",
+      GPUFLEET_HTTP_PORT: "0",
+      GPUFLEET_IDENTITY: "bench-training",
+      GPUFLEET_NAMESPACE: "default",
+    });
     operator = await startOperator({ config, kubeConfig: local.kubeConfig, logger: silentLogger });
     const core = local.kubeConfig.makeApiClient(CoreV1Api);
     const objects = KubernetesObjectApi.makeApiClient(local.kubeConfig);
     await core.createNamespace({ body: { metadata: { name: KWOK_NAMESPACE } } });
-    await waitFor(() => core.readNamespacedServiceAccount({ name: "default", namespace: KWOK_NAMESPACE }), { description: "default ServiceAccount", timeoutMs: 60_000 });
+    await waitFor(() => core.readNamespacedServiceAccount({ name: "default", namespace: KWOK_NAMESPACE }), {
+      description: "default ServiceAccount",
+      timeoutMs: 60_000,
+    });
 
     const runs: { firstMs: number; allRunningMs: number }[] = [];
     const gangSize = JOBS["1k"].nodes;
@@ -345,13 +409,28 @@ export async function measureKwok(log: (message: string) => void = (m) => consol
       const seen = await gang.done.finally(() => gang.abort());
       const result = { firstMs: seen.firstAt - t0, allRunningMs: seen.allRunningAt - t0 };
       runs.push(result);
-      log(`run ${i + 1}: first pod after ${result.firstMs.toFixed(0)} ms, all ${gangSize} Running after ${result.allRunningMs.toFixed(0)} ms`);
-      await objects.delete({ apiVersion: "gpufleet.io/v1alpha1", kind: "TrainingJob", metadata: { name, namespace: KWOK_NAMESPACE } });
-      await waitFor(async () => (await core.listNamespacedPod({ namespace: KWOK_NAMESPACE, labelSelector: `${OwnedLabel.trainingJob}=${name}` })).items.length === 0, {
-        description: `pods of ${name} garbage-collected`,
-        timeoutMs: 180_000,
-        intervalMs: 500,
+      log(
+        `run ${i + 1}: first pod after ${result.firstMs.toFixed(0)} ms, all ${gangSize} Running after ${result.allRunningMs.toFixed(0)} ms`,
+      );
+      await objects.delete({
+        apiVersion: "gpufleet.io/v1alpha1",
+        kind: "TrainingJob",
+        metadata: { name, namespace: KWOK_NAMESPACE },
       });
+      await waitFor(
+        async () =>
+          (
+            await core.listNamespacedPod({
+              namespace: KWOK_NAMESPACE,
+              labelSelector: `${OwnedLabel.trainingJob}=${name}`,
+            })
+          ).items.length === 0,
+        {
+          description: `pods of ${name} garbage-collected`,
+          timeoutMs: 180_000,
+          intervalMs: 500,
+        },
+      );
     }
     return {
       kwokNodes,
@@ -396,7 +475,10 @@ export async function run(): Promise<void> {
     ...("skipped" in kwok ? { kwokNote: kwok.skipped } : {}),
   };
   await writeFile(join(dir, "training.json"), JSON.stringify(result, null, 2) + "\n");
-  const md = markdown(scenarios).replace("kwok apply-to-Running: not measured yet (`kwok: null` in training.json).", kwokMarkdown(kwok));
+  const md = markdown(scenarios).replace(
+    "kwok apply-to-Running: not measured yet (`kwok: null` in training.json).",
+    kwokMarkdown(kwok),
+  );
   await writeFile(join(dir, "training.md"), md);
   process.stdout.write(md);
 }

@@ -4,20 +4,50 @@ import { CliError } from "./errors.js";
 
 describe("parseCliArgs", () => {
   it.each<[string, string[], object]>([
-    ["plan on the default profile", ["plan", "-f", "sd.yaml"], { command: "plan", file: "sd.yaml", profile: "default", live: false, output: "table" }],
-    ["plan on a named profile as yaml", ["plan", "-f", "sd.yaml", "--profile", "large", "-o", "yaml"], { profile: "large", output: "yaml" }],
-    ["plan on the kubeconfig's cluster", ["plan", "-f", "sd.yaml", "--context", "kind"], { live: true, context: "kind" }],
-    ["plan on a trace", ["plan", "sd.yaml", "--trace", "t.csv", "-o", "json"], { file: "sd.yaml", trace: "t.csv", output: "json" }],
-    ["explain sd", ["explain", "sd/llama3-8b-chat", "-n", "llm"], { command: "explain", kind: "ServingDeployment", name: "llama3-8b-chat", namespace: "llm" }],
-    ["explain trainingjob", ["explain", "trainingjob/gpt-7b"], { kind: "TrainingJob", name: "gpt-7b", namespace: "default" }],
-    ["top with a URL", ["top", "--metrics-url", "http://op:8080/metrics"], { command: "top", metricsUrl: "http://op:8080/metrics" }],
+    [
+      "plan on the default profile",
+      ["plan", "-f", "sd.yaml"],
+      { command: "plan", file: "sd.yaml", profile: "default", live: false, output: "table" },
+    ],
+    [
+      "plan on a named profile as yaml",
+      ["plan", "-f", "sd.yaml", "--profile", "large", "-o", "yaml"],
+      { profile: "large", output: "yaml" },
+    ],
+    [
+      "plan on the kubeconfig's cluster",
+      ["plan", "-f", "sd.yaml", "--context", "kind"],
+      { live: true, context: "kind" },
+    ],
+    [
+      "plan on a trace",
+      ["plan", "sd.yaml", "--trace", "t.csv", "-o", "json"],
+      { file: "sd.yaml", trace: "t.csv", output: "json" },
+    ],
+    [
+      "explain sd",
+      ["explain", "sd/llama3-8b-chat", "-n", "llm"],
+      { command: "explain", kind: "ServingDeployment", name: "llama3-8b-chat", namespace: "llm" },
+    ],
+    [
+      "explain trainingjob",
+      ["explain", "trainingjob/gpt-7b"],
+      { kind: "TrainingJob", name: "gpt-7b", namespace: "default" },
+    ],
+    [
+      "top with a URL",
+      ["top", "--metrics-url", "http://op:8080/metrics"],
+      { command: "top", metricsUrl: "http://op:8080/metrics" },
+    ],
     ["help", [], { command: "help" }],
   ])("%s", (_name, argv, expected) => {
     expect(parseCliArgs(argv)).toMatchObject(expected);
   });
 
   it("takes the metrics URL from the environment", () => {
-    expect(parseCliArgs(["top"], { GPUFLEET_METRICS_URL: "http://x/metrics" })).toMatchObject({ metricsUrl: "http://x/metrics" });
+    expect(parseCliArgs(["top"], { GPUFLEET_METRICS_URL: "http://x/metrics" })).toMatchObject({
+      metricsUrl: "http://x/metrics",
+    });
   });
 
   it.each<[string, string[], RegExp]>([

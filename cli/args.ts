@@ -24,18 +24,39 @@ Exit codes: 0 ok, 1 failure (cluster unreachable, no plan), 2 bad input (file, f
 
 export type Command =
   | { command: "help" }
-  | { command: "plan"; file: string; profile?: string; live: boolean; trace?: string; output: OutputFormat; kubeconfig?: string; context?: string }
-  | { command: "explain"; kind: "ServingDeployment" | "TrainingJob"; name: string; namespace: string; kubeconfig?: string; context?: string }
+  | {
+      command: "plan";
+      file: string;
+      profile?: string;
+      live: boolean;
+      trace?: string;
+      output: OutputFormat;
+      kubeconfig?: string;
+      context?: string;
+    }
+  | {
+      command: "explain";
+      kind: "ServingDeployment" | "TrainingJob";
+      name: string;
+      namespace: string;
+      kubeconfig?: string;
+      context?: string;
+    }
   | { command: "top"; metricsUrl: string; output: OutputFormat };
 
 const KIND_ALIASES: Record<string, "ServingDeployment" | "TrainingJob"> = {
-  sd: "ServingDeployment", servingdeployment: "ServingDeployment", servingdeployments: "ServingDeployment",
-  tj: "TrainingJob", trainingjob: "TrainingJob", trainingjobs: "TrainingJob",
+  sd: "ServingDeployment",
+  servingdeployment: "ServingDeployment",
+  servingdeployments: "ServingDeployment",
+  tj: "TrainingJob",
+  trainingjob: "TrainingJob",
+  trainingjobs: "TrainingJob",
 };
 
 export function parseCliArgs(argv: readonly string[], env: NodeJS.ProcessEnv = {}): Command {
   const [command, ...rest] = argv;
-  if (command === undefined || command === "help" || command === "--help" || command === "-h") return { command: "help" };
+  if (command === undefined || command === "help" || command === "--help" || command === "-h")
+    return { command: "help" };
   let parsed;
   try {
     parsed = parseArgs({
@@ -60,14 +81,28 @@ export function parseCliArgs(argv: readonly string[], env: NodeJS.ProcessEnv = {
   }
   const { values, positionals } = parsed;
   if (values.help) return { command: "help" };
-  const kube = { ...(values.kubeconfig ? { kubeconfig: values.kubeconfig } : {}), ...(values.context ? { context: values.context } : {}) };
+  const kube = {
+    ...(values.kubeconfig ? { kubeconfig: values.kubeconfig } : {}),
+    ...(values.context ? { context: values.context } : {}),
+  };
   switch (command) {
     case "plan": {
       const file = values.filename ?? positionals[0];
       if (!file) throw usageError("plan needs a file: gpufleet plan -f sd.yaml");
       const live = values.live || values.kubeconfig !== undefined || values.context !== undefined;
-      if (live && values.profile) throw usageError("plan takes a cluster profile (--profile) or a live cluster (--live, --kubeconfig, --context), not both");
-      return { command: "plan", file, ...(live ? {} : { profile: values.profile ?? "default" }), live, ...(values.trace ? { trace: values.trace } : {}), output: parseOutputFormat(values.output), ...kube };
+      if (live && values.profile)
+        throw usageError(
+          "plan takes a cluster profile (--profile) or a live cluster (--live, --kubeconfig, --context), not both",
+        );
+      return {
+        command: "plan",
+        file,
+        ...(live ? {} : { profile: values.profile ?? "default" }),
+        live,
+        ...(values.trace ? { trace: values.trace } : {}),
+        output: parseOutputFormat(values.output),
+        ...kube,
+      };
     }
     case "explain": {
       const target = positionals[0];
@@ -77,7 +112,11 @@ export function parseCliArgs(argv: readonly string[], env: NodeJS.ProcessEnv = {
       return { command: "explain", kind, name: m[2]!, namespace: values.namespace ?? "default", ...kube };
     }
     case "top":
-      return { command: "top", metricsUrl: values["metrics-url"] ?? env["GPUFLEET_METRICS_URL"] ?? "http://127.0.0.1:8080/metrics", output: parseOutputFormat(values.output) };
+      return {
+        command: "top",
+        metricsUrl: values["metrics-url"] ?? env["GPUFLEET_METRICS_URL"] ?? "http://127.0.0.1:8080/metrics",
+        output: parseOutputFormat(values.output),
+      };
     default:
       throw usageError(`unknown command ${JSON.stringify(command)}\n\n${USAGE}`);
   }

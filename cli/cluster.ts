@@ -25,12 +25,20 @@ export async function clusterFromProfile(profile: string): Promise<ClusterView> 
   try {
     const loaded = await loadProfile(profile);
     // kwok marks its nodes Ready once it manages them; a profile's fresh nodes are exactly that.
-    nodes = expandProfile(loaded).map((n) => ({ ...n, status: { ...n.status, conditions: [{ type: "Ready", status: "True" }] } }));
+    nodes = expandProfile(loaded).map((n) => ({
+      ...n,
+      status: { ...n.status, conditions: [{ type: "Ready", status: "True" }] },
+    }));
   } catch (error) {
     if (error instanceof ProfileError) throw usageError(error.message, { cause: error });
     throw error;
   }
-  return { source: `profile ${profile} (${path.relative(process.cwd(), resolveProfilePath(profile)) || "."})`, nodes, pods: [], capacity: summarizeCapacity(nodes, []) };
+  return {
+    source: `profile ${profile} (${path.relative(process.cwd(), resolveProfilePath(profile)) || "."})`,
+    nodes,
+    pods: [],
+    capacity: summarizeCapacity(nodes, []),
+  };
 }
 
 export async function clusterFromKube(kube: Kube): Promise<ClusterView> {
@@ -39,7 +47,9 @@ export async function clusterFromKube(kube: Kube): Promise<ClusterView> {
 }
 
 /** GPUs per model: nodes, allocatable and free, schedulable nodes only. */
-export function capacityByModel(capacity: ClusterCapacity): { gpuModel: string; nodes: number; gpus: number; gpusFree: number }[] {
+export function capacityByModel(
+  capacity: ClusterCapacity,
+): { gpuModel: string; nodes: number; gpus: number; gpusFree: number }[] {
   const byModel = new Map<string, { gpuModel: string; nodes: number; gpus: number; gpusFree: number }>();
   for (const n of capacity.nodes) {
     if (!n.schedulable) continue;

@@ -2,7 +2,14 @@
  * The CLI's reads from a live cluster, with @kubernetes/client-node on the current kubeconfig (KUBECONFIG or
  * ~/.kube/config, or --kubeconfig/--context). Reads only: the CLI never writes to the cluster.
  */
-import { CoreV1Api, CustomObjectsApi, KubeConfig, type CoreV1Event, type V1Node, type V1Pod } from "@kubernetes/client-node";
+import {
+  CoreV1Api,
+  CustomObjectsApi,
+  KubeConfig,
+  type CoreV1Event,
+  type V1Node,
+  type V1Pod,
+} from "@kubernetes/client-node";
 import { API_GROUP, API_VERSION } from "../crds/src/common.js";
 import { OwnedLabel } from "../crds/src/reasons.js";
 import { ServingDeploymentNames, type ServingDeployment } from "../crds/src/serving-deployment.js";
@@ -28,14 +35,25 @@ export class Kube {
       if (options.kubeconfig) kc.loadFromFile(options.kubeconfig);
       else kc.loadFromDefault();
     } catch (error) {
-      throw usageError(`cannot load kubeconfig ${options.kubeconfig ?? "(default)"}: ${(error as Error).message}`, { cause: error });
+      throw usageError(`cannot load kubeconfig ${options.kubeconfig ?? "(default)"}: ${(error as Error).message}`, {
+        cause: error,
+      });
     }
     if (options.context) {
-      if (!kc.getContextObject(options.context)) throw usageError(`kubeconfig has no context "${options.context}" (has: ${kc.getContexts().map((c) => c.name).join(", ")})`);
+      if (!kc.getContextObject(options.context))
+        throw usageError(
+          `kubeconfig has no context "${options.context}" (has: ${kc
+            .getContexts()
+            .map((c) => c.name)
+            .join(", ")})`,
+        );
       kc.setCurrentContext(options.context);
     }
     const cluster = kc.getCurrentCluster();
-    if (!cluster) throw usageError("the kubeconfig has no current cluster: pass --kubeconfig or --context, or --profile to plan offline");
+    if (!cluster)
+      throw usageError(
+        "the kubeconfig has no current cluster: pass --kubeconfig or --context, or --profile to plan offline",
+      );
     this.contextName = kc.getCurrentContext();
     this.server = cluster.server;
     this.core = kc.makeApiClient(CoreV1Api);
@@ -56,16 +74,34 @@ export class Kube {
   }
 
   async listPods(namespace?: string, labelSelector?: string): Promise<V1Pod[]> {
-    const list = namespace ? () => this.core.listNamespacedPod({ namespace, labelSelector }) : () => this.core.listPodForAllNamespaces({ labelSelector });
+    const list = namespace
+      ? () => this.core.listNamespacedPod({ namespace, labelSelector })
+      : () => this.core.listPodForAllNamespaces({ labelSelector });
     return (await this.call(`listing pods${namespace ? ` in ${namespace}` : ""}`, list)).items;
   }
 
   async servingDeployment(namespace: string, name: string): Promise<ServingDeployment> {
-    return (await this.call(`ServingDeployment ${namespace}/${name}`, () => this.custom.getNamespacedCustomObject({ group: API_GROUP, version: API_VERSION, plural: ServingDeploymentNames.plural, namespace, name }))) as ServingDeployment;
+    return (await this.call(`ServingDeployment ${namespace}/${name}`, () =>
+      this.custom.getNamespacedCustomObject({
+        group: API_GROUP,
+        version: API_VERSION,
+        plural: ServingDeploymentNames.plural,
+        namespace,
+        name,
+      }),
+    )) as ServingDeployment;
   }
 
   async trainingJob(namespace: string, name: string): Promise<TrainingJob> {
-    return (await this.call(`TrainingJob ${namespace}/${name}`, () => this.custom.getNamespacedCustomObject({ group: API_GROUP, version: API_VERSION, plural: TrainingJobNames.plural, namespace, name }))) as TrainingJob;
+    return (await this.call(`TrainingJob ${namespace}/${name}`, () =>
+      this.custom.getNamespacedCustomObject({
+        group: API_GROUP,
+        version: API_VERSION,
+        plural: TrainingJobNames.plural,
+        namespace,
+        name,
+      }),
+    )) as TrainingJob;
   }
 
   /** Returns undefined when the deployment does not exist (planning a new one). */
@@ -79,13 +115,22 @@ export class Kube {
   }
 
   async list<T>(plural: string): Promise<T[]> {
-    const answer = (await this.call(`listing ${plural}`, () => this.custom.listClusterCustomObject({ group: API_GROUP, version: API_VERSION, plural }))) as { items: T[] };
+    const answer = (await this.call(`listing ${plural}`, () =>
+      this.custom.listClusterCustomObject({ group: API_GROUP, version: API_VERSION, plural }),
+    )) as { items: T[] };
     return answer.items;
   }
 
   /** Events about an object, oldest first. */
   async eventsFor(namespace: string, kind: string, name: string): Promise<CoreV1Event[]> {
-    const events = (await this.call(`events of ${kind} ${namespace}/${name}`, () => this.core.listNamespacedEvent({ namespace, fieldSelector: `involvedObject.name=${name},involvedObject.kind=${kind}` }))).items;
+    const events = (
+      await this.call(`events of ${kind} ${namespace}/${name}`, () =>
+        this.core.listNamespacedEvent({
+          namespace,
+          fieldSelector: `involvedObject.name=${name},involvedObject.kind=${kind}`,
+        }),
+      )
+    ).items;
     return events.sort((a, b) => eventTime(a) - eventTime(b));
   }
 

@@ -49,16 +49,35 @@ async function plan(cmd: Extract<Command, { command: "plan" }>, io: Io): Promise
     for (const r of resources) {
       const name = `${r.kind} ${r.object.metadata.namespace}/${r.object.metadata.name}`;
       if (r.kind === "ServingDeployment") {
-        const existing = kube ? await kube.servingDeploymentIfAny(r.object.metadata.namespace!, r.object.metadata.name!) : undefined;
-        const ownPods = kube && existing ? (await kube.ownedPods(r.object.metadata.namespace!, "ServingDeployment", r.object.metadata.name!)).filter((p) => p.metadata?.ownerReferences?.some((o) => o.uid === existing.metadata.uid)) : [];
-        previews.push(await withProgress(io, `planning ${name} on ${cluster.source}`, previewServing(r.object, cluster, { plan: (input) => planner.plan(input), ...(trace ? { trace } : {}), ownPods })));
+        const existing = kube
+          ? await kube.servingDeploymentIfAny(r.object.metadata.namespace!, r.object.metadata.name!)
+          : undefined;
+        const ownPods =
+          kube && existing
+            ? (await kube.ownedPods(r.object.metadata.namespace!, "ServingDeployment", r.object.metadata.name!)).filter(
+                (p) => p.metadata?.ownerReferences?.some((o) => o.uid === existing.metadata.uid),
+              )
+            : [];
+        previews.push(
+          await withProgress(
+            io,
+            `planning ${name} on ${cluster.source}`,
+            previewServing(r.object, cluster, {
+              plan: (input) => planner.plan(input),
+              ...(trace ? { trace } : {}),
+              ownPods,
+            }),
+          ),
+        );
       } else {
         if (trace) throw usageError("--trace applies to a ServingDeployment, not a TrainingJob");
         previews.push(previewTraining(r.object, cluster));
       }
     }
     const value = previews.length === 1 ? previews[0]! : previews;
-    return render(value, cmd.output, () => previews.map((p) => (p.kind === "ServingDeployment" ? servingTable(p) : trainingTable(p))).join("\n\n---\n\n"));
+    return render(value, cmd.output, () =>
+      previews.map((p) => (p.kind === "ServingDeployment" ? servingTable(p) : trainingTable(p))).join("\n\n---\n\n"),
+    );
   } finally {
     await planner.close();
   }
@@ -71,7 +90,10 @@ function readTrace(path: string) {
     return records;
   } catch (error) {
     if (error instanceof CliError) throw error;
-    const detail = error instanceof Error && error.cause instanceof Error ? `${error.message}: ${error.cause.message}` : (error as Error).message;
+    const detail =
+      error instanceof Error && error.cause instanceof Error
+        ? `${error.message}: ${error.cause.message}`
+        : (error as Error).message;
     throw usageError(`--trace ${detail}`, { cause: error });
   }
 }
@@ -81,11 +103,17 @@ async function explain(cmd: Extract<Command, { command: "explain" }>): Promise<s
   const now = Date.now();
   if (cmd.kind === "ServingDeployment") {
     const sd = await kube.servingDeployment(cmd.namespace, cmd.name);
-    const [events, pods] = await Promise.all([kube.eventsFor(cmd.namespace, cmd.kind, cmd.name), kube.ownedPods(cmd.namespace, cmd.kind, cmd.name)]);
+    const [events, pods] = await Promise.all([
+      kube.eventsFor(cmd.namespace, cmd.kind, cmd.name),
+      kube.ownedPods(cmd.namespace, cmd.kind, cmd.name),
+    ]);
     return explainServing(sd, events, pods, now);
   }
   const job = await kube.trainingJob(cmd.namespace, cmd.name);
-  const [events, pods] = await Promise.all([kube.eventsFor(cmd.namespace, cmd.kind, cmd.name), kube.ownedPods(cmd.namespace, cmd.kind, cmd.name)]);
+  const [events, pods] = await Promise.all([
+    kube.eventsFor(cmd.namespace, cmd.kind, cmd.name),
+    kube.ownedPods(cmd.namespace, cmd.kind, cmd.name),
+  ]);
   return explainTraining(job, events, pods, now);
 }
 
@@ -96,7 +124,11 @@ async function top(cmd: Extract<Command, { command: "top" }>): Promise<string> {
     if (!response.ok) throw new Error(`HTTP ${response.status}`);
     text = await response.text();
   } catch (error) {
-    throw new CliError(`cannot read the operator's metrics at ${cmd.metricsUrl}: ${(error as Error).message} (port-forward the operator's Service, or pass --metrics-url)`, 1, { cause: error });
+    throw new CliError(
+      `cannot read the operator's metrics at ${cmd.metricsUrl}: ${(error as Error).message} (port-forward the operator's Service, or pass --metrics-url)`,
+      1,
+      { cause: error },
+    );
   }
   const view = topView(text);
   return render(view, cmd.output, () => topTable(view, cmd.metricsUrl));

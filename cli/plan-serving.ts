@@ -11,7 +11,12 @@ import { gpuSpec } from "../common/src/hardware/catalog.js";
 import { instanceMemory, latencyCoefficients } from "../common/src/models/latency.js";
 import { deriveModel } from "../common/src/models/model-shapes.js";
 import { checkServingSpec } from "../operator/src/serving/controller-checks.js";
-import type { ColocatedPlan, DisaggregatedSummary, ServingPlanInput, ServingPlanResult } from "../operator/src/serving/distserve/planner.js";
+import type {
+  ColocatedPlan,
+  DisaggregatedSummary,
+  ServingPlanInput,
+  ServingPlanResult,
+} from "../operator/src/serving/distserve/planner.js";
 import type { TraceRecord } from "../operator/src/serving/distserve/workload.js";
 import { candidatePlan } from "../operator/src/serving/executor/choose-plan.js";
 import { clusterNodes, plannerInput } from "../operator/src/serving/planner-bridge.js";
@@ -19,7 +24,14 @@ import type { ClusterCapacity } from "../operator/src/cluster/capacity.js";
 import { withEngine } from "../operator/src/serving/engines/pod.js";
 import { commandLine } from "../operator/src/serving/engines/render.js";
 import { placementNodes } from "../operator/src/serving/planner-bridge.js";
-import { planGroups, planHash, planSummary, placeGroups, podObject, type StatusPlan } from "../operator/src/serving/pools.js";
+import {
+  planGroups,
+  planHash,
+  planSummary,
+  placeGroups,
+  podObject,
+  type StatusPlan,
+} from "../operator/src/serving/pools.js";
 import { observePod, type ObservedPod } from "../operator/src/serving/rollout.js";
 import { capacityByModel, type ClusterView } from "./cluster.js";
 
@@ -86,7 +98,11 @@ export interface ServingPreviewOptions {
 const round = (x: number, digits = 3): number => Math.round(x * 10 ** digits) / 10 ** digits;
 const tpPp = (p: { tp: number; pp: number }): string => `TP${p.tp}×PP${p.pp}`;
 
-export async function previewServing(sd: ServingDeployment, cluster: ClusterView, options: ServingPreviewOptions): Promise<ServingPreview> {
+export async function previewServing(
+  sd: ServingDeployment,
+  cluster: ClusterView,
+  options: ServingPreviewOptions,
+): Promise<ServingPreview> {
   const spec = options.trace ? withTrace(sd.spec, options.trace.path) : sd.spec;
   const base: ServingPreview = {
     kind: "ServingDeployment",
@@ -101,7 +117,9 @@ export async function previewServing(sd: ServingDeployment, cluster: ClusterView
   };
   const check = checkServingSpec(spec, cluster.capacity.nodes);
   if (!check.ok) return { ...base, failure: { reason: check.reason, message: check.message } };
-  const own = (options.ownPods ?? []).map((p) => observePod(p, { deleting: p.metadata?.deletionTimestamp != null })).filter((p): p is ObservedPod => p !== undefined);
+  const own = (options.ownPods ?? [])
+    .map((p) => observePod(p, { deleting: p.metadata?.deletionTimestamp != null }))
+    .filter((p): p is ObservedPod => p !== undefined);
   const input = plannerInput(spec, clusterNodes(cluster.capacity.nodes, check.gpuModels, own), options.trace?.records);
   const result = await options.plan(input);
   const { candidate, failure } = candidatePlan(result, spec.scaling);
@@ -124,7 +142,8 @@ export async function previewServing(sd: ServingDeployment, cluster: ClusterView
   if (candidate) {
     preview.plan = candidate;
     preview.planSummary = planSummary(candidate);
-    if (sd.spec.engine.kind && sd.spec.engine.kind !== "reference") preview.engineCommands = engineCommands(sd, candidate, cluster.capacity);
+    if (sd.spec.engine.kind && sd.spec.engine.kind !== "reference")
+      preview.engineCommands = engineCommands(sd, candidate, cluster.capacity);
   }
   preview.bounds = bounds(spec, input, result, candidate, cluster);
   return preview;
@@ -140,7 +159,8 @@ function describeLengths(spec: ServingDeploymentSpec, trace: ServingPreviewOptio
   if (trace) return `trace ${trace.path} (${trace.records.length} requests, --trace)`;
   const w = spec.workload;
   if (w.traceRef) return `trace ConfigMap ${w.traceRef.configMapName}/${w.traceRef.key}`;
-  if (w.promptTokens && w.outputTokens) return `prompt mean ${w.promptTokens.mean}, output mean ${w.outputTokens.mean} tokens`;
+  if (w.promptTokens && w.outputTokens)
+    return `prompt mean ${w.promptTokens.mean}, output mean ${w.outputTokens.mean} tokens`;
   return `preset ${w.preset ?? "chatbot"}`;
 }
 
@@ -149,13 +169,21 @@ function disaggShape(d: DisaggregatedSummary): string {
 }
 const colocShape = (c: ColocatedPlan): string => `${tpPp(c)}, ${c.batchTokens} batch tokens`;
 
-function alternatives(result: Extract<ServingPlanResult, { ok: true }>, plan: StatusPlan | undefined): PlanAlternative[] {
+function alternatives(
+  result: Extract<ServingPlanResult, { ok: true }>,
+  plan: StatusPlan | undefined,
+): PlanAlternative[] {
   const a = result.alternatives;
   const rows: PlanAlternative[] = [];
-  const same = (x: { tp: number; pp: number } | null | undefined, y: { tp: number; pp: number } | undefined) => !!x && !!y && x.tp === y.tp && x.pp === y.pp;
+  const same = (x: { tp: number; pp: number } | null | undefined, y: { tp: number; pp: number } | undefined) =>
+    !!x && !!y && x.tp === y.tp && x.pp === y.pp;
   if (a.disaggregated) {
     const d = a.disaggregated;
-    const chosen = plan?.mode === "disaggregated" && same(d.prefill, plan.prefill) && same(d.decode, plan.decode) && d.affinity === plan.affinity;
+    const chosen =
+      plan?.mode === "disaggregated" &&
+      same(d.prefill, plan.prefill) &&
+      same(d.decode, plan.decode) &&
+      d.affinity === plan.affinity;
     rows.push({ kind: "disaggregated", shape: disaggShape(d), goodputPerGpu: round(d.goodputPerGpu), chosen });
   }
   for (const kind of ["vllm", "chunked"] as const) {
@@ -168,7 +196,13 @@ function alternatives(result: Extract<ServingPlanResult, { ok: true }>, plan: St
 }
 
 /** What limited the plan: the SLOs (per-instance goodput), GPU memory (smallest instance), the free GPUs. */
-function bounds(spec: ServingDeploymentSpec, input: ServingPlanInput, result: Extract<ServingPlanResult, { ok: true }>, plan: StatusPlan | undefined, cluster: ClusterView): PlanBound[] {
+function bounds(
+  spec: ServingDeploymentSpec,
+  input: ServingPlanInput,
+  result: Extract<ServingPlanResult, { ok: true }>,
+  plan: StatusPlan | undefined,
+  cluster: ClusterView,
+): PlanBound[] {
   const out: PlanBound[] = [];
   const slo = `TTFT ≤ ${spec.slo.ttftMs} ms and TPOT ≤ ${spec.slo.tpotMs} ms for ${spec.slo.attainmentPercent}% of requests`;
   if (result.mode === "disaggregated" && result.prefill && result.decode) {
@@ -179,7 +213,11 @@ function bounds(spec: ServingDeploymentSpec, input: ServingPlanInput, result: Ex
     });
   } else if (result.colocated) {
     const c = result.colocated;
-    out.push({ limit: "SLO", binding: true, detail: `${slo}: one colocated ${tpPp(c)} instance (${c.policy}) keeps them up to ${c.goodputPerInstance.toFixed(2)} req/s; ${spec.workload.arrivalRatePerSec} req/s needs ${c.replicas}` });
+    out.push({
+      limit: "SLO",
+      binding: true,
+      detail: `${slo}: one colocated ${tpPp(c)} instance (${c.policy}) keeps them up to ${c.goodputPerInstance.toFixed(2)} req/s; ${spec.workload.arrivalRatePerSec} req/s needs ${c.replicas}`,
+    });
   }
   // Memory: does the smallest instance (one GPU) hold the weights and the longest sequence's KV?
   const model = deriveModel(input.model);
@@ -193,7 +231,9 @@ function bounds(spec: ServingDeploymentSpec, input: ServingPlanInput, result: Ex
     binding: !fitsOne,
     detail: `${spec.model.name} weights take ${(one.weightBytesPerGpu / 2 ** 30).toFixed(1)} GiB of a ${coeffs.memoryGiB} GiB ${result.gpuModel} at TP1, leaving KV room for ${one.kvCapacityTokens} tokens (sequences up to ${longest}): ${fitsOne ? "one GPU holds an instance" : "an instance needs more than one GPU"}`,
   });
-  const free = cluster.capacity.nodes.filter((n) => n.schedulable && n.gpuModel === result.gpuModel).reduce((sum, n) => sum + n.gpusFree, 0);
+  const free = cluster.capacity.nodes
+    .filter((n) => n.schedulable && n.gpuModel === result.gpuModel)
+    .reduce((sum, n) => sum + n.gpusFree, 0);
   const budget = Math.min(free, spec.scaling.maxGpus ?? Infinity);
   const used = plan?.totalGpus ?? result.totalGpus;
   out.push({
@@ -205,23 +245,58 @@ function bounds(spec: ServingDeploymentSpec, input: ServingPlanInput, result: Ex
 }
 
 function failureBounds(reason: string, message: string): PlanBound[] {
-  const limit = reason === "InsufficientCapacity" ? "capacity" : reason === "ModelDoesNotFit" && !message.includes("SLO") && !message.includes("TTFT") ? "memory" : reason === "ModelDoesNotFit" ? "SLO" : undefined;
+  const limit =
+    reason === "InsufficientCapacity"
+      ? "capacity"
+      : reason === "ModelDoesNotFit" && !message.includes("SLO") && !message.includes("TTFT")
+        ? "memory"
+        : reason === "ModelDoesNotFit"
+          ? "SLO"
+          : undefined;
   return limit ? [{ limit, binding: true, detail: message }] : [];
 }
 
 /** The pods the first rollout would create, with the engine rendered into them (the executor's own functions). */
-function engineCommands(planned: ServingDeployment, plan: StatusPlan, capacity: ClusterCapacity): NonNullable<ServingPreview["engineCommands"]> {
+function engineCommands(
+  planned: ServingDeployment,
+  plan: StatusPlan,
+  capacity: ClusterCapacity,
+): NonNullable<ServingPreview["engineCommands"]> {
   // Pods carry an owner reference; a file's deployment has no uid yet.
-  const sd: ServingDeployment = { ...planned, metadata: { ...planned.metadata, uid: planned.metadata.uid ?? "not-created-yet" } };
+  const sd: ServingDeployment = {
+    ...planned,
+    metadata: { ...planned.metadata, uid: planned.metadata.uid ?? "not-created-yet" },
+  };
   const hash = planHash(plan, sd.spec.engine);
-  const { placed } = placeGroups(sd.metadata.name!, hash, planGroups(plan), placementNodes(capacity.nodes, plan.gpuModel, []));
+  const { placed } = placeGroups(
+    sd.metadata.name!,
+    hash,
+    planGroups(plan),
+    placementNodes(capacity.nodes, plan.gpuModel, []),
+  );
   const nodes = new Map(capacity.nodes.map((n) => [n.nodeName, n]));
   return placed.flatMap((g) =>
     g.pods.map((placement) => {
-      const pod = withEngine(podObject(sd, placement, hash, plan.gpuModel), sd, placement, plan.gpuModel, nodes.get(placement.nodeName) ?? { nicType: "ethernet", nicCount: 1 });
+      const pod = withEngine(
+        podObject(sd, placement, hash, plan.gpuModel),
+        sd,
+        placement,
+        plan.gpuModel,
+        nodes.get(placement.nodeName) ?? { nicType: "ethernet", nicCount: 1 },
+      );
       const engine = pod.spec!.containers[0]!;
-      const env = Object.fromEntries((engine.env ?? []).filter((e) => !e.name.startsWith("GPUFLEET_")).map((e) => [e.name, e.value ?? `(${e.valueFrom?.fieldRef?.fieldPath ?? "from the pod"})`]));
-      return { pod: pod.metadata!.name!, role: placement.role, node: placement.nodeName, command: commandLine({ command: engine.command ?? [], args: engine.args ?? [], env: [] }), env };
+      const env = Object.fromEntries(
+        (engine.env ?? [])
+          .filter((e) => !e.name.startsWith("GPUFLEET_"))
+          .map((e) => [e.name, e.value ?? `(${e.valueFrom?.fieldRef?.fieldPath ?? "from the pod"})`]),
+      );
+      return {
+        pod: pod.metadata!.name!,
+        role: placement.role,
+        node: placement.nodeName,
+        command: commandLine({ command: engine.command ?? [], args: engine.args ?? [], env: [] }),
+        env,
+      };
     }),
   );
 }

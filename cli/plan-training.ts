@@ -54,7 +54,14 @@ export function previewTraining(job: TrainingJob, cluster: ClusterView): Trainin
   const check = checkTrainingSpec(spec, cluster.capacity.nodes);
   if (!check.ok) return { ...base, failure: { reason: check.reason, message: check.message } };
   const result = planTrainingPlacement({ job: jobShape(job), nodes: check.candidateNodes });
-  if (!result.ok) return { ...base, failure: { reason: result.reason === "InvalidInput" ? "InvalidSpec" : "InsufficientCapacity", message: result.message } };
+  if (!result.ok)
+    return {
+      ...base,
+      failure: {
+        reason: result.reason === "InvalidInput" ? "InvalidSpec" : "InsufficientCapacity",
+        message: result.message,
+      },
+    };
   return {
     ...base,
     strategy: result.strategy,

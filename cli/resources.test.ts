@@ -32,21 +32,48 @@ describe("parseResources", () => {
     const [r] = parseResources(sd(), "sd.yaml");
     expect(r!.kind).toBe("ServingDeployment");
     const spec = r!.kind === "ServingDeployment" ? r!.object.spec : undefined;
-    expect(spec).toMatchObject({ mode: "auto", gpu: {}, scaling: { minInstances: 1 }, slo: { attainmentPercent: 90 }, model: { dtype: "bf16" }, engine: { kind: "reference", port: 8000, args: [], env: [] } });
+    expect(spec).toMatchObject({
+      mode: "auto",
+      gpu: {},
+      scaling: { minInstances: 1 },
+      slo: { attainmentPercent: 90 },
+      model: { dtype: "bf16" },
+      engine: { kind: "reference", port: 8000, args: [], env: [] },
+    });
     expect(r!.object.metadata.namespace).toBe("default");
   });
 
   it("reads every document of a multi-document file", () => {
-    expect(parseResources(`${sd()}---\n${sd({}, { metadata: { name: "other", namespace: "llm" } })}`, "f").map((r) => r.object.metadata.name)).toEqual(["chat", "other"]);
+    expect(
+      parseResources(`${sd()}---\n${sd({}, { metadata: { name: "other", namespace: "llm" } })}`, "f").map(
+        (r) => r.object.metadata.name,
+      ),
+    ).toEqual(["chat", "other"]);
   });
 
   it.each<[string, string, RegExp]>([
-    ["a number out of range", sd({ slo: { ttftMs: 0, tpotMs: 100 } }), /^sd\.yaml: spec\.slo\.ttftMs expected number to be greater than 0 \(got 0\)$/],
+    [
+      "a number out of range",
+      sd({ slo: { ttftMs: 0, tpotMs: 100 } }),
+      /^sd\.yaml: spec\.slo\.ttftMs expected number to be greater than 0 \(got 0\)$/,
+    ],
     ["a missing field", sd({ slo: { tpotMs: 100 } }), /spec\.slo\.ttftMs .*\(it is missing\)/],
     ["a bad enum", sd({ mode: "fast" }), /spec\.mode must be one of disaggregated, colocated, auto \(got "fast"\)/],
-    ["a bad engine kind", sd({ engine: { image: "x", kind: "tgi" } }), /spec\.engine\.kind must be one of reference, vllm, sglang/],
-    ["an unknown field", sd({ replicas: 3 }), /spec\.replicas is not a known field \(known: model, slo, workload, gpu, mode, engine, scaling\)/],
-    ["an unknown nested field", sd({ engine: { image: "x", args: [], env: [{ name: "A", value: "1", from: "x" }] } }), /spec\.engine\.env\[0\]\.from is not a known field/],
+    [
+      "a bad engine kind",
+      sd({ engine: { image: "x", kind: "tgi" } }),
+      /spec\.engine\.kind must be one of reference, vllm, sglang/,
+    ],
+    [
+      "an unknown field",
+      sd({ replicas: 3 }),
+      /spec\.replicas is not a known field \(known: model, slo, workload, gpu, mode, engine, scaling\)/,
+    ],
+    [
+      "an unknown nested field",
+      sd({ engine: { image: "x", args: [], env: [{ name: "A", value: "1", from: "x" }] } }),
+      /spec\.engine\.env\[0\]\.from is not a known field/,
+    ],
     ["another kind", sd({}, { kind: "Deployment" }), /kind must be ServingDeployment or TrainingJob, got "Deployment"/],
     ["another API version", sd({}, { apiVersion: "apps/v1" }), /apiVersion must be gpufleet\.io\/v1alpha1/],
     ["a long name", sd({}, { metadata: { name: "x".repeat(41) } }), /metadata\.name must be at most 40 characters/],
@@ -66,7 +93,9 @@ describe("parseResources", () => {
   });
 
   it("says when a file cannot be read", () => {
-    expect(() => loadResourceFile("/nonexistent/sd.yaml")).toThrow(/\/nonexistent\/sd\.yaml: cannot be read \(ENOENT\)/);
+    expect(() => loadResourceFile("/nonexistent/sd.yaml")).toThrow(
+      /\/nonexistent\/sd\.yaml: cannot be read \(ENOENT\)/,
+    );
   });
 
   it.each([

@@ -12,15 +12,24 @@ import { TypeRegistry, type TSchema } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
 import { parseAllDocuments } from "yaml";
 import { API_GROUP_VERSION, MAX_RESOURCE_NAME_LENGTH } from "../crds/src/common.js";
-import { ServingDeploymentNames, ServingDeploymentSpecSchema, type ServingDeployment } from "../crds/src/serving-deployment.js";
+import {
+  ServingDeploymentNames,
+  ServingDeploymentSpecSchema,
+  type ServingDeployment,
+} from "../crds/src/serving-deployment.js";
 import { TrainingJobNames, TrainingJobSpecSchema, type TrainingJob } from "../crds/src/training-job.js";
 import { usageError } from "./errors.js";
 
-export type GpufleetResource = { kind: "ServingDeployment"; object: ServingDeployment } | { kind: "TrainingJob"; object: TrainingJob };
+export type GpufleetResource =
+  { kind: "ServingDeployment"; object: ServingDeployment } | { kind: "TrainingJob"; object: TrainingJob };
 
 // crds/src StringEnum is TypeBox's Unsafe kind (Kubernetes wants {type: string, enum}); teach the checker it.
 if (!TypeRegistry.Has("Unsafe")) {
-  TypeRegistry.Set("Unsafe", (schema: { type?: string; enum?: unknown[] }, value) => (schema.type !== "string" || typeof value === "string") && (!schema.enum || schema.enum.includes(value)));
+  TypeRegistry.Set(
+    "Unsafe",
+    (schema: { type?: string; enum?: unknown[] }, value) =>
+      (schema.type !== "string" || typeof value === "string") && (!schema.enum || schema.enum.includes(value)),
+  );
 }
 
 const SPEC_SCHEMAS = { ServingDeployment: ServingDeploymentSpecSchema, TrainingJob: TrainingJobSpecSchema } as const;
@@ -34,7 +43,9 @@ export function loadResourceFile(path: string): GpufleetResource[] {
   try {
     text = readFileSync(path, "utf8");
   } catch (error) {
-    throw usageError(`${path}: cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`, { cause: error });
+    throw usageError(`${path}: cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`, {
+      cause: error,
+    });
   }
   return parseResources(text, path);
 }
@@ -58,15 +69,22 @@ export function validateResource(value: unknown, where: string): GpufleetResourc
     throw usageError(`${where}: ${field} ${detail}`);
   };
   if (!isRecord(value)) return fail("(document)", "must be a mapping with apiVersion, kind, metadata and spec");
-  if (value.apiVersion !== API_GROUP_VERSION) fail("apiVersion", `must be ${API_GROUP_VERSION}, got ${JSON.stringify(value.apiVersion)}`);
+  if (value.apiVersion !== API_GROUP_VERSION)
+    fail("apiVersion", `must be ${API_GROUP_VERSION}, got ${JSON.stringify(value.apiVersion)}`);
   const kind = value.kind;
   if (kind !== ServingDeploymentNames.kind && kind !== TrainingJobNames.kind) {
     return fail("kind", `must be ServingDeployment or TrainingJob, got ${JSON.stringify(kind)}`);
   }
   const metadata = value.metadata;
-  if (!isRecord(metadata) || typeof metadata.name !== "string" || metadata.name === "") return fail("metadata.name", "is required");
-  if (metadata.name.length > MAX_RESOURCE_NAME_LENGTH) fail("metadata.name", `must be at most ${MAX_RESOURCE_NAME_LENGTH} characters (pod and service names are derived from it)`);
-  if (metadata.namespace !== undefined && typeof metadata.namespace !== "string") fail("metadata.namespace", "must be a string");
+  if (!isRecord(metadata) || typeof metadata.name !== "string" || metadata.name === "")
+    return fail("metadata.name", "is required");
+  if (metadata.name.length > MAX_RESOURCE_NAME_LENGTH)
+    fail(
+      "metadata.name",
+      `must be at most ${MAX_RESOURCE_NAME_LENGTH} characters (pod and service names are derived from it)`,
+    );
+  if (metadata.namespace !== undefined && typeof metadata.namespace !== "string")
+    fail("metadata.namespace", "must be a string");
   if (!isRecord(value.spec)) return fail("spec", "is required and must be a mapping");
   const schema = SPEC_SCHEMAS[kind];
   unknownField(schema, value.spec, "spec", fail);
@@ -74,7 +92,12 @@ export function validateResource(value: unknown, where: string): GpufleetResourc
   const first = Value.Errors(schema, spec).First();
   if (first) {
     const allowed = (first.schema as { enum?: unknown[] }).enum;
-    fail(fieldPath(first.path), allowed ? `must be one of ${allowed.join(", ")} (got ${JSON.stringify(first.value)})` : describeError(first.message, first.value));
+    fail(
+      fieldPath(first.path),
+      allowed
+        ? `must be one of ${allowed.join(", ")} (got ${JSON.stringify(first.value)})`
+        : describeError(first.message, first.value),
+    );
   }
   const object = { ...value, metadata: { namespace: "default", ...metadata }, spec } as never;
   return kind === ServingDeploymentNames.kind ? { kind, object } : { kind, object };
@@ -85,7 +108,11 @@ export function fieldPath(pointer: string): string {
   return pointer
     .split("/")
     .slice(1)
-    .reduce((out, part) => (/^\d+$/.test(part) ? `${out}[${part}]` : `${out}.${part.replace(/~1/g, "/").replace(/~0/g, "~")}`), "spec");
+    .reduce(
+      (out, part) =>
+        /^\d+$/.test(part) ? `${out}[${part}]` : `${out}.${part.replace(/~1/g, "/").replace(/~0/g, "~")}`,
+      "spec",
+    );
 }
 
 function describeError(message: string, value: unknown): string {
@@ -94,8 +121,18 @@ function describeError(message: string, value: unknown): string {
 }
 
 /** The first field the schema does not know, as `kubectl apply --validate=strict` would refuse it. */
-function unknownField(schema: TSchema, value: unknown, at: string, fail: (field: string, detail: string) => never): void {
-  const s = schema as { type?: string; properties?: Record<string, TSchema>; items?: TSchema; patternProperties?: Record<string, TSchema> };
+function unknownField(
+  schema: TSchema,
+  value: unknown,
+  at: string,
+  fail: (field: string, detail: string) => never,
+): void {
+  const s = schema as {
+    type?: string;
+    properties?: Record<string, TSchema>;
+    items?: TSchema;
+    patternProperties?: Record<string, TSchema>;
+  };
   if (Array.isArray(value) && s.items) {
     value.forEach((item, i) => unknownField(s.items!, item, `${at}[${i}]`, fail));
     return;

@@ -51,7 +51,19 @@ export function topView(metricsText: string): TopView {
   const sd = (s: Sample): ServingRow => {
     const k = key(s);
     let row = serving.get(k);
-    if (!row) serving.set(k, (row = { namespace: s.labels["namespace"]!, name: s.labels["name"]!, queued: 0, running: 0, migrationsCompleted: 0, migrationsFailed: 0, migrationsInFlight: 0 }));
+    if (!row)
+      serving.set(
+        k,
+        (row = {
+          namespace: s.labels["namespace"]!,
+          name: s.labels["name"]!,
+          queued: 0,
+          running: 0,
+          migrationsCompleted: 0,
+          migrationsFailed: 0,
+          migrationsInFlight: 0,
+        }),
+      );
     return row;
   };
   const tj = (s: Sample): TrainingRow => {
@@ -114,7 +126,8 @@ export function topView(metricsText: string): TopView {
         break;
     }
   }
-  const byName = <T extends { namespace: string; name: string }>(a: T, b: T) => a.namespace.localeCompare(b.namespace) || a.name.localeCompare(b.name);
+  const byName = <T extends { namespace: string; name: string }>(a: T, b: T) =>
+    a.namespace.localeCompare(b.namespace) || a.name.localeCompare(b.name);
   view.serving = [...serving.values()].sort(byName);
   view.training = [...training.values()].sort(byName);
   return view;
@@ -128,8 +141,30 @@ export function topTable(v: TopView, source: string): string {
   if (v.serving.length > 0) {
     out.push(
       table([
-        ["NAMESPACE", "NAME", "GOODPUT/GPU", "COLOC/GPU", "GPUS", "READY", "QUEUED", "RUNNING", "ATTAINMENT", "MIGRATIONS ok/failed/in-flight"],
-        ...v.serving.map((r) => [r.namespace, r.name, n(r.goodputPerGpu, 2), n(r.colocatedGoodputPerGpu, 2), n(r.gpus), `${n(r.ready)}/${n(r.desired)}`, r.queued, r.running, r.attainment === undefined ? "-" : `${(r.attainment * 100).toFixed(1)}%`, `${r.migrationsCompleted}/${r.migrationsFailed}/${r.migrationsInFlight}`]),
+        [
+          "NAMESPACE",
+          "NAME",
+          "GOODPUT/GPU",
+          "COLOC/GPU",
+          "GPUS",
+          "READY",
+          "QUEUED",
+          "RUNNING",
+          "ATTAINMENT",
+          "MIGRATIONS ok/failed/in-flight",
+        ],
+        ...v.serving.map((r) => [
+          r.namespace,
+          r.name,
+          n(r.goodputPerGpu, 2),
+          n(r.colocatedGoodputPerGpu, 2),
+          n(r.gpus),
+          `${n(r.ready)}/${n(r.desired)}`,
+          r.queued,
+          r.running,
+          r.attainment === undefined ? "-" : `${(r.attainment * 100).toFixed(1)}%`,
+          `${r.migrationsCompleted}/${r.migrationsFailed}/${r.migrationsInFlight}`,
+        ]),
       ]).replace(/^/gm, "  "),
     );
   }
@@ -138,11 +173,26 @@ export function topTable(v: TopView, source: string): string {
     out.push(
       table([
         ["NAMESPACE", "NAME", "STEP MS (predicted)", "NIC-OBLIVIOUS MS", "RESTARTS", "CHECKPOINT"],
-        ...v.training.map((r) => [r.namespace, r.name, n(r.predictedStepMs, 1), n(r.obliviousStepMs, 1), n(r.restarts), n(r.lastCheckpointStep)]),
+        ...v.training.map((r) => [
+          r.namespace,
+          r.name,
+          n(r.predictedStepMs, 1),
+          n(r.obliviousStepMs, 1),
+          n(r.restarts),
+          n(r.lastCheckpointStep),
+        ]),
       ]).replace(/^/gm, "  "),
     );
   }
-  const counts = (o: Record<string, number>) => Object.entries(o).map(([k, c]) => `${k} ${c}`).join(", ") || "none";
-  out.push("", `FAULTS  ${counts(v.faultsByClass)}`, `ISOLATIONS  ${counts(v.isolations)}`, `GANG RESTARTS  ${counts(v.gangRestarts)}`);
+  const counts = (o: Record<string, number>) =>
+    Object.entries(o)
+      .map(([k, c]) => `${k} ${c}`)
+      .join(", ") || "none";
+  out.push(
+    "",
+    `FAULTS  ${counts(v.faultsByClass)}`,
+    `ISOLATIONS  ${counts(v.isolations)}`,
+    `GANG RESTARTS  ${counts(v.gangRestarts)}`,
+  );
   return out.join("\n");
 }

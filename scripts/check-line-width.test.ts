@@ -7,7 +7,10 @@ describe("line width check", () => {
     expect(countedLength(`const r = /${"a".repeat(50)}/g;`)).toBe('const r = "";'.length);
     expect(countedLength(`// see https://example.com/${"p".repeat(100)}`)).toBe('// see ""'.length);
     expect(countedLength(`// ${"word ".repeat(30)}`)).toBe(3 + 150);
-    expect(countedLength(` * the agent's and the operator's ${"x".repeat(100)}`)).toBe(` * the agent's and the operator's ${"x".repeat(100)}`.length);
+    expect(countedLength('  `a ${xs.map((x) => `${x}`).join(", ")} ' + "b".repeat(150) + "`,")).toBe('  "",'.length);
+    expect(countedLength(` * the agent's and the operator's ${"x".repeat(100)}`)).toBe(
+      ` * the agent's and the operator's ${"x".repeat(100)}`.length,
+    );
   });
 
   it("reports only lines over the width outside literals", () => {

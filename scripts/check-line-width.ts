@@ -8,17 +8,58 @@
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 
-const LITERAL = /"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|`(?:[^`\\]|\\.)*`|\/(?![/*])(?:[^/\\\n[]|\\.|\[(?:[^\]\\]|\\.)*\])+\/[dgimsuyv]*/g;
+const REGEX_LITERAL = /\/(?![/*])(?:[^/\\\n[]|\\.|\[(?:[^\]\\]|\\.)*\])+\/[dgimsuyv]*/g;
 const URL = /https?:\/\/\S+/g;
 
 /**
- * The line as it counts against the width: each literal and URL shortened to two characters. A comment line counts
- * in full but for its URLs (an apostrophe in prose is not a string).
+ * The line as it counts against the width: each string (quotes or a template, with whatever its `${}` holds),
+ * regex and URL shortened to two characters. A comment line counts in full but for its URLs (an apostrophe in
+ * prose is not a string).
  */
 export function countedLength(line: string): number {
   const withoutUrls = line.replace(URL, '""');
   if (/^\s*(\/\/|\/\*|\*)/.test(line)) return withoutUrls.length;
-  return withoutUrls.replace(LITERAL, '""').length;
+  return withoutStrings(withoutUrls).replace(REGEX_LITERAL, '""').length;
+}
+
+/** The code of one line with each outermost string literal replaced by "" (templates nest through `${}`). */
+function withoutStrings(line: string): string {
+  let out = "";
+  // Open templates and, inside each `${`, the depth of plain braces; empty: top-level code.
+  const stack: { braces: number }[] = [];
+  let inTemplate = false;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i]!;
+    if (inTemplate) {
+      if (c === "\\") i++;
+      else if (c === "`") {
+        inTemplate = false;
+        if (stack.length === 0) out += '""';
+      } else if (c === "$" && line[i + 1] === "{") {
+        stack.push({ braces: 0 });
+        inTemplate = false;
+        i++;
+      }
+      continue;
+    }
+    const nested = stack.length > 0;
+    if (c === '"' || c === "'") {
+      let j = i + 1;
+      while (j < line.length && line[j] !== c) j += line[j] === "\\" ? 2 : 1;
+      i = j;
+      if (!nested) out += '""';
+    } else if (c === "`") inTemplate = true;
+    else if (nested && c === "{") stack[stack.length - 1]!.braces++;
+    else if (nested && c === "}") {
+      const top = stack[stack.length - 1]!;
+      if (top.braces > 0) top.braces--;
+      else {
+        stack.pop();
+        inTemplate = true;
+      }
+    } else if (!nested) out += c;
+  }
+  return out;
 }
 
 export function overlongLines(text: string, width: number): { line: number; length: number }[] {
@@ -31,7 +72,11 @@ export function overlongLines(text: string, width: number): { line: number; leng
 
 function main(): void {
   const width = (JSON.parse(readFileSync(".prettierrc", "utf8")) as { printWidth: number }).printWidth;
-  const files = execFileSync("git", ["ls-files", "--cached", "--others", "--exclude-standard", "*.ts", "*.mts", "*.js", "*.mjs"], { encoding: "utf8" })
+  const files = execFileSync(
+    "git",
+    ["ls-files", "--cached", "--others", "--exclude-standard", "*.ts", "*.mts", "*.js", "*.mjs"],
+    { encoding: "utf8" },
+  )
     .split("\n")
     .filter((f) => f && !f.includes("/generated/"));
   let bad = 0;

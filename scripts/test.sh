@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# `npm test`: type-check, lint, then every vitest test (unit + integration on a real local cluster), then the
-# Python worker's CPU tests (scripts/test-python.sh). Sets up what the integration suite needs first (Debian
+# `npm test`: type-check, lint, format check, then every vitest test (unit + integration on a real local
+# cluster), then the Python worker's CPU tests (scripts/test-python.sh). Sets up what the integration suite needs first (Debian
 # packages, cached Kubernetes binaries), so it works on a fresh machine. Ends with one combined
 # "N passed, N failed, N skipped" line (vitest + pytest), the line CI reads.
 set -euo pipefail
@@ -14,6 +14,8 @@ step "type-check"
 npx tsc --noEmit -p tsconfig.json
 step "lint"
 npx eslint --max-warnings 0 .
+step "format (prettier, line width)"
+npm run --silent format:check
 step "vitest (unit + integration)"
 mkdir -p .gpufleet
 status=0

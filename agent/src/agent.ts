@@ -47,13 +47,27 @@ export class AgentCore {
       missedHeartbeatsLimit: options.missedHeartbeatsLimit,
       servesNode: (n) => nodes.facts(n) !== undefined,
     });
-    this.publisher = transport ? new TelemetryPublisher(transport, metrics, options.publisherLimits, nowMs) : new TelemetryOffPublisher(metrics);
+    this.publisher = transport
+      ? new TelemetryPublisher(transport, metrics, options.publisherLimits, nowMs)
+      : new TelemetryOffPublisher(metrics);
     this.ingest = new TelemetryIngest(metrics, this.publisher);
     this.supervisor = new Supervisor(this.registry, this.publisher, metrics, log, nowMs);
     this.server = new AgentServer(
-      { workerSocketPath: options.workerSocketPath, operatorAddress: options.operatorAddress, tls: options.tls, onTlsReload: options.onTlsReload },
+      {
+        workerSocketPath: options.workerSocketPath,
+        operatorAddress: options.operatorAddress,
+        tls: options.tls,
+        onTlsReload: options.onTlsReload,
+      },
       { registry: this.registry, ingest: this.ingest, metrics, onEvent: (e) => this.supervisor.report(e), nowMs },
-      { nodes, registry: this.registry, diagnostics, metrics, nowMs, ...(options.traffic ? { traffic: options.traffic } : {}) },
+      {
+        nodes,
+        registry: this.registry,
+        diagnostics,
+        metrics,
+        nowMs,
+        ...(options.traffic ? { traffic: options.traffic } : {}),
+      },
     );
   }
 

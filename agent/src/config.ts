@@ -78,12 +78,14 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): A
   const int = (key: keyof AgentConfig, fallback: number, min: number): number => {
     const text = env[ENV[key]];
     const value = text === undefined || text === "" ? fallback : Number(text);
-    if (!Number.isInteger(value) || value < min) throw new ConfigError(`${ENV[key]} must be an integer >= ${min}, got "${text}"`);
+    if (!Number.isInteger(value) || value < min)
+      throw new ConfigError(`${ENV[key]} must be an integer >= ${min}, got "${text}"`);
     return value;
   };
   const bool = (key: keyof AgentConfig): boolean => {
     const text = str(key, "false");
-    if (!["true", "false"].includes(text)) throw new ConfigError(`${ENV[key]} must be "true" or "false", got "${text}"`);
+    if (!["true", "false"].includes(text))
+      throw new ConfigError(`${ENV[key]} must be "true" or "false", got "${text}"`);
     return text === "true";
   };
   const nonNegative = (key: keyof AgentConfig, fallback: number): number => {
@@ -120,11 +122,19 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): A
     workerDir: str("workerDir", "/opt/gpufleet/worker"),
     logLevel: str("logLevel", "info"),
   };
-  if (!config.simulate && config.nodeName === "") throw new ConfigError(`${ENV.nodeName} is required unless ${ENV.simulate}=true`);
+  if (!config.simulate && config.nodeName === "")
+    throw new ConfigError(`${ENV.nodeName} is required unless ${ENV.simulate}=true`);
   // The same pattern as charts/gpufleet/values.schema.json's natsUrl.
-  if (config.natsUrl !== "" && !/^(nats|tls):\/\/.+$/.test(config.natsUrl)) throw new ConfigError(`${ENV.natsUrl} must be empty (telemetry off) or a nats:// or tls:// URL, got "${config.natsUrl}"`);
-  if (config.enginePort > 65535) throw new ConfigError(`${ENV.enginePort} must be a port (0-65535), got ${config.enginePort}`);
-  if (!/^[A-Za-z0-9.\-:[\]]+$/.test(config.engineAdvertisedHost)) throw new ConfigError(`${ENV.engineAdvertisedHost} must be a host name or IP address, got "${config.engineAdvertisedHost}"`);
+  if (config.natsUrl !== "" && !/^(nats|tls):\/\/.+$/.test(config.natsUrl))
+    throw new ConfigError(
+      `${ENV.natsUrl} must be empty (telemetry off) or a nats:// or tls:// URL, got "${config.natsUrl}"`,
+    );
+  if (config.enginePort > 65535)
+    throw new ConfigError(`${ENV.enginePort} must be a port (0-65535), got ${config.enginePort}`);
+  if (!/^[A-Za-z0-9.\-:[\]]+$/.test(config.engineAdvertisedHost))
+    throw new ConfigError(
+      `${ENV.engineAdvertisedHost} must be a host name or IP address, got "${config.engineAdvertisedHost}"`,
+    );
   return config;
 }
 
@@ -134,9 +144,12 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): A
  */
 export function requireOperatorTls(config: Pick<AgentConfig, "tlsDir" | "insecure">): void {
   if (config.tlsDir === "" && !config.insecure) {
-    throw new ConfigError(`${ENV.tlsDir} is required: the operator port serves only mTLS (set ${ENV.insecure}=true to serve plaintext in development)`);
+    throw new ConfigError(
+      `${ENV.tlsDir} is required: the operator port serves only mTLS (set ${ENV.insecure}=true to serve plaintext in development)`,
+    );
   }
-  if (config.tlsDir !== "" && config.insecure) throw new ConfigError(`${ENV.tlsDir} and ${ENV.insecure}=true contradict each other; set one`);
+  if (config.tlsDir !== "" && config.insecure)
+    throw new ConfigError(`${ENV.tlsDir} and ${ENV.insecure}=true contradict each other; set one`);
 }
 
 /**

@@ -28,7 +28,9 @@ function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   return Promise.race([
     promise.finally(() => clearTimeout(timer)),
-    new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new TimeoutError(`${what} did not finish within ${ms} ms`)), ms); }),
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new TimeoutError(`${what} did not finish within ${ms} ms`)), ms);
+    }),
   ]);
 }
 
@@ -42,13 +44,24 @@ export class NodeDiagnostics implements Diagnostics {
         const expected = this.sources.publishedLabels(nodeName) ?? {};
         // From the GPUs alone (not factsToLabels): a node whose NICs give no labels still has GPUs to check.
         const models = [...new Set(facts.gpus.map((g) => g.model ?? g.productName))];
-        const found: Record<string, string> = { "gpufleet.io/gpu-model": models.join("+"), "gpufleet.io/gpu-count": String(facts.gpus.length) };
-        const mismatched = ["gpufleet.io/gpu-model", "gpufleet.io/gpu-count"].filter((k) => expected[k] !== undefined && expected[k] !== found[k]);
+        const found: Record<string, string> = {
+          "gpufleet.io/gpu-model": models.join("+"),
+          "gpufleet.io/gpu-count": String(facts.gpus.length),
+        };
+        const mismatched = ["gpufleet.io/gpu-model", "gpufleet.io/gpu-count"].filter(
+          (k) => expected[k] !== undefined && expected[k] !== found[k],
+        );
         const none = facts.gpus.length === 0;
         return {
           passed: mismatched.length === 0 && !none,
-          summary: none ? "no GPUs discovered" : mismatched.length === 0 ? `${facts.gpus.length} x ${found["gpufleet.io/gpu-model"]}${Object.keys(expected).length ? " as published" : " (no labels published to compare with)"}` : `GPU inventory differs from labels: ${mismatched.map((k) => `${k} published ${expected[k]}, found ${found[k]}`).join("; ")}`,
-          details: Object.fromEntries(facts.gpus.map((g) => [`gpu${g.index}`, `${g.uuid} ${g.productName} ${g.pciBusId} numa=${g.numaNode}`])),
+          summary: none
+            ? "no GPUs discovered"
+            : mismatched.length === 0
+              ? `${facts.gpus.length} x ${found["gpufleet.io/gpu-model"]}${Object.keys(expected).length ? " as published" : " (no labels published to compare with)"}`
+              : `GPU inventory differs from labels: ${mismatched.map((k) => `${k} published ${expected[k]}, found ${found[k]}`).join("; ")}`,
+          details: Object.fromEntries(
+            facts.gpus.map((g) => [`gpu${g.index}`, `${g.uuid} ${g.productName} ${g.pciBusId} numa=${g.numaNode}`]),
+          ),
         };
       }
       case "nic-links": {
@@ -58,17 +71,27 @@ export class NodeDiagnostics implements Diagnostics {
         const down = candidates.filter((n) => !n.active);
         return {
           passed: down.length === 0 && scaleOutNics(facts.nics).length > 0,
-          summary: down.length === 0 ? `${candidates.length} links up` : `${down.length} of ${candidates.length} links not active: ${down.map((n) => `${n.device}/${n.port} ${n.state}`).join(", ")}`,
-          details: Object.fromEntries(candidates.map((n) => [`${n.device}/${n.port}`, `${n.type} ${n.bandwidthGbps}Gb/s ${n.state}`])),
+          summary:
+            down.length === 0
+              ? `${candidates.length} links up`
+              : `${down.length} of ${candidates.length} links not active: ${down.map((n) => `${n.device}/${n.port} ${n.state}`).join(", ")}`,
+          details: Object.fromEntries(
+            candidates.map((n) => [`${n.device}/${n.port}`, `${n.type} ${n.bandwidthGbps}Gb/s ${n.state}`]),
+          ),
         };
       }
       case "gpu-gemm":
       case "hbm-copy":
       case "all-reduce": {
-        if (!this.sources.measureGpu) throw new FailedPreconditionError(`${diagnostic} measures real GPUs; node ${nodeName} has none this agent can run on (simulated)`);
+        if (!this.sources.measureGpu)
+          throw new FailedPreconditionError(
+            `${diagnostic} measures real GPUs; node ${nodeName} has none this agent can run on (simulated)`,
+          );
         const m = await this.sources.measureGpu(nodeName, diagnostic, timeoutMs);
         // The published label, else what discovery says (a node whose labels could not be published still has GPUs).
-        const model = this.sources.publishedLabels(nodeName)?.["gpufleet.io/gpu-model"] ?? (await within(this.sources.rediscover(nodeName, timeoutMs), timeoutMs, "GPU discovery")).gpus[0]?.model;
+        const model =
+          this.sources.publishedLabels(nodeName)?.["gpufleet.io/gpu-model"] ??
+          (await within(this.sources.rediscover(nodeName, timeoutMs), timeoutMs, "GPU discovery")).gpus[0]?.model;
         return judgeGpuMeasurement(diagnostic, m, model);
       }
       case "rdma-counters": {
@@ -77,8 +100,20 @@ export class NodeDiagnostics implements Diagnostics {
         const errors = rates.filter((r) => Object.values(r.errorDeltas).some((d) => d > 0) || r.saturated.length > 0);
         return {
           passed: errors.length === 0,
-          summary: errors.length === 0 ? `${rates.length} ports, no error counters moved` : `${errors.length} ports with errors`,
-          details: Object.fromEntries(rates.map((r) => [`${r.device}/${r.port}`, JSON.stringify({ errors: r.errorDeltas, saturated: r.saturated, txBytesPerSec: Math.round(r.transmitBytesPerSec) })])),
+          summary:
+            errors.length === 0
+              ? `${rates.length} ports, no error counters moved`
+              : `${errors.length} ports with errors`,
+          details: Object.fromEntries(
+            rates.map((r) => [
+              `${r.device}/${r.port}`,
+              JSON.stringify({
+                errors: r.errorDeltas,
+                saturated: r.saturated,
+                txBytesPerSec: Math.round(r.transmitBytesPerSec),
+              }),
+            ]),
+          ),
         };
       }
     }

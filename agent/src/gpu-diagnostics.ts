@@ -43,17 +43,29 @@ export class GpuMeasurementError extends Error {
 
 function catalogFigure(diagnostic: GpuDiagnostic, spec: GpuSpec): { value: number; what: string } {
   switch (diagnostic) {
-    case "gpu-gemm": return { value: spec.peakTflops, what: "dense bf16 peak" };
-    case "hbm-copy": return { value: spec.hbmBandwidthGBps, what: "HBM bandwidth" };
-    case "all-reduce": return { value: spec.nvlinkGBpsPerDirection, what: "NVLink bandwidth per direction" };
+    case "gpu-gemm":
+      return { value: spec.peakTflops, what: "dense bf16 peak" };
+    case "hbm-copy":
+      return { value: spec.hbmBandwidthGBps, what: "HBM bandwidth" };
+    case "all-reduce":
+      return { value: spec.nvlinkGBpsPerDirection, what: "NVLink bandwidth per direction" };
   }
 }
 
 /** Pass/fail of one measurement against the catalog entry of the node's GPU model (pure). */
-export function judgeGpuMeasurement(diagnostic: GpuDiagnostic, m: GpuMeasurement, gpuModel: string | undefined): DiagnosticVerdict {
+export function judgeGpuMeasurement(
+  diagnostic: GpuDiagnostic,
+  m: GpuMeasurement,
+  gpuModel: string | undefined,
+): DiagnosticVerdict {
   const details: Record<string, string> = { measured: `${m.value} ${m.unit}` };
   for (const [k, v] of Object.entries(m.details)) details[k] = typeof v === "string" ? v : JSON.stringify(v);
-  if (!gpuModel) return { passed: false, summary: `measured ${m.value} ${m.unit}; no GPU model is known for this node, so there is nothing to judge it against`, details };
+  if (!gpuModel)
+    return {
+      passed: false,
+      summary: `measured ${m.value} ${m.unit}; no GPU model is known for this node, so there is nothing to judge it against`,
+      details,
+    };
   const spec = gpuSpec(gpuModel);
   const figure = catalogFigure(diagnostic, spec);
   const fraction = m.value / figure.value;
@@ -62,7 +74,11 @@ export function judgeGpuMeasurement(diagnostic: GpuDiagnostic, m: GpuMeasurement
   details.fraction = fraction.toFixed(3);
   details.passFraction = String(bar);
   const passed = fraction >= bar;
-  return { passed, summary: `${m.value} ${m.unit} = ${fraction.toFixed(2)} of ${gpuModel}'s ${figure.what} (${figure.value}); ${passed ? "at or above" : "BELOW"} the ${bar} bar`, details };
+  return {
+    passed,
+    summary: `${m.value} ${m.unit} = ${fraction.toFixed(2)} of ${gpuModel}'s ${figure.what} (${figure.value}); ${passed ? "at or above" : "BELOW"} the ${bar} bar`,
+    details,
+  };
 }
 
 /** Parses the CLI's stdout line and exit code (pure). */
@@ -72,12 +88,17 @@ export function parseMeasurement(code: number | null, stdout: string, stderr: st
   try {
     parsed = JSON.parse(line);
   } catch (err) {
-    throw new GpuMeasurementError(`the diagnostics CLI printed no JSON (exit ${code}): ${stderr.trim().slice(-500) || line}`, { cause: err });
+    throw new GpuMeasurementError(
+      `the diagnostics CLI printed no JSON (exit ${code}): ${stderr.trim().slice(-500) || line}`,
+      { cause: err },
+    );
   }
   const o = parsed as Record<string, unknown>;
   if (code === 3 && o.error === "precondition") throw new FailedPreconditionError(String(o.reason));
-  if (code !== 0) throw new GpuMeasurementError(`the diagnostics CLI failed (exit ${code}): ${stderr.trim().slice(-500)}`);
-  if (typeof o.value !== "number" || !Number.isFinite(o.value) || typeof o.unit !== "string") throw new GpuMeasurementError(`the diagnostics CLI answered no measurement: ${line}`);
+  if (code !== 0)
+    throw new GpuMeasurementError(`the diagnostics CLI failed (exit ${code}): ${stderr.trim().slice(-500)}`);
+  if (typeof o.value !== "number" || !Number.isFinite(o.value) || typeof o.unit !== "string")
+    throw new GpuMeasurementError(`the diagnostics CLI answered no measurement: ${line}`);
   return { name: String(o.name), value: o.value, unit: o.unit, details: (o.details ?? {}) as Record<string, unknown> };
 }
 
@@ -94,18 +115,30 @@ export class GpuMeasurer {
 
   measure(diagnostic: GpuDiagnostic, timeoutMs: number): Promise<GpuMeasurement> {
     return new Promise((resolve, reject) => {
-      const child = spawn(this.options.python, ["-m", "gpufleet_worker.diagnostics", CLI_NAME[diagnostic]], { cwd: this.options.workerDir, stdio: ["ignore", "pipe", "pipe"] });
+      const child = spawn(this.options.python, ["-m", "gpufleet_worker.diagnostics", CLI_NAME[diagnostic]], {
+        cwd: this.options.workerDir,
+        stdio: ["ignore", "pipe", "pipe"],
+      });
       let stdout = "";
       let stderr = "";
-      child.stdout.on("data", (d: Buffer) => { stdout += d.toString(); });
-      child.stderr.on("data", (d: Buffer) => { stderr = (stderr + d.toString()).slice(-4000); });
+      child.stdout.on("data", (d: Buffer) => {
+        stdout += d.toString();
+      });
+      child.stderr.on("data", (d: Buffer) => {
+        stderr = (stderr + d.toString()).slice(-4000);
+      });
       const timer = setTimeout(() => {
         child.kill("SIGKILL");
         const err = new Error(`GPU diagnostic ${diagnostic} did not finish within ${timeoutMs} ms`);
         err.name = "TimeoutError";
         reject(err);
       }, timeoutMs);
-      child.once("error", (err) => { clearTimeout(timer); reject(new GpuMeasurementError(`starting ${this.options.python} for the ${diagnostic} diagnostic`, { cause: err })); });
+      child.once("error", (err) => {
+        clearTimeout(timer);
+        reject(
+          new GpuMeasurementError(`starting ${this.options.python} for the ${diagnostic} diagnostic`, { cause: err }),
+        );
+      });
       child.once("close", (code) => {
         clearTimeout(timer);
         try {

@@ -61,31 +61,67 @@ async function main(): Promise<void> {
       metrics.labelApplies.inc({ node: f.nodeName, result: "ok" });
       log.info({ node: f.nodeName, labels }, "applied topology labels");
     } catch (err) {
-      metrics.labelApplies.inc({ node: f.nodeName, result: err instanceof Error && err.name === "FactsError" ? "invalid_facts" : "error" });
+      metrics.labelApplies.inc({
+        node: f.nodeName,
+        result: err instanceof Error && err.name === "FactsError" ? "invalid_facts" : "error",
+      });
       log.error({ node: f.nodeName, err }, "applying topology labels failed");
     }
   };
 
   const nats = natsConnectionOptions(config.natsUrl);
-  const nc = nats ? await connect({ ...nats, name: `gpufleet-agent-${config.nodeName || "sim"}`, maxReconnectAttempts: -1 }) : undefined;
-  if (!nc) log.warn("telemetry off: no NATS URL configured (GPUFLEET_NATS_URL); telemetry is counted as dropped (reason no_transport)");
+  const nc = nats
+    ? await connect({ ...nats, name: `gpufleet-agent-${config.nodeName || "sim"}`, maxReconnectAttempts: -1 })
+    : undefined;
+  if (!nc)
+    log.warn(
+      "telemetry off: no NATS URL configured (GPUFLEET_NATS_URL); telemetry is counted as dropped (reason no_transport)",
+    );
   const rdma = new RdmaSampler(config.sysfsRoot);
   const gpuMeasurer = new GpuMeasurer({ python: config.workerPython, workerDir: config.workerDir });
   // Simulation only: the kwok nodes' leaf-spine fabric, which ApplyTrafficPlan programs and simulated ranks run over.
   const simFabric = config.simulate
-    ? new SimulatedFabric({ placeOf: (n) => { const f = facts.get(n); return f && { leaf: f.leaf, island: f.island }; }, nicsOf: (n) => facts.get(n)?.nics.map((x) => x.device) })
+    ? new SimulatedFabric({
+        placeOf: (n) => {
+          const f = facts.get(n);
+          return f && { leaf: f.leaf, island: f.island };
+        },
+        nicsOf: (n) => facts.get(n)?.nics.map((x) => x.device),
+      })
     : undefined;
   const agent = new AgentCore(
     {
-      workerSocketPath: config.workerSocketPath, operatorAddress: config.operatorAddress, tls: config.tlsDir ? { dir: config.tlsDir, refreshIntervalMs: config.tlsRefreshIntervalMs } : undefined,
-      heartbeatIntervalMs: config.heartbeatIntervalMs, missedHeartbeatsLimit: config.missedHeartbeatsLimit, publisherLimits: DEFAULT_PUBLISHER_LIMITS,
-      onTlsReload: (e) => (e.ok ? log.info({ notAfter: e.notAfter }, "reloaded operator-port certificates") : log.warn({ err: e.error }, "certificate reload skipped; serving with the previous set")),
+      workerSocketPath: config.workerSocketPath,
+      operatorAddress: config.operatorAddress,
+      tls: config.tlsDir ? { dir: config.tlsDir, refreshIntervalMs: config.tlsRefreshIntervalMs } : undefined,
+      heartbeatIntervalMs: config.heartbeatIntervalMs,
+      missedHeartbeatsLimit: config.missedHeartbeatsLimit,
+      publisherLimits: DEFAULT_PUBLISHER_LIMITS,
+      onTlsReload: (e) =>
+        e.ok
+          ? log.info({ notAfter: e.notAfter }, "reloaded operator-port certificates")
+          : log.warn({ err: e.error }, "certificate reload skipped; serving with the previous set"),
       ...(simFabric ? { traffic: simFabric } : {}),
     },
     nc ? await JetStreamTransport.connect(nc) : undefined,
-    { nodeNames: () => [...facts.keys()], facts: (n) => facts.get(n), labels: (n) => published.get(n) ?? labelsOrNone(facts.get(n)) },
+    {
+      nodeNames: () => [...facts.keys()],
+      facts: (n) => facts.get(n),
+      labels: (n) => published.get(n) ?? labelsOrNone(facts.get(n)),
+    },
     new NodeDiagnostics({
-      rediscover: async (n, timeoutMs) => (config.simulate ? facts.get(n)! : discoverNode({ nodeName: n, nvidiaSmiPath: config.nvidiaSmiPath, sysfsRoot: config.sysfsRoot, commandTimeoutMs: timeoutMs, leaf: config.leaf, island: config.island, run: execRunner })),
+      rediscover: async (n, timeoutMs) =>
+        config.simulate
+          ? facts.get(n)!
+          : discoverNode({
+              nodeName: n,
+              nvidiaSmiPath: config.nvidiaSmiPath,
+              sysfsRoot: config.sysfsRoot,
+              commandTimeoutMs: timeoutMs,
+              leaf: config.leaf,
+              island: config.island,
+              run: execRunner,
+            }),
       publishedLabels: (n) => published.get(n),
       sampleRdma: async (_n, budgetMs) => {
         if (config.simulate) return undefined;
@@ -96,12 +132,37 @@ async function main(): Promise<void> {
       ...(config.simulate ? {} : { measureGpu: (_n: string, d, budgetMs: number) => gpuMeasurer.measure(d, budgetMs) }),
     }),
     metrics,
-    (e) => log.info({ event: e.event, workerId: e.worker.workerId, pod: `${e.worker.podNamespace}/${e.worker.podName}`, node: e.worker.nodeName }, "worker event"),
+    (e) =>
+      log.info(
+        {
+          event: e.event,
+          workerId: e.worker.workerId,
+          pod: `${e.worker.podNamespace}/${e.worker.podName}`,
+          node: e.worker.nodeName,
+        },
+        "worker event",
+      ),
   );
   await agent.start();
-  log.info({ socket: config.workerSocketPath, grpcPort: agent.server.operatorPort, simulate: config.simulate, tls: config.tlsDir !== "", telemetry: nc ? "nats" : "off" }, "agent serving");
+  log.info(
+    {
+      socket: config.workerSocketPath,
+      grpcPort: agent.server.operatorPort,
+      simulate: config.simulate,
+      tls: config.tlsDir !== "",
+      telemetry: nc ? "nats" : "off",
+    },
+    "agent serving",
+  );
   const advertiser = config.advertiseHost
-    ? new EndpointAdvertiser(core, `${config.advertiseHost}:${agent.server.operatorPort}`, (node, err) => (err ? log.error({ node, err }, "advertising the agent endpoint failed") : log.info({ node, endpoint: `${config.advertiseHost}:${agent.server.operatorPort}` }, "advertised agent endpoint")))
+    ? new EndpointAdvertiser(core, `${config.advertiseHost}:${agent.server.operatorPort}`, (node, err) =>
+        err
+          ? log.error({ node, err }, "advertising the agent endpoint failed")
+          : log.info(
+              { node, endpoint: `${config.advertiseHost}:${agent.server.operatorPort}` },
+              "advertised agent endpoint",
+            ),
+      )
     : undefined;
   if (!advertiser) log.warn("GPUFLEET_AGENT_ADVERTISE_HOST is empty: the operator cannot find this agent");
 
@@ -110,7 +171,11 @@ async function main(): Promise<void> {
   let engines: EngineServer | undefined;
   if (config.simulate) {
     const client = new WorkerClient(`unix:${config.workerSocketPath}`);
-    const engineServer = (engines = new EngineServer({ port: config.enginePort, bindHost: config.engineBindHost, advertisedHost: config.engineAdvertisedHost }, (uid) => sim?.instance(uid), log));
+    const engineServer = (engines = new EngineServer(
+      { port: config.enginePort, bindHost: config.engineBindHost, advertisedHost: config.engineAdvertisedHost },
+      (uid) => sim?.instance(uid),
+      log,
+    ));
     const enginePort = await engineServer.start();
     log.info({ port: enginePort, example: engineServer.engineUrl("<pod uid>") }, "simulated engine API listening");
     sim = new SimulationRuntime(client, (n) => facts.get(n), config.simReportIntervalMs, log, Date.now, {
@@ -131,43 +196,78 @@ async function main(): Promise<void> {
     nodeInformer.on("add", onNode);
     nodeInformer.on("update", onNode);
     nodeInformer.on("delete", (node) => facts.delete(node.metadata?.name ?? ""));
-    nodeInformer.on("error", (err) => { log.error({ err }, "node watch failed; restarting"); setTimeout(() => void nodeInformer.start(), 2000); });
+    nodeInformer.on("error", (err) => {
+      log.error({ err }, "node watch failed; restarting");
+      setTimeout(() => void nodeInformer.start(), 2000);
+    });
     await nodeInformer.start();
     const podInformer = makeInformer<V1Pod>(kc, "/api/v1/pods", () => core.listPodForAllNamespaces());
     const onPod = (pod: V1Pod, deleted = false): void => {
-      void sim!.syncPod(pod, deleted).then(() => metrics.simulatedWorkers.set({ kind: "all" }, sim!.count)).catch((err: unknown) => log.warn({ err }, "simulated worker sync failed"));
+      void sim!
+        .syncPod(pod, deleted)
+        .then(() => metrics.simulatedWorkers.set({ kind: "all" }, sim!.count))
+        .catch((err: unknown) => log.warn({ err }, "simulated worker sync failed"));
     };
     podInformer.on("add", (p) => onPod(p));
     podInformer.on("update", (p) => onPod(p));
     podInformer.on("delete", (p) => onPod(p, true));
-    podInformer.on("error", (err) => { log.error({ err }, "pod watch failed; restarting"); setTimeout(() => void podInformer.start(), 2000); });
+    podInformer.on("error", (err) => {
+      log.error({ err }, "pod watch failed; restarting");
+      setTimeout(() => void podInformer.start(), 2000);
+    });
     await podInformer.start();
   } else {
-    const f = await discoverNode({ nodeName: config.nodeName, nvidiaSmiPath: config.nvidiaSmiPath, sysfsRoot: config.sysfsRoot, commandTimeoutMs: 30_000, leaf: config.leaf, island: config.island, run: execRunner });
+    const f = await discoverNode({
+      nodeName: config.nodeName,
+      nvidiaSmiPath: config.nvidiaSmiPath,
+      sysfsRoot: config.sysfsRoot,
+      commandTimeoutMs: 30_000,
+      leaf: config.leaf,
+      island: config.island,
+      run: execRunner,
+    });
     facts.set(f.nodeName, f);
     await applyLabels(f);
     await advertiser?.ensure({ metadata: { name: f.nodeName } });
-    timers.push(setInterval(() => {
-      rdma.sample().then((rates) => {
-        for (const r of rates) {
-          const l = { node: config.nodeName, device: r.device, port: String(r.port) };
-          metrics.rdmaTransmitBytesPerSecond.set(l, r.transmitBytesPerSec);
-          metrics.rdmaReceiveBytesPerSecond.set(l, r.receiveBytesPerSec);
-          metrics.rdmaTransmittedBytes.inc(l, (r.transmitBytesPerSec * r.intervalMs) / 1000);
-          metrics.rdmaReceivedBytes.inc(l, (r.receiveBytesPerSec * r.intervalMs) / 1000);
-          for (const [counter, d] of Object.entries(r.errorDeltas)) metrics.rdmaErrors.inc({ ...l, counter }, d);
-          for (const [event, names] of [["wrapped", r.wraps], ["reset", r.resets], ["saturated", r.saturated]] as const) if (names.length) metrics.rdmaCounterEvents.inc({ ...l, event }, names.length);
-        }
-        if (rates.length) agent.publisher.rdma(config.nodeName, rates);
-      }).catch((err: unknown) => log.warn({ err }, "RDMA sampling failed"));
-    }, config.rdmaSampleIntervalMs));
+    timers.push(
+      setInterval(() => {
+        rdma
+          .sample()
+          .then((rates) => {
+            for (const r of rates) {
+              const l = { node: config.nodeName, device: r.device, port: String(r.port) };
+              metrics.rdmaTransmitBytesPerSecond.set(l, r.transmitBytesPerSec);
+              metrics.rdmaReceiveBytesPerSecond.set(l, r.receiveBytesPerSec);
+              metrics.rdmaTransmittedBytes.inc(l, (r.transmitBytesPerSec * r.intervalMs) / 1000);
+              metrics.rdmaReceivedBytes.inc(l, (r.receiveBytesPerSec * r.intervalMs) / 1000);
+              for (const [counter, d] of Object.entries(r.errorDeltas)) metrics.rdmaErrors.inc({ ...l, counter }, d);
+              for (const [event, names] of [
+                ["wrapped", r.wraps],
+                ["reset", r.resets],
+                ["saturated", r.saturated],
+              ] as const)
+                if (names.length) metrics.rdmaCounterEvents.inc({ ...l, event }, names.length);
+            }
+            if (rates.length) agent.publisher.rdma(config.nodeName, rates);
+          })
+          .catch((err: unknown) => log.warn({ err }, "RDMA sampling failed"));
+      }, config.rdmaSampleIntervalMs),
+    );
   }
   ready = true;
 
   const app = express();
-  app.get("/healthz", (_req, res) => { res.send("ok"); });
-  app.get("/readyz", (_req, res) => { res.status(ready && !nc?.isClosed() ? 200 : 503).send(!ready ? "starting" : nc ? "ready" : "ready (telemetry off: no NATS URL)"); });
-  app.get("/metrics", (_req, res) => { void registry.metrics().then((text) => res.type(registry.contentType).send(text)); });
+  app.get("/healthz", (_req, res) => {
+    res.send("ok");
+  });
+  app.get("/readyz", (_req, res) => {
+    res
+      .status(ready && !nc?.isClosed() ? 200 : 503)
+      .send(!ready ? "starting" : nc ? "ready" : "ready (telemetry off: no NATS URL)");
+  });
+  app.get("/metrics", (_req, res) => {
+    void registry.metrics().then((text) => res.type(registry.contentType).send(text));
+  });
   const http = app.listen(config.httpPort, () => log.info({ port: config.httpPort }, "http listening"));
 
   const shutdown = async (signal: string): Promise<void> => {
@@ -186,6 +286,12 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  console.error(JSON.stringify({ level: 50, msg: "agent failed to start", err: err instanceof Error ? { message: err.message, cause: String(err.cause) } : String(err) }));
+  console.error(
+    JSON.stringify({
+      level: 50,
+      msg: "agent failed to start",
+      err: err instanceof Error ? { message: err.message, cause: String(err.cause) } : String(err),
+    }),
+  );
   process.exit(1);
 });

@@ -4,7 +4,13 @@
  * `no_transport`, and callers are told that none was accepted.
  */
 import type { CollectiveRecord } from "../../common/src/telemetry/records.js";
-import { Stream, type CheckpointEvent, type LoadEntry, type RdmaMessage, type WorkersMessage } from "../../common/src/telemetry/subjects.js";
+import {
+  Stream,
+  type CheckpointEvent,
+  type LoadEntry,
+  type RdmaMessage,
+  type WorkersMessage,
+} from "../../common/src/telemetry/subjects.js";
 import type { AgentMetrics } from "./metrics.js";
 import { TelemetryPublisher, type TelemetryTransport } from "./telemetry/publisher.js";
 

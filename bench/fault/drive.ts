@@ -5,7 +5,13 @@
  */
 import type { CollectiveRecord } from "../../common/src/telemetry/records.js";
 import { TelemetryReadModel } from "../../operator/src/telemetry/read-model.js";
-import { C4dMemo, detectFaults, type C4dAmbiguity, type C4dConfig, type C4dVerdict } from "../../operator/src/training/c4d/index.js";
+import {
+  C4dMemo,
+  detectFaults,
+  type C4dAmbiguity,
+  type C4dConfig,
+  type C4dVerdict,
+} from "../../operator/src/training/c4d/index.js";
 
 export interface TimedRecord {
   visibleUnixMs: number;
@@ -20,7 +26,8 @@ export function visibleAt(record: CollectiveRecord): number {
   return Math.max(record.startUnixUs, record.endUnixUs) / 1000 + PUBLISH_DELAY_MS;
 }
 
-export const verdictKey = (v: C4dVerdict): string => `${v.faultClass}|${v.blame.node}|${v.blame.peerNode ?? ""}|${v.blame.nic ?? ""}`;
+export const verdictKey = (v: C4dVerdict): string =>
+  `${v.faultClass}|${v.blame.node}|${v.blame.peerNode ?? ""}|${v.blame.nic ?? ""}`;
 const ambiguityKey = (a: C4dAmbiguity): string => `${a.suspected}|${a.nodes.join(",")}|${a.communicator}`;
 
 export interface TickResult {
@@ -48,12 +55,33 @@ export class DetectorDriver {
 
   /** Records now visible to the operator, in the order they arrive. */
   deliver(records: readonly CollectiveRecord[], nowMs: number): void {
-    if (records.length > 0) this.model.applyCollectives({ node: "bench", sentUnixMs: nowMs, droppedSincePrevious: 0, source: undefined, records: records as CollectiveRecord[] }, this.job, nowMs);
+    if (records.length > 0)
+      this.model.applyCollectives(
+        {
+          node: "bench",
+          sentUnixMs: nowMs,
+          droppedSincePrevious: 0,
+          source: undefined,
+          records: records as CollectiveRecord[],
+        },
+        this.job,
+        nowMs,
+      );
   }
 
   tick(nowMs: number): TickResult {
     const started = process.cpuUsage();
-    const report = detectFaults({ job: this.job, communicators: this.model.communicatorsOf(this.job), rankNodes: this.rankNodes, ...(this.rankNics ? { rankNics: this.rankNics } : {}) }, this.config, nowMs, this.memo);
+    const report = detectFaults(
+      {
+        job: this.job,
+        communicators: this.model.communicatorsOf(this.job),
+        rankNodes: this.rankNodes,
+        ...(this.rankNics ? { rankNics: this.rankNics } : {}),
+      },
+      this.config,
+      nowMs,
+      this.memo,
+    );
     const used = process.cpuUsage(started);
     const cpuUs = used.user + used.system;
     this.cpuUs += cpuUs;

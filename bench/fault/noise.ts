@@ -23,7 +23,9 @@ export function realisticNoise(seed: number, ranks: number): StepNoise {
   const random = seededRandom(seed);
   const uniform = (lo: number, hi: number): number => lo + (hi - lo) * random();
   const gaussian = (): number => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
-  const rankOffset = Float64Array.from({ length: ranks }, () => (random() < NOISE.mildStragglerShare ? uniform(...NOISE.mildStragglerSlowdown) : 1));
+  const rankOffset = Float64Array.from({ length: ranks }, () =>
+    random() < NOISE.mildStragglerShare ? uniform(...NOISE.mildStragglerSlowdown) : 1,
+  );
   const linkQuality = new Map<number, number>();
   return {
     computeFactor: (rank) => rankOffset[rank]! * Math.exp(NOISE.computeSigma * gaussian()),

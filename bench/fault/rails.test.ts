@@ -15,15 +15,29 @@ const GPUS = 8;
 function placement(nodes: number): TrainingPlacement {
   const rankNodes = Array.from({ length: nodes * GPUS }, (_, r) => `node-${Math.floor(r / GPUS)}`);
   return {
-    communicator: "rails", rankNodes, intraNodeGBps: 450, interNodeGBps: 50, latencyUs: 10, computeMs: 200, bucketBytes: 64 * 2 ** 20, bucketsPerStep: 4,
-    channels: 8, layout: "rails", rankNics: rankNodes.map((_, r) => r % GPUS),
+    communicator: "rails",
+    rankNodes,
+    intraNodeGBps: 450,
+    interNodeGBps: 50,
+    latencyUs: 10,
+    computeMs: 200,
+    bucketBytes: 64 * 2 ** 20,
+    bucketsPerStep: 4,
+    channels: 8,
+    layout: "rails",
+    rankNics: rankNodes.map((_, r) => r % GPUS),
   };
 }
 
 /** Runs 60 fault-free steps, then `faults` for 60 s of simulated time, ticking the detector every 500 ms. */
 function run(nodes: number, faults: Faults): { verdicts: C4dVerdict[]; ambiguous: C4dAmbiguity[] } {
   const p = placement(nodes);
-  const driver = new DetectorDriver("ns/rails", p.rankNodes, p.rankNics!.map((i) => `mlx5_${i}`), c4dConfigFor({ slowRankTolerancePercent: 30, hangTimeoutSeconds: 60 }));
+  const driver = new DetectorDriver(
+    "ns/rails",
+    p.rankNodes,
+    p.rankNics!.map((i) => `mlx5_${i}`),
+    c4dConfigFor({ slowRankTolerancePercent: 30, hangTimeoutSeconds: 60 }),
+  );
   const t0 = 1_780_000_000_000;
   let startUs = t0 * 1000;
   let sequence = 0;
@@ -37,7 +51,10 @@ function run(nodes: number, faults: Faults): { verdicts: C4dVerdict[]; ambiguous
       startUs = step.endUnixUs!;
     }
     const due = pending.filter((x) => x.at <= now);
-    driver.deliver(due.map((x) => x.record), now);
+    driver.deliver(
+      due.map((x) => x.record),
+      now,
+    );
     pending.splice(0, pending.length, ...pending.filter((x) => x.at > now));
     driver.tick(now);
   }
@@ -53,7 +70,8 @@ describe("rail layout of the simulated jobs", () => {
       expect([...order].sort((a, b) => a - b)).toEqual(nodes.flat());
       order.forEach((r, i) => {
         const to = order[(i + 1) % order.length]!;
-        if (Math.floor(r / GPUS) !== Math.floor(to / GPUS)) peers.set(r, new Set([...(peers.get(r) ?? []), Math.floor(to / GPUS)]));
+        if (Math.floor(r / GPUS) !== Math.floor(to / GPUS))
+          peers.set(r, new Set([...(peers.get(r) ?? []), Math.floor(to / GPUS)]));
       });
     }
     expect(peers.size).toBe(16); // locals 7, 1, 3, 5 of each node leave it
@@ -63,12 +81,23 @@ describe("rail layout of the simulated jobs", () => {
 
   it("a slow link between two nodes (ranks 7-8, x0.1) is blamed on that link", () => {
     const { verdicts } = run(4, { ...NO_FAULTS, slowLinks: new Map([["7-8", 0.1]]) });
-    expect(verdicts).toEqual([expect.objectContaining({ faultClass: "slow-link", action: "restart-only", blame: expect.objectContaining({ node: "node-0", peerNode: "node-1" }) })]);
+    expect(verdicts).toEqual([
+      expect.objectContaining({
+        faultClass: "slow-link",
+        action: "restart-only",
+        blame: expect.objectContaining({ node: "node-0", peerNode: "node-1" }),
+      }),
+    ]);
   });
 
   it("a slow NIC (rank 9's, x0.1) is blamed on that NIC of its node, nothing else", () => {
     const { verdicts } = run(4, { ...NO_FAULTS, slowNics: new Map([[9, 0.1]]) });
-    expect(verdicts).toEqual([expect.objectContaining({ action: "mark-nic", blame: expect.objectContaining({ node: "node-1", nic: "mlx5_1" }) })]);
+    expect(verdicts).toEqual([
+      expect.objectContaining({
+        action: "mark-nic",
+        blame: expect.objectContaining({ node: "node-1", nic: "mlx5_1" }),
+      }),
+    ]);
   });
 
   it("on two nodes each NIC has one peer: the slow link is ambiguous, nobody blamed", () => {

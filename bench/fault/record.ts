@@ -1,4 +1,7 @@
-/** Writes a simulated job's telemetry in the replay format: 150 fault-free steps, then `fault` (an inject-fault annotation value) for 150 more. */
+/**
+ * Writes a simulated job's telemetry in the replay format: 150 fault-free steps, then `fault` (an inject-fault
+ * annotation value) for 150 more.
+ */
 import { writeFile } from "node:fs/promises";
 import { NO_FAULTS, parseFaultAnnotation } from "../../agent/src/workers/simulated/faults.js";
 import { simulateStep } from "../../agent/src/workers/simulated/training.js";
@@ -9,7 +12,9 @@ export async function recordScenario(file: string, ranks: number, fault: string)
   const p = placementFor(ranks);
   const faults = parseFaultAnnotation(fault);
   const noise = realisticNoise(42, ranks);
-  const lines = [JSON.stringify({ job: "bench/recorded", rankNodes: p.rankNodes, rankNics: p.rankNodes.map(() => BENCH_JOB.nic) })];
+  const lines = [
+    JSON.stringify({ job: "bench/recorded", rankNodes: p.rankNodes, rankNics: p.rankNodes.map(() => BENCH_JOB.nic) }),
+  ];
   let t = 1_780_000_000_000_000;
   let seq = 0;
   for (let step = 0; step < 300; step++) {

@@ -81,14 +81,24 @@ const T0_UNIX_MS = 1_780_000_000_000;
 
 export function placementFor(ranks: number): TrainingPlacement {
   return {
-    communicator: "bench-job", rankNodes: Array.from({ length: ranks }, (_, r) => `node-${String(Math.floor(r / BENCH_JOB.ranksPerNode)).padStart(4, "0")}`),
-    intraNodeGBps: BENCH_JOB.intraNodeGBps, interNodeGBps: BENCH_JOB.interNodeGBps, latencyUs: BENCH_JOB.latencyUs, computeMs: BENCH_JOB.computeMs,
-    bucketBytes: BENCH_JOB.bucketBytes, bucketsPerStep: BENCH_JOB.bucketsPerStep, channels: BENCH_JOB.channels,
+    communicator: "bench-job",
+    rankNodes: Array.from(
+      { length: ranks },
+      (_, r) => `node-${String(Math.floor(r / BENCH_JOB.ranksPerNode)).padStart(4, "0")}`,
+    ),
+    intraNodeGBps: BENCH_JOB.intraNodeGBps,
+    interNodeGBps: BENCH_JOB.interNodeGBps,
+    latencyUs: BENCH_JOB.latencyUs,
+    computeMs: BENCH_JOB.computeMs,
+    bucketBytes: BENCH_JOB.bucketBytes,
+    bucketsPerStep: BENCH_JOB.bucketsPerStep,
+    channels: BENCH_JOB.channels,
   };
 }
 
 const samePair = (v: C4dVerdict, a: string, b: string): boolean =>
-  v.blame.peerNode !== undefined && ((v.blame.node === a && v.blame.peerNode === b) || (v.blame.node === b && v.blame.peerNode === a));
+  v.blame.peerNode !== undefined &&
+  ((v.blame.node === a && v.blame.peerNode === b) || (v.blame.node === b && v.blame.peerNode === a));
 
 function injectionFor(spec: ScenarioSpec, p: TrainingPlacement, random: () => number): Injection {
   const n = p.rankNodes.length;
@@ -109,19 +119,39 @@ function injectionFor(spec: ScenarioSpec, p: TrainingPlacement, random: () => nu
       return { describe: "nothing", faultsFor: () => NO_FAULTS, stopsJob: false, accepts: () => false };
     case "hang": {
       const r = pick();
-      return { describe: `hang-rank=${r} (${nodeOf(r)})`, faultsFor: () => ({ ...NO_FAULTS, hungRanks: new Set([r]) }), stopsJob: false, accepts: (v) => v.faultClass === "hang" && v.blame.node === nodeOf(r) };
+      return {
+        describe: `hang-rank=${r} (${nodeOf(r)})`,
+        faultsFor: () => ({ ...NO_FAULTS, hungRanks: new Set([r]) }),
+        stopsJob: false,
+        accepts: (v) => v.faultClass === "hang" && v.blame.node === nodeOf(r),
+      };
     }
     case "unfinished": {
       const [a, b] = interNodeEdge();
-      return { describe: `down-link=${linkKey(a, b)} (${nodeOf(a)}-${nodeOf(b)})`, faultsFor: () => ({ ...NO_FAULTS, downLinks: new Set([linkKey(a, b)]) }), stopsJob: false, accepts: (v) => v.faultClass === "unfinished" && samePair(v, nodeOf(a), nodeOf(b)) };
+      return {
+        describe: `down-link=${linkKey(a, b)} (${nodeOf(a)}-${nodeOf(b)})`,
+        faultsFor: () => ({ ...NO_FAULTS, downLinks: new Set([linkKey(a, b)]) }),
+        stopsJob: false,
+        accepts: (v) => v.faultClass === "unfinished" && samePair(v, nodeOf(a), nodeOf(b)),
+      };
     }
     case "straggler": {
       const r = pick();
-      return { describe: `slow-rank=${r}:x${f} (${nodeOf(r)})`, faultsFor: () => ({ ...NO_FAULTS, slowRanks: new Map([[r, f]]) }), stopsJob: false, accepts: (v) => v.faultClass === "straggler" && v.blame.node === nodeOf(r) };
+      return {
+        describe: `slow-rank=${r}:x${f} (${nodeOf(r)})`,
+        faultsFor: () => ({ ...NO_FAULTS, slowRanks: new Map([[r, f]]) }),
+        stopsJob: false,
+        accepts: (v) => v.faultClass === "straggler" && v.blame.node === nodeOf(r),
+      };
     }
     case "slow-link": {
       const [a, b] = interNodeEdge();
-      return { describe: `slow-link=${linkKey(a, b)}:x${f} (${nodeOf(a)}-${nodeOf(b)})`, faultsFor: () => ({ ...NO_FAULTS, slowLinks: new Map([[linkKey(a, b), f]]) }), stopsJob: false, accepts: (v) => v.faultClass === "slow-link" && samePair(v, nodeOf(a), nodeOf(b)) };
+      return {
+        describe: `slow-link=${linkKey(a, b)}:x${f} (${nodeOf(a)}-${nodeOf(b)})`,
+        faultsFor: () => ({ ...NO_FAULTS, slowLinks: new Map([[linkKey(a, b), f]]) }),
+        stopsJob: false,
+        accepts: (v) => v.faultClass === "slow-link" && samePair(v, nodeOf(a), nodeOf(b)),
+      };
     }
     case "nic-flap": {
       // The NIC goes down for one step (its transfers crawl at `factor` of the bandwidth) every 3-8 steps.
@@ -130,12 +160,22 @@ function injectionFor(spec: ScenarioSpec, p: TrainingPlacement, random: () => nu
       for (let s = 0; s < 10_000; s += 3 + Math.floor(random() * 6)) downSteps.add(s);
       const down: Faults = { ...NO_FAULTS, slowNics: new Map([[r, f]]) };
       return {
-        describe: `slow-nic=${r}:x${f} for one step in every 3-8 (${nodeOf(r)})`, faultsFor: (i) => (downSteps.has(i) ? down : NO_FAULTS), stopsJob: false,
-        accepts: (v) => ["slow-sender", "slow-receiver", "unfinished"].includes(v.faultClass) && v.blame.node === nodeOf(r) && v.blame.peerNode === undefined,
+        describe: `slow-nic=${r}:x${f} for one step in every 3-8 (${nodeOf(r)})`,
+        faultsFor: (i) => (downSteps.has(i) ? down : NO_FAULTS),
+        stopsJob: false,
+        accepts: (v) =>
+          ["slow-sender", "slow-receiver", "unfinished"].includes(v.faultClass) &&
+          v.blame.node === nodeOf(r) &&
+          v.blame.peerNode === undefined,
       };
     }
     case "job-hang":
-      return { describe: "every rank stops before its next collective (no collective open)", faultsFor: () => NO_FAULTS, stopsJob: true, accepts: (v) => v.faultClass === "job-hang" };
+      return {
+        describe: "every rank stops before its next collective (no collective open)",
+        faultsFor: () => NO_FAULTS,
+        stopsJob: true,
+        accepts: (v) => v.faultClass === "job-hang",
+      };
   }
 }
 
@@ -170,9 +210,12 @@ export function runScenario(spec: ScenarioSpec, config: C4dConfig): ScenarioOutc
       }
       const faults = faulty ? injection.faultsFor(faultySteps++) : NO_FAULTS;
       const step = simulateStep(p, faults, stepStartUs, sequence, noise);
-      if (faulty && firstAffectedUnixMs === undefined && faults !== NO_FAULTS) firstAffectedUnixMs = firstStartMs(step.records, sequence);
+      if (faulty && firstAffectedUnixMs === undefined && faults !== NO_FAULTS)
+        firstAffectedUnixMs = firstStartMs(step.records, sequence);
       sequence = step.sequenceAfter;
-      const timed = step.records.map((record) => ({ visibleUnixMs: visibleAt(record), record })).sort((a, b) => a.visibleUnixMs - b.visibleUnixMs);
+      const timed = step.records
+        .map((record) => ({ visibleUnixMs: visibleAt(record), record }))
+        .sort((a, b) => a.visibleUnixMs - b.visibleUnixMs);
       queue.push(...timed);
       if (step.endUnixUs === undefined) stalled = true;
       else stepStartUs = step.endUnixUs;
@@ -180,7 +223,10 @@ export function runScenario(spec: ScenarioSpec, config: C4dConfig): ScenarioOutc
     let last = head;
     while (last < queue.length && queue[last]!.visibleUnixMs <= nowMs) last++;
     if (last > head) {
-      driver.deliver(queue.slice(head, last).map((t) => t.record), nowMs);
+      driver.deliver(
+        queue.slice(head, last).map((t) => t.record),
+        nowMs,
+      );
       head = last;
       if (head > 100_000) {
         queue.splice(0, head);
@@ -197,10 +243,19 @@ export function runScenario(spec: ScenarioSpec, config: C4dConfig): ScenarioOutc
     if (detectedAtMs !== undefined && nowMs - detectedAtMs >= spec.afterDetectionMs) break;
   }
   return {
-    spec, injected: injection.describe, verdicts: driver.verdicts, correct, wrong, ambiguous: driver.ambiguities.length,
+    spec,
+    injected: injection.describe,
+    verdicts: driver.verdicts,
+    correct,
+    wrong,
+    ambiguous: driver.ambiguities.length,
     detected: detectedAtMs !== undefined,
-    detectionLatencyMs: detectedAtMs !== undefined && firstAffectedUnixMs !== undefined ? detectedAtMs - firstAffectedUnixMs : undefined,
-    firstAffectedUnixMs, simulatedMs: Math.min(endMs, detectedAtMs ?? endMs) - T0_UNIX_MS, detectorCpuUs: driver.cpuUs, ticks: driver.ticks,
+    detectionLatencyMs:
+      detectedAtMs !== undefined && firstAffectedUnixMs !== undefined ? detectedAtMs - firstAffectedUnixMs : undefined,
+    firstAffectedUnixMs,
+    simulatedMs: Math.min(endMs, detectedAtMs ?? endMs) - T0_UNIX_MS,
+    detectorCpuUs: driver.cpuUs,
+    ticks: driver.ticks,
   };
 }
 

@@ -28,7 +28,11 @@
 import type { Priority } from "../../common/src/engine-api.js";
 import type { DispatchPolicyName } from "../../common/src/scheduler/dispatch.js";
 import type { InstanceLoad } from "../../common/src/scheduler/freeness.js";
-import type { MigrationCandidate, MigrationInstance, PlannedMigration } from "../../common/src/scheduler/migration-policy.js";
+import type {
+  MigrationCandidate,
+  MigrationInstance,
+  PlannedMigration,
+} from "../../common/src/scheduler/migration-policy.js";
 import type { ScalingDecision, ScalingInput } from "../../common/src/scheduler/autoscale-policy.js";
 import { seededRandom } from "../../common/src/random.js";
 import { MODEL_SHAPES } from "../../common/src/models/model-shapes.js";
@@ -148,8 +152,23 @@ export interface SimResult {
   preemptionLoss?: { totalMs: number; meanPerRequestMs: number; requestsPreempted: number };
   /** Time-averaged share of the pool's KV blocks free while a queue head could fit the pool but not its instance. */
   fragmentationPercent: number;
-  migrations: { planned: number; committed: number; aborted: number; abortCodes: Record<string, number>; downtime: LatencySummary; durationMeanMs: number; byReason: Record<string, number> };
-  scaling: { ups: number; downs: number; deleted: number; minInstances: number; maxInstances: number; meanInstances: number };
+  migrations: {
+    planned: number;
+    committed: number;
+    aborted: number;
+    abortCodes: Record<string, number>;
+    downtime: LatencySummary;
+    durationMeanMs: number;
+    byReason: Record<string, number>;
+  };
+  scaling: {
+    ups: number;
+    downs: number;
+    deleted: number;
+    minInstances: number;
+    maxInstances: number;
+    meanInstances: number;
+  };
   /** Instance lifetime (creation, startup included, to deletion) within [first arrival, last completion]. */
   instanceSeconds: number;
   /** Runs of consecutive dispatches to the same instance: how much a policy herds between two load reports. */
@@ -162,9 +181,16 @@ export interface SimResult {
 export const MODEL = "Llama-3-8B";
 export const GPU_MODEL = "H100-80GB";
 
-/** The simulated instance the gateway benchmark uses: Llama-3-8B, TP=1, on one H100, colocated (the planner's model). */
+/**
+ * The simulated instance the gateway benchmark uses: Llama-3-8B, TP=1, on one H100, colocated (the planner's model).
+ */
 export function benchEngineConfig(): EngineConfig {
-  return servingEngineConfig({ role: "colocated", shape: MODEL_SHAPES[MODEL], parallelism: { tp: 1, pp: 1 }, gpuModel: GPU_MODEL });
+  return servingEngineConfig({
+    role: "colocated",
+    shape: MODEL_SHAPES[MODEL],
+    parallelism: { tp: 1, pp: 1 },
+    gpuModel: GPU_MODEL,
+  });
 }
 
 /** Nearest-rank percentile of ascending values. */
@@ -222,25 +248,47 @@ function loadEntry(id: string, engine: ServingEngine, atMs: number): LoadEntry {
   // The fields the simulation runtime reports (agent/src/simulation/runtime.ts) and the agent publishes.
   const { draining, heldKvRequests: _held, ...load } = engine.load(atMs);
   return {
-    workerId: id, podNamespace: "bench", podName: id, unixMs: atMs, ...load, draining, role: engine.config.role, model: engine.config.modelName,
-    tp: 1, pp: 1, gpuModel: GPU_MODEL, engineUrl: `http://${id}.bench:8100`, servingDeployment: "bench/chat",
+    workerId: id,
+    podNamespace: "bench",
+    podName: id,
+    unixMs: atMs,
+    ...load,
+    draining,
+    role: engine.config.role,
+    model: engine.config.modelName,
+    tp: 1,
+    pp: 1,
+    gpuModel: GPU_MODEL,
+    engineUrl: `http://${id}.bench:8100`,
+    servingDeployment: "bench/chat",
   };
 }
 
 function instanceLoadOf(entry: LoadEntry): InstanceLoad {
   const report = reportFromLoadEntry(entry);
-  if (!report || "invalid" in report) throw new Error(`the simulated load report of ${entry.workerId} does not validate: ${JSON.stringify(report)}`);
+  if (!report || "invalid" in report)
+    throw new Error(`the simulated load report of ${entry.workerId} does not validate: ${JSON.stringify(report)}`);
   return report.load;
 }
 
 /** Runs the requests through dispatch and the engines to completion. Pure apart from CPU time. */
 export function simulateDispatch(setup: SimSetup): SimResult {
-  const config = loadGatewayConfig({ GPUFLEET_GATEWAY_NATS_URL: "unused://simulated", GPUFLEET_GATEWAY_DISPATCH_POLICY: setup.policy, GPUFLEET_GATEWAY_IDENTITY: "bench", ...setup.gatewayEnv });
+  const config = loadGatewayConfig({
+    GPUFLEET_GATEWAY_NATS_URL: "unused://simulated",
+    GPUFLEET_GATEWAY_DISPATCH_POLICY: setup.policy,
+    GPUFLEET_GATEWAY_IDENTITY: "bench",
+    ...setup.gatewayEnv,
+  });
   const view = new InstanceView(config);
   const dispatcher = new Dispatcher({
     view,
     metrics: new GatewayMetrics(),
-    config: { dispatchPolicy: config.dispatchPolicy, freeness: { highPriorityHeadroomFraction: config.highPriorityHeadroomFraction }, maxQueuedPerInstance: config.maxQueuedPerInstance, retryAfterS: config.retryAfterS },
+    config: {
+      dispatchPolicy: config.dispatchPolicy,
+      freeness: { highPriorityHeadroomFraction: config.highPriorityHeadroomFraction },
+      maxQueuedPerInstance: config.maxQueuedPerInstance,
+      retryAfterS: config.retryAfterS,
+    },
   });
   const random = seededRandom(setup.seed);
   const instances = new Map<string, SimInstance>();
@@ -250,7 +298,16 @@ export function simulateDispatch(setup: SimSetup): SimResult {
   let created = 0;
   const createInstance = (atMs: number, readyAtMs: number): SimInstance => {
     const id = `instance-${String(created++).padStart(2, "0")}`;
-    const inst: SimInstance = { id, engine: new ServingEngine(setup.engine, readyAtMs), createdAtMs: atMs, readyAtMs, draining: false, migrating: false, lastMigrationEndMs: Number.NEGATIVE_INFINITY, completed: 0 };
+    const inst: SimInstance = {
+      id,
+      engine: new ServingEngine(setup.engine, readyAtMs),
+      createdAtMs: atMs,
+      readyAtMs,
+      draining: false,
+      migrating: false,
+      lastMigrationEndMs: Number.NEGATIVE_INFINITY,
+      completed: 0,
+    };
     instances.set(id, inst);
     return inst;
   };
@@ -272,7 +329,10 @@ export function simulateDispatch(setup: SimSetup): SimResult {
   const ttfts: number[] = [];
   const tpots: number[] = [];
   const e2es: number[] = [];
-  const byPriority = { high: { ttft: [] as number[], tpot: [] as number[], e2e: [] as number[] }, normal: { ttft: [] as number[], tpot: [] as number[], e2e: [] as number[] } };
+  const byPriority = {
+    high: { ttft: [] as number[], tpot: [] as number[], e2e: [] as number[] },
+    normal: { ttft: [] as number[], tpot: [] as number[], e2e: [] as number[] },
+  };
   const tracked = new Map<string, Tracked>();
   let completed = 0;
   let lost = 0;
@@ -311,7 +371,10 @@ export function simulateDispatch(setup: SimSetup): SimResult {
     pending = pending.filter((p) => p.deliverAtMs > toMs);
     for (const p of due) {
       const report = reportFromLoadEntry(p.entry);
-      if (!report || "invalid" in report) throw new Error(`the simulated load report of ${p.entry.workerId} does not validate: ${JSON.stringify(report)}`);
+      if (!report || "invalid" in report)
+        throw new Error(
+          `the simulated load report of ${p.entry.workerId} does not validate: ${JSON.stringify(report)}`,
+        );
       view.apply(report, p.deliverAtMs);
       const inst = instances.get(p.entry.workerId);
       if (inst) inst.deliveredEntry = p.entry;
@@ -320,49 +383,50 @@ export function simulateDispatch(setup: SimSetup): SimResult {
 
   const sinkFor = (requestId: string, t: Tracked): RequestSink => {
     const sink = {
-    token: (_id: string, index: number, atMs: number) => {
-      if (index === 0 || t.firstTokenMs === undefined) {
-        t.firstTokenMs = atMs;
-        t.lastTokenMs = atMs;
-        return;
-      }
-      const gap = atMs - t.lastTokenMs!;
-      if (setup.preemptionsOf && gap > (t.lastGapMs ?? 0)) {
-        const count = setup.preemptionsOf(instances.get(t.owner)!.engine, requestId);
-        if (count !== undefined) {
-          if (t.preemptionsSeen !== undefined && count > t.preemptionsSeen) t.preemptionLossMs += gap - (t.lastGapMs ?? 0);
-          t.preemptionsSeen = count;
+      token: (_id: string, index: number, atMs: number) => {
+        if (index === 0 || t.firstTokenMs === undefined) {
+          t.firstTokenMs = atMs;
+          t.lastTokenMs = atMs;
+          return;
         }
-      } else if (t.preemptionsSeen === undefined && setup.preemptionsOf) {
-        t.preemptionsSeen = setup.preemptionsOf(instances.get(t.owner)!.engine, requestId);
-      }
-      t.lastGapMs = gap;
-      t.lastTokenMs = atMs;
-    },
-    finish: (result: RequestResult) => {
-      dispatcher.release(requestId);
-      outstanding -= 1;
-      if (result.outcome !== "completed") {
-        lost += 1;
-        return;
-      }
-      completed += 1;
-      const owner = instances.get(t.owner)!;
-      owner.completed += 1;
-      lastFinishMs = Math.max(lastFinishMs, result.finishedAtMs);
-      const group = byPriority[t.priority];
-      if (t.firstTokenMs !== undefined) {
-        ttfts.push(t.firstTokenMs - t.arrivalMs);
-        group.ttft.push(t.firstTokenMs - t.arrivalMs);
-      }
-      e2es.push(result.finishedAtMs - t.arrivalMs);
-      group.e2e.push(result.finishedAtMs - t.arrivalMs);
-      if (result.outputTokens > 1 && result.firstTokenAtMs !== undefined) {
-        const tpot = (result.finishedAtMs - result.firstTokenAtMs) / (result.outputTokens - 1);
-        tpots.push(tpot);
-        group.tpot.push(tpot);
-      }
-    },
+        const gap = atMs - t.lastTokenMs!;
+        if (setup.preemptionsOf && gap > (t.lastGapMs ?? 0)) {
+          const count = setup.preemptionsOf(instances.get(t.owner)!.engine, requestId);
+          if (count !== undefined) {
+            if (t.preemptionsSeen !== undefined && count > t.preemptionsSeen)
+              t.preemptionLossMs += gap - (t.lastGapMs ?? 0);
+            t.preemptionsSeen = count;
+          }
+        } else if (t.preemptionsSeen === undefined && setup.preemptionsOf) {
+          t.preemptionsSeen = setup.preemptionsOf(instances.get(t.owner)!.engine, requestId);
+        }
+        t.lastGapMs = gap;
+        t.lastTokenMs = atMs;
+      },
+      finish: (result: RequestResult) => {
+        dispatcher.release(requestId);
+        outstanding -= 1;
+        if (result.outcome !== "completed") {
+          lost += 1;
+          return;
+        }
+        completed += 1;
+        const owner = instances.get(t.owner)!;
+        owner.completed += 1;
+        lastFinishMs = Math.max(lastFinishMs, result.finishedAtMs);
+        const group = byPriority[t.priority];
+        if (t.firstTokenMs !== undefined) {
+          ttfts.push(t.firstTokenMs - t.arrivalMs);
+          group.ttft.push(t.firstTokenMs - t.arrivalMs);
+        }
+        e2es.push(result.finishedAtMs - t.arrivalMs);
+        group.e2e.push(result.finishedAtMs - t.arrivalMs);
+        if (result.outputTokens > 1 && result.firstTokenAtMs !== undefined) {
+          const tpot = (result.finishedAtMs - result.firstTokenAtMs) / (result.outputTokens - 1);
+          tpots.push(tpot);
+          group.tpot.push(tpot);
+        }
+      },
       // RequestSink.migrated (the engine's live migration): the destination owns the request from now on.
       migrated: (_id: string, to: { destination: string }) => {
         t.owner = to.destination;
@@ -379,7 +443,12 @@ export function simulateDispatch(setup: SimSetup): SimResult {
     for (let attempt = 0; attempt < config.maxAttempts; attempt++) {
       let chosenId: string | undefined;
       try {
-        chosenId = dispatcher.choose({ requestId, model: setup.engine.modelName, priority: asPriority, promptTokens: r.promptTokens }, "colocated", tried, atMs)?.id;
+        chosenId = dispatcher.choose(
+          { requestId, model: setup.engine.modelName, priority: asPriority, promptTokens: r.promptTokens },
+          "colocated",
+          tried,
+          atMs,
+        )?.id;
       } catch (error) {
         if (error instanceof GatewayError && error.status === 429) {
           rejectedOverloaded += 1;
@@ -394,7 +463,16 @@ export function simulateDispatch(setup: SimSetup): SimResult {
       else runs.push(1);
       lastChosen = chosenId;
       const t: Tracked = { arrivalMs: r.arrivalMs, priority, owner: chosenId, preemptionLossMs: 0 };
-      const admission = inst.engine.submit({ requestId, promptTokens: r.promptTokens, maxOutputTokens: r.outputTokens, priority: asPriority === "high" ? 1 : 0 }, sinkFor(requestId, t), atMs);
+      const admission = inst.engine.submit(
+        {
+          requestId,
+          promptTokens: r.promptTokens,
+          maxOutputTokens: r.outputTokens,
+          priority: asPriority === "high" ? 1 : 0,
+        },
+        sinkFor(requestId, t),
+        atMs,
+      );
       if (admission.accepted) {
         tracked.set(requestId, t);
         outstanding += 1;
@@ -405,7 +483,8 @@ export function simulateDispatch(setup: SimSetup): SimResult {
         refusedByInstance += 1;
         return;
       }
-      if (admission.code !== "draining") throw new Error(`instance ${chosenId} refused ${requestId}: ${admission.reason}`);
+      if (admission.code !== "draining")
+        throw new Error(`instance ${chosenId} refused ${requestId}: ${admission.reason}`);
       tried.add(chosenId);
     }
     rejectedNoInstance += 1;
@@ -434,12 +513,25 @@ export function simulateDispatch(setup: SimSetup): SimResult {
       const entry = inst.deliveredEntry;
       if (!entry || inst.readyAtMs > atMs) continue;
       const stale = entry.unixMs < inst.lastMigrationEndMs;
-      view.push({ id: inst.id, load: instanceLoadOf(entry), candidates: m.candidatesOf(entry), migrating: inst.migrating || stale });
+      view.push({
+        id: inst.id,
+        load: instanceLoadOf(entry),
+        candidates: m.candidatesOf(entry),
+        migrating: inst.migrating || stale,
+      });
     }
     for (const move of m.plan(view)) {
       const src = instances.get(move.sourceId);
       const dst = instances.get(move.destinationId);
-      if (!src || !dst || src.migrating || dst.migrating || src.deletedAtMs !== undefined || dst.deletedAtMs !== undefined) continue;
+      if (
+        !src ||
+        !dst ||
+        src.migrating ||
+        dst.migrating ||
+        src.deletedAtMs !== undefined ||
+        dst.deletedAtMs !== undefined
+      )
+        continue;
       planned += 1;
       byReason[move.reason] = (byReason[move.reason] ?? 0) + 1;
       src.engine.advance(atMs, false);
@@ -449,7 +541,12 @@ export function simulateDispatch(setup: SimSetup): SimResult {
       let ended = false;
       const holder: { run?: SimMigrationRun } = {};
       const run: SimMigrationRun = m.start({
-        source: src.engine, destination: dst.engine, sourceId: src.id, destinationId: dst.id, requestId: move.requestId, atMs,
+        source: src.engine,
+        destination: dst.engine,
+        sourceId: src.id,
+        destinationId: dst.id,
+        requestId: move.requestId,
+        atMs,
         onEnd: (outcome) => {
           ended = true;
           src.migrating = false;
@@ -481,14 +578,20 @@ export function simulateDispatch(setup: SimSetup): SimResult {
     const decision = a.decide({
       nowMs: atMs,
       ...(lastScaledAtMs !== undefined ? { lastScaledAtMs } : {}),
-      pools: [{
-        role: "colocated",
-        instances: ready.map((i) => ({ id: i.id, load: instanceLoadOf(i.deliveredEntry!), waitingDemandBlocks: i.deliveredEntry!.waitingDemandBlocks ?? 0 })),
-        startingInstances: starting,
-        minInstances: a.minInstances,
-        maxInstances: a.maxInstances,
-        capacityInstances: Math.max(0, a.clusterInstances - ready.length - starting),
-      }],
+      pools: [
+        {
+          role: "colocated",
+          instances: ready.map((i) => ({
+            id: i.id,
+            load: instanceLoadOf(i.deliveredEntry!),
+            waitingDemandBlocks: i.deliveredEntry!.waitingDemandBlocks ?? 0,
+          })),
+          startingInstances: starting,
+          minInstances: a.minInstances,
+          maxInstances: a.maxInstances,
+          capacityInstances: Math.max(0, a.clusterInstances - ready.length - starting),
+        },
+      ],
     });
     if (decision.kind === "up") {
       const inst = createInstance(atMs, atMs + a.startupMs);
@@ -525,7 +628,9 @@ export function simulateDispatch(setup: SimSetup): SimResult {
     let free = 0;
     let total = 0;
     let stuck = 0;
-    const entries = live().map((i) => i.latestEntry).filter((e): e is LoadEntry => e !== undefined);
+    const entries = live()
+      .map((i) => i.latestEntry)
+      .filter((e): e is LoadEntry => e !== undefined);
     for (const e of entries) {
       const own = (e.kvBlocksTotal ?? 0) - (e.kvBlocksUsed ?? 0);
       free += own;
@@ -546,7 +651,8 @@ export function simulateDispatch(setup: SimSetup): SimResult {
   let nextPlanMs = setup.migration ? warmupMs + setup.migration.periodMs : Number.POSITIVE_INFINITY;
   let nextScaleMs = setup.autoscale ? warmupMs + setup.autoscale.periodMs : Number.POSITIVE_INFINITY;
   const lastArrivalMs = arrivals[arrivals.length - 1]?.arrivalMs ?? warmupMs;
-  // A request that never ends (a defect) must not spin the loop forever: give up a simulated day after the last arrival.
+  // A request that never ends (a defect) must not spin the loop forever: give up a simulated day after the last
+  // arrival.
   const giveUpMs = lastArrivalMs + 86_400_000;
   let n = 0;
   for (;;) {
@@ -603,10 +709,33 @@ export function simulateDispatch(setup: SimSetup): SimResult {
     latencyQuantilesMs: { ttft: quantiles(ttfts), tpot: quantiles(tpots) },
     ...(hasHighPriority ? { byPriority: { high: group(byPriority.high), normal: group(byPriority.normal) } } : {}),
     preemptions,
-    ...(setup.preemptionsOf ? { preemptionLoss: { totalMs: totalLoss, meanPerRequestMs: totalLoss / Math.max(1, completed), requestsPreempted: losses.filter((x) => x > 0).length } } : {}),
+    ...(setup.preemptionsOf
+      ? {
+          preemptionLoss: {
+            totalMs: totalLoss,
+            meanPerRequestMs: totalLoss / Math.max(1, completed),
+            requestsPreempted: losses.filter((x) => x > 0).length,
+          },
+        }
+      : {}),
     fragmentationPercent: (100 * fragmentation.reduce((s, x) => s + x, 0)) / Math.max(1, fragmentation.length),
-    migrations: { planned, committed, aborted, abortCodes, downtime: summarize(downtimes), durationMeanMs: durations.reduce((s, x) => s + x, 0) / Math.max(1, durations.length), byReason },
-    scaling: { ups, downs, deleted, minInstances: Math.min(...instanceCounts, initial), maxInstances: Math.max(...instanceCounts, initial), meanInstances: instanceCounts.reduce((s, x) => s + x, 0) / Math.max(1, instanceCounts.length) },
+    migrations: {
+      planned,
+      committed,
+      aborted,
+      abortCodes,
+      downtime: summarize(downtimes),
+      durationMeanMs: durations.reduce((s, x) => s + x, 0) / Math.max(1, durations.length),
+      byReason,
+    },
+    scaling: {
+      ups,
+      downs,
+      deleted,
+      minInstances: Math.min(...instanceCounts, initial),
+      maxInstances: Math.max(...instanceCounts, initial),
+      meanInstances: instanceCounts.reduce((s, x) => s + x, 0) / Math.max(1, instanceCounts.length),
+    },
     instanceSeconds: instanceMs / 1000,
     dispatchRuns: { mean: runs.reduce((a, b) => a + b, 0) / Math.max(1, runs.length), max: Math.max(0, ...runs) },
     completedPerInstance: [...instances.values()].map((i) => i.completed),
@@ -627,14 +756,19 @@ export function backlogThroughputPerSec(engine: EngineConfig, requests: readonly
   let done = 0;
   let lastMs = 0;
   requests.forEach((r, n) => {
-    const admission = e.submit({ requestId: `b${n}`, promptTokens: r.promptTokens, maxOutputTokens: r.outputTokens }, {
-      token: () => {},
-      finish: (result) => {
-        done += 1;
-        lastMs = Math.max(lastMs, result.finishedAtMs);
+    const admission = e.submit(
+      { requestId: `b${n}`, promptTokens: r.promptTokens, maxOutputTokens: r.outputTokens },
+      {
+        token: () => {},
+        finish: (result) => {
+          done += 1;
+          lastMs = Math.max(lastMs, result.finishedAtMs);
+        },
       },
-    }, 0);
-    if (!admission.accepted && admission.code !== "too-large") throw new Error(`backlog request refused: ${admission.reason}`);
+      0,
+    );
+    if (!admission.accepted && admission.code !== "too-large")
+      throw new Error(`backlog request refused: ${admission.reason}`);
   });
   e.advance(Number.POSITIVE_INFINITY);
   return done / (lastMs / 1000);

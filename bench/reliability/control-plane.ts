@@ -33,18 +33,29 @@ export async function controlPlaneRestart(ctx: ChaosContext, opts: ControlPlaneO
   if (!ctx.restart) throw new Error("control-plane chaos needs a cluster the harness started (LocalCluster.restart)");
   const restart = ctx.restart;
   const label = opts.servers.join(" + ");
-  const namespace = await ctx.freshNamespace(`chaos-${opts.servers.length > 1 ? "both" : opts.servers[0] === "etcd" ? "etcd" : "apiserver"}`);
+  const namespace = await ctx.freshNamespace(
+    `chaos-${opts.servers.length > 1 ? "both" : opts.servers[0] === "etcd" ? "etcd" : "apiserver"}`,
+  );
   const operator = await startInProcessOperator(ctx, `chaos-${namespace}`);
   const objects = KubernetesObjectApi.makeApiClient(ctx.kubeConfig);
   const custom = ctx.kubeConfig.makeApiClient(CustomObjectsApi);
   const metrics = async () => (await fetch(`http://127.0.0.1:${operator.httpPort}/metrics`)).text();
-  const informerRestarts = async () => ["trainingjobs", "pods", "nodes"].reduce(async (sum, resource) => (await sum) + (metricValue(await metrics(), "gpufleet_operator_informer_restarts_total", { resource }) ?? 0), Promise.resolve(0));
-  const jobs = async () => ((await custom.listNamespacedCustomObject({ ...trainingGroup, namespace })) as { items: TrainingJob[] }).items;
+  const informerRestarts = async () =>
+    ["trainingjobs", "pods", "nodes"].reduce(
+      async (sum, resource) =>
+        (await sum) + (metricValue(await metrics(), "gpufleet_operator_informer_restarts_total", { resource }) ?? 0),
+      Promise.resolve(0),
+    );
+  const jobs = async () =>
+    ((await custom.listNamespacedCustomObject({ ...trainingGroup, namespace })) as { items: TrainingJob[] }).items;
   const reconciled = (j: TrainingJob) => j.status?.observedGeneration === j.metadata.generation;
   try {
     const before = Array.from({ length: opts.changes }, (_, i) => `before-${i}`);
     for (const name of before) await objects.create(invalidJob(name, namespace));
-    await waitFor(async () => (await jobs()).filter(reconciled).length === opts.changes || undefined, { description: `${opts.changes} jobs reconciled before the outage`, timeoutMs: opts.timeoutMs });
+    await waitFor(async () => (await jobs()).filter(reconciled).length === opts.changes || undefined, {
+      description: `${opts.changes} jobs reconciled before the outage`,
+      timeoutMs: opts.timeoutMs,
+    });
     const restartsBefore = await informerRestarts();
 
     const times: RestartTimes = await restart(opts.servers, { downMs: opts.downMs });
@@ -55,12 +66,23 @@ export async function controlPlaneRestart(ctx: ChaosContext, opts: ControlPlaneO
     const after = Array.from({ length: opts.changes }, (_, i) => `after-${i}`);
     await Promise.all([
       ...after.map(async (name) => {
-        await waitFor(() => objects.create(invalidJob(name, namespace)), { description: `create ${name} once the API is back`, timeoutMs: opts.timeoutMs });
+        await waitFor(() => objects.create(invalidJob(name, namespace)), {
+          description: `create ${name} once the API is back`,
+          timeoutMs: opts.timeoutMs,
+        });
         changedAtMs.set(name, performance.now());
       }),
       ...before.map(async (name) => {
-        const patch = { apiVersion: "gpufleet.io/v1alpha1", kind: "TrainingJob", metadata: { name, namespace }, spec: { nodes: 3, parallelism: { tp: 16, pp: 1, dp: 3 } } };
-        await waitFor(() => objects.patch(patch, undefined, undefined, "chaos", undefined, PatchStrategy.MergePatch), { description: `update ${name} once the API is back`, timeoutMs: opts.timeoutMs });
+        const patch = {
+          apiVersion: "gpufleet.io/v1alpha1",
+          kind: "TrainingJob",
+          metadata: { name, namespace },
+          spec: { nodes: 3, parallelism: { tp: 16, pp: 1, dp: 3 } },
+        };
+        await waitFor(() => objects.patch(patch, undefined, undefined, "chaos", undefined, PatchStrategy.MergePatch), {
+          description: `update ${name} once the API is back`,
+          timeoutMs: opts.timeoutMs,
+        });
         changedAtMs.set(name, performance.now());
       }),
     ]);
@@ -69,12 +91,21 @@ export async function controlPlaneRestart(ctx: ChaosContext, opts: ControlPlaneO
     // Each change's reconcile time, polled: the first time its status shows the generation.
     const reconciledAtMs = new Map<string, number>();
     let lastSeen: TrainingJob[] = [];
-    await waitFor(async () => {
-      lastSeen = await jobs();
-      const now = performance.now();
-      for (const j of lastSeen) if (reconciled(j) && changedAtMs.has(j.metadata.name!) && !reconciledAtMs.has(j.metadata.name!)) reconciledAtMs.set(j.metadata.name!, now);
-      return reconciledAtMs.size === changedAtMs.size || undefined;
-    }, { description: `all ${changedAtMs.size} changes made after the outage reconciled`, timeoutMs: opts.timeoutMs, intervalMs: 100 }).catch(() => undefined);
+    await waitFor(
+      async () => {
+        lastSeen = await jobs();
+        const now = performance.now();
+        for (const j of lastSeen)
+          if (reconciled(j) && changedAtMs.has(j.metadata.name!) && !reconciledAtMs.has(j.metadata.name!))
+            reconciledAtMs.set(j.metadata.name!, now);
+        return reconciledAtMs.size === changedAtMs.size || undefined;
+      },
+      {
+        description: `all ${changedAtMs.size} changes made after the outage reconciled`,
+        timeoutMs: opts.timeoutMs,
+        intervalMs: 100,
+      },
+    ).catch(() => undefined);
     const lost = changedAtMs.size - reconciledAtMs.size;
     const lags = [...reconciledAtMs].map(([name, at]) => at - changedAtMs.get(name)!);
     const lastReconciledAtMs = Math.max(...reconciledAtMs.values());
@@ -84,7 +115,11 @@ export async function controlPlaneRestart(ctx: ChaosContext, opts: ControlPlaneO
       apiBackToAllReconciledMs: round(lastReconciledAtMs - apiBackAtMs),
       maxChangeToReconcileMs: round(Math.max(...lags)),
     };
-    const counts = { changes: changedAtMs.size, reconciled: reconciledAtMs.size, informerRestarts: (await informerRestarts()) - restartsBefore };
+    const counts = {
+      changes: changedAtMs.size,
+      reconciled: reconciledAtMs.size,
+      informerRestarts: (await informerRestarts()) - restartsBefore,
+    };
     const passed = lost === 0;
     return {
       scenario: `${label} restart`,
@@ -99,7 +134,14 @@ export async function controlPlaneRestart(ctx: ChaosContext, opts: ControlPlaneO
       counts,
       notes: [
         "duplicated is 0 by construction here (a reconcile of an invalid job writes only status); idempotence under restarts is covered by the leader rows",
-        ...(lost > 0 ? [`not reconciled: ${lastSeen.filter((j) => !reconciled(j)).map((j) => j.metadata.name).join(", ")}`] : []),
+        ...(lost > 0
+          ? [
+              `not reconciled: ${lastSeen
+                .filter((j) => !reconciled(j))
+                .map((j) => j.metadata.name)
+                .join(", ")}`,
+            ]
+          : []),
       ],
     };
   } finally {

@@ -22,14 +22,27 @@ export interface LeaderFaultOptions {
   timeoutMs: number;
 }
 
-/** resourceVersion of every object in the namespace a controller writes (pods, services, jobs, events), by kind/name. */
+/**
+ * resourceVersion of every object in the namespace a controller writes (pods, services, jobs, events), by kind/name.
+ */
 async function resourceVersions(ctx: ChaosContext, namespace: string): Promise<Map<string, string>> {
   const objects = KubernetesObjectApi.makeApiClient(ctx.kubeConfig);
   const custom = ctx.kubeConfig.makeApiClient(CustomObjectsApi);
   const out = new Map<string, string>();
-  const add = (kind: string, items: KubernetesObject[]) => items.forEach((o) => out.set(`${kind}/${o.metadata?.name}`, o.metadata?.resourceVersion ?? ""));
+  const add = (kind: string, items: KubernetesObject[]) =>
+    items.forEach((o) => out.set(`${kind}/${o.metadata?.name}`, o.metadata?.resourceVersion ?? ""));
   for (const kind of ["Pod", "Service", "Event"]) add(kind, (await objects.list("v1", kind, namespace)).items);
-  add("TrainingJob", ((await custom.listNamespacedCustomObject({ group: "gpufleet.io", version: "v1alpha1", plural: "trainingjobs", namespace })) as { items: KubernetesObject[] }).items);
+  add(
+    "TrainingJob",
+    (
+      (await custom.listNamespacedCustomObject({
+        group: "gpufleet.io",
+        version: "v1alpha1",
+        plural: "trainingjobs",
+        namespace,
+      })) as { items: KubernetesObject[] }
+    ).items,
+  );
   return out;
 }
 
@@ -53,7 +66,12 @@ export async function leaderFaultDuringGang(ctx: ChaosContext, opts: LeaderFault
     for (const replica of set.replicas) {
       let podWrites = 0;
       replica.proxy.setRule((request) => {
-        if (faultAtMs === 0 && request.method !== "GET" && /\/namespaces\/[^/]+\/pods(\/|\?|$)/.test(request.url) && ++podWrites === faultAtPodWrite) {
+        if (
+          faultAtMs === 0 &&
+          request.method !== "GET" &&
+          /\/namespaces\/[^/]+\/pods(\/|\?|$)/.test(request.url) &&
+          ++podWrites === faultAtPodWrite
+        ) {
           replica.faulted = true;
           replica.process.child.kill(opts.signal);
           faultAtMs = performance.now();
@@ -67,22 +85,40 @@ export async function leaderFaultDuringGang(ctx: ChaosContext, opts: LeaderFault
     await KubernetesObjectApi.makeApiClient(ctx.kubeConfig).create(gangJob(name, namespace, opts.nodes));
     const leader = await waitFor(() => faulted, {
       get description() {
-        return `the leader's pod write ${faultAtPodWrite} (the moment of the fault); writes so far: ${set.replicas.map((r) => `${r.identity} ${r.proxy.requests.filter((q) => q.method !== "GET" && !q.url.includes("/leases/")).map((q) => `${q.method} ${q.url.split("?")[0]}`).join(", ")}`).join("; ")}`;
+        return `the leader's pod write ${faultAtPodWrite} (the moment of the fault); writes so far: ${set.replicas
+          .map(
+            (r) =>
+              `${r.identity} ${r.proxy.requests
+                .filter((q) => q.method !== "GET" && !q.url.includes("/leases/"))
+                .map((q) => `${q.method} ${q.url.split("?")[0]}`)
+                .join(", ")}`,
+          )
+          .join("; ")}`;
       },
       timeoutMs: opts.timeoutMs,
     });
     const follower = set.replicas.find((r) => r !== leader) as Replica;
     const podsAtFault = (await readGang(ctx.kubeConfig, namespace, name, opts.nodes)).pods.length;
-    ctx.log(`${opts.signal} to ${leader.identity} ${round(faultAtMs - appliedAtMs)} ms after apply, at its pod write ${faultAtPodWrite}; ${podsAtFault} of ${opts.nodes} pods exist just after`);
+    ctx.log(
+      `${opts.signal} to ${leader.identity} ${round(faultAtMs - appliedAtMs)} ms after apply, at its pod write ${faultAtPodWrite}; ${podsAtFault} of ${opts.nodes} pods exist just after`,
+    );
 
-    await waitFor(async () => (await set.holder()) === follower.identity, { description: `${follower.identity} takes the Lease`, timeoutMs: opts.timeoutMs, intervalMs: 100 });
+    await waitFor(async () => (await set.holder()) === follower.identity, {
+      description: `${follower.identity} takes the Lease`,
+      timeoutMs: opts.timeoutMs,
+      intervalMs: 100,
+    });
     const takeoverAtMs = performance.now();
     await set.leader(opts.timeoutMs);
     const leadingAtMs = performance.now();
     const end = await waitGangRunning(ctx.kubeConfig, namespace, name, opts.nodes, opts.timeoutMs);
     const runningAtMs = performance.now();
 
-    const counts: Record<string, number> = { podsAtFault, podsCreatedInAll: watch.created, unplannedReplicaExits: set.replicas.reduce((n, r) => n + r.unplannedExits, 0) };
+    const counts: Record<string, number> = {
+      podsAtFault,
+      podsCreatedInAll: watch.created,
+      unplannedReplicaExits: set.replicas.reduce((n, r) => n + r.unplannedExits, 0),
+    };
     const timingsMs: Record<string, number> = {
       applyToFaultMs: round(faultAtMs - appliedAtMs),
       failoverMs: round(takeoverAtMs - faultAtMs),
@@ -96,7 +132,10 @@ export async function leaderFaultDuringGang(ctx: ChaosContext, opts: LeaderFault
       const before = await resourceVersions(ctx, namespace);
       const thawedAtMs = performance.now();
       leader.process.child.kill("SIGCONT");
-      await waitFor(() => leader.exit, { description: `${leader.identity} exits after it is thawed (lost lease)`, timeoutMs: opts.timeoutMs });
+      await waitFor(() => leader.exit, {
+        description: `${leader.identity} exits after it is thawed (lost lease)`,
+        timeoutMs: opts.timeoutMs,
+      });
       timingsMs.thawToExitMs = round(leader.exit!.atMs - thawedAtMs);
       const stale = writesSince(leader, takeoverAtMs);
       staleWrites = stale.length;
@@ -105,27 +144,60 @@ export async function leaderFaultDuringGang(ctx: ChaosContext, opts: LeaderFault
       counts.thawedExitCode = leader.exit!.code ?? -1;
       rvChanged = changed(before, await resourceVersions(ctx, namespace));
       counts.objectsChangedWhileThawed = rvChanged.length;
-      if (stale.length > 0) notes.push(`writes of the deposed leader after the takeover: ${stale.slice(0, 5).map((r) => `${r.method} ${r.url.split("?")[0]} → ${r.status ?? "no answer"}`).join("; ")}${stale.length > 5 ? " …" : ""}`);
-      if (rvChanged.length > 0) notes.push(`objects whose resourceVersion changed while the old leader was thawed: ${rvChanged.slice(0, 5).join(", ")}`);
+      if (stale.length > 0)
+        notes.push(
+          `writes of the deposed leader after the takeover: ${stale
+            .slice(0, 5)
+            .map((r) => `${r.method} ${r.url.split("?")[0]} → ${r.status ?? "no answer"}`)
+            .join("; ")}${stale.length > 5 ? " …" : ""}`,
+        );
+      if (rvChanged.length > 0)
+        notes.push(
+          `objects whose resourceVersion changed while the old leader was thawed: ${rvChanged.slice(0, 5).join(", ")}`,
+        );
     }
     const settled = await readGang(ctx.kubeConfig, namespace, name, opts.nodes);
     const lost = settled.missingRanks;
     const duplicated = watch.duplicateRanks + settled.extraPods;
     const failoverBoundMs = opts.lease.leaseDurationMs + opts.lease.retryPeriodMs;
     watch.stop();
-    const passed = lost === 0 && duplicated === 0 && settled.attempts === 1 && end.pods.length === opts.nodes && staleWrites === 0 && rvChanged.length === 0;
-    if (podsAtFault === opts.nodes) notes.push("every pod existed just after the fault: the kill landed at the end of the placement, not in its middle");
-    notes.push(`failover bound (leaseDuration + retryPeriod) ${failoverBoundMs} ms; measured ${timingsMs.failoverMs} ms`);
+    const passed =
+      lost === 0 &&
+      duplicated === 0 &&
+      settled.attempts === 1 &&
+      end.pods.length === opts.nodes &&
+      staleWrites === 0 &&
+      rvChanged.length === 0;
+    if (podsAtFault === opts.nodes)
+      notes.push(
+        "every pod existed just after the fault: the kill landed at the end of the placement, not in its middle",
+      );
+    notes.push(
+      `failover bound (leaseDuration + retryPeriod) ${failoverBoundMs} ms; measured ${timingsMs.failoverMs} ms`,
+    );
     return {
-      scenario: opts.signal === "SIGKILL" ? "leader SIGKILL mid gang placement" : "leader SIGSTOP (stalled renew) mid gang placement",
+      scenario:
+        opts.signal === "SIGKILL"
+          ? "leader SIGKILL mid gang placement"
+          : "leader SIGSTOP (stalled renew) mid gang placement",
       injected: `${opts.signal} to the leader ${leader.identity} at its pod write ${faultAtPodWrite} of a ${gpus}-GPU gang (${podsAtFault} of ${opts.nodes} pods existed just after)${opts.signal === "SIGSTOP" ? "; SIGCONT after the new leader finished the gang" : ""}`,
       expected: `${follower.identity} leads within ${failoverBoundMs} ms; gang whole (${opts.nodes} ranks Running once, one attempt), never two live pods for a rank${opts.signal === "SIGSTOP" ? "; the thawed leader writes nothing and exits" : ""}`,
-      happened: `${follower.identity} took the Lease after ${timingsMs.failoverMs} ms; gang Running ${timingsMs.faultToGangRunningMs} ms after the fault with ${settled.pods.length} pods, ${settled.attempts} attempt(s), ${watch.created} pods created in all` +
-        (opts.signal === "SIGSTOP" ? `; thawed leader sent ${staleWrites} write(s) (${counts.staleWritesAccepted} accepted), exited with code ${counts.thawedExitCode} after ${timingsMs.thawToExitMs} ms; ${rvChanged.length} object(s) changed meanwhile` : ""),
+      happened:
+        `${follower.identity} took the Lease after ${timingsMs.failoverMs} ms; gang Running ${timingsMs.faultToGangRunningMs} ms after the fault with ${settled.pods.length} pods, ${settled.attempts} attempt(s), ${watch.created} pods created in all` +
+        (opts.signal === "SIGSTOP"
+          ? `; thawed leader sent ${staleWrites} write(s) (${counts.staleWritesAccepted} accepted), exited with code ${counts.thawedExitCode} after ${timingsMs.thawToExitMs} ms; ${rvChanged.length} object(s) changed meanwhile`
+          : ""),
       passed,
       lost,
       duplicated,
-      scale: { gpus, pods: opts.nodes, replicas: set.replicas.length, leaseDurationMs: opts.lease.leaseDurationMs, renewDeadlineMs: opts.lease.renewDeadlineMs, retryPeriodMs: opts.lease.retryPeriodMs },
+      scale: {
+        gpus,
+        pods: opts.nodes,
+        replicas: set.replicas.length,
+        leaseDurationMs: opts.lease.leaseDurationMs,
+        renewDeadlineMs: opts.lease.renewDeadlineMs,
+        retryPeriodMs: opts.lease.retryPeriodMs,
+      },
       timingsMs,
       counts,
       notes,
@@ -137,7 +209,10 @@ export async function leaderFaultDuringGang(ctx: ChaosContext, opts: LeaderFault
 }
 
 /** The baseline of the leader rows: the same two replicas and gang, no fault (apply → every pod Running). */
-export async function gangWithoutFault(ctx: ChaosContext, opts: { nodes: number; lease: LeaseSettings; timeoutMs: number }): Promise<ReliabilityRow> {
+export async function gangWithoutFault(
+  ctx: ChaosContext,
+  opts: { nodes: number; lease: LeaseSettings; timeoutMs: number },
+): Promise<ReliabilityRow> {
   const namespace = await ctx.freshNamespace("chaos-baseline");
   const set = await startReplicas(ctx, { namespace, lease: opts.lease });
   const name = "gang";
@@ -160,7 +235,10 @@ export async function gangWithoutFault(ctx: ChaosContext, opts: { nodes: number;
       duplicated,
       scale: { gpus: opts.nodes * 8, pods: opts.nodes, replicas: set.replicas.length },
       timingsMs: { applyToGangRunningMs },
-      counts: { podsCreatedInAll: watch.created, unplannedReplicaExits: set.replicas.reduce((n, r) => n + r.unplannedExits, 0) },
+      counts: {
+        podsCreatedInAll: watch.created,
+        unplannedReplicaExits: set.replicas.reduce((n, r) => n + r.unplannedExits, 0),
+      },
     };
   } finally {
     await deleteJob(ctx.kubeConfig, namespace, name);

@@ -4,7 +4,10 @@ import type { LocalCluster } from "../../test/harness/cluster.js";
 import { waitFor } from "../../test/harness/wait.js";
 import type { ChaosContext } from "./row.js";
 
-export function localChaosContext(cluster: LocalCluster, log: (message: string) => void): ChaosContext & { deleteNamespaces(): Promise<void> } {
+export function localChaosContext(
+  cluster: LocalCluster,
+  log: (message: string) => void,
+): ChaosContext & { deleteNamespaces(): Promise<void> } {
   const core = cluster.kubeConfig.makeApiClient(CoreV1Api);
   const made: string[] = [];
   return {
@@ -18,7 +21,10 @@ export function localChaosContext(cluster: LocalCluster, log: (message: string) 
       const name = `${prefix}-${Math.random().toString(36).slice(2, 8)}`;
       await core.createNamespace({ body: { metadata: { name } } });
       made.push(name);
-      await waitFor(() => core.readNamespacedServiceAccount({ name: "default", namespace: name }), { description: `ServiceAccount ${name}/default`, timeoutMs: 60_000 });
+      await waitFor(() => core.readNamespacedServiceAccount({ name: "default", namespace: name }), {
+        description: `ServiceAccount ${name}/default`,
+        timeoutMs: 60_000,
+      });
       return name;
     },
     async deleteNamespaces() {

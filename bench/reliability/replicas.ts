@@ -49,18 +49,26 @@ export function writesSince(replica: Replica, fromMs: number): ProxiedRequest[] 
 async function proxyKubeconfig(dir: string, proxy: ApiProxy, name: string): Promise<string> {
   const file = path.join(dir, `${name}.kubeconfig`);
   const server = proxy.kubeConfig.getCurrentCluster()!.server;
-  await writeFile(file, stringify({
-    apiVersion: "v1", kind: "Config",
-    // Plain HTTP to the loopback proxy, which client-node allows only with skip-TLS-verify set.
-    clusters: [{ name: "proxy", cluster: { server, "insecure-skip-tls-verify": true } }],
-    users: [{ name: "proxy", user: {} }],
-    contexts: [{ name: "proxy", context: { cluster: "proxy", user: "proxy" } }],
-    "current-context": "proxy",
-  }), { mode: 0o600 });
+  await writeFile(
+    file,
+    stringify({
+      apiVersion: "v1",
+      kind: "Config",
+      // Plain HTTP to the loopback proxy, which client-node allows only with skip-TLS-verify set.
+      clusters: [{ name: "proxy", cluster: { server, "insecure-skip-tls-verify": true } }],
+      users: [{ name: "proxy", user: {} }],
+      contexts: [{ name: "proxy", context: { cluster: "proxy", user: "proxy" } }],
+      "current-context": "proxy",
+    }),
+    { mode: 0o600 },
+  );
   return file;
 }
 
-export async function startReplicas(ctx: ChaosContext, opts: { namespace: string; lease: LeaseSettings; identities?: string[]; env?: Record<string, string> }): Promise<ReplicaSet> {
+export async function startReplicas(
+  ctx: ChaosContext,
+  opts: { namespace: string; lease: LeaseSettings; identities?: string[]; env?: Record<string, string> },
+): Promise<ReplicaSet> {
   const identities = opts.identities ?? ["op-a", "op-b"];
   const leaseName = `op-${opts.namespace}`;
   const dir = await mkdtemp(path.join(tmpdir(), "gpufleet-replicas-"));
@@ -69,31 +77,41 @@ export async function startReplicas(ctx: ChaosContext, opts: { namespace: string
   const leases = ctx.kubeConfig.makeApiClient(CoordinationV1Api);
   try {
     // In parallel: each replica costs a tsx start-up, seconds on a loaded machine.
-    await Promise.all(identities.map(async (identity) => {
-      const proxy = await startApiProxy(ctx.kubeConfig);
-      try {
-        const kubeconfigPath = await proxyKubeconfig(dir, proxy, identity);
-        const start = () => startOperatorProcess({
-          kubeconfigPath,
-          namespace: opts.namespace,
-          identity,
-          env: {
-            GPUFLEET_LEASE_NAME: leaseName,
-            GPUFLEET_LEASE_DURATION_MS: String(opts.lease.leaseDurationMs),
-            GPUFLEET_RENEW_DEADLINE_MS: String(opts.lease.renewDeadlineMs),
-            GPUFLEET_RETRY_PERIOD_MS: String(opts.lease.retryPeriodMs),
-            GPUFLEET_LOG_LEVEL: "info",
-            ...opts.env,
-          },
-        });
-        const replica: Replica = { identity, process: await start(), proxy, exit: undefined, faulted: false, unplannedExits: 0 };
-        supervise(replica, start);
-        replicas.push(replica);
-      } catch (error) {
-        await proxy.close();
-        throw error;
-      }
-    }));
+    await Promise.all(
+      identities.map(async (identity) => {
+        const proxy = await startApiProxy(ctx.kubeConfig);
+        try {
+          const kubeconfigPath = await proxyKubeconfig(dir, proxy, identity);
+          const start = () =>
+            startOperatorProcess({
+              kubeconfigPath,
+              namespace: opts.namespace,
+              identity,
+              env: {
+                GPUFLEET_LEASE_NAME: leaseName,
+                GPUFLEET_LEASE_DURATION_MS: String(opts.lease.leaseDurationMs),
+                GPUFLEET_RENEW_DEADLINE_MS: String(opts.lease.renewDeadlineMs),
+                GPUFLEET_RETRY_PERIOD_MS: String(opts.lease.retryPeriodMs),
+                GPUFLEET_LOG_LEVEL: "info",
+                ...opts.env,
+              },
+            });
+          const replica: Replica = {
+            identity,
+            process: await start(),
+            proxy,
+            exit: undefined,
+            faulted: false,
+            unplannedExits: 0,
+          };
+          supervise(replica, start);
+          replicas.push(replica);
+        } catch (error) {
+          await proxy.close();
+          throw error;
+        }
+      }),
+    );
   } catch (error) {
     await stopAll();
     throw error;
@@ -110,23 +128,30 @@ export async function startReplicas(ctx: ChaosContext, opts: { namespace: string
       }
       replica.unplannedExits += 1;
       ctx.log(`${replica.identity} exited by itself (code ${code}); starting it again`);
-      void start().then((process) => {
-        replica.process = process;
-        supervise(replica, start);
-      }, (error: unknown) => ctx.log(`${replica.identity} did not start again: ${String(error)}`));
+      void start().then(
+        (process) => {
+          replica.process = process;
+          supervise(replica, start);
+        },
+        (error: unknown) => ctx.log(`${replica.identity} did not start again: ${String(error)}`),
+      );
     });
   }
   async function stopAll(): Promise<void> {
     stopping = true;
-    await Promise.all(replicas.map(async (r) => {
-      r.process.child.kill("SIGCONT"); // a frozen replica cannot handle SIGKILL's aftermath otherwise
-      await r.process.stop("SIGKILL");
-      await r.proxy.close();
-    }));
+    await Promise.all(
+      replicas.map(async (r) => {
+        r.process.child.kill("SIGCONT"); // a frozen replica cannot handle SIGKILL's aftermath otherwise
+        await r.process.stop("SIGKILL");
+        await r.proxy.close();
+      }),
+    );
     await rm(dir, { recursive: true, force: true });
   }
   const holder = async (): Promise<string> => {
-    const lease = await leases.readNamespacedLease({ name: leaseName, namespace: opts.namespace }).catch(() => undefined);
+    const lease = await leases
+      .readNamespacedLease({ name: leaseName, namespace: opts.namespace })
+      .catch(() => undefined);
     return lease?.spec?.holderIdentity ?? "";
   };
   return {
@@ -135,12 +160,15 @@ export async function startReplicas(ctx: ChaosContext, opts: { namespace: string
     replicas,
     holder,
     async leader(timeoutMs = 60_000) {
-      return waitFor(async () => {
-        const id = await holder();
-        const replica = replicas.find((r) => r.identity === id && !r.exit);
-        if (!replica) return undefined;
-        return metricValue(await replica.process.metrics(), "gpufleet_operator_leader") === 1 ? replica : undefined;
-      }, { description: `a leader among ${identities.join(", ")} (Lease ${leaseName})`, timeoutMs, intervalMs: 100 });
+      return waitFor(
+        async () => {
+          const id = await holder();
+          const replica = replicas.find((r) => r.identity === id && !r.exit);
+          if (!replica) return undefined;
+          return metricValue(await replica.process.metrics(), "gpufleet_operator_leader") === 1 ? replica : undefined;
+        },
+        { description: `a leader among ${identities.join(", ")} (Lease ${leaseName})`, timeoutMs, intervalMs: 100 },
+      );
     },
     stop: stopAll,
   };

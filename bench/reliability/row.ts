@@ -56,7 +56,9 @@ export interface LeaseSettings {
 
 /** The chart's defaults (charts/gpufleet/values.yaml operator.leaderElection), read from the chart itself. */
 export function chartLeaseSettings(): LeaseSettings {
-  const values = parse(readFileSync(path.join(REPO_ROOT, "charts/gpufleet/values.yaml"), "utf8")) as { operator: { leaderElection: LeaseSettings } };
+  const values = parse(readFileSync(path.join(REPO_ROOT, "charts/gpufleet/values.yaml"), "utf8")) as {
+    operator: { leaderElection: LeaseSettings };
+  };
   const { leaseDurationMs, renewDeadlineMs, retryPeriodMs } = values.operator.leaderElection;
   return { leaseDurationMs, renewDeadlineMs, retryPeriodMs };
 }

@@ -6,23 +6,38 @@ import { arrivalTimes, LENGTH_CAP_TOKENS, withArrivals, zipfLengths, zipfWorkloa
 
 const engine = schedEngineConfig();
 const bounds = { initialInstances: 4, minInstances: 1, maxInstances: 4 };
-const common = (requests: SimRequest[], instances = 2): Omit<SimSetup, "policy"> => ({ instances, requests, engine, reportIntervalMs: 1_000, flushIntervalMs: 250, seed: 3 });
+const common = (requests: SimRequest[], instances = 2): Omit<SimSetup, "policy"> => ({
+  instances,
+  requests,
+  engine,
+  reportIntervalMs: 1_000,
+  flushIntervalMs: 250,
+  seed: 3,
+});
 
 /**
  * Round-robin puts every even request on instance-00: three 4,800-token prompts fill its 933 blocks, a fourth
  * waits behind them and their decodes preempt; the odd ones leave instance-01 nearly empty.
  */
 const lopsided = (): SimRequest[] =>
-  Array.from({ length: 8 }, (_, i) => (i % 2 === 0 ? { arrivalMs: i, promptTokens: 4_800, outputTokens: 400 } : { arrivalMs: i, promptTokens: 16, outputTokens: 400 }));
+  Array.from({ length: 8 }, (_, i) =>
+    i % 2 === 0
+      ? { arrivalMs: i, promptTokens: 4_800, outputTokens: 400 }
+      : { arrivalMs: i, promptTokens: 16, outputTokens: 400 },
+  );
 
 describe("scheduler benchmark harness (dispatch-sim with the production migration and scaling policies)", () => {
   it("live migration relieves the full instance: requests move, none is lost, the waiting prompt starts sooner", () => {
     const without = simulateDispatch({ ...policySetup("round-robin", common(lopsided()), bounds) });
-    const withMigration = simulateDispatch({ ...policySetup("gpufleet", common(lopsided()), bounds), policy: "round-robin" });
+    const withMigration = simulateDispatch({
+      ...policySetup("gpufleet", common(lopsided()), bounds),
+      policy: "round-robin",
+    });
     expect(without.migrations.committed).toBe(0);
     expect(withMigration.migrations.committed).toBeGreaterThanOrEqual(1);
     expect(withMigration.migrations.downtime.meanMs).toBeGreaterThan(0);
-    for (const r of [without, withMigration]) expect(r).toMatchObject({ completed: 8, requestsLost: 0, rejectedOverloaded: 0 });
+    for (const r of [without, withMigration])
+      expect(r).toMatchObject({ completed: 8, requestsLost: 0, rejectedOverloaded: 0 });
     expect(withMigration.ttft.p99Ms).toBeLessThan(without.ttft.p99Ms);
     expect(withMigration.preemptionLoss!.totalMs).toBeLessThan(without.preemptionLoss!.totalMs);
     expect(withMigration.migrations.byReason).toEqual({ defragmentation: withMigration.migrations.planned });
@@ -33,12 +48,18 @@ describe("scheduler benchmark harness (dispatch-sim with the production migratio
     expect(r.preemptions).toBeGreaterThan(0);
     expect(r.preemptionLoss!.requestsPreempted).toBeGreaterThan(0);
     expect(r.preemptionLoss!.totalMs).toBeGreaterThan(0);
-    const light = simulateDispatch(policySetup("least-load", common([{ arrivalMs: 0, promptTokens: 100, outputTokens: 50 }]), bounds));
+    const light = simulateDispatch(
+      policySetup("least-load", common([{ arrivalMs: 0, promptTokens: 100, outputTokens: 50 }]), bounds),
+    );
     expect(light.preemptionLoss).toEqual({ totalMs: 0, meanPerRequestMs: 0, requestsPreempted: 0 });
   });
 
   it("autoscaling scales a lightly loaded pool in, draining instances before deleting them: every request completes", () => {
-    const requests = Array.from({ length: 200 }, (_, i) => ({ arrivalMs: i * 400, promptTokens: 200, outputTokens: 100 }));
+    const requests = Array.from({ length: 200 }, (_, i) => ({
+      arrivalMs: i * 400,
+      promptTokens: 200,
+      outputTokens: 100,
+    }));
     const r = simulateDispatch(policySetup("gpufleet-autoscale", common(requests, 4), bounds));
     expect(r.scaling.downs).toBeGreaterThanOrEqual(1);
     expect(r.scaling.deleted).toBeGreaterThanOrEqual(1);

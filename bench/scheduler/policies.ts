@@ -14,8 +14,16 @@ import type { EngineConfig, MigrationCandidate } from "../../agent/src/workers/s
 import { LiveMigration, type MigrationLink } from "../../agent/src/workers/simulated/migration.js";
 import { kvLink } from "../../agent/src/simulation/instances/kv-transfer.js";
 import { MODEL_SHAPES } from "../../common/src/models/model-shapes.js";
-import { DEFAULT_AUTOSCALE_CONFIG, decideScaling, type AutoscaleConfig } from "../../common/src/scheduler/autoscale-policy.js";
-import { DEFAULT_MIGRATION_POLICY, planMigrations, type MigrationPolicyConfig } from "../../common/src/scheduler/migration-policy.js";
+import {
+  DEFAULT_AUTOSCALE_CONFIG,
+  decideScaling,
+  type AutoscaleConfig,
+} from "../../common/src/scheduler/autoscale-policy.js";
+import {
+  DEFAULT_MIGRATION_POLICY,
+  planMigrations,
+  type MigrationPolicyConfig,
+} from "../../common/src/scheduler/migration-policy.js";
 import type { LoadEntry } from "../../common/src/telemetry/subjects.js";
 import type { SimAutoscale, SimMigration, SimSetup } from "../gateway/dispatch-sim.js";
 
@@ -35,25 +43,42 @@ export const MIGRATION_STAGE_LATENCY_MS = 1;
 /** Assumed time from a scale-up decision to the new instance's first report (pod start, 13 GB of weights, warm-up). */
 export const INSTANCE_STARTUP_MS = 20_000;
 
-export const PolicyName = { roundRobin: "round-robin", leastLoad: "least-load", gpufleet: "gpufleet", gpufleetAutoscale: "gpufleet-autoscale" } as const;
+export const PolicyName = {
+  roundRobin: "round-robin",
+  leastLoad: "least-load",
+  gpufleet: "gpufleet",
+  gpufleetAutoscale: "gpufleet-autoscale",
+} as const;
 export type PolicyName = (typeof PolicyName)[keyof typeof PolicyName];
 export const POLICIES: readonly PolicyName[] = Object.values(PolicyName);
 
 export function schedEngineConfig(): EngineConfig {
-  const base = servingEngineConfig({ role: "colocated", shape: MODEL_SHAPES[SCHED_MODEL], parallelism: { tp: 1, pp: 1 }, gpuModel: SCHED_GPU });
+  const base = servingEngineConfig({
+    role: "colocated",
+    shape: MODEL_SHAPES[SCHED_MODEL],
+    parallelism: { tp: 1, pp: 1 },
+    gpuModel: SCHED_GPU,
+  });
   return { ...base, maxContextTokens: ARTIFACT_MAX_TOKENS, maxBatchedTokens: ARTIFACT_MAX_TOKENS };
 }
 
-const nodeOf = (instanceId: string): string => `node-${Math.floor(Number(instanceId.replace(/\D/g, "")) / INSTANCES_PER_NODE)}`;
+const nodeOf = (instanceId: string): string =>
+  `node-${Math.floor(Number(instanceId.replace(/\D/g, "")) / INSTANCES_PER_NODE)}`;
 
 /** The link between two instances: PCIe peer-to-peer on one node (the A10 has no NVLink), the NICs across nodes. */
 export function migrationLink(sourceId: string, destinationId: string): MigrationLink {
-  const end = (id: string) => ({ nodeName: nodeOf(id), gpuModel: SCHED_GPU, gpus: 1, nicGBpsPerGpu: NODE_NIC_GBPS / 8 / INSTANCES_PER_NODE });
+  const end = (id: string) => ({
+    nodeName: nodeOf(id),
+    gpuModel: SCHED_GPU,
+    gpus: 1,
+    nicGBpsPerGpu: NODE_NIC_GBPS / 8 / INSTANCES_PER_NODE,
+  });
   const link = kvLink(end(sourceId), end(destinationId));
   return { bytesPerSecond: link.GBps * 1e9, latencyMs: MIGRATION_STAGE_LATENCY_MS };
 }
 
-const candidatesOf = (entry: LoadEntry): readonly MigrationCandidate[] => (entry as LoadEntry & { migrationCandidates?: MigrationCandidate[] }).migrationCandidates ?? [];
+const candidatesOf = (entry: LoadEntry): readonly MigrationCandidate[] =>
+  (entry as LoadEntry & { migrationCandidates?: MigrationCandidate[] }).migrationCandidates ?? [];
 
 export function simMigration(config: MigrationPolicyConfig = DEFAULT_MIGRATION_POLICY, periodMs = 1_000): SimMigration {
   return {
@@ -62,13 +87,20 @@ export function simMigration(config: MigrationPolicyConfig = DEFAULT_MIGRATION_P
     candidatesOf,
     start: ({ source, destination, sourceId, destinationId, requestId, atMs, onEnd }) =>
       new LiveMigration({
-        source, destination, requestId, atMs, sourceName: sourceId, destinationName: destinationId, link: migrationLink(sourceId, destinationId),
-        onEnd: (report) => onEnd({
-          committed: report.phase === "committed",
-          downtimeMs: report.downtimeMs,
-          durationMs: (report.endedAtMs ?? atMs) - report.startedAtMs,
-          ...(report.abort ? { abortCode: report.abort.code } : {}),
-        }),
+        source,
+        destination,
+        requestId,
+        atMs,
+        sourceName: sourceId,
+        destinationName: destinationId,
+        link: migrationLink(sourceId, destinationId),
+        onEnd: (report) =>
+          onEnd({
+            committed: report.phase === "committed",
+            downtimeMs: report.downtimeMs,
+            durationMs: (report.endedAtMs ?? atMs) - report.startedAtMs,
+            ...(report.abort ? { abortCode: report.abort.code } : {}),
+          }),
       }),
   };
 }
@@ -79,8 +111,18 @@ export interface AutoscaleBounds {
   maxInstances: number;
 }
 
-export function simAutoscale(bounds: AutoscaleBounds, config: AutoscaleConfig = DEFAULT_AUTOSCALE_CONFIG, periodMs = 1_000): SimAutoscale {
-  return { periodMs, ...bounds, clusterInstances: bounds.maxInstances, startupMs: INSTANCE_STARTUP_MS, decide: (input) => decideScaling(input, config) };
+export function simAutoscale(
+  bounds: AutoscaleBounds,
+  config: AutoscaleConfig = DEFAULT_AUTOSCALE_CONFIG,
+  periodMs = 1_000,
+): SimAutoscale {
+  return {
+    periodMs,
+    ...bounds,
+    clusterInstances: bounds.maxInstances,
+    startupMs: INSTANCE_STARTUP_MS,
+    decide: (input) => decideScaling(input, config),
+  };
 }
 
 /** The setup of one policy at one point: everything else (requests, seed, report timing) is shared. */

@@ -1,6 +1,7 @@
 /**
  * The scheduler benchmark's workloads, as the Llumnix artifact generates them (AlibabaPAI/llumnix, branch osdi24ae,
- * benchmarks-repo/benchmark_throughput.py and the artifact/6x_... experiments' config/serving_exp), from the one seeded PRNG
+ * benchmarks-repo/benchmark_throughput.py and the artifact/6x_... experiments' config/serving_exp), from the one seeded
+ * PRNG
  * (common/src/random.ts):
  * - lengths: Zipf over ranks 1 … 2·mean − 1 with exponent α (2.0 for mean 128, 1.5 for 256, 1.15 for 512: the
  *   artifact's values for a 6,144 cap), each sample scaled by mean / (the samples' mean) and rounded up, then capped
@@ -18,9 +19,15 @@ export const LENGTH_CAP_TOKENS = 6_144;
 /** The artifact's Zipf exponent for a mean with the 6,144 cap (benchmark_throughput.py, gen_random_response_lens). */
 export const ZIPF_EXPONENT: Readonly<Record<number, number>> = { 128: 2.0, 256: 1.5, 512: 1.15, 1024: 1.0005 };
 
-export function zipfLengths(meanTokens: number, count: number, random: () => number, capTokens = LENGTH_CAP_TOKENS): number[] {
+export function zipfLengths(
+  meanTokens: number,
+  count: number,
+  random: () => number,
+  capTokens = LENGTH_CAP_TOKENS,
+): number[] {
   const alpha = ZIPF_EXPONENT[meanTokens];
-  if (alpha === undefined) throw new RangeError(`no Zipf exponent for mean ${meanTokens} (have ${Object.keys(ZIPF_EXPONENT).join(", ")})`);
+  if (alpha === undefined)
+    throw new RangeError(`no Zipf exponent for mean ${meanTokens} (have ${Object.keys(ZIPF_EXPONENT).join(", ")})`);
   const ranks = 2 * meanTokens - 1;
   const cdf: number[] = [];
   let total = 0;
@@ -101,9 +108,19 @@ export function zipfWorkload(meanTokens: number, count: number, seed: number): L
 }
 
 /** Requests: the lengths in order, arrivals drawn at the rate, and the priority draw; one seed for all three. */
-export function withArrivals(lengths: readonly Lengths[], arrival: Arrival, ratePerSec: number, seed: number, highPriorityFraction = 0): SimRequest[] {
+export function withArrivals(
+  lengths: readonly Lengths[],
+  arrival: Arrival,
+  ratePerSec: number,
+  seed: number,
+  highPriorityFraction = 0,
+): SimRequest[] {
   const random = seededRandom(seed ^ 0x5bd1e995);
   const times = arrivalTimes(arrival, ratePerSec, lengths.length, random);
   const priorities = seededRandom(seed ^ 0x27d4eb2f);
-  return lengths.map((l, i) => ({ arrivalMs: times[i]!, ...l, priority: highPriorityFraction > 0 && priorities() < highPriorityFraction ? "high" : "normal" }));
+  return lengths.map((l, i) => ({
+    arrivalMs: times[i]!,
+    ...l,
+    priority: highPriorityFraction > 0 && priorities() < highPriorityFraction ? "high" : "normal",
+  }));
 }

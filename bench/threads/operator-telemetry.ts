@@ -18,8 +18,21 @@ export interface OperatorThreadData {
 async function main(data: OperatorThreadData): Promise<void> {
   // No Kubernetes here: collectives need none (checkpoint reports, which write status, are not sent).
   const kubeConfig = new KubeConfig();
-  kubeConfig.loadFromOptions({ clusters: [{ name: "none", server: "https://127.0.0.1:1" }], users: [{ name: "none" }], contexts: [{ name: "none", cluster: "none", user: "none" }], currentContext: "none" });
-  const telemetry = new TelemetryService({ natsUrl: data.natsUrl, durablePrefix: data.durablePrefix, kubeConfig, cachedPod: () => undefined, metrics: new OperatorMetrics({ defaultMetrics: false }), clock: systemClock, logger: silentLogger });
+  kubeConfig.loadFromOptions({
+    clusters: [{ name: "none", server: "https://127.0.0.1:1" }],
+    users: [{ name: "none" }],
+    contexts: [{ name: "none", cluster: "none", user: "none" }],
+    currentContext: "none",
+  });
+  const telemetry = new TelemetryService({
+    natsUrl: data.natsUrl,
+    durablePrefix: data.durablePrefix,
+    kubeConfig,
+    cachedPod: () => undefined,
+    metrics: new OperatorMetrics({ defaultMetrics: false }),
+    clock: systemClock,
+    logger: silentLogger,
+  });
   await telemetry.startLeading();
   telemetry.connect();
   // Consumer info (five JetStream API requests) only until the consumers run: at 50 polls/s it would otherwise be

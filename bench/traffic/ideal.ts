@@ -51,7 +51,10 @@ export async function idealMaxLinkLoad(fabric: Fabric, commodities: readonly Com
       push(upTerms, `${c.srcLeaf}_${s}`, x);
       push(downTerms, `${s}_${c.dstLeaf}`, x);
     }
-    if (terms.length === 0) throw new Error(`commodity ${fabric.leaves[c.srcLeaf]} → ${fabric.leaves[c.dstLeaf]} has no live spine: the bound is infinite`);
+    if (terms.length === 0)
+      throw new Error(
+        `commodity ${fabric.leaves[c.srcLeaf]} → ${fabric.leaves[c.dstLeaf]} has no live spine: the bound is infinite`,
+      );
     rows.push(` d${k}: ${terms.join(" + ")} = ${c.demandGbps}`);
   }
   for (const [key, terms] of upTerms) {

@@ -17,7 +17,14 @@ import { seededRandom } from "../../common/src/random.js";
 import { uniformFabricSpec, withFailedCable, type FabricSpec } from "../../operator/src/traffic/fabric.js";
 import type { CollectiveAlgorithm, FabricNode, TrafficJob } from "../../operator/src/traffic/flows.js";
 
-export const FABRIC_SHAPE = { nodesPerLeaf: 4, gpusPerNode: 8, nicsPerNode: 8, nicGbps: 400, spines: 8, portsPerSpine: 4 } as const;
+export const FABRIC_SHAPE = {
+  nodesPerLeaf: 4,
+  gpusPerNode: 8,
+  nicsPerNode: 8,
+  nicGbps: 400,
+  spines: 8,
+  portsPerSpine: 4,
+} as const;
 export const FAILED_CABLE = { leaf: "leaf-0", spine: "spine-0", port: 0 } as const;
 
 export const Placement = { fullRack: "full-rack", partialRack: "partial-rack", scattered: "scattered" } as const;
@@ -39,7 +46,12 @@ export interface Scenario {
   measuredJob: string;
 }
 
-export function buildScenario(gpus: number, placement: Placement, algorithm: CollectiveAlgorithm, failed: boolean): Scenario {
+export function buildScenario(
+  gpus: number,
+  placement: Placement,
+  algorithm: CollectiveAlgorithm,
+  failed: boolean,
+): Scenario {
   const { nodesPerLeaf, gpusPerNode, nicsPerNode, nicGbps, spines, portsPerSpine } = FABRIC_SHAPE;
   const jobNodes = gpus / gpusPerNode;
   const perLeaf = placement === Placement.partialRack ? nodesPerLeaf / 2 : nodesPerLeaf;
@@ -59,13 +71,21 @@ export function buildScenario(gpus: number, placement: Placement, algorithm: Col
     }
   }
   const job = (name: string, order: string[]): TrafficJob => ({
-    name, tp: 8, pp: 1, dp: order.length, gpusPerNode, dpAlgorithm: algorithm,
+    name,
+    tp: 8,
+    pp: 1,
+    dp: order.length,
+    gpusPerNode,
+    dpAlgorithm: algorithm,
     rankNodes: order.flatMap((n) => Array.from({ length: gpusPerNode }, () => n)),
   });
   let jobs: TrafficJob[];
   if (placement === Placement.fullRack) jobs = [job("job-a", byLeaf.flat().slice(0, jobNodes))];
   else if (placement === Placement.partialRack) {
-    jobs = [job("job-a", byLeaf.flatMap((ns) => ns.slice(0, 2)).slice(0, jobNodes)), job("job-b", byLeaf.flatMap((ns) => ns.slice(2)).slice(0, jobNodes))];
+    jobs = [
+      job("job-a", byLeaf.flatMap((ns) => ns.slice(0, 2)).slice(0, jobNodes)),
+      job("job-b", byLeaf.flatMap((ns) => ns.slice(2)).slice(0, jobNodes)),
+    ];
   } else {
     const order = byLeaf.flat().slice(0, jobNodes);
     const random = seededRandom(gpus);
@@ -79,5 +99,17 @@ export function buildScenario(gpus: number, placement: Placement, algorithm: Col
     jobs = [job("job-a", order)];
   }
   const failedLink = failed ? `${FAILED_CABLE.leaf}<>${FAILED_CABLE.spine}#${FAILED_CABLE.port}` : null;
-  return { name: `${gpus}-${placement}-${algorithm}${failed ? "-failed" : ""}`, gpus, placement, algorithm, failedLink, spec, healthySpec, nodes, nodeLeaf, jobs, measuredJob: "job-a" };
+  return {
+    name: `${gpus}-${placement}-${algorithm}${failed ? "-failed" : ""}`,
+    gpus,
+    placement,
+    algorithm,
+    failedLink,
+    spec,
+    healthySpec,
+    nodes,
+    nodeLeaf,
+    jobs,
+    measuredJob: "job-a",
+  };
 }

@@ -205,7 +205,11 @@ function validator<T extends TSchema>(schema: T): (value: unknown) => Validation
     if (checker.Check(value)) return { ok: true, value };
     const first = checker.Errors(value).First();
     const param = first ? first.path.replace(/^\//, "").replaceAll("/", ".") : "";
-    return { ok: false, message: first ? `${param || "body"}: ${first.message}` : "invalid body", param: param || null };
+    return {
+      ok: false,
+      message: first ? `${param || "body"}: ${first.message}` : "invalid body",
+      param: param || null,
+    };
   };
 }
 
@@ -236,7 +240,9 @@ export const validateMigratedEvent = validator(MigratedEvent);
 
 /** True for a stream payload that is a migration control event (validate it with validateMigratedEvent). */
 export function isMigratedEvent(payload: unknown): boolean {
-  return typeof payload === "object" && payload !== null && (payload as { object?: unknown }).object === MIGRATED_OBJECT;
+  return (
+    typeof payload === "object" && payload !== null && (payload as { object?: unknown }).object === MIGRATED_OBJECT
+  );
 }
 
 /** SSE framing shared by instances and the gateway: one `data:` line per event, blank line after. */

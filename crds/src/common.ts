@@ -9,7 +9,12 @@ export const API_GROUP_VERSION = `${API_GROUP}/${API_VERSION}`;
 export const MAX_RESOURCE_NAME_LENGTH = 40;
 
 export const EnvVarSchema = Type.Object({
-  name: Type.String({ minLength: 1, maxLength: 256, pattern: "^[-._a-zA-Z][-._a-zA-Z0-9]*$", description: "Variable name." }),
+  name: Type.String({
+    minLength: 1,
+    maxLength: 256,
+    pattern: "^[-._a-zA-Z][-._a-zA-Z0-9]*$",
+    description: "Variable name.",
+  }),
   value: Type.String({ maxLength: 32768, description: "Variable value." }),
 });
 

@@ -8,13 +8,19 @@ describe("setCondition", () => {
   const planned = { type: "Planned", status: "True", reason: "PlanReady", message: "ok" } as const;
 
   it("adds a condition with the generation and time", () => {
-    expect(setCondition([], planned, 3, t0)).toEqual([{ ...planned, observedGeneration: 3, lastTransitionTime: "2026-01-01T00:00:00Z" }]);
+    expect(setCondition([], planned, 3, t0)).toEqual([
+      { ...planned, observedGeneration: 3, lastTransitionTime: "2026-01-01T00:00:00Z" },
+    ]);
   });
 
   it("keeps lastTransitionTime when the status does not flip, even if reason and message change", () => {
     const first = setCondition(undefined, planned, 1, t0);
     const second = setCondition(first, { ...planned, reason: "PlanChanged", message: "new plan" }, 2, t1);
-    expect(second[0]).toMatchObject({ reason: "PlanChanged", observedGeneration: 2, lastTransitionTime: "2026-01-01T00:00:00Z" });
+    expect(second[0]).toMatchObject({
+      reason: "PlanChanged",
+      observedGeneration: 2,
+      lastTransitionTime: "2026-01-01T00:00:00Z",
+    });
   });
 
   it("moves lastTransitionTime on a flip", () => {
@@ -25,7 +31,8 @@ describe("setCondition", () => {
 
   it("is idempotent and keeps a stable order", () => {
     let conditions: Condition[] = [];
-    for (const type of ["Progressing", "Available", "Planned"]) conditions = setCondition(conditions, { ...planned, type }, 1, t0);
+    for (const type of ["Progressing", "Available", "Planned"])
+      conditions = setCondition(conditions, { ...planned, type }, 1, t0);
     expect(conditions.map((c) => c.type)).toEqual(["Available", "Planned", "Progressing"]);
     expect(setCondition(conditions, { ...planned, type: "Available" }, 1, t1)).toEqual(conditions);
   });

@@ -8,19 +8,25 @@ import { Type } from "@sinclair/typebox";
 import { GpuModels } from "./topology.js";
 
 describe("generated CRD YAML", () => {
-  it.each(renderCrdFiles().map((f) => [f.fileName, f.yaml] as const))("%s is up to date (run `npm run gen:crds`)", (fileName, yaml) => {
-    const committed = readFileSync(fileURLToPath(new URL(`../${fileName}`, import.meta.url)), "utf8");
-    expect(committed).toBe(yaml);
-  });
+  it.each(renderCrdFiles().map((f) => [f.fileName, f.yaml] as const))(
+    "%s is up to date (run `npm run gen:crds`)",
+    (fileName, yaml) => {
+      const committed = readFileSync(fileURLToPath(new URL(`../${fileName}`, import.meta.url)), "utf8");
+      expect(committed).toBe(yaml);
+    },
+  );
 });
 
 describe("toStructuralSchema", () => {
   it("turns TypeBox's JSON Schema into Kubernetes' OpenAPI v3.0 dialect", () => {
-    const schema = Type.Object({
-      rate: Type.Number({ exclusiveMinimum: 0 }),
-      withDefault: Type.Integer({ default: 3 }),
-      labels: Type.Record(Type.String(), Type.Integer()),
-    }, { additionalProperties: false, $id: "x" });
+    const schema = Type.Object(
+      {
+        rate: Type.Number({ exclusiveMinimum: 0 }),
+        withDefault: Type.Integer({ default: 3 }),
+        labels: Type.Record(Type.String(), Type.Integer()),
+      },
+      { additionalProperties: false, $id: "x" },
+    );
     expect(toStructuralSchema(schema)).toEqual({
       type: "object",
       required: ["rate", "labels"],

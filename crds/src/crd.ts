@@ -4,8 +4,17 @@
  */
 import { CloneType, type TSchema } from "@sinclair/typebox";
 import { API_GROUP, API_VERSION, NAME_LENGTH_RULE } from "./common.js";
-import { ServingDeploymentNames, ServingDeploymentSpecSchema, ServingDeploymentStatusSchema } from "./serving-deployment.js";
-import { TrainingJobNames, TrainingJobRootRules, TrainingJobSpecSchema, TrainingJobStatusSchema } from "./training-job.js";
+import {
+  ServingDeploymentNames,
+  ServingDeploymentSpecSchema,
+  ServingDeploymentStatusSchema,
+} from "./serving-deployment.js";
+import {
+  TrainingJobNames,
+  TrainingJobRootRules,
+  TrainingJobSpecSchema,
+  TrainingJobStatusSchema,
+} from "./training-job.js";
 import type { CelRule } from "./schema-helpers.js";
 import { FabricTopologyNames, FabricTopologySpecSchema, FabricTopologyStatusSchema } from "./fabric-topology.js";
 import { GpuProfileNames, GpuProfileSpecSchema, GpuProfileStatusSchema } from "./gpu-profile.js";
@@ -95,9 +104,13 @@ export function buildCrd(input: CrdInput): JsonSchema {
               required: ["spec"],
               "x-kubernetes-validations": [NAME_LENGTH_RULE, ...(input.rootRules ?? [])],
               properties: {
-                apiVersion: { type: "string", description: `API group and version of the object: ${API_GROUP}/${API_VERSION}.` },
+                apiVersion: {
+                  type: "string",
+                  description: `API group and version of the object: ${API_GROUP}/${API_VERSION}.`,
+                },
                 kind: { type: "string", description: `${input.names.kind}.` },
-                // The API server forbids anything but type here (metadata is ObjectMeta; `kubectl explain` documents it).
+                // The API server forbids anything but type here (metadata is ObjectMeta; `kubectl explain` documents
+                // it).
                 metadata: { type: "object" },
                 spec: toStructuralSchema(input.spec),
                 status: toStructuralSchema(input.status),
@@ -114,13 +127,20 @@ const age: PrinterColumn = { name: "Age", type: "date", jsonPath: ".metadata.cre
 
 export const servingDeploymentCrd = buildCrd({
   names: ServingDeploymentNames,
-  spec: CloneType(ServingDeploymentSpecSchema, { description: "What to serve, under which SLOs, for which traffic, on which GPUs." }),
+  spec: CloneType(ServingDeploymentSpecSchema, {
+    description: "What to serve, under which SLOs, for which traffic, on which GPUs.",
+  }),
   status: CloneType(ServingDeploymentStatusSchema, { description: "What the operator planned and observed." }),
   printerColumns: [
     { name: "Phase", type: "string", jsonPath: ".status.phase" },
     { name: "Ready", type: "string", jsonPath: ".status.ready", description: "Ready/desired serving instances" },
     { name: "Plan", type: "string", jsonPath: ".status.planSummary" },
-    { name: "Goodput/GPU", type: "number", jsonPath: ".status.plan.goodputPerGpu", description: "Predicted requests/s per GPU within SLO" },
+    {
+      name: "Goodput/GPU",
+      type: "number",
+      jsonPath: ".status.plan.goodputPerGpu",
+      description: "Predicted requests/s per GPU within SLO",
+    },
     { name: "Model", type: "string", jsonPath: ".spec.model.name", priority: 1 },
     age,
   ],
@@ -128,7 +148,9 @@ export const servingDeploymentCrd = buildCrd({
 
 export const trainingJobCrd = buildCrd({
   names: TrainingJobNames,
-  spec: CloneType(TrainingJobSpecSchema, { description: "The training container, the gang's size and parallelism, and its checkpoint and fault policies." }),
+  spec: CloneType(TrainingJobSpecSchema, {
+    description: "The training container, the gang's size and parallelism, and its checkpoint and fault policies.",
+  }),
   status: CloneType(TrainingJobStatusSchema, { description: "Placement, restarts, faults found and conditions." }),
   rootRules: TrainingJobRootRules,
   printerColumns: [
@@ -143,27 +165,38 @@ export const trainingJobCrd = buildCrd({
 
 export const fabricTopologyCrd = buildCrd({
   names: FabricTopologyNames,
-  spec: CloneType(FabricTopologySpecSchema, { description: "The fabric's switches and cables: spines, leaves, and each leaf's ports to each spine." }),
-  status: CloneType(FabricTopologyStatusSchema, { description: "How the nodes labelled with this island match the fabric." }),
+  spec: CloneType(FabricTopologySpecSchema, {
+    description: "The fabric's switches and cables: spines, leaves, and each leaf's ports to each spine.",
+  }),
+  status: CloneType(FabricTopologyStatusSchema, {
+    description: "How the nodes labelled with this island match the fabric.",
+  }),
   scope: "Cluster",
   printerColumns: [
     { name: "Island", type: "string", jsonPath: ".spec.island" },
     { name: "Nodes", type: "integer", jsonPath: ".status.nodes" },
     { name: "Failed ports", type: "integer", jsonPath: ".status.failedPorts" },
-    { name: "InSync", type: "string", jsonPath: ".status.conditions[?(@.type==\"InSync\")].status" },
+    { name: "InSync", type: "string", jsonPath: '.status.conditions[?(@.type=="InSync")].status' },
     age,
   ],
 });
 
 export const gpuProfileCrd = buildCrd({
   names: GpuProfileNames,
-  spec: CloneType(GpuProfileSpecSchema, { description: "Measured latency coefficients of one engine on one GPU model, and how well they fit the sweep." }),
+  spec: CloneType(GpuProfileSpecSchema, {
+    description: "Measured latency coefficients of one engine on one GPU model, and how well they fit the sweep.",
+  }),
   status: CloneType(GpuProfileStatusSchema, { description: "Conditions of the profile." }),
   scope: "Cluster",
   printerColumns: [
     { name: "GPU", type: "string", jsonPath: ".spec.gpuModel" },
     { name: "Engine", type: "string", jsonPath: ".spec.engine.name" },
-    { name: "Max error %", type: "number", jsonPath: ".spec.calibration.maxErrorPercent", description: "Largest model-vs-measured error of the calibration" },
+    {
+      name: "Max error %",
+      type: "number",
+      jsonPath: ".spec.calibration.maxErrorPercent",
+      description: "Largest model-vs-measured error of the calibration",
+    },
     age,
   ],
 });

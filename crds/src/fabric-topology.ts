@@ -21,8 +21,17 @@ export const FABRIC_LIMITS = { spines: 32, leaves: 256, portsPerUplink: 64 } as 
 export const FabricUplinkSchema = Type.Object(
   {
     spine: { ...SwitchName, description: "Spine switch this leaf's ports go to; must be in spec.spines." },
-    ports: Type.Integer({ minimum: 1, maximum: FABRIC_LIMITS.portsPerUplink, default: 1, description: "Parallel ports (cables) between the leaf and this spine; ECMP hashes over them." }),
-    portGbps: Type.Number({ exclusiveMinimum: 0, maximum: 3200, description: "Bandwidth of one port, each direction, Gbit/s." }),
+    ports: Type.Integer({
+      minimum: 1,
+      maximum: FABRIC_LIMITS.portsPerUplink,
+      default: 1,
+      description: "Parallel ports (cables) between the leaf and this spine; ECMP hashes over them.",
+    }),
+    portGbps: Type.Number({
+      exclusiveMinimum: 0,
+      maximum: 3200,
+      description: "Bandwidth of one port, each direction, Gbit/s.",
+    }),
     failedPorts: Type.Optional(
       Type.Array(Type.Integer({ minimum: 0, maximum: FABRIC_LIMITS.portsPerUplink - 1 }), {
         maxItems: FABRIC_LIMITS.portsPerUplink,
@@ -31,7 +40,11 @@ export const FabricUplinkSchema = Type.Object(
       }),
     ),
   },
-  cel({ rule: "!has(self.failedPorts) || self.failedPorts.all(p, p < self.ports)", message: "failedPorts must be port indexes below ports", fieldPath: ".failedPorts" }),
+  cel({
+    rule: "!has(self.failedPorts) || self.failedPorts.all(p, p < self.ports)",
+    message: "failedPorts must be port indexes below ports",
+    fieldPath: ".failedPorts",
+  }),
 );
 
 export const FabricLeafSchema = Type.Object({
@@ -47,8 +60,17 @@ export const FabricLeafSchema = Type.Object({
 
 export const FabricTopologySpecSchema = Type.Object(
   {
-    island: Type.String({ minLength: 1, maxLength: 63, description: "The gpufleet.io/island label of the nodes on this fabric." }),
-    spines: Type.Array(SwitchName, { minItems: 1, maxItems: FABRIC_LIMITS.spines, "x-kubernetes-list-type": "set", description: "Spine switch names." }),
+    island: Type.String({
+      minLength: 1,
+      maxLength: 63,
+      description: "The gpufleet.io/island label of the nodes on this fabric.",
+    }),
+    spines: Type.Array(SwitchName, {
+      minItems: 1,
+      maxItems: FABRIC_LIMITS.spines,
+      "x-kubernetes-list-type": "set",
+      description: "Spine switch names.",
+    }),
     leaves: Type.Array(FabricLeafSchema, {
       description: "Leaf (top-of-rack) switches and their uplinks.",
       minItems: 1,
@@ -57,16 +79,31 @@ export const FabricTopologySpecSchema = Type.Object(
       "x-kubernetes-list-map-keys": ["name"],
     }),
   },
-  cel({ rule: "self.leaves.all(l, l.uplinks.all(u, u.spine in self.spines))", message: "every uplink's spine must be listed in spec.spines", fieldPath: ".leaves" }),
+  cel({
+    rule: "self.leaves.all(l, l.uplinks.all(u, u.spine in self.spines))",
+    message: "every uplink's spine must be listed in spec.spines",
+    fieldPath: ".leaves",
+  }),
 );
 export type FabricTopologySpec = Static<typeof FabricTopologySpecSchema>;
 
 export const FabricTopologyStatusSchema = Type.Object({
-  observedGeneration: Type.Optional(Type.Integer({ description: "The metadata.generation this status was computed for." })),
+  observedGeneration: Type.Optional(
+    Type.Integer({ description: "The metadata.generation this status was computed for." }),
+  ),
   nodes: Type.Optional(Type.Integer({ minimum: 0, description: "Nodes labelled with this fabric's island." })),
-  leavesInUse: Type.Optional(Type.Integer({ minimum: 0, description: "Leaves that have at least one of those nodes." })),
-  failedPorts: Type.Optional(Type.Integer({ minimum: 0, description: "Cables down (failedPorts summed over every leaf)." })),
-  nodesOnUnknownLeaves: Type.Optional(Type.Array(Type.String(), { maxItems: 64, description: "Nodes of the island whose gpufleet.io/leaf is not a leaf of this fabric (at most 64 listed)." })),
+  leavesInUse: Type.Optional(
+    Type.Integer({ minimum: 0, description: "Leaves that have at least one of those nodes." }),
+  ),
+  failedPorts: Type.Optional(
+    Type.Integer({ minimum: 0, description: "Cables down (failedPorts summed over every leaf)." }),
+  ),
+  nodesOnUnknownLeaves: Type.Optional(
+    Type.Array(Type.String(), {
+      maxItems: 64,
+      description: "Nodes of the island whose gpufleet.io/leaf is not a leaf of this fabric (at most 64 listed).",
+    }),
+  ),
   conditions: Type.Optional(ConditionsSchema),
 });
 export type FabricTopologyStatus = Static<typeof FabricTopologyStatusSchema>;

@@ -13,7 +13,10 @@ export interface CelRule {
 }
 
 /** String enum as `{type: string, enum}`: Kubernetes rejects TypeBox's `anyOf` of `const`s. */
-export function StringEnum<const T extends readonly string[]>(values: T, options: SchemaOptions = {}): TUnsafe<T[number]> {
+export function StringEnum<const T extends readonly string[]>(
+  values: T,
+  options: SchemaOptions = {},
+): TUnsafe<T[number]> {
   return Type.Unsafe<T[number]>({ ...options, type: "string", enum: [...values] });
 }
 

@@ -15,7 +15,11 @@ import { GpuModels } from "./topology.js";
 export const ServingMode = { disaggregated: "disaggregated", colocated: "colocated", auto: "auto" } as const;
 export type ServingMode = (typeof ServingMode)[keyof typeof ServingMode];
 
-export const WorkloadPreset = { chatbot: "chatbot", codeCompletion: "code-completion", summarization: "summarization" } as const;
+export const WorkloadPreset = {
+  chatbot: "chatbot",
+  codeCompletion: "code-completion",
+  summarization: "summarization",
+} as const;
 export type WorkloadPreset = (typeof WorkloadPreset)[keyof typeof WorkloadPreset];
 
 export const ModelDtype = ["bf16", "fp16", "fp8"] as const;
@@ -38,8 +42,15 @@ export const ModelSchema = Type.Object(
   cel(
     // Guarded against heads/kvHeads below 1: the API server runs these rules even after the minimum failed, and a
     // division by zero would be reported as a rule evaluation error instead of the field's own bound.
-    { rule: "self.heads < 1 || self.hiddenSize % self.heads == 0", message: "model.hiddenSize must be divisible by model.heads" },
-    { rule: "!has(self.kvHeads) || self.kvHeads < 1 || (self.kvHeads <= self.heads && self.heads % self.kvHeads == 0)", message: "model.kvHeads must divide model.heads", fieldPath: ".kvHeads" },
+    {
+      rule: "self.heads < 1 || self.hiddenSize % self.heads == 0",
+      message: "model.hiddenSize must be divisible by model.heads",
+    },
+    {
+      rule: "!has(self.kvHeads) || self.kvHeads < 1 || (self.kvHeads <= self.heads && self.heads % self.kvHeads == 0)",
+      message: "model.kvHeads must divide model.heads",
+      fieldPath: ".kvHeads",
+    },
     { rule: "has(self.paramsBillions) || has(self.weightBytes)", message: "model needs paramsBillions or weightBytes" },
   ),
 );
@@ -47,7 +58,12 @@ export const ModelSchema = Type.Object(
 export const SloSchema = Type.Object({
   ttftMs: Type.Number({ exclusiveMinimum: 0, description: "Time-to-first-token target in milliseconds." }),
   tpotMs: Type.Number({ exclusiveMinimum: 0, description: "Time-per-output-token target in milliseconds." }),
-  attainmentPercent: Type.Number({ exclusiveMinimum: 0, maximum: 100, default: 90, description: "Share of requests that must meet both targets." }),
+  attainmentPercent: Type.Number({
+    exclusiveMinimum: 0,
+    maximum: 100,
+    default: 90,
+    description: "Share of requests that must meet both targets.",
+  }),
 });
 
 const TokenDistributionSchema = Type.Object(
@@ -62,26 +78,47 @@ const tokenDistribution = (description: string) => CloneType(TokenDistributionSc
 export const WorkloadSchema = Type.Object(
   {
     arrivalRatePerSec: Type.Number({ exclusiveMinimum: 0, description: "Expected request arrival rate." }),
-    preset: Type.Optional(StringEnum(Object.values(WorkloadPreset), { description: "A named workload shape (DistServe's)." })),
+    preset: Type.Optional(
+      StringEnum(Object.values(WorkloadPreset), { description: "A named workload shape (DistServe's)." }),
+    ),
     promptTokens: Type.Optional(tokenDistribution("Prompt lengths of the expected requests; goes with outputTokens.")),
     outputTokens: Type.Optional(tokenDistribution("Output lengths of the expected requests; goes with promptTokens.")),
     traceRef: Type.Optional(
-      Type.Object({
-        configMapName: Type.String({ minLength: 1, maxLength: 253, description: "ConfigMap in the deployment's namespace holding the trace." }),
-        key: Type.String({ minLength: 1, maxLength: 253, description: "CSV with ContextTokens,GeneratedTokens columns." }),
-      }, { description: "A request-length trace (Azure LLM trace CSV format) the planner samples lengths from." }),
+      Type.Object(
+        {
+          configMapName: Type.String({
+            minLength: 1,
+            maxLength: 253,
+            description: "ConfigMap in the deployment's namespace holding the trace.",
+          }),
+          key: Type.String({
+            minLength: 1,
+            maxLength: 253,
+            description: "CSV with ContextTokens,GeneratedTokens columns.",
+          }),
+        },
+        { description: "A request-length trace (Azure LLM trace CSV format) the planner samples lengths from." },
+      ),
     ),
   },
   cel(
-    { rule: "[has(self.preset), has(self.promptTokens), has(self.traceRef)].exists_one(x, x)", message: "workload needs exactly one of preset, promptTokens/outputTokens or traceRef" },
-    { rule: "has(self.promptTokens) == has(self.outputTokens)", message: "workload.promptTokens and workload.outputTokens go together" },
+    {
+      rule: "[has(self.preset), has(self.promptTokens), has(self.traceRef)].exists_one(x, x)",
+      message: "workload needs exactly one of preset, promptTokens/outputTokens or traceRef",
+    },
+    {
+      rule: "has(self.promptTokens) == has(self.outputTokens)",
+      message: "workload.promptTokens and workload.outputTokens go together",
+    },
   ),
 );
 
 export const GpuSelectionSchema = Type.Object(
   {
-  model: Type.Optional(StringEnum(GpuModels, { description: "GPU model to run on; any model that fits when unset." })),
-  minMemoryGiB: Type.Optional(Type.Integer({ minimum: 1, description: "Smallest GPU memory acceptable." })),
+    model: Type.Optional(
+      StringEnum(GpuModels, { description: "GPU model to run on; any model that fits when unset." }),
+    ),
+    minMemoryGiB: Type.Optional(Type.Integer({ minimum: 1, description: "Smallest GPU memory acceptable." })),
   },
   { default: {}, description: "Which GPUs the deployment may use." },
 );
@@ -102,12 +139,22 @@ export const EngineSchema = Type.Object({
   kind: Type.Optional(
     StringEnum(Object.values(EngineKind), {
       default: "reference",
-      description: "reference (gpufleet instance API, args as given) | vllm | sglang (the operator renders the engine's own P/D disaggregation and TP/PP flags; no live migration).",
+      description:
+        "reference (gpufleet instance API, args as given) | vllm | sglang (the operator renders the engine's own P/D disaggregation and TP/PP flags; no live migration).",
     }),
   ),
   image: Type.String({ minLength: 1, maxLength: 1024, description: "Serving engine image (vLLM, SGLang, …)." }),
-  args: Type.Array(Type.String({ maxLength: 4096 }), { maxItems: 64, default: [], description: "Arguments passed to the engine container." }),
-  port: Type.Integer({ minimum: 1, maximum: 65535, default: 8000, description: "Port the engine serves HTTP on inside its pod." }),
+  args: Type.Array(Type.String({ maxLength: 4096 }), {
+    maxItems: 64,
+    default: [],
+    description: "Arguments passed to the engine container.",
+  }),
+  port: Type.Integer({
+    minimum: 1,
+    maximum: 65535,
+    default: 8000,
+    description: "Port the engine serves HTTP on inside its pod.",
+  }),
   env: CloneType(EnvSchema, { description: "Extra environment variables for the engine container." }),
 });
 
@@ -116,20 +163,39 @@ export const ScalingSchema = Type.Object(
     minInstances: Type.Integer({ minimum: 1, default: 1, description: "Fewest serving instances per pool." }),
     maxInstances: Type.Optional(Type.Integer({ minimum: 1, description: "Most instances per pool." })),
     maxGpus: Type.Optional(Type.Integer({ minimum: 1, description: "Most GPUs the deployment may hold." })),
-    autoscale: Type.Optional(Type.Boolean({
-      default: false,
-      description: "Scale each pool on measured load (Llumnix freeness, SLO attainment) within these bounds and the free GPUs; scale-in drains an instance by migration before its pod goes. Off: the planner's replica counts.",
-    })),
+    autoscale: Type.Optional(
+      Type.Boolean({
+        default: false,
+        description:
+          "Scale each pool on measured load (Llumnix freeness, SLO attainment) within these bounds and the free GPUs; scale-in drains an instance by migration before its pod goes. Off: the planner's replica counts.",
+      }),
+    ),
   },
-  { ...cel({ rule: "!has(self.maxInstances) || self.minInstances <= self.maxInstances", message: "scaling.minInstances must not exceed scaling.maxInstances" }), default: {}, description: "Bounds on the instance counts the planner (and, with autoscale, the autoscaler) may choose." },
+  {
+    ...cel({
+      rule: "!has(self.maxInstances) || self.minInstances <= self.maxInstances",
+      message: "scaling.minInstances must not exceed scaling.maxInstances",
+    }),
+    default: {},
+    description: "Bounds on the instance counts the planner (and, with autoscale, the autoscaler) may choose.",
+  },
 );
 
 export const ServingDeploymentSpecSchema = Type.Object({
-  model: CloneType(ModelSchema, { description: "The model to serve, by shape: the planner's latency and memory model works from these numbers." }),
-  slo: CloneType(SloSchema, { description: "Latency targets each request is held to, and the share of requests that must meet them." }),
-  workload: CloneType(WorkloadSchema, { description: "The traffic to plan for: arrival rate, and request lengths as a preset, distributions or a trace." }),
+  model: CloneType(ModelSchema, {
+    description: "The model to serve, by shape: the planner's latency and memory model works from these numbers.",
+  }),
+  slo: CloneType(SloSchema, {
+    description: "Latency targets each request is held to, and the share of requests that must meet them.",
+  }),
+  workload: CloneType(WorkloadSchema, {
+    description: "The traffic to plan for: arrival rate, and request lengths as a preset, distributions or a trace.",
+  }),
   gpu: GpuSelectionSchema,
-  mode: StringEnum(Object.values(ServingMode), { default: "auto", description: "Separate prefill/decode pools, one pool, or whichever plans more goodput." }),
+  mode: StringEnum(Object.values(ServingMode), {
+    default: "auto",
+    description: "Separate prefill/decode pools, one pool, or whichever plans more goodput.",
+  }),
   engine: CloneType(EngineSchema, { description: "The serving engine container every instance runs." }),
   scaling: ScalingSchema,
 });
@@ -143,7 +209,13 @@ const PhasePlanSchema = Type.Object({
 });
 const phasePlan = (description: string) => CloneType(PhasePlanSchema, { description });
 
-export const ServingPhase = { Pending: "Pending", Progressing: "Progressing", Available: "Available", Degraded: "Degraded", Failed: "Failed" } as const;
+export const ServingPhase = {
+  Pending: "Pending",
+  Progressing: "Progressing",
+  Available: "Available",
+  Degraded: "Degraded",
+  Failed: "Failed",
+} as const;
 export type ServingPhase = (typeof ServingPhase)[keyof typeof ServingPhase];
 
 /** Roles a serving instance can have (the plan's pools). */
@@ -160,7 +232,9 @@ export type DrainState = (typeof DrainState)[keyof typeof DrainState];
 const InstancesPerRoleSchema = Type.Object({
   prefill: Type.Optional(Type.Integer({ minimum: 0, description: "Prefill instances." })),
   decode: Type.Optional(Type.Integer({ minimum: 0, description: "Decode instances." })),
-  colocated: Type.Optional(Type.Integer({ minimum: 0, description: "Colocated (prefill and decode in one) instances." })),
+  colocated: Type.Optional(
+    Type.Integer({ minimum: 0, description: "Colocated (prefill and decode in one) instances." }),
+  ),
 });
 
 /**
@@ -169,58 +243,123 @@ const InstancesPerRoleSchema = Type.Object({
  * scale-in. Reset to the planner's replicas when the plan or the spec changes.
  */
 export const ServingScalingStatusSchema = Type.Object({
-  planHash: Type.String({ description: "Hash of the plan (with the engine) these counts apply to: the running pods' gpufleet.io/plan-hash." }),
-  generation: Type.Integer({ description: "metadata.generation these counts were set for; a spec change resets them to the planner's." }),
-  desired: CloneType(InstancesPerRoleSchema, { description: "Instances wanted per role; the planner's replicas until the autoscaler decides otherwise." }),
+  planHash: Type.String({
+    description: "Hash of the plan (with the engine) these counts apply to: the running pods' gpufleet.io/plan-hash.",
+  }),
+  generation: Type.Integer({
+    description: "metadata.generation these counts were set for; a spec change resets them to the planner's.",
+  }),
+  desired: CloneType(InstancesPerRoleSchema, {
+    description: "Instances wanted per role; the planner's replicas until the autoscaler decides otherwise.",
+  }),
   lastDecision: Type.Optional(
-    Type.Object({
-      kind: StringEnum(Object.values(ScalingDecisionKind), { description: "Scale up, scale down, or hold." }),
-      role: Type.String({ description: "The pool (prefill, decode or colocated) the decision was about." }),
-      reason: Type.String({ description: "Why, in words: the load or attainment that triggered it, or what held it back." }),
-      time: Type.String({ format: "date-time", description: "When the decision was made." }),
-    }, { description: "The autoscaler's most recent decision." }),
+    Type.Object(
+      {
+        kind: StringEnum(Object.values(ScalingDecisionKind), { description: "Scale up, scale down, or hold." }),
+        role: Type.String({ description: "The pool (prefill, decode or colocated) the decision was about." }),
+        reason: Type.String({
+          description: "Why, in words: the load or attainment that triggered it, or what held it back.",
+        }),
+        time: Type.String({ format: "date-time", description: "When the decision was made." }),
+      },
+      { description: "The autoscaler's most recent decision." },
+    ),
   ),
   draining: Type.Optional(
     Type.Array(
       Type.Object({
         pod: Type.String({ description: "Leader pod of the instance." }),
         role: StringEnum(ServingRoles, { description: "Pool the instance belongs to." }),
-        index: Type.Integer({ minimum: 0, description: "Instance index within its pool (the number in its pod name)." }),
-        state: StringEnum(Object.values(DrainState), { description: "Draining: requests moving out; Drained: empty (or past its deadline), its pods going." }),
+        index: Type.Integer({
+          minimum: 0,
+          description: "Instance index within its pool (the number in its pod name).",
+        }),
+        state: StringEnum(Object.values(DrainState), {
+          description: "Draining: requests moving out; Drained: empty (or past its deadline), its pods going.",
+        }),
         startedTime: Type.String({ format: "date-time", description: "When the drain began." }),
-        deadlineTime: Type.String({ format: "date-time", description: "Past it the pod goes even with requests left (an Event counts them)." }),
-        requestsLeft: Type.Optional(Type.Integer({ minimum: 0, description: "Requests the instance still held at its last report (running + queued)." })),
+        deadlineTime: Type.String({
+          format: "date-time",
+          description: "Past it the pod goes even with requests left (an Event counts them).",
+        }),
+        requestsLeft: Type.Optional(
+          Type.Integer({
+            minimum: 0,
+            description: "Requests the instance still held at its last report (running + queued).",
+          }),
+        ),
       }),
-      { maxItems: 64, description: "Instances leaving by scale-in: drained by migration, their pods deleted once empty (or past the deadline)." },
+      {
+        maxItems: 64,
+        description:
+          "Instances leaving by scale-in: drained by migration, their pods deleted once empty (or past the deadline).",
+      },
     ),
   ),
 });
 export type ServingScalingStatus = Static<typeof ServingScalingStatusSchema>;
 
 export const ServingDeploymentStatusSchema = Type.Object({
-  observedGeneration: Type.Optional(Type.Integer({ description: "The metadata.generation this status was computed for." })),
-  phase: Type.Optional(StringEnum(Object.values(ServingPhase), { description: "Summary of the conditions: Pending, Progressing, Available, Degraded or Failed." })),
-  ready: Type.Optional(Type.String({ description: "\"ready/desired\" instances, for the printer column." })),
-  planSummary: Type.Optional(Type.String({ description: "One-line plan, for the printer column: e.g. \"disagg P2×TP2 D4×TP1 (12 GPU)\"." })),
+  observedGeneration: Type.Optional(
+    Type.Integer({ description: "The metadata.generation this status was computed for." }),
+  ),
+  phase: Type.Optional(
+    StringEnum(Object.values(ServingPhase), {
+      description: "Summary of the conditions: Pending, Progressing, Available, Degraded or Failed.",
+    }),
+  ),
+  ready: Type.Optional(Type.String({ description: '"ready/desired" instances, for the printer column.' })),
+  planSummary: Type.Optional(
+    Type.String({ description: 'One-line plan, for the printer column: e.g. "disagg P2×TP2 D4×TP1 (12 GPU)".' }),
+  ),
   plan: Type.Optional(
-    Type.Object({
-      mode: StringEnum(["disaggregated", "colocated"] as const, { description: "Separate prefill and decode pools, or one colocated pool." }),
-      gpuModel: Type.String({ description: "GPU model the plan was made for." }),
-      gpuProfile: Type.Optional(Type.String({ description: "GpuProfile whose measured coefficients the plan was made with; unset: the shipped defaults of the GPU model." })),
-      affinity: Type.Optional(StringEnum(["high", "low"] as const, { description: "Disaggregated plans: high = KV cache crosses the NICs between nodes (DistServe §4.1); low = each prefill stage shares a node with its decode stage and KV moves over NVLink (§4.2)." })),
-      prefill: Type.Optional(phasePlan("The prefill pool (disaggregated plans).")),
-      decode: Type.Optional(phasePlan("The decode pool (disaggregated plans).")),
-      colocated: Type.Optional(phasePlan("The one pool doing prefill and decode (colocated plans).")),
-      totalGpus: Type.Integer({ description: "GPUs the plan uses in all." }),
-      goodputPerGpu: Type.Number({ description: "Predicted requests/s per GPU meeting both SLOs." }),
-      predictedAttainmentPercent: Type.Optional(Type.Number({ description: "Share of requests the planner's simulation predicts meet both SLOs at the workload's rate." })),
-      colocatedGoodputPerGpu: Type.Optional(Type.Number({ description: "Best colocated plan's goodput per GPU, for comparison." })),
-      explanation: Type.Optional(Type.String({ description: "Why this plan: the alternatives weighed and what bounded the choice." })),
-    }, { description: "The plan the operator runs: pools, their shapes, and the predicted goodput." }),
+    Type.Object(
+      {
+        mode: StringEnum(["disaggregated", "colocated"] as const, {
+          description: "Separate prefill and decode pools, or one colocated pool.",
+        }),
+        gpuModel: Type.String({ description: "GPU model the plan was made for." }),
+        gpuProfile: Type.Optional(
+          Type.String({
+            description:
+              "GpuProfile whose measured coefficients the plan was made with; unset: the shipped defaults of the GPU model.",
+          }),
+        ),
+        affinity: Type.Optional(
+          StringEnum(["high", "low"] as const, {
+            description:
+              "Disaggregated plans: high = KV cache crosses the NICs between nodes (DistServe §4.1); low = each prefill stage shares a node with its decode stage and KV moves over NVLink (§4.2).",
+          }),
+        ),
+        prefill: Type.Optional(phasePlan("The prefill pool (disaggregated plans).")),
+        decode: Type.Optional(phasePlan("The decode pool (disaggregated plans).")),
+        colocated: Type.Optional(phasePlan("The one pool doing prefill and decode (colocated plans).")),
+        totalGpus: Type.Integer({ description: "GPUs the plan uses in all." }),
+        goodputPerGpu: Type.Number({ description: "Predicted requests/s per GPU meeting both SLOs." }),
+        predictedAttainmentPercent: Type.Optional(
+          Type.Number({
+            description: "Share of requests the planner's simulation predicts meet both SLOs at the workload's rate.",
+          }),
+        ),
+        colocatedGoodputPerGpu: Type.Optional(
+          Type.Number({ description: "Best colocated plan's goodput per GPU, for comparison." }),
+        ),
+        explanation: Type.Optional(
+          Type.String({ description: "Why this plan: the alternatives weighed and what bounded the choice." }),
+        ),
+      },
+      { description: "The plan the operator runs: pools, their shapes, and the predicted goodput." },
+    ),
   ),
   readyInstances: Type.Optional(Type.Integer({ description: "Serving instances whose pods are all ready." })),
-  desiredInstances: Type.Optional(Type.Integer({ description: "Serving instances the plan (or the autoscaler) wants." })),
-  scaling: Type.Optional(CloneType(ServingScalingStatusSchema, { description: "The autoscaler's state, kept in status so a new leader continues from it." })),
+  desiredInstances: Type.Optional(
+    Type.Integer({ description: "Serving instances the plan (or the autoscaler) wants." }),
+  ),
+  scaling: Type.Optional(
+    CloneType(ServingScalingStatusSchema, {
+      description: "The autoscaler's state, kept in status so a new leader continues from it.",
+    }),
+  ),
   conditions: Type.Optional(ConditionsSchema),
 });
 export type ServingDeploymentStatus = Static<typeof ServingDeploymentStatusSchema>;

@@ -47,7 +47,11 @@ export interface NodeTopology {
 
 export class TopologyLabelError extends Error {
   override name = "TopologyLabelError";
-  constructor(readonly nodeName: string, readonly label: string, message: string) {
+  constructor(
+    readonly nodeName: string,
+    readonly label: string,
+    message: string,
+  ) {
     super(`node ${nodeName}: label ${label} ${message}`);
   }
 }
@@ -61,12 +65,17 @@ export function parseNodeTopology(nodeName: string, labels: Readonly<Record<stri
   };
   const positiveInt = (label: string): number => {
     const value = Number(text(label));
-    if (!Number.isInteger(value) || value <= 0) throw new TopologyLabelError(nodeName, label, `must be a positive integer, got "${labels[label]}"`);
+    if (!Number.isInteger(value) || value <= 0)
+      throw new TopologyLabelError(nodeName, label, `must be a positive integer, got "${labels[label]}"`);
     return value;
   };
   const nicType = text(TopologyLabel.nicType);
   if (!Object.values(NicType).includes(nicType as NicType)) {
-    throw new TopologyLabelError(nodeName, TopologyLabel.nicType, `must be one of ${Object.values(NicType).join(", ")}, got "${nicType}"`);
+    throw new TopologyLabelError(
+      nodeName,
+      TopologyLabel.nicType,
+      `must be one of ${Object.values(NicType).join(", ")}, got "${nicType}"`,
+    );
   }
   return {
     nodeName,

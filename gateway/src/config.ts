@@ -11,12 +11,25 @@ const Ms = (def: number, minimum = 1) => Type.Integer({ minimum, default: def })
 export const GatewayConfigSchema = Type.Object({
   port: Type.Integer({ minimum: 0, maximum: 65535, default: 8000 }),
   host: Type.String({ minLength: 1, default: "0.0.0.0" }),
-  logLevel: Type.Union([Type.Literal("trace"), Type.Literal("debug"), Type.Literal("info"), Type.Literal("warn"), Type.Literal("error"), Type.Literal("silent")], { default: "info" }),
+  logLevel: Type.Union(
+    [
+      Type.Literal("trace"),
+      Type.Literal("debug"),
+      Type.Literal("info"),
+      Type.Literal("warn"),
+      Type.Literal("error"),
+      Type.Literal("silent"),
+    ],
+    { default: "info" },
+  ),
   /** This replica's name in logs (POD_NAME from the downward API). */
   identity: Type.String({ minLength: 1 }),
   /** nats:// URL carrying the agents' load reports (the instance source). */
   natsUrl: Type.String({ minLength: 1 }),
-  dispatchPolicy: Type.Union([Type.Literal("freeness"), Type.Literal("round-robin"), Type.Literal("waiting-prompt-tokens")], { default: "freeness" }),
+  dispatchPolicy: Type.Union(
+    [Type.Literal("freeness"), Type.Literal("round-robin"), Type.Literal("waiting-prompt-tokens")],
+    { default: "freeness" },
+  ),
   highPriorityHeadroomFraction: Type.Number({ minimum: 0, maximum: 1, default: 0.1 }),
   /** An instance whose last load report is older than this takes no new requests. */
   instanceStaleMs: Ms(5_000, 100),
@@ -78,7 +91,11 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
     what: "gateway",
     makeError: (message) => new GatewayConfigError(message),
   });
-  if (config.defaultMaxTokens > config.maxTokensLimit) throw new GatewayConfigError(`${GATEWAY_ENV.defaultMaxTokens} must not exceed ${GATEWAY_ENV.maxTokensLimit}`);
-  if (config.upstreamIdleTimeoutMs > config.upstreamTotalTimeoutMs) throw new GatewayConfigError(`${GATEWAY_ENV.upstreamIdleTimeoutMs} must not exceed ${GATEWAY_ENV.upstreamTotalTimeoutMs}`);
+  if (config.defaultMaxTokens > config.maxTokensLimit)
+    throw new GatewayConfigError(`${GATEWAY_ENV.defaultMaxTokens} must not exceed ${GATEWAY_ENV.maxTokensLimit}`);
+  if (config.upstreamIdleTimeoutMs > config.upstreamTotalTimeoutMs)
+    throw new GatewayConfigError(
+      `${GATEWAY_ENV.upstreamIdleTimeoutMs} must not exceed ${GATEWAY_ENV.upstreamTotalTimeoutMs}`,
+    );
   return config;
 }

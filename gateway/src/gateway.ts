@@ -16,12 +16,23 @@ export interface GatewayHandle {
   stop(): Promise<void>;
 }
 
-export async function startGateway(opts: { config: GatewayConfig; admission?: AdmissionConfig; logger: Logger; source: (metrics: GatewayMetrics) => InstanceSource | Promise<InstanceSource>; now?: () => number }): Promise<GatewayHandle> {
+export async function startGateway(opts: {
+  config: GatewayConfig;
+  admission?: AdmissionConfig;
+  logger: Logger;
+  source: (metrics: GatewayMetrics) => InstanceSource | Promise<InstanceSource>;
+  now?: () => number;
+}): Promise<GatewayHandle> {
   const { config, logger } = opts;
   const now = opts.now ?? Date.now;
   const view = new InstanceView(config);
   const metrics = new GatewayMetrics({
-    instances: () => view.routes(now()).flatMap((r) => Object.entries(r.instances).filter(([, n]) => n > 0).map(([role, count]) => ({ model: r.model, role, count }))),
+    instances: () =>
+      view.routes(now()).flatMap((r) =>
+        Object.entries(r.instances)
+          .filter(([, n]) => n > 0)
+          .map(([role, count]) => ({ model: r.model, role, count })),
+      ),
   });
   const source = await opts.source(metrics);
   const unsubscribe = source.subscribe((report, ageMs) => view.apply(report, now() - ageMs));
@@ -35,12 +46,27 @@ export async function startGateway(opts: { config: GatewayConfig; admission?: Ad
       maxAttempts: config.maxAttempts,
       maxQueuedPerInstance: config.maxQueuedPerInstance,
       retryAfterS: config.retryAfterS,
-      timeouts: { headersMs: config.upstreamHeadersTimeoutMs, idleMs: config.upstreamIdleTimeoutMs, totalMs: config.upstreamTotalTimeoutMs },
+      timeouts: {
+        headersMs: config.upstreamHeadersTimeoutMs,
+        idleMs: config.upstreamIdleTimeoutMs,
+        totalMs: config.upstreamTotalTimeoutMs,
+      },
     },
   });
   const admission = new Admission(opts.admission ?? DEFAULT_ADMISSION_CONFIG, metrics, logger);
   const server = await startGatewayServer(
-    { view, executor, metrics, logger, now, limits: { maxBodyBytes: config.maxBodyBytes, maxTokensLimit: config.maxTokensLimit, defaultMaxTokens: config.defaultMaxTokens } },
+    {
+      view,
+      executor,
+      metrics,
+      logger,
+      now,
+      limits: {
+        maxBodyBytes: config.maxBodyBytes,
+        maxTokensLimit: config.maxTokensLimit,
+        defaultMaxTokens: config.defaultMaxTokens,
+      },
+    },
     { port: config.port, host: config.host },
     admission,
   );

@@ -9,8 +9,18 @@ import { createLogger } from "./logger.js";
 const config = loadGatewayConfig();
 const admission = loadAdmissionConfig();
 const logger = createLogger({ level: config.logLevel, name: "gpufleet-gateway" });
-const nats = await connect({ servers: config.natsUrl, name: `gpufleet-gateway/${config.identity}`, maxReconnectAttempts: -1 });
-const gateway = await startGateway({ config, admission, logger, source: (metrics) => JetStreamLoadInstanceSource.start(nats, { logger, metrics }, { lookbackMs: config.instanceStaleMs }) });
+const nats = await connect({
+  servers: config.natsUrl,
+  name: `gpufleet-gateway/${config.identity}`,
+  maxReconnectAttempts: -1,
+});
+const gateway = await startGateway({
+  config,
+  admission,
+  logger,
+  source: (metrics) =>
+    JetStreamLoadInstanceSource.start(nats, { logger, metrics }, { lookbackMs: config.instanceStaleMs }),
+});
 
 let stopping = false;
 for (const signal of ["SIGTERM", "SIGINT"] as const) {

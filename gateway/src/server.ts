@@ -17,7 +17,11 @@ export interface GatewayServer {
   stop(graceMs: number): Promise<void>;
 }
 
-export async function startGatewayServer(deps: RouteDeps, listen: { port: number; host: string }, admission?: Admission): Promise<GatewayServer> {
+export async function startGatewayServer(
+  deps: RouteDeps,
+  listen: { port: number; host: string },
+  admission?: Admission,
+): Promise<GatewayServer> {
   const shutdown = new AbortController();
   // Every in-flight request listens for the shutdown (and removes its listener when it ends).
   setMaxListeners(0, shutdown.signal);
@@ -27,7 +31,8 @@ export async function startGatewayServer(deps: RouteDeps, listen: { port: number
   const route = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? "/", "http://gateway");
     const path = url.pathname;
-    if (req.method === "GET" && path === "/healthz") return void res.writeHead(200, { "content-type": "text/plain" }).end("ok");
+    if (req.method === "GET" && path === "/healthz")
+      return void res.writeHead(200, { "content-type": "text/plain" }).end("ok");
     if (req.method === "GET" && path === "/readyz") {
       if (stopping) return void res.writeHead(503, { "content-type": "text/plain" }).end("shutting down");
       return void res.writeHead(200, { "content-type": "text/plain" }).end("ok");
@@ -42,15 +47,22 @@ export async function startGatewayServer(deps: RouteDeps, listen: { port: number
     if (denied) return sendError(res, denied);
     if (path === "/v1/models" && req.method === "GET") {
       deps.metrics.requestsTotal.inc({ model: "", endpoint: "models", code: "200" });
-      return void res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(modelsResponse(deps.view, deps.now())));
+      return void res
+        .writeHead(200, { "content-type": "application/json" })
+        .end(JSON.stringify(modelsResponse(deps.view, deps.now())));
     }
-    const endpoint = path === "/v1/completions" ? Endpoint.completions : path === "/v1/chat/completions" ? Endpoint.chat : undefined;
+    const endpoint =
+      path === "/v1/completions" ? Endpoint.completions : path === "/v1/chat/completions" ? Endpoint.chat : undefined;
     if (!endpoint) return sendError(res, new GatewayError(404, ErrorCode.notFound, `no route ${req.method} ${path}`));
     if (req.method !== "POST") {
       res.setHeader("allow", "POST");
       return sendError(res, new GatewayError(405, ErrorCode.methodNotAllowed, `${path} takes POST`));
     }
-    if (stopping) return sendError(res, new GatewayError(503, ErrorCode.shuttingDown, "the gateway is shutting down", { retryAfterS: 1 }));
+    if (stopping)
+      return sendError(
+        res,
+        new GatewayError(503, ErrorCode.shuttingDown, "the gateway is shutting down", { retryAfterS: 1 }),
+      );
     const slot = admission ? await admission.enter(res) : () => {};
     if (slot instanceof GatewayError) return sendError(res, slot);
     try {

@@ -359,13 +359,15 @@ export class OperatorMetrics {
   });
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
-    if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: "gpufleet_operator_" });
+    if (options.defaultMetrics ?? true)
+      collectDefaultMetrics({ register: this.registry, prefix: "gpufleet_operator_" });
     // Known label values start at 0, so rate() and increase() have a series before the first fault.
     for (const faultClass of FaultClasses) this.trainingFaultsTotal.inc({ class: faultClass }, 0);
     for (const target of ["node", "nic"]) this.trainingIsolationsTotal.inc({ target }, 0);
     for (const cause of ["pod_failed", "node_isolated", "fault"]) this.trainingGangRestartsTotal.inc({ cause }, 0);
     for (const result of ["ok", "error"]) this.trainingFaultChecksTotal.inc({ result }, 0);
-    for (const result of ["applied", "invalid", "unimplemented", "error"]) this.trafficPlansAppliedTotal.inc({ result }, 0);
+    for (const result of ["applied", "invalid", "unimplemented", "error"])
+      this.trafficPlansAppliedTotal.inc({ result }, 0);
   }
 
   /**
@@ -374,22 +376,42 @@ export class OperatorMetrics {
    */
   observeResources(sources: ResourceSources): void {
     const refresh = () => {
-      for (const gauge of [this.resources, this.servingGoodputPerGpu, this.servingInstances, this.servingGpus, this.servingDesiredInstances, this.servingDrainingInstances, this.trainingRestarts, this.trainingPredictedStepSeconds, this.trainingLastCheckpointStep]) gauge.reset();
+      for (const gauge of [
+        this.resources,
+        this.servingGoodputPerGpu,
+        this.servingInstances,
+        this.servingGpus,
+        this.servingDesiredInstances,
+        this.servingDrainingInstances,
+        this.trainingRestarts,
+        this.trainingPredictedStepSeconds,
+        this.trainingLastCheckpointStep,
+      ])
+        gauge.reset();
       const phases = new Map<string, number>();
-      const countPhase = (kind: string, phase: string | undefined) => phases.set(`${kind}|${phase ?? "Unknown"}`, (phases.get(`${kind}|${phase ?? "Unknown"}`) ?? 0) + 1);
+      const countPhase = (kind: string, phase: string | undefined) =>
+        phases.set(`${kind}|${phase ?? "Unknown"}`, (phases.get(`${kind}|${phase ?? "Unknown"}`) ?? 0) + 1);
       for (const sd of sources.servingDeployments()) {
         countPhase("ServingDeployment", sd.status?.phase);
         const id = { namespace: sd.metadata.namespace ?? "", name: sd.metadata.name ?? "" };
         const plan = sd.status?.plan;
         if (plan) {
           this.servingGoodputPerGpu.set({ ...id, plan: "chosen" }, plan.goodputPerGpu);
-          if (plan.colocatedGoodputPerGpu !== undefined) this.servingGoodputPerGpu.set({ ...id, plan: "colocated" }, plan.colocatedGoodputPerGpu);
+          if (plan.colocatedGoodputPerGpu !== undefined)
+            this.servingGoodputPerGpu.set({ ...id, plan: "colocated" }, plan.colocatedGoodputPerGpu);
           this.servingGpus.set(id, plan.totalGpus);
         }
-        if (sd.status?.readyInstances !== undefined) this.servingInstances.set({ ...id, state: "ready" }, sd.status.readyInstances);
-        if (sd.status?.desiredInstances !== undefined) this.servingInstances.set({ ...id, state: "desired" }, sd.status.desiredInstances);
-        for (const [role, count] of Object.entries(sd.status?.scaling?.desired ?? {})) this.servingDesiredInstances.set({ ...id, role }, count);
-        for (const state of ["Draining", "Drained"]) this.servingDrainingInstances.set({ ...id, state }, (sd.status?.scaling?.draining ?? []).filter((d) => d.state === state).length);
+        if (sd.status?.readyInstances !== undefined)
+          this.servingInstances.set({ ...id, state: "ready" }, sd.status.readyInstances);
+        if (sd.status?.desiredInstances !== undefined)
+          this.servingInstances.set({ ...id, state: "desired" }, sd.status.desiredInstances);
+        for (const [role, count] of Object.entries(sd.status?.scaling?.desired ?? {}))
+          this.servingDesiredInstances.set({ ...id, role }, count);
+        for (const state of ["Draining", "Drained"])
+          this.servingDrainingInstances.set(
+            { ...id, state },
+            (sd.status?.scaling?.draining ?? []).filter((d) => d.state === state).length,
+          );
       }
       for (const job of sources.trainingJobs()) {
         countPhase("TrainingJob", job.status?.phase);
@@ -398,9 +420,11 @@ export class OperatorMetrics {
         const placement = job.status?.placement;
         if (placement) {
           this.trainingPredictedStepSeconds.set({ ...id, placement: "holmes" }, placement.predictedStepMs / 1000);
-          if (placement.obliviousStepMs !== undefined) this.trainingPredictedStepSeconds.set({ ...id, placement: "oblivious" }, placement.obliviousStepMs / 1000);
+          if (placement.obliviousStepMs !== undefined)
+            this.trainingPredictedStepSeconds.set({ ...id, placement: "oblivious" }, placement.obliviousStepMs / 1000);
         }
-        if (job.status?.lastCheckpointStep !== undefined) this.trainingLastCheckpointStep.set(id, job.status.lastCheckpointStep);
+        if (job.status?.lastCheckpointStep !== undefined)
+          this.trainingLastCheckpointStep.set(id, job.status.lastCheckpointStep);
       }
       for (const [key, count] of phases) {
         const [kind = "", phase = ""] = key.split("|");

@@ -2,8 +2,15 @@
  * Wires the operator: informers (kept warm on every replica, so a new leader starts with full caches),
  * controllers (run only while this replica holds the Lease), health and metrics endpoints.
  */
-import type { KubeConfig} from "@kubernetes/client-node";
-import { CoreV1Api, CustomObjectsApi, type KubernetesListObject, type KubernetesObject, type V1Node, type V1Pod } from "@kubernetes/client-node";
+import type { KubeConfig } from "@kubernetes/client-node";
+import {
+  CoreV1Api,
+  CustomObjectsApi,
+  type KubernetesListObject,
+  type KubernetesObject,
+  type V1Node,
+  type V1Pod,
+} from "@kubernetes/client-node";
 import { API_GROUP, API_VERSION } from "../../crds/src/common.js";
 import { OPERATOR_FIELD_MANAGER, OwnedLabel } from "../../crds/src/reasons.js";
 import { ServingDeploymentNames, type ServingDeployment } from "../../crds/src/serving-deployment.js";
@@ -69,13 +76,23 @@ export interface OperatorOptions {
   trafficPlanner?: { periodMs?: number; ecmpSeeds?: number };
 }
 
-function customResourceInformer<T extends KubernetesObject>(kubeConfig: KubeConfig, plural: string, logger: Logger, metrics: OperatorMetrics): ResilientInformer<T> {
+function customResourceInformer<T extends KubernetesObject>(
+  kubeConfig: KubeConfig,
+  plural: string,
+  logger: Logger,
+  metrics: OperatorMetrics,
+): ResilientInformer<T> {
   const api = kubeConfig.makeApiClient(CustomObjectsApi);
   return new ResilientInformer<T>({
     kubeConfig,
     resource: plural,
     path: `/apis/${API_GROUP}/${API_VERSION}/${plural}`,
-    list: async () => (await api.listClusterCustomObject({ group: API_GROUP, version: API_VERSION, plural })) as KubernetesListObject<T>,
+    list: async () =>
+      (await api.listClusterCustomObject({
+        group: API_GROUP,
+        version: API_VERSION,
+        plural,
+      })) as KubernetesListObject<T>,
     logger,
     onRestart: () => metrics.informerRestartsTotal.inc({ resource: plural }),
   });
@@ -88,7 +105,11 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorH
   // must not write after another replica may have taken over).
   let elector: LeaderElector | undefined;
   const kubeConfig = config.leaderElection
-    ? new FencedKubeConfig(options.kubeConfig, () => (elector?.holdsLease() ? undefined : `${config.identity} does not hold the leader lease ${config.namespace}/${config.leaseName}`))
+    ? new FencedKubeConfig(options.kubeConfig, () =>
+        elector?.holdsLease()
+          ? undefined
+          : `${config.identity} does not hold the leader lease ${config.namespace}/${config.leaseName}`,
+      )
     : options.kubeConfig;
   const clock = options.clock ?? systemClock;
   const metrics = new OperatorMetrics();
@@ -96,14 +117,41 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorH
   const applier = new Applier(kubeConfig, OPERATOR_FIELD_MANAGER);
   const events = new EventRecorder(kubeConfig, "gpufleet-operator", logger, metrics, clock);
 
-  const servingDeployments = customResourceInformer<ServingDeployment>(kubeConfig, ServingDeploymentNames.plural, logger, metrics);
+  const servingDeployments = customResourceInformer<ServingDeployment>(
+    kubeConfig,
+    ServingDeploymentNames.plural,
+    logger,
+    metrics,
+  );
   const trainingJobs = customResourceInformer<TrainingJob>(kubeConfig, TrainingJobNames.plural, logger, metrics);
-  const nodes = new ResilientInformer<V1Node>({ kubeConfig, resource: "nodes", path: "/api/v1/nodes", list: () => core.listNode(), logger, onRestart: () => metrics.informerRestartsTotal.inc({ resource: "nodes" }) });
-  const pods = new ResilientInformer<V1Pod>({ kubeConfig, resource: "pods", path: "/api/v1/pods", list: () => core.listPodForAllNamespaces(), logger, onRestart: () => metrics.informerRestartsTotal.inc({ resource: "pods" }) });
-  const fabricTopologies = customResourceInformer<FabricTopology>(kubeConfig, FabricTopologyNames.plural, logger, metrics);
+  const nodes = new ResilientInformer<V1Node>({
+    kubeConfig,
+    resource: "nodes",
+    path: "/api/v1/nodes",
+    list: () => core.listNode(),
+    logger,
+    onRestart: () => metrics.informerRestartsTotal.inc({ resource: "nodes" }),
+  });
+  const pods = new ResilientInformer<V1Pod>({
+    kubeConfig,
+    resource: "pods",
+    path: "/api/v1/pods",
+    list: () => core.listPodForAllNamespaces(),
+    logger,
+    onRestart: () => metrics.informerRestartsTotal.inc({ resource: "pods" }),
+  });
+  const fabricTopologies = customResourceInformer<FabricTopology>(
+    kubeConfig,
+    FabricTopologyNames.plural,
+    logger,
+    metrics,
+  );
   const gpuProfiles = customResourceInformer<GpuProfile>(kubeConfig, GpuProfileNames.plural, logger, metrics);
   const informers = [servingDeployments, trainingJobs, nodes, pods, fabricTopologies, gpuProfiles];
-  metrics.observeResources({ servingDeployments: () => servingDeployments.list(), trainingJobs: () => trainingJobs.list() });
+  metrics.observeResources({
+    servingDeployments: () => servingDeployments.list(),
+    trainingJobs: () => trainingJobs.list(),
+  });
 
   const agentCommands = startAgentCommands({ config, core, nodes, clock, logger, metrics });
   const telemetry = new TelemetryService({
@@ -117,7 +165,10 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorH
     ...options.telemetry,
   });
   if (telemetry.enabled) telemetry.connect();
-  else logger.info("telemetry off: no natsUrl configured (GPUFLEET_NATS_URL); TrainingJob checkpoints and agent load are not read");
+  else
+    logger.info(
+      "telemetry off: no natsUrl configured (GPUFLEET_NATS_URL); TrainingJob checkpoints and agent load are not read",
+    );
 
   const deps = { nodes, pods, applier, events, clock };
   const scaling = new ScalingMemory();
@@ -125,7 +176,18 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorH
     reconciler: new ServingDeploymentReconciler({
       ...deps,
       servingDeployments,
-      executor: options.servingExecutor ?? createClusterServingExecutor({ kubeConfig, applier, pods, gpuProfiles, clock, logger: logger.child({ controller: "servingdeployment" }), workerSocketDir: config.workerSocketDir, scaling }),
+      executor:
+        options.servingExecutor ??
+        createClusterServingExecutor({
+          kubeConfig,
+          applier,
+          pods,
+          gpuProfiles,
+          clock,
+          logger: logger.child({ controller: "servingdeployment" }),
+          workerSocketDir: config.workerSocketDir,
+          scaling,
+        }),
     }),
     metrics,
     logger,
@@ -133,33 +195,73 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorH
   // Migration and autoscaling (leader only, beside the controllers): decisions go to `scaling`, which the
   // serving executor rolls out and writes to status.
   const scheduler = new ServingScheduler({
-    servingDeployments, pods, nodes, events, metrics, clock,
+    servingDeployments,
+    pods,
+    nodes,
+    events,
+    metrics,
+    clock,
     telemetry: telemetry.views,
     agents: agentCommands.pool,
     logger: logger.child({ component: "serving-scheduler" }),
     memory: scaling,
     enqueue: (key) => serving.enqueue(key),
     policies: { ...DEFAULT_SCHEDULER_POLICIES, ...options.scheduler?.policies },
-    config: { periodMs: config.schedulerPeriodMs, drainDeadlineMs: config.drainDeadlineMs, migrationTimeoutMs: config.migrationTimeoutMs, commandTimeoutMs: config.agentCallTimeoutMs, ...options.scheduler?.config },
+    config: {
+      periodMs: config.schedulerPeriodMs,
+      drainDeadlineMs: config.drainDeadlineMs,
+      migrationTimeoutMs: config.migrationTimeoutMs,
+      commandTimeoutMs: config.agentCallTimeoutMs,
+      ...options.scheduler?.config,
+    },
   });
   const training = new Controller({
     reconciler: new TrainingJobReconciler({
       ...deps,
       trainingJobs,
-      gangStep: options.trainingGangStep ?? createTrainingGangStep({ applier, pods, clock, logger: logger.child({ controller: "trainingjob" }), workerSocketDir: config.workerSocketDir, onRestart: (cause) => metrics.trainingGangRestartsTotal.inc({ cause }) }),
+      gangStep:
+        options.trainingGangStep ??
+        createTrainingGangStep({
+          applier,
+          pods,
+          clock,
+          logger: logger.child({ controller: "trainingjob" }),
+          workerSocketDir: config.workerSocketDir,
+          onRestart: (cause) => metrics.trainingGangRestartsTotal.inc({ cause }),
+        }),
     }),
     metrics,
     logger,
   });
   const faultMonitor = new FaultMonitor({
-    trainingJobs, nodes, pods, telemetry: telemetry.views, writer: new KubeFaultWriter(kubeConfig), events, clock, metrics,
-    logger: logger.child({ component: "faults" }), enqueue: (key) => training.enqueue(key), ...options.faultMonitor,
+    trainingJobs,
+    nodes,
+    pods,
+    telemetry: telemetry.views,
+    writer: new KubeFaultWriter(kubeConfig),
+    events,
+    clock,
+    metrics,
+    logger: logger.child({ component: "faults" }),
+    enqueue: (key) => training.enqueue(key),
+    ...options.faultMonitor,
   });
   const trafficPlanner = new TrafficPlanController({
-    trainingJobs, nodes, fabricTopologies, agents: poolTrafficAgents(agentCommands.pool), writer: new KubeTrafficStatusWriter(kubeConfig), events, clock, metrics,
-    logger: logger.child({ component: "traffic" }), ...options.trafficPlanner,
+    trainingJobs,
+    nodes,
+    fabricTopologies,
+    agents: poolTrafficAgents(agentCommands.pool),
+    writer: new KubeTrafficStatusWriter(kubeConfig),
+    events,
+    clock,
+    metrics,
+    logger: logger.child({ component: "traffic" }),
+    ...options.trafficPlanner,
   });
-  const allKeys = <T extends KubernetesObject>(informer: ResilientInformer<T>) => () => informer.list().map(objectKey);
+  const allKeys =
+    <T extends KubernetesObject>(informer: ResilientInformer<T>) =>
+    () =>
+      informer.list().map(objectKey);
   const ownerKey = (label: string) => (pod: V1Pod) => {
     const owner = pod.metadata?.labels?.[label];
     return owner ? [`${pod.metadata?.namespace}/${owner}`] : [];
@@ -171,7 +273,11 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorH
   training.watch(trainingJobs, (job) => [objectKey(job)]);
   training.watch(nodes, allKeys(trainingJobs));
   training.watch(pods, ownerKey(OwnedLabel.trainingJob));
-  const fabric = new Controller({ reconciler: new FabricTopologyReconciler({ ...deps, fabricTopologies }), metrics, logger });
+  const fabric = new Controller({
+    reconciler: new FabricTopologyReconciler({ ...deps, fabricTopologies }),
+    metrics,
+    logger,
+  });
   fabric.watch(fabricTopologies, (f) => [objectKey(f)]);
   fabric.watch(nodes, allKeys(fabricTopologies));
   const controllers = [serving, training, fabric];
@@ -251,7 +357,13 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorH
     async stop() {
       stopped = true;
       clock.clearTimeout(resyncHandle);
-      await Promise.all([...controllers.map((c) => c.stop()), scheduler.stop(), faultMonitor.stop(), trafficPlanner.stop(), telemetry.close()]);
+      await Promise.all([
+        ...controllers.map((c) => c.stop()),
+        scheduler.stop(),
+        faultMonitor.stop(),
+        trafficPlanner.stop(),
+        telemetry.close(),
+      ]);
       await elector?.stop();
       agentCommands.stop();
       metrics.leader.set(0);

@@ -2,7 +2,10 @@
 import { freshNamespace, getTestCluster } from "../harness/context.js";
 import type { ChaosContext } from "../../bench/reliability/row.js";
 
-/** Short leases keep failover tests in seconds (not so short that a starved CI machine flaps); the bench runs the chart's defaults. */
+/**
+ * Short leases keep failover tests in seconds (not so short that a starved CI machine flaps); the bench runs the
+ * chart's defaults.
+ */
 export const FAST_LEASE = { leaseDurationMs: 5000, renewDeadlineMs: 3500, retryPeriodMs: 500 };
 
 export function chaosContext(): ChaosContext {

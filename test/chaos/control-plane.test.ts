@@ -14,7 +14,11 @@ let cluster: LocalCluster | undefined;
 let ctx: ReturnType<typeof localChaosContext>;
 
 beforeAll(async () => {
-  cluster = await startLocalCluster({ profile: "default", withNats: false, log: (m) => console.log(`[chaos cluster] ${m}`) });
+  cluster = await startLocalCluster({
+    profile: "default",
+    withNats: false,
+    log: (m) => console.log(`[chaos cluster] ${m}`),
+  });
   await installCrds(cluster.kubeconfigPath);
   ctx = localChaosContext(cluster, (m) => console.log(`[chaos] ${m}`));
 }, 300_000);
@@ -24,7 +28,11 @@ afterAll(async () => {
 }, 120_000);
 
 describe("control-plane restarts under the operator", () => {
-  const cases: [string, RestartableServer[]][] = [["kube-apiserver", ["kube-apiserver"]], ["etcd", ["etcd"]], ["both", ["etcd", "kube-apiserver"]]];
+  const cases: [string, RestartableServer[]][] = [
+    ["kube-apiserver", ["kube-apiserver"]],
+    ["etcd", ["etcd"]],
+    ["both", ["etcd", "kube-apiserver"]],
+  ];
   for (const [what, servers] of cases) {
     it(`${what}: every change made as the API comes back is seen and reconciled`, async () => {
       const row = await controlPlaneRestart(ctx, { servers, downMs: 2000, changes: 5, timeoutMs: 120_000 });

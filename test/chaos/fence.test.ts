@@ -28,7 +28,16 @@ describe("the write fence of a leader whose event loop stalled past its renew de
   beforeAll(async () => {
     const cluster = getTestCluster();
     namespace = await freshNamespace("chaos-fence");
-    elector = new LeaderElector({ kubeConfig: cluster.kubeConfig, namespace, leaseName: "fence", identity: "frozen", ...FAST_LEASE, logger: silentLogger, onStartedLeading: () => {}, onStoppedLeading: () => (steppedDown += 1) });
+    elector = new LeaderElector({
+      kubeConfig: cluster.kubeConfig,
+      namespace,
+      leaseName: "fence",
+      identity: "frozen",
+      ...FAST_LEASE,
+      logger: silentLogger,
+      onStartedLeading: () => {},
+      onStoppedLeading: () => (steppedDown += 1),
+    });
     elector.start();
     await waitFor(() => elector.holdsLease() || undefined, { description: "the elector leads", timeoutMs: 30_000 });
   });
@@ -38,7 +47,9 @@ describe("the write fence of a leader whose event loop stalled past its renew de
 
   it("refuses the write a plain client would send: the elector has not noticed yet, the monotonic deadline has", async () => {
     const cluster = getTestCluster();
-    const fenced = new FencedKubeConfig(cluster.kubeConfig, () => (elector.holdsLease() ? undefined : "lease not held")).makeApiClient(CoreV1Api);
+    const fenced = new FencedKubeConfig(cluster.kubeConfig, () =>
+      elector.holdsLease() ? undefined : "lease not held",
+    ).makeApiClient(CoreV1Api);
     const plain = cluster.core;
     const configMap = (name: string) => ({ namespace, body: { metadata: { name } } });
     // While the lease is fresh the fence lets writes through.
@@ -51,7 +62,9 @@ describe("the write fence of a leader whose event loop stalled past its renew de
     const refused = fenced.createNamespacedConfigMap(configMap("from-fenced-client"));
     const landed = plain.createNamespacedConfigMap(configMap("from-plain-client"));
     await expect(refused).rejects.toBeInstanceOf(LeaseLostError);
-    await expect(refused).rejects.toThrow(/refused POST \/api\/v1\/namespaces\/chaos-fence-\w+\/configmaps: lease not held/);
+    await expect(refused).rejects.toThrow(
+      /refused POST \/api\/v1\/namespaces\/chaos-fence-\w+\/configmaps: lease not held/,
+    );
     await landed;
 
     const names = (await plain.listNamespacedConfigMap({ namespace })).items.map((c) => c.metadata?.name);
@@ -60,6 +73,9 @@ describe("the write fence of a leader whose event loop stalled past its renew de
     expect(names).not.toContain("from-fenced-client");
     // Reads still pass (a follower keeps its caches warm), and the elector steps down at its next tick.
     await expect(fenced.readNamespacedConfigMap({ namespace, name: "before-freeze" })).resolves.toBeDefined();
-    await waitFor(() => steppedDown > 0 || undefined, { description: "the elector steps down at its next tick", timeoutMs: 10_000 });
+    await waitFor(() => steppedDown > 0 || undefined, {
+      description: "the elector steps down at its next tick",
+      timeoutMs: 10_000,
+    });
   });
 });

@@ -44,25 +44,38 @@ async function newKey(file: string): Promise<void> {
   await openssl(["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", file]);
 }
 
-async function issue(
-  dir: string,
-  ca: KeyPair,
-  name: string,
-  subject: string,
-  extensions: string,
-): Promise<KeyPair> {
+async function issue(dir: string, ca: KeyPair, name: string, subject: string, extensions: string): Promise<KeyPair> {
   const key = path.join(dir, `${name}.key`);
   const csr = path.join(dir, `${name}.csr`);
   const cert = path.join(dir, `${name}.crt`);
   const ext = path.join(dir, `${name}.ext`);
   await newKey(key);
   await openssl(["req", "-new", "-key", key, "-subj", subject, "-out", csr]);
-  await writeFile(ext, `[v3]\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n${extensions}\n`);
+  await writeFile(
+    ext,
+    `[v3]\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n${extensions}\n`,
+  );
   await openssl([
-    "x509", "-req", "-in", csr, "-CA", ca.cert, "-CAkey", ca.key,
+    "x509",
+    "-req",
+    "-in",
+    csr,
+    "-CA",
+    ca.cert,
+    "-CAkey",
+    ca.key,
     // Random serials, not -CAcreateserial: the certificates are issued in parallel and would race on ca.srl.
-    "-set_serial", `0x${randomBytes(8).toString("hex")}`,
-    "-days", "7", "-sha256", "-extfile", ext, "-extensions", "v3", "-out", cert,
+    "-set_serial",
+    `0x${randomBytes(8).toString("hex")}`,
+    "-days",
+    "7",
+    "-sha256",
+    "-extfile",
+    ext,
+    "-extensions",
+    "v3",
+    "-out",
+    cert,
   ]);
   return { cert, key };
 }
@@ -73,13 +86,31 @@ export async function generateCerts(dir: string): Promise<ClusterCerts> {
   const ca: KeyPair = { cert: path.join(dir, "ca.crt"), key: path.join(dir, "ca.key") };
   await newKey(ca.key);
   await openssl([
-    "req", "-x509", "-new", "-key", ca.key, "-subj", "/CN=gpufleet-test-ca", "-days", "7", "-sha256",
-    "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign,digitalSignature",
-    "-out", ca.cert,
+    "req",
+    "-x509",
+    "-new",
+    "-key",
+    ca.key,
+    "-subj",
+    "/CN=gpufleet-test-ca",
+    "-days",
+    "7",
+    "-sha256",
+    "-addext",
+    "basicConstraints=critical,CA:TRUE",
+    "-addext",
+    "keyUsage=critical,keyCertSign,cRLSign,digitalSignature",
+    "-out",
+    ca.cert,
   ]);
   const serverSans = [
-    "IP:127.0.0.1", "DNS:localhost", "IP:10.96.0.1",
-    "DNS:kubernetes", "DNS:kubernetes.default", "DNS:kubernetes.default.svc", "DNS:kubernetes.default.svc.cluster.local",
+    "IP:127.0.0.1",
+    "DNS:localhost",
+    "IP:10.96.0.1",
+    "DNS:kubernetes",
+    "DNS:kubernetes.default",
+    "DNS:kubernetes.default.svc",
+    "DNS:kubernetes.default.svc.cluster.local",
   ].join(",");
   const client = "extendedKeyUsage=clientAuth";
   const [apiserver, admin, controllerManager, scheduler] = await Promise.all([

@@ -121,10 +121,13 @@ export interface ExistingClusterOptions {
  */
 export async function useExistingCluster(opts: ExistingClusterOptions = {}): Promise<LocalCluster> {
   const env = opts.env ?? process.env;
-  if (!existingClusterRequested(env)) throw new Error(`${USE_EXISTING_CLUSTER_ENV}=true is required to use an existing cluster`);
+  if (!existingClusterRequested(env))
+    throw new Error(`${USE_EXISTING_CLUSTER_ENV}=true is required to use an existing cluster`);
   const kubeconfigPath = env["KUBECONFIG"];
-  if (!kubeconfigPath) throw new Error(`${USE_EXISTING_CLUSTER_ENV}=true needs KUBECONFIG naming the cluster's kubeconfig`);
-  if (kubeconfigPath.includes(path.delimiter)) throw new Error(`KUBECONFIG must name one file for an existing test cluster, got ${kubeconfigPath}`);
+  if (!kubeconfigPath)
+    throw new Error(`${USE_EXISTING_CLUSTER_ENV}=true needs KUBECONFIG naming the cluster's kubeconfig`);
+  if (kubeconfigPath.includes(path.delimiter))
+    throw new Error(`KUBECONFIG must name one file for an existing test cluster, got ${kubeconfigPath}`);
   const kubeConfig = new KubeConfig();
   kubeConfig.loadFromFile(kubeconfigPath);
   const natsUrl = env[NATS_URL_ENV];
@@ -137,7 +140,9 @@ export async function useExistingCluster(opts: ExistingClusterOptions = {}): Pro
     const nodes = await createProfileNodes(kubeConfig, profile);
     const names = nodes.map((n) => n.metadata?.name ?? "");
     createdNodes = names.filter((n) => !before.has(n));
-    opts.log?.(`created ${createdNodes.length} of ${names.length} ${profile.name} profile nodes; waiting until kwok makes them Ready`);
+    opts.log?.(
+      `created ${createdNodes.length} of ${names.length} ${profile.name} profile nodes; waiting until kwok makes them Ready`,
+    );
     await waitNodesReady(kubeConfig, names, 120_000 + 60 * names.length);
   }
   return {
@@ -229,7 +234,10 @@ function kubeconfigYaml(server: string, ca: string, user: string, client: KeyPai
 export function natsGreeting(host: string, port: number, timeoutMs = 2_000): Promise<string> {
   return new Promise((resolve, reject) => {
     const socket = createConnection({ host, port });
-    const timer = setTimeout(() => socket.destroy(new Error(`no INFO from nats://${host}:${port} in ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(
+      () => socket.destroy(new Error(`no INFO from nats://${host}:${port} in ${timeoutMs} ms`)),
+      timeoutMs,
+    );
     let data = "";
     socket.setEncoding("utf8");
     socket.on("data", (chunk: string) => {
@@ -250,12 +258,19 @@ export function natsGreeting(host: string, port: number, timeoutMs = 2_000): Pro
 
 function isNodeReady(node: V1Node): boolean {
   const ready = node.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false;
-  const notReadyTaint = node.spec?.taints?.some((t) => t.key === "node.kubernetes.io/not-ready" || t.key === "node.kubernetes.io/unreachable") ?? false;
+  const notReadyTaint =
+    node.spec?.taints?.some(
+      (t) => t.key === "node.kubernetes.io/not-ready" || t.key === "node.kubernetes.io/unreachable",
+    ) ?? false;
   return ready && !notReadyTaint;
 }
 
 /** Creates the profile's nodes (those that do not exist yet), a bounded number of requests in flight. */
-export async function createProfileNodes(kubeConfig: KubeConfig, profile: ClusterProfile, concurrency = 16): Promise<V1Node[]> {
+export async function createProfileNodes(
+  kubeConfig: KubeConfig,
+  profile: ClusterProfile,
+  concurrency = 16,
+): Promise<V1Node[]> {
   const core = kubeConfig.makeApiClient(CoreV1Api);
   const nodes = expandProfile(profile);
   const existing = new Map((await core.listNode()).items.map((n) => [n.metadata?.name, n]));
@@ -264,12 +279,21 @@ export async function createProfileNodes(kubeConfig: KubeConfig, profile: Cluste
   const conflicts = nodes.flatMap((want) => {
     const have = existing.get(want.metadata?.name);
     if (!have) return [];
-    const wanted: Record<string, string | undefined> = { ...want.metadata?.labels, [GpuResource]: want.status?.allocatable?.[GpuResource] };
-    const actual: Record<string, string | undefined> = { ...have.metadata?.labels, [GpuResource]: have.status?.allocatable?.[GpuResource] };
+    const wanted: Record<string, string | undefined> = {
+      ...want.metadata?.labels,
+      [GpuResource]: want.status?.allocatable?.[GpuResource],
+    };
+    const actual: Record<string, string | undefined> = {
+      ...have.metadata?.labels,
+      [GpuResource]: have.status?.allocatable?.[GpuResource],
+    };
     const diff = [...Object.values(TopologyLabel), GpuResource].filter((key) => wanted[key] !== actual[key]);
-    return diff.length === 0 ? [] : [`${want.metadata?.name} (${diff.map((k) => `${k}=${actual[k] ?? "<none>"}, want ${wanted[k]}`).join("; ")})`];
+    return diff.length === 0
+      ? []
+      : [`${want.metadata?.name} (${diff.map((k) => `${k}=${actual[k] ?? "<none>"}, want ${wanted[k]}`).join("; ")})`];
   });
-  if (conflicts.length > 0) throw new Error(`nodes of profile ${profile.name} exist with other hardware: ${conflicts.join(", ")}`);
+  if (conflicts.length > 0)
+    throw new Error(`nodes of profile ${profile.name} exist with other hardware: ${conflicts.join(", ")}`);
   const todo = nodes.filter((n) => !existing.has(n.metadata?.name));
   let next = 0;
   const worker = async (): Promise<void> => {
@@ -287,7 +311,12 @@ export async function createProfileNodes(kubeConfig: KubeConfig, profile: Cluste
 }
 
 /** Waits until every named node is Ready and free of the not-ready/unreachable taints. */
-export async function waitNodesReady(kubeConfig: KubeConfig, names: string[], timeoutMs: number, abortIf?: () => void): Promise<void> {
+export async function waitNodesReady(
+  kubeConfig: KubeConfig,
+  names: string[],
+  timeoutMs: number,
+  abortIf?: () => void,
+): Promise<void> {
   const core = kubeConfig.makeApiClient(CoreV1Api);
   const wanted = new Set(names);
   let notReady: string[] = [];
@@ -329,7 +358,9 @@ export async function startLocalCluster(opts: LocalClusterOptions = {}): Promise
   const stopAll = async (): Promise<void> => {
     // Dependents first, then the API server, then etcd (reverse start order).
     const byName = (n: string): ManagedProcess[] => procs.filter((p) => p.name === n);
-    await Promise.all(["kwok", "kube-scheduler", "kube-controller-manager", "nats-server"].flatMap(byName).map((p) => p.stop()));
+    await Promise.all(
+      ["kwok", "kube-scheduler", "kube-controller-manager", "nats-server"].flatMap(byName).map((p) => p.stop()),
+    );
     await Promise.all(byName("kube-apiserver").map((p) => p.stop()));
     await Promise.all(byName("etcd").map((p) => p.stop()));
   };
@@ -342,7 +373,15 @@ export async function startLocalCluster(opts: LocalClusterOptions = {}): Promise
       loadProfile(opts.profile ?? "default"),
       freePorts(7),
     ]);
-    const [etcdPort, etcdPeerPort, apiPort, kcmPort, schedPort, natsPort, natsMonitorPort] = ports as [number, number, number, number, number, number, number];
+    const [etcdPort, etcdPeerPort, apiPort, kcmPort, schedPort, natsPort, natsMonitorPort] = ports as [
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+    ];
     mark("certificates, ports and binaries");
 
     const spawn = async (name: string, command: string, args: string[]): Promise<ManagedProcess> => {
@@ -356,7 +395,11 @@ export async function startLocalCluster(opts: LocalClusterOptions = {}): Promise
 
     const apiServer = `https://127.0.0.1:${apiPort}`;
     const apiserver = await startApiServer(spawn, bins, certs, runDir, apiPort, etcdPort);
-    await waitHealthy(apiserver, { url: `${apiServer}/readyz`, tls: { ca: certs.ca.cert, cert: certs.admin.cert, key: certs.admin.key } }, 90_000);
+    await waitHealthy(
+      apiserver,
+      { url: `${apiServer}/readyz`, tls: { ca: certs.ca.cert, cert: certs.admin.cert, key: certs.admin.key } },
+      90_000,
+    );
     etcd.assertRunning();
     mark("kube-apiserver ready");
 
@@ -364,49 +407,59 @@ export async function startLocalCluster(opts: LocalClusterOptions = {}): Promise
     const kcmKubeconfig = path.join(runDir, "controller-manager.kubeconfig");
     const schedKubeconfig = path.join(runDir, "scheduler.kubeconfig");
     await Promise.all([
-      writeFile(kubeconfigPath, kubeconfigYaml(apiServer, certs.ca.cert, "gpufleet-admin", certs.admin), { mode: 0o600 }),
-      writeFile(kcmKubeconfig, kubeconfigYaml(apiServer, certs.ca.cert, "system:kube-controller-manager", certs.controllerManager), { mode: 0o600 }),
-      writeFile(schedKubeconfig, kubeconfigYaml(apiServer, certs.ca.cert, "system:kube-scheduler", certs.scheduler), { mode: 0o600 }),
+      writeFile(kubeconfigPath, kubeconfigYaml(apiServer, certs.ca.cert, "gpufleet-admin", certs.admin), {
+        mode: 0o600,
+      }),
+      writeFile(
+        kcmKubeconfig,
+        kubeconfigYaml(apiServer, certs.ca.cert, "system:kube-controller-manager", certs.controllerManager),
+        { mode: 0o600 },
+      ),
+      writeFile(schedKubeconfig, kubeconfigYaml(apiServer, certs.ca.cert, "system:kube-scheduler", certs.scheduler), {
+        mode: 0o600,
+      }),
     ]);
 
     // allSettled: when one fails to spawn, the others must still be recorded in procs before teardown runs.
-    const [kcm, scheduler, kwok, nats] = settledOrThrow(await Promise.allSettled([
-      spawn("kube-controller-manager", bins["kube-controller-manager"], [
-        `--kubeconfig=${kcmKubeconfig}`,
-        `--authentication-kubeconfig=${kcmKubeconfig}`,
-        `--authorization-kubeconfig=${kcmKubeconfig}`,
-        "--bind-address=127.0.0.1",
-        `--secure-port=${kcmPort}`,
-        `--cert-dir=${path.join(runDir, "controller-manager")}`,
-        "--leader-elect=false",
-        // Every default controller except those that need a cloud provider.
-        "--controllers=*,-cloud-node-lifecycle-controller,-node-route-controller,-service-lb-controller",
-        "--use-service-account-credentials=true",
-        `--service-account-private-key-file=${certs.serviceAccount.key}`,
-        `--root-ca-file=${certs.ca.cert}`,
-        `--cluster-signing-cert-file=${certs.ca.cert}`,
-        `--cluster-signing-key-file=${certs.ca.key}`,
-        // kwok assigns pod IPs itself (--cidr); node CIDRs would be unused.
-        "--allocate-node-cidrs=false",
-        `--service-cluster-ip-range=${SERVICE_CIDR}`,
-        "--cluster-name=gpufleet-local",
-        // The default 20 QPS makes the node lifecycle controller lift the not-ready taint from ~5 nodes a second:
-        // minutes for the 1,000-node profile. Large real clusters raise it likewise.
-        "--kube-api-qps=200",
-        "--kube-api-burst=400",
-      ]),
-      spawn("kube-scheduler", bins["kube-scheduler"], [
-        `--kubeconfig=${schedKubeconfig}`,
-        `--authentication-kubeconfig=${schedKubeconfig}`,
-        `--authorization-kubeconfig=${schedKubeconfig}`,
-        "--bind-address=127.0.0.1",
-        `--secure-port=${schedPort}`,
-        `--cert-dir=${path.join(runDir, "scheduler")}`,
-        "--leader-elect=false",
-      ]),
-      startKwok(spawn, bins, kubeconfigPath),
-      withNats ? startNats(spawn, runDir, natsPort, natsMonitorPort) : Promise.resolve(undefined),
-    ] as const));
+    const [kcm, scheduler, kwok, nats] = settledOrThrow(
+      await Promise.allSettled([
+        spawn("kube-controller-manager", bins["kube-controller-manager"], [
+          `--kubeconfig=${kcmKubeconfig}`,
+          `--authentication-kubeconfig=${kcmKubeconfig}`,
+          `--authorization-kubeconfig=${kcmKubeconfig}`,
+          "--bind-address=127.0.0.1",
+          `--secure-port=${kcmPort}`,
+          `--cert-dir=${path.join(runDir, "controller-manager")}`,
+          "--leader-elect=false",
+          // Every default controller except those that need a cloud provider.
+          "--controllers=*,-cloud-node-lifecycle-controller,-node-route-controller,-service-lb-controller",
+          "--use-service-account-credentials=true",
+          `--service-account-private-key-file=${certs.serviceAccount.key}`,
+          `--root-ca-file=${certs.ca.cert}`,
+          `--cluster-signing-cert-file=${certs.ca.cert}`,
+          `--cluster-signing-key-file=${certs.ca.key}`,
+          // kwok assigns pod IPs itself (--cidr); node CIDRs would be unused.
+          "--allocate-node-cidrs=false",
+          `--service-cluster-ip-range=${SERVICE_CIDR}`,
+          "--cluster-name=gpufleet-local",
+          // The default 20 QPS makes the node lifecycle controller lift the not-ready taint from ~5 nodes a second:
+          // minutes for the 1,000-node profile. Large real clusters raise it likewise.
+          "--kube-api-qps=200",
+          "--kube-api-burst=400",
+        ]),
+        spawn("kube-scheduler", bins["kube-scheduler"], [
+          `--kubeconfig=${schedKubeconfig}`,
+          `--authentication-kubeconfig=${schedKubeconfig}`,
+          `--authorization-kubeconfig=${schedKubeconfig}`,
+          "--bind-address=127.0.0.1",
+          `--secure-port=${schedPort}`,
+          `--cert-dir=${path.join(runDir, "scheduler")}`,
+          "--leader-elect=false",
+        ]),
+        startKwok(spawn, bins, kubeconfigPath),
+        withNats ? startNats(spawn, runDir, natsPort, natsMonitorPort) : Promise.resolve(undefined),
+      ] as const),
+    );
 
     const kubeConfig = new KubeConfig();
     kubeConfig.loadFromFile(kubeconfigPath);
@@ -416,7 +469,13 @@ export async function startLocalCluster(opts: LocalClusterOptions = {}): Promise
     await Promise.all([
       waitHealthy(kcm, { url: `https://127.0.0.1:${kcmPort}/healthz`, tls: { insecure: true } }, 60_000),
       waitHealthy(scheduler, { url: `https://127.0.0.1:${schedPort}/healthz`, tls: { insecure: true } }, 60_000),
-      nats ? waitFor(() => natsGreeting("127.0.0.1", natsPort), { description: "nats-server INFO greeting", timeoutMs: 30_000, abortIf: () => nats.assertRunning() }) : undefined,
+      nats
+        ? waitFor(() => natsGreeting("127.0.0.1", natsPort), {
+            description: "nats-server INFO greeting",
+            timeoutMs: 30_000,
+            abortIf: () => nats.assertRunning(),
+          })
+        : undefined,
     ]);
     mark("controller-manager, scheduler and nats-server healthy");
 
@@ -430,7 +489,12 @@ export async function startLocalCluster(opts: LocalClusterOptions = {}): Promise
 
     const nodes = await createProfileNodes(kubeConfig, profile);
     mark(`${nodes.length} nodes created`);
-    await waitNodesReady(kubeConfig, nodes.map((n) => n.metadata?.name ?? ""), opts.nodesReadyTimeoutMs ?? 120_000 + 60 * nodes.length, anyDead);
+    await waitNodesReady(
+      kubeConfig,
+      nodes.map((n) => n.metadata?.name ?? ""),
+      opts.nodesReadyTimeoutMs ?? 120_000 + 60 * nodes.length,
+      anyDead,
+    );
     kwok.assertRunning();
     mark(`${nodes.length} nodes Ready`);
 
@@ -443,17 +507,32 @@ export async function startLocalCluster(opts: LocalClusterOptions = {}): Promise
         if (natsProcess && !natsProcess.exited) throw new Error(`nats-server on port ${natsPort} is still running`);
         natsProcess = await startNats(spawn, runDir, natsPort, natsMonitorPort);
         const started = natsProcess;
-        await waitFor(() => natsGreeting("127.0.0.1", natsPort), { description: "nats-server INFO greeting after restart", timeoutMs: 30_000, abortIf: () => started.assertRunning() });
+        await waitFor(() => natsGreeting("127.0.0.1", natsPort), {
+          description: "nats-server INFO greeting after restart",
+          timeoutMs: 30_000,
+          abortIf: () => started.assertRunning(),
+        });
       },
     };
     const adminTls = { ca: certs.ca.cert, cert: certs.admin.cert, key: certs.admin.key };
     const servers: Record<RestartableServer, { start: () => Promise<ManagedProcess>; probe: HttpProbe }> = {
-      etcd: { start: () => spawnEtcd(spawn, bins, runDir, etcdPort, etcdPeerPort), probe: { url: `http://127.0.0.1:${etcdPort}/health` } },
-      "kube-apiserver": { start: () => startApiServer(spawn, bins, certs, runDir, apiPort, etcdPort), probe: { url: `${apiServer}/readyz`, tls: adminTls } },
+      etcd: {
+        start: () => spawnEtcd(spawn, bins, runDir, etcdPort, etcdPeerPort),
+        probe: { url: `http://127.0.0.1:${etcdPort}/health` },
+      },
+      "kube-apiserver": {
+        start: () => startApiServer(spawn, bins, certs, runDir, apiPort, etcdPort),
+        probe: { url: `${apiServer}/readyz`, tls: adminTls },
+      },
     };
-    const restart = async (which: RestartableServer | RestartableServer[], restartOpts: { downMs?: number } = {}): Promise<RestartTimes> => {
+    const restart = async (
+      which: RestartableServer | RestartableServer[],
+      restartOpts: { downMs?: number } = {},
+    ): Promise<RestartTimes> => {
       // Dependency order for the start: etcd before the API server; all are killed before any starts again.
-      const names = (["etcd", "kube-apiserver"] as const).filter((n) => (Array.isArray(which) ? which : [which]).includes(n));
+      const names = (["etcd", "kube-apiserver"] as const).filter((n) =>
+        (Array.isArray(which) ? which : [which]).includes(n),
+      );
       for (const name of names) {
         const old = procs.find((p) => p.name === name && !p.exited);
         if (!old) throw new Error(`no running ${name} to restart`);
@@ -470,7 +549,9 @@ export async function startLocalCluster(opts: LocalClusterOptions = {}): Promise
         await waitHealthy(fresh, probe, 90_000);
         pids[name] = fresh.pid;
       }
-      log(`${names.join(" + ")} restarted (down ${((startedAtMs - killedAtMs) / 1000).toFixed(1)} s, healthy after ${((performance.now() - startedAtMs) / 1000).toFixed(1)} s more)`);
+      log(
+        `${names.join(" + ")} restarted (down ${((startedAtMs - killedAtMs) / 1000).toFixed(1)} s, healthy after ${((performance.now() - startedAtMs) / 1000).toFixed(1)} s more)`,
+      );
       return { killedAtMs, startedAtMs, healthyAtMs: performance.now() };
     };
     return {
@@ -510,20 +591,36 @@ export class ClusterStartError extends Error {
 }
 
 function settledOrThrow<T extends readonly unknown[]>(results: { [K in keyof T]: PromiseSettledResult<T[K]> }): T {
-  const failed = (results as readonly PromiseSettledResult<unknown>[]).find((r): r is PromiseRejectedResult => r.status === "rejected");
+  const failed = (results as readonly PromiseSettledResult<unknown>[]).find(
+    (r): r is PromiseRejectedResult => r.status === "rejected",
+  );
   if (failed) throw failed.reason;
-  return (results as readonly PromiseSettledResult<unknown>[]).map((r) => (r as PromiseFulfilledResult<unknown>).value) as unknown as T;
+  return (results as readonly PromiseSettledResult<unknown>[]).map(
+    (r) => (r as PromiseFulfilledResult<unknown>).value,
+  ) as unknown as T;
 }
 
 type Spawn = (name: string, command: string, args: string[]) => Promise<ManagedProcess>;
 
-async function startEtcd(spawn: Spawn, bins: K8sBinaries, runDir: string, port: number, peerPort: number): Promise<ManagedProcess> {
+async function startEtcd(
+  spawn: Spawn,
+  bins: K8sBinaries,
+  runDir: string,
+  port: number,
+  peerPort: number,
+): Promise<ManagedProcess> {
   const etcd = await spawnEtcd(spawn, bins, runDir, port, peerPort);
   await waitHealthy(etcd, { url: `http://127.0.0.1:${port}/health` }, 30_000);
   return etcd;
 }
 
-function spawnEtcd(spawn: Spawn, bins: K8sBinaries, runDir: string, port: number, peerPort: number): Promise<ManagedProcess> {
+function spawnEtcd(
+  spawn: Spawn,
+  bins: K8sBinaries,
+  runDir: string,
+  port: number,
+  peerPort: number,
+): Promise<ManagedProcess> {
   const client = `http://127.0.0.1:${port}`;
   const peer = `http://127.0.0.1:${peerPort}`;
   return spawn("etcd", bins.etcd, [
@@ -540,7 +637,14 @@ function spawnEtcd(spawn: Spawn, bins: K8sBinaries, runDir: string, port: number
   ]);
 }
 
-async function startApiServer(spawn: Spawn, bins: K8sBinaries, certs: ClusterCerts, runDir: string, port: number, etcdPort: number): Promise<ManagedProcess> {
+async function startApiServer(
+  spawn: Spawn,
+  bins: K8sBinaries,
+  certs: ClusterCerts,
+  runDir: string,
+  port: number,
+  etcdPort: number,
+): Promise<ManagedProcess> {
   return spawn("kube-apiserver", bins["kube-apiserver"], [
     `--etcd-servers=http://127.0.0.1:${etcdPort}`,
     "--bind-address=127.0.0.1",

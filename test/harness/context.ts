@@ -2,7 +2,15 @@
  * What an integration test file uses to reach the cluster started by global-setup.ts: clients, a fresh namespace
  * per test (deleted afterwards), and bounded polling.
  */
-import { AppsV1Api, BatchV1Api, CoordinationV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, KubernetesObjectApi } from "@kubernetes/client-node";
+import {
+  AppsV1Api,
+  BatchV1Api,
+  CoordinationV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  KubeConfig,
+  KubernetesObjectApi,
+} from "@kubernetes/client-node";
 import { afterAll, inject, onTestFinished } from "vitest";
 import { waitFor } from "./wait.js";
 
@@ -30,7 +38,8 @@ let cached: TestCluster | undefined;
 export function getTestCluster(): TestCluster {
   if (cached) return cached;
   const kubeconfigPath = inject("kubeconfigPath");
-  if (!kubeconfigPath) throw new Error("no kubeconfigPath provided: is test/harness/global-setup.ts the project's globalSetup?");
+  if (!kubeconfigPath)
+    throw new Error("no kubeconfigPath provided: is test/harness/global-setup.ts the project's globalSetup?");
   const kubeConfig = new KubeConfig();
   kubeConfig.loadFromFile(kubeconfigPath);
   cached = {

@@ -25,31 +25,61 @@ export interface ProfileFabric {
 export const FABRIC_FIELDS = ["island", "spines", "portsPerSpine", "portGbps"] as const;
 
 /** Checks one `fabrics` entry; `fail(field, detail)` throws the profile's error. */
-export function validateProfileFabric(raw: unknown, at: string, islands: ReadonlySet<string>, fail: (field: string, detail: string) => never): ProfileFabric {
+export function validateProfileFabric(
+  raw: unknown,
+  at: string,
+  islands: ReadonlySet<string>,
+  fail: (field: string, detail: string) => never,
+): ProfileFabric {
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) return fail(at, "must be a mapping");
   const entry = raw as Record<string, unknown>;
-  for (const key of Object.keys(entry)) if (!(FABRIC_FIELDS as readonly string[]).includes(key)) fail(`${at}.${key}`, `is not a known field (known: ${FABRIC_FIELDS.join(", ")})`);
+  for (const key of Object.keys(entry))
+    if (!(FABRIC_FIELDS as readonly string[]).includes(key))
+      fail(`${at}.${key}`, `is not a known field (known: ${FABRIC_FIELDS.join(", ")})`);
   const island = entry["island"];
-  if (typeof island !== "string" || !islands.has(island)) fail(`${at}.island`, `must be the island of a node group (${[...islands].join(", ")}), got ${JSON.stringify(island)}`);
+  if (typeof island !== "string" || !islands.has(island))
+    fail(
+      `${at}.island`,
+      `must be the island of a node group (${[...islands].join(", ")}), got ${JSON.stringify(island)}`,
+    );
   const positive = (field: string, integer: boolean): number => {
     const value = entry[field];
-    if (typeof value !== "number" || !(value > 0) || (integer && !Number.isInteger(value))) fail(`${at}.${field}`, `must be a positive ${integer ? "integer" : "number"}, got ${JSON.stringify(value)}`);
+    if (typeof value !== "number" || !(value > 0) || (integer && !Number.isInteger(value)))
+      fail(`${at}.${field}`, `must be a positive ${integer ? "integer" : "number"}, got ${JSON.stringify(value)}`);
     return value as number;
   };
-  return { island: island as string, spines: positive("spines", true), portsPerSpine: positive("portsPerSpine", true), portGbps: positive("portGbps", false) };
+  return {
+    island: island as string,
+    spines: positive("spines", true),
+    portsPerSpine: positive("portsPerSpine", true),
+    portGbps: positive("portGbps", false),
+  };
 }
 
 /** The FabricTopology objects of a profile (none when it lists no fabrics). */
 export function expandFabrics(profile: ClusterProfile): FabricTopology[] {
   const nodes = expandProfile(profile);
   return (profile.fabrics ?? []).map((f) => {
-    const leaves = [...new Set(nodes.filter((n) => n.metadata?.labels?.[TopologyLabel.island] === f.island).map((n) => n.metadata!.labels![TopologyLabel.leaf]!))].sort();
+    const leaves = [
+      ...new Set(
+        nodes
+          .filter((n) => n.metadata?.labels?.[TopologyLabel.island] === f.island)
+          .map((n) => n.metadata!.labels![TopologyLabel.leaf]!),
+      ),
+    ].sort();
     const spines = Array.from({ length: f.spines }, (_, i) => `${f.island}-spine-${i}`);
     return {
       apiVersion: API_GROUP_VERSION,
       kind: "FabricTopology",
       metadata: { name: f.island },
-      spec: { island: f.island, spines, leaves: leaves.map((name) => ({ name, uplinks: spines.map((spine) => ({ spine, ports: f.portsPerSpine, portGbps: f.portGbps })) })) },
+      spec: {
+        island: f.island,
+        spines,
+        leaves: leaves.map((name) => ({
+          name,
+          uplinks: spines.map((spine) => ({ spine, ports: f.portsPerSpine, portGbps: f.portGbps })),
+        })),
+      },
     };
   });
 }
@@ -59,7 +89,11 @@ export async function applyProfileFabrics(kubeconfigPath: string, profile: Clust
   const fabrics = expandFabrics(profile);
   if (fabrics.length === 0) return 0;
   const list = JSON.stringify({ apiVersion: "v1", kind: "List", items: fabrics });
-  const applied = await kubectl(kubeconfigPath, ["apply", "--server-side", "--field-manager=gpufleet-install", "-f", "-"], list);
+  const applied = await kubectl(
+    kubeconfigPath,
+    ["apply", "--server-side", "--field-manager=gpufleet-install", "-f", "-"],
+    list,
+  );
   if (applied.code !== 0) throw new Error(`applying the ${profile.name} profile's fabrics failed: ${applied.stderr}`);
   return fabrics.length;
 }

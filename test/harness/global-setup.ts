@@ -1,10 +1,16 @@
 /**
  * Vitest globalSetup of the integration project: one cluster for the whole run (default profile, with NATS), or
- * the existing cluster named by KUBECONFIG when GPUFLEET_USE_EXISTING_CLUSTER=true (see useExistingCluster). Test files reach it through
+ * the existing cluster named by KUBECONFIG when GPUFLEET_USE_EXISTING_CLUSTER=true (see useExistingCluster). Test files
+ * reach it through
  * inject() (see context.ts); teardown stops it even when tests failed (and processes.ts covers a crash).
  */
 import type { TestProject } from "vitest/node";
-import { EXISTING_CLUSTER_PROFILE_ENV, existingClusterRequested, startLocalCluster, useExistingCluster } from "./cluster.js";
+import {
+  EXISTING_CLUSTER_PROFILE_ENV,
+  existingClusterRequested,
+  startLocalCluster,
+  useExistingCluster,
+} from "./cluster.js";
 import type { LocalCluster } from "./cluster.js";
 import { installCrds } from "../support/operator.js";
 import { applyProfileFabrics } from "./fabric.js";
@@ -40,7 +46,10 @@ export async function setup(project: TestProject): Promise<void> {
   // types on its periodic rediscovery, so owned pods of a CRD installed later linger until it runs.
   await installCrds(cluster.kubeconfigPath);
   log("gpufleet CRDs installed");
-  if (cluster.profile) log(`${await applyProfileFabrics(cluster.kubeconfigPath, cluster.profile)} FabricTopology object(s) of the profile applied`);
+  if (cluster.profile)
+    log(
+      `${await applyProfileFabrics(cluster.kubeconfigPath, cluster.profile)} FabricTopology object(s) of the profile applied`,
+    );
   project.provide("kubeconfigPath", cluster.kubeconfigPath);
   project.provide("natsUrl", cluster.natsUrl ?? "");
   project.provide("localCluster", cluster.local);

@@ -16,8 +16,15 @@ import path from "node:path";
 
 export class ProcessExitedError extends Error {
   override name = "ProcessExitedError";
-  constructor(readonly processName: string, readonly exitCode: number | null, readonly signal: string | null, readonly logTail: string) {
-    super(`${processName} exited (code ${exitCode ?? "none"}, signal ${signal ?? "none"}); last log lines:\n${logTail}`);
+  constructor(
+    readonly processName: string,
+    readonly exitCode: number | null,
+    readonly signal: string | null,
+    readonly logTail: string,
+  ) {
+    super(
+      `${processName} exited (code ${exitCode ?? "none"}, signal ${signal ?? "none"}); last log lines:\n${logTail}`,
+    );
   }
 }
 
@@ -152,7 +159,11 @@ export async function spawnManaged(opts: SpawnOptions): Promise<ManagedProcess> 
   const fd = openSync(logPath, "a");
   const child = (() => {
     try {
-      return spawn(opts.command, opts.args, { detached: true, stdio: ["ignore", fd, fd], env: opts.env ?? process.env });
+      return spawn(opts.command, opts.args, {
+        detached: true,
+        stdio: ["ignore", fd, fd],
+        env: opts.env ?? process.env,
+      });
     } finally {
       closeSync(fd);
     }
@@ -200,7 +211,8 @@ export async function spawnManaged(opts: SpawnOptions): Promise<ManagedProcess> 
           } catch {
             // gone between the check and the kill
           }
-          if (!(await waitGroupGone(pid, 5_000))) throw new Error(`${opts.name} (process group ${pid}) survived SIGKILL`);
+          if (!(await waitGroupGone(pid, 5_000)))
+            throw new Error(`${opts.name} (process group ${pid}) survived SIGKILL`);
         }
         live.delete(pid);
         rmSync(pidPath, { force: true });

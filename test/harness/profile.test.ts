@@ -1,6 +1,13 @@
 import { describe, expect, it } from "vitest";
 import { GpuResource, parseNodeTopology, TopologyLabel } from "../../crds/src/topology.js";
-import { expandProfile, KwokNodeAnnotation, loadProfile, parseProfile, ProfileError, validateProfile } from "./profile.js";
+import {
+  expandProfile,
+  KwokNodeAnnotation,
+  loadProfile,
+  parseProfile,
+  ProfileError,
+  validateProfile,
+} from "./profile.js";
 
 const group = {
   namePrefix: "h100-ib",
@@ -66,7 +73,9 @@ describe("validateProfile rejects bad input, naming the field", () => {
 describe("expandProfile", () => {
   it("names nodes with zero-padded indexes and fills leaves of nodesPerLeaf nodes", () => {
     const nodes = expandProfile(validateProfile(profileWith({ count: 12, nodesPerLeaf: 5 })));
-    expect(nodes.map((n) => n.metadata?.name)).toEqual(Array.from({ length: 12 }, (_, i) => `h100-ib-${String(i).padStart(2, "0")}`));
+    expect(nodes.map((n) => n.metadata?.name)).toEqual(
+      Array.from({ length: 12 }, (_, i) => `h100-ib-${String(i).padStart(2, "0")}`),
+    );
     expect(nodes.map((n) => n.metadata?.labels?.[TopologyLabel.leaf])).toEqual([
       ...Array(5).fill("ib-a-leaf-0"),
       ...Array(5).fill("ib-a-leaf-1"),

@@ -68,8 +68,19 @@ export class ProfileError extends Error {
 }
 
 const GROUP_FIELDS = [
-  "namePrefix", "count", "gpuModel", "gpusPerNode", "nicType", "nicCount", "nicBandwidthGbps",
-  "island", "leafPrefix", "nodesPerLeaf", "cpu", "memory", "pods",
+  "namePrefix",
+  "count",
+  "gpuModel",
+  "gpusPerNode",
+  "nicType",
+  "nicCount",
+  "nicBandwidthGbps",
+  "island",
+  "leafPrefix",
+  "nodesPerLeaf",
+  "cpu",
+  "memory",
+  "pods",
 ] as const;
 const PROFILE_FIELDS = ["name", "description", "groups", "fabrics"] as const;
 
@@ -89,10 +100,12 @@ export function validateProfile(doc: unknown, source = "<inline>"): ClusterProfi
   };
   if (!isRecord(doc)) return fail("(document)", "must be a mapping with name and groups");
   for (const key of Object.keys(doc)) {
-    if (!(PROFILE_FIELDS as readonly string[]).includes(key)) fail(key, `is not a known field (known: ${PROFILE_FIELDS.join(", ")})`);
+    if (!(PROFILE_FIELDS as readonly string[]).includes(key))
+      fail(key, `is not a known field (known: ${PROFILE_FIELDS.join(", ")})`);
   }
   const name = doc["name"];
-  if (typeof name !== "string" || !DNS_LABEL.test(name)) fail("name", `must be a DNS label, got ${JSON.stringify(name)}`);
+  if (typeof name !== "string" || !DNS_LABEL.test(name))
+    fail("name", `must be a DNS label, got ${JSON.stringify(name)}`);
   const description = doc["description"] ?? "";
   if (typeof description !== "string") fail("description", "must be a string");
   const groups = doc["groups"];
@@ -103,7 +116,8 @@ export function validateProfile(doc: unknown, source = "<inline>"): ClusterProfi
     const at = (field: string): string => `groups[${i}].${field}`;
     if (!isRecord(raw)) return fail(`groups[${i}]`, "must be a mapping");
     for (const key of Object.keys(raw)) {
-      if (!(GROUP_FIELDS as readonly string[]).includes(key)) fail(at(key), `is not a known field (known: ${GROUP_FIELDS.join(", ")})`);
+      if (!(GROUP_FIELDS as readonly string[]).includes(key))
+        fail(at(key), `is not a known field (known: ${GROUP_FIELDS.join(", ")})`);
     }
     const label = (field: string): string => {
       const value = raw[field];
@@ -122,7 +136,8 @@ export function validateProfile(doc: unknown, source = "<inline>"): ClusterProfi
     const quantity = (field: string): string => {
       // YAML reads `cpu: 192` as a number; accept it as the same quantity.
       const value = typeof raw[field] === "number" ? String(raw[field]) : raw[field];
-      if (typeof value !== "string" || !QUANTITY.test(value)) fail(at(field), `must be a Kubernetes quantity such as "192" or "2Ti", got ${JSON.stringify(raw[field])}`);
+      if (typeof value !== "string" || !QUANTITY.test(value))
+        fail(at(field), `must be a Kubernetes quantity such as "192" or "2Ti", got ${JSON.stringify(raw[field])}`);
       return value as string;
     };
 
@@ -165,7 +180,12 @@ export function validateProfile(doc: unknown, source = "<inline>"): ClusterProfi
     seenIslands.add(fabric.island);
     return fabric;
   });
-  return { name: name as string, description: description as string, groups: parsed, ...(parsedFabrics.length > 0 ? { fabrics: parsedFabrics } : {}) };
+  return {
+    name: name as string,
+    description: description as string,
+    groups: parsed,
+    ...(parsedFabrics.length > 0 ? { fabrics: parsedFabrics } : {}),
+  };
 }
 
 /** Parses and validates profile YAML text. */

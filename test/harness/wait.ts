@@ -4,7 +4,11 @@
 
 export class WaitTimeoutError extends Error {
   override name = "WaitTimeoutError";
-  constructor(readonly description: string, readonly timeoutMs: number, options?: ErrorOptions) {
+  constructor(
+    readonly description: string,
+    readonly timeoutMs: number,
+    options?: ErrorOptions,
+  ) {
     const last = options?.cause instanceof Error ? `; last error: ${options.cause.message}` : "";
     super(`timed out after ${timeoutMs} ms waiting for ${description}${last}`, options);
   }
@@ -26,7 +30,10 @@ export interface WaitOptions {
  * Calls probe until it returns a value other than undefined, null or false, and returns that value. Errors thrown
  * by probe count as "not yet" (the last one becomes the timeout error's cause).
  */
-export async function waitFor<T>(probe: () => T | undefined | null | false | Promise<T | undefined | null | false>, opts: WaitOptions): Promise<T> {
+export async function waitFor<T>(
+  probe: () => T | undefined | null | false | Promise<T | undefined | null | false>,
+  opts: WaitOptions,
+): Promise<T> {
   const timeoutMs = opts.timeoutMs ?? 30_000;
   const intervalMs = opts.intervalMs ?? 200;
   const deadline = Date.now() + timeoutMs;
@@ -40,7 +47,12 @@ export async function waitFor<T>(probe: () => T | undefined | null | false | Pro
       lastError = err;
     }
     const left = deadline - Date.now();
-    if (left <= 0) throw new WaitTimeoutError(opts.description, timeoutMs, lastError === undefined ? undefined : { cause: lastError });
+    if (left <= 0)
+      throw new WaitTimeoutError(
+        opts.description,
+        timeoutMs,
+        lastError === undefined ? undefined : { cause: lastError },
+      );
     await new Promise((resolve) => setTimeout(resolve, Math.min(intervalMs, left)));
   }
 }

@@ -40,28 +40,83 @@ const hostile = fc.oneof(
 );
 
 const SERVING_PATHS = [
-  "spec.model", "spec.model.name", "spec.model.layers", "spec.model.hiddenSize", "spec.model.heads", "spec.model.kvHeads",
-  "spec.model.vocabSize", "spec.model.intermediateSize", "spec.model.dtype", "spec.model.paramsBillions", "spec.model.weightBytes",
-  "spec.slo", "spec.slo.ttftMs", "spec.slo.tpotMs", "spec.slo.attainmentPercent", "spec.workload.arrivalRatePerSec",
-  "spec.workload.preset", "spec.workload.promptTokens", "spec.workload.outputTokens", "spec.workload.traceRef", "spec.gpu", "spec.gpu.model",
-  "spec.gpu.minMemoryGiB", "spec.mode", "spec.engine.image", "spec.engine.args", "spec.engine.port", "spec.engine.env",
-  "spec.scaling.minInstances", "spec.scaling.maxInstances", "spec.scaling.maxGpus", "spec.scaling.autoscale", "spec.unknownField",
+  "spec.model",
+  "spec.model.name",
+  "spec.model.layers",
+  "spec.model.hiddenSize",
+  "spec.model.heads",
+  "spec.model.kvHeads",
+  "spec.model.vocabSize",
+  "spec.model.intermediateSize",
+  "spec.model.dtype",
+  "spec.model.paramsBillions",
+  "spec.model.weightBytes",
+  "spec.slo",
+  "spec.slo.ttftMs",
+  "spec.slo.tpotMs",
+  "spec.slo.attainmentPercent",
+  "spec.workload.arrivalRatePerSec",
+  "spec.workload.preset",
+  "spec.workload.promptTokens",
+  "spec.workload.outputTokens",
+  "spec.workload.traceRef",
+  "spec.gpu",
+  "spec.gpu.model",
+  "spec.gpu.minMemoryGiB",
+  "spec.mode",
+  "spec.engine.image",
+  "spec.engine.args",
+  "spec.engine.port",
+  "spec.engine.env",
+  "spec.scaling.minInstances",
+  "spec.scaling.maxInstances",
+  "spec.scaling.maxGpus",
+  "spec.scaling.autoscale",
+  "spec.unknownField",
   "metadata.name",
 ] as const;
 
 const TRAINING_PATHS = [
-  "spec.image", "spec.command", "spec.args", "spec.env", "spec.nodes", "spec.gpusPerNode", "spec.parallelism", "spec.parallelism.tp",
-  "spec.parallelism.pp", "spec.parallelism.dp", "spec.model", "spec.model.paramsBillions", "spec.model.layers", "spec.model.hiddenSize",
-  "spec.model.seqLength", "spec.model.globalBatchSequences", "spec.model.microBatchSequences", "spec.checkpoint", "spec.checkpoint.path",
-  "spec.checkpoint.intervalSteps", "spec.faultPolicy.maxRestarts", "spec.faultPolicy.slowRankTolerancePercent",
-  "spec.faultPolicy.hangTimeoutSeconds", "spec.faultPolicy.restartBackoffSeconds", "spec.placement.nicAware", "spec.placement.gpuModel",
-  "spec.unknownField", "metadata.name",
+  "spec.image",
+  "spec.command",
+  "spec.args",
+  "spec.env",
+  "spec.nodes",
+  "spec.gpusPerNode",
+  "spec.parallelism",
+  "spec.parallelism.tp",
+  "spec.parallelism.pp",
+  "spec.parallelism.dp",
+  "spec.model",
+  "spec.model.paramsBillions",
+  "spec.model.layers",
+  "spec.model.hiddenSize",
+  "spec.model.seqLength",
+  "spec.model.globalBatchSequences",
+  "spec.model.microBatchSequences",
+  "spec.checkpoint",
+  "spec.checkpoint.path",
+  "spec.checkpoint.intervalSteps",
+  "spec.faultPolicy.maxRestarts",
+  "spec.faultPolicy.slowRankTolerancePercent",
+  "spec.faultPolicy.hangTimeoutSeconds",
+  "spec.faultPolicy.restartBackoffSeconds",
+  "spec.placement.nicAware",
+  "spec.placement.gpuModel",
+  "spec.unknownField",
+  "metadata.name",
 ] as const;
 
 const corruptions = (paths: readonly string[]): fc.Arbitrary<Corruption[]> =>
   fc.oneof(
     { weight: 2, arbitrary: fc.constant<Corruption[]>([]) },
-    { weight: 3, arbitrary: fc.array(fc.record({ path: fc.constantFrom(...paths), value: hostile }), { minLength: 1, maxLength: 2 }) },
+    {
+      weight: 3,
+      arbitrary: fc.array(fc.record({ path: fc.constantFrom(...paths), value: hostile }), {
+        minLength: 1,
+        maxLength: 2,
+      }),
+    },
   );
 
 /** Deep-sets `path` to `value` in a copy; `undefined` deletes the field. */
@@ -80,7 +135,8 @@ export function withPath(object: Json, path: string, value: unknown): Json {
   return copy;
 }
 
-const applyAll = (object: Json, list: Corruption[]): Json => list.reduce((o, c) => withPath(o, c.path, c.value), object);
+const applyAll = (object: Json, list: Corruption[]): Json =>
+  list.reduce((o, c) => withPath(o, c.path, c.value), object);
 
 const optional = <T>(arb: fc.Arbitrary<T>) => fc.option(arb, { nil: undefined });
 const dropUndefined = (o: Json): Json => JSON.parse(JSON.stringify(o)) as Json;
@@ -118,27 +174,65 @@ const servingModel = fc
  * every long draw into a timeout rather than a finding.
  */
 export const MAX_SAMPLED_TOKENS = 4096;
-const tokens = fc.record({ mean: fc.integer({ min: 1, max: MAX_SAMPLED_TOKENS / 2 }), extra: optional(fc.integer({ min: 0, max: MAX_SAMPLED_TOKENS / 2 })) }).map((t) => ({ mean: t.mean, ...(t.extra !== undefined ? { max: t.mean + t.extra } : {}) }));
+const tokens = fc
+  .record({
+    mean: fc.integer({ min: 1, max: MAX_SAMPLED_TOKENS / 2 }),
+    extra: optional(fc.integer({ min: 0, max: MAX_SAMPLED_TOKENS / 2 })),
+  })
+  .map((t) => ({ mean: t.mean, ...(t.extra !== undefined ? { max: t.mean + t.extra } : {}) }));
 
 const workload = fc.oneof(
-  fc.record({ arrivalRatePerSec: fc.double({ min: 0.001, max: 10_000, noNaN: true }), preset: fc.constantFrom("chatbot", "code-completion", "summarization") }),
-  fc.record({ arrivalRatePerSec: fc.double({ min: 0.001, max: 10_000, noNaN: true }), promptTokens: tokens, outputTokens: tokens }),
+  fc.record({
+    arrivalRatePerSec: fc.double({ min: 0.001, max: 10_000, noNaN: true }),
+    preset: fc.constantFrom("chatbot", "code-completion", "summarization"),
+  }),
+  fc.record({
+    arrivalRatePerSec: fc.double({ min: 0.001, max: 10_000, noNaN: true }),
+    promptTokens: tokens,
+    outputTokens: tokens,
+  }),
 );
 
 export function servingDeploymentSample(namespace: string): fc.Arbitrary<Sample> {
   const spec = fc.record({
     model: servingModel,
-    slo: fc.record({ ttftMs: fc.double({ min: 0.1, max: 100_000, noNaN: true }), tpotMs: fc.double({ min: 0.1, max: 10_000, noNaN: true }), attainmentPercent: optional(fc.double({ min: 1, max: 100, noNaN: true })) }),
+    slo: fc.record({
+      ttftMs: fc.double({ min: 0.1, max: 100_000, noNaN: true }),
+      tpotMs: fc.double({ min: 0.1, max: 10_000, noNaN: true }),
+      attainmentPercent: optional(fc.double({ min: 1, max: 100, noNaN: true })),
+    }),
     workload,
-    gpu: optional(fc.record({ model: optional(fc.constantFrom(...GpuModels)), minMemoryGiB: optional(fc.integer({ min: 1, max: 200 })) })),
+    gpu: optional(
+      fc.record({
+        model: optional(fc.constantFrom(...GpuModels)),
+        minMemoryGiB: optional(fc.integer({ min: 1, max: 200 })),
+      }),
+    ),
     mode: optional(fc.constantFrom("disaggregated", "colocated", "auto")),
-    engine: fc.record({ image: fc.constant("vllm/vllm-openai:v0.11.0"), port: optional(fc.integer({ min: 1, max: 65535 })) }),
-    scaling: optional(fc.record({ minInstances: optional(fc.integer({ min: 1, max: 8 })), maxInstances: optional(fc.integer({ min: 1, max: 64 })), maxGpus: optional(fc.integer({ min: 1, max: 512 })), autoscale: optional(fc.boolean()) })),
+    engine: fc.record({
+      image: fc.constant("vllm/vllm-openai:v0.11.0"),
+      port: optional(fc.integer({ min: 1, max: 65535 })),
+    }),
+    scaling: optional(
+      fc.record({
+        minInstances: optional(fc.integer({ min: 1, max: 8 })),
+        maxInstances: optional(fc.integer({ min: 1, max: 64 })),
+        maxGpus: optional(fc.integer({ min: 1, max: 512 })),
+        autoscale: optional(fc.boolean()),
+      }),
+    ),
   });
-  return fc.tuple(fc.stringMatching(/^[a-z][a-z0-9]{0,10}$/), spec, corruptions(SERVING_PATHS)).map(([suffix, s, list]) => {
-    const base = dropUndefined({ apiVersion: "gpufleet.io/v1alpha1", kind: "ServingDeployment", metadata: { name: `sd-${suffix}`, namespace }, spec: s });
-    return { object: applyAll(base, list), corruptions: list };
-  });
+  return fc
+    .tuple(fc.stringMatching(/^[a-z][a-z0-9]{0,10}$/), spec, corruptions(SERVING_PATHS))
+    .map(([suffix, s, list]) => {
+      const base = dropUndefined({
+        apiVersion: "gpufleet.io/v1alpha1",
+        kind: "ServingDeployment",
+        metadata: { name: `sd-${suffix}`, namespace },
+        spec: s,
+      });
+      return { object: applyAll(base, list), corruptions: list };
+    });
 }
 
 const POW2 = [1, 2, 4, 8, 16] as const;
@@ -176,8 +270,15 @@ export function trainingJobSample(namespace: string): fc.Arbitrary<Sample> {
         placement: dropUndefined({ nicAware: r.nicAware, gpuModel: r.gpuModel }),
       };
     });
-  return fc.tuple(fc.stringMatching(/^[a-z][a-z0-9]{0,10}$/), spec, corruptions(TRAINING_PATHS)).map(([suffix, s, list]) => {
-    const base = dropUndefined({ apiVersion: "gpufleet.io/v1alpha1", kind: "TrainingJob", metadata: { name: `tj-${suffix}`, namespace }, spec: s });
-    return { object: applyAll(base, list), corruptions: list };
-  });
+  return fc
+    .tuple(fc.stringMatching(/^[a-z][a-z0-9]{0,10}$/), spec, corruptions(TRAINING_PATHS))
+    .map(([suffix, s, list]) => {
+      const base = dropUndefined({
+        apiVersion: "gpufleet.io/v1alpha1",
+        kind: "TrainingJob",
+        metadata: { name: `tj-${suffix}`, namespace },
+        spec: s,
+      });
+      return { object: applyAll(base, list), corruptions: list };
+    });
 }

@@ -30,16 +30,41 @@ export interface TestAgent {
   stop(): Promise<void>;
 }
 
-export async function startTestAgent(opts: { natsUrl: string; nodeNames: string[]; publisherLimits?: Partial<PublisherLimits> }): Promise<TestAgent> {
-  const nc = await connect({ servers: opts.natsUrl, maxReconnectAttempts: -1, reconnectTimeWait: 250, name: "gpufleet-test-agent" });
+export async function startTestAgent(opts: {
+  natsUrl: string;
+  nodeNames: string[];
+  publisherLimits?: Partial<PublisherLimits>;
+}): Promise<TestAgent> {
+  const nc = await connect({
+    servers: opts.natsUrl,
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 250,
+    name: "gpufleet-test-agent",
+  });
   const dir = mkdtempSync(join(tmpdir(), "gpufleet-agent-"));
-  const facts = new Map<string, NodeFacts>(opts.nodeNames.map((name) => [name, simulatedNodeFacts({ metadata: { name, annotations: { "kwok.x-k8s.io/node": "fake" }, labels: {} } })]));
+  const facts = new Map<string, NodeFacts>(
+    opts.nodeNames.map((name) => [
+      name,
+      simulatedNodeFacts({ metadata: { name, annotations: { "kwok.x-k8s.io/node": "fake" }, labels: {} } }),
+    ]),
+  );
   const registry = new Registry();
   const socket = join(dir, "agent.sock");
   const agent = new AgentCore(
-    { workerSocketPath: socket, operatorAddress: "127.0.0.1:0", tls: undefined, heartbeatIntervalMs: 60_000, missedHeartbeatsLimit: 3, publisherLimits: { ...DEFAULT_PUBLISHER_LIMITS, flushIntervalMs: 50, ...opts.publisherLimits } },
+    {
+      workerSocketPath: socket,
+      operatorAddress: "127.0.0.1:0",
+      tls: undefined,
+      heartbeatIntervalMs: 60_000,
+      missedHeartbeatsLimit: 3,
+      publisherLimits: { ...DEFAULT_PUBLISHER_LIMITS, flushIntervalMs: 50, ...opts.publisherLimits },
+    },
     await JetStreamTransport.connect(nc, 2000),
-    { nodeNames: () => [...facts.keys()], facts: (n) => facts.get(n), labels: (n) => (facts.get(n) ? factsToLabels(facts.get(n)!) : undefined) },
+    {
+      nodeNames: () => [...facts.keys()],
+      facts: (n) => facts.get(n),
+      labels: (n) => (facts.get(n) ? factsToLabels(facts.get(n)!) : undefined),
+    },
     { run: async () => ({ passed: true, summary: "", details: {} }) },
     new AgentMetrics(registry),
     () => {},
@@ -53,7 +78,17 @@ export async function startTestAgent(opts: { natsUrl: string; nodeNames: string[
     worker,
     async registerPod(pod, rank = 0, worldSize = rank + 1) {
       const workerId = `${pod.metadata?.uid ?? pod.metadata?.name}/${rank}`;
-      await worker.register({ workerId, podNamespace: pod.metadata!.namespace!, podName: pod.metadata!.name!, podUid: pod.metadata?.uid ?? "", nodeName: pod.spec!.nodeName!, kind: "training", rank, worldSize, simulated: false });
+      await worker.register({
+        workerId,
+        podNamespace: pod.metadata!.namespace!,
+        podName: pod.metadata!.name!,
+        podUid: pod.metadata?.uid ?? "",
+        nodeName: pod.spec!.nodeName!,
+        kind: "training",
+        rank,
+        worldSize,
+        simulated: false,
+      });
       return workerId;
     },
     async counter(name, stream) {

@@ -44,7 +44,12 @@ export async function startApiProxy(target: KubeConfig): Promise<ApiProxy> {
     const method = req.method ?? "GET";
     const url = req.url ?? "/";
     const verdict = rule({ method, url });
-    const record: ProxiedRequest = { method, url, atMs: performance.now(), verdict: typeof verdict === "string" ? verdict : "answered" };
+    const record: ProxiedRequest = {
+      method,
+      url,
+      atMs: performance.now(),
+      verdict: typeof verdict === "string" ? verdict : "answered",
+    };
     requests.push(record);
     res.on("close", () => {
       if (!res.writableFinished) record.abortedAtMs ??= performance.now();
@@ -58,16 +63,28 @@ export async function startApiProxy(target: KubeConfig): Promise<ApiProxy> {
     if (typeof verdict === "object") {
       req.resume();
       res.writeHead(verdict.status, { "content-type": "application/json" });
-      res.end(verdict.body ?? JSON.stringify({ kind: "Status", apiVersion: "v1", status: "Failure", message: "injected by test proxy", code: verdict.status }));
+      res.end(
+        verdict.body ??
+          JSON.stringify({
+            kind: "Status",
+            apiVersion: "v1",
+            status: "Failure",
+            message: "injected by test proxy",
+            code: verdict.status,
+          }),
+      );
       return;
     }
     const headers = { ...req.headers, host: upstream.host };
-    const out = httpsRequest({ ...tls, hostname: upstream.hostname, port: upstream.port, path: url, method, headers }, (upstreamRes) => {
-      record.status = upstreamRes.statusCode;
-      res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.headers);
-      res.flushHeaders(); // a watch answers headers first and events much later: the client waits for the headers
-      upstreamRes.pipe(res);
-    });
+    const out = httpsRequest(
+      { ...tls, hostname: upstream.hostname, port: upstream.port, path: url, method, headers },
+      (upstreamRes) => {
+        record.status = upstreamRes.statusCode;
+        res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.headers);
+        res.flushHeaders(); // a watch answers headers first and events much later: the client waits for the headers
+        upstreamRes.pipe(res);
+      },
+    );
     out.on("error", () => res.destroy());
     res.on("close", () => out.destroy());
     req.pipe(out);
@@ -77,7 +94,10 @@ export async function startApiProxy(target: KubeConfig): Promise<ApiProxy> {
   const port = typeof address === "object" && address ? address.port : 0;
 
   const kubeConfig = new KubeConfig();
-  kubeConfig.loadFromClusterAndUser({ name: "proxy", server: `http://127.0.0.1:${port}`, skipTLSVerify: true }, { name: "proxy" });
+  kubeConfig.loadFromClusterAndUser(
+    { name: "proxy", server: `http://127.0.0.1:${port}`, skipTLSVerify: true },
+    { name: "proxy" },
+  );
   return {
     kubeConfig,
     requests,

@@ -6,11 +6,25 @@ import type { ServingDeployment, ServingDeploymentSpec } from "../../crds/src/se
 import type { TrainingJob } from "../../crds/src/training-job.js";
 
 /** Llama-3-8B's published shape (GQA with 8 KV heads, SwiGLU, 128k vocabulary). */
-export const LLAMA_3_8B = { name: "meta-llama/Meta-Llama-3-8B-Instruct", layers: 32, hiddenSize: 4096, heads: 32, kvHeads: 8, vocabSize: 128256, intermediateSize: 14336, paramsBillions: 8.03 };
+export const LLAMA_3_8B = {
+  name: "meta-llama/Meta-Llama-3-8B-Instruct",
+  layers: 32,
+  hiddenSize: 4096,
+  heads: 32,
+  kvHeads: 8,
+  vocabSize: 128256,
+  intermediateSize: 14336,
+  paramsBillions: 8.03,
+};
 
-export type ServingSpecInput = Omit<Partial<ServingDeploymentSpec>, "slo" | "workload"> & { slo?: Partial<ServingDeploymentSpec["slo"]>; workload?: Partial<ServingDeploymentSpec["workload"]> };
+export type ServingSpecInput = Omit<Partial<ServingDeploymentSpec>, "slo" | "workload"> & {
+  slo?: Partial<ServingDeploymentSpec["slo"]>;
+  workload?: Partial<ServingDeploymentSpec["workload"]>;
+};
 
-/** A Llama-3-8B chatbot on H100s, disaggregated, under 250 ms TTFT / 100 ms TPOT at 90%, unless `spec` says otherwise. */
+/**
+ * A Llama-3-8B chatbot on H100s, disaggregated, under 250 ms TTFT / 100 ms TPOT at 90%, unless `spec` says otherwise.
+ */
 export function servingDeployment(name: string, namespace: string, spec: ServingSpecInput = {}): ServingDeployment {
   return {
     apiVersion: "gpufleet.io/v1alpha1",
@@ -35,8 +49,12 @@ export function trainingJob(name: string, namespace: string, spec: Partial<Train
     kind: "TrainingJob",
     metadata: { name, namespace },
     spec: {
-      image: "nvcr.io/nvidia/pytorch:25.01-py3", command: ["torchrun", "train.py"], nodes: 1, gpusPerNode: 8,
-      parallelism: { tp: 8, pp: 1, dp: 1 }, model: { paramsBillions: 7.5, layers: 36, hiddenSize: 4096 },
+      image: "nvcr.io/nvidia/pytorch:25.01-py3",
+      command: ["torchrun", "train.py"],
+      nodes: 1,
+      gpusPerNode: 8,
+      parallelism: { tp: 8, pp: 1, dp: 1 },
+      model: { paramsBillions: 7.5, layers: 36, hiddenSize: 4096 },
       checkpoint: { path: `/ckpt/${name}`, intervalSteps: 1000 },
       ...spec,
     } as TrainingJob["spec"],

@@ -5,14 +5,31 @@ import { startComponentProcess, type ComponentProcess } from "./operator.js";
 export interface InstanceProcess extends ComponentProcess {
   readonly url: string;
   readonly id: string;
-  stats(): Promise<{ completed: number; cancelled: number; running: number; kvPulled: number; kvHeld: number; requestIds: string[] }>;
+  stats(): Promise<{
+    completed: number;
+    cancelled: number;
+    running: number;
+    kvPulled: number;
+    kvHeld: number;
+    requestIds: string[];
+  }>;
 }
 
 export async function startTestInstanceProcess(env: Record<string, string>): Promise<InstanceProcess> {
   const id = env.TEST_INSTANCE_ID ?? "test";
-  const { process, readyLine } = await startComponentProcess({ name: `test instance ${id}`, entry: "test/support/test-instance/main.ts", readyMessage: "test instance ready", env });
+  const { process, readyLine } = await startComponentProcess({
+    name: `test instance ${id}`,
+    entry: "test/support/test-instance/main.ts",
+    readyMessage: "test instance ready",
+    env,
+  });
   const url = readyLine.url as string;
-  return { ...process, url, id, stats: async () => (await fetch(`${url}/test/stats`)).json() as ReturnType<InstanceProcess["stats"]> };
+  return {
+    ...process,
+    url,
+    id,
+    stats: async () => (await fetch(`${url}/test/stats`)).json() as ReturnType<InstanceProcess["stats"]>,
+  };
 }
 
 export interface GatewayProcess extends ComponentProcess {
@@ -20,7 +37,12 @@ export interface GatewayProcess extends ComponentProcess {
 }
 
 export async function startGatewayProcess(env: Record<string, string>): Promise<GatewayProcess> {
-  const { process, readyLine } = await startComponentProcess({ name: "gateway", entry: "gateway/src/main.ts", readyMessage: "gateway listening", env: { GPUFLEET_GATEWAY_PORT: "0", GPUFLEET_GATEWAY_HOST: "127.0.0.1", ...env } });
+  const { process, readyLine } = await startComponentProcess({
+    name: "gateway",
+    entry: "gateway/src/main.ts",
+    readyMessage: "gateway listening",
+    env: { GPUFLEET_GATEWAY_PORT: "0", GPUFLEET_GATEWAY_HOST: "127.0.0.1", ...env },
+  });
   return { ...process, url: `http://127.0.0.1:${readyLine.port as number}` };
 }
 

@@ -20,9 +20,21 @@ export { REPO_ROOT } from "./paths.js";
  */
 export async function installCrds(kubeconfigPath: string): Promise<void> {
   const crdDir = path.join(REPO_ROOT, "crds");
-  const applied = await kubectl(kubeconfigPath, ["apply", "--server-side", "--field-manager=gpufleet-install", "-f", crdDir]);
+  const applied = await kubectl(kubeconfigPath, [
+    "apply",
+    "--server-side",
+    "--field-manager=gpufleet-install",
+    "-f",
+    crdDir,
+  ]);
   if (applied.code !== 0) throw new Error(`installing CRDs failed: ${applied.stderr}`);
-  const established = await kubectl(kubeconfigPath, ["wait", "--for=condition=Established", "--timeout=60s", "-f", crdDir]);
+  const established = await kubectl(kubeconfigPath, [
+    "wait",
+    "--for=condition=Established",
+    "--timeout=60s",
+    "-f",
+    crdDir,
+  ]);
   if (established.code !== 0) throw new Error(`CRDs not Established: ${established.stderr}`);
 }
 
@@ -39,8 +51,18 @@ export interface ComponentProcess {
  * Runs a TypeScript entry point in its own process, as its container would, and resolves once it logs
  * `readyMessage` (JSON logs; the matching line is returned too). Fails at once, with its stderr, if it exits.
  */
-export async function startComponentProcess(opts: { name: string; entry: string; env: Record<string, string>; readyMessage: string; timeoutMs?: number }): Promise<{ process: ComponentProcess; readyLine: Record<string, unknown> }> {
-  const child = spawn(process.execPath, ["--import", "tsx", path.join(REPO_ROOT, opts.entry)], { cwd: REPO_ROOT, env: { ...process.env, ...opts.env }, stdio: ["ignore", "pipe", "pipe"] });
+export async function startComponentProcess(opts: {
+  name: string;
+  entry: string;
+  env: Record<string, string>;
+  readyMessage: string;
+  timeoutMs?: number;
+}): Promise<{ process: ComponentProcess; readyLine: Record<string, unknown> }> {
+  const child = spawn(process.execPath, ["--import", "tsx", path.join(REPO_ROOT, opts.entry)], {
+    cwd: REPO_ROOT,
+    env: { ...process.env, ...opts.env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   const logs: Record<string, unknown>[] = [];
   let buffered = "";
   let stderr = "";
@@ -72,7 +94,11 @@ export async function startComponentProcess(opts: { name: string; entry: string;
     },
   };
   try {
-    const readyLine = await waitFor(() => logs.find((l) => l.msg === opts.readyMessage), { description: `${opts.name}: "${opts.readyMessage}"`, timeoutMs: opts.timeoutMs ?? 60_000, abortIf });
+    const readyLine = await waitFor(() => logs.find((l) => l.msg === opts.readyMessage), {
+      description: `${opts.name}: "${opts.readyMessage}"`,
+      timeoutMs: opts.timeoutMs ?? 60_000,
+      abortIf,
+    });
     return { process: componentProcess, readyLine };
   } catch (error) {
     await componentProcess.stop("SIGKILL");
@@ -87,7 +113,12 @@ export interface OperatorProcess extends ComponentProcess {
 }
 
 /** Starts `operator/src/main.ts` in its own process and waits for "operator started". */
-export async function startOperatorProcess(opts: { kubeconfigPath: string; namespace: string; identity: string; env?: Record<string, string> }): Promise<OperatorProcess> {
+export async function startOperatorProcess(opts: {
+  kubeconfigPath: string;
+  namespace: string;
+  identity: string;
+  env?: Record<string, string>;
+}): Promise<OperatorProcess> {
   const { process: operator, readyLine } = await startComponentProcess({
     name: `operator ${opts.identity}`,
     entry: "operator/src/main.ts",
@@ -123,7 +154,12 @@ export function metricValue(text: string, name: string, labels: Record<string, s
 }
 
 /** Starts `agent/src/main.ts` in simulation mode against the test cluster; resolves with its gRPC port. */
-export async function startSimulatedAgent(opts: { kubeconfigPath: string; natsUrl: string; name?: string; env?: Record<string, string> }): Promise<{ agent: ComponentProcess; grpcPort: number }> {
+export async function startSimulatedAgent(opts: {
+  kubeconfigPath: string;
+  natsUrl: string;
+  name?: string;
+  env?: Record<string, string>;
+}): Promise<{ agent: ComponentProcess; grpcPort: number }> {
   const name = opts.name ?? "agent";
   const { process: agent, readyLine } = await startComponentProcess({
     name,
@@ -153,13 +189,27 @@ export async function startInProcessOperator(
   cluster: { kubeConfig: KubeConfig; kubeconfigPath: string },
   identity: string,
   /** natsUrl turns telemetry on; durablePrefix keeps this operator's JetStream consumers apart from other tests'. */
-  telemetry: { natsUrl?: string; durablePrefix?: string; options?: OperatorOptions["telemetry"]; scheduler?: OperatorOptions["scheduler"] } = {},
+  telemetry: {
+    natsUrl?: string;
+    durablePrefix?: string;
+    options?: OperatorOptions["telemetry"];
+    scheduler?: OperatorOptions["scheduler"];
+  } = {},
 ): Promise<OperatorHandle> {
   await installCrds(cluster.kubeconfigPath);
   const config = loadOperatorConfig({
-    GPUFLEET_LEADER_ELECTION: "false", GPUFLEET_HTTP_PORT: "0", GPUFLEET_IDENTITY: identity, GPUFLEET_NAMESPACE: "default",
+    GPUFLEET_LEADER_ELECTION: "false",
+    GPUFLEET_HTTP_PORT: "0",
+    GPUFLEET_IDENTITY: identity,
+    GPUFLEET_NAMESPACE: "default",
     ...(telemetry.natsUrl ? { GPUFLEET_NATS_URL: telemetry.natsUrl } : {}),
     ...(telemetry.durablePrefix ? { GPUFLEET_TELEMETRY_DURABLE_PREFIX: telemetry.durablePrefix } : {}),
   });
-  return startOperator({ config, kubeConfig: cluster.kubeConfig, logger: silentLogger, ...(telemetry.options ? { telemetry: telemetry.options } : {}), ...(telemetry.scheduler ? { scheduler: telemetry.scheduler } : {}) });
+  return startOperator({
+    config,
+    kubeConfig: cluster.kubeConfig,
+    logger: silentLogger,
+    ...(telemetry.options ? { telemetry: telemetry.options } : {}),
+    ...(telemetry.scheduler ? { scheduler: telemetry.scheduler } : {}),
+  });
 }

@@ -66,7 +66,15 @@ export async function startPythonWorker(opts: PythonWorkerOptions): Promise<Pyth
   };
   const timeoutMs = opts.readyTimeoutMs ?? 60_000;
   const ready = await new Promise<Record<string, unknown>>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`worker did not print its ready line within ${timeoutMs} ms; log: ${JSON.stringify(logs.slice(-10))}`)), timeoutMs);
+    const timer = setTimeout(
+      () =>
+        reject(
+          new Error(
+            `worker did not print its ready line within ${timeoutMs} ms; log: ${JSON.stringify(logs.slice(-10))}`,
+          ),
+        ),
+      timeoutMs,
+    );
     createInterface({ input: child.stdout! }).on("line", (line) => {
       const entry = parse(line);
       if (entry.event === "ready") {
@@ -74,8 +82,14 @@ export async function startPythonWorker(opts: PythonWorkerOptions): Promise<Pyth
         resolve(entry);
       }
     });
-    child.once("error", (err) => { clearTimeout(timer); reject(new Error(`starting ${opts.python}`, { cause: err })); });
-    child.once("exit", (code) => { clearTimeout(timer); reject(new Error(`worker exited with ${code} before it was ready; log: ${JSON.stringify(logs.slice(-10))}`)); });
+    child.once("error", (err) => {
+      clearTimeout(timer);
+      reject(new Error(`starting ${opts.python}`, { cause: err }));
+    });
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`worker exited with ${code} before it was ready; log: ${JSON.stringify(logs.slice(-10))}`));
+    });
   }).catch(async (err: unknown) => {
     await stop();
     throw err;

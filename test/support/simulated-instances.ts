@@ -39,34 +39,71 @@ export interface SimulatedInstances {
 const NODE = "sim-node-0";
 const silent = { info: () => {}, warn: () => {} };
 
-export async function startSimulatedInstances(opts: { pods: SimulatedPod[]; natsUrl?: string; namespace?: string; deployment?: string; reportIntervalMs?: number }): Promise<SimulatedInstances> {
+export async function startSimulatedInstances(opts: {
+  pods: SimulatedPod[];
+  natsUrl?: string;
+  namespace?: string;
+  deployment?: string;
+  reportIntervalMs?: number;
+}): Promise<SimulatedInstances> {
   const namespace = opts.namespace ?? "bench";
   const deployment = opts.deployment ?? "chat";
   const reportIntervalMs = opts.reportIntervalMs ?? 1000;
   const dir = mkdtempSync(join(tmpdir(), "gpufleet-sim-instances-"));
   const socket = join(dir, "agent.sock");
   const facts = simulatedNodeFacts({ metadata: { name: NODE, annotations: { [KWOK_NODE.key]: KWOK_NODE.value } } });
-  const nc: NatsConnection | undefined = opts.natsUrl ? await connect({ servers: opts.natsUrl, name: "gpufleet-agent-sim-instances" }) : undefined;
+  const nc: NatsConnection | undefined = opts.natsUrl
+    ? await connect({ servers: opts.natsUrl, name: "gpufleet-agent-sim-instances" })
+    : undefined;
   const agent = new AgentCore(
-    { workerSocketPath: socket, operatorAddress: "127.0.0.1:0", tls: undefined, heartbeatIntervalMs: reportIntervalMs, missedHeartbeatsLimit: 5, publisherLimits: DEFAULT_PUBLISHER_LIMITS },
+    {
+      workerSocketPath: socket,
+      operatorAddress: "127.0.0.1:0",
+      tls: undefined,
+      heartbeatIntervalMs: reportIntervalMs,
+      missedHeartbeatsLimit: 5,
+      publisherLimits: DEFAULT_PUBLISHER_LIMITS,
+    },
     nc ? await JetStreamTransport.connect(nc) : undefined,
-    { nodeNames: () => [NODE], facts: (n) => (n === NODE ? facts : undefined), labels: (n) => (n === NODE ? factsToLabels(facts) : undefined) },
-    new NodeDiagnostics({ rediscover: async () => facts, publishedLabels: () => factsToLabels(facts), sampleRdma: async () => undefined }),
+    {
+      nodeNames: () => [NODE],
+      facts: (n) => (n === NODE ? facts : undefined),
+      labels: (n) => (n === NODE ? factsToLabels(facts) : undefined),
+    },
+    new NodeDiagnostics({
+      rediscover: async () => facts,
+      publishedLabels: () => factsToLabels(facts),
+      sampleRdma: async () => undefined,
+    }),
     new AgentMetrics(new Registry()),
     () => {},
   );
   await agent.start();
   const client = new WorkerClient(`unix:${socket}`);
   // Each refers to the other only in callbacks made after both exist.
-  const engines: EngineServer = new EngineServer({ port: 0, bindHost: "127.0.0.1", advertisedHost: "127.0.0.1" }, (uid) => sim.instance(uid), silent);
+  const engines: EngineServer = new EngineServer(
+    { port: 0, bindHost: "127.0.0.1", advertisedHost: "127.0.0.1" },
+    (uid) => sim.instance(uid),
+    silent,
+  );
   await engines.start();
-  const sim: SimulationRuntime = new SimulationRuntime(client, (n) => (n === NODE ? facts : undefined), reportIntervalMs, silent, Date.now, { engineUrlOf: (uid) => engines.engineUrl(uid) });
+  const sim: SimulationRuntime = new SimulationRuntime(
+    client,
+    (n) => (n === NODE ? facts : undefined),
+    reportIntervalMs,
+    silent,
+    Date.now,
+    { engineUrlOf: (uid) => engines.engineUrl(uid) },
+  );
   const instances: SimulatedInstances["instances"] = [];
   for (const p of opts.pods) {
     const podUid = `sim-${namespace}-${p.name}`;
     const pod: V1Pod = {
       metadata: { name: p.name, namespace, uid: podUid, labels: { [SERVING_LABEL]: deployment } },
-      spec: { nodeName: NODE, containers: [{ name: "engine", env: [{ name: SimEnv.role, value: p.role ?? "colocated" }] }] },
+      spec: {
+        nodeName: NODE,
+        containers: [{ name: "engine", env: [{ name: SimEnv.role, value: p.role ?? "colocated" }] }],
+      },
       status: { phase: "Running" },
     };
     await sim.syncPod(pod);

@@ -14,7 +14,10 @@ export type CommandRunner = (command: string, args: readonly string[], timeoutMs
 
 export const execRunner: CommandRunner = async (command, args, timeoutMs) => {
   try {
-    const { stdout } = await promisify(execFile)(command, [...args], { timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 });
+    const { stdout } = await promisify(execFile)(command, [...args], {
+      timeout: timeoutMs,
+      maxBuffer: 64 * 1024 * 1024,
+    });
     return stdout;
   } catch (err) {
     throw new Error(`${command} ${args.join(" ")} failed`, { cause: err });

@@ -20,9 +20,33 @@ const fixtureRunner: CommandRunner = async (command, args) => {
 
 describe("parseNvidiaSmiXml", () => {
   it.each([
-    { name: "captured H100", dir: "h100", count: 1, model: "H100-80GB", product: "NVIDIA H100 80GB HBM3", memoryMiB: 81559, first: { uuid: "GPU-306528c3-1377-01be-7d90-7db28afb6fcc", pciBusId: "00000000:00:06.0" } },
-    { name: "captured H200", dir: "h200-captured", count: 1, model: "H200-141GB", product: "NVIDIA H200", memoryMiB: 143771, first: { uuid: "GPU-30ab8efd-a464-e6b4-99d2-b444c66bd336", pciBusId: "00000000:00:06.0" } },
-    { name: "HGX H200 (hand-built)", dir: "h200", count: 8, model: "H200-141GB", product: "NVIDIA H200", memoryMiB: 143771, first: { uuid: "GPU-5e1f9c2a-0b7d-4a3e-9c61-1f2a3b4c5d01", pciBusId: "00000000:18:00.0" } },
+    {
+      name: "captured H100",
+      dir: "h100",
+      count: 1,
+      model: "H100-80GB",
+      product: "NVIDIA H100 80GB HBM3",
+      memoryMiB: 81559,
+      first: { uuid: "GPU-306528c3-1377-01be-7d90-7db28afb6fcc", pciBusId: "00000000:00:06.0" },
+    },
+    {
+      name: "captured H200",
+      dir: "h200-captured",
+      count: 1,
+      model: "H200-141GB",
+      product: "NVIDIA H200",
+      memoryMiB: 143771,
+      first: { uuid: "GPU-30ab8efd-a464-e6b4-99d2-b444c66bd336", pciBusId: "00000000:00:06.0" },
+    },
+    {
+      name: "HGX H200 (hand-built)",
+      dir: "h200",
+      count: 8,
+      model: "H200-141GB",
+      product: "NVIDIA H200",
+      memoryMiB: 143771,
+      first: { uuid: "GPU-5e1f9c2a-0b7d-4a3e-9c61-1f2a3b4c5d01", pciBusId: "00000000:18:00.0" },
+    },
   ])("$name", async ({ dir, count, model, product, memoryMiB, first }) => {
     const gpus = parseNvidiaSmiXml(await fixture(`${dir}/nvidia-smi-q-x.xml`));
     expect(gpus).toHaveLength(count);
@@ -98,7 +122,15 @@ describe("sysfs NICs", () => {
   it.each([
     { name: "InfiniBand NDR", root: "sysfs-ib", rdma: 8, type: "infiniband", gbps: 400, active: 8, ethernet: ["eno1"] },
     { name: "RoCE", root: "sysfs-roce", rdma: 4, type: "roce", gbps: 200, active: 3, ethernet: ["eno1"] },
-    { name: "Ethernet only", root: "sysfs-ethernet", rdma: 0, type: "ethernet", gbps: 100, active: 2, ethernet: ["eth0", "eth1"] },
+    {
+      name: "Ethernet only",
+      root: "sysfs-ethernet",
+      rdma: 0,
+      type: "ethernet",
+      gbps: 100,
+      active: 2,
+      ethernet: ["eth0", "eth1"],
+    },
   ])("$name tree", async ({ root, rdma, type, gbps, active, ethernet }) => {
     const nics = await readNics(join(fixtures, root));
     expect(nics.filter((n) => n.type !== "ethernet")).toHaveLength(rdma);
@@ -110,9 +142,19 @@ describe("sysfs NICs", () => {
 
   it("maps RDMA devices to their netdev and NUMA node", async () => {
     const nics = await readNics(join(fixtures, "sysfs-ib"));
-    expect(nics.find((n) => n.device === "mlx5_5")).toMatchObject({ netdev: "ib5", numaNode: 1, port: 1, gidCount: 1, state: "ACTIVE" });
+    expect(nics.find((n) => n.device === "mlx5_5")).toMatchObject({
+      netdev: "ib5",
+      numaNode: 1,
+      port: 1,
+      gidCount: 1,
+      state: "ACTIVE",
+    });
     const roce = await readNics(join(fixtures, "sysfs-roce"));
-    expect(roce.find((n) => n.device === "mlx5_3")).toMatchObject({ state: "DOWN", active: false, netdev: "ens4f0np0" });
+    expect(roce.find((n) => n.device === "mlx5_3")).toMatchObject({
+      state: "DOWN",
+      active: false,
+      netdev: "ens4f0np0",
+    });
   });
 
   it("returns nothing for a root without sysfs classes", async () => {
@@ -124,31 +166,78 @@ describe("discoverNode -> labels", () => {
   it.each([
     {
       name: "HGX H200 on InfiniBand",
-      smi: "h200", sysfs: "sysfs-ib", leaf: "leaf-3", island: "ib-a",
-      labels: { [TopologyLabel.gpuModel]: "H200-141GB", [TopologyLabel.gpuCount]: "8", [TopologyLabel.nicType]: "infiniband", [TopologyLabel.nicCount]: "8", [TopologyLabel.nicBandwidthGbps]: "400", [TopologyLabel.leaf]: "leaf-3", [TopologyLabel.island]: "ib-a" },
+      smi: "h200",
+      sysfs: "sysfs-ib",
+      leaf: "leaf-3",
+      island: "ib-a",
+      labels: {
+        [TopologyLabel.gpuModel]: "H200-141GB",
+        [TopologyLabel.gpuCount]: "8",
+        [TopologyLabel.nicType]: "infiniband",
+        [TopologyLabel.nicCount]: "8",
+        [TopologyLabel.nicBandwidthGbps]: "400",
+        [TopologyLabel.leaf]: "leaf-3",
+        [TopologyLabel.island]: "ib-a",
+      },
     },
     {
       name: "captured H100 on RoCE, no fabric position configured",
-      smi: "h100", sysfs: "sysfs-roce", leaf: undefined, island: undefined,
-      labels: { [TopologyLabel.gpuModel]: "H100-80GB", [TopologyLabel.gpuCount]: "1", [TopologyLabel.nicType]: "roce", [TopologyLabel.nicCount]: "3", [TopologyLabel.nicBandwidthGbps]: "200" },
+      smi: "h100",
+      sysfs: "sysfs-roce",
+      leaf: undefined,
+      island: undefined,
+      labels: {
+        [TopologyLabel.gpuModel]: "H100-80GB",
+        [TopologyLabel.gpuCount]: "1",
+        [TopologyLabel.nicType]: "roce",
+        [TopologyLabel.nicCount]: "3",
+        [TopologyLabel.nicBandwidthGbps]: "200",
+      },
     },
   ])("$name", async ({ smi, sysfs, leaf, island, labels }) => {
-    const facts = await discoverNode({ nodeName: "n1", nvidiaSmiPath: smi, sysfsRoot: join(fixtures, sysfs), commandTimeoutMs: 1000, leaf, island, run: fixtureRunner });
+    const facts = await discoverNode({
+      nodeName: "n1",
+      nvidiaSmiPath: smi,
+      sysfsRoot: join(fixtures, sysfs),
+      commandTimeoutMs: 1000,
+      leaf,
+      island,
+      run: fixtureRunner,
+    });
     expect(factsToLabels(facts)).toEqual(labels);
-    if (leaf) expect(parseNodeTopology("n1", factsToLabels(facts))).toMatchObject({ gpuCount: 8, nicBandwidthGbps: 400 });
+    if (leaf)
+      expect(parseNodeTopology("n1", factsToLabels(facts))).toMatchObject({ gpuCount: 8, nicBandwidthGbps: 400 });
   });
 
   it("joins GPU NUMA nodes and NIC affinity from the topology matrix", async () => {
-    const facts = await discoverNode({ nodeName: "n1", nvidiaSmiPath: "h200", sysfsRoot: join(fixtures, "sysfs-ib"), commandTimeoutMs: 1000, leaf: undefined, island: undefined, run: fixtureRunner });
+    const facts = await discoverNode({
+      nodeName: "n1",
+      nvidiaSmiPath: "h200",
+      sysfsRoot: join(fixtures, "sysfs-ib"),
+      commandTimeoutMs: 1000,
+      leaf: undefined,
+      island: undefined,
+      run: fixtureRunner,
+    });
     expect(facts.gpus.map((g) => g.numaNode)).toEqual([0, 0, 0, 0, 1, 1, 1, 1]);
     expect(facts.nics.find((n) => n.device === "mlx5_2")?.nearestGpus).toEqual([2]);
   });
 
   it.each([
     { name: "no GPUs", gpus: [], error: /no GPUs/ },
-    { name: "unknown model", gpus: [{ index: 0, uuid: "u", productName: "Tesla T4", model: undefined, memoryMiB: 15360, pciBusId: "", numaNode: 0 }], error: /not in the hardware catalog/ },
+    {
+      name: "unknown model",
+      gpus: [
+        { index: 0, uuid: "u", productName: "Tesla T4", model: undefined, memoryMiB: 15360, pciBusId: "", numaNode: 0 },
+      ],
+      error: /not in the hardware catalog/,
+    },
   ])("refuses facts with $name", ({ gpus, error }) => {
-    expect(() => factsToLabels({ nodeName: "n1", simulated: false, gpus, nics: [], leaf: undefined, island: undefined })).toThrow(error);
-    expect(() => factsToLabels({ nodeName: "n1", simulated: false, gpus, nics: [], leaf: undefined, island: undefined })).toThrow(FactsError);
+    expect(() =>
+      factsToLabels({ nodeName: "n1", simulated: false, gpus, nics: [], leaf: undefined, island: undefined }),
+    ).toThrow(error);
+    expect(() =>
+      factsToLabels({ nodeName: "n1", simulated: false, gpus, nics: [], leaf: undefined, island: undefined }),
+    ).toThrow(FactsError);
   });
 });

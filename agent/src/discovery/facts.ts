@@ -44,7 +44,8 @@ export function factsToLabels(facts: NodeFacts): Record<string, string> {
   const models = new Set(facts.gpus.map((g) => g.model));
   if (models.size !== 1) throw new FactsError(`node ${facts.nodeName}: mixed GPU models ${[...models].join(", ")}`);
   const model = facts.gpus[0]!.model;
-  if (model === undefined) throw new FactsError(`node ${facts.nodeName}: GPU "${facts.gpus[0]!.productName}" is not in the hardware catalog`);
+  if (model === undefined)
+    throw new FactsError(`node ${facts.nodeName}: GPU "${facts.gpus[0]!.productName}" is not in the hardware catalog`);
   const nics = scaleOutNics(facts.nics);
   if (nics.length === 0) throw new FactsError(`node ${facts.nodeName}: no active NIC`);
   const labels: Record<string, string> = {
@@ -57,7 +58,8 @@ export function factsToLabels(facts: NodeFacts): Record<string, string> {
   if (facts.leaf) labels[TopologyLabel.leaf] = facts.leaf;
   if (facts.island) labels[TopologyLabel.island] = facts.island;
   for (const [key, value] of Object.entries(labels)) {
-    if (!LABEL_VALUE.test(value)) throw new FactsError(`node ${facts.nodeName}: label ${key} value "${value}" is not a valid label value`);
+    if (!LABEL_VALUE.test(value))
+      throw new FactsError(`node ${facts.nodeName}: label ${key} value "${value}" is not a valid label value`);
   }
   return labels;
 }

@@ -28,7 +28,11 @@ export interface NicPort {
 
 export class SysfsReadError extends Error {
   override name = "SysfsReadError";
-  constructor(readonly path: string, message: string, options?: ErrorOptions) {
+  constructor(
+    readonly path: string,
+    message: string,
+    options?: ErrorOptions,
+  ) {
     super(`${path}: ${message}`, options);
   }
 }

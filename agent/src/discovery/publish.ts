@@ -15,13 +15,19 @@ export function nodeLabelsApplyPatch(nodeName: string, labels: Readonly<Record<s
 
 export class LabelPublishError extends Error {
   override name = "LabelPublishError";
-  constructor(readonly nodeName: string, options?: ErrorOptions) {
+  constructor(
+    readonly nodeName: string,
+    options?: ErrorOptions,
+  ) {
     super(`applying topology labels to node ${nodeName} failed`, options);
   }
 }
 
 export class NodeLabelPublisher {
-  constructor(private readonly core: CoreV1Api, private readonly fieldManager: string = AGENT_FIELD_MANAGER) {}
+  constructor(
+    private readonly core: CoreV1Api,
+    private readonly fieldManager: string = AGENT_FIELD_MANAGER,
+  ) {}
 
   async apply(nodeName: string, labels: Readonly<Record<string, string>>): Promise<void> {
     try {

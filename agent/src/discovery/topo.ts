@@ -23,7 +23,11 @@ export class TopoParseError extends Error {
 // nvidia-smi underlines the header row with ANSI escapes when it thinks it writes to a terminal.
 const stripAnsi = (s: string): string => s.replace(/\x1b\[[0-9;]*m/g, ""); // eslint-disable-line no-control-regex
 
-const fields = (line: string): string[] => stripAnsi(line).split("\t").map((f) => f.trim()).filter((f) => f !== "");
+const fields = (line: string): string[] =>
+  stripAnsi(line)
+    .split("\t")
+    .map((f) => f.trim())
+    .filter((f) => f !== "");
 
 export function parseTopoMatrix(text: string): TopoMatrix {
   const lines = text.split("\n");
@@ -42,7 +46,8 @@ export function parseTopoMatrix(text: string): TopoMatrix {
       continue;
     }
     const cells = row.slice(1);
-    if (cells.length < devices.length) throw new TopoParseError(`row ${name} has ${cells.length} cells, expected at least ${devices.length}`);
+    if (cells.length < devices.length)
+      throw new TopoParseError(`row ${name} has ${cells.length} cells, expected at least ${devices.length}`);
     links[name] = Object.fromEntries(devices.map((d, i) => [d, cells[i]!]));
     if (name.startsWith("GPU") && numaColumn >= 0) {
       const numa = Number(cells[numaColumn]);

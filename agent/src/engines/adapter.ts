@@ -13,7 +13,18 @@ import { parsePrometheusText } from "./prometheus-text.js";
 
 /** The part of the agent's WorkerClient the adapter uses. */
 export interface AgentLink {
-  register(request: { workerId: string; podNamespace: string; podName: string; podUid: string; nodeName: string; kind: string; gpuUuids: string[]; rank: number; worldSize: number; simulated: boolean }): Promise<{ heartbeatIntervalMs: number }>;
+  register(request: {
+    workerId: string;
+    podNamespace: string;
+    podName: string;
+    podUid: string;
+    nodeName: string;
+    kind: string;
+    gpuUuids: string[];
+    rank: number;
+    worldSize: number;
+    simulated: boolean;
+  }): Promise<{ heartbeatIntervalMs: number }>;
   heartbeat(workerId: string): Promise<unknown>;
   reportLoad(report: LoadReport): Promise<unknown>;
   ackCommand(ack: { workerId: string; commandId: string; outcome: string; reason: string }): Promise<unknown>;
@@ -22,10 +33,22 @@ export interface AgentLink {
 const WORKER_KIND = { prefill: "serving-prefill", decode: "serving-decode", colocated: "serving" } as const;
 
 /** What a command from the agent becomes for an engine that cannot migrate. */
-export function commandOutcome(command: WorkerCommand__Output, kind: string): { outcome: "applied" | "rejected"; reason: string; drain: boolean } {
-  if (command.drain) return { outcome: "applied", reason: "draining: the load report says so and the gateway sends no new requests", drain: true };
+export function commandOutcome(
+  command: WorkerCommand__Output,
+  kind: string,
+): { outcome: "applied" | "rejected"; reason: string; drain: boolean } {
+  if (command.drain)
+    return {
+      outcome: "applied",
+      reason: "draining: the load report says so and the gateway sends no new requests",
+      drain: true,
+    };
   const what = command.command ?? "unknown";
-  return { outcome: "rejected", reason: `${kind} instances do not support ${what} (no live migration or fault injection; docs/engines.md)`, drain: false };
+  return {
+    outcome: "rejected",
+    reason: `${kind} instances do not support ${what} (no live migration or fault injection; docs/engines.md)`,
+    drain: false,
+  };
 }
 
 export class EngineAdapter {
@@ -45,8 +68,16 @@ export class EngineAdapter {
   async register(): Promise<number> {
     const c = this.config;
     const answer = await this.agent.register({
-      workerId: this.workerId, podNamespace: c.podNamespace, podName: c.podName, podUid: c.podUid, nodeName: c.nodeName,
-      kind: WORKER_KIND[c.role], gpuUuids: [], rank: -1, worldSize: 0, simulated: false,
+      workerId: this.workerId,
+      podNamespace: c.podNamespace,
+      podName: c.podName,
+      podUid: c.podUid,
+      nodeName: c.nodeName,
+      kind: WORKER_KIND[c.role],
+      gpuUuids: [],
+      rank: -1,
+      worldSize: 0,
+      simulated: false,
     });
     return answer.heartbeatIntervalMs;
   }

@@ -40,18 +40,23 @@ export function loadAdapterConfig(env: NodeJS.ProcessEnv): AdapterConfig {
     const raw = env[name]?.trim();
     if (!raw && fallback !== undefined) return fallback;
     const v = Number(raw);
-    if (!Number.isInteger(v) || v < 1) throw new AdapterConfigError(`${name} must be a positive integer, got ${JSON.stringify(raw)}`);
+    if (!Number.isInteger(v) || v < 1)
+      throw new AdapterConfigError(`${name} must be a positive integer, got ${JSON.stringify(raw)}`);
     return v;
   };
   const kind = need("GPUFLEET_ENGINE_KIND");
-  if (kind !== "vllm" && kind !== "sglang") throw new AdapterConfigError(`GPUFLEET_ENGINE_KIND must be vllm or sglang, got ${JSON.stringify(kind)}`);
+  if (kind !== "vllm" && kind !== "sglang")
+    throw new AdapterConfigError(`GPUFLEET_ENGINE_KIND must be vllm or sglang, got ${JSON.stringify(kind)}`);
   const role = need("GPUFLEET_ROLE");
-  if (role !== "prefill" && role !== "decode" && role !== "colocated") throw new AdapterConfigError(`GPUFLEET_ROLE must be prefill, decode or colocated, got ${JSON.stringify(role)}`);
+  if (role !== "prefill" && role !== "decode" && role !== "colocated")
+    throw new AdapterConfigError(`GPUFLEET_ROLE must be prefill, decode or colocated, got ${JSON.stringify(role)}`);
   const metricsUrl = need("GPUFLEET_ENGINE_METRICS_URL");
   try {
     new URL(metricsUrl);
   } catch (error) {
-    throw new AdapterConfigError(`GPUFLEET_ENGINE_METRICS_URL is not a URL: ${JSON.stringify(metricsUrl)}`, { cause: error });
+    throw new AdapterConfigError(`GPUFLEET_ENGINE_METRICS_URL is not a URL: ${JSON.stringify(metricsUrl)}`, {
+      cause: error,
+    });
   }
   const podNamespace = need("POD_NAMESPACE");
   return {

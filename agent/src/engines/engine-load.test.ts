@@ -10,7 +10,9 @@ const fixture = (name: string) => readFileSync(new URL(`./fixtures/${name}`, imp
 
 describe("parsePrometheusText", () => {
   it("reads names, labels (with escapes and braces in values) and values, skipping comments and timestamps", () => {
-    const samples = parsePrometheusText(['# HELP x y', 'a_total 3', 'b{le="+Inf",q="x\\"}y"} 2.5e+03 1700000000000', 'c +Inf', ""].join("\n"));
+    const samples = parsePrometheusText(
+      ["# HELP x y", "a_total 3", 'b{le="+Inf",q="x\\"}y"} 2.5e+03 1700000000000', "c +Inf", ""].join("\n"),
+    );
     expect(samples).toEqual([
       { name: "a_total", labels: {}, value: 3 },
       { name: "b", labels: { le: "+Inf", q: 'x"}y' }, value: 2500 },
@@ -32,7 +34,15 @@ describe("engineLoad from the documented vLLM page", () => {
   const first = engineLoad("vllm", parsePrometheusText(fixture("vllm-metrics-1.txt")), 1_000);
 
   it("maps the gauges and the cache config to a load report", () => {
-    expect(first.load).toMatchObject({ runningRequests: 12, queueLength: 3, kvCacheUsedFraction: 0.25, kvBlocksTotal: 20000, kvBlocksUsed: 5000, blockSizeTokens: 16, preemptionsTotal: 4 });
+    expect(first.load).toMatchObject({
+      runningRequests: 12,
+      queueLength: 3,
+      kvCacheUsedFraction: 0.25,
+      kvBlocksTotal: 20000,
+      kvBlocksUsed: 5000,
+      blockSizeTokens: 16,
+      preemptionsTotal: 4,
+    });
     // No previous reading: latencies are the means since the engine started; no token rate yet.
     expect(first.load.ttftMs).toBeCloseTo(100, 6);
     expect(first.load.tpotMs).toBeCloseTo(20, 6);
@@ -48,7 +58,12 @@ describe("engineLoad from the documented vLLM page", () => {
   });
 
   it("starts afresh after a counter reset (engine restart)", () => {
-    const restarted = engineLoad("vllm", parsePrometheusText(fixture("vllm-metrics-1.txt")), 5_000, engineLoad("vllm", parsePrometheusText(fixture("vllm-metrics-2.txt")), 3_000).reading);
+    const restarted = engineLoad(
+      "vllm",
+      parsePrometheusText(fixture("vllm-metrics-1.txt")),
+      5_000,
+      engineLoad("vllm", parsePrometheusText(fixture("vllm-metrics-2.txt")), 3_000).reading,
+    );
     expect(restarted.load.ttftMs).toBeCloseTo(100, 6);
     expect(restarted.load.tokensPerSecond).toBe(0);
   });
@@ -62,27 +77,58 @@ describe("engineLoad from the documented vLLM page", () => {
 describe("engineLoad from the documented SGLang page", () => {
   it("maps running, queued, token usage and throughput", () => {
     const { load } = engineLoad("sglang", parsePrometheusText(fixture("sglang-metrics.txt")), 1);
-    expect(load).toMatchObject({ runningRequests: 162, queueLength: 2826, kvCacheUsedFraction: 0.28, kvBlocksUsed: 123859, kvBlocksTotal: Math.round(123859 / 0.28), blockSizeTokens: 1 });
+    expect(load).toMatchObject({
+      runningRequests: 162,
+      queueLength: 2826,
+      kvCacheUsedFraction: 0.28,
+      kvBlocksUsed: 123859,
+      kvBlocksTotal: Math.round(123859 / 0.28),
+      blockSizeTokens: 1,
+    });
     expect(load.tokensPerSecond).toBeCloseTo(86.508, 3);
     expect(load.ttftMs).toBeCloseTo((2.3518979474117756e6 / 11008) * 1000, 3);
     expect(load.tpotMs).toBeCloseTo((866964.5791549598 / 7.400757e6) * 1000, 6);
   });
 
   it("refuses a page without the gauges (SGLang without --enable-metrics, or the wrong engine kind)", () => {
-    expect(() => engineLoad("sglang", parsePrometheusText(fixture("vllm-metrics-1.txt")), 1)).toThrow(EngineMetricsError);
-    expect(() => engineLoad("vllm", parsePrometheusText(fixture("sglang-metrics.txt")), 1)).toThrow(/vllm metrics lack vllm:num_requests_running, vllm:num_requests_waiting, vllm:kv_cache_usage_perc or vllm:gpu_cache_usage_perc/);
+    expect(() => engineLoad("sglang", parsePrometheusText(fixture("vllm-metrics-1.txt")), 1)).toThrow(
+      EngineMetricsError,
+    );
+    expect(() => engineLoad("vllm", parsePrometheusText(fixture("sglang-metrics.txt")), 1)).toThrow(
+      /vllm metrics lack vllm:num_requests_running, vllm:num_requests_waiting, vllm:kv_cache_usage_perc or vllm:gpu_cache_usage_perc/,
+    );
   });
 });
 
 const env = {
-  GPUFLEET_ENGINE_KIND: "vllm", GPUFLEET_ENGINE_METRICS_URL: "http://127.0.0.1:8000/metrics", GPUFLEET_AGENT_SOCKET: "/run/gpufleet/agent.sock",
-  POD_IP: "10.0.0.7", GPUFLEET_PORT: "8000", POD_NAMESPACE: "llm", POD_NAME: "chat-h-p0", POD_UID: "uid-7", NODE_NAME: "n1",
-  GPUFLEET_SERVING_DEPLOYMENT: "chat", GPUFLEET_ROLE: "prefill", GPUFLEET_MODEL: "m", GPUFLEET_TP: "2", GPUFLEET_PP: "1", GPUFLEET_GPU_MODEL: "H100-80GB",
+  GPUFLEET_ENGINE_KIND: "vllm",
+  GPUFLEET_ENGINE_METRICS_URL: "http://127.0.0.1:8000/metrics",
+  GPUFLEET_AGENT_SOCKET: "/run/gpufleet/agent.sock",
+  POD_IP: "10.0.0.7",
+  GPUFLEET_PORT: "8000",
+  POD_NAMESPACE: "llm",
+  POD_NAME: "chat-h-p0",
+  POD_UID: "uid-7",
+  NODE_NAME: "n1",
+  GPUFLEET_SERVING_DEPLOYMENT: "chat",
+  GPUFLEET_ROLE: "prefill",
+  GPUFLEET_MODEL: "m",
+  GPUFLEET_TP: "2",
+  GPUFLEET_PP: "1",
+  GPUFLEET_GPU_MODEL: "H100-80GB",
 };
 
 describe("loadAdapterConfig", () => {
   it("reads the operator's env", () => {
-    expect(loadAdapterConfig(env)).toMatchObject({ kind: "vllm", engineUrl: "http://10.0.0.7:8000", servingDeployment: "llm/chat", role: "prefill", tp: 2, pp: 1, scrapeIntervalMs: 1000 });
+    expect(loadAdapterConfig(env)).toMatchObject({
+      kind: "vllm",
+      engineUrl: "http://10.0.0.7:8000",
+      servingDeployment: "llm/chat",
+      role: "prefill",
+      tp: 2,
+      pp: 1,
+      scrapeIntervalMs: 1000,
+    });
   });
   it.each([
     ["GPUFLEET_ENGINE_KIND", "reference", /GPUFLEET_ENGINE_KIND must be vllm or sglang/],
@@ -108,11 +154,29 @@ describe("EngineAdapter", () => {
 
   it("registers as the role's worker kind and reports the engine's load with the instance's place", async () => {
     const { agent, calls } = link();
-    const adapter = new EngineAdapter(loadAdapterConfig(env), agent, async () => fixture("vllm-metrics-1.txt"), () => 42);
+    const adapter = new EngineAdapter(
+      loadAdapterConfig(env),
+      agent,
+      async () => fixture("vllm-metrics-1.txt"),
+      () => 42,
+    );
     expect(await adapter.register()).toBe(500);
     const report = await adapter.scrapeAndReport();
-    expect(calls[0]).toMatchObject({ method: "register", arg: { workerId: "uid-7/engine", kind: "serving-prefill", podName: "chat-h-p0", simulated: false, rank: -1 } });
-    expect(report).toMatchObject({ workerId: "uid-7/engine", unixMs: 42, runningRequests: 12, queueLength: 3, role: "prefill", tp: 2, engineUrl: "http://10.0.0.7:8000", servingDeployment: "llm/chat", draining: false });
+    expect(calls[0]).toMatchObject({
+      method: "register",
+      arg: { workerId: "uid-7/engine", kind: "serving-prefill", podName: "chat-h-p0", simulated: false, rank: -1 },
+    });
+    expect(report).toMatchObject({
+      workerId: "uid-7/engine",
+      unixMs: 42,
+      runningRequests: 12,
+      queueLength: 3,
+      role: "prefill",
+      tp: 2,
+      engineUrl: "http://10.0.0.7:8000",
+      servingDeployment: "llm/chat",
+      draining: false,
+    });
     expect(calls[1]).toEqual({ method: "reportLoad", arg: report });
   });
 
@@ -122,7 +186,11 @@ describe("EngineAdapter", () => {
     await adapter.handleCommand({ commandId: "m1", command: "migrateOut" } as never);
     await adapter.handleCommand({ commandId: "d1", command: "drain", drain: {} } as never);
     expect(calls.map((c) => c.arg)).toMatchObject([
-      { commandId: "m1", outcome: "rejected", reason: expect.stringMatching(/vllm instances do not support migrateOut/) },
+      {
+        commandId: "m1",
+        outcome: "rejected",
+        reason: expect.stringMatching(/vllm instances do not support migrateOut/),
+      },
       { commandId: "d1", outcome: "applied" },
     ]);
     expect((await adapter.scrapeAndReport()).draining).toBe(true);

@@ -3,15 +3,18 @@
  * and the autoscaler read from every serving instance (worker.proto LoadReport), taken from the metric names vLLM
  * and SGLang document (fixtures with source URLs beside the test):
  *
- *   field                 vLLM (https://docs.vllm.ai/en/stable/usage/metrics/)      SGLang (https://docs.sglang.io/references/production_metrics.html)
- *   runningRequests       vllm:num_requests_running                                  sglang:num_running_reqs
- *   queueLength           vllm:num_requests_waiting                                  sglang:num_queue_reqs
- *   kvCacheUsedFraction   vllm:kv_cache_usage_perc (vllm:gpu_cache_usage_perc before) sglang:token_usage
- *   kv blocks             vllm:cache_config_info{num_gpu_blocks,block_size}          tokens: sglang:num_used_tokens / token_usage (block = 1 token)
- *   ttftMs, tpotMs        vllm:time_to_first_token_seconds, vllm:time_per_output_token_seconds (or inter_token_latency_seconds)
- *                                                                                    sglang:time_to_first_token_seconds, sglang:time_per_output_token_seconds
- *   tokensPerSecond       rate of vllm:generation_tokens_total                       sglang:gen_throughput
- *   preemptionsTotal      vllm:num_preemptions_total                                 —
+ *   field                 vLLM (https://docs.vllm.ai/en/stable/usage/metrics/)
+ *                         SGLang (https://docs.sglang.io/references/production_metrics.html)
+ *   runningRequests       vllm:num_requests_running | sglang:num_running_reqs
+ *   queueLength           vllm:num_requests_waiting | sglang:num_queue_reqs
+ *   kvCacheUsedFraction   vllm:kv_cache_usage_perc (vllm:gpu_cache_usage_perc before) | sglang:token_usage
+ *   kv blocks             vllm:cache_config_info{num_gpu_blocks,block_size}
+ *                         | tokens: sglang:num_used_tokens / token_usage (block = 1 token)
+ *   ttftMs, tpotMs        vllm:time_to_first_token_seconds, vllm:time_per_output_token_seconds
+ *                         (or inter_token_latency_seconds)
+ *                         | sglang:time_to_first_token_seconds, sglang:time_per_output_token_seconds
+ *   tokensPerSecond       rate of vllm:generation_tokens_total | sglang:gen_throughput
+ *   preemptionsTotal      vllm:num_preemptions_total | —
  *
  * Latencies are the mean over the interval since the previous scrape (histogram sum and count deltas), 0 when no
  * request finished in it; a counter reset (engine restart) starts the interval afresh. Labels (model_name,
@@ -94,12 +97,21 @@ const clamp01 = (x: number): number => Math.min(1, Math.max(0, x));
  * when the page lacks the gauges every report needs (running, waiting, KV usage): the wrong engine kind, or an
  * SGLang started without --enable-metrics, must not look like an idle instance.
  */
-export function engineLoad(kind: EngineMetricsKind, samples: readonly Sample[], unixMs: number, previous?: Reading): { load: EngineLoad; reading: Reading } {
+export function engineLoad(
+  kind: EngineMetricsKind,
+  samples: readonly Sample[],
+  unixMs: number,
+  previous?: Reading,
+): { load: EngineLoad; reading: Reading } {
   const names = ENGINE_METRIC_NAMES[kind];
   const running = sum(samples, names.running);
   const waiting = sum(samples, names.waiting);
   const kvUsage = first(samples, names.kvUsage);
-  const missing = [running === undefined && names.running, waiting === undefined && names.waiting, kvUsage === undefined && names.kvUsage.join(" or ")].filter(Boolean);
+  const missing = [
+    running === undefined && names.running,
+    waiting === undefined && names.waiting,
+    kvUsage === undefined && names.kvUsage.join(" or "),
+  ].filter(Boolean);
   if (missing.length > 0) throw new EngineMetricsError(`${kind} metrics lack ${missing.join(", ")}`);
 
   const counters: Record<string, number> = {};
@@ -116,9 +128,10 @@ export function engineLoad(kind: EngineMetricsKind, samples: readonly Sample[], 
     for (const base of bases) {
       const now = histogram(base);
       if (!now) continue;
-      const before = previous && previous.counters[`${base}_count`] !== undefined && previous.counters[`${base}_count`]! <= now.count
-        ? { sum: previous.counters[`${base}_sum`] ?? 0, count: previous.counters[`${base}_count`]! }
-        : { sum: 0, count: 0 };
+      const before =
+        previous && previous.counters[`${base}_count`] !== undefined && previous.counters[`${base}_count`]! <= now.count
+          ? { sum: previous.counters[`${base}_sum`] ?? 0, count: previous.counters[`${base}_count`]! }
+          : { sum: 0, count: 0 };
       const n = now.count - before.count;
       return n > 0 ? ((now.sum - before.sum) / n) * 1000 : 0;
     }
@@ -152,7 +165,11 @@ export function engineLoad(kind: EngineMetricsKind, samples: readonly Sample[], 
 }
 
 /** Paged KV in blocks, as Llumnix's freeness wants it; zeros when the engine does not tell. */
-function kvBlocks(kind: EngineMetricsKind, samples: readonly Sample[], usedFraction: number): Pick<EngineLoad, "kvBlocksTotal" | "kvBlocksUsed" | "blockSizeTokens"> {
+function kvBlocks(
+  kind: EngineMetricsKind,
+  samples: readonly Sample[],
+  usedFraction: number,
+): Pick<EngineLoad, "kvBlocksTotal" | "kvBlocksUsed" | "blockSizeTokens"> {
   if (kind === "vllm") {
     // vllm:cache_config_info is an info metric: the cache config is in its labels.
     const info = samples.find((s) => s.name === "vllm:cache_config_info");

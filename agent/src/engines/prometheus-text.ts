@@ -12,7 +12,10 @@ export interface Sample {
 
 export class PrometheusTextError extends Error {
   override name = "PrometheusTextError";
-  constructor(readonly line: number, detail: string) {
+  constructor(
+    readonly line: number,
+    detail: string,
+  ) {
     super(`metrics line ${line}: ${detail}`);
   }
 }
@@ -42,7 +45,8 @@ function parseLine(line: string, lineNo: number): Sample {
   }
   const [valueText] = rest.trim().split(/\s+/);
   const value = parseValue(valueText ?? "");
-  if (value === undefined) throw new PrometheusTextError(lineNo, `${name} has no numeric value (got ${JSON.stringify(valueText)})`);
+  if (value === undefined)
+    throw new PrometheusTextError(lineNo, `${name} has no numeric value (got ${JSON.stringify(valueText)})`);
   return { name, labels, value };
 }
 

@@ -8,7 +8,8 @@ import { WorkerClient } from "../grpc/client.js";
 import { EngineAdapter } from "./adapter.js";
 import { loadAdapterConfig } from "./config.js";
 
-const log = (msg: string, fields: Record<string, unknown> = {}) => process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), msg, ...fields })}\n`);
+const log = (msg: string, fields: Record<string, unknown> = {}) =>
+  process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), msg, ...fields })}\n`);
 
 async function fetchText(url: string): Promise<string> {
   const response = await fetch(url, { signal: AbortSignal.timeout(2000) });
@@ -29,16 +30,24 @@ async function main(): Promise<void> {
     registered = true;
     log("registered with the node agent", { workerId: adapter.workerId, kind: config.kind, role: config.role });
     clearInterval(heartbeat);
-    heartbeat = setInterval(() => {
-      client.heartbeat(adapter.workerId).catch((error: Error) => {
-        registered = false; // re-register on the next tick (the agent restarted or forgot us)
-        log("heartbeat failed", { error: error.message });
-      });
-    }, Math.max(100, intervalMs));
-    client.commands(adapter.workerId, (command) => void adapter.handleCommand(command).catch((error: Error) => log("ack failed", { error: error.message })), (error) => {
-      registered = false;
-      if (error) log("command stream ended", { error: error.message });
-    });
+    heartbeat = setInterval(
+      () => {
+        client.heartbeat(adapter.workerId).catch((error: Error) => {
+          registered = false; // re-register on the next tick (the agent restarted or forgot us)
+          log("heartbeat failed", { error: error.message });
+        });
+      },
+      Math.max(100, intervalMs),
+    );
+    client.commands(
+      adapter.workerId,
+      (command) =>
+        void adapter.handleCommand(command).catch((error: Error) => log("ack failed", { error: error.message })),
+      (error) => {
+        registered = false;
+        if (error) log("command stream ended", { error: error.message });
+      },
+    );
   };
 
   const tick = async (): Promise<void> => {

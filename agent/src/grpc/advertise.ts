@@ -7,7 +7,11 @@ import { PatchStrategy, setHeaderOptions, type CoreV1Api, type V1Node } from "@k
 import { AGENT_ENDPOINT_ANNOTATION, AGENT_ENDPOINT_FIELD_MANAGER } from "../../../common/src/agents/endpoint.js";
 
 export function endpointApplyPatch(nodeName: string, endpoint: string): object {
-  return { apiVersion: "v1", kind: "Node", metadata: { name: nodeName, annotations: { [AGENT_ENDPOINT_ANNOTATION]: endpoint } } };
+  return {
+    apiVersion: "v1",
+    kind: "Node",
+    metadata: { name: nodeName, annotations: { [AGENT_ENDPOINT_ANNOTATION]: endpoint } },
+  };
 }
 
 export class EndpointAdvertiser {
@@ -23,7 +27,12 @@ export class EndpointAdvertiser {
     if (!name || node.metadata?.annotations?.[AGENT_ENDPOINT_ANNOTATION] === this.endpoint) return;
     try {
       await this.core.patchNode(
-        { name, body: endpointApplyPatch(name, this.endpoint), fieldManager: AGENT_ENDPOINT_FIELD_MANAGER, force: true },
+        {
+          name,
+          body: endpointApplyPatch(name, this.endpoint),
+          fieldManager: AGENT_ENDPOINT_FIELD_MANAGER,
+          force: true,
+        },
         setHeaderOptions("Content-Type", PatchStrategy.ServerSideApply),
       );
       this.onResult(name);

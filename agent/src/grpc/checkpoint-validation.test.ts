@@ -4,7 +4,11 @@ import { InvalidArgumentError } from "./status.js";
 
 describe("ReportCheckpoint validation", () => {
   it("accepts a durable checkpoint", () => {
-    expect(validateCheckpoint({ step: 1200, unixMs: 1_700_000_000_000, path: "/ckpt/1200" })).toEqual({ step: 1200, unixMs: 1_700_000_000_000, path: "/ckpt/1200" });
+    expect(validateCheckpoint({ step: 1200, unixMs: 1_700_000_000_000, path: "/ckpt/1200" })).toEqual({
+      step: 1200,
+      unixMs: 1_700_000_000_000,
+      path: "/ckpt/1200",
+    });
   });
 
   it.each([

@@ -34,7 +34,12 @@ export class NodeAgentClient {
   readonly raw: RawNodeAgentClient;
 
   /** options: e.g. `grpc.ssl_target_name_override`, the name on the agents' certificate when dialling a pod IP. */
-  constructor(address: string, credentials: grpc.ChannelCredentials, private readonly timeoutMs = 5000, options: grpc.ChannelOptions = {}) {
+  constructor(
+    address: string,
+    credentials: grpc.ChannelCredentials,
+    private readonly timeoutMs = 5000,
+    options: grpc.ChannelOptions = {},
+  ) {
     const { NodeAgent } = loadProtos().gpufleet.agent.v1;
     this.raw = new NodeAgent(address, credentials, options);
   }
@@ -47,15 +52,26 @@ export class NodeAgentClient {
     return call((o, cb) => this.raw.ListWorkers({ nodeName }, o, cb), timeoutMs);
   }
 
-  runDiagnostic(nodeName: string, diagnostic: string, timeoutMs = this.timeoutMs): Promise<RunDiagnosticResponse__Output> {
+  runDiagnostic(
+    nodeName: string,
+    diagnostic: string,
+    timeoutMs = this.timeoutMs,
+  ): Promise<RunDiagnosticResponse__Output> {
     return call((o, cb) => this.raw.RunDiagnostic({ nodeName, diagnostic }, o, cb), timeoutMs);
   }
 
-  applyTrafficPlan(request: ApplyTrafficPlanRequest, timeoutMs = this.timeoutMs): Promise<ApplyTrafficPlanResponse__Output> {
+  applyTrafficPlan(
+    request: ApplyTrafficPlanRequest,
+    timeoutMs = this.timeoutMs,
+  ): Promise<ApplyTrafficPlanResponse__Output> {
     return call((o, cb) => this.raw.ApplyTrafficPlan(request, o, cb), timeoutMs);
   }
 
-  sendWorkerCommand(workerId: string, command: WorkerCommand, timeoutMs = this.timeoutMs): Promise<SendWorkerCommandResponse__Output> {
+  sendWorkerCommand(
+    workerId: string,
+    command: WorkerCommand,
+    timeoutMs = this.timeoutMs,
+  ): Promise<SendWorkerCommandResponse__Output> {
     return call((o, cb) => this.raw.SendWorkerCommand({ workerId, command }, o, cb), timeoutMs);
   }
 
@@ -69,10 +85,17 @@ export class WorkerClient {
   private readonly collectivesMethod: grpc.MethodDefinition<CollectiveBatch, ReportAck__Output>;
 
   /** address: "unix:/run/gpufleet/agent.sock" on a node. */
-  constructor(address: string, private readonly timeoutMs = 2000, channel?: grpc.Channel) {
+  constructor(
+    address: string,
+    private readonly timeoutMs = 2000,
+    channel?: grpc.Channel,
+  ) {
     const { WorkerAgent } = loadProtos().gpufleet.worker.v1;
     this.raw = new WorkerAgent(address, grpc.credentials.createInsecure(), channel ? { channelOverride: channel } : {});
-    this.collectivesMethod = WorkerAgent.service.ReportCollectives as grpc.MethodDefinition<CollectiveBatch, ReportAck__Output>;
+    this.collectivesMethod = WorkerAgent.service.ReportCollectives as grpc.MethodDefinition<
+      CollectiveBatch,
+      ReportAck__Output
+    >;
   }
 
   register(request: RegisterRequest): Promise<RegisterResponse__Output> {
@@ -91,7 +114,10 @@ export class WorkerClient {
   reportCollectives(batch: CollectiveBatch): Promise<{ accepted: number }> {
     const method = this.collectivesMethod;
     const serialize = (b: CollectiveBatch): Buffer => encodeCollectiveBatch(b) ?? method.requestSerialize(b);
-    return call((o, cb) => this.raw.makeUnaryRequest(method.path, serialize, method.responseDeserialize, batch, o, cb), this.timeoutMs);
+    return call(
+      (o, cb) => this.raw.makeUnaryRequest(method.path, serialize, method.responseDeserialize, batch, o, cb),
+      this.timeoutMs,
+    );
   }
 
   /** Tells the agent what became of a command from the stream (applied, rejected or failed, with a reason). */
@@ -105,7 +131,11 @@ export class WorkerClient {
   }
 
   /** Long-lived stream of commands (no deadline: it lives as long as the worker). */
-  commands(workerId: string, onCommand: (c: WorkerCommand__Output) => void, onEnd: (err?: Error) => void): grpc.ClientReadableStream<WorkerCommand__Output> {
+  commands(
+    workerId: string,
+    onCommand: (c: WorkerCommand__Output) => void,
+    onEnd: (err?: Error) => void,
+  ): grpc.ClientReadableStream<WorkerCommand__Output> {
     const stream = this.raw.Commands({ workerId });
     stream.on("data", onCommand);
     stream.on("error", (err: Error) => onEnd(err));

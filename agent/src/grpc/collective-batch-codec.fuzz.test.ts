@@ -31,7 +31,15 @@ const batch: fc.Arbitrary<CollectiveBatch> = fc.record({
       bytes: fc.maxSafeNat(),
       startUnixUs: fc.maxSafeNat(),
       endUnixUs: fc.maxSafeNat(),
-      peers: fc.array(fc.record({ peerRank: fc.integer({ min: -1, max: 1023 }), bytes: fc.maxSafeNat(), startUnixUs: fc.maxSafeNat(), endUnixUs: fc.maxSafeNat() }), { maxLength: 3 }),
+      peers: fc.array(
+        fc.record({
+          peerRank: fc.integer({ min: -1, max: 1023 }),
+          bytes: fc.maxSafeNat(),
+          startUnixUs: fc.maxSafeNat(),
+          endUnixUs: fc.maxSafeNat(),
+        }),
+        { maxLength: 3 },
+      ),
     }),
     { maxLength: 5 },
   ),
@@ -40,7 +48,10 @@ const encoded = batch.map((b) => encodeCollectiveBatch(b)!);
 
 describe("CollectiveBatch decoder under fuzzing", () => {
   it("random bytes: a batch or a CollectiveBatchDecodeError", () => {
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 1024 }), (bytes) => void outcome(bytes)), { numRuns: 2000 });
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 1024 }), (bytes) => void outcome(bytes)),
+      { numRuns: 2000 },
+    );
   });
 
   it("valid batches round-trip; every truncation is refused or decodes to fewer complete records", () => {
@@ -52,7 +63,8 @@ describe("CollectiveBatch decoder under fuzzing", () => {
         const prefix = bytes.subarray(0, cut % bytes.length);
         const result = outcome(prefix);
         // A cut at a field boundary is a shorter valid message (protobuf has no end marker); it never holds more.
-        if (result === "decoded") expect(decodeCollectiveBatch(prefix).records.length).toBeLessThanOrEqual(b.records!.length);
+        if (result === "decoded")
+          expect(decodeCollectiveBatch(prefix).records.length).toBeLessThanOrEqual(b.records!.length);
       }),
       { numRuns: 500 },
     );

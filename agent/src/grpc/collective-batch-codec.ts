@@ -17,7 +17,17 @@ import type { PeerTransfer__Output } from "./generated/gpufleet/worker/v1/PeerTr
 /** Field numbers of worker.proto (checked against the .proto by the test). */
 export const FIELDS = {
   batch: { workerId: 1, records: 2 },
-  record: { communicator: 1, rank: 2, nRanks: 3, collective: 4, sequence: 5, bytes: 6, startUnixUs: 7, endUnixUs: 8, peers: 9 },
+  record: {
+    communicator: 1,
+    rank: 2,
+    nRanks: 3,
+    collective: 4,
+    sequence: 5,
+    bytes: 6,
+    startUnixUs: 7,
+    endUnixUs: 8,
+    peers: 9,
+  },
   peer: { peerRank: 1, bytes: 2, startUnixUs: 3, endUnixUs: 4 },
 } as const;
 
@@ -69,19 +79,30 @@ class Reader {
   delimited(): number {
     const length = this.uint();
     const end = this.pos + length;
-    if (end > this.buf.length) throw new CollectiveBatchDecodeError("length-delimited field runs past the end of the message");
+    if (end > this.buf.length)
+      throw new CollectiveBatchDecodeError("length-delimited field runs past the end of the message");
     return end;
   }
 
   skip(wireType: number): void {
     switch (wireType) {
-      case VARINT: this.uint(); return;
-      case FIXED64: this.pos += 8; break;
-      case LENGTH_DELIMITED: this.pos = this.delimited(); return;
-      case FIXED32: this.pos += 4; break;
-      default: throw new CollectiveBatchDecodeError(`unsupported wire type ${wireType}`);
+      case VARINT:
+        this.uint();
+        return;
+      case FIXED64:
+        this.pos += 8;
+        break;
+      case LENGTH_DELIMITED:
+        this.pos = this.delimited();
+        return;
+      case FIXED32:
+        this.pos += 4;
+        break;
+      default:
+        throw new CollectiveBatchDecodeError(`unsupported wire type ${wireType}`);
     }
-    if (this.pos > this.buf.length) throw new CollectiveBatchDecodeError("fixed-width field runs past the end of the message");
+    if (this.pos > this.buf.length)
+      throw new CollectiveBatchDecodeError("fixed-width field runs past the end of the message");
   }
 }
 
@@ -115,7 +136,8 @@ class StringCache {
 }
 
 function expect(wireType: number, wanted: number, field: string): void {
-  if (wireType !== wanted) throw new CollectiveBatchDecodeError(`field ${field} has wire type ${wireType}, expected ${wanted}`);
+  if (wireType !== wanted)
+    throw new CollectiveBatchDecodeError(`field ${field} has wire type ${wireType}, expected ${wanted}`);
 }
 
 function decodePeer(r: Reader, end: number): PeerTransfer__Output {
@@ -125,19 +147,47 @@ function decodePeer(r: Reader, end: number): PeerTransfer__Output {
     const field = tag >>> 3;
     const wireType = tag & 7;
     switch (field) {
-      case FIELDS.peer.peerRank: expect(wireType, VARINT, "peer_rank"); peer.peerRank = r.int32(); break;
-      case FIELDS.peer.bytes: expect(wireType, VARINT, "bytes"); peer.bytes = r.uint(); break;
-      case FIELDS.peer.startUnixUs: expect(wireType, VARINT, "start_unix_us"); peer.startUnixUs = r.uint(); break;
-      case FIELDS.peer.endUnixUs: expect(wireType, VARINT, "end_unix_us"); peer.endUnixUs = r.uint(); break;
-      default: r.skip(wireType);
+      case FIELDS.peer.peerRank:
+        expect(wireType, VARINT, "peer_rank");
+        peer.peerRank = r.int32();
+        break;
+      case FIELDS.peer.bytes:
+        expect(wireType, VARINT, "bytes");
+        peer.bytes = r.uint();
+        break;
+      case FIELDS.peer.startUnixUs:
+        expect(wireType, VARINT, "start_unix_us");
+        peer.startUnixUs = r.uint();
+        break;
+      case FIELDS.peer.endUnixUs:
+        expect(wireType, VARINT, "end_unix_us");
+        peer.endUnixUs = r.uint();
+        break;
+      default:
+        r.skip(wireType);
     }
   }
   if (r.pos !== end) throw new CollectiveBatchDecodeError("peer transfer overruns its length");
   return peer;
 }
 
-function decodeRecord(r: Reader, end: number, communicators: StringCache, collectives: StringCache): CollectiveRecord__Output {
-  const record: CollectiveRecord__Output = { communicator: "", rank: 0, nRanks: 0, collective: "", sequence: 0, bytes: 0, startUnixUs: 0, endUnixUs: 0, peers: [] };
+function decodeRecord(
+  r: Reader,
+  end: number,
+  communicators: StringCache,
+  collectives: StringCache,
+): CollectiveRecord__Output {
+  const record: CollectiveRecord__Output = {
+    communicator: "",
+    rank: 0,
+    nRanks: 0,
+    collective: "",
+    sequence: 0,
+    bytes: 0,
+    startUnixUs: 0,
+    endUnixUs: 0,
+    peers: [],
+  };
   while (r.pos < end) {
     const tag = r.uint();
     const field = tag >>> 3;
@@ -150,8 +200,14 @@ function decodeRecord(r: Reader, end: number, communicators: StringCache, collec
         r.pos = stop;
         break;
       }
-      case FIELDS.record.rank: expect(wireType, VARINT, "rank"); record.rank = r.int32(); break;
-      case FIELDS.record.nRanks: expect(wireType, VARINT, "n_ranks"); record.nRanks = r.int32(); break;
+      case FIELDS.record.rank:
+        expect(wireType, VARINT, "rank");
+        record.rank = r.int32();
+        break;
+      case FIELDS.record.nRanks:
+        expect(wireType, VARINT, "n_ranks");
+        record.nRanks = r.int32();
+        break;
       case FIELDS.record.collective: {
         expect(wireType, LENGTH_DELIMITED, "collective");
         const stop = r.delimited();
@@ -159,17 +215,30 @@ function decodeRecord(r: Reader, end: number, communicators: StringCache, collec
         r.pos = stop;
         break;
       }
-      case FIELDS.record.sequence: expect(wireType, VARINT, "sequence"); record.sequence = r.uint(); break;
-      case FIELDS.record.bytes: expect(wireType, VARINT, "bytes"); record.bytes = r.uint(); break;
-      case FIELDS.record.startUnixUs: expect(wireType, VARINT, "start_unix_us"); record.startUnixUs = r.uint(); break;
-      case FIELDS.record.endUnixUs: expect(wireType, VARINT, "end_unix_us"); record.endUnixUs = r.uint(); break;
+      case FIELDS.record.sequence:
+        expect(wireType, VARINT, "sequence");
+        record.sequence = r.uint();
+        break;
+      case FIELDS.record.bytes:
+        expect(wireType, VARINT, "bytes");
+        record.bytes = r.uint();
+        break;
+      case FIELDS.record.startUnixUs:
+        expect(wireType, VARINT, "start_unix_us");
+        record.startUnixUs = r.uint();
+        break;
+      case FIELDS.record.endUnixUs:
+        expect(wireType, VARINT, "end_unix_us");
+        record.endUnixUs = r.uint();
+        break;
       case FIELDS.record.peers: {
         expect(wireType, LENGTH_DELIMITED, "peers");
         const stop = r.delimited();
         record.peers.push(decodePeer(r, stop));
         break;
       }
-      default: r.skip(wireType);
+      default:
+        r.skip(wireType);
     }
   }
   if (r.pos !== end) throw new CollectiveBatchDecodeError("collective record overruns its length");
@@ -279,14 +348,26 @@ class Writer {
 
 const tag = (field: number, wireType: number): number => (field << 3) | wireType;
 const T = {
-  records: tag(FIELDS.batch.records, LENGTH_DELIMITED), workerId: tag(FIELDS.batch.workerId, LENGTH_DELIMITED),
-  communicator: tag(FIELDS.record.communicator, LENGTH_DELIMITED), rank: tag(FIELDS.record.rank, VARINT), nRanks: tag(FIELDS.record.nRanks, VARINT),
-  collective: tag(FIELDS.record.collective, LENGTH_DELIMITED), sequence: tag(FIELDS.record.sequence, VARINT), bytes: tag(FIELDS.record.bytes, VARINT),
-  startUnixUs: tag(FIELDS.record.startUnixUs, VARINT), endUnixUs: tag(FIELDS.record.endUnixUs, VARINT), peers: tag(FIELDS.record.peers, LENGTH_DELIMITED),
-  peerRank: tag(FIELDS.peer.peerRank, VARINT), peerBytes: tag(FIELDS.peer.bytes, VARINT), peerStart: tag(FIELDS.peer.startUnixUs, VARINT), peerEnd: tag(FIELDS.peer.endUnixUs, VARINT),
+  records: tag(FIELDS.batch.records, LENGTH_DELIMITED),
+  workerId: tag(FIELDS.batch.workerId, LENGTH_DELIMITED),
+  communicator: tag(FIELDS.record.communicator, LENGTH_DELIMITED),
+  rank: tag(FIELDS.record.rank, VARINT),
+  nRanks: tag(FIELDS.record.nRanks, VARINT),
+  collective: tag(FIELDS.record.collective, LENGTH_DELIMITED),
+  sequence: tag(FIELDS.record.sequence, VARINT),
+  bytes: tag(FIELDS.record.bytes, VARINT),
+  startUnixUs: tag(FIELDS.record.startUnixUs, VARINT),
+  endUnixUs: tag(FIELDS.record.endUnixUs, VARINT),
+  peers: tag(FIELDS.record.peers, LENGTH_DELIMITED),
+  peerRank: tag(FIELDS.peer.peerRank, VARINT),
+  peerBytes: tag(FIELDS.peer.bytes, VARINT),
+  peerStart: tag(FIELDS.peer.startUnixUs, VARINT),
+  peerEnd: tag(FIELDS.peer.endUnixUs, VARINT),
 } as const;
 
-/** A field value the fast encoder does not take (a string or Long for a 64-bit field, a non-integer): use protobufjs. */
+/**
+ * A field value the fast encoder does not take (a string or Long for a 64-bit field, a non-integer): use protobufjs.
+ */
 class NotPlain extends Error {}
 
 function plainUint(v: unknown): number {
@@ -309,7 +390,12 @@ type RecordIn = NonNullable<CollectiveBatch["records"]>[number];
 type PeerIn = NonNullable<RecordIn["peers"]>[number];
 
 function peerSize(q: PeerIn): number {
-  return int32FieldSize(plainInt32(q.peerRank)) + uintFieldSize(plainUint(q.bytes)) + uintFieldSize(plainUint(q.startUnixUs)) + uintFieldSize(plainUint(q.endUnixUs));
+  return (
+    int32FieldSize(plainInt32(q.peerRank)) +
+    uintFieldSize(plainUint(q.bytes)) +
+    uintFieldSize(plainUint(q.startUnixUs)) +
+    uintFieldSize(plainUint(q.endUnixUs))
+  );
 }
 
 /** UTF-8 of the last string seen: communicator ids and collective names repeat from record to record. */
@@ -327,7 +413,13 @@ class Utf8Cache {
 }
 
 /** Sizes of one record, pushed in write order: the record's, then each peer's; its two strings' UTF-8 likewise. */
-function recordSize(r: RecordIn, sizes: number[], strings: Uint8Array[], communicators: Utf8Cache, collectives: Utf8Cache): number {
+function recordSize(
+  r: RecordIn,
+  sizes: number[],
+  strings: Uint8Array[],
+  communicators: Utf8Cache,
+  collectives: Utf8Cache,
+): number {
   const communicator = communicators.of(r.communicator ?? "");
   const collective = collectives.of(r.collective ?? "");
   strings.push(communicator, collective);
@@ -335,8 +427,15 @@ function recordSize(r: RecordIn, sizes: number[], strings: Uint8Array[], communi
   const collectiveBytes = collective.length;
   const at = sizes.length;
   sizes.push(0);
-  let size = stringFieldSize(communicatorBytes) + int32FieldSize(plainInt32(r.rank)) + int32FieldSize(plainInt32(r.nRanks)) + stringFieldSize(collectiveBytes)
-    + uintFieldSize(plainUint(r.sequence)) + uintFieldSize(plainUint(r.bytes)) + uintFieldSize(plainUint(r.startUnixUs)) + uintFieldSize(plainUint(r.endUnixUs));
+  let size =
+    stringFieldSize(communicatorBytes) +
+    int32FieldSize(plainInt32(r.rank)) +
+    int32FieldSize(plainInt32(r.nRanks)) +
+    stringFieldSize(collectiveBytes) +
+    uintFieldSize(plainUint(r.sequence)) +
+    uintFieldSize(plainUint(r.bytes)) +
+    uintFieldSize(plainUint(r.startUnixUs)) +
+    uintFieldSize(plainUint(r.endUnixUs));
   for (const q of r.peers ?? []) {
     const n = peerSize(q);
     sizes.push(n);
@@ -369,7 +468,10 @@ export function encodeCollectiveBatch(batch: CollectiveBatch): Buffer | undefine
     throw err;
   }
   const w = new Writer(Buffer.allocUnsafe(size));
-  if (workerIdBytes) { w.uint(T.workerId); w.string(workerId, workerIdBytes); }
+  if (workerIdBytes) {
+    w.uint(T.workerId);
+    w.string(workerId, workerIdBytes);
+  }
   let s = 0;
   let b = 0;
   for (const r of records) {
@@ -377,10 +479,16 @@ export function encodeCollectiveBatch(batch: CollectiveBatch): Buffer | undefine
     w.uint(sizes[s++]!);
     const communicator = strings[b++]!;
     const collective = strings[b++]!;
-    if (communicator.length) { w.uint(T.communicator); w.bytes(communicator); }
+    if (communicator.length) {
+      w.uint(T.communicator);
+      w.bytes(communicator);
+    }
     w.int32Field(T.rank, (r.rank as number | undefined) ?? 0);
     w.int32Field(T.nRanks, (r.nRanks as number | undefined) ?? 0);
-    if (collective.length) { w.uint(T.collective); w.bytes(collective); }
+    if (collective.length) {
+      w.uint(T.collective);
+      w.bytes(collective);
+    }
     w.uintField(T.sequence, (r.sequence as number | undefined) ?? 0);
     w.uintField(T.bytes, (r.bytes as number | undefined) ?? 0);
     w.uintField(T.startUnixUs, (r.startUnixUs as number | undefined) ?? 0);

@@ -65,7 +65,10 @@ export class ReloadingCertificateProvider implements grpc.experimental.Certifica
   private readonly identityListeners = new Set<IdentityListener>();
   private timer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly tls: ServerTls, private readonly onReload: (event: { ok: boolean; error?: Error; notAfter?: string }) => void = () => {}) {}
+  constructor(
+    private readonly tls: ServerTls,
+    private readonly onReload: (event: { ok: boolean; error?: Error; notAfter?: string }) => void = () => {},
+  ) {}
 
   /** First read, synchronous and strict: an agent with unusable certificates must not start. */
   load(): void {
@@ -80,9 +83,17 @@ export class ReloadingCertificateProvider implements grpc.experimental.Certifica
   async refresh(): Promise<boolean> {
     let files: TlsFiles;
     try {
-      const [caCert, cert, key] = await Promise.all(["ca.crt", "tls.crt", "tls.key"].map((n) => readFile(join(this.tls.dir, n))));
+      const [caCert, cert, key] = await Promise.all(
+        ["ca.crt", "tls.crt", "tls.key"].map((n) => readFile(join(this.tls.dir, n))),
+      );
       files = { caCert: caCert!, cert: cert!, key: key! };
-      if (this.current && files.caCert.equals(this.current.caCert) && files.cert.equals(this.current.cert) && files.key.equals(this.current.key)) return false;
+      if (
+        this.current &&
+        files.caCert.equals(this.current.caCert) &&
+        files.cert.equals(this.current.cert) &&
+        files.key.equals(this.current.key)
+      )
+        return false;
       checkTlsFiles(files, this.tls.dir);
     } catch (err) {
       this.onReload({ ok: false, error: err as Error }); // keep serving with the set we have
@@ -103,7 +114,9 @@ export class ReloadingCertificateProvider implements grpc.experimental.Certifica
   // nobody and leave the port dropping every connection ("unloaded credentials"). Hence the queued first update.
   addCaCertificateListener(listener: CaListener): void {
     this.caListeners.add(listener);
-    queueMicrotask(() => { if (this.current && this.caListeners.has(listener)) listener({ caCertificate: this.current.caCert }); });
+    queueMicrotask(() => {
+      if (this.current && this.caListeners.has(listener)) listener({ caCertificate: this.current.caCert });
+    });
   }
 
   removeCaCertificateListener(listener: CaListener): void {
@@ -112,7 +125,10 @@ export class ReloadingCertificateProvider implements grpc.experimental.Certifica
 
   addIdentityCertificateListener(listener: IdentityListener): void {
     this.identityListeners.add(listener);
-    queueMicrotask(() => { if (this.current && this.identityListeners.has(listener)) listener({ certificate: this.current.cert, privateKey: this.current.key }); });
+    queueMicrotask(() => {
+      if (this.current && this.identityListeners.has(listener))
+        listener({ certificate: this.current.cert, privateKey: this.current.key });
+    });
   }
 
   removeIdentityCertificateListener(listener: IdentityListener): void {

@@ -18,10 +18,23 @@ export const LOADER_OPTIONS = { keepCase: false, longs: Number, enums: String, d
 export function generate(outDir: string): void {
   const bin = resolve(here, "../../../node_modules/.bin/proto-loader-gen-types");
   rmSync(outDir, { recursive: true, force: true });
-  execFileSync(bin, [
-    "--longs=Number", "--enums=String", "--defaults", "--oneofs", "--grpcLib=@grpc/grpc-js", "--importFileExtension=.js",
-    "-I", PROTO_ROOT, "-O", outDir, ...PROTO_FILES,
-  ], { stdio: ["ignore", "ignore", "pipe"] });
+  execFileSync(
+    bin,
+    [
+      "--longs=Number",
+      "--enums=String",
+      "--defaults",
+      "--oneofs",
+      "--grpcLib=@grpc/grpc-js",
+      "--importFileExtension=.js",
+      "-I",
+      PROTO_ROOT,
+      "-O",
+      outDir,
+      ...PROTO_FILES,
+    ],
+    { stdio: ["ignore", "ignore", "pipe"] },
+  );
   // The generator writes each .proto's absolute path into a header comment; make it repo-relative so the output
   // is the same in every checkout (and the staleness test can compare it).
   const repoRoot = resolve(here, "../../..") + "/";

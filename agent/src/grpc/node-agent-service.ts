@@ -9,7 +9,14 @@ import type { AppliedPlan, FlowRequest } from "../simulation/fabric.js";
 import type { NodeFacts } from "../discovery/facts.js";
 import type { AgentMetrics } from "../metrics.js";
 import type { WorkerRegistry } from "../workers/registry.js";
-import { FailedPreconditionError, InvalidArgumentError, NotFoundError, statusName, unary, UnimplementedError } from "./status.js";
+import {
+  FailedPreconditionError,
+  InvalidArgumentError,
+  NotFoundError,
+  statusName,
+  unary,
+  UnimplementedError,
+} from "./status.js";
 
 /** The nodes this agent serves (one on a real node, many in simulation). */
 export interface NodeDirectory {
@@ -19,9 +26,13 @@ export interface NodeDirectory {
 }
 
 export const Diagnostic = {
-  gpuInventory: "gpu-inventory", nicLinks: "nic-links", rdmaCounters: "rdma-counters",
+  gpuInventory: "gpu-inventory",
+  nicLinks: "nic-links",
+  rdmaCounters: "rdma-counters",
   // Measured on the GPUs by the Python worker's CLI (agent/src/gpu-diagnostics.ts).
-  gpuGemm: "gpu-gemm", hbmCopy: "hbm-copy", allReduce: "all-reduce",
+  gpuGemm: "gpu-gemm",
+  hbmCopy: "hbm-copy",
+  allReduce: "all-reduce",
 } as const;
 export type Diagnostic = (typeof Diagnostic)[keyof typeof Diagnostic];
 const DIAGNOSTICS: ReadonlySet<string> = new Set(Object.values(Diagnostic));
@@ -59,19 +70,44 @@ export interface NodeAgentDeps {
 
 function flowRequestOf(f: TrafficFlow__Output): FlowRequest {
   return {
-    connectionId: f.connectionId, job: f.job, communicator: f.communicator, srcRank: f.srcRank, dstRank: f.dstRank, dstNode: f.dstNode, nic: f.nic,
+    connectionId: f.connectionId,
+    job: f.job,
+    communicator: f.communicator,
+    srcRank: f.srcRank,
+    dstRank: f.dstRank,
+    dstNode: f.dstNode,
+    nic: f.nic,
     demandGbps: Number(f.demandGbps),
-    qps: f.qps.map((q) => ({ udpSourcePort: q.udpSourcePort, ...(q.spine ? { spine: q.spine, uplinkPort: q.uplinkPort, downlinkPort: q.downlinkPort } : {}) })),
+    qps: f.qps.map((q) => ({
+      udpSourcePort: q.udpSourcePort,
+      ...(q.spine ? { spine: q.spine, uplinkPort: q.uplinkPort, downlinkPort: q.downlinkPort } : {}),
+    })),
   };
 }
 
 /** What a node applies, for the wire: each QP with the path the fabric hashed its port onto (empty spine: none). */
 export function appliedPlanMessage(a: AppliedPlan): AppliedTrafficPlan {
   return {
-    planId: a.planId, fabric: a.fabric, appliedUnixMs: a.appliedUnixMs, qpsApplied: a.qpsApplied, qpsOnPlannedPath: a.qpsOnPlannedPath,
+    planId: a.planId,
+    fabric: a.fabric,
+    appliedUnixMs: a.appliedUnixMs,
+    qpsApplied: a.qpsApplied,
+    qpsOnPlannedPath: a.qpsOnPlannedPath,
     flows: a.flows.map((f) => ({
-      connectionId: f.connectionId, job: f.job, communicator: f.communicator, srcRank: f.srcRank, dstRank: f.dstRank, dstNode: f.dstNode, nic: f.nic, demandGbps: f.demandGbps,
-      qps: f.qps.map((q) => ({ udpSourcePort: q.udpSourcePort, spine: q.path?.spine ?? "", uplinkPort: q.path?.uplinkPort ?? 0, downlinkPort: q.path?.downlinkPort ?? 0 })),
+      connectionId: f.connectionId,
+      job: f.job,
+      communicator: f.communicator,
+      srcRank: f.srcRank,
+      dstRank: f.dstRank,
+      dstNode: f.dstNode,
+      nic: f.nic,
+      demandGbps: f.demandGbps,
+      qps: f.qps.map((q) => ({
+        udpSourcePort: q.udpSourcePort,
+        spine: q.path?.spine ?? "",
+        uplinkPort: q.path?.uplinkPort ?? 0,
+        downlinkPort: q.path?.downlinkPort ?? 0,
+      })),
     })),
   };
 }
@@ -82,19 +118,34 @@ function remainingMs(call: grpc.ServerUnaryCall<unknown, unknown>, nowMs: number
   return at - nowMs;
 }
 
-const COMMANDS: ReadonlySet<string> = new Set(["migrateOut", "migrateIn", "drain", "abort", "injectFault", "applyRoutes"]);
+const COMMANDS: ReadonlySet<string> = new Set([
+  "migrateOut",
+  "migrateIn",
+  "drain",
+  "abort",
+  "injectFault",
+  "applyRoutes",
+]);
 
 export function validateWorkerCommand(command: WorkerCommand__Output | null): WorkerCommand__Output {
   if (!command) throw new InvalidArgumentError("command is required");
   if (!command.commandId) throw new InvalidArgumentError("command.command_id is required");
-  if (!command.command || !COMMANDS.has(command.command)) throw new InvalidArgumentError("command must set one of migrate_out, migrate_in, drain, abort, inject_fault, apply_routes");
-  if (command.migrateOut && !command.migrateOut.requestId) throw new InvalidArgumentError("migrate_out.request_id is required");
-  if (command.migrateIn && !command.migrateIn.requestId) throw new InvalidArgumentError("migrate_in.request_id is required");
+  if (!command.command || !COMMANDS.has(command.command))
+    throw new InvalidArgumentError(
+      "command must set one of migrate_out, migrate_in, drain, abort, inject_fault, apply_routes",
+    );
+  if (command.migrateOut && !command.migrateOut.requestId)
+    throw new InvalidArgumentError("migrate_out.request_id is required");
+  if (command.migrateIn && !command.migrateIn.requestId)
+    throw new InvalidArgumentError("migrate_in.request_id is required");
   if (command.injectFault) {
     const f = command.injectFault;
-    if (!["hang-rank", "slow-rank", "slow-link", "clear"].includes(f.kind)) throw new InvalidArgumentError(`inject_fault.kind "${f.kind}" is not hang-rank, slow-rank, slow-link or clear`);
+    if (!["hang-rank", "slow-rank", "slow-link", "clear"].includes(f.kind))
+      throw new InvalidArgumentError(`inject_fault.kind "${f.kind}" is not hang-rank, slow-rank, slow-link or clear`);
     if ((f.kind === "slow-rank" && !(f.factor >= 1)) || (f.kind === "slow-link" && !(f.factor > 0 && f.factor <= 1))) {
-      throw new InvalidArgumentError(`inject_fault.factor ${f.factor} is out of range for ${f.kind} (slow-rank: >= 1, slow-link: (0, 1])`);
+      throw new InvalidArgumentError(
+        `inject_fault.factor ${f.factor} is out of range for ${f.kind} (slow-rank: >= 1, slow-link: (0, 1])`,
+      );
     }
   }
   return command;
@@ -104,24 +155,44 @@ export function nodeInfoOf(facts: NodeFacts, labels: Record<string, string>): No
   return {
     nodeName: facts.nodeName,
     simulated: facts.simulated,
-    gpus: facts.gpus.map((g) => ({ index: g.index, uuid: g.uuid, model: g.model ?? "", productName: g.productName, memoryMib: g.memoryMiB, pciBusId: g.pciBusId, numaNode: g.numaNode })),
-    nics: facts.nics.map((n) => ({ device: n.device, port: n.port, type: n.type, bandwidthGbps: n.bandwidthGbps, state: n.state, nearestGpus: n.nearestGpus })),
+    gpus: facts.gpus.map((g) => ({
+      index: g.index,
+      uuid: g.uuid,
+      model: g.model ?? "",
+      productName: g.productName,
+      memoryMib: g.memoryMiB,
+      pciBusId: g.pciBusId,
+      numaNode: g.numaNode,
+    })),
+    nics: facts.nics.map((n) => ({
+      device: n.device,
+      port: n.port,
+      type: n.type,
+      bandwidthGbps: n.bandwidthGbps,
+      state: n.state,
+      nearestGpus: n.nearestGpus,
+    })),
     labels,
   };
 }
 
 export function nodeAgentHandlers(deps: NodeAgentDeps): NodeAgentHandlers {
   const { nodes, registry, metrics } = deps;
-  const done = (method: string) => (code: grpc.status) => metrics.grpcRequests.inc({ service: "NodeAgent", method, code: statusName(code) });
+  const done = (method: string) => (code: grpc.status) =>
+    metrics.grpcRequests.inc({ service: "NodeAgent", method, code: statusName(code) });
   const requireDeadline = (call: grpc.ServerUnaryCall<unknown, unknown>): number => {
     const ms = remainingMs(call, deps.nowMs());
-    if (!Number.isFinite(ms)) throw new InvalidArgumentError("the call has no deadline; every NodeAgent call must set one");
+    if (!Number.isFinite(ms))
+      throw new InvalidArgumentError("the call has no deadline; every NodeAgent call must set one");
     return ms;
   };
   const servedFacts = (nodeName: string): NodeFacts => {
     if (!nodeName) throw new InvalidArgumentError("node_name is required");
     const facts = nodes.facts(nodeName);
-    if (!facts) throw new NotFoundError(`node "${nodeName}" is not served by this agent (serves: ${nodes.nodeNames().join(", ") || "none yet"})`);
+    if (!facts)
+      throw new NotFoundError(
+        `node "${nodeName}" is not served by this agent (serves: ${nodes.nodeNames().join(", ") || "none yet"})`,
+      );
     return facts;
   };
 
@@ -130,7 +201,10 @@ export function nodeAgentHandlers(deps: NodeAgentDeps): NodeAgentHandlers {
       requireDeadline(call);
       const facts = servedFacts(req.nodeName);
       const applied = deps.traffic?.applied(req.nodeName);
-      return { ...nodeInfoOf(facts, nodes.labels(req.nodeName) ?? {}), ...(applied ? { trafficPlan: appliedPlanMessage(applied) } : {}) };
+      return {
+        ...nodeInfoOf(facts, nodes.labels(req.nodeName) ?? {}),
+        ...(applied ? { trafficPlan: appliedPlanMessage(applied) } : {}),
+      };
     }, done("GetNodeInfo")),
 
     ListWorkers: unary((req, call) => {
@@ -138,8 +212,15 @@ export function nodeAgentHandlers(deps: NodeAgentDeps): NodeAgentHandlers {
       if (req.nodeName) servedFacts(req.nodeName);
       return {
         workers: registry.list(req.nodeName || undefined).map((w) => ({
-          workerId: w.workerId, podNamespace: w.podNamespace, podName: w.podName, nodeName: w.nodeName, kind: w.kind,
-          rank: w.rank, simulated: w.simulated, state: w.state, lastHeartbeatUnixMs: w.lastHeartbeatUnixMs,
+          workerId: w.workerId,
+          podNamespace: w.podNamespace,
+          podName: w.podName,
+          nodeName: w.nodeName,
+          kind: w.kind,
+          rank: w.rank,
+          simulated: w.simulated,
+          state: w.state,
+          lastHeartbeatUnixMs: w.lastHeartbeatUnixMs,
         })),
       };
     }, done("ListWorkers")),
@@ -147,7 +228,8 @@ export function nodeAgentHandlers(deps: NodeAgentDeps): NodeAgentHandlers {
     RunDiagnostic: unary(async (req, call) => {
       const budgetMs = requireDeadline(call);
       servedFacts(req.nodeName);
-      if (!DIAGNOSTICS.has(req.diagnostic)) throw new InvalidArgumentError(`diagnostic "${req.diagnostic}" is not one of ${[...DIAGNOSTICS].join(", ")}`);
+      if (!DIAGNOSTICS.has(req.diagnostic))
+        throw new InvalidArgumentError(`diagnostic "${req.diagnostic}" is not one of ${[...DIAGNOSTICS].join(", ")}`);
       // Leave a little of the caller's budget for the answer to travel back.
       return deps.diagnostics.run(req.nodeName, req.diagnostic as Diagnostic, Math.max(1, budgetMs - 50));
     }, done("RunDiagnostic")),
@@ -160,19 +242,30 @@ export function nodeAgentHandlers(deps: NodeAgentDeps): NodeAgentHandlers {
       req.routes.forEach((r, i) => {
         if (!r.communicator) throw new InvalidArgumentError(`routes[${i}].communicator is required`);
         if (r.rank < 0 || r.peerRank < 0) throw new InvalidArgumentError(`routes[${i}]: ranks must be non-negative`);
-        if (!nics.has(r.nic)) throw new InvalidArgumentError(`routes[${i}].nic "${r.nic}" is not a NIC of node ${req.nodeName} (${[...nics].join(", ")})`);
+        if (!nics.has(r.nic))
+          throw new InvalidArgumentError(
+            `routes[${i}].nic "${r.nic}" is not a NIC of node ${req.nodeName} (${[...nics].join(", ")})`,
+          );
       });
       // Validated above so bad plans still get INVALID_ARGUMENT. A real node has no executor: setting QP source
       // ports needs the workers' NCCL/verbs stack to take them, which nothing drives yet; claiming otherwise would
       // report what did not happen.
-      if (!deps.traffic) throw new UnimplementedError("ApplyTrafficPlan: no traffic-plan executor runs on this node (no programmable fabric: only simulated nodes apply plans)");
-      if (req.routes.length > 0) throw new InvalidArgumentError("routes (per-rank NIC routes) are not applied; a traffic plan is flows with per-QP UDP source ports");
+      if (!deps.traffic)
+        throw new UnimplementedError(
+          "ApplyTrafficPlan: no traffic-plan executor runs on this node (no programmable fabric: only simulated nodes apply plans)",
+        );
+      if (req.routes.length > 0)
+        throw new InvalidArgumentError(
+          "routes (per-rank NIC routes) are not applied; a traffic plan is flows with per-QP UDP source ports",
+        );
       try {
         const applied = deps.traffic.apply(req.nodeName, req.planId, req.fabric, req.flows.map(flowRequestOf));
         return { planId: applied.planId, applied: appliedPlanMessage(applied) };
       } catch (err) {
-        if (err instanceof Error && err.name === "TrafficPlanError") throw new InvalidArgumentError(`ApplyTrafficPlan ${req.planId}: ${err.message}`);
-        if (err instanceof Error && err.name === "UnknownFabricError") throw new FailedPreconditionError(`ApplyTrafficPlan ${req.planId}: ${err.message}`);
+        if (err instanceof Error && err.name === "TrafficPlanError")
+          throw new InvalidArgumentError(`ApplyTrafficPlan ${req.planId}: ${err.message}`);
+        if (err instanceof Error && err.name === "UnknownFabricError")
+          throw new FailedPreconditionError(`ApplyTrafficPlan ${req.planId}: ${err.message}`);
         throw err;
       }
     }, done("ApplyTrafficPlan")),
@@ -183,7 +276,12 @@ export function nodeAgentHandlers(deps: NodeAgentDeps): NodeAgentHandlers {
       const command = validateWorkerCommand(req.command);
       // Answer only from the worker's ack; leave a little of the budget for the answer to travel back.
       const ack = await registry.sendCommand(req.workerId, command, Math.max(1, budgetMs - 50), deps.nowMs());
-      return { commandId: ack.commandId, outcome: ack.outcome, reason: ack.reason, acknowledgedUnixMs: ack.acknowledgedUnixMs };
+      return {
+        commandId: ack.commandId,
+        outcome: ack.outcome,
+        reason: ack.reason,
+        acknowledgedUnixMs: ack.acknowledgedUnixMs,
+      };
     }, done("SendWorkerCommand")),
   };
 }

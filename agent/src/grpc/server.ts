@@ -24,7 +24,9 @@ export interface AgentServerOptions {
 
 function bind(server: grpc.Server, address: string, credentials: grpc.ServerCredentials): Promise<number> {
   return new Promise((resolve, reject) =>
-    server.bindAsync(address, credentials, (err, port) => (err ? reject(new Error(`binding gRPC to ${address}`, { cause: err })) : resolve(port))),
+    server.bindAsync(address, credentials, (err, port) =>
+      err ? reject(new Error(`binding gRPC to ${address}`, { cause: err })) : resolve(port),
+    ),
   );
 }
 
@@ -52,9 +54,18 @@ export class AgentServer {
   operatorPort = 0;
   private certificates: ReloadingCertificateProvider | undefined;
 
-  constructor(private readonly options: AgentServerOptions, workerDeps: WorkerServiceDeps, nodeDeps: NodeAgentDeps) {
+  constructor(
+    private readonly options: AgentServerOptions,
+    workerDeps: WorkerServiceDeps,
+    nodeDeps: NodeAgentDeps,
+  ) {
     const protos = loadProtos();
-    this.workerServer.addService(withFastCollectiveDecode(protos.gpufleet.worker.v1.WorkerAgent.service, () => workerDeps.metrics.undecodableMessages.inc({ method: "ReportCollectives" })), workerAgentHandlers(workerDeps));
+    this.workerServer.addService(
+      withFastCollectiveDecode(protos.gpufleet.worker.v1.WorkerAgent.service, () =>
+        workerDeps.metrics.undecodableMessages.inc({ method: "ReportCollectives" }),
+      ),
+      workerAgentHandlers(workerDeps),
+    );
     this.operatorServer.addService(protos.gpufleet.agent.v1.NodeAgent.service, nodeAgentHandlers(nodeDeps));
   }
 
@@ -78,10 +89,21 @@ export class AgentServer {
 
   async stop(graceMs = 2000): Promise<void> {
     this.certificates?.stop();
-    await Promise.all([this.workerServer, this.operatorServer].map((s) => new Promise<void>((resolve) => {
-      const timer = setTimeout(() => { s.forceShutdown(); resolve(); }, graceMs);
-      s.tryShutdown(() => { clearTimeout(timer); resolve(); });
-    })));
+    await Promise.all(
+      [this.workerServer, this.operatorServer].map(
+        (s) =>
+          new Promise<void>((resolve) => {
+            const timer = setTimeout(() => {
+              s.forceShutdown();
+              resolve();
+            }, graceMs);
+            s.tryShutdown(() => {
+              clearTimeout(timer);
+              resolve();
+            });
+          }),
+      ),
+    );
     rmSync(this.options.workerSocketPath, { force: true });
   }
 }

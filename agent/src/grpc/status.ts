@@ -1,7 +1,15 @@
 /** Maps agent errors to gRPC status codes, so callers can tell bad input from unknown workers from our faults. */
 import * as grpc from "@grpc/grpc-js";
 import { InvalidRecordError } from "../telemetry/collectives.js";
-import { AckTimeoutError, CommandStreamClosedError, InvalidCommandError, InvalidRegistrationError, NoCommandStreamError, UnknownCommandError, UnknownWorkerError } from "../workers/registry.js";
+import {
+  AckTimeoutError,
+  CommandStreamClosedError,
+  InvalidCommandError,
+  InvalidRegistrationError,
+  NoCommandStreamError,
+  UnknownCommandError,
+  UnknownWorkerError,
+} from "../workers/registry.js";
 
 /** Thrown by handlers for requests that are wrong in themselves. */
 export class InvalidArgumentError extends Error {
@@ -35,17 +43,30 @@ export class ResourceExhaustedError extends Error {
 export function statusOf(err: unknown): grpc.StatusObject {
   const details = err instanceof Error ? err.message : String(err);
   const code =
-    err instanceof InvalidArgumentError || err instanceof InvalidRecordError || err instanceof InvalidRegistrationError || err instanceof InvalidCommandError ? grpc.status.INVALID_ARGUMENT
-    : err instanceof UnknownWorkerError || err instanceof NotFoundError || err instanceof UnknownCommandError ? grpc.status.NOT_FOUND
-    // UNAVAILABLE, not FAILED_PRECONDITION: a worker (re)opens its stream on its own, so the same call may succeed
-    // a moment later without anyone fixing anything; that is what UNAVAILABLE tells a retrying client.
-    : err instanceof NoCommandStreamError || err instanceof CommandStreamClosedError || err instanceof UnavailableError ? grpc.status.UNAVAILABLE
-    : err instanceof AckTimeoutError ? grpc.status.DEADLINE_EXCEEDED
-    : err instanceof UnimplementedError ? grpc.status.UNIMPLEMENTED
-    : err instanceof ResourceExhaustedError ? grpc.status.RESOURCE_EXHAUSTED
-    : err instanceof FailedPreconditionError ? grpc.status.FAILED_PRECONDITION
-    : err instanceof Error && err.name === "TimeoutError" ? grpc.status.DEADLINE_EXCEEDED
-    : grpc.status.INTERNAL;
+    err instanceof InvalidArgumentError ||
+    err instanceof InvalidRecordError ||
+    err instanceof InvalidRegistrationError ||
+    err instanceof InvalidCommandError
+      ? grpc.status.INVALID_ARGUMENT
+      : err instanceof UnknownWorkerError || err instanceof NotFoundError || err instanceof UnknownCommandError
+        ? grpc.status.NOT_FOUND
+        : // UNAVAILABLE, not FAILED_PRECONDITION: a worker (re)opens its stream on its own, so the same call may
+          // succeed a moment later without anyone fixing anything; that is what UNAVAILABLE tells a retrying client.
+          err instanceof NoCommandStreamError ||
+            err instanceof CommandStreamClosedError ||
+            err instanceof UnavailableError
+          ? grpc.status.UNAVAILABLE
+          : err instanceof AckTimeoutError
+            ? grpc.status.DEADLINE_EXCEEDED
+            : err instanceof UnimplementedError
+              ? grpc.status.UNIMPLEMENTED
+              : err instanceof ResourceExhaustedError
+                ? grpc.status.RESOURCE_EXHAUSTED
+                : err instanceof FailedPreconditionError
+                  ? grpc.status.FAILED_PRECONDITION
+                  : err instanceof Error && err.name === "TimeoutError"
+                    ? grpc.status.DEADLINE_EXCEEDED
+                    : grpc.status.INTERNAL;
   return { code, details, metadata: new grpc.Metadata() };
 }
 
@@ -63,8 +84,15 @@ export function unary<Req, Res>(
     Promise.resolve()
       .then(() => handler(call.request, call))
       .then(
-        (response) => { onDone(grpc.status.OK); callback(null, response); },
-        (err: unknown) => { const s = statusOf(err); onDone(s.code); callback(s); },
+        (response) => {
+          onDone(grpc.status.OK);
+          callback(null, response);
+        },
+        (err: unknown) => {
+          const s = statusOf(err);
+          onDone(s.code);
+          callback(s);
+        },
       );
   };
 }

@@ -14,14 +14,36 @@ import type { SimulatedFabric } from "./fabric.js";
  * pods only), the simulated fabric stays empty (inter-node links run at NIC speed, plans are refused with
  * FAILED_PRECONDITION) and the watch is retried every 10 s.
  */
-export async function watchFabricTopologies(kc: KubeConfig, fabric: SimulatedFabric, log: SimLog & { error(obj: object, msg: string): void }): Promise<void> {
+export async function watchFabricTopologies(
+  kc: KubeConfig,
+  fabric: SimulatedFabric,
+  log: SimLog & { error(obj: object, msg: string): void },
+): Promise<void> {
   const api = kc.makeApiClient(CustomObjectsApi);
-  const list = (() => api.listClusterCustomObject({ group: API_GROUP, version: API_VERSION, plural: FabricTopologyNames.plural })) as unknown as ListPromise<FabricTopology>;
-  const informer = makeInformer<FabricTopology>(kc, `/apis/${API_GROUP}/${API_VERSION}/${FabricTopologyNames.plural}`, list);
+  const list = (() =>
+    api.listClusterCustomObject({
+      group: API_GROUP,
+      version: API_VERSION,
+      plural: FabricTopologyNames.plural,
+    })) as unknown as ListPromise<FabricTopology>;
+  const informer = makeInformer<FabricTopology>(
+    kc,
+    `/apis/${API_GROUP}/${API_VERSION}/${FabricTopologyNames.plural}`,
+    list,
+  );
   const set = (f: FabricTopology): void => {
     const name = f.metadata?.name ?? "";
     fabric.setTopology(name, f.spec);
-    log.info({ fabric: name, island: f.spec.island, failedPorts: f.spec.leaves.flatMap((l) => l.uplinks.flatMap((u) => (u.failedPorts ?? []).map((p) => `${l.name}>${u.spine}#${p}`))) }, "simulated fabric cables updated");
+    log.info(
+      {
+        fabric: name,
+        island: f.spec.island,
+        failedPorts: f.spec.leaves.flatMap((l) =>
+          l.uplinks.flatMap((u) => (u.failedPorts ?? []).map((p) => `${l.name}>${u.spine}#${p}`)),
+        ),
+      },
+      "simulated fabric cables updated",
+    );
   };
   informer.on("add", set);
   informer.on("update", set);
@@ -30,7 +52,10 @@ export async function watchFabricTopologies(kc: KubeConfig, fabric: SimulatedFab
     try {
       await informer.start();
     } catch (err) {
-      log.error({ err }, "FabricTopology watch could not start; the simulated fabric has no cables until it does (retrying in 10 s)");
+      log.error(
+        { err },
+        "FabricTopology watch could not start; the simulated fabric has no cables until it does (retrying in 10 s)",
+      );
       setTimeout(() => void start(), 10_000).unref();
     }
   };

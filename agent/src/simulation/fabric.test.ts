@@ -2,19 +2,55 @@ import { describe, expect, it } from "vitest";
 import { hashedPath, sourcePortFor, uplinkChoices } from "../../../common/src/fabric/ecmp-hash.js";
 import { NO_FAULTS } from "../workers/simulated/faults.js";
 import { simulateStep, type TrainingPlacement } from "../workers/simulated/training.js";
-import { SimulatedFabric, TrafficPlanError, UnknownFabricError, type FlowRequest, type SimFabricSpec } from "./fabric.js";
+import {
+  SimulatedFabric,
+  TrafficPlanError,
+  UnknownFabricError,
+  type FlowRequest,
+  type SimFabricSpec,
+} from "./fabric.js";
 
 // Two leaves, two spines, one 400G cable from each leaf to each spine; n0, n1 on leaf a, n2, n3 on leaf b.
 const spec = (failed: Record<string, number[]> = {}): SimFabricSpec => ({
-  island: "ib", spines: ["s0", "s1"],
-  leaves: ["a", "b"].map((name) => ({ name, uplinks: ["s0", "s1"].map((spine) => ({ spine, ports: 1, portGbps: 400, ...(failed[`${name}>${spine}`] ? { failedPorts: failed[`${name}>${spine}`] } : {}) })) })),
+  island: "ib",
+  spines: ["s0", "s1"],
+  leaves: ["a", "b"].map((name) => ({
+    name,
+    uplinks: ["s0", "s1"].map((spine) => ({
+      spine,
+      ports: 1,
+      portGbps: 400,
+      ...(failed[`${name}>${spine}`] ? { failedPorts: failed[`${name}>${spine}`] } : {}),
+    })),
+  })),
 });
 const leafOf: Record<string, string> = { n0: "a", n1: "a", n2: "b", n3: "b" };
-const nodes = { placeOf: (n: string) => (leafOf[n] ? { leaf: leafOf[n], island: "ib" } : undefined), nicsOf: (n: string) => (leafOf[n] ? ["mlx5_0", "mlx5_1"] : undefined) };
+const nodes = {
+  placeOf: (n: string) => (leafOf[n] ? { leaf: leafOf[n], island: "ib" } : undefined),
+  nicsOf: (n: string) => (leafOf[n] ? ["mlx5_0", "mlx5_1"] : undefined),
+};
 
 function flow(src: string, dst: string, spine: string, over: Partial<FlowRequest> = {}, s = spec()): FlowRequest {
-  const port = sourcePortFor(s, leafOf[src]!, leafOf[dst]!, { srcNode: src, dstNode: dst }, { spine, uplinkPort: 0, downlinkPort: 0 }, `${src}>${dst}`)!;
-  return { connectionId: `j/${src}>${dst}`, job: "ns/j", communicator: "dp", srcRank: 0, dstRank: 8, dstNode: dst, nic: "mlx5_0", demandGbps: 400, qps: [{ udpSourcePort: port, spine, uplinkPort: 0, downlinkPort: 0 }], ...over };
+  const port = sourcePortFor(
+    s,
+    leafOf[src]!,
+    leafOf[dst]!,
+    { srcNode: src, dstNode: dst },
+    { spine, uplinkPort: 0, downlinkPort: 0 },
+    `${src}>${dst}`,
+  )!;
+  return {
+    connectionId: `j/${src}>${dst}`,
+    job: "ns/j",
+    communicator: "dp",
+    srcRank: 0,
+    dstRank: 8,
+    dstNode: dst,
+    nic: "mlx5_0",
+    demandGbps: 400,
+    qps: [{ udpSourcePort: port, spine, uplinkPort: 0, downlinkPort: 0 }],
+    ...over,
+  };
 }
 
 function fabric(s = spec()): SimulatedFabric {
@@ -28,10 +64,32 @@ describe("simulated fabric", () => {
     const f = fabric();
     const good = flow("n0", "n2", "s0");
     const port = good.qps[0]!.udpSourcePort;
-    const lying = { ...good, connectionId: "j/lie", dstRank: 9, qps: [{ udpSourcePort: port + 1, spine: hashedPath(spec(), "a", "b", { srcNode: "n0", dstNode: "n2" }, port + 1)!.spine === "s0" ? "s1" : "s0", uplinkPort: 0, downlinkPort: 0 }] };
+    const lying = {
+      ...good,
+      connectionId: "j/lie",
+      dstRank: 9,
+      qps: [
+        {
+          udpSourcePort: port + 1,
+          spine: hashedPath(spec(), "a", "b", { srcNode: "n0", dstNode: "n2" }, port + 1)!.spine === "s0" ? "s1" : "s0",
+          uplinkPort: 0,
+          downlinkPort: 0,
+        },
+      ],
+    };
     const applied = f.apply("n0", "p1", "fab", [good, lying]);
-    expect(applied).toMatchObject({ planId: "p1", fabric: "fab", qpsApplied: 2, qpsOnPlannedPath: 1, appliedUnixMs: 1000 });
-    expect(applied.flows[0]!.qps[0]).toEqual({ udpSourcePort: port, path: { spine: "s0", uplinkPort: 0, downlinkPort: 0 }, planned: true });
+    expect(applied).toMatchObject({
+      planId: "p1",
+      fabric: "fab",
+      qpsApplied: 2,
+      qpsOnPlannedPath: 1,
+      appliedUnixMs: 1000,
+    });
+    expect(applied.flows[0]!.qps[0]).toEqual({
+      udpSourcePort: port,
+      path: { spine: "s0", uplinkPort: 0, downlinkPort: 0 },
+      planned: true,
+    });
     expect(applied.flows[1]!.qps[0]!.planned).toBe(false);
     expect(f.applied("n0")).toEqual(applied);
     expect(f.apply("n0", "p2", "fab", []).flows).toEqual([]);
@@ -84,7 +142,17 @@ describe("simulated fabric", () => {
     // Job ns/j: ranks 0-7 on n0 (leaf a), 8-15 on n2 (leaf b), a single ring: 7 -> 8 and 15 -> 0 cross the fabric.
     const f = fabric();
     const rankNodes = Array.from({ length: 16 }, (_, r) => (r < 8 ? "n0" : "n2"));
-    const p: TrainingPlacement = { communicator: "c", rankNodes, intraNodeGBps: 450, interNodeGBps: 50, latencyUs: 10, computeMs: 100, bucketBytes: 256 * 2 ** 20, bucketsPerStep: 1, fabricShare: (a, b) => f.shareOf("ns/j", rankNodes[a]!, rankNodes[b]!) };
+    const p: TrainingPlacement = {
+      communicator: "c",
+      rankNodes,
+      intraNodeGBps: 450,
+      interNodeGBps: 50,
+      latencyUs: 10,
+      computeMs: 100,
+      bucketBytes: 256 * 2 ** 20,
+      bucketsPerStep: 1,
+      fabricShare: (a, b) => f.shareOf("ns/j", rankNodes[a]!, rankNodes[b]!),
+    };
     const collectiveMs = (): number => {
       const step = simulateStep(p, NO_FAULTS, 1e15, 0);
       const r = step.records.find((x) => x.rank === 7)!;

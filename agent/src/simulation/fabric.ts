@@ -15,11 +15,20 @@
  * the share of the link loads on that path. Host links (node to leaf) are not modelled: they carry the same
  * traffic whatever the plan.
  */
-import { hashedPath, SOURCE_PORT_MAX, SOURCE_PORT_MIN, type FabricCables, type HashedPath } from "../../../common/src/fabric/ecmp-hash.js";
+import {
+  hashedPath,
+  SOURCE_PORT_MAX,
+  SOURCE_PORT_MIN,
+  type FabricCables,
+  type HashedPath,
+} from "../../../common/src/fabric/ecmp-hash.js";
 
 export interface SimFabricSpec extends FabricCables {
   island: string;
-  leaves: readonly { name: string; uplinks: readonly { spine: string; ports: number; portGbps: number; failedPorts?: readonly number[] }[] }[];
+  leaves: readonly {
+    name: string;
+    uplinks: readonly { spine: string; ports: number; portGbps: number; failedPorts?: readonly number[] }[];
+  }[];
 }
 
 export interface PlannedQp extends Partial<HashedPath> {
@@ -89,7 +98,10 @@ export class SimulatedFabric {
   /** shareOf memo, valid while `loads` is (node labels are not watched here: a relabelled node waits for a change). */
   private readonly shares = new Map<string, number>();
 
-  constructor(private readonly nodes: FabricNodes, private readonly nowMs: () => number = Date.now) {}
+  constructor(
+    private readonly nodes: FabricNodes,
+    private readonly nowMs: () => number = Date.now,
+  ) {}
 
   setTopology(name: string, spec: SimFabricSpec): void {
     this.topologies.set(name, spec);
@@ -111,9 +123,17 @@ export class SimulatedFabric {
     }
     if (!fabricName) throw new TrafficPlanError("fabric is required when the plan has flows");
     const spec = this.topologies.get(fabricName);
-    if (!spec) throw new UnknownFabricError(`FabricTopology ${fabricName} is not known to this agent (not created, or not yet seen)`);
+    if (!spec)
+      throw new UnknownFabricError(
+        `FabricTopology ${fabricName} is not known to this agent (not created, or not yet seen)`,
+      );
     this.validate(node, spec, flows);
-    this.plans.set(node, { planId, fabric: fabricName, flows: flows.map((f) => ({ ...f, qps: f.qps.map((q) => ({ ...q })) })), appliedUnixMs: this.nowMs() });
+    this.plans.set(node, {
+      planId,
+      fabric: fabricName,
+      flows: flows.map((f) => ({ ...f, qps: f.qps.map((q) => ({ ...q })) })),
+      appliedUnixMs: this.nowMs(),
+    });
     this.loads = undefined;
     return this.applied(node)!;
   }
@@ -129,15 +149,29 @@ export class SimulatedFabric {
     const flows = plan.flows.map((f): AppliedFlow => {
       const dstLeaf = this.nodes.placeOf(f.dstNode)?.leaf;
       const qps = f.qps.map((q) => {
-        const path = spec && srcLeaf && dstLeaf ? hashedPath(spec, srcLeaf, dstLeaf, { srcNode: node, dstNode: f.dstNode }, q.udpSourcePort) : undefined;
-        const planned = path !== undefined && q.spine === path.spine && q.uplinkPort === path.uplinkPort && q.downlinkPort === path.downlinkPort;
+        const path =
+          spec && srcLeaf && dstLeaf
+            ? hashedPath(spec, srcLeaf, dstLeaf, { srcNode: node, dstNode: f.dstNode }, q.udpSourcePort)
+            : undefined;
+        const planned =
+          path !== undefined &&
+          q.spine === path.spine &&
+          q.uplinkPort === path.uplinkPort &&
+          q.downlinkPort === path.downlinkPort;
         qpsApplied++;
         if (planned) onPlan++;
         return { udpSourcePort: q.udpSourcePort, path, planned };
       });
       return { ...f, qps };
     });
-    return { planId: plan.planId, fabric: plan.fabric, flows, appliedUnixMs: plan.appliedUnixMs, qpsApplied, qpsOnPlannedPath: onPlan };
+    return {
+      planId: plan.planId,
+      fabric: plan.fabric,
+      flows,
+      appliedUnixMs: plan.appliedUnixMs,
+      qpsApplied,
+      qpsOnPlannedPath: onPlan,
+    };
   }
 
   /**
@@ -215,7 +249,10 @@ export class SimulatedFabric {
   private validate(node: string, spec: SimFabricSpec, flows: readonly FlowRequest[]): void {
     const leaves = new Set(spec.leaves.map((l) => l.name));
     const srcLeaf = this.nodes.placeOf(node)?.leaf;
-    if (!srcLeaf || !leaves.has(srcLeaf)) throw new TrafficPlanError(`node ${node} is on leaf ${srcLeaf ?? "(none)"}, which is not a leaf of the fabric ${spec.island}`);
+    if (!srcLeaf || !leaves.has(srcLeaf))
+      throw new TrafficPlanError(
+        `node ${node} is on leaf ${srcLeaf ?? "(none)"}, which is not a leaf of the fabric ${spec.island}`,
+      );
     const nics = new Set(this.nodes.nicsOf(node) ?? []);
     const ids = new Set<string>();
     const ports = new Set<string>();
@@ -225,21 +262,42 @@ export class SimulatedFabric {
       if (ids.has(f.connectionId)) throw new TrafficPlanError(`${at}: connection_id appears twice`);
       ids.add(f.connectionId);
       if (!f.job) throw new TrafficPlanError(`${at}: job is required`);
-      if (!(f.srcRank >= 0 && f.dstRank >= 0)) throw new TrafficPlanError(`${at}: ranks must be non-negative, got ${f.srcRank} -> ${f.dstRank}`);
-      if (!nics.has(f.nic)) throw new TrafficPlanError(`${at}: nic "${f.nic}" is not a NIC of node ${node} (${[...nics].join(", ")})`);
-      if (!(Number.isFinite(f.demandGbps) && f.demandGbps >= 0)) throw new TrafficPlanError(`${at}: demand_gbps must be a non-negative number, got ${f.demandGbps}`);
-      if (f.dstNode === node) throw new TrafficPlanError(`${at}: dst_node is this node; a plan holds only connections that leave it`);
+      if (!(f.srcRank >= 0 && f.dstRank >= 0))
+        throw new TrafficPlanError(`${at}: ranks must be non-negative, got ${f.srcRank} -> ${f.dstRank}`);
+      if (!nics.has(f.nic))
+        throw new TrafficPlanError(`${at}: nic "${f.nic}" is not a NIC of node ${node} (${[...nics].join(", ")})`);
+      if (!(Number.isFinite(f.demandGbps) && f.demandGbps >= 0))
+        throw new TrafficPlanError(`${at}: demand_gbps must be a non-negative number, got ${f.demandGbps}`);
+      if (f.dstNode === node)
+        throw new TrafficPlanError(`${at}: dst_node is this node; a plan holds only connections that leave it`);
       const dstLeaf = this.nodes.placeOf(f.dstNode)?.leaf;
-      if (!dstLeaf) throw new TrafficPlanError(`${at}: dst_node ${f.dstNode} is not a node this fabric knows (no gpufleet.io/leaf)`);
-      if (!leaves.has(dstLeaf)) throw new TrafficPlanError(`${at}: dst_node ${f.dstNode} is on leaf ${dstLeaf}, not a leaf of this fabric`);
-      if (dstLeaf === srcLeaf) throw new TrafficPlanError(`${at}: ${node} and ${f.dstNode} share leaf ${srcLeaf}; no spine path to plan`);
-      if (f.qps.length < 1 || f.qps.length > MAX_QPS_PER_CONNECTION) throw new TrafficPlanError(`${at}: ${f.qps.length} QPs; a connection has 1..${MAX_QPS_PER_CONNECTION}`);
+      if (!dstLeaf)
+        throw new TrafficPlanError(
+          `${at}: dst_node ${f.dstNode} is not a node this fabric knows (no gpufleet.io/leaf)`,
+        );
+      if (!leaves.has(dstLeaf))
+        throw new TrafficPlanError(`${at}: dst_node ${f.dstNode} is on leaf ${dstLeaf}, not a leaf of this fabric`);
+      if (dstLeaf === srcLeaf)
+        throw new TrafficPlanError(`${at}: ${node} and ${f.dstNode} share leaf ${srcLeaf}; no spine path to plan`);
+      if (f.qps.length < 1 || f.qps.length > MAX_QPS_PER_CONNECTION)
+        throw new TrafficPlanError(`${at}: ${f.qps.length} QPs; a connection has 1..${MAX_QPS_PER_CONNECTION}`);
       f.qps.forEach((q, j) => {
-        if (!Number.isInteger(q.udpSourcePort) || q.udpSourcePort < SOURCE_PORT_MIN || q.udpSourcePort > SOURCE_PORT_MAX) throw new TrafficPlanError(`${at}.qps[${j}]: udp_source_port ${q.udpSourcePort} is outside ${SOURCE_PORT_MIN}..${SOURCE_PORT_MAX}`);
+        if (
+          !Number.isInteger(q.udpSourcePort) ||
+          q.udpSourcePort < SOURCE_PORT_MIN ||
+          q.udpSourcePort > SOURCE_PORT_MAX
+        )
+          throw new TrafficPlanError(
+            `${at}.qps[${j}]: udp_source_port ${q.udpSourcePort} is outside ${SOURCE_PORT_MIN}..${SOURCE_PORT_MAX}`,
+          );
         const key = `${f.dstNode}|${q.udpSourcePort}`;
-        if (ports.has(key)) throw new TrafficPlanError(`${at}.qps[${j}]: udp_source_port ${q.udpSourcePort} is already used by another QP to ${f.dstNode}`);
+        if (ports.has(key))
+          throw new TrafficPlanError(
+            `${at}.qps[${j}]: udp_source_port ${q.udpSourcePort} is already used by another QP to ${f.dstNode}`,
+          );
         ports.add(key);
-        if (q.spine !== undefined && q.spine !== "" && !spec.spines.includes(q.spine)) throw new TrafficPlanError(`${at}.qps[${j}]: spine ${q.spine} is not a spine of this fabric`);
+        if (q.spine !== undefined && q.spine !== "" && !spec.spines.includes(q.spine))
+          throw new TrafficPlanError(`${at}.qps[${j}]: spine ${q.spine} is not a spine of this fabric`);
       });
     });
   }

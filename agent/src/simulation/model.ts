@@ -50,7 +50,8 @@ export function simulatedNodeFacts(node: V1Node): NodeFacts {
   const name = node.metadata?.name ?? "";
   const labels = node.metadata?.labels ?? {};
   const ann = node.metadata?.annotations ?? {};
-  const pick = (label: string, annotation: string, fallback: string): string => labels[label] ?? ann[annotation] ?? fallback;
+  const pick = (label: string, annotation: string, fallback: string): string =>
+    labels[label] ?? ann[annotation] ?? fallback;
   const model = pick(TopologyLabel.gpuModel, SimAnnotation.gpuModel, "H100-80GB");
   const spec = gpuSpec(model);
   const capacityGpus = node.status?.capacity?.["nvidia.com/gpu"];
@@ -62,12 +63,25 @@ export function simulatedNodeFacts(node: V1Node): NodeFacts {
     nodeName: name,
     simulated: true,
     gpus: Array.from({ length: gpuCount }, (_, i) => ({
-      index: i, uuid: `GPU-sim-${name}-${i}`, productName: `simulated ${model}`, model, memoryMiB: spec.memoryGiB * 1024,
-      pciBusId: `00000000:${(0x18 + i * 0x10).toString(16).toUpperCase().padStart(2, "0")}:00.0`, numaNode: i < gpuCount / 2 ? 0 : 1,
+      index: i,
+      uuid: `GPU-sim-${name}-${i}`,
+      productName: `simulated ${model}`,
+      model,
+      memoryMiB: spec.memoryGiB * 1024,
+      pciBusId: `00000000:${(0x18 + i * 0x10).toString(16).toUpperCase().padStart(2, "0")}:00.0`,
+      numaNode: i < gpuCount / 2 ? 0 : 1,
     })),
     nics: Array.from({ length: nicCount }, (_, i) => ({
-      device: nicType === NicType.ethernet ? `eth${i}` : `mlx5_${i}`, port: 1, type: nicType, bandwidthGbps, state: "ACTIVE", active: true,
-      netdev: undefined, numaNode: i < nicCount / 2 ? 0 : 1, gidCount: 1, nearestGpus: nicCount === gpuCount ? [i] : [],
+      device: nicType === NicType.ethernet ? `eth${i}` : `mlx5_${i}`,
+      port: 1,
+      type: nicType,
+      bandwidthGbps,
+      state: "ACTIVE",
+      active: true,
+      netdev: undefined,
+      numaNode: i < nicCount / 2 ? 0 : 1,
+      gidCount: 1,
+      nearestGpus: nicCount === gpuCount ? [i] : [],
     })),
     leaf: labels[TopologyLabel.leaf] ?? ann[SimAnnotation.leaf],
     island: labels[TopologyLabel.island] ?? ann[SimAnnotation.island],
@@ -122,7 +136,8 @@ export class PodSpecError extends Error {
 
 function envOf(pod: V1Pod): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const c of pod.spec?.containers ?? []) for (const e of c.env ?? []) if (e.value !== undefined) out[e.name] = e.value;
+  for (const c of pod.spec?.containers ?? [])
+    for (const e of c.env ?? []) if (e.value !== undefined) out[e.name] = e.value;
   return out;
 }
 
@@ -132,40 +147,77 @@ export function workerSpecsForPod(pod: V1Pod): SimWorkerSpec[] {
   const uid = pod.metadata?.uid ?? `${ns}/${name}`;
   const nodeName = pod.spec?.nodeName;
   const labels = pod.metadata?.labels ?? {};
-  if (!nodeName || pod.metadata?.deletionTimestamp || ["Succeeded", "Failed"].includes(pod.status?.phase ?? "")) return [];
+  if (!nodeName || pod.metadata?.deletionTimestamp || ["Succeeded", "Failed"].includes(pod.status?.phase ?? ""))
+    return [];
   const base = { podNamespace: ns, podName: name, podUid: uid, nodeName };
   const job = labels[TRAINING_JOB_LABEL];
   if (job) {
     const env = envOf(pod);
     const worldSize = Number(env.WORLD_SIZE);
-    const ranks = (env.GPUFLEET_RANKS ?? "").split(",").filter((r) => r !== "").map(Number);
-    if (!Number.isInteger(worldSize) || worldSize <= 0 || ranks.length === 0 || ranks.some((r) => !Number.isInteger(r) || r < 0 || r >= worldSize)) {
-      throw new PodSpecError(`pod ${ns}/${name}: training pod needs WORLD_SIZE and GPUFLEET_RANKS within it (got "${env.WORLD_SIZE}", "${env.GPUFLEET_RANKS}")`);
+    const ranks = (env.GPUFLEET_RANKS ?? "")
+      .split(",")
+      .filter((r) => r !== "")
+      .map(Number);
+    if (
+      !Number.isInteger(worldSize) ||
+      worldSize <= 0 ||
+      ranks.length === 0 ||
+      ranks.some((r) => !Number.isInteger(r) || r < 0 || r >= worldSize)
+    ) {
+      throw new PodSpecError(
+        `pod ${ns}/${name}: training pod needs WORLD_SIZE and GPUFLEET_RANKS within it (got "${env.WORLD_SIZE}", "${env.GPUFLEET_RANKS}")`,
+      );
     }
     const training = trainingPodSpec(env, `${ns}/${name}`);
-    return ranks.map((rank) => ({ ...base, workerId: `${uid}/${rank}`, kind: WorkerKind.training, rank, worldSize, jobKey: `${ns}/${job}`, training }));
+    return ranks.map((rank) => ({
+      ...base,
+      workerId: `${uid}/${rank}`,
+      kind: WorkerKind.training,
+      rank,
+      worldSize,
+      jobKey: `${ns}/${job}`,
+      training,
+    }));
   }
   const deployment = labels[SERVING_LABEL];
   if (deployment) {
     const serving = servingPodSpec(deployment, envOf(pod), labels, `${ns}/${name}`);
-    const kind = serving.role === ServingRole.prefill ? WorkerKind.servingPrefill : serving.role === ServingRole.decode ? WorkerKind.servingDecode : WorkerKind.serving;
+    const kind =
+      serving.role === ServingRole.prefill
+        ? WorkerKind.servingPrefill
+        : serving.role === ServingRole.decode
+          ? WorkerKind.servingDecode
+          : WorkerKind.serving;
     return [{ ...base, workerId: `${uid}/0`, kind, rank: -1, worldSize: 0, jobKey: undefined, serving }];
   }
   return [];
 }
 
-function integerEnv(env: Record<string, string>, key: string, fallback: number | undefined, min: number, pod: string): number | undefined {
+function integerEnv(
+  env: Record<string, string>,
+  key: string,
+  fallback: number | undefined,
+  min: number,
+  pod: string,
+): number | undefined {
   const text = env[key];
   if (text === undefined) return fallback;
   const n = Number(text);
-  if (text.trim() === "" || !Number.isInteger(n) || n < min) throw new PodSpecError(`pod ${pod}: ${key}="${text}" must be an integer >= ${min}`);
+  if (text.trim() === "" || !Number.isInteger(n) || n < min)
+    throw new PodSpecError(`pod ${pod}: ${key}="${text}" must be an integer >= ${min}`);
   return n;
 }
 
-function servingPodSpec(deployment: string, env: Record<string, string>, labels: Record<string, string>, pod: string): ServingPodSpec {
+function servingPodSpec(
+  deployment: string,
+  env: Record<string, string>,
+  labels: Record<string, string>,
+  pod: string,
+): ServingPodSpec {
   const roleText = env[SimEnv.role] ?? labels[ROLE_LABEL] ?? ServingRole.colocated;
   const roles: readonly string[] = Object.values(ServingRole);
-  if (!roles.includes(roleText)) throw new PodSpecError(`pod ${pod}: role "${roleText}" is not one of ${roles.join(", ")}`);
+  if (!roles.includes(roleText))
+    throw new PodSpecError(`pod ${pod}: role "${roleText}" is not one of ${roles.join(", ")}`);
   let shape = DEFAULT_SIM_MODEL;
   const shapeText = env[SimEnv.modelShape];
   if (shapeText !== undefined) {
@@ -175,7 +227,8 @@ function servingPodSpec(deployment: string, env: Record<string, string>, labels:
     } catch (err) {
       throw new PodSpecError(`pod ${pod}: ${SimEnv.modelShape} is not JSON`, { cause: err });
     }
-    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new PodSpecError(`pod ${pod}: ${SimEnv.modelShape} must be a JSON object`);
+    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed))
+      throw new PodSpecError(`pod ${pod}: ${SimEnv.modelShape} must be a JSON object`);
     shape = parsed as ModelShape;
     try {
       deriveModel(shape);

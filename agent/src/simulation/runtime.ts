@@ -9,16 +9,41 @@ import type { NodeFacts } from "../discovery/facts.js";
 import type { WorkerClient } from "../grpc/client.js";
 import type { WorkerCommand__Output } from "../grpc/generated/gpufleet/worker/v1/WorkerCommand.js";
 import { CommandOutcome, decideCommand } from "../workers/simulated/commands.js";
-import { ServingEngine, ServingRole, type Admission, type IncomingMigration, type MigratingRequest } from "../workers/simulated/engine.js";
+import {
+  ServingEngine,
+  ServingRole,
+  type Admission,
+  type IncomingMigration,
+  type MigratingRequest,
+} from "../workers/simulated/engine.js";
 import { describeMigration, migrateOut } from "../workers/simulated/migration-out.js";
 import { MigrationPhase } from "../workers/simulated/migration.js";
 import { HttpMigrationDestination } from "./instances/migrations.js";
 import type { KvLinkEnd } from "./instances/kv-transfer.js";
 import { servingEngineConfig } from "../workers/simulated/engine-config.js";
-import { applyFaultCommand, FAULT_ANNOTATION, FaultSpecError, NO_FAULTS, parseFaultAnnotation, type Faults } from "../workers/simulated/faults.js";
-import { Outcome, RequestStatus, type KvHandoff, type RequestResult, type RequestSink, type ServingRequest } from "../workers/simulated/sequence.js";
+import {
+  applyFaultCommand,
+  FAULT_ANNOTATION,
+  FaultSpecError,
+  NO_FAULTS,
+  parseFaultAnnotation,
+  type Faults,
+} from "../workers/simulated/faults.js";
+import {
+  Outcome,
+  RequestStatus,
+  type KvHandoff,
+  type RequestResult,
+  type RequestSink,
+  type ServingRequest,
+} from "../workers/simulated/sequence.js";
 import { DEFAULT_SYNTHETIC_LOAD, PoissonArrivals } from "../workers/simulated/synthetic-load.js";
-import { CheckpointCadence, checkpointPathFor, simulateStep, type TrainingPlacement } from "../workers/simulated/training.js";
+import {
+  CheckpointCadence,
+  checkpointPathFor,
+  simulateStep,
+  type TrainingPlacement,
+} from "../workers/simulated/training.js";
 import type { SimulatedFabric } from "./fabric.js";
 import type { SimInstance } from "./instances/instance.js";
 import { SimAnnotation, workerSpecsForPod, type SimWorkerSpec } from "./model.js";
@@ -162,7 +187,11 @@ export class SimulationRuntime {
    * Submits a request to a simulated serving worker's engine (the gateway's entry point, issue 10); the sink gets
    * its tokens at the modelled step times and its result.
    */
-  submit(workerId: string, request: ServingRequest, sink: RequestSink): { accepted: true } | { accepted: false; reason: string } {
+  submit(
+    workerId: string,
+    request: ServingRequest,
+    sink: RequestSink,
+  ): { accepted: true } | { accepted: false; reason: string } {
     const engine = this.serving.get(workerId)?.engine;
     if (!engine) return { accepted: false, reason: `no simulated serving engine ${workerId} here` };
     return engine.submit(request, sink, this.nowMs());
@@ -174,7 +203,8 @@ export class SimulationRuntime {
 
   /** The serving instance of a pod (its leader's engine) as the engine API sees it; undefined when none runs here. */
   instance(podUid: string): SimInstance | undefined {
-    for (const w of this.serving.values()) if (w.spec.podUid === podUid && w.engine) return this.instanceOf(w, w.engine);
+    for (const w of this.serving.values())
+      if (w.spec.podUid === podUid && w.engine) return this.instanceOf(w, w.engine);
     return undefined;
   }
 
@@ -194,14 +224,16 @@ export class SimulationRuntime {
       },
       nowMs: () => now(),
       submit: (request: ServingRequest, sink: RequestSink): Admission => engine.submit(request, sink, now()),
-      importKv: (handoff: KvHandoff, sink: RequestSink, atMs: number): Admission => engine.importKv(handoff, sink, Math.min(atMs, now())),
+      importKv: (handoff: KvHandoff, sink: RequestSink, atMs: number): Admission =>
+        engine.importKv(handoff, sink, Math.min(atMs, now())),
       exportKv: (requestId: string) => engine.exportKv(requestId),
       releaseKv: (requestId: string) => engine.releaseKv(requestId),
       cancel: (requestId: string) => engine.cancel(requestId, now()),
       statusOf: (requestId: string) => engine.statusOf(requestId),
       kvBytesPerToken: engine.config.kvBytesPerToken,
       reserveIncoming: (spec: IncomingMigration, leaseMs: number) => engine.reserveIncoming(spec, now(), leaseMs),
-      growIncoming: (requestId: string, tokens: number, leaseMs: number) => engine.growIncoming(requestId, tokens, now(), leaseMs),
+      growIncoming: (requestId: string, tokens: number, leaseMs: number) =>
+        engine.growIncoming(requestId, tokens, now(), leaseMs),
       commitIncoming: (handed: MigratingRequest, sink: RequestSink) => engine.commitIncoming(handed, sink, now()),
       releaseIncoming: (requestId: string) => engine.releaseIncoming(requestId),
       hasIncoming: (requestId: string) => engine.hasIncoming(requestId),
@@ -215,15 +247,31 @@ export class SimulationRuntime {
       try {
         servingWorker = this.servingWorker(spec, pod, facts);
       } catch (err) {
-        this.log.warn({ workerId: spec.workerId, pod: `${spec.podNamespace}/${spec.podName}`, err: (err as Error).message }, "pod cannot run a simulated serving engine");
+        this.log.warn(
+          { workerId: spec.workerId, pod: `${spec.podNamespace}/${spec.podName}`, err: (err as Error).message },
+          "pod cannot run a simulated serving engine",
+        );
         return;
       }
     }
     await this.client.register({ ...spec, gpuUuids: facts.gpus.slice(0, 1).map((g) => g.uuid), simulated: true });
-    const heartbeat = setInterval(() => void this.client.heartbeat(spec.workerId).catch(() => {}), this.reportIntervalMs);
+    const heartbeat = setInterval(
+      () => void this.client.heartbeat(spec.workerId).catch(() => {}),
+      this.reportIntervalMs,
+    );
     let stopped = false;
-    const stream = this.client.commands(spec.workerId, (c) => this.onCommand(spec, c), () => {});
-    const stops: (() => void)[] = [() => clearInterval(heartbeat), () => stream.cancel(), () => { stopped = true; }];
+    const stream = this.client.commands(
+      spec.workerId,
+      (c) => this.onCommand(spec, c),
+      () => {},
+    );
+    const stops: (() => void)[] = [
+      () => clearInterval(heartbeat),
+      () => stream.cancel(),
+      () => {
+        stopped = true;
+      },
+    ];
     if (spec.kind === "training" && spec.jobKey) {
       this.joinJob(spec, pod);
       stops.push(() => this.leaveJob(spec));
@@ -239,10 +287,21 @@ export class SimulationRuntime {
           const now = this.nowMs();
           const { draining, ...load } = engine.load(now);
           const s = spec.serving!;
-          void this.client.reportLoad({
-            workerId: spec.workerId, unixMs: now, ...load, draining, role: s.role, model: s.shape.name, tp: s.tp, pp: s.pp, gpuModel: w.gpuModel,
-            engineUrl: w.engineUrl ?? "", servingDeployment: `${spec.podNamespace}/${s.deployment}`,
-          }).catch(() => {});
+          void this.client
+            .reportLoad({
+              workerId: spec.workerId,
+              unixMs: now,
+              ...load,
+              draining,
+              role: s.role,
+              model: s.shape.name,
+              tp: s.tp,
+              pp: s.pp,
+              gpuModel: w.gpuModel,
+              engineUrl: w.engineUrl ?? "",
+              servingDeployment: `${spec.podNamespace}/${s.deployment}`,
+            })
+            .catch(() => {});
         }, this.reportIntervalMs);
         stops.push(() => clearInterval(report));
       }
@@ -254,18 +313,50 @@ export class SimulationRuntime {
     }
     this.workers.set(spec.workerId, { spec, stop: () => stops.forEach((s) => s()) });
     const s = spec.serving;
-    this.log.info({
-      workerId: spec.workerId, pod: `${spec.podNamespace}/${spec.podName}`, node: spec.nodeName, kind: spec.kind, rank: spec.rank,
-      ...(s ? { role: s.role, model: s.shape.name, tp: s.tp, pp: s.pp, gpuModel: servingWorker?.gpuModel, leader: s.workerIndex === 0 } : {}),
-    }, "simulated worker started");
+    this.log.info(
+      {
+        workerId: spec.workerId,
+        pod: `${spec.podNamespace}/${spec.podName}`,
+        node: spec.nodeName,
+        kind: spec.kind,
+        rank: spec.rank,
+        ...(s
+          ? {
+              role: s.role,
+              model: s.shape.name,
+              tp: s.tp,
+              pp: s.pp,
+              gpuModel: servingWorker?.gpuModel,
+              leader: s.workerIndex === 0,
+            }
+          : {}),
+      },
+      "simulated worker started",
+    );
   }
 
   private servingWorker(spec: SimWorkerSpec, pod: V1Pod, facts: NodeFacts): ServingWorker {
     const s = spec.serving!;
     const gpuModel = facts.gpus[0]?.model ?? "H100-80GB";
-    const nicGBpsPerGpu = facts.gpus.length > 0 ? facts.nics.reduce((sum, n) => sum + n.bandwidthGbps, 0) / 8 / facts.gpus.length : 50;
-    if (s.workerIndex > 0) return { spec, engine: undefined, gpuModel, nicGBpsPerGpu, engineUrl: undefined, arrivals: undefined, drainTimer: undefined };
-    const config = servingEngineConfig({ role: s.role, shape: s.shape, parallelism: { tp: s.tp, pp: s.pp }, gpuModel, links: { sameNode: s.instancePods === 1, nicGBpsPerGpu } });
+    const nicGBpsPerGpu =
+      facts.gpus.length > 0 ? facts.nics.reduce((sum, n) => sum + n.bandwidthGbps, 0) / 8 / facts.gpus.length : 50;
+    if (s.workerIndex > 0)
+      return {
+        spec,
+        engine: undefined,
+        gpuModel,
+        nicGBpsPerGpu,
+        engineUrl: undefined,
+        arrivals: undefined,
+        drainTimer: undefined,
+      };
+    const config = servingEngineConfig({
+      role: s.role,
+      shape: s.shape,
+      parallelism: { tp: s.tp, pp: s.pp },
+      gpuModel,
+      links: { sameNode: s.instancePods === 1, nicGBpsPerGpu },
+    });
     const now = this.nowMs();
     const engine = new ServingEngine(config, now);
     // Decode workers get their load from prefill hand-offs, not from a client of their own.
@@ -274,9 +365,22 @@ export class SimulationRuntime {
       const fallback = this.options.defaultRequestRatePerSec ?? DEFAULT_SYNTHETIC_LOAD.requestRatePerSec;
       const rate = Number(pod.metadata?.annotations?.[SimAnnotation.requestRate] ?? fallback);
       const requestRatePerSec = Number.isFinite(rate) && rate >= 0 ? rate : fallback;
-      if (requestRatePerSec > 0) arrivals = new PoissonArrivals({ ...DEFAULT_SYNTHETIC_LOAD, requestRatePerSec, seed: hash(spec.workerId) }, now, `sim-${spec.podName}`);
+      if (requestRatePerSec > 0)
+        arrivals = new PoissonArrivals(
+          { ...DEFAULT_SYNTHETIC_LOAD, requestRatePerSec, seed: hash(spec.workerId) },
+          now,
+          `sim-${spec.podName}`,
+        );
     }
-    return { spec, engine, gpuModel, nicGBpsPerGpu, engineUrl: this.options.engineUrlOf?.(spec.podUid), arrivals, drainTimer: undefined };
+    return {
+      spec,
+      engine,
+      gpuModel,
+      nicGBpsPerGpu,
+      engineUrl: this.options.engineUrlOf?.(spec.podUid),
+      arrivals,
+      drainTimer: undefined,
+    };
   }
 
   private ensureTick(): void {
@@ -305,7 +409,8 @@ export class SimulationRuntime {
     const sink: RequestSink = {
       token: () => {},
       finish: (result: RequestResult) => {
-        if (result.outcome === Outcome.prefilled) this.handoffs.push({ from: w, requestId: result.requestId, sink, atMs: result.finishedAtMs });
+        if (result.outcome === Outcome.prefilled)
+          this.handoffs.push({ from: w, requestId: result.requestId, sink, atMs: result.finishedAtMs });
       },
     };
     return sink;
@@ -318,7 +423,14 @@ export class SimulationRuntime {
     const handoff = from.exportKv(h.requestId);
     const s = h.from.spec.serving!;
     const targets = [...this.serving.values()]
-      .filter((w) => w.engine && w.spec.podNamespace === h.from.spec.podNamespace && w.spec.serving?.deployment === s.deployment && w.spec.serving.role === ServingRole.decode && !w.engine.draining)
+      .filter(
+        (w) =>
+          w.engine &&
+          w.spec.podNamespace === h.from.spec.podNamespace &&
+          w.spec.serving?.deployment === s.deployment &&
+          w.spec.serving.role === ServingRole.decode &&
+          !w.engine.draining,
+      )
       .sort((a, b) => b.engine!.freeBlocks - a.engine!.freeBlocks);
     let accepted = false;
     for (const t of targets) {
@@ -332,32 +444,73 @@ export class SimulationRuntime {
   }
 
   private onCommand(spec: SimWorkerSpec, command: WorkerCommand__Output): void {
-    this.log.info({ workerId: spec.workerId, command: command.command, commandId: command.commandId }, "simulated worker received command");
+    this.log.info(
+      { workerId: spec.workerId, command: command.command, commandId: command.commandId },
+      "simulated worker received command",
+    );
     // A migration acknowledges when it committed or aborted (seconds later); every other command at once.
-    void Promise.resolve(this.carryOut(spec, command)).then(({ outcome, reason }) => {
-      this.log.info({ workerId: spec.workerId, commandId: command.commandId, outcome, reason }, "simulated worker acted on command");
-      return this.client.ackCommand({ workerId: spec.workerId, commandId: command.commandId, outcome, reason });
-    }).catch((err: Error & { code?: number }) => {
-      this.log.warn({ workerId: spec.workerId, commandId: command.commandId, code: err.code, err: err.message }, "command acknowledgement failed");
-    });
+    void Promise.resolve(this.carryOut(spec, command))
+      .then(({ outcome, reason }) => {
+        this.log.info(
+          { workerId: spec.workerId, commandId: command.commandId, outcome, reason },
+          "simulated worker acted on command",
+        );
+        return this.client.ackCommand({ workerId: spec.workerId, commandId: command.commandId, outcome, reason });
+      })
+      .catch((err: Error & { code?: number }) => {
+        this.log.warn(
+          { workerId: spec.workerId, commandId: command.commandId, code: err.code, err: err.message },
+          "command acknowledgement failed",
+        );
+      });
   }
 
   /** MigrateOut: this worker is the source; it pushes the KV stages to the destination's engine API. */
-  private async migrate(spec: SimWorkerSpec, w: ServingWorker, engine: ServingEngine, action: { requestId: string; targetWorkerId: string; targetUrl: string }): Promise<{ outcome: CommandOutcome; reason: string }> {
-    if (action.targetUrl === w.engineUrl) return { outcome: CommandOutcome.rejected, reason: `the destination ${action.targetUrl} is this instance` };
+  private async migrate(
+    spec: SimWorkerSpec,
+    w: ServingWorker,
+    engine: ServingEngine,
+    action: { requestId: string; targetWorkerId: string; targetUrl: string },
+  ): Promise<{ outcome: CommandOutcome; reason: string }> {
+    if (action.targetUrl === w.engineUrl)
+      return { outcome: CommandOutcome.rejected, reason: `the destination ${action.targetUrl} is this instance` };
     const handed = engine.peekMigrating(action.requestId);
-    if (handed && !handed.sink.migrated) return { outcome: CommandOutcome.failed, reason: `request ${action.requestId} stays on ${spec.workerId}: its client cannot follow a migration (not a streamed request of the engine API)` };
+    if (handed && !handed.sink.migrated)
+      return {
+        outcome: CommandOutcome.failed,
+        reason: `request ${action.requestId} stays on ${spec.workerId}: its client cannot follow a migration (not a streamed request of the engine API)`,
+      };
     const report = await migrateOut({
-      source: engine, requestId: action.requestId, destination: new HttpMigrationDestination(action.targetUrl, linkEndOf(w)),
-      sourceName: spec.workerId, destinationName: action.targetWorkerId, destinationUrl: action.targetUrl,
-      now: this.nowMs, sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+      source: engine,
+      requestId: action.requestId,
+      destination: new HttpMigrationDestination(action.targetUrl, linkEndOf(w)),
+      sourceName: spec.workerId,
+      destinationName: action.targetWorkerId,
+      destinationUrl: action.targetUrl,
+      now: this.nowMs,
+      sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
     });
     const committed = report.phase === MigrationPhase.committed;
-    this.log.info({ workerId: spec.workerId, requestId: action.requestId, destination: action.targetWorkerId, phase: report.phase, stages: report.stages.length, copiedBytes: report.copiedBytes, downtimeMs: report.downtimeMs, abort: report.abort?.code }, committed ? "live migration committed" : "live migration aborted");
+    this.log.info(
+      {
+        workerId: spec.workerId,
+        requestId: action.requestId,
+        destination: action.targetWorkerId,
+        phase: report.phase,
+        stages: report.stages.length,
+        copiedBytes: report.copiedBytes,
+        downtimeMs: report.downtimeMs,
+        abort: report.abort?.code,
+      },
+      committed ? "live migration committed" : "live migration aborted",
+    );
     return { outcome: committed ? CommandOutcome.applied : CommandOutcome.failed, reason: describeMigration(report) };
   }
 
-  private carryOut(spec: SimWorkerSpec, command: WorkerCommand__Output): { outcome: CommandOutcome; reason: string } | Promise<{ outcome: CommandOutcome; reason: string }> {
+  private carryOut(
+    spec: SimWorkerSpec,
+    command: WorkerCommand__Output,
+  ): { outcome: CommandOutcome; reason: string } | Promise<{ outcome: CommandOutcome; reason: string }> {
     const action = decideCommand(spec.kind === "training" ? "training" : "serving", command);
     const rejected = (reason: string) => ({ outcome: CommandOutcome.rejected, reason });
     switch (action.kind) {
@@ -365,7 +518,10 @@ export class SimulationRuntime {
         return rejected(action.reason);
       case "drain": {
         const w = this.serving.get(spec.workerId);
-        if (!w?.engine) return rejected(`pod ${spec.podName} is a follower of a multi-pod instance; its leader (worker 0) serves and drains`);
+        if (!w?.engine)
+          return rejected(
+            `pod ${spec.podName} is a follower of a multi-pod instance; its leader (worker 0) serves and drains`,
+          );
         const engine = w.engine;
         engine.drain();
         engine.advance(this.nowMs());
@@ -375,28 +531,45 @@ export class SimulationRuntime {
           clearTimeout(w.drainTimer);
           w.drainTimer = setTimeout(() => {
             const aborted = engine.abortAll(`drain deadline of ${action.deadlineMs} ms passed`, this.nowMs());
-            if (aborted.length > 0) this.log.info({ workerId: spec.workerId, aborted: aborted.length }, "drain deadline passed: aborted the requests left");
+            if (aborted.length > 0)
+              this.log.info(
+                { workerId: spec.workerId, aborted: aborted.length },
+                "drain deadline passed: aborted the requests left",
+              );
           }, action.deadlineMs);
           w.drainTimer.unref();
           deadline = `; what is left after ${action.deadlineMs} ms is aborted`;
         }
-        return { outcome: CommandOutcome.applied, reason: `draining: admitting no new requests; ${load.queued} queued and ${load.running} running requests continue${deadline}` };
+        return {
+          outcome: CommandOutcome.applied,
+          reason: `draining: admitting no new requests; ${load.queued} queued and ${load.running} running requests continue${deadline}`,
+        };
       }
       case "abort": {
         const w = this.serving.get(spec.workerId);
-        if (!w?.engine) return rejected(`pod ${spec.podName} is a follower of a multi-pod instance; its leader (worker 0) holds the requests`);
+        if (!w?.engine)
+          return rejected(
+            `pod ${spec.podName} is a follower of a multi-pod instance; its leader (worker 0) holds the requests`,
+          );
         const aborted = w.engine.abortAll(action.reason, this.nowMs());
         const shown = aborted.slice(0, 10).join(", ");
-        return { outcome: CommandOutcome.applied, reason: `aborted ${aborted.length} requests${aborted.length > 0 ? `: ${shown}${aborted.length > 10 ? ", …" : ""}` : ""}` };
+        return {
+          outcome: CommandOutcome.applied,
+          reason: `aborted ${aborted.length} requests${aborted.length > 0 ? `: ${shown}${aborted.length > 10 ? ", …" : ""}` : ""}`,
+        };
       }
       case "migrate-out": {
         const w = this.serving.get(spec.workerId);
-        if (!w?.engine) return rejected(`pod ${spec.podName} is a follower of a multi-pod instance; its leader (worker 0) holds the requests`);
+        if (!w?.engine)
+          return rejected(
+            `pod ${spec.podName} is a follower of a multi-pod instance; its leader (worker 0) holds the requests`,
+          );
         return this.migrate(spec, w, w.engine, action);
       }
       case "inject-fault": {
         const job = spec.jobKey ? this.jobs.get(spec.jobKey) : undefined;
-        if (!job) return { outcome: CommandOutcome.failed, reason: `rank ${spec.rank} is not part of a running simulated job` };
+        if (!job)
+          return { outcome: CommandOutcome.failed, reason: `rank ${spec.rank} is not part of a running simulated job` };
         try {
           job.faults = applyFaultCommand(job.faults, action.fault);
         } catch (err) {
@@ -427,8 +600,18 @@ export class SimulationRuntime {
     if (!job) {
       const t = spec.training ?? { resumeStep: 0, checkpointIntervalSteps: undefined, checkpointPath: "" };
       job = {
-        key: spec.jobKey!, ranks: new Map(), worldSize: spec.worldSize, faults: NO_FAULTS, annotationFaults: undefined, sequence: 0, timer: undefined, hung: false, pod,
-        cadence: new CheckpointCadence(spec.worldSize, t.resumeStep, t.checkpointIntervalSteps), checkpointPath: t.checkpointPath, inProgress: undefined,
+        key: spec.jobKey!,
+        ranks: new Map(),
+        worldSize: spec.worldSize,
+        faults: NO_FAULTS,
+        annotationFaults: undefined,
+        sequence: 0,
+        timer: undefined,
+        hung: false,
+        pod,
+        cadence: new CheckpointCadence(spec.worldSize, t.resumeStep, t.checkpointIntervalSteps),
+        checkpointPath: t.checkpointPath,
+        inProgress: undefined,
       };
       this.jobs.set(job.key, job);
       this.updateJobFaults(job.key, pod);
@@ -470,7 +653,9 @@ export class SimulationRuntime {
       channels: SIM_CHANNELS,
       layout: "rails",
       rankNics: this.rankNics(rankNodes),
-      ...(fabric ? { fabricShare: (a: number, b: number) => fabric.shareOf(job.key, rankNodes[a]!, rankNodes[b]!) } : {}),
+      ...(fabric
+        ? { fabricShare: (a: number, b: number) => fabric.shareOf(job.key, rankNodes[a]!, rankNodes[b]!) }
+        : {}),
     };
   }
 
@@ -490,7 +675,9 @@ export class SimulationRuntime {
       const nics = facts?.nics ?? [];
       const nearest = nics.findIndex((n) => n.nearestGpus.includes(local));
       if (nearest >= 0) return nearest;
-      return nics.length > 0 && facts!.gpus.length > 0 ? Math.floor((local * nics.length) / facts!.gpus.length) % nics.length : 0;
+      return nics.length > 0 && facts!.gpus.length > 0
+        ? Math.floor((local * nics.length) / facts!.gpus.length) % nics.length
+        : 0;
     });
   }
 
@@ -510,10 +697,17 @@ export class SimulationRuntime {
     job.sequence = result.sequenceAfter;
     const byRank = new Map<number, typeof result.records>();
     for (const r of result.records) byRank.set(r.rank, [...(byRank.get(r.rank) ?? []), r]);
-    await Promise.all([...byRank].map(([rank, records]) => this.client.reportCollectives({ workerId: job.ranks.get(rank)!.workerId, records }).catch(() => {})));
+    await Promise.all(
+      [...byRank].map(([rank, records]) =>
+        this.client.reportCollectives({ workerId: job.ranks.get(rank)!.workerId, records }).catch(() => {}),
+      ),
+    );
     if (result.endUnixUs === undefined) {
       job.hung = true; // stalls until the hang is cleared
-      this.log.warn({ job: job.key, step: job.cadence.nextStep, sequence: job.sequence - 1 }, "simulated training job hung");
+      this.log.warn(
+        { job: job.key, step: job.cadence.nextStep, sequence: job.sequence - 1 },
+        "simulated training job hung",
+      );
       return;
     }
     job.inProgress = { step: job.cadence.nextStep, endUnixMs: result.endUnixUs / 1000 };
@@ -529,10 +723,19 @@ export class SimulationRuntime {
     const rank0 = job.ranks.get(0);
     if (!rank0) return;
     for (const step of job.cadence.takeDue()) {
-      const report = { workerId: rank0.workerId, step, unixMs: Math.round(done.endUnixMs), path: checkpointPathFor(job.checkpointPath, step) };
+      const report = {
+        workerId: rank0.workerId,
+        step,
+        unixMs: Math.round(done.endUnixMs),
+        path: checkpointPathFor(job.checkpointPath, step),
+      };
       this.client.reportCheckpoint(report).then(
         () => this.log.info({ job: job.key, ...report, reported: true }, "simulated checkpoint written"),
-        (err: Error & { code?: number }) => this.log.warn({ job: job.key, ...report, reported: false, code: err.code, err: err.message }, "simulated checkpoint written; reporting it failed"),
+        (err: Error & { code?: number }) =>
+          this.log.warn(
+            { job: job.key, ...report, reported: false, code: err.code, err: err.message },
+            "simulated checkpoint written; reporting it failed",
+          ),
       );
     }
   }

@@ -3,8 +3,15 @@ import type { CollectiveRecord__Output } from "../grpc/generated/gpufleet/worker
 import { InvalidRecordError, validateRecord } from "./collectives.js";
 
 const base: CollectiveRecord__Output = {
-  communicator: "a1b2", rank: 1, nRanks: 4, collective: "AllReduce", sequence: 9, bytes: 4096,
-  startUnixUs: 1000, endUnixUs: 1500, peers: [{ peerRank: 2, bytes: 2048, startUnixUs: 1000, endUnixUs: 1400 }],
+  communicator: "a1b2",
+  rank: 1,
+  nRanks: 4,
+  collective: "AllReduce",
+  sequence: 9,
+  bytes: 4096,
+  startUnixUs: 1000,
+  endUnixUs: 1500,
+  peers: [{ peerRank: 2, bytes: 2048, startUnixUs: 1000, endUnixUs: 1400 }],
 };
 
 describe("validateRecord", () => {

@@ -7,7 +7,10 @@ import { COLLECTIVES, type CollectiveRecord } from "../../../common/src/telemetr
 
 export class InvalidRecordError extends Error {
   override name = "InvalidRecordError";
-  constructor(readonly index: number, message: string) {
+  constructor(
+    readonly index: number,
+    message: string,
+  ) {
     super(`record ${index}: ${message}`);
   }
 }
@@ -25,11 +28,13 @@ export function validateRecord(r: CollectiveRecord__Output, index: number): Coll
 
 function recordProblem(r: CollectiveRecord__Output): string | undefined {
   if (!r.communicator) return "communicator is empty";
-  if (!COLLECTIVES.has(r.collective)) return `collective "${r.collective}" is not one of ${[...COLLECTIVES].join(", ")}`;
+  if (!COLLECTIVES.has(r.collective))
+    return `collective "${r.collective}" is not one of ${[...COLLECTIVES].join(", ")}`;
   if (r.nRanks <= 0) return `nRanks must be positive, got ${r.nRanks}`;
   if (r.rank < 0 || r.rank >= r.nRanks) return `rank ${r.rank} is outside 0..${r.nRanks - 1}`;
   if (r.startUnixUs <= 0) return "startUnixUs is missing";
-  if (r.endUnixUs !== 0 && r.endUnixUs < r.startUnixUs) return `endUnixUs ${r.endUnixUs} is before startUnixUs ${r.startUnixUs}`;
+  if (r.endUnixUs !== 0 && r.endUnixUs < r.startUnixUs)
+    return `endUnixUs ${r.endUnixUs} is before startUnixUs ${r.startUnixUs}`;
   const peers = r.peers;
   for (let i = 0; i < peers.length; i++) {
     const p = peers[i]!;

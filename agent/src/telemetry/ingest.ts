@@ -26,7 +26,10 @@ interface CollectiveChildren {
 export class TelemetryIngest {
   private readonly children = new Map<string, CollectiveChildren>();
 
-  constructor(private readonly metrics: AgentMetrics, private readonly sink: TelemetrySink) {}
+  constructor(
+    private readonly metrics: AgentMetrics,
+    private readonly sink: TelemetrySink,
+  ) {}
 
   get telemetryEnabled(): boolean {
     return this.sink.enabled;
@@ -75,12 +78,23 @@ export class TelemetryIngest {
     this.metrics.workerKvCacheUsedRatio.set(labels, report.kvCacheUsedFraction);
     this.metrics.workerTimePerOutputToken.set(labels, report.tpotMs / 1000);
     this.metrics.workerTimeToFirstToken.set(labels, report.ttftMs / 1000);
-    return this.sink.load(worker.nodeName, [{ workerId: worker.workerId, podNamespace: worker.podNamespace, podName: worker.podName, ...report }]);
+    return this.sink.load(worker.nodeName, [
+      { workerId: worker.workerId, podNamespace: worker.podNamespace, podName: worker.podName, ...report },
+    ]);
   }
 
-  /** One worker-events message per checkpoint; returns 1 when it was queued for the stream, 0 when the buffer was full. */
+  /**
+   * One worker-events message per checkpoint; returns 1 when it was queued for the stream, 0 when the buffer was full.
+   */
   checkpoint(worker: WorkerEntry, report: { step: number; unixMs: number; path: string }): number {
-    return this.sink.checkpoint(worker.nodeName, { kind: "checkpoint", workerId: worker.workerId, podNamespace: worker.podNamespace, podName: worker.podName, rank: worker.rank, ...report });
+    return this.sink.checkpoint(worker.nodeName, {
+      kind: "checkpoint",
+      workerId: worker.workerId,
+      podNamespace: worker.podNamespace,
+      podName: worker.podName,
+      rank: worker.rank,
+      ...report,
+    });
   }
 
   private childrenFor(node: string, collective: string): CollectiveChildren {

@@ -9,7 +9,10 @@ import type { TelemetryTransport } from "./publisher.js";
 export class JetStreamTransport implements TelemetryTransport {
   private readonly js: JetStreamClient;
 
-  constructor(private readonly nc: NatsConnection, private readonly ackTimeoutMs = 5000) {
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly ackTimeoutMs = 5000,
+  ) {
     this.js = nc.jetstream();
   }
 

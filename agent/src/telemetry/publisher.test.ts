@@ -2,8 +2,19 @@ import { Registry } from "prom-client";
 import { describe, expect, it, vi } from "vitest";
 import { AgentMetrics } from "../metrics.js";
 import type { CollectiveRecord } from "../../../common/src/telemetry/records.js";
-import { DEFAULT_PUBLISHER_LIMITS, retryDelayMs, TelemetryPublisher, type PublisherLimits, type TelemetryTransport } from "./publisher.js";
-import { decodeCollectives, decodeWorkerEvents, decodeWorkers, subjectFor } from "../../../common/src/telemetry/subjects.js";
+import {
+  DEFAULT_PUBLISHER_LIMITS,
+  retryDelayMs,
+  TelemetryPublisher,
+  type PublisherLimits,
+  type TelemetryTransport,
+} from "./publisher.js";
+import {
+  decodeCollectives,
+  decodeWorkerEvents,
+  decodeWorkers,
+  subjectFor,
+} from "../../../common/src/telemetry/subjects.js";
 
 /** A stream whose acknowledgements come only when the test says so: a NATS server that stopped answering. */
 class StalledTransport implements TelemetryTransport {
@@ -29,12 +40,31 @@ class StalledTransport implements TelemetryTransport {
 }
 
 const tick = () => new Promise((r) => setImmediate(r));
-const limitsOf = (l: Partial<PublisherLimits>): PublisherLimits => ({ ...DEFAULT_PUBLISHER_LIMITS, flushIntervalMs: 1000, retryBackoffMs: 1, maxRetryBackoffMs: 4, ...l });
+const limitsOf = (l: Partial<PublisherLimits>): PublisherLimits => ({
+  ...DEFAULT_PUBLISHER_LIMITS,
+  flushIntervalMs: 1000,
+  retryBackoffMs: 1,
+  maxRetryBackoffMs: 4,
+  ...l,
+});
 
 const record = (sequence: number): CollectiveRecord => ({
-  communicator: "c0ffee", rank: 1, nRanks: 4, collective: "AllReduce", sequence, bytes: 1 << 20,
-  startUnixUs: 1_700_000_000_000_000 + sequence, endUnixUs: 1_700_000_000_000_100 + sequence,
-  peers: [{ peerRank: 2, bytes: 1 << 19, startUnixUs: 1_700_000_000_000_000 + sequence, endUnixUs: 1_700_000_000_000_050 + sequence }],
+  communicator: "c0ffee",
+  rank: 1,
+  nRanks: 4,
+  collective: "AllReduce",
+  sequence,
+  bytes: 1 << 20,
+  startUnixUs: 1_700_000_000_000_000 + sequence,
+  endUnixUs: 1_700_000_000_000_100 + sequence,
+  peers: [
+    {
+      peerRank: 2,
+      bytes: 1 << 19,
+      startUnixUs: 1_700_000_000_000_000 + sequence,
+      endUnixUs: 1_700_000_000_000_050 + sequence,
+    },
+  ],
 });
 const records = (from: number, n: number): CollectiveRecord[] => Array.from({ length: n }, (_, i) => record(from + i));
 
@@ -47,8 +77,16 @@ describe("TelemetryPublisher", () => {
   it("splits a batch larger than a message may be in bytes, and drops (counted) an item too large alone", async () => {
     const transport = Object.assign(new StalledTransport(), { maxPayloadBytes: 1024 + 2000 });
     const registry = new Registry();
-    const publisher = new TelemetryPublisher(transport, new AgentMetrics(registry), limitsOf({ maxBatchItems: 100, maxBufferedItems: 1000, maxInFlightBatches: 64 }), () => 42);
-    const huge = { ...record(1000), peers: Array.from({ length: 400 }, () => ({ peerRank: 2, bytes: 1, startUnixUs: 1, endUnixUs: 2 })) };
+    const publisher = new TelemetryPublisher(
+      transport,
+      new AgentMetrics(registry),
+      limitsOf({ maxBatchItems: 100, maxBufferedItems: 1000, maxInFlightBatches: 64 }),
+      () => 42,
+    );
+    const huge = {
+      ...record(1000),
+      peers: Array.from({ length: 400 }, () => ({ peerRank: 2, bytes: 1, startUnixUs: 1, endUnixUs: 2 })),
+    };
     expect(publisher.collectives("n", [...records(0, 50), huge, ...records(50, 50)])).toBe(101);
     const draining = publisher.drain();
     for (let i = 0; i < 20 && transport.unacknowledged + publisher.buffered() > 0; i++) {
@@ -67,7 +105,12 @@ describe("TelemetryPublisher", () => {
 
   it("batches records into messages of at most maxBatchItems, in order, and round-trips them", async () => {
     const transport = new StalledTransport();
-    const publisher = new TelemetryPublisher(transport, new AgentMetrics(new Registry()), limitsOf({ maxBatchItems: 100, maxBufferedItems: 1000, maxInFlightBatches: 4 }), () => 42);
+    const publisher = new TelemetryPublisher(
+      transport,
+      new AgentMetrics(new Registry()),
+      limitsOf({ maxBatchItems: 100, maxBufferedItems: 1000, maxInFlightBatches: 4 }),
+      () => 42,
+    );
     expect(publisher.collectives("node-a", records(0, 250))).toBe(250);
     expect(transport.published).toHaveLength(2); // two full batches go at once, the partial one waits
     const draining = publisher.drain();
@@ -109,9 +152,21 @@ describe("TelemetryPublisher", () => {
 
   it("sends worker events one per message", async () => {
     const transport = new StalledTransport();
-    const publisher = new TelemetryPublisher(transport, new AgentMetrics(new Registry()), limitsOf({ maxBatchItems: 100, maxBufferedItems: 100, maxInFlightBatches: 8 }), () => 7);
+    const publisher = new TelemetryPublisher(
+      transport,
+      new AgentMetrics(new Registry()),
+      limitsOf({ maxBatchItems: 100, maxBufferedItems: 100, maxInFlightBatches: 8 }),
+      () => 7,
+    );
     for (const event of ["registered", "missing"] as const) {
-      publisher.workerEvent({ node: "n", event, workerId: "w", podNamespace: "ns", podName: "p", lastHeartbeatUnixMs: 1 });
+      publisher.workerEvent({
+        node: "n",
+        event,
+        workerId: "w",
+        podNamespace: "ns",
+        podName: "p",
+        lastHeartbeatUnixMs: 1,
+      });
     }
     const draining = publisher.drain();
     transport.acknowledgeAll();
@@ -122,7 +177,11 @@ describe("TelemetryPublisher", () => {
   it("retries a failed publish with the same message id and loses none of its items", async () => {
     const transport = new StalledTransport();
     const registry = new Registry();
-    const publisher = new TelemetryPublisher(transport, new AgentMetrics(registry), limitsOf({ maxBatchItems: 10, maxBufferedItems: 100, maxInFlightBatches: 2 }));
+    const publisher = new TelemetryPublisher(
+      transport,
+      new AgentMetrics(registry),
+      limitsOf({ maxBatchItems: 10, maxBufferedItems: 100, maxInFlightBatches: 2 }),
+    );
     publisher.collectives("n", records(0, 40));
     expect(transport.published.map((p) => p.msgId)).toHaveLength(2);
     const firstIds = transport.published.map((p) => p.msgId);
@@ -140,7 +199,9 @@ describe("TelemetryPublisher", () => {
     }
     await draining;
     const acknowledged = new Map(transport.published.map((p) => [p.msgId, decodeCollectives(p.subject, p.data)]));
-    expect([...acknowledged.values()].flatMap((d) => d.records.map((r) => r.sequence)).sort((a, b) => a - b)).toEqual([...Array(40).keys()]);
+    expect([...acknowledged.values()].flatMap((d) => d.records.map((r) => r.sequence)).sort((a, b) => a - b)).toEqual([
+      ...Array(40).keys(),
+    ]);
     expect(await dropped(registry)).toBe(0);
     const retries = await registry.getSingleMetric("gpufleet_agent_telemetry_publish_retries_total")!.get();
     expect(retries.values.reduce((s, v) => s + v.value, 0)).toBe(6);
@@ -149,7 +210,11 @@ describe("TelemetryPublisher", () => {
   it("drops at shutdown, counted, only what NATS never acknowledged", async () => {
     const transport = new StalledTransport();
     const registry = new Registry();
-    const publisher = new TelemetryPublisher(transport, new AgentMetrics(registry), limitsOf({ maxBatchItems: 10, maxBufferedItems: 100, maxInFlightBatches: 1 }));
+    const publisher = new TelemetryPublisher(
+      transport,
+      new AgentMetrics(registry),
+      limitsOf({ maxBatchItems: 10, maxBufferedItems: 100, maxInFlightBatches: 1 }),
+    );
     publisher.collectives("n", records(0, 25));
     expect(await publisher.stop(20)).toBe(25);
     expect(await dropped(registry)).toBe(25);
@@ -158,16 +223,35 @@ describe("TelemetryPublisher", () => {
   it("publishes a checkpoint report as one worker-events message", async () => {
     const transport = new StalledTransport();
     const publisher = new TelemetryPublisher(transport, new AgentMetrics(new Registry()), limitsOf({}), () => 9);
-    const event = { kind: "checkpoint" as const, workerId: "w", podNamespace: "ns", podName: "job-0", rank: 0, step: 1200, unixMs: 5, path: "/ckpt/1200" };
+    const event = {
+      kind: "checkpoint" as const,
+      workerId: "w",
+      podNamespace: "ns",
+      podName: "job-0",
+      rank: 0,
+      step: 1200,
+      unixMs: 5,
+      path: "/ckpt/1200",
+    };
     expect(publisher.checkpoint("node.a", event)).toBe(1);
     const draining = publisher.drain();
     await tick();
     transport.acknowledgeAll();
     await draining;
-    expect(transport.published.map((p) => [p.subject, decodeWorkerEvents(p.subject, p.data)])).toEqual([[subjectFor("worker-events", "node.a"), { schema: "gpufleet.worker-events/v1", node: "node.a", sentUnixMs: 9, event }]]);
+    expect(transport.published.map((p) => [p.subject, decodeWorkerEvents(p.subject, p.data)])).toEqual([
+      [
+        subjectFor("worker-events", "node.a"),
+        { schema: "gpufleet.worker-events/v1", node: "node.a", sentUnixMs: 9, event },
+      ],
+    ]);
   });
 
-  it.each([[1, 1], [2, 2], [3, 4], [10, 4]])("retry %i waits %i ms (exponential, capped)", (attempt, ms) => {
+  it.each([
+    [1, 1],
+    [2, 2],
+    [3, 4],
+    [10, 4],
+  ])("retry %i waits %i ms (exponential, capped)", (attempt, ms) => {
     expect(retryDelayMs({ retryBackoffMs: 1, maxRetryBackoffMs: 4 }, attempt)).toBe(ms);
   });
 });

@@ -17,7 +17,20 @@
 import { randomUUID } from "node:crypto";
 import type { AgentMetrics } from "../metrics.js";
 import type { CollectiveRecord } from "../../../common/src/telemetry/records.js";
-import { encodeCollectives, encodeJson, Schema, Stream, subjectFor, type CheckpointEvent, type LoadEntry, type LoadMessage, type PodRef, type RdmaMessage, type WorkerEventsMessage, type WorkersMessage } from "../../../common/src/telemetry/subjects.js";
+import {
+  encodeCollectives,
+  encodeJson,
+  Schema,
+  Stream,
+  subjectFor,
+  type CheckpointEvent,
+  type LoadEntry,
+  type LoadMessage,
+  type PodRef,
+  type RdmaMessage,
+  type WorkerEventsMessage,
+  type WorkersMessage,
+} from "../../../common/src/telemetry/subjects.js";
 
 /** Where batches go (JetStreamTransport in production). */
 export interface TelemetryTransport {
@@ -42,10 +55,21 @@ export interface PublisherLimits {
   maxRetryBackoffMs: number;
 }
 
-export const DEFAULT_PUBLISHER_LIMITS: PublisherLimits = { maxBatchItems: 1000, maxMessageBytes: 1024 * 1024 - HEADER_ROOM_BYTES, maxBufferedItems: 50_000, maxInFlightBatches: 8, flushIntervalMs: 250, retryBackoffMs: 100, maxRetryBackoffMs: 5000 };
+export const DEFAULT_PUBLISHER_LIMITS: PublisherLimits = {
+  maxBatchItems: 1000,
+  maxMessageBytes: 1024 * 1024 - HEADER_ROOM_BYTES,
+  maxBufferedItems: 50_000,
+  maxInFlightBatches: 8,
+  flushIntervalMs: 250,
+  retryBackoffMs: 100,
+  maxRetryBackoffMs: 5000,
+};
 
 /** Retry delay for the n-th failed attempt (1-based): exponential, capped. */
-export function retryDelayMs(limits: Pick<PublisherLimits, "retryBackoffMs" | "maxRetryBackoffMs">, attempt: number): number {
+export function retryDelayMs(
+  limits: Pick<PublisherLimits, "retryBackoffMs" | "maxRetryBackoffMs">,
+  attempt: number,
+): number {
   return Math.min(limits.maxRetryBackoffMs, limits.retryBackoffMs * 2 ** Math.min(attempt - 1, 30));
 }
 
@@ -152,7 +176,9 @@ export class TelemetryPublisher {
   /** Read per pump: the server's max_payload may change with a reconnect to another server. */
   private maxMessageBytes(): number {
     const serverMax = this.transport.maxPayloadBytes;
-    return serverMax === undefined ? this.limits.maxMessageBytes : Math.min(this.limits.maxMessageBytes, serverMax - HEADER_ROOM_BYTES);
+    return serverMax === undefined
+      ? this.limits.maxMessageBytes
+      : Math.min(this.limits.maxMessageBytes, serverMax - HEADER_ROOM_BYTES);
   }
 
   start(): void {
@@ -222,7 +248,9 @@ export class TelemetryPublisher {
 
   collectives(node: string, records: readonly CollectiveRecord[], source?: PodRef): number {
     const key = source ? `${source.podNamespace}/${source.podName}` : "";
-    return this.batcher<CollectiveRecord>(Stream.collectives, node, key, (items, dropped) => encodeCollectives(node, items, this.nowMs(), dropped, source)).add(records);
+    return this.batcher<CollectiveRecord>(Stream.collectives, node, key, (items, dropped) =>
+      encodeCollectives(node, items, this.nowMs(), dropped, source),
+    ).add(records);
   }
 
   load(node: string, reports: readonly LoadEntry[]): number {
@@ -241,7 +269,9 @@ export class TelemetryPublisher {
 
   /** Worker events are rare and matter individually: one message each, still through the bounded window. */
   workerEvent(event: Omit<WorkersMessage, "schema" | "sentUnixMs">): number {
-    return this.batcher<WorkersMessage>(Stream.workers, event.node, "", (items) => encodeJson(items[0]!), 1).add([{ ...event, schema: Schema.workers, sentUnixMs: this.nowMs() }]);
+    return this.batcher<WorkersMessage>(Stream.workers, event.node, "", (items) => encodeJson(items[0]!), 1).add([
+      { ...event, schema: Schema.workers, sentUnixMs: this.nowMs() },
+    ]);
   }
 
   /** False only for the telemetry-off publisher (no NATS configured): nothing queued here ever leaves the agent. */
@@ -251,10 +281,18 @@ export class TelemetryPublisher {
 
   /** One worker-events message per checkpoint report. */
   checkpoint(node: string, event: CheckpointEvent): number {
-    return this.batcher<WorkerEventsMessage>(Stream.workerEvents, node, "", (items) => encodeJson(items[0]!), 1).add([{ schema: Schema.workerEvents, node, sentUnixMs: this.nowMs(), event }]);
+    return this.batcher<WorkerEventsMessage>(Stream.workerEvents, node, "", (items) => encodeJson(items[0]!), 1).add([
+      { schema: Schema.workerEvents, node, sentUnixMs: this.nowMs(), event },
+    ]);
   }
 
-  private batcher<T>(stream: Stream, node: string, source: string, encode: Encode<T>, maxBatchItems?: number): Batcher<T> {
+  private batcher<T>(
+    stream: Stream,
+    node: string,
+    source: string,
+    encode: Encode<T>,
+    maxBatchItems?: number,
+  ): Batcher<T> {
     const key = `${stream}\u0000${node}\u0000${source}`;
     let b = this.batchers.get(key) as Batcher<T> | undefined;
     if (!b) {
@@ -284,7 +322,13 @@ export class TelemetryPublisher {
         if (!batch) continue;
         progressed = true;
         this.inFlight++;
-        const out: Outgoing = { stream: b.stream, subject: b.subject, ...batch, msgId: `${this.instanceId}-${this.nextMessage++}`, attempts: 0 };
+        const out: Outgoing = {
+          stream: b.stream,
+          subject: b.subject,
+          ...batch,
+          msgId: `${this.instanceId}-${this.nextMessage++}`,
+          attempts: 0,
+        };
         this.unacked.add(out);
         this.send(out);
       }
@@ -320,10 +364,13 @@ export class TelemetryPublisher {
   private retryLater(out: Outgoing): void {
     if (this.stopped) return;
     this.metrics.telemetryPublishRetries.inc({ stream: out.stream });
-    const timer = setTimeout(() => {
-      this.retryTimers.delete(timer);
-      if (!this.stopped) this.send(out);
-    }, retryDelayMs(this.limits, out.attempts));
+    const timer = setTimeout(
+      () => {
+        this.retryTimers.delete(timer);
+        if (!this.stopped) this.send(out);
+      },
+      retryDelayMs(this.limits, out.attempts),
+    );
     timer.unref();
     this.retryTimers.add(timer);
   }

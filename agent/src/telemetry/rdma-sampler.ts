@@ -35,7 +35,10 @@ export async function readPortCounters(sysfsRoot: string): Promise<PortReading[]
 export class RdmaSampler {
   private previous = new Map<string, { reading: PortReading; atMs: number }>();
 
-  constructor(private readonly sysfsRoot: string, private readonly nowMs: () => number = Date.now) {}
+  constructor(
+    private readonly sysfsRoot: string,
+    private readonly nowMs: () => number = Date.now,
+  ) {}
 
   async sample(): Promise<PortRates[]> {
     const atMs = this.nowMs();

@@ -37,7 +37,12 @@ export const PORT_COUNTERS = {
 const DEFAULT_SPEC: CounterSpec = { widthBits: 64, behaviour: CounterBehaviour.wrap, scale: 1 };
 
 /** Counters that are throughput, not errors. */
-export const THROUGHPUT_COUNTERS: ReadonlySet<string> = new Set(["port_xmit_data", "port_rcv_data", "port_xmit_packets", "port_rcv_packets"]);
+export const THROUGHPUT_COUNTERS: ReadonlySet<string> = new Set([
+  "port_xmit_data",
+  "port_rcv_data",
+  "port_xmit_packets",
+  "port_rcv_packets",
+]);
 
 export function counterSpec(name: string): CounterSpec {
   return (PORT_COUNTERS as Record<string, CounterSpec>)[name] ?? DEFAULT_SPEC;
@@ -98,9 +103,17 @@ export function portRates(previous: PortReading, current: PortReading, intervalM
   if (intervalMs <= 0) throw new RangeError(`interval must be positive, got ${intervalMs} ms`);
   const seconds = intervalMs / 1000;
   const rates: PortRates = {
-    device: current.device, port: current.port, intervalMs,
-    transmitBytesPerSec: 0, receiveBytesPerSec: 0, transmitPacketsPerSec: 0, receivePacketsPerSec: 0,
-    errorDeltas: {}, resets: [], wraps: [], saturated: [],
+    device: current.device,
+    port: current.port,
+    intervalMs,
+    transmitBytesPerSec: 0,
+    receiveBytesPerSec: 0,
+    transmitPacketsPerSec: 0,
+    receivePacketsPerSec: 0,
+    errorDeltas: {},
+    resets: [],
+    wraps: [],
+    saturated: [],
   };
   for (const [name, value] of Object.entries(current.counters)) {
     const before = previous.counters[name];
@@ -110,10 +123,18 @@ export function portRates(previous: PortReading, current: PortReading, intervalM
     if (kind === DeltaKind.wrapped) rates.wraps.push(name);
     if (kind === DeltaKind.saturated) rates.saturated.push(name);
     switch (name) {
-      case "port_xmit_data": rates.transmitBytesPerSec = delta / seconds; break;
-      case "port_rcv_data": rates.receiveBytesPerSec = delta / seconds; break;
-      case "port_xmit_packets": rates.transmitPacketsPerSec = delta / seconds; break;
-      case "port_rcv_packets": rates.receivePacketsPerSec = delta / seconds; break;
+      case "port_xmit_data":
+        rates.transmitBytesPerSec = delta / seconds;
+        break;
+      case "port_rcv_data":
+        rates.receiveBytesPerSec = delta / seconds;
+        break;
+      case "port_xmit_packets":
+        rates.transmitPacketsPerSec = delta / seconds;
+        break;
+      case "port_rcv_packets":
+        rates.receivePacketsPerSec = delta / seconds;
+        break;
       default:
         if (delta > 0 || kind === DeltaKind.saturated) rates.errorDeltas[name] = delta;
     }

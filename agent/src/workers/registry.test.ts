@@ -1,14 +1,33 @@
 import { describe, expect, it } from "vitest";
 import type { RegisterRequest__Output } from "../grpc/generated/gpufleet/worker/v1/RegisterRequest.js";
 import type { WorkerCommand } from "../grpc/generated/gpufleet/worker/v1/WorkerCommand.js";
-import { AckTimeoutError, CommandStreamClosedError, InvalidCommandError, InvalidRegistrationError, NoCommandStreamError, UnknownCommandError, UnknownWorkerError, WorkerRegistry } from "./registry.js";
+import {
+  AckTimeoutError,
+  CommandStreamClosedError,
+  InvalidCommandError,
+  InvalidRegistrationError,
+  NoCommandStreamError,
+  UnknownCommandError,
+  UnknownWorkerError,
+  WorkerRegistry,
+} from "./registry.js";
 
 const registration = (patch: Partial<RegisterRequest__Output> = {}): RegisterRequest__Output => ({
-  workerId: "uid-1/0", podNamespace: "ns", podName: "train-0", podUid: "uid-1", nodeName: "node-a", kind: "training",
-  gpuUuids: ["GPU-1"], rank: 0, worldSize: 4, simulated: false, ...patch,
+  workerId: "uid-1/0",
+  podNamespace: "ns",
+  podName: "train-0",
+  podUid: "uid-1",
+  nodeName: "node-a",
+  kind: "training",
+  gpuUuids: ["GPU-1"],
+  rank: 0,
+  worldSize: 4,
+  simulated: false,
+  ...patch,
 });
 
-const newRegistry = (): WorkerRegistry => new WorkerRegistry({ heartbeatIntervalMs: 1000, missedHeartbeatsLimit: 3, servesNode: (n) => n.startsWith("node-") });
+const newRegistry = (): WorkerRegistry =>
+  new WorkerRegistry({ heartbeatIntervalMs: 1000, missedHeartbeatsLimit: 3, servesNode: (n) => n.startsWith("node-") });
 
 describe("WorkerRegistry", () => {
   it("declares a worker missing after the limit of missed heartbeats, once, and recovers it", () => {
@@ -39,7 +58,17 @@ describe("WorkerRegistry", () => {
     const r = newRegistry();
     r.register(registration(), 0);
     r.register(registration({ workerId: "uid-1/1", rank: 1 }), 0);
-    r.register(registration({ workerId: "uid-2/0", podName: "serve-0", kind: "serving", rank: -1, worldSize: 0, nodeName: "node-b" }), 0);
+    r.register(
+      registration({
+        workerId: "uid-2/0",
+        podName: "serve-0",
+        kind: "serving",
+        rank: -1,
+        worldSize: 0,
+        nodeName: "node-b",
+      }),
+      0,
+    );
     expect(r.byPod("ns", "train-0").map((w) => w.rank)).toEqual([0, 1]);
     expect(r.list("node-b").map((w) => w.workerId)).toEqual(["uid-2/0"]);
     expect(r.removePod("ns", "train-0").map((e) => e.event)).toEqual(["removed", "removed"]);
@@ -73,7 +102,8 @@ describe("WorkerRegistry", () => {
     r.acknowledge({ workerId: "uid-1/0", commandId: "c1", outcome: "rejected", reason: "not running" }, 2);
     expect(r.acknowledge({ workerId: "uid-1/0", commandId: "c1", outcome: "applied", reason: "" }, 3)).toBe(0);
     const retryAfterAck = await r.sendCommand("uid-1/0", command, 1000, 4);
-    for (const answer of [await first, await retryWhilePending, retryAfterAck]) expect(answer).toMatchObject({ outcome: "rejected", reason: "not running", acknowledgedUnixMs: 2 });
+    for (const answer of [await first, await retryWhilePending, retryAfterAck])
+      expect(answer).toMatchObject({ outcome: "rejected", reason: "not running", acknowledgedUnixMs: 2 });
     expect(got).toHaveLength(1);
     expect(() => r.sendCommand("other", command, 1000, 5)).toThrow(InvalidCommandError);
   });
@@ -82,9 +112,13 @@ describe("WorkerRegistry", () => {
     const r = newRegistry();
     r.register(registration(), 0);
     r.attachCommands("uid-1/0", () => {});
-    await expect(r.sendCommand("uid-1/0", { commandId: "c1", drain: { deadlineMs: 1 } }, 20, 0)).rejects.toThrow(AckTimeoutError);
+    await expect(r.sendCommand("uid-1/0", { commandId: "c1", drain: { deadlineMs: 1 } }, 20, 0)).rejects.toThrow(
+      AckTimeoutError,
+    );
     r.acknowledge({ workerId: "uid-1/0", commandId: "c1", outcome: "applied", reason: "" }, 100);
-    expect(await r.sendCommand("uid-1/0", { commandId: "c1", drain: { deadlineMs: 1 } }, 20, 101)).toMatchObject({ outcome: "applied" });
+    expect(await r.sendCommand("uid-1/0", { commandId: "c1", drain: { deadlineMs: 1 } }, 20, 101)).toMatchObject({
+      outcome: "applied",
+    });
   });
 
   it("fails pending commands at once when the worker's stream closes, and forgets them so a retry re-sends", async () => {
@@ -105,8 +139,16 @@ describe("WorkerRegistry", () => {
 
   it.each([
     { name: "an unknown outcome", ack: { commandId: "c1", outcome: "done", reason: "" }, error: InvalidCommandError },
-    { name: "a rejection without a reason", ack: { commandId: "c1", outcome: "rejected", reason: "" }, error: InvalidCommandError },
-    { name: "a command never sent", ack: { commandId: "zz", outcome: "applied", reason: "" }, error: UnknownCommandError },
+    {
+      name: "a rejection without a reason",
+      ack: { commandId: "c1", outcome: "rejected", reason: "" },
+      error: InvalidCommandError,
+    },
+    {
+      name: "a command never sent",
+      ack: { commandId: "zz", outcome: "applied", reason: "" },
+      error: UnknownCommandError,
+    },
   ])("refuses an ack with $name", ({ ack, error }) => {
     const r = newRegistry();
     r.register(registration(), 0);
@@ -117,7 +159,12 @@ describe("WorkerRegistry", () => {
   });
 
   it("forgets acknowledged commands after the retention", async () => {
-    const r = new WorkerRegistry({ heartbeatIntervalMs: 1000, missedHeartbeatsLimit: 3, servesNode: () => true, commandRetentionMs: 1000 });
+    const r = new WorkerRegistry({
+      heartbeatIntervalMs: 1000,
+      missedHeartbeatsLimit: 3,
+      servesNode: () => true,
+      commandRetentionMs: 1000,
+    });
     r.register(registration(), 0);
     const got: WorkerCommand[] = [];
     r.attachCommands("uid-1/0", (c) => got.push(c));

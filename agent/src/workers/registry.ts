@@ -7,7 +7,12 @@ import type { RegisterRequest__Output } from "../grpc/generated/gpufleet/worker/
 import type { CommandAck__Output } from "../grpc/generated/gpufleet/worker/v1/CommandAck.js";
 import type { WorkerCommand } from "../grpc/generated/gpufleet/worker/v1/WorkerCommand.js";
 
-export const WorkerKind = { serving: "serving", servingPrefill: "serving-prefill", servingDecode: "serving-decode", training: "training" } as const;
+export const WorkerKind = {
+  serving: "serving",
+  servingPrefill: "serving-prefill",
+  servingDecode: "serving-decode",
+  training: "training",
+} as const;
 export type WorkerKind = (typeof WorkerKind)[keyof typeof WorkerKind];
 const KINDS: ReadonlySet<string> = new Set(Object.values(WorkerKind));
 
@@ -61,7 +66,11 @@ export class NoCommandStreamError extends Error {
 /** A command was sent, but no acknowledgement came within the caller's deadline (it may still be acted on). */
 export class AckTimeoutError extends Error {
   override name = "AckTimeoutError";
-  constructor(readonly workerId: string, readonly commandId: string, readonly timeoutMs: number) {
+  constructor(
+    readonly workerId: string,
+    readonly commandId: string,
+    readonly timeoutMs: number,
+  ) {
     super(`worker "${workerId}" did not acknowledge command "${commandId}" within ${timeoutMs} ms`);
   }
 }
@@ -69,8 +78,13 @@ export class AckTimeoutError extends Error {
 /** The worker's command stream closed (or the worker was removed) while a command waited for its ack. */
 export class CommandStreamClosedError extends Error {
   override name = "CommandStreamClosedError";
-  constructor(readonly workerId: string, readonly commandId: string) {
-    super(`worker "${workerId}"'s command stream closed before it acknowledged command "${commandId}"; whether it took effect is unknown`);
+  constructor(
+    readonly workerId: string,
+    readonly commandId: string,
+  ) {
+    super(
+      `worker "${workerId}"'s command stream closed before it acknowledged command "${commandId}"; whether it took effect is unknown`,
+    );
   }
 }
 
@@ -126,7 +140,9 @@ export class WorkerRegistry {
   constructor(readonly options: RegistryOptions) {}
 
   register(req: RegisterRequest__Output, nowMs: number): SupervisionEvent {
-    const fail = (m: string): never => { throw new InvalidRegistrationError(`register ${req.workerId || "<no id>"}: ${m}`); };
+    const fail = (m: string): never => {
+      throw new InvalidRegistrationError(`register ${req.workerId || "<no id>"}: ${m}`);
+    };
     if (!req.workerId) fail("worker_id is required");
     if (!req.podNamespace || !req.podName) fail("pod_namespace and pod_name are required");
     if (!KINDS.has(req.kind)) fail(`kind "${req.kind}" is not one of ${[...KINDS].join(", ")}`);
@@ -135,9 +151,19 @@ export class WorkerRegistry {
       fail(`training rank ${req.rank} is outside world size ${req.worldSize}`);
     }
     const entry: WorkerEntry = {
-      workerId: req.workerId, podNamespace: req.podNamespace, podName: req.podName, podUid: req.podUid, nodeName: req.nodeName,
-      kind: req.kind as WorkerKind, gpuUuids: [...req.gpuUuids], rank: req.rank, worldSize: req.worldSize, simulated: req.simulated,
-      registeredUnixMs: nowMs, lastHeartbeatUnixMs: nowMs, state: WorkerState.healthy,
+      workerId: req.workerId,
+      podNamespace: req.podNamespace,
+      podName: req.podName,
+      podUid: req.podUid,
+      nodeName: req.nodeName,
+      kind: req.kind as WorkerKind,
+      gpuUuids: [...req.gpuUuids],
+      rank: req.rank,
+      worldSize: req.worldSize,
+      simulated: req.simulated,
+      registeredUnixMs: nowMs,
+      lastHeartbeatUnixMs: nowMs,
+      state: WorkerState.healthy,
     };
     this.workers.set(entry.workerId, entry);
     return { event: "registered", worker: entry };
@@ -220,7 +246,8 @@ export class WorkerRegistry {
     if (!commandId) throw new InvalidCommandError("command_id is required");
     const known = this.commands.get(commandId);
     if (known) {
-      if (known.workerId !== workerId) throw new InvalidCommandError(`command_id "${commandId}" was already used for worker "${known.workerId}"`);
+      if (known.workerId !== workerId)
+        throw new InvalidCommandError(`command_id "${commandId}" was already used for worker "${known.workerId}"`);
       return known.result ? Promise.resolve(known.result) : this.bounded(known, workerId, commandId, timeoutMs);
     }
     this.get(workerId);
@@ -237,14 +264,23 @@ export class WorkerRegistry {
 
   /** Records a worker's acknowledgement; 1 when it settled a command, 0 for a repeat (the first outcome stands). */
   acknowledge(ack: CommandAck__Output, nowMs: number): number {
-    if (!OUTCOMES.has(ack.outcome)) throw new InvalidCommandError(`outcome "${ack.outcome}" is not one of ${[...OUTCOMES].join(", ")}`);
+    if (!OUTCOMES.has(ack.outcome))
+      throw new InvalidCommandError(`outcome "${ack.outcome}" is not one of ${[...OUTCOMES].join(", ")}`);
     if ((ack.outcome === CommandOutcome.rejected || ack.outcome === CommandOutcome.failed) && !ack.reason) {
       throw new InvalidCommandError(`an outcome "${ack.outcome}" needs a reason`);
     }
     const record = this.commands.get(ack.commandId);
-    if (!record || record.workerId !== ack.workerId) throw new UnknownCommandError(`no command "${ack.commandId}" is waiting for an ack from worker "${ack.workerId}"`);
+    if (!record || record.workerId !== ack.workerId)
+      throw new UnknownCommandError(
+        `no command "${ack.commandId}" is waiting for an ack from worker "${ack.workerId}"`,
+      );
     if (record.result) return 0;
-    record.result = { commandId: ack.commandId, outcome: ack.outcome as CommandOutcome, reason: ack.reason, acknowledgedUnixMs: nowMs };
+    record.result = {
+      commandId: ack.commandId,
+      outcome: ack.outcome as CommandOutcome,
+      reason: ack.reason,
+      acknowledgedUnixMs: nowMs,
+    };
     record.settle.resolve(record.result);
     return 1;
   }
@@ -254,12 +290,26 @@ export class WorkerRegistry {
     return [...this.commands.values()].filter((c) => !c.result).length;
   }
 
-  private bounded(record: CommandRecord, workerId: string, commandId: string, timeoutMs: number): Promise<CommandResult> {
+  private bounded(
+    record: CommandRecord,
+    workerId: string,
+    commandId: string,
+    timeoutMs: number,
+  ): Promise<CommandResult> {
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new AckTimeoutError(workerId, commandId, timeoutMs)), Math.max(0, timeoutMs));
+      const timer = setTimeout(
+        () => reject(new AckTimeoutError(workerId, commandId, timeoutMs)),
+        Math.max(0, timeoutMs),
+      );
       record.settled.then(
-        (r) => { clearTimeout(timer); resolve(r); },
-        (e: Error) => { clearTimeout(timer); reject(e); },
+        (r) => {
+          clearTimeout(timer);
+          resolve(r);
+        },
+        (e: Error) => {
+          clearTimeout(timer);
+          reject(e);
+        },
       );
     });
   }

@@ -19,7 +19,14 @@ export class Supervisor {
   report(event: SupervisionEvent): void {
     const w = event.worker;
     if (event.event === "missing") this.metrics.workerMissedHeartbeats.inc({ node: w.nodeName });
-    this.publisher.workerEvent({ node: w.nodeName, event: event.event, workerId: w.workerId, podNamespace: w.podNamespace, podName: w.podName, lastHeartbeatUnixMs: w.lastHeartbeatUnixMs });
+    this.publisher.workerEvent({
+      node: w.nodeName,
+      event: event.event,
+      workerId: w.workerId,
+      podNamespace: w.podNamespace,
+      podName: w.podName,
+      lastHeartbeatUnixMs: w.lastHeartbeatUnixMs,
+    });
     this.log(event);
     this.refreshGauge();
   }
@@ -41,7 +48,11 @@ export class Supervisor {
   private refreshGauge(): void {
     this.metrics.workers.reset();
     for (const w of this.registry.list()) {
-      this.metrics.workers.inc({ node: w.nodeName, kind: w.kind, state: w.state === WorkerState.healthy ? "healthy" : "missing" });
+      this.metrics.workers.inc({
+        node: w.nodeName,
+        kind: w.kind,
+        state: w.state === WorkerState.healthy ? "healthy" : "missing",
+      });
     }
   }
 }

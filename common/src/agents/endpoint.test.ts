@@ -8,7 +8,10 @@ describe("parseAgentEndpoint", () => {
     ["agent.local:1", { host: "agent.local", port: 1 }],
   ])("reads %s", (value, expected) => expect(parseAgentEndpoint(value)).toEqual(expected));
 
-  it.each(["10.0.3.7", ":50051", "10.0.3.7:0", "10.0.3.7:70000", "http://10.0.3.7:50051", ""])("refuses %j", (value) => {
-    expect(() => parseAgentEndpoint(value)).toThrow(EndpointError);
-  });
+  it.each(["10.0.3.7", ":50051", "10.0.3.7:0", "10.0.3.7:70000", "http://10.0.3.7:50051", ""])(
+    "refuses %j",
+    (value) => {
+      expect(() => parseAgentEndpoint(value)).toThrow(EndpointError);
+    },
+  );
 });

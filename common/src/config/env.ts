@@ -18,12 +18,17 @@ export function configFromEnv<S extends TObject>(
   options: { fallbacks?: Readonly<Record<string, unknown>>; what: string; makeError: (message: string) => Error },
 ): Static<S> {
   const raw: Record<string, unknown> = {};
-  for (const [field, variable] of Object.entries(variables) as [string, string][]) if (env[variable] !== undefined && env[variable] !== "") raw[field] = env[variable];
-  for (const [field, value] of Object.entries(options.fallbacks ?? {})) if (raw[field] === undefined && value !== undefined) raw[field] = value;
+  for (const [field, variable] of Object.entries(variables) as [string, string][])
+    if (env[variable] !== undefined && env[variable] !== "") raw[field] = env[variable];
+  for (const [field, value] of Object.entries(options.fallbacks ?? {}))
+    if (raw[field] === undefined && value !== undefined) raw[field] = value;
   const converted = Value.Convert(schema, Value.Default(schema, raw));
   const errors = [...Value.Errors(schema, converted)];
   if (errors.length > 0) {
-    const details = errors.map((e) => `${(variables as Record<string, string>)[e.path.slice(1)] ?? e.path}: ${e.message} (got ${JSON.stringify(e.value)})`);
+    const details = errors.map(
+      (e) =>
+        `${(variables as Record<string, string>)[e.path.slice(1)] ?? e.path}: ${e.message} (got ${JSON.stringify(e.value)})`,
+    );
     throw options.makeError(`invalid ${options.what} configuration: ${[...new Set(details)].join("; ")}`);
   }
   return converted as Static<S>;

@@ -4,16 +4,44 @@ import { hashedPath, sourcePortFor, uplinkChoices, SOURCE_PORT_MIN, type FabricC
 const fabric: FabricCables = {
   spines: ["s0", "s1"],
   leaves: [
-    { name: "a", uplinks: [{ spine: "s0", ports: 2 }, { spine: "s1", ports: 2, failedPorts: [1] }] },
-    { name: "b", uplinks: [{ spine: "s0", ports: 2 }, { spine: "s1", ports: 2 }] },
+    {
+      name: "a",
+      uplinks: [
+        { spine: "s0", ports: 2 },
+        { spine: "s1", ports: 2, failedPorts: [1] },
+      ],
+    },
+    {
+      name: "b",
+      uplinks: [
+        { spine: "s0", ports: 2 },
+        { spine: "s1", ports: 2 },
+      ],
+    },
   ],
 };
 const tuple = { srcNode: "n1", dstNode: "n2" };
 
 describe("ECMP hash model", () => {
   it("offers only live uplinks toward spines that reach the destination", () => {
-    expect(uplinkChoices(fabric, "a", "b")).toEqual([{ spine: "s0", port: 0 }, { spine: "s0", port: 1 }, { spine: "s1", port: 0 }]);
-    const cut: FabricCables = { ...fabric, leaves: [fabric.leaves[0]!, { name: "b", uplinks: [{ spine: "s0", ports: 2, failedPorts: [0, 1] }, { spine: "s1", ports: 2 }] }] };
+    expect(uplinkChoices(fabric, "a", "b")).toEqual([
+      { spine: "s0", port: 0 },
+      { spine: "s0", port: 1 },
+      { spine: "s1", port: 0 },
+    ]);
+    const cut: FabricCables = {
+      ...fabric,
+      leaves: [
+        fabric.leaves[0]!,
+        {
+          name: "b",
+          uplinks: [
+            { spine: "s0", ports: 2, failedPorts: [0, 1] },
+            { spine: "s1", ports: 2 },
+          ],
+        },
+      ],
+    };
     expect(uplinkChoices(cut, "a", "b")).toEqual([{ spine: "s1", port: 0 }]);
   });
 
@@ -38,6 +66,8 @@ describe("ECMP hash model", () => {
         expect(hashedPath(fabric, "a", "b", tuple, port)).toEqual(path);
       }
     }
-    expect(sourcePortFor(fabric, "a", "b", tuple, { spine: "s1", uplinkPort: 1, downlinkPort: 0 }, "conn-1")).toBeUndefined();
+    expect(
+      sourcePortFor(fabric, "a", "b", tuple, { spine: "s1", uplinkPort: 1, downlinkPort: 0 }, "conn-1"),
+    ).toBeUndefined();
   });
 });

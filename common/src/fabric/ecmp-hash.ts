@@ -13,7 +13,10 @@
 
 export interface FabricCables {
   spines: readonly string[];
-  leaves: readonly { name: string; uplinks: readonly { spine: string; ports: number; failedPorts?: readonly number[] }[] }[];
+  leaves: readonly {
+    name: string;
+    uplinks: readonly { spine: string; ports: number; failedPorts?: readonly number[] }[];
+  }[];
 }
 
 export interface HashedPath {
@@ -52,7 +55,11 @@ function livePorts(fabric: FabricCables, leaf: string, spine: string): number[] 
 }
 
 /** The source leaf's equal-cost choices toward the destination leaf, in spine order then port order. */
-export function uplinkChoices(fabric: FabricCables, srcLeaf: string, dstLeaf: string): { spine: string; port: number }[] {
+export function uplinkChoices(
+  fabric: FabricCables,
+  srcLeaf: string,
+  dstLeaf: string,
+): { spine: string; port: number }[] {
   const out: { spine: string; port: number }[] = [];
   for (const spine of fabric.spines) {
     if (livePorts(fabric, dstLeaf, spine).length === 0) continue;
@@ -62,7 +69,13 @@ export function uplinkChoices(fabric: FabricCables, srcLeaf: string, dstLeaf: st
 }
 
 /** The path a packet with this source port takes; undefined when no spine connects the two leaves. */
-export function hashedPath(fabric: FabricCables, srcLeaf: string, dstLeaf: string, tuple: FlowTuple, sourcePort: number): HashedPath | undefined {
+export function hashedPath(
+  fabric: FabricCables,
+  srcLeaf: string,
+  dstLeaf: string,
+  tuple: FlowTuple,
+  sourcePort: number,
+): HashedPath | undefined {
   const ups = uplinkChoices(fabric, srcLeaf, dstLeaf);
   if (ups.length === 0) return undefined;
   const key = `${tuple.srcNode}|${tuple.dstNode}|${sourcePort}`;
@@ -75,8 +88,18 @@ export function hashedPath(fabric: FabricCables, srcLeaf: string, dstLeaf: strin
  * A source port (not in `taken`) that hashes onto `path`, searched deterministically from a start derived from
  * `seed`; undefined when the path is not a live equal-cost path or no port in the range lands on it.
  */
-export function sourcePortFor(fabric: FabricCables, srcLeaf: string, dstLeaf: string, tuple: FlowTuple, path: HashedPath, seed: string, taken: ReadonlySet<number> = new Set()): number | undefined {
-  const live = uplinkChoices(fabric, srcLeaf, dstLeaf).some((u) => u.spine === path.spine && u.port === path.uplinkPort) && livePorts(fabric, dstLeaf, path.spine).includes(path.downlinkPort);
+export function sourcePortFor(
+  fabric: FabricCables,
+  srcLeaf: string,
+  dstLeaf: string,
+  tuple: FlowTuple,
+  path: HashedPath,
+  seed: string,
+  taken: ReadonlySet<number> = new Set(),
+): number | undefined {
+  const live =
+    uplinkChoices(fabric, srcLeaf, dstLeaf).some((u) => u.spine === path.spine && u.port === path.uplinkPort) &&
+    livePorts(fabric, dstLeaf, path.spine).includes(path.downlinkPort);
   if (!live) return undefined;
   const span = SOURCE_PORT_MAX - SOURCE_PORT_MIN + 1;
   const start = fnv1a(seed) % span;
@@ -85,7 +108,8 @@ export function sourcePortFor(fabric: FabricCables, srcLeaf: string, dstLeaf: st
     if (taken.has(port)) continue;
     const got = hashedPath(fabric, srcLeaf, dstLeaf, tuple, port);
     if (!got) return undefined;
-    if (got.spine === path.spine && got.uplinkPort === path.uplinkPort && got.downlinkPort === path.downlinkPort) return port;
+    if (got.spine === path.spine && got.uplinkPort === path.uplinkPort && got.downlinkPort === path.downlinkPort)
+      return port;
   }
   return undefined;
 }

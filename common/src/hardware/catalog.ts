@@ -25,10 +25,34 @@ export interface GpuSpec {
 }
 
 export const GPU_CATALOG = {
-  "H100-80GB": { model: "H100-80GB", memoryGiB: 80, peakTflops: 989, hbmBandwidthGBps: 3350, nvlinkGBpsPerDirection: 450 },
-  "H200-141GB": { model: "H200-141GB", memoryGiB: 141, peakTflops: 989, hbmBandwidthGBps: 4800, nvlinkGBpsPerDirection: 450 },
-  "A100-80GB": { model: "A100-80GB", memoryGiB: 80, peakTflops: 312, hbmBandwidthGBps: 2039, nvlinkGBpsPerDirection: 300 },
-  "A100-40GB": { model: "A100-40GB", memoryGiB: 40, peakTflops: 312, hbmBandwidthGBps: 1555, nvlinkGBpsPerDirection: 300 },
+  "H100-80GB": {
+    model: "H100-80GB",
+    memoryGiB: 80,
+    peakTflops: 989,
+    hbmBandwidthGBps: 3350,
+    nvlinkGBpsPerDirection: 450,
+  },
+  "H200-141GB": {
+    model: "H200-141GB",
+    memoryGiB: 141,
+    peakTflops: 989,
+    hbmBandwidthGBps: 4800,
+    nvlinkGBpsPerDirection: 450,
+  },
+  "A100-80GB": {
+    model: "A100-80GB",
+    memoryGiB: 80,
+    peakTflops: 312,
+    hbmBandwidthGBps: 2039,
+    nvlinkGBpsPerDirection: 300,
+  },
+  "A100-40GB": {
+    model: "A100-40GB",
+    memoryGiB: 40,
+    peakTflops: 312,
+    hbmBandwidthGBps: 1555,
+    nvlinkGBpsPerDirection: 300,
+  },
   "A10-24GB": { model: "A10-24GB", memoryGiB: 24, peakTflops: 125, hbmBandwidthGBps: 600, nvlinkGBpsPerDirection: 32 },
 } as const satisfies Record<string, GpuSpec>;
 export type GpuModel = keyof typeof GPU_CATALOG;

@@ -1,10 +1,24 @@
 import { describe, expect, it } from "vitest";
 import { latencyCoefficients } from "../models/latency.js";
-import { profileCoefficients, profilesForPlanning, selectGpuProfile, type GpuProfileLike } from "./gpu-profile-reader.js";
+import {
+  profileCoefficients,
+  profilesForPlanning,
+  selectGpuProfile,
+  type GpuProfileLike,
+} from "./gpu-profile-reader.js";
 
-const profile = (name: string, gpuModel: string, imagePrefix?: string, coefficients: GpuProfileLike["spec"]["coefficients"] = {}): GpuProfileLike => ({
+const profile = (
+  name: string,
+  gpuModel: string,
+  imagePrefix?: string,
+  coefficients: GpuProfileLike["spec"]["coefficients"] = {},
+): GpuProfileLike => ({
   metadata: { name },
-  spec: { gpuModel, engine: { name: "e", ...(imagePrefix ? { imagePrefix } : {}), perLayerOverheadUs: 9 }, coefficients },
+  spec: {
+    gpuModel,
+    engine: { name: "e", ...(imagePrefix ? { imagePrefix } : {}), perLayerOverheadUs: 9 },
+    coefficients,
+  },
 });
 
 describe("GpuProfile reader", () => {
@@ -30,11 +44,19 @@ describe("GpuProfile reader", () => {
     expect(selectGpuProfile(profiles, "H100-80GB", "vllm/vllm-openai:v0.9.0")?.metadata?.name).toBe("vllm");
     expect(selectGpuProfile(profiles, "H100-80GB", "ghcr.io/x/worker:1")?.metadata?.name).toBe("a-any");
     expect(selectGpuProfile(profiles, "H200-141GB", "vllm/vllm-openai:v0.11.0")).toBeUndefined();
-    expect(selectGpuProfile([profile("only-sglang", "H100-80GB", "lmsys/sglang")], "H100-80GB", "vllm/x")).toBeUndefined();
+    expect(
+      selectGpuProfile([profile("only-sglang", "H100-80GB", "lmsys/sglang")], "H100-80GB", "vllm/x"),
+    ).toBeUndefined();
   });
 
   it("gives the planner one profile per GPU model with its name", () => {
-    const p = profilesForPlanning([profile("h100", "H100-80GB", undefined, { achievedTflops: 600 }), profile("a100", "A100-80GB", "vllm/", { achievedTflops: 200 })], "ghcr.io/x/worker:1");
+    const p = profilesForPlanning(
+      [
+        profile("h100", "H100-80GB", undefined, { achievedTflops: 600 }),
+        profile("a100", "A100-80GB", "vllm/", { achievedTflops: 200 }),
+      ],
+      "ghcr.io/x/worker:1",
+    );
     expect(p.names).toEqual({ "H100-80GB": "h100" });
     expect(p.overrides).toEqual({ "H100-80GB": { achievedTflops: 600, perLayerOverheadUs: 9 } });
   });

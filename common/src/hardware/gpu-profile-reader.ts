@@ -34,7 +34,14 @@ const COEFFICIENT_FIELDS = [
 ] as const satisfies readonly (keyof LatencyCoefficients)[];
 type CoefficientField = (typeof COEFFICIENT_FIELDS)[number];
 
-const ENGINE_COST_FIELDS = ["decodeIterationMs", "prefillIterationMs", "perLayerOverheadUs", "attentionUsPerSequence", "prefillHostMs", "prefillHostMsPerSequence"] as const satisfies readonly (keyof LatencyCoefficients)[];
+const ENGINE_COST_FIELDS = [
+  "decodeIterationMs",
+  "prefillIterationMs",
+  "perLayerOverheadUs",
+  "attentionUsPerSequence",
+  "prefillHostMs",
+  "prefillHostMsPerSequence",
+] as const satisfies readonly (keyof LatencyCoefficients)[];
 type EngineCostField = (typeof ENGINE_COST_FIELDS)[number];
 
 export type ProfileCoefficients = Partial<Omit<LatencyCoefficients, "gpuModel">>;
@@ -56,7 +63,11 @@ export function profileCoefficients(profile: GpuProfileLike): ProfileCoefficient
 const nameOf = (p: GpuProfileLike): string => p.metadata?.name ?? "";
 
 /** The profile that applies to a deployment of `engineImage` on `gpuModel`, or undefined. */
-export function selectGpuProfile<P extends GpuProfileLike>(profiles: readonly P[], gpuModel: string, engineImage: string): P | undefined {
+export function selectGpuProfile<P extends GpuProfileLike>(
+  profiles: readonly P[],
+  gpuModel: string,
+  engineImage: string,
+): P | undefined {
   const rank = (p: P): number => {
     const prefix = p.spec.engine.imagePrefix;
     if (prefix === undefined) return 0;

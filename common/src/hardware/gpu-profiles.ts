@@ -15,7 +15,14 @@ export interface ShippedGpuProfile {
   /** GPU rates as fractions of the catalog's datasheet peaks (peakTflops or hbmBandwidthGBps). */
   fractionsOfDatasheet: { gemm: number; weightStream: number; kvRead: number; attention: number; nonGemm: number };
   coefficients: { rooflineSharpness: number; tpOverheadPerRank: number };
-  engine: { perLayerOverheadUs: number; attentionUsPerSequence: number; decodeIterationMs: number; prefillIterationMs: number; prefillHostMs: number; prefillHostMsPerSequence: number };
+  engine: {
+    perLayerOverheadUs: number;
+    attentionUsPerSequence: number;
+    decodeIterationMs: number;
+    prefillIterationMs: number;
+    prefillHostMs: number;
+    prefillHostMsPerSequence: number;
+  };
   calibration: { gpu: string; engine: string; points: number; maxErrorPercent: number; source: string };
 }
 

@@ -1,31 +1,85 @@
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { checkCoefficients, fitCalibration, fitTpOverhead, nelderMead, sweepModel, type CalibrationRaw } from "./calibration.js";
+import {
+  checkCoefficients,
+  fitCalibration,
+  fitTpOverhead,
+  nelderMead,
+  sweepModel,
+  type CalibrationRaw,
+} from "./calibration.js";
 import { decodeBatch, instanceLatencyModel, latencyCoefficients, prefillBatch, smoothRoofline } from "./latency.js";
 import { MODEL_SHAPES, deriveModel } from "./model-shapes.js";
 
-const rawFile = fileURLToPath(new URL("../../../bench/results/gpu-worker-runs/calibration-v2/calibration-raw.json", import.meta.url));
+const rawFile = fileURLToPath(
+  new URL("../../../bench/results/gpu-worker-runs/calibration-v2/calibration-raw.json", import.meta.url),
+);
 const measured = JSON.parse(readFileSync(rawFile, "utf8")) as CalibrationRaw;
 
 /** A sweep made by the model itself from known coefficients: the fit must find them again. */
 function syntheticSweep(): { raw: CalibrationRaw; truth: ReturnType<typeof latencyCoefficients> } {
-  const truth = { ...latencyCoefficients("H200-141GB"), achievedTflops: 700, achievedHbmGBps: 3600, rooflineSharpness: 2.5, kvReadGBps: 4200, attentionTflops: 500, perLayerOverheadUs: 15, attentionUsPerSequence: 0.4, prefillIterationMs: 0.3, prefillHostMs: 12, prefillHostMsPerSequence: 3, nonGemmGBps: 4200, decodeIterationMs: 0 };
-  const raw: CalibrationRaw = { ...measured, ceilings: { measuredCopyGBps: 4200, measuredMatmulTflops: 740 }, rows: [], gemm: [] };
+  const truth = {
+    ...latencyCoefficients("H200-141GB"),
+    achievedTflops: 700,
+    achievedHbmGBps: 3600,
+    rooflineSharpness: 2.5,
+    kvReadGBps: 4200,
+    attentionTflops: 500,
+    perLayerOverheadUs: 15,
+    attentionUsPerSequence: 0.4,
+    prefillIterationMs: 0.3,
+    prefillHostMs: 12,
+    prefillHostMsPerSequence: 3,
+    nonGemmGBps: 4200,
+    decodeIterationMs: 0,
+  };
+  const raw: CalibrationRaw = {
+    ...measured,
+    ceilings: { measuredCopyGBps: 4200, measuredMatmulTflops: 740 },
+    rows: [],
+    gemm: [],
+  };
   const model = sweepModel(measured);
   const lat = instanceLatencyModel(model, truth, { tp: 1, pp: 1 });
-  for (const b of [1, 8, 32, 128, 256]) for (const ctx of [128, 1024, 4096]) raw.rows.push({ phase: "decode", batch: b, contextTokens: ctx, stepMs: lat.forward(decodeBatch(b, b * ctx)).totalMs });
+  for (const b of [1, 8, 32, 128, 256])
+    for (const ctx of [128, 1024, 4096])
+      raw.rows.push({
+        phase: "decode",
+        batch: b,
+        contextTokens: ctx,
+        stepMs: lat.forward(decodeBatch(b, b * ctx)).totalMs,
+      });
   for (const b of [1, 2, 4, 8]) {
     for (const t of [128, 512, 2048]) {
       const batch = prefillBatch(Array<number>(b).fill(t));
-      const gpu = instanceLatencyModel(model, { ...truth, prefillHostMs: 0, prefillHostMsPerSequence: 0 }, { tp: 1, pp: 1 }).forward(batch).totalMs;
-      raw.rows.push({ phase: "prefill", batch: b, promptTokens: t, stepMs: lat.forward(batch).totalMs, gpuStepMs: gpu });
+      const gpu = instanceLatencyModel(
+        model,
+        { ...truth, prefillHostMs: 0, prefillHostMsPerSequence: 0 },
+        { tp: 1, pp: 1 },
+      ).forward(batch).totalMs;
+      raw.rows.push({
+        phase: "prefill",
+        batch: b,
+        promptTokens: t,
+        stepMs: lat.forward(batch).totalMs,
+        gpuStepMs: gpu,
+      });
     }
   }
   for (const m of [1, 64, 256, 1024, 4096]) {
     const w = measured.gemm![0]!.weightBytes;
     const flops = (measured.gemm![0]!.flops / measured.gemm![0]!.rows) * m;
-    raw.gemm!.push({ rows: m, flops, weightBytes: w, layerMs: smoothRoofline(w / (truth.achievedHbmGBps * 1e6), flops / (truth.achievedTflops * 1e9), truth.rooflineSharpness) });
+    raw.gemm!.push({
+      rows: m,
+      flops,
+      weightBytes: w,
+      layerMs: smoothRoofline(
+        w / (truth.achievedHbmGBps * 1e6),
+        flops / (truth.achievedTflops * 1e9),
+        truth.rooflineSharpness,
+      ),
+    });
   }
   return { raw, truth };
 }
@@ -47,21 +101,28 @@ describe("calibration fit", () => {
     }
   });
 
-  it("fits the H200 sweep: decode and the GPU time of prefill within 10% at every point; the misses are eager prefill where host and GPU time meet", { timeout: 120_000 }, () => {
-    const fit = fitCalibration(measured, "H200-141GB");
-    expect(fit.errors.filter((e) => e.kind === "decode" || e.kind === "prefill")).toHaveLength(76);
-    expect(fit.maxErrorByKind.decode).toBeLessThan(10);
-    expect(fit.maxErrorByKind["prefill-gpu"]).toBeLessThan(10);
-    const misses = fit.errors.filter((e) => Math.abs(e.errorPercent) > 10);
-    for (const miss of misses) expect(miss.label).toMatch(/^prefill B=[24] T=256$/);
-    // The shipped Hopper defaults are this fit, rounded: the same verdict on the same points.
-    expect(Math.abs(checkCoefficients(measured, latencyCoefficients("H200-141GB")).maxErrorPercent - fit.maxErrorPercent)).toBeLessThan(1);
-  });
+  it(
+    "fits the H200 sweep: decode and the GPU time of prefill within 10% at every point; the misses are eager prefill where host and GPU time meet",
+    { timeout: 120_000 },
+    () => {
+      const fit = fitCalibration(measured, "H200-141GB");
+      expect(fit.errors.filter((e) => e.kind === "decode" || e.kind === "prefill")).toHaveLength(76);
+      expect(fit.maxErrorByKind.decode).toBeLessThan(10);
+      expect(fit.maxErrorByKind["prefill-gpu"]).toBeLessThan(10);
+      const misses = fit.errors.filter((e) => Math.abs(e.errorPercent) > 10);
+      for (const miss of misses) expect(miss.label).toMatch(/^prefill B=[24] T=256$/);
+      // The shipped Hopper defaults are this fit, rounded: the same verdict on the same points.
+      expect(
+        Math.abs(checkCoefficients(measured, latencyCoefficients("H200-141GB")).maxErrorPercent - fit.maxErrorPercent),
+      ).toBeLessThan(1);
+    },
+  );
 
   it("puts TP overhead where published TP scaling is: per-GPU efficiency within 0.05 of TensorRT-LLM's at TP 2/4/8", () => {
     const tp = fitTpOverhead("H200-141GB", deriveModel(MODEL_SHAPES["Llama-3-70B"]), 64, 1024);
     expect(tp.tpOverheadPerRank).toBeGreaterThan(0.05);
-    for (const t of [2, 4, 8]) expect(Math.abs(tp.modelEfficiency[t]! - tp.publishedEfficiency[t]!), `TP${t}`).toBeLessThan(0.05);
+    for (const t of [2, 4, 8])
+      expect(Math.abs(tp.modelEfficiency[t]! - tp.publishedEfficiency[t]!), `TP${t}`).toBeLessThan(0.05);
   });
 
   it("rejects a sweep of a model it has no shape for", () => {

@@ -41,7 +41,18 @@ export interface CalibrationRaw {
   format?: number;
   gpu: string;
   engine?: string;
-  model: string | { name: string; layers: number; hiddenSize: number; heads: number; kvHeads: number; intermediateSize: number; vocabSize: number; dtype: string };
+  model:
+    | string
+    | {
+        name: string;
+        layers: number;
+        hiddenSize: number;
+        heads: number;
+        kvHeads: number;
+        intermediateSize: number;
+        vocabSize: number;
+        dtype: string;
+      };
   ceilings: { measuredCopyGBps: number; measuredMatmulTflops: number };
   rows: SweepRow[];
   gemm?: GemmRow[];
@@ -69,17 +80,36 @@ export type FittedValues = Record<FittedCoefficient | "nonGemmGBps", number>;
 
 /** Llama-3-8B as the worker builds it, when a format-1 sweep names the model only. */
 const LLAMA3_8B_WORKER: ModelShape = {
-  name: "llama-3-8b", layers: 32, hiddenSize: 4096, heads: 32, kvHeads: 8, vocabSize: 128256, dtype: "bf16", intermediateSize: 14336, gatedMlp: true,
+  name: "llama-3-8b",
+  layers: 32,
+  hiddenSize: 4096,
+  heads: 32,
+  kvHeads: 8,
+  vocabSize: 128256,
+  dtype: "bf16",
+  intermediateSize: 14336,
+  gatedMlp: true,
 };
 
 export function sweepModel(raw: CalibrationRaw): DerivedModel {
   if (typeof raw.model === "string") {
-    if (raw.model !== "llama-3-8b") throw new Error(`calibration sweep of model "${raw.model}" carries no shape; format 2 sweeps do`);
+    if (raw.model !== "llama-3-8b")
+      throw new Error(`calibration sweep of model "${raw.model}" carries no shape; format 2 sweeps do`);
     return deriveModel(LLAMA3_8B_WORKER);
   }
   const m = raw.model;
   if (m.dtype !== "bf16") throw new Error(`calibration sweep dtype ${m.dtype}: only bf16 sweeps are fitted`);
-  return deriveModel({ name: m.name, layers: m.layers, hiddenSize: m.hiddenSize, heads: m.heads, kvHeads: m.kvHeads, vocabSize: m.vocabSize, dtype: "bf16", intermediateSize: m.intermediateSize, gatedMlp: true });
+  return deriveModel({
+    name: m.name,
+    layers: m.layers,
+    hiddenSize: m.hiddenSize,
+    heads: m.heads,
+    kvHeads: m.kvHeads,
+    vocabSize: m.vocabSize,
+    dtype: "bf16",
+    intermediateSize: m.intermediateSize,
+    gatedMlp: true,
+  });
 }
 
 export type PointKind = "decode" | "prefill" | "prefill-gpu" | "gemm";
@@ -99,38 +129,80 @@ export interface CalibrationPoint {
 /** Every measured point of a sweep. */
 export function calibrationPoints(raw: CalibrationRaw): CalibrationPoint[] {
   const points: CalibrationPoint[] = [];
-  const noise = (m?: number[]) => (m && m.length === 2 ? (100 * Math.abs(m[0]! - m[1]!)) / Math.min(m[0]!, m[1]!) : undefined);
+  const noise = (m?: number[]) =>
+    m && m.length === 2 ? (100 * Math.abs(m[0]! - m[1]!)) / Math.min(m[0]!, m[1]!) : undefined;
   for (const r of raw.rows) {
     if (r.stepMs === undefined || r.skipped) continue;
     if (r.phase === "decode") {
       const ctx = r.contextTokens!;
-      points.push({ kind: "decode", label: `decode B=${r.batch} ctx=${ctx}`, measuredMs: r.stepMs, noisePercent: noise(r.mediansMs), batch: decodeBatch(r.batch, r.batch * ctx) });
+      points.push({
+        kind: "decode",
+        label: `decode B=${r.batch} ctx=${ctx}`,
+        measuredMs: r.stepMs,
+        noisePercent: noise(r.mediansMs),
+        batch: decodeBatch(r.batch, r.batch * ctx),
+      });
     } else {
       const batch = prefillBatch(Array<number>(r.batch).fill(r.promptTokens!));
-      points.push({ kind: "prefill", label: `prefill B=${r.batch} T=${r.promptTokens}`, measuredMs: r.stepMs, noisePercent: noise(r.mediansMs), batch });
-      if (r.gpuStepMs !== undefined) points.push({ kind: "prefill-gpu", label: `prefill (graph) B=${r.batch} T=${r.promptTokens}`, measuredMs: r.gpuStepMs, batch });
+      points.push({
+        kind: "prefill",
+        label: `prefill B=${r.batch} T=${r.promptTokens}`,
+        measuredMs: r.stepMs,
+        noisePercent: noise(r.mediansMs),
+        batch,
+      });
+      if (r.gpuStepMs !== undefined)
+        points.push({
+          kind: "prefill-gpu",
+          label: `prefill (graph) B=${r.batch} T=${r.promptTokens}`,
+          measuredMs: r.gpuStepMs,
+          batch,
+        });
     }
   }
-  for (const g of raw.gemm ?? []) points.push({ kind: "gemm", label: `gemm M=${g.rows}`, measuredMs: g.layerMs, gemm: { flops: g.flops, weightBytes: g.weightBytes } });
+  for (const g of raw.gemm ?? [])
+    points.push({
+      kind: "gemm",
+      label: `gemm M=${g.rows}`,
+      measuredMs: g.layerMs,
+      gemm: { flops: g.flops, weightBytes: g.weightBytes },
+    });
   return points;
 }
 
 /** The model's times for every point with coefficients `c` (one latency model built per call, not per point). */
-export function predictPoints(points: readonly CalibrationPoint[], model: DerivedModel, c: LatencyCoefficients): number[] {
+export function predictPoints(
+  points: readonly CalibrationPoint[],
+  model: DerivedModel,
+  c: LatencyCoefficients,
+): number[] {
   const single = { tp: 1, pp: 1 };
   const engine = instanceLatencyModel(model, c, single);
   // A prefill captured in a CUDA graph: the GPU's time, no host floor.
   const gpu = instanceLatencyModel(model, { ...c, prefillHostMs: 0, prefillHostMsPerSequence: 0 }, single);
   return points.map((p) => {
-    if (p.gemm) return smoothRoofline(p.gemm.weightBytes / (c.achievedHbmGBps * 1e6), p.gemm.flops / (c.achievedTflops * 1e9), c.rooflineSharpness);
+    if (p.gemm)
+      return smoothRoofline(
+        p.gemm.weightBytes / (c.achievedHbmGBps * 1e6),
+        p.gemm.flops / (c.achievedTflops * 1e9),
+        c.rooflineSharpness,
+      );
     return (p.kind === "prefill-gpu" ? gpu : engine).forward(p.batch!).totalMs;
   });
 }
 
 /** Nelder-Mead minimisation (Lagarias et al. 1998 coefficients); small and dependency-free. */
-export function nelderMead(f: (x: number[]) => number, start: number[], step: number, iterations: number): { x: number[]; value: number } {
+export function nelderMead(
+  f: (x: number[]) => number,
+  start: number[],
+  step: number,
+  iterations: number,
+): { x: number[]; value: number } {
   const n = start.length;
-  let simplex = [start, ...start.map((_, i) => start.map((v, j) => (i === j ? v + step : v)))].map((x) => ({ x, value: f(x) }));
+  let simplex = [start, ...start.map((_, i) => start.map((v, j) => (i === j ? v + step : v)))].map((x) => ({
+    x,
+    value: f(x),
+  }));
   for (let it = 0; it < iterations; it++) {
     simplex.sort((a, b) => a.value - b.value);
     const best = simplex[0]!;
@@ -149,7 +221,10 @@ export function nelderMead(f: (x: number[]) => number, start: number[], step: nu
       const contracted = fr < worst.value ? towards(-0.5) : towards(0.5);
       const fc = f(contracted);
       if (fc < Math.min(fr, worst.value)) simplex[n] = { x: contracted, value: fc };
-      else simplex = simplex.map((p, i) => (i === 0 ? p : { x: p.x.map((v, j) => best.x[j]! + 0.5 * (v - best.x[j]!)), value: 0 })).map((p, i) => (i === 0 ? p : { ...p, value: f(p.x) }));
+      else
+        simplex = simplex
+          .map((p, i) => (i === 0 ? p : { x: p.x.map((v, j) => best.x[j]! + 0.5 * (v - best.x[j]!)), value: 0 }))
+          .map((p, i) => (i === 0 ? p : { ...p, value: f(p.x) }));
     }
   }
   simplex.sort((a, b) => a.value - b.value);
@@ -179,36 +254,72 @@ export interface CalibrationFit {
 }
 
 /** Nonzero lower bounds: coefficients that may be 0 are fitted as log(x + floor). */
-const ZERO_OK: ReadonlySet<FittedCoefficient> = new Set(["perLayerOverheadUs", "attentionUsPerSequence", "prefillIterationMs", "prefillHostMs", "prefillHostMsPerSequence"]);
-const encode = (k: FittedCoefficient, v: number) => (k === "rooflineSharpness" ? Math.log(v - 1 + 1e-3) : Math.log(ZERO_OK.has(k) ? v + 1e-3 : v));
-const decode = (k: FittedCoefficient, x: number) => (k === "rooflineSharpness" ? 1 + Math.exp(x) - 1e-3 : ZERO_OK.has(k) ? Math.max(0, Math.exp(x) - 1e-3) : Math.exp(x));
+const ZERO_OK: ReadonlySet<FittedCoefficient> = new Set([
+  "perLayerOverheadUs",
+  "attentionUsPerSequence",
+  "prefillIterationMs",
+  "prefillHostMs",
+  "prefillHostMsPerSequence",
+]);
+const encode = (k: FittedCoefficient, v: number) =>
+  k === "rooflineSharpness" ? Math.log(v - 1 + 1e-3) : Math.log(ZERO_OK.has(k) ? v + 1e-3 : v);
+const decode = (k: FittedCoefficient, x: number) =>
+  k === "rooflineSharpness" ? 1 + Math.exp(x) - 1e-3 : ZERO_OK.has(k) ? Math.max(0, Math.exp(x) - 1e-3) : Math.exp(x);
 
-export function pointErrors(points: readonly CalibrationPoint[], model: DerivedModel, c: LatencyCoefficients): PointError[] {
+export function pointErrors(
+  points: readonly CalibrationPoint[],
+  model: DerivedModel,
+  c: LatencyCoefficients,
+): PointError[] {
   const predicted = predictPoints(points, model, c);
   return points.map((p, i) => {
     const modelMs = predicted[i]!;
-    return { kind: p.kind, label: p.label, measuredMs: p.measuredMs, modelMs, errorPercent: (100 * (modelMs - p.measuredMs)) / p.measuredMs, noisePercent: p.noisePercent };
+    return {
+      kind: p.kind,
+      label: p.label,
+      measuredMs: p.measuredMs,
+      modelMs,
+      errorPercent: (100 * (modelMs - p.measuredMs)) / p.measuredMs,
+      noisePercent: p.noisePercent,
+    };
   });
 }
 
-function summarize(errors: readonly PointError[]): Pick<CalibrationFit, "maxErrorPercent" | "meanErrorPercent" | "maxErrorByKind"> {
+function summarize(
+  errors: readonly PointError[],
+): Pick<CalibrationFit, "maxErrorPercent" | "meanErrorPercent" | "maxErrorByKind"> {
   const engine = errors.filter((e) => e.kind === "decode" || e.kind === "prefill");
   const abs = engine.map((e) => Math.abs(e.errorPercent));
   const maxErrorByKind: Partial<Record<PointKind, number>> = {};
   for (const e of errors) maxErrorByKind[e.kind] = Math.max(maxErrorByKind[e.kind] ?? 0, Math.abs(e.errorPercent));
-  return { maxErrorPercent: Math.max(0, ...abs), meanErrorPercent: abs.reduce((s, x) => s + x, 0) / Math.max(1, abs.length), maxErrorByKind };
+  return {
+    maxErrorPercent: Math.max(0, ...abs),
+    meanErrorPercent: abs.reduce((s, x) => s + x, 0) / Math.max(1, abs.length),
+    maxErrorByKind,
+  };
 }
 
 /** Fits the FITTED coefficients of `gpuModel` to the sweep, starting from the same run's measured ceilings. */
 export function fitCalibration(raw: CalibrationRaw, gpuModel: string, iterations = 6000): CalibrationFit {
   const model = sweepModel(raw);
   const points = calibrationPoints(raw);
-  if (points.length < FITTED.length) throw new Error(`calibration sweep has ${points.length} measured points, fewer than the ${FITTED.length} coefficients to fit`);
+  if (points.length < FITTED.length)
+    throw new Error(
+      `calibration sweep has ${points.length} measured points, fewer than the ${FITTED.length} coefficients to fit`,
+    );
   const base = latencyCoefficients(gpuModel);
   const { measuredCopyGBps: copy, measuredMatmulTflops: matmul } = raw.ceilings;
   const start: Record<FittedCoefficient, number> = {
-    achievedTflops: matmul, achievedHbmGBps: copy, rooflineSharpness: 2, kvReadGBps: copy, attentionTflops: 0.6 * matmul,
-    perLayerOverheadUs: 20, attentionUsPerSequence: 0.5, prefillIterationMs: 0.5, prefillHostMs: 10, prefillHostMsPerSequence: 1,
+    achievedTflops: matmul,
+    achievedHbmGBps: copy,
+    rooflineSharpness: 2,
+    kvReadGBps: copy,
+    attentionTflops: 0.6 * matmul,
+    perLayerOverheadUs: 20,
+    attentionUsPerSequence: 0.5,
+    prefillIterationMs: 0.5,
+    prefillHostMs: 10,
+    prefillHostMsPerSequence: 1,
   };
   const coefficientsOf = (x: number[]): LatencyCoefficients => {
     const c = { ...base, decodeIterationMs: 0, nonGemmGBps: copy } as LatencyCoefficients;
@@ -221,16 +332,27 @@ export function fitCalibration(raw: CalibrationRaw, gpuModel: string, iterations
     points.forEach((p, i) => (sum += Math.log(predicted[i]! / p.measuredMs) ** 2));
     return Number.isFinite(sum) ? sum : Number.MAX_VALUE;
   };
-  let best = nelderMead(loss, FITTED.map((k) => encode(k, start[k])), 0.3, iterations);
+  let best = nelderMead(
+    loss,
+    FITTED.map((k) => encode(k, start[k])),
+    0.3,
+    iterations,
+  );
   best = nelderMead(loss, best.x, 0.05, iterations); // restart: Nelder-Mead stalls in 10 dimensions
   const coefficients = coefficientsOf(best.x);
-  const fitted = { ...(Object.fromEntries(FITTED.map((k) => [k, coefficients[k]])) as FittedValues), nonGemmGBps: copy };
+  const fitted = {
+    ...(Object.fromEntries(FITTED.map((k) => [k, coefficients[k]])) as FittedValues),
+    nonGemmGBps: copy,
+  };
   const errors = pointErrors(points, model, coefficients);
   return { gpu: raw.gpu, gpuModel, coefficients, fitted, errors, ...summarize(errors) };
 }
 
 /** The same points predicted with other coefficients (e.g. the shipped defaults), summarised the same way. */
-export function checkCoefficients(raw: CalibrationRaw, c: LatencyCoefficients): Pick<CalibrationFit, "errors" | "maxErrorPercent" | "meanErrorPercent" | "maxErrorByKind"> {
+export function checkCoefficients(
+  raw: CalibrationRaw,
+  c: LatencyCoefficients,
+): Pick<CalibrationFit, "errors" | "maxErrorPercent" | "meanErrorPercent" | "maxErrorByKind"> {
   const errors = pointErrors(calibrationPoints(raw), sweepModel(raw), c);
   return { errors, ...summarize(errors) };
 }
@@ -240,20 +362,29 @@ export function checkCoefficients(raw: CalibrationRaw, c: LatencyCoefficients): 
  * performance overview, Llama 3.3 70B FP4 on B200, ISL/OSL 128/128, max load: 11,253 / 17,868 / 24,945 / 27,471
  * tokens/s at TP 1/2/4/8; docs/latency-model.md).
  */
-export const PUBLISHED_TP_SCALING = { source: "TensorRT-LLM 0.19.0 perf-overview, Llama-3.3-70B FP4, B200, ISL/OSL 128/128", tokensPerSecond: { 1: 11253.28, 2: 17867.66, 4: 24944.5, 8: 27471.49 } } as const;
+export const PUBLISHED_TP_SCALING = {
+  source: "TensorRT-LLM 0.19.0 perf-overview, Llama-3.3-70B FP4, B200, ISL/OSL 128/128",
+  tokensPerSecond: { 1: 11253.28, 2: 17867.66, 4: 24944.5, 8: 27471.49 },
+} as const;
 
 /**
  * tpOverheadPerRank such that the model's per-GPU decode efficiency (its all-reduces included) matches the
  * published scaling best (least squares over TP 2/4/8), for a 70B-class decode step on `gpuModel`. The model's
  * own all-reduce term already explains part of the loss; `a` is the rest.
  */
-export function fitTpOverhead(gpuModel: string, model: DerivedModel, batch: number, contextTokens: number): { tpOverheadPerRank: number; modelEfficiency: Record<number, number>; publishedEfficiency: Record<number, number> } {
+export function fitTpOverhead(
+  gpuModel: string,
+  model: DerivedModel,
+  batch: number,
+  contextTokens: number,
+): { tpOverheadPerRank: number; modelEfficiency: Record<number, number>; publishedEfficiency: Record<number, number> } {
   const pub = PUBLISHED_TP_SCALING.tokensPerSecond;
   const published: Record<number, number> = {};
   for (const tp of [2, 4, 8] as const) published[tp] = pub[tp] / (tp * pub[1]);
   const efficiency = (a: number, tp: number): number => {
     const c = { ...latencyCoefficients(gpuModel), tpOverheadPerRank: a };
-    const step = (t: number) => instanceLatencyModel(model, c, { tp: t, pp: 1 }).forward(decodeBatch(batch, batch * contextTokens)).totalMs;
+    const step = (t: number) =>
+      instanceLatencyModel(model, c, { tp: t, pp: 1 }).forward(decodeBatch(batch, batch * contextTokens)).totalMs;
     return step(1) / (tp * step(tp));
   };
   let best = { a: 0, loss: Infinity };

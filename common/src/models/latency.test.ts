@@ -88,16 +88,30 @@ describe("latency model", () => {
   it("uses measured overrides: doubling the GEMM and attention rates halves a compute-bound prefill but its element-wise part", () => {
     const base = prefillLatencyMs(opt13, "A100-80GB", { tp: 1, pp: 1 }, [4096]).totalMs;
     const c = latencyCoefficients("A100-80GB");
-    const faster = prefillLatencyMs(opt13, "A100-80GB", { tp: 1, pp: 1 }, [4096], { "A100-80GB": { achievedTflops: 2 * c.achievedTflops, attentionTflops: 2 * c.attentionTflops } }).totalMs;
+    const faster = prefillLatencyMs(opt13, "A100-80GB", { tp: 1, pp: 1 }, [4096], {
+      "A100-80GB": { achievedTflops: 2 * c.achievedTflops, attentionTflops: 2 * c.attentionTflops },
+    }).totalMs;
     expect(faster / base).toBeGreaterThan(0.5);
     expect(faster / base).toBeLessThan(0.56);
   });
 
   it.each([
     ["unknown GPU", () => latencyCoefficients("B300"), /unknown GPU model "B300"/],
-    ["negative override", () => latencyCoefficients("H100-80GB", { "H100-80GB": { achievedHbmGBps: -1 } }), /achievedHbmGBps for H100-80GB must be a positive number/],
-    ["bad heads", () => deriveModel({ ...MODEL_SHAPES["OPT-13B"], heads: 7 }), /hiddenSize 5120 is not a multiple of heads 7/],
-    ["no size", () => deriveModel({ name: "x", layers: 2, hiddenSize: 64, heads: 4, kvHeads: 4, vocabSize: 10, dtype: "bf16" }), /needs one of paramsBillions/],
+    [
+      "negative override",
+      () => latencyCoefficients("H100-80GB", { "H100-80GB": { achievedHbmGBps: -1 } }),
+      /achievedHbmGBps for H100-80GB must be a positive number/,
+    ],
+    [
+      "bad heads",
+      () => deriveModel({ ...MODEL_SHAPES["OPT-13B"], heads: 7 }),
+      /hiddenSize 5120 is not a multiple of heads 7/,
+    ],
+    [
+      "no size",
+      () => deriveModel({ name: "x", layers: 2, hiddenSize: 64, heads: 4, kvHeads: 4, vocabSize: 10, dtype: "bf16" }),
+      /needs one of paramsBillions/,
+    ],
   ])("gives a clear error for %s", (_name, call, message) => {
     expect(call).toThrow(message);
   });

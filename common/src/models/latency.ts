@@ -116,7 +116,16 @@ export const DEFAULT_EFFICIENCY = {
 const FP8_SPEEDUP: Readonly<Record<string, number>> = { "H100-80GB": 2, "H200-141GB": 2 };
 
 /** Names of the coefficients that may be 0 (costs an engine need not have). */
-const MAY_BE_ZERO = new Set(["tpOverheadPerRank", "perLayerOverheadUs", "attentionUsPerSequence", "decodeIterationMs", "prefillIterationMs", "prefillHostMs", "prefillHostMsPerSequence", "activationReserveGiB"]);
+const MAY_BE_ZERO = new Set([
+  "tpOverheadPerRank",
+  "perLayerOverheadUs",
+  "attentionUsPerSequence",
+  "decodeIterationMs",
+  "prefillIterationMs",
+  "prefillHostMs",
+  "prefillHostMsPerSequence",
+  "activationReserveGiB",
+]);
 
 /**
  * Coefficients for a GPU model: its shipped calibrated profile where there is one (H100, H200), else catalog
@@ -155,10 +164,17 @@ export function latencyCoefficients(gpuModel: string, overrides?: LatencyCoeffic
   const merged = { ...base, ...(overrides?.[spec.model] ?? {}) };
   for (const [key, value] of Object.entries(merged)) {
     if (key === "gpuModel") continue;
-    const ok = typeof value === "number" && Number.isFinite(value) && (value > 0 || (value === 0 && MAY_BE_ZERO.has(key)));
-    if (!ok) throw new RangeError(`latency coefficient ${key} for ${spec.model} must be a ${MAY_BE_ZERO.has(key) ? "non-negative" : "positive"} number, got ${String(value)}`);
+    const ok =
+      typeof value === "number" && Number.isFinite(value) && (value > 0 || (value === 0 && MAY_BE_ZERO.has(key)));
+    if (!ok)
+      throw new RangeError(
+        `latency coefficient ${key} for ${spec.model} must be a ${MAY_BE_ZERO.has(key) ? "non-negative" : "positive"} number, got ${String(value)}`,
+      );
   }
-  if (merged.rooflineSharpness < 1) throw new RangeError(`latency coefficient rooflineSharpness for ${spec.model} must be at least 1, got ${merged.rooflineSharpness}`);
+  if (merged.rooflineSharpness < 1)
+    throw new RangeError(
+      `latency coefficient rooflineSharpness for ${spec.model} must be at least 1, got ${merged.rooflineSharpness}`,
+    );
   return merged;
 }
 
@@ -228,7 +244,8 @@ export function nonGemmElementsPerTokenLayer(model: DerivedModel): number {
   const { hiddenSize: h, heads, kvHeads } = model.shape;
   const kvDim = (kvHeads * h) / heads;
   const mlpMatrices = model.shape.gatedMlp ? 3 : 2;
-  const ffn = model.shape.intermediateSize ?? Math.max(0, (model.layerParams - 2 * h * h - 2 * h * kvDim) / (mlpMatrices * h));
+  const ffn =
+    model.shape.intermediateSize ?? Math.max(0, (model.layerParams - 2 * h * h - 2 * h * kvDim) / (mlpMatrices * h));
   return 10 * h + 6 * kvDim + (model.shape.gatedMlp ? 3 : 2) * ffn;
 }
 
@@ -289,8 +306,12 @@ export function instanceLatencyModel(
 
   // The smoothed roofline costs two powers; the simulator's inner loop asks for the same token and sequence counts
   // over and over, so each GEMM's time is remembered per count (counts past the table are computed each time).
-  const layerGemm = memoByCount((tokens) => smoothRoofline(layerWeightBytes / weightBytesPerMs, (2 * model.layerParams * tokens) / gemmFlopsPerMs, p));
-  const headGemm = memoByCount((rows) => smoothRoofline(headWeightBytes / weightBytesPerMs, (2 * h * vocabSize * rows) / gemmFlopsPerMs, p));
+  const layerGemm = memoByCount((tokens) =>
+    smoothRoofline(layerWeightBytes / weightBytesPerMs, (2 * model.layerParams * tokens) / gemmFlopsPerMs, p),
+  );
+  const headGemm = memoByCount((rows) =>
+    smoothRoofline(headWeightBytes / weightBytesPerMs, (2 * h * vocabSize * rows) / gemmFlopsPerMs, p),
+  );
 
   const stageMs = (stageLayers: number, withHead: boolean, batch: ForwardBatch): number => {
     // Dense GEMMs (QKV/O projections, MLP), weights streamed once per pass; the LM head is its own GEMM.
@@ -298,20 +319,33 @@ export function instanceLatencyModel(
     const headMs = withHead ? headGemm(batch.sequences) : 0;
     // Attention: QKᵀ and A·V over the pairs, reading the cached KV and writing the new tokens' KV.
     const attentionMs =
-      Math.max((4 * h * batch.attentionPairs) / attentionFlopsPerMs, (kvBytesPerTokenLayer * (batch.kvReadTokens + batch.newTokens)) / kvBytesPerMs) +
+      Math.max(
+        (4 * h * batch.attentionPairs) / attentionFlopsPerMs,
+        (kvBytesPerTokenLayer * (batch.kvReadTokens + batch.newTokens)) / kvBytesPerMs,
+      ) +
       (batch.sequences * coeffs.attentionUsPerSequence) / 1000;
     const nonGemmMs = (nonGemmBytesPerTokenLayer * batch.newTokens) / nonGemmBytesPerMs;
     const allReduceMs =
       tp > 1
-        ? stageLayers * 2 * (allReduceLatencyMs + ((2 * (tp - 1)) / tp) * ((batch.newTokens * h * ACTIVATION_BYTES) / allReduceBytesPerMs))
+        ? stageLayers *
+          2 *
+          (allReduceLatencyMs +
+            ((2 * (tp - 1)) / tp) * ((batch.newTokens * h * ACTIVATION_BYTES) / allReduceBytesPerMs))
         : 0;
-    return (stageLayers * (layerGemmMs + attentionMs + nonGemmMs) + headMs) * tpWork + allReduceMs + stageLayers * overheadMsPerLayer;
+    return (
+      (stageLayers * (layerGemmMs + attentionMs + nonGemmMs) + headMs) * tpWork +
+      allReduceMs +
+      stageLayers * overheadMsPerLayer
+    );
   };
 
-  const iterationMs = (batch: ForwardBatch): number => (batch.newTokens > batch.sequences ? coeffs.prefillIterationMs : coeffs.decodeIterationMs);
+  const iterationMs = (batch: ForwardBatch): number =>
+    batch.newTokens > batch.sequences ? coeffs.prefillIterationMs : coeffs.decodeIterationMs;
   // An engine that issues prefill launches from the host cannot finish a step before the host has issued it.
   const hostFloorMs = (batch: ForwardBatch): number =>
-    batch.newTokens > batch.sequences && coeffs.prefillHostMs > 0 ? coeffs.prefillHostMs + coeffs.prefillHostMsPerSequence * batch.sequences : 0;
+    batch.newTokens > batch.sequences && coeffs.prefillHostMs > 0
+      ? coeffs.prefillHostMs + coeffs.prefillHostMsPerSequence * batch.sequences
+      : 0;
 
   return {
     parallelism,
@@ -327,8 +361,12 @@ export function instanceLatencyModel(
       const last = stageMs(lastLayers, true, batch);
       const bigStages = layers % pp === 0 ? pp - 1 : layers % pp;
       const midStages = pp - 1 - bigStages;
-      const totalMs = bigStages * big + midStages * stageMs(lastLayers, false, batch) + last + (pp - 1) * handoffMs + fixed;
-      return { totalMs: Math.max(floor, totalMs), bottleneckStageMs: Math.max(floor, Math.max(big, last) + handoffMs + fixed) };
+      const totalMs =
+        bigStages * big + midStages * stageMs(lastLayers, false, batch) + last + (pp - 1) * handoffMs + fixed;
+      return {
+        totalMs: Math.max(floor, totalMs),
+        bottleneckStageMs: Math.max(floor, Math.max(big, last) + handoffMs + fixed),
+      };
     },
   };
 }
@@ -357,7 +395,9 @@ export function prefillLatencyMs(
   promptTokens: readonly number[],
   overrides?: LatencyCoefficientOverrides,
 ): ForwardLatency {
-  return instanceLatencyModel(model, latencyCoefficients(gpuModel, overrides), parallelism).forward(prefillBatch(promptTokens));
+  return instanceLatencyModel(model, latencyCoefficients(gpuModel, overrides), parallelism).forward(
+    prefillBatch(promptTokens),
+  );
 }
 
 /** Latency of one decode step (one token for every running request) on a TP×PP instance. */
@@ -392,7 +432,11 @@ export interface InstanceMemory {
 }
 
 /** Memory of a TP×PP instance: weights split over all GPUs, the rest of the usable HBM holds KV. */
-export function instanceMemory(model: DerivedModel, coeffs: LatencyCoefficients, parallelism: Parallelism): InstanceMemory {
+export function instanceMemory(
+  model: DerivedModel,
+  coeffs: LatencyCoefficients,
+  parallelism: Parallelism,
+): InstanceMemory {
   const { tp, pp } = parallelism;
   const gib = 2 ** 30;
   // The embedding and LM head sit on the first and last stages; charge the larger stage one of them.
@@ -400,7 +444,8 @@ export function instanceMemory(model: DerivedModel, coeffs: LatencyCoefficients,
     (Math.ceil(model.shape.layers / pp) * model.layerParams * model.dtypeBytes +
       model.shape.vocabSize * model.shape.hiddenSize * model.dtypeBytes) /
     tp;
-  const freePerGpu = coeffs.memoryGiB * gib * coeffs.memoryUtilization - coeffs.activationReserveGiB * gib - weightBytesPerGpu;
+  const freePerGpu =
+    coeffs.memoryGiB * gib * coeffs.memoryUtilization - coeffs.activationReserveGiB * gib - weightBytesPerGpu;
   if (freePerGpu <= 0) return { weightBytesPerGpu, kvCapacityTokens: 0 };
   const kvShards = Math.min(tp, model.shape.kvHeads);
   const kvCapacityTokens = Math.floor((freePerGpu * kvShards * pp) / model.kvBytesPerToken);

@@ -53,7 +53,10 @@ export interface DerivedModel {
 
 export class InvalidModelShapeError extends Error {
   override name = "InvalidModelShapeError";
-  constructor(readonly modelName: string, message: string) {
+  constructor(
+    readonly modelName: string,
+    message: string,
+  ) {
     super(`model ${modelName || "(unnamed)"}: ${message}`);
   }
 }
@@ -68,11 +71,15 @@ export function deriveModel(shape: ModelShape): DerivedModel {
   for (const field of ["layers", "hiddenSize", "heads", "kvHeads", "vocabSize"] as const) {
     if (!positiveInteger(shape[field])) fail(`${field} must be a positive integer, got ${String(shape[field])}`);
   }
-  if (!(shape.dtype in DTYPE_BYTES)) fail(`dtype must be one of ${Object.keys(DTYPE_BYTES).join(", ")}, got "${String(shape.dtype)}"`);
-  if (shape.hiddenSize % shape.heads !== 0) fail(`hiddenSize ${shape.hiddenSize} is not a multiple of heads ${shape.heads}`);
+  if (!(shape.dtype in DTYPE_BYTES))
+    fail(`dtype must be one of ${Object.keys(DTYPE_BYTES).join(", ")}, got "${String(shape.dtype)}"`);
+  if (shape.hiddenSize % shape.heads !== 0)
+    fail(`hiddenSize ${shape.hiddenSize} is not a multiple of heads ${shape.heads}`);
   if (shape.heads % shape.kvHeads !== 0) fail(`heads ${shape.heads} is not a multiple of kvHeads ${shape.kvHeads}`);
-  if (shape.paramsBillions !== undefined && !(shape.paramsBillions > 0)) fail(`paramsBillions must be > 0, got ${shape.paramsBillions}`);
-  if (shape.weightBytes !== undefined && !(shape.weightBytes > 0)) fail(`weightBytes must be > 0, got ${shape.weightBytes}`);
+  if (shape.paramsBillions !== undefined && !(shape.paramsBillions > 0))
+    fail(`paramsBillions must be > 0, got ${shape.paramsBillions}`);
+  if (shape.weightBytes !== undefined && !(shape.weightBytes > 0))
+    fail(`weightBytes must be > 0, got ${shape.weightBytes}`);
   if (shape.intermediateSize !== undefined && !positiveInteger(shape.intermediateSize)) {
     fail(`intermediateSize must be a positive integer, got ${shape.intermediateSize}`);
   }
@@ -89,7 +96,8 @@ export function deriveModel(shape: ModelShape): DerivedModel {
   if (shape.paramsBillions !== undefined) totalParams = shape.paramsBillions * 1e9;
   else if (shape.weightBytes !== undefined) totalParams = shape.weightBytes / dtypeBytes;
   else if (shape.intermediateSize !== undefined) {
-    totalParams = shape.layers * exactLayerParams(h, kvDim, shape.intermediateSize, shape.gatedMlp ?? false) + embeddingParams;
+    totalParams =
+      shape.layers * exactLayerParams(h, kvDim, shape.intermediateSize, shape.gatedMlp ?? false) + embeddingParams;
   } else {
     return fail("needs one of paramsBillions, weightBytes or intermediateSize to size the weights");
   }
@@ -118,28 +126,79 @@ function exactLayerParams(h: number, kvDim: number, ffn: number, gated: boolean)
 /** Public architecture numbers of the models the benchmark and samples use. */
 export const MODEL_SHAPES = {
   "OPT-13B": {
-    name: "OPT-13B", layers: 40, hiddenSize: 5120, heads: 40, kvHeads: 40, vocabSize: 50272, dtype: "fp16",
-    paramsBillions: 12.85, intermediateSize: 20480, maxContextTokens: 2048,
+    name: "OPT-13B",
+    layers: 40,
+    hiddenSize: 5120,
+    heads: 40,
+    kvHeads: 40,
+    vocabSize: 50272,
+    dtype: "fp16",
+    paramsBillions: 12.85,
+    intermediateSize: 20480,
+    maxContextTokens: 2048,
   },
   "OPT-66B": {
-    name: "OPT-66B", layers: 64, hiddenSize: 9216, heads: 72, kvHeads: 72, vocabSize: 50272, dtype: "fp16",
-    paramsBillions: 65.7, intermediateSize: 36864, maxContextTokens: 2048,
+    name: "OPT-66B",
+    layers: 64,
+    hiddenSize: 9216,
+    heads: 72,
+    kvHeads: 72,
+    vocabSize: 50272,
+    dtype: "fp16",
+    paramsBillions: 65.7,
+    intermediateSize: 36864,
+    maxContextTokens: 2048,
   },
   "OPT-175B": {
-    name: "OPT-175B", layers: 96, hiddenSize: 12288, heads: 96, kvHeads: 96, vocabSize: 50272, dtype: "fp16",
-    paramsBillions: 174.6, intermediateSize: 49152, maxContextTokens: 2048,
+    name: "OPT-175B",
+    layers: 96,
+    hiddenSize: 12288,
+    heads: 96,
+    kvHeads: 96,
+    vocabSize: 50272,
+    dtype: "fp16",
+    paramsBillions: 174.6,
+    intermediateSize: 49152,
+    maxContextTokens: 2048,
   },
   "LLaMA-7B": {
-    name: "LLaMA-7B", layers: 32, hiddenSize: 4096, heads: 32, kvHeads: 32, vocabSize: 32000, dtype: "fp16",
-    paramsBillions: 6.74, intermediateSize: 11008, gatedMlp: true, maxContextTokens: 2048,
+    name: "LLaMA-7B",
+    layers: 32,
+    hiddenSize: 4096,
+    heads: 32,
+    kvHeads: 32,
+    vocabSize: 32000,
+    dtype: "fp16",
+    paramsBillions: 6.74,
+    intermediateSize: 11008,
+    gatedMlp: true,
+    maxContextTokens: 2048,
   },
   "Llama-3-8B": {
-    name: "Llama-3-8B", layers: 32, hiddenSize: 4096, heads: 32, kvHeads: 8, vocabSize: 128256, dtype: "bf16",
-    paramsBillions: 8.03, intermediateSize: 14336, gatedMlp: true, maxContextTokens: 8192,
+    name: "Llama-3-8B",
+    layers: 32,
+    hiddenSize: 4096,
+    heads: 32,
+    kvHeads: 8,
+    vocabSize: 128256,
+    dtype: "bf16",
+    paramsBillions: 8.03,
+    intermediateSize: 14336,
+    gatedMlp: true,
+    maxContextTokens: 8192,
   },
   "Llama-3-70B": {
-    name: "Llama-3-70B", layers: 80, hiddenSize: 8192, heads: 64, kvHeads: 8, vocabSize: 128256, dtype: "bf16",
-    paramsBillions: 70.6, intermediateSize: 28672, gatedMlp: true, maxContextTokens: 8192,
+    name: "Llama-3-70B",
+    layers: 80,
+    hiddenSize: 8192,
+    heads: 64,
+    kvHeads: 8,
+    vocabSize: 128256,
+    dtype: "bf16",
+    paramsBillions: 70.6,
+    intermediateSize: 28672,
+    gatedMlp: true,
+    maxContextTokens: 8192,
   },
 } as const satisfies Record<string, ModelShape>;
 export type KnownModel = keyof typeof MODEL_SHAPES;

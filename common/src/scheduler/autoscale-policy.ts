@@ -29,7 +29,8 @@
  *   (k = pdRatioBoundFactor, 2: at most twice or half the plan's ratio), or when it moves the ratio closer to r
  *   (so a deployment outside the band can always come back). A role whose change the bound forbids holds, and the
  *   decision says so.
- * Deviations from the artifact: one instance per decision (see above). Its scale-down F counts one waiting request in B (its migrate-side load); here both directions use the aggregate
+ * Deviations from the artifact: one instance per decision (see above). Its scale-down F counts one waiting request in B
+ * (its migrate-side load); here both directions use the aggregate
  * above, which counts every waiting request, so scale-in is no more eager than scale-out's measure.
  */
 import type { InstanceLoad } from "./freeness.js";
@@ -113,14 +114,21 @@ export class InvalidScalingInputError extends Error {
 
 const hold = (reason: string, role = ""): ScalingDecision => ({ kind: ScalingKind.hold, role, reason });
 
-export function decideScaling(input: ScalingInput, config: AutoscaleConfig = DEFAULT_AUTOSCALE_CONFIG): ScalingDecision {
+export function decideScaling(
+  input: ScalingInput,
+  config: AutoscaleConfig = DEFAULT_AUTOSCALE_CONFIG,
+): ScalingDecision {
   validate(input, config);
   if (input.pools.length === 0) return hold("no pools");
   const bounds = restoreBounds(input);
   if (bounds) return bounds;
   const cooling = input.lastScaledAtMs !== undefined && input.nowMs - input.lastScaledAtMs < config.cooldownMs;
   const pressured = input.pools
-    .map((pool) => ({ pool, f: poolFreeness(pool.instances, pool.startingInstances), slo: cooling ? undefined : sloShortfall(pool, config) }))
+    .map((pool) => ({
+      pool,
+      f: poolFreeness(pool.instances, pool.startingInstances),
+      slo: cooling ? undefined : sloShortfall(pool, config),
+    }))
     .filter((p) => p.f < config.scaleUpFreeness || p.slo !== undefined)
     .sort((a, b) => a.f - b.f);
   if (pressured.length > 0) {
@@ -133,7 +141,10 @@ export function decideScaling(input: ScalingInput, config: AutoscaleConfig = DEF
     }
     return hold(blocked.join("; "), pressured[0]!.pool.role);
   }
-  if (cooling) return hold(`cooldown: last scaled ${input.nowMs - input.lastScaledAtMs!} ms ago, less than ${config.cooldownMs} ms`);
+  if (cooling)
+    return hold(
+      `cooldown: last scaled ${input.nowMs - input.lastScaledAtMs!} ms ago, less than ${config.cooldownMs} ms`,
+    );
   const downs = input.pools
     .map((pool) => ({ pool, gone: fewestRunning(pool.instances) }))
     .filter((d): d is { pool: ScalingPool; gone: ScalingInstance } => d.gone !== undefined)
@@ -143,7 +154,13 @@ export function decideScaling(input: ScalingInput, config: AutoscaleConfig = DEF
   const blocked: string[] = [];
   for (const { pool, gone, f } of downs) {
     const refusal = downRefusal(pool, input, config);
-    if (!refusal) return { kind: ScalingKind.down, role: pool.role, reason: `freeness without ${gone.id} ${fmt(f)} > ${config.scaleDownFreeness}`, drainInstanceId: gone.id };
+    if (!refusal)
+      return {
+        kind: ScalingKind.down,
+        role: pool.role,
+        reason: `freeness without ${gone.id} ${fmt(f)} > ${config.scaleDownFreeness}`,
+        drainInstanceId: gone.id,
+      };
     blocked.push(`${pool.role}: freeness without ${gone.id} ${fmt(f)} > ${config.scaleDownFreeness}, but ${refusal}`);
   }
   if (blocked.length > 0) return hold(blocked.join("; "), downs[0]!.pool.role);
@@ -165,10 +182,20 @@ export function freenessWithout(instances: readonly ScalingInstance[], gone: Sca
   const open = instances.filter((i) => !i.load.draining);
   const rest = open.filter((i) => i.id !== gone.id);
   if (rest.length === 0) return Number.NEGATIVE_INFINITY;
-  return aggregateFreeness(rest, gone.load.kvBlocksUsed, gone.load.runningRequests + gone.load.queuedRequests, gone.waitingDemandBlocks);
+  return aggregateFreeness(
+    rest,
+    gone.load.kvBlocksUsed,
+    gone.load.runningRequests + gone.load.queuedRequests,
+    gone.waitingDemandBlocks,
+  );
 }
 
-function aggregateFreeness(instances: readonly ScalingInstance[], extraUsedBlocks: number, extraRequests = 0, extraWaitingBlocks = 0): number {
+function aggregateFreeness(
+  instances: readonly ScalingInstance[],
+  extraUsedBlocks: number,
+  extraRequests = 0,
+  extraWaitingBlocks = 0,
+): number {
   let free = -extraUsedBlocks;
   let waiting = extraWaitingBlocks;
   let requests = extraRequests;
@@ -185,17 +212,33 @@ function aggregateFreeness(instances: readonly ScalingInstance[], extraUsedBlock
 export function fewestRunning(instances: readonly ScalingInstance[]): ScalingInstance | undefined {
   return instances
     .filter((i) => !i.load.draining)
-    .sort((a, b) => a.load.runningRequests - b.load.runningRequests || a.load.kvBlocksUsed - b.load.kvBlocksUsed || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))[0];
+    .sort(
+      (a, b) =>
+        a.load.runningRequests - b.load.runningRequests ||
+        a.load.kvBlocksUsed - b.load.kvBlocksUsed ||
+        (a.id < b.id ? -1 : a.id > b.id ? 1 : 0),
+    )[0];
 }
 
 /** Restores spec.scaling bounds whatever the cooldown says (a spec change, or a pool that lost instances). */
 function restoreBounds(input: ScalingInput): ScalingDecision | undefined {
   for (const pool of input.pools) {
     const count = size(pool);
-    if (count < pool.minInstances && pool.capacityInstances >= 1) return { kind: ScalingKind.up, role: pool.role, reason: `${count} instances, below minInstances ${pool.minInstances}` };
+    if (count < pool.minInstances && pool.capacityInstances >= 1)
+      return {
+        kind: ScalingKind.up,
+        role: pool.role,
+        reason: `${count} instances, below minInstances ${pool.minInstances}`,
+      };
     if (count > pool.maxInstances && !anyDraining(pool)) {
       const gone = fewestRunning(pool.instances);
-      if (gone) return { kind: ScalingKind.down, role: pool.role, reason: `${count} instances, above maxInstances ${pool.maxInstances}`, drainInstanceId: gone.id };
+      if (gone)
+        return {
+          kind: ScalingKind.down,
+          role: pool.role,
+          reason: `${count} instances, above maxInstances ${pool.maxInstances}`,
+          drainInstanceId: gone.id,
+        };
     }
   }
   return undefined;
@@ -204,7 +247,12 @@ function restoreBounds(input: ScalingInput): ScalingDecision | undefined {
 function sloShortfall(pool: ScalingPool, config: AutoscaleConfig): string | undefined {
   const slo = pool.slo;
   if (!slo || slo.samples < config.minSloSamples) return undefined;
-  const missed = [["TTFT", slo.ttft], ["TPOT", slo.tpot]].filter(([, v]) => (v as number) < slo.target).map(([name, v]) => `${name} attainment ${fmt((v as number) * 100)}%`);
+  const missed = [
+    ["TTFT", slo.ttft],
+    ["TPOT", slo.tpot],
+  ]
+    .filter(([, v]) => (v as number) < slo.target)
+    .map(([name, v]) => `${name} attainment ${fmt((v as number) * 100)}%`);
   return missed.length > 0 ? `${missed.join(", ")} below the SLO's ${fmt(slo.target * 100)}%` : undefined;
 }
 
@@ -219,7 +267,8 @@ function downRefusal(pool: ScalingPool, input: ScalingInput, config: AutoscaleCo
   if (anyDraining(pool)) return "an instance is already draining";
   if (pool.startingInstances > 0) return `${pool.startingInstances} instances still starting`;
   const slo = pool.slo;
-  if (slo && slo.samples >= config.minSloSamples && (slo.ttft < slo.target || slo.tpot < slo.target)) return "the SLO is not met";
+  if (slo && slo.samples >= config.minSloSamples && (slo.ttft < slo.target || slo.tpot < slo.target))
+    return "the SLO is not met";
   return ratioRefusal(pool.role, -1, input, config);
 }
 
@@ -243,7 +292,8 @@ function ratioRefusal(role: string, delta: 1 | -1, input: ScalingInput, config: 
   return `P:D would be ${p2}:${d2}, outside [${fmt(r / k)}, ${fmt(r * k)}] around the plan's ${plan.prefill}:${plan.decode}`;
 }
 
-const size = (pool: ScalingPool): number => pool.instances.filter((i) => !i.load.draining).length + pool.startingInstances;
+const size = (pool: ScalingPool): number =>
+  pool.instances.filter((i) => !i.load.draining).length + pool.startingInstances;
 const anyDraining = (pool: ScalingPool): boolean => pool.instances.some((i) => i.load.draining);
 const fmt = (x: number): string => (Number.isFinite(x) ? String(Number(x.toFixed(2))) : x > 0 ? "+∞" : "−∞");
 
@@ -252,15 +302,19 @@ function validate(input: ScalingInput, config: AutoscaleConfig): void {
     throw new InvalidScalingInputError(message);
   };
   if (!Number.isFinite(input.nowMs)) fail(`nowMs must be finite, got ${input.nowMs}`);
-  for (const [key, value] of Object.entries(config)) if (!Number.isFinite(value)) fail(`autoscale config ${key} must be finite, got ${String(value)}`);
+  for (const [key, value] of Object.entries(config))
+    if (!Number.isFinite(value)) fail(`autoscale config ${key} must be finite, got ${String(value)}`);
   if (config.pdRatioBoundFactor < 1) fail(`pdRatioBoundFactor must be at least 1, got ${config.pdRatioBoundFactor}`);
   const roles = new Set<string>();
   for (const pool of input.pools) {
     if (roles.has(pool.role)) fail(`pool role ${pool.role} appears twice`);
     roles.add(pool.role);
-    if (!(pool.minInstances >= 0 && pool.maxInstances >= pool.minInstances)) fail(`pool ${pool.role}: need 0 <= minInstances <= maxInstances, got ${pool.minInstances}..${pool.maxInstances}`);
-    if (!(pool.startingInstances >= 0) || !(pool.capacityInstances >= 0)) fail(`pool ${pool.role}: startingInstances and capacityInstances must be >= 0`);
+    if (!(pool.minInstances >= 0 && pool.maxInstances >= pool.minInstances))
+      fail(`pool ${pool.role}: need 0 <= minInstances <= maxInstances, got ${pool.minInstances}..${pool.maxInstances}`);
+    if (!(pool.startingInstances >= 0) || !(pool.capacityInstances >= 0))
+      fail(`pool ${pool.role}: startingInstances and capacityInstances must be >= 0`);
   }
   const plan = input.planReplicas;
-  if (plan && !(plan.prefill > 0 && plan.decode > 0)) fail(`planReplicas must be positive, got ${plan.prefill}:${plan.decode}`);
+  if (plan && !(plan.prefill > 0 && plan.decode > 0))
+    fail(`planReplicas must be positive, got ${plan.prefill}:${plan.decode}`);
 }

@@ -12,14 +12,19 @@
  *
  * Draining instances are never chosen by either policy. Ties break on fewer running requests, then on the instance
  * this policy chose least recently (never chosen first), then on id: deterministic, but a tie does not always go to
- * the same instance (an id tie-break alone sent every tie, e.g. all instances idle at light load, to the first id). dispatchBatch orders a burst high priority first (then arrival), and reserves each
+ * the same instance (an id tie-break alone sent every tie, e.g. all instances idle at light load, to the first id).
+ * dispatchBatch orders a burst high priority first (then arrival), and reserves each
  * choice before the next, so one burst spreads.
  */
 import type { InstanceRole, Priority } from "../engine-api.js";
 import { DEFAULT_FREENESS_CONFIG, freeness, type FreenessConfig, type InstanceLoad } from "./freeness.js";
 import { withDemand, type Demand } from "./reservations.js";
 
-export const DispatchPolicyName = { freeness: "freeness", roundRobin: "round-robin", waitingPromptTokens: "waiting-prompt-tokens" } as const;
+export const DispatchPolicyName = {
+  freeness: "freeness",
+  roundRobin: "round-robin",
+  waitingPromptTokens: "waiting-prompt-tokens",
+} as const;
 export type DispatchPolicyName = (typeof DispatchPolicyName)[keyof typeof DispatchPolicyName];
 
 export interface Candidate {
@@ -60,15 +65,24 @@ export class FreenessPolicy implements DispatchPolicy {
   choose(candidates: readonly Candidate[]): Candidate | undefined {
     const open = candidates.filter((c) => !c.load.draining);
     if (open.length === 0) return undefined;
-    const chosen = this.byPromptTokensOnly || open.every((c) => c.role === "prefill")
-      ? [...open].sort((a, b) => a.load.outstandingPromptTokens - b.load.outstandingPromptTokens || this.tieBreak(a, b))[0]
-      : open.map((c) => ({ c, f: freeness(c.load, this.config) })).sort((a, b) => b.f - a.f || this.tieBreak(a.c, b.c))[0]?.c;
+    const chosen =
+      this.byPromptTokensOnly || open.every((c) => c.role === "prefill")
+        ? [...open].sort(
+            (a, b) => a.load.outstandingPromptTokens - b.load.outstandingPromptTokens || this.tieBreak(a, b),
+          )[0]
+        : open
+            .map((c) => ({ c, f: freeness(c.load, this.config) }))
+            .sort((a, b) => b.f - a.f || this.tieBreak(a.c, b.c))[0]?.c;
     if (chosen) this.lastChosen.set(chosen.id, ++this.choices);
     return chosen;
   }
 
   private tieBreak(a: Candidate, b: Candidate): number {
-    return a.load.runningRequests - b.load.runningRequests || (this.lastChosen.get(a.id) ?? 0) - (this.lastChosen.get(b.id) ?? 0) || byId(a, b);
+    return (
+      a.load.runningRequests - b.load.runningRequests ||
+      (this.lastChosen.get(a.id) ?? 0) - (this.lastChosen.get(b.id) ?? 0) ||
+      byId(a, b)
+    );
   }
 }
 
@@ -86,7 +100,10 @@ export class RoundRobinPolicy implements DispatchPolicy {
   }
 }
 
-export function createPolicy(name: DispatchPolicyName, config: FreenessConfig = DEFAULT_FREENESS_CONFIG): DispatchPolicy {
+export function createPolicy(
+  name: DispatchPolicyName,
+  config: FreenessConfig = DEFAULT_FREENESS_CONFIG,
+): DispatchPolicy {
   if (name === DispatchPolicyName.roundRobin) return new RoundRobinPolicy();
   return new FreenessPolicy(config, name === DispatchPolicyName.waitingPromptTokens);
 }
@@ -100,8 +117,15 @@ export interface BatchAssignment {
  * Dispatches a burst: high priority first, each in arrival order, every choice reserved before the next is made.
  * Returns assignments in dispatch order (undefined instanceId: no instance could take the request).
  */
-export function dispatchBatch(policy: DispatchPolicy, candidates: readonly Candidate[], requests: readonly DispatchRequest[]): BatchAssignment[] {
-  const ordered = requests.map((r, i) => ({ r, i })).sort((a, b) => rank(a.r.priority) - rank(b.r.priority) || a.i - b.i).map((x) => x.r);
+export function dispatchBatch(
+  policy: DispatchPolicy,
+  candidates: readonly Candidate[],
+  requests: readonly DispatchRequest[],
+): BatchAssignment[] {
+  const ordered = requests
+    .map((r, i) => ({ r, i }))
+    .sort((a, b) => rank(a.r.priority) - rank(b.r.priority) || a.i - b.i)
+    .map((x) => x.r);
   let pool = candidates.map((c) => ({ ...c }));
   return ordered.map((request) => {
     const chosen = policy.choose(pool, request);

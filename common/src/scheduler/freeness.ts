@@ -69,7 +69,17 @@ export function blocksFor(tokens: number, blockSizeTokens: number): number {
 
 /** An instance with no load, for builders and tests. */
 export function idleLoad(kvBlocksTotal: number, blockSizeTokens = 16): InstanceLoad {
-  return { kvBlocksTotal, kvBlocksUsed: 0, blockSizeTokens, runningRequests: 0, queuedRequests: 0, headOfLineDemandBlocks: 0, highPriorityRunning: 0, draining: false, outstandingPromptTokens: 0 };
+  return {
+    kvBlocksTotal,
+    kvBlocksUsed: 0,
+    blockSizeTokens,
+    runningRequests: 0,
+    queuedRequests: 0,
+    headOfLineDemandBlocks: 0,
+    highPriorityRunning: 0,
+    draining: false,
+    outstandingPromptTokens: 0,
+  };
 }
 
 /**
@@ -94,7 +104,9 @@ export function migrationFreeness(load: InstanceLoad, options: MigrationFreeness
   const counted = options.defragmentation && load.queuedRequests > 0;
   const requests = load.runningRequests + (counted ? 1 : 0);
   if (requests === 0) return Number.POSITIVE_INFINITY;
-  const headroom = options.priority ? load.highPriorityRunning * options.freeness.highPriorityHeadroomFraction * load.kvBlocksTotal : 0;
+  const headroom = options.priority
+    ? load.highPriorityRunning * options.freeness.highPriorityHeadroomFraction * load.kvBlocksTotal
+    : 0;
   const usage = load.kvBlocksUsed + (counted ? load.headOfLineDemandBlocks : 0) + headroom;
   return (load.kvBlocksTotal - usage) / requests;
 }

@@ -97,8 +97,14 @@ interface Scored {
   f: number;
 }
 
-export function planMigrations(instances: readonly MigrationInstance[], config: MigrationPolicyConfig = DEFAULT_MIGRATION_POLICY): PlannedMigration[] {
-  if (!Number.isFinite(config.migrateOutFreeness)) throw new InvalidMigrationPolicyError(`migrateOutFreeness must be a finite number, got ${config.migrateOutFreeness}`);
+export function planMigrations(
+  instances: readonly MigrationInstance[],
+  config: MigrationPolicyConfig = DEFAULT_MIGRATION_POLICY,
+): PlannedMigration[] {
+  if (!Number.isFinite(config.migrateOutFreeness))
+    throw new InvalidMigrationPolicyError(
+      `migrateOutFreeness must be a finite number, got ${config.migrateOutFreeness}`,
+    );
   const ids = new Set<string>();
   for (const i of instances) {
     if (ids.has(i.id)) throw new InvalidMigrationPolicyError(`instance ${i.id} appears twice in the migration input`);
@@ -121,7 +127,11 @@ export function planMigrations(instances: readonly MigrationInstance[], config: 
   return plan;
 }
 
-function chooseRequest(source: Scored, destination: Scored, config: MigrationPolicyConfig): PlannedMigration | undefined {
+function chooseRequest(
+  source: Scored,
+  destination: Scored,
+  config: MigrationPolicyConfig,
+): PlannedMigration | undefined {
   const src = source.instance;
   const dst = destination.instance;
   const roomBlocks = dst.load.kvBlocksTotal - dst.load.kvBlocksUsed - dst.load.headOfLineDemandBlocks;
@@ -135,7 +145,8 @@ function chooseRequest(source: Scored, destination: Scored, config: MigrationPol
     if (reason === MigrationReason.drain) return planned(candidate, src, dst, reason);
     const fDstAfter = migrationFreeness(moved(dst.load, candidate, +1), config);
     if (fDstAfter < config.migrateOutFreeness) continue;
-    if (reason !== MigrationReason.loadBalance || destination.f === Number.POSITIVE_INFINITY) return planned(candidate, src, dst, reason);
+    if (reason !== MigrationReason.loadBalance || destination.f === Number.POSITIVE_INFINITY)
+      return planned(candidate, src, dst, reason);
     const fSrcAfter = migrationFreeness(moved(src.load, candidate, -1), config);
     const gapBefore = destination.f - source.f;
     const gapAfter = fDstAfter - fSrcAfter;
@@ -161,6 +172,11 @@ function moved(load: InstanceLoad, candidate: MigrationCandidate, sign: 1 | -1):
   };
 }
 
-function planned(candidate: MigrationCandidate, src: MigrationInstance, dst: MigrationInstance, reason: MigrationReason): PlannedMigration {
+function planned(
+  candidate: MigrationCandidate,
+  src: MigrationInstance,
+  dst: MigrationInstance,
+  reason: MigrationReason,
+): PlannedMigration {
   return { requestId: candidate.requestId, sourceId: src.id, destinationId: dst.id, blocks: candidate.blocks, reason };
 }

@@ -7,14 +7,31 @@ const normal = (promptTokens: number) => ({ promptTokens, highPriority: false })
 describe("withDemand", () => {
   it("admits a request whose blocks are free: it runs and holds its prompt's blocks", () => {
     const next = withDemand(idleLoad(100, 16), normal(160));
-    expect(next).toMatchObject({ kvBlocksUsed: 10, runningRequests: 1, queuedRequests: 0, outstandingPromptTokens: 160 });
+    expect(next).toMatchObject({
+      kvBlocksUsed: 10,
+      runningRequests: 1,
+      queuedRequests: 0,
+      outstandingPromptTokens: 160,
+    });
   });
 
   it("counts a reservation in full on an instance that reports a queue: its blocks, one more in B, one more waiting", () => {
     // The old head-of-line treatment left F at (100 - 40 - 10) / 4 here: the reservation changed nothing.
-    const queued = { ...idleLoad(100, 16), kvBlocksUsed: 40, runningRequests: 4, queuedRequests: 1, headOfLineDemandBlocks: 10 };
+    const queued = {
+      ...idleLoad(100, 16),
+      kvBlocksUsed: 40,
+      runningRequests: 4,
+      queuedRequests: 1,
+      headOfLineDemandBlocks: 10,
+    };
     const next = withDemand(queued, normal(160));
-    expect(next).toMatchObject({ kvBlocksUsed: 50, runningRequests: 5, queuedRequests: 2, headOfLineDemandBlocks: 10, outstandingPromptTokens: 160 });
+    expect(next).toMatchObject({
+      kvBlocksUsed: 50,
+      runningRequests: 5,
+      queuedRequests: 2,
+      headOfLineDemandBlocks: 10,
+      outstandingPromptTokens: 160,
+    });
     expect(freeness(next)).toBe((100 - 50 - 10) / 5);
     expect(freeness(next)).toBeLessThan(freeness(queued));
   });

@@ -42,7 +42,8 @@ export class ReservationLedger {
 
   /** A report generated at `reportUnixMs` already counts every request dispatched to the instance before it. */
   supersede(instanceId: string, reportUnixMs: number): void {
-    for (const [id, r] of this.byRequest) if (r.instanceId === instanceId && r.atMs <= reportUnixMs) this.byRequest.delete(id);
+    for (const [id, r] of this.byRequest)
+      if (r.instanceId === instanceId && r.atMs <= reportUnixMs) this.byRequest.delete(id);
   }
 
   expire(nowMs: number): void {

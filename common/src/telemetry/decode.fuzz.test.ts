@@ -37,7 +37,8 @@ function outcome(decode: (d: Uint8Array) => unknown, data: Uint8Array): Telemetr
     decode(data);
     return "decoded";
   } catch (error) {
-    if (!(error instanceof TelemetryDecodeError)) throw new Error(`decoder threw ${String(error)} instead of TelemetryDecodeError`, { cause: error });
+    if (!(error instanceof TelemetryDecodeError))
+      throw new Error(`decoder threw ${String(error)} instead of TelemetryDecodeError`, { cause: error });
     expect(REASONS.has(error.reason)).toBe(true);
     expect(error.message).toContain(SUBJECT);
     return error;
@@ -53,34 +54,54 @@ const record: fc.Arbitrary<CollectiveRecord> = fc.record({
   bytes: fc.nat(),
   startUnixUs: fc.nat(),
   endUnixUs: fc.nat(),
-  peers: fc.array(fc.record({ peerRank: fc.nat(1023), bytes: fc.nat(), startUnixUs: fc.nat(), endUnixUs: fc.nat() }), { maxLength: 3 }),
+  peers: fc.array(fc.record({ peerRank: fc.nat(1023), bytes: fc.nat(), startUnixUs: fc.nat(), endUnixUs: fc.nat() }), {
+    maxLength: 3,
+  }),
 }) as fc.Arbitrary<CollectiveRecord>;
-const validCollectives = fc.array(record, { maxLength: 6 }).map((records) => encodeCollectives("node-a", records, 1_700_000_000_000, 0));
+const validCollectives = fc
+  .array(record, { maxLength: 6 })
+  .map((records) => encodeCollectives("node-a", records, 1_700_000_000_000, 0));
 
 describe.each(decoders)("%s decoder under fuzzing", (_kind, decode) => {
   it("random bytes: a message or a TelemetryDecodeError, nothing else", () => {
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 2048 }), (bytes) => void outcome(decode, bytes)), { numRuns: 500 });
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 2048 }), (bytes) => void outcome(decode, bytes)),
+      { numRuns: 500 },
+    );
   });
 
   it("random JSON values: a message or a TelemetryDecodeError", () => {
-    fc.assert(fc.property(fc.jsonValue({ maxDepth: 4 }), (value) => void outcome(decode, encodeJson({ wrapped: value }))), { numRuns: 300 });
-    fc.assert(fc.property(fc.jsonValue({ maxDepth: 4 }), (value) => void outcome(decode, new TextEncoder().encode(JSON.stringify(value)))), { numRuns: 300 });
+    fc.assert(
+      fc.property(fc.jsonValue({ maxDepth: 4 }), (value) => void outcome(decode, encodeJson({ wrapped: value }))),
+      { numRuns: 300 },
+    );
+    fc.assert(
+      fc.property(
+        fc.jsonValue({ maxDepth: 4 }),
+        (value) => void outcome(decode, new TextEncoder().encode(JSON.stringify(value))),
+      ),
+      { numRuns: 300 },
+    );
   });
 
   it("another schema version is refused by name", () => {
     fc.assert(
-      fc.property(fc.string({ maxLength: 40 }).filter((s) => !(Object.values(Schema) as string[]).includes(s)), (schema) => {
-        const error = outcome(decode, encodeJson({ schema, node: "node-a", sentUnixMs: 1 }));
-        expect(error).not.toBe("decoded");
-        expect((error as TelemetryDecodeError).reason).toBe(DecodeFailure.wrongSchema);
-        expect((error as TelemetryDecodeError).message).toMatch(/this reader understands gpufleet\./);
-      }),
+      fc.property(
+        fc.string({ maxLength: 40 }).filter((s) => !(Object.values(Schema) as string[]).includes(s)),
+        (schema) => {
+          const error = outcome(decode, encodeJson({ schema, node: "node-a", sentUnixMs: 1 }));
+          expect(error).not.toBe("decoded");
+          expect((error as TelemetryDecodeError).reason).toBe(DecodeFailure.wrongSchema);
+          expect((error as TelemetryDecodeError).message).toMatch(/this reader understands gpufleet\./);
+        },
+      ),
       { numRuns: 100 },
     );
   });
 
   it("a message above the size limit is refused before it is parsed", () => {
-    const huge = new Uint8Array(MAX_TELEMETRY_MESSAGE_BYTES + 1).fill(0x20); // whitespace: would parse slowly if it were parsed at all
+    // whitespace: would parse slowly if it were parsed at all
+    const huge = new Uint8Array(MAX_TELEMETRY_MESSAGE_BYTES + 1).fill(0x20);
     const error = outcome(decode, huge);
     expect(error).not.toBe("decoded");
     expect((error as TelemetryDecodeError).reason).toBe(DecodeFailure.tooLarge);
@@ -117,7 +138,8 @@ describe("collectives: damaged valid messages", () => {
         const damaged = Uint8Array.from(bytes);
         damaged[at % damaged.length] = value;
         const result = outcome((d) => decodeCollectives(SUBJECT, d), damaged);
-        if (result === "decoded") for (const r of decodeCollectives(SUBJECT, damaged).records) expect(typeof r.communicator).toBe("string");
+        if (result === "decoded")
+          for (const r of decodeCollectives(SUBJECT, damaged).records) expect(typeof r.communicator).toBe("string");
       }),
       { numRuns: 500 },
     );

@@ -23,7 +23,13 @@ describe("JetStream streams", () => {
     ["rdma", DiscardPolicy.Old, 120],
   ] as const)("%s: discard %s when full, %i messages per subject", (stream, discard, perSubject) => {
     const config = streamConfig(streamDefinition(stream));
-    expect(config).toMatchObject({ discard, max_msgs_per_subject: perSubject, storage: StorageType.File, num_replicas: 1, duplicate_window: nanos(120_000) });
+    expect(config).toMatchObject({
+      discard,
+      max_msgs_per_subject: perSubject,
+      storage: StorageType.File,
+      num_replicas: 1,
+      duplicate_window: nanos(120_000),
+    });
     expect(config.max_bytes).toBeGreaterThan(0);
     expect(config.max_age).toBeGreaterThan(0);
   });

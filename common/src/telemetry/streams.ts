@@ -51,8 +51,17 @@ export interface StreamDefinition {
 
 const DUPLICATE_WINDOW_MS = 2 * MINUTE_MS;
 
-function definition(stream: Stream, limits: Pick<StreamDefinition, "maxAgeMs" | "maxBytes" | "maxMsgsPerSubject" | "discard">): StreamDefinition {
-  return { stream, name: streamName(stream), subjects: [subscriptionFor(stream)], duplicateWindowMs: DUPLICATE_WINDOW_MS, ...limits };
+function definition(
+  stream: Stream,
+  limits: Pick<StreamDefinition, "maxAgeMs" | "maxBytes" | "maxMsgsPerSubject" | "discard">,
+): StreamDefinition {
+  return {
+    stream,
+    name: streamName(stream),
+    subjects: [subscriptionFor(stream)],
+    duplicateWindowMs: DUPLICATE_WINDOW_MS,
+    ...limits,
+  };
 }
 
 /** `worker-events` -> `GPUFLEET_WORKER_EVENTS`. */
@@ -61,11 +70,36 @@ export function streamName(stream: Stream): string {
 }
 
 export const STREAMS: readonly StreamDefinition[] = [
-  definition(Stream.collectives, { maxAgeMs: 60 * MINUTE_MS, maxBytes: 1024 * MiB, maxMsgsPerSubject: -1, discard: DiscardPolicy.New }),
-  definition(Stream.workerEvents, { maxAgeMs: 7 * 24 * 60 * MINUTE_MS, maxBytes: 64 * MiB, maxMsgsPerSubject: -1, discard: DiscardPolicy.New }),
-  definition(Stream.workers, { maxAgeMs: 24 * 60 * MINUTE_MS, maxBytes: 64 * MiB, maxMsgsPerSubject: -1, discard: DiscardPolicy.New }),
-  definition(Stream.load, { maxAgeMs: 5 * MINUTE_MS, maxBytes: 256 * MiB, maxMsgsPerSubject: 64, discard: DiscardPolicy.Old }),
-  definition(Stream.rdma, { maxAgeMs: 10 * MINUTE_MS, maxBytes: 256 * MiB, maxMsgsPerSubject: 120, discard: DiscardPolicy.Old }),
+  definition(Stream.collectives, {
+    maxAgeMs: 60 * MINUTE_MS,
+    maxBytes: 1024 * MiB,
+    maxMsgsPerSubject: -1,
+    discard: DiscardPolicy.New,
+  }),
+  definition(Stream.workerEvents, {
+    maxAgeMs: 7 * 24 * 60 * MINUTE_MS,
+    maxBytes: 64 * MiB,
+    maxMsgsPerSubject: -1,
+    discard: DiscardPolicy.New,
+  }),
+  definition(Stream.workers, {
+    maxAgeMs: 24 * 60 * MINUTE_MS,
+    maxBytes: 64 * MiB,
+    maxMsgsPerSubject: -1,
+    discard: DiscardPolicy.New,
+  }),
+  definition(Stream.load, {
+    maxAgeMs: 5 * MINUTE_MS,
+    maxBytes: 256 * MiB,
+    maxMsgsPerSubject: 64,
+    discard: DiscardPolicy.Old,
+  }),
+  definition(Stream.rdma, {
+    maxAgeMs: 10 * MINUTE_MS,
+    maxBytes: 256 * MiB,
+    maxMsgsPerSubject: 120,
+    discard: DiscardPolicy.Old,
+  }),
 ];
 
 export function streamDefinition(stream: Stream): StreamDefinition {
@@ -91,15 +125,24 @@ export function streamConfig(d: StreamDefinition): Partial<StreamConfig> {
 
 export class StreamSetupError extends Error {
   override name = "StreamSetupError";
-  constructor(readonly streamName: string, options: ErrorOptions) {
-    super(`setting up JetStream stream ${streamName} failed${options.cause instanceof Error ? `: ${options.cause.message}` : ""}`, options);
+  constructor(
+    readonly streamName: string,
+    options: ErrorOptions,
+  ) {
+    super(
+      `setting up JetStream stream ${streamName} failed${options.cause instanceof Error ? `: ${options.cause.message}` : ""}`,
+      options,
+    );
   }
 }
 
 const STREAM_NOT_FOUND = 10059;
 
 /** Adds each missing stream and updates each existing one to its definition; safe to call from many processes. */
-export async function ensureStreams(jsm: JetStreamManager, streams: readonly StreamDefinition[] = STREAMS): Promise<void> {
+export async function ensureStreams(
+  jsm: JetStreamManager,
+  streams: readonly StreamDefinition[] = STREAMS,
+): Promise<void> {
   for (const d of streams) {
     const config = streamConfig(d);
     try {

@@ -46,10 +46,27 @@ export const Schema = {
   workerEvents: "gpufleet.worker-events/v1",
 } as const;
 
-export const COLLECTIVE_FIELDS = ["communicator", "rank", "nRanks", "collective", "sequence", "bytes", "startUnixUs", "endUnixUs", "peers"] as const;
+export const COLLECTIVE_FIELDS = [
+  "communicator",
+  "rank",
+  "nRanks",
+  "collective",
+  "sequence",
+  "bytes",
+  "startUnixUs",
+  "endUnixUs",
+  "peers",
+] as const;
 
 const CollectiveTuple = Type.Tuple([
-  Type.String(), Type.Integer(), Type.Integer(), Type.String(), Type.Number(), Type.Number(), Type.Number(), Type.Number(),
+  Type.String(),
+  Type.Integer(),
+  Type.Integer(),
+  Type.String(),
+  Type.Number(),
+  Type.Number(),
+  Type.Number(),
+  Type.Number(),
   Type.Array(Type.Number()),
 ]);
 
@@ -70,19 +87,21 @@ export const RdmaMessage = Type.Object({
   schema: Type.Literal(Schema.rdma),
   node: Type.String(),
   sentUnixMs: Type.Number(),
-  ports: Type.Array(Type.Object({
-    device: Type.String(),
-    port: Type.Integer(),
-    intervalMs: Type.Number(),
-    transmitBytesPerSec: Type.Number(),
-    receiveBytesPerSec: Type.Number(),
-    transmitPacketsPerSec: Type.Number(),
-    receivePacketsPerSec: Type.Number(),
-    errorDeltas: Type.Record(Type.String(), Type.Number()),
-    resets: Type.Array(Type.String()),
-    wraps: Type.Array(Type.String()),
-    saturated: Type.Array(Type.String()),
-  })),
+  ports: Type.Array(
+    Type.Object({
+      device: Type.String(),
+      port: Type.Integer(),
+      intervalMs: Type.Number(),
+      transmitBytesPerSec: Type.Number(),
+      receiveBytesPerSec: Type.Number(),
+      transmitPacketsPerSec: Type.Number(),
+      receivePacketsPerSec: Type.Number(),
+      errorDeltas: Type.Record(Type.String(), Type.Number()),
+      resets: Type.Array(Type.String()),
+      wraps: Type.Array(Type.String()),
+      saturated: Type.Array(Type.String()),
+    }),
+  ),
 });
 export type RdmaMessage = Static<typeof RdmaMessage>;
 
@@ -90,48 +109,62 @@ export const LoadMessage = Type.Object({
   schema: Type.Literal(Schema.load),
   node: Type.String(),
   sentUnixMs: Type.Number(),
-  reports: Type.Array(Type.Object({
-    workerId: Type.String(),
-    podNamespace: Type.String(),
-    podName: Type.String(),
-    unixMs: Type.Number(),
-    queueLength: Type.Integer({ minimum: 0 }),
-    runningRequests: Type.Integer({ minimum: 0 }),
-    kvCacheUsedFraction: Type.Number({ minimum: 0, maximum: 1 }),
-    kvCacheUsedBytes: Type.Number({ minimum: 0 }),
-    ttftMs: Type.Number({ minimum: 0 }),
-    tpotMs: Type.Number({ minimum: 0 }),
-    tokensPerSecond: Type.Number({ minimum: 0 }),
-    // Optional so messages from agents and workers that predate them still decode (see worker.proto LoadReport).
-    kvBlocksTotal: Type.Optional(Type.Integer({ minimum: 0 })),
-    kvBlocksUsed: Type.Optional(Type.Integer({ minimum: 0 })),
-    blockSizeTokens: Type.Optional(Type.Integer({ minimum: 0 })),
-    waitingDemandBlocks: Type.Optional(Type.Integer({ minimum: 0 })),
-    headOfLineDemandBlocks: Type.Optional(Type.Integer({ minimum: 0 })),
-    role: Type.Optional(Type.String()),
-    model: Type.Optional(Type.String()),
-    tp: Type.Optional(Type.Integer({ minimum: 0 })),
-    pp: Type.Optional(Type.Integer({ minimum: 0 })),
-    gpuModel: Type.Optional(Type.String()),
-    preemptionsTotal: Type.Optional(Type.Integer({ minimum: 0 })),
-    heldKvBlocks: Type.Optional(Type.Integer({ minimum: 0 })),
-    outstandingPromptTokens: Type.Optional(Type.Integer({ minimum: 0 })),
-    draining: Type.Optional(Type.Boolean()),
-    // Serving instances with an engine endpoint (names as in common/src/engine-api.ts InstanceLoadFields).
-    engineUrl: Type.Optional(Type.String()),
-    servingDeployment: Type.Optional(Type.String()),
-    highPriorityRunning: Type.Optional(Type.Integer({ minimum: 0 })),
-    // Live migration (worker.proto LoadReport 27-28; the operator's migration policy reads them).
-    migrationCandidates: Type.Optional(Type.Array(Type.Object({
-      requestId: Type.String(), blocks: Type.Integer({ minimum: 0 }), priority: Type.Number(), outputTokens: Type.Integer({ minimum: 0 }),
-    }))),
-    migrating: Type.Optional(Type.Union([Type.Literal("in"), Type.Literal("out")])),
-  })),
+  reports: Type.Array(
+    Type.Object({
+      workerId: Type.String(),
+      podNamespace: Type.String(),
+      podName: Type.String(),
+      unixMs: Type.Number(),
+      queueLength: Type.Integer({ minimum: 0 }),
+      runningRequests: Type.Integer({ minimum: 0 }),
+      kvCacheUsedFraction: Type.Number({ minimum: 0, maximum: 1 }),
+      kvCacheUsedBytes: Type.Number({ minimum: 0 }),
+      ttftMs: Type.Number({ minimum: 0 }),
+      tpotMs: Type.Number({ minimum: 0 }),
+      tokensPerSecond: Type.Number({ minimum: 0 }),
+      // Optional so messages from agents and workers that predate them still decode (see worker.proto LoadReport).
+      kvBlocksTotal: Type.Optional(Type.Integer({ minimum: 0 })),
+      kvBlocksUsed: Type.Optional(Type.Integer({ minimum: 0 })),
+      blockSizeTokens: Type.Optional(Type.Integer({ minimum: 0 })),
+      waitingDemandBlocks: Type.Optional(Type.Integer({ minimum: 0 })),
+      headOfLineDemandBlocks: Type.Optional(Type.Integer({ minimum: 0 })),
+      role: Type.Optional(Type.String()),
+      model: Type.Optional(Type.String()),
+      tp: Type.Optional(Type.Integer({ minimum: 0 })),
+      pp: Type.Optional(Type.Integer({ minimum: 0 })),
+      gpuModel: Type.Optional(Type.String()),
+      preemptionsTotal: Type.Optional(Type.Integer({ minimum: 0 })),
+      heldKvBlocks: Type.Optional(Type.Integer({ minimum: 0 })),
+      outstandingPromptTokens: Type.Optional(Type.Integer({ minimum: 0 })),
+      draining: Type.Optional(Type.Boolean()),
+      // Serving instances with an engine endpoint (names as in common/src/engine-api.ts InstanceLoadFields).
+      engineUrl: Type.Optional(Type.String()),
+      servingDeployment: Type.Optional(Type.String()),
+      highPriorityRunning: Type.Optional(Type.Integer({ minimum: 0 })),
+      // Live migration (worker.proto LoadReport 27-28; the operator's migration policy reads them).
+      migrationCandidates: Type.Optional(
+        Type.Array(
+          Type.Object({
+            requestId: Type.String(),
+            blocks: Type.Integer({ minimum: 0 }),
+            priority: Type.Number(),
+            outputTokens: Type.Integer({ minimum: 0 }),
+          }),
+        ),
+      ),
+      migrating: Type.Optional(Type.Union([Type.Literal("in"), Type.Literal("out")])),
+    }),
+  ),
 });
 export type LoadMessage = Static<typeof LoadMessage>;
 export type LoadEntry = LoadMessage["reports"][number];
 
-export const WorkerEvent = { registered: "registered", missing: "missing", recovered: "recovered", removed: "removed" } as const;
+export const WorkerEvent = {
+  registered: "registered",
+  missing: "missing",
+  recovered: "recovered",
+  removed: "removed",
+} as const;
 export type WorkerEvent = (typeof WorkerEvent)[keyof typeof WorkerEvent];
 
 export const WorkersMessage = Type.Object({
@@ -183,12 +216,22 @@ const checkers = {
 };
 
 /** Why a message was refused: above the size bound, not JSON, another schema (version), or a shape mismatch. */
-export const DecodeFailure = { tooLarge: "too_large", notJson: "not_json", wrongSchema: "wrong_schema", invalid: "invalid" } as const;
+export const DecodeFailure = {
+  tooLarge: "too_large",
+  notJson: "not_json",
+  wrongSchema: "wrong_schema",
+  invalid: "invalid",
+} as const;
 export type DecodeFailure = (typeof DecodeFailure)[keyof typeof DecodeFailure];
 
 export class TelemetryDecodeError extends Error {
   override name = "TelemetryDecodeError";
-  constructor(readonly subject: string, message: string, readonly reason: DecodeFailure = DecodeFailure.invalid, options?: ErrorOptions) {
+  constructor(
+    readonly subject: string,
+    message: string,
+    readonly reason: DecodeFailure = DecodeFailure.invalid,
+    options?: ErrorOptions,
+  ) {
     super(`message on ${subject}: ${message}`, options);
   }
 }
@@ -210,7 +253,11 @@ export function encodeJson(message: object): Uint8Array {
 
 function parse(subject: string, data: Uint8Array, maxBytes: number): unknown {
   if (data.byteLength > maxBytes) {
-    throw new TelemetryDecodeError(subject, `is ${data.byteLength} bytes, more than the ${maxBytes}-byte limit`, DecodeFailure.tooLarge);
+    throw new TelemetryDecodeError(
+      subject,
+      `is ${data.byteLength} bytes, more than the ${maxBytes}-byte limit`,
+      DecodeFailure.tooLarge,
+    );
   }
   try {
     return JSON.parse(decoder.decode(data));
@@ -219,27 +266,59 @@ function parse(subject: string, data: Uint8Array, maxBytes: number): unknown {
   }
 }
 
-interface Messages { collectives: CollectivesMessage; rdma: RdmaMessage; load: LoadMessage; workers: WorkersMessage; workerEvents: WorkerEventsMessage }
+interface Messages {
+  collectives: CollectivesMessage;
+  rdma: RdmaMessage;
+  load: LoadMessage;
+  workers: WorkersMessage;
+  workerEvents: WorkerEventsMessage;
+}
 
-function decodeWith<K extends keyof Messages>(kind: K, subject: string, data: Uint8Array, maxBytes: number): Messages[K] {
+function decodeWith<K extends keyof Messages>(
+  kind: K,
+  subject: string,
+  data: Uint8Array,
+  maxBytes: number,
+): Messages[K] {
   const value = parse(subject, data, maxBytes);
   const checker = checkers[kind];
   if (!checker.Check(value)) {
     // Another version of the message says so by name, rather than by the first field that happens to differ.
-    const schema = value !== null && typeof value === "object" && !Array.isArray(value) ? (value as { schema?: unknown }).schema : undefined;
+    const schema =
+      value !== null && typeof value === "object" && !Array.isArray(value)
+        ? (value as { schema?: unknown }).schema
+        : undefined;
     if (typeof schema === "string" && schema !== Schema[kind]) {
-      throw new TelemetryDecodeError(subject, `has schema ${JSON.stringify(schema.slice(0, 64))}, this reader understands ${Schema[kind]}`, DecodeFailure.wrongSchema);
+      throw new TelemetryDecodeError(
+        subject,
+        `has schema ${JSON.stringify(schema.slice(0, 64))}, this reader understands ${Schema[kind]}`,
+        DecodeFailure.wrongSchema,
+      );
     }
     const first = checker.Errors(value).First();
-    throw new TelemetryDecodeError(subject, `does not match ${Schema[kind]}: ${first ? `${first.path} ${first.message}` : "invalid"}`, DecodeFailure.invalid);
+    throw new TelemetryDecodeError(
+      subject,
+      `does not match ${Schema[kind]}: ${first ? `${first.path} ${first.message}` : "invalid"}`,
+      DecodeFailure.invalid,
+    );
   }
   return value as Messages[K];
 }
 
-export const decodeRdma = (subject: string, data: Uint8Array, maxBytes = MAX_TELEMETRY_MESSAGE_BYTES): RdmaMessage => decodeWith("rdma", subject, data, maxBytes);
-export const decodeLoad = (subject: string, data: Uint8Array, maxBytes = MAX_TELEMETRY_MESSAGE_BYTES): LoadMessage => decodeWith("load", subject, data, maxBytes);
-export const decodeWorkers = (subject: string, data: Uint8Array, maxBytes = MAX_TELEMETRY_MESSAGE_BYTES): WorkersMessage => decodeWith("workers", subject, data, maxBytes);
-export const decodeWorkerEvents = (subject: string, data: Uint8Array, maxBytes = MAX_TELEMETRY_MESSAGE_BYTES): WorkerEventsMessage => decodeWith("workerEvents", subject, data, maxBytes);
+export const decodeRdma = (subject: string, data: Uint8Array, maxBytes = MAX_TELEMETRY_MESSAGE_BYTES): RdmaMessage =>
+  decodeWith("rdma", subject, data, maxBytes);
+export const decodeLoad = (subject: string, data: Uint8Array, maxBytes = MAX_TELEMETRY_MESSAGE_BYTES): LoadMessage =>
+  decodeWith("load", subject, data, maxBytes);
+export const decodeWorkers = (
+  subject: string,
+  data: Uint8Array,
+  maxBytes = MAX_TELEMETRY_MESSAGE_BYTES,
+): WorkersMessage => decodeWith("workers", subject, data, maxBytes);
+export const decodeWorkerEvents = (
+  subject: string,
+  data: Uint8Array,
+  maxBytes = MAX_TELEMETRY_MESSAGE_BYTES,
+): WorkerEventsMessage => decodeWith("workerEvents", subject, data, maxBytes);
 
 type CollectiveTuple = Static<typeof CollectiveTuple>;
 
@@ -255,7 +334,17 @@ export function tupleToCollective(t: CollectiveTuple): CollectiveRecord {
   for (let i = 0; i + 3 < flat.length; i += 4) {
     peers.push({ peerRank: flat[i]!, bytes: flat[i + 1]!, startUnixUs: flat[i + 2]!, endUnixUs: flat[i + 3]! });
   }
-  return { communicator, rank, nRanks, collective: collective as Collective, sequence, bytes, startUnixUs, endUnixUs, peers };
+  return {
+    communicator,
+    rank,
+    nRanks,
+    collective: collective as Collective,
+    sequence,
+    bytes,
+    startUnixUs,
+    endUnixUs,
+    peers,
+  };
 }
 
 export interface PodRef {
@@ -264,8 +353,21 @@ export interface PodRef {
 }
 
 /** The CollectivesMessage for these records, as an object (what encodeCollectives writes, byte for byte, as JSON). */
-export function collectivesMessage(node: string, records: readonly CollectiveRecord[], sentUnixMs: number, droppedSincePrevious: number, source?: PodRef): CollectivesMessage {
-  return { schema: Schema.collectives, node, sentUnixMs, droppedSincePrevious, ...(source ? { podNamespace: source.podNamespace, podName: source.podName } : {}), records: records.map(collectiveToTuple) };
+export function collectivesMessage(
+  node: string,
+  records: readonly CollectiveRecord[],
+  sentUnixMs: number,
+  droppedSincePrevious: number,
+  source?: PodRef,
+): CollectivesMessage {
+  return {
+    schema: Schema.collectives,
+    node,
+    sentUnixMs,
+    droppedSincePrevious,
+    ...(source ? { podNamespace: source.podNamespace, podName: source.podName } : {}),
+    records: records.map(collectiveToTuple),
+  };
 }
 
 const collectivesWriter = new JsonBytesWriter();
@@ -278,15 +380,28 @@ const CLOSE = 0x5d;
  * tuples and one big string first: the agent encodes every collective record it publishes. Strings are escaped by
  * JSON.stringify once per distinct value in a row (a batch is mostly one communicator and one collective).
  */
-export function encodeCollectives(node: string, records: readonly CollectiveRecord[], sentUnixMs: number, droppedSincePrevious: number, source?: PodRef): Uint8Array {
+export function encodeCollectives(
+  node: string,
+  records: readonly CollectiveRecord[],
+  sentUnixMs: number,
+  droppedSincePrevious: number,
+  source?: PodRef,
+): Uint8Array {
   const w = collectivesWriter;
-  w.bytes(encoder.encode(`{"schema":${JSON.stringify(Schema.collectives)},"node":${JSON.stringify(node)},"sentUnixMs":`));
+  w.bytes(
+    encoder.encode(`{"schema":${JSON.stringify(Schema.collectives)},"node":${JSON.stringify(node)},"sentUnixMs":`),
+  );
   w.reserve(MAX_NUMBER_BYTES);
   w.number(sentUnixMs);
   w.bytes(DROPPED_KEY);
   w.reserve(MAX_NUMBER_BYTES);
   w.number(droppedSincePrevious);
-  if (source) w.bytes(encoder.encode(`,"podNamespace":${JSON.stringify(source.podNamespace)},"podName":${JSON.stringify(source.podName)}`));
+  if (source)
+    w.bytes(
+      encoder.encode(
+        `,"podNamespace":${JSON.stringify(source.podNamespace)},"podName":${JSON.stringify(source.podName)}`,
+      ),
+    );
   w.bytes(RECORDS_KEY);
   let lastCommunicator: string | undefined;
   let communicatorJson: Uint8Array = new Uint8Array(0);
@@ -308,25 +423,39 @@ export function encodeCollectives(node: string, records: readonly CollectiveReco
     if (i > 0) w.byte(COMMA);
     w.byte(OPEN);
     w.bytes(communicatorJson);
-    w.byte(COMMA); w.number(r.rank);
-    w.byte(COMMA); w.number(r.nRanks);
-    w.byte(COMMA); w.bytes(collectiveJson);
-    w.byte(COMMA); w.number(r.sequence);
-    w.byte(COMMA); w.number(r.bytes);
-    w.byte(COMMA); w.number(r.startUnixUs);
-    w.byte(COMMA); w.number(r.endUnixUs);
-    w.byte(COMMA); w.byte(OPEN);
+    w.byte(COMMA);
+    w.number(r.rank);
+    w.byte(COMMA);
+    w.number(r.nRanks);
+    w.byte(COMMA);
+    w.bytes(collectiveJson);
+    w.byte(COMMA);
+    w.number(r.sequence);
+    w.byte(COMMA);
+    w.number(r.bytes);
+    w.byte(COMMA);
+    w.number(r.startUnixUs);
+    w.byte(COMMA);
+    w.number(r.endUnixUs);
+    w.byte(COMMA);
+    w.byte(OPEN);
     for (let j = 0; j < peers.length; j++) {
       const p = peers[j]!;
       if (j > 0) w.byte(COMMA);
       w.number(p.peerRank);
-      w.byte(COMMA); w.number(p.bytes);
-      w.byte(COMMA); w.number(p.startUnixUs);
-      w.byte(COMMA); w.number(p.endUnixUs);
+      w.byte(COMMA);
+      w.number(p.bytes);
+      w.byte(COMMA);
+      w.number(p.startUnixUs);
+      w.byte(COMMA);
+      w.number(p.endUnixUs);
     }
-    w.byte(CLOSE); w.byte(CLOSE);
+    w.byte(CLOSE);
+    w.byte(CLOSE);
   }
-  w.reserve(2); w.byte(CLOSE); w.byte(0x7d);
+  w.reserve(2);
+  w.byte(CLOSE);
+  w.byte(0x7d);
   return w.take();
 }
 
@@ -341,8 +470,21 @@ export interface DecodedCollectives {
   records: CollectiveRecord[];
 }
 
-export function decodeCollectives(subject: string, data: Uint8Array, maxBytes = MAX_TELEMETRY_MESSAGE_BYTES): DecodedCollectives {
+export function decodeCollectives(
+  subject: string,
+  data: Uint8Array,
+  maxBytes = MAX_TELEMETRY_MESSAGE_BYTES,
+): DecodedCollectives {
   const message = decodeWith("collectives", subject, data, maxBytes);
-  const source = message.podNamespace !== undefined && message.podName !== undefined ? { podNamespace: message.podNamespace, podName: message.podName } : undefined;
-  return { node: message.node, sentUnixMs: message.sentUnixMs, droppedSincePrevious: message.droppedSincePrevious, source, records: message.records.map(tupleToCollective) };
+  const source =
+    message.podNamespace !== undefined && message.podName !== undefined
+      ? { podNamespace: message.podNamespace, podName: message.podName }
+      : undefined;
+  return {
+    node: message.node,
+    sentUnixMs: message.sentUnixMs,
+    droppedSincePrevious: message.droppedSincePrevious,
+    source,
+    records: message.records.map(tupleToCollective),
+  };
 }

@@ -22,17 +22,29 @@ export class Admission {
   private readonly reaper: SlowClientReaper;
   private readonly keyRefresh: NodeJS.Timeout | undefined;
 
-  constructor(readonly config: AdmissionConfig, private readonly metrics: GatewayMetrics, private readonly logger: Logger) {
-    this.slots = new Slots({ maxInFlight: config.maxInFlight, maxQueued: config.maxQueued, timeoutMs: config.queueTimeoutMs });
+  constructor(
+    readonly config: AdmissionConfig,
+    private readonly metrics: GatewayMetrics,
+    private readonly logger: Logger,
+  ) {
+    this.slots = new Slots({
+      maxInFlight: config.maxInFlight,
+      maxQueued: config.maxQueued,
+      timeoutMs: config.queueTimeoutMs,
+    });
     this.keys = new ApiKeys(config.apiKeysFile);
     this.reaper = new SlowClientReaper(config.writeStallTimeoutMs, (res) => {
       metrics.slowClientsClosedTotal.inc();
-      logger.warn({ requestId: res.getHeader("x-request-id"), stallMs: config.writeStallTimeoutMs }, "closing a response the client stopped reading");
+      logger.warn(
+        { requestId: res.getHeader("x-request-id"), stallMs: config.writeStallTimeoutMs },
+        "closing a response the client stopped reading",
+      );
     });
     if (this.keys.enabled) {
       logger.info({ keys: this.keys.count, file: config.apiKeysFile }, "API keys required");
       this.keyRefresh = setInterval(() => {
-        if (!this.keys.reload()) logger.warn({ file: config.apiKeysFile }, "API key file unreadable or empty; keeping the keys read before");
+        if (!this.keys.reload())
+          logger.warn({ file: config.apiKeysFile }, "API key file unreadable or empty; keeping the keys read before");
       }, config.apiKeysRefreshMs).unref();
     }
     this.publish();
@@ -50,7 +62,11 @@ export class Admission {
     const failure = this.keys.check(req.headers);
     if (failure === undefined) return undefined;
     this.metrics.admissionRefusedTotal.inc({ reason: `${failure}_key` });
-    return new GatewayError(401, ErrorCode.unauthorized, failure === "missing" ? "an API key is required (Authorization: Bearer <key>)" : "the API key is not valid");
+    return new GatewayError(
+      401,
+      ErrorCode.unauthorized,
+      failure === "missing" ? "an API key is required (Authorization: Bearer <key>)" : "the API key is not valid",
+    );
   }
 
   /**
@@ -71,7 +87,9 @@ export class Admission {
       if (!(error instanceof SlotRefusedError)) throw error;
       this.metrics.admissionRefusedTotal.inc({ reason: error.refusal });
       const status = error.refusal === Refusal.queueFull ? 429 : 503;
-      return new GatewayError(status, ErrorCode.overloaded, `the gateway is at capacity: ${error.message}`, { retryAfterS: this.config.retryAfterS });
+      return new GatewayError(status, ErrorCode.overloaded, `the gateway is at capacity: ${error.message}`, {
+        retryAfterS: this.config.retryAfterS,
+      });
     } finally {
       res.off("close", onClose);
     }

@@ -16,7 +16,10 @@ const digest = (key: string): Buffer => createHash("sha256").update(key, "utf8")
 
 /** Keys of a key file's text: one per line, blank lines and '#' comments skipped, surrounding whitespace trimmed. */
 export function parseKeyFile(text: string): string[] {
-  return text.split(/\r?\n/).map((line) => line.trim()).filter((line) => line !== "" && !line.startsWith("#"));
+  return text
+    .split(/\r?\n/)
+    .map((line) => line.trim())
+    .filter((line) => line !== "" && !line.startsWith("#"));
 }
 
 /** The key a request presents, if any. */

@@ -18,7 +18,10 @@ export const AdmissionConfigSchema = Type.Object({
   retryAfterS: Type.Integer({ minimum: 1, default: 1 }),
   /** Headers and body must arrive within this (Node's requestTimeout): a client trickling bytes is cut off with 408. */
   requestTimeoutMs: Type.Integer({ minimum: 1_000, default: 30_000 }),
-  /** A response whose socket has not drained for this long (the client stopped reading) is closed, its upstream call cancelled. */
+  /**
+   * A response whose socket has not drained for this long (the client stopped reading) is closed, its upstream call
+   * cancelled.
+   */
   writeStallTimeoutMs: Type.Integer({ minimum: 100, default: 30_000 }),
   /** Open client connections at most (Node's server.maxConnections); further connections are closed on accept. */
   maxConnections: Type.Integer({ minimum: 1, default: 4096 }),
@@ -49,7 +52,10 @@ export class AdmissionConfigError extends Error {
 }
 
 export function loadAdmissionConfig(env: NodeJS.ProcessEnv = process.env): AdmissionConfig {
-  return configFromEnv(AdmissionConfigSchema, ADMISSION_ENV, env, { what: "gateway admission", makeError: (message) => new AdmissionConfigError(message) });
+  return configFromEnv(AdmissionConfigSchema, ADMISSION_ENV, env, {
+    what: "gateway admission",
+    makeError: (message) => new AdmissionConfigError(message),
+  });
 }
 
 /** The defaults, for callers that build the gateway without the environment (tests, benchmarks). */

@@ -8,7 +8,10 @@ export type Refusal = (typeof Refusal)[keyof typeof Refusal];
 
 export class SlotRefusedError extends Error {
   override name = "SlotRefusedError";
-  constructor(readonly refusal: Refusal, message: string) {
+  constructor(
+    readonly refusal: Refusal,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -42,7 +45,12 @@ export class Slots {
   acquire(signal?: AbortSignal): Promise<() => void> {
     if (this.held < this.limits.maxInFlight && this.queue.length === 0) return Promise.resolve(this.grant());
     if (this.queue.length >= this.limits.maxQueued) {
-      return Promise.reject(new SlotRefusedError(Refusal.queueFull, `${this.held} requests in flight and ${this.queue.length} waiting, the most this gateway replica takes`));
+      return Promise.reject(
+        new SlotRefusedError(
+          Refusal.queueFull,
+          `${this.held} requests in flight and ${this.queue.length} waiting, the most this gateway replica takes`,
+        ),
+      );
     }
     return new Promise((resolve, reject) => {
       const leave = () => {
@@ -61,8 +69,18 @@ export class Slots {
           reject(error);
         },
       };
-      const timer = setTimeout(() => waiter.refuse(new SlotRefusedError(Refusal.queueTimeout, `no slot within ${this.limits.timeoutMs} ms (${this.held} requests in flight)`)), this.limits.timeoutMs);
-      const onAbort = () => waiter.refuse(new SlotRefusedError(Refusal.cancelled, "the client went away while waiting"));
+      const timer = setTimeout(
+        () =>
+          waiter.refuse(
+            new SlotRefusedError(
+              Refusal.queueTimeout,
+              `no slot within ${this.limits.timeoutMs} ms (${this.held} requests in flight)`,
+            ),
+          ),
+        this.limits.timeoutMs,
+      );
+      const onAbort = () =>
+        waiter.refuse(new SlotRefusedError(Refusal.cancelled, "the client went away while waiting"));
       signal?.addEventListener("abort", onAbort, { once: true });
       this.queue.push(waiter);
     });

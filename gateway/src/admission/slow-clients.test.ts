@@ -48,7 +48,10 @@ describe("SlowClientReaper", () => {
     const port = await streamingServer(reaper, closed);
     request(port, true);
     request(port, false);
-    await waitFor(() => reaped.length === 1 && closed.length === 1, { description: "the stalled response reaped", timeoutMs: 20_000 });
+    await waitFor(() => reaped.length === 1 && closed.length === 1, {
+      description: "the stalled response reaped",
+      timeoutMs: 20_000,
+    });
     expect(reaper.size).toBe(1); // the reading client's response is still tracked, and flowing
   }, 30_000);
 });

@@ -6,7 +6,12 @@
  * same object on a simulated clock (bench/gateway/dispatch-sim.ts), so what it measures is what the gateway runs.
  */
 import type { InstanceRole, Priority } from "../../../common/src/engine-api.js";
-import { createPolicy, type Candidate, type DispatchPolicy, type DispatchPolicyName } from "../../../common/src/scheduler/dispatch.js";
+import {
+  createPolicy,
+  type Candidate,
+  type DispatchPolicy,
+  type DispatchPolicyName,
+} from "../../../common/src/scheduler/dispatch.js";
 import type { FreenessConfig } from "../../../common/src/scheduler/freeness.js";
 import type { InstanceView } from "../instances/view.js";
 import type { GatewayMetrics } from "../metrics.js";
@@ -37,7 +42,8 @@ export class Dispatcher {
   private policy(model: string, role: InstanceRole): DispatchPolicy {
     const key = `${model}\u0000${role}`;
     let policy = this.policies.get(key);
-    if (!policy) this.policies.set(key, (policy = createPolicy(this.deps.config.dispatchPolicy, this.deps.config.freeness)));
+    if (!policy)
+      this.policies.set(key, (policy = createPolicy(this.deps.config.dispatchPolicy, this.deps.config.freeness)));
     return policy;
   }
 
@@ -52,12 +58,22 @@ export class Dispatcher {
     const limit = this.deps.config.maxQueuedPerInstance * (c.priority === "high" ? 2 : 1);
     const admissible = candidates.filter((x) => x.load.queuedRequests < limit);
     if (admissible.length === 0) {
-      throw new GatewayError(429, ErrorCode.overloaded, `every ${role} instance of '${c.model}' has ${limit} or more requests waiting`, { retryAfterS: this.deps.config.retryAfterS });
+      throw new GatewayError(
+        429,
+        ErrorCode.overloaded,
+        `every ${role} instance of '${c.model}' has ${limit} or more requests waiting`,
+        { retryAfterS: this.deps.config.retryAfterS },
+      );
     }
     const policy = this.policy(c.model, role);
     const chosen = policy.choose(admissible, { id: c.requestId, priority: c.priority, promptTokens: c.promptTokens });
     if (!chosen) return undefined;
-    this.deps.view.reserve(c.requestId, chosen.id, { promptTokens: c.promptTokens, highPriority: c.priority === "high" }, nowMs);
+    this.deps.view.reserve(
+      c.requestId,
+      chosen.id,
+      { promptTokens: c.promptTokens, highPriority: c.priority === "high" },
+      nowMs,
+    );
     this.deps.metrics.dispatchDecisionsTotal.inc({ model: c.model, policy: policy.name, role });
     return chosen;
   }

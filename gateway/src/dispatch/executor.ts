@@ -16,8 +16,19 @@
  * request moves. The consumer sees one uninterrupted token sequence.
  */
 import {
-  EnginePath, isMigratedEvent, migrationPath, validateEngineChunk, validateMigratedEvent, validatePrefillResponse,
-  type EngineChunk, type FinishReason, type InstanceRole, type MigratedEvent, type PrefillResponse, type Priority, type Usage,
+  EnginePath,
+  isMigratedEvent,
+  migrationPath,
+  validateEngineChunk,
+  validateMigratedEvent,
+  validatePrefillResponse,
+  type EngineChunk,
+  type FinishReason,
+  type InstanceRole,
+  type MigratedEvent,
+  type PrefillResponse,
+  type Priority,
+  type Usage,
 } from "../../../common/src/engine-api.js";
 import type { Candidate, DispatchPolicyName } from "../../../common/src/scheduler/dispatch.js";
 import type { FreenessConfig } from "../../../common/src/scheduler/freeness.js";
@@ -26,7 +37,15 @@ import type { Sampling } from "../openai/validation.js";
 import type { InstanceView } from "../instances/view.js";
 import type { GatewayMetrics } from "../metrics.js";
 import { Dispatcher } from "./dispatcher.js";
-import { CallCancelledError, getEngineStream, postEngine, UpstreamError, UpstreamFailure, type UpstreamCall, type UpstreamTimeouts } from "./upstream.js";
+import {
+  CallCancelledError,
+  getEngineStream,
+  postEngine,
+  UpstreamError,
+  UpstreamFailure,
+  type UpstreamCall,
+  type UpstreamTimeouts,
+} from "./upstream.js";
 
 export interface ExecutorConfig {
   dispatchPolicy: DispatchPolicyName;
@@ -58,7 +77,9 @@ export type CompletionEvent =
 export class DispatchExecutor {
   private readonly dispatcher: Dispatcher;
 
-  constructor(private readonly deps: { view: InstanceView; config: ExecutorConfig; metrics: GatewayMetrics; now: () => number }) {
+  constructor(
+    private readonly deps: { view: InstanceView; config: ExecutorConfig; metrics: GatewayMetrics; now: () => number },
+  ) {
     this.dispatcher = new Dispatcher({ view: deps.view, config: deps.config, metrics: deps.metrics });
   }
 
@@ -72,7 +93,13 @@ export class DispatchExecutor {
   }
 
   private unavailable(message: string, cause?: unknown): GatewayError {
-    return new GatewayError(503, ErrorCode.noInstances, message, { retryAfterS: this.deps.config.retryAfterS }, { cause });
+    return new GatewayError(
+      503,
+      ErrorCode.noInstances,
+      message,
+      { retryAfterS: this.deps.config.retryAfterS },
+      { cause },
+    );
   }
 
   private url(instanceId: string, path: string): string {
@@ -84,18 +111,39 @@ export class DispatchExecutor {
   /** After a failed attempt: remember the instance, count the retry, and say whether to try another. */
   private onAttemptFailed(c: Completion, role: InstanceRole, instanceId: string, error: unknown): UpstreamError {
     if (error instanceof CallCancelledError) throw error;
-    const upstream = error instanceof UpstreamError ? error : new UpstreamError(UpstreamFailure.failed, instanceId, "bad answer", undefined, { cause: error });
-    if (upstream.reason === UpstreamFailure.rejected) throw new GatewayError(400, ErrorCode.invalidRequest, `the instance refused the request: ${upstream.message}`, {}, { cause: upstream });
+    const upstream =
+      error instanceof UpstreamError
+        ? error
+        : new UpstreamError(UpstreamFailure.failed, instanceId, "bad answer", undefined, { cause: error });
+    if (upstream.reason === UpstreamFailure.rejected)
+      throw new GatewayError(
+        400,
+        ErrorCode.invalidRequest,
+        `the instance refused the request: ${upstream.message}`,
+        {},
+        { cause: upstream },
+      );
     if (upstream.reason !== UpstreamFailure.overloaded) this.deps.view.markSuspect(instanceId, this.deps.now());
-    this.deps.metrics.upstreamRetriesTotal.inc({ model: c.model, role, reason: upstream.reason === UpstreamFailure.kvGone ? UpstreamFailure.failed : upstream.reason });
+    this.deps.metrics.upstreamRetriesTotal.inc({
+      model: c.model,
+      role,
+      reason: upstream.reason === UpstreamFailure.kvGone ? UpstreamFailure.failed : upstream.reason,
+    });
     return upstream;
   }
 
   private exhausted(c: Completion, role: InstanceRole, failures: UpstreamError[]): GatewayError {
     if (failures.length === 0) return this.unavailable(`no live ${role} instance serves '${c.model}'`);
-    if (failures.every((f) => f.reason === UpstreamFailure.overloaded)) return this.overloaded(`every ${role} instance of '${c.model}' tried is overloaded`);
+    if (failures.every((f) => f.reason === UpstreamFailure.overloaded))
+      return this.overloaded(`every ${role} instance of '${c.model}' tried is overloaded`);
     const last = failures[failures.length - 1]!;
-    return new GatewayError(503, ErrorCode.upstreamFailed, `${failures.length} ${role} instance(s) of '${c.model}' failed; last: ${last.message}`, { retryAfterS: this.deps.config.retryAfterS }, { cause: last });
+    return new GatewayError(
+      503,
+      ErrorCode.upstreamFailed,
+      `${failures.length} ${role} instance(s) of '${c.model}' failed; last: ${last.message}`,
+      { retryAfterS: this.deps.config.retryAfterS },
+      { cause: last },
+    );
   }
 
   async *run(c: Completion, signal: AbortSignal, mode: "colocated" | "disaggregated"): AsyncGenerator<CompletionEvent> {
@@ -144,7 +192,13 @@ export class DispatchExecutor {
    * from the next token not yet relayed. `relayed.tokens` counts the completion's tokens relayed so far (the
    * caller's retry rules read it).
    */
-  private async *follow(c: Completion, role: InstanceRole, first: UpstreamCall, signal: AbortSignal, relayed: { tokens: number }): AsyncGenerator<CompletionEvent> {
+  private async *follow(
+    c: Completion,
+    role: InstanceRole,
+    first: UpstreamCall,
+    signal: AbortSignal,
+    relayed: { tokens: number },
+  ): AsyncGenerator<CompletionEvent> {
     let call = first;
     for (;;) {
       let migrated: MigratedEvent | undefined;
@@ -163,18 +217,32 @@ export class DispatchExecutor {
   }
 
   /** Opens the destination's resume stream from token `from` (the first one the consumer does not have). */
-  private async resume(c: Completion, role: InstanceRole, to: MigratedEvent, signal: AbortSignal, from: number): Promise<UpstreamCall> {
+  private async resume(
+    c: Completion,
+    role: InstanceRole,
+    to: MigratedEvent,
+    signal: AbortSignal,
+    from: number,
+  ): Promise<UpstreamCall> {
     const failed = (message: string, cause?: unknown) => {
       this.deps.metrics.migrationsFollowedTotal.inc({ model: c.model, role, outcome: "failed" });
       return new UpstreamError(UpstreamFailure.failed, to.engine_url, message, undefined, { cause });
     };
     // The source says where the request went; the gateway follows only to the instance the view knows by that id.
     const known = this.deps.view.report(to.instance);
-    if (known && known.engineUrl !== to.engine_url) throw failed(`migrated to ${to.instance}, whose engine URL is ${known.engineUrl}, not ${to.engine_url}`);
+    if (known && known.engineUrl !== to.engine_url)
+      throw failed(`migrated to ${to.instance}, whose engine URL is ${known.engineUrl}, not ${to.engine_url}`);
     // The source stops right after its last token: the destination continues at exactly the tokens relayed.
-    if (to.next_token_index !== from) throw failed(`the request migrated at token ${to.next_token_index}, but ${from} tokens were relayed`);
+    if (to.next_token_index !== from)
+      throw failed(`the request migrated at token ${to.next_token_index}, but ${from} tokens were relayed`);
     try {
-      const call = await getEngineStream({ url: `${to.engine_url}${migrationPath(c.requestId, "stream")}?from=${from}`, requestId: c.requestId, priority: c.priority, signal, timeouts: this.deps.config.timeouts });
+      const call = await getEngineStream({
+        url: `${to.engine_url}${migrationPath(c.requestId, "stream")}?from=${from}`,
+        requestId: c.requestId,
+        priority: c.priority,
+        signal,
+        timeouts: this.deps.config.timeouts,
+      });
       this.deps.metrics.migrationsFollowedTotal.inc({ model: c.model, role, outcome: "followed" });
       return call;
     } catch (error) {
@@ -202,7 +270,8 @@ export class DispatchExecutor {
           timeouts: this.deps.config.timeouts,
         });
         const parsed = validatePrefillResponse(await call.json());
-        if (!parsed.ok) throw new UpstreamError(UpstreamFailure.failed, chosen.id, `bad prefill answer: ${parsed.message}`);
+        if (!parsed.ok)
+          throw new UpstreamError(UpstreamFailure.failed, chosen.id, `bad prefill answer: ${parsed.message}`);
         prefilled = { instanceId: chosen.id, response: parsed.value };
       } catch (error) {
         if (error instanceof GatewayError) throw error;
@@ -214,7 +283,15 @@ export class DispatchExecutor {
     yield { type: "instance", role: "prefill", instanceId: prefilled.instanceId };
     yield { type: "token", text: response.first_token.text };
     if (response.finish_reason !== null) {
-      yield { type: "done", finishReason: response.finish_reason, usage: { prompt_tokens: response.prompt_tokens, completion_tokens: 1, total_tokens: response.prompt_tokens + 1 } };
+      yield {
+        type: "done",
+        finishReason: response.finish_reason,
+        usage: {
+          prompt_tokens: response.prompt_tokens,
+          completion_tokens: 1,
+          total_tokens: response.prompt_tokens + 1,
+        },
+      };
       return;
     }
     // Phase 2: decode. Another decode instance is tried only while no decode token was yielded and the KV is
@@ -231,7 +308,15 @@ export class DispatchExecutor {
       try {
         const call = await postEngine({
           url: this.url(chosen.id, EnginePath.decode),
-          body: { request_id: c.requestId, model: c.model, prompt_tokens: response.prompt_tokens, max_tokens: c.maxTokens, first_token: response.first_token, kv: response.kv, stream: true },
+          body: {
+            request_id: c.requestId,
+            model: c.model,
+            prompt_tokens: response.prompt_tokens,
+            max_tokens: c.maxTokens,
+            first_token: response.first_token,
+            kv: response.kv,
+            stream: true,
+          },
           requestId: c.requestId,
           priority: c.priority,
           signal,
@@ -254,20 +339,29 @@ export class DispatchExecutor {
 }
 
 function midStream(c: Completion, cause: Error): GatewayError {
-  return new GatewayError(502, ErrorCode.upstreamFailed, `the instance serving '${c.model}' failed after the response started: ${cause.message}`, {}, { cause });
+  return new GatewayError(
+    502,
+    ErrorCode.upstreamFailed,
+    `the instance serving '${c.model}' failed after the response started: ${cause.message}`,
+    {},
+    { cause },
+  );
 }
 
 /**
  * Engine chunks to token and done events; a stream that ends without a finish_reason and usage is a failure. A
  * `migrated` control event ends the relay of this stream with a `migrated` event (the caller follows it).
  */
-async function* relay(payloads: AsyncGenerator<unknown>): AsyncGenerator<CompletionEvent | { type: "migrated"; to: MigratedEvent }> {
+async function* relay(
+  payloads: AsyncGenerator<unknown>,
+): AsyncGenerator<CompletionEvent | { type: "migrated"; to: MigratedEvent }> {
   let finished: { finishReason: FinishReason; usage: Usage } | undefined;
   let tokens = 0;
   for await (const payload of payloads) {
     if (isMigratedEvent(payload)) {
       const event = validateMigratedEvent(payload);
-      if (!event.ok) throw new UpstreamError(UpstreamFailure.failed, "instance", `bad migrated event: ${event.message}`);
+      if (!event.ok)
+        throw new UpstreamError(UpstreamFailure.failed, "instance", `bad migrated event: ${event.message}`);
       yield { type: "migrated", to: event.value };
       return;
     }
@@ -278,7 +372,11 @@ async function* relay(payloads: AsyncGenerator<unknown>): AsyncGenerator<Complet
       tokens += 1;
       yield { type: "token", text: choice.text };
     }
-    if (choice?.finish_reason) finished = { finishReason: choice.finish_reason, usage: chunk.value.usage ?? { prompt_tokens: 0, completion_tokens: tokens, total_tokens: tokens } };
+    if (choice?.finish_reason)
+      finished = {
+        finishReason: choice.finish_reason,
+        usage: chunk.value.usage ?? { prompt_tokens: 0, completion_tokens: tokens, total_tokens: tokens },
+      };
     else if (chunk.value.usage && finished) finished.usage = chunk.value.usage;
   }
   if (!finished) throw new UpstreamError(UpstreamFailure.failed, "instance", "stream ended without a finish_reason");

@@ -20,7 +20,13 @@ export type UpstreamFailure = (typeof UpstreamFailure)[keyof typeof UpstreamFail
 
 export class UpstreamError extends Error {
   override name = "UpstreamError";
-  constructor(readonly reason: UpstreamFailure, readonly url: string, message: string, readonly status?: number, options?: ErrorOptions) {
+  constructor(
+    readonly reason: UpstreamFailure,
+    readonly url: string,
+    message: string,
+    readonly status?: number,
+    options?: ErrorOptions,
+  ) {
     super(`${url}: ${message}`, options);
   }
 }
@@ -96,17 +102,30 @@ async function callEngine(opts: EngineCallOptions & { method: "GET" | "POST"; bo
   };
   const fail = (error: unknown, what: string): Error => {
     if (cause === "cancelled") return new CallCancelledError(`${what} cancelled`, { cause: error });
-    if (cause === "timeout") return new UpstreamError(UpstreamFailure.timeout, opts.url, `${what} timed out`, undefined, { cause: error });
+    if (cause === "timeout")
+      return new UpstreamError(UpstreamFailure.timeout, opts.url, `${what} timed out`, undefined, { cause: error });
     if (error instanceof UpstreamError) return error;
-    return new UpstreamError(UpstreamFailure.unreachable, opts.url, `${what} failed: ${error instanceof Error ? ((error.cause as Error | undefined)?.message ?? error.message) : String(error)}`, undefined, { cause: error });
+    return new UpstreamError(
+      UpstreamFailure.unreachable,
+      opts.url,
+      `${what} failed: ${error instanceof Error ? ((error.cause as Error | undefined)?.message ?? error.message) : String(error)}`,
+      undefined,
+      { cause: error },
+    );
   };
 
   let response: Response;
   try {
-    const headers = { accept: "text/event-stream, application/json", [EngineHeader.requestId]: opts.requestId, [EngineHeader.priority]: opts.priority };
+    const headers = {
+      accept: "text/event-stream, application/json",
+      [EngineHeader.requestId]: opts.requestId,
+      [EngineHeader.priority]: opts.priority,
+    };
     response = await fetch(opts.url, {
       method: opts.method,
-      ...(opts.method === "POST" ? { headers: { ...headers, "content-type": "application/json" }, body: JSON.stringify(opts.body) } : { headers }),
+      ...(opts.method === "POST"
+        ? { headers: { ...headers, "content-type": "application/json" }, body: JSON.stringify(opts.body) }
+        : { headers }),
       signal: controller.signal,
     });
   } catch (error) {
@@ -122,7 +141,12 @@ async function callEngine(opts: EngineCallOptions & { method: "GET" | "POST"; bo
     }
     cleanup();
     controller.abort();
-    throw new UpstreamError(reasonForStatus(response.status), opts.url, `answered ${response.status}: ${errorMessage(text)}`, response.status);
+    throw new UpstreamError(
+      reasonForStatus(response.status),
+      opts.url,
+      `answered ${response.status}: ${errorMessage(text)}`,
+      response.status,
+    );
   }
   const resetIdle = () => {
     clearTimeout(idle);
@@ -144,7 +168,8 @@ async function callEngine(opts: EngineCallOptions & { method: "GET" | "POST"; bo
           } catch (error) {
             throw fail(error, "stream");
           }
-          if (chunk.done) throw fail(new UpstreamError(UpstreamFailure.failed, opts.url, "stream ended before [DONE]"), "stream");
+          if (chunk.done)
+            throw fail(new UpstreamError(UpstreamFailure.failed, opts.url, "stream ended before [DONE]"), "stream");
           resetIdle();
           for (const data of parser.push(chunk.value)) {
             if (data === "[DONE]") {
@@ -155,10 +180,13 @@ async function callEngine(opts: EngineCallOptions & { method: "GET" | "POST"; bo
             try {
               payload = JSON.parse(data);
             } catch (error) {
-              throw new UpstreamError(UpstreamFailure.failed, opts.url, "stream event is not JSON", undefined, { cause: error });
+              throw new UpstreamError(UpstreamFailure.failed, opts.url, "stream event is not JSON", undefined, {
+                cause: error,
+              });
             }
             const error = (payload as Partial<ErrorBody>).error;
-            if (error && typeof error === "object") throw new UpstreamError(UpstreamFailure.failed, opts.url, `stream error: ${String(error.message)}`);
+            if (error && typeof error === "object")
+              throw new UpstreamError(UpstreamFailure.failed, opts.url, `stream error: ${String(error.message)}`);
             yield payload;
           }
         }

@@ -59,7 +59,10 @@ export class JetStreamLoadInstanceSource implements InstanceSource {
   private readonly lastWarnMs = new Map<string, number>();
   private readonly loop: Promise<void>;
 
-  private constructor(private readonly messages: ConsumerMessages, private readonly deps: { logger: Logger; metrics: GatewayMetrics; now: () => number }) {
+  private constructor(
+    private readonly messages: ConsumerMessages,
+    private readonly deps: { logger: Logger; metrics: GatewayMetrics; now: () => number },
+  ) {
     this.loop = this.consume();
   }
 
@@ -68,7 +71,11 @@ export class JetStreamLoadInstanceSource implements InstanceSource {
    * consumer. Listeners added right after this resolves get the replayed reports: messages come from the network,
    * so none is handled before the caller's next await.
    */
-  static async start(connection: NatsConnection, deps: { logger: Logger; metrics: GatewayMetrics }, options: LoadSourceOptions): Promise<JetStreamLoadInstanceSource> {
+  static async start(
+    connection: NatsConnection,
+    deps: { logger: Logger; metrics: GatewayMetrics },
+    options: LoadSourceOptions,
+  ): Promise<JetStreamLoadInstanceSource> {
     const now = options.now ?? Date.now;
     const definition = streamDefinition(Stream.load);
     try {
@@ -80,7 +87,10 @@ export class JetStreamLoadInstanceSource implements InstanceSource {
       });
       return new JetStreamLoadInstanceSource(await consumer.consume(), { ...deps, now });
     } catch (error) {
-      throw new Error(`cannot consume the load stream ${streamName(Stream.load)} on JetStream (does the NATS server run with JetStream?)`, { cause: error });
+      throw new Error(
+        `cannot consume the load stream ${streamName(Stream.load)} on JetStream (does the NATS server run with JetStream?)`,
+        { cause: error },
+      );
     }
   }
 

@@ -5,7 +5,17 @@ import type { InstanceReport } from "./source.js";
 import { InstanceView } from "./view.js";
 
 const config = { instanceStaleMs: 1_000, modelForgetMs: 10_000, suspectMs: 2_000, reservationMaxAgeMs: 5_000 };
-const report = (id: string, role: InstanceReport["role"], at: number, model = "m"): InstanceReport => ({ id, model, role, engineUrl: `http://${id}:1`, servingDeployment: "ns/sd", podNamespace: "ns", podName: id, load: idleLoad(100), reportedUnixMs: at });
+const report = (id: string, role: InstanceReport["role"], at: number, model = "m"): InstanceReport => ({
+  id,
+  model,
+  role,
+  engineUrl: `http://${id}:1`,
+  servingDeployment: "ns/sd",
+  podNamespace: "ns",
+  podName: id,
+  load: idleLoad(100),
+  reportedUnixMs: at,
+});
 
 describe("InstanceView", () => {
   it("routes by model and role, dropping stale and suspect instances from dispatch", () => {
@@ -19,7 +29,10 @@ describe("InstanceView", () => {
     expect(view.candidates("m", "decode", 1_700)).toEqual([]);
     view.apply(report("b", "decode", 3_500), 3_500);
     expect(view.candidates("m", "decode", 3_600).map((c) => c.id)).toEqual(["b"]); // suspicion over
-    expect(view.route("m", 1_500)).toMatchObject({ mode: "disaggregated", instances: { decode: 1, prefill: 1, colocated: 0 } });
+    expect(view.route("m", 1_500)).toMatchObject({
+      mode: "disaggregated",
+      instances: { decode: 1, prefill: 1, colocated: 0 },
+    });
   });
 
   it("keeps a route whose instances all went silent until modelForgetMs (503, not 404), then forgets it", () => {
@@ -47,18 +60,55 @@ describe("InstanceView", () => {
 });
 
 describe("reportFromLoadEntry", () => {
-  const entry = { workerId: "w", podNamespace: "ns", podName: "p", unixMs: 5, queueLength: 2, runningRequests: 3, kvCacheUsedFraction: 0.1, kvCacheUsedBytes: 1, ttftMs: 0, tpotMs: 0, tokensPerSecond: 0 };
+  const entry = {
+    workerId: "w",
+    podNamespace: "ns",
+    podName: "p",
+    unixMs: 5,
+    queueLength: 2,
+    runningRequests: 3,
+    kvCacheUsedFraction: 0.1,
+    kvCacheUsedBytes: 1,
+    ttftMs: 0,
+    tpotMs: 0,
+    tokensPerSecond: 0,
+  };
 
   it("skips reports without the serving fields (training workers)", () => {
     expect(reportFromLoadEntry(entry)).toBeUndefined();
   });
 
   it("names what is wrong with a partial serving report", () => {
-    expect(reportFromLoadEntry({ ...entry, role: "decode" } as typeof entry)).toEqual({ invalid: expect.stringContaining("engineUrl") });
+    expect(reportFromLoadEntry({ ...entry, role: "decode" } as typeof entry)).toEqual({
+      invalid: expect.stringContaining("engineUrl"),
+    });
   });
 
   it("maps a serving report to the dispatch load", () => {
-    const full = { ...entry, engineUrl: "http://10.0.0.1:8000", model: "m", role: "decode", servingDeployment: "ns/sd", kvBlocksTotal: 100, kvBlocksUsed: 20, blockSizeTokens: 16, headOfLineDemandBlocks: 4, draining: true };
-    expect(reportFromLoadEntry(full as typeof entry)).toMatchObject({ id: "w", role: "decode", reportedUnixMs: 5, load: { kvBlocksUsed: 20, runningRequests: 3, queuedRequests: 2, headOfLineDemandBlocks: 4, draining: true, highPriorityRunning: 0 } });
+    const full = {
+      ...entry,
+      engineUrl: "http://10.0.0.1:8000",
+      model: "m",
+      role: "decode",
+      servingDeployment: "ns/sd",
+      kvBlocksTotal: 100,
+      kvBlocksUsed: 20,
+      blockSizeTokens: 16,
+      headOfLineDemandBlocks: 4,
+      draining: true,
+    };
+    expect(reportFromLoadEntry(full as typeof entry)).toMatchObject({
+      id: "w",
+      role: "decode",
+      reportedUnixMs: 5,
+      load: {
+        kvBlocksUsed: 20,
+        runningRequests: 3,
+        queuedRequests: 2,
+        headOfLineDemandBlocks: 4,
+        draining: true,
+        highPriorityRunning: 0,
+      },
+    });
   });
 });

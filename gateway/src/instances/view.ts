@@ -93,7 +93,17 @@ export class InstanceView {
       }
       const { model, role, servingDeployment } = entry.report;
       let route = byModel.get(model);
-      if (!route) byModel.set(model, (route = { model, servingDeployments: [], instances: { colocated: 0, prefill: 0, decode: 0 }, mode: undefined, lastSeenMs: 0 }));
+      if (!route)
+        byModel.set(
+          model,
+          (route = {
+            model,
+            servingDeployments: [],
+            instances: { colocated: 0, prefill: 0, decode: 0 },
+            mode: undefined,
+            lastSeenMs: 0,
+          }),
+        );
       if (!route.servingDeployments.includes(servingDeployment)) route.servingDeployments.push(servingDeployment);
       route.lastSeenMs = Math.max(route.lastSeenMs, entry.receivedAtMs);
       if (this.live(entry, nowMs)) route.instances[role] += 1;

@@ -13,5 +13,8 @@ export interface ChatMessage {
 }
 
 export function chatPrompt(messages: readonly ChatMessage[]): string {
-  return messages.map((m) => `<|${m.role === "developer" ? "system" : m.role}|>\n${m.content}\n`).join("") + "<|assistant|>\n";
+  return (
+    messages.map((m) => `<|${m.role === "developer" ? "system" : m.role}|>\n${m.content}\n`).join("") +
+    "<|assistant|>\n"
+  );
 }

@@ -47,7 +47,14 @@ export class GatewayError extends Error {
   }
 
   body(): ErrorBody {
-    return { error: { message: this.message, type: TYPE_BY_STATUS[this.status] ?? "server_error", code: this.code, param: this.extra.param ?? null } };
+    return {
+      error: {
+        message: this.message,
+        type: TYPE_BY_STATUS[this.status] ?? "server_error",
+        code: this.code,
+        param: this.extra.param ?? null,
+      },
+    };
   }
 
   /** Headers that go with the status: Retry-After on 429 and 503. */
@@ -61,5 +68,7 @@ export function toGatewayError(error: unknown): GatewayError {
   return new GatewayError(500, ErrorCode.internal, "internal error", {}, { cause: error });
 }
 
-export const badRequest = (message: string, param: string | null = null): GatewayError => new GatewayError(400, ErrorCode.invalidRequest, message, { param });
-export const modelNotFound = (model: string): GatewayError => new GatewayError(404, ErrorCode.modelNotFound, `The model '${model}' does not exist`, { param: "model" });
+export const badRequest = (message: string, param: string | null = null): GatewayError =>
+  new GatewayError(400, ErrorCode.invalidRequest, message, { param });
+export const modelNotFound = (model: string): GatewayError =>
+  new GatewayError(404, ErrorCode.modelNotFound, `The model '${model}' does not exist`, { param: "model" });

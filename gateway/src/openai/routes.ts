@@ -6,7 +6,13 @@
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { randomUUID } from "node:crypto";
-import { EngineHeader, estimateTokens, parsePriority, type FinishReason, type Usage } from "../../../common/src/engine-api.js";
+import {
+  EngineHeader,
+  estimateTokens,
+  parsePriority,
+  type FinishReason,
+  type Usage,
+} from "../../../common/src/engine-api.js";
 import type { DispatchExecutor, CompletionEvent } from "../dispatch/executor.js";
 import { CallCancelledError } from "../dispatch/upstream.js";
 import type { InstanceView } from "../instances/view.js";
@@ -86,36 +92,78 @@ function write(res: ServerResponse, text: string): Promise<boolean> {
 class Formatter {
   readonly id: string;
   readonly created = Math.floor(Date.now() / 1000);
-  constructor(private readonly r: NormalizedRequest, requestId: string) {
+  constructor(
+    private readonly r: NormalizedRequest,
+    requestId: string,
+  ) {
     this.id = `${r.endpoint === Endpoint.chat ? "chatcmpl" : "cmpl"}-${requestId}`;
   }
   private base(object: string) {
     return { id: this.id, object, created: this.created, model: this.r.model };
   }
   first(): string | undefined {
-    return this.r.endpoint === Endpoint.chat ? sseData({ ...this.base("chat.completion.chunk"), choices: [{ index: 0, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }] }) : undefined;
+    return this.r.endpoint === Endpoint.chat
+      ? sseData({
+          ...this.base("chat.completion.chunk"),
+          choices: [{ index: 0, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }],
+        })
+      : undefined;
   }
   token(text: string): string {
     return this.r.endpoint === Endpoint.chat
-      ? sseData({ ...this.base("chat.completion.chunk"), choices: [{ index: 0, delta: { content: text }, logprobs: null, finish_reason: null }] })
-      : sseData({ ...this.base("text_completion"), choices: [{ index: 0, text, logprobs: null, finish_reason: null }] });
+      ? sseData({
+          ...this.base("chat.completion.chunk"),
+          choices: [{ index: 0, delta: { content: text }, logprobs: null, finish_reason: null }],
+        })
+      : sseData({
+          ...this.base("text_completion"),
+          choices: [{ index: 0, text, logprobs: null, finish_reason: null }],
+        });
   }
   finish(reason: FinishReason, usage: Usage): string {
-    const last = this.r.endpoint === Endpoint.chat
-      ? sseData({ ...this.base("chat.completion.chunk"), choices: [{ index: 0, delta: {}, logprobs: null, finish_reason: reason }] })
-      : sseData({ ...this.base("text_completion"), choices: [{ index: 0, text: "", logprobs: null, finish_reason: reason }] });
-    const usageChunk = this.r.includeUsage ? sseData({ ...this.base(this.r.endpoint === Endpoint.chat ? "chat.completion.chunk" : "text_completion"), choices: [], usage }) : "";
+    const last =
+      this.r.endpoint === Endpoint.chat
+        ? sseData({
+            ...this.base("chat.completion.chunk"),
+            choices: [{ index: 0, delta: {}, logprobs: null, finish_reason: reason }],
+          })
+        : sseData({
+            ...this.base("text_completion"),
+            choices: [{ index: 0, text: "", logprobs: null, finish_reason: reason }],
+          });
+    const usageChunk = this.r.includeUsage
+      ? sseData({
+          ...this.base(this.r.endpoint === Endpoint.chat ? "chat.completion.chunk" : "text_completion"),
+          choices: [],
+          usage,
+        })
+      : "";
     return last + usageChunk + SSE_DONE;
   }
   whole(text: string, reason: FinishReason, usage: Usage): object {
     return this.r.endpoint === Endpoint.chat
-      ? { ...this.base("chat.completion"), choices: [{ index: 0, message: { role: "assistant", content: text }, logprobs: null, finish_reason: reason }], usage }
-      : { ...this.base("text_completion"), choices: [{ index: 0, text, logprobs: null, finish_reason: reason }], usage };
+      ? {
+          ...this.base("chat.completion"),
+          choices: [{ index: 0, message: { role: "assistant", content: text }, logprobs: null, finish_reason: reason }],
+          usage,
+        }
+      : {
+          ...this.base("text_completion"),
+          choices: [{ index: 0, text, logprobs: null, finish_reason: reason }],
+          usage,
+        };
   }
 }
 
 /** POST /v1/completions and /v1/chat/completions. `signal` fires on shutdown after the grace period. */
-export async function handleCompletion(deps: RouteDeps, endpoint: Endpoint, req: IncomingMessage, res: ServerResponse, requestId: string, shutdown: AbortSignal): Promise<void> {
+export async function handleCompletion(
+  deps: RouteDeps,
+  endpoint: Endpoint,
+  req: IncomingMessage,
+  res: ServerResponse,
+  requestId: string,
+  shutdown: AbortSignal,
+): Promise<void> {
   const started = deps.now();
   let model = "";
   let code = 200;
@@ -144,7 +192,20 @@ export async function handleCompletion(deps: RouteDeps, endpoint: Endpoint, req:
     deps.metrics.inFlight.inc({ model });
     inFlight = true;
     const format = new Formatter(r, requestId);
-    const events = deps.executor.run({ requestId, model: r.model, prompt: r.prompt, promptTokens: estimateTokens(r.prompt), maxTokens: r.maxTokens, priority, sampling: r.sampling, stream: r.stream }, client.signal, route.mode);
+    const events = deps.executor.run(
+      {
+        requestId,
+        model: r.model,
+        prompt: r.prompt,
+        promptTokens: estimateTokens(r.prompt),
+        maxTokens: r.maxTokens,
+        priority,
+        sampling: r.sampling,
+        stream: r.stream,
+      },
+      client.signal,
+      route.mode,
+    );
     let text = "";
     let done: Extract<CompletionEvent, { type: "done" }> | undefined;
     try {
@@ -165,7 +226,13 @@ export async function handleCompletion(deps: RouteDeps, endpoint: Endpoint, req:
             continue;
           }
           if (!res.headersSent) {
-            res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive", [EngineHeader.requestId]: requestId, "x-gpufleet-instance": instances.join(",") });
+            res.writeHead(200, {
+              "content-type": "text/event-stream",
+              "cache-control": "no-cache",
+              connection: "keep-alive",
+              [EngineHeader.requestId]: requestId,
+              "x-gpufleet-instance": instances.join(","),
+            });
             const first = format.first();
             if (first) await write(res, first);
           }
@@ -185,14 +252,27 @@ export async function handleCompletion(deps: RouteDeps, endpoint: Endpoint, req:
     }
     if (!done) throw new GatewayError(502, ErrorCode.upstreamFailed, "the completion ended without a result");
     if (done.usage.completion_tokens > 1 && firstTokenMs !== undefined && lastTokenMs !== undefined) {
-      deps.metrics.tpotSeconds.observe({ model }, (lastTokenMs - firstTokenMs) / 1000 / (done.usage.completion_tokens - 1));
+      deps.metrics.tpotSeconds.observe(
+        { model },
+        (lastTokenMs - firstTokenMs) / 1000 / (done.usage.completion_tokens - 1),
+      );
     }
     if (r.stream) {
-      if (!res.headersSent) res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", [EngineHeader.requestId]: requestId, "x-gpufleet-instance": instances.join(",") });
+      if (!res.headersSent)
+        res.writeHead(200, {
+          "content-type": "text/event-stream",
+          "cache-control": "no-cache",
+          [EngineHeader.requestId]: requestId,
+          "x-gpufleet-instance": instances.join(","),
+        });
       await write(res, format.finish(done.finishReason, done.usage));
       res.end();
     } else {
-      res.writeHead(200, { "content-type": "application/json", [EngineHeader.requestId]: requestId, "x-gpufleet-instance": instances.join(",") });
+      res.writeHead(200, {
+        "content-type": "application/json",
+        [EngineHeader.requestId]: requestId,
+        "x-gpufleet-instance": instances.join(","),
+      });
       res.end(JSON.stringify(format.whole(text, done.finishReason, done.usage)));
     }
   } catch (error) {
@@ -224,6 +304,18 @@ export async function handleCompletion(deps: RouteDeps, endpoint: Endpoint, req:
     shutdown.removeEventListener("abort", onShutdown);
     if (inFlight) deps.metrics.inFlight.dec({ model });
     deps.metrics.requestsTotal.inc({ model, endpoint, code: String(code) });
-    deps.logger.info({ requestId, model, endpoint, code, instances, tokens, durationMs: deps.now() - started, ttftMs: firstTokenMs !== undefined ? firstTokenMs - started : undefined }, "request");
+    deps.logger.info(
+      {
+        requestId,
+        model,
+        endpoint,
+        code,
+        instances,
+        tokens,
+        durationMs: deps.now() - started,
+        ttftMs: firstTokenMs !== undefined ? firstTokenMs - started : undefined,
+      },
+      "request",
+    );
   }
 }

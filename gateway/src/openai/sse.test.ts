@@ -5,10 +5,14 @@ const bytes = (s: string) => new TextEncoder().encode(s);
 
 describe("SseParser", () => {
   it.each([
-    { name: "one event", input: ["data: {\"a\":1}\n\n"], events: ['{"a":1}'] },
+    { name: "one event", input: ['data: {"a":1}\n\n'], events: ['{"a":1}'] },
     { name: "split inside a line and between events", input: ["da", "ta: x\n", "\ndata: y\n\n"], events: ["x", "y"] },
     { name: "CRLF line ends, split between CR and LF", input: ["data: x\r", "\n\r\n"], events: ["x"] },
-    { name: "comments and other fields are skipped", input: [": keep-alive\n\nevent: message\nid: 3\ndata: z\n\n"], events: ["z"] },
+    {
+      name: "comments and other fields are skipped",
+      input: [": keep-alive\n\nevent: message\nid: 3\ndata: z\n\n"],
+      events: ["z"],
+    },
     { name: "several data lines join with newlines", input: ["data: a\ndata: b\n\n"], events: ["a\nb"] },
     { name: "no space after the colon", input: ["data:x\n\n"], events: ["x"] },
     { name: "an event without its blank line is not complete", input: ["data: x\n"], events: [] },

@@ -36,7 +36,9 @@ export interface ValidationLimits {
 const Common = {
   model: Type.String({ minLength: 1 }),
   stream: Type.Optional(Type.Union([Type.Boolean(), Type.Null()])),
-  stream_options: Type.Optional(Type.Union([Type.Null(), Type.Object({ include_usage: Type.Optional(Type.Boolean()) })])),
+  stream_options: Type.Optional(
+    Type.Union([Type.Null(), Type.Object({ include_usage: Type.Optional(Type.Boolean()) })]),
+  ),
   temperature: Type.Optional(Type.Union([Type.Null(), Type.Number({ minimum: 0, maximum: 2 })])),
   top_p: Type.Optional(Type.Union([Type.Null(), Type.Number({ exclusiveMinimum: 0, maximum: 1 })])),
   stop: Type.Optional(Type.Union([Type.Null(), Type.String(), Type.Array(Type.String(), { maxItems: 4 })])),
@@ -45,7 +47,10 @@ const Common = {
   max_tokens: Type.Optional(Type.Union([Type.Null(), Type.Integer({ minimum: 1 })])),
 };
 
-const CompletionBody = Type.Object({ ...Common, prompt: Type.Union([Type.String({ minLength: 1 }), Type.Tuple([Type.String({ minLength: 1 })])]) });
+const CompletionBody = Type.Object({
+  ...Common,
+  prompt: Type.Union([Type.String({ minLength: 1 }), Type.Tuple([Type.String({ minLength: 1 })])]),
+});
 
 const ContentPart = Type.Object({ type: Type.Literal("text"), text: Type.String() });
 const ChatBody = Type.Object({
@@ -53,7 +58,12 @@ const ChatBody = Type.Object({
   max_completion_tokens: Type.Optional(Type.Union([Type.Null(), Type.Integer({ minimum: 1 })])),
   messages: Type.Array(
     Type.Object({
-      role: Type.Union([Type.Literal("system"), Type.Literal("developer"), Type.Literal("user"), Type.Literal("assistant")]),
+      role: Type.Union([
+        Type.Literal("system"),
+        Type.Literal("developer"),
+        Type.Literal("user"),
+        Type.Literal("assistant"),
+      ]),
       content: Type.Union([Type.String(), Type.Array(ContentPart, { minItems: 1 })]),
     }),
     { minItems: 1 },
@@ -71,7 +81,12 @@ function firstError(endpoint: Endpoint, body: unknown): GatewayError {
   return badRequest(`${param || "body"}: ${first.message}`, param || null);
 }
 
-function sampling(body: { temperature?: number | null; top_p?: number | null; stop?: string | string[] | null; seed?: number | null }): Sampling {
+function sampling(body: {
+  temperature?: number | null;
+  top_p?: number | null;
+  stop?: string | string[] | null;
+  seed?: number | null;
+}): Sampling {
   const out: Sampling = {};
   if (body.temperature != null) out.temperature = body.temperature;
   if (body.top_p != null) out.top_p = body.top_p;
@@ -80,25 +95,56 @@ function sampling(body: { temperature?: number | null; top_p?: number | null; st
   return out;
 }
 
-function maxTokens(requested: number | null | undefined, param: string, limits: ValidationLimits): number | GatewayError {
+function maxTokens(
+  requested: number | null | undefined,
+  param: string,
+  limits: ValidationLimits,
+): number | GatewayError {
   const value = requested ?? limits.defaultMaxTokens;
-  if (value > limits.maxTokensLimit) return badRequest(`${param} must be at most ${limits.maxTokensLimit} (got ${value})`, param);
+  if (value > limits.maxTokensLimit)
+    return badRequest(`${param} must be at most ${limits.maxTokensLimit} (got ${value})`, param);
   return value;
 }
 
 export function parseRequest(endpoint: Endpoint, body: unknown, limits: ValidationLimits): Parsed {
-  if (typeof body !== "object" || body === null || Array.isArray(body)) return { ok: false, error: badRequest("the body must be a JSON object") };
+  if (typeof body !== "object" || body === null || Array.isArray(body))
+    return { ok: false, error: badRequest("the body must be a JSON object") };
   if (endpoint === Endpoint.completions) {
     if (!checkers.completions.Check(body)) return { ok: false, error: firstError(endpoint, body) };
     const tokens = maxTokens(body.max_tokens, "max_tokens", limits);
     if (typeof tokens !== "number") return { ok: false, error: tokens };
     const prompt = typeof body.prompt === "string" ? body.prompt : body.prompt[0];
-    return { ok: true, request: { endpoint, model: body.model, prompt, maxTokens: tokens, stream: body.stream === true, includeUsage: body.stream_options?.include_usage === true, sampling: sampling(body) } };
+    return {
+      ok: true,
+      request: {
+        endpoint,
+        model: body.model,
+        prompt,
+        maxTokens: tokens,
+        stream: body.stream === true,
+        includeUsage: body.stream_options?.include_usage === true,
+        sampling: sampling(body),
+      },
+    };
   }
   if (!checkers.chat.Check(body)) return { ok: false, error: firstError(endpoint, body) };
   const param = body.max_completion_tokens != null ? "max_completion_tokens" : "max_tokens";
   const tokens = maxTokens(body.max_completion_tokens ?? body.max_tokens, param, limits);
   if (typeof tokens !== "number") return { ok: false, error: tokens };
-  const messages: ChatMessage[] = body.messages.map((m) => ({ role: m.role, content: typeof m.content === "string" ? m.content : m.content.map((p) => p.text).join("\n") }));
-  return { ok: true, request: { endpoint, model: body.model, prompt: chatPrompt(messages), maxTokens: tokens, stream: body.stream === true, includeUsage: body.stream_options?.include_usage === true, sampling: sampling(body) } };
+  const messages: ChatMessage[] = body.messages.map((m) => ({
+    role: m.role,
+    content: typeof m.content === "string" ? m.content : m.content.map((p) => p.text).join("\n"),
+  }));
+  return {
+    ok: true,
+    request: {
+      endpoint,
+      model: body.model,
+      prompt: chatPrompt(messages),
+      maxTokens: tokens,
+      stream: body.stream === true,
+      includeUsage: body.stream_options?.include_usage === true,
+      sampling: sampling(body),
+    },
+  };
 }

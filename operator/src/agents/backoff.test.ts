@@ -18,7 +18,7 @@ describe("backoffDelayMs", () => {
 
   it("spreads retries of the same number over the whole window", () => {
     let seed = 1;
-    const random = () => ((seed = (seed * 16807) % 2147483647) / 2147483647);
+    const random = () => (seed = (seed * 16807) % 2147483647) / 2147483647;
     const delays = Array.from({ length: 1000 }, () => backoffDelayMs(3, policy, random));
     expect(Math.min(...delays)).toBeLessThan(80);
     expect(Math.max(...delays)).toBeGreaterThan(720);

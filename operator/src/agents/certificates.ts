@@ -67,7 +67,14 @@ export class CertificateManager {
   private readonly names: Record<CertificateRole, string>;
 
   constructor(
-    private readonly deps: { core: CoreV1Api; clock: Clock; logger: Logger; metrics: OperatorMetrics; settings: CertificateSettings; onIssued?: (role: CertificateRole) => void },
+    private readonly deps: {
+      core: CoreV1Api;
+      clock: Clock;
+      logger: Logger;
+      metrics: OperatorMetrics;
+      settings: CertificateSettings;
+      onIssued?: (role: CertificateRole) => void;
+    },
   ) {
     this.names = secretNames(deps.settings.secretPrefix);
   }
@@ -102,7 +109,9 @@ export class CertificateManager {
       const keyPem = decode(secret, role === CertificateRole.ca ? "ca.key" : "tls.key");
       return { secret, cert: certPem && keyPem ? { certPem, keyPem } : undefined, caPem: decode(secret, "ca.crt") };
     };
-    const [ca, agent, operator] = await Promise.all([CertificateRole.ca, CertificateRole.agent, CertificateRole.operator].map(read));
+    const [ca, agent, operator] = await Promise.all(
+      [CertificateRole.ca, CertificateRole.agent, CertificateRole.operator].map(read),
+    );
     const observe = (s: ReadSecret): Observed => {
       if (!s.cert) return s.secret ? new Error("certificate or key missing") : undefined;
       try {
@@ -118,7 +127,8 @@ export class CertificateManager {
     const observed = { ca: observe(ca!), agent: observe(agent!), operator: observe(operator!) };
     for (const role of Object.values(CertificateRole)) {
       const facts = observed[role];
-      if (facts && !(facts instanceof Error)) this.deps.metrics.certificateExpiry.set({ secret: this.names[role] }, facts.notAfterMs / 1000);
+      if (facts && !(facts instanceof Error))
+        this.deps.metrics.certificateExpiry.set({ secret: this.names[role] }, facts.notAfterMs / 1000);
     }
     const decisions = planCertificates(observed, nowMs, policy);
     if (decisions.length === 0) return nextCheckAtMs(observed, nowMs, policy, settings.maxCheckIntervalMs);
@@ -136,8 +146,11 @@ export class CertificateManager {
         if (!caCert) throw new CertificateError("no CA to sign with");
         const server = role === CertificateRole.agent;
         issued = await issueLeaf(caCert, {
-          commonName: server ? "gpufleet-agent" : "gpufleet-operator", usage: server ? LeafUsage.server : LeafUsage.client,
-          dnsNames: server ? settings.agentDnsNames : [], notBefore, lifetimeMs: settings.leafLifetimeMs,
+          commonName: server ? "gpufleet-agent" : "gpufleet-operator",
+          usage: server ? LeafUsage.server : LeafUsage.client,
+          dnsNames: server ? settings.agentDnsNames : [],
+          notBefore,
+          lifetimeMs: settings.leafLifetimeMs,
         });
         data = { "ca.crt": caCert.certPem, "tls.crt": issued.certPem, "tls.key": issued.keyPem };
       }
@@ -151,12 +164,22 @@ export class CertificateManager {
     return nowMs + 1000;
   }
 
-  private async write(role: CertificateRole, previous: V1Secret | undefined, data: Record<string, string>): Promise<void> {
+  private async write(
+    role: CertificateRole,
+    previous: V1Secret | undefined,
+    data: Record<string, string>,
+  ): Promise<void> {
     const { core, settings } = this.deps;
     const name = this.names[role];
     const body: V1Secret = {
-      apiVersion: "v1", kind: "Secret",
-      metadata: { name, namespace: settings.namespace, labels: { "app.kubernetes.io/managed-by": "gpufleet-operator", "gpufleet.io/certificate": role }, resourceVersion: previous?.metadata?.resourceVersion },
+      apiVersion: "v1",
+      kind: "Secret",
+      metadata: {
+        name,
+        namespace: settings.namespace,
+        labels: { "app.kubernetes.io/managed-by": "gpufleet-operator", "gpufleet.io/certificate": role },
+        resourceVersion: previous?.metadata?.resourceVersion,
+      },
       type: role === CertificateRole.ca ? "Opaque" : "kubernetes.io/tls",
       data: Object.fromEntries(Object.entries(data).map(([k, v]) => [k, Buffer.from(v).toString("base64")])),
     };
@@ -164,7 +187,11 @@ export class CertificateManager {
       if (previous) await core.replaceNamespacedSecret({ name, namespace: settings.namespace, body });
       else await core.createNamespacedSecret({ namespace: settings.namespace, body });
     } catch (err) {
-      if (isConflict(err)) throw new CertificateError(`Secret ${settings.namespace}/${name} changed while it was being rotated; retrying`, { cause: err });
+      if (isConflict(err))
+        throw new CertificateError(
+          `Secret ${settings.namespace}/${name} changed while it was being rotated; retrying`,
+          { cause: err },
+        );
       throw new CertificateError(`writing Secret ${settings.namespace}/${name}`, { cause: err });
     }
   }

@@ -26,7 +26,14 @@ export interface AgentCommands {
   stop(): void;
 }
 
-export function startAgentCommands(deps: { config: OperatorConfig; core: CoreV1Api; nodes: { get(name: string): V1Node | undefined }; clock: Clock; logger: Logger; metrics: OperatorMetrics }): AgentCommands {
+export function startAgentCommands(deps: {
+  config: OperatorConfig;
+  core: CoreV1Api;
+  nodes: { get(name: string): V1Node | undefined };
+  clock: Clock;
+  logger: Logger;
+  metrics: OperatorMetrics;
+}): AgentCommands {
   const { config, core, clock, logger, metrics } = deps;
   const log = logger.child({ component: "agents" });
   const pool = new AgentClientPool({
@@ -41,7 +48,9 @@ export function startAgentCommands(deps: { config: OperatorConfig; core: CoreV1A
     nowMs: () => clock.now(),
   });
   if (config.agentInsecure) {
-    log.warn("GPUFLEET_AGENT_INSECURE=true: calling agents in plaintext and issuing no certificates (development only)");
+    log.warn(
+      "GPUFLEET_AGENT_INSECURE=true: calling agents in plaintext and issuing no certificates (development only)",
+    );
     return { pool, lead: () => {}, follow: () => {}, reloadCredentials: async () => false, stop: () => pool.close() };
   }
   const clientSecret = secretNames(config.certSecretPrefix).operator;
@@ -56,16 +65,28 @@ export function startAgentCommands(deps: { config: OperatorConfig; core: CoreV1A
   const reloadLoop = (): void => {
     reloadCredentials()
       .catch((err: unknown) => log.warn({ err }, "reading the agent client certificate failed"))
-      .finally(() => { if (!stopped) reloadTimer = clock.setTimeout(reloadLoop, config.certReloadIntervalMs); });
+      .finally(() => {
+        if (!stopped) reloadTimer = clock.setTimeout(reloadLoop, config.certReloadIntervalMs);
+      });
   };
   reloadLoop();
   const certificates = new CertificateManager({
-    core, clock, logger: log, metrics,
+    core,
+    clock,
+    logger: log,
+    metrics,
     settings: {
-      namespace: config.namespace, secretPrefix: config.certSecretPrefix, caLifetimeMs: config.certCaLifetimeMs, leafLifetimeMs: config.certLeafLifetimeMs,
-      renewAtFraction: 2 / 3, agentDnsNames: [AGENT_SERVER_NAME], maxCheckIntervalMs: 3600_000,
+      namespace: config.namespace,
+      secretPrefix: config.certSecretPrefix,
+      caLifetimeMs: config.certCaLifetimeMs,
+      leafLifetimeMs: config.certLeafLifetimeMs,
+      renewAtFraction: 2 / 3,
+      agentDnsNames: [AGENT_SERVER_NAME],
+      maxCheckIntervalMs: 3600_000,
     },
-    onIssued: (role) => { if (role === "operator") void reloadCredentials().catch(() => {}); },
+    onIssued: (role) => {
+      if (role === "operator") void reloadCredentials().catch(() => {});
+    },
   });
   return {
     pool,

@@ -28,7 +28,11 @@ export interface LeafRequest extends CertificateRequest {
   ipAddresses?: readonly string[];
 }
 
-async function newKeys(): Promise<{ keyPem: string; publicKey: forge.pki.PublicKey; privateKey: forge.pki.rsa.PrivateKey }> {
+async function newKeys(): Promise<{
+  keyPem: string;
+  publicKey: forge.pki.PublicKey;
+  privateKey: forge.pki.rsa.PrivateKey;
+}> {
   const { privateKey, publicKey } = await generateRsa("rsa", { modulusLength: 2048 });
   const keyPem = privateKey.export({ type: "pkcs8", format: "pem" }) as string;
   return {
@@ -45,7 +49,10 @@ function skeleton(publicKey: forge.pki.PublicKey, request: CertificateRequest): 
   cert.serialNumber = `0${randomBytes(16).toString("hex").slice(1)}`;
   cert.validity.notBefore = request.notBefore;
   cert.validity.notAfter = new Date(request.notBefore.getTime() + request.lifetimeMs);
-  cert.setSubject([{ name: "commonName", value: request.commonName }, { name: "organizationName", value: "gpufleet" }]);
+  cert.setSubject([
+    { name: "commonName", value: request.commonName },
+    { name: "organizationName", value: "gpufleet" },
+  ]);
   return cert;
 }
 
@@ -68,11 +75,18 @@ export async function issueLeaf(ca: IssuedCertificate, request: LeafRequest): Pr
   const keys = await newKeys();
   const cert = skeleton(keys.publicKey, request);
   cert.setIssuer(caCert.subject.attributes);
-  const altNames = [...request.dnsNames.map((value) => ({ type: 2, value })), ...(request.ipAddresses ?? []).map((ip) => ({ type: 7, ip }))];
+  const altNames = [
+    ...request.dnsNames.map((value) => ({ type: 2, value })),
+    ...(request.ipAddresses ?? []).map((ip) => ({ type: 7, ip })),
+  ];
   cert.setExtensions([
     { name: "basicConstraints", cA: false, critical: true },
     { name: "keyUsage", digitalSignature: true, keyEncipherment: true, critical: true },
-    { name: "extKeyUsage", serverAuth: request.usage === LeafUsage.server, clientAuth: request.usage === LeafUsage.client },
+    {
+      name: "extKeyUsage",
+      serverAuth: request.usage === LeafUsage.server,
+      clientAuth: request.usage === LeafUsage.client,
+    },
     ...(altNames.length > 0 ? [{ name: "subjectAltName", altNames }] : []),
     { name: "authorityKeyIdentifier", keyIdentifier: caCert.generateSubjectKeyIdentifier().getBytes() },
   ]);
@@ -98,7 +112,10 @@ export function certificateFacts(certPem: string, keyPem: string, caPem: string)
     notBeforeMs: Date.parse(cert.validFrom),
     notAfterMs: Date.parse(cert.validTo),
     signedByCa: cert.verify(ca.publicKey) && cert.checkIssued(ca),
-    dnsNames: (cert.subjectAltName ?? "").split(", ").filter((s) => s.startsWith("DNS:")).map((s) => s.slice(4)),
+    dnsNames: (cert.subjectAltName ?? "")
+      .split(", ")
+      .filter((s) => s.startsWith("DNS:"))
+      .map((s) => s.slice(4)),
     keyMatches: cert.checkPrivateKey(createPrivateKey(keyPem)),
   };
 }

@@ -31,15 +31,30 @@ export const AgentMethod = {
 } as const;
 export type AgentMethod = (typeof AgentMethod)[keyof typeof AgentMethod];
 
-export const IDEMPOTENT_METHODS: ReadonlySet<AgentMethod> = new Set([AgentMethod.getNodeInfo, AgentMethod.listWorkers, AgentMethod.runDiagnostic, AgentMethod.sendWorkerCommand]);
+export const IDEMPOTENT_METHODS: ReadonlySet<AgentMethod> = new Set([
+  AgentMethod.getNodeInfo,
+  AgentMethod.listWorkers,
+  AgentMethod.runDiagnostic,
+  AgentMethod.sendWorkerCommand,
+]);
 
 /** Codes that say the agent (or the path to it) is unwell; other codes are answers from a working agent. */
-const BREAKING_CODES: ReadonlySet<number> = new Set([grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDED, grpc.status.INTERNAL, grpc.status.UNKNOWN]);
+const BREAKING_CODES: ReadonlySet<number> = new Set([
+  grpc.status.UNAVAILABLE,
+  grpc.status.DEADLINE_EXCEEDED,
+  grpc.status.INTERNAL,
+  grpc.status.UNKNOWN,
+]);
 
 /** No call was made: no endpoint for the node, an open circuit, or no client certificate yet. */
 export class AgentUnreachableError extends Error {
   override name = "AgentUnreachableError";
-  constructor(readonly nodeName: string, readonly code: grpc.status, readonly reason: "no-endpoint" | "circuit-open" | "no-credentials", message: string) {
+  constructor(
+    readonly nodeName: string,
+    readonly code: grpc.status,
+    readonly reason: "no-endpoint" | "circuit-open" | "no-credentials",
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -76,7 +91,8 @@ export class AgentClientPool {
   /** Takes a (rotated) client certificate; returns whether it differed, in which case every channel was closed. */
   setCredentials(tls: TlsFiles | undefined): boolean {
     const same = (a?: Buffer, b?: Buffer) => (a && b ? a.equals(b) : a === b);
-    if (same(tls?.cert, this.tls?.cert) && same(tls?.key, this.tls?.key) && same(tls?.caCert, this.tls?.caCert)) return false;
+    if (same(tls?.cert, this.tls?.cert) && same(tls?.key, this.tls?.key) && same(tls?.caCert, this.tls?.caCert))
+      return false;
     this.tls = tls;
     this.closeClients();
     this.options.metrics.agentCredentialReloadsTotal.inc();
@@ -92,12 +108,27 @@ export class AgentClientPool {
   }
 
   runDiagnostic(nodeName: string, diagnostic: string, timeoutMs?: number): Promise<RunDiagnosticResponse__Output> {
-    return this.call(nodeName, AgentMethod.runDiagnostic, (c, ms) => c.runDiagnostic(nodeName, diagnostic, ms), timeoutMs);
+    return this.call(
+      nodeName,
+      AgentMethod.runDiagnostic,
+      (c, ms) => c.runDiagnostic(nodeName, diagnostic, ms),
+      timeoutMs,
+    );
   }
 
   /** Resolves with the worker's acknowledgement (outcome, reason); safe to retry with the same command_id. */
-  sendWorkerCommand(nodeName: string, workerId: string, command: WorkerCommand, timeoutMs?: number): Promise<SendWorkerCommandResponse__Output> {
-    return this.call(nodeName, AgentMethod.sendWorkerCommand, (c, ms) => c.sendWorkerCommand(workerId, command, ms), timeoutMs);
+  sendWorkerCommand(
+    nodeName: string,
+    workerId: string,
+    command: WorkerCommand,
+    timeoutMs?: number,
+  ): Promise<SendWorkerCommandResponse__Output> {
+    return this.call(
+      nodeName,
+      AgentMethod.sendWorkerCommand,
+      (c, ms) => c.sendWorkerCommand(workerId, command, ms),
+      timeoutMs,
+    );
   }
 
   /** The circuit of a node's agent as seen now (for status and tests). */
@@ -109,7 +140,12 @@ export class AgentClientPool {
    * Runs `invoke` against the node's agent within `timeoutMs` in all (every attempt gets what is left of it),
    * retrying idempotent methods after UNAVAILABLE with backoff while the budget allows.
    */
-  async call<T>(nodeName: string, method: AgentMethod, invoke: (client: NodeAgentClient, timeoutMs: number) => Promise<T>, timeoutMs = this.options.callTimeoutMs): Promise<T> {
+  async call<T>(
+    nodeName: string,
+    method: AgentMethod,
+    invoke: (client: NodeAgentClient, timeoutMs: number) => Promise<T>,
+    timeoutMs = this.options.callTimeoutMs,
+  ): Promise<T> {
     const { metrics, maxAttempts } = this.options;
     const deadlineMs = this.nowMs() + timeoutMs;
     for (let attempt = 0; ; attempt++) {
@@ -117,7 +153,12 @@ export class AgentClientPool {
       const circuit = this.circuitOf(nodeName);
       if (!circuit.tryAcquire(this.nowMs())) {
         metrics.agentCallsTotal.inc({ method, code: "CIRCUIT_OPEN" });
-        throw new AgentUnreachableError(nodeName, grpc.status.UNAVAILABLE, "circuit-open", `the circuit to node ${nodeName}'s agent is open after repeated failures; next trial in ${circuit.retryInMs(this.nowMs())} ms`);
+        throw new AgentUnreachableError(
+          nodeName,
+          grpc.status.UNAVAILABLE,
+          "circuit-open",
+          `the circuit to node ${nodeName}'s agent is open after repeated failures; next trial in ${circuit.retryInMs(this.nowMs())} ms`,
+        );
       }
       try {
         const result = await invoke(client, Math.max(1, deadlineMs - this.nowMs()));
@@ -126,12 +167,17 @@ export class AgentClientPool {
         metrics.agentCallsTotal.inc({ method, code: "OK" });
         return result;
       } catch (err) {
-        const code = typeof (err as grpc.ServiceError).code === "number" ? (err as grpc.ServiceError).code : grpc.status.UNKNOWN;
+        const code =
+          typeof (err as grpc.ServiceError).code === "number" ? (err as grpc.ServiceError).code : grpc.status.UNKNOWN;
         if (BREAKING_CODES.has(code)) circuit.onFailure(this.nowMs());
         else circuit.onSuccess(); // the agent answered; the answer was no
         this.observeCircuit(nodeName);
         const delayMs = backoffDelayMs(attempt, this.options.backoff, this.random);
-        const retry = IDEMPOTENT_METHODS.has(method) && code === grpc.status.UNAVAILABLE && attempt + 1 < maxAttempts && this.nowMs() + delayMs < deadlineMs;
+        const retry =
+          IDEMPOTENT_METHODS.has(method) &&
+          code === grpc.status.UNAVAILABLE &&
+          attempt + 1 < maxAttempts &&
+          this.nowMs() + delayMs < deadlineMs;
         if (!retry) {
           metrics.agentCallsTotal.inc({ method, code: codeName(code) });
           throw err;
@@ -154,11 +200,21 @@ export class AgentClientPool {
     }
     if (!this.tls && !this.options.insecure) {
       this.options.metrics.agentCallsTotal.inc({ method, code: "NO_CREDENTIALS" });
-      throw new AgentUnreachableError(nodeName, grpc.status.UNAVAILABLE, "no-credentials", "the operator has no client certificate for agents yet (its Secret is not issued or not readable)");
+      throw new AgentUnreachableError(
+        nodeName,
+        grpc.status.UNAVAILABLE,
+        "no-credentials",
+        "the operator has no client certificate for agents yet (its Secret is not issued or not readable)",
+      );
     }
     let client = this.clients.get(found.endpoint);
     if (!client) {
-      const options: grpc.ChannelOptions = this.tls ? { "grpc.ssl_target_name_override": this.options.serverName, "grpc.default_authority": this.options.serverName } : {};
+      const options: grpc.ChannelOptions = this.tls
+        ? {
+            "grpc.ssl_target_name_override": this.options.serverName,
+            "grpc.default_authority": this.options.serverName,
+          }
+        : {};
       client = new NodeAgentClient(found.endpoint, clientCredentials(this.tls), this.options.callTimeoutMs, options);
       this.clients.set(found.endpoint, client);
     }

@@ -4,7 +4,14 @@ import { nextCheckAtMs, planCertificates, type Observed } from "./rotation.js";
 
 const DAY = 86_400_000;
 const policy = { renewAtFraction: 2 / 3, agentDnsNames: ["gpufleet-agent"] };
-const valid = (patch: Partial<CertificateFacts> = {}): CertificateFacts => ({ notBeforeMs: 0, notAfterMs: 30 * DAY, signedByCa: true, dnsNames: [], keyMatches: true, ...patch });
+const valid = (patch: Partial<CertificateFacts> = {}): CertificateFacts => ({
+  notBeforeMs: 0,
+  notAfterMs: 30 * DAY,
+  signedByCa: true,
+  dnsNames: [],
+  keyMatches: true,
+  ...patch,
+});
 const healthy = (): Record<"ca" | "agent" | "operator", Observed> => ({
   ca: valid({ notAfterMs: 3650 * DAY }),
   agent: valid({ dnsNames: ["gpufleet-agent"] }),
@@ -14,7 +21,9 @@ const healthy = (): Record<"ca" | "agent" | "operator", Observed> => ({
 describe("planCertificates", () => {
   it("issues everything on a fresh install", () => {
     expect(planCertificates({ ca: undefined, agent: undefined, operator: undefined }, 0, policy)).toEqual([
-      { role: "ca", reason: "missing" }, { role: "agent", reason: "missing" }, { role: "operator", reason: "missing" },
+      { role: "ca", reason: "missing" },
+      { role: "agent", reason: "missing" },
+      { role: "operator", reason: "missing" },
     ]);
   });
 
@@ -23,11 +32,31 @@ describe("planCertificates", () => {
   });
 
   it.each([
-    { name: "past 2/3 of its lifetime", patch: { agent: valid({ dnsNames: ["gpufleet-agent"] }) }, nowMs: 20 * DAY, reason: /past 67%/ },
-    { name: "expired", patch: { agent: valid({ dnsNames: ["gpufleet-agent"], notAfterMs: DAY }) }, nowMs: 2 * DAY, reason: /expired/ },
-    { name: "signed by another CA", patch: { agent: valid({ dnsNames: ["gpufleet-agent"], signedByCa: false }) }, nowMs: DAY, reason: /current CA/ },
+    {
+      name: "past 2/3 of its lifetime",
+      patch: { agent: valid({ dnsNames: ["gpufleet-agent"] }) },
+      nowMs: 20 * DAY,
+      reason: /past 67%/,
+    },
+    {
+      name: "expired",
+      patch: { agent: valid({ dnsNames: ["gpufleet-agent"], notAfterMs: DAY }) },
+      nowMs: 2 * DAY,
+      reason: /expired/,
+    },
+    {
+      name: "signed by another CA",
+      patch: { agent: valid({ dnsNames: ["gpufleet-agent"], signedByCa: false }) },
+      nowMs: DAY,
+      reason: /current CA/,
+    },
     { name: "with the wrong names", patch: { agent: valid({ dnsNames: ["old-name"] }) }, nowMs: DAY, reason: /differ/ },
-    { name: "with a key of another certificate", patch: { agent: valid({ dnsNames: ["gpufleet-agent"], keyMatches: false }) }, nowMs: DAY, reason: /key/ },
+    {
+      name: "with a key of another certificate",
+      patch: { agent: valid({ dnsNames: ["gpufleet-agent"], keyMatches: false }) },
+      nowMs: DAY,
+      reason: /key/,
+    },
     { name: "unreadable", patch: { agent: new Error("bad PEM") }, nowMs: DAY, reason: /unreadable: bad PEM/ },
   ])("re-issues only the agent certificate when it is $name", ({ patch, nowMs, reason }) => {
     const decisions = planCertificates({ ...healthy(), ...patch }, nowMs, policy);
@@ -37,11 +66,16 @@ describe("planCertificates", () => {
 
   it("re-issues the CA and every leaf when the CA is due", () => {
     const decisions = planCertificates({ ...healthy(), ca: valid({ notAfterMs: 3 * DAY }) }, 2 * DAY + 1, policy);
-    expect(decisions).toEqual([{ role: "ca", reason: "past 67% of its lifetime" }, { role: "agent", reason: "the CA is re-issued" }, { role: "operator", reason: "the CA is re-issued" }]);
+    expect(decisions).toEqual([
+      { role: "ca", reason: "past 67% of its lifetime" },
+      { role: "agent", reason: "the CA is re-issued" },
+      { role: "operator", reason: "the CA is re-issued" },
+    ]);
   });
 
   it("schedules the next check at the earliest renewal, bounded by the maximum interval", () => {
-    expect(nextCheckAtMs(healthy(), DAY, policy, 100 * DAY)).toBe(20 * DAY); // the agent certificate, before the operator one (23 days)
+    // the agent certificate, before the operator one (23 days)
+    expect(nextCheckAtMs(healthy(), DAY, policy, 100 * DAY)).toBe(20 * DAY);
     expect(nextCheckAtMs(healthy(), DAY, policy, 3600_000)).toBe(DAY + 3600_000);
   });
 });

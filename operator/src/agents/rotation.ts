@@ -24,12 +24,18 @@ export interface IssueDecision {
   reason: string;
 }
 
-function leafReason(facts: Observed, nowMs: number, policy: RotationPolicy, wantedDns: readonly string[]): string | undefined {
+function leafReason(
+  facts: Observed,
+  nowMs: number,
+  policy: RotationPolicy,
+  wantedDns: readonly string[],
+): string | undefined {
   if (facts === undefined) return "missing";
   if (facts instanceof Error) return `unreadable: ${facts.message}`;
   if (!facts.keyMatches) return "key does not match certificate";
   if (!facts.signedByCa) return "not signed by the current CA";
-  if ([...wantedDns].sort().join(",") !== [...facts.dnsNames].sort().join(",")) return `names ${facts.dnsNames.join(",") || "none"} differ from ${wantedDns.join(",") || "none"}`;
+  if ([...wantedDns].sort().join(",") !== [...facts.dnsNames].sort().join(","))
+    return `names ${facts.dnsNames.join(",") || "none"} differ from ${wantedDns.join(",") || "none"}`;
   return renewalReason(facts, nowMs, policy);
 }
 
@@ -40,11 +46,18 @@ function renewalReason(facts: CertificateFacts, nowMs: number, policy: RotationP
   return undefined;
 }
 
-export function renewAtOf(facts: Pick<CertificateFacts, "notBeforeMs" | "notAfterMs">, policy: Pick<RotationPolicy, "renewAtFraction">): number {
+export function renewAtOf(
+  facts: Pick<CertificateFacts, "notBeforeMs" | "notAfterMs">,
+  policy: Pick<RotationPolicy, "renewAtFraction">,
+): number {
   return facts.notBeforeMs + (facts.notAfterMs - facts.notBeforeMs) * policy.renewAtFraction;
 }
 
-export function planCertificates(observed: Record<CertificateRole, Observed>, nowMs: number, policy: RotationPolicy): IssueDecision[] {
+export function planCertificates(
+  observed: Record<CertificateRole, Observed>,
+  nowMs: number,
+  policy: RotationPolicy,
+): IssueDecision[] {
   const ca = observed.ca;
   let caReason: string | undefined;
   if (ca === undefined) caReason = "missing";
@@ -52,7 +65,10 @@ export function planCertificates(observed: Record<CertificateRole, Observed>, no
   else if (!ca.keyMatches) caReason = "key does not match certificate";
   else caReason = renewalReason(ca, nowMs, policy);
   if (caReason) {
-    const leaves = [CertificateRole.agent, CertificateRole.operator].map((role) => ({ role, reason: observed[role] === undefined ? "missing" : "the CA is re-issued" }));
+    const leaves = [CertificateRole.agent, CertificateRole.operator].map((role) => ({
+      role,
+      reason: observed[role] === undefined ? "missing" : "the CA is re-issued",
+    }));
     return [{ role: CertificateRole.ca, reason: caReason }, ...leaves];
   }
   const decisions: IssueDecision[] = [];
@@ -64,7 +80,12 @@ export function planCertificates(observed: Record<CertificateRole, Observed>, no
 }
 
 /** When to look again: the earliest renewal time among readable certificates, never later than `maxMs` from now. */
-export function nextCheckAtMs(observed: Record<CertificateRole, Observed>, nowMs: number, policy: RotationPolicy, maxMs: number): number {
+export function nextCheckAtMs(
+  observed: Record<CertificateRole, Observed>,
+  nowMs: number,
+  policy: RotationPolicy,
+  maxMs: number,
+): number {
   let at = nowMs + maxMs;
   for (const facts of Object.values(observed)) {
     if (facts && !(facts instanceof Error)) at = Math.min(at, Math.max(nowMs, renewAtOf(facts, policy)));

@@ -3,7 +3,13 @@
  * whether new pods may land there. Pure: computed from the node and pod caches, shared by every planner.
  */
 import type { V1Node, V1Pod } from "@kubernetes/client-node";
-import { GpuResource, IsolatedTaintKey, hasTopologyLabels, parseNodeTopology, type NodeTopology } from "../../../crds/src/topology.js";
+import {
+  GpuResource,
+  IsolatedTaintKey,
+  hasTopologyLabels,
+  parseNodeTopology,
+  type NodeTopology,
+} from "../../../crds/src/topology.js";
 
 export interface NodeCapacity extends NodeTopology {
   gpusAllocatable: number;
@@ -44,9 +50,12 @@ const isTerminated = (pod: V1Pod): boolean => pod.status?.phase === "Succeeded" 
  */
 export function podNode(pod: V1Pod): string | undefined {
   if (pod.spec?.nodeName) return pod.spec.nodeName;
-  const terms = pod.spec?.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms ?? [];
+  const terms =
+    pod.spec?.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms ?? [];
   if (terms.length !== 1) return undefined;
-  const pins = (terms[0]!.matchExpressions ?? []).filter((e) => e.key === "kubernetes.io/hostname" && e.operator === "In" && e.values?.length === 1);
+  const pins = (terms[0]!.matchExpressions ?? []).filter(
+    (e) => e.key === "kubernetes.io/hostname" && e.operator === "In" && e.values?.length === 1,
+  );
   return pins.length === 1 ? pins[0]!.values![0] : undefined;
 }
 

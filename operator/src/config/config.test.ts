@@ -4,11 +4,22 @@ import { loadOperatorConfig } from "./config.js";
 describe("loadOperatorConfig", () => {
   it("applies defaults and falls back to the downward API", () => {
     const config = loadOperatorConfig({ POD_NAMESPACE: "ops", POD_NAME: "gpufleet-operator-0" });
-    expect(config).toMatchObject({ namespace: "ops", identity: "gpufleet-operator-0", leaderElection: true, leaseDurationMs: 15_000, httpPort: 8080, logLevel: "info" });
+    expect(config).toMatchObject({
+      namespace: "ops",
+      identity: "gpufleet-operator-0",
+      leaderElection: true,
+      leaseDurationMs: 15_000,
+      httpPort: 8080,
+      logLevel: "info",
+    });
   });
 
   it("converts numbers and booleans from strings", () => {
-    const config = loadOperatorConfig({ GPUFLEET_HTTP_PORT: "9090", GPUFLEET_LEADER_ELECTION: "false", GPUFLEET_IDENTITY: "a" });
+    const config = loadOperatorConfig({
+      GPUFLEET_HTTP_PORT: "9090",
+      GPUFLEET_LEADER_ELECTION: "false",
+      GPUFLEET_IDENTITY: "a",
+    });
     expect(config.httpPort).toBe(9090);
     expect(config.leaderElection).toBe(false);
   });
@@ -16,7 +27,10 @@ describe("loadOperatorConfig", () => {
   it.each([
     [{ GPUFLEET_HTTP_PORT: "http" }, /GPUFLEET_HTTP_PORT/],
     [{ GPUFLEET_LOG_LEVEL: "loud" }, /GPUFLEET_LOG_LEVEL/],
-    [{ GPUFLEET_LEASE_DURATION_MS: "5000", GPUFLEET_RENEW_DEADLINE_MS: "6000" }, /GPUFLEET_RENEW_DEADLINE_MS must be shorter than GPUFLEET_LEASE_DURATION_MS/],
+    [
+      { GPUFLEET_LEASE_DURATION_MS: "5000", GPUFLEET_RENEW_DEADLINE_MS: "6000" },
+      /GPUFLEET_RENEW_DEADLINE_MS must be shorter than GPUFLEET_LEASE_DURATION_MS/,
+    ],
   ])("rejects %o naming the variable", (env, message) => {
     expect(() => loadOperatorConfig({ GPUFLEET_IDENTITY: "a", ...env })).toThrow(message);
   });

@@ -16,7 +16,10 @@ export const OperatorConfigSchema = Type.Object({
   renewDeadlineMs: Type.Integer({ minimum: 500, default: 10_000 }),
   retryPeriodMs: Type.Integer({ minimum: 100, default: 2_000 }),
   httpPort: Type.Integer({ minimum: 0, maximum: 65535, default: 8080 }),
-  logLevel: Type.Union([Type.Literal("trace"), Type.Literal("debug"), Type.Literal("info"), Type.Literal("warn"), Type.Literal("error")], { default: "info" }),
+  logLevel: Type.Union(
+    [Type.Literal("trace"), Type.Literal("debug"), Type.Literal("info"), Type.Literal("warn"), Type.Literal("error")],
+    { default: "info" },
+  ),
   natsUrl: Type.Optional(Type.String()),
   /** Durable JetStream consumers are `<prefix>-<stream>`; all replicas of one operator share them. */
   telemetryDurablePrefix: Type.String({ pattern: "^[A-Za-z0-9_-]+$", default: "gpufleet-operator" }),
@@ -37,7 +40,9 @@ export const OperatorConfigSchema = Type.Object({
   agentCallTimeoutMs: Type.Integer({ minimum: 100, default: 5_000 }),
   /** How often the serving scheduler (migration, autoscaling) runs on the leader. */
   schedulerPeriodMs: Type.Integer({ minimum: 100, default: 1_000 }),
-  /** A scale-in's draining instance is deleted with requests still on it only after this long (an Event counts them). */
+  /**
+   * A scale-in's draining instance is deleted with requests still on it only after this long (an Event counts them).
+   */
   drainDeadlineMs: Type.Integer({ minimum: 1_000, default: 600_000 }),
   /** Deadline of one MigrateOut command (the worker answers when the migration committed or aborted). */
   migrationTimeoutMs: Type.Integer({ minimum: 100, default: 30_000 }),
@@ -80,6 +85,7 @@ export function loadOperatorConfig(env: NodeJS.ProcessEnv = process.env): Operat
     what: "operator",
     makeError: (message) => new ConfigError(message),
   });
-  if (config.renewDeadlineMs >= config.leaseDurationMs) throw new ConfigError(`${ENV.renewDeadlineMs} must be shorter than ${ENV.leaseDurationMs}`);
+  if (config.renewDeadlineMs >= config.leaseDurationMs)
+    throw new ConfigError(`${ENV.renewDeadlineMs} must be shorter than ${ENV.leaseDurationMs}`);
   return config;
 }

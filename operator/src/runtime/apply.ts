@@ -3,8 +3,15 @@
  * owned objects (so re-applying an unchanged object is a no-op and fields we stop setting are removed), and
  * server-side apply on the status subresource for status, written only when it differs from what is there.
  */
-import type { KubeConfig} from "@kubernetes/client-node";
-import { CustomObjectsApi, KubernetesObjectApi, PatchStrategy, setHeaderOptions, type KubernetesObject, type V1OwnerReference } from "@kubernetes/client-node";
+import type { KubeConfig } from "@kubernetes/client-node";
+import {
+  CustomObjectsApi,
+  KubernetesObjectApi,
+  PatchStrategy,
+  setHeaderOptions,
+  type KubernetesObject,
+  type V1OwnerReference,
+} from "@kubernetes/client-node";
 import { isDeepStrictEqual } from "node:util";
 import { isNotFound, kubeCall } from "./errors.js";
 
@@ -21,7 +28,10 @@ export class Applier {
   private readonly objects: KubernetesObjectApi;
   private readonly customObjects: CustomObjectsApi;
 
-  constructor(kubeConfig: KubeConfig, readonly fieldManager: string) {
+  constructor(
+    kubeConfig: KubeConfig,
+    readonly fieldManager: string,
+  ) {
     this.objects = KubernetesObjectApi.makeApiClient(kubeConfig);
     this.customObjects = kubeConfig.makeApiClient(CustomObjectsApi);
   }
@@ -29,7 +39,9 @@ export class Applier {
   /** Server-side apply with force: this controller is the only writer of the fields it sets. */
   async apply<T extends KubernetesObject>(object: T): Promise<T> {
     const what = `apply ${object.kind} ${object.metadata?.namespace ?? ""}/${object.metadata?.name ?? ""}`;
-    return kubeCall(what, () => this.objects.patch(object, undefined, undefined, this.fieldManager, true, PatchStrategy.ServerSideApply));
+    return kubeCall(what, () =>
+      this.objects.patch(object, undefined, undefined, this.fieldManager, true, PatchStrategy.ServerSideApply),
+    );
   }
 
   /** Deletes with background propagation; an already-gone object is success (idempotent). */
@@ -47,14 +59,31 @@ export class Applier {
    * reconciles from bumping resourceVersion and waking every watcher. Pass the resourceVersion `current` was read
    * at to make the write conditional on it.
    */
-  async applyStatus(target: StatusTarget, current: unknown, status: object, resourceVersion?: string): Promise<boolean> {
+  async applyStatus(
+    target: StatusTarget,
+    current: unknown,
+    status: object,
+    resourceVersion?: string,
+  ): Promise<boolean> {
     if (isDeepStrictEqual(normalize(current), normalize(status))) return false;
     // resourceVersion makes the write conditional on the object we computed from: status also carries fields
     // others write (a worker's lastCheckpointStep), and a forced apply from a stale cache would overwrite them.
     // A stale write gets 409 Conflict, which the runner turns into a quiet requeue on fresher data.
-    const metadata = { name: target.name, namespace: target.namespace, ...(resourceVersion ? { resourceVersion } : {}) };
+    const metadata = {
+      name: target.name,
+      namespace: target.namespace,
+      ...(resourceVersion ? { resourceVersion } : {}),
+    };
     const body = { apiVersion: `${target.group}/${target.version}`, kind: target.kind, metadata, status };
-    const request = { group: target.group, version: target.version, plural: target.plural, name: target.name, body, fieldManager: this.fieldManager, force: true };
+    const request = {
+      group: target.group,
+      version: target.version,
+      plural: target.plural,
+      name: target.name,
+      body,
+      fieldManager: this.fieldManager,
+      force: true,
+    };
     const ssa = setHeaderOptions("Content-Type", PatchStrategy.ServerSideApply);
     // An empty namespace is a cluster-scoped resource (FabricTopology).
     await kubeCall(`apply status of ${target.kind} ${target.namespace}/${target.name}`, () =>
@@ -74,6 +103,7 @@ function normalize(value: unknown): unknown {
 /** Owner reference making `owner` garbage-collect the object it is set on. */
 export function controllerOwnerReference(owner: KubernetesObject): V1OwnerReference {
   const { apiVersion, kind, metadata } = owner;
-  if (!apiVersion || !kind || !metadata?.name || !metadata.uid) throw new Error(`cannot own objects by ${kind}/${metadata?.name}: apiVersion, kind, name and uid are required`);
+  if (!apiVersion || !kind || !metadata?.name || !metadata.uid)
+    throw new Error(`cannot own objects by ${kind}/${metadata?.name}: apiVersion, kind, name and uid are required`);
   return { apiVersion, kind, name: metadata.name, uid: metadata.uid, controller: true, blockOwnerDeletion: true };
 }

@@ -31,7 +31,8 @@ function harness(behaviour: (key: string, attempt: number) => ReconcileResult | 
     logger: silentLogger,
     queue: new WorkQueue({ baseBackoffMs: 1, maxBackoffMs: 5 }),
   });
-  const count = async (result: string) => (await metrics.reconcileTotal.get()).values.find((v) => v.labels.result === result)?.value ?? 0;
+  const count = async (result: string) =>
+    (await metrics.reconcileTotal.get()).values.find((v) => v.labels.result === result)?.value ?? 0;
   return { controller, calls, metrics, count };
 }
 

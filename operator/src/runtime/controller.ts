@@ -82,7 +82,10 @@ export class Controller {
         } else {
           metrics.reconcileTotal.inc({ ...labels, result: "error" });
           metrics.reconcileErrorsTotal.inc(labels);
-          logger.error({ controller: reconciler.name, key, err: error, delayMs, failures: this.queue.failureCount(key) }, "reconcile failed; retrying with backoff");
+          logger.error(
+            { controller: reconciler.name, key, err: error, delayMs, failures: this.queue.failureCount(key) },
+            "reconcile failed; retrying with backoff",
+          );
         }
       } finally {
         endTimer();

@@ -8,7 +8,8 @@
 export function apiStatusCode(error: unknown): number | undefined {
   if (typeof error !== "object" || error === null) return undefined;
   const e = error as { code?: unknown; statusCode?: unknown; response?: { statusCode?: unknown } };
-  for (const candidate of [e.code, e.statusCode, e.response?.statusCode]) if (typeof candidate === "number") return candidate;
+  for (const candidate of [e.code, e.statusCode, e.response?.statusCode])
+    if (typeof candidate === "number") return candidate;
   return undefined;
 }
 
@@ -21,7 +22,8 @@ export class KubeApiError extends Error {
   readonly code: number | undefined;
   constructor(action: string, cause: unknown) {
     const body = (cause as { body?: unknown })?.body;
-    const detail = typeof body === "string" ? body : body ? JSON.stringify(body) : String((cause as Error)?.message ?? cause);
+    const detail =
+      typeof body === "string" ? body : body ? JSON.stringify(body) : String((cause as Error)?.message ?? cause);
     super(`${action}: ${detail}`, { cause });
     this.code = apiStatusCode(cause);
   }

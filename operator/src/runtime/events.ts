@@ -3,8 +3,14 @@
  * same (object, type, reason, message) within `aggregateWindowMs` bump one Event's count instead of piling up new
  * ones, as kubelet and client-go's recorder do. Recording never fails a reconcile: Events are best-effort.
  */
-import type { KubeConfig} from "@kubernetes/client-node";
-import { CoreV1Api, PatchStrategy, setHeaderOptions, type CoreV1Event, type KubernetesObject } from "@kubernetes/client-node";
+import type { KubeConfig } from "@kubernetes/client-node";
+import {
+  CoreV1Api,
+  PatchStrategy,
+  setHeaderOptions,
+  type CoreV1Event,
+  type KubernetesObject,
+} from "@kubernetes/client-node";
 import { randomBytes } from "node:crypto";
 import { systemClock, type Clock } from "./clock.js";
 import type { Logger } from "./logger.js";
@@ -51,7 +57,14 @@ export class EventRecorder implements EventSink {
       const name = `${object.metadata?.name ?? "object"}.${randomBytes(8).toString("hex")}`;
       const event: CoreV1Event = {
         metadata: { name, namespace },
-        involvedObject: { apiVersion: object.apiVersion, kind: object.kind, name: object.metadata?.name, namespace, uid: object.metadata?.uid, resourceVersion: object.metadata?.resourceVersion },
+        involvedObject: {
+          apiVersion: object.apiVersion,
+          kind: object.kind,
+          name: object.metadata?.name,
+          namespace,
+          uid: object.metadata?.uid,
+          resourceVersion: object.metadata?.resourceVersion,
+        },
         type,
         reason,
         message,
@@ -66,7 +79,10 @@ export class EventRecorder implements EventSink {
       this.recent.set(dedupeKey, { name, count: 1, lastMs: nowMs });
       this.prune(nowMs);
     } catch (error) {
-      this.logger.warn({ err: error, reason, object: `${namespace}/${object.metadata?.name}` }, "could not record event");
+      this.logger.warn(
+        { err: error, reason, object: `${namespace}/${object.metadata?.name}` },
+        "could not record event",
+      );
     }
   }
 

@@ -18,12 +18,16 @@ describe("FencedKubeConfig", () => {
     let reason: string | undefined = "lease lost";
     const fenced = new FencedKubeConfig(kubeConfig(), () => reason);
     for (const method of [HttpMethod.POST, HttpMethod.PUT, HttpMethod.PATCH, HttpMethod.DELETE]) {
-      const attempt = fenced.applySecurityAuthentication(new RequestContext("https://127.0.0.1:6443/api/v1/namespaces/a/pods?x=1", method));
+      const attempt = fenced.applySecurityAuthentication(
+        new RequestContext("https://127.0.0.1:6443/api/v1/namespaces/a/pods?x=1", method),
+      );
       await expect(attempt).rejects.toBeInstanceOf(LeaseLostError);
       await expect(attempt).rejects.toThrow(`refused ${method} /api/v1/namespaces/a/pods: lease lost`);
     }
     reason = undefined;
-    await expect(fenced.applySecurityAuthentication(new RequestContext("https://127.0.0.1:6443/api/v1/pods", HttpMethod.POST))).resolves.toBeUndefined();
+    await expect(
+      fenced.applySecurityAuthentication(new RequestContext("https://127.0.0.1:6443/api/v1/pods", HttpMethod.POST)),
+    ).resolves.toBeUndefined();
   });
 
   it("lets reads and watches through whatever the fence says, with the source's credentials", async () => {
@@ -42,17 +46,26 @@ describe("FencedKubeConfig on a real connection", () => {
     const seen: string[] = [];
     const server = createServer((req, res) => {
       seen.push(`${req.method} ${req.url}`);
-      res.writeHead(201, { "content-type": "application/json" }).end(JSON.stringify({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "x" } }));
+      res
+        .writeHead(201, { "content-type": "application/json" })
+        .end(JSON.stringify({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "x" } }));
     });
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     const port = (server.address() as { port: number }).port;
     const kc = new KubeConfig();
-    kc.loadFromOptions({ clusters: [{ name: "c", server: `http://127.0.0.1:${port}`, skipTLSVerify: true }], users: [{ name: "u" }], contexts: [{ name: "x", cluster: "c", user: "u" }], currentContext: "x" });
+    kc.loadFromOptions({
+      clusters: [{ name: "c", server: `http://127.0.0.1:${port}`, skipTLSVerify: true }],
+      users: [{ name: "u" }],
+      contexts: [{ name: "x", cluster: "c", user: "u" }],
+      currentContext: "x",
+    });
     try {
       // Open at the check before sending, closed by the time the connection is up (a freeze in between).
       let checks = 0;
       const api = new FencedKubeConfig(kc, () => (checks++ === 0 ? undefined : "lease lost")).makeApiClient(CoreV1Api);
-      await expect(api.createNamespacedConfigMap({ namespace: "a", body: { metadata: { name: "x" } } })).rejects.toThrow(/refused POST \/api\/v1\/namespaces\/a\/configmaps while connecting: lease lost/);
+      await expect(
+        api.createNamespacedConfigMap({ namespace: "a", body: { metadata: { name: "x" } } }),
+      ).rejects.toThrow(/refused POST \/api\/v1\/namespaces\/a\/configmaps while connecting: lease lost/);
       expect(checks).toBe(2);
       // Always open: the same write goes through (the server and the hook work).
       const open = new FencedKubeConfig(kc, () => undefined).makeApiClient(CoreV1Api);

@@ -30,10 +30,18 @@ export class LeaseLostError extends Error {
  * applySecurityAuthentication, so the check sees every write; reads and watches pass.
  */
 export class FencedKubeConfig extends KubeConfig {
-  constructor(source: KubeConfig, private readonly writeBlockedReason: () => string | undefined) {
+  constructor(
+    source: KubeConfig,
+    private readonly writeBlockedReason: () => string | undefined,
+  ) {
     super();
     // The same clusters, users and contexts (certificates by path, token files, exec plugins), not a re-serialization.
-    this.loadFromOptions({ clusters: source.clusters, users: source.users, contexts: source.contexts, currentContext: source.currentContext });
+    this.loadFromOptions({
+      clusters: source.clusters,
+      users: source.users,
+      contexts: source.contexts,
+      currentContext: source.currentContext,
+    });
   }
 
   override async applySecurityAuthentication(context: RequestContext): Promise<void> {

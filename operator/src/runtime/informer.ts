@@ -5,7 +5,7 @@
  * watch every `maxWatchAgeMs`: client-node 1.x has no inactivity timeout, and a half-open connection would
  * otherwise stall forever without an error.
  */
-import type { KubeConfig} from "@kubernetes/client-node";
+import type { KubeConfig } from "@kubernetes/client-node";
 import { ListWatch, Watch, type KubernetesListObject, type KubernetesObject } from "@kubernetes/client-node";
 import { systemClock, type Clock } from "./clock.js";
 import type { Logger } from "./logger.js";
@@ -40,7 +40,13 @@ export class ResilientInformer<T extends KubernetesObject> {
 
   constructor(private readonly options: InformerOptions<T>) {
     this.clock = options.clock ?? systemClock;
-    this.listWatch = new ListWatch<T>(options.path, new Watch(options.kubeConfig), options.list, false, options.labelSelector);
+    this.listWatch = new ListWatch<T>(
+      options.path,
+      new Watch(options.kubeConfig),
+      options.list,
+      false,
+      options.labelSelector,
+    );
     this.listWatch.on("add", (o) => this.emit("add", o));
     this.listWatch.on("update", (o) => this.emit("update", o));
     this.listWatch.on("delete", (o) => this.emit("delete", o));

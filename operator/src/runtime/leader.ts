@@ -10,8 +10,15 @@
  * over while this replica still believes it leads. Deadlines are measured on a monotonic clock: a wall-clock step
  * (NTP) must neither extend leadership nor end it early. Wall time is used only for the timestamps in the Lease.
  */
-import type { KubeConfig} from "@kubernetes/client-node";
-import { CoordinationV1Api, V1MicroTime, Observable, type ConfigurationOptions, type ObservableMiddleware, type V1Lease } from "@kubernetes/client-node";
+import type { KubeConfig } from "@kubernetes/client-node";
+import {
+  CoordinationV1Api,
+  V1MicroTime,
+  Observable,
+  type ConfigurationOptions,
+  type ObservableMiddleware,
+  type V1Lease,
+} from "@kubernetes/client-node";
 import { performance } from "node:perf_hooks";
 import { systemClock, type Clock } from "./clock.js";
 import { isConflict, isNotFound } from "./errors.js";
@@ -48,7 +55,8 @@ export class LeaderElector {
   private stopped = false;
 
   constructor(private readonly options: LeaderElectionOptions) {
-    if (options.renewDeadlineMs >= options.leaseDurationMs) throw new Error("leader election: renewDeadlineMs must be shorter than leaseDurationMs");
+    if (options.renewDeadlineMs >= options.leaseDurationMs)
+      throw new Error("leader election: renewDeadlineMs must be shorter than leaseDurationMs");
     this.api = options.kubeConfig.makeApiClient(CoordinationV1Api);
     this.clock = options.clock ?? systemClock;
     this.monotonicMs = options.monotonicMs ?? (() => performance.now());
@@ -82,10 +90,21 @@ export class LeaderElector {
     this.leading = false;
     const call = this.boundedCall(this.options.renewDeadlineMs);
     try {
-      const lease = await this.api.readNamespacedLease({ name: this.options.leaseName, namespace: this.options.namespace }, call.options);
+      const lease = await this.api.readNamespacedLease(
+        { name: this.options.leaseName, namespace: this.options.namespace },
+        call.options,
+      );
       if (lease.spec?.holderIdentity === this.options.identity) {
-        lease.spec = { ...lease.spec, holderIdentity: undefined, leaseDurationSeconds: 1, renewTime: new V1MicroTime(this.clock.now()) };
-        await this.api.replaceNamespacedLease({ name: this.options.leaseName, namespace: this.options.namespace, body: lease }, call.options);
+        lease.spec = {
+          ...lease.spec,
+          holderIdentity: undefined,
+          leaseDurationSeconds: 1,
+          renewTime: new V1MicroTime(this.clock.now()),
+        };
+        await this.api.replaceNamespacedLease(
+          { name: this.options.leaseName, namespace: this.options.namespace, body: lease },
+          call.options,
+        );
       }
     } catch (error) {
       this.options.logger.warn({ err: error }, "could not release leader lease");
@@ -101,12 +120,18 @@ export class LeaderElector {
     // when the write lands, which is after it was sent, so the fence closes first however slow the answer was.
     const attemptStartMs = this.monotonicMs();
     // A leader's calls end at its renew deadline; a candidate's get a whole renew deadline.
-    const budgetMs = this.leading ? this.lastRenewMs + this.options.renewDeadlineMs - this.monotonicMs() : this.options.renewDeadlineMs;
+    const budgetMs = this.leading
+      ? this.lastRenewMs + this.options.renewDeadlineMs - this.monotonicMs()
+      : this.options.renewDeadlineMs;
     const call = this.boundedCall(budgetMs);
     try {
       if (budgetMs > 0) renewed = await this.tryAcquireOrRenew(call.options);
     } catch (error) {
-      if (call.aborted()) this.options.logger.warn({ timeoutMs: Math.round(budgetMs) }, "leader election: lease call aborted at the renew deadline");
+      if (call.aborted())
+        this.options.logger.warn(
+          { timeoutMs: Math.round(budgetMs) },
+          "leader election: lease call aborted at the renew deadline",
+        );
       else if (!isConflict(error)) this.options.logger.warn({ err: error }, "leader election: lease update failed");
     } finally {
       call.done();
@@ -122,7 +147,10 @@ export class LeaderElector {
       }
     } else if (this.leading && nowMs - this.lastRenewMs >= this.options.renewDeadlineMs) {
       this.leading = false;
-      this.options.logger.error({ identity: this.options.identity }, "lost leadership: could not renew the lease in time");
+      this.options.logger.error(
+        { identity: this.options.identity },
+        "lost leadership: could not renew the lease in time",
+      );
       this.options.onStoppedLeading();
     }
     if (!this.stopped) this.timer = this.clock.setTimeout(() => void this.tick(), this.options.retryPeriodMs);
@@ -131,7 +159,10 @@ export class LeaderElector {
   /** An abort signal for one tick's Lease calls, fired after `timeoutMs`, as client-node call options. */
   private boundedCall(timeoutMs: number): { options: ConfigurationOptions; aborted: () => boolean; done: () => void } {
     const controller = new AbortController();
-    const timer = this.clock.setTimeout(() => controller.abort(new Error(`lease call exceeded ${Math.round(timeoutMs)} ms`)), Math.max(0, timeoutMs));
+    const timer = this.clock.setTimeout(
+      () => controller.abort(new Error(`lease call exceeded ${Math.round(timeoutMs)} ms`)),
+      Math.max(0, timeoutMs),
+    );
     // The object-parameter API takes observable middleware (client-node's own small Observable).
     const signalMiddleware: ObservableMiddleware = {
       pre: (context) => {
@@ -157,10 +188,22 @@ export class LeaderElector {
       lease = await this.api.readNamespacedLease({ name, namespace }, call);
     } catch (error) {
       if (!isNotFound(error)) throw error;
-      await this.api.createNamespacedLease({
-        namespace,
-        body: { metadata: { name, namespace }, spec: { holderIdentity: identity, leaseDurationSeconds, acquireTime: new V1MicroTime(wallMs), renewTime: new V1MicroTime(wallMs), leaseTransitions: 0 } },
-      }, call);
+      await this.api.createNamespacedLease(
+        {
+          namespace,
+          body: {
+            metadata: { name, namespace },
+            spec: {
+              holderIdentity: identity,
+              leaseDurationSeconds,
+              acquireTime: new V1MicroTime(wallMs),
+              renewTime: new V1MicroTime(wallMs),
+              leaseTransitions: 0,
+            },
+          },
+        },
+        call,
+      );
       return true;
     }
     const spec = lease.spec ?? {};

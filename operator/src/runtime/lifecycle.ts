@@ -21,7 +21,10 @@ export interface StepOutcome<Status> {
   requeueAfterMs?: number;
 }
 
-type ResourceWithStatus<Status> = KubernetesObject & { metadata: NonNullable<KubernetesObject["metadata"]>; status?: Status & { conditions?: Condition[] } };
+type ResourceWithStatus<Status> = KubernetesObject & {
+  metadata: NonNullable<KubernetesObject["metadata"]>;
+  status?: Status & { conditions?: Condition[] };
+};
 
 export interface LifecycleDeps {
   applier: Applier;

@@ -11,7 +11,9 @@ export interface HealthServerOptions {
   notReadyReason: () => string | undefined;
 }
 
-export async function startHealthServer(options: HealthServerOptions): Promise<{ server: Server; port: number; close(): Promise<void> }> {
+export async function startHealthServer(
+  options: HealthServerOptions,
+): Promise<{ server: Server; port: number; close(): Promise<void> }> {
   const app = express();
   app.get("/healthz", (_req, res) => {
     res.type("text/plain").send("ok");
@@ -25,7 +27,9 @@ export async function startHealthServer(options: HealthServerOptions): Promise<{
     res.type(options.registry.contentType).send(await options.registry.metrics());
   });
   const server = await new Promise<Server>((resolve, reject) => {
-    const s = app.listen(options.port, options.host ?? "0.0.0.0", (error?: Error) => (error ? reject(error) : resolve(s)));
+    const s = app.listen(options.port, options.host ?? "0.0.0.0", (error?: Error) =>
+      error ? reject(error) : resolve(s),
+    );
   });
   const address = server.address();
   const port = typeof address === "object" && address ? address.port : options.port;

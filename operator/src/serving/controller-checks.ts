@@ -19,10 +19,23 @@ export function modelWeightBytes(model: ServingDeploymentSpec["model"]): number 
 }
 
 export function checkServingSpec(spec: ServingDeploymentSpec, nodes: readonly NodeCapacity[]): SpecCheck {
-  const allowed = nodes.filter((n) => (!spec.gpu.model || n.gpuModel === spec.gpu.model) && (!spec.gpu.minMemoryGiB || gpuSpec(n.gpuModel).memoryGiB >= spec.gpu.minMemoryGiB));
+  const allowed = nodes.filter(
+    (n) =>
+      (!spec.gpu.model || n.gpuModel === spec.gpu.model) &&
+      (!spec.gpu.minMemoryGiB || gpuSpec(n.gpuModel).memoryGiB >= spec.gpu.minMemoryGiB),
+  );
   if (allowed.length === 0) {
-    const wanted = [spec.gpu.model && `GPU model ${spec.gpu.model}`, spec.gpu.minMemoryGiB && `≥${spec.gpu.minMemoryGiB} GiB per GPU`].filter(Boolean).join(" with ");
-    return { ok: false, reason: Reason.NoMatchingNodes, message: `no node offers ${wanted || "GPUs"}; ${describeCapacity(nodes)}` };
+    const wanted = [
+      spec.gpu.model && `GPU model ${spec.gpu.model}`,
+      spec.gpu.minMemoryGiB && `≥${spec.gpu.minMemoryGiB} GiB per GPU`,
+    ]
+      .filter(Boolean)
+      .join(" with ");
+    return {
+      ok: false,
+      reason: Reason.NoMatchingNodes,
+      message: `no node offers ${wanted || "GPUs"}; ${describeCapacity(nodes)}`,
+    };
   }
   const weightBytes = modelWeightBytes(spec.model);
   const gpuModels = [...new Set(allowed.map((n) => n.gpuModel))].sort();
@@ -38,9 +51,15 @@ export function checkServingSpec(spec: ServingDeploymentSpec, nodes: readonly No
     };
   }
   if (spec.scaling.maxGpus !== undefined) {
-    const minGpus = Math.min(...fitting.map((model) => Math.ceil(weightBytes / (gpuSpec(model).memoryGiB * GiB * WEIGHT_MEMORY_FRACTION))));
+    const minGpus = Math.min(
+      ...fitting.map((model) => Math.ceil(weightBytes / (gpuSpec(model).memoryGiB * GiB * WEIGHT_MEMORY_FRACTION))),
+    );
     if (minGpus > spec.scaling.maxGpus) {
-      return { ok: false, reason: Reason.InvalidSpec, message: `scaling.maxGpus is ${spec.scaling.maxGpus} but ${spec.model.name}'s weights alone need at least ${minGpus} GPUs` };
+      return {
+        ok: false,
+        reason: Reason.InvalidSpec,
+        message: `scaling.maxGpus is ${spec.scaling.maxGpus} but ${spec.model.name}'s weights alone need at least ${minGpus} GPUs`,
+      };
     }
   }
   return { ok: true, gpuModels: fitting };

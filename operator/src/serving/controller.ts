@@ -7,7 +7,12 @@ import type { V1Node, V1Pod } from "@kubernetes/client-node";
 import { API_GROUP, API_VERSION } from "../../../crds/src/common.js";
 import { wouldChange, type ConditionUpdate } from "../../../crds/src/conditions.js";
 import { Reason, ServingCondition } from "../../../crds/src/reasons.js";
-import { ServingDeploymentNames, ServingPhase, type ServingDeployment, type ServingDeploymentStatus } from "../../../crds/src/serving-deployment.js";
+import {
+  ServingDeploymentNames,
+  ServingPhase,
+  type ServingDeployment,
+  type ServingDeploymentStatus,
+} from "../../../crds/src/serving-deployment.js";
 import { summarizeCapacity, type ClusterCapacity } from "../cluster/capacity.js";
 import type { ReconcileResult, Reconciler } from "../runtime/controller.js";
 import type { ResilientInformer } from "../runtime/informer.js";
@@ -21,7 +26,11 @@ export type ServingExecutorOutcome = StepOutcome<ServingDeploymentStatus>;
  * Fetches, plans, applies and reports the pools of a deployment whose spec passed the checks (the DistServe pools);
  * executor/executor.ts.
  */
-export type ServingExecutor = (sd: ServingDeployment, capacity: ClusterCapacity, gpuModels: string[]) => Promise<ServingExecutorOutcome>;
+export type ServingExecutor = (
+  sd: ServingDeployment,
+  capacity: ClusterCapacity,
+  gpuModels: string[],
+) => Promise<ServingExecutorOutcome>;
 
 export interface ServingReconcilerDeps extends LifecycleDeps {
   servingDeployments: ResilientInformer<ServingDeployment>;
@@ -30,7 +39,12 @@ export interface ServingReconcilerDeps extends LifecycleDeps {
   executor: ServingExecutor;
 }
 
-const TARGET = { group: API_GROUP, version: API_VERSION, plural: ServingDeploymentNames.plural, kind: ServingDeploymentNames.kind };
+const TARGET = {
+  group: API_GROUP,
+  version: API_VERSION,
+  plural: ServingDeploymentNames.plural,
+  kind: ServingDeploymentNames.kind,
+};
 
 export class ServingDeploymentReconciler implements Reconciler {
   readonly name = "servingdeployment";
@@ -38,7 +52,13 @@ export class ServingDeploymentReconciler implements Reconciler {
   constructor(private readonly deps: ServingReconcilerDeps) {}
 
   reconcile(key: string): Promise<ReconcileResult> {
-    return reconcileResource({ key, informer: this.deps.servingDeployments, target: TARGET, deps: this.deps, decide: (sd) => this.decide(sd) });
+    return reconcileResource({
+      key,
+      informer: this.deps.servingDeployments,
+      target: TARGET,
+      deps: this.deps,
+      decide: (sd) => this.decide(sd),
+    });
   }
 
   private async decide(sd: ServingDeployment): Promise<ServingExecutorOutcome> {
@@ -46,15 +66,27 @@ export class ServingDeploymentReconciler implements Reconciler {
     const check = checkServingSpec(sd.spec, capacity.nodes);
     if (check.ok) return this.deps.executor(sd, capacity, check.gpuModels);
     // Running pools stay: a bad edit must not take down a deployment that serves traffic.
-    const planned: ConditionUpdate = { type: ServingCondition.Planned, status: "False", reason: check.reason, message: check.message };
+    const planned: ConditionUpdate = {
+      type: ServingCondition.Planned,
+      status: "False",
+      reason: check.reason,
+      message: check.message,
+    };
     return {
       status: { phase: ServingPhase.Pending },
       conditions: [
         planned,
-        { type: ServingCondition.InsufficientCapacity, status: check.reason === Reason.InsufficientCapacity ? "True" : "False", reason: check.reason, message: check.message },
+        {
+          type: ServingCondition.InsufficientCapacity,
+          status: check.reason === Reason.InsufficientCapacity ? "True" : "False",
+          reason: check.reason,
+          message: check.message,
+        },
         { type: ServingCondition.Available, status: "False", reason: check.reason, message: "no plan" },
       ],
-      events: wouldChange(sd.status?.conditions, planned) ? [{ type: "Warning", reason: check.reason, message: check.message }] : [],
+      events: wouldChange(sd.status?.conditions, planned)
+        ? [{ type: "Warning", reason: check.reason, message: check.message }]
+        : [],
     };
   }
 }

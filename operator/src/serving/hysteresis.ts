@@ -57,7 +57,8 @@ export interface PlanDecision {
 /** Same pods: mode, GPU model, affinity and every pool's TP, PP and replicas. */
 export function samePlanShape(a: StatusPlan, b: StatusPlan): boolean {
   const pool = (p: StatusPlan["prefill"]) => (p ? `${p.tp}/${p.pp}/${p.replicas}` : "-");
-  const shape = (p: StatusPlan) => [p.mode, p.gpuModel, p.affinity ?? "-", pool(p.prefill), pool(p.decode), pool(p.colocated)].join(" ");
+  const shape = (p: StatusPlan) =>
+    [p.mode, p.gpuModel, p.affinity ?? "-", pool(p.prefill), pool(p.decode), pool(p.colocated)].join(" ");
   return shape(a) === shape(b);
 }
 
@@ -74,7 +75,8 @@ export function decidePlan(input: HysteresisInput): PlanDecision {
   if (!candidate) return keep(PlanDecisionReason.CandidateFailed);
   if (samePlanShape(current, candidate)) return keep(PlanDecisionReason.Same);
   if (!input.currentFits) return adopt(PlanDecisionReason.CurrentDoesNotFit);
-  if (current.goodputPerGpu * current.totalGpus < input.arrivalRatePerSec) return adopt(PlanDecisionReason.CurrentMissesTarget);
+  if (current.goodputPerGpu * current.totalGpus < input.arrivalRatePerSec)
+    return adopt(PlanDecisionReason.CurrentMissesTarget);
   const band = input.bandPercent / 100;
   const moreGoodput = candidate.goodputPerGpu > current.goodputPerGpu * (1 + band);
   const fewerGpus = candidate.totalGpus < current.totalGpus * (1 - band);

@@ -38,8 +38,21 @@ export {
   type Parallelism,
 } from "../../../common/src/models/latency.js";
 export { measureDisaggregatedGoodputPerGpu, type DisaggregatedPlanShape } from "./distserve/planner.js";
-export { MODEL_SHAPES, deriveModel, type DerivedModel, type KnownModel, type ModelShape } from "../../../common/src/models/model-shapes.js";
-export { attainment, ColocatedPolicy, simulateColocated, simulateDisaggregated, type SimOutcome, type Slo } from "./distserve/simulator.js";
+export {
+  MODEL_SHAPES,
+  deriveModel,
+  type DerivedModel,
+  type KnownModel,
+  type ModelShape,
+} from "../../../common/src/models/model-shapes.js";
+export {
+  attainment,
+  ColocatedPolicy,
+  simulateColocated,
+  simulateDisaggregated,
+  type SimOutcome,
+  type Slo,
+} from "./distserve/simulator.js";
 export { maxRateMeeting, meanTtftMdOneMs } from "./distserve/goodput.js";
 export {
   NamedWorkload,

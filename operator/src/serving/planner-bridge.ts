@@ -22,13 +22,17 @@ const DEFAULT_CONTEXT_TOKENS = 4096;
  * intermediateSize both given, the MLP is taken as gated (three matrices, Llama) when that parameter count is
  * the closer one to paramsBillions, else standard (two, OPT).
  */
-export function modelShape(model: ServingDeploymentSpec["model"], maxContextTokens = DEFAULT_CONTEXT_TOKENS): ModelShape {
+export function modelShape(
+  model: ServingDeploymentSpec["model"],
+  maxContextTokens = DEFAULT_CONTEXT_TOKENS,
+): ModelShape {
   const kvHeads = model.kvHeads ?? model.heads;
   let gatedMlp: boolean | undefined;
   if (model.intermediateSize !== undefined && model.paramsBillions !== undefined) {
     const h = model.hiddenSize;
     const kvDim = (kvHeads * h) / model.heads;
-    const total = (matrices: number) => model.layers * (2 * h * h + 2 * h * kvDim + matrices * h * model.intermediateSize!) + model.vocabSize * h;
+    const total = (matrices: number) =>
+      model.layers * (2 * h * h + 2 * h * kvDim + matrices * h * model.intermediateSize!) + model.vocabSize * h;
     const target = model.paramsBillions * 1e9;
     gatedMlp = Math.abs(total(3) - target) < Math.abs(total(2) - target);
   }
@@ -49,12 +53,17 @@ export function modelShape(model: ServingDeploymentSpec["model"], maxContextToke
 }
 
 /** Request lengths from the spec; `trace` is the parsed traceRef when the spec names one. */
-export function workloadLengths(workload: ServingDeploymentSpec["workload"], trace?: readonly TraceRecord[]): WorkloadLengths {
+export function workloadLengths(
+  workload: ServingDeploymentSpec["workload"],
+  trace?: readonly TraceRecord[],
+): WorkloadLengths {
   if (workload.traceRef) {
-    if (!trace) throw new Error(`workload.traceRef ${workload.traceRef.configMapName}/${workload.traceRef.key} was not read`);
+    if (!trace)
+      throw new Error(`workload.traceRef ${workload.traceRef.configMapName}/${workload.traceRef.key} was not read`);
     return { trace };
   }
-  if (workload.promptTokens && workload.outputTokens) return { prompt: { ...workload.promptTokens }, output: { ...workload.outputTokens } };
+  if (workload.promptTokens && workload.outputTokens)
+    return { prompt: { ...workload.promptTokens }, output: { ...workload.outputTokens } };
   return workload.preset ?? "chatbot";
 }
 
@@ -62,7 +71,9 @@ export function workloadLengths(workload: ServingDeploymentSpec["workload"], tra
 export function contextTokens(workload: ServingDeploymentSpec["workload"], trace?: readonly TraceRecord[]): number {
   let longest = 0;
   if (workload.promptTokens && workload.outputTokens) {
-    longest = (workload.promptTokens.max ?? workload.promptTokens.mean) + (workload.outputTokens.max ?? workload.outputTokens.mean);
+    longest =
+      (workload.promptTokens.max ?? workload.promptTokens.mean) +
+      (workload.outputTokens.max ?? workload.outputTokens.mean);
   }
   for (const r of trace ?? []) longest = Math.max(longest, r.promptTokens + r.outputTokens);
   return Math.max(DEFAULT_CONTEXT_TOKENS, longest);
@@ -72,7 +83,11 @@ export function contextTokens(workload: ServingDeploymentSpec["workload"], trace
  * GPU nodes as the planner sees them: schedulable nodes of the allowed GPU models, with the GPUs the deployment's
  * own counted pods hold given back to it.
  */
-export function clusterNodes(nodes: readonly NodeCapacity[], gpuModels: readonly string[], ownPods: readonly ObservedPod[]): ClusterNode[] {
+export function clusterNodes(
+  nodes: readonly NodeCapacity[],
+  gpuModels: readonly string[],
+  ownPods: readonly ObservedPod[],
+): ClusterNode[] {
   const own = new Map<string, number>();
   for (const p of ownPods) if (p.counted) own.set(p.nodeName, (own.get(p.nodeName) ?? 0) + p.gpus);
   return nodes
@@ -85,7 +100,10 @@ export function clusterNodes(nodes: readonly NodeCapacity[], gpuModels: readonly
         gpuCount,
         // Our own pods' GPUs are ours to re-plan; everyone else's stay taken, even where the node is overcommitted
         // (our pod pinned there is Pending because others got the GPUs first).
-        gpusFree: Math.max(0, Math.min(gpuCount, gpuCount - ((n.gpusRequested ?? gpuCount - n.gpusFree) - (own.get(n.nodeName) ?? 0)))),
+        gpusFree: Math.max(
+          0,
+          Math.min(gpuCount, gpuCount - ((n.gpusRequested ?? gpuCount - n.gpusFree) - (own.get(n.nodeName) ?? 0))),
+        ),
         nicType: n.nicType,
         nicBandwidthGbps: n.nicBandwidthGbps,
         nicCount: n.nicCount,
@@ -97,9 +115,14 @@ export function clusterNodes(nodes: readonly NodeCapacity[], gpuModels: readonly
  * GPUs free right now for new pods of the plan, per schedulable node of its GPU model: the capacity's free count
  * less the deployment's pods it does not count yet (created but not yet in the cache).
  */
-export function placementNodes(nodes: readonly NodeCapacity[], gpuModel: string, ownPods: readonly ObservedPod[]): { nodeName: string; gpusFree: number }[] {
+export function placementNodes(
+  nodes: readonly NodeCapacity[],
+  gpuModel: string,
+  ownPods: readonly ObservedPod[],
+): { nodeName: string; gpusFree: number }[] {
   const pending = new Map<string, number>();
-  for (const p of ownPods) if (!p.counted && !p.failed) pending.set(p.nodeName, (pending.get(p.nodeName) ?? 0) + p.gpus);
+  for (const p of ownPods)
+    if (!p.counted && !p.failed) pending.set(p.nodeName, (pending.get(p.nodeName) ?? 0) + p.gpus);
   return nodes
     .filter((n) => n.schedulable && n.gpuModel === gpuModel)
     .map((n) => ({ nodeName: n.nodeName, gpusFree: Math.max(0, n.gpusFree - (pending.get(n.nodeName) ?? 0)) }));
@@ -110,10 +133,17 @@ export function placementNodes(nodes: readonly NodeCapacity[], gpuModel: string,
  * model (common/src/hardware/gpu-profile-reader.ts) replaces that model's shipped latency coefficients, and the
  * plan names it.
  */
-export function plannerInput(spec: ServingDeploymentSpec, nodes: readonly ClusterNode[], trace?: readonly TraceRecord[], profiles: readonly GpuProfileLike[] = []): ServingPlanInput {
+export function plannerInput(
+  spec: ServingDeploymentSpec,
+  nodes: readonly ClusterNode[],
+  trace?: readonly TraceRecord[],
+  profiles: readonly GpuProfileLike[] = [],
+): ServingPlanInput {
   const measured = profilesForPlanning(profiles, spec.engine.image);
   return {
-    ...(Object.keys(measured.names).length > 0 ? { coefficientOverrides: measured.overrides, gpuProfiles: measured.names } : {}),
+    ...(Object.keys(measured.names).length > 0
+      ? { coefficientOverrides: measured.overrides, gpuProfiles: measured.names }
+      : {}),
     model: modelShape(spec.model, contextTokens(spec.workload, trace)),
     slo: { ttftMs: spec.slo.ttftMs, tpotMs: spec.slo.tpotMs, attainmentPercent: spec.slo.attainmentPercent },
     workload: { arrivalRatePerSec: spec.workload.arrivalRatePerSec, lengths: workloadLengths(spec.workload, trace) },
@@ -128,8 +158,16 @@ export function plannerInput(spec: ServingDeploymentSpec, nodes: readonly Cluste
  * The planner's answer as status.plan, with spec.scaling applied: pools below minInstances are raised to it (for
  * low node-affinity plans by whole units), and a pool above maxInstances is an error naming it.
  */
-export function toStatusPlan(result: ServingPlanOk, scaling: ServingDeploymentSpec["scaling"]): { ok: true; plan: StatusPlan } | { ok: false; message: string } {
-  const pool = (p: { tp: number; pp: number; replicas: number }) => ({ tp: p.tp, pp: p.pp, replicas: p.replicas, gpus: p.tp * p.pp * p.replicas });
+export function toStatusPlan(
+  result: ServingPlanOk,
+  scaling: ServingDeploymentSpec["scaling"],
+): { ok: true; plan: StatusPlan } | { ok: false; message: string } {
+  const pool = (p: { tp: number; pp: number; replicas: number }) => ({
+    tp: p.tp,
+    pp: p.pp,
+    replicas: p.replicas,
+    gpus: p.tp * p.pp * p.replicas,
+  });
   const min = scaling.minInstances;
   const plan: StatusPlan = {
     mode: result.mode,
@@ -163,7 +201,10 @@ export function toStatusPlan(result: ServingPlanOk, scaling: ServingDeploymentSp
     for (const role of ["prefill", "decode", "colocated"] as const) {
       const replicas = plan[role]?.replicas ?? 0;
       if (replicas > scaling.maxInstances) {
-        return { ok: false, message: `the plan needs ${replicas} ${role} instances for ${result.explanation.split(";")[0]}, more than scaling.maxInstances ${scaling.maxInstances}` };
+        return {
+          ok: false,
+          message: `the plan needs ${replicas} ${role} instances for ${result.explanation.split(";")[0]}, more than scaling.maxInstances ${scaling.maxInstances}`,
+        };
       }
     }
   }

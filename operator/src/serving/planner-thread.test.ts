@@ -9,7 +9,15 @@ const input: ServingPlanInput = {
   workload: { arrivalRatePerSec: 4, lengths: "code-completion" },
   mode: "auto",
   options: { requestsPerInstance: 100 },
-  nodes: Array.from({ length: 2 }, (_, i) => ({ nodeName: `n${i}`, gpuModel: "A100-80GB", gpuCount: 8, gpusFree: 8, nicType: "infiniband" as const, nicBandwidthGbps: 200, nicCount: 8 })),
+  nodes: Array.from({ length: 2 }, (_, i) => ({
+    nodeName: `n${i}`,
+    gpuModel: "A100-80GB",
+    gpuCount: 8,
+    gpusFree: 8,
+    nicType: "infiniband" as const,
+    nicBandwidthGbps: 200,
+    nicCount: 8,
+  })),
 };
 
 const planner = new PlannerThread();

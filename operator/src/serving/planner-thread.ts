@@ -46,7 +46,8 @@ export class PlannerThread {
     });
     const fail = (error: Error) => {
       if (this.worker === worker) this.worker = undefined;
-      for (const waiter of this.pending.values()) waiter.reject(new Error("serving planner thread stopped", { cause: error }));
+      for (const waiter of this.pending.values())
+        waiter.reject(new Error("serving planner thread stopped", { cause: error }));
       this.pending.clear();
     };
     worker.on("error", fail);

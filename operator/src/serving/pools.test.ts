@@ -4,13 +4,48 @@ import { planGroups, planHash, planSummary, placeGroups, podObject, serviceObjec
 
 const pool = (tp: number, pp: number, replicas: number) => ({ tp, pp, replicas, gpus: tp * pp * replicas });
 
-const colocated: StatusPlan = { mode: "colocated", gpuModel: "H100-80GB", colocated: pool(1, 1, 3), totalGpus: 3, goodputPerGpu: 21 };
-const high: StatusPlan = { mode: "disaggregated", gpuModel: "H100-80GB", affinity: "high", prefill: pool(2, 1, 2), decode: pool(1, 1, 4), totalGpus: 8, goodputPerGpu: 12 };
-const pipelined: StatusPlan = { mode: "disaggregated", gpuModel: "H100-80GB", affinity: "high", prefill: pool(1, 4, 1), decode: pool(1, 1, 1), totalGpus: 5, goodputPerGpu: 12 };
+const colocated: StatusPlan = {
+  mode: "colocated",
+  gpuModel: "H100-80GB",
+  colocated: pool(1, 1, 3),
+  totalGpus: 3,
+  goodputPerGpu: 21,
+};
+const high: StatusPlan = {
+  mode: "disaggregated",
+  gpuModel: "H100-80GB",
+  affinity: "high",
+  prefill: pool(2, 1, 2),
+  decode: pool(1, 1, 4),
+  totalGpus: 8,
+  goodputPerGpu: 12,
+};
+const pipelined: StatusPlan = {
+  mode: "disaggregated",
+  gpuModel: "H100-80GB",
+  affinity: "high",
+  prefill: pool(1, 4, 1),
+  decode: pool(1, 1, 1),
+  totalGpus: 5,
+  goodputPerGpu: 12,
+};
 // The planner's A100 chatbot answer: per stage a unit needs 4 + 1 GPUs, so two units' stages cannot share a node.
-const low: StatusPlan = { mode: "disaggregated", gpuModel: "A100-80GB", affinity: "low", prefill: pool(4, 2, 2), decode: pool(1, 2, 4), totalGpus: 24, goodputPerGpu: 6 };
+const low: StatusPlan = {
+  mode: "disaggregated",
+  gpuModel: "A100-80GB",
+  affinity: "low",
+  prefill: pool(4, 2, 2),
+  decode: pool(1, 2, 4),
+  totalGpus: 24,
+  goodputPerGpu: 6,
+};
 
-const engine = { image: "vllm/vllm-openai:v0.11.0", args: ["--max-model-len", "8192"], port: 8000, env: [{ name: "VLLM_LOGGING_LEVEL", value: "INFO" }] };
+const engine = {
+  image: "vllm/vllm-openai:v0.11.0",
+  args: ["--max-model-len", "8192"],
+  port: 8000,
+  env: [{ name: "VLLM_LOGGING_LEVEL", value: "INFO" }],
+};
 
 function sd(): ServingDeployment {
   return {
@@ -18,12 +53,27 @@ function sd(): ServingDeployment {
     kind: "ServingDeployment",
     metadata: { name: "chat", namespace: "llm", uid: "uid-1" },
     spec: {
-      model: { name: "llama-3-8b", layers: 32, hiddenSize: 4096, heads: 32, kvHeads: 8, vocabSize: 128256, dtype: "bf16", paramsBillions: 8 },
+      model: {
+        name: "llama-3-8b",
+        layers: 32,
+        hiddenSize: 4096,
+        heads: 32,
+        kvHeads: 8,
+        vocabSize: 128256,
+        dtype: "bf16",
+        paramsBillions: 8,
+      },
       slo: { ttftMs: 250, tpotMs: 100, attainmentPercent: 90 },
       workload: { arrivalRatePerSec: 10, preset: "chatbot" },
       gpu: {},
       mode: "auto",
-      engine: { ...engine, env: [{ name: "GPUFLEET_TP", value: "user" }, { name: "HF_TOKEN_PATH", value: "/secrets/hf" }] },
+      engine: {
+        ...engine,
+        env: [
+          { name: "GPUFLEET_TP", value: "user" },
+          { name: "HF_TOKEN_PATH", value: "/secrets/hf" },
+        ],
+      },
       scaling: { minInstances: 1 },
     },
   };
@@ -34,7 +84,11 @@ const nodes = (...free: number[]) => free.map((gpusFree, i) => ({ nodeName: `n${
 describe("planGroups", () => {
   it.each<[string, StatusPlan, string[]]>([
     ["colocated: one group per instance", colocated, ["colocated-0", "colocated-1", "colocated-2"]],
-    ["high affinity: prefill then decode instances", high, ["prefill-0", "prefill-1", "decode-0", "decode-1", "decode-2", "decode-3"]],
+    [
+      "high affinity: prefill then decode instances",
+      high,
+      ["prefill-0", "prefill-1", "decode-0", "decode-1", "decode-2", "decode-3"],
+    ],
     ["low affinity: units of 1 prefill + 2 decode (gcd of 2 and 4)", low, ["unit-0", "unit-1"]],
   ])("%s", (_name, plan, keys) => {
     expect(planGroups(plan).map((g) => g.key)).toEqual(keys);
@@ -79,15 +133,31 @@ describe("placeGroups", () => {
   it("puts whole instances on one node, best fit, largest first", () => {
     const { placed, blocked } = placeGroups("chat", "h", planGroups(high), nodes(8, 3, 2));
     expect(blocked).toEqual([]);
-    const where = Object.fromEntries(placed.map((g) => [g.key, g.pods.map((p) => `${p.nodeName}:${p.gpus}`).join(" ")]));
+    const where = Object.fromEntries(
+      placed.map((g) => [g.key, g.pods.map((p) => `${p.nodeName}:${p.gpus}`).join(" ")]),
+    );
     // prefill (2 GPUs) first: n2 (2 free) then n1 (3 → 1); decodes: n1 (1 left), then n0.
-    expect(where).toEqual({ "prefill-0": "n2:2", "prefill-1": "n1:2", "decode-0": "n1:1", "decode-1": "n0:1", "decode-2": "n0:1", "decode-3": "n0:1" });
+    expect(where).toEqual({
+      "prefill-0": "n2:2",
+      "prefill-1": "n1:2",
+      "decode-0": "n1:1",
+      "decode-1": "n0:1",
+      "decode-2": "n0:1",
+      "decode-3": "n0:1",
+    });
     expect(placed.every((g) => g.pods.length === 1 && g.pods[0]!.worker === 0)).toBe(true);
   });
 
   it("splits an instance larger than any node's free GPUs into a leader and workers by stage", () => {
-    const { placed } = placeGroups("chat", "h", planGroups(pipelined).filter((g) => g.key === "prefill-0"), nodes(2, 2));
-    expect(placed[0]!.pods.map((p) => [p.name, p.nodeName, p.stages, p.gpus, p.worker, p.instancePods, p.leaderName])).toEqual([
+    const { placed } = placeGroups(
+      "chat",
+      "h",
+      planGroups(pipelined).filter((g) => g.key === "prefill-0"),
+      nodes(2, 2),
+    );
+    expect(
+      placed[0]!.pods.map((p) => [p.name, p.nodeName, p.stages, p.gpus, p.worker, p.instancePods, p.leaderName]),
+    ).toEqual([
       ["chat-h-p0", "n0", [0, 1], 2, 0, 2, "chat-h-p0"],
       ["chat-h-p0-1", "n1", [2, 3], 2, 1, 2, "chat-h-p0"],
     ]);
@@ -98,7 +168,9 @@ describe("placeGroups", () => {
     expect(blocked).toEqual([]);
     for (const group of placed) {
       const stageNodes = new Map<string, Set<string>>();
-      for (const pod of group.pods) for (const s of pod.stages) stageNodes.set(String(s), new Set([...(stageNodes.get(String(s)) ?? []), pod.nodeName]));
+      for (const pod of group.pods)
+        for (const s of pod.stages)
+          stageNodes.set(String(s), new Set([...(stageNodes.get(String(s)) ?? []), pod.nodeName]));
       // Every stage of every member (1 prefill of TP4, 2 decodes of TP1) on a single node: 6 GPUs per stage.
       expect([...stageNodes.values()].map((s) => s.size)).toEqual([1, 1]);
       expect(group.pods).toHaveLength(6);
@@ -118,15 +190,23 @@ describe("placeGroups", () => {
 });
 
 describe("podObject", () => {
-  const [worker] = placeGroups("chat", "abc12345", planGroups(pipelined).filter((g) => g.key === "prefill-0"), nodes(2, 2)).placed[0]!.pods.slice(1);
+  const [worker] = placeGroups(
+    "chat",
+    "abc12345",
+    planGroups(pipelined).filter((g) => g.key === "prefill-0"),
+    nodes(2, 2),
+  ).placed[0]!.pods.slice(1);
   const pod = podObject(sd(), worker!, "abc12345", "H100-80GB");
   const env = Object.fromEntries((pod.spec?.containers[0]?.env ?? []).map((e) => [e.name, e.value]));
 
   it("requests the stage's GPUs and is pinned to its node and GPU model", () => {
-    expect(pod.spec?.containers[0]?.resources).toEqual({ requests: { "nvidia.com/gpu": "2" }, limits: { "nvidia.com/gpu": "2" } });
-    expect(pod.spec?.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms).toEqual([
-      { matchExpressions: [{ key: "kubernetes.io/hostname", operator: "In", values: ["n1"] }] },
-    ]);
+    expect(pod.spec?.containers[0]?.resources).toEqual({
+      requests: { "nvidia.com/gpu": "2" },
+      limits: { "nvidia.com/gpu": "2" },
+    });
+    expect(pod.spec?.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms).toEqual(
+      [{ matchExpressions: [{ key: "kubernetes.io/hostname", operator: "In", values: ["n1"] }] }],
+    );
     expect(pod.spec?.nodeSelector).toEqual({ "gpufleet.io/gpu-model": "H100-80GB" });
     expect(pod.spec?.nodeName).toBeUndefined();
   });
@@ -139,7 +219,16 @@ describe("podObject", () => {
       "gpufleet.io/plan-hash": "abc12345",
       "gpufleet.io/worker": "1",
     });
-    expect(pod.metadata?.ownerReferences).toEqual([{ apiVersion: "gpufleet.io/v1alpha1", kind: "ServingDeployment", name: "chat", uid: "uid-1", controller: true, blockOwnerDeletion: true }]);
+    expect(pod.metadata?.ownerReferences).toEqual([
+      {
+        apiVersion: "gpufleet.io/v1alpha1",
+        kind: "ServingDeployment",
+        name: "chat",
+        uid: "uid-1",
+        controller: true,
+        blockOwnerDeletion: true,
+      },
+    ]);
   });
 
   it("tells the engine its role, parallelism, stages and leader, with the user's env applied over it", () => {
@@ -161,12 +250,31 @@ describe("podObject", () => {
   // Services route to Ready pods and Available counts Ready instances: Ready must mean "model loaded", which only
   // the engine itself can say, on its port.
   it.each([
-    ["a leader", podObject(sd(), placeGroups("chat", "abc12345", planGroups(pipelined).filter((g) => g.key === "prefill-0"), nodes(2, 2)).placed[0]!.pods[0]!, "abc12345", "H100-80GB")],
+    [
+      "a leader",
+      podObject(
+        sd(),
+        placeGroups(
+          "chat",
+          "abc12345",
+          planGroups(pipelined).filter((g) => g.key === "prefill-0"),
+          nodes(2, 2),
+        ).placed[0]!.pods[0]!,
+        "abc12345",
+        "H100-80GB",
+      ),
+    ],
     ["a worker", pod],
   ])("makes %s Ready only when its engine answers GET /health on the engine port", (_name, p) => {
     const container = p.spec?.containers[0];
     expect(container?.ports).toEqual([{ name: "http", containerPort: 8000, protocol: "TCP" }]);
-    expect(container?.readinessProbe).toEqual({ httpGet: { path: "/health", port: "http" }, periodSeconds: 5, timeoutSeconds: 2, failureThreshold: 3, successThreshold: 1 });
+    expect(container?.readinessProbe).toEqual({
+      httpGet: { path: "/health", port: "http" },
+      periodSeconds: 5,
+      timeoutSeconds: 2,
+      failureThreshold: 3,
+      successThreshold: 1,
+    });
     // No liveness and so no startup probe: a load deadline the operator cannot know would kill slow, healthy loads.
     expect(container?.livenessProbe).toBeUndefined();
     expect(container?.startupProbe).toBeUndefined();
@@ -177,23 +285,59 @@ describe("serviceObjects", () => {
   it("gives each role a Service selecting its leaders, plus a headless Service for pod names", () => {
     const services = serviceObjects(sd(), ["prefill", "decode"]);
     expect(services.map((s) => [s.metadata?.name, s.spec?.clusterIP ?? "", s.spec?.selector])).toEqual([
-      ["chat-prefill", "", { "gpufleet.io/serving-deployment": "chat", "app.kubernetes.io/managed-by": "gpufleet-operator", "gpufleet.io/role": "prefill", "gpufleet.io/worker": "0" }],
-      ["chat-decode", "", { "gpufleet.io/serving-deployment": "chat", "app.kubernetes.io/managed-by": "gpufleet-operator", "gpufleet.io/role": "decode", "gpufleet.io/worker": "0" }],
-      ["chat-pods", "None", { "gpufleet.io/serving-deployment": "chat", "app.kubernetes.io/managed-by": "gpufleet-operator" }],
+      [
+        "chat-prefill",
+        "",
+        {
+          "gpufleet.io/serving-deployment": "chat",
+          "app.kubernetes.io/managed-by": "gpufleet-operator",
+          "gpufleet.io/role": "prefill",
+          "gpufleet.io/worker": "0",
+        },
+      ],
+      [
+        "chat-decode",
+        "",
+        {
+          "gpufleet.io/serving-deployment": "chat",
+          "app.kubernetes.io/managed-by": "gpufleet-operator",
+          "gpufleet.io/role": "decode",
+          "gpufleet.io/worker": "0",
+        },
+      ],
+      [
+        "chat-pods",
+        "None",
+        { "gpufleet.io/serving-deployment": "chat", "app.kubernetes.io/managed-by": "gpufleet-operator" },
+      ],
     ]);
-    expect(services.every((s) => s.metadata?.ownerReferences?.[0]?.uid === "uid-1" && s.spec?.ports?.[0]?.port === 8000)).toBe(true);
+    expect(
+      services.every((s) => s.metadata?.ownerReferences?.[0]?.uid === "uid-1" && s.spec?.ports?.[0]?.port === 8000),
+    ).toBe(true);
   });
 });
 
 describe("podObject: the agent's worker socket", () => {
-  const [group] = placeGroups("chat", "abc12345", planGroups(pipelined).filter((g) => g.key === "prefill-0"), nodes(2, 2)).placed;
+  const [group] = placeGroups(
+    "chat",
+    "abc12345",
+    planGroups(pipelined).filter((g) => g.key === "prefill-0"),
+    nodes(2, 2),
+  ).placed;
   it.each([
     { name: "the default directory", dir: undefined, hostPath: "/var/run/gpufleet" },
     { name: "the configured directory", dir: "/opt/gpufleet/run", hostPath: "/opt/gpufleet/run" },
   ])("mounts $name and points GPUFLEET_AGENT_SOCKET at the socket", ({ dir, hostPath }) => {
     const pod = podObject(sd(), group!.pods[0]!, "abc12345", "H100-80GB", dir);
-    expect(pod.spec?.volumes).toEqual([{ name: "gpufleet-agent-socket", hostPath: { path: hostPath, type: "DirectoryOrCreate" } }]);
-    expect(pod.spec?.containers[0]?.volumeMounts).toEqual([{ name: "gpufleet-agent-socket", mountPath: "/run/gpufleet" }]);
-    expect(pod.spec?.containers[0]?.env).toContainEqual({ name: "GPUFLEET_AGENT_SOCKET", value: "/run/gpufleet/agent.sock" });
+    expect(pod.spec?.volumes).toEqual([
+      { name: "gpufleet-agent-socket", hostPath: { path: hostPath, type: "DirectoryOrCreate" } },
+    ]);
+    expect(pod.spec?.containers[0]?.volumeMounts).toEqual([
+      { name: "gpufleet-agent-socket", mountPath: "/run/gpufleet" },
+    ]);
+    expect(pod.spec?.containers[0]?.env).toContainEqual({
+      name: "GPUFLEET_AGENT_SOCKET",
+      value: "/run/gpufleet/agent.sock",
+    });
   });
 });

@@ -20,11 +20,21 @@
 import type { V1Pod, V1Service } from "@kubernetes/client-node";
 import { createHash } from "node:crypto";
 import { OwnedLabel } from "../../../crds/src/reasons.js";
-import type { ServingDeployment, ServingDeploymentSpec, ServingDeploymentStatus } from "../../../crds/src/serving-deployment.js";
+import type {
+  ServingDeployment,
+  ServingDeploymentSpec,
+  ServingDeploymentStatus,
+} from "../../../crds/src/serving-deployment.js";
 import { GpuResource, TopologyLabel } from "../../../crds/src/topology.js";
 import { DEFAULT_WORKER_SOCKET_DIR, workerSocketMount } from "../agents/worker-socket.js";
 import { controllerOwnerReference } from "../runtime/apply.js";
-import { type FreeNode, type InstancePlacement, type InstanceRole, packLowAffinity, packPools } from "./distserve/packing.js";
+import {
+  type FreeNode,
+  type InstancePlacement,
+  type InstanceRole,
+  packLowAffinity,
+  packPools,
+} from "./distserve/packing.js";
 import { contextTokens, modelShape } from "./planner-bridge.js";
 
 export type StatusPlan = NonNullable<ServingDeploymentStatus["plan"]>;
@@ -112,7 +122,12 @@ export function planRoles(plan: StatusPlan): Role[] {
 
 /** Instances of each role, in order, and how they group for placement. */
 export function planGroups(plan: StatusPlan): PlannedGroup[] {
-  const instance = (role: Role, index: number): PlannedInstance => ({ role, index, tp: plan[role]!.tp, pp: plan[role]!.pp });
+  const instance = (role: Role, index: number): PlannedInstance => ({
+    role,
+    index,
+    tp: plan[role]!.tp,
+    pp: plan[role]!.pp,
+  });
   const gpusOf = (instances: PlannedInstance[]) => instances.reduce((sum, i) => sum + i.tp * i.pp, 0);
   if (plan.mode === "disaggregated" && plan.affinity === "low" && plan.prefill && plan.decode) {
     // The status keeps replica counts, not the planner's unit; any common divisor gives units whose per-stage
@@ -150,7 +165,19 @@ export function desiredInstances(plan: StatusPlan): Map<Role, number> {
  */
 export function planHash(plan: StatusPlan, engine: ServingDeploymentSpec["engine"]): string {
   const pool = (p: StatusPlan["prefill"]) => (p ? [p.tp, p.pp, p.replicas] : null);
-  const shape = [plan.mode, plan.gpuModel, plan.affinity ?? null, pool(plan.prefill), pool(plan.decode), pool(plan.colocated), engine.image, engine.args, engine.port, engine.env.map((e) => [e.name, e.value]), ...(engine.kind && engine.kind !== "reference" ? [engine.kind] : [])];
+  const shape = [
+    plan.mode,
+    plan.gpuModel,
+    plan.affinity ?? null,
+    pool(plan.prefill),
+    pool(plan.decode),
+    pool(plan.colocated),
+    engine.image,
+    engine.args,
+    engine.port,
+    engine.env.map((e) => [e.name, e.value]),
+    ...(engine.kind && engine.kind !== "reference" ? [engine.kind] : []),
+  ];
   return createHash("sha256").update(JSON.stringify(shape)).digest("hex").slice(0, 8);
 }
 
@@ -158,7 +185,8 @@ const phase = (p: { tp: number; pp: number }) => `TP${p.tp}${p.pp > 1 ? `PP${p.p
 
 /** One-line plan for the printer column: "disagg P2×TP2 D4×TP1 (8 GPU)", "coloc 3×TP1 (3 GPU)". */
 export function planSummary(plan: StatusPlan): string {
-  if (plan.mode === "colocated" && plan.colocated) return `coloc ${plan.colocated.replicas}×${phase(plan.colocated)} (${plan.totalGpus} GPU)`;
+  if (plan.mode === "colocated" && plan.colocated)
+    return `coloc ${plan.colocated.replicas}×${phase(plan.colocated)} (${plan.totalGpus} GPU)`;
   const p = plan.prefill;
   const d = plan.decode;
   const affinity = plan.affinity === "low" ? " low-affinity" : "";
@@ -170,9 +198,16 @@ export function podName(sdName: string, hash: string, role: Role, index: number,
 }
 
 /** Pods of one placed instance: its stages grouped by node, the pod holding stage 0 first (the leader). */
-function instancePods(sdName: string, hash: string, group: PlannedGroup, placement: InstancePlacement, groupPods: number): PodPlacement[] {
+function instancePods(
+  sdName: string,
+  hash: string,
+  group: PlannedGroup,
+  placement: InstancePlacement,
+  groupPods: number,
+): PodPlacement[] {
   const byNode = new Map<string, number[]>();
-  for (const s of [...placement.stages].sort((x, y) => x.stage - y.stage)) byNode.set(s.nodeName, [...(byNode.get(s.nodeName) ?? []), s.stage]);
+  for (const s of [...placement.stages].sort((x, y) => x.stage - y.stage))
+    byNode.set(s.nodeName, [...(byNode.get(s.nodeName) ?? []), s.stage]);
   const nodes = [...byNode.entries()];
   const leaderName = podName(sdName, hash, placement.role, placement.index, 0);
   return nodes.map(([nodeName, stages], worker) => ({
@@ -198,7 +233,12 @@ function instancePods(sdName: string, hash: string, group: PlannedGroup, placeme
  * (best fit, TP never split across nodes, whole instance on one node when it fits). Groups that fit nowhere are
  * returned as blocked; the others' GPUs are taken from the free counts in order.
  */
-export function placeGroups(sdName: string, hash: string, groups: readonly PlannedGroup[], nodes: readonly FreeNode[]): { placed: PlacedGroup[]; blocked: PlannedGroup[] } {
+export function placeGroups(
+  sdName: string,
+  hash: string,
+  groups: readonly PlannedGroup[],
+  nodes: readonly FreeNode[],
+): { placed: PlacedGroup[]; blocked: PlannedGroup[] } {
   const free = new Map(nodes.filter((n) => n.gpusFree > 0).map((n) => [n.nodeName, n.gpusFree]));
   const placed: PlacedGroup[] = [];
   const blocked: PlannedGroup[] = [];
@@ -248,7 +288,13 @@ function ownerLabels(sdName: string): Record<string, string> {
  * spec.engine.env is applied over it by name, so the list has no duplicate names (server-side apply keys env by
  * name).
  */
-export function podObject(sd: ServingDeployment, pod: PodPlacement, hash: string, gpuModel: string, workerSocketDir: string = DEFAULT_WORKER_SOCKET_DIR): V1Pod {
+export function podObject(
+  sd: ServingDeployment,
+  pod: PodPlacement,
+  hash: string,
+  gpuModel: string,
+  workerSocketDir: string = DEFAULT_WORKER_SOCKET_DIR,
+): V1Pod {
   const sdName = sd.metadata.name!;
   const namespace = sd.metadata.namespace!;
   const { engine } = sd.spec;
@@ -269,7 +315,8 @@ export function podObject(sd: ServingDeployment, pod: PodPlacement, hash: string
     ["GPUFLEET_PORT", String(engine.port)],
     ["GPUFLEET_PLAN_HASH", hash],
   ]);
-  if (pod.role === "prefill") env.set("GPUFLEET_DECODE_SERVICE", `${serviceName(sdName, "decode")}.${namespace}.svc:${engine.port}`);
+  if (pod.role === "prefill")
+    env.set("GPUFLEET_DECODE_SERVICE", `${serviceName(sdName, "decode")}.${namespace}.svc:${engine.port}`);
   if (pod.unit !== undefined) env.set("GPUFLEET_UNIT", String(pod.unit));
   for (const e of engine.env) env.set(e.name, e.value);
   const socket = workerSocketMount(workerSocketDir);
@@ -303,7 +350,9 @@ export function podObject(sd: ServingDeployment, pod: PodPlacement, hash: string
       affinity: {
         nodeAffinity: {
           requiredDuringSchedulingIgnoredDuringExecution: {
-            nodeSelectorTerms: [{ matchExpressions: [{ key: HOSTNAME_LABEL, operator: "In", values: [pod.nodeName] }] }],
+            nodeSelectorTerms: [
+              { matchExpressions: [{ key: HOSTNAME_LABEL, operator: "In", values: [pod.nodeName] }] },
+            ],
           },
         },
       },
@@ -320,7 +369,13 @@ export function podObject(sd: ServingDeployment, pod: PodPlacement, hash: string
           volumeMounts: [socket.volumeMount],
           // Readiness only. A startup probe acts only as a deadline in front of a liveness probe, and load time
           // (seconds to tens of minutes, by model size and storage) is not something the operator can know.
-          readinessProbe: { httpGet: { path: ENGINE_HEALTH_PATH, port: ENGINE_PORT_NAME }, periodSeconds: 5, timeoutSeconds: 2, failureThreshold: 3, successThreshold: 1 },
+          readinessProbe: {
+            httpGet: { path: ENGINE_HEALTH_PATH, port: ENGINE_PORT_NAME },
+            periodSeconds: 5,
+            timeoutSeconds: 2,
+            failureThreshold: 3,
+            successThreshold: 1,
+          },
         },
       ],
       volumes: [socket.volume],

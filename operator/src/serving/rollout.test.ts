@@ -1,10 +1,24 @@
 import { describe, expect, it } from "vitest";
 import { planGroups, placeGroups, type Role, type StatusPlan } from "./pools.js";
-import { observePod, planRollout, runningPlanFits, UNSCHEDULABLE_GRACE_MS, type ObservedPod, type RolloutStep } from "./rollout.js";
+import {
+  observePod,
+  planRollout,
+  runningPlanFits,
+  UNSCHEDULABLE_GRACE_MS,
+  type ObservedPod,
+  type RolloutStep,
+} from "./rollout.js";
 
 const pool = (tp: number, pp: number, replicas: number) => ({ tp, pp, replicas, gpus: tp * pp * replicas });
-const plan = (over: Partial<StatusPlan>): StatusPlan => ({ mode: "disaggregated", gpuModel: "H100-80GB", totalGpus: 0, goodputPerGpu: 1, ...over });
-const coloc = (tp: number, pp: number, replicas: number) => plan({ mode: "colocated", colocated: pool(tp, pp, replicas) });
+const plan = (over: Partial<StatusPlan>): StatusPlan => ({
+  mode: "disaggregated",
+  gpuModel: "H100-80GB",
+  totalGpus: 0,
+  goodputPerGpu: 1,
+  ...over,
+});
+const coloc = (tp: number, pp: number, replicas: number) =>
+  plan({ mode: "colocated", colocated: pool(tp, pp, replicas) });
 const disagg = (p: [number, number, number], d: [number, number, number], affinity: "high" | "low" = "high") =>
   plan({ affinity, prefill: pool(...p), decode: pool(...d) });
 
@@ -16,7 +30,10 @@ class World {
   pods: (ObservedPod & { age: number; gone?: number })[] = [];
   readonly trace: string[] = [];
 
-  constructor(readonly capacity: Record<string, number>, readonly lost = new Set<string>()) {}
+  constructor(
+    readonly capacity: Record<string, number>,
+    readonly lost = new Set<string>(),
+  ) {}
 
   install(p: StatusPlan, hash: string): void {
     const { placed, blocked } = placeGroups("sd", hash, planGroups(p), this.free());
@@ -40,7 +57,15 @@ class World {
     }
     const free = this.free();
     for (const n of free) if (n.gpusFree < 0) throw new Error(`node ${n.nodeName} overcommitted`);
-    const step = planRollout({ sdName: "sd", targetHash: hash, groups: planGroups(target), pods: this.pods, free, lostNodes: this.lost, maxUnavailable });
+    const step = planRollout({
+      sdName: "sd",
+      targetHash: hash,
+      groups: planGroups(target),
+      pods: this.pods,
+      free,
+      lostNodes: this.lost,
+      maxUnavailable,
+    });
     for (const name of step.delete) {
       const pod = this.pods.find((p) => p.name === name)!;
       pod.deleting = true;
@@ -49,7 +74,12 @@ class World {
     }
     for (const g of step.create) for (const pod of g.pods) this.pods.push({ ...observed(pod, hash), age: 0 });
     const short = (name: string) => name.replace(/^sd-/, "");
-    this.trace.push([...step.create.flatMap((g) => g.pods.map((p) => `+${short(p.name)}`)), ...step.delete.map((n) => `-${short(n)}`)].join(" ") || (step.complete ? "done" : "wait"));
+    this.trace.push(
+      [
+        ...step.create.flatMap((g) => g.pods.map((p) => `+${short(p.name)}`)),
+        ...step.delete.map((n) => `-${short(n)}`),
+      ].join(" ") || (step.complete ? "done" : "wait"),
+    );
     return step;
   }
 
@@ -62,23 +92,59 @@ class World {
       if (p.role !== role) continue;
       byInstance.set(key, [...(byInstance.get(key) ?? []), p]);
     }
-    for (const [key, pods] of byInstance) if (pods.length === pods[0]!.instancePods && pods.every((p) => p.ready && !p.deleting)) keys.add(key);
+    for (const [key, pods] of byInstance)
+      if (pods.length === pods[0]!.instancePods && pods.every((p) => p.ready && !p.deleting)) keys.add(key);
     return keys.size;
   }
 }
 
-function observed(pod: { name: string; role: Role; index: number; worker: number; groupKey: string; groupPods: number; instancePods: number; nodeName: string; gpus: number }, hash: string): ObservedPod {
+function observed(
+  pod: {
+    name: string;
+    role: Role;
+    index: number;
+    worker: number;
+    groupKey: string;
+    groupPods: number;
+    instancePods: number;
+    nodeName: string;
+    gpus: number;
+  },
+  hash: string,
+): ObservedPod {
   const { name, role, index, worker, groupKey, groupPods, instancePods, nodeName, gpus } = pod;
-  return { name, hash, role, index, worker, groupKey, groupPods, instancePods, nodeName, gpus, ready: false, failed: false, deleting: false, unschedulable: false, counted: true };
+  return {
+    name,
+    hash,
+    role,
+    index,
+    worker,
+    groupKey,
+    groupPods,
+    instancePods,
+    nodeName,
+    gpus,
+    ready: false,
+    failed: false,
+    deleting: false,
+    unschedulable: false,
+    counted: true,
+  };
 }
 
-/** Steps until complete (or `limit`), checking after every step that each role served before still has a Ready instance. */
+/**
+ * Steps until complete (or `limit`), checking after every step that each role served before still has a Ready instance.
+ */
 function replay(world: World, target: StatusPlan, hash: string, roles: Role[], limit = 20): RolloutStep[] {
   const steps: RolloutStep[] = [];
   for (let i = 0; i < limit; i++) {
     const step = world.step(target, hash);
     steps.push(step);
-    for (const role of roles) expect(world.readyInstances(role), `${role} Ready after step ${i + 1} (${world.trace.join(" | ")})`).toBeGreaterThanOrEqual(1);
+    for (const role of roles)
+      expect(
+        world.readyInstances(role),
+        `${role} Ready after step ${i + 1} (${world.trace.join(" | ")})`,
+      ).toBeGreaterThanOrEqual(1);
     if (step.complete) break;
   }
   return steps;
@@ -99,7 +165,13 @@ describe("planRollout replays", () => {
       "wait",
       "done",
     ]);
-    expect(steps.at(-1)).toMatchObject({ complete: true, readyInstances: 4, desiredInstances: 4, delete: [], create: [] });
+    expect(steps.at(-1)).toMatchObject({
+      complete: true,
+      readyInstances: 4,
+      desiredInstances: 4,
+      delete: [],
+      create: [],
+    });
     expect(world.pods.every((p) => p.hash === "new")).toBe(true);
   });
 
@@ -139,7 +211,9 @@ describe("planRollout replays", () => {
     world.install(coloc(2, 1, 1), "old");
     const step = world.step(coloc(1, 2, 1), "new");
     expect(step).toMatchObject({ create: [], delete: [], complete: false });
-    expect(step.waiting).toMatch(/1 group\(s\) of the new plan fit nowhere \(colocated-0 needs 2 GPUs\); removing old instances cannot make room/);
+    expect(step.waiting).toMatch(
+      /1 group\(s\) of the new plan fit nowhere \(colocated-0 needs 2 GPUs\); removing old instances cannot make room/,
+    );
     expect(world.readyInstances("colocated")).toBe(1);
   });
 
@@ -180,7 +254,12 @@ describe("planRollout repairs the target plan", () => {
     lostWorld.install(target, "t");
     lostWorld.lost.add(lostWorld.pods[0]!.nodeName);
     const step = lostWorld.step(target, "t");
-    expect(step.delete.sort()).toEqual(lostWorld.pods.filter((p) => p.nodeName === lostWorld.pods[0]!.nodeName).map((p) => p.name).sort());
+    expect(step.delete.sort()).toEqual(
+      lostWorld.pods
+        .filter((p) => p.nodeName === lostWorld.pods[0]!.nodeName)
+        .map((p) => p.name)
+        .sort(),
+    );
   });
 
   it("places a group again elsewhere when the scheduler refuses its pod on the planned node", () => {
@@ -192,7 +271,14 @@ describe("planRollout repairs the target plan", () => {
 
   it("is complete and idle when everything is Ready", () => {
     const world = running({ n0: 8 });
-    expect(world.step(target, "t")).toMatchObject({ create: [], delete: [], blocked: [], complete: true, readyInstances: 2, desiredInstances: 2 });
+    expect(world.step(target, "t")).toMatchObject({
+      create: [],
+      delete: [],
+      blocked: [],
+      complete: true,
+      readyInstances: 2,
+      desiredInstances: 2,
+    });
   });
 
   it("creates a fresh deployment's groups and reports what does not fit", () => {
@@ -206,7 +292,15 @@ describe("planRollout repairs the target plan", () => {
 
 describe("runningPlanFits", () => {
   const running = disagg([2, 1, 1], [1, 1, 2]);
-  const fitsIn = (world: World) => runningPlanFits({ sdName: "sd", plan: running, hash: "r", pods: world.pods, free: world.free().filter((n) => !world.lost.has(n.nodeName)), lostNodes: world.lost });
+  const fitsIn = (world: World) =>
+    runningPlanFits({
+      sdName: "sd",
+      plan: running,
+      hash: "r",
+      pods: world.pods,
+      free: world.free().filter((n) => !world.lost.has(n.nodeName)),
+      lostNodes: world.lost,
+    });
 
   it("holds for a complete plan even with no GPU free", () => {
     const world = new World({ n0: 4 });
@@ -236,8 +330,14 @@ describe("runningPlanFits", () => {
 });
 
 describe("observePod", () => {
-  const base = (conditions: { type: string; status: string; reason?: string; lastTransitionTime?: Date }[], nodeName?: string) => ({
-    metadata: { name: "sd-t-d0", labels: { "gpufleet.io/role": "decode", "gpufleet.io/plan-hash": "t", "gpufleet.io/instance": "0" } },
+  const base = (
+    conditions: { type: string; status: string; reason?: string; lastTransitionTime?: Date }[],
+    nodeName?: string,
+  ) => ({
+    metadata: {
+      name: "sd-t-d0",
+      labels: { "gpufleet.io/role": "decode", "gpufleet.io/plan-hash": "t", "gpufleet.io/instance": "0" },
+    },
     spec: { nodeName, containers: [] },
     status: { phase: "Pending", conditions },
   });
@@ -247,7 +347,13 @@ describe("observePod", () => {
   it.each([
     ["refused past the grace", refused, undefined, since.getTime() + UNSCHEDULABLE_GRACE_MS, true],
     ["refused within the grace", refused, undefined, since.getTime() + UNSCHEDULABLE_GRACE_MS - 1, false],
-    ["pending for another reason", [{ type: "PodScheduled", status: "False", reason: "SchedulerError", lastTransitionTime: since }], undefined, since.getTime() + 60_000, false],
+    [
+      "pending for another reason",
+      [{ type: "PodScheduled", status: "False", reason: "SchedulerError", lastTransitionTime: since }],
+      undefined,
+      since.getTime() + 60_000,
+      false,
+    ],
     ["bound", refused, "n0", since.getTime() + 60_000, false],
   ])("marks a pod unschedulable only when %s", (_name, conditions, nodeName, nowMs, expected) => {
     expect(observePod(base(conditions, nodeName) as never, { nowMs })?.unschedulable).toBe(expected);

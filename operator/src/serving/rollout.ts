@@ -19,7 +19,16 @@ import type { V1Pod } from "@kubernetes/client-node";
 import { OwnedLabel } from "../../../crds/src/reasons.js";
 import { gpuRequest, podNode } from "../cluster/capacity.js";
 import type { FreeNode } from "./distserve/packing.js";
-import { type PlacedGroup, type PlannedGroup, type Role, type StatusPlan, ServingPodAnnotation, ServingPodLabel, placeGroups, planGroups } from "./pools.js";
+import {
+  type PlacedGroup,
+  type PlannedGroup,
+  type Role,
+  type StatusPlan,
+  ServingPodAnnotation,
+  ServingPodLabel,
+  placeGroups,
+  planGroups,
+} from "./pools.js";
 
 export interface ObservedPod {
   name: string;
@@ -79,7 +88,10 @@ const ROLES: readonly Role[] = ["prefill", "decode", "colocated"];
  */
 export const UNSCHEDULABLE_GRACE_MS = 10_000;
 
-export function observePod(pod: V1Pod, opts: { deleting?: boolean; counted?: boolean; nowMs?: number } = {}): ObservedPod | undefined {
+export function observePod(
+  pod: V1Pod,
+  opts: { deleting?: boolean; counted?: boolean; nowMs?: number } = {},
+): ObservedPod | undefined {
   const labels = pod.metadata?.labels ?? {};
   const annotations = pod.metadata?.annotations ?? {};
   const role = labels[OwnedLabel.role] as Role | undefined;
@@ -129,7 +141,8 @@ function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, 
   return map;
 }
 
-const instanceReady = (i: Instance) => i.pods.length === (i.pods[0]?.instancePods ?? 1) && i.pods.every((p) => p.ready && !p.deleting);
+const instanceReady = (i: Instance) =>
+  i.pods.length === (i.pods[0]?.instancePods ?? 1) && i.pods.every((p) => p.ready && !p.deleting);
 
 export function planRollout(input: RolloutInput): RolloutStep {
   const { targetHash, lostNodes } = input;
@@ -149,15 +162,19 @@ export function planRollout(input: RolloutInput): RolloutStep {
     const pods = targetByGroup.get(group.key) ?? [];
     const live = pods.filter((p) => !p.deleting);
     if (pods.length === 0) missing.push(group);
-    else if (live.length < pods.length) settling = true; // part of it is going away: wait for it to be gone
+    else if (live.length < pods.length)
+      settling = true; // part of it is going away: wait for it to be gone
     else if (live.length < (live[0]?.groupPods ?? 1) || live.some(broken)) remove(live);
   }
   for (const [key, pods] of targetByGroup) if (!wanted.has(key)) remove(pods);
 
   // 1b. Old instances: those not Ready (or broken) serve nothing.
-  const oldInstances = [...groupBy(input.pods.filter((p) => p.hash !== targetHash), instanceKey).values()].map(
-    (pods): Instance => ({ hash: pods[0]!.hash, role: pods[0]!.role, index: pods[0]!.index, pods }),
-  );
+  const oldInstances = [
+    ...groupBy(
+      input.pods.filter((p) => p.hash !== targetHash),
+      instanceKey,
+    ).values(),
+  ].map((pods): Instance => ({ hash: pods[0]!.hash, role: pods[0]!.role, index: pods[0]!.index, pods }));
   const oldReady: Instance[] = [];
   for (const inst of oldInstances) {
     if (inst.pods.every((p) => p.deleting)) continue;
@@ -168,9 +185,16 @@ export function planRollout(input: RolloutInput): RolloutStep {
   // Readiness of the target plan, per role.
   const desired = new Map<Role, number>();
   for (const g of input.groups) for (const i of g.instances) desired.set(i.role, (desired.get(i.role) ?? 0) + 1);
-  const targetInstances = [...groupBy(targetPods, instanceKey).values()].map((pods): Instance => ({ hash: targetHash, role: pods[0]!.role, index: pods[0]!.index, pods }));
+  const targetInstances = [...groupBy(targetPods, instanceKey).values()].map((pods): Instance => ({
+    hash: targetHash,
+    role: pods[0]!.role,
+    index: pods[0]!.index,
+    pods,
+  }));
   const newReady = new Map<Role, number>();
-  for (const inst of targetInstances) if (instanceReady(inst) && !inst.pods.some((p) => deletions.has(p.name))) newReady.set(inst.role, (newReady.get(inst.role) ?? 0) + 1);
+  for (const inst of targetInstances)
+    if (instanceReady(inst) && !inst.pods.some((p) => deletions.has(p.name)))
+      newReady.set(inst.role, (newReady.get(inst.role) ?? 0) + 1);
   const readyInstances = [...newReady.values()].reduce((a, b) => a + b, 0);
   const desiredInstances = [...desired.values()].reduce((a, b) => a + b, 0);
   const targetReady = readyInstances === desiredInstances && missing.length === 0;
@@ -180,7 +204,8 @@ export function planRollout(input: RolloutInput): RolloutStep {
 
   // 3. Drain old Ready instances the target plan stands in for.
   const inFlight = new Map<Role, number>();
-  for (const inst of oldInstances) if (inst.pods.some((p) => p.deleting)) inFlight.set(inst.role, (inFlight.get(inst.role) ?? 0) + 1);
+  for (const inst of oldInstances)
+    if (inst.pods.some((p) => p.deleting)) inFlight.set(inst.role, (inFlight.get(inst.role) ?? 0) + 1);
   const readyOld = new Map<Role, Instance[]>();
   for (const inst of oldReady) readyOld.set(inst.role, [...(readyOld.get(inst.role) ?? []), inst]);
   let drained = 0;
@@ -203,7 +228,13 @@ export function planRollout(input: RolloutInput): RolloutStep {
 
   // 4. Make room when surging is impossible and nothing else moves.
   let waiting: string | undefined;
-  const moving = create.length > 0 || drained > 0 || settling || deletions.size > 0 || input.pods.some((p) => p.deleting) || targetPods.some((p) => !p.ready);
+  const moving =
+    create.length > 0 ||
+    drained > 0 ||
+    settling ||
+    deletions.size > 0 ||
+    input.pods.some((p) => p.deleting) ||
+    targetPods.some((p) => !p.ready);
   if (blocked.length > 0 && !moving) {
     const victim = makeRoom(input, blocked[0]!, [...readyOld.values()].flat(), newReady);
     if (victim) remove(victim.pods);
@@ -234,26 +265,43 @@ export function planRollout(input: RolloutInput): RolloutStep {
  * most free plus reclaimable GPUs first), never a role's last Ready instance, until the group fits; the first of
  * that sequence is returned (one per step: the next step re-checks with what then is free).
  */
-function makeRoom(input: RolloutInput, group: PlannedGroup, candidates: readonly Instance[], newReady: ReadonlyMap<Role, number>): Instance | undefined {
+function makeRoom(
+  input: RolloutInput,
+  group: PlannedGroup,
+  candidates: readonly Instance[],
+  newReady: ReadonlyMap<Role, number>,
+): Instance | undefined {
   const free = new Map(input.free.map((n) => [n.nodeName, n.gpusFree]));
   // Only GPUs on nodes the target plan may use help; they count once the pod is gone from the capacity.
-  const onNode = (inst: Instance, node: string) => inst.pods.filter((p) => p.nodeName === node && p.counted && free.has(node)).reduce((sum, p) => sum + p.gpus, 0);
+  const onNode = (inst: Instance, node: string) =>
+    inst.pods.filter((p) => p.nodeName === node && p.counted && free.has(node)).reduce((sum, p) => sum + p.gpus, 0);
   const nodes = [...new Set(candidates.flatMap((i) => i.pods.map((p) => p.nodeName)))].filter((n) => free.has(n));
   const reclaimable = (node: string) => candidates.reduce((sum, i) => sum + onNode(i, node), 0);
-  nodes.sort((a, b) => (free.get(b) ?? 0) + reclaimable(b) - ((free.get(a) ?? 0) + reclaimable(a)) || a.localeCompare(b));
+  nodes.sort(
+    (a, b) => (free.get(b) ?? 0) + reclaimable(b) - ((free.get(a) ?? 0) + reclaimable(a)) || a.localeCompare(b),
+  );
   const readyLeft = new Map<Role, number>();
-  for (const role of ROLES) readyLeft.set(role, (newReady.get(role) ?? 0) + candidates.filter((i) => i.role === role).length);
+  for (const role of ROLES)
+    readyLeft.set(role, (newReady.get(role) ?? 0) + candidates.filter((i) => i.role === role).length);
   const taken = new Set<Instance>();
   const sequence: Instance[] = [];
   for (const node of nodes) {
-    const here = candidates.filter((i) => !taken.has(i) && onNode(i, node) > 0).sort((x, y) => x.hash.localeCompare(y.hash) || y.index - x.index);
+    const here = candidates
+      .filter((i) => !taken.has(i) && onNode(i, node) > 0)
+      .sort((x, y) => x.hash.localeCompare(y.hash) || y.index - x.index);
     for (const inst of here) {
       if ((readyLeft.get(inst.role) ?? 0) <= 1) continue;
       readyLeft.set(inst.role, (readyLeft.get(inst.role) ?? 0) - 1);
       taken.add(inst);
       sequence.push(inst);
-      for (const p of inst.pods) if (p.counted && free.has(p.nodeName)) free.set(p.nodeName, (free.get(p.nodeName) ?? 0) + p.gpus);
-      const fits = placeGroups(input.sdName, input.targetHash, [group], [...free.entries()].map(([nodeName, gpusFree]) => ({ nodeName, gpusFree })));
+      for (const p of inst.pods)
+        if (p.counted && free.has(p.nodeName)) free.set(p.nodeName, (free.get(p.nodeName) ?? 0) + p.gpus);
+      const fits = placeGroups(
+        input.sdName,
+        input.targetHash,
+        [group],
+        [...free.entries()].map(([nodeName, gpusFree]) => ({ nodeName, gpusFree })),
+      );
       if (fits.blocked.length === 0) return sequence[0];
     }
   }
@@ -265,16 +313,36 @@ function makeRoom(input: RolloutInput, group: PlannedGroup, candidates: readonly
  * a lost node can be placed in the GPUs free plus those the deployment's other pods hold (the rollout may reuse
  * them). Hysteresis keeps a plan only while this holds.
  */
-export function runningPlanFits(input: { sdName: string; plan: StatusPlan; hash: string; pods: readonly ObservedPod[]; free: readonly FreeNode[]; lostNodes: ReadonlySet<string> }): boolean {
+export function runningPlanFits(input: {
+  sdName: string;
+  plan: StatusPlan;
+  hash: string;
+  pods: readonly ObservedPod[];
+  free: readonly FreeNode[];
+  lostNodes: ReadonlySet<string>;
+}): boolean {
   const { hash, lostNodes } = input;
   const live = input.pods.filter((p) => !p.deleting && !p.failed);
   const groups = planGroups(input.plan);
   const healthy = new Set<string>();
   for (const group of groups) {
     const pods = live.filter((p) => p.hash === hash && p.groupKey === group.key);
-    if (pods.length > 0 && pods.length === pods[0]!.groupPods && !pods.some((p) => lostNodes.has(p.nodeName))) healthy.add(group.key);
+    if (pods.length > 0 && pods.length === pods[0]!.groupPods && !pods.some((p) => lostNodes.has(p.nodeName)))
+      healthy.add(group.key);
   }
-  const reusable = live.filter((p) => p.counted && !lostNodes.has(p.nodeName) && !(p.hash === hash && healthy.has(p.groupKey)));
-  const free = input.free.map((n) => ({ nodeName: n.nodeName, gpusFree: n.gpusFree + reusable.filter((p) => p.nodeName === n.nodeName).reduce((s, p) => s + p.gpus, 0) }));
-  return placeGroups(input.sdName, hash, groups.filter((g) => !healthy.has(g.key)), free).blocked.length === 0;
+  const reusable = live.filter(
+    (p) => p.counted && !lostNodes.has(p.nodeName) && !(p.hash === hash && healthy.has(p.groupKey)),
+  );
+  const free = input.free.map((n) => ({
+    nodeName: n.nodeName,
+    gpusFree: n.gpusFree + reusable.filter((p) => p.nodeName === n.nodeName).reduce((s, p) => s + p.gpus, 0),
+  }));
+  return (
+    placeGroups(
+      input.sdName,
+      hash,
+      groups.filter((g) => !healthy.has(g.key)),
+      free,
+    ).blocked.length === 0
+  );
 }

@@ -8,7 +8,9 @@ import { fileURLToPath } from "node:url";
 import { type TraceRecord, parseAzureTraceCsv } from "./distserve/workload.js";
 
 /** The Azure LLM 2023 conversation trace shipped in this repository. */
-export const AZURE_CONV_TRACE_PATH = fileURLToPath(new URL("../../../data/traces/azure-llm-2023-conv.csv", import.meta.url));
+export const AZURE_CONV_TRACE_PATH = fileURLToPath(
+  new URL("../../../data/traces/azure-llm-2023-conv.csv", import.meta.url),
+);
 
 export function loadTraceFile(path: string = AZURE_CONV_TRACE_PATH): TraceRecord[] {
   let text: string;

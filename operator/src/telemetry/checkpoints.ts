@@ -5,7 +5,14 @@
  * a failed write is redelivered; a report whose pod or job is gone is moot and acknowledged. Idempotent: a
  * redelivered report finds the step already written and writes nothing.
  */
-import { CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig, type V1Pod } from "@kubernetes/client-node";
+import {
+  CoreV1Api,
+  CustomObjectsApi,
+  PatchStrategy,
+  setHeaderOptions,
+  type KubeConfig,
+  type V1Pod,
+} from "@kubernetes/client-node";
 import { API_GROUP, API_VERSION } from "../../../crds/src/common.js";
 import { OwnedLabel } from "../../../crds/src/reasons.js";
 import { TrainingJobNames, type TrainingJob } from "../../../crds/src/training-job.js";
@@ -45,7 +52,8 @@ export class CheckpointWriter {
   }
 
   async write(event: CheckpointEvent): Promise<CheckpointOutcome> {
-    const pod = this.deps.cachedPod(event.podNamespace, event.podName) ?? (await this.readPod(event.podNamespace, event.podName));
+    const pod =
+      this.deps.cachedPod(event.podNamespace, event.podName) ?? (await this.readPod(event.podNamespace, event.podName));
     const jobName = pod?.metadata?.labels?.[OwnedLabel.trainingJob];
     if (!jobName) return { result: CheckpointWrite.moot, job: undefined, step: undefined };
     const job = `${event.podNamespace}/${jobName}`;
@@ -57,15 +65,24 @@ export class CheckpointWriter {
       try {
         await this.custom.patchNamespacedCustomObjectStatus(
           {
-            group: API_GROUP, version: API_VERSION, plural: TrainingJobNames.plural, namespace: event.podNamespace, name: jobName, fieldManager: FIELD_MANAGER,
-            body: { metadata: { resourceVersion: current.metadata.resourceVersion }, status: { lastCheckpointStep: event.step } },
+            group: API_GROUP,
+            version: API_VERSION,
+            plural: TrainingJobNames.plural,
+            namespace: event.podNamespace,
+            name: jobName,
+            fieldManager: FIELD_MANAGER,
+            body: {
+              metadata: { resourceVersion: current.metadata.resourceVersion },
+              status: { lastCheckpointStep: event.step },
+            },
           },
           setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
         );
         return { result: CheckpointWrite.written, job, step: event.step };
       } catch (err) {
         if (isNotFound(err)) return { result: CheckpointWrite.moot, job, step: undefined };
-        if (!isConflict(err) || attempt >= this.maxConflictRetries) throw new KubeApiError(`writing lastCheckpointStep ${event.step} to TrainingJob ${job}`, err);
+        if (!isConflict(err) || attempt >= this.maxConflictRetries)
+          throw new KubeApiError(`writing lastCheckpointStep ${event.step} to TrainingJob ${job}`, err);
         this.deps.onConflict?.();
       }
     }
@@ -82,7 +99,13 @@ export class CheckpointWriter {
 
   private async readJob(namespace: string, name: string): Promise<TrainingJob | undefined> {
     try {
-      return (await this.custom.getNamespacedCustomObject({ group: API_GROUP, version: API_VERSION, plural: TrainingJobNames.plural, namespace, name })) as TrainingJob;
+      return (await this.custom.getNamespacedCustomObject({
+        group: API_GROUP,
+        version: API_VERSION,
+        plural: TrainingJobNames.plural,
+        namespace,
+        name,
+      })) as TrainingJob;
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw new KubeApiError(`reading TrainingJob ${namespace}/${name}`, err);

@@ -10,7 +10,17 @@
  * consumer gets them at once (any still on the wire come back after the ack wait), and stop() resolves once the
  * acks were flushed to the server: what the read model holds is exactly what was acknowledged.
  */
-import { AckPolicy, DeliverPolicy, nanos, type JetStreamManager, type JsMsg, type JetStreamClient, type Consumer, type ConsumerMessages, type NatsConnection } from "nats";
+import {
+  AckPolicy,
+  DeliverPolicy,
+  nanos,
+  type JetStreamManager,
+  type JsMsg,
+  type JetStreamClient,
+  type Consumer,
+  type ConsumerMessages,
+  type NatsConnection,
+} from "nats";
 import { TelemetryDecodeError } from "../../../common/src/telemetry/subjects.js";
 import type { StreamDefinition } from "../../../common/src/telemetry/streams.js";
 import type { OperatorMetrics } from "../metrics.js";
@@ -30,7 +40,13 @@ export interface ConsumerLimits {
   lagIntervalMs: number;
 }
 
-export const DEFAULT_CONSUMER_LIMITS: ConsumerLimits = { maxAckPending: 1000, batchMessages: 64, ackWaitMs: 30_000, nakDelayMs: 1000, lagIntervalMs: 5000 };
+export const DEFAULT_CONSUMER_LIMITS: ConsumerLimits = {
+  maxAckPending: 1000,
+  batchMessages: 64,
+  ackWaitMs: 30_000,
+  nakDelayMs: 1000,
+  lagIntervalMs: 5000,
+};
 
 /** Handles one message; throws TelemetryDecodeError for an undecodable one, anything else to have it redelivered. */
 export type MessageHandler = (subject: string, data: Uint8Array) => void | Promise<void>;
@@ -42,13 +58,23 @@ export function durableName(prefix: string, stream: StreamDefinition): string {
 }
 
 /** Adds the durable consumer, or updates the limits of the existing one. */
-export async function ensureConsumer(jsm: JetStreamManager, stream: StreamDefinition, durable: string, limits: ConsumerLimits): Promise<void> {
+export async function ensureConsumer(
+  jsm: JetStreamManager,
+  stream: StreamDefinition,
+  durable: string,
+  limits: ConsumerLimits,
+): Promise<void> {
   const mutable = { ack_wait: nanos(limits.ackWaitMs), max_ack_pending: limits.maxAckPending, max_deliver: -1 };
   try {
     await jsm.consumers.info(stream.name, durable);
   } catch {
     try {
-      await jsm.consumers.add(stream.name, { durable_name: durable, ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.All, ...mutable });
+      await jsm.consumers.add(stream.name, {
+        durable_name: durable,
+        ack_policy: AckPolicy.Explicit,
+        deliver_policy: DeliverPolicy.All,
+        ...mutable,
+      });
       return;
     } catch (err) {
       if (!/already (exists|in use)/i.test(String(err))) throw err;
@@ -116,7 +142,8 @@ export class StreamConsumer {
         if (!this.stopping) throw new Error(`consumer ${this.deps.durable} on ${stream.name} stopped delivering`);
       } catch (err) {
         failures++;
-        if (failures === 1 || failures % 30 === 0) logger.warn({ err, stream: stream.stream, failures }, "consuming telemetry failed; retrying");
+        if (failures === 1 || failures % 30 === 0)
+          logger.warn({ err, stream: stream.stream, failures }, "consuming telemetry failed; retrying");
         await this.sleep(Math.min(5000, 100 * 2 ** Math.min(failures, 6)));
       } finally {
         this.messages = undefined;
@@ -138,7 +165,10 @@ export class StreamConsumer {
         return;
       }
       metrics.telemetryMessagesTotal.inc({ stream: stream.stream, result: "nak" });
-      this.deps.logger.warn({ err, stream: stream.stream, subject: msg.subject }, "telemetry message not handled; it will be redelivered");
+      this.deps.logger.warn(
+        { err, stream: stream.stream, subject: msg.subject },
+        "telemetry message not handled; it will be redelivered",
+      );
       msg.nak(this.deps.limits.nakDelayMs);
       return;
     }
@@ -158,9 +188,17 @@ export class StreamConsumer {
   /** Reads the consumer's lag into the metrics now. */
   async readLag(): Promise<{ pending: number; ackPending: number } | undefined> {
     try {
-      const info = await (this.consumer ?? (await this.js.consumers.get(this.deps.stream.name, this.deps.durable))).info();
-      this.deps.metrics.telemetryConsumerPending.set({ stream: this.deps.stream.stream, state: "pending" }, info.num_pending);
-      this.deps.metrics.telemetryConsumerPending.set({ stream: this.deps.stream.stream, state: "ack_pending" }, info.num_ack_pending);
+      const info = await (
+        this.consumer ?? (await this.js.consumers.get(this.deps.stream.name, this.deps.durable))
+      ).info();
+      this.deps.metrics.telemetryConsumerPending.set(
+        { stream: this.deps.stream.stream, state: "pending" },
+        info.num_pending,
+      );
+      this.deps.metrics.telemetryConsumerPending.set(
+        { stream: this.deps.stream.stream, state: "ack_pending" },
+        info.num_ack_pending,
+      );
       return { pending: info.num_pending, ackPending: info.num_ack_pending };
     } catch {
       return undefined;

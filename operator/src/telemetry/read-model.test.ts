@@ -4,11 +4,35 @@ import type { DecodedCollectives, LoadEntry } from "../../../common/src/telemetr
 import { DEFAULT_READ_MODEL_LIMITS, TelemetryReadModel } from "./read-model.js";
 
 const record = (communicator: string, rank: number, sequence: number): CollectiveRecord => ({
-  communicator, rank, nRanks: 2, collective: "AllReduce", sequence, bytes: 8, startUnixUs: 1, endUnixUs: 2, peers: [],
+  communicator,
+  rank,
+  nRanks: 2,
+  collective: "AllReduce",
+  sequence,
+  bytes: 8,
+  startUnixUs: 1,
+  endUnixUs: 2,
+  peers: [],
 });
-const message = (records: CollectiveRecord[], droppedSincePrevious = 0): DecodedCollectives => ({ node: "n", sentUnixMs: 1, droppedSincePrevious, source: undefined, records });
+const message = (records: CollectiveRecord[], droppedSincePrevious = 0): DecodedCollectives => ({
+  node: "n",
+  sentUnixMs: 1,
+  droppedSincePrevious,
+  source: undefined,
+  records,
+});
 const load = (podName: string, unixMs: number, queueLength: number): LoadEntry => ({
-  workerId: `w-${podName}`, podNamespace: "ns", podName, unixMs, queueLength, runningRequests: 0, kvCacheUsedFraction: 0, kvCacheUsedBytes: 0, ttftMs: 0, tpotMs: 0, tokensPerSecond: 0,
+  workerId: `w-${podName}`,
+  podNamespace: "ns",
+  podName,
+  unixMs,
+  queueLength,
+  runningRequests: 0,
+  kvCacheUsedFraction: 0,
+  kvCacheUsedBytes: 0,
+  ttftMs: 0,
+  tpotMs: 0,
+  tokensPerSecond: 0,
 });
 
 describe("collectives", () => {
@@ -37,7 +61,13 @@ describe("collectives", () => {
 
   it("evicts the least recently updated communicator beyond the limit", () => {
     const model = new TelemetryReadModel({ ...DEFAULT_READ_MODEL_LIMITS, maxCommunicators: 2 });
-    for (const [c, t] of [["a", 1], ["b", 2], ["a", 3], ["c", 4]] as const) model.applyCollectives(message([record(c, 0, t)]), undefined, t);
+    for (const [c, t] of [
+      ["a", 1],
+      ["b", 2],
+      ["a", 3],
+      ["c", 4],
+    ] as const)
+      model.applyCollectives(message([record(c, 0, t)]), undefined, t);
     expect(model.communicators().map((c) => c.communicator)).toEqual(["a", "c"]);
     expect(model.counters().evictedCommunicators).toBe(1);
   });
@@ -47,9 +77,14 @@ describe("load", () => {
   it("keeps the latest report per instance, grouped per deployment, and ignores an older one", () => {
     const model = new TelemetryReadModel();
     const deploymentOf = (_ns: string, pod: string) => (pod.startsWith("chat-") ? "ns/chat" : undefined);
-    expect(model.applyLoad("n", [load("chat-0", 10, 4), load("chat-1", 10, 1), load("other", 10, 9)], deploymentOf, 100)).toBe(3);
+    expect(
+      model.applyLoad("n", [load("chat-0", 10, 4), load("chat-1", 10, 1), load("other", 10, 9)], deploymentOf, 100),
+    ).toBe(3);
     expect(model.applyLoad("n", [load("chat-0", 5, 99), load("chat-0", 20, 7)], deploymentOf, 200)).toBe(1);
-    expect(model.loadOf("ns/chat").map((l) => [l.podName, l.queueLength, l.receivedUnixMs])).toEqual([["chat-1", 1, 100], ["chat-0", 7, 200]]);
+    expect(model.loadOf("ns/chat").map((l) => [l.podName, l.queueLength, l.receivedUnixMs])).toEqual([
+      ["chat-1", 1, 100],
+      ["chat-0", 7, 200],
+    ]);
     expect(model.counters().loadReportsStale).toBe(1);
   });
 
@@ -68,7 +103,18 @@ describe("checkpoints", () => {
     ["a redelivery is a no-op", [300, 300], 300, [true, false]],
   ] as const)("%s", (_name, steps, final, raised) => {
     const model = new TelemetryReadModel();
-    const results = steps.map((step) => model.applyCheckpoint("ns/job", { kind: "checkpoint", workerId: "w", podNamespace: "ns", podName: "job-0", rank: 0, step, unixMs: step, path: `/ckpt/${step}` }));
+    const results = steps.map((step) =>
+      model.applyCheckpoint("ns/job", {
+        kind: "checkpoint",
+        workerId: "w",
+        podNamespace: "ns",
+        podName: "job-0",
+        rank: 0,
+        step,
+        unixMs: step,
+        path: `/ckpt/${step}`,
+      }),
+    );
     expect(results).toEqual(raised);
     expect(model.lastCheckpoint("ns/job")?.step).toBe(final);
   });

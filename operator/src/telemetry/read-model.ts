@@ -14,7 +14,13 @@
  * - Workers: the latest supervision event per pod; rdma: the latest sample per node/device/port.
  */
 import type { CollectiveRecord } from "../../../common/src/telemetry/records.js";
-import type { CheckpointEvent, DecodedCollectives, LoadEntry, RdmaMessage, WorkersMessage } from "../../../common/src/telemetry/subjects.js";
+import type {
+  CheckpointEvent,
+  DecodedCollectives,
+  LoadEntry,
+  RdmaMessage,
+  WorkersMessage,
+} from "../../../common/src/telemetry/subjects.js";
 
 export interface ReadModelLimits {
   maxCommunicators: number;
@@ -122,15 +128,30 @@ export class TelemetryReadModel implements TelemetryViews {
   private readonly workers = new Map<ResourceKey, WorkersMessage & { receivedUnixMs: number }>();
   private readonly ports = new Map<string, RdmaMessage["ports"][number] & { node: string; receivedUnixMs: number }>();
   private readonly count: ReadModelCounters = {
-    recordsAccepted: 0, recordsDuplicate: 0, recordsStale: 0, recordsDroppedAtAgents: 0, evictedSequences: 0, evictedCommunicators: 0,
-    evictedLoadInstances: 0, evictedJobs: 0, evictedWorkers: 0, evictedRdmaPorts: 0, loadReportsStale: 0,
+    recordsAccepted: 0,
+    recordsDuplicate: 0,
+    recordsStale: 0,
+    recordsDroppedAtAgents: 0,
+    evictedSequences: 0,
+    evictedCommunicators: 0,
+    evictedLoadInstances: 0,
+    evictedJobs: 0,
+    evictedWorkers: 0,
+    evictedRdmaPorts: 0,
+    loadReportsStale: 0,
   };
 
   constructor(readonly limits: ReadModelLimits = DEFAULT_READ_MODEL_LIMITS) {}
 
   /** Adds one decoded collectives message; `job` is the TrainingJob of the reporting pod, if known. */
   applyCollectives(message: DecodedCollectives, job: ResourceKey | undefined, nowMs: number): CollectivesResult {
-    const result: CollectivesResult = { accepted: 0, duplicates: 0, stale: 0, evictedSequences: 0, evictedCommunicators: 0 };
+    const result: CollectivesResult = {
+      accepted: 0,
+      duplicates: 0,
+      stale: 0,
+      evictedSequences: 0,
+      evictedCommunicators: 0,
+    };
     this.count.recordsDroppedAtAgents += message.droppedSincePrevious;
     let state: CommunicatorState | undefined;
     const touched = new Set<CommunicatorState>();
@@ -167,13 +188,25 @@ export class TelemetryReadModel implements TelemetryViews {
     return result;
   }
 
-  private communicatorState(r: CollectiveRecord, job: ResourceKey | undefined, result: CollectivesResult): CommunicatorState {
+  private communicatorState(
+    r: CollectiveRecord,
+    job: ResourceKey | undefined,
+    result: CollectivesResult,
+  ): CommunicatorState {
     let state = this.comms.get(r.communicator);
     if (state) {
       state.job ??= job;
       return state;
     }
-    state = { communicator: r.communicator, job, nRanks: r.nRanks, sequences: new Map(), evictedThrough: -1, recordsAccepted: 0, updatedUnixMs: 0 };
+    state = {
+      communicator: r.communicator,
+      job,
+      nRanks: r.nRanks,
+      sequences: new Map(),
+      evictedThrough: -1,
+      recordsAccepted: 0,
+      updatedUnixMs: 0,
+    };
     this.comms.set(r.communicator, state);
     while (this.comms.size > this.limits.maxCommunicators) {
       const oldest = this.comms.keys().next().value as string;
@@ -191,7 +224,12 @@ export class TelemetryReadModel implements TelemetryViews {
   }
 
   /** Latest-wins load per instance; `deploymentOf` maps a pod to its ServingDeployment. Returns reports applied. */
-  applyLoad(node: string, reports: readonly LoadEntry[], deploymentOf: (podNamespace: string, podName: string) => ResourceKey | undefined, nowMs: number): number {
+  applyLoad(
+    node: string,
+    reports: readonly LoadEntry[],
+    deploymentOf: (podNamespace: string, podName: string) => ResourceKey | undefined,
+    nowMs: number,
+  ): number {
     let applied = 0;
     for (const report of reports) {
       const key = `${report.podNamespace}/${report.podName}`;
@@ -200,7 +238,10 @@ export class TelemetryReadModel implements TelemetryViews {
         this.count.loadReportsStale++;
         continue;
       }
-      touch(this.load, key, { deployment: deploymentOf(report.podNamespace, report.podName) ?? current?.deployment, load: { ...report, node, receivedUnixMs: nowMs } });
+      touch(this.load, key, {
+        deployment: deploymentOf(report.podNamespace, report.podName) ?? current?.deployment,
+        load: { ...report, node, receivedUnixMs: nowMs },
+      });
       applied++;
     }
     this.count.evictedLoadInstances += this.evictBeyond(this.load, this.limits.maxLoadInstances);
@@ -211,7 +252,13 @@ export class TelemetryReadModel implements TelemetryViews {
   applyCheckpoint(job: ResourceKey, event: CheckpointEvent): boolean {
     const current = this.checkpoints.get(job);
     if (current && current.step >= event.step) return false;
-    touch(this.checkpoints, job, { step: event.step, unixMs: event.unixMs, path: event.path, podName: event.podName, rank: event.rank });
+    touch(this.checkpoints, job, {
+      step: event.step,
+      unixMs: event.unixMs,
+      path: event.path,
+      podName: event.podName,
+      rank: event.rank,
+    });
     this.count.evictedJobs += this.evictBeyond(this.checkpoints, this.limits.maxJobs);
     return true;
   }
@@ -225,7 +272,12 @@ export class TelemetryReadModel implements TelemetryViews {
   }
 
   applyRdma(message: RdmaMessage, nowMs: number): void {
-    for (const port of message.ports) touch(this.ports, `${message.node}\u0000${port.device}\u0000${port.port}`, { ...port, node: message.node, receivedUnixMs: nowMs });
+    for (const port of message.ports)
+      touch(this.ports, `${message.node}\u0000${port.device}\u0000${port.port}`, {
+        ...port,
+        node: message.node,
+        receivedUnixMs: nowMs,
+      });
     this.count.evictedRdmaPorts += this.evictBeyond(this.ports, this.limits.maxRdmaPorts);
   }
 

@@ -9,13 +9,33 @@ import type { KubeConfig, V1Pod } from "@kubernetes/client-node";
 import { connect, type NatsConnection } from "nats";
 import { OwnedLabel } from "../../../crds/src/reasons.js";
 import { ensureStreams, STREAMS, type StreamDefinition } from "../../../common/src/telemetry/streams.js";
-import { decodeCollectives, decodeLoad, decodeRdma, decodeWorkerEvents, decodeWorkers, Stream } from "../../../common/src/telemetry/subjects.js";
+import {
+  decodeCollectives,
+  decodeLoad,
+  decodeRdma,
+  decodeWorkerEvents,
+  decodeWorkers,
+  Stream,
+} from "../../../common/src/telemetry/subjects.js";
 import type { OperatorMetrics } from "../metrics.js";
 import type { Clock } from "../runtime/clock.js";
 import type { Logger } from "../runtime/logger.js";
 import { CheckpointWrite, CheckpointWriter } from "./checkpoints.js";
-import { DEFAULT_CONSUMER_LIMITS, DEFAULT_DURABLE_PREFIX, durableName, ensureConsumer, StreamConsumer, type ConsumerLimits, type MessageHandler } from "./consumer.js";
-import { DEFAULT_READ_MODEL_LIMITS, TelemetryReadModel, type ReadModelLimits, type TelemetryViews } from "./read-model.js";
+import {
+  DEFAULT_CONSUMER_LIMITS,
+  DEFAULT_DURABLE_PREFIX,
+  durableName,
+  ensureConsumer,
+  StreamConsumer,
+  type ConsumerLimits,
+  type MessageHandler,
+} from "./consumer.js";
+import {
+  DEFAULT_READ_MODEL_LIMITS,
+  TelemetryReadModel,
+  type ReadModelLimits,
+  type TelemetryViews,
+} from "./read-model.js";
 
 export interface TelemetryOptions {
   natsUrl: string | undefined;
@@ -69,7 +89,13 @@ export class TelemetryService {
     if (!this.enabled || this.ready) return;
     const { logger } = this.options;
     this.ready = (async () => {
-      this.nc = await connect({ servers: this.options.natsUrl, name: "gpufleet-operator", maxReconnectAttempts: -1, waitOnFirstConnect: true, reconnectTimeWait: 500 });
+      this.nc = await connect({
+        servers: this.options.natsUrl,
+        name: "gpufleet-operator",
+        maxReconnectAttempts: -1,
+        waitOnFirstConnect: true,
+        reconnectTimeWait: 500,
+      });
       logger.info({ natsUrl: this.options.natsUrl }, "connected to NATS");
       for (let attempt = 1; ; attempt++) {
         try {
@@ -77,7 +103,8 @@ export class TelemetryService {
           break;
         } catch (err) {
           if (this.nc.isClosed()) throw err;
-          if (attempt === 1 || attempt % 30 === 0) logger.warn({ err, attempt }, "JetStream streams not ready; retrying");
+          if (attempt === 1 || attempt % 30 === 0)
+            logger.warn({ err, attempt }, "JetStream streams not ready; retrying");
           await new Promise<void>((r) => this.options.clock.setTimeout(() => r(), Math.min(5000, 200 * attempt)));
         }
       }
@@ -108,7 +135,9 @@ export class TelemetryService {
 
   /** Current lag of every consumer (also refreshed periodically into the metrics). */
   async lag(): Promise<Record<string, { pending: number; ackPending: number } | undefined>> {
-    const entries = await Promise.all(this.consumers.map(async (c, i) => [STREAMS[i]!.stream, await c.readLag()] as const));
+    const entries = await Promise.all(
+      this.consumers.map(async (c, i) => [STREAMS[i]!.stream, await c.readLag()] as const),
+    );
     return Object.fromEntries(entries);
   }
 
@@ -121,7 +150,18 @@ export class TelemetryService {
     for (const stream of STREAMS) {
       const durable = durableName(prefix, stream);
       await ensureConsumer(jsm, stream, durable, limits);
-      consumers.push(new StreamConsumer({ nc, stream, durable, handler: this.handlerFor(stream), metrics: this.options.metrics, clock: this.options.clock, logger: this.options.logger, limits }));
+      consumers.push(
+        new StreamConsumer({
+          nc,
+          stream,
+          durable,
+          handler: this.handlerFor(stream),
+          metrics: this.options.metrics,
+          clock: this.options.clock,
+          logger: this.options.logger,
+          limits,
+        }),
+      );
     }
     if (!this.leading) return; // leadership was lost while we set up
     this.consumers = consumers;
@@ -141,9 +181,13 @@ export class TelemetryService {
     const countEvictions = (before: ReturnType<typeof evictionsBefore>) => {
       const after = model.counters();
       const deltas = {
-        agent: after.recordsDroppedAtAgents - before.recordsDroppedAtAgents, sequence: after.evictedSequences - before.evictedSequences,
-        communicator: after.evictedCommunicators - before.evictedCommunicators, load_instance: after.evictedLoadInstances - before.evictedLoadInstances,
-        job: after.evictedJobs - before.evictedJobs, worker: after.evictedWorkers - before.evictedWorkers, rdma_port: after.evictedRdmaPorts - before.evictedRdmaPorts,
+        agent: after.recordsDroppedAtAgents - before.recordsDroppedAtAgents,
+        sequence: after.evictedSequences - before.evictedSequences,
+        communicator: after.evictedCommunicators - before.evictedCommunicators,
+        load_instance: after.evictedLoadInstances - before.evictedLoadInstances,
+        job: after.evictedJobs - before.evictedJobs,
+        worker: after.evictedWorkers - before.evictedWorkers,
+        rdma_port: after.evictedRdmaPorts - before.evictedRdmaPorts,
       };
       for (const [where, n] of Object.entries(deltas)) if (n > 0) metrics.telemetryDroppedTotal.inc({ where }, n);
     };
@@ -151,7 +195,9 @@ export class TelemetryService {
       case Stream.collectives:
         return (subject, data) => {
           const message = decodeCollectives(subject, data);
-          const job = message.source ? this.ownerOf(OwnedLabel.trainingJob, message.source.podNamespace, message.source.podName) : undefined;
+          const job = message.source
+            ? this.ownerOf(OwnedLabel.trainingJob, message.source.podNamespace, message.source.podName)
+            : undefined;
           const before = evictionsBefore();
           const result = model.applyCollectives(message, job, clock.now());
           if (result.accepted) metrics.telemetryRecordsTotal.inc({ result: "accepted" }, result.accepted);
@@ -163,7 +209,12 @@ export class TelemetryService {
         return (subject, data) => {
           const message = decodeLoad(subject, data);
           const before = evictionsBefore();
-          model.applyLoad(message.node, message.reports, (ns, pod) => this.ownerOf(OwnedLabel.servingDeployment, ns, pod), clock.now());
+          model.applyLoad(
+            message.node,
+            message.reports,
+            (ns, pod) => this.ownerOf(OwnedLabel.servingDeployment, ns, pod),
+            clock.now(),
+          );
           countEvictions(before);
         };
       case Stream.rdma:

@@ -2,14 +2,20 @@
 import type { Fabric } from "./fabric.js";
 import type { Connection } from "./flows.js";
 
-export function bruteForceMaxLoad(fabric: Fabric, nodeLeaf: ReadonlyMap<string, string>, connections: readonly Connection[]): number {
+export function bruteForceMaxLoad(
+  fabric: Fabric,
+  nodeLeaf: ReadonlyMap<string, string>,
+  connections: readonly Connection[],
+): number {
   const inter = connections.filter((c) => nodeLeaf.get(c.srcNode) !== nodeLeaf.get(c.dstNode));
   const options = inter.map((c) => {
     const a = fabric.leafIndex.get(nodeLeaf.get(c.srcNode)!)!;
     const b = fabric.leafIndex.get(nodeLeaf.get(c.dstNode)!)!;
     const paths: [number, number][] = [];
     for (let s = 0; s < fabric.spines.length; s++) {
-      for (const up of fabric.up[a]![s]!) for (const down of fabric.down[s]![b]!) if (fabric.capacityGbps[up]! > 0 && fabric.capacityGbps[down]! > 0) paths.push([up, down]);
+      for (const up of fabric.up[a]![s]!)
+        for (const down of fabric.down[s]![b]!)
+          if (fabric.capacityGbps[up]! > 0 && fabric.capacityGbps[down]! > 0) paths.push([up, down]);
     }
     return paths;
   });

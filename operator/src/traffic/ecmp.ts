@@ -15,7 +15,13 @@ export interface EcmpResult {
   linksOf: Map<string, number[]>;
 }
 
-export function ecmpLoads(fabric: Fabric, nodeLeaf: ReadonlyMap<string, string>, connections: readonly Connection[], qpsPerConnection: number, seed: number): EcmpResult {
+export function ecmpLoads(
+  fabric: Fabric,
+  nodeLeaf: ReadonlyMap<string, string>,
+  connections: readonly Connection[],
+  qpsPerConnection: number,
+  seed: number,
+): EcmpResult {
   const random = seededRandom(seed);
   const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]!;
   const loads = new Float64Array(fabric.capacityGbps.length);
@@ -24,7 +30,8 @@ export function ecmpLoads(fabric: Fabric, nodeLeaf: ReadonlyMap<string, string>,
   for (const c of connections) {
     const src = fabric.leafIndex.get(nodeLeaf.get(c.srcNode) ?? "");
     const dst = fabric.leafIndex.get(nodeLeaf.get(c.dstNode) ?? "");
-    if (src === undefined || dst === undefined) throw new RangeError(`connection ${c.id}: a node's leaf is not in the fabric`);
+    if (src === undefined || dst === undefined)
+      throw new RangeError(`connection ${c.id}: a node's leaf is not in the fabric`);
     if (src === dst) continue;
     const ups: { spine: number; id: number }[] = [];
     for (let s = 0; s < fabric.spines.length; s++) {

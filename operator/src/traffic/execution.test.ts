@@ -8,9 +8,31 @@ import { planTraffic } from "./plan.js";
 
 // Two leaves of two nodes each (a0, a1 on leaf-0; b0, b1 on leaf-1), 2 spines x 2 ports of 400G.
 const spec = uniformFabricSpec({ leaves: 2, spines: 2, portsPerSpine: 2, portGbps: 400 });
-const nodeLeaf = new Map([["a0", "leaf-0"], ["a1", "leaf-0"], ["b0", "leaf-1"], ["b1", "leaf-1"]]);
-const conn = (id: string, src: string, dst: string, nic: number, job = "ns/j"): Connection => ({ id: `${job}/${id}`, job, kind: ConnectionKind.dpRing, communicator: "dp", srcRank: 0, dstRank: 8, srcNode: src, dstNode: dst, nic, demandGbps: 400 });
-const connections = [conn("c0", "a1", "b0", 0), conn("c1", "a1", "b0", 1), conn("c2", "b1", "a0", 0), conn("c3", "b1", "a0", 1), conn("c4", "a0", "a1", 0)];
+const nodeLeaf = new Map([
+  ["a0", "leaf-0"],
+  ["a1", "leaf-0"],
+  ["b0", "leaf-1"],
+  ["b1", "leaf-1"],
+]);
+const conn = (id: string, src: string, dst: string, nic: number, job = "ns/j"): Connection => ({
+  id: `${job}/${id}`,
+  job,
+  kind: ConnectionKind.dpRing,
+  communicator: "dp",
+  srcRank: 0,
+  dstRank: 8,
+  srcNode: src,
+  dstNode: dst,
+  nic,
+  demandGbps: 400,
+});
+const connections = [
+  conn("c0", "a1", "b0", 0),
+  conn("c1", "a1", "b0", 1),
+  conn("c2", "b1", "a0", 0),
+  conn("c3", "b1", "a0", 1),
+  conn("c4", "a0", "a1", 0),
+];
 const nic = (_node: string, i: number) => `mlx5_${i}`;
 
 function planned(s = spec) {
@@ -20,10 +42,28 @@ function planned(s = spec) {
 
 /** What an agent whose fabric hashes as ecmp-hash.ts does would report for these requests. */
 function reportsOf(byNode: ReadonlyMap<string, NodePlanRequest>, s = spec): Map<string, AppliedReport> {
-  return new Map([...byNode].map(([node, r]) => [node, {
-    planId: r.planId,
-    flows: r.flows.map((f) => ({ connectionId: f.connectionId, job: f.job, qps: f.qps.map((q) => ({ udpSourcePort: q.udpSourcePort, ...hashedPath(s, nodeLeaf.get(node)!, nodeLeaf.get(f.dstNode)!, { srcNode: node, dstNode: f.dstNode }, q.udpSourcePort)! })) })),
-  }]));
+  return new Map(
+    [...byNode].map(([node, r]) => [
+      node,
+      {
+        planId: r.planId,
+        flows: r.flows.map((f) => ({
+          connectionId: f.connectionId,
+          job: f.job,
+          qps: f.qps.map((q) => ({
+            udpSourcePort: q.udpSourcePort,
+            ...hashedPath(
+              s,
+              nodeLeaf.get(node)!,
+              nodeLeaf.get(f.dstNode)!,
+              { srcNode: node, dstNode: f.dstNode },
+              q.udpSourcePort,
+            )!,
+          })),
+        })),
+      },
+    ]),
+  );
 }
 
 describe("node requests of a plan", () => {
@@ -35,9 +75,19 @@ describe("node requests of a plan", () => {
       const ports = new Set<number>();
       for (const f of r.flows) {
         const paths = plan.connections.find((c) => c.id === f.connectionId)!.paths;
-        expect(f.qps.map(({ spine, uplinkPort, downlinkPort }) => ({ spine, uplinkPort, downlinkPort }))).toEqual(paths);
+        expect(f.qps.map(({ spine, uplinkPort, downlinkPort }) => ({ spine, uplinkPort, downlinkPort }))).toEqual(
+          paths,
+        );
         for (const q of f.qps) {
-          expect(hashedPath(spec, nodeLeaf.get(node)!, nodeLeaf.get(f.dstNode)!, { srcNode: node, dstNode: f.dstNode }, q.udpSourcePort)).toEqual({ spine: q.spine, uplinkPort: q.uplinkPort, downlinkPort: q.downlinkPort });
+          expect(
+            hashedPath(
+              spec,
+              nodeLeaf.get(node)!,
+              nodeLeaf.get(f.dstNode)!,
+              { srcNode: node, dstNode: f.dstNode },
+              q.udpSourcePort,
+            ),
+          ).toEqual({ spine: q.spine, uplinkPort: q.uplinkPort, downlinkPort: q.downlinkPort });
           expect(ports.has(q.udpSourcePort)).toBe(false);
           ports.add(q.udpSourcePort);
         }
@@ -51,7 +101,11 @@ describe("node requests of a plan", () => {
     const b = planned();
     expect(b.byNode.get("a1")!.planId).toBe(a.byNode.get("a1")!.planId);
     expect(planIdOf("fab", [])).not.toBe(a.byNode.get("a1")!.planId);
-    const down = withFailedCable(spec, { leaf: "leaf-0", spine: a.byNode.get("a1")!.flows[0]!.qps[0]!.spine, port: a.byNode.get("a1")!.flows[0]!.qps[0]!.uplinkPort });
+    const down = withFailedCable(spec, {
+      leaf: "leaf-0",
+      spine: a.byNode.get("a1")!.flows[0]!.qps[0]!.spine,
+      port: a.byNode.get("a1")!.flows[0]!.qps[0]!.uplinkPort,
+    });
     expect(planned(down).byNode.get("a1")!.planId).not.toBe(a.byNode.get("a1")!.planId);
   });
 });
@@ -59,12 +113,30 @@ describe("node requests of a plan", () => {
 describe("a job's traffic status", () => {
   const input = (over: Partial<Parameters<typeof jobTrafficStatus>[0]> = {}) => {
     const { plan, byNode } = planned();
-    return { job: "ns/j", fabric: "fab", plan, connections, requests: byNode, reports: reportsOf(byNode), nodeErrors: new Map<string, string>(), ecmpMaxLinkLoad: 1.5, plannedUnixMs: 0, ...over };
+    return {
+      job: "ns/j",
+      fabric: "fab",
+      plan,
+      connections,
+      requests: byNode,
+      reports: reportsOf(byNode),
+      nodeErrors: new Map<string, string>(),
+      ecmpMaxLinkLoad: 1.5,
+      plannedUnixMs: 0,
+      ...over,
+    };
   };
 
   it("Applied when every sending node reports the plan and every QP hashes onto its path", () => {
     const { traffic, condition } = jobTrafficStatus(input());
-    expect(traffic).toMatchObject({ fabric: "fab", connections: 4, intraLeafConnections: 1, unroutable: 0, nodes: 2, nodesApplied: 2 });
+    expect(traffic).toMatchObject({
+      fabric: "fab",
+      connections: 4,
+      intraLeafConnections: 1,
+      unroutable: 0,
+      nodes: 2,
+      nodesApplied: 2,
+    });
     expect(traffic.qpsOnPlannedPath).toBe(traffic.qpsPlanned);
     expect(traffic.loadRatioToEcmp).toBeCloseTo(traffic.maxLinkLoad / 1.5, 3);
     expect(condition).toMatchObject({ status: "True", reason: "Applied" });
@@ -74,9 +146,17 @@ describe("a job's traffic status", () => {
     const base = input();
     const reports = new Map(base.reports);
     reports.delete("b1");
-    const { traffic, condition } = jobTrafficStatus({ ...base, reports, nodeErrors: new Map([["b1", "UNIMPLEMENTED: no executor"]]) });
+    const { traffic, condition } = jobTrafficStatus({
+      ...base,
+      reports,
+      nodeErrors: new Map([["b1", "UNIMPLEMENTED: no executor"]]),
+    });
     expect(traffic.nodesApplied).toBe(1);
-    expect(condition).toMatchObject({ status: "False", reason: "Applying", message: expect.stringMatching(/applied on 1 of 2 nodes, waiting for b1 \(UNIMPLEMENTED: no executor\)/) });
+    expect(condition).toMatchObject({
+      status: "False",
+      reason: "Applying",
+      message: expect.stringMatching(/applied on 1 of 2 nodes, waiting for b1 \(UNIMPLEMENTED: no executor\)/),
+    });
   });
 
   it("PathMismatch when the agents' fabric hashes a QP elsewhere than planned (cables changed since)", () => {
@@ -88,7 +168,9 @@ describe("a job's traffic status", () => {
   });
 
   it("NoInterLeafTraffic for a job whose connections stay under one leaf", () => {
-    const { condition, traffic } = jobTrafficStatus(input({ job: "ns/other", connections: [...connections, conn("x", "a0", "a1", 0, "ns/other")] }));
+    const { condition, traffic } = jobTrafficStatus(
+      input({ job: "ns/other", connections: [...connections, conn("x", "a0", "a1", 0, "ns/other")] }),
+    );
     expect(traffic.connections).toBe(0);
     expect(condition).toMatchObject({ status: "True", reason: "NoInterLeafTraffic" });
   });

@@ -19,8 +19,13 @@ import type { TrafficPlan } from "./plan.js";
 export function trafficJobOf(job: TrainingJob): TrafficJob {
   const { tp, pp, dp } = job.spec.parallelism;
   return {
-    name: `${job.metadata.namespace}/${job.metadata.name}`, tp, pp, dp, gpusPerNode: job.spec.gpusPerNode,
-    rankNodes: rankNodesOf(job.status?.placement?.nodes ?? [], job.spec.gpusPerNode), dpAlgorithm: CollectiveAlgorithm.ring,
+    name: `${job.metadata.namespace}/${job.metadata.name}`,
+    tp,
+    pp,
+    dp,
+    gpusPerNode: job.spec.gpusPerNode,
+    rankNodes: rankNodesOf(job.status?.placement?.nodes ?? [], job.spec.gpusPerNode),
+    dpAlgorithm: CollectiveAlgorithm.ring,
   };
 }
 
@@ -57,7 +62,14 @@ export interface NodeRequestsResult {
 }
 
 /** The per-node requests of a fabric's plan; `nicName(node, index)` names a node's NIC as its agent does. */
-export function nodeRequests(fabricName: string, cables: FabricCables, plan: TrafficPlan, connections: readonly Connection[], nodeLeaf: ReadonlyMap<string, string>, nicName: (node: string, index: number) => string): NodeRequestsResult {
+export function nodeRequests(
+  fabricName: string,
+  cables: FabricCables,
+  plan: TrafficPlan,
+  connections: readonly Connection[],
+  nodeLeaf: ReadonlyMap<string, string>,
+  nicName: (node: string, index: number) => string,
+): NodeRequestsResult {
   const byId = new Map(connections.map((c) => [c.id, c]));
   const flowsByNode = new Map<string, FlowRequest[]>();
   const taken = new Map<string, Set<number>>();
@@ -70,7 +82,15 @@ export function nodeRequests(fabricName: string, cables: FabricCables, plan: Tra
     taken.set(pair, used);
     const qps: QpRequest[] = [];
     planned.paths.forEach((path, q) => {
-      const port = sourcePortFor(cables, nodeLeaf.get(c.srcNode)!, nodeLeaf.get(c.dstNode)!, { srcNode: c.srcNode, dstNode: c.dstNode }, path, `${c.id}#${q}`, used);
+      const port = sourcePortFor(
+        cables,
+        nodeLeaf.get(c.srcNode)!,
+        nodeLeaf.get(c.dstNode)!,
+        { srcNode: c.srcNode, dstNode: c.dstNode },
+        path,
+        `${c.id}#${q}`,
+        used,
+      );
       if (port === undefined) {
         unmapped.push(`${c.id}#${q}`);
         return;
@@ -79,7 +99,17 @@ export function nodeRequests(fabricName: string, cables: FabricCables, plan: Tra
       qps.push({ udpSourcePort: port, ...path });
     });
     if (qps.length === 0) continue;
-    const flow: FlowRequest = { connectionId: c.id, job: c.job, communicator: c.communicator, srcRank: c.srcRank, dstRank: c.dstRank, dstNode: c.dstNode, nic: nicName(c.srcNode, c.nic), demandGbps: c.demandGbps, qps };
+    const flow: FlowRequest = {
+      connectionId: c.id,
+      job: c.job,
+      communicator: c.communicator,
+      srcRank: c.srcRank,
+      dstRank: c.dstRank,
+      dstNode: c.dstNode,
+      nic: nicName(c.srcNode, c.nic),
+      demandGbps: c.demandGbps,
+      qps,
+    };
     flowsByNode.set(c.srcNode, [...(flowsByNode.get(c.srcNode) ?? []), flow]);
   }
   const byNode = new Map<string, NodePlanRequest>();
@@ -92,13 +122,20 @@ export function nodeRequests(fabricName: string, cables: FabricCables, plan: Tra
 
 /** A digest of a node's flows: equal content, equal id (the agent's applied plan id says whether it is current). */
 export function planIdOf(fabricName: string, flows: readonly FlowRequest[]): string {
-  return `c4p-${createHash("sha256").update(JSON.stringify([fabricName, flows])).digest("hex").slice(0, 16)}`;
+  return `c4p-${createHash("sha256")
+    .update(JSON.stringify([fabricName, flows]))
+    .digest("hex")
+    .slice(0, 16)}`;
 }
 
 /** What an agent reports a node applies (the fields of AppliedTrafficPlan the operator reads). */
 export interface AppliedReport {
   planId: string;
-  flows: { connectionId: string; job: string; qps: { udpSourcePort: number; spine: string; uplinkPort: number; downlinkPort: number }[] }[];
+  flows: {
+    connectionId: string;
+    job: string;
+    qps: { udpSourcePort: number; spine: string; uplinkPort: number; downlinkPort: number }[];
+  }[];
 }
 
 export interface JobApplied {
@@ -112,7 +149,11 @@ export interface JobApplied {
 }
 
 /** Compares what the agents report with what was planned, for one job: the report's paths are the fabric's own. */
-export function jobApplied(job: string, requests: ReadonlyMap<string, NodePlanRequest>, reports: ReadonlyMap<string, AppliedReport | undefined>): JobApplied {
+export function jobApplied(
+  job: string,
+  requests: ReadonlyMap<string, NodePlanRequest>,
+  reports: ReadonlyMap<string, AppliedReport | undefined>,
+): JobApplied {
   const out: JobApplied = { nodes: 0, nodesApplied: 0, qpsPlanned: 0, qpsApplied: 0, qpsOnPlannedPath: 0 };
   for (const [node, request] of requests) {
     const planned = request.flows.filter((f) => f.job === job);
@@ -129,7 +170,8 @@ export function jobApplied(job: string, requests: ReadonlyMap<string, NodePlanRe
       out.qpsApplied += got.qps.length;
       for (const q of f.qps) {
         const r = got.qps.find((x) => x.udpSourcePort === q.udpSourcePort);
-        if (r && r.spine === q.spine && r.uplinkPort === q.uplinkPort && r.downlinkPort === q.downlinkPort) out.qpsOnPlannedPath++;
+        if (r && r.spine === q.spine && r.uplinkPort === q.uplinkPort && r.downlinkPort === q.downlinkPort)
+          out.qpsOnPlannedPath++;
       }
     }
   }

@@ -70,10 +70,13 @@ export function fabricSpecProblems(spec: FabricSpec): string[] {
       if (!spines.has(uplink.spine)) problems.push(`${at}: spine ${uplink.spine} is not in spines`);
       if (seen.has(uplink.spine)) problems.push(`${at}: spine ${uplink.spine} appears twice for this leaf (use ports)`);
       seen.add(uplink.spine);
-      if (!Number.isInteger(uplink.ports) || uplink.ports < 1) problems.push(`${at}: ports must be a positive integer, got ${uplink.ports}`);
-      if (!(uplink.portGbps > 0) || !Number.isFinite(uplink.portGbps)) problems.push(`${at}: portGbps must be positive, got ${uplink.portGbps}`);
+      if (!Number.isInteger(uplink.ports) || uplink.ports < 1)
+        problems.push(`${at}: ports must be a positive integer, got ${uplink.ports}`);
+      if (!(uplink.portGbps > 0) || !Number.isFinite(uplink.portGbps))
+        problems.push(`${at}: portGbps must be positive, got ${uplink.portGbps}`);
       for (const port of uplink.failedPorts ?? []) {
-        if (!Number.isInteger(port) || port < 0 || port >= uplink.ports) problems.push(`${at}: failed port ${port} is not in 0..${uplink.ports - 1}`);
+        if (!Number.isInteger(port) || port < 0 || port >= uplink.ports)
+          problems.push(`${at}: failed port ${port} is not in 0..${uplink.ports - 1}`);
       }
     }
   }
@@ -105,7 +108,15 @@ export function buildFabric(spec: FabricSpec): Fabric {
       }
     }
   }
-  return { leaves: spec.leaves.map((l) => l.name), spines: [...spec.spines], leafIndex, capacityGbps: Float64Array.from(capacity), up, down, linkNames: names };
+  return {
+    leaves: spec.leaves.map((l) => l.name),
+    spines: [...spec.spines],
+    leafIndex,
+    capacityGbps: Float64Array.from(capacity),
+    up,
+    down,
+    linkNames: names,
+  };
 }
 
 /** A cable: one port between a leaf and a spine. */
@@ -133,8 +144,17 @@ export function withFailedCable(spec: FabricSpec, cable: CableRef): FabricSpec {
   return { spines: spec.spines, leaves };
 }
 
-/** A uniform two-tier fabric: `leaves` leaves, `spines` spines, `portsPerSpine` ports from every leaf to every spine. */
-export function uniformFabricSpec(options: { leaves: number; spines: number; portsPerSpine: number; portGbps: number; leafPrefix?: string; spinePrefix?: string }): FabricSpec {
+/**
+ * A uniform two-tier fabric: `leaves` leaves, `spines` spines, `portsPerSpine` ports from every leaf to every spine.
+ */
+export function uniformFabricSpec(options: {
+  leaves: number;
+  spines: number;
+  portsPerSpine: number;
+  portGbps: number;
+  leafPrefix?: string;
+  spinePrefix?: string;
+}): FabricSpec {
   const leafPrefix = options.leafPrefix ?? "leaf";
   const spinePrefix = options.spinePrefix ?? "spine";
   const spines = Array.from({ length: options.spines }, (_, i) => `${spinePrefix}-${i}`);

@@ -1,12 +1,20 @@
 import { describe, expect, it } from "vitest";
 import { ConnectionKind, jobConnections, type FabricNode, type TrafficJob } from "./flows.js";
 
-const nodes = new Map<string, FabricNode>(["a", "b", "c", "d"].map((n, i) => [n, { leaf: `leaf-${Math.floor(i / 2)}`, nicCount: 8, nicBandwidthGbps: 400 }]));
+const nodes = new Map<string, FabricNode>(
+  ["a", "b", "c", "d"].map((n, i) => [n, { leaf: `leaf-${Math.floor(i / 2)}`, nicCount: 8, nicBandwidthGbps: 400 }]),
+);
 
 /** Ranks in Megatron order on nodes a, b, c, d (8 GPUs each). */
 function job(overrides: Partial<TrafficJob> & Pick<TrafficJob, "tp" | "pp" | "dp">): TrafficJob {
   const world = overrides.tp * overrides.pp * overrides.dp;
-  return { name: "j", gpusPerNode: 8, dpAlgorithm: "ring", rankNodes: Array.from({ length: world }, (_, r) => ["a", "b", "c", "d"][Math.floor(r / 8)]!), ...overrides };
+  return {
+    name: "j",
+    gpusPerNode: 8,
+    dpAlgorithm: "ring",
+    rankNodes: Array.from({ length: world }, (_, r) => ["a", "b", "c", "d"][Math.floor(r / 8)]!),
+    ...overrides,
+  };
 }
 
 describe("jobConnections", () => {
@@ -22,7 +30,9 @@ describe("jobConnections", () => {
   it("tp=1 ring: one group per node, a channel per NIC", () => {
     const conns = jobConnections(job({ tp: 1, pp: 1, dp: 32 }), nodes);
     expect(conns).toHaveLength(8 * 4);
-    expect(new Set(conns.filter((c) => c.srcNode === "a").map((c) => c.nic))).toEqual(new Set([0, 1, 2, 3, 4, 5, 6, 7]));
+    expect(new Set(conns.filter((c) => c.srcNode === "a").map((c) => c.nic))).toEqual(
+      new Set([0, 1, 2, 3, 4, 5, 6, 7]),
+    );
     expect(new Set(conns.map((c) => c.id)).size).toBe(conns.length);
   });
 
@@ -45,7 +55,11 @@ describe("jobConnections", () => {
   });
 
   it("names the problem with a bad shape or an unknown node", () => {
-    expect(() => jobConnections({ ...job({ tp: 8, pp: 1, dp: 4 }), dp: 3 }, nodes)).toThrow(/32 ranks but tp × pp × dp = 24/);
-    expect(() => jobConnections({ ...job({ tp: 8, pp: 1, dp: 4 }), rankNodes: Array(32).fill("z") }, nodes)).toThrow(/node z, which is not in the fabric/);
+    expect(() => jobConnections({ ...job({ tp: 8, pp: 1, dp: 4 }), dp: 3 }, nodes)).toThrow(
+      /32 ranks but tp × pp × dp = 24/,
+    );
+    expect(() => jobConnections({ ...job({ tp: 8, pp: 1, dp: 4 }), rankNodes: Array(32).fill("z") }, nodes)).toThrow(
+      /node z, which is not in the fabric/,
+    );
   });
 });

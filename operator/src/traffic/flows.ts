@@ -66,7 +66,10 @@ export interface Connection {
 
 export class TrafficJobError extends Error {
   override name = "TrafficJobError";
-  constructor(readonly job: string, message: string) {
+  constructor(
+    readonly job: string,
+    message: string,
+  ) {
     super(`job ${job}: ${message}`);
   }
 }
@@ -84,16 +87,26 @@ export function jobConnections(job: TrafficJob, nodes: ReadonlyMap<string, Fabri
 }
 
 function validateJob(job: TrafficJob, nodes: ReadonlyMap<string, FabricNode>): void {
-  for (const [field, value] of [["tp", job.tp], ["pp", job.pp], ["dp", job.dp], ["gpusPerNode", job.gpusPerNode]] as const) {
-    if (!Number.isInteger(value) || value < 1) throw new TrafficJobError(job.name, `${field} must be a positive integer, got ${value}`);
+  for (const [field, value] of [
+    ["tp", job.tp],
+    ["pp", job.pp],
+    ["dp", job.dp],
+    ["gpusPerNode", job.gpusPerNode],
+  ] as const) {
+    if (!Number.isInteger(value) || value < 1)
+      throw new TrafficJobError(job.name, `${field} must be a positive integer, got ${value}`);
   }
   const world = job.tp * job.pp * job.dp;
-  if (job.rankNodes.length !== world) throw new TrafficJobError(job.name, `has ${job.rankNodes.length} ranks but tp × pp × dp = ${world}`);
-  if (job.gpusPerNode % job.tp !== 0) throw new TrafficJobError(job.name, `tp ${job.tp} must divide gpusPerNode ${job.gpusPerNode}`);
+  if (job.rankNodes.length !== world)
+    throw new TrafficJobError(job.name, `has ${job.rankNodes.length} ranks but tp × pp × dp = ${world}`);
+  if (job.gpusPerNode % job.tp !== 0)
+    throw new TrafficJobError(job.name, `tp ${job.tp} must divide gpusPerNode ${job.gpusPerNode}`);
   const fraction = job.ppLoadFraction ?? 1;
-  if (!(fraction >= 0 && fraction <= 1)) throw new TrafficJobError(job.name, `ppLoadFraction must be in [0, 1], got ${fraction}`);
+  if (!(fraction >= 0 && fraction <= 1))
+    throw new TrafficJobError(job.name, `ppLoadFraction must be in [0, 1], got ${fraction}`);
   for (const [rank, node] of job.rankNodes.entries()) {
-    if (!nodes.has(node)) throw new TrafficJobError(job.name, `rank ${rank} is on node ${node}, which is not in the fabric`);
+    if (!nodes.has(node))
+      throw new TrafficJobError(job.name, `rank ${rank} is on node ${node}, which is not in the fabric`);
   }
 }
 
@@ -118,14 +131,27 @@ function dpConnections(job: TrafficJob, nodes: ReadonlyMap<string, FabricNode>, 
   if (hops.length < 2) return [];
   const communicator = `dp-pp${s}-tp${t}`;
   const out: Connection[] = [];
-  const add = (kind: ConnectionKind, channel: number, from: { node: string; rank: number }, to: { node: string; rank: number }, share: number): void => {
+  const add = (
+    kind: ConnectionKind,
+    channel: number,
+    from: { node: string; rank: number },
+    to: { node: string; rank: number },
+    share: number,
+  ): void => {
     const node = nodes.get(from.node)!;
     // The node's NICs are split between its tp groups: group t uses NICs t·channels … (t + 1)·channels − 1.
     const nic = (t * channelsOf(job, node) + channel) % node.nicCount;
     out.push({
       id: `${job.name}/${communicator}/c${channel}/${from.rank}>${to.rank}`,
-      job: job.name, kind, communicator, srcRank: from.rank, dstRank: to.rank, srcNode: from.node, dstNode: to.node,
-      nic, demandGbps: node.nicBandwidthGbps * share,
+      job: job.name,
+      kind,
+      communicator,
+      srcRank: from.rank,
+      dstRank: to.rank,
+      srcNode: from.node,
+      dstNode: to.node,
+      nic,
+      demandGbps: node.nicBandwidthGbps * share,
     });
   };
   const channels = channelsOf(job, nodes.get(hops[0]!.node)!);
@@ -163,14 +189,24 @@ function ppConnections(job: TrafficJob, nodes: ReadonlyMap<string, FabricNode>, 
         const a = rankOf(job, s, d, t);
         const b = rankOf(job, s + 1, d, t);
         const communicator = `pp${s}-dp${d}-tp${t}`;
-        for (const [from, to] of [[a, b], [b, a]] as const) {
+        for (const [from, to] of [
+          [a, b],
+          [b, a],
+        ] as const) {
           const srcNode = job.rankNodes[from]!;
           const dstNode = job.rankNodes[to]!;
           if (srcNode === dstNode) continue;
           const node = nodes.get(srcNode)!;
           out.push({
-            id: `${job.name}/${communicator}/${from}>${to}`, job: job.name, kind: ConnectionKind.pp, communicator,
-            srcRank: from, dstRank: to, srcNode, dstNode, nic: localRankOf(job, from) % node.nicCount,
+            id: `${job.name}/${communicator}/${from}>${to}`,
+            job: job.name,
+            kind: ConnectionKind.pp,
+            communicator,
+            srcRank: from,
+            dstRank: to,
+            srcNode,
+            dstNode,
+            nic: localRankOf(job, from) % node.nicCount,
             demandGbps: node.nicBandwidthGbps * fraction,
           });
         }

@@ -54,19 +54,36 @@ export function jobTrafficStatus(input: JobTrafficInput): { traffic: TrafficStat
   const ratio = input.ecmpMaxLinkLoad > 0 ? plan.maxLinkLoad / input.ecmpMaxLinkLoad : 1;
   const byId = new Map(mine.map((c) => [c.id, c]));
   const portsOf = new Map<string, number[]>();
-  for (const r of input.requests.values()) for (const f of r.flows) portsOf.set(f.connectionId, f.qps.map((q) => q.udpSourcePort));
+  for (const r of input.requests.values())
+    for (const f of r.flows)
+      portsOf.set(
+        f.connectionId,
+        f.qps.map((q) => q.udpSourcePort),
+      );
   const flows = planned.slice(0, MAX_TRAFFIC_FLOWS_SHOWN).map((c) => {
     const conn = byId.get(c.id);
     const ports = portsOf.get(c.id) ?? [];
     const nic = input.requests.get(conn?.srcNode ?? "")?.flows.find((f) => f.connectionId === c.id)?.nic ?? "";
-    return { connection: c.id, from: conn?.srcNode ?? "", to: conn?.dstNode ?? "", nic, paths: c.paths.map((p, q) => `${p.spine}#${p.uplinkPort}>#${p.downlinkPort}@${ports[q] ?? "?"}`) };
+    return {
+      connection: c.id,
+      from: conn?.srcNode ?? "",
+      to: conn?.dstNode ?? "",
+      nic,
+      paths: c.paths.map((p, q) => `${p.spine}#${p.uplinkPort}>#${p.downlinkPort}@${ports[q] ?? "?"}`),
+    };
   });
   const traffic: TrafficStatus = {
-    fabric: input.fabric, plannedTime: new Date(input.plannedUnixMs).toISOString(),
-    connections: planned.length, intraLeafConnections: mine.length - planned.length - unroutable.length, unroutable: unroutable.length,
+    fabric: input.fabric,
+    plannedTime: new Date(input.plannedUnixMs).toISOString(),
+    connections: planned.length,
+    intraLeafConnections: mine.length - planned.length - unroutable.length,
+    unroutable: unroutable.length,
     qpsPerConnection: plan.qpsPerJob[job] ?? 1,
-    maxLinkLoad: round(plan.maxLinkLoad), ecmpMaxLinkLoad: round(input.ecmpMaxLinkLoad), loadRatioToEcmp: round(ratio),
-    ...applied, flows,
+    maxLinkLoad: round(plan.maxLinkLoad),
+    ecmpMaxLinkLoad: round(input.ecmpMaxLinkLoad),
+    loadRatioToEcmp: round(ratio),
+    ...applied,
+    flows,
   };
   return { traffic, condition: conditionOf(input, traffic) };
 }
@@ -76,15 +93,47 @@ function conditionOf(input: JobTrafficInput, t: TrafficStatus): ConditionUpdate 
   const loads = `predicted max link load ${t.maxLinkLoad} vs ${t.ecmpMaxLinkLoad} under ECMP (×${t.loadRatioToEcmp})`;
   if (t.unroutable > 0) {
     const first = input.plan.unroutable.find((u) => u.id.startsWith(`${input.job}/`));
-    return { type: TrafficCondition, status: "False", reason: TrafficReason.unroutable, message: `${t.unroutable} connections have no live spine path ${on} (${first?.id}: ${first?.reason})` };
+    return {
+      type: TrafficCondition,
+      status: "False",
+      reason: TrafficReason.unroutable,
+      message: `${t.unroutable} connections have no live spine path ${on} (${first?.id}: ${first?.reason})`,
+    };
   }
-  if (t.connections === 0) return { type: TrafficCondition, status: "True", reason: TrafficReason.noInterLeafTraffic, message: `all ${t.intraLeafConnections} network connections stay under one leaf ${on}: nothing to pin` };
+  if (t.connections === 0)
+    return {
+      type: TrafficCondition,
+      status: "True",
+      reason: TrafficReason.noInterLeafTraffic,
+      message: `all ${t.intraLeafConnections} network connections stay under one leaf ${on}: nothing to pin`,
+    };
   const summary = `${t.connections} inter-leaf connections (${t.qpsPlanned} QPs, ${t.qpsPerConnection} per connection) ${on}; ${loads}`;
   if (t.nodesApplied < t.nodes) {
-    const pending = [...input.requests.values()].filter((r) => r.flows.some((f) => f.job === input.job) && input.reports.get(r.node)?.planId !== r.planId).map((r) => r.node);
-    const why = pending.slice(0, 3).map((n) => `${n}${input.nodeErrors.has(n) ? ` (${input.nodeErrors.get(n)})` : ""}`).join(", ");
-    return { type: TrafficCondition, status: "False", reason: TrafficReason.applying, message: `${summary}; applied on ${t.nodesApplied} of ${t.nodes} nodes, waiting for ${why}${pending.length > 3 ? ", …" : ""}` };
+    const pending = [...input.requests.values()]
+      .filter((r) => r.flows.some((f) => f.job === input.job) && input.reports.get(r.node)?.planId !== r.planId)
+      .map((r) => r.node);
+    const why = pending
+      .slice(0, 3)
+      .map((n) => `${n}${input.nodeErrors.has(n) ? ` (${input.nodeErrors.get(n)})` : ""}`)
+      .join(", ");
+    return {
+      type: TrafficCondition,
+      status: "False",
+      reason: TrafficReason.applying,
+      message: `${summary}; applied on ${t.nodesApplied} of ${t.nodes} nodes, waiting for ${why}${pending.length > 3 ? ", …" : ""}`,
+    };
   }
-  if (t.qpsOnPlannedPath < t.qpsPlanned) return { type: TrafficCondition, status: "False", reason: TrafficReason.pathMismatch, message: `${summary}; agents report ${t.qpsOnPlannedPath} of ${t.qpsPlanned} QPs on their planned path` };
-  return { type: TrafficCondition, status: "True", reason: TrafficReason.applied, message: `${summary}; applied by all ${t.nodes} sending nodes, all ${t.qpsOnPlannedPath} QPs on their planned path as the agents report` };
+  if (t.qpsOnPlannedPath < t.qpsPlanned)
+    return {
+      type: TrafficCondition,
+      status: "False",
+      reason: TrafficReason.pathMismatch,
+      message: `${summary}; agents report ${t.qpsOnPlannedPath} of ${t.qpsPlanned} QPs on their planned path`,
+    };
+  return {
+    type: TrafficCondition,
+    status: "True",
+    reason: TrafficReason.applied,
+    message: `${summary}; applied by all ${t.nodes} sending nodes, all ${t.qpsOnPlannedPath} QPs on their planned path as the agents report`,
+  };
 }

@@ -24,7 +24,11 @@ export function planLinks(fabric: Fabric, plan: TrafficPlan): Map<string, number
 }
 
 /** Loads (demand ÷ capacity) of every link, recomputed from the connections and their QP links. */
-export function linkLoads(fabric: Fabric, connections: readonly Connection[], linksOf: ReadonlyMap<string, readonly number[]>): Float64Array {
+export function linkLoads(
+  fabric: Fabric,
+  connections: readonly Connection[],
+  linksOf: ReadonlyMap<string, readonly number[]>,
+): Float64Array {
   const loads = new Float64Array(fabric.capacityGbps.length);
   for (const c of connections) {
     const links = linksOf.get(c.id);

@@ -45,7 +45,8 @@ export interface TrafficAgents {
 export function poolTrafficAgents(pool: AgentClientPool): TrafficAgents {
   return {
     nodeInfo: (node) => pool.getNodeInfo(node),
-    apply: (node, request) => pool.call(node, AgentMethod.applyTrafficPlan, (client, ms) => client.applyTrafficPlan(request, ms)),
+    apply: (node, request) =>
+      pool.call(node, AgentMethod.applyTrafficPlan, (client, ms) => client.applyTrafficPlan(request, ms)),
   };
 }
 
@@ -57,7 +58,10 @@ export interface TrafficPlanControllerDeps {
   writer: TrafficStatusWriter;
   events: EventSink;
   clock: Clock;
-  metrics: Pick<OperatorMetrics, "trafficPlansAppliedTotal" | "trafficFlowsPinned" | "trafficPredictedMaxLinkUtilization">;
+  metrics: Pick<
+    OperatorMetrics,
+    "trafficPlansAppliedTotal" | "trafficFlowsPinned" | "trafficPredictedMaxLinkUtilization"
+  >;
   logger: Pick<Logger, "info" | "warn" | "debug">;
   /** Period; default 2,000 ms. */
   periodMs?: number;
@@ -123,124 +127,247 @@ export class TrafficPlanController {
   /** One pass over every fabric (exported for tests that drive the controller step by step). */
   async checkAll(): Promise<void> {
     const nodes = this.deps.nodes.list();
-    const running = this.deps.trainingJobs.list().filter((j) => j.status?.phase === TrainingPhase.Running && (j.status.placement?.nodes.length ?? 0) > 0 && !j.metadata.deletionTimestamp);
+    const running = this.deps.trainingJobs
+      .list()
+      .filter(
+        (j) =>
+          j.status?.phase === TrainingPhase.Running &&
+          (j.status.placement?.nodes.length ?? 0) > 0 &&
+          !j.metadata.deletionTimestamp,
+      );
     const covered = new Set<string>();
     const live = new Set<string>();
     // By name: when two fabrics describe the same nodes, a job is planned on the first (one plan per job).
-    const fabrics = [...this.deps.fabricTopologies.list()].sort((a, b) => ((a.metadata.name ?? "") < (b.metadata.name ?? "") ? -1 : 1));
+    const fabrics = [...this.deps.fabricTopologies.list()].sort((a, b) =>
+      (a.metadata.name ?? "") < (b.metadata.name ?? "") ? -1 : 1,
+    );
     for (const fabric of fabrics) {
       const name = fabric.metadata.name ?? "";
       live.add(name);
-      const jobs = await this.checkFabric(name, fabric, nodes, running.filter((j) => !covered.has(keyOf(j))));
+      const jobs = await this.checkFabric(
+        name,
+        fabric,
+        nodes,
+        running.filter((j) => !covered.has(keyOf(j))),
+      );
       for (const key of jobs) covered.add(key);
     }
     for (const name of [...this.memos.keys()]) if (!live.has(name)) this.memos.delete(name);
     for (const job of running) {
       const key = keyOf(job);
       if (covered.has(key)) continue;
-      await this.writeIfChanged(job, null, { type: TrafficCondition, status: "False", reason: TrafficReason.noFabric, message: `no FabricTopology covers all of the job's nodes (${job.status!.placement!.nodes.slice(0, 4).join(", ")}${job.status!.placement!.nodes.length > 4 ? ", …" : ""}): its traffic is not planned` });
+      await this.writeIfChanged(job, null, {
+        type: TrafficCondition,
+        status: "False",
+        reason: TrafficReason.noFabric,
+        message: `no FabricTopology covers all of the job's nodes (${job.status!.placement!.nodes.slice(0, 4).join(", ")}${job.status!.placement!.nodes.length > 4 ? ", …" : ""}): its traffic is not planned`,
+      });
     }
     this.firstPass = false;
   }
 
   /** Plans one fabric, brings its nodes' agents to the plan, writes its jobs' status; returns the jobs it covered. */
-  private async checkFabric(name: string, fabric: FabricTopology, nodes: readonly V1Node[], running: readonly TrainingJob[]): Promise<string[]> {
+  private async checkFabric(
+    name: string,
+    fabric: FabricTopology,
+    nodes: readonly V1Node[],
+    running: readonly TrainingJob[],
+  ): Promise<string[]> {
     const nowMs = this.deps.clock.now();
     const { nodeLeaf, fabricNodes, topologies } = fabricNodesOf(fabric, nodes);
     const jobs = running.filter((j) => j.status!.placement!.nodes.every((n) => fabricNodes.has(n)));
     const problems = fabricSpecProblems(fabric.spec);
     if (problems.length > 0) {
-      for (const job of jobs) await this.writeIfChanged(job, null, { type: TrafficCondition, status: "False", reason: TrafficReason.invalidFabric, message: `FabricTopology ${name} is inconsistent: ${problems.slice(0, 3).join("; ")}` });
+      for (const job of jobs)
+        await this.writeIfChanged(job, null, {
+          type: TrafficCondition,
+          status: "False",
+          reason: TrafficReason.invalidFabric,
+          message: `FabricTopology ${name} is inconsistent: ${problems.slice(0, 3).join("; ")}`,
+        });
       return jobs.map(keyOf);
     }
     const memo = this.replanIfChanged(name, fabric, nodeLeaf, fabricNodes, jobs, topologies, nowMs);
     const { reports, errors } = await this.bringNodesToPlan(name, memo.requests, [...fabricNodes.keys()]);
     this.exportMetrics(name, memo, reports);
     for (const job of jobs) {
-      const { traffic, condition } = jobTrafficStatus({ job: keyOf(job), fabric: name, plan: memo.plan, connections: memo.connections, requests: memo.requests, reports, nodeErrors: errors, ecmpMaxLinkLoad: memo.ecmpMaxLinkLoad, plannedUnixMs: memo.plannedUnixMs });
+      const { traffic, condition } = jobTrafficStatus({
+        job: keyOf(job),
+        fabric: name,
+        plan: memo.plan,
+        connections: memo.connections,
+        requests: memo.requests,
+        reports,
+        nodeErrors: errors,
+        ecmpMaxLinkLoad: memo.ecmpMaxLinkLoad,
+        plannedUnixMs: memo.plannedUnixMs,
+      });
       await this.writeIfChanged(job, traffic, condition);
     }
     return jobs.map(keyOf);
   }
 
-  private replanIfChanged(name: string, fabric: FabricTopology, nodeLeaf: Map<string, string>, fabricNodes: Map<string, FabricNode>, jobs: readonly TrainingJob[], topologies: Map<string, NodeTopology>, nowMs: number): FabricMemo {
+  private replanIfChanged(
+    name: string,
+    fabric: FabricTopology,
+    nodeLeaf: Map<string, string>,
+    fabricNodes: Map<string, FabricNode>,
+    jobs: readonly TrainingJob[],
+    topologies: Map<string, NodeTopology>,
+    nowMs: number,
+  ): FabricMemo {
     const connections: Connection[] = [];
     for (const job of jobs) {
       try {
         connections.push(...jobConnections(trafficJobOf(job), fabricNodes));
       } catch (err) {
-        this.deps.logger.warn({ job: keyOf(job), err: (err as Error).message }, "job's connections cannot be modelled; its traffic is not planned");
+        this.deps.logger.warn(
+          { job: keyOf(job), err: (err as Error).message },
+          "job's connections cannot be modelled; its traffic is not planned",
+        );
       }
     }
     const usedNodes = [...new Set(connections.flatMap((c) => [c.srcNode, c.dstNode]))].sort();
-    const inputKey = digest([fabric.spec, usedNodes.map((n) => [n, nodeLeaf.get(n)]), connections.map((c) => [c.id, c.srcNode, c.dstNode, c.nic, c.demandGbps])]);
+    const inputKey = digest([
+      fabric.spec,
+      usedNodes.map((n) => [n, nodeLeaf.get(n)]),
+      connections.map((c) => [c.id, c.srcNode, c.dstNode, c.nic, c.demandGbps]),
+    ]);
     const previous = this.memos.get(name);
     if (previous?.inputKey === inputKey) return previous;
     const started = performance.now();
     const built = buildFabric(fabric.spec);
-    const plan = planTraffic({ fabric: built, nodeLeaf, connections, ...(previous ? { previous: previous.plan } : {}) });
+    const plan = planTraffic({
+      fabric: built,
+      nodeLeaf,
+      connections,
+      ...(previous ? { previous: previous.plan } : {}),
+    });
     const planMs = performance.now() - started;
     const seeds = this.deps.ecmpSeeds ?? 16;
     let ecmp = 0;
     for (let seed = 1; seed <= seeds; seed++) ecmp += ecmpLoads(built, nodeLeaf, connections, 1, seed).maxLinkLoad;
     const hca = this.deps.hcaPrefix ?? DEFAULT_NCCL_OPTIONS.hcaPrefix;
-    const { byNode, unmapped } = nodeRequests(name, fabric.spec, plan, connections, nodeLeaf, (node, index) => nicDeviceName(topologies.get(node)?.nicType ?? "infiniband", index, hca));
-    if (unmapped.length > 0) this.deps.logger.warn({ fabric: name, unmapped: unmapped.slice(0, 8) }, "no source port hashes onto some planned paths; those QPs are not sent");
-    const memo: FabricMemo = { inputKey, plan, connections, ecmpMaxLinkLoad: seeds > 0 ? ecmp / seeds : 0, plannedUnixMs: nowMs, requests: byNode };
+    const { byNode, unmapped } = nodeRequests(name, fabric.spec, plan, connections, nodeLeaf, (node, index) =>
+      nicDeviceName(topologies.get(node)?.nicType ?? "infiniband", index, hca),
+    );
+    if (unmapped.length > 0)
+      this.deps.logger.warn(
+        { fabric: name, unmapped: unmapped.slice(0, 8) },
+        "no source port hashes onto some planned paths; those QPs are not sent",
+      );
+    const memo: FabricMemo = {
+      inputKey,
+      plan,
+      connections,
+      ecmpMaxLinkLoad: seeds > 0 ? ecmp / seeds : 0,
+      plannedUnixMs: nowMs,
+      requests: byNode,
+    };
     this.memos.set(name, memo);
-    this.deps.logger.info({ fabric: name, jobs: jobs.length, connections: connections.length, pinned: plan.connections.length, maxLinkLoad: plan.maxLinkLoad, ecmpMaxLinkLoad: memo.ecmpMaxLinkLoad, planMs: Math.round(planMs), replan: previous !== undefined }, "traffic planned");
+    this.deps.logger.info(
+      {
+        fabric: name,
+        jobs: jobs.length,
+        connections: connections.length,
+        pinned: plan.connections.length,
+        maxLinkLoad: plan.maxLinkLoad,
+        ecmpMaxLinkLoad: memo.ecmpMaxLinkLoad,
+        planMs: Math.round(planMs),
+        replan: previous !== undefined,
+      },
+      "traffic planned",
+    );
     return memo;
   }
 
   /** Reads every relevant node's applied plan and sends the desired one where it differs. */
-  private async bringNodesToPlan(fabric: string, requests: ReadonlyMap<string, NodePlanRequest>, fabricNodes: readonly string[]): Promise<{ reports: Map<string, AppliedReport | undefined>; errors: Map<string, string> }> {
+  private async bringNodesToPlan(
+    fabric: string,
+    requests: ReadonlyMap<string, NodePlanRequest>,
+    fabricNodes: readonly string[],
+  ): Promise<{ reports: Map<string, AppliedReport | undefined>; errors: Map<string, string> }> {
     const sent = this.sent.get(fabric) ?? new Set<string>();
     this.sent.set(fabric, sent);
     // After a (re)start nothing is remembered: look at every node of the fabric once for plans to clear.
     const targets = new Set([...requests.keys(), ...sent, ...(this.firstPass ? fabricNodes : [])]);
     const reports = new Map<string, AppliedReport | undefined>();
     const errors = new Map<string, string>();
-    await Promise.all([...targets].map(async (node) => {
-      const desired = requests.get(node);
-      let applying = false;
-      try {
-        const info = await this.deps.agents.nodeInfo(node);
-        let report = reportOf(info.trafficPlan);
-        const wanted = desired ?? { node, planId: EMPTY_PLAN_ID, fabric, flows: [] };
-        const current = (report?.planId ?? EMPTY_PLAN_ID) === wanted.planId || (!desired && (report === undefined || report.flows.length === 0));
-        const refusal = this.refused.get(node);
-        if (!current && refusal?.planId === wanted.planId) {
-          errors.set(node, refusal.why);
-        } else if (!current) {
-          applying = true;
-          const response = await this.deps.agents.apply(node, { nodeName: node, planId: wanted.planId, fabric: wanted.fabric, flows: wanted.flows });
-          report = reportOf(response.applied);
-          this.refused.delete(node);
-          this.deps.metrics.trafficPlansAppliedTotal.inc({ result: "applied" });
-          this.deps.logger.info({ node, fabric, planId: wanted.planId, flows: wanted.flows.length, qpsOnPlannedPath: response.applied?.qpsOnPlannedPath }, "traffic plan applied");
+    await Promise.all(
+      [...targets].map(async (node) => {
+        const desired = requests.get(node);
+        let applying = false;
+        try {
+          const info = await this.deps.agents.nodeInfo(node);
+          let report = reportOf(info.trafficPlan);
+          const wanted = desired ?? { node, planId: EMPTY_PLAN_ID, fabric, flows: [] };
+          const current =
+            (report?.planId ?? EMPTY_PLAN_ID) === wanted.planId ||
+            (!desired && (report === undefined || report.flows.length === 0));
+          const refusal = this.refused.get(node);
+          if (!current && refusal?.planId === wanted.planId) {
+            errors.set(node, refusal.why);
+          } else if (!current) {
+            applying = true;
+            const response = await this.deps.agents.apply(node, {
+              nodeName: node,
+              planId: wanted.planId,
+              fabric: wanted.fabric,
+              flows: wanted.flows,
+            });
+            report = reportOf(response.applied);
+            this.refused.delete(node);
+            this.deps.metrics.trafficPlansAppliedTotal.inc({ result: "applied" });
+            this.deps.logger.info(
+              {
+                node,
+                fabric,
+                planId: wanted.planId,
+                flows: wanted.flows.length,
+                qpsOnPlannedPath: response.applied?.qpsOnPlannedPath,
+              },
+              "traffic plan applied",
+            );
+          }
+          if (desired) sent.add(node);
+          else sent.delete(node);
+          reports.set(node, report);
+        } catch (err) {
+          const code = (err as grpc.ServiceError).code;
+          const why = `${typeof code === "number" ? grpc.status[code] : (err as Error).name}: ${(err as Error).message}`;
+          if (desired) errors.set(node, why);
+          const final =
+            code === grpc.status.INVALID_ARGUMENT ||
+            code === grpc.status.UNIMPLEMENTED ||
+            code === grpc.status.FAILED_PRECONDITION;
+          if (final && code !== grpc.status.FAILED_PRECONDITION)
+            this.refused.set(node, { planId: desired?.planId ?? EMPTY_PLAN_ID, why });
+          if (!applying) {
+            // The node's applied plan could not be read: nothing was sent.
+            if (desired)
+              this.deps.logger.warn({ node, fabric, err: why }, "reading the node's applied traffic plan failed");
+            return;
+          }
+          this.deps.metrics.trafficPlansAppliedTotal.inc({
+            result:
+              code === grpc.status.INVALID_ARGUMENT
+                ? "invalid"
+                : code === grpc.status.UNIMPLEMENTED
+                  ? "unimplemented"
+                  : "error",
+          });
+          this.deps.logger.warn({ node, fabric, err: why }, "traffic plan not applied");
         }
-        if (desired) sent.add(node);
-        else sent.delete(node);
-        reports.set(node, report);
-      } catch (err) {
-        const code = (err as grpc.ServiceError).code;
-        const why = `${typeof code === "number" ? grpc.status[code] : (err as Error).name}: ${(err as Error).message}`;
-        if (desired) errors.set(node, why);
-        const final = code === grpc.status.INVALID_ARGUMENT || code === grpc.status.UNIMPLEMENTED || code === grpc.status.FAILED_PRECONDITION;
-        if (final && code !== grpc.status.FAILED_PRECONDITION) this.refused.set(node, { planId: (desired?.planId ?? EMPTY_PLAN_ID), why });
-        if (!applying) {
-          // The node's applied plan could not be read: nothing was sent.
-          if (desired) this.deps.logger.warn({ node, fabric, err: why }, "reading the node's applied traffic plan failed");
-          return;
-        }
-        this.deps.metrics.trafficPlansAppliedTotal.inc({ result: code === grpc.status.INVALID_ARGUMENT ? "invalid" : code === grpc.status.UNIMPLEMENTED ? "unimplemented" : "error" });
-        this.deps.logger.warn({ node, fabric, err: why }, "traffic plan not applied");
-      }
-    }));
+      }),
+    );
     return { reports, errors };
   }
 
-  private exportMetrics(fabric: string, memo: FabricMemo, reports: ReadonlyMap<string, AppliedReport | undefined>): void {
+  private exportMetrics(
+    fabric: string,
+    memo: FabricMemo,
+    reports: ReadonlyMap<string, AppliedReport | undefined>,
+  ): void {
     const { metrics } = this.deps;
     let qps = 0;
     let onPath = 0;
@@ -262,15 +389,35 @@ export class TrafficPlanController {
     metrics.trafficPredictedMaxLinkUtilization.set({ fabric, plan: "ecmp" }, memo.ecmpMaxLinkLoad);
   }
 
-  /** Writes status.traffic and the condition when either differs from the cached job; an Event when the reason flips. */
-  private async writeIfChanged(job: TrainingJob, traffic: TrafficStatus | null, condition: ConditionUpdate): Promise<void> {
+  /**
+   * Writes status.traffic and the condition when either differs from the cached job; an Event when the reason flips.
+   */
+  private async writeIfChanged(
+    job: TrainingJob,
+    traffic: TrafficStatus | null,
+    condition: ConditionUpdate,
+  ): Promise<void> {
     const current = findCondition(job.status?.conditions, TrafficCondition);
-    const sameCondition = current?.status === condition.status && current.reason === condition.reason && current.message === condition.message;
+    const sameCondition =
+      current?.status === condition.status &&
+      current.reason === condition.reason &&
+      current.message === condition.message;
     if (sameCondition && stableJson(job.status?.traffic ?? null) === stableJson(traffic)) return;
-    const written = await this.deps.writer.write(job.metadata.namespace!, job.metadata.name!, traffic, condition, this.deps.clock.now());
+    const written = await this.deps.writer.write(
+      job.metadata.namespace!,
+      job.metadata.name!,
+      traffic,
+      condition,
+      this.deps.clock.now(),
+    );
     if (!written || (current?.status === condition.status && current.reason === condition.reason)) return;
     const type = condition.status === "True" ? "Normal" : "Warning";
-    await this.deps.events.record({ ...written, apiVersion: "gpufleet.io/v1alpha1", kind: "TrainingJob" }, type, `Traffic${condition.reason}`, condition.message);
+    await this.deps.events.record(
+      { ...written, apiVersion: "gpufleet.io/v1alpha1", kind: "TrainingJob" },
+      type,
+      `Traffic${condition.reason}`,
+      condition.message,
+    );
   }
 }
 
@@ -280,7 +427,11 @@ function keyOf(job: TrainingJob): string {
 
 /** JSON with object keys sorted: what the API server returns need not keep the order the operator wrote. */
 function stableJson(value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) => (v && typeof v === "object" && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : v));
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v && typeof v === "object" && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : v,
+  );
 }
 
 function digest(value: unknown): string {
@@ -288,7 +439,10 @@ function digest(value: unknown): string {
 }
 
 /** The nodes on a fabric (its island, a leaf of its spec) with what the flow model needs of them. */
-function fabricNodesOf(fabric: FabricTopology, nodes: readonly V1Node[]): { nodeLeaf: Map<string, string>; fabricNodes: Map<string, FabricNode>; topologies: Map<string, NodeTopology> } {
+function fabricNodesOf(
+  fabric: FabricTopology,
+  nodes: readonly V1Node[],
+): { nodeLeaf: Map<string, string>; fabricNodes: Map<string, FabricNode>; topologies: Map<string, NodeTopology> } {
   const leaves = new Set(fabric.spec.leaves.map((l) => l.name));
   const nodeLeaf = new Map<string, string>();
   const fabricNodes = new Map<string, FabricNode>();
@@ -312,5 +466,17 @@ function fabricNodesOf(fabric: FabricTopology, nodes: readonly V1Node[]): { node
 
 function reportOf(a: AppliedTrafficPlan__Output | null | undefined): AppliedReport | undefined {
   if (!a) return undefined;
-  return { planId: a.planId, flows: a.flows.map((f) => ({ connectionId: f.connectionId, job: f.job, qps: f.qps.map((q) => ({ udpSourcePort: q.udpSourcePort, spine: q.spine, uplinkPort: q.uplinkPort, downlinkPort: q.downlinkPort })) })) };
+  return {
+    planId: a.planId,
+    flows: a.flows.map((f) => ({
+      connectionId: f.connectionId,
+      job: f.job,
+      qps: f.qps.map((q) => ({
+        udpSourcePort: q.udpSourcePort,
+        spine: q.spine,
+        uplinkPort: q.uplinkPort,
+        downlinkPort: q.downlinkPort,
+      })),
+    })),
+  };
 }

@@ -12,12 +12,25 @@ function oneNodePerLeaf(leaves: number): Map<string, string> {
 }
 
 function conn(id: string, from: number, to: number, demandGbps: number, job = "job-a"): Connection {
-  return { id, job, kind: ConnectionKind.dpRing, communicator: "dp", srcRank: from, dstRank: to, srcNode: `n${from}`, dstNode: `n${to}`, nic: 0, demandGbps };
+  return {
+    id,
+    job,
+    kind: ConnectionKind.dpRing,
+    communicator: "dp",
+    srcRank: from,
+    dstRank: to,
+    srcNode: `n${from}`,
+    dstNode: `n${to}`,
+    nic: 0,
+    demandGbps,
+  };
 }
 
 function usedCables(plan: TrafficPlan): Set<string> {
   const out = new Set<string>();
-  for (const c of plan.connections) for (const p of c.paths) out.add(`${c.srcLeaf}>${p.spine}#${p.uplinkPort}`).add(`${c.dstLeaf}>${p.spine}#${p.downlinkPort}`);
+  for (const c of plan.connections)
+    for (const p of c.paths)
+      out.add(`${c.srcLeaf}>${p.spine}#${p.uplinkPort}`).add(`${c.dstLeaf}>${p.spine}#${p.downlinkPort}`);
   return out;
 }
 
@@ -40,7 +53,11 @@ describe("planTraffic", () => {
     expect(big.qpsPerJob).toEqual({ big: 2 });
     expect(big.maxLinkLoad).toBeCloseTo(1);
     // Two flows already fill both spines evenly with one QP each: more QPs would not lower the maximum.
-    const even = planTraffic({ fabric, nodeLeaf, connections: [conn("a", 0, 1, 400, "even"), conn("b", 0, 1, 400, "even")] });
+    const even = planTraffic({
+      fabric,
+      nodeLeaf,
+      connections: [conn("a", 0, 1, 400, "even"), conn("b", 0, 1, 400, "even")],
+    });
     expect(even.qpsPerJob).toEqual({ even: 1 });
     expect(even.maxLinkLoad).toBeCloseTo(1);
     // One flow alone: two QPs halve the load on each spine.
@@ -73,7 +90,12 @@ describe("planTraffic", () => {
       const b = (a + 1 + Math.floor(random() * (leaves - 1))) % leaves;
       return conn(`c${i}`, a, b, [100, 200, 400][Math.floor(random() * 3)]!);
     });
-    return { name: `seed ${seed}: ${leaves} leaves, ${spines} spines × ${ports} ports${failed ? ", a cable down" : ""}, ${connections.length} flows`, spec, leaves, connections };
+    return {
+      name: `seed ${seed}: ${leaves} leaves, ${spines} spines × ${ports} ports${failed ? ", a cable down" : ""}, ${connections.length} flows`,
+      spec,
+      leaves,
+      connections,
+    };
   });
 
   it.each(smallCases)("finds the optimum of $name", ({ spec, leaves, connections }) => {
@@ -87,7 +109,9 @@ describe("planTraffic", () => {
     const fabric = buildFabric(uniformFabricSpec({ leaves: 6, spines: 4, portsPerSpine: 2, portGbps: 400 }));
     const nodeLeaf = oneNodePerLeaf(6);
     const random = seededRandom(7);
-    const connections = Array.from({ length: 60 }, (_, i) => conn(`c${String(i).padStart(2, "0")}`, i % 6, (i + 1 + (i % 5)) % 6, 100 + Math.floor(random() * 4) * 100));
+    const connections = Array.from({ length: 60 }, (_, i) =>
+      conn(`c${String(i).padStart(2, "0")}`, i % 6, (i + 1 + (i % 5)) % 6, 100 + Math.floor(random() * 4) * 100),
+    );
     const a = planTraffic({ fabric, nodeLeaf, connections });
     const b = planTraffic({ fabric, nodeLeaf, connections: [...connections].reverse() });
     expect(b).toEqual(a);
@@ -96,13 +120,28 @@ describe("planTraffic", () => {
   it("re-plans around a failed cable, moving only the QPs that used it", () => {
     const spec = uniformFabricSpec({ leaves: 4, spines: 4, portsPerSpine: 2, portGbps: 400 });
     const nodeLeaf = oneNodePerLeaf(4);
-    const connections = Array.from({ length: 24 }, (_, i) => conn(`c${String(i).padStart(2, "0")}`, i % 4, (i + 1 + (i % 3)) % 4, 400));
-    const before = planTraffic({ fabric: buildFabric(spec), nodeLeaf, connections, config: { maxQpsPerConnection: 1 } });
+    const connections = Array.from({ length: 24 }, (_, i) =>
+      conn(`c${String(i).padStart(2, "0")}`, i % 4, (i + 1 + (i % 3)) % 4, 400),
+    );
+    const before = planTraffic({
+      fabric: buildFabric(spec),
+      nodeLeaf,
+      connections,
+      config: { maxQpsPerConnection: 1 },
+    });
     const victim = before.connections[0]!;
     const cable = { leaf: victim.srcLeaf, spine: victim.paths[0]!.spine, port: victim.paths[0]!.uplinkPort };
-    const after = planTraffic({ fabric: buildFabric(withFailedCable(spec, cable)), nodeLeaf, connections, previous: before, config: { maxQpsPerConnection: 1 } });
+    const after = planTraffic({
+      fabric: buildFabric(withFailedCable(spec, cable)),
+      nodeLeaf,
+      connections,
+      previous: before,
+      config: { maxQpsPerConnection: 1 },
+    });
     expect(usedCables(after).has(`${cable.leaf}>${cable.spine}#${cable.port}`)).toBe(false);
-    const moved = after.connections.filter((c, i) => JSON.stringify(c.paths) !== JSON.stringify(before.connections[i]!.paths));
+    const moved = after.connections.filter(
+      (c, i) => JSON.stringify(c.paths) !== JSON.stringify(before.connections[i]!.paths),
+    );
     expect(moved.map((c) => c.id)).toContain(victim.id);
     // Local search may move a few more to rebalance, never most of them.
     expect(moved.length).toBeLessThan(connections.length / 2);
@@ -112,7 +151,11 @@ describe("planTraffic", () => {
   it("reports connections no spine can carry instead of placing them", () => {
     let spec = uniformFabricSpec({ leaves: 2, spines: 1, portsPerSpine: 1, portGbps: 400 });
     spec = withFailedCable(spec, { leaf: "leaf-1", spine: "spine-0", port: 0 });
-    const plan = planTraffic({ fabric: buildFabric(spec), nodeLeaf: oneNodePerLeaf(2), connections: [conn("a", 0, 1, 400)] });
+    const plan = planTraffic({
+      fabric: buildFabric(spec),
+      nodeLeaf: oneNodePerLeaf(2),
+      connections: [conn("a", 0, 1, 400)],
+    });
     expect(plan.connections).toEqual([]);
     expect(plan.unroutable).toEqual([{ id: "a", reason: "no spine has a live cable to both leaf-0 and leaf-1" }]);
   });
@@ -125,12 +168,22 @@ describe("planTraffic", () => {
     const plan = planTraffic({ fabric, nodeLeaf, connections: both, config: { maxQpsPerConnection: 1 } });
     expect(plan.maxLinkLoad).toBeCloseTo(1);
     expect(new Set(plan.connections.map((c) => c.paths[0]!.spine)).size).toBe(4);
-    const gone = planTraffic({ fabric, nodeLeaf, connections: first, previous: plan, config: { maxQpsPerConnection: 1 } });
-    expect(gone.connections.map((c) => c.paths)).toEqual(plan.connections.filter((c) => c.job === "a").map((c) => c.paths));
+    const gone = planTraffic({
+      fabric,
+      nodeLeaf,
+      connections: first,
+      previous: plan,
+      config: { maxQpsPerConnection: 1 },
+    });
+    expect(gone.connections.map((c) => c.paths)).toEqual(
+      plan.connections.filter((c) => c.job === "a").map((c) => c.paths),
+    );
   });
 
   it("rejects a node without a leaf", () => {
     const fabric = buildFabric(uniformFabricSpec({ leaves: 2, spines: 1, portsPerSpine: 1, portGbps: 400 }));
-    expect(() => planTraffic({ fabric, nodeLeaf: new Map([["n0", "leaf-0"]]), connections: [conn("a", 0, 1, 400)] })).toThrow(/node n1 has no leaf/);
+    expect(() =>
+      planTraffic({ fabric, nodeLeaf: new Map([["n0", "leaf-0"]]), connections: [conn("a", 0, 1, 400)] }),
+    ).toThrow(/node n1 has no leaf/);
   });
 });

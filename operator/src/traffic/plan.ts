@@ -35,7 +35,11 @@ export interface TrafficPlannerConfig {
   epsilon: number;
 }
 
-export const DEFAULT_TRAFFIC_PLANNER_CONFIG: TrafficPlannerConfig = { maxQpsPerConnection: 4, maxMovesPerRound: 200_000, epsilon: 1e-9 };
+export const DEFAULT_TRAFFIC_PLANNER_CONFIG: TrafficPlannerConfig = {
+  maxQpsPerConnection: 4,
+  maxMovesPerRound: 200_000,
+  epsilon: 1e-9,
+};
 
 export interface QpPath {
   spine: string;
@@ -88,7 +92,8 @@ export interface PlanInput {
 /** Plans every connection; throws only on inconsistent input (a node without a leaf, a leaf not in the fabric). */
 export function planTraffic(input: PlanInput): TrafficPlan {
   const config = { ...DEFAULT_TRAFFIC_PLANNER_CONFIG, ...input.config };
-  if (!Number.isInteger(Math.log2(config.maxQpsPerConnection))) throw new RangeError(`maxQpsPerConnection must be a power of two, got ${config.maxQpsPerConnection}`);
+  if (!Number.isInteger(Math.log2(config.maxQpsPerConnection)))
+    throw new RangeError(`maxQpsPerConnection must be a power of two, got ${config.maxQpsPerConnection}`);
   const problem = buildProblem(input);
   const previousQps = input.previous?.qpsPerJob ?? {};
   let qps = new Map(problem.jobs.map((j) => [j, Math.min(config.maxQpsPerConnection, previousQps[j] ?? 1)]));
@@ -151,7 +156,10 @@ function buildProblem(input: PlanInput): Problem {
     }
     const spines = liveSpines(fabric, src, dst);
     if (spines.length === 0) {
-      unroutable.push({ id: c.id, reason: `no spine has a live cable to both ${fabric.leaves[src]} and ${fabric.leaves[dst]}` });
+      unroutable.push({
+        id: c.id,
+        reason: `no spine has a live cable to both ${fabric.leaves[src]} and ${fabric.leaves[dst]}`,
+      });
       continue;
     }
     conns.push({ c, src, dst, spines });
@@ -210,7 +218,12 @@ function warmStart(previous: TrafficPlan | undefined): Map<string, QpPath[]> | u
 }
 
 /** Steps 1-2 for fixed QP counts. `seed` paths (from a previous plan or round) are kept where still valid. */
-function solve(problem: Problem, qps: ReadonlyMap<string, number>, config: TrafficPlannerConfig, seed?: Map<string, Placed[]> | Map<string, QpPath[]>): Solution {
+function solve(
+  problem: Problem,
+  qps: ReadonlyMap<string, number>,
+  config: TrafficPlannerConfig,
+  seed?: Map<string, Placed[]> | Map<string, QpPath[]>,
+): Solution {
   const { fabric } = problem;
   const loads = new Float64Array(fabric.capacityGbps.length);
   const paths = new Map<string, Placed[]>();
@@ -238,7 +251,12 @@ function solve(problem: Problem, qps: ReadonlyMap<string, number>, config: Traff
   return { paths, loads, maxLoad: maxOf(loads) };
 }
 
-function validSeed(problem: Problem, index: number, seed: readonly Placed[] | readonly QpPath[] | undefined, q: number): Placed[] | null {
+function validSeed(
+  problem: Problem,
+  index: number,
+  seed: readonly Placed[] | readonly QpPath[] | undefined,
+  q: number,
+): Placed[] | null {
   if (seed === undefined || seed.length !== q) return null;
   const { fabric } = problem;
   const { src, dst } = problem.conns[index]!;
@@ -252,7 +270,8 @@ function validSeed(problem: Problem, index: number, seed: readonly Placed[] | re
       const down = s < 0 ? undefined : fabric.down[s]![dst]![p.downlinkPort];
       if (up !== undefined && down !== undefined) placed = { spine: s, up, down };
     }
-    if (placed === undefined || fabric.capacityGbps[placed.up]! <= 0 || fabric.capacityGbps[placed.down]! <= 0) return null;
+    if (placed === undefined || fabric.capacityGbps[placed.up]! <= 0 || fabric.capacityGbps[placed.down]! <= 0)
+      return null;
     out.push(placed);
   }
   return out;
@@ -272,7 +291,12 @@ function removeLoad(fabric: Fabric, loads: Float64Array, p: Placed, gbps: number
  * The path whose worse link is least loaded once `gbps` is added (then the smaller sum, then the lower spine and
  * port). On one spine the best up and down ports are independent: the least loaded live port of each.
  */
-function bestPath(problem: Problem, index: number, gbps: number, loads: Float64Array): { path: Placed; cost: number } | null {
+function bestPath(
+  problem: Problem,
+  index: number,
+  gbps: number,
+  loads: Float64Array,
+): { path: Placed; cost: number } | null {
   const { fabric } = problem;
   const { src, dst, spines } = problem.conns[index]!;
   let best: { path: Placed; cost: number; sum: number } | null = null;
@@ -289,7 +313,12 @@ function bestPath(problem: Problem, index: number, gbps: number, loads: Float64A
   return best;
 }
 
-function leastLoaded(fabric: Fabric, ids: readonly number[], gbps: number, loads: Float64Array): { id: number; after: number } | null {
+function leastLoaded(
+  fabric: Fabric,
+  ids: readonly number[],
+  gbps: number,
+  loads: Float64Array,
+): { id: number; after: number } | null {
   let best: { id: number; after: number } | null = null;
   for (const id of ids) {
     const cap = fabric.capacityGbps[id]!;
@@ -306,7 +335,13 @@ function leastLoaded(fabric: Fabric, ids: readonly number[], gbps: number, loads
  * chain of two). Each move lowers the number of links at the maximum, or the maximum itself; the search stops when
  * no QP on any hot link can move.
  */
-function localSearch(problem: Problem, qps: ReadonlyMap<string, number>, config: TrafficPlannerConfig, paths: Map<string, Placed[]>, loads: Float64Array): void {
+function localSearch(
+  problem: Problem,
+  qps: ReadonlyMap<string, number>,
+  config: TrafficPlannerConfig,
+  paths: Map<string, Placed[]>,
+  loads: Float64Array,
+): void {
   const search = new Search(problem, qps, config, paths, loads);
   for (let round = 0; search.moves < config.maxMovesPerRound; round++) {
     const max = maxOf(loads);
@@ -409,7 +444,10 @@ class Search {
         if (away === null || away.cost >= max - eps || away.path.up === hotLink || away.path.down === hotLink) continue;
         this.place(other, away.path);
         const target: Placed = { spine: s, up: up.id, down: down.id };
-        const cost = Math.max(this.loads[up.id]! + share / fabric.capacityGbps[up.id]!, this.loads[down.id]! + share / fabric.capacityGbps[down.id]!);
+        const cost = Math.max(
+          this.loads[up.id]! + share / fabric.capacityGbps[up.id]!,
+          this.loads[down.id]! + share / fabric.capacityGbps[down.id]!,
+        );
         if (cost < max - eps) {
           this.place(key, target);
           this.moves += 2;
@@ -439,7 +477,9 @@ function jobsOnHotLinks(problem: Problem, solution: Solution, config: TrafficPla
   const counts = new Map<string, number>();
   for (const { c } of problem.conns) {
     for (const p of solution.paths.get(c.id)!) {
-      const hot = solution.loads[p.up]! >= solution.maxLoad - config.epsilon || solution.loads[p.down]! >= solution.maxLoad - config.epsilon;
+      const hot =
+        solution.loads[p.up]! >= solution.maxLoad - config.epsilon ||
+        solution.loads[p.down]! >= solution.maxLoad - config.epsilon;
       if (hot) counts.set(c.job, (counts.get(c.job) ?? 0) + 1);
     }
   }

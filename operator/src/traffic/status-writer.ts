@@ -14,7 +14,13 @@ const MAX_CONFLICT_RETRIES = 3;
 
 export interface TrafficStatusWriter {
   /** Returns the written job, or undefined when it is gone. */
-  write(namespace: string, name: string, traffic: TrafficStatus | null, condition: ConditionUpdate, nowMs: number): Promise<TrainingJob | undefined>;
+  write(
+    namespace: string,
+    name: string,
+    traffic: TrafficStatus | null,
+    condition: ConditionUpdate,
+    nowMs: number,
+  ): Promise<TrainingJob | undefined>;
 }
 
 export class KubeTrafficStatusWriter implements TrafficStatusWriter {
@@ -24,7 +30,13 @@ export class KubeTrafficStatusWriter implements TrafficStatusWriter {
     this.custom = kubeConfig.makeApiClient(CustomObjectsApi);
   }
 
-  async write(namespace: string, name: string, traffic: TrafficStatus | null, condition: ConditionUpdate, nowMs: number): Promise<TrainingJob | undefined> {
+  async write(
+    namespace: string,
+    name: string,
+    traffic: TrafficStatus | null,
+    condition: ConditionUpdate,
+    nowMs: number,
+  ): Promise<TrainingJob | undefined> {
     const target = { group: API_GROUP, version: API_VERSION, plural: TrainingJobNames.plural, namespace, name };
     for (let attempt = 0; ; attempt++) {
       let current: TrainingJob;
@@ -34,13 +46,22 @@ export class KubeTrafficStatusWriter implements TrafficStatusWriter {
         if (isNotFound(err)) return undefined;
         throw new KubeApiError(`reading TrainingJob ${namespace}/${name} to write its traffic plan`, err);
       }
-      const conditions = setCondition(current.status?.conditions, condition, current.metadata.generation ?? 0, new Date(nowMs));
+      const conditions = setCondition(
+        current.status?.conditions,
+        condition,
+        current.metadata.generation ?? 0,
+        new Date(nowMs),
+      );
       const body = { metadata: { resourceVersion: current.metadata.resourceVersion }, status: { traffic, conditions } };
       try {
-        return (await this.custom.patchNamespacedCustomObjectStatus({ ...target, body, fieldManager: FIELD_MANAGER }, setHeaderOptions("Content-Type", PatchStrategy.MergePatch))) as TrainingJob;
+        return (await this.custom.patchNamespacedCustomObjectStatus(
+          { ...target, body, fieldManager: FIELD_MANAGER },
+          setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+        )) as TrainingJob;
       } catch (err) {
         if (isNotFound(err)) return undefined;
-        if (!isConflict(err) || attempt >= MAX_CONFLICT_RETRIES) throw new KubeApiError(`writing TrainingJob ${namespace}/${name} status.traffic`, err);
+        if (!isConflict(err) || attempt >= MAX_CONFLICT_RETRIES)
+          throw new KubeApiError(`writing TrainingJob ${namespace}/${name} status.traffic`, err);
       }
     }
   }

@@ -84,7 +84,16 @@ export class JobBuilder {
   private job: TrainingJobShape;
 
   constructor(name: string) {
-    this.job = { name, nodes: 1, gpusPerNode: 8, tp: 8, pp: 1, dp: 1, model: { ...GptShape["gpt-7.5b"] }, nicAware: true };
+    this.job = {
+      name,
+      nodes: 1,
+      gpusPerNode: 8,
+      tp: 8,
+      pp: 1,
+      dp: 1,
+      model: { ...GptShape["gpt-7.5b"] },
+      nicAware: true,
+    };
   }
 
   /** Sets tp, pp, dp and derives nodes = tp·pp·dp ÷ gpusPerNode (rounded down; validation catches the rest). */

@@ -17,12 +17,20 @@ const GiB = 1024 ** 3;
 export function checkTrainingSpec(spec: TrainingJobSpec, nodes: readonly NodeCapacity[]): SpecCheck {
   const ofModel = nodes.filter((n) => !spec.placement.gpuModel || n.gpuModel === spec.placement.gpuModel);
   if (ofModel.length === 0) {
-    return { ok: false, reason: Reason.NoMatchingNodes, message: `no node has GPU model ${spec.placement.gpuModel}; ${describeCapacity(nodes)}` };
+    return {
+      ok: false,
+      reason: Reason.NoMatchingNodes,
+      message: `no node has GPU model ${spec.placement.gpuModel}; ${describeCapacity(nodes)}`,
+    };
   }
   const bigEnough = ofModel.filter((n) => n.gpusAllocatable >= spec.gpusPerNode);
   if (bigEnough.length === 0) {
     const largest = Math.max(...ofModel.map((n) => n.gpusAllocatable));
-    return { ok: false, reason: Reason.InvalidSpec, message: `gpusPerNode is ${spec.gpusPerNode} but the largest node has ${largest} GPUs` };
+    return {
+      ok: false,
+      reason: Reason.InvalidSpec,
+      message: `gpusPerNode is ${spec.gpusPerNode} but the largest node has ${largest} GPUs`,
+    };
   }
   if (bigEnough.length < spec.nodes) {
     return {

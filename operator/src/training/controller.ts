@@ -7,7 +7,12 @@ import type { V1Node, V1Pod } from "@kubernetes/client-node";
 import { API_GROUP, API_VERSION } from "../../../crds/src/common.js";
 import { wouldChange, type ConditionUpdate } from "../../../crds/src/conditions.js";
 import { OwnedLabel, Reason, TrainingCondition } from "../../../crds/src/reasons.js";
-import { TrainingJobNames, TrainingPhase, type TrainingJob, type TrainingJobStatus } from "../../../crds/src/training-job.js";
+import {
+  TrainingJobNames,
+  TrainingPhase,
+  type TrainingJob,
+  type TrainingJobStatus,
+} from "../../../crds/src/training-job.js";
 import { summarizeCapacity, type ClusterCapacity, type NodeCapacity } from "../cluster/capacity.js";
 import type { ReconcileResult, Reconciler } from "../runtime/controller.js";
 import type { ResilientInformer } from "../runtime/informer.js";
@@ -18,7 +23,11 @@ import { checkTrainingSpec } from "./controller-checks.js";
 export type TrainingGangOutcome = StepOutcome<TrainingJobStatus>;
 
 /** Places, runs and restarts the gang of a job whose spec passed the checks (Holmes placement). */
-export type TrainingGangStep = (job: TrainingJob, capacity: ClusterCapacity, candidates: NodeCapacity[]) => Promise<TrainingGangOutcome>;
+export type TrainingGangStep = (
+  job: TrainingJob,
+  capacity: ClusterCapacity,
+  candidates: NodeCapacity[],
+) => Promise<TrainingGangOutcome>;
 
 export interface TrainingReconcilerDeps extends LifecycleDeps {
   trainingJobs: ResilientInformer<TrainingJob>;
@@ -52,12 +61,33 @@ export class TrainingJobReconciler implements Reconciler {
     if (check.ok) return this.deps.gangStep(job, capacity, check.candidateNodes);
     // A gang placed for an earlier spec must not keep holding GPUs for a spec that cannot run.
     const released = await this.releaseGang(job);
-    const unschedulable: ConditionUpdate = { type: TrainingCondition.Unschedulable, status: "True", reason: check.reason, message: check.message };
-    const events: PendingEvent[] = wouldChange(job.status?.conditions, unschedulable) ? [{ type: "Warning", reason: check.reason, message: check.message }] : [];
-    if (released > 0) events.push({ type: "Normal", reason: Reason.PlanChanged, message: `deleted ${released} pod(s) of the previous placement: the new spec cannot be placed` });
+    const unschedulable: ConditionUpdate = {
+      type: TrainingCondition.Unschedulable,
+      status: "True",
+      reason: check.reason,
+      message: check.message,
+    };
+    const events: PendingEvent[] = wouldChange(job.status?.conditions, unschedulable)
+      ? [{ type: "Warning", reason: check.reason, message: check.message }]
+      : [];
+    if (released > 0)
+      events.push({
+        type: "Normal",
+        reason: Reason.PlanChanged,
+        message: `deleted ${released} pod(s) of the previous placement: the new spec cannot be placed`,
+      });
     return {
-      status: { phase: TrainingPhase.Pending, restarts: job.status?.restarts ?? 0, ready: `0/${job.spec.nodes}`, placement: undefined, planSummary: undefined },
-      conditions: [unschedulable, { type: TrainingCondition.Placed, status: "False", reason: check.reason, message: "no placement" }],
+      status: {
+        phase: TrainingPhase.Pending,
+        restarts: job.status?.restarts ?? 0,
+        ready: `0/${job.spec.nodes}`,
+        placement: undefined,
+        planSummary: undefined,
+      },
+      conditions: [
+        unschedulable,
+        { type: TrainingCondition.Placed, status: "False", reason: check.reason, message: "no placement" },
+      ],
       events,
     };
   }
@@ -65,10 +95,20 @@ export class TrainingJobReconciler implements Reconciler {
   /** Deletes the job's pods (labelled with its name and owned by its uid); returns how many it deleted. */
   private async releaseGang(job: TrainingJob): Promise<number> {
     const { namespace, name, uid } = job.metadata;
-    const owned = this.deps.pods.list(namespace).filter(
-      (pod) => pod.metadata?.labels?.[OwnedLabel.trainingJob] === name && (pod.metadata?.ownerReferences ?? []).some((ref) => ref.uid === uid) && !pod.metadata?.deletionTimestamp,
-    );
-    for (const pod of owned) await this.deps.applier.delete({ apiVersion: "v1", kind: "Pod", metadata: { name: pod.metadata?.name, namespace } });
+    const owned = this.deps.pods
+      .list(namespace)
+      .filter(
+        (pod) =>
+          pod.metadata?.labels?.[OwnedLabel.trainingJob] === name &&
+          (pod.metadata?.ownerReferences ?? []).some((ref) => ref.uid === uid) &&
+          !pod.metadata?.deletionTimestamp,
+      );
+    for (const pod of owned)
+      await this.deps.applier.delete({
+        apiVersion: "v1",
+        kind: "Pod",
+        metadata: { name: pod.metadata?.name, namespace },
+      });
     return owned.length;
   }
 }

@@ -4,7 +4,13 @@ import { GpufleetEnv, TrainingEnvError, trainingPodEnv, trainingRankEnv } from "
 import { planTrainingPlacement } from "./placement.js";
 import type { CandidateNode, TrainingJobShape, TrainingPlacement } from "./types.js";
 
-const opts = { masterAddr: "j-0.j.ns.svc", masterPort: 29500, checkpointPath: "s3://ckpt/j", checkpointIntervalSteps: 500, resumeStep: 1200 };
+const opts = {
+  masterAddr: "j-0.j.ns.svc",
+  masterPort: 29500,
+  checkpointPath: "s3://ckpt/j",
+  checkpointIntervalSteps: 500,
+  resumeStep: 1200,
+};
 
 function place(job: TrainingJobShape, nodes: CandidateNode[]): TrainingPlacement {
   const result = planTrainingPlacement({ job, nodes });
@@ -13,10 +19,26 @@ function place(job: TrainingJobShape, nodes: CandidateNode[]): TrainingPlacement
 }
 
 const cases = [
-  { name: "one island, tp=8 pp=2 dp=2", job: makeTrainingJob("a").parallel(8, 2, 2).obj(), nodes: cluster().island("ib", "infiniband", 4).build() },
-  { name: "IB + RoCE, tp=2 pp=4 dp=8", job: makeTrainingJob("b").parallel(2, 4, 8).obj(), nodes: cluster().island("ib", "infiniband", 4).island("roce", "roce", 4).build() },
-  { name: "tp=4 pp=3 dp=4 on 4-GPU nodes", job: makeTrainingJob("c").gpusPerNode(4).parallel(4, 3, 4).obj(), nodes: cluster().island("e", "ethernet", 12, { gpuCount: 4 }).build() },
-  { name: "tp=1 pp=2 dp=16", job: makeTrainingJob("d").parallel(1, 2, 16).obj(), nodes: cluster().island("ib", "infiniband", 2).island("roce", "roce", 2).build() },
+  {
+    name: "one island, tp=8 pp=2 dp=2",
+    job: makeTrainingJob("a").parallel(8, 2, 2).obj(),
+    nodes: cluster().island("ib", "infiniband", 4).build(),
+  },
+  {
+    name: "IB + RoCE, tp=2 pp=4 dp=8",
+    job: makeTrainingJob("b").parallel(2, 4, 8).obj(),
+    nodes: cluster().island("ib", "infiniband", 4).island("roce", "roce", 4).build(),
+  },
+  {
+    name: "tp=4 pp=3 dp=4 on 4-GPU nodes",
+    job: makeTrainingJob("c").gpusPerNode(4).parallel(4, 3, 4).obj(),
+    nodes: cluster().island("e", "ethernet", 12, { gpuCount: 4 }).build(),
+  },
+  {
+    name: "tp=1 pp=2 dp=16",
+    job: makeTrainingJob("d").parallel(1, 2, 16).obj(),
+    nodes: cluster().island("ib", "infiniband", 2).island("roce", "roce", 2).build(),
+  },
 ];
 
 describe.each(cases)("rank env: $name", ({ job, nodes }) => {
@@ -43,7 +65,9 @@ describe.each(cases)("rank env: $name", ({ job, nodes }) => {
   });
 
   it("forms TP, DP and PP groups of the right sizes, each (pp, dp, tp) triple exactly once", () => {
-    const triples = new Set(envs.map((e) => `${e[GpufleetEnv.ppRank]}/${e[GpufleetEnv.dpRank]}/${e[GpufleetEnv.tpRank]}`));
+    const triples = new Set(
+      envs.map((e) => `${e[GpufleetEnv.ppRank]}/${e[GpufleetEnv.dpRank]}/${e[GpufleetEnv.tpRank]}`),
+    );
     expect(triples.size).toBe(world);
     const sizeOf = (key: (e: Record<string, string>) => string) => {
       const m = new Map<string, number>();
@@ -80,7 +104,11 @@ describe.each(cases)("rank env: $name", ({ job, nodes }) => {
 });
 
 describe("NCCL settings by NIC type and by groups that cross fabrics", () => {
-  const nodes = cluster().island("ib", "infiniband", 4, { nicCount: 4 }).island("roce", "roce", 4, { nicCount: 2 }).island("eth", "ethernet", 4, { nicCount: 2 }).build();
+  const nodes = cluster()
+    .island("ib", "infiniband", 4, { nicCount: 4 })
+    .island("roce", "roce", 4, { nicCount: 2 })
+    .island("eth", "ethernet", 4, { nicCount: 2 })
+    .build();
   // 6 stages of two nodes each: pipeline ib, ib, roce, roce, eth, eth (fastest DP ring first).
   const p = place(makeTrainingJob("n").parallel(8, 6, 2).obj(), nodes);
   const podEnv = (name: string) => trainingPodEnv(p, p.nodes.find((n) => n.nodeName === name)!.nodeRank, opts);
@@ -90,10 +118,35 @@ describe("NCCL settings by NIC type and by groups that cross fabrics", () => {
   });
 
   it.each([
-    { name: "IB node inside its island: HCAs only", node: "ib-n000", want: { NCCL_IB_HCA: "=mlx5_0,mlx5_1,mlx5_2,mlx5_3" }, absent: ["NCCL_IB_GID_INDEX", "NCCL_IB_DISABLE", "NCCL_SOCKET_IFNAME", GpufleetEnv.ppPrevTransport] },
-    { name: "IB node at the IB→RoCE boundary: HCAs plus a socket interface for that one PP link", node: "ib-n003", want: { NCCL_IB_HCA: "=mlx5_0,mlx5_1,mlx5_2,mlx5_3", NCCL_SOCKET_IFNAME: "=eth0", [GpufleetEnv.ppNextTransport]: "socket", [GpufleetEnv.ppPrevTransport]: "infiniband" }, absent: ["NCCL_IB_DISABLE"] },
-    { name: "RoCE node: HCAs and the RoCE v2 GID index", node: "roce-n000", want: { NCCL_IB_HCA: "=mlx5_0,mlx5_1", NCCL_IB_GID_INDEX: "3", [GpufleetEnv.ppNextTransport]: "roce" }, absent: ["NCCL_IB_DISABLE"] },
-    { name: "Ethernet node: RDMA off, sockets on", node: "eth-n003", want: { NCCL_IB_DISABLE: "1", NCCL_SOCKET_IFNAME: "=eth0", [GpufleetEnv.nicType]: "ethernet" }, absent: ["NCCL_IB_HCA", "NCCL_IB_GID_INDEX", GpufleetEnv.ppNextTransport] },
+    {
+      name: "IB node inside its island: HCAs only",
+      node: "ib-n000",
+      want: { NCCL_IB_HCA: "=mlx5_0,mlx5_1,mlx5_2,mlx5_3" },
+      absent: ["NCCL_IB_GID_INDEX", "NCCL_IB_DISABLE", "NCCL_SOCKET_IFNAME", GpufleetEnv.ppPrevTransport],
+    },
+    {
+      name: "IB node at the IB→RoCE boundary: HCAs plus a socket interface for that one PP link",
+      node: "ib-n003",
+      want: {
+        NCCL_IB_HCA: "=mlx5_0,mlx5_1,mlx5_2,mlx5_3",
+        NCCL_SOCKET_IFNAME: "=eth0",
+        [GpufleetEnv.ppNextTransport]: "socket",
+        [GpufleetEnv.ppPrevTransport]: "infiniband",
+      },
+      absent: ["NCCL_IB_DISABLE"],
+    },
+    {
+      name: "RoCE node: HCAs and the RoCE v2 GID index",
+      node: "roce-n000",
+      want: { NCCL_IB_HCA: "=mlx5_0,mlx5_1", NCCL_IB_GID_INDEX: "3", [GpufleetEnv.ppNextTransport]: "roce" },
+      absent: ["NCCL_IB_DISABLE"],
+    },
+    {
+      name: "Ethernet node: RDMA off, sockets on",
+      node: "eth-n003",
+      want: { NCCL_IB_DISABLE: "1", NCCL_SOCKET_IFNAME: "=eth0", [GpufleetEnv.nicType]: "ethernet" },
+      absent: ["NCCL_IB_HCA", "NCCL_IB_GID_INDEX", GpufleetEnv.ppNextTransport],
+    },
   ])("$name", ({ node, want, absent }) => {
     const env = podEnv(node);
     expect(env).toMatchObject(want);
@@ -104,7 +157,12 @@ describe("NCCL settings by NIC type and by groups that cross fabrics", () => {
     const mixed = cluster().island("ib-a", "infiniband", 1).island("ib-b", "infiniband", 1).build();
     const q = place(makeTrainingJob("m").parallel(8, 1, 2).obj(), mixed);
     expect(q.stages[0]!.dpTransport).toBe("socket");
-    for (const n of q.nodes) expect(trainingPodEnv(q, n.nodeRank, opts)).toMatchObject({ NCCL_IB_DISABLE: "1", NCCL_SOCKET_IFNAME: "=eth0", [GpufleetEnv.dpTransport]: "socket" });
+    for (const n of q.nodes)
+      expect(trainingPodEnv(q, n.nodeRank, opts)).toMatchObject({
+        NCCL_IB_DISABLE: "1",
+        NCCL_SOCKET_IFNAME: "=eth0",
+        [GpufleetEnv.dpTransport]: "socket",
+      });
   });
 });
 
@@ -115,9 +173,21 @@ describe("trainingPodEnv / trainingRankEnv errors", () => {
     { name: "fractional node rank", call: () => trainingPodEnv(p, 0.5, opts), match: /node rank 0.5/ },
     { name: "rank out of range", call: () => trainingRankEnv(p, 16, opts), match: /rank 16 is not in 0..15/ },
     { name: "bad port", call: () => trainingPodEnv(p, 0, { ...opts, masterPort: 70000 }), match: /masterPort 70000/ },
-    { name: "negative resume step", call: () => trainingPodEnv(p, 0, { ...opts, resumeStep: -1 }), match: /resumeStep -1/ },
-    { name: "zero checkpoint interval", call: () => trainingPodEnv(p, 0, { ...opts, checkpointIntervalSteps: 0 }), match: /checkpointIntervalSteps 0/ },
-    { name: "empty master address", call: () => trainingPodEnv(p, 0, { ...opts, masterAddr: "" }), match: /masterAddr is empty/ },
+    {
+      name: "negative resume step",
+      call: () => trainingPodEnv(p, 0, { ...opts, resumeStep: -1 }),
+      match: /resumeStep -1/,
+    },
+    {
+      name: "zero checkpoint interval",
+      call: () => trainingPodEnv(p, 0, { ...opts, checkpointIntervalSteps: 0 }),
+      match: /checkpointIntervalSteps 0/,
+    },
+    {
+      name: "empty master address",
+      call: () => trainingPodEnv(p, 0, { ...opts, masterAddr: "" }),
+      match: /masterAddr is empty/,
+    },
   ])("$name", ({ call, match }) => {
     expect(call).toThrow(TrainingEnvError);
     expect(call).toThrow(match);

@@ -22,7 +22,10 @@ export interface PodEnvOptions {
 
 export class TrainingEnvError extends Error {
   override name = "TrainingEnvError";
-  constructor(readonly jobName: string, message: string) {
+  constructor(
+    readonly jobName: string,
+    message: string,
+  ) {
     super(`TrainingJob ${jobName}: ${message}`);
   }
 }
@@ -52,15 +55,25 @@ export const GpufleetEnv = {
 } as const;
 
 /** The env of the pod on node `nodeRank`. Throws TrainingEnvError on an out-of-range rank or bad options. */
-export function trainingPodEnv(placement: TrainingPlacement, nodeRank: number, opts: PodEnvOptions): Record<string, string> {
+export function trainingPodEnv(
+  placement: TrainingPlacement,
+  nodeRank: number,
+  opts: PodEnvOptions,
+): Record<string, string> {
   const { job } = placement;
   const node = placement.nodes[nodeRank];
   if (!Number.isInteger(nodeRank) || node === undefined || node.nodeRank !== nodeRank) {
     throw new TrainingEnvError(job.name, `node rank ${nodeRank} is not in 0..${placement.nodes.length - 1}`);
   }
-  if (!Number.isInteger(opts.masterPort) || opts.masterPort < 1 || opts.masterPort > 65535) throw new TrainingEnvError(job.name, `masterPort ${opts.masterPort} is not a TCP port`);
-  if (!Number.isInteger(opts.resumeStep) || opts.resumeStep < 0) throw new TrainingEnvError(job.name, `resumeStep ${opts.resumeStep} must be a non-negative integer`);
-  if (!Number.isInteger(opts.checkpointIntervalSteps) || opts.checkpointIntervalSteps < 1) throw new TrainingEnvError(job.name, `checkpointIntervalSteps ${opts.checkpointIntervalSteps} must be a positive integer`);
+  if (!Number.isInteger(opts.masterPort) || opts.masterPort < 1 || opts.masterPort > 65535)
+    throw new TrainingEnvError(job.name, `masterPort ${opts.masterPort} is not a TCP port`);
+  if (!Number.isInteger(opts.resumeStep) || opts.resumeStep < 0)
+    throw new TrainingEnvError(job.name, `resumeStep ${opts.resumeStep} must be a non-negative integer`);
+  if (!Number.isInteger(opts.checkpointIntervalSteps) || opts.checkpointIntervalSteps < 1)
+    throw new TrainingEnvError(
+      job.name,
+      `checkpointIntervalSteps ${opts.checkpointIntervalSteps} must be a positive integer`,
+    );
   if (opts.masterAddr === "") throw new TrainingEnvError(job.name, "masterAddr is empty");
   const stage = placement.stages[node.stage]!;
   const prev = node.stage > 0 ? placement.stages[node.stage - 1]!.nextTransport : null;
@@ -96,9 +109,14 @@ export function trainingPodEnv(placement: TrainingPlacement, nodeRank: number, o
 }
 
 /** The full env of one process: its pod's env plus RANK, LOCAL_RANK and its own TP/DP ranks. */
-export function trainingRankEnv(placement: TrainingPlacement, rank: number, opts: PodEnvOptions): Record<string, string> {
+export function trainingRankEnv(
+  placement: TrainingPlacement,
+  rank: number,
+  opts: PodEnvOptions,
+): Record<string, string> {
   const r: PlacedRank | undefined = placement.ranks[rank];
-  if (!Number.isInteger(rank) || r === undefined || r.rank !== rank) throw new TrainingEnvError(placement.job.name, `rank ${rank} is not in 0..${placement.worldSize - 1}`);
+  if (!Number.isInteger(rank) || r === undefined || r.rank !== rank)
+    throw new TrainingEnvError(placement.job.name, `rank ${rank} is not in 0..${placement.worldSize - 1}`);
   return {
     ...trainingPodEnv(placement, r.nodeRank, opts),
     RANK: String(r.rank),

@@ -101,7 +101,9 @@ export class GangMemory {
   record(jobUid: string, record: JobRecord, nowMs: number): void {
     this.records.set(jobUid, { ...record, atMs: nowMs });
     if (this.records.size > MAX_RECORDS) {
-      const oldest = [...this.records.entries()].sort(([, a], [, b]) => a.atMs - b.atMs).slice(0, this.records.size - MAX_RECORDS);
+      const oldest = [...this.records.entries()]
+        .sort(([, a], [, b]) => a.atMs - b.atMs)
+        .slice(0, this.records.size - MAX_RECORDS);
       for (const [uid] of oldest) this.records.delete(uid);
     }
   }

@@ -14,7 +14,6 @@ import type { GangPod } from "./gang.js";
 import { workerSocketMount } from "../agents/worker-socket.js";
 import { GangAnnotation } from "./gang-state.js";
 
-
 export const GANG_MANAGED_BY = "gpufleet-operator";
 export const GANG_CONTAINER = "trainer";
 export const GANG_PORT_NAME = "rendezvous";
@@ -73,8 +72,17 @@ export function gangPodObject(job: TrainingJob, pod: GangPod, serviceName: strin
     metadata: {
       name: pod.podName,
       namespace: job.metadata.namespace!,
-      labels: { ...gangLabels(name), [OwnedLabel.role]: GANG_ROLE, [OwnedLabel.instance]: String(pod.nodeRank), [OwnedLabel.planHash]: opts.planHash },
-      annotations: { [GangAnnotation.attempt]: String(opts.attempt), [GangAnnotation.specHash]: opts.specHash, [GangAnnotation.nodeRank]: String(pod.nodeRank) },
+      labels: {
+        ...gangLabels(name),
+        [OwnedLabel.role]: GANG_ROLE,
+        [OwnedLabel.instance]: String(pod.nodeRank),
+        [OwnedLabel.planHash]: opts.planHash,
+      },
+      annotations: {
+        [GangAnnotation.attempt]: String(opts.attempt),
+        [GangAnnotation.specHash]: opts.specHash,
+        [GangAnnotation.nodeRank]: String(pod.nodeRank),
+      },
       ownerReferences: [controllerOwnerReference(job)],
     },
     spec: {

@@ -110,10 +110,17 @@ export function observeGang(input: GangObservationInput): GangState {
   const base = { current, failed: [], isolatedNodes: [], running: count(current, "Running") };
 
   if (stale.length > 0) {
-    return { ...base, kind: GangStateKind.draining, toDelete: stale, detail: `${stale.length} pod(s) of an older attempt or spec to delete` };
+    return {
+      ...base,
+      kind: GangStateKind.draining,
+      toDelete: stale,
+      detail: `${stale.length} pod(s) of an older attempt or spec to delete`,
+    };
   }
   // A member deleted by someone else while the gang was placed is a failed member, not something to wait for.
-  const deletedByOthers = live.filter((p) => p.deleting && p.attempt === input.attempt && p.specHash === input.specHash);
+  const deletedByOthers = live.filter(
+    (p) => p.deleting && p.attempt === input.attempt && p.specHash === input.specHash,
+  );
   if (going.length > 0 && current.length === 0) {
     return { ...base, kind: GangStateKind.draining, toDelete: [], detail: `${going.length} pod(s) terminating` };
   }
@@ -122,18 +129,32 @@ export function observeGang(input: GangObservationInput): GangState {
   }
   const awaited = [...input.awaitingPods].filter((name) => !current.some((p) => p.name === name));
   if (awaited.length > 0) {
-    return { ...base, kind: GangStateKind.placing, toDelete: [], detail: `${current.length} of ${input.gangSize} pods observed` };
+    return {
+      ...base,
+      kind: GangStateKind.placing,
+      toDelete: [],
+      detail: `${current.length} of ${input.gangSize} pods observed`,
+    };
   }
 
   const nodeByName = new Map(input.nodes.map((n) => [n.nodeName, n]));
-  const isolatedNodes = [...new Set(current.filter((p) => nodeByName.get(p.nodeName)?.isolated !== false).map((p) => p.nodeName))].sort();
+  const isolatedNodes = [
+    ...new Set(current.filter((p) => nodeByName.get(p.nodeName)?.isolated !== false).map((p) => p.nodeName)),
+  ].sort();
   const failed = [
-    ...current.filter((p) => p.phase === "Failed").map((p) => ({ name: p.name, nodeName: p.nodeName, phase: "Failed" as const })),
+    ...current
+      .filter((p) => p.phase === "Failed")
+      .map((p) => ({ name: p.name, nodeName: p.nodeName, phase: "Failed" as const })),
     ...deletedByOthers.map((p) => ({ name: p.name, nodeName: p.nodeName, phase: "Failed" as const })),
   ];
   const whole = current.length + deletedByOthers.length >= input.gangSize;
   if (!whole && !input.wasPlaced) {
-    return { ...base, kind: GangStateKind.partial, toDelete: current, detail: `${current.length} of ${input.gangSize} pods exist and none is awaited` };
+    return {
+      ...base,
+      kind: GangStateKind.partial,
+      toDelete: current,
+      detail: `${current.length} of ${input.gangSize} pods exist and none is awaited`,
+    };
   }
   if (!whole) {
     // Pods of a placed gang vanished (deleted): each missing rank is a failed member, on the node it was planned on.
@@ -144,19 +165,42 @@ export function observeGang(input: GangObservationInput): GangState {
     }
   }
   if (failed.length > 0) {
-    return { ...base, kind: GangStateKind.failedMember, toDelete: current, failed, isolatedNodes, detail: `${failed.length} member(s) failed or deleted` };
+    return {
+      ...base,
+      kind: GangStateKind.failedMember,
+      toDelete: current,
+      failed,
+      isolatedNodes,
+      detail: `${failed.length} member(s) failed or deleted`,
+    };
   }
   if (isolatedNodes.length > 0) {
-    return { ...base, kind: GangStateKind.isolatedNode, toDelete: current, isolatedNodes, detail: `node(s) ${isolatedNodes.join(", ")} isolated or gone` };
+    return {
+      ...base,
+      kind: GangStateKind.isolatedNode,
+      toDelete: current,
+      isolatedNodes,
+      detail: `node(s) ${isolatedNodes.join(", ")} isolated or gone`,
+    };
   }
   if (current.every((p) => p.phase === "Succeeded")) {
     return { ...base, kind: GangStateKind.succeeded, toDelete: [], detail: `all ${current.length} pods succeeded` };
   }
   // Ranks that finished early while others still run do not make the gang less running.
   if (base.running > 0 && current.every((p) => p.phase === "Running" || p.phase === "Succeeded")) {
-    return { ...base, kind: GangStateKind.running, toDelete: [], detail: `${base.running}/${input.gangSize} pods running` };
+    return {
+      ...base,
+      kind: GangStateKind.running,
+      toDelete: [],
+      detail: `${base.running}/${input.gangSize} pods running`,
+    };
   }
-  return { ...base, kind: GangStateKind.placedPending, toDelete: [], detail: `${base.running}/${input.gangSize} pods running` };
+  return {
+    ...base,
+    kind: GangStateKind.placedPending,
+    toDelete: [],
+    detail: `${base.running}/${input.gangSize} pods running`,
+  };
 }
 
 function count(pods: readonly ObservedPod[], phase: PodPhase): number {

@@ -47,7 +47,10 @@ class FakeCluster {
   };
 
   readonly podCache = {
-    list: (): V1Pod[] => [...this.pods.values()].filter((p) => this.cacheFrozenAt === undefined || this.cacheFrozenAt.has(p.metadata!.name!)),
+    list: (): V1Pod[] =>
+      [...this.pods.values()].filter(
+        (p) => this.cacheFrozenAt === undefined || this.cacheFrozenAt.has(p.metadata!.name!),
+      ),
   };
 
   setPhase(name: string, phase: string): void {
@@ -64,7 +67,11 @@ class FakeCluster {
       if (p.status?.phase === "Failed" || p.status?.phase === "Succeeded") continue;
       used.set(p.spec!.nodeName!, (used.get(p.spec!.nodeName!) ?? 0) + gpuRequest(p));
     }
-    const nodes: NodeCapacity[] = this.nodes.map((n) => ({ ...n, gpusAllocatable: n.gpuCount, gpusFree: Math.min(n.gpusFree, n.gpuCount - (used.get(n.nodeName) ?? 0)) }));
+    const nodes: NodeCapacity[] = this.nodes.map((n) => ({
+      ...n,
+      gpusAllocatable: n.gpuCount,
+      gpusFree: Math.min(n.gpusFree, n.gpuCount - (used.get(n.nodeName) ?? 0)),
+    }));
     return { nodes, invalidNodes: [] };
   }
 
@@ -90,7 +97,14 @@ function makeJob(name: string, change: Partial<TrainingJobSpec> = {}): TrainingJ
       nodes: 2,
       gpusPerNode: 8,
       parallelism: { tp: 8, pp: 1, dp: 2 },
-      model: { paramsBillions: 7.5, layers: 36, hiddenSize: 4096, seqLength: 2048, globalBatchSequences: 512, microBatchSequences: 1 },
+      model: {
+        paramsBillions: 7.5,
+        layers: 36,
+        hiddenSize: 4096,
+        seqLength: 2048,
+        globalBatchSequences: 512,
+        microBatchSequences: 1,
+      },
       checkpoint: { path: "/ckpt/llm", intervalSteps: 100 },
       faultPolicy: { maxRestarts: 2, slowRankTolerancePercent: 30, hangTimeoutSeconds: 60, restartBackoffSeconds: 10 },
       placement: { nicAware: true },
@@ -102,7 +116,12 @@ function makeJob(name: string, change: Partial<TrainingJobSpec> = {}): TrainingJ
 /** Runs the step and merges its outcome into the job the way TrainingJobReconciler does. */
 function harness(c: FakeCluster, opts: { nowMs?: number } = {}) {
   let nowMs = opts.nowMs ?? Date.parse("2026-01-01T00:00:00Z");
-  const step = createTrainingGangStep({ applier: c.applier, pods: c.podCache, clock: { now: () => nowMs }, concurrency: 4 });
+  const step = createTrainingGangStep({
+    applier: c.applier,
+    pods: c.podCache,
+    clock: { now: () => nowMs },
+    concurrency: 4,
+  });
   const events: { job: string; type: string; reason: string; message: string }[] = [];
   return {
     events,
@@ -114,7 +133,9 @@ function harness(c: FakeCluster, opts: { nowMs?: number } = {}) {
       const outcome = await step(job, capacity, capacity.nodes);
       let conditions: Condition[] = job.status?.conditions ?? [];
       for (const x of outcome.conditions) conditions = setCondition(conditions, x, 1, new Date(nowMs));
-      job.status = JSON.parse(JSON.stringify({ ...job.status, ...outcome.status, conditions })) as TrainingJob["status"];
+      job.status = JSON.parse(
+        JSON.stringify({ ...job.status, ...outcome.status, conditions }),
+      ) as TrainingJob["status"];
       for (const e of outcome.events) events.push({ job: job.metadata.name!, ...e });
       return outcome;
     },
@@ -147,10 +168,34 @@ describe("training gang step", () => {
     expect(c.services.map((s) => s.metadata?.name)).toEqual(["llm"]);
     const pod = c.pods.get("llm-1")!;
     expect(pod.spec).toMatchObject({ hostname: "llm-1", subdomain: "llm", restartPolicy: "Never" });
-    expect(pod.spec!.containers[0]!.resources).toEqual({ requests: { [GpuResource]: "8" }, limits: { [GpuResource]: "8" } });
-    expect(pod.metadata!.ownerReferences).toEqual([{ apiVersion: "gpufleet.io/v1alpha1", kind: "TrainingJob", name: "llm", uid: "job-llm", controller: true, blockOwnerDeletion: true }]);
-    expect(envOf(pod)).toMatchObject({ MASTER_ADDR: "llm-0.llm.ml.svc", WORLD_SIZE: "16", NODE_RANK: "1", GPUFLEET_RESUME_STEP: "0", GPUFLEET_CHECKPOINT_PATH: "/ckpt/llm", NCCL_DEBUG: "INFO" });
-    expect(job.status).toMatchObject({ phase: "Placed", restarts: 0, ready: "0/2", placement: { nodes: ["ib-n000", "ib-n001"], islands: ["ib"] } });
+    expect(pod.spec!.containers[0]!.resources).toEqual({
+      requests: { [GpuResource]: "8" },
+      limits: { [GpuResource]: "8" },
+    });
+    expect(pod.metadata!.ownerReferences).toEqual([
+      {
+        apiVersion: "gpufleet.io/v1alpha1",
+        kind: "TrainingJob",
+        name: "llm",
+        uid: "job-llm",
+        controller: true,
+        blockOwnerDeletion: true,
+      },
+    ]);
+    expect(envOf(pod)).toMatchObject({
+      MASTER_ADDR: "llm-0.llm.ml.svc",
+      WORLD_SIZE: "16",
+      NODE_RANK: "1",
+      GPUFLEET_RESUME_STEP: "0",
+      GPUFLEET_CHECKPOINT_PATH: "/ckpt/llm",
+      NCCL_DEBUG: "INFO",
+    });
+    expect(job.status).toMatchObject({
+      phase: "Placed",
+      restarts: 0,
+      ready: "0/2",
+      placement: { nodes: ["ib-n000", "ib-n001"], islands: ["ib"] },
+    });
     expect(cond(job, "Placed")).toMatchObject({ status: "True", reason: "PlanReady" });
     expect(cond(job, "Unschedulable")?.status).toBe("False");
     expect(h.events.map((e) => e.reason)).toEqual(["Placed"]);
@@ -192,7 +237,9 @@ describe("training gang step", () => {
     expect(c.services).toHaveLength(0);
     expect(job.status?.phase).toBe("Pending");
     expect(cond(job, "Unschedulable")).toMatchObject({ status: "True", reason: "InsufficientCapacity" });
-    expect(cond(job, "Unschedulable")?.message).toMatch(/^needs 2 nodes with 8 free GPUs; 1 usable, 1 isolated, 1 with fewer than 8 free GPUs \(short by 1\)/);
+    expect(cond(job, "Unschedulable")?.message).toMatch(
+      /^needs 2 nodes with 8 free GPUs; 1 usable, 1 isolated, 1 with fewer than 8 free GPUs \(short by 1\)/,
+    );
     expect(outcome.requeueAfterMs).toBeGreaterThan(0);
     await h.step(job);
     expect(h.events.map((e) => e.reason)).toEqual(["InsufficientCapacity"]);
@@ -211,7 +258,9 @@ describe("training gang step", () => {
     expect(Date.parse(job.status!.nextRestartTime!)).toBe(Date.parse("2026-01-01T00:00:10Z"));
     expect(restart.requeueAfterMs).toBe(10_000);
     expect(cond(job, "Restarting")).toMatchObject({ status: "True", reason: "GangMemberFailed" });
-    expect(cond(job, "Restarting")?.message).toMatch(/^pod llm-1 \(node ib-n001\) failed; restarting the whole gang \(restart 1 of 2\) from step 1200 after 10s/);
+    expect(cond(job, "Restarting")?.message).toMatch(
+      /^pod llm-1 \(node ib-n001\) failed; restarting the whole gang \(restart 1 of 2\) from step 1200 after 10s/,
+    );
     expect(h.events.at(-1)).toMatchObject({ type: "Warning", reason: "GangMemberFailed" });
 
     h.advance(4_000);
@@ -251,7 +300,9 @@ describe("training gang step", () => {
   it("restarts when a member's node is isolated, re-placing without it", async () => {
     const c = new FakeCluster(cluster().island("ib", "infiniband", 3).build());
     const h = harness(c);
-    const job = makeJob("llm", { faultPolicy: { maxRestarts: 3, slowRankTolerancePercent: 30, hangTimeoutSeconds: 60, restartBackoffSeconds: 0 } });
+    const job = makeJob("llm", {
+      faultPolicy: { maxRestarts: 3, slowRankTolerancePercent: 30, hangTimeoutSeconds: 60, restartBackoffSeconds: 0 },
+    });
     await h.step(job);
     c.runAll();
     await h.step(job);
@@ -267,20 +318,38 @@ describe("training gang step", () => {
   it("restarts once for a fault C4D recorded that tainted nothing (a NIC), avoiding its node, and not again in the next attempt", async () => {
     const c = new FakeCluster(cluster().island("ib", "infiniband", 3).build());
     const h = harness(c);
-    const job = makeJob("llm", { faultPolicy: { maxRestarts: 3, slowRankTolerancePercent: 30, hangTimeoutSeconds: 60, restartBackoffSeconds: 0 } });
+    const job = makeJob("llm", {
+      faultPolicy: { maxRestarts: 3, slowRankTolerancePercent: 30, hangTimeoutSeconds: 60, restartBackoffSeconds: 0 },
+    });
     await h.step(job);
     c.runAll();
     await h.step(job);
     job.status!.lastCheckpointStep = 300;
     const victim = c.pods.get("llm-1")!.spec!.nodeName!;
     const fault = {
-      id: `0-slow-sender-${victim}-mlx5_0`, attempt: 0, faultClass: "slow-sender" as const, action: "mark-nic" as const, node: victim, nic: "mlx5_0", ranks: [8], communicator: "c", collective: "AllReduce",
-      sequence: 9, evidenceRanks: [8], detail: "slow row", timesMs: {}, firstAffectedTime: "2026-01-01T00:00:00Z", detectedTime: "2026-01-01T00:00:05Z", actedTime: "2026-01-01T00:00:05Z",
+      id: `0-slow-sender-${victim}-mlx5_0`,
+      attempt: 0,
+      faultClass: "slow-sender" as const,
+      action: "mark-nic" as const,
+      node: victim,
+      nic: "mlx5_0",
+      ranks: [8],
+      communicator: "c",
+      collective: "AllReduce",
+      sequence: 9,
+      evidenceRanks: [8],
+      detail: "slow row",
+      timesMs: {},
+      firstAffectedTime: "2026-01-01T00:00:00Z",
+      detectedTime: "2026-01-01T00:00:05Z",
+      actedTime: "2026-01-01T00:00:05Z",
     };
     job.status!.faults = [fault];
     await h.step(job);
     expect(job.status).toMatchObject({ phase: "Restarting", restarts: 1, avoidNodes: [victim] });
-    expect(cond(job, "Restarting")?.message).toBe(`fault detection found slow-sender on node ${victim} (NIC mlx5_0); restarting the whole gang (restart 1 of 3) from step 300 after 0s`);
+    expect(cond(job, "Restarting")?.message).toBe(
+      `fault detection found slow-sender on node ${victim} (NIC mlx5_0); restarting the whole gang (restart 1 of 3) from step 300 after 0s`,
+    );
     expect(c.pods.size).toBe(0);
     await h.step(job);
     expect(c.nodesOf()).not.toContain(victim);
@@ -294,19 +363,38 @@ describe("training gang step", () => {
   it("restarts for a recorded fault of this attempt even when an admin already removed the node's taint", async () => {
     const { c, h, job } = await runningGang(3);
     const node = c.pods.get("llm-0")!.spec!.nodeName!;
-    job.status!.faults = [{
-      id: `0-hang-${node}`, attempt: 0, faultClass: "hang", action: "isolate-node", node, ranks: [0], communicator: "c", collective: "AllReduce", sequence: 1, evidenceRanks: [1],
-      detail: "rank 0 never entered", timesMs: {}, firstAffectedTime: "2026-01-01T00:00:00Z", detectedTime: "2026-01-01T00:00:02Z", actedTime: "2026-01-01T00:00:02Z",
-    }];
+    job.status!.faults = [
+      {
+        id: `0-hang-${node}`,
+        attempt: 0,
+        faultClass: "hang",
+        action: "isolate-node",
+        node,
+        ranks: [0],
+        communicator: "c",
+        collective: "AllReduce",
+        sequence: 1,
+        evidenceRanks: [1],
+        detail: "rank 0 never entered",
+        timesMs: {},
+        firstAffectedTime: "2026-01-01T00:00:00Z",
+        detectedTime: "2026-01-01T00:00:02Z",
+        actedTime: "2026-01-01T00:00:02Z",
+      },
+    ];
     await h.step(job);
     expect(job.status).toMatchObject({ phase: "Restarting", restarts: 1, avoidNodes: [node] });
-    expect(cond(job, "Restarting")?.message).toMatch(new RegExp(`^fault detection found hang on node ${node}; restarting`));
+    expect(cond(job, "Restarting")?.message).toMatch(
+      new RegExp(`^fault detection found hang on node ${node}; restarting`),
+    );
   });
 
   it("falls back to a failed member's node when the cluster has no other", async () => {
     const c = new FakeCluster(cluster().island("ib", "infiniband", 2).build());
     const h = harness(c);
-    const job = makeJob("llm", { faultPolicy: { maxRestarts: 3, slowRankTolerancePercent: 30, hangTimeoutSeconds: 60, restartBackoffSeconds: 0 } });
+    const job = makeJob("llm", {
+      faultPolicy: { maxRestarts: 3, slowRankTolerancePercent: 30, hangTimeoutSeconds: 60, restartBackoffSeconds: 0 },
+    });
     await h.step(job);
     c.runAll();
     await h.step(job);
@@ -321,7 +409,9 @@ describe("training gang step", () => {
   it("fails the job when the restart budget is spent, deleting the gang, and stays failed", async () => {
     const c = new FakeCluster(cluster().island("ib", "infiniband", 4).build());
     const h = harness(c);
-    const job = makeJob("llm", { faultPolicy: { maxRestarts: 1, slowRankTolerancePercent: 30, hangTimeoutSeconds: 60, restartBackoffSeconds: 0 } });
+    const job = makeJob("llm", {
+      faultPolicy: { maxRestarts: 1, slowRankTolerancePercent: 30, hangTimeoutSeconds: 60, restartBackoffSeconds: 0 },
+    });
     await h.step(job);
     c.setPhase("llm-0", "Failed");
     await h.step(job);
@@ -332,7 +422,9 @@ describe("training gang step", () => {
     expect(c.pods.size).toBe(0);
     expect(job.status).toMatchObject({ phase: "Failed", restarts: 1 });
     expect(cond(job, "Failed")).toMatchObject({ status: "True", reason: "RestartBudgetExhausted" });
-    expect(cond(job, "Failed")?.message).toMatch(/^pod llm-1 \(node ib-n00\d\) failed; restart budget spent \(1 of maxRestarts 1 used\)$/);
+    expect(cond(job, "Failed")?.message).toMatch(
+      /^pod llm-1 \(node ib-n00\d\) failed; restart budget spent \(1 of maxRestarts 1 used\)$/,
+    );
     expect(h.events.map((e) => e.reason)).toEqual(["Placed", "GangMemberFailed", "Placed", "RestartBudgetExhausted"]);
 
     // A reconcile on a cache that still shows the old status neither re-places nor counts again.
@@ -365,7 +457,9 @@ describe("training gang step", () => {
     const h = harness(c);
     const job = makeJob("llm", { nodes: 4, parallelism: { tp: 8, pp: 1, dp: 4 } });
     c.failCreateOf = "llm-3";
-    await expect(h.step(job)).rejects.toThrow(/creating the gang of ml\/llm failed after \d of 4 pods; the created ones were deleted again/);
+    await expect(h.step(job)).rejects.toThrow(
+      /creating the gang of ml\/llm failed after \d of 4 pods; the created ones were deleted again/,
+    );
     expect(c.pods.size).toBe(0);
     c.failCreateOf = undefined;
     await h.step(job);

@@ -29,7 +29,14 @@ import type { TrainingGangOutcome, TrainingGangStep } from "./controller.js";
 import { planGangPods, placementStatus } from "./gang.js";
 import { GangMemory, type JobRecord } from "./gang-memory.js";
 import { gangPodObject, gangService, type GangObjectOptions } from "./gang-objects.js";
-import { GangAnnotation, GangStateKind, observeGang, stableHash, type GangState, type ObservedPod } from "./gang-state.js";
+import {
+  GangAnnotation,
+  GangStateKind,
+  observeGang,
+  stableHash,
+  type GangState,
+  type ObservedPod,
+} from "./gang-state.js";
 import { planTrainingPlacement } from "./placement.js";
 import { decideRestart, RestartAction, type PodPhase } from "./restart.js";
 import { faultRestartNodes } from "./faults/plan.js";
@@ -67,7 +74,11 @@ export function createTrainingGangStep(deps: TrainingGangStepDeps): TrainingGang
   const settleRetryMs = deps.settleRetryMs ?? 2_000;
   const concurrency = deps.concurrency ?? 16;
 
-  return async (cachedJob: TrainingJob, capacity: ClusterCapacity, candidates: NodeCapacity[]): Promise<TrainingGangOutcome> => {
+  return async (
+    cachedJob: TrainingJob,
+    capacity: ClusterCapacity,
+    candidates: NodeCapacity[],
+  ): Promise<TrainingGangOutcome> => {
     // Informer objects may lack TypeMeta; owner references need it.
     const job: TrainingJob = { ...cachedJob, apiVersion: API_GROUP_VERSION, kind: TrainingJobNames.kind };
     const namespace = job.metadata.namespace!;
@@ -76,7 +87,10 @@ export function createTrainingGangStep(deps: TrainingGangStepDeps): TrainingGang
     const nowMs = deps.clock.now();
     const gangSize = job.spec.nodes;
     const allPods = deps.pods.list();
-    memory.sync(allPods.map((p) => ({ namespace: p.metadata?.namespace, name: p.metadata?.name, uid: p.metadata?.uid })), nowMs);
+    memory.sync(
+      allPods.map((p) => ({ namespace: p.metadata?.namespace, name: p.metadata?.name, uid: p.metadata?.uid })),
+      nowMs,
+    );
 
     const record: JobRecord = memory.jobRecord(uid) ?? recordFromStatus(job, nowMs);
     const specHash = stableHash(job.spec);
@@ -93,7 +107,10 @@ export function createTrainingGangStep(deps: TrainingGangStepDeps): TrainingGang
       nodes: capacity.nodes,
       wasPlaced: PLACED_PHASES.includes(record.phase),
     });
-    deps.logger?.debug({ job: `${namespace}/${name}`, state: state.kind, detail: state.detail, restarts: record.restarts }, "gang observed");
+    deps.logger?.debug(
+      { job: `${namespace}/${name}`, state: state.kind, detail: state.detail, restarts: record.restarts },
+      "gang observed",
+    );
     const faulted = faultRestartNodes(job.status?.faults, record.restarts);
 
     const remember = (change: Partial<JobRecord>): JobRecord => {
@@ -102,8 +119,14 @@ export function createTrainingGangStep(deps: TrainingGangStepDeps): TrainingGang
       return next;
     };
     const deletePods = async (pods: readonly ObservedPod[]): Promise<void> => {
-      memory.markDeleted(uid, pods.map((p) => p.uid), nowMs);
-      await inPool(pods, concurrency, (p) => deps.applier.delete({ apiVersion: "v1", kind: "Pod", metadata: { name: p.name, namespace } }));
+      memory.markDeleted(
+        uid,
+        pods.map((p) => p.uid),
+        nowMs,
+      );
+      await inPool(pods, concurrency, (p) =>
+        deps.applier.delete({ apiVersion: "v1", kind: "Pod", metadata: { name: p.name, namespace } }),
+      );
     };
 
     // Terminal failure decided earlier whose status write the cache may not show yet: keep saying so.
@@ -117,15 +140,45 @@ export function createTrainingGangStep(deps: TrainingGangStepDeps): TrainingGang
       case GangStateKind.partial: {
         await deletePods(state.toDelete);
         const specChanged = state.toDelete.some((p) => p.specHash !== specHash);
-        if (record.phase === TrainingPhase.Restarting) return restartingOutcome(record, gangSize, nowMs, [], settleRetryMs);
-        const why = specChanged ? "the spec changed" : state.kind === GangStateKind.partial ? "a partial gang was left (no member is awaited)" : "pods of an earlier attempt remain";
+        if (record.phase === TrainingPhase.Restarting)
+          return restartingOutcome(record, gangSize, nowMs, [], settleRetryMs);
+        const why = specChanged
+          ? "the spec changed"
+          : state.kind === GangStateKind.partial
+            ? "a partial gang was left (no member is awaited)"
+            : "pods of an earlier attempt remain";
         const next = remember({ phase: TrainingPhase.Pending, placement: undefined, planSummary: undefined });
-        const events: PendingEvent[] = state.toDelete.length > 0 ? [{ type: "Normal", reason: Reason.PlanChanged, message: `deleting ${state.toDelete.length} pod(s) before placing the gang anew: ${why}` }] : [];
+        const events: PendingEvent[] =
+          state.toDelete.length > 0
+            ? [
+                {
+                  type: "Normal",
+                  reason: Reason.PlanChanged,
+                  message: `deleting ${state.toDelete.length} pod(s) before placing the gang anew: ${why}`,
+                },
+              ]
+            : [];
         return {
-          status: { phase: TrainingPhase.Pending, restarts: next.restarts, ready: `0/${gangSize}`, placement: undefined, planSummary: undefined },
+          status: {
+            phase: TrainingPhase.Pending,
+            restarts: next.restarts,
+            ready: `0/${gangSize}`,
+            placement: undefined,
+            planSummary: undefined,
+          },
           conditions: [
-            { type: TrainingCondition.Placed, status: "False", reason: Reason.PlanChanged, message: `re-placing the gang: ${why}` },
-            { type: TrainingCondition.Running, status: "False", reason: Reason.PlanChanged, message: `0/${gangSize} pods running` },
+            {
+              type: TrainingCondition.Placed,
+              status: "False",
+              reason: Reason.PlanChanged,
+              message: `re-placing the gang: ${why}`,
+            },
+            {
+              type: TrainingCondition.Running,
+              status: "False",
+              reason: Reason.PlanChanged,
+              message: `0/${gangSize} pods running`,
+            },
           ],
           events,
           requeueAfterMs: settleRetryMs,
@@ -134,7 +187,13 @@ export function createTrainingGangStep(deps: TrainingGangStepDeps): TrainingGang
 
       case GangStateKind.none: {
         if (record.phase === TrainingPhase.Restarting && nowMs < record.notBeforeMs) {
-          return restartingOutcome(record, gangSize, nowMs, statusLagsRestart(job, record) ? [restartEvent(record)] : [], record.notBeforeMs - nowMs);
+          return restartingOutcome(
+            record,
+            gangSize,
+            nowMs,
+            statusLagsRestart(job, record) ? [restartEvent(record)] : [],
+            record.notBeforeMs - nowMs,
+          );
         }
         return place(job, record, candidates, nowMs);
       }
@@ -159,7 +218,12 @@ export function createTrainingGangStep(deps: TrainingGangStepDeps): TrainingGang
         jobName: name,
         restarts: record.restarts,
         maxRestarts: job.spec.faultPolicy.maxRestarts,
-        pods: [...state.failed, ...state.current.filter((p) => p.phase !== "Failed").map((p) => ({ name: p.name, nodeName: p.nodeName, phase: p.phase }))],
+        pods: [
+          ...state.failed,
+          ...state.current
+            .filter((p) => p.phase !== "Failed")
+            .map((p) => ({ name: p.name, nodeName: p.nodeName, phase: p.phase })),
+        ],
         isolatedNodes: state.isolatedNodes,
         // A fault whose node is isolated already is told by "node … isolated".
         faults: faulted.faults.filter((f) => !f.node || !state.isolatedNodes.includes(f.node)).map((f) => f.summary),
@@ -167,31 +231,65 @@ export function createTrainingGangStep(deps: TrainingGangStepDeps): TrainingGang
         backoffBaseMs: job.spec.faultPolicy.restartBackoffSeconds * 1000,
       });
       await deletePods(state.current);
-      const avoidNodes = [...new Set([...state.failed.map((f) => f.nodeName), ...state.isolatedNodes, ...faulted.nodes])];
+      const avoidNodes = [
+        ...new Set([...state.failed.map((f) => f.nodeName), ...state.isolatedNodes, ...faulted.nodes]),
+      ];
       if (decision.action === RestartAction.fail) {
-        const next = remember({ phase: TrainingPhase.Failed, message: decision.message, notBeforeMs: 0, placement: undefined, planSummary: undefined });
-        return failedOutcome(next, gangSize, [{ type: "Warning", reason: Reason.RestartBudgetExhausted, message: decision.message }]);
+        const next = remember({
+          phase: TrainingPhase.Failed,
+          message: decision.message,
+          notBeforeMs: 0,
+          placement: undefined,
+          planSummary: undefined,
+        });
+        return failedOutcome(next, gangSize, [
+          { type: "Warning", reason: Reason.RestartBudgetExhausted, message: decision.message },
+        ]);
       }
-      deps.onRestart?.(state.failed.length > 0 ? "pod_failed" : state.isolatedNodes.length > 0 ? "node_isolated" : "fault");
-      const next = remember({ phase: TrainingPhase.Restarting, restarts: decision.restarts, notBeforeMs: nowMs + decision.backoffMs, avoidNodes, message: decision.message, placement: undefined, planSummary: undefined });
-      deps.logger?.info({ job: `${namespace}/${name}`, restarts: next.restarts, backoffMs: decision.backoffMs, avoidNodes }, decision.message);
+      deps.onRestart?.(
+        state.failed.length > 0 ? "pod_failed" : state.isolatedNodes.length > 0 ? "node_isolated" : "fault",
+      );
+      const next = remember({
+        phase: TrainingPhase.Restarting,
+        restarts: decision.restarts,
+        notBeforeMs: nowMs + decision.backoffMs,
+        avoidNodes,
+        message: decision.message,
+        placement: undefined,
+        planSummary: undefined,
+      });
+      deps.logger?.info(
+        { job: `${namespace}/${name}`, restarts: next.restarts, backoffMs: decision.backoffMs, avoidNodes },
+        decision.message,
+      );
       return restartingOutcome(next, gangSize, nowMs, [restartEvent(next)], decision.backoffMs);
     }
   };
 
-  async function place(job: TrainingJob, record: JobRecord, candidates: readonly NodeCapacity[], nowMs: number): Promise<TrainingGangOutcome> {
+  async function place(
+    job: TrainingJob,
+    record: JobRecord,
+    candidates: readonly NodeCapacity[],
+    nowMs: number,
+  ): Promise<TrainingGangOutcome> {
     const namespace = job.metadata.namespace!;
     const name = job.metadata.name!;
     const uid = job.metadata.uid!;
     const gangSize = job.spec.nodes;
     const restarting = record.phase === TrainingPhase.Restarting;
     const claimed = memory.claimedGpus();
-    const nodes: CandidateNode[] = candidates.map((n) => ({ ...n, gpusFree: Math.max(0, n.gpusFree - (claimed.get(n.nodeName) ?? 0)) }));
+    const nodes: CandidateNode[] = candidates.map((n) => ({
+      ...n,
+      gpusFree: Math.max(0, n.gpusFree - (claimed.get(n.nodeName) ?? 0)),
+    }));
     const shape = jobShape(job);
     // Avoiding the failed members' nodes is a preference: when the cluster cannot hold the gang without them, a
     // node that was not isolated is better than not running at all.
     const avoid = new Set(restarting ? record.avoidNodes : []);
-    let result: TrainingPlacementResult | undefined = avoid.size > 0 ? planTrainingPlacement({ job: shape, nodes: nodes.filter((n) => !avoid.has(n.nodeName)) }) : undefined;
+    let result: TrainingPlacementResult | undefined =
+      avoid.size > 0
+        ? planTrainingPlacement({ job: shape, nodes: nodes.filter((n) => !avoid.has(n.nodeName)) })
+        : undefined;
     if (!result?.ok) result = planTrainingPlacement({ job: shape, nodes });
 
     if (!result.ok) {
@@ -201,10 +299,22 @@ export function createTrainingGangStep(deps: TrainingGangStepDeps): TrainingGang
       const flipped = previous?.status !== "True" || previous.reason !== reason;
       const message = `${result.message}; nothing is bound until the whole gang fits`;
       return {
-        status: { phase, restarts: record.restarts, ready: `0/${gangSize}`, placement: undefined, planSummary: undefined, nextRestartTime: undefined },
+        status: {
+          phase,
+          restarts: record.restarts,
+          ready: `0/${gangSize}`,
+          placement: undefined,
+          planSummary: undefined,
+          nextRestartTime: undefined,
+        },
         conditions: [
           { type: TrainingCondition.Unschedulable, status: "True", reason, message },
-          { type: TrainingCondition.Placed, status: "False", reason, message: "no placement: the whole gang does not fit" },
+          {
+            type: TrainingCondition.Placed,
+            status: "False",
+            reason,
+            message: "no placement: the whole gang does not fit",
+          },
           { type: TrainingCondition.Running, status: "False", reason, message: `0/${gangSize} pods running` },
         ],
         events: flipped ? [{ type: "Warning", reason, message }] : [],
@@ -215,8 +325,21 @@ export function createTrainingGangStep(deps: TrainingGangStepDeps): TrainingGang
     const placement = result;
     const resumeStep = job.status?.lastCheckpointStep ?? 0;
     const specHash = stableHash(job.spec);
-    const gangPods = planGangPods(placement, { namespace, serviceName: name, masterPort, checkpointPath: job.spec.checkpoint.path, checkpointIntervalSteps: job.spec.checkpoint.intervalSteps, resumeStep });
-    const opts: GangObjectOptions = { masterPort, attempt: record.restarts, specHash, workerSocketDir: deps.workerSocketDir, planHash: stableHash({ specHash, attempt: record.restarts, nodes: gangPods.map((p) => p.nodeName) }) };
+    const gangPods = planGangPods(placement, {
+      namespace,
+      serviceName: name,
+      masterPort,
+      checkpointPath: job.spec.checkpoint.path,
+      checkpointIntervalSteps: job.spec.checkpoint.intervalSteps,
+      resumeStep,
+    });
+    const opts: GangObjectOptions = {
+      masterPort,
+      attempt: record.restarts,
+      specHash,
+      workerSocketDir: deps.workerSocketDir,
+      planHash: stableHash({ specHash, attempt: record.restarts, nodes: gangPods.map((p) => p.nodeName) }),
+    };
 
     await deps.applier.apply(gangService(job, opts));
     const created: string[] = [];
@@ -228,26 +351,63 @@ export function createTrainingGangStep(deps: TrainingGangStepDeps): TrainingGang
       });
     } catch (error) {
       // Never leave part of a gang holding GPUs.
-      await inPool(created, concurrency, (podName) => deps.applier.delete({ apiVersion: "v1", kind: "Pod", metadata: { name: podName, namespace } })).catch(() => undefined);
+      await inPool(created, concurrency, (podName) =>
+        deps.applier.delete({ apiVersion: "v1", kind: "Pod", metadata: { name: podName, namespace } }),
+      ).catch(() => undefined);
       memory.forgetPods(uid);
       throw new GangPlacementError(`${namespace}/${name}`, created.length, gangPods.length, { cause: error });
     }
 
     const status = placementStatus(placement);
-    const next: JobRecord = { ...record, phase: TrainingPhase.Placed, notBeforeMs: 0, avoidNodes: [], placement: status, planSummary: placement.summary };
+    const next: JobRecord = {
+      ...record,
+      phase: TrainingPhase.Placed,
+      notBeforeMs: 0,
+      avoidNodes: [],
+      placement: status,
+      planSummary: placement.summary,
+    };
     memory.record(uid, next, nowMs);
     const where = `${gangPods.length} pods on ${placement.islandsUsed.length} island(s) (${placement.islandsUsed.join(", ")})`;
     const resumed = record.restarts > 0 || resumeStep > 0 ? `, resuming from step ${resumeStep}` : "";
-    deps.logger?.info({ job: `${namespace}/${name}`, nodes: status.nodes, resumeStep, attempt: record.restarts }, "gang placed");
+    deps.logger?.info(
+      { job: `${namespace}/${name}`, nodes: status.nodes, resumeStep, attempt: record.restarts },
+      "gang placed",
+    );
     return {
-      status: { phase: TrainingPhase.Placed, restarts: record.restarts, ready: `0/${gangSize}`, placement: status, planSummary: placement.summary, nextRestartTime: undefined, avoidNodes: undefined },
+      status: {
+        phase: TrainingPhase.Placed,
+        restarts: record.restarts,
+        ready: `0/${gangSize}`,
+        placement: status,
+        planSummary: placement.summary,
+        nextRestartTime: undefined,
+        avoidNodes: undefined,
+      },
       conditions: placedConditions(next, gangSize, 0, restarting),
-      events: [{ type: "Normal", reason: TrainingCondition.Placed, message: `placed ${where}${resumed}: ${placement.summary}` }],
+      events: [
+        {
+          type: "Normal",
+          reason: TrainingCondition.Placed,
+          message: `placed ${where}${resumed}: ${placement.summary}`,
+        },
+      ],
     };
   }
 
-  function report(job: TrainingJob, record: JobRecord, state: GangState, gangSize: number, nowMs: number): TrainingGangOutcome {
-    const phase = state.kind === GangStateKind.running ? TrainingPhase.Running : state.kind === GangStateKind.succeeded ? TrainingPhase.Succeeded : TrainingPhase.Placed;
+  function report(
+    job: TrainingJob,
+    record: JobRecord,
+    state: GangState,
+    gangSize: number,
+    nowMs: number,
+  ): TrainingGangOutcome {
+    const phase =
+      state.kind === GangStateKind.running
+        ? TrainingPhase.Running
+        : state.kind === GangStateKind.succeeded
+          ? TrainingPhase.Succeeded
+          : TrainingPhase.Placed;
     const placement = record.placement ?? job.status?.placement;
     const planSummary = record.planSummary ?? job.status?.planSummary;
     const next = { ...record, phase, placement, planSummary };
@@ -258,16 +418,40 @@ export function createTrainingGangStep(deps: TrainingGangStepDeps): TrainingGang
     const written = job.status?.phase;
     const events: PendingEvent[] = [];
     let conditions = placedConditions(next, gangSize, state.running, false);
-    if (!PLACED_PHASES.includes(written ?? "") && written !== TrainingPhase.Succeeded) events.push({ type: "Normal", reason: TrainingCondition.Placed, message: `placed: ${planSummary ?? "the whole gang"}` });
-    if (phase === TrainingPhase.Running && written !== TrainingPhase.Running) events.push({ type: "Normal", reason: Reason.PodsReady, message: `all ${gangSize} pods running` });
+    if (!PLACED_PHASES.includes(written ?? "") && written !== TrainingPhase.Succeeded)
+      events.push({
+        type: "Normal",
+        reason: TrainingCondition.Placed,
+        message: `placed: ${planSummary ?? "the whole gang"}`,
+      });
+    if (phase === TrainingPhase.Running && written !== TrainingPhase.Running)
+      events.push({ type: "Normal", reason: Reason.PodsReady, message: `all ${gangSize} pods running` });
     if (phase === TrainingPhase.Succeeded) {
       conditions = conditions.filter((c) => c.type !== TrainingCondition.Running);
-      conditions.push({ type: TrainingCondition.Succeeded, status: "True", reason: Reason.Completed, message: state.detail });
-      conditions.push({ type: TrainingCondition.Running, status: "False", reason: Reason.Completed, message: state.detail });
-      if (written !== TrainingPhase.Succeeded) events.push({ type: "Normal", reason: Reason.Completed, message: state.detail });
+      conditions.push({
+        type: TrainingCondition.Succeeded,
+        status: "True",
+        reason: Reason.Completed,
+        message: state.detail,
+      });
+      conditions.push({
+        type: TrainingCondition.Running,
+        status: "False",
+        reason: Reason.Completed,
+        message: state.detail,
+      });
+      if (written !== TrainingPhase.Succeeded)
+        events.push({ type: "Normal", reason: Reason.Completed, message: state.detail });
     }
     return {
-      status: { phase, restarts: record.restarts, ready: `${state.running}/${gangSize}`, placement, planSummary, nextRestartTime: undefined },
+      status: {
+        phase,
+        restarts: record.restarts,
+        ready: `${state.running}/${gangSize}`,
+        placement,
+        planSummary,
+        nextRestartTime: undefined,
+      },
       conditions,
       events,
       ...(state.kind === GangStateKind.placing ? { requeueAfterMs: settleRetryMs } : {}),
@@ -278,12 +462,32 @@ export function createTrainingGangStep(deps: TrainingGangStepDeps): TrainingGang
 function placedConditions(record: JobRecord, gangSize: number, running: number, afterRestart: boolean): ConditionOut[] {
   const all = running === gangSize;
   const out: ConditionOut[] = [
-    { type: TrainingCondition.Placed, status: "True", reason: Reason.PlanReady, message: record.planSummary ?? "placed" },
-    { type: TrainingCondition.Unschedulable, status: "False", reason: Reason.PlanReady, message: `the whole gang of ${gangSize} pods is placed` },
-    { type: TrainingCondition.Running, status: all ? "True" : "False", reason: all ? Reason.PodsReady : Reason.PodsPending, message: `${running}/${gangSize} pods running` },
+    {
+      type: TrainingCondition.Placed,
+      status: "True",
+      reason: Reason.PlanReady,
+      message: record.planSummary ?? "placed",
+    },
+    {
+      type: TrainingCondition.Unschedulable,
+      status: "False",
+      reason: Reason.PlanReady,
+      message: `the whole gang of ${gangSize} pods is placed`,
+    },
+    {
+      type: TrainingCondition.Running,
+      status: all ? "True" : "False",
+      reason: all ? Reason.PodsReady : Reason.PodsPending,
+      message: `${running}/${gangSize} pods running`,
+    },
   ];
   if (afterRestart || record.restarts > 0) {
-    out.push({ type: TrainingCondition.Restarting, status: "False", reason: Reason.PlanReady, message: `gang re-placed after restart ${record.restarts}` });
+    out.push({
+      type: TrainingCondition.Restarting,
+      status: "False",
+      reason: Reason.PlanReady,
+      message: `gang re-placed after restart ${record.restarts}`,
+    });
   }
   return out;
 }
@@ -297,7 +501,13 @@ function statusLagsRestart(job: TrainingJob, record: JobRecord): boolean {
   return (job.status?.restarts ?? 0) < record.restarts;
 }
 
-function restartingOutcome(record: JobRecord, gangSize: number, nowMs: number, events: PendingEvent[], requeueAfterMs: number): TrainingGangOutcome {
+function restartingOutcome(
+  record: JobRecord,
+  gangSize: number,
+  nowMs: number,
+  events: PendingEvent[],
+  requeueAfterMs: number,
+): TrainingGangOutcome {
   const waitingMs = Math.max(0, record.notBeforeMs - nowMs);
   return {
     status: {
@@ -311,8 +521,18 @@ function restartingOutcome(record: JobRecord, gangSize: number, nowMs: number, e
     },
     conditions: [
       { type: TrainingCondition.Restarting, status: "True", reason: Reason.GangMemberFailed, message: record.message },
-      { type: TrainingCondition.Placed, status: "False", reason: waitingMs > 0 ? Reason.BackoffPending : Reason.GangMemberFailed, message: "gang torn down; re-placed after the restart backoff" },
-      { type: TrainingCondition.Running, status: "False", reason: Reason.GangMemberFailed, message: `0/${gangSize} pods running` },
+      {
+        type: TrainingCondition.Placed,
+        status: "False",
+        reason: waitingMs > 0 ? Reason.BackoffPending : Reason.GangMemberFailed,
+        message: "gang torn down; re-placed after the restart backoff",
+      },
+      {
+        type: TrainingCondition.Running,
+        status: "False",
+        reason: Reason.GangMemberFailed,
+        message: `0/${gangSize} pods running`,
+      },
     ],
     events,
     requeueAfterMs: Math.max(0, requeueAfterMs),
@@ -321,12 +541,40 @@ function restartingOutcome(record: JobRecord, gangSize: number, nowMs: number, e
 
 function failedOutcome(record: JobRecord, gangSize: number, events: PendingEvent[]): TrainingGangOutcome {
   return {
-    status: { phase: TrainingPhase.Failed, restarts: record.restarts, ready: `0/${gangSize}`, placement: undefined, planSummary: undefined, nextRestartTime: undefined, avoidNodes: undefined },
+    status: {
+      phase: TrainingPhase.Failed,
+      restarts: record.restarts,
+      ready: `0/${gangSize}`,
+      placement: undefined,
+      planSummary: undefined,
+      nextRestartTime: undefined,
+      avoidNodes: undefined,
+    },
     conditions: [
-      { type: TrainingCondition.Failed, status: "True", reason: Reason.RestartBudgetExhausted, message: record.message },
-      { type: TrainingCondition.Restarting, status: "False", reason: Reason.RestartBudgetExhausted, message: "no restarts left" },
-      { type: TrainingCondition.Placed, status: "False", reason: Reason.RestartBudgetExhausted, message: "gang torn down" },
-      { type: TrainingCondition.Running, status: "False", reason: Reason.RestartBudgetExhausted, message: `0/${gangSize} pods running` },
+      {
+        type: TrainingCondition.Failed,
+        status: "True",
+        reason: Reason.RestartBudgetExhausted,
+        message: record.message,
+      },
+      {
+        type: TrainingCondition.Restarting,
+        status: "False",
+        reason: Reason.RestartBudgetExhausted,
+        message: "no restarts left",
+      },
+      {
+        type: TrainingCondition.Placed,
+        status: "False",
+        reason: Reason.RestartBudgetExhausted,
+        message: "gang torn down",
+      },
+      {
+        type: TrainingCondition.Running,
+        status: "False",
+        reason: Reason.RestartBudgetExhausted,
+        message: `0/${gangSize} pods running`,
+      },
     ],
     events,
   };
@@ -341,7 +589,10 @@ function recordFromStatus(job: TrainingJob, nowMs: number): JobRecord {
     phase: s?.phase ?? TrainingPhase.Pending,
     notBeforeMs: Number.isFinite(next) ? next : nowMs,
     avoidNodes: s?.avoidNodes ?? [],
-    message: s?.conditions?.find((c) => c.type === (s.phase === TrainingPhase.Failed ? TrainingCondition.Failed : TrainingCondition.Restarting))?.message ?? "",
+    message:
+      s?.conditions?.find(
+        (c) => c.type === (s.phase === TrainingPhase.Failed ? TrainingCondition.Failed : TrainingCondition.Restarting),
+      )?.message ?? "",
     ...(s?.placement ? { placement: s.placement } : {}),
     ...(s?.planSummary ? { planSummary: s.planSummary } : {}),
   };
@@ -388,8 +639,16 @@ function observePod(pod: V1Pod): ObservedPod {
 
 export class GangPlacementError extends Error {
   override name = "GangPlacementError";
-  constructor(readonly job: string, readonly created: number, readonly planned: number, options: ErrorOptions) {
-    super(`creating the gang of ${job} failed after ${created} of ${planned} pods; the created ones were deleted again`, options);
+  constructor(
+    readonly job: string,
+    readonly created: number,
+    readonly planned: number,
+    options: ErrorOptions,
+  ) {
+    super(
+      `creating the gang of ${job} failed after ${created} of ${planned} pods; the created ones were deleted again`,
+      options,
+    );
   }
 }
 

@@ -10,7 +10,14 @@ const result = planTrainingPlacement({ job, nodes });
 const p = result as TrainingPlacement;
 
 describe("planGangPods", () => {
-  const pods = planGangPods(p, { namespace: "ml", serviceName: "llm", masterPort: 29500, checkpointPath: "/ckpt", checkpointIntervalSteps: 100, resumeStep: 7 });
+  const pods = planGangPods(p, {
+    namespace: "ml",
+    serviceName: "llm",
+    masterPort: 29500,
+    checkpointPath: "/ckpt",
+    checkpointIntervalSteps: 100,
+    resumeStep: 7,
+  });
 
   it("has one pod per planned node with all of its GPUs, bound to that node", () => {
     expect(result.ok).toBe(true);
@@ -28,14 +35,40 @@ describe("planGangPods", () => {
 
 describe("checkGangFits", () => {
   const planned = p.nodes.map((n) => n.nodeName);
-  const mutate = (name: string, change: Partial<(typeof nodes)[number]>) => nodes.map((n) => (n.nodeName === name ? { ...n, ...change } : n));
+  const mutate = (name: string, change: Partial<(typeof nodes)[number]>) =>
+    nodes.map((n) => (n.nodeName === name ? { ...n, ...change } : n));
   it.each([
     { name: "nothing changed", current: nodes, bound: [], want: [] },
-    { name: "a planned node was isolated", current: mutate(planned[3]!, { isolated: true }), bound: [], want: [{ nodeName: planned[3]!, why: "isolated" }] },
-    { name: "a planned node was cordoned", current: mutate(planned[0]!, { schedulable: false }), bound: [], want: [{ nodeName: planned[0]!, why: "unschedulable" }] },
-    { name: "a planned node disappeared", current: nodes.filter((n) => n.nodeName !== planned[5]), bound: [], want: [{ nodeName: planned[5]!, why: "gone" }] },
-    { name: "another pod took GPUs", current: mutate(planned[2]!, { gpusFree: 6 }), bound: [], want: [{ nodeName: planned[2]!, why: "6 of 8 GPUs free" }] },
-    { name: "our own pod holds the GPUs", current: mutate(planned[2]!, { gpusFree: 0 }), bound: [planned[2]!], want: [] },
+    {
+      name: "a planned node was isolated",
+      current: mutate(planned[3]!, { isolated: true }),
+      bound: [],
+      want: [{ nodeName: planned[3]!, why: "isolated" }],
+    },
+    {
+      name: "a planned node was cordoned",
+      current: mutate(planned[0]!, { schedulable: false }),
+      bound: [],
+      want: [{ nodeName: planned[0]!, why: "unschedulable" }],
+    },
+    {
+      name: "a planned node disappeared",
+      current: nodes.filter((n) => n.nodeName !== planned[5]),
+      bound: [],
+      want: [{ nodeName: planned[5]!, why: "gone" }],
+    },
+    {
+      name: "another pod took GPUs",
+      current: mutate(planned[2]!, { gpusFree: 6 }),
+      bound: [],
+      want: [{ nodeName: planned[2]!, why: "6 of 8 GPUs free" }],
+    },
+    {
+      name: "our own pod holds the GPUs",
+      current: mutate(planned[2]!, { gpusFree: 0 }),
+      bound: [planned[2]!],
+      want: [],
+    },
   ])("$name", ({ current, bound, want }) => {
     const fit = checkGangFits(p, current, new Set(bound));
     expect(fit.ok).toBe(want.length === 0);

@@ -44,7 +44,13 @@ export function planGangPods(placement: TrainingPlacement, opts: GangPodOptions)
     nodeName: node.nodeName,
     nodeRank: node.nodeRank,
     gpus: placement.job.gpusPerNode,
-    env: trainingPodEnv(placement, node.nodeRank, { masterAddr, masterPort: opts.masterPort, checkpointPath: opts.checkpointPath, checkpointIntervalSteps: opts.checkpointIntervalSteps, resumeStep: opts.resumeStep }),
+    env: trainingPodEnv(placement, node.nodeRank, {
+      masterAddr,
+      masterPort: opts.masterPort,
+      checkpointPath: opts.checkpointPath,
+      checkpointIntervalSteps: opts.checkpointIntervalSteps,
+      resumeStep: opts.resumeStep,
+    }),
   }));
 }
 
@@ -54,7 +60,11 @@ export type GangFit = { ok: true } | { ok: false; message: string; unfit: { node
  * Whether every planned node can still take its pod now. `boundHere` names planned nodes that already run one of
  * this gang's pods (their GPUs are ours, not missing).
  */
-export function checkGangFits(placement: TrainingPlacement, nodes: readonly CandidateNode[], boundHere: ReadonlySet<string> = new Set()): GangFit {
+export function checkGangFits(
+  placement: TrainingPlacement,
+  nodes: readonly CandidateNode[],
+  boundHere: ReadonlySet<string> = new Set(),
+): GangFit {
   const byName = new Map(nodes.map((n) => [n.nodeName, n]));
   const unfit: { nodeName: string; why: string }[] = [];
   for (const planned of placement.nodes) {
@@ -72,8 +82,15 @@ export function checkGangFits(placement: TrainingPlacement, nodes: readonly Cand
     if (why !== null) unfit.push({ nodeName: planned.nodeName, why });
   }
   if (unfit.length === 0) return { ok: true };
-  const shown = unfit.slice(0, 5).map((u) => `${u.nodeName} (${u.why})`).join(", ");
-  return { ok: false, unfit, message: `${unfit.length} of ${placement.nodes.length} planned nodes no longer fit: ${shown}${unfit.length > 5 ? ", …" : ""}` };
+  const shown = unfit
+    .slice(0, 5)
+    .map((u) => `${u.nodeName} (${u.why})`)
+    .join(", ");
+  return {
+    ok: false,
+    unfit,
+    message: `${unfit.length} of ${placement.nodes.length} planned nodes no longer fit: ${shown}${unfit.length > 5 ? ", …" : ""}`,
+  };
 }
 
 /** The TrainingJob status.placement block for a placement. */
@@ -86,7 +103,8 @@ export function placementStatus(placement: TrainingPlacement): {
   obliviousStepMs: number;
 } {
   const ranksPerIsland: Record<string, number> = {};
-  for (const n of placement.nodes) ranksPerIsland[n.island] = (ranksPerIsland[n.island] ?? 0) + placement.job.gpusPerNode;
+  for (const n of placement.nodes)
+    ranksPerIsland[n.island] = (ranksPerIsland[n.island] ?? 0) + placement.job.gpusPerNode;
   return {
     islands: [...placement.islandsUsed],
     ranksPerIsland,

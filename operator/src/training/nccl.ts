@@ -39,11 +39,17 @@ export interface NodeTransports {
   next: Transport | null;
 }
 
-export function nodeNcclEnv(node: NodeTopology, transports: NodeTransports, options: NcclOptions): Record<string, string> {
+export function nodeNcclEnv(
+  node: NodeTopology,
+  transports: NodeTransports,
+  options: NcclOptions,
+): Record<string, string> {
   const env: Record<string, string> = {};
   const rdma = node.nicType !== "ethernet" && transports.dp !== Transport.socket;
   if (rdma) {
-    env.NCCL_IB_HCA = "=" + Array.from({ length: node.nicCount }, (_, i) => nicDeviceName(node.nicType, i, options.hcaPrefix)).join(",");
+    env.NCCL_IB_HCA =
+      "=" +
+      Array.from({ length: node.nicCount }, (_, i) => nicDeviceName(node.nicType, i, options.hcaPrefix)).join(",");
     if (node.nicType === "roce") env.NCCL_IB_GID_INDEX = String(options.roceGidIndex);
   } else {
     env.NCCL_IB_DISABLE = "1";

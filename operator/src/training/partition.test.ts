@@ -1,5 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { layerRanges, maxStageMs, partitionLayers, PartitionError, uniformLayers, type StageTimeFn } from "./partition.js";
+import {
+  layerRanges,
+  maxStageMs,
+  partitionLayers,
+  PartitionError,
+  uniformLayers,
+  type StageTimeFn,
+} from "./partition.js";
 import { seededRandom as rng } from "../../../common/src/random.js";
 
 /** Every split of `layers` into `stages` positive parts. */
@@ -8,7 +15,8 @@ function* compositions(layers: number, stages: number): Generator<number[]> {
     yield [layers];
     return;
   }
-  for (let k = 1; k <= layers - stages + 1; k++) for (const rest of compositions(layers - k, stages - 1)) yield [k, ...rest];
+  for (let k = 1; k <= layers - stages + 1; k++)
+    for (const rest of compositions(layers - k, stages - 1)) yield [k, ...rest];
 }
 
 function bruteForceMinMax(layers: number, stages: readonly StageTimeFn[]): number {
@@ -17,22 +25,63 @@ function bruteForceMinMax(layers: number, stages: readonly StageTimeFn[]): numbe
   return best;
 }
 
-
 const randomCases = Array.from({ length: 60 }, (_, i) => {
   const next = rng(1000 + i);
   const pp = 1 + Math.floor(next() * 4);
   const layers = pp + Math.floor(next() * (13 - pp));
-  const stages = Array.from({ length: pp }, () => ({ perLayerMs: 1 + Math.floor(next() * 40), fixedMs: Math.floor(next() * 60) }));
+  const stages = Array.from({ length: pp }, () => ({
+    perLayerMs: 1 + Math.floor(next() * 40),
+    fixedMs: Math.floor(next() * 60),
+  }));
   return { name: `random #${i}: ${layers} layers over ${pp} stages`, layers, stages };
 });
 
 const namedCases = [
-  { name: "identical stages", layers: 12, stages: [{ perLayerMs: 10, fixedMs: 0 }, { perLayerMs: 10, fixedMs: 0 }, { perLayerMs: 10, fixedMs: 0 }] },
-  { name: "one stage 3× slower (an Ethernet island)", layers: 8, stages: [{ perLayerMs: 10, fixedMs: 0 }, { perLayerMs: 30, fixedMs: 0 }] },
-  { name: "fixed cost dominates one stage", layers: 10, stages: [{ perLayerMs: 5, fixedMs: 40 }, { perLayerMs: 5, fixedMs: 0 }, { perLayerMs: 6, fixedMs: 0 }] },
-  { name: "free layers on one stage", layers: 6, stages: [{ perLayerMs: 0, fixedMs: 1 }, { perLayerMs: 7, fixedMs: 0 }] },
+  {
+    name: "identical stages",
+    layers: 12,
+    stages: [
+      { perLayerMs: 10, fixedMs: 0 },
+      { perLayerMs: 10, fixedMs: 0 },
+      { perLayerMs: 10, fixedMs: 0 },
+    ],
+  },
+  {
+    name: "one stage 3× slower (an Ethernet island)",
+    layers: 8,
+    stages: [
+      { perLayerMs: 10, fixedMs: 0 },
+      { perLayerMs: 30, fixedMs: 0 },
+    ],
+  },
+  {
+    name: "fixed cost dominates one stage",
+    layers: 10,
+    stages: [
+      { perLayerMs: 5, fixedMs: 40 },
+      { perLayerMs: 5, fixedMs: 0 },
+      { perLayerMs: 6, fixedMs: 0 },
+    ],
+  },
+  {
+    name: "free layers on one stage",
+    layers: 6,
+    stages: [
+      { perLayerMs: 0, fixedMs: 1 },
+      { perLayerMs: 7, fixedMs: 0 },
+    ],
+  },
   { name: "one stage, all layers", layers: 5, stages: [{ perLayerMs: 3, fixedMs: 2 }] },
-  { name: "one layer per stage", layers: 4, stages: [{ perLayerMs: 3, fixedMs: 0 }, { perLayerMs: 1, fixedMs: 9 }, { perLayerMs: 2, fixedMs: 0 }, { perLayerMs: 8, fixedMs: 0 }] },
+  {
+    name: "one layer per stage",
+    layers: 4,
+    stages: [
+      { perLayerMs: 3, fixedMs: 0 },
+      { perLayerMs: 1, fixedMs: 9 },
+      { perLayerMs: 2, fixedMs: 0 },
+      { perLayerMs: 8, fixedMs: 0 },
+    ],
+  },
 ];
 
 describe("partitionLayers (Holmes self-adapting pipeline partition)", () => {
@@ -51,7 +100,12 @@ describe("partitionLayers (Holmes self-adapting pipeline partition)", () => {
   });
 
   it("gives a slower stage fewer layers", () => {
-    const split = partitionLayers(36, [{ perLayerMs: 10, fixedMs: 0 }, { perLayerMs: 10, fixedMs: 0 }, { perLayerMs: 25, fixedMs: 0 }, { perLayerMs: 25, fixedMs: 0 }]);
+    const split = partitionLayers(36, [
+      { perLayerMs: 10, fixedMs: 0 },
+      { perLayerMs: 10, fixedMs: 0 },
+      { perLayerMs: 25, fixedMs: 0 },
+      { perLayerMs: 25, fixedMs: 0 },
+    ]);
     expect(split[2]!).toBeLessThan(split[0]!);
     expect(split[3]!).toBeLessThan(split[1]!);
   });
@@ -61,11 +115,21 @@ describe("partitionLayers (Holmes self-adapting pipeline partition)", () => {
     { layers: 0, stages: 1 },
     { layers: 4, stages: 0 },
   ])("refuses $layers layers over $stages stages", ({ layers, stages }) => {
-    expect(() => partitionLayers(layers, Array.from({ length: stages }, () => ({ perLayerMs: 1, fixedMs: 0 })))).toThrow(PartitionError);
+    expect(() =>
+      partitionLayers(
+        layers,
+        Array.from({ length: stages }, () => ({ perLayerMs: 1, fixedMs: 0 })),
+      ),
+    ).toThrow(PartitionError);
   });
 
   it("refuses non-finite stage times with the stage named", () => {
-    expect(() => partitionLayers(4, [{ perLayerMs: 1, fixedMs: 0 }, { perLayerMs: Number.NaN, fixedMs: 0 }])).toThrow(/stage 1/);
+    expect(() =>
+      partitionLayers(4, [
+        { perLayerMs: 1, fixedMs: 0 },
+        { perLayerMs: Number.NaN, fixedMs: 0 },
+      ]),
+    ).toThrow(/stage 1/);
   });
 });
 

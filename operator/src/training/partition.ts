@@ -24,7 +24,11 @@ export interface StageTimeFn {
 
 export class PartitionError extends Error {
   override name = "PartitionError";
-  constructor(readonly layers: number, readonly stages: number, message: string) {
+  constructor(
+    readonly layers: number,
+    readonly stages: number,
+    message: string,
+  ) {
     super(`cannot split ${layers} layers over ${stages} stages: ${message}`);
   }
 }
@@ -32,10 +36,15 @@ export class PartitionError extends Error {
 /** Layers per stage minimising the slowest stage's time. Ties go to the earlier stage. */
 export function partitionLayers(layers: number, stages: readonly StageTimeFn[]): number[] {
   const pp = stages.length;
-  if (!Number.isInteger(layers) || pp === 0 || layers < pp) throw new PartitionError(layers, pp, "need at least one layer per stage");
+  if (!Number.isInteger(layers) || pp === 0 || layers < pp)
+    throw new PartitionError(layers, pp, "need at least one layer per stage");
   for (const [s, f] of stages.entries()) {
     if (!(f.perLayerMs >= 0) || !(f.fixedMs >= 0) || !Number.isFinite(f.perLayerMs) || !Number.isFinite(f.fixedMs)) {
-      throw new PartitionError(layers, pp, `stage ${s} has a non-finite or negative time (${f.perLayerMs} ms/layer + ${f.fixedMs} ms)`);
+      throw new PartitionError(
+        layers,
+        pp,
+        `stage ${s} has a non-finite or negative time (${f.perLayerMs} ms/layer + ${f.fixedMs} ms)`,
+      );
     }
   }
   const counts = new Array<number>(pp).fill(1);
@@ -64,7 +73,8 @@ export function maxStageMs(stages: readonly StageTimeFn[], counts: readonly numb
 
 /** Megatron-LM's default: equal shares, the remainder to the first stages. What a NIC-oblivious job runs with. */
 export function uniformLayers(layers: number, pp: number): number[] {
-  if (!Number.isInteger(layers) || pp <= 0 || layers < pp) throw new PartitionError(layers, pp, "need at least one layer per stage");
+  if (!Number.isInteger(layers) || pp <= 0 || layers < pp)
+    throw new PartitionError(layers, pp, "need at least one layer per stage");
   const base = Math.floor(layers / pp);
   return Array.from({ length: pp }, (_, s) => base + (s < layers % pp ? 1 : 0));
 }

@@ -76,7 +76,10 @@ export function planObliviousPlacement(input: PlacementInput): TrainingPlacement
   const ctx = context(input);
   if (!ctx.ok) return ctx;
   const usable = new Set(ctx.usable);
-  const layout = obliviousLayout(ctx, input.nodes.filter((n) => usable.has(n)));
+  const layout = obliviousLayout(
+    ctx,
+    input.nodes.filter((n) => usable.has(n)),
+  );
   return buildPlacement(ctx, "oblivious", layout, layout.estimate.stepMs);
 }
 
@@ -99,11 +102,13 @@ export function validateTrainingJob(job: TrainingJobShape): string | null {
   ]) {
     if (!Number.isInteger(value) || value < 1) return `${field} must be a positive integer, got ${value}`;
   }
-  if (!(job.model.paramsBillions > 0) || !Number.isFinite(job.model.paramsBillions)) return `model.paramsBillions must be positive, got ${job.model.paramsBillions}`;
+  if (!(job.model.paramsBillions > 0) || !Number.isFinite(job.model.paramsBillions))
+    return `model.paramsBillions must be positive, got ${job.model.paramsBillions}`;
   if (job.tp * job.pp * job.dp !== job.nodes * job.gpusPerNode) {
     return `tp × pp × dp = ${job.tp * job.pp * job.dp} must equal nodes × gpusPerNode = ${job.nodes * job.gpusPerNode}`;
   }
-  if (job.gpusPerNode % job.tp !== 0) return `tp (${job.tp}) must divide gpusPerNode (${job.gpusPerNode}): a TP group stays inside one node`;
+  if (job.gpusPerNode % job.tp !== 0)
+    return `tp (${job.tp}) must divide gpusPerNode (${job.gpusPerNode}): a TP group stays inside one node`;
   if ((job.tp * job.dp) % job.gpusPerNode !== 0) {
     return `tp × dp (${job.tp * job.dp}) must be a multiple of gpusPerNode (${job.gpusPerNode}): each node serves one pipeline stage`;
   }
@@ -130,10 +135,12 @@ interface Context {
 function context(input: PlacementInput): Context | PlacementRefusal {
   const { job } = input;
   const invalid = validateTrainingJob(job);
-  if (invalid !== null) return { ok: false, reason: PlacementFailure.InvalidInput, message: `TrainingJob ${job.name}: ${invalid}` };
+  if (invalid !== null)
+    return { ok: false, reason: PlacementFailure.InvalidInput, message: `TrainingJob ${job.name}: ${invalid}` };
   const names = new Set<string>();
   for (const n of input.nodes) {
-    if (names.has(n.nodeName)) return { ok: false, reason: PlacementFailure.InvalidInput, message: `candidate node ${n.nodeName} listed twice` };
+    if (names.has(n.nodeName))
+      return { ok: false, reason: PlacementFailure.InvalidInput, message: `candidate node ${n.nodeName} listed twice` };
     names.add(n.nodeName);
   }
   const { usable, missing } = classify(job, input.nodes);
@@ -151,7 +158,10 @@ function context(input: PlacementInput): Context | PlacementRefusal {
 }
 
 /** Splits candidates into usable nodes and counts of why the others are not; each node counts once. */
-export function classify(job: TrainingJobShape, nodes: readonly CandidateNode[]): { usable: CandidateNode[]; missing: MissingCapacity } {
+export function classify(
+  job: TrainingJobShape,
+  nodes: readonly CandidateNode[],
+): { usable: CandidateNode[]; missing: MissingCapacity } {
   const missing: MissingCapacity = {
     nodesNeeded: job.nodes,
     gpusPerNode: job.gpusPerNode,
@@ -208,7 +218,10 @@ interface Layout {
 
 function evaluate(ctx: Context, stages: CandidateNode[][], split: "balanced" | "uniform"): Layout {
   const costs = stageCosts(ctx.job, stages, ctx.link);
-  const layers = split === "balanced" ? partitionLayers(ctx.job.model.layers, costs) : uniformLayers(ctx.job.model.layers, ctx.job.pp);
+  const layers =
+    split === "balanced"
+      ? partitionLayers(ctx.job.model.layers, costs)
+      : uniformLayers(ctx.job.model.layers, ctx.job.pp);
   const islands = new Set(stages.flatMap((s) => s.map(islandKey))).size;
   return { stages, layers, costs, estimate: estimateStep(costs, layers), islands };
 }
@@ -248,7 +261,8 @@ function holmesLayout(ctx: Context): Layout {
 
 function better(a: Layout, b: Layout): boolean {
   const [fewer, more] = a.islands <= b.islands ? [a, b] : [b, a];
-  if (fewer.islands < more.islands && fewer.estimate.stepMs <= more.estimate.stepMs * (1 + FEWER_ISLANDS_TOLERANCE)) return fewer === a;
+  if (fewer.islands < more.islands && fewer.estimate.stepMs <= more.estimate.stepMs * (1 + FEWER_ISLANDS_TOLERANCE))
+    return fewer === a;
   return a.estimate.stepMs < b.estimate.stepMs;
 }
 
@@ -263,11 +277,26 @@ function groupIslands(ctx: Context): Island[] {
   const islands: Island[] = [];
   for (const [key, nodes] of byKey) {
     const lineGbps = (x: CandidateNode): number => x.nicCount * x.nicBandwidthGbps;
-    nodes.sort((a, b) => gpuSpec(b.gpuModel).peakTflops - gpuSpec(a.gpuModel).peakTflops || lineGbps(b) - lineGbps(a) || cmp(a.leaf, b.leaf) || cmp(a.nodeName, b.nodeName));
+    nodes.sort(
+      (a, b) =>
+        gpuSpec(b.gpuModel).peakTflops - gpuSpec(a.gpuModel).peakTflops ||
+        lineGbps(b) - lineGbps(a) ||
+        cmp(a.leaf, b.leaf) ||
+        cmp(a.nodeName, b.nodeName),
+    );
     const first = nodes[0]!;
     const sample = nodes.slice(0, ctx.nodesPerStage);
-    const perLayerMs = sample.length === ctx.nodesPerStage ? stageCosts(ctx.job, [sample], ctx.link)[0]!.perLayerMs : Number.POSITIVE_INFINITY;
-    islands.push({ key, nicType: first.nicType, nodes, slots: Math.floor(nodes.length / ctx.nodesPerStage), perLayerMs });
+    const perLayerMs =
+      sample.length === ctx.nodesPerStage
+        ? stageCosts(ctx.job, [sample], ctx.link)[0]!.perLayerMs
+        : Number.POSITIVE_INFINITY;
+    islands.push({
+      key,
+      nicType: first.nicType,
+      nodes,
+      slots: Math.floor(nodes.length / ctx.nodesPerStage),
+      perLayerMs,
+    });
   }
   return islands;
 }
@@ -286,7 +315,8 @@ function fill(ordered: readonly Island[], pp: number, n: number): CandidateNode[
   }
   if (stages.length === pp) return stages;
   const byType = new Map<NicType, CandidateNode[]>();
-  for (const { island, nodes } of leftovers) byType.set(island.nicType, [...(byType.get(island.nicType) ?? []), ...nodes]);
+  for (const { island, nodes } of leftovers)
+    byType.set(island.nicType, [...(byType.get(island.nicType) ?? []), ...nodes]);
   const rest: CandidateNode[] = [];
   for (const nodes of byType.values()) {
     const take = Math.min(Math.floor(nodes.length / n), pp - stages.length);
@@ -298,7 +328,12 @@ function fill(ordered: readonly Island[], pp: number, n: number): CandidateNode[
   return stages;
 }
 
-function buildPlacement(ctx: Context, strategy: "holmes" | "oblivious", layout: Layout, obliviousStepMs: number): TrainingPlacement {
+function buildPlacement(
+  ctx: Context,
+  strategy: "holmes" | "oblivious",
+  layout: Layout,
+  obliviousStepMs: number,
+): TrainingPlacement {
   const { job, nodesPerStage } = ctx;
   const ranges = layerRanges(layout.layers);
   const stages: PlacedStage[] = layout.stages.map((nodes, s) => {
@@ -321,16 +356,38 @@ function buildPlacement(ctx: Context, strategy: "holmes" | "oblivious", layout: 
   for (const [s, nodes] of layout.stages.entries()) {
     for (const [j, node] of nodes.entries()) {
       const nodeRank = s * nodesPerStage + j;
-      const transports = { dp: stages[s]!.dpTransport, prev: s > 0 ? stages[s - 1]!.nextTransport : null, next: stages[s]!.nextTransport };
-      placedNodes.push({ nodeName: node.nodeName, nodeRank, stage: s, island: node.island, nicType: node.nicType, gpuModel: node.gpuModel, leaf: node.leaf, nccl: nodeNcclEnv(node, transports, ctx.nccl) });
+      const transports = {
+        dp: stages[s]!.dpTransport,
+        prev: s > 0 ? stages[s - 1]!.nextTransport : null,
+        next: stages[s]!.nextTransport,
+      };
+      placedNodes.push({
+        nodeName: node.nodeName,
+        nodeRank,
+        stage: s,
+        island: node.island,
+        nicType: node.nicType,
+        gpuModel: node.gpuModel,
+        leaf: node.leaf,
+        nccl: nodeNcclEnv(node, transports, ctx.nccl),
+      });
       for (let localRank = 0; localRank < job.gpusPerNode; localRank++) {
         const inStage = j * job.gpusPerNode + localRank;
-        ranks.push({ rank: nodeRank * job.gpusPerNode + localRank, nodeName: node.nodeName, nodeRank, localRank, tpRank: inStage % job.tp, ppRank: s, dpRank: Math.floor(inStage / job.tp) });
+        ranks.push({
+          rank: nodeRank * job.gpusPerNode + localRank,
+          nodeName: node.nodeName,
+          nodeRank,
+          localRank,
+          tpRank: inStage % job.tp,
+          ppRank: s,
+          dpRank: Math.floor(inStage / job.tp),
+        });
       }
     }
   }
   const islandsUsed: string[] = [];
-  for (const st of stages) for (const name of st.island.split("+")) if (!islandsUsed.includes(name)) islandsUsed.push(name);
+  for (const st of stages)
+    for (const name of st.island.split("+")) if (!islandsUsed.includes(name)) islandsUsed.push(name);
   const predictedStepMs = layout.estimate.stepMs;
   return {
     ok: true,
@@ -348,7 +405,14 @@ function buildPlacement(ctx: Context, strategy: "holmes" | "oblivious", layout: 
   };
 }
 
-function summarize(job: TrainingJobShape, strategy: string, stages: readonly PlacedStage[], islands: readonly string[], stepMs: number, obliviousMs: number): string {
+function summarize(
+  job: TrainingJobShape,
+  strategy: string,
+  stages: readonly PlacedStage[],
+  islands: readonly string[],
+  stepMs: number,
+  obliviousMs: number,
+): string {
   const socketGroups = stages.filter((s) => s.dpTransport === Transport.socket && s.nicType !== "ethernet").length;
   const layers = stages.map((s) => s.layerEndExclusive - s.layerStart).join("/");
   const text =

@@ -61,7 +61,8 @@ export function decideRestart(state: RestartState): RestartDecision {
     ["restarts", state.restarts],
     ["maxRestarts", state.maxRestarts],
   ] as const) {
-    if (!Number.isInteger(value) || value < 0) throw new RangeError(`TrainingJob ${state.jobName}: ${field} must be a non-negative integer, got ${value}`);
+    if (!Number.isInteger(value) || value < 0)
+      throw new RangeError(`TrainingJob ${state.jobName}: ${field} must be a non-negative integer, got ${value}`);
   }
   const failed = state.pods.filter((p) => p.phase === "Failed");
   const isolated = [...new Set(state.isolatedNodes)];
@@ -69,8 +70,20 @@ export function decideRestart(state: RestartState): RestartDecision {
   if (failed.length === 0 && isolated.length === 0 && faults.length === 0) {
     const done = state.pods.length > 0 && state.pods.every((p) => p.phase === "Succeeded");
     return done
-      ? { action: RestartAction.none, backoffMs: 0, reason: Reason.Completed, message: `all ${state.pods.length} pods succeeded`, restarts: state.restarts }
-      : { action: RestartAction.none, backoffMs: 0, reason: Reason.AsExpected, message: "no failed pod and no isolated node", restarts: state.restarts };
+      ? {
+          action: RestartAction.none,
+          backoffMs: 0,
+          reason: Reason.Completed,
+          message: `all ${state.pods.length} pods succeeded`,
+          restarts: state.restarts,
+        }
+      : {
+          action: RestartAction.none,
+          backoffMs: 0,
+          reason: Reason.AsExpected,
+          message: "no failed pod and no isolated node",
+          restarts: state.restarts,
+        };
   }
   const what = describe(failed, isolated, faults);
   if (state.restarts >= state.maxRestarts) {
@@ -95,9 +108,16 @@ export function decideRestart(state: RestartState): RestartDecision {
   };
 }
 
-function describe(failed: readonly { name: string; nodeName: string }[], isolated: readonly string[], faults: readonly string[]): string {
+function describe(
+  failed: readonly { name: string; nodeName: string }[],
+  isolated: readonly string[],
+  faults: readonly string[],
+): string {
   const parts: string[] = [];
-  if (failed.length > 0) parts.push(`pod${failed.length === 1 ? "" : "s"} ${list(failed.map((p) => `${p.name} (node ${p.nodeName})`))} failed`);
+  if (failed.length > 0)
+    parts.push(
+      `pod${failed.length === 1 ? "" : "s"} ${list(failed.map((p) => `${p.name} (node ${p.nodeName})`))} failed`,
+    );
   if (isolated.length > 0) parts.push(`node${isolated.length === 1 ? "" : "s"} ${list(isolated)} isolated`);
   if (faults.length > 0) parts.push(`fault detection found ${list(faults)}`);
   return parts.join("; ");

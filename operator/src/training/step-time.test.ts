@@ -15,11 +15,36 @@ const model = DEFAULT_LINK_MODEL;
 describe("groupLink", () => {
   it.each([
     { name: "one node → NVLink", group: ["ib-n000"], transport: Transport.nvlink, GBps: Number.POSITIVE_INFINITY },
-    { name: "IB island → InfiniBand at 8×400 Gb/s × efficiency", group: ["ib-n000", "ib-n001"], transport: Transport.infiniband, GBps: (8 * 400 * model.efficiency.infiniband) / 8 },
-    { name: "RoCE island → RoCE", group: ["roce-n000", "roce-n003"], transport: Transport.roce, GBps: (8 * 200 * model.efficiency.roce) / 8 },
-    { name: "Ethernet island → sockets on its NICs", group: ["eth-n000", "eth-n001"], transport: Transport.socket, GBps: (2 * 100 * model.efficiency.ethernet) / 8 },
-    { name: "two IB islands (two fabrics) → sockets capped by the inter-island path", group: ["ib-n000", "ib2-n000"], transport: Transport.socket, GBps: (model.crossIslandGbpsPerNode * model.crossIslandSocketEfficiency) / 8 },
-    { name: "IB + RoCE → sockets", group: ["ib-n000", "roce-n000"], transport: Transport.socket, GBps: (model.crossIslandGbpsPerNode * model.crossIslandSocketEfficiency) / 8 },
+    {
+      name: "IB island → InfiniBand at 8×400 Gb/s × efficiency",
+      group: ["ib-n000", "ib-n001"],
+      transport: Transport.infiniband,
+      GBps: (8 * 400 * model.efficiency.infiniband) / 8,
+    },
+    {
+      name: "RoCE island → RoCE",
+      group: ["roce-n000", "roce-n003"],
+      transport: Transport.roce,
+      GBps: (8 * 200 * model.efficiency.roce) / 8,
+    },
+    {
+      name: "Ethernet island → sockets on its NICs",
+      group: ["eth-n000", "eth-n001"],
+      transport: Transport.socket,
+      GBps: (2 * 100 * model.efficiency.ethernet) / 8,
+    },
+    {
+      name: "two IB islands (two fabrics) → sockets capped by the inter-island path",
+      group: ["ib-n000", "ib2-n000"],
+      transport: Transport.socket,
+      GBps: (model.crossIslandGbpsPerNode * model.crossIslandSocketEfficiency) / 8,
+    },
+    {
+      name: "IB + RoCE → sockets",
+      group: ["ib-n000", "roce-n000"],
+      transport: Transport.socket,
+      GBps: (model.crossIslandGbpsPerNode * model.crossIslandSocketEfficiency) / 8,
+    },
   ])("$name", ({ group, transport, GBps }) => {
     const link = groupLink(group.map(byName), model);
     expect(link.transport).toBe(transport);
@@ -34,7 +59,16 @@ describe("stepShape", () => {
     { global: 100, micro: 1, dp: 8, want: 13 }, // a partial micro-batch still costs a whole one
     { global: 4, micro: 1, dp: 8, want: 1 },
   ])("global $global, micro $micro, dp $dp → $want micro-batches", ({ global, micro, dp, want }) => {
-    const job = makeTrainingJob("j").parallel(8, 1, dp).model({ paramsBillions: 7.5, layers: 36, hiddenSize: 4096, globalBatchSequences: global, microBatchSequences: micro }).obj();
+    const job = makeTrainingJob("j")
+      .parallel(8, 1, dp)
+      .model({
+        paramsBillions: 7.5,
+        layers: 36,
+        hiddenSize: 4096,
+        globalBatchSequences: global,
+        microBatchSequences: micro,
+      })
+      .obj();
     expect(stepShape(job).microBatches).toBe(want);
   });
 });
@@ -63,8 +97,22 @@ describe("stageCosts and estimateStep", () => {
   });
 
   it("uses sockets for pipeline sends between islands and RDMA inside one", () => {
-    const within = stageCosts(job, [[byName("ib-n000"), byName("ib-n001")], [byName("ib-n002"), byName("ib-n003")]], model);
-    const across = stageCosts(job, [[byName("ib-n000"), byName("ib-n001")], [byName("roce-n000"), byName("roce-n001")]], model);
+    const within = stageCosts(
+      job,
+      [
+        [byName("ib-n000"), byName("ib-n001")],
+        [byName("ib-n002"), byName("ib-n003")],
+      ],
+      model,
+    );
+    const across = stageCosts(
+      job,
+      [
+        [byName("ib-n000"), byName("ib-n001")],
+        [byName("roce-n000"), byName("roce-n001")],
+      ],
+      model,
+    );
     expect(within[0]!.nextLink!.transport).toBe(Transport.infiniband);
     expect(across[0]!.nextLink!.transport).toBe(Transport.socket);
     expect(across[0]!.fixedMs).toBeGreaterThan(within[0]!.fixedMs);
@@ -72,7 +120,14 @@ describe("stageCosts and estimateStep", () => {
   });
 
   it("step = slowest stage's busy time + (pp − 1) × slowest micro-batch", () => {
-    const costs = stageCosts(job, [[byName("ib-n000"), byName("ib-n001")], [byName("eth-n000"), byName("eth-n001")]], model);
+    const costs = stageCosts(
+      job,
+      [
+        [byName("ib-n000"), byName("ib-n001")],
+        [byName("eth-n000"), byName("eth-n001")],
+      ],
+      model,
+    );
     const est = estimateStep(costs, [20, 16]);
     const busy = costs.map((c, s) => c.perLayerMs * [20, 16][s]! + c.fixedMs);
     const micro = costs.map((c, s) => c.microPerLayerMs * [20, 16][s]! + c.microFixedMs);

@@ -56,7 +56,11 @@ export const DEFAULT_LINK_MODEL: LinkModel = {
 };
 
 export function linkModelWith(overrides: Partial<LinkModel> | undefined): LinkModel {
-  return { ...DEFAULT_LINK_MODEL, ...overrides, efficiency: { ...DEFAULT_LINK_MODEL.efficiency, ...overrides?.efficiency } };
+  return {
+    ...DEFAULT_LINK_MODEL,
+    ...overrides,
+    efficiency: { ...DEFAULT_LINK_MODEL.efficiency, ...overrides?.efficiency },
+  };
 }
 
 export interface GroupLink {
@@ -86,7 +90,9 @@ export function groupLink(nodes: readonly NodeTopology[], model: LinkModel): Gro
   let nodeGBps = Number.POSITIVE_INFINITY;
   for (const n of nodes) {
     const lineGbps = n.nicCount * n.nicBandwidthGbps;
-    const gbps = oneFabric ? lineGbps * model.efficiency[n.nicType] : Math.min(lineGbps, model.crossIslandGbpsPerNode) * model.crossIslandSocketEfficiency;
+    const gbps = oneFabric
+      ? lineGbps * model.efficiency[n.nicType]
+      : Math.min(lineGbps, model.crossIslandGbpsPerNode) * model.crossIslandSocketEfficiency;
     nodeGBps = Math.min(nodeGBps, gbps * GBPS_PER_GBITPS);
   }
   const transport = !oneFabric || first.nicType === "ethernet" ? Transport.socket : first.nicType;
@@ -143,7 +149,11 @@ export interface StageCost {
  * Cost coefficients of every stage of a layout: `stages[s]` lists stage s's nodes in rank order (node j of stage s
  * exchanges activations with node j of stage s ± 1, since ranks r and r ± tp·dp sit on them).
  */
-export function stageCosts(job: TrainingJobShape, stages: readonly (readonly NodeTopology[])[], model: LinkModel): StageCost[] {
+export function stageCosts(
+  job: TrainingJobShape,
+  stages: readonly (readonly NodeTopology[])[],
+  model: LinkModel,
+): StageCost[] {
   const shape = stepShape(job);
   const h = job.model.hiddenSize;
   const replicasPerNode = job.gpusPerNode / job.tp;
@@ -151,7 +161,8 @@ export function stageCosts(job: TrainingJobShape, stages: readonly (readonly Nod
   return stages.map((nodes, s) => {
     const spec = slowestGpu(nodes);
     const nvlinkGBps = spec.nvlinkGBpsPerDirection * model.nvlinkEfficiency;
-    const computeMs = ((shape.flopsPerLayerPerToken * shape.tokensPerMicroBatch) / (job.tp * spec.peakTflops * 1e12 * model.mfu)) * 1e3;
+    const computeMs =
+      ((shape.flopsPerLayerPerToken * shape.tokensPerMicroBatch) / (job.tp * spec.peakTflops * 1e12 * model.mfu)) * 1e3;
     const tpMs = 4 * allReduceMs(shape.tokensPerMicroBatch * h * model.bytesPerElement, job.tp, nvlinkGBps);
     // Every replica on a node sends its activation (split over its TP ranks) through the node's NICs at once.
     const sendBytesPerNode = replicasPerNode * shape.tokensPerMicroBatch * h * model.bytesPerElement;
@@ -185,7 +196,12 @@ function boundaryLink(from: readonly NodeTopology[], to: readonly NodeTopology[]
   let worst: GroupLink | null = null;
   for (let j = 0; j < from.length; j++) {
     const link = groupLink([from[j]!, to[j]!], model);
-    if (worst === null || link.nodeGBps < worst.nodeGBps || (link.nodeGBps === worst.nodeGBps && link.transport === Transport.socket)) worst = link;
+    if (
+      worst === null ||
+      link.nodeGBps < worst.nodeGBps ||
+      (link.nodeGBps === worst.nodeGBps && link.transport === Transport.socket)
+    )
+      worst = link;
   }
   if (worst === null) throw new Error("boundaryLink: empty stage");
   return worst;
@@ -212,7 +228,8 @@ export interface StepEstimate {
 
 /** The step-time model (see file doc) for given stage costs and layers per stage. */
 export function estimateStep(costs: readonly StageCost[], layersPerStage: readonly number[]): StepEstimate {
-  if (costs.length !== layersPerStage.length) throw new Error(`estimateStep: ${costs.length} stages but ${layersPerStage.length} layer counts`);
+  if (costs.length !== layersPerStage.length)
+    throw new Error(`estimateStep: ${costs.length} stages but ${layersPerStage.length} layer counts`);
   let bottleneckStage = 0;
   let maxBusy = -1;
   let maxMicro = 0;

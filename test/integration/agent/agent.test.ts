@@ -18,13 +18,24 @@ import type { WorkerCommand__Output } from "../../../agent/src/grpc/generated/gp
 import { factsToLabels } from "../../../agent/src/discovery/facts.js";
 import { AgentMetrics } from "../../../agent/src/metrics.js";
 import { simulatedNodeFacts } from "../../../agent/src/simulation/model.js";
-import { decodeCollectives, decodeLoad, decodeWorkers, subscriptionFor } from "../../../common/src/telemetry/subjects.js";
+import {
+  decodeCollectives,
+  decodeLoad,
+  decodeWorkers,
+  subscriptionFor,
+} from "../../../common/src/telemetry/subjects.js";
 import { startNatsServer, type NatsServer } from "./nats-server.js";
 import { JetStreamTransport } from "../../../agent/src/telemetry/jetstream.js";
 import { DEFAULT_PUBLISHER_LIMITS } from "../../../agent/src/telemetry/publisher.js";
 
 const NODE = "gpu-node-1";
-const facts = simulatedNodeFacts({ metadata: { name: NODE, annotations: { "kwok.x-k8s.io/node": "fake" }, labels: { "gpufleet.io/leaf": "leaf-0", "gpufleet.io/island": "ib-0" } } } satisfies V1Node);
+const facts = simulatedNodeFacts({
+  metadata: {
+    name: NODE,
+    annotations: { "kwok.x-k8s.io/node": "fake" },
+    labels: { "gpufleet.io/leaf": "leaf-0", "gpufleet.io/island": "ib-0" },
+  },
+} satisfies V1Node);
 const nodes: NodeDirectory = {
   nodeNames: () => [NODE],
   facts: (n) => (n === NODE ? facts : undefined),
@@ -32,7 +43,11 @@ const nodes: NodeDirectory = {
 };
 
 /** Collects messages until `count` arrived or the timeout passed (bounded wait, no fixed sleep). */
-async function collect(sub: Subscription, count: number, timeoutMs = 10_000): Promise<{ subject: string; data: Uint8Array }[]> {
+async function collect(
+  sub: Subscription,
+  count: number,
+  timeoutMs = 10_000,
+): Promise<{ subject: string; data: Uint8Array }[]> {
   const out: { subject: string; data: Uint8Array }[] = [];
   const timer = setTimeout(() => sub.unsubscribe(), timeoutMs);
   for await (const m of sub) {
@@ -64,8 +79,25 @@ beforeAll(async () => {
     sampleRdma: async () => undefined,
   });
   agent = new AgentCore(
-    { workerSocketPath: join(dir, "agent.sock"), operatorAddress: "127.0.0.1:0", tls: undefined, heartbeatIntervalMs: 200, missedHeartbeatsLimit: 2, publisherLimits: { ...DEFAULT_PUBLISHER_LIMITS, maxBatchItems: 500, maxBufferedItems: 10_000, maxInFlightBatches: 4, flushIntervalMs: 50 } },
-    await JetStreamTransport.connect(nc), nodes, diagnostics, new AgentMetrics(new Registry()), () => {},
+    {
+      workerSocketPath: join(dir, "agent.sock"),
+      operatorAddress: "127.0.0.1:0",
+      tls: undefined,
+      heartbeatIntervalMs: 200,
+      missedHeartbeatsLimit: 2,
+      publisherLimits: {
+        ...DEFAULT_PUBLISHER_LIMITS,
+        maxBatchItems: 500,
+        maxBufferedItems: 10_000,
+        maxInFlightBatches: 4,
+        flushIntervalMs: 50,
+      },
+    },
+    await JetStreamTransport.connect(nc),
+    nodes,
+    diagnostics,
+    new AgentMetrics(new Registry()),
+    () => {},
   );
   await agent.start();
   operator = new NodeAgentClient(`127.0.0.1:${agent.server.operatorPort}`, grpc.credentials.createInsecure(), 2000);
@@ -81,7 +113,18 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-const registration = { workerId: "uid-1/0", podNamespace: "ns", podName: "train-0", podUid: "uid-1", nodeName: NODE, kind: "training", gpuUuids: [], rank: 0, worldSize: 2, simulated: true };
+const registration = {
+  workerId: "uid-1/0",
+  podNamespace: "ns",
+  podName: "train-0",
+  podUid: "uid-1",
+  nodeName: NODE,
+  kind: "training",
+  gpuUuids: [],
+  rank: 0,
+  worldSize: 2,
+  simulated: true,
+};
 
 describe("telemetry to NATS", () => {
   it("a subscriber receives the worker's registration, collective records and load, well-formed", async () => {
@@ -89,24 +132,63 @@ describe("telemetry to NATS", () => {
     const collectives = nc.subscribe(subscriptionFor("collectives"));
     const load = nc.subscribe(subscriptionFor("load"));
     expect(await worker.register(registration)).toEqual({ heartbeatIntervalMs: 200, missedHeartbeatsLimit: 2 });
-    await worker.register({ ...registration, workerId: "uid-2/0", podName: "serve-0", podUid: "uid-2", kind: "serving-decode", rank: -1, worldSize: 0 });
+    await worker.register({
+      ...registration,
+      workerId: "uid-2/0",
+      podName: "serve-0",
+      podUid: "uid-2",
+      kind: "serving-decode",
+      rank: -1,
+      worldSize: 0,
+    });
     const records = Array.from({ length: 1200 }, (_, i) => ({
-      communicator: "job-a", rank: 0, nRanks: 2, collective: "AllReduce", sequence: i, bytes: 1 << 24,
-      startUnixUs: 1_700_000_000_000_000 + i * 1000, endUnixUs: 1_700_000_000_000_500 + i * 1000,
-      peers: [{ peerRank: 1, bytes: 1 << 24, startUnixUs: 1_700_000_000_000_000 + i * 1000, endUnixUs: 1_700_000_000_000_400 + i * 1000 }],
+      communicator: "job-a",
+      rank: 0,
+      nRanks: 2,
+      collective: "AllReduce",
+      sequence: i,
+      bytes: 1 << 24,
+      startUnixUs: 1_700_000_000_000_000 + i * 1000,
+      endUnixUs: 1_700_000_000_000_500 + i * 1000,
+      peers: [
+        {
+          peerRank: 1,
+          bytes: 1 << 24,
+          startUnixUs: 1_700_000_000_000_000 + i * 1000,
+          endUnixUs: 1_700_000_000_000_400 + i * 1000,
+        },
+      ],
     }));
     expect(await worker.reportCollectives({ workerId: "uid-1/0", records })).toEqual({ accepted: 1200 });
-    await worker.reportLoad({ workerId: "uid-2/0", unixMs: Date.now(), queueLength: 3, runningRequests: 12, kvCacheUsedFraction: 0.4, kvCacheUsedBytes: 1e9, ttftMs: 120, tpotMs: 9.5, tokensPerSecond: 1300 });
+    await worker.reportLoad({
+      workerId: "uid-2/0",
+      unixMs: Date.now(),
+      queueLength: 3,
+      runningRequests: 12,
+      kvCacheUsedFraction: 0.4,
+      kvCacheUsedBytes: 1e9,
+      ttftMs: 120,
+      tpotMs: 9.5,
+      tokensPerSecond: 1300,
+    });
 
     const events = (await collect(workerEvents, 2)).map((m) => decodeWorkers(m.subject, m.data));
-    expect(events.map((e) => [e.event, e.workerId, e.node])).toEqual([["registered", "uid-1/0", NODE], ["registered", "uid-2/0", NODE]]);
+    expect(events.map((e) => [e.event, e.workerId, e.node])).toEqual([
+      ["registered", "uid-1/0", NODE],
+      ["registered", "uid-2/0", NODE],
+    ]);
     const batches = (await collect(collectives, 3)).map((m) => decodeCollectives(m.subject, m.data));
     expect(batches.map((b) => b.records.length)).toEqual([500, 500, 200]);
     const received = batches.flatMap((b) => b.records);
     expect(received.map((r) => r.sequence)).toEqual(records.map((r) => r.sequence));
     expect(received[1199]).toEqual(records[1199]);
     const loads = (await collect(load, 1)).map((m) => decodeLoad(m.subject, m.data));
-    expect(loads[0]!.reports[0]).toMatchObject({ workerId: "uid-2/0", podName: "serve-0", queueLength: 3, tpotMs: 9.5 });
+    expect(loads[0]!.reports[0]).toMatchObject({
+      workerId: "uid-2/0",
+      podName: "serve-0",
+      queueLength: 3,
+      tpotMs: 9.5,
+    });
   });
 
   it("a worker that stops heartbeating is reported missing on NATS", async () => {
@@ -145,16 +227,79 @@ describe("gRPC round trips", () => {
   });
 
   it.each([
-    { name: "unknown node", call: () => operator.getNodeInfo("nope"), code: grpc.status.NOT_FOUND, details: /not served/ },
-    { name: "missing node name", call: () => operator.getNodeInfo(""), code: grpc.status.INVALID_ARGUMENT, details: /node_name/ },
-    { name: "unknown diagnostic", call: () => operator.runDiagnostic(NODE, "smoke-test"), code: grpc.status.INVALID_ARGUMENT, details: /smoke-test/ },
-    { name: "command to an unknown worker", call: () => operator.sendWorkerCommand("ghost", { commandId: "c", drain: { deadlineMs: 1 } }), code: grpc.status.NOT_FOUND, details: /ghost/ },
-    { name: "command without a command", call: () => operator.sendWorkerCommand("uid-1/0", { commandId: "c" }), code: grpc.status.INVALID_ARGUMENT, details: /one of/ },
-    { name: "fault with a bad factor", call: () => operator.sendWorkerCommand("uid-1/0", { commandId: "c", injectFault: { kind: "slow-link", rank: 0, peerRank: 1, factor: 4 } }), code: grpc.status.INVALID_ARGUMENT, details: /factor/ },
-    { name: "traffic plan naming a NIC the node lacks", call: () => operator.applyTrafficPlan({ nodeName: NODE, planId: "p", routes: [{ communicator: "c", rank: 0, peerRank: 1, nic: "mlx5_99", weight: 1 }] }), code: grpc.status.INVALID_ARGUMENT, details: /mlx5_99/ },
-    { name: "report from an unknown worker", call: () => worker.reportCollectives({ workerId: "ghost", records: [] }), code: grpc.status.NOT_FOUND, details: /ghost/ },
-    { name: "malformed collective record", call: () => worker.reportCollectives({ workerId: "uid-1/0", records: [{ communicator: "c", rank: 5, nRanks: 2, collective: "AllReduce", startUnixUs: 1 }] }), code: grpc.status.INVALID_ARGUMENT, details: /rank 5/ },
-    { name: "registration for another node", call: () => worker.register({ ...registration, nodeName: "elsewhere" }), code: grpc.status.INVALID_ARGUMENT, details: /elsewhere/ },
+    {
+      name: "unknown node",
+      call: () => operator.getNodeInfo("nope"),
+      code: grpc.status.NOT_FOUND,
+      details: /not served/,
+    },
+    {
+      name: "missing node name",
+      call: () => operator.getNodeInfo(""),
+      code: grpc.status.INVALID_ARGUMENT,
+      details: /node_name/,
+    },
+    {
+      name: "unknown diagnostic",
+      call: () => operator.runDiagnostic(NODE, "smoke-test"),
+      code: grpc.status.INVALID_ARGUMENT,
+      details: /smoke-test/,
+    },
+    {
+      name: "command to an unknown worker",
+      call: () => operator.sendWorkerCommand("ghost", { commandId: "c", drain: { deadlineMs: 1 } }),
+      code: grpc.status.NOT_FOUND,
+      details: /ghost/,
+    },
+    {
+      name: "command without a command",
+      call: () => operator.sendWorkerCommand("uid-1/0", { commandId: "c" }),
+      code: grpc.status.INVALID_ARGUMENT,
+      details: /one of/,
+    },
+    {
+      name: "fault with a bad factor",
+      call: () =>
+        operator.sendWorkerCommand("uid-1/0", {
+          commandId: "c",
+          injectFault: { kind: "slow-link", rank: 0, peerRank: 1, factor: 4 },
+        }),
+      code: grpc.status.INVALID_ARGUMENT,
+      details: /factor/,
+    },
+    {
+      name: "traffic plan naming a NIC the node lacks",
+      call: () =>
+        operator.applyTrafficPlan({
+          nodeName: NODE,
+          planId: "p",
+          routes: [{ communicator: "c", rank: 0, peerRank: 1, nic: "mlx5_99", weight: 1 }],
+        }),
+      code: grpc.status.INVALID_ARGUMENT,
+      details: /mlx5_99/,
+    },
+    {
+      name: "report from an unknown worker",
+      call: () => worker.reportCollectives({ workerId: "ghost", records: [] }),
+      code: grpc.status.NOT_FOUND,
+      details: /ghost/,
+    },
+    {
+      name: "malformed collective record",
+      call: () =>
+        worker.reportCollectives({
+          workerId: "uid-1/0",
+          records: [{ communicator: "c", rank: 5, nRanks: 2, collective: "AllReduce", startUnixUs: 1 }],
+        }),
+      code: grpc.status.INVALID_ARGUMENT,
+      details: /rank 5/,
+    },
+    {
+      name: "registration for another node",
+      call: () => worker.register({ ...registration, nodeName: "elsewhere" }),
+      code: grpc.status.INVALID_ARGUMENT,
+      details: /elsewhere/,
+    },
   ])("$name -> $code", async ({ call, code, details }) => {
     const [got, message] = await codeOf(call());
     expect(got).toBe(code);
@@ -162,7 +307,11 @@ describe("gRPC round trips", () => {
   });
 
   it("refuses a call without a deadline", async () => {
-    const [code, details] = await codeOf(new Promise((resolve, reject) => operator.raw.GetNodeInfo({ nodeName: NODE }, (err, v) => (err ? reject(err) : resolve(v)))));
+    const [code, details] = await codeOf(
+      new Promise((resolve, reject) =>
+        operator.raw.GetNodeInfo({ nodeName: NODE }, (err, v) => (err ? reject(err) : resolve(v))),
+      ),
+    );
     expect(code).toBe(grpc.status.INVALID_ARGUMENT);
     expect(details).toMatch(/deadline/);
   });
@@ -184,16 +333,28 @@ describe("gRPC round trips", () => {
   it("delivers an operator command to the worker's stream and answers with the worker's acknowledgement", async () => {
     await worker.register(registration);
     const got: WorkerCommand__Output[] = [];
-    const stream = worker.commands("uid-1/0", (c) => {
-      got.push(c);
-      void worker.ackCommand({ workerId: "uid-1/0", commandId: c.commandId, outcome: "rejected", reason: `request ${c.migrateOut?.requestId} is not here` });
-    }, () => {});
+    const stream = worker.commands(
+      "uid-1/0",
+      (c) => {
+        got.push(c);
+        void worker.ackCommand({
+          workerId: "uid-1/0",
+          commandId: c.commandId,
+          outcome: "rejected",
+          reason: `request ${c.migrateOut?.requestId} is not here`,
+        });
+      },
+      () => {},
+    );
     // The stream is attached once the agent has it: until then the agent answers UNAVAILABLE (bounded poll).
     const until = Date.now() + 5000;
     let answer;
     for (;;) {
       try {
-        answer = await operator.sendWorkerCommand("uid-1/0", { commandId: "m1", migrateOut: { requestId: "req-9", targetWorkerId: "uid-2/0", targetPod: "ns/serve-1" } });
+        answer = await operator.sendWorkerCommand("uid-1/0", {
+          commandId: "m1",
+          migrateOut: { requestId: "req-9", targetWorkerId: "uid-2/0", targetPod: "ns/serve-1" },
+        });
         break;
       } catch (err) {
         if ((err as grpc.ServiceError).code !== grpc.status.UNAVAILABLE || Date.now() > until) throw err;
@@ -202,19 +363,31 @@ describe("gRPC round trips", () => {
     }
     expect(answer).toMatchObject({ commandId: "m1", outcome: "rejected", reason: "request req-9 is not here" });
     expect(got).toHaveLength(1);
-    expect(got[0]).toMatchObject({ commandId: "m1", command: "migrateOut", migrateOut: { requestId: "req-9", targetPod: "ns/serve-1" } });
+    expect(got[0]).toMatchObject({
+      commandId: "m1",
+      command: "migrateOut",
+      migrateOut: { requestId: "req-9", targetPod: "ns/serve-1" },
+    });
     stream.cancel();
   });
 
   it("answers a command to a worker without a command stream with UNAVAILABLE", async () => {
     await worker.register({ ...registration, workerId: "uid-4/0", podName: "train-4", podUid: "uid-4" });
-    const [code, details] = await codeOf(operator.sendWorkerCommand("uid-4/0", { commandId: "n1", drain: { deadlineMs: 1 } }));
+    const [code, details] = await codeOf(
+      operator.sendWorkerCommand("uid-4/0", { commandId: "n1", drain: { deadlineMs: 1 } }),
+    );
     expect(code).toBe(grpc.status.UNAVAILABLE);
     expect(details).toMatch(/no open command stream/);
   });
 
   it("answers a valid traffic plan with UNIMPLEMENTED: no executor applies it on the node yet", async () => {
-    const [code, details] = await codeOf(operator.applyTrafficPlan({ nodeName: NODE, planId: "plan-1", routes: [{ communicator: "job-a", rank: 0, peerRank: 1, nic: "mlx5_3", weight: 1 }] }));
+    const [code, details] = await codeOf(
+      operator.applyTrafficPlan({
+        nodeName: NODE,
+        planId: "plan-1",
+        routes: [{ communicator: "job-a", rank: 0, peerRank: 1, nic: "mlx5_3", weight: 1 }],
+      }),
+    );
     expect(code).toBe(grpc.status.UNIMPLEMENTED);
     expect(details).toMatch(/executor/);
   });

@@ -29,8 +29,18 @@ import { REPO_ROOT } from "../../support/paths.js";
 import { startNatsServer, type NatsServer } from "./nats-server.js";
 
 const NODE = "gpu-node-7";
-const facts = simulatedNodeFacts({ metadata: { name: NODE, annotations: { "kwok.x-k8s.io/node": "fake" }, labels: { "gpufleet.io/leaf": "leaf-0", "gpufleet.io/island": "ib-0" } } } satisfies V1Node);
-const nodes: NodeDirectory = { nodeNames: () => [NODE], facts: (n) => (n === NODE ? facts : undefined), labels: (n) => (n === NODE ? factsToLabels(facts) : undefined) };
+const facts = simulatedNodeFacts({
+  metadata: {
+    name: NODE,
+    annotations: { "kwok.x-k8s.io/node": "fake" },
+    labels: { "gpufleet.io/leaf": "leaf-0", "gpufleet.io/island": "ib-0" },
+  },
+} satisfies V1Node);
+const nodes: NodeDirectory = {
+  nodeNames: () => [NODE],
+  facts: (n) => (n === NODE ? facts : undefined),
+  labels: (n) => (n === NODE ? factsToLabels(facts) : undefined),
+};
 
 let nats: NatsServer;
 let nc: NatsConnection;
@@ -44,10 +54,25 @@ beforeAll(async () => {
   nats = await startNatsServer();
   nc = await connect({ servers: nats.url });
   dir = mkdtempSync(join(tmpdir(), "gpufleet-adapter-"));
-  const diagnostics = new NodeDiagnostics({ rediscover: async () => facts, publishedLabels: (n) => nodes.labels(n), sampleRdma: async () => undefined });
+  const diagnostics = new NodeDiagnostics({
+    rediscover: async () => facts,
+    publishedLabels: (n) => nodes.labels(n),
+    sampleRdma: async () => undefined,
+  });
   agent = new AgentCore(
-    { workerSocketPath: join(dir, "agent.sock"), operatorAddress: "127.0.0.1:0", tls: undefined, heartbeatIntervalMs: 200, missedHeartbeatsLimit: 5, publisherLimits: { ...DEFAULT_PUBLISHER_LIMITS, flushIntervalMs: 50 } },
-    await JetStreamTransport.connect(nc), nodes, diagnostics, new AgentMetrics(new Registry()), () => {},
+    {
+      workerSocketPath: join(dir, "agent.sock"),
+      operatorAddress: "127.0.0.1:0",
+      tls: undefined,
+      heartbeatIntervalMs: 200,
+      missedHeartbeatsLimit: 5,
+      publisherLimits: { ...DEFAULT_PUBLISHER_LIMITS, flushIntervalMs: 50 },
+    },
+    await JetStreamTransport.connect(nc),
+    nodes,
+    diagnostics,
+    new AgentMetrics(new Registry()),
+    () => {},
   );
   await agent.start();
   const page = readFileSync(join(REPO_ROOT, "agent/src/engines/fixtures/vllm-metrics-1.txt"), "utf8");
@@ -77,10 +102,22 @@ describe("engine adapter sidecar", () => {
       stdio: ["ignore", "pipe", "pipe"],
       env: {
         ...process.env,
-        GPUFLEET_ENGINE_KIND: "vllm", GPUFLEET_ENGINE_METRICS_URL: `http://127.0.0.1:${port}/metrics`, GPUFLEET_AGENT_SOCKET: join(dir, "agent.sock"),
-        POD_IP: "10.1.2.3", GPUFLEET_PORT: "8000", POD_NAMESPACE: "llm", POD_NAME: "chat-h-p0", POD_UID: "uid-77", NODE_NAME: NODE,
-        GPUFLEET_SERVING_DEPLOYMENT: "chat", GPUFLEET_ROLE: "prefill", GPUFLEET_MODEL: "meta-llama/Llama-3.1-8B-Instruct", GPUFLEET_TP: "2", GPUFLEET_PP: "1",
-        GPUFLEET_GPU_MODEL: "H100-80GB", GPUFLEET_ENGINE_SCRAPE_INTERVAL_MS: "200",
+        GPUFLEET_ENGINE_KIND: "vllm",
+        GPUFLEET_ENGINE_METRICS_URL: `http://127.0.0.1:${port}/metrics`,
+        GPUFLEET_AGENT_SOCKET: join(dir, "agent.sock"),
+        POD_IP: "10.1.2.3",
+        GPUFLEET_PORT: "8000",
+        POD_NAMESPACE: "llm",
+        POD_NAME: "chat-h-p0",
+        POD_UID: "uid-77",
+        NODE_NAME: NODE,
+        GPUFLEET_SERVING_DEPLOYMENT: "chat",
+        GPUFLEET_ROLE: "prefill",
+        GPUFLEET_MODEL: "meta-llama/Llama-3.1-8B-Instruct",
+        GPUFLEET_TP: "2",
+        GPUFLEET_PP: "1",
+        GPUFLEET_GPU_MODEL: "H100-80GB",
+        GPUFLEET_ENGINE_SCRAPE_INTERVAL_MS: "200",
       },
     });
     sidecar.stderr!.on("data", (d: Buffer) => (sidecarLog += d.toString()));
@@ -89,7 +126,11 @@ describe("engine adapter sidecar", () => {
       const e = decodeWorkers(m.subject, m.data);
       if (e.workerId === "uid-77/engine") {
         expect(e).toMatchObject({ event: "registered", podName: "chat-h-p0", node: NODE });
-        expect(agent.registry.get("uid-77/engine")).toMatchObject({ kind: "serving-prefill", simulated: false, podUid: "uid-77" });
+        expect(agent.registry.get("uid-77/engine")).toMatchObject({
+          kind: "serving-prefill",
+          simulated: false,
+          podUid: "uid-77",
+        });
         break;
       }
     }
@@ -99,13 +140,31 @@ describe("engine adapter sidecar", () => {
       if (report) break;
     }
     expect(report, sidecarLog).toMatchObject({
-      podNamespace: "llm", podName: "chat-h-p0", runningRequests: 12, queueLength: 3, kvCacheUsedFraction: 0.25, kvBlocksTotal: 20000, kvBlocksUsed: 5000, blockSizeTokens: 16,
-      role: "prefill", model: "meta-llama/Llama-3.1-8B-Instruct", tp: 2, pp: 1, gpuModel: "H100-80GB", engineUrl: "http://10.1.2.3:8000", servingDeployment: "llm/chat", draining: false,
+      podNamespace: "llm",
+      podName: "chat-h-p0",
+      runningRequests: 12,
+      queueLength: 3,
+      kvCacheUsedFraction: 0.25,
+      kvBlocksTotal: 20000,
+      kvBlocksUsed: 5000,
+      blockSizeTokens: 16,
+      role: "prefill",
+      model: "meta-llama/Llama-3.1-8B-Instruct",
+      tp: 2,
+      pp: 1,
+      gpuModel: "H100-80GB",
+      engineUrl: "http://10.1.2.3:8000",
+      servingDeployment: "llm/chat",
+      draining: false,
     });
 
     loads.unsubscribe();
     const afterDrain = nc.subscribe(subscriptionFor("load"));
-    const operator = new NodeAgentClient(`127.0.0.1:${agent.server.operatorPort}`, grpc.credentials.createInsecure(), 5000);
+    const operator = new NodeAgentClient(
+      `127.0.0.1:${agent.server.operatorPort}`,
+      grpc.credentials.createInsecure(),
+      5000,
+    );
     try {
       // The command stream attaches a moment after registration: until then the agent answers UNAVAILABLE.
       const send = async (command: Parameters<NodeAgentClient["sendWorkerCommand"]>[1]) => {
@@ -119,7 +178,12 @@ describe("engine adapter sidecar", () => {
           }
         }
       };
-      expect(await send({ commandId: "m1", migrateOut: { requestId: "r1", targetWorkerId: "x/0", targetPod: "llm/other" } })).toMatchObject({ outcome: "rejected", reason: expect.stringMatching(/vllm instances do not support migrateOut/) });
+      expect(
+        await send({ commandId: "m1", migrateOut: { requestId: "r1", targetWorkerId: "x/0", targetPod: "llm/other" } }),
+      ).toMatchObject({
+        outcome: "rejected",
+        reason: expect.stringMatching(/vllm instances do not support migrateOut/),
+      });
       expect(await send({ commandId: "d1", drain: { deadlineMs: 1000 } })).toMatchObject({ outcome: "applied" });
     } finally {
       operator.close();

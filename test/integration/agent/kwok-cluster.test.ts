@@ -33,30 +33,51 @@ beforeAll(async () => {
           [SimAnnotation.island]: "roce-sim",
         },
       },
-      status: { capacity: { cpu: "32", memory: "256Gi", pods: "110", "nvidia.com/gpu": "4" }, allocatable: { cpu: "32", memory: "256Gi", pods: "110", "nvidia.com/gpu": "4" } },
+      status: {
+        capacity: { cpu: "32", memory: "256Gi", pods: "110", "nvidia.com/gpu": "4" },
+        allocatable: { cpu: "32", memory: "256Gi", pods: "110", "nvidia.com/gpu": "4" },
+      },
     },
   });
-  ({ agent } = await startSimulatedAgent({ kubeconfigPath, natsUrl, env: { GPUFLEET_AGENT_SIM_REPORT_INTERVAL_MS: "200" } }));
+  ({ agent } = await startSimulatedAgent({
+    kubeconfigPath,
+    natsUrl,
+    env: { GPUFLEET_AGENT_SIM_REPORT_INTERVAL_MS: "200" },
+  }));
   nats = await connect({ servers: natsUrl });
 });
 
 afterAll(async () => {
   await agent?.stop();
   await nats?.close();
-  await getTestCluster().core.deleteNode({ name: NODE }).catch(() => undefined);
+  await getTestCluster()
+    .core.deleteNode({ name: NODE })
+    .catch(() => undefined);
 });
 
 describe("agent on kwok nodes", () => {
   it("publishes a kwok node's topology facts as gpufleet.io labels under its own field manager", async () => {
     const { core } = getTestCluster();
-    const node = await waitFor(async () => {
-      const n = await core.readNode({ name: NODE });
-      return n.metadata?.labels?.[TopologyLabel.island] ? n : undefined;
-    }, { description: `topology labels on ${NODE}`, timeoutMs: 30_000 });
+    const node = await waitFor(
+      async () => {
+        const n = await core.readNode({ name: NODE });
+        return n.metadata?.labels?.[TopologyLabel.island] ? n : undefined;
+      },
+      { description: `topology labels on ${NODE}`, timeoutMs: 30_000 },
+    );
     expect(parseNodeTopology(NODE, node.metadata!.labels!)).toEqual({
-      nodeName: NODE, gpuModel: "A100-80GB", gpuCount: 4, nicType: "roce", nicCount: 4, nicBandwidthGbps: 200, leaf: "leaf-sim", island: "roce-sim",
+      nodeName: NODE,
+      gpuModel: "A100-80GB",
+      gpuCount: 4,
+      nicType: "roce",
+      nicCount: 4,
+      nicBandwidthGbps: 200,
+      leaf: "leaf-sim",
+      island: "roce-sim",
     });
-    const managers = (node.metadata?.managedFields ?? []).filter((f) => JSON.stringify(f.fieldsV1 ?? {}).includes(TopologyLabel.island)).map((f) => f.manager);
+    const managers = (node.metadata?.managedFields ?? [])
+      .filter((f) => JSON.stringify(f.fieldsV1 ?? {}).includes(TopologyLabel.island))
+      .map((f) => f.manager);
     expect(managers).toEqual([AGENT_FIELD_MANAGER]);
   });
 
@@ -73,14 +94,29 @@ describe("agent on kwok nodes", () => {
     await core.createNamespacedPod({
       namespace,
       body: {
-        metadata: { name: "decode-0", labels: { "gpufleet.io/serving-deployment": "demo", "gpufleet.io/role": "decode" } },
-        spec: { nodeName: NODE, containers: [{ name: "engine", image: "vllm/vllm-openai:v0.11.0", resources: { requests: { "nvidia.com/gpu": "1" }, limits: { "nvidia.com/gpu": "1" } } }] },
+        metadata: {
+          name: "decode-0",
+          labels: { "gpufleet.io/serving-deployment": "demo", "gpufleet.io/role": "decode" },
+        },
+        spec: {
+          nodeName: NODE,
+          containers: [
+            {
+              name: "engine",
+              image: "vllm/vllm-openai:v0.11.0",
+              resources: { requests: { "nvidia.com/gpu": "1" }, limits: { "nvidia.com/gpu": "1" } },
+            },
+          ],
+        },
       },
     });
-    const report = await waitFor(() => received.flatMap((m) => m.reports).find((r) => r.podName === "decode-0" && r.podNamespace === namespace), {
-      description: "a load report from the simulated decode worker",
-      timeoutMs: 30_000,
-    });
+    const report = await waitFor(
+      () => received.flatMap((m) => m.reports).find((r) => r.podName === "decode-0" && r.podNamespace === namespace),
+      {
+        description: "a load report from the simulated decode worker",
+        timeoutMs: 30_000,
+      },
+    );
     subscription.unsubscribe();
     expect(report.kvCacheUsedFraction).toBeGreaterThanOrEqual(0);
     expect(report.kvCacheUsedFraction).toBeLessThanOrEqual(1);

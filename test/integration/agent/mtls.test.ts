@@ -20,7 +20,10 @@ let address: string;
 
 beforeAll(async () => {
   workDir = await mkdtemp(path.join(os.tmpdir(), "gpufleet-mtls-"));
-  [certs, foreign] = await Promise.all([generateCerts(path.join(workDir, "ca")), generateCerts(path.join(workDir, "foreign"))]);
+  [certs, foreign] = await Promise.all([
+    generateCerts(path.join(workDir, "ca")),
+    generateCerts(path.join(workDir, "foreign")),
+  ]);
   // The Secret layout the chart mounts: ca.crt, tls.crt, tls.key (the harness's server cert has SAN 127.0.0.1).
   const tlsDir = path.join(workDir, "agent-tls");
   await mkdir(tlsDir);
@@ -28,7 +31,12 @@ beforeAll(async () => {
   await copyFile(certs.apiserver.cert, path.join(tlsDir, "tls.crt"));
   await copyFile(certs.apiserver.key, path.join(tlsDir, "tls.key"));
   const { kubeconfigPath, natsUrl } = getTestCluster();
-  const started = await startSimulatedAgent({ kubeconfigPath, natsUrl, name: "agent-mtls", env: { GPUFLEET_AGENT_TLS_DIR: tlsDir } });
+  const started = await startSimulatedAgent({
+    kubeconfigPath,
+    natsUrl,
+    name: "agent-mtls",
+    env: { GPUFLEET_AGENT_TLS_DIR: tlsDir },
+  });
   agent = started.agent;
   address = `127.0.0.1:${started.grpcPort}`;
 });
@@ -38,7 +46,9 @@ afterAll(async () => {
   await rm(workDir, { recursive: true, force: true });
 });
 
-async function listWorkersWith(credentials: grpc.ChannelCredentials): Promise<{ ok: true } | { ok: false; code: number }> {
+async function listWorkersWith(
+  credentials: grpc.ChannelCredentials,
+): Promise<{ ok: true } | { ok: false; code: number }> {
   const client = new NodeAgentClient(address, credentials, 3000);
   try {
     await client.listWorkers();
@@ -52,14 +62,26 @@ async function listWorkersWith(credentials: grpc.ChannelCredentials): Promise<{ 
 
 describe("agent gRPC with mTLS", () => {
   it("serves a client holding a certificate from its CA", async () => {
-    const credentials = grpc.credentials.createSsl(await readFile(certs.ca.cert), await readFile(certs.admin.key), await readFile(certs.admin.cert));
+    const credentials = grpc.credentials.createSsl(
+      await readFile(certs.ca.cert),
+      await readFile(certs.admin.key),
+      await readFile(certs.admin.cert),
+    );
     expect(await listWorkersWith(credentials)).toEqual({ ok: true });
   });
 
   it.each([
     ["a plaintext client", async () => grpc.credentials.createInsecure()],
     ["a TLS client without a certificate", async () => grpc.credentials.createSsl(await readFile(certs.ca.cert))],
-    ["a client whose certificate another CA signed", async () => grpc.credentials.createSsl(await readFile(certs.ca.cert), await readFile(foreign.admin.key), await readFile(foreign.admin.cert))],
+    [
+      "a client whose certificate another CA signed",
+      async () =>
+        grpc.credentials.createSsl(
+          await readFile(certs.ca.cert),
+          await readFile(foreign.admin.key),
+          await readFile(foreign.admin.cert),
+        ),
+    ],
   ])("refuses %s", async (_name, credentials) => {
     expect(await listWorkersWith(await credentials())).toEqual({ ok: false, code: grpc.status.UNAVAILABLE });
   });

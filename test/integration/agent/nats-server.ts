@@ -41,21 +41,35 @@ function freePort(): Promise<number> {
 function greets(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = createConnection({ host: "127.0.0.1", port });
-    socket.once("data", (d) => { socket.destroy(); resolve(d.toString().startsWith("INFO ")); });
+    socket.once("data", (d) => {
+      socket.destroy();
+      resolve(d.toString().startsWith("INFO "));
+    });
     socket.once("error", () => resolve(false));
-    socket.setTimeout(500, () => { socket.destroy(); resolve(false); });
+    socket.setTimeout(500, () => {
+      socket.destroy();
+      resolve(false);
+    });
   });
 }
 
 function exited(child: ChildProcess): Promise<void> {
-  return child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise((r) => child.once("exit", () => r()));
+  return child.exitCode !== null || child.signalCode !== null
+    ? Promise.resolve()
+    : new Promise((r) => child.once("exit", () => r()));
 }
 
 async function spawnServer(binary: string, port: number, storeDir: string, timeoutMs: number): Promise<ChildProcess> {
-  const child = spawn(binary, ["-a", "127.0.0.1", "-p", String(port), "-m", "0", "-js", "-sd", storeDir], { stdio: ["ignore", "ignore", "pipe"] });
+  const child = spawn(binary, ["-a", "127.0.0.1", "-p", String(port), "-m", "0", "-js", "-sd", storeDir], {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
   let stderr = "";
-  child.stderr?.on("data", (d: Buffer) => { stderr = (stderr + d.toString()).slice(-2000); });
-  const spawnError = new Promise<never>((_, reject) => child.once("error", (err) => reject(new Error(`starting ${binary} (apt-get install nats-server)`, { cause: err }))));
+  child.stderr?.on("data", (d: Buffer) => {
+    stderr = (stderr + d.toString()).slice(-2000);
+  });
+  const spawnError = new Promise<never>((_, reject) =>
+    child.once("error", (err) => reject(new Error(`starting ${binary} (apt-get install nats-server)`, { cause: err }))),
+  );
   const deadline = Date.now() + timeoutMs;
   const ready = (async () => {
     while (Date.now() < deadline) {
@@ -82,7 +96,10 @@ async function stopChild(child: ChildProcess): Promise<void> {
   clearTimeout(timer);
 }
 
-export async function startNatsServer(binary = process.env.NATS_SERVER_BIN ?? "nats-server", timeoutMs = 10_000): Promise<NatsServer> {
+export async function startNatsServer(
+  binary = process.env.NATS_SERVER_BIN ?? "nats-server",
+  timeoutMs = 10_000,
+): Promise<NatsServer> {
   const port = await freePort();
   const storeDir = mkdtempSync(join(tmpdir(), "gpufleet-nats-"));
   let child: ChildProcess;
@@ -101,7 +118,8 @@ export async function startNatsServer(binary = process.env.NATS_SERVER_BIN ?? "n
     storeDir,
     stop: () => stopChild(child),
     async start() {
-      if (child.exitCode === null && child.signalCode === null) throw new Error(`nats-server on port ${port} is still running`);
+      if (child.exitCode === null && child.signalCode === null)
+        throw new Error(`nats-server on port ${port} is still running`);
       child = await spawnServer(binary, port, storeDir, timeoutMs);
     },
     async close() {

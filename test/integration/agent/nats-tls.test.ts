@@ -16,7 +16,9 @@ import { waitFor } from "../../harness/wait.js";
 import { startComponentProcess, startSimulatedAgent, type ComponentProcess } from "../../support/operator.js";
 import { startNatsServer, type NatsServer } from "./nats-server.js";
 
-interface Connz { connections?: { name?: string; tls_version?: string }[] }
+interface Connz {
+  connections?: { name?: string; tls_version?: string }[];
+}
 
 describe("the agent with a tls:// NATS URL", () => {
   let dir: string;
@@ -32,8 +34,30 @@ describe("the agent with a tls:// NATS URL", () => {
     const certs = await generateCerts(dir);
     ca = certs.ca.cert;
     [natsPort, monitorPort] = (await freePorts(2)) as [number, number];
-    tlsNats = spawn(process.env.NATS_SERVER_BIN ?? "nats-server", ["-a", "127.0.0.1", "-p", String(natsPort), "-m", String(monitorPort), "-js", "-sd", join(dir, "jetstream"), "--tls", "--tlscert", certs.apiserver.cert, "--tlskey", certs.apiserver.key], { stdio: "ignore" });
-    await waitFor(async () => (await fetch(`http://127.0.0.1:${monitorPort}/varz`).catch(() => undefined))?.ok || undefined, { description: "TLS nats-server up", timeoutMs: 15_000 });
+    tlsNats = spawn(
+      process.env.NATS_SERVER_BIN ?? "nats-server",
+      [
+        "-a",
+        "127.0.0.1",
+        "-p",
+        String(natsPort),
+        "-m",
+        String(monitorPort),
+        "-js",
+        "-sd",
+        join(dir, "jetstream"),
+        "--tls",
+        "--tlscert",
+        certs.apiserver.cert,
+        "--tlskey",
+        certs.apiserver.key,
+      ],
+      { stdio: "ignore" },
+    );
+    await waitFor(
+      async () => (await fetch(`http://127.0.0.1:${monitorPort}/varz`).catch(() => undefined))?.ok || undefined,
+      { description: "TLS nats-server up", timeoutMs: 15_000 },
+    );
     plainNats = await startNatsServer();
   });
   afterAll(async () => {
@@ -48,7 +72,12 @@ describe("the agent with a tls:// NATS URL", () => {
   });
 
   it("connects over TLS", async () => {
-    ({ agent } = await startSimulatedAgent({ kubeconfigPath: getTestCluster().kubeconfigPath, natsUrl: `tls://127.0.0.1:${natsPort}`, name: "agent-nats-tls", env: { NODE_EXTRA_CA_CERTS: ca } }));
+    ({ agent } = await startSimulatedAgent({
+      kubeconfigPath: getTestCluster().kubeconfigPath,
+      natsUrl: `tls://127.0.0.1:${natsPort}`,
+      name: "agent-nats-tls",
+      env: { NODE_EXTRA_CA_CERTS: ca },
+    }));
     expect(agent.logs.find((l) => l.msg === "agent serving")).toMatchObject({ telemetry: "nats" });
     const connz = (await (await fetch(`http://127.0.0.1:${monitorPort}/connz`)).json()) as Connz;
     expect(connz.connections?.find((c) => c.name === "gpufleet-agent-sim")?.tls_version).toMatch(/^1\.[23]$/);
@@ -60,10 +89,21 @@ describe("the agent with a tls:// NATS URL", () => {
       entry: "agent/src/main.ts",
       readyMessage: "agent serving",
       timeoutMs: 30_000,
-      env: { KUBECONFIG: getTestCluster().kubeconfigPath, GPUFLEET_AGENT_SIMULATE: "true", GPUFLEET_NATS_URL: `tls://127.0.0.1:${plainNats!.port}`, GPUFLEET_AGENT_GRPC_ADDRESS: "127.0.0.1:0", GPUFLEET_AGENT_HTTP_PORT: "0", GPUFLEET_AGENT_SOCKET: join(dir, "plain.sock"), GPUFLEET_AGENT_INSECURE: "true" },
+      env: {
+        KUBECONFIG: getTestCluster().kubeconfigPath,
+        GPUFLEET_AGENT_SIMULATE: "true",
+        GPUFLEET_NATS_URL: `tls://127.0.0.1:${plainNats!.port}`,
+        GPUFLEET_AGENT_GRPC_ADDRESS: "127.0.0.1:0",
+        GPUFLEET_AGENT_HTTP_PORT: "0",
+        GPUFLEET_AGENT_SOCKET: join(dir, "plain.sock"),
+        GPUFLEET_AGENT_INSECURE: "true",
+      },
     });
     // A wrongly started agent must not outlive the test.
-    void started.then(({ process }) => process.stop(), () => undefined);
+    void started.then(
+      ({ process }) => process.stop(),
+      () => undefined,
+    );
     await expect(started).rejects.toThrow(/exited with 1: .*"message":"tls"/);
   });
 });

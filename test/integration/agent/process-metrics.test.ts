@@ -14,11 +14,19 @@ describe("the agent's /metrics", () => {
 
   beforeAll(async () => {
     const [httpPort] = (await freePorts(1)) as [number];
-    ({ agent } = await startSimulatedAgent({ kubeconfigPath: getTestCluster().kubeconfigPath, natsUrl: getTestCluster().natsUrl, name: "agent-metrics", env: { GPUFLEET_AGENT_HTTP_PORT: String(httpPort) } }));
-    text = await waitFor(async () => {
-      const res = await fetch(`http://127.0.0.1:${httpPort}/metrics`).catch(() => undefined);
-      return res?.status === 200 ? res.text() : undefined;
-    }, { description: "agent /metrics answers", timeoutMs: 30_000 });
+    ({ agent } = await startSimulatedAgent({
+      kubeconfigPath: getTestCluster().kubeconfigPath,
+      natsUrl: getTestCluster().natsUrl,
+      name: "agent-metrics",
+      env: { GPUFLEET_AGENT_HTTP_PORT: String(httpPort) },
+    }));
+    text = await waitFor(
+      async () => {
+        const res = await fetch(`http://127.0.0.1:${httpPort}/metrics`).catch(() => undefined);
+        return res?.status === 200 ? res.text() : undefined;
+      },
+      { description: "agent /metrics answers", timeoutMs: 30_000 },
+    );
   });
   afterAll(async () => {
     await agent?.stop();
@@ -33,7 +41,12 @@ describe("the agent's /metrics", () => {
   });
 
   it("serves the Node.js process metrics under their prom-client names", () => {
-    for (const name of ["gpufleet_agent_process_cpu_seconds_total", "gpufleet_agent_process_resident_memory_bytes", "gpufleet_agent_nodejs_eventloop_lag_p99_seconds", "gpufleet_agent_nodejs_heap_size_used_bytes"]) {
+    for (const name of [
+      "gpufleet_agent_process_cpu_seconds_total",
+      "gpufleet_agent_process_resident_memory_bytes",
+      "gpufleet_agent_nodejs_eventloop_lag_p99_seconds",
+      "gpufleet_agent_nodejs_heap_size_used_bytes",
+    ]) {
       expect(names(), name).toContain(name);
     }
   });

@@ -44,7 +44,9 @@ async function render(release: string, namespace: string, args: string[] = []): 
   const result = await template(release, namespace, args);
   expect(result.stderr).toBe("");
   expect(result.code).toBe(0);
-  return parseAllDocuments(result.stdout).map((d) => d.toJSON() as Manifest | null).filter((m): m is Manifest => m !== null);
+  return parseAllDocuments(result.stdout)
+    .map((d) => d.toJSON() as Manifest | null)
+    .filter((m): m is Manifest => m !== null);
 }
 
 const find = (manifests: Manifest[], kind: string, nameSuffix = "") => {
@@ -63,7 +65,13 @@ type Container = {
   securityContext?: Record<string, unknown>;
   resources?: Record<string, unknown>;
 };
-type PodSpec = { hostNetwork?: boolean; nodeSelector?: Record<string, string>; serviceAccountName: string; containers: Container[]; volumes?: { name: string; hostPath?: { path: string } }[] };
+type PodSpec = {
+  hostNetwork?: boolean;
+  nodeSelector?: Record<string, string>;
+  serviceAccountName: string;
+  containers: Container[];
+  volumes?: { name: string; hostPath?: { path: string } }[];
+};
 const podSpec = (m: Manifest) => (m.spec as { template: { spec: PodSpec } }).template.spec;
 
 describe("helm", () => {
@@ -78,28 +86,73 @@ describe("helm", () => {
     const shipped = (await readdir(path.join(CHART_DIR, "crds"))).sort();
     expect(shipped).toEqual(generated);
     for (const file of generated) {
-      const [a, b] = await Promise.all([readFile(path.join(REPO_ROOT, "crds", file), "utf8"), readFile(path.join(CHART_DIR, "crds", file), "utf8")]);
+      const [a, b] = await Promise.all([
+        readFile(path.join(REPO_ROOT, "crds", file), "utf8"),
+        readFile(path.join(CHART_DIR, "crds", file), "utf8"),
+      ]);
       expect(b, `charts/gpufleet/crds/${file} is stale: cp crds/*.yaml charts/gpufleet/crds/`).toBe(a);
     }
   });
 
   it("renders the default values into the expected objects", async () => {
     const manifests = await render("gpf", "gpufleet-system");
-    expect(manifests.map((m) => m.kind).sort()).toEqual(
-      ["ClusterRole", "ClusterRole", "ClusterRoleBinding", "ClusterRoleBinding", "ConfigMap", "ConfigMap", "ConfigMap", "ConfigMap", "DaemonSet", "Deployment", "Deployment", "NetworkPolicy", "NetworkPolicy", "NetworkPolicy", "NetworkPolicy", "PodDisruptionBudget", "Role", "Role", "RoleBinding", "RoleBinding", "Service", "Service", "Service", "Service", "ServiceAccount", "ServiceAccount", "StatefulSet", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"],
-    );
+    expect(manifests.map((m) => m.kind).sort()).toEqual([
+      "ClusterRole",
+      "ClusterRole",
+      "ClusterRoleBinding",
+      "ClusterRoleBinding",
+      "ConfigMap",
+      "ConfigMap",
+      "ConfigMap",
+      "ConfigMap",
+      "DaemonSet",
+      "Deployment",
+      "Deployment",
+      "NetworkPolicy",
+      "NetworkPolicy",
+      "NetworkPolicy",
+      "NetworkPolicy",
+      "PodDisruptionBudget",
+      "Role",
+      "Role",
+      "RoleBinding",
+      "RoleBinding",
+      "Service",
+      "Service",
+      "Service",
+      "Service",
+      "ServiceAccount",
+      "ServiceAccount",
+      "StatefulSet",
+      "ValidatingAdmissionPolicy",
+      "ValidatingAdmissionPolicyBinding",
+    ]);
 
     const deployment = find(manifests, "Deployment", "-operator");
     expect(deployment.spec?.replicas).toBe(2);
     const operator = podSpec(deployment).containers[0]!;
     expect(operator.args).toEqual(["operator"]);
-    const env = Object.fromEntries((operator.env ?? []).map((e) => [e.name, e.value ?? e.valueFrom?.fieldRef?.fieldPath]));
-    expect(env).toMatchObject({ POD_NAME: "metadata.name", POD_NAMESPACE: "metadata.namespace", GPUFLEET_IDENTITY: "$(POD_NAME)", GPUFLEET_LEADER_ELECTION: "true", GPUFLEET_LEASE_NAME: "gpufleet-operator", GPUFLEET_HTTP_PORT: "8080" });
+    const env = Object.fromEntries(
+      (operator.env ?? []).map((e) => [e.name, e.value ?? e.valueFrom?.fieldRef?.fieldPath]),
+    );
+    expect(env).toMatchObject({
+      POD_NAME: "metadata.name",
+      POD_NAMESPACE: "metadata.namespace",
+      GPUFLEET_IDENTITY: "$(POD_NAME)",
+      GPUFLEET_LEADER_ELECTION: "true",
+      GPUFLEET_LEASE_NAME: "gpufleet-operator",
+      GPUFLEET_HTTP_PORT: "8080",
+    });
     // natsUrl empty: the in-chart NATS.
     expect(env.GPUFLEET_NATS_URL).toBe("nats://gpf-gpufleet-nats.gpufleet-system.svc:4222");
     expect(operator.livenessProbe?.httpGet.path).toBe("/healthz");
     expect(operator.readinessProbe?.httpGet.path).toBe("/readyz");
-    expect(operator.securityContext).toMatchObject({ runAsNonRoot: true, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] } });
+    expect(operator.securityContext).toMatchObject({
+      runAsNonRoot: true,
+      readOnlyRootFilesystem: true,
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ["ALL"] },
+    });
     expect(operator.resources).toMatchObject({ requests: { cpu: "100m", memory: "128Mi" } });
 
     const daemonSet = find(manifests, "DaemonSet", "-agent");
@@ -107,20 +160,46 @@ describe("helm", () => {
     expect(agentPod.hostNetwork).toBe(false);
     expect(agentPod.nodeSelector).toEqual({ "nvidia.com/gpu.present": "true" });
     expect(agentPod.containers[0]?.args).toEqual(["agent"]);
-    expect(agentPod.containers[0]?.volumeMounts).toContainEqual({ name: "sys", mountPath: "/host/sys", readOnly: true });
+    expect(agentPod.containers[0]?.volumeMounts).toContainEqual({
+      name: "sys",
+      mountPath: "/host/sys",
+      readOnly: true,
+    });
     expect(agentPod.volumes).toContainEqual({ name: "sys", hostPath: { path: "/sys", type: "Directory" } });
     expect(agentPod.serviceAccountName).not.toBe(podSpec(deployment).serviceAccountName);
     // mTLS on by default: the agent mounts the operator-issued Secret and advertises its pod IP; the operator knows
     // the Secrets' prefix and the worker socket directory it mounts into worker pods.
-    const agentEnv = Object.fromEntries((agentPod.containers[0]?.env ?? []).map((e) => [e.name, e.value ?? e.valueFrom?.fieldRef?.fieldPath]));
-    expect(agentEnv).toMatchObject({ GPUFLEET_AGENT_TLS_DIR: "/etc/gpufleet/tls", POD_IP: "status.podIP", GPUFLEET_AGENT_ADVERTISE_HOST: "$(POD_IP)" });
+    const agentEnv = Object.fromEntries(
+      (agentPod.containers[0]?.env ?? []).map((e) => [e.name, e.value ?? e.valueFrom?.fieldRef?.fieldPath]),
+    );
+    expect(agentEnv).toMatchObject({
+      GPUFLEET_AGENT_TLS_DIR: "/etc/gpufleet/tls",
+      POD_IP: "status.podIP",
+      GPUFLEET_AGENT_ADVERTISE_HOST: "$(POD_IP)",
+    });
     expect(agentEnv).not.toHaveProperty("GPUFLEET_AGENT_INSECURE");
-    expect(agentPod.containers[0]?.volumeMounts).toContainEqual({ name: "tls", mountPath: "/etc/gpufleet/tls", readOnly: true });
-    expect(agentPod.volumes).toContainEqual({ name: "tls", secret: { secretName: "gpf-gpufleet-agent-tls", defaultMode: 0o440 } });
-    expect(env).toMatchObject({ GPUFLEET_CERT_SECRET_PREFIX: "gpf-gpufleet", GPUFLEET_AGENT_INSECURE: "false", GPUFLEET_WORKER_SOCKET_DIR: "/var/run/gpufleet" });
+    expect(agentPod.containers[0]?.volumeMounts).toContainEqual({
+      name: "tls",
+      mountPath: "/etc/gpufleet/tls",
+      readOnly: true,
+    });
+    expect(agentPod.volumes).toContainEqual({
+      name: "tls",
+      secret: { secretName: "gpf-gpufleet-agent-tls", defaultMode: 0o440 },
+    });
+    expect(env).toMatchObject({
+      GPUFLEET_CERT_SECRET_PREFIX: "gpf-gpufleet",
+      GPUFLEET_AGENT_INSECURE: "false",
+      GPUFLEET_WORKER_SOCKET_DIR: "/var/run/gpufleet",
+    });
 
     const dashboards = manifests.filter((m) => m.kind === "ConfigMap");
-    expect(dashboards.map((d) => Object.keys(d.data ?? {})).flat().sort()).toEqual(["fleet.json", "operator.json", "serving.json", "training.json"]);
+    expect(
+      dashboards
+        .map((d) => Object.keys(d.data ?? {}))
+        .flat()
+        .sort(),
+    ).toEqual(["fleet.json", "operator.json", "serving.json", "training.json"]);
     for (const d of dashboards) {
       expect(d.metadata.labels?.grafana_dashboard).toBe("1");
       const json = JSON.parse(Object.values(d.data ?? {})[0]!) as { title: string; panels: unknown[] };
@@ -131,7 +210,11 @@ describe("helm", () => {
   it("runs NATS with JetStream in the chart by default: one StatefulSet with its store on a PVC, a headless Service", async () => {
     const manifests = await render("gpf", "gpufleet-system");
     const statefulSet = find(manifests, "StatefulSet", "-nats");
-    const spec = statefulSet.spec as { replicas: number; serviceName: string; volumeClaimTemplates: { metadata: { name: string }; spec: { resources: { requests: { storage: string } } } }[] };
+    const spec = statefulSet.spec as {
+      replicas: number;
+      serviceName: string;
+      volumeClaimTemplates: { metadata: { name: string }; spec: { resources: { requests: { storage: string } } } }[];
+    };
     expect(spec.replicas).toBe(1);
     expect(spec.serviceName).toBe("gpf-gpufleet-nats");
     const nats = podSpec(statefulSet).containers[0]!;
@@ -139,41 +222,84 @@ describe("helm", () => {
     expect(nats.volumeMounts).toContainEqual({ name: "data", mountPath: "/data" });
     expect(nats.readinessProbe?.httpGet.path).toBe("/healthz?js-enabled-only=true");
     expect(nats.securityContext).toMatchObject({ runAsNonRoot: true, readOnlyRootFilesystem: true });
-    expect(spec.volumeClaimTemplates.map((t) => [t.metadata.name, t.spec.resources.requests.storage])).toEqual([["data", "4Gi"]]);
+    expect(spec.volumeClaimTemplates.map((t) => [t.metadata.name, t.spec.resources.requests.storage])).toEqual([
+      ["data", "4Gi"],
+    ]);
     const service = find(manifests, "Service", "-nats");
-    expect(service.spec).toMatchObject({ clusterIP: "None", ports: [{ name: "client", port: 4222 }, { name: "monitor", port: 8222 }] });
+    expect(service.spec).toMatchObject({
+      clusterIP: "None",
+      ports: [
+        { name: "client", port: 4222 },
+        { name: "monitor", port: 8222 },
+      ],
+    });
     const agent = podSpec(find(manifests, "DaemonSet")).containers[0]!;
-    expect(agent.env).toContainEqual({ name: "GPUFLEET_NATS_URL", value: "nats://gpf-gpufleet-nats.gpufleet-system.svc:4222" });
+    expect(agent.env).toContainEqual({
+      name: "GPUFLEET_NATS_URL",
+      value: "nats://gpf-gpufleet-nats.gpufleet-system.svc:4222",
+    });
   });
 
   it("runs without NATS (telemetry off) when nats.enabled=false and natsUrl is empty", async () => {
     // The gateway needs NATS, so it is turned off with it.
-    const manifests = await render("gpf", "gpufleet-system", ["--set", "nats.enabled=false", "--set", "gateway.enabled=false"]);
+    const manifests = await render("gpf", "gpufleet-system", [
+      "--set",
+      "nats.enabled=false",
+      "--set",
+      "gateway.enabled=false",
+    ]);
     expect(manifests.some((m) => m.kind === "StatefulSet")).toBe(false);
     const operator = podSpec(find(manifests, "Deployment", "-operator")).containers[0]!;
     expect(operator.env?.map((e) => e.name)).not.toContain("GPUFLEET_NATS_URL");
   });
 
   it("renders the optional parts when asked: NATS URL, ServiceMonitors, no agent", async () => {
-    const manifests = await render("gpf", "gpufleet-system", ["--set", "natsUrl=nats://nats.gpufleet-system:4222", "--set", "nats.enabled=false", "--set", "metrics.serviceMonitor.enabled=true", "--set", "agent.enabled=false"]);
+    const manifests = await render("gpf", "gpufleet-system", [
+      "--set",
+      "natsUrl=nats://nats.gpufleet-system:4222",
+      "--set",
+      "nats.enabled=false",
+      "--set",
+      "metrics.serviceMonitor.enabled=true",
+      "--set",
+      "agent.enabled=false",
+    ]);
     const operator = podSpec(find(manifests, "Deployment", "-operator")).containers[0]!;
     expect(operator.env).toContainEqual({ name: "GPUFLEET_NATS_URL", value: "nats://nats.gpufleet-system:4222" });
     expect(manifests.some((m) => m.kind === "StatefulSet")).toBe(false);
-    expect(manifests.filter((m) => m.kind === "ServiceMonitor").map((m) => m.metadata.name)).toEqual(["gpf-gpufleet-operator"]);
+    expect(manifests.filter((m) => m.kind === "ServiceMonitor").map((m) => m.metadata.name)).toEqual([
+      "gpf-gpufleet-operator",
+    ]);
     expect(manifests.some((m) => m.kind === "DaemonSet")).toBe(false);
   });
 
   it("renders the gateway when enabled: Deployment running `gateway` with NATS, probes, no API token; Service", async () => {
-    const manifests = await render("gpf", "gpufleet-system", ["--set", "gateway.enabled=true", "--set", "natsUrl=nats://nats:4222"]);
+    const manifests = await render("gpf", "gpufleet-system", [
+      "--set",
+      "gateway.enabled=true",
+      "--set",
+      "natsUrl=nats://nats:4222",
+    ]);
     const deployment = find(manifests, "Deployment", "-gateway");
     expect(deployment.spec?.replicas).toBe(2);
-    const pod = podSpec(deployment) as ReturnType<typeof podSpec> & { automountServiceAccountToken?: boolean; terminationGracePeriodSeconds?: number };
+    const pod = podSpec(deployment) as ReturnType<typeof podSpec> & {
+      automountServiceAccountToken?: boolean;
+      terminationGracePeriodSeconds?: number;
+    };
     expect(pod.automountServiceAccountToken).toBe(false);
     expect(pod.terminationGracePeriodSeconds).toBe(30); // the 25 s stream grace plus 5 s
     const gateway = pod.containers[0]!;
     expect(gateway.args).toEqual(["gateway"]);
-    const env = Object.fromEntries((gateway.env ?? []).map((e) => [e.name, e.value ?? e.valueFrom?.fieldRef?.fieldPath]));
-    expect(env).toMatchObject({ POD_NAME: "metadata.name", GPUFLEET_GATEWAY_NATS_URL: "nats://nats:4222", GPUFLEET_GATEWAY_PORT: "8000", GPUFLEET_GATEWAY_DISPATCH_POLICY: "freeness", GPUFLEET_GATEWAY_SHUTDOWN_GRACE_MS: "25000" });
+    const env = Object.fromEntries(
+      (gateway.env ?? []).map((e) => [e.name, e.value ?? e.valueFrom?.fieldRef?.fieldPath]),
+    );
+    expect(env).toMatchObject({
+      POD_NAME: "metadata.name",
+      GPUFLEET_GATEWAY_NATS_URL: "nats://nats:4222",
+      GPUFLEET_GATEWAY_PORT: "8000",
+      GPUFLEET_GATEWAY_DISPATCH_POLICY: "freeness",
+      GPUFLEET_GATEWAY_SHUTDOWN_GRACE_MS: "25000",
+    });
     expect(gateway.readinessProbe?.httpGet.path).toBe("/readyz");
     expect(gateway.livenessProbe?.httpGet.path).toBe("/healthz");
     expect(gateway.securityContext).toMatchObject({ runAsNonRoot: true, readOnlyRootFilesystem: true });
@@ -182,7 +308,12 @@ describe("helm", () => {
   });
 
   it("refuses the gateway without any NATS (no natsUrl, in-chart NATS off), saying why", async () => {
-    const result = await template("gpf", "gpufleet-system", ["--set", "gateway.enabled=true", "--set", "nats.enabled=false"]);
+    const result = await template("gpf", "gpufleet-system", [
+      "--set",
+      "gateway.enabled=true",
+      "--set",
+      "nats.enabled=false",
+    ]);
     expect(result.code).not.toBe(0);
     expect(result.stderr).toMatch(/gateway.enabled needs NATS/);
   });
@@ -190,7 +321,9 @@ describe("helm", () => {
   it("refuses a Kubernetes older than the chart's kubeVersion", async () => {
     const result = await template("gpf", "gpufleet-system", ["--kube-version", "1.29.0"]);
     expect(result.code).not.toBe(0);
-    expect(result.stderr).toMatch(/chart requires kubeVersion: >=1\.30\.0-0 which is incompatible with Kubernetes v1\.29\.0/);
+    expect(result.stderr).toMatch(
+      /chart requires kubeVersion: >=1\.30\.0-0 which is incompatible with Kubernetes v1\.29\.0/,
+    );
   });
 });
 
@@ -199,12 +332,36 @@ describe("values.schema.json rejects bad values with the key's path", () => {
     ["replicas as a word", "operator.replicas=two", /at '\/operator\/replicas': got string, want integer/],
     ["a misspelt key", "operator.replica=2", /at '\/operator': additional properties 'replica' not allowed/],
     ["a port out of range", "agent.httpPort=70000", /at '\/agent\/httpPort': maximum: got 70,000, want 65,535/],
-    ["a NATS URL with another scheme", "natsUrl=http://nats:4222", /at '\/natsUrl': 'http:\/\/nats:4222' does not match pattern/],
-    ["an unknown pull policy", "image.pullPolicy=Sometimes", /at '\/image\/pullPolicy': value must be one of 'Always', 'IfNotPresent', 'Never'/],
-    ["two replicas without leader election", "operator.leaderElection.enabled=false", /at '\/operator\/replicas': value must be 1/],
-    ["an unknown dispatch policy", "gateway.dispatchPolicy=random", /at '\/gateway\/dispatchPolicy': value must be one of 'freeness', 'round-robin'/],
-    ["a malformed memory quantity", "operator.resources.limits.memory=lots", /at '\/operator\/resources\/limits\/memory': 'lots' does not match pattern/],
-    ["a malformed NATS store size", "nats.storage.size=big", /at '\/nats\/storage\/size': 'big' does not match pattern/],
+    [
+      "a NATS URL with another scheme",
+      "natsUrl=http://nats:4222",
+      /at '\/natsUrl': 'http:\/\/nats:4222' does not match pattern/,
+    ],
+    [
+      "an unknown pull policy",
+      "image.pullPolicy=Sometimes",
+      /at '\/image\/pullPolicy': value must be one of 'Always', 'IfNotPresent', 'Never'/,
+    ],
+    [
+      "two replicas without leader election",
+      "operator.leaderElection.enabled=false",
+      /at '\/operator\/replicas': value must be 1/,
+    ],
+    [
+      "an unknown dispatch policy",
+      "gateway.dispatchPolicy=random",
+      /at '\/gateway\/dispatchPolicy': value must be one of 'freeness', 'round-robin'/,
+    ],
+    [
+      "a malformed memory quantity",
+      "operator.resources.limits.memory=lots",
+      /at '\/operator\/resources\/limits\/memory': 'lots' does not match pattern/,
+    ],
+    [
+      "a malformed NATS store size",
+      "nats.storage.size=big",
+      /at '\/nats\/storage\/size': 'big' does not match pattern/,
+    ],
   ])("%s", async (_name, setting, message) => {
     const result = await template("gpf", "gpufleet-system", ["--set", setting]);
     expect(result.code).not.toBe(0);
@@ -213,13 +370,22 @@ describe("values.schema.json rejects bad values with the key's path", () => {
   });
 
   it("accepts one replica without leader election", async () => {
-    const manifests = await render("gpf", "gpufleet-system", ["--set", "operator.leaderElection.enabled=false", "--set", "operator.replicas=1"]);
-    expect(manifests.filter((m) => m.kind === "Role").map((m) => m.metadata.name)).toEqual(["gpf-gpufleet-operator-certificates"]);
+    const manifests = await render("gpf", "gpufleet-system", [
+      "--set",
+      "operator.leaderElection.enabled=false",
+      "--set",
+      "operator.replicas=1",
+    ]);
+    expect(manifests.filter((m) => m.kind === "Role").map((m) => m.metadata.name)).toEqual([
+      "gpf-gpufleet-operator-certificates",
+    ]);
   });
 
   it("in development mode issues no certificates and runs the agent in plaintext, by explicit flag", async () => {
     const manifests = await render("gpf", "gpufleet-system", ["--set", "tls.insecureDevelopmentMode=true"]);
-    expect(manifests.filter((m) => m.kind === "Role").map((m) => m.metadata.name)).toEqual(["gpf-gpufleet-operator-leader-election"]);
+    expect(manifests.filter((m) => m.kind === "Role").map((m) => m.metadata.name)).toEqual([
+      "gpf-gpufleet-operator-leader-election",
+    ]);
     const agentPod = podSpec(find(manifests, "DaemonSet", "-agent"));
     expect(agentPod.containers[0]?.env).toContainEqual({ name: "GPUFLEET_AGENT_INSECURE", value: "true" });
     expect(agentPod.volumes?.map((v) => v.name)).not.toContain("tls");
@@ -237,14 +403,25 @@ describe("on the API server", () => {
 
   afterAll(async () => {
     // Cluster-scoped objects outlive the namespace: remove them by the release label.
-    if (release) await kubectl(cluster.kubeconfigPath, ["delete", "clusterrole,clusterrolebinding", "-l", `app.kubernetes.io/instance=${release}`, "--ignore-not-found"]);
+    if (release)
+      await kubectl(cluster.kubeconfigPath, [
+        "delete",
+        "clusterrole,clusterrolebinding",
+        "-l",
+        `app.kubernetes.io/instance=${release}`,
+        "--ignore-not-found",
+      ]);
   });
 
   it("accepts every rendered manifest (kubectl apply --dry-run=server)", async () => {
     // The defaults: in-chart NATS, gateway on.
     const rendered = await template(release, namespace, []);
     expect(rendered.code).toBe(0);
-    const applied = await kubectl(cluster.kubeconfigPath, ["apply", "--dry-run=server", "-n", namespace, "-f", "-"], rendered.stdout);
+    const applied = await kubectl(
+      cluster.kubeconfigPath,
+      ["apply", "--dry-run=server", "-n", namespace, "-f", "-"],
+      rendered.stdout,
+    );
     expect(applied.stderr).toBe("");
     expect(applied.code).toBe(0);
     const lines = applied.stdout.trim().split("\n");
@@ -263,8 +440,14 @@ describe("on the API server", () => {
   describe("grants least privilege", () => {
     beforeAll(async () => {
       const manifests = await render(release, namespace);
-      const rbac = manifests.filter((m) => ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"].includes(m.kind));
-      const applied = await kubectl(cluster.kubeconfigPath, ["apply", "-n", namespace, "-f", "-"], rbac.map((m) => stringify(m)).join("---\n"));
+      const rbac = manifests.filter((m) =>
+        ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"].includes(m.kind),
+      );
+      const applied = await kubectl(
+        cluster.kubeconfigPath,
+        ["apply", "-n", namespace, "-f", "-"],
+        rbac.map((m) => stringify(m)).join("---\n"),
+      );
       expect(applied.stderr).toBe("");
       expect(applied.code).toBe(0);
     });
@@ -275,7 +458,14 @@ describe("on the API server", () => {
     const cases: [string, "operator" | "agent", string, string, string, boolean][] = [
       ["operator watches its CRs", "operator", "watch", "servingdeployments.gpufleet.io", "", true],
       ["operator server-side applies its CRs", "operator", "patch", "trainingjobs.gpufleet.io", "", true],
-      ["operator writes CR status", "operator", "patch", "servingdeployments.gpufleet.io --subresource=status", "", true],
+      [
+        "operator writes CR status",
+        "operator",
+        "patch",
+        "servingdeployments.gpufleet.io --subresource=status",
+        "",
+        true,
+      ],
       ["operator cannot delete its CRs", "operator", "delete", "trainingjobs.gpufleet.io", "", false],
       ["operator creates pods anywhere", "operator", "create", "pods", "default", true],
       ["operator deletes services", "operator", "delete", "services", "default", true],
@@ -285,23 +475,58 @@ describe("on the API server", () => {
       ["operator cannot update node status wholesale", "operator", "update", "nodes --subresource=status", "", false],
       ["operator records Events", "operator", "create", "events", "default", true],
       ["operator cannot read Secrets", "operator", "get", "secrets", "default", false],
-      ["operator reads the agent certificate Secret", "operator", "get", "secrets/{release}-gpufleet-agent-tls", "own", true],
+      [
+        "operator reads the agent certificate Secret",
+        "operator",
+        "get",
+        "secrets/{release}-gpufleet-agent-tls",
+        "own",
+        true,
+      ],
       ["operator rotates the CA Secret", "operator", "update", "secrets/{release}-gpufleet-ca", "own", true],
       ["operator creates its certificate Secrets", "operator", "create", "secrets", "own", true],
       ["operator cannot read other Secrets of its namespace", "operator", "get", "secrets/db-password", "own", false],
       ["operator cannot list Secrets", "operator", "list", "secrets", "own", false],
-      ["operator cannot delete its certificate Secrets", "operator", "delete", "secrets/{release}-gpufleet-ca", "own", false],
+      [
+        "operator cannot delete its certificate Secrets",
+        "operator",
+        "delete",
+        "secrets/{release}-gpufleet-ca",
+        "own",
+        false,
+      ],
       ["operator cannot create Secrets elsewhere", "operator", "create", "secrets", "default", false],
       // workload.traceRef: the plan step reads one named ConfigMap (get), never lists, watches or writes them.
       ["operator reads a ConfigMap (traceRef)", "operator", "get", "configmaps", "default", true],
       ["operator cannot list ConfigMaps", "operator", "list", "configmaps", "default", false],
       ["operator cannot watch ConfigMaps", "operator", "watch", "configmaps", "default", false],
       ["operator cannot write ConfigMaps", "operator", "update", "configmaps", "default", false],
-      ["operator cannot grant itself more", "operator", "create", "clusterrolebindings.rbac.authorization.k8s.io", "", false],
+      [
+        "operator cannot grant itself more",
+        "operator",
+        "create",
+        "clusterrolebindings.rbac.authorization.k8s.io",
+        "",
+        false,
+      ],
       ["operator creates its Lease", "operator", "create", "leases.coordination.k8s.io", "own", true],
       ["operator updates its Lease", "operator", "update", "leases.coordination.k8s.io/gpufleet-operator", "own", true],
-      ["operator cannot update another Lease", "operator", "update", "leases.coordination.k8s.io/kube-scheduler", "own", false],
-      ["operator cannot create Leases elsewhere", "operator", "create", "leases.coordination.k8s.io", "kube-system", false],
+      [
+        "operator cannot update another Lease",
+        "operator",
+        "update",
+        "leases.coordination.k8s.io/kube-scheduler",
+        "own",
+        false,
+      ],
+      [
+        "operator cannot create Leases elsewhere",
+        "operator",
+        "create",
+        "leases.coordination.k8s.io",
+        "kube-system",
+        false,
+      ],
       ["agent labels its node", "agent", "patch", "nodes", "", true],
       ["agent cannot list nodes", "agent", "list", "nodes", "", false],
       ["agent cannot watch pods (it learns workers over its socket)", "agent", "watch", "pods", "", false],
@@ -310,7 +535,14 @@ describe("on the API server", () => {
     ];
     it.each(cases)("%s", async (_name, who, verb, resource, ns, allowed) => {
       const scope = ns === "" ? [] : ["-n", ns === "own" ? namespace : ns];
-      const result = await kubectl(cluster.kubeconfigPath, ["auth", "can-i", verb, ...resource.replaceAll("{release}", release).split(" "), ...scope, `--as=${who === "operator" ? operatorSa() : agentSa()}`]);
+      const result = await kubectl(cluster.kubeconfigPath, [
+        "auth",
+        "can-i",
+        verb,
+        ...resource.replaceAll("{release}", release).split(" "),
+        ...scope,
+        `--as=${who === "operator" ? operatorSa() : agentSa()}`,
+      ]);
       expect(result.stdout.trim()).toBe(allowed ? "yes" : "no");
     });
   });
@@ -325,7 +557,9 @@ interface Panel {
 interface Dashboard {
   title: string;
   panels: Panel[];
-  templating: { list: { name: string; type: string; definition?: string; allValue?: string; current?: { value?: string } }[] };
+  templating: {
+    list: { name: string; type: string; definition?: string; allValue?: string; current?: { value?: string } }[];
+  };
 }
 
 /** What a Grafana variable stands for in a query run straight against Prometheus: a custom variable's default, a
@@ -344,10 +578,12 @@ async function dashboardQueries(): Promise<{ dashboard: string; panel: string; e
   for (const file of (await readdir(dir)).sort()) {
     const dashboard = JSON.parse(await readFile(path.join(dir, file), "utf8")) as Dashboard;
     const variables = variableValues(dashboard);
-    const substitute = (expr: string) => variables.reduce((e, [name, value]) => e.replaceAll(name, value), expr.replaceAll("$__rate_interval", "1m"));
+    const substitute = (expr: string) =>
+      variables.reduce((e, [name, value]) => e.replaceAll(name, value), expr.replaceAll("$__rate_interval", "1m"));
     const walk = (panels: Panel[]) => {
       for (const panel of panels) {
-        for (const target of panel.targets ?? []) queries.push({ dashboard: file, panel: panel.title, expr: substitute(target.expr) });
+        for (const target of panel.targets ?? [])
+          queries.push({ dashboard: file, panel: panel.title, expr: substitute(target.expr) });
         walk(panel.panels ?? []);
       }
     };
@@ -372,19 +608,43 @@ describe("Grafana dashboards against Prometheus, a running operator and a runnin
 
   beforeAll(async () => {
     const namespace = await cluster.freshNamespace("chart-prom");
-    operator = await startOperatorProcess({ kubeconfigPath: cluster.kubeconfigPath, namespace, identity: "chart-prom-op", env: { GPUFLEET_LEASE_NAME: `op-${namespace}` } });
+    operator = await startOperatorProcess({
+      kubeconfigPath: cluster.kubeconfigPath,
+      namespace,
+      identity: "chart-prom-op",
+      env: { GPUFLEET_LEASE_NAME: `op-${namespace}` },
+    });
     // Work for both controllers, and a Warning Event (too many nodes asked for).
     const objects = KubernetesObjectApi.makeApiClient(cluster.kubeConfig);
     await objects.create(validServingDeployment("chat", namespace) as never);
-    await objects.create(withField(withField(validTrainingJob("too-big", namespace), "spec.nodes", 64), "spec.parallelism", { tp: 8, pp: 1, dp: 64 }) as never);
+    await objects.create(
+      withField(withField(validTrainingJob("too-big", namespace), "spec.nodes", 64), "spec.parallelism", {
+        tp: 8,
+        pp: 1,
+        dp: 64,
+      }) as never,
+    );
     // The serving panels read the gateway: two simulated colocated instances (the agent's own simulation runtime and
     // engine API, in this process) whose load reports reach a gateway process over a nats-server of this file's own.
     nats = await startNatsServer();
-    instances = await startSimulatedInstances({ natsUrl: nats.url, namespace, pods: [{ name: "chat-0" }, { name: "chat-1" }] });
-    gateway = await startGatewayProcess({ GPUFLEET_GATEWAY_NATS_URL: nats.url, GPUFLEET_GATEWAY_IDENTITY: "chart-prom-gw" });
+    instances = await startSimulatedInstances({
+      natsUrl: nats.url,
+      namespace,
+      pods: [{ name: "chat-0" }, { name: "chat-1" }],
+    });
+    gateway = await startGatewayProcess({
+      GPUFLEET_GATEWAY_NATS_URL: nats.url,
+      GPUFLEET_GATEWAY_IDENTITY: "chart-prom-gw",
+    });
     const gatewayPort = new URL(gateway.url).port;
     prometheus = await startPrometheus([`127.0.0.1:${await operator.httpPort()}`, `127.0.0.1:${gatewayPort}`]);
-    await waitFor(async () => { const h = await prometheus!.targetHealth(); return (h.length === 2 && h.every((x) => x === "up")) || undefined; }, { description: "operator and gateway targets up", timeoutMs: 30_000 });
+    await waitFor(
+      async () => {
+        const h = await prometheus!.targetHealth();
+        return (h.length === 2 && h.every((x) => x === "up")) || undefined;
+      },
+      { description: "operator and gateway targets up", timeoutMs: 30_000 },
+    );
     await sendTraffic(gateway.url, instances.model);
   });
 
@@ -415,24 +675,38 @@ describe("Grafana dashboards against Prometheus, a running operator and a runnin
     for (const q of queries) {
       for (const name of metricNames(q.expr)) {
         const base = name.replace(/_(bucket|sum|count)$/, "");
-        if (name.startsWith("gpufleet_operator_")) expect(served, `${q.panel}: ${name}`).toMatch(new RegExp(`^# TYPE ${base} `, "m"));
-        else if (name.startsWith("gpufleet_gateway_")) expect(gatewayServed, `${q.panel}: ${name}`).toMatch(new RegExp(`^# TYPE ${base} `, "m"));
+        if (name.startsWith("gpufleet_operator_"))
+          expect(served, `${q.panel}: ${name}`).toMatch(new RegExp(`^# TYPE ${base} `, "m"));
+        else if (name.startsWith("gpufleet_gateway_"))
+          expect(gatewayServed, `${q.panel}: ${name}`).toMatch(new RegExp(`^# TYPE ${base} `, "m"));
         else expect(agentMetricsSource, `${q.panel}: ${name}`).toContain(`name: "${base}"`);
       }
     }
   });
 
   it("has data for the reconcile, latency, queue depth and leader panels", async () => {
-    for (const name of ["gpufleet_operator_reconcile_total", "gpufleet_operator_reconcile_duration_seconds_bucket", "gpufleet_operator_workqueue_depth", "gpufleet_operator_leader"]) {
+    for (const name of [
+      "gpufleet_operator_reconcile_total",
+      "gpufleet_operator_reconcile_duration_seconds_bucket",
+      "gpufleet_operator_workqueue_depth",
+      "gpufleet_operator_leader",
+    ]) {
       const q = operatorQueries.find((query) => metricNames(query.expr).includes(name));
       expect(q, name).toBeDefined();
-      await waitFor(async () => ((await prometheus!.query(q!.expr)).data?.result.length ?? 0) > 0, { description: `data for "${q!.expr}"`, timeoutMs: 60_000 });
+      await waitFor(async () => ((await prometheus!.query(q!.expr)).data?.result.length ?? 0) > 0, {
+        description: `data for "${q!.expr}"`,
+        timeoutMs: 60_000,
+      });
     }
     // The one replica running leads: the "Leaders" stat reads exactly 1.
-    await waitFor(async () => {
-      const result = (await prometheus!.query("sum(gpufleet_operator_leader)")).data?.result as { value: [number, string] }[] | undefined;
-      return result?.length === 1 && result[0]!.value[1] === "1";
-    }, { description: "sum(gpufleet_operator_leader) == 1", timeoutMs: 30_000 });
+    await waitFor(
+      async () => {
+        const result = (await prometheus!.query("sum(gpufleet_operator_leader)")).data?.result as
+          { value: [number, string] }[] | undefined;
+        return result?.length === 1 && result[0]!.value[1] === "1";
+      },
+      { description: "sum(gpufleet_operator_leader) == 1", timeoutMs: 30_000 },
+    );
   });
 
   it("has data for every operator panel whose metrics have samples", async () => {
@@ -441,9 +715,16 @@ describe("Grafana dashboards against Prometheus, a running operator and a runnin
     const withSamples = operatorQueries.filter((q) => metricNames(q.expr).every(hasSamples));
     // Only errors and watch restarts may lack series (none has happened); every other panel must have data.
     const withoutSamples = new Set(operatorQueries.flatMap((q) => metricNames(q.expr)).filter((n) => !hasSamples(n)));
-    expect([...withoutSamples].filter((n) => !["gpufleet_operator_reconcile_errors_total", "gpufleet_operator_informer_restarts_total"].includes(n))).toEqual([]);
+    expect(
+      [...withoutSamples].filter(
+        (n) => !["gpufleet_operator_reconcile_errors_total", "gpufleet_operator_informer_restarts_total"].includes(n),
+      ),
+    ).toEqual([]);
     for (const q of withSamples) {
-      await waitFor(async () => ((await prometheus!.query(q.expr)).data?.result.length ?? 0) > 0, { description: `data for ${q.panel}: "${q.expr}"`, timeoutMs: 30_000 });
+      await waitFor(async () => ((await prometheus!.query(q.expr)).data?.result.length ?? 0) > 0, {
+        description: `data for ${q.panel}: "${q.expr}"`,
+        timeoutMs: 30_000,
+      });
     }
   });
 
@@ -451,11 +732,19 @@ describe("Grafana dashboards against Prometheus, a running operator and a runnin
     // The per-rank heatmaps need a running job with telemetry and the latency histogram a fault acted on; the e2e
     // test (test/e2e/fault-isolation.test.ts) checks those series on a running operator. Every other training
     // panel reads counters that start at 0 or the per-job gauges of the job created above.
-    const needRun = ["gpufleet_operator_training_rank_collective_seconds", "gpufleet_operator_training_rank_send_seconds", "gpufleet_operator_training_fault_detection_seconds_bucket", "gpufleet_operator_training_last_checkpoint_step"];
+    const needRun = [
+      "gpufleet_operator_training_rank_collective_seconds",
+      "gpufleet_operator_training_rank_send_seconds",
+      "gpufleet_operator_training_fault_detection_seconds_bucket",
+      "gpufleet_operator_training_last_checkpoint_step",
+    ];
     const checked = trainingQueries.filter((q) => !metricNames(q.expr).some((n) => needRun.includes(n)));
     expect(trainingQueries.length - checked.length).toBe(6);
     for (const q of checked) {
-      await waitFor(async () => ((await prometheus!.query(q.expr)).data?.result.length ?? 0) > 0, { description: `data for ${q.panel}: "${q.expr}"`, timeoutMs: 60_000 });
+      await waitFor(async () => ((await prometheus!.query(q.expr)).data?.result.length ?? 0) > 0, {
+        description: `data for ${q.panel}: "${q.expr}"`,
+        timeoutMs: 60_000,
+      });
     }
   });
 
@@ -465,21 +754,35 @@ describe("Grafana dashboards against Prometheus, a running operator and a runnin
     const checked = servingQueries.filter((q) => !metricNames(q.expr).some((n) => withoutTraffic.includes(n)));
     expect(checked.length).toBe(servingQueries.length - 1);
     for (const q of checked) {
-      await waitFor(async () => ((await prometheus!.query(q.expr)).data?.result.length ?? 0) > 0, { description: `data for ${q.panel}: "${q.expr}"`, timeoutMs: 60_000 });
+      await waitFor(async () => ((await prometheus!.query(q.expr)).data?.result.length ?? 0) > 0, {
+        description: `data for ${q.panel}: "${q.expr}"`,
+        timeoutMs: 60_000,
+      });
     }
     // The instances panel counts what the gateway learnt from the agent's reports: both simulated instances.
-    const instancesSeen = (await prometheus!.query(`max(gpufleet_gateway_instances{role="colocated"})`)).data?.result as { value: [number, string] }[];
+    const instancesSeen = (await prometheus!.query(`max(gpufleet_gateway_instances{role="colocated"})`)).data
+      ?.result as { value: [number, string] }[];
     expect(instancesSeen[0]?.value[1]).toBe("2");
   });
 });
 
 /** Streamed and whole completions through the gateway, and two failures (an unknown model, a bad body). */
 async function sendTraffic(gatewayUrl: string, model: string): Promise<void> {
-  await waitFor(async () => {
-    const body = (await (await fetch(`${gatewayUrl}/v1/models`)).json()) as { data: { id: string; gpufleet: { instances: { colocated: number } } }[] };
-    return body.data.some((m) => m.id === model && m.gpufleet.instances.colocated === 2) || undefined;
-  }, { description: `the gateway lists ${model} with 2 instances`, timeoutMs: 30_000 });
-  const post = (body: unknown) => fetch(`${gatewayUrl}/v1/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  await waitFor(
+    async () => {
+      const body = (await (await fetch(`${gatewayUrl}/v1/models`)).json()) as {
+        data: { id: string; gpufleet: { instances: { colocated: number } } }[];
+      };
+      return body.data.some((m) => m.id === model && m.gpufleet.instances.colocated === 2) || undefined;
+    },
+    { description: `the gateway lists ${model} with 2 instances`, timeoutMs: 30_000 },
+  );
+  const post = (body: unknown) =>
+    fetch(`${gatewayUrl}/v1/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
   for (let i = 0; i < 6; i++) {
     const response = await post({ model, prompt: `dashboard check ${i}`, max_tokens: 8, stream: i % 2 === 0 });
     expect(response.status).toBe(200);

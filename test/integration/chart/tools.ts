@@ -18,7 +18,10 @@ export const CHART_DIR = path.join(REPO_ROOT, "charts/gpufleet");
 
 /** Path of the helm binary: builds it from the Go module proxy on first use (about 90 s), then cached. */
 export async function helmBinary(): Promise<string> {
-  const { stdout } = await promisify(execFile)("bash", [path.join(REPO_ROOT, "scripts/helm-binary.sh")], { cwd: REPO_ROOT, maxBuffer: 16 * 1024 * 1024 });
+  const { stdout } = await promisify(execFile)("bash", [path.join(REPO_ROOT, "scripts/helm-binary.sh")], {
+    cwd: REPO_ROOT,
+    maxBuffer: 16 * 1024 * 1024,
+  });
   const lines = stdout.trim().split("\n");
   if (lines.length !== 1 || !lines[0]) throw new Error(`helm-binary.sh must print one line, got: ${stdout}`);
   return lines[0];
@@ -62,16 +65,25 @@ export async function startPrometheus(targets: string[]): Promise<PrometheusProc
   await writeFile(path.join(dir, "prometheus.yml"), config);
   const port = await freeLoopbackPort();
   const url = `http://127.0.0.1:${port}`;
-  const child = spawn("prometheus", [
-    `--config.file=${path.join(dir, "prometheus.yml")}`,
-    `--storage.tsdb.path=${path.join(dir, "data")}`,
-    `--web.listen-address=127.0.0.1:${port}`,
-    "--log.level=warn",
-  ], { stdio: ["ignore", "ignore", "pipe"] });
+  const child = spawn(
+    "prometheus",
+    [
+      `--config.file=${path.join(dir, "prometheus.yml")}`,
+      `--storage.tsdb.path=${path.join(dir, "data")}`,
+      `--web.listen-address=127.0.0.1:${port}`,
+      "--log.level=warn",
+    ],
+    { stdio: ["ignore", "ignore", "pipe"] },
+  );
   let stderr = "";
   child.stderr!.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
   let exited: number | null | undefined;
-  const exit = new Promise<void>((resolve) => child.on("exit", (code) => { exited = code; resolve(); }));
+  const exit = new Promise<void>((resolve) =>
+    child.on("exit", (code) => {
+      exited = code;
+      resolve();
+    }),
+  );
   const stop = async () => {
     if (exited === undefined) child.kill("SIGTERM");
     await exit;
@@ -97,7 +109,9 @@ export async function startPrometheus(targets: string[]): Promise<PrometheusProc
       return (await response.json()) as PromQueryResult;
     },
     async targetHealth() {
-      const body = (await (await fetch(`${url}/api/v1/targets`)).json()) as { data: { activeTargets: { health: string }[] } };
+      const body = (await (await fetch(`${url}/api/v1/targets`)).json()) as {
+        data: { activeTargets: { health: string }[] };
+      };
       return body.data.activeTargets.map((t) => t.health);
     },
     stop,

@@ -48,7 +48,8 @@ const BIN = path.join(REPO_ROOT, "cli", "bin", "gpufleet.mjs");
 /** Set to a folder to keep the CLI's output of this run (docs/cli.md quotes one). */
 const TRANSCRIPTS = process.env["GPUFLEET_CLI_TRANSCRIPT_DIR"];
 const keep = (name: string, text: string) => TRANSCRIPTS && writeFileSync(path.join(TRANSCRIPTS, name), text);
-const gpufleet = (args: string[]): Promise<RunResult> => run(process.execPath, [BIN, ...args], { env: { KUBECONFIG: cluster.kubeconfigPath } });
+const gpufleet = (args: string[]): Promise<RunResult> =>
+  run(process.execPath, [BIN, ...args], { env: { KUBECONFIG: cluster.kubeconfigPath } });
 
 async function gpufleetJson<T>(args: string[]): Promise<T> {
   const r = await gpufleet([...args, "-o", "json"]);
@@ -58,7 +59,9 @@ async function gpufleetJson<T>(args: string[]): Promise<T> {
 
 /** The examples/ file's documents, moved to `namespace`, written to a file of their own. */
 function sampleIn(file: string, namespace: string): { path: string; objects: Record<string, unknown>[] } {
-  const objects = parseAllDocuments(readFileSync(path.join(REPO_ROOT, "examples", file), "utf8")).map((d) => d.toJS() as Record<string, unknown>);
+  const objects = parseAllDocuments(readFileSync(path.join(REPO_ROOT, "examples", file), "utf8")).map(
+    (d) => d.toJS() as Record<string, unknown>,
+  );
   for (const o of objects) (o.metadata as Record<string, unknown>).namespace = namespace;
   const out = path.join(work, `${namespace}-${file}`);
   writeFileSync(out, objects.map((o) => stringify(o)).join("---\n"));
@@ -68,51 +71,93 @@ function sampleIn(file: string, namespace: string): { path: string; objects: Rec
 /** Whether every schedulable node of `gpuModel` has all its GPUs free, as a fresh profile cluster does. */
 async function clusterIsPristine(gpuModel: string): Promise<boolean> {
   const [nodes, pods] = await Promise.all([core.listNode(), core.listPodForAllNamespaces()]);
-  return summarizeCapacity(nodes.items, pods.items).nodes.filter((n) => n.gpuModel === gpuModel).every((n) => n.schedulable && n.gpusFree === n.gpusAllocatable);
+  return summarizeCapacity(nodes.items, pods.items)
+    .nodes.filter((n) => n.gpuModel === gpuModel)
+    .every((n) => n.schedulable && n.gpusFree === n.gpusAllocatable);
 }
 
-const get = async <T>(plural: string, namespace: string, name: string): Promise<T> => (await custom.getNamespacedCustomObject({ group: API_GROUP, version: API_VERSION, plural, namespace, name })) as T;
+const get = async <T>(plural: string, namespace: string, name: string): Promise<T> =>
+  (await custom.getNamespacedCustomObject({ group: API_GROUP, version: API_VERSION, plural, namespace, name })) as T;
 
-interface ServingPreviewJson { name: string; plan?: NonNullable<ServingDeployment["status"]>["plan"]; planSummary?: string; alternatives: { kind: string }[]; bounds: { limit: string }[]; gpuProfile?: { gpuModel: string } }
-interface TrainingPreviewJson { name: string; placement?: NonNullable<TrainingJob["status"]>["placement"]; planSummary?: string; ncclGroups: { nodes: string[]; env: Record<string, string> }[] }
+interface ServingPreviewJson {
+  name: string;
+  plan?: NonNullable<ServingDeployment["status"]>["plan"];
+  planSummary?: string;
+  alternatives: { kind: string }[];
+  bounds: { limit: string }[];
+  gpuProfile?: { gpuModel: string };
+}
+interface TrainingPreviewJson {
+  name: string;
+  placement?: NonNullable<TrainingJob["status"]>["placement"];
+  planSummary?: string;
+  ncclGroups: { nodes: string[]; env: Record<string, string> }[];
+}
 
 describe("gpufleet plan / explain / top on the samples", () => {
   it("plans the sample TrainingJob as the operator places it, and explains it", async () => {
     const ns = await cluster.freshNamespace("cli-tj");
     const sample = sampleIn("gpt-7b-holmes.yaml", ns);
     const pristine = await clusterIsPristine("H100-80GB");
-    const [fromProfile, live] = await Promise.all([gpufleetJson<TrainingPreviewJson>(["plan", "-f", sample.path]), gpufleetJson<TrainingPreviewJson>(["plan", "-f", sample.path, "--live"])]);
+    const [fromProfile, live] = await Promise.all([
+      gpufleetJson<TrainingPreviewJson>(["plan", "-f", sample.path]),
+      gpufleetJson<TrainingPreviewJson>(["plan", "-f", sample.path, "--live"]),
+    ]);
     expect(fromProfile.placement?.islands).toEqual(["ib-a"]);
 
     const applied = await kubectl(cluster.kubeconfigPath, ["apply", "-f", sample.path]);
     expect(applied.code, applied.stderr).toBe(0);
-    const job = await waitFor(async () => {
-      const j = await get<TrainingJob>("trainingjobs", ns, "gpt-7b");
-      return j.status?.placement ? j : undefined;
-    }, { description: "status.placement of the sample TrainingJob", timeoutMs: 120_000 });
+    const job = await waitFor(
+      async () => {
+        const j = await get<TrainingJob>("trainingjobs", ns, "gpt-7b");
+        return j.status?.placement ? j : undefined;
+      },
+      { description: "status.placement of the sample TrainingJob", timeoutMs: 120_000 },
+    );
     expect(job.status!.placement).toEqual(live.placement);
     expect(job.status!.planSummary).toBe(live.planSummary);
     if (pristine) expect(job.status!.placement).toEqual(fromProfile.placement);
     else console.warn("other pods hold H100 GPUs: the profile placement is not compared with the operator's");
 
-    const explained = await waitFor(async () => {
-      const r = await gpufleet(["explain", "tj/gpt-7b", "-n", ns]);
-      return r.code === 0 && /Placed/.test(r.stdout) && /EVENTS \(oldest first\)/.test(r.stdout) ? r.stdout : undefined;
-    }, { description: "explain tj/gpt-7b with its Placed Event", timeoutMs: 60_000 });
+    const explained = await waitFor(
+      async () => {
+        const r = await gpufleet(["explain", "tj/gpt-7b", "-n", ns]);
+        return r.code === 0 && /Placed/.test(r.stdout) && /EVENTS \(oldest first\)/.test(r.stdout)
+          ? r.stdout
+          : undefined;
+      },
+      { description: "explain tj/gpt-7b with its Placed Event", timeoutMs: 60_000 },
+    );
     keep("explain-tj.txt", explained);
     expect(explained).toContain(`TrainingJob ${ns}/gpt-7b:`);
     expect(explained).toContain(`WHY THIS PLACEMENT  ${job.status!.planSummary}`);
     expect(explained).toMatch(/Normal\s+Placed\s+placed 4 pods on 1 island\(s\) \(ib-a\)/);
 
-    const top = await waitFor(async () => {
-      const v = await gpufleetJson<{ training: { namespace: string; name: string; predictedStepMs?: number }[] }>(["top", "--metrics-url", `http://127.0.0.1:${operator!.httpPort}/metrics`]);
-      return v.training.find((t) => t.namespace === ns && t.name === "gpt-7b" && t.predictedStepMs !== undefined);
-    }, { description: "gpt-7b in gpufleet top", timeoutMs: 30_000 });
+    const top = await waitFor(
+      async () => {
+        const v = await gpufleetJson<{ training: { namespace: string; name: string; predictedStepMs?: number }[] }>([
+          "top",
+          "--metrics-url",
+          `http://127.0.0.1:${operator!.httpPort}/metrics`,
+        ]);
+        return v.training.find((t) => t.namespace === ns && t.name === "gpt-7b" && t.predictedStepMs !== undefined);
+      },
+      { description: "gpt-7b in gpufleet top", timeoutMs: 30_000 },
+    );
     expect(top.predictedStepMs).toBeCloseTo(job.status!.placement!.predictedStepMs, 0);
 
     // Free the GPUs for the serving samples.
-    await custom.deleteNamespacedCustomObject({ group: API_GROUP, version: API_VERSION, plural: "trainingjobs", namespace: ns, name: "gpt-7b" });
-    await waitFor(async () => ((await core.listNamespacedPod({ namespace: ns })).items.length === 0 ? true : undefined), { description: "the gang's pods gone", timeoutMs: 120_000 });
+    await custom.deleteNamespacedCustomObject({
+      group: API_GROUP,
+      version: API_VERSION,
+      plural: "trainingjobs",
+      namespace: ns,
+      name: "gpt-7b",
+    });
+    await waitFor(
+      async () => ((await core.listNamespacedPod({ namespace: ns })).items.length === 0 ? true : undefined),
+      { description: "the gang's pods gone", timeoutMs: 120_000 },
+    );
   }, 600_000);
 
   it("plans the sample ServingDeployments as the operator plans them, and explains them", async () => {
@@ -122,7 +167,10 @@ describe("gpufleet plan / explain / top on the samples", () => {
     const both = path.join(work, `${ns}-samples.yaml`);
     writeFileSync(both, [...chat.objects, ...disagg.objects].map((o) => stringify(o)).join("---\n"));
     const pristine = await clusterIsPristine("H100-80GB");
-    const [fromProfile, live] = await Promise.all([gpufleetJson<ServingPreviewJson[]>(["plan", "-f", both]), gpufleetJson<ServingPreviewJson[]>(["plan", "-f", both, "--live"])]);
+    const [fromProfile, live] = await Promise.all([
+      gpufleetJson<ServingPreviewJson[]>(["plan", "-f", both]),
+      gpufleetJson<ServingPreviewJson[]>(["plan", "-f", both, "--live"]),
+    ]);
     expect(fromProfile.map((p) => p.name)).toEqual(["llama3-8b-chat", "llama31-8b-disagg"]);
     for (const p of fromProfile) {
       expect(p.alternatives.map((a) => a.kind)).toEqual(["disaggregated", "vllm", "chunked"]);
@@ -133,13 +181,19 @@ describe("gpufleet plan / explain / top on the samples", () => {
     // One at a time, so each is planned on the cluster the CLI saw (the first one's pods would change the second's).
     for (const [i, sample] of [chat, disagg].entries()) {
       const name = (sample.objects[0]!.metadata as { name: string }).name;
-      const livePlan = i === 0 ? live[0]! : (await gpufleetJson<ServingPreviewJson>(["plan", "-f", sample.path, "--live"]));
+      const livePlan =
+        i === 0 ? live[0]! : await gpufleetJson<ServingPreviewJson>(["plan", "-f", sample.path, "--live"]);
       const applied = await kubectl(cluster.kubeconfigPath, ["apply", "-f", sample.path]);
       expect(applied.code, applied.stderr).toBe(0);
-      const sd = await waitFor(async () => {
-        const s = await get<ServingDeployment>("servingdeployments", ns, name);
-        return s.status?.plan && s.status.conditions?.some((c) => c.type === "Planned" && c.status === "True") ? s : undefined;
-      }, { description: `status.plan of ${name}`, timeoutMs: 180_000 });
+      const sd = await waitFor(
+        async () => {
+          const s = await get<ServingDeployment>("servingdeployments", ns, name);
+          return s.status?.plan && s.status.conditions?.some((c) => c.type === "Planned" && c.status === "True")
+            ? s
+            : undefined;
+        },
+        { description: `status.plan of ${name}`, timeoutMs: 180_000 },
+      );
       expect(sd.status!.plan).toEqual(livePlan.plan);
       expect(sd.status!.planSummary).toBe(livePlan.planSummary);
       if (pristine && i === 0) expect(sd.status!.plan).toEqual(fromProfile[0]!.plan);
@@ -157,18 +211,38 @@ describe("gpufleet plan / explain / top on the samples", () => {
     const disaggSd = await get<ServingDeployment>("servingdeployments", ns, "llama31-8b-disagg");
     if (pristine) expect(disaggSd.status!.plan).toEqual(fromProfile[1]!.plan);
 
-    const top = await waitFor(async () => {
-      const v = await gpufleetJson<{ serving: { namespace: string; name: string; goodputPerGpu?: number }[] }>(["top", "--metrics-url", `http://127.0.0.1:${operator!.httpPort}/metrics`]);
-      const rows = v.serving.filter((s) => s.namespace === ns);
-      return rows.length === 2 ? rows : undefined;
-    }, { description: "both samples in gpufleet top", timeoutMs: 30_000 });
-    expect(top.find((r) => r.name === "llama31-8b-disagg")?.goodputPerGpu).toBeCloseTo(disaggSd.status!.plan!.goodputPerGpu, 6);
-    if (TRANSCRIPTS) keep("top.txt", (await gpufleet(["top", "--metrics-url", `http://127.0.0.1:${operator!.httpPort}/metrics`])).stdout);
+    const top = await waitFor(
+      async () => {
+        const v = await gpufleetJson<{ serving: { namespace: string; name: string; goodputPerGpu?: number }[] }>([
+          "top",
+          "--metrics-url",
+          `http://127.0.0.1:${operator!.httpPort}/metrics`,
+        ]);
+        const rows = v.serving.filter((s) => s.namespace === ns);
+        return rows.length === 2 ? rows : undefined;
+      },
+      { description: "both samples in gpufleet top", timeoutMs: 30_000 },
+    );
+    expect(top.find((r) => r.name === "llama31-8b-disagg")?.goodputPerGpu).toBeCloseTo(
+      disaggSd.status!.plan!.goodputPerGpu,
+      6,
+    );
+    if (TRANSCRIPTS)
+      keep(
+        "top.txt",
+        (await gpufleet(["top", "--metrics-url", `http://127.0.0.1:${operator!.httpPort}/metrics`])).stdout,
+      );
   }, 900_000);
 
   it("refuses a bad file naming the field, and a missing resource, with exit code 2", async () => {
     const bad = path.join(work, "bad.yaml");
-    writeFileSync(bad, readFileSync(path.join(REPO_ROOT, "examples", "llama3-8b-chatbot.yaml"), "utf8").replace("ttftMs: 250", "ttftMs: fast"));
+    writeFileSync(
+      bad,
+      readFileSync(path.join(REPO_ROOT, "examples", "llama3-8b-chatbot.yaml"), "utf8").replace(
+        "ttftMs: 250",
+        "ttftMs: fast",
+      ),
+    );
     const r = await gpufleet(["plan", "-f", bad]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/bad\.yaml: spec\.slo\.ttftMs expected number \(got "fast"\)/);

@@ -31,9 +31,31 @@ afterAll(async () => {
 async function publish(workerId: string): Promise<number> {
   const now = Date.now();
   const message = {
-    schema: Schema.load, node, sentUnixMs: now,
-    reports: [{ workerId, podNamespace: "src", podName: workerId, unixMs: now, queueLength: 0, runningRequests: 0, kvCacheUsedFraction: 0, kvCacheUsedBytes: 0, ttftMs: 0, tpotMs: 0, tokensPerSecond: 0,
-      engineUrl: `http://127.0.0.1:9/instances/${workerId}`, model: `source-model-${run}`, role: "colocated", servingDeployment: "src/sd", kvBlocksTotal: 100, kvBlocksUsed: 0, blockSizeTokens: 16 }],
+    schema: Schema.load,
+    node,
+    sentUnixMs: now,
+    reports: [
+      {
+        workerId,
+        podNamespace: "src",
+        podName: workerId,
+        unixMs: now,
+        queueLength: 0,
+        runningRequests: 0,
+        kvCacheUsedFraction: 0,
+        kvCacheUsedBytes: 0,
+        ttftMs: 0,
+        tpotMs: 0,
+        tokensPerSecond: 0,
+        engineUrl: `http://127.0.0.1:9/instances/${workerId}`,
+        model: `source-model-${run}`,
+        role: "colocated",
+        servingDeployment: "src/sd",
+        kvBlocksTotal: 100,
+        kvBlocksUsed: 0,
+        blockSizeTokens: 16,
+      },
+    ],
   } satisfies Omit<LoadMessage, "reports"> & { reports: object[] };
   const ack = await nats.jetstream().publish(subjectFor(Stream.load, node), encodeJson(message));
   const stored = await (await nats.jetstreamManager()).streams.getMessage(streamName(Stream.load), { seq: ack.seq });
@@ -46,32 +68,56 @@ describe("JetStreamLoadInstanceSource", () => {
     // Wait (bounded polling) until the clock has moved on, so the two reports straddle the start time with ~1 s on
     // either side: the source takes its own "now" when it starts, later than the look-back computed below, and on a
     // loaded machine that can be tens of milliseconds later.
-    await waitFor(() => Date.now() > oldStoredMs + 2_000, { description: "the clock 2 s past the first report", timeoutMs: 5_000, intervalMs: 20 });
+    await waitFor(() => Date.now() > oldStoredMs + 2_000, {
+      description: "the clock 2 s past the first report",
+      timeoutMs: 5_000,
+      intervalMs: 20,
+    });
     const recentStoredMs = await publish(`recent-${run}`);
     const startMs = (oldStoredMs + recentStoredMs) / 2;
 
     // And past the second, so a replayed report's age on the stream is clearly more than zero.
-    await waitFor(() => Date.now() > recentStoredMs + 20, { description: "the clock past the second report", timeoutMs: 5_000, intervalMs: 5 });
+    await waitFor(() => Date.now() > recentStoredMs + 20, {
+      description: "the clock past the second report",
+      timeoutMs: 5_000,
+      intervalMs: 5,
+    });
     const received: { report: InstanceReport; ageMs: number; atMs: number }[] = [];
     const metrics = new GatewayMetrics();
     const startedMs = Date.now();
-    const source = await JetStreamLoadInstanceSource.start(nats, { logger: createLogger({ level: "silent", name: "test" }), metrics }, { lookbackMs: Date.now() - startMs });
+    const source = await JetStreamLoadInstanceSource.start(
+      nats,
+      { logger: createLogger({ level: "silent", name: "test" }), metrics },
+      { lookbackMs: Date.now() - startMs },
+    );
     source.subscribe((report, ageMs) => received.push({ report, ageMs, atMs: Date.now() }));
     try {
-      const ours = () => received.filter((r) => r.report.podNamespace === "src" && r.report.model === `source-model-${run}`);
-      const replayed = await waitFor(() => ours().find((r) => r.report.id === `recent-${run}`), { description: "the recent report replayed", timeoutMs: 10_000 });
+      const ours = () =>
+        received.filter((r) => r.report.podNamespace === "src" && r.report.model === `source-model-${run}`);
+      const replayed = await waitFor(() => ours().find((r) => r.report.id === `recent-${run}`), {
+        description: "the recent report replayed",
+        timeoutMs: 10_000,
+      });
       // Its age is its time on the stream, not zero: the view counts it as received when it was stored.
       // (Handled after startedMs; stored within the millisecond recentStoredMs names; delivered by atMs.)
       expect(replayed.ageMs).toBeGreaterThan(startedMs - recentStoredMs - 1);
       expect(replayed.ageMs).toBeLessThanOrEqual(replayed.atMs - recentStoredMs);
-      expect(replayed.report).toMatchObject({ role: "colocated", servingDeployment: "src/sd", load: { kvBlocksTotal: 100 } });
+      expect(replayed.report).toMatchObject({
+        role: "colocated",
+        servingDeployment: "src/sd",
+        load: { kvBlocksTotal: 100 },
+      });
 
       await publish(`live-${run}`);
-      const live = await waitFor(() => ours().find((r) => r.report.id === `live-${run}`), { description: "a report published after the start, delivered", timeoutMs: 10_000 });
+      const live = await waitFor(() => ours().find((r) => r.report.id === `live-${run}`), {
+        description: "a report published after the start, delivered",
+        timeoutMs: 10_000,
+      });
       expect(live.ageMs).toBeLessThan(live.atMs - startedMs + 1);
       // Delivery is in stream order, so once the live report is here the replay is complete: the old report never came.
       expect(ours().map((r) => r.report.id)).toEqual([`recent-${run}`, `live-${run}`]);
-      const accepted = (await metrics.loadReportsTotal.get()).values.find((v) => v.labels.result === "accepted")?.value ?? 0;
+      const accepted =
+        (await metrics.loadReportsTotal.get()).values.find((v) => v.labels.result === "accepted")?.value ?? 0;
       expect(accepted).toBeGreaterThanOrEqual(2);
     } finally {
       await source.close();

@@ -27,7 +27,9 @@ function gpuPod(name: string, gpus: number): V1Pod {
   return {
     metadata: { name },
     spec: {
-      containers: [{ name: "main", image: "registry.example/worker:1", resources: { limits: { [GpuResource]: String(gpus) } } }],
+      containers: [
+        { name: "main", image: "registry.example/worker:1", resources: { limits: { [GpuResource]: String(gpus) } } },
+      ],
       terminationGracePeriodSeconds: 0,
     },
   };
@@ -43,53 +45,64 @@ describe("the shared test cluster", () => {
     expect(version).toMatchObject({ gitVersion: "v1.36.3", major: "1", minor: "36" });
   });
 
-  it.skipIf(!defaultNodes)("has every node of the default profile Ready, with 8 allocatable GPUs and its topology labels", async () => {
-    const { core } = getTestCluster();
-    const expected = expandProfile(await loadProfile("default"));
-    const nodes = (await core.listNode({ labelSelector: "type=kwok" })).items;
-    const byName = new Map(nodes.map((n) => [n.metadata?.name, n]));
-    for (const want of expected) {
-      const name = want.metadata?.name ?? "";
-      const node = byName.get(name);
-      expect(node, `node ${name}`).toBeDefined();
-      expect(node?.status?.conditions?.find((c) => c.type === "Ready")?.status, `${name} Ready`).toBe("True");
-      expect(node?.status?.allocatable?.[GpuResource], `${name} allocatable GPUs`).toBe("8");
-      expect(parseNodeTopology(name, node?.metadata?.labels ?? {})).toEqual(parseNodeTopology(name, want.metadata?.labels ?? {}));
-    }
-    expect(nodes.filter((n) => n.metadata?.labels?.["gpufleet.io/nic-type"] === "infiniband")).toHaveLength(4);
-  });
+  it.skipIf(!defaultNodes)(
+    "has every node of the default profile Ready, with 8 allocatable GPUs and its topology labels",
+    async () => {
+      const { core } = getTestCluster();
+      const expected = expandProfile(await loadProfile("default"));
+      const nodes = (await core.listNode({ labelSelector: "type=kwok" })).items;
+      const byName = new Map(nodes.map((n) => [n.metadata?.name, n]));
+      for (const want of expected) {
+        const name = want.metadata?.name ?? "";
+        const node = byName.get(name);
+        expect(node, `node ${name}`).toBeDefined();
+        expect(node?.status?.conditions?.find((c) => c.type === "Ready")?.status, `${name} Ready`).toBe("True");
+        expect(node?.status?.allocatable?.[GpuResource], `${name} allocatable GPUs`).toBe("8");
+        expect(parseNodeTopology(name, node?.metadata?.labels ?? {})).toEqual(
+          parseNodeTopology(name, want.metadata?.labels ?? {}),
+        );
+      }
+      expect(nodes.filter((n) => n.metadata?.labels?.["gpufleet.io/nic-type"] === "infiniband")).toHaveLength(4);
+    },
+  );
 
-  it.skipIf(!defaultNodes)("schedules a 2-GPU pod onto a kwok node with kube-scheduler, where kwok runs it", async () => {
-    const { core } = getTestCluster();
-    const namespace = await freshNamespace("harness-pod");
-    await core.createNamespacedPod({ namespace, body: gpuPod("two-gpus", 2) });
-    const pod = await waitFor(
-      async () => {
-        const p = await core.readNamespacedPod({ name: "two-gpus", namespace });
-        return p.status?.phase === "Running" ? p : undefined;
-      },
-      { description: "pod two-gpus Running", timeoutMs: 60_000 },
-    );
-    const node = await core.readNode({ name: pod.spec?.nodeName ?? "" });
-    expect(node.metadata?.labels?.["type"]).toBe("kwok");
-    expect(pod.status?.podIP).toMatch(/^10\.244\./);
-    expect(pod.status?.containerStatuses?.[0]?.ready).toBe(true);
-  });
+  it.skipIf(!defaultNodes)(
+    "schedules a 2-GPU pod onto a kwok node with kube-scheduler, where kwok runs it",
+    async () => {
+      const { core } = getTestCluster();
+      const namespace = await freshNamespace("harness-pod");
+      await core.createNamespacedPod({ namespace, body: gpuPod("two-gpus", 2) });
+      const pod = await waitFor(
+        async () => {
+          const p = await core.readNamespacedPod({ name: "two-gpus", namespace });
+          return p.status?.phase === "Running" ? p : undefined;
+        },
+        { description: "pod two-gpus Running", timeoutMs: 60_000 },
+      );
+      const node = await core.readNode({ name: pod.spec?.nodeName ?? "" });
+      expect(node.metadata?.labels?.["type"]).toBe("kwok");
+      expect(pod.status?.podIP).toMatch(/^10\.244\./);
+      expect(pod.status?.containerStatuses?.[0]?.ready).toBe(true);
+    },
+  );
 
-  it.skipIf(!defaultNodes)("leaves a pod wanting more GPUs than any node has Pending, for lack of nvidia.com/gpu", async () => {
-    const { core } = getTestCluster();
-    const namespace = await freshNamespace("harness-unsched");
-    await core.createNamespacedPod({ namespace, body: gpuPod("nine-gpus", 9) });
-    const condition = await waitFor(
-      async () => {
-        const p = await core.readNamespacedPod({ name: "nine-gpus", namespace });
-        return p.status?.conditions?.find((c) => c.type === "PodScheduled" && c.status === "False");
-      },
-      { description: "pod nine-gpus marked unschedulable", timeoutMs: 60_000 },
-    );
-    expect(condition.reason).toBe("Unschedulable");
-    expect(condition.message).toContain(`Insufficient ${GpuResource}`);
-  });
+  it.skipIf(!defaultNodes)(
+    "leaves a pod wanting more GPUs than any node has Pending, for lack of nvidia.com/gpu",
+    async () => {
+      const { core } = getTestCluster();
+      const namespace = await freshNamespace("harness-unsched");
+      await core.createNamespacedPod({ namespace, body: gpuPod("nine-gpus", 9) });
+      const condition = await waitFor(
+        async () => {
+          const p = await core.readNamespacedPod({ name: "nine-gpus", namespace });
+          return p.status?.conditions?.find((c) => c.type === "PodScheduled" && c.status === "False");
+        },
+        { description: "pod nine-gpus marked unschedulable", timeoutMs: 60_000 },
+      );
+      expect(condition.reason).toBe("Unschedulable");
+      expect(condition.message).toContain(`Insufficient ${GpuResource}`);
+    },
+  );
 
   it("works with the Debian kubectl through the kubeconfig", async () => {
     const { kubeconfigPath, core } = getTestCluster();
@@ -121,10 +134,20 @@ describe.skipIf(!local)("cluster lifecycle", () => {
     const cluster = await startLocalCluster({ profile: path.join(fixtures, "two-nodes.yaml") });
     let stopped = false;
     try {
-      expect(Object.keys(cluster.pids).sort()).toEqual(["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "nats-server"]);
+      expect(Object.keys(cluster.pids).sort()).toEqual([
+        "etcd",
+        "kube-apiserver",
+        "kube-controller-manager",
+        "kube-scheduler",
+        "kwok",
+        "nats-server",
+      ]);
       for (const pid of Object.values(cluster.pids)) expect(processAlive(pid)).toBe(true);
       const nodes = (await cluster.kubeConfig.makeApiClient(CoreV1Api).listNode()).items;
-      expect(nodes.map((n) => `${n.metadata?.name}=${n.status?.allocatable?.[GpuResource]}`).sort()).toEqual(["tiny-a100-eth-0=4", "tiny-h200-roce-0=8"]);
+      expect(nodes.map((n) => `${n.metadata?.name}=${n.status?.allocatable?.[GpuResource]}`).sort()).toEqual([
+        "tiny-a100-eth-0=4",
+        "tiny-h200-roce-0=8",
+      ]);
       const [host, port] = (cluster.natsUrl ?? "").replace("nats://", "").split(":");
       expect(await natsGreeting(host ?? "", Number(port))).toMatch(/^INFO /);
       // NATS runs JetStream with its store in the run directory: stopped and started again on the same port, the
@@ -135,7 +158,10 @@ describe.skipIf(!local)("cluster lifecycle", () => {
         await cluster.nats!.stop();
         await expect(natsGreeting(host ?? "", Number(port), 500)).rejects.toThrow();
         await cluster.nats!.start();
-        const info = await waitFor(async () => (await nc.jetstreamManager()).streams.info(streamName("collectives")), { description: "collectives stream after the NATS restart", timeoutMs: 30_000 });
+        const info = await waitFor(async () => (await nc.jetstreamManager()).streams.info(streamName("collectives")), {
+          description: "collectives stream after the NATS restart",
+          timeoutMs: 30_000,
+        });
         expect(info.config.subjects).toEqual(["gpufleet.v1.collectives.*"]);
       } finally {
         await nc.close();
@@ -145,7 +171,8 @@ describe.skipIf(!local)("cluster lifecycle", () => {
 
       await cluster.stop();
       stopped = true;
-      for (const [name, pid] of Object.entries(cluster.pids)) expect(processAlive(pid), `${name} (pid ${pid})`).toBe(false);
+      for (const [name, pid] of Object.entries(cluster.pids))
+        expect(processAlive(pid), `${name} (pid ${pid})`).toBe(false);
       expect(existsSync(cluster.dataDir ?? "")).toBe(false);
     } finally {
       if (!stopped) await cluster.stop();

@@ -14,7 +14,8 @@ import { testCluster, type TestCluster } from "../../support/cluster.js";
 import { installCrds, metricValue } from "../../support/operator.js";
 import { validServingDeployment } from "./fixtures.js";
 
-const isPodList = (r: { method: string; url: string }) => r.method === "GET" && /^\/api\/v1\/pods(\?|$)/.test(r.url) && !/[?&]watch=(true|1)/.test(r.url);
+const isPodList = (r: { method: string; url: string }) =>
+  r.method === "GET" && /^\/api\/v1\/pods(\?|$)/.test(r.url) && !/[?&]watch=(true|1)/.test(r.url);
 
 describe("an operator whose first pod list fails", () => {
   let cluster: TestCluster;
@@ -29,10 +30,17 @@ describe("an operator whose first pod list fails", () => {
     await installCrds(cluster.kubeconfigPath);
     namespace = await cluster.freshNamespace("cache-sync");
     custom = cluster.kubeConfig.makeApiClient(CustomObjectsApi);
-    await KubernetesObjectApi.makeApiClient(cluster.kubeConfig).create(validServingDeployment("chat", namespace) as never);
+    await KubernetesObjectApi.makeApiClient(cluster.kubeConfig).create(
+      validServingDeployment("chat", namespace) as never,
+    );
     proxy = await startApiProxy(cluster.kubeConfig);
     proxy.setRule((r) => (podListsFail && isPodList(r) ? { status: 500 } : "forward"));
-    const config = loadOperatorConfig({ GPUFLEET_LEADER_ELECTION: "false", GPUFLEET_HTTP_PORT: "0", GPUFLEET_IDENTITY: "cache-sync", GPUFLEET_NAMESPACE: "default" });
+    const config = loadOperatorConfig({
+      GPUFLEET_LEADER_ELECTION: "false",
+      GPUFLEET_HTTP_PORT: "0",
+      GPUFLEET_IDENTITY: "cache-sync",
+      GPUFLEET_NAMESPACE: "default",
+    });
     operator = await startOperator({ config, kubeConfig: proxy.kubeConfig, logger: silentLogger });
   }, 60_000);
   afterAll(async () => {
@@ -44,13 +52,29 @@ describe("an operator whose first pod list fails", () => {
     const res = await fetch(`http://127.0.0.1:${operator!.httpPort}/readyz`);
     return { status: res.status, text: await res.text() };
   };
-  const leaderGauge = async () => metricValue(await (await fetch(`http://127.0.0.1:${operator!.httpPort}/metrics`)).text(), "gpufleet_operator_leader");
-  const status = async () => ((await custom.getNamespacedCustomObject({ group: "gpufleet.io", version: "v1alpha1", namespace, plural: "servingdeployments", name: "chat" })) as { status?: { observedGeneration?: number } }).status;
+  const leaderGauge = async () =>
+    metricValue(
+      await (await fetch(`http://127.0.0.1:${operator!.httpPort}/metrics`)).text(),
+      "gpufleet_operator_leader",
+    );
+  const status = async () =>
+    (
+      (await custom.getNamespacedCustomObject({
+        group: "gpufleet.io",
+        version: "v1alpha1",
+        namespace,
+        plural: "servingdeployments",
+        name: "chat",
+      })) as { status?: { observedGeneration?: number } }
+    ).status;
 
   it("reconciles nothing and is not ready, naming the cache, while pods cannot be listed", async () => {
     // The first list and four retries (0.5 + 1 + 2 + 4 s of backoff) failed: long enough for a started controller
     // to have reconciled and written status.
-    await waitFor(() => proxy.requests.filter((r) => isPodList(r) && r.verdict === "answered").length >= 5 || undefined, { description: "five failed pod lists", timeoutMs: 60_000 });
+    await waitFor(
+      () => proxy.requests.filter((r) => isPodList(r) && r.verdict === "answered").length >= 5 || undefined,
+      { description: "five failed pod lists", timeoutMs: 60_000 },
+    );
     expect(await readyz()).toEqual({ status: 503, text: "caches not synced: pods" });
     expect(await status()).toBeUndefined();
     expect(operator!.isLeader()).toBe(false);
@@ -59,9 +83,15 @@ describe("an operator whose first pod list fails", () => {
 
   it("starts the controllers once the pod list succeeds", async () => {
     podListsFail = false;
-    await waitFor(async () => (await readyz()).status === 200 || undefined, { description: "operator ready", timeoutMs: 60_000 });
+    await waitFor(async () => (await readyz()).status === 200 || undefined, {
+      description: "operator ready",
+      timeoutMs: 60_000,
+    });
     expect(await readyz()).toEqual({ status: 200, text: "ok" });
-    await waitFor(async () => (await status())?.observedGeneration === 1 || undefined, { description: "ServingDeployment reconciled", timeoutMs: 30_000 });
+    await waitFor(async () => (await status())?.observedGeneration === 1 || undefined, {
+      description: "ServingDeployment reconciled",
+      timeoutMs: 30_000,
+    });
     expect(operator!.isLeader()).toBe(true);
     expect(await leaderGauge()).toBe(1);
   });

@@ -5,7 +5,15 @@ export function validServingDeployment(name: string, namespace: string): Record<
     kind: "ServingDeployment",
     metadata: { name, namespace },
     spec: {
-      model: { name: "llama-3-8b", layers: 32, hiddenSize: 4096, heads: 32, kvHeads: 8, vocabSize: 128256, paramsBillions: 8 },
+      model: {
+        name: "llama-3-8b",
+        layers: 32,
+        hiddenSize: 4096,
+        heads: 32,
+        kvHeads: 8,
+        vocabSize: 128256,
+        paramsBillions: 8,
+      },
       slo: { ttftMs: 250, tpotMs: 100 },
       workload: { arrivalRatePerSec: 10, preset: "chatbot" },
       engine: { image: "vllm/vllm-openai:v0.11.0" },

@@ -35,14 +35,22 @@ const NUM_RUNS = Number(process.env.GPUFLEET_PROPERTY_RUNS ?? 100);
 const PLAN_BOUND_MS = 90_000;
 const KNOWN_REASONS = new Set<string>(Object.values(Reason));
 /** A field path in an API server rejection, or kubectl's own strict-decoding message. */
-const NAMES_A_FIELD = /(spec(\.[A-Za-z]+|\[\d+\])+|spec: |metadata\.name|unknown field "[^"]+"|resource name may not be empty)/;
+const NAMES_A_FIELD =
+  /(spec(\.[A-Za-z]+|\[\d+\])+|spec: |metadata\.name|unknown field "[^"]+"|resource name may not be empty)/;
 const CEL_RUNTIME_ERROR = /no such key|evaluating rule|overflow|cost budget|compilation failed/i;
 
 let cluster: TestCluster;
 let namespace: string;
 let capacity: ClusterCapacity;
 const planner = new PlannerThread();
-const tally = { servingAccepted: 0, servingRejected: 0, servingPlanned: 0, trainingAccepted: 0, trainingRejected: 0, trainingPlaced: 0 };
+const tally = {
+  servingAccepted: 0,
+  servingRejected: 0,
+  servingPlanned: 0,
+  trainingAccepted: 0,
+  trainingRejected: 0,
+  trainingPlaced: 0,
+};
 
 beforeAll(async () => {
   cluster = testCluster();
@@ -62,7 +70,9 @@ type Outcome = { kind: "plan"; summary: string } | { kind: "condition"; reason: 
 
 function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms)));
+  const timeout = new Promise<never>(
+    (_, reject) => (timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms)),
+  );
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
@@ -83,19 +93,34 @@ function planTraining(job: TrainingJob): Outcome {
   if (!check.ok) return { kind: "condition", reason: check.reason, message: check.message };
   const result = planTrainingPlacement({ job: jobShape(job), nodes: check.candidateNodes });
   if (result.ok) return { kind: "plan", summary: `${result.nodes.length} nodes` };
-  return { kind: "condition", reason: result.reason === "InvalidInput" ? Reason.InvalidSpec : Reason.InsufficientCapacity, message: result.message };
+  return {
+    kind: "condition",
+    reason: result.reason === "InvalidInput" ? Reason.InvalidSpec : Reason.InsufficientCapacity,
+    message: result.message,
+  };
 }
 
 const describeSample = (s: Sample) => `corruptions ${JSON.stringify(s.corruptions)}\n${stringify(s.object)}`;
 
-async function checkSample(sample: Sample, plan: (object: unknown) => Promise<Outcome>, counts: { accepted: () => void; rejected: () => void; planned: () => void }): Promise<void> {
-  const result = await kubectl(cluster.kubeconfigPath, ["apply", "--dry-run=server", "-o", "json", "-f", "-"], stringify(sample.object));
+async function checkSample(
+  sample: Sample,
+  plan: (object: unknown) => Promise<Outcome>,
+  counts: { accepted: () => void; rejected: () => void; planned: () => void },
+): Promise<void> {
+  const result = await kubectl(
+    cluster.kubeconfigPath,
+    ["apply", "--dry-run=server", "-o", "json", "-f", "-"],
+    stringify(sample.object),
+  );
   if (result.code === 0) {
     counts.accepted();
     const outcome = await plan(JSON.parse(result.stdout));
     if (outcome.kind === "plan") counts.planned();
     else {
-      expect(KNOWN_REASONS.has(outcome.reason), `unknown condition reason ${outcome.reason} for\n${describeSample(sample)}`).toBe(true);
+      expect(
+        KNOWN_REASONS.has(outcome.reason),
+        `unknown condition reason ${outcome.reason} for\n${describeSample(sample)}`,
+      ).toBe(true);
       expect(outcome.message.length, `empty condition message for\n${describeSample(sample)}`).toBeGreaterThan(0);
     }
     return;
@@ -114,9 +139,22 @@ async function checkSample(sample: Sample, plan: (object: unknown) => Promise<Ou
  * until then. Skipped, not deleted: it is the regression test for that fix.
  */
 const LONG_CONTEXT_PLAN_CASE = {
-  model: { name: "un", layers: 5, hiddenSize: 4096, heads: 32, vocabSize: 214443, dtype: "fp16", paramsBillions: 0.0231, intermediateSize: 99999 },
+  model: {
+    name: "un",
+    layers: 5,
+    hiddenSize: 4096,
+    heads: 32,
+    vocabSize: 214443,
+    dtype: "fp16",
+    paramsBillions: 0.0231,
+    intermediateSize: 99999,
+  },
   slo: { ttftMs: 0.1, tpotMs: 1570.33, attainmentPercent: 2.48 },
-  workload: { arrivalRatePerSec: 0.0404, promptTokens: { mean: 23784, max: 23794 }, outputTokens: { mean: 5242, max: 8393 } },
+  workload: {
+    arrivalRatePerSec: 0.0404,
+    promptTokens: { mean: 23784, max: 23794 },
+    outputTokens: { mean: 5242, max: 8393 },
+  },
   gpu: { model: "H100-80GB", minMemoryGiB: 2 },
   mode: "auto",
   engine: { image: "vllm/vllm-openai:v0.11.0", port: 28910 },
@@ -124,8 +162,17 @@ const LONG_CONTEXT_PLAN_CASE = {
 
 describe("random custom resources through kubectl apply and the planners", () => {
   it.skip("a long-context spec plans (or reports a condition) within the bound", async () => {
-    const object = { apiVersion: "gpufleet.io/v1alpha1", kind: "ServingDeployment", metadata: { name: "sd-long", namespace }, spec: LONG_CONTEXT_PLAN_CASE };
-    await checkSample({ object, corruptions: [] }, (o) => planServing(o as ServingDeployment), { accepted: () => {}, rejected: () => {}, planned: () => {} });
+    const object = {
+      apiVersion: "gpufleet.io/v1alpha1",
+      kind: "ServingDeployment",
+      metadata: { name: "sd-long", namespace },
+      spec: LONG_CONTEXT_PLAN_CASE,
+    };
+    await checkSample({ object, corruptions: [] }, (o) => planServing(o as ServingDeployment), {
+      accepted: () => {},
+      rejected: () => {},
+      planned: () => {},
+    });
   }, 300_000);
 
   it(`ServingDeployment: ${NUM_RUNS} random specs are rejected naming a field, or plan or report a condition`, async () => {

@@ -33,7 +33,12 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "gw-admission-"));
   keyFile = join(dir, "api-keys");
   writeFileSync(keyFile, `# test keys\n${KEY}\n`);
-  sim = await startSimulatedInstances({ natsUrl: cluster.natsUrl, pods: [{ name: "adm-0" }], namespace: "admission", deployment: `adm-${Date.now().toString(36)}` });
+  sim = await startSimulatedInstances({
+    natsUrl: cluster.natsUrl,
+    pods: [{ name: "adm-0" }],
+    namespace: "admission",
+    deployment: `adm-${Date.now().toString(36)}`,
+  });
   gateway = await startGatewayProcess({
     GPUFLEET_GATEWAY_NATS_URL: cluster.natsUrl,
     GPUFLEET_GATEWAY_MAX_IN_FLIGHT: "2",
@@ -44,11 +49,14 @@ beforeAll(async () => {
     GPUFLEET_GATEWAY_API_KEYS_FILE: keyFile,
     GPUFLEET_GATEWAY_API_KEYS_REFRESH_MS: "200",
   });
-  await waitFor(async () => {
-    const res = await fetch(`${gateway.url}/v1/models`, { headers: auth(KEY) });
-    const body = (await res.json()) as { data?: { id: string }[] };
-    return body.data?.some((m) => m.id === sim.model);
-  }, { description: "the gateway routes the simulated model", timeoutMs: 60_000 });
+  await waitFor(
+    async () => {
+      const res = await fetch(`${gateway.url}/v1/models`, { headers: auth(KEY) });
+      const body = (await res.json()) as { data?: { id: string }[] };
+      return body.data?.some((m) => m.id === sim.model);
+    },
+    { description: "the gateway routes the simulated model", timeoutMs: 60_000 },
+  );
 }, 180_000);
 
 afterAll(async () => {
@@ -58,8 +66,14 @@ afterAll(async () => {
 });
 
 const auth = (key: string) => ({ authorization: `Bearer ${key}` });
-const completion = (maxTokens: number, stream: boolean) => JSON.stringify({ model: sim.model, prompt: "hello there", max_tokens: maxTokens, stream });
-const post = (body: string, headers: Record<string, string> = auth(KEY)) => fetch(`${gateway.url}/v1/completions`, { method: "POST", headers: { "content-type": "application/json", ...headers }, body });
+const completion = (maxTokens: number, stream: boolean) =>
+  JSON.stringify({ model: sim.model, prompt: "hello there", max_tokens: maxTokens, stream });
+const post = (body: string, headers: Record<string, string> = auth(KEY)) =>
+  fetch(`${gateway.url}/v1/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    body,
+  });
 const metrics = async () => (await fetch(`${gateway.url}/metrics`)).text();
 
 describe("API keys", () => {
@@ -76,16 +90,26 @@ describe("API keys", () => {
     expect((await post(completion(4, false), { "x-api-key": KEY })).status).toBe(200);
     expect((await fetch(`${gateway.url}/healthz`)).status).toBe(200);
     const text = await metrics();
-    expect(metricValue(text, "gpufleet_gateway_admission_refused_total", { reason: "missing_key" })).toBeGreaterThanOrEqual(2);
-    expect(metricValue(text, "gpufleet_gateway_admission_refused_total", { reason: "invalid_key" })).toBeGreaterThanOrEqual(2);
+    expect(
+      metricValue(text, "gpufleet_gateway_admission_refused_total", { reason: "missing_key" }),
+    ).toBeGreaterThanOrEqual(2);
+    expect(
+      metricValue(text, "gpufleet_gateway_admission_refused_total", { reason: "invalid_key" }),
+    ).toBeGreaterThanOrEqual(2);
   });
 
   it("takes a rotated key file without a restart", async () => {
     writeFileSync(keyFile, `${ROTATED}\n`);
-    await waitFor(async () => (await post(completion(2, false), auth(ROTATED))).status === 200, { description: "the rotated key admitted", timeoutMs: 20_000 });
+    await waitFor(async () => (await post(completion(2, false), auth(ROTATED))).status === 200, {
+      description: "the rotated key admitted",
+      timeoutMs: 20_000,
+    });
     expect((await post(completion(2, false))).status).toBe(401);
     writeFileSync(keyFile, `${KEY}\n`);
-    await waitFor(async () => (await post(completion(2, false))).status === 200, { description: "the first key admitted again", timeoutMs: 20_000 });
+    await waitFor(async () => (await post(completion(2, false))).status === 200, {
+      description: "the first key admitted again",
+      timeoutMs: 20_000,
+    });
   });
 
   it("never writes a key into its logs", async () => {
@@ -98,14 +122,20 @@ describe("API keys", () => {
 
 describe("overload", () => {
   it("a burst beyond slots + queue gets 429/503 with Retry-After, never anything else", async () => {
-    const before = metricValue(await metrics(), "gpufleet_gateway_admission_refused_total", { reason: "queue_full" }) ?? 0;
-    const burst = await Promise.all(Array.from({ length: 12 }, async () => {
-      const res = await post(completion(300, true));
-      const text = await res.text(); // reads the stream to its end
-      return { status: res.status, retryAfter: res.headers.get("retry-after"), text };
-    }));
+    const before =
+      metricValue(await metrics(), "gpufleet_gateway_admission_refused_total", { reason: "queue_full" }) ?? 0;
+    const burst = await Promise.all(
+      Array.from({ length: 12 }, async () => {
+        const res = await post(completion(300, true));
+        const text = await res.text(); // reads the stream to its end
+        return { status: res.status, retryAfter: res.headers.get("retry-after"), text };
+      }),
+    );
     const statuses = burst.map((r) => r.status);
-    expect(statuses.every((s) => s === 200 || s === 429 || s === 503), `statuses ${statuses.join(",")}`).toBe(true);
+    expect(
+      statuses.every((s) => s === 200 || s === 429 || s === 503),
+      `statuses ${statuses.join(",")}`,
+    ).toBe(true);
     for (const r of burst.filter((x) => x.status !== 200)) {
       expect(r.retryAfter).toBe("2");
       expect(JSON.parse(r.text)).toMatchObject({ error: { code: "overloaded" } });
@@ -113,8 +143,13 @@ describe("overload", () => {
     expect(statuses.filter((s) => s === 429).length).toBeGreaterThanOrEqual(8);
     expect(statuses.filter((s) => s === 200).length).toBeGreaterThanOrEqual(2);
     const after = await metrics();
-    expect((metricValue(after, "gpufleet_gateway_admission_refused_total", { reason: "queue_full" }) ?? 0) - before).toBe(statuses.filter((s) => s === 429).length);
-    await waitFor(async () => metricValue(await metrics(), "gpufleet_gateway_admission_requests", { state: "in_flight" }) === 0, { description: "every slot given back", timeoutMs: 30_000 });
+    expect(
+      (metricValue(after, "gpufleet_gateway_admission_refused_total", { reason: "queue_full" }) ?? 0) - before,
+    ).toBe(statuses.filter((s) => s === 429).length);
+    await waitFor(
+      async () => metricValue(await metrics(), "gpufleet_gateway_admission_requests", { state: "in_flight" }) === 0,
+      { description: "every slot given back", timeoutMs: 30_000 },
+    );
     expect(metricValue(await metrics(), "gpufleet_gateway_admission_requests", { state: "queued" })).toBe(0);
     expect((await post(completion(4, false))).status).toBe(200);
   }, 120_000);
@@ -125,10 +160,15 @@ describe("overload", () => {
     let received = "";
     socket.on("data", (d: Buffer) => (received += d.toString()));
     const closed = new Promise<void>((resolve) => socket.once("close", () => resolve()));
-    socket.write(`POST /v1/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${KEY}\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{"mo`);
+    socket.write(
+      `POST /v1/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${KEY}\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{"mo`,
+    );
     // Node checks request timeouts every 30 s (connectionsCheckingInterval), so the cut comes within timeout + 30 s.
     const trickle = setInterval(() => !socket.destroyed && socket.write(" "), 500);
-    await waitFor(() => socket.destroyed || received.length > 0, { description: "the trickling request cut off", timeoutMs: 60_000 });
+    await waitFor(() => socket.destroyed || received.length > 0, {
+      description: "the trickling request cut off",
+      timeoutMs: 60_000,
+    });
     clearInterval(trickle);
     await closed;
     expect(received).toMatch(/^HTTP\/1\.1 408/);
@@ -139,7 +179,18 @@ describe("fuzzed request bodies", () => {
   it("random bodies get 400, 404 or 413 in OpenAI's error shape, never a 5xx", async () => {
     const bodies = fc.oneof(
       fc.jsonValue({ maxDepth: 3 }).map((v) => JSON.stringify(v)),
-      fc.record({ model: fc.oneof(fc.string(), fc.constant(sim.model)), prompt: fc.oneof(fc.string(), fc.integer(), fc.array(fc.string())), max_tokens: fc.oneof(fc.integer(), fc.string(), fc.double()), stream: fc.oneof(fc.boolean(), fc.string()), temperature: fc.oneof(fc.double(), fc.string()) }, { requiredKeys: [] }).map((v) => JSON.stringify(v)),
+      fc
+        .record(
+          {
+            model: fc.oneof(fc.string(), fc.constant(sim.model)),
+            prompt: fc.oneof(fc.string(), fc.integer(), fc.array(fc.string())),
+            max_tokens: fc.oneof(fc.integer(), fc.string(), fc.double()),
+            stream: fc.oneof(fc.boolean(), fc.string()),
+            temperature: fc.oneof(fc.double(), fc.string()),
+          },
+          { requiredKeys: [] },
+        )
+        .map((v) => JSON.stringify(v)),
       fc.uint8Array({ maxLength: 512 }).map((b) => Buffer.from(b).toString("latin1")),
       fc.string({ maxLength: 200 }).map((s) => `{"model":${s}`),
     );
@@ -147,8 +198,14 @@ describe("fuzzed request bodies", () => {
       fc.asyncProperty(bodies, async (body) => {
         const res = await post(body);
         const text = await res.text();
-        expect(res.status, `${res.status} for ${JSON.stringify(body).slice(0, 300)}: ${text.slice(0, 300)}`).toBeLessThan(500);
-        if (res.status !== 200) expect((JSON.parse(text) as { error: { code: string; message: string } }).error.message.length).toBeGreaterThan(0);
+        expect(
+          res.status,
+          `${res.status} for ${JSON.stringify(body).slice(0, 300)}: ${text.slice(0, 300)}`,
+        ).toBeLessThan(500);
+        if (res.status !== 200)
+          expect(
+            (JSON.parse(text) as { error: { code: string; message: string } }).error.message.length,
+          ).toBeGreaterThan(0);
       }),
       { numRuns: 150 },
     );

@@ -32,15 +32,32 @@ beforeAll(async () => {
   const facts = simulatedNodeFacts({ metadata: { name: NODE, annotations: { [KWOK_NODE.key]: KWOK_NODE.value } } });
   registry = new Registry();
   agent = new AgentCore(
-    { workerSocketPath: socket, operatorAddress: "127.0.0.1:0", tls: undefined, heartbeatIntervalMs: 1000, missedHeartbeatsLimit: 5, publisherLimits: DEFAULT_PUBLISHER_LIMITS },
+    {
+      workerSocketPath: socket,
+      operatorAddress: "127.0.0.1:0",
+      tls: undefined,
+      heartbeatIntervalMs: 1000,
+      missedHeartbeatsLimit: 5,
+      publisherLimits: DEFAULT_PUBLISHER_LIMITS,
+    },
     undefined,
-    { nodeNames: () => [NODE], facts: (n) => (n === NODE ? facts : undefined), labels: (n) => (n === NODE ? factsToLabels(facts) : undefined) },
-    new NodeDiagnostics({ rediscover: async () => facts, publishedLabels: () => factsToLabels(facts), sampleRdma: async () => undefined }),
+    {
+      nodeNames: () => [NODE],
+      facts: (n) => (n === NODE ? facts : undefined),
+      labels: (n) => (n === NODE ? factsToLabels(facts) : undefined),
+    },
+    new NodeDiagnostics({
+      rediscover: async () => facts,
+      publishedLabels: () => factsToLabels(facts),
+      sampleRdma: async () => undefined,
+    }),
     new AgentMetrics(registry),
     () => {},
   );
   await agent.start();
-  client = new grpc.Client(`unix:${socket}`, grpc.credentials.createInsecure(), { "grpc.max_send_message_length": 64 * 1024 * 1024 });
+  client = new grpc.Client(`unix:${socket}`, grpc.credentials.createInsecure(), {
+    "grpc.max_send_message_length": 64 * 1024 * 1024,
+  });
 });
 
 afterAll(async () => {
@@ -52,13 +69,25 @@ afterAll(async () => {
 /** One ReportCollectives call with these exact bytes; resolves with the status code and details. */
 function call(bytes: Buffer): Promise<{ code: number; details: string }> {
   return new Promise((resolve) => {
-    client.makeUnaryRequest(METHOD, (b: Buffer) => b, (b: Buffer) => b, bytes, { deadline: Date.now() + 10_000 }, (error) => {
-      resolve(error ? { code: error.code ?? -1, details: error.details ?? "" } : { code: grpc.status.OK, details: "" });
-    });
+    client.makeUnaryRequest(
+      METHOD,
+      (b: Buffer) => b,
+      (b: Buffer) => b,
+      bytes,
+      { deadline: Date.now() + 10_000 },
+      (error) => {
+        resolve(
+          error ? { code: error.code ?? -1, details: error.details ?? "" } : { code: grpc.status.OK, details: "" },
+        );
+      },
+    );
   });
 }
 
-const undecodable = async () => (await registry.getSingleMetric("gpufleet_agent_undecodable_messages_total")!.get()).values.find((v) => v.labels.method === "ReportCollectives")?.value ?? 0;
+const undecodable = async () =>
+  (await registry.getSingleMetric("gpufleet_agent_undecodable_messages_total")!.get()).values.find(
+    (v) => v.labels.method === "ReportCollectives",
+  )?.value ?? 0;
 
 describe("worker gRPC edge under bad bytes", () => {
   it("a well-formed batch from an unregistered worker is refused as such (the baseline the others are compared to)", async () => {
@@ -75,11 +104,17 @@ describe("worker gRPC edge under bad bytes", () => {
         const result = await call(Buffer.from(bytes));
         if (result.code === grpc.status.INTERNAL) refused++;
         // Bytes that happen to be valid protobuf reach the handler, which refuses the unknown worker otherwise.
-        expect([grpc.status.INTERNAL, grpc.status.NOT_FOUND, grpc.status.INVALID_ARGUMENT, grpc.status.FAILED_PRECONDITION]).toContain(result.code);
+        expect([
+          grpc.status.INTERNAL,
+          grpc.status.NOT_FOUND,
+          grpc.status.INVALID_ARGUMENT,
+          grpc.status.FAILED_PRECONDITION,
+        ]).toContain(result.code);
       }),
       { numRuns: 200 },
     );
-    const truncated = await call(Buffer.from([0x12, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01])); // a record claiming 2^49 bytes
+    // a record claiming 2^49 bytes
+    const truncated = await call(Buffer.from([0x12, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01]));
     expect(truncated.code).toBe(grpc.status.INTERNAL);
     refused++;
     expect(refused).toBeGreaterThan(50);

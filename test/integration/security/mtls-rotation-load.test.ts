@@ -28,7 +28,14 @@ let client: IssuedCertificate;
 let agent: ComponentProcess | undefined;
 let port: number;
 
-const leaf = (usage: LeafUsage, commonName: string) => issueLeaf(ca, { commonName, usage, dnsNames: usage === LeafUsage.server ? [AGENT_SERVER_NAME] : [], notBefore: new Date(Date.now() - 60_000), lifetimeMs: DAY_MS });
+const leaf = (usage: LeafUsage, commonName: string) =>
+  issueLeaf(ca, {
+    commonName,
+    usage,
+    dnsNames: usage === LeafUsage.server ? [AGENT_SERVER_NAME] : [],
+    notBefore: new Date(Date.now() - 60_000),
+    lifetimeMs: DAY_MS,
+  });
 
 /** Writes a file by rename, so a reader sees the old or the new content, never half of one. */
 function swap(name: string, content: string): void {
@@ -48,7 +55,12 @@ beforeAll(async () => {
   swap("tls.crt", server.certPem);
   swap("tls.key", server.keyPem);
   const { kubeconfigPath, natsUrl } = testCluster();
-  const started = await startSimulatedAgent({ kubeconfigPath, natsUrl, name: "agent-rotation", env: { GPUFLEET_AGENT_TLS_DIR: tlsDir, GPUFLEET_AGENT_TLS_REFRESH_MS: "200" } });
+  const started = await startSimulatedAgent({
+    kubeconfigPath,
+    natsUrl,
+    name: "agent-rotation",
+    env: { GPUFLEET_AGENT_TLS_DIR: tlsDir, GPUFLEET_AGENT_TLS_REFRESH_MS: "200" },
+  });
   agent = started.agent;
   port = started.grpcPort;
 }, 120_000);
@@ -58,16 +70,32 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-const credentials = () => grpc.credentials.createSsl(Buffer.from(ca.certPem), Buffer.from(client.keyPem), Buffer.from(client.certPem));
-const newClient = () => new NodeAgentClient(`127.0.0.1:${port}`, credentials(), 5000, { "grpc.ssl_target_name_override": AGENT_SERVER_NAME, "grpc.default_authority": AGENT_SERVER_NAME });
+const credentials = () =>
+  grpc.credentials.createSsl(Buffer.from(ca.certPem), Buffer.from(client.keyPem), Buffer.from(client.certPem));
+const newClient = () =>
+  new NodeAgentClient(`127.0.0.1:${port}`, credentials(), 5000, {
+    "grpc.ssl_target_name_override": AGENT_SERVER_NAME,
+    "grpc.default_authority": AGENT_SERVER_NAME,
+  });
 
 /** SHA-256 fingerprint of the certificate the agent serves to a new connection now. */
 function servedFingerprint(): Promise<string> {
   return new Promise((resolve, reject) => {
-    const socket = tlsConnect({ host: "127.0.0.1", port, ca: ca.certPem, cert: client.certPem, key: client.keyPem, servername: AGENT_SERVER_NAME, ALPNProtocols: ["h2"] }, () => {
-      resolve(socket.getPeerCertificate().fingerprint256);
-      socket.destroy();
-    });
+    const socket = tlsConnect(
+      {
+        host: "127.0.0.1",
+        port,
+        ca: ca.certPem,
+        cert: client.certPem,
+        key: client.keyPem,
+        servername: AGENT_SERVER_NAME,
+        ALPNProtocols: ["h2"],
+      },
+      () => {
+        resolve(socket.getPeerCertificate().fingerprint256);
+        socket.destroy();
+      },
+    );
     socket.on("error", reject);
   });
 }
@@ -88,7 +116,9 @@ describe("mTLS certificate rotation under load", () => {
     };
     const longLived = newClient();
     const loops = [
-      (async () => { while (running) await record(() => longLived.listWorkers()); })(),
+      (async () => {
+        while (running) await record(() => longLived.listWorkers());
+      })(),
       ...Array.from({ length: 3 }, async () => {
         while (running) {
           const fresh = newClient();
@@ -103,9 +133,15 @@ describe("mTLS certificate rotation under load", () => {
       expect(await servedFingerprint()).not.toBe(fingerprintOf(next.certPem));
       swap("tls.key", next.keyPem); // a torn pair (new key, old certificate) for a moment, as during a Secret swap
       swap("tls.crt", next.certPem);
-      await waitFor(async () => (await servedFingerprint()) === fingerprintOf(next.certPem), { description: "the new certificate served", timeoutMs: 30_000 });
+      await waitFor(async () => (await servedFingerprint()) === fingerprintOf(next.certPem), {
+        description: "the new certificate served",
+        timeoutMs: 30_000,
+      });
       const atRotation = outcomes.ok;
-      await waitFor(() => outcomes.ok >= atRotation + 20, { description: "calls after the rotation", timeoutMs: 30_000 });
+      await waitFor(() => outcomes.ok >= atRotation + 20, {
+        description: "calls after the rotation",
+        timeoutMs: 30_000,
+      });
     } finally {
       running = false;
       await Promise.all(loops);

@@ -42,16 +42,40 @@ beforeAll(async () => {
   tmp = mkdtempSync(path.join(tmpdir(), "gpufleet-rbac-"));
   const rendered = await run(await helmBinary(), ["template", release, CHART_DIR, "--namespace", namespace]);
   expect(rendered.code).toBe(0);
-  manifests = parseAllDocuments(rendered.stdout).map((d) => d.toJSON() as Manifest | null).filter((m): m is Manifest => m !== null);
-  const wanted = ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding", "NetworkPolicy"];
-  const applied = await kubectl(cluster.kubeconfigPath, ["apply", "-n", namespace, "-f", "-"], manifests.filter((m) => wanted.includes(m.kind)).map((m) => stringify(m)).join("---\n"));
+  manifests = parseAllDocuments(rendered.stdout)
+    .map((d) => d.toJSON() as Manifest | null)
+    .filter((m): m is Manifest => m !== null);
+  const wanted = [
+    "ServiceAccount",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "Role",
+    "RoleBinding",
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
+    "NetworkPolicy",
+  ];
+  const applied = await kubectl(
+    cluster.kubeconfigPath,
+    ["apply", "-n", namespace, "-f", "-"],
+    manifests
+      .filter((m) => wanted.includes(m.kind))
+      .map((m) => stringify(m))
+      .join("---\n"),
+  );
   expect(applied.stderr).toBe("");
   expect(applied.code).toBe(0);
 }, 300_000);
 
 afterAll(async () => {
   if (release) {
-    await kubectl(cluster.kubeconfigPath, ["delete", "clusterrole,clusterrolebinding,validatingadmissionpolicy,validatingadmissionpolicybinding", "-l", `app.kubernetes.io/instance=${release}`, "--ignore-not-found"]);
+    await kubectl(cluster.kubeconfigPath, [
+      "delete",
+      "clusterrole,clusterrolebinding,validatingadmissionpolicy,validatingadmissionpolicybinding",
+      "-l",
+      `app.kubernetes.io/instance=${release}`,
+      "--ignore-not-found",
+    ]);
   }
   if (tmp) rmSync(tmp, { recursive: true, force: true });
 });
@@ -71,9 +95,13 @@ function sourcesOf(dir: string, skip: readonly string[] = []): string {
   return out.join("\n");
 }
 
-/** Every (verb, resource) a component's rendered (Cluster)Roles grant without an evidence pattern found in `sources`. */
+/**
+ * Every (verb, resource) a component's rendered (Cluster)Roles grant without an evidence pattern found in `sources`.
+ */
 function unusedGrants(prefix: string, evidence: Record<string, Record<string, RegExp>>, sources: string): string[] {
-  const roles = manifests.filter((m) => (m.kind === "ClusterRole" || m.kind === "Role") && m.metadata.name.startsWith(prefix));
+  const roles = manifests.filter(
+    (m) => (m.kind === "ClusterRole" || m.kind === "Role") && m.metadata.name.startsWith(prefix),
+  );
   expect(roles.length).toBeGreaterThan(0);
   const unused: string[] = [];
   for (const role of roles) {
@@ -82,7 +110,8 @@ function unusedGrants(prefix: string, evidence: Record<string, Record<string, Re
         for (const resource of rule.resources) {
           for (const verb of rule.verbs) {
             const pattern = evidence[`${group}/${resource}`]?.[verb];
-            if (!pattern || !pattern.test(sources)) unused.push(`${verb} ${group}/${resource} (${role.kind} ${role.metadata.name})`);
+            if (!pattern || !pattern.test(sources))
+              unused.push(`${verb} ${group}/${resource} (${role.kind} ${role.metadata.name})`);
           }
         }
       }
@@ -96,35 +125,89 @@ function unusedGrants(prefix: string, evidence: Record<string, Record<string, Re
  * (`PatchStrategy.ServerSideApply`) is a patch, and a create when the object is new; informers list and watch.
  */
 const EVIDENCE: Record<string, Record<string, RegExp>> = {
-  "gpufleet.io/servingdeployments": { get: /getNamespacedCustomObject|readJob/, list: /new ResilientInformer|createInformer|ListWatch/, watch: /ListWatch/, patch: /ServerSideApply/ },
-  "gpufleet.io/trainingjobs": { get: /getNamespacedCustomObject/, list: /ListWatch/, watch: /ListWatch/, patch: /ServerSideApply/ },
-  "gpufleet.io/fabrictopologies": { get: /getClusterCustomObject|listClusterCustomObject/, list: /listClusterCustomObject|ListWatch/, watch: /ListWatch/, patch: /ServerSideApply/ },
-  "gpufleet.io/servingdeployments/status": { get: /patchNamespacedCustomObjectStatus/, patch: /patchNamespacedCustomObjectStatus/ },
-  "gpufleet.io/trainingjobs/status": { get: /patchNamespacedCustomObjectStatus/, patch: /patchNamespacedCustomObjectStatus/ },
-  "gpufleet.io/fabrictopologies/status": { get: /patchClusterCustomObjectStatus/, patch: /patchClusterCustomObjectStatus/ },
+  "gpufleet.io/servingdeployments": {
+    get: /getNamespacedCustomObject|readJob/,
+    list: /new ResilientInformer|createInformer|ListWatch/,
+    watch: /ListWatch/,
+    patch: /ServerSideApply/,
+  },
+  "gpufleet.io/trainingjobs": {
+    get: /getNamespacedCustomObject/,
+    list: /ListWatch/,
+    watch: /ListWatch/,
+    patch: /ServerSideApply/,
+  },
+  "gpufleet.io/fabrictopologies": {
+    get: /getClusterCustomObject|listClusterCustomObject/,
+    list: /listClusterCustomObject|ListWatch/,
+    watch: /ListWatch/,
+    patch: /ServerSideApply/,
+  },
+  "gpufleet.io/servingdeployments/status": {
+    get: /patchNamespacedCustomObjectStatus/,
+    patch: /patchNamespacedCustomObjectStatus/,
+  },
+  "gpufleet.io/trainingjobs/status": {
+    get: /patchNamespacedCustomObjectStatus/,
+    patch: /patchNamespacedCustomObjectStatus/,
+  },
+  "gpufleet.io/fabrictopologies/status": {
+    get: /patchClusterCustomObjectStatus/,
+    patch: /patchClusterCustomObjectStatus/,
+  },
   "gpufleet.io/servingdeployments/finalizers": { update: /blockOwnerDeletion: true/ },
   "gpufleet.io/trainingjobs/finalizers": { update: /blockOwnerDeletion: true/ },
-  "/pods": { get: /readNamespacedPod/, list: /\/api\/v1\/pods/, watch: /\/api\/v1\/pods/, create: /ServerSideApply/, patch: /ServerSideApply/, delete: /objects\.delete\(/ },
-  "/services": { get: /listNamespacedService/, list: /listNamespacedService/, watch: /\/api\/v1\/services|ListWatch/, create: /ServerSideApply/, patch: /ServerSideApply/, delete: /objects\.delete\(/ },
+  "/pods": {
+    get: /readNamespacedPod/,
+    list: /\/api\/v1\/pods/,
+    watch: /\/api\/v1\/pods/,
+    create: /ServerSideApply/,
+    patch: /ServerSideApply/,
+    delete: /objects\.delete\(/,
+  },
+  "/services": {
+    get: /listNamespacedService/,
+    list: /listNamespacedService/,
+    watch: /\/api\/v1\/services|ListWatch/,
+    create: /ServerSideApply/,
+    patch: /ServerSideApply/,
+    delete: /objects\.delete\(/,
+  },
   "/nodes": { get: /readNode\(/, list: /\/api\/v1\/nodes/, watch: /\/api\/v1\/nodes/, patch: /patchNode\(/ },
   "/nodes/status": { patch: /patchNodeStatus\(/ },
   "/configmaps": { get: /readNamespacedConfigMap\(/ },
   "/events": { create: /createNamespacedEvent\(/, patch: /patchNamespacedEvent\(/ },
-  "/secrets": { create: /createNamespacedSecret\(/, get: /readNamespacedSecret\(/, update: /replaceNamespacedSecret\(/ },
-  "coordination.k8s.io/leases": { create: /createNamespacedLease\(/, get: /readNamespacedLease\(/, update: /replaceNamespacedLease\(/ },
+  "/secrets": {
+    create: /createNamespacedSecret\(/,
+    get: /readNamespacedSecret\(/,
+    update: /replaceNamespacedSecret\(/,
+  },
+  "coordination.k8s.io/leases": {
+    create: /createNamespacedLease\(/,
+    get: /readNamespacedLease\(/,
+    update: /replaceNamespacedLease\(/,
+  },
 };
 
 describe("operator RBAC: no verb the code does not use", () => {
   it("every granted verb has a call in operator/src that needs it", () => {
-    expect(manifests.filter((m) => m.kind === "Role" && m.metadata.name.startsWith(`${release}-gpufleet-operator`)).length).toBe(2);
-    expect(unusedGrants(`${release}-gpufleet-operator`, EVIDENCE, sourcesOf("operator/src")), "verbs granted without a use in operator/src").toEqual([]);
+    expect(
+      manifests.filter((m) => m.kind === "Role" && m.metadata.name.startsWith(`${release}-gpufleet-operator`)).length,
+    ).toBe(2);
+    expect(
+      unusedGrants(`${release}-gpufleet-operator`, EVIDENCE, sourcesOf("operator/src")),
+      "verbs granted without a use in operator/src",
+    ).toEqual([]);
   });
 
   it("every verb the agent's ClusterRole grants has a call in agent/src outside the simulation", () => {
     // The chart runs the real agent; agent/src/simulation (and main.ts's simulation branch, which lists pods and
     // nodes) runs only outside the chart with its own credentials, so no pattern below can match there.
     const agentEvidence = { "/nodes": { patch: /patchNode\(/ } };
-    expect(unusedGrants(`${release}-gpufleet-agent`, agentEvidence, sourcesOf("agent/src", ["simulation"])), "verbs granted without a use in agent/src").toEqual([]);
+    expect(
+      unusedGrants(`${release}-gpufleet-agent`, agentEvidence, sourcesOf("agent/src", ["simulation"])),
+      "verbs granted without a use in agent/src",
+    ).toEqual([]);
   });
 
   const operatorSa = () => `system:serviceaccount:${namespace}:${release}-gpufleet-operator`;
@@ -145,7 +228,15 @@ describe("operator RBAC: no verb the code does not use", () => {
   ])("operator may not %s %s", async (verb, resource, ns) => {
     const scope = ns === "" ? [] : ["-n", ns];
     const [kind, sub] = resource.split("/");
-    const args = ["auth", "can-i", verb, kind!, ...(sub ? [`--subresource=${sub}`] : []), ...scope, `--as=${operatorSa()}`];
+    const args = [
+      "auth",
+      "can-i",
+      verb,
+      kind!,
+      ...(sub ? [`--subresource=${sub}`] : []),
+      ...scope,
+      `--as=${operatorSa()}`,
+    ];
     expect((await kubectl(cluster.kubeconfigPath, args)).stdout.trim()).toBe("no");
   });
 });
@@ -161,7 +252,15 @@ describe("agent: only its own node", () => {
 
   /** kubectl as the agent, with nothing but the server, its CA and a bearer token. */
   async function asAgent(token: string, args: string[]) {
-    return kubectl("/dev/null", ["--server", cluster.kubeConfig.getCurrentCluster()!.server, "--certificate-authority", caFile(), "--token", token, ...args]);
+    return kubectl("/dev/null", [
+      "--server",
+      cluster.kubeConfig.getCurrentCluster()!.server,
+      "--certificate-authority",
+      caFile(),
+      "--token",
+      token,
+      ...args,
+    ]);
   }
 
   function caFile(): string {
@@ -176,33 +275,92 @@ describe("agent: only its own node", () => {
    * A PATCH of a node as the agent makes it (no GET first: kubectl label/patch read the node, which the agent may
    * not), answered with the status and the API server's message.
    */
-  function patchNodeAs(token: string, node: string, body: object, contentType: string): Promise<{ status: number; message: string }> {
+  function patchNodeAs(
+    token: string,
+    node: string,
+    body: object,
+    contentType: string,
+  ): Promise<{ status: number; message: string }> {
     const server = new URL(cluster.kubeConfig.getCurrentCluster()!.server);
     return new Promise((resolve, reject) => {
       const req = httpsRequest(
-        { host: server.hostname, port: server.port, method: "PATCH", path: `/api/v1/nodes/${node}?fieldManager=gpufleet-agent${contentType === APPLY ? "&force=true" : ""}`, ca: readFileSync(caFile()), headers: { authorization: `Bearer ${token}`, "content-type": contentType } },
+        {
+          host: server.hostname,
+          port: server.port,
+          method: "PATCH",
+          path: `/api/v1/nodes/${node}?fieldManager=gpufleet-agent${contentType === APPLY ? "&force=true" : ""}`,
+          ca: readFileSync(caFile()),
+          headers: { authorization: `Bearer ${token}`, "content-type": contentType },
+        },
         (res) => {
           let text = "";
           res.on("data", (d: Buffer) => (text += d.toString()));
-          res.on("end", () => resolve({ status: res.statusCode ?? 0, message: (() => { try { return (JSON.parse(text) as { message?: string }).message ?? text; } catch { return text; } })() }));
+          res.on("end", () =>
+            resolve({
+              status: res.statusCode ?? 0,
+              message: (() => {
+                try {
+                  return (JSON.parse(text) as { message?: string }).message ?? text;
+                } catch {
+                  return text;
+                }
+              })(),
+            }),
+          );
         },
       );
       req.on("error", reject);
       req.end(JSON.stringify(body));
     });
   }
-  const label = (node: string) => ({ apiVersion: "v1", kind: "Node", metadata: { name: node, labels: { "gpufleet.io/rbac-test": namespace } } });
+  const label = (node: string) => ({
+    apiVersion: "v1",
+    kind: "Node",
+    metadata: { name: node, labels: { "gpufleet.io/rbac-test": namespace } },
+  });
 
   beforeAll(async () => {
-    const nodes = JSON.parse((await kubectl(cluster.kubeconfigPath, ["get", "nodes", "-o", "json"])).stdout).items as { metadata: { name: string } }[];
+    const nodes = JSON.parse((await kubectl(cluster.kubeconfigPath, ["get", "nodes", "-o", "json"])).stdout).items as {
+      metadata: { name: string };
+    }[];
     [nodeA, nodeB] = [nodes[0]!.metadata.name, nodes[1]!.metadata.name];
     const pod = {
-      apiVersion: "v1", kind: "Pod", metadata: { name: "agent-a", namespace },
-      spec: { serviceAccountName: agentSa(), nodeName: nodeA, automountServiceAccountToken: false, containers: [{ name: "agent", image: "gpufleet:dev" }] },
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: { name: "agent-a", namespace },
+      spec: {
+        serviceAccountName: agentSa(),
+        nodeName: nodeA,
+        automountServiceAccountToken: false,
+        containers: [{ name: "agent", image: "gpufleet:dev" }],
+      },
     };
     expect((await kubectl(cluster.kubeconfigPath, ["apply", "-f", "-"], stringify(pod))).code).toBe(0);
-    const uid = await waitFor(async () => (await kubectl(cluster.kubeconfigPath, ["get", "pod", "agent-a", "-n", namespace, "-o", "jsonpath={.metadata.uid}"])).stdout || undefined, { description: "agent pod created" });
-    const token = await kubectl(cluster.kubeconfigPath, ["create", "token", agentSa(), "-n", namespace, "--bound-object-kind=Pod", "--bound-object-name=agent-a", `--bound-object-uid=${uid}`]);
+    const uid = await waitFor(
+      async () =>
+        (
+          await kubectl(cluster.kubeconfigPath, [
+            "get",
+            "pod",
+            "agent-a",
+            "-n",
+            namespace,
+            "-o",
+            "jsonpath={.metadata.uid}",
+          ])
+        ).stdout || undefined,
+      { description: "agent pod created" },
+    );
+    const token = await kubectl(cluster.kubeconfigPath, [
+      "create",
+      "token",
+      agentSa(),
+      "-n",
+      namespace,
+      "--bound-object-kind=Pod",
+      "--bound-object-name=agent-a",
+      `--bound-object-uid=${uid}`,
+    ]);
     expect(token.stderr).toBe("");
     tokenA = token.stdout.trim();
     unbound = (await kubectl(cluster.kubeconfigPath, ["create", "token", agentSa(), "-n", namespace])).stdout.trim();
@@ -210,11 +368,22 @@ describe("agent: only its own node", () => {
   }, 120_000);
 
   afterAll(async () => {
-    for (const node of [nodeA, nodeB]) if (node) await kubectl(cluster.kubeconfigPath, ["label", "node", node, "gpufleet.io/rbac-test-", "--overwrite"]);
+    for (const node of [nodeA, nodeB])
+      if (node) await kubectl(cluster.kubeconfigPath, ["label", "node", node, "gpufleet.io/rbac-test-", "--overwrite"]);
   });
 
   it("RBAC alone lets the agent patch any node (can-i), so the policy is what narrows it", async () => {
-    expect((await kubectl(cluster.kubeconfigPath, ["auth", "can-i", "patch", `nodes/${nodeB}`, `--as=system:serviceaccount:${namespace}:${agentSa()}`])).stdout.trim()).toBe("yes");
+    expect(
+      (
+        await kubectl(cluster.kubeconfigPath, [
+          "auth",
+          "can-i",
+          "patch",
+          `nodes/${nodeB}`,
+          `--as=system:serviceaccount:${namespace}:${agentSa()}`,
+        ])
+      ).stdout.trim(),
+    ).toBe("yes");
   });
 
   it("labels its own node (server-side apply, as the agent does)", async () => {
@@ -226,7 +395,9 @@ describe("agent: only its own node", () => {
   it("may not label another node", async () => {
     const result = await patchNodeAs(tokenA, nodeB, label(nodeB), APPLY);
     expect(result.status).toBe(403);
-    expect(result.message).toContain(`the gpufleet agent may change only the node its pod runs on (${nodeA}), not ${nodeB}`);
+    expect(result.message).toContain(
+      `the gpufleet agent may change only the node its pod runs on (${nodeA}), not ${nodeB}`,
+    );
   });
 
   it("may not change its own node's spec (cordon, taints)", async () => {
@@ -242,7 +413,10 @@ describe("agent: only its own node", () => {
   });
 
   it("may not read nodes or pods (kubectl get)", async () => {
-    for (const args of [["get", "node", nodeA], ["get", "pods", "-n", namespace]]) {
+    for (const args of [
+      ["get", "node", nodeA],
+      ["get", "pods", "-n", namespace],
+    ]) {
       const result = await asAgent(tokenA, args);
       expect(result.code).not.toBe(0);
       expect(result.stderr).toMatch(/forbidden/);

@@ -33,7 +33,11 @@ function profile(name: string, coefficients: GpuProfile["spec"]["coefficients"])
     apiVersion: "gpufleet.io/v1alpha1",
     kind: "GpuProfile",
     metadata: { name },
-    spec: { gpuModel: "H100-80GB", engine: { name: "profiled-engine", imagePrefix: IMAGE, perLayerOverheadUs: 20 }, coefficients },
+    spec: {
+      gpuModel: "H100-80GB",
+      engine: { name: "profiled-engine", imagePrefix: IMAGE, perLayerOverheadUs: 20 },
+      coefficients,
+    },
   };
 }
 
@@ -50,22 +54,36 @@ afterAll(async () => {
 
 async function planOf(namespace: string, name: string): Promise<NonNullable<ServingDeployment["status"]>["plan"]> {
   return waitFor(
-    async () => ((await custom.getNamespacedCustomObject({ ...sds, namespace, name })) as ServingDeployment).status?.plan,
+    async () =>
+      ((await custom.getNamespacedCustomObject({ ...sds, namespace, name })) as ServingDeployment).status?.plan,
     { description: `${namespace}/${name} planned`, timeoutMs: 90_000 },
   );
 }
 
 describe("GpuProfile", () => {
   it("is rejected at apply when a coefficient is out of range", async () => {
-    await expect(objects.create(profile("it-bad-profile", { achievedTflops: -5, memoryUtilization: 1.5 }))).rejects.toThrow(/achievedTflops|memoryUtilization/);
+    await expect(
+      objects.create(profile("it-bad-profile", { achievedTflops: -5, memoryUtilization: 1.5 })),
+    ).rejects.toThrow(/achievedTflops|memoryUtilization/);
   });
 
   it("is what the planner uses for its GPU model and engine image, and the deployment's status names it", async () => {
-    await objects.create(profile(PROFILE, { achievedTflops: 650, achievedHbmGBps: 2400, kvReadGBps: 3000, rooflineSharpness: 3 }));
+    await objects.create(
+      profile(PROFILE, { achievedTflops: 650, achievedHbmGBps: 2400, kvReadGBps: 3000, rooflineSharpness: 3 }),
+    );
     const namespace = await cluster.freshNamespace("sd-profile");
-    const spec = { engine: { image: IMAGE, args: [], port: 8000, env: [] }, mode: "colocated" as const, workload: { arrivalRatePerSec: 1, preset: "chatbot" as const } };
+    const spec = {
+      engine: { image: IMAGE, args: [], port: 8000, env: [] },
+      mode: "colocated" as const,
+      workload: { arrivalRatePerSec: 1, preset: "chatbot" as const },
+    };
     await objects.create(servingDeployment("profiled", namespace, spec));
-    await objects.create(servingDeployment("shipped", namespace, { ...spec, engine: { ...spec.engine, image: "vllm/vllm-openai:v0.11.0" } }));
+    await objects.create(
+      servingDeployment("shipped", namespace, {
+        ...spec,
+        engine: { ...spec.engine, image: "vllm/vllm-openai:v0.11.0" },
+      }),
+    );
 
     const profiled = await planOf(namespace, "profiled");
     expect(profiled?.gpuModel).toBe("H100-80GB");

@@ -29,14 +29,35 @@ import { modelShape } from "../../../operator/src/serving/planner-bridge.js";
 import { waitFor } from "../../harness/wait.js";
 import { testCluster, type TestCluster } from "../../support/cluster.js";
 import { startGatewayProcess, type GatewayProcess } from "../../support/gateway.js";
-import { metricValue, startInProcessOperator, startSimulatedAgent, type ComponentProcess } from "../../support/operator.js";
+import {
+  metricValue,
+  startInProcessOperator,
+  startSimulatedAgent,
+  type ComponentProcess,
+} from "../../support/operator.js";
 import { SseParser } from "../../../gateway/src/openai/sse.js";
 
 const run = `${Date.now().toString(36)}-${process.pid}`;
 const MODEL = `migrate-${run}`;
 // Llama-3-8B's shape (131,072 KV bytes per token) under a name of this test's own, so no other test's instance
 // is in the gateway's route; 8,192 tokens of context so a request can run long.
-const shapeOf = (name: string) => JSON.stringify(modelShape({ name, layers: 32, hiddenSize: 4096, heads: 32, kvHeads: 8, vocabSize: 128256, intermediateSize: 14336, paramsBillions: 8.03, dtype: "bf16" } as never, 8192));
+const shapeOf = (name: string) =>
+  JSON.stringify(
+    modelShape(
+      {
+        name,
+        layers: 32,
+        hiddenSize: 4096,
+        heads: 32,
+        kvHeads: 8,
+        vocabSize: 128256,
+        intermediateSize: 14336,
+        paramsBillions: 8.03,
+        dtype: "bf16",
+      } as never,
+      8192,
+    ),
+  );
 const SHAPE = shapeOf(MODEL);
 /** The same shape under another name: a disaggregated route of its own (prefill and decode instances). */
 const MODEL_PD = `${MODEL}-pd`;
@@ -63,18 +84,48 @@ interface Instance {
 const latest = (pod: string) => loads.filter((l) => l.podName === pod && l.podNamespace === namespace).at(-1);
 
 async function createNode(name: string, annotations: Record<string, string>): Promise<void> {
-  await cluster.core.createNode({ body: { metadata: { name, annotations: { "kwok.x-k8s.io/node": "fake", "gpufleet.io/sim-gpu-count": "8", ...annotations } }, spec: { taints: [TAINT] } } });
+  await cluster.core.createNode({
+    body: {
+      metadata: {
+        name,
+        annotations: { "kwok.x-k8s.io/node": "fake", "gpufleet.io/sim-gpu-count": "8", ...annotations },
+      },
+      spec: { taints: [TAINT] },
+    },
+  });
   nodes.push(name);
 }
 
 /** A colocated instance of MODEL bound to `node` (as a scheduler would bind it), once it reports its engineUrl. */
 async function startInstance(pod: string, node: string, role = "colocated", shape = SHAPE): Promise<Instance> {
   const env = { GPUFLEET_ROLE: role, GPUFLEET_MODEL_SHAPE: shape, GPUFLEET_TP: "1", GPUFLEET_PP: "1" };
-  await cluster.core.createNamespacedPod({ namespace, body: {
-    metadata: { name: pod, labels: { "gpufleet.io/serving-deployment": role === "colocated" ? "manual" : "manual-pd", "gpufleet.io/role": role } },
-    spec: { nodeName: node, tolerations: [{ key: TAINT.key, operator: "Exists" }], containers: [{ name: "engine", image: "vllm/vllm-openai:v0.11.0", env: Object.entries(env).map(([name, value]) => ({ name, value })) }] },
-  } });
-  const report = await waitFor(() => (latest(pod)?.engineUrl ? latest(pod) : undefined), { description: `a load report with an engineUrl from ${pod}`, timeoutMs: 60_000 });
+  await cluster.core.createNamespacedPod({
+    namespace,
+    body: {
+      metadata: {
+        name: pod,
+        labels: {
+          "gpufleet.io/serving-deployment": role === "colocated" ? "manual" : "manual-pd",
+          "gpufleet.io/role": role,
+        },
+      },
+      spec: {
+        nodeName: node,
+        tolerations: [{ key: TAINT.key, operator: "Exists" }],
+        containers: [
+          {
+            name: "engine",
+            image: "vllm/vllm-openai:v0.11.0",
+            env: Object.entries(env).map(([name, value]) => ({ name, value })),
+          },
+        ],
+      },
+    },
+  });
+  const report = await waitFor(() => (latest(pod)?.engineUrl ? latest(pod) : undefined), {
+    description: `a load report with an engineUrl from ${pod}`,
+    timeoutMs: 60_000,
+  });
   return { pod, node, workerId: report.workerId, engineUrl: report.engineUrl! };
 }
 
@@ -83,18 +134,35 @@ async function stopInstance(pod: string): Promise<void> {
 }
 
 /** Waits until the gateway routes exactly these instances of MODEL. */
-async function gatewayRoutes(count: number, timeoutMs = 60_000, model = MODEL, role: "colocated" | "decode" = "colocated"): Promise<void> {
+async function gatewayRoutes(
+  count: number,
+  timeoutMs = 60_000,
+  model = MODEL,
+  role: "colocated" | "decode" = "colocated",
+): Promise<void> {
   let last: unknown;
-  await waitFor(async () => {
-    const body = (await (await fetch(`${gateway!.url}/v1/models`)).json()) as { data: { id: string; gpufleet: { instances: { colocated: number; decode: number } } }[] };
-    const route = body.data.find((m) => m.id === model);
-    last = route;
-    return (route?.gpufleet.instances[role] ?? 0) === count;
-  }, { description: `the gateway routing ${count} ${role} instance(s) of ${model}`, timeoutMs }).catch((err: Error) => {
+  await waitFor(
+    async () => {
+      const body = (await (await fetch(`${gateway!.url}/v1/models`)).json()) as {
+        data: { id: string; gpufleet: { instances: { colocated: number; decode: number } } }[];
+      };
+      const route = body.data.find((m) => m.id === model);
+      last = route;
+      return (route?.gpufleet.instances[role] ?? 0) === count;
+    },
+    { description: `the gateway routing ${count} ${role} instance(s) of ${model}`, timeoutMs },
+  ).catch((err: Error) => {
     const now = Date.now();
-    const pods = [...new Set(loads.map((l) => l.podName))].map((p) => `${p}: last report ${now - latest(p)!.receivedMs} ms ago`);
-    const agentLines = agent!.logs.filter((l) => /simulated worker (started|stopped)|pod/.test(String(l.msg))).slice(-8).map((l) => JSON.stringify(l));
-    throw new Error(`${err.message}; route ${JSON.stringify(last)}; reports ${pods.join(", ")}; agent ${agentLines.join(" | ")}`);
+    const pods = [...new Set(loads.map((l) => l.podName))].map(
+      (p) => `${p}: last report ${now - latest(p)!.receivedMs} ms ago`,
+    );
+    const agentLines = agent!.logs
+      .filter((l) => /simulated worker (started|stopped)|pod/.test(String(l.msg)))
+      .slice(-8)
+      .map((l) => JSON.stringify(l));
+    throw new Error(
+      `${err.message}; route ${JSON.stringify(last)}; reports ${pods.join(", ")}; agent ${agentLines.join(" | ")}`,
+    );
   });
 }
 
@@ -107,9 +175,16 @@ interface Streamed {
 }
 
 /** A streamed completion through the gateway; resolves once `afterTokens` tokens arrived (the stream goes on). */
-async function streamThroughGateway(requestId: string, promptTokens: number, maxTokens: number, afterTokens: number, model = MODEL): Promise<Streamed> {
+async function streamThroughGateway(
+  requestId: string,
+  promptTokens: number,
+  maxTokens: number,
+  afterTokens: number,
+  model = MODEL,
+): Promise<Streamed> {
   const response = await fetch(`${gateway!.url}/v1/completions`, {
-    method: "POST", headers: { "content-type": "application/json", "x-request-id": requestId },
+    method: "POST",
+    headers: { "content-type": "application/json", "x-request-id": requestId },
     body: JSON.stringify({ model, prompt: "x".repeat(4 * promptTokens), max_tokens: maxTokens, stream: true }),
   });
   if (response.status !== 200) throw new Error(`the gateway answered ${response.status}: ${await response.text()}`);
@@ -145,10 +220,20 @@ async function streamThroughGateway(requestId: string, promptTokens: number, max
 }
 
 function migrateOut(source: Instance, requestId: string, destination: Instance) {
-  return operator!.agents.sendWorkerCommand(source.node, source.workerId, {
-    commandId: `migrate-${requestId}`,
-    migrateOut: { requestId, targetWorkerId: destination.workerId, targetPod: `${namespace}/${destination.pod}`, targetUrl: destination.engineUrl },
-  }, 60_000);
+  return operator!.agents.sendWorkerCommand(
+    source.node,
+    source.workerId,
+    {
+      commandId: `migrate-${requestId}`,
+      migrateOut: {
+        requestId,
+        targetWorkerId: destination.workerId,
+        targetPod: `${namespace}/${destination.pod}`,
+        targetUrl: destination.engineUrl,
+      },
+    },
+    60_000,
+  );
 }
 
 async function gatewayMetric(name: string, labels: Record<string, string>): Promise<number | undefined> {
@@ -162,33 +247,59 @@ beforeAll(async () => {
   loadSub = nats.subscribe(subscriptionFor(Stream.load), {
     callback: (_err, m) => {
       const message = decodeLoad(m.subject, m.data);
-      for (const r of message.reports) if (r.model === MODEL || r.model === MODEL_PD) loads.push({ ...r, node: message.node, receivedMs: Date.now() });
+      for (const r of message.reports)
+        if (r.model === MODEL || r.model === MODEL_PD) loads.push({ ...r, node: message.node, receivedMs: Date.now() });
     },
   });
   namespace = await cluster.freshNamespace("migrate");
-  operator = await startInProcessOperator(cluster, "migrate-it", { natsUrl: cluster.natsUrl, durablePrefix: `migrate-${process.pid}` });
-  const agentSecret = await waitFor(async () => {
-    const secret = await cluster.core.readNamespacedSecret({ namespace: "default", name: secretNames("gpufleet").agent }).catch(() => undefined);
-    return secret?.data?.["tls.crt"] ? secret : undefined;
-  }, { description: "the agent certificate Secret issued by the operator", timeoutMs: 30_000 });
+  operator = await startInProcessOperator(cluster, "migrate-it", {
+    natsUrl: cluster.natsUrl,
+    durablePrefix: `migrate-${process.pid}`,
+  });
+  const agentSecret = await waitFor(
+    async () => {
+      const secret = await cluster.core
+        .readNamespacedSecret({ namespace: "default", name: secretNames("gpufleet").agent })
+        .catch(() => undefined);
+      return secret?.data?.["tls.crt"] ? secret : undefined;
+    },
+    { description: "the agent certificate Secret issued by the operator", timeoutMs: 30_000 },
+  );
   mkdirSync(tlsDir, { recursive: true });
-  for (const key of ["ca.crt", "tls.crt", "tls.key"]) writeFileSync(join(tlsDir, key), Buffer.from(agentSecret.data![key]!, "base64"), { mode: 0o600 });
-  agent = (await startSimulatedAgent({
-    kubeconfigPath: cluster.kubeconfigPath, natsUrl: cluster.natsUrl, name: "agent-migrate",
-    env: { GPUFLEET_AGENT_TLS_DIR: tlsDir, GPUFLEET_AGENT_SIM_REPORT_INTERVAL_MS: "200", GPUFLEET_AGENT_ENGINE_PORT: "0" },
-  })).agent;
+  for (const key of ["ca.crt", "tls.crt", "tls.key"])
+    writeFileSync(join(tlsDir, key), Buffer.from(agentSecret.data![key]!, "base64"), { mode: 0o600 });
+  agent = (
+    await startSimulatedAgent({
+      kubeconfigPath: cluster.kubeconfigPath,
+      natsUrl: cluster.natsUrl,
+      name: "agent-migrate",
+      env: {
+        GPUFLEET_AGENT_TLS_DIR: tlsDir,
+        GPUFLEET_AGENT_SIM_REPORT_INTERVAL_MS: "200",
+        GPUFLEET_AGENT_ENGINE_PORT: "0",
+      },
+    })
+  ).agent;
   gateway = await startGatewayProcess({ GPUFLEET_GATEWAY_NATS_URL: cluster.natsUrl });
   await createNode(`mig-a-${run}`, { "gpufleet.io/sim-gpu-model": "H100-80GB" });
   await createNode(`mig-b-${run}`, { "gpufleet.io/sim-gpu-model": "H100-80GB" });
   // 8 × 1 Gbit/s NICs for 8 GPUs: 0.1 GB/s per GPU, so a stage of 4,000 tokens of KV (524 MB) takes ~5 s.
-  await createNode(`mig-slow-${run}`, { "gpufleet.io/sim-gpu-model": "H100-80GB", "gpufleet.io/sim-nic-bandwidth-gbps": "1" });
+  await createNode(`mig-slow-${run}`, {
+    "gpufleet.io/sim-gpu-model": "H100-80GB",
+    "gpufleet.io/sim-nic-bandwidth-gbps": "1",
+  });
   // A10 24 GB: 2,878 blocks of KV for this model, which a few long requests fill.
   await createNode(`mig-small-${run}`, { "gpufleet.io/sim-gpu-model": "A10-24GB" });
   // The operator reaches the agent of a node through the endpoint the agent advertises on it.
-  await waitFor(async () => {
-    for (const name of nodes) if (!(await cluster.core.readNode({ name })).metadata?.annotations?.["gpufleet.io/agent-endpoint"]) return false;
-    return true;
-  }, { description: "the agent advertising its endpoint on the test's nodes", timeoutMs: 60_000 });
+  await waitFor(
+    async () => {
+      for (const name of nodes)
+        if (!(await cluster.core.readNode({ name })).metadata?.annotations?.["gpufleet.io/agent-endpoint"])
+          return false;
+      return true;
+    },
+    { description: "the agent advertising its endpoint on the test's nodes", timeoutMs: 60_000 },
+  );
 }, 300_000);
 
 afterAll(async () => {
@@ -221,18 +332,25 @@ describe("live migration through the gateway", () => {
 
     const ack = await migrateOut(source, requestId, destination);
     expect(ack, JSON.stringify(ack)).toMatchObject({ outcome: "applied" });
-    expect(ack.reason).toMatch(new RegExp(`migrated request ${requestId} to ${destination.workerId}: \\d+ stage\\(s\\), \\d+ blocks, \\d+ bytes, downtime [0-9.]+ ms, next token \\d+`));
+    expect(ack.reason).toMatch(
+      new RegExp(
+        `migrated request ${requestId} to ${destination.workerId}: \\d+ stage\\(s\\), \\d+ blocks, \\d+ bytes, downtime [0-9.]+ ms, next token \\d+`,
+      ),
+    );
     const nextToken = Number(/next token (\d+)/.exec(ack.reason)![1]);
     expect(nextToken).toBeGreaterThanOrEqual(100);
     expect(nextToken).toBeLessThan(maxTokens);
 
     // Owned by the destination now: its reports run the request, the source's run nothing (while it streams on).
     const ackedMs = Date.now();
-    await waitFor(() => {
-      const src = loads.filter((l) => l.podName === source.pod && l.receivedMs > ackedMs).at(-1);
-      const dst = loads.filter((l) => l.podName === destination.pod && l.receivedMs > ackedMs).at(-1);
-      return src && dst && src.runningRequests === 0 && dst.runningRequests === 1 ? true : undefined;
-    }, { description: "the destination running the request and the source nothing", timeoutMs: 20_000 });
+    await waitFor(
+      () => {
+        const src = loads.filter((l) => l.podName === source.pod && l.receivedMs > ackedMs).at(-1);
+        const dst = loads.filter((l) => l.podName === destination.pod && l.receivedMs > ackedMs).at(-1);
+        return src && dst && src.runningRequests === 0 && dst.runningRequests === 1 ? true : undefined;
+      },
+      { description: "the destination running the request and the source nothing", timeoutMs: 20_000 },
+    );
     expect(streamed.tokens.length).toBeLessThan(maxTokens);
 
     const result = await streamed.finished;
@@ -240,7 +358,13 @@ describe("live migration through the gateway", () => {
     expect(result.done).toBe(true);
     expect(result.tokens).toBe(maxTokens);
     expect(result.text).toBe(placeholderText(0, maxTokens));
-    expect(await gatewayMetric("gpufleet_gateway_migrations_followed_total", { model: MODEL, role: "colocated", outcome: "followed" })).toBe(1);
+    expect(
+      await gatewayMetric("gpufleet_gateway_migrations_followed_total", {
+        model: MODEL,
+        role: "colocated",
+        outcome: "followed",
+      }),
+    ).toBe(1);
 
     // The resume stream is gone once it ended: a second client cannot take the request over.
     const again = await fetch(`${destination.engineUrl}${EnginePath.migrations}/${requestId}/stream?from=${nextToken}`);
@@ -254,15 +378,25 @@ describe("live migration through the gateway", () => {
     const requestId = `mig-kill-${run}`;
     const maxTokens = 3_000;
     // 4,000 prompt tokens: 524 MB of KV, ~5 s over the slow node's link (either direction: its side is the slower).
-    const followedBefore = (await gatewayMetric("gpufleet_gateway_migrations_followed_total", { model: MODEL, role: "colocated", outcome: "followed" })) ?? 0;
+    const followedBefore =
+      (await gatewayMetric("gpufleet_gateway_migrations_followed_total", {
+        model: MODEL,
+        role: "colocated",
+        outcome: "followed",
+      })) ?? 0;
     const streamed = await streamThroughGateway(requestId, 4_000, maxTokens, 50);
     const [source, destination] = streamed.instanceId === fast.workerId ? [fast, slow] : [slow, fast];
     const acking = migrateOut(source, requestId, destination);
     // The destination holds the pre-allocation (it reports migrating in): kill its pod now.
     const askedMs = Date.now();
-    await waitFor(() => loads.some((l) => l.podName === destination.pod && l.receivedMs > askedMs && l.migrating === "in") || undefined, {
-      description: "the destination reporting a migration in", timeoutMs: 20_000,
-    });
+    await waitFor(
+      () =>
+        loads.some((l) => l.podName === destination.pod && l.receivedMs > askedMs && l.migrating === "in") || undefined,
+      {
+        description: "the destination reporting a migration in",
+        timeoutMs: 20_000,
+      },
+    );
     await stopInstance(destination.pod);
     const ack = await acking;
     expect(ack, JSON.stringify(ack)).toMatchObject({ outcome: "failed" });
@@ -273,17 +407,29 @@ describe("live migration through the gateway", () => {
     expect(result.done).toBe(true);
     expect(result.text).toBe(placeholderText(0, maxTokens));
     // The source kept it to the end: no migration was followed.
-    expect((await gatewayMetric("gpufleet_gateway_migrations_followed_total", { model: MODEL, role: "colocated", outcome: "followed" })) ?? 0).toBe(followedBefore);
+    expect(
+      (await gatewayMetric("gpufleet_gateway_migrations_followed_total", {
+        model: MODEL,
+        role: "colocated",
+        outcome: "followed",
+      })) ?? 0,
+    ).toBe(followedBefore);
   }, 300_000);
 
   it("refuses at the pre-allocation when the destination is out of KV memory; the request stays on the source", async () => {
     const small = await startInstance("inst-small", `mig-small-${run}`);
     // Fill the small instance with long requests sent to it directly (6 × 7,500 tokens of its 46,048).
-    const fillers = Array.from({ length: 6 }, (_, i) => fetch(`${small.engineUrl}${EnginePath.completions}`, {
-      method: "POST", headers: { "content-type": "application/json", "x-request-id": `filler-${i}-${run}` },
-      body: JSON.stringify({ model: MODEL, prompt: "y".repeat(4 * 7_000), max_tokens: 500, stream: true }),
-    }).then(async (r) => r.text()));
-    await waitFor(() => ((latest("inst-small")?.runningRequests ?? 0) === 6 ? true : undefined), { description: "six fillers running on the small instance", timeoutMs: 60_000 });
+    const fillers = Array.from({ length: 6 }, (_, i) =>
+      fetch(`${small.engineUrl}${EnginePath.completions}`, {
+        method: "POST",
+        headers: { "content-type": "application/json", "x-request-id": `filler-${i}-${run}` },
+        body: JSON.stringify({ model: MODEL, prompt: "y".repeat(4 * 7_000), max_tokens: 500, stream: true }),
+      }).then(async (r) => r.text()),
+    );
+    await waitFor(() => ((latest("inst-small")?.runningRequests ?? 0) === 6 ? true : undefined), {
+      description: "six fillers running on the small instance",
+      timeoutMs: 60_000,
+    });
     const big = await startInstance("inst-big", `mig-b-${run}`);
     await gatewayRoutes(2);
     const requestId = `mig-oom-${run}`;
@@ -294,7 +440,11 @@ describe("live migration through the gateway", () => {
     expect(streamed.instanceId).toBe(big.workerId);
     const ack = await migrateOut(big, requestId, small);
     expect(ack, JSON.stringify(ack)).toMatchObject({ outcome: "failed" });
-    expect(ack.reason).toMatch(new RegExp(`request ${requestId} stays on ${big.workerId}: destination-out-of-memory: the destination refused the pre-allocation: .*507.*out of KV memory`));
+    expect(ack.reason).toMatch(
+      new RegExp(
+        `request ${requestId} stays on ${big.workerId}: destination-out-of-memory: the destination refused the pre-allocation: .*507.*out of KV memory`,
+      ),
+    );
     const result = await streamed.finished;
     expect(result.error).toBeUndefined();
     expect(result.done).toBe(true);
@@ -313,9 +463,16 @@ describe("live migration through the gateway", () => {
     const streamed = await streamThroughGateway(requestId, 2_000, maxTokens, 100, MODEL_PD);
     // The response's headers name the prefill instance only: the decode instance running it says so in its reports.
     const startedMs = Date.now();
-    const source = await waitFor(() => [d1, d2].find((d) => loads.some((l) => l.podName === d.pod && l.receivedMs > startedMs && l.runningRequests === 1)), {
-      description: "the decode instance running the request", timeoutMs: 20_000,
-    });
+    const source = await waitFor(
+      () =>
+        [d1, d2].find((d) =>
+          loads.some((l) => l.podName === d.pod && l.receivedMs > startedMs && l.runningRequests === 1),
+        ),
+      {
+        description: "the decode instance running the request",
+        timeoutMs: 20_000,
+      },
+    );
     const destination = source === d1 ? d2 : d1;
     const ack = await migrateOut(source, requestId, destination);
     expect(ack, JSON.stringify(ack)).toMatchObject({ outcome: "applied" });
@@ -323,6 +480,12 @@ describe("live migration through the gateway", () => {
     expect(result.error).toBeUndefined();
     expect(result.done).toBe(true);
     expect(result.text).toBe(placeholderText(0, maxTokens));
-    expect(await gatewayMetric("gpufleet_gateway_migrations_followed_total", { model: MODEL_PD, role: "decode", outcome: "followed" })).toBe(1);
+    expect(
+      await gatewayMetric("gpufleet_gateway_migrations_followed_total", {
+        model: MODEL_PD,
+        role: "decode",
+        outcome: "followed",
+      }),
+    ).toBe(1);
   }, 300_000);
 });

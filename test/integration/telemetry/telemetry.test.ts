@@ -32,16 +32,28 @@ const unique = () => Math.random().toString(36).slice(2, 8);
 /** Record i of a run: (communicator, rank, sequence) is distinct for every i. */
 function record(run: string, i: number): CollectiveRecord {
   const t = 1_700_000_000_000_000 + i;
-  return { communicator: `${run}-${i % 4}`, rank: Math.floor(i / 4) % 8, nRanks: 8, collective: "AllReduce", sequence: Math.floor(i / 32), bytes: 1 << 20, startUnixUs: t, endUnixUs: t + 50, peers: [] };
+  return {
+    communicator: `${run}-${i % 4}`,
+    rank: Math.floor(i / 4) % 8,
+    nRanks: 8,
+    collective: "AllReduce",
+    sequence: Math.floor(i / 32),
+    bytes: 1 << 20,
+    startUnixUs: t,
+    endUnixUs: t + 50,
+    peers: [],
+  };
 }
-const keyOf = (r: Pick<CollectiveRecord, "communicator" | "rank" | "sequence">) => `${r.communicator}/${r.rank}/${r.sequence}`;
+const keyOf = (r: Pick<CollectiveRecord, "communicator" | "rank" | "sequence">) =>
+  `${r.communicator}/${r.rank}/${r.sequence}`;
 
 /** The (communicator/rank/sequence) keys of a run that a read model holds. */
 function heldKeys(views: TelemetryViews, run: string): Set<string> {
   const keys = new Set<string>();
   for (const c of views.communicators()) {
     if (!c.communicator.startsWith(`${run}-`)) continue;
-    for (const [sequence, ranks] of c.sequences) for (const rank of ranks.keys()) keys.add(keyOf({ communicator: c.communicator, rank, sequence }));
+    for (const [sequence, ranks] of c.sequences)
+      for (const rank of ranks.keys()) keys.add(keyOf({ communicator: c.communicator, rank, sequence }));
   }
   return keys;
 }
@@ -56,7 +68,10 @@ async function report(agent: TestAgent, workerId: string, run: string, from: num
   return accepted;
 }
 
-const fakePod = (name: string): V1Pod => ({ metadata: { namespace: "telemetry-it", name, uid: `uid-${name}` }, spec: { nodeName: "telemetry-node", containers: [] } });
+const fakePod = (name: string): V1Pod => ({
+  metadata: { namespace: "telemetry-it", name, uid: `uid-${name}` },
+  spec: { nodeName: "telemetry-node", containers: [] },
+});
 const wideWindow = { readModelLimits: { ...DEFAULT_READ_MODEL_LIMITS, maxSequencesPerCommunicator: 1_000_000 } };
 
 async function ownNats(): Promise<NatsServer> {
@@ -83,35 +98,75 @@ describe("telemetry into the operator", () => {
     const namespace = await cluster.freshNamespace("tele-ckpt");
     const operator = await operatorOn(cluster.natsUrl, "telemetry-ckpt", `ckpt-${unique()}`);
     await cluster.objects.create({
-      apiVersion: "gpufleet.io/v1alpha1", kind: "TrainingJob", metadata: { name: "llm", namespace },
-      spec: { image: "nvcr.io/nvidia/pytorch:25.01-py3", command: ["torchrun", "train.py"], nodes: 1, gpusPerNode: 8, parallelism: { tp: 8, pp: 1, dp: 1 }, model: { paramsBillions: 7, layers: 32, hiddenSize: 4096 }, checkpoint: { path: "/ckpt/llm" } },
+      apiVersion: "gpufleet.io/v1alpha1",
+      kind: "TrainingJob",
+      metadata: { name: "llm", namespace },
+      spec: {
+        image: "nvcr.io/nvidia/pytorch:25.01-py3",
+        command: ["torchrun", "train.py"],
+        nodes: 1,
+        gpusPerNode: 8,
+        parallelism: { tp: 8, pp: 1, dp: 1 },
+        model: { paramsBillions: 7, layers: 32, hiddenSize: 4096 },
+        checkpoint: { path: "/ckpt/llm" },
+      },
     });
-    const pod = await waitFor(async () => {
-      const pods = (await cluster.core.listNamespacedPod({ namespace, labelSelector: "gpufleet.io/training-job=llm" })).items;
-      return pods.find((p) => p.spec?.nodeName && p.status?.phase === "Running");
-    }, { description: "the job's pod Running on a node", timeoutMs: 60_000 });
+    const pod = await waitFor(
+      async () => {
+        const pods = (
+          await cluster.core.listNamespacedPod({ namespace, labelSelector: "gpufleet.io/training-job=llm" })
+        ).items;
+        return pods.find((p) => p.spec?.nodeName && p.status?.phase === "Running");
+      },
+      { description: "the job's pod Running on a node", timeoutMs: 60_000 },
+    );
     const agent = await agentOn(cluster.natsUrl, [pod.spec!.nodeName!]);
     const workerId = await agent.registerPod(pod);
 
-    expect(await agent.worker.reportCheckpoint({ workerId, step: 1200, unixMs: Date.now(), path: "/ckpt/llm/step-1200" })).toMatchObject({ accepted: 1 });
-    const job = await waitFor(async () => {
-      const j = (await cluster.customObjects.getNamespacedCustomObject({ ...group, namespace, name: "llm" })) as TrainingJob;
-      return j.status?.lastCheckpointStep === 1200 ? j : undefined;
-    }, { description: "status.lastCheckpointStep 1200", timeoutMs: 30_000 });
+    expect(
+      await agent.worker.reportCheckpoint({ workerId, step: 1200, unixMs: Date.now(), path: "/ckpt/llm/step-1200" }),
+    ).toMatchObject({ accepted: 1 });
+    const job = await waitFor(
+      async () => {
+        const j = (await cluster.customObjects.getNamespacedCustomObject({
+          ...group,
+          namespace,
+          name: "llm",
+        })) as TrainingJob;
+        return j.status?.lastCheckpointStep === 1200 ? j : undefined;
+      },
+      { description: "status.lastCheckpointStep 1200", timeoutMs: 30_000 },
+    );
     expect(job.status?.lastCheckpointStep).toBe(1200);
-    expect(operator.telemetry.lastCheckpoint(`${namespace}/llm`)).toMatchObject({ step: 1200, path: "/ckpt/llm/step-1200", podName: pod.metadata?.name, rank: 0 });
+    expect(operator.telemetry.lastCheckpoint(`${namespace}/llm`)).toMatchObject({
+      step: 1200,
+      path: "/ckpt/llm/step-1200",
+      podName: pod.metadata?.name,
+      rank: 0,
+    });
 
     // An older report (a slower rank) never lowers it; the next one raises it.
     await agent.worker.reportCheckpoint({ workerId, step: 1000, unixMs: Date.now(), path: "/ckpt/llm/step-1000" });
     await agent.worker.reportCheckpoint({ workerId, step: 1500, unixMs: Date.now(), path: "/ckpt/llm/step-1500" });
-    await waitFor(async () => {
-      const j = (await cluster.customObjects.getNamespacedCustomObject({ ...group, namespace, name: "llm" })) as TrainingJob;
-      return j.status?.lastCheckpointStep === 1500;
-    }, { description: "status.lastCheckpointStep 1500", timeoutMs: 30_000 });
+    await waitFor(
+      async () => {
+        const j = (await cluster.customObjects.getNamespacedCustomObject({
+          ...group,
+          namespace,
+          name: "llm",
+        })) as TrainingJob;
+        return j.status?.lastCheckpointStep === 1500;
+      },
+      { description: "status.lastCheckpointStep 1500", timeoutMs: 30_000 },
+    );
 
     // Bad input gets a clear error and changes nothing.
-    await expect(agent.worker.reportCheckpoint({ workerId, step: 2000, unixMs: Date.now(), path: "" })).rejects.toThrow(/INVALID_ARGUMENT|path must name/);
-    await expect(agent.worker.reportCheckpoint({ workerId: "nobody", step: 2000, unixMs: Date.now(), path: "/x" })).rejects.toThrow(/not registered/);
+    await expect(agent.worker.reportCheckpoint({ workerId, step: 2000, unixMs: Date.now(), path: "" })).rejects.toThrow(
+      /INVALID_ARGUMENT|path must name/,
+    );
+    await expect(
+      agent.worker.reportCheckpoint({ workerId: "nobody", step: 2000, unixMs: Date.now(), path: "/x" }),
+    ).rejects.toThrow(/not registered/);
     await cluster.customObjects.deleteNamespacedCustomObject({ ...group, namespace, name: "llm" });
   });
 
@@ -125,7 +180,10 @@ describe("telemetry into the operator", () => {
 
     const first = await operatorOn(nats.url, "telemetry-restart-1", durable);
     expect(await report(agent, workerId, run, 0, 10_000)).toBe(10_000);
-    await waitFor(() => first.telemetry.counters().recordsAccepted > 0, { description: "the first operator reading records", timeoutMs: 30_000 });
+    await waitFor(() => first.telemetry.counters().recordsAccepted > 0, {
+      description: "the first operator reading records",
+      timeoutMs: 30_000,
+    });
     // Stop it while the next 10,000 are being reported, then report 10,000 more with no operator at all.
     const [, midStream] = await Promise.all([first.stop(), report(agent, workerId, run, 10_000, 20_000)]);
     expect(midStream).toBe(10_000);
@@ -134,11 +192,17 @@ describe("telemetry into the operator", () => {
 
     const second = await operatorOn(nats.url, "telemetry-restart-2", durable);
     const firstAccepted = first.telemetry.counters().recordsAccepted;
-    await waitFor(() => firstAccepted + second.telemetry.counters().recordsAccepted >= total, { description: `${total} records across both operators`, timeoutMs: 60_000 });
-    await waitFor(async () => {
-      const lag = (await second.telemetryService.lag())["collectives"];
-      return lag?.pending === 0 && lag.ackPending === 0;
-    }, { description: "collectives consumer caught up", timeoutMs: 30_000 });
+    await waitFor(() => firstAccepted + second.telemetry.counters().recordsAccepted >= total, {
+      description: `${total} records across both operators`,
+      timeoutMs: 60_000,
+    });
+    await waitFor(
+      async () => {
+        const lag = (await second.telemetryService.lag())["collectives"];
+        return lag?.pending === 0 && lag.ackPending === 0;
+      },
+      { description: "collectives consumer caught up", timeoutMs: 30_000 },
+    );
 
     const before = heldKeys(first.telemetry, run);
     const after = heldKeys(second.telemetry, run);
@@ -150,7 +214,10 @@ describe("telemetry into the operator", () => {
     expect(before.size + after.size).toBe(total);
     expect(overlap, "no record read by both operators").toEqual([]);
     expect(union.size).toBe(total);
-    expect([...expected].filter((k) => !union.has(k)), "no record lost").toEqual([]);
+    expect(
+      [...expected].filter((k) => !union.has(k)),
+      "no record lost",
+    ).toEqual([]);
     expect(first.telemetry.counters().recordsDuplicate + second.telemetry.counters().recordsDuplicate).toBe(0);
     expect(await agent.counter("gpufleet_agent_telemetry_dropped_total", "collectives")).toBe(0);
   }, 180_000);
@@ -172,13 +239,22 @@ describe("telemetry into the operator", () => {
     expect(agent.agent.publisher.buffered() + agent.agent.publisher.unacknowledged()).toBeGreaterThan(0);
     await nats.start();
 
-    await waitFor(() => operator.telemetry.counters().recordsAccepted >= 10_000, { description: "10,000 records in the read model after the outage", timeoutMs: 90_000 });
+    await waitFor(() => operator.telemetry.counters().recordsAccepted >= 10_000, {
+      description: "10,000 records in the read model after the outage",
+      timeoutMs: 90_000,
+    });
     const held = heldKeys(operator.telemetry, run);
     const expected = Array.from({ length: 10_000 }, (_, i) => keyOf(record(run, i)));
-    expect(expected.filter((k) => !held.has(k)), "no record lost").toEqual([]);
+    expect(
+      expected.filter((k) => !held.has(k)),
+      "no record lost",
+    ).toEqual([]);
     expect(held.size).toBe(10_000);
     expect(operator.telemetry.counters().recordsAccepted).toBe(10_000);
     expect(await agent.counter("gpufleet_agent_telemetry_dropped_total", "collectives")).toBe(0);
-    expect(await agent.counter("gpufleet_agent_telemetry_publish_retries_total", "collectives"), "publishes failed during the outage and were retried").toBeGreaterThan(0);
+    expect(
+      await agent.counter("gpufleet_agent_telemetry_publish_retries_total", "collectives"),
+      "publishes failed during the outage and were retried",
+    ).toBeGreaterThan(0);
   }, 240_000);
 });

@@ -30,10 +30,15 @@ afterAll(async () => {
   for (const name of created) await custom.deleteClusterCustomObject({ ...group, name }).catch(() => undefined);
 });
 
-const get = async (name: string): Promise<FabricTopology> => (await custom.getClusterCustomObject({ ...group, name })) as FabricTopology;
+const get = async (name: string): Promise<FabricTopology> =>
+  (await custom.getClusterCustomObject({ ...group, name })) as FabricTopology;
 const inSync = (f: FabricTopology) => f.status?.conditions?.find((c) => c.type === "InSync");
 
-function fabric(name: string, leaves: string[], extra: Partial<{ failedPorts: number[]; spine: string }> = {}): FabricTopology {
+function fabric(
+  name: string,
+  leaves: string[],
+  extra: Partial<{ failedPorts: number[]; spine: string }> = {},
+): FabricTopology {
   return {
     apiVersion: "gpufleet.io/v1alpha1",
     kind: "FabricTopology",
@@ -41,20 +46,43 @@ function fabric(name: string, leaves: string[], extra: Partial<{ failedPorts: nu
     spec: {
       island: "ib-a",
       spines: ["s0", "s1"],
-      leaves: leaves.map((leaf) => ({ name: leaf, uplinks: [{ spine: extra.spine ?? "s0", ports: 8, portGbps: 400, ...(extra.failedPorts ? { failedPorts: extra.failedPorts } : {}) }, { spine: "s1", ports: 8, portGbps: 400 }] })),
+      leaves: leaves.map((leaf) => ({
+        name: leaf,
+        uplinks: [
+          {
+            spine: extra.spine ?? "s0",
+            ports: 8,
+            portGbps: 400,
+            ...(extra.failedPorts ? { failedPorts: extra.failedPorts } : {}),
+          },
+          { spine: "s1", ports: 8, portGbps: 400 },
+        ],
+      })),
     },
   };
 }
 
 async function apply(object: FabricTopology): Promise<{ code: number | null; stderr: string }> {
   created.push(object.metadata.name!);
-  return kubectl(cluster.kubeconfigPath, ["apply", "--server-side", "--field-manager=fabric-it", "-f", "-"], JSON.stringify(object));
+  return kubectl(
+    cluster.kubeconfigPath,
+    ["apply", "--server-side", "--field-manager=fabric-it", "-f", "-"],
+    JSON.stringify(object),
+  );
 }
 
 describe("FabricTopology", () => {
   it.each([
-    { name: "an uplink to a spine not in spines", object: fabric("it-bad-spine", ["ib-a-leaf-0"], { spine: "s9" }), error: /every uplink's spine must be listed in spec.spines/ },
-    { name: "a failed port beyond the port count", object: fabric("it-bad-port", ["ib-a-leaf-0"], { failedPorts: [8] }), error: /failedPorts must be port indexes below ports/ },
+    {
+      name: "an uplink to a spine not in spines",
+      object: fabric("it-bad-spine", ["ib-a-leaf-0"], { spine: "s9" }),
+      error: /every uplink's spine must be listed in spec.spines/,
+    },
+    {
+      name: "a failed port beyond the port count",
+      object: fabric("it-bad-port", ["ib-a-leaf-0"], { failedPorts: [8] }),
+      error: /failedPorts must be port indexes below ports/,
+    },
   ])("the API server rejects $name", async ({ object, error }) => {
     const result = await apply(object);
     expect(result.code).not.toBe(0);
@@ -62,20 +90,41 @@ describe("FabricTopology", () => {
   });
 
   it("the default profile's ib-a fabric is in step with its 4 nodes on 2 leaves", async () => {
-    await waitFor(async () => inSync(await get("ib-a"))?.status === "True", { description: "fabric ib-a InSync", timeoutMs: 30_000 });
-    expect((await get("ib-a")).status).toMatchObject({ nodes: 4, leavesInUse: 2, failedPorts: 0, nodesOnUnknownLeaves: [] });
+    await waitFor(async () => inSync(await get("ib-a"))?.status === "True", {
+      description: "fabric ib-a InSync",
+      timeoutMs: 30_000,
+    });
+    expect((await get("ib-a")).status).toMatchObject({
+      nodes: 4,
+      leavesInUse: 2,
+      failedPorts: 0,
+      nodesOnUnknownLeaves: [],
+    });
   });
 
   it("names nodes on a leaf the fabric lacks, clears once the leaf is added, and counts a cable marked down", async () => {
     expect((await apply(fabric("it-partial", ["ib-a-leaf-0"]))).code).toBe(0);
-    await waitFor(async () => inSync(await get("it-partial"))?.reason === "UnknownLeaf", { description: "it-partial UnknownLeaf", timeoutMs: 30_000 });
+    await waitFor(async () => inSync(await get("it-partial"))?.reason === "UnknownLeaf", {
+      description: "it-partial UnknownLeaf",
+      timeoutMs: 30_000,
+    });
     const partial = await get("it-partial");
     expect(partial.status?.nodesOnUnknownLeaves).toEqual(["h100-ib-2", "h100-ib-3"]);
-    expect(inSync(partial)).toMatchObject({ status: "False", message: expect.stringContaining("h100-ib-2 (leaf ib-a-leaf-1)") });
+    expect(inSync(partial)).toMatchObject({
+      status: "False",
+      message: expect.stringContaining("h100-ib-2 (leaf ib-a-leaf-1)"),
+    });
 
     expect((await apply(fabric("it-partial", ["ib-a-leaf-0", "ib-a-leaf-1"], { failedPorts: [3] }))).code).toBe(0);
-    await waitFor(async () => inSync(await get("it-partial"))?.status === "True", { description: "it-partial InSync", timeoutMs: 30_000 });
-    expect((await get("it-partial")).status).toMatchObject({ nodes: 4, leavesInUse: 2, failedPorts: 2, nodesOnUnknownLeaves: [] });
+    await waitFor(async () => inSync(await get("it-partial"))?.status === "True", {
+      description: "it-partial InSync",
+      timeoutMs: 30_000,
+    });
+    expect((await get("it-partial")).status).toMatchObject({
+      nodes: 4,
+      leavesInUse: 2,
+      failedPorts: 2,
+      nodesOnUnknownLeaves: [],
+    });
   });
 });
-

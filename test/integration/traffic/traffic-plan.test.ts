@@ -28,7 +28,12 @@ import type { OperatorHandle } from "../../../operator/src/operator.js";
 import { waitFor } from "../../harness/wait.js";
 import { trainingJob } from "../../support/builders.js";
 import { testCluster, type TestCluster } from "../../support/cluster.js";
-import { metricValue, startInProcessOperator, startSimulatedAgent, type ComponentProcess } from "../../support/operator.js";
+import {
+  metricValue,
+  startInProcessOperator,
+  startSimulatedAgent,
+  type ComponentProcess,
+} from "../../support/operator.js";
 
 let cluster: TestCluster;
 let operator: OperatorHandle | undefined;
@@ -40,8 +45,10 @@ const tlsDir = join(tmpdir(), `gpufleet-traffic-tls-${process.pid}`);
 const tjGroup = { group: API_GROUP, version: API_VERSION, plural: "trainingjobs" };
 const fabricGroup = { group: API_GROUP, version: API_VERSION, plural: "fabrictopologies" };
 
-const getJob = async (name: string) => (await cluster.customObjects.getNamespacedCustomObject({ ...tjGroup, namespace, name })) as TrainingJob;
-const getFabric = async () => (await cluster.customObjects.getClusterCustomObject({ ...fabricGroup, name: FABRIC })) as FabricTopology;
+const getJob = async (name: string) =>
+  (await cluster.customObjects.getNamespacedCustomObject({ ...tjGroup, namespace, name })) as TrainingJob;
+const getFabric = async () =>
+  (await cluster.customObjects.getClusterCustomObject({ ...fabricGroup, name: FABRIC })) as FabricTopology;
 const planned = (j: TrainingJob) => j.status?.conditions?.find((c) => c.type === "TrafficPlanned");
 /** "spine#up>#down@port" → its parts. */
 const parsePath = (p: string) => {
@@ -52,15 +59,35 @@ const parsePath = (p: string) => {
 beforeAll(async () => {
   cluster = testCluster();
   namespace = await cluster.freshNamespace("traffic");
-  operator = await startInProcessOperator(cluster, "traffic-it", { natsUrl: cluster.natsUrl, durablePrefix: `traffic-${process.pid}` });
+  operator = await startInProcessOperator(cluster, "traffic-it", {
+    natsUrl: cluster.natsUrl,
+    durablePrefix: `traffic-${process.pid}`,
+  });
   // The agent serves its operator port with the certificate the operator issued (the mTLS client pool's peer).
-  const agentSecret = await waitFor(async () => {
-    const secret = await cluster.core.readNamespacedSecret({ namespace: "default", name: secretNames("gpufleet").agent }).catch(() => undefined);
-    return secret?.data?.["tls.crt"] ? secret : undefined;
-  }, { description: "the agent certificate Secret issued by the operator", timeoutMs: 30_000 });
+  const agentSecret = await waitFor(
+    async () => {
+      const secret = await cluster.core
+        .readNamespacedSecret({ namespace: "default", name: secretNames("gpufleet").agent })
+        .catch(() => undefined);
+      return secret?.data?.["tls.crt"] ? secret : undefined;
+    },
+    { description: "the agent certificate Secret issued by the operator", timeoutMs: 30_000 },
+  );
   mkdirSync(tlsDir, { recursive: true });
-  for (const key of ["ca.crt", "tls.crt", "tls.key"]) writeFileSync(join(tlsDir, key), Buffer.from(agentSecret.data![key]!, "base64"), { mode: 0o600 });
-  agent = (await startSimulatedAgent({ kubeconfigPath: cluster.kubeconfigPath, natsUrl: cluster.natsUrl, name: "agent-traffic", env: { GPUFLEET_AGENT_TLS_DIR: tlsDir, GPUFLEET_AGENT_SIM_REPORT_INTERVAL_MS: "200", GPUFLEET_AGENT_ENGINE_PORT: "0" } })).agent;
+  for (const key of ["ca.crt", "tls.crt", "tls.key"])
+    writeFileSync(join(tlsDir, key), Buffer.from(agentSecret.data![key]!, "base64"), { mode: 0o600 });
+  agent = (
+    await startSimulatedAgent({
+      kubeconfigPath: cluster.kubeconfigPath,
+      natsUrl: cluster.natsUrl,
+      name: "agent-traffic",
+      env: {
+        GPUFLEET_AGENT_TLS_DIR: tlsDir,
+        GPUFLEET_AGENT_SIM_REPORT_INTERVAL_MS: "200",
+        GPUFLEET_AGENT_ENGINE_PORT: "0",
+      },
+    })
+  ).agent;
   originalFabric = await getFabric();
 });
 
@@ -68,7 +95,11 @@ afterAll(async () => {
   // The cluster is shared with later files: put the fabric's cables back as the profile had them.
   if (originalFabric) {
     const current = await getFabric();
-    await cluster.customObjects.replaceClusterCustomObject({ ...fabricGroup, name: FABRIC, body: { ...current, spec: originalFabric.spec } });
+    await cluster.customObjects.replaceClusterCustomObject({
+      ...fabricGroup,
+      name: FABRIC,
+      body: { ...current, spec: originalFabric.spec },
+    });
   }
   const problems = (agent?.logs ?? []).filter((l) => typeof l.level === "number" && l.level >= 40).slice(-10);
   if (problems.length > 0) console.log(`agent warnings: ${problems.map((l) => JSON.stringify(l)).join("\n")}`);
@@ -81,22 +112,45 @@ describe("C4P traffic plans applied by the agents", () => {
 
   it("a TrainingJob across both leaves of the IB fabric: its flows are pinned, the agents apply them, status and metrics show it", async () => {
     // Four H100 nodes, one DP ring of 4 per TP rank: the IB island (two leaves of two nodes) is the fastest place.
-    await cluster.objects.create(trainingJob("ring", namespace, { nodes: 4, gpusPerNode: 8, parallelism: { tp: 8, pp: 1, dp: 4 }, placement: { nicAware: true, gpuModel: "H100-80GB" } }));
-    const job = await waitFor(async () => {
-      const j = await getJob("ring");
-      return j.status?.phase === "Running" ? j : undefined;
-    }, { description: "ring Running", timeoutMs: 60_000 });
-    expect(job.status!.placement!.islands, "the job must be placed on the two-leaf IB island for inter-leaf traffic").toEqual(["ib-a"]);
+    await cluster.objects.create(
+      trainingJob("ring", namespace, {
+        nodes: 4,
+        gpusPerNode: 8,
+        parallelism: { tp: 8, pp: 1, dp: 4 },
+        placement: { nicAware: true, gpuModel: "H100-80GB" },
+      }),
+    );
+    const job = await waitFor(
+      async () => {
+        const j = await getJob("ring");
+        return j.status?.phase === "Running" ? j : undefined;
+      },
+      { description: "ring Running", timeoutMs: 60_000 },
+    );
+    expect(
+      job.status!.placement!.islands,
+      "the job must be placed on the two-leaf IB island for inter-leaf traffic",
+    ).toEqual(["ib-a"]);
 
-    const applied = await waitFor(async () => {
-      const j = await getJob("ring");
-      return planned(j)?.status === "True" && planned(j)?.reason === "Applied" ? j : undefined;
-    }, { description: "TrafficPlanned True (Applied)", timeoutMs: 60_000 });
+    const applied = await waitFor(
+      async () => {
+        const j = await getJob("ring");
+        return planned(j)?.status === "True" && planned(j)?.reason === "Applied" ? j : undefined;
+      },
+      { description: "TrafficPlanned True (Applied)", timeoutMs: 60_000 },
+    );
     const t = applied.status!.traffic!;
     before = t;
     // 8 DP rings (one per TP rank, each on its own NIC) over 2 nodes per leaf: each ring crosses between the leaves
     // twice (node 1 -> 2 and 3 -> 0), so 16 inter-leaf connections; the other 16 hops stay under a leaf.
-    expect(t).toMatchObject({ fabric: FABRIC, connections: 16, intraLeafConnections: 16, unroutable: 0, nodes: 2, nodesApplied: 2 });
+    expect(t).toMatchObject({
+      fabric: FABRIC,
+      connections: 16,
+      intraLeafConnections: 16,
+      unroutable: 0,
+      nodes: 2,
+      nodesApplied: 2,
+    });
     expect(t.qpsPlanned).toBe(16 * t.qpsPerConnection);
     // What the agents report is what the fabric's hashes made of the ports they were given: all on plan.
     expect(t.qpsApplied).toBe(t.qpsPlanned);
@@ -109,15 +163,32 @@ describe("C4P traffic plans applied by the agents", () => {
       expect(f.paths).toHaveLength(t.qpsPerConnection);
       for (const p of f.paths) expect(parsePath(p).port).toBeGreaterThanOrEqual(49152);
     }
-    expect(planned(applied)!.message).toMatch(/^16 inter-leaf connections \(\d+ QPs, \d+ per connection\) on fabric ib-a; predicted max link load .* vs .* under ECMP .*; applied by all 2 sending nodes/);
+    expect(planned(applied)!.message).toMatch(
+      /^16 inter-leaf connections \(\d+ QPs, \d+ per connection\) on fabric ib-a; predicted max link load .* vs .* under ECMP .*; applied by all 2 sending nodes/,
+    );
 
     const metrics = await (await fetch(`http://127.0.0.1:${operator!.httpPort}/metrics`)).text();
-    expect(metricValue(metrics, "gpufleet_operator_traffic_plans_applied_total", { result: "applied" })).toBeGreaterThanOrEqual(2);
-    expect(metricValue(metrics, "gpufleet_operator_traffic_flows_pinned", { fabric: FABRIC, kind: "connections" })).toBe(16);
-    expect(metricValue(metrics, "gpufleet_operator_traffic_flows_pinned", { fabric: FABRIC, kind: "qps_on_path" })).toBe(t.qpsPlanned);
-    expect(metricValue(metrics, "gpufleet_operator_traffic_predicted_max_link_utilization", { fabric: FABRIC, plan: "c4p" })).toBeCloseTo(t.maxLinkLoad, 2);
-    expect(metricValue(metrics, "gpufleet_operator_traffic_predicted_max_link_utilization", { fabric: FABRIC, plan: "ecmp" })).toBeCloseTo(t.ecmpMaxLinkLoad, 2);
-    expect(metricValue(metrics, "gpufleet_operator_agent_calls_total", { method: "ApplyTrafficPlan", code: "OK" })).toBeGreaterThanOrEqual(2);
+    expect(
+      metricValue(metrics, "gpufleet_operator_traffic_plans_applied_total", { result: "applied" }),
+    ).toBeGreaterThanOrEqual(2);
+    expect(
+      metricValue(metrics, "gpufleet_operator_traffic_flows_pinned", { fabric: FABRIC, kind: "connections" }),
+    ).toBe(16);
+    expect(
+      metricValue(metrics, "gpufleet_operator_traffic_flows_pinned", { fabric: FABRIC, kind: "qps_on_path" }),
+    ).toBe(t.qpsPlanned);
+    expect(
+      metricValue(metrics, "gpufleet_operator_traffic_predicted_max_link_utilization", { fabric: FABRIC, plan: "c4p" }),
+    ).toBeCloseTo(t.maxLinkLoad, 2);
+    expect(
+      metricValue(metrics, "gpufleet_operator_traffic_predicted_max_link_utilization", {
+        fabric: FABRIC,
+        plan: "ecmp",
+      }),
+    ).toBeCloseTo(t.ecmpMaxLinkLoad, 2);
+    expect(
+      metricValue(metrics, "gpufleet_operator_agent_calls_total", { method: "ApplyTrafficPlan", code: "OK" }),
+    ).toBeGreaterThanOrEqual(2);
   });
 
   it("a spine cable the plan uses goes down: the plan is recomputed around it and the agents apply the new one", async () => {
@@ -132,30 +203,40 @@ describe("C4P traffic plans applied by the agents", () => {
     uplink.failedPorts = [...new Set([...(uplink.failedPorts ?? []), path.uplinkPort])];
     await cluster.customObjects.replaceClusterCustomObject({ ...fabricGroup, name: FABRIC, body: { ...fabric, spec } });
 
-    const replanned = await waitFor(async () => {
-      const j = await getJob("ring");
-      const t = j.status?.traffic;
-      return t && t.plannedTime !== before.plannedTime && planned(j)?.reason === "Applied" ? j : undefined;
-    }, { description: "a new plan applied after the cable went down", timeoutMs: 60_000 });
+    const replanned = await waitFor(
+      async () => {
+        const j = await getJob("ring");
+        const t = j.status?.traffic;
+        return t && t.plannedTime !== before.plannedTime && planned(j)?.reason === "Applied" ? j : undefined;
+      },
+      { description: "a new plan applied after the cable went down", timeoutMs: 60_000 },
+    );
     const t = replanned.status!.traffic!;
     expect(t).toMatchObject({ connections: 16, unroutable: 0, nodes: 2, nodesApplied: 2 });
     expect(t.qpsOnPlannedPath).toBe(t.qpsPlanned);
     const leafOf = new Map<string, string>();
     for (const f of t.flows) {
-      if (!leafOf.has(f.from)) leafOf.set(f.from, (await cluster.core.readNode({ name: f.from })).metadata!.labels![TopologyLabel.leaf]!);
+      if (!leafOf.has(f.from))
+        leafOf.set(f.from, (await cluster.core.readNode({ name: f.from })).metadata!.labels![TopologyLabel.leaf]!);
       if (leafOf.get(f.from) !== leaf) continue;
       for (const p of f.paths) {
         const q = parsePath(p);
-        expect(`${q.spine}#${q.uplinkPort}`, `${f.connection} must avoid the failed cable`).not.toBe(`${path.spine}#${path.uplinkPort}`);
+        expect(`${q.spine}#${q.uplinkPort}`, `${f.connection} must avoid the failed cable`).not.toBe(
+          `${path.spine}#${path.uplinkPort}`,
+        );
       }
     }
     // The QP that used the cable moved. With 15 live uplinks for 8 connections the planner may give each more QPs
     // (16 over 15 ports leaves one port with two): the busiest link cannot be less loaded than before.
     const route = (paths: readonly string[]) => paths.map((p) => p.replace(/@\d+$/, ""));
-    expect(route(t.flows.find((f) => f.connection === flow.connection)!.paths)).not.toContain(`${path.spine}#${path.uplinkPort}>#${path.downlinkPort}`);
+    expect(route(t.flows.find((f) => f.connection === flow.connection)!.paths)).not.toContain(
+      `${path.spine}#${path.uplinkPort}>#${path.downlinkPort}`,
+    );
     expect(t.maxLinkLoad).toBeGreaterThanOrEqual(before.maxLinkLoad);
     expect(t.maxLinkLoad).toBeLessThan(t.ecmpMaxLinkLoad);
-    console.log(`traffic plan: before ${JSON.stringify({ qpsPerConnection: before.qpsPerConnection, maxLinkLoad: before.maxLinkLoad, ecmpMaxLinkLoad: before.ecmpMaxLinkLoad })}; after ${leaf}>${path.spine}#${path.uplinkPort} down ${JSON.stringify({ qpsPerConnection: t.qpsPerConnection, maxLinkLoad: t.maxLinkLoad, ecmpMaxLinkLoad: t.ecmpMaxLinkLoad })}`);
+    console.log(
+      `traffic plan: before ${JSON.stringify({ qpsPerConnection: before.qpsPerConnection, maxLinkLoad: before.maxLinkLoad, ecmpMaxLinkLoad: before.ecmpMaxLinkLoad })}; after ${leaf}>${path.spine}#${path.uplinkPort} down ${JSON.stringify({ qpsPerConnection: t.qpsPerConnection, maxLinkLoad: t.maxLinkLoad, ecmpMaxLinkLoad: t.ecmpMaxLinkLoad })}`,
+    );
   });
 
   it("the agent refuses bad plans with INVALID_ARGUMENT or FAILED_PRECONDITION, saying what is wrong, and reports what it applies", async () => {
@@ -166,8 +247,14 @@ describe("C4P traffic plans applied by the agents", () => {
     // The operator's own client certificate, as its pool uses it.
     const operatorSecret = (await readSecret(cluster.core, "default", secretNames("gpufleet").operator))!;
     const pool = new AgentClientPool({
-      lookup: (n) => agentEndpointOf(n, n === sender ? node : undefined), serverName: AGENT_SERVER_NAME, insecure: false, callTimeoutMs: 20_000, maxAttempts: 4,
-      backoff: { baseMs: 50, maxMs: 500 }, circuit: { failureThreshold: 5, openMs: 60_000 }, metrics: new OperatorMetrics({ defaultMetrics: false }),
+      lookup: (n) => agentEndpointOf(n, n === sender ? node : undefined),
+      serverName: AGENT_SERVER_NAME,
+      insecure: false,
+      callTimeoutMs: 20_000,
+      maxAttempts: 4,
+      backoff: { baseMs: 50, maxMs: 500 },
+      circuit: { failureThreshold: 5, openMs: 60_000 },
+      metrics: new OperatorMetrics({ defaultMetrics: false }),
     });
     pool.setCredentials(tlsFilesOf(operatorSecret));
     try {
@@ -175,12 +262,25 @@ describe("C4P traffic plans applied by the agents", () => {
       expect(info.trafficPlan?.planId).toMatch(/^c4p-[0-9a-f]{16}$/);
       expect(info.trafficPlan!.qpsOnPlannedPath).toBe(info.trafficPlan!.qpsApplied);
       const flow = info.trafficPlan!.flows[0]!;
-      const call = (request: ApplyTrafficPlanRequest) => pool.call(sender, AgentMethod.applyTrafficPlan, (c, ms) => c.applyTrafficPlan(request, ms));
-      const codeOf = async (p: Promise<unknown>) => p.then(() => [grpc.status.OK, ""] as const, (e: grpc.ServiceError) => [e.code, e.details] as const);
+      const call = (request: ApplyTrafficPlanRequest) =>
+        pool.call(sender, AgentMethod.applyTrafficPlan, (c, ms) => c.applyTrafficPlan(request, ms));
+      const codeOf = async (p: Promise<unknown>) =>
+        p.then(
+          () => [grpc.status.OK, ""] as const,
+          (e: grpc.ServiceError) => [e.code, e.details] as const,
+        );
       const bad = { nodeName: sender, planId: "bad", fabric: FABRIC, flows: [{ ...flow, nic: "mlx5_99" }] };
-      expect(await codeOf(call(bad))).toEqual([grpc.status.INVALID_ARGUMENT, expect.stringMatching(/nic "mlx5_99" is not a NIC of node/)]);
-      expect(await codeOf(call({ ...bad, flows: [{ ...flow, qps: [{ ...flow.qps[0]!, udpSourcePort: 80 }] }] }))).toEqual([grpc.status.INVALID_ARGUMENT, expect.stringMatching(/udp_source_port 80 is outside 49152\.\.65535/)]);
-      expect(await codeOf(call({ ...bad, fabric: "no-such-fabric", flows: [flow] }))).toEqual([grpc.status.FAILED_PRECONDITION, expect.stringMatching(/FabricTopology no-such-fabric is not known/)]);
+      expect(await codeOf(call(bad))).toEqual([
+        grpc.status.INVALID_ARGUMENT,
+        expect.stringMatching(/nic "mlx5_99" is not a NIC of node/),
+      ]);
+      expect(
+        await codeOf(call({ ...bad, flows: [{ ...flow, qps: [{ ...flow.qps[0]!, udpSourcePort: 80 }] }] })),
+      ).toEqual([grpc.status.INVALID_ARGUMENT, expect.stringMatching(/udp_source_port 80 is outside 49152\.\.65535/)]);
+      expect(await codeOf(call({ ...bad, fabric: "no-such-fabric", flows: [flow] }))).toEqual([
+        grpc.status.FAILED_PRECONDITION,
+        expect.stringMatching(/FabricTopology no-such-fabric is not known/),
+      ]);
       // A refused plan changes nothing: the node still applies the controller's plan.
       expect((await pool.getNodeInfo(sender)).trafficPlan?.planId).toBe(info.trafficPlan!.planId);
     } finally {

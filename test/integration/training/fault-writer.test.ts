@@ -8,7 +8,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { API_GROUP, API_VERSION } from "../../../crds/src/common.js";
 import { IsolatedTaintKey } from "../../../crds/src/topology.js";
 import type { FaultRecord, TrainingJob } from "../../../crds/src/training-job.js";
-import { KubeFaultWriter, IsolationReasonAnnotation, nicConditionType } from "../../../operator/src/training/faults/apply.js";
+import {
+  KubeFaultWriter,
+  IsolationReasonAnnotation,
+  nicConditionType,
+} from "../../../operator/src/training/faults/apply.js";
 import { trainingJob } from "../../support/builders.js";
 import { testCluster, type TestCluster } from "../../support/cluster.js";
 import { kubectl } from "../../support/kubectl.js";
@@ -24,22 +28,46 @@ beforeAll(async () => {
   cluster = testCluster();
   await installCrds(cluster.kubeconfigPath);
   writer = new KubeFaultWriter(cluster.kubeConfig);
-  expect((await kubectl(cluster.kubeconfigPath, ["taint", "node", NODE, `${OTHER_TAINT.key}=${OTHER_TAINT.value}:${OTHER_TAINT.effect}`])).code).toBe(0);
+  expect(
+    (
+      await kubectl(cluster.kubeconfigPath, [
+        "taint",
+        "node",
+        NODE,
+        `${OTHER_TAINT.key}=${OTHER_TAINT.value}:${OTHER_TAINT.effect}`,
+      ])
+    ).code,
+  ).toBe(0);
 });
 
 afterAll(async () => {
   await kubectl(cluster.kubeconfigPath, ["taint", "node", NODE, `${OTHER_TAINT.key}-`, `${IsolatedTaintKey}-`]);
-  await kubectl(cluster.kubeconfigPath, ["patch", "node", NODE, "--subresource=status", "--type=strategic", "-p", JSON.stringify({ status: { conditions: [{ type: nicConditionType("mlx5_1"), $patch: "delete" }] } })]);
+  await kubectl(cluster.kubeconfigPath, [
+    "patch",
+    "node",
+    NODE,
+    "--subresource=status",
+    "--type=strategic",
+    "-p",
+    JSON.stringify({ status: { conditions: [{ type: nicConditionType("mlx5_1"), $patch: "delete" }] } }),
+  ]);
 });
 
 describe("fault isolation writes", () => {
   it("taints a node gpufleet.io/isolated:NoSchedule once, keeping its other taints, with the evidence in an annotation", async () => {
     const nowMs = Date.now();
-    expect(await writer.taintNode(NODE, "c4d-hang", "ns/job attempt 0: C4D hang: node a100-eth-0 ranks 9", nowMs)).toBe("tainted");
+    expect(await writer.taintNode(NODE, "c4d-hang", "ns/job attempt 0: C4D hang: node a100-eth-0 ranks 9", nowMs)).toBe(
+      "tainted",
+    );
     expect(await writer.taintNode(NODE, "c4d-straggler", "again", nowMs)).toBe("already-isolated");
     const node = await cluster.core.readNode({ name: NODE });
-    expect(node.spec?.taints?.map((t) => ({ key: t.key, value: t.value, effect: t.effect }))).toEqual([OTHER_TAINT, { key: IsolatedTaintKey, value: "c4d-hang", effect: "NoSchedule" }]);
-    expect(node.metadata?.annotations?.[IsolationReasonAnnotation]).toBe("ns/job attempt 0: C4D hang: node a100-eth-0 ranks 9");
+    expect(node.spec?.taints?.map((t) => ({ key: t.key, value: t.value, effect: t.effect }))).toEqual([
+      OTHER_TAINT,
+      { key: IsolatedTaintKey, value: "c4d-hang", effect: "NoSchedule" },
+    ]);
+    expect(node.metadata?.annotations?.[IsolationReasonAnnotation]).toBe(
+      "ns/job attempt 0: C4D hang: node a100-eth-0 ranks 9",
+    );
     expect(await writer.taintNode("no-such-node", "c4d-hang", "x", nowMs)).toBe("node-gone");
 
     // The admin's way back (docs/faults.md): remove the taint; the other taint stays.
@@ -49,13 +77,32 @@ describe("fault isolation writes", () => {
   });
 
   it("marks a NIC with a node condition beside the node's own conditions, and an admin can delete it", async () => {
-    expect(await writer.markNic(NODE, "mlx5_1", "TrainingJob ns/job: C4D slow-sender: node a100-eth-0 NIC mlx5_1", Date.now())).toBe(true);
+    expect(
+      await writer.markNic(
+        NODE,
+        "mlx5_1",
+        "TrainingJob ns/job: C4D slow-sender: node a100-eth-0 NIC mlx5_1",
+        Date.now(),
+      ),
+    ).toBe(true);
     const type = nicConditionType("mlx5_1");
     const read = async () => (await cluster.core.readNode({ name: NODE })).status?.conditions ?? [];
-    expect((await read()).find((c) => c.type === type)).toMatchObject({ status: "True", reason: "NicDegraded", message: expect.stringContaining("NIC mlx5_1") });
+    expect((await read()).find((c) => c.type === type)).toMatchObject({
+      status: "True",
+      reason: "NicDegraded",
+      message: expect.stringContaining("NIC mlx5_1"),
+    });
     expect((await read()).map((c) => c.type)).toEqual(expect.arrayContaining(["Ready", type]));
 
-    const remove = await kubectl(cluster.kubeconfigPath, ["patch", "node", NODE, "--subresource=status", "--type=strategic", "-p", JSON.stringify({ status: { conditions: [{ type, $patch: "delete" }] } })]);
+    const remove = await kubectl(cluster.kubeconfigPath, [
+      "patch",
+      "node",
+      NODE,
+      "--subresource=status",
+      "--type=strategic",
+      "-p",
+      JSON.stringify({ status: { conditions: [{ type, $patch: "delete" }] } }),
+    ]);
     expect(remove.stderr).toBe("");
     expect((await read()).map((c) => c.type)).not.toContain(type);
     expect((await read()).map((c) => c.type)).toContain("Ready");
@@ -65,13 +112,37 @@ describe("fault isolation writes", () => {
     const namespace = await cluster.freshNamespace("fault-writer");
     await cluster.objects.create(trainingJob("j", namespace));
     const record = (i: number): FaultRecord => ({
-      id: `${i}-hang-n1`, attempt: i, faultClass: "hang", action: "isolate-node", node: "n1", ranks: [9], communicator: "c", collective: "AllReduce", sequence: 41, evidenceRanks: [0, 1],
-      detail: "rank 9 never entered", timesMs: { waitedMs: 2100.5 }, firstAffectedTime: "2026-12-02T08:00:00.123Z", detectedTime: "2026-12-02T08:00:02.100Z", actedTime: "2026-12-02T08:00:02.500Z",
+      id: `${i}-hang-n1`,
+      attempt: i,
+      faultClass: "hang",
+      action: "isolate-node",
+      node: "n1",
+      ranks: [9],
+      communicator: "c",
+      collective: "AllReduce",
+      sequence: 41,
+      evidenceRanks: [0, 1],
+      detail: "rank 9 never entered",
+      timesMs: { waitedMs: 2100.5 },
+      firstAffectedTime: "2026-12-02T08:00:00.123Z",
+      detectedTime: "2026-12-02T08:00:02.100Z",
+      actedTime: "2026-12-02T08:00:02.500Z",
     });
-    const condition = { type: "FaultDetected", status: "True" as const, reason: "CommunicationHang", message: "C4D hang" };
+    const condition = {
+      type: "FaultDetected",
+      status: "True" as const,
+      reason: "CommunicationHang",
+      message: "C4D hang",
+    };
     for (let i = 0; i < 18; i++) await writer.writeJobFaults(namespace, "j", [record(i)], [condition], Date.now());
     await writer.writeJobFaults(namespace, "j", [record(17)], [], Date.now());
-    const job = (await cluster.customObjects.getNamespacedCustomObject({ group: API_GROUP, version: API_VERSION, plural: "trainingjobs", namespace, name: "j" })) as TrainingJob;
+    const job = (await cluster.customObjects.getNamespacedCustomObject({
+      group: API_GROUP,
+      version: API_VERSION,
+      plural: "trainingjobs",
+      namespace,
+      name: "j",
+    })) as TrainingJob;
     expect(job.status?.faults?.map((f) => f.attempt)).toEqual([2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17]);
     expect(job.status?.faults?.at(-1)).toEqual(record(17));
     expect(job.status?.conditions).toEqual([expect.objectContaining(condition)]);

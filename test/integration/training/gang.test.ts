@@ -8,7 +8,7 @@
  * Other test files share the cluster, so every job sizes itself from the GPUs free when it starts, and every test
  * deletes its jobs and waits for their pods to go.
  */
-import type { CoreV1Api, CustomObjectsApi, KubernetesObjectApi} from "@kubernetes/client-node";
+import type { CoreV1Api, CustomObjectsApi, KubernetesObjectApi } from "@kubernetes/client-node";
 import { PatchStrategy, setHeaderOptions, type CoreV1Event, type V1Pod } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { API_GROUP, API_VERSION } from "../../../crds/src/common.js";
@@ -35,8 +35,14 @@ beforeAll(async () => {
   cluster = testCluster();
   ({ core, customObjects: custom, objects } = cluster);
   // Telemetry on: checkpoints reach status the real way (worker -> agent -> JetStream -> operator).
-  operator = await startInProcessOperator(cluster, "training-it", { natsUrl: cluster.natsUrl, durablePrefix: `training-it-${Math.random().toString(36).slice(2, 8)}` });
-  agent = await startTestAgent({ natsUrl: cluster.natsUrl, nodeNames: (await core.listNode()).items.map((n) => n.metadata!.name!) });
+  operator = await startInProcessOperator(cluster, "training-it", {
+    natsUrl: cluster.natsUrl,
+    durablePrefix: `training-it-${Math.random().toString(36).slice(2, 8)}`,
+  });
+  agent = await startTestAgent({
+    natsUrl: cluster.natsUrl,
+    nodeNames: (await core.listNode()).items.map((n) => n.metadata!.name!),
+  });
 });
 
 afterAll(async () => {
@@ -51,14 +57,29 @@ afterAll(async () => {
 async function checkpointThroughAgent(namespace: string, name: string, pods: V1Pod[], step: number): Promise<void> {
   const workerIds = [];
   for (const [rank, pod] of pods.entries()) workerIds.push(await agent!.registerPod(pod, rank, pods.length));
-  expect(await agent!.worker.reportCheckpoint({ workerId: workerIds[0]!, step, unixMs: Date.now(), path: `/ckpt/${name}/step-${step}` })).toMatchObject({ accepted: 1 });
-  await waitFor(async () => (await getJob(namespace, name)).status?.lastCheckpointStep === step, { description: `${namespace}/${name} status.lastCheckpointStep ${step}`, timeoutMs: 30_000 });
+  expect(
+    await agent!.worker.reportCheckpoint({
+      workerId: workerIds[0]!,
+      step,
+      unixMs: Date.now(),
+      path: `/ckpt/${name}/step-${step}`,
+    }),
+  ).toMatchObject({ accepted: 1 });
+  await waitFor(async () => (await getJob(namespace, name)).status?.lastCheckpointStep === step, {
+    description: `${namespace}/${name} status.lastCheckpointStep ${step}`,
+    timeoutMs: 30_000,
+  });
 }
 
 const group = { group: API_GROUP, version: API_VERSION, plural: "trainingjobs" };
 const mergePatch = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
 
-function trainingJob(name: string, namespace: string, nodes: number, opts: { pp?: number; maxRestarts?: number; backoffSeconds?: number } = {}): TrainingJob {
+function trainingJob(
+  name: string,
+  namespace: string,
+  nodes: number,
+  opts: { pp?: number; maxRestarts?: number; backoffSeconds?: number } = {},
+): TrainingJob {
   const pp = opts.pp ?? 1;
   return {
     apiVersion: "gpufleet.io/v1alpha1",
@@ -83,7 +104,10 @@ async function getJob(namespace: string, name: string): Promise<TrainingJob> {
 
 async function jobPods(namespace: string, name: string): Promise<V1Pod[]> {
   const pods = (await core.listNamespacedPod({ namespace, labelSelector: `gpufleet.io/training-job=${name}` })).items;
-  return pods.sort((a, b) => Number(a.metadata?.labels?.["gpufleet.io/instance"]) - Number(b.metadata?.labels?.["gpufleet.io/instance"]));
+  return pods.sort(
+    (a, b) =>
+      Number(a.metadata?.labels?.["gpufleet.io/instance"]) - Number(b.metadata?.labels?.["gpufleet.io/instance"]),
+  );
 }
 
 async function eventsFor(namespace: string, name: string): Promise<CoreV1Event[]> {
@@ -91,10 +115,16 @@ async function eventsFor(namespace: string, name: string): Promise<CoreV1Event[]
 }
 
 const condition = (job: TrainingJob, type: string) => job.status?.conditions?.find((c) => c.type === type);
-const env = (pod: V1Pod) => Object.fromEntries((pod.spec?.containers[0]?.env ?? []).map((e) => [e.name, e.value ?? ""]));
+const env = (pod: V1Pod) =>
+  Object.fromEntries((pod.spec?.containers[0]?.env ?? []).map((e) => [e.name, e.value ?? ""]));
 
 /** Waits until the job is Running with every pod Running on its planned node; returns job and pods. */
-async function waitRunning(namespace: string, name: string, restarts = 0, timeoutMs = 60_000): Promise<{ job: TrainingJob; pods: V1Pod[] }> {
+async function waitRunning(
+  namespace: string,
+  name: string,
+  restarts = 0,
+  timeoutMs = 60_000,
+): Promise<{ job: TrainingJob; pods: V1Pod[] }> {
   return waitFor(
     async () => {
       const job = await getJob(namespace, name);
@@ -110,7 +140,10 @@ async function waitRunning(namespace: string, name: string, restarts = 0, timeou
 /** Deletes the job and waits until garbage collection removed its pods (their GPUs are free again). */
 async function deleteJob(namespace: string, name: string): Promise<void> {
   await custom.deleteNamespacedCustomObject({ ...group, namespace, name }).catch(() => undefined);
-  await waitFor(async () => (await jobPods(namespace, name)).length === 0, { description: `pods of ${namespace}/${name} garbage-collected`, timeoutMs: 60_000 });
+  await waitFor(async () => (await jobPods(namespace, name)).length === 0, {
+    description: `pods of ${namespace}/${name} garbage-collected`,
+    timeoutMs: 60_000,
+  });
 }
 
 /** GPU nodes as the operator sees them now (free GPUs after every pod in the cluster). */
@@ -126,8 +159,15 @@ async function capacitySettled(): Promise<void> {
   await waitFor(
     async () => {
       const [pods, namespaces] = await Promise.all([core.listPodForAllNamespaces(), core.listNamespace()]);
-      const terminating = new Set(namespaces.items.filter((n) => n.status?.phase === "Terminating").map((n) => n.metadata?.name));
-      return !pods.items.some((p) => p.spec?.nodeName && (p.metadata?.deletionTimestamp || terminating.has(p.metadata?.namespace)) && p.spec.containers.some((c) => c.resources?.requests?.["nvidia.com/gpu"]));
+      const terminating = new Set(
+        namespaces.items.filter((n) => n.status?.phase === "Terminating").map((n) => n.metadata?.name),
+      );
+      return !pods.items.some(
+        (p) =>
+          p.spec?.nodeName &&
+          (p.metadata?.deletionTimestamp || terminating.has(p.metadata?.namespace)) &&
+          p.spec.containers.some((c) => c.resources?.requests?.["nvidia.com/gpu"]),
+      );
     },
     { description: "no GPU pods terminating", timeoutMs: 120_000, intervalMs: 500 },
   );
@@ -141,7 +181,10 @@ describe("TrainingJob gang", () => {
     const free = usable(await capacityNow());
     expect(free.length, "free 8-GPU nodes for a 4-node job").toBeGreaterThanOrEqual(4);
     const job = trainingJob("llm", namespace, 4, { pp: 2 });
-    const expected = planTrainingPlacement({ job: jobShape({ ...job, spec: { ...job.spec, placement: { nicAware: true } } }), nodes: free });
+    const expected = planTrainingPlacement({
+      job: jobShape({ ...job, spec: { ...job.spec, placement: { nicAware: true } } }),
+      nodes: free,
+    });
     if (!expected.ok) throw new Error(expected.message);
 
     await objects.create(job);
@@ -149,8 +192,15 @@ describe("TrainingJob gang", () => {
 
     expect(running.status?.placement?.nodes).toEqual(expected.nodes.map((n) => n.nodeName));
     expect(running.status?.placement?.islands).toEqual([...expected.islandsUsed]);
-    expect(running.status?.placement?.layersPerStage).toEqual(expected.stages.map((s) => s.layerEndExclusive - s.layerStart));
-    expect(running.status).toMatchObject({ phase: "Running", ready: "4/4", restarts: 0, planSummary: expected.summary });
+    expect(running.status?.placement?.layersPerStage).toEqual(
+      expected.stages.map((s) => s.layerEndExclusive - s.layerStart),
+    );
+    expect(running.status).toMatchObject({
+      phase: "Running",
+      ready: "4/4",
+      restarts: 0,
+      planSummary: expected.summary,
+    });
     expect(running.status?.placement?.predictedStepMs).toBeGreaterThan(0);
     expect(running.status?.placement?.obliviousStepMs).toBeGreaterThan(0);
     expect(condition(running, "Placed")).toMatchObject({ status: "True", reason: "PlanReady" });
@@ -161,8 +211,13 @@ describe("TrainingJob gang", () => {
     for (const [rank, pod] of pods.entries()) {
       expect(pod.spec?.nodeName, `llm-${rank} on its planned node`).toBe(expected.nodes[rank]!.nodeName);
       expect(pod.spec).toMatchObject({ hostname: `llm-${rank}`, subdomain: "llm", restartPolicy: "Never" });
-      expect(pod.spec?.containers[0]?.resources).toEqual({ requests: { "nvidia.com/gpu": "8" }, limits: { "nvidia.com/gpu": "8" } });
-      expect(pod.metadata?.ownerReferences).toEqual([expect.objectContaining({ kind: "TrainingJob", name: "llm", uid: running.metadata.uid, controller: true })]);
+      expect(pod.spec?.containers[0]?.resources).toEqual({
+        requests: { "nvidia.com/gpu": "8" },
+        limits: { "nvidia.com/gpu": "8" },
+      });
+      expect(pod.metadata?.ownerReferences).toEqual([
+        expect.objectContaining({ kind: "TrainingJob", name: "llm", uid: running.metadata.uid, controller: true }),
+      ]);
       const e = env(pod);
       expect(e).toMatchObject({
         MASTER_ADDR: `llm-0.llm.${namespace}.svc`,
@@ -184,12 +239,19 @@ describe("TrainingJob gang", () => {
       });
     }
     const service = await core.readNamespacedService({ name: "llm", namespace });
-    expect(service.spec).toMatchObject({ clusterIP: "None", publishNotReadyAddresses: true, selector: { "gpufleet.io/training-job": "llm" } });
+    expect(service.spec).toMatchObject({
+      clusterIP: "None",
+      publishNotReadyAddresses: true,
+      selector: { "gpufleet.io/training-job": "llm" },
+    });
     // Events follow the status write they describe, so wait for them rather than read once.
-    await waitFor(async () => {
-      const reasons = (await eventsFor(namespace, "llm")).map((e) => `${e.type}/${e.reason}`);
-      return ["Normal/Placed", "Normal/PodsReady"].every((r) => reasons.includes(r));
-    }, { description: "Placed and PodsReady Events" });
+    await waitFor(
+      async () => {
+        const reasons = (await eventsFor(namespace, "llm")).map((e) => `${e.type}/${e.reason}`);
+        return ["Normal/Placed", "Normal/PodsReady"].every((r) => reasons.includes(r));
+      },
+      { description: "Placed and PodsReady Events" },
+    );
 
     await deleteJob(namespace, "llm");
     await expect(core.readNamespacedService({ name: "llm", namespace })).rejects.toThrow();
@@ -204,15 +266,26 @@ describe("TrainingJob gang", () => {
     const wanted = freeNodes + 1;
 
     await objects.create(trainingJob("big", namespace, wanted));
-    const waiting = await waitFor(async () => {
-      const j = await getJob(namespace, "big");
-      return condition(j, "Unschedulable")?.status === "True" ? j : undefined;
-    }, { description: "big Unschedulable", timeoutMs: 30_000 });
+    const waiting = await waitFor(
+      async () => {
+        const j = await getJob(namespace, "big");
+        return condition(j, "Unschedulable")?.status === "True" ? j : undefined;
+      },
+      { description: "big Unschedulable", timeoutMs: 30_000 },
+    );
     expect(condition(waiting, "Unschedulable")).toMatchObject({ reason: "InsufficientCapacity" });
-    expect(condition(waiting, "Unschedulable")?.message).toMatch(new RegExp(`^needs ${wanted} nodes with 8 free GPUs; ${freeNodes} usable, .*\\(short by 1\\); nothing is bound until the whole gang fits$`));
+    expect(condition(waiting, "Unschedulable")?.message).toMatch(
+      new RegExp(
+        `^needs ${wanted} nodes with 8 free GPUs; ${freeNodes} usable, .*\\(short by 1\\); nothing is bound until the whole gang fits$`,
+      ),
+    );
     expect(waiting.status).toMatchObject({ phase: "Pending", ready: `0/${wanted}` });
     expect(await jobPods(namespace, "big")).toEqual([]);
-    await waitFor(async () => (await eventsFor(namespace, "big")).some((e) => e.type === "Warning" && e.reason === "InsufficientCapacity"), { description: "Warning InsufficientCapacity Event" });
+    await waitFor(
+      async () =>
+        (await eventsFor(namespace, "big")).some((e) => e.type === "Warning" && e.reason === "InsufficientCapacity"),
+      { description: "Warning InsufficientCapacity Event" },
+    );
 
     await deleteJob(namespace, "holder");
     const { pods } = await waitRunning(namespace, "big", 0, 60_000);
@@ -232,7 +305,10 @@ describe("TrainingJob gang", () => {
     const after = await waitRunning(namespace, "llm", 1);
 
     const oldUids = new Set(before.pods.map((p) => p.metadata?.uid));
-    expect(after.pods.every((p) => !oldUids.has(p.metadata?.uid)), "every member replaced, not only the deleted one").toBe(true);
+    expect(
+      after.pods.every((p) => !oldUids.has(p.metadata?.uid)),
+      "every member replaced, not only the deleted one",
+    ).toBe(true);
     expect(after.pods.map((p) => p.spec?.nodeName)).not.toContain(victim.spec?.nodeName);
     for (const pod of after.pods) {
       expect(env(pod).GPUFLEET_RESUME_STEP).toBe("1200");
@@ -243,7 +319,11 @@ describe("TrainingJob gang", () => {
     const events = await eventsFor(namespace, "llm");
     const failed = events.find((e) => e.reason === "GangMemberFailed");
     expect(failed?.type).toBe("Warning");
-    expect(failed?.message).toMatch(new RegExp(`^pod ${victim.metadata?.name} \\(node ${victim.spec?.nodeName}\\) failed; restarting the whole gang \\(restart 1 of 3\\) from step 1200 after 1s$`));
+    expect(failed?.message).toMatch(
+      new RegExp(
+        `^pod ${victim.metadata?.name} \\(node ${victim.spec?.nodeName}\\) failed; restarting the whole gang \\(restart 1 of 3\\) from step 1200 after 1s$`,
+      ),
+    );
     await deleteJob(namespace, "llm");
   });
 
@@ -253,14 +333,21 @@ describe("TrainingJob gang", () => {
     const before = await waitRunning(namespace, "llm");
     await checkpointThroughAgent(namespace, "llm", before.pods, 300);
     const node = before.pods[0]!.spec!.nodeName!;
-    const tainted = await kubectl(cluster.kubeconfigPath, ["taint", "node", node, `${IsolatedTaintKey}=hung-rank:NoSchedule`]);
+    const tainted = await kubectl(cluster.kubeconfigPath, [
+      "taint",
+      "node",
+      node,
+      `${IsolatedTaintKey}=hung-rank:NoSchedule`,
+    ]);
     expect(tainted.code, tainted.stderr).toBe(0);
     try {
       const after = await waitRunning(namespace, "llm", 1);
       expect(after.pods.map((p) => p.spec?.nodeName)).not.toContain(node);
       expect(after.pods.every((p) => env(p).GPUFLEET_RESUME_STEP === "300")).toBe(true);
       const events = await eventsFor(namespace, "llm");
-      expect(events.find((e) => e.reason === "GangMemberFailed")?.message).toMatch(new RegExp(`^node ${node} isolated; restarting the whole gang \\(restart 1 of 3\\) from step 300`));
+      expect(events.find((e) => e.reason === "GangMemberFailed")?.message).toMatch(
+        new RegExp(`^node ${node} isolated; restarting the whole gang \\(restart 1 of 3\\) from step 300`),
+      );
     } finally {
       await kubectl(cluster.kubeconfigPath, ["taint", "node", node, `${IsolatedTaintKey}-`]);
     }
@@ -271,22 +358,37 @@ describe("TrainingJob gang", () => {
     const namespace = await cluster.freshNamespace("tj-budget");
     await objects.create(trainingJob("llm", namespace, 2, { maxRestarts: 1, backoffSeconds: 0 }));
     const failPod = async (pod: V1Pod) =>
-      core.patchNamespacedPodStatus({ name: pod.metadata!.name!, namespace, body: { status: { phase: "Failed" } } }, mergePatch);
+      core.patchNamespacedPodStatus(
+        { name: pod.metadata!.name!, namespace, body: { status: { phase: "Failed" } } },
+        mergePatch,
+      );
 
     const first = await waitRunning(namespace, "llm");
     await failPod(first.pods[0]!);
     const second = await waitRunning(namespace, "llm", 1);
     await failPod(second.pods[1]!);
 
-    const failed = await waitFor(async () => {
-      const j = await getJob(namespace, "llm");
-      return j.status?.phase === "Failed" ? j : undefined;
-    }, { description: "llm Failed", timeoutMs: 30_000 });
+    const failed = await waitFor(
+      async () => {
+        const j = await getJob(namespace, "llm");
+        return j.status?.phase === "Failed" ? j : undefined;
+      },
+      { description: "llm Failed", timeoutMs: 30_000 },
+    );
     expect(failed.status?.restarts).toBe(1);
     expect(condition(failed, "Failed")).toMatchObject({ status: "True", reason: "RestartBudgetExhausted" });
-    expect(condition(failed, "Failed")?.message).toBe(`pod llm-1 (node ${second.pods[1]!.spec!.nodeName}) failed; restart budget spent (1 of maxRestarts 1 used)`);
-    await waitFor(async () => (await jobPods(namespace, "llm")).length === 0, { description: "the failed gang's pods deleted", timeoutMs: 30_000 });
-    await waitFor(async () => (await eventsFor(namespace, "llm")).some((e) => e.type === "Warning" && e.reason === "RestartBudgetExhausted"), { description: "Warning RestartBudgetExhausted Event" });
+    expect(condition(failed, "Failed")?.message).toBe(
+      `pod llm-1 (node ${second.pods[1]!.spec!.nodeName}) failed; restart budget spent (1 of maxRestarts 1 used)`,
+    );
+    await waitFor(async () => (await jobPods(namespace, "llm")).length === 0, {
+      description: "the failed gang's pods deleted",
+      timeoutMs: 30_000,
+    });
+    await waitFor(
+      async () =>
+        (await eventsFor(namespace, "llm")).some((e) => e.type === "Warning" && e.reason === "RestartBudgetExhausted"),
+      { description: "Warning RestartBudgetExhausted Event" },
+    );
     await deleteJob(namespace, "llm");
   });
 
@@ -294,16 +396,31 @@ describe("TrainingJob gang", () => {
     const namespace = await cluster.freshNamespace("tj-respec");
     await objects.create(trainingJob("llm", namespace, 2));
     await waitRunning(namespace, "llm");
-    await custom.patchNamespacedCustomObject({ ...group, namespace, name: "llm", body: { spec: { placement: { gpuModel: "H200-141GB" } } } }, mergePatch);
+    await custom.patchNamespacedCustomObject(
+      { ...group, namespace, name: "llm", body: { spec: { placement: { gpuModel: "H200-141GB" } } } },
+      mergePatch,
+    );
 
-    const waiting = await waitFor(async () => {
-      const j = await getJob(namespace, "llm");
-      return condition(j, "Unschedulable")?.reason === "NoMatchingNodes" ? j : undefined;
-    }, { description: "llm Unschedulable after the spec change", timeoutMs: 30_000 });
+    const waiting = await waitFor(
+      async () => {
+        const j = await getJob(namespace, "llm");
+        return condition(j, "Unschedulable")?.reason === "NoMatchingNodes" ? j : undefined;
+      },
+      { description: "llm Unschedulable after the spec change", timeoutMs: 30_000 },
+    );
     expect(waiting.status).toMatchObject({ phase: "Pending", ready: "0/2" });
     expect(waiting.status?.placement).toBeUndefined();
-    await waitFor(async () => (await jobPods(namespace, "llm")).length === 0, { description: "the old gang's pods deleted", timeoutMs: 30_000 });
-    await waitFor(async () => (await eventsFor(namespace, "llm")).some((e) => e.reason === "PlanChanged" && /deleted 2 pod\(s\) of the previous placement/.test(e.message ?? "")), { description: "PlanChanged Event" });
+    await waitFor(async () => (await jobPods(namespace, "llm")).length === 0, {
+      description: "the old gang's pods deleted",
+      timeoutMs: 30_000,
+    });
+    await waitFor(
+      async () =>
+        (await eventsFor(namespace, "llm")).some(
+          (e) => e.reason === "PlanChanged" && /deleted 2 pod\(s\) of the previous placement/.test(e.message ?? ""),
+        ),
+      { description: "PlanChanged Event" },
+    );
     await deleteJob(namespace, "llm");
   });
 });

@@ -36,5 +36,8 @@ const timer = setInterval(report, reportMs);
 console.log(JSON.stringify({ msg: "test instance ready", url: instance.url, id }));
 process.on("SIGTERM", () => {
   clearInterval(timer);
-  void instance.close().then(() => nats?.drain()).finally(() => process.exit(0));
+  void instance
+    .close()
+    .then(() => nats?.drain())
+    .finally(() => process.exit(0));
 });

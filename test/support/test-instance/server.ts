@@ -2,7 +2,8 @@
  * TEST INSTANCE (a stand-in): a minimal serving instance that implements docs/engine-api.md with placeholder tokens
  * on a fixed token interval; it models no latency, GPU or KV cache beyond block counting. The gateway's integration
  * tests run against the agent's simulated instances and use this only for what those never do: answer 429 (a
- * simulated instance queues what it cannot hold yet, as vLLM does). The gateway benchmark uses it too. Modes for tests: a token interval (slow instances), a running-request limit (answers 429
+ * simulated instance queues what it cannot hold yet, as vLLM does). The gateway benchmark uses it too. Modes for tests:
+ * a token interval (slow instances), a running-request limit (answers 429
  * beyond it), and dieAfterTokens (the process dies mid-stream).
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
@@ -69,7 +70,11 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
 }
 
 function sendError(res: ServerResponse, status: number, code: string, message: string): void {
-  res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify({ error: { message, type: status === 429 ? "rate_limit_error" : "invalid_request_error", code, param: null } }));
+  res.writeHead(status, { "content-type": "application/json" }).end(
+    JSON.stringify({
+      error: { message, type: status === 429 ? "rate_limit_error" : "invalid_request_error", code, param: null },
+    }),
+  );
 }
 
 export async function startTestInstance(opts: TestInstanceOptions): Promise<TestInstance> {
@@ -84,10 +89,29 @@ export async function startTestInstance(opts: TestInstanceOptions): Promise<Test
   let url = "";
 
   /** Streams tokens first..max on `res` (SSE or one JSON); false if the client closed first. */
-  async function generate(res: ServerResponse, requestId: string, prompt: number, first: number, max: number, stream: boolean, prefix = ""): Promise<void> {
+  async function generate(
+    res: ServerResponse,
+    requestId: string,
+    prompt: number,
+    first: number,
+    max: number,
+    stream: boolean,
+    prefix = "",
+  ): Promise<void> {
     const id = `cmpl-${requestId}`;
     const created = Math.floor(Date.now() / 1000);
-    const chunk = (text: string, finish: EngineChunk["choices"][number]["finish_reason"], usage?: EngineChunk["usage"]): EngineChunk => ({ id, object: "text_completion", created, model: opts.model, choices: [{ index: 0, text, finish_reason: finish }], ...(usage ? { usage } : {}) });
+    const chunk = (
+      text: string,
+      finish: EngineChunk["choices"][number]["finish_reason"],
+      usage?: EngineChunk["usage"],
+    ): EngineChunk => ({
+      id,
+      object: "text_completion",
+      created,
+      model: opts.model,
+      choices: [{ index: 0, text, finish_reason: finish }],
+      ...(usage ? { usage } : {}),
+    });
     const usage = { prompt_tokens: prompt, completion_tokens: max, total_tokens: prompt + max };
     let closed = false;
     res.on("close", () => (closed = !res.writableFinished));
@@ -115,7 +139,10 @@ export async function startTestInstance(opts: TestInstanceOptions): Promise<Test
       }
       stats.completed += 1;
       if (stream) res.end(sseData(chunk("", "length", usage)) + SSE_DONE);
-      else res.writeHead(200, { "content-type": "application/json", [EngineHeader.requestId]: requestId }).end(JSON.stringify(chunk(text, "length", usage)));
+      else
+        res
+          .writeHead(200, { "content-type": "application/json", [EngineHeader.requestId]: requestId })
+          .end(JSON.stringify(chunk(text, "length", usage)));
     } finally {
       stats.running -= 1;
       blocksUsed -= blocks;
@@ -125,8 +152,12 @@ export async function startTestInstance(opts: TestInstanceOptions): Promise<Test
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = new URL(req.url ?? "/", "http://instance").pathname;
     const requestId = String(req.headers[EngineHeader.requestId] ?? "none");
-    if (req.method === "GET" && path === EnginePath.health) return void res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ status: "ok", role: opts.role, model: opts.model, instance: opts.id }));
-    if (req.method === "GET" && path === "/test/stats") return void res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(stats));
+    if (req.method === "GET" && path === EnginePath.health)
+      return void res
+        .writeHead(200, { "content-type": "application/json" })
+        .end(JSON.stringify({ status: "ok", role: opts.role, model: opts.model, instance: opts.id }));
+    if (req.method === "GET" && path === "/test/stats")
+      return void res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(stats));
     if (path.startsWith(EnginePath.kvPrefix)) {
       const id = decodeURIComponent(path.slice(EnginePath.kvPrefix.length));
       const kv = held.get(id);
@@ -141,12 +172,20 @@ export async function startTestInstance(opts: TestInstanceOptions): Promise<Test
     }
     if (req.method !== "POST") return sendError(res, 404, "not_found", `no route ${path}`);
     const body = await readJson(req);
-    if (stats.running >= maxRunning) return sendError(res, 429, "overloaded", `${opts.id} runs ${stats.running} requests`);
+    if (stats.running >= maxRunning)
+      return sendError(res, 429, "overloaded", `${opts.id} runs ${stats.running} requests`);
     stats.requestIds.push(requestId);
     if (path === EnginePath.completions && opts.role !== "prefill") {
       const parsed = validateEngineCompletionRequest(body);
       if (!parsed.ok) return sendError(res, 400, "invalid_request", parsed.message);
-      return generate(res, requestId, estimateTokens(parsed.value.prompt), 1, parsed.value.max_tokens, parsed.value.stream === true);
+      return generate(
+        res,
+        requestId,
+        estimateTokens(parsed.value.prompt),
+        1,
+        parsed.value.max_tokens,
+        parsed.value.stream === true,
+      );
     }
     if (path === EnginePath.prefill && opts.role === "prefill") {
       const parsed = validatePrefillRequest(body);
@@ -158,21 +197,50 @@ export async function startTestInstance(opts: TestInstanceOptions): Promise<Test
       const done = parsed.value.max_tokens === 1;
       if (!done) held.set(parsed.value.request_id, { bytes, blocks });
       stats.kvHeld = held.size;
-      const kv: KvHandle = { source_url: url, source_instance: opts.id, request_id: parsed.value.request_id, blocks, bytes, block_size_tokens: blockSizeTokens };
+      const kv: KvHandle = {
+        source_url: url,
+        source_instance: opts.id,
+        request_id: parsed.value.request_id,
+        blocks,
+        bytes,
+        block_size_tokens: blockSizeTokens,
+      };
       stats.completed += 1;
-      return void res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ request_id: parsed.value.request_id, prompt_tokens: promptTokens, first_token: { text: "tok1 " }, finish_reason: done ? "length" : null, kv }));
+      return void res.writeHead(200, { "content-type": "application/json" }).end(
+        JSON.stringify({
+          request_id: parsed.value.request_id,
+          prompt_tokens: promptTokens,
+          first_token: { text: "tok1 " },
+          finish_reason: done ? "length" : null,
+          kv,
+        }),
+      );
     }
     if (path === EnginePath.decode && opts.role === "decode") {
       const parsed = validateDecodeRequest(body);
       if (!parsed.ok) return sendError(res, 400, "invalid_request", parsed.message);
       const { kv } = parsed.value;
       // Pull the KV from the prefill instance (DistServe's decode-side pull), then free it there.
-      const pulled = await fetch(`${kv.source_url}${kvPath(kv.request_id)}`, { signal: AbortSignal.timeout(5_000) }).catch(() => undefined);
-      if (!pulled || pulled.status !== 200) return sendError(res, 410, "kv_gone", `KV of ${kv.request_id} is not on ${kv.source_instance}`);
+      const pulled = await fetch(`${kv.source_url}${kvPath(kv.request_id)}`, {
+        signal: AbortSignal.timeout(5_000),
+      }).catch(() => undefined);
+      if (!pulled || pulled.status !== 200)
+        return sendError(res, 410, "kv_gone", `KV of ${kv.request_id} is not on ${kv.source_instance}`);
       const bytes = (await pulled.arrayBuffer()).byteLength;
       if (bytes !== kv.bytes) return sendError(res, 502, "kv_incomplete", `pulled ${bytes} of ${kv.bytes} bytes`);
-      await fetch(`${kv.source_url}${kvPath(kv.request_id)}`, { method: "DELETE", signal: AbortSignal.timeout(5_000) }).catch(() => undefined);
-      return generate(res, requestId, parsed.value.prompt_tokens, 2, parsed.value.max_tokens, parsed.value.stream === true, parsed.value.first_token.text);
+      await fetch(`${kv.source_url}${kvPath(kv.request_id)}`, {
+        method: "DELETE",
+        signal: AbortSignal.timeout(5_000),
+      }).catch(() => undefined);
+      return generate(
+        res,
+        requestId,
+        parsed.value.prompt_tokens,
+        2,
+        parsed.value.max_tokens,
+        parsed.value.stream === true,
+        parsed.value.first_token.text,
+      );
     }
     return sendError(res, 404, "not_found", `${opts.role} instance has no ${path}`);
   }

@@ -49,7 +49,14 @@ export const ErrorCode = {
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
-const TYPE_BY_STATUS: Readonly<Record<number, string>> = { 404: "not_found_error", 409: "conflict_error", 410: "kv_gone_error", 502: "upstream_error", 503: "service_unavailable_error", 507: "insufficient_storage_error" };
+const TYPE_BY_STATUS: Readonly<Record<number, string>> = {
+  404: "not_found_error",
+  409: "conflict_error",
+  410: "kv_gone_error",
+  502: "upstream_error",
+  503: "service_unavailable_error",
+  507: "insufficient_storage_error",
+};
 
 export function httpError(status: number, code: ErrorCode, message: string, param: string | null = null): HttpError {
   const type = TYPE_BY_STATUS[status] ?? (status >= 500 ? "server_error" : "invalid_request_error");
@@ -83,7 +90,18 @@ export function refusalError(code: RefusalCode, reason: string): HttpError {
 }
 
 /** The decode side's pull answered `status` (undefined: unreachable). */
-export function kvPullError(status: number | undefined, sourceUrl: string, requestId: string, detail: string): HttpError {
-  if (status === 404) return httpError(410, ErrorCode.kvGone, `the KV of ${requestId} is no longer on ${sourceUrl}: ${detail}`, "kv");
-  return httpError(502, ErrorCode.kvSourceFailed, `pulling the KV of ${requestId} from ${sourceUrl} failed${status === undefined ? "" : ` (${status})`}: ${detail}`, "kv");
+export function kvPullError(
+  status: number | undefined,
+  sourceUrl: string,
+  requestId: string,
+  detail: string,
+): HttpError {
+  if (status === 404)
+    return httpError(410, ErrorCode.kvGone, `the KV of ${requestId} is no longer on ${sourceUrl}: ${detail}`, "kv");
+  return httpError(
+    502,
+    ErrorCode.kvSourceFailed,
+    `pulling the KV of ${requestId} from ${sourceUrl} failed${status === undefined ? "" : ` (${status})`}: ${detail}`,
+    "kv",
+  );
 }

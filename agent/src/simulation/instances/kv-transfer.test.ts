@@ -2,7 +2,12 @@ import { describe, expect, it } from "vitest";
 import { latencyCoefficients } from "../../../../common/src/models/latency.js";
 import { kvLink, kvTransferMs, parseKvDescription, type KvLinkEnd } from "./kv-transfer.js";
 
-const h100 = (nodeName: string, gpus: number, nicGBpsPerGpu = 50): KvLinkEnd => ({ nodeName, gpuModel: "H100-80GB", gpus, nicGBpsPerGpu });
+const h100 = (nodeName: string, gpus: number, nicGBpsPerGpu = 50): KvLinkEnd => ({
+  nodeName,
+  gpuModel: "H100-80GB",
+  gpus,
+  nicGBpsPerGpu,
+});
 
 describe("kvLink", () => {
   it.each([
@@ -42,7 +47,17 @@ describe("kvTransferMs", () => {
 });
 
 describe("parseKvDescription", () => {
-  const good = { request_id: "r", model: "m", prompt_tokens: 10, output_tokens: 1, priority: 0, blocks: 1, bytes: 1310720, block_size_tokens: 16, source: { node: "n1", gpu_model: "H100-80GB", gpus: 1, nic_gbps_per_gpu: 50 } };
+  const good = {
+    request_id: "r",
+    model: "m",
+    prompt_tokens: 10,
+    output_tokens: 1,
+    priority: 0,
+    blocks: 1,
+    bytes: 1310720,
+    block_size_tokens: 16,
+    source: { node: "n1", gpu_model: "H100-80GB", gpus: 1, nic_gbps_per_gpu: 50 },
+  };
 
   it("accepts what a prefill instance sends", () => {
     expect(parseKvDescription(good)).toEqual(good);

@@ -32,11 +32,18 @@ export interface KvLink {
   GBps: number;
 }
 
-export function kvLink(source: KvLinkEnd, destination: KvLinkEnd, coefficientsOf: (gpuModel: string) => LatencyCoefficients = latencyCoefficients): KvLink {
+export function kvLink(
+  source: KvLinkEnd,
+  destination: KvLinkEnd,
+  coefficientsOf: (gpuModel: string) => LatencyCoefficients = latencyCoefficients,
+): KvLink {
   const src = coefficientsOf(source.gpuModel);
   const dst = coefficientsOf(destination.gpuModel);
   if (source.nodeName === destination.nodeName) {
-    return { kind: KvLinkKind.nvlink, GBps: Math.min(source.gpus, destination.gpus) * Math.min(src.p2pNvlinkGBps, dst.p2pNvlinkGBps) };
+    return {
+      kind: KvLinkKind.nvlink,
+      GBps: Math.min(source.gpus, destination.gpus) * Math.min(src.p2pNvlinkGBps, dst.p2pNvlinkGBps),
+    };
   }
   const side = (end: KvLinkEnd, c: LatencyCoefficients) => end.gpus * end.nicGBpsPerGpu * c.nicEfficiency;
   return { kind: KvLinkKind.nic, GBps: Math.min(side(source, src), side(destination, dst)) };
@@ -77,5 +84,10 @@ export function parseKvDescription(value: unknown): KvDescription | string {
 }
 
 export function sourceEnd(d: KvDescription): KvLinkEnd {
-  return { nodeName: d.source.node, gpuModel: d.source.gpu_model, gpus: d.source.gpus, nicGBpsPerGpu: d.source.nic_gbps_per_gpu };
+  return {
+    nodeName: d.source.node,
+    gpuModel: d.source.gpu_model,
+    gpus: d.source.gpus,
+    nicGBpsPerGpu: d.source.nic_gbps_per_gpu,
+  };
 }

@@ -44,7 +44,10 @@ export type ReserveBody = Static<typeof ReserveBody>;
 
 export const ReserveAnswer = Type.Object({
   request_id: Type.String(),
-  link: Type.Object({ kind: Type.Union([Type.Literal(KvLinkKind.nvlink), Type.Literal(KvLinkKind.nic)]), gbps: Type.Number({ exclusiveMinimum: 0 }) }),
+  link: Type.Object({
+    kind: Type.Union([Type.Literal(KvLinkKind.nvlink), Type.Literal(KvLinkKind.nic)]),
+    gbps: Type.Number({ exclusiveMinimum: 0 }),
+  }),
   lease_ms: Type.Number({ minimum: 0 }),
 });
 export type ReserveAnswer = Static<typeof ReserveAnswer>;
@@ -62,7 +65,9 @@ export const CommitBody = Type.Object({
 });
 export type CommitBody = Static<typeof CommitBody>;
 
-function checker<T extends Parameters<typeof TypeCompiler.Compile>[0]>(schema: T): (value: unknown) => Static<T> | string {
+function checker<T extends Parameters<typeof TypeCompiler.Compile>[0]>(
+  schema: T,
+): (value: unknown) => Static<T> | string {
   const compiled = TypeCompiler.Compile(schema);
   return (value) => {
     if (compiled.Check(value)) return value;
@@ -85,7 +90,13 @@ export function migrationLink(link: KvLink): MigrationLink {
  * How long the destination keeps a pre-allocation of `tokens` positions when it holds `heldTokens` already: the
  * stage that copies the difference, plus `graceMs` for the next message to arrive. Renewed by every stage.
  */
-export function leaseMs(tokens: number, heldTokens: number, kvBytesPerToken: number, link: KvLink, graceMs: number): number {
+export function leaseMs(
+  tokens: number,
+  heldTokens: number,
+  kvBytesPerToken: number,
+  link: KvLink,
+  graceMs: number,
+): number {
   return stageMs(Math.max(0, tokens - heldTokens), kvBytesPerToken, migrationLink(link)) + graceMs;
 }
 
@@ -126,17 +137,27 @@ export function refusalOf(code: string | undefined): RefusalCode | "unreachable"
 
 /** The source's client of one destination instance (engineUrl `baseUrl`). Every call is bounded by `timeoutMs`. */
 export class HttpMigrationDestination implements MigrationDestination {
-  constructor(private readonly baseUrl: string, private readonly source: KvLinkEnd, private readonly timeoutMs = 5_000) {}
+  constructor(
+    private readonly baseUrl: string,
+    private readonly source: KvLinkEnd,
+    private readonly timeoutMs = 5_000,
+  ) {}
 
   async reserve(spec: IncomingMigration): Promise<RemoteAnswer<{ link: MigrationLink }>> {
     const body: ReserveBody = {
-      request_id: spec.requestId, model: spec.model, block_size_tokens: spec.blockSizeTokens, prompt_tokens: spec.promptTokens,
-      max_output_tokens: spec.maxOutputTokens, tokens: spec.tokens, source: linkEndBody(this.source),
+      request_id: spec.requestId,
+      model: spec.model,
+      block_size_tokens: spec.blockSizeTokens,
+      prompt_tokens: spec.promptTokens,
+      max_output_tokens: spec.maxOutputTokens,
+      tokens: spec.tokens,
+      source: linkEndBody(this.source),
     };
     const answer = await this.call("POST", EnginePath.migrations, body, 201);
     if (!answer.accepted) return answer;
     const parsed = parseReserveAnswer(answer.value);
-    if (typeof parsed === "string") return { accepted: false, reason: `bad pre-allocation answer: ${parsed}`, code: "invalid" };
+    if (typeof parsed === "string")
+      return { accepted: false, reason: `bad pre-allocation answer: ${parsed}`, code: "invalid" };
     return { accepted: true, link: migrationLink({ kind: parsed.link.kind, GBps: parsed.link.gbps }) };
   }
 
@@ -148,7 +169,11 @@ export class HttpMigrationDestination implements MigrationDestination {
 
   async commit(h: HandedRequest): Promise<RemoteAnswer> {
     const body: CommitBody = {
-      prompt_tokens: h.promptTokens, max_output_tokens: h.maxOutputTokens, priority: h.priority, output_tokens: h.outputTokens, arrival_ms: h.arrivalMs,
+      prompt_tokens: h.promptTokens,
+      max_output_tokens: h.maxOutputTokens,
+      priority: h.priority,
+      output_tokens: h.outputTokens,
+      arrival_ms: h.arrivalMs,
       ...(h.firstTokenAtMs !== undefined ? { first_token_at_ms: h.firstTokenAtMs } : {}),
     };
     const answer = await this.call("POST", migrationPath(h.requestId, "commit"), body, 200);
@@ -159,15 +184,25 @@ export class HttpMigrationDestination implements MigrationDestination {
     await this.call("DELETE", migrationPath(requestId), undefined, 204);
   }
 
-  private async call(method: string, path: string, body: unknown, expect: number): Promise<RemoteAnswer<{ value: unknown }>> {
+  private async call(
+    method: string,
+    path: string,
+    body: unknown,
+    expect: number,
+  ): Promise<RemoteAnswer<{ value: unknown }>> {
     let response: Response;
     try {
       response = await fetch(`${this.baseUrl}${path}`, {
-        method, signal: AbortSignal.timeout(this.timeoutMs),
+        method,
+        signal: AbortSignal.timeout(this.timeoutMs),
         ...(body !== undefined ? { headers: { "content-type": "application/json" }, body: JSON.stringify(body) } : {}),
       });
     } catch (err) {
-      return { accepted: false, reason: `${method} ${this.baseUrl}${path} failed: ${((err as Error).cause as Error | undefined)?.message ?? (err as Error).message}`, code: "unreachable" };
+      return {
+        accepted: false,
+        reason: `${method} ${this.baseUrl}${path} failed: ${((err as Error).cause as Error | undefined)?.message ?? (err as Error).message}`,
+        code: "unreachable",
+      };
     }
     const text = await response.text().catch(() => "");
     let value: unknown;
@@ -178,6 +213,10 @@ export class HttpMigrationDestination implements MigrationDestination {
     }
     if (response.status === expect) return { accepted: true, value };
     const error = (value as Partial<ErrorBody> | undefined)?.error;
-    return { accepted: false, reason: `${method} ${path} answered ${response.status}: ${error?.message ?? text.slice(0, 200)}`, code: refusalOf(error?.code ?? undefined) };
+    return {
+      accepted: false,
+      reason: `${method} ${path} answered ${response.status}: ${error?.message ?? text.slice(0, 200)}`,
+      code: refusalOf(error?.code ?? undefined),
+    };
   }
 }

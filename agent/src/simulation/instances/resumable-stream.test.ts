@@ -27,10 +27,15 @@ async function readAll(response: Response): Promise<{ raw: string; events: unkno
   const raw = await response.text();
   const parser = new SseParser();
   const datas = parser.push(new TextEncoder().encode(raw));
-  return { raw, events: datas.filter((d) => d !== "[DONE]").map((d) => JSON.parse(d) as unknown), done: datas.includes("[DONE]") };
+  return {
+    raw,
+    events: datas.filter((d) => d !== "[DONE]").map((d) => JSON.parse(d) as unknown),
+    done: datas.includes("[DONE]"),
+  };
 }
 
-const texts = (events: unknown[]) => events.map((e) => (e as { choices?: { text: string }[] }).choices?.[0]?.text).filter((t) => t);
+const texts = (events: unknown[]) =>
+  events.map((e) => (e as { choices?: { text: string }[] }).choices?.[0]?.text).filter((t) => t);
 
 describe("ResumableStream", () => {
   it("keeps the tokens made before the client came, and sends exactly those from `from` on, then the rest live", async () => {
@@ -69,7 +74,13 @@ describe("ResumableStream", () => {
     });
     const { events, done } = await readAll(await fetch(url));
     expect(texts(events)).toEqual([placeholderToken(2)]);
-    expect(events.at(-1)).toEqual({ object: "gpufleet.migrated", request_id: "r", instance: "w3", engine_url: "http://h:2/instances/u3", next_token_index: 3 });
+    expect(events.at(-1)).toEqual({
+      object: "gpufleet.migrated",
+      request_id: "r",
+      instance: "w3",
+      engine_url: "http://h:2/instances/u3",
+      next_token_index: 3,
+    });
     expect(done).toBe(false);
   });
 

@@ -67,8 +67,12 @@ export class ResumableStream {
   /** Sends tokens `from`.. on `res`; throws ResumeError when this instance cannot produce exactly those. */
   attach(res: ServerResponse, from: number): void {
     if (this.sse) throw new ResumeError(`the stream of ${this.requestId} is already being resumed`);
-    if (!Number.isInteger(from) || from < this.firstIndex) throw new ResumeError(`from=${from}: this instance produces ${this.requestId}'s tokens from index ${this.firstIndex} on (the ones before came from the source)`);
-    if (from > this.usage.completion_tokens) throw new ResumeError(`from=${from} is past the request's ${this.usage.completion_tokens} tokens`);
+    if (!Number.isInteger(from) || from < this.firstIndex)
+      throw new ResumeError(
+        `from=${from}: this instance produces ${this.requestId}'s tokens from index ${this.firstIndex} on (the ones before came from the source)`,
+      );
+    if (from > this.usage.completion_tokens)
+      throw new ResumeError(`from=${from} is past the request's ${this.usage.completion_tokens} tokens`);
     clearTimeout(this.attachTimer);
     this.from = from;
     this.sse = new SseWriter(res, this.requestId, this.model);
@@ -86,11 +90,22 @@ export class ResumableStream {
   private write(ending: { result: RequestResult } | { migrated: MigratedTo }): void {
     const sse = this.sse!;
     if ("migrated" in ending) {
-      sse.migrated({ instance: ending.migrated.destination, engineUrl: ending.migrated.engineUrl ?? "", nextTokenIndex: ending.migrated.nextTokenIndex });
+      sse.migrated({
+        instance: ending.migrated.destination,
+        engineUrl: ending.migrated.engineUrl ?? "",
+        nextTokenIndex: ending.migrated.nextTokenIndex,
+      });
     } else if (ending.result.outcome === Outcome.completed) {
       sse.finish("length", this.usage);
     } else {
-      sse.error({ error: { message: `request ${this.requestId} ${ending.result.outcome}: ${ending.result.reason ?? "no reason given"}`, type: "service_unavailable_error", code: "aborted", param: null } });
+      sse.error({
+        error: {
+          message: `request ${this.requestId} ${ending.result.outcome}: ${ending.result.reason ?? "no reason given"}`,
+          type: "service_unavailable_error",
+          code: "aborted",
+          param: null,
+        },
+      });
     }
     this.onOver("ended");
   }

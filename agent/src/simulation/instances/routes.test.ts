@@ -10,13 +10,37 @@ describe("matchRoute", () => {
     ["POST", `/instances/${UID}/v1/completions`, { instanceKey: UID, route: { name: "completions" } }],
     ["POST", `/instances/${UID}/gpufleet/v1/prefill`, { instanceKey: UID, route: { name: "prefill" } }],
     ["POST", `/instances/${UID}/gpufleet/v1/decode`, { instanceKey: UID, route: { name: "decode" } }],
-    ["GET", `/instances/${UID}/gpufleet/v1/kv/req%2F1`, { instanceKey: UID, route: { name: "kv-get", requestId: "req/1" } }],
-    ["DELETE", `/instances/${UID}/gpufleet/v1/kv/r2`, { instanceKey: UID, route: { name: "kv-delete", requestId: "r2" } }],
+    [
+      "GET",
+      `/instances/${UID}/gpufleet/v1/kv/req%2F1`,
+      { instanceKey: UID, route: { name: "kv-get", requestId: "req/1" } },
+    ],
+    [
+      "DELETE",
+      `/instances/${UID}/gpufleet/v1/kv/r2`,
+      { instanceKey: UID, route: { name: "kv-delete", requestId: "r2" } },
+    ],
     ["POST", `/instances/${UID}/gpufleet/v1/migrations`, { instanceKey: UID, route: { name: "migration-reserve" } }],
-    ["POST", `/instances/${UID}/gpufleet/v1/migrations/req%2F1/stages`, { instanceKey: UID, route: { name: "migration-stage", requestId: "req/1" } }],
-    ["POST", `/instances/${UID}/gpufleet/v1/migrations/r/commit`, { instanceKey: UID, route: { name: "migration-commit", requestId: "r" } }],
-    ["GET", `/instances/${UID}/gpufleet/v1/migrations/r/stream`, { instanceKey: UID, route: { name: "migration-stream", requestId: "r" } }],
-    ["DELETE", `/instances/${UID}/gpufleet/v1/migrations/r`, { instanceKey: UID, route: { name: "migration-release", requestId: "r" } }],
+    [
+      "POST",
+      `/instances/${UID}/gpufleet/v1/migrations/req%2F1/stages`,
+      { instanceKey: UID, route: { name: "migration-stage", requestId: "req/1" } },
+    ],
+    [
+      "POST",
+      `/instances/${UID}/gpufleet/v1/migrations/r/commit`,
+      { instanceKey: UID, route: { name: "migration-commit", requestId: "r" } },
+    ],
+    [
+      "GET",
+      `/instances/${UID}/gpufleet/v1/migrations/r/stream`,
+      { instanceKey: UID, route: { name: "migration-stream", requestId: "r" } },
+    ],
+    [
+      "DELETE",
+      `/instances/${UID}/gpufleet/v1/migrations/r`,
+      { instanceKey: UID, route: { name: "migration-release", requestId: "r" } },
+    ],
   ])("%s %s", (method, path, expected) => {
     expect(matchRoute(method, path)).toEqual(expected);
   });
@@ -55,7 +79,10 @@ describe("roleServes", () => {
     ["decode", "migration-stream", true],
     ["prefill", "migration-reserve", false],
   ] as const)("a %s instance serves %s: %s", (role, name, serves) => {
-    const route = name === "kv-get" || name === "kv-delete" || name === "migration-commit" || name === "migration-stream" ? { name, requestId: "r" } : { name };
+    const route =
+      name === "kv-get" || name === "kv-delete" || name === "migration-commit" || name === "migration-stream"
+        ? { name, requestId: "r" }
+        : { name };
     const error = roleServes(role, route);
     expect(error === undefined).toBe(serves);
     if (error) expect(error.status).toBe(404);
@@ -66,14 +93,35 @@ describe("instanceBaseUrl", () => {
   it("is a valid engineUrl of the contract, and the contract's paths append to it", () => {
     const url = instanceBaseUrl("http://10.0.0.7:8100", UID);
     expect(url).toBe(`http://10.0.0.7:8100/instances/${UID}`);
-    const fields = { engineUrl: url, model: "m", role: "decode", servingDeployment: "ns/sd", kvBlocksTotal: 1, kvBlocksUsed: 0, blockSizeTokens: 16 };
+    const fields = {
+      engineUrl: url,
+      model: "m",
+      role: "decode",
+      servingDeployment: "ns/sd",
+      kvBlocksTotal: 1,
+      kvBlocksUsed: 0,
+      blockSizeTokens: 16,
+    };
     expect(validateInstanceLoadFields(fields).ok).toBe(true);
-    expect(matchRoute("GET", new URL(`${url}/health`).pathname)).toEqual({ instanceKey: UID, route: { name: "health" } });
+    expect(matchRoute("GET", new URL(`${url}/health`).pathname)).toEqual({
+      instanceKey: UID,
+      route: { name: "health" },
+    });
   });
 
   it("the contract still refuses a trailing slash, a query or no host", () => {
     for (const engineUrl of ["http://h:1/instances/u/", "http://h:1/x?y=1", "http:///x", "ftp://h:1"]) {
-      expect(validateInstanceLoadFields({ engineUrl, model: "m", role: "decode", servingDeployment: "ns/sd", kvBlocksTotal: 1, kvBlocksUsed: 0, blockSizeTokens: 16 }).ok).toBe(false);
+      expect(
+        validateInstanceLoadFields({
+          engineUrl,
+          model: "m",
+          role: "decode",
+          servingDeployment: "ns/sd",
+          kvBlocksTotal: 1,
+          kvBlocksUsed: 0,
+          blockSizeTokens: 16,
+        }).ok,
+      ).toBe(false);
     }
   });
 });

@@ -46,13 +46,23 @@ const ROLES_OF: Readonly<Record<Route["name"], readonly InstanceRole[]>> = {
 
 /** Which instance and route a request is for; an error for anything the engine API does not have. */
 export function matchRoute(method: string, pathname: string): Matched {
-  if (!pathname.startsWith(INSTANCES_PREFIX)) return { error: httpError(404, ErrorCode.notFound, `no route ${pathname}: instances live under ${INSTANCES_PREFIX}<pod uid>`) };
+  if (!pathname.startsWith(INSTANCES_PREFIX))
+    return {
+      error: httpError(
+        404,
+        ErrorCode.notFound,
+        `no route ${pathname}: instances live under ${INSTANCES_PREFIX}<pod uid>`,
+      ),
+    };
   const rest = pathname.slice(INSTANCES_PREFIX.length);
   const slash = rest.indexOf("/");
   const instanceKey = safeDecode(slash === -1 ? rest : rest.slice(0, slash));
   const path = slash === -1 ? "" : rest.slice(slash);
   if (!instanceKey) return { error: httpError(404, ErrorCode.notFound, `no route ${pathname}`) };
-  const expect = (wanted: string, route: Route): Matched => (method === wanted ? { instanceKey, route } : { error: httpError(405, ErrorCode.methodNotAllowed, `${method} ${path}: use ${wanted}`) });
+  const expect = (wanted: string, route: Route): Matched =>
+    method === wanted
+      ? { instanceKey, route }
+      : { error: httpError(405, ErrorCode.methodNotAllowed, `${method} ${path}: use ${wanted}`) };
   if (path === EnginePath.health) return expect("GET", { name: "health" });
   if (path === EnginePath.completions) return expect("POST", { name: "completions" });
   if (path === EnginePath.prefill) return expect("POST", { name: "prefill" });
@@ -73,7 +83,8 @@ export function matchRoute(method: string, pathname: string): Matched {
 function matchMigration(path: string, instanceKey: string, method: string): Matched {
   const [encodedId = "", step, ...more] = path.slice(EnginePath.migrations.length + 1).split("/");
   const requestId = safeDecode(encodedId);
-  if (!requestId || more.length > 0) return { error: httpError(404, ErrorCode.notFound, `no route ${path} on an instance`) };
+  if (!requestId || more.length > 0)
+    return { error: httpError(404, ErrorCode.notFound, `no route ${path} on an instance`) };
   const routes: Record<string, [string, Route]> = {
     "": ["DELETE", { name: "migration-release", requestId }],
     stages: ["POST", { name: "migration-stage", requestId }],
@@ -83,13 +94,19 @@ function matchMigration(path: string, instanceKey: string, method: string): Matc
   const found = routes[step ?? ""];
   if (!found) return { error: httpError(404, ErrorCode.notFound, `no route ${path} on an instance`) };
   const [wanted, route] = found;
-  return method === wanted ? { instanceKey, route } : { error: httpError(405, ErrorCode.methodNotAllowed, `${method} ${path}: use ${wanted}`) };
+  return method === wanted
+    ? { instanceKey, route }
+    : { error: httpError(405, ErrorCode.methodNotAllowed, `${method} ${path}: use ${wanted}`) };
 }
 
 /** undefined when the role does not serve the route (its 404 names both). */
 export function roleServes(role: InstanceRole, route: Route): HttpError | undefined {
   if (ROLES_OF[route.name].includes(role)) return undefined;
-  return httpError(404, ErrorCode.notFound, `a ${role} instance does not serve ${route.name}; ${ROLES_OF[route.name].join(" or ")} instances do`);
+  return httpError(
+    404,
+    ErrorCode.notFound,
+    `a ${role} instance does not serve ${route.name}; ${ROLES_OF[route.name].join(" or ")} instances do`,
+  );
 }
 
 function safeDecode(text: string): string {

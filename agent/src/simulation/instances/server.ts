@@ -33,11 +33,25 @@ import {
   type Usage,
   type Validation,
 } from "../../../../common/src/engine-api.js";
-import { Outcome, RequestStatus, type KvHandoff, type MigratedTo, type RequestResult, type RequestSink } from "../../workers/simulated/sequence.js";
+import {
+  Outcome,
+  RequestStatus,
+  type KvHandoff,
+  type MigratedTo,
+  type RequestResult,
+  type RequestSink,
+} from "../../workers/simulated/sequence.js";
 import { ErrorCode, httpError, kvPullError, refusalError, type HttpError } from "./errors.js";
 import type { SimInstance } from "./instance.js";
 import { kvLink, kvTransferMs, parseKvDescription, sourceEnd, type KvDescription, type KvLink } from "./kv-transfer.js";
-import { leaseMs, linkEndOf, parseCommitBody, parseReserveBody, parseStageBody, type ReserveAnswer } from "./migrations.js";
+import {
+  leaseMs,
+  linkEndOf,
+  parseCommitBody,
+  parseReserveBody,
+  parseStageBody,
+  type ReserveAnswer,
+} from "./migrations.js";
 import { ResumableStream, ResumeError } from "./resumable-stream.js";
 import { instanceBaseUrl, matchRoute, roleServes, type Route } from "./routes.js";
 import { placeholderToken } from "./tokens.js";
@@ -105,7 +119,8 @@ export class EngineServer {
     this.server = createServer((req, res) => {
       this.handle(req, res).catch((err: unknown) => {
         this.log.warn({ err: (err as Error).message, url: req.url }, "engine API request failed");
-        if (!res.headersSent) send(res, httpError(500, ErrorCode.invalidRequest, `internal error: ${(err as Error).message}`));
+        if (!res.headersSent)
+          send(res, httpError(500, ErrorCode.invalidRequest, `internal error: ${(err as Error).message}`));
         else res.destroy();
       });
     });
@@ -139,7 +154,15 @@ export class EngineServer {
     const matched = matchRoute(req.method ?? "GET", pathname);
     if ("error" in matched) return send(res, matched.error);
     const instance = this.instanceOf(matched.instanceKey);
-    if (!instance) return send(res, httpError(404, ErrorCode.instanceNotFound, `no simulated serving instance ${matched.instanceKey} on this agent`));
+    if (!instance)
+      return send(
+        res,
+        httpError(
+          404,
+          ErrorCode.instanceNotFound,
+          `no simulated serving instance ${matched.instanceKey} on this agent`,
+        ),
+      );
     const wrongRole = roleServes(instance.role, matched.route);
     if (wrongRole) return send(res, wrongRole);
     try {
@@ -150,10 +173,20 @@ export class EngineServer {
     }
   }
 
-  private dispatch(route: Route, instance: SimInstance, req: IncomingMessage, res: ServerResponse): Promise<void> | void {
+  private dispatch(
+    route: Route,
+    instance: SimInstance,
+    req: IncomingMessage,
+    res: ServerResponse,
+  ): Promise<void> | void {
     switch (route.name) {
       case "health": {
-        const body: HealthResponse = { status: instance.draining ? HealthStatus.draining : HealthStatus.ok, role: instance.role, model: instance.modelName, instance: instance.workerId };
+        const body: HealthResponse = {
+          status: instance.draining ? HealthStatus.draining : HealthStatus.ok,
+          role: instance.role,
+          model: instance.modelName,
+          instance: instance.workerId,
+        };
         return sendJson(res, 200, body);
       }
       case "completions":
@@ -184,61 +217,150 @@ export class EngineServer {
   private async migrationReserve(instance: SimInstance, req: IncomingMessage, res: ServerResponse): Promise<void> {
     const body = parsedWith(parseReserveBody(await readJson(req)));
     const link = kvLink(linkEndOf(body.source), instance.link);
-    const lease = leaseMs(body.tokens, 0, instance.kvBytesPerToken, link, this.options.migrationLeaseGraceMs ?? MIGRATION_LEASE_GRACE_MS);
-    const spec = { requestId: body.request_id, model: body.model, blockSizeTokens: body.block_size_tokens, promptTokens: body.prompt_tokens, maxOutputTokens: body.max_output_tokens, tokens: body.tokens };
+    const lease = leaseMs(
+      body.tokens,
+      0,
+      instance.kvBytesPerToken,
+      link,
+      this.options.migrationLeaseGraceMs ?? MIGRATION_LEASE_GRACE_MS,
+    );
+    const spec = {
+      requestId: body.request_id,
+      model: body.model,
+      blockSizeTokens: body.block_size_tokens,
+      promptTokens: body.prompt_tokens,
+      maxOutputTokens: body.max_output_tokens,
+      tokens: body.tokens,
+    };
     const admission = instance.reserveIncoming(spec, lease);
     if (!admission.accepted) {
-      this.log.info({ workerId: instance.workerId, requestId: body.request_id, code: admission.code, reason: admission.reason }, "migration pre-allocation refused");
+      this.log.info(
+        { workerId: instance.workerId, requestId: body.request_id, code: admission.code, reason: admission.reason },
+        "migration pre-allocation refused",
+      );
       return send(res, refusalError(admission.code, admission.reason));
     }
     this.incoming.set(key(instance, body.request_id), { link, tokens: body.tokens });
-    const answer: ReserveAnswer = { request_id: body.request_id, link: { kind: link.kind, gbps: link.GBps }, lease_ms: lease };
+    const answer: ReserveAnswer = {
+      request_id: body.request_id,
+      link: { kind: link.kind, gbps: link.GBps },
+      lease_ms: lease,
+    };
     sendJson(res, 201, answer, body.request_id);
   }
 
-  private async migrationStage(instance: SimInstance, requestId: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  private async migrationStage(
+    instance: SimInstance,
+    requestId: string,
+    req: IncomingMessage,
+    res: ServerResponse,
+  ): Promise<void> {
     const body = parsedWith(parseStageBody(await readJson(req)));
     const held = this.heldIncoming(instance, requestId);
-    if (!held) return send(res, httpError(404, ErrorCode.migrationNotFound, `no pre-allocation for ${requestId} on ${instance.workerId} (never made, expired or released)`));
-    const lease = leaseMs(body.tokens, held.tokens, instance.kvBytesPerToken, held.link, this.options.migrationLeaseGraceMs ?? MIGRATION_LEASE_GRACE_MS);
+    if (!held)
+      return send(
+        res,
+        httpError(
+          404,
+          ErrorCode.migrationNotFound,
+          `no pre-allocation for ${requestId} on ${instance.workerId} (never made, expired or released)`,
+        ),
+      );
+    const lease = leaseMs(
+      body.tokens,
+      held.tokens,
+      instance.kvBytesPerToken,
+      held.link,
+      this.options.migrationLeaseGraceMs ?? MIGRATION_LEASE_GRACE_MS,
+    );
     const admission = instance.growIncoming(requestId, body.tokens, lease);
     if (!admission.accepted) return send(res, refusalError(admission.code, admission.reason));
     held.tokens = Math.max(held.tokens, body.tokens);
     sendJson(res, 200, { request_id: requestId, lease_ms: lease }, requestId);
   }
 
-  private async migrationCommit(instance: SimInstance, requestId: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  private async migrationCommit(
+    instance: SimInstance,
+    requestId: string,
+    req: IncomingMessage,
+    res: ServerResponse,
+  ): Promise<void> {
     const body = parsedWith(parseCommitBody(await readJson(req)));
-    if (!this.heldIncoming(instance, requestId)) return send(res, httpError(404, ErrorCode.migrationNotFound, `no pre-allocation for ${requestId} on ${instance.workerId} (never made, expired or released)`));
+    if (!this.heldIncoming(instance, requestId))
+      return send(
+        res,
+        httpError(
+          404,
+          ErrorCode.migrationNotFound,
+          `no pre-allocation for ${requestId} on ${instance.workerId} (never made, expired or released)`,
+        ),
+      );
     const k = key(instance, requestId);
-    const usage: Usage = { prompt_tokens: body.prompt_tokens, completion_tokens: body.max_output_tokens, total_tokens: body.prompt_tokens + body.max_output_tokens };
-    const stream = new ResumableStream(requestId, body.output_tokens, instance.modelName, usage, (why) => {
-      this.resumable.delete(k);
-      if (why === "abandoned" && instance.cancel(requestId)) this.log.warn({ workerId: instance.workerId, requestId }, "migrated request not resumed by any client: cancelled");
-    }, this.options.resumeAttachTimeoutMs);
+    const usage: Usage = {
+      prompt_tokens: body.prompt_tokens,
+      completion_tokens: body.max_output_tokens,
+      total_tokens: body.prompt_tokens + body.max_output_tokens,
+    };
+    const stream = new ResumableStream(
+      requestId,
+      body.output_tokens,
+      instance.modelName,
+      usage,
+      (why) => {
+        this.resumable.delete(k);
+        if (why === "abandoned" && instance.cancel(requestId))
+          this.log.warn(
+            { workerId: instance.workerId, requestId },
+            "migrated request not resumed by any client: cancelled",
+          );
+      },
+      this.options.resumeAttachTimeoutMs,
+    );
     const handed = {
-      request: { requestId, promptTokens: body.prompt_tokens, maxOutputTokens: body.max_output_tokens, priority: body.priority },
-      outputTokens: body.output_tokens, arrivalMs: body.arrival_ms, firstTokenAtMs: body.first_token_at_ms, sink: stream.sink(),
+      request: {
+        requestId,
+        promptTokens: body.prompt_tokens,
+        maxOutputTokens: body.max_output_tokens,
+        priority: body.priority,
+      },
+      outputTokens: body.output_tokens,
+      arrivalMs: body.arrival_ms,
+      firstTokenAtMs: body.first_token_at_ms,
+      sink: stream.sink(),
     };
     const admission = instance.commitIncoming(handed, handed.sink);
     this.incoming.delete(k);
     if (!admission.accepted) return send(res, refusalError(admission.code, admission.reason));
     this.resumable.set(k, stream);
-    this.log.info({ workerId: instance.workerId, requestId, nextTokenIndex: body.output_tokens }, "migrated request adopted");
+    this.log.info(
+      { workerId: instance.workerId, requestId, nextTokenIndex: body.output_tokens },
+      "migrated request adopted",
+    );
     sendJson(res, 200, { request_id: requestId, next_token_index: body.output_tokens }, requestId);
   }
 
   private migrationRelease(instance: SimInstance, requestId: string, res: ServerResponse): void {
     this.incoming.delete(key(instance, requestId));
     if (instance.releaseIncoming(requestId) === 0 && !instance.hasIncoming(requestId)) {
-      return send(res, httpError(404, ErrorCode.migrationNotFound, `no pre-allocation for ${requestId} on ${instance.workerId}`));
+      return send(
+        res,
+        httpError(404, ErrorCode.migrationNotFound, `no pre-allocation for ${requestId} on ${instance.workerId}`),
+      );
     }
     res.writeHead(204).end();
   }
 
   private migrationStream(instance: SimInstance, requestId: string, req: IncomingMessage, res: ServerResponse): void {
     const stream = this.resumable.get(key(instance, requestId));
-    if (!stream) return send(res, httpError(404, ErrorCode.migrationNotFound, `no migrated request ${requestId} to resume on ${instance.workerId}`));
+    if (!stream)
+      return send(
+        res,
+        httpError(
+          404,
+          ErrorCode.migrationNotFound,
+          `no migrated request ${requestId} to resume on ${instance.workerId}`,
+        ),
+      );
     const from = Number(new URL(req.url ?? "/", "http://engine").searchParams.get("from") ?? stream.firstIndex);
     try {
       stream.attach(res, from);
@@ -247,7 +369,11 @@ export class EngineServer {
       throw err;
     }
     onDisconnect(res, () => {
-      if (!stream.ended && instance.cancel(requestId)) this.log.info({ workerId: instance.workerId, requestId }, "client disconnected from a resumed stream: request cancelled");
+      if (!stream.ended && instance.cancel(requestId))
+        this.log.info(
+          { workerId: instance.workerId, requestId },
+          "client disconnected from a resumed stream: request cancelled",
+        );
     });
   }
 
@@ -265,12 +391,25 @@ export class EngineServer {
     const priority = priorityOf(req);
     const requestId = headerRequestId(req) ?? `cmpl-${randomUUID()}`;
     const promptTokens = estimateTokens(body.prompt);
-    const stream = new CompletionStream(res, requestId, instance.modelName, body.stream === true, { prompt_tokens: promptTokens, completion_tokens: body.max_tokens, total_tokens: promptTokens + body.max_tokens });
-    const admission = instance.submit({ requestId, promptTokens, maxOutputTokens: body.max_tokens, priority: priority === Priority.high ? HIGH_PRIORITY : 0 }, stream.sink());
+    const stream = new CompletionStream(res, requestId, instance.modelName, body.stream === true, {
+      prompt_tokens: promptTokens,
+      completion_tokens: body.max_tokens,
+      total_tokens: promptTokens + body.max_tokens,
+    });
+    const admission = instance.submit(
+      {
+        requestId,
+        promptTokens,
+        maxOutputTokens: body.max_tokens,
+        priority: priority === Priority.high ? HIGH_PRIORITY : 0,
+      },
+      stream.sink(),
+    );
     if (!admission.accepted) return send(res, refusalError(admission.code, admission.reason));
     stream.open();
     onDisconnect(res, () => {
-      if (!stream.ended && instance.cancel(requestId)) this.log.info({ workerId: instance.workerId, requestId }, "client disconnected: request cancelled");
+      if (!stream.ended && instance.cancel(requestId))
+        this.log.info({ workerId: instance.workerId, requestId }, "client disconnected: request cancelled");
     });
   }
 
@@ -296,20 +435,47 @@ export class EngineServer {
           }
           const kv = instance.exportKv(requestId);
           this.holdKv(instance, requestId);
-          sendJson(res, 200, prefillResponse(body.request_id, promptTokens, firstToken, null, kvHandle(instance, kv)), requestId);
+          sendJson(
+            res,
+            200,
+            prefillResponse(body.request_id, promptTokens, firstToken, null, kvHandle(instance, kv)),
+            requestId,
+          );
         } else if (result.outcome === Outcome.completed) {
           // max_tokens 1: the first token ended the request and its blocks are already free.
-          const none: KvHandle = { source_url: instance.engineUrl, source_instance: instance.workerId, request_id: requestId, blocks: 0, bytes: 0, block_size_tokens: instance.blockSizeTokens };
+          const none: KvHandle = {
+            source_url: instance.engineUrl,
+            source_instance: instance.workerId,
+            request_id: requestId,
+            blocks: 0,
+            bytes: 0,
+            block_size_tokens: instance.blockSizeTokens,
+          };
           sendJson(res, 200, prefillResponse(body.request_id, promptTokens, firstToken, "length", none), requestId);
         } else if (result.outcome === Outcome.aborted && !res.destroyed) {
-          send(res, httpError(503, ErrorCode.aborted, `request ${requestId} aborted: ${result.reason ?? "no reason given"}`));
+          send(
+            res,
+            httpError(503, ErrorCode.aborted, `request ${requestId} aborted: ${result.reason ?? "no reason given"}`),
+          );
         }
       },
     };
-    const admission = instance.submit({ requestId, promptTokens, maxOutputTokens: body.max_tokens, priority: priority === Priority.high ? HIGH_PRIORITY : 0 }, sink);
+    const admission = instance.submit(
+      {
+        requestId,
+        promptTokens,
+        maxOutputTokens: body.max_tokens,
+        priority: priority === Priority.high ? HIGH_PRIORITY : 0,
+      },
+      sink,
+    );
     if (!admission.accepted) return send(res, refusalError(admission.code, admission.reason));
     onDisconnect(res, () => {
-      if (!answered && instance.cancel(requestId)) this.log.info({ workerId: instance.workerId, requestId }, "client disconnected during prefill: request cancelled");
+      if (!answered && instance.cancel(requestId))
+        this.log.info(
+          { workerId: instance.workerId, requestId },
+          "client disconnected during prefill: request cancelled",
+        );
     });
   }
 
@@ -321,26 +487,37 @@ export class EngineServer {
       this.heldKv.delete(key);
       if (instance.statusOf(requestId) !== RequestStatus.holdingKv) return;
       const blocks = instance.releaseKv(requestId);
-      this.log.warn({ workerId: instance.workerId, requestId, blocks, ttlMs }, "held KV expired: no decode instance pulled it");
+      this.log.warn(
+        { workerId: instance.workerId, requestId, blocks, ttlMs },
+        "held KV expired: no decode instance pulled it",
+      );
     }, ttlMs);
     timer.unref();
     this.heldKv.set(key, timer);
   }
 
   private kvGet(instance: SimInstance, requestId: string, res: ServerResponse): void {
-    if (instance.statusOf(requestId) !== RequestStatus.holdingKv) return send(res, httpError(404, ErrorCode.kvNotFound, `no KV held for ${requestId} on ${instance.workerId}`));
+    if (instance.statusOf(requestId) !== RequestStatus.holdingKv)
+      return send(res, httpError(404, ErrorCode.kvNotFound, `no KV held for ${requestId} on ${instance.workerId}`));
     const kv = instance.exportKv(requestId);
     const link = instance.link;
     const description: KvDescription = {
-      request_id: requestId, model: kv.model, prompt_tokens: kv.promptTokens, output_tokens: kv.outputTokens, priority: kv.priority,
-      blocks: kv.blocks, bytes: kv.kvBytes, block_size_tokens: kv.blockSizeTokens,
+      request_id: requestId,
+      model: kv.model,
+      prompt_tokens: kv.promptTokens,
+      output_tokens: kv.outputTokens,
+      priority: kv.priority,
+      blocks: kv.blocks,
+      bytes: kv.kvBytes,
+      block_size_tokens: kv.blockSizeTokens,
       source: { node: link.nodeName, gpu_model: link.gpuModel, gpus: link.gpus, nic_gbps_per_gpu: link.nicGBpsPerGpu },
     };
     sendJson(res, 200, description, requestId);
   }
 
   private kvDelete(instance: SimInstance, requestId: string, res: ServerResponse): void {
-    if (instance.statusOf(requestId) !== RequestStatus.holdingKv) return send(res, httpError(404, ErrorCode.kvNotFound, `no KV held for ${requestId} on ${instance.workerId}`));
+    if (instance.statusOf(requestId) !== RequestStatus.holdingKv)
+      return send(res, httpError(404, ErrorCode.kvNotFound, `no KV held for ${requestId} on ${instance.workerId}`));
     const key = `${instance.workerId}\u0000${requestId}`;
     clearTimeout(this.heldKv.get(key));
     this.heldKv.delete(key);
@@ -352,13 +529,17 @@ export class EngineServer {
     const body = parsed(validateDecodeRequest(await readJson(req)));
     checkModel(instance, body.model);
     const priority = priorityOf(req);
-    if (instance.draining) return send(res, refusalError("draining", `${instance.workerId} is draining: it admits no new requests`));
+    if (instance.draining)
+      return send(res, refusalError("draining", `${instance.workerId} is draining: it admits no new requests`));
     const requestId = body.request_id;
     const { kv } = body;
     const disconnected = new AbortController();
     onDisconnect(res, () => disconnected.abort());
 
-    const pulled = await pullKv(kv, AbortSignal.any([disconnected.signal, AbortSignal.timeout(this.options.kvPullTimeoutMs ?? 10_000)]));
+    const pulled = await pullKv(
+      kv,
+      AbortSignal.any([disconnected.signal, AbortSignal.timeout(this.options.kvPullTimeoutMs ?? 10_000)]),
+    );
     if (disconnected.signal.aborted) return;
     if ("error" in pulled) return send(res, pulled.error);
     const description = pulled.description;
@@ -370,23 +551,46 @@ export class EngineServer {
     if (disconnected.signal.aborted) return;
 
     const handoff: KvHandoff = {
-      requestId, promptTokens: description.prompt_tokens, outputTokens: description.output_tokens, maxOutputTokens: body.max_tokens,
-      priority: priority === Priority.high ? HIGH_PRIORITY : description.priority, blocks: description.blocks, blockSizeTokens: description.block_size_tokens,
-      kvBytes: description.bytes, model: description.model,
+      requestId,
+      promptTokens: description.prompt_tokens,
+      outputTokens: description.output_tokens,
+      maxOutputTokens: body.max_tokens,
+      priority: priority === Priority.high ? HIGH_PRIORITY : description.priority,
+      blocks: description.blocks,
+      blockSizeTokens: description.block_size_tokens,
+      kvBytes: description.bytes,
+      model: description.model,
     };
-    const usage: Usage = { prompt_tokens: body.prompt_tokens, completion_tokens: body.max_tokens, total_tokens: body.prompt_tokens + body.max_tokens };
-    const stream = new CompletionStream(res, requestId, instance.modelName, body.stream === true, usage, body.first_token.text, {
-      [EngineResponseHeader.kvTransferMs]: transferMs.toFixed(3),
-      [EngineResponseHeader.kvLink]: link.kind,
-    });
+    const usage: Usage = {
+      prompt_tokens: body.prompt_tokens,
+      completion_tokens: body.max_tokens,
+      total_tokens: body.prompt_tokens + body.max_tokens,
+    };
+    const stream = new CompletionStream(
+      res,
+      requestId,
+      instance.modelName,
+      body.stream === true,
+      usage,
+      body.first_token.text,
+      {
+        [EngineResponseHeader.kvTransferMs]: transferMs.toFixed(3),
+        [EngineResponseHeader.kvLink]: link.kind,
+      },
+    );
     const admission = instance.importKv(handoff, stream.sink(), transferStartMs + transferMs);
     if (!admission.accepted) return send(res, refusalError(admission.code, admission.reason));
     void freeKv(kv).then((status) => {
-      if (status !== 204) this.log.warn({ workerId: instance.workerId, requestId, source: kv.source_url, status }, "freeing the pulled KV on its prefill instance failed");
+      if (status !== 204)
+        this.log.warn(
+          { workerId: instance.workerId, requestId, source: kv.source_url, status },
+          "freeing the pulled KV on its prefill instance failed",
+        );
     });
     stream.open();
     onDisconnect(res, () => {
-      if (!stream.ended && instance.cancel(requestId)) this.log.info({ workerId: instance.workerId, requestId }, "client disconnected: request cancelled");
+      if (!stream.ended && instance.cancel(requestId))
+        this.log.info({ workerId: instance.workerId, requestId }, "client disconnected: request cancelled");
     });
   }
 }
@@ -432,7 +636,16 @@ class CompletionStream {
       },
       finish: (result) => this.finish(result),
       // Only a stream can tell its client where the request went; a non-streamed request does not migrate.
-      ...(this.streaming ? { migrated: (_id: string, to: MigratedTo) => this.sse.migrated({ instance: to.destination, engineUrl: to.engineUrl ?? "", nextTokenIndex: to.nextTokenIndex }) } : {}),
+      ...(this.streaming
+        ? {
+            migrated: (_id: string, to: MigratedTo) =>
+              this.sse.migrated({
+                instance: to.destination,
+                engineUrl: to.engineUrl ?? "",
+                nextTokenIndex: to.nextTokenIndex,
+              }),
+          }
+        : {}),
     };
   }
 
@@ -445,29 +658,57 @@ class CompletionStream {
       return;
     }
     // Cancelled requests were cancelled here (the client is gone); aborted ones get the reason.
-    const error = httpError(503, ErrorCode.aborted, `request ${this.requestId} ${result.outcome}: ${result.reason ?? "no reason given"}`);
+    const error = httpError(
+      503,
+      ErrorCode.aborted,
+      `request ${this.requestId} ${result.outcome}: ${result.reason ?? "no reason given"}`,
+    );
     if (this.streaming && this.res.headersSent) this.sse.error(error.body);
     else send(this.res, error);
   }
 }
 
-function prefillResponse(requestId: string, promptTokens: number, text: string, finishReason: PrefillResponse["finish_reason"], kv: KvHandle): PrefillResponse {
+function prefillResponse(
+  requestId: string,
+  promptTokens: number,
+  text: string,
+  finishReason: PrefillResponse["finish_reason"],
+  kv: KvHandle,
+): PrefillResponse {
   return { request_id: requestId, prompt_tokens: promptTokens, first_token: { text }, finish_reason: finishReason, kv };
 }
 
 function kvHandle(instance: SimInstance, kv: KvHandoff): KvHandle {
-  return { source_url: instance.engineUrl, source_instance: instance.workerId, request_id: kv.requestId, blocks: kv.blocks, bytes: kv.kvBytes, block_size_tokens: kv.blockSizeTokens };
+  return {
+    source_url: instance.engineUrl,
+    source_instance: instance.workerId,
+    request_id: kv.requestId,
+    blocks: kv.blocks,
+    bytes: kv.kvBytes,
+    block_size_tokens: kv.blockSizeTokens,
+  };
 }
 
-async function pullKv(kv: KvHandle, signal: AbortSignal): Promise<{ description: KvDescription } | { error: HttpError }> {
+async function pullKv(
+  kv: KvHandle,
+  signal: AbortSignal,
+): Promise<{ description: KvDescription } | { error: HttpError }> {
   let response: Response;
   try {
     response = await fetch(`${kv.source_url}${kvPath(kv.request_id)}`, { signal });
   } catch (err) {
-    return { error: kvPullError(undefined, kv.source_url, kv.request_id, ((err as Error).cause as Error | undefined)?.message ?? (err as Error).message) };
+    return {
+      error: kvPullError(
+        undefined,
+        kv.source_url,
+        kv.request_id,
+        ((err as Error).cause as Error | undefined)?.message ?? (err as Error).message,
+      ),
+    };
   }
   const text = await response.text().catch(() => "");
-  if (response.status !== 200) return { error: kvPullError(response.status, kv.source_url, kv.request_id, text.slice(0, 200)) };
+  if (response.status !== 200)
+    return { error: kvPullError(response.status, kv.source_url, kv.request_id, text.slice(0, 200)) };
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -475,16 +716,27 @@ async function pullKv(kv: KvHandle, signal: AbortSignal): Promise<{ description:
     return { error: kvPullError(response.status, kv.source_url, kv.request_id, "the KV description is not JSON") };
   }
   const description = parseKvDescription(value);
-  if (typeof description === "string") return { error: kvPullError(response.status, kv.source_url, kv.request_id, `bad KV description: ${description}`) };
+  if (typeof description === "string")
+    return { error: kvPullError(response.status, kv.source_url, kv.request_id, `bad KV description: ${description}`) };
   if (description.bytes !== kv.bytes || description.blocks !== kv.blocks) {
-    return { error: kvPullError(response.status, kv.source_url, kv.request_id, `the source holds ${description.blocks} blocks / ${description.bytes} bytes, the handle says ${kv.blocks} / ${kv.bytes}`) };
+    return {
+      error: kvPullError(
+        response.status,
+        kv.source_url,
+        kv.request_id,
+        `the source holds ${description.blocks} blocks / ${description.bytes} bytes, the handle says ${kv.blocks} / ${kv.bytes}`,
+      ),
+    };
   }
   return { description };
 }
 
 async function freeKv(kv: KvHandle): Promise<number | undefined> {
   try {
-    const response = await fetch(`${kv.source_url}${kvPath(kv.request_id)}`, { method: "DELETE", signal: AbortSignal.timeout(10_000) });
+    const response = await fetch(`${kv.source_url}${kvPath(kv.request_id)}`, {
+      method: "DELETE",
+      signal: AbortSignal.timeout(10_000),
+    });
     await response.arrayBuffer();
     return response.status;
   } catch {
@@ -505,13 +757,24 @@ function parsedWith<T>(value: T | string): T {
 const key = (instance: SimInstance, requestId: string) => `${instance.workerId}\u0000${requestId}`;
 
 function checkModel(instance: SimInstance, model: string): void {
-  if (model !== instance.modelName) throw new BodyError(httpError(404, ErrorCode.modelNotFound, `this instance serves '${instance.modelName}', not '${model}'`, "model"));
+  if (model !== instance.modelName)
+    throw new BodyError(
+      httpError(404, ErrorCode.modelNotFound, `this instance serves '${instance.modelName}', not '${model}'`, "model"),
+    );
 }
 
 function priorityOf(req: IncomingMessage): Priority {
   const header = req.headers[EngineHeader.priority];
   const priority = parsePriority(Array.isArray(header) ? header[0] : header);
-  if (!priority) throw new BodyError(httpError(400, ErrorCode.invalidRequest, `${EngineHeader.priority} must be high or normal, got '${String(header)}'`, EngineHeader.priority));
+  if (!priority)
+    throw new BodyError(
+      httpError(
+        400,
+        ErrorCode.invalidRequest,
+        `${EngineHeader.priority} must be high or normal, got '${String(header)}'`,
+        EngineHeader.priority,
+      ),
+    );
   return priority;
 }
 
@@ -526,7 +789,8 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
   let size = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
     size += chunk.length;
-    if (size > MAX_BODY_BYTES) throw new BodyError(httpError(413, ErrorCode.bodyTooLarge, `request body over ${MAX_BODY_BYTES} bytes`));
+    if (size > MAX_BODY_BYTES)
+      throw new BodyError(httpError(413, ErrorCode.bodyTooLarge, `request body over ${MAX_BODY_BYTES} bytes`));
     chunks.push(chunk);
   }
   try {
@@ -555,11 +819,29 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
-function sendJson(res: ServerResponse, status: number, body: unknown, requestId?: string, headers: Record<string, string> = {}): void {
+function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  requestId?: string,
+  headers: Record<string, string> = {},
+): void {
   if (res.headersSent || res.destroyed) return;
-  res.writeHead(status, { "content-type": "application/json", ...(requestId ? { [EngineHeader.requestId]: requestId } : {}), ...headers }).end(JSON.stringify(body));
+  res
+    .writeHead(status, {
+      "content-type": "application/json",
+      ...(requestId ? { [EngineHeader.requestId]: requestId } : {}),
+      ...headers,
+    })
+    .end(JSON.stringify(body));
 }
 
 function send(res: ServerResponse, error: HttpError): void {
-  sendJson(res, error.status, error.body, undefined, error.retryAfterS !== undefined ? { "retry-after": String(error.retryAfterS) } : {});
+  sendJson(
+    res,
+    error.status,
+    error.body,
+    undefined,
+    error.retryAfterS !== undefined ? { "retry-after": String(error.retryAfterS) } : {},
+  );
 }

@@ -8,7 +8,17 @@
  * queue is. Comments are no events: OpenAI clients and the gateway's parser skip them.
  */
 import type { ServerResponse } from "node:http";
-import { EngineHeader, MIGRATED_OBJECT, SSE_DONE, sseData, type EngineChunk, type ErrorBody, type FinishReason, type MigratedEvent, type Usage } from "../../../../common/src/engine-api.js";
+import {
+  EngineHeader,
+  MIGRATED_OBJECT,
+  SSE_DONE,
+  sseData,
+  type EngineChunk,
+  type ErrorBody,
+  type FinishReason,
+  type MigratedEvent,
+  type Usage,
+} from "../../../../common/src/engine-api.js";
 
 /** Below the gateway's default idle timeout (30 s) with room for a slow tick. */
 export const SSE_HEARTBEAT_MS = 5_000;
@@ -20,11 +30,21 @@ export class SseWriter {
   private wroteSinceBeat = false;
   ended = false;
 
-  constructor(private readonly res: ServerResponse, private readonly requestId: string, private readonly model: string, private readonly heartbeatMs = SSE_HEARTBEAT_MS) {}
+  constructor(
+    private readonly res: ServerResponse,
+    private readonly requestId: string,
+    private readonly model: string,
+    private readonly heartbeatMs = SSE_HEARTBEAT_MS,
+  ) {}
 
   open(extraHeaders: Record<string, string> = {}): void {
     if (this.res.headersSent || this.res.destroyed) return;
-    this.res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", [EngineHeader.requestId]: this.requestId, ...extraHeaders });
+    this.res.writeHead(200, {
+      "content-type": "text/event-stream",
+      "cache-control": "no-cache",
+      [EngineHeader.requestId]: this.requestId,
+      ...extraHeaders,
+    });
     // Without this, Node sends the headers with the first token: a queued request would look like a dead instance.
     this.res.flushHeaders();
     this.heartbeat = setInterval(() => {
@@ -49,12 +69,25 @@ export class SseWriter {
 
   /** The request now lives on another instance: one control event, then the stream ends without [DONE]. */
   migrated(to: { instance: string; engineUrl: string; nextTokenIndex: number }): void {
-    const event: MigratedEvent = { object: MIGRATED_OBJECT, request_id: this.requestId, instance: to.instance, engine_url: to.engineUrl, next_token_index: to.nextTokenIndex };
+    const event: MigratedEvent = {
+      object: MIGRATED_OBJECT,
+      request_id: this.requestId,
+      instance: to.instance,
+      engine_url: to.engineUrl,
+      next_token_index: to.nextTokenIndex,
+    };
     this.end(sseData(event));
   }
 
   chunk(text: string, finishReason: FinishReason | null, usage?: Usage): EngineChunk {
-    return { id: `cmpl-${this.requestId}`, object: "text_completion", created: this.created, model: this.model, choices: [{ index: 0, text, finish_reason: finishReason }], ...(usage ? { usage } : {}) };
+    return {
+      id: `cmpl-${this.requestId}`,
+      object: "text_completion",
+      created: this.created,
+      model: this.model,
+      choices: [{ index: 0, text, finish_reason: finishReason }],
+      ...(usage ? { usage } : {}),
+    };
   }
 
   private write(text: string): void {

@@ -4,13 +4,43 @@
  * first token and the decode instance's tokens 2.. join into the same text a colocated instance gives.
  */
 export const PLACEHOLDER_WORDS = [
-  "the", "quick", "brown", "fox", "jumps", "over", "a", "lazy", "dog", "while", "seven", "wizards", "quietly", "hex",
-  "every", "jolly", "vexed", "zebra", "and", "five", "boxing", "kings", "juggle", "many", "bright", "prize", "jugs",
-  "of", "liquid", "amber", "for", "fun",
+  "the",
+  "quick",
+  "brown",
+  "fox",
+  "jumps",
+  "over",
+  "a",
+  "lazy",
+  "dog",
+  "while",
+  "seven",
+  "wizards",
+  "quietly",
+  "hex",
+  "every",
+  "jolly",
+  "vexed",
+  "zebra",
+  "and",
+  "five",
+  "boxing",
+  "kings",
+  "juggle",
+  "many",
+  "bright",
+  "prize",
+  "jugs",
+  "of",
+  "liquid",
+  "amber",
+  "for",
+  "fun",
 ] as const;
 
 export function placeholderToken(index: number): string {
-  if (!Number.isInteger(index) || index < 0) throw new RangeError(`token index must be a non-negative integer, got ${index}`);
+  if (!Number.isInteger(index) || index < 0)
+    throw new RangeError(`token index must be a non-negative integer, got ${index}`);
   return `${PLACEHOLDER_WORDS[index % PLACEHOLDER_WORDS.length]} `;
 }
 

@@ -11,7 +11,11 @@ describe("BlockManager", () => {
     const m = new BlockManager(100, 16);
     expect(blocksForTokens(tokens, 16)).toBe(blocks);
     expect(m.allocate("r", tokens)).toBe(blocks);
-    expect({ used: m.usedBlocks, free: m.freeBlocks, held: m.blocksOf("r") }).toEqual({ used: blocks, free: 100 - blocks, held: blocks });
+    expect({ used: m.usedBlocks, free: m.freeBlocks, held: m.blocksOf("r") }).toEqual({
+      used: blocks,
+      free: 100 - blocks,
+      held: blocks,
+    });
   });
 
   it.each([

@@ -17,9 +17,14 @@ export class BlockManager {
   private readonly held = new Map<string, number>();
   private used = 0;
 
-  constructor(readonly totalBlocks: number, readonly blockSizeTokens: number) {
-    if (!Number.isInteger(totalBlocks) || totalBlocks < 0) throw new RangeError(`totalBlocks must be a non-negative integer, got ${totalBlocks}`);
-    if (!Number.isInteger(blockSizeTokens) || blockSizeTokens <= 0) throw new RangeError(`blockSizeTokens must be a positive integer, got ${blockSizeTokens}`);
+  constructor(
+    readonly totalBlocks: number,
+    readonly blockSizeTokens: number,
+  ) {
+    if (!Number.isInteger(totalBlocks) || totalBlocks < 0)
+      throw new RangeError(`totalBlocks must be a non-negative integer, got ${totalBlocks}`);
+    if (!Number.isInteger(blockSizeTokens) || blockSizeTokens <= 0)
+      throw new RangeError(`blockSizeTokens must be a positive integer, got ${blockSizeTokens}`);
   }
 
   get usedBlocks(): number {
@@ -40,9 +45,11 @@ export class BlockManager {
 
   /** Blocks for a sequence's first `tokens` tokens (it must hold none yet). */
   allocate(requestId: string, tokens: number): number {
-    if (this.held.has(requestId)) throw new BlockAccountingError(`request ${requestId} already holds ${this.held.get(requestId)} blocks`);
+    if (this.held.has(requestId))
+      throw new BlockAccountingError(`request ${requestId} already holds ${this.held.get(requestId)} blocks`);
     const blocks = blocksForTokens(tokens, this.blockSizeTokens);
-    if (blocks > this.freeBlocks) throw new BlockAccountingError(`request ${requestId} needs ${blocks} blocks, ${this.freeBlocks} free`);
+    if (blocks > this.freeBlocks)
+      throw new BlockAccountingError(`request ${requestId} needs ${blocks} blocks, ${this.freeBlocks} free`);
     this.held.set(requestId, blocks);
     this.used += blocks;
     return blocks;
@@ -73,7 +80,10 @@ export class BlockManager {
     const blocks = this.held.get(requestId) ?? 0;
     const needed = blocksForTokens(tokens, this.blockSizeTokens);
     if (needed <= blocks) return 0;
-    if (needed - blocks > this.freeBlocks) throw new BlockAccountingError(`request ${requestId} needs ${needed - blocks} more blocks, ${this.freeBlocks} free`);
+    if (needed - blocks > this.freeBlocks)
+      throw new BlockAccountingError(
+        `request ${requestId} needs ${needed - blocks} more blocks, ${this.freeBlocks} free`,
+      );
     this.held.set(requestId, needed);
     this.used += needed - blocks;
     return needed - blocks;

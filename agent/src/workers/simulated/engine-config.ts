@@ -4,7 +4,13 @@
  * GPU model. Scheduler limits are vLLM's defaults without chunked prefill: 16-token blocks, max_num_seqs 256,
  * max_num_batched_tokens = max(context length, 2048) so any admissible prompt fits one prefill.
  */
-import { instanceLatencyModel, instanceMemory, latencyCoefficients, type InstanceLinks, type Parallelism } from "../../../../common/src/models/latency.js";
+import {
+  instanceLatencyModel,
+  instanceMemory,
+  latencyCoefficients,
+  type InstanceLinks,
+  type Parallelism,
+} from "../../../../common/src/models/latency.js";
 import { deriveModel, type ModelShape } from "../../../../common/src/models/model-shapes.js";
 import type { EngineConfig, ServingRole } from "./engine.js";
 
@@ -27,7 +33,9 @@ export function servingEngineConfig(w: ServingWorkerModel): EngineConfig {
   const coeffs = latencyCoefficients(w.gpuModel);
   const memory = instanceMemory(model, coeffs, w.parallelism);
   if (memory.kvCapacityTokens <= 0) {
-    throw new EngineConfigError(`${w.shape.name} at TP=${w.parallelism.tp} PP=${w.parallelism.pp} does not fit ${w.gpuModel}: ${(memory.weightBytesPerGpu / 2 ** 30).toFixed(1)} GiB of weights per GPU leave no room for KV`);
+    throw new EngineConfigError(
+      `${w.shape.name} at TP=${w.parallelism.tp} PP=${w.parallelism.pp} does not fit ${w.gpuModel}: ${(memory.weightBytesPerGpu / 2 ** 30).toFixed(1)} GiB of weights per GPU leave no room for KV`,
+    );
   }
   return {
     role: w.role,

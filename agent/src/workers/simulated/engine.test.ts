@@ -1,5 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { decodeStepLatencyMs, instanceMemory, latencyCoefficients, prefillLatencyMs } from "../../../../common/src/models/latency.js";
+import {
+  decodeStepLatencyMs,
+  instanceMemory,
+  latencyCoefficients,
+  prefillLatencyMs,
+} from "../../../../common/src/models/latency.js";
 import { deriveModel, MODEL_SHAPES, type ModelShape } from "../../../../common/src/models/model-shapes.js";
 import { ServingEngine, ServingRole, type EngineConfig } from "./engine.js";
 import { EngineConfigError, servingEngineConfig } from "./engine-config.js";
@@ -30,8 +35,12 @@ describe("step times are the common latency model's for the pod's model, TP/PP a
   ])("$name", ({ shape, tp, pp, gpu }) => {
     const engine = engineFor(ServingRole.colocated, shape, tp, pp, gpu);
     const sink = new Recorder();
-    expect(engine.submit({ requestId: "a", promptTokens: 700, maxOutputTokens: 3 }, sink, 0)).toEqual({ accepted: true });
-    expect(engine.submit({ requestId: "b", promptTokens: 300, maxOutputTokens: 3 }, sink, 0)).toEqual({ accepted: true });
+    expect(engine.submit({ requestId: "a", promptTokens: 700, maxOutputTokens: 3 }, sink, 0)).toEqual({
+      accepted: true,
+    });
+    expect(engine.submit({ requestId: "b", promptTokens: 300, maxOutputTokens: 3 }, sink, 0)).toEqual({
+      accepted: true,
+    });
     engine.advance(1e9);
     const model = deriveModel(shape);
     const prefillMs = prefillLatencyMs(model, gpu, { tp, pp }, [700, 300]).totalMs;
@@ -51,7 +60,14 @@ describe("step times are the common latency model's for the pod's model, TP/PP a
   });
 
   it("a model that does not fit the GPUs is refused with the reason", () => {
-    expect(() => servingEngineConfig({ role: ServingRole.colocated, shape: LLAMA_70B, parallelism: { tp: 1, pp: 1 }, gpuModel: "A100-40GB" })).toThrow(EngineConfigError);
+    expect(() =>
+      servingEngineConfig({
+        role: ServingRole.colocated,
+        shape: LLAMA_70B,
+        parallelism: { tp: 1, pp: 1 },
+        gpuModel: "A100-40GB",
+      }),
+    ).toThrow(EngineConfigError);
   });
 });
 
@@ -71,10 +87,30 @@ describe("request lifecycle", () => {
   });
 
   it.each([
-    { name: "empty id", req: { requestId: "", promptTokens: 1, maxOutputTokens: 1 }, reason: /requestId/, code: "invalid" },
-    { name: "zero prompt", req: { requestId: "x", promptTokens: 0, maxOutputTokens: 1 }, reason: /promptTokens/, code: "invalid" },
-    { name: "fractional output", req: { requestId: "x", promptTokens: 1, maxOutputTokens: 1.5 }, reason: /maxOutputTokens/, code: "invalid" },
-    { name: "longer than the context", req: { requestId: "x", promptTokens: 8000, maxOutputTokens: 500 }, reason: /context of 8192/, code: "too-large" },
+    {
+      name: "empty id",
+      req: { requestId: "", promptTokens: 1, maxOutputTokens: 1 },
+      reason: /requestId/,
+      code: "invalid",
+    },
+    {
+      name: "zero prompt",
+      req: { requestId: "x", promptTokens: 0, maxOutputTokens: 1 },
+      reason: /promptTokens/,
+      code: "invalid",
+    },
+    {
+      name: "fractional output",
+      req: { requestId: "x", promptTokens: 1, maxOutputTokens: 1.5 },
+      reason: /maxOutputTokens/,
+      code: "invalid",
+    },
+    {
+      name: "longer than the context",
+      req: { requestId: "x", promptTokens: 8000, maxOutputTokens: 500 },
+      reason: /context of 8192/,
+      code: "too-large",
+    },
   ])("refuses $name with a reason and its code", ({ req, reason, code }) => {
     const result = engineFor(ServingRole.colocated).submit(req, new Recorder(), 0);
     expect(result.accepted).toBe(false);
@@ -85,10 +121,31 @@ describe("request lifecycle", () => {
   it("refuses with codes an HTTP front end can map: draining, wrong role, KV of another model", () => {
     const draining = engineFor(ServingRole.colocated);
     draining.drain();
-    expect(draining.submit({ requestId: "a", promptTokens: 10, maxOutputTokens: 10 }, new Recorder(), 0)).toMatchObject({ accepted: false, code: "draining" });
-    expect(engineFor(ServingRole.decode).submit({ requestId: "a", promptTokens: 10, maxOutputTokens: 10 }, new Recorder(), 0)).toMatchObject({ accepted: false, code: "wrong-role" });
-    const handoff = { requestId: "h", promptTokens: 10, outputTokens: 1, maxOutputTokens: 5, priority: 0, blocks: 1, blockSizeTokens: 16, kvBytes: 10, model: "other" };
-    expect(engineFor(ServingRole.decode).importKv(handoff, new Recorder(), 0)).toMatchObject({ accepted: false, code: "incompatible-kv" });
+    expect(draining.submit({ requestId: "a", promptTokens: 10, maxOutputTokens: 10 }, new Recorder(), 0)).toMatchObject(
+      { accepted: false, code: "draining" },
+    );
+    expect(
+      engineFor(ServingRole.decode).submit(
+        { requestId: "a", promptTokens: 10, maxOutputTokens: 10 },
+        new Recorder(),
+        0,
+      ),
+    ).toMatchObject({ accepted: false, code: "wrong-role" });
+    const handoff = {
+      requestId: "h",
+      promptTokens: 10,
+      outputTokens: 1,
+      maxOutputTokens: 5,
+      priority: 0,
+      blocks: 1,
+      blockSizeTokens: 16,
+      kvBytes: 10,
+      model: "other",
+    };
+    expect(engineFor(ServingRole.decode).importKv(handoff, new Recorder(), 0)).toMatchObject({
+      accepted: false,
+      code: "incompatible-kv",
+    });
   });
 
   it("counts running high-priority requests (priority above the default) for the gateway's headroom", () => {
@@ -105,8 +162,15 @@ describe("request lifecycle", () => {
   it("refuses a duplicate id, and a plain submit on a decode worker", () => {
     const engine = engineFor(ServingRole.colocated);
     engine.submit({ requestId: "a", promptTokens: 10, maxOutputTokens: 10 }, new Recorder(), 0);
-    expect(engine.submit({ requestId: "a", promptTokens: 10, maxOutputTokens: 10 }, new Recorder(), 0)).toEqual({ accepted: false, reason: "request a is already here", code: "duplicate" });
-    expect(engineFor(ServingRole.decode).submit({ requestId: "a", promptTokens: 10, maxOutputTokens: 10 }, new Recorder(), 0).accepted).toBe(false);
+    expect(engine.submit({ requestId: "a", promptTokens: 10, maxOutputTokens: 10 }, new Recorder(), 0)).toEqual({
+      accepted: false,
+      reason: "request a is already here",
+      code: "duplicate",
+    });
+    expect(
+      engineFor(ServingRole.decode).submit({ requestId: "a", promptTokens: 10, maxOutputTokens: 10 }, new Recorder(), 0)
+        .accepted,
+    ).toBe(false);
   });
 
   it("cancel ends a running request, frees its blocks and delivers nothing after", () => {
@@ -141,18 +205,31 @@ describe("request lifecycle", () => {
     other.advance(0);
     other.advance(other.nextEventMs()!);
     expect(other.abortAll("operator abort", other.nextEventMs()!).sort()).toEqual(["x", "y"]);
-    expect(s2.results.map((r) => [r.requestId, r.outcome, r.reason])).toEqual([["x", Outcome.aborted, "operator abort"], ["y", Outcome.aborted, "operator abort"]]);
+    expect(s2.results.map((r) => [r.requestId, r.outcome, r.reason])).toEqual([
+      ["x", Outcome.aborted, "operator abort"],
+      ["y", Outcome.aborted, "operator abort"],
+    ]);
     expect(other.load(1e6).kvBlocksUsed).toBe(0);
   });
 
   it("reports waiting demand in blocks and preemptions when the KV cache is oversubscribed", () => {
-    const base = servingEngineConfig({ role: ServingRole.colocated, shape: LLAMA_8B, parallelism: { tp: 1, pp: 1 }, gpuModel: "H100-80GB" });
+    const base = servingEngineConfig({
+      role: ServingRole.colocated,
+      shape: LLAMA_8B,
+      parallelism: { tp: 1, pp: 1 },
+      gpuModel: "H100-80GB",
+    });
     const small: EngineConfig = { ...base, kvCapacityTokens: 16 * 40 }; // 40 blocks
     const engine = new ServingEngine(small, 0);
     const sink = new Recorder();
     for (let i = 0; i < 4; i++) engine.submit({ requestId: `r${i}`, promptTokens: 160, maxOutputTokens: 200 }, sink, 0);
     const before = engine.load(0);
-    expect(before).toMatchObject({ queueLength: 4, waitingDemandBlocks: 40, headOfLineDemandBlocks: 10, outstandingPromptTokens: 640 });
+    expect(before).toMatchObject({
+      queueLength: 4,
+      waitingDemandBlocks: 40,
+      headOfLineDemandBlocks: 10,
+      outstandingPromptTokens: 640,
+    });
     engine.advance(60_000);
     const after = engine.load(60_000);
     expect(after.preemptionsTotal).toBeGreaterThan(0);
@@ -173,11 +250,26 @@ describe("disaggregated roles: prefill holds KV for the hand-off, decode imports
     prefill.advance(end);
     expect(sink.tokens).toEqual([{ id: "a", index: 0, atMs: end }]);
     expect(sink.results).toMatchObject([{ requestId: "a", outcome: Outcome.prefilled, outputTokens: 1 }]);
-    expect(prefill.load(end)).toMatchObject({ runningRequests: 0, heldKvRequests: 1, heldKvBlocks: 63, kvBlocksUsed: 63 });
+    expect(prefill.load(end)).toMatchObject({
+      runningRequests: 0,
+      heldKvRequests: 1,
+      heldKvBlocks: 63,
+      kvBlocksUsed: 63,
+    });
     expect(prefill.nextEventMs()).toBeUndefined(); // a held request never decodes here
 
     const handoff = prefill.exportKv("a");
-    expect(handoff).toEqual({ requestId: "a", promptTokens: 1000, outputTokens: 1, maxOutputTokens: 10, priority: 2, blocks: 63, blockSizeTokens: 16, kvBytes: 1000 * deriveModel(LLAMA_8B).kvBytesPerToken, model: "Llama-3-8B" });
+    expect(handoff).toEqual({
+      requestId: "a",
+      promptTokens: 1000,
+      outputTokens: 1,
+      maxOutputTokens: 10,
+      priority: 2,
+      blocks: 63,
+      blockSizeTokens: 16,
+      kvBytes: 1000 * deriveModel(LLAMA_8B).kvBytesPerToken,
+      model: "Llama-3-8B",
+    });
     expect(decode.importKv(handoff, sink, end)).toEqual({ accepted: true });
     expect(prefill.releaseKv("a")).toBe(63);
     expect(prefill.load(end).kvBlocksUsed).toBe(0);
@@ -188,16 +280,40 @@ describe("disaggregated roles: prefill holds KV for the hand-off, decode imports
     expect(tokens).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
     expect(sink.results[1]).toMatchObject({ requestId: "a", outcome: Outcome.completed, outputTokens: 10 });
     // The decode worker ran decode steps only: its first step is one decode over the 1000 imported positions.
-    expect(sink.tokens[1]!.atMs - end).toBeCloseTo(decodeStepLatencyMs(deriveModel(LLAMA_8B), "H100-80GB", { tp: 1, pp: 1 }, [1000]).totalMs, 9);
+    expect(sink.tokens[1]!.atMs - end).toBeCloseTo(
+      decodeStepLatencyMs(deriveModel(LLAMA_8B), "H100-80GB", { tp: 1, pp: 1 }, [1000]).totalMs,
+      9,
+    );
   });
 
   it.each([
     { name: "on a prefill worker", role: ServingRole.prefill, change: {}, reason: /only a decode-role worker/ },
     { name: "of another model", role: ServingRole.decode, change: { model: "OPT-13B" }, reason: /model OPT-13B/ },
-    { name: "with another block size", role: ServingRole.decode, change: { blockSizeTokens: 32 }, reason: /block size 32/ },
-    { name: "with nothing left to decode", role: ServingRole.decode, change: { outputTokens: 10 }, reason: /outputTokens < maxOutputTokens/ },
+    {
+      name: "with another block size",
+      role: ServingRole.decode,
+      change: { blockSizeTokens: 32 },
+      reason: /block size 32/,
+    },
+    {
+      name: "with nothing left to decode",
+      role: ServingRole.decode,
+      change: { outputTokens: 10 },
+      reason: /outputTokens < maxOutputTokens/,
+    },
   ])("import refused $name", ({ role, change, reason }) => {
-    const handoff = { requestId: "a", promptTokens: 100, outputTokens: 1, maxOutputTokens: 10, priority: 0, blocks: 7, blockSizeTokens: 16, kvBytes: 1, model: "Llama-3-8B", ...change };
+    const handoff = {
+      requestId: "a",
+      promptTokens: 100,
+      outputTokens: 1,
+      maxOutputTokens: 10,
+      priority: 0,
+      blocks: 7,
+      blockSizeTokens: 16,
+      kvBytes: 1,
+      model: "Llama-3-8B",
+      ...change,
+    };
     const result = engineFor(role).importKv(handoff, new Recorder(), 0);
     expect(!result.accepted && result.reason).toMatch(reason);
   });

@@ -21,7 +21,15 @@ import type { ForwardBatch, InstanceLatencyModel } from "../../../../common/src/
 import { prefillBatch, decodeBatch } from "../../../../common/src/models/latency.js";
 import { BlockManager, blocksForTokens } from "./block-manager.js";
 import { Scheduler, type ScheduledStep } from "./scheduler.js";
-import { Outcome, RequestStatus, Sequence, type KvHandoff, type MigratedTo, type RequestSink, type ServingRequest } from "./sequence.js";
+import {
+  Outcome,
+  RequestStatus,
+  Sequence,
+  type KvHandoff,
+  type MigratedTo,
+  type RequestSink,
+  type ServingRequest,
+} from "./sequence.js";
 
 export const ServingRole = { prefill: "prefill", decode: "decode", colocated: "colocated" } as const;
 export type ServingRole = (typeof ServingRole)[keyof typeof ServingRole];
@@ -163,9 +171,18 @@ export class ServingEngine {
   private tokensSinceReport = 0;
   private lastReportMs: number;
 
-  constructor(readonly config: EngineConfig, startMs: number) {
-    this.blocks = new BlockManager(Math.floor(config.kvCapacityTokens / config.blockSizeTokens), config.blockSizeTokens);
-    this.scheduler = new Scheduler(this.blocks, { maxNumSeqs: config.maxNumSeqs, maxBatchedTokens: config.maxBatchedTokens });
+  constructor(
+    readonly config: EngineConfig,
+    startMs: number,
+  ) {
+    this.blocks = new BlockManager(
+      Math.floor(config.kvCapacityTokens / config.blockSizeTokens),
+      config.blockSizeTokens,
+    );
+    this.scheduler = new Scheduler(this.blocks, {
+      maxNumSeqs: config.maxNumSeqs,
+      maxBatchedTokens: config.maxBatchedTokens,
+    });
     this.nowMs = startMs;
     this.lastReportMs = startMs;
   }
@@ -203,7 +220,11 @@ export class ServingEngine {
   }
 
   submit(request: ServingRequest, sink: RequestSink, atMs: number): Admission {
-    if (this.config.role === ServingRole.decode) return refuse(`a decode-role worker takes requests only with their prefilled KV (importKv)`, RefusalCode.wrongRole);
+    if (this.config.role === ServingRole.decode)
+      return refuse(
+        `a decode-role worker takes requests only with their prefilled KV (importKv)`,
+        RefusalCode.wrongRole,
+      );
     const invalid = this.validate(request) ?? this.admissible(request.promptTokens + request.maxOutputTokens);
     if (invalid) return invalid;
     this.advance(atMs, false);
@@ -213,13 +234,31 @@ export class ServingEngine {
 
   /** Decode worker: takes a request prefilled elsewhere, allocating blocks for its KV (no prefill runs). */
   importKv(handoff: KvHandoff, sink: RequestSink, atMs: number): Admission {
-    if (this.config.role !== ServingRole.decode) return refuse(`only a decode-role worker imports KV (this one is ${this.config.role})`, RefusalCode.wrongRole);
-    if (handoff.model !== this.config.modelName) return refuse(`KV of model ${handoff.model} cannot be imported by a ${this.config.modelName} worker`, RefusalCode.incompatibleKv);
-    if (handoff.blockSizeTokens !== this.config.blockSizeTokens) return refuse(`block size ${handoff.blockSizeTokens} differs from this worker's ${this.config.blockSizeTokens}`, RefusalCode.incompatibleKv);
-    const request = { requestId: handoff.requestId, promptTokens: handoff.promptTokens, maxOutputTokens: handoff.maxOutputTokens, priority: handoff.priority };
+    if (this.config.role !== ServingRole.decode)
+      return refuse(`only a decode-role worker imports KV (this one is ${this.config.role})`, RefusalCode.wrongRole);
+    if (handoff.model !== this.config.modelName)
+      return refuse(
+        `KV of model ${handoff.model} cannot be imported by a ${this.config.modelName} worker`,
+        RefusalCode.incompatibleKv,
+      );
+    if (handoff.blockSizeTokens !== this.config.blockSizeTokens)
+      return refuse(
+        `block size ${handoff.blockSizeTokens} differs from this worker's ${this.config.blockSizeTokens}`,
+        RefusalCode.incompatibleKv,
+      );
+    const request = {
+      requestId: handoff.requestId,
+      promptTokens: handoff.promptTokens,
+      maxOutputTokens: handoff.maxOutputTokens,
+      priority: handoff.priority,
+    };
     const invalid = this.validate(request) ?? this.admissible(request.promptTokens + request.maxOutputTokens);
     if (invalid) return invalid;
-    if (!(handoff.outputTokens >= 1 && handoff.outputTokens < handoff.maxOutputTokens)) return refuse(`a hand-off needs 1 <= outputTokens < maxOutputTokens, got ${handoff.outputTokens} of ${handoff.maxOutputTokens}`, RefusalCode.invalid);
+    if (!(handoff.outputTokens >= 1 && handoff.outputTokens < handoff.maxOutputTokens))
+      return refuse(
+        `a hand-off needs 1 <= outputTokens < maxOutputTokens, got ${handoff.outputTokens} of ${handoff.maxOutputTokens}`,
+        RefusalCode.invalid,
+      );
     this.advance(atMs, false);
     const seq = new Sequence(request, sink, atMs, handoff.outputTokens);
     seq.firstTokenAtMs = atMs;
@@ -230,18 +269,26 @@ export class ServingEngine {
   /** Prefill worker: the block-level description of a held request's KV (its blocks stay held until releaseKv). */
   exportKv(requestId: string): KvHandoff {
     const seq = this.sequences.get(requestId);
-    if (!seq || seq.status !== RequestStatus.holdingKv) throw new KvHandoffError(requestId, `is not holding KV here (status ${seq?.status ?? "unknown"})`);
+    if (!seq || seq.status !== RequestStatus.holdingKv)
+      throw new KvHandoffError(requestId, `is not holding KV here (status ${seq?.status ?? "unknown"})`);
     return {
-      requestId, promptTokens: seq.request.promptTokens, outputTokens: seq.outputTokens, maxOutputTokens: seq.request.maxOutputTokens,
-      priority: seq.request.priority, blocks: this.blocks.blocksOf(requestId), blockSizeTokens: this.config.blockSizeTokens,
-      kvBytes: seq.kvTokens * this.config.kvBytesPerToken, model: this.config.modelName,
+      requestId,
+      promptTokens: seq.request.promptTokens,
+      outputTokens: seq.outputTokens,
+      maxOutputTokens: seq.request.maxOutputTokens,
+      priority: seq.request.priority,
+      blocks: this.blocks.blocksOf(requestId),
+      blockSizeTokens: this.config.blockSizeTokens,
+      kvBytes: seq.kvTokens * this.config.kvBytesPerToken,
+      model: this.config.modelName,
     };
   }
 
   /** Prefill worker: the decode side has the KV (or gave up on it); frees the blocks. Returns how many. */
   releaseKv(requestId: string): number {
     const seq = this.sequences.get(requestId);
-    if (!seq || seq.status !== RequestStatus.holdingKv) throw new KvHandoffError(requestId, `is not holding KV here (status ${seq?.status ?? "unknown"})`);
+    if (!seq || seq.status !== RequestStatus.holdingKv)
+      throw new KvHandoffError(requestId, `is not holding KV here (status ${seq?.status ?? "unknown"})`);
     this.sequences.delete(requestId);
     seq.status = RequestStatus.finished;
     return this.blocks.free(requestId);
@@ -306,9 +353,13 @@ export class ServingEngine {
 
   /** Step time from the common latency model: what the planner predicts for exactly this batch. */
   stepMs(step: ScheduledStep): number {
-    const batch: ForwardBatch = step.kind === "prefill"
-      ? prefillBatch(step.sequences.map((s) => s.prefillTokens))
-      : decodeBatch(step.sequences.length, step.sequences.reduce((sum, s) => sum + s.kvTokens, 0));
+    const batch: ForwardBatch =
+      step.kind === "prefill"
+        ? prefillBatch(step.sequences.map((s) => s.prefillTokens))
+        : decodeBatch(
+            step.sequences.length,
+            step.sequences.reduce((sum, s) => sum + s.kvTokens, 0),
+          );
     return this.config.latency.forward(batch).totalMs;
   }
 
@@ -327,7 +378,12 @@ export class ServingEngine {
     if (this.config.role === ServingRole.prefill) return [];
     return this.scheduler.running
       .filter((s) => s.status === RequestStatus.running && !s.migratingOut && s.outputTokens >= 1 && !s.done)
-      .map((s) => ({ requestId: s.id, blocks: this.blocks.blocksOf(s.id), priority: s.request.priority, outputTokens: s.outputTokens }))
+      .map((s) => ({
+        requestId: s.id,
+        blocks: this.blocks.blocksOf(s.id),
+        priority: s.request.priority,
+        outputTokens: s.outputTokens,
+      }))
       .sort((a, b) => a.blocks - b.blocks || a.requestId.localeCompare(b.requestId))
       .slice(0, limit);
   }
@@ -340,18 +396,32 @@ export class ServingEngine {
   sourceView(requestId: string): MigrationSourceView | undefined {
     const seq = this.sequences.get(requestId);
     if (!seq) return undefined;
-    return { status: seq.status, preemptions: seq.preemptions, outputTokens: seq.outputTokens, kvTokens: seq.kvTokens, migratingOut: seq.migratingOut };
+    return {
+      status: seq.status,
+      preemptions: seq.preemptions,
+      outputTokens: seq.outputTokens,
+      kvTokens: seq.kvTokens,
+      migratingOut: seq.migratingOut,
+    };
   }
 
   /** Marks a running request as migrating out (it keeps decoding until suspendForMigration). */
   beginMigrationOut(requestId: string, atMs: number): Admission {
     this.advance(atMs, false);
     if (!this.alive) return refuse(`the worker is dead`, RefusalCode.dead);
-    if (this.config.role === ServingRole.prefill) return refuse(`a prefill-role worker decodes nothing: its requests leave by the KV hand-off`, RefusalCode.wrongRole);
+    if (this.config.role === ServingRole.prefill)
+      return refuse(
+        `a prefill-role worker decodes nothing: its requests leave by the KV hand-off`,
+        RefusalCode.wrongRole,
+      );
     const seq = this.sequences.get(requestId);
     if (!seq) return refuse(`request ${requestId} is not here`, RefusalCode.notMigratable);
     if (seq.migratingOut) return refuse(`request ${requestId} is already migrating`, RefusalCode.notMigratable);
-    if (seq.status !== RequestStatus.running || seq.outputTokens < 1 || seq.done) return refuse(`request ${requestId} is ${seq.status} with ${seq.outputTokens} tokens: only a decoding request migrates`, RefusalCode.notMigratable);
+    if (seq.status !== RequestStatus.running || seq.outputTokens < 1 || seq.done)
+      return refuse(
+        `request ${requestId} is ${seq.status} with ${seq.outputTokens} tokens: only a decoding request migrates`,
+        RefusalCode.notMigratable,
+      );
     const busy = this.migrationBusy();
     if (busy) return busy;
     seq.migratingOut = true;
@@ -366,7 +436,9 @@ export class ServingEngine {
     if (seq.status === RequestStatus.migrating) seq.status = RequestStatus.running;
   }
 
-  /** Stop-and-copy: the request keeps its slot and blocks but decodes no more here (a step in flight gives it no token). */
+  /**
+   * Stop-and-copy: the request keeps its slot and blocks but decodes no more here (a step in flight gives it no token).
+   */
   suspendForMigration(requestId: string): boolean {
     const seq = this.sequences.get(requestId);
     if (!seq || !seq.migratingOut || seq.status !== RequestStatus.running) return false;
@@ -378,18 +450,31 @@ export class ServingEngine {
   peekMigrating(requestId: string): MigratingRequest | undefined {
     const seq = this.sequences.get(requestId);
     if (!seq) return undefined;
-    return { request: seq.request, outputTokens: seq.outputTokens, arrivalMs: seq.arrivalMs, firstTokenAtMs: seq.firstTokenAtMs, sink: seq.sink };
+    return {
+      request: seq.request,
+      outputTokens: seq.outputTokens,
+      arrivalMs: seq.arrivalMs,
+      firstTokenAtMs: seq.firstTokenAtMs,
+      sink: seq.sink,
+    };
   }
 
   /** Commit, source side: the request leaves (blocks freed) and its sink learns where it went. */
   handOver(requestId: string, to: MigratedTo): MigratingRequest {
     const seq = this.sequences.get(requestId);
-    if (!seq || seq.status !== RequestStatus.migrating) throw new MigrationStateError(requestId, `is not paused for migration here (status ${seq?.status ?? "unknown"})`);
+    if (!seq || seq.status !== RequestStatus.migrating)
+      throw new MigrationStateError(requestId, `is not paused for migration here (status ${seq?.status ?? "unknown"})`);
     this.scheduler.remove(seq);
     this.sequences.delete(requestId);
     seq.status = RequestStatus.finished;
     seq.sink.migrated?.(requestId, to);
-    return { request: seq.request, outputTokens: seq.outputTokens, arrivalMs: seq.arrivalMs, firstTokenAtMs: seq.firstTokenAtMs, sink: seq.sink };
+    return {
+      request: seq.request,
+      outputTokens: seq.outputTokens,
+      arrivalMs: seq.arrivalMs,
+      firstTokenAtMs: seq.firstTokenAtMs,
+      sink: seq.sink,
+    };
   }
 
   // ---- live migration, destination side ----
@@ -402,17 +487,39 @@ export class ServingEngine {
   reserveIncoming(spec: IncomingMigration, atMs: number, leaseMs: number): Admission {
     this.advance(atMs, false);
     if (!this.alive) return refuse(`the worker is dead`, RefusalCode.dead);
-    if (this.config.role === ServingRole.prefill) return refuse(`a prefill-role worker does not decode: it takes no migrations`, RefusalCode.wrongRole);
-    if (spec.model !== this.config.modelName) return refuse(`KV of model ${spec.model} cannot migrate to a ${this.config.modelName} worker`, RefusalCode.incompatibleKv);
-    if (spec.blockSizeTokens !== this.config.blockSizeTokens) return refuse(`block size ${spec.blockSizeTokens} differs from this worker's ${this.config.blockSizeTokens}`, RefusalCode.incompatibleKv);
-    const request = { requestId: spec.requestId, promptTokens: spec.promptTokens, maxOutputTokens: spec.maxOutputTokens };
+    if (this.config.role === ServingRole.prefill)
+      return refuse(`a prefill-role worker does not decode: it takes no migrations`, RefusalCode.wrongRole);
+    if (spec.model !== this.config.modelName)
+      return refuse(
+        `KV of model ${spec.model} cannot migrate to a ${this.config.modelName} worker`,
+        RefusalCode.incompatibleKv,
+      );
+    if (spec.blockSizeTokens !== this.config.blockSizeTokens)
+      return refuse(
+        `block size ${spec.blockSizeTokens} differs from this worker's ${this.config.blockSizeTokens}`,
+        RefusalCode.incompatibleKv,
+      );
+    const request = {
+      requestId: spec.requestId,
+      promptTokens: spec.promptTokens,
+      maxOutputTokens: spec.maxOutputTokens,
+    };
     const invalid = this.validate(request) ?? this.admissible(spec.promptTokens + spec.maxOutputTokens);
     if (invalid) return invalid;
-    if (this.incoming.has(spec.requestId)) return refuse(`request ${spec.requestId} is already being migrated here`, RefusalCode.duplicate);
+    if (this.incoming.has(spec.requestId))
+      return refuse(`request ${spec.requestId} is already being migrated here`, RefusalCode.duplicate);
     const busy = this.migrationBusy();
     if (busy) return busy;
-    if (this.scheduler.running.length + this.scheduler.reservedSlots >= this.config.maxNumSeqs) return refuse(`no batch slot: ${this.scheduler.running.length} running and ${this.scheduler.reservedSlots} reserved of max_num_seqs ${this.config.maxNumSeqs}`, RefusalCode.outOfMemory);
-    if (!this.blocks.canAllocate(spec.tokens)) return refuse(`out of KV memory: ${blocksForTokens(spec.tokens, this.config.blockSizeTokens)} blocks needed, ${this.blocks.freeBlocks} free`, RefusalCode.outOfMemory);
+    if (this.scheduler.running.length + this.scheduler.reservedSlots >= this.config.maxNumSeqs)
+      return refuse(
+        `no batch slot: ${this.scheduler.running.length} running and ${this.scheduler.reservedSlots} reserved of max_num_seqs ${this.config.maxNumSeqs}`,
+        RefusalCode.outOfMemory,
+      );
+    if (!this.blocks.canAllocate(spec.tokens))
+      return refuse(
+        `out of KV memory: ${blocksForTokens(spec.tokens, this.config.blockSizeTokens)} blocks needed, ${this.blocks.freeBlocks} free`,
+        RefusalCode.outOfMemory,
+      );
     this.blocks.allocate(spec.requestId, spec.tokens);
     this.scheduler.reservedSlots++;
     this.incoming.set(spec.requestId, { spec, expiresAtMs: atMs + leaseMs });
@@ -423,9 +530,17 @@ export class ServingEngine {
   growIncoming(requestId: string, tokens: number, atMs: number, leaseMs: number): Admission {
     this.advance(atMs, false);
     const held = this.incoming.get(requestId);
-    if (!held) return refuse(`no pre-allocation for ${requestId} here (never made, expired or released)`, RefusalCode.notMigratable);
+    if (!held)
+      return refuse(
+        `no pre-allocation for ${requestId} here (never made, expired or released)`,
+        RefusalCode.notMigratable,
+      );
     const extra = blocksForTokens(tokens, this.config.blockSizeTokens) - this.blocks.blocksOf(requestId);
-    if (extra > this.blocks.freeBlocks) return refuse(`out of KV memory: ${extra} more blocks needed, ${this.blocks.freeBlocks} free`, RefusalCode.outOfMemory);
+    if (extra > this.blocks.freeBlocks)
+      return refuse(
+        `out of KV memory: ${extra} more blocks needed, ${this.blocks.freeBlocks} free`,
+        RefusalCode.outOfMemory,
+      );
     this.blocks.grow(requestId, tokens);
     held.spec = { ...held.spec, tokens: Math.max(tokens, held.spec.tokens) };
     held.expiresAtMs = atMs + leaseMs;
@@ -437,10 +552,15 @@ export class ServingEngine {
     this.advance(atMs, false);
     const id = handed.request.requestId;
     const held = this.incoming.get(id);
-    if (!held) return refuse(`no pre-allocation for ${id} here (never made, expired or released)`, RefusalCode.notMigratable);
+    if (!held)
+      return refuse(`no pre-allocation for ${id} here (never made, expired or released)`, RefusalCode.notMigratable);
     const seq = new Sequence(handed.request, sink, handed.arrivalMs, handed.outputTokens);
     seq.firstTokenAtMs = handed.firstTokenAtMs;
-    if (blocksForTokens(seq.kvTokens, this.config.blockSizeTokens) > this.blocks.blocksOf(id)) return refuse(`the pre-allocation of ${this.blocks.blocksOf(id)} blocks does not cover ${seq.kvTokens} KV positions`, RefusalCode.outOfMemory);
+    if (blocksForTokens(seq.kvTokens, this.config.blockSizeTokens) > this.blocks.blocksOf(id))
+      return refuse(
+        `the pre-allocation of ${this.blocks.blocksOf(id)} blocks does not cover ${seq.kvTokens} KV positions`,
+        RefusalCode.outOfMemory,
+      );
     this.incoming.delete(id);
     this.scheduler.reservedSlots--;
     this.sequences.set(id, seq);
@@ -458,7 +578,11 @@ export class ServingEngine {
   private migrationBusy(): Admission | undefined {
     const limit = this.config.maxConcurrentMigrations ?? DEFAULT_MAX_CONCURRENT_MIGRATIONS;
     const out = [...this.sequences.values()].filter((s) => s.migratingOut).length;
-    if (out + this.incoming.size >= limit) return refuse(`already ${out} migration(s) out and ${this.incoming.size} in of at most ${limit}`, RefusalCode.migrationBusy);
+    if (out + this.incoming.size >= limit)
+      return refuse(
+        `already ${out} migration(s) out and ${this.incoming.size} in of at most ${limit}`,
+        RefusalCode.migrationBusy,
+      );
     return undefined;
   }
 
@@ -480,7 +604,9 @@ export class ServingEngine {
     this.lastReportMs = atMs;
     const used = this.blocks.usedBlocks;
     const held = [...this.sequences.values()].filter((s) => s.status === RequestStatus.holdingKv);
-    const kvCacheUsedBytes = [...this.sequences.values()].reduce((sum, s) => sum + (this.blocks.blocksOf(s.id) > 0 ? s.kvTokens : 0), 0) * this.config.kvBytesPerToken;
+    const kvCacheUsedBytes =
+      [...this.sequences.values()].reduce((sum, s) => sum + (this.blocks.blocksOf(s.id) > 0 ? s.kvTokens : 0), 0) *
+      this.config.kvBytesPerToken;
     return {
       queueLength: this.scheduler.waiting.length,
       runningRequests: this.scheduler.running.length,
@@ -496,7 +622,10 @@ export class ServingEngine {
       headOfLineDemandBlocks: this.scheduler.headOfLineDemandBlocks(),
       heldKvRequests: held.length,
       heldKvBlocks: held.reduce((sum, s) => sum + this.blocks.blocksOf(s.id), 0),
-      outstandingPromptTokens: this.scheduler.waiting.reduce((sum, s) => sum + (s.needsPrefill ? s.prefillTokens : 0), 0),
+      outstandingPromptTokens: this.scheduler.waiting.reduce(
+        (sum, s) => sum + (s.needsPrefill ? s.prefillTokens : 0),
+        0,
+      ),
       preemptionsTotal: this.scheduler.preemptions,
       highPriorityRunning: this.scheduler.running.filter((s) => s.request.priority > 0).length,
       draining: this.draining,
@@ -506,12 +635,18 @@ export class ServingEngine {
   }
 
   private validate(r: ServingRequest): Admission | undefined {
-    if (typeof r.requestId !== "string" || r.requestId === "") return refuse("requestId is required", RefusalCode.invalid);
+    if (typeof r.requestId !== "string" || r.requestId === "")
+      return refuse("requestId is required", RefusalCode.invalid);
     if (this.sequences.has(r.requestId)) return refuse(`request ${r.requestId} is already here`, RefusalCode.duplicate);
-    for (const [field, value] of [["promptTokens", r.promptTokens], ["maxOutputTokens", r.maxOutputTokens]] as const) {
-      if (!Number.isInteger(value) || value <= 0) return refuse(`${field} must be a positive integer, got ${value}`, RefusalCode.invalid);
+    for (const [field, value] of [
+      ["promptTokens", r.promptTokens],
+      ["maxOutputTokens", r.maxOutputTokens],
+    ] as const) {
+      if (!Number.isInteger(value) || value <= 0)
+        return refuse(`${field} must be a positive integer, got ${value}`, RefusalCode.invalid);
     }
-    if (r.priority !== undefined && !Number.isFinite(r.priority)) return refuse(`priority must be a finite number, got ${r.priority}`, RefusalCode.invalid);
+    if (r.priority !== undefined && !Number.isFinite(r.priority))
+      return refuse(`priority must be a finite number, got ${r.priority}`, RefusalCode.invalid);
     return undefined;
   }
 
@@ -519,10 +654,19 @@ export class ServingEngine {
     if (!this.alive) return refuse("the worker is dead", RefusalCode.dead);
     if (!this.accepting) return refuse("the worker is draining: it admits no new requests", RefusalCode.draining);
     const tooLarge = (reason: string) => refuse(reason, RefusalCode.tooLarge);
-    if (totalTokens > this.config.maxContextTokens) return tooLarge(`prompt + output of ${totalTokens} tokens exceeds the model's context of ${this.config.maxContextTokens}`);
-    if (totalTokens > this.config.maxBatchedTokens) return tooLarge(`prompt + output of ${totalTokens} tokens exceeds the batch token budget of ${this.config.maxBatchedTokens}`);
+    if (totalTokens > this.config.maxContextTokens)
+      return tooLarge(
+        `prompt + output of ${totalTokens} tokens exceeds the model's context of ${this.config.maxContextTokens}`,
+      );
+    if (totalTokens > this.config.maxBatchedTokens)
+      return tooLarge(
+        `prompt + output of ${totalTokens} tokens exceeds the batch token budget of ${this.config.maxBatchedTokens}`,
+      );
     const blocks = blocksForTokens(totalTokens, this.config.blockSizeTokens);
-    if (blocks > this.blocks.totalBlocks) return tooLarge(`a request of ${totalTokens} tokens needs ${blocks} KV blocks, the instance has ${this.blocks.totalBlocks}`);
+    if (blocks > this.blocks.totalBlocks)
+      return tooLarge(
+        `a request of ${totalTokens} tokens needs ${blocks} KV blocks, the instance has ${this.blocks.totalBlocks}`,
+      );
     return undefined;
   }
 
@@ -554,7 +698,13 @@ export class ServingEngine {
       } else if (step.kind === "prefill" && this.config.role === ServingRole.prefill) {
         this.scheduler.detachKeepingBlocks(seq);
         seq.status = RequestStatus.holdingKv;
-        seq.sink.finish({ requestId: seq.id, outcome: Outcome.prefilled, outputTokens: seq.outputTokens, firstTokenAtMs: seq.firstTokenAtMs, finishedAtMs: endMs });
+        seq.sink.finish({
+          requestId: seq.id,
+          outcome: Outcome.prefilled,
+          outputTokens: seq.outputTokens,
+          firstTokenAtMs: seq.firstTokenAtMs,
+          finishedAtMs: endMs,
+        });
       }
     }
     if (firsts > 0) this.lastTtftMs = ttftSum / firsts;
@@ -564,20 +714,33 @@ export class ServingEngine {
     this.scheduler.remove(seq);
     this.sequences.delete(seq.id);
     seq.status = RequestStatus.finished;
-    seq.sink.finish({ requestId: seq.id, outcome, outputTokens: seq.outputTokens, firstTokenAtMs: seq.firstTokenAtMs, finishedAtMs: atMs, ...(reason ? { reason } : {}) });
+    seq.sink.finish({
+      requestId: seq.id,
+      outcome,
+      outputTokens: seq.outputTokens,
+      firstTokenAtMs: seq.firstTokenAtMs,
+      finishedAtMs: atMs,
+      ...(reason ? { reason } : {}),
+    });
   }
 }
 
 export class MigrationStateError extends Error {
   override name = "MigrationStateError";
-  constructor(readonly requestId: string, message: string) {
+  constructor(
+    readonly requestId: string,
+    message: string,
+  ) {
     super(`request ${requestId} ${message}`);
   }
 }
 
 export class KvHandoffError extends Error {
   override name = "KvHandoffError";
-  constructor(readonly requestId: string, message: string) {
+  constructor(
+    readonly requestId: string,
+    message: string,
+  ) {
     super(`request ${requestId} ${message}`);
   }
 }

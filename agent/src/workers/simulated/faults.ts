@@ -35,7 +35,8 @@ export const linkKey = (a: number, b: number): string => (a < b ? `${a}-${b}` : 
 
 const rankOf = (text: string, item: string): number => {
   const n = Number(text);
-  if (!Number.isInteger(n) || n < 0 || text.trim() === "") throw new FaultSpecError(`"${item}": "${text}" is not a rank`);
+  if (!Number.isInteger(n) || n < 0 || text.trim() === "")
+    throw new FaultSpecError(`"${item}": "${text}" is not a rank`);
   return n;
 };
 
@@ -86,7 +87,9 @@ export function parseFaultAnnotation(value: string | undefined): Faults {
         break;
       }
       default:
-        throw new FaultSpecError(`"${item}": unknown fault "${kind}" (hang-rank, slow-rank, slow-link, slow-nic, down-link)`);
+        throw new FaultSpecError(
+          `"${item}": unknown fault "${kind}" (hang-rank, slow-rank, slow-link, slow-nic, down-link)`,
+        );
     }
   }
   const faults: Faults = { hungRanks, slowRanks, slowLinks };
@@ -96,19 +99,37 @@ export function parseFaultAnnotation(value: string | undefined): Faults {
 }
 
 /** Applies an InjectFault command (kind, rank, peerRank, factor) to the current faults. */
-export function applyFaultCommand(current: Faults, cmd: { kind: string; rank: number; peerRank: number; factor: number }): Faults {
+export function applyFaultCommand(
+  current: Faults,
+  cmd: { kind: string; rank: number; peerRank: number; factor: number },
+): Faults {
   const next = {
-    hungRanks: new Set(current.hungRanks), slowRanks: new Map(current.slowRanks), slowLinks: new Map(current.slowLinks),
-    slowNics: new Map(current.slowNics), downLinks: new Set(current.downLinks),
+    hungRanks: new Set(current.hungRanks),
+    slowRanks: new Map(current.slowRanks),
+    slowLinks: new Map(current.slowLinks),
+    slowNics: new Map(current.slowNics),
+    downLinks: new Set(current.downLinks),
   };
   switch (cmd.kind) {
-    case "clear": return NO_FAULTS;
-    case "hang-rank": next.hungRanks.add(cmd.rank); break;
-    case "slow-rank": next.slowRanks.set(cmd.rank, cmd.factor); break;
-    case "slow-link": next.slowLinks.set(linkKey(cmd.rank, cmd.peerRank), cmd.factor); break;
-    case "slow-nic": next.slowNics.set(cmd.rank, cmd.factor); break;
-    case "down-link": next.downLinks.add(linkKey(cmd.rank, cmd.peerRank)); break;
-    default: throw new FaultSpecError(`unknown fault kind "${cmd.kind}"`);
+    case "clear":
+      return NO_FAULTS;
+    case "hang-rank":
+      next.hungRanks.add(cmd.rank);
+      break;
+    case "slow-rank":
+      next.slowRanks.set(cmd.rank, cmd.factor);
+      break;
+    case "slow-link":
+      next.slowLinks.set(linkKey(cmd.rank, cmd.peerRank), cmd.factor);
+      break;
+    case "slow-nic":
+      next.slowNics.set(cmd.rank, cmd.factor);
+      break;
+    case "down-link":
+      next.downLinks.add(linkKey(cmd.rank, cmd.peerRank));
+      break;
+    default:
+      throw new FaultSpecError(`unknown fault kind "${cmd.kind}"`);
   }
   const { slowNics, downLinks, ...rest } = next;
   const out: Faults = rest;

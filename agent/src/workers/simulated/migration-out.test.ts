@@ -2,8 +2,20 @@ import { describe, expect, it } from "vitest";
 import { MODEL_SHAPES } from "../../../../common/src/models/model-shapes.js";
 import { ServingEngine, ServingRole, type EngineConfig, type IncomingMigration } from "./engine.js";
 import { servingEngineConfig } from "./engine-config.js";
-import { DEFAULT_MIGRATION_CONFIG, MigrationAbortCode, MigrationPhase, stageMs, type MigrationLink } from "./migration.js";
-import { describeMigration, migrateOut, type HandedRequest, type MigrationDestination, type RemoteAnswer } from "./migration-out.js";
+import {
+  DEFAULT_MIGRATION_CONFIG,
+  MigrationAbortCode,
+  MigrationPhase,
+  stageMs,
+  type MigrationLink,
+} from "./migration.js";
+import {
+  describeMigration,
+  migrateOut,
+  type HandedRequest,
+  type MigrationDestination,
+  type RemoteAnswer,
+} from "./migration-out.js";
 import { Outcome, type MigratedTo, type RequestResult, type RequestSink } from "./sequence.js";
 
 class Recorder implements RequestSink {
@@ -21,7 +33,12 @@ class Recorder implements RequestSink {
   }
 }
 
-const BASE: EngineConfig = servingEngineConfig({ role: ServingRole.colocated, shape: MODEL_SHAPES["Llama-3-8B"], parallelism: { tp: 1, pp: 1 }, gpuModel: "H100-80GB" });
+const BASE: EngineConfig = servingEngineConfig({
+  role: ServingRole.colocated,
+  shape: MODEL_SHAPES["Llama-3-8B"],
+  parallelism: { tp: 1, pp: 1 },
+  gpuModel: "H100-80GB",
+});
 /** 10 Gbit/s: a 2,000-token stage of Llama-3-8B KV (262 MB) takes ~210 ms. */
 const LINK: MigrationLink = { bytesPerSecond: 1.25e9, latencyMs: 0 };
 const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => from + i);
@@ -59,9 +76,15 @@ class InProcessDestination implements MigrationDestination {
   calls: string[] = [];
   /** Answer "unreachable" from this call on (the destination's pod is gone). */
   deadFrom: string | undefined;
-  constructor(private readonly engine: ServingEngine, private readonly world: World) {}
+  constructor(
+    private readonly engine: ServingEngine,
+    private readonly world: World,
+  ) {}
   private lease(tokens: number) {
-    return stageMs(Math.max(0, tokens - this.held), BASE.kvBytesPerToken, LINK) + DEFAULT_MIGRATION_CONFIG.preallocationLeaseMs;
+    return (
+      stageMs(Math.max(0, tokens - this.held), BASE.kvBytesPerToken, LINK) +
+      DEFAULT_MIGRATION_CONFIG.preallocationLeaseMs
+    );
   }
   private dead(call: string): boolean {
     this.calls.push(call);
@@ -82,7 +105,24 @@ class InProcessDestination implements MigrationDestination {
   }
   commit(h: HandedRequest): Promise<RemoteAnswer> {
     if (this.dead("commit")) return Promise.resolve({ accepted: false, reason: "gone", code: "unreachable" });
-    return Promise.resolve(this.engine.commitIncoming({ request: { requestId: h.requestId, promptTokens: h.promptTokens, maxOutputTokens: h.maxOutputTokens, priority: h.priority }, outputTokens: h.outputTokens, arrivalMs: h.arrivalMs, firstTokenAtMs: h.firstTokenAtMs, sink: this.sink }, this.sink, this.world.nowMs));
+    return Promise.resolve(
+      this.engine.commitIncoming(
+        {
+          request: {
+            requestId: h.requestId,
+            promptTokens: h.promptTokens,
+            maxOutputTokens: h.maxOutputTokens,
+            priority: h.priority,
+          },
+          outputTokens: h.outputTokens,
+          arrivalMs: h.arrivalMs,
+          firstTokenAtMs: h.firstTokenAtMs,
+          sink: this.sink,
+        },
+        this.sink,
+        this.world.nowMs,
+      ),
+    );
   }
   release(requestId: string): Promise<void> {
     this.calls.push("release");
@@ -101,7 +141,16 @@ function setup(dstConfig: Partial<EngineConfig> = {}) {
 }
 
 const run = (s: ReturnType<typeof setup>, requestId = "r") =>
-  migrateOut({ source: s.src, requestId, destination: s.dst, sourceName: "a", destinationName: "b", destinationUrl: "http://h:1/instances/b", now: s.world.now, sleep: s.world.sleep });
+  migrateOut({
+    source: s.src,
+    requestId,
+    destination: s.dst,
+    sourceName: "a",
+    destinationName: "b",
+    destinationUrl: "http://h:1/instances/b",
+    now: s.world.now,
+    sleep: s.world.sleep,
+  });
 
 describe("migrateOut (source side, destination behind messages)", () => {
   it("commits: stages while decoding, a stop-and-copy, and the destination continues from exactly the next token", async () => {
@@ -112,13 +161,19 @@ describe("migrateOut (source side, destination behind messages)", () => {
 
     expect(report.phase).toBe(MigrationPhase.committed);
     expect(report.stages.length).toBeGreaterThanOrEqual(2);
-    expect(report.stages[0]).toMatchObject({ kind: "pre-copy", fromTokens: 0, toTokens: Math.floor((2000 + 49) / 16) * 16 });
+    expect(report.stages[0]).toMatchObject({
+      kind: "pre-copy",
+      fromTokens: 0,
+      toTokens: Math.floor((2000 + 49) / 16) * 16,
+    });
     expect(report.stages.at(-1)!.kind).toBe("stop-and-copy");
     for (const [i, st] of report.stages.slice(1).entries()) expect(st.fromTokens).toBe(report.stages[i]!.toTokens);
     expect(report.downtimeMs).toBeGreaterThan(0);
     expect(report.downtimeMs).toBeLessThan(report.stages[0]!.endMs - report.stages[0]!.startMs);
     const next = report.nextTokenIndex!;
-    expect(s.sink.migrations).toEqual([{ destination: "b", nextTokenIndex: next, atMs: report.endedAtMs, engineUrl: "http://h:1/instances/b" }]);
+    expect(s.sink.migrations).toEqual([
+      { destination: "b", nextTokenIndex: next, atMs: report.endedAtMs, engineUrl: "http://h:1/instances/b" },
+    ]);
     expect(s.sink.indices).toEqual(range(0, next));
     expect(s.src.statusOf("r")).toBeUndefined();
     expect(s.src.freeBlocks).toBe(s.src.load(s.world.nowMs).kvBlocksTotal);
@@ -126,7 +181,9 @@ describe("migrateOut (source side, destination behind messages)", () => {
     s.world.to(1e7);
     expect(s.dst.sink.indices).toEqual(range(next, 400));
     expect(s.dst.sink.results).toMatchObject([{ requestId: "r", outcome: Outcome.completed, outputTokens: 400 }]);
-    expect(describeMigration(report)).toMatch(/^migrated request r to b: \d+ stage\(s\), \d+ blocks, \d+ bytes, downtime [0-9.]+ ms, next token \d+$/);
+    expect(describeMigration(report)).toMatch(
+      /^migrated request r to b: \d+ stage\(s\), \d+ blocks, \d+ bytes, downtime [0-9.]+ ms, next token \d+$/,
+    );
   });
 
   it("aborts with destination-out-of-memory when the pre-allocation does not fit; the request stays and completes on the source", async () => {
@@ -137,7 +194,10 @@ describe("migrateOut (source side, destination behind messages)", () => {
     s.src.submit({ requestId: "r", promptTokens: 2000, maxOutputTokens: 100 }, s.sink, 0);
     s.world.until(s.sink, 10);
     const report = await run(s);
-    expect(report).toMatchObject({ phase: MigrationPhase.aborted, abort: { code: MigrationAbortCode.destinationOutOfMemory } });
+    expect(report).toMatchObject({
+      phase: MigrationPhase.aborted,
+      abort: { code: MigrationAbortCode.destinationOutOfMemory },
+    });
     expect(report.abort!.reason).toMatch(/refused the pre-allocation: out of KV memory/);
     expect(s.dstEngine.hasIncoming("r")).toBe(false);
     s.world.to(1e7);
@@ -152,7 +212,10 @@ describe("migrateOut (source side, destination behind messages)", () => {
     s.src.submit({ requestId: "r", promptTokens: 2000, maxOutputTokens: 300 }, s.sink, 0);
     s.world.until(s.sink, 50);
     const report = await run(s);
-    expect(report).toMatchObject({ phase: MigrationPhase.aborted, abort: { code: MigrationAbortCode.destinationDied } });
+    expect(report).toMatchObject({
+      phase: MigrationPhase.aborted,
+      abort: { code: MigrationAbortCode.destinationDied },
+    });
     expect(report.stages.length).toBe(1);
     expect(s.src.sourceView("r")).toMatchObject({ migratingOut: false, status: "running" });
     s.world.to(1e7);

@@ -17,13 +17,22 @@
 import { blocksForTokens } from "./block-manager.js";
 import { RefusalCode, type IncomingMigration, type ServingEngine } from "./engine.js";
 import {
-  DEFAULT_MIGRATION_CONFIG, MigrationAbortCode, MigrationPhase, StageKind, stageMs, validateMigrationSetup,
-  type MigrationConfig, type MigrationLink, type MigrationReport, type MigrationStage,
+  DEFAULT_MIGRATION_CONFIG,
+  MigrationAbortCode,
+  MigrationPhase,
+  StageKind,
+  stageMs,
+  validateMigrationSetup,
+  type MigrationConfig,
+  type MigrationLink,
+  type MigrationReport,
+  type MigrationStage,
 } from "./migration.js";
 import { RequestStatus } from "./sequence.js";
 
 /** A destination's answer; `unreachable` when it did not answer (gone, or not an instance any more). */
-export type RemoteAnswer<T extends object = object> = ({ accepted: true } & T) | { accepted: false; reason: string; code: RefusalCode | "unreachable" };
+export type RemoteAnswer<T extends object = object> =
+  ({ accepted: true } & T) | { accepted: false; reason: string; code: RefusalCode | "unreachable" };
 
 /** What a request needs on the destination at the commit (the rest it has from the pre-allocation). */
 export interface HandedRequest {
@@ -78,7 +87,10 @@ class OutgoingMigration {
   private readonly startedAtMs: number;
   private link: MigrationLink = { bytesPerSecond: 1, latencyMs: 0 };
 
-  constructor(private readonly o: MigrateOutOptions, private readonly config: MigrationConfig) {
+  constructor(
+    private readonly o: MigrateOutOptions,
+    private readonly config: MigrationConfig,
+  ) {
     this.startedAtMs = o.now();
   }
 
@@ -93,7 +105,8 @@ class OutgoingMigration {
   async execute(): Promise<MigrationReport> {
     const { requestId } = this.o;
     const begun = this.engine.beginMigrationOut(requestId, this.o.now());
-    if (!begun.accepted) return this.report(MigrationPhase.aborted, { code: MigrationAbortCode.sourceRefused, reason: begun.reason });
+    if (!begun.accepted)
+      return this.report(MigrationPhase.aborted, { code: MigrationAbortCode.sourceRefused, reason: begun.reason });
     try {
       const outcome = await this.stagesThenCommit();
       if (outcome === "committed") return this.report(MigrationPhase.committed);
@@ -101,7 +114,10 @@ class OutgoingMigration {
       return this.report(MigrationPhase.aborted, outcome);
     } catch (err) {
       await this.abort();
-      return this.report(MigrationPhase.aborted, { code: MigrationAbortCode.aborted, reason: `the migration failed: ${(err as Error).message}` });
+      return this.report(MigrationPhase.aborted, {
+        code: MigrationAbortCode.aborted,
+        reason: `the migration failed: ${(err as Error).message}`,
+      });
     }
   }
 
@@ -113,8 +129,12 @@ class OutgoingMigration {
     let stopNow = this.remainingBlocks(view.kvTokens) <= this.config.stopAndCopyMaxBlocks;
     const first = stopNow ? view.kvTokens : this.completeTokens(view.kvTokens);
     const spec: IncomingMigration = {
-      requestId, model: this.engine.config.modelName, blockSizeTokens: this.blockSize,
-      promptTokens: handed.request.promptTokens, maxOutputTokens: handed.request.maxOutputTokens, tokens: first,
+      requestId,
+      model: this.engine.config.modelName,
+      blockSizeTokens: this.blockSize,
+      promptTokens: handed.request.promptTokens,
+      maxOutputTokens: handed.request.maxOutputTokens,
+      tokens: first,
     };
     const reserved = await this.o.destination.reserve(spec);
     if (!reserved.accepted) return refused(reserved, "the destination refused the pre-allocation");
@@ -131,7 +151,8 @@ class OutgoingMigration {
       if (broken) return broken;
       const kvTokens = this.engine.sourceView(requestId)!.kvTokens;
       const preCopies = this.stages.length;
-      stopNow = this.remainingBlocks(kvTokens) <= this.config.stopAndCopyMaxBlocks || preCopies >= this.config.maxPreCopyStages;
+      stopNow =
+        this.remainingBlocks(kvTokens) <= this.config.stopAndCopyMaxBlocks || preCopies >= this.config.maxPreCopyStages;
       if (stopNow) continue;
       toTokens = this.completeTokens(kvTokens);
       const grown = await this.o.destination.grow(requestId, toTokens);
@@ -148,7 +169,8 @@ class OutgoingMigration {
     // round trip is part of the downtime, as it is in a real engine.
     const broken = this.brokenBy(RequestStatus.running);
     if (broken) return broken;
-    if (!this.engine.suspendForMigration(requestId)) return { code: MigrationAbortCode.sourceFinished, reason: "the request could not be paused on the source" };
+    if (!this.engine.suspendForMigration(requestId))
+      return { code: MigrationAbortCode.sourceFinished, reason: "the request could not be paused on the source" };
     const pausedAtMs = this.o.now();
     const kvTokens = this.engine.sourceView(requestId)!.kvTokens;
     const grown = await this.o.destination.grow(requestId, kvTokens);
@@ -160,13 +182,23 @@ class OutgoingMigration {
     if (after) return after;
     const handed = this.engine.peekMigrating(requestId)!;
     const committed = await this.o.destination.commit({
-      requestId, promptTokens: handed.request.promptTokens, maxOutputTokens: handed.request.maxOutputTokens, priority: handed.request.priority,
-      outputTokens: handed.outputTokens, arrivalMs: handed.arrivalMs, firstTokenAtMs: handed.firstTokenAtMs,
+      requestId,
+      promptTokens: handed.request.promptTokens,
+      maxOutputTokens: handed.request.maxOutputTokens,
+      priority: handed.request.priority,
+      outputTokens: handed.outputTokens,
+      arrivalMs: handed.arrivalMs,
+      firstTokenAtMs: handed.firstTokenAtMs,
     });
     if (!committed.accepted) return refused(committed, "the destination refused the commit");
     this.reserved = false;
     this.nextTokenIndex = handed.outputTokens;
-    this.engine.handOver(requestId, { destination: this.o.destinationName, nextTokenIndex: handed.outputTokens, atMs: this.o.now(), ...(this.o.destinationUrl ? { engineUrl: this.o.destinationUrl } : {}) });
+    this.engine.handOver(requestId, {
+      destination: this.o.destinationName,
+      nextTokenIndex: handed.outputTokens,
+      atMs: this.o.now(),
+      ...(this.o.destinationUrl ? { engineUrl: this.o.destinationUrl } : {}),
+    });
     return "committed";
   }
 
@@ -176,24 +208,42 @@ class OutgoingMigration {
     const tokens = Math.max(0, toTokens - this.copiedTokens);
     const kvBytesPerToken = this.engine.config.kvBytesPerToken;
     const durationMs = stageMs(tokens, kvBytesPerToken, this.link);
-    const blocks = Math.max(0, blocksForTokens(toTokens, this.blockSize) - Math.floor(this.copiedTokens / this.blockSize));
+    const blocks = Math.max(
+      0,
+      blocksForTokens(toTokens, this.blockSize) - Math.floor(this.copiedTokens / this.blockSize),
+    );
     await this.o.sleep(durationMs);
-    this.stages.push({ index: this.stages.length, kind, startMs, endMs: Math.max(this.o.now(), startMs + durationMs), fromTokens: this.copiedTokens, toTokens, blocks, bytes: tokens * kvBytesPerToken });
+    this.stages.push({
+      index: this.stages.length,
+      kind,
+      startMs,
+      endMs: Math.max(this.o.now(), startMs + durationMs),
+      fromTokens: this.copiedTokens,
+      toTokens,
+      blocks,
+      bytes: tokens * kvBytesPerToken,
+    });
     this.copiedTokens = toTokens;
   }
 
   private timedOut(): Aborted | undefined {
-    return this.o.now() - this.startedAtMs >= this.config.timeoutMs ? { code: MigrationAbortCode.timeout, reason: `not committed within ${this.config.timeoutMs} ms` } : undefined;
+    return this.o.now() - this.startedAtMs >= this.config.timeoutMs
+      ? { code: MigrationAbortCode.timeout, reason: `not committed within ${this.config.timeoutMs} ms` }
+      : undefined;
   }
 
   /** Why the request can no longer migrate (the source side's view), if it cannot. */
   private brokenBy(expected: RequestStatus): Aborted | undefined {
     this.engine.advance(this.o.now(), false);
-    if (!this.engine.isAlive) return { code: MigrationAbortCode.sourceDied, reason: `the source ${this.o.sourceName} died` };
+    if (!this.engine.isAlive)
+      return { code: MigrationAbortCode.sourceDied, reason: `the source ${this.o.sourceName} died` };
     const view = this.engine.sourceView(this.o.requestId);
-    if (!view || !view.migratingOut) return { code: MigrationAbortCode.sourceFinished, reason: "the request ended on the source" };
-    if (view.preemptions !== this.preemptionsAtStart) return { code: MigrationAbortCode.sourcePreempted, reason: "the source preempted the request (its KV is gone)" };
-    if (view.status !== expected) return { code: MigrationAbortCode.sourceFinished, reason: `the request is ${view.status} on the source` };
+    if (!view || !view.migratingOut)
+      return { code: MigrationAbortCode.sourceFinished, reason: "the request ended on the source" };
+    if (view.preemptions !== this.preemptionsAtStart)
+      return { code: MigrationAbortCode.sourcePreempted, reason: "the source preempted the request (its KV is gone)" };
+    if (view.status !== expected)
+      return { code: MigrationAbortCode.sourceFinished, reason: `the request is ${view.status} on the source` };
     return undefined;
   }
 
@@ -208,7 +258,12 @@ class OutgoingMigration {
   private report(phase: MigrationPhase, abort?: Aborted): MigrationReport {
     const stopAndCopy = this.stages.find((s) => s.kind === StageKind.stopAndCopy);
     return {
-      requestId: this.o.requestId, source: this.o.sourceName, destination: this.o.destinationName, phase, startedAtMs: this.startedAtMs, endedAtMs: this.o.now(),
+      requestId: this.o.requestId,
+      source: this.o.sourceName,
+      destination: this.o.destinationName,
+      phase,
+      startedAtMs: this.startedAtMs,
+      endedAtMs: this.o.now(),
       stages: [...this.stages],
       downtimeMs: phase === MigrationPhase.committed && stopAndCopy ? stopAndCopy.endMs - stopAndCopy.startMs : 0,
       copiedBlocks: this.stages.reduce((sum, s) => sum + s.blocks, 0),
@@ -231,7 +286,8 @@ class OutgoingMigration {
 function refused(answer: { reason: string; code: RefusalCode | "unreachable" }, what: string): Aborted {
   const reason = `${what}: ${answer.reason}`;
   if (answer.code === RefusalCode.outOfMemory) return { code: MigrationAbortCode.destinationOutOfMemory, reason };
-  if (answer.code === "unreachable" || answer.code === RefusalCode.dead) return { code: MigrationAbortCode.destinationDied, reason };
+  if (answer.code === "unreachable" || answer.code === RefusalCode.dead)
+    return { code: MigrationAbortCode.destinationDied, reason };
   if (answer.code === RefusalCode.notMigratable) return { code: MigrationAbortCode.leaseExpired, reason };
   return { code: MigrationAbortCode.destinationRefused, reason };
 }
@@ -239,6 +295,7 @@ function refused(answer: { reason: string; code: RefusalCode | "unreachable" }, 
 /** The acknowledgement text of a migration (the operator reads "downtime N ms" from it: scheduler.ts downtimeOf). */
 export function describeMigration(r: MigrationReport): string {
   const moved = `${r.stages.length} stage(s), ${r.copiedBlocks} blocks, ${r.copiedBytes} bytes`;
-  if (r.phase === MigrationPhase.committed) return `migrated request ${r.requestId} to ${r.destination}: ${moved}, downtime ${r.downtimeMs.toFixed(1)} ms, next token ${r.nextTokenIndex}`;
+  if (r.phase === MigrationPhase.committed)
+    return `migrated request ${r.requestId} to ${r.destination}: ${moved}, downtime ${r.downtimeMs.toFixed(1)} ms, next token ${r.nextTokenIndex}`;
   return `request ${r.requestId} stays on ${r.source}: ${r.abort?.code ?? "aborted"}: ${r.abort?.reason ?? "no reason"} (after ${moved})`;
 }

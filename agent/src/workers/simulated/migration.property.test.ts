@@ -12,9 +12,15 @@ import { servingEngineConfig } from "./engine-config.js";
 import { advanceAll, LiveMigration, MigrationPhase } from "./migration.js";
 import { Outcome, type MigratedTo, type RequestResult, type RequestSink } from "./sequence.js";
 
-const BASE: EngineConfig = servingEngineConfig({ role: ServingRole.colocated, shape: MODEL_SHAPES["Llama-3-8B"], parallelism: { tp: 1, pp: 1 }, gpuModel: "H100-80GB" });
+const BASE: EngineConfig = servingEngineConfig({
+  role: ServingRole.colocated,
+  shape: MODEL_SHAPES["Llama-3-8B"],
+  parallelism: { tp: 1, pp: 1 },
+  gpuModel: "H100-80GB",
+});
 
-type LogEntry = { kind: "token"; index: number } | { kind: "finish"; result: RequestResult } | { kind: "migrated"; to: MigratedTo };
+type LogEntry =
+  { kind: "token"; index: number } | { kind: "finish"; result: RequestResult } | { kind: "migrated"; to: MigratedTo };
 
 class Log implements RequestSink {
   readonly byRequest = new Map<string, LogEntry[]>();
@@ -34,28 +40,55 @@ class Log implements RequestSink {
   }
 }
 
-const Submit = fc.record({ kind: fc.constant("submit" as const), engine: fc.nat(2), promptTokens: fc.integer({ min: 1, max: 1200 }), maxOutputTokens: fc.integer({ min: 1, max: 150 }) });
+const Submit = fc.record({
+  kind: fc.constant("submit" as const),
+  engine: fc.nat(2),
+  promptTokens: fc.integer({ min: 1, max: 1200 }),
+  maxOutputTokens: fc.integer({ min: 1, max: 150 }),
+});
 const Op = fc.oneof(
-  { weight: 5, arbitrary: fc.record({ kind: fc.constant("advance" as const), dtMs: fc.integer({ min: 0, max: 120 }) }) },
+  {
+    weight: 5,
+    arbitrary: fc.record({ kind: fc.constant("advance" as const), dtMs: fc.integer({ min: 0, max: 120 }) }),
+  },
   { weight: 3, arbitrary: Submit },
-  { weight: 4, arbitrary: fc.record({
-    kind: fc.constant("migrate" as const), request: fc.nat(30), to: fc.nat(2),
-    bytesPerSecond: fc.constantFrom(1e7, 1e8, 1e9, 25e9), latencyMs: fc.constantFrom(0, 0.5, 5),
-    stopAndCopyMaxBlocks: fc.integer({ min: 0, max: 4 }), maxPreCopyStages: fc.integer({ min: 1, max: 5 }),
-    timeoutMs: fc.constantFrom(30, 300, 10_000), preallocationLeaseMs: fc.constantFrom(1, 50, 1000),
-  }) },
+  {
+    weight: 4,
+    arbitrary: fc.record({
+      kind: fc.constant("migrate" as const),
+      request: fc.nat(30),
+      to: fc.nat(2),
+      bytesPerSecond: fc.constantFrom(1e7, 1e8, 1e9, 25e9),
+      latencyMs: fc.constantFrom(0, 0.5, 5),
+      stopAndCopyMaxBlocks: fc.integer({ min: 0, max: 4 }),
+      maxPreCopyStages: fc.integer({ min: 1, max: 5 }),
+      timeoutMs: fc.constantFrom(30, 300, 10_000),
+      preallocationLeaseMs: fc.constantFrom(1, 50, 1000),
+    }),
+  },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant("cancel" as const), request: fc.nat(30) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant("abort-migration" as const), migration: fc.nat(20) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant("kill" as const), engine: fc.nat(2) }) },
   // A pre-allocation nobody follows up (a source that vanished): the destination must free it on its own.
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant("orphan-reservation" as const), engine: fc.nat(2), tokens: fc.integer({ min: 1, max: 800 }), leaseMs: fc.integer({ min: 1, max: 500 }) }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      kind: fc.constant("orphan-reservation" as const),
+      engine: fc.nat(2),
+      tokens: fc.integer({ min: 1, max: 800 }),
+      leaseMs: fc.integer({ min: 1, max: 500 }),
+    }),
+  },
 );
 
 type OpValue = typeof Op extends fc.Arbitrary<infer T> ? T : never;
 
 /** Runs one interleaving, checks it, and returns how its migrations ended (committed or the abort code). */
 function run(ops: OpValue[], capacityBlocks: readonly number[], maxConcurrentMigrations: number): string[] {
-  const engines = capacityBlocks.map((blocks) => new ServingEngine({ ...BASE, kvCapacityTokens: blocks * 16, maxNumSeqs: 6, maxConcurrentMigrations }, 0));
+  const engines = capacityBlocks.map(
+    (blocks) =>
+      new ServingEngine({ ...BASE, kvCapacityTokens: blocks * 16, maxNumSeqs: 6, maxConcurrentMigrations }, 0),
+  );
   const log = new Log();
   const submitted: { id: string; maxOutputTokens: number }[] = [];
   const migrations: LiveMigration[] = [];
@@ -63,7 +96,8 @@ function run(ops: OpValue[], capacityBlocks: readonly number[], maxConcurrentMig
   const parts = () => [...migrations.filter((m) => !m.done), ...engines];
   const ownerCount = (id: string) => engines.filter((e) => e.sourceView(id) !== undefined).length;
   const checkOwners = () => {
-    for (const r of submitted) expect(ownerCount(r.id), `request ${r.id} held by more than one engine`).toBeLessThanOrEqual(1);
+    for (const r of submitted)
+      expect(ownerCount(r.id), `request ${r.id} held by more than one engine`).toBeLessThanOrEqual(1);
   };
   let orphans = 0;
 
@@ -75,12 +109,21 @@ function run(ops: OpValue[], capacityBlocks: readonly number[], maxConcurrentMig
         break;
       case "submit": {
         const id = `r${submitted.length}`;
-        if (engines[op.engine]!.submit({ requestId: id, promptTokens: op.promptTokens, maxOutputTokens: op.maxOutputTokens }, log, now).accepted) submitted.push({ id, maxOutputTokens: op.maxOutputTokens });
+        if (
+          engines[op.engine]!.submit(
+            { requestId: id, promptTokens: op.promptTokens, maxOutputTokens: op.maxOutputTokens },
+            log,
+            now,
+          ).accepted
+        )
+          submitted.push({ id, maxOutputTokens: op.maxOutputTokens });
         break;
       }
       case "migrate": {
         // Mostly a request that is decoding now (others are refused at once, which is tested too).
-        const decoding = submitted.filter((x) => engines.some((e) => e.sourceView(x.id)?.status === "running" && e.sourceView(x.id)!.outputTokens > 0));
+        const decoding = submitted.filter((x) =>
+          engines.some((e) => e.sourceView(x.id)?.status === "running" && e.sourceView(x.id)!.outputTokens > 0),
+        );
         const pool = decoding.length > 0 && op.request % 5 !== 0 ? decoding : submitted;
         const r = pool[op.request % Math.max(1, pool.length)];
         if (!r) break;
@@ -88,7 +131,17 @@ function run(ops: OpValue[], capacityBlocks: readonly number[], maxConcurrentMig
         const destination = engines[op.to]!;
         if (!source || source === destination) break;
         const { bytesPerSecond, latencyMs, ...config } = op;
-        migrations.push(new LiveMigration({ source, destination, requestId: r.id, link: { bytesPerSecond, latencyMs }, config, atMs: now, destinationName: `e${op.to}` }));
+        migrations.push(
+          new LiveMigration({
+            source,
+            destination,
+            requestId: r.id,
+            link: { bytesPerSecond, latencyMs },
+            config,
+            atMs: now,
+            destinationName: `e${op.to}`,
+          }),
+        );
         break;
       }
       case "cancel": {
@@ -103,7 +156,18 @@ function run(ops: OpValue[], capacityBlocks: readonly number[], maxConcurrentMig
         engines[op.engine]!.kill("worker died", now);
         break;
       case "orphan-reservation":
-        engines[op.engine]!.reserveIncoming({ requestId: `orphan${orphans++}`, model: BASE.modelName, blockSizeTokens: 16, promptTokens: op.tokens, maxOutputTokens: 1, tokens: op.tokens }, now, op.leaseMs);
+        engines[op.engine]!.reserveIncoming(
+          {
+            requestId: `orphan${orphans++}`,
+            model: BASE.modelName,
+            blockSizeTokens: 16,
+            promptTokens: op.tokens,
+            maxOutputTokens: 1,
+            tokens: op.tokens,
+          },
+          now,
+          op.leaseMs,
+        );
         break;
     }
     checkOwners();
@@ -142,7 +206,12 @@ describe("live migration never loses or duplicates a request or a token", () => 
     const endings = new Map<string, number>();
     fc.assert(
       fc.property(
-        fc.tuple(fc.array(Submit, { minLength: 2, maxLength: 8 }), fc.integer({ min: 1, max: 80 }), fc.array(Op, { minLength: 1, maxLength: 60 }))
+        fc
+          .tuple(
+            fc.array(Submit, { minLength: 2, maxLength: 8 }),
+            fc.integer({ min: 1, max: 80 }),
+            fc.array(Op, { minLength: 1, maxLength: 60 }),
+          )
           .map(([first, warmUpMs, rest]) => [...first, { kind: "advance" as const, dtMs: warmUpMs }, ...rest]),
         fc.array(fc.integer({ min: 80, max: 400 }), { minLength: 3, maxLength: 3 }),
         fc.integer({ min: 1, max: 2 }),
@@ -155,7 +224,18 @@ describe("live migration never loses or duplicates a request or a token", () => 
     // The interleavings reached commits and the abort paths (a property that never migrates would prove nothing).
     // 800 runs: with the calibrated latency model's step times, 400 seeded runs no longer reached a preemption
     // during a migration.
-    for (const ending of ["committed", "source-refused", "destination-refused", "destination-out-of-memory", "source-finished", "source-preempted", "destination-died", "source-died", "timeout", "aborted"]) {
+    for (const ending of [
+      "committed",
+      "source-refused",
+      "destination-refused",
+      "destination-out-of-memory",
+      "source-finished",
+      "source-preempted",
+      "destination-died",
+      "source-died",
+      "timeout",
+      "aborted",
+    ]) {
       expect(endings.get(ending) ?? 0, `migrations ending ${ending}`).toBeGreaterThan(0);
     }
   }, 60_000);

@@ -42,9 +42,19 @@ export interface MigrationConfig {
   preallocationLeaseMs: number;
 }
 
-export const DEFAULT_MIGRATION_CONFIG: MigrationConfig = { stopAndCopyMaxBlocks: 2, maxPreCopyStages: 8, timeoutMs: 10_000, preallocationLeaseMs: 1_000 };
+export const DEFAULT_MIGRATION_CONFIG: MigrationConfig = {
+  stopAndCopyMaxBlocks: 2,
+  maxPreCopyStages: 8,
+  timeoutMs: 10_000,
+  preallocationLeaseMs: 1_000,
+};
 
-export const MigrationPhase = { preCopy: "pre-copy", stopAndCopy: "stop-and-copy", committed: "committed", aborted: "aborted" } as const;
+export const MigrationPhase = {
+  preCopy: "pre-copy",
+  stopAndCopy: "stop-and-copy",
+  committed: "committed",
+  aborted: "aborted",
+} as const;
 export type MigrationPhase = (typeof MigrationPhase)[keyof typeof MigrationPhase];
 
 /** Why a migration ended without a commit (the request stays on, or ended on, the source). */
@@ -100,12 +110,19 @@ export class MigrationConfigError extends Error {
 }
 
 export function validateMigrationSetup(link: MigrationLink, config: MigrationConfig): void {
-  if (!(link.bytesPerSecond > 0) || !Number.isFinite(link.bytesPerSecond)) throw new MigrationConfigError(`link.bytesPerSecond must be a positive number, got ${link.bytesPerSecond}`);
-  if (!(link.latencyMs >= 0) || !Number.isFinite(link.latencyMs)) throw new MigrationConfigError(`link.latencyMs must be a non-negative number, got ${link.latencyMs}`);
-  if (!Number.isInteger(config.stopAndCopyMaxBlocks) || config.stopAndCopyMaxBlocks < 0) throw new MigrationConfigError(`stopAndCopyMaxBlocks must be a non-negative integer, got ${config.stopAndCopyMaxBlocks}`);
-  if (!Number.isInteger(config.maxPreCopyStages) || config.maxPreCopyStages < 1) throw new MigrationConfigError(`maxPreCopyStages must be a positive integer, got ${config.maxPreCopyStages}`);
+  if (!(link.bytesPerSecond > 0) || !Number.isFinite(link.bytesPerSecond))
+    throw new MigrationConfigError(`link.bytesPerSecond must be a positive number, got ${link.bytesPerSecond}`);
+  if (!(link.latencyMs >= 0) || !Number.isFinite(link.latencyMs))
+    throw new MigrationConfigError(`link.latencyMs must be a non-negative number, got ${link.latencyMs}`);
+  if (!Number.isInteger(config.stopAndCopyMaxBlocks) || config.stopAndCopyMaxBlocks < 0)
+    throw new MigrationConfigError(
+      `stopAndCopyMaxBlocks must be a non-negative integer, got ${config.stopAndCopyMaxBlocks}`,
+    );
+  if (!Number.isInteger(config.maxPreCopyStages) || config.maxPreCopyStages < 1)
+    throw new MigrationConfigError(`maxPreCopyStages must be a positive integer, got ${config.maxPreCopyStages}`);
   if (!(config.timeoutMs > 0)) throw new MigrationConfigError(`timeoutMs must be positive, got ${config.timeoutMs}`);
-  if (!(config.preallocationLeaseMs > 0)) throw new MigrationConfigError(`preallocationLeaseMs must be positive, got ${config.preallocationLeaseMs}`);
+  if (!(config.preallocationLeaseMs > 0))
+    throw new MigrationConfigError(`preallocationLeaseMs must be positive, got ${config.preallocationLeaseMs}`);
 }
 
 /** Milliseconds to copy `tokens` KV positions in one stage. */
@@ -232,12 +249,19 @@ export class LiveMigration {
     const stopNow = this.remainingBlocks(view.kvTokens) <= this.config.stopAndCopyMaxBlocks;
     const toTokens = stopNow ? view.kvTokens : this.completeTokens(view.kvTokens);
     const spec = {
-      requestId: this.requestId, model: this.source.config.modelName, blockSizeTokens: this.blockSizeTokens,
-      promptTokens: handed.request.promptTokens, maxOutputTokens: handed.request.maxOutputTokens, tokens: toTokens,
+      requestId: this.requestId,
+      model: this.source.config.modelName,
+      blockSizeTokens: this.blockSizeTokens,
+      promptTokens: handed.request.promptTokens,
+      maxOutputTokens: handed.request.maxOutputTokens,
+      tokens: toTokens,
     };
     const reserved = this.destination.reserveIncoming(spec, atMs, this.leaseFor(atMs, toTokens));
     if (!reserved.accepted) {
-      const code = reserved.code === RefusalCode.outOfMemory ? MigrationAbortCode.destinationOutOfMemory : MigrationAbortCode.destinationRefused;
+      const code =
+        reserved.code === RefusalCode.outOfMemory
+          ? MigrationAbortCode.destinationOutOfMemory
+          : MigrationAbortCode.destinationRefused;
       this.source.endMigrationOut(this.requestId);
       return this.finishAborted(code, `the destination refused the pre-allocation: ${reserved.reason}`, atMs);
     }
@@ -247,7 +271,8 @@ export class LiveMigration {
 
   private onEvent(atMs: number): void {
     if (this.checkBroken(atMs)) return;
-    if (atMs >= this.deadlineMs) return this.end(MigrationAbortCode.timeout, `not committed within ${this.config.timeoutMs} ms`, atMs);
+    if (atMs >= this.deadlineMs)
+      return this.end(MigrationAbortCode.timeout, `not committed within ${this.config.timeoutMs} ms`, atMs);
     const finished = this.stage!;
     this.stages.push(finished);
     this.stage = undefined;
@@ -255,7 +280,10 @@ export class LiveMigration {
     if (finished.kind === StageKind.stopAndCopy) return this.commit(atMs);
     const view = this.source.sourceView(this.requestId)!;
     const preCopies = this.stages.filter((s) => s.kind === StageKind.preCopy).length;
-    if (this.remainingBlocks(view.kvTokens) <= this.config.stopAndCopyMaxBlocks || preCopies >= this.config.maxPreCopyStages) {
+    if (
+      this.remainingBlocks(view.kvTokens) <= this.config.stopAndCopyMaxBlocks ||
+      preCopies >= this.config.maxPreCopyStages
+    ) {
       return this.startStopAndCopy(atMs, view.kvTokens);
     }
     const toTokens = this.completeTokens(view.kvTokens);
@@ -273,10 +301,17 @@ export class LiveMigration {
 
   private startStage(kind: StageKind, atMs: number, toTokens: number): void {
     const tokens = Math.max(0, toTokens - this.copiedTokens);
-    const blocks = blocksForTokens(toTokens, this.blockSizeTokens) - Math.floor(this.copiedTokens / this.blockSizeTokens);
+    const blocks =
+      blocksForTokens(toTokens, this.blockSizeTokens) - Math.floor(this.copiedTokens / this.blockSizeTokens);
     this.stage = {
-      index: this.stages.length, kind, startMs: atMs, endMs: atMs + stageMs(tokens, this.source.config.kvBytesPerToken, this.link),
-      fromTokens: this.copiedTokens, toTokens, blocks: Math.max(0, blocks), bytes: tokens * this.source.config.kvBytesPerToken,
+      index: this.stages.length,
+      kind,
+      startMs: atMs,
+      endMs: atMs + stageMs(tokens, this.source.config.kvBytesPerToken, this.link),
+      fromTokens: this.copiedTokens,
+      toTokens,
+      blocks: Math.max(0, blocks),
+      bytes: tokens * this.source.config.kvBytesPerToken,
     };
   }
 
@@ -284,23 +319,38 @@ export class LiveMigration {
   private grow(tokens: number, atMs: number): boolean {
     const grown = this.destination.growIncoming(this.requestId, tokens, atMs, this.leaseFor(atMs, tokens));
     if (grown.accepted) return true;
-    const code = grown.code === RefusalCode.outOfMemory ? MigrationAbortCode.destinationOutOfMemory : MigrationAbortCode.leaseExpired;
+    const code =
+      grown.code === RefusalCode.outOfMemory
+        ? MigrationAbortCode.destinationOutOfMemory
+        : MigrationAbortCode.leaseExpired;
     this.end(code, `the destination refused the next stage: ${grown.reason}`, atMs);
     return false;
   }
 
   private leaseFor(atMs: number, toTokens: number): number {
-    return stageMs(Math.max(0, toTokens - this.copiedTokens), this.source.config.kvBytesPerToken, this.link) + this.config.preallocationLeaseMs;
+    return (
+      stageMs(Math.max(0, toTokens - this.copiedTokens), this.source.config.kvBytesPerToken, this.link) +
+      this.config.preallocationLeaseMs
+    );
   }
 
   private commit(atMs: number): void {
     const handed = this.source.peekMigrating(this.requestId)!;
     const adopted = this.destination.commitIncoming(handed, this.options.destinationSink ?? handed.sink, atMs);
-    if (!adopted.accepted) return this.end(MigrationAbortCode.destinationRefused, `the destination refused the commit: ${adopted.reason}`, atMs);
+    if (!adopted.accepted)
+      return this.end(
+        MigrationAbortCode.destinationRefused,
+        `the destination refused the commit: ${adopted.reason}`,
+        atMs,
+      );
     this.nextTokenIndex = handed.outputTokens;
     this.phase = MigrationPhase.committed;
     this.endedAtMs = atMs;
-    this.source.handOver(this.requestId, { destination: this.destinationName, nextTokenIndex: handed.outputTokens, atMs });
+    this.source.handOver(this.requestId, {
+      destination: this.destinationName,
+      nextTokenIndex: handed.outputTokens,
+      atMs,
+    });
     this.options.onEnd?.(this.report());
   }
 
@@ -313,14 +363,23 @@ export class LiveMigration {
   }
 
   private brokenBy(): { code: MigrationAbortCode; reason: string } | undefined {
-    if (!this.source.isAlive) return { code: MigrationAbortCode.sourceDied, reason: `the source ${this.sourceName} died` };
-    if (!this.destination.isAlive) return { code: MigrationAbortCode.destinationDied, reason: `the destination ${this.destinationName} died` };
+    if (!this.source.isAlive)
+      return { code: MigrationAbortCode.sourceDied, reason: `the source ${this.sourceName} died` };
+    if (!this.destination.isAlive)
+      return { code: MigrationAbortCode.destinationDied, reason: `the destination ${this.destinationName} died` };
     const view = this.source.sourceView(this.requestId);
-    if (!view || !view.migratingOut) return { code: MigrationAbortCode.sourceFinished, reason: `the request ended on the source` };
-    if (view.preemptions !== this.preemptionsAtStart) return { code: MigrationAbortCode.sourcePreempted, reason: `the source preempted the request (its KV is gone)` };
+    if (!view || !view.migratingOut)
+      return { code: MigrationAbortCode.sourceFinished, reason: `the request ended on the source` };
+    if (view.preemptions !== this.preemptionsAtStart)
+      return { code: MigrationAbortCode.sourcePreempted, reason: `the source preempted the request (its KV is gone)` };
     const expected = this.phase === MigrationPhase.stopAndCopy ? RequestStatus.migrating : RequestStatus.running;
-    if (view.status !== expected) return { code: MigrationAbortCode.sourceFinished, reason: `the request is ${view.status} on the source` };
-    if (!this.destination.hasIncoming(this.requestId)) return { code: MigrationAbortCode.leaseExpired, reason: `the destination no longer holds the pre-allocation (its lease ran out)` };
+    if (view.status !== expected)
+      return { code: MigrationAbortCode.sourceFinished, reason: `the request is ${view.status} on the source` };
+    if (!this.destination.hasIncoming(this.requestId))
+      return {
+        code: MigrationAbortCode.leaseExpired,
+        reason: `the destination no longer holds the pre-allocation (its lease ran out)`,
+      };
     return undefined;
   }
 

@@ -10,9 +10,27 @@ const ids = (s: readonly Sequence[]) => s.map((x) => x.id);
 
 describe("Scheduler", () => {
   it.each([
-    { name: "all fit the token budget", budget: 4096, prompts: [1000, 1000, 1000], prefilled: ["r0", "r1", "r2"], waiting: [] },
-    { name: "budget stops admission in queue order", budget: 2500, prompts: [1000, 1000, 1000], prefilled: ["r0", "r1"], waiting: ["r2"] },
-    { name: "a long head blocks shorter ones behind it (FIFO, no skipping)", budget: 2500, prompts: [1000, 2000, 100], prefilled: ["r0"], waiting: ["r1", "r2"] },
+    {
+      name: "all fit the token budget",
+      budget: 4096,
+      prompts: [1000, 1000, 1000],
+      prefilled: ["r0", "r1", "r2"],
+      waiting: [],
+    },
+    {
+      name: "budget stops admission in queue order",
+      budget: 2500,
+      prompts: [1000, 1000, 1000],
+      prefilled: ["r0", "r1"],
+      waiting: ["r2"],
+    },
+    {
+      name: "a long head blocks shorter ones behind it (FIFO, no skipping)",
+      budget: 2500,
+      prompts: [1000, 2000, 100],
+      prefilled: ["r0"],
+      waiting: ["r1", "r2"],
+    },
   ])("prefill within the token budget: $name", ({ budget, prompts, prefilled, waiting }) => {
     const s = new Scheduler(new BlockManager(1000, 16), { maxNumSeqs: 256, maxBatchedTokens: budget });
     prompts.forEach((p, i) => s.add(seq(`r${i}`, p)));
@@ -84,7 +102,12 @@ describe("Scheduler", () => {
     expect(ids(step.preempted)).toEqual(["b"]);
     expect(b.status).toBe(RequestStatus.waiting);
     expect(ids(s.waiting)).toEqual(["b"]);
-    expect({ used: blocks.usedBlocks, a: blocks.blocksOf("a"), b: blocks.blocksOf("b"), preemptions: s.preemptions }).toEqual({ used: 3, a: 3, b: 0, preemptions: 1 });
+    expect({
+      used: blocks.usedBlocks,
+      a: blocks.blocksOf("a"),
+      b: blocks.blocksOf("b"),
+      preemptions: s.preemptions,
+    }).toEqual({ used: 3, a: 3, b: 0, preemptions: 1 });
     expect(b.prefillTokens).toBe(33); // the recompute prefill covers the prompt and the token already sampled
   });
 

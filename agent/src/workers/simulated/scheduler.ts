@@ -34,7 +34,10 @@ export class Scheduler {
   /** Batch slots held for incoming live migrations. */
   reservedSlots = 0;
 
-  constructor(readonly blocks: BlockManager, readonly limits: SchedulerLimits) {}
+  constructor(
+    readonly blocks: BlockManager,
+    readonly limits: SchedulerLimits,
+  ) {}
 
   /** Queues a sequence behind every waiting one of equal or higher priority. */
   add(seq: Sequence): void {
@@ -72,12 +75,17 @@ export class Scheduler {
 
   /** KV blocks the waiting queue needs to be admitted (Llumnix counts queued demand in full). */
   waitingDemandBlocks(): number {
-    return this.waiting.reduce((sum, s) => sum + blocksForTokens(s.needsPrefill ? s.prefillTokens : s.kvTokens, this.blocks.blockSizeTokens), 0);
+    return this.waiting.reduce(
+      (sum, s) => sum + blocksForTokens(s.needsPrefill ? s.prefillTokens : s.kvTokens, this.blocks.blockSizeTokens),
+      0,
+    );
   }
 
   headOfLineDemandBlocks(): number {
     const head = this.waiting[0];
-    return head ? blocksForTokens(head.needsPrefill ? head.prefillTokens : head.kvTokens, this.blocks.blockSizeTokens) : 0;
+    return head
+      ? blocksForTokens(head.needsPrefill ? head.prefillTokens : head.kvTokens, this.blocks.blockSizeTokens)
+      : 0;
   }
 
   schedule(): ScheduledStep | undefined {
@@ -108,7 +116,8 @@ export class Scheduler {
     while (this.waiting.length > 0 && this.slotsFree > 0) {
       const seq = this.waiting[0]!;
       if (!seq.needsPrefill) break; // an import waiting for blocks holds its place in the queue
-      if (tokens + seq.prefillTokens > this.limits.maxBatchedTokens || !this.blocks.canAllocate(seq.prefillTokens)) break;
+      if (tokens + seq.prefillTokens > this.limits.maxBatchedTokens || !this.blocks.canAllocate(seq.prefillTokens))
+        break;
       this.blocks.allocate(seq.id, seq.prefillTokens);
       tokens += seq.prefillTokens;
       this.waiting.shift();

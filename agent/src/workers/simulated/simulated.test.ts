@@ -1,6 +1,12 @@
 import { describe, expect, it } from "vitest";
 import { applyFaultCommand, FaultSpecError, NO_FAULTS, parseFaultAnnotation } from "./faults.js";
-import { CheckpointCadence, checkpointPathFor, ringAllReduceUs, simulateStep, type TrainingPlacement } from "./training.js";
+import {
+  CheckpointCadence,
+  checkpointPathFor,
+  ringAllReduceUs,
+  simulateStep,
+  type TrainingPlacement,
+} from "./training.js";
 
 describe("parseFaultAnnotation", () => {
   it.each([
@@ -34,8 +40,14 @@ describe("parseFaultAnnotation", () => {
 
 // Two 4-GPU nodes, 8 ranks; NVLink 450 GB/s inside, 400 Gb/s = 50 GB/s NIC between.
 const placement: TrainingPlacement = {
-  communicator: "job-a", rankNodes: ["n0", "n0", "n0", "n0", "n1", "n1", "n1", "n1"],
-  intraNodeGBps: 450, interNodeGBps: 50, latencyUs: 10, computeMs: 100, bucketBytes: 1e9, bucketsPerStep: 2,
+  communicator: "job-a",
+  rankNodes: ["n0", "n0", "n0", "n0", "n1", "n1", "n1", "n1"],
+  intraNodeGBps: 450,
+  interNodeGBps: 50,
+  latencyUs: 10,
+  computeMs: 100,
+  bucketBytes: 1e9,
+  bucketsPerStep: 2,
 };
 
 describe("simulated training", () => {
@@ -43,7 +55,10 @@ describe("simulated training", () => {
     // slowest link is inter-node 50 GB/s: 2*7/8 * 1e9 / 50e9 s = 35 ms, + 14 * 10 us
     expect(ringAllReduceUs(placement, NO_FAULTS)).toBeCloseTo(35_000 + 140, 6);
     // on one node the NVLink bound applies
-    expect(ringAllReduceUs({ ...placement, rankNodes: Array(8).fill("n0") }, NO_FAULTS)).toBeCloseTo((1.75e9 / 450e9) * 1e6 + 140, 6);
+    expect(ringAllReduceUs({ ...placement, rankNodes: Array(8).fill("n0") }, NO_FAULTS)).toBeCloseTo(
+      (1.75e9 / 450e9) * 1e6 + 140,
+      6,
+    );
   });
 
   it("produces one record per rank per bucket with consistent sequences, bytes and peer transfers", () => {
@@ -53,7 +68,9 @@ describe("simulated training", () => {
     expect(new Set(step.records.map((r) => r.sequence))).toEqual(new Set([10, 11]));
     const first = step.records.filter((r) => r.sequence === 10);
     expect(first.every((r) => r.startUnixUs === 1_000_000 + 50_000 && r.endUnixUs === 1_050_000 + 35_140)).toBe(true);
-    expect(first[3]!.peers).toEqual([{ peerRank: 4, bytes: 1.75e9, startUnixUs: 1_050_000, endUnixUs: 1_050_000 + 35_000 }]);
+    expect(first[3]!.peers).toEqual([
+      { peerRank: 4, bytes: 1.75e9, startUnixUs: 1_050_000, endUnixUs: 1_050_000 + 35_000 },
+    ]);
     expect(step.endUnixUs).toBe(1_000_000 + 2 * (50_000 + 35_140));
   });
 
@@ -62,11 +79,16 @@ describe("simulated training", () => {
     const slowRank = simulateStep(placement, parseFaultAnnotation("slow-rank=2:x3"), 0, 0);
     const r0 = (s: typeof normal) => s.records.find((r) => r.rank === 0 && r.sequence === 0)!;
     expect(r0(slowRank).startUnixUs).toBe(r0(normal).startUnixUs); // rank 0 itself is on time...
-    expect(r0(slowRank).endUnixUs - r0(slowRank).startUnixUs).toBe(r0(normal).endUnixUs - r0(normal).startUnixUs + 100_000); // ...and waits 2 x 50 ms
+    expect(r0(slowRank).endUnixUs - r0(slowRank).startUnixUs).toBe(
+      r0(normal).endUnixUs - r0(normal).startUnixUs + 100_000,
+    ); // ...and waits 2 x 50 ms
     const slowLink = simulateStep(placement, parseFaultAnnotation("slow-link=1-2:x0.01"), 0, 0);
-    const peer = (s: typeof normal, rank: number) => s.records.find((r) => r.rank === rank && r.sequence === 0)!.peers[0]!;
-    expect(peer(slowLink, 1).endUnixUs - peer(slowLink, 1).startUnixUs).toBeCloseTo(1.75e9 / 4.5e9 * 1e6, -1);
-    expect(peer(slowLink, 5).endUnixUs - peer(slowLink, 5).startUnixUs).toBe(peer(normal, 5).endUnixUs - peer(normal, 5).startUnixUs);
+    const peer = (s: typeof normal, rank: number) =>
+      s.records.find((r) => r.rank === rank && r.sequence === 0)!.peers[0]!;
+    expect(peer(slowLink, 1).endUnixUs - peer(slowLink, 1).startUnixUs).toBeCloseTo((1.75e9 / 4.5e9) * 1e6, -1);
+    expect(peer(slowLink, 5).endUnixUs - peer(slowLink, 5).startUnixUs).toBe(
+      peer(normal, 5).endUnixUs - peer(normal, 5).startUnixUs,
+    );
   });
 
   it("a hung rank reports nothing and its peers never finish", () => {
@@ -80,8 +102,22 @@ describe("simulated training", () => {
 describe("checkpoint cadence", () => {
   it.each([
     { name: "fresh job, every 3 steps", resume: 0, interval: 3, steps: 7, next: 8, due: [3, 6] },
-    { name: "resumed at a checkpoint: the next is one interval on", resume: 6, interval: 3, steps: 4, next: 11, due: [9] },
-    { name: "resumed off the grid (interval changed): next multiple of the interval", resume: 5, interval: 4, steps: 4, next: 10, due: [8] },
+    {
+      name: "resumed at a checkpoint: the next is one interval on",
+      resume: 6,
+      interval: 3,
+      steps: 4,
+      next: 11,
+      due: [9],
+    },
+    {
+      name: "resumed off the grid (interval changed): next multiple of the interval",
+      resume: 5,
+      interval: 4,
+      steps: 4,
+      next: 10,
+      due: [8],
+    },
     { name: "no interval in the pod: no checkpoints", resume: 0, interval: undefined, steps: 5, next: 6, due: [] },
   ])("$name", ({ resume, interval, steps, next, due }) => {
     const c = new CheckpointCadence(2, resume, interval);
@@ -100,7 +136,10 @@ describe("checkpoint cadence", () => {
 
   it("a checkpoint is due only once every rank has finished its step", () => {
     const c = new CheckpointCadence(3, 0, 2);
-    for (const step of [1, 2]) { c.rankCompleted(0, step); c.rankCompleted(1, step); }
+    for (const step of [1, 2]) {
+      c.rankCompleted(0, step);
+      c.rankCompleted(1, step);
+    }
     expect(c.step).toBe(0);
     expect(c.takeDue()).toEqual([]);
     c.rankCompleted(2, 1);

@@ -14,14 +14,22 @@ export interface SyntheticLoadOptions {
   seed: number;
 }
 
-export const DEFAULT_SYNTHETIC_LOAD: Omit<SyntheticLoadOptions, "seed"> = { requestRatePerSec: 0, promptTokens: 512, outputTokens: 128 };
+export const DEFAULT_SYNTHETIC_LOAD: Omit<SyntheticLoadOptions, "seed"> = {
+  requestRatePerSec: 0,
+  promptTokens: 512,
+  outputTokens: 128,
+};
 
 export class PoissonArrivals {
   private readonly random: () => number;
   private nextMs: number;
   private count = 0;
 
-  constructor(private readonly opts: SyntheticLoadOptions, startMs: number, private readonly idPrefix: string) {
+  constructor(
+    private readonly opts: SyntheticLoadOptions,
+    startMs: number,
+    private readonly idPrefix: string,
+  ) {
     this.random = seededRandom(opts.seed);
     this.nextMs = startMs + this.gapMs();
   }
@@ -35,7 +43,15 @@ export class PoissonArrivals {
   until(toMs: number): { atMs: number; request: ServingRequest }[] {
     const out: { atMs: number; request: ServingRequest }[] = [];
     while (this.nextMs <= toMs) {
-      out.push({ atMs: this.nextMs, request: { requestId: `${this.idPrefix}-${this.count++}`, promptTokens: this.opts.promptTokens, maxOutputTokens: this.opts.outputTokens, priority: 0 } });
+      out.push({
+        atMs: this.nextMs,
+        request: {
+          requestId: `${this.idPrefix}-${this.count++}`,
+          promptTokens: this.opts.promptTokens,
+          maxOutputTokens: this.opts.outputTokens,
+          priority: 0,
+        },
+      });
       this.nextMs += this.gapMs();
     }
     return out;

@@ -75,7 +75,8 @@ export function linkGBps(p: TrainingPlacement, a: number, b: number, faults: Fau
   const base = sameNode ? p.intraNodeGBps : p.interNodeGBps;
   let factor = faults.slowLinks.get(linkKey(a, b)) ?? 1;
   if (!sameNode && faults.slowNics) {
-    const onNic = (rank: number, end: number): boolean => p.rankNodes[rank] === p.rankNodes[end] && (p.rankNics === undefined || p.rankNics[rank] === p.rankNics[end]);
+    const onNic = (rank: number, end: number): boolean =>
+      p.rankNodes[rank] === p.rankNodes[end] && (p.rankNics === undefined || p.rankNics[rank] === p.rankNics[end]);
     for (const [rank, f] of faults.slowNics) if (onNic(rank, a) || onNic(rank, b)) factor *= f;
   }
   if (!sameNode && p.fabricShare) factor *= p.fabricShare(a, b);
@@ -149,14 +150,21 @@ export function ringAllReduceUs(p: TrainingPlacement, faults: Faults): number {
   if (n < 2) return 0;
   let minGBps = Infinity;
   for (let r = 0; r < n; r++) minGBps = Math.min(minGBps, linkGBps(p, r, (r + 1) % n, faults));
-  const bytesOnWire = (2 * (n - 1) / n) * p.bucketBytes;
+  const bytesOnWire = ((2 * (n - 1)) / n) * p.bucketBytes;
   return (bytesOnWire / (minGBps * 1e9)) * 1e6 + 2 * (n - 1) * p.latencyUs;
 }
 
-export function simulateStep(p: TrainingPlacement, faults: Faults, stepStartUnixUs: number, sequence: number, noise?: StepNoise): StepResult {
+export function simulateStep(
+  p: TrainingPlacement,
+  faults: Faults,
+  stepStartUnixUs: number,
+  sequence: number,
+  noise?: StepNoise,
+): StepResult {
   const n = p.rankNodes.length;
   const channels = Math.max(1, Math.floor(p.channels ?? 1));
-  if (channels === 1 && noise === undefined && !faults.downLinks?.size) return simulateSingleRing(p, faults, stepStartUnixUs, sequence);
+  if (channels === 1 && noise === undefined && !faults.downLinks?.size)
+    return simulateSingleRing(p, faults, stepStartUnixUs, sequence);
   const rings = Array.from({ length: channels }, (_, c) => ringOrder(p, c));
   // next[c][r]: rank r's successor in ring c.
   const next = rings.map((order) => {
@@ -164,7 +172,7 @@ export function simulateStep(p: TrainingPlacement, faults: Faults, stepStartUnix
     for (let i = 0; i < n; i++) succ[order[i]!] = order[(i + 1) % n]!;
     return succ;
   });
-  const perPeerBytes = Math.round((2 * (n - 1) / n) * (p.bucketBytes / channels));
+  const perPeerBytes = Math.round(((2 * (n - 1)) / n) * (p.bucketBytes / channels));
   const linkUs = (a: number, b: number): number => (perPeerBytes / (linkGBps(p, a, b, faults) * 1e9)) * 1e6;
   const down = (a: number, b: number): boolean => faults.downLinks?.has(linkKey(a, b)) ?? false;
   const records: CollectiveRecord[] = [];
@@ -173,10 +181,16 @@ export function simulateStep(p: TrainingPlacement, faults: Faults, stepStartUnix
   let t = Array.from({ length: n }, () => stepStartUnixUs);
   let seq = sequence;
   for (let b = 0; b < p.bucketsPerStep; b++) {
-    const starts = t.map((at, r) => Math.round(at + (p.computeMs * 1000 * (faults.slowRanks.get(r) ?? 1) * (noise?.computeFactor(r) ?? 1)) / p.bucketsPerStep));
+    const starts = t.map((at, r) =>
+      Math.round(
+        at + (p.computeMs * 1000 * (faults.slowRanks.get(r) ?? 1) * (noise?.computeFactor(r) ?? 1)) / p.bucketsPerStep,
+      ),
+    );
     const peerStart = starts.reduce((m, x) => Math.max(m, x), -Infinity);
     // Per-transfer times, then each ring takes as long as its slowest link (plus its 2(n-1) latency steps).
-    const transfer = next.map((succ) => Float64Array.from(succ, (to, from) => (n < 2 ? 0 : linkUs(from, to) * (noise?.transferFactor(from, to) ?? 1))));
+    const transfer = next.map((succ) =>
+      Float64Array.from(succ, (to, from) => (n < 2 ? 0 : linkUs(from, to) * (noise?.transferFactor(from, to) ?? 1))),
+    );
     let stalled = hung;
     let ringUs = 0;
     for (let c = 0; c < channels && n >= 2; c++) {
@@ -188,12 +202,30 @@ export function simulateStep(p: TrainingPlacement, faults: Faults, stepStartUnix
     const end = stalled ? 0 : Math.round(peerStart + ringUs + (n < 2 ? 0 : 2 * (n - 1) * p.latencyUs));
     for (let r = 0; r < n; r++) {
       if (hungSet.has(r)) continue;
-      const peers = n < 2 ? [] : next.map((succ, c) => {
-        const to = succ[r]!;
-        const finished = !hung && !down(r, to);
-        return { peerRank: to, bytes: perPeerBytes, startUnixUs: peerStart, endUnixUs: finished ? Math.round(peerStart + transfer[c]![r]!) : 0 };
+      const peers =
+        n < 2
+          ? []
+          : next.map((succ, c) => {
+              const to = succ[r]!;
+              const finished = !hung && !down(r, to);
+              return {
+                peerRank: to,
+                bytes: perPeerBytes,
+                startUnixUs: peerStart,
+                endUnixUs: finished ? Math.round(peerStart + transfer[c]![r]!) : 0,
+              };
+            });
+      records.push({
+        communicator: p.communicator,
+        rank: r,
+        nRanks: n,
+        collective: "AllReduce",
+        sequence: seq,
+        bytes: p.bucketBytes,
+        startUnixUs: starts[r]!,
+        endUnixUs: end,
+        peers,
       });
-      records.push({ communicator: p.communicator, rank: r, nRanks: n, collective: "AllReduce", sequence: seq, bytes: p.bucketBytes, startUnixUs: starts[r]!, endUnixUs: end, peers });
     }
     seq++;
     if (stalled) return { records, endUnixUs: undefined, sequenceAfter: seq };
@@ -203,13 +235,19 @@ export function simulateStep(p: TrainingPlacement, faults: Faults, stepStartUnix
 }
 
 /** The original single ring without noise (kept exactly, so records stay byte-for-byte what they were). */
-function simulateSingleRing(p: TrainingPlacement, faults: Faults, stepStartUnixUs: number, sequence: number): StepResult {
+function simulateSingleRing(
+  p: TrainingPlacement,
+  faults: Faults,
+  stepStartUnixUs: number,
+  sequence: number,
+): StepResult {
   const n = p.rankNodes.length;
   const transferUs = ringAllReduceUs(p, faults);
-  const perPeerBytes = Math.round((2 * (n - 1) / n) * p.bucketBytes);
+  const perPeerBytes = Math.round(((2 * (n - 1)) / n) * p.bucketBytes);
   const records: CollectiveRecord[] = [];
   // Compute is split evenly before each bucket (backward pass produces gradients bucket by bucket).
-  const computeSliceUs = (r: number): number => (p.computeMs * 1000 * (faults.slowRanks.get(r) ?? 1)) / p.bucketsPerStep;
+  const computeSliceUs = (r: number): number =>
+    (p.computeMs * 1000 * (faults.slowRanks.get(r) ?? 1)) / p.bucketsPerStep;
   let t = Array.from({ length: n }, () => stepStartUnixUs);
   let seq = sequence;
   const hung = [...faults.hungRanks].some((r) => r < n);
@@ -222,9 +260,25 @@ function simulateSingleRing(p: TrainingPlacement, faults: Faults, stepStartUnixU
       const next = (r + 1) % n;
       const linkUs = n < 2 ? 0 : (perPeerBytes / (linkGBps(p, r, next, faults) * 1e9)) * 1e6;
       records.push({
-        communicator: p.communicator, rank: r, nRanks: n, collective: "AllReduce", sequence: seq, bytes: p.bucketBytes,
-        startUnixUs: starts[r]!, endUnixUs: end,
-        peers: n < 2 ? [] : [{ peerRank: next, bytes: perPeerBytes, startUnixUs: peerStart, endUnixUs: hung ? 0 : Math.round(peerStart + linkUs) }],
+        communicator: p.communicator,
+        rank: r,
+        nRanks: n,
+        collective: "AllReduce",
+        sequence: seq,
+        bytes: p.bucketBytes,
+        startUnixUs: starts[r]!,
+        endUnixUs: end,
+        peers:
+          n < 2
+            ? []
+            : [
+                {
+                  peerRank: next,
+                  bytes: perPeerBytes,
+                  startUnixUs: peerStart,
+                  endUnixUs: hung ? 0 : Math.round(peerStart + linkUs),
+                },
+              ],
       });
     }
     seq++;
@@ -243,9 +297,15 @@ export class CheckpointCadence {
   private readonly completed: number[];
   private lastCheckpoint: number;
 
-  constructor(worldSize: number, readonly resumeStep: number, readonly intervalSteps: number | undefined) {
-    if (!Number.isInteger(resumeStep) || resumeStep < 0) throw new RangeError(`resume step must be a non-negative integer, got ${resumeStep}`);
-    if (intervalSteps !== undefined && !(Number.isInteger(intervalSteps) && intervalSteps > 0)) throw new RangeError(`checkpoint interval must be a positive integer, got ${intervalSteps}`);
+  constructor(
+    worldSize: number,
+    readonly resumeStep: number,
+    readonly intervalSteps: number | undefined,
+  ) {
+    if (!Number.isInteger(resumeStep) || resumeStep < 0)
+      throw new RangeError(`resume step must be a non-negative integer, got ${resumeStep}`);
+    if (intervalSteps !== undefined && !(Number.isInteger(intervalSteps) && intervalSteps > 0))
+      throw new RangeError(`checkpoint interval must be a positive integer, got ${intervalSteps}`);
     this.completed = Array.from({ length: worldSize }, () => resumeStep);
     this.lastCheckpoint = resumeStep;
   }
@@ -261,7 +321,8 @@ export class CheckpointCadence {
   }
 
   rankCompleted(rank: number, step: number): void {
-    if (this.completed[rank] === undefined) throw new RangeError(`rank ${rank} is outside world size ${this.completed.length}`);
+    if (this.completed[rank] === undefined)
+      throw new RangeError(`rank ${rank} is outside world size ${this.completed.length}`);
     this.completed[rank] = Math.max(this.completed[rank], step);
   }
 

@@ -25,15 +25,20 @@ type Contender = { kind: "unit"; unit: Measured } | { kind: "colocated"; choice:
 /** The search results with every close contender's goodput replaced by its mean over CLOSE_CALL_SEEDS seeds. */
 export function settleCloseCalls(ctx: Context, found: SearchResults): SearchResults {
   const contenders: Contender[] = [];
-  for (const unit of [...found.units].sort((x, y) => y.perGpu - x.perGpu).slice(0, 2)) contenders.push({ kind: "unit", unit });
-  for (const choice of [found.colocated.byPolicy.vllm, found.colocated.byPolicy.chunked]) if (choice) contenders.push({ kind: "colocated", choice });
+  for (const unit of [...found.units].sort((x, y) => y.perGpu - x.perGpu).slice(0, 2))
+    contenders.push({ kind: "unit", unit });
+  for (const choice of [found.colocated.byPolicy.vllm, found.colocated.byPolicy.chunked])
+    if (choice) contenders.push({ kind: "colocated", choice });
 
   const others = Array.from({ length: CLOSE_CALL_SEEDS - 1 }, (_, k) => withSeed(ctx, ctx.seed + k + 1));
-  const mean = (first: number, rest: (c: Context) => number): number => (first + others.reduce((sum, c) => sum + rest(c), 0)) / CLOSE_CALL_SEEDS;
+  const mean = (first: number, rest: (c: Context) => number): number =>
+    (first + others.reduce((sum, c) => sum + rest(c), 0)) / CLOSE_CALL_SEEDS;
   const settledUnits = new Map<Measured, Measured>();
   const settledChoices = new Map<ColocatedChoice, ColocatedChoice>();
-  const isSettled = (c: Contender): boolean => (c.kind === "unit" ? settledUnits.has(c.unit) : settledChoices.has(c.choice));
-  const perGpuOf = (c: Contender): number => (c.kind === "unit" ? (settledUnits.get(c.unit) ?? c.unit).perGpu : (settledChoices.get(c.choice) ?? c.choice).perGpu);
+  const isSettled = (c: Contender): boolean =>
+    c.kind === "unit" ? settledUnits.has(c.unit) : settledChoices.has(c.choice);
+  const perGpuOf = (c: Contender): number =>
+    c.kind === "unit" ? (settledUnits.get(c.unit) ?? c.unit).perGpu : (settledChoices.get(c.choice) ?? c.choice).perGpu;
   const settled: Contender[] = [];
   // Settling can lower the best, which brings others within reach: repeat until the close set stops growing.
   for (;;) {
@@ -43,7 +48,10 @@ export function settleCloseCalls(ctx: Context, found: SearchResults): SearchResu
     if (close.length < 2 || fresh.length === 0) break;
     for (const c of fresh) {
       if (c.kind === "unit") {
-        settledUnits.set(c.unit, { shape: c.unit.shape, perGpu: mean(c.unit.perGpu, (other) => measureDisagg(other, c.unit.shape)) });
+        settledUnits.set(c.unit, {
+          shape: c.unit.shape,
+          perGpu: mean(c.unit.perGpu, (other) => measureDisagg(other, c.unit.shape)),
+        });
       } else {
         const goodput = mean(c.choice.goodput, (other) => searchColocated(other, c.choice.config, c.choice.policy));
         settledChoices.set(c.choice, { ...c.choice, goodput, perGpu: goodput / c.choice.config.gpus });
@@ -67,6 +75,9 @@ export function settleCloseCalls(ctx: Context, found: SearchResults): SearchResu
     colocated: { byPolicy, best: betterOf(byPolicy) },
     units,
     bestUnit,
-    notes: [...found.notes, `close call (within ${CLOSE_FRACTION * 100}% per GPU): ${names.join(", ")} measured on seeds ${ctx.seed}–${ctx.seed + CLOSE_CALL_SEEDS - 1} and ranked by the mean`],
+    notes: [
+      ...found.notes,
+      `close call (within ${CLOSE_FRACTION * 100}% per GPU): ${names.join(", ")} measured on seeds ${ctx.seed}–${ctx.seed + CLOSE_CALL_SEEDS - 1} and ranked by the mean`,
+    ],
   };
 }

@@ -58,7 +58,10 @@ export function sampleFor(ctx: Context, count: number): WorkloadSample {
   let sample = ctx.samples.get(n);
   if (!sample) {
     sample = sampleWorkload(ctx.input.workload.lengths, {
-      count: n, seed: ctx.seed, maxContextTokens: ctx.model.maxContextTokens, arrivals: ctx.input.workload.arrivals,
+      count: n,
+      seed: ctx.seed,
+      maxContextTokens: ctx.model.maxContextTokens,
+      arrivals: ctx.input.workload.arrivals,
     });
     ctx.samples.set(n, sample);
   }
@@ -83,7 +86,6 @@ export function seqsPerLane(ctx: Context, c: Config): number {
   return Math.max(1, Math.min(MAX_SEQS_PER_LANE, Math.floor(c.kvCapacityTokens / c.pp / (p + o))));
 }
 
-
 export interface DisaggShape {
   prefill: Phase;
   decode: Phase;
@@ -95,7 +97,6 @@ export interface DisaggShape {
   estimatePerGpu: number;
   kvLinkGBps: number;
 }
-
 
 export function gpusOf(s: DisaggShape, nPrefill: number, nDecode: number): number {
   return nPrefill * s.prefill.config.gpus + nDecode * s.decode.config.gpus;
@@ -115,7 +116,12 @@ export function enumerateConfigs(ctx: Context, maxInstanceGpus: number): { prefi
     for (const pp of PP_CHOICES) {
       if (pp > shape.layers || tp * pp > maxInstanceGpus) continue;
       const { kvCapacityTokens } = instanceMemory(ctx.model, ctx.coeffs, { tp, pp });
-      const latency = instanceLatencyModel(ctx.model, ctx.coeffs, { tp, pp }, { sameNode: tp * pp <= ctx.maxNodeGpus, nicGBpsPerGpu: ctx.nicGBpsPerGpu });
+      const latency = instanceLatencyModel(
+        ctx.model,
+        ctx.coeffs,
+        { tp, pp },
+        { sameNode: tp * pp <= ctx.maxNodeGpus, nicGBpsPerGpu: ctx.nicGBpsPerGpu },
+      );
       const config: Config = { tp, pp, gpus: tp * pp, latency, kvCapacityTokens };
       if (kvCapacityTokens >= Math.max(ctx.lmTokens, ctx.sample.maxPromptTokens)) prefill.push(config);
       if (kvCapacityTokens / pp >= ctx.sample.maxSequenceTokens) serving.push(config);
@@ -139,26 +145,57 @@ export function memo<K, V>(fn: (key: K) => V): (key: K) => V {
   };
 }
 
-export function makeContext(input: ServingPlanInput, model: DerivedModel, coeffs: LatencyCoefficients, nodes: readonly ClusterNode[]): Context {
+export function makeContext(
+  input: ServingPlanInput,
+  model: DerivedModel,
+  coeffs: LatencyCoefficients,
+  nodes: readonly ClusterNode[],
+): Context {
   const seed = input.options?.seed ?? 1;
   const perInstance = input.options?.requestsPerInstance ?? 200;
   const maxNodeGpus = nodes.reduce((max, n) => Math.max(max, n.gpuCount), 0);
-  const nicGBpsPerGpu = nodes.reduce((min, n) => Math.min(min, (n.nicCount * n.nicBandwidthGbps) / 8 / n.gpuCount), Infinity);
-  const sample = sampleWorkload(input.workload.lengths, { count: perInstance, seed, maxContextTokens: model.maxContextTokens, arrivals: input.workload.arrivals });
+  const nicGBpsPerGpu = nodes.reduce(
+    (min, n) => Math.min(min, (n.nicCount * n.nicBandwidthGbps) / 8 / n.gpuCount),
+    Infinity,
+  );
+  const sample = sampleWorkload(input.workload.lengths, {
+    count: perInstance,
+    seed,
+    maxContextTokens: model.maxContextTokens,
+    arrivals: input.workload.arrivals,
+  });
   return {
-    input, model, coeffs, seed, perInstance, sample, maxNodeGpus, nicGBpsPerGpu,
+    input,
+    model,
+    coeffs,
+    seed,
+    perInstance,
+    sample,
+    maxNodeGpus,
+    nicGBpsPerGpu,
     slo: { ttftMs: input.slo.ttftMs, tpotMs: input.slo.tpotMs },
     target: input.slo.attainmentPercent / 100,
     lmTokens: saturatingPrefillTokens(model, coeffs),
     samples: new Map([[perInstance, sample]]),
-    budgetGpus: Math.max(1, Math.min(nodes.reduce((sum, n) => sum + n.gpusFree, 0), input.maxGpus ?? Infinity)),
+    budgetGpus: Math.max(
+      1,
+      Math.min(
+        nodes.reduce((sum, n) => sum + n.gpusFree, 0),
+        input.maxGpus ?? Infinity,
+      ),
+    ),
   };
 }
 
 /** The same context on another seed's workload sample (the close-call re-measurements). */
 export function withSeed(ctx: Context, seed: number): Context {
   const { input, model, perInstance } = ctx;
-  const sample = sampleWorkload(input.workload.lengths, { count: perInstance, seed, maxContextTokens: model.maxContextTokens, arrivals: input.workload.arrivals });
+  const sample = sampleWorkload(input.workload.lengths, {
+    count: perInstance,
+    seed,
+    maxContextTokens: model.maxContextTokens,
+    arrivals: input.workload.arrivals,
+  });
   return { ...ctx, seed, sample, samples: new Map([[perInstance, sample]]) };
 }
 

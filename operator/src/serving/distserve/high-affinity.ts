@@ -9,7 +9,16 @@
  * PHASE_FINALISTS of each phase are kept, every pair that fits the budget is balanced into a unit, and the best
  * HIGH_AFFINITY_MEASURED units by estimate are measured end to end.
  */
-import { type Config, type Context, type DisaggShape, type Measured, type Phase, type SearchSpace, nicKvGBps, sortByBound } from "./context.js";
+import {
+  type Config,
+  type Context,
+  type DisaggShape,
+  type Measured,
+  type Phase,
+  type SearchSpace,
+  nicKvGBps,
+  sortByBound,
+} from "./context.js";
 import type { MeasuredUnits, PhaseGoodputs } from "./measurements.js";
 
 const MAX_UNIT_INSTANCES = 8;
@@ -21,15 +30,25 @@ const HIGH_AFFINITY_MEASURED = 2;
 const CLIMB_MEASUREMENTS = 16;
 
 /** The high-affinity units to measure end to end, best estimate first, and a note on the KV stream of the first. */
-export function highAffinityUnits(ctx: Context, space: SearchSpace, g: PhaseGoodputs): { shapes: DisaggShape[]; note?: string } {
+export function highAffinityUnits(
+  ctx: Context,
+  space: SearchSpace,
+  g: PhaseGoodputs,
+): { shapes: DisaggShape[]; note?: string } {
   // Finalists are drawn from the configurations that can share a unit within the budget with at least the
   // smallest configuration of the other phase.
   const minGpus = (cs: readonly Config[]) => cs.reduce((m, c) => Math.min(m, c.gpus), Infinity);
-  const pairable = (cs: readonly Config[], other: readonly Config[]) => cs.filter((c) => c.gpus + minGpus(other) <= space.budget);
+  const pairable = (cs: readonly Config[], other: readonly Config[]) =>
+    cs.filter((c) => c.gpus + minGpus(other) <= space.budget);
   const prefillPool = pairable(space.configs.prefill, space.configs.serving);
   const decodePool = pairable(space.configs.serving, space.configs.prefill);
   const pairsOf = (keep: number) =>
-    highPairs(ctx, space.budget, topPhases(prefillPool, g.prefillCap, g.prefill, keep), topPhases(decodePool, g.decodeCap, g.decodeNic, keep));
+    highPairs(
+      ctx,
+      space.budget,
+      topPhases(prefillPool, g.prefillCap, g.prefill, keep),
+      topPhases(decodePool, g.decodeCap, g.decodeNic, keep),
+    );
   let high = pairsOf(PHASE_FINALISTS);
   // When fewer finalist pairs fit than are to be measured, every fitting pair is a candidate (phase searches
   // are memoised, so this costs only the configurations not searched yet).
@@ -52,11 +71,15 @@ export function highAffinityUnits(ctx: Context, space: SearchSpace, g: PhaseGood
  * improves, within CLIMB_MEASUREMENTS measurements. Every measurement lands in `units`.
  */
 export function climbHighAffinity(ctx: Context, space: SearchSpace, g: PhaseGoodputs, units: MeasuredUnits): void {
-  let current: Measured | undefined = units.all.filter((m) => m.shape.affinity === "high").sort((x, y) => y.perGpu - x.perGpu)[0];
+  let current: Measured | undefined = units.all
+    .filter((m) => m.shape.affinity === "high")
+    .sort((x, y) => y.perGpu - x.perGpu)[0];
   let spent = 0;
   while (current && spent < CLIMB_MEASUREMENTS) {
     let next: Measured | undefined;
-    for (const shape of neighbourUnits(current.shape, space.configs, space.budget, g.prefill, g.decodeNic, (c) => nicKvGBps(ctx, c.gpus))) {
+    for (const shape of neighbourUnits(current.shape, space.configs, space.budget, g.prefill, g.decodeNic, (c) =>
+      nicKvGBps(ctx, c.gpus),
+    )) {
       if (units.has(shape) || spent >= CLIMB_MEASUREMENTS) continue;
       spent++;
       const perGpu = units.measure(shape);
@@ -68,7 +91,12 @@ export function climbHighAffinity(ctx: Context, space: SearchSpace, g: PhaseGood
 }
 
 /** The best `keep` configurations of a phase by goodput per GPU, searching in order of capacity bound per GPU. */
-function topPhases(cs: readonly Config[], cap: (c: Config) => number, goodput: (c: Config) => number, keep: number): Phase[] {
+function topPhases(
+  cs: readonly Config[],
+  cap: (c: Config) => number,
+  goodput: (c: Config) => number,
+  keep: number,
+): Phase[] {
   const top: Phase[] = [];
   for (const c of sortByBound(cs, (x) => cap(x) / x.gpus)) {
     if (top.length >= keep && cap(c) / c.gpus <= (top[keep - 1] as Phase).perGpu) break;
@@ -88,13 +116,24 @@ function highPairs(ctx: Context, budget: number, ps: readonly Phase[], ds: reado
     for (const d of ds) {
       if (p.config.gpus + d.config.gpus > budget) continue;
       const unit = balancedUnit(p, d, budget);
-      out.push({ prefill: p, decode: d, affinity: "high", unitPrefill: unit.a, unitDecode: unit.b, estimatePerGpu: unit.perGpu, kvLinkGBps: nicKvGBps(ctx, d.config.gpus) });
+      out.push({
+        prefill: p,
+        decode: d,
+        affinity: "high",
+        unitPrefill: unit.a,
+        unitDecode: unit.b,
+        estimatePerGpu: unit.perGpu,
+        kvLinkGBps: nicKvGBps(ctx, d.config.gpus),
+      });
     }
   }
   return out.sort((x, y) => y.estimatePerGpu - x.estimatePerGpu);
 }
 
-/** Smallest-GPU integer mix (≤ MAX_UNIT_INSTANCES each, ≤ maxGpus unless 1+1 already exceeds it) maximising min(a·gp, b·gd) per GPU. */
+/**
+ * Smallest-GPU integer mix (≤ MAX_UNIT_INSTANCES each, ≤ maxGpus unless 1+1 already exceeds it) maximising min(a·gp,
+ * b·gd) per GPU.
+ */
 function balancedUnit(p: Phase, d: Phase, maxGpus: number): { a: number; b: number; perGpu: number } {
   let best = { a: 1, b: 1, perGpu: Math.min(p.goodput, d.goodput) / (p.config.gpus + d.config.gpus) };
   for (let a = 1; a <= MAX_UNIT_INSTANCES; a++) {
@@ -107,7 +146,6 @@ function balancedUnit(p: Phase, d: Phase, maxGpus: number): { a: number; b: numb
   }
   return best;
 }
-
 
 /**
  * High-affinity units next to `s`: one instance more or fewer on either side, or one side's configuration
@@ -130,7 +168,15 @@ function neighbourUnits(
   const push = (p: Phase | undefined, a: number, d: Phase | undefined, b: number): void => {
     if (!p || !d || a < 1 || b < 1 || a > MAX_UNIT_INSTANCES || b > MAX_UNIT_INSTANCES) return;
     if (a * p.config.gpus + b * d.config.gpus > budget) return;
-    out.push({ prefill: p, decode: d, affinity: "high", unitPrefill: a, unitDecode: b, estimatePerGpu: 0, kvLinkGBps: kvLinkGBps(d.config) });
+    out.push({
+      prefill: p,
+      decode: d,
+      affinity: "high",
+      unitPrefill: a,
+      unitDecode: b,
+      estimatePerGpu: 0,
+      kvLinkGBps: kvLinkGBps(d.config),
+    });
   };
   const a = s.unitPrefill;
   const b = s.unitDecode;
@@ -139,7 +185,11 @@ function neighbourUnits(
   push(s.prefill, a, s.decode, b + 1);
   push(s.prefill, a, s.decode, b - 1);
   const adjacent = (c: Config, pool: readonly Config[]): Config[] =>
-    pool.filter((x) => (x.tp === c.tp && (x.pp === 2 * c.pp || 2 * x.pp === c.pp)) || (x.pp === c.pp && (x.tp === 2 * c.tp || 2 * x.tp === c.tp)));
+    pool.filter(
+      (x) =>
+        (x.tp === c.tp && (x.pp === 2 * c.pp || 2 * x.pp === c.pp)) ||
+        (x.pp === c.pp && (x.tp === 2 * c.tp || 2 * x.tp === c.tp)),
+    );
   for (const c of adjacent(s.prefill.config, configs.prefill)) {
     push(phase(c, prefillGoodput), Math.max(1, Math.round((a * s.prefill.config.gpus) / c.gpus)), s.decode, b);
   }
@@ -148,4 +198,3 @@ function neighbourUnits(
   }
   return out;
 }
-

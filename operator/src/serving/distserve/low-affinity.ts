@@ -45,7 +45,10 @@ export function bestLowAffinityUnit(ctx: Context, space: SearchSpace, g: PhaseGo
       best = {
         prefill: { config: cand.pc, goodput: gp, perGpu: gp / cand.pc.gpus },
         decode: { config: cand.dc, goodput: gd, perGpu: gd / cand.dc.gpus },
-        affinity: "low", unitPrefill: cand.a, unitDecode: cand.b, estimatePerGpu: est,
+        affinity: "low",
+        unitPrefill: cand.a,
+        unitDecode: cand.b,
+        estimatePerGpu: est,
         kvLinkGBps: Math.min(cand.pc.tp, cand.dc.tp) * cand.pc.pp * ctx.coeffs.p2pNvlinkGBps,
       };
     }

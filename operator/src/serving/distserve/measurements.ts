@@ -4,14 +4,38 @@
  * goodput of a disaggregated unit. Pure and deterministic for a given context.
  */
 import { maxRateMeeting } from "./goodput.js";
-import { type Config, type Context, type DisaggShape, type Measured, MAX_SEQS_PER_LANE, gpusOf, memo, nicKvGBps, requestsFor, sampleFor, seqsPerLane, shapeKey } from "./context.js";
-import { type ColocatedPolicy, type DisaggregatedSimConfig, attainment, simulateColocated, simulateDisaggregated } from "./simulator.js";
+import {
+  type Config,
+  type Context,
+  type DisaggShape,
+  type Measured,
+  MAX_SEQS_PER_LANE,
+  gpusOf,
+  memo,
+  nicKvGBps,
+  requestsFor,
+  sampleFor,
+  seqsPerLane,
+  shapeKey,
+} from "./context.js";
+import {
+  type ColocatedPolicy,
+  type DisaggregatedSimConfig,
+  attainment,
+  simulateColocated,
+  simulateDisaggregated,
+} from "./simulator.js";
 
 /** Prefill throughput bound (req/s): back-to-back batches of L_m tokens, one every bottleneck-stage time. */
 export function prefillCapacity(ctx: Context, c: Config): number {
   const mean = ctx.sample.meanPromptTokens;
   const perBatch = Math.max(1, Math.floor(ctx.lmTokens / mean));
-  const lat = c.latency.forward({ newTokens: perBatch * mean, attentionPairs: (perBatch * mean * (mean + 1)) / 2, kvReadTokens: 0, sequences: perBatch });
+  const lat = c.latency.forward({
+    newTokens: perBatch * mean,
+    attentionPairs: (perBatch * mean * (mean + 1)) / 2,
+    kvReadTokens: 0,
+    sequences: perBatch,
+  });
   return (perBatch * 1000) / lat.bottleneckStageMs;
 }
 
@@ -22,7 +46,8 @@ export function prefillCapacity(ctx: Context, c: Config): number {
 export function decodeCapacity(ctx: Context, c: Config): number {
   const { meanPromptTokens: p, meanOutputTokens: o } = ctx.sample;
   const stepMs = (b: number): number =>
-    c.latency.forward({ newTokens: b, attentionPairs: b * (p + o / 2), kvReadTokens: b * (p + o / 2), sequences: b }).totalMs;
+    c.latency.forward({ newTokens: b, attentionPairs: b * (p + o / 2), kvReadTokens: b * (p + o / 2), sequences: b })
+      .totalMs;
   let lo = 1;
   let hi = seqsPerLane(ctx, c);
   if (stepMs(hi) <= ctx.slo.tpotMs) lo = hi;
@@ -39,7 +64,13 @@ export function prefillSim(ctx: Context, c: Config, count: number): Disaggregate
 }
 
 export function decodeSim(c: Config, count: number, kvLinkGBps: number): DisaggregatedSimConfig["decode"] {
-  return { latency: c.latency, count, kvCapacityTokens: c.kvCapacityTokens, maxSeqsPerLane: MAX_SEQS_PER_LANE, kvLinkGBps };
+  return {
+    latency: c.latency,
+    count,
+    kvCapacityTokens: c.kvCapacityTokens,
+    maxSeqsPerLane: MAX_SEQS_PER_LANE,
+    kvLinkGBps,
+  };
 }
 
 /**
@@ -66,9 +97,15 @@ export function phaseTarget(ctx: Context): number {
 export function searchPrefill(ctx: Context, c: Config): number {
   const k = poolSize(ctx, c);
   const sample = sampleFor(ctx, requestsFor(ctx, k));
-  const cfg: DisaggregatedSimConfig = { prefill: prefillSim(ctx, c, k), decode: decodeSim(c, 0, 1), kvBytesPerToken: ctx.model.kvBytesPerToken, phase: "prefill" };
+  const cfg: DisaggregatedSimConfig = {
+    prefill: prefillSim(ctx, c, k),
+    decode: decodeSim(c, 0, 1),
+    kvBytesPerToken: ctx.model.kvBytesPerToken,
+    phase: "prefill",
+  };
   const pool = maxRateMeeting((rate) => attainment(simulateDisaggregated(sample, rate, cfg), ctx.slo, "prefill"), {
-    target: phaseTarget(ctx), capacityRatePerSec: k * prefillCapacity(ctx, c),
+    target: phaseTarget(ctx),
+    capacityRatePerSec: k * prefillCapacity(ctx, c),
   });
   return pool / k;
 }
@@ -76,9 +113,15 @@ export function searchPrefill(ctx: Context, c: Config): number {
 export function searchDecode(ctx: Context, c: Config, kvLinkGBps: number): number {
   const k = poolSize(ctx, c);
   const sample = sampleFor(ctx, requestsFor(ctx, k));
-  const cfg: DisaggregatedSimConfig = { prefill: prefillSim(ctx, c, 0), decode: decodeSim(c, k, kvLinkGBps), kvBytesPerToken: ctx.model.kvBytesPerToken, phase: "decode" };
+  const cfg: DisaggregatedSimConfig = {
+    prefill: prefillSim(ctx, c, 0),
+    decode: decodeSim(c, k, kvLinkGBps),
+    kvBytesPerToken: ctx.model.kvBytesPerToken,
+    phase: "decode",
+  };
   const pool = maxRateMeeting((rate) => attainment(simulateDisaggregated(sample, rate, cfg), ctx.slo, "decode"), {
-    target: phaseTarget(ctx), capacityRatePerSec: k * decodeCapacity(ctx, c),
+    target: phaseTarget(ctx),
+    capacityRatePerSec: k * decodeCapacity(ctx, c),
   });
   return pool / k;
 }
@@ -87,7 +130,12 @@ export function searchDecode(ctx: Context, c: Config, kvLinkGBps: number): numbe
 export function sarathiChunkTokens(ctx: Context, c: Config): number {
   let best = 128;
   for (let tokens = 128; tokens <= 8192; tokens *= 2) {
-    const ms = c.latency.forward({ newTokens: tokens, attentionPairs: (tokens * tokens) / 2, kvReadTokens: 0, sequences: 1 }).totalMs;
+    const ms = c.latency.forward({
+      newTokens: tokens,
+      attentionPairs: (tokens * tokens) / 2,
+      kvReadTokens: 0,
+      sequences: 1,
+    }).totalMs;
     if (ms <= ctx.slo.tpotMs / 2) best = tokens;
   }
   return best;
@@ -95,8 +143,13 @@ export function sarathiChunkTokens(ctx: Context, c: Config): number {
 
 export function colocatedSimConfig(ctx: Context, c: Config, count: number, policy: ColocatedPolicy) {
   return {
-    latency: c.latency, count, kvCapacityTokens: c.kvCapacityTokens, maxSeqsPerLane: MAX_SEQS_PER_LANE,
-    maxBatchTokens: ctx.lmTokens, policy, chunkTokens: sarathiChunkTokens(ctx, c),
+    latency: c.latency,
+    count,
+    kvCapacityTokens: c.kvCapacityTokens,
+    maxSeqsPerLane: MAX_SEQS_PER_LANE,
+    maxBatchTokens: ctx.lmTokens,
+    policy,
+    chunkTokens: sarathiChunkTokens(ctx, c),
   };
 }
 
@@ -110,7 +163,8 @@ export function searchColocated(ctx: Context, c: Config, policy: ColocatedPolicy
   const sample = sampleFor(ctx, requestsFor(ctx, k));
   const cfg = colocatedSimConfig(ctx, c, k, policy);
   const pool = maxRateMeeting((rate) => attainment(simulateColocated(sample, rate, cfg), ctx.slo), {
-    target: ctx.target, capacityRatePerSec: k * colocatedCapacity(ctx, c),
+    target: ctx.target,
+    capacityRatePerSec: k * colocatedCapacity(ctx, c),
   });
   return pool / k;
 }
@@ -131,7 +185,10 @@ export function measureDisagg(ctx: Context, s: DisaggShape): number {
   const cfg = disaggConfig(ctx, s, s.unitPrefill, s.unitDecode);
   const rate = maxRateMeeting((r) => attainment(simulateDisaggregated(sample, r, cfg), ctx.slo), {
     target: ctx.target,
-    capacityRatePerSec: Math.min(s.unitPrefill * prefillCapacity(ctx, s.prefill.config), s.unitDecode * decodeCapacity(ctx, s.decode.config)),
+    capacityRatePerSec: Math.min(
+      s.unitPrefill * prefillCapacity(ctx, s.prefill.config),
+      s.unitDecode * decodeCapacity(ctx, s.decode.config),
+    ),
   });
   return rate / gpusOf(s, s.unitPrefill, s.unitDecode);
 }

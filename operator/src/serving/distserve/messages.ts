@@ -11,7 +11,14 @@ import { PlanFailureReason, type ServingPlanError, type ServingPlanInput } from 
 export const fail = (reason: PlanFailureReason, message: string): ServingPlanError => ({ ok: false, reason, message });
 
 /** Needs `needed` GPUs in nodes with `block` free; says how many the cluster (or maxGpus) lacks. */
-export function capacityFailure(input: ServingPlanInput, gpuModel: string, needed: number, block: number, freeNodes: readonly FreeNode[], budget: number): ServingPlanError {
+export function capacityFailure(
+  input: ServingPlanInput,
+  gpuModel: string,
+  needed: number,
+  block: number,
+  freeNodes: readonly FreeNode[],
+  budget: number,
+): ServingPlanError {
   const free = freeNodes.reduce((sum, n) => sum + n.gpusFree, 0);
   const usable = freeNodes.filter((n) => n.gpusFree >= block).reduce((sum, n) => sum + n.gpusFree, 0);
   const cap = input.maxGpus !== undefined && input.maxGpus < free ? `, maxGpus ${input.maxGpus}` : "";
@@ -41,7 +48,9 @@ export function sloOutOfReach(ctx: Context, kind: "disaggregated" | "any"): Serv
 
 /** Best goodput per GPU of each kind, as the explanation states it. */
 export function comparison(disagg: Measured | undefined, colocated: ColocatedChoice | undefined): string {
-  const c = colocated ? `${colocated.perGpu.toFixed(3)} (${colocated.policy}, TP${colocated.config.tp}×PP${colocated.config.pp})` : "n/a";
+  const c = colocated
+    ? `${colocated.perGpu.toFixed(3)} (${colocated.policy}, TP${colocated.config.tp}×PP${colocated.config.pp})`
+    : "n/a";
   return `disaggregated ${disagg ? disagg.perGpu.toFixed(3) : "n/a"} vs colocated ${c} req/s/GPU`;
 }
 
@@ -49,7 +58,17 @@ function attainmentLine(input: ServingPlanInput, achieved: number): string {
   return `predicted attainment at ${input.workload.arrivalRatePerSec} req/s: ${(achieved * 100).toFixed(1)}% (target ${input.slo.attainmentPercent}%)`;
 }
 
-export function disaggregatedExplanation(model: DerivedModel, input: ServingPlanInput, gpuModel: string, sh: DisaggShape, nP: number, nD: number, compared: string, achieved: number, notes: readonly string[]): string {
+export function disaggregatedExplanation(
+  model: DerivedModel,
+  input: ServingPlanInput,
+  gpuModel: string,
+  sh: DisaggShape,
+  nP: number,
+  nD: number,
+  compared: string,
+  achieved: number,
+  notes: readonly string[],
+): string {
   return [
     `${model.shape.name} on ${gpuModel}: disaggregated, ${sh.affinity} node-affinity; prefill TP${sh.prefill.config.tp}×PP${sh.prefill.config.pp} ×${nP} ` +
       `(${sh.prefill.goodput.toFixed(2)} req/s each), decode TP${sh.decode.config.tp}×PP${sh.decode.config.pp} ×${nD} (${sh.decode.goodput.toFixed(2)} req/s each)`,
@@ -59,7 +78,16 @@ export function disaggregatedExplanation(model: DerivedModel, input: ServingPlan
   ].join("; ");
 }
 
-export function colocatedExplanation(model: DerivedModel, input: ServingPlanInput, gpuModel: string, c: ColocatedChoice, n: number, compared: string, achieved: number, notes: readonly string[]): string {
+export function colocatedExplanation(
+  model: DerivedModel,
+  input: ServingPlanInput,
+  gpuModel: string,
+  c: ColocatedChoice,
+  n: number,
+  compared: string,
+  achieved: number,
+  notes: readonly string[],
+): string {
   return [
     `${model.shape.name} on ${gpuModel}: colocated (${c.policy === "chunked" ? "Sarathi chunked prefill" : "vLLM prefill-first"}) TP${c.config.tp}×PP${c.config.pp} ×${n} (${c.goodput.toFixed(2)} req/s each)`,
     `goodput per GPU: ${compared}`,

@@ -77,7 +77,9 @@ function pack(nodes: readonly FreeNode[], items: Item[], instances: InstancePlac
   for (const inst of instances) inst.stages.sort((a, b) => a.stage - b.stage);
   const used = new Map<string, number>();
   for (const inst of instances) for (const s of inst.stages) used.set(s.nodeName, (used.get(s.nodeName) ?? 0) + s.gpus);
-  const gpusByNode = [...used.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([nodeName, gpus]) => ({ nodeName, gpus }));
+  const gpusByNode = [...used.entries()]
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([nodeName, gpus]) => ({ nodeName, gpus }));
   return { ok: true, instances, gpusByNode };
 }
 
@@ -93,9 +95,13 @@ export function packPools(nodes: readonly FreeNode[], pools: readonly PoolReques
       const whole = pool.tp * pool.pp;
       if (whole <= maxNode) {
         // One node: record each stage on it so the shape of the result does not depend on the split.
-        items.push({ size: whole, parts: Array.from({ length: pool.pp }, (_, stage) => ({ instance, stage, gpus: pool.tp })) });
+        items.push({
+          size: whole,
+          parts: Array.from({ length: pool.pp }, (_, stage) => ({ instance, stage, gpus: pool.tp })),
+        });
       } else {
-        for (let stage = 0; stage < pool.pp; stage++) items.push({ size: pool.tp, parts: [{ instance, stage, gpus: pool.tp }] });
+        for (let stage = 0; stage < pool.pp; stage++)
+          items.push({ size: pool.tp, parts: [{ instance, stage, gpus: pool.tp }] });
       }
     }
   }
@@ -110,10 +116,24 @@ export function packLowAffinity(nodes: readonly FreeNode[], request: LowAffinity
   for (let unit = 0; unit < request.units; unit++) {
     const members: InstancePlacement[] = [];
     for (let i = 0; i < request.prefill.perUnit; i++) {
-      members.push({ role: "prefill", index: unit * request.prefill.perUnit + i, tp: request.prefill.tp, pp: request.pp, unit, stages: [] });
+      members.push({
+        role: "prefill",
+        index: unit * request.prefill.perUnit + i,
+        tp: request.prefill.tp,
+        pp: request.pp,
+        unit,
+        stages: [],
+      });
     }
     for (let i = 0; i < request.decode.perUnit; i++) {
-      members.push({ role: "decode", index: unit * request.decode.perUnit + i, tp: request.decode.tp, pp: request.pp, unit, stages: [] });
+      members.push({
+        role: "decode",
+        index: unit * request.decode.perUnit + i,
+        tp: request.decode.tp,
+        pp: request.pp,
+        unit,
+        stages: [],
+      });
     }
     instances.push(...members);
     for (let stage = 0; stage < request.pp; stage++) {

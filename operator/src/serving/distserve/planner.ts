@@ -23,7 +23,8 @@
  * the target attainment holds. The deployed plan is the candidate (disaggregated units, the best colocated
  * plan; `mode` limits which) that needs the fewest GPUs for the target rate, ties to the higher measured goodput
  * per GPU; at high rates that is the best per-GPU plan, at low rates a smaller unit can win. `alternatives`
- * always reports the best per-GPU plan of each kind (DistServe's objective), and vLLM and Sarathi separately. The plan never uses more GPUs than the cluster has free (or maxGpus): it says what
+ * always reports the best per-GPU plan of each kind (DistServe's objective), and vLLM and Sarathi separately. The plan
+ * never uses more GPUs than the cluster has free (or maxGpus): it says what
  * is missing instead.
  *
  * Every search runs on one seeded workload sample (a trace's lengths drawn over the whole trace, workload.ts);
@@ -38,33 +39,59 @@
  * (fewest GPUs first, verified and packed), messages.ts (failures and explanations), types.ts (input and answer).
  */
 import { GPU_CATALOG } from "../../../../common/src/hardware/catalog.js";
-import { type LatencyCoefficients, instanceLatencyModel, instanceMemory, latencyCoefficients } from "../../../../common/src/models/latency.js";
+import {
+  type LatencyCoefficients,
+  instanceLatencyModel,
+  instanceMemory,
+  latencyCoefficients,
+} from "../../../../common/src/models/latency.js";
 import { type DerivedModel, InvalidModelShapeError, deriveModel } from "../../../../common/src/models/model-shapes.js";
 import { settleCloseCalls } from "./close-calls.js";
 import { searchColocatedBaselines } from "./colocated.js";
-import { type Config, type Phase, type SearchSpace, enumerateConfigs, makeContext, nicKvGBps, stageBlock } from "./context.js";
+import {
+  type Config,
+  type Phase,
+  type SearchSpace,
+  enumerateConfigs,
+  makeContext,
+  nicKvGBps,
+  stageBlock,
+} from "./context.js";
 import { climbHighAffinity, highAffinityUnits } from "./high-affinity.js";
 import { bestLowAffinityUnit } from "./low-affinity.js";
 import { MeasuredUnits, measureDisagg, phaseGoodputs } from "./measurements.js";
 import { capacityFailure, fail, modelDoesNotFit, sloOutOfReach } from "./messages.js";
 import type { FreeNode } from "./packing.js";
 import { rankAndFinalize } from "./ranking.js";
-import { type ClusterNode, type DisaggregatedPlanShape, PlanFailureReason, type ServingPlanError, type ServingPlanInput, type ServingPlanOk, type ServingPlanResult, ServingMode } from "./types.js";
+import {
+  type ClusterNode,
+  type DisaggregatedPlanShape,
+  PlanFailureReason,
+  type ServingPlanError,
+  type ServingPlanInput,
+  type ServingPlanOk,
+  type ServingPlanResult,
+  ServingMode,
+} from "./types.js";
 import { workloadProblem } from "./workload.js";
 
 export * from "./types.js";
 
 function inputProblem(input: ServingPlanInput): string | undefined {
   const { slo, workload } = input;
-  if (!slo || !(slo.ttftMs > 0) || !(slo.tpotMs > 0)) return `slo.ttftMs and slo.tpotMs must be > 0, got ${slo?.ttftMs} and ${slo?.tpotMs}`;
-  if (!(slo.attainmentPercent > 0 && slo.attainmentPercent <= 100)) return `slo.attainmentPercent must be in (0, 100], got ${slo.attainmentPercent}`;
+  if (!slo || !(slo.ttftMs > 0) || !(slo.tpotMs > 0))
+    return `slo.ttftMs and slo.tpotMs must be > 0, got ${slo?.ttftMs} and ${slo?.tpotMs}`;
+  if (!(slo.attainmentPercent > 0 && slo.attainmentPercent <= 100))
+    return `slo.attainmentPercent must be in (0, 100], got ${slo.attainmentPercent}`;
   if (!workload || !(workload.arrivalRatePerSec > 0 && Number.isFinite(workload.arrivalRatePerSec))) {
     return `workload.arrivalRatePerSec must be a positive number, got ${workload?.arrivalRatePerSec}`;
   }
   const wp = workloadProblem(workload.lengths, workload.arrivals);
   if (wp) return wp;
-  if (!Object.values(ServingMode).includes(input.mode)) return `mode must be one of ${Object.values(ServingMode).join(", ")}, got "${input.mode}"`;
-  if (input.maxGpus !== undefined && !(Number.isInteger(input.maxGpus) && input.maxGpus > 0)) return `maxGpus must be a positive integer, got ${input.maxGpus}`;
+  if (!Object.values(ServingMode).includes(input.mode))
+    return `mode must be one of ${Object.values(ServingMode).join(", ")}, got "${input.mode}"`;
+  if (input.maxGpus !== undefined && !(Number.isInteger(input.maxGpus) && input.maxGpus > 0))
+    return `maxGpus must be a positive integer, got ${input.maxGpus}`;
   if (!Array.isArray(input.nodes)) return "nodes must be a list";
   const seen = new Set<string>();
   for (const node of input.nodes) {
@@ -72,7 +99,8 @@ function inputProblem(input: ServingPlanInput): string | undefined {
     if (!node.nodeName) return "every node needs a nodeName";
     if (seen.has(node.nodeName)) return `${where} is listed twice`;
     seen.add(node.nodeName);
-    if (!(Number.isInteger(node.gpuCount) && node.gpuCount > 0)) return `${where}: gpuCount must be a positive integer, got ${node.gpuCount}`;
+    if (!(Number.isInteger(node.gpuCount) && node.gpuCount > 0))
+      return `${where}: gpuCount must be a positive integer, got ${node.gpuCount}`;
     if (!(Number.isInteger(node.gpusFree) && node.gpusFree >= 0 && node.gpusFree <= node.gpuCount)) {
       return `${where}: gpusFree must be an integer in [0, gpuCount=${node.gpuCount}], got ${node.gpusFree}`;
     }
@@ -84,7 +112,10 @@ function inputProblem(input: ServingPlanInput): string | undefined {
     return `gpuModel "${input.gpuModel}" is not in the hardware catalog (${Object.keys(GPU_CATALOG).join(", ")})`;
   }
   const o = input.options;
-  if (o?.requestsPerInstance !== undefined && !(Number.isInteger(o.requestsPerInstance) && o.requestsPerInstance >= 20)) {
+  if (
+    o?.requestsPerInstance !== undefined &&
+    !(Number.isInteger(o.requestsPerInstance) && o.requestsPerInstance >= 20)
+  ) {
     return `options.requestsPerInstance must be an integer ≥ 20, got ${o.requestsPerInstance}`;
   }
   return undefined;
@@ -101,11 +132,16 @@ export function planServing(input: ServingPlanInput): ServingPlanResult {
     if (error instanceof InvalidModelShapeError) return fail(PlanFailureReason.invalidInput, error.message);
     throw error;
   }
-  const candidates = input.nodes.filter((n) => (input.gpuModel ? n.gpuModel === input.gpuModel : n.gpuModel in GPU_CATALOG));
+  const candidates = input.nodes.filter((n) =>
+    input.gpuModel ? n.gpuModel === input.gpuModel : n.gpuModel in GPU_CATALOG,
+  );
   const gpuModels = [...new Set(candidates.map((n) => n.gpuModel))].sort();
   if (gpuModels.length === 0) {
     const what = input.gpuModel ? `${input.gpuModel} nodes` : "nodes with a known GPU model";
-    return fail(PlanFailureReason.insufficientCapacity, `cluster has no ${what} (known: ${Object.keys(GPU_CATALOG).join(", ")})`);
+    return fail(
+      PlanFailureReason.insufficientCapacity,
+      `cluster has no ${what} (known: ${Object.keys(GPU_CATALOG).join(", ")})`,
+    );
   }
   const results: ServingPlanResult[] = [];
   for (const gpuModel of gpuModels) {
@@ -115,12 +151,21 @@ export function planServing(input: ServingPlanInput): ServingPlanResult {
     } catch (error) {
       return fail(PlanFailureReason.invalidInput, (error as Error).message);
     }
-    results.push(planOnGpuModel(input, model, coeffs, candidates.filter((n) => n.gpuModel === gpuModel)));
+    results.push(
+      planOnGpuModel(
+        input,
+        model,
+        coeffs,
+        candidates.filter((n) => n.gpuModel === gpuModel),
+      ),
+    );
   }
   const ok = results.filter((r): r is ServingPlanOk => r.ok);
   if (ok.length > 0) {
     // Fewest GPUs for the target rate, then the best goodput per GPU.
-    ok.sort((a, b) => a.totalGpus - b.totalGpus || b.goodputPerGpu - a.goodputPerGpu || a.gpuModel.localeCompare(b.gpuModel));
+    ok.sort(
+      (a, b) => a.totalGpus - b.totalGpus || b.goodputPerGpu - a.goodputPerGpu || a.gpuModel.localeCompare(b.gpuModel),
+    );
     const best = ok[0] as ServingPlanOk;
     const profile = input.gpuProfiles?.[best.gpuModel];
     return profile ? { ...best, gpuProfile: profile } : best;
@@ -130,18 +175,33 @@ export function planServing(input: ServingPlanInput): ServingPlanResult {
 }
 
 /** The best plan on one GPU model's nodes: search the colocated baselines and both affinities, then rank. */
-function planOnGpuModel(input: ServingPlanInput, model: DerivedModel, coeffs: LatencyCoefficients, nodes: readonly ClusterNode[]): ServingPlanResult {
+function planOnGpuModel(
+  input: ServingPlanInput,
+  model: DerivedModel,
+  coeffs: LatencyCoefficients,
+  nodes: readonly ClusterNode[],
+): ServingPlanResult {
   const gpuModel = coeffs.gpuModel;
   const ctx = makeContext(input, model, coeffs, nodes);
-  const freeNodes: FreeNode[] = nodes.filter((n) => n.gpusFree > 0).map((n) => ({ nodeName: n.nodeName, gpusFree: n.gpusFree }));
-  const budget = Math.min(freeNodes.reduce((sum, n) => sum + n.gpusFree, 0), input.maxGpus ?? Infinity);
+  const freeNodes: FreeNode[] = nodes
+    .filter((n) => n.gpusFree > 0)
+    .map((n) => ({ nodeName: n.nodeName, gpusFree: n.gpusFree }));
+  const budget = Math.min(
+    freeNodes.reduce((sum, n) => sum + n.gpusFree, 0),
+    input.maxGpus ?? Infinity,
+  );
   const maxInstanceGpus = input.options?.maxInstanceGpus ?? 64;
   const fitting = enumerateConfigs(ctx, maxInstanceGpus);
   if (fitting.serving.length === 0 || fitting.prefill.length === 0) return modelDoesNotFit(ctx, maxInstanceGpus);
   // Only instances the free GPUs can hold at least once are worth simulating.
   const maxFreeNode = freeNodes.reduce((max, n) => Math.max(max, n.gpusFree), 0);
   const placeable = (c: Config): boolean => c.gpus <= budget && stageBlock(c, maxFreeNode) <= maxFreeNode;
-  const space: SearchSpace = { configs: { prefill: fitting.prefill.filter(placeable), serving: fitting.serving.filter(placeable) }, budget, freeNodes, maxFreeNode };
+  const space: SearchSpace = {
+    configs: { prefill: fitting.prefill.filter(placeable), serving: fitting.serving.filter(placeable) },
+    budget,
+    freeNodes,
+    maxFreeNode,
+  };
   if (space.configs.serving.length === 0 || space.configs.prefill.length === 0) {
     const smallest = [...fitting.serving].sort((x, y) => x.gpus - y.gpus)[0] as Config;
     return capacityFailure(input, gpuModel, smallest.gpus, stageBlock(smallest, ctx.maxNodeGpus), freeNodes, budget);
@@ -165,7 +225,11 @@ function planOnGpuModel(input: ServingPlanInput, model: DerivedModel, coeffs: La
 
   if (input.mode === "disaggregated" && units.all.length === 0) return sloOutOfReach(ctx, "disaggregated");
   if (units.all.length === 0 && !colocated.best) return sloOutOfReach(ctx, "any");
-  return rankAndFinalize(ctx, space, settleCloseCalls(ctx, { colocated, units: units.all, bestUnit: units.best, notes }));
+  return rankAndFinalize(
+    ctx,
+    space,
+    settleCloseCalls(ctx, { colocated, units: units.all, bestUnit: units.best, notes }),
+  );
 }
 
 /**
@@ -173,23 +237,43 @@ function planOnGpuModel(input: ServingPlanInput, model: DerivedModel, coeffs: La
  * measured with the same simulator, workload sample and settings planServing uses; 0 when it cannot meet the
  * SLOs or does not fit. The benchmark's exhaustive search calls this for every shape within a GPU budget.
  */
-export function measureDisaggregatedGoodputPerGpu(input: ServingPlanInput, gpuModel: string, shape: DisaggregatedPlanShape): number {
+export function measureDisaggregatedGoodputPerGpu(
+  input: ServingPlanInput,
+  gpuModel: string,
+  shape: DisaggregatedPlanShape,
+): number {
   const model = deriveModel(input.model);
   const coeffs = latencyCoefficients(gpuModel, input.coefficientOverrides);
   const nodes = input.nodes.filter((n) => n.gpuModel === gpuModel);
   const ctx = makeContext(input, model, coeffs, nodes);
   const config = (c: { tp: number; pp: number }): Config => ({
-    tp: c.tp, pp: c.pp, gpus: c.tp * c.pp, kvCapacityTokens: instanceMemory(model, coeffs, c).kvCapacityTokens,
-    latency: instanceLatencyModel(model, coeffs, c, { sameNode: c.tp * c.pp <= ctx.maxNodeGpus, nicGBpsPerGpu: ctx.nicGBpsPerGpu }),
+    tp: c.tp,
+    pp: c.pp,
+    gpus: c.tp * c.pp,
+    kvCapacityTokens: instanceMemory(model, coeffs, c).kvCapacityTokens,
+    latency: instanceLatencyModel(model, coeffs, c, {
+      sameNode: c.tp * c.pp <= ctx.maxNodeGpus,
+      nicGBpsPerGpu: ctx.nicGBpsPerGpu,
+    }),
   });
   const pc = config(shape.prefill);
   const dc = config(shape.decode);
-  if (pc.kvCapacityTokens < Math.max(ctx.lmTokens, ctx.sample.maxPromptTokens) || dc.kvCapacityTokens / dc.pp < ctx.sample.maxSequenceTokens) return 0;
+  if (
+    pc.kvCapacityTokens < Math.max(ctx.lmTokens, ctx.sample.maxPromptTokens) ||
+    dc.kvCapacityTokens / dc.pp < ctx.sample.maxSequenceTokens
+  )
+    return 0;
   const phase = (c: Config): Phase => ({ config: c, goodput: 1, perGpu: 1 / c.gpus });
   const low = shape.affinity === "low";
-  if (low && (pc.pp !== dc.pp || shape.prefill.replicas * pc.tp + shape.decode.replicas * dc.tp > ctx.maxNodeGpus)) return 0;
+  if (low && (pc.pp !== dc.pp || shape.prefill.replicas * pc.tp + shape.decode.replicas * dc.tp > ctx.maxNodeGpus))
+    return 0;
   return measureDisagg(ctx, {
-    prefill: phase(pc), decode: phase(dc), affinity: low ? "low" : "high", unitPrefill: shape.prefill.replicas, unitDecode: shape.decode.replicas,
-    estimatePerGpu: 0, kvLinkGBps: low ? Math.min(pc.tp, dc.tp) * pc.pp * coeffs.p2pNvlinkGBps : nicKvGBps(ctx, dc.gpus),
+    prefill: phase(pc),
+    decode: phase(dc),
+    affinity: low ? "low" : "high",
+    unitPrefill: shape.prefill.replicas,
+    unitDecode: shape.decode.replicas,
+    estimatePerGpu: 0,
+    kvLinkGBps: low ? Math.min(pc.tp, dc.tp) * pc.pp * coeffs.p2pNvlinkGBps : nicKvGBps(ctx, dc.gpus),
   });
 }

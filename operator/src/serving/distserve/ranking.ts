@@ -5,7 +5,16 @@
  * adds replicas to the bottleneck phase (or a unit) until the target attainment holds.
  */
 import type { ColocatedBaselines, ColocatedChoice } from "./colocated.js";
-import { type Context, type Measured, type Phase, type SearchSpace, gpusOf, requestsFor, sampleFor, stageBlock } from "./context.js";
+import {
+  type Context,
+  type Measured,
+  type Phase,
+  type SearchSpace,
+  gpusOf,
+  requestsFor,
+  sampleFor,
+  stageBlock,
+} from "./context.js";
 import { colocatedSimConfig, disaggConfig, disaggRequests, sarathiChunkTokens } from "./measurements.js";
 import { capacityFailure, colocatedExplanation, comparison, disaggregatedExplanation } from "./messages.js";
 import { type PackResult, packLowAffinity, packPools } from "./packing.js";
@@ -33,10 +42,18 @@ export function rankAndFinalize(ctx: Context, space: SearchSpace, found: SearchR
   const candidates: { gpus: number; perGpu: number; finalize: () => ServingPlanResult }[] = [];
   for (const m of found.units) {
     const [nP, nD] = disaggReplicas(rate, m);
-    candidates.push({ gpus: gpusOf(m.shape, nP, nD), perGpu: m.perGpu, finalize: () => finalizeDisaggregated(ctx, space, found, m) });
+    candidates.push({
+      gpus: gpusOf(m.shape, nP, nD),
+      perGpu: m.perGpu,
+      finalize: () => finalizeDisaggregated(ctx, space, found, m),
+    });
   }
   if (colocated && ctx.input.mode !== "disaggregated") {
-    candidates.push({ gpus: Math.ceil(rate / colocated.goodput - 1e-9) * colocated.config.gpus, perGpu: colocated.perGpu, finalize: () => finalizeColocated(ctx, space, found, colocated) });
+    candidates.push({
+      gpus: Math.ceil(rate / colocated.goodput - 1e-9) * colocated.config.gpus,
+      perGpu: colocated.perGpu,
+      finalize: () => finalizeColocated(ctx, space, found, colocated),
+    });
   }
   candidates.sort((x, y) => x.gpus - y.gpus || y.perGpu - x.perGpu);
   let firstFailure: ServingPlanResult | undefined;
@@ -92,7 +109,12 @@ function finalizeDisaggregated(ctx: Context, space: SearchSpace, found: SearchRe
     totalGpus > budget
       ? { ok: false, neededGpus: totalGpus, blockGpus: block }
       : sh.affinity === "low"
-        ? packLowAffinity(freeNodes, { units: nP / sh.unitPrefill, pp: sh.prefill.config.pp, prefill: { tp: sh.prefill.config.tp, perUnit: sh.unitPrefill }, decode: { tp: sh.decode.config.tp, perUnit: sh.unitDecode } })
+        ? packLowAffinity(freeNodes, {
+            units: nP / sh.unitPrefill,
+            pp: sh.prefill.config.pp,
+            prefill: { tp: sh.prefill.config.tp, perUnit: sh.unitPrefill },
+            decode: { tp: sh.decode.config.tp, perUnit: sh.unitDecode },
+          })
         : packPools(freeNodes, [
             { role: "prefill", tp: sh.prefill.config.tp, pp: sh.prefill.config.pp, replicas: nP },
             { role: "decode", tp: sh.decode.config.tp, pp: sh.decode.config.pp, replicas: nD },
@@ -100,17 +122,40 @@ function finalizeDisaggregated(ctx: Context, space: SearchSpace, found: SearchRe
   if (!packed.ok) return capacityFailure(input, gpuModel, totalGpus, block, freeNodes, budget);
   const colocated = found.colocated.best;
   return {
-    ok: true, mode: "disaggregated", gpuModel,
-    prefill: pool(sh.prefill, nP), decode: pool(sh.decode, nD), affinity: sh.affinity,
-    goodputPerGpu: m.perGpu, predictedAttainmentPercent: achieved * 100, totalGpus,
+    ok: true,
+    mode: "disaggregated",
+    gpuModel,
+    prefill: pool(sh.prefill, nP),
+    decode: pool(sh.decode, nD),
+    affinity: sh.affinity,
+    goodputPerGpu: m.perGpu,
+    predictedAttainmentPercent: achieved * 100,
+    totalGpus,
     colocated: colocatedPlan(ctx, colocated, colocated ? Math.max(1, Math.ceil(rate / colocated.goodput)) : 0),
-    disaggregated: summary(m, nP, nD), alternatives: alternatives(ctx, found),
-    placement: packed.instances, gpusByNode: packed.gpusByNode,
-    explanation: disaggregatedExplanation(model, input, gpuModel, sh, nP, nD, comparison(found.bestUnit, colocated), achieved, found.notes),
+    disaggregated: summary(m, nP, nD),
+    alternatives: alternatives(ctx, found),
+    placement: packed.instances,
+    gpusByNode: packed.gpusByNode,
+    explanation: disaggregatedExplanation(
+      model,
+      input,
+      gpuModel,
+      sh,
+      nP,
+      nD,
+      comparison(found.bestUnit, colocated),
+      achieved,
+      found.notes,
+    ),
   };
 }
 
-function finalizeColocated(ctx: Context, space: SearchSpace, found: SearchResults, c: ColocatedChoice): ServingPlanResult {
+function finalizeColocated(
+  ctx: Context,
+  space: SearchSpace,
+  found: SearchResults,
+  c: ColocatedChoice,
+): ServingPlanResult {
   const { input, model } = ctx;
   const { budget, freeNodes } = space;
   const gpuModel = ctx.coeffs.gpuModel;
@@ -119,28 +164,53 @@ function finalizeColocated(ctx: Context, space: SearchSpace, found: SearchResult
   let achieved = 0;
   for (let attempt = 0; attempt < VERIFY_ATTEMPTS; attempt++) {
     if (n * c.config.gpus > budget) break;
-    achieved = attainment(simulateColocated(sampleFor(ctx, requestsFor(ctx, n)), rate, colocatedSimConfig(ctx, c.config, n, c.policy)), ctx.slo);
+    achieved = attainment(
+      simulateColocated(sampleFor(ctx, requestsFor(ctx, n)), rate, colocatedSimConfig(ctx, c.config, n, c.policy)),
+      ctx.slo,
+    );
     if (achieved >= ctx.target) break;
     n++;
   }
   const totalGpus = n * c.config.gpus;
   const block = stageBlock(c.config, ctx.maxNodeGpus);
   const packed: PackResult =
-    totalGpus > budget ? { ok: false, neededGpus: totalGpus, blockGpus: block } : packPools(freeNodes, [{ role: "colocated", tp: c.config.tp, pp: c.config.pp, replicas: n }]);
+    totalGpus > budget
+      ? { ok: false, neededGpus: totalGpus, blockGpus: block }
+      : packPools(freeNodes, [{ role: "colocated", tp: c.config.tp, pp: c.config.pp, replicas: n }]);
   if (!packed.ok) return capacityFailure(input, gpuModel, totalGpus, block, freeNodes, budget);
   return {
-    ok: true, mode: "colocated", gpuModel, prefill: null, decode: null, affinity: null,
-    goodputPerGpu: c.perGpu, predictedAttainmentPercent: achieved * 100, totalGpus,
-    colocated: colocatedPlan(ctx, c, n), disaggregated: summary(found.bestUnit, 0, 0), alternatives: alternatives(ctx, found),
-    placement: packed.instances, gpusByNode: packed.gpusByNode,
-    explanation: colocatedExplanation(model, input, gpuModel, c, n, comparison(found.bestUnit, c), achieved, found.notes),
+    ok: true,
+    mode: "colocated",
+    gpuModel,
+    prefill: null,
+    decode: null,
+    affinity: null,
+    goodputPerGpu: c.perGpu,
+    predictedAttainmentPercent: achieved * 100,
+    totalGpus,
+    colocated: colocatedPlan(ctx, c, n),
+    disaggregated: summary(found.bestUnit, 0, 0),
+    alternatives: alternatives(ctx, found),
+    placement: packed.instances,
+    gpusByNode: packed.gpusByNode,
+    explanation: colocatedExplanation(
+      model,
+      input,
+      gpuModel,
+      c,
+      n,
+      comparison(found.bestUnit, c),
+      achieved,
+      found.notes,
+    ),
   };
 }
 
 /** The best plan of each kind by goodput per GPU, sized for the target rate. */
 function alternatives(ctx: Context, found: SearchResults): PlanAlternatives {
   const rate = ctx.input.workload.arrivalRatePerSec;
-  const atRate = (choice: ColocatedChoice | undefined) => colocatedPlan(ctx, choice, choice ? Math.max(1, Math.ceil(rate / choice.goodput - 1e-9)) : 0);
+  const atRate = (choice: ColocatedChoice | undefined) =>
+    colocatedPlan(ctx, choice, choice ? Math.max(1, Math.ceil(rate / choice.goodput - 1e-9)) : 0);
   const { vllm, chunked } = found.colocated.byPolicy;
   if (!found.bestUnit) return { disaggregated: null, vllm: atRate(vllm), chunked: atRate(chunked) };
   const [nP, nD] = disaggReplicas(rate, found.bestUnit);
@@ -150,20 +220,38 @@ function alternatives(ctx: Context, found: SearchResults): PlanAlternatives {
 function colocatedPlan(ctx: Context, choice: ColocatedChoice | undefined, replicas: number): ColocatedPlan | null {
   if (!choice) return null;
   return {
-    tp: choice.config.tp, pp: choice.config.pp, replicas, gpusPerReplica: choice.config.gpus,
-    goodputPerInstance: choice.goodput, goodputPerGpu: choice.perGpu, policy: choice.policy,
+    tp: choice.config.tp,
+    pp: choice.config.pp,
+    replicas,
+    gpusPerReplica: choice.config.gpus,
+    goodputPerInstance: choice.goodput,
+    goodputPerGpu: choice.perGpu,
+    policy: choice.policy,
     batchTokens: choice.policy === "chunked" ? sarathiChunkTokens(ctx, choice.config) : ctx.lmTokens,
   };
 }
 
 function pool(ph: Phase, replicas: number): PoolPlan {
-  return { tp: ph.config.tp, pp: ph.config.pp, replicas, gpusPerReplica: ph.config.gpus, goodputPerInstance: ph.goodput };
+  return {
+    tp: ph.config.tp,
+    pp: ph.config.pp,
+    replicas,
+    gpusPerReplica: ph.config.gpus,
+    goodputPerInstance: ph.goodput,
+  };
 }
 
 function summary(m: Measured | undefined, nP: number, nD: number): DisaggregatedSummary | null {
   if (!m) return null;
   return {
-    prefill: pool(m.shape.prefill, nP), decode: pool(m.shape.decode, nD), affinity: m.shape.affinity, goodputPerGpu: m.perGpu,
-    unit: { prefill: m.shape.unitPrefill, decode: m.shape.unitDecode, gpus: gpusOf(m.shape, m.shape.unitPrefill, m.shape.unitDecode) },
+    prefill: pool(m.shape.prefill, nP),
+    decode: pool(m.shape.decode, nD),
+    affinity: m.shape.affinity,
+    goodputPerGpu: m.perGpu,
+    unit: {
+      prefill: m.shape.unitPrefill,
+      decode: m.shape.unitDecode,
+      gpus: gpusOf(m.shape, m.shape.unitPrefill, m.shape.unitDecode),
+    },
   };
 }

@@ -54,7 +54,8 @@ describe("disaggregated simulator", () => {
       decode: { latency: latency(1, 1), count: 2, kvCapacityTokens: 40_000, maxSeqsPerLane: 256, kvLinkGBps: 25 },
       kvBytesPerToken: model.kvBytesPerToken,
     };
-    const run = (seed: number) => simulateDisaggregated(sampleWorkload("chatbot", { count: 400, seed, maxContextTokens: 2048 }), 3, cfg);
+    const run = (seed: number) =>
+      simulateDisaggregated(sampleWorkload("chatbot", { count: 400, seed, maxContextTokens: 2048 }), 3, cfg);
     expect(run(5)).toEqual(run(5));
     expect(run(6).ttftMs).not.toEqual(run(5).ttftMs);
   });
@@ -89,7 +90,13 @@ describe("disaggregated simulator", () => {
 describe("colocated simulator", () => {
   const sample = sampleWorkload("chatbot", { count: 300, seed: 4, maxContextTokens: 2048 });
   const cfg = (policy: "vllm" | "chunked") => ({
-    latency: latency(1, 1), count: 1, kvCapacityTokens: 40_000, maxSeqsPerLane: 256, maxBatchTokens: 512, policy, chunkTokens: 256,
+    latency: latency(1, 1),
+    count: 1,
+    kvCapacityTokens: 40_000,
+    maxSeqsPerLane: 256,
+    maxBatchTokens: 512,
+    policy,
+    chunkTokens: 256,
   });
   it("completes every request with both policies", () => {
     for (const policy of ["vllm", "chunked"] as const) {
@@ -108,7 +115,14 @@ describe("colocated simulator", () => {
     const lat = latency(1, pp);
     const cfgPp = { ...cfg("vllm"), latency: lat, maxBatchTokens: 2048 };
     const run = (records: { arrivalMs: number; promptTokens: number; outputTokens: number }[]) =>
-      simulateColocated(sampleWorkload({ trace: records }, { count: records.length, seed: 1, maxContextTokens: 2048, arrivals: "trace" }), 1, cfgPp);
+      simulateColocated(
+        sampleWorkload(
+          { trace: records },
+          { count: records.length, seed: 1, maxContextTokens: 2048, arrivals: "trace" },
+        ),
+        1,
+        cfgPp,
+      );
     const first = { arrivalMs: 0, promptTokens: 100, outputTokens: 101 };
     const alone = run([first, { arrivalMs: 1000, promptTokens: 100, outputTokens: 1 }]);
     const mixed = run([first, { arrivalMs: 1000, promptTokens: 1500, outputTokens: 1 }]);

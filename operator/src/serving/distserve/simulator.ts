@@ -149,7 +149,12 @@ class EventHeap {
       let c = 2 * i + 1;
       if (c >= n) break;
       const r = c + 1;
-      if (r < n && ((this.t[r] as number) < (this.t[c] as number) || ((this.t[r] as number) === (this.t[c] as number) && (this.s[r] as number) < (this.s[c] as number)))) c = r;
+      if (
+        r < n &&
+        ((this.t[r] as number) < (this.t[c] as number) ||
+          ((this.t[r] as number) === (this.t[c] as number) && (this.s[r] as number) < (this.s[c] as number)))
+      )
+        c = r;
       const ct = this.t[c] as number;
       if (lt < ct || (lt === ct && ls < (this.s[c] as number))) break;
       this.t[i] = ct;
@@ -396,7 +401,8 @@ class Lane {
     } else if (this.mode === LaneMode.chunked) {
       let kept = 0;
       const chunkOf = new Map<number, number>();
-      for (let i = 0; i < this.iterPrefill.length; i++) chunkOf.set(this.iterPrefill[i] as number, this.iterChunkTokens[i] as number);
+      for (let i = 0; i < this.iterPrefill.length; i++)
+        chunkOf.set(this.iterPrefill[i] as number, this.iterChunkTokens[i] as number);
       for (const r of this.prefilling) {
         req.prefilled[r] = (req.prefilled[r] as number) + (chunkOf.get(r) ?? 0);
         if (req.prefilled[r] === req.prompt[r]) this.firstToken(req, r, now);
@@ -441,7 +447,9 @@ function makeLanes(
   let pipeline = new Pipeline(lanesPer);
   for (let i = 0; i < instances * lanesPer; i++) {
     if (i % lanesPer === 0) pipeline = new Pipeline(lanesPer);
-    lanes.push(new Lane(i, mode, latency, Math.floor(capacityTokens / lanesPer), maxSeqs, maxBatchTokens, chunkTokens, pipeline));
+    lanes.push(
+      new Lane(i, mode, latency, Math.floor(capacityTokens / lanesPer), maxSeqs, maxBatchTokens, chunkTokens, pipeline),
+    );
   }
   return lanes;
 }
@@ -467,7 +475,11 @@ function pickLane(lanes: readonly Lane[], lanesPer: number, first: number, count
 // ---------------------------------------------------------------------------------------------------------
 
 /** Simulates prefill and decode pools (or one of them) at `ratePerSec`. */
-export function simulateDisaggregated(sample: WorkloadSample, ratePerSec: number, cfg: DisaggregatedSimConfig): SimOutcome {
+export function simulateDisaggregated(
+  sample: WorkloadSample,
+  ratePerSec: number,
+  cfg: DisaggregatedSimConfig,
+): SimOutcome {
   const phase = cfg.phase ?? "both";
   const req = makeRequests(sample, ratePerSec);
   const heap = new EventHeap();
@@ -484,7 +496,16 @@ export function simulateDisaggregated(sample: WorkloadSample, ratePerSec: number
   const batches: number[][] = [];
 
   const dPP = cfg.decode.latency.parallelism.pp;
-  const lanes = makeLanes(cfg.decode.count, dPP, LaneMode.decode, cfg.decode.latency, cfg.decode.kvCapacityTokens, cfg.decode.maxSeqsPerLane, 0, 0);
+  const lanes = makeLanes(
+    cfg.decode.count,
+    dPP,
+    LaneMode.decode,
+    cfg.decode.latency,
+    cfg.decode.kvCapacityTokens,
+    cfg.decode.maxSeqsPerLane,
+    0,
+    0,
+  );
   const ingressFreeMs = new Float64Array(cfg.decode.count);
   const kvBytesPerMs = Math.min(phase === "decode" ? Infinity : cfg.prefill.kvLinkGBps, cfg.decode.kvLinkGBps) * 1e6;
 
@@ -523,7 +544,12 @@ export function simulateDisaggregated(sample: WorkloadSample, ratePerSec: number
       pairs += (s * (s + 1)) / 2;
       queueHead[p] = (queueHead[p] as number) + 1;
     }
-    const lat = cfg.prefill.latency.forward({ newTokens: tokens, attentionPairs: pairs, kvReadTokens: 0, sequences: batch.length });
+    const lat = cfg.prefill.latency.forward({
+      newTokens: tokens,
+      attentionPairs: pairs,
+      kvReadTokens: 0,
+      sequences: batch.length,
+    });
     nextAcceptMs[p] = now + lat.bottleneckStageMs;
     batches.push(batch);
     heap.push(now + lat.totalMs, Ev.prefillDone, p, batches.length - 1);
@@ -595,7 +621,16 @@ export function simulateColocated(sample: WorkloadSample, ratePerSec: number, cf
   for (let r = 0; r < sample.count; r++) heap.push(req.arrivalMs[r] as number, Ev.arrival, r, 0);
   const pp = cfg.latency.parallelism.pp;
   const mode = cfg.policy === ColocatedPolicy.chunked ? LaneMode.chunked : LaneMode.vllm;
-  const lanes = makeLanes(cfg.count, pp, mode, cfg.latency, cfg.kvCapacityTokens, cfg.maxSeqsPerLane, cfg.maxBatchTokens, cfg.chunkTokens);
+  const lanes = makeLanes(
+    cfg.count,
+    pp,
+    mode,
+    cfg.latency,
+    cfg.kvCapacityTokens,
+    cfg.maxSeqsPerLane,
+    cfg.maxBatchTokens,
+    cfg.chunkTokens,
+  );
   while (heap.pop()) {
     const now = heap.time;
     if (heap.kind === Ev.arrival) {

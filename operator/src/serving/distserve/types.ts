@@ -153,4 +153,3 @@ export interface DisaggregatedPlanShape {
    */
   affinity?: "high" | "low";
 }
-

@@ -44,7 +44,11 @@ describe("workloads", () => {
   });
 
   it("replays trace arrivals rescaled to 1 request/s, keeping their burstiness", () => {
-    const trace = [0, 100, 200, 5000, 5100, 5200].map((t, i) => ({ arrivalMs: t, promptTokens: 10 + i, outputTokens: 5 }));
+    const trace = [0, 100, 200, 5000, 5100, 5200].map((t, i) => ({
+      arrivalMs: t,
+      promptTokens: 10 + i,
+      outputTokens: 5,
+    }));
     const s = sampleWorkload({ trace }, { count: 6, seed: 1, maxContextTokens: 4096, arrivals: "trace" });
     const gaps = [...s.unitRateArrivalMs].slice(1).map((t, i) => t - (s.unitRateArrivalMs[i] as number));
     expect((s.unitRateArrivalMs[5] as number) - (s.unitRateArrivalMs[0] as number)).toBeCloseTo(5000, 0);
@@ -52,7 +56,8 @@ describe("workloads", () => {
   });
 
   it("parses the Azure CSV and reports bad lines by number", () => {
-    const text = "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46.5000000,374,44\n2023-11-16 18:15:47.0000000,10,2\n";
+    const text =
+      "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46.5000000,374,44\n2023-11-16 18:15:47.0000000,10,2\n";
     const records = parseAzureTraceCsv(text);
     expect(records).toHaveLength(2);
     expect((records[1]?.arrivalMs ?? 0) - (records[0]?.arrivalMs ?? 0)).toBeCloseTo(500, 3);
@@ -84,19 +89,27 @@ describe("workloads", () => {
     it.each([
       [200, 0.01, 0.06],
       [3000, 0.01, 0.02],
-    ])("%i requests: mean prompt within %f and mean output within %f of the trace's, for every seed 1–10", (count, promptTolerance, outputTolerance) => {
-      for (const arrivals of ["poisson", "trace"] as const) {
-        for (const seed of seeds) {
-          const s = sampleWorkload({ trace }, { count, seed, maxContextTokens: 2048, arrivals });
-          expect(Math.abs(s.meanPromptTokens / whole.prompt - 1), `prompt, seed ${seed}, ${arrivals}`).toBeLessThan(promptTolerance);
-          expect(Math.abs(s.meanOutputTokens / whole.output - 1), `output, seed ${seed}, ${arrivals}`).toBeLessThan(outputTolerance);
+    ])(
+      "%i requests: mean prompt within %f and mean output within %f of the trace's, for every seed 1–10",
+      (count, promptTolerance, outputTolerance) => {
+        for (const arrivals of ["poisson", "trace"] as const) {
+          for (const seed of seeds) {
+            const s = sampleWorkload({ trace }, { count, seed, maxContextTokens: 2048, arrivals });
+            expect(Math.abs(s.meanPromptTokens / whole.prompt - 1), `prompt, seed ${seed}, ${arrivals}`).toBeLessThan(
+              promptTolerance,
+            );
+            expect(Math.abs(s.meanOutputTokens / whole.output - 1), `output, seed ${seed}, ${arrivals}`).toBeLessThan(
+              outputTolerance,
+            );
+          }
         }
-      }
-    });
+      },
+    );
 
     it("draws its requests in random order, not sorted by length", () => {
       const s = sampleWorkload({ trace }, { count: 1000, seed: 1, maxContextTokens: 2048 });
-      const mean = (from: number, to: number) => s.promptTokens.slice(from, to).reduce((a, b) => a + b, 0) / (to - from);
+      const mean = (from: number, to: number) =>
+        s.promptTokens.slice(from, to).reduce((a, b) => a + b, 0) / (to - from);
       expect(Math.abs(mean(0, 500) / mean(500, 1000) - 1)).toBeLessThan(0.15);
     });
 

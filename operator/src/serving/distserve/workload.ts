@@ -7,7 +7,8 @@
  *   preset, sampled from the trace's empirical length quantiles embedded below (prompt and output sampled
  *   independently, which drops their correlation).
  * - trace records: request lengths drawn over the whole trace, stratified by prompt length (stratifiedRecords);
- *   with arrivals: "trace", the arrival gaps of a contiguous window at a seeded offset. Those quantiles are derived data: Azure Public Dataset, CC-BY 4.0; Patel et al., "Splitwise:
+ *   with arrivals: "trace", the arrival gaps of a contiguous window at a seeded offset. Those quantiles are derived
+ * data: Azure Public Dataset, CC-BY 4.0; Patel et al., "Splitwise:
  *   Efficient generative LLM inference using phase splitting", ISCA 2024.
  * - code-completion (HumanEval-like: short prompts, short outputs): prompt lognormal, mean 150 tokens, σ=0.45,
  *   clipped to [16, 512]; output lognormal, mean 100, σ=0.5, clipped to [8, 384].
@@ -23,7 +24,11 @@
  */
 import { seededRandom } from "../../../../common/src/random.js";
 
-export const NamedWorkload = { chatbot: "chatbot", codeCompletion: "code-completion", summarization: "summarization" } as const;
+export const NamedWorkload = {
+  chatbot: "chatbot",
+  codeCompletion: "code-completion",
+  summarization: "summarization",
+} as const;
 export type NamedWorkload = (typeof NamedWorkload)[keyof typeof NamedWorkload];
 
 export interface LengthDistribution {
@@ -85,9 +90,17 @@ function sampleLogNormal(rng: () => number, d: LogNormal): number {
  * inference trace 2023, conversation service (19,366 requests). Azure Public Dataset, CC-BY 4.0; attribution:
  * Patel et al., "Splitwise", ISCA 2024.
  */
-const AZURE_CONV_QUANTILE_LEVELS = [0, 0.01, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.99, 1];
-const AZURE_CONV_PROMPT_QUANTILES = [2, 29, 181, 207, 372, 387, 396, 403, 414, 703, 984, 1020, 1045, 1071, 1097, 1130, 1189, 1315, 1876, 2734, 4083, 4142, 14050];
-const AZURE_CONV_OUTPUT_QUANTILES = [7, 16, 41, 54, 67, 77, 85, 91, 96, 103, 113, 129, 151, 177, 217, 384, 395, 400, 411, 424, 451, 601, 1000];
+const AZURE_CONV_QUANTILE_LEVELS = [
+  0, 0.01, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95,
+  0.99, 1,
+];
+const AZURE_CONV_PROMPT_QUANTILES = [
+  2, 29, 181, 207, 372, 387, 396, 403, 414, 703, 984, 1020, 1045, 1071, 1097, 1130, 1189, 1315, 1876, 2734, 4083, 4142,
+  14050,
+];
+const AZURE_CONV_OUTPUT_QUANTILES = [
+  7, 16, 41, 54, 67, 77, 85, 91, 96, 103, 113, 129, 151, 177, 217, 384, 395, 400, 411, 424, 451, 601, 1000,
+];
 
 function sampleQuantiles(rng: () => number, values: readonly number[]): number {
   const u = rng();
@@ -102,8 +115,14 @@ function sampleQuantiles(rng: () => number, values: readonly number[]): number {
 }
 
 const SYNTHETIC: Readonly<Record<Exclude<NamedWorkload, "chatbot">, { prompt: LogNormal; output: LogNormal }>> = {
-  "code-completion": { prompt: { mean: 150, sigma: 0.45, min: 16, max: 512 }, output: { mean: 100, sigma: 0.5, min: 8, max: 384 } },
-  summarization: { prompt: { mean: 1700, sigma: 0.35, min: 512, max: 3800 }, output: { mean: 150, sigma: 0.4, min: 32, max: 400 } },
+  "code-completion": {
+    prompt: { mean: 150, sigma: 0.45, min: 16, max: 512 },
+    output: { mean: 100, sigma: 0.5, min: 8, max: 384 },
+  },
+  summarization: {
+    prompt: { mean: 1700, sigma: 0.35, min: 512, max: 3800 },
+    output: { mean: 150, sigma: 0.4, min: 32, max: 400 },
+  },
 };
 
 /** The trace ordered by prompt, then output length; computed once per trace (a planner run samples it often). */
@@ -128,7 +147,8 @@ function byPromptLength(records: readonly TraceRecord[]): TraceRecord[] {
 function stratifiedRecords(rng: () => number, records: readonly TraceRecord[], n: number): TraceRecord[] {
   const sorted = byPromptLength(records);
   const drawn: TraceRecord[] = [];
-  for (let i = 0; i < n; i++) drawn.push(sorted[Math.min(sorted.length - 1, Math.floor(((i + rng()) / n) * sorted.length))] as TraceRecord);
+  for (let i = 0; i < n; i++)
+    drawn.push(sorted[Math.min(sorted.length - 1, Math.floor(((i + rng()) / n) * sorted.length))] as TraceRecord);
   for (let i = n - 1; i > 0; i--) {
     const j = Math.floor(rng() * (i + 1));
     [drawn[i], drawn[j]] = [drawn[j] as TraceRecord, drawn[i] as TraceRecord];
@@ -150,15 +170,23 @@ export interface SampleOptions {
 /** Validates a workload description; returns a message naming the bad field, or undefined when it is fine. */
 export function workloadProblem(lengths: WorkloadLengths, arrivals: ArrivalProcess = "poisson"): string | undefined {
   if (typeof lengths === "string") {
-    return Object.values(NamedWorkload).includes(lengths) ? undefined : `workload "${lengths}" is not one of ${Object.values(NamedWorkload).join(", ")}`;
+    return Object.values(NamedWorkload).includes(lengths)
+      ? undefined
+      : `workload "${lengths}" is not one of ${Object.values(NamedWorkload).join(", ")}`;
   }
   if ("trace" in lengths) {
     if (!Array.isArray(lengths.trace) || lengths.trace.length === 0) return "workload trace has no records";
     for (const [i, r] of lengths.trace.entries()) {
-      if (!(Number.isInteger(r.promptTokens) && r.promptTokens > 0 && Number.isInteger(r.outputTokens) && r.outputTokens > 0)) {
+      if (!(
+        Number.isInteger(r.promptTokens) &&
+        r.promptTokens > 0 &&
+        Number.isInteger(r.outputTokens) &&
+        r.outputTokens > 0
+      )) {
         return `workload trace record ${i}: promptTokens and outputTokens must be positive integers`;
       }
-      if (arrivals === "trace" && !Number.isFinite(r.arrivalMs)) return `workload trace record ${i}: arrivalMs is needed to replay trace arrivals`;
+      if (arrivals === "trace" && !Number.isFinite(r.arrivalMs))
+        return `workload trace record ${i}: arrivalMs is needed to replay trace arrivals`;
     }
     return undefined;
   }
@@ -166,7 +194,8 @@ export function workloadProblem(lengths: WorkloadLengths, arrivals: ArrivalProce
   for (const key of ["prompt", "output"] as const) {
     const d = lengths[key];
     if (!d || !(d.mean >= 1)) return `workload ${key}.mean must be ≥ 1 token, got ${String(d?.mean)}`;
-    if (d.max !== undefined && !(d.max >= d.mean)) return `workload ${key}.max (${d.max}) must be ≥ ${key}.mean (${d.mean})`;
+    if (d.max !== undefined && !(d.max >= d.mean))
+      return `workload ${key}.max (${d.max}) must be ≥ ${key}.mean (${d.mean})`;
   }
   return undefined;
 }
@@ -176,7 +205,8 @@ export function sampleWorkload(lengths: WorkloadLengths, options: SampleOptions)
   const arrivals = options.arrivals ?? "poisson";
   const problem = workloadProblem(lengths, arrivals);
   if (problem) throw new InvalidWorkloadError(problem);
-  if (!(Number.isInteger(options.count) && options.count > 0)) throw new InvalidWorkloadError(`sample count must be a positive integer, got ${options.count}`);
+  if (!(Number.isInteger(options.count) && options.count > 0))
+    throw new InvalidWorkloadError(`sample count must be a positive integer, got ${options.count}`);
   const rng = makeRng(options.seed);
   const n = options.count;
   const unitRateArrivalMs = new Float64Array(n);
@@ -209,7 +239,9 @@ export function sampleWorkload(lengths: WorkloadLengths, options: SampleOptions)
       for (let i = 0; i < n; i++) {
         const prev = i === 0 ? undefined : windowRecord(i - 1).arrivalMs;
         const cur = windowRecord(i).arrivalMs ?? 0;
-        traceGaps.push(prev === undefined ? 0 : cur >= prev && (offset + i) % records.length !== 0 ? cur - prev : Number.NaN);
+        traceGaps.push(
+          prev === undefined ? 0 : cur >= prev && (offset + i) % records.length !== 0 ? cur - prev : Number.NaN,
+        );
       }
     }
   } else {
@@ -257,14 +289,23 @@ export function sampleWorkload(lengths: WorkloadLengths, options: SampleOptions)
     maxSeq = Math.max(maxSeq, p + o);
   }
   return {
-    count: n, unitRateArrivalMs, promptTokens, outputTokens,
-    meanPromptTokens: sumP / n, meanOutputTokens: sumO / n, maxPromptTokens: maxP, maxSequenceTokens: maxSeq,
+    count: n,
+    unitRateArrivalMs,
+    promptTokens,
+    outputTokens,
+    meanPromptTokens: sumP / n,
+    meanOutputTokens: sumO / n,
+    maxPromptTokens: maxP,
+    maxSequenceTokens: maxSeq,
   };
 }
 
 export class TraceParseError extends Error {
   override name = "TraceParseError";
-  constructor(readonly line: number, message: string) {
+  constructor(
+    readonly line: number,
+    message: string,
+  ) {
     super(`trace line ${line}: ${message}`);
   }
 }
@@ -277,7 +318,10 @@ export function parseAzureTraceCsv(text: string): TraceRecord[] {
   const lines = text.split(/\r?\n/);
   const header = (lines[0] ?? "").trim();
   if (header !== "TIMESTAMP,ContextTokens,GeneratedTokens") {
-    throw new TraceParseError(1, `expected header TIMESTAMP,ContextTokens,GeneratedTokens, got "${header.slice(0, 80)}"`);
+    throw new TraceParseError(
+      1,
+      `expected header TIMESTAMP,ContextTokens,GeneratedTokens, got "${header.slice(0, 80)}"`,
+    );
   }
   const records: TraceRecord[] = [];
   for (let i = 1; i < lines.length; i++) {
@@ -288,11 +332,14 @@ export function parseAzureTraceCsv(text: string): TraceRecord[] {
     if (!m) throw new TraceParseError(i + 1, `bad timestamp "${ts}"`);
     const fraction = Number(`0.${m[7] ?? "0"}`);
     const arrivalMs =
-      Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6])) + fraction * 1000;
+      Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6])) +
+      fraction * 1000;
     const promptTokens = Number(ctx);
     const outputTokens = Number(gen);
-    if (!Number.isInteger(promptTokens) || promptTokens <= 0) throw new TraceParseError(i + 1, `bad ContextTokens "${ctx}"`);
-    if (!Number.isInteger(outputTokens) || outputTokens <= 0) throw new TraceParseError(i + 1, `bad GeneratedTokens "${gen}"`);
+    if (!Number.isInteger(promptTokens) || promptTokens <= 0)
+      throw new TraceParseError(i + 1, `bad ContextTokens "${ctx}"`);
+    if (!Number.isInteger(outputTokens) || outputTokens <= 0)
+      throw new TraceParseError(i + 1, `bad GeneratedTokens "${gen}"`);
     records.push({ arrivalMs, promptTokens, outputTokens });
   }
   return records;

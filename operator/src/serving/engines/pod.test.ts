@@ -19,12 +19,27 @@ function sd(kind?: "reference" | "vllm" | "sglang"): ServingDeployment {
     kind: "ServingDeployment",
     metadata: { name: "chat", namespace: "llm", uid: "uid-1" },
     spec: {
-      model: { name: "meta-llama/Llama-3.1-8B-Instruct", layers: 32, hiddenSize: 4096, heads: 32, kvHeads: 8, vocabSize: 128256, dtype: "bf16", paramsBillions: 8 },
+      model: {
+        name: "meta-llama/Llama-3.1-8B-Instruct",
+        layers: 32,
+        hiddenSize: 4096,
+        heads: 32,
+        kvHeads: 8,
+        vocabSize: 128256,
+        dtype: "bf16",
+        paramsBillions: 8,
+      },
       slo: { ttftMs: 250, tpotMs: 100, attainmentPercent: 90 },
       workload: { arrivalRatePerSec: 10, preset: "chatbot" },
       gpu: {},
       mode: "auto",
-      engine: { ...(kind ? { kind } : {}), image: "vllm/vllm-openai:v0.11.0", args: ["--max-model-len", "8192"], port: 8000, env: [{ name: "UCX_NET_DEVICES", value: "mine" }] },
+      engine: {
+        ...(kind ? { kind } : {}),
+        image: "vllm/vllm-openai:v0.11.0",
+        args: ["--max-model-len", "8192"],
+        port: 8000,
+        env: [{ name: "UCX_NET_DEVICES", value: "mine" }],
+      },
       scaling: { minInstances: 1 },
     },
   };
@@ -50,7 +65,10 @@ describe("withEngine", () => {
   });
 
   it("renders vLLM into the engine container and adds the load adapter to leaders only", () => {
-    const pods = placements().map((p) => ({ p, pod: withEngine(podObject(sd("vllm"), p, "h", plan.gpuModel), sd("vllm"), p, plan.gpuModel, ib) }));
+    const pods = placements().map((p) => ({
+      p,
+      pod: withEngine(podObject(sd("vllm"), p, "h", plan.gpuModel), sd("vllm"), p, plan.gpuModel, ib),
+    }));
     const prefill = pods.find(({ p }) => p.role === "prefill")!.pod;
     const [engine, adapter] = prefill.spec!.containers;
     expect(engine!.command).toEqual(["vllm"]);
@@ -60,18 +78,31 @@ describe("withEngine", () => {
     expect(engine!.env!.filter((e) => e.name === "UCX_NET_DEVICES").map((e) => e.value)).toEqual(["mine"]);
     expect(adapter!.name).toBe(ENGINE_ADAPTER_CONTAINER);
     const env = Object.fromEntries(adapter!.env!.map((e) => [e.name, e.value ?? e.valueFrom?.fieldRef?.fieldPath]));
-    expect(env).toMatchObject({ GPUFLEET_ENGINE_KIND: "vllm", GPUFLEET_ENGINE_METRICS_URL: "http://127.0.0.1:8000/metrics", GPUFLEET_ROLE: "prefill", GPUFLEET_TP: "2", GPUFLEET_GPU_MODEL: "H100-80GB", POD_UID: "metadata.uid" });
+    expect(env).toMatchObject({
+      GPUFLEET_ENGINE_KIND: "vllm",
+      GPUFLEET_ENGINE_METRICS_URL: "http://127.0.0.1:8000/metrics",
+      GPUFLEET_ROLE: "prefill",
+      GPUFLEET_TP: "2",
+      GPUFLEET_GPU_MODEL: "H100-80GB",
+      POD_UID: "metadata.uid",
+    });
     expect(adapter!.volumeMounts).toEqual(engine!.volumeMounts);
 
     const decode = pods.filter(({ p }) => p.role === "decode");
-    expect(decode.map(({ pod }) => pod.spec!.containers.map((c) => c.name))).toEqual([["engine", ENGINE_ADAPTER_CONTAINER], ["engine"]]);
-    expect(decode[1]!.pod.spec!.containers[0]!.args![0]).toMatch(/^exec ray start --address=chat-h-d0\.chat-pods\.llm\.svc:6379 --block$/);
+    expect(decode.map(({ pod }) => pod.spec!.containers.map((c) => c.name))).toEqual([
+      ["engine", ENGINE_ADAPTER_CONTAINER],
+      ["engine"],
+    ]);
+    expect(decode[1]!.pod.spec!.containers[0]!.args![0]).toMatch(
+      /^exec ray start --address=chat-h-d0\.chat-pods\.llm\.svc:6379 --block$/,
+    );
   });
 
   it("renders SGLang with the node rank of each pod of a two-pod instance", () => {
     const decode = placements().filter((p) => p.role === "decode");
     const ranks = decode.map((p) => {
-      const args = withEngine(podObject(sd("sglang"), p, "h", plan.gpuModel), sd("sglang"), p, plan.gpuModel, ib).spec!.containers[0]!.args!;
+      const args = withEngine(podObject(sd("sglang"), p, "h", plan.gpuModel), sd("sglang"), p, plan.gpuModel, ib).spec!
+        .containers[0]!.args!;
       return args[args.indexOf("--node-rank") + 1];
     });
     expect(ranks).toEqual(["0", "1"]);

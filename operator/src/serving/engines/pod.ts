@@ -44,12 +44,20 @@ export interface EnginePodOptions {
 const fieldRef = (name: string, fieldPath: string): V1EnvVar => ({ name, valueFrom: { fieldRef: { fieldPath } } });
 
 /** The pod with the engine's command and, on the leader, the load adapter; `pod` is not changed. */
-export function withEngine(pod: V1Pod, sd: ServingDeployment, placement: PodPlacement, gpuModel: string, node: EngineNode, options: EnginePodOptions = {}): V1Pod {
+export function withEngine(
+  pod: V1Pod,
+  sd: ServingDeployment,
+  placement: PodPlacement,
+  gpuModel: string,
+  node: EngineNode,
+  options: EnginePodOptions = {},
+): V1Pod {
   const { engine } = sd.spec;
   if (!engine.kind || engine.kind === "reference") return pod;
   const containers = pod.spec?.containers ?? [];
   const main = containers.find((c) => c.name === ENGINE_CONTAINER);
-  if (!main) throw new Error(`pod ${pod.metadata?.name} has no ${ENGINE_CONTAINER} container to render ${engine.kind} into`);
+  if (!main)
+    throw new Error(`pod ${pod.metadata?.name} has no ${ENGINE_CONTAINER} container to render ${engine.kind} into`);
   const rendered = renderEngine({
     kind: engine.kind,
     model: sd.spec.model.name,
@@ -66,9 +74,28 @@ export function withEngine(pod: V1Pod, sd: ServingDeployment, placement: PodPlac
   });
   // The user's env (already in main.env) wins over the rendered defaults of the same name.
   const names = new Set((main.env ?? []).map((e) => e.name));
-  const engineContainer: V1Container = { ...main, command: rendered.command, args: rendered.args, env: [...(main.env ?? []), ...rendered.env.filter((e) => !names.has(e.name))] };
-  const sidecars = placement.worker === 0 ? [adapterContainer(main, engine.kind, engine.port, gpuModel, options.adapterImage ?? DEFAULT_ENGINE_ADAPTER_IMAGE)] : [];
-  return { ...pod, spec: { ...pod.spec!, containers: [engineContainer, ...sidecars, ...containers.filter((c) => c !== main)] } };
+  const engineContainer: V1Container = {
+    ...main,
+    command: rendered.command,
+    args: rendered.args,
+    env: [...(main.env ?? []), ...rendered.env.filter((e) => !names.has(e.name))],
+  };
+  const sidecars =
+    placement.worker === 0
+      ? [
+          adapterContainer(
+            main,
+            engine.kind,
+            engine.port,
+            gpuModel,
+            options.adapterImage ?? DEFAULT_ENGINE_ADAPTER_IMAGE,
+          ),
+        ]
+      : [];
+  return {
+    ...pod,
+    spec: { ...pod.spec!, containers: [engineContainer, ...sidecars, ...containers.filter((c) => c !== main)] },
+  };
 }
 
 function adapterContainer(main: V1Container, kind: string, port: number, gpuModel: string, image: string): V1Container {
@@ -79,7 +106,9 @@ function adapterContainer(main: V1Container, kind: string, port: number, gpuMode
     image,
     command: ["node", ENGINE_ADAPTER_ENTRY],
     env: [
-      ...placeEnv.filter((e) => e.name !== AdapterEnv.kind && e.name !== AdapterEnv.metricsUrl && e.name !== AdapterEnv.gpuModel),
+      ...placeEnv.filter(
+        (e) => e.name !== AdapterEnv.kind && e.name !== AdapterEnv.metricsUrl && e.name !== AdapterEnv.gpuModel,
+      ),
       { name: AdapterEnv.kind, value: kind },
       // Containers of a pod share its network namespace: the engine's /metrics is on localhost.
       { name: AdapterEnv.metricsUrl, value: `http://127.0.0.1:${port}/metrics` },

@@ -4,13 +4,16 @@ import { engineMigrates } from "./capabilities.js";
 import { EngineRenderError, commandLine, renderEngine, shellJoin, type EnginePodInput } from "./render.js";
 
 /** Command lines from the engines' docs (sources inside the file). */
-const documented = JSON.parse(readFileSync(new URL("./fixtures/documented-commands.json", import.meta.url), "utf8")) as {
+const documented = JSON.parse(
+  readFileSync(new URL("./fixtures/documented-commands.json", import.meta.url), "utf8"),
+) as {
   vllm: { examples: string[][]; usageFlags: string[]; env: string[]; kvRoles: string[] };
   sglang: { examples: string[][]; usageFlags: string[]; disaggregationModes: string[]; transferBackends: string[] };
 };
 
 /** Flags (`--x`, or `--x=` of a `--x=v` word) of a list of argument vectors. */
-const flagsOf = (argvs: readonly (readonly string[])[]): Set<string> => new Set(argvs.flatMap((argv) => argv.filter((w) => w.startsWith("--")).map((w) => w.split("=")[0]!)));
+const flagsOf = (argvs: readonly (readonly string[])[]): Set<string> =>
+  new Set(argvs.flatMap((argv) => argv.filter((w) => w.startsWith("--")).map((w) => w.split("=")[0]!)));
 /** Pairs of flag → value as written in argv (a flag followed by a non-flag word). */
 const valueOf = (argv: readonly string[], flag: string): string | undefined => {
   const i = argv.indexOf(flag);
@@ -75,7 +78,9 @@ describe("vLLM", () => {
   });
 
   it("gives plain Ethernet nodes no UCX device list", () => {
-    expect(renderEngine(base({ role: "decode", nicType: "ethernet" })).env.map((e) => e.name)).not.toContain("UCX_NET_DEVICES");
+    expect(renderEngine(base({ role: "decode", nicType: "ethernet" })).env.map((e) => e.name)).not.toContain(
+      "UCX_NET_DEVICES",
+    );
   });
 
   it("runs an instance over two pods on Ray: head + serve on the leader, join on the other", () => {
@@ -95,7 +100,11 @@ describe("SGLang", () => {
   describe.each([
     ["colocated TP2", base({ kind: "sglang", tp: 2 }), undefined],
     ["prefill TP1", base({ kind: "sglang", role: "prefill" }), "prefill"],
-    ["decode TP4×PP2 over two pods, rank 1", base({ kind: "sglang", role: "decode", tp: 4, pp: 2, instancePods: 2, worker: 1 }), "decode"],
+    [
+      "decode TP4×PP2 over two pods, rank 1",
+      base({ kind: "sglang", role: "decode", tp: 4, pp: 2, instancePods: 2, worker: 1 }),
+      "decode",
+    ],
   ])("%s", (_name, input, mode) => {
     const r = renderEngine(input);
     const argv = [...r.command, ...r.args];
@@ -137,7 +146,7 @@ describe("errors and helpers", () => {
   });
 
   it("quotes for /bin/sh", () => {
-    expect(shellJoin(["echo", "a b", `it's`, "{\"k\":1}"])).toBe(`echo 'a b' 'it'\\''s' '{"k":1}'`);
+    expect(shellJoin(["echo", "a b", `it's`, '{"k":1}'])).toBe(`echo 'a b' 'it'\\''s' '{"k":1}'`);
     expect(commandLine({ command: ["vllm"], args: ["serve", "m"], env: [] })).toBe("vllm serve m");
   });
 

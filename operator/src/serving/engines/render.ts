@@ -78,10 +78,16 @@ export function renderEngine(input: EnginePodInput): RenderedEngine {
 }
 
 function inputProblem(input: EnginePodInput): string | undefined {
-  for (const [field, value] of [["tp", input.tp], ["pp", input.pp], ["instancePods", input.instancePods], ["port", input.port]] as const) {
+  for (const [field, value] of [
+    ["tp", input.tp],
+    ["pp", input.pp],
+    ["instancePods", input.instancePods],
+    ["port", input.port],
+  ] as const) {
     if (!Number.isInteger(value) || value < 1) return `${field} must be a positive integer, got ${value}`;
   }
-  if (!(Number.isInteger(input.worker) && input.worker >= 0 && input.worker < input.instancePods)) return `worker must be in [0, ${input.instancePods}), got ${input.worker}`;
+  if (!(Number.isInteger(input.worker) && input.worker >= 0 && input.worker < input.instancePods))
+    return `worker must be in [0, ${input.instancePods}), got ${input.worker}`;
   if (input.model.trim() === "") return "model must name the model to load";
   return undefined;
 }
@@ -101,11 +107,17 @@ function renderVllm(input: EnginePodInput): RenderedEngine {
     env.push({ name: "VLLM_NIXL_SIDE_CHANNEL_HOST", valueFrom: { fieldRef: { fieldPath: "status.podIP" } } });
   }
   const serve = [
-    "vllm", "serve", input.model,
-    "--host", "0.0.0.0",
-    "--port", String(input.port),
-    "--tensor-parallel-size", String(input.tp),
-    "--pipeline-parallel-size", String(input.pp),
+    "vllm",
+    "serve",
+    input.model,
+    "--host",
+    "0.0.0.0",
+    "--port",
+    String(input.port),
+    "--tensor-parallel-size",
+    String(input.tp),
+    "--pipeline-parallel-size",
+    String(input.pp),
   ];
   const kv = vllmKvTransferConfig(input.role);
   if (kv) serve.push("--kv-transfer-config", kv);
@@ -123,18 +135,32 @@ function renderVllm(input: EnginePodInput): RenderedEngine {
 
 function renderSglang(input: EnginePodInput): RenderedEngine {
   const args = [
-    "-m", "sglang.launch_server",
-    "--model-path", input.model,
-    "--host", "0.0.0.0",
-    "--port", String(input.port),
-    "--tp-size", String(input.tp),
-    "--pp-size", String(input.pp),
+    "-m",
+    "sglang.launch_server",
+    "--model-path",
+    input.model,
+    "--host",
+    "0.0.0.0",
+    "--port",
+    String(input.port),
+    "--tp-size",
+    String(input.tp),
+    "--pp-size",
+    String(input.pp),
     // SGLang serves /metrics only when asked; the load adapter reads it.
     "--enable-metrics",
   ];
-  if (input.role !== "colocated") args.push("--disaggregation-mode", input.role, "--disaggregation-transfer-backend", "nixl");
+  if (input.role !== "colocated")
+    args.push("--disaggregation-mode", input.role, "--disaggregation-transfer-backend", "nixl");
   if (input.instancePods > 1) {
-    args.push("--dist-init-addr", `${input.leaderAddress}:${EnginePorts.sglangDistInit}`, "--nnodes", String(input.instancePods), "--node-rank", String(input.worker));
+    args.push(
+      "--dist-init-addr",
+      `${input.leaderAddress}:${EnginePorts.sglangDistInit}`,
+      "--nnodes",
+      String(input.instancePods),
+      "--node-rank",
+      String(input.worker),
+    );
   }
   args.push(...input.userArgs);
   return { command: ["python3"], args, env: kvTransportEnv(input) };

@@ -40,11 +40,23 @@ export class ServingApplier {
    * Deletes, then creates; a group whose creation fails half-way is taken back before the error propagates.
    * `nodes` gives each node's fabric, for a vLLM / SGLang engine's KV transport.
    */
-  async applyRollout(sd: ServingDeployment, step: RolloutStep, hash: string, target: StatusPlan, nowMs: number, nodes: ReadonlyMap<string, EngineNode> = new Map()): Promise<void> {
+  async applyRollout(
+    sd: ServingDeployment,
+    step: RolloutStep,
+    hash: string,
+    target: StatusPlan,
+    nowMs: number,
+    nodes: ReadonlyMap<string, EngineNode> = new Map(),
+  ): Promise<void> {
     const namespace = sd.metadata.namespace!;
     const uid = sd.metadata.uid!;
     if (step.delete.length > 0) {
-      const uids = new Map(this.deps.pods.list().filter((p) => p.metadata?.namespace === namespace).map((p) => [p.metadata?.name ?? "", p.metadata?.uid]));
+      const uids = new Map(
+        this.deps.pods
+          .list()
+          .filter((p) => p.metadata?.namespace === namespace)
+          .map((p) => [p.metadata?.name ?? "", p.metadata?.uid]),
+      );
       for (const name of step.delete) {
         this.memory.markDeleted(name, namespace, uids.get(name), nowMs);
         await this.deps.applier.delete({ apiVersion: "v1", kind: "Pod", metadata: { name, namespace } });
@@ -56,7 +68,14 @@ export class ServingApplier {
       try {
         for (const placement of group.pods) {
           const reference = podObject(sd, placement, hash, target.gpuModel, this.deps.workerSocketDir);
-          const pod = withEngine(reference, sd, placement, target.gpuModel, nodes.get(placement.nodeName) ?? UNKNOWN_FABRIC, { adapterImage: this.deps.engineAdapterImage });
+          const pod = withEngine(
+            reference,
+            sd,
+            placement,
+            target.gpuModel,
+            nodes.get(placement.nodeName) ?? UNKNOWN_FABRIC,
+            { adapterImage: this.deps.engineAdapterImage },
+          );
           created.push(pod);
           await this.deps.applier.apply(pod);
           this.memory.assume(uid, pod, nowMs);
@@ -68,7 +87,10 @@ export class ServingApplier {
       }
     }
     if (step.create.length > 0) {
-      this.deps.logger?.info({ sd: `${namespace}/${sd.metadata.name}`, groups: step.create.map((g) => g.key), hash }, "created serving pods");
+      this.deps.logger?.info(
+        { sd: `${namespace}/${sd.metadata.name}`, groups: step.create.map((g) => g.key), hash },
+        "created serving pods",
+      );
     }
   }
 
@@ -86,7 +108,12 @@ export class ServingApplier {
     const names = new Set(wanted.map((s) => s.metadata?.name));
     for (const existing of await this.deps.listServices(namespace, name)) {
       const owned = existing.metadata?.ownerReferences?.some((o) => o.uid === sd.metadata.uid);
-      if (owned && !names.has(existing.metadata?.name)) await this.deps.applier.delete({ apiVersion: "v1", kind: "Service", metadata: { name: existing.metadata?.name, namespace } });
+      if (owned && !names.has(existing.metadata?.name))
+        await this.deps.applier.delete({
+          apiVersion: "v1",
+          kind: "Service",
+          metadata: { name: existing.metadata?.name, namespace },
+        });
     }
     this.servedRoles.set(sd.metadata.uid!, key);
   }

@@ -23,13 +23,23 @@ export interface PlanChoice {
   failure?: PlanFailure;
 }
 
-const PLANNER_REASON: Record<string, Reason> = { InsufficientCapacity: Reason.InsufficientCapacity, ModelDoesNotFit: Reason.ModelDoesNotFit, InvalidInput: Reason.InvalidSpec };
+const PLANNER_REASON: Record<string, Reason> = {
+  InsufficientCapacity: Reason.InsufficientCapacity,
+  ModelDoesNotFit: Reason.ModelDoesNotFit,
+  InvalidInput: Reason.InvalidSpec,
+};
 
 /** The planner's answer with spec.scaling applied, or why there is none. */
-export function candidatePlan(result: ServingPlanResult, scaling: ServingDeployment["spec"]["scaling"]): { candidate?: StatusPlan; failure?: PlanFailure } {
-  if (!result.ok) return { failure: { reason: PLANNER_REASON[result.reason] ?? Reason.InvalidSpec, message: result.message } };
+export function candidatePlan(
+  result: ServingPlanResult,
+  scaling: ServingDeployment["spec"]["scaling"],
+): { candidate?: StatusPlan; failure?: PlanFailure } {
+  if (!result.ok)
+    return { failure: { reason: PLANNER_REASON[result.reason] ?? Reason.InvalidSpec, message: result.message } };
   const converted = toStatusPlan(result, scaling);
-  return converted.ok ? { candidate: converted.plan } : { failure: { reason: Reason.InvalidSpec, message: converted.message } };
+  return converted.ok
+    ? { candidate: converted.plan }
+    : { failure: { reason: Reason.InvalidSpec, message: converted.message } };
 }
 
 export interface ChoosePlanInput {
@@ -46,7 +56,9 @@ export function choosePlan({ sd, result, capacity, observed, lostNodes, bandPerc
   const { candidate, failure } = candidatePlan(result, sd.spec.scaling);
   const running = sd.status?.plan;
   const planFresh =
-    running !== undefined && sd.status?.observedGeneration === (sd.metadata.generation ?? 0) && findCondition(sd.status?.conditions, ServingCondition.Planned)?.status === "True";
+    running !== undefined &&
+    sd.status?.observedGeneration === (sd.metadata.generation ?? 0) &&
+    findCondition(sd.status?.conditions, ServingCondition.Planned)?.status === "True";
   const decision = decidePlan({
     current: running,
     specChanged: !planFresh,

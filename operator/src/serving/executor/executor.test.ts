@@ -8,7 +8,18 @@ import { ScalingMemory } from "../scheduler/state.js";
 import { createServingExecutor } from "./executor.js";
 
 function node(name: string, gpusFree = 8): NodeCapacity {
-  return { nodeName: name, gpuModel: "H100-80GB", gpuCount: 8, nicType: "infiniband", nicCount: 8, nicBandwidthGbps: 400, gpusAllocatable: 8, gpusFree, schedulable: true, isolated: false } as NodeCapacity;
+  return {
+    nodeName: name,
+    gpuModel: "H100-80GB",
+    gpuCount: 8,
+    nicType: "infiniband",
+    nicCount: 8,
+    nicBandwidthGbps: 400,
+    gpusAllocatable: 8,
+    gpusFree,
+    schedulable: true,
+    isolated: false,
+  } as NodeCapacity;
 }
 
 function sd(status?: ServingDeployment["status"], generation = 1, arrivalRatePerSec = 10): ServingDeployment {
@@ -17,7 +28,16 @@ function sd(status?: ServingDeployment["status"], generation = 1, arrivalRatePer
     kind: "ServingDeployment",
     metadata: { name: "chat", namespace: "llm", uid: "uid-1", generation },
     spec: {
-      model: { name: "llama", layers: 32, hiddenSize: 4096, heads: 32, kvHeads: 8, vocabSize: 128256, dtype: "bf16", paramsBillions: 8 },
+      model: {
+        name: "llama",
+        layers: 32,
+        hiddenSize: 4096,
+        heads: 32,
+        kvHeads: 8,
+        vocabSize: 128256,
+        dtype: "bf16",
+        paramsBillions: 8,
+      },
       slo: { ttftMs: 250, tpotMs: 100, attainmentPercent: 90 },
       workload: { arrivalRatePerSec, preset: "chatbot" },
       gpu: { model: "H100-80GB" },
@@ -32,11 +52,20 @@ function sd(status?: ServingDeployment["status"], generation = 1, arrivalRatePer
 /** A planner answer: disaggregated high affinity with `p` prefill (TP pTp) and `d` decode (TP1) instances. */
 const answer = (p: number, d: number, goodputPerGpu: number, pTp = 1): ServingPlanResult =>
   ({
-    ok: true, mode: "disaggregated", gpuModel: "H100-80GB", affinity: "high",
+    ok: true,
+    mode: "disaggregated",
+    gpuModel: "H100-80GB",
+    affinity: "high",
     prefill: { tp: pTp, pp: 1, replicas: p, gpusPerReplica: pTp, goodputPerInstance: 5 },
     decode: { tp: 1, pp: 1, replicas: d, gpusPerReplica: 1, goodputPerInstance: 5 },
-    goodputPerGpu, predictedAttainmentPercent: 95, totalGpus: p * pTp + d, colocated: null, disaggregated: null,
-    placement: [], gpusByNode: [], explanation: `P${p} D${d}`,
+    goodputPerGpu,
+    predictedAttainmentPercent: 95,
+    totalGpus: p * pTp + d,
+    colocated: null,
+    disaggregated: null,
+    placement: [],
+    gpusByNode: [],
+    explanation: `P${p} D${d}`,
   }) as unknown as ServingPlanOk;
 
 class Fake {
@@ -51,27 +80,28 @@ class Fake {
   constructor(scaling?: ScalingMemory) {
     this.step = this.executor(scaling);
   }
-  private executor = (scaling?: ScalingMemory) => createServingExecutor({
-    applier: {
-      apply: async <T extends KubernetesObject>(object: T): Promise<T> => {
-        if (object.metadata?.name === this.failApplyOf) throw new Error("admission webhook said no");
-        this.applied.push(object);
-        return object;
+  private executor = (scaling?: ScalingMemory) =>
+    createServingExecutor({
+      applier: {
+        apply: async <T extends KubernetesObject>(object: T): Promise<T> => {
+          if (object.metadata?.name === this.failApplyOf) throw new Error("admission webhook said no");
+          this.applied.push(object);
+          return object;
+        },
+        delete: async (object: KubernetesObject) => {
+          this.deleted.push(`${object.kind}/${object.metadata?.name}`);
+        },
       },
-      delete: async (object: KubernetesObject) => {
-        this.deleted.push(`${object.kind}/${object.metadata?.name}`);
+      pods: { list: () => this.pods },
+      readConfigMap: async () => undefined,
+      listServices: async () => [],
+      clock: { now: () => 1_000 },
+      plan: (input) => {
+        this.inputs.push(input);
+        return this.next;
       },
-    },
-    pods: { list: () => this.pods },
-    readConfigMap: async () => undefined,
-    listServices: async () => [],
-    clock: { now: () => 1_000 },
-    plan: (input) => {
-      this.inputs.push(input);
-      return this.next;
-    },
-    scaling,
-  });
+      scaling,
+    });
 
   appliedPods(): V1Pod[] {
     return this.applied.filter((o): o is V1Pod => o.kind === "Pod");
@@ -99,10 +129,31 @@ describe("serving executor", () => {
   it("creates the planned pods once, reports the plan, and does not create them again while the cache lags", async () => {
     const fake = new Fake();
     const first = await fake.step(sd(), capacity([node("a"), node("b")]), ["H100-80GB"]);
-    expect(fake.appliedPods().map((p) => p.metadata?.name).sort()).toEqual([expect.stringMatching(/^chat-[0-9a-f]{8}-d0$/), expect.stringMatching(/-d1$/), expect.stringMatching(/-p0$/)]);
-    expect(fake.applied.filter((o) => o.kind === "Service").map((o) => o.metadata?.name)).toEqual(["chat-decode", "chat-prefill", "chat-pods"]);
-    expect(first.status).toMatchObject({ phase: "Progressing", planSummary: "disagg P1×TP1 D2×TP1 (3 GPU)", ready: "0/3", readyInstances: 0, desiredInstances: 3 });
-    expect(first.events).toEqual([{ type: "Normal", reason: "PlanReady", message: "disagg P1×TP1 D2×TP1 (3 GPU): P1 D2" }]);
+    expect(
+      fake
+        .appliedPods()
+        .map((p) => p.metadata?.name)
+        .sort(),
+    ).toEqual([
+      expect.stringMatching(/^chat-[0-9a-f]{8}-d0$/),
+      expect.stringMatching(/-d1$/),
+      expect.stringMatching(/-p0$/),
+    ]);
+    expect(fake.applied.filter((o) => o.kind === "Service").map((o) => o.metadata?.name)).toEqual([
+      "chat-decode",
+      "chat-prefill",
+      "chat-pods",
+    ]);
+    expect(first.status).toMatchObject({
+      phase: "Progressing",
+      planSummary: "disagg P1×TP1 D2×TP1 (3 GPU)",
+      ready: "0/3",
+      readyInstances: 0,
+      desiredInstances: 3,
+    });
+    expect(first.events).toEqual([
+      { type: "Normal", reason: "PlanReady", message: "disagg P1×TP1 D2×TP1 (3 GPU): P1 D2" },
+    ]);
     expect(first.requeueAfterMs).toBe(2_000);
 
     // The cache has not seen the pods: nothing is created twice, nothing deleted.
@@ -114,7 +165,9 @@ describe("serving executor", () => {
     fake.catchUp();
     const ready = await fake.step(sd(withStatus(first)), capacity([node("a", 5), node("b")]), ["H100-80GB"]);
     expect(ready.status).toMatchObject({ phase: "Available", ready: "3/3" });
-    expect(ready.events).toEqual([{ type: "Normal", reason: "PodsReady", message: "all 3 instances of disagg P1×TP1 D2×TP1 (3 GPU) are ready" }]);
+    expect(ready.events).toEqual([
+      { type: "Normal", reason: "PodsReady", message: "all 3 instances of disagg P1×TP1 D2×TP1 (3 GPU) are ready" },
+    ]);
     expect(ready.requeueAfterMs).toBeUndefined();
     // Its own 3 GPUs are given back to the planner: node a is whole again for it.
     expect(fake.inputs.at(-1)?.nodes.find((n) => n.nodeName === "a")?.gpusFree).toBe(8);
@@ -134,7 +187,13 @@ describe("serving executor", () => {
 
     const changed = await fake.step(sd(withStatus(kept), 2, 12), capacity([node("a", 5), node("b")]), ["H100-80GB"]);
     expect(changed.status.planSummary).toBe("disagg P1×TP1 D3×TP1 (4 GPU)");
-    expect(changed.events).toEqual([{ type: "Normal", reason: "PlanChanged", message: "disagg P1×TP1 D2×TP1 (3 GPU) → disagg P1×TP1 D3×TP1 (4 GPU) (SpecChanged): P1 D3" }]);
+    expect(changed.events).toEqual([
+      {
+        type: "Normal",
+        reason: "PlanChanged",
+        message: "disagg P1×TP1 D2×TP1 (3 GPU) → disagg P1×TP1 D3×TP1 (4 GPU) (SpecChanged): P1 D3",
+      },
+    ]);
   });
 
   it("says what is missing and keeps the old pods serving when a changed spec cannot be planned", async () => {
@@ -144,16 +203,33 @@ describe("serving executor", () => {
     fake.next = { ok: false, reason: "InsufficientCapacity", message: "needs 40 H100-80GB GPUs …; missing 32" };
     const short = await fake.step(sd(withStatus(first), 2, 400), capacity([node("a", 5)]), ["H100-80GB"]);
     expect(short.status).toMatchObject({ phase: "Pending", plan: undefined });
-    expect(short.conditions).toEqual(expect.arrayContaining([
-      { type: "Planned", status: "False", reason: "InsufficientCapacity", message: "needs 40 H100-80GB GPUs …; missing 32" },
-      { type: "InsufficientCapacity", status: "True", reason: "InsufficientCapacity", message: "needs 40 H100-80GB GPUs …; missing 32; 3 pod(s) of the previous plan (disagg P1×TP1 D2×TP1 (3 GPU)) keep serving" },
-    ]));
-    expect(short.events).toEqual([{ type: "Warning", reason: "InsufficientCapacity", message: "needs 40 H100-80GB GPUs …; missing 32" }]);
+    expect(short.conditions).toEqual(
+      expect.arrayContaining([
+        {
+          type: "Planned",
+          status: "False",
+          reason: "InsufficientCapacity",
+          message: "needs 40 H100-80GB GPUs …; missing 32",
+        },
+        {
+          type: "InsufficientCapacity",
+          status: "True",
+          reason: "InsufficientCapacity",
+          message:
+            "needs 40 H100-80GB GPUs …; missing 32; 3 pod(s) of the previous plan (disagg P1×TP1 D2×TP1 (3 GPU)) keep serving",
+        },
+      ]),
+    );
+    expect(short.events).toEqual([
+      { type: "Warning", reason: "InsufficientCapacity", message: "needs 40 H100-80GB GPUs …; missing 32" },
+    ]);
     expect(fake.deleted).toEqual([]);
 
     // Other workloads free a GPU: the message moves with the count, but no second Warning for the same state.
     fake.next = { ok: false, reason: "InsufficientCapacity", message: "needs 40 H100-80GB GPUs …; missing 31" };
-    const still = await fake.step(sd(withStatus(short, 2), 2, 400), capacity([node("a", 5), node("b", 1)]), ["H100-80GB"]);
+    const still = await fake.step(sd(withStatus(short, 2), 2, 400), capacity([node("a", 5), node("b", 1)]), [
+      "H100-80GB",
+    ]);
     expect(still.conditions.find((c) => c.type === "Planned")?.message).toMatch(/missing 31$/);
     expect(still.events).toEqual([]);
   });
@@ -161,7 +237,11 @@ describe("serving executor", () => {
   it("takes back the pods of a group it could not finish creating", async () => {
     const fake = new Fake();
     // One prefill instance of TP1×PP2 split over two 1-GPU nodes: leader and worker.
-    fake.next = { ...answer(1, 1, 5), prefill: { tp: 1, pp: 2, replicas: 1, gpusPerReplica: 2, goodputPerInstance: 5 }, totalGpus: 3 } as ServingPlanOk;
+    fake.next = {
+      ...answer(1, 1, 5),
+      prefill: { tp: 1, pp: 2, replicas: 1, gpusPerReplica: 2, goodputPerInstance: 5 },
+      totalGpus: 3,
+    } as ServingPlanOk;
     const nodes = [node("a", 1), node("b", 1), node("c", 1)];
     const probe = await fake.step(sd(), capacity(nodes), ["H100-80GB"]);
     const worker = fake.appliedPods().find((p) => p.metadata?.name?.endsWith("-p0-1"))!.metadata!.name!;
@@ -189,16 +269,34 @@ describe("serving executor", () => {
     const up = await fake.step(sd(status), capacity([node("a", 5), node("b")]), ["H100-80GB"]);
     expect(fake.appliedPods().map((p) => p.metadata?.name)).toContain(`chat-${hash}-d2`);
     expect(fake.deleted).toEqual([]);
-    expect(up.status).toMatchObject({ ready: "3/4", planSummary: "disagg P1×TP1 D2×TP1 (3 GPU)", scaling: { desired: { decode: 3 } } });
+    expect(up.status).toMatchObject({
+      ready: "3/4",
+      planSummary: "disagg P1×TP1 D2×TP1 (3 GPU)",
+      scaling: { desired: { decode: 3 } },
+    });
     fake.catchUp();
     status = withStatus(up);
 
     // Scale-in of d0: kept while it drains, deleted once Drained.
-    const drain = { pod: `chat-${hash}-d0`, role: "decode" as const, index: 0, startedTime: "2026-01-01T00:00:00Z", deadlineTime: "2026-01-01T00:10:00Z" };
-    memory.set("uid-1", { ...up.status.scaling!, desired: { prefill: 1, decode: 2 }, draining: [{ ...drain, state: "Draining" }] });
+    const drain = {
+      pod: `chat-${hash}-d0`,
+      role: "decode" as const,
+      index: 0,
+      startedTime: "2026-01-01T00:00:00Z",
+      deadlineTime: "2026-01-01T00:10:00Z",
+    };
+    memory.set("uid-1", {
+      ...up.status.scaling!,
+      desired: { prefill: 1, decode: 2 },
+      draining: [{ ...drain, state: "Draining" }],
+    });
     await fake.step(sd(status), capacity([node("a", 4), node("b")]), ["H100-80GB"]);
     expect(fake.deleted).toEqual([]);
-    memory.set("uid-1", { ...up.status.scaling!, desired: { prefill: 1, decode: 2 }, draining: [{ ...drain, state: "Drained" }] });
+    memory.set("uid-1", {
+      ...up.status.scaling!,
+      desired: { prefill: 1, decode: 2 },
+      draining: [{ ...drain, state: "Drained" }],
+    });
     const down = await fake.step(sd(status), capacity([node("a", 4), node("b")]), ["H100-80GB"]);
     expect(fake.deleted).toEqual([`Pod/chat-${hash}-d0`]);
     expect(down.status.scaling?.draining).toEqual([{ ...drain, state: "Drained" }]);

@@ -5,7 +5,7 @@
  *   fetch    our pods (cache + what we just wrote, observe.ts) and the trace ConfigMap   (trace-reader.ts)
  *   plan     planner input from spec + capacity, the deployment's own GPUs given back    (../planner-bridge.ts)
  *            planServing, re-run only when its input changed                            (planner-cache.ts)
- *            keep or replace the running plan                                           (choose-plan.ts, ../hysteresis.ts)
+ *            keep or replace the running plan                                           (choose-plan.ts, ../hysteresis)
  *            instances per role: the plan's, or the autoscaler's with its drains       (../scheduler/groups.ts)
  *            this step's creates and deletes, surge first                               (../rollout.ts)
  *   apply    pods per instance/stage pinned to their nodes, Services per role           (apply.ts, ../pools.ts)
@@ -84,7 +84,11 @@ export function createServingExecutor(deps: ServingExecutorDeps): ServingExecuto
   const traces = new TraceReader((namespace, name) => deps.readConfigMap(namespace, name));
   const applier = new ServingApplier(deps, memory);
 
-  return async (cached: ServingDeployment, capacity: ClusterCapacity, gpuModels: string[]): Promise<ServingExecutorOutcome> => {
+  return async (
+    cached: ServingDeployment,
+    capacity: ClusterCapacity,
+    gpuModels: string[],
+  ): Promise<ServingExecutorOutcome> => {
     // Informer objects may lack TypeMeta; owner references need it.
     const sd: ServingDeployment = { ...cached, apiVersion: API_GROUP_VERSION, kind: ServingDeploymentNames.kind };
     const nowMs = deps.clock.now();
@@ -96,12 +100,29 @@ export function createServingExecutor(deps: ServingExecutorDeps): ServingExecuto
     if (!trace.ok) return invalidSpecOutcome(status, trace.message);
 
     // Plan: the planner's answer, kept or not, then the rollout step towards the plan chosen.
-    const result = await planner.planFor(sd.metadata.uid!, plannerInput(sd.spec, clusterNodes(capacity.nodes, gpuModels, observed), trace.records, deps.gpuProfiles?.list()));
+    const result = await planner.planFor(
+      sd.metadata.uid!,
+      plannerInput(sd.spec, clusterNodes(capacity.nodes, gpuModels, observed), trace.records, deps.gpuProfiles?.list()),
+    );
     const lostNodes = lostNodesOf(observed, capacity);
     const { decision, failure } = choosePlan({ sd, result, capacity, observed, lostNodes, bandPercent });
-    deps.logger?.debug({ sd: `${sd.metadata.namespace}/${sd.metadata.name}`, decision: decision.reason, changed: decision.changed, failure: failure?.reason }, "serving plan decided");
+    deps.logger?.debug(
+      {
+        sd: `${sd.metadata.namespace}/${sd.metadata.name}`,
+        decision: decision.reason,
+        changed: decision.changed,
+        failure: failure?.reason,
+      },
+      "serving plan decided",
+    );
     const running = sd.status?.plan;
-    if (!decision.plan) return noPlanOutcome(status, failure ?? { reason: Reason.InsufficientCapacity, message: "the planner found no plan" }, running, observed);
+    if (!decision.plan)
+      return noPlanOutcome(
+        status,
+        failure ?? { reason: Reason.InsufficientCapacity, message: "the planner found no plan" },
+        running,
+        observed,
+      );
     const target = decision.plan;
     const hash = planHash(target, sd.spec.engine);
     const scaling = deps.scaling?.resolve(sd, target, hash, observed);
@@ -134,5 +155,10 @@ export function createServingExecutor(deps: ServingExecutorDeps): ServingExecuto
 
 /** Roles that keep a Service: the target plan's, and those of pods still serving after this step's deletes. */
 function liveRoles(target: StatusPlan, observed: readonly ObservedPod[], deleted: readonly string[]): Role[] {
-  return [...new Set<Role>([...planRoles(target), ...observed.filter((p) => !p.deleting && !deleted.includes(p.name)).map((p) => p.role)])];
+  return [
+    ...new Set<Role>([
+      ...planRoles(target),
+      ...observed.filter((p) => !p.deleting && !deleted.includes(p.name)).map((p) => p.role),
+    ]),
+  ];
 }

@@ -9,16 +9,32 @@ import type { ClusterCapacity } from "../../cluster/capacity.js";
 import { observePod, type ObservedPod } from "../rollout.js";
 import type { WriteMemory } from "./write-memory.js";
 
-/** Our pods: labelled with and owned by the deployment in the cache, plus the ones `memory` created and the cache lags on. */
-export function observeOwnPods(sd: ServingDeployment, allPods: readonly V1Pod[], memory: WriteMemory, nowMs: number): ObservedPod[] {
+/**
+ * Our pods: labelled with and owned by the deployment in the cache, plus the ones `memory` created and the cache lags
+ * on.
+ */
+export function observeOwnPods(
+  sd: ServingDeployment,
+  allPods: readonly V1Pod[],
+  memory: WriteMemory,
+  nowMs: number,
+): ObservedPod[] {
   const namespace = sd.metadata.namespace!;
   const name = sd.metadata.name!;
   const uid = sd.metadata.uid!;
   memory.sync(allPods, nowMs);
-  const cachedOwn = allPods.filter((p) => p.metadata?.namespace === namespace && p.metadata.labels?.[OwnedLabel.servingDeployment] === name && p.metadata.ownerReferences?.some((o) => o.uid === uid));
+  const cachedOwn = allPods.filter(
+    (p) =>
+      p.metadata?.namespace === namespace &&
+      p.metadata.labels?.[OwnedLabel.servingDeployment] === name &&
+      p.metadata.ownerReferences?.some((o) => o.uid === uid),
+  );
   const observed: ObservedPod[] = [];
   for (const p of cachedOwn) {
-    const o = observePod(p, { deleting: p.metadata?.deletionTimestamp !== undefined || memory.isDeleted(p.metadata?.uid), nowMs });
+    const o = observePod(p, {
+      deleting: p.metadata?.deletionTimestamp !== undefined || memory.isDeleted(p.metadata?.uid),
+      nowMs,
+    });
     if (o) observed.push(o);
   }
   for (const p of memory.assumedFor(uid)) {

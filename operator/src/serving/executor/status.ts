@@ -26,7 +26,9 @@ export interface StatusContext {
 
 /** The spec names something that is not there or not valid (a trace ConfigMap): no plan, and the running pods stay. */
 export function invalidSpecOutcome(ctx: StatusContext, message: string): ServingExecutorOutcome {
-  const flipped = flipsTo(ctx, ServingCondition.Planned, "False", Reason.InvalidSpec) || findCondition(ctx.previous, ServingCondition.Planned)?.message !== message;
+  const flipped =
+    flipsTo(ctx, ServingCondition.Planned, "False", Reason.InvalidSpec) ||
+    findCondition(ctx.previous, ServingCondition.Planned)?.message !== message;
   return {
     status: { phase: ServingPhase.Pending },
     conditions: [
@@ -40,18 +42,44 @@ export function invalidSpecOutcome(ctx: StatusContext, message: string): Serving
 }
 
 /** Neither a running plan to keep nor a new one: say why, and which pods keep serving. */
-export function noPlanOutcome(ctx: StatusContext, why: PlanFailure, dropped: StatusPlan | undefined, observed: readonly ObservedPod[]): ServingExecutorOutcome {
+export function noPlanOutcome(
+  ctx: StatusContext,
+  why: PlanFailure,
+  dropped: StatusPlan | undefined,
+  observed: readonly ObservedPod[],
+): ServingExecutorOutcome {
   const capacityShort = why.reason === Reason.InsufficientCapacity;
   const events: PendingEvent[] = [];
-  if (flipsTo(ctx, ServingCondition.Planned, "False", why.reason)) events.push({ type: "Warning", reason: why.reason, message: why.message });
+  if (flipsTo(ctx, ServingCondition.Planned, "False", why.reason))
+    events.push({ type: "Warning", reason: why.reason, message: why.message });
   const left = observed.filter((p) => !p.deleting).length;
-  const keeping = left > 0 ? `; ${left} pod(s) of ${dropped ? `the previous plan (${planSummary(dropped)})` : "an earlier plan"} keep serving` : "";
+  const keeping =
+    left > 0
+      ? `; ${left} pod(s) of ${dropped ? `the previous plan (${planSummary(dropped)})` : "an earlier plan"} keep serving`
+      : "";
   return {
-    status: { phase: ServingPhase.Pending, plan: undefined, planSummary: undefined, ready: undefined, readyInstances: undefined, desiredInstances: undefined },
+    status: {
+      phase: ServingPhase.Pending,
+      plan: undefined,
+      planSummary: undefined,
+      ready: undefined,
+      readyInstances: undefined,
+      desiredInstances: undefined,
+    },
     conditions: [
       { type: ServingCondition.Planned, status: "False", reason: why.reason, message: why.message },
-      { type: ServingCondition.InsufficientCapacity, status: capacityShort ? "True" : "False", reason: capacityShort ? Reason.InsufficientCapacity : Reason.AsExpected, message: capacityShort ? why.message + keeping : "" },
-      { type: ServingCondition.Available, status: "False", reason: why.reason, message: `no plan for this spec${keeping}` },
+      {
+        type: ServingCondition.InsufficientCapacity,
+        status: capacityShort ? "True" : "False",
+        reason: capacityShort ? Reason.InsufficientCapacity : Reason.AsExpected,
+        message: capacityShort ? why.message + keeping : "",
+      },
+      {
+        type: ServingCondition.Available,
+        status: "False",
+        reason: why.reason,
+        message: `no plan for this spec${keeping}`,
+      },
       { type: ServingCondition.Progressing, status: "False", reason: why.reason, message: "no plan to roll out" },
     ],
     events,
@@ -69,8 +97,14 @@ export interface PlannedInput {
   before: StatusPlan | undefined;
 }
 
-/** A plan is being rolled out or runs: readiness, progress, and Events for a new plan, full readiness, or no room to repair. */
-export function plannedOutcome(ctx: StatusContext, { target, decision, step, failure, before }: PlannedInput): ServingExecutorOutcome {
+/**
+ * A plan is being rolled out or runs: readiness, progress, and Events for a new plan, full readiness, or no room to
+ * repair.
+ */
+export function plannedOutcome(
+  ctx: StatusContext,
+  { target, decision, step, failure, before }: PlannedInput,
+): ServingExecutorOutcome {
   const summary = planSummary(target);
   const ready = `${step.readyInstances}/${step.desiredInstances}`;
   const allReady = step.readyInstances === step.desiredInstances;
@@ -78,7 +112,11 @@ export function plannedOutcome(ctx: StatusContext, { target, decision, step, fai
   if (decision.changed) {
     events.push(
       before
-        ? { type: "Normal", reason: Reason.PlanChanged, message: `${planSummary(before)} → ${summary} (${decision.reason}): ${target.explanation ?? ""}` }
+        ? {
+            type: "Normal",
+            reason: Reason.PlanChanged,
+            message: `${planSummary(before)} → ${summary} (${decision.reason}): ${target.explanation ?? ""}`,
+          }
         : { type: "Normal", reason: Reason.PlanReady, message: `${summary}: ${target.explanation ?? ""}` },
     );
   }
@@ -93,16 +131,41 @@ export function plannedOutcome(ctx: StatusContext, { target, decision, step, fai
     events.push({ type: "Normal", reason: Reason.PodsReady, message: readyMessage });
   }
   const conditions: ConditionOut[] = [
-    { type: ServingCondition.Planned, status: "True", reason: Reason.PlanReady, message: `${summary}: ${target.explanation ?? ""}` },
+    {
+      type: ServingCondition.Planned,
+      status: "True",
+      reason: Reason.PlanReady,
+      message: `${summary}: ${target.explanation ?? ""}`,
+    },
     short
-      ? { type: ServingCondition.InsufficientCapacity, status: "True", reason: Reason.InsufficientCapacity, message: shortMessage }
+      ? {
+          type: ServingCondition.InsufficientCapacity,
+          status: "True",
+          reason: Reason.InsufficientCapacity,
+          message: shortMessage,
+        }
       : { type: ServingCondition.InsufficientCapacity, status: "False", reason: Reason.AsExpected, message: "" },
     allReady
       ? { type: ServingCondition.Available, status: "True", reason: Reason.PodsReady, message: readyMessage }
-      : { type: ServingCondition.Available, status: "False", reason: Reason.PodsPending, message: `${ready} instances of ${summary} ready` },
+      : {
+          type: ServingCondition.Available,
+          status: "False",
+          reason: Reason.PodsPending,
+          message: `${ready} instances of ${summary} ready`,
+        },
     step.complete
-      ? { type: ServingCondition.Progressing, status: "False", reason: Reason.AsExpected, message: `${summary} is rolled out` }
-      : { type: ServingCondition.Progressing, status: "True", reason: Reason.PodsPending, message: `rolling out ${summary}: ${ready} ready${step.waiting ? `; ${step.waiting}` : ""}` },
+      ? {
+          type: ServingCondition.Progressing,
+          status: "False",
+          reason: Reason.AsExpected,
+          message: `${summary} is rolled out`,
+        }
+      : {
+          type: ServingCondition.Progressing,
+          status: "True",
+          reason: Reason.PodsPending,
+          message: `rolling out ${summary}: ${ready} ready${step.waiting ? `; ${step.waiting}` : ""}`,
+        },
   ];
   return {
     status: {

@@ -2,7 +2,8 @@ import type { V1ConfigMap } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
 import { TraceReader } from "./trace-reader.js";
 
-const CSV = "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46.5000000,374,44\n2023-11-16 18:15:47.0000000,10,2\n";
+const CSV =
+  "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46.5000000,374,44\n2023-11-16 18:15:47.0000000,10,2\n";
 
 function reader(configMaps: Record<string, V1ConfigMap>): { reader: TraceReader; reads: string[] } {
   const reads: string[] = [];
@@ -15,7 +16,10 @@ function reader(configMaps: Record<string, V1ConfigMap>): { reader: TraceReader;
   };
 }
 
-const cm = (data: Record<string, string>, resourceVersion = "1"): V1ConfigMap => ({ metadata: { name: "trace", namespace: "llm", resourceVersion }, data });
+const cm = (data: Record<string, string>, resourceVersion = "1"): V1ConfigMap => ({
+  metadata: { name: "trace", namespace: "llm", resourceVersion },
+  data,
+});
 
 describe("TraceReader", () => {
   it("parses the named key into trace records", async () => {
@@ -27,8 +31,16 @@ describe("TraceReader", () => {
   it.each<[string, Record<string, V1ConfigMap>, RegExp]>([
     ["a missing ConfigMap", {}, /workload.traceRef: ConfigMap llm\/trace not found/],
     ["a missing key", { "llm/trace": cm({ other: CSV, more: CSV }) }, /has no key "conv.csv" \(keys: more, other\)/],
-    ["an empty trace", { "llm/trace": cm({ "conv.csv": "TIMESTAMP,ContextTokens,GeneratedTokens\n" }) }, /key "conv.csv" holds no requests/],
-    ["a bad line", { "llm/trace": cm({ "conv.csv": `${CSV}2023-11-16 18:15:48,x,2\n` }) }, /key "conv.csv": trace line 4: bad ContextTokens "x"/],
+    [
+      "an empty trace",
+      { "llm/trace": cm({ "conv.csv": "TIMESTAMP,ContextTokens,GeneratedTokens\n" }) },
+      /key "conv.csv" holds no requests/,
+    ],
+    [
+      "a bad line",
+      { "llm/trace": cm({ "conv.csv": `${CSV}2023-11-16 18:15:48,x,2\n` }) },
+      /key "conv.csv": trace line 4: bad ContextTokens "x"/,
+    ],
   ])("names what is wrong with %s", async (_name, configMaps, message) => {
     const read = await reader(configMaps).reader.read("llm", "trace", "conv.csv");
     expect(read.ok).toBe(false);

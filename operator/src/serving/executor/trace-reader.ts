@@ -19,11 +19,20 @@ export class TraceReader {
     const cm = await this.readConfigMap(namespace, configMapName);
     if (!cm) return { ok: false, message: `${where} not found` };
     const text = cm.data?.[key];
-    if (text === undefined) return { ok: false, message: `${where} has no key "${key}" (keys: ${Object.keys(cm.data ?? {}).sort().join(", ") || "none"})` };
+    if (text === undefined)
+      return {
+        ok: false,
+        message: `${where} has no key "${key}" (keys: ${
+          Object.keys(cm.data ?? {})
+            .sort()
+            .join(", ") || "none"
+        })`,
+      };
     const cacheKey = `${namespace}/${configMapName}/${key}`;
     const hit = this.parsed.get(cacheKey);
     const resourceVersion = cm.metadata?.resourceVersion ?? "";
-    if (hit && hit.resourceVersion === resourceVersion && resourceVersion !== "") return { ok: true, records: hit.records };
+    if (hit && hit.resourceVersion === resourceVersion && resourceVersion !== "")
+      return { ok: true, records: hit.records };
     try {
       const records = parseAzureTraceCsv(text);
       if (records.length === 0) return { ok: false, message: `${where} key "${key}" holds no requests` };

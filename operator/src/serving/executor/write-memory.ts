@@ -18,7 +18,8 @@ export class WriteMemory {
     for (const [key, a] of this.assumed) if (byKey.has(key) || nowMs - a.atMs > this.ttlMs) this.assumed.delete(key);
     for (const [key, d] of this.deleted) {
       const uid = byKey.get(key);
-      if (uid === undefined || (d.uid !== undefined && uid !== d.uid) || nowMs - d.atMs > this.ttlMs) this.deleted.delete(key);
+      if (uid === undefined || (d.uid !== undefined && uid !== d.uid) || nowMs - d.atMs > this.ttlMs)
+        this.deleted.delete(key);
     }
   }
 

@@ -23,7 +23,12 @@ export interface DrainEntryView {
  * `instance` is the instance's latest live report (undefined when it no longer reports: its pod is gone or it
  * stopped). `podExists`: its leader pod is still in the cache.
  */
-export function drainProgress(entry: DrainEntryView, instance: LiveInstance | undefined, podExists: boolean, nowMs: number): DrainProgress {
+export function drainProgress(
+  entry: DrainEntryView,
+  instance: LiveInstance | undefined,
+  podExists: boolean,
+  nowMs: number,
+): DrainProgress {
   if (!podExists) return { kind: "gone" };
   // Only a report made after the drain began speaks for the drained instance.
   const report = instance && instance.reportedUnixMs >= entry.startedMs ? instance : undefined;

@@ -52,7 +52,11 @@ export class MigrationEventDigest {
   /** The Event for this outcome, or undefined when the window's burst is spent (it goes into the summary). */
   add(key: string, outcome: MigrationOutcome, nowMs: number): PendingEvent | undefined {
     let w = this.windows.get(key);
-    if (!w) this.windows.set(key, (w = { startMs: nowMs, emitted: 0, completed: 0, failed: 0, downtimesMs: [], reasons: new Map() }));
+    if (!w)
+      this.windows.set(
+        key,
+        (w = { startMs: nowMs, emitted: 0, completed: 0, failed: 0, downtimesMs: [], reasons: new Map() }),
+      );
     if (w.emitted < this.config.burst) {
       w.emitted++;
       return eventFor(outcome);
@@ -86,18 +90,28 @@ function eventFor(o: MigrationOutcome): PendingEvent {
     const downtime = o.downtimeMs !== undefined ? `, downtime ${round(o.downtimeMs)} ms` : "";
     return { type: "Normal", reason: MigrationEventReason.MigrationCompleted, message: `migrated ${move}${downtime}` };
   }
-  return { type: "Warning", reason: MigrationEventReason.MigrationFailed, message: `migrating ${move} failed: ${o.reason ?? "unknown"}; the request stays on its source` };
+  return {
+    type: "Warning",
+    reason: MigrationEventReason.MigrationFailed,
+    message: `migrating ${move} failed: ${o.reason ?? "unknown"}; the request stays on its source`,
+  };
 }
 
 function summaryOf(w: Window, windowMs: number): PendingEvent {
   const parts: string[] = [];
   if (w.completed > 0) {
     const d = w.downtimesMs;
-    const downtime = d.length > 0 ? ` (downtime mean ${round(d.reduce((a, b) => a + b, 0) / d.length)} ms, max ${round(Math.max(...d))} ms)` : "";
+    const downtime =
+      d.length > 0
+        ? ` (downtime mean ${round(d.reduce((a, b) => a + b, 0) / d.length)} ms, max ${round(Math.max(...d))} ms)`
+        : "";
     parts.push(`${w.completed} more migrations completed${downtime}`);
   }
   if (w.failed > 0) {
-    const top = [...w.reasons.entries()].sort((a, b) => b[1] - a[1]).slice(0, 3).map(([r, n]) => `${n}× ${r}`);
+    const top = [...w.reasons.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 3)
+      .map(([r, n]) => `${n}× ${r}`);
     parts.push(`${w.failed} more failed (${top.join("; ")})`);
   }
   return {

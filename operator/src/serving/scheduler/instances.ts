@@ -37,8 +37,16 @@ export interface LiveInstance {
  * an instance that is in the pod cache and not being deleted. Reports without KV figures are skipped (the
  * policies need blocks).
  */
-export function liveInstances(reports: readonly ReportedLoad[], pods: readonly ObservedPod[], hash: string, nowMs: number, staleMs: number): LiveInstance[] {
-  const leaders = new Map(pods.filter((p) => p.hash === hash && p.worker === 0 && !p.deleting && !p.failed).map((p) => [p.name, p]));
+export function liveInstances(
+  reports: readonly ReportedLoad[],
+  pods: readonly ObservedPod[],
+  hash: string,
+  nowMs: number,
+  staleMs: number,
+): LiveInstance[] {
+  const leaders = new Map(
+    pods.filter((p) => p.hash === hash && p.worker === 0 && !p.deleting && !p.failed).map((p) => [p.name, p]),
+  );
   const out: LiveInstance[] = [];
   for (const r of reports) {
     const pod = leaders.get(r.podName);
@@ -80,7 +88,12 @@ export function liveInstances(reports: readonly ReportedLoad[], pods: readonly O
  * instance at a time.
  */
 export function migrationInstances(pool: readonly LiveInstance[], inFlight: ReadonlySet<string>): MigrationInstance[] {
-  return pool.map((i) => ({ id: i.id, load: i.load, candidates: i.candidates, migrating: i.migrating !== undefined || inFlight.has(i.id) }));
+  return pool.map((i) => ({
+    id: i.id,
+    load: i.load,
+    candidates: i.candidates,
+    migrating: i.migrating !== undefined || inFlight.has(i.id),
+  }));
 }
 
 /** Roles whose requests may move between instances: decode and colocated pools (prefill requests hand off instead). */

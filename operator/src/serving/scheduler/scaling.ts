@@ -78,7 +78,10 @@ export function scalingInput(input: PoolsInput): ScalingInput {
     nowMs: input.nowMs,
     lastScaledAtMs: input.lastScaledAtMs,
     pools,
-    planReplicas: plan.mode === "disaggregated" && plan.prefill && plan.decode ? { prefill: plan.prefill.replicas, decode: plan.decode.replicas } : undefined,
+    planReplicas:
+      plan.mode === "disaggregated" && plan.prefill && plan.decode
+        ? { prefill: plan.prefill.replicas, decode: plan.decode.replicas }
+        : undefined,
   };
 }
 
@@ -86,14 +89,26 @@ export function scalingInput(input: PoolsInput): ScalingInput {
  * Further instances of `role` the cluster can place now, within maxGpus: instances wanted whose pods do not exist
  * yet are placed first (their GPUs are as good as taken), then as many more as fit, up to MAX_COUNTED_INSTANCES.
  */
-export function capacityInstances(input: Pick<PoolsInput, "plan" | "desired" | "bounds" | "free" | "sdName" | "hash" | "usedIndices" | "podsPerRole" | "drainingPerRole">, role: Role): number {
+export function capacityInstances(
+  input: Pick<
+    PoolsInput,
+    "plan" | "desired" | "bounds" | "free" | "sdName" | "hash" | "usedIndices" | "podsPerRole" | "drainingPerRole"
+  >,
+  role: Role,
+): number {
   const { plan } = input;
   const roles = planRoles(plan);
   const draining = (r: Role) => input.drainingPerRole[r] ?? 0;
   // Draining instances hold their GPUs until their pods are gone.
-  const heldGpus = roles.reduce((sum, r) => sum + ((input.desired[r] ?? 0) + draining(r)) * plan[r]!.tp * plan[r]!.pp, 0);
+  const heldGpus = roles.reduce(
+    (sum, r) => sum + ((input.desired[r] ?? 0) + draining(r)) * plan[r]!.tp * plan[r]!.pp,
+    0,
+  );
   const perInstance = plan[role]!.tp * plan[role]!.pp;
-  const budget = input.bounds.maxGpus === undefined ? MAX_COUNTED_INSTANCES : Math.max(0, Math.floor((input.bounds.maxGpus - heldGpus) / perInstance));
+  const budget =
+    input.bounds.maxGpus === undefined
+      ? MAX_COUNTED_INSTANCES
+      : Math.max(0, Math.floor((input.bounds.maxGpus - heldGpus) / perInstance));
   const pending: PlannedGroup[] = [];
   const extra: PlannedGroup[] = [];
   for (const r of roles) {
@@ -117,15 +132,32 @@ export type ScalingAction =
   | { kind: "down"; role: Role; reason: string; desired: Desired; drain: LiveInstance }
   | { kind: "hold"; role: string; reason: string };
 
-export function actionFor(decision: ScalingDecision, plan: StatusPlan, desired: Desired, instances: readonly LiveInstance[]): ScalingAction {
+export function actionFor(
+  decision: ScalingDecision,
+  plan: StatusPlan,
+  desired: Desired,
+  instances: readonly LiveInstance[],
+): ScalingAction {
   if (decision.kind === "hold") return { kind: "hold", role: decision.role, reason: decision.reason };
   const role = decision.role as Role;
-  if (!planRoles(plan).includes(role)) return { kind: "hold", role: decision.role, reason: `${decision.reason}; the plan has no ${decision.role} pool` };
-  if (plan.affinity === "low") return { kind: "hold", role, reason: `${decision.reason}; not scaled: low node-affinity plans are placed by unit, which the autoscaler does not scale` };
+  if (!planRoles(plan).includes(role))
+    return { kind: "hold", role: decision.role, reason: `${decision.reason}; the plan has no ${decision.role} pool` };
+  if (plan.affinity === "low")
+    return {
+      kind: "hold",
+      role,
+      reason: `${decision.reason}; not scaled: low node-affinity plans are placed by unit, which the autoscaler does not scale`,
+    };
   const now = desired[role] ?? 0;
-  if (decision.kind === "up") return { kind: "up", role, reason: decision.reason, desired: { ...desired, [role]: now + 1 } };
+  if (decision.kind === "up")
+    return { kind: "up", role, reason: decision.reason, desired: { ...desired, [role]: now + 1 } };
   const drain = instances.find((i) => i.id === decision.drainInstanceId && i.role === role);
-  if (!drain) return { kind: "hold", role, reason: `${decision.reason}; instance ${decision.drainInstanceId ?? "(none named)"} does not report load` };
+  if (!drain)
+    return {
+      kind: "hold",
+      role,
+      reason: `${decision.reason}; instance ${decision.drainInstanceId ?? "(none named)"} does not report load`,
+    };
   return { kind: "down", role, reason: decision.reason, desired: { ...desired, [role]: now - 1 }, drain };
 }
 

@@ -18,7 +18,11 @@
 import { randomUUID } from "node:crypto";
 import type { V1Node, V1Pod } from "@kubernetes/client-node";
 import { OwnedLabel } from "../../../../crds/src/reasons.js";
-import { DrainState, type ServingDeployment, type ServingScalingStatus } from "../../../../crds/src/serving-deployment.js";
+import {
+  DrainState,
+  type ServingDeployment,
+  type ServingScalingStatus,
+} from "../../../../crds/src/serving-deployment.js";
 import type { SendWorkerCommandResponse__Output } from "../../../../agent/src/grpc/generated/gpufleet/agent/v1/SendWorkerCommandResponse.js";
 import type { WorkerCommand } from "../../../../agent/src/grpc/generated/gpufleet/worker/v1/WorkerCommand.js";
 import { summarizeCapacity } from "../../cluster/capacity.js";
@@ -31,7 +35,12 @@ import { placementNodes } from "../planner-bridge.js";
 import { planHash, planRoles, type Role, type StatusPlan } from "../pools.js";
 import { observePod, type ObservedPod } from "../rollout.js";
 import { drainProgress } from "./drain.js";
-import { DEFAULT_DIGEST_CONFIG, MigrationEventDigest, type DigestConfig, type MigrationOutcome } from "./event-digest.js";
+import {
+  DEFAULT_DIGEST_CONFIG,
+  MigrationEventDigest,
+  type DigestConfig,
+  type MigrationOutcome,
+} from "./event-digest.js";
 import { engineMigrates } from "../engines/capabilities.js";
 import { liveInstances, migrationInstances, MIGRATING_ROLES, type LiveInstance } from "./instances.js";
 import type { PlannedMigration, SchedulerPolicies } from "./policy.js";
@@ -79,7 +88,14 @@ export interface SchedulerDeps {
   pods: { list(): readonly V1Pod[] };
   nodes: { list(): readonly V1Node[] };
   telemetry: Pick<TelemetryViews, "loadOf">;
-  agents: { sendWorkerCommand(nodeName: string, workerId: string, command: WorkerCommand, timeoutMs?: number): Promise<SendWorkerCommandResponse__Output> };
+  agents: {
+    sendWorkerCommand(
+      nodeName: string,
+      workerId: string,
+      command: WorkerCommand,
+      timeoutMs?: number,
+    ): Promise<SendWorkerCommandResponse__Output>;
+  };
   events: EventSink;
   metrics: OperatorMetrics;
   clock: Clock;
@@ -145,12 +161,21 @@ export class ServingScheduler {
     const freeNodes = (gpuModel: string, own: readonly ObservedPod[]) => {
       if (!free) {
         const capacity = summarizeCapacity(this.deps.nodes.list(), this.deps.pods.list());
-        free = (model, pods) => placementNodes(capacity.nodes, model, pods).filter((n) => !capacity.nodes.find((c) => c.nodeName === n.nodeName)?.isolated);
+        free = (model, pods) =>
+          placementNodes(capacity.nodes, model, pods).filter(
+            (n) => !capacity.nodes.find((c) => c.nodeName === n.nodeName)?.isolated,
+          );
       }
       return free(gpuModel, own);
     };
     // Load gauges are set afresh each tick, so a deleted deployment's series go with it.
-    for (const gauge of [this.deps.metrics.servingQueuedRequests, this.deps.metrics.servingRunningRequests, this.deps.metrics.servingSloAttainmentRatio, this.deps.metrics.servingSloTargetRatio]) gauge.reset();
+    for (const gauge of [
+      this.deps.metrics.servingQueuedRequests,
+      this.deps.metrics.servingRunningRequests,
+      this.deps.metrics.servingSloAttainmentRatio,
+      this.deps.metrics.servingSloTargetRatio,
+    ])
+      gauge.reset();
     const byKey = new Map<string, ServingDeployment>();
     for (const sd of sds) {
       const key = `${sd.metadata.namespace}/${sd.metadata.name}`;
@@ -167,7 +192,12 @@ export class ServingScheduler {
     }
   }
 
-  private scheduleDeployment(sd: ServingDeployment, key: string, nowMs: number, freeNodes: (gpuModel: string, own: readonly ObservedPod[]) => { nodeName: string; gpusFree: number }[]): void {
+  private scheduleDeployment(
+    sd: ServingDeployment,
+    key: string,
+    nowMs: number,
+    freeNodes: (gpuModel: string, own: readonly ObservedPod[]) => { nodeName: string; gpusFree: number }[],
+  ): void {
     const plan = sd.status?.plan;
     if (!plan || sd.metadata.deletionTimestamp) return;
     const hash = planHash(plan, sd.spec.engine);
@@ -182,7 +212,8 @@ export class ServingScheduler {
     // vLLM and SGLang cannot hand a running request over (engines/capabilities.ts): never ask them to.
     if (engineMigrates(sd.spec.engine.kind)) this.migrate(sd, instances);
     this.measureSlo(sd, key, plan, instances, nowMs);
-    if (sd.spec.scaling.autoscale) this.autoscale(sd, key, plan, hash, afterDrains, instances, observed, nowMs, freeNodes);
+    if (sd.spec.scaling.autoscale)
+      this.autoscale(sd, key, plan, hash, afterDrains, instances, observed, nowMs, freeNodes);
   }
 
   /** Queued and running requests per role as gauges (attainment is measureSlo's). */
@@ -206,14 +237,23 @@ export class ServingScheduler {
     if (this.seen.has(key)) return;
     this.seen.add(key);
     const id = { namespace: sd.metadata.namespace!, name: sd.metadata.name! };
-    for (const outcome of ["completed", "failed", "rejected", "unreachable"]) this.deps.metrics.servingMigrationsTotal.inc({ ...id, outcome }, 0);
+    for (const outcome of ["completed", "failed", "rejected", "unreachable"])
+      this.deps.metrics.servingMigrationsTotal.inc({ ...id, outcome }, 0);
     this.deps.metrics.servingMigrationsInFlight.set(id, 0);
-    for (const role of planRoles(plan)) for (const kind of ["up", "down"]) this.deps.metrics.servingScalingDecisionsTotal.inc({ ...id, role, kind }, 0);
+    for (const role of planRoles(plan))
+      for (const kind of ["up", "down"]) this.deps.metrics.servingScalingDecisionsTotal.inc({ ...id, role, kind }, 0);
   }
 
   // Drains.
 
-  private progressDrains(sd: ServingDeployment, key: string, state: ServingScalingStatus, instances: readonly LiveInstance[], observed: readonly ObservedPod[], nowMs: number): ServingScalingStatus {
+  private progressDrains(
+    sd: ServingDeployment,
+    key: string,
+    state: ServingScalingStatus,
+    instances: readonly LiveInstance[],
+    observed: readonly ObservedPod[],
+    nowMs: number,
+  ): ServingScalingStatus {
     const entries = state.draining ?? [];
     if (entries.length === 0) return state;
     let changed = false;
@@ -222,7 +262,12 @@ export class ServingScheduler {
       if (entry.state === DrainState.Drained) return [entry];
       const instance = instances.find((i) => i.podName === entry.pod);
       const podExists = observed.some((p) => p.name === entry.pod && !p.deleting);
-      const progress = drainProgress({ startedMs: Date.parse(entry.startedTime), deadlineMs: Date.parse(entry.deadlineTime) }, instance, podExists, nowMs);
+      const progress = drainProgress(
+        { startedMs: Date.parse(entry.startedTime), deadlineMs: Date.parse(entry.deadlineTime) },
+        instance,
+        podExists,
+        nowMs,
+      );
       const what = `instance ${instance?.id ?? entry.pod} (pod ${entry.pod})`;
       switch (progress.kind) {
         case "gone":
@@ -231,12 +276,25 @@ export class ServingScheduler {
           return [];
         case "empty":
           changed = drainedNow = true;
-          this.record(sd, "Normal", ScalingEventReason.InstanceDrained, `${what} is drained: no running or queued request and no migration left; deleting its pods`);
+          this.record(
+            sd,
+            "Normal",
+            ScalingEventReason.InstanceDrained,
+            `${what} is drained: no running or queued request and no migration left; deleting its pods`,
+          );
           return [{ ...entry, state: DrainState.Drained, requestsLeft: 0 }];
         case "deadline": {
           changed = drainedNow = true;
-          const left = progress.requestsLeft === undefined ? "an unknown number of requests (no report since the drain began)" : `${progress.requestsLeft} requests (${progress.running} running, ${progress.queued} queued)`;
-          this.record(sd, "Warning", ScalingEventReason.DrainDeadlinePassed, `${what} still held ${left} after the drain deadline of ${Math.round(this.config.drainDeadlineMs / 1000)} s; deleting its pods ends them`);
+          const left =
+            progress.requestsLeft === undefined
+              ? "an unknown number of requests (no report since the drain began)"
+              : `${progress.requestsLeft} requests (${progress.running} running, ${progress.queued} queued)`;
+          this.record(
+            sd,
+            "Warning",
+            ScalingEventReason.DrainDeadlinePassed,
+            `${what} still held ${left} after the drain deadline of ${Math.round(this.config.drainDeadlineMs / 1000)} s; deleting its pods ends them`,
+          );
           return [{ ...entry, state: DrainState.Drained, requestsLeft: progress.requestsLeft }];
         }
         case "wait":
@@ -264,8 +322,16 @@ export class ServingScheduler {
     const promise = this.deps.agents
       .sendWorkerCommand(instance.node, instance.id, command, this.config.commandTimeoutMs)
       .then(
-        (ack) => this.deps.logger.info({ instance: instance.id, outcome: ack.outcome, reason: ack.reason }, "drain command answered"),
-        (err: unknown) => this.deps.logger.warn({ instance: instance.id, err: (err as Error).message }, "drain command did not reach the worker; resent next tick"),
+        (ack) =>
+          this.deps.logger.info(
+            { instance: instance.id, outcome: ack.outcome, reason: ack.reason },
+            "drain command answered",
+          ),
+        (err: unknown) =>
+          this.deps.logger.warn(
+            { instance: instance.id, err: (err as Error).message },
+            "drain command did not reach the worker; resent next tick",
+          ),
       )
       .finally(() => {
         this.draining.delete(instance.id);
@@ -280,18 +346,33 @@ export class ServingScheduler {
     for (const role of MIGRATING_ROLES) {
       const pool = instances.filter((i) => i.role === role);
       if (pool.length < 2) continue;
-      const planned = this.deps.policies.planMigrations(migrationInstances(pool, this.busy), this.deps.policies.migrationConfig);
+      const planned = this.deps.policies.planMigrations(
+        migrationInstances(pool, this.busy),
+        this.deps.policies.migrationConfig,
+      );
       const byId = new Map(pool.map((i) => [i.id, i]));
       for (const m of planned) {
         const source = byId.get(m.sourceId);
         const destination = byId.get(m.destinationId);
-        if (!source || !destination || source === destination || this.busy.has(source.id) || this.busy.has(destination.id)) continue;
+        if (
+          !source ||
+          !destination ||
+          source === destination ||
+          this.busy.has(source.id) ||
+          this.busy.has(destination.id)
+        )
+          continue;
         this.startMigration(sd, m, source, destination);
       }
     }
   }
 
-  private startMigration(sd: ServingDeployment, m: PlannedMigration, source: LiveInstance, destination: LiveInstance): void {
+  private startMigration(
+    sd: ServingDeployment,
+    m: PlannedMigration,
+    source: LiveInstance,
+    destination: LiveInstance,
+  ): void {
     const id = { namespace: sd.metadata.namespace!, name: sd.metadata.name! };
     const key = `${id.namespace}/${id.name}`;
     this.busy.add(source.id);
@@ -299,21 +380,52 @@ export class ServingScheduler {
     this.deps.metrics.servingMigrationsInFlight.inc(id);
     const command: WorkerCommand = {
       commandId: `migrate-${randomUUID()}`,
-      migrateOut: { requestId: m.requestId, targetWorkerId: destination.id, targetPod: `${destination.podNamespace}/${destination.podName}`, ...targetUrl(destination) },
+      migrateOut: {
+        requestId: m.requestId,
+        targetWorkerId: destination.id,
+        targetPod: `${destination.podNamespace}/${destination.podName}`,
+        ...targetUrl(destination),
+      },
     };
-    this.deps.logger.debug({ sd: key, request: m.requestId, source: source.id, destination: destination.id, blocks: m.blocks, reason: m.reason }, "migrating a request");
+    this.deps.logger.debug(
+      {
+        sd: key,
+        request: m.requestId,
+        source: source.id,
+        destination: destination.id,
+        blocks: m.blocks,
+        reason: m.reason,
+      },
+      "migrating a request",
+    );
     const promise = this.deps.agents
       .sendWorkerCommand(source.node, source.id, command, this.config.migrationTimeoutMs)
       .then(
         (ack): { outcome: string; result: MigrationOutcome } => {
           const ok = ack.outcome === "applied";
-          return { outcome: ok ? "completed" : ack.outcome === "rejected" ? "rejected" : "failed", result: { ...names(m, source, destination), ok, downtimeMs: ok ? downtimeOf(ack.reason) : undefined, reason: ok ? undefined : ack.reason || ack.outcome } };
+          return {
+            outcome: ok ? "completed" : ack.outcome === "rejected" ? "rejected" : "failed",
+            result: {
+              ...names(m, source, destination),
+              ok,
+              downtimeMs: ok ? downtimeOf(ack.reason) : undefined,
+              reason: ok ? undefined : ack.reason || ack.outcome,
+            },
+          };
         },
-        (err: unknown): { outcome: string; result: MigrationOutcome } => ({ outcome: "unreachable", result: { ...names(m, source, destination), ok: false, reason: `the command did not reach ${source.id}'s worker: ${(err as Error).message}` } }),
+        (err: unknown): { outcome: string; result: MigrationOutcome } => ({
+          outcome: "unreachable",
+          result: {
+            ...names(m, source, destination),
+            ok: false,
+            reason: `the command did not reach ${source.id}'s worker: ${(err as Error).message}`,
+          },
+        }),
       )
       .then(({ outcome, result }) => {
         this.deps.metrics.servingMigrationsTotal.inc({ ...id, outcome });
-        if (result.downtimeMs !== undefined) this.deps.metrics.servingMigrationDowntimeSeconds.observe(result.downtimeMs / 1000);
+        if (result.downtimeMs !== undefined)
+          this.deps.metrics.servingMigrationDowntimeSeconds.observe(result.downtimeMs / 1000);
         const event = this.digest.add(key, result, this.deps.clock.now());
         if (event) this.record(sd, event.type, event.reason, event.message);
       })
@@ -329,7 +441,14 @@ export class ServingScheduler {
   // Autoscaling.
 
   private autoscale(
-    sd: ServingDeployment, key: string, plan: StatusPlan, hash: string, state: ServingScalingStatus, instances: readonly LiveInstance[], observed: readonly ObservedPod[], nowMs: number,
+    sd: ServingDeployment,
+    key: string,
+    plan: StatusPlan,
+    hash: string,
+    state: ServingScalingStatus,
+    instances: readonly LiveInstance[],
+    observed: readonly ObservedPod[],
+    nowMs: number,
     freeNodes: (gpuModel: string, own: readonly ObservedPod[]) => { nodeName: string; gpusFree: number }[],
   ): void {
     // A deployment is judged only once its reconcile has caught up with its spec.
@@ -373,10 +492,28 @@ export class ServingScheduler {
    * reconcile has caught up with its spec. A role without a recent busy report has its series removed: an idle pool
    * says nothing about latency, and a stale low value would keep the alert firing.
    */
-  private measureSlo(sd: ServingDeployment, key: string, plan: StatusPlan, instances: readonly LiveInstance[], nowMs: number): void {
+  private measureSlo(
+    sd: ServingDeployment,
+    key: string,
+    plan: StatusPlan,
+    instances: readonly LiveInstance[],
+    nowMs: number,
+  ): void {
     if (sd.status?.observedGeneration !== sd.metadata.generation) return;
     const slo = this.sloWindow(key);
-    for (const i of instances) slo.add({ id: i.id, role: i.role, reportedUnixMs: i.reportedUnixMs, ttftMs: i.ttftMs, tpotMs: i.tpotMs, busy: i.load.runningRequests + i.load.queuedRequests > 0 }, sd.spec.slo, nowMs);
+    for (const i of instances)
+      slo.add(
+        {
+          id: i.id,
+          role: i.role,
+          reportedUnixMs: i.reportedUnixMs,
+          ttftMs: i.ttftMs,
+          tpotMs: i.tpotMs,
+          busy: i.load.runningRequests + i.load.queuedRequests > 0,
+        },
+        sd.spec.slo,
+        nowMs,
+      );
     slo.retain(new Set(instances.map((i) => i.id)));
     const id = { namespace: sd.metadata.namespace!, name: sd.metadata.name! };
     const gauge = this.deps.metrics.servingSloAttainmentRatio;
@@ -398,7 +535,13 @@ export class ServingScheduler {
     return w;
   }
 
-  private carryOut(sd: ServingDeployment, key: string, state: ServingScalingStatus, action: ScalingAction, nowMs: number): void {
+  private carryOut(
+    sd: ServingDeployment,
+    key: string,
+    state: ServingScalingStatus,
+    action: ScalingAction,
+    nowMs: number,
+  ): void {
     const id = { namespace: sd.metadata.namespace!, name: sd.metadata.name! };
     const time = new Date(nowMs).toISOString();
     const lastDecision = { kind: action.kind, role: action.role, reason: action.reason, time };
@@ -415,24 +558,51 @@ export class ServingScheduler {
     this.deps.metrics.servingScalingDecisionsTotal.inc({ ...id, role: action.role, kind: action.kind });
     if (action.kind === "up") {
       this.deps.memory.set(sd.metadata.uid!, { ...state, desired: action.desired, lastDecision });
-      this.record(sd, "Normal", ScalingEventReason.ScaledUp, `${action.role} ${state.desired[action.role] ?? 0} → ${action.desired[action.role]}: ${action.reason}`);
+      this.record(
+        sd,
+        "Normal",
+        ScalingEventReason.ScaledUp,
+        `${action.role} ${state.desired[action.role] ?? 0} → ${action.desired[action.role]}: ${action.reason}`,
+      );
     } else {
       const instance = action.drain;
       const entry = {
-        pod: instance.podName, role: instance.role, index: instance.index, state: DrainState.Draining,
-        startedTime: time, deadlineTime: new Date(nowMs + this.config.drainDeadlineMs).toISOString(), requestsLeft: instance.load.runningRequests + instance.load.queuedRequests,
+        pod: instance.podName,
+        role: instance.role,
+        index: instance.index,
+        state: DrainState.Draining,
+        startedTime: time,
+        deadlineTime: new Date(nowMs + this.config.drainDeadlineMs).toISOString(),
+        requestsLeft: instance.load.runningRequests + instance.load.queuedRequests,
       };
-      this.deps.memory.set(sd.metadata.uid!, { ...state, desired: action.desired, lastDecision, draining: [...(state.draining ?? []), entry] });
+      this.deps.memory.set(sd.metadata.uid!, {
+        ...state,
+        desired: action.desired,
+        lastDecision,
+        draining: [...(state.draining ?? []), entry],
+      });
       this.sendDrain(sd, instance);
-      this.record(sd, "Normal", ScalingEventReason.ScalingDown,
-        `${action.role} ${state.desired[action.role] ?? 0} → ${action.desired[action.role]}: ${action.reason}; draining ${instance.id} (pod ${instance.podName}: ${instance.load.runningRequests} running and ${instance.load.queuedRequests} queued requests to move out)`);
+      this.record(
+        sd,
+        "Normal",
+        ScalingEventReason.ScalingDown,
+        `${action.role} ${state.desired[action.role] ?? 0} → ${action.desired[action.role]}: ${action.reason}; draining ${instance.id} (pod ${instance.podName}: ${instance.load.runningRequests} running and ${instance.load.queuedRequests} queued requests to move out)`,
+      );
     }
-    this.deps.logger.info({ sd: key, kind: action.kind, role: action.role, reason: action.reason }, "serving autoscaler decided");
+    this.deps.logger.info(
+      { sd: key, kind: action.kind, role: action.role, reason: action.reason },
+      "serving autoscaler decided",
+    );
     this.deps.enqueue(key);
   }
 
   private record(sd: ServingDeployment, type: EventType, reason: string, message: string): void {
-    void this.deps.events.record({ apiVersion: "gpufleet.io/v1alpha1", kind: "ServingDeployment", metadata: sd.metadata }, type, reason, message);
+    void this.deps.events.record(
+      { apiVersion: "gpufleet.io/v1alpha1", kind: "ServingDeployment", metadata: sd.metadata },
+      type,
+      reason,
+      message,
+    );
   }
 }
 
@@ -440,7 +610,11 @@ export class ServingScheduler {
 function ownPods(sd: ServingDeployment, pods: readonly V1Pod[], nowMs: number): ObservedPod[] {
   const out: ObservedPod[] = [];
   for (const p of pods) {
-    if (p.metadata?.namespace !== sd.metadata.namespace || p.metadata?.labels?.[OwnedLabel.servingDeployment] !== sd.metadata.name) continue;
+    if (
+      p.metadata?.namespace !== sd.metadata.namespace ||
+      p.metadata?.labels?.[OwnedLabel.servingDeployment] !== sd.metadata.name
+    )
+      continue;
     if (!p.metadata?.ownerReferences?.some((o) => o.uid === sd.metadata.uid)) continue;
     const o = observePod(p, { nowMs });
     if (o) out.push(o);
@@ -448,7 +622,11 @@ function ownPods(sd: ServingDeployment, pods: readonly V1Pod[], nowMs: number): 
   return out;
 }
 
-const names = (m: PlannedMigration, source: LiveInstance, destination: LiveInstance) => ({ requestId: m.requestId, source: source.podName, destination: destination.podName });
+const names = (m: PlannedMigration, source: LiveInstance, destination: LiveInstance) => ({
+  requestId: m.requestId,
+  source: source.podName,
+  destination: destination.podName,
+});
 
 /** MigrateOut's target_url: the source pushes the KV to the destination's engine API there (docs/engine-api.md). */
 function targetUrl(destination: LiveInstance): Record<string, string> {

@@ -2,7 +2,14 @@ import { describe, expect, it } from "vitest";
 import { SloWindow } from "./slo.js";
 
 const slo = { ttftMs: 200, tpotMs: 50 };
-const report = (id: string, at: number, ttftMs: number, tpotMs: number, busy = true, role: "colocated" | "decode" = "colocated") => ({ id, role, reportedUnixMs: at, ttftMs, tpotMs, busy });
+const report = (
+  id: string,
+  at: number,
+  ttftMs: number,
+  tpotMs: number,
+  busy = true,
+  role: "colocated" | "decode" = "colocated",
+) => ({ id, role, reportedUnixMs: at, ttftMs, tpotMs, busy });
 
 describe("SloWindow", () => {
   it("counts each busy report once, per role, within the window", () => {

@@ -51,7 +51,12 @@ export class SloWindow {
       const counted = list.filter((s) => ok(s) !== undefined);
       return counted.length === 0 ? 1 : counted.filter((s) => ok(s)).length / counted.length;
     };
-    return { ttft: share((s) => s.ttftOk), tpot: share((s) => s.tpotOk), samples: list.length, target: targetPercent / 100 };
+    return {
+      ttft: share((s) => s.ttftOk),
+      tpot: share((s) => s.tpotOk),
+      samples: list.length,
+      target: targetPercent / 100,
+    };
   }
 
   /** Forgets instances that no longer report. */

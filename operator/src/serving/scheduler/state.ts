@@ -32,7 +32,12 @@ export class ScalingMemory {
    * The state the executor rolls out for `target` (hashed `hash`): the current one if it is for this plan and
    * generation, else a fresh one from the planner's replicas. Drained entries whose pods are gone are dropped.
    */
-  resolve(sd: ServingDeployment, target: StatusPlan, hash: string, observed: readonly ObservedPod[]): ServingScalingStatus {
+  resolve(
+    sd: ServingDeployment,
+    target: StatusPlan,
+    hash: string,
+    observed: readonly ObservedPod[],
+  ): ServingScalingStatus {
     const generation = sd.metadata.generation ?? 0;
     const current = this.get(sd);
     let state: ServingScalingStatus;

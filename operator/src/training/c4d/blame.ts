@@ -1,9 +1,20 @@
 /** Turning attributed endpoints and cells into verdicts, and the "too many at once" rule into ambiguity. */
-import { C4dAction, type C4dAmbiguity, type C4dBlame, type C4dEvidence, type C4dFaultClass, type C4dVerdict } from "./types.js";
+import {
+  C4dAction,
+  type C4dAmbiguity,
+  type C4dBlame,
+  type C4dEvidence,
+  type C4dFaultClass,
+  type C4dVerdict,
+} from "./types.js";
 import type { Topology } from "./topology.js";
 
 /** Blame for an endpoint: a NIC when known (mark it), otherwise the node (a GPU, its NVLink, an unnamed NIC). */
-export function endpointBlame(topology: Topology, endpoint: number, ranks?: number[]): { blame: C4dBlame; action: C4dAction } {
+export function endpointBlame(
+  topology: Topology,
+  endpoint: number,
+  ranks?: number[],
+): { blame: C4dBlame; action: C4dAction } {
   const e = topology.endpoints[endpoint]!;
   const blameRanks = ranks ?? topology.ranksOf(endpoint);
   if (e.nic !== undefined) return { blame: { node: e.node, nic: e.nic, ranks: blameRanks }, action: C4dAction.markNic };
@@ -11,7 +22,12 @@ export function endpointBlame(topology: Topology, endpoint: number, ranks?: numb
 }
 
 /** Blame for the path between two endpoints: nobody is isolated (neither end is proven faulty); the job restarts. */
-export function linkBlame(topology: Topology, sender: number, receiver: number, ranks: number[]): { blame: C4dBlame; action: C4dAction } {
+export function linkBlame(
+  topology: Topology,
+  sender: number,
+  receiver: number,
+  ranks: number[],
+): { blame: C4dBlame; action: C4dAction } {
   const s = topology.endpoints[sender]!;
   const d = topology.endpoints[receiver]!;
   const blame: C4dBlame = { node: s.node, ranks, peerNode: d.node };
@@ -32,7 +48,13 @@ export interface Candidate {
  * the same instant is more likely one shared cause (a switch, a partition, lost telemetry) than many faulty nodes,
  * and blaming them all would taint healthy nodes. Then every candidate becomes one ambiguity.
  */
-export function verdictsOrAmbiguity(candidates: readonly Candidate[], maxBlamedNodes: number, nowMs: number, out: { verdicts: C4dVerdict[]; ambiguous: C4dAmbiguity[] }, what: string): void {
+export function verdictsOrAmbiguity(
+  candidates: readonly Candidate[],
+  maxBlamedNodes: number,
+  nowMs: number,
+  out: { verdicts: C4dVerdict[]; ambiguous: C4dAmbiguity[] },
+  what: string,
+): void {
   if (candidates.length === 0) return;
   const nodes = new Set<string>();
   for (const c of candidates) {

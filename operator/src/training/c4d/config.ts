@@ -19,7 +19,9 @@ export interface C4dConfig {
   hangPeriodMultiple: number;
   /** Completed sequences per communicator (the most recent) that the slow tests read. */
   slowWindowSequences: number;
-  /** A slowdown is acted on once it has lasted max(this, slowPersistPeriodMultiple periods) since its change-point... */
+  /**
+   * A slowdown is acted on once it has lasted max(this, slowPersistPeriodMultiple periods) since its change-point...
+   */
   slowPersistMinMs: number;
   slowPersistPeriodMultiple: number;
   /** ...with at least this many more slow than normal observations since then (sign CUSUM excess). */
@@ -56,11 +58,15 @@ export const C4D_DEFAULTS = {
   maxBlamedNodes: 2,
 } as const;
 
-export function c4dConfigFor(faultPolicy: Partial<Pick<FaultPolicy, "slowRankTolerancePercent" | "hangTimeoutSeconds">> = {}): C4dConfig {
+export function c4dConfigFor(
+  faultPolicy: Partial<Pick<FaultPolicy, "slowRankTolerancePercent" | "hangTimeoutSeconds">> = {},
+): C4dConfig {
   const tolerancePercent = faultPolicy.slowRankTolerancePercent ?? DEFAULT_FAULT_POLICY.slowRankTolerancePercent;
   const hangTimeoutSeconds = faultPolicy.hangTimeoutSeconds ?? DEFAULT_FAULT_POLICY.hangTimeoutSeconds;
-  if (!(tolerancePercent > 0)) throw new RangeError(`faultPolicy.slowRankTolerancePercent must be > 0, got ${tolerancePercent}`);
-  if (!(hangTimeoutSeconds >= 1)) throw new RangeError(`faultPolicy.hangTimeoutSeconds must be >= 1, got ${hangTimeoutSeconds}`);
+  if (!(tolerancePercent > 0))
+    throw new RangeError(`faultPolicy.slowRankTolerancePercent must be > 0, got ${tolerancePercent}`);
+  if (!(hangTimeoutSeconds >= 1))
+    throw new RangeError(`faultPolicy.hangTimeoutSeconds must be >= 1, got ${hangTimeoutSeconds}`);
   const hangTimeoutMaxMs = hangTimeoutSeconds * 1000;
   return {
     ...C4D_DEFAULTS,

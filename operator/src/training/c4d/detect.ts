@@ -18,7 +18,12 @@ const OPEN_SEQUENCE_ALLOWANCE = 8;
 /**
  * `memo` (optional, one per job, kept by the caller) only saves CPU: the report is the same without it.
  */
-export function detectFaults(input: C4dInput, config: C4dConfig, nowMs: number, memo: C4dMemo = new C4dMemo()): C4dReport {
+export function detectFaults(
+  input: C4dInput,
+  config: C4dConfig,
+  nowMs: number,
+  memo: C4dMemo = new C4dMemo(),
+): C4dReport {
   const topology = memo.topologyFor(input.rankNodes, input.rankNics, config);
   const report: C4dReport = { verdicts: [], ambiguous: [] };
   let anyOpen = false;
@@ -30,7 +35,8 @@ export function detectFaults(input: C4dInput, config: C4dConfig, nowMs: number, 
     const timeoutMs = hangTimeoutMs(periodMs, config);
     if (sequences.some((s) => s.waiting)) anyOpen = true;
     const last = sequences[sequences.length - 1]!;
-    if (!latest || last.lastEndUs > latest.last.lastEndUs) latest = { communicator: view.communicator, last, timeoutMs };
+    if (!latest || last.lastEndUs > latest.last.lastEndUs)
+      latest = { communicator: view.communicator, last, timeoutMs };
     detectHang({ view, sequences, topology, config, periodMs, timeoutMs, nowMs }, report);
     detectSlow({ view, sequences, topology, config, periodMs, nowMs }, report, memo.analysesOf(view.communicator));
   }
@@ -44,7 +50,12 @@ export function detectFaults(input: C4dInput, config: C4dConfig, nowMs: number, 
  * waiting, so no rank is to blame. A checkpoint write or an evaluation pause also stops collectives, which is why
  * this waits the job's full hangTimeoutSeconds rather than a multiple of the period.
  */
-function jobHang(latest: { communicator: string; last: SequenceSummary }, config: C4dConfig, nowMs: number, report: C4dReport): void {
+function jobHang(
+  latest: { communicator: string; last: SequenceSummary },
+  config: C4dConfig,
+  nowMs: number,
+  report: C4dReport,
+): void {
   const lastEndMs = latest.last.lastEndUs / 1000;
   const quietMs = nowMs - lastEndMs;
   if (quietMs <= config.hangTimeoutMaxMs) return;
@@ -53,7 +64,10 @@ function jobHang(latest: { communicator: string; last: SequenceSummary }, config
     blame: { node: "", ranks: [] },
     action: C4dAction.restartOnly,
     evidence: {
-      communicator: latest.communicator, sequence: latest.last.sequence, collective: latest.last.collective, ranks: [],
+      communicator: latest.communicator,
+      sequence: latest.last.sequence,
+      collective: latest.last.collective,
+      ranks: [],
       detail: `no rank has entered a collective for ${fmtMs(quietMs)} ms since ${latest.last.collective} #${latest.last.sequence} completed and none is open (timeout ${config.hangTimeoutMaxMs} ms, the job's hangTimeoutSeconds): a non-communication hang (data loading, storage, a deadlock outside collectives)`,
       timesMs: { lastCompletedUnixMs: lastEndMs, quietMs: Math.round(quietMs), timeoutMs: config.hangTimeoutMaxMs },
     },

@@ -39,7 +39,11 @@ export function detectHang(ctx: HangContext, out: Out): void {
 }
 
 function times(ctx: HangContext, open: SequenceSummary, waitMs: number): Record<string, number> {
-  const t: Record<string, number> = { firstEnteredUnixMs: open.firstStartUs / 1000, waitedMs: Math.round(waitMs), timeoutMs: Math.round(ctx.timeoutMs) };
+  const t: Record<string, number> = {
+    firstEnteredUnixMs: open.firstStartUs / 1000,
+    waitedMs: Math.round(waitMs),
+    timeoutMs: Math.round(ctx.timeoutMs),
+  };
   if (ctx.periodMs !== undefined) t.collectivePeriodMs = Number(ctx.periodMs.toFixed(3));
   return t;
 }
@@ -52,16 +56,28 @@ function timeoutText(ctx: HangContext): string {
 
 function missingRanks(ctx: HangContext, open: SequenceSummary, missing: number[], waitMs: number, out: Out): void {
   const { view, topology } = ctx;
-  const base = { communicator: view.communicator, sequence: open.sequence, ranks: missing.slice(0, 64), timesMs: times(ctx, open, waitMs) };
+  const base = {
+    communicator: view.communicator,
+    sequence: open.sequence,
+    ranks: missing.slice(0, 64),
+    timesMs: times(ctx, open, waitMs),
+  };
   const unknown = missing.filter((r) => !topology.has(r));
   if (unknown.length > 0) {
-    out.ambiguous.push({ ...base, suspected: C4dFaultClass.hang, nodes: [], detail: `ranks ${rankList(unknown)} never entered ${open.collective} #${open.sequence} but are not in the job's rank map` });
+    out.ambiguous.push({
+      ...base,
+      suspected: C4dFaultClass.hang,
+      nodes: [],
+      detail: `ranks ${rankList(unknown)} never entered ${open.collective} #${open.sequence} but are not in the job's rank map`,
+    });
     return;
   }
   const laterSeen = missing.filter((r) => ctx.sequences.some((s) => s.sequence > open.sequence && s.records.has(r)));
   if (laterSeen.length > 0) {
     out.ambiguous.push({
-      ...base, suspected: C4dFaultClass.hang, nodes: [...new Set(laterSeen.map((r) => topology.rankNodes[r]!))],
+      ...base,
+      suspected: C4dFaultClass.hang,
+      nodes: [...new Set(laterSeen.map((r) => topology.rankNodes[r]!))],
       detail: `no record of ranks ${rankList(laterSeen)} in ${open.collective} #${open.sequence}, yet they reported later collectives: telemetry was lost, the ranks did not hang`,
     });
     return;
@@ -77,12 +93,20 @@ function missingRanks(ctx: HangContext, open: SequenceSummary, missing: number[]
     blame: { node, ranks },
     action: "isolate-node",
     evidence: {
-      ...base, collective: open.collective, ranks,
+      ...base,
+      collective: open.collective,
+      ranks,
       detail: `ranks ${rankList(ranks)} on ${node} never entered ${open.collective} #${open.sequence} while ${waiting} of ${view.nRanks} ranks waited ${fmtMs(waitMs)} ms in it (${timeoutText(ctx)})`,
     },
     firstAffectedUnixMs: open.firstStartUs / 1000,
   }));
-  verdictsOrAmbiguity(candidates, ctx.config.maxBlamedNodes, ctx.nowMs, out, `hang in ${open.collective} #${open.sequence}`);
+  verdictsOrAmbiguity(
+    candidates,
+    ctx.config.maxBlamedNodes,
+    ctx.nowMs,
+    out,
+    `hang in ${open.collective} #${open.sequence}`,
+  );
 }
 
 function unfinishedTransfers(ctx: HangContext, open: SequenceSummary, waitMs: number, out: Out): void {
@@ -96,7 +120,9 @@ function unfinishedTransfers(ctx: HangContext, open: SequenceSummary, waitMs: nu
       const bad = p.endUnixUs === 0;
       matrix.add(rec.rank, p.peerRank, bad);
       if (bad) {
-        const key = topology.senderEndpoint(rec.rank, p.peerRank) * topology.endpointCount + topology.receiverEndpoint(rec.rank, p.peerRank);
+        const key =
+          topology.senderEndpoint(rec.rank, p.peerRank) * topology.endpointCount +
+          topology.receiverEndpoint(rec.rank, p.peerRank);
         const set = stalled.get(key) ?? new Set<number>();
         set.add(rec.rank).add(p.peerRank);
         stalled.set(key, set);
@@ -106,10 +132,22 @@ function unfinishedTransfers(ctx: HangContext, open: SequenceSummary, waitMs: nu
   const a = matrix.attribute(config);
   const base = { communicator: view.communicator, sequence: open.sequence, timesMs: times(ctx, open, waitMs) };
   const unended = [...open.records.values()].filter((r) => r.endUnixUs === 0).map((r) => r.rank);
-  const nodesOf = (ranks: number[]): string[] => [...new Set(ranks.filter((r) => topology.has(r)).map((r) => topology.rankNodes[r]!))].slice(0, 64);
+  const nodesOf = (ranks: number[]): string[] =>
+    [...new Set(ranks.filter((r) => topology.has(r)).map((r) => topology.rankNodes[r]!))].slice(0, 64);
   if (a.cells === 0 || a.badCells === 0 || a.badCells === a.cells) {
-    const why = a.cells === 0 ? "no per-connection transfers were reported" : a.badCells === 0 ? "every transfer finished, so no connection is to blame" : "every connection has an unfinished transfer, so none stands out";
-    out.ambiguous.push({ ...base, suspected: C4dFaultClass.unfinished, ranks: unended.slice(0, 64), nodes: nodesOf(unended), detail: `all ${view.nRanks} ranks entered ${open.collective} #${open.sequence} and it has not completed in ${fmtMs(waitMs)} ms (${timeoutText(ctx)}), but ${why}` });
+    const why =
+      a.cells === 0
+        ? "no per-connection transfers were reported"
+        : a.badCells === 0
+          ? "every transfer finished, so no connection is to blame"
+          : "every connection has an unfinished transfer, so none stands out";
+    out.ambiguous.push({
+      ...base,
+      suspected: C4dFaultClass.unfinished,
+      ranks: unended.slice(0, 64),
+      nodes: nodesOf(unended),
+      detail: `all ${view.nRanks} ranks entered ${open.collective} #${open.sequence} and it has not completed in ${fmtMs(waitMs)} ms (${timeoutText(ctx)}), but ${why}`,
+    });
     return;
   }
   const ranksIn = (pred: (sender: number, receiver: number) => boolean): number[] => {
@@ -125,11 +163,21 @@ function unfinishedTransfers(ctx: HangContext, open: SequenceSummary, waitMs: nu
   for (const e of a.rows) endpoints.set(e, "sends");
   for (const e of a.cols) endpoints.set(e, endpoints.has(e) ? "sends and receives" : "receives");
   for (const [e, how] of endpoints) {
-    const ranks = ranksIn((s, d) => (s === e && how !== "receives") || (d === e && how !== "sends")).filter((r) => topology.ranksOf(e).includes(r));
+    const ranks = ranksIn((s, d) => (s === e && how !== "receives") || (d === e && how !== "sends")).filter((r) =>
+      topology.ranksOf(e).includes(r),
+    );
     const { blame, action } = endpointBlame(topology, e, ranks);
     candidates.push({
-      faultClass: C4dFaultClass.unfinished, blame, action, firstAffectedUnixMs: open.firstStartUs / 1000,
-      evidence: { ...base, collective: open.collective, ranks, detail: `every transfer ${topology.label(e)} ${how} in ${open.collective} #${open.sequence} is unfinished after ${fmtMs(waitMs)} ms while its other connections' peers completed theirs (${a.badCells} of ${a.cells} cells stalled; ${timeoutText(ctx)})` },
+      faultClass: C4dFaultClass.unfinished,
+      blame,
+      action,
+      firstAffectedUnixMs: open.firstStartUs / 1000,
+      evidence: {
+        ...base,
+        collective: open.collective,
+        ranks,
+        detail: `every transfer ${topology.label(e)} ${how} in ${open.collective} #${open.sequence} is unfinished after ${fmtMs(waitMs)} ms while its other connections' peers completed theirs (${a.badCells} of ${a.cells} cells stalled; ${timeoutText(ctx)})`,
+      },
     });
   }
   for (const key of a.links) {
@@ -137,14 +185,34 @@ function unfinishedTransfers(ctx: HangContext, open: SequenceSummary, waitMs: nu
     const ranks = [...(stalled.get(key) ?? [])].sort((x, y) => x - y);
     const { blame, action } = linkBlame(topology, sender, receiver, ranks);
     candidates.push({
-      faultClass: C4dFaultClass.unfinished, blame, action, firstAffectedUnixMs: open.firstStartUs / 1000,
-      evidence: { ...base, collective: open.collective, ranks, detail: `transfers from ${topology.label(sender)} to ${topology.label(receiver)} in ${open.collective} #${open.sequence} are unfinished after ${fmtMs(waitMs)} ms while both ends completed their other connections: the path between them (${timeoutText(ctx)})` },
+      faultClass: C4dFaultClass.unfinished,
+      blame,
+      action,
+      firstAffectedUnixMs: open.firstStartUs / 1000,
+      evidence: {
+        ...base,
+        collective: open.collective,
+        ranks,
+        detail: `transfers from ${topology.label(sender)} to ${topology.label(receiver)} in ${open.collective} #${open.sequence} are unfinished after ${fmtMs(waitMs)} ms while both ends completed their other connections: the path between them (${timeoutText(ctx)})`,
+      },
     });
   }
   for (const key of a.unattributable) {
     const { sender, receiver } = cellEnds(key, topology);
     const ranks = [...(stalled.get(key) ?? [])].sort((x, y) => x - y);
-    out.ambiguous.push({ ...base, suspected: C4dFaultClass.unfinished, ranks, nodes: [topology.endpoints[sender]!.node, topology.endpoints[receiver]!.node], detail: `transfers from ${topology.label(sender)} to ${topology.label(receiver)} in ${open.collective} #${open.sequence} are unfinished, but neither end has other connections to compare: the sender, the receiver and the path are equally likely` });
+    out.ambiguous.push({
+      ...base,
+      suspected: C4dFaultClass.unfinished,
+      ranks,
+      nodes: [topology.endpoints[sender]!.node, topology.endpoints[receiver]!.node],
+      detail: `transfers from ${topology.label(sender)} to ${topology.label(receiver)} in ${open.collective} #${open.sequence} are unfinished, but neither end has other connections to compare: the sender, the receiver and the path are equally likely`,
+    });
   }
-  verdictsOrAmbiguity(candidates, config.maxBlamedNodes, ctx.nowMs, out, `unfinished ${open.collective} #${open.sequence}`);
+  verdictsOrAmbiguity(
+    candidates,
+    config.maxBlamedNodes,
+    ctx.nowMs,
+    out,
+    `unfinished ${open.collective} #${open.sequence}`,
+  );
 }

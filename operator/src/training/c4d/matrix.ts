@@ -74,7 +74,8 @@ export class ConnectionMatrix {
       const s = Math.floor(key / e);
       const d = key - s * e;
       if (rowSet.has(s) || colSet.has(d)) continue;
-      if ((outCells.get(s) ?? 0) >= rules.minCellsPerRow && (inCells.get(d) ?? 0) >= rules.minCellsPerRow) links.push(key);
+      if ((outCells.get(s) ?? 0) >= rules.minCellsPerRow && (inCells.get(d) ?? 0) >= rules.minCellsPerRow)
+        links.push(key);
       else unattributable.push(key);
     }
     return { rows, cols, links, unattributable, cells: this.total.size, badCells: badCells.length };

@@ -14,7 +14,11 @@ export class C4dMemo {
   private readonly perCommunicator = new Map<string, AnalysisCache>();
 
   /** The topology for these rank maps, reusing the last one (and the cached analyses) when they are the same. */
-  topologyFor(rankNodes: readonly string[], rankNics: readonly (string | undefined)[] | undefined, config: C4dConfig): Topology {
+  topologyFor(
+    rankNodes: readonly string[],
+    rankNics: readonly (string | undefined)[] | undefined,
+    config: C4dConfig,
+  ): Topology {
     const configKey = JSON.stringify(config);
     if (!this.topology || !this.topology.matches(rankNodes, rankNics) || configKey !== this.configKey) {
       this.topology = new Topology(rankNodes, rankNics);

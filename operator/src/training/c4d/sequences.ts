@@ -52,7 +52,10 @@ export function collectivePeriodMs(sequences: readonly SequenceSummary[]): numbe
 }
 
 /** Hang timeout of a communicator: a multiple of its period, within the job's bounds. */
-export function hangTimeoutMs(periodMs: number | undefined, config: { hangPeriodMultiple: number; hangTimeoutMinMs: number; hangTimeoutMaxMs: number }): number {
+export function hangTimeoutMs(
+  periodMs: number | undefined,
+  config: { hangPeriodMultiple: number; hangTimeoutMinMs: number; hangTimeoutMaxMs: number },
+): number {
   if (periodMs === undefined) return config.hangTimeoutMaxMs;
   return Math.min(config.hangTimeoutMaxMs, Math.max(config.hangTimeoutMinMs, config.hangPeriodMultiple * periodMs));
 }

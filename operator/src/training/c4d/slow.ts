@@ -108,7 +108,11 @@ export function detectSlow(ctx: SlowContext, out: Out, cache: AnalysisCache = ne
     }
     const prev = i > 0 && window[i - 1]!.sequence === seq.sequence - 1 ? window[i - 1]! : undefined;
     if (prev && (!a.gaps || a.gaps.prevSequence !== prev.sequence || a.gaps.prevRecordCount !== prev.records.size)) {
-      a.gaps = { prevSequence: prev.sequence, prevRecordCount: prev.records.size, flagged: analyseGaps(prev, seq, ctx, buffers) };
+      a.gaps = {
+        prevSequence: prev.sequence,
+        prevRecordCount: prev.records.size,
+        flagged: analyseGaps(prev, seq, ctx, buffers),
+      };
     }
     flaggedTransfers.push(a.flagged);
     for (const e of a.rows) rows.add(e, i);
@@ -172,19 +176,39 @@ function analyseTransfers(seq: SequenceSummary, ctx: SlowContext, buffers: Buffe
     if (perByte[c]! <= threshold[kind]!) continue;
     const s = topology.senderEndpoint(senders[c]!, receivers[c]!);
     const d = topology.receiverEndpoint(senders[c]!, receivers[c]!);
-    flagged.push({ cell: s * topology.endpointCount + d, sender: senders[c]!, receiver: receivers[c]!, durationUs: durations[c]!, baselineUs: baseline[kind]! * bytes[c]!, thresholdUs: threshold[kind]! * bytes[c]! });
+    flagged.push({
+      cell: s * topology.endpointCount + d,
+      sender: senders[c]!,
+      receiver: receivers[c]!,
+      durationUs: durations[c]!,
+      baselineUs: baseline[kind]! * bytes[c]!,
+      thresholdUs: threshold[kind]! * bytes[c]!,
+    });
   }
-  const analysis: SequenceAnalysis = { recordCount: seq.records.size, rows: [], cols: [], links: [], unattributable: [], flagged };
+  const analysis: SequenceAnalysis = {
+    recordCount: seq.records.size,
+    rows: [],
+    cols: [],
+    links: [],
+    unattributable: [],
+    flagged,
+  };
   if (flagged.length === 0) return analysis; // nothing to attribute: skip building the matrix
   const matrix = new ConnectionMatrix(topology);
   const isFlagged = new Set(flagged.map((f) => f.sender * topology.ranks + f.receiver));
-  for (let c = 0; c < n; c++) matrix.add(senders[c]!, receivers[c]!, isFlagged.has(senders[c]! * topology.ranks + receivers[c]!));
+  for (let c = 0; c < n; c++)
+    matrix.add(senders[c]!, receivers[c]!, isFlagged.has(senders[c]! * topology.ranks + receivers[c]!));
   const a = matrix.attribute(config);
   return { ...analysis, rows: a.rows, cols: a.cols, links: a.links, unattributable: a.unattributable };
 }
 
 /** Per-rank compute gap (start of this collective minus its end of the previous one) against the median gap. */
-function analyseGaps(prev: SequenceSummary, seq: SequenceSummary, ctx: SlowContext, buffers: Buffers): Map<number, FlaggedGap> {
+function analyseGaps(
+  prev: SequenceSummary,
+  seq: SequenceSummary,
+  ctx: SlowContext,
+  buffers: Buffers,
+): Map<number, FlaggedGap> {
   const { topology, config } = ctx;
   const flagged = new Map<number, FlaggedGap>();
   buffers.ensure(seq.records.size);
@@ -203,7 +227,8 @@ function analyseGaps(prev: SequenceSummary, seq: SequenceSummary, ctx: SlowConte
   const spread = robustSpread(buffers.values, n, buffers.scratch);
   if (spread.median < config.minComputeGapMs * 1000) return flagged;
   const thresholdUs = Math.max(config.slowFactor * spread.median, spread.median + config.slowMinRobustZ * spread.sigma);
-  for (let k = 0; k < n; k++) if (gaps[k]! > thresholdUs) flagged.set(ranks[k]!, { gapUs: gaps[k]!, medianUs: spread.median, thresholdUs });
+  for (let k = 0; k < n; k++)
+    if (gaps[k]! > thresholdUs) flagged.set(ranks[k]!, { gapUs: gaps[k]!, medianUs: spread.median, thresholdUs });
   return flagged;
 }
 
@@ -216,7 +241,11 @@ interface Judgement {
 }
 
 class Judge {
-  constructor(private readonly window: readonly SequenceSummary[], readonly persistMs: number, private readonly config: C4dConfig) {}
+  constructor(
+    private readonly window: readonly SequenceSummary[],
+    readonly persistMs: number,
+    private readonly config: C4dConfig,
+  ) {}
 
   private startMs(i: number): number {
     return this.window[i]!.firstStartUs / 1000;
@@ -228,10 +257,26 @@ class Judge {
     const newestMs = this.startMs(length - 1);
     const cp = signCusum(hits, length);
     if (cp && cp.excess >= this.config.slowMinExcess && newestMs - this.startMs(cp.onset) >= this.persistMs) {
-      return { onset: cp.onset, last: hits[hits.length - 1]!, slowSequences: hits.filter((h) => h >= cp.onset).length, slowForMs: newestMs - this.startMs(cp.onset), how: "persistent" };
+      return {
+        onset: cp.onset,
+        last: hits[hits.length - 1]!,
+        slowSequences: hits.filter((h) => h >= cp.onset).length,
+        slowForMs: newestMs - this.startMs(cp.onset),
+        how: "persistent",
+      };
     }
-    if (intermittentAllowed && hits.length >= this.config.flapMinEvents && newestMs - this.startMs(hits[0]!) >= this.persistMs) {
-      return { onset: hits[0]!, last: hits[hits.length - 1]!, slowSequences: hits.length, slowForMs: newestMs - this.startMs(hits[0]!), how: "intermittent" };
+    if (
+      intermittentAllowed &&
+      hits.length >= this.config.flapMinEvents &&
+      newestMs - this.startMs(hits[0]!) >= this.persistMs
+    ) {
+      return {
+        onset: hits[0]!,
+        last: hits[hits.length - 1]!,
+        slowSequences: hits.length,
+        slowForMs: newestMs - this.startMs(hits[0]!),
+        how: "intermittent",
+      };
     }
     return undefined;
   }
@@ -267,7 +312,13 @@ function slowText(j: Judgement, judge: Judge): string {
     : `intermittently: in ${j.slowSequences} collectives since ${seq.collective} #${seq.sequence} (${fmtMs(j.slowForMs)} ms), each time on most of its connections at once`;
 }
 
-function matrixVerdicts(ctx: SlowContext, judge: Judge, hits: { rows: Hits; cols: Hits; links: Hits; unattributable: Hits }, transfers: readonly FlaggedTransfer[][], out: Out): void {
+function matrixVerdicts(
+  ctx: SlowContext,
+  judge: Judge,
+  hits: { rows: Hits; cols: Hits; links: Hits; unattributable: Hits },
+  transfers: readonly FlaggedTransfer[][],
+  out: Out,
+): void {
   const { topology, view } = ctx;
   const candidates: Candidate[] = [];
   const blamedEndpoints = new Set<number>();
@@ -284,17 +335,29 @@ function matrixVerdicts(ctx: SlowContext, judge: Judge, hits: { rows: Hits; cols
     blamedEndpoints.add(e);
     const j = row ?? col!;
     const seq = judge.sequence(j.onset);
-    const involved = transfers[j.last]!.filter((f) => (row && cellEnds(f.cell, topology).sender === e) || (col && cellEnds(f.cell, topology).receiver === e));
-    const ranks = [...new Set(involved.map((f) => (row && cellEnds(f.cell, topology).sender === e ? f.sender : f.receiver)))].sort((a, b) => a - b);
+    const involved = transfers[j.last]!.filter(
+      (f) => (row && cellEnds(f.cell, topology).sender === e) || (col && cellEnds(f.cell, topology).receiver === e),
+    );
+    const ranks = [
+      ...new Set(involved.map((f) => (row && cellEnds(f.cell, topology).sender === e ? f.sender : f.receiver))),
+    ].sort((a, b) => a - b);
     const { blame, action } = endpointBlame(topology, e, ranks.length > 0 ? ranks : undefined);
     const times = judgementTimes(j, judge, involved);
-    const ratio = times.observedTransferMs !== undefined && times.baselineTransferMs ? times.observedTransferMs / times.baselineTransferMs : undefined;
+    const ratio =
+      times.observedTransferMs !== undefined && times.baselineTransferMs
+        ? times.observedTransferMs / times.baselineTransferMs
+        : undefined;
     const what = row && col ? "sends and receives" : row ? "sends" : "receives";
     candidates.push({
-      faultClass: row ? C4dFaultClass.slowSender : C4dFaultClass.slowReceiver, blame, action,
+      faultClass: row ? C4dFaultClass.slowSender : C4dFaultClass.slowReceiver,
+      blame,
+      action,
       firstAffectedUnixMs: seq.firstStartUs / 1000,
       evidence: {
-        communicator: view.communicator, sequence: seq.sequence, collective: seq.collective, ranks: blame.ranks,
+        communicator: view.communicator,
+        sequence: seq.sequence,
+        collective: seq.collective,
+        ranks: blame.ranks,
         detail: `what ${topology.label(e)} ${what} is slow on most of its connections${ratio ? ` (${ratio.toFixed(2)}x the median transfer)` : ""} ${slowText(j, judge)}; its peers' other connections are not`,
         timesMs: times,
       },
@@ -316,11 +379,20 @@ function matrixVerdicts(ctx: SlowContext, judge: Judge, hits: { rows: Hits; cols
     const { blame, action } = linkBlame(topology, sender, receiver, ranks);
     const seq = judge.sequence(j.onset);
     const times = judgementTimes(j, judge, involved);
-    const ratio = times.observedTransferMs !== undefined && times.baselineTransferMs ? times.observedTransferMs / times.baselineTransferMs : undefined;
+    const ratio =
+      times.observedTransferMs !== undefined && times.baselineTransferMs
+        ? times.observedTransferMs / times.baselineTransferMs
+        : undefined;
     candidates.push({
-      faultClass: C4dFaultClass.slowLink, blame, action, firstAffectedUnixMs: seq.firstStartUs / 1000,
+      faultClass: C4dFaultClass.slowLink,
+      blame,
+      action,
+      firstAffectedUnixMs: seq.firstStartUs / 1000,
       evidence: {
-        communicator: view.communicator, sequence: seq.sequence, collective: seq.collective, ranks,
+        communicator: view.communicator,
+        sequence: seq.sequence,
+        collective: seq.collective,
+        ranks,
         detail: `transfers from ${topology.label(sender)} to ${topology.label(receiver)} are slow${ratio ? ` (${ratio.toFixed(2)}x the median transfer)` : ""} ${slowText(j, judge)} while both ends' other connections are not: the path between them`,
         timesMs: times,
       },
@@ -334,7 +406,10 @@ function matrixVerdicts(ctx: SlowContext, judge: Judge, hits: { rows: Hits; cols
     const ranks = [...new Set(involved.flatMap((f) => [f.sender, f.receiver]))].sort((a, b) => a - b);
     const seq = judge.sequence(j.onset);
     out.ambiguous.push({
-      suspected: C4dFaultClass.slowLink, communicator: view.communicator, sequence: seq.sequence, ranks,
+      suspected: C4dFaultClass.slowLink,
+      communicator: view.communicator,
+      sequence: seq.sequence,
+      ranks,
       nodes: [...new Set([topology.endpoints[sender]!.node, topology.endpoints[receiver]!.node])],
       detail: `transfers from ${topology.label(sender)} to ${topology.label(receiver)} are slow ${slowText(j, judge)}, but neither end has enough other connections to compare (a ring gives each endpoint one peer per channel): the sender, the receiver and the path are equally likely`,
       timesMs: judgementTimes(j, judge, involved),
@@ -343,7 +418,13 @@ function matrixVerdicts(ctx: SlowContext, judge: Judge, hits: { rows: Hits; cols
   verdictsOrAmbiguity(candidates, ctx.config.maxBlamedNodes, ctx.nowMs, out, "slow connections");
 }
 
-function stragglerVerdicts(ctx: SlowContext, judge: Judge, hits: Hits, flaggedGaps: Map<number, Map<number, FlaggedGap>>, out: Out): void {
+function stragglerVerdicts(
+  ctx: SlowContext,
+  judge: Judge,
+  hits: Hits,
+  flaggedGaps: Map<number, Map<number, FlaggedGap>>,
+  out: Out,
+): void {
   const { topology, view } = ctx;
   const byNode = new Map<string, { ranks: number[]; j: Judgement; gaps: FlaggedGap[] }>();
   for (const [rank, list] of hits.byKey) {
@@ -370,9 +451,15 @@ function stragglerVerdicts(ctx: SlowContext, judge: Judge, hits: Hits, flaggedGa
       ratioText = ` (compute gap ${fmtMs(timesMs.computeGapMs)} ms against a median of ${fmtMs(timesMs.medianComputeGapMs)} ms)`;
     }
     candidates.push({
-      faultClass: C4dFaultClass.straggler, blame: { node, ranks }, action: "isolate-node", firstAffectedUnixMs: seq.firstStartUs / 1000,
+      faultClass: C4dFaultClass.straggler,
+      blame: { node, ranks },
+      action: "isolate-node",
+      firstAffectedUnixMs: seq.firstStartUs / 1000,
       evidence: {
-        communicator: view.communicator, sequence: seq.sequence, collective: seq.collective, ranks,
+        communicator: view.communicator,
+        sequence: seq.sequence,
+        collective: seq.collective,
+        ranks,
         detail: `ranks ${rankList(ranks)} on ${node} arrive late at collectives${ratioText} ${slowText(j, judge)}: a compute straggler; the others wait for it`,
         timesMs,
       },

@@ -16,8 +16,18 @@ describe("signCusum", () => {
   it.each([
     { name: "nothing slow", hits: [], length: 10, expected: undefined },
     { name: "slow from index 6 to the end", hits: [6, 7, 8, 9], length: 10, expected: { onset: 6, excess: 4 } },
-    { name: "an early blip does not move the onset", hits: [1, 6, 7, 8, 9], length: 10, expected: { onset: 6, excess: 4 } },
-    { name: "a slow run with one normal sample inside", hits: [4, 5, 7, 8, 9], length: 10, expected: { onset: 4, excess: 4 } },
+    {
+      name: "an early blip does not move the onset",
+      hits: [1, 6, 7, 8, 9],
+      length: 10,
+      expected: { onset: 6, excess: 4 },
+    },
+    {
+      name: "a slow run with one normal sample inside",
+      hits: [4, 5, 7, 8, 9],
+      length: 10,
+      expected: { onset: 4, excess: 4 },
+    },
     { name: "a slowdown that ended long ago", hits: [0, 1, 2], length: 10, expected: { onset: 0, excess: -4 } },
   ])("$name", ({ hits, length, expected }) => {
     expect(signCusum(hits, length)).toEqual(expected);

@@ -48,7 +48,8 @@ export interface ChangePoint {
 export function signCusum(slowIndices: readonly number[], length: number): ChangePoint | undefined {
   if (slowIndices.length === 0) return undefined;
   let best: ChangePoint | undefined;
-  // Suffix sum at a slow index i (the k-th slow one from the end, 1-based k): slow after = k, fast after = (length - i) - k.
+  // Suffix sum at a slow index i (the k-th slow one from the end, 1-based k): slow after = k, fast after = (length - i)
+  // - k.
   for (let k = 1; k <= slowIndices.length; k++) {
     const i = slowIndices[slowIndices.length - k]!;
     const excess = k - (length - i - k);

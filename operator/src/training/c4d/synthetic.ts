@@ -62,21 +62,37 @@ export function syntheticTelemetry(job: SyntheticJob): SyntheticTelemetry {
     let slowest = 0;
     const peers: PeerTransfer[][] = [];
     for (let r = 0; r < n; r++) {
-      peers.push(peersOf(r, n, job.ranksPerNode, job.ringOnly ?? false).map((d) => {
-        const stuck = hung || (job.unfinished?.(r, d, k) ?? false);
-        if (stuck) stalled = true;
-        const t = Math.round(transferUs(r, d, k, rankNodes[r] === rankNodes[d]));
-        slowest = Math.max(slowest, t);
-        return { peerRank: d, bytes: BYTES_PER_TRANSFER, startUnixUs: allIn, endUnixUs: stuck ? 0 : allIn + t };
-      }));
+      peers.push(
+        peersOf(r, n, job.ranksPerNode, job.ringOnly ?? false).map((d) => {
+          const stuck = hung || (job.unfinished?.(r, d, k) ?? false);
+          if (stuck) stalled = true;
+          const t = Math.round(transferUs(r, d, k, rankNodes[r] === rankNodes[d]));
+          slowest = Math.max(slowest, t);
+          return { peerRank: d, bytes: BYTES_PER_TRANSFER, startUnixUs: allIn, endUnixUs: stuck ? 0 : allIn + t };
+        }),
+      );
     }
     const endUs = stalled ? 0 : allIn + slowest;
     const records: CollectiveRecord[] = [];
     for (let r = 0; r < n; r++) {
       if (!entered[r] || job.lost?.(r, k)) continue;
-      records.push({ communicator: "job-a", rank: r, nRanks: n, collective: "AllReduce", sequence: k, bytes: BYTES_PER_TRANSFER, startUnixUs: starts[r]!, endUnixUs: endUs, peers: peers[r]! });
+      records.push({
+        communicator: "job-a",
+        rank: r,
+        nRanks: n,
+        collective: "AllReduce",
+        sequence: k,
+        bytes: BYTES_PER_TRANSFER,
+        startUnixUs: starts[r]!,
+        endUnixUs: endUs,
+        peers: peers[r]!,
+      });
     }
-    model.applyCollectives({ node: "synthetic", sentUnixMs: allIn / 1000, droppedSincePrevious: 0, source: undefined, records }, "ns/job-a", allIn / 1000);
+    model.applyCollectives(
+      { node: "synthetic", sentUnixMs: allIn / 1000, droppedSincePrevious: 0, source: undefined, records },
+      "ns/job-a",
+      allIn / 1000,
+    );
     sequenceStartUnixMs.push(Math.min(...starts.filter((_, r) => entered[r])) / 1000);
     if (stalled) {
       lastUnixMs = allIn / 1000;

@@ -19,7 +19,10 @@ export class Topology {
   private readonly firstIntra: number;
   private readonly nodeIds: Int32Array;
 
-  constructor(readonly rankNodes: readonly string[], readonly rankNics: readonly (string | undefined)[] | undefined) {
+  constructor(
+    readonly rankNodes: readonly string[],
+    readonly rankNics: readonly (string | undefined)[] | undefined,
+  ) {
     const n = rankNodes.length;
     this.interEndpoint = new Int32Array(n);
     const ids = new Map<string, number>();
@@ -47,8 +50,10 @@ export class Topology {
   /** Whether this topology describes the same placement as the given rank maps. */
   matches(rankNodes: readonly string[], rankNics: readonly (string | undefined)[] | undefined): boolean {
     if (rankNodes === this.rankNodes && rankNics === this.rankNics) return true;
-    if (rankNodes.length !== this.rankNodes.length || (rankNics === undefined) !== (this.rankNics === undefined)) return false;
-    for (let r = 0; r < rankNodes.length; r++) if (rankNodes[r] !== this.rankNodes[r] || rankNics?.[r] !== this.rankNics?.[r]) return false;
+    if (rankNodes.length !== this.rankNodes.length || (rankNics === undefined) !== (this.rankNics === undefined))
+      return false;
+    for (let r = 0; r < rankNodes.length; r++)
+      if (rankNodes[r] !== this.rankNodes[r] || rankNics?.[r] !== this.rankNics?.[r]) return false;
     return true;
   }
 
@@ -91,6 +96,10 @@ export class Topology {
 
   label(endpoint: number): string {
     const e = this.endpoints[endpoint]!;
-    return e.rank !== undefined ? `rank ${e.rank} on ${e.node}` : e.nic !== undefined ? `NIC ${e.nic} of ${e.node}` : `the NIC of ${e.node}`;
+    return e.rank !== undefined
+      ? `rank ${e.rank} on ${e.node}`
+      : e.nic !== undefined
+        ? `NIC ${e.nic} of ${e.node}`
+        : `the NIC of ${e.node}`;
   }
 }

@@ -12,7 +12,15 @@
  *  - the job's status.faults and fault conditions: a JSON merge patch of the status subresource guarded by the
  *    resourceVersion it was computed from, re-read and retried on 409 (as the checkpoint writer does).
  */
-import { CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig, type V1Node, type V1Taint } from "@kubernetes/client-node";
+import {
+  CoreV1Api,
+  CustomObjectsApi,
+  PatchStrategy,
+  setHeaderOptions,
+  type KubeConfig,
+  type V1Node,
+  type V1Taint,
+} from "@kubernetes/client-node";
 import { API_GROUP, API_VERSION } from "../../../../crds/src/common.js";
 import { setCondition, type ConditionUpdate } from "../../../../crds/src/conditions.js";
 import { Reason } from "../../../../crds/src/reasons.js";
@@ -37,7 +45,13 @@ export interface FaultWriter {
   taintNode(node: string, value: string, reason: string, nowMs: number): Promise<TaintResult>;
   markNic(node: string, nic: string, message: string, nowMs: number): Promise<boolean>;
   /** Adds `records` to status.faults and applies `conditions`; returns the job as written (undefined: it is gone). */
-  writeJobFaults(namespace: string, name: string, records: readonly FaultRecord[], conditions: readonly ConditionUpdate[], nowMs: number): Promise<TrainingJob | undefined>;
+  writeJobFaults(
+    namespace: string,
+    name: string,
+    records: readonly FaultRecord[],
+    conditions: readonly ConditionUpdate[],
+    nowMs: number,
+  ): Promise<TrainingJob | undefined>;
 }
 
 export class KubeFaultWriter implements FaultWriter {
@@ -60,26 +74,54 @@ export class KubeFaultWriter implements FaultWriter {
       }
       const taints = current.spec?.taints ?? [];
       if (taints.some((t) => t.key === IsolatedTaintKey)) return "already-isolated";
-      const taint: V1Taint = { key: IsolatedTaintKey, value, effect: ISOLATION_TAINT_EFFECT, timeAdded: new Date(nowMs) };
+      const taint: V1Taint = {
+        key: IsolatedTaintKey,
+        value,
+        effect: ISOLATION_TAINT_EFFECT,
+        timeAdded: new Date(nowMs),
+      };
       const body = {
-        metadata: { resourceVersion: current.metadata?.resourceVersion, annotations: { [IsolationReasonAnnotation]: reason } },
+        metadata: {
+          resourceVersion: current.metadata?.resourceVersion,
+          annotations: { [IsolationReasonAnnotation]: reason },
+        },
         spec: { taints: [...taints, taint] },
       };
       try {
-        await this.core.patchNode({ name: node, body, fieldManager: FIELD_MANAGER }, setHeaderOptions("Content-Type", PatchStrategy.MergePatch));
+        await this.core.patchNode(
+          { name: node, body, fieldManager: FIELD_MANAGER },
+          setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+        );
         return "tainted";
       } catch (err) {
         if (isNotFound(err)) return "node-gone";
-        if (!isConflict(err) || attempt >= MAX_CONFLICT_RETRIES) throw new KubeApiError(`tainting node ${node} ${IsolatedTaintKey}=${value}:${ISOLATION_TAINT_EFFECT}`, err);
+        if (!isConflict(err) || attempt >= MAX_CONFLICT_RETRIES)
+          throw new KubeApiError(`tainting node ${node} ${IsolatedTaintKey}=${value}:${ISOLATION_TAINT_EFFECT}`, err);
       }
     }
   }
 
   async markNic(node: string, nic: string, message: string, nowMs: number): Promise<boolean> {
     const now = new Date(nowMs);
-    const body = { status: { conditions: [{ type: nicConditionType(nic), status: "True", reason: Reason.NicDegraded, message, lastTransitionTime: now, lastHeartbeatTime: now }] } };
+    const body = {
+      status: {
+        conditions: [
+          {
+            type: nicConditionType(nic),
+            status: "True",
+            reason: Reason.NicDegraded,
+            message,
+            lastTransitionTime: now,
+            lastHeartbeatTime: now,
+          },
+        ],
+      },
+    };
     try {
-      await this.core.patchNodeStatus({ name: node, body, fieldManager: FIELD_MANAGER }, setHeaderOptions("Content-Type", PatchStrategy.StrategicMergePatch));
+      await this.core.patchNodeStatus(
+        { name: node, body, fieldManager: FIELD_MANAGER },
+        setHeaderOptions("Content-Type", PatchStrategy.StrategicMergePatch),
+      );
       return true;
     } catch (err) {
       if (isNotFound(err)) return false;
@@ -87,7 +129,13 @@ export class KubeFaultWriter implements FaultWriter {
     }
   }
 
-  async writeJobFaults(namespace: string, name: string, records: readonly FaultRecord[], conditions: readonly ConditionUpdate[], nowMs: number): Promise<TrainingJob | undefined> {
+  async writeJobFaults(
+    namespace: string,
+    name: string,
+    records: readonly FaultRecord[],
+    conditions: readonly ConditionUpdate[],
+    nowMs: number,
+  ): Promise<TrainingJob | undefined> {
     const target = { group: API_GROUP, version: API_VERSION, plural: TrainingJobNames.plural, namespace, name };
     for (let attempt = 0; ; attempt++) {
       let current: TrainingJob;
@@ -99,13 +147,24 @@ export class KubeFaultWriter implements FaultWriter {
       }
       const faults = mergeFaultRecords(current.status?.faults, records);
       let next = current.status?.conditions ?? [];
-      for (const update of conditions) next = setCondition(next, update, current.metadata.generation ?? 0, new Date(nowMs));
-      const body = { metadata: { resourceVersion: current.metadata.resourceVersion }, status: { faults, conditions: next } };
+      for (const update of conditions)
+        next = setCondition(next, update, current.metadata.generation ?? 0, new Date(nowMs));
+      const body = {
+        metadata: { resourceVersion: current.metadata.resourceVersion },
+        status: { faults, conditions: next },
+      };
       try {
-        return (await this.custom.patchNamespacedCustomObjectStatus({ ...target, body, fieldManager: FIELD_MANAGER }, setHeaderOptions("Content-Type", PatchStrategy.MergePatch))) as TrainingJob;
+        return (await this.custom.patchNamespacedCustomObjectStatus(
+          { ...target, body, fieldManager: FIELD_MANAGER },
+          setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+        )) as TrainingJob;
       } catch (err) {
         if (isNotFound(err)) return undefined;
-        if (!isConflict(err) || attempt >= MAX_CONFLICT_RETRIES) throw new KubeApiError(`recording ${records.length} fault(s) in TrainingJob ${namespace}/${name} status`, err);
+        if (!isConflict(err) || attempt >= MAX_CONFLICT_RETRIES)
+          throw new KubeApiError(
+            `recording ${records.length} fault(s) in TrainingJob ${namespace}/${name} status`,
+            err,
+          );
       }
     }
   }

@@ -9,8 +9,18 @@ const T = 1_800_000_000_000; // ms
 function rec(rank: number, sequence: number, startMs: number, durationMs: number, sendMs?: number): CollectiveRecord {
   const startUnixUs = startMs * 1000;
   return {
-    communicator: "c", rank, nRanks: 4, collective: "AllReduce", sequence, bytes: 1 << 20, startUnixUs, endUnixUs: durationMs < 0 ? 0 : startUnixUs + durationMs * 1000,
-    peers: sendMs === undefined ? [] : [{ peerRank: (rank + 1) % 4, bytes: 1 << 20, startUnixUs, endUnixUs: startUnixUs + sendMs * 1000 }],
+    communicator: "c",
+    rank,
+    nRanks: 4,
+    collective: "AllReduce",
+    sequence,
+    bytes: 1 << 20,
+    startUnixUs,
+    endUnixUs: durationMs < 0 ? 0 : startUnixUs + durationMs * 1000,
+    peers:
+      sendMs === undefined
+        ? []
+        : [{ peerRank: (rank + 1) % 4, bytes: 1 << 20, startUnixUs, endUnixUs: startUnixUs + sendMs * 1000 }],
   };
 }
 
@@ -20,7 +30,15 @@ function comm(id: string, records: CollectiveRecord[]): CommunicatorView {
     if (!sequences.has(r.sequence)) sequences.set(r.sequence, new Map());
     sequences.get(r.sequence)!.set(r.rank, r);
   }
-  return { communicator: id, job: "ns/job", nRanks: 4, sequences, evictedThrough: -1, recordsAccepted: records.length, updatedUnixMs: T };
+  return {
+    communicator: id,
+    job: "ns/job",
+    nRanks: 4,
+    sequences,
+    evictedThrough: -1,
+    recordsAccepted: records.length,
+    updatedUnixMs: T,
+  };
 }
 
 describe("rankNodesOf", () => {
@@ -48,7 +66,8 @@ describe("rankLatencies", () => {
   it("gives each rank's median collective and send time over recent completed sequences", () => {
     const records: CollectiveRecord[] = [];
     for (let s = 0; s < 5; s++) {
-      records.push(rec(0, s, T + s * 100, 10 + s, 2), rec(1, s, T + s * 100, 30, 8), rec(2, s, T + s * 100, -1)); // rank 2's are open
+      // rank 2's are open
+      records.push(rec(0, s, T + s * 100, 10 + s, 2), rec(1, s, T + s * 100, 30, 8), rec(2, s, T + s * 100, -1));
     }
     expect(rankLatencies([comm("c", records)])).toEqual([
       { rank: 0, collectiveMs: 12, sendMs: 2 },
@@ -63,12 +82,35 @@ describe("rankLatencies", () => {
 });
 
 describe("rankNicsOf", () => {
-  const topo = (nicType: NodeTopology["nicType"], nicCount: number): NodeTopology => ({ nodeName: "n", gpuModel: "H100-80GB", gpuCount: 8, nicType, nicCount, nicBandwidthGbps: 400, leaf: "l", island: "i" });
+  const topo = (nicType: NodeTopology["nicType"], nicCount: number): NodeTopology => ({
+    nodeName: "n",
+    gpuModel: "H100-80GB",
+    gpuCount: 8,
+    nicType,
+    nicCount,
+    nicBandwidthGbps: 400,
+    leaf: "l",
+    island: "i",
+  });
   it("names the NIC nearest each rank's GPU, as NCCL_IB_HCA names them (one per GPU, or shared evenly)", () => {
     const nodes: Record<string, NodeTopology> = { a: topo("infiniband", 8), b: topo("ethernet", 2) };
     expect(rankNicsOf(["a", "b"], 8, (n) => nodes[n], "mlx5_")).toEqual([
-      "mlx5_0", "mlx5_1", "mlx5_2", "mlx5_3", "mlx5_4", "mlx5_5", "mlx5_6", "mlx5_7",
-      "eth0", "eth0", "eth0", "eth0", "eth1", "eth1", "eth1", "eth1",
+      "mlx5_0",
+      "mlx5_1",
+      "mlx5_2",
+      "mlx5_3",
+      "mlx5_4",
+      "mlx5_5",
+      "mlx5_6",
+      "mlx5_7",
+      "eth0",
+      "eth0",
+      "eth0",
+      "eth0",
+      "eth1",
+      "eth1",
+      "eth1",
+      "eth1",
     ]);
   });
   it("is undefined when a node's topology is unknown (C4D then blames nodes)", () => {

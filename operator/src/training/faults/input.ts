@@ -22,18 +22,33 @@ export function rankNodesOf(placementNodes: readonly string[], gpusPerNode: numb
  * `${hcaPrefix}${i}`; plain Ethernet `eth${i}`). The agent's simulated ranks send the same way (agent/src/simulation
  * runtime.ts rankNics). Undefined when a node's topology is unknown: C4D then blames nodes, not NICs.
  */
-export function rankNicsOf(placementNodes: readonly string[], gpusPerNode: number, topologyOf: (node: string) => NodeTopology | undefined, hcaPrefix: string): string[] | undefined {
+export function rankNicsOf(
+  placementNodes: readonly string[],
+  gpusPerNode: number,
+  topologyOf: (node: string) => NodeTopology | undefined,
+  hcaPrefix: string,
+): string[] | undefined {
   const out: string[] = [];
   for (const node of placementNodes) {
     const t = topologyOf(node);
     if (!t) return undefined;
-    for (let local = 0; local < gpusPerNode; local++) out.push(nicDeviceName(t.nicType, Math.floor((local * t.nicCount) / Math.max(t.gpuCount, gpusPerNode)) % t.nicCount, hcaPrefix));
+    for (let local = 0; local < gpusPerNode; local++)
+      out.push(
+        nicDeviceName(
+          t.nicType,
+          Math.floor((local * t.nicCount) / Math.max(t.gpuCount, gpusPerNode)) % t.nicCount,
+          hcaPrefix,
+        ),
+      );
   }
   return out;
 }
 
 /** The communicators (and sequences) of the attempt that started at `sinceUnixMs`. */
-export function currentAttemptCommunicators(communicators: readonly CommunicatorView[], sinceUnixMs: number): CommunicatorView[] {
+export function currentAttemptCommunicators(
+  communicators: readonly CommunicatorView[],
+  sinceUnixMs: number,
+): CommunicatorView[] {
   const sinceUs = sinceUnixMs * 1000;
   const out: CommunicatorView[] = [];
   for (const c of communicators) {
@@ -71,7 +86,13 @@ export function rankLatencies(communicators: readonly CommunicatorView[], window
       }
     }
   }
-  return [...collective.keys()].sort((a, b) => a - b).map((rank) => ({ rank, collectiveMs: median(collective.get(rank)!), sendMs: send.has(rank) ? median(send.get(rank)!) : undefined }));
+  return [...collective.keys()]
+    .sort((a, b) => a - b)
+    .map((rank) => ({
+      rank,
+      collectiveMs: median(collective.get(rank)!),
+      sendMs: send.has(rank) ? median(send.get(rank)!) : undefined,
+    }));
 }
 
 function push(map: Map<number, number[]>, key: number, value: number): void {

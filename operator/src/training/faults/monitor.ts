@@ -37,7 +37,15 @@ export interface FaultMonitorDeps {
   writer: FaultWriter;
   events: EventSink;
   clock: Clock;
-  metrics: Pick<OperatorMetrics, "trainingFaultsTotal" | "trainingIsolationsTotal" | "trainingFaultDetectionSeconds" | "trainingFaultChecksTotal" | "trainingRankCollectiveSeconds" | "trainingRankSendSeconds">;
+  metrics: Pick<
+    OperatorMetrics,
+    | "trainingFaultsTotal"
+    | "trainingIsolationsTotal"
+    | "trainingFaultDetectionSeconds"
+    | "trainingFaultChecksTotal"
+    | "trainingRankCollectiveSeconds"
+    | "trainingRankSendSeconds"
+  >;
   logger: Pick<Logger, "info" | "warn" | "debug">;
   /** Called after a fault was recorded, so the job is reconciled (and restarted) at once. */
   enqueue: (key: string) => void;
@@ -98,24 +106,37 @@ export class FaultMonitor {
     const live = new Set(jobs.map((j) => j.metadata.uid ?? ""));
     for (const uid of this.written.keys()) if (!live.has(uid)) this.written.delete(uid);
     for (const uid of this.memos.keys()) if (!live.has(uid)) this.memos.delete(uid);
-    const isolated = new Set(this.deps.nodes.list().filter((n) => (n.spec?.taints ?? []).some((t) => t.key === IsolatedTaintKey)).map((n) => n.metadata?.name ?? ""));
+    const isolated = new Set(
+      this.deps.nodes
+        .list()
+        .filter((n) => (n.spec?.taints ?? []).some((t) => t.key === IsolatedTaintKey))
+        .map((n) => n.metadata?.name ?? ""),
+    );
     this.deps.metrics.trainingRankCollectiveSeconds.reset();
     this.deps.metrics.trainingRankSendSeconds.reset();
     let rankSeries = 0;
     for (const job of jobs) {
-      if (job.status?.phase !== TrainingPhase.Running || !job.status.placement || job.metadata.deletionTimestamp) continue;
+      if (job.status?.phase !== TrainingPhase.Running || !job.status.placement || job.metadata.deletionTimestamp)
+        continue;
       try {
         rankSeries += await this.checkJob(job, isolated, rankSeries);
         this.deps.metrics.trainingFaultChecksTotal.inc({ result: "ok" });
       } catch (err) {
         this.deps.metrics.trainingFaultChecksTotal.inc({ result: "error" });
-        this.deps.logger.warn({ err, job: `${job.metadata.namespace}/${job.metadata.name}` }, "fault check failed; retrying next period");
+        this.deps.logger.warn(
+          { err, job: `${job.metadata.namespace}/${job.metadata.name}` },
+          "fault check failed; retrying next period",
+        );
       }
     }
   }
 
   /** Returns how many per-rank series it exported. */
-  private async checkJob(job: TrainingJob, isolatedNodes: ReadonlySet<string>, rankSeriesSoFar: number): Promise<number> {
+  private async checkJob(
+    job: TrainingJob,
+    isolatedNodes: ReadonlySet<string>,
+    rankSeriesSoFar: number,
+  ): Promise<number> {
     const namespace = job.metadata.namespace!;
     const name = job.metadata.name!;
     const uid = job.metadata.uid!;
@@ -129,7 +150,12 @@ export class FaultMonitor {
     else this.written.delete(uid);
 
     const rankNodes = rankNodesOf(job.status!.placement!.nodes, job.spec.gpusPerNode);
-    const rankNics = rankNicsOf(job.status!.placement!.nodes, job.spec.gpusPerNode, (n) => this.topologyOf(n), this.deps.hcaPrefix ?? DEFAULT_NCCL_OPTIONS.hcaPrefix);
+    const rankNics = rankNicsOf(
+      job.status!.placement!.nodes,
+      job.spec.gpusPerNode,
+      (n) => this.topologyOf(n),
+      this.deps.hcaPrefix ?? DEFAULT_NCCL_OPTIONS.hcaPrefix,
+    );
     const communicators = currentAttemptCommunicators(this.deps.telemetry.communicatorsOf(key), gang.startedUnixMs);
     const exported = this.exportRankLatencies(namespace, name, rankNodes.length, communicators, rankSeriesSoFar);
 
@@ -141,8 +167,22 @@ export class FaultMonitor {
       let memo = this.memos.get(uid);
       if (!memo) this.memos.set(uid, (memo = new C4dMemo()));
       memo.retain(new Set(communicators.map((c) => c.communicator)));
-      const report = detectFaults({ job: key, communicators, rankNodes, ...(rankNics ? { rankNics } : {}) }, c4dConfigFor(job.spec.faultPolicy), nowMs, memo);
-      plan = planFaultActions({ job: key, attempt: gang.attempt, report, recorded, remembered, gangNodes: new Set(rankNodes), isolatedNodes, nowMs });
+      const report = detectFaults(
+        { job: key, communicators, rankNodes, ...(rankNics ? { rankNics } : {}) },
+        c4dConfigFor(job.spec.faultPolicy),
+        nowMs,
+        memo,
+      );
+      plan = planFaultActions({
+        job: key,
+        attempt: gang.attempt,
+        report,
+        recorded,
+        remembered,
+        gangNodes: new Set(rankNodes),
+        isolatedNodes,
+        nowMs,
+      });
     }
     if (!plan || plan.records.length === 0) {
       if (settled.length > 0) await this.deps.writer.writeJobFaults(namespace, name, [], settled, nowMs);
@@ -171,7 +211,10 @@ export class FaultMonitor {
     for (const t of plan.taints) {
       const result = await writer.taintNode(t.node, t.value, t.reason, nowMs);
       if (result === "tainted") metrics.trainingIsolationsTotal.inc({ target: "node" });
-      logger.info({ job: key, node: t.node, taint: `${IsolatedTaintKey}=${t.value}`, result }, "fault isolation: node taint");
+      logger.info(
+        { job: key, node: t.node, taint: `${IsolatedTaintKey}=${t.value}`, result },
+        "fault isolation: node taint",
+      );
     }
     for (const m of plan.nicMarks) {
       if (await writer.markNic(m.node, m.nic, m.message, nowMs)) metrics.trainingIsolationsTotal.inc({ target: "nic" });
@@ -182,8 +225,15 @@ export class FaultMonitor {
     this.written.set(job.metadata.uid!, [...(this.written.get(job.metadata.uid!) ?? []), ...plan.records]);
     for (const r of plan.records) {
       metrics.trainingFaultsTotal.inc({ class: r.faultClass });
-      if (isActed(r)) metrics.trainingFaultDetectionSeconds.observe({ class: r.faultClass }, Math.max(0, (Date.parse(r.actedTime) - Date.parse(r.firstAffectedTime)) / 1000));
-      logger.info({ job: key, fault: r }, isActed(r) ? "fault detected and acted on" : "ambiguous fault evidence: nothing tainted");
+      if (isActed(r))
+        metrics.trainingFaultDetectionSeconds.observe(
+          { class: r.faultClass },
+          Math.max(0, (Date.parse(r.actedTime) - Date.parse(r.firstAffectedTime)) / 1000),
+        );
+      logger.info(
+        { job: key, fault: r },
+        isActed(r) ? "fault detected and acted on" : "ambiguous fault evidence: nothing tainted",
+      );
     }
     const jobObject = { ...written, apiVersion: "gpufleet.io/v1alpha1", kind: "TrainingJob" };
     for (const e of plan.jobEvents) await this.deps.events.record(jobObject, e.type, e.reason, e.message);
@@ -191,7 +241,16 @@ export class FaultMonitor {
     for (const { node, event } of plan.nodeEvents) {
       const n = nodes.get(node);
       // Node Events live in "default" (nodes have no namespace), as the kubelet's do.
-      await this.deps.events.record({ apiVersion: "v1", kind: "Node", metadata: { name: node, uid: n?.metadata?.uid ?? node, namespace: "default" } }, event.type, event.reason, event.message);
+      await this.deps.events.record(
+        {
+          apiVersion: "v1",
+          kind: "Node",
+          metadata: { name: node, uid: n?.metadata?.uid ?? node, namespace: "default" },
+        },
+        event.type,
+        event.reason,
+        event.message,
+      );
     }
     if (plan.restart) this.deps.enqueue(key);
   }
@@ -203,7 +262,11 @@ export class FaultMonitor {
     let pods = 0;
     for (const pod of this.deps.pods.list(job.metadata.namespace)) {
       const m = pod.metadata;
-      if (m?.labels?.[OwnedLabel.trainingJob] !== job.metadata.name || !(m?.ownerReferences ?? []).some((r) => r.uid === job.metadata.uid)) continue;
+      if (
+        m?.labels?.[OwnedLabel.trainingJob] !== job.metadata.name ||
+        !(m?.ownerReferences ?? []).some((r) => r.uid === job.metadata.uid)
+      )
+        continue;
       if (m?.annotations?.[GangAnnotation.attempt] !== String(attempt) || m.deletionTimestamp) continue;
       pods++;
       // creationTimestamp has whole seconds: the attempt started within the second it names.
@@ -213,7 +276,13 @@ export class FaultMonitor {
     return pods === job.spec.nodes && Number.isFinite(startedUnixMs) ? { attempt, startedUnixMs } : undefined;
   }
 
-  private exportRankLatencies(namespace: string, name: string, worldSize: number, communicators: Parameters<typeof rankLatencies>[0], soFar: number): number {
+  private exportRankLatencies(
+    namespace: string,
+    name: string,
+    worldSize: number,
+    communicators: Parameters<typeof rankLatencies>[0],
+    soFar: number,
+  ): number {
     const maxRanks = this.deps.maxRanksForRankMetrics ?? 64;
     const maxSeries = this.deps.maxRankSeries ?? 2048;
     if (worldSize > maxRanks || soFar + worldSize > maxSeries || communicators.length === 0) return 0;

@@ -16,7 +16,12 @@
  */
 import type { ConditionUpdate } from "../../../../crds/src/conditions.js";
 import { Reason, TrainingCondition } from "../../../../crds/src/reasons.js";
-import { MAX_FAULT_RECORDS, type FaultAction, type FaultClass, type FaultRecord } from "../../../../crds/src/training-job.js";
+import {
+  MAX_FAULT_RECORDS,
+  type FaultAction,
+  type FaultClass,
+  type FaultRecord,
+} from "../../../../crds/src/training-job.js";
 import type { C4dAmbiguity, C4dReport, C4dVerdict } from "../c4d/index.js";
 import type { PendingEvent } from "../../runtime/status.js";
 
@@ -70,7 +75,15 @@ export interface FaultPlan {
   nodeEvents: NodeEvent[];
 }
 
-export const EMPTY_PLAN: FaultPlan = { records: [], taints: [], nicMarks: [], restart: false, conditions: [], jobEvents: [], nodeEvents: [] };
+export const EMPTY_PLAN: FaultPlan = {
+  records: [],
+  taints: [],
+  nicMarks: [],
+  restart: false,
+  conditions: [],
+  jobEvents: [],
+  nodeEvents: [],
+};
 
 export const DEFAULT_MAX_NODES_PER_FAULT = 2;
 
@@ -103,7 +116,8 @@ export function planFaultActions(input: FaultPlanInput): FaultPlan {
 
   const maxNodes = input.maxNodesPerFault ?? DEFAULT_MAX_NODES_PER_FAULT;
   // A restart-only verdict may blame no node at all (a job-wide hang): nothing to check it against.
-  const placed = (v: C4dVerdict) => input.gangNodes.has(v.blame.node) || (v.action === "restart-only" && v.blame.node === "");
+  const placed = (v: C4dVerdict) =>
+    input.gangNodes.has(v.blame.node) || (v.action === "restart-only" && v.blame.node === "");
   const inGang = input.report.verdicts.filter(placed);
   const outside = input.report.verdicts.filter((v) => !placed(v));
   const blamedNodes = new Set(inGang.filter((v) => v.action !== "restart-only").map((v) => v.blame.node));
@@ -111,15 +125,33 @@ export function planFaultActions(input: FaultPlanInput): FaultPlan {
 
   const ambiguous: AmbiguousFinding[] = [
     ...input.report.ambiguous.map((a) => ambiguityFinding(a, input.nowMs)),
-    ...outside.map((v) => verdictAsAmbiguity(v, `C4D blamed node ${v.blame.node}, which runs no rank of the current gang`)),
-    ...(tooMany ? inGang.map((v) => verdictAsAmbiguity(v, `C4D blamed ${blamedNodes.size} nodes at once (${[...blamedNodes].sort().join(", ")}); more than ${maxNodes} looks like a shared component, not a node`)) : []),
+    ...outside.map((v) =>
+      verdictAsAmbiguity(v, `C4D blamed node ${v.blame.node}, which runs no rank of the current gang`),
+    ),
+    ...(tooMany
+      ? inGang.map((v) =>
+          verdictAsAmbiguity(
+            v,
+            `C4D blamed ${blamedNodes.size} nodes at once (${[...blamedNodes].sort().join(", ")}); more than ${maxNodes} looks like a shared component, not a node`,
+          ),
+        )
+      : []),
   ];
   if (!tooMany && inGang.length > 0) return actOn(input, dedupe(inGang), handled);
   return reportAmbiguity(input, ambiguous, handled);
 }
 
 function actOn(input: FaultPlanInput, verdicts: C4dVerdict[], handled: ReadonlySet<string>): FaultPlan {
-  const plan: FaultPlan = { ...EMPTY_PLAN, records: [], taints: [], nicMarks: [], conditions: [], jobEvents: [], nodeEvents: [], restart: true };
+  const plan: FaultPlan = {
+    ...EMPTY_PLAN,
+    records: [],
+    taints: [],
+    nicMarks: [],
+    conditions: [],
+    jobEvents: [],
+    nodeEvents: [],
+    restart: true,
+  };
   for (const verdict of verdicts) {
     const { blame } = verdict;
     // A NIC verdict without a NIC name cannot mark anything; the node is then the smallest thing we can name.
@@ -131,18 +163,56 @@ function actOn(input: FaultPlanInput, verdicts: C4dVerdict[], handled: ReadonlyS
     plan.records.push(record);
     if (action === "isolate-node") {
       const already = input.isolatedNodes.has(blame.node);
-      if (!already) plan.taints.push({ node: blame.node, value: `c4d-${verdict.faultClass}`, reason: `${input.job} attempt ${input.attempt}: ${summary}`.slice(0, 1024) });
-      plan.nodeEvents.push({ node: blame.node, event: { type: "Warning", reason: Reason.NodeIsolated, message: `${already ? "already isolated; " : "tainted gpufleet.io/isolated:NoSchedule; "}TrainingJob ${input.job}: ${summary}` } });
+      if (!already)
+        plan.taints.push({
+          node: blame.node,
+          value: `c4d-${verdict.faultClass}`,
+          reason: `${input.job} attempt ${input.attempt}: ${summary}`.slice(0, 1024),
+        });
+      plan.nodeEvents.push({
+        node: blame.node,
+        event: {
+          type: "Warning",
+          reason: Reason.NodeIsolated,
+          message: `${already ? "already isolated; " : "tainted gpufleet.io/isolated:NoSchedule; "}TrainingJob ${input.job}: ${summary}`,
+        },
+      });
     } else if (action === "mark-nic") {
-      plan.nicMarks.push({ node: blame.node, nic: blame.nic!, message: `TrainingJob ${input.job}: ${summary}`.slice(0, 1024) });
-      plan.nodeEvents.push({ node: blame.node, event: { type: "Warning", reason: Reason.NicDegraded, message: `NIC ${blame.nic} marked degraded; TrainingJob ${input.job}: ${summary}` } });
+      plan.nicMarks.push({
+        node: blame.node,
+        nic: blame.nic!,
+        message: `TrainingJob ${input.job}: ${summary}`.slice(0, 1024),
+      });
+      plan.nodeEvents.push({
+        node: blame.node,
+        event: {
+          type: "Warning",
+          reason: Reason.NicDegraded,
+          message: `NIC ${blame.nic} marked degraded; TrainingJob ${input.job}: ${summary}`,
+        },
+      });
     }
-    plan.jobEvents.push({ type: "Warning", reason: FAULT_REASON[verdict.faultClass], message: `${summary}; ${actionText(record)}` });
+    plan.jobEvents.push({
+      type: "Warning",
+      reason: FAULT_REASON[verdict.faultClass],
+      message: `${summary}; ${actionText(record)}`,
+    });
   }
   if (plan.records.length === 0) return EMPTY_PLAN;
   const first = plan.records[0]!;
-  const more = plan.records.length > 1 ? ` (and ${plan.records.length - 1} more: ${plan.records.slice(1).map((r) => `${r.faultClass} on ${r.node}`).join(", ")})` : "";
-  plan.conditions.push({ type: TrainingCondition.FaultDetected, status: "True", reason: FAULT_REASON[first.faultClass], message: `${summarize(first)}; ${actionText(first)}${more}` });
+  const more =
+    plan.records.length > 1
+      ? ` (and ${plan.records.length - 1} more: ${plan.records
+          .slice(1)
+          .map((r) => `${r.faultClass} on ${r.node}`)
+          .join(", ")})`
+      : "";
+  plan.conditions.push({
+    type: TrainingCondition.FaultDetected,
+    status: "True",
+    reason: FAULT_REASON[first.faultClass],
+    message: `${summarize(first)}; ${actionText(first)}${more}`,
+  });
   return plan;
 }
 
@@ -159,7 +229,11 @@ interface AmbiguousFinding {
   detectedUnixMs: number;
 }
 
-function reportAmbiguity(input: FaultPlanInput, findings: readonly AmbiguousFinding[], handled: ReadonlySet<string>): FaultPlan {
+function reportAmbiguity(
+  input: FaultPlanInput,
+  findings: readonly AmbiguousFinding[],
+  handled: ReadonlySet<string>,
+): FaultPlan {
   const records: FaultRecord[] = [];
   const seen = new Set<string>();
   for (const f of findings) {
@@ -167,20 +241,37 @@ function reportAmbiguity(input: FaultPlanInput, findings: readonly AmbiguousFind
     if (handled.has(id) || seen.has(id)) continue;
     seen.add(id);
     records.push({
-      id, attempt: input.attempt, faultClass: "ambiguous", action: "none",
+      id,
+      attempt: input.attempt,
+      faultClass: "ambiguous",
+      action: "none",
       ...(f.nodes.length === 1 ? { node: f.nodes[0] } : {}),
-      ranks: f.ranks.slice(0, 64), communicator: f.communicator.slice(0, 256), collective: f.collective.slice(0, 64), sequence: Math.max(0, Math.trunc(f.sequence)),
-      evidenceRanks: f.ranks.slice(0, 64), detail: f.detail.slice(0, 1024), timesMs: boundedTimes(f.timesMs),
-      firstAffectedTime: iso(f.firstAffectedUnixMs), detectedTime: iso(f.detectedUnixMs), actedTime: iso(input.nowMs),
+      ranks: f.ranks.slice(0, 64),
+      communicator: f.communicator.slice(0, 256),
+      collective: f.collective.slice(0, 64),
+      sequence: Math.max(0, Math.trunc(f.sequence)),
+      evidenceRanks: f.ranks.slice(0, 64),
+      detail: f.detail.slice(0, 1024),
+      timesMs: boundedTimes(f.timesMs),
+      firstAffectedTime: iso(f.firstAffectedUnixMs),
+      detectedTime: iso(f.detectedUnixMs),
+      actedTime: iso(input.nowMs),
     });
   }
   if (records.length === 0) return EMPTY_PLAN;
-  const message = records.map((r) => `${summarize(r)}; nothing tainted`).join(" | ").slice(0, 4096);
+  const message = records
+    .map((r) => `${summarize(r)}; nothing tainted`)
+    .join(" | ")
+    .slice(0, 4096);
   return {
     ...EMPTY_PLAN,
     records,
     conditions: [{ type: TrainingCondition.FaultSuspected, status: "True", reason: Reason.AmbiguousEvidence, message }],
-    jobEvents: records.map((r) => ({ type: "Warning" as const, reason: Reason.AmbiguousEvidence, message: `${summarize(r)}; ambiguous: nothing tainted, the gang keeps running` })),
+    jobEvents: records.map((r) => ({
+      type: "Warning" as const,
+      reason: Reason.AmbiguousEvidence,
+      message: `${summarize(r)}; ambiguous: nothing tainted, the gang keeps running`,
+    })),
   };
 }
 
@@ -188,23 +279,40 @@ function reportAmbiguity(input: FaultPlanInput, findings: readonly AmbiguousFind
  * The fault conditions for a job whose gang attempt `attempt` runs without a fault of its own: both flip to False
  * (recalling the last fault) once a fresh attempt runs. Returns only conditions that exist and must change.
  */
-export function settledConditions(attempt: number, faults: readonly FaultRecord[], current: readonly { type: string; status: string }[] | undefined): ConditionUpdate[] {
+export function settledConditions(
+  attempt: number,
+  faults: readonly FaultRecord[],
+  current: readonly { type: string; status: string }[] | undefined,
+): ConditionUpdate[] {
   const out: ConditionUpdate[] = [];
   const lastActed = [...faults].reverse().find(isActed);
   const detected = current?.find((c) => c.type === TrainingCondition.FaultDetected);
   if (detected?.status === "True" && lastActed && lastActed.attempt < attempt) {
-    out.push({ type: TrainingCondition.FaultDetected, status: "False", reason: Reason.NoFault, message: `no fault in attempt ${attempt}; last fault (attempt ${lastActed.attempt}): ${summarize(lastActed)}` });
+    out.push({
+      type: TrainingCondition.FaultDetected,
+      status: "False",
+      reason: Reason.NoFault,
+      message: `no fault in attempt ${attempt}; last fault (attempt ${lastActed.attempt}): ${summarize(lastActed)}`,
+    });
   }
   const suspected = current?.find((c) => c.type === TrainingCondition.FaultSuspected);
   const lastAmbiguous = [...faults].reverse().find((r) => !isActed(r));
   if (suspected?.status === "True" && (!lastAmbiguous || lastAmbiguous.attempt < attempt)) {
-    out.push({ type: TrainingCondition.FaultSuspected, status: "False", reason: Reason.NoFault, message: `no ambiguous evidence in attempt ${attempt}` });
+    out.push({
+      type: TrainingCondition.FaultSuspected,
+      status: "False",
+      reason: Reason.NoFault,
+      message: `no ambiguous evidence in attempt ${attempt}`,
+    });
   }
   return out;
 }
 
 /** status.faults after adding `records`: de-duplicated by id, newest last, at most MAX_FAULT_RECORDS. */
-export function mergeFaultRecords(existing: readonly FaultRecord[] | undefined, records: readonly FaultRecord[]): FaultRecord[] {
+export function mergeFaultRecords(
+  existing: readonly FaultRecord[] | undefined,
+  records: readonly FaultRecord[],
+): FaultRecord[] {
   const ids = new Set(records.map((r) => r.id));
   return [...(existing ?? []).filter((r) => !ids.has(r.id)), ...records].slice(-MAX_FAULT_RECORDS);
 }
@@ -213,42 +321,66 @@ export function mergeFaultRecords(existing: readonly FaultRecord[] | undefined, 
  * The faults of attempt `attempt` that demand a gang restart (read by the gang step): the nodes the next placement
  * avoids (both ends of a blamed link: neither is proven faulty) and one description per fault with the node it is on.
  */
-export function faultRestartNodes(faults: readonly FaultRecord[] | undefined, attempt: number): { nodes: string[]; faults: { node: string | undefined; summary: string }[] } {
+export function faultRestartNodes(
+  faults: readonly FaultRecord[] | undefined,
+  attempt: number,
+): { nodes: string[]; faults: { node: string | undefined; summary: string }[] } {
   const acted = (faults ?? []).filter((r) => r.attempt === attempt && isActed(r));
   return {
     nodes: [...new Set(acted.flatMap((r) => [r.node, r.peerNode].filter((n): n is string => Boolean(n))))].sort(),
-    faults: acted.map((r) => ({ node: r.node, summary: `${r.faultClass}${r.node ? ` on node ${r.node}` : ""}${r.nic ? ` (NIC ${r.nic})` : ""}${r.peerNode ? ` (link to ${r.peerNode})` : ""}` })),
+    faults: acted.map((r) => ({
+      node: r.node,
+      summary: `${r.faultClass}${r.node ? ` on node ${r.node}` : ""}${r.nic ? ` (NIC ${r.nic})` : ""}${r.peerNode ? ` (link to ${r.peerNode})` : ""}`,
+    })),
   };
 }
 
 /** One line telling the evidence: which collective, which ranks, what times. */
 export function summarize(r: FaultRecord): string {
-  const where = r.node ? ` node ${r.node}${r.nic ? ` NIC ${r.nic}` : ""}${r.peerNode ? ` (link to ${r.peerNode})` : ""}` : "";
+  const where = r.node
+    ? ` node ${r.node}${r.nic ? ` NIC ${r.nic}` : ""}${r.peerNode ? ` (link to ${r.peerNode})` : ""}`
+    : "";
   const ranks = r.ranks.length > 0 ? ` ranks ${rankList(r.ranks)}` : "";
-  const times = Object.entries(r.timesMs).slice(0, 6).map(([k, v]) => `${k}=${Math.round(v * 10) / 10}ms`).join(", ");
+  const times = Object.entries(r.timesMs)
+    .slice(0, 6)
+    .map(([k, v]) => `${k}=${Math.round(v * 10) / 10}ms`)
+    .join(", ");
   const latencyMs = Date.parse(r.actedTime) - Date.parse(r.firstAffectedTime);
   return `C4D ${r.faultClass}:${where}${ranks} in ${r.collective || "collective"} #${r.sequence} of ${r.communicator} (evidence ranks ${rankList(r.evidenceRanks)}): ${r.detail}${times ? ` [${times}]` : ""}; first affected ${r.firstAffectedTime}, acted ${Number.isFinite(latencyMs) ? `${(latencyMs / 1000).toFixed(1)}s` : "?"} later`;
 }
 
 function actionText(r: FaultRecord): string {
   switch (r.action) {
-    case "isolate-node": return `node ${r.node} isolated (taint gpufleet.io/isolated); restarting the gang on healthy nodes from the last checkpoint`;
-    case "mark-nic": return `NIC ${r.nic} of node ${r.node} marked degraded (node condition); restarting the gang, avoiding the node`;
-    case "restart-only": return "restarting the gang from the last checkpoint; nothing isolated";
-    case "none": return "nothing done";
+    case "isolate-node":
+      return `node ${r.node} isolated (taint gpufleet.io/isolated); restarting the gang on healthy nodes from the last checkpoint`;
+    case "mark-nic":
+      return `NIC ${r.nic} of node ${r.node} marked degraded (node condition); restarting the gang, avoiding the node`;
+    case "restart-only":
+      return "restarting the gang from the last checkpoint; nothing isolated";
+    case "none":
+      return "nothing done";
   }
 }
 
 function recordOf(input: FaultPlanInput, v: C4dVerdict, id: string, action: FaultAction): FaultRecord {
   return {
-    id, attempt: input.attempt, faultClass: v.faultClass, action,
+    id,
+    attempt: input.attempt,
+    faultClass: v.faultClass,
+    action,
     ...(v.blame.node ? { node: v.blame.node } : {}),
     ...(action === "mark-nic" && v.blame.nic ? { nic: v.blame.nic.slice(0, 64) } : {}),
     ...(v.blame.peerNode ? { peerNode: v.blame.peerNode } : {}),
-    ranks: v.blame.ranks.slice(0, 64), communicator: v.evidence.communicator.slice(0, 256), collective: v.evidence.collective.slice(0, 64),
-    sequence: Math.max(0, Math.trunc(v.evidence.sequence)), evidenceRanks: v.evidence.ranks.slice(0, 64), detail: v.evidence.detail.slice(0, 1024),
+    ranks: v.blame.ranks.slice(0, 64),
+    communicator: v.evidence.communicator.slice(0, 256),
+    collective: v.evidence.collective.slice(0, 64),
+    sequence: Math.max(0, Math.trunc(v.evidence.sequence)),
+    evidenceRanks: v.evidence.ranks.slice(0, 64),
+    detail: v.evidence.detail.slice(0, 1024),
     timesMs: boundedTimes(v.evidence.timesMs),
-    firstAffectedTime: iso(v.firstAffectedUnixMs), detectedTime: iso(v.detectedUnixMs), actedTime: iso(input.nowMs),
+    firstAffectedTime: iso(v.firstAffectedUnixMs),
+    detectedTime: iso(v.detectedUnixMs),
+    actedTime: iso(input.nowMs),
   };
 }
 
@@ -265,19 +397,42 @@ function dedupe(verdicts: readonly C4dVerdict[]): C4dVerdict[] {
 
 function verdictAsAmbiguity(v: C4dVerdict, why: string): AmbiguousFinding {
   return {
-    kind: `${v.faultClass}-unplaced`, communicator: v.evidence.communicator, collective: v.evidence.collective, sequence: v.evidence.sequence,
-    ranks: v.blame.ranks, nodes: [v.blame.node], detail: `${why}; ${v.evidence.detail}`, timesMs: v.evidence.timesMs,
-    firstAffectedUnixMs: v.firstAffectedUnixMs, detectedUnixMs: v.detectedUnixMs,
+    kind: `${v.faultClass}-unplaced`,
+    communicator: v.evidence.communicator,
+    collective: v.evidence.collective,
+    sequence: v.evidence.sequence,
+    ranks: v.blame.ranks,
+    nodes: [v.blame.node],
+    detail: `${why}; ${v.evidence.detail}`,
+    timesMs: v.evidence.timesMs,
+    firstAffectedUnixMs: v.firstAffectedUnixMs,
+    detectedUnixMs: v.detectedUnixMs,
   };
 }
 
 function ambiguityFinding(a: C4dAmbiguity, nowMs: number): AmbiguousFinding {
   // An ambiguity carries no times of its own: it is reported when seen.
-  return { kind: a.suspected, communicator: a.communicator, collective: "", sequence: a.sequence, ranks: a.ranks, nodes: a.nodes, detail: a.detail, timesMs: a.timesMs, firstAffectedUnixMs: nowMs, detectedUnixMs: nowMs };
+  return {
+    kind: a.suspected,
+    communicator: a.communicator,
+    collective: "",
+    sequence: a.sequence,
+    ranks: a.ranks,
+    nodes: a.nodes,
+    detail: a.detail,
+    timesMs: a.timesMs,
+    firstAffectedUnixMs: nowMs,
+    detectedUnixMs: nowMs,
+  };
 }
 
 function boundedTimes(times: Readonly<Record<string, number>>): Record<string, number> {
-  return Object.fromEntries(Object.entries(times).filter(([, v]) => Number.isFinite(v)).slice(0, 16).map(([k, v]) => [k.slice(0, 64), v]));
+  return Object.fromEntries(
+    Object.entries(times)
+      .filter(([, v]) => Number.isFinite(v))
+      .slice(0, 16)
+      .map(([k, v]) => [k.slice(0, 64), v]),
+  );
 }
 
 function iso(ms: number): string {

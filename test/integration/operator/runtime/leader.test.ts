@@ -13,7 +13,8 @@ import { startApiProxy, type ApiProxy } from "../../../support/api-proxy.js";
 import { testCluster, type TestCluster } from "../../../support/cluster.js";
 
 const LEASE = { leaseDurationMs: 4000, renewDeadlineMs: 2000, retryPeriodMs: 300 };
-const isLeaseCall = (url: string) => url.includes("/apis/coordination.k8s.io/v1/namespaces/") && url.includes("/leases");
+const isLeaseCall = (url: string) =>
+  url.includes("/apis/coordination.k8s.io/v1/namespaces/") && url.includes("/leases");
 
 describe("a leader whose Lease calls hang", () => {
   let cluster: TestCluster;
@@ -28,14 +29,30 @@ describe("a leader whose Lease calls hang", () => {
     namespace = await cluster.freshNamespace("leader");
     proxy = await startApiProxy(cluster.kubeConfig);
     const common = { namespace, leaseName: "op", ...LEASE, logger: silentLogger };
-    leader = new LeaderElector({ ...common, kubeConfig: proxy.kubeConfig, identity: "a", onStartedLeading: () => (times.leaderStartedMs = performance.now()), onStoppedLeading: () => (times.leaderStoppedMs = performance.now()) });
+    leader = new LeaderElector({
+      ...common,
+      kubeConfig: proxy.kubeConfig,
+      identity: "a",
+      onStartedLeading: () => (times.leaderStartedMs = performance.now()),
+      onStoppedLeading: () => (times.leaderStoppedMs = performance.now()),
+    });
     leader.start();
     await waitFor(() => leader!.isLeader || undefined, { description: "a leads", timeoutMs: 30_000 });
-    follower = new LeaderElector({ ...common, kubeConfig: cluster.kubeConfig, identity: "b", onStartedLeading: () => (times.followerStartedMs = performance.now()), onStoppedLeading: () => {} });
+    follower = new LeaderElector({
+      ...common,
+      kubeConfig: cluster.kubeConfig,
+      identity: "b",
+      onStartedLeading: () => (times.followerStartedMs = performance.now()),
+      onStoppedLeading: () => {},
+    });
     follower.start();
     // b has seen a renew a few times: it is a follower now.
     const seen = proxy.requests.length;
-    await waitFor(() => proxy.requests.filter((r) => r.method === "PUT").length >= 3 && proxy.requests.length > seen + 3 || undefined, { description: "a renews", timeoutMs: 30_000 });
+    await waitFor(
+      () =>
+        (proxy.requests.filter((r) => r.method === "PUT").length >= 3 && proxy.requests.length > seen + 3) || undefined,
+      { description: "a renews", timeoutMs: 30_000 },
+    );
     expect(follower.isLeader).toBe(false);
   });
   afterAll(async () => {
@@ -62,13 +79,18 @@ describe("a leader whose Lease calls hang", () => {
       expect(r.abortedAtMs, `${r.method} ${r.url}`).toBeDefined();
       expect(r.abortedAtMs! - r.atMs).toBeLessThanOrEqual(LEASE.renewDeadlineMs + 500);
     }
-    expect(proxy.requests.filter((r) => r.verdict === "forward" && isLeaseCall(r.url) && r.atMs >= stalledFromMs)).toEqual([]);
+    expect(
+      proxy.requests.filter((r) => r.verdict === "forward" && isLeaseCall(r.url) && r.atMs >= stalledFromMs),
+    ).toEqual([]);
 
     await waitFor(() => times.followerStartedMs, { description: "b takes over", timeoutMs: 30_000 });
     expect(times.followerStartedMs!).toBeGreaterThan(times.leaderStoppedMs!);
     // a keeps campaigning through the hung connection: its calls keep being aborted, and it never leads again.
     const later = proxy.requests.length;
-    await waitFor(() => proxy.requests.slice(later).filter((r) => r.abortedAtMs !== undefined).length >= 2 || undefined, { description: "a's later calls are aborted too", timeoutMs: 30_000 });
+    await waitFor(
+      () => proxy.requests.slice(later).filter((r) => r.abortedAtMs !== undefined).length >= 2 || undefined,
+      { description: "a's later calls are aborted too", timeoutMs: 30_000 },
+    );
     expect(leader!.isLeader).toBe(false);
   });
 });
