@@ -22,31 +22,11 @@ import torch
 
 from ..attention.backends import TritonPagedBackend
 from ..config import LLAMA3_8B, EngineConfig
-from ..engine.batch import StepInputs
 from ..model.torch_runner import TorchModelRunner, random_torch_weights
 from .h200 import ceilings, decode_inputs, spread
 
-DEV = "cuda"
-DECODE_BATCHES = [1, 2, 4, 8, 16, 32, 64, 128, 256]
-CONTEXTS = [128, 512, 1024, 2048, 4096, 8192]
-PREFILL_TOKENS = [128, 256, 512, 1024, 2048, 4096, 8192]
-PREFILL_BATCHES = [1, 2, 4, 8]
-MAX_PREFILL_BATCH_TOKENS = 16384  # one step's tokens; larger steps are chunked by the scheduler anyway
-
-
-def prefill_inputs(batch: int, tokens: int, bs: int, gen: torch.Generator) -> StepInputs:
-    per = math.ceil(tokens / bs)
-    ids, pos, slots, tables, samples = [], [], [], [], []
-    for i in range(batch):
-        table = list(range(i * per, (i + 1) * per))
-        ids += torch.randint(0, 128000, (tokens,), generator=gen).tolist()
-        pos += list(range(tokens))
-        slots += [table[p // bs] * bs + p % bs for p in range(tokens)]
-        tables.append(table)
-        samples.append((i + 1) * tokens - 1)
-    rids = [f"p{i}" for i in range(batch)]
-    return StepInputs("prefill", rids, ids, pos, slots, [tokens] * batch, [tokens] * batch, tables, samples, rids)
-
+# The grid and the prefill batch builder are calibrate.py's (which supersedes this first sweep): one definition.
+from ..calibrate import CONTEXTS, DECODE_BATCHES, DEV, MAX_PREFILL_BATCH_TOKENS, PREFILL_BATCHES, PREFILL_TOKENS, prefill_inputs
 
 def save(out: Path, result: dict, rows: list[dict]) -> None:
     """Written after every point, so a run stopped at its time limit still leaves what it measured."""
