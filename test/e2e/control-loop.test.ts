@@ -10,19 +10,19 @@
  * - the operator's agent client sends a command over mTLS to a simulated worker, and the answer is that worker's own
  *   acknowledgement.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ServingDeployment } from "../../crds/src/serving-deployment.js";
 import type { TrainingJob } from "../../crds/src/training-job.js";
 import { API_GROUP, API_VERSION } from "../../crds/src/common.js";
-import { secretNames } from "../../operator/src/agents/certificates.js";
 import type { OperatorHandle } from "../../operator/src/operator.js";
 import { waitFor } from "../harness/wait.js";
 import { testCluster, type TestCluster } from "../support/cluster.js";
 import { startInProcessOperator, startSimulatedAgent, type ComponentProcess } from "../support/operator.js";
 import { LLAMA_3_8B, servingDeployment, trainingJob } from "../support/builders.js";
+import { writeOperatorIssuedAgentCerts } from "../support/agent-certs.js";
 
 let cluster: TestCluster;
 let operator: OperatorHandle | undefined;
@@ -40,18 +40,7 @@ beforeAll(async () => {
     durablePrefix: `e2e-${process.pid}`,
   });
   // The agent gets the server certificate the operator issued (the chart mounts the same Secret as files).
-  const agentSecret = await waitFor(
-    async () => {
-      const secret = await cluster.core
-        .readNamespacedSecret({ namespace: "default", name: secretNames("gpufleet").agent })
-        .catch(() => undefined);
-      return secret?.data?.["tls.crt"] ? secret : undefined;
-    },
-    { description: "the agent certificate Secret issued by the operator", timeoutMs: 30_000 },
-  );
-  mkdirSync(tlsDir, { recursive: true });
-  for (const key of ["ca.crt", "tls.crt", "tls.key"])
-    writeFileSync(join(tlsDir, key), Buffer.from(agentSecret.data![key]!, "base64"), { mode: 0o600 });
+  await writeOperatorIssuedAgentCerts(cluster, tlsDir);
   const started = await startSimulatedAgent({
     kubeconfigPath: cluster.kubeconfigPath,
     natsUrl: cluster.natsUrl,

@@ -15,7 +15,7 @@
  * - requests live-migrate (MigrationCompleted, the gateway's followed count) and every client request of both
  *   phases succeeds: status 200, [DONE], every token asked for.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { CoreV1Event, V1Pod } from "@kubernetes/client-node";
@@ -24,7 +24,6 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { API_GROUP, API_VERSION } from "../../../crds/src/common.js";
 import type { ServingDeployment } from "../../../crds/src/serving-deployment.js";
 import { decodeLoad, Stream, subscriptionFor, type LoadEntry } from "../../../common/src/telemetry/subjects.js";
-import { secretNames } from "../../../operator/src/agents/certificates.js";
 import type { OperatorHandle } from "../../../operator/src/operator.js";
 import type { TraceRecord } from "../../../operator/src/serving/distserve/workload.js";
 import { loadTraceFile } from "../../../operator/src/serving/trace-file.js";
@@ -39,6 +38,7 @@ import {
   startSimulatedAgent,
   type ComponentProcess,
 } from "../../support/operator.js";
+import { writeOperatorIssuedAgentCerts } from "../../support/agent-certs.js";
 
 const run = Date.now().toString(36);
 const MODEL = `autoscale-${run}`;
@@ -187,18 +187,7 @@ beforeAll(async () => {
       policies: { autoscaleConfig: { ...DEFAULT_AUTOSCALE_CONFIG, cooldownMs: 3_000 } },
     },
   });
-  const agentSecret = await waitFor(
-    async () => {
-      const secret = await cluster.core
-        .readNamespacedSecret({ namespace: "default", name: secretNames("gpufleet").agent })
-        .catch(() => undefined);
-      return secret?.data?.["tls.crt"] ? secret : undefined;
-    },
-    { description: "the agent certificate Secret issued by the operator", timeoutMs: 30_000 },
-  );
-  mkdirSync(tlsDir, { recursive: true });
-  for (const key of ["ca.crt", "tls.crt", "tls.key"])
-    writeFileSync(join(tlsDir, key), Buffer.from(agentSecret.data![key]!, "base64"), { mode: 0o600 });
+  await writeOperatorIssuedAgentCerts(cluster, tlsDir);
   agent = (
     await startSimulatedAgent({
       kubeconfigPath: cluster.kubeconfigPath,

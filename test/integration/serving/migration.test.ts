@@ -15,7 +15,7 @@
  * 5. a disaggregated request moves between decode instances with the stream as exact (the prefill instance's first
  *    token is index 0 of the completion, so the decode stream resumes at the count the gateway relayed).
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect, type NatsConnection, type Subscription } from "nats";
@@ -23,7 +23,6 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { placeholderText } from "../../../agent/src/simulation/instances/tokens.js";
 import { EnginePath } from "../../../common/src/engine-api.js";
 import { decodeLoad, Stream, subscriptionFor, type LoadEntry } from "../../../common/src/telemetry/subjects.js";
-import { secretNames } from "../../../operator/src/agents/certificates.js";
 import type { OperatorHandle } from "../../../operator/src/operator.js";
 import { modelShape } from "../../../operator/src/serving/planner-bridge.js";
 import { waitFor } from "../../harness/wait.js";
@@ -36,6 +35,7 @@ import {
   type ComponentProcess,
 } from "../../support/operator.js";
 import { SseParser } from "../../../gateway/src/openai/sse.js";
+import { writeOperatorIssuedAgentCerts } from "../../support/agent-certs.js";
 
 const run = `${Date.now().toString(36)}-${process.pid}`;
 const MODEL = `migrate-${run}`;
@@ -256,18 +256,7 @@ beforeAll(async () => {
     natsUrl: cluster.natsUrl,
     durablePrefix: `migrate-${process.pid}`,
   });
-  const agentSecret = await waitFor(
-    async () => {
-      const secret = await cluster.core
-        .readNamespacedSecret({ namespace: "default", name: secretNames("gpufleet").agent })
-        .catch(() => undefined);
-      return secret?.data?.["tls.crt"] ? secret : undefined;
-    },
-    { description: "the agent certificate Secret issued by the operator", timeoutMs: 30_000 },
-  );
-  mkdirSync(tlsDir, { recursive: true });
-  for (const key of ["ca.crt", "tls.crt", "tls.key"])
-    writeFileSync(join(tlsDir, key), Buffer.from(agentSecret.data![key]!, "base64"), { mode: 0o600 });
+  await writeOperatorIssuedAgentCerts(cluster, tlsDir);
   agent = (
     await startSimulatedAgent({
       kubeconfigPath: cluster.kubeconfigPath,

@@ -9,7 +9,6 @@
  * - a spine cable the plan uses is marked down in the FabricTopology: the plan is recomputed around it, the
  *   agents apply the new one, and no QP uses the cable.
  */
-import { mkdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -34,6 +33,7 @@ import {
   startSimulatedAgent,
   type ComponentProcess,
 } from "../../support/operator.js";
+import { writeOperatorIssuedAgentCerts } from "../../support/agent-certs.js";
 
 let cluster: TestCluster;
 let operator: OperatorHandle | undefined;
@@ -64,18 +64,7 @@ beforeAll(async () => {
     durablePrefix: `traffic-${process.pid}`,
   });
   // The agent serves its operator port with the certificate the operator issued (the mTLS client pool's peer).
-  const agentSecret = await waitFor(
-    async () => {
-      const secret = await cluster.core
-        .readNamespacedSecret({ namespace: "default", name: secretNames("gpufleet").agent })
-        .catch(() => undefined);
-      return secret?.data?.["tls.crt"] ? secret : undefined;
-    },
-    { description: "the agent certificate Secret issued by the operator", timeoutMs: 30_000 },
-  );
-  mkdirSync(tlsDir, { recursive: true });
-  for (const key of ["ca.crt", "tls.crt", "tls.key"])
-    writeFileSync(join(tlsDir, key), Buffer.from(agentSecret.data![key]!, "base64"), { mode: 0o600 });
+  await writeOperatorIssuedAgentCerts(cluster, tlsDir);
   agent = (
     await startSimulatedAgent({
       kubeconfigPath: cluster.kubeconfigPath,
