@@ -143,6 +143,10 @@ const EVIDENCE: Record<string, Record<string, RegExp>> = {
     watch: /ListWatch/,
     patch: /ServerSideApply/,
   },
+  "gpufleet.io/gpuprofiles": {
+    list: /GpuProfileNames\.plural/,
+    watch: /GpuProfileNames\.plural/,
+  },
   "gpufleet.io/servingdeployments/status": {
     get: /patchNamespacedCustomObjectStatus/,
     patch: /patchNamespacedCustomObjectStatus/,

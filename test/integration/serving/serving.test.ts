@@ -244,9 +244,10 @@ describe("ServingDeployment", () => {
     const { sd: before, pods: oldPods } = await waitAvailable(namespace, "chat");
     const oldHash = oldPods[0]?.metadata?.labels?.["gpufleet.io/plan-hash"];
 
-    // A tighter TTFT on long prompts moves prefill to a deeper pipeline (DistServe §4: each phase's best
-    // parallelism follows its own SLO).
-    const tighter = servingDeployment("chat", namespace, { slo: { ttftMs: 150 }, workload: summarization });
+    // A tighter TTFT on long prompts changes the prefill pool (DistServe §4: each phase's parallelism and replicas
+    // follow its own SLO). With the calibrated latency model 150 ms no longer does, 100 ms does (2 prefill
+    // instances instead of 1).
+    const tighter = servingDeployment("chat", namespace, { slo: { ttftMs: 100 }, workload: summarization });
     const expected = await expectedPlan(tighter);
     expect(planSummary(expected), "the tighter SLO gives a different plan").not.toBe(before.status?.planSummary);
 
@@ -271,7 +272,7 @@ describe("ServingDeployment", () => {
       }
     })();
     await custom.patchNamespacedCustomObject(
-      { ...group, namespace, name: "chat", body: { spec: { slo: { ttftMs: 150 } } } },
+      { ...group, namespace, name: "chat", body: { spec: { slo: { ttftMs: 100 } } } },
       mergePatch,
     );
     const after = await waitFor(
