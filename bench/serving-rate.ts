@@ -92,6 +92,38 @@ export function ratiosVsColocated(sustained: Readonly<Partial<Record<PlanKind, n
   return { colocatedRatePerGpu, ratio };
 }
 
+/** Lowest swept rate whose attainment is below `percent`, or null when every swept rate meets it. */
+export function firstRateBelow(
+  curve: readonly { ratePerGpu: number; attainmentPercent: number }[],
+  percent: number,
+): number | null {
+  const below = curve.filter((p) => p.attainmentPercent < percent).map((p) => p.ratePerGpu);
+  return below.length > 0 ? Math.min(...below) : null;
+}
+
+/** One line per scenario: who sustains most at the target, by how much, and where each curve falls under it. */
+export function findings(scenarios: readonly ScenarioResult[], rows: readonly RateRow[]): string[] {
+  return scenarios.map((s) => {
+    if (s.plans.length === 0) return `- ${s.scenario}: no plan (${s.note ?? "planner failed"}).`;
+    const best = [...s.plans].sort((a, b) => b.sustainedRatePerGpu - a.sustainedRatePerGpu)[0] as PlanCurve;
+    const disagg = s.plans.find((p) => p.planKind === "disaggregated");
+    const verdict = disagg
+      ? `disaggregated sustains ${f(disagg.sustainedRatePerGpu)} req/s/GPU at ${s.slo.attainmentPercent}% vs ` +
+        `colocated ${f(s.colocatedRatePerGpu)} (×${f(disagg.ratioVsColocated, 2)})`
+      : "no disaggregated plan met the SLO";
+    const falls = s.plans.map((p) => {
+      const curve = rows.filter((r) => r.scenario === s.scenario && r.planKind === p.planKind);
+      const under = firstRateBelow(curve, s.slo.attainmentPercent);
+      const half = firstRateBelow(curve, 50);
+      return (
+        `${p.planKind} under ${s.slo.attainmentPercent}% from ${under ?? "none swept"}, ` +
+        `under 50% from ${half ?? "none swept"}`
+      );
+    });
+    return `- ${s.scenario}: ${verdict}; highest: ${best.planKind}. Swept: ${falls.join("; ")}.`;
+  });
+}
+
 interface Scenario {
   name: string;
   model: KnownModel;
@@ -245,7 +277,9 @@ function sweepScenario(
       sim.unitGpus;
   }
   const { colocatedRatePerGpu, ratio } = ratiosVsColocated(sustained);
-  const grid = rateGrid(Math.max(...Object.values(sustained)));
+  const top = Math.max(0, ...Object.values(sustained));
+  if (top === 0) return { result: { ...base, colocatedRatePerGpu, plans: [], note: "no plan met the SLO" }, rows: [] };
+  const grid = rateGrid(top);
   const rows: RateRow[] = [];
   const plans: PlanCurve[] = [];
   for (const kind of PLAN_KINDS) {
@@ -346,6 +380,6 @@ function markdown(scenarios: readonly ScenarioResult[], rows: readonly RateRow[]
     }
     lines.push("");
   }
-  lines.push("## What the curves show", "", "FINDINGS", "");
+  lines.push("## What the curves show", "", ...findings(scenarios, rows), "");
   return lines.join("\n");
 }
