@@ -178,8 +178,8 @@ interface Simulated {
   attainmentAt(unitRatePerSec: number): number;
 }
 
-function configOf(ctx: Context, gpu: string, c: { tp: number; pp: number }): Config {
-  const coeffs = latencyCoefficients(gpu, ctx.input.coefficientOverrides);
+function configOf(ctx: Context, c: { tp: number; pp: number }): Config {
+  const { coeffs } = ctx;
   return {
     tp: c.tp,
     pp: c.pp,
@@ -193,9 +193,9 @@ function configOf(ctx: Context, gpu: string, c: { tp: number; pp: number }): Con
 }
 
 /** The planner's disaggregated unit, built as measureDisaggregatedGoodputPerGpu (planner.ts) builds it. */
-function simulatedDisagg(ctx: Context, gpu: string, d: DisaggregatedSummary): Simulated {
-  const pc = configOf(ctx, gpu, d.prefill);
-  const dc = configOf(ctx, gpu, d.decode);
+function simulatedDisagg(ctx: Context, d: DisaggregatedSummary): Simulated {
+  const pc = configOf(ctx, d.prefill);
+  const dc = configOf(ctx, d.decode);
   const phase = (c: Config) => ({ config: c, goodput: 1, perGpu: 1 / c.gpus });
   const low = d.affinity === "low";
   const shape: DisaggShape = {
@@ -219,8 +219,8 @@ function simulatedDisagg(ctx: Context, gpu: string, d: DisaggregatedSummary): Si
 }
 
 /** The planner's colocated plan on the node-filling pool its goodput search simulated (measurements.ts). */
-function simulatedColocated(ctx: Context, gpu: string, c: ColocatedPlan, policy: ColocatedPolicy): Simulated {
-  const config = configOf(ctx, gpu, c);
+function simulatedColocated(ctx: Context, c: ColocatedPlan, policy: ColocatedPolicy): Simulated {
+  const config = configOf(ctx, c);
   const k = poolSize(ctx, config);
   const sample = sampleFor(ctx, requestsFor(ctx, k));
   const cfg = colocatedSimConfig(ctx, config, k, policy);
@@ -262,12 +262,17 @@ function sweepScenario(
   const base = { scenario: s.name, why: s.why, model: s.model, gpu: s.gpu, gpus: s.gpus, slo };
   if (!plan.ok) return { result: { ...base, colocatedRatePerGpu: 0, plans: [], note: plan.message }, rows: [] };
   const nodes = input.nodes.filter((n) => n.gpuModel === s.gpu);
-  const ctx = makeContext(input, deriveModel(input.model), latencyCoefficients(s.gpu), nodes);
+  const ctx = makeContext(
+    input,
+    deriveModel(input.model),
+    latencyCoefficients(s.gpu, input.coefficientOverrides),
+    nodes,
+  );
   const { disaggregated, vllm, chunked } = plan.alternatives;
   const sims: Partial<Record<PlanKind, Simulated>> = {};
-  if (disaggregated) sims.disaggregated = simulatedDisagg(ctx, s.gpu, disaggregated);
-  if (vllm) sims.vllm = simulatedColocated(ctx, s.gpu, vllm, "vllm");
-  if (chunked) sims.chunked = simulatedColocated(ctx, s.gpu, chunked, "chunked");
+  if (disaggregated) sims.disaggregated = simulatedDisagg(ctx, disaggregated);
+  if (vllm) sims.vllm = simulatedColocated(ctx, vllm, "vllm");
+  if (chunked) sims.chunked = simulatedColocated(ctx, chunked, "chunked");
   const sustained: Partial<Record<PlanKind, number>> = {};
   for (const kind of PLAN_KINDS) {
     const sim = sims[kind];
