@@ -11,6 +11,7 @@ import { FigureDataError } from "./json.js";
 import { latencyPoints, medianAbsErrorPercent, skippedRows } from "./latency-model.js";
 import { renderSvg } from "./render.js";
 import { schedulerCdfPoints, schedulerCdfSpec, schedulerPoints } from "./scheduler.js";
+import { ratePoints, rateSpec } from "./serving-rate.js";
 import { servingPoints, servingSpec } from "./serving.js";
 import { trafficPoints } from "./traffic.js";
 
@@ -57,6 +58,75 @@ describe("serving figure", () => {
       /serving-goodput: "vllmGoodputPerGpu" is not a number/,
     );
     expect(() => servingPoints({})).toThrow(FigureDataError);
+  });
+});
+
+describe("serving rate figure", () => {
+  const results = (rows: Record<string, unknown>[]) => ({
+    scenarios: [
+      { scenario: "Llama-3-8B H100 chatbot", slo: { ttftMs: 250, tpotMs: 100, attainmentPercent: 90 } },
+      { scenario: "OPT-13B A100 chatbot", slo: { ttftMs: 250, tpotMs: 100, attainmentPercent: 80 } },
+    ],
+    rows,
+  });
+  const row = (over: Record<string, unknown>) => ({
+    scenario: "Llama-3-8B H100 chatbot",
+    planKind: "disaggregated",
+    shape: "P TP1×PP1×1, D TP1×PP1×1 (high)",
+    ratePerGpu: 2,
+    attainmentPercent: 97.5,
+    aboveCapacityBound: false,
+    ...over,
+  });
+
+  it("labels each plan kind, carries its scenario's target and the capacity flag", () => {
+    const points = ratePoints(
+      results([row({}), row({ planKind: "vllm", scenario: "OPT-13B A100 chatbot", aboveCapacityBound: true })]),
+    );
+    expect(points).toEqual([
+      {
+        scenario: "Llama-3-8B H100 chatbot",
+        planKind: "disaggregated (gpufleet)",
+        ratePerGpu: 2,
+        attainmentPercent: 97.5,
+        aboveCapacityBound: false,
+        targetPercent: 90,
+      },
+      {
+        scenario: "OPT-13B A100 chatbot",
+        planKind: "vLLM colocated",
+        ratePerGpu: 2,
+        attainmentPercent: 97.5,
+        aboveCapacityBound: true,
+        targetPercent: 80,
+      },
+    ]);
+  });
+
+  it("rejects rows it cannot place", () => {
+    expect(() => ratePoints(results([row({ planKind: "mystery" })]))).toThrow(/unknown planKind "mystery"/);
+    expect(() => ratePoints(results([row({ scenario: "elsewhere" })]))).toThrow(/"elsewhere" has no scenario/);
+    expect(() => ratePoints(results([row({ attainmentPercent: "high" })]))).toThrow(
+      /serving-rate: "attainmentPercent" is not a number/,
+    );
+    expect(() => ratePoints({ rows: [] })).toThrow(FigureDataError);
+  });
+
+  it("renders a line and a point per kind in every panel, and a target rule per panel", async () => {
+    const rows = ["Llama-3-8B H100 chatbot", "OPT-13B A100 chatbot"].flatMap((scenario) =>
+      ["disaggregated", "vllm", "chunked"].flatMap((planKind) =>
+        [1, 2, 3].map((ratePerGpu) =>
+          row({ scenario, planKind, ratePerGpu, attainmentPercent: 100 - 20 * ratePerGpu }),
+        ),
+      ),
+    );
+    const svg = await renderSvg(rateSpec(ratePoints(results(rows))));
+    expect(svg.startsWith("<svg")).toBe(true);
+    expect(markLabels(svg, "line mark")).toBe(6);
+    expect(markLabels(svg, "point")).toBe(rows.length);
+    expect(markLabels(svg, "rule mark")).toBe(2);
+    for (const kind of ["disaggregated (gpufleet)", "vLLM colocated", "chunked prefill"])
+      expect(svg).toContain(`>${kind}<`);
   });
 });
 

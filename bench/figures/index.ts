@@ -14,6 +14,7 @@ import type { Json } from "./json.js";
 import { latencyPoints, latencySpec, skippedRows } from "./latency-model.js";
 import { renderSvg } from "./render.js";
 import { schedulerCdfPoints, schedulerCdfSpec, schedulerPoints, schedulerSetup, schedulerSpec } from "./scheduler.js";
+import { ratePoints, rateSpec } from "./serving-rate.js";
 import { servingPoints, servingSpec } from "./serving.js";
 import { trafficPoints, trafficSpec } from "./traffic.js";
 
@@ -32,6 +33,12 @@ export interface FigureDef {
 
 export const FIGURES: readonly FigureDef[] = [
   { name: "serving-goodput", bench: "serving", source: "serving.json", spec: (r) => servingSpec(servingPoints(r)) },
+  {
+    name: "serving-rate",
+    bench: "serving-rate",
+    source: "serving-rate.json",
+    spec: (r) => rateSpec(ratePoints(r)),
+  },
   {
     name: "scheduler-latency",
     bench: "scheduler",
