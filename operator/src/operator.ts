@@ -267,11 +267,11 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorH
     return owner ? [`${pod.metadata?.namespace}/${owner}`] : [];
   };
   serving.watch(servingDeployments, (sd) => [objectKey(sd)]);
-  serving.watch(nodes, allKeys(servingDeployments));
+  serving.watchAll(nodes, allKeys(servingDeployments));
   serving.watch(pods, ownerKey(OwnedLabel.servingDeployment));
-  serving.watch(gpuProfiles, allKeys(servingDeployments)); // a new or changed profile re-plans every deployment
+  serving.watchAll(gpuProfiles, allKeys(servingDeployments)); // a new or changed profile re-plans every deployment
   training.watch(trainingJobs, (job) => [objectKey(job)]);
-  training.watch(nodes, allKeys(trainingJobs));
+  training.watchAll(nodes, allKeys(trainingJobs));
   training.watch(pods, ownerKey(OwnedLabel.trainingJob));
   const fabric = new Controller({
     reconciler: new FabricTopologyReconciler({ ...deps, fabricTopologies }),
@@ -279,7 +279,7 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorH
     logger,
   });
   fabric.watch(fabricTopologies, (f) => [objectKey(f)]);
-  fabric.watch(nodes, allKeys(fabricTopologies));
+  fabric.watchAll(nodes, allKeys(fabricTopologies));
   const controllers = [serving, training, fabric];
 
   await Promise.all(informers.map((i) => i.start()));
