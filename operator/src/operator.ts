@@ -23,6 +23,7 @@ import { OperatorMetrics } from "./metrics.js";
 import { Applier } from "./runtime/apply.js";
 import { systemClock, type Clock } from "./runtime/clock.js";
 import { Controller } from "./runtime/controller.js";
+import { settleWithin } from "./runtime/deadline.js";
 import { EventRecorder } from "./runtime/events.js";
 import { FencedKubeConfig } from "./runtime/fence.js";
 import { ResilientInformer, objectKey } from "./runtime/informer.js";
@@ -97,6 +98,9 @@ function customResourceInformer<T extends KubernetesObject>(
     onRestart: () => metrics.informerRestartsTotal.inc({ resource: plural }),
   });
 }
+
+/** How long stop() waits for each shutdown step before it logs and goes on. */
+const stopStepTimeoutMs = 10_000;
 
 export async function startOperator(options: OperatorOptions): Promise<OperatorHandle> {
   const { config, logger } = options;
@@ -357,18 +361,23 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorH
     async stop() {
       stopped = true;
       clock.clearTimeout(resyncHandle);
+      // Each step is bounded: a reconcile in flight may await a request that a half-started API server accepted
+      // and never answers (client-node sets no timeout), and stop() must still return (docs/reliability.md).
+      const bounded = (step: Promise<unknown>, what: string) =>
+        settleWithin(step, stopStepTimeoutMs, what, clock, logger);
       await Promise.all([
-        ...controllers.map((c) => c.stop()),
-        scheduler.stop(),
-        faultMonitor.stop(),
-        trafficPlanner.stop(),
-        telemetry.close(),
+        ...controllers.map((c) => bounded(c.stop(), `controller ${c.name}`)),
+        bounded(scheduler.stop(), "serving scheduler"),
+        bounded(faultMonitor.stop(), "fault monitor"),
+        bounded(trafficPlanner.stop(), "traffic planner"),
+        bounded(telemetry.close(), "telemetry"),
       ]);
-      await elector?.stop();
+      if (elector) await bounded(elector.stop(), "leader lease release");
       agentCommands.stop();
       metrics.leader.set(0);
-      await Promise.all(informers.map((i) => i.stop()));
-      await health.close();
+      await Promise.all(informers.map((i) => bounded(i.stop(), `informer ${i.resource}`)));
+      // close() waits for open connections (keep-alive scrapers); bounded like the rest.
+      await bounded(health.close(), "health server");
     },
   };
 }

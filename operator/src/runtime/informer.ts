@@ -17,7 +17,10 @@
 import type { KubeConfig } from "@kubernetes/client-node";
 import { ListWatch, Watch, type KubernetesListObject, type KubernetesObject } from "@kubernetes/client-node";
 import { systemClock, type Clock } from "./clock.js";
+import { RequestDeadlineError, withDeadline } from "./deadline.js";
 import type { Logger } from "./logger.js";
+
+export { RequestDeadlineError, withDeadline } from "./deadline.js";
 
 export type InformerEvent = "add" | "update" | "delete" | "resync";
 export type InformerHandler<T> = (event: InformerEvent, object: T) => void;
@@ -38,31 +41,6 @@ export interface InformerOptions<T extends KubernetesObject> {
   /** A watch request without a response after this long fails (default 15 s). */
   watchEstablishTimeoutMs?: number;
   onRestart?: () => void;
-}
-
-/** A list or watch request the API server did not answer in time. */
-export class RequestDeadlineError extends Error {
-  constructor(what: string, timeoutMs: number) {
-    super(`${what}: no answer within ${timeoutMs} ms`);
-    this.name = "RequestDeadlineError";
-  }
-}
-
-/** `promise`, or a RequestDeadlineError after `timeoutMs` (the request itself cannot be aborted from here). */
-export function withDeadline<T>(promise: Promise<T>, timeoutMs: number, what: string, clock: Clock): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const handle = clock.setTimeout(() => reject(new RequestDeadlineError(what, timeoutMs)), timeoutMs);
-    promise.then(
-      (value) => {
-        clock.clearTimeout(handle);
-        resolve(value);
-      },
-      (error: unknown) => {
-        clock.clearTimeout(handle);
-        reject(error instanceof Error ? error : new Error(String(error)));
-      },
-    );
-  });
 }
 
 type WatchCallback = Parameters<Watch["watch"]>[2];
