@@ -155,4 +155,21 @@ describe("ResilientInformer deadlines", () => {
     expect(resyncs).toEqual([]);
     await informer.stop();
   }, 20_000);
+
+  it("recovers once the API server answers again: backoff reset, cache replayed once as resync", async () => {
+    const behaviour: { list: Behaviour; watch: Behaviour } = { list: "answer", watch: "hang" };
+    const api = await fakeApi(behaviour);
+    const informer = nodeInformer(api);
+    const resyncs: string[] = [];
+    informer.on((event, n) => {
+      if (event === "resync") resyncs.push(n.metadata!.name!);
+    });
+    await informer.start();
+    await vi.waitFor(() => expect(informer.pendingRestartAttempts).toBeGreaterThanOrEqual(2), { timeout: 15_000 });
+    behaviour.watch = "answer";
+    await vi.waitFor(() => expect(informer.pendingRestartAttempts).toBe(0), { timeout: 15_000 });
+    expect(resyncs).toEqual(["n1"]);
+    await vi.waitFor(() => expect(informer.get("n2")?.metadata?.name).toBe("n2")); // the watch's event landed
+    await informer.stop();
+  }, 20_000);
 });

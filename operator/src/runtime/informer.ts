@@ -68,9 +68,11 @@ export class DeadlineWatch {
   ): Promise<AbortController> {
     const outer = new AbortController();
     let finished = false;
+    let failed = false; // an error or the deadline ended it, as opposed to a stream that opened and then closed
     const finish = (error: unknown) => {
       if (finished) return;
       finished = true;
+      if (error) failed = true;
       outer.abort();
       done(error);
     };
@@ -86,12 +88,11 @@ export class DeadlineWatch {
       .then(
         (innerController) => {
           this.clock.clearTimeout(timer);
-          // Late (after the deadline) or stopped meanwhile: close it; else tie its lifetime to ours.
+          // Late (after the deadline) or already over: close it; else tie its lifetime to ours. A stream that
+          // opened and closed at once still was answered (ListWatch reconnects it itself).
           if (finished || outer.signal.aborted) innerController.abort();
-          else {
-            outer.signal.addEventListener("abort", () => innerController.abort(), { once: true });
-            this.onEstablished();
-          }
+          else outer.signal.addEventListener("abort", () => innerController.abort(), { once: true });
+          if (!failed) this.onEstablished();
           return outer;
         },
         (error: unknown) => {
