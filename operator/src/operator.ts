@@ -26,6 +26,7 @@ import { Controller } from "./runtime/controller.js";
 import { settleWithin } from "./runtime/deadline.js";
 import { EventRecorder } from "./runtime/events.js";
 import { FencedKubeConfig } from "./runtime/fence.js";
+import { BoundedKubeConfig } from "./runtime/request-timeout.js";
 import { ResilientInformer, objectKey } from "./runtime/informer.js";
 import { LeaderElector } from "./runtime/leader.js";
 import type { Logger } from "./runtime/logger.js";
@@ -99,6 +100,8 @@ function customResourceInformer<T extends KubernetesObject>(
   });
 }
 
+/** No API request (list, get, write) waits longer: the API server's own default request timeout is 60 s too. */
+const apiRequestTimeoutMs = 60_000;
 /** How long stop() waits for each shutdown step before it logs and goes on. */
 const stopStepTimeoutMs = 10_000;
 
@@ -109,12 +112,15 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorH
   // must not write after another replica may have taken over).
   let elector: LeaderElector | undefined;
   const kubeConfig = config.leaderElection
-    ? new FencedKubeConfig(options.kubeConfig, () =>
-        elector?.holdsLease()
-          ? undefined
-          : `${config.identity} does not hold the leader lease ${config.namespace}/${config.leaseName}`,
+    ? new FencedKubeConfig(
+        options.kubeConfig,
+        () =>
+          elector?.holdsLease()
+            ? undefined
+            : `${config.identity} does not hold the leader lease ${config.namespace}/${config.leaseName}`,
+        apiRequestTimeoutMs,
       )
-    : options.kubeConfig;
+    : new BoundedKubeConfig(options.kubeConfig, apiRequestTimeoutMs);
   const clock = options.clock ?? systemClock;
   const metrics = new OperatorMetrics();
   const core = kubeConfig.makeApiClient(CoreV1Api);
