@@ -36,7 +36,7 @@ export interface InformerOptions<T extends KubernetesObject> {
   logger: Logger;
   clock?: Clock;
   maxWatchAgeMs?: number;
-  /** A list that has not settled after this long fails (default 30 s). */
+  /** A list that has not settled after this long fails (default 60 s: a large pod list on a busy machine is slow, not stuck). */
   listTimeoutMs?: number;
   /** A watch request without a response after this long fails (default 15 s). */
   watchEstablishTimeoutMs?: number;
@@ -123,7 +123,7 @@ export class ResilientInformer<T extends KubernetesObject> {
 
   constructor(private readonly options: InformerOptions<T>) {
     this.clock = options.clock ?? systemClock;
-    const listTimeoutMs = options.listTimeoutMs ?? 30_000;
+    const listTimeoutMs = options.listTimeoutMs ?? 60_000;
     const watch = new DeadlineWatch(
       new Watch(options.kubeConfig),
       options.watchEstablishTimeoutMs ?? 15_000,
