@@ -36,7 +36,7 @@ export interface InformerOptions<T extends KubernetesObject> {
   logger: Logger;
   clock?: Clock;
   maxWatchAgeMs?: number;
-  /** A list that has not settled after this long fails (default 60 s: a large pod list on a busy machine is slow, not stuck). */
+  /** A list that has not settled after this long fails (default 60 s: a big pod list on a busy host is slow). */
   listTimeoutMs?: number;
   /** A watch request without a response after this long fails (default 15 s). */
   watchEstablishTimeoutMs?: number;
