@@ -16,6 +16,8 @@ interface FakeApi {
   kubeConfig: KubeConfig;
   lists: number;
   watches: number;
+  /** Requests whose connection the client closed. */
+  closedByClient: number;
   close(): Promise<void>;
 }
 
@@ -29,9 +31,10 @@ const node = (name: string): V1Node => ({ apiVersion: "v1", kind: "Node", metada
 /** An API server whose list and watch either never answer or answer (the watch then streams one event, stays open). */
 async function fakeApi(behaviour: { list: Behaviour; watch: Behaviour }): Promise<FakeApi> {
   const held: ServerResponse[] = [];
-  const state = { lists: 0, watches: 0 };
+  const state = { lists: 0, watches: 0, closedByClient: 0 };
   const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
     held.push(res);
+    res.on("close", () => state.closedByClient++);
     const isWatch = new URL(req.url ?? "/", "http://x").searchParams.get("watch") === "true";
     if (isWatch) state.watches++;
     else state.lists++;
@@ -60,6 +63,9 @@ async function fakeApi(behaviour: { list: Behaviour; watch: Behaviour }): Promis
     get watches() {
       return state.watches;
     },
+    get closedByClient() {
+      return state.closedByClient;
+    },
     close: () =>
       new Promise<void>((resolve) => {
         for (const res of held) res.destroy();
@@ -73,7 +79,7 @@ async function fakeApi(behaviour: { list: Behaviour; watch: Behaviour }): Promis
 
 const quietLogger = { warn: () => {}, info: () => {}, debug: () => {}, error: () => {} } as unknown as Logger;
 
-function nodeInformer(api: FakeApi) {
+function nodeInformer(api: FakeApi, extra: { logger?: Logger; maxWatchAgeMs?: number; onRestart?: () => void } = {}) {
   const core = api.kubeConfig.makeApiClient(CoreV1Api);
   return new ResilientInformer<V1Node>({
     kubeConfig: api.kubeConfig,
@@ -83,6 +89,7 @@ function nodeInformer(api: FakeApi) {
     logger: quietLogger,
     listTimeoutMs: 200,
     watchEstablishTimeoutMs: 200,
+    ...extra,
   });
 }
 
@@ -109,7 +116,7 @@ describe("DeadlineWatch", () => {
     expect(api.watches).toBe(1);
   });
 
-  it("passes an answered watch through: establishment reported, events delivered, abort closes it", async () => {
+  it("passes an answered watch through: establishment reported, events delivered, abort closes it quietly", async () => {
     const api = await fakeApi({ list: "answer", watch: "answer" });
     let established = false;
     const watch = new DeadlineWatch(new Watch(api.kubeConfig), 5_000, systemClock, () => (established = true));
@@ -124,7 +131,8 @@ describe("DeadlineWatch", () => {
     expect(established).toBe(true);
     await vi.waitFor(() => expect(events).toEqual(["MODIFIED n2"]));
     controller.abort();
-    await vi.waitFor(() => expect(done).toHaveBeenCalledTimes(1));
+    await vi.waitFor(() => expect(api.closedByClient).toBe(1));
+    expect(done).not.toHaveBeenCalled(); // the owner stopped it: its AbortError is no failure to report
   });
 });
 
@@ -170,6 +178,21 @@ describe("ResilientInformer deadlines", () => {
     await vi.waitFor(() => expect(informer.pendingRestartAttempts).toBe(0), { timeout: 15_000 });
     expect(resyncs).toEqual(["n1"]);
     await vi.waitFor(() => expect(informer.get("n2")?.metadata?.name).toBe("n2")); // the watch's event landed
+    await informer.stop();
+  }, 20_000);
+
+  it("a restart's own abort of the old watch is not a failure (no restart loop on a healthy server)", async () => {
+    const api = await fakeApi({ list: "answer", watch: "answer" });
+    const warnings: unknown[] = [];
+    let restarts = 0;
+    const logger = { ...quietLogger, warn: (fields: unknown) => warnings.push(fields) } as unknown as Logger;
+    const informer = nodeInformer(api, { logger, maxWatchAgeMs: 400, onRestart: () => restarts++ });
+    await informer.start();
+    await vi.waitFor(() => expect(restarts).toBeGreaterThanOrEqual(3), { timeout: 15_000 });
+    // Before: every age restart aborted the old watch, its AbortError counted as a failure and scheduled another
+    // restart 500 ms later, forever, each replaying the cache.
+    expect(warnings).toEqual([]);
+    expect(informer.pendingRestartAttempts).toBe(0);
     await informer.stop();
   }, 20_000);
 });

@@ -76,6 +76,19 @@ export class DeadlineWatch {
       outer.abort();
       done(error);
     };
+    // Aborted by its owner (ListWatch stopping it, as every restart does): the AbortError that the closing stream
+    // reports next is not a failure. Passed on, it made each restart schedule the next one 500 ms later, forever,
+    // each replaying the whole cache (seen in this file's tests before the fix).
+    let abortedByOwner = false;
+    outer.signal.addEventListener(
+      "abort",
+      () => {
+        if (finished) return;
+        finished = true;
+        abortedByOwner = true;
+      },
+      { once: true },
+    );
     let timer: unknown;
     const deadline = new Promise<AbortController>((resolve) => {
       timer = this.clock.setTimeout(() => {
@@ -92,7 +105,7 @@ export class DeadlineWatch {
           // opened and closed at once still was answered (ListWatch reconnects it itself).
           if (finished || outer.signal.aborted) innerController.abort();
           else outer.signal.addEventListener("abort", () => innerController.abort(), { once: true });
-          if (!failed) this.onEstablished();
+          if (!failed && !abortedByOwner) this.onEstablished();
           return outer;
         },
         (error: unknown) => {
