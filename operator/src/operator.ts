@@ -23,8 +23,10 @@ import { OperatorMetrics } from "./metrics.js";
 import { Applier } from "./runtime/apply.js";
 import { systemClock, type Clock } from "./runtime/clock.js";
 import { Controller } from "./runtime/controller.js";
+import { settleWithin } from "./runtime/deadline.js";
 import { EventRecorder } from "./runtime/events.js";
 import { FencedKubeConfig } from "./runtime/fence.js";
+import { BoundedKubeConfig } from "./runtime/request-timeout.js";
 import { ResilientInformer, objectKey } from "./runtime/informer.js";
 import { LeaderElector } from "./runtime/leader.js";
 import type { Logger } from "./runtime/logger.js";
@@ -98,6 +100,11 @@ function customResourceInformer<T extends KubernetesObject>(
   });
 }
 
+/** No API request (list, get, write) waits longer: the API server's own default request timeout is 60 s too. */
+const apiRequestTimeoutMs = 60_000;
+/** How long stop() waits for each shutdown step before it logs and goes on. */
+const stopStepTimeoutMs = 10_000;
+
 export async function startOperator(options: OperatorOptions): Promise<OperatorHandle> {
   const { config, logger } = options;
   // Every API client but the elector's writes through the fence: with leader election on, a write is refused unless
@@ -105,12 +112,15 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorH
   // must not write after another replica may have taken over).
   let elector: LeaderElector | undefined;
   const kubeConfig = config.leaderElection
-    ? new FencedKubeConfig(options.kubeConfig, () =>
-        elector?.holdsLease()
-          ? undefined
-          : `${config.identity} does not hold the leader lease ${config.namespace}/${config.leaseName}`,
+    ? new FencedKubeConfig(
+        options.kubeConfig,
+        () =>
+          elector?.holdsLease()
+            ? undefined
+            : `${config.identity} does not hold the leader lease ${config.namespace}/${config.leaseName}`,
+        apiRequestTimeoutMs,
       )
-    : options.kubeConfig;
+    : new BoundedKubeConfig(options.kubeConfig, apiRequestTimeoutMs);
   const clock = options.clock ?? systemClock;
   const metrics = new OperatorMetrics();
   const core = kubeConfig.makeApiClient(CoreV1Api);
@@ -267,11 +277,11 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorH
     return owner ? [`${pod.metadata?.namespace}/${owner}`] : [];
   };
   serving.watch(servingDeployments, (sd) => [objectKey(sd)]);
-  serving.watch(nodes, allKeys(servingDeployments));
+  serving.watchAll(nodes, allKeys(servingDeployments));
   serving.watch(pods, ownerKey(OwnedLabel.servingDeployment));
-  serving.watch(gpuProfiles, allKeys(servingDeployments)); // a new or changed profile re-plans every deployment
+  serving.watchAll(gpuProfiles, allKeys(servingDeployments)); // a new or changed profile re-plans every deployment
   training.watch(trainingJobs, (job) => [objectKey(job)]);
-  training.watch(nodes, allKeys(trainingJobs));
+  training.watchAll(nodes, allKeys(trainingJobs));
   training.watch(pods, ownerKey(OwnedLabel.trainingJob));
   const fabric = new Controller({
     reconciler: new FabricTopologyReconciler({ ...deps, fabricTopologies }),
@@ -279,7 +289,7 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorH
     logger,
   });
   fabric.watch(fabricTopologies, (f) => [objectKey(f)]);
-  fabric.watch(nodes, allKeys(fabricTopologies));
+  fabric.watchAll(nodes, allKeys(fabricTopologies));
   const controllers = [serving, training, fabric];
 
   await Promise.all(informers.map((i) => i.start()));
@@ -357,18 +367,23 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorH
     async stop() {
       stopped = true;
       clock.clearTimeout(resyncHandle);
+      // Each step is bounded: a reconcile in flight may await a request that a half-started API server accepted
+      // and never answers (client-node sets no timeout), and stop() must still return (docs/reliability.md).
+      const bounded = (step: Promise<unknown>, what: string) =>
+        settleWithin(step, stopStepTimeoutMs, what, clock, logger);
       await Promise.all([
-        ...controllers.map((c) => c.stop()),
-        scheduler.stop(),
-        faultMonitor.stop(),
-        trafficPlanner.stop(),
-        telemetry.close(),
+        ...controllers.map((c) => bounded(c.stop(), `controller ${c.name}`)),
+        bounded(scheduler.stop(), "serving scheduler"),
+        bounded(faultMonitor.stop(), "fault monitor"),
+        bounded(trafficPlanner.stop(), "traffic planner"),
+        bounded(telemetry.close(), "telemetry"),
       ]);
-      await elector?.stop();
+      if (elector) await bounded(elector.stop(), "leader lease release");
       agentCommands.stop();
       metrics.leader.set(0);
-      await Promise.all(informers.map((i) => i.stop()));
-      await health.close();
+      await Promise.all(informers.map((i) => bounded(i.stop(), `informer ${i.resource}`)));
+      // close() waits for open connections (keep-alive scrapers); bounded like the rest.
+      await bounded(health.close(), "health server");
     },
   };
 }

@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { OperatorMetrics } from "../metrics.js";
+import type { KubernetesObject } from "@kubernetes/client-node";
 import { Controller, type ReconcileResult } from "./controller.js";
+import type { InformerHandler } from "./informer.js";
 import { silentLogger } from "./logger.js";
 import { WorkQueue } from "./queue.js";
 
@@ -87,5 +89,36 @@ describe("Controller", () => {
     await new Promise((r) => setTimeout(r, 10));
     await controller.stop();
     expect(calls.length).toBeLessThanOrEqual(2);
+  });
+});
+
+describe("Controller.watchAll", () => {
+  type Handler = InformerHandler<KubernetesObject>;
+  const fakeInformer = () => {
+    const handlers: Handler[] = [];
+    return {
+      on: (h: Handler) => handlers.push(h),
+      emit: (o: KubernetesObject) => handlers.forEach((h) => h("resync", o)),
+    };
+  };
+
+  it("maps a burst of events (a 1,000-node resync) to one pass over all keys, and a later burst to another", async () => {
+    const { controller } = harness(() => ({}));
+    const informer = fakeInformer();
+    const jobs = Array.from({ length: 150 }, (_, i) => `ns/job-${i}`);
+    let passes = 0;
+    controller.watchAll(informer, () => {
+      passes++;
+      return jobs;
+    });
+    for (let n = 0; n < 1_000; n++) informer.emit({ metadata: { name: `node-${n}` } });
+    expect(passes).toBe(0); // deferred to the end of the synchronous run
+    await Promise.resolve();
+    expect(passes).toBe(1);
+    expect(controller.queue.depth).toBe(150);
+    informer.emit({ metadata: { name: "node-0" } });
+    await Promise.resolve();
+    expect(passes).toBe(2);
+    expect(controller.queue.depth).toBe(150); // de-duplicated keys
   });
 });

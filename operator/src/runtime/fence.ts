@@ -14,9 +14,10 @@
  * What is left: a write frozen between that second check and the kernel accepting its bytes (synchronous code, no
  * I/O wait) can still land late; only a server-side fence (a precondition on the Lease) would close that.
  */
-import { KubeConfig, type RequestContext } from "@kubernetes/client-node";
+import type { KubeConfig, RequestContext } from "@kubernetes/client-node";
 import type { Agent, ClientRequest } from "node:http";
 import type { Socket } from "node:net";
+import { BoundedKubeConfig } from "./request-timeout.js";
 
 const MUTATING = new Set(["POST", "PUT", "PATCH", "DELETE"]);
 
@@ -29,19 +30,14 @@ export class LeaseLostError extends Error {
  * made with makeApiClient (and KubernetesObjectApi.makeApiClient) authenticates each request through
  * applySecurityAuthentication, so the check sees every write; reads and watches pass.
  */
-export class FencedKubeConfig extends KubeConfig {
+export class FencedKubeConfig extends BoundedKubeConfig {
   constructor(
     source: KubeConfig,
     private readonly writeBlockedReason: () => string | undefined,
+    /** Also bound every request (request-timeout.ts); undefined: no timeout. */
+    requestTimeoutMs?: number,
   ) {
-    super();
-    // The same clusters, users and contexts (certificates by path, token files, exec plugins), not a re-serialization.
-    this.loadFromOptions({
-      clusters: source.clusters,
-      users: source.users,
-      contexts: source.contexts,
-      currentContext: source.currentContext,
-    });
+    super(source, requestTimeoutMs);
   }
 
   override async applySecurityAuthentication(context: RequestContext): Promise<void> {

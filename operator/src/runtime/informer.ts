@@ -4,11 +4,23 @@
  * replays every cached object to the handlers, since a restart re-emits nothing by itself. It also restarts the
  * watch every `maxWatchAgeMs`: client-node 1.x has no inactivity timeout, and a half-open connection would
  * otherwise stall forever without an error.
+ *
+ * Deadlines (docs/reliability.md, control-plane restart): client-node 1.x sets none on the list or on the watch
+ * request (Watch builds a 30 s timeout signal and then overwrites it), and ListWatch holds no handle on a watch
+ * until its response headers arrive, so stop() cannot abort it. An API server that accepts a connection and never
+ * answers (half started, etcd not back) used to hang the restart forever. Here a list must settle within
+ * `listTimeoutMs` and a watch must get its response within `watchEstablishTimeoutMs`, else the attempt fails and
+ * the informer restarts with backoff. The backoff resets, and the cache is replayed as "resync", only once a
+ * watch was actually established: before, a restart counted as good whenever a resourceVersion was left from an
+ * earlier list, so a refused watch reset the backoff to 500 ms and replayed every cached object every 500 ms.
  */
 import type { KubeConfig } from "@kubernetes/client-node";
 import { ListWatch, Watch, type KubernetesListObject, type KubernetesObject } from "@kubernetes/client-node";
 import { systemClock, type Clock } from "./clock.js";
+import { RequestDeadlineError, withDeadline } from "./deadline.js";
 import type { Logger } from "./logger.js";
+
+export { RequestDeadlineError, withDeadline } from "./deadline.js";
 
 export type InformerEvent = "add" | "update" | "delete" | "resync";
 export type InformerHandler<T> = (event: InformerEvent, object: T) => void;
@@ -24,7 +36,86 @@ export interface InformerOptions<T extends KubernetesObject> {
   logger: Logger;
   clock?: Clock;
   maxWatchAgeMs?: number;
+  /** A list that has not settled after this long fails (default 60 s: a big pod list on a busy host is slow). */
+  listTimeoutMs?: number;
+  /** A watch request without a response after this long fails (default 15 s). */
+  watchEstablishTimeoutMs?: number;
   onRestart?: () => void;
+}
+
+type WatchCallback = Parameters<Watch["watch"]>[2];
+type WatchDone = Parameters<Watch["watch"]>[3];
+type WatchQuery = Parameters<Watch["watch"]>[1];
+
+/**
+ * A Watch whose request must be answered within `timeoutMs`. Otherwise `done` gets a RequestDeadlineError and
+ * the late answer, if it ever comes, is aborted and its events dropped. `onEstablished` fires when the server
+ * answered 200 and the stream is open (client-node resolves watch() then, having called done first on any error).
+ */
+export class DeadlineWatch {
+  constructor(
+    private readonly inner: Pick<Watch, "watch">,
+    private readonly timeoutMs: number,
+    private readonly clock: Clock,
+    private readonly onEstablished: () => void,
+  ) {}
+
+  async watch(
+    path: string,
+    queryParams: WatchQuery,
+    callback: WatchCallback,
+    done: WatchDone,
+  ): Promise<AbortController> {
+    const outer = new AbortController();
+    let finished = false;
+    let failed = false; // an error or the deadline ended it, as opposed to a stream that opened and then closed
+    const finish = (error: unknown) => {
+      if (finished) return;
+      finished = true;
+      if (error) failed = true;
+      outer.abort();
+      done(error);
+    };
+    // Aborted by its owner (ListWatch stopping it, as every restart does): the AbortError that the closing stream
+    // reports next is not a failure. Passed on, it made each restart schedule the next one 500 ms later, forever,
+    // each replaying the whole cache (seen in this file's tests before the fix).
+    let abortedByOwner = false;
+    outer.signal.addEventListener(
+      "abort",
+      () => {
+        if (finished) return;
+        finished = true;
+        abortedByOwner = true;
+      },
+      { once: true },
+    );
+    let timer: unknown;
+    const deadline = new Promise<AbortController>((resolve) => {
+      timer = this.clock.setTimeout(() => {
+        finish(new RequestDeadlineError(`watch ${path}`, this.timeoutMs));
+        resolve(outer);
+      }, this.timeoutMs);
+    });
+    const established = this.inner
+      .watch(path, queryParams, (...event) => (finished ? undefined : callback(...event)), finish)
+      .then(
+        (innerController) => {
+          this.clock.clearTimeout(timer);
+          // Late (after the deadline) or already over: close it; else tie its lifetime to ours. A stream that
+          // opened and closed at once still was answered (ListWatch reconnects it itself).
+          if (finished || outer.signal.aborted) innerController.abort();
+          else outer.signal.addEventListener("abort", () => innerController.abort(), { once: true });
+          if (!failed && !abortedByOwner) this.onEstablished();
+          return outer;
+        },
+        (error: unknown) => {
+          this.clock.clearTimeout(timer);
+          finish(error);
+          return outer;
+        },
+      );
+    return Promise.race([established, deadline]);
+  }
 }
 
 export class ResilientInformer<T extends KubernetesObject> {
@@ -37,13 +128,25 @@ export class ResilientInformer<T extends KubernetesObject> {
   private stopped = true;
   private synced = false;
   private syncWaiters: (() => void)[] = [];
+  /** Set when the current attempt's watch got its response; read by restart() to judge the attempt. */
+  private watchEstablished = false;
+  private restarting = false;
+  /** A restart asked for while one was running; run once that one ends, so no request is lost. */
+  private restartAgain = false;
 
   constructor(private readonly options: InformerOptions<T>) {
     this.clock = options.clock ?? systemClock;
+    const listTimeoutMs = options.listTimeoutMs ?? 60_000;
+    const watch = new DeadlineWatch(
+      new Watch(options.kubeConfig),
+      options.watchEstablishTimeoutMs ?? 15_000,
+      this.clock,
+      () => (this.watchEstablished = true),
+    );
     this.listWatch = new ListWatch<T>(
       options.path,
-      new Watch(options.kubeConfig),
-      options.list,
+      watch as unknown as Watch, // ListWatch calls only watch(); DeadlineWatch has its signature
+      () => withDeadline(options.list(), listTimeoutMs, `list ${options.path}`, this.clock),
       false,
       options.labelSelector,
     );
@@ -115,19 +218,37 @@ export class ResilientInformer<T extends KubernetesObject> {
     this.restartHandle = this.clock.setTimeout(() => void this.restart(), delayMs);
   }
 
+  get pendingRestartAttempts(): number {
+    return this.restartAttempts;
+  }
+
   private async restart(): Promise<void> {
     if (this.stopped) return;
+    if (this.restarting) {
+      this.restartAgain = true;
+      return;
+    }
+    this.restarting = true;
     this.options.onRestart?.();
     try {
       await this.listWatch.stop();
+      this.watchEstablished = false;
       await this.listWatch.start();
-      if (this.listWatch.latestResourceVersion() === "") return; // the list failed again; onError retries
+      // A failed list leaves no resourceVersion; a failed or unanswered watch leaves watchEstablished false. Either
+      // way onError has scheduled the next attempt with a longer backoff.
+      if (this.listWatch.latestResourceVersion() === "" || !this.watchEstablished || this.stopped) return;
       this.markSynced();
       this.restartAttempts = 0;
       for (const object of this.list()) this.emit("resync", object);
       this.scheduleAgeRestart();
     } catch (error) {
       this.onError(error);
+    } finally {
+      this.restarting = false;
+      if (this.restartAgain) {
+        this.restartAgain = false;
+        void this.restart();
+      }
     }
   }
 

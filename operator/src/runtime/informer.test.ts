@@ -1,0 +1,198 @@
+/**
+ * The informer's deadlines against a real socket: a tiny HTTP server that plays a half-started API server (accepts
+ * the connection, never answers) or a healthy one, for lists and watches separately.
+ */
+import { CoreV1Api, KubeConfig, Watch, type V1Node } from "@kubernetes/client-node";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { systemClock } from "./clock.js";
+import { DeadlineWatch, RequestDeadlineError, ResilientInformer, withDeadline } from "./informer.js";
+import type { Logger } from "./logger.js";
+
+type Behaviour = "hang" | "answer";
+
+interface FakeApi {
+  kubeConfig: KubeConfig;
+  lists: number;
+  watches: number;
+  /** Requests whose connection the client closed. */
+  closedByClient: number;
+  close(): Promise<void>;
+}
+
+const servers: FakeApi[] = [];
+afterEach(async () => {
+  for (const s of servers.splice(0)) await s.close();
+});
+
+const node = (name: string): V1Node => ({ apiVersion: "v1", kind: "Node", metadata: { name, resourceVersion: "5" } });
+
+/** An API server whose list and watch either never answer or answer (the watch then streams one event, stays open). */
+async function fakeApi(behaviour: { list: Behaviour; watch: Behaviour }): Promise<FakeApi> {
+  const held: ServerResponse[] = [];
+  const state = { lists: 0, watches: 0, closedByClient: 0 };
+  const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    held.push(res);
+    res.on("close", () => state.closedByClient++);
+    const isWatch = new URL(req.url ?? "/", "http://x").searchParams.get("watch") === "true";
+    if (isWatch) state.watches++;
+    else state.lists++;
+    if ((isWatch ? behaviour.watch : behaviour.list) === "hang") return; // accepted, never answered
+    res.writeHead(200, { "content-type": "application/json" });
+    if (isWatch) res.write(JSON.stringify({ type: "MODIFIED", object: node("n2") }) + "\n");
+    else
+      res.end(
+        JSON.stringify({ kind: "NodeList", apiVersion: "v1", metadata: { resourceVersion: "5" }, items: [node("n1")] }),
+      );
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromOptions({
+    clusters: [{ name: "c", server: `http://127.0.0.1:${port}`, skipTLSVerify: true }],
+    users: [{ name: "u" }],
+    contexts: [{ name: "x", cluster: "c", user: "u" }],
+    currentContext: "x",
+  });
+  const api: FakeApi = {
+    kubeConfig,
+    get lists() {
+      return state.lists;
+    },
+    get watches() {
+      return state.watches;
+    },
+    get closedByClient() {
+      return state.closedByClient;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const res of held) res.destroy();
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+  servers.push(api);
+  return api;
+}
+
+const quietLogger = { warn: () => {}, info: () => {}, debug: () => {}, error: () => {} } as unknown as Logger;
+
+function nodeInformer(api: FakeApi, extra: { logger?: Logger; maxWatchAgeMs?: number; onRestart?: () => void } = {}) {
+  const core = api.kubeConfig.makeApiClient(CoreV1Api);
+  return new ResilientInformer<V1Node>({
+    kubeConfig: api.kubeConfig,
+    resource: "nodes",
+    path: "/api/v1/nodes",
+    list: () => core.listNode(),
+    logger: quietLogger,
+    listTimeoutMs: 200,
+    watchEstablishTimeoutMs: 200,
+    ...extra,
+  });
+}
+
+describe("withDeadline", () => {
+  it("rejects with a RequestDeadlineError naming the request when the promise outlives the deadline", async () => {
+    await expect(withDeadline(new Promise(() => {}), 20, "list /api/v1/nodes", systemClock)).rejects.toThrow(
+      "list /api/v1/nodes: no answer within 20 ms",
+    );
+    await expect(withDeadline(Promise.resolve(7), 1_000, "x", systemClock)).resolves.toBe(7);
+  });
+});
+
+describe("DeadlineWatch", () => {
+  it("fails a watch the server accepted but never answered, and reports no establishment", async () => {
+    const api = await fakeApi({ list: "answer", watch: "hang" });
+    let established = false;
+    const watch = new DeadlineWatch(new Watch(api.kubeConfig), 150, systemClock, () => (established = true));
+    const done = vi.fn();
+    const controller = await watch.watch("/api/v1/nodes", {}, () => {}, done);
+    expect(done).toHaveBeenCalledTimes(1);
+    expect(done.mock.calls[0]![0]).toBeInstanceOf(RequestDeadlineError);
+    expect(established).toBe(false);
+    expect(controller.signal.aborted).toBe(true);
+    expect(api.watches).toBe(1);
+  });
+
+  it("passes an answered watch through: establishment reported, events delivered, abort closes it quietly", async () => {
+    const api = await fakeApi({ list: "answer", watch: "answer" });
+    let established = false;
+    const watch = new DeadlineWatch(new Watch(api.kubeConfig), 5_000, systemClock, () => (established = true));
+    const events: string[] = [];
+    const done = vi.fn();
+    const controller = await watch.watch(
+      "/api/v1/nodes",
+      {},
+      (type, obj: V1Node) => events.push(`${type} ${obj.metadata?.name}`),
+      done,
+    );
+    expect(established).toBe(true);
+    await vi.waitFor(() => expect(events).toEqual(["MODIFIED n2"]));
+    controller.abort();
+    await vi.waitFor(() => expect(api.closedByClient).toBe(1));
+    expect(done).not.toHaveBeenCalled(); // the owner stopped it: its AbortError is no failure to report
+  });
+});
+
+describe("ResilientInformer deadlines", () => {
+  it("keeps retrying, with a growing backoff, while lists are accepted and never answered; stop() returns", async () => {
+    const api = await fakeApi({ list: "hang", watch: "hang" });
+    const informer = nodeInformer(api);
+    await informer.start();
+    expect(informer.hasSynced).toBe(false);
+    // 200 ms deadline, then 500 ms, 1 s, 2 s backoff: a third failed attempt proves restarts neither hang nor reset.
+    await vi.waitFor(() => expect(informer.pendingRestartAttempts).toBeGreaterThanOrEqual(3), { timeout: 15_000 });
+    expect(api.lists).toBeGreaterThanOrEqual(3);
+    await informer.stop();
+  }, 20_000);
+
+  it("does not count a restart whose watch went unanswered as a success (no backoff reset, no resync replay)", async () => {
+    const api = await fakeApi({ list: "answer", watch: "hang" });
+    const informer = nodeInformer(api);
+    const resyncs: string[] = [];
+    informer.on((event, n) => {
+      if (event === "resync") resyncs.push(n.metadata!.name!);
+    });
+    await informer.start();
+    expect(informer.hasSynced).toBe(true); // the list succeeded; the cache is usable
+    expect(informer.get("n1")?.metadata?.name).toBe("n1");
+    await vi.waitFor(() => expect(informer.pendingRestartAttempts).toBeGreaterThanOrEqual(3), { timeout: 15_000 });
+    expect(api.watches).toBeGreaterThanOrEqual(3);
+    expect(resyncs).toEqual([]);
+    await informer.stop();
+  }, 20_000);
+
+  it("recovers once the API server answers again: backoff reset, cache replayed once as resync", async () => {
+    const behaviour: { list: Behaviour; watch: Behaviour } = { list: "answer", watch: "hang" };
+    const api = await fakeApi(behaviour);
+    const informer = nodeInformer(api);
+    const resyncs: string[] = [];
+    informer.on((event, n) => {
+      if (event === "resync") resyncs.push(n.metadata!.name!);
+    });
+    await informer.start();
+    await vi.waitFor(() => expect(informer.pendingRestartAttempts).toBeGreaterThanOrEqual(2), { timeout: 15_000 });
+    behaviour.watch = "answer";
+    await vi.waitFor(() => expect(informer.pendingRestartAttempts).toBe(0), { timeout: 15_000 });
+    expect(resyncs).toEqual(["n1"]);
+    await vi.waitFor(() => expect(informer.get("n2")?.metadata?.name).toBe("n2")); // the watch's event landed
+    await informer.stop();
+  }, 20_000);
+
+  it("a restart's own abort of the old watch is not a failure (no restart loop on a healthy server)", async () => {
+    const api = await fakeApi({ list: "answer", watch: "answer" });
+    const warnings: unknown[] = [];
+    let restarts = 0;
+    const logger = { ...quietLogger, warn: (fields: unknown) => warnings.push(fields) } as unknown as Logger;
+    const informer = nodeInformer(api, { logger, maxWatchAgeMs: 400, onRestart: () => restarts++ });
+    await informer.start();
+    await vi.waitFor(() => expect(restarts).toBeGreaterThanOrEqual(3), { timeout: 15_000 });
+    // Before: every age restart aborted the old watch, its AbortError counted as a failure and scheduled another
+    // restart 500 ms later, forever, each replaying the cache.
+    expect(warnings).toEqual([]);
+    expect(informer.pendingRestartAttempts).toBe(0);
+    await informer.stop();
+  }, 20_000);
+});

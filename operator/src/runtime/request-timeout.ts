@@ -1,0 +1,31 @@
+/**
+ * A KubeConfig whose API clients give up on a request after `requestTimeoutMs`. client-node 1.x sets no timeout on
+ * requests made through makeApiClient, so a request that an API server accepted and never answers (half started
+ * after a restart, etcd not back) waits forever, and with it the reconcile that made it: one worker per controller
+ * means one such request stalls that controller entirely (docs/reliability.md, control-plane restart). Watches do
+ * not pass through here (Watch uses applyToFetchOptions); the informer bounds their establishment itself.
+ */
+import { KubeConfig, type RequestContext } from "@kubernetes/client-node";
+
+export class BoundedKubeConfig extends KubeConfig {
+  constructor(
+    source: KubeConfig,
+    private readonly requestTimeoutMs: number | undefined,
+  ) {
+    super();
+    // The same clusters, users and contexts (certificates by path, token files, exec plugins), not a re-serialization.
+    this.loadFromOptions({
+      clusters: source.clusters,
+      users: source.users,
+      contexts: source.contexts,
+      currentContext: source.currentContext,
+    });
+  }
+
+  override async applySecurityAuthentication(context: RequestContext): Promise<void> {
+    await super.applySecurityAuthentication(context);
+    // A signal a caller set itself (leader.ts bounds its lease calls by middleware, which runs after this) wins.
+    if (this.requestTimeoutMs !== undefined && context.getSignal() === undefined)
+      context.setSignal(AbortSignal.timeout(this.requestTimeoutMs));
+  }
+}
