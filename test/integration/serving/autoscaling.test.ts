@@ -113,6 +113,28 @@ async function complete(promptTokens: number, outputTokens: number): Promise<voi
   }
 }
 
+/**
+ * A trickle of long requests, one every 700 ms, that keeps both instances busy while the pool, far from full, scales
+ * in. It starts before the first test's replay ends, so the load never drops to nothing: the scale-in may come the
+ * moment the replay's tail drains, and an instance that is idle when it is picked would drain without any load.
+ */
+function startTrickle(): () => Promise<void> {
+  let on = true;
+  const running: Promise<void>[] = [];
+  const loop = (async () => {
+    while (on) {
+      running.push(complete(200, 150));
+      await new Promise((resolve) => setTimeout(resolve, 700));
+    }
+  })();
+  return async () => {
+    on = false;
+    await loop;
+    await Promise.all(running);
+  };
+}
+let stopTrickle: (() => Promise<void>) | undefined;
+
 const failures = (from = 0) =>
   results.slice(from).filter((r) => r.status !== 200 || !r.done || r.tokens !== r.wanted || r.error);
 
@@ -314,6 +336,7 @@ beforeAll(async () => {
 }, 300_000);
 
 afterAll(async () => {
+  await stopTrickle?.();
   clearInterval(podSampler);
   loadSub?.unsubscribe();
   await cluster?.customObjects
@@ -372,6 +395,7 @@ describe("Llumnix scheduling through the gateway", () => {
         timeoutMs: 120_000,
       },
     );
+    stopTrickle = startTrickle();
     await replaying;
     // The pool may already have scaled in again once the replay's tail drained (the next test covers that).
     expect(maxPods).toBe(2);
@@ -419,16 +443,7 @@ describe("Llumnix scheduling through the gateway", () => {
         outcome: "followed",
       }) ?? 0;
     const followedBefore = await followedMetric();
-    let trickle = true;
-    // A trickle of long requests keeps both instances busy while the pool, far from full, scales in.
-    const trickling = (async () => {
-      const running: Promise<void>[] = [];
-      while (trickle) {
-        running.push(complete(200, 150));
-        await new Promise((resolve) => setTimeout(resolve, 700));
-      }
-      await Promise.all(running);
-    })();
+    stopTrickle ??= startTrickle(); // started by the first test; alone, this one starts it
     const down = await waitFor(async () => (await events()).find((e) => e.reason === "ScalingDown"), {
       description: "a ScalingDown Event",
       timeoutMs: 120_000,
@@ -445,8 +460,8 @@ describe("Llumnix scheduling through the gateway", () => {
         `${err.message}; status.scaling ${JSON.stringify(status?.scaling)}; last report ${JSON.stringify(last)}; events ${JSON.stringify((await events()).map((e) => [e.reason, e.message]).slice(-12))}`,
       );
     });
-    trickle = false;
-    await trickling;
+    await stopTrickle();
+    stopTrickle = undefined;
 
     const reasons = await reasonsOf();
     expect(reasons.indexOf("InstanceDrained")).toBeGreaterThan(reasons.lastIndexOf("ScalingDown"));

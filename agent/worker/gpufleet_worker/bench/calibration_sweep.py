@@ -21,12 +21,21 @@ from pathlib import Path
 import torch
 
 from ..attention.backends import TritonPagedBackend
+
+# The grid and the prefill batch builder are calibrate.py's (which supersedes this first sweep): one definition.
+from ..calibrate import (
+    CONTEXTS,
+    DECODE_BATCHES,
+    DEV,
+    MAX_PREFILL_BATCH_TOKENS,
+    PREFILL_BATCHES,
+    PREFILL_TOKENS,
+    prefill_inputs,
+)
 from ..config import LLAMA3_8B, EngineConfig
 from ..model.torch_runner import TorchModelRunner, random_torch_weights
 from .h200 import ceilings, decode_inputs, spread
 
-# The grid and the prefill batch builder are calibrate.py's (which supersedes this first sweep): one definition.
-from ..calibrate import CONTEXTS, DECODE_BATCHES, DEV, MAX_PREFILL_BATCH_TOKENS, PREFILL_BATCHES, PREFILL_TOKENS, prefill_inputs
 
 def save(out: Path, result: dict, rows: list[dict]) -> None:
     """Written after every point, so a run stopped at its time limit still leaves what it measured."""
