@@ -196,6 +196,7 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorH
           clock,
           logger: logger.child({ controller: "servingdeployment" }),
           workerSocketDir: config.workerSocketDir,
+          engineAdapterImage: config.engineAdapterImage,
           scaling,
         }),
     }),

@@ -24,6 +24,12 @@ describe("loadOperatorConfig", () => {
     expect(config.leaderElection).toBe(false);
   });
 
+  it("reads the engine adapter image, unset by default", () => {
+    expect(loadOperatorConfig({ GPUFLEET_IDENTITY: "a" }).engineAdapterImage).toBeUndefined();
+    const config = loadOperatorConfig({ GPUFLEET_IDENTITY: "a", GPUFLEET_ENGINE_ADAPTER_IMAGE: "reg.example/gf:1.2" });
+    expect(config.engineAdapterImage).toBe("reg.example/gf:1.2");
+  });
+
   it.each([
     [{ GPUFLEET_HTTP_PORT: "http" }, /GPUFLEET_HTTP_PORT/],
     [{ GPUFLEET_LOG_LEVEL: "loud" }, /GPUFLEET_LOG_LEVEL/],

@@ -46,6 +46,11 @@ export const OperatorConfigSchema = Type.Object({
   drainDeadlineMs: Type.Integer({ minimum: 1_000, default: 600_000 }),
   /** Deadline of one MigrateOut command (the worker answers when the migration committed or aborted). */
   migrationTimeoutMs: Type.Integer({ minimum: 100, default: 30_000 }),
+  /**
+   * Image of the load-report adapter sidecar in vLLM/SGLang pods (the chart passes the operator's own image, which
+   * contains the adapter); unset: DEFAULT_ENGINE_ADAPTER_IMAGE.
+   */
+  engineAdapterImage: Type.Optional(Type.String({ minLength: 1 })),
 });
 export type OperatorConfig = Static<typeof OperatorConfigSchema>;
 
@@ -72,6 +77,7 @@ const ENV: Record<keyof OperatorConfig, string> = {
   schedulerPeriodMs: "GPUFLEET_SCHEDULER_PERIOD_MS",
   drainDeadlineMs: "GPUFLEET_DRAIN_DEADLINE_MS",
   migrationTimeoutMs: "GPUFLEET_MIGRATION_TIMEOUT_MS",
+  engineAdapterImage: "GPUFLEET_ENGINE_ADAPTER_IMAGE",
 };
 
 export class ConfigError extends Error {

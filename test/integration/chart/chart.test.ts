@@ -57,6 +57,7 @@ const find = (manifests: Manifest[], kind: string, nameSuffix = "") => {
 
 type Container = {
   name: string;
+  image?: string;
   args?: string[];
   env?: { name: string; value?: string; valueFrom?: { fieldRef?: { fieldPath: string } } }[];
   livenessProbe?: { httpGet: { path: string } };
@@ -145,6 +146,9 @@ describe("helm", () => {
     });
     // natsUrl empty: the in-chart NATS.
     expect(env.GPUFLEET_NATS_URL).toBe("nats://gpf-gpufleet-nats.gpufleet-system.svc:4222");
+    // vLLM/SGLang pods' load-report adapter runs from the operator's own image.
+    expect(operator.image).toMatch(/^gpufleet:/);
+    expect(env.GPUFLEET_ENGINE_ADAPTER_IMAGE).toBe(operator.image);
     expect(operator.livenessProbe?.httpGet.path).toBe("/healthz");
     expect(operator.readinessProbe?.httpGet.path).toBe("/readyz");
     expect(operator.securityContext).toMatchObject({
