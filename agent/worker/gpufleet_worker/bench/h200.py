@@ -25,6 +25,7 @@ from ..attention.backends import DecodeMetadata, TorchSdpaBackend, TritonPagedBa
 from ..config import LLAMA3_8B, EngineConfig
 from ..diagnostics import median_cuda_ms
 from ..engine.batch import StepInputs
+from ..kernels import fused_linear as fl
 from ..kernels.kv_block_copy import gather_blocks, scatter_blocks
 from ..kernels.paged_decode_attention import PagedDecodeAttention
 from ..model.torch_runner import TorchModelRunner, random_torch_weights
@@ -103,13 +104,16 @@ def model_bench(ceil: dict, log) -> dict:
     decode: dict = {}
     best = ceil.get("attentionTuning", {})
     by_batch = {k: v for k, v in best.items() if k != "partition"}  # partition from partition_for(batch)
-    versions = [  # name, backend, fused elementwise kernels, kernel tuning
-        ("v3 fused + triton-paged, partition by batch", "triton-paged", True, by_batch),
-        ("v2 fused + triton-paged, partition 512", "triton-paged", True, best),
-        ("v1 plain torch ops + triton-paged", "triton-paged", False, by_batch),
-        ("v3 fused + torch-sdpa", "torch-sdpa", True, {}),
+    result["linearSweep"] = linear_sweep(weights, cfg, batches, log)
+    versions = [  # name, backend, fused elementwise kernels, kernel tuning, decode GEMMs
+        (V4, "triton-paged", True, by_batch, "triton"),
+        ("v3 fused + triton-paged, partition by batch", "triton-paged", True, by_batch, "cublas"),
+        ("v2 fused + triton-paged, partition 512", "triton-paged", True, best, "cublas"),
+        ("v1 plain torch ops + triton-paged", "triton-paged", False, by_batch, "cublas"),
+        ("v3 fused + torch-sdpa", "torch-sdpa", True, {}, "cublas"),
     ]
-    for version, backend_name, fused, tuning in versions:
+    profiles: dict = {}
+    for version, backend_name, fused, tuning, linear in versions:
         max_context = ctx + bs
         if backend_name == "triton-paged":
             backend = TritonPagedBackend(
@@ -117,13 +121,20 @@ def model_bench(ceil: dict, log) -> dict:
             )
         else:
             backend = TorchSdpaBackend()
-        runner = TorchModelRunner(cfg, eng, backend, weights, DEV, max_context=max_context, fused=fused)
+        runner = TorchModelRunner(
+            cfg, eng, backend, weights, DEV, max_context=max_context, fused=fused, decode_linear=linear
+        )
         runner.max_blocks = ctx // bs + 1  # the torch path gathers max_blocks per row: size it to this context
         runner.capture_decode_graphs(batches)
         for b in batches:
             inp = decode_inputs(b, ctx, bs, eng.num_blocks, gen)
             g = runner.graphs[b]
             runner._fill(g, inp)
+            if version in PROFILED:
+                try:
+                    profiles.setdefault(version, {})[str(b)] = kernel_profile(runner, g, cfg.layers)
+                except Exception as e:  # the profiler is a diagnosis: its failure must not stop the timings
+                    log(f"profile[{version}] B={b} failed: {e!r}")
             t1, t2 = spread(g.graph.replay, warmup=3, reps=20)
             t = min(t1, t2)
             nbytes = read_weight_bytes + b * ctx * kv_tok + b * kv_tok + b * cfg.hidden_size * 2
@@ -138,6 +149,12 @@ def model_bench(ceil: dict, log) -> dict:
         del runner
         torch.cuda.empty_cache()
     result["decode"] = decode
+    result["decodeKernelProfile"] = profiles
+    for version, by_b in profiles.items():
+        for b, rows in by_b.items():
+            log(f"profile[{version}] B={b}: {sum(r['usPerStep'] for r in rows) / 1e3:.3f} ms of kernels a step")
+            for r in rows[:12]:
+                log(f"  {r['usPerStep']:8.1f} us {r['perStep']:5.0f}x  {r['name'][:90]}")
 
     # prefill: one 2048-token prompt
     runner = TorchModelRunner(cfg, eng, TorchSdpaBackend(), weights, DEV, max_context=4096)
@@ -215,6 +232,100 @@ def model_bench(ceil: dict, log) -> dict:
         )
     result["kvTransfer"] = kv
     return result
+
+
+V4 = "v4 fused linear (norm/SiLU/residual in the GEMMs) + triton-paged"
+PROFILED = (V4, "v3 fused + triton-paged, partition by batch")
+
+
+def kernel_profile(runner: TorchModelRunner, g, layers: int, steps: int = 3) -> list[dict]:
+    """Each kernel's device time in one decode step (torch.profiler over eager steps with the graph's buffers: the
+    same kernels the graph replays, without its launch gaps), summed by kernel name, largest first."""
+    from torch.profiler import ProfilerActivity, profile
+
+    runner._decode_forward(g)
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(steps):
+            runner._decode_forward(g)
+        torch.cuda.synchronize()
+    by_name: dict[str, list[float]] = {}
+    for ev in prof.events():
+        if ev.device_type.name != "CUDA":
+            continue
+        us = ev.time_range.elapsed_us()
+        row = by_name.setdefault(ev.name, [0.0, 0])
+        row[0] += us
+        row[1] += 1
+    rows = [
+        {"name": n, "usPerStep": t / steps, "perStep": c / steps, "perLayer": c / steps / layers}
+        for n, (t, c) in by_name.items()
+    ]
+    return sorted(rows, key=lambda r: -r["usPerStep"])
+
+
+LINEAR_CANDIDATES: dict[int, list[fl.Config]] = {  # (BLOCK_N, BLOCK_K, warps, stages) tried per BLOCK_M
+    16: [(16, 512, 4, 4), (32, 256, 4, 4), (32, 512, 4, 3), (64, 256, 4, 4), (16, 256, 4, 6), (32, 128, 4, 6)],
+    32: [(32, 256, 4, 4), (32, 512, 4, 3), (64, 256, 4, 3), (64, 128, 4, 4), (16, 512, 4, 4), (128, 128, 8, 3)],
+    128: [(64, 128, 8, 3), (64, 128, 4, 4), (32, 128, 4, 4), (64, 64, 4, 5), (128, 64, 8, 4), (128, 128, 8, 3)],
+}
+
+
+def linear_sweep(weights: dict[str, torch.Tensor], cfg, batches: list[int], log) -> dict:
+    """Each decode linear layer at M = batch rows: cuBLAS (x @ W^T alone) vs fused_linear with each candidate
+    config (its prologue/epilogue included), as a CUDA graph of one call per layer over all 32 layers' weights
+    (no weight served from L2). The best config per (BLOCK_M, layer) goes into fused_linear.TUNED."""
+    h, f, eps = cfg.hidden_size, cfg.intermediate_size, cfg.rms_norm_eps
+    out: dict = {}
+    for m in batches:
+        bm = min(fl.block_m_for(m), 128)
+        x = torch.randn((m, h), device=DEV, dtype=torch.bfloat16)
+        xa = torch.randn((m, f), device=DEV, dtype=torch.bfloat16)
+        res = torch.randn((m, h), device=DEV, dtype=torch.bfloat16)
+        g = weights["norm"]
+        layers = {  # name -> (input, weight list, fused_linear kwargs)
+            "qkv": (x, [weights[f"l{i}.qkv"] for i in range(cfg.layers)], {"norm_weight": g, "eps": eps}),
+            "o": (x, [weights[f"l{i}.o"] for i in range(cfg.layers)], {"residual": res, "out": res}),
+            "gate_up": (
+                x,
+                [weights[f"l{i}.gate_up"] for i in range(cfg.layers)],
+                {"norm_weight": g, "eps": eps, "silu": True},
+            ),
+            "down": (xa, [weights[f"l{i}.down"] for i in range(cfg.layers)], {"residual": res, "out": res}),
+            "lm_head": (x, [weights["lm_head"]], {"norm_weight": g, "eps": eps}),
+        }
+        rows = {}
+        for name, (inp, ws, kw) in layers.items():
+            nbytes = sum(w.numel() * 2 for w in ws)
+            t_cublas = graph_time_ms(lambda inp=inp, ws=ws: [inp @ w.T for w in ws], calls=1)
+            tried = []
+            for c in LINEAR_CANDIDATES[bm]:
+                try:
+                    t = graph_time_ms(
+                        lambda inp=inp, ws=ws, kw=kw, c=c: [fl.fused_linear(inp, w, config=c, **kw) for w in ws],
+                        calls=1,
+                    )
+                    tried.append({"config": list(c), "ms": t})
+                except Exception as e:  # a tile that does not fit in shared memory fails to compile: skip it
+                    tried.append({"config": list(c), "error": repr(e)[:200]})
+            ok = [r for r in tried if "ms" in r]
+            best = min(ok, key=lambda r: r["ms"])
+            fl.TUNED[(bm, name)] = tuple(best["config"])
+            rows[name] = {
+                "weightBytes": nbytes,
+                "cublasMs": t_cublas,
+                "cublasGBps": nbytes / (t_cublas * 1e-3) / 1e9,
+                "bestConfig": best["config"],
+                "fusedMs": best["ms"],
+                "fusedGBps": nbytes / (best["ms"] * 1e-3) / 1e9,
+                "tried": tried,
+            }
+            log(
+                f"linear M={m} {name}: cuBLAS {t_cublas * 1e3:.1f} us ({rows[name]['cublasGBps']:.0f} GB/s) | "
+                f"fused {best['ms'] * 1e3:.1f} us ({rows[name]['fusedGBps']:.0f} GB/s) {best['config']}"
+            )
+        out[str(m)] = rows
+    return out
 
 
 def graph_time_ms(fn, calls: int = 20) -> float:
@@ -364,6 +475,7 @@ def main() -> None:
     correctness = []
     for fn in (
         checks.check_paged_decode,
+        checks.check_fused_linear,
         checks.check_block_copy,
         checks.check_runner_against_numpy,
         checks.check_export_import,

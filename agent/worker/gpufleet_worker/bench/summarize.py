@@ -8,7 +8,8 @@ from __future__ import annotations
 import json
 import sys
 
-MAIN_DECODE = "v3 fused + triton-paged, partition by batch"
+MAIN_DECODE = "v4 fused linear (norm/SiLU/residual in the GEMMs) + triton-paged"
+BASELINE_DECODE = "v3 fused + triton-paged, partition by batch"
 DECODE_TARGET, PREFILL_TARGET = 0.80, 0.75
 
 
@@ -38,6 +39,40 @@ def summarize(raw: dict) -> dict:
                 for b, v in rows.items()
             }
             for name, rows in decode.items()
+        },
+        "decodeBaseline": BASELINE_DECODE,
+        "decodeVsBaseline": {b: round(decode[BASELINE_DECODE][b]["stepMs"] / v["stepMs"], 4) for b, v in main.items()},
+        "decodeLinearSweep": {
+            m: {
+                name: {
+                    "weightBytes": r["weightBytes"],
+                    "cublasMs": round(r["cublasMs"], 4),
+                    "cublasFractionOfCopyBw": round(r["cublasGBps"] / raw["measuredCopyGBps"], 4),
+                    "fusedMs": round(r["fusedMs"], 4),
+                    "fusedFractionOfCopyBw": round(r["fusedGBps"] / raw["measuredCopyGBps"], 4),
+                    "fusedConfig": r["bestConfig"],
+                }
+                for name, r in rows.items()
+            }
+            for m, rows in model.get("linearSweep", {}).items()
+        },
+        "decodeKernelProfile": {
+            version: {
+                b: {
+                    "kernelUsPerStep": round(sum(r["usPerStep"] for r in rows), 1),
+                    "launchesPerStep": round(sum(r["perStep"] for r in rows)),
+                    "kernels": [
+                        {
+                            "name": r["name"][:120],
+                            "usPerStep": round(r["usPerStep"], 1),
+                            "perStep": round(r["perStep"], 1),
+                        }
+                        for r in rows[:12]
+                    ],
+                }
+                for b, rows in by_b.items()
+            }
+            for version, by_b in model.get("decodeKernelProfile", {}).items()
         },
         "prefillFractionOfMatmulPeak": round(prefill["fractionOfMatmulPeak"], 4),
         "prefill": {
@@ -114,9 +149,38 @@ def markdown(s: dict) -> str:
         "",
         f"Fraction = (weights read + KV read and written) / step time / copy bandwidth. Target "
         f"{s['targets']['decodeFractionOfCopyBw']}: {'met' if all(met.values()) else 'MISSED'} "
-        f"({', '.join(f'B={b}: {v:.3f}' for b, v in s['decodeFractionOfCopyBw'].items())}).",
+        f"({', '.join(f'B={b}: {v:.3f}' for b, v in s['decodeFractionOfCopyBw'].items())}); "
+        f"{s['decodeBaseline']} is the baseline of the same run "
+        f"(speed-up {', '.join(f'B={b}: {v:.3f}x' for b, v in s['decodeVsBaseline'].items())}).",
         "",
     ]
+    if s["decodeLinearSweep"]:
+        L += [
+            "### Decode linear layers alone (all 32 layers' weights in turn, CUDA graph; fraction of copy bandwidth)",
+            "",
+            "| M | layer | weights | cuBLAS x @ W^T | fused_linear (with its norm/SiLU/residual) | config |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
+        for m, rows in s["decodeLinearSweep"].items():
+            for name, r in rows.items():
+                L.append(
+                    f"| {m} | {name} | {r['weightBytes'] / 1e9:.2f} GB | {r['cublasMs'] * 1e3:.0f} us, "
+                    f"{r['cublasFractionOfCopyBw']:.3f} | {r['fusedMs'] * 1e3:.0f} us, "
+                    f"{r['fusedFractionOfCopyBw']:.3f} | {r['fusedConfig']} |"
+                )
+        L.append("")
+    if s["decodeKernelProfile"]:
+        L += [
+            "### Kernels of one decode step (torch.profiler, eager steps with the graph's buffers)",
+            "",
+            "| version | B | kernel time a step | launches a step | largest kernels (us a step, launches) |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for version, by_b in s["decodeKernelProfile"].items():
+            for b, p in by_b.items():
+                top = "; ".join(f"{k['name'][:48]} {k['usPerStep']:.0f} ({k['perStep']:.0f})" for k in p["kernels"][:5])
+                L.append(f"| {version} | {b} | {p['kernelUsPerStep'] / 1e3:.3f} ms | {p['launchesPerStep']} | {top} |")
+        L.append("")
     p = s["prefill"]
     L += [
         "## Prefill (one 2048-token prompt, eager)",

@@ -65,9 +65,15 @@ class TorchModelRunner:
         device: torch.device | str = "cuda",
         max_context: int = 8192,
         fused: bool = True,
+        decode_linear: str = "triton",
     ) -> None:
+        if decode_linear not in ("triton", "cublas"):
+            raise ValueError(f"decode_linear must be 'triton' or 'cublas', got {decode_linear!r}")
         self.cfg, self.engine, self.backend, self.device = cfg, engine, backend, torch.device(device)
         self.fused = fused  # our fused Triton elementwise kernels; False: plain torch ops (version 1 in NOTES.md)
+        # decode GEMMs: "triton" = kernels/fused_linear.py with norm / SiLU / residual folded in (v4, 7 launches a
+        # layer) for batches up to its MAX_ROWS; "cublas" = torch matmuls + the fused elementwise kernels (v3)
+        self.decode_linear = decode_linear
         self.w = weights
         self.block_size = engine.block_size
         self.scratch_block = engine.num_blocks
@@ -92,7 +98,10 @@ class TorchModelRunner:
         decode: DecodeMetadata | None,
         prefill: PrefillMetadata | None,
         sample_idx: torch.Tensor,
+        logits_out: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        if self.fused and decode is not None and self._linear_decode(tokens.shape[0]):
+            return self._forward_linear(tokens, positions, slots, decode, logits_out)
         if self.fused:
             return self._forward_fused(tokens, positions, slots, decode, prefill, sample_idx)
         cfg, w = self.cfg, self.w
@@ -136,6 +145,41 @@ class TorchModelRunner:
             delta = silu_mul(hn @ w[f"l{i}.gate_up"].T) @ w[f"l{i}.down"].T
         last = add_rms_norm(x, delta, w["norm"], eps)[sample_idx]
         return last @ w["lm_head"].T
+
+    def _linear_decode(self, rows: int) -> bool:
+        from ..kernels.fused_linear import MAX_ROWS
+
+        return self.decode_linear == "triton" and rows <= MAX_ROWS
+
+    def _forward_linear(self, tokens, positions, slots, decode: DecodeMetadata, logits_out) -> torch.Tensor:
+        """Decode with kernels/fused_linear.py: every row is sampled, so the LM head runs on all of them."""
+        from ..kernels.fused_elementwise import rope_and_cache
+        from ..kernels.fused_linear import config_for, fused_linear
+
+        cfg, w = self.cfg, self.w
+        h, d, nh, nkv = cfg.hidden_size, cfg.head_dim, cfg.heads, cfg.kv_heads
+        eps, rows = cfg.rms_norm_eps, tokens.shape[0]
+        x = w["embed"][tokens]  # the residual stream, updated in place by the o and down projections
+        for i in range(cfg.layers):
+            qkv = fused_linear(
+                x, w[f"l{i}.qkv"], norm_weight=w[f"l{i}.attn_norm"], eps=eps, config=config_for(rows, "qkv")
+            )
+            kc, vc = self.kv_cache[i, 0], self.kv_cache[i, 1]
+            rope_and_cache(qkv, positions, self.cos, self.sin, kc, vc, slots, nh, nkv)
+            att = self.backend.decode(qkv[:, :h].view(-1, nh, d), kc, vc, decode)
+            fused_linear(att.reshape(-1, h), w[f"l{i}.o"], residual=x, out=x, config=config_for(rows, "o"))
+            act = fused_linear(
+                x,
+                w[f"l{i}.gate_up"],
+                norm_weight=w[f"l{i}.mlp_norm"],
+                eps=eps,
+                silu=True,
+                config=config_for(rows, "gate_up"),
+            )
+            fused_linear(act, w[f"l{i}.down"], residual=x, out=x, config=config_for(rows, "down"))
+        return fused_linear(
+            x, w["lm_head"], norm_weight=w["norm"], eps=eps, out=logits_out, config=config_for(rows, "lm_head")
+        )
 
     def _attend(self, q, k, v, kc, vc, decode: DecodeMetadata | None, prefill: PrefillMetadata | None) -> torch.Tensor:
         if decode is not None:
@@ -210,7 +254,9 @@ class TorchModelRunner:
     def _decode_forward(self, g: _DecodeGraph) -> None:
         meta = DecodeMetadata(g.block_tables, g.context_lens)
         idx = torch.arange(g.tokens.shape[0], device=self.device)
-        g.logits.copy_(self.forward(g.tokens, g.positions, g.slots, meta, None, idx))
+        logits = self.forward(g.tokens, g.positions, g.slots, meta, None, idx, logits_out=g.logits)
+        if logits is not g.logits:
+            g.logits.copy_(logits)
         g.next_tokens.copy_(g.logits.argmax(-1))
 
     @torch.no_grad()
