@@ -13,7 +13,8 @@ from ..config import EngineConfig, ModelConfig
 from ..engine.batch import prepare_step
 from ..engine.scheduler import Scheduler
 from ..engine.sequence import SamplingParams, Sequence
-from ..kernels.fused_linear import fused_linear, reference_fused_linear
+from ..kernels import fused_linear as fl
+from ..kernels.fused_linear import fold_norm_weight, fused_linear, reference_fused_linear
 from ..kernels.kv_block_copy import gather_blocks, scatter_blocks
 from ..kernels.paged_decode_attention import PagedDecodeAttention, reference_paged_decode
 from ..model.numpy_model import NumpyModel
@@ -125,7 +126,8 @@ def check_fused_linear(device: str = "cuda", seed: int = 4) -> list[dict]:
         r = torch.randn((m, n), generator=gen).to(device, torch.bfloat16) if res else None
         ref = reference_fused_linear(x, w, norm_weight=g, eps=1e-5, silu=silu, residual=r)
         out = r if r is not None else torch.full((m, n), float("nan"), dtype=torch.bfloat16, device=device)
-        fused_linear(x, w, norm_weight=g, eps=1e-5, silu=silu, residual=r, out=out)
+        wk = fold_norm_weight(w, g) if norm else w
+        fused_linear(x, wk, rms_norm=norm, eps=1e-5, silu=silu, residual=r, out=out)
         torch.cuda.synchronize()
         e = rel_err(out, ref)
         ok = bool(torch.isfinite(out).all()) and e < BF16_TOLERANCE
@@ -145,16 +147,26 @@ def check_runner_against_numpy(device: str = "cuda", seed: int = 2) -> list[dict
     weights = random_weights(TINY, seed)
     eng = EngineConfig(num_blocks=64, block_size=16, max_num_seqs=8, max_num_batched_tokens=48)
     tw = torch_weights_from_numpy(weights, device)
+    saved = dict(fl.CHOICES)
     for backend, fused, linear in (
         (TorchSdpaBackend(), True, "triton"),
         (TritonPagedBackend(8, TINY.heads, TINY.kv_heads, TINY.head_dim, 16, 512, device), True, "triton"),
+        (TritonPagedBackend(8, TINY.heads, TINY.kv_heads, TINY.head_dim, 16, 512, device), True, "cublas-addmm"),
         (TritonPagedBackend(8, TINY.heads, TINY.kv_heads, TINY.head_dim, 16, 512, device), True, "cublas"),
         (TritonPagedBackend(8, TINY.heads, TINY.kv_heads, TINY.head_dim, 16, 512, device), False, "cublas"),
     ):
         ref = NumpyModel(TINY, weights, eng.num_blocks, eng.block_size, max_positions=512)
-        run = TorchModelRunner(TINY, eng, backend, tw, device, max_context=512, fused=fused, decode_linear=linear)
+        # "triton": every decode layer through fused_linear; "cublas-addmm": the v4 path with cuBLAS everywhere
+        fl.CHOICES.update({(16, n): (None if linear == "cublas-addmm" else (32, 128, 4, 3)) for n in fl.LAYERS})
+        run = TorchModelRunner(
+            TINY, eng, backend, tw, device, max_context=512, fused=fused, decode_linear=linear.split("-")[0]
+        )
+        if linear == "cublas-addmm":
+            run.decode_linear = "triton"
         label = f"{backend.name}{'' if fused else ', plain ops'}, decode linear {linear}"
         run.capture_decode_graphs([4, 8])
+        fl.CHOICES.clear()
+        fl.CHOICES.update(saved)
         sched = Scheduler(eng)
         rng = np.random.default_rng(seed)
         for i, n in enumerate([5, 40, 17, 90, 1]):

@@ -265,39 +265,63 @@ def kernel_profile(runner: TorchModelRunner, g, layers: int, steps: int = 3) -> 
 
 
 LINEAR_CANDIDATES: dict[int, list[fl.Config]] = {  # (BLOCK_N, BLOCK_K, warps, stages) tried per BLOCK_M
-    16: [(16, 512, 4, 4), (32, 256, 4, 4), (32, 512, 4, 3), (64, 256, 4, 4), (16, 256, 4, 6), (32, 128, 4, 6)],
-    32: [(32, 256, 4, 4), (32, 512, 4, 3), (64, 256, 4, 3), (64, 128, 4, 4), (16, 512, 4, 4), (128, 128, 8, 3)],
-    128: [(64, 128, 8, 3), (64, 128, 4, 4), (32, 128, 4, 4), (64, 64, 4, 5), (128, 64, 8, 4), (128, 128, 8, 3)],
+    16: [
+        (64, 256, 4, 4),
+        (32, 256, 4, 4),
+        (32, 512, 4, 3),
+        (64, 512, 4, 3),
+        (64, 128, 4, 8),
+        (128, 256, 8, 3),
+        (16, 512, 4, 4),
+        (32, 128, 4, 8),
+    ],
+    32: [(32, 256, 4, 4), (64, 256, 4, 3), (32, 512, 4, 3), (64, 128, 4, 4), (16, 512, 4, 4), (64, 512, 4, 3)],
+    128: [(64, 128, 8, 3), (128, 64, 8, 4)],
 }
 
 
 def linear_sweep(weights: dict[str, torch.Tensor], cfg, batches: list[int], log) -> dict:
-    """Each decode linear layer at M = batch rows: cuBLAS (x @ W^T alone) vs fused_linear with each candidate
-    config (its prologue/epilogue included), as a CUDA graph of one call per layer over all 32 layers' weights
-    (no weight served from L2). The best config per (BLOCK_M, layer) goes into fused_linear.TUNED."""
-    h, f, eps = cfg.hidden_size, cfg.intermediate_size, cfg.rms_norm_eps
+    """Each decode linear layer at M = batch rows, as the v4 runner would run it either way: cuBLAS with the
+    elementwise kernels it needs (RMSNorm before qkv / gate_up / LM head, SiLU*mul after gate_up; the residual by
+    addmm_) against fused_linear with each candidate tile (all of that inside). Timed as a CUDA graph of one call
+    per layer over all 32 layers' weights (no weight served from L2). The faster per (BLOCK_M, layer) goes into
+    fused_linear.CHOICES (None: cuBLAS)."""
+    from ..kernels.fused_elementwise import add_rms_norm, silu_mul
+
+    h, f, eps, n_l = cfg.hidden_size, cfg.intermediate_size, cfg.rms_norm_eps, cfg.layers
+    g = weights["norm"]
+    fold = {
+        "qkv": [fl.fold_norm_weight(weights[f"l{i}.qkv"], weights[f"l{i}.attn_norm"]) for i in range(n_l)],
+        "gate_up": [fl.fold_norm_weight(weights[f"l{i}.gate_up"], weights[f"l{i}.mlp_norm"]) for i in range(n_l)],
+        "lm_head": [fl.fold_norm_weight(weights["lm_head"], g)],
+    }
+    plain = {name: [weights[f"l{i}.{name}"] for i in range(n_l)] for name in ("qkv", "o", "gate_up", "down")}
+    plain["lm_head"] = [weights["lm_head"]]
     out: dict = {}
     for m in batches:
-        bm = min(fl.block_m_for(m), 128)
+        bm = fl.block_m_for(m)
         x = torch.randn((m, h), device=DEV, dtype=torch.bfloat16)
         xa = torch.randn((m, f), device=DEV, dtype=torch.bfloat16)
         res = torch.randn((m, h), device=DEV, dtype=torch.bfloat16)
-        g = weights["norm"]
-        layers = {  # name -> (input, weight list, fused_linear kwargs)
-            "qkv": (x, [weights[f"l{i}.qkv"] for i in range(cfg.layers)], {"norm_weight": g, "eps": eps}),
-            "o": (x, [weights[f"l{i}.o"] for i in range(cfg.layers)], {"residual": res, "out": res}),
-            "gate_up": (
-                x,
-                [weights[f"l{i}.gate_up"] for i in range(cfg.layers)],
-                {"norm_weight": g, "eps": eps, "silu": True},
-            ),
-            "down": (xa, [weights[f"l{i}.down"] for i in range(cfg.layers)], {"residual": res, "out": res}),
-            "lm_head": (x, [weights["lm_head"]], {"norm_weight": g, "eps": eps}),
+        cublas = {
+            "qkv": lambda ws=plain["qkv"]: [add_rms_norm(x, None, g, eps) @ w.T for w in ws],
+            "o": lambda ws=plain["o"]: [res.addmm_(x, w.T) for w in ws],
+            "gate_up": lambda ws=plain["gate_up"]: [silu_mul(add_rms_norm(x, None, g, eps) @ w.T) for w in ws],
+            "down": lambda ws=plain["down"]: [res.addmm_(xa, w.T) for w in ws],
+            "lm_head": lambda ws=plain["lm_head"]: [add_rms_norm(x, None, g, eps) @ w.T for w in ws],
+        }
+        fused = {  # name -> (input, weights, kwargs)
+            "qkv": (x, fold["qkv"], {"rms_norm": True, "eps": eps}),
+            "o": (x, plain["o"], {"residual": res, "out": res}),
+            "gate_up": (x, fold["gate_up"], {"rms_norm": True, "eps": eps, "silu": True}),
+            "down": (xa, plain["down"], {"residual": res, "out": res}),
+            "lm_head": (x, fold["lm_head"], {"rms_norm": True, "eps": eps}),
         }
         rows = {}
-        for name, (inp, ws, kw) in layers.items():
+        for name in fl.LAYERS:
+            inp, ws, kw = fused[name]
             nbytes = sum(w.numel() * 2 for w in ws)
-            t_cublas = graph_time_ms(lambda inp=inp, ws=ws: [inp @ w.T for w in ws], calls=1)
+            t_cublas = graph_time_ms(cublas[name], calls=1)
             tried = []
             for c in LINEAR_CANDIDATES[bm]:
                 try:
@@ -308,9 +332,9 @@ def linear_sweep(weights: dict[str, torch.Tensor], cfg, batches: list[int], log)
                     tried.append({"config": list(c), "ms": t})
                 except Exception as e:  # a tile that does not fit in shared memory fails to compile: skip it
                     tried.append({"config": list(c), "error": repr(e)[:200]})
-            ok = [r for r in tried if "ms" in r]
-            best = min(ok, key=lambda r: r["ms"])
-            fl.TUNED[(bm, name)] = tuple(best["config"])
+            best = min((r for r in tried if "ms" in r), key=lambda r: r["ms"])
+            use_fused = best["ms"] < t_cublas
+            fl.CHOICES[(bm, name)] = tuple(best["config"]) if use_fused else None
             rows[name] = {
                 "weightBytes": nbytes,
                 "cublasMs": t_cublas,
@@ -318,13 +342,16 @@ def linear_sweep(weights: dict[str, torch.Tensor], cfg, batches: list[int], log)
                 "bestConfig": best["config"],
                 "fusedMs": best["ms"],
                 "fusedGBps": nbytes / (best["ms"] * 1e-3) / 1e9,
+                "chosen": "fused_linear" if use_fused else "cublas",
                 "tried": tried,
             }
             log(
-                f"linear M={m} {name}: cuBLAS {t_cublas * 1e3:.1f} us ({rows[name]['cublasGBps']:.0f} GB/s) | "
-                f"fused {best['ms'] * 1e3:.1f} us ({rows[name]['fusedGBps']:.0f} GB/s) {best['config']}"
+                f"linear M={m} {name}: cuBLAS+elementwise {t_cublas * 1e3:.1f} us ({rows[name]['cublasGBps']:.0f} GB/s)"
+                f" | fused {best['ms'] * 1e3:.1f} us ({rows[name]['fusedGBps']:.0f} GB/s) {best['config']} -> "
+                f"{rows[name]['chosen']}"
             )
         out[str(m)] = rows
+    log(f"linear choices: {fl.CHOICES}")
     return out
 
 

@@ -51,6 +51,7 @@ def summarize(raw: dict) -> dict:
                     "fusedMs": round(r["fusedMs"], 4),
                     "fusedFractionOfCopyBw": round(r["fusedGBps"] / raw["measuredCopyGBps"], 4),
                     "fusedConfig": r["bestConfig"],
+                    "chosen": r.get("chosen", ""),
                 }
                 for name, r in rows.items()
             }
@@ -158,15 +159,16 @@ def markdown(s: dict) -> str:
         L += [
             "### Decode linear layers alone (all 32 layers' weights in turn, CUDA graph; fraction of copy bandwidth)",
             "",
-            "| M | layer | weights | cuBLAS x @ W^T | fused_linear (with its norm/SiLU/residual) | config |",
-            "| --- | --- | --- | --- | --- | --- |",
+            "| M | layer | weights | cuBLAS + its elementwise kernels | fused_linear (norm/SiLU/residual inside) "
+            "| tile (BLOCK_N, BLOCK_K, warps, stages) | used |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
         ]
         for m, rows in s["decodeLinearSweep"].items():
             for name, r in rows.items():
                 L.append(
                     f"| {m} | {name} | {r['weightBytes'] / 1e9:.2f} GB | {r['cublasMs'] * 1e3:.0f} us, "
                     f"{r['cublasFractionOfCopyBw']:.3f} | {r['fusedMs'] * 1e3:.0f} us, "
-                    f"{r['fusedFractionOfCopyBw']:.3f} | {r['fusedConfig']} |"
+                    f"{r['fusedFractionOfCopyBw']:.3f} | {r['fusedConfig']} | {r['chosen']} |"
                 )
         L.append("")
     if s["decodeKernelProfile"]:

@@ -1,25 +1,26 @@
 """Skinny-M linear layers for decode, in Triton, with the layer's elementwise stages folded in.
 
 Why: at decode (M = batch rows, 1..128) every linear layer is a stream over its weight matrix, and the v3 step ran
-10 kernels a layer: cuBLAS GEMMs plus separate add+RMSNorm and SiLU*mul launches, each with its own ramp-up, tail
-and a round trip of its activations through memory (NOTES.md v3 -> v4). Here one kernel does
+10 kernels a layer (plus two cuBLAS split-K reductions): the GEMMs and separate add+RMSNorm and SiLU*mul launches,
+each with its own ramp-up and tail (NOTES.md v3 -> v4). Here one kernel does
 
     out = epilogue( prologue(x) @ W^T )
 
-- prologue `NORM`: RMSNorm of the input rows. rms(x) needs the whole row, but every program walks all of K anyway
-  (no split-K), so it sums x^2 as the tiles go by and scales the accumulator at the end:
-  (x * inv_rms * g) @ W^T = inv_rms * ((x * g) @ W^T).
+- prologue `NORM`: RMSNorm of the input rows with its weight g folded into W once (`fold_norm_weight`:
+  (x * inv_rms * g) @ W^T = inv_rms * (x @ (W * g)^T)). rms(x) needs the whole row, but every program walks all
+  of K anyway (no split-K), so it sums x^2 from the tiles it loads and scales the accumulator at the end. x goes
+  into the dot unchanged: an elementwise op between its load and the dot (v4 first try: x * g in the loop)
+  halved the kernel's bandwidth (H200 run 1: 1561 against 2799 GB/s without it).
 - epilogue `SILU`: W is the fused [2F, K] gate/up matrix; each program keeps two accumulators (gate rows n, up rows
   F + n) and writes silu(gate) * up as [M, F]: the 2F-wide intermediate never reaches memory.
 - epilogue `RESIDUAL`: out = res + acc (out may be res itself: the residual stream updated in place; each element is
   read and written by the same program).
-So a decoder layer is qkv(NORM) -> RoPE + cache write -> attention (2) -> o(RESIDUAL) -> gate_up(NORM, SILU) ->
-down(RESIDUAL): 7 launches instead of 10, and the LM head takes the final norm as its prologue.
 
 Tiling: one program per (BLOCK_N output columns, BLOCK_M rows); BLOCK_M is M padded to a power of two >= 16 (so
 every weight byte is read once per step), and BLOCK_N is small so N / BLOCK_N programs fill the 132 SMs without
-split-K. Configs per M bucket are measured (bench/h200.py `linear_sweep`, rotating over all 32 layers' weights so
-the 60 MB L2 serves none of them) and recorded in CONFIGS.
+split-K. Which layers use it, and with which tile, is measured per M (bench/h200.py `linear_sweep`, over all 32
+layers' weights in turn so the 60 MB L2 serves none of them, against cuBLAS with the same elementwise work) and
+kept in CHOICES; `None` there means cuBLAS is faster for that layer and the runner uses it.
 Roofline: memory-bound at M <= 128 on Llama-3-8B shapes (about 2 * M FLOP per weight byte, ridge ~180 FLOP/B).
 """
 
@@ -30,21 +31,30 @@ import triton
 import triton.language as tl
 
 Config = tuple[int, int, int, int]  # (BLOCK_N, BLOCK_K, num_warps, num_stages)
-# by BLOCK_M; per (BLOCK_M, layer) entries in TUNED override them (from the H200 sweep, NOTES.md v4)
+LAYERS = ("qkv", "o", "gate_up", "down", "lm_head")
+# (BLOCK_M, layer) -> tile, or None for cuBLAS; from the H200 sweep of NOTES.md v4 (bench/h200.py replaces them
+# with its own run's sweep before it times the step)
+CHOICES: dict[tuple[int, str], Config | None] = {}
 DEFAULT_CONFIGS: dict[int, Config] = {
     16: (32, 256, 4, 4),
     32: (32, 256, 4, 4),
     64: (64, 128, 4, 4),
     128: (64, 128, 8, 3),
 }
-TUNED: dict[tuple[int, str], Config] = {}
-# the largest decode batch the runner sends through these kernels; above it, cuBLAS + the v3 elementwise kernels
+# the largest decode batch that may use these kernels
 MAX_ROWS = 128
 
 
-def config_for(rows: int, layer: str) -> Config:
-    bm = min(block_m_for(rows), 128)
-    return TUNED.get((bm, layer), DEFAULT_CONFIGS[bm])
+def choice_for(rows: int, layer: str) -> Config | None:
+    """The tile for this layer at this many rows, or None: use cuBLAS (also for rows past MAX_ROWS)."""
+    if rows > MAX_ROWS:
+        return None
+    return CHOICES.get((block_m_for(rows), layer))
+
+
+def fold_norm_weight(w: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """W * g along K (a new tensor): the RMSNorm weight moved into the next linear layer's columns."""
+    return (w.float() * g.float()[None, :]).to(w.dtype)
 
 
 @triton.jit
@@ -53,7 +63,6 @@ def _fused_linear_kernel(
     w_ptr,
     out_ptr,
     res_ptr,
-    g_ptr,
     M,
     N,
     K,
@@ -89,8 +98,6 @@ def _fused_linear_kernel(
         if NORM:
             xf = x.to(tl.float32)
             ss += tl.sum(xf * xf, 1)
-            g = tl.load(g_ptr + k0 + offs_k).to(tl.float32)
-            x = (xf * g[None, :]).to(w_ptr.dtype.element_ty)
         w = tl.load(w_ptrs + k0, mask=nmask[:, None], other=0.0)
         acc = tl.dot(x, tl.trans(w), acc)
         if SILU:
@@ -116,6 +123,7 @@ def _fused_linear_kernel(
 
 
 def block_m_for(rows: int) -> int:
+    """M padded for tl.dot (at least 16); past 128 rows the bench measures nothing (cuBLAS)."""
     return max(16, triton.next_power_of_2(rows))
 
 
@@ -123,7 +131,7 @@ def fused_linear(
     x: torch.Tensor,
     w: torch.Tensor,
     *,
-    norm_weight: torch.Tensor | None = None,
+    rms_norm: bool = False,
     eps: float = 1e-5,
     silu: bool = False,
     residual: torch.Tensor | None = None,
@@ -132,6 +140,7 @@ def fused_linear(
 ) -> torch.Tensor:
     """x [M, K] @ w[N or 2N, K]^T with the optional prologue/epilogue above; returns out [M, N].
 
+    rms_norm: w must hold the norm weight already (`fold_norm_weight`).
     residual: out = residual + x @ w^T (pass out=residual to update the residual stream in place)."""
     m, k = x.shape
     rows = w.shape[0]
@@ -159,7 +168,6 @@ def fused_linear(
         w,
         out,
         residual if residual is not None else out,
-        norm_weight if norm_weight is not None else w,
         m,
         n,
         k,
@@ -168,7 +176,7 @@ def fused_linear(
         out.stride(0),
         residual.stride(0) if residual is not None else 0,
         eps,
-        NORM=norm_weight is not None,
+        NORM=rms_norm,
         SILU=silu,
         RESIDUAL=residual is not None,
         BLOCK_M=bm,

@@ -74,6 +74,7 @@ class TorchModelRunner:
         # decode GEMMs: "triton" = kernels/fused_linear.py with norm / SiLU / residual folded in (v4, 7 launches a
         # layer) for batches up to its MAX_ROWS; "cublas" = torch matmuls + the fused elementwise kernels (v3)
         self.decode_linear = decode_linear
+        self._folded_w: dict[str, torch.Tensor] = {}
         self.w = weights
         self.block_size = engine.block_size
         self.scratch_block = engine.num_blocks
@@ -147,39 +148,63 @@ class TorchModelRunner:
         return last @ w["lm_head"].T
 
     def _linear_decode(self, rows: int) -> bool:
+        return self.decode_linear == "triton" and rows <= self._max_linear_rows()
+
+    @staticmethod
+    def _max_linear_rows() -> int:
         from ..kernels.fused_linear import MAX_ROWS
 
-        return self.decode_linear == "triton" and rows <= MAX_ROWS
+        return MAX_ROWS
+
+    def _folded(self, name: str, norm: str) -> torch.Tensor:
+        """The weight with its RMSNorm weight folded in (kernels/fused_linear.py), made on first use and kept: at
+        Llama-3-8B that is 6.4 GB more for qkv, gate_up and the LM head, the price of the fused prologue."""
+        t = self._folded_w.get(name)
+        if t is None:
+            from ..kernels.fused_linear import fold_norm_weight
+
+            t = self._folded_w[name] = fold_norm_weight(self.w[name], self.w[norm])
+        return t
 
     def _forward_linear(self, tokens, positions, slots, decode: DecodeMetadata, logits_out) -> torch.Tensor:
-        """Decode with kernels/fused_linear.py: every row is sampled, so the LM head runs on all of them."""
-        from ..kernels.fused_elementwise import rope_and_cache
-        from ..kernels.fused_linear import config_for, fused_linear
+        """Decode with kernels/fused_linear.py where the sweep found it faster than cuBLAS (choice_for), else
+        cuBLAS with the residual added by the GEMM itself (addmm_, beta = 1). Every row is sampled, so the LM head
+        runs on all of them."""
+        from ..kernels.fused_elementwise import add_rms_norm, rope_and_cache, silu_mul
+        from ..kernels.fused_linear import choice_for, fused_linear
 
         cfg, w = self.cfg, self.w
         h, d, nh, nkv = cfg.hidden_size, cfg.head_dim, cfg.heads, cfg.kv_heads
         eps, rows = cfg.rms_norm_eps, tokens.shape[0]
+        c_qkv, c_o, c_gu, c_down, c_lm = (choice_for(rows, n) for n in ("qkv", "o", "gate_up", "down", "lm_head"))
         x = w["embed"][tokens]  # the residual stream, updated in place by the o and down projections
         for i in range(cfg.layers):
-            qkv = fused_linear(
-                x, w[f"l{i}.qkv"], norm_weight=w[f"l{i}.attn_norm"], eps=eps, config=config_for(rows, "qkv")
-            )
+            if c_qkv is not None:
+                qkv = fused_linear(
+                    x, self._folded(f"l{i}.qkv", f"l{i}.attn_norm"), rms_norm=True, eps=eps, config=c_qkv
+                )
+            else:
+                qkv = add_rms_norm(x, None, w[f"l{i}.attn_norm"], eps) @ w[f"l{i}.qkv"].T
             kc, vc = self.kv_cache[i, 0], self.kv_cache[i, 1]
             rope_and_cache(qkv, positions, self.cos, self.sin, kc, vc, slots, nh, nkv)
-            att = self.backend.decode(qkv[:, :h].view(-1, nh, d), kc, vc, decode)
-            fused_linear(att.reshape(-1, h), w[f"l{i}.o"], residual=x, out=x, config=config_for(rows, "o"))
-            act = fused_linear(
-                x,
-                w[f"l{i}.gate_up"],
-                norm_weight=w[f"l{i}.mlp_norm"],
-                eps=eps,
-                silu=True,
-                config=config_for(rows, "gate_up"),
-            )
-            fused_linear(act, w[f"l{i}.down"], residual=x, out=x, config=config_for(rows, "down"))
-        return fused_linear(
-            x, w["lm_head"], norm_weight=w["norm"], eps=eps, out=logits_out, config=config_for(rows, "lm_head")
-        )
+            att = self.backend.decode(qkv[:, :h].view(-1, nh, d), kc, vc, decode).reshape(-1, h)
+            if c_o is not None:
+                fused_linear(att, w[f"l{i}.o"], residual=x, out=x, config=c_o)
+            else:
+                x.addmm_(att, w[f"l{i}.o"].T)
+            if c_gu is not None:
+                gu = self._folded(f"l{i}.gate_up", f"l{i}.mlp_norm")
+                act = fused_linear(x, gu, rms_norm=True, eps=eps, silu=True, config=c_gu)
+            else:
+                act = silu_mul(add_rms_norm(x, None, w[f"l{i}.mlp_norm"], eps) @ w[f"l{i}.gate_up"].T)
+            if c_down is not None:
+                fused_linear(act, w[f"l{i}.down"], residual=x, out=x, config=c_down)
+            else:
+                x.addmm_(act, w[f"l{i}.down"].T)
+        if c_lm is not None:
+            lm = self._folded("lm_head", "norm")
+            return fused_linear(x, lm, rms_norm=True, eps=eps, out=logits_out, config=c_lm)
+        return torch.matmul(add_rms_norm(x, None, w["norm"], eps), w["lm_head"].T, out=logits_out)
 
     def _attend(self, q, k, v, kc, vc, decode: DecodeMetadata | None, prefill: PrefillMetadata | None) -> torch.Tensor:
         if decode is not None:
