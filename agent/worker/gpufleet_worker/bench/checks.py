@@ -108,7 +108,9 @@ LINEAR_CASES = [
     ("norm+silu gate_up", 1, 4096, 1024, True, True, False),
     ("norm+silu gate_up", 77, 512, 1000, True, True, False),
     ("residual down", 5, 14336, 4096, False, False, True),
-    ("norm lm_head ragged N", 100, 256, 200, True, False, False),
+    ("norm lm_head ragged N", 32, 256, 200, True, False, False),
+    ("norm+silu ragged N", 17, 256, 200, True, True, False),
+    ("residual ragged N", 100, 256, 200, False, False, True),
     ("plain K=256", 16, 256, 384, False, False, False),
 ]
 
@@ -132,6 +134,14 @@ def check_fused_linear(device: str = "cuda", seed: int = 4) -> list[dict]:
         e = rel_err(out, ref)
         ok = bool(torch.isfinite(out).all()) and e < BF16_TOLERANCE
         rows.append({"case": f"fused_linear {name} M{m} K{k} N{n}", "relErr": e, "ok": ok})
+    x = torch.randn((100, 256), generator=gen).to(device, torch.bfloat16)
+    w = torch.randn((200, 256), generator=gen).to(device, torch.bfloat16)
+    try:  # past MAX_NORM_BLOCK_M the prologue gave wrong results once (NOTES.md v4): it must refuse, not compute
+        fused_linear(x, w, rms_norm=True)
+        refused = False
+    except ValueError:
+        refused = True
+    rows.append({"case": "fused_linear refuses the norm prologue at M=100", "error": "", "ok": refused})
     return rows
 
 

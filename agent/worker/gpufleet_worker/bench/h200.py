@@ -323,7 +323,8 @@ def linear_sweep(weights: dict[str, torch.Tensor], cfg, batches: list[int], log)
             nbytes = sum(w.numel() * 2 for w in ws)
             t_cublas = graph_time_ms(cublas[name], calls=1)
             tried = []
-            for c in LINEAR_CANDIDATES[bm]:
+            norm_layer = kw.get("rms_norm", False)
+            for c in [] if norm_layer and bm > fl.MAX_NORM_BLOCK_M else LINEAR_CANDIDATES[bm]:
                 try:
                     t = graph_time_ms(
                         lambda inp=inp, ws=ws, kw=kw, c=c: [fl.fused_linear(inp, w, config=c, **kw) for w in ws],
@@ -332,8 +333,8 @@ def linear_sweep(weights: dict[str, torch.Tensor], cfg, batches: list[int], log)
                     tried.append({"config": list(c), "ms": t})
                 except Exception as e:  # a tile that does not fit in shared memory fails to compile: skip it
                     tried.append({"config": list(c), "error": repr(e)[:200]})
-            best = min((r for r in tried if "ms" in r), key=lambda r: r["ms"])
-            use_fused = best["ms"] < t_cublas
+            best = min((r for r in tried if "ms" in r), key=lambda r: r["ms"], default={"config": None, "ms": None})
+            use_fused = best["ms"] is not None and best["ms"] < t_cublas
             fl.CHOICES[(bm, name)] = tuple(best["config"]) if use_fused else None
             rows[name] = {
                 "weightBytes": nbytes,
@@ -341,14 +342,18 @@ def linear_sweep(weights: dict[str, torch.Tensor], cfg, batches: list[int], log)
                 "cublasGBps": nbytes / (t_cublas * 1e-3) / 1e9,
                 "bestConfig": best["config"],
                 "fusedMs": best["ms"],
-                "fusedGBps": nbytes / (best["ms"] * 1e-3) / 1e9,
+                "fusedGBps": nbytes / (best["ms"] * 1e-3) / 1e9 if best["ms"] else None,
                 "chosen": "fused_linear" if use_fused else "cublas",
                 "tried": tried,
             }
+            fused_txt = (
+                f"{best['ms'] * 1e3:.1f} us ({rows[name]['fusedGBps']:.0f} GB/s) {best['config']}"
+                if best["ms"]
+                else "not run (norm prologue past MAX_NORM_BLOCK_M)"
+            )
             log(
                 f"linear M={m} {name}: cuBLAS+elementwise {t_cublas * 1e3:.1f} us ({rows[name]['cublasGBps']:.0f} GB/s)"
-                f" | fused {best['ms'] * 1e3:.1f} us ({rows[name]['fusedGBps']:.0f} GB/s) {best['config']} -> "
-                f"{rows[name]['chosen']}"
+                f" | fused {fused_txt} -> {rows[name]['chosen']}"
             )
         out[str(m)] = rows
     log(f"linear choices: {fl.CHOICES}")

@@ -48,8 +48,10 @@ def summarize(raw: dict) -> dict:
                     "weightBytes": r["weightBytes"],
                     "cublasMs": round(r["cublasMs"], 4),
                     "cublasFractionOfCopyBw": round(r["cublasGBps"] / raw["measuredCopyGBps"], 4),
-                    "fusedMs": round(r["fusedMs"], 4),
-                    "fusedFractionOfCopyBw": round(r["fusedGBps"] / raw["measuredCopyGBps"], 4),
+                    "fusedMs": round(r["fusedMs"], 4) if r["fusedMs"] else None,
+                    "fusedFractionOfCopyBw": round(r["fusedGBps"] / raw["measuredCopyGBps"], 4)
+                    if r["fusedMs"]
+                    else None,
                     "fusedConfig": r["bestConfig"],
                     "chosen": r.get("chosen", ""),
                 }
@@ -167,8 +169,13 @@ def markdown(s: dict) -> str:
             for name, r in rows.items():
                 L.append(
                     f"| {m} | {name} | {r['weightBytes'] / 1e9:.2f} GB | {r['cublasMs'] * 1e3:.0f} us, "
-                    f"{r['cublasFractionOfCopyBw']:.3f} | {r['fusedMs'] * 1e3:.0f} us, "
-                    f"{r['fusedFractionOfCopyBw']:.3f} | {r['fusedConfig']} | {r['chosen']} |"
+                    f"{r['cublasFractionOfCopyBw']:.3f} | "
+                    + (
+                        f"{r['fusedMs'] * 1e3:.0f} us, {r['fusedFractionOfCopyBw']:.3f}"
+                        if r["fusedMs"]
+                        else "not run (norm prologue refused past 32 rows)"
+                    )
+                    + f" | {r['fusedConfig']} | {r['chosen']} |"
                 )
         L.append("")
     if s["decodeKernelProfile"]:
