@@ -106,7 +106,7 @@ LINEAR_CASES = [
     ("norm qkv", 32, 4096, 6144, True, False, False),
     ("residual o in place", 128, 4096, 4096, False, False, True),
     ("norm+silu gate_up", 1, 4096, 1024, True, True, False),
-    ("norm+silu gate_up", 77, 512, 1000, True, True, False),
+    ("norm+silu gate_up", 29, 512, 1000, True, True, False),
     ("residual down", 5, 14336, 4096, False, False, True),
     ("norm lm_head ragged N", 32, 256, 200, True, False, False),
     ("norm+silu ragged N", 17, 256, 200, True, True, False),
