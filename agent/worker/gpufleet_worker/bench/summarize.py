@@ -242,12 +242,41 @@ def markdown(s: dict) -> str:
     return "\n".join(L)
 
 
+# written into the same files by `npm run calibrate -- --write-results` (scripts/calibrate.ts): kept across re-runs
+CALIBRATION_KEYS = ("modelMaxErrorPercent", "calibration", "migrationDowntimeModel")
+CALIBRATION_MARKER = "\n## Latency model vs measured (calibration)\n"
+
+
+def keep_calibration(s: dict, md: str, old_json: dict | None, old_md: str | None) -> tuple[dict, str]:
+    """Carries the calibration section of the previous files over, so a kernel re-run does not erase it."""
+    if old_json and old_json.get("calibration") is not None:
+        s.pop("modelMaxErrorPercentNote", None)
+        for k in CALIBRATION_KEYS:
+            if k in old_json:
+                s[k] = old_json[k]
+        md = "\n".join(line for line in md.split("\n") if not line.startswith("`modelMaxErrorPercent`: not measured"))
+    if old_md and CALIBRATION_MARKER in old_md:
+        md = md.rstrip("\n") + "\n" + CALIBRATION_MARKER + old_md.split(CALIBRATION_MARKER, 1)[1]
+    return s, md
+
+
 if __name__ == "__main__":
+    import os
+
     with open(sys.argv[1]) as f:
         raw = json.load(f)
-    s = summarize(raw)
-    with open(sys.argv[2] + ".json", "w") as f:
+    prefix = sys.argv[2]
+    old_json = old_md = None
+    if os.path.exists(prefix + ".json"):
+        with open(prefix + ".json") as f:
+            old_json = json.load(f)
+    if os.path.exists(prefix + ".md"):
+        with open(prefix + ".md") as f:
+            old_md = f.read()
+    summary = summarize(raw)
+    s, md = keep_calibration(summary, markdown(summary), old_json, old_md)
+    with open(prefix + ".json", "w") as f:
         json.dump(s, f, indent=2)
         f.write("\n")
-    with open(sys.argv[2] + ".md", "w") as f:
-        f.write(markdown(s))
+    with open(prefix + ".md", "w") as f:
+        f.write(md)
