@@ -19,7 +19,13 @@ from gpufleet_worker.bench import checks
 
 @pytest.mark.parametrize(
     "check",
-    [checks.check_paged_decode, checks.check_block_copy, checks.check_runner_against_numpy, checks.check_export_import],
+    [
+        checks.check_paged_decode,
+        checks.check_fused_linear,
+        checks.check_block_copy,
+        checks.check_runner_against_numpy,
+        checks.check_export_import,
+    ],
 )
 def test_gpu_check(check) -> None:
     rows = check("cuda")

@@ -13,6 +13,8 @@ from ..config import EngineConfig, ModelConfig
 from ..engine.batch import prepare_step
 from ..engine.scheduler import Scheduler
 from ..engine.sequence import SamplingParams, Sequence
+from ..kernels import fused_linear as fl
+from ..kernels.fused_linear import fold_norm_weight, fused_linear, reference_fused_linear
 from ..kernels.kv_block_copy import gather_blocks, scatter_blocks
 from ..kernels.paged_decode_attention import PagedDecodeAttention, reference_paged_decode
 from ..model.numpy_model import NumpyModel
@@ -98,6 +100,51 @@ def check_block_copy(device: str = "cuda", seed: int = 1) -> list[dict]:
     return rows
 
 
+LINEAR_CASES = [
+    # name, rows M, K, N (per output; the gate/up weight has 2N rows), norm, silu, residual
+    ("plain", 1, 4096, 6144, False, False, False),
+    ("norm qkv", 32, 4096, 6144, True, False, False),
+    ("residual o in place", 128, 4096, 4096, False, False, True),
+    ("norm+silu gate_up", 1, 4096, 1024, True, True, False),
+    ("norm+silu gate_up", 29, 512, 1000, True, True, False),
+    ("residual down", 5, 14336, 4096, False, False, True),
+    ("norm lm_head ragged N", 32, 256, 200, True, False, False),
+    ("norm+silu ragged N", 17, 256, 200, True, True, False),
+    ("residual ragged N", 100, 256, 200, False, False, True),
+    ("plain K=256", 16, 256, 384, False, False, False),
+]
+
+
+def check_fused_linear(device: str = "cuda", seed: int = 4) -> list[dict]:
+    """kernels/fused_linear.py against float64 on fresh random inputs, every prologue/epilogue, M = 1..128, N not a
+    multiple of the tile; the output is poisoned (or, in place, the residual is the output) and must be all written.
+    """
+    rows = []
+    gen = torch.Generator().manual_seed(seed)
+    for name, m, k, n, norm, silu, res in LINEAR_CASES:
+        x = torch.randn((m, k), generator=gen).to(device, torch.bfloat16)
+        w = (torch.randn((2 * n if silu else n, k), generator=gen) / k**0.5).to(device, torch.bfloat16)
+        g = (1.0 + 0.1 * torch.randn((k,), generator=gen)).to(device, torch.bfloat16) if norm else None
+        r = torch.randn((m, n), generator=gen).to(device, torch.bfloat16) if res else None
+        ref = reference_fused_linear(x, w, norm_weight=g, eps=1e-5, silu=silu, residual=r)
+        out = r if r is not None else torch.full((m, n), float("nan"), dtype=torch.bfloat16, device=device)
+        wk = fold_norm_weight(w, g) if norm else w
+        fused_linear(x, wk, rms_norm=norm, eps=1e-5, silu=silu, residual=r, out=out)
+        torch.cuda.synchronize()
+        e = rel_err(out, ref)
+        ok = bool(torch.isfinite(out).all()) and e < BF16_TOLERANCE
+        rows.append({"case": f"fused_linear {name} M{m} K{k} N{n}", "relErr": e, "ok": ok})
+    x = torch.randn((100, 256), generator=gen).to(device, torch.bfloat16)
+    w = torch.randn((200, 256), generator=gen).to(device, torch.bfloat16)
+    try:  # past MAX_NORM_BLOCK_M the prologue gave wrong results once (NOTES.md v4): it must refuse, not compute
+        fused_linear(x, w, rms_norm=True)
+        refused = False
+    except ValueError:
+        refused = True
+    rows.append({"case": "fused_linear refuses the norm prologue at M=100", "error": "", "ok": refused})
+    return rows
+
+
 TINY = ModelConfig("tiny", layers=2, hidden_size=256, heads=8, kv_heads=2, intermediate_size=512, vocab_size=512)
 
 
@@ -110,15 +157,26 @@ def check_runner_against_numpy(device: str = "cuda", seed: int = 2) -> list[dict
     weights = random_weights(TINY, seed)
     eng = EngineConfig(num_blocks=64, block_size=16, max_num_seqs=8, max_num_batched_tokens=48)
     tw = torch_weights_from_numpy(weights, device)
-    for backend, fused in (
-        (TorchSdpaBackend(), True),
-        (TritonPagedBackend(8, TINY.heads, TINY.kv_heads, TINY.head_dim, 16, 512, device), True),
-        (TritonPagedBackend(8, TINY.heads, TINY.kv_heads, TINY.head_dim, 16, 512, device), False),
+    saved = dict(fl.CHOICES)
+    for backend, fused, linear in (
+        (TorchSdpaBackend(), True, "triton"),
+        (TritonPagedBackend(8, TINY.heads, TINY.kv_heads, TINY.head_dim, 16, 512, device), True, "triton"),
+        (TritonPagedBackend(8, TINY.heads, TINY.kv_heads, TINY.head_dim, 16, 512, device), True, "cublas-addmm"),
+        (TritonPagedBackend(8, TINY.heads, TINY.kv_heads, TINY.head_dim, 16, 512, device), True, "cublas"),
+        (TritonPagedBackend(8, TINY.heads, TINY.kv_heads, TINY.head_dim, 16, 512, device), False, "cublas"),
     ):
         ref = NumpyModel(TINY, weights, eng.num_blocks, eng.block_size, max_positions=512)
-        run = TorchModelRunner(TINY, eng, backend, tw, device, max_context=512, fused=fused)
-        label = f"{backend.name}{'' if fused else ', plain ops'}"
+        # "triton": every decode layer through fused_linear; "cublas-addmm": the v4 path with cuBLAS everywhere
+        fl.CHOICES.update({(16, n): (None if linear == "cublas-addmm" else (32, 128, 4, 3)) for n in fl.LAYERS})
+        run = TorchModelRunner(
+            TINY, eng, backend, tw, device, max_context=512, fused=fused, decode_linear=linear.split("-")[0]
+        )
+        if linear == "cublas-addmm":
+            run.decode_linear = "triton"
+        label = f"{backend.name}{'' if fused else ', plain ops'}, decode linear {linear}"
         run.capture_decode_graphs([4, 8])
+        fl.CHOICES.clear()
+        fl.CHOICES.update(saved)
         sched = Scheduler(eng)
         rng = np.random.default_rng(seed)
         for i, n in enumerate([5, 40, 17, 90, 1]):

@@ -25,6 +25,7 @@ from ..attention.backends import DecodeMetadata, TorchSdpaBackend, TritonPagedBa
 from ..config import LLAMA3_8B, EngineConfig
 from ..diagnostics import median_cuda_ms
 from ..engine.batch import StepInputs
+from ..kernels import fused_linear as fl
 from ..kernels.kv_block_copy import gather_blocks, scatter_blocks
 from ..kernels.paged_decode_attention import PagedDecodeAttention
 from ..model.torch_runner import TorchModelRunner, random_torch_weights
@@ -103,13 +104,16 @@ def model_bench(ceil: dict, log) -> dict:
     decode: dict = {}
     best = ceil.get("attentionTuning", {})
     by_batch = {k: v for k, v in best.items() if k != "partition"}  # partition from partition_for(batch)
-    versions = [  # name, backend, fused elementwise kernels, kernel tuning
-        ("v3 fused + triton-paged, partition by batch", "triton-paged", True, by_batch),
-        ("v2 fused + triton-paged, partition 512", "triton-paged", True, best),
-        ("v1 plain torch ops + triton-paged", "triton-paged", False, by_batch),
-        ("v3 fused + torch-sdpa", "torch-sdpa", True, {}),
+    result["linearSweep"] = linear_sweep(weights, cfg, batches, log)
+    versions = [  # name, backend, fused elementwise kernels, kernel tuning, decode GEMMs
+        (V4, "triton-paged", True, by_batch, "triton"),
+        ("v3 fused + triton-paged, partition by batch", "triton-paged", True, by_batch, "cublas"),
+        ("v2 fused + triton-paged, partition 512", "triton-paged", True, best, "cublas"),
+        ("v1 plain torch ops + triton-paged", "triton-paged", False, by_batch, "cublas"),
+        ("v3 fused + torch-sdpa", "torch-sdpa", True, {}, "cublas"),
     ]
-    for version, backend_name, fused, tuning in versions:
+    profiles: dict = {}
+    for version, backend_name, fused, tuning, linear in versions:
         max_context = ctx + bs
         if backend_name == "triton-paged":
             backend = TritonPagedBackend(
@@ -117,13 +121,20 @@ def model_bench(ceil: dict, log) -> dict:
             )
         else:
             backend = TorchSdpaBackend()
-        runner = TorchModelRunner(cfg, eng, backend, weights, DEV, max_context=max_context, fused=fused)
+        runner = TorchModelRunner(
+            cfg, eng, backend, weights, DEV, max_context=max_context, fused=fused, decode_linear=linear
+        )
         runner.max_blocks = ctx // bs + 1  # the torch path gathers max_blocks per row: size it to this context
         runner.capture_decode_graphs(batches)
         for b in batches:
             inp = decode_inputs(b, ctx, bs, eng.num_blocks, gen)
             g = runner.graphs[b]
             runner._fill(g, inp)
+            if version in PROFILED:
+                try:
+                    profiles.setdefault(version, {})[str(b)] = kernel_profile(runner, g, cfg.layers)
+                except Exception as e:  # the profiler is a diagnosis: its failure must not stop the timings
+                    log(f"profile[{version}] B={b} failed: {e!r}")
             t1, t2 = spread(g.graph.replay, warmup=3, reps=20)
             t = min(t1, t2)
             nbytes = read_weight_bytes + b * ctx * kv_tok + b * kv_tok + b * cfg.hidden_size * 2
@@ -138,6 +149,12 @@ def model_bench(ceil: dict, log) -> dict:
         del runner
         torch.cuda.empty_cache()
     result["decode"] = decode
+    result["decodeKernelProfile"] = profiles
+    for version, by_b in profiles.items():
+        for b, rows in by_b.items():
+            log(f"profile[{version}] B={b}: {sum(r['usPerStep'] for r in rows) / 1e3:.3f} ms of kernels a step")
+            for r in rows[:12]:
+                log(f"  {r['usPerStep']:8.1f} us {r['perStep']:5.0f}x  {r['name'][:90]}")
 
     # prefill: one 2048-token prompt
     runner = TorchModelRunner(cfg, eng, TorchSdpaBackend(), weights, DEV, max_context=4096)
@@ -215,6 +232,132 @@ def model_bench(ceil: dict, log) -> dict:
         )
     result["kvTransfer"] = kv
     return result
+
+
+V4 = "v4 fused linear (norm/SiLU/residual in the GEMMs) + triton-paged"
+PROFILED = (V4, "v3 fused + triton-paged, partition by batch")
+
+
+def kernel_profile(runner: TorchModelRunner, g, layers: int, steps: int = 3) -> list[dict]:
+    """Each kernel's device time in one decode step (torch.profiler over eager steps with the graph's buffers: the
+    same kernels the graph replays, without its launch gaps), summed by kernel name, largest first."""
+    from torch.profiler import ProfilerActivity, profile
+
+    runner._decode_forward(g)
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(steps):
+            runner._decode_forward(g)
+        torch.cuda.synchronize()
+    by_name: dict[str, list[float]] = {}
+    for ev in prof.events():
+        if ev.device_type.name != "CUDA":
+            continue
+        us = ev.time_range.elapsed_us()
+        row = by_name.setdefault(ev.name, [0.0, 0])
+        row[0] += us
+        row[1] += 1
+    rows = [
+        {"name": n, "usPerStep": t / steps, "perStep": c / steps, "perLayer": c / steps / layers}
+        for n, (t, c) in by_name.items()
+    ]
+    return sorted(rows, key=lambda r: -r["usPerStep"])
+
+
+LINEAR_CANDIDATES: dict[int, list[fl.Config]] = {  # (BLOCK_N, BLOCK_K, warps, stages) tried per BLOCK_M
+    16: [
+        (64, 256, 4, 4),
+        (32, 256, 4, 4),
+        (32, 512, 4, 3),
+        (64, 512, 4, 3),
+        (64, 128, 4, 8),
+        (128, 256, 8, 3),
+        (16, 512, 4, 4),
+        (32, 128, 4, 8),
+    ],
+    32: [(32, 256, 4, 4), (64, 256, 4, 3), (32, 512, 4, 3), (64, 128, 4, 4), (16, 512, 4, 4), (64, 512, 4, 3)],
+    128: [(64, 128, 8, 3), (128, 64, 8, 4)],
+}
+
+
+def linear_sweep(weights: dict[str, torch.Tensor], cfg, batches: list[int], log) -> dict:
+    """Each decode linear layer at M = batch rows, as the v4 runner would run it either way: cuBLAS with the
+    elementwise kernels it needs (RMSNorm before qkv / gate_up / LM head, SiLU*mul after gate_up; the residual by
+    addmm_) against fused_linear with each candidate tile (all of that inside). Timed as a CUDA graph of one call
+    per layer over all 32 layers' weights (no weight served from L2). The faster per (BLOCK_M, layer) goes into
+    fused_linear.CHOICES (None: cuBLAS)."""
+    from ..kernels.fused_elementwise import add_rms_norm, silu_mul
+
+    h, f, eps, n_l = cfg.hidden_size, cfg.intermediate_size, cfg.rms_norm_eps, cfg.layers
+    g = weights["norm"]
+    fold = {
+        "qkv": [fl.fold_norm_weight(weights[f"l{i}.qkv"], weights[f"l{i}.attn_norm"]) for i in range(n_l)],
+        "gate_up": [fl.fold_norm_weight(weights[f"l{i}.gate_up"], weights[f"l{i}.mlp_norm"]) for i in range(n_l)],
+        "lm_head": [fl.fold_norm_weight(weights["lm_head"], g)],
+    }
+    plain = {name: [weights[f"l{i}.{name}"] for i in range(n_l)] for name in ("qkv", "o", "gate_up", "down")}
+    plain["lm_head"] = [weights["lm_head"]]
+    out: dict = {}
+    for m in batches:
+        bm = fl.block_m_for(m)
+        x = torch.randn((m, h), device=DEV, dtype=torch.bfloat16)
+        xa = torch.randn((m, f), device=DEV, dtype=torch.bfloat16)
+        res = torch.randn((m, h), device=DEV, dtype=torch.bfloat16)
+        cublas = {
+            "qkv": lambda ws=plain["qkv"]: [add_rms_norm(x, None, g, eps) @ w.T for w in ws],
+            "o": lambda ws=plain["o"]: [res.addmm_(x, w.T) for w in ws],
+            "gate_up": lambda ws=plain["gate_up"]: [silu_mul(add_rms_norm(x, None, g, eps) @ w.T) for w in ws],
+            "down": lambda ws=plain["down"]: [res.addmm_(xa, w.T) for w in ws],
+            "lm_head": lambda ws=plain["lm_head"]: [add_rms_norm(x, None, g, eps) @ w.T for w in ws],
+        }
+        fused = {  # name -> (input, weights, kwargs)
+            "qkv": (x, fold["qkv"], {"rms_norm": True, "eps": eps}),
+            "o": (x, plain["o"], {"residual": res, "out": res}),
+            "gate_up": (x, fold["gate_up"], {"rms_norm": True, "eps": eps, "silu": True}),
+            "down": (xa, plain["down"], {"residual": res, "out": res}),
+            "lm_head": (x, fold["lm_head"], {"rms_norm": True, "eps": eps}),
+        }
+        rows = {}
+        for name in fl.LAYERS:
+            inp, ws, kw = fused[name]
+            nbytes = sum(w.numel() * 2 for w in ws)
+            t_cublas = graph_time_ms(cublas[name], calls=1)
+            tried = []
+            norm_layer = kw.get("rms_norm", False)
+            for c in [] if norm_layer and bm > fl.MAX_NORM_BLOCK_M else LINEAR_CANDIDATES[bm]:
+                try:
+                    t = graph_time_ms(
+                        lambda inp=inp, ws=ws, kw=kw, c=c: [fl.fused_linear(inp, w, config=c, **kw) for w in ws],
+                        calls=1,
+                    )
+                    tried.append({"config": list(c), "ms": t})
+                except Exception as e:  # a tile that does not fit in shared memory fails to compile: skip it
+                    tried.append({"config": list(c), "error": repr(e)[:200]})
+            best = min((r for r in tried if "ms" in r), key=lambda r: r["ms"], default={"config": None, "ms": None})
+            use_fused = best["ms"] is not None and best["ms"] < t_cublas
+            fl.CHOICES[(bm, name)] = tuple(best["config"]) if use_fused else None
+            rows[name] = {
+                "weightBytes": nbytes,
+                "cublasMs": t_cublas,
+                "cublasGBps": nbytes / (t_cublas * 1e-3) / 1e9,
+                "bestConfig": best["config"],
+                "fusedMs": best["ms"],
+                "fusedGBps": nbytes / (best["ms"] * 1e-3) / 1e9 if best["ms"] else None,
+                "chosen": "fused_linear" if use_fused else "cublas",
+                "tried": tried,
+            }
+            fused_txt = (
+                f"{best['ms'] * 1e3:.1f} us ({rows[name]['fusedGBps']:.0f} GB/s) {best['config']}"
+                if best["ms"]
+                else "not run (norm prologue past MAX_NORM_BLOCK_M)"
+            )
+            log(
+                f"linear M={m} {name}: cuBLAS+elementwise {t_cublas * 1e3:.1f} us ({rows[name]['cublasGBps']:.0f} GB/s)"
+                f" | fused {fused_txt} -> {rows[name]['chosen']}"
+            )
+        out[str(m)] = rows
+    log(f"linear choices: {fl.CHOICES}")
+    return out
 
 
 def graph_time_ms(fn, calls: int = 20) -> float:
@@ -364,6 +507,7 @@ def main() -> None:
     correctness = []
     for fn in (
         checks.check_paged_decode,
+        checks.check_fused_linear,
         checks.check_block_copy,
         checks.check_runner_against_numpy,
         checks.check_export_import,

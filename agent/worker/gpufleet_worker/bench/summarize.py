@@ -8,7 +8,8 @@ from __future__ import annotations
 import json
 import sys
 
-MAIN_DECODE = "v3 fused + triton-paged, partition by batch"
+MAIN_DECODE = "v4 fused linear (norm/SiLU/residual in the GEMMs) + triton-paged"
+BASELINE_DECODE = "v3 fused + triton-paged, partition by batch"
 DECODE_TARGET, PREFILL_TARGET = 0.80, 0.75
 
 
@@ -38,6 +39,43 @@ def summarize(raw: dict) -> dict:
                 for b, v in rows.items()
             }
             for name, rows in decode.items()
+        },
+        "decodeBaseline": BASELINE_DECODE,
+        "decodeVsBaseline": {b: round(decode[BASELINE_DECODE][b]["stepMs"] / v["stepMs"], 4) for b, v in main.items()},
+        "decodeLinearSweep": {
+            m: {
+                name: {
+                    "weightBytes": r["weightBytes"],
+                    "cublasMs": round(r["cublasMs"], 4),
+                    "cublasFractionOfCopyBw": round(r["cublasGBps"] / raw["measuredCopyGBps"], 4),
+                    "fusedMs": round(r["fusedMs"], 4) if r["fusedMs"] else None,
+                    "fusedFractionOfCopyBw": round(r["fusedGBps"] / raw["measuredCopyGBps"], 4)
+                    if r["fusedMs"]
+                    else None,
+                    "fusedConfig": r["bestConfig"],
+                    "chosen": r.get("chosen", ""),
+                }
+                for name, r in rows.items()
+            }
+            for m, rows in model.get("linearSweep", {}).items()
+        },
+        "decodeKernelProfile": {
+            version: {
+                b: {
+                    "kernelUsPerStep": round(sum(r["usPerStep"] for r in rows), 1),
+                    "launchesPerStep": round(sum(r["perStep"] for r in rows)),
+                    "kernels": [
+                        {
+                            "name": r["name"][:120],
+                            "usPerStep": round(r["usPerStep"], 1),
+                            "perStep": round(r["perStep"], 1),
+                        }
+                        for r in rows[:12]
+                    ],
+                }
+                for b, rows in by_b.items()
+            }
+            for version, by_b in model.get("decodeKernelProfile", {}).items()
         },
         "prefillFractionOfMatmulPeak": round(prefill["fractionOfMatmulPeak"], 4),
         "prefill": {
@@ -114,9 +152,44 @@ def markdown(s: dict) -> str:
         "",
         f"Fraction = (weights read + KV read and written) / step time / copy bandwidth. Target "
         f"{s['targets']['decodeFractionOfCopyBw']}: {'met' if all(met.values()) else 'MISSED'} "
-        f"({', '.join(f'B={b}: {v:.3f}' for b, v in s['decodeFractionOfCopyBw'].items())}).",
+        f"({', '.join(f'B={b}: {v:.3f}' for b, v in s['decodeFractionOfCopyBw'].items())}); "
+        f"{s['decodeBaseline']} is the baseline of the same run "
+        f"(speed-up {', '.join(f'B={b}: {v:.3f}x' for b, v in s['decodeVsBaseline'].items())}).",
         "",
     ]
+    if s["decodeLinearSweep"]:
+        L += [
+            "### Decode linear layers alone (all 32 layers' weights in turn, CUDA graph; fraction of copy bandwidth)",
+            "",
+            "| M | layer | weights | cuBLAS + its elementwise kernels | fused_linear (norm/SiLU/residual inside) "
+            "| tile (BLOCK_N, BLOCK_K, warps, stages) | used |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for m, rows in s["decodeLinearSweep"].items():
+            for name, r in rows.items():
+                L.append(
+                    f"| {m} | {name} | {r['weightBytes'] / 1e9:.2f} GB | {r['cublasMs'] * 1e3:.0f} us, "
+                    f"{r['cublasFractionOfCopyBw']:.3f} | "
+                    + (
+                        f"{r['fusedMs'] * 1e3:.0f} us, {r['fusedFractionOfCopyBw']:.3f}"
+                        if r["fusedMs"]
+                        else "not run (norm prologue refused past 32 rows)"
+                    )
+                    + f" | {r['fusedConfig']} | {r['chosen']} |"
+                )
+        L.append("")
+    if s["decodeKernelProfile"]:
+        L += [
+            "### Kernels of one decode step (torch.profiler, eager steps with the graph's buffers)",
+            "",
+            "| version | B | kernel time a step | launches a step | largest kernels (us a step, launches) |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for version, by_b in s["decodeKernelProfile"].items():
+            for b, p in by_b.items():
+                top = "; ".join(f"{k['name'][:48]} {k['usPerStep']:.0f} ({k['perStep']:.0f})" for k in p["kernels"][:5])
+                L.append(f"| {version} | {b} | {p['kernelUsPerStep'] / 1e3:.3f} ms | {p['launchesPerStep']} | {top} |")
+        L.append("")
     p = s["prefill"]
     L += [
         "## Prefill (one 2048-token prompt, eager)",
@@ -169,12 +242,41 @@ def markdown(s: dict) -> str:
     return "\n".join(L)
 
 
+# written into the same files by `npm run calibrate -- --write-results` (scripts/calibrate.ts): kept across re-runs
+CALIBRATION_KEYS = ("modelMaxErrorPercent", "calibration", "migrationDowntimeModel")
+CALIBRATION_MARKER = "\n## Latency model vs measured (calibration)\n"
+
+
+def keep_calibration(s: dict, md: str, old_json: dict | None, old_md: str | None) -> tuple[dict, str]:
+    """Carries the calibration section of the previous files over, so a kernel re-run does not erase it."""
+    if old_json and old_json.get("calibration") is not None:
+        s.pop("modelMaxErrorPercentNote", None)
+        for k in CALIBRATION_KEYS:
+            if k in old_json:
+                s[k] = old_json[k]
+        md = "\n".join(line for line in md.split("\n") if not line.startswith("`modelMaxErrorPercent`: not measured"))
+    if old_md and CALIBRATION_MARKER in old_md:
+        md = md.rstrip("\n") + "\n" + CALIBRATION_MARKER + old_md.split(CALIBRATION_MARKER, 1)[1]
+    return s, md
+
+
 if __name__ == "__main__":
+    import os
+
     with open(sys.argv[1]) as f:
         raw = json.load(f)
-    s = summarize(raw)
-    with open(sys.argv[2] + ".json", "w") as f:
+    prefix = sys.argv[2]
+    old_json = old_md = None
+    if os.path.exists(prefix + ".json"):
+        with open(prefix + ".json") as f:
+            old_json = json.load(f)
+    if os.path.exists(prefix + ".md"):
+        with open(prefix + ".md") as f:
+            old_md = f.read()
+    summary = summarize(raw)
+    s, md = keep_calibration(summary, markdown(summary), old_json, old_md)
+    with open(prefix + ".json", "w") as f:
         json.dump(s, f, indent=2)
         f.write("\n")
-    with open(sys.argv[2] + ".md", "w") as f:
-        f.write(markdown(s))
+    with open(prefix + ".md", "w") as f:
+        f.write(md)

@@ -65,9 +65,16 @@ class TorchModelRunner:
         device: torch.device | str = "cuda",
         max_context: int = 8192,
         fused: bool = True,
+        decode_linear: str = "triton",
     ) -> None:
+        if decode_linear not in ("triton", "cublas"):
+            raise ValueError(f"decode_linear must be 'triton' or 'cublas', got {decode_linear!r}")
         self.cfg, self.engine, self.backend, self.device = cfg, engine, backend, torch.device(device)
         self.fused = fused  # our fused Triton elementwise kernels; False: plain torch ops (version 1 in NOTES.md)
+        # decode GEMMs: "triton" = kernels/fused_linear.py with norm / SiLU / residual folded in (v4, 7 launches a
+        # layer) for batches up to its MAX_ROWS; "cublas" = torch matmuls + the fused elementwise kernels (v3)
+        self.decode_linear = decode_linear
+        self._folded_w: dict[str, torch.Tensor] = {}
         self.w = weights
         self.block_size = engine.block_size
         self.scratch_block = engine.num_blocks
@@ -92,7 +99,10 @@ class TorchModelRunner:
         decode: DecodeMetadata | None,
         prefill: PrefillMetadata | None,
         sample_idx: torch.Tensor,
+        logits_out: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        if self.fused and decode is not None and self._linear_decode(tokens.shape[0]):
+            return self._forward_linear(tokens, positions, slots, decode, logits_out)
         if self.fused:
             return self._forward_fused(tokens, positions, slots, decode, prefill, sample_idx)
         cfg, w = self.cfg, self.w
@@ -136,6 +146,65 @@ class TorchModelRunner:
             delta = silu_mul(hn @ w[f"l{i}.gate_up"].T) @ w[f"l{i}.down"].T
         last = add_rms_norm(x, delta, w["norm"], eps)[sample_idx]
         return last @ w["lm_head"].T
+
+    def _linear_decode(self, rows: int) -> bool:
+        return self.decode_linear == "triton" and rows <= self._max_linear_rows()
+
+    @staticmethod
+    def _max_linear_rows() -> int:
+        from ..kernels.fused_linear import MAX_ROWS
+
+        return MAX_ROWS
+
+    def _folded(self, name: str, norm: str) -> torch.Tensor:
+        """The weight with its RMSNorm weight folded in (kernels/fused_linear.py), made on first use and kept: at
+        Llama-3-8B that is 6.4 GB more for qkv, gate_up and the LM head, the price of the fused prologue."""
+        t = self._folded_w.get(name)
+        if t is None:
+            from ..kernels.fused_linear import fold_norm_weight
+
+            t = self._folded_w[name] = fold_norm_weight(self.w[name], self.w[norm])
+        return t
+
+    def _forward_linear(self, tokens, positions, slots, decode: DecodeMetadata, logits_out) -> torch.Tensor:
+        """Decode with kernels/fused_linear.py where the sweep found it faster than cuBLAS (choice_for), else
+        cuBLAS with the residual added by the GEMM itself (addmm_, beta = 1). Every row is sampled, so the LM head
+        runs on all of them."""
+        from ..kernels.fused_elementwise import add_rms_norm, rope_and_cache, silu_mul
+        from ..kernels.fused_linear import choice_for, fused_linear
+
+        cfg, w = self.cfg, self.w
+        h, d, nh, nkv = cfg.hidden_size, cfg.head_dim, cfg.heads, cfg.kv_heads
+        eps, rows = cfg.rms_norm_eps, tokens.shape[0]
+        c_qkv, c_o, c_gu, c_down, c_lm = (choice_for(rows, n) for n in ("qkv", "o", "gate_up", "down", "lm_head"))
+        x = w["embed"][tokens]  # the residual stream, updated in place by the o and down projections
+        for i in range(cfg.layers):
+            if c_qkv is not None:
+                qkv = fused_linear(
+                    x, self._folded(f"l{i}.qkv", f"l{i}.attn_norm"), rms_norm=True, eps=eps, config=c_qkv
+                )
+            else:
+                qkv = add_rms_norm(x, None, w[f"l{i}.attn_norm"], eps) @ w[f"l{i}.qkv"].T
+            kc, vc = self.kv_cache[i, 0], self.kv_cache[i, 1]
+            rope_and_cache(qkv, positions, self.cos, self.sin, kc, vc, slots, nh, nkv)
+            att = self.backend.decode(qkv[:, :h].view(-1, nh, d), kc, vc, decode).reshape(-1, h)
+            if c_o is not None:
+                fused_linear(att, w[f"l{i}.o"], residual=x, out=x, config=c_o)
+            else:
+                x.addmm_(att, w[f"l{i}.o"].T)
+            if c_gu is not None:
+                gu = self._folded(f"l{i}.gate_up", f"l{i}.mlp_norm")
+                act = fused_linear(x, gu, rms_norm=True, eps=eps, silu=True, config=c_gu)
+            else:
+                act = silu_mul(add_rms_norm(x, None, w[f"l{i}.mlp_norm"], eps) @ w[f"l{i}.gate_up"].T)
+            if c_down is not None:
+                fused_linear(act, w[f"l{i}.down"], residual=x, out=x, config=c_down)
+            else:
+                x.addmm_(act, w[f"l{i}.down"].T)
+        if c_lm is not None:
+            lm = self._folded("lm_head", "norm")
+            return fused_linear(x, lm, rms_norm=True, eps=eps, out=logits_out, config=c_lm)
+        return torch.matmul(add_rms_norm(x, None, w["norm"], eps), w["lm_head"].T, out=logits_out)
 
     def _attend(self, q, k, v, kc, vc, decode: DecodeMetadata | None, prefill: PrefillMetadata | None) -> torch.Tensor:
         if decode is not None:
@@ -210,7 +279,9 @@ class TorchModelRunner:
     def _decode_forward(self, g: _DecodeGraph) -> None:
         meta = DecodeMetadata(g.block_tables, g.context_lens)
         idx = torch.arange(g.tokens.shape[0], device=self.device)
-        g.logits.copy_(self.forward(g.tokens, g.positions, g.slots, meta, None, idx))
+        logits = self.forward(g.tokens, g.positions, g.slots, meta, None, idx, logits_out=g.logits)
+        if logits is not g.logits:
+            g.logits.copy_(logits)
         g.next_tokens.copy_(g.logits.argmax(-1))
 
     @torch.no_grad()
