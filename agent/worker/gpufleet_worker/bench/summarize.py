@@ -159,6 +159,12 @@ def markdown(s: dict) -> str:
     ]
     if s["decodeLinearSweep"]:
         L += [
+            "v4 names what the runner can fuse; it picks, per layer and batch, whichever of fused_linear and cuBLAS "
+            "the sweep below measured faster (its `used` column), so most v4 layers run on cuBLAS.",
+            "",
+        ]
+    if s["decodeLinearSweep"]:
+        L += [
             "### Decode linear layers alone (all 32 layers' weights in turn, CUDA graph; fraction of copy bandwidth)",
             "",
             "| M | layer | weights | cuBLAS + its elementwise kernels | fused_linear (norm/SiLU/residual inside) "
