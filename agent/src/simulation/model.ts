@@ -10,8 +10,9 @@
  * GPUFLEET_CHECKPOINT_INTERVAL_STEPS; serving pods (label gpufleet.io/serving-deployment) run one serving worker
  * with the pod's role (GPUFLEET_ROLE, else label gpufleet.io/role), model (GPUFLEET_MODEL_SHAPE, the planner's
  * shape as JSON) and GPUFLEET_TP / GPUFLEET_PP, with the latency coefficients of the GpuProfile its plan used
- * (GPUFLEET_GPU_PROFILE, common/src/hardware/planned-profile.ts; absent: the shipped defaults). A pod that does not name a model runs DEFAULT_SIM_MODEL at TP=PP=1;
- * a pod whose env is malformed runs nothing and the reason is logged.
+ * (GPUFLEET_GPU_PROFILE, common/src/hardware/planned-profile.ts; absent: the shipped defaults). A pod that does
+ * not name a model runs DEFAULT_SIM_MODEL at TP=PP=1; a pod whose env is malformed runs nothing and the reason is
+ * logged.
  */
 import type { V1Node, V1Pod } from "@kubernetes/client-node";
 import { NicType, TopologyLabel } from "../../../crds/src/topology.js";

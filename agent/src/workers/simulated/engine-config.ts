@@ -2,8 +2,9 @@
  * The engine a serving pod describes, from the planner's own models: step times from instanceLatencyModel and KV
  * capacity from instanceMemory (common/src/models/latency.ts) for the pod's model shape, TP×PP and its node's
  * GPU model, with the coefficients of the GpuProfile the plan used when the pod carries one (the same
- * latencyCoefficients merge the planner does, so the simulated instance steps as the plan predicted). Scheduler limits are vLLM's defaults without chunked prefill: 16-token blocks, max_num_seqs 256,
- * max_num_batched_tokens = max(context length, 2048) so any admissible prompt fits one prefill.
+ * latencyCoefficients merge the planner does, so the simulated instance steps as the plan predicted). Scheduler
+ * limits are vLLM's defaults without chunked prefill: 16-token blocks, max_num_seqs 256, max_num_batched_tokens =
+ * max(context length, 2048) so any admissible prompt fits one prefill.
  */
 import {
   instanceLatencyModel,
