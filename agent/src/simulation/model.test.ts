@@ -168,7 +168,19 @@ describe("serving pods run the engine their env describes", () => {
     expect(spec!.serving!.shape.name).toBe(model);
   });
 
+  it("carries the GpuProfile the plan used from GPUFLEET_GPU_PROFILE, and none without it", () => {
+    const profile = { name: "m", gpuModel: "H100-80GB", coefficients: { achievedHbmGBps: 1500 } };
+    const [spec] = workerSpecsForPod(servingPod({ GPUFLEET_GPU_PROFILE: JSON.stringify(profile) }));
+    expect(spec!.serving!.gpuProfile).toEqual(profile);
+    expect(workerSpecsForPod(servingPod({}))[0]!.serving!.gpuProfile).toBeUndefined();
+  });
+
   it.each<{ name: string; env: Record<string, string>; error: RegExp }>([
+    {
+      name: "profile with an unknown coefficient",
+      env: { GPUFLEET_GPU_PROFILE: JSON.stringify({ name: "m", gpuModel: "H100-80GB", coefficients: { x: 1 } }) },
+      error: /GPUFLEET_GPU_PROFILE \(profile m\): unknown coefficient\(s\) x/,
+    },
     { name: "unknown role", env: { GPUFLEET_ROLE: "encode" }, error: /role "encode"/ },
     { name: "shape not JSON", env: { GPUFLEET_MODEL_SHAPE: "{" }, error: /GPUFLEET_MODEL_SHAPE is not JSON/ },
     { name: "shape not an object", env: { GPUFLEET_MODEL_SHAPE: "[1]" }, error: /must be a JSON object/ },

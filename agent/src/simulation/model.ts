@@ -9,12 +9,19 @@
  * operator's pod env), stepping on from GPUFLEET_RESUME_STEP and checkpointing every
  * GPUFLEET_CHECKPOINT_INTERVAL_STEPS; serving pods (label gpufleet.io/serving-deployment) run one serving worker
  * with the pod's role (GPUFLEET_ROLE, else label gpufleet.io/role), model (GPUFLEET_MODEL_SHAPE, the planner's
- * shape as JSON) and GPUFLEET_TP / GPUFLEET_PP. A pod that does not name a model runs DEFAULT_SIM_MODEL at TP=PP=1;
- * a pod whose env is malformed runs nothing and the reason is logged.
+ * shape as JSON) and GPUFLEET_TP / GPUFLEET_PP, with the latency coefficients of the GpuProfile its plan used
+ * (GPUFLEET_GPU_PROFILE, common/src/hardware/planned-profile.ts; absent: the shipped defaults). A pod that does
+ * not name a model runs DEFAULT_SIM_MODEL at TP=PP=1; a pod whose env is malformed runs nothing and the reason is
+ * logged.
  */
 import type { V1Node, V1Pod } from "@kubernetes/client-node";
 import { NicType, TopologyLabel } from "../../../crds/src/topology.js";
 import { gpuSpec } from "../../../common/src/hardware/catalog.js";
+import {
+  GPU_PROFILE_ENV,
+  parsePlannedProfile,
+  type PlannedGpuProfile,
+} from "../../../common/src/hardware/planned-profile.js";
 import { deriveModel, MODEL_SHAPES, type ModelShape } from "../../../common/src/models/model-shapes.js";
 import { ServingRole } from "../workers/simulated/engine.js";
 import type { NodeFacts } from "../discovery/facts.js";
@@ -98,6 +105,8 @@ export interface ServingPodSpec {
   /** Index of this pod in its instance: 0 is the leader, the one that serves requests. */
   workerIndex: number;
   instancePods: number;
+  /** The GpuProfile the plan was made with; undefined: the plan used the shipped defaults. */
+  gpuProfile?: PlannedGpuProfile;
 }
 
 /** Where a training rank resumes and how often its job checkpoints. */
@@ -125,6 +134,7 @@ export const SimEnv = {
   pp: "GPUFLEET_PP",
   workerIndex: "GPUFLEET_WORKER_INDEX",
   instancePods: "GPUFLEET_INSTANCE_PODS",
+  gpuProfile: GPU_PROFILE_ENV,
   resumeStep: "GPUFLEET_RESUME_STEP",
   checkpointIntervalSteps: "GPUFLEET_CHECKPOINT_INTERVAL_STEPS",
   checkpointPath: "GPUFLEET_CHECKPOINT_PATH",
@@ -236,6 +246,15 @@ function servingPodSpec(
       throw new PodSpecError(`pod ${pod}: ${SimEnv.modelShape}: ${(err as Error).message}`, { cause: err });
     }
   }
+  const profileText = env[SimEnv.gpuProfile];
+  let gpuProfile: PlannedGpuProfile | undefined;
+  if (profileText !== undefined) {
+    try {
+      gpuProfile = parsePlannedProfile(profileText);
+    } catch (err) {
+      throw new PodSpecError(`pod ${pod}: ${(err as Error).message}`, { cause: err });
+    }
+  }
   return {
     deployment,
     role: roleText as ServingRole,
@@ -244,6 +263,7 @@ function servingPodSpec(
     pp: integerEnv(env, SimEnv.pp, 1, 1, pod)!,
     workerIndex: integerEnv(env, SimEnv.workerIndex, 0, 0, pod)!,
     instancePods: integerEnv(env, SimEnv.instancePods, 1, 1, pod)!,
+    ...(gpuProfile ? { gpuProfile } : {}),
   };
 }
 

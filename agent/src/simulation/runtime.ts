@@ -327,6 +327,7 @@ export class SimulationRuntime {
               tp: s.tp,
               pp: s.pp,
               gpuModel: servingWorker?.gpuModel,
+              gpuProfile: s.gpuProfile?.name ?? "(shipped defaults)",
               leader: s.workerIndex === 0,
             }
           : {}),
@@ -356,6 +357,7 @@ export class SimulationRuntime {
       parallelism: { tp: s.tp, pp: s.pp },
       gpuModel,
       links: { sameNode: s.instancePods === 1, nicGBpsPerGpu },
+      gpuProfile: s.gpuProfile,
     });
     const now = this.nowMs();
     const engine = new ServingEngine(config, now);

@@ -46,6 +46,12 @@ type EngineCostField = (typeof ENGINE_COST_FIELDS)[number];
 
 export type ProfileCoefficients = Partial<Omit<LatencyCoefficients, "gpuModel">>;
 
+/** Every latency field a GpuProfile can set (GPU coefficients and engine costs). */
+export const PROFILE_FIELDS: readonly (CoefficientField | EngineCostField)[] = [
+  ...COEFFICIENT_FIELDS,
+  ...ENGINE_COST_FIELDS,
+];
+
 /** A profile's numbers as latency coefficients: only the fields it sets; the rest stay the shipped defaults. */
 export function profileCoefficients(profile: GpuProfileLike): ProfileCoefficients {
   const out: ProfileCoefficients = {};

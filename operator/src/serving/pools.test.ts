@@ -247,6 +247,16 @@ describe("podObject", () => {
     expect(pod.spec).toMatchObject({ hostname: "chat-abc12345-p0-1", subdomain: "chat-pods", restartPolicy: "Never" });
   });
 
+  it("renders the GpuProfile the plan used as GPUFLEET_GPU_PROFILE, over the user's env, and nothing without one", () => {
+    const profile = { name: "h100-measured", gpuModel: "H100-80GB", coefficients: { achievedHbmGBps: 1500 } };
+    const withUserValue = sd();
+    withUserValue.spec.engine.env.push({ name: "GPUFLEET_GPU_PROFILE", value: "{}" });
+    const profiled = podObject(withUserValue, worker!, "abc12345", "H100-80GB", undefined, profile);
+    const rendered = profiled.spec?.containers[0]?.env?.filter((e) => e.name === "GPUFLEET_GPU_PROFILE");
+    expect(rendered?.map((e) => JSON.parse(e.value!) as unknown)).toEqual([profile]);
+    expect(env.GPUFLEET_GPU_PROFILE).toBeUndefined();
+  });
+
   // Services route to Ready pods and Available counts Ready instances: Ready must mean "model loaded", which only
   // the engine itself can say, on its port.
   it.each([

@@ -19,6 +19,11 @@
  */
 import type { V1Pod, V1Service } from "@kubernetes/client-node";
 import { createHash } from "node:crypto";
+import {
+  GPU_PROFILE_ENV,
+  renderPlannedProfile,
+  type PlannedGpuProfile,
+} from "../../../common/src/hardware/planned-profile.js";
 import { OwnedLabel } from "../../../crds/src/reasons.js";
 import type {
   ServingDeployment,
@@ -286,7 +291,8 @@ function ownerLabels(sdName: string): Record<string, string> {
 /**
  * The pod of one placement. Env tells the engine its place (role, TP, PP, stages, leader); the user's
  * spec.engine.env is applied over it by name, so the list has no duplicate names (server-side apply keys env by
- * name).
+ * name). `gpuProfile`, the GpuProfile the plan was made with, goes in as GPUFLEET_GPU_PROFILE so a simulated
+ * engine steps with the plan's coefficients (common/src/hardware/planned-profile.ts).
  */
 export function podObject(
   sd: ServingDeployment,
@@ -294,6 +300,7 @@ export function podObject(
   hash: string,
   gpuModel: string,
   workerSocketDir: string = DEFAULT_WORKER_SOCKET_DIR,
+  gpuProfile?: PlannedGpuProfile,
 ): V1Pod {
   const sdName = sd.metadata.name!;
   const namespace = sd.metadata.namespace!;
@@ -321,6 +328,8 @@ export function podObject(
   for (const e of engine.env) env.set(e.name, e.value);
   const socket = workerSocketMount(workerSocketDir);
   env.set(socket.env.name, socket.env.value!); // after the user's env: the socket path is the agent's, not tunable
+  // After the user's env too: the numbers the plan was made with are a fact of the plan, not a setting.
+  if (gpuProfile) env.set(GPU_PROFILE_ENV, renderPlannedProfile(gpuProfile));
   const gpus = String(pod.gpus);
   return {
     apiVersion: "v1",

@@ -1,8 +1,10 @@
 /**
  * The engine a serving pod describes, from the planner's own models: step times from instanceLatencyModel and KV
  * capacity from instanceMemory (common/src/models/latency.ts) for the pod's model shape, TP×PP and its node's
- * GPU model. Scheduler limits are vLLM's defaults without chunked prefill: 16-token blocks, max_num_seqs 256,
- * max_num_batched_tokens = max(context length, 2048) so any admissible prompt fits one prefill.
+ * GPU model, with the coefficients of the GpuProfile the plan used when the pod carries one (the same
+ * latencyCoefficients merge the planner does, so the simulated instance steps as the plan predicted). Scheduler
+ * limits are vLLM's defaults without chunked prefill: 16-token blocks, max_num_seqs 256, max_num_batched_tokens =
+ * max(context length, 2048) so any admissible prompt fits one prefill.
  */
 import {
   instanceLatencyModel,
@@ -11,6 +13,7 @@ import {
   type InstanceLinks,
   type Parallelism,
 } from "../../../../common/src/models/latency.js";
+import { plannedOverrides, type PlannedGpuProfile } from "../../../../common/src/hardware/planned-profile.js";
 import { deriveModel, type ModelShape } from "../../../../common/src/models/model-shapes.js";
 import type { EngineConfig, ServingRole } from "./engine.js";
 
@@ -22,6 +25,8 @@ export interface ServingWorkerModel {
   parallelism: Parallelism;
   gpuModel: string;
   links?: InstanceLinks;
+  /** The GpuProfile the plan was made with (pod env GPUFLEET_GPU_PROFILE); absent: the shipped defaults. */
+  gpuProfile?: PlannedGpuProfile;
 }
 
 export class EngineConfigError extends Error {
@@ -30,7 +35,14 @@ export class EngineConfigError extends Error {
 
 export function servingEngineConfig(w: ServingWorkerModel): EngineConfig {
   const model = deriveModel(w.shape);
-  const coeffs = latencyCoefficients(w.gpuModel);
+  const profile = w.gpuProfile;
+  // A profile measured on another GPU model says nothing about this one; running the defaults instead would
+  // simulate a fleet other than the planned one without a word.
+  if (profile && profile.gpuModel !== w.gpuModel)
+    throw new EngineConfigError(
+      `the pod's GpuProfile ${profile.name} is for ${profile.gpuModel}, but its node has ${w.gpuModel} GPUs`,
+    );
+  const coeffs = latencyCoefficients(w.gpuModel, plannedOverrides(profile));
   const memory = instanceMemory(model, coeffs, w.parallelism);
   if (memory.kvCapacityTokens <= 0) {
     throw new EngineConfigError(

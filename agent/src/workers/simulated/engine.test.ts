@@ -5,6 +5,7 @@ import {
   latencyCoefficients,
   prefillLatencyMs,
 } from "../../../../common/src/models/latency.js";
+import { plannedOverrides, type PlannedGpuProfile } from "../../../../common/src/hardware/planned-profile.js";
 import { deriveModel, MODEL_SHAPES, type ModelShape } from "../../../../common/src/models/model-shapes.js";
 import { ServingEngine, ServingRole, type EngineConfig } from "./engine.js";
 import { EngineConfigError, servingEngineConfig } from "./engine-config.js";
@@ -68,6 +69,49 @@ describe("step times are the common latency model's for the pod's model, TP/PP a
         gpuModel: "A100-40GB",
       }),
     ).toThrow(EngineConfigError);
+  });
+
+  // The pod's GPUFLEET_GPU_PROFILE: the engine steps and sizes its KV with the coefficients the plan used.
+  const profile: PlannedGpuProfile = {
+    name: "h100-measured",
+    gpuModel: "H100-80GB",
+    coefficients: { achievedHbmGBps: 1500, kvReadGBps: 2000, perLayerOverheadUs: 20, memoryUtilization: 0.8 },
+  };
+
+  it("steps with the plan's GpuProfile when the pod carries one, not the shipped defaults", () => {
+    const overrides = plannedOverrides(profile);
+    const config = servingEngineConfig({
+      role: ServingRole.colocated,
+      shape: LLAMA_8B,
+      parallelism: { tp: 1, pp: 1 },
+      gpuModel: "H100-80GB",
+      gpuProfile: profile,
+    });
+    const engine = new ServingEngine(config, 0);
+    const sink = new Recorder();
+    engine.submit({ requestId: "a", promptTokens: 500, maxOutputTokens: 3 }, sink, 0);
+    engine.advance(1e9);
+    const model = deriveModel(LLAMA_8B);
+    const [t0, t1] = sink.tokens.map((t) => t.atMs);
+    const profiled = decodeStepLatencyMs(model, "H100-80GB", { tp: 1, pp: 1 }, [500], overrides).totalMs;
+    const shipped = decodeStepLatencyMs(model, "H100-80GB", { tp: 1, pp: 1 }, [500]).totalMs;
+    expect(t0).toBeCloseTo(prefillLatencyMs(model, "H100-80GB", { tp: 1, pp: 1 }, [500], overrides).totalMs, 9);
+    expect(t1! - t0!).toBeCloseTo(profiled, 9);
+    expect(profiled / shipped).toBeGreaterThan(1.3); // the check above would catch the defaults
+    const memory = instanceMemory(model, latencyCoefficients("H100-80GB", overrides), { tp: 1, pp: 1 });
+    expect(config.kvCapacityTokens).toBe(memory.kvCapacityTokens);
+  });
+
+  it("refuses a GpuProfile of another GPU model than its node's", () => {
+    expect(() =>
+      servingEngineConfig({
+        role: ServingRole.colocated,
+        shape: LLAMA_8B,
+        parallelism: { tp: 1, pp: 1 },
+        gpuModel: "H200-141GB",
+        gpuProfile: profile,
+      }),
+    ).toThrow(/GpuProfile h100-measured is for H100-80GB, but its node has H200-141GB GPUs/);
   });
 });
 

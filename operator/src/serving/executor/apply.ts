@@ -4,6 +4,7 @@
  * ServingDeployment as controller owner, so deleting it garbage-collects them.
  */
 import type { V1Pod, V1Service } from "@kubernetes/client-node";
+import type { PlannedGpuProfile } from "../../../../common/src/hardware/planned-profile.js";
 import type { ServingDeployment } from "../../../../crds/src/serving-deployment.js";
 import type { Applier } from "../../runtime/apply.js";
 import type { Logger } from "../../runtime/logger.js";
@@ -38,7 +39,8 @@ export class ServingApplier {
 
   /**
    * Deletes, then creates; a group whose creation fails half-way is taken back before the error propagates.
-   * `nodes` gives each node's fabric, for a vLLM / SGLang engine's KV transport.
+   * `nodes` gives each node's fabric, for a vLLM / SGLang engine's KV transport; `gpuProfile` is the GpuProfile
+   * the target plan was made with, rendered into every pod created (pools.ts podObject).
    */
   async applyRollout(
     sd: ServingDeployment,
@@ -47,6 +49,7 @@ export class ServingApplier {
     target: StatusPlan,
     nowMs: number,
     nodes: ReadonlyMap<string, EngineNode> = new Map(),
+    gpuProfile?: PlannedGpuProfile,
   ): Promise<void> {
     const namespace = sd.metadata.namespace!;
     const uid = sd.metadata.uid!;
@@ -67,7 +70,7 @@ export class ServingApplier {
       const created: V1Pod[] = [];
       try {
         for (const placement of group.pods) {
-          const reference = podObject(sd, placement, hash, target.gpuModel, this.deps.workerSocketDir);
+          const reference = podObject(sd, placement, hash, target.gpuModel, this.deps.workerSocketDir, gpuProfile);
           const pod = withEngine(
             reference,
             sd,

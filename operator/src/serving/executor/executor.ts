@@ -16,6 +16,7 @@
  */
 import type { V1ConfigMap, V1Pod, V1Service } from "@kubernetes/client-node";
 import { API_GROUP_VERSION } from "../../../../crds/src/common.js";
+import { plannedProfile } from "../../../../common/src/hardware/planned-profile.js";
 import { Reason } from "../../../../crds/src/reasons.js";
 import type { GpuProfile } from "../../../../crds/src/gpu-profile.js";
 import { ServingDeploymentNames, type ServingDeployment } from "../../../../crds/src/serving-deployment.js";
@@ -136,8 +137,10 @@ export function createServingExecutor(deps: ServingExecutorDeps): ServingExecuto
       maxUnavailable,
     });
 
-    // Apply.
-    await applier.applyRollout(sd, step, hash, target, nowMs, new Map(capacity.nodes.map((n) => [n.nodeName, n])));
+    // Apply. New pods carry the profile the target plan names, so simulated engines step with its numbers.
+    const gpuProfile = plannedProfile(deps.gpuProfiles?.list() ?? [], target);
+    const nodes = new Map(capacity.nodes.map((n) => [n.nodeName, n]));
+    await applier.applyRollout(sd, step, hash, target, nowMs, nodes, gpuProfile);
     await applier.syncServices(sd, liveRoles(target, observed, step.delete));
 
     // Status.
