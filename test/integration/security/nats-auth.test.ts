@@ -29,6 +29,7 @@ import { GatewayMetrics } from "../../../gateway/src/metrics.js";
 import { freePorts, natsGreeting } from "../../harness/cluster.js";
 import { claimRunDir, spawnManaged, type ManagedProcess } from "../../harness/processes.js";
 import { waitFor } from "../../harness/wait.js";
+import { startGatewayProcess } from "../../support/gateway.js";
 
 const NODES = ["node-a", "node-b"];
 const DAY_MS = 24 * 3600_000;
@@ -64,13 +65,24 @@ async function connectAs(who: NatsIdentity, folder = dirs.get(who.user)!): Promi
   return nc;
 }
 
-/** The first PERMISSIONS_VIOLATION the server reports to this connection for `subject`. */
+/** The first PERMISSIONS_VIOLATION the server reports to this connection for `subject` (within 20 s). */
 async function violation(nc: NatsConnection, subject: string): Promise<Status> {
-  for await (const s of nc.status()) {
-    const ctx = (s as Status & { permissionContext?: { subject: string } }).permissionContext;
-    if (s.type === "error" && s.data === ErrorCode.PermissionsViolation && ctx?.subject === subject) return s;
+  const seen = (async () => {
+    for await (const s of nc.status()) {
+      const ctx = (s as Status & { permissionContext?: { subject: string } }).permissionContext;
+      if (s.type === "error" && s.data === ErrorCode.PermissionsViolation && ctx?.subject === subject) return s;
+    }
+    throw new Error(`the connection closed before a permissions violation on ${subject}`);
+  })();
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no permissions violation on ${subject} within 20 s`)), 20_000);
+  });
+  try {
+    return await Promise.race([seen, timeout]);
+  } finally {
+    clearTimeout(timer);
   }
-  throw new Error(`the connection closed before a permissions violation on ${subject}`);
 }
 
 /** Subscribes and returns the error the subscription ended with (the server refused it) or "delivered". */
@@ -277,6 +289,26 @@ describe("NATS authorization (verify_and_map, per-node allow lists)", () => {
     const outcome = await trySubscribe(nc, subscriptionFor(Stream.collectives));
     expect((outcome as NatsError).code).toBe(ErrorCode.PermissionsViolation);
     await source.close();
+  });
+
+  it("runs the gateway process with GPUFLEET_GATEWAY_NATS_TLS_DIR; without it the process cannot connect", async () => {
+    const env = { GPUFLEET_GATEWAY_NATS_URL: url, GPUFLEET_GATEWAY_INSTANCE_STALE_MS: String(10 * 60_000) };
+    const gateway = await startGatewayProcess({
+      ...env,
+      GPUFLEET_GATEWAY_NATS_TLS_DIR: dirs.get(natsIdentity(NatsRole.gateway).user)!,
+    });
+    try {
+      await waitFor(
+        async () => {
+          const body = (await (await fetch(`${gateway.url}/v1/models`)).json()) as { data?: { id: string }[] };
+          return body.data?.some((m) => m.id === "nats-auth-model");
+        },
+        { description: "the gateway process routes the model node-a reported", timeoutMs: 60_000 },
+      );
+    } finally {
+      await gateway.stop();
+    }
+    await expect(startGatewayProcess(env)).rejects.toThrow();
   });
 
   it("lets the operator consume and acknowledge node-a's records, and refuses it publishing telemetry", async () => {
