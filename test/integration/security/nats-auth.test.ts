@@ -6,6 +6,7 @@
  * the operator's ensureStreams/ensureConsumer, the gateway's load-stream instance source.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect, ErrorCode, NatsError, type NatsConnection, type Status } from "nats";
@@ -29,7 +30,9 @@ import { GatewayMetrics } from "../../../gateway/src/metrics.js";
 import { freePorts, natsGreeting } from "../../harness/cluster.js";
 import { claimRunDir, spawnManaged, type ManagedProcess } from "../../harness/processes.js";
 import { waitFor } from "../../harness/wait.js";
+import { testCluster } from "../../support/cluster.js";
 import { startGatewayProcess } from "../../support/gateway.js";
+import { startOperatorProcess, startSimulatedAgent } from "../../support/operator.js";
 
 const NODES = ["node-a", "node-b"];
 const DAY_MS = 24 * 3600_000;
@@ -96,6 +99,30 @@ async function trySubscribe(nc: NatsConnection, subject: string): Promise<unknow
   }
 }
 
+/** A plaintext CONNECT + PING: what the server sent, and whether it closed the connection within 10 s. */
+function plaintextConnect(): Promise<{ received: string; closedByServer: boolean }> {
+  const { port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    let received = "";
+    const socket = createConnection({ host: "127.0.0.1", port: Number(port) }, () =>
+      socket.write('CONNECT {"verbose":false}\r\nPING\r\n'),
+    );
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve({ received, closedByServer: false });
+    }, 10_000);
+    socket.on("data", (d: Buffer) => (received += d.toString()));
+    socket.on("close", () => {
+      clearTimeout(timer);
+      resolve({ received, closedByServer: true });
+    });
+    socket.on("error", (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+  });
+}
+
 function loadMessage(node: string, podName: string): Uint8Array {
   return encodeJson({
     schema: Schema.load,
@@ -148,6 +175,7 @@ beforeAll(async () => {
   const identities = [
     natsIdentity(NatsRole.operator),
     natsIdentity(NatsRole.gateway),
+    natsIdentity(NatsRole.simulationAgent),
     ...NODES.map((n) => natsIdentity(NatsRole.agent, n)),
     // Signed by the right CA, named for a node the config does not list.
     natsIdentity(NatsRole.agent, "node-z"),
@@ -161,7 +189,7 @@ beforeAll(async () => {
     `listen: "127.0.0.1:${port}"`,
     `jetstream { store_dir: ${JSON.stringify(join(dir, "store"))} }`,
     renderNatsAuthorization(
-      { nodes: NODES },
+      { nodes: NODES, simulationAgent: true },
       { certFile: join(dir, "server.crt"), keyFile: join(dir, "server.key"), caFile: join(dir, "ca.crt") },
     ),
   ].join("\n");
@@ -189,8 +217,18 @@ describe("NATS authorization (verify_and_map, per-node allow lists)", () => {
   const agentA = natsIdentity(NatsRole.agent, "node-a");
 
   it("refuses a client without a certificate, one from another CA, and one for an unlisted node", async () => {
-    await expect(connect({ servers: url, reconnect: false })).rejects.toThrow();
-    await expect(connect({ servers: url, reconnect: false, tls: { caFile: join(dir, "ca.crt") } })).rejects.toThrow();
+    // Plaintext: the server asks for TLS in its INFO, never answers the PING, and drops the connection.
+    const plain = await plaintextConnect();
+    expect(plain.received).toContain('"tls_required":true');
+    expect(plain.received).not.toContain("PONG");
+    expect(plain.closedByServer).toBe(true);
+    // TLS that trusts the server, without a client certificate: the server ends the handshake.
+    const noCert = await connect({ servers: url, reconnect: false, tls: { caFile: join(dir, "ca.crt") } }).then(
+      () => "connected",
+      (err: unknown) => String(err),
+    );
+    // The server's TLS alert 42: it refused the handshake.
+    expect(noCert).toMatch(/bad certificate/);
 
     const otherCa = await issueCa({
       commonName: "gpufleet-ca",
@@ -198,7 +236,11 @@ describe("NATS authorization (verify_and_map, per-node allow lists)", () => {
       lifetimeMs: DAY_MS,
     });
     const forged = await clientCertDir("forged-node-a", agentA.commonName, otherCa);
-    await expect(connectAs(agentA, forged)).rejects.toThrow();
+    const forgedOutcome = await connectAs(agentA, forged).then(
+      () => "connected",
+      (err: unknown) => String(err),
+    );
+    expect(forgedOutcome).toMatch(/bad certificate/);
 
     const unlisted = natsIdentity(NatsRole.agent, "node-z");
     const refused = await connectAs(unlisted).then(
@@ -291,7 +333,7 @@ describe("NATS authorization (verify_and_map, per-node allow lists)", () => {
     await source.close();
   });
 
-  it("runs the gateway process with GPUFLEET_GATEWAY_NATS_TLS_DIR; without it the process cannot connect", async () => {
+  it("runs the gateway process with GPUFLEET_GATEWAY_NATS_TLS_DIR; with an agent's certificate it is refused", async () => {
     const env = { GPUFLEET_GATEWAY_NATS_URL: url, GPUFLEET_GATEWAY_INSTANCE_STALE_MS: String(10 * 60_000) };
     const gateway = await startGatewayProcess({
       ...env,
@@ -308,7 +350,16 @@ describe("NATS authorization (verify_and_map, per-node allow lists)", () => {
     } finally {
       await gateway.stop();
     }
-    await expect(startGatewayProcess(env)).rejects.toThrow();
+    // The gateway presenting node-a's agent certificate: authenticated as that agent, refused the gateway's work.
+    const refused = await startGatewayProcess({
+      ...env,
+      GPUFLEET_GATEWAY_NATS_TLS_DIR: dirs.get(natsIdentity(NatsRole.agent, "node-a").user)!,
+    }).then(
+      () => "started",
+      (err: unknown) => String(err),
+    );
+    expect(refused).toMatch(/exited with [1-9]/);
+    expect(refused).toMatch(/Permissions Violation for Subscription to "_INBOX\.gateway\./);
   });
 
   it("lets the operator consume and acknowledge node-a's records, and refuses it publishing telemetry", async () => {
@@ -321,5 +372,58 @@ describe("NATS authorization (verify_and_map, per-node allow lists)", () => {
 
     nc.publish(subjectFor(Stream.workerEvents, "node-a"), new Uint8Array([1]));
     await violation(nc, subjectFor(Stream.workerEvents, "node-a"));
+  });
+});
+
+describe("component processes with their NATS certificate folders", () => {
+  it("starts the simulation agent with GPUFLEET_AGENT_NATS_TLS_DIR (streams set up under its identity); not with node-a's", async () => {
+    const cluster = testCluster();
+    const base = { kubeconfigPath: cluster.kubeconfigPath, natsUrl: url };
+    const { agent } = await startSimulatedAgent({
+      ...base,
+      name: "nats-auth-agent",
+      env: { GPUFLEET_AGENT_NATS_TLS_DIR: dirs.get(natsIdentity(NatsRole.simulationAgent).user)! },
+    });
+    await agent.stop();
+    // With node-a's certificate, the simulation agent (which serves every node) is refused its inbox and stream setup.
+    const refused = await startSimulatedAgent({
+      ...base,
+      name: "nats-auth-agent-wrong-cert",
+      env: { GPUFLEET_AGENT_NATS_TLS_DIR: dirs.get(natsIdentity(NatsRole.agent, "node-a").user)! },
+    }).then(
+      () => "started",
+      (err: unknown) => String(err),
+    );
+    expect(refused).toMatch(/exited with [1-9]/);
+    expect(refused).toMatch(/Permissions Violation for Subscription to \\"_INBOX\.simulation-agent\./);
+  });
+
+  it("the operator process with GPUFLEET_NATS_TLS_DIR creates its durable consumers", async () => {
+    const cluster = testCluster();
+    const operator = await startOperatorProcess({
+      kubeconfigPath: cluster.kubeconfigPath,
+      namespace: "default",
+      identity: "nats-auth-operator",
+      env: {
+        GPUFLEET_NATS_URL: url,
+        GPUFLEET_NATS_TLS_DIR: dirs.get(natsIdentity(NatsRole.operator).user)!,
+        GPUFLEET_LEADER_ELECTION: "false",
+        GPUFLEET_TELEMETRY_DURABLE_PREFIX: "nats-auth-process",
+        GPUFLEET_AGENT_INSECURE: "true",
+      },
+    });
+    try {
+      const jsm = await (await connectAs(natsIdentity(NatsRole.operator))).jetstreamManager();
+      await waitFor(
+        () =>
+          jsm.consumers.info(streamName(Stream.load), "nats-auth-process-load").then(
+            () => true,
+            () => false,
+          ),
+        { description: "the operator process's durable consumer on the load stream", timeoutMs: 60_000 },
+      );
+    } finally {
+      await operator.stop();
+    }
   });
 });
