@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError, loadConfig, natsConnectionOptions, requireOperatorTls } from "./config.js";
+import { agentNatsIdentity, ConfigError, loadConfig, natsConnectionOptions, requireOperatorTls } from "./config.js";
 
 describe("loadConfig", () => {
   it("has defaults for a real node", () => {
@@ -85,5 +85,16 @@ describe("requireOperatorTls", () => {
 
   it("rejects a development flag that is not a boolean", () => {
     expect(() => loadConfig({ NODE_NAME: "n1", GPUFLEET_AGENT_INSECURE: "yes" })).toThrow(/GPUFLEET_AGENT_INSECURE/);
+  });
+});
+
+describe("agentNatsIdentity", () => {
+  it("names the agent's node, or the simulation agent; the certificate folder is off by default", () => {
+    const real = loadConfig({ NODE_NAME: "gpu-a1", GPUFLEET_AGENT_NATS_TLS_DIR: "/etc/gpufleet/nats-tls" });
+    expect(real.natsTlsDir).toBe("/etc/gpufleet/nats-tls");
+    expect(agentNatsIdentity(real).user).toBe("CN=gpufleet-agent:gpu-a1,O=gpufleet");
+    const sim = loadConfig({ GPUFLEET_AGENT_SIMULATE: "true" });
+    expect(sim.natsTlsDir).toBe("");
+    expect(agentNatsIdentity(sim).role).toBe("simulation-agent");
   });
 });

@@ -1,5 +1,6 @@
 /** Agent configuration: one validated object, from the environment, with tested defaults. */
 import type { ConnectionOptions } from "nats";
+import { natsIdentity, NatsRole, type NatsIdentity } from "../../common/src/nats/authorization.js";
 
 export interface AgentConfig {
   /** Node this agent runs on (downward API spec.nodeName); unused in simulation. */
@@ -7,6 +8,11 @@ export interface AgentConfig {
   simulate: boolean;
   /** nats:// or tls:// URL of the NATS server; "" (or unset, as the chart leaves it by default): telemetry off. */
   natsUrl: string;
+  /**
+   * Folder with ca.crt, tls.crt, tls.key: this agent's NATS client certificate (docs/security.md, "NATS"), whose
+   * subject names its node. "" (default): connect without a certificate, as against a server without auth.
+   */
+  natsTlsDir: string;
   workerSocketPath: string;
   operatorAddress: string;
   httpPort: number;
@@ -49,6 +55,7 @@ export const ENV = {
   nodeName: "NODE_NAME",
   simulate: "GPUFLEET_AGENT_SIMULATE",
   natsUrl: "GPUFLEET_NATS_URL",
+  natsTlsDir: "GPUFLEET_AGENT_NATS_TLS_DIR",
   workerSocketPath: "GPUFLEET_AGENT_SOCKET",
   operatorAddress: "GPUFLEET_AGENT_GRPC_ADDRESS",
   httpPort: "GPUFLEET_AGENT_HTTP_PORT",
@@ -99,6 +106,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): A
     nodeName: str("nodeName", ""),
     simulate,
     natsUrl: str("natsUrl", ""),
+    natsTlsDir: str("natsTlsDir", ""),
     workerSocketPath: str("workerSocketPath", "/run/gpufleet/agent.sock"),
     operatorAddress: str("operatorAddress", "0.0.0.0:50051"),
     httpPort: int("httpPort", 9400, 0),
@@ -160,4 +168,9 @@ export function requireOperatorTls(config: Pick<AgentConfig, "tlsDir" | "insecur
 export function natsConnectionOptions(natsUrl: string): Pick<ConnectionOptions, "servers" | "tls"> | undefined {
   if (natsUrl === "") return undefined;
   return { servers: natsUrl, tls: natsUrl.startsWith("tls://") ? {} : undefined };
+}
+
+/** Whom this agent's NATS certificate names: its node, or the simulation agent that serves every kwok node. */
+export function agentNatsIdentity(config: Pick<AgentConfig, "simulate" | "nodeName">): NatsIdentity {
+  return config.simulate ? natsIdentity(NatsRole.simulationAgent) : natsIdentity(NatsRole.agent, config.nodeName);
 }

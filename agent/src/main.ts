@@ -8,9 +8,10 @@ import express from "express";
 import { connect } from "nats";
 import { pino } from "pino";
 import { Registry } from "prom-client";
+import { natsCredentialOptions } from "../../common/src/nats/connect.js";
 import { hasTopologyLabels } from "../../crds/src/topology.js";
 import { AgentCore } from "./agent.js";
-import { loadConfig, natsConnectionOptions, requireOperatorTls } from "./config.js";
+import { agentNatsIdentity, loadConfig, natsConnectionOptions, requireOperatorTls } from "./config.js";
 import { NodeDiagnostics } from "./diagnostics.js";
 import { GpuMeasurer } from "./gpu-diagnostics.js";
 import { discoverNode, execRunner } from "./discovery/discover.js";
@@ -71,7 +72,13 @@ async function main(): Promise<void> {
 
   const nats = natsConnectionOptions(config.natsUrl);
   const nc = nats
-    ? await connect({ ...nats, name: `gpufleet-agent-${config.nodeName || "sim"}`, maxReconnectAttempts: -1 })
+    ? await connect({
+        ...nats,
+        // Only with a certificate folder: without one the node name need not be a valid NATS identity.
+        ...(config.natsTlsDir ? natsCredentialOptions(config.natsTlsDir, agentNatsIdentity(config)) : {}),
+        name: `gpufleet-agent-${config.nodeName || "sim"}`,
+        maxReconnectAttempts: -1,
+      })
     : undefined;
   if (!nc)
     log.warn(

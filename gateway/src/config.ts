@@ -26,6 +26,8 @@ export const GatewayConfigSchema = Type.Object({
   identity: Type.String({ minLength: 1 }),
   /** nats:// URL carrying the agents' load reports (the instance source). */
   natsUrl: Type.String({ minLength: 1 }),
+  /** Folder with ca.crt, tls.crt, tls.key: the gateway's NATS client certificate (docs/security.md). "": none. */
+  natsTlsDir: Type.String({ default: "" }),
   dispatchPolicy: Type.Union(
     [Type.Literal("freeness"), Type.Literal("round-robin"), Type.Literal("waiting-prompt-tokens")],
     { default: "freeness" },
@@ -63,6 +65,7 @@ export const GATEWAY_ENV: Record<keyof GatewayConfig, string> = {
   logLevel: "GPUFLEET_GATEWAY_LOG_LEVEL",
   identity: "GPUFLEET_GATEWAY_IDENTITY",
   natsUrl: "GPUFLEET_GATEWAY_NATS_URL",
+  natsTlsDir: "GPUFLEET_GATEWAY_NATS_TLS_DIR",
   dispatchPolicy: "GPUFLEET_GATEWAY_DISPATCH_POLICY",
   highPriorityHeadroomFraction: "GPUFLEET_GATEWAY_HIGH_PRIORITY_HEADROOM_FRACTION",
   instanceStaleMs: "GPUFLEET_GATEWAY_INSTANCE_STALE_MS",

@@ -1,5 +1,7 @@
 /** gpufleet gateway process: config from GPUFLEET_GATEWAY_*, load reports from JetStream, clean shutdown on SIGTERM. */
 import { connect } from "nats";
+import { natsIdentity, NatsRole } from "../../common/src/nats/authorization.js";
+import { natsCredentialOptions } from "../../common/src/nats/connect.js";
 import { loadGatewayConfig } from "./config.js";
 import { loadAdmissionConfig } from "./admission/config.js";
 import { startGateway } from "./gateway.js";
@@ -11,6 +13,7 @@ const admission = loadAdmissionConfig();
 const logger = createLogger({ level: config.logLevel, name: "gpufleet-gateway" });
 const nats = await connect({
   servers: config.natsUrl,
+  ...natsCredentialOptions(config.natsTlsDir, natsIdentity(NatsRole.gateway)),
   name: `gpufleet-gateway/${config.identity}`,
   maxReconnectAttempts: -1,
 });

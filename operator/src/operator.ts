@@ -166,6 +166,7 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorH
   const agentCommands = startAgentCommands({ config, core, nodes, clock, logger, metrics });
   const telemetry = new TelemetryService({
     natsUrl: config.natsUrl,
+    natsTlsDir: config.natsTlsDir,
     durablePrefix: config.telemetryDurablePrefix,
     kubeConfig,
     cachedPod: (namespace, name) => pods.get(name, namespace),

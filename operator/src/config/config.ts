@@ -21,6 +21,11 @@ export const OperatorConfigSchema = Type.Object({
     { default: "info" },
   ),
   natsUrl: Type.Optional(Type.String()),
+  /**
+   * Folder with ca.crt, tls.crt, tls.key: the operator's NATS client certificate (docs/security.md, "NATS"). "": none
+   * (a server without auth).
+   */
+  natsTlsDir: Type.String({ default: "" }),
   /** Durable JetStream consumers are `<prefix>-<stream>`; all replicas of one operator share them. */
   telemetryDurablePrefix: Type.String({ pattern: "^[A-Za-z0-9_-]+$", default: "gpufleet-operator" }),
   /** Re-check every resource this often even without events (level-based safety net). */
@@ -65,6 +70,7 @@ const ENV: Record<keyof OperatorConfig, string> = {
   httpPort: "GPUFLEET_HTTP_PORT",
   logLevel: "GPUFLEET_LOG_LEVEL",
   natsUrl: "GPUFLEET_NATS_URL",
+  natsTlsDir: "GPUFLEET_NATS_TLS_DIR",
   telemetryDurablePrefix: "GPUFLEET_TELEMETRY_DURABLE_PREFIX",
   resyncMs: "GPUFLEET_RESYNC_MS",
   workerSocketDir: "GPUFLEET_WORKER_SOCKET_DIR",

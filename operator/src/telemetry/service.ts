@@ -8,6 +8,8 @@
 import type { KubeConfig, V1Pod } from "@kubernetes/client-node";
 import { connect, type NatsConnection } from "nats";
 import { OwnedLabel } from "../../../crds/src/reasons.js";
+import { natsIdentity, NatsRole } from "../../../common/src/nats/authorization.js";
+import { natsCredentialOptions } from "../../../common/src/nats/connect.js";
 import { ensureStreams, STREAMS, type StreamDefinition } from "../../../common/src/telemetry/streams.js";
 import {
   decodeCollectives,
@@ -39,6 +41,8 @@ import {
 
 export interface TelemetryOptions {
   natsUrl: string | undefined;
+  /** The operator's NATS client certificate folder (connect.ts); "" or absent: connect without one. */
+  natsTlsDir?: string;
   /** Durable consumer names are `<prefix>-<stream>`; every replica of one operator uses the same prefix. */
   durablePrefix?: string;
   kubeConfig: KubeConfig;
@@ -91,6 +95,7 @@ export class TelemetryService {
     this.ready = (async () => {
       this.nc = await connect({
         servers: this.options.natsUrl,
+        ...natsCredentialOptions(this.options.natsTlsDir ?? "", natsIdentity(NatsRole.operator)),
         name: "gpufleet-operator",
         maxReconnectAttempts: -1,
         waitOnFirstConnect: true,
