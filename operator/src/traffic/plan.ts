@@ -17,11 +17,14 @@
  *     maximum, move it; every move lowers (max load, links at max) lexicographically, so it ends.
  *  3. More QPs where they help: while the maximum is above the fluid lower bound, the job with most QPs on the
  *     busiest links doubles its QPs per connection (NCCL_IB_QPS_PER_CONNECTION is per process, so per job), up to
- *     maxQpsPerConnection, and steps 1-2 run again from the current paths; kept only when (max load, links at
- *     max) drops.
- * Re-planning (a link failed, a job came or went) starts from the previous plan: QPs whose path is still up keep
- * it, the others are placed greedily, then steps 2-3. Moving few flows keeps running collectives undisturbed, and
- * it is fast.
+ *     maxQpsPerConnection (NCCL's 128), each QP handing its path to its two halves (loads unchanged), and step 2
+ *     moves the halves off the hottest links (water-filling in steps of demand ÷ q); kept only when (max load,
+ *     links at max) drops. Equal-share QPs are the real constraint: a plan can only split a connection in
+ *     multiples of 1/q, so the fluid optimum stays out of reach by up to one QP's share on the busiest link (e.g.
+ *     8 flows over 31 live ports: ceil(8q / 31) / q, 1.029× the fluid bound at q = 128).
+ * Re-planning (a link failed, a job came or went) starts from the previous plan, QP by QP: QPs whose path is still
+ * up keep it, only the others are placed greedily, then steps 2-3. Moving few QPs keeps running collectives
+ * undisturbed, and it is fast.
  */
 import type { Connection } from "./flows.js";
 import type { Fabric } from "./fabric.js";
@@ -35,8 +38,15 @@ export interface TrafficPlannerConfig {
   epsilon: number;
 }
 
+/**
+ * NCCL's IB transport holds at most NCCL_IB_MAX_QPS = 128 data QPs per connection (net_ib: QPs per connection ×
+ * devices merged into it); NCCL_IB_QPS_PER_CONNECTION above that is refused. The planner only doubles a job's QPs
+ * while that lowers the maximum load, so most jobs stay far below it.
+ */
+export const NCCL_MAX_QPS_PER_CONNECTION = 128;
+
 export const DEFAULT_TRAFFIC_PLANNER_CONFIG: TrafficPlannerConfig = {
-  maxQpsPerConnection: 4,
+  maxQpsPerConnection: NCCL_MAX_QPS_PER_CONNECTION,
   maxMovesPerRound: 200_000,
   epsilon: 1e-9,
 };
@@ -94,6 +104,10 @@ export function planTraffic(input: PlanInput): TrafficPlan {
   const config = { ...DEFAULT_TRAFFIC_PLANNER_CONFIG, ...input.config };
   if (!Number.isInteger(Math.log2(config.maxQpsPerConnection)))
     throw new RangeError(`maxQpsPerConnection must be a power of two, got ${config.maxQpsPerConnection}`);
+  if (config.maxQpsPerConnection > NCCL_MAX_QPS_PER_CONNECTION)
+    throw new RangeError(
+      `maxQpsPerConnection ${config.maxQpsPerConnection} exceeds NCCL's ${NCCL_MAX_QPS_PER_CONNECTION} QPs per connection`,
+    );
   const problem = buildProblem(input);
   const previousQps = input.previous?.qpsPerJob ?? {};
   let qps = new Map(problem.jobs.map((j) => [j, Math.min(config.maxQpsPerConnection, previousQps[j] ?? 1)]));
@@ -217,7 +231,12 @@ function warmStart(previous: TrafficPlan | undefined): Map<string, QpPath[]> | u
   return new Map(previous.connections.map((p) => [p.id, p.paths]));
 }
 
-/** Steps 1-2 for fixed QP counts. `seed` paths (from a previous plan or round) are kept where still valid. */
+/**
+ * Steps 1-2 for fixed QP counts. `seed` paths (from a previous plan or round) are kept QP by QP where still live;
+ * a seed with fewer QPs than `q` (the job's QPs just doubled) hands each path to q ÷ seed QPs, which leaves every
+ * load as it was, so the local search only has to move the halves that relieve the hottest links. Only QPs without
+ * a live seed path go through the greedy step: after a cable fails, just the QPs that crossed it.
+ */
 function solve(
   problem: Problem,
   qps: ReadonlyMap<string, number>,
@@ -226,43 +245,45 @@ function solve(
 ): Solution {
   const { fabric } = problem;
   const loads = new Float64Array(fabric.capacityGbps.length);
-  const paths = new Map<string, Placed[]>();
+  const paths = new Map<string, (Placed | null)[]>();
   const pending: { index: number; share: number }[] = [];
-  const qpLoad = (index: number): number => problem.conns[index]!.c.demandGbps / qps.get(problem.conns[index]!.c.job)!;
   for (const [index, { c }] of problem.conns.entries()) {
     const q = qps.get(c.job)!;
-    const kept = seed ? validSeed(problem, index, seed.get(c.id), q) : null;
-    if (kept) {
-      paths.set(c.id, kept);
-      for (const p of kept) addLoad(fabric, loads, p, qpLoad(index));
-    } else {
-      paths.set(c.id, []);
-      for (let k = 0; k < q; k++) pending.push({ index, share: qpLoad(index) });
-    }
+    const share = c.demandGbps / q;
+    const kept = seedPaths(problem, index, seed?.get(c.id), q);
+    paths.set(c.id, kept);
+    for (const p of kept) if (p !== null) addLoad(fabric, loads, p, share);
+    for (let k = 0; k < q; k++) if (kept[k] === null) pending.push({ index, share });
   }
-  // LPT order: biggest QPs first; ties by connection order (ids, sorted).
+  // LPT order: biggest QPs first; ties by connection order (ids, sorted). A connection's missing QPs fill its
+  // first free slots in order.
   pending.sort((a, b) => b.share - a.share || a.index - b.index);
   for (const { index, share } of pending) {
     const placed = bestPath(problem, index, share, loads)!;
     addLoad(fabric, loads, placed.path, share);
-    paths.get(problem.conns[index]!.c.id)!.push(placed.path);
+    const own = paths.get(problem.conns[index]!.c.id)!;
+    own[own.indexOf(null)] = placed.path;
   }
-  localSearch(problem, qps, config, paths, loads);
-  return { paths, loads, maxLoad: maxOf(loads) };
+  // Every slot is filled now: a routable connection always has a live path.
+  const full = paths as Map<string, Placed[]>;
+  localSearch(problem, qps, config, full, loads);
+  return { paths: full, loads, maxLoad: maxOf(loads) };
 }
 
-function validSeed(
+/** The seed's path for each of the connection's q QPs, or null where it has none or its cable is down. */
+function seedPaths(
   problem: Problem,
   index: number,
   seed: readonly Placed[] | readonly QpPath[] | undefined,
   q: number,
-): Placed[] | null {
-  if (seed === undefined || seed.length !== q) return null;
+): (Placed | null)[] {
+  const out: (Placed | null)[] = Array.from({ length: q }, () => null);
+  if (seed === undefined || seed.length === 0 || seed.length > q || q % seed.length !== 0) return out;
   const { fabric } = problem;
   const { src, dst } = problem.conns[index]!;
-  const out: Placed[] = [];
-  for (const p of seed) {
-    let placed: Placed | undefined;
+  const copies = q / seed.length;
+  for (const [i, p] of seed.entries()) {
+    let placed: Placed | null = null;
     if ("up" in p) placed = p;
     else {
       const s = fabric.spines.indexOf(p.spine);
@@ -270,9 +291,9 @@ function validSeed(
       const down = s < 0 ? undefined : fabric.down[s]![dst]![p.downlinkPort];
       if (up !== undefined && down !== undefined) placed = { spine: s, up, down };
     }
-    if (placed === undefined || fabric.capacityGbps[placed.up]! <= 0 || fabric.capacityGbps[placed.down]! <= 0)
-      return null;
-    out.push(placed);
+    if (placed !== null && (fabric.capacityGbps[placed.up]! <= 0 || fabric.capacityGbps[placed.down]! <= 0))
+      placed = null;
+    for (let k = 0; k < copies; k++) out[i * copies + k] = placed;
   }
   return out;
 }
@@ -375,10 +396,25 @@ class Search {
 
   /** Moves one QP off `link` so that nothing else reaches `max`; false when no such move (or chain) exists. */
   drainOne(link: number, max: number): boolean {
-    const keys = [...this.onLink[link]!].sort((a, b) => a - b);
+    const keys = this.distinct(this.onLink[link]!);
     for (const key of keys) if (this.tryMove(key, max)) return true;
     for (const key of keys) if (this.tryChain(key, link, max)) return true;
     return false;
+  }
+
+  /**
+   * One QP per (connection, path), lowest key first: QPs of one connection on one path are interchangeable, so when
+   * one cannot move none can. With up to 128 QPs per connection this keeps a stuck link's scan short.
+   */
+  private distinct(keys: ReadonlySet<number>): number[] {
+    const seen = new Map<string, number>();
+    for (const key of keys) {
+      const p = this.current(key);
+      const group = `${key >> 8}:${p.up}:${p.down}`;
+      const had = seen.get(group);
+      if (had === undefined || key < had) seen.set(group, key);
+    }
+    return [...seen.values()].sort((a, b) => a - b);
   }
 
   private share(key: number): number {
@@ -437,7 +473,7 @@ class Search {
       const blocked = [up, down].filter((x) => x.after >= max - eps);
       if (blocked.length !== 1) continue;
       const blocker = blocked[0]!.id;
-      for (const other of [...this.onLink[blocker]!].sort((a, b) => a - b)) {
+      for (const other of this.distinct(this.onLink[blocker]!)) {
         if (other === key) continue;
         const was = this.current(other);
         const away = this.bestFor(other);
