@@ -23,7 +23,8 @@
  *     multiples of 1/q, so the fluid optimum stays out of reach by up to one QP's share on the busiest link (e.g.
  *     8 flows over 31 live ports: ceil(8q / 31) / q, 1.029× the fluid bound at q = 128).
  * Re-planning (a link failed, a job came or went) starts from the previous plan, QP by QP: QPs whose path is still
- * up keep it, only the others are placed greedily, then steps 2-3. Moving few QPs keeps running collectives
+ * up keep it, only the others are placed greedily, then step 2, and step 3 only when a job is new or the maximum
+ * rose above the previous plan's. Moving few QPs keeps running collectives
  * undisturbed, and it is fast.
  */
 import type { Connection } from "./flows.js";
@@ -111,9 +112,15 @@ export function planTraffic(input: PlanInput): TrafficPlan {
   const problem = buildProblem(input);
   const previousQps = input.previous?.qpsPerJob ?? {};
   let qps = new Map(problem.jobs.map((j) => [j, Math.min(config.maxQpsPerConnection, previousQps[j] ?? 1)]));
-  let best = solve(problem, qps, config, warmStart(input.previous));
+  let best = solve(problem, qps, config, warmStart(input.previous, problem.fabric));
   const bound = problem.leafBound;
-  while (best.maxLoad > bound + config.epsilon) {
+  // A re-plan of the same jobs whose maximum did not rise keeps their QP counts: the previous plan's doubling
+  // search already stopped at them, and trying again would cost a full solve per job (re-plan latency matters).
+  const settled =
+    input.previous !== undefined &&
+    problem.jobs.every((j) => previousQps[j] !== undefined) &&
+    best.maxLoad <= input.previous.maxLinkLoad + config.epsilon;
+  while (!settled && best.maxLoad > bound + config.epsilon) {
     let improved = false;
     for (const job of jobsOnHotLinks(problem, best, config)) {
       if (qps.get(job)! >= config.maxQpsPerConnection) continue;
@@ -226,9 +233,28 @@ interface Solution {
   maxLoad: number;
 }
 
-function warmStart(previous: TrafficPlan | undefined): Map<string, QpPath[]> | undefined {
+/**
+ * The planner's own paths (link ids) behind every plan it returned, so a re-plan in the same process starts from
+ * them without converting the plan's names back QP by QP. Plans read back from elsewhere fall back to the names.
+ */
+const solvedPaths = new WeakMap<TrafficPlan, { linkNames: readonly string[]; paths: Map<string, Placed[]> }>();
+
+function warmStart(
+  previous: TrafficPlan | undefined,
+  fabric: Fabric,
+): Map<string, Placed[]> | Map<string, QpPath[]> | undefined {
   if (previous === undefined) return undefined;
+  const solved = solvedPaths.get(previous);
+  // Link ids only carry over between fabrics of the same cables (a failure changes capacities, not ids).
+  if (solved !== undefined && sameLinks(solved.linkNames, fabric.linkNames)) return solved.paths;
   return new Map(previous.connections.map((p) => [p.id, p.paths]));
+}
+
+function sameLinks(a: readonly string[], b: readonly string[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /**
@@ -277,25 +303,34 @@ function seedPaths(
   seed: readonly Placed[] | readonly QpPath[] | undefined,
   q: number,
 ): (Placed | null)[] {
-  const out: (Placed | null)[] = Array.from({ length: q }, () => null);
+  const out = new Array<Placed | null>(q).fill(null);
   if (seed === undefined || seed.length === 0 || seed.length > q || q % seed.length !== 0) return out;
   const { fabric } = problem;
   const { src, dst } = problem.conns[index]!;
   const copies = q / seed.length;
+  let lastName: QpPath | undefined;
+  let lastPlaced: Placed | null = null;
   for (const [i, p] of seed.entries()) {
     let placed: Placed | null = null;
     if ("up" in p) placed = p;
+    else if (lastName !== undefined && sameQpPath(lastName, p)) placed = lastPlaced;
     else {
       const s = fabric.spines.indexOf(p.spine);
       const up = s < 0 ? undefined : fabric.up[src]![s]![p.uplinkPort];
       const down = s < 0 ? undefined : fabric.down[s]![dst]![p.downlinkPort];
       if (up !== undefined && down !== undefined) placed = { spine: s, up, down };
+      lastName = p;
+      lastPlaced = placed;
     }
     if (placed !== null && (fabric.capacityGbps[placed.up]! <= 0 || fabric.capacityGbps[placed.down]! <= 0))
       placed = null;
     for (let k = 0; k < copies; k++) out[i * copies + k] = placed;
   }
   return out;
+}
+
+function sameQpPath(a: QpPath, b: QpPath): boolean {
+  return a.spine === b.spine && a.uplinkPort === b.uplinkPort && a.downlinkPort === b.downlinkPort;
 }
 
 function addLoad(fabric: Fabric, loads: Float64Array, p: Placed, gbps: number): void {
@@ -380,23 +415,92 @@ function localSearch(
   }
 }
 
+/**
+ * QPs by link, for the local search: QP keys are dense (a connection's QPs are consecutive), every link holds a list
+ * of the QPs crossing it and every QP its position in its up and down link's list, so a move is O(1) (swap-remove).
+ */
+class QpIndex {
+  /** Connection index and QP slot of every key. */
+  readonly conn: Int32Array;
+  readonly slot: Int32Array;
+  readonly share: Float64Array;
+  /** Per connection index, the QP paths (the same arrays as the solution's). */
+  readonly connPaths: Placed[][];
+  private readonly lists: number[][];
+  /** pos[2·key] in its up link's list, pos[2·key + 1] in its down link's. */
+  private readonly pos: Int32Array;
+
+  constructor(problem: Problem, qps: ReadonlyMap<string, number>, paths: Map<string, Placed[]>, links: number) {
+    this.connPaths = problem.conns.map(({ c }) => paths.get(c.id)!);
+    const total = this.connPaths.reduce((n, p) => n + p.length, 0);
+    this.conn = new Int32Array(total);
+    this.slot = new Int32Array(total);
+    this.share = new Float64Array(total);
+    this.pos = new Int32Array(2 * total);
+    this.lists = Array.from({ length: links }, (): number[] => []);
+    let key = 0;
+    for (const [index, own] of this.connPaths.entries()) {
+      const { c } = problem.conns[index]!;
+      const share = c.demandGbps / qps.get(c.job)!;
+      for (let k = 0; k < own.length; k++, key++) {
+        this.conn[key] = index;
+        this.slot[key] = k;
+        this.share[key] = share;
+        this.add(key, own[k]!);
+      }
+    }
+  }
+
+  on(link: number): readonly number[] {
+    return this.lists[link]!;
+  }
+
+  current(key: number): Placed {
+    return this.connPaths[this.conn[key]!]![this.slot[key]!]!;
+  }
+
+  move(key: number, to: Placed): void {
+    const from = this.current(key);
+    this.remove(key, from.up, 0);
+    this.remove(key, from.down, 1);
+    this.connPaths[this.conn[key]!]![this.slot[key]!] = to;
+    this.add(key, to);
+  }
+
+  private add(key: number, p: Placed): void {
+    this.pos[2 * key] = this.lists[p.up]!.push(key) - 1;
+    this.pos[2 * key + 1] = this.lists[p.down]!.push(key) - 1;
+  }
+
+  private remove(key: number, link: number, end: 0 | 1): void {
+    const list = this.lists[link]!;
+    const at = this.pos[2 * key + end]!;
+    const last = list.pop()!;
+    if (last === key) return;
+    list[at] = last;
+    // `last` crosses `link` as its up link or its down link; links are one or the other, never both.
+    const lastPath = this.current(last);
+    this.pos[2 * last + (lastPath.up === link ? 0 : 1)] = at;
+  }
+}
+
 class Search {
   moves = 0;
-  private readonly onLink: Set<number>[];
+  private readonly index: QpIndex;
 
   constructor(
     private readonly problem: Problem,
-    private readonly qps: ReadonlyMap<string, number>,
+    qps: ReadonlyMap<string, number>,
     private readonly config: TrafficPlannerConfig,
-    private readonly paths: Map<string, Placed[]>,
+    paths: Map<string, Placed[]>,
     private readonly loads: Float64Array,
   ) {
-    this.onLink = indexByLink(problem, paths, loads.length);
+    this.index = new QpIndex(problem, qps, paths, loads.length);
   }
 
   /** Moves one QP off `link` so that nothing else reaches `max`; false when no such move (or chain) exists. */
   drainOne(link: number, max: number): boolean {
-    const keys = this.distinct(this.onLink[link]!);
+    const keys = this.distinct(this.index.on(link));
     for (const key of keys) if (this.tryMove(key, max)) return true;
     for (const key of keys) if (this.tryChain(key, link, max)) return true;
     return false;
@@ -406,11 +510,12 @@ class Search {
    * One QP per (connection, path), lowest key first: QPs of one connection on one path are interchangeable, so when
    * one cannot move none can. With up to 128 QPs per connection this keeps a stuck link's scan short.
    */
-  private distinct(keys: ReadonlySet<number>): number[] {
-    const seen = new Map<string, number>();
+  private distinct(keys: readonly number[]): number[] {
+    const links = this.loads.length;
+    const seen = new Map<number, number>();
     for (const key of keys) {
       const p = this.current(key);
-      const group = `${key >> 8}:${p.up}:${p.down}`;
+      const group = (this.index.conn[key]! * links + p.up) * links + p.down;
       const had = seen.get(group);
       if (had === undefined || key < had) seen.set(group, key);
     }
@@ -418,24 +523,23 @@ class Search {
   }
 
   private share(key: number): number {
-    const { c } = this.problem.conns[key >> 8]!;
-    return c.demandGbps / this.qps.get(c.job)!;
+    return this.index.share[key]!;
+  }
+
+  private connOf(key: number): number {
+    return this.index.conn[key]!;
   }
 
   private current(key: number): Placed {
-    return this.paths.get(this.problem.conns[key >> 8]!.c.id)![key & 0xff]!;
+    return this.index.current(key);
   }
 
   private place(key: number, to: Placed): void {
     const from = this.current(key);
     const share = this.share(key);
     removeLoad(this.problem.fabric, this.loads, from, share);
-    this.onLink[from.up]!.delete(key);
-    this.onLink[from.down]!.delete(key);
     addLoad(this.problem.fabric, this.loads, to, share);
-    this.onLink[to.up]!.add(key);
-    this.onLink[to.down]!.add(key);
-    this.paths.get(this.problem.conns[key >> 8]!.c.id)![key & 0xff] = to;
+    this.index.move(key, to);
   }
 
   /** The best path for `key` with its own load taken off, and that path's cost; the load is put back. */
@@ -444,7 +548,7 @@ class Search {
     const share = this.share(key);
     removeLoad(this.problem.fabric, this.loads, from, share);
     // With its own load removed, the current path would come back at the maximum: only a real move passes.
-    const best = bestPath(this.problem, key >> 8, share, this.loads);
+    const best = bestPath(this.problem, this.connOf(key), share, this.loads);
     addLoad(this.problem.fabric, this.loads, from, share);
     return best;
   }
@@ -463,7 +567,7 @@ class Search {
    */
   private tryChain(key: number, hotLink: number, max: number): boolean {
     const { fabric } = this.problem;
-    const { src, dst, spines } = this.problem.conns[key >> 8]!;
+    const { src, dst, spines } = this.problem.conns[this.connOf(key)]!;
     const share = this.share(key);
     const eps = this.config.epsilon;
     for (const s of spines) {
@@ -473,7 +577,7 @@ class Search {
       const blocked = [up, down].filter((x) => x.after >= max - eps);
       if (blocked.length !== 1) continue;
       const blocker = blocked[0]!.id;
-      for (const other of this.distinct(this.onLink[blocker]!)) {
+      for (const other of this.distinct(this.index.on(blocker))) {
         if (other === key) continue;
         const was = this.current(other);
         const away = this.bestFor(other);
@@ -496,18 +600,6 @@ class Search {
   }
 }
 
-/** QP keys on every link: connection index << 8 | QP index (QPs per connection stay far below 256). */
-function indexByLink(problem: Problem, paths: Map<string, Placed[]>, links: number): Set<number>[] {
-  const onLink = Array.from({ length: links }, () => new Set<number>());
-  for (const [index, { c }] of problem.conns.entries()) {
-    for (const [k, p] of paths.get(c.id)!.entries()) {
-      onLink[p.up]!.add((index << 8) | k);
-      onLink[p.down]!.add((index << 8) | k);
-    }
-  }
-  return onLink;
-}
-
 /** Jobs with QPs on the links at the maximum, most such QPs first (then by name). */
 function jobsOnHotLinks(problem: Problem, solution: Solution, config: TrafficPlannerConfig): string[] {
   const counts = new Map<string, number>();
@@ -525,23 +617,32 @@ function jobsOnHotLinks(problem: Problem, solution: Solution, config: TrafficPla
 function toPlan(problem: Problem, solution: Solution, qps: ReadonlyMap<string, number>): TrafficPlan {
   const { fabric } = problem;
   const portOf = (ids: readonly number[], id: number): number => ids.indexOf(id);
+  // QPs that share a path (a doubled job's halves) share its object: a plan of 128-QP connections stays small.
+  const named = new Map<Placed, QpPath>();
   const connections = problem.conns.map(({ c, src, dst }): PlannedConnection => ({
     id: c.id,
     job: c.job,
     srcLeaf: fabric.leaves[src]!,
     dstLeaf: fabric.leaves[dst]!,
-    paths: solution.paths.get(c.id)!.map((p) => ({
-      spine: fabric.spines[p.spine]!,
-      uplinkPort: portOf(fabric.up[src]![p.spine]!, p.up),
-      downlinkPort: portOf(fabric.down[p.spine]![dst]!, p.down),
-    })),
+    paths: solution.paths.get(c.id)!.map((p) => {
+      let path = named.get(p);
+      if (path === undefined) {
+        path = Object.freeze({
+          spine: fabric.spines[p.spine]!,
+          uplinkPort: portOf(fabric.up[src]![p.spine]!, p.up),
+          downlinkPort: portOf(fabric.down[p.spine]![dst]!, p.down),
+        });
+        named.set(p, path);
+      }
+      return path;
+    }),
   }));
   const hottestLinks = [...solution.loads.keys()]
     .filter((l) => solution.loads[l]! > 0)
     .sort((a, b) => solution.loads[b]! - solution.loads[a]! || a - b)
     .slice(0, 16)
     .map((l) => ({ link: fabric.linkNames[l]!, load: solution.loads[l]! }));
-  return {
+  const plan: TrafficPlan = {
     connections,
     qpsPerJob: Object.fromEntries(problem.jobs.map((j) => [j, qps.get(j) ?? 1])),
     maxLinkLoad: solution.maxLoad,
@@ -550,6 +651,8 @@ function toPlan(problem: Problem, solution: Solution, qps: ReadonlyMap<string, n
     intraLeafConnections: problem.intraLeaf,
     unroutable: problem.unroutable,
   };
+  solvedPaths.set(plan, { linkNames: fabric.linkNames, paths: solution.paths });
+  return plan;
 }
 
 function better(a: Solution, b: Solution, epsilon: number): boolean {
