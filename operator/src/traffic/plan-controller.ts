@@ -25,6 +25,7 @@ import type { OperatorMetrics } from "../metrics.js";
 import type { Clock } from "../runtime/clock.js";
 import type { EventSink } from "../runtime/events.js";
 import type { Logger } from "../runtime/logger.js";
+import { MAX_QPS_PER_CONNECTION } from "../../../agent/src/simulation/fabric.js";
 import { DEFAULT_NCCL_OPTIONS, nicDeviceName } from "../training/nccl.js";
 import { ecmpLoads } from "./ecmp.js";
 import { nodeRequests, trafficJobOf, type AppliedReport, type NodePlanRequest } from "./execution.js";
@@ -242,6 +243,8 @@ export class TrafficPlanController {
       nodeLeaf,
       connections,
       ...(previous ? { previous: previous.plan } : {}),
+      // The agents take at most MAX_QPS_PER_CONNECTION QPs per connection (and status lists that many paths).
+      config: { maxQpsPerConnection: MAX_QPS_PER_CONNECTION },
     });
     const planMs = performance.now() - started;
     const seeds = this.deps.ecmpSeeds ?? 16;

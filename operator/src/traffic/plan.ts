@@ -17,11 +17,15 @@
  *     maximum, move it; every move lowers (max load, links at max) lexicographically, so it ends.
  *  3. More QPs where they help: while the maximum is above the fluid lower bound, the job with most QPs on the
  *     busiest links doubles its QPs per connection (NCCL_IB_QPS_PER_CONNECTION is per process, so per job), up to
- *     maxQpsPerConnection, and steps 1-2 run again from the current paths; kept only when (max load, links at
- *     max) drops.
- * Re-planning (a link failed, a job came or went) starts from the previous plan: QPs whose path is still up keep
- * it, the others are placed greedily, then steps 2-3. Moving few flows keeps running collectives undisturbed, and
- * it is fast.
+ *     maxQpsPerConnection (NCCL's 128), each QP handing its path to its two halves (loads unchanged), and step 2
+ *     moves the halves off the hottest links (water-filling in steps of demand ÷ q); kept only when (max load,
+ *     links at max) drops. Equal-share QPs are the real constraint: a plan can only split a connection in
+ *     multiples of 1/q, so the fluid optimum stays out of reach by up to one QP's share on the busiest link (e.g.
+ *     8 flows over 31 live ports: ceil(8q / 31) / q, 1.029× the fluid bound at q = 128).
+ * Re-planning (a link failed, a job came or went) starts from the previous plan, QP by QP: QPs whose path is still
+ * up keep it, only the others are placed greedily, then step 2, and step 3 only when a job is new or the maximum
+ * rose above the previous plan's. Moving few QPs keeps running collectives
+ * undisturbed, and it is fast.
  */
 import type { Connection } from "./flows.js";
 import type { Fabric } from "./fabric.js";
@@ -35,8 +39,15 @@ export interface TrafficPlannerConfig {
   epsilon: number;
 }
 
+/**
+ * NCCL's IB transport holds at most NCCL_IB_MAX_QPS = 128 data QPs per connection (net_ib: QPs per connection ×
+ * devices merged into it); NCCL_IB_QPS_PER_CONNECTION above that is refused. The planner only doubles a job's QPs
+ * while that lowers the maximum load, so most jobs stay far below it.
+ */
+export const NCCL_MAX_QPS_PER_CONNECTION = 128;
+
 export const DEFAULT_TRAFFIC_PLANNER_CONFIG: TrafficPlannerConfig = {
-  maxQpsPerConnection: 4,
+  maxQpsPerConnection: NCCL_MAX_QPS_PER_CONNECTION,
   maxMovesPerRound: 200_000,
   epsilon: 1e-9,
 };
@@ -94,12 +105,22 @@ export function planTraffic(input: PlanInput): TrafficPlan {
   const config = { ...DEFAULT_TRAFFIC_PLANNER_CONFIG, ...input.config };
   if (!Number.isInteger(Math.log2(config.maxQpsPerConnection)))
     throw new RangeError(`maxQpsPerConnection must be a power of two, got ${config.maxQpsPerConnection}`);
+  if (config.maxQpsPerConnection > NCCL_MAX_QPS_PER_CONNECTION)
+    throw new RangeError(
+      `maxQpsPerConnection ${config.maxQpsPerConnection} exceeds NCCL's ${NCCL_MAX_QPS_PER_CONNECTION} QPs per connection`,
+    );
   const problem = buildProblem(input);
   const previousQps = input.previous?.qpsPerJob ?? {};
   let qps = new Map(problem.jobs.map((j) => [j, Math.min(config.maxQpsPerConnection, previousQps[j] ?? 1)]));
-  let best = solve(problem, qps, config, warmStart(input.previous));
+  let best = solve(problem, qps, config, warmStart(input.previous, problem.fabric));
   const bound = problem.leafBound;
-  while (best.maxLoad > bound + config.epsilon) {
+  // A re-plan of the same jobs whose maximum did not rise keeps their QP counts: the previous plan's doubling
+  // search already stopped at them, and trying again would cost a full solve per job (re-plan latency matters).
+  const settled =
+    input.previous !== undefined &&
+    problem.jobs.every((j) => previousQps[j] !== undefined) &&
+    best.maxLoad <= input.previous.maxLinkLoad + config.epsilon;
+  while (!settled && best.maxLoad > bound + config.epsilon) {
     let improved = false;
     for (const job of jobsOnHotLinks(problem, best, config)) {
       if (qps.get(job)! >= config.maxQpsPerConnection) continue;
@@ -212,12 +233,36 @@ interface Solution {
   maxLoad: number;
 }
 
-function warmStart(previous: TrafficPlan | undefined): Map<string, QpPath[]> | undefined {
+/**
+ * The planner's own paths (link ids) behind every plan it returned, so a re-plan in the same process starts from
+ * them without converting the plan's names back QP by QP. Plans read back from elsewhere fall back to the names.
+ */
+const solvedPaths = new WeakMap<TrafficPlan, { linkNames: readonly string[]; paths: Map<string, Placed[]> }>();
+
+function warmStart(
+  previous: TrafficPlan | undefined,
+  fabric: Fabric,
+): Map<string, Placed[]> | Map<string, QpPath[]> | undefined {
   if (previous === undefined) return undefined;
+  const solved = solvedPaths.get(previous);
+  // Link ids only carry over between fabrics of the same cables (a failure changes capacities, not ids).
+  if (solved !== undefined && sameLinks(solved.linkNames, fabric.linkNames)) return solved.paths;
   return new Map(previous.connections.map((p) => [p.id, p.paths]));
 }
 
-/** Steps 1-2 for fixed QP counts. `seed` paths (from a previous plan or round) are kept where still valid. */
+function sameLinks(a: readonly string[], b: readonly string[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/**
+ * Steps 1-2 for fixed QP counts. `seed` paths (from a previous plan or round) are kept QP by QP where still live;
+ * a seed with fewer QPs than `q` (the job's QPs just doubled) hands each path to q ÷ seed QPs, which leaves every
+ * load as it was, so the local search only has to move the halves that relieve the hottest links. Only QPs without
+ * a live seed path go through the greedy step: after a cable fails, just the QPs that crossed it.
+ */
 function solve(
   problem: Problem,
   qps: ReadonlyMap<string, number>,
@@ -226,55 +271,66 @@ function solve(
 ): Solution {
   const { fabric } = problem;
   const loads = new Float64Array(fabric.capacityGbps.length);
-  const paths = new Map<string, Placed[]>();
+  const paths = new Map<string, (Placed | null)[]>();
   const pending: { index: number; share: number }[] = [];
-  const qpLoad = (index: number): number => problem.conns[index]!.c.demandGbps / qps.get(problem.conns[index]!.c.job)!;
   for (const [index, { c }] of problem.conns.entries()) {
     const q = qps.get(c.job)!;
-    const kept = seed ? validSeed(problem, index, seed.get(c.id), q) : null;
-    if (kept) {
-      paths.set(c.id, kept);
-      for (const p of kept) addLoad(fabric, loads, p, qpLoad(index));
-    } else {
-      paths.set(c.id, []);
-      for (let k = 0; k < q; k++) pending.push({ index, share: qpLoad(index) });
-    }
+    const share = c.demandGbps / q;
+    const kept = seedPaths(problem, index, seed?.get(c.id), q);
+    paths.set(c.id, kept);
+    for (const p of kept) if (p !== null) addLoad(fabric, loads, p, share);
+    for (let k = 0; k < q; k++) if (kept[k] === null) pending.push({ index, share });
   }
-  // LPT order: biggest QPs first; ties by connection order (ids, sorted).
+  // LPT order: biggest QPs first; ties by connection order (ids, sorted). A connection's missing QPs fill its
+  // first free slots in order.
   pending.sort((a, b) => b.share - a.share || a.index - b.index);
   for (const { index, share } of pending) {
     const placed = bestPath(problem, index, share, loads)!;
     addLoad(fabric, loads, placed.path, share);
-    paths.get(problem.conns[index]!.c.id)!.push(placed.path);
+    const own = paths.get(problem.conns[index]!.c.id)!;
+    own[own.indexOf(null)] = placed.path;
   }
-  localSearch(problem, qps, config, paths, loads);
-  return { paths, loads, maxLoad: maxOf(loads) };
+  // Every slot is filled now: a routable connection always has a live path.
+  const full = paths as Map<string, Placed[]>;
+  localSearch(problem, qps, config, full, loads);
+  return { paths: full, loads, maxLoad: maxOf(loads) };
 }
 
-function validSeed(
+/** The seed's path for each of the connection's q QPs, or null where it has none or its cable is down. */
+function seedPaths(
   problem: Problem,
   index: number,
   seed: readonly Placed[] | readonly QpPath[] | undefined,
   q: number,
-): Placed[] | null {
-  if (seed === undefined || seed.length !== q) return null;
+): (Placed | null)[] {
+  const out = new Array<Placed | null>(q).fill(null);
+  if (seed === undefined || seed.length === 0 || seed.length > q || q % seed.length !== 0) return out;
   const { fabric } = problem;
   const { src, dst } = problem.conns[index]!;
-  const out: Placed[] = [];
-  for (const p of seed) {
-    let placed: Placed | undefined;
+  const copies = q / seed.length;
+  let lastName: QpPath | undefined;
+  let lastPlaced: Placed | null = null;
+  for (const [i, p] of seed.entries()) {
+    let placed: Placed | null = null;
     if ("up" in p) placed = p;
+    else if (lastName !== undefined && sameQpPath(lastName, p)) placed = lastPlaced;
     else {
       const s = fabric.spines.indexOf(p.spine);
       const up = s < 0 ? undefined : fabric.up[src]![s]![p.uplinkPort];
       const down = s < 0 ? undefined : fabric.down[s]![dst]![p.downlinkPort];
       if (up !== undefined && down !== undefined) placed = { spine: s, up, down };
+      lastName = p;
+      lastPlaced = placed;
     }
-    if (placed === undefined || fabric.capacityGbps[placed.up]! <= 0 || fabric.capacityGbps[placed.down]! <= 0)
-      return null;
-    out.push(placed);
+    if (placed !== null && (fabric.capacityGbps[placed.up]! <= 0 || fabric.capacityGbps[placed.down]! <= 0))
+      placed = null;
+    for (let k = 0; k < copies; k++) out[i * copies + k] = placed;
   }
   return out;
+}
+
+function sameQpPath(a: QpPath, b: QpPath): boolean {
+  return a.spine === b.spine && a.uplinkPort === b.uplinkPort && a.downlinkPort === b.downlinkPort;
 }
 
 function addLoad(fabric: Fabric, loads: Float64Array, p: Placed, gbps: number): void {
@@ -359,47 +415,131 @@ function localSearch(
   }
 }
 
+/**
+ * QPs by link, for the local search: QP keys are dense (a connection's QPs are consecutive), every link holds a list
+ * of the QPs crossing it and every QP its position in its up and down link's list, so a move is O(1) (swap-remove).
+ */
+class QpIndex {
+  /** Connection index and QP slot of every key. */
+  readonly conn: Int32Array;
+  readonly slot: Int32Array;
+  readonly share: Float64Array;
+  /** Per connection index, the QP paths (the same arrays as the solution's). */
+  readonly connPaths: Placed[][];
+  private readonly lists: number[][];
+  /** pos[2·key] in its up link's list, pos[2·key + 1] in its down link's. */
+  private readonly pos: Int32Array;
+
+  constructor(problem: Problem, qps: ReadonlyMap<string, number>, paths: Map<string, Placed[]>, links: number) {
+    this.connPaths = problem.conns.map(({ c }) => paths.get(c.id)!);
+    const total = this.connPaths.reduce((n, p) => n + p.length, 0);
+    this.conn = new Int32Array(total);
+    this.slot = new Int32Array(total);
+    this.share = new Float64Array(total);
+    this.pos = new Int32Array(2 * total);
+    this.lists = Array.from({ length: links }, (): number[] => []);
+    let key = 0;
+    for (const [index, own] of this.connPaths.entries()) {
+      const { c } = problem.conns[index]!;
+      const share = c.demandGbps / qps.get(c.job)!;
+      for (let k = 0; k < own.length; k++, key++) {
+        this.conn[key] = index;
+        this.slot[key] = k;
+        this.share[key] = share;
+        this.add(key, own[k]!);
+      }
+    }
+  }
+
+  on(link: number): readonly number[] {
+    return this.lists[link]!;
+  }
+
+  current(key: number): Placed {
+    return this.connPaths[this.conn[key]!]![this.slot[key]!]!;
+  }
+
+  move(key: number, to: Placed): void {
+    const from = this.current(key);
+    this.remove(key, from.up, 0);
+    this.remove(key, from.down, 1);
+    this.connPaths[this.conn[key]!]![this.slot[key]!] = to;
+    this.add(key, to);
+  }
+
+  private add(key: number, p: Placed): void {
+    this.pos[2 * key] = this.lists[p.up]!.push(key) - 1;
+    this.pos[2 * key + 1] = this.lists[p.down]!.push(key) - 1;
+  }
+
+  private remove(key: number, link: number, end: 0 | 1): void {
+    const list = this.lists[link]!;
+    const at = this.pos[2 * key + end]!;
+    const last = list.pop()!;
+    if (last === key) return;
+    list[at] = last;
+    // `last` crosses `link` as its up link or its down link; links are one or the other, never both.
+    const lastPath = this.current(last);
+    this.pos[2 * last + (lastPath.up === link ? 0 : 1)] = at;
+  }
+}
+
 class Search {
   moves = 0;
-  private readonly onLink: Set<number>[];
+  private readonly index: QpIndex;
 
   constructor(
     private readonly problem: Problem,
-    private readonly qps: ReadonlyMap<string, number>,
+    qps: ReadonlyMap<string, number>,
     private readonly config: TrafficPlannerConfig,
-    private readonly paths: Map<string, Placed[]>,
+    paths: Map<string, Placed[]>,
     private readonly loads: Float64Array,
   ) {
-    this.onLink = indexByLink(problem, paths, loads.length);
+    this.index = new QpIndex(problem, qps, paths, loads.length);
   }
 
   /** Moves one QP off `link` so that nothing else reaches `max`; false when no such move (or chain) exists. */
   drainOne(link: number, max: number): boolean {
-    const keys = [...this.onLink[link]!].sort((a, b) => a - b);
+    const keys = this.distinct(this.index.on(link));
     for (const key of keys) if (this.tryMove(key, max)) return true;
     for (const key of keys) if (this.tryChain(key, link, max)) return true;
     return false;
   }
 
+  /**
+   * One QP per (connection, path), lowest key first: QPs of one connection on one path are interchangeable, so when
+   * one cannot move none can. With up to 128 QPs per connection this keeps a stuck link's scan short.
+   */
+  private distinct(keys: readonly number[]): number[] {
+    const links = this.loads.length;
+    const seen = new Map<number, number>();
+    for (const key of keys) {
+      const p = this.current(key);
+      const group = (this.index.conn[key]! * links + p.up) * links + p.down;
+      const had = seen.get(group);
+      if (had === undefined || key < had) seen.set(group, key);
+    }
+    return [...seen.values()].sort((a, b) => a - b);
+  }
+
   private share(key: number): number {
-    const { c } = this.problem.conns[key >> 8]!;
-    return c.demandGbps / this.qps.get(c.job)!;
+    return this.index.share[key]!;
+  }
+
+  private connOf(key: number): number {
+    return this.index.conn[key]!;
   }
 
   private current(key: number): Placed {
-    return this.paths.get(this.problem.conns[key >> 8]!.c.id)![key & 0xff]!;
+    return this.index.current(key);
   }
 
   private place(key: number, to: Placed): void {
     const from = this.current(key);
     const share = this.share(key);
     removeLoad(this.problem.fabric, this.loads, from, share);
-    this.onLink[from.up]!.delete(key);
-    this.onLink[from.down]!.delete(key);
     addLoad(this.problem.fabric, this.loads, to, share);
-    this.onLink[to.up]!.add(key);
-    this.onLink[to.down]!.add(key);
-    this.paths.get(this.problem.conns[key >> 8]!.c.id)![key & 0xff] = to;
+    this.index.move(key, to);
   }
 
   /** The best path for `key` with its own load taken off, and that path's cost; the load is put back. */
@@ -408,7 +548,7 @@ class Search {
     const share = this.share(key);
     removeLoad(this.problem.fabric, this.loads, from, share);
     // With its own load removed, the current path would come back at the maximum: only a real move passes.
-    const best = bestPath(this.problem, key >> 8, share, this.loads);
+    const best = bestPath(this.problem, this.connOf(key), share, this.loads);
     addLoad(this.problem.fabric, this.loads, from, share);
     return best;
   }
@@ -427,7 +567,7 @@ class Search {
    */
   private tryChain(key: number, hotLink: number, max: number): boolean {
     const { fabric } = this.problem;
-    const { src, dst, spines } = this.problem.conns[key >> 8]!;
+    const { src, dst, spines } = this.problem.conns[this.connOf(key)]!;
     const share = this.share(key);
     const eps = this.config.epsilon;
     for (const s of spines) {
@@ -437,7 +577,7 @@ class Search {
       const blocked = [up, down].filter((x) => x.after >= max - eps);
       if (blocked.length !== 1) continue;
       const blocker = blocked[0]!.id;
-      for (const other of [...this.onLink[blocker]!].sort((a, b) => a - b)) {
+      for (const other of this.distinct(this.index.on(blocker))) {
         if (other === key) continue;
         const was = this.current(other);
         const away = this.bestFor(other);
@@ -460,18 +600,6 @@ class Search {
   }
 }
 
-/** QP keys on every link: connection index << 8 | QP index (QPs per connection stay far below 256). */
-function indexByLink(problem: Problem, paths: Map<string, Placed[]>, links: number): Set<number>[] {
-  const onLink = Array.from({ length: links }, () => new Set<number>());
-  for (const [index, { c }] of problem.conns.entries()) {
-    for (const [k, p] of paths.get(c.id)!.entries()) {
-      onLink[p.up]!.add((index << 8) | k);
-      onLink[p.down]!.add((index << 8) | k);
-    }
-  }
-  return onLink;
-}
-
 /** Jobs with QPs on the links at the maximum, most such QPs first (then by name). */
 function jobsOnHotLinks(problem: Problem, solution: Solution, config: TrafficPlannerConfig): string[] {
   const counts = new Map<string, number>();
@@ -489,23 +617,32 @@ function jobsOnHotLinks(problem: Problem, solution: Solution, config: TrafficPla
 function toPlan(problem: Problem, solution: Solution, qps: ReadonlyMap<string, number>): TrafficPlan {
   const { fabric } = problem;
   const portOf = (ids: readonly number[], id: number): number => ids.indexOf(id);
+  // QPs that share a path (a doubled job's halves) share its object: a plan of 128-QP connections stays small.
+  const named = new Map<Placed, QpPath>();
   const connections = problem.conns.map(({ c, src, dst }): PlannedConnection => ({
     id: c.id,
     job: c.job,
     srcLeaf: fabric.leaves[src]!,
     dstLeaf: fabric.leaves[dst]!,
-    paths: solution.paths.get(c.id)!.map((p) => ({
-      spine: fabric.spines[p.spine]!,
-      uplinkPort: portOf(fabric.up[src]![p.spine]!, p.up),
-      downlinkPort: portOf(fabric.down[p.spine]![dst]!, p.down),
-    })),
+    paths: solution.paths.get(c.id)!.map((p) => {
+      let path = named.get(p);
+      if (path === undefined) {
+        path = Object.freeze({
+          spine: fabric.spines[p.spine]!,
+          uplinkPort: portOf(fabric.up[src]![p.spine]!, p.up),
+          downlinkPort: portOf(fabric.down[p.spine]![dst]!, p.down),
+        });
+        named.set(p, path);
+      }
+      return path;
+    }),
   }));
   const hottestLinks = [...solution.loads.keys()]
     .filter((l) => solution.loads[l]! > 0)
     .sort((a, b) => solution.loads[b]! - solution.loads[a]! || a - b)
     .slice(0, 16)
     .map((l) => ({ link: fabric.linkNames[l]!, load: solution.loads[l]! }));
-  return {
+  const plan: TrafficPlan = {
     connections,
     qpsPerJob: Object.fromEntries(problem.jobs.map((j) => [j, qps.get(j) ?? 1])),
     maxLinkLoad: solution.maxLoad,
@@ -514,6 +651,8 @@ function toPlan(problem: Problem, solution: Solution, qps: ReadonlyMap<string, n
     intraLeafConnections: problem.intraLeaf,
     unroutable: problem.unroutable,
   };
+  solvedPaths.set(plan, { linkNames: fabric.linkNames, paths: solution.paths });
+  return plan;
 }
 
 function better(a: Solution, b: Solution, epsilon: number): boolean {

@@ -193,3 +193,27 @@ describe("trainingPodEnv / trainingRankEnv errors", () => {
     expect(call).toThrow(match);
   });
 });
+
+describe("trainingPodEnv: the job's C4P traffic plan", () => {
+  const ib = place(makeTrainingJob("f").parallel(8, 1, 2).obj(), cluster().island("ib", "infiniband", 2).build());
+  const eth = place(makeTrainingJob("g").parallel(8, 1, 2).obj(), cluster().island("e", "ethernet", 2).build());
+
+  it("carries the plan's QPs per connection as NCCL_IB_QPS_PER_CONNECTION, beside the HCA list it keeps", () => {
+    const env = trainingPodEnv(ib, 1, { ...opts, qpsPerConnection: 16 });
+    expect(env.NCCL_IB_QPS_PER_CONNECTION).toBe("16");
+    expect(env.NCCL_IB_HCA).toBe(trainingPodEnv(ib, 1, opts).NCCL_IB_HCA);
+  });
+
+  it("sets nothing without a plan, or where NCCL has no RDMA (no QPs at all)", () => {
+    expect(trainingPodEnv(ib, 0, opts)).not.toHaveProperty("NCCL_IB_QPS_PER_CONNECTION");
+    const plain = trainingPodEnv(eth, 0, { ...opts, qpsPerConnection: 4 });
+    expect(plain.NCCL_IB_DISABLE).toBe("1");
+    expect(plain).not.toHaveProperty("NCCL_IB_QPS_PER_CONNECTION");
+  });
+
+  it.each([0, 3.5, 129])("refuses %s QPs per connection (NCCL takes 1..128)", (q) => {
+    const call = () => trainingPodEnv(ib, 0, { ...opts, qpsPerConnection: q });
+    expect(call).toThrow(TrainingEnvError);
+    expect(call).toThrow(new RegExp(`${q} QPs per connection is not in 1..128`));
+  });
+});

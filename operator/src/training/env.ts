@@ -7,6 +7,7 @@
  * convention), so the pod env carries node-level values plus per-local-rank lists (GPUFLEET_*_RANKS, indexed by
  * LOCAL_RANK); trainingRankEnv() gives the full env of one process for launchers that start ranks themselves.
  */
+import { trafficPlanNcclEnv } from "./nccl.js";
 import type { PlacedRank, TrainingPlacement } from "./types.js";
 
 export interface PodEnvOptions {
@@ -18,6 +19,8 @@ export interface PodEnvOptions {
   checkpointIntervalSteps: number;
   /** Step to resume from (the job's last reported checkpoint step; 0 for a fresh start). */
   resumeStep: number;
+  /** QPs per connection of the job's last C4P traffic plan (status.traffic), if it has one (nccl.ts). */
+  qpsPerConnection?: number;
 }
 
 export class TrainingEnvError extends Error {
@@ -78,6 +81,12 @@ export function trainingPodEnv(
   const stage = placement.stages[node.stage]!;
   const prev = node.stage > 0 ? placement.stages[node.stage - 1]!.nextTransport : null;
   const local = placement.ranks.slice(nodeRank * job.gpusPerNode, (nodeRank + 1) * job.gpusPerNode);
+  let planEnv: Record<string, string>;
+  try {
+    planEnv = trafficPlanNcclEnv(opts.qpsPerConnection, node.nccl);
+  } catch (error) {
+    throw new TrainingEnvError(job.name, (error as Error).message);
+  }
   return {
     MASTER_ADDR: opts.masterAddr,
     MASTER_PORT: String(opts.masterPort),
@@ -105,6 +114,7 @@ export function trainingPodEnv(
     [GpufleetEnv.resumeStep]: String(opts.resumeStep),
     [GpufleetEnv.checkpointIntervalSteps]: String(opts.checkpointIntervalSteps),
     ...node.nccl,
+    ...planEnv,
   };
 }
 

@@ -332,6 +332,8 @@ export function createTrainingGangStep(deps: TrainingGangStepDeps): TrainingGang
       checkpointPath: job.spec.checkpoint.path,
       checkpointIntervalSteps: job.spec.checkpoint.intervalSteps,
       resumeStep,
+      // The plan comes after placement (it needs it): a restart carries the QPs of the job's last plan (nccl.ts).
+      ...(job.status?.traffic ? { qpsPerConnection: job.status.traffic.qpsPerConnection } : {}),
     });
     const opts: GangObjectOptions = {
       masterPort,

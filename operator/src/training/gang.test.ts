@@ -31,6 +31,20 @@ describe("planGangPods", () => {
     expect(pods.map((x) => x.env.NODE_RANK)).toEqual(pods.map((x) => String(x.nodeRank)));
     expect(pods.every((x) => x.env.GPUFLEET_RESUME_STEP === "7")).toBe(true);
   });
+
+  it("gives every pod the QPs per connection of the job's last traffic plan, when it has one", () => {
+    expect(pods.some((x) => "NCCL_IB_QPS_PER_CONNECTION" in x.env)).toBe(false);
+    const planned = planGangPods(p, {
+      namespace: "ml",
+      serviceName: "llm",
+      masterPort: 29500,
+      checkpointPath: "/ckpt",
+      checkpointIntervalSteps: 100,
+      resumeStep: 7,
+      qpsPerConnection: 8,
+    });
+    expect(planned.map((x) => x.env.NCCL_IB_QPS_PER_CONNECTION)).toEqual(pods.map(() => "8"));
+  });
 });
 
 describe("checkGangFits", () => {

@@ -18,6 +18,8 @@ export interface GangPodOptions {
   checkpointPath: string;
   checkpointIntervalSteps: number;
   resumeStep: number;
+  /** QPs per connection of the job's last traffic plan (status.traffic.qpsPerConnection), if any. */
+  qpsPerConnection?: number;
 }
 
 export interface GangPod {
@@ -50,6 +52,7 @@ export function planGangPods(placement: TrainingPlacement, opts: GangPodOptions)
       checkpointPath: opts.checkpointPath,
       checkpointIntervalSteps: opts.checkpointIntervalSteps,
       resumeStep: opts.resumeStep,
+      ...(opts.qpsPerConnection !== undefined ? { qpsPerConnection: opts.qpsPerConnection } : {}),
     }),
   }));
 }

@@ -11,6 +11,13 @@
  * A pipeline boundary that crosses fabrics is per group, not per process: its nodes keep RDMA for their DP group
  * and get NCCL_SOCKET_IFNAME plus GPUFLEET_PP_{PREV,NEXT}_TRANSPORT=socket (env.ts) so the worker builds that one
  * point-to-point communicator over sockets.
+ *
+ * The C4P traffic plan's per-connection setting (operator/src/traffic/) is per job: NCCL_IB_QPS_PER_CONNECTION,
+ * the QPs the plan pinned per connection (trafficPlanNcclEnv). The plan keeps NCCL_IB_HCA as rendered here (one HCA
+ * per GPU, the nearest: the plan routes each connection from the NIC NCCL picks), so it sets no HCA order of its
+ * own. Pods are created at placement and the plan is made after it (it needs the placement), so the pods carry the
+ * job's last plan: a job's first pods run NCCL's default (1 QP) while the agents pin the planned QPs' ports, and
+ * every later (re)start of the gang starts with the QP count of the plan in status.traffic.
  */
 import type { NodeTopology } from "../../../crds/src/topology.js";
 import { Transport } from "./types.js";
@@ -58,4 +65,23 @@ export function nodeNcclEnv(
     env.NCCL_SOCKET_IFNAME = "=" + options.socketIfname;
   }
   return env;
+}
+
+/** NCCL refuses more than NCCL_IB_MAX_QPS = 128 QPs per connection (operator/src/traffic/plan.ts says why). */
+const NCCL_MAX_QPS_PER_CONNECTION = 128;
+
+/**
+ * The NCCL env of a job's traffic plan: NCCL_IB_QPS_PER_CONNECTION = the QPs the plan pinned per connection.
+ * Nothing without a plan (undefined) or for pods without RDMA (NCCL_IB_DISABLE=1: no QPs at all).
+ */
+export function trafficPlanNcclEnv(
+  qpsPerConnection: number | undefined,
+  nodeEnv: Readonly<Record<string, string>>,
+): Record<string, string> {
+  if (qpsPerConnection === undefined || nodeEnv.NCCL_IB_DISABLE === "1") return {};
+  if (!Number.isInteger(qpsPerConnection) || qpsPerConnection < 1 || qpsPerConnection > NCCL_MAX_QPS_PER_CONNECTION)
+    throw new RangeError(
+      `traffic plan: ${qpsPerConnection} QPs per connection is not in 1..${NCCL_MAX_QPS_PER_CONNECTION} (NCCL_IB_QPS_PER_CONNECTION)`,
+    );
+  return { NCCL_IB_QPS_PER_CONNECTION: String(qpsPerConnection) };
 }

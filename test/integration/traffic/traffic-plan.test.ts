@@ -7,9 +7,12 @@
  *   ports) and reports what its fabric's hashes made of them; status.traffic, the TrafficPlanned condition and the
  *   metrics show it;
  * - a spine cable the plan uses is marked down in the FabricTopology: the plan is recomputed around it, the
- *   agents apply the new one, and no QP uses the cable.
+ *   agents apply the new one, and no QP uses the cable;
+ * - the job's pods, created at placement before any plan, restart as a gang with the plan's
+ *   NCCL_IB_QPS_PER_CONNECTION in their env.
  */
 import { tmpdir } from "node:os";
+import type { V1Pod } from "@kubernetes/client-node";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as grpc from "@grpc/grpc-js";
@@ -107,7 +110,8 @@ describe("C4P traffic plans applied by the agents", () => {
         gpusPerNode: 8,
         parallelism: { tp: 8, pp: 1, dp: 4 },
         placement: { nicAware: true, gpuModel: "H100-80GB" },
-      }),
+        faultPolicy: { maxRestarts: 3, restartBackoffSeconds: 1 },
+      } as Partial<TrainingJob["spec"]>),
     );
     const job = await waitFor(
       async () => {
@@ -274,6 +278,37 @@ describe("C4P traffic plans applied by the agents", () => {
       expect((await pool.getNodeInfo(sender)).trafficPlan?.planId).toBe(info.trafficPlan!.planId);
     } finally {
       pool.close();
+    }
+  });
+
+  it("the pods carry the plan's NCCL_IB_QPS_PER_CONNECTION from the gang's next start (the first pods predate any plan)", async () => {
+    const pods = async () =>
+      (await cluster.core.listNamespacedPod({ namespace, labelSelector: "gpufleet.io/training-job=ring" })).items;
+    const envOf = (pod: V1Pod) =>
+      Object.fromEntries((pod.spec?.containers[0]?.env ?? []).map((e) => [e.name, e.value ?? ""]));
+    const first = await pods();
+    expect(first).toHaveLength(4);
+    // Created at placement, before the plan controller saw the job: NCCL's default of 1 QP.
+    for (const pod of first) expect(envOf(pod)).not.toHaveProperty("NCCL_IB_QPS_PER_CONNECTION");
+    const plannedQps = (await getJob("ring")).status!.traffic!.qpsPerConnection;
+    expect(plannedQps).toBeGreaterThan(1);
+
+    await cluster.core.deleteNamespacedPod({ namespace, name: first[1]!.metadata!.name! });
+    const oldUids = new Set(first.map((p) => p.metadata?.uid));
+    const restarted = await waitFor(
+      async () => {
+        const j = await getJob("ring");
+        if ((j.status?.restarts ?? 0) < 1 || j.status?.phase !== "Running") return undefined;
+        const now = await pods();
+        return now.length === 4 && now.every((p) => !oldUids.has(p.metadata?.uid)) ? now : undefined;
+      },
+      { description: "ring restarted as a whole gang and Running again", timeoutMs: 90_000 },
+    );
+    // Every member of the new gang starts with the QP count of the plan in force when it was created.
+    for (const pod of restarted) {
+      const env = envOf(pod);
+      expect(env.NCCL_IB_DISABLE, `${pod.metadata?.name} runs RDMA`).toBeUndefined();
+      expect(env.NCCL_IB_QPS_PER_CONNECTION, pod.metadata?.name).toBe(String(plannedQps));
     }
   });
 });
