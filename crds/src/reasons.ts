@@ -50,6 +50,12 @@ export const Reason = {
   InsufficientCapacity: "InsufficientCapacity",
   /** No node matches the requested GPU model or labels. */
   NoMatchingNodes: "NoMatchingNodes",
+  /**
+   * The serving planner ran out of its work budget before it found a plan meeting the SLOs (or before it verified
+   * the one it found); the message names the search stage. A plan found before the budget ran out is still
+   * PlanReady, its message saying the search was cut short.
+   */
+  PlanningBudgetExhausted: "PlanningBudgetExhausted",
   /** A plan was computed and applied. */
   PlanReady: "PlanReady",
   /** The plan changed (spec or capacity changed beyond the hysteresis band). */

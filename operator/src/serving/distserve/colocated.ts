@@ -22,8 +22,15 @@ export interface ColocatedBaselines {
   best: ColocatedChoice | undefined;
 }
 
-export function searchColocatedBaselines(ctx: Context, serving: readonly Config[]): ColocatedBaselines {
-  const byPolicy: Record<ColocatedPolicy, ColocatedChoice | undefined> = { chunked: undefined, vllm: undefined };
+/**
+ * `byPolicy` collects the bests as they are found, so a search the work budget stops midway (work-budget.ts)
+ * leaves the best found so far in it.
+ */
+export function searchColocatedBaselines(
+  ctx: Context,
+  serving: readonly Config[],
+  byPolicy: Record<ColocatedPolicy, ColocatedChoice | undefined> = { chunked: undefined, vllm: undefined },
+): ColocatedBaselines {
   for (const c of sortByBound(serving, (x) => colocatedCapacity(ctx, x) / x.gpus)) {
     const bound = colocatedCapacity(ctx, c) / c.gpus;
     if (bound <= Math.min(byPolicy.chunked?.perGpu ?? 0, byPolicy.vllm?.perGpu ?? 0)) break;

@@ -13,7 +13,7 @@ import {
 } from "../../../../common/src/models/latency.js";
 import type { DerivedModel } from "../../../../common/src/models/model-shapes.js";
 import type { FreeNode } from "./packing.js";
-import type { Slo } from "./simulator.js";
+import type { Slo, WorkMeter } from "./simulator.js";
 import type { ClusterNode, ServingPlanInput } from "./types.js";
 import { type WorkloadSample, sampleWorkload } from "./workload.js";
 
@@ -51,6 +51,8 @@ export interface Context {
   samples: Map<number, WorkloadSample>;
   /** GPUs the plan may use (free GPUs, capped by maxGpus); sizes the search pools. */
   budgetGpus: number;
+  /** Simulation work this planning run may still do (work-budget.ts); shared by every seed's context. */
+  meter: WorkMeter;
 }
 
 export function sampleFor(ctx: Context, count: number): WorkloadSample {
@@ -150,6 +152,7 @@ export function makeContext(
   model: DerivedModel,
   coeffs: LatencyCoefficients,
   nodes: readonly ClusterNode[],
+  meter: WorkMeter = { spent: 0, limit: Infinity },
 ): Context {
   const seed = input.options?.seed ?? 1;
   const perInstance = input.options?.requestsPerInstance ?? 200;
@@ -177,6 +180,7 @@ export function makeContext(
     target: input.slo.attainmentPercent / 100,
     lmTokens: saturatingPrefillTokens(model, coeffs),
     samples: new Map([[perInstance, sample]]),
+    meter,
     budgetGpus: Math.max(
       1,
       Math.min(

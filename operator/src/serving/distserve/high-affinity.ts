@@ -42,13 +42,12 @@ export function highAffinityUnits(
     cs.filter((c) => c.gpus + minGpus(other) <= space.budget);
   const prefillPool = pairable(space.configs.prefill, space.configs.serving);
   const decodePool = pairable(space.configs.serving, space.configs.prefill);
-  const pairsOf = (keep: number) =>
-    highPairs(
-      ctx,
-      space.budget,
-      topPhases(prefillPool, g.prefillCap, g.prefill, keep),
-      topPhases(decodePool, g.decodeCap, g.decodeNic, keep),
-    );
+  const pairsOf = (keep: number) => {
+    const prefills = topPhases(prefillPool, g.prefillCap, g.prefill, keep);
+    // No prefill configuration meets its SLO alone: there is no pair to make, so the decode searches are not run.
+    if (prefills.length === 0) return [];
+    return highPairs(ctx, space.budget, prefills, topPhases(decodePool, g.decodeCap, g.decodeNic, keep));
+  };
   let high = pairsOf(PHASE_FINALISTS);
   // When fewer finalist pairs fit than are to be measured, every fitting pair is a candidate (phase searches
   // are memoised, so this costs only the configurations not searched yet).

@@ -3,6 +3,7 @@
  * configuration (colocated, prefill alone, decode alone, each on a pool filling one node), and the end-to-end
  * goodput of a disaggregated unit. Pure and deterministic for a given context.
  */
+import { cannotReach } from "./bounds.js";
 import { maxRateMeeting } from "./goodput.js";
 import {
   type Config,
@@ -103,10 +104,14 @@ export function searchPrefill(ctx: Context, c: Config): number {
     kvBytesPerToken: ctx.model.kvBytesPerToken,
     phase: "prefill",
   };
-  const pool = maxRateMeeting((rate) => attainment(simulateDisaggregated(sample, rate, cfg), ctx.slo, "prefill"), {
-    target: phaseTarget(ctx),
-    capacityRatePerSec: k * prefillCapacity(ctx, c),
-  });
+  if (cannotReach(ctx, sample, { prefill: c }, phaseTarget(ctx))) return 0;
+  const pool = maxRateMeeting(
+    (rate) => attainment(simulateDisaggregated(sample, rate, cfg, ctx.meter), ctx.slo, "prefill"),
+    {
+      target: phaseTarget(ctx),
+      capacityRatePerSec: k * prefillCapacity(ctx, c),
+    },
+  );
   return pool / k;
 }
 
@@ -119,10 +124,14 @@ export function searchDecode(ctx: Context, c: Config, kvLinkGBps: number): numbe
     kvBytesPerToken: ctx.model.kvBytesPerToken,
     phase: "decode",
   };
-  const pool = maxRateMeeting((rate) => attainment(simulateDisaggregated(sample, rate, cfg), ctx.slo, "decode"), {
-    target: phaseTarget(ctx),
-    capacityRatePerSec: k * decodeCapacity(ctx, c),
-  });
+  if (cannotReach(ctx, sample, { decode: c }, phaseTarget(ctx))) return 0;
+  const pool = maxRateMeeting(
+    (rate) => attainment(simulateDisaggregated(sample, rate, cfg, ctx.meter), ctx.slo, "decode"),
+    {
+      target: phaseTarget(ctx),
+      capacityRatePerSec: k * decodeCapacity(ctx, c),
+    },
+  );
   return pool / k;
 }
 
@@ -162,7 +171,8 @@ export function searchColocated(ctx: Context, c: Config, policy: ColocatedPolicy
   const k = poolSize(ctx, c);
   const sample = sampleFor(ctx, requestsFor(ctx, k));
   const cfg = colocatedSimConfig(ctx, c, k, policy);
-  const pool = maxRateMeeting((rate) => attainment(simulateColocated(sample, rate, cfg), ctx.slo), {
+  if (cannotReach(ctx, sample, { prefill: c, decode: c }, ctx.target)) return 0;
+  const pool = maxRateMeeting((rate) => attainment(simulateColocated(sample, rate, cfg, ctx.meter), ctx.slo), {
     target: ctx.target,
     capacityRatePerSec: k * colocatedCapacity(ctx, c),
   });
@@ -183,7 +193,8 @@ export function disaggConfig(ctx: Context, s: DisaggShape, nPrefill: number, nDe
 export function measureDisagg(ctx: Context, s: DisaggShape): number {
   const sample = sampleFor(ctx, disaggRequests(ctx, s, s.unitPrefill, s.unitDecode));
   const cfg = disaggConfig(ctx, s, s.unitPrefill, s.unitDecode);
-  const rate = maxRateMeeting((r) => attainment(simulateDisaggregated(sample, r, cfg), ctx.slo), {
+  if (cannotReach(ctx, sample, { prefill: s.prefill.config, decode: s.decode.config }, ctx.target)) return 0;
+  const rate = maxRateMeeting((r) => attainment(simulateDisaggregated(sample, r, cfg, ctx.meter), ctx.slo), {
     target: ctx.target,
     capacityRatePerSec: Math.min(
       s.unitPrefill * prefillCapacity(ctx, s.prefill.config),

@@ -47,7 +47,7 @@ import {
 } from "../../../../common/src/models/latency.js";
 import { type DerivedModel, InvalidModelShapeError, deriveModel } from "../../../../common/src/models/model-shapes.js";
 import { settleCloseCalls } from "./close-calls.js";
-import { searchColocatedBaselines } from "./colocated.js";
+import { type ColocatedBaselines, betterOf, searchColocatedBaselines } from "./colocated.js";
 import {
   type Config,
   type Phase,
@@ -62,17 +62,19 @@ import { bestLowAffinityUnit } from "./low-affinity.js";
 import { MeasuredUnits, measureDisagg, phaseGoodputs } from "./measurements.js";
 import { capacityFailure, fail, modelDoesNotFit, sloOutOfReach } from "./messages.js";
 import type { FreeNode } from "./packing.js";
-import { rankAndFinalize } from "./ranking.js";
+import { type SearchResults, rankAndFinalize } from "./ranking.js";
 import {
   type ClusterNode,
   type DisaggregatedPlanShape,
   PlanFailureReason,
+  type PlanWork,
   type ServingPlanError,
   type ServingPlanInput,
   type ServingPlanOk,
   type ServingPlanResult,
   ServingMode,
 } from "./types.js";
+import { WorkBudget, WorkBudgetExhausted } from "./work-budget.js";
 import { workloadProblem } from "./workload.js";
 
 export * from "./types.js";
@@ -118,6 +120,11 @@ function inputProblem(input: ServingPlanInput): string | undefined {
   ) {
     return `options.requestsPerInstance must be an integer ≥ 20, got ${o.requestsPerInstance}`;
   }
+  for (const key of ["search", "finalize"] as const) {
+    const units = o?.workBudget?.[key];
+    if (units !== undefined && !(Number.isInteger(units) && units > 0))
+      return `options.workBudget.${key} must be a positive integer, got ${units}`;
+  }
   return undefined;
 }
 
@@ -144,6 +151,7 @@ export function planServing(input: ServingPlanInput): ServingPlanResult {
     );
   }
   const results: ServingPlanResult[] = [];
+  const spent: PlanWork = { units: 0, cutShort: false };
   for (const gpuModel of gpuModels) {
     let coeffs: LatencyCoefficients;
     try {
@@ -151,14 +159,18 @@ export function planServing(input: ServingPlanInput): ServingPlanResult {
     } catch (error) {
       return fail(PlanFailureReason.invalidInput, (error as Error).message);
     }
+    const work = new WorkBudget(input.options?.workBudget?.search, input.options?.workBudget?.finalize);
     results.push(
       planOnGpuModel(
         input,
         model,
         coeffs,
         candidates.filter((n) => n.gpuModel === gpuModel),
+        work,
       ),
     );
+    spent.units += work.meter.spent;
+    spent.cutShort ||= work.cutShortIn !== undefined;
   }
   const ok = results.filter((r): r is ServingPlanOk => r.ok);
   if (ok.length > 0) {
@@ -168,10 +180,10 @@ export function planServing(input: ServingPlanInput): ServingPlanResult {
     );
     const best = ok[0] as ServingPlanOk;
     const profile = input.gpuProfiles?.[best.gpuModel];
-    return profile ? { ...best, gpuProfile: profile } : best;
+    return { ...best, ...(profile ? { gpuProfile: profile } : {}), work: spent };
   }
   const capacity = results.find((r) => !r.ok && r.reason === PlanFailureReason.insufficientCapacity);
-  return (capacity ?? results[0]) as ServingPlanError;
+  return { ...((capacity ?? results[0]) as ServingPlanError), work: spent };
 }
 
 /** The best plan on one GPU model's nodes: search the colocated baselines and both affinities, then rank. */
@@ -180,9 +192,10 @@ function planOnGpuModel(
   model: DerivedModel,
   coeffs: LatencyCoefficients,
   nodes: readonly ClusterNode[],
+  work: WorkBudget,
 ): ServingPlanResult {
   const gpuModel = coeffs.gpuModel;
-  const ctx = makeContext(input, model, coeffs, nodes);
+  const ctx = makeContext(input, model, coeffs, nodes, work.meter);
   const freeNodes: FreeNode[] = nodes
     .filter((n) => n.gpusFree > 0)
     .map((n) => ({ nodeName: n.nodeName, gpusFree: n.gpusFree }));
@@ -207,7 +220,11 @@ function planOnGpuModel(
     return capacityFailure(input, gpuModel, smallest.gpus, stageBlock(smallest, ctx.maxNodeGpus), freeNodes, budget);
   }
 
-  const colocated = searchColocatedBaselines(ctx, space.configs.serving);
+  // Every stage runs within the work budget (work-budget.ts); one that runs out keeps what it found so far and
+  // the later stages are skipped.
+  const byPolicy: ColocatedBaselines["byPolicy"] = { chunked: undefined, vllm: undefined };
+  work.stage("the colocated baselines", () => searchColocatedBaselines(ctx, space.configs.serving, byPolicy));
+  const colocated: ColocatedBaselines = { byPolicy, best: betterOf(byPolicy) };
   // Disaggregated: phase searches (Algorithm 1), low-affinity units (Algorithm 2), both measured end to end (the
   // KV transfer and the interplay of the phases only show in the whole simulation, and decide between them),
   // then the local search from the best high-affinity unit. Close calls between the finalists are settled on
@@ -216,20 +233,45 @@ function planOnGpuModel(
   const notes: string[] = [];
   if (input.mode !== "colocated") {
     const goodputs = phaseGoodputs(ctx);
-    const high = highAffinityUnits(ctx, space, goodputs);
-    if (high.note) notes.push(high.note);
-    const low = bestLowAffinityUnit(ctx, space, goodputs);
-    for (const shape of low ? [...high.shapes, low] : high.shapes) units.measure(shape);
-    climbHighAffinity(ctx, space, goodputs, units);
+    work.stage("the disaggregated phase searches", () => {
+      const high = highAffinityUnits(ctx, space, goodputs);
+      if (high.note) notes.push(high.note);
+      const low = bestLowAffinityUnit(ctx, space, goodputs);
+      for (const shape of low ? [...high.shapes, low] : high.shapes) units.measure(shape);
+    });
+    work.stage("the local search around the best disaggregated unit", () =>
+      climbHighAffinity(ctx, space, goodputs, units),
+    );
   }
 
+  const found = units.all.length > 0 || colocated.best !== undefined;
+  if (work.cutShortIn !== undefined && !(found && (input.mode !== "disaggregated" || units.all.length > 0))) {
+    return fail(
+      PlanFailureReason.planningBudgetExhausted,
+      `planning ${ctx.model.shape.name} on ${gpuModel} stopped after ${work.meter.spent} simulation units (budget ` +
+        `${work.searchUnits}) in ${work.cutShortIn}, before any ${input.mode === "disaggregated" ? "disaggregated " : ""}` +
+        `configuration was found to meet TTFT ≤ ${ctx.slo.ttftMs} ms and TPOT ≤ ${ctx.slo.tpotMs} ms`,
+    );
+  }
   if (input.mode === "disaggregated" && units.all.length === 0) return sloOutOfReach(ctx, "disaggregated");
-  if (units.all.length === 0 && !colocated.best) return sloOutOfReach(ctx, "any");
-  return rankAndFinalize(
-    ctx,
-    space,
-    settleCloseCalls(ctx, { colocated, units: units.all, bestUnit: units.best, notes }),
-  );
+  if (!found) return sloOutOfReach(ctx, "any");
+  let results: SearchResults = { colocated, units: units.all, bestUnit: units.best, notes };
+  work.stage("the close-call re-measurements", () => {
+    results = settleCloseCalls(ctx, results);
+  });
+  const cutShort = work.cutShortNote();
+  if (cutShort) results = { ...results, notes: [...results.notes, cutShort] };
+  work.startFinalize();
+  try {
+    return rankAndFinalize(ctx, space, results);
+  } catch (error) {
+    if (!(error instanceof WorkBudgetExhausted)) throw error;
+    return fail(
+      PlanFailureReason.planningBudgetExhausted,
+      `verifying the ${ctx.model.shape.name} plan on ${gpuModel} at ${input.workload.arrivalRatePerSec} req/s ran ` +
+        `past its work budget (${work.finalizeUnits} simulation units after ${work.searchUnits} of search)`,
+    );
+  }
 }
 
 /**

@@ -92,7 +92,7 @@ function finalizeDisaggregated(ctx: Context, space: SearchSpace, found: SearchRe
   for (let attempt = 0; attempt < VERIFY_ATTEMPTS; attempt++) {
     if (gpusOf(sh, nP, nD) > budget) break;
     const sample = sampleFor(ctx, disaggRequests(ctx, sh, nP, nD));
-    achieved = attainment(simulateDisaggregated(sample, rate, disaggConfig(ctx, sh, nP, nD)), ctx.slo);
+    achieved = attainment(simulateDisaggregated(sample, rate, disaggConfig(ctx, sh, nP, nD), ctx.meter), ctx.slo);
     if (achieved >= ctx.target) break;
     if (sh.affinity === "low") {
       nP += sh.unitPrefill;
@@ -165,7 +165,12 @@ function finalizeColocated(
   for (let attempt = 0; attempt < VERIFY_ATTEMPTS; attempt++) {
     if (n * c.config.gpus > budget) break;
     achieved = attainment(
-      simulateColocated(sampleFor(ctx, requestsFor(ctx, n)), rate, colocatedSimConfig(ctx, c.config, n, c.policy)),
+      simulateColocated(
+        sampleFor(ctx, requestsFor(ctx, n)),
+        rate,
+        colocatedSimConfig(ctx, c.config, n, c.policy),
+        ctx.meter,
+      ),
       ctx.slo,
     );
     if (achieved >= ctx.target) break;

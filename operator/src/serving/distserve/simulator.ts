@@ -76,6 +76,31 @@ export interface DisaggregatedSimConfig {
   phase?: "both" | "prefill" | "decode";
 }
 
+/**
+ * Work a simulation may still do: one unit per simulated event plus one per sequence a batch step advances (what
+ * the event loop's cost is proportional to). Shared by every simulation of one planning run (work-budget.ts), so
+ * a run is bounded by a count, not a clock: the same input stops at the same point on any machine.
+ */
+export interface WorkMeter {
+  spent: number;
+  limit: number;
+}
+
+/** Thrown inside a simulation when its WorkMeter runs out; the planner catches it (work-budget.ts). */
+export class WorkBudgetExhausted extends Error {
+  constructor(readonly meter: WorkMeter) {
+    super(`simulation work budget of ${meter.limit} units exhausted`);
+    this.name = "WorkBudgetExhausted";
+  }
+}
+
+/** Charges `units` of work; throws WorkBudgetExhausted once the meter is past its limit. */
+function charge(meter: WorkMeter | undefined, units: number): void {
+  if (!meter) return;
+  meter.spent += units;
+  if (meter.spent > meter.limit) throw new WorkBudgetExhausted(meter);
+}
+
 export const ColocatedPolicy = { vllm: "vllm", chunked: "chunked" } as const;
 export type ColocatedPolicy = (typeof ColocatedPolicy)[keyof typeof ColocatedPolicy];
 
@@ -479,6 +504,7 @@ export function simulateDisaggregated(
   sample: WorkloadSample,
   ratePerSec: number,
   cfg: DisaggregatedSimConfig,
+  meter?: WorkMeter,
 ): SimOutcome {
   const phase = cfg.phase ?? "both";
   const req = makeRequests(sample, ratePerSec);
@@ -561,6 +587,7 @@ export function simulateDisaggregated(
 
   while (heap.pop()) {
     const now = heap.time;
+    charge(meter, heap.kind === Ev.laneDone ? 1 + (lanes[heap.argA] as Lane).running.length : 1);
     switch (heap.kind) {
       case Ev.arrival: {
         const r = heap.argA;
@@ -615,7 +642,12 @@ export function simulateDisaggregated(
 }
 
 /** Simulates `count` colocated instances (each doing prefill and decode) at `ratePerSec`. */
-export function simulateColocated(sample: WorkloadSample, ratePerSec: number, cfg: ColocatedSimConfig): SimOutcome {
+export function simulateColocated(
+  sample: WorkloadSample,
+  ratePerSec: number,
+  cfg: ColocatedSimConfig,
+  meter?: WorkMeter,
+): SimOutcome {
   const req = makeRequests(sample, ratePerSec);
   const heap = new EventHeap();
   for (let r = 0; r < sample.count; r++) heap.push(req.arrivalMs[r] as number, Ev.arrival, r, 0);
@@ -633,6 +665,7 @@ export function simulateColocated(sample: WorkloadSample, ratePerSec: number, cf
   );
   while (heap.pop()) {
     const now = heap.time;
+    charge(meter, heap.kind === Ev.arrival ? 1 : 1 + (lanes[heap.argA] as Lane).running.length);
     if (heap.kind === Ev.arrival) {
       const lane = pickLane(lanes, pp, 0, cfg.count);
       lane.enqueue(req, heap.argA);

@@ -18,6 +18,11 @@ export const PlanFailureReason = {
   modelDoesNotFit: "ModelDoesNotFit",
   /** The input itself is wrong; the message names the field. */
   invalidInput: "InvalidInput",
+  /**
+   * The search ran out of its work budget (work-budget.ts) before it found a configuration meeting the SLOs, or
+   * before the plan it found was verified; the message says in which stage.
+   */
+  planningBudgetExhausted: "PlanningBudgetExhausted",
 } as const;
 export type PlanFailureReason = (typeof PlanFailureReason)[keyof typeof PlanFailureReason];
 
@@ -54,6 +59,19 @@ export interface ServingPlanOptions {
   requestsPerInstance?: number;
   /** Largest TP×PP instance considered. Default 64. */
   maxInstanceGpus?: number;
+  /**
+   * Simulation work allowed per GPU model (work-budget.ts): `search` units for the searches, then `finalize`
+   * more to verify the plan. Defaults SEARCH_WORK_UNITS and FINALIZE_WORK_UNITS.
+   */
+  workBudget?: { search?: number; finalize?: number };
+}
+
+/** Simulation work a planning run did (work-budget.ts), summed over the GPU models it searched. */
+export interface PlanWork {
+  /** Work units spent: simulated events plus sequences advanced by batch steps. */
+  units: number;
+  /** True when a search ran out of its budget and skipped stages. */
+  cutShort: boolean;
 }
 
 export interface ServingPlanInput {
@@ -126,6 +144,7 @@ export interface ServingPlanOk {
   placement: InstancePlacement[];
   gpusByNode: { nodeName: string; gpus: number }[];
   explanation: string;
+  work?: PlanWork;
 }
 
 export interface PlanAlternatives {
@@ -138,6 +157,7 @@ export interface ServingPlanError {
   ok: false;
   reason: PlanFailureReason;
   message: string;
+  work?: PlanWork;
 }
 
 export type ServingPlanResult = ServingPlanOk | ServingPlanError;

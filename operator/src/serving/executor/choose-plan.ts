@@ -27,6 +27,7 @@ const PLANNER_REASON: Record<string, Reason> = {
   InsufficientCapacity: Reason.InsufficientCapacity,
   ModelDoesNotFit: Reason.ModelDoesNotFit,
   InvalidInput: Reason.InvalidSpec,
+  PlanningBudgetExhausted: Reason.PlanningBudgetExhausted,
 };
 
 /** The planner's answer with spec.scaling applied, or why there is none. */
