@@ -33,9 +33,14 @@ export async function startGateway(opts: {
           .filter(([, n]) => n > 0)
           .map(([role, count]) => ({ model: r.model, role, count })),
       ),
+    viewHeldMs: () => view.heldForMs(now()),
   });
   const source = await opts.source(metrics);
   const unsubscribe = source.subscribe((report, ageMs) => view.apply(report, now() - ageMs));
+  source.onDisconnect?.(() => {
+    metrics.loadSourceDisconnectsTotal.inc();
+    view.sourceDown(now());
+  });
   const executor = new DispatchExecutor({
     view,
     metrics,
