@@ -8,6 +8,8 @@
  * backoff under the same message id, so the stream's duplicate window drops a retry of a message it had in fact
  * stored. Nothing is lost while NATS is away: items wait in the window and then in the queue; only when the queue is
  * full are new items dropped and counted (metric + droppedSincePrevious in the next collectives message).
+ * When the transport says the connection is back, every batch waiting out its backoff is sent at once: after an
+ * outage the evidence held meanwhile reaches the operator without waiting up to maxRetryBackoffMs more.
  * A message is also bounded in bytes (the server refuses a publish above its max_payload, 1 MiB by default, and a
  * retry would fail forever): a batch that encodes larger than `maxMessageBytes` (or the server's max_payload less
  * room for headers) is split in halves until it fits; a single item that alone is too large is dropped, counted
@@ -38,6 +40,8 @@ export interface TelemetryTransport {
   publish(subject: string, data: Uint8Array, msgId: string): Promise<void>;
   /** The largest message the server takes (NATS max_payload), when known. */
   readonly maxPayloadBytes?: number;
+  /** Calls `listener` each time the connection is back after a disconnect, where the transport can tell. */
+  onReconnect?(listener: () => void): void;
 }
 
 /** Room left in a message for the headers (Nats-Msg-Id) within the server's max_payload. */
@@ -158,7 +162,8 @@ export class TelemetryPublisher {
   private readonly batchers = new Map<string, Batcher<unknown>>();
   private inFlight = 0;
   private timer: NodeJS.Timeout | undefined;
-  private readonly retryTimers = new Set<NodeJS.Timeout>();
+  /** Batches waiting out their retry backoff, by their timer. */
+  private readonly retryTimers = new Map<NodeJS.Timeout, Outgoing>();
   private readonly bufferedByStream = new Map<Stream, number>();
   private idleWaiters: (() => void)[] = [];
   /** Message ids are unique per publisher instance, so a restarted agent never collides with its predecessor. */
@@ -171,7 +176,20 @@ export class TelemetryPublisher {
     readonly metrics: AgentMetrics,
     readonly limits: PublisherLimits = DEFAULT_PUBLISHER_LIMITS,
     private readonly nowMs: () => number = Date.now,
-  ) {}
+  ) {
+    transport.onReconnect?.(() => this.retryNow());
+  }
+
+  /** Sends every batch waiting out its backoff now (the connection is back). */
+  retryNow(): void {
+    if (this.stopped) return;
+    const waiting = [...this.retryTimers];
+    this.retryTimers.clear();
+    for (const [timer, out] of waiting) {
+      clearTimeout(timer);
+      this.send(out);
+    }
+  }
 
   /** Read per pump: the server's max_payload may change with a reconnect to another server. */
   private maxMessageBytes(): number {
@@ -202,7 +220,7 @@ export class TelemetryPublisher {
     clearTimeout(timeout);
     this.stopped = true;
     if (drained) return 0;
-    for (const t of this.retryTimers) clearTimeout(t);
+    for (const t of this.retryTimers.keys()) clearTimeout(t);
     this.retryTimers.clear();
     let lost = 0;
     for (const out of this.unacked) {
@@ -372,7 +390,7 @@ export class TelemetryPublisher {
       retryDelayMs(this.limits, out.attempts),
     );
     timer.unref();
-    this.retryTimers.add(timer);
+    this.retryTimers.set(timer, out);
   }
 
   private wakeIdle(): void {
