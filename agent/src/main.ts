@@ -71,7 +71,14 @@ async function main(): Promise<void> {
 
   const nats = natsConnectionOptions(config.natsUrl);
   const nc = nats
-    ? await connect({ ...nats, name: `gpufleet-agent-${config.nodeName || "sim"}`, maxReconnectAttempts: -1 })
+    ? await connect({
+        ...nats,
+        name: `gpufleet-agent-${config.nodeName || "sim"}`,
+        // Reconnect forever, every 0.5 s (the client's default waits 2 s): telemetry held during an outage goes out
+        // soon after NATS is back.
+        maxReconnectAttempts: -1,
+        reconnectTimeWait: 500,
+      })
     : undefined;
   if (!nc)
     log.warn(

@@ -225,6 +225,11 @@ describe("TelemetryPublisher", () => {
     expect(transport.unacknowledged).toBe(0); // waiting out the backoff
     reconnected();
     expect(transport.published.map((p) => p.msgId)).toEqual([first!.msgId, first!.msgId]);
+    // An attempt in flight across the next reconnect that then fails is retried at once, not after its backoff.
+    reconnected();
+    transport.failAll();
+    await tick();
+    expect(transport.published).toHaveLength(3);
     transport.acknowledgeAll();
     await publisher.drain();
     expect(publisher.unacknowledged()).toBe(0);
