@@ -118,6 +118,8 @@ export async function natsOutage(ctx: ChaosContext, opts: NatsOutageOptions): Pr
     const operatorMetrics = async () => (await fetch(`http://127.0.0.1:${operator!.httpPort}/metrics`)).text();
     const agentMetrics = async () => (await fetch(`http://127.0.0.1:${agentHttpPort}/metrics`)).text();
     const gatewayMetrics = async () => (await fetch(`${gateway!.url}/metrics`)).text();
+    const agentPublished = async () =>
+      metricValue(await agentMetrics(), "gpufleet_agent_telemetry_published_total", { stream: "collectives" }) ?? 0;
     const operatorAccepted = async () =>
       metricValue(await operatorMetrics(), "gpufleet_operator_telemetry_records_total", { result: "accepted" }) ?? 0;
 
@@ -203,6 +205,7 @@ export async function natsOutage(ctx: ChaosContext, opts: NatsOutageOptions): Pr
     const routedBeforeRestart = await routed();
     const viewHeldAtRestartS = metricValue(await gatewayMetrics(), "gpufleet_gateway_view_held_seconds") ?? 0;
     const acceptedBefore = await operatorAccepted();
+    const publishedBefore = await agentPublished();
     const restartAtMs = performance.now();
     await nats.start();
     const backAtMs = performance.now();
@@ -213,6 +216,11 @@ export async function natsOutage(ctx: ChaosContext, opts: NatsOutageOptions): Pr
       { description: "the operator reading records again", timeoutMs: opts.timeoutMs, intervalMs: 100 },
     ).catch(() => undefined);
     ctx.log(`nats-server back after ${round(backAtMs - stoppedAtMs)} ms; agent holds ${heldAtRestart} records`);
+    let publishingAtMs: number | undefined;
+    const publishing = waitFor(
+      async () => ((await agentPublished()) > publishedBefore ? (publishingAtMs = performance.now()) : undefined),
+      { description: "the agent's publishes acknowledged again", timeoutMs: opts.timeoutMs, intervalMs: 100 },
+    ).catch(() => undefined);
 
     const taint = await waitFor(async () => isolation(await core.readNode({ name: slowNode })), {
       description: `taint ${IsolatedTaintKey} on ${slowNode} after NATS is back`,
@@ -220,7 +228,7 @@ export async function natsOutage(ctx: ChaosContext, opts: NatsOutageOptions): Pr
       intervalMs: 100,
     });
     const isolatedAtMs = performance.now();
-    await resumed;
+    await Promise.all([resumed, publishing]);
     const after = await waitFor(
       async () => {
         const j = await getJob();
@@ -283,6 +291,7 @@ export async function natsOutage(ctx: ChaosContext, opts: NatsOutageOptions): Pr
       injectToStopMs: round(stoppedAtMs - injectedAtMs),
       outageMs: round(backAtMs - stoppedAtMs),
       natsStartMs: round(backAtMs - restartAtMs),
+      ...(publishingAtMs ? { natsBackToAgentAckedMs: round(publishingAtMs - backAtMs) } : {}),
       ...(resumedAtMs ? { natsBackToRecordsReadMs: round(resumedAtMs - backAtMs) } : {}),
       natsBackToIsolatedMs: round(isolatedAtMs - backAtMs),
       natsBackToRunningAgainMs: round(restartedAtMs - backAtMs),
