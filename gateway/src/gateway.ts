@@ -36,7 +36,10 @@ export async function startGateway(opts: {
     viewHeldMs: () => view.heldForMs(now()),
   });
   const source = await opts.source(metrics);
-  const unsubscribe = source.subscribe((report, ageMs) => view.apply(report, now() - ageMs));
+  const unsubscribe = source.subscribe((report, ageMs) => {
+    const deliveredAtMs = now();
+    view.apply(report, deliveredAtMs - ageMs, deliveredAtMs);
+  });
   source.onDisconnect?.(() => {
     metrics.loadSourceDisconnectsTotal.inc();
     view.sourceDown(now());

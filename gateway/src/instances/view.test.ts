@@ -146,6 +146,15 @@ describe("reportFromLoadEntry", () => {
       expect(view.candidates("m", "colocated", 10_600).map((c) => c.id)).toEqual(["a"]);
     });
 
+    it("ends the hold at delivery time even when the first report after it is a replayed, older one", () => {
+      const view = new InstanceView(held);
+      view.apply(report("a", "colocated", 0), 0);
+      view.sourceDown(500);
+      // Stored at 400 (before the outage), delivered at 20,000: a gets the 19,500 ms held as credit.
+      view.apply(report("b", "colocated", 400), 400, 20_000);
+      expect(view.candidates("m", "colocated", 20_400).map((c) => c.id)).toEqual(["a"]);
+    });
+
     it("still skips an instance that failed a call while the view is held", () => {
       const view = new InstanceView(held);
       view.apply(report("a", "colocated", 0), 0);

@@ -80,8 +80,12 @@ export class InstanceView {
     this.sourceDownSinceMs = undefined;
   }
 
-  apply(report: InstanceReport, nowMs: number): void {
-    if (this.sourceDownSinceMs !== undefined) this.endHold(nowMs);
+  /**
+   * `nowMs`: when the report reached the transport (earlier than now for a replayed one); `deliveredAtMs`: now, when
+   * the source handed it over, which ends a hold.
+   */
+  apply(report: InstanceReport, nowMs: number, deliveredAtMs = nowMs): void {
+    if (this.sourceDownSinceMs !== undefined) this.endHold(deliveredAtMs);
     const previous = this.entries.get(report.id);
     if (previous && previous.report.reportedUnixMs > report.reportedUnixMs) return; // out of order
     // A suspicion outlasts new reports: an agent may keep reporting a worker whose server no longer answers.
