@@ -7,20 +7,27 @@
  *   - the leader SIGKILLed, then SIGSTOPped (and thawed after the new leader finished), in the middle of that gang's
  *     placement (1,024 GPUs on the large profile);
  *   - kube-apiserver, etcd, then both killed and restarted (RELIABILITY_DOWN_MS, default 10 s) under an in-process
- *     operator, with changes made the moment the API is back.
+ *     operator, with changes made the moment the API is back;
+ *   - nats-server stopped for RELIABILITY_NATS_DOWN_MS (default 30 s) under a TrainingJob with a slow rank injected
+ *     the moment before and a serving load through the gateway (bench/reliability/nats.ts).
+ * RELIABILITY_SCENARIOS=nats (comma-separated: baseline, leader, control-plane, nats) runs only those scenarios and
+ * merges their rows into the results on disk (a row of the same scenario is replaced, the others are kept), so one
+ * scenario can be re-run without the whole table.
  * The same scenario functions run small in test/chaos/ (npm test). Named baseline: the leader rows' fault-to-Running
  * time is given as a ratio to the baseline row's apply-to-Running time.
  *
  * Results: bench/results/reliability.json = { profile, lease, rows: ReliabilityRow[] } and reliability.md (the table).
  */
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { startLocalCluster } from "../test/harness/cluster.js";
+import { applyProfileFabrics } from "../test/harness/fabric.js";
 import { installCrds } from "../test/support/operator.js";
 import { controlPlaneRestart } from "./reliability/control-plane.js";
 import { gangWithoutFault, leaderFaultDuringGang } from "./reliability/leader.js";
 import { localChaosContext } from "./reliability/local.js";
+import { natsOutage } from "./reliability/nats.js";
 import { chartLeaseSettings, type ReliabilityRow } from "./reliability/row.js";
 
 const resultsDir = join(dirname(fileURLToPath(import.meta.url)), "results");
@@ -64,9 +71,30 @@ export async function run(): Promise<void> {
   const profile = process.env.RELIABILITY_PROFILE ?? "large";
   const downMs = Number(process.env.RELIABILITY_DOWN_MS ?? 10_000);
   const nodes = profile === "large" ? 128 : 4;
+  const natsDownMs = Number(process.env.RELIABILITY_NATS_DOWN_MS ?? 30_000);
+  const only = process.env.RELIABILITY_SCENARIOS?.split(",").map((s) => s.trim());
+  const wants = (key: string) => !only || only.includes(key);
   const lease = chartLeaseSettings();
   const log = (m: string) => console.error(`[reliability] ${m}`);
-  const cluster = await startLocalCluster({ profile, withNats: false, log });
+  // With RELIABILITY_SCENARIOS: the results on disk, whose other rows (and header: the profile and settings those
+  // rows ran with) are kept; a row run now names its cluster in its notes.
+  const onDisk = only
+    ? (JSON.parse(await readFile(join(resultsDir, "reliability.json"), "utf8").catch(() => "{}")) as {
+        profile?: string;
+        lease?: typeof lease;
+        downMs?: number;
+        gangNodes?: number;
+        rows?: ReliabilityRow[];
+      })
+    : {};
+  const kept = onDisk.rows ?? [];
+  const header = {
+    profile: onDisk.profile ?? profile,
+    lease: onDisk.lease ?? lease,
+    downMs: onDisk.downMs ?? downMs,
+    gangNodes: onDisk.gangNodes ?? nodes,
+  };
+  const cluster = await startLocalCluster({ profile, withNats: wants("nats"), log });
   const ctx = localChaosContext(cluster, log);
   const rows: ReliabilityRow[] = [];
   const attempt = async (what: string, scenario: () => Promise<ReliabilityRow>) => {
@@ -94,33 +122,47 @@ export async function run(): Promise<void> {
     }
   };
   const write = async () => {
-    const baselineMs = rows.find((r) => r.scenario.startsWith("baseline"))?.timingsMs.applyToGangRunningMs;
+    const merged = [...kept.filter((k) => !rows.some((r) => r.scenario === k.scenario)), ...rows];
+    const baselineMs = merged.find((r) => r.scenario.startsWith("baseline"))?.timingsMs.applyToGangRunningMs;
     await mkdir(resultsDir, { recursive: true });
     await writeFile(
       join(resultsDir, "reliability.json"),
-      `${JSON.stringify({ profile, lease, downMs, gangNodes: nodes, baseline: "baseline: gang placement, no fault", rows }, null, 2)}\n`,
+      `${JSON.stringify({ ...header, baseline: "baseline: gang placement, no fault", rows: merged }, null, 2)}\n`,
     );
-    await writeFile(join(resultsDir, "reliability.md"), markdown(profile, lease, rows, baselineMs));
+    await writeFile(join(resultsDir, "reliability.md"), markdown(header.profile, header.lease, merged, baselineMs));
   };
   try {
     await installCrds(cluster.kubeconfigPath);
     const timeoutMs = 240_000;
-    await attempt("baseline: gang placement, no fault", () => gangWithoutFault(ctx, { nodes, lease, timeoutMs }));
-    await attempt("leader SIGKILL mid gang placement", () =>
-      leaderFaultDuringGang(ctx, { nodes, lease, signal: "SIGKILL", timeoutMs }),
-    );
-    await attempt("leader SIGSTOP (stalled renew) mid gang placement", () =>
-      leaderFaultDuringGang(ctx, { nodes, lease, signal: "SIGSTOP", timeoutMs }),
-    );
-    for (const servers of [["kube-apiserver"], ["etcd"], ["etcd", "kube-apiserver"]] as const) {
-      await attempt(`${servers.join(" + ")} restart`, () =>
-        controlPlaneRestart(ctx, { servers: [...servers], downMs, changes: 25, timeoutMs: 180_000 }),
+    if (wants("baseline"))
+      await attempt("baseline: gang placement, no fault", () => gangWithoutFault(ctx, { nodes, lease, timeoutMs }));
+    if (wants("leader")) {
+      await attempt("leader SIGKILL mid gang placement", () =>
+        leaderFaultDuringGang(ctx, { nodes, lease, signal: "SIGKILL", timeoutMs }),
       );
+      await attempt("leader SIGSTOP (stalled renew) mid gang placement", () =>
+        leaderFaultDuringGang(ctx, { nodes, lease, signal: "SIGSTOP", timeoutMs }),
+      );
+    }
+    if (wants("control-plane"))
+      for (const servers of [["kube-apiserver"], ["etcd"], ["etcd", "kube-apiserver"]] as const) {
+        await attempt(`${servers.join(" + ")} restart`, () =>
+          controlPlaneRestart(ctx, { servers: [...servers], downMs, changes: 25, timeoutMs: 180_000 }),
+        );
+      }
+    if (wants("nats")) {
+      if (cluster.profile) await applyProfileFabrics(cluster.kubeconfigPath, cluster.profile);
+      await attempt("NATS stop under training fault + serving load", async () => {
+        const row = await natsOutage(ctx, { downMs: natsDownMs, timeoutMs: 180_000 });
+        return { ...row, notes: [...(row.notes ?? []), `cluster: clusters/${profile}.yaml`] };
+      });
     }
   } finally {
     await ctx.deleteNamespaces();
     await cluster.stop();
   }
   await write();
-  log(`wrote bench/results/reliability.json and .md (${rows.filter((r) => r.passed).length}/${rows.length} passed)`);
+  log(
+    `wrote bench/results/reliability.json and .md (${rows.filter((r) => r.passed).length}/${rows.length} run this time passed)`,
+  );
 }

@@ -77,7 +77,10 @@ async function main(): Promise<void> {
         // Only with a certificate folder: without one the node name need not be a valid NATS identity.
         ...(config.natsTlsDir ? natsCredentialOptions(config.natsTlsDir, agentNatsIdentity(config)) : {}),
         name: `gpufleet-agent-${config.nodeName || "sim"}`,
+        // Reconnect forever, every 0.5 s (the client's default waits 2 s): telemetry held during an outage goes out
+        // soon after NATS is back.
         maxReconnectAttempts: -1,
+        reconnectTimeWait: 500,
       })
     : undefined;
   if (!nc)

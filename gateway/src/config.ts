@@ -35,6 +35,11 @@ export const GatewayConfigSchema = Type.Object({
   highPriorityHeadroomFraction: Type.Number({ minimum: 0, maximum: 1, default: 0.1 }),
   /** An instance whose last load report is older than this takes no new requests. */
   instanceStaleMs: Ms(5_000, 100),
+  /**
+   * While NATS is away (no instance can report), reports do not age for up to this long: the gateway serves from
+   * its last view through a NATS outage shorter than this, and then lets the instances go stale as usual.
+   */
+  sourceOutageHoldMs: Ms(60_000, 0),
   /** A model whose instances all went silent still answers 503 (not 404) this long. */
   modelForgetMs: Ms(300_000, 1_000),
   /** An instance that failed a call is skipped for this long (until a newer report clears it). */
@@ -69,6 +74,7 @@ export const GATEWAY_ENV: Record<keyof GatewayConfig, string> = {
   dispatchPolicy: "GPUFLEET_GATEWAY_DISPATCH_POLICY",
   highPriorityHeadroomFraction: "GPUFLEET_GATEWAY_HIGH_PRIORITY_HEADROOM_FRACTION",
   instanceStaleMs: "GPUFLEET_GATEWAY_INSTANCE_STALE_MS",
+  sourceOutageHoldMs: "GPUFLEET_GATEWAY_SOURCE_OUTAGE_HOLD_MS",
   modelForgetMs: "GPUFLEET_GATEWAY_MODEL_FORGET_MS",
   suspectMs: "GPUFLEET_GATEWAY_SUSPECT_MS",
   reservationMaxAgeMs: "GPUFLEET_GATEWAY_RESERVATION_MAX_AGE_MS",

@@ -33,9 +33,17 @@ export async function startGateway(opts: {
           .filter(([, n]) => n > 0)
           .map(([role, count]) => ({ model: r.model, role, count })),
       ),
+    viewHeldMs: () => view.heldForMs(now()),
   });
   const source = await opts.source(metrics);
-  const unsubscribe = source.subscribe((report, ageMs) => view.apply(report, now() - ageMs));
+  const unsubscribe = source.subscribe((report, ageMs) => {
+    const deliveredAtMs = now();
+    view.apply(report, deliveredAtMs - ageMs, deliveredAtMs);
+  });
+  source.onDisconnect?.(() => {
+    metrics.loadSourceDisconnectsTotal.inc();
+    view.sourceDown(now());
+  });
   const executor = new DispatchExecutor({
     view,
     metrics,

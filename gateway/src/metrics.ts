@@ -4,6 +4,8 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom
 export interface InstanceCounts {
   /** Live (fresh, not draining) instances by model and role. */
   instances(): { model: string; role: string; count: number }[];
+  /** How long the view has been held through a source outage (0: the source delivers). */
+  viewHeldMs?(): number;
 }
 
 const LATENCY_BUCKETS_S = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
@@ -97,7 +99,14 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
+  readonly loadSourceDisconnectsTotal = new Counter({
+    name: "gpufleet_gateway_load_source_disconnects_total",
+    help: "Times the load source (NATS) disconnected; the view then holds its last state (GPUFLEET_GATEWAY_SOURCE_OUTAGE_HOLD_MS).",
+    registers: [this.registry],
+  });
+
   readonly instances: Gauge<"model" | "role">;
+  readonly viewHeldSeconds: Gauge;
 
   constructor(counts: InstanceCounts = { instances: () => [] }) {
     collectDefaultMetrics({ register: this.registry, prefix: "gpufleet_gateway_process_" });
@@ -110,6 +119,14 @@ export class GatewayMetrics {
       collect() {
         this.reset();
         for (const row of counts.instances()) this.set({ model: row.model, role: row.role }, row.count);
+      },
+    });
+    this.viewHeldSeconds = new Gauge({
+      name: "gpufleet_gateway_view_held_seconds",
+      help: "How long the instance view has been held since the load source (NATS) disconnected and no report arrived; 0 while reports arrive. Beyond GPUFLEET_GATEWAY_SOURCE_OUTAGE_HOLD_MS the instances go stale.",
+      registers: [this.registry],
+      collect() {
+        this.set((counts.viewHeldMs?.() ?? 0) / 1000);
       },
     });
   }

@@ -1,8 +1,9 @@
 /**
  * The publisher's transport over JetStream: a publish resolves when the stream acknowledged the message. The
- * message id lets the stream drop a retried message it already stored (duplicate window, see streams.ts).
+ * message id lets the stream drop a retried message it already stored (duplicate window, see streams.ts). The
+ * connection's reconnects are passed on, so the publisher retries what waited out the outage at once.
  */
-import type { JetStreamClient, NatsConnection } from "nats";
+import { Events, type JetStreamClient, type NatsConnection } from "nats";
 import { ensureStreams } from "../../../common/src/telemetry/streams.js";
 import type { TelemetryTransport } from "./publisher.js";
 
@@ -25,6 +26,13 @@ export class JetStreamTransport implements TelemetryTransport {
   static async connect(nc: NatsConnection, ackTimeoutMs?: number): Promise<JetStreamTransport> {
     await ensureStreams(await nc.jetstreamManager());
     return new JetStreamTransport(nc, ackTimeoutMs);
+  }
+
+  /** Ends when the connection closes. */
+  onReconnect(listener: () => void): void {
+    void (async () => {
+      for await (const status of this.nc.status()) if (status.type === Events.Reconnect) listener();
+    })();
   }
 
   async publish(subject: string, data: Uint8Array, msgId: string): Promise<void> {

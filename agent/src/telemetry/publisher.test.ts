@@ -207,6 +207,35 @@ describe("TelemetryPublisher", () => {
     expect(retries.values.reduce((s, v) => s + v.value, 0)).toBe(6);
   });
 
+  it("sends what waits out its backoff at once when the transport says the connection is back", async () => {
+    let reconnected: () => void = () => {};
+    const transport = Object.assign(new StalledTransport(), {
+      onReconnect: (listener: () => void) => (reconnected = listener),
+    });
+    const publisher = new TelemetryPublisher(
+      transport,
+      new AgentMetrics(new Registry()),
+      // A backoff far longer than the test: only the reconnect can send the batch again.
+      limitsOf({ maxBatchItems: 10, maxInFlightBatches: 1, retryBackoffMs: 600_000, maxRetryBackoffMs: 600_000 }),
+    );
+    publisher.collectives("n", records(0, 10));
+    const [first] = transport.published;
+    transport.failAll();
+    await tick();
+    expect(transport.unacknowledged).toBe(0); // waiting out the backoff
+    reconnected();
+    expect(transport.published.map((p) => p.msgId)).toEqual([first!.msgId, first!.msgId]);
+    // An attempt in flight across the next reconnect that then fails is retried at once, not after its backoff.
+    reconnected();
+    transport.failAll();
+    await tick();
+    expect(transport.published).toHaveLength(3);
+    transport.acknowledgeAll();
+    await publisher.drain();
+    expect(publisher.unacknowledged()).toBe(0);
+    await publisher.stop(10);
+  });
+
   it("drops at shutdown, counted, only what NATS never acknowledged", async () => {
     const transport = new StalledTransport();
     const registry = new Registry();

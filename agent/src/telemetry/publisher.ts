@@ -8,6 +8,9 @@
  * backoff under the same message id, so the stream's duplicate window drops a retry of a message it had in fact
  * stored. Nothing is lost while NATS is away: items wait in the window and then in the queue; only when the queue is
  * full are new items dropped and counted (metric + droppedSincePrevious in the next collectives message).
+ * When the transport says the connection is back, every batch waiting out its backoff is sent at once (and one whose
+ * attempt was in flight across the reconnect is retried at once when that attempt fails): after an
+ * outage the evidence held meanwhile reaches the operator without waiting up to maxRetryBackoffMs more.
  * A message is also bounded in bytes (the server refuses a publish above its max_payload, 1 MiB by default, and a
  * retry would fail forever): a batch that encodes larger than `maxMessageBytes` (or the server's max_payload less
  * room for headers) is split in halves until it fits; a single item that alone is too large is dropped, counted
@@ -38,6 +41,8 @@ export interface TelemetryTransport {
   publish(subject: string, data: Uint8Array, msgId: string): Promise<void>;
   /** The largest message the server takes (NATS max_payload), when known. */
   readonly maxPayloadBytes?: number;
+  /** Calls `listener` each time the connection is back after a disconnect, where the transport can tell. */
+  onReconnect?(listener: () => void): void;
 }
 
 /** Room left in a message for the headers (Nats-Msg-Id) within the server's max_payload. */
@@ -80,6 +85,8 @@ interface Outgoing {
   items: number;
   msgId: string;
   attempts: number;
+  /** The publisher's reconnect count when this attempt was sent. */
+  sentInConnection: number;
 }
 
 type Encode<T> = (items: readonly T[], dropped: number) => Uint8Array;
@@ -158,12 +165,15 @@ export class TelemetryPublisher {
   private readonly batchers = new Map<string, Batcher<unknown>>();
   private inFlight = 0;
   private timer: NodeJS.Timeout | undefined;
-  private readonly retryTimers = new Set<NodeJS.Timeout>();
+  /** Batches waiting out their retry backoff, by their timer. */
+  private readonly retryTimers = new Map<NodeJS.Timeout, Outgoing>();
   private readonly bufferedByStream = new Map<Stream, number>();
   private idleWaiters: (() => void)[] = [];
   /** Message ids are unique per publisher instance, so a restarted agent never collides with its predecessor. */
   private readonly instanceId = randomUUID().slice(0, 8);
   private nextMessage = 0;
+  /** Reconnects seen: a publish sent before the latest one failed on the old connection. */
+  private reconnects = 0;
   private stopped = false;
 
   constructor(
@@ -171,7 +181,24 @@ export class TelemetryPublisher {
     readonly metrics: AgentMetrics,
     readonly limits: PublisherLimits = DEFAULT_PUBLISHER_LIMITS,
     private readonly nowMs: () => number = Date.now,
-  ) {}
+  ) {
+    transport.onReconnect?.(() => this.retryNow());
+  }
+
+  /** Sends every batch waiting out its backoff now (the connection is back). */
+  retryNow(): void {
+    if (this.stopped) return;
+    this.reconnects++;
+    const waiting = [...this.retryTimers];
+    this.retryTimers.clear();
+    for (const [timer, out] of waiting) {
+      clearTimeout(timer);
+      // The backoff measured the outage that just ended: a server restarting its JetStream may refuse the first
+      // publishes after the reconnect, and those retries should come in ~retryBackoffMs, not maxRetryBackoffMs.
+      out.attempts = 0;
+      this.send(out);
+    }
+  }
 
   /** Read per pump: the server's max_payload may change with a reconnect to another server. */
   private maxMessageBytes(): number {
@@ -202,7 +229,7 @@ export class TelemetryPublisher {
     clearTimeout(timeout);
     this.stopped = true;
     if (drained) return 0;
-    for (const t of this.retryTimers) clearTimeout(t);
+    for (const t of this.retryTimers.keys()) clearTimeout(t);
     this.retryTimers.clear();
     let lost = 0;
     for (const out of this.unacked) {
@@ -328,6 +355,7 @@ export class TelemetryPublisher {
           ...batch,
           msgId: `${this.instanceId}-${this.nextMessage++}`,
           attempts: 0,
+          sentInConnection: this.reconnects,
         };
         this.unacked.add(out);
         this.send(out);
@@ -338,6 +366,7 @@ export class TelemetryPublisher {
 
   private send(out: Outgoing): void {
     out.attempts++;
+    out.sentInConnection = this.reconnects;
     let published: Promise<void>;
     try {
       published = this.transport.publish(out.subject, out.data, out.msgId);
@@ -364,6 +393,13 @@ export class TelemetryPublisher {
   private retryLater(out: Outgoing): void {
     if (this.stopped) return;
     this.metrics.telemetryPublishRetries.inc({ stream: out.stream });
+    if (out.sentInConnection !== this.reconnects) {
+      // Sent on the connection before the latest reconnect (its acknowledgement timed out after NATS was back):
+      // retry at once on the new one, with the backoff started afresh.
+      out.attempts = 0;
+      this.send(out);
+      return;
+    }
     const timer = setTimeout(
       () => {
         this.retryTimers.delete(timer);
@@ -372,7 +408,7 @@ export class TelemetryPublisher {
       retryDelayMs(this.limits, out.attempts),
     );
     timer.unref();
-    this.retryTimers.add(timer);
+    this.retryTimers.set(timer, out);
   }
 
   private wakeIdle(): void {

@@ -10,8 +10,11 @@
  * (InstanceLoadFields), so the gateway needs no Kubernetes API access. Reports without the serving fields (training
  * workers, or agents from before the field was added) are counted and skipped; malformed ones too, logged once per
  * subject per minute at most.
+ *
+ * The connection's disconnects are passed on (onDisconnect): while NATS is away no report can arrive, and the view
+ * holds its last state for a bounded time instead of letting every instance go stale (view.ts).
  */
-import { DeliverPolicy, type ConsumerMessages, type JsMsg, type NatsConnection } from "nats";
+import { DeliverPolicy, Events, type ConsumerMessages, type JsMsg, type NatsConnection } from "nats";
 import { validateInstanceLoadFields } from "../../../common/src/engine-api.js";
 import { ensureStreams, streamDefinition, streamName } from "../../../common/src/telemetry/streams.js";
 import { decodeLoad, Stream, subscriptionFor, type LoadEntry } from "../../../common/src/telemetry/subjects.js";
@@ -56,14 +59,29 @@ export interface LoadSourceOptions {
 
 export class JetStreamLoadInstanceSource implements InstanceSource {
   private readonly listeners = new Set<InstanceListener>();
+  private readonly disconnectListeners = new Set<() => void>();
   private readonly lastWarnMs = new Map<string, number>();
   private readonly loop: Promise<void>;
 
   private constructor(
     private readonly messages: ConsumerMessages,
     private readonly deps: { logger: Logger; metrics: GatewayMetrics; now: () => number },
+    connection: NatsConnection,
   ) {
     this.loop = this.consume();
+    void this.watch(connection);
+  }
+
+  /** Ends when the connection closes. */
+  private async watch(connection: NatsConnection): Promise<void> {
+    for await (const status of connection.status()) {
+      if (status.type === Events.Disconnect) {
+        this.deps.logger.warn({ server: status.data }, "NATS disconnected; holding the last view of the instances");
+        for (const listener of this.disconnectListeners) listener();
+      } else if (status.type === Events.Reconnect) {
+        this.deps.logger.info({ server: status.data }, "NATS reconnected");
+      }
+    }
   }
 
   /**
@@ -85,7 +103,7 @@ export class JetStreamLoadInstanceSource implements InstanceSource {
         deliver_policy: DeliverPolicy.StartTime,
         opt_start_time: new Date(now() - options.lookbackMs).toISOString(),
       });
-      return new JetStreamLoadInstanceSource(await consumer.consume(), { ...deps, now });
+      return new JetStreamLoadInstanceSource(await consumer.consume(), { ...deps, now }, connection);
     } catch (error) {
       throw new Error(
         `cannot consume the load stream ${streamName(Stream.load)} on JetStream (does the NATS server run with JetStream?)`,
@@ -135,9 +153,14 @@ export class JetStreamLoadInstanceSource implements InstanceSource {
     return () => this.listeners.delete(listener);
   }
 
+  onDisconnect(listener: () => void): void {
+    this.disconnectListeners.add(listener);
+  }
+
   async close(): Promise<void> {
     await this.messages.close();
     await this.loop;
     this.listeners.clear();
+    this.disconnectListeners.clear();
   }
 }

@@ -27,6 +27,8 @@ export type InstanceListener = (report: InstanceReport, ageMs: number) => void;
 export interface InstanceSource {
   /** Calls `listener` with every report as it arrives; returns an unsubscribe function. */
   subscribe(listener: InstanceListener): () => void;
+  /** Calls `listener` when the source loses its transport (NATS disconnected), where the source can tell. */
+  onDisconnect?(listener: () => void): void;
   close(): Promise<void>;
 }
 

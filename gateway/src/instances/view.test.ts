@@ -111,4 +111,56 @@ describe("reportFromLoadEntry", () => {
       },
     });
   });
+
+  describe("through a source outage", () => {
+    const held = { ...config, sourceOutageHoldMs: 30_000 };
+
+    it("keeps routing from the last view while the source is down, within the bound", () => {
+      const view = new InstanceView(held);
+      view.apply(report("a", "colocated", 0), 0);
+      view.sourceDown(500);
+      expect(view.candidates("m", "colocated", 20_000).map((c) => c.id)).toEqual(["a"]);
+      expect(view.route("m", 20_000)).toMatchObject({ instances: { colocated: 1 } });
+      expect(view.heldForMs(20_000)).toBe(19_500);
+      // Past the bound reports age again: 500 ms old at the outage, stale 500 ms after the hold ran out.
+      expect(view.candidates("m", "colocated", 30_900).map((c) => c.id)).toEqual(["a"]);
+      expect(view.candidates("m", "colocated", 31_001)).toEqual([]);
+    });
+
+    it("without a bound configured, does not hold", () => {
+      const view = new InstanceView(config);
+      view.apply(report("a", "colocated", 0), 0);
+      view.sourceDown(500);
+      expect(view.candidates("m", "colocated", 1_500)).toEqual([]);
+    });
+
+    it("credits the held time when reports arrive again, so no instance goes stale before its next report", () => {
+      const view = new InstanceView(held);
+      view.apply(report("a", "colocated", 0), 0);
+      view.apply(report("b", "colocated", 0), 0);
+      view.sourceDown(500);
+      view.apply(report("a", "colocated", 10_000), 10_000); // the source delivers again: the hold ends
+      expect(view.heldForMs(10_000)).toBe(0);
+      // b was 500 ms old when the outage began: live until 500 ms of ageing remain, at 10,000 + 500.
+      expect(view.candidates("m", "colocated", 10_400).map((c) => c.id)).toEqual(["a", "b"]);
+      expect(view.candidates("m", "colocated", 10_600).map((c) => c.id)).toEqual(["a"]);
+    });
+
+    it("ends the hold at delivery time even when the first report after it is a replayed, older one", () => {
+      const view = new InstanceView(held);
+      view.apply(report("a", "colocated", 0), 0);
+      view.sourceDown(500);
+      // Stored at 400 (before the outage), delivered at 20,000: a gets the 19,500 ms held as credit.
+      view.apply(report("b", "colocated", 400), 400, 20_000);
+      expect(view.candidates("m", "colocated", 20_400).map((c) => c.id)).toEqual(["a"]);
+    });
+
+    it("still skips an instance that failed a call while the view is held", () => {
+      const view = new InstanceView(held);
+      view.apply(report("a", "colocated", 0), 0);
+      view.sourceDown(100);
+      view.markSuspect("a", 5_000);
+      expect(view.candidates("m", "colocated", 6_000)).toEqual([]);
+    });
+  });
 });

@@ -3,6 +3,13 @@
  * name (one ServingDeployment serves one model name), plus this replica's own reservations and the instances it
  * saw fail. Staleness is measured on this replica's clock (time since the report arrived), so clock skew between
  * nodes cannot hide a dead instance; reservations compare report times (see reservations.ts).
+ *
+ * When the source itself goes away (NATS down: no instance can report, dead or alive), the view holds: time since
+ * the source went down does not age the reports, so the gateway keeps routing from its last view instead of
+ * refusing every request 5 s into the outage. The hold is bounded (sourceOutageHoldMs; after it, reports age again
+ * and go stale as usual) and ends with the first report after the source is back; the reports then get the held
+ * time as credit, so none goes stale in the gap before its next report arrives. An instance that died meanwhile is
+ * still caught by its failed calls (markSuspect).
  */
 import type { InstanceRole } from "../../../common/src/engine-api.js";
 import type { Candidate } from "../../../common/src/scheduler/dispatch.js";
@@ -20,6 +27,8 @@ export interface ViewConfig {
   modelForgetMs: number;
   suspectMs: number;
   reservationMaxAgeMs: number;
+  /** How long a source outage may hold the view (reports do not age); 0 or absent: no hold. */
+  sourceOutageHoldMs?: number;
 }
 
 export const ServingMode = { colocated: "colocated", disaggregated: "disaggregated" } as const;
@@ -37,12 +46,46 @@ export interface ModelRoute {
 export class InstanceView {
   private readonly entries = new Map<string, Entry>();
   readonly ledger: ReservationLedger;
+  /** When the source went down, while no report arrived since (undefined: the source delivers). */
+  private sourceDownSinceMs: number | undefined;
 
   constructor(private readonly config: ViewConfig) {
     this.ledger = new ReservationLedger(config.reservationMaxAgeMs);
   }
 
-  apply(report: InstanceReport, nowMs: number): void {
+  /** The source lost its connection: hold the view (bounded) until a report arrives again. */
+  sourceDown(nowMs: number): void {
+    this.sourceDownSinceMs ??= nowMs;
+  }
+
+  /** How long the view has held so far (0 when the source delivers); counts beyond the bound too. */
+  heldForMs(nowMs: number): number {
+    return this.sourceDownSinceMs === undefined ? 0 : Math.max(0, nowMs - this.sourceDownSinceMs);
+  }
+
+  /** Time the current hold keeps a report received at `receivedAtMs` from ageing. */
+  private heldMs(receivedAtMs: number, nowMs: number): number {
+    const since = this.sourceDownSinceMs;
+    if (since === undefined || receivedAtMs > since) return 0;
+    return Math.max(0, Math.min(nowMs - since, this.config.sourceOutageHoldMs ?? 0));
+  }
+
+  private ageMs(entry: Entry, nowMs: number): number {
+    return nowMs - entry.receivedAtMs - this.heldMs(entry.receivedAtMs, nowMs);
+  }
+
+  /** The source delivers again: every report received before the outage is credited with the held time. */
+  private endHold(nowMs: number): void {
+    for (const entry of this.entries.values()) entry.receivedAtMs += this.heldMs(entry.receivedAtMs, nowMs);
+    this.sourceDownSinceMs = undefined;
+  }
+
+  /**
+   * `nowMs`: when the report reached the transport (earlier than now for a replayed one); `deliveredAtMs`: now, when
+   * the source handed it over, which ends a hold.
+   */
+  apply(report: InstanceReport, nowMs: number, deliveredAtMs = nowMs): void {
+    if (this.sourceDownSinceMs !== undefined) this.endHold(deliveredAtMs);
     const previous = this.entries.get(report.id);
     if (previous && previous.report.reportedUnixMs > report.reportedUnixMs) return; // out of order
     // A suspicion outlasts new reports: an agent may keep reporting a worker whose server no longer answers.
@@ -56,16 +99,17 @@ export class InstanceView {
   }
 
   private live(entry: Entry, nowMs: number): boolean {
-    return nowMs - entry.receivedAtMs <= this.config.instanceStaleMs && !entry.report.load.draining;
+    return this.ageMs(entry, nowMs) <= this.config.instanceStaleMs && !entry.report.load.draining;
   }
 
   /** Instances of `model` and `role` that may take a request now, with this replica's reservations added. */
   candidates(model: string, role: InstanceRole, nowMs: number, exclude: ReadonlySet<string> = new Set()): Candidate[] {
     this.ledger.expire(nowMs);
     const out: Candidate[] = [];
-    for (const { report, receivedAtMs, suspectUntilMs } of this.entries.values()) {
+    for (const entry of this.entries.values()) {
+      const { report, suspectUntilMs } = entry;
       if (report.model !== model || report.role !== role || exclude.has(report.id)) continue;
-      if (nowMs - receivedAtMs > this.config.instanceStaleMs || nowMs < suspectUntilMs) continue;
+      if (this.ageMs(entry, nowMs) > this.config.instanceStaleMs || nowMs < suspectUntilMs) continue;
       out.push({ id: report.id, role, load: withDemands(report.load, this.ledger.pending(report.id)) });
     }
     return out;
@@ -87,7 +131,7 @@ export class InstanceView {
   routes(nowMs: number): ModelRoute[] {
     const byModel = new Map<string, ModelRoute>();
     for (const [id, entry] of this.entries) {
-      if (nowMs - entry.receivedAtMs > this.config.modelForgetMs) {
+      if (this.ageMs(entry, nowMs) > this.config.modelForgetMs) {
         this.entries.delete(id);
         continue;
       }
