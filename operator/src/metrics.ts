@@ -42,6 +42,13 @@ export class OperatorMetrics {
     registers: [this.registry],
   });
 
+  readonly apiRequestsTotal = new Counter({
+    name: "gpufleet_operator_api_requests_total",
+    help: "Requests the operator's API clients sent to the API server (watches aside), by HTTP method.",
+    labelNames: ["method"] as const,
+    registers: [this.registry],
+  });
+
   readonly informerRestartsTotal = new Counter({
     name: "gpufleet_operator_informer_restarts_total",
     help: "Watch restarts after errors, by resource.",

@@ -8,6 +8,9 @@
 import { KubeConfig, type RequestContext } from "@kubernetes/client-node";
 
 export class BoundedKubeConfig extends KubeConfig {
+  /** Called once per request its API clients send (watches aside), with the HTTP method: the API request rate metric. */
+  onRequest: ((method: string) => void) | undefined;
+
   constructor(
     source: KubeConfig,
     private readonly requestTimeoutMs: number | undefined,
@@ -27,5 +30,6 @@ export class BoundedKubeConfig extends KubeConfig {
     // A signal a caller set itself (leader.ts bounds its lease calls by middleware, which runs after this) wins.
     if (this.requestTimeoutMs !== undefined && context.getSignal() === undefined)
       context.setSignal(AbortSignal.timeout(this.requestTimeoutMs));
+    this.onRequest?.(String(context.getHttpMethod()).toUpperCase());
   }
 }
