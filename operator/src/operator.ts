@@ -385,6 +385,7 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorH
       await Promise.all(informers.map((i) => bounded(i.stop(), `informer ${i.resource}`)));
       // close() waits for open connections (keep-alive scrapers); bounded like the rest.
       await bounded(health.close(), "health server");
+      kubeConfig.keepAlive.destroy(); // the API clients' open connections
     },
   };
 }
