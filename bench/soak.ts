@@ -271,7 +271,7 @@ export async function run(): Promise<void> {
       kubeconfigPath: local.kubeconfigPath,
       namespace: "default",
       identity: "bench-soak",
-      env: { GPUFLEET_LOG_LEVEL: "warn" },
+      env: { GPUFLEET_LOG_LEVEL: "info" }, // "operator started" is an info line
     });
     const op = operator;
     const samples: OperatorSample[] = [];
@@ -499,6 +499,9 @@ function markdown(r: SoakResult): string {
   const label = r.short
     ? `**Short run: ${r.durationS} s of churn** (the full soak is ${FULL_DURATION_S} s: \`npm run bench -- soak\`).`
     : `Full run: ${r.durationS} s of churn.`;
+  const leftText = Object.entries(r.leaks.remaining)
+    .map(([k, v]) => `${k} ${v}`)
+    .join(", ");
   const opRows = Object.entries(r.ops).map(([k, v]) => `| ${k} | ${v.ok} | ${v.failed} |`);
   const ctrlRows = Object.keys(r.queue).map((c) => {
     const q = r.queue[c]!;
@@ -518,11 +521,7 @@ function markdown(r: SoakResult): string {
     "|---|---|---|",
     `| memory flat within 10% after warm-up | RSS ${mib(r.memory.rss.afterWarmupBytes)} → ${mib(r.memory.rss.endBytes)}, ratio **${r.memory.rss.ratio}** (peak ${r.memory.rss.peakRatio}, slope ${r.memory.rss.slopeMiBPerMin} MiB/min) | ${verdict(r.verdicts["memoryFlat"]!.passed)} |`,
     `| queue depth bounded | see the controller table | ${verdict(r.verdicts["queueBounded"]!.passed)} |`,
-    `| nothing leaked | ${Object.entries(r.leaks.remaining)
-      .map(([k, v]) => `${k} ${v}`)
-      .join(
-        ", ",
-      )}; cached resources ${r.leaks.operatorCachedResources}; drained in ${r.leaks.drainMs} ms | ${verdict(r.verdicts["nothingLeaked"]!.passed)} |`,
+    `| nothing leaked | ${leftText}; cached resources ${r.leaks.operatorCachedResources}; drained in ${r.leaks.drainMs} ms | ${verdict(r.verdicts["nothingLeaked"]!.passed)} |`,
     "",
     `Memory: idle RSS ${mib(r.memory.idleRssBytes)} before the churn; heap used ${mib(r.memory.heapUsed.afterWarmupBytes)} → ${mib(r.memory.heapUsed.endBytes)} after warm-up (ratio ${r.memory.heapUsed.ratio}, slope ${r.memory.heapUsed.slopeMiBPerMin} MiB/min); RSS after the drain ${mib(r.memory.afterDrainRssBytes)}.`,
     `API requests the operator sent (gpufleet_operator_api_requests_total, watches aside): **${r.apiRequestsPerS.mean}/s** mean after warm-up, ${r.apiRequestsPerS.max}/s the largest ${r.config.sampleS} s step.`,

@@ -1,7 +1,8 @@
 /**
  * Benchmark: Holmes NIC-aware placement vs the NIC-oblivious placement, by the step-time model
  * (operator/src/training/step-time.ts), on heterogeneous-NIC clusters; and the planner's wall time at 1,024 and
- * 8,000 GPUs. `npm run bench -- training`, or directly:
+ * 8,000 GPUs; and, on kwok, apply → all pods Running for one 1,024-GPU job, one 8,000-GPU job and 100 jobs at once.
+ * `npm run bench -- training`, or directly:
  *   npx tsx -e 'import("./bench/training.ts").then(m=>m.run())'
  *
  * Profiles:
@@ -23,14 +24,17 @@
  *
  * kwok measurement (the whole system, not a model): a local cluster of the 1,000-node kwok profile
  * (clusters/large.yaml, test/harness/cluster.ts) with the operator in-process (operator/src/operator.ts); the wall
- * time from creating a 1,024-GPU TrainingJob (128 nodes × 8, the 1k shape above) to every one of its pods Running,
- * observed through a pod watch. KWOK_RUNS runs, each on an idle cluster (the previous job deleted and its pods gone);
- * applyToAllRunningMs is their median. It covers the operator's planning on 1,000 candidate nodes, creating 128
- * bound pods with server-side apply and kwok marking them Running; kwok pods start at once, so container start-up
- * on real nodes is not in it. Skipped, with a note in the results, when the Kubernetes binaries are unavailable.
+ * time from creating TrainingJobs to every one of their pods Running, observed through a pod watch. Rows
+ * (KWOK_CASES): a 1,024-GPU job (128 nodes × 8, the 1k shape above: the baseline of the ratios), the whole profile
+ * as one 8,000-GPU job (1,000 pods, the 8k shape; issue 15's target < 10 s), and 100 jobs of 64 GPUs created at once
+ * (800 pods; per-job P50/P99 too). Each run starts on an idle cluster (the previous jobs deleted and their pods
+ * gone); applyToAllRunningMs is the median. applyToAllCreatedMs (every pod exists) splits the operator's part from
+ * kwok's (marking bound pods Running). It covers the operator's planning on 1,000 candidate nodes, creating the bound
+ * pods with server-side apply and kwok marking them Running; kwok pods start at once, so container start-up on real
+ * nodes is not in it. Skipped, with a note in the results, when the Kubernetes binaries are unavailable.
  *
- * Results: bench/results/training.json = { scenarios: [...], kwok: { kwokNodes, gpus, applyToAllRunningMs, ... } }
- * (kwok: null and kwokNote when skipped).
+ * Results: bench/results/training.json = { scenarios: [...], kwok: { kwokNodes, rows: [...], and the 1,024-GPU row's
+ * gpus, applyToAllRunningMs, ... as before } } (kwok: null and kwokNote when skipped).
  */
 import { CoreV1Api, KubernetesObjectApi, Watch, type V1Pod } from "@kubernetes/client-node";
 import { mkdir, writeFile } from "node:fs/promises";
@@ -292,7 +296,7 @@ interface KwokCase {
   targetMs?: number;
 }
 
-// 100 jobs of 8 nodes × 8 GPUs (GPT-7.5B, tp 8, pp 2, dp 4) take 800 of the 1,000 nodes: the 25% spare of the rows above.
+// 100 jobs of 8 nodes × 8 GPUs (GPT-7.5B, tp 8, pp 2, dp 4) take 800 of the 1,000 nodes: the rows' 25% spare.
 const SMALL_JOB = {
   nodes: 8,
   gpusPerNode: 8,
@@ -549,7 +553,8 @@ async function measureCase(
 
 /**
  * The kwok rows, or why they were skipped (binaries unavailable). Cluster and operator are always stopped.
- * TRAINING_KWOK_CASES=8000-gpu-job,... picks rows (the baseline row always runs, for the ratios).
+ * TRAINING_KWOK_CASES=8000-gpu-job,... picks rows (the baseline row always runs, for the ratios);
+ * TRAINING_KWOK_RUNS=N runs each row N times instead of 3.
  */
 export async function measureKwok(
   log: (message: string) => void = (m) => console.error(`[kwok] ${m}`),
@@ -605,15 +610,19 @@ export async function measureKwok(
   }
 }
 
-function selectedCases(list: string | undefined): KwokCase[] {
-  if (!list) return [...KWOK_CASES];
+function selectedCases(list: string | undefined, runs = process.env["TRAINING_KWOK_RUNS"]): KwokCase[] {
+  const perCase = runs === undefined ? undefined : Number(runs);
+  if (perCase !== undefined && !(Number.isInteger(perCase) && perCase > 0))
+    throw new Error(`TRAINING_KWOK_RUNS: expected a positive integer, got "${runs}"`);
+  const withRuns = (cases: readonly KwokCase[]): KwokCase[] => cases.map((c) => ({ ...c, runs: perCase ?? c.runs }));
+  if (!list) return withRuns(KWOK_CASES);
   const names = new Set(list.split(",").map((s) => s.trim()));
   const unknown = [...names].filter((n) => !KWOK_CASES.some((c) => c.case === n));
   if (unknown.length > 0)
     throw new Error(
       `TRAINING_KWOK_CASES: no case ${unknown.join(", ")}; have ${KWOK_CASES.map((c) => c.case).join(", ")}`,
     );
-  return KWOK_CASES.filter((c, i) => i === 0 || names.has(c.case));
+  return withRuns(KWOK_CASES.filter((c, i) => i === 0 || names.has(c.case)));
 }
 
 function kwokMarkdown(kwok: KwokMeasurement | { skipped: string }): string {

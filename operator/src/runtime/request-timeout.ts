@@ -10,7 +10,7 @@ import type http from "node:http";
 import { KeepAliveAgents } from "./keep-alive.js";
 
 export class BoundedKubeConfig extends KubeConfig {
-  /** Called once per request its API clients send (watches aside), with the HTTP method: the API request rate metric. */
+  /** Called once per request its API clients send (watches aside), with the HTTP method: the request-rate metric. */
   onRequest: ((method: string) => void) | undefined;
   /** One keep-alive agent per TLS identity instead of client-node's new agent (and connection) per request. */
   readonly keepAlive: KeepAliveAgents;
