@@ -5,6 +5,7 @@ import {
   histogramQuantile,
   memoryFigures,
   operatorSample,
+  quantileOverflows,
   queueFigures,
   slope,
   type OperatorSample,
@@ -52,6 +53,14 @@ describe("soak metrics", () => {
     ];
     expect(histogramQuantile(0.5, to, from)).toBeCloseTo(0.55, 5); // all 10 new ones in (0.1, 1]
     expect(histogramQuantile(0.5, from, from)).toBeUndefined();
+    expect(quantileOverflows(0.99, to, from)).toBe(false);
+    const slow: [number, number][] = [
+      [0.1, 100],
+      [1, 100],
+      [Number.POSITIVE_INFINITY, 110],
+    ];
+    expect(quantileOverflows(0.99, slow, from)).toBe(true); // the new ones all took longer than 1 s
+    expect(histogramQuantile(0.99, slow, from)).toBe(1); // a lower bound only
   });
 
   it("computes the memory ratio and slope after warm-up, not before", () => {

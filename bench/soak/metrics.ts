@@ -90,6 +90,19 @@ export function histogramQuantile(
   return lowerBound;
 }
 
+/** Whether the q-quantile of the observations between two scrapes lies above the largest finite bucket bound. */
+export function quantileOverflows(
+  q: number,
+  to: readonly [number, number][],
+  from?: readonly [number, number][],
+): boolean {
+  const before = new Map(from ?? []);
+  const total = (to.at(-1)?.[1] ?? 0) - (before.get(Number.POSITIVE_INFINITY) ?? 0);
+  const finite = to.filter(([le]) => Number.isFinite(le)).at(-1);
+  if (total <= 0 || !finite) return false;
+  return finite[1] - (before.get(finite[0]) ?? 0) < q * total;
+}
+
 /** Least-squares slope of y over x (per unit of x); 0 with fewer than two points. */
 export function slope(points: readonly (readonly [number, number])[]): number {
   if (points.length < 2) return 0;
