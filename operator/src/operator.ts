@@ -123,6 +123,7 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorH
     : new BoundedKubeConfig(options.kubeConfig, apiRequestTimeoutMs);
   const clock = options.clock ?? systemClock;
   const metrics = new OperatorMetrics();
+  kubeConfig.onRequest = (method) => metrics.apiRequestsTotal.inc({ method });
   const core = kubeConfig.makeApiClient(CoreV1Api);
   const applier = new Applier(kubeConfig, OPERATOR_FIELD_MANAGER);
   const events = new EventRecorder(kubeConfig, "gpufleet-operator", logger, metrics, clock);
@@ -386,6 +387,7 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorH
       await Promise.all(informers.map((i) => bounded(i.stop(), `informer ${i.resource}`)));
       // close() waits for open connections (keep-alive scrapers); bounded like the rest.
       await bounded(health.close(), "health server");
+      kubeConfig.keepAlive.destroy(); // the API clients' open connections
     },
   };
 }

@@ -49,25 +49,34 @@ export class FencedKubeConfig extends BoundedKubeConfig {
     const reason = this.writeBlockedReason();
     if (reason !== undefined) throw new LeaseLostError(`refused ${what}: ${reason}`);
     const agent = context.getAgent();
-    if (agent) checkAgainOnConnect(agent, what, this.writeBlockedReason);
+    if (agent) checkAgainOnConnect(agent, this.writeBlockedReason);
   }
 }
 
+/** Agents already hooked: the agent is shared by every request of its TLS identity (keep-alive.ts), the hook is not. */
+const hookedAgents = new WeakSet<Agent>();
+
 /**
- * Hooks the request's socket: if it is still connecting, the fence is asked again first thing on 'connect'
- * (prepended: before Node's own listener that writes the queued request), and the socket is destroyed if it refuses.
+ * Hooks the agent's requests once: a mutating request whose socket is still connecting asks the fence again first
+ * thing on 'connect' (prepended: before Node's own listener that writes the queued request), and the socket is
+ * destroyed if it refuses. A request on a reused keep-alive connection is written at once, right after the check in
+ * applySecurityAuthentication.
  */
-function checkAgainOnConnect(agent: Agent, what: string, writeBlockedReason: () => string | undefined): void {
+function checkAgainOnConnect(agent: Agent, writeBlockedReason: () => string | undefined): void {
+  if (hookedAgents.has(agent)) return;
+  hookedAgents.add(agent);
   const hooked = agent as Agent & { addRequest(req: ClientRequest, options: unknown): void };
   const addRequest = hooked.addRequest.bind(agent);
   hooked.addRequest = (req, options) => {
-    req.once("socket", (socket: Socket) => {
-      if (!socket.connecting) return;
-      socket.prependOnceListener("connect", () => {
-        const reason = writeBlockedReason();
-        if (reason !== undefined) socket.destroy(new LeaseLostError(`refused ${what} while connecting: ${reason}`));
+    if (MUTATING.has(req.method.toUpperCase()))
+      req.once("socket", (socket: Socket) => {
+        if (!socket.connecting) return;
+        socket.prependOnceListener("connect", () => {
+          const reason = writeBlockedReason();
+          if (reason !== undefined)
+            socket.destroy(new LeaseLostError(`refused ${req.method} ${req.path} while connecting: ${reason}`));
+        });
       });
-    });
     addRequest(req, options);
   };
 }

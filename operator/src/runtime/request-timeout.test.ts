@@ -51,4 +51,16 @@ describe("BoundedKubeConfig", () => {
     const write = fenced.createNamespace({ body: { metadata: { name: "x" } } });
     expect(await stateAfter(write, 5_000)).toMatch(/^rejected: /);
   });
+
+  it("reports every request it sends, with its method, to onRequest (the fenced clients too)", async () => {
+    const bounded = new BoundedKubeConfig(source, 200);
+    const fenced = new FencedKubeConfig(source, () => undefined, 200);
+    const seen: string[] = [];
+    bounded.onRequest = (method) => seen.push(`bounded ${method}`);
+    fenced.onRequest = (method) => seen.push(`fenced ${method}`);
+    await stateAfter(bounded.makeApiClient(CoreV1Api).listNode(), 5_000);
+    await stateAfter(bounded.makeApiClient(CoreV1Api).deleteNode({ name: "n" }), 5_000);
+    await stateAfter(fenced.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: "x" } } }), 5_000);
+    expect(seen).toEqual(["bounded GET", "bounded DELETE", "fenced POST"]);
+  });
 });
