@@ -8,17 +8,21 @@
  *     placement (1,024 GPUs on the large profile);
  *   - kube-apiserver, etcd, then both killed and restarted (RELIABILITY_DOWN_MS, default 10 s) under an in-process
  *     operator, with changes made the moment the API is back.
+ *   - agent processes SIGKILLed under serving (mid-stream, before the first token, mid-migration at either end) and
+ *     under training (the gang's ranks die with it; the job's default hangTimeoutSeconds, 60 s): bench/reliability/kills.ts.
+ * RELIABILITY_SCENARIOS=<regexp> re-runs only the rows whose scenario matches (e.g. `SIGKILL`), keeping the others.
  * The same scenario functions run small in test/chaos/ (npm test). Named baseline: the leader rows' fault-to-Running
  * time is given as a ratio to the baseline row's apply-to-Running time.
  *
  * Results: bench/results/reliability.json = { profile, lease, rows: ReliabilityRow[] } and reliability.md (the table).
  */
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { startLocalCluster } from "../test/harness/cluster.js";
 import { installCrds } from "../test/support/operator.js";
 import { controlPlaneRestart } from "./reliability/control-plane.js";
+import { agentKillMidTraining, servingKillScenarios, servingKills } from "./reliability/kills.js";
 import { gangWithoutFault, leaderFaultDuringGang } from "./reliability/leader.js";
 import { localChaosContext } from "./reliability/local.js";
 import { chartLeaseSettings, type ReliabilityRow } from "./reliability/row.js";
@@ -60,16 +64,27 @@ function markdown(
   ].join("\n");
 }
 
+/** The rows of the last results file that this run does not redo. */
+async function previousRows(only: RegExp): Promise<ReliabilityRow[]> {
+  const text = await readFile(join(resultsDir, "reliability.json"), "utf8").catch(() => undefined);
+  const rows = text ? (JSON.parse(text) as { rows: ReliabilityRow[] }).rows : [];
+  return rows.filter((r) => !only.test(r.scenario));
+}
+
 export async function run(): Promise<void> {
   const profile = process.env.RELIABILITY_PROFILE ?? "large";
   const downMs = Number(process.env.RELIABILITY_DOWN_MS ?? 10_000);
   const nodes = profile === "large" ? 128 : 4;
   const lease = chartLeaseSettings();
   const log = (m: string) => console.error(`[reliability] ${m}`);
-  const cluster = await startLocalCluster({ profile, withNats: false, log });
+  // RELIABILITY_SCENARIOS (a regular expression over scenario names) re-runs only those rows; the others are kept
+  // from the last results file, so the table stays whole.
+  const only = process.env.RELIABILITY_SCENARIOS ? new RegExp(process.env.RELIABILITY_SCENARIOS) : undefined;
+  const rows: ReliabilityRow[] = only ? await previousRows(only) : [];
+  const cluster = await startLocalCluster({ profile, withNats: true, log });
   const ctx = localChaosContext(cluster, log);
-  const rows: ReliabilityRow[] = [];
   const attempt = async (what: string, scenario: () => Promise<ReliabilityRow>) => {
+    if (only && !only.test(what)) return;
     log(`${what}…`);
     try {
       const row = await scenario();
@@ -117,6 +132,8 @@ export async function run(): Promise<void> {
         controlPlaneRestart(ctx, { servers: [...servers], downMs, changes: 25, timeoutMs: 180_000 }),
       );
     }
+    if (!only || Object.keys(servingKillScenarios).some((name) => only.test(name))) await servingKills(ctx, attempt);
+    await attempt("agent SIGKILL mid-training", () => agentKillMidTraining(ctx, { hangTimeoutSeconds: 60 }));
   } finally {
     await ctx.deleteNamespaces();
     await cluster.stop();

@@ -14,11 +14,14 @@
  * 3. mid-migration: the destination's agent dies while the KV stages stream to it; the source keeps the request
  *    (the ack says destination-died) and the client gets every token once.
  */
-import { CoreV1Api, type V1Pod } from "@kubernetes/client-node";
+import { CoreV1Api, CustomObjectsApi, KubernetesObjectApi, type V1Pod } from "@kubernetes/client-node";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect, type NatsConnection } from "nats";
+import { API_GROUP, API_VERSION } from "../../crds/src/common.js";
+import type { TrainingJob } from "../../crds/src/training-job.js";
+import { trainingJob } from "../../test/support/builders.js";
 import { placeholderText } from "../../agent/src/simulation/instances/tokens.js";
 import { decodeLoad, Stream, subscriptionFor, type LoadEntry } from "../../common/src/telemetry/subjects.js";
 import { SseParser } from "../../gateway/src/openai/sse.js";
@@ -600,5 +603,133 @@ export async function servingKills(
     }
   } finally {
     await rig.stop();
+  }
+}
+
+/**
+ * Training: the agent running every simulated rank of a 2-node gang is SIGKILLed. Its ranks stop without a word
+ * (no collective, no checkpoint report), the operator's C4D monitor finds the job quiet past hangTimeoutSeconds
+ * (a job-wide hang: nobody to blame) and restarts the whole gang from status.lastCheckpointStep; the restarted
+ * agent runs the new attempt's ranks from that step. A simulated checkpoint takes no time (it is reported once
+ * every rank finished its step), so "mid-checkpoint" is the Python worker's case, covered by its barrier
+ * (agent/worker/gpufleet_worker/train/checkpoint.py commit_checkpoint).
+ */
+export async function agentKillMidTraining(
+  ctx: ChaosContext,
+  opts: { hangTimeoutSeconds: number },
+): Promise<ReliabilityRow> {
+  if (!ctx.natsUrl) throw new Error("the training kill scenario needs NATS (agent telemetry)");
+  const run = `${Date.now().toString(36)}-${process.pid}`;
+  const custom = ctx.kubeConfig.makeApiClient(CustomObjectsApi);
+  const namespace = await ctx.freshNamespace("kills-train");
+  const name = "train";
+  const getJob = async () =>
+    (await custom.getNamespacedCustomObject({
+      group: API_GROUP,
+      version: API_VERSION,
+      plural: "trainingjobs",
+      namespace,
+      name,
+    })) as TrainingJob;
+  const operator = await startInProcessOperator(ctx, `kills-train-${run}`, {
+    natsUrl: ctx.natsUrl,
+    durablePrefix: `kills-train-${process.pid}-${run}`,
+  });
+  const agentOpts = {
+    kubeconfigPath: ctx.kubeconfigPath,
+    natsUrl: ctx.natsUrl,
+    name: "agent-kills-train",
+    env: { GPUFLEET_AGENT_SIM_REPORT_INTERVAL_MS: "200", GPUFLEET_AGENT_ENGINE_PORT: "0" },
+  };
+  let agent: ComponentProcess | undefined = (await startSimulatedAgent(agentOpts)).agent;
+  try {
+    await KubernetesObjectApi.makeApiClient(ctx.kubeConfig).create(
+      trainingJob(name, namespace, {
+        nodes: 2,
+        gpusPerNode: 8,
+        parallelism: { tp: 8, pp: 1, dp: 2 },
+        checkpoint: { path: `/ckpt/${name}`, intervalSteps: 5 },
+        faultPolicy: {
+          maxRestarts: 3,
+          slowRankTolerancePercent: 30,
+          hangTimeoutSeconds: opts.hangTimeoutSeconds,
+          restartBackoffSeconds: 1,
+        },
+        placement: { nicAware: true, gpuModel: "H100-80GB" },
+      }),
+    );
+    await waitFor(
+      async () => {
+        const j = await getJob();
+        return j.status?.phase === "Running" && (j.status.lastCheckpointStep ?? 0) >= 10 ? j : undefined;
+      },
+      { description: `${namespace}/${name} Running with a checkpoint at step ≥ 10`, timeoutMs: 120_000 },
+    );
+    const killedMs = Date.now();
+    await agent.stop("SIGKILL");
+    agent = undefined;
+    // A report already on its way may still land: the step the job holds once the restart began is the one
+    // the new attempt must resume from.
+    const restarted = await waitFor(
+      async () => {
+        const j = await getJob();
+        return (j.status?.restarts ?? 0) >= 1 ? j : undefined;
+      },
+      { description: "the gang restarted after the agent's death", timeoutMs: 60_000 + opts.hangTimeoutSeconds * 3000 },
+    );
+    const restartSeenMs = Date.now() - killedMs;
+    const fault = restarted.status?.faults?.[0];
+    const lastStep = restarted.status?.lastCheckpointStep ?? 0;
+    const detectedMs = fault ? Date.parse(fault.actedTime) - killedMs : NaN;
+
+    // The agent comes back and runs the new attempt's ranks.
+    agent = (await startSimulatedAgent(agentOpts)).agent;
+    const resumed = await waitFor(
+      async () => {
+        const j = await getJob();
+        return j.status?.phase === "Running" &&
+          (j.status.restarts ?? 0) === 1 &&
+          (j.status.lastCheckpointStep ?? 0) > lastStep
+          ? j
+          : undefined;
+      },
+      { description: "the new attempt Running and checkpointing past the resume step", timeoutMs: 120_000 },
+    );
+    const pods = (await ctx.kubeConfig.makeApiClient(CoreV1Api).listNamespacedPod({ namespace })).items;
+    const resumeSteps = [
+      ...new Set(pods.map((p) => p.spec?.containers[0]?.env?.find((e) => e.name === "GPUFLEET_RESUME_STEP")?.value)),
+    ];
+    const resumeStep = Number(resumeSteps[0]);
+    const passed =
+      fault?.faultClass === "job-hang" &&
+      resumeSteps.length === 1 &&
+      resumeStep === lastStep &&
+      resumeStep % 5 === 0 &&
+      (resumed.status?.lastCheckpointStep ?? 0) > resumeStep;
+    return {
+      scenario: "agent SIGKILL mid-training",
+      injected: `SIGKILL to the agent running all 16 simulated ranks of a 2-node gang (checkpoint every 5 steps, hangTimeoutSeconds ${opts.hangTimeoutSeconds}), at checkpoint step ${lastStep}`,
+      expected:
+        "the operator finds the job quiet past hangTimeoutSeconds and restarts the whole gang once, every new rank resuming from the last reported (complete) checkpoint",
+      happened:
+        `fault ${fault?.faultClass ?? "none"} acted ${Math.round(detectedMs)} ms after the kill (restart seen at ${restartSeenMs} ms); ` +
+        `new attempt's pods resume from step(s) ${resumeSteps.join(", ")} (last checkpoint ${lastStep}); ` +
+        `after the agent's restart the job checkpointed on to step ${resumed.status?.lastCheckpointStep}; restarts ${resumed.status?.restarts}`,
+      passed,
+      lost: 0,
+      duplicated: (resumed.status?.restarts ?? 0) - 1,
+      scale: { nodes: 2, ranks: 16 },
+      timingsMs: { killToFaultActedMs: round(detectedMs), killToRestartSeenMs: round(restartSeenMs) },
+      counts: { lastCheckpointStep: lastStep, resumeStep, restarts: resumed.status?.restarts ?? 0 },
+      notes: [
+        "detection is bounded by the job's hangTimeoutSeconds (a job-wide hang): the operator has no faster agent-liveness signal for training",
+      ],
+    };
+  } finally {
+    await custom
+      .deleteNamespacedCustomObject({ group: API_GROUP, version: API_VERSION, plural: "trainingjobs", namespace, name })
+      .catch(() => undefined);
+    await agent?.stop();
+    await operator.stop();
   }
 }

@@ -5,24 +5,11 @@
  * speed: the times go to the rows (and the bench's table), with generous bounds only where the design states one.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { servingKills, type ServingKillScenario } from "../../bench/reliability/kills.js";
+import { agentKillMidTraining, servingKills, type ServingKillScenario } from "../../bench/reliability/kills.js";
 import type { ReliabilityRow } from "../../bench/reliability/row.js";
 import { chaosContext } from "./context.js";
 
 const rows = new Map<ServingKillScenario, ReliabilityRow | Error>();
-
-beforeAll(async () => {
-  await servingKills(chaosContext(), async (name, run) => {
-    try {
-      const row = await run();
-      console.log(JSON.stringify(row));
-      rows.set(name, row);
-    } catch (error) {
-      rows.set(name, error as Error);
-    }
-  });
-}, 900_000);
-afterAll(() => rows.clear());
 
 function row(name: ServingKillScenario): ReliabilityRow {
   const r = rows.get(name);
@@ -32,6 +19,19 @@ function row(name: ServingKillScenario): ReliabilityRow {
 }
 
 describe("agent SIGKILL under serving", () => {
+  beforeAll(async () => {
+    await servingKills(chaosContext(), async (name, run) => {
+      try {
+        const row = await run();
+        console.log(JSON.stringify(row));
+        rows.set(name, row);
+      } catch (error) {
+        rows.set(name, error as Error);
+      }
+    });
+  }, 900_000);
+  afterAll(() => rows.clear());
+
   it("mid-stream: one error event, no [DONE], no token twice; the instance drops out of both views; the restarted agent serves it again", () => {
     const r = row("agent SIGKILL mid-stream");
     expect(r, r.happened).toMatchObject({ passed: true, duplicated: 0 });
@@ -62,4 +62,15 @@ describe("agent SIGKILL under serving", () => {
     expect(r.counts!.destinationRan).toBe(0);
     expect(r.counts!.tokensDelivered).toBeLessThan(r.scale.maxTokens!);
   });
+});
+
+describe("agent SIGKILL under training", () => {
+  it("the gang restarts once, every new rank from the last reported checkpoint, and checkpoints on", async () => {
+    const r = await agentKillMidTraining(chaosContext(), { hangTimeoutSeconds: 10 });
+    console.log(JSON.stringify(r));
+    expect(r, r.happened).toMatchObject({ passed: true, duplicated: 0 });
+    expect(r.counts!.resumeStep).toBe(r.counts!.lastCheckpointStep);
+    // Found by the job-wide hang rule: not before hangTimeoutSeconds of quiet.
+    expect(r.timingsMs.killToFaultActedMs).toBeGreaterThanOrEqual(9_000);
+  }, 400_000);
 });
