@@ -663,8 +663,14 @@ export async function agentKillMidTraining(
         const j = await getJob();
         return j.status?.phase === "Running" && (j.status.lastCheckpointStep ?? 0) >= 10 ? j : undefined;
       },
-      { description: `${namespace}/${name} Running with a checkpoint at step ≥ 10`, timeoutMs: 120_000 },
-    );
+      { description: `${namespace}/${name} Running with a checkpoint at step ≥ 10`, timeoutMs: 300_000 },
+    ).catch(async (err: Error) => {
+      const status = (await getJob().catch(() => undefined))?.status;
+      throw new Error(
+        `${err.message}; status phase ${status?.phase}, lastCheckpointStep ${status?.lastCheckpointStep}, conditions ${JSON.stringify(status?.conditions?.map((c) => `${c.type}=${c.status} ${c.reason}: ${c.message}`))}`,
+        { cause: err },
+      );
+    });
     const killedMs = Date.now();
     await agent.stop("SIGKILL");
     agent = undefined;
