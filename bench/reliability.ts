@@ -10,7 +10,7 @@
  *     operator, with changes made the moment the API is back.
  *   - agent processes SIGKILLed under serving (mid-stream, before the first token, mid-migration at either end)
  *     and under training (the gang's ranks die with it; the default hangTimeoutSeconds, 60 s): reliability/kills.ts.
- * RELIABILITY_SCENARIOS=<regexp> re-runs only the rows whose scenario matches (e.g. `^agent SIGKILL`), keeping the others.
+ * RELIABILITY_SCENARIOS=<regexp> re-runs only the rows whose scenario matches (`^agent SIGKILL`), keeping the others.
  * The same scenario functions run small in test/chaos/ (npm test). Named baseline: the leader rows' fault-to-Running
  * time is given as a ratio to the baseline row's apply-to-Running time.
  *
