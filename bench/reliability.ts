@@ -9,10 +9,12 @@
  *   - kube-apiserver, etcd, then both killed and restarted (RELIABILITY_DOWN_MS, default 10 s) under an in-process
  *     operator, with changes made the moment the API is back;
  *   - nats-server stopped for RELIABILITY_NATS_DOWN_MS (default 30 s) under a TrainingJob with a slow rank injected
- *     the moment before and a serving load through the gateway (bench/reliability/nats.ts).
- * RELIABILITY_SCENARIOS=nats (comma-separated: baseline, leader, control-plane, nats) runs only those scenarios and
- * merges their rows into the results on disk (a row of the same scenario is replaced, the others are kept), so one
- * scenario can be re-run without the whole table.
+ *     the moment before and a serving load through the gateway (bench/reliability/nats.ts);
+ *   - agent processes SIGKILLed under serving (mid-stream, before the first token, mid-migration at either end)
+ *     and under training (the gang's ranks die with it; the default hangTimeoutSeconds, 60 s): reliability/kills.ts.
+ * RELIABILITY_SCENARIOS=<regexp> re-runs only the rows whose scenario name matches (`^NATS`, `^agent SIGKILL`) and
+ * merges them into the results on disk (a row of the same scenario is replaced, the others and the file's header
+ * are kept), so one scenario can be re-run without the whole table.
  * The same scenario functions run small in test/chaos/ (npm test). Named baseline: the leader rows' fault-to-Running
  * time is given as a ratio to the baseline row's apply-to-Running time.
  *
@@ -25,6 +27,7 @@ import { startLocalCluster } from "../test/harness/cluster.js";
 import { applyProfileFabrics } from "../test/harness/fabric.js";
 import { installCrds } from "../test/support/operator.js";
 import { controlPlaneRestart } from "./reliability/control-plane.js";
+import { agentKillMidTraining, servingKillScenarios, servingKills } from "./reliability/kills.js";
 import { gangWithoutFault, leaderFaultDuringGang } from "./reliability/leader.js";
 import { localChaosContext } from "./reliability/local.js";
 import { natsOutage } from "./reliability/nats.js";
@@ -32,7 +35,7 @@ import { chartLeaseSettings, type ReliabilityRow } from "./reliability/row.js";
 
 const resultsDir = join(dirname(fileURLToPath(import.meta.url)), "results");
 
-function markdown(
+export function markdown(
   profile: string,
   lease: ReturnType<typeof chartLeaseSettings>,
   rows: ReliabilityRow[],
@@ -72,8 +75,8 @@ export async function run(): Promise<void> {
   const downMs = Number(process.env.RELIABILITY_DOWN_MS ?? 10_000);
   const nodes = profile === "large" ? 128 : 4;
   const natsDownMs = Number(process.env.RELIABILITY_NATS_DOWN_MS ?? 30_000);
-  const only = process.env.RELIABILITY_SCENARIOS?.split(",").map((s) => s.trim());
-  const wants = (key: string) => !only || only.includes(key);
+  const only = process.env.RELIABILITY_SCENARIOS ? new RegExp(process.env.RELIABILITY_SCENARIOS) : undefined;
+  const wants = (scenario: string) => !only || only.test(scenario);
   const lease = chartLeaseSettings();
   const log = (m: string) => console.error(`[reliability] ${m}`);
   // With RELIABILITY_SCENARIOS: the results on disk, whose other rows (and header: the profile and settings those
@@ -94,10 +97,11 @@ export async function run(): Promise<void> {
     downMs: onDisk.downMs ?? downMs,
     gangNodes: onDisk.gangNodes ?? nodes,
   };
-  const cluster = await startLocalCluster({ profile, withNats: wants("nats"), log });
-  const ctx = localChaosContext(cluster, log);
+  const cluster = await startLocalCluster({ profile, withNats: true, log });
   const rows: ReliabilityRow[] = [];
+  const ctx = localChaosContext(cluster, log);
   const attempt = async (what: string, scenario: () => Promise<ReliabilityRow>) => {
+    if (!wants(what)) return;
     log(`${what}…`);
     try {
       const row = await scenario();
@@ -134,29 +138,28 @@ export async function run(): Promise<void> {
   try {
     await installCrds(cluster.kubeconfigPath);
     const timeoutMs = 240_000;
-    if (wants("baseline"))
-      await attempt("baseline: gang placement, no fault", () => gangWithoutFault(ctx, { nodes, lease, timeoutMs }));
-    if (wants("leader")) {
-      await attempt("leader SIGKILL mid gang placement", () =>
-        leaderFaultDuringGang(ctx, { nodes, lease, signal: "SIGKILL", timeoutMs }),
-      );
-      await attempt("leader SIGSTOP (stalled renew) mid gang placement", () =>
-        leaderFaultDuringGang(ctx, { nodes, lease, signal: "SIGSTOP", timeoutMs }),
+    await attempt("baseline: gang placement, no fault", () => gangWithoutFault(ctx, { nodes, lease, timeoutMs }));
+    await attempt("leader SIGKILL mid gang placement", () =>
+      leaderFaultDuringGang(ctx, { nodes, lease, signal: "SIGKILL", timeoutMs }),
+    );
+    await attempt("leader SIGSTOP (stalled renew) mid gang placement", () =>
+      leaderFaultDuringGang(ctx, { nodes, lease, signal: "SIGSTOP", timeoutMs }),
+    );
+    for (const servers of [["kube-apiserver"], ["etcd"], ["etcd", "kube-apiserver"]] as const) {
+      await attempt(`${servers.join(" + ")} restart`, () =>
+        controlPlaneRestart(ctx, { servers: [...servers], downMs, changes: 25, timeoutMs: 180_000 }),
       );
     }
-    if (wants("control-plane"))
-      for (const servers of [["kube-apiserver"], ["etcd"], ["etcd", "kube-apiserver"]] as const) {
-        await attempt(`${servers.join(" + ")} restart`, () =>
-          controlPlaneRestart(ctx, { servers: [...servers], downMs, changes: 25, timeoutMs: 180_000 }),
-        );
-      }
-    if (wants("nats")) {
+    const natsScenario = "NATS stop under training fault + serving load";
+    if (wants(natsScenario)) {
       if (cluster.profile) await applyProfileFabrics(cluster.kubeconfigPath, cluster.profile);
-      await attempt("NATS stop under training fault + serving load", async () => {
+      await attempt(natsScenario, async () => {
         const row = await natsOutage(ctx, { downMs: natsDownMs, timeoutMs: 180_000 });
         return { ...row, notes: [...(row.notes ?? []), `cluster: clusters/${profile}.yaml`] };
       });
     }
+    if (Object.keys(servingKillScenarios).some(wants)) await servingKills(ctx, attempt);
+    await attempt("agent SIGKILL mid-training", () => agentKillMidTraining(ctx, { hangTimeoutSeconds: 60 }));
   } finally {
     await ctx.deleteNamespaces();
     await cluster.stop();

@@ -34,6 +34,11 @@ export interface AgentConfig {
   simReportIntervalMs: number;
   /** Simulation: synthetic Poisson requests/s of serving pods without the sim-request-rate annotation (0: none). */
   simRequestRatePerSec: number;
+  /**
+   * Simulation: only kwok nodes whose name starts with this (empty: all). Lets several agent processes share one
+   * cluster, each the agent of its own nodes, as real nodes each have their own (chaos tests kill one of them).
+   */
+  simNodePrefix: string;
   /** Simulation: the one port of the simulated instances' engine API (0: any free port). */
   enginePort: number;
   /** Simulation: interface the engine API listens on. */
@@ -72,6 +77,7 @@ export const ENV = {
   rdmaSampleIntervalMs: "GPUFLEET_AGENT_RDMA_SAMPLE_INTERVAL_MS",
   simReportIntervalMs: "GPUFLEET_AGENT_SIM_REPORT_INTERVAL_MS",
   simRequestRatePerSec: "GPUFLEET_AGENT_SIM_REQUEST_RATE",
+  simNodePrefix: "GPUFLEET_AGENT_SIM_NODE_PREFIX",
   enginePort: "GPUFLEET_AGENT_ENGINE_PORT",
   engineBindHost: "GPUFLEET_AGENT_ENGINE_BIND",
   engineAdvertisedHost: "GPUFLEET_AGENT_ENGINE_HOST",
@@ -123,6 +129,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): A
     rdmaSampleIntervalMs: int("rdmaSampleIntervalMs", 5000, 100),
     simReportIntervalMs: int("simReportIntervalMs", 1000, 50),
     simRequestRatePerSec: nonNegative("simRequestRatePerSec", 0),
+    simNodePrefix: str("simNodePrefix", ""),
     enginePort: int("enginePort", 8100, 0),
     engineBindHost: str("engineBindHost", "0.0.0.0"),
     engineAdvertisedHost: str("engineAdvertisedHost", "127.0.0.1"),

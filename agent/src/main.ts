@@ -196,7 +196,7 @@ async function main(): Promise<void> {
     await watchFabricTopologies(kc, simFabric!, log);
     const nodeInformer = makeInformer<V1Node>(kc, "/api/v1/nodes", () => core.listNode());
     const onNode = (node: V1Node): void => {
-      if (!isSimulatedNode(node)) return;
+      if (!isSimulatedNode(node) || !(node.metadata?.name ?? "").startsWith(config.simNodePrefix)) return;
       const f = simulatedNodeFacts(node);
       facts.set(f.nodeName, f);
       if (!hasTopologyLabels(node.metadata?.labels)) void applyLabels(f);

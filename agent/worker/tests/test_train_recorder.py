@@ -6,6 +6,7 @@ from gpufleet_worker.protocol.client import build_collectives
 from gpufleet_worker.train.checkpoint import (
     ResumeError,
     checkpoint_path,
+    commit_checkpoint,
     existing_checkpoint,
     is_due,
     resume_step,
@@ -78,3 +79,24 @@ def test_checkpoint_written_atomically_at_its_place(tmp_path) -> None:
     assert path.read_bytes() == b"state"
     assert existing_checkpoint(tmp_path, 30, 1) == path
     assert [p.name for p in path.parent.iterdir()] == ["rank-1.pt"]  # no temporary file left
+
+
+def test_a_checkpoint_is_reported_only_after_every_rank_wrote_it() -> None:
+    calls: list[str] = []
+    commit_checkpoint(lambda: calls.append("write"), lambda: calls.append("barrier"), lambda: calls.append("report"))
+    assert calls == ["write", "barrier", "report"]
+
+
+def test_a_rank_killed_mid_checkpoint_leaves_the_step_unreported(tmp_path) -> None:
+    # Another rank never reaches the barrier (killed while writing its file): the barrier fails, nothing is reported.
+    reported: list[int] = []
+
+    def barrier() -> None:
+        raise RuntimeError("rank 1 is gone: the barrier timed out")
+
+    with pytest.raises(RuntimeError, match="barrier"):
+        commit_checkpoint(
+            lambda: write_atomic(checkpoint_path(tmp_path, 30, 0), b"state"), barrier, lambda: reported.append(30)
+        )
+    assert reported == []
+    assert checkpoint_path(tmp_path, 30, 0).read_bytes() == b"state"  # this rank's file, whole but not committed

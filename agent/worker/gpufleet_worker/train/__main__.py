@@ -4,7 +4,8 @@ MASTER_PORT, LOCAL_RANK for the GPU), registered with its node agent as kind "tr
 The step loop: a data-parallel MLP (random data drawn from (seed, step, rank), so a resumed run sees the same
 batches), gradients flattened into one bucket and all-reduced per step (as DDP's bucketed all-reduce), each
 collective timed by CollectiveRecorder and sent as CollectiveRecords every `--report-every` steps. Every
-`GPUFLEET_CHECKPOINT_INTERVAL` steps each rank writes its checkpoint atomically and reports it; with
+`GPUFLEET_CHECKPOINT_INTERVAL` steps each rank writes its checkpoint atomically and, once every rank has
+(a barrier), reports it; with
 GPUFLEET_RESUME_STEP=N it loads step N's checkpoint and continues at N+1. Backend: NCCL when CUDA is available,
 gloo otherwise (`--backend` overrides). Prints one JSON line `{"event": "done", ...}` on stdout at the end.
 """
@@ -25,7 +26,7 @@ import torch.distributed as dist
 
 from ..protocol.client import WorkerAgentClient, WorkerIdentity
 from ..serve.agent_link import log
-from .checkpoint import checkpoint_path, existing_checkpoint, is_due, resume_step, write_atomic
+from .checkpoint import checkpoint_path, commit_checkpoint, existing_checkpoint, is_due, resume_step, write_atomic
 from .recorder import CollectiveRecorder, communicator_id
 
 
@@ -124,9 +125,12 @@ def main(argv: list[str] | None = None) -> int:
         if is_due(step, a.checkpoint_interval):
             buf = io.BytesIO()
             torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step}, buf)
-            path = checkpoint_path(ckpt_dir, step, rank)
-            write_atomic(path, buf.getvalue())
-            client.report_checkpoint(step, str(path))
+            path, data = checkpoint_path(ckpt_dir, step, rank), buf.getvalue()
+            commit_checkpoint(
+                write=lambda path=path, data=data: write_atomic(path, data),
+                barrier=dist.barrier,
+                report=lambda step=step, path=path: client.report_checkpoint(step, str(path)),
+            )
             last_ckpt = step
         if step % a.report_every == 0 or step == a.steps:
             records = recorder.drain()

@@ -1,12 +1,16 @@
 """Checkpoint placement and the resume step the operator passes (GPUFLEET_RESUME_STEP); torch-free.
 
 A checkpoint of step N is one file per rank, `<dir>/step-<N>/rank-<r>.pt`, written to a temporary name, fsynced
-and renamed, so a reader never sees half a file: only then is it reported to the agent as durable.
+and renamed, so a reader never sees half a file. The step is complete only once every rank's file is there: each
+rank reports it after a barrier that follows its own write (commit_checkpoint), so a report, from any rank, means
+every rank's file is durable. A rank killed mid-write never reaches the barrier, no rank reports step N, and the
+operator (which resumes from the highest step reported) restarts the job from the previous complete checkpoint.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -37,6 +41,13 @@ def existing_checkpoint(directory: Path, step: int, rank: int) -> Path:
     if not path.is_file():
         raise ResumeError(f"GPUFLEET_RESUME_STEP={step}: no checkpoint at {path}")
     return path
+
+
+def commit_checkpoint(write: Callable[[], None], barrier: Callable[[], None], report: Callable[[], None]) -> None:
+    """This rank's file, then the barrier every rank passes only after its own write, then the report."""
+    write()
+    barrier()
+    report()
 
 
 def write_atomic(path: Path, data: bytes) -> None:
