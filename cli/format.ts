@@ -79,7 +79,7 @@ export function servingTable(p: ServingPreview): string {
     const g = p.gpuProfile;
     out.push("");
     out.push(
-      `GPU PROFILE  ${g.gpuModel}: ${g.memoryGiB} GiB, ${g.peakTflops} TFLOP/s peak (${g.achievedTflops} modelled), HBM ${g.hbmBandwidthGBps} GB/s (${g.achievedHbmGBps} modelled), NVLink ${g.nvlinkGBpsPerDirection} GB/s per direction, ${g.memoryUtilization * 100}% of memory for the engine`,
+      `GPU PROFILE  ${g.name ? `GpuProfile ${g.name}` : "shipped defaults"}, ${g.gpuModel}: ${g.memoryGiB} GiB, ${g.peakTflops} TFLOP/s peak (${g.achievedTflops} modelled), HBM ${g.hbmBandwidthGBps} GB/s (${g.achievedHbmGBps} modelled), NVLink ${g.nvlinkGBpsPerDirection} GB/s per direction, ${g.memoryUtilization * 100}% of memory for the engine`,
     );
   }
   if (p.placement.length > 0)

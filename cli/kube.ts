@@ -14,6 +14,7 @@ import { API_GROUP, API_VERSION } from "../crds/src/common.js";
 import { OwnedLabel } from "../crds/src/reasons.js";
 import { ServingDeploymentNames, type ServingDeployment } from "../crds/src/serving-deployment.js";
 import { TrainingJobNames, type TrainingJob } from "../crds/src/training-job.js";
+import { GpuProfileNames, type GpuProfile } from "../crds/src/gpu-profile.js";
 import { CliError, usageError } from "./errors.js";
 
 export interface KubeOptions {
@@ -66,6 +67,23 @@ export class Kube {
     } catch (error) {
       if (code(error) === 404) throw usageError(`${what}: not found`, { cause: error });
       throw new CliError(`${what} from ${this.server} failed: ${(error as Error).message}`, 1, { cause: error });
+    }
+  }
+
+  /** The cluster's GpuProfiles; none where the CRD is not installed (a cluster older than GpuProfiles). */
+  async listGpuProfiles(): Promise<GpuProfile[]> {
+    try {
+      const list = (await this.custom.listClusterCustomObject({
+        group: API_GROUP,
+        version: API_VERSION,
+        plural: GpuProfileNames.plural,
+      })) as { items: GpuProfile[] };
+      return list.items;
+    } catch (error) {
+      if (code(error) === 404) return [];
+      throw new CliError(`listing GpuProfiles from ${this.server} failed: ${(error as Error).message}`, 1, {
+        cause: error,
+      });
     }
   }
 

@@ -43,6 +43,7 @@ async function plan(cmd: Extract<Command, { command: "plan" }>, io: Io): Promise
   const trace = cmd.trace ? { path: cmd.trace, records: readTrace(cmd.trace) } : undefined;
   const kube = cmd.live ? new Kube(cmd) : undefined;
   const cluster: ClusterView = kube ? await clusterFromKube(kube) : await clusterFromProfile(cmd.profile ?? "default");
+  const gpuProfiles = kube ? await kube.listGpuProfiles() : [];
   const planner = new PlannerThread();
   try {
     const previews: (ServingPreview | TrainingPreview)[] = [];
@@ -66,6 +67,7 @@ async function plan(cmd: Extract<Command, { command: "plan" }>, io: Io): Promise
               plan: (input) => planner.plan(input),
               ...(trace ? { trace } : {}),
               ownPods,
+              gpuProfiles,
             }),
           ),
         );

@@ -5,6 +5,7 @@
  * conversion to status.plan with spec.scaling applied (executor/choose-plan.ts). `plan` below is exactly the
  * status.plan the operator writes for a deployment that runs no plan yet; the rest explains it.
  */
+import type { GpuProfile } from "../crds/src/gpu-profile.js";
 import type { V1Pod } from "@kubernetes/client-node";
 import type { ServingDeployment, ServingDeploymentSpec } from "../crds/src/serving-deployment.js";
 import { gpuSpec } from "../common/src/hardware/catalog.js";
@@ -70,6 +71,8 @@ export interface ServingPreview {
   alternatives: PlanAlternative[];
   bounds: PlanBound[];
   gpuProfile?: {
+    /** The GpuProfile the plan used (as status.plan.gpuProfile); absent: the shipped defaults. */
+    name?: string;
     gpuModel: string;
     memoryGiB: number;
     peakTflops: number;
@@ -93,6 +96,8 @@ export interface ServingPreviewOptions {
   trace?: { path: string; records: readonly TraceRecord[] };
   /** The deployment's own pods in a live cluster: their GPUs are free to it, as the operator gives them back. */
   ownPods?: readonly V1Pod[];
+  /** The cluster's GpuProfiles (--live): the planner picks the one the operator would, by GPU model and image. */
+  gpuProfiles?: readonly GpuProfile[];
 }
 
 const round = (x: number, digits = 3): number => Math.round(x * 10 ** digits) / 10 ** digits;
@@ -120,14 +125,20 @@ export async function previewServing(
   const own = (options.ownPods ?? [])
     .map((p) => observePod(p, { deleting: p.metadata?.deletionTimestamp != null }))
     .filter((p): p is ObservedPod => p !== undefined);
-  const input = plannerInput(spec, clusterNodes(cluster.capacity.nodes, check.gpuModels, own), options.trace?.records);
+  const input = plannerInput(
+    spec,
+    clusterNodes(cluster.capacity.nodes, check.gpuModels, own),
+    options.trace?.records,
+    options.gpuProfiles,
+  );
   const result = await options.plan(input);
   const { candidate, failure } = candidatePlan(result, spec.scaling);
   const preview: ServingPreview = { ...base, ...(failure ? { failure } : {}) };
   if (!result.ok) return { ...preview, bounds: failureBounds(failure?.reason ?? result.reason, result.message) };
-  const coeffs = latencyCoefficients(result.gpuModel);
+  const coeffs = latencyCoefficients(result.gpuModel, input.coefficientOverrides);
   const gpu = gpuSpec(result.gpuModel);
   preview.gpuProfile = {
+    ...(result.gpuProfile ? { name: result.gpuProfile } : {}),
     gpuModel: gpu.model,
     memoryGiB: gpu.memoryGiB,
     peakTflops: gpu.peakTflops,
@@ -221,7 +232,7 @@ function bounds(
   }
   // Memory: does the smallest instance (one GPU) hold the weights and the longest sequence's KV?
   const model = deriveModel(input.model);
-  const coeffs = latencyCoefficients(result.gpuModel);
+  const coeffs = latencyCoefficients(result.gpuModel, input.coefficientOverrides);
   const one = instanceMemory(model, coeffs, { tp: 1, pp: 1 });
   const longest = input.model.maxContextTokens ?? 0;
   const fitsOne = one.kvCapacityTokens >= longest;

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import type { GpuProfile } from "../crds/src/gpu-profile.js";
 import type { ServingDeployment } from "../crds/src/serving-deployment.js";
 import type { TrainingJob } from "../crds/src/training-job.js";
 import type { ServingPlanInput, ServingPlanOk, ServingPlanResult } from "../operator/src/serving/distserve/planner.js";
@@ -94,6 +95,36 @@ describe("previewServing", () => {
     expect(text).toContain("PLAN  disagg P2×TP1 D1×TP1 (3 GPU)");
     expect(text).toMatch(/\*\s+disaggregated\s+P TP1×PP1 \+ D TP1×PP1, high affinity \(unit 5P:3D, 8 GPU\)\s+20\.317/);
     expect(JSON.parse(render(p, "json", () => ""))).toEqual(JSON.parse(JSON.stringify(p)));
+  });
+
+  it("plans with the cluster's GpuProfile the operator would pick, and names it", async () => {
+    const seen: ServingPlanInput[] = [];
+    const answer: ServingPlanOk = { ...disaggregatedAnswer, gpuProfile: "h100-measured" };
+    const plan = async (input: ServingPlanInput): Promise<ServingPlanResult> => (seen.push(input), answer);
+    const sd = example("llama31-8b-disaggregated.yaml") as ServingDeployment;
+    const measured: GpuProfile = {
+      apiVersion: "gpufleet.io/v1alpha1",
+      kind: "GpuProfile",
+      metadata: { name: "h100-measured" },
+      spec: {
+        gpuModel: "H100-80GB",
+        engine: { name: "vllm", imagePrefix: "vllm/vllm-openai" },
+        coefficients: { achievedHbmGBps: 1500 },
+      },
+    };
+    const cluster = await clusterFromProfile("default");
+    const p = await previewServing(sd, cluster, { plan, gpuProfiles: [measured] });
+    // The planner input carries the profile exactly as the operator's executor builds it (plannerInput).
+    expect(seen[0]!.gpuProfiles).toEqual({ "H100-80GB": "h100-measured" });
+    expect(seen[0]!.coefficientOverrides?.["H100-80GB"]).toMatchObject({ achievedHbmGBps: 1500 });
+    expect(p.gpuProfile).toMatchObject({ name: "h100-measured", gpuModel: "H100-80GB", achievedHbmGBps: 1500 });
+    expect(servingTable(p)).toContain("GPU PROFILE  GpuProfile h100-measured, H100-80GB:");
+    // A profile for another engine image is not the operator's pick: the shipped defaults, and the table says so.
+    const other = { ...measured, spec: { ...measured.spec, engine: { name: "x", imagePrefix: "registry.example/x" } } };
+    const q = await previewServing(sd, cluster, { plan: async () => disaggregatedAnswer, gpuProfiles: [other] });
+    expect(q.gpuProfile?.name).toBeUndefined();
+    expect(q.gpuProfile?.achievedHbmGBps).not.toBe(1500);
+    expect(servingTable(q)).toContain("GPU PROFILE  shipped defaults, H100-80GB:");
   });
 
   it("says why there is no plan as the Planned condition would", async () => {
