@@ -3,8 +3,8 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { readFileSync } from "node:fs";
 import { afterEach, describe, expect, it } from "vitest";
+import { sweepModel, type CalibrationRaw } from "../../common/src/models/calibration.js";
 import { decodeStepLatencyMs, prefillLatencyMs } from "../../common/src/models/latency.js";
-import { deriveModel, MODEL_SHAPES } from "../../common/src/models/model-shapes.js";
 import { faultData, faultSpec } from "./fault.js";
 import { FIGURES, RESULTS_DIR, writeFigures } from "./index.js";
 import { FigureDataError } from "./json.js";
@@ -261,30 +261,35 @@ describe("latency model figure", () => {
   const calibration = {
     gpu: "NVIDIA H200",
     model: "llama-3-8b",
+    ceilings: { measuredCopyGBps: 4200, measuredMatmulTflops: 750 },
     rows: [
       { phase: "decode", batch: 4, contextTokens: 1024, stepMs: 5.2 },
-      { phase: "prefill", batch: 2, promptTokens: 2048, stepMs: 97.5 },
+      { phase: "prefill", batch: 2, promptTokens: 2048, stepMs: 97.5, gpuStepMs: 80 },
       { phase: "decode", batch: 256, contextTokens: 8192, skipped: "does not fit" },
     ],
   };
   it("puts the model's own prediction beside each measured step and leaves out skipped shapes", () => {
-    const model = deriveModel(MODEL_SHAPES["Llama-3-8B"]);
+    const model = sweepModel(calibration as CalibrationRaw);
     const points = latencyPoints(calibration);
     expect(skippedRows(calibration)).toBe(1);
-    expect(points).toHaveLength(2);
+    expect(points.map((p) => p.phase)).toEqual(["decode", "prefill (eager)", "prefill (CUDA graph)"]);
+    // The shipped H200 model, through the planner's own entry points (decode as one batch, eager prefill with the
+    // profile's host floor); a CUDA-graph prefill is predicted without host time, never slower.
     expect(points[0]!.modelMs).toBeCloseTo(
       decodeStepLatencyMs(model, "H200-141GB", { tp: 1, pp: 1 }, [1024, 1024, 1024, 1024]).totalMs,
-      9,
+      6,
     );
     expect(points[1]!.modelMs).toBeCloseTo(
       prefillLatencyMs(model, "H200-141GB", { tp: 1, pp: 1 }, [2048, 2048]).totalMs,
-      9,
+      6,
     );
+    expect(points[2]!.modelMs).toBeLessThanOrEqual(points[1]!.modelMs);
     expect(points[1]!.errorPercent).toBeCloseTo(((points[1]!.modelMs - 97.5) / 97.5) * 100, 9);
     expect(medianAbsErrorPercent(points, "decode")).toBeCloseTo(Math.abs(points[0]!.errorPercent), 9);
   });
-  it("refuses hardware it has no catalog entry for", () => {
+  it("refuses hardware it has no catalog entry for, and a sweep without a model", () => {
     expect(() => latencyPoints({ ...calibration, gpu: "NVIDIA B300" })).toThrow(/no catalog GPU for "NVIDIA B300"/);
+    expect(() => latencyPoints({ ...calibration, model: 7 })).toThrow(/model must be/);
   });
 });
 

@@ -11,7 +11,7 @@ import { fileURLToPath } from "node:url";
 import type { TopLevelSpec } from "vega-lite";
 import { faultData, faultSpec } from "./fault.js";
 import type { Json } from "./json.js";
-import { latencyPoints, latencySpec, skippedRows } from "./latency-model.js";
+import { latencyPoints, latencySpec, skippedRows, sweepModelName } from "./latency-model.js";
 import { renderSvg } from "./render.js";
 import { schedulerCdfPoints, schedulerCdfSpec, schedulerPoints, schedulerSetup, schedulerSpec } from "./scheduler.js";
 import { ratePoints, rateSpec } from "./serving-rate.js";
@@ -59,8 +59,8 @@ export const FIGURES: readonly FigureDef[] = [
   {
     name: "latency-model",
     bench: "gpu-worker",
-    source: "gpu-worker-runs/calibration-v1/calibration-raw.json",
-    spec: (r) => latencySpec(latencyPoints(r), skippedRows(r)),
+    source: "gpu-worker-runs/calibration-v2/calibration-raw.json",
+    spec: (r) => latencySpec(latencyPoints(r), skippedRows(r), sweepModelName(r)),
   },
 ];
 

@@ -1,25 +1,33 @@
 /**
- * Model-vs-measured figure: the planner's latency model (common/src/models/latency.ts, default coefficients) against
- * the GPU worker's measured step times on an H200 (bench/results/gpu-worker-runs/calibration-v1/calibration-raw.json:
- * CUDA-graph decode steps and prefills of Llama-3-8B, TP1). Points on the diagonal are exact; the subtitle gives the
- * median absolute error per phase, computed here from the same points.
+ * Model-vs-measured figure: the planner's latency model (common/src/models/latency.ts, the shipped coefficients of
+ * the sweep's GPU) against the GPU worker's measured step times on an H200
+ * (bench/results/gpu-worker-runs/calibration-v2/calibration-raw.json, the sweep `npm run calibrate` fitted: decode
+ * steps in CUDA graphs, prefills eager and in CUDA graphs, Llama-3-8B, TP1). The points and errors are the
+ * calibration's own check (common/src/models/calibration.ts checkCoefficients), so the figure and `npm run
+ * calibrate` cannot disagree. Points on the diagonal are exact; the subtitle gives the median absolute error per
+ * phase.
  */
 import type { TopLevelSpec } from "vega-lite";
-import { decodeStepLatencyMs, prefillLatencyMs } from "../../common/src/models/latency.js";
-import { deriveModel, MODEL_SHAPES } from "../../common/src/models/model-shapes.js";
-import { array, FigureDataError, num, str, type Json } from "./json.js";
+import { checkCoefficients, type CalibrationRaw, type PointKind } from "../../common/src/models/calibration.js";
+import { latencyCoefficients } from "../../common/src/models/latency.js";
+import { array, FigureDataError, str, type Json } from "./json.js";
 
 const FIGURE = "latency-model";
 
-/** The worker's names for what it ran, mapped to the catalog's and model table's keys. */
+/** The worker's names for what it ran, mapped to the catalog's keys. */
 const GPU_NAMES: Readonly<Record<string, string>> = { "NVIDIA H200": "H200-141GB" };
-const MODEL_NAMES: Readonly<Record<string, keyof typeof MODEL_SHAPES>> = { "llama-3-8b": "Llama-3-8B" };
+
+const PHASES = {
+  decode: "decode",
+  prefill: "prefill (eager)",
+  "prefill-gpu": "prefill (CUDA graph)",
+} as const satisfies Partial<Record<PointKind, string>>;
+export type LatencyPhase = (typeof PHASES)[keyof typeof PHASES];
 
 export interface LatencyPoint {
-  phase: "decode" | "prefill";
-  batch: number;
-  /** Context tokens per sequence (decode) or prompt tokens per sequence (prefill). */
-  tokens: number;
+  phase: LatencyPhase;
+  /** The calibration's label of the point ("decode B=4 ctx=1024"). */
+  label: string;
   measuredMs: number;
   modelMs: number;
   errorPercent: number;
@@ -31,41 +39,43 @@ export function skippedRows(calibration: Json): number {
     .length;
 }
 
+/** The sweep's name of its model (format 2 carries the shape, format 1 only the name). */
+export function sweepModelName(calibration: Json): string {
+  const model = (calibration as { model?: unknown }).model;
+  if (typeof model === "string") return model;
+  if (model && typeof model === "object" && typeof (model as { name?: unknown }).name === "string")
+    return (model as { name: string }).name;
+  throw new FigureDataError(FIGURE, "model must be the sweep's model name or shape");
+}
+
 export function latencyPoints(calibration: Json): LatencyPoint[] {
   const gpuName = str(FIGURE, calibration, "gpu");
-  const modelName = str(FIGURE, calibration, "model");
   const gpu = GPU_NAMES[gpuName];
-  const modelKey = MODEL_NAMES[modelName];
   if (gpu === undefined) throw new FigureDataError(FIGURE, `no catalog GPU for "${gpuName}"`);
-  if (modelKey === undefined) throw new FigureDataError(FIGURE, `no model shape for "${modelName}"`);
-  const model = deriveModel(MODEL_SHAPES[modelKey]);
-  const parallelism = { tp: 1, pp: 1 };
-  const measured = array(FIGURE, calibration, "rows").filter(
-    (row) => typeof (row as { skipped?: unknown }).skipped !== "string",
+  sweepModelName(calibration);
+  let errors;
+  try {
+    ({ errors } = checkCoefficients(calibration as unknown as CalibrationRaw, latencyCoefficients(gpu)));
+  } catch (error) {
+    throw new FigureDataError(FIGURE, (error as Error).message);
+  }
+  return errors.flatMap((e) =>
+    e.kind === "gemm"
+      ? []
+      : [
+          {
+            phase: PHASES[e.kind],
+            label: e.label,
+            measuredMs: e.measuredMs,
+            modelMs: e.modelMs,
+            errorPercent: e.errorPercent,
+          },
+        ],
   );
-  return measured.map((row) => {
-    const phase = str(FIGURE, row, "phase");
-    const batch = num(FIGURE, row, "batch") ?? 0;
-    const measuredMs = num(FIGURE, row, "stepMs");
-    if (measuredMs === null || measuredMs <= 0)
-      throw new FigureDataError(FIGURE, `row without a step time: ${JSON.stringify(row)}`);
-    let tokens: number;
-    let modelMs: number;
-    if (phase === "decode") {
-      tokens = num(FIGURE, row, "contextTokens") ?? 0;
-      modelMs = decodeStepLatencyMs(model, gpu, parallelism, Array<number>(batch).fill(tokens)).totalMs;
-    } else if (phase === "prefill") {
-      tokens = num(FIGURE, row, "promptTokens") ?? 0;
-      modelMs = prefillLatencyMs(model, gpu, parallelism, Array<number>(batch).fill(tokens)).totalMs;
-    } else {
-      throw new FigureDataError(FIGURE, `unknown phase "${phase}"`);
-    }
-    return { phase, batch, tokens, measuredMs, modelMs, errorPercent: ((modelMs - measuredMs) / measuredMs) * 100 };
-  });
 }
 
 /** Median of |error %| per phase. */
-export function medianAbsErrorPercent(points: readonly LatencyPoint[], phase: LatencyPoint["phase"]): number {
+export function medianAbsErrorPercent(points: readonly LatencyPoint[], phase: LatencyPhase): number {
   const errors = points
     .filter((p) => p.phase === phase)
     .map((p) => Math.abs(p.errorPercent))
@@ -75,16 +85,16 @@ export function medianAbsErrorPercent(points: readonly LatencyPoint[], phase: La
   return errors.length % 2 === 1 ? errors[mid]! : (errors[mid - 1]! + errors[mid]!) / 2;
 }
 
-export function latencySpec(points: readonly LatencyPoint[], skipped = 0): TopLevelSpec {
+export function latencySpec(points: readonly LatencyPoint[], skipped = 0, modelName = "Llama-3-8B"): TopLevelSpec {
   const all = points.flatMap((p) => [p.measuredMs, p.modelMs]);
   const lo = Math.min(...all) * 0.8;
   const hi = Math.max(...all) * 1.25;
-  const err = (phase: LatencyPoint["phase"]) => `${phase} ${medianAbsErrorPercent(points, phase).toFixed(0)}%`;
+  const err = (phase: LatencyPhase) => `${phase} ${medianAbsErrorPercent(points, phase).toFixed(1)}%`;
   return {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
     title: {
-      text: "Latency model vs measured step time (Llama-3-8B, H200, TP1)",
-      subtitle: `model: common/src/models/latency.ts default coefficients; median |error|: ${err("decode")}, ${err("prefill")}${skipped > 0 ? `; ${skipped} shapes too large to run omitted` : ""}`,
+      text: `Latency model vs measured step time (${modelName}, H200, TP1)`,
+      subtitle: `model: common/src/models/latency.ts, shipped H200 coefficients; median |error|: ${err("decode")}, ${err("prefill (eager)")}, ${err("prefill (CUDA graph)")}${skipped > 0 ? `; ${skipped} shapes too large to run omitted` : ""}`,
     },
     width: 460,
     height: 420,
@@ -110,7 +120,7 @@ export function latencySpec(points: readonly LatencyPoint[], skipped = 0): TopLe
             scale: { type: "log", domain: [lo, hi] },
             title: "model (ms, log)",
           },
-          color: { field: "phase", type: "nominal", title: "phase" },
+          color: { field: "phase", type: "nominal", title: "phase", legend: { labelLimit: 240 } },
           shape: { field: "phase", type: "nominal" },
         },
       },
