@@ -500,7 +500,7 @@ class Search {
 
   /** Moves one QP off `link` so that nothing else reaches `max`; false when no such move (or chain) exists. */
   drainOne(link: number, max: number): boolean {
-    const keys = this.distinct(this.index.on(link));
+    const keys = this.distinct(link);
     for (const key of keys) if (this.tryMove(key, max)) return true;
     for (const key of keys) if (this.tryChain(key, link, max)) return true;
     return false;
@@ -510,12 +510,16 @@ class Search {
    * One QP per (connection, path), lowest key first: QPs of one connection on one path are interchangeable, so when
    * one cannot move none can. With up to 128 QPs per connection this keeps a stuck link's scan short.
    */
-  private distinct(keys: readonly number[]): number[] {
+  private distinct(link: number): number[] {
+    const keys = this.index.on(link);
     const links = this.loads.length;
     const seen = new Map<number, number>();
     for (const key of keys) {
+      // Every QP here crosses `link`, so (connection, its other link) names its path. The group number stays a
+      // small integer (connections × links), which a Map hashes without boxing: with (conn, up, down) it overflowed
+      // 2^31 at 4,096 GPUs and every one of a hot link's QPs allocated a heap number, most of a re-plan's time.
       const p = this.current(key);
-      const group = (this.index.conn[key]! * links + p.up) * links + p.down;
+      const group = this.index.conn[key]! * links + (p.up === link ? p.down : p.up);
       const had = seen.get(group);
       if (had === undefined || key < had) seen.set(group, key);
     }
@@ -577,7 +581,7 @@ class Search {
       const blocked = [up, down].filter((x) => x.after >= max - eps);
       if (blocked.length !== 1) continue;
       const blocker = blocked[0]!.id;
-      for (const other of this.distinct(this.index.on(blocker))) {
+      for (const other of this.distinct(blocker)) {
         if (other === key) continue;
         const was = this.current(other);
         const away = this.bestFor(other);
