@@ -26,7 +26,7 @@ import { placeholderText } from "../../agent/src/simulation/instances/tokens.js"
 import { decodeLoad, Stream, subscriptionFor, type LoadEntry } from "../../common/src/telemetry/subjects.js";
 import { SseParser } from "../../gateway/src/openai/sse.js";
 import type { OperatorHandle } from "../../operator/src/operator.js";
-import { modelShape } from "../../operator/src/serving/planner-bridge.js";
+import { llama3ShapeJson } from "../../test/support/builders.js";
 import { DEFAULT_SCHEDULER_CONFIG } from "../../operator/src/serving/scheduler/scheduler.js";
 import { waitFor } from "../../test/harness/wait.js";
 import { writeOperatorIssuedAgentCerts } from "../../test/support/agent-certs.js";
@@ -43,24 +43,7 @@ const TAINT = { key: "gpufleet.io/test-only", effect: "NoSchedule" } as const;
 const DEPLOYMENT_LABEL = "kills";
 
 /** Llama-3-8B's shape (8,192 tokens of context) under a model name of this run's own. */
-function shapeOf(name: string): string {
-  return JSON.stringify(
-    modelShape(
-      {
-        name,
-        layers: 32,
-        hiddenSize: 4096,
-        heads: 32,
-        kvHeads: 8,
-        vocabSize: 128256,
-        intermediateSize: 14336,
-        paramsBillions: 8.03,
-        dtype: "bf16",
-      } as never,
-      8192,
-    ),
-  );
-}
+const shapeOf = (name: string): string => llama3ShapeJson(name);
 
 interface Instance {
   pod: string;

@@ -25,7 +25,7 @@ import {
 } from "../../test/support/operator.js";
 import { IsolatedTaintKey } from "../../crds/src/topology.js";
 import type { TrainingJob } from "../../crds/src/training-job.js";
-import { modelShape } from "../../operator/src/serving/planner-bridge.js";
+import { llama3ShapeJson } from "../../test/support/builders.js";
 import type { OperatorHandle } from "../../operator/src/operator.js";
 import { round, type ChaosContext, type ReliabilityRow } from "./row.js";
 
@@ -42,23 +42,7 @@ const trainingGroup = { group: "gpufleet.io", version: "v1alpha1", plural: "trai
 const TAINT = { key: "gpufleet.io/test-only", effect: "NoSchedule" } as const;
 
 /** Llama-3-8B's shape under a name of this scenario's own (no other instance is in the gateway's route). */
-const servingShape = (model: string) =>
-  JSON.stringify(
-    modelShape(
-      {
-        name: model,
-        layers: 32,
-        hiddenSize: 4096,
-        heads: 32,
-        kvHeads: 8,
-        vocabSize: 128256,
-        intermediateSize: 14336,
-        paramsBillions: 8.03,
-        dtype: "bf16",
-      } as never,
-      8192,
-    ),
-  );
+const servingShape = (model: string) => llama3ShapeJson(model);
 
 /** A 2-node H100 job (16 ranks), checkpoints every 5 steps, restarts 1 s after a fault (as the fault e2e). */
 const job = (name: string, namespace: string): TrainingJob =>

@@ -3,29 +3,12 @@
  * then both are killed and restarted under an in-process operator; every change made the moment the API is back is
  * seen and reconciled. Its own cluster, since the run's shared one must not lose its API server under other files.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { controlPlaneRestart } from "../../bench/reliability/control-plane.js";
-import { localChaosContext } from "../../bench/reliability/local.js";
-import { startLocalCluster, type LocalCluster } from "../harness/cluster.js";
-import { installCrds } from "../support/operator.js";
+import { ownChaosCluster } from "./context.js";
 import type { RestartableServer } from "../harness/cluster.js";
 
-let cluster: LocalCluster | undefined;
-let ctx: ReturnType<typeof localChaosContext>;
-
-beforeAll(async () => {
-  cluster = await startLocalCluster({
-    profile: "default",
-    withNats: false,
-    log: (m) => console.log(`[chaos cluster] ${m}`),
-  });
-  await installCrds(cluster.kubeconfigPath);
-  ctx = localChaosContext(cluster, (m) => console.log(`[chaos] ${m}`));
-}, 300_000);
-afterAll(async () => {
-  await ctx?.deleteNamespaces();
-  await cluster?.stop();
-}, 120_000);
+const chaos = ownChaosCluster({ withNats: false });
 
 describe("control-plane restarts under the operator", () => {
   // The last case keeps both down long enough for the informers' restart backoff to grow (0.5 s doubling: 8 s by
@@ -38,7 +21,7 @@ describe("control-plane restarts under the operator", () => {
   ];
   for (const [what, servers, downMs] of cases) {
     it(`${what}: every change made as the API comes back is seen and reconciled`, async () => {
-      const row = await controlPlaneRestart(ctx, { servers, downMs, changes: 5, timeoutMs: 120_000 });
+      const row = await controlPlaneRestart(chaos.ctx(), { servers, downMs, changes: 5, timeoutMs: 120_000 });
       console.log(JSON.stringify(row));
       expect(row).toMatchObject({ lost: 0, passed: true });
       expect(row.counts).toMatchObject({ changes: 10, reconciled: 10 });

@@ -4,30 +4,15 @@
  * slow-rank fault is injected the moment before, and a serving load through the gateway. Its own cluster, since the
  * run's shared NATS must not go away under other files.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { localChaosContext } from "../../bench/reliability/local.js";
+import { describe, expect, it } from "vitest";
 import { natsOutage } from "../../bench/reliability/nats.js";
-import { startLocalCluster, type LocalCluster } from "../harness/cluster.js";
-import { applyProfileFabrics } from "../harness/fabric.js";
-import { installCrds } from "../support/operator.js";
+import { ownChaosCluster } from "./context.js";
 
-let cluster: LocalCluster | undefined;
-let ctx: ReturnType<typeof localChaosContext>;
-
-beforeAll(async () => {
-  cluster = await startLocalCluster({ profile: "default", log: (m) => console.log(`[chaos cluster] ${m}`) });
-  await installCrds(cluster.kubeconfigPath);
-  if (cluster.profile) await applyProfileFabrics(cluster.kubeconfigPath, cluster.profile);
-  ctx = localChaosContext(cluster, (m) => console.log(`[chaos] ${m}`));
-}, 300_000);
-afterAll(async () => {
-  await ctx?.deleteNamespaces();
-  await cluster?.stop();
-}, 120_000);
+const chaos = ownChaosCluster({ withNats: true, fabrics: true });
 
 describe("NATS stopped under a training fault and a serving load", () => {
   it("detects and isolates after recovery, loses and duplicates no record, and keeps serving from the last view", async () => {
-    const row = await natsOutage(ctx, { downMs: 30_000, timeoutMs: 120_000 });
+    const row = await natsOutage(chaos.ctx(), { downMs: 30_000, timeoutMs: 120_000 });
     console.log(JSON.stringify(row));
     // The evidence waited in the agent while NATS was down, and all of it arrived once.
     expect(row.counts?.recordsHeldAtRestart).toBeGreaterThan(0);

@@ -4,6 +4,7 @@
  */
 import type { ServingDeployment, ServingDeploymentSpec } from "../../crds/src/serving-deployment.js";
 import type { TrainingJob } from "../../crds/src/training-job.js";
+import { modelShape } from "../../operator/src/serving/planner-bridge.js";
 
 /** Llama-3-8B's published shape (GQA with 8 KV heads, SwiGLU, 128k vocabulary). */
 export const LLAMA_3_8B = {
@@ -16,6 +17,14 @@ export const LLAMA_3_8B = {
   intermediateSize: 14336,
   paramsBillions: 8.03,
 };
+
+/**
+ * Llama-3-8B's shape under `name`, as the operator writes it into a serving pod (GPUFLEET_MODEL_SHAPE): what a
+ * simulated instance started by hand needs to serve like a planned one.
+ */
+export function llama3ShapeJson(name: string, contextTokens = 8192): string {
+  return JSON.stringify(modelShape({ ...LLAMA_3_8B, name, dtype: "bf16" } as never, contextTokens));
+}
 
 export type ServingSpecInput = Omit<Partial<ServingDeploymentSpec>, "slo" | "workload"> & {
   slo?: Partial<ServingDeploymentSpec["slo"]>;

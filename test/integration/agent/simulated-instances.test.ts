@@ -37,6 +37,7 @@ import type { OperatorHandle } from "../../../operator/src/operator.js";
 import { waitFor } from "../../harness/wait.js";
 import { testCluster, type TestCluster } from "../../support/cluster.js";
 import { startInProcessOperator, startSimulatedAgent, type ComponentProcess } from "../../support/operator.js";
+import { LLAMA_3_8B } from "../../support/builders.js";
 
 let cluster: TestCluster;
 let operator: OperatorHandle | undefined;
@@ -73,16 +74,6 @@ afterAll(async () => {
 });
 
 const servingGroup = { group: API_GROUP, version: API_VERSION, plural: "servingdeployments" };
-const LLAMA_3_8B = {
-  name: "meta-llama/Meta-Llama-3-8B-Instruct",
-  layers: 32,
-  hiddenSize: 4096,
-  heads: 32,
-  kvHeads: 8,
-  vocabSize: 128256,
-  intermediateSize: 14336,
-  paramsBillions: 8.03,
-};
 const MODEL = LLAMA_3_8B.name;
 
 interface Instance {

@@ -24,7 +24,7 @@ import { placeholderText } from "../../../agent/src/simulation/instances/tokens.
 import { EnginePath } from "../../../common/src/engine-api.js";
 import { decodeLoad, Stream, subscriptionFor, type LoadEntry } from "../../../common/src/telemetry/subjects.js";
 import type { OperatorHandle } from "../../../operator/src/operator.js";
-import { modelShape } from "../../../operator/src/serving/planner-bridge.js";
+import { llama3ShapeJson } from "../../support/builders.js";
 import { waitFor } from "../../harness/wait.js";
 import { testCluster, type TestCluster } from "../../support/cluster.js";
 import { startGatewayProcess, type GatewayProcess } from "../../support/gateway.js";
@@ -41,23 +41,7 @@ const run = `${Date.now().toString(36)}-${process.pid}`;
 const MODEL = `migrate-${run}`;
 // Llama-3-8B's shape (131,072 KV bytes per token) under a name of this test's own, so no other test's instance
 // is in the gateway's route; 8,192 tokens of context so a request can run long.
-const shapeOf = (name: string) =>
-  JSON.stringify(
-    modelShape(
-      {
-        name,
-        layers: 32,
-        hiddenSize: 4096,
-        heads: 32,
-        kvHeads: 8,
-        vocabSize: 128256,
-        intermediateSize: 14336,
-        paramsBillions: 8.03,
-        dtype: "bf16",
-      } as never,
-      8192,
-    ),
-  );
+const shapeOf = (name: string) => llama3ShapeJson(name);
 const SHAPE = shapeOf(MODEL);
 /** The same shape under another name: a disaggregated route of its own (prefill and decode instances). */
 const MODEL_PD = `${MODEL}-pd`;
