@@ -26,7 +26,7 @@ import { placeholderText } from "../../agent/src/simulation/instances/tokens.js"
 import { decodeLoad, Stream, subscriptionFor, type LoadEntry } from "../../common/src/telemetry/subjects.js";
 import { SseParser } from "../../gateway/src/openai/sse.js";
 import type { OperatorHandle } from "../../operator/src/operator.js";
-import { llama3ShapeJson } from "../../test/support/builders.js";
+import { llama3ShapeJson, simulatedNodeBody, TEST_ONLY_TAINT } from "../../test/support/builders.js";
 import { DEFAULT_SCHEDULER_CONFIG } from "../../operator/src/serving/scheduler/scheduler.js";
 import { waitFor } from "../../test/harness/wait.js";
 import { writeOperatorIssuedAgentCerts } from "../../test/support/agent-certs.js";
@@ -39,7 +39,6 @@ import {
 } from "../../test/support/operator.js";
 import { round, type ChaosContext, type ReliabilityRow } from "./row.js";
 
-const TAINT = { key: "gpufleet.io/test-only", effect: "NoSchedule" } as const;
 const DEPLOYMENT_LABEL = "kills";
 
 /** Llama-3-8B's shape (8,192 tokens of context) under a model name of this run's own. */
@@ -153,15 +152,7 @@ class ServingKillRig {
   }
 
   private async createNode(name: string, annotations: Record<string, string>): Promise<void> {
-    await this.core.createNode({
-      body: {
-        metadata: {
-          name,
-          annotations: { "kwok.x-k8s.io/node": "fake", "gpufleet.io/sim-gpu-count": "8", ...annotations },
-        },
-        spec: { taints: [TAINT] },
-      },
-    });
+    await this.core.createNode({ body: simulatedNodeBody(name, annotations) });
     this.nodes.push(name);
   }
 
@@ -181,7 +172,7 @@ class ServingKillRig {
       },
       spec: {
         nodeName: node,
-        tolerations: [{ key: TAINT.key, operator: "Exists" }],
+        tolerations: [{ key: TEST_ONLY_TAINT.key, operator: "Exists" }],
         containers: [
           {
             name: "engine",

@@ -4,7 +4,9 @@
  */
 import type { ServingDeployment, ServingDeploymentSpec } from "../../crds/src/serving-deployment.js";
 import type { TrainingJob } from "../../crds/src/training-job.js";
+import type { V1Node } from "@kubernetes/client-node";
 import { modelShape } from "../../operator/src/serving/planner-bridge.js";
+import { KwokNodeAnnotation } from "../harness/profile.js";
 
 /** Llama-3-8B's published shape (GQA with 8 KV heads, SwiGLU, 128k vocabulary). */
 export const LLAMA_3_8B = {
@@ -24,6 +26,24 @@ export const LLAMA_3_8B = {
  */
 export function llama3ShapeJson(name: string, contextTokens = 8192): string {
   return JSON.stringify(modelShape({ ...LLAMA_3_8B, name, dtype: "bf16" } as never, contextTokens));
+}
+
+/** Keeps every other pod off a node a test made for itself; its own pods tolerate it. */
+export const TEST_ONLY_TAINT = { key: "gpufleet.io/test-only", effect: "NoSchedule" } as const;
+
+/** A kwok node the simulation agent gives 8 GPUs, tainted with TEST_ONLY_TAINT; `annotations` add to it. */
+export function simulatedNodeBody(name: string, annotations: Record<string, string> = {}): V1Node {
+  return {
+    metadata: {
+      name,
+      annotations: {
+        [KwokNodeAnnotation.key]: KwokNodeAnnotation.value,
+        "gpufleet.io/sim-gpu-count": "8",
+        ...annotations,
+      },
+    },
+    spec: { taints: [TEST_ONLY_TAINT] },
+  };
 }
 
 export type ServingSpecInput = Omit<Partial<ServingDeploymentSpec>, "slo" | "workload"> & {

@@ -24,7 +24,7 @@ import { placeholderText } from "../../../agent/src/simulation/instances/tokens.
 import { EnginePath } from "../../../common/src/engine-api.js";
 import { decodeLoad, Stream, subscriptionFor, type LoadEntry } from "../../../common/src/telemetry/subjects.js";
 import type { OperatorHandle } from "../../../operator/src/operator.js";
-import { llama3ShapeJson } from "../../support/builders.js";
+import { llama3ShapeJson, simulatedNodeBody, TEST_ONLY_TAINT } from "../../support/builders.js";
 import { waitFor } from "../../harness/wait.js";
 import { testCluster, type TestCluster } from "../../support/cluster.js";
 import { startGatewayProcess, type GatewayProcess } from "../../support/gateway.js";
@@ -45,7 +45,6 @@ const shapeOf = (name: string) => llama3ShapeJson(name);
 const SHAPE = shapeOf(MODEL);
 /** The same shape under another name: a disaggregated route of its own (prefill and decode instances). */
 const MODEL_PD = `${MODEL}-pd`;
-const TAINT = { key: "gpufleet.io/test-only", effect: "NoSchedule" } as const;
 
 let cluster: TestCluster;
 let namespace: string;
@@ -68,15 +67,7 @@ interface Instance {
 const latest = (pod: string) => loads.filter((l) => l.podName === pod && l.podNamespace === namespace).at(-1);
 
 async function createNode(name: string, annotations: Record<string, string>): Promise<void> {
-  await cluster.core.createNode({
-    body: {
-      metadata: {
-        name,
-        annotations: { "kwok.x-k8s.io/node": "fake", "gpufleet.io/sim-gpu-count": "8", ...annotations },
-      },
-      spec: { taints: [TAINT] },
-    },
-  });
+  await cluster.core.createNode({ body: simulatedNodeBody(name, annotations) });
   nodes.push(name);
 }
 
@@ -95,7 +86,7 @@ async function startInstance(pod: string, node: string, role = "colocated", shap
       },
       spec: {
         nodeName: node,
-        tolerations: [{ key: TAINT.key, operator: "Exists" }],
+        tolerations: [{ key: TEST_ONLY_TAINT.key, operator: "Exists" }],
         containers: [
           {
             name: "engine",
