@@ -26,8 +26,13 @@ export interface C4dConfig {
   slowPersistPeriodMultiple: number;
   /** ...with at least this many more slow than normal observations since then (sign CUSUM excess). */
   slowMinExcess: number;
-  /** An endpoint slow in this many sequences of the window, each time on most of its connections at once, flaps. */
+  /** An endpoint slow in this many sequences of the window, each time on most of its connections at once, flaps... */
   flapMinEvents: number;
+  /**
+   * ...if chance is an unlikely cause: coincidences at the job's own rate of such events (the other endpoints' count
+   * in the same window) would blame a healthy endpoint at most this often per job-hour.
+   */
+  flapFalseAlarmsPerHour: number;
   /** A row (column) is slow in a sequence when this fraction of its cells is... */
   rowSlowFraction: number;
   /** ...and it has at least this many cells (fewer cannot tell a slow endpoint from a slow path). */
@@ -52,6 +57,7 @@ export const C4D_DEFAULTS = {
   slowPersistPeriodMultiple: 30,
   slowMinExcess: 8,
   flapMinEvents: 4,
+  flapFalseAlarmsPerHour: 0.001,
   rowSlowFraction: 0.75,
   minCellsPerRow: 2,
   minComputeGapMs: 1,

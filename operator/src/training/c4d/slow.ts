@@ -8,15 +8,16 @@
  *   a rank consistently last to arrive is a compute straggler.
  * A component is blamed once its slowness has persisted: a change-point whose slow run has lasted
  * max(slowPersistMinMs, slowPersistPeriodMultiple periods) with a CUSUM excess of slowMinExcess; or, for an endpoint,
- * one that is slow on most of its connections at once in flapMinEvents collectives over that long (a flapping NIC:
- * independent noise on separate connections almost never coincides).
+ * one that is slow on most of its connections at once in flapMinEvents collectives over that long, more often than
+ * the job's own rate of such coincidences explains (a flapping NIC: independent noise on separate connections rarely
+ * coincides, but at thousands of collectives an hour "rarely" happens; flapsBeyondChance).
  */
 import type { CommunicatorView } from "../../telemetry/read-model.js";
 import type { C4dConfig } from "./config.js";
 import { endpointBlame, fmtMs, linkBlame, rankList, verdictsOrAmbiguity, type Candidate } from "./blame.js";
 import { cellEnds, ConnectionMatrix } from "./matrix.js";
 import type { SequenceSummary } from "./sequences.js";
-import { robustSpread, signCusum, median } from "./stats.js";
+import { binomialAtLeast, robustSpread, signCusum, median } from "./stats.js";
 import type { Topology } from "./topology.js";
 import { C4dFaultClass, type C4dAmbiguity, type C4dVerdict } from "./types.js";
 
@@ -285,6 +286,12 @@ class Judge {
     return this.window[i]!;
   }
 
+  /** Mean start-to-start time of the window's collectives, for when the communicator's period is not known. */
+  meanPeriodMs(): number {
+    const n = this.window.length;
+    return n < 2 ? Infinity : (this.startMs(n - 1) - this.startMs(0)) / (n - 1);
+  }
+
   get length(): number {
     return this.window.length;
   }
@@ -312,6 +319,39 @@ function slowText(j: Judgement, judge: Judge): string {
     : `intermittently: in ${j.slowSequences} collectives since ${seq.collective} #${seq.sequence} (${fmtMs(j.slowForMs)} ms), each time on most of its connections at once`;
 }
 
+/**
+ * The chance of a coincidental flap one window may carry: the flap test runs again with every new collective, so
+ * the job's false-alarm budget per hour is spread over its collectives per hour (its own period).
+ */
+function flapChanceBudget(config: C4dConfig, periodMs: number): number {
+  const collectivesPerHour = 3_600_000 / Math.max(periodMs, 1e-3);
+  return config.flapFalseAlarmsPerHour / collectivesPerHour;
+}
+
+/**
+ * Whether an endpoint's slow-at-once collectives are too many to be coincidence. Noisy connections of a healthy
+ * job now and then line up on one endpoint; how often is the job's own rate, estimated from every other endpoint's
+ * count in the window (with half an event added, so a quiet window is not taken as proof of no noise). An endpoint
+ * flaps only if chance at that rate gives its count to one of the job's endpoints with probability <= `chance`
+ * (a fixed count of 4 alone blamed a healthy GPU in 1 of the fault bench's 8 fault-free half-hour runs at 64 ranks).
+ */
+function flapsBeyondChance(
+  hits: Hits,
+  endpoints: number,
+  windowSequences: number,
+  config: C4dConfig,
+  chance: number,
+): (endpoint: number) => boolean {
+  let total = 0;
+  for (const list of hits.byKey.values()) total += list.length;
+  return (endpoint) => {
+    const own = hits.byKey.get(endpoint)?.length ?? 0;
+    if (own < config.flapMinEvents || endpoints < 2) return false;
+    const rate = Math.min(1, (total - own + 0.5) / ((endpoints - 1) * windowSequences));
+    return endpoints * binomialAtLeast(windowSequences, rate, own) <= chance;
+  };
+}
+
 function matrixVerdicts(
   ctx: SlowContext,
   judge: Judge,
@@ -323,12 +363,15 @@ function matrixVerdicts(
   const candidates: Candidate[] = [];
   const blamedEndpoints = new Set<number>();
   const endpointJudgements = new Map<number, { row?: Judgement; col?: Judgement }>();
+  const chance = flapChanceBudget(ctx.config, ctx.periodMs ?? judge.meanPeriodMs());
+  const flapRows = flapsBeyondChance(hits.rows, topology.endpoints.length, judge.length, ctx.config, chance);
+  const flapCols = flapsBeyondChance(hits.cols, topology.endpoints.length, judge.length, ctx.config, chance);
   for (const [e, list] of hits.rows.byKey) {
-    const j = judge.judge(list, true);
+    const j = judge.judge(list, flapRows(e));
     if (j) endpointJudgements.set(e, { row: j });
   }
   for (const [e, list] of hits.cols.byKey) {
-    const j = judge.judge(list, true);
+    const j = judge.judge(list, flapCols(e));
     if (j) endpointJudgements.set(e, { ...endpointJudgements.get(e), col: j });
   }
   for (const [e, { row, col }] of endpointJudgements) {

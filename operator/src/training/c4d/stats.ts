@@ -57,3 +57,26 @@ export function signCusum(slowIndices: readonly number[], length: number): Chang
   }
   return best;
 }
+
+/**
+ * P(X >= k) for X ~ Binomial(n, p): how likely chance alone gives k or more events in n trials. Summed in log space
+ * from k upwards (the terms shrink fast for the small p the flap test uses).
+ */
+export function binomialAtLeast(n: number, p: number, k: number): number {
+  if (k <= 0) return 1;
+  if (k > n || p <= 0) return 0;
+  if (p >= 1) return 1;
+  let logTerm = logChoose(n, k) + k * Math.log(p) + (n - k) * Math.log1p(-p);
+  let sum = 0;
+  for (let i = k; i <= n; i++) {
+    sum += Math.exp(logTerm);
+    logTerm += Math.log((n - i) / (i + 1)) + Math.log(p) - Math.log1p(-p);
+  }
+  return Math.min(1, sum);
+}
+
+function logChoose(n: number, k: number): number {
+  let s = 0;
+  for (let i = 0; i < k; i++) s += Math.log((n - i) / (i + 1));
+  return s;
+}
