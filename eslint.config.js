@@ -17,6 +17,26 @@ export default tseslint.config(
       ],
     },
   },
+  // Production code never imports test code: what a test helper and a shipped command both need (cluster profiles)
+  // lives in common/. The typescript-eslint twin of no-restricted-imports, so the component boundaries below keep
+  // their own options. Test files beside the code may use the harness.
+  {
+    files: ["{cli,crds,common,operator,agent,gateway}/**/*.ts"],
+    ignores: ["**/*.test.ts"],
+    rules: {
+      "@typescript-eslint/no-restricted-imports": [
+        "error",
+        {
+          patterns: [
+            {
+              regex: "(^|/)test/",
+              message: "Production code must not import from test/: move what both need to common/.",
+            },
+          ],
+        },
+      ],
+    },
+  },
   // Component boundaries: what both the operator and the agent need lives in common/ (or crds/, the API).
   {
     files: ["agent/**/*.ts"],

@@ -8,7 +8,7 @@ export default defineConfig({
       {
         test: {
           name: "unit",
-          // test/harness holds pure tests of the harness itself (profile loading): no cluster needed.
+          // test/harness holds pure tests of the harness itself (profile fabrics vs the C4P model): no cluster needed.
           include: ["{cli,crds,common,operator,agent,gateway,bench,scripts}/**/*.test.ts", "test/harness/**/*.test.ts"],
           environment: "node",
         },

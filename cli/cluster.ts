@@ -1,13 +1,13 @@
 /**
  * The cluster a plan is made for: a cluster profile file (clusters/*.yaml, the same fleet `npm start` and the tests
- * create as kwok nodes, via test/harness/profile.ts) or the nodes and pods of the current kubeconfig's cluster.
+ * create as kwok nodes, via common/src/cluster-profile/) or the nodes and pods of the current kubeconfig's cluster.
  * Either way the operator's own capacity summary (operator/src/cluster/capacity.ts) turns them into what the
  * planners see.
  */
 import path from "node:path";
 import type { V1Node, V1Pod } from "@kubernetes/client-node";
 import { summarizeCapacity, type ClusterCapacity } from "../operator/src/cluster/capacity.js";
-import { ProfileError, expandProfile, loadProfile, resolveProfilePath } from "../test/harness/profile.js";
+import { ProfileError, expandProfile, loadProfile, resolveProfilePath } from "../common/src/cluster-profile/profile.js";
 import { usageError } from "./errors.js";
 import type { Kube } from "./kube.js";
 

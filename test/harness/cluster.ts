@@ -29,8 +29,8 @@ import { generateCerts } from "./certs.js";
 import type { ClusterCerts, KeyPair } from "./certs.js";
 import { claimRunDir, killStale, spawnManaged } from "./processes.js";
 import type { ManagedProcess } from "./processes.js";
-import { expandProfile, KwokNodeAnnotation, loadProfile } from "./profile.js";
-import type { ClusterProfile } from "./profile.js";
+import { expandProfile, KwokNodeAnnotation, loadProfile } from "../../common/src/cluster-profile/profile.js";
+import type { ClusterProfile } from "../../common/src/cluster-profile/profile.js";
 import { waitFor } from "./wait.js";
 
 /** Env var that opts in to running against the cluster named by KUBECONFIG instead of starting one. */

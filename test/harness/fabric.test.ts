@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { buildFabric } from "../../operator/src/traffic/fabric.js";
 import { fabricSpecOf, fabricTopologyStatus } from "../../operator/src/traffic/topology-status.js";
-import { expandFabrics } from "./fabric.js";
-import { expandProfile, loadProfile, parseProfile } from "./profile.js";
+import { expandFabrics } from "../../common/src/cluster-profile/fabric.js";
+import { expandProfile, loadProfile, parseProfile } from "../../common/src/cluster-profile/profile.js";
 
 const base = `
 name: t

@@ -6,7 +6,7 @@ import type { ServingDeployment, ServingDeploymentSpec } from "../../crds/src/se
 import type { TrainingJob } from "../../crds/src/training-job.js";
 import type { V1Node } from "@kubernetes/client-node";
 import { modelShape } from "../../operator/src/serving/planner-bridge.js";
-import { KwokNodeAnnotation } from "../harness/profile.js";
+import { KwokNodeAnnotation } from "../../common/src/cluster-profile/profile.js";
 
 /** Llama-3-8B's published shape (GQA with 8 KV heads, SwiGLU, 128k vocabulary). */
 export const LLAMA_3_8B = {

@@ -8,15 +8,18 @@ export interface RunResult {
   stderr: string;
 }
 
-/** Runs a command to completion, feeding `stdin`; never throws on a non-zero exit (tests assert on it). */
+/**
+ * Runs a command to completion, feeding `stdin`; never throws on a non-zero exit (tests assert on it). It runs in the
+ * repository root unless `cwd` says otherwise.
+ */
 export function run(
   command: string,
   args: string[],
-  options: { stdin?: string; env?: NodeJS.ProcessEnv } = {},
+  options: { stdin?: string; env?: NodeJS.ProcessEnv; cwd?: string } = {},
 ): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, {
-      cwd: REPO_ROOT,
+      cwd: options.cwd ?? REPO_ROOT,
       env: { ...process.env, ...options.env },
       stdio: ["pipe", "pipe", "pipe"],
     });

@@ -14,7 +14,7 @@ import { ClusterStartError, natsGreeting, startLocalCluster } from "../../harnes
 import { ensureStreams, streamName } from "../../../common/src/telemetry/streams.js";
 import { freshNamespace, getTestCluster, waitFor } from "../../harness/context.js";
 import { claimRunDir, killStale, processAlive, spawnManaged } from "../../harness/processes.js";
-import { expandProfile, loadProfile } from "../../harness/profile.js";
+import { expandProfile, loadProfile } from "../../../common/src/cluster-profile/profile.js";
 
 const exec = promisify(execFile);
 const local = inject("localCluster");

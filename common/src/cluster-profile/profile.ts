@@ -3,32 +3,46 @@
  *
  * A profile lists node groups; each group expands to `count` identical nodes named `<namePrefix>-<index>`, spread
  * over leaf switches `<leafPrefix>-<index>` of `nodesPerLeaf` nodes each, inside one island. The expansion is pure
- * (no client, no clock) so it is tested on its own and reused by the benchmarks that need the same fleet.
+ * (no client, no clock) so it is tested on its own and shared by the CLI's `plan --profile`, the local cluster of
+ * `npm start` and the tests (test/harness), and the benchmarks that need the same fleet.
  *
  * Nodes carry the kwok management annotation, the `type=kwok` label and the gpufleet.io topology labels, and have
  * `nvidia.com/gpu` in capacity and allocatable so kube-scheduler counts GPUs as an extended resource. They carry no
  * kwok taint: pods of the operator's workloads should schedule there without tolerations, as on a real fleet.
  */
+import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { V1Node } from "@kubernetes/client-node";
 import { parse } from "yaml";
-import { GpuResource, NicType, TopologyLabel } from "../../crds/src/topology.js";
-import { GPU_CATALOG } from "../../common/src/hardware/catalog.js";
+import { GpuResource, NicType, TopologyLabel } from "../../../crds/src/topology.js";
+import { GPU_CATALOG } from "../hardware/catalog.js";
 import { validateProfileFabric, type ProfileFabric } from "./fabric.js";
 
 /** Annotation kwok is told to select the nodes it manages by (`--manage-nodes-with-annotation-selector`). */
 export const KwokNodeAnnotation = { key: "kwok.x-k8s.io/node", value: "fake" } as const;
 
-/** Directory of the profiles checked into the repository. */
-export const PROFILES_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../clusters");
+/**
+ * The folder holding package.json above `fromFile`: the repository root when this runs from source, the same root
+ * from the compiled dist/common/src/…, and node_modules/gpufleet in an installed package. The profiles ship there
+ * (package.json "files"), so they are found from wherever the code runs, never relative to the working directory.
+ */
+function packageRoot(fromFile: string): string {
+  for (let dir = path.dirname(fromFile); ; dir = path.dirname(dir)) {
+    if (existsSync(path.join(dir, "package.json"))) return dir;
+    if (path.dirname(dir) === dir) throw new Error(`no package.json in any folder above ${fromFile}`);
+  }
+}
+
+/** Directory of the profiles shipped with gpufleet (clusters/ of the repository and of the package). */
+export const PROFILES_DIR = path.join(packageRoot(fileURLToPath(import.meta.url)), "clusters");
 
 export interface NodeGroup {
   /** Node names are `<namePrefix>-<index>`, index zero-padded to the width of count - 1. */
   namePrefix: string;
   count: number;
-  /** A key of the hardware catalog (operator/src/hardware/catalog.ts). */
+  /** A key of the hardware catalog (common/src/hardware/catalog.ts). */
   gpuModel: string;
   gpusPerNode: number;
   nicType: NicType;
@@ -49,7 +63,7 @@ export interface ClusterProfile {
   name: string;
   description: string;
   groups: NodeGroup[];
-  /** Leaf-spine fabrics of some islands (test/harness/fabric.ts); none when absent. */
+  /** Leaf-spine fabrics of some islands (fabric.ts); none when absent. */
   fabrics?: ProfileFabric[];
 }
 

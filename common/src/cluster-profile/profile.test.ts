@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { GpuResource, parseNodeTopology, TopologyLabel } from "../../crds/src/topology.js";
+import { GpuResource, parseNodeTopology, TopologyLabel } from "../../../crds/src/topology.js";
 import {
   expandProfile,
   KwokNodeAnnotation,
