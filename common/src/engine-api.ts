@@ -9,6 +9,7 @@
  */
 import { Type, type Static, type TSchema } from "@sinclair/typebox";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
+import { EngineKind } from "../../crds/src/serving-deployment.js";
 
 export const EnginePath = {
   health: "/health",
@@ -194,6 +195,13 @@ export const InstanceLoadFields = Type.Object({
   draining: Type.Optional(Type.Boolean()),
   /** Prompt tokens waiting or being prefilled (prefill instances; colocated ones may report it too). */
   outstandingPromptTokens: Type.Optional(Type.Integer({ minimum: 0 })),
+  /**
+   * The engine serving the instance (spec.engine.kind): it decides which P/D hand-off the gateway speaks
+   * (common/src/engine-pd.ts). Absent: `reference`, this contract.
+   */
+  engine: Type.Optional(Type.Union(Object.values(EngineKind).map((k) => Type.Literal(k)))),
+  /** SGLang prefill instances: the port of their KV bootstrap server (`--disaggregation-bootstrap-port`). */
+  disaggregationBootstrapPort: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
 });
 export type InstanceLoadFields = Static<typeof InstanceLoadFields>;
 

@@ -102,6 +102,9 @@ export class EngineAdapter {
       draining: this.draining,
       engineUrl: c.engineUrl,
       servingDeployment: c.servingDeployment,
+      // The gateway speaks this engine's own P/D hand-off (common/src/engine-pd.ts) and needs SGLang's port for it.
+      engine: c.kind,
+      disaggregationBootstrapPort: c.bootstrapPort ?? 0,
     };
     await this.agent.reportLoad(report);
     return report;

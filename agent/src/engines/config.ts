@@ -24,6 +24,8 @@ export interface AdapterConfig {
   pp: number;
   gpuModel: string;
   scrapeIntervalMs: number;
+  /** SGLang prefill instances: the KV bootstrap server's port (GPUFLEET_ENGINE_BOOTSTRAP_PORT), for the gateway. */
+  bootstrapPort?: number;
 }
 
 export class AdapterConfigError extends Error {
@@ -59,6 +61,11 @@ export function loadAdapterConfig(env: NodeJS.ProcessEnv): AdapterConfig {
     });
   }
   const podNamespace = need("POD_NAMESPACE");
+  // The gateway cannot pair a SGLang request without it; the operator sets it on prefill adapters only.
+  const bootstrapPort =
+    kind === "sglang" && role === "prefill" ? positiveInt("GPUFLEET_ENGINE_BOOTSTRAP_PORT") : undefined;
+  if (bootstrapPort !== undefined && bootstrapPort > 65535)
+    throw new AdapterConfigError(`GPUFLEET_ENGINE_BOOTSTRAP_PORT must be a port number, got ${bootstrapPort}`);
   return {
     kind,
     metricsUrl,
@@ -75,5 +82,6 @@ export function loadAdapterConfig(env: NodeJS.ProcessEnv): AdapterConfig {
     pp: positiveInt("GPUFLEET_PP"),
     gpuModel: env["GPUFLEET_GPU_MODEL"]?.trim() ?? "",
     scrapeIntervalMs: positiveInt("GPUFLEET_ENGINE_SCRAPE_INTERVAL_MS", 1000),
+    ...(bootstrapPort === undefined ? {} : { bootstrapPort }),
   };
 }

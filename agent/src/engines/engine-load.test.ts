@@ -130,6 +130,14 @@ describe("loadAdapterConfig", () => {
       scrapeIntervalMs: 1000,
     });
   });
+  it("needs the bootstrap port on a SGLang prefill adapter only (the gateway sends it with every request)", () => {
+    const sglang = { ...env, GPUFLEET_ENGINE_KIND: "sglang" };
+    expect(() => loadAdapterConfig(sglang)).toThrow(/GPUFLEET_ENGINE_BOOTSTRAP_PORT must be a positive integer/);
+    expect(loadAdapterConfig({ ...sglang, GPUFLEET_ENGINE_BOOTSTRAP_PORT: "8998" }).bootstrapPort).toBe(8998);
+    expect(loadAdapterConfig({ ...sglang, GPUFLEET_ROLE: "decode" }).bootstrapPort).toBeUndefined();
+    expect(loadAdapterConfig(env).bootstrapPort).toBeUndefined();
+    expect(() => loadAdapterConfig({ ...sglang, GPUFLEET_ENGINE_BOOTSTRAP_PORT: "70000" })).toThrow(/a port number/);
+  });
   it.each([
     ["GPUFLEET_ENGINE_KIND", "reference", /GPUFLEET_ENGINE_KIND must be vllm or sglang/],
     ["GPUFLEET_TP", "0", /GPUFLEET_TP must be a positive integer, got "0"/],
@@ -176,6 +184,8 @@ describe("EngineAdapter", () => {
       engineUrl: "http://10.0.0.7:8000",
       servingDeployment: "llm/chat",
       draining: false,
+      engine: "vllm",
+      disaggregationBootstrapPort: 0,
     });
     expect(calls[1]).toEqual({ method: "reportLoad", arg: report });
   });

@@ -75,7 +75,16 @@ export function workerAgentHandlers(deps: WorkerServiceDeps): WorkerAgentHandler
       // proto3 sends "" for unset strings: a report without an engine endpoint carries no engineUrl at all, so
       // consumers (the gateway) can tell "no endpoint" from a malformed one.
       // Likewise `migrating`: "" (no migration) is left out, "in" / "out" pass through with the candidates.
-      const { workerId: _id, engineUrl, servingDeployment, migrating, ...report } = req;
+      // `engine` and `disaggregationBootstrapPort` likewise ("" and 0: the reference instance API, no bootstrap).
+      const {
+        workerId: _id,
+        engineUrl,
+        servingDeployment,
+        migrating,
+        engine,
+        disaggregationBootstrapPort,
+        ...report
+      } = req;
       if (migrating !== "" && migrating !== "in" && migrating !== "out")
         throw new InvalidArgumentError(`migrating must be "in", "out" or empty, got "${migrating}"`);
       return {
@@ -84,6 +93,8 @@ export function workerAgentHandlers(deps: WorkerServiceDeps): WorkerAgentHandler
           ...(engineUrl ? { engineUrl } : {}),
           ...(servingDeployment ? { servingDeployment } : {}),
           ...(migrating ? { migrating } : {}),
+          ...(engine ? { engine } : {}),
+          ...(disaggregationBootstrapPort ? { disaggregationBootstrapPort } : {}),
         }),
       };
     }, done("ReportLoad")),

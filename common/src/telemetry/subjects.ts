@@ -153,6 +153,9 @@ export const LoadMessage = Type.Object({
         ),
       ),
       migrating: Type.Optional(Type.Union([Type.Literal("in"), Type.Literal("out")])),
+      // The serving engine and its P/D hand-off (worker.proto LoadReport 29-30; absent: the reference instance API).
+      engine: Type.Optional(Type.String()),
+      disaggregationBootstrapPort: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
     }),
   ),
 });

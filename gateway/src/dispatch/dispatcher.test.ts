@@ -11,6 +11,7 @@ const report = (id: string, at: number, load: Partial<InstanceLoad> = {}): Insta
   id,
   model: "m",
   role: "colocated",
+  engine: "reference",
   engineUrl: `http://${id}:1`,
   servingDeployment: "ns/sd",
   podNamespace: "ns",

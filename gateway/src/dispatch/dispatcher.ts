@@ -13,6 +13,7 @@ import {
   type DispatchPolicyName,
 } from "../../../common/src/scheduler/dispatch.js";
 import type { FreenessConfig } from "../../../common/src/scheduler/freeness.js";
+import type { EngineKind } from "../../../crds/src/serving-deployment.js";
 import type { InstanceView } from "../instances/view.js";
 import type { GatewayMetrics } from "../metrics.js";
 import { ErrorCode, GatewayError } from "../openai/errors.js";
@@ -49,10 +50,17 @@ export class Dispatcher {
 
   /**
    * The instance for the next attempt, reserved until release(); undefined when no instance outside `tried` is
-   * live. Throws a 429 GatewayError when every live instance of the pool has too many requests waiting.
+   * live (of `engine`, when given). Throws a 429 GatewayError when every live instance of the pool has too many
+   * requests waiting.
    */
-  choose(c: DispatchSubject, role: InstanceRole, tried: ReadonlySet<string>, nowMs: number): Candidate | undefined {
-    const candidates = this.deps.view.candidates(c.model, role, nowMs, tried);
+  choose(
+    c: DispatchSubject,
+    role: InstanceRole,
+    tried: ReadonlySet<string>,
+    nowMs: number,
+    engine?: EngineKind,
+  ): Candidate | undefined {
+    const candidates = this.deps.view.candidates(c.model, role, nowMs, tried, engine);
     if (candidates.length === 0) return undefined;
     // High-priority requests may queue twice as deep: they are admitted where normal ones are turned away.
     const limit = this.deps.config.maxQueuedPerInstance * (c.priority === "high" ? 2 : 1);

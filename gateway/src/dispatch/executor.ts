@@ -2,7 +2,8 @@
  * Runs one completion: picks instances with the dispatch policy (common/src/scheduler/), calls them, retries on
  * another instance when one fails before any token reached the consumer, and yields tokens. Colocated routes use
  * one instance; disaggregated routes prefill on a prefill instance, then decode on a decode instance that pulls
- * the KV from it (docs/engine-api.md).
+ * the KV from it, in the hand-off of the engine serving them: gpufleet's instance API (docs/engine-api.md), or
+ * vLLM's and SGLang's own (common/src/engine-pd.ts, docs/engines.md).
  *
  * Retry rules: an unreachable, timed-out, failing or overloaded instance is skipped and the next best one tried, up
  * to maxAttempts per phase. Once a token has been yielded the stream cannot be replayed elsewhere without duplicating
@@ -31,12 +32,22 @@ import {
   type Usage,
 } from "../../../common/src/engine-api.js";
 import type { Candidate, DispatchPolicyName } from "../../../common/src/scheduler/dispatch.js";
+import { EngineKind } from "../../../crds/src/serving-deployment.js";
 import type { FreenessConfig } from "../../../common/src/scheduler/freeness.js";
 import { ErrorCode, GatewayError } from "../openai/errors.js";
 import type { Sampling } from "../openai/validation.js";
 import type { InstanceView } from "../instances/view.js";
 import type { GatewayMetrics } from "../metrics.js";
 import { Dispatcher } from "./dispatcher.js";
+import {
+  kvTransferParamsOf,
+  randomBootstrapRoom,
+  sglangBodyJson,
+  sglangBootstrap,
+  vllmDecodeBody,
+  vllmPrefillBody,
+  type KvTransferParams,
+} from "./engine-handoff.js";
 import {
   CallCancelledError,
   getEngineStream,
@@ -83,9 +94,44 @@ export class DispatchExecutor {
     this.dispatcher = new Dispatcher({ view: deps.view, config: deps.config, metrics: deps.metrics });
   }
 
-  /** The instance for the next attempt, reserved; undefined when every live instance was tried. */
-  private choose(c: Completion, role: InstanceRole, tried: ReadonlySet<string>): Candidate | undefined {
-    return this.dispatcher.choose(c, role, tried, this.deps.now());
+  /** The instance for the next attempt, reserved; undefined when every live instance (of `engine`) was tried. */
+  private choose(
+    c: Completion,
+    role: InstanceRole,
+    tried: ReadonlySet<string>,
+    engine?: EngineKind,
+  ): Candidate | undefined {
+    return this.dispatcher.choose(c, role, tried, this.deps.now(), engine);
+  }
+
+  /**
+   * The instances one phase tries in turn: `first` (already chosen), then the next best of the same engine that
+   * was not tried, up to maxAttempts. Lazy: the next one is chosen (and reserved) only once the caller asks.
+   */
+  private *inTurn(
+    c: Completion,
+    role: InstanceRole,
+    engine: EngineKind,
+    tried: Set<string>,
+    first?: Candidate,
+  ): Generator<Candidate> {
+    let next = first ?? this.choose(c, role, tried, engine);
+    while (next && tried.size < this.deps.config.maxAttempts) {
+      tried.add(next.id);
+      yield next;
+      next = tried.size < this.deps.config.maxAttempts ? this.choose(c, role, tried, engine) : undefined;
+    }
+  }
+
+  private engineCall(c: Completion, instanceId: string, signal: AbortSignal, body: unknown): Promise<UpstreamCall> {
+    return postEngine({
+      url: this.url(instanceId, EnginePath.completions),
+      body,
+      requestId: c.requestId,
+      priority: c.priority,
+      signal,
+      timeouts: this.deps.config.timeouts,
+    });
   }
 
   private overloaded(message: string): GatewayError {
@@ -251,15 +297,172 @@ export class DispatchExecutor {
     }
   }
 
+  /**
+   * A disaggregated request speaks the hand-off of the engine serving the prefill instance dispatch picks first;
+   * every other instance of the request is of the same engine.
+   */
   private async *disaggregated(c: Completion, signal: AbortSignal): AsyncGenerator<CompletionEvent> {
+    const first = this.choose(c, "prefill", new Set());
+    if (!first) throw this.exhausted(c, "prefill", []);
+    const engine = this.deps.view.report(first.id)?.engine ?? EngineKind.reference;
+    if (engine === EngineKind.vllm) yield* this.vllmDisaggregated(c, signal, first);
+    else if (engine === EngineKind.sglang) yield* this.sglangDisaggregated(c, signal, first);
+    else yield* this.referenceDisaggregated(c, signal, first);
+  }
+
+  /**
+   * vLLM with NixlConnector, as its proxy does it (common/src/engine-pd.ts): a one-token prefill keeps the KV and
+   * says where (kv_transfer_params); the decode instance, given them, reads the KV and streams the whole
+   * completion. Nothing reaches the consumer before the decode's first token, so a failed prefill is retried on
+   * another prefill instance and a decode that failed before its first token on another decode instance (the KV
+   * stays on the prefill instance until a decode reads it, or vLLM's abort timeout frees it).
+   */
+  private async *vllmDisaggregated(
+    c: Completion,
+    signal: AbortSignal,
+    first: Candidate,
+  ): AsyncGenerator<CompletionEvent> {
+    const failures: UpstreamError[] = [];
+    let prefilled: { instanceId: string; params: KvTransferParams | undefined } | undefined;
+    for (const chosen of this.inTurn(c, "prefill", EngineKind.vllm, new Set(), first)) {
+      try {
+        const call = await this.engineCall(c, chosen.id, signal, vllmPrefillBody(c));
+        const params = kvTransferParamsOf(await call.json());
+        if (!params.ok)
+          throw new UpstreamError(UpstreamFailure.failed, chosen.id, `bad prefill answer: ${params.message}`);
+        prefilled = { instanceId: chosen.id, params: params.value };
+        break;
+      } catch (error) {
+        if (error instanceof GatewayError) throw error;
+        failures.push(this.onAttemptFailed(c, "prefill", chosen.id, error));
+      }
+    }
+    if (!prefilled) throw this.exhausted(c, "prefill", failures);
+    yield { type: "instance", role: "prefill", instanceId: prefilled.instanceId };
+    this.dispatcher.release(c.requestId);
+    const body = vllmDecodeBody(c, prefilled.params);
+    const decodeFailures: UpstreamError[] = [];
+    for (const chosen of this.inTurn(c, "decode", EngineKind.vllm, new Set())) {
+      const relayed = { tokens: 0 };
+      try {
+        const call = await this.engineCall(c, chosen.id, signal, body);
+        yield { type: "instance", role: "decode", instanceId: chosen.id };
+        yield* this.follow(c, "decode", call, signal, relayed);
+        return;
+      } catch (error) {
+        if (error instanceof GatewayError) throw error;
+        const failure = this.onAttemptFailed(c, "decode", chosen.id, error);
+        decodeFailures.push(failure);
+        if (relayed.tokens > 0) throw midStream(c, failure);
+      }
+    }
+    throw this.exhausted(c, "decode", decodeFailures);
+  }
+
+  /**
+   * SGLang PD disaggregation, as mini_lb and sgl-router do it (common/src/engine-pd.ts): one body, carrying the
+   * prefill instance's bootstrap host and port and a fresh room, goes to a prefill and a decode instance at once;
+   * the decode instance fetches the KV through the bootstrap server and streams the completion. The prefill half's
+   * own answer is read and dropped. Until the decode's first token a failure of either half ends both, and the
+   * request is tried again on another pair with a new room (a failed prefill: another prefill instance; a failed
+   * decode: another decode instance), up to maxAttempts pairs.
+   */
+  private async *sglangDisaggregated(
+    c: Completion,
+    signal: AbortSignal,
+    first: Candidate,
+  ): AsyncGenerator<CompletionEvent> {
+    const failures: { role: "prefill" | "decode"; failure: UpstreamError }[] = [];
+    const triedDecode = new Set<string>();
+    let noDecode = false;
+    for (const prefill of this.inTurn(c, "prefill", EngineKind.sglang, new Set(), first)) {
+      const decode = this.choose(c, "decode", triedDecode, EngineKind.sglang);
+      if (!decode) {
+        noDecode = true;
+        break;
+      }
+      const report = this.deps.view.report(prefill.id);
+      if (!report) continue; // left the view since it was chosen
+      const body = sglangBodyJson(
+        c,
+        sglangBootstrap(report.engineUrl, report.disaggregationBootstrapPort, randomBootstrapRoom()),
+      );
+      // Ends whichever half is still open: the attempt failed, or the decode half finished.
+      const halves = new AbortController();
+      const both = AbortSignal.any([signal, halves.signal]);
+      let decodeStarted = false;
+      let prefillFailure: UpstreamError | undefined;
+      const prefillHalf = this.drain(c, prefill.id, both, body).then((failure) => {
+        // A prefill that fails before the decode produced anything leaves the decode waiting for KV: end it now.
+        if (failure && !decodeStarted) {
+          prefillFailure = failure;
+          halves.abort();
+        }
+      });
+      const relayed = { tokens: 0 };
+      try {
+        const call = await this.engineCall(c, decode.id, both, body);
+        yield { type: "instance", role: "prefill", instanceId: prefill.id };
+        yield { type: "instance", role: "decode", instanceId: decode.id };
+        for await (const event of this.follow(c, "decode", call, both, relayed)) {
+          if (event.type === "token") decodeStarted = true;
+          yield event;
+        }
+        return;
+      } catch (error) {
+        if (error instanceof GatewayError) throw error;
+        if (error instanceof CallCancelledError && prefillFailure && !signal.aborted) {
+          failures.push({ role: "prefill", failure: this.onAttemptFailed(c, "prefill", prefill.id, prefillFailure) });
+          continue;
+        }
+        const failure = this.onAttemptFailed(c, "decode", decode.id, error);
+        failures.push({ role: "decode", failure });
+        triedDecode.add(decode.id);
+        if (relayed.tokens > 0) throw midStream(c, failure);
+      } finally {
+        halves.abort();
+        await prefillHalf;
+      }
+    }
+    const last = failures[failures.length - 1];
+    if (!last) throw this.exhausted(c, noDecode ? "decode" : "prefill", []);
+    throw this.exhausted(
+      c,
+      last.role,
+      failures.filter((f) => f.role === last.role).map((f) => f.failure),
+    );
+  }
+
+  /** Sends the prefill half of a SGLang pair and reads its answer to the end; resolves with its failure, if any. */
+  private async drain(
+    c: Completion,
+    instanceId: string,
+    signal: AbortSignal,
+    body: string,
+  ): Promise<UpstreamError | undefined> {
+    try {
+      const call = await this.engineCall(c, instanceId, signal, body);
+      for await (const _ of call.events()) {
+        // The prefill's own token: the decode half streams the completion.
+      }
+      return undefined;
+    } catch (error) {
+      if (error instanceof CallCancelledError) return undefined;
+      return error instanceof UpstreamError
+        ? error
+        : new UpstreamError(UpstreamFailure.failed, instanceId, "bad prefill answer", undefined, { cause: error });
+    }
+  }
+
+  private async *referenceDisaggregated(
+    c: Completion,
+    signal: AbortSignal,
+    first: Candidate,
+  ): AsyncGenerator<CompletionEvent> {
     // Phase 1: prefill, retried on another prefill instance on any failure (nothing was sent yet).
-    const tried = new Set<string>();
     const failures: UpstreamError[] = [];
     let prefilled: { instanceId: string; response: PrefillResponse } | undefined;
-    while (!prefilled && tried.size < this.deps.config.maxAttempts) {
-      const chosen = this.choose(c, "prefill", tried);
-      if (!chosen) break;
-      tried.add(chosen.id);
+    for (const chosen of this.inTurn(c, "prefill", EngineKind.reference, new Set(), first)) {
       try {
         const call = await postEngine({
           url: this.url(chosen.id, EnginePath.prefill),
@@ -273,6 +476,7 @@ export class DispatchExecutor {
         if (!parsed.ok)
           throw new UpstreamError(UpstreamFailure.failed, chosen.id, `bad prefill answer: ${parsed.message}`);
         prefilled = { instanceId: chosen.id, response: parsed.value };
+        break;
       } catch (error) {
         if (error instanceof GatewayError) throw error;
         failures.push(this.onAttemptFailed(c, "prefill", chosen.id, error));
@@ -297,12 +501,8 @@ export class DispatchExecutor {
     // Phase 2: decode. Another decode instance is tried only while no decode token was yielded and the KV is
     // still on the prefill instance (a 410 means it is gone: nothing left to decode from).
     this.dispatcher.release(c.requestId);
-    const triedDecode = new Set<string>();
     const decodeFailures: UpstreamError[] = [];
-    while (triedDecode.size < this.deps.config.maxAttempts) {
-      const chosen = this.choose(c, "decode", triedDecode);
-      if (!chosen) break;
-      triedDecode.add(chosen.id);
+    for (const chosen of this.inTurn(c, "decode", EngineKind.reference, new Set())) {
       // The prefill's first token is index 0 of the completion: the decode stream's tokens start at 1.
       const relayed = { tokens: 1 };
       try {

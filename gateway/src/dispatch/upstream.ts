@@ -58,8 +58,10 @@ function reasonForStatus(status: number): UpstreamFailure {
 
 function errorMessage(text: string): string {
   try {
-    const body = JSON.parse(text) as Partial<ErrorBody>;
+    const body = JSON.parse(text) as Partial<ErrorBody> & { message?: unknown };
     if (typeof body.error?.message === "string") return body.error.message;
+    // vLLM's and SGLang's ErrorResponse: {"object": "error", "message", "type", "code"}.
+    if (typeof body.message === "string") return body.message;
   } catch {
     // not JSON: use the text
   }
@@ -74,6 +76,7 @@ export interface EngineCallOptions {
   timeouts: UpstreamTimeouts;
 }
 
+/** POST of a JSON body: an object (serialized here), or JSON text already (a body JSON.stringify cannot write). */
 export function postEngine(opts: EngineCallOptions & { body: unknown }): Promise<UpstreamCall> {
   return callEngine({ ...opts, method: "POST" });
 }
@@ -124,7 +127,10 @@ async function callEngine(opts: EngineCallOptions & { method: "GET" | "POST"; bo
     response = await fetch(opts.url, {
       method: opts.method,
       ...(opts.method === "POST"
-        ? { headers: { ...headers, "content-type": "application/json" }, body: JSON.stringify(opts.body) }
+        ? {
+            headers: { ...headers, "content-type": "application/json" },
+            body: typeof opts.body === "string" ? opts.body : JSON.stringify(opts.body),
+          }
         : { headers }),
       signal: controller.signal,
     });

@@ -16,6 +16,7 @@
  */
 import { DeliverPolicy, Events, type ConsumerMessages, type JsMsg, type NatsConnection } from "nats";
 import { validateInstanceLoadFields } from "../../../common/src/engine-api.js";
+import { EngineKind } from "../../../crds/src/serving-deployment.js";
 import { ensureStreams, streamDefinition, streamName } from "../../../common/src/telemetry/streams.js";
 import { decodeLoad, Stream, subscriptionFor, type LoadEntry } from "../../../common/src/telemetry/subjects.js";
 import type { Logger } from "../logger.js";
@@ -32,7 +33,11 @@ export function reportFromLoadEntry(entry: LoadEntry): InstanceReport | { invali
     id: entry.workerId,
     model: f.model,
     role: f.role,
+    engine: f.engine ?? EngineKind.reference,
     engineUrl: f.engineUrl,
+    ...(f.disaggregationBootstrapPort === undefined
+      ? {}
+      : { disaggregationBootstrapPort: f.disaggregationBootstrapPort }),
     servingDeployment: f.servingDeployment,
     podNamespace: entry.podNamespace,
     podName: entry.podName,

@@ -3,6 +3,7 @@
  * (nats-source.ts) could become the telemetry read model without touching dispatch.
  */
 import type { InstanceRole } from "../../../common/src/engine-api.js";
+import type { EngineKind } from "../../../crds/src/serving-deployment.js";
 import type { InstanceLoad } from "../../../common/src/scheduler/freeness.js";
 
 /** One serving instance as its latest load report describes it. */
@@ -11,7 +12,11 @@ export interface InstanceReport {
   id: string;
   model: string;
   role: InstanceRole;
+  /** What serves it: which P/D hand-off the gateway speaks to it (common/src/engine-pd.ts). */
+  engine: EngineKind;
   engineUrl: string;
+  /** SGLang prefill instances: their KV bootstrap server's port (absent otherwise). */
+  disaggregationBootstrapPort?: number;
   /** `namespace/name` of the ServingDeployment. */
   servingDeployment: string;
   podNamespace: string;

@@ -9,6 +9,7 @@ const report = (id: string, role: InstanceReport["role"], at: number, model = "m
   id,
   model,
   role,
+  engine: "reference",
   engineUrl: `http://${id}:1`,
   servingDeployment: "ns/sd",
   podNamespace: "ns",
@@ -33,6 +34,15 @@ describe("InstanceView", () => {
       mode: "disaggregated",
       instances: { decode: 1, prefill: 1, colocated: 0 },
     });
+  });
+
+  it("offers only instances of the asked engine (both halves of a request speak one hand-off)", () => {
+    const view = new InstanceView(config);
+    view.apply(report("r", "decode", 0), 0);
+    view.apply({ ...report("v", "decode", 0), engine: "vllm" }, 0);
+    expect(view.candidates("m", "decode", 10).map((c) => c.id)).toEqual(["r", "v"]);
+    expect(view.candidates("m", "decode", 10, new Set(), "vllm").map((c) => c.id)).toEqual(["v"]);
+    expect(view.candidates("m", "decode", 10, new Set(), "reference").map((c) => c.id)).toEqual(["r"]);
   });
 
   it("keeps a route whose instances all went silent until modelForgetMs (503, not 404), then forgets it", () => {
@@ -109,6 +119,27 @@ describe("reportFromLoadEntry", () => {
         draining: true,
         highPriorityRunning: 0,
       },
+    });
+  });
+
+  it("reads the engine and SGLang's bootstrap port; a report without them is the reference engine", () => {
+    const serving = {
+      ...entry,
+      engineUrl: "http://10.0.0.1:8000",
+      model: "m",
+      role: "prefill",
+      servingDeployment: "ns/sd",
+      kvBlocksTotal: 100,
+      kvBlocksUsed: 0,
+      blockSizeTokens: 1,
+    };
+    expect(reportFromLoadEntry(serving as typeof entry)).toMatchObject({ engine: "reference" });
+    expect(reportFromLoadEntry(serving as typeof entry)).not.toHaveProperty("disaggregationBootstrapPort");
+    expect(
+      reportFromLoadEntry({ ...serving, engine: "sglang", disaggregationBootstrapPort: 8998 } as typeof entry),
+    ).toMatchObject({ engine: "sglang", disaggregationBootstrapPort: 8998 });
+    expect(reportFromLoadEntry({ ...serving, engine: "tgi" } as typeof entry)).toEqual({
+      invalid: expect.stringContaining("engine"),
     });
   });
 

@@ -12,6 +12,7 @@
  * still caught by its failed calls (markSuspect).
  */
 import type { InstanceRole } from "../../../common/src/engine-api.js";
+import type { EngineKind } from "../../../crds/src/serving-deployment.js";
 import type { Candidate } from "../../../common/src/scheduler/dispatch.js";
 import { ReservationLedger, withDemands, type Demand } from "../../../common/src/scheduler/reservations.js";
 import type { InstanceReport } from "./source.js";
@@ -102,13 +103,24 @@ export class InstanceView {
     return this.ageMs(entry, nowMs) <= this.config.instanceStaleMs && !entry.report.load.draining;
   }
 
-  /** Instances of `model` and `role` that may take a request now, with this replica's reservations added. */
-  candidates(model: string, role: InstanceRole, nowMs: number, exclude: ReadonlySet<string> = new Set()): Candidate[] {
+  /**
+   * Instances of `model` and `role` that may take a request now, with this replica's reservations added; with
+   * `engine`, only those of that engine (the two halves of a disaggregated request must speak the same hand-off,
+   * also while a rollout from one engine to another runs both).
+   */
+  candidates(
+    model: string,
+    role: InstanceRole,
+    nowMs: number,
+    exclude: ReadonlySet<string> = new Set(),
+    engine?: EngineKind,
+  ): Candidate[] {
     this.ledger.expire(nowMs);
     const out: Candidate[] = [];
     for (const entry of this.entries.values()) {
       const { report, suspectUntilMs } = entry;
       if (report.model !== model || report.role !== role || exclude.has(report.id)) continue;
+      if (engine !== undefined && report.engine !== engine) continue;
       if (this.ageMs(entry, nowMs) > this.config.instanceStaleMs || nowMs < suspectUntilMs) continue;
       out.push({ id: report.id, role, load: withDemands(report.load, this.ledger.pending(report.id)) });
     }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { ServingDeployment } from "../../../../crds/src/serving-deployment.js";
 import { planGroups, planHash, placeGroups, podObject, type PodPlacement, type StatusPlan } from "../pools.js";
-import { ENGINE_ADAPTER_CONTAINER, withEngine } from "./pod.js";
+import { AdapterEnv, ENGINE_ADAPTER_CONTAINER, withEngine } from "./pod.js";
 
 const plan: StatusPlan = {
   mode: "disaggregated",
@@ -106,6 +106,21 @@ describe("withEngine", () => {
       return args[args.indexOf("--node-rank") + 1];
     });
     expect(ranks).toEqual(["0", "1"]);
+  });
+
+  it("tells the SGLang prefill adapter its bootstrap port (the default, or the user's flag); nobody else", () => {
+    const adapterEnv = (spec: ServingDeployment, role: "prefill" | "decode") => {
+      const p = placements().find((x) => x.role === role && x.worker === 0)!;
+      const pod = withEngine(podObject(spec, p, "h", plan.gpuModel), spec, p, plan.gpuModel, ib);
+      const adapter = pod.spec!.containers.find((c) => c.name === ENGINE_ADAPTER_CONTAINER)!;
+      return Object.fromEntries(adapter.env!.map((e) => [e.name, e.value]));
+    };
+    expect(adapterEnv(sd("sglang"), "prefill")[AdapterEnv.bootstrapPort]).toBe("8998");
+    expect(adapterEnv(sd("sglang"), "decode")[AdapterEnv.bootstrapPort]).toBeUndefined();
+    expect(adapterEnv(sd("vllm"), "prefill")[AdapterEnv.bootstrapPort]).toBeUndefined();
+    const moved = sd("sglang");
+    moved.spec.engine.args = ["--disaggregation-bootstrap-port", "9100"];
+    expect(adapterEnv(moved, "prefill")[AdapterEnv.bootstrapPort]).toBe("9100");
   });
 
   it("rolls pods when the engine kind changes, and keeps reference hashes as before", () => {

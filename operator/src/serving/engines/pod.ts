@@ -11,7 +11,7 @@ import type { ServingDeployment } from "../../../../crds/src/serving-deployment.
 import type { NicType } from "../../../../crds/src/topology.js";
 import { AGENT_SOCKET_ENV } from "../../agents/worker-socket.js";
 import { ENGINE_CONTAINER, type PodPlacement } from "../pools.js";
-import { renderEngine } from "./render.js";
+import { renderEngine, sglangBootstrapPort } from "./render.js";
 
 export const ENGINE_ADAPTER_CONTAINER = "engine-adapter";
 /** The gpufleet image runs the adapter from its compiled agent (Dockerfile: dist/agent/src). */
@@ -30,6 +30,8 @@ export const AdapterEnv = {
   podUid: "POD_UID",
   nodeName: "NODE_NAME",
   gpuModel: "GPUFLEET_GPU_MODEL",
+  /** SGLang prefill instances: the KV bootstrap server's port, which the gateway sends with each request. */
+  bootstrapPort: "GPUFLEET_ENGINE_BOOTSTRAP_PORT",
 } as const;
 
 export interface EngineNode {
@@ -89,6 +91,7 @@ export function withEngine(
             engine.port,
             gpuModel,
             options.adapterImage ?? DEFAULT_ENGINE_ADAPTER_IMAGE,
+            engine.kind === "sglang" && placement.role === "prefill" ? sglangBootstrapPort(engine.args) : undefined,
           ),
         ]
       : [];
@@ -98,7 +101,14 @@ export function withEngine(
   };
 }
 
-function adapterContainer(main: V1Container, kind: string, port: number, gpuModel: string, image: string): V1Container {
+function adapterContainer(
+  main: V1Container,
+  kind: string,
+  port: number,
+  gpuModel: string,
+  image: string,
+  bootstrapPort: number | undefined,
+): V1Container {
   // The instance's place (role, TP, PP, model, deployment) as the engine container has it, and the agent socket.
   const placeEnv = (main.env ?? []).filter((e) => e.name.startsWith("GPUFLEET_") || e.name === AGENT_SOCKET_ENV);
   return {
@@ -107,12 +117,17 @@ function adapterContainer(main: V1Container, kind: string, port: number, gpuMode
     command: ["node", ENGINE_ADAPTER_ENTRY],
     env: [
       ...placeEnv.filter(
-        (e) => e.name !== AdapterEnv.kind && e.name !== AdapterEnv.metricsUrl && e.name !== AdapterEnv.gpuModel,
+        (e) =>
+          e.name !== AdapterEnv.kind &&
+          e.name !== AdapterEnv.metricsUrl &&
+          e.name !== AdapterEnv.gpuModel &&
+          e.name !== AdapterEnv.bootstrapPort,
       ),
       { name: AdapterEnv.kind, value: kind },
       // Containers of a pod share its network namespace: the engine's /metrics is on localhost.
       { name: AdapterEnv.metricsUrl, value: `http://127.0.0.1:${port}/metrics` },
       { name: AdapterEnv.gpuModel, value: gpuModel },
+      ...(bootstrapPort === undefined ? [] : [{ name: AdapterEnv.bootstrapPort, value: String(bootstrapPort) }]),
       fieldRef(AdapterEnv.podIp, "status.podIP"),
       fieldRef(AdapterEnv.podName, "metadata.name"),
       fieldRef(AdapterEnv.podNamespace, "metadata.namespace"),

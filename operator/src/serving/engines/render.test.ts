@@ -1,14 +1,27 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { engineMigrates } from "./capabilities.js";
-import { EngineRenderError, commandLine, renderEngine, shellJoin, type EnginePodInput } from "./render.js";
+import {
+  EngineRenderError,
+  commandLine,
+  renderEngine,
+  sglangBootstrapPort,
+  shellJoin,
+  type EnginePodInput,
+} from "./render.js";
 
 /** Command lines from the engines' docs (sources inside the file). */
 const documented = JSON.parse(
   readFileSync(new URL("./fixtures/documented-commands.json", import.meta.url), "utf8"),
 ) as {
   vllm: { examples: string[][]; usageFlags: string[]; env: string[]; kvRoles: string[] };
-  sglang: { examples: string[][]; usageFlags: string[]; disaggregationModes: string[]; transferBackends: string[] };
+  sglang: {
+    examples: string[][];
+    usageFlags: string[];
+    disaggregationModes: string[];
+    transferBackends: string[];
+    defaults: Record<string, number>;
+  };
 };
 
 /** Flags (`--x`, or `--x=` of a `--x=v` word) of a list of argument vectors. */
@@ -132,6 +145,17 @@ describe("SGLang", () => {
       expect(valueOf(argv, "--nnodes")).toBe("2");
       expect(valueOf(argv, "--node-rank")).toBe("1");
     });
+  });
+});
+
+describe("SGLang bootstrap port (what the gateway sends as bootstrap_port)", () => {
+  it("is SGLang's documented default unless spec.engine.args set the documented flag (last one wins)", () => {
+    const flag = "--disaggregation-bootstrap-port";
+    expect(documented.sglang.usageFlags).toContain(flag);
+    expect(sglangBootstrapPort([])).toBe(documented.sglang.defaults[flag]);
+    expect(sglangBootstrapPort(["--context-length", "8192", flag, "9100"])).toBe(9100);
+    expect(sglangBootstrapPort([`${flag}=9100`, flag, "9200"])).toBe(9200);
+    expect(() => sglangBootstrapPort([flag, "http"])).toThrow(/--disaggregation-bootstrap-port must be a port/);
   });
 });
 

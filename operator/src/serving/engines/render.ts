@@ -23,6 +23,7 @@
  * (capabilities.ts); a scale-in drain waits for their requests to finish instead.
  */
 import type { V1EnvVar } from "@kubernetes/client-node";
+import { SGLANG_DEFAULT_BOOTSTRAP_PORT } from "../../../../common/src/engine-pd.js";
 import type { EngineKind } from "../../../../crds/src/serving-deployment.js";
 import type { NicType } from "../../../../crds/src/topology.js";
 import { DEFAULT_NCCL_OPTIONS } from "../../training/nccl.js";
@@ -65,7 +66,34 @@ export const EnginePorts = {
   rayHead: 6379,
   /** --dist-init-addr port of a multi-pod SGLang instance (the port SGLang's examples use). */
   sglangDistInit: 5000,
+  /** SGLang's KV bootstrap server on a prefill instance (its default; not rendered, spec.engine.args may move it). */
+  sglangBootstrap: SGLANG_DEFAULT_BOOTSTRAP_PORT,
 } as const;
+
+const BOOTSTRAP_PORT_FLAG = "--disaggregation-bootstrap-port";
+
+/**
+ * The port a SGLang prefill instance's bootstrap server listens on: `--disaggregation-bootstrap-port` when
+ * spec.engine.args sets it (the last one wins, as with argparse), else SGLang's default. The load adapter reports
+ * it, and the gateway sends it to both instances of a request as `bootstrap_port`.
+ */
+export function sglangBootstrapPort(userArgs: readonly string[]): number {
+  let port: number = EnginePorts.sglangBootstrap;
+  userArgs.forEach((arg, i) => {
+    const value =
+      arg === BOOTSTRAP_PORT_FLAG
+        ? userArgs[i + 1]
+        : arg.startsWith(`${BOOTSTRAP_PORT_FLAG}=`)
+          ? arg.slice(BOOTSTRAP_PORT_FLAG.length + 1)
+          : undefined;
+    if (value === undefined) return;
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 1 || n > 65535)
+      throw new EngineRenderError(`${BOOTSTRAP_PORT_FLAG} must be a port number, got ${JSON.stringify(value)}`);
+    port = n;
+  });
+  return port;
+}
 
 export class EngineRenderError extends Error {
   override name = "EngineRenderError";

@@ -53,7 +53,7 @@ class HeartbeatResponse(_message.Message):
     def __init__(self, received_unix_ms: _Optional[int] = ...) -> None: ...
 
 class LoadReport(_message.Message):
-    __slots__ = ("worker_id", "unix_ms", "queue_length", "running_requests", "kv_cache_used_fraction", "kv_cache_used_bytes", "ttft_ms", "tpot_ms", "tokens_per_second", "kv_blocks_total", "kv_blocks_used", "block_size_tokens", "waiting_demand_blocks", "head_of_line_demand_blocks", "role", "model", "tp", "pp", "gpu_model", "preemptions_total", "held_kv_blocks", "outstanding_prompt_tokens", "draining", "engine_url", "serving_deployment", "high_priority_running", "migration_candidates", "migrating")
+    __slots__ = ("worker_id", "unix_ms", "queue_length", "running_requests", "kv_cache_used_fraction", "kv_cache_used_bytes", "ttft_ms", "tpot_ms", "tokens_per_second", "kv_blocks_total", "kv_blocks_used", "block_size_tokens", "waiting_demand_blocks", "head_of_line_demand_blocks", "role", "model", "tp", "pp", "gpu_model", "preemptions_total", "held_kv_blocks", "outstanding_prompt_tokens", "draining", "engine_url", "serving_deployment", "high_priority_running", "migration_candidates", "migrating", "engine", "disaggregation_bootstrap_port")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     UNIX_MS_FIELD_NUMBER: _ClassVar[int]
     QUEUE_LENGTH_FIELD_NUMBER: _ClassVar[int]
@@ -82,6 +82,8 @@ class LoadReport(_message.Message):
     HIGH_PRIORITY_RUNNING_FIELD_NUMBER: _ClassVar[int]
     MIGRATION_CANDIDATES_FIELD_NUMBER: _ClassVar[int]
     MIGRATING_FIELD_NUMBER: _ClassVar[int]
+    ENGINE_FIELD_NUMBER: _ClassVar[int]
+    DISAGGREGATION_BOOTSTRAP_PORT_FIELD_NUMBER: _ClassVar[int]
     worker_id: str
     unix_ms: int
     queue_length: int
@@ -110,7 +112,9 @@ class LoadReport(_message.Message):
     high_priority_running: int
     migration_candidates: _containers.RepeatedCompositeFieldContainer[MigrationCandidate]
     migrating: str
-    def __init__(self, worker_id: _Optional[str] = ..., unix_ms: _Optional[int] = ..., queue_length: _Optional[int] = ..., running_requests: _Optional[int] = ..., kv_cache_used_fraction: _Optional[float] = ..., kv_cache_used_bytes: _Optional[int] = ..., ttft_ms: _Optional[float] = ..., tpot_ms: _Optional[float] = ..., tokens_per_second: _Optional[float] = ..., kv_blocks_total: _Optional[int] = ..., kv_blocks_used: _Optional[int] = ..., block_size_tokens: _Optional[int] = ..., waiting_demand_blocks: _Optional[int] = ..., head_of_line_demand_blocks: _Optional[int] = ..., role: _Optional[str] = ..., model: _Optional[str] = ..., tp: _Optional[int] = ..., pp: _Optional[int] = ..., gpu_model: _Optional[str] = ..., preemptions_total: _Optional[int] = ..., held_kv_blocks: _Optional[int] = ..., outstanding_prompt_tokens: _Optional[int] = ..., draining: _Optional[bool] = ..., engine_url: _Optional[str] = ..., serving_deployment: _Optional[str] = ..., high_priority_running: _Optional[int] = ..., migration_candidates: _Optional[_Iterable[_Union[MigrationCandidate, _Mapping]]] = ..., migrating: _Optional[str] = ...) -> None: ...
+    engine: str
+    disaggregation_bootstrap_port: int
+    def __init__(self, worker_id: _Optional[str] = ..., unix_ms: _Optional[int] = ..., queue_length: _Optional[int] = ..., running_requests: _Optional[int] = ..., kv_cache_used_fraction: _Optional[float] = ..., kv_cache_used_bytes: _Optional[int] = ..., ttft_ms: _Optional[float] = ..., tpot_ms: _Optional[float] = ..., tokens_per_second: _Optional[float] = ..., kv_blocks_total: _Optional[int] = ..., kv_blocks_used: _Optional[int] = ..., block_size_tokens: _Optional[int] = ..., waiting_demand_blocks: _Optional[int] = ..., head_of_line_demand_blocks: _Optional[int] = ..., role: _Optional[str] = ..., model: _Optional[str] = ..., tp: _Optional[int] = ..., pp: _Optional[int] = ..., gpu_model: _Optional[str] = ..., preemptions_total: _Optional[int] = ..., held_kv_blocks: _Optional[int] = ..., outstanding_prompt_tokens: _Optional[int] = ..., draining: _Optional[bool] = ..., engine_url: _Optional[str] = ..., serving_deployment: _Optional[str] = ..., high_priority_running: _Optional[int] = ..., migration_candidates: _Optional[_Iterable[_Union[MigrationCandidate, _Mapping]]] = ..., migrating: _Optional[str] = ..., engine: _Optional[str] = ..., disaggregation_bootstrap_port: _Optional[int] = ...) -> None: ...
 
 class MigrationCandidate(_message.Message):
     __slots__ = ("request_id", "blocks", "priority", "output_tokens")

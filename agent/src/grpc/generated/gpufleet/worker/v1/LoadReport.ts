@@ -32,6 +32,8 @@ export interface LoadReport {
   'highPriorityRunning'?: (number);
   'migrationCandidates'?: (_gpufleet_worker_v1_MigrationCandidate)[];
   'migrating'?: (string);
+  'engine'?: (string);
+  'disaggregationBootstrapPort'?: (number);
 }
 
 export interface LoadReport__Output {
@@ -63,4 +65,6 @@ export interface LoadReport__Output {
   'highPriorityRunning': (number);
   'migrationCandidates': (_gpufleet_worker_v1_MigrationCandidate__Output)[];
   'migrating': (string);
+  'engine': (string);
+  'disaggregationBootstrapPort': (number);
 }
