@@ -245,6 +245,7 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorH
     }),
     metrics,
     logger,
+    workers: config.trainingWorkers,
   });
   const faultMonitor = new FaultMonitor({
     trainingJobs,

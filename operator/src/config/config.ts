@@ -43,6 +43,11 @@ export const OperatorConfigSchema = Type.Object({
   certReloadIntervalMs: Type.Integer({ minimum: 100, default: 30_000 }),
   /** Default deadline of one operator → agent call, retries included. */
   agentCallTimeoutMs: Type.Integer({ minimum: 100, default: 5_000 }),
+  /**
+   * TrainingJob reconciles in flight at once (different jobs): a job's reconcile mostly waits on its pods' API calls,
+   * so 100 jobs applied at once are placed this many at a time instead of one by one.
+   */
+  trainingWorkers: Type.Integer({ minimum: 1, maximum: 64, default: 4 }),
   /** How often the serving scheduler (migration, autoscaling) runs on the leader. */
   schedulerPeriodMs: Type.Integer({ minimum: 100, default: 1_000 }),
   /**
@@ -80,6 +85,7 @@ const ENV: Record<keyof OperatorConfig, string> = {
   certCaLifetimeMs: "GPUFLEET_CERT_CA_LIFETIME_MS",
   certReloadIntervalMs: "GPUFLEET_CERT_RELOAD_INTERVAL_MS",
   agentCallTimeoutMs: "GPUFLEET_AGENT_CALL_TIMEOUT_MS",
+  trainingWorkers: "GPUFLEET_TRAINING_WORKERS",
   schedulerPeriodMs: "GPUFLEET_SCHEDULER_PERIOD_MS",
   drainDeadlineMs: "GPUFLEET_DRAIN_DEADLINE_MS",
   migrationTimeoutMs: "GPUFLEET_MIGRATION_TIMEOUT_MS",

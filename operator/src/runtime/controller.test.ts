@@ -15,7 +15,10 @@ async function until(done: () => boolean, timeoutMs = 2000): Promise<void> {
   }
 }
 
-function harness(behaviour: (key: string, attempt: number) => ReconcileResult | Promise<ReconcileResult>) {
+function harness(
+  behaviour: (key: string, attempt: number) => ReconcileResult | Promise<ReconcileResult>,
+  workers?: number,
+) {
   const metrics = new OperatorMetrics({ defaultMetrics: false });
   const calls: string[] = [];
   const attempts = new Map<string, number>();
@@ -32,6 +35,7 @@ function harness(behaviour: (key: string, attempt: number) => ReconcileResult | 
     metrics,
     logger: silentLogger,
     queue: new WorkQueue({ baseBackoffMs: 1, maxBackoffMs: 5 }),
+    ...(workers === undefined ? {} : { workers }),
   });
   const count = async (result: string) =>
     (await metrics.reconcileTotal.get()).values.find((v) => v.labels.result === result)?.value ?? 0;
@@ -89,6 +93,41 @@ describe("Controller", () => {
     await new Promise((r) => setTimeout(r, 10));
     await controller.stop();
     expect(calls.length).toBeLessThanOrEqual(2);
+  });
+});
+
+describe("Controller workers", () => {
+  it("runs different keys at once, never one key twice at once, and stop() waits for all of them", async () => {
+    let release: () => void = () => {};
+    const gate = new Promise<void>((r) => (release = r));
+    let inFlight = 0;
+    let maxInFlight = 0;
+    const active = new Set<string>();
+    let overlapOfOneKey = false;
+    const { controller, calls } = harness(async (key) => {
+      if (active.has(key)) overlapOfOneKey = true;
+      active.add(key);
+      maxInFlight = Math.max(maxInFlight, ++inFlight);
+      await gate;
+      inFlight--;
+      active.delete(key);
+      return {};
+    }, 3);
+    controller.start();
+    for (const key of ["ns/a", "ns/b", "ns/c", "ns/d"]) controller.enqueue(key);
+    await until(() => inFlight === 3);
+    controller.enqueue("ns/a"); // while ns/a is in flight: run again after it, not beside it
+    release();
+    await until(() => calls.length === 5);
+    await controller.stop();
+    expect(maxInFlight).toBe(3);
+    expect(overlapOfOneKey).toBe(false);
+    expect(inFlight).toBe(0);
+    expect(calls.filter((k) => k === "ns/a")).toHaveLength(2);
+  });
+
+  it("refuses a worker count that is not a positive integer", () => {
+    expect(() => harness(() => ({}), 0).controller.start()).toThrow(/workers must be a positive integer, got 0/);
   });
 });
 

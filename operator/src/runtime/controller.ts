@@ -1,7 +1,9 @@
 /**
  * Runs a level-based reconciler: watch events only enqueue keys; `reconcile(key)` re-reads the cache and says when
- * to look again. One worker per controller, so a key is never reconciled concurrently with itself and ordering
- * questions stay simple; planners are fast, so one worker keeps up.
+ * to look again. `workers` reconciles run at once (default 1), as controller-runtime's MaxConcurrentReconciles: the
+ * queue never hands one key to two workers, so a key is never reconciled concurrently with itself; different keys
+ * overlap only in their awaits (API calls), which is where a reconcile spends its time. A reconciler that shares
+ * state across keys must claim it before its first await (the gang step claims a placement's GPUs that way).
  */
 import type { KubernetesObject } from "@kubernetes/client-node";
 import { isConflict } from "./errors.js";
@@ -25,6 +27,8 @@ export interface ControllerOptions {
   metrics: OperatorMetrics;
   logger: Logger;
   queue?: WorkQueue;
+  /** Reconciles in flight at once, each on a different key (default 1). */
+  workers?: number;
 }
 
 export class Controller {
@@ -74,10 +78,13 @@ export class Controller {
   }
 
   start(): void {
-    this.running ??= this.loop();
+    const workers = this.options.workers ?? 1;
+    if (!(Number.isInteger(workers) && workers >= 1))
+      throw new Error(`controller ${this.name}: workers must be a positive integer, got ${workers}`);
+    this.running ??= Promise.all(Array.from({ length: workers }, () => this.loop())).then(() => undefined);
   }
 
-  /** Stops taking keys; resolves when the reconcile in flight has finished. */
+  /** Stops taking keys; resolves when the reconciles in flight have finished. */
   async stop(): Promise<void> {
     this.queue.shutDown();
     await this.running;

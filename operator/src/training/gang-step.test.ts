@@ -21,12 +21,15 @@ class FakeCluster {
   /** When set, the pod cache shows only pods created before this point (a lagging informer). */
   cacheFrozenAt: Set<string> | undefined;
   failCreateOf: string | undefined;
+  /** When set, every create waits for it (an API call still in flight while another reconcile runs). */
+  createGate: Promise<void> | undefined;
   private uid = 0;
 
   constructor(public nodes: CandidateNode[]) {}
 
   readonly applier = {
     apply: async <T extends KubernetesObject>(object: T): Promise<T> => {
+      await this.createGate;
       if (object.kind === "Service") {
         this.services.push(object);
         return object;
@@ -450,6 +453,22 @@ describe("training gang step", () => {
     expect(c.pods.size).toBe(2);
     expect(cond(b, "Unschedulable")?.status).toBe("True");
     expect(cond(b, "Unschedulable")?.message).toMatch(/1 usable/);
+  });
+
+  it("claims a placement's GPUs before its first API call, so a job reconciled meanwhile cannot take them", async () => {
+    const c = new FakeCluster(cluster().island("ib", "infiniband", 3).build());
+    const h = harness(c);
+    let release: () => void = () => {};
+    c.createGate = new Promise<void>((r) => (release = r));
+    const a = makeJob("a");
+    const b = makeJob("b");
+    const placingA = h.step(a); // waits on its API calls: none of a's pods exists yet
+    const placingB = h.step(b); // another worker reconciles b meanwhile
+    release();
+    await Promise.all([placingA, placingB]);
+    expect(c.pods.size).toBe(2);
+    expect(new Set(c.nodesOf()).size).toBe(2);
+    expect(cond(b, "Unschedulable")?.status).toBe("True");
   });
 
   it("rolls back a gang whose creation failed part way", async () => {

@@ -343,13 +343,18 @@ export function createTrainingGangStep(deps: TrainingGangStepDeps): TrainingGang
       planHash: stableHash({ specHash, attempt: record.restarts, nodes: gangPods.map((p) => p.nodeName) }),
     };
 
-    await deps.applier.apply(gangService(job, opts));
+    // Claim the whole placement before the first await: with several workers another job's reconcile runs during
+    // this one's API calls, and must see these GPUs as taken (its plan is computed from the claims synchronously).
+    memory.assume(
+      gangPods.map((pod) => ({ namespace, name: pod.podName, jobUid: uid, nodeName: pod.nodeName, gpus: pod.gpus })),
+      nowMs,
+    );
     const created: string[] = [];
     try {
+      await deps.applier.apply(gangService(job, opts));
       await inPool(gangPods, concurrency, async (pod) => {
         await deps.applier.apply(gangPodObject(job, pod, name, opts));
         created.push(pod.podName);
-        memory.assume([{ namespace, name: pod.podName, jobUid: uid, nodeName: pod.nodeName, gpus: pod.gpus }], nowMs);
       });
     } catch (error) {
       // Never leave part of a gang holding GPUs.
