@@ -6,6 +6,9 @@
  *   - baseline: two operator replicas (real processes, the chart's lease settings) place the gang with no fault;
  *   - the leader SIGKILLed, then SIGSTOPped (and thawed after the new leader finished), in the middle of that gang's
  *     placement (1,024 GPUs on the large profile);
+ *   - the leader SIGKILLed at its second pod write of a ServingDeployment's rollout (an SLO change that re-plans),
+ *     after the same rollout with no fault on the same replicas (the row's own baseline):
+ *     bench/reliability/serving-rollout.ts;
  *   - kube-apiserver, etcd, then both killed and restarted (RELIABILITY_DOWN_MS, default 10 s) under an in-process
  *     operator, with changes made the moment the API is back;
  *   - nats-server stopped for RELIABILITY_NATS_DOWN_MS (default 30 s) under a TrainingJob with a slow rank injected
@@ -32,6 +35,7 @@ import { gangWithoutFault, leaderFaultDuringGang } from "./reliability/leader.js
 import { localChaosContext } from "./reliability/local.js";
 import { natsOutage } from "./reliability/nats.js";
 import { chartLeaseSettings, type ReliabilityRow } from "./reliability/row.js";
+import { leaderKillDuringServingRollout } from "./reliability/serving-rollout.js";
 
 const resultsDir = join(dirname(fileURLToPath(import.meta.url)), "results");
 
@@ -145,6 +149,10 @@ export async function run(): Promise<void> {
     await attempt("leader SIGSTOP (stalled renew) mid gang placement", () =>
       leaderFaultDuringGang(ctx, { nodes, lease, signal: "SIGSTOP", timeoutMs }),
     );
+    await attempt("leader SIGKILL mid serving rollout", async () => {
+      const row = await leaderKillDuringServingRollout(ctx, { lease, faultAtPodWrite: 2, timeoutMs, baseline: true });
+      return { ...row, notes: [...(row.notes ?? []), `cluster: clusters/${profile}.yaml`] };
+    });
     for (const servers of [["kube-apiserver"], ["etcd"], ["etcd", "kube-apiserver"]] as const) {
       await attempt(`${servers.join(" + ")} restart`, () =>
         controlPlaneRestart(ctx, { servers: [...servers], downMs, changes: 25, timeoutMs: 180_000 }),
