@@ -46,7 +46,6 @@ import {
   sglangBootstrap,
   vllmDecodeBody,
   vllmPrefillBody,
-  type KvTransferParams,
 } from "./engine-handoff.js";
 import {
   CallCancelledError,
@@ -121,6 +120,28 @@ export class DispatchExecutor {
       yield next;
       next = tried.size < this.deps.config.maxAttempts ? this.choose(c, role, tried, engine) : undefined;
     }
+  }
+
+  /**
+   * Prefill on the first instance that answers: `attempt` on each prefill instance of `engine` in turn (nothing was
+   * sent to the client yet, so any failure may be retried elsewhere), or the error that says why none did.
+   */
+  private async prefillInTurn<T>(
+    c: Completion,
+    engine: EngineKind,
+    first: Candidate,
+    attempt: (instanceId: string) => Promise<T>,
+  ): Promise<{ instanceId: string; value: T }> {
+    const failures: UpstreamError[] = [];
+    for (const chosen of this.inTurn(c, "prefill", engine, new Set(), first)) {
+      try {
+        return { instanceId: chosen.id, value: await attempt(chosen.id) };
+      } catch (error) {
+        if (error instanceof GatewayError) throw error;
+        failures.push(this.onAttemptFailed(c, "prefill", chosen.id, error));
+      }
+    }
+    throw this.exhausted(c, "prefill", failures);
   }
 
   private engineCall(c: Completion, instanceId: string, signal: AbortSignal, body: unknown): Promise<UpstreamCall> {
@@ -322,25 +343,16 @@ export class DispatchExecutor {
     signal: AbortSignal,
     first: Candidate,
   ): AsyncGenerator<CompletionEvent> {
-    const failures: UpstreamError[] = [];
-    let prefilled: { instanceId: string; params: KvTransferParams | undefined } | undefined;
-    for (const chosen of this.inTurn(c, "prefill", EngineKind.vllm, new Set(), first)) {
-      try {
-        const call = await this.engineCall(c, chosen.id, signal, vllmPrefillBody(c));
-        const params = kvTransferParamsOf(await call.json());
-        if (!params.ok)
-          throw new UpstreamError(UpstreamFailure.failed, chosen.id, `bad prefill answer: ${params.message}`);
-        prefilled = { instanceId: chosen.id, params: params.value };
-        break;
-      } catch (error) {
-        if (error instanceof GatewayError) throw error;
-        failures.push(this.onAttemptFailed(c, "prefill", chosen.id, error));
-      }
-    }
-    if (!prefilled) throw this.exhausted(c, "prefill", failures);
+    const prefilled = await this.prefillInTurn(c, EngineKind.vllm, first, async (instanceId) => {
+      const call = await this.engineCall(c, instanceId, signal, vllmPrefillBody(c));
+      const params = kvTransferParamsOf(await call.json());
+      if (!params.ok)
+        throw new UpstreamError(UpstreamFailure.failed, instanceId, `bad prefill answer: ${params.message}`);
+      return params.value;
+    });
     yield { type: "instance", role: "prefill", instanceId: prefilled.instanceId };
     this.dispatcher.release(c.requestId);
-    const body = vllmDecodeBody(c, prefilled.params);
+    const body = vllmDecodeBody(c, prefilled.value);
     const decodeFailures: UpstreamError[] = [];
     for (const chosen of this.inTurn(c, "decode", EngineKind.vllm, new Set())) {
       const relayed = { tokens: 0 };
@@ -460,30 +472,21 @@ export class DispatchExecutor {
     first: Candidate,
   ): AsyncGenerator<CompletionEvent> {
     // Phase 1: prefill, retried on another prefill instance on any failure (nothing was sent yet).
-    const failures: UpstreamError[] = [];
-    let prefilled: { instanceId: string; response: PrefillResponse } | undefined;
-    for (const chosen of this.inTurn(c, "prefill", EngineKind.reference, new Set(), first)) {
-      try {
-        const call = await postEngine({
-          url: this.url(chosen.id, EnginePath.prefill),
-          body: { request_id: c.requestId, model: c.model, prompt: c.prompt, max_tokens: c.maxTokens },
-          requestId: c.requestId,
-          priority: c.priority,
-          signal,
-          timeouts: this.deps.config.timeouts,
-        });
-        const parsed = validatePrefillResponse(await call.json());
-        if (!parsed.ok)
-          throw new UpstreamError(UpstreamFailure.failed, chosen.id, `bad prefill answer: ${parsed.message}`);
-        prefilled = { instanceId: chosen.id, response: parsed.value };
-        break;
-      } catch (error) {
-        if (error instanceof GatewayError) throw error;
-        failures.push(this.onAttemptFailed(c, "prefill", chosen.id, error));
-      }
-    }
-    if (!prefilled) throw this.exhausted(c, "prefill", failures);
-    const { response } = prefilled;
+    const prefilled = await this.prefillInTurn(c, EngineKind.reference, first, async (instanceId) => {
+      const call = await postEngine({
+        url: this.url(instanceId, EnginePath.prefill),
+        body: { request_id: c.requestId, model: c.model, prompt: c.prompt, max_tokens: c.maxTokens },
+        requestId: c.requestId,
+        priority: c.priority,
+        signal,
+        timeouts: this.deps.config.timeouts,
+      });
+      const parsed = validatePrefillResponse(await call.json());
+      if (!parsed.ok)
+        throw new UpstreamError(UpstreamFailure.failed, instanceId, `bad prefill answer: ${parsed.message}`);
+      return parsed.value;
+    });
+    const response: PrefillResponse = prefilled.value;
     yield { type: "instance", role: "prefill", instanceId: prefilled.instanceId };
     yield { type: "token", text: response.first_token.text };
     if (response.finish_reason !== null) {
