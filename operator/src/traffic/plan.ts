@@ -151,9 +151,13 @@ interface Problem {
   intraLeaf: number;
   unroutable: { id: string; reason: string }[];
   leafBound: number;
-  /** Leaf and spine index of every link (up or down). */
+  /** Leaf and spine index of every link, and 1 for an up link (leaf to spine). */
   linkLeaf: Int32Array;
   linkSpine: Int32Array;
+  linkUp: Uint8Array;
+  /** Indexes of the connections leaving (arriving at) each leaf, ascending. */
+  fromLeaf: number[][];
+  toLeaf: number[][];
 }
 
 function buildProblem(input: PlanInput): Problem {
@@ -194,13 +198,21 @@ function buildProblem(input: PlanInput): Problem {
   }
   const linkLeaf = new Int32Array(fabric.capacityGbps.length);
   const linkSpine = new Int32Array(fabric.capacityGbps.length);
+  const linkUp = new Uint8Array(fabric.capacityGbps.length);
   for (let l = 0; l < fabric.leaves.length; l++) {
     for (let s = 0; s < fabric.spines.length; s++) {
+      for (const id of fabric.up[l]![s]!) linkUp[id] = 1;
       for (const id of [...fabric.up[l]![s]!, ...fabric.down[s]![l]!]) {
         linkLeaf[id] = l;
         linkSpine[id] = s;
       }
     }
+  }
+  const fromLeaf = fabric.leaves.map((): number[] => []);
+  const toLeaf = fabric.leaves.map((): number[] => []);
+  for (const [i, { src, dst }] of conns.entries()) {
+    fromLeaf[src]!.push(i);
+    toLeaf[dst]!.push(i);
   }
   return {
     fabric,
@@ -211,6 +223,9 @@ function buildProblem(input: PlanInput): Problem {
     leafBound: leafBound(fabric, conns),
     linkLeaf,
     linkSpine,
+    linkUp,
+    fromLeaf,
+    toLeaf,
   };
 }
 
@@ -386,6 +401,18 @@ function seedPaths(problem: Problem, i: number, seed: Seed | undefined, into: Qp
     const had = first[j + 1]! - from;
     if (had === 0 || had > q || q % had !== 0) return none(into, lo, q);
     const copies = q / had;
+    if (copies === 1) {
+      // The common case (the same QP count as the seed): copied whole, then the dead paths cleared.
+      into.up.set(up.subarray(from, from + q), lo);
+      into.down.set(down.subarray(from, from + q), lo);
+      for (let at = lo; at < lo + q; at++) {
+        const u = into.up[at]!;
+        const d = into.down[at]!;
+        const fits = linkLeaf[u] === src && linkLeaf[d] === dst && linkSpine[u] === linkSpine[d];
+        if (!fits || cap[u]! <= 0 || cap[d]! <= 0) into.up[at] = into.down[at] = -1;
+      }
+      return true;
+    }
     for (let k = 0; k < had; k++) {
       let u = up[from + k]!;
       let d = down[from + k]!;
@@ -524,16 +551,14 @@ function localSearch(problem: Problem, config: TrafficPlannerConfig, solution: S
 
 /**
  * QPs by link, for the local search: every link holds a list of the QPs crossing it and every QP its position in
- * its up and down link's list, so a move is O(1) (swap-remove). The lists start as one flat array in link order
- * (two counting passes over the QPs), and a link gets its own list only when the search first reads or changes it:
- * a re-plan touches a few hundred of the fabric's thousands of links.
+ * its up and down link's list, so a move is O(1) (swap-remove). Lists are built a leaf side at a time (the up
+ * links of one leaf, from the connections leaving it; or the down links, from those arriving), when the search
+ * first reads or changes one of its links: a re-plan touches a few leaves, and at 4,096 GPUs indexing all 2
+ * million QPs up front cost more than the whole re-plan's search.
  */
 class QpIndex {
-  /** Connection index of every key. */
+  /** Connection index of every key (set when a list holding it is built; the search only meets listed keys). */
   readonly conn: Int32Array;
-  /** Keys on link l, ascending, as the solve left them: start[l] … start[l + 1] − 1 (for links not yet listed). */
-  private readonly start: Int32Array;
-  private readonly initial: Int32Array;
   private readonly lists: (number[] | undefined)[];
   /** pos[2·key] in its up link's list, pos[2·key + 1] in its down link's (for listed links). */
   private readonly pos: Int32Array;
@@ -541,27 +566,13 @@ class QpIndex {
   readonly version: Int32Array;
 
   constructor(
+    private readonly problem: Problem,
     private readonly paths: Solution,
-    links: number,
   ) {
-    const { first, up, down } = paths;
-    const total = up.length;
-    this.conn = new Int32Array(total);
-    for (let i = 0; i + 1 < first.length; i++) this.conn.fill(i, first[i]!, first[i + 1]!);
-    this.start = new Int32Array(links + 1);
-    for (let key = 0; key < total; key++) {
-      this.start[up[key]! + 1]!++;
-      this.start[down[key]! + 1]!++;
-    }
-    for (let l = 0; l < links; l++) this.start[l + 1]! += this.start[l]!;
-    const fill = this.start.slice(0, links);
-    this.initial = new Int32Array(2 * total);
-    for (let key = 0; key < total; key++) {
-      this.initial[fill[up[key]!]!++] = key;
-      this.initial[fill[down[key]!]!++] = key;
-    }
+    const links = problem.fabric.capacityGbps.length;
+    this.conn = new Int32Array(paths.up.length);
     this.lists = new Array<number[] | undefined>(links).fill(undefined);
-    this.pos = new Int32Array(2 * total);
+    this.pos = new Int32Array(2 * paths.up.length);
     this.version = new Int32Array(links);
   }
 
@@ -570,30 +581,42 @@ class QpIndex {
   }
 
   move(key: number, up: number, down: number): void {
+    // Built before `key` changes, so that a list built now does not hold it already.
+    const toUp = this.list(up);
+    const toDown = this.list(down);
     this.remove(key, this.paths.up[key]!, 0);
     this.remove(key, this.paths.down[key]!, 1);
     this.paths.up[key] = up;
     this.paths.down[key] = down;
     this.paths.unchanged[this.conn[key]!] = 0;
-    // `key` left every link it was on when first listed, so the flat lists of links not yet listed lack it.
     this.version[up]!++;
     this.version[down]!++;
-    this.pos[2 * key] = this.list(up).push(key) - 1;
-    this.pos[2 * key + 1] = this.list(down).push(key) - 1;
+    this.pos[2 * key] = toUp.push(key) - 1;
+    this.pos[2 * key + 1] = toDown.push(key) - 1;
   }
 
   private list(link: number): number[] {
     const listed = this.lists[link];
     if (listed !== undefined) return listed;
-    const from = this.start[link]!;
-    const list: number[] = [];
-    for (let at = 0; at < this.start[link + 1]! - from; at++) {
-      const key = this.initial[from + at]!;
-      list.push(key);
-      this.pos[2 * key + (this.paths.up[key] === link ? 0 : 1)] = at;
+    const { linkUp, linkLeaf } = this.problem;
+    this.listSide(linkLeaf[link]!, linkUp[link] === 1);
+    return this.lists[link]!;
+  }
+
+  /** Lists every up link of `leaf` (or every down link), from the QPs of the connections leaving it (arriving). */
+  private listSide(leaf: number, up: boolean): void {
+    const { fabric, fromLeaf, toLeaf } = this.problem;
+    for (let s = 0; s < fabric.spines.length; s++)
+      for (const link of up ? fabric.up[leaf]![s]! : fabric.down[s]![leaf]!) this.lists[link] = [];
+    const { first } = this.paths;
+    const onLink = up ? this.paths.up : this.paths.down;
+    const end = up ? 0 : 1;
+    for (const i of up ? fromLeaf[leaf]! : toLeaf[leaf]!) {
+      for (let key = first[i]!; key < first[i + 1]!; key++) {
+        this.conn[key] = i;
+        this.pos[2 * key + end] = this.lists[onLink[key]!]!.push(key) - 1;
+      }
     }
-    this.lists[link] = list;
-    return list;
   }
 
   private remove(key: number, link: number, end: 0 | 1): void {
@@ -623,6 +646,25 @@ class Search {
    * place, and the same few blockers come back (15 million QP visits in one 4,096-GPU re-plan before this cache).
    */
   private readonly distinctCache = new Map<number, { version: number; keys: readonly number[] }>();
+  /**
+   * Per leaf, bumped whenever a QP moves onto or off one of its up links (upVersion) or down links: a QP's best
+   * path reads only its source leaf's up links and its destination leaf's down links.
+   */
+  private readonly upVersion: Int32Array;
+  private readonly downVersion: Int32Array;
+  /**
+   * bestFor() per QP while its path and both leaves' versions hold: a chain tries the same QPs on a blocking link
+   * for every QP it places, and between two moves their best paths cannot change (81% of the calls in a
+   * 4,096-GPU scattered re-plan). A chain's trial moves are undone before the next call, so they do not count.
+   */
+  private readonly bestCache = new Map<number, CachedBest>();
+  /** movableOff() per blocking link, valid while `commits` holds. */
+  private readonly movable = new Map<number, Movable>();
+  /** Per link, the connection run of distinctUncached() that last met it. */
+  private readonly stamp: Int32Array;
+  private stampNow = 0;
+  /** QPs moved so far (chain trial moves, undone, do not count). */
+  private commits = 0;
 
   constructor(
     private readonly problem: Problem,
@@ -634,21 +676,28 @@ class Search {
     this.down = solution.down;
     this.loads = solution.loads;
     this.cap = problem.fabric.capacityGbps;
-    this.index = new QpIndex(solution, this.loads.length);
+    this.index = new QpIndex(problem, solution);
+    this.upVersion = new Int32Array(problem.fabric.leaves.length);
+    this.downVersion = new Int32Array(problem.fabric.leaves.length);
+    this.stamp = new Int32Array(this.loads.length);
   }
 
   /**
    * Moves QPs off `link`, one at a time, while it stays at `max` and some QP (or chain) can leave without anything
-   * else reaching `max`; true when at least one moved. Each step tries the groups' lowest keys in key order, as a
-   * fresh scan of the link would, but the link's groups are built once: while the link is drained, QPs only leave
-   * it (every move's target stays below `max`, and `link` is at it), so a group's lowest key still on the link is
-   * found by skipping forward instead of rescanning the link's list (about 500 QPs at 4,096 GPUs) after every move.
+   * else reaching `max`; true when at least one moved. Each step tries the lowest key of every (connection, path)
+   * group on the link, in key order. The first step's keys are distinct(link), kept while the link's list is
+   * unchanged: every round drains every hot link again, and most of them are stuck, so most drains are that one
+   * step. After a move the link's groups are built once: while the link is drained, QPs only leave it (every move's
+   * target stays below `max`, and `link` is at it), so a group's lowest key still on the link is found by skipping
+   * forward instead of rescanning the link's list (about 500 QPs at 4,096 GPUs) after every move.
    */
   drain(link: number, max: number): boolean {
+    const eps = this.config.epsilon;
+    if (this.loads[link]! < max - eps || this.moves >= this.config.maxMovesPerRound) return false;
+    if (!this.moveOne(this.distinct(link), link, max)) return false;
     const groups = this.groupsOn(link);
     const next = new Int32Array(groups.length);
-    let moved = false;
-    while (this.loads[link]! >= max - this.config.epsilon && this.moves < this.config.maxMovesPerRound) {
+    while (this.loads[link]! >= max - eps && this.moves < this.config.maxMovesPerRound) {
       const keys: number[] = [];
       for (const [g, members] of groups.entries()) {
         let i = next[g]!;
@@ -658,9 +707,8 @@ class Search {
       }
       keys.sort((a, b) => a - b);
       if (!this.moveOne(keys, link, max)) break;
-      moved = true;
     }
-    return moved;
+    return true;
   }
 
   /** Moves one of `keys` (QPs on `link`) off it, directly or by a chain; false when none can go. */
@@ -705,17 +753,24 @@ class Search {
   }
 
   private distinctUncached(link: number): number[] {
-    const links = this.loads.length;
-    const seen = new Map<number, number>();
-    for (const key of this.index.on(link)) {
-      // Every QP here crosses `link`, so (connection, its other link) names its path: a key below connections ×
-      // links, where (connection, up, down) needed connections × links², past the small integers a Map hashes
-      // without boxing.
-      const group = this.index.conn[key]! * links + this.other(key, link);
-      const had = seen.get(group);
-      if (had === undefined || key < had) seen.set(group, key);
+    // Every QP here crosses `link`, so (connection, its other link) names its path. In key order a connection's
+    // QPs are consecutive (its keys are), so a stamp per other link, renewed at each connection, finds each
+    // group's lowest key, and the result comes out ascending: no Map, no second sort (this runs after every move
+    // on a link, thousands of times a re-plan).
+    const keys = new Int32Array(this.index.on(link)).sort();
+    const out: number[] = [];
+    let conn = -1;
+    for (const key of keys) {
+      if (this.index.conn[key] !== conn) {
+        conn = this.index.conn[key]!;
+        this.stampNow++;
+      }
+      const other = this.other(key, link);
+      if (this.stamp[other] === this.stampNow) continue;
+      this.stamp[other] = this.stampNow;
+      out.push(key);
     }
-    return [...seen.values()].sort((a, b) => a - b);
+    return out;
   }
 
   private share(key: number): number {
@@ -724,6 +779,17 @@ class Search {
 
   private place(key: number, up: number, down: number): void {
     this.shiftLoad(key, this.up[key]!, this.down[key]!, up, down);
+    this.commit(key, up, down);
+  }
+
+  /** Moves `key` to (up, down) in the index, its load already shifted. */
+  private commit(key: number, up: number, down: number): void {
+    const { linkLeaf } = this.problem;
+    this.upVersion[linkLeaf[this.up[key]!]!]!++;
+    this.downVersion[linkLeaf[this.down[key]!]!]!++;
+    this.upVersion[linkLeaf[up]!]!++;
+    this.downVersion[linkLeaf[down]!]!++;
+    this.commits++;
     this.index.move(key, up, down);
   }
 
@@ -737,11 +803,34 @@ class Search {
   private bestFor(key: number, out: Choice): boolean {
     const up = this.up[key]!;
     const down = this.down[key]!;
+    const conn = this.index.conn[key]!;
+    const { src, dst } = this.problem.conns[conn]!;
+    const upVersion = this.upVersion[src]!;
+    const downVersion = this.downVersion[dst]!;
+    let cached = this.bestCache.get(key);
+    if (
+      cached !== undefined &&
+      cached.up === up &&
+      cached.down === down &&
+      cached.upVersion === upVersion &&
+      cached.downVersion === downVersion
+    ) {
+      out.up = cached.best.up;
+      out.down = cached.best.down;
+      out.cost = cached.best.cost;
+      return cached.found;
+    }
     const share = this.share(key);
     removeLoad(this.cap, this.loads, up, down, share);
     // With its own load removed, the current path would come back at the maximum: only a real move passes.
-    const found = bestPath(this.problem, this.index.conn[key]!, share, this.loads, out);
+    const found = bestPath(this.problem, conn, share, this.loads, out);
     addLoad(this.cap, this.loads, up, down, share);
+    if (cached === undefined)
+      this.bestCache.set(key, (cached = { up, down, upVersion, downVersion, found, best: newChoice() }));
+    Object.assign(cached, { up, down, upVersion, downVersion, found });
+    cached.best.up = out.up;
+    cached.best.down = out.down;
+    cached.best.cost = out.cost;
     return found;
   }
 
@@ -763,7 +852,6 @@ class Search {
     const { src, dst, spines } = this.problem.conns[this.index.conn[key]!]!;
     const share = this.share(key);
     const eps = this.config.epsilon;
-    const away = this.away;
     for (const s of spines) {
       const up = leastLoaded(cap, fabric.up[src]![s]!, share, loads);
       const down = leastLoaded(cap, fabric.down[s]![dst]!, share, loads);
@@ -772,27 +860,72 @@ class Search {
       const downBlocked = loads[down]! + share / cap[down]! >= max - eps;
       if (upBlocked === downBlocked) continue;
       const blocker = upBlocked ? up : down;
-      for (const other of this.distinct(blocker)) {
+      const movable = this.movableOff(blocker, hotLink, max);
+      for (let n = 0; n < movable.keys.length; n++) {
+        const other = movable.keys[n]!;
         if (other === key) continue;
         const wasUp = this.up[other]!;
         const wasDown = this.down[other]!;
-        if (!this.bestFor(other, away) || away.cost >= max - eps || away.up === hotLink || away.down === hotLink)
-          continue;
+        const awayUp = movable.ups[n]!;
+        const awayDown = movable.downs[n]!;
         // Loads only, not the index: a chain that fails leaves the links' QP lists (and their cached groups) as
         // they were. The load updates are the same as a move and its undo, so the numbers are the same too.
-        this.shiftLoad(other, wasUp, wasDown, away.up, away.down);
+        this.shiftLoad(other, wasUp, wasDown, awayUp, awayDown);
         const cost = Math.max(loads[up]! + share / cap[up]!, loads[down]! + share / cap[down]!);
         if (cost < max - eps) {
-          this.index.move(other, away.up, away.down);
+          this.commit(other, awayUp, awayDown);
           this.place(key, up, down);
           this.moves += 2;
           return true;
         }
-        this.shiftLoad(other, away.up, away.down, wasUp, wasDown);
+        this.shiftLoad(other, awayUp, awayDown, wasUp, wasDown);
       }
     }
     return false;
   }
+
+  /**
+   * The QPs of distinct(blocker) that a chain could move first, in that order, with the path each would take: a
+   * best path below `max` that avoids `hotLink` and the blocker itself (a QP that only changes its other link
+   * leaves the blocker's load as it was). Kept until the next move (or another hot link or maximum): every QP a
+   * stuck drain tries to place meets the same blockers, and between moves their QPs' best paths stay the same.
+   */
+  private movableOff(blocker: number, hotLink: number, max: number): Movable {
+    const cached = this.movable.get(blocker);
+    if (cached !== undefined && cached.commits === this.commits && cached.hotLink === hotLink && cached.max === max)
+      return cached;
+    const eps = this.config.epsilon;
+    const away = this.away;
+    const movable: Movable = { commits: this.commits, hotLink, max, keys: [], ups: [], downs: [] };
+    for (const other of this.distinct(blocker)) {
+      if (!this.bestFor(other, away) || away.cost >= max - eps) continue;
+      if (away.up === hotLink || away.down === hotLink || away.up === blocker || away.down === blocker) continue;
+      movable.keys.push(other);
+      movable.ups.push(away.up);
+      movable.downs.push(away.down);
+    }
+    this.movable.set(blocker, movable);
+    return movable;
+  }
+}
+
+interface Movable {
+  commits: number;
+  hotLink: number;
+  max: number;
+  keys: number[];
+  ups: number[];
+  downs: number[];
+}
+
+interface CachedBest {
+  /** The QP's path and its leaves' versions when it was computed. */
+  up: number;
+  down: number;
+  upVersion: number;
+  downVersion: number;
+  found: boolean;
+  best: Choice;
 }
 
 /** Jobs with QPs on the links at the maximum, most such QPs first (then by name). */
