@@ -564,6 +564,8 @@ class QpIndex {
   private readonly pos: Int32Array;
   /** Per link, bumped whenever its list changes: what was derived from a list stays valid while this holds. */
   readonly version: Int32Array;
+  /** Scratch for listSide(), all 0 between calls. */
+  private readonly sizes: Int32Array;
 
   constructor(
     private readonly problem: Problem,
@@ -574,6 +576,7 @@ class QpIndex {
     this.lists = new Array<number[] | undefined>(links).fill(undefined);
     this.pos = new Int32Array(2 * paths.up.length);
     this.version = new Int32Array(links);
+    this.sizes = new Int32Array(links);
   }
 
   on(link: number): readonly number[] {
@@ -606,17 +609,30 @@ class QpIndex {
   /** Lists every up link of `leaf` (or every down link), from the QPs of the connections leaving it (arriving). */
   private listSide(leaf: number, up: boolean): void {
     const { fabric, fromLeaf, toLeaf } = this.problem;
-    for (let s = 0; s < fabric.spines.length; s++)
-      for (const link of up ? fabric.up[leaf]![s]! : fabric.down[s]![leaf]!) this.lists[link] = [];
     const { first } = this.paths;
     const onLink = up ? this.paths.up : this.paths.down;
     const end = up ? 0 : 1;
-    for (const i of up ? fromLeaf[leaf]! : toLeaf[leaf]!) {
-      for (let key = first[i]!; key < first[i + 1]!; key++) {
-        this.conn[key] = i;
-        this.pos[2 * key + end] = this.lists[onLink[key]!]!.push(key) - 1;
+    const conns = up ? fromLeaf[leaf]! : toLeaf[leaf]!;
+    // Sized first (a count per link, then filled in place): growing 32 lists by push, 16,000 QPs a side and every
+    // side of the fabric in a busy re-plan, cost more than the two passes.
+    const sizes = this.sizes;
+    for (const i of conns) for (let key = first[i]!; key < first[i + 1]!; key++) sizes[onLink[key]!]!++;
+    for (let s = 0; s < fabric.spines.length; s++) {
+      for (const link of up ? fabric.up[leaf]![s]! : fabric.down[s]![leaf]!) {
+        this.lists[link] = new Array<number>(sizes[link]!).fill(0);
+        sizes[link] = 0;
       }
     }
+    for (const i of conns) {
+      for (let key = first[i]!; key < first[i + 1]!; key++) {
+        const link = onLink[key]!;
+        this.conn[key] = i;
+        this.pos[2 * key + end] = sizes[link]!;
+        this.lists[link]![sizes[link]!++] = key;
+      }
+    }
+    for (let s = 0; s < fabric.spines.length; s++)
+      for (const link of up ? fabric.up[leaf]![s]! : fabric.down[s]![leaf]!) sizes[link] = 0;
   }
 
   private remove(key: number, link: number, end: 0 | 1): void {
