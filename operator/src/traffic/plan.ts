@@ -583,10 +583,11 @@ class QpIndex {
     return this.list(link);
   }
 
+  /**
+   * Moves `key` in the lists already built; the paths are the truth, so a side listed later finds it where it is
+   * now (a move lists nothing: it reads no list).
+   */
   move(key: number, up: number, down: number): void {
-    // Built before `key` changes, so that a list built now does not hold it already.
-    const toUp = this.list(up);
-    const toDown = this.list(down);
     this.remove(key, this.paths.up[key]!, 0);
     this.remove(key, this.paths.down[key]!, 1);
     this.paths.up[key] = up;
@@ -594,8 +595,10 @@ class QpIndex {
     this.paths.unchanged[this.conn[key]!] = 0;
     this.version[up]!++;
     this.version[down]!++;
-    this.pos[2 * key] = toUp.push(key) - 1;
-    this.pos[2 * key + 1] = toDown.push(key) - 1;
+    const toUp = this.lists[up];
+    const toDown = this.lists[down];
+    if (toUp !== undefined) this.pos[2 * key] = toUp.push(key) - 1;
+    if (toDown !== undefined) this.pos[2 * key + 1] = toDown.push(key) - 1;
   }
 
   private list(link: number): number[] {
@@ -636,8 +639,9 @@ class QpIndex {
   }
 
   private remove(key: number, link: number, end: 0 | 1): void {
-    const list = this.list(link);
     this.version[link]!++;
+    const list = this.lists[link];
+    if (list === undefined) return;
     const at = this.pos[2 * key + end]!;
     const last = list.pop()!;
     if (last === key) return;
