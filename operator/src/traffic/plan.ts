@@ -112,7 +112,7 @@ export function planTraffic(input: PlanInput): TrafficPlan {
   const problem = buildProblem(input);
   const previousQps = input.previous?.qpsPerJob ?? {};
   let qps = new Map(problem.jobs.map((j) => [j, Math.min(config.maxQpsPerConnection, previousQps[j] ?? 1)]));
-  let best = solve(problem, qps, config, warmStart(input.previous, problem.fabric));
+  let best = solve(problem, qps, config, warmStart(input.previous, problem));
   const bound = problem.leafBound;
   // A re-plan of the same jobs whose maximum did not rise keeps their QP counts: the previous plan's doubling
   // search already stopped at them, and trying again would cost a full solve per job (re-plan latency matters).
@@ -125,7 +125,7 @@ export function planTraffic(input: PlanInput): TrafficPlan {
     for (const job of jobsOnHotLinks(problem, best, config)) {
       if (qps.get(job)! >= config.maxQpsPerConnection) continue;
       const tryQps = new Map(qps).set(job, qps.get(job)! * 2);
-      const trial = solve(problem, tryQps, config, best.paths);
+      const trial = solve(problem, tryQps, config, { solved: best, indexOf: null });
       // Lexicographic, like the local search: with several jobs at the maximum, each one's doubling only takes
       // links off it; the maximum itself drops once the last job there has doubled.
       if (better(trial, best, config.epsilon)) {
@@ -145,12 +145,19 @@ export function planTraffic(input: PlanInput): TrafficPlan {
 
 interface Problem {
   fabric: Fabric;
-  /** Inter-leaf routable connections. */
-  conns: { c: Connection; src: number; dst: number; spines: number[] }[];
+  /** Inter-leaf routable connections, by id. */
+  conns: { c: Connection; src: number; dst: number; spines: readonly number[] }[];
   jobs: string[];
   intraLeaf: number;
   unroutable: { id: string; reason: string }[];
   leafBound: number;
+  /** Leaf and spine index of every link, and 1 for an up link (leaf to spine). */
+  linkLeaf: Int32Array;
+  linkSpine: Int32Array;
+  linkUp: Uint8Array;
+  /** Indexes of the connections leaving (arriving at) each leaf, ascending. */
+  fromLeaf: number[][];
+  toLeaf: number[][];
 }
 
 function buildProblem(input: PlanInput): Problem {
@@ -165,6 +172,8 @@ function buildProblem(input: PlanInput): Problem {
   const conns: Problem["conns"] = [];
   const unroutable: Problem["unroutable"] = [];
   const jobs = new Set<string>();
+  // Live spines per leaf pair: thousands of connections share a few hundred pairs.
+  const spinesOf = new Map<number, number[]>();
   let intraLeaf = 0;
   const sorted = [...input.connections].sort((a, b) => cmp(a.id, b.id));
   for (const c of sorted) {
@@ -175,7 +184,9 @@ function buildProblem(input: PlanInput): Problem {
       intraLeaf++;
       continue;
     }
-    const spines = liveSpines(fabric, src, dst);
+    const pair = src * fabric.leaves.length + dst;
+    let spines = spinesOf.get(pair);
+    if (spines === undefined) spinesOf.set(pair, (spines = liveSpines(fabric, src, dst)));
     if (spines.length === 0) {
       unroutable.push({
         id: c.id,
@@ -185,7 +196,37 @@ function buildProblem(input: PlanInput): Problem {
     }
     conns.push({ c, src, dst, spines });
   }
-  return { fabric, conns, jobs: [...jobs].sort(cmp), intraLeaf, unroutable, leafBound: leafBound(fabric, conns) };
+  const linkLeaf = new Int32Array(fabric.capacityGbps.length);
+  const linkSpine = new Int32Array(fabric.capacityGbps.length);
+  const linkUp = new Uint8Array(fabric.capacityGbps.length);
+  for (let l = 0; l < fabric.leaves.length; l++) {
+    for (let s = 0; s < fabric.spines.length; s++) {
+      for (const id of fabric.up[l]![s]!) linkUp[id] = 1;
+      for (const id of [...fabric.up[l]![s]!, ...fabric.down[s]![l]!]) {
+        linkLeaf[id] = l;
+        linkSpine[id] = s;
+      }
+    }
+  }
+  const fromLeaf = fabric.leaves.map((): number[] => []);
+  const toLeaf = fabric.leaves.map((): number[] => []);
+  for (const [i, { src, dst }] of conns.entries()) {
+    fromLeaf[src]!.push(i);
+    toLeaf[dst]!.push(i);
+  }
+  return {
+    fabric,
+    conns,
+    jobs: [...jobs].sort(cmp),
+    intraLeaf,
+    unroutable,
+    leafBound: leafBound(fabric, conns),
+    linkLeaf,
+    linkSpine,
+    linkUp,
+    fromLeaf,
+    toLeaf,
+  };
 }
 
 function liveSpines(fabric: Fabric, src: number, dst: number): number[] {
@@ -219,35 +260,60 @@ function leafBound(fabric: Fabric, conns: Problem["conns"]): number {
   return bound;
 }
 
-/** A QP's placement: spine index and the two link ids. */
-interface Placed {
-  spine: number;
-  up: number;
-  down: number;
+/**
+ * Every QP's path as two link ids in flat arrays: QP keys are dense, connection i's QPs are keys first[i] …
+ * first[i + 1] − 1. At 4,096 GPUs a plan has about 2 million QPs (16-32k connections × 128); one object per QP
+ * made every solve and re-plan spend most of its time allocating and collecting them.
+ */
+interface QpPaths {
+  first: Int32Array;
+  up: Int32Array;
+  down: Int32Array;
 }
 
-interface Solution {
-  /** Per connection id, per QP. */
-  paths: Map<string, Placed[]>;
+interface Solution extends QpPaths {
   loads: Float64Array;
   maxLoad: number;
+  /** 1 where the connection's QPs are exactly its seed's (none replaced, moved or split). */
+  unchanged: Uint8Array;
+  /** The seed when it was a plan's solved paths: toPlan hands the plan's unchanged connections on as they are. */
+  seed?: SolvedSeed;
+}
+
+/** Where a solve's QPs start from: solved paths over the same links, or the names a plan read back carries. */
+type Seed = SolvedSeed | { named: ReadonlyMap<string, readonly QpPath[]> };
+
+interface SolvedSeed {
+  solved: QpPaths;
+  /** The seed's connection index of each of this problem's connections (−1: none); null when they are the same. */
+  indexOf: Int32Array | null;
+  /** The plan these paths are, when they are one. */
+  plan?: TrafficPlan;
 }
 
 /**
  * The planner's own paths (link ids) behind every plan it returned, so a re-plan in the same process starts from
  * them without converting the plan's names back QP by QP. Plans read back from elsewhere fall back to the names.
  */
-const solvedPaths = new WeakMap<TrafficPlan, { linkNames: readonly string[]; paths: Map<string, Placed[]> }>();
+const solvedPaths = new WeakMap<
+  TrafficPlan,
+  { linkNames: readonly string[]; ids: readonly string[]; paths: QpPaths }
+>();
 
-function warmStart(
-  previous: TrafficPlan | undefined,
-  fabric: Fabric,
-): Map<string, Placed[]> | Map<string, QpPath[]> | undefined {
+function warmStart(previous: TrafficPlan | undefined, problem: Problem): Seed | undefined {
   if (previous === undefined) return undefined;
   const solved = solvedPaths.get(previous);
   // Link ids only carry over between fabrics of the same cables (a failure changes capacities, not ids).
-  if (solved !== undefined && sameLinks(solved.linkNames, fabric.linkNames)) return solved.paths;
-  return new Map(previous.connections.map((p) => [p.id, p.paths]));
+  if (solved !== undefined && sameLinks(solved.linkNames, problem.fabric.linkNames))
+    return { solved: solved.paths, indexOf: indexOf(solved.ids, problem), plan: previous };
+  return { named: new Map(previous.connections.map((p) => [p.id, p.paths])) };
+}
+
+function indexOf(ids: readonly string[], problem: Problem): Int32Array | null {
+  const { conns } = problem;
+  if (ids.length === conns.length && conns.every(({ c }, i) => c.id === ids[i])) return null;
+  const at = new Map(ids.map((id, j) => [id, j]));
+  return Int32Array.from(conns, ({ c }) => at.get(c.id) ?? -1);
 }
 
 function sameLinks(a: readonly string[], b: readonly string[]): boolean {
@@ -258,129 +324,207 @@ function sameLinks(a: readonly string[], b: readonly string[]): boolean {
 }
 
 /**
- * Steps 1-2 for fixed QP counts. `seed` paths (from a previous plan or round) are kept QP by QP where still live;
- * a seed with fewer QPs than `q` (the job's QPs just doubled) hands each path to q ÷ seed QPs, which leaves every
- * load as it was, so the local search only has to move the halves that relieve the hottest links. Only QPs without
- * a live seed path go through the greedy step: after a cable fails, just the QPs that crossed it.
+ * Steps 1-2 for fixed QP counts. The seed's paths (from a previous plan or round) are kept QP by QP where still
+ * live; a seed with fewer QPs than the connection now has (its job's QPs just doubled) hands each path to q ÷ seed
+ * QPs, which leaves every load as it was, so the local search only has to move the halves that relieve the hottest
+ * links. Only QPs without a live seed path go through the greedy step: after a cable fails, just the QPs that
+ * crossed it.
  */
 function solve(
   problem: Problem,
   qps: ReadonlyMap<string, number>,
   config: TrafficPlannerConfig,
-  seed?: Map<string, Placed[]> | Map<string, QpPath[]>,
+  seed?: Seed,
 ): Solution {
-  const { fabric } = problem;
-  const loads = new Float64Array(fabric.capacityGbps.length);
-  const paths = new Map<string, (Placed | null)[]>();
-  const pending: { index: number; share: number }[] = [];
-  for (const [index, { c }] of problem.conns.entries()) {
+  const { fabric, conns } = problem;
+  const cap = fabric.capacityGbps;
+  const first = new Int32Array(conns.length + 1);
+  const share = new Float64Array(conns.length);
+  for (const [i, { c }] of conns.entries()) {
     const q = qps.get(c.job)!;
-    const share = c.demandGbps / q;
-    const kept = seedPaths(problem, index, seed?.get(c.id), q);
-    paths.set(c.id, kept);
-    for (const p of kept) if (p !== null) addLoad(fabric, loads, p, share);
-    for (let k = 0; k < q; k++) if (kept[k] === null) pending.push({ index, share });
+    first[i + 1] = first[i]! + q;
+    share[i] = c.demandGbps / q;
+  }
+  const total = first[conns.length]!;
+  const up = new Int32Array(total);
+  const down = new Int32Array(total);
+  const unchanged = new Uint8Array(conns.length);
+  const loads = new Float64Array(cap.length);
+  const pending: number[] = [];
+  for (let i = 0; i < conns.length; i++) {
+    const asSeed = seedPaths(problem, i, seed, { first, up, down });
+    let missing = 0;
+    for (let k = first[i]!; k < first[i + 1]!; k++) {
+      if (up[k]! < 0) {
+        missing++;
+        pending.push(i);
+      } else addLoad(cap, loads, up[k]!, down[k]!, share[i]!);
+    }
+    unchanged[i] = asSeed && missing === 0 ? 1 : 0;
   }
   // LPT order: biggest QPs first; ties by connection order (ids, sorted). A connection's missing QPs fill its
   // first free slots in order.
-  pending.sort((a, b) => b.share - a.share || a.index - b.index);
-  for (const { index, share } of pending) {
-    const placed = bestPath(problem, index, share, loads)!;
-    addLoad(fabric, loads, placed.path, share);
-    const own = paths.get(problem.conns[index]!.c.id)!;
-    own[own.indexOf(null)] = placed.path;
+  pending.sort((a, b) => share[b]! - share[a]! || a - b);
+  const choice = newChoice();
+  for (const i of pending) {
+    // A routable connection always has a live path.
+    bestPath(problem, i, share[i]!, loads, choice);
+    addLoad(cap, loads, choice.up, choice.down, share[i]!);
+    let k = first[i]!;
+    while (up[k]! >= 0) k++;
+    up[k] = choice.up;
+    down[k] = choice.down;
   }
-  // Every slot is filled now: a routable connection always has a live path.
-  const full = paths as Map<string, Placed[]>;
-  localSearch(problem, qps, config, full, loads);
-  return { paths: full, loads, maxLoad: maxOf(loads) };
+  const solution: Solution = { first, up, down, loads, maxLoad: 0, unchanged };
+  if (seed !== undefined && "solved" in seed && seed.plan !== undefined) solution.seed = seed;
+  localSearch(problem, config, solution, share);
+  solution.maxLoad = maxOf(loads);
+  return solution;
 }
 
-/** The seed's path for each of the connection's q QPs, or null where it has none or its cable is down. */
-function seedPaths(
-  problem: Problem,
-  index: number,
-  seed: readonly Placed[] | readonly QpPath[] | undefined,
-  q: number,
-): (Placed | null)[] {
-  const out = new Array<Placed | null>(q).fill(null);
-  if (seed === undefined || seed.length === 0 || seed.length > q || q % seed.length !== 0) return out;
-  const { fabric } = problem;
-  const { src, dst } = problem.conns[index]!;
-  const copies = q / seed.length;
-  let lastName: QpPath | undefined;
-  let lastPlaced: Placed | null = null;
-  for (const [i, p] of seed.entries()) {
-    let placed: Placed | null = null;
-    if ("up" in p) placed = p;
-    else if (lastName !== undefined && sameQpPath(lastName, p)) placed = lastPlaced;
-    else {
-      const s = fabric.spines.indexOf(p.spine);
-      const up = s < 0 ? undefined : fabric.up[src]![s]![p.uplinkPort];
-      const down = s < 0 ? undefined : fabric.down[s]![dst]![p.downlinkPort];
-      if (up !== undefined && down !== undefined) placed = { spine: s, up, down };
-      lastName = p;
-      lastPlaced = placed;
+/**
+ * Writes the seed's path for each QP of connection i into `into` (link ids), −1 where it has none or its cable is
+ * down; true when they are exactly the seed's QPs (the same count, none split).
+ */
+function seedPaths(problem: Problem, i: number, seed: Seed | undefined, into: QpPaths): boolean {
+  const lo = into.first[i]!;
+  const q = into.first[i + 1]! - lo;
+  if (seed === undefined) return none(into, lo, q);
+  const { fabric, linkLeaf, linkSpine } = problem;
+  const cap = fabric.capacityGbps;
+  const { src, dst, c } = problem.conns[i]!;
+  if ("solved" in seed) {
+    const j = seed.indexOf === null ? i : seed.indexOf[i]!;
+    if (j < 0) return none(into, lo, q);
+    const { first, up, down } = seed.solved;
+    const from = first[j]!;
+    const had = first[j + 1]! - from;
+    if (had === 0 || had > q || q % had !== 0) return none(into, lo, q);
+    const copies = q / had;
+    if (copies === 1) {
+      // The common case (the same QP count as the seed): copied whole, then the dead paths cleared.
+      into.up.set(up.subarray(from, from + q), lo);
+      into.down.set(down.subarray(from, from + q), lo);
+      for (let at = lo; at < lo + q; at++) {
+        const u = into.up[at]!;
+        const d = into.down[at]!;
+        const fits = linkLeaf[u] === src && linkLeaf[d] === dst && linkSpine[u] === linkSpine[d];
+        if (!fits || cap[u]! <= 0 || cap[d]! <= 0) into.up[at] = into.down[at] = -1;
+      }
+      return true;
     }
-    if (placed !== null && (fabric.capacityGbps[placed.up]! <= 0 || fabric.capacityGbps[placed.down]! <= 0))
-      placed = null;
-    for (let k = 0; k < copies; k++) out[i * copies + k] = placed;
+    for (let k = 0; k < had; k++) {
+      let u = up[from + k]!;
+      let d = down[from + k]!;
+      // Dead, or no longer between this connection's leaves (a node moved to another leaf): placed afresh.
+      const fits = linkLeaf[u] === src && linkLeaf[d] === dst && linkSpine[u] === linkSpine[d];
+      if (!fits || cap[u]! <= 0 || cap[d]! <= 0) u = d = -1;
+      // Plain stores: TypedArray.fill's call overhead, 4 million times a re-plan, cost more than the copying.
+      for (let at = lo + k * copies; at < lo + (k + 1) * copies; at++) {
+        into.up[at] = u;
+        into.down[at] = d;
+      }
+    }
+    return copies === 1;
   }
-  return out;
+  const named = seed.named.get(c.id);
+  if (named === undefined || named.length === 0 || named.length > q || q % named.length !== 0) return none(into, lo, q);
+  const copies = q / named.length;
+  let lastName: QpPath | undefined;
+  let u = -1;
+  let d = -1;
+  for (const [k, p] of named.entries()) {
+    if (lastName === undefined || !sameQpPath(lastName, p)) {
+      const s = fabric.spines.indexOf(p.spine);
+      u = (s < 0 ? undefined : fabric.up[src]![s]![p.uplinkPort]) ?? -1;
+      d = (s < 0 ? undefined : fabric.down[s]![dst]![p.downlinkPort]) ?? -1;
+      if (u < 0 || d < 0) u = d = -1;
+      lastName = p;
+    }
+    const live = u >= 0 && cap[u]! > 0 && cap[d]! > 0;
+    for (let at = lo + k * copies; at < lo + (k + 1) * copies; at++) {
+      into.up[at] = live ? u : -1;
+      into.down[at] = live ? d : -1;
+    }
+  }
+  return false;
+}
+
+/** No seed path for the q QPs from key lo: all placed afresh. */
+function none(into: QpPaths, lo: number, q: number): false {
+  for (let at = lo; at < lo + q; at++) into.up[at] = into.down[at] = -1;
+  return false;
 }
 
 function sameQpPath(a: QpPath, b: QpPath): boolean {
   return a.spine === b.spine && a.uplinkPort === b.uplinkPort && a.downlinkPort === b.downlinkPort;
 }
 
-function addLoad(fabric: Fabric, loads: Float64Array, p: Placed, gbps: number): void {
-  loads[p.up]! += gbps / fabric.capacityGbps[p.up]!;
-  loads[p.down]! += gbps / fabric.capacityGbps[p.down]!;
+function addLoad(cap: Float64Array, loads: Float64Array, up: number, down: number, gbps: number): void {
+  loads[up]! += gbps / cap[up]!;
+  loads[down]! += gbps / cap[down]!;
 }
 
-function removeLoad(fabric: Fabric, loads: Float64Array, p: Placed, gbps: number): void {
-  loads[p.up]! -= gbps / fabric.capacityGbps[p.up]!;
-  loads[p.down]! -= gbps / fabric.capacityGbps[p.down]!;
+function removeLoad(cap: Float64Array, loads: Float64Array, up: number, down: number, gbps: number): void {
+  loads[up]! -= gbps / cap[up]!;
+  loads[down]! -= gbps / cap[down]!;
+}
+
+/** A path bestPath found (written in place: it runs millions of times a plan), and its cost. */
+interface Choice {
+  up: number;
+  down: number;
+  cost: number;
+}
+
+function newChoice(): Choice {
+  return { up: -1, down: -1, cost: 0 };
 }
 
 /**
  * The path whose worse link is least loaded once `gbps` is added (then the smaller sum, then the lower spine and
- * port). On one spine the best up and down ports are independent: the least loaded live port of each.
+ * port), written to `out`; false when the connection has none. On one spine the best up and down ports are
+ * independent: the least loaded live port of each.
  */
-function bestPath(
-  problem: Problem,
-  index: number,
-  gbps: number,
-  loads: Float64Array,
-): { path: Placed; cost: number } | null {
+function bestPath(problem: Problem, index: number, gbps: number, loads: Float64Array, out: Choice): boolean {
   const { fabric } = problem;
+  const cap = fabric.capacityGbps;
   const { src, dst, spines } = problem.conns[index]!;
-  let best: { path: Placed; cost: number; sum: number } | null = null;
+  let found = false;
+  let bestCost = 0;
+  let bestSum = 0;
   for (const s of spines) {
-    const up = leastLoaded(fabric, fabric.up[src]![s]!, gbps, loads);
-    const down = leastLoaded(fabric, fabric.down[s]![dst]!, gbps, loads);
-    if (up === null || down === null) continue;
-    const cost = Math.max(up.after, down.after);
-    const sum = up.after + down.after;
-    if (best === null || cost < best.cost - 1e-12 || (Math.abs(cost - best.cost) <= 1e-12 && sum < best.sum - 1e-12)) {
-      best = { path: { spine: s, up: up.id, down: down.id }, cost, sum };
+    const up = leastLoaded(cap, fabric.up[src]![s]!, gbps, loads);
+    const down = leastLoaded(cap, fabric.down[s]![dst]!, gbps, loads);
+    if (up < 0 || down < 0) continue;
+    const upAfter = loads[up]! + gbps / cap[up]!;
+    const downAfter = loads[down]! + gbps / cap[down]!;
+    const cost = Math.max(upAfter, downAfter);
+    const sum = upAfter + downAfter;
+    if (!found || cost < bestCost - 1e-12 || (Math.abs(cost - bestCost) <= 1e-12 && sum < bestSum - 1e-12)) {
+      found = true;
+      bestCost = cost;
+      bestSum = sum;
+      out.up = up;
+      out.down = down;
     }
   }
-  return best;
+  out.cost = bestCost;
+  return found;
 }
 
-function leastLoaded(
-  fabric: Fabric,
-  ids: readonly number[],
-  gbps: number,
-  loads: Float64Array,
-): { id: number; after: number } | null {
-  let best: { id: number; after: number } | null = null;
+/** The live link of `ids` least loaded once `gbps` is added (the first on ties), or −1. */
+function leastLoaded(cap: Float64Array, ids: readonly number[], gbps: number, loads: Float64Array): number {
+  let best = -1;
+  let bestAfter = 0;
   for (const id of ids) {
-    const cap = fabric.capacityGbps[id]!;
-    if (cap <= 0) continue;
-    const after = loads[id]! + gbps / cap;
-    if (best === null || after < best.after - 1e-12) best = { id, after };
+    const c = cap[id]!;
+    if (c <= 0) continue;
+    const after = loads[id]! + gbps / c;
+    if (best < 0 || after < bestAfter - 1e-12) {
+      best = id;
+      bestAfter = after;
+    }
   }
   return best;
 }
@@ -391,14 +535,9 @@ function leastLoaded(
  * chain of two). Each move lowers the number of links at the maximum, or the maximum itself; the search stops when
  * no QP on any hot link can move.
  */
-function localSearch(
-  problem: Problem,
-  qps: ReadonlyMap<string, number>,
-  config: TrafficPlannerConfig,
-  paths: Map<string, Placed[]>,
-  loads: Float64Array,
-): void {
-  const search = new Search(problem, qps, config, paths, loads);
+function localSearch(problem: Problem, config: TrafficPlannerConfig, solution: Solution, share: Float64Array): void {
+  const { loads } = solution;
+  const search = new Search(problem, config, solution, share);
   for (let round = 0; search.moves < config.maxMovesPerRound; round++) {
     const max = maxOf(loads);
     if (max <= config.epsilon) return;
@@ -411,111 +550,176 @@ function localSearch(
 }
 
 /**
- * QPs by link, for the local search: QP keys are dense (a connection's QPs are consecutive), every link holds a list
- * of the QPs crossing it and every QP its position in its up and down link's list, so a move is O(1) (swap-remove).
+ * QPs by link, for the local search: every link holds a list of the QPs crossing it and every QP its position in
+ * its up and down link's list, so a move is O(1) (swap-remove). Lists are built a leaf side at a time (the up
+ * links of one leaf, from the connections leaving it; or the down links, from those arriving), when the search
+ * first reads or changes one of its links: a re-plan touches a few leaves, and at 4,096 GPUs indexing all 2
+ * million QPs up front cost more than the whole re-plan's search.
  */
 class QpIndex {
-  /** Connection index and QP slot of every key. */
+  /** Connection index of every key (set when a list holding it is built; the search only meets listed keys). */
   readonly conn: Int32Array;
-  readonly slot: Int32Array;
-  readonly share: Float64Array;
-  /** Per connection index, the QP paths (the same arrays as the solution's). */
-  readonly connPaths: Placed[][];
-  private readonly lists: number[][];
-  /** pos[2·key] in its up link's list, pos[2·key + 1] in its down link's. */
+  private readonly lists: (number[] | undefined)[];
+  /** pos[2·key] in its up link's list, pos[2·key + 1] in its down link's (for listed links). */
   private readonly pos: Int32Array;
   /** Per link, bumped whenever its list changes: what was derived from a list stays valid while this holds. */
   readonly version: Int32Array;
+  /** Scratch for listSide(), all 0 between calls. */
+  private readonly sizes: Int32Array;
 
-  constructor(problem: Problem, qps: ReadonlyMap<string, number>, paths: Map<string, Placed[]>, links: number) {
-    this.connPaths = problem.conns.map(({ c }) => paths.get(c.id)!);
-    const total = this.connPaths.reduce((n, p) => n + p.length, 0);
-    this.conn = new Int32Array(total);
-    this.slot = new Int32Array(total);
-    this.share = new Float64Array(total);
-    this.pos = new Int32Array(2 * total);
-    this.lists = Array.from({ length: links }, (): number[] => []);
+  constructor(
+    private readonly problem: Problem,
+    private readonly paths: Solution,
+  ) {
+    const links = problem.fabric.capacityGbps.length;
+    this.conn = new Int32Array(paths.up.length);
+    this.lists = new Array<number[] | undefined>(links).fill(undefined);
+    this.pos = new Int32Array(2 * paths.up.length);
     this.version = new Int32Array(links);
-    let key = 0;
-    for (const [index, own] of this.connPaths.entries()) {
-      const { c } = problem.conns[index]!;
-      const share = c.demandGbps / qps.get(c.job)!;
-      for (let k = 0; k < own.length; k++, key++) {
-        this.conn[key] = index;
-        this.slot[key] = k;
-        this.share[key] = share;
-        this.add(key, own[k]!);
-      }
-    }
+    this.sizes = new Int32Array(links);
   }
 
   on(link: number): readonly number[] {
+    return this.list(link);
+  }
+
+  /**
+   * Moves `key` in the lists already built; the paths are the truth, so a side listed later finds it where it is
+   * now (a move lists nothing: it reads no list).
+   */
+  move(key: number, up: number, down: number): void {
+    this.remove(key, this.paths.up[key]!, 0);
+    this.remove(key, this.paths.down[key]!, 1);
+    this.paths.up[key] = up;
+    this.paths.down[key] = down;
+    this.paths.unchanged[this.conn[key]!] = 0;
+    this.version[up]!++;
+    this.version[down]!++;
+    const toUp = this.lists[up];
+    const toDown = this.lists[down];
+    if (toUp !== undefined) this.pos[2 * key] = toUp.push(key) - 1;
+    if (toDown !== undefined) this.pos[2 * key + 1] = toDown.push(key) - 1;
+  }
+
+  private list(link: number): number[] {
+    const listed = this.lists[link];
+    if (listed !== undefined) return listed;
+    const { linkUp, linkLeaf } = this.problem;
+    this.listSide(linkLeaf[link]!, linkUp[link] === 1);
     return this.lists[link]!;
   }
 
-  current(key: number): Placed {
-    return this.connPaths[this.conn[key]!]![this.slot[key]!]!;
-  }
-
-  move(key: number, to: Placed): void {
-    const from = this.current(key);
-    this.remove(key, from.up, 0);
-    this.remove(key, from.down, 1);
-    this.connPaths[this.conn[key]!]![this.slot[key]!] = to;
-    this.add(key, to);
-  }
-
-  private add(key: number, p: Placed): void {
-    this.version[p.up]!++;
-    this.version[p.down]!++;
-    this.pos[2 * key] = this.lists[p.up]!.push(key) - 1;
-    this.pos[2 * key + 1] = this.lists[p.down]!.push(key) - 1;
+  /** Lists every up link of `leaf` (or every down link), from the QPs of the connections leaving it (arriving). */
+  private listSide(leaf: number, up: boolean): void {
+    const { fabric, fromLeaf, toLeaf } = this.problem;
+    const { first } = this.paths;
+    const onLink = up ? this.paths.up : this.paths.down;
+    const end = up ? 0 : 1;
+    const conns = up ? fromLeaf[leaf]! : toLeaf[leaf]!;
+    // Sized first (a count per link, then filled in place): growing 32 lists by push, 16,000 QPs a side and every
+    // side of the fabric in a busy re-plan, cost more than the two passes.
+    const sizes = this.sizes;
+    for (const i of conns) for (let key = first[i]!; key < first[i + 1]!; key++) sizes[onLink[key]!]!++;
+    for (let s = 0; s < fabric.spines.length; s++) {
+      for (const link of up ? fabric.up[leaf]![s]! : fabric.down[s]![leaf]!) {
+        this.lists[link] = new Array<number>(sizes[link]!).fill(0);
+        sizes[link] = 0;
+      }
+    }
+    for (const i of conns) {
+      for (let key = first[i]!; key < first[i + 1]!; key++) {
+        const link = onLink[key]!;
+        this.conn[key] = i;
+        this.pos[2 * key + end] = sizes[link]!;
+        this.lists[link]![sizes[link]!++] = key;
+      }
+    }
+    for (let s = 0; s < fabric.spines.length; s++)
+      for (const link of up ? fabric.up[leaf]![s]! : fabric.down[s]![leaf]!) sizes[link] = 0;
   }
 
   private remove(key: number, link: number, end: 0 | 1): void {
-    const list = this.lists[link]!;
     this.version[link]!++;
+    const list = this.lists[link];
+    if (list === undefined) return;
     const at = this.pos[2 * key + end]!;
     const last = list.pop()!;
     if (last === key) return;
     list[at] = last;
     // `last` crosses `link` as its up link or its down link; links are one or the other, never both.
-    const lastPath = this.current(last);
-    this.pos[2 * last + (lastPath.up === link ? 0 : 1)] = at;
+    this.pos[2 * last + (this.paths.up[last] === link ? 0 : 1)] = at;
   }
 }
 
 class Search {
   moves = 0;
   private readonly index: QpIndex;
+  private readonly up: Int32Array;
+  private readonly down: Int32Array;
+  private readonly loads: Float64Array;
+  private readonly cap: Float64Array;
+  /** Scratch for bestPath: one for a QP's own move, one for the QP a chain moves away first. */
+  private readonly choice = newChoice();
+  private readonly away = newChoice();
   /**
    * distinct() per link while its list is unchanged: a chain scans a blocking link's QPs for every QP it tries to
    * place, and the same few blockers come back (15 million QP visits in one 4,096-GPU re-plan before this cache).
    */
-  private readonly distinctCache = new Map<number, { version: number; keys: readonly number[] }>();
+  private readonly distinctCache = new Map<number, { version: number; keys: number[] }>();
+  private readonly first: Int32Array;
+  /**
+   * Per leaf, bumped whenever a QP moves onto or off one of its up links (upVersion) or down links: a QP's best
+   * path reads only its source leaf's up links and its destination leaf's down links.
+   */
+  private readonly upVersion: Int32Array;
+  private readonly downVersion: Int32Array;
+  /**
+   * bestFor() per QP while its path and both leaves' versions hold: a chain tries the same QPs on a blocking link
+   * for every QP it places, and between two moves their best paths cannot change (81% of the calls in a
+   * 4,096-GPU scattered re-plan). A chain's trial moves are undone before the next call, so they do not count.
+   */
+  private readonly bestCache = new Map<number, CachedBest>();
+  /** movableOff() per blocking link, valid while `commits` holds. */
+  private readonly movable = new Map<number, Movable>();
+  /** Per link, the connection run of distinctUncached() that last met it. */
+  private readonly stamp: Int32Array;
+  private stampNow = 0;
+  /** QPs moved so far (chain trial moves, undone, do not count). */
+  private commits = 0;
 
   constructor(
     private readonly problem: Problem,
-    qps: ReadonlyMap<string, number>,
     private readonly config: TrafficPlannerConfig,
-    paths: Map<string, Placed[]>,
-    private readonly loads: Float64Array,
+    solution: Solution,
+    private readonly shares: Float64Array,
   ) {
-    this.index = new QpIndex(problem, qps, paths, loads.length);
+    this.up = solution.up;
+    this.down = solution.down;
+    this.first = solution.first;
+    this.loads = solution.loads;
+    this.cap = problem.fabric.capacityGbps;
+    this.index = new QpIndex(problem, solution);
+    this.upVersion = new Int32Array(problem.fabric.leaves.length);
+    this.downVersion = new Int32Array(problem.fabric.leaves.length);
+    this.stamp = new Int32Array(this.loads.length);
   }
 
   /**
    * Moves QPs off `link`, one at a time, while it stays at `max` and some QP (or chain) can leave without anything
-   * else reaching `max`; true when at least one moved. Each step tries the groups' lowest keys in key order, as a
-   * fresh scan of the link would, but the link's groups are built once: while the link is drained, QPs only leave
-   * it (every move's target stays below `max`, and `link` is at it), so a group's lowest key still on the link is
-   * found by skipping forward instead of rescanning the link's list (about 500 QPs at 4,096 GPUs) after every move.
+   * else reaching `max`; true when at least one moved. Each step tries the lowest key of every (connection, path)
+   * group on the link, in key order. The first step's keys are distinct(link), kept while the link's list is
+   * unchanged: every round drains every hot link again, and most of them are stuck, so most drains are that one
+   * step. After a move the link's groups are built once: while the link is drained, QPs only leave it (every move's
+   * target stays below `max`, and `link` is at it), so a group's lowest key still on the link is found by skipping
+   * forward instead of rescanning the link's list (about 500 QPs at 4,096 GPUs) after every move.
    */
   drain(link: number, max: number): boolean {
+    const eps = this.config.epsilon;
+    if (this.loads[link]! < max - eps || this.moves >= this.config.maxMovesPerRound) return false;
+    if (!this.moveOne(this.distinct(link), link, max)) return false;
     const groups = this.groupsOn(link);
     const next = new Int32Array(groups.length);
-    let moved = false;
-    while (this.loads[link]! >= max - this.config.epsilon && this.moves < this.config.maxMovesPerRound) {
+    while (this.loads[link]! >= max - eps && this.moves < this.config.maxMovesPerRound) {
       const keys: number[] = [];
       for (const [g, members] of groups.entries()) {
         let i = next[g]!;
@@ -525,9 +729,8 @@ class Search {
       }
       keys.sort((a, b) => a - b);
       if (!this.moveOne(keys, link, max)) break;
-      moved = true;
     }
-    return moved;
+    return true;
   }
 
   /** Moves one of `keys` (QPs on `link`) off it, directly or by a chain; false when none can go. */
@@ -538,8 +741,12 @@ class Search {
   }
 
   private crosses(key: number, link: number): boolean {
-    const p = this.current(key);
-    return p.up === link || p.down === link;
+    return this.up[key] === link || this.down[key] === link;
+  }
+
+  /** The QP's link other than `link` (one of its two): with the connection, it names the QP's path. */
+  private other(key: number, link: number): number {
+    return this.up[key] === link ? this.down[key]! : this.up[key]!;
   }
 
   /** The QPs on `link` by (connection, path), each group's keys ascending. */
@@ -547,8 +754,7 @@ class Search {
     const links = this.loads.length;
     const groups = new Map<number, number[]>();
     for (const key of this.index.on(link)) {
-      const p = this.current(key);
-      const group = this.index.conn[key]! * links + (p.up === link ? p.down : p.up);
+      const group = this.index.conn[key]! * links + this.other(key, link);
       const members = groups.get(group);
       if (members === undefined) groups.set(group, [key]);
       else members.push(key);
@@ -569,59 +775,131 @@ class Search {
   }
 
   private distinctUncached(link: number): number[] {
-    const keys = this.index.on(link);
-    const links = this.loads.length;
-    const seen = new Map<number, number>();
+    // Every QP here crosses `link`, so (connection, its other link) names its path. In key order a connection's
+    // QPs are consecutive (its keys are), so a stamp per other link, renewed at each connection, finds each
+    // group's lowest key, and the result comes out ascending: no Map, no second sort (this runs after every move
+    // on a link, thousands of times a re-plan).
+    const keys = new Int32Array(this.index.on(link)).sort();
+    const out: number[] = [];
+    let conn = -1;
     for (const key of keys) {
-      // Every QP here crosses `link`, so (connection, its other link) names its path: a key below connections ×
-      // links, where (connection, up, down) needed connections × links², past the small integers a Map hashes
-      // without boxing.
-      const p = this.current(key);
-      const group = this.index.conn[key]! * links + (p.up === link ? p.down : p.up);
-      const had = seen.get(group);
-      if (had === undefined || key < had) seen.set(group, key);
+      if (this.index.conn[key] !== conn) {
+        conn = this.index.conn[key]!;
+        this.stampNow++;
+      }
+      const other = this.other(key, link);
+      if (this.stamp[other] === this.stampNow) continue;
+      this.stamp[other] = this.stampNow;
+      out.push(key);
     }
-    return [...seen.values()].sort((a, b) => a - b);
+    return out;
   }
 
   private share(key: number): number {
-    return this.index.share[key]!;
+    return this.shares[this.index.conn[key]!]!;
   }
 
-  private connOf(key: number): number {
-    return this.index.conn[key]!;
+  private place(key: number, up: number, down: number): void {
+    this.shiftLoad(key, this.up[key]!, this.down[key]!, up, down);
+    this.commit(key, up, down);
   }
 
-  private current(key: number): Placed {
-    return this.index.current(key);
+  /** Moves `key` to (up, down) in the index, its load already shifted. */
+  private commit(key: number, up: number, down: number): void {
+    const { linkLeaf } = this.problem;
+    const fromUp = this.up[key]!;
+    const fromDown = this.down[key]!;
+    this.upVersion[linkLeaf[fromUp]!]!++;
+    this.downVersion[linkLeaf[fromDown]!]!++;
+    this.upVersion[linkLeaf[up]!]!++;
+    this.downVersion[linkLeaf[down]!]!++;
+    this.commits++;
+    // distinct() of the four links, where still current, is updated in place rather than rebuilt: a move changes
+    // at most one group on each, and rebuilding (sorting the link's 500 QPs) after every move was a sixth of a
+    // 4,096-GPU scattered re-plan.
+    const links = [fromUp, fromDown, up, down];
+    const current = links.map((link) => {
+      const cached = this.distinctCache.get(link);
+      return cached !== undefined && cached.version === this.index.version[link] ? cached : undefined;
+    });
+    this.index.move(key, up, down);
+    const conn = this.index.conn[key]!;
+    if (current[0] !== undefined) this.distinctLeft(current[0].keys, fromUp, key, conn, fromDown);
+    if (current[1] !== undefined) this.distinctLeft(current[1].keys, fromDown, key, conn, fromUp);
+    if (current[2] !== undefined) this.distinctJoined(current[2].keys, key, conn, up, down);
+    if (current[3] !== undefined) this.distinctJoined(current[3].keys, key, conn, down, up);
+    for (const [n, cached] of current.entries())
+      if (cached !== undefined) cached.version = this.index.version[links[n]!]!;
   }
 
-  private place(key: number, to: Placed): void {
-    this.shiftLoad(key, this.current(key), to);
-    this.index.move(key, to);
+  /** `key` (of connection `conn`, on path `link` + `other`) left `link`: its group's next lowest key replaces it. */
+  private distinctLeft(keys: number[], link: number, key: number, conn: number, other: number): void {
+    const at = lowerBound(keys, key);
+    if (keys[at] !== key) return;
+    keys.splice(at, 1);
+    let next = -1;
+    for (const k of this.index.on(link))
+      if (this.index.conn[k] === conn && this.other(k, link) === other && (next < 0 || k < next)) next = k;
+    if (next >= 0) keys.splice(lowerBound(keys, next), 0, next);
   }
 
-  private shiftLoad(key: number, from: Placed, to: Placed): void {
+  /** `key` (of connection `conn`) joined `link` with `other` as its other link: it may be its group's lowest. */
+  private distinctJoined(keys: number[], key: number, conn: number, link: number, other: number): void {
+    // The connection's keys are first[conn] … first[conn + 1] − 1, so its groups sit together in `keys`.
+    for (let i = lowerBound(keys, this.first[conn]!); i < keys.length && keys[i]! < this.first[conn + 1]!; i++) {
+      if (this.other(keys[i]!, link) !== other) continue;
+      if (keys[i]! < key) return;
+      keys.splice(i, 1);
+      break;
+    }
+    keys.splice(lowerBound(keys, key), 0, key);
+  }
+
+  private shiftLoad(key: number, fromUp: number, fromDown: number, toUp: number, toDown: number): void {
     const share = this.share(key);
-    removeLoad(this.problem.fabric, this.loads, from, share);
-    addLoad(this.problem.fabric, this.loads, to, share);
+    removeLoad(this.cap, this.loads, fromUp, fromDown, share);
+    addLoad(this.cap, this.loads, toUp, toDown, share);
   }
 
-  /** The best path for `key` with its own load taken off, and that path's cost; the load is put back. */
-  private bestFor(key: number): { path: Placed; cost: number } | null {
-    const from = this.current(key);
+  /** The best path for `key` with its own load taken off, into `out`; the load is put back. */
+  private bestFor(key: number, out: Choice): boolean {
+    const up = this.up[key]!;
+    const down = this.down[key]!;
+    const conn = this.index.conn[key]!;
+    const { src, dst } = this.problem.conns[conn]!;
+    const upVersion = this.upVersion[src]!;
+    const downVersion = this.downVersion[dst]!;
+    let cached = this.bestCache.get(key);
+    if (
+      cached !== undefined &&
+      cached.up === up &&
+      cached.down === down &&
+      cached.upVersion === upVersion &&
+      cached.downVersion === downVersion
+    ) {
+      out.up = cached.best.up;
+      out.down = cached.best.down;
+      out.cost = cached.best.cost;
+      return cached.found;
+    }
     const share = this.share(key);
-    removeLoad(this.problem.fabric, this.loads, from, share);
+    removeLoad(this.cap, this.loads, up, down, share);
     // With its own load removed, the current path would come back at the maximum: only a real move passes.
-    const best = bestPath(this.problem, this.connOf(key), share, this.loads);
-    addLoad(this.problem.fabric, this.loads, from, share);
-    return best;
+    const found = bestPath(this.problem, conn, share, this.loads, out);
+    addLoad(this.cap, this.loads, up, down, share);
+    if (cached === undefined)
+      this.bestCache.set(key, (cached = { up, down, upVersion, downVersion, found, best: newChoice() }));
+    Object.assign(cached, { up, down, upVersion, downVersion, found });
+    cached.best.up = out.up;
+    cached.best.down = out.down;
+    cached.best.cost = out.cost;
+    return found;
   }
 
   private tryMove(key: number, max: number): boolean {
-    const best = this.bestFor(key);
-    if (best === null || best.cost >= max - this.config.epsilon) return false;
-    this.place(key, best.path);
+    const best = this.choice;
+    if (!this.bestFor(key, best) || best.cost >= max - this.config.epsilon) return false;
+    this.place(key, best.up, best.down);
     this.moves++;
     return true;
   }
@@ -632,79 +910,155 @@ class Search {
    */
   private tryChain(key: number, hotLink: number, max: number): boolean {
     const { fabric } = this.problem;
-    const { src, dst, spines } = this.problem.conns[this.connOf(key)]!;
+    const { cap, loads } = this;
+    const { src, dst, spines } = this.problem.conns[this.index.conn[key]!]!;
     const share = this.share(key);
     const eps = this.config.epsilon;
     for (const s of spines) {
-      const up = leastLoaded(fabric, fabric.up[src]![s]!, share, this.loads);
-      const down = leastLoaded(fabric, fabric.down[s]![dst]!, share, this.loads);
-      if (up === null || down === null || up.id === hotLink || down.id === hotLink) continue;
-      const blocked = [up, down].filter((x) => x.after >= max - eps);
-      if (blocked.length !== 1) continue;
-      const blocker = blocked[0]!.id;
-      for (const other of this.distinct(blocker)) {
+      const up = leastLoaded(cap, fabric.up[src]![s]!, share, loads);
+      const down = leastLoaded(cap, fabric.down[s]![dst]!, share, loads);
+      if (up < 0 || down < 0 || up === hotLink || down === hotLink) continue;
+      const upBlocked = loads[up]! + share / cap[up]! >= max - eps;
+      const downBlocked = loads[down]! + share / cap[down]! >= max - eps;
+      if (upBlocked === downBlocked) continue;
+      const blocker = upBlocked ? up : down;
+      const movable = this.movableOff(blocker, hotLink, max);
+      for (let n = 0; n < movable.keys.length; n++) {
+        const other = movable.keys[n]!;
         if (other === key) continue;
-        const was = this.current(other);
-        const away = this.bestFor(other);
-        if (away === null || away.cost >= max - eps || away.path.up === hotLink || away.path.down === hotLink) continue;
+        const wasUp = this.up[other]!;
+        const wasDown = this.down[other]!;
+        const awayUp = movable.ups[n]!;
+        const awayDown = movable.downs[n]!;
         // Loads only, not the index: a chain that fails leaves the links' QP lists (and their cached groups) as
         // they were. The load updates are the same as a move and its undo, so the numbers are the same too.
-        this.shiftLoad(other, was, away.path);
-        const target: Placed = { spine: s, up: up.id, down: down.id };
-        const cost = Math.max(
-          this.loads[up.id]! + share / fabric.capacityGbps[up.id]!,
-          this.loads[down.id]! + share / fabric.capacityGbps[down.id]!,
-        );
+        this.shiftLoad(other, wasUp, wasDown, awayUp, awayDown);
+        const cost = Math.max(loads[up]! + share / cap[up]!, loads[down]! + share / cap[down]!);
         if (cost < max - eps) {
-          this.index.move(other, away.path);
-          this.place(key, target);
+          this.commit(other, awayUp, awayDown);
+          this.place(key, up, down);
           this.moves += 2;
           return true;
         }
-        this.shiftLoad(other, away.path, was);
+        this.shiftLoad(other, awayUp, awayDown, wasUp, wasDown);
       }
     }
     return false;
   }
+
+  /**
+   * The QPs of distinct(blocker) that a chain could move first, in that order, with the path each would take: a
+   * best path below `max` that avoids `hotLink` and the blocker itself (a QP that only changes its other link
+   * leaves the blocker's load as it was). Kept until the next move (or another hot link or maximum): every QP a
+   * stuck drain tries to place meets the same blockers, and between moves their QPs' best paths stay the same.
+   */
+  private movableOff(blocker: number, hotLink: number, max: number): Movable {
+    const cached = this.movable.get(blocker);
+    if (cached !== undefined && cached.commits === this.commits && cached.hotLink === hotLink && cached.max === max)
+      return cached;
+    const eps = this.config.epsilon;
+    const away = this.away;
+    const movable: Movable = { commits: this.commits, hotLink, max, keys: [], ups: [], downs: [] };
+    for (const other of this.distinct(blocker)) {
+      if (!this.bestFor(other, away) || away.cost >= max - eps) continue;
+      if (away.up === hotLink || away.down === hotLink || away.up === blocker || away.down === blocker) continue;
+      movable.keys.push(other);
+      movable.ups.push(away.up);
+      movable.downs.push(away.down);
+    }
+    this.movable.set(blocker, movable);
+    return movable;
+  }
+}
+
+interface Movable {
+  commits: number;
+  hotLink: number;
+  max: number;
+  keys: number[];
+  ups: number[];
+  downs: number[];
+}
+
+interface CachedBest {
+  /** The QP's path and its leaves' versions when it was computed. */
+  up: number;
+  down: number;
+  upVersion: number;
+  downVersion: number;
+  found: boolean;
+  best: Choice;
+}
+
+/** The first index of the ascending `values` whose value is at least `x`. */
+function lowerBound(values: readonly number[], x: number): number {
+  let lo = 0;
+  let hi = values.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (values[mid]! < x) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
 /** Jobs with QPs on the links at the maximum, most such QPs first (then by name). */
 function jobsOnHotLinks(problem: Problem, solution: Solution, config: TrafficPlannerConfig): string[] {
+  const { first, up, down, loads } = solution;
+  const hot = solution.maxLoad - config.epsilon;
   const counts = new Map<string, number>();
-  for (const { c } of problem.conns) {
-    for (const p of solution.paths.get(c.id)!) {
-      const hot =
-        solution.loads[p.up]! >= solution.maxLoad - config.epsilon ||
-        solution.loads[p.down]! >= solution.maxLoad - config.epsilon;
-      if (hot) counts.set(c.job, (counts.get(c.job) ?? 0) + 1);
-    }
+  for (const [i, { c }] of problem.conns.entries()) {
+    let n = 0;
+    for (let k = first[i]!; k < first[i + 1]!; k++) if (loads[up[k]!]! >= hot || loads[down[k]!]! >= hot) n++;
+    if (n > 0) counts.set(c.job, (counts.get(c.job) ?? 0) + n);
   }
   return [...counts.entries()].sort((a, b) => b[1] - a[1] || cmp(a[0], b[0])).map(([job]) => job);
 }
 
 function toPlan(problem: Problem, solution: Solution, qps: ReadonlyMap<string, number>): TrafficPlan {
-  const { fabric } = problem;
-  const portOf = (ids: readonly number[], id: number): number => ids.indexOf(id);
-  // QPs that share a path (a doubled job's halves) share its object: a plan of 128-QP connections stays small.
-  const named = new Map<Placed, QpPath>();
-  const connections = problem.conns.map(({ c, src, dst }): PlannedConnection => ({
-    id: c.id,
-    job: c.job,
-    srcLeaf: fabric.leaves[src]!,
-    dstLeaf: fabric.leaves[dst]!,
-    paths: solution.paths.get(c.id)!.map((p) => {
-      let path = named.get(p);
-      if (path === undefined) {
-        path = Object.freeze({
-          spine: fabric.spines[p.spine]!,
-          uplinkPort: portOf(fabric.up[src]![p.spine]!, p.up),
-          downlinkPort: portOf(fabric.down[p.spine]![dst]!, p.down),
-        });
-        named.set(p, path);
-      }
-      return path;
-    }),
-  }));
+  const { fabric, linkSpine } = problem;
+  const { first, up, down } = solution;
+  const links = fabric.capacityGbps.length;
+  // One frozen object per path (up and down link), shared by every QP on it: a plan of 128-QP connections stays
+  // small, and equal paths are the same object.
+  const named = new Map<number, QpPath>();
+  const pathOf = (src: number, dst: number, u: number, d: number): QpPath => {
+    let path = named.get(u * links + d);
+    if (path === undefined) {
+      const s = linkSpine[u]!;
+      path = Object.freeze({
+        spine: fabric.spines[s]!,
+        uplinkPort: fabric.up[src]![s]!.indexOf(u),
+        downlinkPort: fabric.down[s]![dst]!.indexOf(d),
+      });
+      named.set(u * links + d, path);
+    }
+    return path;
+  };
+  const seed = solution.seed;
+  const connections = problem.conns.map(({ c, src, dst }, i): PlannedConnection => {
+    const srcLeaf = fabric.leaves[src]!;
+    const dstLeaf = fabric.leaves[dst]!;
+    // A connection whose QPs all kept their seed paths is the previous plan's object again (plans are frozen):
+    // a re-plan after one failed cable rebuilds only the few connections that crossed it.
+    if (seed?.plan !== undefined && solution.unchanged[i] === 1) {
+      const was = seed.plan.connections[seed.indexOf === null ? i : seed.indexOf[i]!];
+      if (
+        was !== undefined &&
+        was.id === c.id &&
+        was.job === c.job &&
+        was.srcLeaf === srcLeaf &&
+        was.dstLeaf === dstLeaf
+      )
+        return was;
+    }
+    const paths = new Array<QpPath>(first[i + 1]! - first[i]!);
+    for (let k = first[i]!; k < first[i + 1]!; k++) {
+      const same = k > first[i]! && up[k] === up[k - 1] && down[k] === down[k - 1];
+      paths[k - first[i]!] = same ? paths[k - first[i]! - 1]! : pathOf(src, dst, up[k]!, down[k]!);
+    }
+    return Object.freeze({ id: c.id, job: c.job, srcLeaf, dstLeaf, paths: Object.freeze(paths) as QpPath[] });
+  });
   const hottestLinks = [...solution.loads.keys()]
     .filter((l) => solution.loads[l]! > 0)
     .sort((a, b) => solution.loads[b]! - solution.loads[a]! || a - b)
@@ -719,7 +1073,12 @@ function toPlan(problem: Problem, solution: Solution, qps: ReadonlyMap<string, n
     intraLeafConnections: problem.intraLeaf,
     unroutable: problem.unroutable,
   };
-  solvedPaths.set(plan, { linkNames: fabric.linkNames, paths: solution.paths });
+  // The arrays only: a plan must not keep its seed (the plan before it, and that one's seed…) alive.
+  solvedPaths.set(plan, {
+    linkNames: fabric.linkNames,
+    ids: problem.conns.map(({ c }) => c.id),
+    paths: { first, up, down },
+  });
   return plan;
 }
 
