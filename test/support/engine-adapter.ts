@@ -12,7 +12,7 @@ import type { NatsConnection } from "nats";
 import { Registry } from "prom-client";
 import { AgentCore } from "../../agent/src/agent.js";
 import { NodeDiagnostics } from "../../agent/src/diagnostics.js";
-import { factsToLabels } from "../../agent/src/discovery/facts.js";
+import { factsToLabels, type NodeFacts } from "../../agent/src/discovery/facts.js";
 import type { NodeDirectory } from "../../agent/src/grpc/node-agent-service.js";
 import { AgentMetrics } from "../../agent/src/metrics.js";
 import { simulatedNodeFacts } from "../../agent/src/simulation/model.js";
@@ -27,8 +27,8 @@ export interface AdapterAgent {
   stop(): Promise<void>;
 }
 
-/** The node agent of one simulated (kwok-annotated) node, its worker socket in a fresh temporary folder. */
-export async function startAdapterAgent(nc: NatsConnection, node = "gpu-node-7"): Promise<AdapterAgent> {
+/** One simulated (kwok-annotated) node on leaf-0 / island ib-0: its facts and the agent's directory of it alone. */
+export function simulatedNodeDirectory(node: string): { facts: NodeFacts; nodes: NodeDirectory } {
   const facts = simulatedNodeFacts({
     metadata: {
       name: node,
@@ -41,6 +41,12 @@ export async function startAdapterAgent(nc: NatsConnection, node = "gpu-node-7")
     facts: (n) => (n === node ? facts : undefined),
     labels: (n) => (n === node ? factsToLabels(facts) : undefined),
   };
+  return { facts, nodes };
+}
+
+/** The node agent of one simulated (kwok-annotated) node, its worker socket in a fresh temporary folder. */
+export async function startAdapterAgent(nc: NatsConnection, node = "gpu-node-7"): Promise<AdapterAgent> {
+  const { facts, nodes } = simulatedNodeDirectory(node);
   const dir = mkdtempSync(join(tmpdir(), "gpufleet-adapter-"));
   const socketPath = join(dir, "agent.sock");
   const diagnostics = new NodeDiagnostics({

@@ -9,15 +9,11 @@ import * as grpc from "@grpc/grpc-js";
 import { connect, type NatsConnection, type Subscription } from "nats";
 import { Registry } from "prom-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { V1Node } from "@kubernetes/client-node";
 import { AgentCore } from "../../../agent/src/agent.js";
 import { NodeDiagnostics } from "../../../agent/src/diagnostics.js";
 import { NodeAgentClient, WorkerClient } from "../../../agent/src/grpc/client.js";
-import type { NodeDirectory } from "../../../agent/src/grpc/node-agent-service.js";
 import type { WorkerCommand__Output } from "../../../agent/src/grpc/generated/gpufleet/worker/v1/WorkerCommand.js";
-import { factsToLabels } from "../../../agent/src/discovery/facts.js";
 import { AgentMetrics } from "../../../agent/src/metrics.js";
-import { simulatedNodeFacts } from "../../../agent/src/simulation/model.js";
 import {
   decodeCollectives,
   decodeLoad,
@@ -25,22 +21,12 @@ import {
   subscriptionFor,
 } from "../../../common/src/telemetry/subjects.js";
 import { startNatsServer, type NatsServer } from "./nats-server.js";
+import { simulatedNodeDirectory } from "../../support/engine-adapter.js";
 import { JetStreamTransport } from "../../../agent/src/telemetry/jetstream.js";
 import { DEFAULT_PUBLISHER_LIMITS } from "../../../agent/src/telemetry/publisher.js";
 
 const NODE = "gpu-node-1";
-const facts = simulatedNodeFacts({
-  metadata: {
-    name: NODE,
-    annotations: { "kwok.x-k8s.io/node": "fake" },
-    labels: { "gpufleet.io/leaf": "leaf-0", "gpufleet.io/island": "ib-0" },
-  },
-} satisfies V1Node);
-const nodes: NodeDirectory = {
-  nodeNames: () => [NODE],
-  facts: (n) => (n === NODE ? facts : undefined),
-  labels: (n) => (n === NODE ? factsToLabels(facts) : undefined),
-};
+const { facts, nodes } = simulatedNodeDirectory(NODE);
 
 /** Collects messages until `count` arrived or the timeout passed (bounded wait, no fixed sleep). */
 async function collect(
