@@ -320,7 +320,8 @@ export async function run(): Promise<void> {
     const until = t0 + config.durationS * 1000;
     const sampler = (async () => {
       while (performance.now() < until) {
-        if (op.child.exitCode !== null) throw new Error(`the operator exited (${op.child.exitCode}) during the soak`);
+        if (op.child.exitCode !== null)
+          throw new Error(`the operator exited (${op.child.exitCode}) during the soak; ${lastWords(op.logs)}`);
         await sample().catch((error: unknown) => errors.push(`scrape: ${(error as Error).message}`));
         await new Promise((r) => setTimeout(r, config.sampleS * 1000));
       }
@@ -554,4 +555,14 @@ function markdown(r: SoakResult): string {
     "",
     ...(r.opErrors.length > 0 ? ["First operation errors:", "", ...r.opErrors.map((e) => `- ${e}`), ""] : []),
   ].join("\n");
+}
+
+/** The operator's last error and warning lines (pino levels >= 40), why it stopped: most often a lost Lease. */
+function lastWords(logs: readonly Record<string, unknown>[], count = 5): string {
+  const lines = logs.filter((l) => typeof l.level === "number" && l.level >= 40).slice(-count);
+  if (lines.length === 0) return "it logged no warning or error";
+  return `its last warnings/errors: ${lines
+    .map((l) => JSON.stringify({ msg: l.msg, err: l.err, ...l }))
+    .join(" | ")
+    .slice(0, 2000)}`;
 }
