@@ -556,10 +556,19 @@ function localSearch(problem: Problem, config: TrafficPlannerConfig, solution: S
  * first reads or changes one of its links: a re-plan touches a few leaves, and at 4,096 GPUs indexing all 2
  * million QPs up front cost more than the whole re-plan's search.
  */
+/** Free entries each listed link starts with, for QPs that move onto it. */
+const LIST_SLACK = 16;
+
 class QpIndex {
   /** Connection index of every key (set when a list holding it is built; the search only meets listed keys). */
   readonly conn: Int32Array;
-  private readonly lists: (number[] | undefined)[];
+  /**
+   * Per listed link, its QPs in list[0 … length − 1] and room to grow: typed arrays, one buffer per leaf side, so
+   * listing a side allocates no garbage-collected objects (a busy re-plan lists 4 million QPs, and JS arrays of
+   * them kept the young-generation collector copying them).
+   */
+  private readonly lists: (Int32Array | undefined)[];
+  private readonly lengths: Int32Array;
   /** pos[2·key] in its up link's list, pos[2·key + 1] in its down link's (for listed links). */
   private readonly pos: Int32Array;
   /** Per link, bumped whenever its list changes: what was derived from a list stays valid while this holds. */
@@ -573,14 +582,16 @@ class QpIndex {
   ) {
     const links = problem.fabric.capacityGbps.length;
     this.conn = new Int32Array(paths.up.length);
-    this.lists = new Array<number[] | undefined>(links).fill(undefined);
+    this.lists = new Array<Int32Array | undefined>(links).fill(undefined);
+    this.lengths = new Int32Array(links);
     this.pos = new Int32Array(2 * paths.up.length);
     this.version = new Int32Array(links);
     this.sizes = new Int32Array(links);
   }
 
-  on(link: number): readonly number[] {
-    return this.list(link);
+  /** The QPs on `link` (a view: valid until the next move). */
+  on(link: number): Int32Array {
+    return this.list(link).subarray(0, this.lengths[link]);
   }
 
   /**
@@ -595,13 +606,25 @@ class QpIndex {
     this.paths.unchanged[this.conn[key]!] = 0;
     this.version[up]!++;
     this.version[down]!++;
-    const toUp = this.lists[up];
-    const toDown = this.lists[down];
-    if (toUp !== undefined) this.pos[2 * key] = toUp.push(key) - 1;
-    if (toDown !== undefined) this.pos[2 * key + 1] = toDown.push(key) - 1;
+    if (this.lists[up] !== undefined) this.pos[2 * key] = this.append(up, key);
+    if (this.lists[down] !== undefined) this.pos[2 * key + 1] = this.append(down, key);
   }
 
-  private list(link: number): number[] {
+  /** Appends `key` to the listed `link` (growing it when full); its position. */
+  private append(link: number, key: number): number {
+    let list = this.lists[link]!;
+    const n = this.lengths[link]!;
+    if (n === list.length) {
+      const grown = new Int32Array(Math.max(LIST_SLACK, 2 * n));
+      grown.set(list);
+      this.lists[link] = list = grown;
+    }
+    list[n] = key;
+    this.lengths[link] = n + 1;
+    return n;
+  }
+
+  private list(link: number): Int32Array {
     const listed = this.lists[link];
     if (listed !== undefined) return listed;
     const { linkUp, linkLeaf } = this.problem;
@@ -618,20 +641,33 @@ class QpIndex {
     const conns = up ? fromLeaf[leaf]! : toLeaf[leaf]!;
     // Sized first (a count per link, then filled in place): growing 32 lists by push, 16,000 QPs a side and every
     // side of the fabric in a busy re-plan, cost more than the two passes.
-    const sizes = this.sizes;
+    const { sizes, lists, pos, conn } = this;
     for (const i of conns) for (let key = first[i]!; key < first[i + 1]!; key++) sizes[onLink[key]!]!++;
+    let total = 0;
+    for (let s = 0; s < fabric.spines.length; s++)
+      for (const link of up ? fabric.up[leaf]![s]! : fabric.down[s]![leaf]!) total += sizes[link]! + LIST_SLACK;
+    const buffer = new Int32Array(total);
+    let at = 0;
     for (let s = 0; s < fabric.spines.length; s++) {
       for (const link of up ? fabric.up[leaf]![s]! : fabric.down[s]![leaf]!) {
-        this.lists[link] = new Array<number>(sizes[link]!).fill(0);
+        this.lists[link] = buffer.subarray(at, (at += sizes[link]! + LIST_SLACK));
+        this.lengths[link] = sizes[link]!;
         sizes[link] = 0;
       }
     }
+    // Run by run: a connection's QPs on one path are mostly consecutive keys (a doubled QP's halves are).
     for (const i of conns) {
-      for (let key = first[i]!; key < first[i + 1]!; key++) {
+      const last = first[i + 1]!;
+      conn.fill(i, first[i]!, last);
+      for (let key = first[i]!; key < last;) {
         const link = onLink[key]!;
-        this.conn[key] = i;
-        this.pos[2 * key + end] = sizes[link]!;
-        this.lists[link]![sizes[link]!++] = key;
+        const list = lists[link]!;
+        let n = sizes[link]!;
+        do {
+          pos[2 * key + end] = n;
+          list[n++] = key++;
+        } while (key < last && onLink[key] === link);
+        sizes[link] = n;
       }
     }
     for (let s = 0; s < fabric.spines.length; s++)
@@ -643,7 +679,8 @@ class QpIndex {
     const list = this.lists[link];
     if (list === undefined) return;
     const at = this.pos[2 * key + end]!;
-    const last = list.pop()!;
+    const n = --this.lengths[link]!;
+    const last = list[n]!;
     if (last === key) return;
     list[at] = last;
     // `last` crosses `link` as its up link or its down link; links are one or the other, never both.
@@ -684,6 +721,8 @@ class Search {
   /** Per link, the connection run of distinctUncached() that last met it. */
   private readonly stamp: Int32Array;
   private stampNow = 0;
+  /** Per link, groupsOn()'s group of the current connection whose other link it is (valid where stamped). */
+  private readonly groupAt: Int32Array;
   /** QPs moved so far (chain trial moves, undone, do not count). */
   private commits = 0;
 
@@ -702,6 +741,7 @@ class Search {
     this.upVersion = new Int32Array(problem.fabric.leaves.length);
     this.downVersion = new Int32Array(problem.fabric.leaves.length);
     this.stamp = new Int32Array(this.loads.length);
+    this.groupAt = new Int32Array(this.loads.length);
   }
 
   /**
@@ -751,15 +791,22 @@ class Search {
 
   /** The QPs on `link` by (connection, path), each group's keys ascending. */
   private groupsOn(link: number): number[][] {
-    const links = this.loads.length;
-    const groups = new Map<number, number[]>();
-    for (const key of this.index.on(link)) {
-      const group = this.index.conn[key]! * links + this.other(key, link);
-      const members = groups.get(group);
-      if (members === undefined) groups.set(group, [key]);
-      else members.push(key);
+    const groups: number[][] = [];
+    // In key order, so every group's members come out ascending; a connection's keys are consecutive, so its groups
+    // are told apart by their other link alone (stamped as in distinctUncached), without a Map.
+    let conn = -1;
+    for (const key of this.index.on(link).slice().sort()) {
+      if (this.index.conn[key] !== conn) {
+        conn = this.index.conn[key]!;
+        this.stampNow++;
+      }
+      const other = this.other(key, link);
+      if (this.stamp[other] !== this.stampNow) {
+        this.stamp[other] = this.stampNow;
+        this.groupAt[other] = groups.push([key]) - 1;
+      } else groups[this.groupAt[other]!]!.push(key);
     }
-    return [...groups.values()].map((members) => members.sort((a, b) => a - b));
+    return groups;
   }
 
   /**
@@ -779,7 +826,7 @@ class Search {
     // QPs are consecutive (its keys are), so a stamp per other link, renewed at each connection, finds each
     // group's lowest key, and the result comes out ascending: no Map, no second sort (this runs after every move
     // on a link, thousands of times a re-plan).
-    const keys = new Int32Array(this.index.on(link)).sort();
+    const keys = this.index.on(link).slice().sort();
     const out: number[] = [];
     let conn = -1;
     for (const key of keys) {
