@@ -8,7 +8,9 @@ describe("loadOperatorConfig", () => {
       namespace: "ops",
       identity: "gpufleet-operator-0",
       leaderElection: true,
-      leaseDurationMs: 15_000,
+      leaseDurationMs: 10_000,
+      renewDeadlineMs: 7_000,
+      retryPeriodMs: 2_000,
       httpPort: 8080,
       logLevel: "info",
     });

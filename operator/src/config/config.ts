@@ -12,8 +12,8 @@ export const OperatorConfigSchema = Type.Object({
   leaseName: Type.String({ minLength: 1, default: "gpufleet-operator" }),
   identity: Type.String({ minLength: 1 }),
   leaderElection: Type.Boolean({ default: true }),
-  leaseDurationMs: Type.Integer({ minimum: 1000, default: 15_000 }),
-  renewDeadlineMs: Type.Integer({ minimum: 500, default: 10_000 }),
+  leaseDurationMs: Type.Integer({ minimum: 1000, default: 10_000 }),
+  renewDeadlineMs: Type.Integer({ minimum: 500, default: 7_000 }),
   retryPeriodMs: Type.Integer({ minimum: 100, default: 2_000 }),
   httpPort: Type.Integer({ minimum: 0, maximum: 65535, default: 8080 }),
   logLevel: Type.Union(

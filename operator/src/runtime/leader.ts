@@ -50,7 +50,7 @@ export class LeaderElector {
   /** When the last successful renew was sent (before lastRenewMs, when its answer came). */
   private lastRenewStartMs = 0;
   /** The lease record as last observed, and when (our monotonic clock) it last changed. */
-  private observed: { holder: string; renewTime: string; atMs: number } | undefined;
+  private observed: { holder: string; renewTime: string; atMs: number; durationMs: number } | undefined;
   private timer: unknown;
   private stopped = false;
 
@@ -153,7 +153,21 @@ export class LeaderElector {
       );
       this.options.onStoppedLeading();
     }
-    if (!this.stopped) this.timer = this.clock.setTimeout(() => void this.tick(), this.options.retryPeriodMs);
+    if (!this.stopped) this.timer = this.clock.setTimeout(() => void this.tick(), this.nextAttemptDelayMs());
+  }
+
+  /**
+   * A follower watching another holder's lease tries again when that lease would expire, if that comes before the
+   * next retryPeriod: waiting for the next tick after expiry added up to a whole retryPeriod to every failover. The
+   * expiry is judged by the same rule as in tryAcquireOrRenew (our clock, from when we saw the last renew), so this
+   * only moves the attempt earlier within one period; it never takes the lease any sooner than the rule allows.
+   */
+  private nextAttemptDelayMs(): number {
+    const { retryPeriodMs, identity } = this.options;
+    const observed = this.observed;
+    if (this.leading || !observed || observed.holder === "" || observed.holder === identity) return retryPeriodMs;
+    const untilExpiryMs = observed.atMs + observed.durationMs - this.monotonicMs();
+    return untilExpiryMs >= 0 && untilExpiryMs < retryPeriodMs ? untilExpiryMs + 1 : retryPeriodMs;
   }
 
   /** An abort signal for one tick's Lease calls, fired after `timeoutMs`, as client-node call options. */
@@ -209,11 +223,11 @@ export class LeaderElector {
     const spec = lease.spec ?? {};
     const holder = spec.holderIdentity ?? "";
     const renewTime = spec.renewTime ? new Date(spec.renewTime).toISOString() : "";
+    const observedDurationMs = (spec.leaseDurationSeconds ?? leaseDurationSeconds) * 1000;
     if (!this.observed || this.observed.holder !== holder || this.observed.renewTime !== renewTime) {
-      this.observed = { holder, renewTime, atMs: nowMs };
+      this.observed = { holder, renewTime, atMs: nowMs, durationMs: observedDurationMs };
     }
     const heldByOther = holder !== "" && holder !== identity;
-    const observedDurationMs = (spec.leaseDurationSeconds ?? leaseDurationSeconds) * 1000;
     if (heldByOther && nowMs - this.observed.atMs < observedDurationMs) return false;
 
     const takingOver = holder !== identity;

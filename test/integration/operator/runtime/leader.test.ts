@@ -4,6 +4,7 @@
  * step down within it (before any follower may take over, leaseDuration after the last renew), and leave no call
  * open that could still land a write; a follower on a healthy connection then takes over, never overlapping.
  */
+import { CoordinationV1Api, V1MicroTime } from "@kubernetes/client-node";
 import { performance } from "node:perf_hooks";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LeaderElector } from "../../../../operator/src/runtime/leader.js";
@@ -92,5 +93,47 @@ describe("a leader whose Lease calls hang", () => {
       { description: "a's later calls are aborted too", timeoutMs: 30_000 },
     );
     expect(leader!.isLeader).toBe(false);
+  });
+});
+
+describe("a follower watching a dead leader's Lease", () => {
+  // retryPeriod close to leaseDuration makes the difference plain: on the retry grid alone the follower would take
+  // over at its second tick after expiry (2 × 2,500 ms after it first saw the lease), not at expiry (3,000 ms).
+  const SLOW_RETRY = { leaseDurationMs: 3000, renewDeadlineMs: 2000, retryPeriodMs: 2500 };
+  let cluster: TestCluster;
+  let follower: LeaderElector | undefined;
+  afterAll(async () => {
+    await follower?.stop();
+  }, 30_000);
+
+  it("takes over when the lease expires, not at the next retry after it", async () => {
+    cluster = testCluster();
+    const namespace = await cluster.freshNamespace("leader-expiry");
+    const now = new V1MicroTime(Date.now());
+    await cluster.kubeConfig.makeApiClient(CoordinationV1Api).createNamespacedLease({
+      namespace,
+      body: {
+        metadata: { name: "op", namespace },
+        spec: { holderIdentity: "dead", leaseDurationSeconds: 3, acquireTime: now, renewTime: now },
+      },
+    });
+    let startedMs: number | undefined;
+    follower = new LeaderElector({
+      namespace,
+      leaseName: "op",
+      ...SLOW_RETRY,
+      logger: silentLogger,
+      kubeConfig: cluster.kubeConfig,
+      identity: "b",
+      onStartedLeading: () => (startedMs = performance.now()),
+      onStoppedLeading: () => {},
+    });
+    const fromMs = performance.now();
+    follower.start();
+    await waitFor(() => startedMs, { description: "b takes over", timeoutMs: 20_000 });
+    const tookMs = startedMs! - fromMs;
+    // Never before the lease's duration from b's first sight of it, and well before the retry grid's 5,000 ms.
+    expect(tookMs).toBeGreaterThanOrEqual(SLOW_RETRY.leaseDurationMs);
+    expect(tookMs).toBeLessThan(SLOW_RETRY.leaseDurationMs + 1000);
   });
 });
