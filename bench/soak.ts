@@ -56,6 +56,7 @@ import {
   round,
   type OperatorSample,
 } from "./soak/metrics.js";
+import { chartLeaseSettings, type LeaseSettings } from "./reliability/row.js";
 
 const FULL_DURATION_S = 600;
 const NAMESPACE = "bench-soak";
@@ -70,6 +71,8 @@ export interface SoakConfig {
   warmupFraction: number;
   drainTimeoutS: number;
   seed: number;
+  /** The chart's leader-election settings, which the operator process runs with (as in its pod). */
+  lease: LeaseSettings;
 }
 
 function flag(name: string): string | undefined {
@@ -95,6 +98,7 @@ export function soakConfig(env: NodeJS.ProcessEnv = process.env): SoakConfig {
     warmupFraction: 0.2,
     drainTimeoutS: num(env["SOAK_DRAIN_TIMEOUT_S"], 300, "SOAK_DRAIN_TIMEOUT_S"),
     seed: num(env["SOAK_SEED"], 15, "SOAK_SEED"),
+    lease: chartLeaseSettings(),
   };
 }
 
@@ -272,7 +276,12 @@ export async function run(): Promise<void> {
       kubeconfigPath: local.kubeconfigPath,
       namespace: "default",
       identity: "bench-soak",
-      env: { GPUFLEET_LOG_LEVEL: "info" }, // "operator started" is an info line
+      env: {
+        GPUFLEET_LOG_LEVEL: "info", // "operator started" is an info line
+        GPUFLEET_LEASE_DURATION_MS: String(config.lease.leaseDurationMs),
+        GPUFLEET_RENEW_DEADLINE_MS: String(config.lease.renewDeadlineMs),
+        GPUFLEET_RETRY_PERIOD_MS: String(config.lease.retryPeriodMs),
+      },
     });
     const op = operator;
     const samples: OperatorSample[] = [];
@@ -415,6 +424,8 @@ export async function run(): Promise<void> {
       }),
     );
     const api = apiRate(churnSamples, warmupS);
+    const lags = churnSamples.filter((s) => s.tS >= warmupS).map((s) => s.eventLoopLagMaxS);
+    const eventLoopLagMaxMs = lags.length ? round(Math.max(...lags) * 1000, 1) : null;
     const idle = samples.filter((s) => s.tS < 0);
     const memoryFlat = Math.abs(rss.ratio - 1) <= 0.1;
     const queueBounded = Object.values(queue).every((q) => q.bounded);
@@ -441,6 +452,7 @@ export async function run(): Promise<void> {
       queue,
       reconcile,
       apiRequestsPerS: api,
+      eventLoopLagMaxMs,
       leaks: {
         counted:
           "in the namespace: Pods, Services, Endpoints, ConfigMaps (kube-root-ca.crt aside), Leases, TrainingJobs, " +
@@ -463,6 +475,7 @@ export async function run(): Promise<void> {
         heapUsedBytes: s.heapUsedBytes,
         queueDepth: s.queueDepth,
         apiRequests: s.apiRequests,
+        eventLoopLagMaxS: s.eventLoopLagMaxS,
       })),
       afterDrainCachedResources: cachedResources(afterDrainText),
     };
@@ -502,6 +515,7 @@ interface SoakResult {
     { reconciles: number; p50Ms: number | null; p99Ms: number | null; p99AboveTopBucket: boolean }
   >;
   apiRequestsPerS: { mean: number; max: number };
+  eventLoopLagMaxMs: number | null;
   leaks: { remaining: Record<string, number>; operatorCachedResources: number; drainMs: number; counted: string };
   verdicts: Record<string, { target: string; passed: boolean }>;
 }
@@ -536,6 +550,7 @@ function markdown(r: SoakResult): string {
     "",
     `Memory: idle RSS ${mib(r.memory.idleRssBytes)} before the churn; heap used ${mib(r.memory.heapUsed.afterWarmupBytes)} → ${mib(r.memory.heapUsed.endBytes)} after warm-up (ratio ${r.memory.heapUsed.ratio}, slope ${r.memory.heapUsed.slopeMiBPerMin} MiB/min); RSS after the drain ${mib(r.memory.afterDrainRssBytes)}.`,
     `API requests the operator sent (gpufleet_operator_api_requests_total, watches aside): **${r.apiRequestsPerS.mean}/s** mean after warm-up, ${r.apiRequestsPerS.max}/s the largest ${r.config.sampleS} s step.`,
+    `Event loop: the longest stall after warm-up was ${r.eventLoopLagMaxMs} ms (gpufleet_operator_nodejs_eventloop_lag_max_seconds, per ${r.config.sampleS} s sample); the leader's renew deadline is ${r.config.lease.renewDeadlineMs} ms (chart default).`,
     "",
     "| controller | max queue depth after warm-up | max 1st / 2nd half | mean | after drain | key bound | bounded | reconciles after warm-up | P50 ms | P99 ms |",
     "|---|---|---|---|---|---|---|---|---|---|",

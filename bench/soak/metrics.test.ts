@@ -18,6 +18,7 @@ const sample = (tS: number, rss: number, depth = 0, api = 0): OperatorSample => 
   queueDepth: { trainingjob: depth },
   reconcileBuckets: {},
   apiRequests: api,
+  eventLoopLagMaxS: 0,
 });
 
 describe("soak metrics", () => {

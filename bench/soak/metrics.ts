@@ -35,6 +35,11 @@ export interface OperatorSample {
   reconcileBuckets: Record<string, [number, number][]>;
   /** Cumulative API requests the operator sent (every method). */
   apiRequests: number;
+  /**
+   * The longest event-loop delay since the previous scrape (prom-client resets its histogram at each collect): a
+   * stalled loop delays everything, the leader's Lease renewals included.
+   */
+  eventLoopLagMaxS: number;
 }
 
 export function operatorSample(text: string, tS: number): OperatorSample {
@@ -59,6 +64,7 @@ export function operatorSample(text: string, tS: number): OperatorSample {
     queueDepth,
     reconcileBuckets,
     apiRequests,
+    eventLoopLagMaxS: one("gpufleet_operator_nodejs_eventloop_lag_max_seconds"),
   };
 }
 

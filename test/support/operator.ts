@@ -6,7 +6,7 @@ import type { KubeConfig } from "@kubernetes/client-node";
 import { spawn, type ChildProcess } from "node:child_process";
 import { loadOperatorConfig } from "../../operator/src/config/config.js";
 import { startOperator, type OperatorHandle, type OperatorOptions } from "../../operator/src/operator.js";
-import { silentLogger } from "../../operator/src/runtime/logger.js";
+import { createLogger, silentLogger } from "../../operator/src/runtime/logger.js";
 import path from "node:path";
 import { waitFor } from "../harness/wait.js";
 import { kubectl } from "./kubectl.js";
@@ -208,7 +208,10 @@ export async function startInProcessOperator(
   return startOperator({
     config,
     kubeConfig: cluster.kubeConfig,
-    logger: silentLogger,
+    // GPUFLEET_TEST_OPERATOR_LOG=warn (or any level) shows the in-process operator's log, to diagnose a test or bench.
+    logger: process.env["GPUFLEET_TEST_OPERATOR_LOG"]
+      ? createLogger({ level: process.env["GPUFLEET_TEST_OPERATOR_LOG"], name: identity })
+      : silentLogger,
     ...(telemetry.options ? { telemetry: telemetry.options } : {}),
     ...(telemetry.scheduler ? { scheduler: telemetry.scheduler } : {}),
   });
