@@ -27,7 +27,7 @@ import { settleWithin } from "./runtime/deadline.js";
 import { EventRecorder } from "./runtime/events.js";
 import { FencedKubeConfig } from "./runtime/fence.js";
 import { BoundedKubeConfig } from "./runtime/request-timeout.js";
-import { ResilientInformer, objectKey } from "./runtime/informer.js";
+import { ApiRecovery, ResilientInformer, objectKey } from "./runtime/informer.js";
 import { LeaderElector } from "./runtime/leader.js";
 import type { Logger } from "./runtime/logger.js";
 import { startHealthServer } from "./runtime/server.js";
@@ -83,6 +83,7 @@ function customResourceInformer<T extends KubernetesObject>(
   plural: string,
   logger: Logger,
   metrics: OperatorMetrics,
+  recovery: ApiRecovery,
 ): ResilientInformer<T> {
   const api = kubeConfig.makeApiClient(CustomObjectsApi);
   return new ResilientInformer<T>({
@@ -96,6 +97,7 @@ function customResourceInformer<T extends KubernetesObject>(
         plural,
       })) as KubernetesListObject<T>,
     logger,
+    recovery,
     onRestart: () => metrics.informerRestartsTotal.inc({ resource: plural }),
   });
 }
@@ -128,19 +130,29 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorH
   const applier = new Applier(kubeConfig, OPERATOR_FIELD_MANAGER);
   const events = new EventRecorder(kubeConfig, "gpufleet-operator", logger, metrics, clock);
 
+  // One API server behind every informer: when one recovers, the others stop waiting out their backoff.
+  const recovery = new ApiRecovery();
   const servingDeployments = customResourceInformer<ServingDeployment>(
     kubeConfig,
     ServingDeploymentNames.plural,
     logger,
     metrics,
+    recovery,
   );
-  const trainingJobs = customResourceInformer<TrainingJob>(kubeConfig, TrainingJobNames.plural, logger, metrics);
+  const trainingJobs = customResourceInformer<TrainingJob>(
+    kubeConfig,
+    TrainingJobNames.plural,
+    logger,
+    metrics,
+    recovery,
+  );
   const nodes = new ResilientInformer<V1Node>({
     kubeConfig,
     resource: "nodes",
     path: "/api/v1/nodes",
     list: () => core.listNode(),
     logger,
+    recovery,
     onRestart: () => metrics.informerRestartsTotal.inc({ resource: "nodes" }),
   });
   const pods = new ResilientInformer<V1Pod>({
@@ -149,6 +161,7 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorH
     path: "/api/v1/pods",
     list: () => core.listPodForAllNamespaces(),
     logger,
+    recovery,
     onRestart: () => metrics.informerRestartsTotal.inc({ resource: "pods" }),
   });
   const fabricTopologies = customResourceInformer<FabricTopology>(
@@ -156,8 +169,9 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorH
     FabricTopologyNames.plural,
     logger,
     metrics,
+    recovery,
   );
-  const gpuProfiles = customResourceInformer<GpuProfile>(kubeConfig, GpuProfileNames.plural, logger, metrics);
+  const gpuProfiles = customResourceInformer<GpuProfile>(kubeConfig, GpuProfileNames.plural, logger, metrics, recovery);
   const informers = [servingDeployments, trainingJobs, nodes, pods, fabricTopologies, gpuProfiles];
   metrics.observeResources({
     servingDeployments: () => servingDeployments.list(),

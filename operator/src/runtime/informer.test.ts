@@ -7,7 +7,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { systemClock } from "./clock.js";
-import { DeadlineWatch, RequestDeadlineError, ResilientInformer, withDeadline } from "./informer.js";
+import { ApiRecovery, DeadlineWatch, RequestDeadlineError, ResilientInformer, withDeadline } from "./informer.js";
 import type { Logger } from "./logger.js";
 
 type Behaviour = "hang" | "answer";
@@ -79,17 +79,31 @@ async function fakeApi(behaviour: { list: Behaviour; watch: Behaviour }): Promis
 
 const quietLogger = { warn: () => {}, info: () => {}, debug: () => {}, error: () => {} } as unknown as Logger;
 
-function nodeInformer(api: FakeApi, extra: { logger?: Logger; maxWatchAgeMs?: number; onRestart?: () => void } = {}) {
+function nodeInformer(
+  api: FakeApi,
+  extra: {
+    logger?: Logger;
+    maxWatchAgeMs?: number;
+    onRestart?: () => void;
+    recovery?: ApiRecovery;
+    /** Runs before each list; throwing fails the list (an API server that refuses this informer's lists). */
+    beforeList?: () => void;
+  } = {},
+) {
   const core = api.kubeConfig.makeApiClient(CoreV1Api);
+  const { beforeList, ...options } = extra;
   return new ResilientInformer<V1Node>({
     kubeConfig: api.kubeConfig,
     resource: "nodes",
     path: "/api/v1/nodes",
-    list: () => core.listNode(),
+    list: () => {
+      beforeList?.();
+      return core.listNode();
+    },
     logger: quietLogger,
     listTimeoutMs: 200,
     watchEstablishTimeoutMs: 200,
-    ...extra,
+    ...options,
   });
 }
 
@@ -195,4 +209,28 @@ describe("ResilientInformer deadlines", () => {
     expect(informer.pendingRestartAttempts).toBe(0);
     await informer.stop();
   }, 20_000);
+
+  it("retries at once, not after its backoff, when another informer of the same API server recovers", async () => {
+    const api = await fakeApi({ list: "answer", watch: "answer" });
+    const recovery = new ApiRecovery();
+    let refused = true;
+    const lagging = nodeInformer(api, {
+      recovery,
+      beforeList: () => {
+        if (refused) throw new Error("connection refused");
+      },
+    });
+    await lagging.start();
+    // Four failures in (0, 0.5, 1.5, 3.5 s): its next attempt is 8 s away.
+    await vi.waitFor(() => expect(lagging.pendingRestartAttempts).toBeGreaterThanOrEqual(4), { timeout: 15_000 });
+    refused = false;
+    const other = nodeInformer(api, { recovery });
+    const otherStartedMs = performance.now();
+    await other.start();
+    await vi.waitFor(() => expect(lagging.pendingRestartAttempts).toBe(0), { timeout: 2_000 });
+    expect(lagging.hasSynced).toBe(true);
+    expect(performance.now() - otherStartedMs).toBeLessThan(2_000);
+    await other.stop();
+    await lagging.stop();
+  }, 30_000);
 });

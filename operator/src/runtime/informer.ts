@@ -41,6 +41,26 @@ export interface InformerOptions<T extends KubernetesObject> {
   /** A watch request without a response after this long fails (default 15 s). */
   watchEstablishTimeoutMs?: number;
   onRestart?: () => void;
+  /**
+   * Shared by the informers of one API server: when one of them lists and watches again after failures, the others
+   * waiting out a backoff retry at once instead (the server is evidently back; a 16-30 s backoff step would leave
+   * their caches stale for that long after it came back).
+   */
+  recovery?: ApiRecovery;
+}
+
+/** A signal the informers of one API server share: "a list and a watch just succeeded". */
+export class ApiRecovery {
+  private readonly listeners = new Set<(source: unknown) => void>();
+
+  subscribe(listener: (source: unknown) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  announce(source: unknown): void {
+    for (const listener of this.listeners) listener(source);
+  }
 }
 
 type WatchCallback = Parameters<Watch["watch"]>[2];
@@ -133,6 +153,9 @@ export class ResilientInformer<T extends KubernetesObject> {
   private restarting = false;
   /** A restart asked for while one was running; run once that one ends, so no request is lost. */
   private restartAgain = false;
+  /** A restart is scheduled after a failure (not the periodic age restart). */
+  private backingOff = false;
+  private unsubscribeRecovery: (() => void) | undefined;
 
   constructor(private readonly options: InformerOptions<T>) {
     this.clock = options.clock ?? systemClock;
@@ -156,6 +179,14 @@ export class ResilientInformer<T extends KubernetesObject> {
     this.listWatch.on("error", (err) => this.onError(err));
   }
 
+  /** Another informer of the same API server just recovered: stop waiting out our backoff and try now. */
+  private readonly onApiRecovered = (): void => {
+    if (this.stopped || !this.backingOff) return;
+    this.backingOff = false;
+    this.clock.clearTimeout(this.restartHandle);
+    void this.restart();
+  };
+
   get resource(): string {
     return this.options.resource;
   }
@@ -177,15 +208,25 @@ export class ResilientInformer<T extends KubernetesObject> {
   /** Lists and starts watching; hasSynced tells whether the first list succeeded (else a restart is pending). */
   async start(): Promise<void> {
     this.stopped = false;
+    if (this.options.recovery && !this.unsubscribeRecovery)
+      this.unsubscribeRecovery = this.options.recovery.subscribe((source) => {
+        if (source !== this) this.onApiRecovered();
+      });
+    this.watchEstablished = false;
     await this.listWatch.start();
     // ListWatch reports a failed first list through its error handler (which schedules a restart) and resolves
     // anyway: only a list that happened leaves a resourceVersion behind.
-    if (this.listWatch.latestResourceVersion() !== "") this.markSynced();
+    if (this.listWatch.latestResourceVersion() !== "") {
+      this.markSynced();
+      if (this.watchEstablished) this.options.recovery?.announce(this);
+    }
     this.scheduleAgeRestart();
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.unsubscribeRecovery?.();
+    this.unsubscribeRecovery = undefined;
     this.clock.clearTimeout(this.restartHandle);
     this.clock.clearTimeout(this.ageHandle);
     await this.listWatch.stop();
@@ -215,7 +256,11 @@ export class ResilientInformer<T extends KubernetesObject> {
     const delayMs = Math.min(30_000, 500 * 2 ** Math.min(this.restartAttempts++, 6));
     this.options.logger.warn({ resource: this.options.resource, err: error, delayMs }, "watch failed; restarting");
     this.clock.clearTimeout(this.restartHandle);
-    this.restartHandle = this.clock.setTimeout(() => void this.restart(), delayMs);
+    this.backingOff = true;
+    this.restartHandle = this.clock.setTimeout(() => {
+      this.backingOff = false;
+      void this.restart();
+    }, delayMs);
   }
 
   get pendingRestartAttempts(): number {
@@ -238,9 +283,11 @@ export class ResilientInformer<T extends KubernetesObject> {
       // way onError has scheduled the next attempt with a longer backoff.
       if (this.listWatch.latestResourceVersion() === "" || !this.watchEstablished || this.stopped) return;
       this.markSynced();
+      const recovered = this.restartAttempts > 0;
       this.restartAttempts = 0;
       for (const object of this.list()) this.emit("resync", object);
       this.scheduleAgeRestart();
+      if (recovered) this.options.recovery?.announce(this);
     } catch (error) {
       this.onError(error);
     } finally {
