@@ -330,7 +330,9 @@ export async function run(): Promise<void> {
     const sampler = (async () => {
       while (performance.now() < until) {
         if (op.child.exitCode !== null)
-          throw new Error(`the operator exited (${op.child.exitCode}) during the soak; ${lastWords(op.logs)}`);
+          throw new Error(
+            `the operator exited (${op.child.exitCode}) ${round((performance.now() - t0) / 1000, 1)} s into the churn; ${lastWords(op.logs)}; stderr: ${op.stderrTail().slice(-2000) || "(none)"}`,
+          );
         await sample().catch((error: unknown) => errors.push(`scrape: ${(error as Error).message}`));
         await new Promise((r) => setTimeout(r, config.sampleS * 1000));
       }
@@ -574,7 +576,10 @@ function markdown(r: SoakResult): string {
 
 /** The operator's last error and warning lines (pino levels >= 40), why it stopped: most often a lost Lease. */
 function lastWords(logs: readonly Record<string, unknown>[], count = 5): string {
-  const lines = logs.filter((l) => typeof l.level === "number" && l.level >= 40).slice(-count);
+  // The operator logs level labels ("warn", "error": operator/src/runtime/logger.ts), pino's default numbers (40, 50).
+  const severe = (level: unknown) =>
+    typeof level === "number" ? level >= 40 : ["warn", "error", "fatal"].includes(String(level));
+  const lines = logs.filter((l) => severe(l.level)).slice(-count);
   if (lines.length === 0) return "it logged no warning or error";
   return `its last warnings/errors: ${lines
     .map((l) => JSON.stringify({ msg: l.msg, err: l.err, ...l }))

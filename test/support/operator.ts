@@ -43,6 +43,8 @@ export interface ComponentProcess {
   readonly name: string;
   /** Parsed JSON log lines so far. */
   readonly logs: Record<string, unknown>[];
+  /** The last 4,000 characters it wrote to stderr (an uncaught exception's stack lands there, not in the log). */
+  stderrTail(): string;
   /** Sends `signal` and waits for the process to exit. */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
@@ -78,7 +80,7 @@ export async function startComponentProcess(opts: {
       }
     }
   });
-  child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+  child.stderr!.on("data", (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4000)));
   let exited: number | null | undefined;
   const exit = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve((exited = code))));
   const abortIf = () => {
@@ -88,6 +90,7 @@ export async function startComponentProcess(opts: {
     child,
     name: opts.name,
     logs,
+    stderrTail: () => stderr,
     async stop(signal = "SIGTERM") {
       if (exited === undefined) child.kill(signal);
       return exit;
