@@ -332,9 +332,13 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorH
     resync();
   };
 
+  const electorKubeConfig = new BoundedKubeConfig(options.kubeConfig, undefined);
   if (config.leaderElection) {
     elector = new LeaderElector({
-      kubeConfig: options.kubeConfig,
+      // Its own keep-alive connection, apart from the controllers': a new TLS handshake for every Lease call cost
+      // several event-loop turns each, seconds on a loaded host (the soak lost its lease that way). No request
+      // timeout here: the elector bounds each call by its renew deadline itself.
+      kubeConfig: electorKubeConfig,
       namespace: config.namespace,
       leaseName: config.leaseName,
       identity: config.identity,
@@ -403,6 +407,7 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorH
       // close() waits for open connections (keep-alive scrapers); bounded like the rest.
       await bounded(health.close(), "health server");
       kubeConfig.keepAlive.destroy(); // the API clients' open connections
+      electorKubeConfig.keepAlive.destroy();
     },
   };
 }

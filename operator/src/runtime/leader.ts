@@ -24,6 +24,9 @@ import { systemClock, type Clock } from "./clock.js";
 import { isConflict, isNotFound } from "./errors.js";
 import type { Logger } from "./logger.js";
 
+/** A lease call or a tick delay longer than this is logged (it eats into the renew deadline). */
+const SLOW_LEASE_STEP_MS = 1000;
+
 export interface LeaderElectionOptions {
   kubeConfig: KubeConfig;
   namespace: string;
@@ -52,6 +55,10 @@ export class LeaderElector {
   /** The lease record as last observed, and when (our monotonic clock) it last changed. */
   private observed: { holder: string; renewTime: string; atMs: number; durationMs: number } | undefined;
   private timer: unknown;
+  /** The lease as this replica last wrote it (the API's answer, with its resourceVersion). */
+  private lastWritten: V1Lease | undefined;
+  /** When (monotonic) the scheduled tick should fire; a late one tells of a stalled event loop. */
+  private nextTickDueMs: number | undefined;
   private stopped = false;
 
   constructor(private readonly options: LeaderElectionOptions) {
@@ -115,6 +122,10 @@ export class LeaderElector {
 
   private async tick(): Promise<void> {
     if (this.stopped) return;
+    // A tick that fires late means the event loop was stalled: say so, since it eats into the renew deadline.
+    const lateMs = this.nextTickDueMs === undefined ? 0 : this.monotonicMs() - this.nextTickDueMs;
+    if (lateMs > SLOW_LEASE_STEP_MS)
+      this.options.logger.warn({ lateMs: Math.round(lateMs) }, "leader election: tick ran late (event loop stalled)");
     let renewed = false;
     // For the write fence the renew counts from when it was sent, not answered: the follower's leaseDuration starts
     // when the write lands, which is after it was sent, so the fence closes first however slow the answer was.
@@ -137,6 +148,11 @@ export class LeaderElector {
       call.done();
     }
     const nowMs = this.monotonicMs();
+    if (nowMs - attemptStartMs > SLOW_LEASE_STEP_MS)
+      this.options.logger.warn(
+        { durationMs: Math.round(nowMs - attemptStartMs), renewed, leading: this.leading },
+        "leader election: lease call slow",
+      );
     if (renewed) {
       this.lastRenewMs = nowMs;
       this.lastRenewStartMs = attemptStartMs;
@@ -153,7 +169,11 @@ export class LeaderElector {
       );
       this.options.onStoppedLeading();
     }
-    if (!this.stopped) this.timer = this.clock.setTimeout(() => void this.tick(), this.nextAttemptDelayMs());
+    if (!this.stopped) {
+      const delayMs = this.nextAttemptDelayMs();
+      this.nextTickDueMs = this.monotonicMs() + delayMs;
+      this.timer = this.clock.setTimeout(() => void this.tick(), delayMs);
+    }
   }
 
   /**
@@ -197,9 +217,14 @@ export class LeaderElector {
     const wallMs = this.clock.now();
     const nowMs = this.monotonicMs();
     const leaseDurationSeconds = Math.ceil(leaseDurationMs / 1000);
+    // A leader renews the lease it wrote last without reading it first (one call a renew instead of two: under a
+    // saturated API server each call can take seconds); a conflict means someone else wrote it, so the next tick
+    // reads it again.
+    const cached = this.leading ? this.lastWritten : undefined;
+    this.lastWritten = undefined;
     let lease: V1Lease;
     try {
-      lease = await this.api.readNamespacedLease({ name, namespace }, call);
+      lease = cached ?? (await this.api.readNamespacedLease({ name, namespace }, call));
     } catch (error) {
       if (!isNotFound(error)) throw error;
       await this.api.createNamespacedLease(
@@ -239,7 +264,7 @@ export class LeaderElector {
       acquireTime: takingOver ? new V1MicroTime(wallMs) : spec.acquireTime,
       leaseTransitions: (spec.leaseTransitions ?? 0) + (takingOver && holder !== "" ? 1 : 0),
     };
-    await this.api.replaceNamespacedLease({ name, namespace, body: lease }, call);
+    this.lastWritten = await this.api.replaceNamespacedLease({ name, namespace, body: lease }, call);
     return true;
   }
 }
