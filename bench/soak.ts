@@ -71,7 +71,12 @@ export interface SoakConfig {
   warmupFraction: number;
   drainTimeoutS: number;
   seed: number;
-  /** The chart's leader-election settings, which the operator process runs with (as in its pod). */
+  /**
+   * The operator's leader-election settings. Not the chart's (10 s / 7 s / 2 s) by default: on this 2-core machine the
+   * local API server, saturated by the churn's bursts, answered a Lease GET + PUT in 8.4 s, past the chart's 7 s renew
+   * deadline, and the operator stepped down (and exited, as it must) 30-42 s into every full soak tried that way
+   * (docs/reliability.md, "Soak"). SOAK_LEASE_MS=lease,renew,retry overrides; the soak reports its slowest Lease call.
+   */
   lease: LeaseSettings;
 }
 
@@ -98,8 +103,15 @@ export function soakConfig(env: NodeJS.ProcessEnv = process.env): SoakConfig {
     warmupFraction: 0.2,
     drainTimeoutS: num(env["SOAK_DRAIN_TIMEOUT_S"], 300, "SOAK_DRAIN_TIMEOUT_S"),
     seed: num(env["SOAK_SEED"], 15, "SOAK_SEED"),
-    lease: chartLeaseSettings(),
+    lease: leaseSettings(env["SOAK_LEASE_MS"] ?? "60000,40000,2000"),
   };
+}
+
+function leaseSettings(text: string): LeaseSettings {
+  const [leaseDurationMs, renewDeadlineMs, retryPeriodMs] = text.split(",").map(Number);
+  if (![leaseDurationMs, renewDeadlineMs, retryPeriodMs].every((n) => Number.isInteger(n) && n! > 0))
+    throw new Error(`SOAK_LEASE_MS: expected "leaseMs,renewDeadlineMs,retryPeriodMs", got "${text}"`);
+  return { leaseDurationMs: leaseDurationMs!, renewDeadlineMs: renewDeadlineMs!, retryPeriodMs: retryPeriodMs! };
 }
 
 const JOB_NODES = [1, 2, 4, 8] as const;
@@ -331,7 +343,7 @@ export async function run(): Promise<void> {
       while (performance.now() < until) {
         if (op.child.exitCode !== null)
           throw new Error(
-            `the operator exited (${op.child.exitCode}) ${round((performance.now() - t0) / 1000, 1)} s into the churn; ${lastWords(op.logs)}; stderr: ${op.stderrTail().slice(-2000) || "(none)"}`,
+            `the operator exited (${op.child.exitCode}) ${round((performance.now() - t0) / 1000, 1)} s into the churn (longest event-loop stall sampled so far: ${round(Math.max(0, ...samples.map((x) => x.eventLoopLagMaxS)) * 1000, 1)} ms); ${lastWords(op.logs)}; stderr: ${op.stderrTail().slice(-2000) || "(none)"}`,
           );
         await sample().catch((error: unknown) => errors.push(`scrape: ${(error as Error).message}`));
         await new Promise((r) => setTimeout(r, config.sampleS * 1000));
@@ -455,6 +467,8 @@ export async function run(): Promise<void> {
       reconcile,
       apiRequestsPerS: api,
       eventLoopLagMaxMs,
+      chartLease: chartLeaseSettings(),
+      slowLeaseCalls: slowLeaseCalls(op.logs),
       leaks: {
         counted:
           "in the namespace: Pods, Services, Endpoints, ConfigMaps (kube-root-ca.crt aside), Leases, TrainingJobs, " +
@@ -518,6 +532,8 @@ interface SoakResult {
   >;
   apiRequestsPerS: { mean: number; max: number };
   eventLoopLagMaxMs: number | null;
+  chartLease: LeaseSettings;
+  slowLeaseCalls: { count: number; maxMs: number | null };
   leaks: { remaining: Record<string, number>; operatorCachedResources: number; drainMs: number; counted: string };
   verdicts: Record<string, { target: string; passed: boolean }>;
 }
@@ -552,7 +568,8 @@ function markdown(r: SoakResult): string {
     "",
     `Memory: idle RSS ${mib(r.memory.idleRssBytes)} before the churn; heap used ${mib(r.memory.heapUsed.afterWarmupBytes)} → ${mib(r.memory.heapUsed.endBytes)} after warm-up (ratio ${r.memory.heapUsed.ratio}, slope ${r.memory.heapUsed.slopeMiBPerMin} MiB/min); RSS after the drain ${mib(r.memory.afterDrainRssBytes)}.`,
     `API requests the operator sent (gpufleet_operator_api_requests_total, watches aside): **${r.apiRequestsPerS.mean}/s** mean after warm-up, ${r.apiRequestsPerS.max}/s the largest ${r.config.sampleS} s step.`,
-    `Event loop: the longest stall after warm-up was ${r.eventLoopLagMaxMs} ms (gpufleet_operator_nodejs_eventloop_lag_max_seconds, per ${r.config.sampleS} s sample); the leader's renew deadline is ${r.config.lease.renewDeadlineMs} ms (chart default).`,
+    `Event loop: the longest stall after warm-up was ${r.eventLoopLagMaxMs} ms (gpufleet_operator_nodejs_eventloop_lag_max_seconds, per ${r.config.sampleS} s sample); the leader's renew deadline is ${r.config.lease.renewDeadlineMs} ms.`,
+    `Leader election: lease ${r.config.lease.leaseDurationMs} / renew deadline ${r.config.lease.renewDeadlineMs} / retry ${r.config.lease.retryPeriodMs} ms (chart: ${r.chartLease.leaseDurationMs} / ${r.chartLease.renewDeadlineMs} / ${r.chartLease.retryPeriodMs}; see SoakConfig.lease for why not the chart's); Lease calls over 1 s: ${r.slowLeaseCalls.count}, the slowest ${r.slowLeaseCalls.maxMs ?? "–"} ms.`,
     "",
     "| controller | max queue depth after warm-up | max 1st / 2nd half | mean | after drain | key bound | bounded | reconciles after warm-up | P50 ms | P99 ms |",
     "|---|---|---|---|---|---|---|---|---|---|",
@@ -575,11 +592,23 @@ function markdown(r: SoakResult): string {
 }
 
 /** The operator's last error and warning lines (pino levels >= 40), why it stopped: most often a lost Lease. */
+/** The operator's "lease call slow" warnings (leader.ts logs calls over 1 s): how many, and the slowest. */
+function slowLeaseCalls(logs: readonly Record<string, unknown>[]): { count: number; maxMs: number | null } {
+  const durations = logs.filter((l) => l.msg === "leader election: lease call slow").map((l) => Number(l.durationMs));
+  return { count: durations.length, maxMs: durations.length ? Math.max(...durations) : null };
+}
+
 function lastWords(logs: readonly Record<string, unknown>[], count = 5): string {
   // The operator logs level labels ("warn", "error": operator/src/runtime/logger.ts), pino's default numbers (40, 50).
   const severe = (level: unknown) =>
     typeof level === "number" ? level >= 40 : ["warn", "error", "fatal"].includes(String(level));
-  const lines = logs.filter((l) => severe(l.level)).slice(-count);
+  // Leader-election lines first: an operator that lost its lease exits, and its last lines are then only the refused
+  // writes that followed.
+  const aboutLease = (l: Record<string, unknown>) => /lease|leader/i.test(String(l.msg));
+  const lines = [
+    ...logs.filter((l) => severe(l.level) && aboutLease(l)).slice(0, count),
+    ...logs.filter((l) => severe(l.level) && !aboutLease(l)).slice(-count),
+  ];
   if (lines.length === 0) return "it logged no warning or error";
   return `its last warnings/errors: ${lines
     .map((l) => JSON.stringify({ msg: l.msg, err: l.err, ...l }))
