@@ -224,16 +224,17 @@ def markdown(s: dict) -> str:
         "",
         "## Paged decode attention, one layer (32 q heads, 8 KV heads, D=128, BS=16; inside CUDA graphs)",
         "",
-        "| batch x context | ours v4: partition + merge launch (partition) | ours v5: merge in the kernel "
-        "(best partition) | torch paged (gather + SDPA) | dense SDPA (no paging) | v4 vs torch paged "
-        "| v5 vs torch paged | v4 / copy bw |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| batch x context | ours v4: partition + merge launch (partition) | v4 at the step's longest context "
+        "(+16) | ours v5: merge in the kernel, at +16 (best partition) | v5 uses | torch paged (gather + SDPA) "
+        "| dense SDPA (no paging) | v4 vs torch paged | v5 vs torch paged | v4 / copy bw |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in s["pagedDecodeAttention"]:
         v5 = f"{r['v5FusedMergeUs']:.1f} us ({r['v5Partition']})" if r.get("v5FusedMergeUs") else "not run"
         v5x = f"{r['torchPagedUs'] / r['v5FusedMergeUs']:.2f}x" if r.get("v5FusedMergeUs") else ""
         L.append(
-            f"| {r['batch']} x {r['context']} | {r['tritonUs']:.1f} us ({r['partition']}) | {v5} | "
+            f"| {r['batch']} x {r['context']} | {r['tritonUs']:.1f} us ({r['partition']}) | "
+            f"{r.get('v4SameContextUs') or 0:.1f} us | {v5} | {r.get('v5Uses') or ''} | "
             f"{r['torchPagedUs']:.1f} us | {r['torchDenseSdpaUs']:.1f} us | {r['speedupVsTorchPaged']:.2f}x | "
             f"{v5x} | {r['tritonFractionOfCopyBw']:.2f} |"
         )
