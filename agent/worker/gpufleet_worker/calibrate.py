@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from .attention.backends import PrefillMetadata, TritonPagedBackend
+from .attention.backends import TritonPagedBackend, prefill_metadata
 from .bench.h200 import ceilings, decode_inputs, spread
 from .config import LLAMA3_8B, EngineConfig
 from .engine.batch import StepInputs
@@ -66,7 +66,7 @@ def graph_prefill_ms(runner: TorchModelRunner, inp: StepInputs, reps: int) -> tu
     """The engine's prefill forward with every input already on the device, captured once and replayed."""
     dev = runner.device
     tensors = [torch.tensor(v, dtype=torch.long, device=dev) for v in (inp.token_ids, inp.positions, inp.slot_mapping)]
-    meta = PrefillMetadata(inp.query_lens, inp.context_lens, [torch.tensor(t, device=dev) for t in inp.block_tables])
+    meta = prefill_metadata(inp.query_lens, inp.context_lens, inp.block_tables, dev)
     idx = torch.tensor(inp.sample_indices, dtype=torch.long, device=dev)
     with torch.no_grad():
         s = torch.cuda.Stream()

@@ -25,6 +25,7 @@ from gpufleet_worker.bench import checks
         checks.check_block_copy,
         checks.check_runner_against_numpy,
         checks.check_export_import,
+        checks.check_varlen_prefill,
     ],
 )
 def test_gpu_check(check) -> None:

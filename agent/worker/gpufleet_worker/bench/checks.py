@@ -62,14 +62,28 @@ def check_paged_decode(device: str = "cuda", seed: int = 0) -> list[dict]:
         tables = _random_tables(lens, bs, num_blocks, gen).to(device)
         ctx = torch.tensor(lens, dtype=torch.int32, device=device)
         ref = reference_paged_decode(q, k_cache, v_cache, tables, ctx)
-        kernel = PagedDecodeAttention(len(lens), heads, kv_heads, d, bs, max(lens), device)
-        out = torch.full_like(q, float("nan"))  # poisoned: every element must be written
-        kernel(q, k_cache, v_cache, tables, ctx, out=out)
-        torch.cuda.synchronize()
-        e = rel_err(out, ref)
-        rows.append(
-            {"case": f"triton {name}", "relErr": e, "ok": bool(torch.isfinite(out).all()) and e < BF16_TOLERANCE}
-        )
+        single = 1 << (max(lens) - 1).bit_length()  # one partition holds the longest context: no partials at all
+        for label, kw in (
+            ("v4 separate merge", {"fused_merge": False}),
+            ("fused merge p256", {}),
+            ("fused merge p64", {"partition": 64}),  # up to 128 partials merged by the last arriver
+            (f"fused merge single p{single}", {"partition": single, "block_n": min(64, single)}),
+        ):
+            kernel = PagedDecodeAttention(len(lens), heads, kv_heads, d, bs, max(lens), device, **kw)
+            worst, finite = 0.0, True
+            for _ in range(3):  # again and again: the arrival counters must be back at zero after each call
+                out = torch.full_like(q, float("nan"))  # poisoned: every element must be written
+                kernel(q, k_cache, v_cache, tables, ctx, out=out)
+                torch.cuda.synchronize()
+                worst, finite = max(worst, rel_err(out, ref)), finite and bool(torch.isfinite(out).all())
+            counters_zero = bool((kernel.counters == 0).all())
+            rows.append(
+                {
+                    "case": f"triton {name} {label}",
+                    "relErr": worst,
+                    "ok": finite and counters_zero and worst < BF16_TOLERANCE,
+                }
+            )
         torch_out = TorchSdpaBackend().decode(q, k_cache, v_cache, DecodeMetadata(tables, ctx))
         e = rel_err(torch_out, ref)
         rows.append({"case": f"torch-sdpa {name}", "relErr": e, "ok": e < BF16_TOLERANCE})
@@ -134,6 +148,7 @@ def check_fused_linear(device: str = "cuda", seed: int = 4) -> list[dict]:
         e = rel_err(out, ref)
         ok = bool(torch.isfinite(out).all()) and e < BF16_TOLERANCE
         rows.append({"case": f"fused_linear {name} M{m} K{k} N{n}", "relErr": e, "ok": ok})
+    rows += _check_split_k(device, gen)
     x = torch.randn((100, 256), generator=gen).to(device, torch.bfloat16)
     w = torch.randn((200, 256), generator=gen).to(device, torch.bfloat16)
     try:  # past MAX_NORM_BLOCK_M the prologue gave wrong results once (NOTES.md v4): it must refuse, not compute
@@ -143,6 +158,70 @@ def check_fused_linear(device: str = "cuda", seed: int = 4) -> list[dict]:
         refused = True
     rows.append({"case": "fused_linear refuses the norm prologue at M=100", "error": "", "ok": refused})
     return rows
+
+
+SPLIT_K_CASES = [
+    # name, M, K, N, norm, silu, residual, (BLOCK_N, BLOCK_K, warps, stages, SPLIT_K)
+    ("plain qkv", 1, 4096, 6144, False, False, False, (32, 256, 4, 3, 4)),
+    ("norm qkv", 1, 4096, 6144, True, False, False, (32, 256, 4, 3, 8)),
+    ("norm qkv", 32, 4096, 6144, True, False, False, (64, 128, 4, 4, 2)),
+    ("residual o in place", 1, 4096, 4096, False, False, True, (32, 128, 4, 4, 8)),
+    ("residual o in place", 27, 4096, 4096, False, False, True, (32, 256, 4, 3, 4)),
+    ("norm+silu gate_up", 1, 4096, 14336, True, True, False, (32, 256, 4, 3, 4)),
+    ("norm+silu gate_up ragged N", 19, 1024, 1000, True, True, False, (64, 128, 4, 4, 2)),
+    ("residual down", 32, 14336, 4096, False, False, True, (32, 256, 4, 3, 2)),
+    ("norm ragged N", 3, 512, 200, True, False, False, (32, 64, 4, 2, 8)),
+]
+
+
+def _check_split_k(device: str, gen: torch.Generator) -> list[dict]:
+    """The split-K kernel (v5) against float64, each case run three times (its arrival counters must be back at
+    zero after every call, or the next call would merge too early or never)."""
+    rows = []
+    for name, m, k, n, norm, silu, res, cfg in SPLIT_K_CASES:
+        x = torch.randn((m, k), generator=gen).to(device, torch.bfloat16)
+        w = (torch.randn((2 * n if silu else n, k), generator=gen) / k**0.5).to(device, torch.bfloat16)
+        g = (1.0 + 0.1 * torch.randn((k,), generator=gen)).to(device, torch.bfloat16) if norm else None
+        r0 = torch.randn((m, n), generator=gen).to(device, torch.bfloat16) if res else None
+        ref = reference_fused_linear(x, w, norm_weight=g, eps=1e-5, silu=silu, residual=r0)
+        wk = fold_norm_weight(w, g) if norm else w
+        worst, finite = 0.0, True
+        for _ in range(3):
+            r = r0.clone() if r0 is not None else None
+            out = r if r is not None else torch.full((m, n), float("nan"), dtype=torch.bfloat16, device=device)
+            fused_linear(x, wk, rms_norm=norm, eps=1e-5, silu=silu, residual=r, out=out, config=cfg)
+            torch.cuda.synchronize()
+            worst, finite = max(worst, rel_err(out, ref)), finite and bool(torch.isfinite(out).all())
+        zero = bool((fl._SCRATCH[str(x.device)]["counters"] == 0).all())
+        rows.append(
+            {
+                "case": f"fused_linear split-K {name} M{m} K{k} N{n} {list(cfg)}",
+                "relErr": worst,
+                "ok": finite and zero and worst < BF16_TOLERANCE,
+            }
+        )
+    return rows
+
+
+def check_varlen_prefill(device: str = "cuda", seed: int = 6) -> list[dict]:
+    """The one-call varlen prefill attention (v5) against the per-prompt SDPA loop it replaces, ragged prompts, GQA,
+    Llama-3-8B heads; reports (not ok) when the build has no varlen kernel and the loop would run instead."""
+    from ..attention import backends as ab
+
+    gen = torch.Generator().manual_seed(seed)
+    lens = [1, 17, 128, 300, 1000]
+    t, heads, kvh, d = sum(lens), 32, 8, 128
+    qkv = torch.randn((t, (heads + 2 * kvh) * d), generator=gen).to(device, torch.bfloat16)
+    q = qkv[:, : heads * d].view(t, heads, d)
+    k = qkv[:, heads * d : (heads + kvh) * d].view(t, kvh, d)
+    v = qkv[:, (heads + kvh) * d :].view(t, kvh, d)
+    meta = ab.prefill_metadata(lens, lens, [[0]] * len(lens), device)
+    fast = ab.varlen_causal_attention(q, k, v, meta)
+    if fast is None:
+        return [{"case": "prefill varlen attention vs per-prompt loop", "error": ab.VARLEN_UNAVAILABLE, "ok": False}]
+    loop = ab.prefill_attention(q, k, v, None, None, ab.PrefillMetadata(lens, lens, [None] * len(lens)))
+    e = rel_err(fast, loop)
+    return [{"case": f"prefill varlen attention vs per-prompt loop, prompts {lens}", "relErr": e, "ok": e < 1e-2}]
 
 
 TINY = ModelConfig("tiny", layers=2, hidden_size=256, heads=8, kv_heads=2, intermediate_size=512, vocab_size=512)

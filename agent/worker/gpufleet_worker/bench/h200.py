@@ -21,6 +21,7 @@ import time
 
 import torch
 
+from ..attention import backends as attn_backends
 from ..attention.backends import DecodeMetadata, TorchSdpaBackend, TritonPagedBackend, partition_for
 from ..config import LLAMA3_8B, EngineConfig
 from ..diagnostics import median_cuda_ms
@@ -104,16 +105,21 @@ def model_bench(ceil: dict, log) -> dict:
     decode: dict = {}
     best = ceil.get("attentionTuning", {})
     by_batch = {k: v for k, v in best.items() if k != "partition"}  # partition from partition_for(batch)
-    result["linearSweep"] = linear_sweep(weights, cfg, batches, log)
-    versions = [  # name, backend, fused elementwise kernels, kernel tuning, decode GEMMs
-        (V4, "triton-paged", True, by_batch, "triton"),
-        ("v3 fused + triton-paged, partition by batch", "triton-paged", True, by_batch, "cublas"),
-        ("v2 fused + triton-paged, partition 512", "triton-paged", True, best, "cublas"),
-        ("v1 plain torch ops + triton-paged", "triton-paged", False, by_batch, "cublas"),
-        ("v3 fused + torch-sdpa", "torch-sdpa", True, {}, "cublas"),
+    result["linearSweep"], linear_choices = linear_sweep(weights, cfg, batches, log)
+    result["linearChoices"] = {
+        v: {f"M{bm} {layer}": list(c) if c else "cublas" for (bm, layer), c in ch.items()}
+        for v, ch in linear_choices.items()
+    }
+    v4_attn = dict(by_batch, fused_merge=False)  # partition + separate merge launch, partition_for(batch)
+    v4_choices, v5_choices = linear_choices["v4"], linear_choices["v5"]
+    versions = [  # name, backend, fused elementwise kernels, kernel tuning, decode GEMMs, fused_linear choices
+        (V5, "triton-paged", True, by_batch, "triton", v5_choices),
+        (V4, "triton-paged", True, v4_attn, "triton", v4_choices),
+        (V5_ATTN, "triton-paged", True, by_batch, "triton", v4_choices),
+        ("v3 fused + triton-paged, partition by batch", "triton-paged", True, v4_attn, "cublas", None),
     ]
     profiles: dict = {}
-    for version, backend_name, fused, tuning, linear in versions:
+    for version, backend_name, fused, tuning, linear, choices in versions:
         max_context = ctx + bs
         if backend_name == "triton-paged":
             backend = TritonPagedBackend(
@@ -122,7 +128,15 @@ def model_bench(ceil: dict, log) -> dict:
         else:
             backend = TorchSdpaBackend()
         runner = TorchModelRunner(
-            cfg, eng, backend, weights, DEV, max_context=max_context, fused=fused, decode_linear=linear
+            cfg,
+            eng,
+            backend,
+            weights,
+            DEV,
+            max_context=max_context,
+            fused=fused,
+            decode_linear=linear,
+            linear_choices=choices,
         )
         runner.max_blocks = ctx // bs + 1  # the torch path gathers max_blocks per row: size it to this context
         runner.capture_decode_graphs(batches)
@@ -235,7 +249,9 @@ def model_bench(ceil: dict, log) -> dict:
 
 
 V4 = "v4 fused linear (norm/SiLU/residual in the GEMMs) + triton-paged"
-PROFILED = (V4, "v3 fused + triton-paged, partition by batch")
+V5_ATTN = "v5 attention only (merge inside the kernel) + v4 linear"
+V5 = "v5 merge inside the attention kernel + split-K fused linear"
+PROFILED = (V5, V4)
 
 
 def kernel_profile(runner: TorchModelRunner, g, layers: int, steps: int = 3) -> list[dict]:
@@ -278,14 +294,21 @@ LINEAR_CANDIDATES: dict[int, list[fl.Config]] = {  # (BLOCK_N, BLOCK_K, warps, s
     32: [(32, 256, 4, 4), (64, 256, 4, 3), (32, 512, 4, 3), (64, 128, 4, 4), (16, 512, 4, 4), (64, 512, 4, 3)],
     128: [(64, 128, 8, 3), (128, 64, 8, 4)],
 }
+SPLIT_K_CANDIDATES: dict[int, list[fl.Config]] = {  # (BLOCK_N, BLOCK_K, warps, stages, SPLIT_K), v5
+    # first v5 run: SPLIT_K 2 was best everywhere, 4 and 8 slower (each program's fixed cost and the serial
+    # fixup outweigh the fuller waves), so the sweep now tries SPLIT_K 2 tiles and one SPLIT_K 4
+    16: [(32, 256, 4, 3, 2), (64, 256, 4, 3, 2), (32, 512, 4, 3, 2), (32, 256, 4, 3, 4)],
+    32: [(32, 256, 4, 3, 2), (64, 128, 4, 4, 2), (64, 256, 4, 3, 2)],
+}
 
 
-def linear_sweep(weights: dict[str, torch.Tensor], cfg, batches: list[int], log) -> dict:
+def linear_sweep(weights: dict[str, torch.Tensor], cfg, batches: list[int], log) -> tuple[dict, dict]:
     """Each decode linear layer at M = batch rows, as the v4 runner would run it either way: cuBLAS with the
     elementwise kernels it needs (RMSNorm before qkv / gate_up / LM head, SiLU*mul after gate_up; the residual by
     addmm_) against fused_linear with each candidate tile (all of that inside). Timed as a CUDA graph of one call
-    per layer over all 32 layers' weights (no weight served from L2). The faster per (BLOCK_M, layer) goes into
-    fused_linear.CHOICES (None: cuBLAS)."""
+    per layer over all 32 layers' weights (no weight served from L2). The fastest per (BLOCK_M, layer) among cuBLAS
+    and the v4 tiles is v4's choice, among cuBLAS and every tile (split-K too) v5's; returns (rows, choices) and
+    leaves v4's in fused_linear.CHOICES (None: cuBLAS)."""
     from ..kernels.fused_elementwise import add_rms_norm, silu_mul
 
     h, f, eps, n_l = cfg.hidden_size, cfg.intermediate_size, cfg.rms_norm_eps, cfg.layers
@@ -298,6 +321,7 @@ def linear_sweep(weights: dict[str, torch.Tensor], cfg, batches: list[int], log)
     plain = {name: [weights[f"l{i}.{name}"] for i in range(n_l)] for name in ("qkv", "o", "gate_up", "down")}
     plain["lm_head"] = [weights["lm_head"]]
     out: dict = {}
+    choices: dict = {"v4": {}, "v5": {}}
     for m in batches:
         bm = fl.block_m_for(m)
         x = torch.randn((m, h), device=DEV, dtype=torch.bfloat16)
@@ -324,7 +348,8 @@ def linear_sweep(weights: dict[str, torch.Tensor], cfg, batches: list[int], log)
             t_cublas = graph_time_ms(cublas[name], calls=1)
             tried = []
             norm_layer = kw.get("rms_norm", False)
-            for c in [] if norm_layer and bm > fl.MAX_NORM_BLOCK_M else LINEAR_CANDIDATES[bm]:
+            split_k = SPLIT_K_CANDIDATES.get(bm, []) if name != "lm_head" else []
+            for c in [] if norm_layer and bm > fl.MAX_NORM_BLOCK_M else LINEAR_CANDIDATES[bm] + split_k:
                 try:
                     t = graph_time_ms(
                         lambda inp=inp, ws=ws, kw=kw, c=c: [fl.fused_linear(inp, w, config=c, **kw) for w in ws],
@@ -333,10 +358,17 @@ def linear_sweep(weights: dict[str, torch.Tensor], cfg, batches: list[int], log)
                     tried.append({"config": list(c), "ms": t})
                 except Exception as e:  # a tile that does not fit in shared memory fails to compile: skip it
                     tried.append({"config": list(c), "error": repr(e)[:200]})
-            best = min((r for r in tried if "ms" in r), key=lambda r: r["ms"], default={"config": None, "ms": None})
+            none = {"config": None, "ms": None}
+            best4 = min((r for r in tried if "ms" in r and len(r["config"]) == 4), key=lambda r: r["ms"], default=none)
+            best = min((r for r in tried if "ms" in r), key=lambda r: r["ms"], default=none)
+            use4 = best4["ms"] is not None and best4["ms"] < t_cublas
             use_fused = best["ms"] is not None and best["ms"] < t_cublas
-            fl.CHOICES[(bm, name)] = tuple(best["config"]) if use_fused else None
+            choices["v4"][(bm, name)] = tuple(best4["config"]) if use4 else None  # v4: no split-K tiles
+            choices["v5"][(bm, name)] = tuple(best["config"]) if use_fused else None
             rows[name] = {
+                "v4Config": best4["config"],
+                "v4Ms": best4["ms"],
+                "v4Chosen": "fused_linear" if use4 else "cublas",
                 "weightBytes": nbytes,
                 "cublasMs": t_cublas,
                 "cublasGBps": nbytes / (t_cublas * 1e-3) / 1e9,
@@ -356,8 +388,11 @@ def linear_sweep(weights: dict[str, torch.Tensor], cfg, batches: list[int], log)
                 f" | fused {fused_txt} -> {rows[name]['chosen']}"
             )
         out[str(m)] = rows
-    log(f"linear choices: {fl.CHOICES}")
-    return out
+    fl.CHOICES.clear()
+    fl.CHOICES.update(choices["v4"])  # the default for runners built without choices (v3 rows, calibration)
+    log(f"linear choices v4: {choices['v4']}")
+    log(f"linear choices v5: {choices['v5']}")
+    return out, choices
 
 
 def graph_time_ms(fn, calls: int = 20) -> float:
@@ -377,14 +412,15 @@ def graph_time_ms(fn, calls: int = 20) -> float:
 
 
 ATTN_SHAPES = [(1, 1024), (32, 1024), (128, 1024), (32, 4096), (8, 8192)]
+# v2 swept 24 tunings (partition 256/512 x block 32/64/128 x 4/8 warps x 2/3 stages; NOTES.md): the v1 default,
+# the best and its neighbours are kept, so the run still checks the choice without 24 compiles
 TUNING_GRID = [
-    {"partition": p, "block_n": n, "num_warps": w, "num_stages": st}
-    for p in (256, 512)
-    for n in (32, 64, 128)
-    for w in (4, 8)
-    for st in (2, 3)
-    if p % n == 0
+    {"partition": 256, "block_n": 64, "num_warps": 4, "num_stages": 2},
+    {"partition": 512, "block_n": 64, "num_warps": 4, "num_stages": 2},
+    {"partition": 512, "block_n": 64, "num_warps": 4, "num_stages": 3},
+    {"partition": 512, "block_n": 128, "num_warps": 8, "num_stages": 2},
 ]
+FUSED_PARTITIONS = (64, 128, 256, 512, 1024, 2048)  # v5 sweep; at context 1024 (+16) 2048 is one pass, no partials
 
 
 def _attn_case(b: int, ctx: int, gen: torch.Generator):
@@ -411,7 +447,9 @@ def attention_bench(ceil: dict, log) -> dict:
         total = 0.0
         per_shape = {}
         for (b, ctx), (kc, vc, q, tables, lens) in cases.items():
-            kern = PagedDecodeAttention(b, cfg.heads, cfg.kv_heads, cfg.head_dim, bs, ctx, DEV, **tuning)
+            kern = PagedDecodeAttention(
+                b, cfg.heads, cfg.kv_heads, cfg.head_dim, bs, ctx, DEV, fused_merge=False, **tuning
+            )
             out = torch.empty_like(q)
             t = graph_time_ms(lambda: kern(q, kc, vc, tables, lens, out=out))
             per_shape[f"{b}x{ctx}"] = t
@@ -450,10 +488,34 @@ def attention_bench(ceil: dict, log) -> dict:
         }
         pol = dict(best["tuning"], partition=partition_for(b, cfg.kv_heads, ctx))
         pol["block_n"] = min(pol["block_n"], pol["partition"])
-        kern = PagedDecodeAttention(b, cfg.heads, cfg.kv_heads, cfg.head_dim, bs, ctx, DEV, **pol)
+        kern = PagedDecodeAttention(b, cfg.heads, cfg.kv_heads, cfg.head_dim, bs, ctx, DEV, fused_merge=False, **pol)
         out = torch.empty_like(q)
         row["tritonPartitionByBatchUs"] = graph_time_ms(lambda: kern(q, kc, vc, tables, lens, out=out)) * 1e3
         row["partitionByBatch"] = pol["partition"]
+        # v5: the merge inside the kernel, each partition, at the model step's longest context (ctx + one block)
+        fused = {}
+        kv4 = PagedDecodeAttention(
+            b, cfg.heads, cfg.kv_heads, cfg.head_dim, bs, ctx + bs, DEV, fused_merge=False, **pol
+        )
+        sep = graph_time_ms(lambda: kv4(q, kc, vc, tables, lens, out=out)) * 1e3  # v4 at the same longest context
+        for part in FUSED_PARTITIONS:
+            tun = dict(best["tuning"], partition=part, block_n=min(best["tuning"]["block_n"], part))
+            kf = PagedDecodeAttention(b, cfg.heads, cfg.kv_heads, cfg.head_dim, bs, ctx + bs, DEV, **tun)
+            fused[str(part)] = graph_time_ms(lambda kf=kf: kf(q, kc, vc, tables, lens, out=out)) * 1e3
+        best_part = min(fused, key=fused.get)
+        row["fusedMergeUs"] = fused
+        row["fusedMergeBestPartition"] = int(best_part)
+        row["fusedMergeBestUs"] = fused[best_part]
+        row["separateMergeSameContextUs"] = sep
+        use_fused = fused[best_part] < sep
+        row["v5Uses"] = "merge in kernel" if use_fused else "separate merge launch"
+        if ctx == 1024:  # the model step's context: its batch sizes take the measured kernel and partition
+            attn_backends.PARTITION_CHOICES[b] = (True, int(best_part)) if use_fused else (False, pol["partition"])
+        log(
+            f"attn B={b} ctx={ctx}: v4 (separate merge, {pol['partition']}) {row['tritonPartitionByBatchUs']:.1f} us"
+            f" ({sep:.1f} at ctx+{bs}) | v5 merge in kernel {', '.join(f'{p}: {t:.1f}' for p, t in fused.items())}"
+            f" us -> {row['v5Uses']}"
+        )
         rows.append(row)
         log(f"attn B={b} ctx={ctx}: partition_for -> {pol['partition']}: {row['tritonPartitionByBatchUs']:.1f} us")
         log(
@@ -461,7 +523,9 @@ def attention_bench(ceil: dict, log) -> dict:
             f"torch paged {t_torch * 1e3:.1f} us | dense SDPA {t_dense * 1e3:.1f} us"
         )
     ceil["attentionTuning"] = best["tuning"]
-    return {"bestTuning": best["tuning"], "rows": rows, "sweep": sweep}
+    choices = dict(attn_backends.PARTITION_CHOICES)
+    log(f"attn v5 partition choices by batch: {choices}")
+    return {"bestTuning": best["tuning"], "rows": rows, "sweep": sweep, "fusedPartitionChoices": choices}
 
 
 def prefill_attention_forms(cfg, T: int, log) -> dict:
@@ -511,6 +575,7 @@ def main() -> None:
         checks.check_block_copy,
         checks.check_runner_against_numpy,
         checks.check_export_import,
+        checks.check_varlen_prefill,
     ):
         try:
             correctness += fn(DEV)

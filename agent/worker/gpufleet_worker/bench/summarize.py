@@ -8,8 +8,10 @@ from __future__ import annotations
 import json
 import sys
 
-MAIN_DECODE = "v4 fused linear (norm/SiLU/residual in the GEMMs) + triton-paged"
-BASELINE_DECODE = "v3 fused + triton-paged, partition by batch"
+# the engine as shipped: v5's attention (merge inside the kernel where measured faster) with v4's linear choices;
+# the split-K linear row of the same run is slower in the step at B=1 and stays a measured, unused option
+MAIN_DECODE = "v5 attention only (merge inside the kernel) + v4 linear"
+BASELINE_DECODE = "v4 fused linear (norm/SiLU/residual in the GEMMs) + triton-paged"
 DECODE_TARGET, PREFILL_TARGET = 0.80, 0.75
 
 
@@ -54,6 +56,14 @@ def summarize(raw: dict) -> dict:
                     else None,
                     "fusedConfig": r["bestConfig"],
                     "chosen": r.get("chosen", ""),
+                    "v4Ms": round(r["v4Ms"], 4) if r.get("v4Ms") else None,
+                    "v4FractionOfCopyBw": round(
+                        r["weightBytes"] / (r["v4Ms"] * 1e-3) / 1e9 / raw["measuredCopyGBps"], 4
+                    )
+                    if r.get("v4Ms")
+                    else None,
+                    "v4Config": r.get("v4Config"),
+                    "v4Chosen": r.get("v4Chosen", ""),
                 }
                 for name, r in rows.items()
             }
@@ -102,6 +112,13 @@ def summarize(raw: dict) -> dict:
                 "torchDenseSdpaUs": round(r["torchDenseSdpaUs"], 2),
                 "speedupVsTorchPaged": round(r["torchPagedUs"] / r["tritonPartitionByBatchUs"], 3),
                 "speedupVsDenseSdpa": round(r["torchDenseSdpaUs"] / r["tritonPartitionByBatchUs"], 3),
+                "v5FusedMergeUs": round(r["fusedMergeBestUs"], 2) if "fusedMergeBestUs" in r else None,
+                "v5Partition": r.get("fusedMergeBestPartition"),
+                "v5Uses": r.get("v5Uses"),
+                "v4SameContextUs": round(r["separateMergeSameContextUs"], 2)
+                if "separateMergeSameContextUs" in r
+                else None,
+                "v5FusedMergeByPartitionUs": {p: round(t, 2) for p, t in r.get("fusedMergeUs", {}).items()},
                 "tritonFractionOfCopyBw": round(
                     r["kvBytes"] / (r["tritonPartitionByBatchUs"] * 1e-6) / 1e9 / raw["measuredCopyGBps"], 4
                 ),
@@ -159,29 +176,29 @@ def markdown(s: dict) -> str:
     ]
     if s["decodeLinearSweep"]:
         L += [
-            "v4 names what the runner can fuse; it picks, per layer and batch, whichever of fused_linear and cuBLAS "
-            "the sweep below measured faster (its `used` column), so most v4 layers run on cuBLAS.",
+            "v4 and v5 name what the runner can fuse; each picks, per layer and batch, whichever of fused_linear "
+            "and cuBLAS the sweep below measured faster (v4 among its own tiles, v5 among those and the split-K "
+            "tiles, whose 5th field is SPLIT_K). v5 also merges the attention partitions inside the attention "
+            "kernel (no second launch) with the partition measured best per batch (attention table below).",
             "",
         ]
     if s["decodeLinearSweep"]:
         L += [
             "### Decode linear layers alone (all 32 layers' weights in turn, CUDA graph; fraction of copy bandwidth)",
             "",
-            "| M | layer | weights | cuBLAS + its elementwise kernels | fused_linear (norm/SiLU/residual inside) "
-            "| tile (BLOCK_N, BLOCK_K, warps, stages) | used |",
-            "| --- | --- | --- | --- | --- | --- | --- |",
+            "| M | layer | weights | cuBLAS + its elementwise kernels | fused_linear, v4 tiles | v4 used "
+            "| fused_linear, best tile incl. split-K | tile (BLOCK_N, BLOCK_K, warps, stages[, SPLIT_K]) | v5 used |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
         for m, rows in s["decodeLinearSweep"].items():
             for name, r in rows.items():
+                refused = "not run (norm prologue refused past 32 rows)"
+                v4 = f"{r['v4Ms'] * 1e3:.0f} us, {r['v4FractionOfCopyBw']:.3f}" if r.get("v4Ms") else refused
+                best = f"{r['fusedMs'] * 1e3:.0f} us, {r['fusedFractionOfCopyBw']:.3f}" if r["fusedMs"] else refused
                 L.append(
                     f"| {m} | {name} | {r['weightBytes'] / 1e9:.2f} GB | {r['cublasMs'] * 1e3:.0f} us, "
-                    f"{r['cublasFractionOfCopyBw']:.3f} | "
-                    + (
-                        f"{r['fusedMs'] * 1e3:.0f} us, {r['fusedFractionOfCopyBw']:.3f}"
-                        if r["fusedMs"]
-                        else "not run (norm prologue refused past 32 rows)"
-                    )
-                    + f" | {r['fusedConfig']} | {r['chosen']} |"
+                    f"{r['cublasFractionOfCopyBw']:.3f} | {v4} | {r.get('v4Chosen', '')} | {best} | "
+                    f"{r['fusedConfig']} | {r['chosen']} |"
                 )
         L.append("")
     if s["decodeKernelProfile"]:
@@ -207,15 +224,19 @@ def markdown(s: dict) -> str:
         "",
         "## Paged decode attention, one layer (32 q heads, 8 KV heads, D=128, BS=16; inside CUDA graphs)",
         "",
-        "| batch x context | ours (partition) | torch paged (gather + SDPA) | dense SDPA (no paging) "
-        "| vs torch paged | ours / copy bw |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| batch x context | ours v4: partition + merge launch (partition) | v4 at the step's longest context "
+        "(+16) | ours v5: merge in the kernel, at +16 (best partition) | v5 uses | torch paged (gather + SDPA) "
+        "| dense SDPA (no paging) | v4 vs torch paged | v5 vs torch paged | v4 / copy bw |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in s["pagedDecodeAttention"]:
+        v5 = f"{r['v5FusedMergeUs']:.1f} us ({r['v5Partition']})" if r.get("v5FusedMergeUs") else "not run"
+        v5x = f"{r['torchPagedUs'] / r['v5FusedMergeUs']:.2f}x" if r.get("v5FusedMergeUs") else ""
         L.append(
             f"| {r['batch']} x {r['context']} | {r['tritonUs']:.1f} us ({r['partition']}) | "
+            f"{r.get('v4SameContextUs') or 0:.1f} us | {v5} | {r.get('v5Uses') or ''} | "
             f"{r['torchPagedUs']:.1f} us | {r['torchDenseSdpaUs']:.1f} us | {r['speedupVsTorchPaged']:.2f}x | "
-            f"{r['tritonFractionOfCopyBw']:.2f} |"
+            f"{v5x} | {r['tritonFractionOfCopyBw']:.2f} |"
         )
     L += [
         "",

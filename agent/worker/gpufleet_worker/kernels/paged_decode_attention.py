@@ -8,7 +8,12 @@ Layout:
   each K/V row is read from HBM once per group, not once per query head; the G rows are padded to 16 for tl.dot.
 - The context is cut into partitions of PARTITION tokens (grid axis 2, fixed by the longest context the engine
   allows, so the launch is CUDA-graph safe); each writes (max, sum, unnormalised acc) and a second small kernel
-  merges them. Partitions past a sequence's length do no loads.
+  merges them (v1-v4). Partitions past a sequence's length do no loads.
+- v5 (`fused_merge=True`, the default): no second kernel. Each partition writes its partials and bumps a counter
+  of its (sequence, KV head); the program that arrives last merges all of them and resets the counter to 0 (so
+  the next call and every CUDA-graph replay start from zero). A sequence whose context fits one partition writes
+  its normalised output directly, with no partials at all. Why: the merge launch cost 0.41 ms of a 9.8 ms B=128
+  step and ~2-4 us a layer at B=1/32 (NOTES.md v4), mostly launch and ramp-up, not bytes.
 Roofline: memory-bound. Bytes = sum over sequences of context_len * KV * D * 2 (K and V) * 2 B, plus q and out;
 FLOPs = 4 * H * D per cached token (about 0.5-1 FLOP/B in bf16, far under the ~200 FLOP/B ridge), so the target
 is the measured device copy bandwidth (reads only; ~0.8 of it at large batch, less at batch 1 where 8 KV heads x
@@ -117,6 +122,130 @@ def _merge_kernel(
     tl.store(out_ptr + b * stride_ob + h * stride_oh + offs_d, out.to(out_ptr.dtype.element_ty))
 
 
+@triton.jit
+def _fused_kernel(
+    q_ptr,
+    k_ptr,
+    v_ptr,
+    bt_ptr,
+    ctx_ptr,
+    m_ptr,
+    l_ptr,
+    acc_ptr,
+    out_ptr,
+    cnt_ptr,
+    scale_log2,
+    stride_qb,
+    stride_qh,
+    stride_kb,
+    stride_ks,
+    stride_kh,
+    stride_vb,
+    stride_vs,
+    stride_vh,
+    stride_btb,
+    stride_ob,
+    stride_oh,
+    max_parts,
+    G: tl.constexpr,
+    G_PAD: tl.constexpr,
+    D: tl.constexpr,
+    BS: tl.constexpr,
+    PARTITION: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    G_M: tl.constexpr,
+    PCH: tl.constexpr,
+):
+    """One (sequence, KV head, partition); the last partition of a (sequence, KV head) to finish merges."""
+    b = tl.program_id(0)
+    kvh = tl.program_id(1)
+    part = tl.program_id(2)
+    ctx = tl.load(ctx_ptr + b)
+    n_parts = tl.cdiv(ctx, PARTITION)
+    if part < n_parts:  # partitions past the context do nothing, and are not counted
+        start = part * PARTITION
+        end = tl.minimum(start + PARTITION, ctx)
+        offs_g = tl.arange(0, G_PAD)
+        offs_d = tl.arange(0, D)
+        gmask = offs_g < G
+        heads = kvh * G + offs_g
+        q = tl.load(
+            q_ptr + b * stride_qb + heads[:, None] * stride_qh + offs_d[None, :], mask=gmask[:, None], other=0.0
+        )
+        m = tl.full([G_PAD], float("-inf"), tl.float32)
+        lsum = tl.zeros([G_PAD], tl.float32)
+        acc = tl.zeros([G_PAD, D], tl.float32)
+        for n0 in range(start, end, BLOCK_N):
+            offs_n = n0 + tl.arange(0, BLOCK_N)
+            nmask = offs_n < end
+            blk = tl.load(bt_ptr + b * stride_btb + offs_n // BS, mask=nmask, other=0).to(tl.int64)
+            within = offs_n % BS
+            k = tl.load(
+                k_ptr + blk[:, None] * stride_kb + within[:, None] * stride_ks + kvh * stride_kh + offs_d[None, :],
+                mask=nmask[:, None],
+                other=0.0,
+            )
+            v = tl.load(
+                v_ptr + blk[:, None] * stride_vb + within[:, None] * stride_vs + kvh * stride_vh + offs_d[None, :],
+                mask=nmask[:, None],
+                other=0.0,
+            )
+            s = tl.dot(q, tl.trans(k)) * scale_log2  # [G_PAD, BLOCK_N], log2 domain
+            s = tl.where(nmask[None, :], s, float("-inf"))
+            m_new = tl.maximum(m, tl.max(s, 1))
+            p = tl.exp2(s - m_new[:, None])
+            alpha = tl.exp2(m - m_new)
+            lsum = lsum * alpha + tl.sum(p, 1)
+            acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v)
+            m = m_new
+        o_ptrs = out_ptr + b * stride_ob + heads[:, None] * stride_oh + offs_d[None, :]
+        if n_parts == 1:  # the whole context in this program: no partials, no merge
+            tl.store(o_ptrs, (acc / lsum[:, None]).to(out_ptr.dtype.element_ty), mask=gmask[:, None])
+        else:
+            row0 = (b * tl.num_programs(1) * G + heads) * max_parts  # [B, H, max_parts]
+            tl.store(m_ptr + row0 + part, m, mask=gmask)
+            tl.store(l_ptr + row0 + part, lsum, mask=gmask)
+            tl.store(acc_ptr + (row0 + part)[:, None] * D + offs_d[None, :], acc, mask=gmask[:, None])
+            # every thread's partial stores come before the one thread's release below (CUTLASS's semaphore
+            # pattern: CTA barrier, then a gpu-scope acq_rel atomic); the last arriver's acquire makes all
+            # partitions' partials visible to it
+            tl.debug_barrier()
+            cnt = cnt_ptr + b * tl.num_programs(1) + kvh
+            arrived = tl.atomic_add(cnt, 1, sem="acq_rel", scope="gpu")
+            if arrived == n_parts - 1:
+                # merge PCH partials per load ([PCH, G_M, D] at once, G_M = the group's real heads padded to a
+                # power of two): one L2 round trip per chunk, not one per partial (v5 first run: a loop of one
+                # dependent load per partial made the in-kernel merge slower than the merge launch at B=1)
+                offs_gm = tl.arange(0, G_M)
+                gm = offs_gm < G
+                rowm = (b * tl.num_programs(1) * G + kvh * G + offs_gm) * max_parts  # [G_M]
+                m_all = tl.full([G_M], float("-inf"), tl.float32)
+                l_all = tl.zeros([G_M], tl.float32)
+                o = tl.zeros([G_M, D], tl.float32)
+                for p0 in range(0, n_parts, PCH):  # online merge by chunks; .cg: read L2, never a stale L1 line
+                    offs_p = p0 + tl.arange(0, PCH)
+                    pg = (offs_p < n_parts)[:, None] & gm[None, :]  # [PCH, G_M]
+                    idx = rowm[None, :] + offs_p[:, None]
+                    mp = tl.load(m_ptr + idx, mask=pg, other=float("-inf"), cache_modifier=".cg")
+                    lp = tl.load(l_ptr + idx, mask=pg, other=0.0, cache_modifier=".cg")
+                    ap = tl.load(
+                        acc_ptr + idx[:, :, None] * D + offs_d[None, None, :],
+                        mask=pg[:, :, None],
+                        other=0.0,
+                        cache_modifier=".cg",
+                    )
+                    m_new = tl.maximum(m_all, tl.max(mp, 0))  # finite for real heads: partition 0 is in chunk 0
+                    a_old = tl.where(m_all > float("-inf"), tl.exp2(m_all - m_new), 0.0)
+                    wp = tl.where(mp > float("-inf"), tl.exp2(mp - m_new[None, :]), 0.0)  # [PCH, G_M]
+                    l_all = l_all * a_old + tl.sum(lp * wp, 0)
+                    o = o * a_old[:, None] + tl.sum(ap * wp[:, :, None], 0)
+                    m_all = m_new
+                om_ptrs = out_ptr + b * stride_ob + (kvh * G + offs_gm)[:, None] * stride_oh + offs_d[None, :]
+                l_safe = tl.where(gm, l_all, 1.0)
+                tl.store(om_ptrs, (o / l_safe[:, None]).to(out_ptr.dtype.element_ty), mask=gm[:, None])
+                tl.atomic_xchg(cnt, 0, sem="relaxed", scope="gpu")  # ready for the next call / graph replay
+
+
 class PagedDecodeAttention:
     """Holds the partials for a fixed (max batch, heads, longest context), so repeated calls and graphs reuse them."""
 
@@ -133,6 +262,7 @@ class PagedDecodeAttention:
         block_n: int = 64,
         num_warps: int = 4,
         num_stages: int = 2,
+        fused_merge: bool = True,
     ) -> None:
         if heads % kv_heads:
             raise ValueError(f"heads {heads} not a multiple of kv_heads {kv_heads}")
@@ -147,6 +277,9 @@ class PagedDecodeAttention:
         self.m = torch.empty(shape, dtype=torch.float32, device=device)
         self.l = torch.empty(shape, dtype=torch.float32, device=device)
         self.acc = torch.empty((*shape, head_dim), dtype=torch.float32, device=device)
+        self.fused_merge = fused_merge
+        # arrival counters of the fused merge, one per (sequence, KV head); zero between calls
+        self.counters = torch.zeros((max_batch, kv_heads), dtype=torch.int32, device=device)
 
     def __call__(
         self,
@@ -161,6 +294,8 @@ class PagedDecodeAttention:
         if out is None:
             out = torch.empty_like(q)
         scale_log2 = (1.0 / math.sqrt(self.head_dim)) * 1.4426950408889634
+        if self.fused_merge:
+            return self._fused(q, k_cache, v_cache, block_tables, context_lens, out, scale_log2)
         _partition_kernel[(batch, self.kv_heads, self.max_parts)](
             q,
             k_cache,
@@ -202,6 +337,44 @@ class PagedDecodeAttention:
             D=self.head_dim,
             P_PAD=max(2, triton.next_power_of_2(self.max_parts)),
             num_warps=4,
+        )
+        return out
+
+    def _fused(self, q, k_cache, v_cache, block_tables, context_lens, out, scale_log2) -> torch.Tensor:
+        _fused_kernel[(q.shape[0], self.kv_heads, self.max_parts)](
+            q,
+            k_cache,
+            v_cache,
+            block_tables,
+            context_lens,
+            self.m,
+            self.l,
+            self.acc,
+            out,
+            self.counters,
+            scale_log2,
+            q.stride(0),
+            q.stride(1),
+            k_cache.stride(0),
+            k_cache.stride(1),
+            k_cache.stride(2),
+            v_cache.stride(0),
+            v_cache.stride(1),
+            v_cache.stride(2),
+            block_tables.stride(0),
+            out.stride(0),
+            out.stride(1),
+            self.max_parts,
+            G=self.group,
+            G_PAD=max(16, triton.next_power_of_2(self.group)),
+            D=self.head_dim,
+            BS=self.block_size,
+            PARTITION=self.partition,
+            BLOCK_N=self.block_n,
+            G_M=max(2, triton.next_power_of_2(self.group)),
+            PCH=max(2, 32 // max(2, triton.next_power_of_2(self.group))),
+            num_warps=self.num_warps,
+            num_stages=self.num_stages,
         )
         return out
 

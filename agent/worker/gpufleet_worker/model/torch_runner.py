@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..attention.backends import AttentionBackend, DecodeMetadata, PrefillMetadata, prefill_attention
+from ..attention.backends import AttentionBackend, DecodeMetadata, PrefillMetadata, prefill_attention, prefill_metadata
 from ..config import EngineConfig, ModelConfig
 from ..engine.batch import StepInputs
 from .weights import weight_shapes
@@ -66,6 +66,7 @@ class TorchModelRunner:
         max_context: int = 8192,
         fused: bool = True,
         decode_linear: str = "triton",
+        linear_choices: dict | None = None,
     ) -> None:
         if decode_linear not in ("triton", "cublas"):
             raise ValueError(f"decode_linear must be 'triton' or 'cublas', got {decode_linear!r}")
@@ -74,6 +75,7 @@ class TorchModelRunner:
         # decode GEMMs: "triton" = kernels/fused_linear.py with norm / SiLU / residual folded in (v4, 7 launches a
         # layer) for batches up to its MAX_ROWS; "cublas" = torch matmuls + the fused elementwise kernels (v3)
         self.decode_linear = decode_linear
+        self.linear_choices = linear_choices  # fused_linear tiles per (BLOCK_M, layer); None: fused_linear.CHOICES
         self._folded_w: dict[str, torch.Tensor] = {}
         self.w = weights
         self.block_size = engine.block_size
@@ -176,7 +178,9 @@ class TorchModelRunner:
         cfg, w = self.cfg, self.w
         h, d, nh, nkv = cfg.hidden_size, cfg.head_dim, cfg.heads, cfg.kv_heads
         eps, rows = cfg.rms_norm_eps, tokens.shape[0]
-        c_qkv, c_o, c_gu, c_down, c_lm = (choice_for(rows, n) for n in ("qkv", "o", "gate_up", "down", "lm_head"))
+        c_qkv, c_o, c_gu, c_down, c_lm = (
+            choice_for(rows, n, self.linear_choices) for n in ("qkv", "o", "gate_up", "down", "lm_head")
+        )
         x = w["embed"][tokens]  # the residual stream, updated in place by the o and down projections
         for i in range(cfg.layers):
             if c_qkv is not None:
@@ -225,9 +229,7 @@ class TorchModelRunner:
     @torch.no_grad()
     def prefill_logits(self, inp: StepInputs) -> torch.Tensor:
         dev = self.device
-        meta = PrefillMetadata(
-            inp.query_lens, inp.context_lens, [torch.tensor(t, dtype=torch.long, device=dev) for t in inp.block_tables]
-        )
+        meta = prefill_metadata(inp.query_lens, inp.context_lens, inp.block_tables, dev)
         return self.forward(
             torch.tensor(inp.token_ids, dtype=torch.long, device=dev),
             torch.tensor(inp.positions, dtype=torch.long, device=dev),
