@@ -72,10 +72,11 @@ export interface SoakConfig {
   drainTimeoutS: number;
   seed: number;
   /**
-   * The operator's leader-election settings. Not the chart's (10 s / 7 s / 2 s) by default: on this 2-core machine the
-   * local API server, saturated by the churn's bursts, answered a Lease GET + PUT in 8.4 s, past the chart's 7 s renew
-   * deadline, and the operator stepped down (and exited, as it must) 30-42 s into every full soak tried that way
-   * (docs/reliability.md, "Soak"). SOAK_LEASE_MS=lease,renew,retry overrides; the soak reports its slowest Lease call.
+   * The operator's leader-election settings: the chart's by default (SOAK_LEASE_MS=lease,renew,retry overrides). Before
+   * the elector kept its own keep-alive connection and renewed with one call, the local API server saturated by the
+   * churn's first burst took 8.4 s for a Lease GET + PUT (a new TLS handshake each, each step an event-loop turn on a
+   * loop stalling ~1 s), past the chart's 7 s renew deadline; the operator stepped down and exited 30-42 s into every
+   * full soak (docs/reliability.md, "Soak"). The soak reports its slowest Lease call.
    */
   lease: LeaseSettings;
 }
@@ -103,7 +104,7 @@ export function soakConfig(env: NodeJS.ProcessEnv = process.env): SoakConfig {
     warmupFraction: 0.2,
     drainTimeoutS: num(env["SOAK_DRAIN_TIMEOUT_S"], 300, "SOAK_DRAIN_TIMEOUT_S"),
     seed: num(env["SOAK_SEED"], 15, "SOAK_SEED"),
-    lease: leaseSettings(env["SOAK_LEASE_MS"] ?? "60000,40000,2000"),
+    lease: env["SOAK_LEASE_MS"] ? leaseSettings(env["SOAK_LEASE_MS"]) : chartLeaseSettings(),
   };
 }
 
@@ -299,6 +300,11 @@ export async function run(): Promise<void> {
     const samples: OperatorSample[] = [];
     let t0 = performance.now();
     const sample = async (): Promise<string> => {
+      // An operator that exited is reported with why, at whatever phase (churn, drain) it happened.
+      if (op.child.exitCode !== null)
+        throw new Error(
+          `the operator exited (${op.child.exitCode}) ${round((performance.now() - t0) / 1000, 1)} s after the churn began (longest event-loop stall sampled: ${round(Math.max(0, ...samples.map((x) => x.eventLoopLagMaxS)) * 1000, 1)} ms); ${lastWords(op.logs)}; stderr: ${op.stderrTail().slice(-2000) || "(none)"}`,
+        );
       const text = await op.metrics();
       samples.push(operatorSample(text, round((performance.now() - t0) / 1000, 1)));
       return text;
@@ -569,7 +575,7 @@ function markdown(r: SoakResult): string {
     `Memory: idle RSS ${mib(r.memory.idleRssBytes)} before the churn; heap used ${mib(r.memory.heapUsed.afterWarmupBytes)} → ${mib(r.memory.heapUsed.endBytes)} after warm-up (ratio ${r.memory.heapUsed.ratio}, slope ${r.memory.heapUsed.slopeMiBPerMin} MiB/min); RSS after the drain ${mib(r.memory.afterDrainRssBytes)}.`,
     `API requests the operator sent (gpufleet_operator_api_requests_total, watches aside): **${r.apiRequestsPerS.mean}/s** mean after warm-up, ${r.apiRequestsPerS.max}/s the largest ${r.config.sampleS} s step.`,
     `Event loop: the longest stall after warm-up was ${r.eventLoopLagMaxMs} ms (gpufleet_operator_nodejs_eventloop_lag_max_seconds, per ${r.config.sampleS} s sample); the leader's renew deadline is ${r.config.lease.renewDeadlineMs} ms.`,
-    `Leader election: lease ${r.config.lease.leaseDurationMs} / renew deadline ${r.config.lease.renewDeadlineMs} / retry ${r.config.lease.retryPeriodMs} ms (chart: ${r.chartLease.leaseDurationMs} / ${r.chartLease.renewDeadlineMs} / ${r.chartLease.retryPeriodMs}; see SoakConfig.lease for why not the chart's); Lease calls over 1 s: ${r.slowLeaseCalls.count}, the slowest ${r.slowLeaseCalls.maxMs ?? "–"} ms.`,
+    `Leader election: lease ${r.config.lease.leaseDurationMs} / renew deadline ${r.config.lease.renewDeadlineMs} / retry ${r.config.lease.retryPeriodMs} ms (chart: ${r.chartLease.leaseDurationMs} / ${r.chartLease.renewDeadlineMs} / ${r.chartLease.retryPeriodMs}; SOAK_LEASE_MS overrides); Lease calls over 1 s: ${r.slowLeaseCalls.count}, the slowest ${r.slowLeaseCalls.maxMs ?? "–"} ms.`,
     "",
     "| controller | max queue depth after warm-up | max 1st / 2nd half | mean | after drain | key bound | bounded | reconciles after warm-up | P50 ms | P99 ms |",
     "|---|---|---|---|---|---|---|---|---|---|",

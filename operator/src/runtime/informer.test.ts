@@ -10,7 +10,8 @@ import { systemClock } from "./clock.js";
 import { ApiRecovery, DeadlineWatch, RequestDeadlineError, ResilientInformer, withDeadline } from "./informer.js";
 import type { Logger } from "./logger.js";
 
-type Behaviour = "hang" | "answer";
+/** "gone": a watch answered 410 (its resourceVersion is too old), which makes ListWatch list again at once. */
+type Behaviour = "hang" | "answer" | "gone";
 
 interface FakeApi {
   kubeConfig: KubeConfig;
@@ -39,6 +40,11 @@ async function fakeApi(behaviour: { list: Behaviour; watch: Behaviour }): Promis
     if (isWatch) state.watches++;
     else state.lists++;
     if ((isWatch ? behaviour.watch : behaviour.list) === "hang") return; // accepted, never answered
+    if (isWatch && behaviour.watch === "gone") {
+      res.writeHead(410, { "content-type": "application/json" });
+      res.end(JSON.stringify({ kind: "Status", apiVersion: "v1", status: "Failure", reason: "Expired", code: 410 }));
+      return;
+    }
     res.writeHead(200, { "content-type": "application/json" });
     if (isWatch) res.write(JSON.stringify({ type: "MODIFIED", object: node("n2") }) + "\n");
     else
@@ -88,6 +94,8 @@ function nodeInformer(
     recovery?: ApiRecovery;
     /** Runs before each list; throwing fails the list (an API server that refuses this informer's lists). */
     beforeList?: () => void;
+    listTimeoutMs?: number;
+    listTimeoutFloorMs?: number;
   } = {},
 ) {
   const core = api.kubeConfig.makeApiClient(CoreV1Api);
@@ -233,4 +241,30 @@ describe("ResilientInformer deadlines", () => {
     await other.stop();
     await lagging.stop();
   }, 30_000);
+
+  it("gives a list a deadline from the last list's duration, not the API server's whole 60 s timeout", async () => {
+    const behaviour: { list: Behaviour; watch: Behaviour } = { list: "answer", watch: "answer" };
+    const api = await fakeApi(behaviour);
+    const deadlines: string[] = [];
+    const logger = {
+      ...quietLogger,
+      warn: (fields: { err?: unknown }) => {
+        if (fields.err instanceof RequestDeadlineError) deadlines.push(fields.err.message);
+      },
+    } as unknown as Logger;
+    // No fixed listTimeoutMs: the adaptive default, with a test-sized floor.
+    const informer = nodeInformer(api, { logger, listTimeoutMs: undefined, listTimeoutFloorMs: 300 });
+    await informer.start();
+    expect(informer.hasSynced).toBe(true);
+    // The server now holds every list, and expires the watch so that the informer must list again.
+    behaviour.list = "hang";
+    behaviour.watch = "gone";
+    const fromMs = performance.now();
+    await informer.stop();
+    await informer.start();
+    await vi.waitFor(() => expect(deadlines.length).toBeGreaterThan(0), { timeout: 5_000 });
+    expect(deadlines[0]).toMatch(/list \/api\/v1\/nodes.*300 ms/);
+    expect(performance.now() - fromMs).toBeLessThan(5_000);
+    await informer.stop();
+  }, 20_000);
 });

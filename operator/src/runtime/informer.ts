@@ -36,8 +36,15 @@ export interface InformerOptions<T extends KubernetesObject> {
   logger: Logger;
   clock?: Clock;
   maxWatchAgeMs?: number;
-  /** A list that has not settled after this long fails (default 60 s: a big pod list on a busy host is slow). */
+  /**
+   * A list that has not settled after this long fails. Default: adaptive, 10 × the last successful list's duration
+   * within [listTimeoutFloorMs, 60 s]. A big pod list on a busy host may take seconds, but a list of a few custom
+   * resources held by an API server still starting (seen after etcd and kube-apiserver restarted together) should not
+   * hold its informer for the server's whole 60 s request timeout.
+   */
   listTimeoutMs?: number;
+  /** The adaptive list deadline's floor (default 10 s). */
+  listTimeoutFloorMs?: number;
   /** A watch request without a response after this long fails (default 15 s). */
   watchEstablishTimeoutMs?: number;
   onRestart?: () => void;
@@ -138,6 +145,9 @@ export class DeadlineWatch {
   }
 }
 
+/** The API server's own default request timeout: no list deadline is longer. */
+const MAX_LIST_TIMEOUT_MS = 60_000;
+
 export class ResilientInformer<T extends KubernetesObject> {
   private readonly listWatch: ListWatch<T>;
   private readonly handlers: InformerHandler<T>[] = [];
@@ -155,11 +165,15 @@ export class ResilientInformer<T extends KubernetesObject> {
   private restartAgain = false;
   /** A restart is scheduled after a failure (not the periodic age restart). */
   private backingOff = false;
+  /** How long the last successful list took (the adaptive list deadline's base). */
+  private lastListMs: number | undefined;
   private unsubscribeRecovery: (() => void) | undefined;
 
   constructor(private readonly options: InformerOptions<T>) {
     this.clock = options.clock ?? systemClock;
-    const listTimeoutMs = options.listTimeoutMs ?? 60_000;
+    const listTimeoutMs = () =>
+      options.listTimeoutMs ??
+      Math.min(MAX_LIST_TIMEOUT_MS, Math.max(options.listTimeoutFloorMs ?? 10_000, 10 * (this.lastListMs ?? Infinity)));
     const watch = new DeadlineWatch(
       new Watch(options.kubeConfig),
       options.watchEstablishTimeoutMs ?? 15_000,
@@ -169,7 +183,7 @@ export class ResilientInformer<T extends KubernetesObject> {
     this.listWatch = new ListWatch<T>(
       options.path,
       watch as unknown as Watch, // ListWatch calls only watch(); DeadlineWatch has its signature
-      () => withDeadline(options.list(), listTimeoutMs, `list ${options.path}`, this.clock),
+      () => this.timedList(listTimeoutMs()),
       false,
       options.labelSelector,
     );
@@ -186,6 +200,13 @@ export class ResilientInformer<T extends KubernetesObject> {
     this.clock.clearTimeout(this.restartHandle);
     void this.restart();
   };
+
+  private async timedList(timeoutMs: number): Promise<KubernetesListObject<T>> {
+    const startedMs = this.clock.now();
+    const list = await withDeadline(this.options.list(), timeoutMs, `list ${this.options.path}`, this.clock);
+    this.lastListMs = this.clock.now() - startedMs;
+    return list;
+  }
 
   get resource(): string {
     return this.options.resource;
