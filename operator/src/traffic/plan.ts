@@ -222,8 +222,18 @@ function buildProblem(input: PlanInput): Problem {
       upAt[l * spineCount + s + 1] = upAt[l * spineCount + s]! + fabric.up[l]![s]!.length;
   for (let s = 0; s < spineCount; s++)
     for (let l = 0; l < leaves; l++) downAt[s * leaves + l + 1] = downAt[s * leaves + l]! + fabric.down[s]![l]!.length;
-  const upIds = Int32Array.from(fabric.up.flatMap((bySpine) => bySpine.flat()));
-  const downIds = Int32Array.from(fabric.down.flatMap((byLeaf) => byLeaf.flat()));
+  const upIds = new Int32Array(upAt[leaves * spineCount]!);
+  const downIds = new Int32Array(downAt[leaves * spineCount]!);
+  for (let l = 0; l < leaves; l++)
+    for (let s = 0; s < spineCount; s++) upIds.set(fabric.up[l]![s]!, upAt[l * spineCount + s]!);
+  for (let s = 0; s < spineCount; s++)
+    for (let l = 0; l < leaves; l++) downIds.set(fabric.down[s]![l]!, downAt[s * leaves + l]!);
+  const connSrc = new Int32Array(conns.length);
+  const connDst = new Int32Array(conns.length);
+  for (let i = 0; i < conns.length; i++) {
+    connSrc[i] = conns[i]!.src;
+    connDst[i] = conns[i]!.dst;
+  }
   return {
     fabric,
     conns,
@@ -233,8 +243,8 @@ function buildProblem(input: PlanInput): Problem {
     leafBound: leafBound(fabric, conns),
     linkLeaf,
     linkSpine,
-    connSrc: Int32Array.from(conns, (c) => c.src),
-    connDst: Int32Array.from(conns, (c) => c.dst),
+    connSrc,
+    connDst,
     upAt,
     upIds,
     downAt,
@@ -615,11 +625,18 @@ function leastLoaded(
   const cap = problem.fabric.capacityGbps;
   let best = -1;
   let bestAfter = 0;
+  // A leaf's ports mostly share one capacity: the same division, done once (the same quotient as every time).
+  let lastCap = 0;
+  let added = 0;
   for (let n = from; n < to; n++) {
     const id = ids[n]!;
     const c = cap[id]!;
     if (c <= 0) continue;
-    const after = loads[id]! + gbps / c;
+    if (c !== lastCap) {
+      lastCap = c;
+      added = gbps / c;
+    }
+    const after = loads[id]! + added;
     if (best < 0 || after < bestAfter - 1e-12) {
       best = id;
       bestAfter = after;
