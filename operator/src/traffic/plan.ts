@@ -165,6 +165,8 @@ interface Problem {
   upIds: Int32Array;
   downAt: Int32Array;
   downIds: Int32Array;
+  /** Port group of every link: l·S + s for leaf l's up links to spine s, L·S + s·L + l for spine s's down links to l. */
+  linkPorts: Int32Array;
 }
 
 function buildProblem(input: PlanInput): Problem {
@@ -228,6 +230,13 @@ function buildProblem(input: PlanInput): Problem {
     for (let s = 0; s < spineCount; s++) upIds.set(fabric.up[l]![s]!, upAt[l * spineCount + s]!);
   for (let s = 0; s < spineCount; s++)
     for (let l = 0; l < leaves; l++) downIds.set(fabric.down[s]![l]!, downAt[s * leaves + l]!);
+  const linkPorts = new Int32Array(fabric.capacityGbps.length);
+  for (let l = 0; l < leaves; l++) {
+    for (let s = 0; s < spineCount; s++) {
+      for (const id of fabric.up[l]![s]!) linkPorts[id] = l * spineCount + s;
+      for (const id of fabric.down[s]![l]!) linkPorts[id] = leaves * spineCount + s * leaves + l;
+    }
+  }
   const connSrc = new Int32Array(conns.length);
   const connDst = new Int32Array(conns.length);
   for (let i = 0; i < conns.length; i++) {
@@ -249,6 +258,7 @@ function buildProblem(input: PlanInput): Problem {
     upIds,
     downAt,
     downIds,
+    linkPorts,
   };
 }
 
@@ -572,7 +582,14 @@ function newChoice(): Choice {
  * port), written to `out`; false when the connection has none. On one spine the best up and down ports are
  * independent: the least loaded live port of each.
  */
-function bestPath(problem: Problem, index: number, gbps: number, loads: Float64Array, out: Choice): boolean {
+function bestPath(
+  problem: Problem,
+  index: number,
+  gbps: number,
+  loads: Float64Array,
+  out: Choice,
+  ports?: PortChoices,
+): boolean {
   const cap = problem.fabric.capacityGbps;
   const { spines } = problem.conns[index]!;
   const src = problem.connSrc[index]!;
@@ -582,8 +599,8 @@ function bestPath(problem: Problem, index: number, gbps: number, loads: Float64A
   let bestSum = 0;
   for (let n = 0; n < spines.length; n++) {
     const s = spines[n]!;
-    const up = leastLoadedUp(problem, src, s, gbps, loads);
-    const down = leastLoadedDown(problem, s, dst, gbps, loads);
+    const up = ports === undefined ? leastLoadedUp(problem, src, s, gbps, loads) : ports.up(src, s, gbps, loads);
+    const down = ports === undefined ? leastLoadedDown(problem, s, dst, gbps, loads) : ports.down(s, dst, gbps, loads);
     if (up < 0 || down < 0) continue;
     const upAfter = loads[up]! + gbps / cap[up]!;
     const downAfter = loads[down]! + gbps / cap[down]!;
@@ -611,6 +628,56 @@ function leastLoadedUp(problem: Problem, src: number, s: number, gbps: number, l
 function leastLoadedDown(problem: Problem, s: number, dst: number, gbps: number, loads: Float64Array): number {
   const at = s * problem.fabric.leaves.length + dst;
   return leastLoaded(problem, problem.downIds, problem.downAt[at]!, problem.downAt[at + 1]!, gbps, loads);
+}
+
+/**
+ * leastLoadedUp/Down() per port group (a leaf's up links to one spine, or a spine's down links to one leaf), kept
+ * while none of the group's loads changed and asked for the same gbps: a best path reads 8 spines' groups, a move
+ * changes 4 groups, and between two moves the search computes dozens of best paths over the same leaves. The search
+ * reports every load it writes (changed()), its trial moves and their undoing included, so a kept choice is always
+ * the one leastLoaded() would return now.
+ */
+class PortChoices {
+  private readonly version: Int32Array;
+  private readonly seenVersion: Int32Array;
+  private readonly seenGbps: Float64Array;
+  private readonly link: Int32Array;
+  private readonly spines: number;
+  private readonly leaves: number;
+
+  constructor(private readonly problem: Problem) {
+    this.spines = problem.fabric.spines.length;
+    this.leaves = problem.fabric.leaves.length;
+    const groups = 2 * this.spines * this.leaves;
+    this.version = new Int32Array(groups);
+    this.seenVersion = new Int32Array(groups).fill(-1);
+    this.seenGbps = new Float64Array(groups);
+    this.link = new Int32Array(groups);
+  }
+
+  /** The load of `link` changed. */
+  changed(link: number): void {
+    this.version[this.problem.linkPorts[link]!]!++;
+  }
+
+  up(src: number, s: number, gbps: number, loads: Float64Array): number {
+    const at = src * this.spines + s;
+    if (this.seenVersion[at] === this.version[at] && this.seenGbps[at] === gbps) return this.link[at]!;
+    return this.keep(at, gbps, leastLoadedUp(this.problem, src, s, gbps, loads));
+  }
+
+  down(s: number, dst: number, gbps: number, loads: Float64Array): number {
+    const at = this.spines * this.leaves + s * this.leaves + dst;
+    if (this.seenVersion[at] === this.version[at] && this.seenGbps[at] === gbps) return this.link[at]!;
+    return this.keep(at, gbps, leastLoadedDown(this.problem, s, dst, gbps, loads));
+  }
+
+  private keep(at: number, gbps: number, link: number): number {
+    this.seenVersion[at] = this.version[at]!;
+    this.seenGbps[at] = gbps;
+    this.link[at] = link;
+    return link;
+  }
 }
 
 /** The live link of ids[from … to − 1] least loaded once `gbps` is added (the first on ties), or −1. */
@@ -842,6 +909,7 @@ class Search {
   private bestCost: Float64Array;
   /** movableOff() per blocking link, valid while `commits` holds. */
   private readonly movable = new Map<number, Movable>();
+  private readonly ports: PortChoices;
   /** QPs moved so far (chain trial moves, undone, do not count). */
   private commits = 0;
 
@@ -856,6 +924,7 @@ class Search {
     this.cap = problem.fabric.capacityGbps;
     this.upVersion = new Int32Array(problem.fabric.leaves.length);
     this.downVersion = new Int32Array(problem.fabric.leaves.length);
+    this.ports = new PortChoices(problem);
     const size = Math.max(16, groups.size);
     this.bestUpVersion = new Int32Array(size).fill(-1);
     this.bestDownVersion = new Int32Array(size).fill(-1);
@@ -908,6 +977,13 @@ class Search {
     const share = this.shares[this.groups.conn[g]!]!;
     removeLoad(this.cap, this.loads, fromUp, fromDown, share);
     addLoad(this.cap, this.loads, toUp, toDown, share);
+    this.loadsChanged(fromUp, fromDown);
+    this.loadsChanged(toUp, toDown);
+  }
+
+  private loadsChanged(up: number, down: number): void {
+    this.ports.changed(up);
+    this.ports.changed(down);
   }
 
   /** The best path for one QP of group g with its own load taken off, into `out`; the load is put back. */
@@ -927,9 +1003,11 @@ class Search {
     const down = groups.down[g]!;
     const share = this.shares[conn]!;
     removeLoad(this.cap, this.loads, up, down, share);
+    this.loadsChanged(up, down);
     // With its own load removed, the current path would come back at the maximum: only a real move passes.
-    const found = bestPath(problem, conn, share, this.loads, out);
+    const found = bestPath(problem, conn, share, this.loads, out, this.ports);
     addLoad(this.cap, this.loads, up, down, share);
+    this.loadsChanged(up, down);
     this.bestUpVersion[g] = upVersion;
     this.bestDownVersion[g] = downVersion;
     this.bestUp[g] = found ? out.up : -1;
@@ -970,8 +1048,8 @@ class Search {
     const eps = this.config.epsilon;
     for (let n = 0; n < spines.length; n++) {
       const s = spines[n]!;
-      const up = leastLoadedUp(problem, src, s, share, loads);
-      const down = leastLoadedDown(problem, s, dst, share, loads);
+      const up = this.ports.up(src, s, share, loads);
+      const down = this.ports.down(s, dst, share, loads);
       if (up < 0 || down < 0 || up === hotLink || down === hotLink) continue;
       const upBlocked = loads[up]! + share / cap[up]! >= max - eps;
       const downBlocked = loads[down]! + share / cap[down]! >= max - eps;
