@@ -167,6 +167,9 @@ interface Problem {
   downIds: Int32Array;
   /** Port group of every link: l·S + s for leaf l's up links to spine s, L·S + s·L + l for spine s's down links to l. */
   linkPorts: Int32Array;
+  /** Every link's port index in its group, and the most ports any group has. */
+  linkPort: Int32Array;
+  maxPorts: number;
 }
 
 function buildProblem(input: PlanInput): Problem {
@@ -231,10 +234,19 @@ function buildProblem(input: PlanInput): Problem {
   for (let s = 0; s < spineCount; s++)
     for (let l = 0; l < leaves; l++) downIds.set(fabric.down[s]![l]!, downAt[s * leaves + l]!);
   const linkPorts = new Int32Array(fabric.capacityGbps.length);
+  const linkPort = new Int32Array(fabric.capacityGbps.length);
+  let maxPorts = 1;
   for (let l = 0; l < leaves; l++) {
     for (let s = 0; s < spineCount; s++) {
-      for (const id of fabric.up[l]![s]!) linkPorts[id] = l * spineCount + s;
-      for (const id of fabric.down[s]![l]!) linkPorts[id] = leaves * spineCount + s * leaves + l;
+      for (const [port, id] of fabric.up[l]![s]!.entries()) {
+        linkPorts[id] = l * spineCount + s;
+        linkPort[id] = port;
+      }
+      for (const [port, id] of fabric.down[s]![l]!.entries()) {
+        linkPorts[id] = leaves * spineCount + s * leaves + l;
+        linkPort[id] = port;
+      }
+      maxPorts = Math.max(maxPorts, fabric.up[l]![s]!.length, fabric.down[s]![l]!.length);
     }
   }
   const connSrc = new Int32Array(conns.length);
@@ -259,6 +271,8 @@ function buildProblem(input: PlanInput): Problem {
     downAt,
     downIds,
     linkPorts,
+    linkPort,
+    maxPorts,
   };
 }
 
@@ -384,7 +398,7 @@ function solve(
   const unchanged = new Uint8Array(conns.length);
   const loads = new Float64Array(cap.length);
   const pending: number[] = [];
-  const groups = new PathGroups(cap.length, { first, up, down }, unchanged);
+  const groups = new PathGroups(problem, { first, up, down }, unchanged);
   const copied = copySameLayout(seed, { first, up, down });
   for (let i = 0; i < conns.length; i++) {
     const asSeed = copied || seedPaths(problem, i, seed, { first, up, down });
@@ -541,7 +555,7 @@ function loadLivePaths(
     }
     loads[u] = upLoad;
     loads[d] = downLoad;
-    groups.add(i, u, d, key - from, from);
+    groups.addSeeded(i, u, d, key - from, from);
   }
   return missing;
 }
@@ -766,12 +780,23 @@ class PathGroups {
    */
   private readonly onLink: (number[] | undefined)[];
 
+  /**
+   * For addSeeded(): per (up link, down port), the group of the connection being seeded there, where seedConn
+   * holds that connection + 1. A connection spread over 128 paths has 128 groups, and finding each run's group by
+   * walking the connection's list made seeding quadratic in them (4,096-GPU ring plans).
+   */
+  private readonly seedConn: Int32Array;
+  private readonly seedGroup: Int32Array;
+
   constructor(
-    links: number,
+    private readonly problem: Problem,
     private readonly paths: QpPaths,
     private readonly unchanged: Uint8Array,
   ) {
+    const links = problem.fabric.capacityGbps.length;
     const conns = paths.first.length - 1;
+    this.seedConn = new Int32Array(links * problem.maxPorts);
+    this.seedGroup = new Int32Array(links * problem.maxPorts);
     this.connHead = new Int32Array(conns).fill(-1);
     this.onLink = new Array<number[] | undefined>(links);
     const size = Math.max(16, conns * 2);
@@ -801,6 +826,22 @@ class PathGroups {
       this.count[g]! += count;
       if (min < this.min[g]!) this.min[g] = min;
     }
+  }
+
+  /**
+   * add() for the seeding pass, which adds each connection's QPs in one go, before any other add() for it: its
+   * groups so far are found by path in a table instead of its list.
+   */
+  addSeeded(conn: number, up: number, down: number, count: number, min: number): void {
+    const at = up * this.problem.maxPorts + this.problem.linkPort[down]!;
+    if (this.seedConn[at] === conn + 1) {
+      const g = this.seedGroup[at]!;
+      this.count[g]! += count;
+      if (min < this.min[g]!) this.min[g] = min;
+      return;
+    }
+    this.seedConn[at] = conn + 1;
+    this.seedGroup[at] = this.create(conn, up, down, count, min);
   }
 
   /**
@@ -856,7 +897,7 @@ class PathGroups {
     return -1;
   }
 
-  private create(conn: number, up: number, down: number, count: number, min: number): void {
+  private create(conn: number, up: number, down: number, count: number, min: number): number {
     if (this.groups === this.up.length) {
       this.conn = grown(this.conn);
       this.up = grown(this.up);
@@ -875,6 +916,7 @@ class PathGroups {
     this.connHead[conn] = g;
     this.list(up, g);
     this.list(down, g);
+    return g;
   }
 }
 
