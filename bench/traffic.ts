@@ -14,7 +14,10 @@
  *                      ring link), each ring link slowed by its connection's worst link load (slowLinks factor
  *                      1 / load when the load exceeds 1); for the ideal, every link at the LP's λ.
  *   planMs / replanMs  wall time of planTraffic from scratch, and (failure scenarios) of the re-plan after the
- *                      cable fails, starting from the plan on the healthy fabric (median of REPEATS runs).
+ *                      cable fails, starting from the plan on the healthy fabric (median of REPEATS runs);
+ *                      planCpuMs / replanCpuMs the same calls' CPU time (process.cpuUsage, user + system, all of
+ *                      the process's threads: V8's GC helpers count too). On the shared 2 cores wall time also
+ *                      counts other work waiting for a core. The target is judged on wall time, as before.
  * Loads are demand ÷ capacity with every connection at line rate at once (load 1 = a link exactly full).
  * Each scenario's fabric, flows (inter-leaf connections) and LP are written to bench/results/traffic-scenarios/.
  */
@@ -60,7 +63,9 @@ export interface TrafficRow {
   reductionVsEcmpMultiQp: number;
   stepMs: { c4p: number; ecmp: number; ecmpMultiQp: number; ideal: number; unloaded: number };
   planMs: number;
+  planCpuMs: number;
   replanMs: number | null;
+  replanCpuMs: number | null;
   replanMovedConnections: number | null;
   lpSolveMs: number;
 }
@@ -103,7 +108,9 @@ async function runScenario(s: Scenario, scenarioDir: string): Promise<TrafficRow
   const inter = connections.filter((c) => s.nodeLeaf.get(c.srcNode) !== s.nodeLeaf.get(c.dstNode));
   const input = { fabric, nodeLeaf: s.nodeLeaf, connections };
 
-  const planMs = median(Array.from({ length: REPEATS }, () => timed(() => planTraffic(input)).ms));
+  const planRuns = Array.from({ length: REPEATS }, () => timed(() => planTraffic(input)));
+  const planMs = median(planRuns.map((r) => r.ms));
+  const planCpuMs = median(planRuns.map((r) => r.cpuMs));
   const plan = planTraffic(input);
   if (plan.unroutable.length > 0) throw new Error(`${s.name}: ${plan.unroutable.length} connections unroutable`);
   const c4pLoads = linkLoads(fabric, connections, planLinks(fabric, plan));
@@ -113,16 +120,16 @@ async function runScenario(s: Scenario, scenarioDir: string): Promise<TrafficRow
   const single = planTraffic({ ...input, config: { maxQpsPerConnection: 1 } });
 
   let replanMs: number | null = null;
+  let replanCpuMs: number | null = null;
   let replanMoved: number | null = null;
   if (s.failedLink !== null) {
     const before = planTraffic({ ...input, fabric: buildFabric(s.healthySpec) });
     const fabricAfter = buildFabric(s.spec);
-    replanMs = median(
-      Array.from(
-        { length: REPEATS },
-        () => timed(() => planTraffic({ ...input, fabric: fabricAfter, previous: before })).ms,
-      ),
+    const replanRuns = Array.from({ length: REPEATS }, () =>
+      timed(() => planTraffic({ ...input, fabric: fabricAfter, previous: before })),
     );
+    replanMs = median(replanRuns.map((r) => r.ms));
+    replanCpuMs = median(replanRuns.map((r) => r.cpuMs));
     const after = planTraffic({ ...input, fabric: fabricAfter, previous: before });
     const was = new Map(before.connections.map((c) => [c.id, JSON.stringify(c.paths)]));
     replanMoved = after.connections.filter((c) => was.get(c.id) !== JSON.stringify(c.paths)).length;
@@ -186,7 +193,9 @@ async function runScenario(s: Scenario, scenarioDir: string): Promise<TrafficRow
     reductionVsEcmpMultiQp: 1 - c4pMax / ecmpQMean,
     stepMs,
     planMs,
+    planCpuMs,
     replanMs,
+    replanCpuMs,
     replanMovedConnections: replanMoved,
     lpSolveMs: ideal.solveMs,
   };
@@ -253,6 +262,7 @@ interface Summary {
   reductionVsEcmpMultiQpMedian: number;
   planMsAt4096Max: number;
   replanMsAt4096Max: number;
+  replanCpuMsAt4096Max: number;
   stepMsAt4096: number;
 }
 
@@ -269,6 +279,7 @@ function summarize(rows: readonly TrafficRow[]): Summary {
     reductionVsEcmpMultiQpMedian: median(rows.map((r) => r.reductionVsEcmpMultiQp)),
     planMsAt4096Max: Math.max(...at4096.map((r) => r.planMs)),
     replanMsAt4096Max: Math.max(...at4096.map((r) => r.replanMs ?? 0)),
+    replanCpuMsAt4096Max: Math.max(...at4096.map((r) => r.replanCpuMs ?? 0)),
     stepMsAt4096: Math.min(...at4096.map((r) => r.stepMs.c4p)),
   };
 }
@@ -283,7 +294,9 @@ function markdown(rows: readonly TrafficRow[], s: Summary): string {
     `ECMP×${MULTI_QPS} = ${MULTI_QPS} QPs per connection, each hashed on its own. ideal = exact optimum of the fluid multipath LP`,
     "(HiGHS). Step times: the simulated worker's training step (200 ms compute, 4 × 256 MiB ring all-reduce buckets)",
     "with ring links slowed by their connection's worst link load. QPs: C4P's QPs per connection (most of any job).",
-    "planMs / replanMs: wall time on this machine (2 shared cores), median of 3. The planner here may use NCCL's",
+    "planMs / replanMs: wall time on this machine (2 shared cores), median of 3; in brackets the same calls' CPU time",
+    "(process.cpuUsage, user + system, all threads of the process, GC helpers included): wall time also counts other",
+    "work waiting for one of the 2 shared cores. The target below is judged on wall time. The planner here may use NCCL's",
     "128 QPs per connection; the operator's plan controller caps it at the agents' 16 (MAX_QPS_PER_CONNECTION).",
     "",
     `Fabric: leaves of ${FABRIC_SHAPE.nodesPerLeaf} nodes × ${FABRIC_SHAPE.gpusPerNode} GPUs (${FABRIC_SHAPE.nicGbps} Gbit/s NIC per GPU), ${FABRIC_SHAPE.spines} spines × ${FABRIC_SHAPE.portsPerSpine} ports per leaf (1:1). Jobs tp=8, pp=1.`,
@@ -292,27 +305,30 @@ function markdown(rows: readonly TrafficRow[], s: Summary): string {
     "",
     `- ${s.scenarios} scenarios. C4P ÷ ideal: max **${f(s.c4pOverIdealMax)}**, median ${f(s.c4pOverIdealMedian)} (target ≤ 1.05 in every scenario; ${s.scenariosAbove105.length === 0 ? "met" : `missed in ${s.scenariosAbove105.length}: ${s.scenariosAbove105.join(", ")}`}).`,
     `- Max link load reduction vs ECMP (1 QP), median over scenarios: **${f(s.reductionVsEcmpMedian * 100, 1)}%** (target ≥ 30%); vs ECMP with ${MULTI_QPS} QPs: ${f(s.reductionVsEcmpMultiQpMedian * 100, 1)}%.`,
-    `- Planner at 4,096 GPUs: plan from scratch ≤ ${f(s.planMsAt4096Max, 1)} ms, re-plan after a cable failure ≤ ${f(s.replanMsAt4096Max, 1)} ms, vs a predicted step of ${f(s.stepMsAt4096, 0)} ms (target: re-plan faster than one step; ${s.replanMsAt4096Max < s.stepMsAt4096 ? "met" : "missed"}).`,
+    `- Planner at 4,096 GPUs: plan from scratch ≤ ${f(s.planMsAt4096Max, 1)} ms, re-plan after a cable failure ≤ ${f(s.replanMsAt4096Max, 1)} ms wall (CPU ≤ ${f(s.replanCpuMsAt4096Max, 1)} ms), vs a predicted step of ${f(s.stepMsAt4096, 0)} ms (target: re-plan faster than one step; ${s.replanMsAt4096Max < s.stepMsAt4096 ? "met" : "missed"}).`,
     `- C4P splits a connection only in equal QP shares (1/q of its demand, q ≤ 128 = NCCL_IB_MAX_QPS, per job); the ideal is fluid. Where C4P ÷ ideal > 1 the gap is at most about one QP share on the busiest link (e.g. 8 flows over 31 live uplinks: ceil(8q/31)/q = 34/128 vs 8/31, 1.029×).`,
     "",
     "## Scenarios",
     "",
-    "| GPUs | placement | all-reduce | failed link | inter-leaf conns | C4P | QPs | C4P 1 QP | ECMP (worst) | ECMP×4 | ideal | C4P ÷ ideal | vs ECMP | step ms C4P / ECMP / ECMP×4 / ideal | planMs | replanMs (moved) |",
+    "| GPUs | placement | all-reduce | failed link | inter-leaf conns | C4P | QPs | C4P 1 QP | ECMP (worst) | ECMP×4 | ideal | C4P ÷ ideal | vs ECMP | step ms C4P / ECMP / ECMP×4 / ideal | planMs (CPU) | replanMs (CPU) (moved) |",
     "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
   ];
   for (const r of rows) {
     lines.push(
-      `| ${r.gpus} | ${r.placement} | ${r.algorithm} | ${r.failedLink ?? "-"} | ${r.interLeafConnections} | ${f(r.c4pMaxLinkLoad)} | ${r.c4pQpsPerConnection} | ${f(r.c4pSingleQpMaxLinkLoad)} | ${f(r.ecmpMaxLinkLoad)} (${f(r.ecmpMaxLinkLoadWorst)}) | ${f(r.ecmpMultiQpMaxLinkLoad)} | ${f(r.idealMaxLinkLoad)} | ${f(r.c4pOverIdeal)} | ${f(r.reductionVsEcmp * 100, 1)}% | ${f(r.stepMs.c4p, 1)} / ${f(r.stepMs.ecmp, 1)} / ${f(r.stepMs.ecmpMultiQp, 1)} / ${f(r.stepMs.ideal, 1)} | ${f(r.planMs, 1)} | ${r.replanMs === null ? "-" : `${f(r.replanMs, 1)} (${r.replanMovedConnections})`} |`,
+      `| ${r.gpus} | ${r.placement} | ${r.algorithm} | ${r.failedLink ?? "-"} | ${r.interLeafConnections} | ${f(r.c4pMaxLinkLoad)} | ${r.c4pQpsPerConnection} | ${f(r.c4pSingleQpMaxLinkLoad)} | ${f(r.ecmpMaxLinkLoad)} (${f(r.ecmpMaxLinkLoadWorst)}) | ${f(r.ecmpMultiQpMaxLinkLoad)} | ${f(r.idealMaxLinkLoad)} | ${f(r.c4pOverIdeal)} | ${f(r.reductionVsEcmp * 100, 1)}% | ${f(r.stepMs.c4p, 1)} / ${f(r.stepMs.ecmp, 1)} / ${f(r.stepMs.ecmpMultiQp, 1)} / ${f(r.stepMs.ideal, 1)} | ${f(r.planMs, 1)} (${f(r.planCpuMs, 1)}) | ${r.replanMs === null ? "-" : `${f(r.replanMs, 1)} (${f(r.replanCpuMs!, 1)}) (${r.replanMovedConnections})`} |`,
     );
   }
   lines.push("", "Each scenario's fabric, flows and LP: bench/results/traffic-scenarios/<scenario>.json.", "");
   return lines.join("\n");
 }
 
-function timed<T>(fn: () => T): { value: T; ms: number } {
+function timed<T>(fn: () => T): { value: T; ms: number; cpuMs: number } {
+  const cpu = process.cpuUsage();
   const started = performance.now();
   const value = fn();
-  return { value, ms: performance.now() - started };
+  const ms = performance.now() - started;
+  const used = process.cpuUsage(cpu);
+  return { value, ms, cpuMs: (used.user + used.system) / 1000 };
 }
 
 function median(values: readonly number[]): number {

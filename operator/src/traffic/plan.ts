@@ -151,13 +151,25 @@ interface Problem {
   intraLeaf: number;
   unroutable: { id: string; reason: string }[];
   leafBound: number;
-  /** Leaf and spine index of every link, and 1 for an up link (leaf to spine). */
+  /** Leaf and spine index of every link. */
   linkLeaf: Int32Array;
   linkSpine: Int32Array;
-  linkUp: Uint8Array;
-  /** Indexes of the connections leaving (arriving at) each leaf, ascending. */
-  fromLeaf: number[][];
-  toLeaf: number[][];
+  /** Source and destination leaf of every connection (as in conns, in flat arrays for the search's hot loops). */
+  connSrc: Int32Array;
+  connDst: Int32Array;
+  /**
+   * The fabric's up links flat: leaf l's up links to spine s are upIds[upAt[l·S + s] … upAt[l·S + s + 1] − 1] (S
+   * spines, port order); the down links from spine s to leaf l likewise at downAt[s·L + l] (L leaves).
+   */
+  upAt: Int32Array;
+  upIds: Int32Array;
+  downAt: Int32Array;
+  downIds: Int32Array;
+  /** Port group of every link: l·S + s for leaf l's up links to spine s, L·S + s·L + l for spine s's down links to l. */
+  linkPorts: Int32Array;
+  /** Every link's port index in its group, and the most ports any group has. */
+  linkPort: Int32Array;
+  maxPorts: number;
 }
 
 function buildProblem(input: PlanInput): Problem {
@@ -198,21 +210,50 @@ function buildProblem(input: PlanInput): Problem {
   }
   const linkLeaf = new Int32Array(fabric.capacityGbps.length);
   const linkSpine = new Int32Array(fabric.capacityGbps.length);
-  const linkUp = new Uint8Array(fabric.capacityGbps.length);
   for (let l = 0; l < fabric.leaves.length; l++) {
     for (let s = 0; s < fabric.spines.length; s++) {
-      for (const id of fabric.up[l]![s]!) linkUp[id] = 1;
       for (const id of [...fabric.up[l]![s]!, ...fabric.down[s]![l]!]) {
         linkLeaf[id] = l;
         linkSpine[id] = s;
       }
     }
   }
-  const fromLeaf = fabric.leaves.map((): number[] => []);
-  const toLeaf = fabric.leaves.map((): number[] => []);
-  for (const [i, { src, dst }] of conns.entries()) {
-    fromLeaf[src]!.push(i);
-    toLeaf[dst]!.push(i);
+  const leaves = fabric.leaves.length;
+  const spineCount = fabric.spines.length;
+  const upAt = new Int32Array(leaves * spineCount + 1);
+  const downAt = new Int32Array(leaves * spineCount + 1);
+  for (let l = 0; l < leaves; l++)
+    for (let s = 0; s < spineCount; s++)
+      upAt[l * spineCount + s + 1] = upAt[l * spineCount + s]! + fabric.up[l]![s]!.length;
+  for (let s = 0; s < spineCount; s++)
+    for (let l = 0; l < leaves; l++) downAt[s * leaves + l + 1] = downAt[s * leaves + l]! + fabric.down[s]![l]!.length;
+  const upIds = new Int32Array(upAt[leaves * spineCount]!);
+  const downIds = new Int32Array(downAt[leaves * spineCount]!);
+  for (let l = 0; l < leaves; l++)
+    for (let s = 0; s < spineCount; s++) upIds.set(fabric.up[l]![s]!, upAt[l * spineCount + s]!);
+  for (let s = 0; s < spineCount; s++)
+    for (let l = 0; l < leaves; l++) downIds.set(fabric.down[s]![l]!, downAt[s * leaves + l]!);
+  const linkPorts = new Int32Array(fabric.capacityGbps.length);
+  const linkPort = new Int32Array(fabric.capacityGbps.length);
+  let maxPorts = 1;
+  for (let l = 0; l < leaves; l++) {
+    for (let s = 0; s < spineCount; s++) {
+      for (const [port, id] of fabric.up[l]![s]!.entries()) {
+        linkPorts[id] = l * spineCount + s;
+        linkPort[id] = port;
+      }
+      for (const [port, id] of fabric.down[s]![l]!.entries()) {
+        linkPorts[id] = leaves * spineCount + s * leaves + l;
+        linkPort[id] = port;
+      }
+      maxPorts = Math.max(maxPorts, fabric.up[l]![s]!.length, fabric.down[s]![l]!.length);
+    }
+  }
+  const connSrc = new Int32Array(conns.length);
+  const connDst = new Int32Array(conns.length);
+  for (let i = 0; i < conns.length; i++) {
+    connSrc[i] = conns[i]!.src;
+    connDst[i] = conns[i]!.dst;
   }
   return {
     fabric,
@@ -223,9 +264,15 @@ function buildProblem(input: PlanInput): Problem {
     leafBound: leafBound(fabric, conns),
     linkLeaf,
     linkSpine,
-    linkUp,
-    fromLeaf,
-    toLeaf,
+    connSrc,
+    connDst,
+    upAt,
+    upIds,
+    downAt,
+    downIds,
+    linkPorts,
+    linkPort,
+    maxPorts,
   };
 }
 
@@ -351,15 +398,11 @@ function solve(
   const unchanged = new Uint8Array(conns.length);
   const loads = new Float64Array(cap.length);
   const pending: number[] = [];
+  const groups = new PathGroups(problem, { first, up, down }, unchanged);
+  const copied = copySameLayout(seed, { first, up, down });
   for (let i = 0; i < conns.length; i++) {
-    const asSeed = seedPaths(problem, i, seed, { first, up, down });
-    let missing = 0;
-    for (let k = first[i]!; k < first[i + 1]!; k++) {
-      if (up[k]! < 0) {
-        missing++;
-        pending.push(i);
-      } else addLoad(cap, loads, up[k]!, down[k]!, share[i]!);
-    }
+    const asSeed = copied || seedPaths(problem, i, seed, { first, up, down });
+    const missing = loadLivePaths(problem, i, { first, up, down }, share[i]!, loads, pending, groups);
     unchanged[i] = asSeed && missing === 0 ? 1 : 0;
   }
   // LPT order: biggest QPs first; ties by connection order (ids, sorted). A connection's missing QPs fill its
@@ -374,10 +417,11 @@ function solve(
     while (up[k]! >= 0) k++;
     up[k] = choice.up;
     down[k] = choice.down;
+    groups.add(i, choice.up, choice.down, 1, k);
   }
   const solution: Solution = { first, up, down, loads, maxLoad: 0, unchanged };
   if (seed !== undefined && "solved" in seed && seed.plan !== undefined) solution.seed = seed;
-  localSearch(problem, config, solution, share);
+  localSearch(problem, config, solution, share, groups);
   solution.maxLoad = maxOf(loads);
   return solution;
 }
@@ -402,15 +446,9 @@ function seedPaths(problem: Problem, i: number, seed: Seed | undefined, into: Qp
     if (had === 0 || had > q || q % had !== 0) return none(into, lo, q);
     const copies = q / had;
     if (copies === 1) {
-      // The common case (the same QP count as the seed): copied whole, then the dead paths cleared.
+      // The same QP count as the seed: copied whole (loadLivePaths clears the dead ones).
       into.up.set(up.subarray(from, from + q), lo);
       into.down.set(down.subarray(from, from + q), lo);
-      for (let at = lo; at < lo + q; at++) {
-        const u = into.up[at]!;
-        const d = into.down[at]!;
-        const fits = linkLeaf[u] === src && linkLeaf[d] === dst && linkSpine[u] === linkSpine[d];
-        if (!fits || cap[u]! <= 0 || cap[d]! <= 0) into.up[at] = into.down[at] = -1;
-      }
       return true;
     }
     for (let k = 0; k < had; k++) {
@@ -450,6 +488,78 @@ function seedPaths(problem: Problem, i: number, seed: Seed | undefined, into: Qp
   return false;
 }
 
+/**
+ * A solved seed of exactly this problem's connections and QP counts (a re-plan after a cable failed: the same
+ * jobs): its paths copied into `into` in one go instead of connection by connection; false when it is not one.
+ */
+function copySameLayout(seed: Seed | undefined, into: QpPaths): boolean {
+  if (seed === undefined || !("solved" in seed) || seed.indexOf !== null) return false;
+  const { first, up, down } = seed.solved;
+  if (first.length !== into.first.length) return false;
+  for (let i = 0; i < first.length; i++) if (first[i] !== into.first[i]) return false;
+  into.up.set(up);
+  into.down.set(down);
+  return true;
+}
+
+/**
+ * Adds the load of connection i's seeded QPs whose path is live and between its leaves, and clears the others
+ * (−1) for the greedy step, adding i to `pending` once per cleared QP; how many it cleared. Run by run: a
+ * connection's QPs on one path are mostly consecutive keys, so a path is checked once per run, and its two loads
+ * are summed QP by QP in the same order as one addLoad per QP (the same floating-point result).
+ */
+function loadLivePaths(
+  problem: Problem,
+  i: number,
+  paths: QpPaths,
+  gbps: number,
+  loads: Float64Array,
+  pending: number[],
+  groups: PathGroups,
+): number {
+  const { linkLeaf, linkSpine } = problem;
+  const cap = problem.fabric.capacityGbps;
+  const { src, dst } = problem.conns[i]!;
+  const { up, down } = paths;
+  const last = paths.first[i + 1]!;
+  let missing = 0;
+  for (let key = paths.first[i]!; key < last;) {
+    const u = up[key]!;
+    const d = down[key]!;
+    const from = key;
+    do key++;
+    while (key < last && up[key] === u && down[key] === d);
+    const live =
+      u >= 0 &&
+      d >= 0 &&
+      linkLeaf[u] === src &&
+      linkLeaf[d] === dst &&
+      linkSpine[u] === linkSpine[d] &&
+      cap[u]! > 0 &&
+      cap[d]! > 0;
+    if (!live) {
+      for (let k = from; k < key; k++) {
+        up[k] = down[k] = -1;
+        pending.push(i);
+      }
+      missing += key - from;
+      continue;
+    }
+    const onUp = gbps / cap[u]!;
+    const onDown = gbps / cap[d]!;
+    let upLoad = loads[u]!;
+    let downLoad = loads[d]!;
+    for (let k = from; k < key; k++) {
+      upLoad += onUp;
+      downLoad += onDown;
+    }
+    loads[u] = upLoad;
+    loads[d] = downLoad;
+    groups.addSeeded(i, u, d, key - from, from);
+  }
+  return missing;
+}
+
 /** No seed path for the q QPs from key lo: all placed afresh. */
 function none(into: QpPaths, lo: number, q: number): false {
   for (let at = lo; at < lo + q; at++) into.up[at] = into.down[at] = -1;
@@ -486,16 +596,25 @@ function newChoice(): Choice {
  * port), written to `out`; false when the connection has none. On one spine the best up and down ports are
  * independent: the least loaded live port of each.
  */
-function bestPath(problem: Problem, index: number, gbps: number, loads: Float64Array, out: Choice): boolean {
-  const { fabric } = problem;
-  const cap = fabric.capacityGbps;
-  const { src, dst, spines } = problem.conns[index]!;
+function bestPath(
+  problem: Problem,
+  index: number,
+  gbps: number,
+  loads: Float64Array,
+  out: Choice,
+  ports?: PortChoices,
+): boolean {
+  const cap = problem.fabric.capacityGbps;
+  const { spines } = problem.conns[index]!;
+  const src = problem.connSrc[index]!;
+  const dst = problem.connDst[index]!;
   let found = false;
   let bestCost = 0;
   let bestSum = 0;
-  for (const s of spines) {
-    const up = leastLoaded(cap, fabric.up[src]![s]!, gbps, loads);
-    const down = leastLoaded(cap, fabric.down[s]![dst]!, gbps, loads);
+  for (let n = 0; n < spines.length; n++) {
+    const s = spines[n]!;
+    const up = ports === undefined ? leastLoadedUp(problem, src, s, gbps, loads) : ports.up(src, s, gbps, loads);
+    const down = ports === undefined ? leastLoadedDown(problem, s, dst, gbps, loads) : ports.down(s, dst, gbps, loads);
     if (up < 0 || down < 0) continue;
     const upAfter = loads[up]! + gbps / cap[up]!;
     const downAfter = loads[down]! + gbps / cap[down]!;
@@ -513,14 +632,92 @@ function bestPath(problem: Problem, index: number, gbps: number, loads: Float64A
   return found;
 }
 
-/** The live link of `ids` least loaded once `gbps` is added (the first on ties), or −1. */
-function leastLoaded(cap: Float64Array, ids: readonly number[], gbps: number, loads: Float64Array): number {
+/** The live up link from leaf `src` to spine `s` least loaded once `gbps` is added (the first on ties), or −1. */
+function leastLoadedUp(problem: Problem, src: number, s: number, gbps: number, loads: Float64Array): number {
+  const at = src * problem.fabric.spines.length + s;
+  return leastLoaded(problem, problem.upIds, problem.upAt[at]!, problem.upAt[at + 1]!, gbps, loads);
+}
+
+/** The same for the down links from spine `s` to leaf `dst`. */
+function leastLoadedDown(problem: Problem, s: number, dst: number, gbps: number, loads: Float64Array): number {
+  const at = s * problem.fabric.leaves.length + dst;
+  return leastLoaded(problem, problem.downIds, problem.downAt[at]!, problem.downAt[at + 1]!, gbps, loads);
+}
+
+/**
+ * leastLoadedUp/Down() per port group (a leaf's up links to one spine, or a spine's down links to one leaf), kept
+ * while none of the group's loads changed and asked for the same gbps: a best path reads 8 spines' groups, a move
+ * changes 4 groups, and between two moves the search computes dozens of best paths over the same leaves. The search
+ * reports every load it writes (changed()), its trial moves and their undoing included, so a kept choice is always
+ * the one leastLoaded() would return now.
+ */
+class PortChoices {
+  private readonly version: Int32Array;
+  private readonly seenVersion: Int32Array;
+  private readonly seenGbps: Float64Array;
+  private readonly link: Int32Array;
+  private readonly spines: number;
+  private readonly leaves: number;
+
+  constructor(private readonly problem: Problem) {
+    this.spines = problem.fabric.spines.length;
+    this.leaves = problem.fabric.leaves.length;
+    const groups = 2 * this.spines * this.leaves;
+    this.version = new Int32Array(groups);
+    this.seenVersion = new Int32Array(groups).fill(-1);
+    this.seenGbps = new Float64Array(groups);
+    this.link = new Int32Array(groups);
+  }
+
+  /** The load of `link` changed. */
+  changed(link: number): void {
+    this.version[this.problem.linkPorts[link]!]!++;
+  }
+
+  up(src: number, s: number, gbps: number, loads: Float64Array): number {
+    const at = src * this.spines + s;
+    if (this.seenVersion[at] === this.version[at] && this.seenGbps[at] === gbps) return this.link[at]!;
+    return this.keep(at, gbps, leastLoadedUp(this.problem, src, s, gbps, loads));
+  }
+
+  down(s: number, dst: number, gbps: number, loads: Float64Array): number {
+    const at = this.spines * this.leaves + s * this.leaves + dst;
+    if (this.seenVersion[at] === this.version[at] && this.seenGbps[at] === gbps) return this.link[at]!;
+    return this.keep(at, gbps, leastLoadedDown(this.problem, s, dst, gbps, loads));
+  }
+
+  private keep(at: number, gbps: number, link: number): number {
+    this.seenVersion[at] = this.version[at]!;
+    this.seenGbps[at] = gbps;
+    this.link[at] = link;
+    return link;
+  }
+}
+
+/** The live link of ids[from … to − 1] least loaded once `gbps` is added (the first on ties), or −1. */
+function leastLoaded(
+  problem: Problem,
+  ids: Int32Array,
+  from: number,
+  to: number,
+  gbps: number,
+  loads: Float64Array,
+): number {
+  const cap = problem.fabric.capacityGbps;
   let best = -1;
   let bestAfter = 0;
-  for (const id of ids) {
+  // A leaf's ports mostly share one capacity: the same division, done once (the same quotient as every time).
+  let lastCap = 0;
+  let added = 0;
+  for (let n = from; n < to; n++) {
+    const id = ids[n]!;
     const c = cap[id]!;
     if (c <= 0) continue;
-    const after = loads[id]! + gbps / c;
+    if (c !== lastCap) {
+      lastCap = c;
+      added = gbps / c;
+    }
+    const after = loads[id]! + added;
     if (best < 0 || after < bestAfter - 1e-12) {
       best = id;
       bestAfter = after;
@@ -535,9 +732,15 @@ function leastLoaded(cap: Float64Array, ids: readonly number[], gbps: number, lo
  * chain of two). Each move lowers the number of links at the maximum, or the maximum itself; the search stops when
  * no QP on any hot link can move.
  */
-function localSearch(problem: Problem, config: TrafficPlannerConfig, solution: Solution, share: Float64Array): void {
+function localSearch(
+  problem: Problem,
+  config: TrafficPlannerConfig,
+  solution: Solution,
+  share: Float64Array,
+  groups: PathGroups,
+): void {
   const { loads } = solution;
-  const search = new Search(problem, config, solution, share);
+  const search = new Search(problem, config, solution, share, groups);
   for (let round = 0; search.moves < config.maxMovesPerRound; round++) {
     const max = maxOf(loads);
     if (max <= config.epsilon) return;
@@ -550,160 +753,194 @@ function localSearch(problem: Problem, config: TrafficPlannerConfig, solution: S
 }
 
 /**
- * QPs by link, for the local search: every link holds a list of the QPs crossing it and every QP its position in
- * its up and down link's list, so a move is O(1) (swap-remove). Lists are built a leaf side at a time (the up
- * links of one leaf, from the connections leaving it; or the down links, from those arriving), when the search
- * first reads or changes one of its links: a re-plan touches a few leaves, and at 4,096 GPUs indexing all 2
- * million QPs up front cost more than the whole re-plan's search.
+ * QPs by path, for the local search: a connection's QPs on one path are interchangeable (same links, same share), so
+ * the search works on (connection, path) groups, each with its QP count and its lowest key (the QP a move takes
+ * first, so the plan's QP order is what moving QP by QP gave), and every link lists the groups crossing it. At
+ * 4,096 GPUs a plan has about 2 million QPs but only about 20,000 groups (a 128-QP connection sits on a few paths):
+ * the index is built while the QPs are seeded, run by run, and a link holds a handful of groups instead of 500
+ * QPs. The per-QP paths stay the truth the plan is written from; a move updates both.
  */
-/** Free entries each listed link starts with, for QPs that move onto it. */
-const LIST_SLACK = 16;
-
-class QpIndex {
-  /** Connection index of every key (set when a list holding it is built; the search only meets listed keys). */
-  readonly conn: Int32Array;
+class PathGroups {
   /**
-   * Per listed link, its QPs in list[0 … length − 1] and room to grow: typed arrays, one buffer per leaf side, so
-   * listing a side allocates no garbage-collected objects (a busy re-plan lists 4 million QPs, and JS arrays of
-   * them kept the young-generation collector copying them).
+   * Per group: its connection, path (up, down link), QPs on it, lowest key, and its connection's next group. Plain
+   * fields, replaced when the groups outgrow them: read them afresh after anything that may add a group.
    */
-  private readonly lists: (Int32Array | undefined)[];
-  private readonly lengths: Int32Array;
-  /** pos[2·key] in its up link's list, pos[2·key + 1] in its down link's (for listed links). */
-  private readonly pos: Int32Array;
-  /** Per link, bumped whenever its list changes: what was derived from a list stays valid while this holds. */
-  readonly version: Int32Array;
-  /** Scratch for listSide(), all 0 between calls. */
-  private readonly sizes: Int32Array;
+  conn: Int32Array;
+  up: Int32Array;
+  down: Int32Array;
+  count: Int32Array;
+  min: Int32Array;
+  private next: Int32Array;
+  private groups = 0;
+  /** Per connection, its first group (−1: none); groups emptied by moves stay listed there, to be refilled. */
+  private readonly connHead: Int32Array;
+  /**
+   * Per link, the groups with QPs on it (in no order), created when a group first lands there: a plan that doubles
+   * its QPs solves a dozen times, and 8,000 empty lists per solve showed in its re-plan time.
+   */
+  private readonly onLink: (number[] | undefined)[];
+
+  /**
+   * For addSeeded(): per (up link, down port), the group of the connection being seeded there, where seedConn
+   * holds that connection + 1. A connection spread over 128 paths has 128 groups, and finding each run's group by
+   * walking the connection's list made seeding quadratic in them (4,096-GPU ring plans).
+   */
+  private readonly seedConn: Int32Array;
+  private readonly seedGroup: Int32Array;
 
   constructor(
     private readonly problem: Problem,
-    private readonly paths: Solution,
+    private readonly paths: QpPaths,
+    private readonly unchanged: Uint8Array,
   ) {
     const links = problem.fabric.capacityGbps.length;
-    this.conn = new Int32Array(paths.up.length);
-    this.lists = new Array<Int32Array | undefined>(links).fill(undefined);
-    this.lengths = new Int32Array(links);
-    this.pos = new Int32Array(2 * paths.up.length);
-    this.version = new Int32Array(links);
-    this.sizes = new Int32Array(links);
+    const conns = paths.first.length - 1;
+    this.seedConn = new Int32Array(links * problem.maxPorts);
+    this.seedGroup = new Int32Array(links * problem.maxPorts);
+    this.connHead = new Int32Array(conns).fill(-1);
+    this.onLink = new Array<number[] | undefined>(links);
+    const size = Math.max(16, conns * 2);
+    this.conn = new Int32Array(size);
+    this.up = new Int32Array(size);
+    this.down = new Int32Array(size);
+    this.count = new Int32Array(size);
+    this.min = new Int32Array(size);
+    this.next = new Int32Array(size);
   }
 
-  /** The QPs on `link` (a view: valid until the next move). */
-  on(link: number): Int32Array {
-    return this.list(link).subarray(0, this.lengths[link]);
+  /** Groups so far (ids 0 … size − 1). */
+  get size(): number {
+    return this.groups;
+  }
+
+  /** Counts `count` QPs of connection `conn`, the lowest `min`, as on path (up, down) (their paths already say so). */
+  add(conn: number, up: number, down: number, count: number, min: number): void {
+    const g = this.find(conn, up, down);
+    if (g < 0) this.create(conn, up, down, count, min);
+    else if (this.count[g] === 0) {
+      this.count[g] = count;
+      this.min[g] = min;
+      this.list(up, g);
+      this.list(down, g);
+    } else {
+      this.count[g]! += count;
+      if (min < this.min[g]!) this.min[g] = min;
+    }
   }
 
   /**
-   * Moves `key` in the lists already built; the paths are the truth, so a side listed later finds it where it is
-   * now (a move lists nothing: it reads no list).
+   * add() for the seeding pass, which adds each connection's QPs in one go, before any other add() for it: its
+   * groups so far are found by path in a table instead of its list.
    */
-  move(key: number, up: number, down: number): void {
-    this.remove(key, this.paths.up[key]!, 0);
-    this.remove(key, this.paths.down[key]!, 1);
-    this.paths.up[key] = up;
-    this.paths.down[key] = down;
-    this.paths.unchanged[this.conn[key]!] = 0;
-    this.version[up]!++;
-    this.version[down]!++;
-    if (this.lists[up] !== undefined) this.pos[2 * key] = this.append(up, key);
-    if (this.lists[down] !== undefined) this.pos[2 * key + 1] = this.append(down, key);
-  }
-
-  /** Appends `key` to the listed `link` (growing it when full); its position. */
-  private append(link: number, key: number): number {
-    let list = this.lists[link]!;
-    const n = this.lengths[link]!;
-    if (n === list.length) {
-      const grown = new Int32Array(Math.max(LIST_SLACK, 2 * n));
-      grown.set(list);
-      this.lists[link] = list = grown;
+  addSeeded(conn: number, up: number, down: number, count: number, min: number): void {
+    const at = up * this.problem.maxPorts + this.problem.linkPort[down]!;
+    if (this.seedConn[at] === conn + 1) {
+      const g = this.seedGroup[at]!;
+      this.count[g]! += count;
+      if (min < this.min[g]!) this.min[g] = min;
+      return;
     }
-    list[n] = key;
-    this.lengths[link] = n + 1;
-    return n;
+    this.seedConn[at] = conn + 1;
+    this.seedGroup[at] = this.create(conn, up, down, count, min);
   }
 
-  private list(link: number): Int32Array {
-    const listed = this.lists[link];
-    if (listed !== undefined) return listed;
-    const { linkUp, linkLeaf } = this.problem;
-    this.listSide(linkLeaf[link]!, linkUp[link] === 1);
-    return this.lists[link]!;
-  }
-
-  /** Lists every up link of `leaf` (or every down link), from the QPs of the connections leaving it (arriving). */
-  private listSide(leaf: number, up: boolean): void {
-    const { fabric, fromLeaf, toLeaf } = this.problem;
-    const { first } = this.paths;
-    const onLink = up ? this.paths.up : this.paths.down;
-    const end = up ? 0 : 1;
-    const conns = up ? fromLeaf[leaf]! : toLeaf[leaf]!;
-    // Sized first (a count per link, then filled in place): growing 32 lists by push, 16,000 QPs a side and every
-    // side of the fabric in a busy re-plan, cost more than the two passes.
-    const { sizes, lists, pos, conn } = this;
-    for (const i of conns) for (let key = first[i]!; key < first[i + 1]!; key++) sizes[onLink[key]!]!++;
-    let total = 0;
-    for (let s = 0; s < fabric.spines.length; s++)
-      for (const link of up ? fabric.up[leaf]![s]! : fabric.down[s]![leaf]!) total += sizes[link]! + LIST_SLACK;
-    const buffer = new Int32Array(total);
-    let at = 0;
-    for (let s = 0; s < fabric.spines.length; s++) {
-      for (const link of up ? fabric.up[leaf]![s]! : fabric.down[s]![leaf]!) {
-        this.lists[link] = buffer.subarray(at, (at += sizes[link]! + LIST_SLACK));
-        this.lengths[link] = sizes[link]!;
-        sizes[link] = 0;
-      }
+  /**
+   * The groups on `link`, by lowest key: one QP per (connection, path) to try, since when one of a group's QPs
+   * cannot move none can.
+   */
+  byKey(link: number): number[] {
+    const groups = this.onLink[link] ?? [];
+    const out = new Array<number>(groups.length);
+    // Insertion sort: a link has a handful of groups.
+    for (let n = 0; n < groups.length; n++) {
+      const g = groups[n]!;
+      const key = this.min[g]!;
+      let at = n;
+      for (; at > 0 && this.min[out[at - 1]!]! > key; at--) out[at] = out[at - 1]!;
+      out[at] = g;
     }
-    // Run by run: a connection's QPs on one path are mostly consecutive keys (a doubled QP's halves are).
-    for (const i of conns) {
-      const last = first[i + 1]!;
-      conn.fill(i, first[i]!, last);
-      for (let key = first[i]!; key < last;) {
-        const link = onLink[key]!;
-        const list = lists[link]!;
-        let n = sizes[link]!;
-        do {
-          pos[2 * key + end] = n;
-          list[n++] = key++;
-        } while (key < last && onLink[key] === link);
-        sizes[link] = n;
-      }
-    }
-    for (let s = 0; s < fabric.spines.length; s++)
-      for (const link of up ? fabric.up[leaf]![s]! : fabric.down[s]![leaf]!) sizes[link] = 0;
+    return out;
   }
 
-  private remove(key: number, link: number, end: 0 | 1): void {
-    this.version[link]!++;
-    const list = this.lists[link];
-    if (list === undefined) return;
-    const at = this.pos[2 * key + end]!;
-    const n = --this.lengths[link]!;
-    const last = list[n]!;
-    if (last === key) return;
-    list[at] = last;
-    // `last` crosses `link` as its up link or its down link; links are one or the other, never both.
-    this.pos[2 * last + (this.paths.up[last] === link ? 0 : 1)] = at;
+  /** Moves group g's lowest key to the path (up, down), into its connection's group there. */
+  moveLowest(g: number, up: number, down: number): void {
+    const { paths } = this;
+    const key = this.min[g]!;
+    const conn = this.conn[g]!;
+    const fromUp = this.up[g]!;
+    const fromDown = this.down[g]!;
+    paths.up[key] = up;
+    paths.down[key] = down;
+    this.unchanged[conn] = 0;
+    if (--this.count[g]! === 0) {
+      unlist(this.onLink[fromUp]!, g);
+      unlist(this.onLink[fromDown]!, g);
+    } else {
+      // The group's other QPs all have higher keys (`key` was its lowest) within the connection's.
+      let next = key + 1;
+      while (paths.up[next] !== fromUp || paths.down[next] !== fromDown) next++;
+      this.min[g] = next;
+    }
+    this.add(conn, up, down, 1, key);
   }
+
+  private list(link: number, g: number): void {
+    const groups = this.onLink[link];
+    if (groups === undefined) this.onLink[link] = [g];
+    else groups.push(g);
+  }
+
+  /** The connection's group on path (up, down), or −1. */
+  private find(conn: number, up: number, down: number): number {
+    for (let g = this.connHead[conn]!; g >= 0; g = this.next[g]!)
+      if (this.up[g] === up && this.down[g] === down) return g;
+    return -1;
+  }
+
+  private create(conn: number, up: number, down: number, count: number, min: number): number {
+    if (this.groups === this.up.length) {
+      this.conn = grown(this.conn);
+      this.up = grown(this.up);
+      this.down = grown(this.down);
+      this.count = grown(this.count);
+      this.min = grown(this.min);
+      this.next = grown(this.next);
+    }
+    const g = this.groups++;
+    this.conn[g] = conn;
+    this.up[g] = up;
+    this.down[g] = down;
+    this.count[g] = count;
+    this.min[g] = min;
+    this.next[g] = this.connHead[conn]!;
+    this.connHead[conn] = g;
+    this.list(up, g);
+    this.list(down, g);
+    return g;
+  }
+}
+
+/** `values` in an array twice as long (the rest filled with `fill`). */
+function grown(values: Int32Array, fill = 0): Int32Array {
+  const out = new Int32Array(2 * values.length).fill(fill);
+  out.set(values);
+  return out;
+}
+
+/** Removes `value` from the unordered `list` (swap with the last). */
+function unlist(list: number[], value: number): void {
+  const at = list.indexOf(value);
+  list[at] = list[list.length - 1]!;
+  list.pop();
 }
 
 class Search {
   moves = 0;
-  private readonly index: QpIndex;
-  private readonly up: Int32Array;
-  private readonly down: Int32Array;
   private readonly loads: Float64Array;
   private readonly cap: Float64Array;
-  /** Scratch for bestPath: one for a QP's own move, one for the QP a chain moves away first. */
+  /** Scratch for bestPath: one for a group's own move, one for the group a chain moves away first. */
   private readonly choice = newChoice();
   private readonly away = newChoice();
-  /**
-   * distinct() per link while its list is unchanged: a chain scans a blocking link's QPs for every QP it tries to
-   * place, and the same few blockers come back (15 million QP visits in one 4,096-GPU re-plan before this cache).
-   */
-  private readonly distinctCache = new Map<number, { version: number; keys: number[] }>();
-  private readonly first: Int32Array;
   /**
    * Per leaf, bumped whenever a QP moves onto or off one of its up links (upVersion) or down links: a QP's best
    * path reads only its source leaf's up links and its destination leaf's down links.
@@ -711,18 +948,19 @@ class Search {
   private readonly upVersion: Int32Array;
   private readonly downVersion: Int32Array;
   /**
-   * bestFor() per QP while its path and both leaves' versions hold: a chain tries the same QPs on a blocking link
-   * for every QP it places, and between two moves their best paths cannot change (81% of the calls in a
-   * 4,096-GPU scattered re-plan). A chain's trial moves are undone before the next call, so they do not count.
+   * bestFor() per group while both its leaves' versions hold (a group's path never changes; −1: none yet): a chain
+   * tries the same groups on a blocking link for every group it places, and between two moves their best paths
+   * cannot change (81% of the calls in a 4,096-GPU scattered re-plan). A chain's trial moves are undone before the
+   * next call, so they do not count.
    */
-  private readonly bestCache = new Map<number, CachedBest>();
+  private bestUpVersion: Int32Array;
+  private bestDownVersion: Int32Array;
+  private bestUp: Int32Array;
+  private bestDown: Int32Array;
+  private bestCost: Float64Array;
   /** movableOff() per blocking link, valid while `commits` holds. */
   private readonly movable = new Map<number, Movable>();
-  /** Per link, the connection run of distinctUncached() that last met it. */
-  private readonly stamp: Int32Array;
-  private stampNow = 0;
-  /** Per link, groupsOn()'s group of the current connection whose other link it is (valid where stamped). */
-  private readonly groupAt: Int32Array;
+  private readonly ports: PortChoices;
   /** QPs moved so far (chain trial moves, undone, do not count). */
   private commits = 0;
 
@@ -731,222 +969,118 @@ class Search {
     private readonly config: TrafficPlannerConfig,
     solution: Solution,
     private readonly shares: Float64Array,
+    private readonly groups: PathGroups,
   ) {
-    this.up = solution.up;
-    this.down = solution.down;
-    this.first = solution.first;
     this.loads = solution.loads;
     this.cap = problem.fabric.capacityGbps;
-    this.index = new QpIndex(problem, solution);
     this.upVersion = new Int32Array(problem.fabric.leaves.length);
     this.downVersion = new Int32Array(problem.fabric.leaves.length);
-    this.stamp = new Int32Array(this.loads.length);
-    this.groupAt = new Int32Array(this.loads.length);
+    this.ports = new PortChoices(problem);
+    const size = Math.max(16, groups.size);
+    this.bestUpVersion = new Int32Array(size).fill(-1);
+    this.bestDownVersion = new Int32Array(size).fill(-1);
+    this.bestUp = new Int32Array(size);
+    this.bestDown = new Int32Array(size);
+    this.bestCost = new Float64Array(size);
   }
 
   /**
    * Moves QPs off `link`, one at a time, while it stays at `max` and some QP (or chain) can leave without anything
    * else reaching `max`; true when at least one moved. Each step tries the lowest key of every (connection, path)
-   * group on the link, in key order. The first step's keys are distinct(link), kept while the link's list is
-   * unchanged: every round drains every hot link again, and most of them are stuck, so most drains are that one
-   * step. After a move the link's groups are built once: while the link is drained, QPs only leave it (every move's
-   * target stays below `max`, and `link` is at it), so a group's lowest key still on the link is found by skipping
-   * forward instead of rescanning the link's list (about 500 QPs at 4,096 GPUs) after every move.
+   * group on the link, in key order. While the link is drained QPs only leave it (every move's target stays below
+   * `max`, and `link` is at it), so no group joins it.
    */
   drain(link: number, max: number): boolean {
     const eps = this.config.epsilon;
-    if (this.loads[link]! < max - eps || this.moves >= this.config.maxMovesPerRound) return false;
-    if (!this.moveOne(this.distinct(link), link, max)) return false;
-    const groups = this.groupsOn(link);
-    const next = new Int32Array(groups.length);
+    let moved = false;
     while (this.loads[link]! >= max - eps && this.moves < this.config.maxMovesPerRound) {
-      const keys: number[] = [];
-      for (const [g, members] of groups.entries()) {
-        let i = next[g]!;
-        while (i < members.length && !this.crosses(members[i]!, link)) i++;
-        next[g] = i;
-        if (i < members.length) keys.push(members[i]!);
-      }
-      keys.sort((a, b) => a - b);
-      if (!this.moveOne(keys, link, max)) break;
+      if (!this.moveOne(this.groups.byKey(link), link, max)) break;
+      moved = true;
     }
-    return true;
+    return moved;
   }
 
-  /** Moves one of `keys` (QPs on `link`) off it, directly or by a chain; false when none can go. */
-  private moveOne(keys: readonly number[], link: number, max: number): boolean {
-    for (const key of keys) if (this.tryMove(key, max)) return true;
-    for (const key of keys) if (this.tryChain(key, link, max)) return true;
+  /** Moves one QP of one of `groups` (on `link`) off it, directly or by a chain; false when none can go. */
+  private moveOne(groups: readonly number[], link: number, max: number): boolean {
+    for (const g of groups) if (this.tryMove(g, max)) return true;
+    for (const g of groups) if (this.tryChain(g, link, max)) return true;
     return false;
   }
 
-  private crosses(key: number, link: number): boolean {
-    return this.up[key] === link || this.down[key] === link;
+  private place(g: number, up: number, down: number): void {
+    this.shiftLoad(g, this.groups.up[g]!, this.groups.down[g]!, up, down);
+    this.commit(g, up, down);
   }
 
-  /** The QP's link other than `link` (one of its two): with the connection, it names the QP's path. */
-  private other(key: number, link: number): number {
-    return this.up[key] === link ? this.down[key]! : this.up[key]!;
-  }
-
-  /** The QPs on `link` by (connection, path), each group's keys ascending. */
-  private groupsOn(link: number): number[][] {
-    const groups: number[][] = [];
-    // In key order, so every group's members come out ascending; a connection's keys are consecutive, so its groups
-    // are told apart by their other link alone (stamped as in distinctUncached), without a Map.
-    let conn = -1;
-    for (const key of this.index.on(link).slice().sort()) {
-      if (this.index.conn[key] !== conn) {
-        conn = this.index.conn[key]!;
-        this.stampNow++;
-      }
-      const other = this.other(key, link);
-      if (this.stamp[other] !== this.stampNow) {
-        this.stamp[other] = this.stampNow;
-        this.groupAt[other] = groups.push([key]) - 1;
-      } else groups[this.groupAt[other]!]!.push(key);
-    }
-    return groups;
-  }
-
-  /**
-   * One QP per (connection, path), lowest key first: QPs of one connection on one path are interchangeable, so when
-   * one cannot move none can. With up to 128 QPs per connection this keeps a stuck link's scan short.
-   */
-  private distinct(link: number): readonly number[] {
-    const cached = this.distinctCache.get(link);
-    if (cached !== undefined && cached.version === this.index.version[link]) return cached.keys;
-    const keys = this.distinctUncached(link);
-    this.distinctCache.set(link, { version: this.index.version[link]!, keys });
-    return keys;
-  }
-
-  private distinctUncached(link: number): number[] {
-    // Every QP here crosses `link`, so (connection, its other link) names its path. In key order a connection's
-    // QPs are consecutive (its keys are), so a stamp per other link, renewed at each connection, finds each
-    // group's lowest key, and the result comes out ascending: no Map, no second sort (this runs after every move
-    // on a link, thousands of times a re-plan).
-    const keys = this.index.on(link).slice().sort();
-    const out: number[] = [];
-    let conn = -1;
-    for (const key of keys) {
-      if (this.index.conn[key] !== conn) {
-        conn = this.index.conn[key]!;
-        this.stampNow++;
-      }
-      const other = this.other(key, link);
-      if (this.stamp[other] === this.stampNow) continue;
-      this.stamp[other] = this.stampNow;
-      out.push(key);
-    }
-    return out;
-  }
-
-  private share(key: number): number {
-    return this.shares[this.index.conn[key]!]!;
-  }
-
-  private place(key: number, up: number, down: number): void {
-    this.shiftLoad(key, this.up[key]!, this.down[key]!, up, down);
-    this.commit(key, up, down);
-  }
-
-  /** Moves `key` to (up, down) in the index, its load already shifted. */
-  private commit(key: number, up: number, down: number): void {
+  /** Moves group g's lowest key to (up, down) in the index, its load already shifted. */
+  private commit(g: number, up: number, down: number): void {
     const { linkLeaf } = this.problem;
-    const fromUp = this.up[key]!;
-    const fromDown = this.down[key]!;
-    this.upVersion[linkLeaf[fromUp]!]!++;
-    this.downVersion[linkLeaf[fromDown]!]!++;
+    this.upVersion[linkLeaf[this.groups.up[g]!]!]!++;
+    this.downVersion[linkLeaf[this.groups.down[g]!]!]!++;
     this.upVersion[linkLeaf[up]!]!++;
     this.downVersion[linkLeaf[down]!]!++;
     this.commits++;
-    // distinct() of the four links, where still current, is updated in place rather than rebuilt: a move changes
-    // at most one group on each, and rebuilding (sorting the link's 500 QPs) after every move was a sixth of a
-    // 4,096-GPU scattered re-plan.
-    const links = [fromUp, fromDown, up, down];
-    const current = links.map((link) => {
-      const cached = this.distinctCache.get(link);
-      return cached !== undefined && cached.version === this.index.version[link] ? cached : undefined;
-    });
-    this.index.move(key, up, down);
-    const conn = this.index.conn[key]!;
-    if (current[0] !== undefined) this.distinctLeft(current[0].keys, fromUp, key, conn, fromDown);
-    if (current[1] !== undefined) this.distinctLeft(current[1].keys, fromDown, key, conn, fromUp);
-    if (current[2] !== undefined) this.distinctJoined(current[2].keys, key, conn, up, down);
-    if (current[3] !== undefined) this.distinctJoined(current[3].keys, key, conn, down, up);
-    for (const [n, cached] of current.entries())
-      if (cached !== undefined) cached.version = this.index.version[links[n]!]!;
+    this.groups.moveLowest(g, up, down);
   }
 
-  /** `key` (of connection `conn`, on path `link` + `other`) left `link`: its group's next lowest key replaces it. */
-  private distinctLeft(keys: number[], link: number, key: number, conn: number, other: number): void {
-    const at = lowerBound(keys, key);
-    if (keys[at] !== key) return;
-    keys.splice(at, 1);
-    let next = -1;
-    for (const k of this.index.on(link))
-      if (this.index.conn[k] === conn && this.other(k, link) === other && (next < 0 || k < next)) next = k;
-    if (next >= 0) keys.splice(lowerBound(keys, next), 0, next);
-  }
-
-  /** `key` (of connection `conn`) joined `link` with `other` as its other link: it may be its group's lowest. */
-  private distinctJoined(keys: number[], key: number, conn: number, link: number, other: number): void {
-    // The connection's keys are first[conn] … first[conn + 1] − 1, so its groups sit together in `keys`.
-    for (let i = lowerBound(keys, this.first[conn]!); i < keys.length && keys[i]! < this.first[conn + 1]!; i++) {
-      if (this.other(keys[i]!, link) !== other) continue;
-      if (keys[i]! < key) return;
-      keys.splice(i, 1);
-      break;
-    }
-    keys.splice(lowerBound(keys, key), 0, key);
-  }
-
-  private shiftLoad(key: number, fromUp: number, fromDown: number, toUp: number, toDown: number): void {
-    const share = this.share(key);
+  /** Moves one QP's load of group g from (fromUp, fromDown) to (toUp, toDown). */
+  private shiftLoad(g: number, fromUp: number, fromDown: number, toUp: number, toDown: number): void {
+    const share = this.shares[this.groups.conn[g]!]!;
     removeLoad(this.cap, this.loads, fromUp, fromDown, share);
     addLoad(this.cap, this.loads, toUp, toDown, share);
+    this.loadsChanged(fromUp, fromDown);
+    this.loadsChanged(toUp, toDown);
   }
 
-  /** The best path for `key` with its own load taken off, into `out`; the load is put back. */
-  private bestFor(key: number, out: Choice): boolean {
-    const up = this.up[key]!;
-    const down = this.down[key]!;
-    const conn = this.index.conn[key]!;
-    const { src, dst } = this.problem.conns[conn]!;
-    const upVersion = this.upVersion[src]!;
-    const downVersion = this.downVersion[dst]!;
-    let cached = this.bestCache.get(key);
-    if (
-      cached !== undefined &&
-      cached.up === up &&
-      cached.down === down &&
-      cached.upVersion === upVersion &&
-      cached.downVersion === downVersion
-    ) {
-      out.up = cached.best.up;
-      out.down = cached.best.down;
-      out.cost = cached.best.cost;
-      return cached.found;
+  private loadsChanged(up: number, down: number): void {
+    this.ports.changed(up);
+    this.ports.changed(down);
+  }
+
+  /** The best path for one QP of group g with its own load taken off, into `out`; the load is put back. */
+  private bestFor(g: number, out: Choice): boolean {
+    const { groups, problem } = this;
+    const conn = groups.conn[g]!;
+    const upVersion = this.upVersion[problem.connSrc[conn]!]!;
+    const downVersion = this.downVersion[problem.connDst[conn]!]!;
+    if (g >= this.bestUp.length) this.growBest();
+    if (this.bestUpVersion[g] === upVersion && this.bestDownVersion[g] === downVersion) {
+      out.up = this.bestUp[g]!;
+      out.down = this.bestDown[g]!;
+      out.cost = this.bestCost[g]!;
+      return out.up >= 0;
     }
-    const share = this.share(key);
+    const up = groups.up[g]!;
+    const down = groups.down[g]!;
+    const share = this.shares[conn]!;
     removeLoad(this.cap, this.loads, up, down, share);
+    this.loadsChanged(up, down);
     // With its own load removed, the current path would come back at the maximum: only a real move passes.
-    const found = bestPath(this.problem, conn, share, this.loads, out);
+    const found = bestPath(problem, conn, share, this.loads, out, this.ports);
     addLoad(this.cap, this.loads, up, down, share);
-    if (cached === undefined)
-      this.bestCache.set(key, (cached = { up, down, upVersion, downVersion, found, best: newChoice() }));
-    Object.assign(cached, { up, down, upVersion, downVersion, found });
-    cached.best.up = out.up;
-    cached.best.down = out.down;
-    cached.best.cost = out.cost;
+    this.loadsChanged(up, down);
+    this.bestUpVersion[g] = upVersion;
+    this.bestDownVersion[g] = downVersion;
+    this.bestUp[g] = found ? out.up : -1;
+    this.bestDown[g] = out.down;
+    this.bestCost[g] = out.cost;
     return found;
   }
 
-  private tryMove(key: number, max: number): boolean {
+  private growBest(): void {
+    this.bestUpVersion = grown(this.bestUpVersion, -1);
+    this.bestDownVersion = grown(this.bestDownVersion, -1);
+    this.bestUp = grown(this.bestUp);
+    this.bestDown = grown(this.bestDown);
+    const cost = new Float64Array(2 * this.bestCost.length);
+    cost.set(this.bestCost);
+    this.bestCost = cost;
+  }
+
+  private tryMove(g: number, max: number): boolean {
     const best = this.choice;
-    if (!this.bestFor(key, best) || best.cost >= max - this.config.epsilon) return false;
-    this.place(key, best.up, best.down);
+    if (!this.bestFor(g, best) || best.cost >= max - this.config.epsilon) return false;
+    this.place(g, best.up, best.down);
     this.moves++;
     return true;
   }
@@ -955,35 +1089,38 @@ class Search {
    * For each spine, the QP's best path there is blocked by at most one link at the maximum: move one other QP off
    * that link (to a path below the maximum), then this QP onto the freed path; undone when it does not work.
    */
-  private tryChain(key: number, hotLink: number, max: number): boolean {
-    const { fabric } = this.problem;
-    const { cap, loads } = this;
-    const { src, dst, spines } = this.problem.conns[this.index.conn[key]!]!;
-    const share = this.share(key);
+  private tryChain(g: number, hotLink: number, max: number): boolean {
+    const { problem, cap, loads } = this;
+    const conn = this.groups.conn[g]!;
+    const { spines } = problem.conns[conn]!;
+    const src = problem.connSrc[conn]!;
+    const dst = problem.connDst[conn]!;
+    const share = this.shares[conn]!;
     const eps = this.config.epsilon;
-    for (const s of spines) {
-      const up = leastLoaded(cap, fabric.up[src]![s]!, share, loads);
-      const down = leastLoaded(cap, fabric.down[s]![dst]!, share, loads);
+    for (let n = 0; n < spines.length; n++) {
+      const s = spines[n]!;
+      const up = this.ports.up(src, s, share, loads);
+      const down = this.ports.down(s, dst, share, loads);
       if (up < 0 || down < 0 || up === hotLink || down === hotLink) continue;
       const upBlocked = loads[up]! + share / cap[up]! >= max - eps;
       const downBlocked = loads[down]! + share / cap[down]! >= max - eps;
       if (upBlocked === downBlocked) continue;
       const blocker = upBlocked ? up : down;
       const movable = this.movableOff(blocker, hotLink, max);
-      for (let n = 0; n < movable.keys.length; n++) {
-        const other = movable.keys[n]!;
-        if (other === key) continue;
-        const wasUp = this.up[other]!;
-        const wasDown = this.down[other]!;
-        const awayUp = movable.ups[n]!;
-        const awayDown = movable.downs[n]!;
-        // Loads only, not the index: a chain that fails leaves the links' QP lists (and their cached groups) as
-        // they were. The load updates are the same as a move and its undo, so the numbers are the same too.
+      for (let m = 0; m < movable.groups.length; m++) {
+        const other = movable.groups[m]!;
+        if (other === g) continue;
+        const wasUp = this.groups.up[other]!;
+        const wasDown = this.groups.down[other]!;
+        const awayUp = movable.ups[m]!;
+        const awayDown = movable.downs[m]!;
+        // Loads only, not the index: a chain that fails leaves the links' groups as they were. The load updates
+        // are the same as a move and its undo, so the numbers are the same too.
         this.shiftLoad(other, wasUp, wasDown, awayUp, awayDown);
         const cost = Math.max(loads[up]! + share / cap[up]!, loads[down]! + share / cap[down]!);
         if (cost < max - eps) {
           this.commit(other, awayUp, awayDown);
-          this.place(key, up, down);
+          this.place(g, up, down);
           this.moves += 2;
           return true;
         }
@@ -994,10 +1131,10 @@ class Search {
   }
 
   /**
-   * The QPs of distinct(blocker) that a chain could move first, in that order, with the path each would take: a
+   * The groups on `blocker` that a chain could move a QP of first, in key order, with the path each would take: a
    * best path below `max` that avoids `hotLink` and the blocker itself (a QP that only changes its other link
    * leaves the blocker's load as it was). Kept until the next move (or another hot link or maximum): every QP a
-   * stuck drain tries to place meets the same blockers, and between moves their QPs' best paths stay the same.
+   * stuck drain tries to place meets the same blockers, and between moves their best paths stay the same.
    */
   private movableOff(blocker: number, hotLink: number, max: number): Movable {
     const cached = this.movable.get(blocker);
@@ -1005,11 +1142,11 @@ class Search {
       return cached;
     const eps = this.config.epsilon;
     const away = this.away;
-    const movable: Movable = { commits: this.commits, hotLink, max, keys: [], ups: [], downs: [] };
-    for (const other of this.distinct(blocker)) {
+    const movable: Movable = { commits: this.commits, hotLink, max, groups: [], ups: [], downs: [] };
+    for (const other of this.groups.byKey(blocker)) {
       if (!this.bestFor(other, away) || away.cost >= max - eps) continue;
       if (away.up === hotLink || away.down === hotLink || away.up === blocker || away.down === blocker) continue;
-      movable.keys.push(other);
+      movable.groups.push(other);
       movable.ups.push(away.up);
       movable.downs.push(away.down);
     }
@@ -1022,31 +1159,9 @@ interface Movable {
   commits: number;
   hotLink: number;
   max: number;
-  keys: number[];
+  groups: number[];
   ups: number[];
   downs: number[];
-}
-
-interface CachedBest {
-  /** The QP's path and its leaves' versions when it was computed. */
-  up: number;
-  down: number;
-  upVersion: number;
-  downVersion: number;
-  found: boolean;
-  best: Choice;
-}
-
-/** The first index of the ascending `values` whose value is at least `x`. */
-function lowerBound(values: readonly number[], x: number): number {
-  let lo = 0;
-  let hi = values.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (values[mid]! < x) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
 }
 
 /** Jobs with QPs on the links at the maximum, most such QPs first (then by name). */
