@@ -165,7 +165,10 @@ interface Problem {
   upIds: Int32Array;
   downAt: Int32Array;
   downIds: Int32Array;
-  /** Port group of every link: l·S + s for leaf l's up links to spine s, L·S + s·L + l for spine s's down links to l. */
+  /**
+   * Port group of every link: l·S + s for leaf l's up links to spine s, L·S + s·L + l for spine s's down links
+   * to l.
+   */
   linkPorts: Int32Array;
   /** Every link's port index in its group, and the most ports any group has. */
   linkPort: Int32Array;
