@@ -33,6 +33,7 @@ import {
   setHeaderOptions,
   type KubernetesObject,
 } from "@kubernetes/client-node";
+import os from "node:os";
 import { mkdir, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -294,17 +295,30 @@ export async function run(): Promise<void> {
         GPUFLEET_LEASE_DURATION_MS: String(config.lease.leaseDurationMs),
         GPUFLEET_RENEW_DEADLINE_MS: String(config.lease.renewDeadlineMs),
         GPUFLEET_RETRY_PERIOD_MS: String(config.lease.retryPeriodMs),
+        // SOAK_OPERATOR_CPU_PROF=DIR writes the operator's V8 CPU profile there when it exits (10 ms samples).
+        ...(process.env["SOAK_OPERATOR_CPU_PROF"]
+          ? {
+              NODE_OPTIONS: `--cpu-prof --cpu-prof-interval 10000 --cpu-prof-dir ${process.env["SOAK_OPERATOR_CPU_PROF"]}`,
+            }
+          : {}),
       },
     });
     const op = operator;
     const samples: OperatorSample[] = [];
     let t0 = performance.now();
+    // The machine's load beside the operator's own stall tells a starved process from a busy one.
+    const operatorExited = (): Error =>
+      new Error(
+        `the operator exited (${op.child.exitCode}) ${round((performance.now() - t0) / 1000, 1)} s after the churn began (longest event-loop stall sampled: ${round(Math.max(0, ...samples.map((x) => x.eventLoopLagMaxS)) * 1000, 1)} ms; load average ${os
+          .loadavg()
+          .map((l) => round(l, 1))
+          .join(
+            " / ",
+          )} on ${os.availableParallelism()} CPUs); ${lastWords(op.logs)}; stderr: ${op.stderrTail().slice(-2000) || "(none)"}`,
+      );
     const sample = async (): Promise<string> => {
       // An operator that exited is reported with why, at whatever phase (churn, drain) it happened.
-      if (op.child.exitCode !== null)
-        throw new Error(
-          `the operator exited (${op.child.exitCode}) ${round((performance.now() - t0) / 1000, 1)} s after the churn began (longest event-loop stall sampled: ${round(Math.max(0, ...samples.map((x) => x.eventLoopLagMaxS)) * 1000, 1)} ms); ${lastWords(op.logs)}; stderr: ${op.stderrTail().slice(-2000) || "(none)"}`,
-        );
+      if (op.child.exitCode !== null) throw operatorExited();
       const text = await op.metrics();
       samples.push(operatorSample(text, round((performance.now() - t0) / 1000, 1)));
       return text;
@@ -347,10 +361,7 @@ export async function run(): Promise<void> {
     const until = t0 + config.durationS * 1000;
     const sampler = (async () => {
       while (performance.now() < until) {
-        if (op.child.exitCode !== null)
-          throw new Error(
-            `the operator exited (${op.child.exitCode}) ${round((performance.now() - t0) / 1000, 1)} s into the churn (longest event-loop stall sampled so far: ${round(Math.max(0, ...samples.map((x) => x.eventLoopLagMaxS)) * 1000, 1)} ms); ${lastWords(op.logs)}; stderr: ${op.stderrTail().slice(-2000) || "(none)"}`,
-          );
+        if (op.child.exitCode !== null) throw operatorExited();
         await sample().catch((error: unknown) => errors.push(`scrape: ${(error as Error).message}`));
         await new Promise((r) => setTimeout(r, config.sampleS * 1000));
       }

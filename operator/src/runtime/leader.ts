@@ -59,6 +59,8 @@ export class LeaderElector {
   private lastWritten: V1Lease | undefined;
   /** When (monotonic) the scheduled tick should fire; a late one tells of a stalled event loop. */
   private nextTickDueMs: number | undefined;
+  /** The process's CPU time when the tick was scheduled: a late tick's log says how much of the wait was ours. */
+  private cpuAtScheduleUs: NodeJS.CpuUsage | undefined;
   private stopped = false;
 
   constructor(private readonly options: LeaderElectionOptions) {
@@ -124,8 +126,15 @@ export class LeaderElector {
     if (this.stopped) return;
     // A tick that fires late means the event loop was stalled: say so, since it eats into the renew deadline.
     const lateMs = this.nextTickDueMs === undefined ? 0 : this.monotonicMs() - this.nextTickDueMs;
-    if (lateMs > SLOW_LEASE_STEP_MS)
-      this.options.logger.warn({ lateMs: Math.round(lateMs) }, "leader election: tick ran late (event loop stalled)");
+    if (lateMs > SLOW_LEASE_STEP_MS) {
+      // CPU time near the wait means this process kept its loop busy (work or GC); far below it, the machine
+      // starved the process of CPU.
+      const cpu = this.cpuAtScheduleUs && process.cpuUsage(this.cpuAtScheduleUs);
+      this.options.logger.warn(
+        { lateMs: Math.round(lateMs), processCpuMs: cpu && Math.round((cpu.user + cpu.system) / 1000) },
+        "leader election: tick ran late (event loop stalled)",
+      );
+    }
     let renewed = false;
     // For the write fence the renew counts from when it was sent, not answered: the follower's leaseDuration starts
     // when the write lands, which is after it was sent, so the fence closes first however slow the answer was.
@@ -172,6 +181,7 @@ export class LeaderElector {
     if (!this.stopped) {
       const delayMs = this.nextAttemptDelayMs();
       this.nextTickDueMs = this.monotonicMs() + delayMs;
+      this.cpuAtScheduleUs = process.cpuUsage();
       this.timer = this.clock.setTimeout(() => void this.tick(), delayMs);
     }
   }
