@@ -2,11 +2,12 @@
  * Close calls: the searches measure every candidate on one seeded workload sample, and a different sample moves a
  * goodput by a few percent (seed-to-seed coefficient of variation 1–7%, typically 2–3%, measured over seeds 1–5
  * on OPT-13B, Llama-3-8B and OPT-66B with the conversation trace and code completion). Two candidates closer than
- * that cannot be ranked on one sample, so the contenders — the two best disaggregated units and the best vLLM and
+ * that cannot be ranked on one sample, so the contenders — the disaggregated units and the best vLLM and
  * chunked-prefill plans — whose goodput per GPU is within CLOSE_FRACTION of the best of them are measured again
  * on further seeds, and ranked (and sized, and reported) by their mean; when that lowers the best, contenders it
- * brings within reach are measured too. "Close" is 10%: the difference of two measurements with a 5% spread each
- * has a spread of about 7%, so a gap under 10% is within 1.5 of it.
+ * brings within reach are measured too (a unit measured once never outranks settled ones unchallenged). "Close"
+ * is 10%: the difference of two measurements with a 5% spread each has a spread of about 7%, so a gap under 10%
+ * is within 1.5 of it.
  *
  * Deterministic: the further seeds are the input's seed + 1, + 2.
  */
@@ -25,8 +26,10 @@ type Contender = { kind: "unit"; unit: Measured } | { kind: "colocated"; choice:
 /** The search results with every close contender's goodput replaced by its mean over CLOSE_CALL_SEEDS seeds. */
 export function settleCloseCalls(ctx: Context, found: SearchResults): SearchResults {
   const contenders: Contender[] = [];
-  for (const unit of [...found.units].sort((x, y) => y.perGpu - x.perGpu).slice(0, 2))
-    contenders.push({ kind: "unit", unit });
+  // Units enter best first, while within reach of the best contender (see the loop).
+  const units = [...found.units].sort((x, y) => y.perGpu - x.perGpu);
+  let entered = Math.min(2, units.length);
+  for (const unit of units.slice(0, entered)) contenders.push({ kind: "unit", unit });
   for (const choice of [found.colocated.byPolicy.vllm, found.colocated.byPolicy.chunked])
     if (choice) contenders.push({ kind: "colocated", choice });
 
@@ -42,7 +45,11 @@ export function settleCloseCalls(ctx: Context, found: SearchResults): SearchResu
   const settled: Contender[] = [];
   // Settling can lower the best, which brings others within reach: repeat until the close set stops growing.
   for (;;) {
-    const top = Math.max(0, ...contenders.map(perGpuOf));
+    let top = Math.max(0, ...contenders.map(perGpuOf));
+    for (; entered < units.length && units[entered]!.perGpu >= top * (1 - CLOSE_FRACTION); entered++) {
+      contenders.push({ kind: "unit", unit: units[entered]! });
+      top = Math.max(top, units[entered]!.perGpu);
+    }
     const close = contenders.filter((c) => perGpuOf(c) >= top * (1 - CLOSE_FRACTION));
     const fresh = close.filter((c) => !isSettled(c));
     if (close.length < 2 || fresh.length === 0) break;
@@ -61,9 +68,9 @@ export function settleCloseCalls(ctx: Context, found: SearchResults): SearchResu
   }
   if (settled.length === 0) return found;
 
-  const units = found.units.map((u) => settledUnits.get(u) ?? u);
+  const settledAll = found.units.map((u) => settledUnits.get(u) ?? u);
   let bestUnit: Measured | undefined;
-  for (const u of units) if (!bestUnit || u.perGpu > bestUnit.perGpu) bestUnit = u;
+  for (const u of settledAll) if (!bestUnit || u.perGpu > bestUnit.perGpu) bestUnit = u;
   const settle = (choice: ColocatedChoice | undefined) => (choice ? (settledChoices.get(choice) ?? choice) : undefined);
   const byPolicy = { vllm: settle(found.colocated.byPolicy.vllm), chunked: settle(found.colocated.byPolicy.chunked) };
   const names = settled.map((c) => {
@@ -73,7 +80,7 @@ export function settleCloseCalls(ctx: Context, found: SearchResults): SearchResu
   });
   return {
     colocated: { byPolicy, best: betterOf(byPolicy) },
-    units,
+    units: settledAll,
     bestUnit,
     notes: [
       ...found.notes,
