@@ -25,6 +25,7 @@ import {
   fitCalibration,
   fitTpOverhead,
   PUBLISHED_TP_SCALING,
+  sweepPrefillGraph,
   type CalibrationFit,
   type CalibrationRaw,
   type PointError,
@@ -100,6 +101,7 @@ function gpuProfile(fit: CalibrationFit, raw: CalibrationRaw, source: string, tp
         attentionUsPerSequence: r3(f.attentionUsPerSequence),
         prefillHostMs: r3(f.prefillHostMs),
         prefillHostMsPerSequence: r3(f.prefillHostMsPerSequence),
+        ...sweepPrefillGraph(raw),
       },
       coefficients: {
         achievedTflops: r3(f.achievedTflops),
@@ -151,6 +153,7 @@ function shippedProfile(
       prefillIterationMs: r3(f.prefillIterationMs),
       prefillHostMs: r3(f.prefillHostMs),
       prefillHostMsPerSequence: r3(f.prefillHostMsPerSequence),
+      ...sweepPrefillGraph(raw),
     },
     calibration: {
       gpu: raw.gpu,
@@ -199,7 +202,7 @@ function main(): void {
     const file = join(root, "common/src/hardware/calibrated-hopper.ts");
     writeFileSync(
       file,
-      `// Written by \`npm run calibrate -- --write-shipped\` (scripts/calibrate.ts) from ${source}. Do not edit by hand.\nimport type { ShippedGpuProfile } from "./gpu-profiles.js";\n\nexport const CALIBRATED_HOPPER: ShippedGpuProfile = ${JSON.stringify(shipped, null, 2)};\n`,
+      `// Written by \`npm run calibrate -- --write-shipped\` (scripts/calibrate.ts) from\n// ${source}. Do not edit by hand.\nimport type { ShippedGpuProfile } from "./gpu-profiles.js";\n\nexport const CALIBRATED_HOPPER: ShippedGpuProfile = ${JSON.stringify(shipped, null, 2)};\n`,
     );
     console.log(`wrote ${relative(root, file)}`);
   }

@@ -81,6 +81,20 @@ export const GpuProfileEngineSchema = Type.Object(
       100_000,
     ),
     prefillHostMsPerSequence: atLeastZero("Host time per prompt in an eager prefill step, ms.", 100_000),
+    prefillGraphMaxTokens: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: 1_000_000,
+        description:
+          "Prefill steps of at most this many new tokens (and prefillGraphMaxPrompts prompts), none over a cached prefix, replay a CUDA graph: no host floor, tokens padded to a multiple of prefillGraphTokenStep. 0: always eager.",
+      }),
+    ),
+    prefillGraphTokenStep: Type.Optional(
+      Type.Integer({ minimum: 1, maximum: 1_000_000, description: "Token bucket of the prefill graphs (default 1)." }),
+    ),
+    prefillGraphMaxPrompts: Type.Optional(
+      Type.Integer({ minimum: 0, maximum: 100_000, description: "Prompts one prefill graph holds." }),
+    ),
   },
   { description: "The engine the profile was measured with, and its fixed costs per iteration." },
 );

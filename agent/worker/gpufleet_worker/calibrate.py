@@ -6,9 +6,11 @@ Measures, for Llama-3-8B shapes with random bf16 weights (no weights are downloa
 - the same run's ceilings: device-to-device copy (bytes read + written) and an 8192^3 bf16 matmul;
 - decode steps, batch 1-256 x context 128-8192, as the engine runs them (one CUDA graph per batch size, our Triton
   paged decode attention);
-- prefill steps, batch 1-8 x prompt 128-8192 tokens, twice: as the engine runs them (eager: Python issues every
-  launch) and the same forward captured in a CUDA graph (GPU time alone). The difference is the engine's host cost
-  per iteration, which the latency model keeps in the engine's profile, apart from the GPU's;
+- prefill steps, batch 1-8 x prompt 128-8192 tokens, twice: as the engine runs them (a step of at most
+  prefill_graph_max_tokens tokens replays the engine's prefill graph for its bucket; larger ones run eager, Python
+  issuing every launch) and the same forward captured in a CUDA graph of its own (GPU time alone). The difference
+  is the engine's host cost per iteration, which the latency model keeps in the engine's profile, apart from the
+  GPU's (format 3 adds the prefill graphs' limits, `prefillGraph`, and which path each step took);
 - the dense GEMMs of one layer alone (QKV, O, gate/up, down) at M = 1..16384 rows, rotating over all 32 layers'
   weights so no weight is served from L2: the shape of GEMM time near the roofline's ridge point.
 
@@ -30,11 +32,11 @@ import torch
 from .attention.backends import TritonPagedBackend, prefill_metadata
 from .bench.h200 import ceilings, decode_inputs, spread
 from .config import LLAMA3_8B, EngineConfig
-from .engine.batch import StepInputs
+from .engine.batch import StepInputs, prefill_graph_tokens
 from .model.torch_runner import TorchModelRunner, random_torch_weights
 
 DEV = "cuda"
-FORMAT = 2
+FORMAT = 3
 DECODE_BATCHES = [1, 2, 4, 8, 16, 32, 64, 128, 256]
 CONTEXTS = [128, 512, 1024, 2048, 4096, 8192]
 PREFILL_TOKENS = [128, 256, 512, 1024, 2048, 4096, 8192]
@@ -189,6 +191,15 @@ def main(argv: list[str]) -> int:
         save()
     runner.graphs.clear()
     torch.cuda.empty_cache()
+    t0 = time.time()
+    runner.capture_prefill_graphs()
+    result["prefillGraph"] = {
+        "maxTokens": 0 if runner.prefill_graphs_off else eng.prefill_graph_max_tokens,
+        "tokenStep": eng.prefill_graph_token_step,
+        "maxPrompts": eng.prefill_graph_max_prompts,
+        **({"off": runner.prefill_graphs_off} if runner.prefill_graphs_off else {}),
+    }
+    log(f"captured {len(runner.prefill_graphs)} prefill graphs in {time.time() - t0:.1f} s {result['prefillGraph']}")
 
     for b in PREFILL_BATCHES[:2] if quick else PREFILL_BATCHES:
         for tokens in PREFILL_TOKENS[:3] if quick else PREFILL_TOKENS:
@@ -203,18 +214,27 @@ def main(argv: list[str]) -> int:
             with torch.no_grad():
                 e1, e2 = spread(lambda inp=inp: runner.prefill_logits(inp), warmup=1, reps=reps)
             g1, g2 = graph_prefill_ms(runner, inp, reps)
+            e = runner.engine
+            bucket = prefill_graph_tokens(
+                inp, e.prefill_graph_token_step, e.prefill_graph_max_tokens, e.prefill_graph_max_prompts
+            )
+            path = "graph" if bucket in runner.prefill_graphs else "eager"
             rows.append(
                 row
                 | {
                     "stepMs": min(e1, e2),
                     "mediansMs": [e1, e2],
                     "reps": reps,
+                    "enginePath": path,
                     "gpuStepMs": min(g1, g2),
                     "gpuMediansMs": [g1, g2],
                 }
             )
             save()
-            log(f"prefill B={b} T={tokens}: eager {min(e1, e2):.2f} ms ({e1:.2f}/{e2:.2f}), graph {min(g1, g2):.2f}")
+            log(
+                f"prefill B={b} T={tokens}: engine ({path}) {min(e1, e2):.2f} ms ({e1:.2f}/{e2:.2f}), "
+                f"own graph {min(g1, g2):.2f}"
+            )
     result["seconds"] = round(time.time() - t_start, 1)
     save()
     log(f"wrote {out / 'calibration-raw.json'}: {sum('stepMs' in r for r in rows)} points measured")

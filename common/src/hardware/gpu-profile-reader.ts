@@ -41,6 +41,9 @@ const ENGINE_COST_FIELDS = [
   "attentionUsPerSequence",
   "prefillHostMs",
   "prefillHostMsPerSequence",
+  "prefillGraphMaxTokens",
+  "prefillGraphTokenStep",
+  "prefillGraphMaxPrompts",
 ] as const satisfies readonly (keyof LatencyCoefficients)[];
 type EngineCostField = (typeof ENGINE_COST_FIELDS)[number];
 

@@ -22,6 +22,9 @@ export interface ShippedGpuProfile {
     prefillIterationMs: number;
     prefillHostMs: number;
     prefillHostMsPerSequence: number;
+    prefillGraphMaxTokens: number;
+    prefillGraphTokenStep: number;
+    prefillGraphMaxPrompts: number;
   };
   calibration: { gpu: string; engine: string; points: number; maxErrorPercent: number; source: string };
 }

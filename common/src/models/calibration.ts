@@ -2,11 +2,13 @@
  * Fitting the latency model to a calibration sweep (pure; scripts/calibrate.ts does the I/O).
  *
  * The sweep (agent/worker/gpufleet_worker/calibrate.py) measures one model on one GPU: decode steps (batch ×
- * context, CUDA graphs), prefill steps as the engine runs them (eager) and, in format 2, the same prefill as a CUDA
- * graph (GPU time alone) and the dense GEMMs of one layer alone at 1..16k rows. Every point is predicted by the
- * same instanceLatencyModel the planner uses, with the coefficients being fitted; the fit minimises the sum of
- * squared log errors (relative errors, symmetric in over- and under-prediction) by Nelder-Mead over the logs of
- * the coefficients, so every coefficient stays positive. The fit reports, and never hides, its largest error.
+ * context, CUDA graphs), prefill steps as the engine runs them (eager; from format 3 a small step replays the
+ * engine's prefill graph for its token bucket, and the sweep names those limits) and, from format 2, the same
+ * prefill as a CUDA graph of its own (GPU time alone) and the dense GEMMs of one layer alone at 1..16k rows.
+ * Every point is predicted by the same instanceLatencyModel the planner uses, with the coefficients being fitted;
+ * the fit minimises the sum of squared log errors (relative errors, symmetric in over- and under-prediction) by
+ * Nelder-Mead over the logs of the coefficients, so every coefficient stays positive. The fit reports, and never
+ * hides, its largest error.
  */
 import { deriveModel, type DerivedModel, type ModelShape } from "./model-shapes.js";
 import {
@@ -27,7 +29,18 @@ export interface SweepRow {
   stepMs?: number;
   mediansMs?: number[];
   gpuStepMs?: number;
+  /** Format 3: how the engine ran this prefill step. */
+  enginePath?: "graph" | "eager";
   skipped?: string;
+}
+
+/** Format 3: the engine's prefill graphs (agent/worker/gpufleet_worker/config.py, EngineConfig). */
+export interface SweepPrefillGraph {
+  maxTokens: number;
+  tokenStep: number;
+  maxPrompts: number;
+  /** Why none were captured (maxTokens is then 0). */
+  off?: string;
 }
 
 export interface GemmRow {
@@ -56,6 +69,17 @@ export interface CalibrationRaw {
   ceilings: { measuredCopyGBps: number; measuredMatmulTflops: number };
   rows: SweepRow[];
   gemm?: GemmRow[];
+  prefillGraph?: SweepPrefillGraph;
+}
+
+/** The sweep engine's prefill-graph limits as latency coefficients; before format 3 every prefill was eager. */
+export function sweepPrefillGraph(
+  raw: CalibrationRaw,
+): Pick<LatencyCoefficients, "prefillGraphMaxTokens" | "prefillGraphTokenStep" | "prefillGraphMaxPrompts"> {
+  const g = raw.prefillGraph;
+  return g
+    ? { prefillGraphMaxTokens: g.maxTokens, prefillGraphTokenStep: g.tokenStep, prefillGraphMaxPrompts: g.maxPrompts }
+    : { prefillGraphMaxTokens: 0, prefillGraphTokenStep: 1, prefillGraphMaxPrompts: 0 };
 }
 
 /**
@@ -146,7 +170,7 @@ export function calibrationPoints(raw: CalibrationRaw): CalibrationPoint[] {
       const batch = prefillBatch(Array<number>(r.batch).fill(r.promptTokens!));
       points.push({
         kind: "prefill",
-        label: `prefill B=${r.batch} T=${r.promptTokens}`,
+        label: `prefill B=${r.batch} T=${r.promptTokens}${r.enginePath ? ` (${r.enginePath})` : ""}`,
         measuredMs: r.stepMs,
         noisePercent: noise(r.mediansMs),
         batch,
@@ -154,7 +178,7 @@ export function calibrationPoints(raw: CalibrationRaw): CalibrationPoint[] {
       if (r.gpuStepMs !== undefined)
         points.push({
           kind: "prefill-gpu",
-          label: `prefill (graph) B=${r.batch} T=${r.promptTokens}`,
+          label: `prefill GPU time B=${r.batch} T=${r.promptTokens}`,
           measuredMs: r.gpuStepMs,
           batch,
         });
@@ -176,10 +200,7 @@ export function predictPoints(
   model: DerivedModel,
   c: LatencyCoefficients,
 ): number[] {
-  const single = { tp: 1, pp: 1 };
-  const engine = instanceLatencyModel(model, c, single);
-  // A prefill captured in a CUDA graph: the GPU's time, no host floor.
-  const gpu = instanceLatencyModel(model, { ...c, prefillHostMs: 0, prefillHostMsPerSequence: 0 }, single);
+  const engine = instanceLatencyModel(model, c, { tp: 1, pp: 1 });
   return points.map((p) => {
     if (p.gemm)
       return smoothRoofline(
@@ -187,7 +208,8 @@ export function predictPoints(
         p.gemm.flops / (c.achievedTflops * 1e9),
         c.rooflineSharpness,
       );
-    return (p.kind === "prefill-gpu" ? gpu : engine).forward(p.batch!).totalMs;
+    // A prefill captured in a graph of its own shape: the GPU's time, no host floor, no padding.
+    return (p.kind === "prefill-gpu" ? engine.gpuForward(p.batch!) : engine.forward(p.batch!)).totalMs;
   });
 }
 
@@ -322,7 +344,7 @@ export function fitCalibration(raw: CalibrationRaw, gpuModel: string, iterations
     prefillHostMsPerSequence: 1,
   };
   const coefficientsOf = (x: number[]): LatencyCoefficients => {
-    const c = { ...base, decodeIterationMs: 0, nonGemmGBps: copy } as LatencyCoefficients;
+    const c = { ...base, decodeIterationMs: 0, nonGemmGBps: copy, ...sweepPrefillGraph(raw) } as LatencyCoefficients;
     FITTED.forEach((k, i) => (c[k] = decode(k, x[i]!)));
     return c;
   };

@@ -13,6 +13,32 @@ import { MODEL_SHAPES, deriveModel } from "./model-shapes.js";
 const opt13 = deriveModel(MODEL_SHAPES["OPT-13B"]);
 
 describe("latency model", () => {
+  it("runs a small prefill as the engine's graph (no host floor, tokens padded to the bucket) and others eagerly", () => {
+    const llama = deriveModel(MODEL_SHAPES["Llama-3-8B"]);
+    const c = {
+      ...latencyCoefficients("H200-141GB"),
+      prefillHostMs: 10,
+      prefillHostMsPerSequence: 2,
+      prefillGraphMaxTokens: 512,
+      prefillGraphTokenStep: 64,
+      prefillGraphMaxPrompts: 8,
+    };
+    const lat = instanceLatencyModel(llama, c, { tp: 1, pp: 1 });
+    const ms = (b: Parameters<typeof lat.forward>[0]) => lat.forward(b).totalMs;
+    // 65 tokens replay the 128-token graph: the GPU time of 128 tokens (the padding attends only to itself).
+    const padded = { newTokens: 128, attentionPairs: (65 * 66 + 63 * 64) / 2, kvReadTokens: 0, sequences: 1 };
+    expect(ms(prefillBatch([65]))).toBeCloseTo(lat.gpuForward(padded).totalMs, 9);
+    expect(ms(prefillBatch([65]))).toBeGreaterThan(lat.gpuForward(prefillBatch([65])).totalMs);
+    expect(ms(prefillBatch([65]))).toBeLessThan(10); // under the host floor an eager step could not beat
+    // Eager: more tokens or prompts than a graph holds, or a chunk over a cached prefix; the floor applies.
+    expect(ms(prefillBatch([513]))).toBeGreaterThanOrEqual(12);
+    expect(ms(prefillBatch(Array<number>(9).fill(8)))).toBeGreaterThanOrEqual(10 + 2 * 9);
+    expect(ms({ newTokens: 64, attentionPairs: 64 * 200, kvReadTokens: 200, sequences: 1 })).toBeGreaterThanOrEqual(12);
+    // Graphs off: the same small step is eager.
+    const eager = instanceLatencyModel(llama, { ...c, prefillGraphMaxTokens: 0 }, { tp: 1, pp: 1 });
+    expect(eager.forward(prefillBatch([65])).totalMs).toBeGreaterThanOrEqual(12);
+  });
+
   it("puts a 512-token OPT-13B prefill on an A100 near DistServe's fitted 66 ms (TP=1)", () => {
     const { totalMs } = prefillLatencyMs(opt13, "A100-80GB", { tp: 1, pp: 1 }, [512]);
     // ≈74 ms: 12.8 TFLOP of GEMMs at 60% of 312 TFLOP/s (≈66 ms), plus the element-wise kernels (5 GB of

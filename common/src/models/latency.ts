@@ -83,6 +83,14 @@ export interface LatencyCoefficients {
   prefillHostMs: number;
   /** Engine: host time per prompt in such a step. */
   prefillHostMsPerSequence: number;
+  /**
+   * Engine: prefill steps of at most this many new tokens (and prefillGraphMaxPrompts prompts), none with a cached
+   * prefix, replay a CUDA graph: no host floor, their tokens padded up to a multiple of prefillGraphTokenStep
+   * (0: every prefill step is issued eagerly).
+   */
+  prefillGraphMaxTokens: number;
+  prefillGraphTokenStep: number;
+  prefillGraphMaxPrompts: number;
   /** Share of HBM the serving engine may use (vLLM's gpu_memory_utilization). */
   memoryUtilization: number;
   /** HBM kept for activations and workspace per GPU. */
@@ -124,6 +132,8 @@ const MAY_BE_ZERO = new Set([
   "prefillIterationMs",
   "prefillHostMs",
   "prefillHostMsPerSequence",
+  "prefillGraphMaxTokens",
+  "prefillGraphMaxPrompts",
   "activationReserveGiB",
 ]);
 
@@ -156,6 +166,9 @@ export function latencyCoefficients(gpuModel: string, overrides?: LatencyCoeffic
     prefillIterationMs: 0,
     prefillHostMs: 0,
     prefillHostMsPerSequence: 0,
+    prefillGraphMaxTokens: 0,
+    prefillGraphTokenStep: 1,
+    prefillGraphMaxPrompts: 0,
     memoryUtilization: DEFAULT_EFFICIENCY.memoryUtilization,
     activationReserveGiB: DEFAULT_EFFICIENCY.activationReserveGiB,
     nicEfficiency: DEFAULT_EFFICIENCY.nic,
@@ -218,7 +231,21 @@ export interface ForwardLatency {
 /** Precomputed per-instance constants so the simulator's inner loop is a handful of multiplications. */
 export interface InstanceLatencyModel {
   readonly parallelism: Parallelism;
+  /** One pass as the engine runs it: a small prefill as its graph (padded), others with the host floor. */
   forward(batch: ForwardBatch): ForwardLatency;
+  /** The same pass's GPU time alone, issued as one graph of exactly its shape: no host floor, no padding. */
+  gpuForward(batch: ForwardBatch): ForwardLatency;
+}
+
+/**
+ * The tokens of the prefill graph that runs `batch` (its new tokens rounded up to the engine's bucket), or
+ * undefined where the engine issues it eagerly (a decode step, a chunk over a cached prefix, too large a step).
+ */
+export function prefillGraphTokens(coeffs: LatencyCoefficients, batch: ForwardBatch): number | undefined {
+  const prefill = batch.newTokens > batch.sequences;
+  if (!prefill || batch.kvReadTokens > 0 || batch.newTokens > coeffs.prefillGraphMaxTokens) return undefined;
+  if (batch.sequences > coeffs.prefillGraphMaxPrompts) return undefined;
+  return Math.ceil(batch.newTokens / coeffs.prefillGraphTokenStep) * coeffs.prefillGraphTokenStep;
 }
 
 const ACTIVATION_BYTES = 2; // activations stay in 16-bit even for fp8 weights
@@ -347,27 +374,38 @@ export function instanceLatencyModel(
       ? coeffs.prefillHostMs + coeffs.prefillHostMsPerSequence * batch.sequences
       : 0;
 
+  const pass = (batch: ForwardBatch, floor: number): ForwardLatency => {
+    const fixed = iterationMs(batch);
+    const handoffMs = pp > 1 ? allReduceLatencyMs + (batch.newTokens * h * ACTIVATION_BYTES) / handoffBytesPerMs : 0;
+    const big = stageMs(bigLayers, pp === 1, batch);
+    if (pp === 1) {
+      const total = Math.max(floor, big + fixed);
+      return { totalMs: total, bottleneckStageMs: total };
+    }
+    const last = stageMs(lastLayers, true, batch);
+    const bigStages = layers % pp === 0 ? pp - 1 : layers % pp;
+    const midStages = pp - 1 - bigStages;
+    const totalMs =
+      bigStages * big + midStages * stageMs(lastLayers, false, batch) + last + (pp - 1) * handoffMs + fixed;
+    return {
+      totalMs: Math.max(floor, totalMs),
+      bottleneckStageMs: Math.max(floor, Math.max(big, last) + handoffMs + fixed),
+    };
+  };
+
   return {
     parallelism,
     forward(batch: ForwardBatch): ForwardLatency {
-      const fixed = iterationMs(batch);
-      const floor = hostFloorMs(batch);
-      const handoffMs = pp > 1 ? allReduceLatencyMs + (batch.newTokens * h * ACTIVATION_BYTES) / handoffBytesPerMs : 0;
-      const big = stageMs(bigLayers, pp === 1, batch);
-      if (pp === 1) {
-        const total = Math.max(floor, big + fixed);
-        return { totalMs: total, bottleneckStageMs: total };
-      }
-      const last = stageMs(lastLayers, true, batch);
-      const bigStages = layers % pp === 0 ? pp - 1 : layers % pp;
-      const midStages = pp - 1 - bigStages;
-      const totalMs =
-        bigStages * big + midStages * stageMs(lastLayers, false, batch) + last + (pp - 1) * handoffMs + fixed;
-      return {
-        totalMs: Math.max(floor, totalMs),
-        bottleneckStageMs: Math.max(floor, Math.max(big, last) + handoffMs + fixed),
-      };
+      const graphTokens = prefillGraphTokens(coeffs, batch);
+      if (graphTokens === undefined) return pass(batch, hostFloorMs(batch));
+      // The padding is one more prompt in the graph's varlen attention: its own causal pairs.
+      const pad = graphTokens - batch.newTokens;
+      return pass(
+        { ...batch, newTokens: graphTokens, attentionPairs: batch.attentionPairs + (pad * (pad + 1)) / 2 },
+        0,
+      );
     },
+    gpuForward: (batch: ForwardBatch): ForwardLatency => pass(batch, 0),
   };
 }
 

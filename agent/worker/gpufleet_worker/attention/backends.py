@@ -28,8 +28,9 @@ class PrefillMetadata:
     context_lens: list[int]
     block_tables: list[torch.Tensor | None]  # per sequence, int64 block ids (None: no cached prefix, not needed)
     # when no sequence has a cached prefix: [B + 1] int32 prompt offsets on the device, so one varlen attention
-    # call serves every prompt of the step (`prefill_metadata` builds it)
+    # call serves every prompt of the step (`prefill_metadata` builds it; a prefill CUDA graph holds its own)
     cu_seqlens: torch.Tensor | None = None
+    max_query_len: int = 0  # the longest prompt between those offsets, or an upper bound on it (a graph's bucket)
 
 
 def prefill_metadata(
@@ -49,7 +50,7 @@ def prefill_metadata(
         for q in query_lens:
             offsets.append(offsets[-1] + q)
         cu = torch.tensor(offsets, dtype=torch.int32, device=dev)
-    return PrefillMetadata(query_lens, context_lens, on_gpu, cu)
+    return PrefillMetadata(query_lens, context_lens, on_gpu, cu, max(query_lens, default=0))
 
 
 # why the varlen path is off on this build, if it is (set on its first failure; the per-prompt loop runs instead)
@@ -63,9 +64,10 @@ def varlen_causal_attention(
     no such kernel. Why: the per-prompt loop issues ~14 torch ops a prompt a layer from Python, ~3 ms of host time a
     prompt at Llama-3-8B (the calibration's eager prefill fit, NOTES.md v5), which at small prompts is the step."""
     global VARLEN_UNAVAILABLE
-    if VARLEN_UNAVAILABLE is not None or meta.cu_seqlens is None or len(meta.query_lens) < 2:
-        return None  # one prompt: SDPA's own causal kernel (v5 run 2: the varlen kernel took ~6% more GPU time)
-    longest = max(meta.query_lens)
+    # no offsets for one eager prompt: SDPA's own causal kernel (v5 run 2: the varlen kernel took ~6% more GPU time)
+    if VARLEN_UNAVAILABLE is not None or meta.cu_seqlens is None:
+        return None
+    longest = meta.max_query_len
     try:
         out = torch.ops.aten._flash_attention_forward(
             q, k, v, meta.cu_seqlens, meta.cu_seqlens, longest, longest, 0.0, True, False

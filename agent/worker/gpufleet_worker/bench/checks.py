@@ -234,7 +234,16 @@ def check_runner_against_numpy(device: str = "cuda", seed: int = 2) -> list[dict
     must continue with the same logits."""
     rows = []
     weights = random_weights(TINY, seed)
-    eng = EngineConfig(num_blocks=64, block_size=16, max_num_seqs=8, max_num_batched_tokens=48)
+    # small prefill graphs (16-token buckets up to 64, 4 prompts), so steps of this schedule take both paths
+    eng = EngineConfig(
+        num_blocks=64,
+        block_size=16,
+        max_num_seqs=8,
+        max_num_batched_tokens=48,
+        prefill_graph_max_tokens=64,
+        prefill_graph_token_step=16,
+        prefill_graph_max_prompts=4,
+    )
     tw = torch_weights_from_numpy(weights, device)
     saved = dict(fl.CHOICES)
     for backend, fused, linear in (
@@ -254,6 +263,7 @@ def check_runner_against_numpy(device: str = "cuda", seed: int = 2) -> list[dict
             run.decode_linear = "triton"
         label = f"{backend.name}{'' if fused else ', plain ops'}, decode linear {linear}"
         run.capture_decode_graphs([4, 8])
+        run.capture_prefill_graphs()
         fl.CHOICES.clear()
         fl.CHOICES.update(saved)
         sched = Scheduler(eng)
@@ -277,8 +287,10 @@ def check_runner_against_numpy(device: str = "cuda", seed: int = 2) -> list[dict
                 got = g.logits[: len(inp.token_ids)].float().cpu()
                 worst["decode"] = max(worst["decode"], rel_err(got, torch.from_numpy(ref_logits)))
             else:
+                graphed = run.prefill_graph_steps
                 got = run.prefill_logits(inp).float().cpu()
-                worst["prefill"] = max(worst["prefill"], rel_err(got, torch.from_numpy(ref_logits)))
+                path = "prefill graph" if run.prefill_graph_steps > graphed else "prefill"
+                worst[path] = max(worst.get(path, 0.0), rel_err(got, torch.from_numpy(ref_logits)))
             sched.postprocess(
                 out, dict(zip(inp.sample_request_ids, np.argmax(ref_logits, axis=-1).tolist(), strict=True))
             )
@@ -288,6 +300,14 @@ def check_runner_against_numpy(device: str = "cuda", seed: int = 2) -> list[dict
                 "case": f"runner[{label}] prefill logits vs numpy",
                 "relErr": worst["prefill"],
                 "ok": worst["prefill"] < 2e-2,
+            }
+        )
+        rows.append(
+            {
+                "case": f"runner[{label}] prefill (CUDA graph, {run.prefill_graph_steps} steps) logits vs numpy",
+                "relErr": worst.get("prefill graph"),
+                "ok": run.prefill_graph_steps > 0 and worst.get("prefill graph", 1.0) < 2e-2,
+                **({"off": run.prefill_graphs_off} if run.prefill_graphs_off else {}),
             }
         )
         rows.append(

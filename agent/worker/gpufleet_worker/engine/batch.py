@@ -61,3 +61,16 @@ def prepare_step(out: SchedulerOutput, block_size: int) -> StepInputs:
         sample_idx,
         sample_ids,
     )
+
+
+def prefill_graph_tokens(inp: StepInputs, token_step: int, max_tokens: int, max_prompts: int) -> int | None:
+    """Tokens of the captured prefill graph that runs this step (its new tokens rounded up to token_step), or None
+    where it runs eager: a decode step, more than max_tokens tokens or max_prompts prompts, or a chunk with a cached
+    prefix (its attention reads the prefix through the block table; the graph's one varlen call attends only within
+    each prompt's new tokens)."""
+    tokens = len(inp.token_ids)
+    if inp.kind != "prefill" or tokens == 0 or tokens > max_tokens or len(inp.query_lens) > max_prompts:
+        return None
+    if any(c != q for q, c in zip(inp.query_lens, inp.context_lens, strict=True)):
+        return None
+    return -(-tokens // token_step) * token_step

@@ -1,8 +1,8 @@
 """The GPU model runner: the only module that touches the device (nano-vllm's model_runner.py).
 
 It holds the bf16 weights, the paged KV cache [layers, 2, num_blocks + 1, BS, KV, D] (the extra last block is a
-scratch block that padded rows of a CUDA-graph batch write to), RoPE tables, and one CUDA graph per decode batch
-size. Greedy sampling (argmax) runs on the device, inside the graph for decode.
+scratch block that padded rows of a CUDA-graph batch write to), RoPE tables, one CUDA graph per decode batch size and
+one per bucket of small prefill steps. Greedy sampling (argmax) runs on the device, inside the graph for decode.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from ..attention.backends import AttentionBackend, DecodeMetadata, PrefillMetadata, prefill_attention, prefill_metadata
 from ..config import EngineConfig, ModelConfig
-from ..engine.batch import StepInputs
+from ..engine.batch import StepInputs, prefill_graph_tokens
 from .weights import weight_shapes
 
 
@@ -55,6 +55,20 @@ class _DecodeGraph:
     logits: torch.Tensor
 
 
+@dataclass(slots=True)
+class _PrefillGraph:
+    """A prefill step of `tokens.shape[0]` tokens and up to `sample_idx.shape[0]` prompts: the prompts' offsets, the
+    padding after them as one more prompt (its KV goes to the scratch block), so one varlen attention call covers it."""
+
+    graph: torch.cuda.CUDAGraph
+    tokens: torch.Tensor
+    positions: torch.Tensor
+    slots: torch.Tensor
+    cu_seqlens: torch.Tensor  # [max_prompts + 2] int32; prompts past the step's are empty (repeated offsets)
+    sample_idx: torch.Tensor  # [max_prompts] rows of the step whose logits are sampled; padded with row 0
+    logits: torch.Tensor  # [max_prompts, vocab]
+
+
 class TorchModelRunner:
     def __init__(
         self,
@@ -91,6 +105,9 @@ class TorchModelRunner:
         self.cos = ang.cos().float().to(self.device)
         self.sin = ang.sin().float().to(self.device)
         self.graphs: dict[int, _DecodeGraph] = {}
+        self.prefill_graphs: dict[int, _PrefillGraph] = {}  # by padded token count; see capture_prefill_graphs
+        self.prefill_graphs_off: str | None = None  # why none were captured, where capture was asked for
+        self.prefill_graph_steps = 0  # prefill steps served by a graph (the checks assert the path ran)
 
     # --- the decoder ---------------------------------------------------------------------------------------------
     def forward(
@@ -228,6 +245,16 @@ class TorchModelRunner:
 
     @torch.no_grad()
     def prefill_logits(self, inp: StepInputs) -> torch.Tensor:
+        e = self.engine
+        bucket = prefill_graph_tokens(
+            inp, e.prefill_graph_token_step, e.prefill_graph_max_tokens, e.prefill_graph_max_prompts
+        )
+        g = self.prefill_graphs.get(bucket) if bucket is not None else None
+        if g is not None:
+            self._fill_prefill(g, inp)
+            g.graph.replay()
+            self.prefill_graph_steps += 1
+            return g.logits[: len(inp.sample_indices)]
         dev = self.device
         meta = prefill_metadata(inp.query_lens, inp.context_lens, inp.block_tables, dev)
         return self.forward(
@@ -300,6 +327,64 @@ class TorchModelRunner:
             with torch.cuda.graph(g.graph):
                 self._decode_forward(g)
             self.graphs[b] = g
+
+    # --- prefill graphs ------------------------------------------------------------------------------------------
+    def _prefill_buffers(self, tokens: int) -> _PrefillGraph:
+        dev, p = self.device, self.engine.prefill_graph_max_prompts
+        cu = torch.zeros(p + 2, dtype=torch.int32, device=dev)
+        cu[-1] = tokens  # until filled: every prompt empty, all tokens padding
+        return _PrefillGraph(
+            torch.cuda.CUDAGraph(),
+            torch.zeros(tokens, dtype=torch.long, device=dev),
+            torch.zeros(tokens, dtype=torch.long, device=dev),
+            torch.full((tokens,), self.scratch_block * self.block_size, dtype=torch.long, device=dev),
+            cu,
+            torch.zeros(p, dtype=torch.long, device=dev),
+            torch.zeros((p, self.cfg.vocab_size), dtype=torch.bfloat16, device=dev),
+        )
+
+    def _fill_prefill(self, g: _PrefillGraph, inp: StepInputs) -> None:
+        n, p = g.tokens.shape[0], g.sample_idx.shape[0]
+        pad = n - len(inp.token_ids)
+        offsets = [0]
+        for q in inp.query_lens:
+            offsets.append(offsets[-1] + q)
+        offsets += [offsets[-1]] * (p - len(inp.query_lens)) + [n]
+        g.tokens.copy_(torch.tensor(inp.token_ids + [0] * pad))
+        g.positions.copy_(torch.tensor(inp.positions + [0] * pad))
+        g.slots.copy_(torch.tensor(inp.slot_mapping + [self.scratch_block * self.block_size] * pad))
+        g.cu_seqlens.copy_(torch.tensor(offsets, dtype=torch.int32))
+        g.sample_idx.copy_(torch.tensor(inp.sample_indices + [0] * (p - len(inp.sample_indices))))
+
+    def _prefill_forward(self, g: _PrefillGraph) -> None:
+        n = g.tokens.shape[0]
+        meta = PrefillMetadata([], [], [], g.cu_seqlens, n)  # n bounds every prompt, the padding included
+        g.logits.copy_(self.forward(g.tokens, g.positions, g.slots, None, meta, g.sample_idx))
+
+    @torch.no_grad()
+    def capture_prefill_graphs(self) -> None:
+        """One graph per bucket of engine.prefill_graph_token_step tokens up to prefill_graph_max_tokens, sharing
+        one memory pool (steps replay one at a time). Needs the FlashAttention varlen kernel; without it none is
+        captured, prefill stays eager and prefill_graphs_off says why."""
+        from ..attention import backends
+
+        e = self.engine
+        pool = torch.cuda.graph_pool_handle()
+        for tokens in range(e.prefill_graph_token_step, e.prefill_graph_max_tokens + 1, e.prefill_graph_token_step):
+            g = self._prefill_buffers(tokens)
+            s = torch.cuda.Stream()
+            s.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(s):
+                for _ in range(2):
+                    self._prefill_forward(g)
+            torch.cuda.current_stream().wait_stream(s)
+            if backends.VARLEN_UNAVAILABLE is not None:
+                self.prefill_graphs_off = f"no FlashAttention varlen kernel: {backends.VARLEN_UNAVAILABLE}"
+                self.prefill_graphs.clear()
+                return
+            with torch.cuda.graph(g.graph, pool=pool):
+                self._prefill_forward(g)
+            self.prefill_graphs[tokens] = g
 
     # --- KV export / import by blocks ----------------------------------------------------------------------------
     def export_blocks(self, blocks: list[int]) -> torch.Tensor:

@@ -127,6 +127,9 @@ def build_runner(cfg: ServeConfig):
     weights = random_torch_weights(cfg.model, "cuda", cfg.seed)
     runner = TorchModelRunner(cfg.model, cfg.engine, backend, weights, "cuda", max_context=max_context)
     runner.capture_decode_graphs(batches)
+    runner.capture_prefill_graphs()
+    if runner.prefill_graphs_off:
+        log("prefill_graphs_off", reason=runner.prefill_graphs_off)
     return runner
 
 

@@ -15,8 +15,9 @@
  * A TTFT SLO below a prompt's prefill time (ttftMs 0.1 against prompts of thousands of tokens) is found here for
  * every configuration without simulating any.
  *
- * The constants the model adds per pass differ between a prefill and a decode pass, and a host floor may cover a
- * short prefill; both are taken off the lone times (the bound stays a lower bound whichever applies). Pure.
+ * The constant the model adds per pass differs between a prefill and a decode pass; the larger is taken off the
+ * lone times, which are the passes' GPU time alone (no host floor, no prefill-graph padding, either of which a pass the
+ * request shares may or may not have), so the bound stays a lower bound whichever applies. Pure.
  */
 import type { LatencyCoefficients } from "../../../../common/src/models/latency.js";
 import type { Config, Context } from "./context.js";
@@ -31,12 +32,9 @@ interface LoneTimes {
 
 const loneTimesCache = new WeakMap<WorkloadSample, WeakMap<Config, LoneTimes>>();
 
-/** Per-pass constants the latency model may add to one pass and not another (see the file comment). */
-function passConstantsMs(coeffs: LatencyCoefficients): { prefill: number; decode: number } {
-  const iteration = Math.max(coeffs.prefillIterationMs, coeffs.decodeIterationMs);
-  const hostFloor = coeffs.prefillHostMs > 0 ? coeffs.prefillHostMs + coeffs.prefillHostMsPerSequence : 0;
-  return { prefill: iteration + hostFloor, decode: iteration };
-}
+/** The per-pass constant the latency model may add to one pass and not another (see the file comment). */
+const passConstantMs = (coeffs: LatencyCoefficients): number =>
+  Math.max(coeffs.prefillIterationMs, coeffs.decodeIterationMs);
 
 /** Lone prefill and decode-step times of every request of `sample` on `c`, less the per-pass constants. */
 export function loneTimes(coeffs: LatencyCoefficients, c: Config, sample: WorkloadSample): LoneTimes {
@@ -44,7 +42,7 @@ export function loneTimes(coeffs: LatencyCoefficients, c: Config, sample: Worklo
   if (!byConfig) loneTimesCache.set(sample, (byConfig = new WeakMap()));
   const hit = byConfig.get(c);
   if (hit) return hit;
-  const constants = passConstantsMs(coeffs);
+  const constant = passConstantMs(coeffs);
   // The simulator sums stage times and subtracts arrival times; a hair of slack keeps the bound below its rounding.
   const slack = 1 - 1e-9;
   // Subadditivity over chunks needs a roofline at least as sharp as a plain sum (p ≥ 1); below that no TTFT bound.
@@ -55,17 +53,17 @@ export function loneTimes(coeffs: LatencyCoefficients, c: Config, sample: Worklo
   for (let i = 0; i < n; i++) {
     const p = sample.promptTokens[i] as number;
     if (chunksBound) {
-      const prefill = c.latency.forward({
+      const prefill = c.latency.gpuForward({
         newTokens: p,
         attentionPairs: (p * (p + 1)) / 2,
         kvReadTokens: 0,
         sequences: 1,
       });
-      ttftMs[i] = Math.max(0, prefill.totalMs - constants.prefill) * slack;
+      ttftMs[i] = Math.max(0, prefill.totalMs - constant) * slack;
     }
     if ((sample.outputTokens[i] as number) > 1) {
-      const step = c.latency.forward({ newTokens: 1, attentionPairs: p + 1, kvReadTokens: p + 1, sequences: 1 });
-      tpotMs[i] = Math.max(0, step.totalMs - constants.decode) * slack;
+      const step = c.latency.gpuForward({ newTokens: 1, attentionPairs: p + 1, kvReadTokens: p + 1, sequences: 1 });
+      tpotMs[i] = Math.max(0, step.totalMs - constant) * slack;
     }
   }
   const times = { ttftMs, tpotMs };
