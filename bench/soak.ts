@@ -295,13 +295,11 @@ export async function run(): Promise<void> {
         GPUFLEET_LEASE_DURATION_MS: String(config.lease.leaseDurationMs),
         GPUFLEET_RENEW_DEADLINE_MS: String(config.lease.renewDeadlineMs),
         GPUFLEET_RETRY_PERIOD_MS: String(config.lease.retryPeriodMs),
-        // SOAK_OPERATOR_CPU_PROF=DIR writes the operator's V8 CPU profile there when it exits (10 ms samples).
-        ...(process.env["SOAK_OPERATOR_CPU_PROF"]
-          ? {
-              NODE_OPTIONS: `--cpu-prof --cpu-prof-interval 10000 --cpu-prof-dir ${process.env["SOAK_OPERATOR_CPU_PROF"]}`,
-            }
-          : {}),
       },
+      // SOAK_OPERATOR_CPU_PROF=DIR writes the operator's V8 CPU profile there when it exits (10 ms samples).
+      nodeArgs: process.env["SOAK_OPERATOR_CPU_PROF"]
+        ? ["--cpu-prof", "--cpu-prof-interval", "10000", "--cpu-prof-dir", process.env["SOAK_OPERATOR_CPU_PROF"]]
+        : [],
     });
     const op = operator;
     const samples: OperatorSample[] = [];

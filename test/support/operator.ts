@@ -59,8 +59,11 @@ export async function startComponentProcess(opts: {
   env: Record<string, string>;
   readyMessage: string;
   timeoutMs?: number;
+  /** Node flags before the entry (e.g. --cpu-prof, which NODE_OPTIONS refuses). */
+  nodeArgs?: string[];
 }): Promise<{ process: ComponentProcess; readyLine: Record<string, unknown> }> {
-  const child = spawn(process.execPath, ["--import", "tsx", path.join(REPO_ROOT, opts.entry)], {
+  const argv = [...(opts.nodeArgs ?? []), "--import", "tsx", path.join(REPO_ROOT, opts.entry)];
+  const child = spawn(process.execPath, argv, {
     cwd: REPO_ROOT,
     env: { ...process.env, ...opts.env },
     stdio: ["ignore", "pipe", "pipe"],
@@ -121,10 +124,12 @@ export async function startOperatorProcess(opts: {
   namespace: string;
   identity: string;
   env?: Record<string, string>;
+  nodeArgs?: string[];
 }): Promise<OperatorProcess> {
   const { process: operator, readyLine } = await startComponentProcess({
     name: `operator ${opts.identity}`,
     entry: "operator/src/main.ts",
+    nodeArgs: opts.nodeArgs,
     readyMessage: "operator started",
     env: {
       KUBECONFIG: opts.kubeconfigPath,

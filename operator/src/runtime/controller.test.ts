@@ -43,6 +43,23 @@ function harness(
 }
 
 describe("Controller", () => {
+  it("lets timers run between reconciles however long the queue is (the lease renewal must not starve)", async () => {
+    const busyMs = (ms: number) => {
+      const end = performance.now() + ms;
+      while (performance.now() < end);
+    };
+    const { controller, calls } = harness(() => (busyMs(2), {}));
+    for (let i = 0; i < 200; i++) controller.enqueue(`ns/j${i}`);
+    let doneWhenTimerFired = -1;
+    setTimeout(() => (doneWhenTimerFired = calls.length), 5);
+    controller.start();
+    await until(() => calls.length === 200, 10_000);
+    await controller.stop();
+    // 200 reconciles of 2 ms each take 400 ms; a timer due after 5 ms fires long before the last of them.
+    expect(doneWhenTimerFired).toBeGreaterThanOrEqual(0);
+    expect(doneWhenTimerFired).toBeLessThan(100);
+  });
+
   it("retries a throwing reconcile with backoff until it succeeds, counting errors", async () => {
     const { controller, calls, count } = harness((_key, attempt) => {
       if (attempt < 3) throw new Error("apiserver unavailable");

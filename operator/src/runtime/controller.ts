@@ -94,6 +94,10 @@ export class Controller {
     const { reconciler, metrics, logger } = this.options;
     const labels = { controller: reconciler.name };
     for (;;) {
+      // Reconciles that read only caches resolve as microtasks, and a queue that never empties would then chain
+      // them without end: timers (the leader's lease renewal) and I/O would not run. A soak lost its lease so,
+      // after an 80 s stall of back-to-back TrainingJob reconciles. One turn of the event loop between keys.
+      await new Promise((resolve) => setImmediate(resolve));
       const key = await this.queue.get();
       if (key === undefined) return;
       metrics.workqueueDepth.set(labels, this.queue.depth);
