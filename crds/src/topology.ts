@@ -56,21 +56,26 @@ export class TopologyLabelError extends Error {
   }
 }
 
+// Helpers at module level, not closures: every reconcile parses every node's labels (1,000 on the soak's cluster).
+function labelText(nodeName: string, labels: Readonly<Record<string, string>>, label: string): string {
+  const value = labels[label];
+  if (value === undefined || value === "") throw new TopologyLabelError(nodeName, label, "is missing");
+  return value;
+}
+
+function labelPositiveInt(nodeName: string, labels: Readonly<Record<string, string>>, label: string): number {
+  const value = Number(labelText(nodeName, labels, label));
+  if (!Number.isInteger(value) || value <= 0)
+    throw new TopologyLabelError(nodeName, label, `must be a positive integer, got "${labels[label]}"`);
+  return value;
+}
+
+const NIC_TYPES: ReadonlySet<string> = new Set(Object.values(NicType));
+
 /** Parses a node's gpufleet.io labels; throws TopologyLabelError naming the node and label when one is bad. */
 export function parseNodeTopology(nodeName: string, labels: Readonly<Record<string, string>>): NodeTopology {
-  const text = (label: string): string => {
-    const value = labels[label];
-    if (value === undefined || value === "") throw new TopologyLabelError(nodeName, label, "is missing");
-    return value;
-  };
-  const positiveInt = (label: string): number => {
-    const value = Number(text(label));
-    if (!Number.isInteger(value) || value <= 0)
-      throw new TopologyLabelError(nodeName, label, `must be a positive integer, got "${labels[label]}"`);
-    return value;
-  };
-  const nicType = text(TopologyLabel.nicType);
-  if (!Object.values(NicType).includes(nicType as NicType)) {
+  const nicType = labelText(nodeName, labels, TopologyLabel.nicType);
+  if (!NIC_TYPES.has(nicType)) {
     throw new TopologyLabelError(
       nodeName,
       TopologyLabel.nicType,
@@ -79,13 +84,13 @@ export function parseNodeTopology(nodeName: string, labels: Readonly<Record<stri
   }
   return {
     nodeName,
-    gpuModel: text(TopologyLabel.gpuModel),
-    gpuCount: positiveInt(TopologyLabel.gpuCount),
+    gpuModel: labelText(nodeName, labels, TopologyLabel.gpuModel),
+    gpuCount: labelPositiveInt(nodeName, labels, TopologyLabel.gpuCount),
     nicType: nicType as NicType,
-    nicCount: positiveInt(TopologyLabel.nicCount),
-    nicBandwidthGbps: positiveInt(TopologyLabel.nicBandwidthGbps),
-    leaf: text(TopologyLabel.leaf),
-    island: text(TopologyLabel.island),
+    nicCount: labelPositiveInt(nodeName, labels, TopologyLabel.nicCount),
+    nicBandwidthGbps: labelPositiveInt(nodeName, labels, TopologyLabel.nicBandwidthGbps),
+    leaf: labelText(nodeName, labels, TopologyLabel.leaf),
+    island: labelText(nodeName, labels, TopologyLabel.island),
   };
 }
 

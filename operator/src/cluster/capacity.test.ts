@@ -1,7 +1,7 @@
 import type { V1Node, V1Pod } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
 import { IsolatedTaintKey, TopologyLabel } from "../../../crds/src/topology.js";
-import { describeCapacity, summarizeCapacity } from "./capacity.js";
+import { capacityOf, describeCapacity, summarizeCapacity } from "./capacity.js";
 
 function node(
   name: string,
@@ -90,5 +90,46 @@ describe("summarizeCapacity", () => {
   it("describes capacity per GPU model", () => {
     const { nodes } = summarizeCapacity([node("a"), node("b"), node("c", { model: "A100-80GB" })], [pod("a", 8)]);
     expect(describeCapacity(nodes)).toBe("A100-80GB: 1 node, 8 GPUs; H100-80GB: 2 nodes, 16 GPUs");
+  });
+});
+
+describe("capacityOf", () => {
+  /** A cache like the informer's: a list and a counter that grows on every change. */
+  const source = <T>(items: T[]) => ({
+    items,
+    changeCount: 0,
+    lists: 0,
+    list() {
+      this.lists++;
+      return this.items;
+    },
+  });
+
+  it("reuses the summary while neither cache changed, and computes it again when one did", () => {
+    const nodes = source([node("a"), node("b")]);
+    const pods = source([pod("a", 3)]);
+    const first = capacityOf(nodes, pods);
+    expect(capacityOf(nodes, pods)).toBe(first);
+    expect(nodes.lists).toBe(1);
+    pods.items = [pod("a", 3), pod("b", 8)];
+    pods.changeCount++;
+    const second = capacityOf(nodes, pods);
+    expect(second).not.toBe(first);
+    expect(second.nodes.map((n) => n.gpusFree)).toEqual([5, 0]);
+    nodes.items = [node("a")];
+    nodes.changeCount++;
+    expect(capacityOf(nodes, pods).nodes.map((n) => n.nodeName)).toEqual(["a"]);
+  });
+
+  it("freezes the shared summary, so a caller that edits it fails loudly instead of corrupting the next", () => {
+    const capacity = capacityOf(source([node("a")]), source([]));
+    expect(() => ((capacity.nodes[0] as { gpusFree: number }).gpusFree = 0)).toThrow(TypeError);
+    expect(() => (capacity.nodes as unknown[]).push(1)).toThrow(TypeError);
+  });
+
+  it("summarizes on every call for sources without a change count", () => {
+    const nodes = { list: () => [node("a")] };
+    const pods = { list: () => [] as V1Pod[] };
+    expect(capacityOf(nodes, pods)).not.toBe(capacityOf(nodes, pods));
   });
 });

@@ -167,6 +167,7 @@ export class ResilientInformer<T extends KubernetesObject> {
   private backingOff = false;
   /** How long the last successful list took (the adaptive list deadline's base). */
   private lastListMs: number | undefined;
+  private changes = 0;
   private unsubscribeRecovery: (() => void) | undefined;
 
   constructor(private readonly options: InformerOptions<T>) {
@@ -235,6 +236,7 @@ export class ResilientInformer<T extends KubernetesObject> {
       });
     this.watchEstablished = false;
     await this.listWatch.start();
+    this.changes++;
     // ListWatch reports a failed first list through its error handler (which schedules a restart) and resolves
     // anyway: only a list that happened leaves a resourceVersion behind.
     if (this.listWatch.latestResourceVersion() !== "") {
@@ -261,6 +263,14 @@ export class ResilientInformer<T extends KubernetesObject> {
     return this.listWatch.list(namespace);
   }
 
+  /**
+   * Grows whenever the cache may have changed (every event, every (re)list): equal counts mean `list()` holds the
+   * same objects, so views computed from it can be reused.
+   */
+  get changeCount(): number {
+    return this.changes;
+  }
+
   private markSynced(): void {
     this.synced = true;
     const waiters = this.syncWaiters;
@@ -269,6 +279,7 @@ export class ResilientInformer<T extends KubernetesObject> {
   }
 
   private emit(event: InformerEvent, object: T): void {
+    this.changes++;
     for (const handler of this.handlers) handler(event, object);
   }
 
@@ -298,8 +309,10 @@ export class ResilientInformer<T extends KubernetesObject> {
     this.options.onRestart?.();
     try {
       await this.listWatch.stop();
+      this.changes++;
       this.watchEstablished = false;
       await this.listWatch.start();
+      this.changes++;
       // A failed list leaves no resourceVersion; a failed or unanswered watch leaves watchEstablished false. Either
       // way onError has scheduled the next attempt with a longer backoff.
       if (this.listWatch.latestResourceVersion() === "" || !this.watchEstablished || this.stopped) return;

@@ -13,7 +13,7 @@ import {
   type ServingDeployment,
   type ServingDeploymentStatus,
 } from "../../../crds/src/serving-deployment.js";
-import { summarizeCapacity, type ClusterCapacity } from "../cluster/capacity.js";
+import { capacityOf, type ClusterCapacity } from "../cluster/capacity.js";
 import type { ReconcileResult, Reconciler } from "../runtime/controller.js";
 import type { ResilientInformer } from "../runtime/informer.js";
 import { reconcileResource, type LifecycleDeps, type StepOutcome } from "../runtime/lifecycle.js";
@@ -62,7 +62,7 @@ export class ServingDeploymentReconciler implements Reconciler {
   }
 
   private async decide(sd: ServingDeployment): Promise<ServingExecutorOutcome> {
-    const capacity = summarizeCapacity(this.deps.nodes.list(), this.deps.pods.list());
+    const capacity = capacityOf(this.deps.nodes, this.deps.pods);
     const check = checkServingSpec(sd.spec, capacity.nodes);
     if (check.ok) return this.deps.executor(sd, capacity, check.gpuModels);
     // Running pools stay: a bad edit must not take down a deployment that serves traffic.

@@ -13,7 +13,7 @@ import {
   type TrainingJob,
   type TrainingJobStatus,
 } from "../../../crds/src/training-job.js";
-import { summarizeCapacity, type ClusterCapacity, type NodeCapacity } from "../cluster/capacity.js";
+import { capacityOf, type ClusterCapacity, type NodeCapacity } from "../cluster/capacity.js";
 import type { ReconcileResult, Reconciler } from "../runtime/controller.js";
 import type { ResilientInformer } from "../runtime/informer.js";
 import { reconcileResource, type LifecycleDeps, type StepOutcome } from "../runtime/lifecycle.js";
@@ -56,7 +56,7 @@ export class TrainingJobReconciler implements Reconciler {
   }
 
   private async decide(job: TrainingJob): Promise<TrainingGangOutcome> {
-    const capacity = summarizeCapacity(this.deps.nodes.list(), this.deps.pods.list());
+    const capacity = capacityOf(this.deps.nodes, this.deps.pods);
     const check = checkTrainingSpec(job.spec, capacity.nodes);
     if (check.ok) return this.deps.gangStep(job, capacity, check.candidateNodes);
     // A gang placed for an earlier spec must not keep holding GPUs for a spec that cannot run.

@@ -25,7 +25,7 @@ import {
 } from "../../../../crds/src/serving-deployment.js";
 import type { SendWorkerCommandResponse__Output } from "../../../../agent/src/grpc/generated/gpufleet/agent/v1/SendWorkerCommandResponse.js";
 import type { WorkerCommand } from "../../../../agent/src/grpc/generated/gpufleet/worker/v1/WorkerCommand.js";
-import { summarizeCapacity } from "../../cluster/capacity.js";
+import { capacityOf } from "../../cluster/capacity.js";
 import type { OperatorMetrics } from "../../metrics.js";
 import type { Clock } from "../../runtime/clock.js";
 import type { EventSink, EventType } from "../../runtime/events.js";
@@ -160,7 +160,7 @@ export class ServingScheduler {
     let free: ((gpuModel: string, own: readonly ObservedPod[]) => { nodeName: string; gpusFree: number }[]) | undefined;
     const freeNodes = (gpuModel: string, own: readonly ObservedPod[]) => {
       if (!free) {
-        const capacity = summarizeCapacity(this.deps.nodes.list(), this.deps.pods.list());
+        const capacity = capacityOf(this.deps.nodes, this.deps.pods);
         free = (model, pods) =>
           placementNodes(capacity.nodes, model, pods).filter(
             (n) => !capacity.nodes.find((c) => c.nodeName === n.nodeName)?.isolated,
