@@ -32,8 +32,8 @@ import torch
 from .attention.backends import TritonPagedBackend, prefill_metadata
 from .bench.h200 import ceilings, decode_inputs, spread
 from .config import LLAMA3_8B, EngineConfig
-from .engine.batch import StepInputs, prefill_graph_tokens
-from .model.torch_runner import TorchModelRunner, random_torch_weights
+from .engine.batch import StepInputs
+from .model.torch_runner import TorchModelRunner, random_torch_weights, warm_up_on_side_stream
 
 DEV = "cuda"
 FORMAT = 3
@@ -71,11 +71,7 @@ def graph_prefill_ms(runner: TorchModelRunner, inp: StepInputs, reps: int) -> tu
     meta = prefill_metadata(inp.query_lens, inp.context_lens, inp.block_tables, dev)
     idx = torch.tensor(inp.sample_indices, dtype=torch.long, device=dev)
     with torch.no_grad():
-        s = torch.cuda.Stream()
-        s.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(s):
-            runner.forward(*tensors, None, meta, idx)
-        torch.cuda.current_stream().wait_stream(s)
+        warm_up_on_side_stream(lambda: runner.forward(*tensors, None, meta, idx), runs=1)
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
             runner.forward(*tensors, None, meta, idx)
@@ -214,11 +210,7 @@ def main(argv: list[str]) -> int:
             with torch.no_grad():
                 e1, e2 = spread(lambda inp=inp: runner.prefill_logits(inp), warmup=1, reps=reps)
             g1, g2 = graph_prefill_ms(runner, inp, reps)
-            e = runner.engine
-            bucket = prefill_graph_tokens(
-                inp, e.prefill_graph_token_step, e.prefill_graph_max_tokens, e.prefill_graph_max_prompts
-            )
-            path = "graph" if bucket in runner.prefill_graphs else "eager"
+            path = "eager" if runner.prefill_graph_for(inp) is None else "graph"
             rows.append(
                 row
                 | {

@@ -29,7 +29,7 @@ from ..engine.batch import StepInputs
 from ..kernels import fused_linear as fl
 from ..kernels.kv_block_copy import gather_blocks, scatter_blocks
 from ..kernels.paged_decode_attention import PagedDecodeAttention
-from ..model.torch_runner import TorchModelRunner, random_torch_weights
+from ..model.torch_runner import TorchModelRunner, random_torch_weights, warm_up_on_side_stream
 from . import checks
 
 DEV = "cuda"
@@ -400,11 +400,7 @@ def graph_time_ms(fn, calls: int = 20) -> float:
     fn()  # compiles Triton, creates handles
     torch.cuda.synchronize()
     g = torch.cuda.CUDAGraph()
-    s = torch.cuda.Stream()
-    s.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(s):
-        fn()
-    torch.cuda.current_stream().wait_stream(s)
+    warm_up_on_side_stream(fn, runs=1)
     with torch.cuda.graph(g):
         for _ in range(calls):
             fn()

@@ -43,6 +43,17 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
     return torch.cat([x1 * c - x2 * s, x2 * c + x1 * s], dim=-1).to(x.dtype)
 
 
+def warm_up_on_side_stream(forward, runs: int = 2) -> None:
+    """Runs `forward` on a side stream before it is captured (Triton compiles, cuBLAS picks its kernels), the way
+    torch.cuda.graphs asks for."""
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):
+        for _ in range(runs):
+            forward()
+    torch.cuda.current_stream().wait_stream(s)
+
+
 @dataclass(slots=True)
 class _DecodeGraph:
     graph: torch.cuda.CUDAGraph
@@ -243,13 +254,17 @@ class TorchModelRunner:
         logits = self.prefill_logits(inp)
         return logits.argmax(-1).tolist()
 
-    @torch.no_grad()
-    def prefill_logits(self, inp: StepInputs) -> torch.Tensor:
+    def prefill_graph_for(self, inp: StepInputs) -> _PrefillGraph | None:
+        """The captured prefill graph that runs this step, or None where it runs eagerly."""
         e = self.engine
         bucket = prefill_graph_tokens(
             inp, e.prefill_graph_token_step, e.prefill_graph_max_tokens, e.prefill_graph_max_prompts
         )
-        g = self.prefill_graphs.get(bucket) if bucket is not None else None
+        return self.prefill_graphs.get(bucket) if bucket is not None else None
+
+    @torch.no_grad()
+    def prefill_logits(self, inp: StepInputs) -> torch.Tensor:
+        g = self.prefill_graph_for(inp)
         if g is not None:
             self._fill_prefill(g, inp)
             g.graph.replay()
@@ -318,12 +333,7 @@ class TorchModelRunner:
         """One graph per padded batch size (vLLM's cudagraph_capture_sizes); warm-up runs compile Triton first."""
         for b in sorted(batch_sizes):
             g = self._eager_decode_buffers(b)
-            s = torch.cuda.Stream()
-            s.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(s):
-                for _ in range(2):
-                    self._decode_forward(g)
-            torch.cuda.current_stream().wait_stream(s)
+            warm_up_on_side_stream(lambda g=g: self._decode_forward(g))
             with torch.cuda.graph(g.graph):
                 self._decode_forward(g)
             self.graphs[b] = g
@@ -372,12 +382,7 @@ class TorchModelRunner:
         pool = torch.cuda.graph_pool_handle()
         for tokens in range(e.prefill_graph_token_step, e.prefill_graph_max_tokens + 1, e.prefill_graph_token_step):
             g = self._prefill_buffers(tokens)
-            s = torch.cuda.Stream()
-            s.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(s):
-                for _ in range(2):
-                    self._prefill_forward(g)
-            torch.cuda.current_stream().wait_stream(s)
+            warm_up_on_side_stream(lambda g=g: self._prefill_forward(g))
             if backends.VARLEN_UNAVAILABLE is not None:
                 self.prefill_graphs_off = f"no FlashAttention varlen kernel: {backends.VARLEN_UNAVAILABLE}"
                 self.prefill_graphs.clear()
