@@ -34,9 +34,12 @@ const NUM_RUNS = Number(process.env.GPUFLEET_PROPERTY_RUNS ?? 100);
 /** A plan that takes longer than this counts as a hang (the operator would stall that key as long). */
 const PLAN_BOUND_MS = 90_000;
 const KNOWN_REASONS = new Set<string>(Object.values(Reason));
-/** A field path in an API server rejection, or kubectl's own strict-decoding message. */
+/**
+ * A field path in an API server rejection, or kubectl's own messages: strict decoding, and the name checks it makes
+ * before it sends anything (a name with '/' is refused as `invalid resource name "…"`; seed 716228649).
+ */
 const NAMES_A_FIELD =
-  /(spec(\.[A-Za-z]+|\[\d+\])+|spec: |metadata\.name|unknown field "[^"]+"|resource name may not be empty)/;
+  /(spec(\.[A-Za-z]+|\[\d+\])+|spec: |metadata\.name|unknown field "[^"]+"|resource name may not be empty|invalid resource name ")/;
 const CEL_RUNTIME_ERROR = /no such key|evaluating rule|overflow|cost budget|compilation failed/i;
 
 let cluster: TestCluster;

@@ -138,7 +138,13 @@ describe("telemetry into the operator", () => {
       { description: "status.lastCheckpointStep 1200", timeoutMs: 30_000 },
     );
     expect(job.status?.lastCheckpointStep).toBe(1200);
-    expect(operator.telemetry.lastCheckpoint(`${namespace}/llm`)).toMatchObject({
+    // The read model takes the report once the status write's response is handled, which can come after this
+    // test's own read of the status has returned.
+    const held = await waitFor(async () => operator.telemetry.lastCheckpoint(`${namespace}/llm`), {
+      description: "the read model's checkpoint",
+      timeoutMs: 5_000,
+    });
+    expect(held).toMatchObject({
       step: 1200,
       path: "/ckpt/llm/step-1200",
       podName: pod.metadata?.name,
