@@ -30,11 +30,14 @@ class FakeCluster {
   readonly applier = {
     apply: async <T extends KubernetesObject>(object: T): Promise<T> => {
       await this.createGate;
-      if (object.kind === "Service") {
-        this.services.push(object);
-        return object;
-      }
+      if (object.kind !== "Service") throw new Error(`the gang step applies only its Service, not ${object.kind}`);
+      this.services.push(object);
+      return object;
+    },
+    create: async <T extends KubernetesObject>(object: T): Promise<T> => {
+      await this.createGate;
       const name = object.metadata!.name!;
+      if (this.pods.has(name)) throw new Error(`pods "${name}" already exists`);
       if (name === this.failCreateOf) throw new Error(`admission webhook denied ${name}`);
       const pod = structuredClone(object) as V1Pod;
       pod.metadata!.uid = `uid-${++this.uid}`;

@@ -43,7 +43,7 @@ import { faultRestartNodes } from "./faults/plan.js";
 import type { CandidateNode, TrainingJobShape, TrainingPlacementResult } from "./types.js";
 
 export interface TrainingGangStepDeps {
-  applier: Pick<Applier, "apply" | "delete">;
+  applier: Pick<Applier, "apply" | "create" | "delete">;
   /** The pod cache (all namespaces); the job's pods are those labelled and owned by it. */
   pods: { list(): readonly V1Pod[] };
   clock: Pick<Clock, "now">;
@@ -353,7 +353,8 @@ export function createTrainingGangStep(deps: TrainingGangStepDeps): TrainingGang
     try {
       await deps.applier.apply(gangService(job, opts));
       await inPool(gangPods, concurrency, async (pod) => {
-        await deps.applier.apply(gangPodObject(job, pod, name, opts));
+        // Created, not applied: a gang's pods are never changed in place (a new plan deletes and re-creates them).
+        await deps.applier.create(gangPodObject(job, pod, name, opts));
         created.push(pod.podName);
       });
     } catch (error) {

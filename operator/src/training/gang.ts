@@ -12,7 +12,7 @@ import type { CandidateNode, TrainingPlacement } from "./types.js";
 
 export interface GangPodOptions {
   namespace: string;
-  /** The headless Service that gives each pod a stable DNS name; its name is also the pods' subdomain. */
+  /** The headless Service that gives node rank 0's pod its DNS name (MASTER_ADDR); also the pods' subdomain. */
   serviceName: string;
   masterPort: number;
   checkpointPath: string;
@@ -24,7 +24,7 @@ export interface GangPodOptions {
 
 export interface GangPod {
   podName: string;
-  /** Pod hostname; with subdomain = serviceName it resolves as `${hostname}.${serviceName}.${namespace}.svc`. */
+  /** Pod hostname; node rank 0's resolves as `${hostname}.${serviceName}.${namespace}.svc` (the Service's one pod). */
   hostname: string;
   nodeName: string;
   nodeRank: number;

@@ -242,7 +242,7 @@ describe("TrainingJob gang", () => {
     expect(service.spec).toMatchObject({
       clusterIP: "None",
       publishNotReadyAddresses: true,
-      selector: { "gpufleet.io/training-job": "llm" },
+      selector: { "gpufleet.io/training-job": "llm", "gpufleet.io/instance": "0" },
     });
     // Events follow the status write they describe, so wait for them rather than read once.
     await waitFor(
