@@ -13,6 +13,13 @@ export interface AgentConfig {
    * subject names its node. "" (default): connect without a certificate, as against a server without auth.
    */
   natsTlsDir: string;
+  /**
+   * Ask the operator for the NATS client certificate (a CertificateSigningRequest made with the pod's token) and
+   * write it into natsTlsDir, with tlsDir's ca.crt as the CA; renewed at 2/3 of its lifetime. Needs both folders.
+   */
+  natsCsr: boolean;
+  /** The lifetime the request asks for (the operator may sign a shorter one); at least 600 s. */
+  natsCsrExpirationSeconds: number;
   workerSocketPath: string;
   operatorAddress: string;
   httpPort: number;
@@ -61,6 +68,8 @@ export const ENV = {
   simulate: "GPUFLEET_AGENT_SIMULATE",
   natsUrl: "GPUFLEET_NATS_URL",
   natsTlsDir: "GPUFLEET_AGENT_NATS_TLS_DIR",
+  natsCsr: "GPUFLEET_AGENT_NATS_CSR",
+  natsCsrExpirationSeconds: "GPUFLEET_AGENT_NATS_CSR_EXPIRATION_SECONDS",
   workerSocketPath: "GPUFLEET_AGENT_SOCKET",
   operatorAddress: "GPUFLEET_AGENT_GRPC_ADDRESS",
   httpPort: "GPUFLEET_AGENT_HTTP_PORT",
@@ -113,6 +122,8 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): A
     simulate,
     natsUrl: str("natsUrl", ""),
     natsTlsDir: str("natsTlsDir", ""),
+    natsCsr: bool("natsCsr"),
+    natsCsrExpirationSeconds: int("natsCsrExpirationSeconds", 24 * 3600, 600),
     workerSocketPath: str("workerSocketPath", "/run/gpufleet/agent.sock"),
     operatorAddress: str("operatorAddress", "0.0.0.0:50051"),
     httpPort: int("httpPort", 9400, 0),
@@ -143,6 +154,11 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): A
   if (config.natsUrl !== "" && !/^(nats|tls):\/\/.+$/.test(config.natsUrl))
     throw new ConfigError(
       `${ENV.natsUrl} must be empty (telemetry off) or a nats:// or tls:// URL, got "${config.natsUrl}"`,
+    );
+  if (config.natsCsr && (config.simulate || config.natsTlsDir === "" || config.tlsDir === ""))
+    throw new ConfigError(
+      `${ENV.natsCsr}=true needs ${ENV.natsTlsDir} (where the certificate is written) and ${ENV.tlsDir} (its ca.crt), ` +
+        `and is for a node's own agent, not the simulation`,
     );
   if (config.enginePort > 65535)
     throw new ConfigError(`${ENV.enginePort} must be a port (0-65535), got ${config.enginePort}`);

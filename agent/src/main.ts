@@ -3,10 +3,19 @@
  * sample RDMA counters. Simulation mode (GPUFLEET_AGENT_SIMULATE=true): serve every kwok node at once, apply
  * labels to those that lack them, and run simulated workers for the pods bound to them.
  */
-import { CoreV1Api, KubeConfig, makeInformer, type V1Node, type V1Pod } from "@kubernetes/client-node";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import {
+  CertificatesV1Api,
+  CoreV1Api,
+  KubeConfig,
+  makeInformer,
+  type V1Node,
+  type V1Pod,
+} from "@kubernetes/client-node";
 import express from "express";
 import { connect } from "nats";
-import { pino } from "pino";
+import { pino, type Logger } from "pino";
 import { Registry } from "prom-client";
 import { natsCredentialOptions } from "../../common/src/nats/connect.js";
 import { hasTopologyLabels } from "../../crds/src/topology.js";
@@ -17,6 +26,7 @@ import { GpuMeasurer } from "./gpu-diagnostics.js";
 import { discoverNode, execRunner } from "./discovery/discover.js";
 import { factsToLabels, type NodeFacts } from "./discovery/facts.js";
 import { NodeLabelPublisher } from "./discovery/publish.js";
+import { obtainNatsCertificate } from "./nats-certificate.js";
 import { WorkerClient } from "./grpc/client.js";
 import { EndpointAdvertiser } from "./grpc/advertise.js";
 import { AgentMetrics, collectProcessMetrics } from "./metrics.js";
@@ -37,6 +47,46 @@ function labelsOrNone(f: NodeFacts | undefined): Record<string, string> | undefi
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Obtains the NATS client certificate before the first connect (the agent does not start without it) and renews it
+ * at 2/3 of its lifetime, retrying a failed renewal every 30 s; nats.js reads the files on its next (re)connect.
+ * Returns the renewal timer's stopper.
+ */
+async function keepNatsCertificate(
+  config: ReturnType<typeof loadConfig>,
+  kc: KubeConfig,
+  log: Pick<Logger, "info" | "warn">,
+): Promise<() => void> {
+  const certificates = kc.makeApiClient(CertificatesV1Api);
+  let timer: NodeJS.Timeout | undefined;
+  const obtain = async (): Promise<void> => {
+    const got = await obtainNatsCertificate({
+      certificates,
+      node: config.nodeName,
+      dir: config.natsTlsDir,
+      caPem: readFileSync(join(config.tlsDir, "ca.crt"), "utf8"),
+      expirationSeconds: config.natsCsrExpirationSeconds,
+    });
+    log.info(
+      { csr: got.csrName, notAfter: new Date(got.notAfterMs).toISOString() },
+      "NATS client certificate signed by the operator",
+    );
+    const renewInMs = got.notBeforeMs + ((got.notAfterMs - got.notBeforeMs) * 2) / 3 - Date.now();
+    schedule(Math.max(1000, renewInMs));
+  };
+  const schedule = (ms: number): void => {
+    timer = setTimeout(() => {
+      obtain().catch((err: unknown) => {
+        log.warn({ err }, "renewing the NATS client certificate failed; retrying in 30 s");
+        schedule(30_000);
+      });
+    }, ms);
+    timer.unref();
+  };
+  await obtain();
+  return () => clearTimeout(timer);
 }
 
 async function main(): Promise<void> {
@@ -70,6 +120,7 @@ async function main(): Promise<void> {
     }
   };
 
+  const renewNatsCertificate = config.natsCsr ? await keepNatsCertificate(config, kc, log) : undefined;
   const nats = natsConnectionOptions(config.natsUrl);
   const nc = nats
     ? await connect({
@@ -284,6 +335,7 @@ async function main(): Promise<void> {
     log.info({ signal }, "shutting down");
     ready = false;
     timers.forEach(clearInterval);
+    renewNatsCertificate?.();
     sim?.stopAll();
     await engines?.stop();
     http.close();

@@ -231,6 +231,13 @@ export class OperatorMetrics {
     registers: [this.registry],
   });
 
+  readonly agentCertificateRequestsTotal = new Counter({
+    name: "gpufleet_operator_agent_certificate_requests_total",
+    help: "Agents' NATS client-certificate requests (CertificateSigningRequests for gpufleet.io/agent-nats-client) by outcome: signed, denied, failed.",
+    labelNames: ["outcome"] as const,
+    registers: [this.registry],
+  });
+
   readonly agentCredentialReloadsTotal = new Counter({
     name: "gpufleet_operator_agent_credential_reloads_total",
     help: "Times the agent client pool took a new client certificate and rebuilt its channels.",

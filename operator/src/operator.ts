@@ -18,6 +18,7 @@ import { TrainingJobNames, type TrainingJob } from "../../crds/src/training-job.
 import { FabricTopologyNames, type FabricTopology } from "../../crds/src/fabric-topology.js";
 import { GpuProfileNames, type GpuProfile } from "../../crds/src/gpu-profile.js";
 import type { OperatorConfig } from "./config/config.js";
+import { agentCsrSigner } from "./agents/csr/index.js";
 import { startAgentCommands, type AgentClientPool } from "./agents/index.js";
 import { OperatorMetrics } from "./metrics.js";
 import { Applier } from "./runtime/apply.js";
@@ -172,7 +173,33 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorH
     recovery,
   );
   const gpuProfiles = customResourceInformer<GpuProfile>(kubeConfig, GpuProfileNames.plural, logger, metrics, recovery);
-  const informers = [servingDeployments, trainingJobs, nodes, pods, fabricTopologies, gpuProfiles];
+  // Agents' NATS client certificates (needs the CA, so not in insecure development mode).
+  const csrSigner =
+    config.agentServiceAccount && !config.agentInsecure
+      ? agentCsrSigner({
+          kubeConfig,
+          events,
+          clock,
+          logger,
+          metrics,
+          recovery,
+          settings: {
+            agentUsername: `system:serviceaccount:${config.namespace}:${config.agentServiceAccount}`,
+            namespace: config.namespace,
+            secretPrefix: config.certSecretPrefix,
+            maxLifetimeMs: config.certLeafLifetimeMs,
+          },
+        })
+      : undefined;
+  const informers = [
+    servingDeployments,
+    trainingJobs,
+    nodes,
+    pods,
+    fabricTopologies,
+    gpuProfiles,
+    ...(csrSigner ? [csrSigner.informer] : []),
+  ];
   metrics.observeResources({
     servingDeployments: () => servingDeployments.list(),
     trainingJobs: () => trainingJobs.list(),
@@ -308,7 +335,7 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorH
   });
   fabric.watch(fabricTopologies, (f) => [objectKey(f)]);
   fabric.watchAll(nodes, allKeys(fabricTopologies));
-  const controllers = [serving, training, fabric];
+  const controllers = [serving, training, fabric, ...(csrSigner ? [csrSigner.controller] : [])];
 
   await Promise.all(informers.map((i) => i.start()));
   let stopped = false;

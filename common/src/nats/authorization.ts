@@ -23,7 +23,7 @@ import { STREAMS, streamDefinition } from "../telemetry/streams.js";
 import { Stream, SUBJECT_PREFIX, subjectToken } from "../telemetry/subjects.js";
 
 /** The organization every gpufleet certificate carries (pki.ts `skeleton`). */
-const ORGANIZATION = "gpufleet";
+export const ORGANIZATION = "gpufleet";
 
 export const NatsRole = {
   operator: "operator",

@@ -70,10 +70,24 @@ export async function issueCa(request: CertificateRequest): Promise<IssuedCertif
 }
 
 export async function issueLeaf(ca: IssuedCertificate, request: LeafRequest): Promise<IssuedCertificate> {
+  const keys = await newKeys();
+  return { certPem: signLeaf(ca, keys.publicKey, request), keyPem: keys.keyPem };
+}
+
+/**
+ * A leaf for the public key of a PKCS#10 request (an agent's CertificateSigningRequest), with the subject and usage
+ * of `request`, not of the PKCS#10: what is signed is what the caller decided (csr/decide.ts), never what was asked.
+ */
+export function signRequestedLeaf(ca: IssuedCertificate, requestPem: string, request: LeafRequest): string {
+  const csr = forge.pki.certificationRequestFromPem(requestPem);
+  if (!csr.publicKey) throw new Error("the certificate request carries no public key");
+  return signLeaf(ca, csr.publicKey, request);
+}
+
+function signLeaf(ca: IssuedCertificate, publicKey: forge.pki.PublicKey, request: LeafRequest): string {
   const caCert = forge.pki.certificateFromPem(ca.certPem);
   const caKey = forge.pki.privateKeyFromPem(ca.keyPem);
-  const keys = await newKeys();
-  const cert = skeleton(keys.publicKey, request);
+  const cert = skeleton(publicKey, request);
   cert.setIssuer(caCert.subject.attributes);
   const altNames = [
     ...request.dnsNames.map((value) => ({ type: 2, value })),
@@ -91,7 +105,7 @@ export async function issueLeaf(ca: IssuedCertificate, request: LeafRequest): Pr
     { name: "authorityKeyIdentifier", keyIdentifier: caCert.generateSubjectKeyIdentifier().getBytes() },
   ]);
   cert.sign(caKey, forge.md.sha256.create());
-  return { certPem: forge.pki.certificateToPem(cert), keyPem: keys.keyPem };
+  return forge.pki.certificateToPem(cert);
 }
 
 /** What the rotation planner needs to know of a certificate already in a Secret. */

@@ -34,6 +34,12 @@ export const OperatorConfigSchema = Type.Object({
   workerSocketDir: Type.String({ pattern: "^/", default: "/var/run/gpufleet" }),
   /** Development only: call agents in plaintext and issue no certificates. */
   agentInsecure: Type.Boolean({ default: false }),
+  /**
+   * The agent DaemonSet's ServiceAccount (in `namespace`): its CertificateSigningRequests for
+   * gpufleet.io/agent-nats-client are signed for the node their token is bound to (docs/security.md, "NATS"). "":
+   * the signer is off.
+   */
+  agentServiceAccount: Type.String({ default: "" }),
   /** mTLS Secrets in `namespace`: <prefix>-ca, <prefix>-agent-tls, <prefix>-operator-tls. */
   certSecretPrefix: Type.String({ minLength: 1, default: "gpufleet" }),
   /** Lifetime of the agent and operator leaf certificates; they are rotated at 2/3 of it. */
@@ -80,6 +86,7 @@ const ENV: Record<keyof OperatorConfig, string> = {
   resyncMs: "GPUFLEET_RESYNC_MS",
   workerSocketDir: "GPUFLEET_WORKER_SOCKET_DIR",
   agentInsecure: "GPUFLEET_AGENT_INSECURE",
+  agentServiceAccount: "GPUFLEET_AGENT_SERVICE_ACCOUNT",
   certSecretPrefix: "GPUFLEET_CERT_SECRET_PREFIX",
   certLeafLifetimeMs: "GPUFLEET_CERT_LEAF_LIFETIME_MS",
   certCaLifetimeMs: "GPUFLEET_CERT_CA_LIFETIME_MS",

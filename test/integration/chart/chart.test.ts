@@ -393,6 +393,50 @@ describe("values.schema.json rejects bad values with the key's path", () => {
     const agentPod = podSpec(find(manifests, "DaemonSet", "-agent"));
     expect(agentPod.containers[0]?.env).toContainEqual({ name: "GPUFLEET_AGENT_INSECURE", value: "true" });
     expect(agentPod.volumes?.map((v) => v.name)).not.toContain("tls");
+    // Without the CA the agent's NATS certificate cannot be signed, so the operator's signer is off too.
+    const operatorEnv = podSpec(find(manifests, "Deployment", "-operator")).containers[0]?.env ?? [];
+    expect(operatorEnv.map((e) => e.name)).not.toContain("GPUFLEET_AGENT_SERVICE_ACCOUNT");
+  });
+
+  it("asks for the agents' NATS certificates when agent.natsClientCertificate is on; refuses it in development mode", async () => {
+    const byDefault = await render("gpf", "gpufleet-system");
+    const operatorEnv = podSpec(find(byDefault, "Deployment", "-operator")).containers[0]?.env ?? [];
+    expect(operatorEnv).toContainEqual({ name: "GPUFLEET_AGENT_SERVICE_ACCOUNT", value: "gpf-gpufleet-agent" });
+    expect(podSpec(find(byDefault, "DaemonSet", "-agent")).containers[0]?.env?.map((e) => e.name)).not.toContain(
+      "GPUFLEET_AGENT_NATS_CSR",
+    );
+    const agentRules = (m: Manifest[]) =>
+      (find(m, "ClusterRole", "-agent") as Manifest & { rules: { resources: string[] }[] }).rules.flatMap(
+        (r) => r.resources,
+      );
+    expect(agentRules(byDefault)).not.toContain("certificatesigningrequests");
+
+    const on = await render("gpf", "gpufleet-system", ["--set", "agent.natsClientCertificate=true"]);
+    const agentPod = podSpec(find(on, "DaemonSet", "-agent"));
+    expect(agentPod.containers[0]?.env).toEqual(
+      expect.arrayContaining([
+        { name: "GPUFLEET_AGENT_NATS_CSR", value: "true" },
+        { name: "GPUFLEET_AGENT_NATS_TLS_DIR", value: "/run/gpufleet-nats" },
+      ]),
+    );
+    expect(agentPod.containers[0]?.volumeMounts).toContainEqual({
+      name: "nats-client-certificate",
+      mountPath: "/run/gpufleet-nats",
+    });
+    expect(agentPod.volumes).toContainEqual({
+      name: "nats-client-certificate",
+      emptyDir: { medium: "Memory", sizeLimit: "1Mi" },
+    });
+    expect(agentRules(on)).toContain("certificatesigningrequests");
+
+    const refused = await template("gpf", "gpufleet-system", [
+      "--set",
+      "agent.natsClientCertificate=true",
+      "--set",
+      "tls.insecureDevelopmentMode=true",
+    ]);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/agent.natsClientCertificate needs the operator's CA/);
   });
 });
 
@@ -419,7 +463,8 @@ describe("on the API server", () => {
 
   it("accepts every rendered manifest (kubectl apply --dry-run=server)", async () => {
     // The defaults: in-chart NATS, gateway on.
-    const rendered = await template(release, namespace, []);
+    // With the opt-in NATS certificate on, so its volume and RBAC rule are validated too.
+    const rendered = await template(release, namespace, ["--set", "agent.natsClientCertificate=true"]);
     expect(rendered.code).toBe(0);
     const applied = await kubectl(
       cluster.kubeconfigPath,

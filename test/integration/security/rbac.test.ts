@@ -40,7 +40,16 @@ beforeAll(async () => {
   namespace = await cluster.freshNamespace("rbac");
   release = namespace;
   tmp = mkdtempSync(path.join(tmpdir(), "gpufleet-rbac-"));
-  const rendered = await run(await helmBinary(), ["template", release, CHART_DIR, "--namespace", namespace]);
+  // With every opt-in grant on (the agent's NATS certificate request), so each is tied to a call below.
+  const rendered = await run(await helmBinary(), [
+    "template",
+    release,
+    CHART_DIR,
+    "--namespace",
+    namespace,
+    "--set",
+    "agent.natsClientCertificate=true",
+  ]);
   expect(rendered.code).toBe(0);
   manifests = parseAllDocuments(rendered.stdout)
     .map((d) => d.toJSON() as Manifest | null)
@@ -186,6 +195,17 @@ const EVIDENCE: Record<string, Record<string, RegExp>> = {
     get: /readNamespacedSecret\(/,
     update: /replaceNamespacedSecret\(/,
   },
+  "certificates.k8s.io/certificatesigningrequests": {
+    get: /readCertificateSigningRequest\(/,
+    list: /listCertificateSigningRequest\(/,
+    watch: /\/apis\/certificates\.k8s\.io\/v1\/certificatesigningrequests/,
+  },
+  "certificates.k8s.io/certificatesigningrequests/approval": { update: /replaceCertificateSigningRequestApproval\(/ },
+  "certificates.k8s.io/certificatesigningrequests/status": { update: /replaceCertificateSigningRequestStatus\(/ },
+  "certificates.k8s.io/signers": {
+    approve: /replaceCertificateSigningRequestApproval\(/,
+    sign: /replaceCertificateSigningRequestStatus\(/,
+  },
   "coordination.k8s.io/leases": {
     create: /createNamespacedLease\(/,
     get: /readNamespacedLease\(/,
@@ -207,7 +227,13 @@ describe("operator RBAC: no verb the code does not use", () => {
   it("every verb the agent's ClusterRole grants has a call in agent/src outside the simulation", () => {
     // The chart runs the real agent; agent/src/simulation (and main.ts's simulation branch, which lists pods and
     // nodes) runs only outside the chart with its own credentials, so no pattern below can match there.
-    const agentEvidence = { "/nodes": { patch: /patchNode\(/ } };
+    const agentEvidence = {
+      "/nodes": { patch: /patchNode\(/ },
+      "certificates.k8s.io/certificatesigningrequests": {
+        create: /createCertificateSigningRequest\(/,
+        get: /readCertificateSigningRequest\(/,
+      },
+    };
     expect(
       unusedGrants(`${release}-gpufleet-agent`, agentEvidence, sourcesOf("agent/src", ["simulation"])),
       "verbs granted without a use in agent/src",
@@ -219,6 +245,8 @@ describe("operator RBAC: no verb the code does not use", () => {
     ["update", "pods", "default"],
     ["update", "services", "default"],
     ["deletecollection", "pods", "default"],
+    ["delete", "certificatesigningrequests.certificates.k8s.io", ""],
+    ["create", "certificatesigningrequests.certificates.k8s.io", ""],
     ["delete", "nodes", ""],
     ["update", "nodes", ""],
     ["delete", "servingdeployments.gpufleet.io", "default"],
