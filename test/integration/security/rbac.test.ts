@@ -271,6 +271,30 @@ describe("operator RBAC: no verb the code does not use", () => {
     ];
     expect((await kubectl(cluster.kubeconfigPath, args)).stdout.trim()).toBe("no");
   });
+  // CSR approval and signing are authorized per signer name (a virtual "signers" resource): the operator's grant
+  // names its own signer only, so it can neither approve nor sign requests for the cluster's client certificates.
+  it.each([
+    ["approve", "gpufleet.io/agent-nats-client", "yes"],
+    ["sign", "gpufleet.io/agent-nats-client", "yes"],
+    ["approve", "kubernetes.io/kube-apiserver-client", "no"],
+    ["sign", "kubernetes.io/kube-apiserver-client", "no"],
+    ["approve", "kubernetes.io/kube-apiserver-client-kubelet", "no"],
+  ])("operator %s for signer %s: %s", async (verb, signer, answer) => {
+    // A SubjectAccessReview names the signer exactly (kubectl auth can-i would split the name at its '/').
+    const review = {
+      apiVersion: "authorization.k8s.io/v1",
+      kind: "SubjectAccessReview",
+      spec: {
+        user: operatorSa(),
+        groups: ["system:serviceaccounts", `system:serviceaccounts:${namespace}`, "system:authenticated"],
+        resourceAttributes: { group: "certificates.k8s.io", resource: "signers", name: signer, verb },
+      },
+    };
+    const result = await kubectl(cluster.kubeconfigPath, ["create", "-o", "json", "-f", "-"], JSON.stringify(review));
+    expect(result.code, result.stderr).toBe(0);
+    const allowed = (JSON.parse(result.stdout) as { status?: { allowed?: boolean } }).status?.allowed === true;
+    expect(allowed ? "yes" : "no").toBe(answer);
+  });
 });
 
 const APPLY = "application/apply-patch+yaml";
