@@ -34,7 +34,7 @@ import {
   type KubernetesObject,
 } from "@kubernetes/client-node";
 import os from "node:os";
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdir, readdir, rename, stat, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { seededRandom } from "../common/src/random.js";
@@ -107,6 +107,35 @@ export function soakConfig(env: NodeJS.ProcessEnv = process.env): SoakConfig {
     seed: num(env["SOAK_SEED"], 15, "SOAK_SEED"),
     lease: env["SOAK_LEASE_MS"] ? leaseSettings(env["SOAK_LEASE_MS"]) : chartLeaseSettings(),
   };
+}
+
+/**
+ * SOAK_OPERATOR_HEAP_SNAPSHOTS=DIR: V8 heap snapshots of the operator (idle, end of warm-up, end of churn, drained) as
+ * DIR/<label>.heapsnapshot, for a diff of what the heap holds (bench/soak/heap-diff.py). Writing one pauses the
+ * operator for seconds, so run it with a long lease (SOAK_LEASE_MS=120000,90000,2000); not for the committed numbers.
+ */
+const snapshotDir = process.env["SOAK_OPERATOR_HEAP_SNAPSHOTS"];
+
+/** Signals the process (started with --heapsnapshot-signal=SIGUSR2) and waits until its snapshot file is complete. */
+async function takeHeapSnapshot(child: { pid?: number }, dir: string, label: string): Promise<void> {
+  const before = new Set(await readdir(dir));
+  process.kill(child.pid!, "SIGUSR2");
+  const file = await waitFor(
+    async () => (await readdir(dir)).find((f) => f.endsWith(".heapsnapshot") && !before.has(f)),
+    { description: `heap snapshot ${label}`, timeoutMs: 300_000, intervalMs: 500 },
+  );
+  // V8 writes the file as it walks the heap: done when its size stops changing.
+  let last = -1;
+  await waitFor(
+    async () => {
+      const size = (await stat(join(dir, file))).size;
+      const settled = size === last && size > 0;
+      last = size;
+      return settled || undefined;
+    },
+    { description: `heap snapshot ${label} written`, timeoutMs: 300_000, intervalMs: 2_000 },
+  );
+  await rename(join(dir, file), join(dir, `${label}.heapsnapshot`));
 }
 
 function leaseSettings(text: string): LeaseSettings {
@@ -297,11 +326,19 @@ export async function run(): Promise<void> {
         GPUFLEET_RETRY_PERIOD_MS: String(config.lease.retryPeriodMs),
       },
       // SOAK_OPERATOR_CPU_PROF=DIR writes the operator's V8 CPU profile there when it exits (10 ms samples).
-      nodeArgs: process.env["SOAK_OPERATOR_CPU_PROF"]
-        ? ["--cpu-prof", "--cpu-prof-interval", "10000", "--cpu-prof-dir", process.env["SOAK_OPERATOR_CPU_PROF"]]
-        : [],
+      nodeArgs: [
+        ...(process.env["SOAK_OPERATOR_CPU_PROF"]
+          ? ["--cpu-prof", "--cpu-prof-interval", "10000", "--cpu-prof-dir", process.env["SOAK_OPERATOR_CPU_PROF"]]
+          : []),
+        ...(snapshotDir ? ["--heapsnapshot-signal=SIGUSR2", `--diagnostic-dir=${snapshotDir}`] : []),
+      ],
     });
     const op = operator;
+    const snapshot = async (label: string): Promise<void> => {
+      if (!snapshotDir) return;
+      log(`heap snapshot "${label}" (the operator pauses while V8 writes it)`);
+      await takeHeapSnapshot(op.child, snapshotDir, label);
+    };
     const samples: OperatorSample[] = [];
     let t0 = performance.now();
     // The machine's load beside the operator's own stall tells a starved process from a busy one.
@@ -330,6 +367,7 @@ export async function run(): Promise<void> {
       await sample();
       await new Promise((r) => setTimeout(r, config.sampleS * 1000));
     }
+    await snapshot("idle");
     t0 = performance.now();
     for (const s of samples) s.tS = round(s.tS - (config.sampleS * 3 + 0.5), 1);
 
@@ -357,16 +395,22 @@ export async function run(): Promise<void> {
     counts["initial create"] = { ok: created.length - createFailures, failed: createFailures };
     log(`created ${created.length - createFailures} of ${slots.length} objects; churning for ${config.durationS} s`);
     const until = t0 + config.durationS * 1000;
+    let warmupSnapshot = false;
     const sampler = (async () => {
       while (performance.now() < until) {
         if (op.child.exitCode !== null) throw operatorExited();
         await sample().catch((error: unknown) => errors.push(`scrape: ${(error as Error).message}`));
+        if (!warmupSnapshot && performance.now() >= t0 + config.durationS * config.warmupFraction * 1000) {
+          warmupSnapshot = true;
+          await snapshot("warmup");
+        }
         await new Promise((r) => setTimeout(r, config.sampleS * 1000));
       }
     })();
     await churn({ slots, config, until, objects, custom, core, counts, errors });
     await sampler;
     log(`churn done: ${JSON.stringify(counts)}`);
+    await snapshot("end");
 
     // Teardown and the leak check.
     const drainStarted = performance.now();
@@ -407,6 +451,7 @@ export async function run(): Promise<void> {
       drained = false;
     }
     const drainMs = Math.round(performance.now() - drainStarted);
+    await snapshot("drained");
     const afterDrainText = await sample();
     const afterDrain = samples.at(-1)!;
     const eventsLeft = (await core.listNamespacedEvent({ namespace: NAMESPACE })).items.length;

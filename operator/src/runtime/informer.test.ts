@@ -27,10 +27,21 @@ afterEach(async () => {
   for (const s of servers.splice(0)) await s.close();
 });
 
-const node = (name: string): V1Node => ({ apiVersion: "v1", kind: "Node", metadata: { name, resourceVersion: "5" } });
+const node = (name: string): V1Node => ({
+  apiVersion: "v1",
+  kind: "Node",
+  metadata: {
+    name,
+    resourceVersion: "5",
+    managedFields: [{ manager: "kwok", operation: "Update", fieldsType: "FieldsV1", fieldsV1: { "f:status": {} } }],
+  },
+});
 
 /** An API server whose list and watch either never answer or answer (the watch then streams one event, stays open). */
-async function fakeApi(behaviour: { list: Behaviour; watch: Behaviour }): Promise<FakeApi> {
+async function fakeApi(
+  behaviour: { list: Behaviour; watch: Behaviour },
+  listed: readonly string[] = ["n1"],
+): Promise<FakeApi> {
   const held: ServerResponse[] = [];
   const state = { lists: 0, watches: 0, closedByClient: 0 };
   const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
@@ -49,7 +60,12 @@ async function fakeApi(behaviour: { list: Behaviour; watch: Behaviour }): Promis
     if (isWatch) res.write(JSON.stringify({ type: "MODIFIED", object: node("n2") }) + "\n");
     else
       res.end(
-        JSON.stringify({ kind: "NodeList", apiVersion: "v1", metadata: { resourceVersion: "5" }, items: [node("n1")] }),
+        JSON.stringify({
+          kind: "NodeList",
+          apiVersion: "v1",
+          metadata: { resourceVersion: "5" },
+          items: listed.map(node),
+        }),
       );
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
@@ -156,6 +172,42 @@ describe("DeadlineWatch", () => {
     await vi.waitFor(() => expect(api.closedByClient).toBe(1));
     expect(done).not.toHaveBeenCalled(); // the owner stopped it: its AbortError is no failure to report
   });
+});
+
+describe("ResilientInformer cache", () => {
+  it("holds listed and watched objects without their managedFields", async () => {
+    const api = await fakeApi({ list: "answer", watch: "answer" });
+    const informer = nodeInformer(api, { listTimeoutMs: 5_000 });
+    const seen: V1Node[] = [];
+    informer.on((_event, n) => seen.push(n));
+    await informer.start();
+    await vi.waitFor(() => expect(informer.get("n2")).toBeDefined());
+    for (const name of ["n1", "n2"]) {
+      expect(informer.get(name)?.metadata?.name).toBe(name);
+      expect(informer.get(name)?.metadata).not.toHaveProperty("managedFields");
+    }
+    expect(seen.map((n) => n.metadata).every((m) => !("managedFields" in m!))).toBe(true);
+    await informer.stop();
+  });
+});
+
+describe("ResilientInformer change count", () => {
+  it("replays the cache after a recovery without growing the change count (the cache is unchanged)", async () => {
+    const behaviour: { list: Behaviour; watch: Behaviour } = { list: "answer", watch: "hang" };
+    const api = await fakeApi(behaviour, ["n1", "n3", "n4", "n5"]);
+    const informer = nodeInformer(api);
+    const countsAtResync: number[] = [];
+    informer.on((event) => {
+      if (event === "resync") countsAtResync.push(informer.changeCount);
+    });
+    await informer.start();
+    await vi.waitFor(() => expect(informer.pendingRestartAttempts).toBeGreaterThanOrEqual(1), { timeout: 10_000 });
+    behaviour.watch = "answer";
+    await vi.waitFor(() => expect(countsAtResync.length).toBe(4), { timeout: 15_000 });
+    await informer.stop();
+    // The replay's four objects all see one count: no event of the replay moved it.
+    expect(new Set(countsAtResync).size).toBe(1);
+  }, 20_000);
 });
 
 describe("ResilientInformer deadlines", () => {
