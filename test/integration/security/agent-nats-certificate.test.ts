@@ -36,6 +36,7 @@ import {
   type OperatorProcess,
 } from "../../support/operator.js";
 import { REPO_ROOT } from "../../support/paths.js";
+import { podBoundToken } from "../../support/tokens.js";
 
 let cluster: TestCluster;
 let namespace: string;
@@ -64,39 +65,6 @@ function certificatesAs(token: string): CertificatesV1Api {
     currentContext: "agent",
   });
   return kc.makeApiClient(CertificatesV1Api);
-}
-
-async function podBoundToken(pod: string, node: string): Promise<string> {
-  const manifest = {
-    apiVersion: "v1",
-    kind: "Pod",
-    metadata: { name: pod, namespace },
-    spec: {
-      serviceAccountName: agentSa(),
-      nodeName: node,
-      automountServiceAccountToken: false,
-      containers: [{ name: "agent", image: "gpufleet:dev" }],
-    },
-  };
-  expect((await kubectl(cluster.kubeconfigPath, ["apply", "-f", "-"], stringify(manifest))).code).toBe(0);
-  const uid = await waitFor(
-    async () =>
-      (await kubectl(cluster.kubeconfigPath, ["get", "pod", pod, "-n", namespace, "-o", "jsonpath={.metadata.uid}"]))
-        .stdout || undefined,
-    { description: `pod ${pod} created` },
-  );
-  const token = await kubectl(cluster.kubeconfigPath, [
-    "create",
-    "token",
-    agentSa(),
-    "-n",
-    namespace,
-    "--bound-object-kind=Pod",
-    `--bound-object-name=${pod}`,
-    `--bound-object-uid=${uid}`,
-  ]);
-  expect(token.stderr).toBe("");
-  return token.stdout.trim();
 }
 
 beforeAll(async () => {
@@ -134,7 +102,12 @@ beforeAll(async () => {
   [nodeA, nodeB] = [`${namespace}-a`, `${namespace}-b`];
   const node = { apiVersion: "v1", kind: "Node", metadata: { name: nodeA, labels: { "gpufleet.io/test": namespace } } };
   expect((await kubectl(cluster.kubeconfigPath, ["apply", "-f", "-"], stringify(node))).code).toBe(0);
-  tokenA = await podBoundToken("agent-a", nodeA);
+  tokenA = await podBoundToken(cluster.kubeconfigPath, {
+    namespace,
+    serviceAccount: agentSa(),
+    pod: "agent-a",
+    node: nodeA,
+  });
   unbound = (await kubectl(cluster.kubeconfigPath, ["create", "token", agentSa(), "-n", namespace])).stdout.trim();
 
   operator = await startOperatorProcess({

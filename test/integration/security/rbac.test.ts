@@ -16,11 +16,11 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseAllDocuments, stringify } from "yaml";
-import { waitFor } from "../../harness/wait.js";
 import { helmBinary, CHART_DIR, run } from "../chart/tools.js";
 import { testCluster, type TestCluster } from "../../support/cluster.js";
 import { kubectl } from "../../support/kubectl.js";
 import { REPO_ROOT } from "../../support/paths.js";
+import { podBoundToken } from "../../support/tokens.js";
 
 interface Manifest {
   apiVersion: string;
@@ -380,45 +380,12 @@ describe("agent: only its own node", () => {
       metadata: { name: string };
     }[];
     [nodeA, nodeB] = [nodes[0]!.metadata.name, nodes[1]!.metadata.name];
-    const pod = {
-      apiVersion: "v1",
-      kind: "Pod",
-      metadata: { name: "agent-a", namespace },
-      spec: {
-        serviceAccountName: agentSa(),
-        nodeName: nodeA,
-        automountServiceAccountToken: false,
-        containers: [{ name: "agent", image: "gpufleet:dev" }],
-      },
-    };
-    expect((await kubectl(cluster.kubeconfigPath, ["apply", "-f", "-"], stringify(pod))).code).toBe(0);
-    const uid = await waitFor(
-      async () =>
-        (
-          await kubectl(cluster.kubeconfigPath, [
-            "get",
-            "pod",
-            "agent-a",
-            "-n",
-            namespace,
-            "-o",
-            "jsonpath={.metadata.uid}",
-          ])
-        ).stdout || undefined,
-      { description: "agent pod created" },
-    );
-    const token = await kubectl(cluster.kubeconfigPath, [
-      "create",
-      "token",
-      agentSa(),
-      "-n",
+    tokenA = await podBoundToken(cluster.kubeconfigPath, {
       namespace,
-      "--bound-object-kind=Pod",
-      "--bound-object-name=agent-a",
-      `--bound-object-uid=${uid}`,
-    ]);
-    expect(token.stderr).toBe("");
-    tokenA = token.stdout.trim();
+      serviceAccount: agentSa(),
+      pod: "agent-a",
+      node: nodeA,
+    });
     unbound = (await kubectl(cluster.kubeconfigPath, ["create", "token", agentSa(), "-n", namespace])).stdout.trim();
     expect((await asAgent(tokenA, ["auth", "whoami", "-o", "json"])).stdout).toContain(nodeA);
   }, 120_000);

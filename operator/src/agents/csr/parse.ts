@@ -27,9 +27,13 @@ export function parseRequestPem(pem: string): ParsedRequest {
 const hasCondition = (csr: V1CertificateSigningRequest, type: string): boolean =>
   (csr.status?.conditions ?? []).some((c) => c.type === type && c.status !== "False");
 
+/** The PKCS#10 PEM of the request (spec.request is its base64: the API's []byte field). */
+export function requestPemOf(csr: V1CertificateSigningRequest): string {
+  return Buffer.from(String(csr.spec.request ?? ""), "base64").toString("utf8");
+}
+
 export function csrFacts(csr: V1CertificateSigningRequest): CsrFacts {
-  // spec.request is base64 of the PEM (the API's []byte field).
-  const pem = Buffer.from(String(csr.spec.request ?? ""), "base64").toString("utf8");
+  const pem = requestPemOf(csr);
   return {
     signerName: csr.spec.signerName,
     username: csr.spec.username ?? "",

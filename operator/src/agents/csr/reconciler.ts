@@ -16,7 +16,7 @@ import type { Logger } from "../../runtime/logger.js";
 import { readSecret, secretNames } from "../certificates.js";
 import { LeafUsage, signRequestedLeaf } from "../pki.js";
 import { CsrReason, decideAgentCsr, type CsrDecision } from "./decide.js";
-import { csrFacts } from "./parse.js";
+import { csrFacts, requestPemOf } from "./parse.js";
 
 export interface AgentCsrSettings {
   /** The agent DaemonSet's ServiceAccount as the API server names it: system:serviceaccount:<namespace>:<name>. */
@@ -107,7 +107,7 @@ export class AgentCsrReconciler implements Reconciler {
     const nowMs = clock.now();
     const certPem = signRequestedLeaf(
       { certPem: Buffer.from(caCert, "base64").toString(), keyPem: Buffer.from(caKey, "base64").toString() },
-      Buffer.from(String(csr.spec.request), "base64").toString(),
+      requestPemOf(csr),
       {
         commonName: agentCertificateSubject(decision.node).commonName,
         usage: LeafUsage.client,
