@@ -180,7 +180,9 @@ describe("operator", () => {
         dp: 16,
       });
 
-    const first = await operator(namespace, "op-first");
+    // One training worker, so at most one job is between its status write and its Event when op-first is killed
+    // (with the default four, four can be, and the bound below would not hold).
+    const first = await operator(namespace, "op-first", { GPUFLEET_TRAINING_WORKERS: "1" });
     await waitFor(async () => metricValue(await first.metrics(), "gpufleet_operator_leader") === 1, {
       description: "op-first leading",
     });
@@ -229,7 +231,8 @@ describe("operator", () => {
       (await core.listNamespacedEvent({ namespace })).items.map((e) => `${e.metadata?.name}:${e.count}`).sort(),
     ).toEqual(eventsBefore);
     // No duplicates anywhere. Events are recorded after the status write they describe (at most once), so the one
-    // job op-first may have been killed between its write and its Event has none; every other job has exactly one.
+    // job op-first's single worker may have been killed between its write and its Event has none; every other job
+    // has exactly one.
     let withoutEvent = 0;
     for (const name of names) {
       const events = (await eventsFor(namespace, name)).map((e) => [e.reason, e.count]);
