@@ -14,7 +14,7 @@ import {
   type V1Pod,
 } from "@kubernetes/client-node";
 import express from "express";
-import { connect } from "nats";
+import { connect, type NatsConnection } from "nats";
 import { pino, type Logger } from "pino";
 import { Registry } from "prom-client";
 import { natsCredentialOptions } from "../../common/src/nats/connect.js";
@@ -103,6 +103,22 @@ async function main(): Promise<void> {
   const facts = new Map<string, NodeFacts>();
   const published = new Map<string, Record<string, string>>();
   let ready = false;
+  let nc: NatsConnection | undefined = undefined; // set once connected; /readyz reads it from the start
+  // Served from the start: the start-up can wait a while (the NATS certificate, admission to NATS, the streams)
+  // and the liveness probe must not restart the pod meanwhile; readiness says "starting" until it is done.
+  const app = express();
+  app.get("/healthz", (_req, res) => {
+    res.send("ok");
+  });
+  app.get("/readyz", (_req, res) => {
+    res
+      .status(ready && !nc?.isClosed() ? 200 : 503)
+      .send(!ready ? "starting" : nc ? "ready" : "ready (telemetry off: no NATS URL)");
+  });
+  app.get("/metrics", (_req, res) => {
+    void registry.metrics().then((text) => res.type(registry.contentType).send(text));
+  });
+  const http = app.listen(config.httpPort, () => log.info({ port: config.httpPort }, "http listening"));
 
   const applyLabels = async (f: NodeFacts): Promise<void> => {
     try {
@@ -122,11 +138,16 @@ async function main(): Promise<void> {
 
   const renewNatsCertificate = config.natsCsr ? await keepNatsCertificate(config, kc, log) : undefined;
   const nats = natsConnectionOptions(config.natsUrl);
-  const nc = nats
+  const perNodeIdentity = config.natsTlsDir !== "" && !config.simulate;
+  if (nats && perNodeIdentity) log.info("connecting to NATS as this node's agent (retrying until it admits this node)");
+  nc = nats
     ? await connect({
         ...nats,
         // Only with a certificate folder: without one the node name need not be a valid NATS identity.
         ...(config.natsTlsDir ? natsCredentialOptions(config.natsTlsDir, agentNatsIdentity(config)) : {}),
+        // Under authorization a new node is admitted once the operator's user list reaches the server (kubelet's
+        // ConfigMap sync, then a reload): keep trying rather than exit.
+        ...(perNodeIdentity ? { waitOnFirstConnect: true, ignoreAuthErrorAbort: true } : {}),
         name: `gpufleet-agent-${config.nodeName || "sim"}`,
         // Reconnect forever, every 0.5 s (the client's default waits 2 s): telemetry held during an outage goes out
         // soon after NATS is back.
@@ -138,6 +159,7 @@ async function main(): Promise<void> {
     log.warn(
       "telemetry off: no NATS URL configured (GPUFLEET_NATS_URL); telemetry is counted as dropped (reason no_transport)",
     );
+  const waitedFor = new Set<string>();
   const rdma = new RdmaSampler(config.sysfsRoot);
   const gpuMeasurer = new GpuMeasurer({ python: config.workerPython, workerDir: config.workerDir });
   // Simulation only: the kwok nodes' leaf-spine fabric, which ApplyTrafficPlan programs and simulated ranks run over.
@@ -164,7 +186,17 @@ async function main(): Promise<void> {
           : log.warn({ err: e.error }, "certificate reload skipped; serving with the previous set"),
       ...(simFabric ? { traffic: simFabric } : {}),
     },
-    nc ? await JetStreamTransport.connect(nc) : undefined,
+    nc
+      ? await JetStreamTransport.connect(nc, {
+          // Under NATS authorization a node's agent may not create streams (authorization.ts); the operator does.
+          streams: perNodeIdentity ? "await" : "ensure",
+          onWaiting: (stream) => {
+            if (waitedFor.has(stream)) return;
+            waitedFor.add(stream);
+            log.info({ stream }, "waiting for the operator to create the JetStream stream");
+          },
+        })
+      : undefined,
     {
       nodeNames: () => [...facts.keys()],
       facts: (n) => facts.get(n),
@@ -316,20 +348,6 @@ async function main(): Promise<void> {
     );
   }
   ready = true;
-
-  const app = express();
-  app.get("/healthz", (_req, res) => {
-    res.send("ok");
-  });
-  app.get("/readyz", (_req, res) => {
-    res
-      .status(ready && !nc?.isClosed() ? 200 : 503)
-      .send(!ready ? "starting" : nc ? "ready" : "ready (telemetry off: no NATS URL)");
-  });
-  app.get("/metrics", (_req, res) => {
-    void registry.metrics().then((text) => res.type(registry.contentType).send(text));
-  });
-  const http = app.listen(config.httpPort, () => log.info({ port: config.httpPort }, "http listening"));
 
   const shutdown = async (signal: string): Promise<void> => {
     log.info({ signal }, "shutting down");

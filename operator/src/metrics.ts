@@ -219,8 +219,21 @@ export class OperatorMetrics {
 
   readonly certificateExpiry = new Gauge({
     name: "gpufleet_operator_certificate_expiry_timestamp_seconds",
-    help: "notAfter of the certificate in each mTLS Secret (<prefix>-ca, <prefix>-agent-tls, <prefix>-operator-tls), as Unix time.",
+    help: "notAfter of the certificate in each mTLS Secret (<prefix>-ca, -agent-tls, -operator-tls; with NATS authorization -nats-tls, -gateway-tls), as Unix time.",
     labelNames: ["secret"] as const,
+    registers: [this.registry],
+  });
+
+  readonly natsAuthorizationWrites = new Counter({
+    name: "gpufleet_operator_nats_authorization_writes_total",
+    help: "Passes over the NATS authorization ConfigMap (<prefix>-nats-authorization) by outcome: written, unchanged, too_large (kept the last version), error.",
+    labelNames: ["outcome"] as const,
+    registers: [this.registry],
+  });
+
+  readonly natsAuthorizedNodes = new Gauge({
+    name: "gpufleet_operator_nats_authorized_nodes",
+    help: "Nodes whose agent the NATS authorization admits, as of the last pass.",
     registers: [this.registry],
   });
 

@@ -59,7 +59,7 @@ export async function startTestAgent(opts: {
       missedHeartbeatsLimit: 3,
       publisherLimits: { ...DEFAULT_PUBLISHER_LIMITS, flushIntervalMs: 50, ...opts.publisherLimits },
     },
-    await JetStreamTransport.connect(nc, 2000),
+    await JetStreamTransport.connect(nc, { ackTimeoutMs: 2000 }),
     {
       nodeNames: () => [...facts.keys()],
       facts: (n) => facts.get(n),

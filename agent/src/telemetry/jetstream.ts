@@ -4,7 +4,7 @@
  * connection's reconnects are passed on, so the publisher retries what waited out the outage at once.
  */
 import { Events, type JetStreamClient, type NatsConnection } from "nats";
-import { ensureStreams } from "../../../common/src/telemetry/streams.js";
+import { awaitStreams, ensureStreams } from "../../../common/src/telemetry/streams.js";
 import type { TelemetryTransport } from "./publisher.js";
 
 export class JetStreamTransport implements TelemetryTransport {
@@ -22,10 +22,19 @@ export class JetStreamTransport implements TelemetryTransport {
     return this.nc.info?.max_payload;
   }
 
-  /** Adds or updates the streams (the operator does the same; whichever starts first creates them). */
-  static async connect(nc: NatsConnection, ackTimeoutMs?: number): Promise<JetStreamTransport> {
-    await ensureStreams(await nc.jetstreamManager());
-    return new JetStreamTransport(nc, ackTimeoutMs);
+  /**
+   * `ensure` adds or updates the streams (the operator does the same; whichever starts first creates them).
+   * `await` only waits for them to exist: an agent under NATS authorization may not create streams, the operator
+   * does.
+   */
+  static async connect(
+    nc: NatsConnection,
+    options: { streams?: "ensure" | "await"; onWaiting?: (stream: string) => void; ackTimeoutMs?: number } = {},
+  ): Promise<JetStreamTransport> {
+    const jsm = await nc.jetstreamManager();
+    if (options.streams === "await") await awaitStreams(jsm, { onWaiting: options.onWaiting });
+    else await ensureStreams(jsm);
+    return new JetStreamTransport(nc, options.ackTimeoutMs);
   }
 
   /** Ends when the connection closes. */

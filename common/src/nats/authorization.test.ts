@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { STREAMS } from "../telemetry/streams.js";
 import { Stream, subjectFor, subscriptionFor } from "../telemetry/subjects.js";
 import {
+  NATS_AUTHORIZATION_MAX_BYTES,
   NatsAuthorizationError,
   natsIdentity,
   natsPermissions,
@@ -58,14 +59,17 @@ describe("natsPermissions", () => {
       expect(allowed(a.publish, subjectFor(s, "node-b")), s).toBe(false);
       expect(allowed(a.publish, subjectFor(s, "node-a.x")), s).toBe(false);
     }
-    expect(a.publish.filter((p) => p.startsWith("gpufleet.")).some((p) => p.includes("*") || p.includes(">"))).toBe(
-      false,
-    );
+    expect(allowed(a.publish, "gpufleet.v1.load.node-a.x")).toBe(false);
+    expect(allowed(a.publish, "gpufleet.v2.load.node-a")).toBe(false);
+    expect(a.publish.some((p) => p.includes(">"))).toBe(false);
   });
 
-  it("lets an agent set up the streams but not read them, administer consumers or acknowledge", () => {
-    for (const { name } of STREAMS) expect(allowed(a.publish, `$JS.API.STREAM.UPDATE.${name}`)).toBe(true);
+  it("lets an agent check the streams but not create, change or read them, administer consumers or acknowledge", () => {
+    for (const { name } of STREAMS) expect(allowed(a.publish, `$JS.API.STREAM.INFO.${name}`)).toBe(true);
+    expect(allowed(a.publish, "$JS.API.INFO")).toBe(true);
+    expect(allowed(a.publish, "$JS.API.STREAM.INFO.OTHER")).toBe(false);
     for (const denied of [
+      ...STREAMS.flatMap(({ name }) => [`$JS.API.STREAM.CREATE.${name}`, `$JS.API.STREAM.UPDATE.${name}`]),
       "$JS.API.STREAM.DELETE.GPUFLEET_LOAD",
       "$JS.API.STREAM.PURGE.GPUFLEET_LOAD",
       "$JS.API.CONSUMER.CREATE.GPUFLEET_LOAD",
@@ -135,8 +139,18 @@ describe("renderNatsAuthorization", () => {
     expect(text).toContain("verify_and_map: true");
     expect(text).toContain('ca_file: "/etc/nats/tls/ca.crt"');
     expect(text).toContain('user: "CN=gpufleet-agent:node-a,O=gpufleet"');
-    expect(text).toContain('"gpufleet.v1.load.node-a"');
-    expect(text).toContain('subscribe: { allow: ["_INBOX.agent.node-a.>"] }');
+    expect(text).toContain('"gpufleet.v1.*.node-a"');
+    expect(text).toContain('subscribe: {allow: ["_INBOX.agent.node-a.>"]}');
+  });
+
+  it("fits a ConfigMap for 2,000 nodes with long names", () => {
+    const nodes = Array.from({ length: 2000 }, (_, i) => `gpu-node-${String(i).padStart(5, "0")}.cluster.example.com`);
+    const files = {
+      certFile: "/etc/nats-tls/tls.crt",
+      keyFile: "/etc/nats-tls/tls.key",
+      caFile: "/etc/nats-tls/ca.crt",
+    };
+    expect(Buffer.byteLength(renderNatsAuthorization({ nodes }, files))).toBeLessThan(NATS_AUTHORIZATION_MAX_BYTES);
   });
 
   it("is the same text for the same input", () => {

@@ -9,9 +9,10 @@
  * nkey seed exists beside the certificate.
  *
  * Permissions are allow lists, so everything else is refused:
- * - an agent publishes only `gpufleet.v1.<stream>.<its node>` and the JetStream API calls that `ensureStreams`
- *   makes (stream info/create/update of gpufleet's streams), and subscribes only to its own inbox prefix, where
- *   the publish acknowledgements arrive;
+ * - an agent publishes only `gpufleet.v1.*.<its node>` (its own node's subjects) and reads the streams' info
+ *   (`awaitStreams`: the operator creates and updates them), and subscribes only to its own inbox prefix, where the
+ *   publish acknowledgements arrive. It may not create or update a stream: one compromised node could otherwise
+ *   shrink a stream's limits and discard every node's telemetry;
  * - the gateway reads the load stream through an ordered consumer (consumer create/info/delete/next on
  *   GPUFLEET_LOAD) and publishes no telemetry;
  * - the operator administers JetStream (`$JS.API.>`), acknowledges what its durable consumers deliver
@@ -93,6 +94,11 @@ function streamSetup(names: readonly string[]): string[] {
   ];
 }
 
+/** The JetStream API subjects `awaitStreams` uses: the manager's check and each stream's info, nothing that writes. */
+function streamCheck(names: readonly string[]): string[] {
+  return ["$JS.API.INFO", ...names.map((n) => `$JS.API.STREAM.INFO.${n}`)];
+}
+
 const ALL_STREAM_NAMES = STREAMS.map((s) => s.name);
 const TELEMETRY_STREAMS = Object.values(Stream);
 
@@ -102,8 +108,10 @@ export function natsPermissions(who: NatsIdentity): NatsPermissions {
     case NatsRole.agent:
       return {
         publish: [
-          ...TELEMETRY_STREAMS.map((s) => `${SUBJECT_PREFIX}.${s}.${subjectToken(who.node!)}`),
-          ...streamSetup(ALL_STREAM_NAMES),
+          // Every stream's subject of this node, in one pattern: the node is the last token, so `*` (one token)
+          // cannot reach another node's subject, and one pattern instead of five keeps the file small.
+          `${SUBJECT_PREFIX}.*.${subjectToken(who.node!)}`,
+          ...streamCheck(ALL_STREAM_NAMES),
         ],
         subscribe: [inbox],
       };
@@ -160,6 +168,9 @@ export function natsUsers(input: NatsAuthorizationInput): NatsUser[] {
   return identities.map((i) => ({ user: i.user, permissions: natsPermissions(i) }));
 }
 
+/** Where the chart mounts the nats-server's Secret (<prefix>-nats-tls): its certificate, key and the CA. */
+export const NATS_SERVER_TLS_DIR = "/etc/nats-tls";
+
 export interface NatsServerTlsFiles {
   certFile: string;
   keyFile: string;
@@ -167,17 +178,28 @@ export interface NatsServerTlsFiles {
   caFile: string;
 }
 
+/** The files of a kubernetes.io/tls Secret with ca.crt (what the operator writes) mounted at `dir`. */
+export function natsServerTlsFiles(dir: string = NATS_SERVER_TLS_DIR): NatsServerTlsFiles {
+  return { certFile: `${dir}/tls.crt`, keyFile: `${dir}/tls.key`, caFile: `${dir}/ca.crt` };
+}
+
 /** JSON strings are valid quoted nats-server config strings; a quoted `$JS...` is not a variable reference. */
 const q = (s: string): string => JSON.stringify(s);
 const list = (items: readonly string[]): string => `[${items.map(q).join(", ")}]`;
 
-/** The nats-server config fragment (include it from the main config, or append it): TLS with mapping, and users. */
+/** A ConfigMap's data may hold at most 1 MiB (the API server refuses more). */
+export const NATS_AUTHORIZATION_MAX_BYTES = 1024 * 1024;
+
+/**
+ * The nats-server config fragment (include it from the main config, or append it): TLS with mapping, and users,
+ * one line each, because the text must fit a ConfigMap (NATS_AUTHORIZATION_MAX_BYTES) for every node of a large
+ * cluster: about 500 bytes per node (with 34-character node names), so some 2,000 nodes.
+ */
 export function renderNatsAuthorization(input: NatsAuthorizationInput, tls: NatsServerTlsFiles): string {
   const users = natsUsers(input).map(
     (u) =>
-      `    {\n      user: ${q(u.user)}\n      permissions: {\n` +
-      `        publish: { allow: ${list(u.permissions.publish)} }\n` +
-      `        subscribe: { allow: ${list(u.permissions.subscribe)} }\n      }\n    }`,
+      `    {user: ${q(u.user)}, permissions: {publish: {allow: ${list(u.permissions.publish)}}, ` +
+      `subscribe: {allow: ${list(u.permissions.subscribe)}}}}`,
   );
   return [
     "# Rendered by gpufleet (common/src/nats/authorization.ts); do not edit by hand.",

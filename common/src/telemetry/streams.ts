@@ -153,6 +153,32 @@ export async function ensureStreams(
   }
 }
 
+/**
+ * Waits until every stream exists, reading only its info: for a component that may not create streams (an agent
+ * under NATS authorization, common/src/nats/authorization.ts), whose streams the operator sets up. Errors other than
+ * "stream not found" (a refused permission, say) fail at once; `onWaiting` hears each stream still missing.
+ */
+export async function awaitStreams(
+  jsm: JetStreamManager,
+  options: { retryMs?: number; onWaiting?: (stream: string) => void; signal?: AbortSignal } = {},
+  streams: readonly StreamDefinition[] = STREAMS,
+): Promise<void> {
+  const retryMs = options.retryMs ?? 1000;
+  for (const d of streams) {
+    for (;;) {
+      try {
+        await jsm.streams.info(d.name);
+        break;
+      } catch (err) {
+        if (apiErrorCode(err) !== STREAM_NOT_FOUND) throw new StreamSetupError(d.name, { cause: err });
+      }
+      options.onWaiting?.(d.name);
+      if (options.signal?.aborted) throw new StreamSetupError(d.name, { cause: options.signal.reason });
+      await new Promise((resolve) => setTimeout(resolve, retryMs));
+    }
+  }
+}
+
 async function addOrUpdate(jsm: JetStreamManager, name: string, config: Partial<StreamConfig>): Promise<void> {
   try {
     await jsm.streams.info(name);

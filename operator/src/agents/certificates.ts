@@ -1,7 +1,8 @@
 /**
- * The leader's certificate executor: reads the three Secrets (CA, agent server certificate, operator client
- * certificate), asks the pure planner (rotation.ts) what to issue, issues it (pki.ts) and writes the Secrets back
- * (create, or replace at the read resourceVersion, so two writers cannot both win). Runs at start and then at the
+ * The leader's certificate executor: reads the Secrets (CA, agent server certificate, operator client certificate,
+ * and with NATS authorization the nats-server's and the gateway's), asks the pure planner (rotation.ts) what to
+ * issue, issues it (pki.ts) and writes the Secrets back (create, or replace at the read resourceVersion, so two
+ * writers cannot both win). Runs at start and then at the
  * earliest renewal time, at least every `maxCheckIntervalMs`.
  *
  * Secret layout (what the chart mounts into agents: ca.crt, tls.crt, tls.key, the kubernetes.io/tls keys plus the
@@ -13,8 +14,16 @@ import type { OperatorMetrics } from "../metrics.js";
 import type { Clock } from "../runtime/clock.js";
 import { isConflict, isNotFound } from "../runtime/errors.js";
 import type { Logger } from "../runtime/logger.js";
+import { natsIdentity, NatsRole } from "../../../common/src/nats/authorization.js";
 import { certificateFacts, issueCa, issueLeaf, LeafUsage, type IssuedCertificate } from "./pki.js";
-import { CertificateRole, nextCheckAtMs, planCertificates, type Observed, type RotationPolicy } from "./rotation.js";
+import {
+  CertificateRole,
+  nextCheckAtMs,
+  planCertificates,
+  type LeafSpec,
+  type Observed,
+  type RotationPolicy,
+} from "./rotation.js";
 
 export interface CertificateSettings {
   namespace: string;
@@ -23,11 +32,56 @@ export interface CertificateSettings {
   leafLifetimeMs: number;
   renewAtFraction: number;
   agentDnsNames: readonly string[];
+  /** The in-chart NATS server's names; empty: NATS authorization is off, no nats-server or gateway certificate. */
+  natsServerDnsNames: readonly string[];
   maxCheckIntervalMs: number;
 }
 
 export function secretNames(prefix: string): Record<CertificateRole, string> {
-  return { ca: `${prefix}-ca`, agent: `${prefix}-agent-tls`, operator: `${prefix}-operator-tls` };
+  return {
+    ca: `${prefix}-ca`,
+    agent: `${prefix}-agent-tls`,
+    operator: `${prefix}-operator-tls`,
+    "nats-server": `${prefix}-nats-tls`,
+    gateway: `${prefix}-gateway-tls`,
+  };
+}
+
+/**
+ * The leaves to keep. The client certificates' common names are the NATS identities (authorization.ts), so the
+ * operator's certificate is also its NATS credential and the gateway's is its own.
+ */
+export function wantedLeaves(settings: Pick<CertificateSettings, "agentDnsNames" | "natsServerDnsNames">): LeafSpec[] {
+  const leaves: LeafSpec[] = [
+    {
+      role: CertificateRole.agent,
+      commonName: "gpufleet-agent",
+      usage: LeafUsage.server,
+      dnsNames: settings.agentDnsNames,
+    },
+    {
+      role: CertificateRole.operator,
+      commonName: natsIdentity(NatsRole.operator).commonName,
+      usage: LeafUsage.client,
+      dnsNames: [],
+    },
+  ];
+  if (settings.natsServerDnsNames.length === 0) return leaves;
+  return [
+    ...leaves,
+    {
+      role: CertificateRole.natsServer,
+      commonName: "gpufleet-nats",
+      usage: LeafUsage.server,
+      dnsNames: settings.natsServerDnsNames,
+    },
+    {
+      role: CertificateRole.gateway,
+      commonName: natsIdentity(NatsRole.gateway).commonName,
+      usage: LeafUsage.client,
+      dnsNames: [],
+    },
+  ];
 }
 
 export class CertificateError extends Error {
@@ -102,30 +156,33 @@ export class CertificateManager {
   async reconcile(): Promise<number> {
     const { core, settings, clock } = this.deps;
     const nowMs = clock.now();
-    const policy: RotationPolicy = { renewAtFraction: settings.renewAtFraction, agentDnsNames: settings.agentDnsNames };
+    const leaves = wantedLeaves(settings);
+    const policy: RotationPolicy = { renewAtFraction: settings.renewAtFraction, leaves };
     const read = async (role: CertificateRole): Promise<ReadSecret> => {
       const secret = await readSecret(core, settings.namespace, this.names[role]);
       const certPem = decode(secret, role === CertificateRole.ca ? "ca.crt" : "tls.crt");
       const keyPem = decode(secret, role === CertificateRole.ca ? "ca.key" : "tls.key");
       return { secret, cert: certPem && keyPem ? { certPem, keyPem } : undefined, caPem: decode(secret, "ca.crt") };
     };
-    const [ca, agent, operator] = await Promise.all(
-      [CertificateRole.ca, CertificateRole.agent, CertificateRole.operator].map(read),
-    );
+    const roles: CertificateRole[] = [CertificateRole.ca, ...leaves.map((l) => l.role)];
+    const secrets = new Map(await Promise.all(roles.map(async (role) => [role, await read(role)] as const)));
+    const ca = secrets.get(CertificateRole.ca)!;
     const observe = (s: ReadSecret): Observed => {
       if (!s.cert) return s.secret ? new Error("certificate or key missing") : undefined;
       try {
         // A leaf counts as signed by the CA only if it verifies against the CA Secret's certificate, and carries
         // that CA in its own ca.crt (which is what the agents trust).
-        const facts = certificateFacts(s.cert.certPem, s.cert.keyPem, ca!.cert?.certPem ?? s.cert.certPem);
-        if (s !== ca && (s.caPem !== ca!.cert?.certPem || !ca!.cert)) facts.signedByCa = false;
+        const facts = certificateFacts(s.cert.certPem, s.cert.keyPem, ca.cert?.certPem ?? s.cert.certPem);
+        if (s !== ca && (s.caPem !== ca.cert?.certPem || !ca.cert)) facts.signedByCa = false;
         return facts;
       } catch (err) {
         return err as Error;
       }
     };
-    const observed = { ca: observe(ca!), agent: observe(agent!), operator: observe(operator!) };
-    for (const role of Object.values(CertificateRole)) {
+    const observed = Object.fromEntries(roles.map((role) => [role, observe(secrets.get(role)!)])) as Partial<
+      Record<CertificateRole, Observed>
+    >;
+    for (const role of roles) {
       const facts = observed[role];
       if (facts && !(facts instanceof Error))
         this.deps.metrics.certificateExpiry.set({ secret: this.names[role] }, facts.notAfterMs / 1000);
@@ -133,29 +190,27 @@ export class CertificateManager {
     const decisions = planCertificates(observed, nowMs, policy);
     if (decisions.length === 0) return nextCheckAtMs(observed, nowMs, policy, settings.maxCheckIntervalMs);
 
-    let caCert = ca!.cert;
+    let caCert = ca.cert;
     const notBefore = new Date(nowMs - 60_000); // tolerate a minute of clock skew between nodes
     for (const { role, reason } of decisions) {
-      let issued: IssuedCertificate;
       let data: Record<string, string>;
       if (role === CertificateRole.ca) {
-        issued = await issueCa({ commonName: "gpufleet-ca", notBefore, lifetimeMs: settings.caLifetimeMs });
+        const issued = await issueCa({ commonName: "gpufleet-ca", notBefore, lifetimeMs: settings.caLifetimeMs });
         caCert = issued;
         data = { "ca.crt": issued.certPem, "ca.key": issued.keyPem };
       } else {
         if (!caCert) throw new CertificateError("no CA to sign with");
-        const server = role === CertificateRole.agent;
-        issued = await issueLeaf(caCert, {
-          commonName: server ? "gpufleet-agent" : "gpufleet-operator",
-          usage: server ? LeafUsage.server : LeafUsage.client,
-          dnsNames: server ? settings.agentDnsNames : [],
+        const leaf = leaves.find((l) => l.role === role)!;
+        const issued = await issueLeaf(caCert, {
+          commonName: leaf.commonName,
+          usage: leaf.usage,
+          dnsNames: leaf.dnsNames,
           notBefore,
           lifetimeMs: settings.leafLifetimeMs,
         });
         data = { "ca.crt": caCert.certPem, "tls.crt": issued.certPem, "tls.key": issued.keyPem };
       }
-      const previous = role === CertificateRole.ca ? ca! : role === CertificateRole.agent ? agent! : operator!;
-      await this.write(role, previous.secret, data);
+      await this.write(role, secrets.get(role)!.secret, data);
       this.deps.metrics.certificatesIssued.inc({ secret: this.names[role] });
       this.deps.logger.info({ secret: this.names[role], reason }, "issued certificate");
       this.deps.onIssued?.(role);

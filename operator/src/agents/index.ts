@@ -4,6 +4,7 @@
  * current client certificate from its Secret (rotation reaches the channels without a restart).
  */
 import type { CoreV1Api, V1Node } from "@kubernetes/client-node";
+import { natsServerTlsFiles } from "../../../common/src/nats/authorization.js";
 import { AGENT_SERVER_NAME } from "../../../common/src/agents/endpoint.js";
 import type { OperatorConfig } from "../config/config.js";
 import type { OperatorMetrics } from "../metrics.js";
@@ -11,6 +12,7 @@ import type { Clock } from "../runtime/clock.js";
 import type { Logger } from "../runtime/logger.js";
 import { CertificateManager, readSecret, secretNames, tlsFilesOf } from "./certificates.js";
 import { agentEndpointOf } from "./directory.js";
+import { NatsAuthorizationPublisher } from "./nats-authorization.js";
 import { AgentClientPool } from "./pool.js";
 
 export { AgentClientPool, AgentMethod, AgentUnreachableError } from "./pool.js";
@@ -29,7 +31,11 @@ export interface AgentCommands {
 export function startAgentCommands(deps: {
   config: OperatorConfig;
   core: CoreV1Api;
-  nodes: { get(name: string): V1Node | undefined };
+  nodes: {
+    get(name: string): V1Node | undefined;
+    list(): readonly V1Node[];
+    on(handler: (event: "add" | "update" | "delete" | "resync", node: V1Node) => void): void;
+  };
   clock: Clock;
   logger: Logger;
   metrics: OperatorMetrics;
@@ -54,6 +60,7 @@ export function startAgentCommands(deps: {
     return { pool, lead: () => {}, follow: () => {}, reloadCredentials: async () => false, stop: () => pool.close() };
   }
   const clientSecret = secretNames(config.certSecretPrefix).operator;
+  const natsServerDnsNames = config.natsServerDnsNames === "" ? [] : config.natsServerDnsNames.split(",");
   const reloadCredentials = async (): Promise<boolean> => {
     const tls = tlsFilesOf(await readSecret(core, config.namespace, clientSecret));
     const changed = tls !== undefined && pool.setCredentials(tls);
@@ -82,21 +89,49 @@ export function startAgentCommands(deps: {
       leafLifetimeMs: config.certLeafLifetimeMs,
       renewAtFraction: 2 / 3,
       agentDnsNames: [AGENT_SERVER_NAME],
+      natsServerDnsNames,
       maxCheckIntervalMs: 3600_000,
     },
     onIssued: (role) => {
       if (role === "operator") void reloadCredentials().catch(() => {});
     },
   });
+  const natsAuthorization =
+    natsServerDnsNames.length > 0
+      ? new NatsAuthorizationPublisher({
+          core,
+          clock,
+          logger: log.child({ component: "nats-authorization" }),
+          metrics,
+          settings: {
+            namespace: config.namespace,
+            configMapName: `${config.certSecretPrefix}-nats-authorization`,
+            tls: natsServerTlsFiles(),
+            debounceMs: 2000,
+          },
+          nodeNames: () => deps.nodes.list().map((n) => n.metadata!.name!),
+        })
+      : undefined;
+  // Only a node's arrival or departure changes the file (a name is all it holds).
+  deps.nodes.on((event) => {
+    if (event === "add" || event === "delete") natsAuthorization?.nodesChanged();
+  });
   return {
     pool,
-    lead: () => certificates.start(),
-    follow: () => certificates.stop(),
+    lead: () => {
+      certificates.start();
+      natsAuthorization?.start();
+    },
+    follow: () => {
+      certificates.stop();
+      natsAuthorization?.stop();
+    },
     reloadCredentials,
     stop: () => {
       stopped = true;
       clock.clearTimeout(reloadTimer);
       certificates.stop();
+      natsAuthorization?.stop();
       pool.close();
     },
   };

@@ -1,9 +1,17 @@
 import { describe, expect, it } from "vitest";
 import type { CertificateFacts } from "./pki.js";
+import { wantedLeaves } from "./certificates.js";
 import { nextCheckAtMs, planCertificates, type Observed } from "./rotation.js";
 
 const DAY = 86_400_000;
-const policy = { renewAtFraction: 2 / 3, agentDnsNames: ["gpufleet-agent"] };
+const policy = {
+  renewAtFraction: 2 / 3,
+  leaves: wantedLeaves({ agentDnsNames: ["gpufleet-agent"], natsServerDnsNames: [] }),
+};
+const withNats = {
+  renewAtFraction: 2 / 3,
+  leaves: wantedLeaves({ agentDnsNames: ["gpufleet-agent"], natsServerDnsNames: ["gpufleet-nats"] }),
+};
 const valid = (patch: Partial<CertificateFacts> = {}): CertificateFacts => ({
   notBeforeMs: 0,
   notAfterMs: 30 * DAY,
@@ -71,6 +79,39 @@ describe("planCertificates", () => {
       { role: "agent", reason: "the CA is re-issued" },
       { role: "operator", reason: "the CA is re-issued" },
     ]);
+  });
+
+  it("keeps the nats-server and gateway certificates only with NATS authorization, under the same rules", () => {
+    const fresh = { ca: undefined, agent: undefined, operator: undefined };
+    expect(planCertificates(fresh, 0, withNats).map((d) => d.role)).toEqual([
+      "ca",
+      "agent",
+      "operator",
+      "nats-server",
+      "gateway",
+    ]);
+    const nats = { ...healthy(), "nats-server": valid({ dnsNames: ["gpufleet-nats"] }), gateway: valid() };
+    expect(planCertificates(nats, DAY, withNats)).toEqual([]);
+    expect(planCertificates(healthy(), DAY, withNats)).toEqual([
+      { role: "nats-server", reason: "missing" },
+      { role: "gateway", reason: "missing" },
+    ]);
+    expect(planCertificates({ ...nats, "nats-server": valid({ dnsNames: ["old"] }) }, DAY, withNats)[0]).toMatchObject({
+      role: "nats-server",
+      reason: expect.stringMatching(/differ/),
+    });
+    // Without it, their Secrets are not looked at.
+    expect(planCertificates(healthy(), DAY, policy)).toEqual([]);
+  });
+
+  it("names the client certificates as their NATS identities", () => {
+    const names = Object.fromEntries(withNats.leaves.map((l) => [l.role, [l.commonName, l.usage, l.dnsNames]]));
+    expect(names).toEqual({
+      agent: ["gpufleet-agent", "server", ["gpufleet-agent"]],
+      operator: ["gpufleet-operator", "client", []],
+      "nats-server": ["gpufleet-nats", "server", ["gpufleet-nats"]],
+      gateway: ["gpufleet-gateway", "client", []],
+    });
   });
 
   it("schedules the next check at the earliest renewal, bounded by the maximum interval", () => {

@@ -6,14 +6,34 @@
  * Replacing the CA re-issues every leaf. CA rotation by expiry uses the same rule; trust overlap (old and new CA
  * side by side) is not implemented: a CA replacement is a short outage until agents reload (docs/security.md).
  */
-import type { CertificateFacts } from "./pki.js";
+import type { CertificateFacts, LeafUsage } from "./pki.js";
 
-export const CertificateRole = { ca: "ca", agent: "agent", operator: "operator" } as const;
+export const CertificateRole = {
+  ca: "ca",
+  /** The agents' gRPC server certificate (one for every node, named by AGENT_SERVER_NAME). */
+  agent: "agent",
+  /** The operator's client certificate: to the agents' gRPC and, as gpufleet-operator, to NATS. */
+  operator: "operator",
+  /** The in-chart nats-server's certificate, when NATS authorization is on. */
+  natsServer: "nats-server",
+  /** The gateway's NATS client certificate (gpufleet-gateway), when NATS authorization is on. */
+  gateway: "gateway",
+} as const;
 export type CertificateRole = (typeof CertificateRole)[keyof typeof CertificateRole];
+export type LeafRole = Exclude<CertificateRole, "ca">;
+
+/** A leaf the operator keeps: who it names and what it may be used for. */
+export interface LeafSpec {
+  role: LeafRole;
+  commonName: string;
+  usage: LeafUsage;
+  dnsNames: readonly string[];
+}
 
 export interface RotationPolicy {
   renewAtFraction: number;
-  agentDnsNames: readonly string[];
+  /** The leaves to keep, in issue order; a role not listed is neither issued nor looked at. */
+  leaves: readonly LeafSpec[];
 }
 
 /** undefined: absent; an Error: present but unreadable. */
@@ -54,7 +74,7 @@ export function renewAtOf(
 }
 
 export function planCertificates(
-  observed: Record<CertificateRole, Observed>,
+  observed: Partial<Record<CertificateRole, Observed>>,
   nowMs: number,
   policy: RotationPolicy,
 ): IssueDecision[] {
@@ -65,23 +85,23 @@ export function planCertificates(
   else if (!ca.keyMatches) caReason = "key does not match certificate";
   else caReason = renewalReason(ca, nowMs, policy);
   if (caReason) {
-    const leaves = [CertificateRole.agent, CertificateRole.operator].map((role) => ({
+    const leaves = policy.leaves.map(({ role }) => ({
       role,
       reason: observed[role] === undefined ? "missing" : "the CA is re-issued",
     }));
     return [{ role: CertificateRole.ca, reason: caReason }, ...leaves];
   }
   const decisions: IssueDecision[] = [];
-  const agent = leafReason(observed.agent, nowMs, policy, policy.agentDnsNames);
-  if (agent) decisions.push({ role: CertificateRole.agent, reason: agent });
-  const operator = leafReason(observed.operator, nowMs, policy, []);
-  if (operator) decisions.push({ role: CertificateRole.operator, reason: operator });
+  for (const leaf of policy.leaves) {
+    const reason = leafReason(observed[leaf.role], nowMs, policy, leaf.dnsNames);
+    if (reason) decisions.push({ role: leaf.role, reason });
+  }
   return decisions;
 }
 
 /** When to look again: the earliest renewal time among readable certificates, never later than `maxMs` from now. */
 export function nextCheckAtMs(
-  observed: Record<CertificateRole, Observed>,
+  observed: Partial<Record<CertificateRole, Observed>>,
   nowMs: number,
   policy: RotationPolicy,
   maxMs: number,

@@ -40,6 +40,13 @@ export const OperatorConfigSchema = Type.Object({
    * the signer is off.
    */
   agentServiceAccount: Type.String({ default: "" }),
+  /**
+   * NATS authorization (docs/security.md, "NATS"): the in-chart nats-server's DNS names, comma-separated. When set,
+   * the leader also issues <prefix>-nats-tls (the server's certificate) and <prefix>-gateway-tls (the gateway's
+   * client certificate) and keeps <prefix>-nats-authorization (a ConfigMap: one user per node) in step with the
+   * nodes. "": off.
+   */
+  natsServerDnsNames: Type.String({ pattern: "^([a-z0-9.-]+(,[a-z0-9.-]+)*)?$", default: "" }),
   /** mTLS Secrets in `namespace`: <prefix>-ca, <prefix>-agent-tls, <prefix>-operator-tls. */
   certSecretPrefix: Type.String({ minLength: 1, default: "gpufleet" }),
   /** Lifetime of the agent and operator leaf certificates; they are rotated at 2/3 of it. */
@@ -88,6 +95,7 @@ const ENV: Record<keyof OperatorConfig, string> = {
   agentInsecure: "GPUFLEET_AGENT_INSECURE",
   agentServiceAccount: "GPUFLEET_AGENT_SERVICE_ACCOUNT",
   certSecretPrefix: "GPUFLEET_CERT_SECRET_PREFIX",
+  natsServerDnsNames: "GPUFLEET_NATS_SERVER_DNS_NAMES",
   certLeafLifetimeMs: "GPUFLEET_CERT_LEAF_LIFETIME_MS",
   certCaLifetimeMs: "GPUFLEET_CERT_CA_LIFETIME_MS",
   certReloadIntervalMs: "GPUFLEET_CERT_RELOAD_INTERVAL_MS",

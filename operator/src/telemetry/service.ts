@@ -5,6 +5,7 @@
  * as the process. Without a natsUrl telemetry is off: `enabled` is false, the views stay empty, and the
  * gpufleet_operator_telemetry_enabled gauge says 0.
  */
+import { existsSync } from "node:fs";
 import type { KubeConfig, V1Pod } from "@kubernetes/client-node";
 import { connect, type NatsConnection } from "nats";
 import { OwnedLabel } from "../../../crds/src/reasons.js";
@@ -59,6 +60,7 @@ export class TelemetryService {
   private nc: NatsConnection | undefined;
   private consumers: StreamConsumer[] = [];
   private leading = false;
+  private closed = false;
   private ready: Promise<void> | undefined;
   private readonly checkpoints: CheckpointWriter;
 
@@ -93,6 +95,8 @@ export class TelemetryService {
     if (!this.enabled || this.ready) return;
     const { logger } = this.options;
     this.ready = (async () => {
+      // The chart mounts the certificate Secret as optional (this operator issues it): wait for its files.
+      if (this.options.natsTlsDir && !(await this.certificateFiles(this.options.natsTlsDir))) return;
       this.nc = await connect({
         servers: this.options.natsUrl,
         ...natsCredentialOptions(this.options.natsTlsDir ?? "", natsIdentity(NatsRole.operator)),
@@ -117,6 +121,19 @@ export class TelemetryService {
     })().catch((err: unknown) => logger.error({ err }, "telemetry failed to start"));
   }
 
+  /** True once the files exist; false if closed while waiting. */
+  private async certificateFiles(dir: string): Promise<boolean> {
+    const files = Object.values(natsCredentialOptions(dir, natsIdentity(NatsRole.operator)).tls ?? {}) as string[];
+    for (let attempt = 1; !this.closed; attempt++) {
+      const missing = files.filter((f) => !existsSync(f));
+      if (missing.length === 0) return true;
+      if (attempt === 1 || attempt % 30 === 0)
+        this.options.logger.warn({ missing }, "NATS client certificate not there yet; waiting (the leader issues it)");
+      await new Promise<void>((r) => this.options.clock.setTimeout(() => r(), 2000));
+    }
+    return false;
+  }
+
   /** Called when this replica starts leading. */
   async startLeading(): Promise<void> {
     this.leading = true;
@@ -132,6 +149,7 @@ export class TelemetryService {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     await this.stopLeading();
     const nc = this.nc;
     this.nc = undefined;

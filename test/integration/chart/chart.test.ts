@@ -18,6 +18,7 @@ import { startNatsServer, type NatsServer } from "../agent/nats-server.js";
 import { startGatewayProcess, type GatewayProcess } from "../../support/gateway.js";
 import { startSimulatedInstances, type SimulatedInstances } from "../../support/simulated-instances.js";
 import { CHART_DIR, helmBinary, run, startPrometheus, type PrometheusProcess } from "./tools.js";
+import { NATS_SERVER_TLS_DIR } from "../../../common/src/nats/authorization.js";
 
 interface Manifest {
   apiVersion: string;
@@ -71,7 +72,7 @@ type PodSpec = {
   nodeSelector?: Record<string, string>;
   serviceAccountName: string;
   containers: Container[];
-  volumes?: { name: string; hostPath?: { path: string } }[];
+  volumes?: { name: string; hostPath?: { path: string }; [source: string]: unknown }[];
 };
 const podSpec = (m: Manifest) => (m.spec as { template: { spec: PodSpec } }).template.spec;
 
@@ -440,6 +441,68 @@ describe("values.schema.json rejects bad values with the key's path", () => {
   });
 });
 
+describe("NATS with TLS and per-component authorization (nats.authorization.enabled)", () => {
+  it("runs the chart's NATS on the operator's certificates and user list, with a reloader; clients use tls://", async () => {
+    const on = await render("gpf", "gpufleet-system", ["--set", "nats.authorization.enabled=true"]);
+    const url = "tls://gpf-gpufleet-nats.gpufleet-system.svc:4222";
+    const nats = podSpec(find(on, "StatefulSet", "-nats")) as PodSpec & { shareProcessNamespace?: boolean };
+    expect(nats.shareProcessNamespace).toBe(true);
+    expect(nats.containers.map((c) => c.name)).toEqual(["nats", "reloader"]);
+    expect(nats.containers[0]?.args).toEqual(["--config", "/etc/nats-config/nats.conf"]);
+    // The user list names the server's files under NATS_SERVER_TLS_DIR: the chart mounts its Secret there.
+    expect(nats.containers[0]?.volumeMounts).toContainEqual({
+      name: "tls",
+      mountPath: NATS_SERVER_TLS_DIR,
+      readOnly: true,
+    });
+    expect(nats.volumes).toEqual(
+      expect.arrayContaining([
+        { name: "authorization", configMap: { name: "gpf-gpufleet-nats-authorization" } },
+        { name: "tls", secret: { secretName: "gpf-gpufleet-nats-tls", defaultMode: 288 } },
+      ]),
+    );
+    expect(find(on, "ConfigMap", "-nats-config").data?.["nats.conf"]).toContain(
+      'include "../nats-auth/authorization.conf"',
+    );
+
+    const env = (kind: string, suffix: string) =>
+      new Map((podSpec(find(on, kind, suffix)).containers[0]?.env ?? []).map((e) => [e.name, e.value]));
+    const operatorEnv = env("Deployment", "-operator");
+    expect(operatorEnv.get("GPUFLEET_NATS_URL")).toBe(url);
+    expect(operatorEnv.get("GPUFLEET_NATS_TLS_DIR")).toBe("/etc/gpufleet/nats-tls");
+    expect(operatorEnv.get("GPUFLEET_NATS_SERVER_DNS_NAMES")?.split(",")).toContain(
+      "gpf-gpufleet-nats.gpufleet-system.svc",
+    );
+    expect(podSpec(find(on, "Deployment", "-operator")).volumes).toContainEqual({
+      name: "nats-tls",
+      secret: { secretName: "gpf-gpufleet-operator-tls", optional: true, defaultMode: 288 },
+    });
+    expect(env("Deployment", "-gateway").get("GPUFLEET_GATEWAY_NATS_URL")).toBe(url);
+    expect(env("Deployment", "-gateway").get("GPUFLEET_GATEWAY_NATS_TLS_DIR")).toBe("/etc/gpufleet/nats-tls");
+    expect(podSpec(find(on, "Deployment", "-gateway")).volumes).toContainEqual({
+      name: "nats-tls",
+      secret: { secretName: "gpf-gpufleet-gateway-tls", defaultMode: 288 },
+    });
+    // Each agent asks for its node's certificate, without agent.natsClientCertificate.
+    expect(env("DaemonSet", "-agent").get("GPUFLEET_AGENT_NATS_CSR")).toBe("true");
+    expect(env("DaemonSet", "-agent").get("GPUFLEET_NATS_URL")).toBe(url);
+  });
+
+  it.each([
+    [["tls.insecureDevelopmentMode=true"], /needs the operator's CA/],
+    [["natsUrl=nats://elsewhere:4222"], /leave natsUrl empty/],
+    [["nats.enabled=false"], /needs nats.enabled/],
+  ])("refuses it with %j, saying why", async (values, message) => {
+    const refused = await template("gpf", "gpufleet-system", [
+      "--set",
+      "nats.authorization.enabled=true",
+      ...values.flatMap((v) => ["--set", v]),
+    ]);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(message);
+  });
+});
+
 describe("on the API server", () => {
   let namespace: string;
   let release: string;
@@ -484,6 +547,20 @@ describe("on the API server", () => {
     expect(lines).toContain(`statefulset.apps/${release}-gpufleet-nats created (server dry run)`);
     expect(lines).toContain(`deployment.apps/${release}-gpufleet-gateway created (server dry run)`);
     expect(lines).toContain(`service/${release}-gpufleet-gateway created (server dry run)`);
+  });
+
+  it("accepts the manifests of NATS authorization too (kubectl apply --dry-run=server)", async () => {
+    const rendered = await template(release, namespace, ["--set", "nats.authorization.enabled=true"]);
+    expect(rendered.code).toBe(0);
+    const applied = await kubectl(
+      cluster.kubeconfigPath,
+      ["apply", "--dry-run=server", "-n", namespace, "-f", "-"],
+      rendered.stdout,
+    );
+    expect(applied.stderr).toBe("");
+    expect(applied.code).toBe(0);
+    expect(applied.stdout).toContain(`configmap/${release}-gpufleet-nats-config created (server dry run)`);
+    expect(applied.stdout).toContain(`statefulset.apps/${release}-gpufleet-nats created (server dry run)`);
   });
 
   describe("grants least privilege", () => {

@@ -156,6 +156,7 @@ beforeAll(async () => {
     leafLifetimeMs: 30 * DAY,
     renewAtFraction: 2 / 3,
     agentDnsNames: [AGENT_SERVER_NAME],
+    natsServerDnsNames: [],
     maxCheckIntervalMs: 3600_000,
   };
   // Issued 21 days ago (30-day leaves): still valid now, and due for renewal (past 2/3) at the rotation test.

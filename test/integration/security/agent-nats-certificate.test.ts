@@ -6,7 +6,8 @@
  * nats-server, configured by renderNatsAuthorization and trusting the operator's CA, admits the certificate as node
  * A's agent and refuses its publish on node B's subject. Asking for node B's subject with node A's token, or with a
  * token bound to no pod, is denied with the reason, and no certificate is issued. Last, the agent process itself
- * (real mode, fixtures for nvidia-smi and sysfs) asks for its certificate at start and sets up its streams with it.
+ * (real mode, fixtures for nvidia-smi and sysfs) asks for its certificate at start and, with it, waits for the
+ * operator's streams (it may not create them).
  */
 import { X509Certificate } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -19,7 +20,7 @@ import { parseAllDocuments, stringify } from "yaml";
 import { obtainNatsCertificate } from "../../../agent/src/nats-certificate.js";
 import { natsIdentity, NatsRole, renderNatsAuthorization } from "../../../common/src/nats/authorization.js";
 import { natsCredentialOptions } from "../../../common/src/nats/connect.js";
-import { STREAMS } from "../../../common/src/telemetry/streams.js";
+import { ensureStreams, STREAMS } from "../../../common/src/telemetry/streams.js";
 import { Stream, subjectFor } from "../../../common/src/telemetry/subjects.js";
 import { issueLeaf, LeafUsage } from "../../../operator/src/agents/pki.js";
 import { CsrReason } from "../../../operator/src/agents/csr/decide.js";
@@ -293,7 +294,7 @@ describe("the agent's NATS client certificate, from a CertificateSigningRequest"
     }
   }, 60_000);
 
-  it("is what the agent process asks for at start (GPUFLEET_AGENT_NATS_CSR=true) before it sets up its streams", async () => {
+  it("is what the agent process asks for at start (GPUFLEET_AGENT_NATS_CSR=true) before it waits for its streams", async () => {
     // The agent in real mode on node A: nvidia-smi and sysfs from the H200 fixtures, the operator's agent mTLS
     // Secret as its TLS folder, the pod-bound token as its only credential, and the NATS server above.
     const agentTls = await cluster.core.readNamespacedSecret({ name: "gpufleet-agent-tls", namespace });
@@ -334,7 +335,8 @@ describe("the agent's NATS client certificate, from a CertificateSigningRequest"
     const { process: agent } = await startComponentProcess({
       name: "agent-csr",
       entry: "agent/src/main.ts",
-      readyMessage: "agent serving",
+      // Under authorization the agent may not create streams: it waits for the operator's.
+      readyMessage: "waiting for the operator to create the JetStream stream",
       env: {
         KUBECONFIG: kubeconfig,
         NODE_NAME: nodeA,
@@ -355,16 +357,22 @@ describe("the agent's NATS client certificate, from a CertificateSigningRequest"
       expect(signed, JSON.stringify(agent.logs.slice(-10))).toBeDefined();
       const cert = new X509Certificate(readFileSync(join(natsDir, "tls.crt")));
       expect(cert.subject).toBe(`CN=gpufleet-agent:${nodeA}\nO=gpufleet`);
-      // The agent set up its streams under node A's identity (ensureStreams at start): the operator's identity sees
-      // them, in a server that admits nothing without a certificate.
+      // The agent connected under node A's identity (in a server that admits nothing without a certificate) and
+      // checks for its streams; once the operator's identity creates them, the agent serves.
+      expect(agent.logs.some((l) => l.msg === "agent serving")).toBe(false);
       const operatorNc = await connect({
         servers: natsUrl,
         reconnect: false,
         ...natsCredentialOptions(operatorFolder, natsIdentity(NatsRole.operator)),
       });
       try {
-        const names = await (await operatorNc.jetstreamManager()).streams.names().next();
-        expect(names.sort()).toEqual(STREAMS.map((x) => x.name).sort());
+        const jsm = await operatorNc.jetstreamManager();
+        await ensureStreams(jsm);
+        await waitFor(() => agent.logs.some((l) => l.msg === "agent serving"), {
+          description: "the agent serving once its streams exist",
+          timeoutMs: 15_000,
+        });
+        expect((await jsm.streams.names().next()).sort()).toEqual(STREAMS.map((x) => x.name).sort());
       } finally {
         await operatorNc.close();
       }

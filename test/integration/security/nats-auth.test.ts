@@ -263,19 +263,32 @@ describe("NATS authorization (verify_and_map, per-node allow lists)", () => {
 
   it("lets node-a's agent publish every stream of its own node, acknowledged by JetStream", async () => {
     const nc = await connectAs(agentA);
-    const transport = await JetStreamTransport.connect(nc, 10_000);
+    const transport = await JetStreamTransport.connect(nc, { streams: "await", ackTimeoutMs: 10_000 });
     for (const s of Object.values(Stream))
       await transport.publish(subjectFor(s, "node-a"), loadMessage("node-a", "pod-a"), `node-a-${s}-1`);
     const jsm = await nc.jetstreamManager();
-    // The agent may set streams up but not read them: the check goes through the operator below.
+    // The agent may check the streams but not read them: the check goes through the operator below.
     await expect(
       jsm.streams.getMessage(streamName(Stream.load), { last_by_subj: subjectFor(Stream.load, "node-a") }),
     ).rejects.toThrow();
   });
 
+  it("refuses node-a's agent changing a stream (it could shrink every node's telemetry) or creating one", async () => {
+    const nc = await connectAs(agentA);
+    const jsm = await nc.jetstreamManager();
+    const load = await jsm.streams.info(streamName(Stream.load));
+    const update = violation(nc, `$JS.API.STREAM.UPDATE.${streamName(Stream.load)}`);
+    await expect(jsm.streams.update(streamName(Stream.load), { max_bytes: 1 })).rejects.toThrow();
+    expect(String((await update).data)).toBe(ErrorCode.PermissionsViolation);
+    await expect(ensureStreams(jsm)).rejects.toThrow(/setting up JetStream stream/);
+    const operator = await connectAs(natsIdentity(NatsRole.operator));
+    const after = await (await operator.jetstreamManager()).streams.info(streamName(Stream.load));
+    expect(after.config.max_bytes).toBe(load.config.max_bytes);
+  });
+
   it("refuses node-a's agent publishing node-b's subjects: the client sees the violation, the stream stores nothing", async () => {
     const nc = await connectAs(agentA);
-    const transport = await JetStreamTransport.connect(nc, 3_000);
+    const transport = await JetStreamTransport.connect(nc, { streams: "await", ackTimeoutMs: 3_000 });
     const subject = subjectFor(Stream.load, "node-b");
     const seen = violation(nc, subject);
     const published = transport.publish(subject, loadMessage("node-b", "pod-forged"), "forged-1").then(

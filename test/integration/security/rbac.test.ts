@@ -40,7 +40,8 @@ beforeAll(async () => {
   namespace = await cluster.freshNamespace("rbac");
   release = namespace;
   tmp = mkdtempSync(path.join(tmpdir(), "gpufleet-rbac-"));
-  // With every opt-in grant on (the agent's NATS certificate request), so each is tied to a call below.
+  // With every opt-in grant on (the agent's NATS certificate request, NATS authorization's Secrets and ConfigMap),
+  // so each is tied to a call below.
   const rendered = await run(await helmBinary(), [
     "template",
     release,
@@ -49,6 +50,8 @@ beforeAll(async () => {
     namespace,
     "--set",
     "agent.natsClientCertificate=true",
+    "--set",
+    "nats.authorization.enabled=true",
   ]);
   expect(rendered.code).toBe(0);
   manifests = parseAllDocuments(rendered.stdout)
@@ -188,7 +191,11 @@ const EVIDENCE: Record<string, Record<string, RegExp>> = {
   },
   "/nodes": { get: /readNode\(/, list: /\/api\/v1\/nodes/, watch: /\/api\/v1\/nodes/, patch: /patchNode\(/ },
   "/nodes/status": { patch: /patchNodeStatus\(/ },
-  "/configmaps": { get: /readNamespacedConfigMap\(/ },
+  "/configmaps": {
+    get: /readNamespacedConfigMap\(/,
+    create: /createNamespacedConfigMap\(/,
+    update: /replaceNamespacedConfigMap\(/,
+  },
   "/events": { create: /createNamespacedEvent\(/, patch: /patchNamespacedEvent\(/ },
   "/secrets": {
     create: /createNamespacedSecret\(/,
@@ -253,6 +260,8 @@ describe("operator RBAC: no verb the code does not use", () => {
     ["create", "trainingjobs.gpufleet.io", "default"],
     ["update", "trainingjobs.gpufleet.io/status", "default"],
     ["list", "secrets", ""],
+    ["update", "configmaps", "default"],
+    ["delete", "configmaps", ""],
     ["get", "pods/log", "default"],
     ["create", "pods/exec", "default"],
     ["escalate", "clusterroles.rbac.authorization.k8s.io", ""],
