@@ -31,3 +31,16 @@ from gpufleet_worker.bench import checks
 def test_gpu_check(check) -> None:
     rows = check("cuda")
     assert rows and all(r["ok"] for r in rows), [r for r in rows if not r["ok"]]
+
+
+@pytest.mark.parametrize("mode", ["bulk", "line"])
+def test_l2_prefetch_reads_without_writing(mode) -> None:
+    from gpufleet_worker.kernels.l2_prefetch import l2_prefetch, scratch_for
+
+    w = torch.randn((4096, 4096), dtype=torch.bfloat16, device="cuda")
+    before = w.clone()
+    l2_prefetch(w, scratch_for("cuda"), mode=mode)
+    torch.cuda.synchronize()
+    assert torch.equal(w, before)
+    with pytest.raises(ValueError, match="multiple"):
+        l2_prefetch(torch.empty(100, dtype=torch.bfloat16, device="cuda"), scratch_for("cuda"), mode="bulk")

@@ -118,6 +118,11 @@ def model_bench(ceil: dict, log) -> dict:
         (V5_ATTN, "triton-paged", True, by_batch, "triton", v4_choices),
         ("v3 fused + triton-paged, partition by batch", "triton-paged", True, v4_attn, "cublas", None),
     ]
+    if PREFETCH_EXPERIMENT:  # the shipped decode against the same with an L2 prefetch of the o weight
+        versions = [(V5_ATTN, "triton-paged", True, by_batch, "triton", v4_choices)] + [
+            (f"{V5_ATTN} + L2 prefetch of o ({spec})", "triton-paged", True, by_batch, "triton", v4_choices)
+            for spec in PREFETCH_SPECS
+        ]
     profiles: dict = {}
     for version, backend_name, fused, tuning, linear, choices in versions:
         max_context = ctx + bs
@@ -137,9 +142,16 @@ def model_bench(ceil: dict, log) -> dict:
             fused=fused,
             decode_linear=linear,
             linear_choices=choices,
+            l2_prefetch=next((spec for spec in PREFETCH_SPECS if f"({spec})" in version), None),
         )
         runner.max_blocks = ctx // bs + 1  # the torch path gathers max_blocks per row: size it to this context
-        runner.capture_decode_graphs(batches)
+        try:
+            runner.capture_decode_graphs(batches)
+        except Exception as e:  # an experiment that does not compile or capture leaves the other rows standing
+            log(f"decode[{version}] failed: {e!r}")
+            del runner
+            torch.cuda.empty_cache()
+            continue
         for b in batches:
             inp = decode_inputs(b, ctx, bs, eng.num_blocks, gen)
             g = runner.graphs[b]
@@ -164,6 +176,8 @@ def model_bench(ceil: dict, log) -> dict:
         torch.cuda.empty_cache()
     result["decode"] = decode
     result["decodeKernelProfile"] = profiles
+    if PREFETCH_EXPERIMENT:
+        return result
     for version, by_b in profiles.items():
         for b, rows in by_b.items():
             log(f"profile[{version}] B={b}: {sum(r['usPerStep'] for r in rows) / 1e3:.3f} ms of kernels a step")
@@ -252,6 +266,9 @@ V4 = "v4 fused linear (norm/SiLU/residual in the GEMMs) + triton-paged"
 V5_ATTN = "v5 attention only (merge inside the kernel) + v4 linear"
 V5 = "v5 merge inside the attention kernel + split-K fused linear"
 PROFILED = (V5, V4)
+# GPUFLEET_BENCH_PREFETCH=1: only the decode rows of the L2-prefetch experiment (kernels/l2_prefetch.py), in one run
+PREFETCH_EXPERIMENT = os.environ.get("GPUFLEET_BENCH_PREFETCH") == "1"
+PREFETCH_SPECS = ("after-qkv:bulk", "layer-start:bulk", "after-qkv:line")
 
 
 def kernel_profile(runner: TorchModelRunner, g, layers: int, steps: int = 3) -> list[dict]:
@@ -583,6 +600,8 @@ def main() -> None:
     ceil = ceilings(log)
     report.update(ceil)
     sections = {"attention": attention_bench, "model": model_bench}
+    if PREFETCH_EXPERIMENT:
+        sections = {"model": model_bench}
     for key, fn in sections.items():
         try:
             report[key] = fn(ceil, log)

@@ -80,6 +80,15 @@ class _PrefillGraph:
     logits: torch.Tensor  # [max_prompts, vocab]
 
 
+def _parse_prefetch(spec: str | None) -> tuple[str | None, str]:
+    if spec is None:
+        return None, "bulk"
+    when, _, mode = spec.partition(":")
+    if when not in ("after-qkv", "layer-start") or mode not in ("bulk", "line"):
+        raise ValueError(f"l2_prefetch must be '<after-qkv|layer-start>:<bulk|line>', got {spec!r}")
+    return when, mode
+
+
 class TorchModelRunner:
     def __init__(
         self,
@@ -92,9 +101,15 @@ class TorchModelRunner:
         fused: bool = True,
         decode_linear: str = "triton",
         linear_choices: dict | None = None,
+        l2_prefetch: str | None = None,
     ) -> None:
         if decode_linear not in ("triton", "cublas"):
             raise ValueError(f"decode_linear must be 'triton' or 'cublas', got {decode_linear!r}")
+        # decode only (an experiment, kernels/l2_prefetch.py): "<when>:<mode>", when "after-qkv" or "layer-start",
+        # mode "bulk" or "line": a side stream warms L2 with the layer's o weight before the o projection reads it
+        self.l2_prefetch = _parse_prefetch(l2_prefetch)
+        self._prefetch_stream: torch.cuda.Stream | None = None
+        self._prefetch_scratch: torch.Tensor | None = None
         self.cfg, self.engine, self.backend, self.device = cfg, engine, backend, torch.device(device)
         self.fused = fused  # our fused Triton elementwise kernels; False: plain torch ops (version 1 in NOTES.md)
         # decode GEMMs: "triton" = kernels/fused_linear.py with norm / SiLU / residual folded in (v4, 7 launches a
@@ -211,15 +226,20 @@ class TorchModelRunner:
         )
         x = w["embed"][tokens]  # the residual stream, updated in place by the o and down projections
         for i in range(cfg.layers):
+            side = self._fork_prefetch(w[f"l{i}.o"]) if self.l2_prefetch[0] == "layer-start" else None
             if c_qkv is not None:
                 qkv = fused_linear(
                     x, self._folded(f"l{i}.qkv", f"l{i}.attn_norm"), rms_norm=True, eps=eps, config=c_qkv
                 )
             else:
                 qkv = add_rms_norm(x, None, w[f"l{i}.attn_norm"], eps) @ w[f"l{i}.qkv"].T
+            if self.l2_prefetch[0] == "after-qkv":
+                side = self._fork_prefetch(w[f"l{i}.o"])
             kc, vc = self.kv_cache[i, 0], self.kv_cache[i, 1]
             rope_and_cache(qkv, positions, self.cos, self.sin, kc, vc, slots, nh, nkv)
             att = self.backend.decode(qkv[:, :h].view(-1, nh, d), kc, vc, decode).reshape(-1, h)
+            if side is not None:
+                torch.cuda.current_stream().wait_stream(side)  # join before capture ends; the prefetch is issued
             if c_o is not None:
                 fused_linear(att, w[f"l{i}.o"], residual=x, out=x, config=c_o)
             else:
@@ -237,6 +257,19 @@ class TorchModelRunner:
             lm = self._folded("lm_head", "norm")
             return fused_linear(x, lm, rms_norm=True, eps=eps, out=logits_out, config=c_lm)
         return torch.matmul(add_rms_norm(x, None, w["norm"], eps), w["lm_head"].T, out=logits_out)
+
+    def _fork_prefetch(self, weight: torch.Tensor) -> torch.cuda.Stream:
+        """Starts an L2 prefetch of `weight` on the side stream after what the current stream has queued."""
+        from ..kernels.l2_prefetch import l2_prefetch, scratch_for
+
+        if self._prefetch_stream is None:
+            self._prefetch_stream = torch.cuda.Stream(device=self.device)
+            self._prefetch_scratch = scratch_for(self.device)
+        side = self._prefetch_stream
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            l2_prefetch(weight, self._prefetch_scratch, mode=self.l2_prefetch[1])
+        return side
 
     def _attend(self, q, k, v, kc, vc, decode: DecodeMetadata | None, prefill: PrefillMetadata | None) -> torch.Tensor:
         if decode is not None:
