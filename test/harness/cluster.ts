@@ -60,6 +60,11 @@ export interface LocalClusterOptions {
   keepDataDir?: boolean;
   /** Time allowed for the profile's nodes to become Ready; default 120 s plus 60 ms per node. */
   nodesReadyTimeoutMs?: number;
+  /**
+   * kwok's pod-stage lanes (test/harness/kwok-config.yaml): "kubelets" marks bound pods Running 32 at a time, as a
+   * cluster's kubelets each do their own; absent, kwok's default 4. Only the training benchmark asks for it.
+   */
+  kwokPods?: "kubelets";
 }
 
 export interface LocalCluster {
@@ -456,7 +461,7 @@ export async function startLocalCluster(opts: LocalClusterOptions = {}): Promise
           `--cert-dir=${path.join(runDir, "scheduler")}`,
           "--leader-elect=false",
         ]),
-        startKwok(spawn, bins, kubeconfigPath),
+        startKwok(spawn, bins, kubeconfigPath, opts.kwokPods === "kubelets"),
         withNats ? startNats(spawn, runDir, natsPort, natsMonitorPort) : Promise.resolve(undefined),
       ] as const),
     );
@@ -669,12 +674,20 @@ async function startApiServer(
 
 /** kwok's default stages (see the file's header: the bare kwok binary has none built in). */
 const KWOK_STAGES = path.join(path.dirname(fileURLToPath(import.meta.url)), "kwok-stages.yaml");
+const KWOK_CONFIG = path.join(path.dirname(fileURLToPath(import.meta.url)), "kwok-config.yaml");
 
-async function startKwok(spawn: Spawn, bins: K8sBinaries, kubeconfigPath: string): Promise<ManagedProcess> {
+async function startKwok(
+  spawn: Spawn,
+  bins: K8sBinaries,
+  kubeconfigPath: string,
+  kubeletLanes: boolean,
+): Promise<ManagedProcess> {
   return spawn("kwok", bins.kwok, [
     `--kubeconfig=${kubeconfigPath}`,
-    // Explicit, so a developer's ~/.kwok/kwok.yaml cannot change the stages.
+    // Explicit, so a developer's ~/.kwok/kwok.yaml cannot change the stages (or, without kwok-config.yaml, the
+    // options: kwok's defaults).
     `--config=${KWOK_STAGES}`,
+    ...(kubeletLanes ? [`--config=${KWOK_CONFIG}`] : []),
     "--manage-all-nodes=false",
     `--manage-nodes-with-annotation-selector=${KwokNodeAnnotation.key}=${KwokNodeAnnotation.value}`,
     // Node liveness through Leases, renewed by kwok, as kubelets do (the heartbeat stage needs it).
