@@ -116,6 +116,13 @@ export function soakConfig(env: NodeJS.ProcessEnv = process.env): SoakConfig {
  */
 const snapshotDir = process.env["SOAK_OPERATOR_HEAP_SNAPSHOTS"];
 
+/**
+ * SOAK_OPERATOR_LOG=FILE: the operator runs at debug level and all its log lines are written to FILE (JSON lines)
+ * when the soak ends, with `soakChurnStartMs` (epoch ms of tS 0) on the first line, to place events on the samples'
+ * time axis. Debug logging costs the operator time: not for the committed numbers.
+ */
+const operatorLogFile = process.env["SOAK_OPERATOR_LOG"];
+
 /** Signals the process (started with --heapsnapshot-signal=SIGUSR2) and waits until its snapshot file is complete. */
 async function takeHeapSnapshot(child: { pid?: number }, dir: string, label: string): Promise<void> {
   const before = new Set(await readdir(dir));
@@ -304,6 +311,7 @@ export async function run(): Promise<void> {
   const local = await startLocalCluster({ profile: config.profile, withNats: false, log });
   const kwokNodes = local.profile?.groups.reduce((sum, g) => sum + g.count, 0) ?? 0;
   let operator: Awaited<ReturnType<typeof startOperatorProcess>> | undefined;
+  let churnStartMs = 0;
   try {
     await installCrds(local.kubeconfigPath);
     const core = local.kubeConfig.makeApiClient(CoreV1Api);
@@ -320,7 +328,7 @@ export async function run(): Promise<void> {
       namespace: "default",
       identity: "bench-soak",
       env: {
-        GPUFLEET_LOG_LEVEL: "info", // "operator started" is an info line
+        GPUFLEET_LOG_LEVEL: operatorLogFile ? "debug" : "info", // "operator started" is an info line
         GPUFLEET_LEASE_DURATION_MS: String(config.lease.leaseDurationMs),
         GPUFLEET_RENEW_DEADLINE_MS: String(config.lease.renewDeadlineMs),
         GPUFLEET_RETRY_PERIOD_MS: String(config.lease.retryPeriodMs),
@@ -369,6 +377,7 @@ export async function run(): Promise<void> {
     }
     await snapshot("idle");
     t0 = performance.now();
+    churnStartMs = Date.now();
     for (const s of samples) s.tS = round(s.tS - (config.sampleS * 3 + 0.5), 1);
 
     const slots: Slot[] = [
@@ -561,6 +570,11 @@ export async function run(): Promise<void> {
     process.stdout.write(md);
   } finally {
     await operator?.stop();
+    if (operatorLogFile && operator)
+      await writeFile(
+        operatorLogFile,
+        [{ soakChurnStartMs: churnStartMs }, ...operator.logs].map((l) => JSON.stringify(l)).join("\n") + "\n",
+      );
     await local.stop();
   }
 }

@@ -28,7 +28,8 @@ import { settleWithin } from "./runtime/deadline.js";
 import { EventRecorder } from "./runtime/events.js";
 import { FencedKubeConfig } from "./runtime/fence.js";
 import { BoundedKubeConfig } from "./runtime/request-timeout.js";
-import { ApiRecovery, ResilientInformer, objectKey } from "./runtime/informer.js";
+import { ApiRecovery, changesOf, ResilientInformer, objectKey } from "./runtime/informer.js";
+import { nodePlacementFacts } from "./cluster/capacity.js";
 import { LeaderElector } from "./runtime/leader.js";
 import type { Logger } from "./runtime/logger.js";
 import { startHealthServer } from "./runtime/server.js";
@@ -321,12 +322,14 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorH
     const owner = pod.metadata?.labels?.[label];
     return owner ? [`${pod.metadata?.namespace}/${owner}`] : [];
   };
+  // Node events that change what placement reads; heartbeats rewrite 1,000 nodes every few minutes and change none.
+  const nodeChanges = changesOf(nodes, nodePlacementFacts);
   serving.watch(servingDeployments, (sd) => [objectKey(sd)]);
-  serving.watchAll(nodes, allKeys(servingDeployments));
+  serving.watchAll(nodeChanges, allKeys(servingDeployments));
   serving.watch(pods, ownerKey(OwnedLabel.servingDeployment));
   serving.watchAll(gpuProfiles, allKeys(servingDeployments)); // a new or changed profile re-plans every deployment
   training.watch(trainingJobs, (job) => [objectKey(job)]);
-  training.watchAll(nodes, allKeys(trainingJobs));
+  training.watchAll(nodeChanges, allKeys(trainingJobs));
   training.watch(pods, ownerKey(OwnedLabel.trainingJob));
   const fabric = new Controller({
     reconciler: new FabricTopologyReconciler({ ...deps, fabricTopologies }),
@@ -334,7 +337,7 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorH
     logger,
   });
   fabric.watch(fabricTopologies, (f) => [objectKey(f)]);
-  fabric.watchAll(nodes, allKeys(fabricTopologies));
+  fabric.watchAll(nodeChanges, allKeys(fabricTopologies));
   const controllers = [serving, training, fabric, ...(csrSigner ? [csrSigner.controller] : [])];
 
   await Promise.all(informers.map((i) => i.start()));

@@ -1,7 +1,7 @@
 import type { V1Node, V1Pod } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
 import { IsolatedTaintKey, TopologyLabel } from "../../../crds/src/topology.js";
-import { capacityOf, describeCapacity, summarizeCapacity } from "./capacity.js";
+import { capacityOf, describeCapacity, nodePlacementFacts, summarizeCapacity } from "./capacity.js";
 
 function node(
   name: string,
@@ -131,5 +131,37 @@ describe("capacityOf", () => {
     const nodes = { list: () => [node("a")] };
     const pods = { list: () => [] as V1Pod[] };
     expect(capacityOf(nodes, pods)).not.toBe(capacityOf(nodes, pods));
+  });
+});
+
+describe("nodePlacementFacts", () => {
+  const base = (): V1Node => ({
+    metadata: { name: "n", labels: { "gpufleet.io/leaf": "l1" }, resourceVersion: "1" },
+    spec: {},
+    status: {
+      allocatable: { "nvidia.com/gpu": "8" },
+      conditions: [{ type: "Ready", status: "True", lastHeartbeatTime: new Date(1000) }],
+    },
+  });
+
+  it("ignores a heartbeat and a new resourceVersion, and sees every fact placement reads", () => {
+    const facts = nodePlacementFacts(base());
+    const heartbeat = base();
+    heartbeat.metadata!.resourceVersion = "2";
+    heartbeat.status!.conditions![0]!.lastHeartbeatTime = new Date(5000);
+    expect(nodePlacementFacts(heartbeat)).toBe(facts);
+    const changes: ((n: V1Node) => void)[] = [
+      (n) => (n.metadata!.labels!["gpufleet.io/leaf"] = "l2"),
+      (n) => (n.metadata!.annotations = { "gpufleet.io/agent-endpoint": "10.0.0.1:50051" }),
+      (n) => (n.spec!.taints = [{ key: "gpufleet.io/isolated", effect: "NoSchedule" }]),
+      (n) => (n.spec!.unschedulable = true),
+      (n) => (n.status!.allocatable!["nvidia.com/gpu"] = "7"),
+      (n) => (n.status!.conditions![0]!.status = "False"),
+    ];
+    for (const change of changes) {
+      const n = base();
+      change(n);
+      expect(nodePlacementFacts(n), String(change)).not.toBe(facts);
+    }
   });
 });

@@ -102,6 +102,22 @@ export function summarizeCapacity(nodes: readonly V1Node[], pods: readonly V1Pod
 }
 
 /**
+ * What the controllers that watch every node read of one (capacity, topology and fabric labels, the agent's endpoint
+ * annotation, taints, schedulability, allocatable, each condition's status), as one string: equal strings mean a
+ * node event changed nothing they act on (runtime/informer.ts `changesOf`). Heartbeat times are left out.
+ */
+export function nodePlacementFacts(node: V1Node): string {
+  return JSON.stringify([
+    node.metadata?.labels ?? {},
+    node.metadata?.annotations ?? {},
+    node.spec?.taints ?? [],
+    node.spec?.unschedulable ?? false,
+    node.status?.allocatable ?? {},
+    (node.status?.conditions ?? []).map((c) => [c.type, c.status]),
+  ]);
+}
+
+/**
  * "A100-80GB: 2 nodes, 16 GPUs; H100-80GB: 8 nodes, 64 GPUs" — what the cluster has, for condition messages.
  * Totals only: free counts change with every pod anywhere, and a message that churns would rewrite status and
  * repeat Events on every such change.

@@ -102,10 +102,15 @@ export class Controller {
       if (key === undefined) return;
       metrics.workqueueDepth.set(labels, this.queue.depth);
       const endTimer = metrics.reconcileDurationSeconds.startTimer(labels);
+      const startedMs = performance.now();
       try {
         const result = await reconciler.reconcile(key);
         this.queue.forget(key);
         metrics.reconcileTotal.inc({ ...labels, result: "success" });
+        logger.debug(
+          { controller: reconciler.name, key, ms: Math.round(performance.now() - startedMs), depth: this.queue.depth },
+          "reconciled",
+        );
         if (result.requeueAfterMs !== undefined) this.queue.addAfter(key, result.requeueAfterMs);
       } catch (error) {
         const delayMs = this.queue.addRateLimited(key);

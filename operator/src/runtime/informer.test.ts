@@ -7,7 +7,14 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { systemClock } from "./clock.js";
-import { ApiRecovery, DeadlineWatch, RequestDeadlineError, ResilientInformer, withDeadline } from "./informer.js";
+import {
+  ApiRecovery,
+  changesOf,
+  DeadlineWatch,
+  RequestDeadlineError,
+  ResilientInformer,
+  withDeadline,
+} from "./informer.js";
 import type { Logger } from "./logger.js";
 
 /** "gone": a watch answered 410 (its resourceVersion is too old), which makes ListWatch list again at once. */
@@ -261,11 +268,18 @@ describe("ResilientInformer deadlines", () => {
     let restarts = 0;
     const logger = { ...quietLogger, warn: (fields: unknown) => warnings.push(fields) } as unknown as Logger;
     const informer = nodeInformer(api, { logger, maxWatchAgeMs: 400, onRestart: () => restarts++ });
+    const resyncs: string[] = [];
+    informer.on((event, n) => {
+      if (event === "resync") resyncs.push(n.metadata!.name!);
+    });
     await informer.start();
     await vi.waitFor(() => expect(restarts).toBeGreaterThanOrEqual(3), { timeout: 15_000 });
     // Before: every age restart aborted the old watch, its AbortError counted as a failure and scheduled another
     // restart 500 ms later, forever, each replaying the cache.
     expect(warnings).toEqual([]);
+    // And a healthy watch's age restart replays nothing (a recovery does: "recovers once the API server answers
+    // again").
+    expect(resyncs).toEqual([]);
     expect(informer.pendingRestartAttempts).toBe(0);
     await informer.stop();
   }, 20_000);
@@ -319,4 +333,32 @@ describe("ResilientInformer deadlines", () => {
     expect(performance.now() - fromMs).toBeLessThan(5_000);
     await informer.stop();
   }, 20_000);
+});
+
+describe("changesOf", () => {
+  type N = { metadata: { name: string; resourceVersion: string }; ready: boolean };
+  const node = (name: string, rv: string, ready = true): N => ({ metadata: { name, resourceVersion: rv }, ready });
+  const source = () => {
+    const handlers: ((e: "add" | "update" | "delete" | "resync", o: N) => void)[] = [];
+    return {
+      on: (h: (typeof handlers)[number]) => void handlers.push(h),
+      emit: (e: "add" | "update" | "delete" | "resync", o: N) => handlers.forEach((h) => h(e, o)),
+    };
+  };
+
+  it("passes adds, deletes and updates that change the facts; drops updates and replays that do not", () => {
+    const informer = source();
+    const seen: string[] = [];
+    changesOf(informer, (n: N) => String(n.ready)).on((e, n) =>
+      seen.push(`${e} ${n.metadata.name}@${n.metadata.resourceVersion}`),
+    );
+    informer.emit("add", node("a", "1"));
+    informer.emit("update", node("a", "2")); // a heartbeat: new resourceVersion, same facts
+    informer.emit("resync", node("a", "2"));
+    informer.emit("update", node("a", "3", false)); // NotReady
+    informer.emit("update", node("a", "4", false));
+    informer.emit("delete", node("a", "4", false));
+    informer.emit("add", node("a", "5", false)); // the same name again: new
+    expect(seen).toEqual(["add a@1", "update a@3", "delete a@4", "add a@5"]);
+  });
 });

@@ -2,8 +2,8 @@
  * An informer that stays up: client-node's ListWatch relists on 410 Gone and reconnects when a watch ends, but
  * stops for good on any other error (connection reset, 5xx, 403). This wrapper restarts it with backoff and then
  * replays every cached object to the handlers, since a restart re-emits nothing by itself. It also restarts the
- * watch every `maxWatchAgeMs`: client-node 1.x has no inactivity timeout, and a half-open connection would
- * otherwise stall forever without an error.
+ * watch every `maxWatchAgeMs` (without a replay): client-node 1.x has no inactivity timeout, and a half-open
+ * connection would otherwise stall forever without an error.
  *
  * Deadlines (docs/reliability.md, control-plane restart): client-node 1.x sets none on the list or on the watch
  * request (Watch builds a 30 s timeout signal and then overwrites it), and ListWatch holds no handle on a watch
@@ -319,6 +319,8 @@ export class ResilientInformer<T extends KubernetesObject> {
     }
     this.restarting = true;
     this.options.onRestart?.();
+    const startedMs = performance.now();
+    this.options.logger.debug({ resource: this.options.resource }, "informer restarting");
     try {
       await this.listWatch.stop();
       this.changes++;
@@ -331,7 +333,15 @@ export class ResilientInformer<T extends KubernetesObject> {
       this.markSynced();
       const recovered = this.restartAttempts > 0;
       this.restartAttempts = 0;
-      for (const object of this.list()) this.emit("resync", object);
+      // After a failure, handlers see every cached object again (level-triggered, whatever the gap hid). An age
+      // restart of a healthy watch needs none: the new watch resumes from the last resourceVersion (or a relist
+      // emits the differences), and replaying 1,000s of pods every ten minutes re-enqueued every owner at once
+      // (the soak's TrainingJob queue, docs/soak.md).
+      if (recovered) for (const object of this.list()) this.emit("resync", object);
+      this.options.logger.debug(
+        { resource: this.options.resource, ms: Math.round(performance.now() - startedMs), objects: this.list().length },
+        "informer restarted",
+      );
       this.scheduleAgeRestart();
       if (recovered) this.options.recovery?.announce(this);
     } catch (error) {
@@ -350,6 +360,32 @@ export class ResilientInformer<T extends KubernetesObject> {
     const maxAgeMs = this.options.maxWatchAgeMs ?? 10 * 60_000;
     this.ageHandle = this.clock.setTimeout(() => void this.restart(), maxAgeMs);
   }
+}
+
+/**
+ * The informer's events, less those that leave `facts(object)` as it last was: for handlers that react only to what
+ * `facts` reads. A Node's status heartbeat, say, rewrites the object (new resourceVersion, every condition's
+ * lastHeartbeatTime) and nothing that placement reads; with 1,000 nodes those heartbeats arrive together every few
+ * minutes, and passing each on re-enqueued every TrainingJob some 600 times a second for 25 s (docs/reliability.md).
+ * A restart's replay of unchanged objects is dropped too; a delete always passes.
+ */
+export function changesOf<T extends KubernetesObject>(
+  informer: Pick<ResilientInformer<T>, "on">,
+  facts: (object: T) => string,
+): Pick<ResilientInformer<T>, "on"> {
+  const last = new Map<string, string>();
+  const handlers: InformerHandler<T>[] = [];
+  informer.on((event, object) => {
+    const key = objectKey(object);
+    if (event === "delete") last.delete(key);
+    else {
+      const now = facts(object);
+      if (last.get(key) === now) return;
+      last.set(key, now);
+    }
+    for (const handler of handlers) handler(event, object);
+  });
+  return { on: (handler) => void handlers.push(handler) };
 }
 
 /** Deletes metadata.managedFields in place (the object is the informer's own copy) and returns the object. */
