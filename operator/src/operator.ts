@@ -324,6 +324,7 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorH
   };
   // Node events that change what placement reads; heartbeats rewrite 1,000 nodes every few minutes and change none.
   const nodeChanges = changesOf(nodes, nodePlacementFacts);
+  nodeChanges.on((event, node) => logger.debug({ event, node: node.metadata?.name }, "node change for placement"));
   serving.watch(servingDeployments, (sd) => [objectKey(sd)]);
   serving.watchAll(nodeChanges, allKeys(servingDeployments));
   serving.watch(pods, ownerKey(OwnedLabel.servingDeployment));

@@ -149,6 +149,7 @@ describe("nodePlacementFacts", () => {
     const heartbeat = base();
     heartbeat.metadata!.resourceVersion = "2";
     heartbeat.status!.conditions![0]!.lastHeartbeatTime = new Date(5000);
+    heartbeat.metadata!.annotations = { "node.alpha.kubernetes.io/ttl": "30" }; // kube-controller-manager's
     expect(nodePlacementFacts(heartbeat)).toBe(facts);
     const changes: ((n: V1Node) => void)[] = [
       (n) => (n.metadata!.labels!["gpufleet.io/leaf"] = "l2"),
