@@ -24,8 +24,9 @@ import { ensureStreams, STREAMS } from "../../../common/src/telemetry/streams.js
 import { Stream, subjectFor } from "../../../common/src/telemetry/subjects.js";
 import { issueLeaf, LeafUsage } from "../../../operator/src/agents/pki.js";
 import { CsrReason } from "../../../operator/src/agents/csr/decide.js";
-import { freePorts, natsGreeting } from "../../harness/cluster.js";
-import { claimRunDir, spawnManaged, type ManagedProcess } from "../../harness/processes.js";
+import { freePorts } from "../../harness/cluster.js";
+import { startConfiguredNats } from "../../support/nats.js";
+import { claimRunDir, type ManagedProcess } from "../../harness/processes.js";
 import { waitFor } from "../../harness/wait.js";
 import { helmBinary, CHART_DIR, run } from "../chart/tools.js";
 import { testCluster, type TestCluster } from "../../support/cluster.js";
@@ -172,17 +173,12 @@ async function startNats(caPair: { certPem: string; keyPem: string }): Promise<v
       ),
     ].join("\n"),
   );
-  const started = await spawnManaged({
+  nats = await startConfiguredNats({
     name: "nats-server-agent-csr",
-    command: process.env["GPUFLEET_NATS_SERVER"] ?? "nats-server",
-    args: ["-c", join(dir, "nats.conf")],
+    configPath: join(dir, "nats.conf"),
+    port,
     runDir: dir,
-  });
-  nats = started;
-  await waitFor(() => natsGreeting("127.0.0.1", port), {
-    description: "nats-server (with authorization) INFO greeting",
-    timeoutMs: 30_000,
-    abortIf: () => started.assertRunning(),
+    description: "nats-server (with authorization)",
   });
 }
 

@@ -27,8 +27,9 @@ import { JetStreamLoadInstanceSource } from "../../../gateway/src/instances/nats
 import type { InstanceReport } from "../../../gateway/src/instances/source.js";
 import { createLogger } from "../../../gateway/src/logger.js";
 import { GatewayMetrics } from "../../../gateway/src/metrics.js";
-import { freePorts, natsGreeting } from "../../harness/cluster.js";
-import { claimRunDir, spawnManaged, type ManagedProcess } from "../../harness/processes.js";
+import { freePorts } from "../../harness/cluster.js";
+import { startConfiguredNats } from "../../support/nats.js";
+import { claimRunDir, type ManagedProcess } from "../../harness/processes.js";
 import { waitFor } from "../../harness/wait.js";
 import { testCluster } from "../../support/cluster.js";
 import { startGatewayProcess } from "../../support/gateway.js";
@@ -194,16 +195,12 @@ beforeAll(async () => {
     ),
   ].join("\n");
   writeFileSync(join(dir, "nats.conf"), config);
-  server = await spawnManaged({
+  server = await startConfiguredNats({
     name: "nats-server-auth",
-    command: process.env["GPUFLEET_NATS_SERVER"] ?? "nats-server",
-    args: ["-c", join(dir, "nats.conf")],
+    configPath: join(dir, "nats.conf"),
+    port,
     runDir: dir,
-  });
-  await waitFor(() => natsGreeting("127.0.0.1", port), {
-    description: "nats-server (with authorization) INFO greeting",
-    timeoutMs: 30_000,
-    abortIf: () => server.assertRunning(),
+    description: "nats-server (with authorization)",
   });
 }, 120_000);
 

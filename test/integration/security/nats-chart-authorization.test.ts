@@ -26,8 +26,9 @@ import { STREAMS, streamName } from "../../../common/src/telemetry/streams.js";
 import { Stream, subjectFor } from "../../../common/src/telemetry/subjects.js";
 import { NATS_AUTHORIZATION_KEY } from "../../../operator/src/agents/nats-authorization.js";
 import { issueLeaf, LeafUsage } from "../../../operator/src/agents/pki.js";
-import { freePorts, natsGreeting } from "../../harness/cluster.js";
-import { spawnManaged, type ManagedProcess } from "../../harness/processes.js";
+import { freePorts } from "../../harness/cluster.js";
+import { startConfiguredNats } from "../../support/nats.js";
+import type { ManagedProcess } from "../../harness/processes.js";
 import { waitFor } from "../../harness/wait.js";
 import { testCluster, type TestCluster } from "../../support/cluster.js";
 import { kubectl } from "../../support/kubectl.js";
@@ -196,17 +197,12 @@ beforeAll(async () => {
       .replace('"/var/run/nats/nats.pid"', JSON.stringify(rooted("var/run/nats/nats.pid")))
       .replace('store_dir: "/data"', `store_dir: ${JSON.stringify(join(dir, "data"))}`),
   );
-  const started = await spawnManaged({
+  nats = await startConfiguredNats({
     name: "nats-server-chart-authz",
-    command: process.env["GPUFLEET_NATS_SERVER"] ?? "nats-server",
-    args: ["-c", rooted("etc/nats-config/nats.conf")],
+    configPath: rooted("etc/nats-config/nats.conf"),
+    port,
     runDir: dir,
-  });
-  nats = started;
-  await waitFor(() => natsGreeting("127.0.0.1", port), {
-    description: "nats-server (the chart's config) INFO greeting",
-    timeoutMs: 30_000,
-    abortIf: () => started.assertRunning(),
+    description: "nats-server (the chart's config)",
   });
 }, 180_000);
 
